@@ -1,0 +1,68 @@
+/**
+ * `createApp(deps)` builds the Hono app without listening, so tests drive it with
+ * `app.request()` and main.ts binds it to a port.
+ */
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { registerApi } from './api.ts';
+import type { BugbotConfig } from './config.ts';
+import { HttpError } from './http-error.ts';
+import type { AcceptResult, Intake } from './intake/index.ts';
+import type { Logger } from './log.ts';
+import type { Store } from './queue/store.ts';
+import { SCHEMA_VERSION } from './queue/migrations.ts';
+import { registerEmail } from './triggers/email-routes.ts';
+import { registerGrafana } from './triggers/grafana.ts';
+import { registerLatency } from './triggers/latency.ts';
+import type { SlackTrigger } from './triggers/slack.ts';
+
+export interface AppDeps {
+  config: BugbotConfig;
+  store: Store;
+  intake: Intake;
+  logger: Logger;
+  /** Called after events are committed (wakes the settle scheduler). */
+  onAccepted?: (results: AcceptResult[]) => void;
+  slack?: SlackTrigger;
+}
+
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  const started = Date.now();
+
+  app.onError((err, c) => {
+    if (err instanceof HttpError) {
+      if (err.status >= 500) deps.logger.error('request failed', { path: c.req.path, error: err.message });
+      else deps.logger.debug('request rejected', { path: c.req.path, status: err.status, error: err.message });
+      return c.json({ error: { code: err.code, message: err.message } }, err.status);
+    }
+    deps.logger.error('unhandled error', { path: c.req.path, error: (err as Error).stack ?? String(err) });
+    return c.json({ error: { code: 'internal', message: 'internal error; see the control plane log' } }, 500);
+  });
+  app.notFound((c) =>
+    c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404),
+  );
+
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: deps.config.server.maxBodyBytes,
+      onError: () => {
+        throw new HttpError(413, 'payload_too_large', `body exceeds ${deps.config.server.maxBodyBytes} bytes (server.maxBodyBytes)`);
+      },
+    }),
+  );
+
+  app.get('/healthz', (c) => {
+    // A cheap query proves the database is open and readable.
+    const counts = deps.store.countByState();
+    return c.json({ ok: true, uptimeSeconds: Math.round((Date.now() - started) / 1000), schema: SCHEMA_VERSION, tickets: counts });
+  });
+
+  registerGrafana(app, deps);
+  registerLatency(app, deps);
+  registerEmail(app, deps);
+  deps.slack?.register(app);
+  registerApi(app, deps);
+  return app;
+}

@@ -1,0 +1,392 @@
+/**
+ * The `bugbot` command. Each subcommand loads the layered config once, at the
+ * edge, and passes it down. Exit codes: 0 ok, 1 failure, 2 usage/config error.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ConfigError, loadConfig, type BugbotConfig, type ConfigFile } from './config.ts';
+import { fingerprintEvent } from './intake/fingerprint.ts';
+import { createRedactor } from './intake/redact.ts';
+import { createLogger } from './log.ts';
+import { openServices, startServer } from './main.ts';
+import { activeRuns, runsForTicket } from './queue/leases.ts';
+import { STARTER_CONFIG } from './starter-config.ts';
+import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
+import { startWatchers } from './triggers/watch.ts';
+import { TICKET_STATES, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
+
+interface GlobalOpts {
+  config?: string;
+  home?: string;
+}
+
+function intArg(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
+  return Number(value);
+}
+
+function load(cmd: Command, flags: ConfigFile = {}): BugbotConfig {
+  const g = cmd.optsWithGlobals<GlobalOpts>();
+  const merged: ConfigFile = { ...flags };
+  if (g.home) merged.home = g.home;
+  return loadConfig({ path: g.config, flags: merged });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('bugbot')
+    .description('Self-hosted autonomous bug fixing: alerts, Slack threads and emails become verified fixes.')
+    .option('-c, --config <path>', 'config file (default: ./bugbot.config.json, or $BUGBOT_CONFIG)')
+    .option('--home <dir>', 'state directory (default: .bugbot, or $BUGBOT_HOME)')
+    .showHelpAfterError('(run bugbot --help for usage)');
+
+  program
+    .command('start')
+    .description('run the control plane: webhooks, intake, queue and API')
+    .option('-p, --port <port>', 'port to listen on (default 7777)', intArg)
+    .option('--host <host>', 'address to bind (default 127.0.0.1)')
+    .option('-w, --workers <n>', 'worker count, 1-8', intArg)
+    .action(async (o: { port?: number; host?: string; workers?: number }, cmd: Command) => {
+      const config = load(cmd, {
+        server: { ...(o.port !== undefined ? { port: o.port } : {}), ...(o.host ? { host: o.host } : {}) },
+        ...(o.workers !== undefined ? { workers: o.workers } : {}),
+      });
+      const logger = createLogger();
+      const server = await startServer(config, logger);
+      const shutdown = (signal: string) => {
+        logger.info('shutting down', { signal });
+        const hard = setTimeout(() => process.exit(1), 10_000);
+        hard.unref();
+        server.stop().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error('shutdown failed', { error: String(err) });
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGINT', () => shutdown('SIGINT'));
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+    });
+
+  program
+    .command('init')
+    .description('write a commented starter bugbot.config.json')
+    .option('-o, --output <path>', 'where to write it', 'bugbot.config.json')
+    .option('-f, --force', 'overwrite an existing file')
+    .action((o: { output: string; force?: boolean }) => {
+      const out = resolve(o.output);
+      if (existsSync(out) && !o.force) fail(`${out} already exists (use --force to overwrite)`, 2);
+      writeFileSync(out, STARTER_CONFIG);
+      process.stdout.write(`wrote ${out}\nnext: edit it, set the secrets it names in your environment, then run: bugbot start\n`);
+    });
+
+  program
+    .command('fingerprint')
+    .description('read events (JSON lines) on stdin and print each fingerprint')
+    .option('--explain', 'also print what went into each fingerprint')
+    .action(async (o: { explain?: boolean }, cmd: Command) => {
+      const config = load(cmd);
+      const redactor = createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
+      const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+      let lineNo = 0;
+      let bad = 0;
+      for await (const line of rl) {
+        lineNo++;
+        if (!line.trim()) continue;
+        let ev: TriggerEvent;
+        try {
+          ev = toEvent(JSON.parse(line) as Record<string, unknown>, lineNo);
+        } catch (err) {
+          bad++;
+          process.stderr.write(`line ${lineNo}: ${(err as Error).message}\n`);
+          continue;
+        }
+        const fp = fingerprintEvent(redactor.event(ev), { frames: config.intake.stackFrames });
+        if (!o.explain) {
+          process.stdout.write(`${fp.fingerprint}\t${ev.title}\n`);
+          continue;
+        }
+        const p = fp.parts;
+        process.stdout.write(
+          [
+            `${fp.fingerprint}  (line ${lineNo}, by ${p.method})`,
+            `  service  ${p.service || '-'}`,
+            `  kind     ${p.kind}`,
+            `  message  ${p.message}`,
+            `  route    ${p.route || '-'}`,
+            `  frames   ${p.frames.length ? p.frames.join(' | ') : '-'}`,
+            '',
+          ].join('\n'),
+        );
+      }
+      if (bad) process.exitCode = 1;
+    });
+
+  program
+    .command('watch')
+    .description('tail application log files and feed their errors in')
+    .argument('<files...>', 'log files (JSON lines or plain text with stack traces)')
+    .option('--service <name>', 'service name for events that do not carry one')
+    .action(async (files: string[], o: { service?: string }, cmd: Command) => {
+      const config = load(cmd, o.service ? { watch: { service: o.service } } : {});
+      const logger = createLogger();
+      const { store, intake, settle } = openServices(config, logger);
+      settle.start();
+      const watchers = startWatchers(files.map((f) => resolve(f)), {
+        config,
+        store,
+        intake,
+        logger,
+        onEvents: (n, file) => {
+          process.stdout.write(`${file}: ${n} error event(s) stored\n`);
+          settle.poke();
+        },
+      });
+      process.stdout.write(`watching ${files.join(', ')} (Ctrl-C to stop)\n`);
+      const stop = async () => {
+        settle.stop();
+        await watchers.stop();
+        store.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+    });
+
+  program
+    .command('enqueue')
+    .description('file a ticket by hand')
+    .requiredOption('-t, --title <text>', 'one-line title')
+    .option('-m, --message <text>', 'what is wrong')
+    .option('-s, --service <name>', 'service')
+    .option('-r, --route <route>', 'e.g. "POST /api/pets/:id"')
+    .option('--stack-file <path>', 'file holding a stack trace')
+    .option('--by <name>', 'who is filing it')
+    .action((o: { title: string; message?: string; service?: string; route?: string; stackFile?: string; by?: string }, cmd: Command) => {
+      const config = load(cmd);
+      const { store, intake } = openServices(config, createLogger());
+      try {
+        const ev = parseManual(
+          {
+            title: o.title,
+            message: o.message,
+            service: o.service,
+            route: o.route,
+            stack: o.stackFile ? readFileSync(o.stackFile, 'utf8') : undefined,
+            filed_by: o.by,
+          },
+          { now: store.now() },
+        );
+        const [r] = intake.accept([ev], { classifications: new Map([[ev.sourceEventId, MANUAL_CLASSIFICATION]]) });
+        process.stdout.write(`ticket ${r!.ticketId} ${r!.status} (${r!.state}${r!.reason ? `: ${r!.reason}` : ''})\n`);
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('tickets')
+    .description('list tickets')
+    .option('--state <state>', `only this state (${TICKET_STATES.join(', ')})`)
+    .option('-n, --limit <n>', 'how many', intArg, 50)
+    .option('--json', 'JSON output')
+    .action((o: { state?: string; limit: number; json?: boolean }, cmd: Command) => {
+      if (o.state && !TICKET_STATES.includes(o.state as TicketState)) fail(`unknown state "${o.state}"; one of: ${TICKET_STATES.join(', ')}`, 2);
+      const config = load(cmd);
+      const { store } = openServices(config, createLogger());
+      try {
+        const tickets = store.listTickets({ state: o.state as TicketState | undefined, limit: o.limit });
+        if (o.json) {
+          process.stdout.write(JSON.stringify({ tickets, counts: store.countByState() }, null, 2) + '\n');
+          return;
+        }
+        process.stdout.write(formatTicketTable(tickets, store.countByState()));
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('ticket')
+    .description('show one ticket: occurrences, triage decision, runs, audit trail')
+    .argument('<id>', 'ticket id', intArg)
+    .option('--json', 'JSON output')
+    .action((id: number, o: { json?: boolean }, cmd: Command) => {
+      const config = load(cmd);
+      const { store } = openServices(config, createLogger());
+      try {
+        const t = store.getTicket(id);
+        if (!t) fail(`no ticket ${id}`, 1);
+        const detail = {
+          ticket: t,
+          occurrences: store.occurrences(id, 20),
+          related: store.relatedTickets(id),
+          runs: runsForTicket(store, id),
+          audit: store.auditTrail(id),
+        };
+        if (o.json) {
+          process.stdout.write(JSON.stringify(detail, null, 2) + '\n');
+          return;
+        }
+        process.stdout.write(formatTicket(detail));
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('claim')
+    .description('take a ticket yourself: the bot keeps off it (--release gives it back)')
+    .argument('<id>', 'ticket id', intArg)
+    .option('--by <name>', 'who takes it', process.env.USER ?? 'someone')
+    .option('--release', 'give the ticket back to the bot')
+    .action((id: number, o: { by: string; release?: boolean }, cmd: Command) => {
+      const config = load(cmd);
+      const { store, intake } = openServices(config, createLogger());
+      try {
+        if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
+        const r = intake.claim(id, o.release ? null : o.by);
+        process.stdout.write(`ticket ${id}: ${r.state} (${r.reason})\n`);
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('status')
+    .description('queue counts and active workers')
+    .option('--json', 'JSON output')
+    .action((o: { json?: boolean }, cmd: Command) => {
+      const config = load(cmd);
+      const { store } = openServices(config, createLogger());
+      try {
+        const counts = store.countByState();
+        const workers = activeRuns(store);
+        if (o.json) {
+          process.stdout.write(JSON.stringify({ counts, workers }, null, 2) + '\n');
+          return;
+        }
+        const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
+        process.stdout.write(`tickets: ${states || 'none'}\nworkers: ${workers.length ? '' : 'idle'}\n`);
+        for (const w of workers) {
+          process.stdout.write(`  worker ${w.worker_id}: ticket ${w.ticket_id}, phase ${w.phase ?? 'starting'}, since ${w.started_at}\n`);
+        }
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('config')
+    .description('print the resolved configuration (secrets shown only as set / unset)')
+    .action((_o: unknown, cmd: Command) => {
+      const config = load(cmd);
+      const { secrets, ...rest } = config;
+      void secrets;
+      process.stdout.write(JSON.stringify(rest, null, 2) + '\n');
+    });
+
+  return program;
+}
+
+/** Events on stdin may be full TriggerEvents or just {message, stack?, route?, service?, labels?}. */
+function toEvent(o: Record<string, unknown>, lineNo: number): TriggerEvent {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('expected a JSON object');
+  const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+  const message = str('message') ?? str('msg') ?? str('title');
+  if (!message) throw new Error('needs a "message" (or "title") string');
+  const now = new Date().toISOString();
+  const ev: TriggerEvent = {
+    source: 'manual',
+    kind: o.kind === 'latency' || o.kind === 'report' ? o.kind : 'error',
+    title: str('title') ?? message.split('\n')[0]!,
+    message,
+    labels: (o.labels && typeof o.labels === 'object' ? o.labels : {}) as Record<string, string>,
+    count: 1,
+    firstSeen: now,
+    lastSeen: now,
+    human: false,
+    sourceEventId: `stdin:${lineNo}`,
+  };
+  const service = str('service');
+  const stack = str('stack');
+  const route = str('route');
+  if (service) ev.service = service;
+  if (stack) ev.stack = stack;
+  if (route) ev.route = route;
+  return ev;
+}
+
+function formatTicketTable(tickets: Ticket[], counts: Record<string, number>): string {
+  if (!tickets.length) return 'no tickets\n';
+  const rows = tickets.map((t) => [
+    String(t.id),
+    t.state,
+    t.severity,
+    String(t.count),
+    t.service ?? '-',
+    t.title.length > 60 ? t.title.slice(0, 57) + '...' : t.title,
+  ]);
+  const head = ['ID', 'STATE', 'SEVERITY', 'COUNT', 'SERVICE', 'TITLE'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  const summary = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
+  return [fmt(head), ...rows.map(fmt), '', `totals: ${summary}`, ''].join('\n');
+}
+
+function formatTicket(d: {
+  ticket: Ticket;
+  occurrences: { at: string; count: number; source: string }[];
+  related: { id: number; relation: string; state: string }[];
+  runs: { id: number; attempt: number; worker_id: number; state: string; outcome: string | null; reason: string | null }[];
+  audit: { at: string; actor: string; action: string; detail: string | null }[];
+}): string {
+  const t = d.ticket;
+  const lines = [
+    `ticket ${t.id}: ${t.title}`,
+    `  state        ${t.state}${t.claimedBy ? ` (claimed by ${t.claimedBy})` : ''}`,
+    `  severity     ${t.severity} (priority ${t.priority})`,
+    `  triage       ${t.triageDecision ?? 'pending'}${t.triageReason ? `: ${t.triageReason}` : ''}`,
+    `  source       ${t.source} (${t.kind})${t.human ? ', filed by a person' : ''}`,
+    `  service      ${t.service ?? '-'}`,
+    `  route        ${t.route ?? '-'}`,
+    `  fingerprint  ${t.fingerprint}`,
+    `  occurrences  ${t.count} (first ${t.firstSeen}, last ${t.lastSeen})`,
+  ];
+  if (t.classification) lines.push(`  classified   ${t.classification}`);
+  if (t.settleDeadline) lines.push(`  settles at   ${t.settleDeadline}`);
+  for (const r of d.related) lines.push(`  ${r.relation === 'regression_of' ? 'regression of' : 'regressed by'} ticket ${r.id} (${r.state})`);
+  lines.push('', 'message:', indent(t.message));
+  if (t.stack) lines.push('', 'stack:', indent(t.stack));
+  if (d.runs.length) {
+    lines.push('', 'runs:');
+    for (const r of d.runs) lines.push(`  run ${r.id} attempt ${r.attempt} on worker ${r.worker_id}: ${r.state}${r.outcome ? ` → ${r.outcome}` : ''}${r.reason ? ` (${r.reason})` : ''}`);
+  }
+  lines.push('', 'history:');
+  for (const a of d.audit) lines.push(`  ${a.at}  ${a.actor.padEnd(14)} ${a.action}${a.detail ? `: ${a.detail}` : ''}`);
+  return lines.join('\n') + '\n';
+}
+
+function indent(s: string): string {
+  return s
+    .split('\n')
+    .slice(0, 60)
+    .map((l) => `  ${l}`)
+    .join('\n');
+}
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`bugbot: ${message}\n`);
+  process.exit(code);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    fail((err as Error).stack ?? String(err), 1);
+  }
+}

@@ -1,0 +1,457 @@
+/**
+ * One validated configuration, layered: embedded defaults < bugbot.config.json <
+ * environment < CLI flags. Every problem is collected and reported at once.
+ * Secrets never live in the file: the file names environment variables, and
+ * `loadConfig` resolves them here, at the edge, so nothing deeper reads process.env.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { SEVERITIES } from './types.ts';
+
+const envName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name (A-Z, 0-9, _)');
+
+/** Auth for a webhook endpoint: any configured method that matches admits the request. */
+const webhookAuth = {
+  enabled: z.boolean().default(true),
+  /** Bearer token (Authorization: Bearer <token>). */
+  tokenEnv: envName.optional(),
+  basicUserEnv: envName.optional(),
+  basicPasswordEnv: envName.optional(),
+};
+
+const grafanaSchema = z
+  .object({
+    ...webhookAuth,
+    /** Grafana's HMAC signing secret; when set, every request must carry a valid signature. */
+    hmacSecretEnv: envName.optional(),
+    hmacHeader: z.string().default('X-Grafana-Alerting-Signature'),
+    timestampHeader: z.string().default('X-Grafana-Alerting-Timestamp'),
+    toleranceSeconds: z.number().int().positive().default(300),
+  })
+  .strict()
+  .prefault({});
+
+const latencySchema = z
+  .object({
+    ...webhookAuth,
+    /** Alert names / rule labels that mark a Grafana or Alertmanager alert as a latency alert. */
+    alertNamePattern: z.string().default('(?i)(latency|p95|p99|slow)'),
+    defaultThresholdMs: z.number().positive().default(1000),
+  })
+  .strict()
+  .prefault({});
+
+const slackSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    signingSecretEnv: envName.default('SLACK_SIGNING_SECRET'),
+    botTokenEnv: envName.default('SLACK_BOT_TOKEN'),
+    /** App-level token (xapp-...) for Socket Mode. */
+    appTokenEnv: envName.default('SLACK_APP_TOKEN'),
+    socketMode: z.boolean().default(false),
+    /** Slack Web API base URL; tests point it at a local server. */
+    apiUrl: z.string().url().default('https://slack.com/api/'),
+    toleranceSeconds: z.number().int().positive().default(300),
+    /** Fetch the whole thread with conversations.replies (needs channels:history / groups:history). */
+    fetchThread: z.boolean().default(true),
+  })
+  .strict()
+  .prefault({});
+
+const emailSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    mailgunSigningKeyEnv: envName.default('MAILGUN_SIGNING_KEY'),
+    /** Bearer token for POST /triggers/email/raw. */
+    rawTokenEnv: envName.default('BUGBOT_EMAIL_TOKEN'),
+    toleranceSeconds: z.number().int().positive().default(300),
+  })
+  .strict()
+  .prefault({});
+
+const ignoreRule = z
+  .object({
+    /** Regular expression, case-insensitive, matched against title + message + service. */
+    pattern: z.string(),
+    reason: z.string().default('matches an ignore rule'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** Where the database, outcomes archive, logs, ticket folders and worktrees live. */
+    home: z.string().default('.bugbot'),
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(7777),
+        maxBodyBytes: z.number().int().positive().default(1024 * 1024),
+        /** Bearer token for /api/*; required when host is not loopback. */
+        apiTokenEnv: envName.default('BUGBOT_API_TOKEN'),
+      })
+      .strict()
+      .prefault({}),
+    target: z
+      .object({
+        repo: z.string().default('.'),
+        remote: z.string().default('origin'),
+        baseBranch: z.string().default('main'),
+        stagingBranch: z.string().default('staging'),
+        devCommand: z.string().default('npm run dev'),
+        testCommand: z.string().default('npm test'),
+        basePort: z.number().int().min(1024).max(65000).default(4100),
+      })
+      .strict()
+      .prefault({}),
+    workers: z.number().int().min(1).max(8).default(2),
+    intake: z
+      .object({
+        settleSeconds: z.number().min(0).default(30),
+        /** A cascade never delays a ticket by more than this, however often it recurs. */
+        settleCapSeconds: z.number().min(0).default(300),
+        /** In-app stack frames that go into a fingerprint. */
+        stackFrames: z.number().int().min(0).max(20).default(5),
+        /** Extra redaction patterns (regular expressions) on top of the built-in ones. */
+        redactPatterns: z.array(z.string()).default([]),
+        /** Salt for one-way hashing user ids; from the environment when set. */
+        hashSaltEnv: envName.default('BUGBOT_HASH_SALT'),
+      })
+      .strict()
+      .prefault({}),
+    triage: z
+      .object({
+        /** Tickets below this severity wait (deferred) until more occurrences raise it. */
+        minSeverity: z.enum(SEVERITIES).default('medium'),
+        criticalPatterns: z
+          .array(z.string())
+          .default([
+            'payment',
+            'checkout',
+            'data loss',
+            'corrupt',
+            'out of memory',
+            'OOM',
+            'panic',
+            'deadlock',
+            'security',
+            'unauthori[sz]ed access',
+          ]),
+        highPatterns: z
+          .array(z.string())
+          .default(['TypeError', 'ReferenceError', 'NullPointerException', 'undefined is not', 'cannot read propert', '5\\d\\d']),
+        /** Occurrence counts that raise severity to at least the named level. */
+        countThresholds: z
+          .object({
+            medium: z.number().int().positive().default(3),
+            high: z.number().int().positive().default(25),
+            critical: z.number().int().positive().default(500),
+          })
+          .strict()
+          .prefault({}),
+        ignore: z
+          .array(ignoreRule)
+          .default([
+            { pattern: '(ECONNRESET|ETIMEDOUT).*(stripe|twilio|sendgrid|amazonaws)', reason: 'third-party outage' },
+            { pattern: '^Watchdog$|DeadMansSwitch', reason: 'alerting heartbeat, not a bug' },
+          ]),
+        /** A recurrence within this many days after a fix is a regression of it. */
+        regressionWindowDays: z.number().positive().default(30),
+        /** Ignore recurrences this soon after a push (deploy lag). */
+        regressionGraceSeconds: z.number().min(0).default(600),
+        classifier: z.enum(['rules', 'model']).default('rules'),
+      })
+      .strict()
+      .prefault({}),
+    queue: z
+      .object({
+        leaseSeconds: z.number().int().positive().default(120),
+        maxAttempts: z.number().int().min(1).default(3),
+        /** synchronous=FULL survives power loss too; NORMAL survives process crashes (WAL). */
+        durability: z.enum(['normal', 'full']).default('normal'),
+      })
+      .strict()
+      .prefault({}),
+    triggers: z
+      .object({
+        grafana: grafanaSchema,
+        latency: latencySchema,
+        slack: slackSchema,
+        email: emailSchema,
+      })
+      .strict()
+      .prefault({}),
+    watch: z
+      .object({
+        /** Log files `bugbot start` tails (same as `bugbot watch <file>...`). */
+        files: z.array(z.string()).default([]),
+        service: z.string().optional(),
+        pollMs: z.number().int().positive().default(500),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ConfigFile = z.input<typeof configSchema>;
+export type BugbotConfig = z.output<typeof configSchema> & {
+  /** Absolute path of the config file that was read, if any. */
+  configPath: string | null;
+  /** Secrets resolved from the environment variables the config names. */
+  secrets: Secrets;
+};
+
+export interface Secrets {
+  get(envVar: string | undefined): string | undefined;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export interface LoadOptions {
+  /** Explicit config file path (--config); otherwise BUGBOT_CONFIG, then ./bugbot.config.json. */
+  path?: string;
+  env?: NodeJS.ProcessEnv;
+  /** CLI flags, already shaped like the file. */
+  flags?: ConfigFile;
+  cwd?: string;
+}
+
+/** Environment variables that override file settings (documented in docs/configuration.md). */
+const ENV_OVERRIDES: Array<[string, string[], 'string' | 'int' | 'number' | 'bool']> = [
+  ['BUGBOT_HOME', ['home'], 'string'],
+  ['BUGBOT_HOST', ['server', 'host'], 'string'],
+  ['BUGBOT_PORT', ['server', 'port'], 'int'],
+  ['BUGBOT_WORKERS', ['workers'], 'int'],
+  ['BUGBOT_TARGET_REPO', ['target', 'repo'], 'string'],
+  ['BUGBOT_SETTLE_SECONDS', ['intake', 'settleSeconds'], 'number'],
+  ['BUGBOT_MIN_SEVERITY', ['triage', 'minSeverity'], 'string'],
+];
+
+export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const problems: string[] = [];
+
+  const explicit = opts.path ?? env.BUGBOT_CONFIG;
+  const candidate = explicit ? resolve(cwd, explicit) : resolve(cwd, 'bugbot.config.json');
+  let fileData: unknown = {};
+  let configPath: string | null = null;
+  if (existsSync(candidate)) {
+    configPath = candidate;
+    try {
+      fileData = JSON.parse(stripJsonComments(readFileSync(candidate, 'utf8')));
+    } catch (err) {
+      problems.push(`${candidate}: not valid JSON: ${(err as Error).message}`);
+    }
+  } else if (explicit) {
+    problems.push(`config file ${candidate} does not exist`);
+  }
+  if (fileData === null || typeof fileData !== 'object' || Array.isArray(fileData)) {
+    problems.push(`${candidate}: must hold a JSON object`);
+    fileData = {};
+  }
+
+  const merged = structuredClone(fileData) as Record<string, unknown>;
+  for (const [name, path, type] of ENV_OVERRIDES) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    const value = coerce(raw, type);
+    if (value === undefined) {
+      problems.push(`${name}=${JSON.stringify(raw)}: expected ${type === 'int' ? 'an integer' : type}`);
+      continue;
+    }
+    setPath(merged, path, value);
+  }
+  deepMerge(merged, (opts.flags ?? {}) as Record<string, unknown>);
+
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const at = issue.path.length ? issue.path.join('.') : '(top level)';
+      problems.push(`${at}: ${issue.message}`);
+    }
+    throw new ConfigError(problems);
+  }
+  const cfg = parsed.data;
+  problems.push(...semanticProblems(cfg, env));
+  if (problems.length) throw new ConfigError(problems);
+
+  const base = configPath ? resolve(configPath, '..') : cwd;
+  cfg.home = isAbsolute(cfg.home) ? cfg.home : resolve(base, cfg.home);
+  cfg.target.repo = isAbsolute(cfg.target.repo) ? cfg.target.repo : resolve(base, cfg.target.repo);
+  cfg.watch.files = cfg.watch.files.map((f) => (isAbsolute(f) ? f : resolve(base, f)));
+
+  const snapshot = new Map<string, string>();
+  for (const name of secretNames(cfg)) {
+    const v = env[name];
+    if (v) snapshot.set(name, v);
+  }
+  return {
+    ...cfg,
+    configPath,
+    secrets: { get: (name) => (name ? snapshot.get(name) : undefined) },
+  };
+}
+
+/** Every environment variable name the config points at for a secret. */
+export function secretNames(cfg: z.output<typeof configSchema>): string[] {
+  const t = cfg.triggers;
+  return [
+    cfg.server.apiTokenEnv,
+    cfg.intake.hashSaltEnv,
+    t.grafana.tokenEnv,
+    t.grafana.basicUserEnv,
+    t.grafana.basicPasswordEnv,
+    t.grafana.hmacSecretEnv,
+    t.latency.tokenEnv,
+    t.latency.basicUserEnv,
+    t.latency.basicPasswordEnv,
+    t.slack.signingSecretEnv,
+    t.slack.botTokenEnv,
+    t.slack.appTokenEnv,
+    t.email.mailgunSigningKeyEnv,
+    t.email.rawTokenEnv,
+  ].filter((n): n is string => Boolean(n));
+}
+
+function semanticProblems(cfg: z.output<typeof configSchema>, env: NodeJS.ProcessEnv): string[] {
+  const out: string[] = [];
+  const regexes: Array<[string, string]> = [
+    ...cfg.triage.criticalPatterns.map((p, i): [string, string] => [`triage.criticalPatterns.${i}`, p]),
+    ...cfg.triage.highPatterns.map((p, i): [string, string] => [`triage.highPatterns.${i}`, p]),
+    ...cfg.triage.ignore.map((r, i): [string, string] => [`triage.ignore.${i}.pattern`, r.pattern]),
+    ...cfg.intake.redactPatterns.map((p, i): [string, string] => [`intake.redactPatterns.${i}`, p]),
+    ['triggers.latency.alertNamePattern', cfg.triggers.latency.alertNamePattern],
+  ];
+  for (const [where, source] of regexes) {
+    try {
+      compilePattern(source);
+    } catch (err) {
+      out.push(`${where}: not a valid regular expression: ${(err as Error).message}`);
+    }
+  }
+  if (cfg.intake.settleCapSeconds < cfg.intake.settleSeconds) {
+    out.push(`intake.settleCapSeconds (${cfg.intake.settleCapSeconds}) must be >= intake.settleSeconds (${cfg.intake.settleSeconds})`);
+  }
+  const g = cfg.triggers.grafana;
+  for (const [where, name] of [
+    ['triggers.grafana.tokenEnv', g.tokenEnv],
+    ['triggers.grafana.hmacSecretEnv', g.hmacSecretEnv],
+    ['triggers.grafana.basicUserEnv', g.basicUserEnv],
+    ['triggers.grafana.basicPasswordEnv', g.basicPasswordEnv],
+    ['triggers.latency.tokenEnv', cfg.triggers.latency.tokenEnv],
+    ['triggers.latency.basicUserEnv', cfg.triggers.latency.basicUserEnv],
+    ['triggers.latency.basicPasswordEnv', cfg.triggers.latency.basicPasswordEnv],
+  ] as const) {
+    // Optional secrets: naming one that is unset is almost always a deployment mistake.
+    if (name && !env[name]) out.push(`${where} names ${name}, which is not set in the environment`);
+  }
+  if (Boolean(g.basicUserEnv) !== Boolean(g.basicPasswordEnv)) {
+    out.push('triggers.grafana: basicUserEnv and basicPasswordEnv must be set together');
+  }
+  if (!isLoopback(cfg.server.host) && !env[cfg.server.apiTokenEnv]) {
+    out.push(
+      `server.host is ${cfg.server.host} (not loopback): set ${cfg.server.apiTokenEnv} so the API is not open to the network`,
+    );
+  }
+  return out;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** Compile a config pattern; a leading `(?i)` (as in Go/Prometheus) means case-insensitive. */
+export function compilePattern(source: string, extraFlags = ''): RegExp {
+  let flags = extraFlags;
+  let body = source;
+  if (body.startsWith('(?i)')) {
+    body = body.slice(4);
+    if (!flags.includes('i')) flags += 'i';
+  }
+  return new RegExp(body, flags);
+}
+
+function coerce(raw: string, type: 'string' | 'int' | 'number' | 'bool'): unknown {
+  switch (type) {
+    case 'string':
+      return raw;
+    case 'int':
+      return /^-?\d+$/.test(raw) ? Number(raw) : undefined;
+    case 'number':
+      return Number.isFinite(Number(raw)) ? Number(raw) : undefined;
+    case 'bool':
+      return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : undefined;
+  }
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (const key of path.slice(0, -1)) {
+    const next = cur[key];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+function deepMerge(into: Record<string, unknown>, from: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(from)) {
+    if (v === undefined) continue;
+    const cur = into[k];
+    if (v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)) {
+      deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>);
+    } else {
+      into[k] = v;
+    }
+  }
+}
+
+/** JSON with // and /* *\/ comments and trailing commas (like tsconfig.json). */
+export function stripJsonComments(text: string): string {
+  return scanJson(scanJson(text, 'comments'), 'commas');
+}
+
+function scanJson(text: string, mode: 'comments' | 'commas'): string {
+  let out = '';
+  let i = 0;
+  let inString = false;
+  while (i < text.length) {
+    const ch = text[i]!;
+    const next = text[i + 1];
+    if (inString) {
+      out += ch;
+      if (ch === '\\') {
+        out += next ?? '';
+        i += 2;
+        continue;
+      }
+      if (ch === '"') inString = false;
+      i++;
+    } else if (ch === '"') {
+      inString = true;
+      out += ch;
+      i++;
+    } else if (mode === 'comments' && ch === '/' && next === '/') {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (mode === 'comments' && ch === '/' && next === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end === -1 ? text.length : end + 2;
+    } else if (mode === 'commas' && ch === ',' && /^\s*[}\]]/.test(text.slice(i + 1, i + 200))) {
+      i++;
+    } else {
+      out += ch;
+      i++;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,183 @@
+/**
+ * Fingerprinting: events that are the same bug get the same fingerprint.
+ *
+ * fingerprint = sha256(service | kind | normalized message | top in-app frames | route template)
+ *
+ * - The message is normalized at token level (ids, numbers, uuids, hosts... masked).
+ * - Stack frames keep file basename + function, never line numbers, so a deploy that
+ *   shifts lines does not split a group.
+ * - A user-supplied `fingerprint` label wins, as in Sentry's custom fingerprints.
+ * - Free-text reports are fingerprinted by the error text or URL they contain, else by
+ *   their normalized subject.
+ */
+import { createHash } from 'node:crypto';
+import type { TriggerEvent } from '../types.ts';
+import { normalizeMessage, templateRoute } from './normalize.ts';
+
+export interface FingerprintParts {
+  /** 'label' when a fingerprint label decided it. */
+  method: 'label' | 'error' | 'report-error' | 'report-url' | 'report-subject';
+  service: string;
+  kind: string;
+  message: string;
+  frames: string[];
+  route: string;
+}
+
+export interface Fingerprint {
+  fingerprint: string;
+  parts: FingerprintParts;
+}
+
+export interface FingerprintOptions {
+  /** In-app frames to keep (default 5). */
+  frames?: number;
+}
+
+const LABEL_KEYS = ['fingerprint', 'bugbot_fingerprint'];
+
+export function fingerprintEvent(e: TriggerEvent, opts: FingerprintOptions = {}): Fingerprint {
+  const maxFrames = opts.frames ?? 5;
+  const service = (e.service ?? '').toLowerCase();
+  const kind = e.kind;
+  for (const k of LABEL_KEYS) {
+    const v = e.labels[k];
+    if (v && v.trim()) {
+      const parts: FingerprintParts = { method: 'label', service, kind, message: v.trim(), frames: [], route: '' };
+      return { fingerprint: digest(['label', service, v.trim()]), parts };
+    }
+  }
+
+  const route = e.route ? templateRouteWithMethod(e.route) : '';
+  let method: FingerprintParts['method'] = 'error';
+  let message: string;
+  let frames: string[] = [];
+
+  if (kind === 'report') {
+    const text = `${e.title}\n${e.message}`;
+    const err = extractErrorText(text);
+    const url = err ? undefined : extractUrlPath(text);
+    if (err) {
+      method = 'report-error';
+      message = normalizeMessage(err);
+    } else if (url) {
+      method = 'report-url';
+      message = templateRoute(url);
+    } else {
+      method = 'report-subject';
+      message = normalizeSubject(e.title || e.message);
+    }
+    frames = e.stack ? inAppFrames(e.stack, maxFrames) : [];
+  } else {
+    message = normalizeMessage(firstLine(e.message || e.title));
+    frames = e.stack ? inAppFrames(e.stack, maxFrames) : [];
+  }
+
+  const parts: FingerprintParts = { method, service, kind, message, frames, route };
+  return { fingerprint: digest([service, kind, message, frames.join('\n'), route]), parts };
+}
+
+function digest(parts: string[]): string {
+  return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16);
+}
+
+function firstLine(s: string): string {
+  const i = s.indexOf('\n');
+  return (i === -1 ? s : s.slice(0, i)).trim();
+}
+
+/** "POST /api/pets/12?x=1" → "POST /api/pets/:id" */
+export function templateRouteWithMethod(route: string): string {
+  const m = /^\s*([A-Z]+)\s+(\S+)/.exec(route);
+  if (m) return `${m[1]} ${templateRoute(m[2]!)}`;
+  return templateRoute(route.trim());
+}
+
+interface Frame {
+  file: string;
+  fn: string;
+}
+
+const JS_FRAME = /^\s*at (?:(?:async )?(.+?) \()?(.+?)(?::\d+)?(?::\d+)?\)?\s*$/;
+const PY_FRAME = /^\s*File "([^"]+)", line \d+, in (\S+)/;
+const JAVA_FRAME = /^\s*at ([\w$.<>]+)\.([\w$<>]+)\(([^:)]+)(?::\d+)?\)/;
+const GO_FRAME = /^\s*([\w./-]+\.go):\d+/;
+const RUBY_FRAME = /^\s*(?:from )?([^:\s]+\.rb):\d+:in [`'](.+)'/;
+
+/** Parse stack frames from JS, Python, Java, Go and Ruby traces; library frames dropped. */
+export function parseFrames(stack: string): Frame[] {
+  const out: Frame[] = [];
+  const lines = stack.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    let m: RegExpExecArray | null;
+    if ((m = JAVA_FRAME.exec(line))) {
+      out.push({ file: m[3]!, fn: `${lastSegment(m[1]!, '.')}.${m[2]}` });
+    } else if ((m = PY_FRAME.exec(line))) {
+      out.push({ file: m[1]!, fn: m[2]! });
+    } else if ((m = RUBY_FRAME.exec(line))) {
+      out.push({ file: m[1]!, fn: m[2]! });
+    } else if ((m = GO_FRAME.exec(line))) {
+      // Go prints the function on the line before the file:line.
+      const fn = (lines[i - 1] ?? '').trim().replace(/\(.*\)$/, '');
+      out.push({ file: m[1]!, fn: lastSegment(fn, '/') });
+    } else if (/^\s*at /.test(line) && (m = JS_FRAME.exec(line))) {
+      out.push({ file: m[2]!, fn: m[1] ?? '<anonymous>' });
+    }
+  }
+  return out;
+}
+
+function lastSegment(s: string, sep: string): string {
+  const i = s.lastIndexOf(sep);
+  return i === -1 ? s : s.slice(i + 1);
+}
+
+const LIBRARY =
+  /node_modules|node:internal|^internal\/|site-packages|dist-packages|\/usr\/lib\/|^java\.|^javax\.|^sun\.|^jdk\.|\/go\/pkg\/mod\/|\/gems\/|<frozen /;
+
+function isLibraryFrame(f: Frame): boolean {
+  return LIBRARY.test(f.file) || /^(java|javax|sun|jdk)\./.test(f.fn);
+}
+
+/** Top in-app frames as "basename:function" (no line numbers). */
+export function inAppFrames(stack: string, max: number): string[] {
+  if (max <= 0) return [];
+  const frames = parseFrames(stack);
+  const inApp = frames.filter((f) => !isLibraryFrame(f));
+  const chosen = (inApp.length ? inApp : frames).slice(0, max);
+  return chosen.map((f) => `${basename(f.file)}:${f.fn.replace(/^(Object|Module)\./, '')}`);
+}
+
+function basename(p: string): string {
+  const clean = p.replace(/^file:\/\//, '').replace(/\?.*$/, '');
+  return lastSegment(lastSegment(clean, '/'), '\\');
+}
+
+const ERROR_LINE =
+  /\b([A-Z][A-Za-z]*(?:Error|Exception)|Traceback|panic|FATAL|ERROR)\b[:\s]+[^\n]{3,}|\b(?:HTTP|status(?: code)?)\s*[45]\d\d\b[^\n]*/;
+
+/** The first line of free text that looks like an error message, if any. */
+export function extractErrorText(text: string): string | undefined {
+  const m = ERROR_LINE.exec(text);
+  return m ? m[0].trim().slice(0, 500) : undefined;
+}
+
+/** The path of the first URL or absolute path in free text (e.g. "/checkout/42"). */
+export function extractUrlPath(text: string): string | undefined {
+  const url = /\bhttps?:\/\/[^\s/]+(\/[^\s?#)>"']*)/.exec(text);
+  if (url && url[1] && url[1] !== '/') return url[1];
+  const path = /(?:^|\s)((?:\/[\w.-]+){2,})(?=[\s?#.,)]|$)/.exec(text);
+  return path?.[1];
+}
+
+/** Subject lines: lowercase, drop reply prefixes and punctuation, then token-normalize. */
+export function normalizeSubject(subject: string): string {
+  const s = subject
+    .replace(/^\s*((re|fwd?|aw|sv|tr)\s*:\s*)+/i, '')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s/_-]+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return normalizeMessage(s);
+}

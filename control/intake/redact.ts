@@ -1,0 +1,130 @@
+/**
+ * Redaction runs before anything is stored or shown: secrets are masked, email
+ * addresses and user ids in free text are replaced by a one-way hash so tickets
+ * can still say "the same user" without revealing who.
+ */
+import { createHmac } from 'node:crypto';
+import type { TriggerEvent } from '../types.ts';
+
+interface Rule {
+  name: string;
+  re: RegExp;
+  /** Replacement; `hash` means keep a stable one-way hash of the matched value. */
+  replace: string | ((match: string, ...groups: string[]) => string);
+}
+
+export interface Redactor {
+  text(s: string): string;
+  /** One-way hash of a user id (stable for one salt). */
+  hashUser(id: string): string;
+  event(e: TriggerEvent): TriggerEvent;
+}
+
+/**
+ * Built-in rules. Order matters: structured secrets (keys, JWTs, URLs with
+ * credentials) before generic `password=...` pairs, before emails.
+ */
+function builtinRules(hash: (v: string) => string): Rule[] {
+  return [
+    {
+      name: 'private-key',
+      re: /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g,
+      replace: '[REDACTED:private-key]',
+    },
+    { name: 'jwt', re: /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g, replace: '[REDACTED:jwt]' },
+    {
+      name: 'url-credentials',
+      re: /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:/@]+):([^\s@/]+)@/gi,
+      replace: (_m, scheme: string) => `${scheme}[REDACTED]@`,
+    },
+    { name: 'aws-access-key', re: /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, replace: '[REDACTED:aws-key]' },
+    { name: 'github-token', re: /\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b/g, replace: '[REDACTED:github-token]' },
+    { name: 'slack-token', re: /\bxox[abposr]-[A-Za-z0-9-]{10,}\b/g, replace: '[REDACTED:slack-token]' },
+    { name: 'slack-app-token', re: /\bxapp-[A-Za-z0-9-]{10,}\b/g, replace: '[REDACTED:slack-token]' },
+    { name: 'api-key', re: /\b(?:sk|pk|rk)[-_](?:live|test|proj|ant)?[-_]?[A-Za-z0-9_-]{16,}\b/g, replace: '[REDACTED:api-key]' },
+    { name: 'google-key', re: /\bAIza[0-9A-Za-z_-]{30,}\b/g, replace: '[REDACTED:api-key]' },
+    {
+      name: 'bearer',
+      re: /\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}/g,
+      replace: (_m, scheme: string) => `${scheme} [REDACTED]`,
+    },
+    {
+      // password=..., "api_key": "...", secret: ..., token=... (value up to a delimiter)
+      name: 'secret-pair',
+      re: /\b([\w-]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|access[_-]?key|auth|credential|session[_-]?id|cookie)[\w-]*)(["']?\s*[:=]\s*["']?)([^\s"',;&}]+)/gi,
+      replace: (_m, key: string, sep: string) => `${key}${sep}[REDACTED]`,
+    },
+    {
+      name: 'card-number',
+      re: /\b(?:\d[ -]?){13,19}\b/g,
+      replace: (m) => (luhn(m.replace(/\D/g, '')) ? '[REDACTED:card]' : m),
+    },
+    {
+      name: 'email',
+      re: /\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b/g,
+      replace: (m) => `<email:${hash(m.toLowerCase())}>`,
+    },
+    {
+      // user_id=123, userId: "abc", user 42, uid=...
+      name: 'user-id',
+      re: /\b(user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id|user)(["']?\s*[:=#]?\s*["']?)([A-Za-z0-9_-]*\d[A-Za-z0-9_-]*)/gi,
+      replace: (_m, key: string, sep: string, id: string) => `${key}${sep}<user:${hash(id)}>`,
+    },
+  ];
+}
+
+function luhn(digits: string): boolean {
+  if (digits.length < 13 || digits.length > 19) return false;
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let d = Number(digits[digits.length - 1 - i]);
+    if (i % 2 === 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+
+/** Build a redactor. `salt` keys the one-way hashes; `extra` are config patterns masked whole. */
+export function createRedactor(opts: { salt?: string; extra?: string[] } = {}): Redactor {
+  const salt = opts.salt ?? 'bugbot';
+  const hash = (v: string) => createHmac('sha256', salt).update(v).digest('hex').slice(0, 12);
+  const rules = builtinRules(hash);
+  for (const [i, p] of (opts.extra ?? []).entries()) {
+    rules.push({ name: `config-${i}`, re: new RegExp(p, 'g'), replace: '[REDACTED]' });
+  }
+
+  const text = (s: string): string => {
+    let out = s;
+    for (const r of rules) {
+      r.re.lastIndex = 0;
+      // Cheap pre-checks keep the common case (no secrets) fast.
+      if (!r.re.test(out)) continue;
+      r.re.lastIndex = 0;
+      out = out.replace(r.re, r.replace as (substring: string, ...args: string[]) => string);
+    }
+    return out;
+  };
+
+  const hashUser = (id: string) => `user:${hash(id)}`;
+
+  return {
+    text,
+    hashUser,
+    event(e) {
+      const labels: Record<string, string> = {};
+      for (const [k, v] of Object.entries(e.labels)) labels[k] = text(v);
+      const out: TriggerEvent = {
+        ...e,
+        title: text(e.title),
+        message: text(e.message),
+        labels,
+      };
+      if (e.stack !== undefined) out.stack = text(e.stack);
+      if (e.route !== undefined) out.route = text(e.route);
+      return out;
+    },
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * The triage gate: deterministic rules that decide, when a ticket's settle window
+ * closes, whether it is worth a worker. Doing nothing is often right, and the
+ * reason is always recorded.
+ */
+import type { BugbotConfig } from '../config.ts';
+import { compilePattern } from '../config.ts';
+import type { Classification, EventKind, Severity } from '../types.ts';
+import { severityRank } from '../types.ts';
+
+export interface TriageInput {
+  kind: EventKind;
+  service: string | null;
+  title: string;
+  message: string;
+  labels: Record<string, string>;
+  count: number;
+  human: boolean;
+  claimedBy: string | null;
+  classification: Classification | null;
+}
+
+export type TriageDecision =
+  | { decision: 'queue'; severity: Severity; priority: number; reason: string }
+  | { decision: 'drop'; severity: Severity; priority: number; reason: string }
+  | { decision: 'defer'; severity: Severity; priority: number; reason: string };
+
+export interface Triage {
+  severity(input: Pick<TriageInput, 'kind' | 'title' | 'message' | 'labels' | 'count'>): { severity: Severity; why: string };
+  decide(input: TriageInput): TriageDecision;
+}
+
+/** Alert `severity` label values mapped to ours (Prometheus / Grafana conventions). */
+const LABEL_SEVERITY: Record<string, Severity> = {
+  critical: 'critical',
+  page: 'critical',
+  p1: 'critical',
+  error: 'high',
+  high: 'high',
+  major: 'high',
+  p2: 'high',
+  warning: 'medium',
+  warn: 'medium',
+  medium: 'medium',
+  p3: 'medium',
+  info: 'low',
+  low: 'low',
+  minor: 'low',
+  none: 'low',
+};
+
+export function createTriage(cfg: BugbotConfig['triage']): Triage {
+  const critical = cfg.criticalPatterns.map((p) => compilePattern(p, 'i'));
+  const high = cfg.highPatterns.map((p) => compilePattern(p, 'i'));
+  const ignore = cfg.ignore.map((r) => ({ re: compilePattern(r.pattern, 'i'), reason: r.reason }));
+  const minRank = severityRank(cfg.minSeverity);
+
+  const severity: Triage['severity'] = (input) => {
+    const text = `${input.title}\n${input.message}`;
+    let sev: Severity = 'low';
+    let why = 'default';
+    const raise = (s: Severity, reason: string) => {
+      if (severityRank(s) > severityRank(sev)) {
+        sev = s;
+        why = reason;
+      }
+    };
+    const label = input.labels.severity?.toLowerCase();
+    if (label && LABEL_SEVERITY[label]) raise(LABEL_SEVERITY[label], `severity label "${label}"`);
+    if (input.kind === 'latency') raise('medium', 'latency alert');
+    const c = critical.find((re) => re.test(text));
+    if (c) raise('critical', `matches critical pattern /${c.source}/`);
+    const h = high.find((re) => re.test(text));
+    if (h) raise('high', `matches high pattern /${h.source}/`);
+    const t = cfg.countThresholds;
+    if (input.count >= t.critical) raise('critical', `${input.count} occurrences (>= ${t.critical})`);
+    else if (input.count >= t.high) raise('high', `${input.count} occurrences (>= ${t.high})`);
+    else if (input.count >= t.medium) raise('medium', `${input.count} occurrences (>= ${t.medium})`);
+    return { severity: sev, why };
+  };
+
+  return {
+    severity,
+    decide(input) {
+      const { severity: sev, why } = severity(input);
+      const priority = priorityOf(sev, input.count, input.human);
+      const text = `${input.service ?? ''}\n${input.title}\n${input.message}`;
+      if (input.claimedBy) {
+        return { decision: 'defer', severity: sev, priority, reason: `claimed by ${input.claimedBy}: a person is on it` };
+      }
+      if (input.classification && input.classification !== 'bug') {
+        return {
+          decision: 'drop',
+          severity: sev,
+          priority,
+          reason: `classified as ${input.classification}, not a bug`,
+        };
+      }
+      const ig = ignore.find((r) => r.re.test(text));
+      if (ig && !input.human) {
+        return { decision: 'drop', severity: sev, priority, reason: `ignored: ${ig.reason} (/${ig.re.source}/)` };
+      }
+      // A person asked: their report is acted on whatever its computed severity.
+      if (input.human) {
+        return { decision: 'queue', severity: sev, priority, reason: `filed by a person; severity ${sev} (${why})` };
+      }
+      if (severityRank(sev) < minRank) {
+        return {
+          decision: 'defer',
+          severity: sev,
+          priority,
+          reason: `severity ${sev} (${why}) is below the minimum ${cfg.minSeverity}; waiting for more occurrences`,
+        };
+      }
+      return { decision: 'queue', severity: sev, priority, reason: `severity ${sev} (${why})` };
+    },
+  };
+}
+
+/** Higher runs first: severity dominates, then people, then volume. */
+export function priorityOf(sev: Severity, count: number, human: boolean): number {
+  return severityRank(sev) * 1000 + (human ? 500 : 0) + Math.min(499, Math.round(Math.log2(1 + count) * 25));
+}

@@ -1,0 +1,43 @@
+/**
+ * Structured logging: one JSON object per line on stderr (stdout is for command
+ * output). Fields are redacted by the caller; this never logs request bodies.
+ */
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export function createLogger(
+  opts: { level?: Level; write?: (line: string) => void; base?: Record<string, unknown> } = {},
+): Logger {
+  const min = ORDER[opts.level ?? ((process.env.BUGBOT_LOG_LEVEL as Level | undefined) ?? 'info')] ?? ORDER.info;
+  const write = opts.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const base = opts.base ?? {};
+  const log = (level: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (ORDER[level] < min) return;
+    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }));
+  };
+  return {
+    debug: (m, f) => log('debug', m, f),
+    info: (m, f) => log('info', m, f),
+    warn: (m, f) => log('warn', m, f),
+    error: (m, f) => log('error', m, f),
+    child: (fields) => createLogger({ ...opts, base: { ...base, ...fields } }),
+  };
+}
+
+/** A logger that drops everything (tests). */
+export const silentLogger: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  child: () => silentLogger,
+};

@@ -1,0 +1,125 @@
+/**
+ * `bugbot start`: config → store → reconcile → intake → app → listen, plus the
+ * settle scheduler and log-file watchers. SIGINT/SIGTERM drain and exit.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import { join } from 'node:path';
+import { createApp } from './app.ts';
+import { isLoopback, type BugbotConfig } from './config.ts';
+import { Intake } from './intake/index.ts';
+import { createRedactor } from './intake/redact.ts';
+import { SettleScheduler } from './intake/settle.ts';
+import type { Logger } from './log.ts';
+import { reclaimRuns } from './queue/leases.ts';
+import { Store } from './queue/store.ts';
+import { startWatchers, type Watchers } from './triggers/watch.ts';
+import { createSlackTrigger, type SlackTrigger } from './triggers/slack.ts';
+
+export interface Services {
+  store: Store;
+  intake: Intake;
+  settle: SettleScheduler;
+}
+
+/** Open the store and the intake pipeline: shared by `start`, `watch` and `enqueue`. */
+export function openServices(config: BugbotConfig, logger: Logger): Services {
+  const store = new Store(join(config.home, 'bugbot.db'), { durability: config.queue.durability });
+  const redactor = createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
+  const intake = new Intake({ store, config, redactor });
+  const settle = new SettleScheduler({ store, intake, logger });
+  return { store, intake, settle };
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  services: Services;
+  stop(): Promise<void>;
+}
+
+export async function startServer(
+  config: BugbotConfig,
+  logger: Logger,
+  print: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+): Promise<RunningServer> {
+  const services = openServices(config, logger);
+  const { store, intake, settle } = services;
+
+  // Nothing of a previous process survives it: its runs are dead. Requeue them.
+  const reclaimed = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: false, reason: 'control plane restarted' });
+  for (const r of reclaimed) logger.warn('reconciled orphaned run', { run: r.run.id, ticket: r.run.ticket_id, now: r.ticketState });
+
+  let slack: SlackTrigger | undefined;
+  if (config.triggers.slack.enabled && config.secrets.get(config.triggers.slack.botTokenEnv)) {
+    slack = createSlackTrigger({ config, store, intake, logger: logger.child({ component: 'slack' }) });
+  }
+
+  const app = createApp({
+    config,
+    store,
+    intake,
+    logger,
+    slack,
+    onAccepted: () => settle.poke(),
+  });
+
+  const server = await listen(app.fetch, config.server.host, config.server.port);
+  const port = (server.address() as { port: number }).port;
+  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  const url = `http://${host}:${port}`;
+  settle.start();
+  await slack?.start();
+  const watchers: Watchers = startWatchers(config.watch.files, { config, store, intake, logger, onEvents: () => settle.poke() });
+
+  for (const line of banner(config, url, slack !== undefined)) print(line);
+
+  let stopping: Promise<void> | null = null;
+  const stop = () =>
+    (stopping ??= (async () => {
+      settle.stop();
+      await watchers.stop();
+      await slack?.stop();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      store.close();
+    })());
+  return { url, port, services, stop };
+}
+
+function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname, port }, () => resolve(server));
+    server.once('error', reject);
+  });
+}
+
+function banner(config: BugbotConfig, url: string, slack: boolean): string[] {
+  const s = config.secrets;
+  const t = config.triggers;
+  const authNote = (configured: boolean) => (configured ? '' : isLoopback(config.server.host) ? '  (no auth configured: loopback only)' : '');
+  const lines = [
+    `bugbot control plane listening on ${url}`,
+    `  home      ${config.home}${config.configPath ? `   config ${config.configPath}` : '   (embedded defaults: no bugbot.config.json)'}`,
+    `  target    ${config.target.repo} (${config.target.baseBranch} → ${config.target.stagingBranch})`,
+    `  settle    ${config.intake.settleSeconds}s (cap ${config.intake.settleCapSeconds}s), min severity ${config.triage.minSeverity}`,
+    'triggers:',
+  ];
+  if (t.grafana.enabled) {
+    lines.push(`  POST ${url}/triggers/grafana         Grafana / Alertmanager webhooks${authNote(Boolean(s.get(t.grafana.tokenEnv) || s.get(t.grafana.basicUserEnv) || s.get(t.grafana.hmacSecretEnv)))}`);
+  }
+  if (t.latency.enabled) lines.push(`  POST ${url}/triggers/latency         P95 latency alerts${authNote(Boolean(s.get(t.latency.tokenEnv) || s.get(t.latency.basicUserEnv)))}`);
+  if (t.email.enabled) {
+    lines.push(`  POST ${url}/triggers/email/mailgun   Mailgun inbound route${s.get(t.email.mailgunSigningKeyEnv) ? '' : `  (disabled until ${t.email.mailgunSigningKeyEnv} is set)`}`);
+    lines.push(`  POST ${url}/triggers/email/raw       RFC 5322 message${authNote(Boolean(s.get(t.email.rawTokenEnv)))}`);
+  }
+  if (t.slack.enabled) {
+    lines.push(
+      slack
+        ? `  ${t.slack.socketMode ? 'Slack Socket Mode' : `POST ${url}/slack/events`}          Slack app_mention in threads`
+        : `  Slack                               (disabled until ${t.slack.botTokenEnv} and ${t.slack.signingSecretEnv} are set)`,
+    );
+  }
+  lines.push(`  POST ${url}/api/tickets              manual filing${authNote(Boolean(s.get(config.server.apiTokenEnv)))}`);
+  lines.push(`read: GET ${url}/api/tickets, ${url}/api/tickets/:id, ${url}/healthz`);
+  lines.push(config.watch.files.length ? `watching: ${config.watch.files.join(', ')}` : 'watching: no log files (set watch.files or run `bugbot watch <file>`)');
+  return lines;
+}

@@ -1,0 +1,135 @@
+/**
+ * Runs and leases. A claim is one IMMEDIATE transaction: the highest-priority
+ * queued ticket becomes `running` with a run row holding a lease. The worker
+ * heartbeats; a lease that runs out (the worker or the control plane died) sends
+ * the ticket back to `queued` with attempt + 1, or to `failed` past the limit.
+ */
+import type { TicketState } from '../types.ts';
+import type { Store, TicketRow } from './store.ts';
+
+export interface RunRow {
+  id: number;
+  ticket_id: number;
+  attempt: number;
+  worker_id: number;
+  port: number | null;
+  state: string;
+  lease_until: string;
+  heartbeat_at: string;
+  pid: number | null;
+  phase: string | null;
+  branch: string | null;
+  worktree: string | null;
+  outcome: string | null;
+  reason: string | null;
+  started_at: string;
+  finished_at: string | null;
+}
+
+export interface Claim {
+  run: RunRow;
+  ticket: TicketRow;
+}
+
+function leaseUntil(store: Store, leaseSeconds: number): string {
+  return new Date(store.now().getTime() + leaseSeconds * 1000).toISOString();
+}
+
+/** Claim the next queued ticket for a worker, or undefined when the queue is empty. */
+export function claimNext(store: Store, workerId: number, port: number | null, leaseSeconds: number): Claim | undefined {
+  return store.tx(() => {
+    const ticket = store
+      .stmt(`SELECT * FROM tickets WHERE state = 'queued' AND claimed_by IS NULL ORDER BY priority DESC, id LIMIT 1`)
+      .get() as TicketRow | undefined;
+    if (!ticket) return undefined;
+    const now = store.nowIso();
+    const attempt = ticket.attempt + 1;
+    store.stmt(`UPDATE tickets SET state = 'running', attempt = ?, updated_at = ? WHERE id = ?`).run(attempt, now, ticket.id);
+    const r = store
+      .stmt(
+        `INSERT INTO runs (ticket_id, attempt, worker_id, port, state, lease_until, heartbeat_at, started_at)
+         VALUES (?, ?, ?, ?, 'running', ?, ?, ?)`,
+      )
+      .run(ticket.id, attempt, workerId, port, leaseUntil(store, leaseSeconds), now, now);
+    store.audit(ticket.id, `worker-${workerId}`, 'claimed', `attempt ${attempt}`);
+    const run = store.stmt('SELECT * FROM runs WHERE id = ?').get(Number(r.lastInsertRowid)) as RunRow;
+    return { run, ticket: { ...ticket, state: 'running', attempt } };
+  });
+}
+
+/** Extend a live run's lease; false when the run is no longer running (cancelled, expired). */
+export function heartbeat(store: Store, runId: number, leaseSeconds: number, phase?: string): boolean {
+  const r = store
+    .stmt(
+      `UPDATE runs SET lease_until = ?, heartbeat_at = ?, phase = COALESCE(?, phase) WHERE id = ? AND state = 'running'`,
+    )
+    .run(leaseUntil(store, leaseSeconds), store.nowIso(), phase ?? null, runId);
+  return r.changes === 1;
+}
+
+export function setRunProcess(store: Store, runId: number, fields: { pid?: number; branch?: string; worktree?: string }): void {
+  store
+    .stmt('UPDATE runs SET pid = COALESCE(?, pid), branch = COALESCE(?, branch), worktree = COALESCE(?, worktree) WHERE id = ?')
+    .run(fields.pid ?? null, fields.branch ?? null, fields.worktree ?? null, runId);
+}
+
+/** Close a run and move its ticket to its next state, atomically. */
+export function finishRun(
+  store: Store,
+  runId: number,
+  result: { ticketState: TicketState; outcome: string; reason: string },
+): void {
+  store.tx(() => {
+    const run = store.stmt('SELECT * FROM runs WHERE id = ?').get(runId) as RunRow | undefined;
+    if (!run || run.state !== 'running') return;
+    const now = store.nowIso();
+    store
+      .stmt(`UPDATE runs SET state = 'finished', outcome = ?, reason = ?, finished_at = ? WHERE id = ?`)
+      .run(result.outcome, result.reason, now, runId);
+    const pushedAt = result.ticketState === 'pushed' ? now : null;
+    store
+      .stmt('UPDATE tickets SET state = ?, pushed_at = COALESCE(?, pushed_at), updated_at = ? WHERE id = ?')
+      .run(result.ticketState, pushedAt, now, run.ticket_id);
+    store.audit(run.ticket_id, `worker-${run.worker_id}`, `run-${result.outcome}`, result.reason);
+  });
+}
+
+/**
+ * Return the tickets of dead runs to the queue. `onlyExpired` false treats every
+ * running run as dead: used on start, when no worker of a previous process survives.
+ */
+export function reclaimRuns(
+  store: Store,
+  opts: { maxAttempts: number; onlyExpired: boolean; reason: string },
+): Array<{ run: RunRow; ticketState: TicketState }> {
+  return store.tx(() => {
+    const now = store.nowIso();
+    const runs = (
+      opts.onlyExpired
+        ? store.stmt(`SELECT * FROM runs WHERE state = 'running' AND lease_until < ?`).all(now)
+        : store.stmt(`SELECT * FROM runs WHERE state = 'running'`).all()
+    ) as RunRow[];
+    const out: Array<{ run: RunRow; ticketState: TicketState }> = [];
+    for (const run of runs) {
+      const ticketState: TicketState = run.attempt >= opts.maxAttempts ? 'failed' : 'queued';
+      const reason = `${opts.reason} (attempt ${run.attempt} of ${opts.maxAttempts})`;
+      store
+        .stmt(`UPDATE runs SET state = 'lost', outcome = 'failed', reason = ?, finished_at = ? WHERE id = ?`)
+        .run(reason, now, run.id);
+      store
+        .stmt(`UPDATE tickets SET state = ?, updated_at = ? WHERE id = ? AND state = 'running'`)
+        .run(ticketState, now, run.ticket_id);
+      store.audit(run.ticket_id, 'reconciler', ticketState === 'queued' ? 'requeued' : 'failed', reason);
+      out.push({ run, ticketState });
+    }
+    return out;
+  });
+}
+
+export function activeRuns(store: Store): RunRow[] {
+  return store.stmt(`SELECT * FROM runs WHERE state = 'running' ORDER BY worker_id`).all() as RunRow[];
+}
+
+export function runsForTicket(store: Store, ticketId: number): RunRow[] {
+  return store.stmt('SELECT * FROM runs WHERE ticket_id = ? ORDER BY id').all(ticketId) as RunRow[];
+}

@@ -1,0 +1,144 @@
+/**
+ * Schema migrations, applied in order inside one transaction each and tracked by
+ * `PRAGMA user_version`. Append new migrations; never edit a released one.
+ */
+import type Database from 'better-sqlite3';
+
+const MIGRATIONS: string[] = [
+  /* 1: events, tickets, occurrences, runs, stage_runs, audit, nonces */ `
+  CREATE TABLE events (
+    id              INTEGER PRIMARY KEY,
+    source          TEXT NOT NULL,
+    source_event_id TEXT NOT NULL,
+    received_at     TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'firing',
+    fingerprint     TEXT NOT NULL,
+    ticket_id       INTEGER REFERENCES tickets(id),
+    event_json      TEXT NOT NULL,
+    UNIQUE (source, source_event_id)
+  );
+  CREATE INDEX events_fingerprint ON events(fingerprint);
+  CREATE INDEX events_ticket ON events(ticket_id);
+
+  CREATE TABLE tickets (
+    id                INTEGER PRIMARY KEY,
+    fingerprint       TEXT NOT NULL,
+    fingerprint_json  TEXT NOT NULL,
+    source            TEXT NOT NULL,
+    kind              TEXT NOT NULL,
+    service           TEXT,
+    title             TEXT NOT NULL,
+    message           TEXT NOT NULL,
+    stack             TEXT,
+    route             TEXT,
+    labels_json       TEXT NOT NULL DEFAULT '{}',
+    state             TEXT NOT NULL,
+    severity          TEXT NOT NULL DEFAULT 'low',
+    priority          INTEGER NOT NULL DEFAULT 0,
+    count             INTEGER NOT NULL DEFAULT 0,
+    users             INTEGER NOT NULL DEFAULT 0,
+    human             INTEGER NOT NULL DEFAULT 0,
+    claimed_by        TEXT,
+    reporters_json    TEXT NOT NULL DEFAULT '[]',
+    classification    TEXT,
+    classify_reason   TEXT,
+    triage_decision   TEXT,
+    triage_reason     TEXT,
+    regression_of     INTEGER REFERENCES tickets(id),
+    first_seen        TEXT NOT NULL,
+    last_seen         TEXT NOT NULL,
+    settle_deadline   TEXT,
+    settle_cap        TEXT,
+    attempt           INTEGER NOT NULL DEFAULT 0,
+    alert_resolved_at TEXT,
+    pushed_at         TEXT,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL
+  );
+  CREATE INDEX tickets_fingerprint ON tickets(fingerprint, state);
+  CREATE INDEX tickets_state ON tickets(state, priority DESC, id);
+  CREATE INDEX tickets_settle ON tickets(settle_deadline) WHERE state = 'settling';
+
+  CREATE TABLE occurrences (
+    id         INTEGER PRIMARY KEY,
+    ticket_id  INTEGER NOT NULL REFERENCES tickets(id),
+    event_id   INTEGER NOT NULL REFERENCES events(id),
+    at         TEXT NOT NULL,
+    count      INTEGER NOT NULL
+  );
+  CREATE INDEX occurrences_ticket ON occurrences(ticket_id, at);
+
+  CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY,
+    ticket_id    INTEGER NOT NULL REFERENCES tickets(id),
+    attempt      INTEGER NOT NULL,
+    worker_id    INTEGER NOT NULL,
+    port         INTEGER,
+    state        TEXT NOT NULL,
+    lease_until  TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    pid          INTEGER,
+    phase        TEXT,
+    branch       TEXT,
+    worktree     TEXT,
+    outcome      TEXT,
+    reason       TEXT,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT
+  );
+  CREATE INDEX runs_state ON runs(state);
+  CREATE INDEX runs_ticket ON runs(ticket_id);
+
+  CREATE TABLE stage_runs (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL REFERENCES runs(id),
+    stage       TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    tokens      INTEGER NOT NULL DEFAULT 0,
+    tool_calls  INTEGER NOT NULL DEFAULT 0,
+    cost_usd    REAL NOT NULL DEFAULT 0,
+    detail_json TEXT
+  );
+  CREATE INDEX stage_runs_run ON stage_runs(run_id);
+
+  CREATE TABLE audit (
+    id        INTEGER PRIMARY KEY,
+    ticket_id INTEGER REFERENCES tickets(id),
+    at        TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    detail    TEXT
+  );
+  CREATE INDEX audit_ticket ON audit(ticket_id);
+
+  -- One-time values (Mailgun tokens, ...) seen inside their validity window: replay defence.
+  CREATE TABLE nonces (
+    scope   TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (scope, value)
+  );
+
+  -- Byte offsets of tailed log files, committed after their events.
+  CREATE TABLE watch_offsets (
+    path   TEXT PRIMARY KEY,
+    inode  INTEGER NOT NULL,
+    offset INTEGER NOT NULL
+  );
+  `,
+];
+
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

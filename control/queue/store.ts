@@ -1,0 +1,395 @@
+/**
+ * The SQLite store (better-sqlite3, WAL). Every SQL statement lives in a named
+ * method here or in leases.ts; callers compose them inside `store.tx()`.
+ *
+ * Durability: WAL with synchronous=NORMAL survives a crash of the process (kill -9)
+ * because a committed transaction is in the WAL file before COMMIT returns; FULL
+ * also survives power loss. Webhooks are acknowledged only after their commit.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type {
+  Classification,
+  EventKind,
+  Reporter,
+  Severity,
+  Ticket,
+  TicketState,
+  TriggerEvent,
+  TriggerSource,
+} from '../types.ts';
+import { migrate } from './migrations.ts';
+
+export interface StoreOptions {
+  durability?: 'normal' | 'full';
+  /** Fake clock for tests. */
+  now?: () => Date;
+}
+
+export interface TicketRow {
+  id: number;
+  fingerprint: string;
+  fingerprint_json: string;
+  source: string;
+  kind: string;
+  service: string | null;
+  title: string;
+  message: string;
+  stack: string | null;
+  route: string | null;
+  labels_json: string;
+  state: string;
+  severity: string;
+  priority: number;
+  count: number;
+  users: number;
+  human: number;
+  claimed_by: string | null;
+  reporters_json: string;
+  classification: string | null;
+  classify_reason: string | null;
+  triage_decision: string | null;
+  triage_reason: string | null;
+  regression_of: number | null;
+  first_seen: string;
+  last_seen: string;
+  settle_deadline: string | null;
+  settle_cap: string | null;
+  attempt: number;
+  alert_resolved_at: string | null;
+  pushed_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NewTicket {
+  fingerprint: string;
+  fingerprintJson: string;
+  event: TriggerEvent;
+  state: TicketState;
+  settleDeadline: string | null;
+  settleCap: string | null;
+  regressionOf: number | null;
+  classification: Classification | null;
+  classifyReason: string | null;
+}
+
+export interface OccurrenceRow {
+  at: string;
+  count: number;
+  source: string;
+  event_id: number;
+}
+
+export class Store {
+  readonly db: Database.Database;
+  readonly now: () => Date;
+
+  constructor(path: string, opts: StoreOptions = {}) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  nowIso(): string {
+    return this.now().toISOString();
+  }
+
+  /** Run fn in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // ---- events ----------------------------------------------------------------
+
+  /** Insert an event; returns its id, or null when (source, source_event_id) was seen before. */
+  insertEvent(e: TriggerEvent, fingerprint: string, ticketId: number | null): number | null {
+    const r = this.stmt(
+      `INSERT INTO events (source, source_event_id, received_at, kind, status, fingerprint, ticket_id, event_json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, source_event_id) DO NOTHING`,
+    ).run(e.source, e.sourceEventId, this.nowIso(), e.kind, e.status ?? 'firing', fingerprint, ticketId, JSON.stringify(e));
+    return r.changes ? Number(r.lastInsertRowid) : null;
+  }
+
+  eventExists(source: TriggerSource, sourceEventId: string): boolean {
+    return Boolean(this.stmt('SELECT 1 FROM events WHERE source = ? AND source_event_id = ?').get(source, sourceEventId));
+  }
+
+  setEventTicket(eventId: number, ticketId: number): void {
+    this.stmt('UPDATE events SET ticket_id = ? WHERE id = ?').run(ticketId, eventId);
+  }
+
+  countEvents(): number {
+    return (this.stmt('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n;
+  }
+
+  eventIdsBySource(source: TriggerSource): string[] {
+    return (this.stmt('SELECT source_event_id AS id FROM events WHERE source = ?').all(source) as { id: string }[]).map((r) => r.id);
+  }
+
+  // ---- nonces (replay defence) -------------------------------------------------
+
+  /** Record a one-time value; false when it was already used. Old ones are pruned. */
+  useNonce(scope: string, value: string, keepSeconds: number): boolean {
+    const now = this.now();
+    this.stmt('DELETE FROM nonces WHERE scope = ? AND seen_at < ?').run(scope, new Date(now.getTime() - keepSeconds * 1000).toISOString());
+    const r = this.stmt('INSERT INTO nonces (scope, value, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(scope, value, now.toISOString());
+    return r.changes === 1;
+  }
+
+  // ---- tickets -------------------------------------------------------------------
+
+  insertTicket(t: NewTicket): number {
+    const e = t.event;
+    const now = this.nowIso();
+    const r = this.stmt(
+      `INSERT INTO tickets (fingerprint, fingerprint_json, source, kind, service, title, message, stack, route, labels_json,
+         state, count, users, human, reporters_json, classification, classify_reason, regression_of,
+         first_seen, last_seen, settle_deadline, settle_cap, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      t.fingerprint,
+      t.fingerprintJson,
+      e.source,
+      e.kind,
+      e.service ?? null,
+      e.title,
+      e.message,
+      e.stack ?? null,
+      e.route ?? null,
+      JSON.stringify(e.labels),
+      t.state,
+      e.count,
+      e.users ?? 0,
+      e.human ? 1 : 0,
+      JSON.stringify(e.reporter ? [e.reporter] : []),
+      t.classification,
+      t.classifyReason,
+      t.regressionOf,
+      e.firstSeen,
+      e.lastSeen,
+      t.settleDeadline,
+      t.settleCap,
+      now,
+      now,
+    );
+    return Number(r.lastInsertRowid);
+  }
+
+  /** The newest ticket for a fingerprint in one of the given states. */
+  findTicketByFingerprint(fingerprint: string, states: readonly TicketState[]): TicketRow | undefined {
+    const marks = states.map(() => '?').join(',');
+    return this.stmt(
+      `SELECT * FROM tickets WHERE fingerprint = ? AND state IN (${marks}) ORDER BY id DESC LIMIT 1`,
+    ).get(fingerprint, ...states) as TicketRow | undefined;
+  }
+
+  /** Fold an occurrence into a ticket's counters (and, while settling, its deadline). */
+  addOccurrence(
+    ticketId: number,
+    eventId: number,
+    e: TriggerEvent,
+    settleDeadline: string | null,
+  ): void {
+    this.stmt('INSERT INTO occurrences (ticket_id, event_id, at, count) VALUES (?, ?, ?, ?)').run(ticketId, eventId, e.lastSeen, e.count);
+    this.stmt(
+      `UPDATE tickets SET count = count + ?, users = MAX(users, ?),
+         first_seen = MIN(first_seen, ?), last_seen = MAX(last_seen, ?),
+         settle_deadline = COALESCE(?, settle_deadline), updated_at = ?
+       WHERE id = ?`,
+    ).run(e.count, e.users ?? 0, e.firstSeen, e.lastSeen, settleDeadline, this.nowIso(), ticketId);
+  }
+
+  /** A person joined an existing ticket: it becomes human-filed and keeps the reporter for replies. */
+  addReporter(ticketId: number, reporter: Reporter | undefined): void {
+    const row = this.getTicketRow(ticketId);
+    if (!row) return;
+    const reporters = JSON.parse(row.reporters_json) as Reporter[];
+    if (reporter && !reporters.some((r) => r.kind === reporter.kind && r.id === reporter.id && r.thread === reporter.thread)) {
+      reporters.push(reporter);
+    }
+    this.stmt('UPDATE tickets SET human = 1, reporters_json = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(reporters), this.nowIso(), ticketId);
+  }
+
+  setTriage(
+    ticketId: number,
+    state: TicketState,
+    severity: Severity,
+    priority: number,
+    decision: string,
+    reason: string,
+  ): void {
+    this.stmt(
+      `UPDATE tickets SET state = ?, severity = ?, priority = ?, triage_decision = ?, triage_reason = ?,
+         settle_deadline = NULL, updated_at = ? WHERE id = ?`,
+    ).run(state, severity, priority, decision, reason, this.nowIso(), ticketId);
+  }
+
+  setState(ticketId: number, state: TicketState): void {
+    this.stmt('UPDATE tickets SET state = ?, updated_at = ? WHERE id = ?').run(state, this.nowIso(), ticketId);
+  }
+
+  /** Replace a ticket's text (already redacted by the caller). */
+  updateTicketText(ticketId: number, message: string): void {
+    this.stmt('UPDATE tickets SET message = ?, updated_at = ? WHERE id = ?').run(message, this.nowIso(), ticketId);
+  }
+
+  setClaimedBy(ticketId: number, who: string | null): void {
+    this.stmt('UPDATE tickets SET claimed_by = ?, updated_at = ? WHERE id = ?').run(who, this.nowIso(), ticketId);
+  }
+
+  markAlertResolved(fingerprint: string, at: string): number {
+    return this.stmt(
+      `UPDATE tickets SET alert_resolved_at = ?, updated_at = ? WHERE fingerprint = ?
+         AND id = (SELECT MAX(id) FROM tickets WHERE fingerprint = ?)`,
+    ).run(at, this.nowIso(), fingerprint, fingerprint).changes;
+  }
+
+  dueSettling(nowIso: string, limit = 100): TicketRow[] {
+    return this.stmt(
+      `SELECT * FROM tickets WHERE state = 'settling' AND settle_deadline <= ? ORDER BY settle_deadline LIMIT ?`,
+    ).all(nowIso, limit) as TicketRow[];
+  }
+
+  nextSettleDeadline(): string | null {
+    const r = this.stmt(`SELECT MIN(settle_deadline) AS d FROM tickets WHERE state = 'settling'`).get() as { d: string | null };
+    return r.d;
+  }
+
+  getTicketRow(id: number): TicketRow | undefined {
+    return this.stmt('SELECT * FROM tickets WHERE id = ?').get(id) as TicketRow | undefined;
+  }
+
+  getTicket(id: number): Ticket | undefined {
+    const row = this.getTicketRow(id);
+    return row ? toTicket(row) : undefined;
+  }
+
+  listTickets(opts: { state?: TicketState; limit?: number; offset?: number } = {}): Ticket[] {
+    const limit = opts.limit ?? 100;
+    const offset = opts.offset ?? 0;
+    const rows = opts.state
+      ? this.stmt('SELECT * FROM tickets WHERE state = ? ORDER BY id DESC LIMIT ? OFFSET ?').all(opts.state, limit, offset)
+      : this.stmt('SELECT * FROM tickets ORDER BY id DESC LIMIT ? OFFSET ?').all(limit, offset);
+    return (rows as TicketRow[]).map(toTicket);
+  }
+
+  countByState(): Record<string, number> {
+    const rows = this.stmt('SELECT state, COUNT(*) AS n FROM tickets GROUP BY state').all() as { state: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  occurrences(ticketId: number, limit = 500): OccurrenceRow[] {
+    return this.stmt(
+      `SELECT o.at, o.count, e.source, o.event_id FROM occurrences o JOIN events e ON e.id = o.event_id
+       WHERE o.ticket_id = ? ORDER BY o.at DESC LIMIT ?`,
+    ).all(ticketId, limit) as OccurrenceRow[];
+  }
+
+  /** Tickets that point at this one (regressions of it). */
+  relatedTickets(ticketId: number): { id: number; relation: 'regression_of' | 'regressed_by'; state: string }[] {
+    const out: { id: number; relation: 'regression_of' | 'regressed_by'; state: string }[] = [];
+    const row = this.getTicketRow(ticketId);
+    if (row?.regression_of) {
+      const prev = this.getTicketRow(row.regression_of);
+      if (prev) out.push({ id: prev.id, relation: 'regression_of', state: prev.state });
+    }
+    for (const r of this.stmt('SELECT id, state FROM tickets WHERE regression_of = ?').all(ticketId) as { id: number; state: string }[]) {
+      out.push({ id: r.id, relation: 'regressed_by', state: r.state });
+    }
+    return out;
+  }
+
+  // ---- audit -----------------------------------------------------------------------
+
+  audit(ticketId: number | null, actor: string, action: string, detail?: string): void {
+    this.stmt('INSERT INTO audit (ticket_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)').run(
+      ticketId,
+      this.nowIso(),
+      actor,
+      action,
+      detail ?? null,
+    );
+  }
+
+  auditTrail(ticketId: number): { at: string; actor: string; action: string; detail: string | null }[] {
+    return this.stmt('SELECT at, actor, action, detail FROM audit WHERE ticket_id = ? ORDER BY id').all(ticketId) as {
+      at: string;
+      actor: string;
+      action: string;
+      detail: string | null;
+    }[];
+  }
+
+  // ---- log-file offsets ---------------------------------------------------------------
+
+  getOffset(path: string): { inode: number; offset: number } | undefined {
+    return this.stmt('SELECT inode, offset FROM watch_offsets WHERE path = ?').get(path) as { inode: number; offset: number } | undefined;
+  }
+
+  setOffset(path: string, inode: number, offset: number): void {
+    this.stmt(
+      'INSERT INTO watch_offsets (path, inode, offset) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset',
+    ).run(path, inode, offset);
+  }
+
+  // ---- prepared statement cache -----------------------------------------------------
+
+  private readonly cache = new Map<string, Database.Statement>();
+
+  stmt(sql: string): Database.Statement {
+    let s = this.cache.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.cache.set(sql, s);
+    }
+    return s;
+  }
+}
+
+export function toTicket(r: TicketRow): Ticket {
+  const reporters = JSON.parse(r.reporters_json) as Reporter[];
+  return {
+    id: r.id,
+    fingerprint: r.fingerprint,
+    source: r.source as TriggerSource,
+    kind: r.kind as EventKind,
+    service: r.service,
+    title: r.title,
+    message: r.message,
+    stack: r.stack,
+    route: r.route,
+    labels: JSON.parse(r.labels_json) as Record<string, string>,
+    state: r.state as TicketState,
+    severity: r.severity as Severity,
+    priority: r.priority,
+    count: r.count,
+    users: r.users,
+    human: r.human === 1,
+    claimedBy: r.claimed_by,
+    reporter: reporters[0] ?? null,
+    reporters,
+    classification: r.classification as Classification | null,
+    triageDecision: r.triage_decision,
+    triageReason: r.triage_reason,
+    regressionOf: r.regression_of,
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+    settleDeadline: r.settle_deadline,
+    attempt: r.attempt,
+    alertResolvedAt: r.alert_resolved_at,
+    pushedAt: r.pushed_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}

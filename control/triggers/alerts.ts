@@ -1,0 +1,156 @@
+/**
+ * Parsing of alert webhooks: Grafana unified alerting (payload version "1") and
+ * Prometheus Alertmanager (version "4") share one alert shape. One event per
+ * alert; resolved alerts become `status: 'resolved'` events recorded against their
+ * fingerprint. A partly bad batch yields the good alerts plus a list of problems.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { badRequest } from '../http-error.ts';
+import type { EventKind, TriggerEvent, TriggerSource } from '../types.ts';
+
+const alertSchema = z.object({
+  status: z.enum(['firing', 'resolved']).optional(),
+  labels: z.record(z.string(), z.string()),
+  annotations: z.record(z.string(), z.string()).optional().default({}),
+  startsAt: z.string().optional(),
+  endsAt: z.string().optional(),
+  fingerprint: z.string().optional(),
+  generatorURL: z.string().optional(),
+  values: z.record(z.string(), z.number().nullable()).nullable().optional(),
+  valueString: z.string().optional(),
+});
+type Alert = z.infer<typeof alertSchema>;
+
+const envelopeSchema = z.object({
+  version: z.string({ error: 'version is required ("1" for Grafana, "4" for Alertmanager)' }),
+  status: z.enum(['firing', 'resolved']).optional(),
+  alerts: z.array(z.unknown(), { error: 'alerts must be an array' }),
+  commonLabels: z.record(z.string(), z.string()).optional(),
+  commonAnnotations: z.record(z.string(), z.string()).optional(),
+  orgId: z.number().optional(),
+});
+
+export interface AlertParseOptions {
+  /** Every alert is a latency alert (the /triggers/latency endpoint). */
+  forceLatency?: boolean;
+  /** Alerts whose name matches are latency alerts. */
+  latencyPattern: RegExp;
+  defaultThresholdMs: number;
+  now: () => Date;
+}
+
+export interface AlertParseResult {
+  source: TriggerSource;
+  events: TriggerEvent[];
+  rejected: Array<{ index: number; problem: string }>;
+}
+
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export function parseAlertWebhook(body: unknown, opts: AlertParseOptions): AlertParseResult {
+  const env = envelopeSchema.safeParse(body);
+  if (!env.success) {
+    const issue = env.error.issues[0]!;
+    throw badRequest(`invalid alert webhook: ${issue.path.join('.') || 'body'}: ${issue.message}`, env.error.issues);
+  }
+  const { version } = env.data;
+  if (version !== '1' && version !== '4') {
+    throw badRequest(`invalid alert webhook: version "${version}" is not supported ("1" = Grafana, "4" = Alertmanager)`);
+  }
+  const source: TriggerSource = version === '1' ? 'grafana' : 'alertmanager';
+  const events: TriggerEvent[] = [];
+  const rejected: AlertParseResult['rejected'] = [];
+  env.data.alerts.forEach((raw, index) => {
+    const a = alertSchema.safeParse(raw);
+    if (!a.success) {
+      const issue = a.error.issues[0]!;
+      rejected.push({ index, problem: `alerts[${index}].${issue.path.join('.')}: ${issue.message}` });
+      return;
+    }
+    events.push(alertToEvent(a.data, source, env.data.status, opts));
+  });
+  if (events.length === 0 && env.data.alerts.length > 0) {
+    throw badRequest(`invalid alert webhook: no valid alerts (${rejected.map((r) => r.problem).join('; ')})`, rejected);
+  }
+  return { source, events, rejected };
+}
+
+function pick(map: Record<string, string> | undefined, keys: string[]): string | undefined {
+  if (!map) return undefined;
+  for (const k of keys) {
+    const v = map[k];
+    if (v && v.trim()) return v.trim();
+  }
+  return undefined;
+}
+
+function alertToEvent(a: Alert, source: TriggerSource, groupStatus: string | undefined, opts: AlertParseOptions): TriggerEvent {
+  const labels = a.labels;
+  const ann = a.annotations;
+  const status = a.status ?? (groupStatus === 'resolved' ? 'resolved' : 'firing');
+  const alertname = labels.alertname ?? labels.__alert_rule_title__ ?? 'alert';
+  const kind: EventKind =
+    opts.forceLatency || labels.kind === 'latency' || opts.latencyPattern.test(alertname) ? 'latency' : 'error';
+
+  const service = pick(labels, ['service', 'service_name', 'app', 'application', 'job', 'container']);
+  const message = pick(ann, ['message', 'error', 'exception', 'description', 'summary']) ?? alertname;
+  const title = pick(ann, ['summary', 'title']) ?? alertname;
+  const stack = pick(ann, ['stack', 'stacktrace', 'stack_trace', 'traceback']);
+  const method = pick(labels, ['method', 'http_method']) ?? pick(ann, ['method']);
+  const path = pick(labels, ['route', 'path', 'handler', 'endpoint', 'uri', 'url']) ?? pick(ann, ['route', 'path', 'url']);
+  const route = path ? (method && !/^[A-Z]+\s/.test(path) ? `${method.toUpperCase()} ${path}` : path) : undefined;
+
+  const startsAt = a.startsAt && a.startsAt !== ZERO_TIME ? normalizeTime(a.startsAt, opts.now) : opts.now().toISOString();
+  const endsAt = a.endsAt && a.endsAt !== ZERO_TIME ? normalizeTime(a.endsAt, opts.now) : undefined;
+  const fp = a.fingerprint ?? createHash('sha256').update(JSON.stringify(Object.entries(labels).sort())).digest('hex').slice(0, 16);
+
+  const ev: TriggerEvent = {
+    source,
+    kind,
+    title: title.split('\n')[0]!.slice(0, 300),
+    message,
+    labels: { ...labels, ...prefixed(ann, 'annotation_', ['message', 'description', 'summary', 'stack', 'stacktrace', 'stack_trace']) },
+    count: countOf(a),
+    firstSeen: startsAt,
+    lastSeen: status === 'resolved' && endsAt ? endsAt : opts.now().toISOString(),
+    human: false,
+    sourceEventId: `${fp}:${startsAt}${status === 'resolved' ? ':resolved' : ''}`,
+    status,
+  };
+  if (service) ev.service = service;
+  if (stack) ev.stack = stack;
+  if (route) ev.route = route;
+  if (kind === 'latency') ev.latency = latencyOf(a, opts.defaultThresholdMs);
+  return ev;
+}
+
+function prefixed(map: Record<string, string>, prefix: string, skip: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(map)) if (!skip.includes(k)) out[prefix + k] = v;
+  return out;
+}
+
+/**
+ * Occurrences this alert stands for: a `count` value (Grafana `values`) or
+ * annotation when the rule provides one, else 1.
+ */
+function countOf(a: Alert): number {
+  const fromValues = a.values?.count;
+  const fromAnn = a.annotations.count !== undefined ? Number(a.annotations.count) : undefined;
+  const n = fromValues ?? fromAnn;
+  return n !== undefined && n !== null && Number.isFinite(n) && n >= 1 ? Math.min(1e9, Math.round(n)) : 1;
+}
+
+function latencyOf(a: Alert, defaultThresholdMs: number): { p95Ms: number; thresholdMs: number } {
+  const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Number(v));
+  const p95 =
+    num(a.values?.p95_ms) ?? num(a.annotations.p95_ms) ?? num(a.values?.p95) ?? num(a.values?.A) ?? num(a.annotations.value);
+  const threshold = num(a.annotations.threshold_ms) ?? num(a.labels.threshold_ms) ?? defaultThresholdMs;
+  return { p95Ms: p95 !== undefined && Number.isFinite(p95) ? p95 : 0, thresholdMs: Number.isFinite(threshold) ? threshold : defaultThresholdMs };
+}
+
+function normalizeTime(s: string, now: () => Date): string {
+  const t = Date.parse(s);
+  return Number.isFinite(t) ? new Date(t).toISOString() : now().toISOString();
+}

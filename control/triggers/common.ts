@@ -1,0 +1,35 @@
+/** Helpers shared by the HTTP triggers. */
+import type { Context } from 'hono';
+import type { AcceptResult } from '../intake/index.ts';
+import { badRequest, HttpError } from '../http-error.ts';
+
+/** Parse the body as JSON; a 400 that says why when it is not. */
+export async function readJson(c: Context): Promise<unknown> {
+  const type = c.req.header('content-type') ?? '';
+  if (type && !/json/i.test(type)) {
+    throw new HttpError(415, 'unsupported_media_type', `expected a JSON body, got content-type ${type}`);
+  }
+  const text = await c.req.text();
+  if (!text.trim()) throw badRequest('empty body: expected a JSON object');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw badRequest(`body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** The webhook reply: what was stored and what it joined. */
+export function summarize(results: AcceptResult[]) {
+  return {
+    accepted: results.filter((r) => r.status !== 'duplicate').length,
+    duplicates: results.filter((r) => r.status === 'duplicate').length,
+    results: results.map((r) => ({
+      id: r.sourceEventId,
+      status: r.status,
+      ticket: r.ticketId,
+      fingerprint: r.fingerprint,
+      state: r.state,
+      ...(r.reason ? { reason: r.reason } : {}),
+    })),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * POST /triggers/latency — P95 latency alerts: a Grafana / Alertmanager webhook
+ * (every alert in it is a latency alert) or a small JSON body:
+ *   { "service": "api", "route": "GET /api/pets", "p95_ms": 1840, "threshold_ms": 500,
+ *     "id"?: "...", "observed_at"?: ISO-8601 }
+ */
+import type { Hono } from 'hono';
+import { z } from 'zod';
+import type { AppDeps } from '../app.ts';
+import { compilePattern } from '../config.ts';
+import { badRequest } from '../http-error.ts';
+import type { TriggerEvent } from '../types.ts';
+import { credentialAuth } from './auth.ts';
+import { parseAlertWebhook } from './alerts.ts';
+import { readJson, summarize } from './common.ts';
+
+const smallSchema = z
+  .object({
+    service: z.string().min(1),
+    route: z.string().min(1),
+    p95_ms: z.number().nonnegative(),
+    threshold_ms: z.number().positive(),
+    id: z.string().min(1).optional(),
+    observed_at: z.iso.datetime({ offset: true }).optional(),
+  })
+  .strict();
+
+export function parseLatencyJson(body: unknown, now: Date): TriggerEvent {
+  const r = smallSchema.safeParse(body);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
+    throw badRequest(`invalid latency alert: ${problems.join('; ')}`, r.error.issues);
+  }
+  const b = r.data;
+  const at = b.observed_at ? new Date(b.observed_at).toISOString() : now.toISOString();
+  const msg = `P95 latency ${Math.round(b.p95_ms)} ms on ${b.route} exceeds ${Math.round(b.threshold_ms)} ms`;
+  return {
+    source: 'latency',
+    kind: 'latency',
+    service: b.service,
+    title: msg,
+    message: msg,
+    route: b.route,
+    labels: { p95_ms: String(b.p95_ms), threshold_ms: String(b.threshold_ms) },
+    count: 1,
+    firstSeen: at,
+    lastSeen: at,
+    human: false,
+    sourceEventId: b.id ?? `${b.service}:${b.route}:${at}`,
+    latency: { p95Ms: b.p95_ms, thresholdMs: b.threshold_ms },
+  };
+}
+
+export function registerLatency(app: Hono, deps: AppDeps): void {
+  const cfg = deps.config.triggers.latency;
+  if (!cfg.enabled) return;
+  const secrets = deps.config.secrets;
+  const user = secrets.get(cfg.basicUserEnv);
+  const password = secrets.get(cfg.basicPasswordEnv);
+  const latencyPattern = compilePattern(cfg.alertNamePattern);
+
+  app.post(
+    '/triggers/latency',
+    credentialAuth({ name: 'latency trigger', token: secrets.get(cfg.tokenEnv), basic: user && password ? { user, password } : undefined }),
+    async (c) => {
+      const body = await readJson(c);
+      const isAlertWebhook = typeof body === 'object' && body !== null && 'alerts' in body;
+      if (isAlertWebhook) {
+        const parsed = parseAlertWebhook(body, {
+          forceLatency: true,
+          latencyPattern,
+          defaultThresholdMs: cfg.defaultThresholdMs,
+          now: deps.store.now,
+        });
+        const results = deps.intake.accept(parsed.events);
+        deps.onAccepted?.(results);
+        return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected });
+      }
+      const results = deps.intake.accept([parseLatencyJson(body, deps.store.now())]);
+      deps.onAccepted?.(results);
+      return c.json({ source: 'latency', ...summarize(results), rejected: [] });
+    },
+  );
+}

@@ -1,0 +1,126 @@
+/**
+ * Shared vocabulary of the control plane: what every trigger produces and what the
+ * queue stores. See docs/architecture.md for how the pieces connect.
+ */
+
+export const TRIGGER_SOURCES = ['grafana', 'alertmanager', 'slack', 'email', 'latency', 'logfile', 'manual'] as const;
+export type TriggerSource = (typeof TRIGGER_SOURCES)[number];
+
+export const EVENT_KINDS = ['error', 'latency', 'report'] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+export interface Reporter {
+  kind: 'slack' | 'email';
+  /** Slack user id or email address of the person who reported it. */
+  id: string;
+  /** Slack `channel:thread_ts`, or the email Message-ID to reply to. */
+  thread?: string;
+  /** Email address for the reply (email reporters only). */
+  address?: string;
+  /** Email subject, kept for threading the reply. */
+  subject?: string;
+}
+
+/** One occurrence (or a batch of them) of something that may be a bug. */
+export interface TriggerEvent {
+  source: TriggerSource;
+  kind: EventKind;
+  service?: string;
+  /** One line. */
+  title: string;
+  /** Error message or the person's text. Untrusted. */
+  message: string;
+  stack?: string;
+  /** e.g. "POST /api/pets/123"; templated during fingerprinting. */
+  route?: string;
+  labels: Record<string, string>;
+  /** Occurrences this event represents. */
+  count: number;
+  /** Affected users, if known. */
+  users?: number;
+  /** One-way hashed user ids, never raw ids. */
+  userHashes?: string[];
+  firstSeen: string;
+  lastSeen: string;
+  reporter?: Reporter;
+  /** A person filed it (Slack, email, manual). */
+  human: boolean;
+  /** Idempotency key within the source: Slack event_id, Mailgun token, alert fingerprint+startsAt... */
+  sourceEventId: string;
+  /** 'resolved' events close an alert; they never open a ticket. */
+  status?: 'firing' | 'resolved';
+  /** Latency details when kind is 'latency'. */
+  latency?: { p95Ms: number; thresholdMs: number };
+}
+
+export const TICKET_STATES = [
+  'settling',
+  'queued',
+  'dropped',
+  'deferred',
+  'running',
+  'awaiting_approval',
+  'pushed',
+  'failed',
+  'needs_human',
+  'resolved',
+  'regressed',
+] as const;
+export type TicketState = (typeof TICKET_STATES)[number];
+
+/** States in which a ticket still absorbs new occurrences of its fingerprint. */
+export const OPEN_STATES: readonly TicketState[] = [
+  'settling',
+  'queued',
+  'deferred',
+  'running',
+  'awaiting_approval',
+  'needs_human',
+];
+
+/** States that mean "a fix went out": a later occurrence is a regression. */
+export const FIXED_STATES: readonly TicketState[] = ['pushed', 'resolved'];
+
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export function severityRank(s: Severity): number {
+  return SEVERITIES.indexOf(s);
+}
+
+export const CLASSIFICATIONS = ['bug', 'feature', 'question', 'noise'] as const;
+export type Classification = (typeof CLASSIFICATIONS)[number];
+
+export interface Ticket {
+  id: number;
+  fingerprint: string;
+  source: TriggerSource;
+  kind: EventKind;
+  service: string | null;
+  title: string;
+  message: string;
+  stack: string | null;
+  route: string | null;
+  labels: Record<string, string>;
+  state: TicketState;
+  severity: Severity;
+  priority: number;
+  count: number;
+  users: number;
+  human: boolean;
+  claimedBy: string | null;
+  reporter: Reporter | null;
+  reporters: Reporter[];
+  classification: Classification | null;
+  triageDecision: string | null;
+  triageReason: string | null;
+  regressionOf: number | null;
+  firstSeen: string;
+  lastSeen: string;
+  settleDeadline: string | null;
+  attempt: number;
+  alertResolvedAt: string | null;
+  pushedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { test } from 'node:test';
+import { buildTestApp, fixtureJson, fixtureText, postJson } from '../support/helpers.ts';
+
+interface WebhookReply {
+  source: string;
+  accepted: number;
+  duplicates: number;
+  results: Array<{ status: string; ticket: number | null; fingerprint: string }>;
+  rejected: Array<{ index: number; problem: string }>;
+}
+
+const GRAFANA = [
+  'webhook_firing_docs.json',
+  'webhook_firing_values_v11_zulip.json',
+  'webhook_default_payload_alerting_test.json',
+  'webhook_mixed_firing_resolved_v9_zulip.json',
+  'webhook_resolved_v9_zulip.json',
+];
+const ALERTMANAGER = ['webhook_firing_zulip.json', 'webhook_resolved_zulip.json', 'webhook_firing_prometheus_msteams_testdata.json'];
+
+test('every Grafana fixture is accepted: one event per alert, firing ones become tickets', async (t) => {
+  const { app, store } = buildTestApp(t);
+  for (const name of GRAFANA) {
+    const body = fixtureJson<{ alerts: Array<{ status: string }> }>('grafana', name);
+    const res = await postJson(app, '/triggers/grafana', body);
+    assert.equal(res.status, 200, `${name}: ${await res.clone().text()}`);
+    const reply = (await res.json()) as WebhookReply;
+    assert.equal(reply.source, 'grafana');
+    assert.equal(reply.accepted + reply.duplicates, body.alerts.length, name);
+    for (const [i, a] of body.alerts.entries()) {
+      const r = reply.results[i]!;
+      if (a.status === 'resolved') assert.equal(r.status, 'resolved', `${name} alert ${i}`);
+      else assert.ok(['created', 'merged'].includes(r.status), `${name} alert ${i}: ${r.status}`);
+    }
+  }
+  const tickets = store.listTickets();
+  const titles = tickets.map((x) => x.title).sort();
+  assert.ok(titles.includes('High memory usage'), titles.join(', '));
+  assert.ok(titles.includes('Testing **another** failing alert'), titles.join(', '));
+  assert.equal(store.countEvents(), GRAFANA.reduce((n, f) => n + fixtureJson<{ alerts: unknown[] }>('grafana', f).alerts.length, 0));
+});
+
+test('Alertmanager fixtures: service and message from labels/annotations; numbers do not split a group', async (t) => {
+  const { app, store } = buildTestApp(t);
+  for (const name of ALERTMANAGER) {
+    const res = await postJson(app, '/triggers/grafana', fixtureJson('alertmanager', name));
+    assert.equal(res.status, 200, `${name}: ${await res.clone().text()}`);
+    assert.equal(((await res.json()) as WebhookReply).source, 'alertmanager');
+  }
+  const cpu = store.listTickets().filter((x) => x.title === 'High CPU core temperature');
+  // Two alerts differing only in the temperature ("34.75C" vs "17.625C") are one ticket.
+  assert.equal(cpu.length, 1);
+  assert.equal(cpu[0]!.count, 2);
+  assert.match(cpu[0]!.message, /CPU core temperature is/);
+  assert.equal(cpu[0]!.labels.host, 'andromeda');
+  // The resolved notification is recorded against the fingerprint.
+  assert.ok(cpu[0]!.alertResolvedAt, 'resolved alert recorded on the ticket');
+  const mem = store.listTickets().find((x) => x.title === 'Server High Memory usage');
+  assert.ok(mem, 'old-style alert without status/fingerprint accepted');
+  assert.equal(mem.service, 'docker_nodes');
+});
+
+test('route, stack and counts come from labels, annotations and values', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const res = await postJson(app, '/triggers/grafana', {
+    version: '1',
+    status: 'firing',
+    alerts: [
+      {
+        status: 'firing',
+        labels: { alertname: 'PetsErrors', service: 'petstore', method: 'get', route: '/api/pets/17' },
+        annotations: { message: 'TypeError: Cannot read properties of undefined (reading "name")', stack: 'TypeError: x\n    at getPet (/srv/app/src/pets.ts:41:12)' },
+        startsAt: '2026-11-21T09:00:00Z',
+        fingerprint: 'abc',
+        values: { count: 42, B: 42 },
+      },
+    ],
+  });
+  assert.equal(res.status, 200);
+  const [ticket] = store.listTickets();
+  assert.equal(ticket!.service, 'petstore');
+  assert.equal(ticket!.route, 'GET /api/pets/17');
+  assert.equal(ticket!.count, 42);
+  assert.match(ticket!.stack ?? '', /getPet/);
+});
+
+test('a partly bad batch stores the good alerts and names the bad ones', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const body = fixtureJson<{ alerts: unknown[] }>('grafana', 'webhook_firing_docs.json');
+  body.alerts.push({ status: 'firing', labels: 'not-an-object' });
+  const res = await postJson(app, '/triggers/grafana', body);
+  assert.equal(res.status, 200);
+  const reply = (await res.json()) as WebhookReply;
+  assert.equal(reply.accepted, 2);
+  assert.equal(reply.rejected.length, 1);
+  assert.match(reply.rejected[0]!.problem, /alerts\[2\]\.labels/);
+  assert.equal(store.countEvents(), 2);
+});
+
+test('malformed payloads are 400s that name the problem, and store nothing', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const cases: Array<[unknown, RegExp]> = [
+    ['{not json', /not valid JSON/],
+    ['', /empty body/],
+    [{ alerts: [] }, /version/],
+    [{ version: '7', alerts: [] }, /version "7" is not supported/],
+    [{ version: '4', alerts: 'x' }, /alerts/],
+    [{ version: '4', alerts: [{ labels: 5 }] }, /alerts\[0\]\.labels/],
+  ];
+  for (const [body, re] of cases) {
+    const res = await postJson(app, '/triggers/grafana', body);
+    assert.equal(res.status, 400, JSON.stringify(body));
+    const err = (await res.json()) as { error: { message: string } };
+    assert.match(err.error.message, re);
+  }
+  const wrongType = await app.request('/triggers/grafana', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
+  assert.equal(wrongType.status, 415);
+  assert.equal(store.countEvents(), 0);
+});
+
+test('a redelivered alert (same fingerprint and startsAt) is a duplicate, not a new occurrence', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const body = fixtureJson('alertmanager', 'webhook_firing_zulip.json');
+  await postJson(app, '/triggers/grafana', body);
+  const again = (await (await postJson(app, '/triggers/grafana', body)).json()) as WebhookReply;
+  assert.equal(again.duplicates, 2);
+  assert.equal(store.listTickets()[0]!.count, 2);
+});
+
+test('oversize bodies get 413 and unknown routes a JSON 404', async (t) => {
+  const { app, store } = buildTestApp(t, { flags: { server: { maxBodyBytes: 2048 } } });
+  const big = fixtureJson<{ alerts: Array<{ annotations: Record<string, string> }> }>('grafana', 'webhook_firing_docs.json');
+  big.alerts[0]!.annotations.description = 'x'.repeat(5000);
+  const res = await postJson(app, '/triggers/grafana', big);
+  assert.equal(res.status, 413);
+  assert.match(((await res.json()) as { error: { message: string } }).error.message, /exceeds 2048 bytes/);
+  assert.equal(store.countEvents(), 0);
+  const nf = await app.request('/nope');
+  assert.equal(nf.status, 404);
+  assert.deepEqual(await nf.json(), { error: { code: 'not_found', message: 'no route for GET /nope' } });
+});
+
+test('bearer and basic auth: missing or wrong credentials are 401 and store nothing', async (t) => {
+  const env = { GF_TOKEN: 'tok-123', GF_USER: 'grafana', GF_PASS: 'pw' };
+  const { app, store } = buildTestApp(t, {
+    env,
+    flags: { triggers: { grafana: { tokenEnv: 'GF_TOKEN', basicUserEnv: 'GF_USER', basicPasswordEnv: 'GF_PASS' } } },
+  });
+  const body = fixtureText('grafana', 'webhook_firing_docs.json');
+  const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+  for (const auth of [undefined, 'Bearer wrong', basic('grafana', 'nope'), 'tok-123']) {
+    const res = await postJson(app, '/triggers/grafana', body, auth ? { authorization: auth } : {});
+    assert.equal(res.status, 401, String(auth));
+  }
+  assert.equal(store.countEvents(), 0);
+  assert.equal((await postJson(app, '/triggers/grafana', body, { authorization: 'Bearer tok-123' })).status, 200);
+  const body2 = fixtureText('alertmanager', 'webhook_firing_zulip.json');
+  assert.equal((await postJson(app, '/triggers/grafana', body2, { authorization: basic('grafana', 'pw') })).status, 200);
+});
+
+test('Grafana HMAC: valid passes; forged, missing, stale and replayed signatures are 401 with no row', async (t) => {
+  const env = { GF_HMAC: 'hmac-secret' };
+  const { app, store } = buildTestApp(t, { env, flags: { triggers: { grafana: { hmacSecretEnv: 'GF_HMAC' } } } });
+  const body = fixtureText('grafana', 'webhook_firing_docs.json');
+  const sign = (ts: string, b = body, key = 'hmac-secret') => createHmac('sha256', key).update(`${ts}:${b}`).digest('hex');
+  const now = String(Math.floor(Date.now() / 1000));
+  const stale = String(Math.floor(Date.now() / 1000) - 301);
+  const headers = (sig: string | undefined, ts: string | undefined) => ({
+    ...(sig ? { 'X-Grafana-Alerting-Signature': sig } : {}),
+    ...(ts ? { 'X-Grafana-Alerting-Timestamp': ts } : {}),
+  });
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [headers(undefined, now), /missing X-Grafana-Alerting-Signature/],
+    [headers(sign(now), undefined), /missing X-Grafana-Alerting-Timestamp/],
+    [headers(sign(now, body, 'other-key'), now), /does not match/],
+    [headers(sign(now, body.replace('High', 'Low')), now), /does not match/],
+    [headers(sign(stale), stale), /stale signature/],
+  ];
+  for (const [h, re] of cases) {
+    const res = await postJson(app, '/triggers/grafana', body, h);
+    assert.equal(res.status, 401);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, re);
+  }
+  assert.equal(store.countEvents(), 0);
+  const good = headers(sign(now), now);
+  assert.equal((await postJson(app, '/triggers/grafana', body, good)).status, 200);
+  const replay = await postJson(app, '/triggers/grafana', body, good);
+  assert.equal(replay.status, 401);
+  assert.match(((await replay.json()) as { error: { message: string } }).error.message, /replayed/);
+});

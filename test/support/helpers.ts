@@ -1,0 +1,97 @@
+/**
+ * Test support: temp homes, configs, an app over a real store, and the shared
+ * fixtures (read from ../shared, never copied into the repo).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+import { createApp } from '../../control/app.ts';
+import { loadConfig, type BugbotConfig, type ConfigFile } from '../../control/config.ts';
+import { Intake } from '../../control/intake/index.ts';
+import { createRedactor } from '../../control/intake/redact.ts';
+import { silentLogger } from '../../control/log.ts';
+import { Store } from '../../control/queue/store.ts';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const sharedDir = process.env.BUGBOT_SHARED_DIR ?? resolve(repoRoot, '../shared');
+
+/** Path of a shared fixture; throws (never skips) when the shared folder is missing. */
+export function fixturePath(...parts: string[]): string {
+  const p = join(sharedDir, 'fixtures', ...parts);
+  if (!existsSync(p)) {
+    throw new Error(`fixture ${p} is missing: tests read ../shared/fixtures beside the checkout (or set BUGBOT_SHARED_DIR)`);
+  }
+  return p;
+}
+
+export function fixtureText(...parts: string[]): string {
+  return readFileSync(fixturePath(...parts), 'utf8');
+}
+
+export function fixtureJson<T = unknown>(...parts: string[]): T {
+  return JSON.parse(fixtureText(...parts)) as T;
+}
+
+/** A temp dir removed after the test unless it failed (then kept for a look). */
+export function tempDir(t: TestContext | undefined, prefix = 'bugbot-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t?.after(() => {
+    if (process.env.BUGBOT_KEEP_TMP) return;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+export function testConfig(home: string, flags: ConfigFile = {}, env: NodeJS.ProcessEnv = {}): BugbotConfig {
+  return loadConfig({ cwd: home, env, flags: { home, ...flags } });
+}
+
+/** A mutable clock for settle-window tests. */
+export class FakeClock {
+  constructor(private t = Date.parse('2026-11-21T10:00:00.000Z')) {}
+  now = (): Date => new Date(this.t);
+  advance(seconds: number): void {
+    this.t += seconds * 1000;
+  }
+}
+
+export interface TestApp {
+  app: ReturnType<typeof createApp>;
+  store: Store;
+  intake: Intake;
+  config: BugbotConfig;
+}
+
+export function buildTestApp(
+  t: TestContext,
+  opts: { flags?: ConfigFile; env?: NodeJS.ProcessEnv; clock?: FakeClock } = {},
+): TestApp {
+  const home = tempDir(t);
+  const config = testConfig(home, opts.flags, opts.env);
+  const store = new Store(join(home, 'bugbot.db'), { now: opts.clock?.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
+  const app = createApp({ config, store, intake, logger: silentLogger });
+  return { app, store, intake, config };
+}
+
+export function postJson(app: TestApp['app'], path: string, body: unknown, headers: Record<string, string> = {}) {
+  return app.request(path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/** Poll until fn returns a truthy value or the timeout passes. */
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, loadConfig, stripJsonComments } from '../../control/config.ts';
+import { STARTER_CONFIG } from '../../control/starter-config.ts';
+import { tempDir } from '../support/helpers.ts';
+
+test('embedded defaults work with no file at all', (t) => {
+  const dir = tempDir(t);
+  const cfg = loadConfig({ cwd: dir, env: {} });
+  assert.equal(cfg.configPath, null);
+  assert.equal(cfg.server.host, '127.0.0.1');
+  assert.equal(cfg.server.port, 7777);
+  assert.equal(cfg.intake.settleSeconds, 30);
+  assert.equal(cfg.workers, 2);
+  assert.equal(cfg.home, join(dir, '.bugbot'));
+});
+
+test('precedence: defaults < file < env < flags', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ server: { port: 8000 }, workers: 3, intake: { settleSeconds: 10 } }));
+  const fromFile = loadConfig({ cwd: dir, env: {} });
+  assert.equal(fromFile.server.port, 8000);
+  assert.equal(fromFile.workers, 3);
+  const fromEnv = loadConfig({ cwd: dir, env: { BUGBOT_PORT: '8001', BUGBOT_WORKERS: '4' } });
+  assert.equal(fromEnv.server.port, 8001);
+  assert.equal(fromEnv.workers, 4);
+  assert.equal(fromEnv.intake.settleSeconds, 10, 'untouched file values stay');
+  const fromFlags = loadConfig({ cwd: dir, env: { BUGBOT_PORT: '8001' }, flags: { server: { port: 8002 } } });
+  assert.equal(fromFlags.server.port, 8002);
+});
+
+test('every problem is reported at once', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(
+    join(dir, 'bugbot.config.json'),
+    JSON.stringify({ workers: 9, server: { port: 'x' }, intake: { settleSeconds: -1 }, typo: true }),
+  );
+  try {
+    loadConfig({ cwd: dir, env: { BUGBOT_WORKERS: 'many' } });
+    assert.fail('expected a ConfigError');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    const text = err.problems.join('\n');
+    assert.match(text, /BUGBOT_WORKERS="many": expected an integer/);
+    assert.match(text, /workers/);
+    assert.match(text, /server\.port/);
+    assert.match(text, /intake\.settleSeconds/);
+    assert.match(text, /typo/);
+    assert.ok(err.problems.length >= 5, text);
+  }
+});
+
+test('semantic problems: bad regexes, unset secret variables, exposed API without a token', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(
+    join(dir, 'bugbot.config.json'),
+    JSON.stringify({
+      server: { host: '0.0.0.0' },
+      triage: { criticalPatterns: ['(unclosed'] },
+      triggers: { grafana: { tokenEnv: 'GRAFANA_TOKEN_NOT_SET' } },
+    }),
+  );
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {} }),
+    (err: unknown) => {
+      const text = (err as ConfigError).problems.join('\n');
+      assert.match(text, /triage\.criticalPatterns\.0: not a valid regular expression/);
+      assert.match(text, /names GRAFANA_TOKEN_NOT_SET, which is not set/);
+      assert.match(text, /not loopback/);
+      return true;
+    },
+  );
+});
+
+test('secrets come only from the variables the config names', (t) => {
+  const dir = tempDir(t);
+  const cfg = loadConfig({
+    cwd: dir,
+    env: { MY_TOKEN: 'abc', OTHER: 'nope' },
+    flags: { triggers: { grafana: { tokenEnv: 'MY_TOKEN' } } },
+  });
+  assert.equal(cfg.secrets.get('MY_TOKEN'), 'abc');
+  assert.equal(cfg.secrets.get('OTHER'), undefined, 'a variable the config does not name is not readable');
+  assert.doesNotMatch(JSON.stringify(cfg), /abc/, 'secret values are not part of the serialized config');
+});
+
+test('the starter config written by `bugbot init` parses and equals the defaults', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'bugbot.config.json'), STARTER_CONFIG);
+  const fromStarter = loadConfig({ cwd: dir, env: {} });
+  const defaults = loadConfig({ cwd: tempDir(t), env: {} });
+  const strip = (c: typeof defaults) => ({ ...c, home: '', target: { ...c.target, repo: '' }, configPath: null, secrets: null });
+  assert.deepEqual(strip(fromStarter), strip(defaults));
+});
+
+test('JSON comments and trailing commas are allowed, but not inside strings', () => {
+  const text = '{ // c\n "a": "x // not a comment, }", /* b */ "b": [1, 2,], }';
+  assert.deepEqual(JSON.parse(stripJsonComments(text)), { a: 'x // not a comment, }', b: [1, 2] });
+});

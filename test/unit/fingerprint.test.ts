@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fingerprintEvent, inAppFrames, templateRouteWithMethod } from '../../control/intake/fingerprint.ts';
+import type { TriggerEvent } from '../../control/types.ts';
+
+function ev(o: Partial<TriggerEvent>): TriggerEvent {
+  return {
+    source: 'grafana',
+    kind: 'error',
+    title: 't',
+    message: 'Error',
+    labels: {},
+    count: 1,
+    firstSeen: '2026-11-21T10:00:00Z',
+    lastSeen: '2026-11-21T10:00:00Z',
+    human: false,
+    sourceEventId: 'x',
+    ...o,
+  };
+}
+
+const STACK_V1 = `TypeError: Cannot read properties of undefined (reading 'owner')
+    at getOwner (/srv/app/src/pets/owner.ts:41:12)
+    at handlePet (/srv/app/src/pets/routes.ts:88:5)
+    at Layer.handle (/srv/app/node_modules/express/lib/router/layer.js:95:5)
+    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)`;
+const STACK_V2 = STACK_V1.replace(':41:12', ':57:3').replace(':88:5', ':102:9');
+
+test('/api/pets/1 and /api/pets/999 group together', () => {
+  const a = fingerprintEvent(ev({ service: 'pets', message: 'Pet 1 not found', route: 'GET /api/pets/1' }));
+  const b = fingerprintEvent(ev({ service: 'pets', message: 'Pet 999 not found', route: 'GET /api/pets/999' }));
+  assert.equal(a.fingerprint, b.fingerprint);
+  assert.equal(a.parts.route, 'GET /api/pets/:id');
+  const other = fingerprintEvent(ev({ service: 'pets', message: 'Pet 1 not found', route: 'DELETE /api/pets/1' }));
+  assert.notEqual(a.fingerprint, other.fingerprint);
+});
+
+test('stack frames count without line numbers; library frames are left out', () => {
+  assert.deepEqual(inAppFrames(STACK_V1, 5), ['owner.ts:getOwner', 'routes.ts:handlePet']);
+  const a = fingerprintEvent(ev({ message: "TypeError: Cannot read properties of undefined (reading 'owner')", stack: STACK_V1 }));
+  const b = fingerprintEvent(ev({ message: "TypeError: Cannot read properties of undefined (reading 'owner')", stack: STACK_V2 }));
+  assert.equal(a.fingerprint, b.fingerprint, 'a deploy that moves lines does not split the group');
+  const c = fingerprintEvent(ev({ message: "TypeError: Cannot read properties of undefined (reading 'owner')", stack: STACK_V1.replace('getOwner', 'loadOwner') }));
+  assert.notEqual(a.fingerprint, c.fingerprint, 'a different function is a different bug');
+});
+
+test('Python, Java and Go frames are parsed', () => {
+  const py = `Traceback (most recent call last):
+  File "/app/billing/charge.py", line 42, in charge
+    amount = order.total
+  File "/usr/lib/python3/dist-packages/requests/api.py", line 9, in get
+AttributeError: 'NoneType' object has no attribute 'total'`;
+  assert.deepEqual(inAppFrames(py, 5), ['charge.py:charge']);
+  const java = `java.lang.NullPointerException: boom
+	at com.acme.pay.Webhook.handle(Webhook.java:77)
+	at java.base/java.lang.Thread.run(Thread.java:833)`;
+  assert.deepEqual(inAppFrames(java, 5), ['Webhook.java:Webhook.handle']);
+  const go = `goroutine 1 [running]:
+main.chargeCard(0x0)
+	/src/app/pay.go:31 +0x1d`;
+  assert.deepEqual(inAppFrames(go, 5), ['pay.go:main.chargeCard']);
+});
+
+test('a fingerprint label wins over everything else', () => {
+  const a = fingerprintEvent(ev({ message: 'one', labels: { fingerprint: 'checkout-timeouts' } }));
+  const b = fingerprintEvent(ev({ message: 'completely different', route: 'GET /x', labels: { fingerprint: 'checkout-timeouts' } }));
+  assert.equal(a.fingerprint, b.fingerprint);
+  assert.equal(a.parts.method, 'label');
+});
+
+test('free-text reports: by error text, else by URL, else by subject', () => {
+  const e1 = fingerprintEvent(ev({ kind: 'report', title: 'help', message: 'I get "TypeError: x is undefined" on the pets page' }));
+  assert.equal(e1.parts.method, 'report-error');
+  const u1 = fingerprintEvent(ev({ kind: 'report', title: 'broken page', message: 'https://shop.example.com/orders/123 shows nothing' }));
+  const u2 = fingerprintEvent(ev({ kind: 'report', title: 'empty page', message: 'see https://shop.example.com/orders/998 please' }));
+  assert.equal(u1.parts.method, 'report-url');
+  assert.equal(u1.fingerprint, u2.fingerprint);
+  const s1 = fingerprintEvent(ev({ kind: 'report', title: 'Re: Invoice totals look wrong', message: 'hello' }));
+  const s2 = fingerprintEvent(ev({ kind: 'report', title: 'invoice totals look wrong!', message: 'hi there' }));
+  assert.equal(s1.parts.method, 'report-subject');
+  assert.equal(s1.fingerprint, s2.fingerprint);
+});
+
+test('route templating keeps the method and drops the query string', () => {
+  assert.equal(templateRouteWithMethod('POST /api/pets/123?x=1'), 'POST /api/pets/:id');
+  assert.equal(
+    templateRouteWithMethod('GET /api/users/8c4f2b9e-1d3a-4e5f-9a7b-0c1d2e3f4a5b/orders'),
+    'GET /api/users/:id/orders',
+  );
+});
+
+test('different errors get different fingerprints', () => {
+  const a = fingerprintEvent(ev({ message: 'connect ECONNREFUSED 10.0.0.1:5432' }));
+  const b = fingerprintEvent(ev({ message: 'connect ECONNRESET 10.0.0.1:5432' }));
+  const c = fingerprintEvent(ev({ message: 'connect ECONNREFUSED 10.0.0.2:5433' }));
+  assert.notEqual(a.fingerprint, b.fingerprint);
+  assert.equal(a.fingerprint, c.fingerprint);
+});

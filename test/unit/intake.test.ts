@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { Intake } from '../../control/intake/index.ts';
+import { createRedactor } from '../../control/intake/redact.ts';
+import { SettleScheduler } from '../../control/intake/settle.ts';
+import { silentLogger } from '../../control/log.ts';
+import { finishRun, claimNext } from '../../control/queue/leases.ts';
+import { Store } from '../../control/queue/store.ts';
+import type { TriggerEvent } from '../../control/types.ts';
+import type { ConfigFile } from '../../control/config.ts';
+import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+
+function setup(t: TestContext, flags: ConfigFile = {}) {
+  const home = tempDir(t);
+  const clock = new FakeClock();
+  const config = testConfig(home, flags);
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 's' }) });
+  return { home, clock, config, store, intake };
+}
+
+let seq = 0;
+function alert(overrides: Partial<TriggerEvent> = {}): TriggerEvent {
+  const at = '2026-11-21T10:00:00.000Z';
+  return {
+    source: 'grafana',
+    kind: 'error',
+    service: 'petstore',
+    title: 'Pet lookup failed',
+    message: 'TypeError: Cannot read properties of undefined (reading "owner")',
+    route: 'GET /api/pets/1',
+    labels: {},
+    count: 1,
+    firstSeen: at,
+    lastSeen: at,
+    human: false,
+    sourceEventId: `evt-${++seq}`,
+    ...overrides,
+  };
+}
+
+test('1,000 alerts for one error with different ids → one ticket with count 1,000; another error → a second ticket', (t) => {
+  const { intake, store } = setup(t);
+  const events: TriggerEvent[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const id = 1000 + i * 7;
+    events.push(
+      alert({
+        route: `GET /api/pets/${id}`,
+        message: `TypeError: Cannot read properties of undefined (reading "owner") for pet ${id} request 7f3a${i.toString(16)}e2`,
+      }),
+    );
+  }
+  events.push(alert({ message: 'RangeError: Maximum call stack size exceeded', route: 'POST /api/orders' }));
+  intake.accept(events);
+  const tickets = store.listTickets();
+  assert.equal(tickets.length, 2);
+  const pets = tickets.find((x) => x.route?.startsWith('GET'))!;
+  assert.equal(pets.count, 1000);
+  assert.equal(store.occurrences(pets.id, 2000).length, 1000);
+});
+
+test('settle window: stored deadline, reset per occurrence, capped; the ticket is triaged when it closes', (t) => {
+  const { intake, store, clock } = setup(t, { intake: { settleSeconds: 30, settleCapSeconds: 60 } });
+  const [first] = intake.accept([alert()]);
+  assert.equal(first!.status, 'created');
+  assert.equal(first!.state, 'settling');
+  const id = first!.ticketId!;
+  assert.equal(store.getTicket(id)!.settleDeadline, '2026-11-21T10:00:30.000Z');
+
+  clock.advance(20);
+  intake.accept([alert()]); // resets to now + 30
+  assert.equal(store.getTicket(id)!.settleDeadline, '2026-11-21T10:00:50.000Z');
+  clock.advance(25);
+  intake.accept([alert()]); // would be 10:01:15, capped at first + 60 = 10:01:00
+  assert.equal(store.getTicket(id)!.settleDeadline, '2026-11-21T10:01:00.000Z');
+
+  assert.equal(intake.settleDue(), 0, 'not due yet');
+  clock.advance(16);
+  assert.equal(intake.settleDue(), 1);
+  const ticket = store.getTicket(id)!;
+  assert.equal(ticket.count, 3);
+  assert.equal(ticket.state, 'queued');
+  assert.match(ticket.triageReason!, /severity high/);
+});
+
+test('settle deadlines survive a restart of the store', (t) => {
+  const { intake, store, clock, config, home } = setup(t);
+  const [r] = intake.accept([alert()]);
+  store.close();
+  const reopened = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => reopened.close());
+  const intake2 = new Intake({ store: reopened, config, redactor: createRedactor() });
+  clock.advance(31);
+  const scheduler = new SettleScheduler({ store: reopened, intake: intake2, logger: silentLogger });
+  assert.equal(scheduler.tick(), 1);
+  assert.equal(reopened.getTicket(r!.ticketId!)!.state, 'queued');
+});
+
+test('triage: ignore rules drop, low severity defers until occurrences raise it', (t) => {
+  const { intake, store, clock } = setup(t, {
+    triage: { ignore: [{ pattern: 'ECONNRESET.*stripe', reason: 'third-party outage' }] },
+  });
+  const [ignored] = intake.accept([alert({ message: 'Error: read ECONNRESET api.stripe.com', route: 'POST /pay' })]);
+  const [quiet] = intake.accept([alert({ message: 'Slow thumbnail render', title: 'thumbnail', route: 'GET /thumbs/1' })]);
+  clock.advance(31);
+  intake.settleDue();
+  const dropped = store.getTicket(ignored!.ticketId!)!;
+  assert.equal(dropped.state, 'dropped');
+  assert.match(dropped.triageReason!, /third-party outage/);
+  const deferred = store.getTicket(quiet!.ticketId!)!;
+  assert.equal(deferred.state, 'deferred');
+  assert.match(deferred.triageReason!, /below the minimum medium/);
+  // Two more occurrences: count 3 reaches the medium threshold, re-triaged at once.
+  intake.accept([alert({ message: 'Slow thumbnail render', title: 'thumbnail', route: 'GET /thumbs/2' })]);
+  const [third] = intake.accept([alert({ message: 'Slow thumbnail render', title: 'thumbnail', route: 'GET /thumbs/3' })]);
+  assert.equal(third!.status, 'merged');
+  assert.equal(third!.state, 'queued');
+  // A dropped fingerprint recurring stays dropped, counted.
+  const [again] = intake.accept([alert({ message: 'Error: read ECONNRESET api.stripe.com', route: 'POST /pay' })]);
+  assert.equal(again!.ticketId, ignored!.ticketId);
+  assert.equal(again!.state, 'dropped');
+});
+
+test('dedupe against open tickets, then a recurrence after the fix is a linked regression', (t) => {
+  const { intake, store, clock, config } = setup(t);
+  const [a] = intake.accept([alert()]);
+  clock.advance(31);
+  intake.settleDue();
+  const [dup] = intake.accept([alert({ route: 'GET /api/pets/77' })]);
+  assert.equal(dup!.status, 'merged');
+  assert.equal(dup!.ticketId, a!.ticketId);
+
+  const claim = claimNext(store, 1, 4101, 60)!;
+  assert.equal(claim.ticket.id, a!.ticketId);
+  finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'fixed' });
+
+  // Within the grace period after the push: old code still deployed, no regression.
+  clock.advance(60);
+  const [lag] = intake.accept([alert({ firstSeen: clock.now().toISOString(), lastSeen: clock.now().toISOString() })]);
+  assert.equal(lag!.status, 'merged');
+  assert.equal(store.getTicket(a!.ticketId!)!.state, 'pushed');
+
+  clock.advance(config.triage.regressionGraceSeconds + 60);
+  const [reg] = intake.accept([alert({ firstSeen: clock.now().toISOString(), lastSeen: clock.now().toISOString() })]);
+  assert.equal(reg!.status, 'regression');
+  assert.notEqual(reg!.ticketId, a!.ticketId);
+  assert.equal(store.getTicket(reg!.ticketId!)!.regressionOf, a!.ticketId);
+  assert.equal(store.getTicket(a!.ticketId!)!.state, 'regressed');
+  assert.deepEqual(store.relatedTickets(a!.ticketId!), [{ id: reg!.ticketId, relation: 'regressed_by', state: 'settling' }]);
+});
+
+test('a person wins: their report joins the bot ticket and gets it acted on; a claim keeps the bot off', (t) => {
+  const { intake, store, clock } = setup(t);
+  const [bot] = intake.accept([alert({ message: 'Slow thumbnail render', title: 'thumbnail', route: 'GET /thumbs/1' })]);
+  clock.advance(31);
+  intake.settleDue();
+  assert.equal(store.getTicket(bot!.ticketId!)!.state, 'deferred');
+  const [human] = intake.accept([
+    alert({
+      source: 'manual',
+      human: true,
+      message: 'Slow thumbnail render',
+      title: 'thumbnail',
+      route: 'GET /thumbs/9',
+      reporter: { kind: 'email', id: 'ann@example.com', address: 'ann@example.com' },
+    }),
+  ]);
+  assert.equal(human!.ticketId, bot!.ticketId);
+  assert.equal(human!.state, 'queued');
+  const ticket = store.getTicket(bot!.ticketId!)!;
+  assert.equal(ticket.human, true);
+  assert.equal(ticket.reporters.length, 1);
+
+  const r = intake.claim(ticket.id, 'alice');
+  assert.equal(r.state, 'deferred');
+  assert.match(r.reason, /claimed by alice/);
+  assert.equal(claimNext(store, 1, null, 60), undefined, 'a claimed ticket is never dispatched');
+  assert.equal(intake.claim(ticket.id, null).state, 'queued');
+});
+
+test('free-text reports are classified; a feature request is not acted on, with the reason', (t) => {
+  const { intake } = setup(t);
+  const [r] = intake.accept([
+    alert({
+      source: 'slack',
+      kind: 'report',
+      human: true,
+      title: 'idea',
+      message: 'Feature request: it would be great to have dark mode on the dashboard',
+      route: undefined,
+    }),
+  ]);
+  assert.equal(r!.state, 'dropped');
+  assert.match(r!.reason!, /classified as feature/);
+  const [bug] = intake.accept([
+    alert({ source: 'slack', kind: 'report', human: true, title: 'checkout broken', message: 'Checkout fails with a 500 since the deploy', route: undefined }),
+  ]);
+  assert.equal(bug!.state, 'queued');
+});
+
+test('secrets and emails are redacted before anything is stored', (t) => {
+  const { intake, store } = setup(t);
+  intake.accept([
+    alert({
+      message: 'login failed for bob@example.com password=hunter2 token ghp_abcdefghijklmnopqrstuvwxyz123456',
+      labels: { db: 'postgres://admin:s3cret@db:5432/app' },
+    }),
+  ]);
+  const row = store.db.prepare('SELECT event_json FROM events').get() as { event_json: string };
+  const ticket = store.listTickets()[0]!;
+  for (const text of [row.event_json, ticket.message, JSON.stringify(ticket.labels)]) {
+    assert.doesNotMatch(text, /hunter2|bob@example\.com|ghp_abc|s3cret/);
+  }
+  assert.match(ticket.message, /<email:[0-9a-f]{12}>/);
+});

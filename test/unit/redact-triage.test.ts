@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { classifyText } from '../../control/intake/classify.ts';
+import { createRedactor } from '../../control/intake/redact.ts';
+import { createTriage, priorityOf } from '../../control/intake/triage.ts';
+import { loadConfig } from '../../control/config.ts';
+
+test('redaction masks secrets of every common shape', () => {
+  const r = createRedactor({ salt: 'pepper' });
+  const cases: Array<[string, RegExp]> = [
+    ['Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U', /eyJ/],
+    ['postgres://app:sup3rsecret@db.internal:5432/prod', /sup3rsecret/],
+    ['AWS key AKIAIOSFODNN7EXAMPLE used', /AKIAIOSFODNN7EXAMPLE/],
+    ['slack xoxb-123456789012-abcdefghijkl', /xoxb-1234/],
+    ['key sk-ant-api03-abcdefghijklmnopqrstuvwxyz', /sk-ant-api03-abc/],
+    ['{"password": "hunter2", "user": "x"}', /hunter2/],
+    ['api_key=ZXhhbXBsZWtleQ&x=1', /ZXhhbXBsZWtleQ/],
+    ['card 4111 1111 1111 1111 declined', /4111 1111/],
+    ['-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----', /MIIEow/],
+    ['mail from Jane.Doe@Example.com bounced', /Jane\.Doe/],
+    ['user_id=48213 failed', /48213/],
+  ];
+  for (const [input, leaked] of cases) {
+    const out = r.text(input);
+    assert.doesNotMatch(out, leaked, `${input} → ${out}`);
+  }
+  assert.equal(r.text('jane@example.com'), r.text('JANE@example.com'), 'hashes are stable and case-insensitive for emails');
+  assert.notEqual(createRedactor({ salt: 'other' }).text('jane@example.com'), r.text('jane@example.com'));
+  assert.equal(r.text('order 1234 shipped in 5 days'), 'order 1234 shipped in 5 days', 'ordinary text is untouched');
+});
+
+test('extra redaction patterns from config', () => {
+  const r = createRedactor({ extra: ['ACME-[0-9]{6}'] });
+  assert.equal(r.text('license ACME-123456 invalid'), 'license [REDACTED] invalid');
+});
+
+test('severity: labels, patterns, latency and counts', () => {
+  const cfg = loadConfig({ env: {}, cwd: '/' });
+  const triage = createTriage(cfg.triage);
+  const base = { kind: 'error' as const, title: 'x', message: 'something odd', labels: {}, count: 1 };
+  assert.equal(triage.severity(base).severity, 'low');
+  assert.equal(triage.severity({ ...base, labels: { severity: 'critical' } }).severity, 'critical');
+  assert.equal(triage.severity({ ...base, message: 'payment webhook rejected' }).severity, 'critical');
+  assert.equal(triage.severity({ ...base, message: 'TypeError: x' }).severity, 'high');
+  assert.equal(triage.severity({ ...base, kind: 'latency' }).severity, 'medium');
+  assert.equal(triage.severity({ ...base, count: 3 }).severity, 'medium');
+  assert.equal(triage.severity({ ...base, count: 25 }).severity, 'high');
+  assert.equal(triage.severity({ ...base, count: 500 }).severity, 'critical');
+  assert.ok(priorityOf('high', 1, false) > priorityOf('medium', 10_000, true), 'severity dominates priority');
+  assert.ok(priorityOf('medium', 1, true) > priorityOf('medium', 1000, false), 'people before volume');
+});
+
+test('rule classifier: bug / feature / question / noise with reasons', () => {
+  const cases: Array<[string, string]> = [
+    ['Checkout fails with a 500 error since the deploy', 'bug'],
+    ['I was charged twice for my order', 'bug'],
+    ['The export button does not work anymore', 'bug'],
+    ['Feature request: would be great to export to CSV', 'feature'],
+    ['Could you add support for dark mode?', 'feature'],
+    ['How do I change my billing email?', 'question'],
+    ['Thanks!', 'noise'],
+    ['Automatic reply: I am out of the office until Monday', 'noise'],
+  ];
+  for (const [text, expected] of cases) {
+    const r = classifyText(text);
+    assert.equal(r.classification, expected, `${text} → ${r.classification} (${r.reason})`);
+    assert.ok(r.reason.length > 0);
+  }
+});
