@@ -1,0 +1,265 @@
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { TriggerEvent } from '../types.ts';
+import { createLogParser, type LogParser } from './logfile.ts';
+
+/** Where each file's resume position survives restarts. */
+export interface OffsetStore {
+  get(path: string): { inode: number; offset: number } | undefined;
+  set(path: string, inode: number, offset: number): void;
+}
+
+/** The subset of `console` the tailer writes to. */
+export interface TailLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+/**
+ * Receives the events parsed from one read; called only with a non-empty batch.
+ * `newOffset` is the resume offset committed once this returns (or resolves).
+ */
+export type OnLogEvents = (events: TriggerEvent[], file: string, newOffset: number) => void | Promise<void>;
+
+export interface LogTailerOptions {
+  files: string[];
+  onEvents: OnLogEvents;
+  store: OffsetStore;
+  /** Service for lines that do not name one. */
+  service?: string;
+  /** Default 500. */
+  pollMs?: number;
+  /** Emit a buffered stack trace once its file has been quiet this long. Default max(1000, 2 × pollMs). */
+  idleFlushMs?: number;
+  /** Read a file with no stored offset from its beginning instead of its end. Default false. */
+  fromStart?: boolean;
+  logger?: TailLogger;
+}
+
+const CHUNK_BYTES = 256 * 1024;
+// A line longer than this is parsed in pieces so a runaway writer cannot exhaust memory.
+const MAX_LINE_BYTES = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+interface Tracked {
+  path: string;
+  parser: LogParser;
+  fh?: FileHandle;
+  inode: number;
+  /** Next byte to read. */
+  readPos: number;
+  /** Bytes after the last newline: an incomplete line, parsed once it ends. */
+  carry: Buffer;
+  lastDataAt: number;
+  /** The file appeared or was replaced while we watched: read it from byte 0. */
+  fresh: boolean;
+  waiting: boolean;
+  lastWarning?: string;
+  /** A batch the callback rejected, redelivered before anything new is read. */
+  retry?: { events: TriggerEvent[]; offset: number };
+}
+
+/**
+ * Follows log files like `tail -F` by polling (fs.watch misses events on many
+ * filesystems), turning appended error entries into TriggerEvents.
+ */
+export class LogTailer {
+  private readonly opts: LogTailerOptions;
+  private readonly pollMs: number;
+  private readonly idleFlushMs: number;
+  private readonly logger: TailLogger;
+  private readonly buf = Buffer.alloc(CHUNK_BYTES);
+  private tracked: Tracked[] = [];
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> = Promise.resolve();
+  private stopped: Promise<void> = Promise.resolve();
+
+  constructor(opts: LogTailerOptions) {
+    this.opts = opts;
+    this.pollMs = opts.pollMs ?? 500;
+    this.idleFlushMs = opts.idleFlushMs ?? Math.max(1000, 2 * this.pollMs);
+    this.logger = opts.logger ?? console;
+  }
+
+  /** Starts polling; a no-op while already running. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.tracked = this.opts.files.map((path) => ({
+      path,
+      parser: createLogParser({ file: path, service: this.opts.service }),
+      inode: 0,
+      readPos: 0,
+      carry: EMPTY,
+      lastDataAt: Date.now(),
+      fresh: false,
+      waiting: false,
+    }));
+    // Wait for a previous stop() to finish closing before the first poll.
+    this.inFlight = this.stopped.then(() => this.loop());
+  }
+
+  /**
+   * Stops polling, reads what was appended so far, emits any buffered stack trace and
+   * closes the files. Resolves when done; safe to call repeatedly.
+   */
+  stop(): Promise<void> {
+    if (!this.running) return this.stopped;
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    // Captured: a start() right after this replaces this.tracked before we finish.
+    const tracked = this.tracked;
+    this.stopped = this.inFlight.then(async () => {
+      await this.pollAll(tracked, true);
+      for (const t of tracked) await t.fh?.close().catch(() => undefined);
+    });
+    return this.stopped;
+  }
+
+  private async loop(): Promise<void> {
+    await this.pollAll(this.tracked, false);
+    if (!this.running) return;
+    this.timer = setTimeout(() => {
+      this.inFlight = this.loop();
+    }, this.pollMs);
+  }
+
+  private async pollAll(tracked: Tracked[], final: boolean): Promise<void> {
+    for (const t of tracked) {
+      try {
+        await this.pollFile(t, final);
+      } catch (err) {
+        this.warn(t, `logfile: ${t.path}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async pollFile(t: Tracked, final: boolean): Promise<void> {
+    if (t.retry && !(await this.deliver(t, t.retry.events, t.retry.offset))) return;
+    if (!t.fh && !(await this.open(t))) return;
+    const fh = t.fh;
+    if (!fh) return;
+    if ((await fh.stat()).size < t.readPos) {
+      // Truncated in place (copytruncate): what is buffered is complete, the rest is new.
+      this.logger.info(`logfile: ${t.path} was truncated; reading from the start`);
+      const events = t.parser.flush();
+      t.readPos = 0;
+      t.carry = EMPTY;
+      if (!(await this.deliver(t, events, 0))) return;
+    }
+    const read = await this.drain(t, fh);
+    if (t.retry) return;
+    const current = await statIfExists(t.path);
+    if (current?.ino !== t.inode) {
+      // Rotated away or deleted. The old handle still reads the old file, so its last
+      // lines were drained above; the new file (if any) is opened on the next poll.
+      if (!(await this.deliver(t, t.parser.flush(), this.commitPoint(t)))) return;
+      await fh.close();
+      t.fh = undefined;
+      t.fresh = true;
+      this.logger.info(`logfile: ${t.path} was rotated or removed`);
+      return;
+    }
+    const idle = read === 0 && Date.now() - t.lastDataAt >= this.idleFlushMs;
+    if (t.parser.pendingOffset() !== undefined && (final || idle)) {
+      await this.deliver(t, t.parser.flush(), this.commitPoint(t));
+    }
+  }
+
+  /** Opens the file at its resume position; false while it does not exist. */
+  private async open(t: Tracked): Promise<boolean> {
+    let fh: FileHandle;
+    try {
+      fh = await open(t.path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      t.fresh = true;
+      if (!t.waiting) this.logger.info(`logfile: waiting for ${t.path} to appear`);
+      t.waiting = true;
+      return false;
+    }
+    const st = await fh.stat();
+    const saved = this.opts.store.get(t.path);
+    // A stored offset counts only for the same file (inode) and only if it still fits;
+    // a file rotated while we were down is read whole (its predecessor's tail is lost).
+    if (t.fresh) t.readPos = 0;
+    else if (saved && saved.inode === st.ino && saved.offset <= st.size) t.readPos = saved.offset;
+    else t.readPos = saved || this.opts.fromStart ? 0 : st.size;
+    t.fh = fh;
+    t.inode = st.ino;
+    t.carry = EMPTY;
+    t.waiting = false;
+    t.lastDataAt = Date.now();
+    this.opts.store.set(t.path, t.inode, t.readPos);
+    this.logger.info(`logfile: following ${t.path} from byte ${t.readPos}`);
+    return true;
+  }
+
+  /** Reads to the current end of file; returns the bytes read. Stops early if delivery fails. */
+  private async drain(t: Tracked, fh: FileHandle): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(this.buf, 0, CHUNK_BYTES, t.readPos);
+      if (bytesRead === 0) return total;
+      total += bytesRead;
+      t.lastDataAt = Date.now();
+      const events = this.parse(t, this.buf.subarray(0, bytesRead));
+      if (!(await this.deliver(t, events, this.commitPoint(t)))) return total;
+    }
+  }
+
+  private parse(t: Tracked, chunk: Buffer): TriggerEvent[] {
+    const data = t.carry.length > 0 ? Buffer.concat([t.carry, chunk]) : chunk;
+    const base = t.readPos - t.carry.length;
+    t.readPos += chunk.length;
+    const events: TriggerEvent[] = [];
+    let start = 0;
+    for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
+      events.push(...t.parser.push(data.toString('utf8', start, nl), base + start));
+      start = nl + 1;
+    }
+    if (data.length - start > MAX_LINE_BYTES) {
+      events.push(...t.parser.push(data.toString('utf8', start), base + start));
+      start = data.length;
+    }
+    // Copy: `chunk` is the shared read buffer and is overwritten by the next read.
+    t.carry = Buffer.from(data.subarray(start));
+    return events;
+  }
+
+  /** First byte not yet turned into delivered events: an incomplete line or an open stack trace. */
+  private commitPoint(t: Tracked): number {
+    return Math.min(t.readPos - t.carry.length, t.parser.pendingOffset() ?? Infinity);
+  }
+
+  /** Hands events to the callback, then persists the offset; false (and queued for retry) if it threw. */
+  private async deliver(t: Tracked, events: TriggerEvent[], offset: number): Promise<boolean> {
+    try {
+      if (events.length > 0) await this.opts.onEvents(events, t.path, offset);
+    } catch (err) {
+      t.retry = { events, offset };
+      this.warn(t, `logfile: ${t.path}: event handler failed, retrying: ${(err as Error).message}`);
+      return false;
+    }
+    t.retry = undefined;
+    t.lastWarning = undefined;
+    this.opts.store.set(t.path, t.inode, offset);
+    return true;
+  }
+
+  /** Logs a problem once per streak: a failure that repeats every poll would flood the log. */
+  private warn(t: Tracked, msg: string): void {
+    if (msg !== t.lastWarning) this.logger.warn(msg);
+    t.lastWarning = msg;
+  }
+}
+
+async function statIfExists(path: string): Promise<{ ino: number } | undefined> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,279 @@
+import { createHash, type Hash } from 'node:crypto';
+import { basename } from 'node:path';
+import type { TriggerEvent } from '../types.ts';
+
+/** Per-file parser settings. */
+export interface LogParserOptions {
+  /** Service name for lines that do not carry one. */
+  service?: string;
+  /** Path of the log file; prefixes every sourceEventId, its basename becomes `labels.file`. */
+  file: string;
+  /** Clock for entries without a usable timestamp (tests). */
+  now?: () => Date;
+}
+
+/** Turns log lines into error events; stateful because plain-text stack traces span lines. */
+export interface LogParser {
+  /**
+   * Feeds one complete line (without its newline). `offset` is the byte offset of the
+   * line's first byte in the file; it makes sourceEventId stable across restarts.
+   * Without it the 1-based line number is used, which is stable only when the file is
+   * always read from its beginning.
+   */
+  push(line: string, offset?: number): TriggerEvent[];
+  /** Emits the buffered multi-line entry, if any (end of input, idle file). */
+  flush(): TriggerEvent[];
+  /**
+   * Offset of the first line of the buffered entry, if one is open. A reader must not
+   * persist a resume offset past it, or a crash would lose the entry.
+   */
+  pendingOffset(): number | undefined;
+}
+
+const MAX_STACK_LINES = 200;
+const MAX_TEXT_BYTES = 32 * 1024;
+const MAX_TITLE = 200;
+
+// JSON levels that mean "error": pino/bunyan numbers >= 50, or one of these names
+// (winston, structlog, GCP severity, syslog spellings).
+const ERROR_LEVELS = new Set(['error', 'err', 'fatal', 'critical', 'crit', 'alert', 'emerg', 'emergency', 'panic']);
+const LEVEL_KEYS = ['level', 'severity', 'log.level', 'levelname'];
+
+const START = /\b(?:ERROR|FATAL|CRITICAL)\b|Exception|Traceback|Error:/;
+const LEVEL_WORD = /\b(ERROR|FATAL|CRITICAL)\b/;
+const INDENTED = /^\s+\S/;
+const CONT_PREFIX = /^(?:Caused by:|Suppressed:|\.\.\.)/;
+const PY_TRACEBACK = /^Traceback \(most recent call last\):/;
+const PY_CHAIN = /^(?:During handling of the above exception|The above exception was the direct cause)/;
+// The `XxxError: message` line that closes a Python traceback (also bare `StopIteration`).
+const PY_FINAL = /^[A-Za-z_][\w.]*(?::|$)/;
+// An exception printed on the line after the log record that reported it.
+const EXC_HEADER = /^(?:[\w$]+\.)*[\w$]*(?:Error|Exception|Throwable)\b|^Exception in thread /;
+const TS_PREFIX = /^\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*/;
+const LEVEL_PREFIX = /^\[?(?:ERROR|FATAL|CRITICAL)\]?:?\s*/;
+
+type Obj = Record<string, unknown>;
+
+interface Entry {
+  offset: number;
+  lines: string[];
+  bytes: number;
+  dropped: number;
+  /** Blank lines seen but not yet kept: kept only if more of the trace follows. */
+  blanks: number;
+  hash: Hash;
+  level: string;
+  /** First line is a log record ("... ERROR ...") rather than the exception itself. */
+  record: boolean;
+  /** The exception line: the one after the record, or a Python traceback's last line. */
+  summary?: string;
+  inPyTrace: boolean;
+}
+
+/** Creates a parser for one log file; JSON-lines and plain-text entries are detected per line. */
+export function createLogParser(opts: LogParserOptions): LogParser {
+  const now = opts.now ?? (() => new Date());
+  const fileLabel = basename(opts.file);
+  let lineNo = 0;
+  let open: Entry | undefined;
+
+  const build = (e: {
+    at: number;
+    hash: string;
+    level: string;
+    message: string;
+    stack?: string;
+    service?: string;
+    route?: string;
+    time: string;
+  }): TriggerEvent => {
+    const message = clip(e.message.trim() || firstLine(e.stack ?? '') || 'Unknown error', MAX_TEXT_BYTES);
+    const ev: TriggerEvent = {
+      source: 'logfile',
+      kind: 'error',
+      title: firstLine(message).slice(0, MAX_TITLE),
+      message,
+      labels: { file: fileLabel, level: e.level },
+      count: 1,
+      firstSeen: e.time,
+      lastSeen: e.time,
+      human: false,
+      sourceEventId: `${opts.file}:${e.at}:${e.hash}`,
+    };
+    if (e.stack) ev.stack = clip(e.stack, MAX_TEXT_BYTES);
+    const service = e.service ?? opts.service;
+    if (service) ev.service = service;
+    if (e.route) ev.route = e.route;
+    return ev;
+  };
+
+  const jsonEvent = (o: Obj, line: string, at: number): TriggerEvent | undefined => {
+    const level = jsonLevel(o);
+    if (!level) return undefined;
+    return build({
+      at,
+      hash: sha1(line),
+      level,
+      // `event` is structlog's message key; a bare string `err`/`error` is winston's.
+      message: pick(o, ['msg', 'message', 'error.message', 'err.message', 'event', 'err', 'error']) ?? '',
+      // `exception` is where structlog's format_exc_info puts the traceback.
+      stack: pick(o, ['err.stack', 'error.stack', 'stack', 'exception']),
+      service: pick(o, ['service', 'service.name', 'name', 'app']),
+      route: jsonRoute(o),
+      time: toIso(o.time ?? o.timestamp ?? o['@timestamp'], now),
+    });
+  };
+
+  const emit = (e: Entry): TriggerEvent => {
+    const [first = ''] = e.lines;
+    const head = first.replace(TS_PREFIX, '').replace(LEVEL_PREFIX, '');
+    const parts = e.record ? [head] : [];
+    if (e.summary) parts.push(e.summary);
+    else if (!e.record) parts.push(first);
+    const stackLines = e.lines.slice(e.record ? 1 : 0);
+    if (e.dropped > 0) stackLines.push(`... ${e.dropped} more lines truncated`);
+    return build({
+      at: e.offset,
+      hash: e.hash.digest('hex'),
+      level: e.level,
+      message: parts.join('\n'),
+      stack: e.lines.length > 1 ? stackLines.join('\n') : undefined,
+      time: toIso(TS_PREFIX.exec(first)?.[1]?.replace(',', '.').replace(' ', 'T'), now),
+    });
+  };
+
+  const keep = (e: Entry, line: string): void => {
+    e.hash.update(`${line}\n`);
+    const size = Buffer.byteLength(line) + 1;
+    // The first line is always kept: title and message come from it.
+    if (e.lines.length === 0 || (e.lines.length < MAX_STACK_LINES && e.bytes + size <= MAX_TEXT_BYTES)) {
+      e.lines.push(line);
+      e.bytes += size;
+    } else e.dropped++;
+  };
+
+  const append = (e: Entry, line: string): void => {
+    if (line.trim() === '') {
+      e.blanks++;
+      return;
+    }
+    for (; e.blanks > 0; e.blanks--) keep(e, '');
+    if (PY_TRACEBACK.test(line)) e.inPyTrace = true;
+    else if (e.inPyTrace && !INDENTED.test(line) && !PY_CHAIN.test(line)) {
+      // Python prints the outermost exception last, so a chain ends on the one to report.
+      e.summary = line;
+      e.inPyTrace = false;
+    } else if (e.record && e.lines.length === 1 && EXC_HEADER.test(line)) e.summary = line;
+    keep(e, line);
+  };
+
+  const continues = (e: Entry, line: string): boolean => {
+    // Blank lines are held (Python chains tracebacks with blank lines between them).
+    if (line.trim() === '' || INDENTED.test(line) || CONT_PREFIX.test(line)) return true;
+    if (PY_TRACEBACK.test(line) || PY_CHAIN.test(line)) return true;
+    if (e.inPyTrace) return PY_FINAL.test(line);
+    return e.lines.length === 1 && e.record && EXC_HEADER.test(line);
+  };
+
+  const begin = (line: string, at: number): Entry => {
+    const level = LEVEL_WORD.exec(line)?.[1]?.toLowerCase();
+    const e: Entry = {
+      offset: at,
+      lines: [],
+      bytes: 0,
+      dropped: 0,
+      blanks: 0,
+      hash: createHash('sha1'),
+      level: level ?? 'error',
+      record: level !== undefined,
+      inPyTrace: PY_TRACEBACK.test(line),
+    };
+    keep(e, line);
+    return e;
+  };
+
+  return {
+    push(raw, offset) {
+      lineNo++;
+      const at = offset ?? lineNo;
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      if (open && continues(open, line)) {
+        append(open, line);
+        return [];
+      }
+      const out = open ? [emit(open)] : [];
+      open = undefined;
+      const json = parseJson(line);
+      if (json) {
+        const ev = jsonEvent(json, line, at);
+        if (ev) out.push(ev);
+      } else if (START.test(line)) open = begin(line, at);
+      return out;
+    },
+    flush() {
+      const out = open ? [emit(open)] : [];
+      open = undefined;
+      return out;
+    },
+    pendingOffset: () => open?.offset,
+  };
+}
+
+function parseJson(line: string): Obj | undefined {
+  const t = line.trimStart();
+  if (!t.startsWith('{')) return undefined;
+  try {
+    const v: unknown = JSON.parse(t);
+    return isObj(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function jsonLevel(o: Obj): string | undefined {
+  for (const key of LEVEL_KEYS) {
+    const v = get(o, key);
+    if (typeof v === 'number' && v >= 50) return v >= 60 ? 'fatal' : 'error';
+    if (typeof v === 'string' && ERROR_LEVELS.has(v.toLowerCase())) return v.toLowerCase();
+  }
+  return undefined;
+}
+
+function jsonRoute(o: Obj): string | undefined {
+  const req = isObj(o.req) ? o.req : isObj(o.request) ? o.request : o;
+  const method = str(req.method) ?? str(o.method);
+  const url = str(req.url) ?? pick(o, ['url', 'path', 'route']);
+  if (!url) return undefined;
+  // Query strings carry ids and tokens: noise for grouping and not for storing.
+  const path = url.split('?')[0] ?? url;
+  return method ? `${method.toUpperCase()} ${path}` : path;
+}
+
+/** Reads `a.b` as a literal dotted key (ECS flattening) or as a nested path. */
+function get(o: Obj, path: string): unknown {
+  if (path in o) return o[path];
+  let cur: unknown = o;
+  for (const k of path.split('.')) cur = isObj(cur) ? cur[k] : undefined;
+  return cur;
+}
+
+function pick(o: Obj, paths: string[]): string | undefined {
+  for (const p of paths) {
+    const s = str(get(o, p));
+    if (s) return s;
+  }
+  return undefined;
+}
+
+function toIso(v: unknown, now: () => Date): string {
+  // Epoch numbers below 1e11 are seconds (structlog, Python time.time()), above are ms (pino).
+  const ms = typeof v === 'number' ? (v < 1e11 ? v * 1000 : v) : typeof v === 'string' ? Date.parse(v) : NaN;
+  const d = new Date(ms);
+  return Number.isFinite(d.getTime()) ? d.toISOString() : now().toISOString();
+}
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
+const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
+const firstLine = (s: string): string => s.trim().split('\n', 1)[0] ?? '';
+const clip = (s: string, max: number): string => (Buffer.byteLength(s) <= max ? s : Buffer.from(s).subarray(0, max).toString('utf8'));

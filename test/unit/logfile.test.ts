@@ -1,0 +1,413 @@
+import { test, describe, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogParser } from '../../control/triggers/logfile.ts';
+import { LogTailer, type LogTailerOptions, type OffsetStore } from '../../control/triggers/logfile-tail.ts';
+import type { TriggerEvent } from '../../control/types.ts';
+
+/** Feeds text to a fresh parser with real byte offsets, then flushes. */
+function parseAll(text: string, file = '/var/log/app.log', service?: string): TriggerEvent[] {
+  const p = createLogParser({ file, service, now: () => new Date('2024-05-01T00:00:00Z') });
+  const out: TriggerEvent[] = [];
+  let offset = 0;
+  for (const line of text.split('\n').slice(0, -1)) {
+    out.push(...p.push(line, offset));
+    offset += Buffer.byteLength(line) + 1;
+  }
+  return [...out, ...p.flush()];
+}
+
+const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
+
+describe('log parser: JSON lines', () => {
+  test('a pino error among info lines becomes one event with stack, route and service', () => {
+    const info = JSON.stringify({ level: 30, time: 1714521600000, name: 'pets-api', msg: 'listening' });
+    const error = JSON.stringify({
+      level: 50,
+      time: 1714521601000,
+      name: 'pets-api',
+      msg: 'Cannot read properties of undefined (reading "id")',
+      req: { method: 'post', url: '/api/pets/123?token=secret' },
+      err: { type: 'TypeError', message: 'boom', stack: 'TypeError: boom\n    at handler (/app/src/pets.js:12:20)' },
+    });
+    const text = `${info}\n${error}\n${info}\n`;
+    const events = parseAll(text);
+    assert.equal(events.length, 1);
+    const [ev] = events;
+    assert.ok(ev);
+    assert.equal(ev.source, 'logfile');
+    assert.equal(ev.kind, 'error');
+    assert.equal(ev.human, false);
+    assert.equal(ev.count, 1);
+    assert.equal(ev.service, 'pets-api');
+    assert.equal(ev.route, 'POST /api/pets/123');
+    assert.equal(ev.title, 'Cannot read properties of undefined (reading "id")');
+    assert.equal(ev.stack, 'TypeError: boom\n    at handler (/app/src/pets.js:12:20)');
+    assert.deepEqual(ev.labels, { file: 'app.log', level: 'error' });
+    assert.equal(ev.firstSeen, '2024-05-01T00:00:01.000Z');
+    assert.equal(ev.lastSeen, ev.firstSeen);
+    assert.equal(ev.sourceEventId, `/var/log/app.log:${info.length + 1}:${sha1(error)}`);
+  });
+
+  test('string levels (winston, structlog, severity), fallbacks and non-error lines', () => {
+    const lines = [
+      { level: 'warn', message: 'slow' },
+      { level: 'ERROR', message: 'db down', stack: 'Error: db down', method: 'GET', path: '/health' },
+      { severity: 'CRITICAL', message: 'disk full', timestamp: '2024-05-01T10:00:00+02:00', app: 'worker' },
+      { event: 'payment failed', level: 'error', exception: 'Traceback (most recent call last):\n...', timestamp: 1714521600 },
+      { level: 60, err: { message: 'fatal thing' } },
+      { level: 40, msg: 'not an error' },
+    ];
+    const events = parseAll(lines.map((l) => JSON.stringify(l)).join('\n') + '\n', 'app.log', 'default-svc');
+    assert.deepEqual(
+      events.map((e) => [e.title, e.labels.level, e.service, e.route ?? null]),
+      [
+        ['db down', 'error', 'default-svc', 'GET /health'],
+        ['disk full', 'critical', 'worker', null],
+        ['payment failed', 'error', 'default-svc', null],
+        ['fatal thing', 'fatal', 'default-svc', null],
+      ],
+    );
+    assert.equal(events[1]?.firstSeen, '2024-05-01T08:00:00.000Z');
+    assert.equal(events[2]?.firstSeen, '2024-05-01T00:00:00.000Z', 'epoch seconds');
+    assert.match(events[2]?.stack ?? '', /^Traceback/);
+    assert.equal(events[3]?.firstSeen, '2024-05-01T00:00:00.000Z', 'no timestamp: the clock');
+  });
+});
+
+describe('log parser: plain text', () => {
+  test('a Java exception with Caused by and "... N more" is one event, emitted at the next record', () => {
+    const trace = [
+      '2024-05-01 10:00:00.123 ERROR [http-nio-8080-exec-1] c.e.PetController - Request failed',
+      'java.lang.IllegalStateException: pet not found',
+      '\tat com.example.PetController.get(PetController.java:42)',
+      '\tat org.springframework.web.servlet.FrameworkServlet.service(FrameworkServlet.java:897)',
+      'Caused by: java.lang.NullPointerException: null',
+      '\tat com.example.PetRepo.find(PetRepo.java:17)',
+      '\t... 52 more',
+    ];
+    const p = createLogParser({ file: 'app.log' });
+    let offset = 0;
+    for (const line of trace) {
+      assert.deepEqual(p.push(line, offset), []);
+      offset += Buffer.byteLength(line) + 1;
+    }
+    assert.equal(p.pendingOffset(), 0);
+    const events = p.push('2024-05-01 10:00:01.000 INFO  [main] c.e.App - still alive', offset);
+    assert.equal(events.length, 1);
+    assert.equal(p.pendingOffset(), undefined);
+    const [ev] = events;
+    assert.ok(ev);
+    assert.equal(ev.title, '[http-nio-8080-exec-1] c.e.PetController - Request failed');
+    assert.equal(ev.message.split('\n')[1], 'java.lang.IllegalStateException: pet not found');
+    assert.equal(ev.stack, trace.slice(1).join('\n'));
+    assert.equal(ev.labels.level, 'error');
+    assert.equal(ev.sourceEventId, `app.log:0:${sha1(trace.join('\n') + '\n')}`);
+    assert.deepEqual(p.flush(), []);
+  });
+
+  test('a Node stack trace is one event, emitted by flush()', () => {
+    const trace = [
+      "TypeError: Cannot read properties of undefined (reading 'id')",
+      '    at getPet (/app/src/routes/pets.js:12:20)',
+      '    at Layer.handle [as handle_request] (/app/node_modules/express/lib/router/layer.js:95:5)',
+      '    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)',
+    ];
+    const events = parseAll(`server started\n${trace.join('\n')}\n`);
+    assert.equal(events.length, 1);
+    assert.equal(events[0]?.title, trace[0]);
+    assert.equal(events[0]?.stack, trace.join('\n'));
+    assert.equal(events[0]?.sourceEventId.split(':')[1], String('server started\n'.length));
+  });
+
+  test('a chained Python traceback is one event titled by its final exception line', () => {
+    const trace = [
+      '2024-05-01 10:00:00,123 ERROR app: checkout failed',
+      'Traceback (most recent call last):',
+      '  File "/app/shop.py", line 10, in checkout',
+      '    price = prices[item]',
+      "KeyError: 'sku-1'",
+      '',
+      'During handling of the above exception, another exception occurred:',
+      '',
+      'Traceback (most recent call last):',
+      '  File "/app/shop.py", line 12, in checkout',
+      '    raise ValueError("unknown item")',
+      'ValueError: unknown item',
+    ];
+    const events = parseAll(`${trace.join('\n')}\n\n2024-05-01 10:00:01,000 INFO app: next\n`);
+    assert.equal(events.length, 1);
+    const [ev] = events;
+    assert.ok(ev);
+    assert.equal(ev.message, 'app: checkout failed\nValueError: unknown item');
+    assert.equal(ev.stack, trace.slice(1).join('\n'), 'blank lines inside kept, trailing ones dropped');
+    assert.equal(ev.firstSeen, new Date('2024-05-01T10:00:00.123').toISOString());
+  });
+
+  test('an uncaught Python traceback ends at its final line; consecutive records are separate', () => {
+    const text = [
+      'Traceback (most recent call last):',
+      '  File "/app/main.py", line 3, in <module>',
+      '    main()',
+      'RuntimeError: boom',
+      'back to normal',
+      'FATAL out of memory',
+      'ERROR db unreachable',
+      '',
+    ].join('\n');
+    const events = parseAll(text);
+    assert.deepEqual(
+      events.map((e) => [e.title, e.labels.level, e.stack?.split('\n').length ?? 0]),
+      [
+        ['RuntimeError: boom', 'error', 4],
+        ['out of memory', 'fatal', 0],
+        ['db unreachable', 'error', 0],
+      ],
+    );
+  });
+
+  test('a huge stack is capped; the id still covers every line', () => {
+    const frames = Array.from({ length: 1000 }, (_, i) => `    at f${i} (/app/x.js:${i}:1)`);
+    const [a] = parseAll(`Error: deep\n${frames.join('\n')}\n`);
+    const [b] = parseAll(`Error: deep\n${frames.slice(0, 999).join('\n')}\n`);
+    assert.ok(a && b);
+    const lines = a.stack?.split('\n') ?? [];
+    assert.ok(lines.length <= 201, `${lines.length} lines`);
+    assert.ok(Buffer.byteLength(a.stack ?? '') <= 32 * 1024);
+    assert.match(lines.at(-1) ?? '', /^\.\.\. \d+ more lines truncated$/);
+    assert.notEqual(a.sourceEventId, b.sourceEventId);
+  });
+
+  test('without offsets the line number is used', () => {
+    const p = createLogParser({ file: 'x.log' });
+    p.push('hello');
+    assert.match(p.push('ERROR nope')[0]?.sourceEventId ?? p.flush()[0]?.sourceEventId ?? '', /^x\.log:2:[0-9a-f]{40}$/);
+  });
+});
+
+// ---- tailer ----
+
+class MemoryStore implements OffsetStore {
+  readonly map = new Map<string, { inode: number; offset: number }>();
+  get(path: string) {
+    return this.map.get(path);
+  }
+  set(path: string, inode: number, offset: number) {
+    this.map.set(path, { inode, offset });
+  }
+}
+
+async function waitFor(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('LogTailer', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  function setup(over: Partial<LogTailerOptions> = {}) {
+    const dir = mkdtempSync(join(tmpdir(), 'bugbot-logfile-'));
+    const file = join(dir, 'app.log');
+    const store = new MemoryStore();
+    const got: { events: TriggerEvent[]; file: string; offset: number }[] = [];
+    const logs: string[] = [];
+    const logger = { info: (m: string) => logs.push(`info ${m}`), warn: (m: string) => logs.push(`warn ${m}`) };
+    const make = (o: Partial<LogTailerOptions> = {}) => {
+      const t = new LogTailer({
+        files: [file],
+        store,
+        pollMs: 10,
+        // Short, so single-line records (held in case a stack follows) come out quickly.
+        idleFlushMs: 20,
+        logger,
+        onEvents: (events, f, offset) => void got.push({ events, file: f, offset }),
+        ...over,
+        ...o,
+      });
+      cleanups.push(() => t.stop());
+      return t;
+    };
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const titles = () => got.flatMap((g) => g.events.map((e) => e.title));
+    return { dir, file, store, got, logs, make, titles };
+  }
+
+  test('starts at the end of an existing file and picks up appended lines', async () => {
+    const { file, store, got, make, titles } = setup();
+    writeFileSync(file, 'ERROR old news\nINFO ok\n');
+    const t = make();
+    t.start();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, 'ERROR first\nINFO fine\n');
+    await waitFor(() => got.length === 1, 'first event');
+    appendFileSync(file, JSON.stringify({ level: 'error', message: 'second' }) + '\n');
+    await waitFor(() => got.length === 2, 'second event');
+    await t.stop();
+    await t.stop();
+    assert.deepEqual(titles(), ['first', 'second']);
+    assert.equal(got[0]?.file, file);
+    assert.equal(store.get(file)?.offset, statSync(file).size);
+    assert.equal(store.get(file)?.inode, statSync(file).ino);
+  });
+
+  test('a line written in two writes is parsed once complete', async () => {
+    const { file, store, got, make, titles } = setup();
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    const line = JSON.stringify({ level: 50, msg: 'split in two', name: 'svc' });
+    appendFileSync(file, line.slice(0, 20));
+    await sleep(50);
+    assert.equal(got.length, 0);
+    assert.equal(store.get(file)?.offset, 0, 'the partial line is not committed');
+    appendFileSync(file, `${line.slice(20)}\n`);
+    await waitFor(() => got.length === 1, 'event');
+    await t.stop();
+    assert.deepEqual(titles(), ['split in two']);
+    assert.equal(got[0]?.offset, Buffer.byteLength(line) + 1);
+  });
+
+  test('follows rotation: drains the renamed file, then reads the new one from byte 0', async () => {
+    const { file, store, got, make, titles } = setup();
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    const oldInode = statSync(file).ino;
+    appendFileSync(file, 'ERROR before rotation\n');
+    renameSync(file, `${file}.1`);
+    appendFileSync(`${file}.1`, 'ERROR late write to the old file\n');
+    writeFileSync(file, 'ERROR in the new file\n');
+    await waitFor(() => titles().length === 3, 'three events');
+    await t.stop();
+    assert.deepEqual(titles().sort(), ['before rotation', 'in the new file', 'late write to the old file']);
+    assert.match(got.at(-1)?.events[0]?.sourceEventId ?? '', /app\.log:0:/);
+    assert.notEqual(store.get(file)?.inode, oldInode);
+    assert.equal(store.get(file)?.offset, statSync(file).size);
+  });
+
+  test('a truncated file is read again from the start', async () => {
+    const { file, store, make, titles } = setup();
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, 'ERROR a fairly long line before the truncation\n');
+    await waitFor(() => titles().length === 1, 'first');
+    writeFileSync(file, 'ERROR short\n');
+    await waitFor(() => titles().length === 2, 'second');
+    await t.stop();
+    assert.deepEqual(titles(), ['a fairly long line before the truncation', 'short']);
+  });
+
+  test('resumes from the persisted offset without duplicates; never commits past an open trace', async () => {
+    const { file, store, got, make, titles } = setup({ idleFlushMs: 60_000 });
+    writeFileSync(file, '');
+    const first = make();
+    first.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, 'ERROR one\nINFO x\n');
+    await waitFor(() => titles().length === 1, 'one');
+    const traceStart = statSync(file).size;
+    appendFileSync(file, 'Error: two\n    at a (/x.js:1:1)\n');
+    await waitFor(() => store.get(file)?.offset === traceStart, 'commit up to the open trace');
+    await sleep(30);
+    assert.equal(store.get(file)?.offset, traceStart, 'the open trace stays uncommitted');
+    // A crash now: what a restart sees is this copy of the store.
+    const crashed = new MemoryStore();
+    for (const [k, v] of store.map) crashed.map.set(k, { ...v });
+    await first.stop();
+    got.length = 0;
+
+    appendFileSync(file, '    at b (/x.js:2:2)\nINFO y\nERROR three\n');
+    const second = make({ store: crashed });
+    second.start();
+    await waitFor(() => titles().length === 1, 'two');
+    await second.stop();
+    assert.deepEqual(titles(), ['Error: two', 'three']);
+    assert.equal(got[0]?.events[0]?.stack?.split('\n').length, 3, 'the trace re-read whole');
+    assert.match(got[0]?.events[0]?.sourceEventId ?? '', new RegExp(`:${traceStart}:`));
+    assert.equal(crashed.get(file)?.offset, statSync(file).size);
+
+    // A clean restart reads nothing again.
+    got.length = 0;
+    const third = make({ store: crashed });
+    third.start();
+    await sleep(40);
+    await third.stop();
+    assert.deepEqual(titles(), []);
+  });
+
+  test('stop() drains appended lines and flushes an open trace', async () => {
+    const { file, store, got, make } = setup({ idleFlushMs: 60_000 });
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, 'Error: at shutdown\n    at x (/x.js:1:1)\n');
+    await t.stop();
+    assert.equal(got.length, 1);
+    assert.equal(got[0]?.events[0]?.stack, 'Error: at shutdown\n    at x (/x.js:1:1)');
+    assert.equal(store.get(file)?.offset, statSync(file).size);
+  });
+
+  test('an idle file flushes its open trace after idleFlushMs', async () => {
+    const { file, store, got, make } = setup({ idleFlushMs: 30 });
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, 'Error: quiet\n    at x (/x.js:1:1)\n');
+    await waitFor(() => got.length === 1, 'idle flush');
+    await t.stop();
+    assert.equal(got[0]?.events[0]?.title, 'Error: quiet');
+  });
+
+  test('a callback error is logged, does not advance the offset, and is retried', async () => {
+    let fail = 2;
+    const delivered: TriggerEvent[] = [];
+    const { file, store, logs, make } = setup({
+      onEvents: (events) => {
+        if (fail-- > 0) throw new Error('queue unavailable');
+        delivered.push(...events);
+      },
+    });
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, 'ERROR must not be lost\n');
+    await waitFor(() => logs.some((l) => l.startsWith('warn') && l.includes('queue unavailable')), 'warning');
+    assert.equal(store.get(file)?.offset, 0);
+    await waitFor(() => delivered.length === 1, 'retry');
+    await t.stop();
+    assert.equal(delivered[0]?.title, 'must not be lost');
+    assert.equal(store.get(file)?.offset, statSync(file).size);
+    assert.equal(logs.filter((l) => l.includes('queue unavailable')).length, 1, 'repeated failures logged once');
+  });
+
+  test('a missing file is waited for (logged once) and read from the start when it appears', async () => {
+    const { file, got, logs, make } = setup();
+    const t = make();
+    t.start();
+    await sleep(50);
+    assert.equal(logs.filter((l) => l.includes('waiting for')).length, 1);
+    writeFileSync(file, 'ERROR born with an error\n');
+    await waitFor(() => got.length === 1, 'event');
+    await t.stop();
+    assert.equal(got[0]?.events[0]?.title, 'born with an error');
+  });
+});
