@@ -1,0 +1,225 @@
+// The email trigger's input side: Mailgun route signature checks and turning a Mailgun
+// parsed-form POST or a raw RFC 5322 message into a TriggerEvent. Pure functions; the
+// HTTP routes, body limits and token-reuse checks live with the caller.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import PostalMime, { addressParser } from 'postal-mime';
+import type { Address, Email } from 'postal-mime';
+import { badRequest, unauthorized } from '../http-error.ts';
+import type { TriggerEvent } from '../types.ts';
+import { htmlToText, stripQuotedReply, tidyText } from './email-text.ts';
+
+const MAX_TITLE = 200;
+
+/**
+ * Checks a Mailgun route/webhook signature: `signature` must be the hex HMAC-SHA256 of
+ * `timestamp + token` under the signing key, and `timestamp` within `toleranceSeconds` of
+ * `nowSeconds`. Throws `HttpError` 401 otherwise. Token reuse is the caller's check.
+ */
+export function verifyMailgunSignature(
+  fields: { timestamp?: string; token?: string; signature?: string },
+  signingKey: string,
+  opts: { nowSeconds: number; toleranceSeconds: number },
+): void {
+  // An empty key would let anyone compute a valid signature: a configuration bug, not a 401.
+  if (!signingKey) throw new Error('Mailgun signing key is empty');
+  const { timestamp, token, signature } = fields;
+  if (!timestamp) throw unauthorized('Mailgun signature check failed: missing field "timestamp"');
+  if (!token) throw unauthorized('Mailgun signature check failed: missing field "token"');
+  if (!signature) throw unauthorized('Mailgun signature check failed: missing field "signature"');
+  if (!/^\d{1,12}$/.test(timestamp)) {
+    throw unauthorized('Mailgun signature check failed: "timestamp" is not a Unix time in seconds');
+  }
+
+  // https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks
+  const expected = createHmac('sha256', signingKey).update(timestamp + token).digest();
+  const given = /^[0-9a-f]{64}$/i.test(signature) ? Buffer.from(signature, 'hex') : Buffer.alloc(0);
+  // timingSafeEqual throws on a length mismatch, and the length leaks nothing secret.
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw unauthorized('Mailgun signature check failed: "signature" does not match (wrong signing key?)');
+  }
+
+  // The signed timestamp bounds how long a captured request can be replayed.
+  const age = opts.nowSeconds - Number(timestamp);
+  if (Math.abs(age) > opts.toleranceSeconds) {
+    const when = age > 0 ? `${age}s old` : `${-age}s in the future`;
+    throw unauthorized(`Mailgun signature check failed: "timestamp" is ${when}, over the ${opts.toleranceSeconds}s tolerance`);
+  }
+}
+
+/**
+ * Turns the fields of a Mailgun inbound route POST (parsed, not `message-url`/MIME) into a
+ * report event. Uses Mailgun's `stripped-text` when present, else strips `body-plain`.
+ * Throws `badRequest` naming the missing or invalid field.
+ */
+export function parseMailgunForm(fields: Record<string, string>): TriggerEvent {
+  const header = mailgunHeaders(fields);
+  // `sender` is the SMTP MAIL FROM. Bounces have an empty one (RFC 5321 §4.5.5); refusing
+  // them keeps delivery-failure notices from becoming reports or looping replies.
+  const sender = mailboxOf(fields['sender']);
+  if (!sender) throw badRequest('Mailgun form field "sender" is missing or not an email address');
+  const token = fields['token'];
+  if (!token) throw badRequest('Mailgun form field "token" is missing');
+
+  const stripped = fields['stripped-text'];
+  const plain = fields['body-plain'];
+  if (stripped === undefined && plain === undefined) {
+    throw badRequest('Mailgun form has no "body-plain" or "stripped-text" field');
+  }
+  // Mailgun leaves stripped-text empty when it found nothing but quotes; our own pass
+  // over body-plain then gets the final say.
+  const message = (stripped && tidyText(stripped)) || (plain !== undefined ? stripQuotedReply(plain) : '');
+  if (!message) throw badRequest('Mailgun form field "body-plain" has no text once quotes and signature are removed');
+
+  const from = mailboxOf(fields['from'] ?? header('from'));
+  return buildEvent({
+    senderId: sender,
+    replyAddress: mailboxOf(header('reply-to')) ?? from ?? sender,
+    subject: fields['subject'] ?? header('subject') ?? '',
+    message,
+    messageId: header('message-id'),
+    date: header('date'),
+    to: fields['recipient'],
+    sourceEventId: token,
+  });
+}
+
+/**
+ * Parses a raw RFC 5322 message (MIME multipart, quoted-printable, base64, charsets) into a
+ * report event. Prefers the text/plain body, else the HTML one as text. `sourceEventId` is
+ * the Message-ID, or the sha256 of the bytes without one. Throws `badRequest` for input
+ * that is not a message, has no From or no text.
+ */
+export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEvent> {
+  if (raw.length === 0) throw badRequest('email is empty');
+  let email: Email;
+  try {
+    email = await PostalMime.parse(raw);
+  } catch (err) {
+    throw badRequest(`email could not be parsed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // postal-mime reads any text as headers; a message has at least one "name: value" field
+  // (RFC 5322 §2.2), which a stray line of text does not.
+  if (!email.headerLines.some((h) => h.line.includes(':'))) {
+    throw badRequest('input is not an email message: it has no header fields');
+  }
+  const from = addressOf(email.from);
+  if (!from) throw badRequest('email has no From address');
+
+  // An empty text/plain part beside a real HTML one happens, so try each in turn.
+  const bodies = [() => email.text, () => (email.html === undefined ? undefined : htmlToText(email.html))];
+  let message = '';
+  for (const body of bodies) {
+    const text = body();
+    if (text !== undefined) message = stripQuotedReply(text);
+    if (message) break;
+  }
+  if (!message) {
+    const problem = email.text === undefined && email.html === undefined ? 'no text/plain or text/html body' : 'no text once quotes and signature are removed';
+    throw badRequest(`email has ${problem}`);
+  }
+
+  const messageId = email.messageId?.trim() || undefined;
+  const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
+  return buildEvent({
+    senderId: from,
+    replyAddress: addressOf(email.replyTo?.[0]) ?? from,
+    subject: email.subject ?? '',
+    message,
+    messageId,
+    date: email.date,
+    to: email.deliveredTo ?? addressOf(email.to?.[0]),
+    sourceEventId: messageId ?? createHash('sha256').update(bytes).digest('hex'),
+  });
+}
+
+/**
+ * Mailgun posts each header both as its own field ("From", "Message-Id") and, all of them
+ * in order, as the JSON string `message-headers`: [[name, value], ...]. The JSON wins;
+ * names are case-insensitive (RFC 5322 §1.2.2).
+ */
+function mailgunHeaders(fields: Record<string, string>): (name: string) => string | undefined {
+  const headers = new Map<string, string>();
+  const json = fields['message-headers'];
+  if (json !== undefined) {
+    let pairs: unknown;
+    try {
+      pairs = JSON.parse(json);
+    } catch {
+      pairs = undefined;
+    }
+    if (!Array.isArray(pairs)) throw badRequest('Mailgun form field "message-headers" is not a JSON array of [name, value] pairs');
+    for (const pair of pairs) {
+      if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
+        throw badRequest('Mailgun form field "message-headers" is not a JSON array of [name, value] pairs');
+      }
+      if (!headers.has(pair[0].toLowerCase())) headers.set(pair[0].toLowerCase(), pair[1]);
+    }
+  }
+  for (const [name, value] of Object.entries(fields)) {
+    if (!headers.has(name.toLowerCase())) headers.set(name.toLowerCase(), value);
+  }
+  return (name) => headers.get(name);
+}
+
+/** The first mailbox address in a header value such as `James <james@example.org>`. */
+function mailboxOf(value: string | undefined): string | undefined {
+  return value ? addressOf(addressParser(value)[0]) : undefined;
+}
+
+/** A mailbox's address, or a group's first member's; lower-cased to key the reporter. */
+function addressOf(address: Address | undefined): string | undefined {
+  const mailbox = address?.group ? address.group[0] : address;
+  const addr = mailbox?.address?.trim().toLowerCase();
+  return addr && /^[^\s@]+@[^\s@]+$/.test(addr) ? addr : undefined;
+}
+
+/** One line, reply/forward prefixes dropped ("Re: Fwd: AW:" …), at most MAX_TITLE characters. */
+function titleOf(subject: string): string {
+  const line = subject
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/^((re|fwd?|aw|wg)(\[\d+\])?: ?)+/i, '');
+  if (!line) return '(no subject)';
+  const chars = [...line]; // code points, so an emoji is never cut in half
+  return chars.length > MAX_TITLE ? `${chars.slice(0, MAX_TITLE - 1).join('')}…` : line;
+}
+
+/** The message's Date, unless missing, unparseable or in the future (sender-controlled). */
+function seenAt(date: string | undefined): string {
+  const now = Date.now();
+  const t = date ? Date.parse(date) : NaN;
+  return new Date(Number.isNaN(t) || t > now ? now : t).toISOString();
+}
+
+function buildEvent(p: {
+  senderId: string;
+  replyAddress: string;
+  subject: string;
+  message: string;
+  messageId: string | undefined;
+  date: string | undefined;
+  to: string | undefined;
+  sourceEventId: string;
+}): TriggerEvent {
+  const seen = seenAt(p.date);
+  const subject = p.subject.replace(/\s+/g, ' ').trim();
+  return {
+    source: 'email',
+    kind: 'report',
+    title: titleOf(subject),
+    message: p.message,
+    labels: p.to ? { to: p.to } : {},
+    count: 1,
+    firstSeen: seen,
+    lastSeen: seen,
+    reporter: {
+      kind: 'email',
+      id: p.senderId,
+      address: p.replyAddress,
+      ...(p.messageId ? { thread: p.messageId } : {}),
+      ...(subject ? { subject } : {}),
+    },
+    human: true,
+    sourceEventId: p.sourceEventId,
+  };
+}

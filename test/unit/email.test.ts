@@ -1,0 +1,375 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HttpError } from '../../control/http-error.ts';
+import { parseMailgunForm, parseRawEmail, verifyMailgunSignature } from '../../control/triggers/email.ts';
+import { htmlToText, stripQuotedReply } from '../../control/triggers/email-text.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const fixtures = resolve(repoRoot, '../shared/fixtures/mailgun');
+if (!existsSync(fixtures)) throw new Error(`Mailgun fixtures not found at ${fixtures}`);
+const fixture = (name: string) => readFileSync(resolve(fixtures, name));
+
+interface Vector {
+  signing_key: string;
+  timestamp: string;
+  token: string;
+  signature: string;
+  expected_valid: boolean;
+}
+const vectors = (JSON.parse(fixture('webhook_signature_vectors.json').toString('utf8')) as { vectors: Vector[] }).vectors;
+
+/** The route form as the HTTP layer will hand it over: string fields only (no Received array, no attachments). */
+function routeForm(): Record<string, string> {
+  const all = JSON.parse(fixture('inbound_route_parsed_form_fields.json').toString('utf8')) as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
+function rejects(status: number, pattern: RegExp) {
+  return (err: unknown) => {
+    assert.ok(err instanceof HttpError, `expected HttpError, got ${String(err)}`);
+    assert.equal(err.status, status);
+    assert.match(err.message, pattern);
+    return true;
+  };
+}
+
+const crlf = (lines: string[]) => lines.join('\r\n');
+
+describe('verifyMailgunSignature', () => {
+  const tolerance = 300;
+
+  for (const v of vectors) {
+    it(`${v.expected_valid ? 'accepts' : 'rejects'} vector ${v.token.slice(0, 8)}…`, () => {
+      const check = () =>
+        verifyMailgunSignature(v, v.signing_key, { nowSeconds: Number(v.timestamp), toleranceSeconds: tolerance });
+      if (v.expected_valid) check();
+      else assert.throws(check, rejects(401, /"signature" does not match/));
+    });
+  }
+
+  const good = vectors.find((v) => v.expected_valid)!;
+  const at = (now: number) => () => verifyMailgunSignature(good, good.signing_key, { nowSeconds: now, toleranceSeconds: tolerance });
+
+  it('accepts a timestamp exactly at the tolerance, either way', () => {
+    at(Number(good.timestamp) + tolerance)();
+    at(Number(good.timestamp) - tolerance)();
+  });
+
+  it('rejects a stale or future timestamp with 401', () => {
+    assert.throws(at(Number(good.timestamp) + tolerance + 1), rejects(401, /301s old, over the 300s tolerance/));
+    assert.throws(at(Number(good.timestamp) - tolerance - 1), rejects(401, /301s in the future/));
+  });
+
+  it('rejects the wrong key, a malformed signature and a non-numeric timestamp', () => {
+    const now = { nowSeconds: Number(good.timestamp), toleranceSeconds: tolerance };
+    assert.throws(() => verifyMailgunSignature(good, 'key-other', now), rejects(401, /does not match/));
+    for (const signature of [good.signature.slice(2), `${good.signature.slice(0, 62)}zz`, `${good.signature}00`]) {
+      assert.throws(() => verifyMailgunSignature({ ...good, signature }, good.signing_key, now), rejects(401, /does not match/));
+    }
+    assert.throws(
+      () => verifyMailgunSignature({ ...good, timestamp: `${good.timestamp}.5` }, good.signing_key, now),
+      rejects(401, /not a Unix time/),
+    );
+  });
+
+  it('accepts an upper-case hex signature', () => {
+    verifyMailgunSignature({ ...good, signature: good.signature.toUpperCase() }, good.signing_key, {
+      nowSeconds: Number(good.timestamp),
+      toleranceSeconds: tolerance,
+    });
+  });
+
+  for (const field of ['timestamp', 'token', 'signature'] as const) {
+    it(`rejects a missing ${field} with 401 naming it`, () => {
+      const fields = { timestamp: good.timestamp, token: good.token, signature: good.signature, [field]: undefined };
+      assert.throws(
+        () => verifyMailgunSignature(fields, good.signing_key, { nowSeconds: Number(good.timestamp), toleranceSeconds: tolerance }),
+        rejects(401, new RegExp(`missing field "${field}"`)),
+      );
+    });
+  }
+
+  it('refuses to run with an empty signing key', () => {
+    assert.throws(() => verifyMailgunSignature(good, '', { nowSeconds: 0, toleranceSeconds: tolerance }), /signing key is empty/);
+  });
+});
+
+describe('parseMailgunForm', () => {
+  const expected = {
+    source: 'email',
+    kind: 'report',
+    title: 'Test',
+    message: 'bold text\n\nsome more bold text\n\nsome italic text',
+    labels: { to: 'foo+bar@multimail.mailgun.org' },
+    count: 1,
+    firstSeen: '2013-04-16T00:20:12.000Z',
+    lastSeen: '2013-04-16T00:20:12.000Z',
+    reporter: {
+      kind: 'email',
+      id: 'james@opennorth.ca',
+      address: 'james@opennorth.ca',
+      thread: '<E102015D-F580-4316-81FA-7324838A3AE8@opennorth.ca>',
+      subject: 'Test',
+    },
+    human: true,
+    sourceEventId: '5o56tmpwd3dnwthehwclemd-i-7u2gv9vb3u745ywj67d0mc87',
+  };
+
+  it('turns the real route capture (JSON form) into a report event', () => {
+    assert.deepEqual(parseMailgunForm(routeForm()), expected);
+  });
+
+  it('gives the same event from the raw multipart/form-data capture', async () => {
+    const capture = fixture('inbound_route_parsed_multipart_raw.txt').toString('latin1');
+    const split = capture.indexOf('\r\n\r\n');
+    const contentType = /^Content-Type: (.+)$/im.exec(capture.slice(0, split))![1]!;
+    const form = await new Response(Buffer.from(capture.slice(split + 4), 'latin1'), {
+      headers: { 'content-type': contentType },
+    }).formData();
+    const fields: Record<string, string> = {};
+    for (const [name, value] of form) if (typeof value === 'string' && !(name in fields)) fields[name] = value;
+    assert.deepEqual(parseMailgunForm(fields), expected);
+  });
+
+  it('strips body-plain itself when stripped-text is absent or empty', () => {
+    for (const strippedText of [undefined, '']) {
+      const form = routeForm();
+      if (strippedText === undefined) delete form['stripped-text'];
+      else form['stripped-text'] = strippedText;
+      assert.equal(parseMailgunForm(form).message, expected.message);
+    }
+  });
+
+  it('never carries the raw message, HTML or headers', () => {
+    const json = JSON.stringify(parseMailgunForm(routeForm()));
+    for (const leak of ['Signature block', 'multiline', '<b>', 'X-Mailgun', 'Received', 'attachment']) {
+      assert.ok(!json.includes(leak), `event contains ${leak}`);
+    }
+  });
+
+  it('uses Reply-To from message-headers for the reply address', () => {
+    const form = routeForm();
+    const headers = JSON.parse(form['message-headers']!) as [string, string][];
+    headers.push(['Reply-To', 'Support Team <Help@Example.org>']);
+    form['message-headers'] = JSON.stringify(headers);
+    const event = parseMailgunForm(form);
+    assert.equal(event.reporter?.address, 'help@example.org');
+    assert.equal(event.reporter?.id, 'james@opennorth.ca');
+  });
+
+  it('rejects a missing or empty sender with 400 naming it', () => {
+    for (const sender of [undefined, '', 'not an address']) {
+      const form = routeForm();
+      if (sender === undefined) delete form['sender'];
+      else form['sender'] = sender;
+      assert.throws(() => parseMailgunForm(form), rejects(400, /"sender"/));
+    }
+  });
+
+  it('rejects a form without a body, or with nothing but quotes, with 400', () => {
+    const form = routeForm();
+    delete form['stripped-text'];
+    delete form['body-plain'];
+    assert.throws(() => parseMailgunForm(form), rejects(400, /"body-plain" or "stripped-text"/));
+    form['body-plain'] = '> only a quote\r\n\r\n-- \r\nsig';
+    assert.throws(() => parseMailgunForm(form), rejects(400, /"body-plain" has no text/));
+  });
+
+  it('rejects a missing token and malformed message-headers with 400', () => {
+    const noToken = routeForm();
+    delete noToken['token'];
+    assert.throws(() => parseMailgunForm(noToken), rejects(400, /"token"/));
+    for (const bad of ['{not json', '{"From": "x"}', '[["From"]]']) {
+      assert.throws(() => parseMailgunForm({ ...routeForm(), 'message-headers': bad }), rejects(400, /"message-headers"/));
+    }
+  });
+
+  it('titles an empty subject "(no subject)" and falls back to now without a Date', () => {
+    const form = routeForm();
+    form['subject'] = '  ';
+    form['Subject'] = '';
+    form['message-headers'] = '[]';
+    delete form['Date'];
+    const before = Date.now();
+    const event = parseMailgunForm(form);
+    assert.equal(event.title, '(no subject)');
+    assert.equal(event.reporter?.subject, undefined);
+    const seen = Date.parse(event.firstSeen);
+    assert.ok(seen >= before && seen <= Date.now());
+  });
+});
+
+describe('parseRawEmail', () => {
+  it('Gmail reply: keeps "Hello", drops the quote, threads on the Message-ID', async () => {
+    const event = await parseRawEmail(fixture('reply_gmail_quoted.eml'));
+    const messageId = '<CAKsfaBW4hj0Gek6TwbR3erng4P1y0CZzJ0d=pXtCNnYnbe7PLg@mail.gmail.com>';
+    assert.deepEqual(event, {
+      source: 'email',
+      kind: 'report',
+      title: 'Test',
+      message: 'Hello',
+      labels: { to: 'bob@example.com' },
+      count: 1,
+      firstSeen: '2012-04-02T16:21:52.000Z',
+      lastSeen: '2012-04-02T16:21:52.000Z',
+      reporter: { kind: 'email', id: 'xxx@gmail.com', address: 'xxx@gmail.com', thread: messageId, subject: 'Re: Test' },
+      human: true,
+      sourceEventId: messageId,
+    });
+  });
+
+  it('Outlook reply: keeps "Hello"; no Message-ID or Date, so sha256 id and now', async () => {
+    const raw = fixture('reply_outlook_quoted.eml');
+    const before = Date.now();
+    const event = await parseRawEmail(raw);
+    assert.equal(event.message, 'Hello');
+    assert.equal(event.title, 'Test');
+    assert.equal(event.reporter?.id, 'me@example.com');
+    assert.equal(event.reporter?.thread, undefined);
+    assert.equal(event.sourceEventId, createHash('sha256').update(raw).digest('hex'));
+    assert.ok(Date.parse(event.firstSeen) >= before && Date.parse(event.firstSeen) <= Date.now());
+    assert.ok(!JSON.stringify(event).includes('MsoNormal'));
+    // A string and its UTF-8 bytes are the same message.
+    assert.equal((await parseRawEmail(raw.toString('utf8'))).sourceEventId, event.sourceEventId);
+  });
+
+  it('decodes a base64 text/plain beside a quoted-printable HTML part', async () => {
+    const plain = 'Die Seite stürzt beim Speichern ab — Fehler 500.\n\nOn Tue, Mar 3, 2026 at 9:00 AM, Bugbot <\nbugbot@example.com> wrote:\n> Ticket #12 was fixed.\n';
+    const raw = crlf([
+      'From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <Juergen@Example.DE>',
+      'Reply-To: support-thread@example.de',
+      'To: bugs@example.com',
+      'Subject: =?UTF-8?B?UmU6IFNwZWljaGVybiBrYXB1dHQg8J+Qng==?=',
+      'Date: Tue, 03 Mar 2026 10:15:00 +0100',
+      'Message-ID: <abc123@example.de>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/alternative; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: base64',
+      '',
+      ...(Buffer.from(plain, 'utf8').toString('base64').match(/.{1,76}/g) ?? []),
+      '--b1',
+      'Content-Type: text/html; charset=utf-8',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      '<p>HTML version =E2=80=94 not used</p>',
+      '--b1--',
+      '',
+    ]);
+    const event = await parseRawEmail(raw);
+    assert.equal(event.message, 'Die Seite stürzt beim Speichern ab — Fehler 500.');
+    assert.equal(event.title, 'Speichern kaputt 🐞');
+    assert.equal(event.reporter?.subject, 'Re: Speichern kaputt 🐞');
+    assert.equal(event.reporter?.id, 'juergen@example.de');
+    assert.equal(event.reporter?.address, 'support-thread@example.de');
+    assert.equal(event.firstSeen, '2026-03-03T09:15:00.000Z');
+    assert.equal(event.sourceEventId, '<abc123@example.de>');
+  });
+
+  it('falls back to a quoted-printable latin-1 HTML body as text', async () => {
+    const raw = crlf([
+      'From: Ana <ana@example.com>',
+      'Subject: Checkout broken',
+      'Content-Type: text/html; charset=iso-8859-1',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      '<html><head><style>p { color: red; }</style><title>x</title></head><body>',
+      '<p>The checkout fails for M=FCnchen addresses &amp; shows &lt;blank&gt;:</p>',
+      '<pre>TypeError: x is undefined\n    at pay (cart.js:1:2)</pre>',
+      '<ul><li>step one</li><li>step two</li></ul>',
+      '<div class=3D"gmail_quote">On Mon, Mar 2, 2026 at 1:00 PM, Bob &lt;bob@example.com&gt; wrote:<br>',
+      '<blockquote>old <blockquote>older</blockquote> text</blockquote></div>',
+      '<script>alert(1)</script></body></html>',
+      '',
+    ]);
+    const event = await parseRawEmail(Buffer.from(raw, 'latin1'));
+    assert.equal(
+      event.message,
+      'The checkout fails for München addresses & shows <blank>:\n\nTypeError: x is undefined\n    at pay (cart.js:1:2)\n\n- step one\n- step two',
+    );
+  });
+
+  it('rejects garbage, empty and non-message input with 400', async () => {
+    await assert.rejects(parseRawEmail(''), rejects(400, /empty/));
+    await assert.rejects(parseRawEmail(new Uint8Array()), rejects(400, /empty/));
+    await assert.rejects(parseRawEmail('just some words\nand more words'), rejects(400, /no header fields/));
+    await assert.rejects(parseRawEmail(new Uint8Array([0, 1, 2, 255, 254, 10, 13])), rejects(400, /no header fields/));
+    await assert.rejects(parseRawEmail('{"from": "a@b.c", "text": "hi"}'), rejects(400, /no From/));
+  });
+
+  it('rejects a message without From or without text with 400 naming the problem', async () => {
+    await assert.rejects(parseRawEmail(crlf(['Subject: hi', '', 'body'])), rejects(400, /no From/));
+    await assert.rejects(parseRawEmail(crlf(['From: undisclosed-recipients:;', '', 'body'])), rejects(400, /no From/));
+    await assert.rejects(parseRawEmail(crlf(['From: a@example.com', 'Subject: hi', '', ''])), rejects(400, /no text\/plain or text\/html body/));
+    await assert.rejects(
+      parseRawEmail(crlf(['From: a@example.com', '', 'On Mon, Mar 2, 2026 at 1:00 PM, Bob wrote:', '> hi'])),
+      rejects(400, /no text once quotes and signature are removed/),
+    );
+  });
+
+  it('keeps the title to one line of at most 200 characters', async () => {
+    const long = 'x'.repeat(300);
+    const event = await parseRawEmail(crlf(['From: a@example.com', `Subject: Fwd: RE: ${long}`, '', 'body']));
+    assert.equal(event.title, `${'x'.repeat(199)}…`);
+    const folded = await parseRawEmail(crlf(['From: a@example.com', 'Subject: crash on', '\tlogin page', '', 'body']));
+    assert.equal(folded.title, 'crash on login page');
+  });
+});
+
+describe('stripQuotedReply', () => {
+  it('cuts an "On … wrote:" header wrapped over two lines', () => {
+    assert.equal(
+      stripQuotedReply('The export is empty.\n\nOn Mon, Apr 2, 2012 at 6:26 PM, Megan One\n<xxx@gmail.com> wrote:\n\nsomething unquoted'),
+      'The export is empty.',
+    );
+  });
+
+  it('cuts Outlook blocks: -----Original Message----- and From:/Sent:/To:/Subject:', () => {
+    assert.equal(stripQuotedReply('Still broken.\r\n\r\n-----Original Message-----\r\nFrom: x\r\nold'), 'Still broken.');
+    assert.equal(
+      stripQuotedReply('Still broken.\n\n________________________________\nFrom: Bugbot <b@example.com>\nSent: Monday\nTo: me\nCc: you\nSubject: fixed\n\nold'),
+      'Still broken.',
+    );
+  });
+
+  it('keeps text between interleaved quotes and drops the quotes', () => {
+    assert.equal(stripQuotedReply('> Which page?\nThe cart.\n> Which browser?\nFirefox 128.'), 'The cart.\nFirefox 128.');
+  });
+
+  it('drops "-- " signatures and mobile signatures', () => {
+    assert.equal(stripQuotedReply('It hangs.\n\n-- \nJane Doe\nACME Corp'), 'It hangs.');
+    assert.equal(stripQuotedReply('It hangs.\n\nSent from my iPhone'), 'It hangs.');
+    assert.equal(stripQuotedReply('It hangs.\n\nGet Outlook for Android<https://aka.ms/ghei36>'), 'It hangs.');
+  });
+
+  it('keeps forwarded messages and the reporter\'s own text untouched', () => {
+    const forward = 'FYI, customer report below.\n\n---------- Forwarded message ---------\nFrom: C <c@example.com>\nDate: Mon, Mar 2, 2026\nSubject: Bug\nTo: us\n\nThe app crashes on start.';
+    assert.equal(stripQuotedReply(forward), forward);
+    const own = 'On Monday the upload failed twice.\nError: 413 from /api/upload';
+    assert.equal(stripQuotedReply(own), own);
+  });
+});
+
+describe('linear time on hostile input', () => {
+  it('handles megabyte bodies built to make regexes backtrack', () => {
+    const started = Date.now();
+    stripQuotedReply(`On ${'1,'.repeat(500_000)}`);
+    stripQuotedReply(`On 1${' ,'.repeat(500_000)}x wrote:`);
+    htmlToText(`${'<'.repeat(1_000_000)}>`);
+    htmlToText('<style '.repeat(150_000));
+    htmlToText('<!--'.repeat(250_000));
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started}ms`);
+  });
+});
+
+describe('htmlToText', () => {
+  it('decodes entities, keeps a literal "<" and drops comments', () => {
+    assert.equal(htmlToText('a &lt; b &#x1F41E; &#0; &bogus; <!-- hidden --> 1 < 2 <br>next'), 'a < b 🐞 \uFFFD &bogus; 1 < 2\nnext');
+  });
+});
