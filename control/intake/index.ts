@@ -5,7 +5,7 @@
  * scheduler (settle.ts) triages tickets whose window has closed.
  */
 import type { BugbotConfig } from '../config.ts';
-import type { Store, TicketRow } from '../queue/store.ts';
+import type { Store, TicketRef } from '../queue/store.ts';
 import type { Classification, TicketState, TriggerEvent } from '../types.ts';
 import { FIXED_STATES, OPEN_STATES } from '../types.ts';
 import { classifyText, type ClassifyResult } from './classify.ts';
@@ -32,6 +32,12 @@ export interface IntakeDeps {
   redactor: Redactor;
 }
 
+interface Prepared {
+  e: TriggerEvent;
+  fingerprint: string;
+  fpJson: string;
+}
+
 export interface AcceptOptions {
   /** Classifications decided before accept (e.g. by the model classifier), by sourceEventId. */
   classifications?: Map<string, ClassifyResult>;
@@ -50,38 +56,73 @@ export class Intake {
     this.triage = createTriage(deps.config.triage);
   }
 
-  /** Store a batch durably. When this returns, every event in it is committed. */
+  /** Store a batch durably, now. When this returns, every event in it is committed. */
   accept(events: TriggerEvent[], opts: AcceptOptions = {}): AcceptResult[] {
-    const prepared = events.map((raw) => {
-      const e = this.redactor.event(raw);
-      const fp = fingerprintEvent(e, { frames: this.cfg.intake.stackFrames });
-      return { e, fp };
-    });
-    return this.store.tx(() => prepared.map(({ e, fp }) => this.acceptOne(e, fp.fingerprint, JSON.stringify(fp.parts), opts)));
+    const prepared = this.prepare(events);
+    return this.store.tx(() => prepared.map((p) => this.acceptOne(p, opts)));
   }
 
-  private acceptOne(e: TriggerEvent, fingerprint: string, fpJson: string, opts: AcceptOptions): AcceptResult {
+  /**
+   * Group commit for HTTP handlers: batches arriving in the same turn of the event
+   * loop share one transaction (one WAL write). Resolves only after the commit, so
+   * the caller still acknowledges nothing that is not durable.
+   */
+  acceptQueued(events: TriggerEvent[], opts: AcceptOptions = {}): Promise<AcceptResult[]> {
+    const prepared = this.prepare(events);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ prepared, opts, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private pending: Array<{
+    prepared: Prepared[];
+    opts: AcceptOptions;
+    resolve: (r: AcceptResult[]) => void;
+    reject: (err: unknown) => void;
+  }> = [];
+  private flushScheduled = false;
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushScheduled = false;
+    let results: AcceptResult[][];
+    try {
+      results = this.store.tx(() => batch.map((b) => b.prepared.map((p) => this.acceptOne(p, b.opts))));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    batch.forEach((b, i) => b.resolve(results[i]!));
+  }
+
+  private prepare(events: TriggerEvent[]): Prepared[] {
+    return events.map((raw) => {
+      const e = this.redactor.event(raw);
+      const fp = fingerprintEvent(e, { frames: this.cfg.intake.stackFrames });
+      return { e, fingerprint: fp.fingerprint, fpJson: JSON.stringify(fp.parts) };
+    });
+  }
+
+  private acceptOne({ e, fingerprint, fpJson }: Prepared, opts: AcceptOptions): AcceptResult {
     const store = this.store;
     const base = { sourceEventId: e.sourceEventId, fingerprint };
-    const eventId = store.insertEvent(e, fingerprint, null);
-    if (eventId === null) {
-      return { ...base, status: 'duplicate', ticketId: null, state: null, reason: 'event already received' };
-    }
-
-    if (e.status === 'resolved') {
-      const n = store.markAlertResolved(fingerprint, e.lastSeen);
-      return { ...base, status: 'resolved', ticketId: null, state: null, reason: n ? 'alert resolved' : 'resolved alert with no ticket' };
-    }
-
+    const duplicate: AcceptResult = { ...base, status: 'duplicate', ticketId: null, state: null, reason: 'event already received' };
     const now = store.now();
     const nowIso = now.toISOString();
     const settleMs = this.cfg.intake.settleSeconds * 1000;
 
-    const open = store.findTicketByFingerprint(fingerprint, OPEN_STATES);
+    // The hot path (an alert storm on a known error): the insert doubles as the
+    // idempotency check, so it comes before anything else is written.
+    const open = e.status === 'resolved' ? undefined : store.findTicketRef(fingerprint, OPEN_STATES);
     if (open) {
+      if (store.insertEvent(e, fingerprint, open.id) === null) return duplicate;
       const deadline = open.state === 'settling' ? this.nextDeadline(now, open) : null;
-      store.addOccurrence(open.id, eventId, e, deadline);
-      store.setEventTicket(eventId, open.id);
+      store.addOccurrence(open.id, e, deadline);
       if (e.human) {
         store.addReporter(open.id, e.reporter);
         store.audit(open.id, actorOf(e), 'merged-report', e.title);
@@ -94,7 +135,15 @@ export class Intake {
       return { ...base, status: 'merged', ticketId: open.id, state, reason };
     }
 
-    const fixed = store.findTicketByFingerprint(fingerprint, FIXED_STATES);
+    if (store.eventExists(e.source, e.sourceEventId)) return duplicate;
+
+    if (e.status === 'resolved') {
+      const ticketId = store.markAlertResolved(fingerprint, e.lastSeen);
+      store.insertEvent(e, fingerprint, ticketId);
+      return { ...base, status: 'resolved', ticketId, state: null, reason: ticketId ? 'alert resolved' : 'resolved alert with no ticket' };
+    }
+
+    const fixed = store.findTicketRef(fingerprint, FIXED_STATES);
     let regressionOf: number | null = null;
     if (fixed && fixed.pushed_at) {
       const pushedMs = Date.parse(fixed.pushed_at);
@@ -102,18 +151,18 @@ export class Intake {
       const windowMs = this.cfg.triage.regressionWindowDays * 86_400_000;
       if (seenMs <= pushedMs + this.cfg.triage.regressionGraceSeconds * 1000) {
         // Still the old code (deploy lag): count it against the fix, open nothing.
-        store.addOccurrence(fixed.id, eventId, e, null);
-        store.setEventTicket(eventId, fixed.id);
+        store.insertEvent(e, fingerprint, fixed.id);
+        store.addOccurrence(fixed.id, e, null);
         return { ...base, status: 'merged', ticketId: fixed.id, state: fixed.state as TicketState, reason: 'seen within the grace period after the fix' };
       }
       if (now.getTime() - pushedMs <= windowMs) regressionOf = fixed.id;
     }
 
-    const closed = regressionOf === null && !e.human ? store.findTicketByFingerprint(fingerprint, ['dropped', 'failed']) : undefined;
+    const closed = regressionOf === null && !e.human ? store.findTicketRef(fingerprint, ['dropped', 'failed']) : undefined;
     if (closed) {
       // Known and already decided (ignored, or the bot gave up): count it, reopen nothing.
-      store.addOccurrence(closed.id, eventId, e, null);
-      store.setEventTicket(eventId, closed.id);
+      store.insertEvent(e, fingerprint, closed.id);
+      store.addOccurrence(closed.id, e, null);
       return { ...base, status: 'merged', ticketId: closed.id, state: closed.state as TicketState, reason: closed.triage_reason };
     }
 
@@ -131,8 +180,7 @@ export class Intake {
       classification: (cls?.classification ?? null) as Classification | null,
       classifyReason: cls?.reason ?? null,
     });
-    store.setEventTicket(eventId, ticketId);
-    store.stmt('INSERT INTO occurrences (ticket_id, event_id, at, count) VALUES (?, ?, ?, ?)').run(ticketId, eventId, e.lastSeen, e.count);
+    store.insertEvent(e, fingerprint, ticketId);
     store.audit(ticketId, actorOf(e), 'created', `${e.source}: ${e.title}`);
     if (regressionOf !== null) {
       store.setState(regressionOf, 'regressed');
@@ -146,7 +194,7 @@ export class Intake {
   }
 
   /** A settling ticket's new deadline: now + settle, never past its cap. */
-  private nextDeadline(now: Date, t: TicketRow): string {
+  private nextDeadline(now: Date, t: TicketRef): string {
     const next = now.getTime() + this.cfg.intake.settleSeconds * 1000;
     const cap = t.settle_cap ? Date.parse(t.settle_cap) : next;
     return new Date(Math.min(next, cap)).toISOString();

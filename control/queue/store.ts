@@ -63,6 +63,8 @@ export interface TicketRow {
   updated_at: string;
 }
 
+export type TicketRef = Pick<TicketRow, 'id' | 'state' | 'settle_cap' | 'triage_reason' | 'pushed_at'>;
+
 export interface NewTicket {
   fingerprint: string;
   fingerprintJson: string;
@@ -112,21 +114,28 @@ export class Store {
 
   // ---- events ----------------------------------------------------------------
 
-  /** Insert an event; returns its id, or null when (source, source_event_id) was seen before. */
+  /** Insert an event (an occurrence of ticketId); returns its id, or null when (source, source_event_id) was seen before. */
   insertEvent(e: TriggerEvent, fingerprint: string, ticketId: number | null): number | null {
     const r = this.stmt(
-      `INSERT INTO events (source, source_event_id, received_at, kind, status, fingerprint, ticket_id, event_json)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, source_event_id) DO NOTHING`,
-    ).run(e.source, e.sourceEventId, this.nowIso(), e.kind, e.status ?? 'firing', fingerprint, ticketId, JSON.stringify(e));
+      `INSERT INTO events (source, source_event_id, received_at, kind, status, fingerprint, ticket_id, seen_at, count, event_json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, source_event_id) DO NOTHING`,
+    ).run(
+      e.source,
+      e.sourceEventId,
+      this.nowIso(),
+      e.kind,
+      e.status ?? 'firing',
+      fingerprint,
+      ticketId,
+      e.lastSeen,
+      e.count,
+      JSON.stringify(e),
+    );
     return r.changes ? Number(r.lastInsertRowid) : null;
   }
 
   eventExists(source: TriggerSource, sourceEventId: string): boolean {
     return Boolean(this.stmt('SELECT 1 FROM events WHERE source = ? AND source_event_id = ?').get(source, sourceEventId));
-  }
-
-  setEventTicket(eventId: number, ticketId: number): void {
-    this.stmt('UPDATE events SET ticket_id = ? WHERE id = ?').run(ticketId, eventId);
   }
 
   countEvents(): number {
@@ -186,6 +195,15 @@ export class Store {
     return Number(r.lastInsertRowid);
   }
 
+  /** The hot-path view of the newest ticket for a fingerprint in one of the given states. */
+  findTicketRef(fingerprint: string, states: readonly TicketState[]): TicketRef | undefined {
+    const marks = states.map(() => '?').join(',');
+    return this.stmt(
+      `SELECT id, state, settle_cap, triage_reason, pushed_at FROM tickets
+       WHERE fingerprint = ? AND state IN (${marks}) ORDER BY id DESC LIMIT 1`,
+    ).get(fingerprint, ...states) as TicketRef | undefined;
+  }
+
   /** The newest ticket for a fingerprint in one of the given states. */
   findTicketByFingerprint(fingerprint: string, states: readonly TicketState[]): TicketRow | undefined {
     const marks = states.map(() => '?').join(',');
@@ -195,13 +213,7 @@ export class Store {
   }
 
   /** Fold an occurrence into a ticket's counters (and, while settling, its deadline). */
-  addOccurrence(
-    ticketId: number,
-    eventId: number,
-    e: TriggerEvent,
-    settleDeadline: string | null,
-  ): void {
-    this.stmt('INSERT INTO occurrences (ticket_id, event_id, at, count) VALUES (?, ?, ?, ?)').run(ticketId, eventId, e.lastSeen, e.count);
+  addOccurrence(ticketId: number, e: TriggerEvent, settleDeadline: string | null): void {
     this.stmt(
       `UPDATE tickets SET count = count + ?, users = MAX(users, ?),
          first_seen = MIN(first_seen, ?), last_seen = MAX(last_seen, ?),
@@ -248,11 +260,12 @@ export class Store {
     this.stmt('UPDATE tickets SET claimed_by = ?, updated_at = ? WHERE id = ?').run(who, this.nowIso(), ticketId);
   }
 
-  markAlertResolved(fingerprint: string, at: string): number {
-    return this.stmt(
-      `UPDATE tickets SET alert_resolved_at = ?, updated_at = ? WHERE fingerprint = ?
-         AND id = (SELECT MAX(id) FROM tickets WHERE fingerprint = ?)`,
-    ).run(at, this.nowIso(), fingerprint, fingerprint).changes;
+  /** Record a resolved alert on the newest ticket of its fingerprint; returns that ticket's id, if any. */
+  markAlertResolved(fingerprint: string, at: string): number | null {
+    const row = this.stmt('SELECT MAX(id) AS id FROM tickets WHERE fingerprint = ?').get(fingerprint) as { id: number | null };
+    if (row.id === null) return null;
+    this.stmt('UPDATE tickets SET alert_resolved_at = ?, updated_at = ? WHERE id = ?').run(at, this.nowIso(), row.id);
+    return row.id;
   }
 
   dueSettling(nowIso: string, limit = 100): TicketRow[] {
@@ -291,8 +304,7 @@ export class Store {
 
   occurrences(ticketId: number, limit = 500): OccurrenceRow[] {
     return this.stmt(
-      `SELECT o.at, o.count, e.source, o.event_id FROM occurrences o JOIN events e ON e.id = o.event_id
-       WHERE o.ticket_id = ? ORDER BY o.at DESC LIMIT ?`,
+      `SELECT seen_at AS at, count, source, id AS event_id FROM events WHERE ticket_id = ? ORDER BY seen_at DESC LIMIT ?`,
     ).all(ticketId, limit) as OccurrenceRow[];
   }
 

@@ -1,0 +1,203 @@
+/**
+ * A Slack `app_mention` as a report: the mention itself (stored before Slack is
+ * acknowledged), the whole thread from `conversations.replies` as its transcript
+ * (read after the ack), and the answer the bot posts back in the thread.
+ *
+ * Everything that comes from Slack is untrusted text: it is stored, redacted by
+ * intake and shown to people, never interpolated into anything that runs.
+ */
+import type { WebClient } from '@slack/web-api';
+import type { AcceptResult } from '../intake/index.ts';
+import type { Ticket, TriggerEvent } from '../types.ts';
+
+/** Cap on a report's text: a long thread keeps its opening message and its latest ones. */
+export const MAX_REPORT_CHARS = 20_000;
+/** One message never takes more than this share of the transcript. */
+const MAX_MESSAGE_CHARS = MAX_REPORT_CHARS / 4;
+/** conversations.replies pages read at most (200 messages each). */
+const MAX_PAGES = 10;
+const TITLE_CHARS = 120;
+
+/** The bot's own ids (from auth.test); unknown until Slack has answered. */
+export interface BotIdentity {
+  userId?: string;
+  botId?: string;
+}
+
+/** The fields of an `app_mention` event_callback that this trigger uses. */
+export interface Mention {
+  /** The envelope's event_id: Slack's idempotency key, the same on every retry. */
+  eventId: string;
+  /** Absent on messages posted by apps. */
+  user?: string;
+  botId?: string;
+  text: string;
+  channel: string;
+  ts: string;
+  /** The thread to read and answer in: the mention's thread, or a new one under a top-level mention. */
+  threadTs: string;
+  team?: string;
+}
+
+export interface ThreadMessage {
+  ts: string;
+  user?: string;
+  botId?: string;
+  subtype?: string;
+  text: string;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/**
+ * The app_mention in an Events API envelope
+ * (https://docs.slack.dev/reference/events/app_mention); undefined for any other
+ * event, or for one missing the channel/ts a reply needs.
+ */
+export function parseMention(body: Record<string, unknown>): Mention | undefined {
+  const e = body.event;
+  const eventId = str(body.event_id);
+  if (body.type !== 'event_callback' || !eventId || !isRecord(e) || e.type !== 'app_mention') return undefined;
+  const channel = str(e.channel);
+  const ts = str(e.ts);
+  if (!channel || !ts) return undefined;
+  return {
+    eventId,
+    user: str(e.user),
+    botId: str(e.bot_id),
+    text: typeof e.text === 'string' ? e.text : '',
+    channel,
+    ts,
+    threadTs: str(e.thread_ts) ?? ts,
+    team: str(e.team) ?? str(body.team_id),
+  };
+}
+
+/** Posted by an app (ours or another's), or by the bot user itself: never a report. */
+export function isFromBot(m: { user?: string; botId?: string; subtype?: string }, bot: BotIdentity): boolean {
+  return m.botId !== undefined || m.subtype === 'bot_message' || m.user === undefined || (bot.userId !== undefined && m.user === bot.userId);
+}
+
+/**
+ * Remove the bot's own `<@U…>` mentions (Slack's user-mention syntax, optionally
+ * `<@U…|name>`). Until the bot's id is known, only a leading mention goes: an
+ * app_mention starts with the bot's handle far more often than with anyone else's.
+ */
+export function stripBotMention(text: string, botUserId: string | undefined): string {
+  const out = botUserId
+    ? text.replace(/<@([A-Z0-9]+)(?:\|[^>]*)?>/g, (whole, id: string) => (id === botUserId ? '' : whole))
+    : text.replace(/^\s*<@[A-Z0-9]+(?:\|[^>]*)?>/, '');
+  return out.replace(/[ \t]{2,}/g, ' ').trim();
+}
+
+/** The report as first stored, from the mention alone (the thread is read after the ack). */
+export function mentionEvent(m: Mention, bot: BotIdentity, now: Date): TriggerEvent {
+  const text = stripBotMention(m.text, bot.userId) || '(the bot was mentioned without any text)';
+  const at = now.toISOString();
+  const firstLine = text.split('\n', 1)[0]!.trim();
+  return {
+    source: 'slack',
+    kind: 'report',
+    title: firstLine.length > TITLE_CHARS ? `${firstLine.slice(0, TITLE_CHARS - 1)}…` : firstLine,
+    message: clip(text, MAX_REPORT_CHARS),
+    labels: { slack_channel: m.channel, slack_thread_ts: m.threadTs, ...(m.team ? { slack_team: m.team } : {}) },
+    count: 1,
+    firstSeen: at,
+    lastSeen: at,
+    // isFromBot() has already turned away mentions without a user.
+    reporter: { kind: 'slack', id: m.user ?? 'unknown', thread: `${m.channel}:${m.threadTs}` },
+    human: true,
+    sourceEventId: m.eventId,
+  };
+}
+
+/**
+ * Every message of a thread, oldest first, following `response_metadata.next_cursor`
+ * (https://docs.slack.dev/reference/methods/conversations.replies). The loop never
+ * trusts the server to end it: a repeated cursor or MAX_PAGES stops it.
+ */
+export async function fetchThread(client: WebClient, channel: string, threadTs: string): Promise<ThreadMessage[]> {
+  const byTs = new Map<string, ThreadMessage>();
+  const cursors = new Set<string>();
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const r = await client.conversations.replies({ channel, ts: threadTs, limit: 200, ...(cursor ? { cursor } : {}) });
+    for (const m of r.messages ?? []) {
+      if (!m.ts) continue;
+      const subtype = (m as { subtype?: unknown }).subtype;
+      byTs.set(m.ts, {
+        ts: m.ts,
+        user: m.user,
+        botId: m.bot_id,
+        subtype: typeof subtype === 'string' ? subtype : undefined,
+        text: m.text ?? '',
+      });
+    }
+    cursor = r.response_metadata?.next_cursor || undefined;
+    if (!r.has_more || !cursor || cursors.has(cursor)) break;
+    cursors.add(cursor);
+  }
+  return [...byTs.values()].sort((a, b) => Number(a.ts) - Number(b.ts));
+}
+
+/**
+ * The thread as the report: `<@U…>: text` lines, oldest first, the bot's own
+ * messages left out and its mentions stripped. The mention itself is always in it
+ * (last, when Slack's answer does not include it). Capped at MAX_REPORT_CHARS.
+ */
+export function formatThread(messages: ThreadMessage[], mention: Mention, bot: BotIdentity): { text: string; messages: number } {
+  const people = messages.filter((m) => !isFromBot(m, bot));
+  // Missing only when the thread outgrew the pages read: the mention is then the newest.
+  if (!people.some((m) => m.ts === mention.ts)) people.push({ ts: mention.ts, user: mention.user, text: mention.text });
+  const lines = people.map((m) => {
+    // Without the bot's id only the mention's leading handle is known to be the bot.
+    const text = bot.userId || m.ts === mention.ts ? stripBotMention(m.text, bot.userId) : m.text.trim();
+    return clip(`<@${m.user ?? 'unknown'}>: ${text.replace(/\n/g, '\n  ')}`, MAX_MESSAGE_CHARS);
+  });
+  return { text: capLines(lines), messages: lines.length };
+}
+
+/** Keep the opening message (usually the problem) and as many of the latest (where the bot was asked) as fit. */
+function capLines(lines: string[]): string {
+  const all = lines.join('\n');
+  if (all.length <= MAX_REPORT_CHARS) return all;
+  const head = lines[0]!;
+  const tail: string[] = [];
+  let used = head.length + 64;
+  for (let i = lines.length - 1; i >= 1; i--) {
+    const line = lines[i]!;
+    if (used + line.length + 1 > MAX_REPORT_CHARS) break;
+    tail.unshift(line);
+    used += line.length + 1;
+  }
+  return [head, `[… ${lines.length - 1 - tail.length} messages omitted …]`, ...tail].join('\n');
+}
+
+function clip(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/**
+ * Slack's mrkdwn treats `&`, `<` and `>` as control characters; escaping exactly
+ * those keeps stored text from turning into pings or links in the reply
+ * (https://docs.slack.dev/messaging/formatting-message-text#escaping).
+ */
+export function escapeMrkdwn(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** What the bot answers in the thread: created, already tracked, or not acted on and why. */
+export function replyText(result: AcceptResult, ticket: Ticket | undefined): string {
+  const id = `#${result.ticketId}`;
+  const reason = escapeMrkdwn(result.reason ?? 'no reason recorded');
+  if (result.state === 'dropped' || result.state === 'deferred') {
+    return `Not acting on this: ${reason} (ticket ${id}).`;
+  }
+  if (result.status === 'merged') {
+    const n = ticket?.count ?? 1;
+    return `This is already tracked as ticket ${id} (${n} ${n === 1 ? 'report' : 'reports'}, ${result.state}).`;
+  }
+  const regression = result.status === 'regression' && ticket?.regressionOf ? ` It looks like a regression of ticket #${ticket.regressionOf}.` : '';
+  return `Thanks — I opened ticket ${id} (${result.state}, ${reason}).${regression}`;
+}

@@ -1,0 +1,248 @@
+/**
+ * Slack trigger: a person mentions the bot in a thread (`app_mention`), the thread
+ * becomes a report, and the bot answers in the thread with what it did.
+ *
+ * Built on a Bolt `App` so Bolt's listener machinery (authorize, ignoreSelf,
+ * per-event WebClient) handles `app_mention`. Events arrive either over HTTP at
+ * POST /slack/events (slack-receiver.ts, on the Hono app) or, with
+ * `triggers.slack.socketMode`, over Bolt's SocketModeReceiver.
+ *
+ * Durability: the mention is committed as a ticket before Slack is acknowledged,
+ * in both modes (HTTP: before dispatching to Bolt; Socket Mode: in the receiver's
+ * customPropertiesExtractor, which runs before Bolt acks). Reading the thread
+ * (`conversations.replies`) and replying (`chat.postMessage`) happen after the ack.
+ */
+import { App, LogLevel, SocketModeReceiver, type Logger as BoltLogger } from '@slack/bolt';
+import { ErrorCode, type WebClient } from '@slack/web-api';
+import type { Hono } from 'hono';
+import { format } from 'node:util';
+import type { BugbotConfig } from '../config.ts';
+import type { AcceptResult, Intake } from '../intake/index.ts';
+import type { Logger } from '../log.ts';
+import type { Store } from '../queue/store.ts';
+import { summarize } from './common.ts';
+import { SlackEventsReceiver, type Admission } from './slack-receiver.ts';
+import {
+  fetchThread,
+  formatThread,
+  isFromBot,
+  mentionEvent,
+  parseMention,
+  replyText,
+  type BotIdentity,
+  type Mention,
+} from './slack-thread.ts';
+
+/** The Slack trigger: HTTP routes (Events API mode) and the Socket Mode connection. */
+export interface SlackTrigger {
+  register(app: Hono): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Context key under which an admitted mention travels from the receiver to the listener. */
+const ADMITTED = 'bugbotMention';
+/** Slack retries a failed delivery for up to about an hour; remember other events' ids for a day. */
+const EVENT_ID_KEEP_SECONDS = 86_400;
+
+interface AdmittedMention {
+  mention: Mention;
+  result: AcceptResult;
+}
+
+/** Build the Slack trigger. Throws when a token the configured mode needs is missing. */
+export function createSlackTrigger(deps: { config: BugbotConfig; store: Store; intake: Intake; logger: Logger }): SlackTrigger {
+  const { config, store, intake, logger } = deps;
+  const cfg = config.triggers.slack;
+  const botToken = config.secrets.get(cfg.botTokenEnv);
+  if (!botToken) throw new Error(`slack trigger: ${cfg.botTokenEnv} (the bot token, xoxb-…) is not set`);
+  const appToken = config.secrets.get(cfg.appTokenEnv);
+  if (cfg.socketMode && !appToken) {
+    throw new Error(`slack trigger: triggers.slack.socketMode is on but ${cfg.appTokenEnv} (the app-level token, xapp-…) is not set`);
+  }
+  const boltLogger = toBoltLogger(logger);
+
+  const bot: BotIdentity = {};
+  let identifying: Promise<void> | undefined;
+  /** auth.test, once; a failure is logged and retried on the next call. */
+  const identify = (): Promise<void> =>
+    (identifying ??= bolt.client.auth.test({ token: botToken }).then(
+      (r) => {
+        bot.userId = r.user_id;
+        bot.botId = r.bot_id;
+      },
+      (err: unknown) => {
+        identifying = undefined;
+        logger.warn('slack auth.test failed; the bot cannot yet recognise its own messages', { error: slackError(err) });
+      },
+    ));
+
+  /**
+   * Commit a mention before the ack; other events are only deduplicated by event_id.
+   * The context always says what was decided (null: nothing for the listener to do).
+   */
+  const admit = (body: Record<string, unknown>): Admission => {
+    const nothing = { [ADMITTED]: null };
+    const mention = parseMention(body);
+    if (!mention) {
+      if (isRecord(body.event) && body.event.type === 'app_mention') {
+        logger.warn('app_mention without channel or ts: nothing to reply to, not filed', { eventId: body.event_id });
+      }
+      const eventId = typeof body.event_id === 'string' ? body.event_id : undefined;
+      if (eventId && !store.useNonce('slack-event', eventId, EVENT_ID_KEEP_SECONDS)) {
+        return { ignored: 'event already received', context: nothing };
+      }
+      return { context: nothing };
+    }
+    if (isFromBot(mention, bot)) return { ignored: 'mention posted by a bot', context: nothing };
+    const [result] = intake.accept([mentionEvent(mention, bot, store.now())]);
+    const summary = summarize([result!]);
+    if (result!.status === 'duplicate') return { ignored: 'event already received', context: nothing, summary };
+    const admitted: AdmittedMention = { mention, result: result! };
+    return { context: { [ADMITTED]: admitted }, summary };
+  };
+
+  // Few quick retries: replies happen after the ack and stop() waits for them.
+  const clientOptions = { slackApiUrl: cfg.apiUrl, retryConfig: { retries: 2 }, timeout: 10_000 };
+  const receiver = cfg.socketMode
+    ? new SocketModeReceiver({
+        appToken: appToken!,
+        logger: boltLogger,
+        // apps.connections.open goes to the configured API too.
+        installerOptions: { clientOptions },
+        // Runs synchronously before Bolt processes (and acks) the event: the commit point.
+        customPropertiesExtractor: (args: { body?: unknown }) => {
+          try {
+            return isRecord(args.body) ? (admit(args.body).context ?? {}) : {};
+          } catch (err) {
+            // The listener admits it again; a failure there is logged by Bolt's error handler.
+            logger.error('slack event could not be stored before the ack', { error: String(err) });
+            return {};
+          }
+        },
+      })
+    : new SlackEventsReceiver({
+        signingSecret: config.secrets.get(cfg.signingSecretEnv),
+        signingSecretEnv: cfg.signingSecretEnv,
+        toleranceSeconds: cfg.toleranceSeconds,
+        now: store.now,
+        admit,
+        logger,
+      });
+
+  const bolt = new App({
+    receiver,
+    // Single workspace: the bot token plus whatever auth.test has told us so far. This
+    // never waits on the network, so Bolt's ack is not held up by it.
+    authorize: () => Promise.resolve({ botToken, botUserId: bot.userId, botId: bot.botId }),
+    logger: boltLogger,
+    clientOptions,
+    convoStore: false,
+  });
+  bolt.error((err) => {
+    logger.error('slack listener failed', { error: slackError(err) });
+    return Promise.resolve();
+  });
+
+  const pending = new Set<Promise<void>>();
+
+  /** After the ack: read the thread into the ticket, then answer in the thread. */
+  const followUp = async ({ mention, result }: AdmittedMention, client: WebClient): Promise<void> => {
+    const ticketId = result.ticketId;
+    if (ticketId === null) return;
+    await identify();
+    // Only a ticket this mention opened takes the thread as its text; a merged mention
+    // must not overwrite the report someone else filed.
+    if (cfg.fetchThread && (result.status === 'created' || result.status === 'regression')) {
+      let thread: { text: string; messages: number } | undefined;
+      try {
+        thread = formatThread(await fetchThread(client, mention.channel, mention.threadTs), mention, bot);
+      } catch (err) {
+        logger.warn('could not read the slack thread; the ticket keeps the mention text', {
+          ticket: ticketId,
+          channel: mention.channel,
+          threadTs: mention.threadTs,
+          error: slackError(err),
+        });
+      }
+      if (thread && thread.messages > 1) intake.enrichReport(ticketId, thread.text);
+    }
+    try {
+      await client.chat.postMessage({
+        channel: mention.channel,
+        thread_ts: mention.threadTs,
+        text: replyText(result, store.getTicket(ticketId)),
+      });
+    } catch (err) {
+      logger.warn('could not reply in the slack thread', { ticket: ticketId, channel: mention.channel, error: slackError(err) });
+    }
+  };
+
+  bolt.event('app_mention', async ({ body, context, client }) => {
+    // Admitted by the receiver before the ack; admitted here only when that failed.
+    const decided = ADMITTED in context ? context[ADMITTED] : admit(body as unknown as Record<string, unknown>).context?.[ADMITTED];
+    const admitted = decided as AdmittedMention | null | undefined;
+    if (!admitted) return;
+    const work = followUp(admitted, client);
+    pending.add(work);
+    try {
+      await work;
+    } finally {
+      pending.delete(work);
+    }
+  });
+
+  let started: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
+  return {
+    register(app) {
+      if (receiver instanceof SlackEventsReceiver) receiver.register(app);
+    },
+    start() {
+      return (started ??= (async () => {
+        await identify();
+        await bolt.start();
+        logger.info(cfg.socketMode ? 'slack socket mode connected' : 'slack events endpoint ready', { bot: bot.userId });
+      })());
+    },
+    stop() {
+      return (stopped ??= (async () => {
+        if (started) {
+          await started.catch(() => undefined);
+          // SocketModeReceiver.stop() returns before the WebSocket close handshake is over
+          // (leaving a 30 s fallback timer behind); the client's disconnect() waits for it.
+          await (receiver instanceof SocketModeReceiver ? receiver.client.disconnect() : bolt.stop());
+        }
+        await Promise.allSettled(pending);
+      })());
+    },
+  };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Slack's error code (e.g. thread_not_found) when it gave one, else the message. */
+function slackError(err: unknown): string {
+  const e = err as { code?: unknown; data?: { error?: unknown }; message?: unknown };
+  if (e && e.code === ErrorCode.PlatformError && typeof e.data?.error === 'string') return e.data.error;
+  return typeof e?.message === 'string' ? e.message : String(err);
+}
+
+/**
+ * Bolt's and the WebClient's log lines into ours. Their debug lines are dropped:
+ * they include Web API request bodies, and our log never carries bodies.
+ */
+function toBoltLogger(logger: Logger): BoltLogger {
+  let level = LogLevel.INFO;
+  return {
+    debug: () => undefined,
+    info: (...msg: unknown[]) => logger.info(format(...msg)),
+    warn: (...msg: unknown[]) => logger.warn(format(...msg)),
+    error: (...msg: unknown[]) => logger.error(format(...msg)),
+    setLevel: (l) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => undefined,
+  };
+}

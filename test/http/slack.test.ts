@@ -1,0 +1,498 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Hono } from 'hono';
+import { createApp } from '../../control/app.ts';
+import { loadConfig } from '../../control/config.ts';
+import { Intake } from '../../control/intake/index.ts';
+import { createRedactor } from '../../control/intake/redact.ts';
+import { silentLogger } from '../../control/log.ts';
+import { Store } from '../../control/queue/store.ts';
+import type { Ticket } from '../../control/types.ts';
+import { createSlackTrigger, type SlackTrigger } from '../../control/triggers/slack.ts';
+import { formatThread, MAX_REPORT_CHARS, type Mention } from '../../control/triggers/slack-thread.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const fixtures = resolve(repoRoot, '../shared/fixtures/slack');
+if (!existsSync(fixtures)) throw new Error(`Slack fixtures not found at ${fixtures}`);
+const fixtureText = (name: string) => readFileSync(resolve(fixtures, name), 'utf8');
+const fixture = (name: string) => JSON.parse(fixtureText(name)) as Record<string, unknown>;
+
+const SECRET = 'test-signing-secret';
+const BOT_TOKEN = 'xoxb-test-token';
+const APP_TOKEN = 'xapp-test-token';
+// auth.test has no fixture; these ids are ours. The camunda fixture sanitised every id to
+// XXXXXXXX, so the bot must be someone else for its mention to count as a person's.
+const BOT_USER = 'UBUGBOT01';
+const BOT_ID = 'BBUGBOT01';
+/** Channel for which the stub answers conversations.replies with the thread_not_found fixture. */
+const MISSING_CHANNEL = 'CMISSING01';
+
+interface Posted {
+  channel: string;
+  thread_ts: string;
+  text: string;
+  authorization: string | undefined;
+}
+
+/**
+ * A local Slack: the Web API serving the documented responses from the fixtures, and
+ * a minimal Socket Mode WebSocket (RFC 6455 handshake and unfragmented frames only).
+ */
+class SlackStub {
+  readonly posted: Posted[] = [];
+  readonly repliesCalls: Record<string, string | undefined>[] = [];
+  /** While set, conversations.replies waits for it: proves the ack does not wait on the Web API. */
+  hold: Promise<void> | undefined;
+  /** JSON messages the Socket Mode client sent (its acks). */
+  readonly received: Record<string, unknown>[] = [];
+  private server: Server | undefined;
+  private socket: Socket | undefined;
+
+  async listen(): Promise<string> {
+    this.server = createServer((req, res) => {
+      void this.handle(req).then((body) => {
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+        res.end(body);
+      });
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.upgrade(req, socket));
+    await new Promise<void>((ok) => this.server!.listen(0, '127.0.0.1', ok));
+    return `http://127.0.0.1:${this.port()}/api/`;
+  }
+
+  private port(): number {
+    return (this.server!.address() as AddressInfo).port;
+  }
+
+  /** Send one Socket Mode message (https://docs.slack.dev/apis/events-api/using-socket-mode). */
+  send(message: Record<string, unknown>): void {
+    this.socket!.write(wsFrame(1, Buffer.from(JSON.stringify(message))));
+  }
+
+  private upgrade(req: IncomingMessage, socket: Socket): void {
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    this.socket = socket;
+    let buf = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        if (buf.length < 2) return;
+        let len = buf[1]! & 0x7f;
+        let off = 2;
+        if (len === 126) [len, off] = [buf.length >= 4 ? buf.readUInt16BE(2) : Infinity, 4];
+        else if (len === 127) [len, off] = [buf.length >= 10 ? Number(buf.readBigUInt64BE(2)) : Infinity, 10];
+        // Client frames are always masked (RFC 6455 §5.3).
+        if (buf.length < off + 4 + len) return;
+        const mask = buf.subarray(off, off + 4);
+        const payload = Buffer.from(buf.subarray(off + 4, off + 4 + len));
+        for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i % 4]!;
+        const opcode = buf[0]! & 0x0f;
+        buf = buf.subarray(off + 4 + len);
+        if (opcode === 1) this.received.push(JSON.parse(payload.toString('utf8')) as Record<string, unknown>);
+        else if (opcode === 9) socket.write(wsFrame(10, payload));
+        else if (opcode === 8) socket.end(wsFrame(8, payload));
+      }
+    });
+    socket.on('error', () => undefined);
+    this.send({ type: 'hello', num_connections: 1, connection_info: { app_id: 'A0TEST' } });
+  }
+
+  private async handle(req: IncomingMessage): Promise<string> {
+    let raw = '';
+    for await (const chunk of req) raw += String(chunk);
+    const params = Object.fromEntries(new URLSearchParams(raw));
+    switch (req.url) {
+      case '/api/auth.test':
+        return JSON.stringify({ ok: true, url: 'https://example.slack.com/', team: 'T', user: 'bugbot', team_id: 'T0TEST', user_id: BOT_USER, bot_id: BOT_ID });
+      case '/api/conversations.replies':
+        this.repliesCalls.push({ ...params, authorization: req.headers.authorization ?? '' });
+        await this.hold;
+        return fixtureText(params.channel === MISSING_CHANNEL ? 'conversations_replies_error_openapi_example.json' : 'conversations_replies_response_openapi_example.json');
+      case '/api/apps.connections.open':
+        return JSON.stringify({ ok: req.headers.authorization === `Bearer ${APP_TOKEN}`, url: `ws://127.0.0.1:${this.port()}/link` });
+      case '/api/chat.postMessage':
+        this.posted.push({ channel: params.channel!, thread_ts: params.thread_ts!, text: params.text!, authorization: req.headers.authorization });
+        return JSON.stringify({ ok: true, channel: params.channel, ts: '1700000000.000100' });
+      default:
+        return JSON.stringify({ ok: false, error: 'unknown_method' });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.socket?.destroy();
+    this.server?.closeAllConnections();
+    await new Promise<void>((ok) => (this.server ? this.server.close(() => ok()) : ok()));
+  }
+}
+
+/** One unmasked, unfragmented server frame. */
+function wsFrame(opcode: number, payload: Buffer): Buffer {
+  const head =
+    payload.length < 126
+      ? Buffer.from([0x80 | opcode, payload.length])
+      : Buffer.from([0x80 | opcode, 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([head, payload]);
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('POST /slack/events', () => {
+  const stub = new SlackStub();
+  let dir: string;
+  let store: Store;
+  let slack: SlackTrigger;
+  let app: Hono;
+
+  before(async () => {
+    const apiUrl = await stub.listen();
+    dir = mkdtempSync(join(tmpdir(), 'bugbot-slack-'));
+    const config = loadConfig({
+      env: { SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: BOT_TOKEN },
+      flags: { home: dir, triggers: { slack: { apiUrl } } },
+      cwd: dir,
+    });
+    store = new Store(join(dir, 'bugbot.db'));
+    const intake = new Intake({ store, config, redactor: createRedactor() });
+    slack = createSlackTrigger({ config, store, intake, logger: silentLogger });
+    app = createApp({ config, store, intake, logger: silentLogger, slack });
+    await slack.start();
+  });
+
+  after(async () => {
+    await slack.stop();
+    await slack.stop();
+    store.close();
+    await stub.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function post(body: string, opts: { ts?: number; secret?: string; headers?: Record<string, string>; contentType?: string } = {}) {
+    const ts = String(opts.ts ?? Math.floor(Date.now() / 1000));
+    const signature = 'v0=' + createHmac('sha256', opts.secret ?? SECRET).update(`v0:${ts}:${body}`).digest('hex');
+    return app.request('/slack/events', {
+      method: 'POST',
+      headers: {
+        'content-type': opts.contentType ?? 'application/json',
+        'x-slack-request-timestamp': ts,
+        'x-slack-signature': signature,
+        ...opts.headers,
+      },
+      body,
+    });
+  }
+
+  /** An app_mention envelope like the camunda fixture, with our own ids and text. */
+  function mention(eventId: string, event: Record<string, unknown>): string {
+    const base = fixture('event_callback_app_mention_in_thread_camunda_docs.json');
+    return JSON.stringify({ ...base, event_id: eventId, event: { ...(base.event as object), ...event } });
+  }
+
+  const tickets = (): Ticket[] => store.listTickets({ limit: 1000 });
+  const ticketBySourceEvent = (id: string): Ticket | undefined => {
+    const row = store.stmt('SELECT ticket_id FROM events WHERE source = ? AND source_event_id = ?').get('slack', id) as { ticket_id: number | null } | undefined;
+    return row?.ticket_id ? store.getTicket(row.ticket_id) : undefined;
+  };
+
+  it('answers url_verification with the challenge', async () => {
+    const body = fixtureText('url_verification_zulip.json');
+    const res = await post(body);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { challenge: (JSON.parse(body) as { challenge: string }).challenge });
+  });
+
+  const camunda = fixtureText('event_callback_app_mention_in_thread_camunda_docs.json');
+
+  it('stores a signed app_mention before acking, then files the thread and replies in it', async () => {
+    let release!: () => void;
+    stub.hold = new Promise<void>((r) => (release = r));
+    const started = Date.now();
+    const res = await post(camunda);
+    const elapsed = Date.now() - started;
+    assert.equal(res.status, 200);
+    assert.ok(elapsed < 3000, `acked in ${elapsed} ms`);
+    const reply = (await res.json()) as { accepted: number; results: { status: string; ticket: number }[] };
+    assert.equal(reply.accepted, 1);
+    assert.equal(reply.results[0]!.status, 'created');
+
+    // Acked while conversations.replies is still being held: the report is already stored.
+    const t = ticketBySourceEvent('XXXXXXXX');
+    assert.ok(t, 'ticket exists before the thread was read');
+    assert.equal(t.id, reply.results[0]!.ticket);
+    assert.equal(t.source, 'slack');
+    assert.equal(t.kind, 'report');
+    assert.equal(t.human, true);
+    assert.deepEqual(t.reporter, { kind: 'slack', id: 'XXXXXXXX', thread: 'XXXXXXXX:1687864866.335329' });
+    assert.match(t.message, /say hello/);
+    assert.equal(stub.posted.length, 0, 'no reply before the thread was read');
+
+    release();
+    stub.hold = undefined;
+    const enriched = await until('thread in the ticket', () => {
+      const now = store.getTicket(t.id)!;
+      return now.message.includes('three for the land') && now;
+    });
+    // The fixture's thread does not hold the mention itself, so it comes last.
+    assert.deepEqual(enriched.message.split('\n'), [
+      '<@U061F7AUR>: island',
+      '<@U061F7AUR>: one island',
+      '<@U061F7AUR>: two island',
+      '<@U061F7AUR>: three for the land',
+      '<@XXXXXXXX>: <@XXXXXXXX> say hello',
+    ]);
+    const call = stub.repliesCalls[0]!;
+    assert.deepEqual([call.channel, call.ts, call.authorization], ['XXXXXXXX', '1687864866.335329', `Bearer ${BOT_TOKEN}`]);
+    // The fixture says has_more with a next_cursor; served again for that cursor, the repeated cursor ends the loop.
+    assert.equal(stub.repliesCalls.length, 2);
+    assert.equal(stub.repliesCalls[1]!.cursor, 'bmV4dF90czoxNDg0Njc4MjkwNTE3MDkx');
+
+    const posted = await until('chat.postMessage', () => stub.posted[0]);
+    assert.equal(posted.channel, 'XXXXXXXX');
+    assert.equal(posted.thread_ts, '1687864866.335329');
+    assert.equal(posted.authorization, `Bearer ${BOT_TOKEN}`);
+    assert.match(posted.text, new RegExp(`^Thanks — I opened ticket #${t.id} \\(queued, `));
+  });
+
+  it('acks a retry of a stored event and ignores it', async () => {
+    const events = store.countEvents();
+    const count = tickets().length;
+    const posts = stub.posted.length;
+    const res = await post(camunda, { headers: { 'x-slack-retry-num': '1', 'x-slack-retry-reason': 'http_timeout' } });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { ignored: string; duplicates: number };
+    assert.match(body.ignored, /already received/);
+    assert.equal(body.duplicates, 1);
+    assert.equal(store.countEvents(), events);
+    assert.equal(tickets().length, count);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(stub.posted.length, posts, 'no second reply');
+  });
+
+  it('refuses a forged signature with 401 and stores nothing', async () => {
+    const events = store.countEvents();
+    const res = await post(mention('EvFORGED', { text: 'forged' }), { secret: 'not-the-secret' });
+    assert.equal(res.status, 401);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'unauthorized');
+    assert.match(body.error.message, /X-Slack-Signature does not match/);
+    assert.equal(store.countEvents(), events);
+    assert.equal(ticketBySourceEvent('EvFORGED'), undefined);
+
+    const unsigned = await app.request('/slack/events', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(unsigned.status, 401);
+    assert.match(((await unsigned.json()) as { error: { message: string } }).error.message, /missing X-Slack-Signature/);
+  });
+
+  it('refuses a correctly signed request older than 5 minutes', async () => {
+    const res = await post(mention('EvSTALE', { text: 'stale' }), { ts: Math.floor(Date.now() / 1000) - 301 });
+    assert.equal(res.status, 401);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /stale request.*window 300 s/);
+    assert.equal(ticketBySourceEvent('EvSTALE'), undefined);
+  });
+
+  it('answers 400 for malformed JSON and for a body without type', async () => {
+    const bad = await post('{"type": "event_callback",');
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { error: { message: string } }).error.message, /body is not valid JSON/);
+    const untyped = await post('{"token": "x"}');
+    assert.equal(untyped.status, 400);
+    assert.match(((await untyped.json()) as { error: { message: string } }).error.message, /no "type" field/);
+  });
+
+  it('keeps the mention text when conversations.replies fails (thread_not_found)', async () => {
+    const res = await post(
+      mention('EvMISSING', { channel: MISSING_CHANNEL, user: 'U0REPORTER', text: `<@${BOT_USER}> the checkout page goes blank after paying` }),
+    );
+    assert.equal(res.status, 200);
+    const posted = await until('reply in the missing thread', () => stub.posted.find((p) => p.channel === MISSING_CHANNEL));
+    assert.match(posted.text, /I opened ticket/);
+    const t = ticketBySourceEvent('EvMISSING');
+    assert.ok(t);
+    // The bot's own mention is stripped; the text is the person's, unchanged by the failed read.
+    assert.equal(t.message, 'the checkout page goes blank after paying');
+    assert.ok(stub.repliesCalls.some((c) => c.channel === MISSING_CHANNEL));
+  });
+
+  it('tells a second reporter of the same error that it is already tracked', async () => {
+    const error = "TypeError: Cannot read properties of undefined (reading 'total')";
+    const first = await post(
+      mention('EvERR1', { channel: 'CSHOP00001', user: 'U0ALICE', thread_ts: '1700000001.000100', text: `<@${BOT_USER}> cart is broken:\n${error}` }),
+    );
+    assert.equal(first.status, 200);
+    await until('first reply', () => stub.posted.find((p) => p.thread_ts === '1700000001.000100'));
+    const second = await post(
+      mention('EvERR2', { channel: 'CSHOP00002', user: 'U0BOB', thread_ts: '1700000002.000200', text: `<@${BOT_USER}> me too\n${error}` }),
+    );
+    assert.equal(second.status, 200);
+    const body = (await second.json()) as { results: { status: string; ticket: number }[] };
+    assert.equal(body.results[0]!.status, 'merged');
+    const posted = await until('merged reply', () => stub.posted.find((p) => p.thread_ts === '1700000002.000200'));
+    assert.equal(posted.channel, 'CSHOP00002');
+    const t = ticketBySourceEvent('EvERR1')!;
+    assert.equal(ticketBySourceEvent('EvERR2')!.id, t.id);
+    assert.match(posted.text, new RegExp(`^This is already tracked as ticket #${t.id} \\(2 reports, queued\\)`));
+    assert.deepEqual(
+      store.getTicket(t.id)!.reporters.map((r) => r.thread),
+      ['CSHOP00001:1700000001.000100', 'CSHOP00002:1700000002.000200'],
+    );
+    // The merged mention did not replace the first reporter's thread with its own.
+    assert.equal(stub.repliesCalls.filter((c) => c.channel === 'CSHOP00002').length, 0);
+  });
+
+  it('replies under a top-level mention (no thread_ts) by starting a thread on it', async () => {
+    const body = fixture('event_callback_app_mention_vercel_chat.json');
+    const res = await post(JSON.stringify({ ...body, event_id: 'EvVERCEL' }));
+    assert.equal(res.status, 200);
+    const t = ticketBySourceEvent('EvVERCEL');
+    assert.ok(t);
+    assert.deepEqual(t.reporter, { kind: 'slack', id: 'U00FAKEUSER1', thread: 'C00FAKECHAN1:1771287144.743569' });
+    const posted = await until('reply to the top-level mention', () => stub.posted.find((p) => p.channel === 'C00FAKECHAN1'));
+    assert.equal(posted.thread_ts, '1771287144.743569');
+  });
+
+  it("ignores mentions by the bot itself or by any app (bot_id)", async () => {
+    const events = store.countEvents();
+    for (const [id, event] of [
+      ['EvSELF', { user: BOT_USER, text: `<@${BOT_USER}> I am the bot` }],
+      ['EvAPP', { user: 'U0OTHER', bot_id: 'B0OTHERAPP', text: `<@${BOT_USER}> beep` }],
+    ] as const) {
+      const res = await post(mention(id, event));
+      assert.equal(res.status, 200);
+      assert.match(((await res.json()) as { ignored: string }).ignored, /bot/);
+      assert.equal(ticketBySourceEvent(id), undefined);
+    }
+    assert.equal(store.countEvents(), events);
+  });
+
+  it('verifies and acks an interactivity payload (form-encoded)', async () => {
+    const count = tickets().length;
+    const form = new URLSearchParams({ payload: fixtureText('block_actions_button_in_thread_vercel_chat.json') }).toString();
+    const res = await post(form, { contentType: 'application/x-www-form-urlencoded' });
+    assert.equal(res.status, 200);
+    assert.equal(tickets().length, count);
+    const forged = await post(form, { contentType: 'application/x-www-form-urlencoded', secret: 'wrong' });
+    assert.equal(forged.status, 401);
+    const noPayload = await post('command=%2Fbugbot', { contentType: 'application/x-www-form-urlencoded' });
+    assert.equal(noPayload.status, 400);
+  });
+});
+
+describe('Slack Socket Mode', () => {
+  const stub = new SlackStub();
+  let dir: string;
+  let store: Store;
+  let slack: SlackTrigger;
+  let app: Hono;
+
+  before(async () => {
+    const apiUrl = await stub.listen();
+    dir = mkdtempSync(join(tmpdir(), 'bugbot-slack-socket-'));
+    const config = loadConfig({
+      env: { SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_APP_TOKEN: APP_TOKEN },
+      flags: { home: dir, triggers: { slack: { apiUrl, socketMode: true } } },
+      cwd: dir,
+    });
+    store = new Store(join(dir, 'bugbot.db'));
+    const intake = new Intake({ store, config, redactor: createRedactor() });
+    slack = createSlackTrigger({ config, store, intake, logger: silentLogger });
+    app = createApp({ config, store, intake, logger: silentLogger, slack });
+    await slack.start();
+  });
+
+  after(async () => {
+    await slack.stop();
+    store.close();
+    await stub.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const envelope = (id: string, retry: number) => ({
+    envelope_id: id,
+    type: 'events_api',
+    accepts_response_payload: false,
+    retry_attempt: retry,
+    retry_reason: retry ? 'timeout' : '',
+    payload: fixture('event_callback_app_mention_in_thread_camunda_docs.json'),
+  });
+
+  it('registers no HTTP route', async () => {
+    assert.equal((await app.request('/slack/events', { method: 'POST', body: '{}' })).status, 404);
+  });
+
+  it('files an app_mention before acking its envelope, then replies in the thread', async () => {
+    stub.send(envelope('env-1', 0));
+    await until('ack of env-1', () => stub.received.find((m) => m.envelope_id === 'env-1'));
+    const t = store.listTickets()[0];
+    assert.ok(t, 'ticket stored by the time the ack went out');
+    assert.deepEqual(t.reporter, { kind: 'slack', id: 'XXXXXXXX', thread: 'XXXXXXXX:1687864866.335329' });
+    const posted = await until('reply', () => stub.posted[0]);
+    assert.equal(posted.thread_ts, '1687864866.335329');
+    assert.match(posted.text, new RegExp(`I opened ticket #${t.id}`));
+    await until('thread in the ticket', () => store.getTicket(t.id)!.message.includes('three for the land'));
+  });
+
+  it('acks a redelivered envelope of the same event and files nothing new', async () => {
+    const events = store.countEvents();
+    stub.send(envelope('env-2', 1));
+    await until('ack of env-2', () => stub.received.find((m) => m.envelope_id === 'env-2'));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(store.countEvents(), events);
+    assert.equal(stub.posted.length, 1);
+  });
+});
+
+describe('createSlackTrigger', () => {
+  it('refuses Socket Mode without an app-level token', () => {
+    const config = loadConfig({ env: { SLACK_BOT_TOKEN: BOT_TOKEN }, flags: { home: tmpdir(), triggers: { slack: { socketMode: true } } }, cwd: tmpdir() });
+    const store = new Store(':memory:');
+    try {
+      const intake = new Intake({ store, config, redactor: createRedactor() });
+      assert.throws(() => createSlackTrigger({ config, store, intake, logger: silentLogger }), /socketMode is on but SLACK_APP_TOKEN/);
+    } finally {
+      store.close();
+    }
+  });
+});
+
+describe('formatThread', () => {
+  const m: Mention = { eventId: 'Ev1', user: 'U2', text: '<@UBOT> please look', channel: 'C1', ts: '3.0', threadTs: '1.0' };
+  const bot = { userId: 'UBOT', botId: 'B1' };
+
+  it('orders oldest first, drops the bot, strips its mention, keeps the mention', () => {
+    const out = formatThread(
+      [
+        { ts: '2.0', user: 'UBOT', botId: 'B1', text: 'I am the bot' },
+        { ts: '1.0', user: 'U1', text: 'checkout fails\nwith a 500' },
+        { ts: '2.5', user: 'U3', text: 'cc <@U1> and <@UBOT|bugbot>' },
+      ],
+      m,
+      bot,
+    );
+    assert.deepEqual(out.text.split('\n'), ['<@U1>: checkout fails', '  with a 500', '<@U3>: cc <@U1> and', '<@U2>: please look']);
+    assert.equal(out.messages, 3);
+  });
+
+  it(`caps a long thread at ${MAX_REPORT_CHARS} characters, keeping its start and its end`, () => {
+    const many = Array.from({ length: 500 }, (_, i) => ({ ts: `${i + 1}.0`, user: 'U1', text: `message ${i} ${'x'.repeat(100)}` }));
+    const out = formatThread(many, { ...m, ts: '501.0' }, bot);
+    assert.ok(out.text.length <= MAX_REPORT_CHARS, `${out.text.length} chars`);
+    assert.match(out.text, /^<@U1>: message 0 /);
+    assert.match(out.text, /\[… \d+ messages omitted …\]/);
+    assert.match(out.text, /<@U2>: please look$/);
+  });
+});
