@@ -17,7 +17,7 @@ export function registerApi(app: Hono, deps: AppDeps): void {
 
   app.post('/api/tickets', async (c) => {
     const ev = parseManual(await readJson(c), { idempotencyKey: c.req.header('idempotency-key'), now: store.now() });
-    const [result] = deps.intake.accept([ev], { classifications: new Map([[ev.sourceEventId, MANUAL_CLASSIFICATION]]) });
+    const [result] = await deps.intake.acceptQueued([ev], { classifications: new Map([[ev.sourceEventId, MANUAL_CLASSIFICATION]]) });
     deps.onAccepted?.([result!]);
     const ticket = result!.ticketId ? store.getTicket(result!.ticketId) : undefined;
     return c.json({ status: result!.status, ticket }, result!.status === 'created' ? 201 : 200);

@@ -2,7 +2,7 @@
  * `createApp(deps)` builds the Hono app without listening, so tests drive it with
  * `app.request()` and main.ts binds it to a port.
  */
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { registerApi } from './api.ts';
 import type { BugbotConfig } from './config.ts';
@@ -26,6 +26,28 @@ export interface AppDeps {
   slack?: SlackTrigger;
 }
 
+/**
+ * 413 for bodies over the limit. A declared Content-Length is checked from the
+ * header alone; only chunked bodies go through Hono's streaming bodyLimit, because
+ * touching `req.raw.body` turns node-server's fast body path into web streams.
+ */
+function sizeLimit(maxBytes: number): MiddlewareHandler {
+  const tooLarge = () => {
+    throw new HttpError(413, 'payload_too_large', `body exceeds ${maxBytes} bytes (server.maxBodyBytes)`);
+  };
+  const streaming = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
+  return async function sizeLimitMiddleware(c, next) {
+    const method = c.req.method;
+    if (method === 'GET' || method === 'HEAD') return next();
+    const length = c.req.header('content-length');
+    if (length !== undefined && !c.req.header('transfer-encoding')) {
+      if (Number(length) > maxBytes) tooLarge();
+      return next();
+    }
+    return streaming(c, next);
+  };
+}
+
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   const started = Date.now();
@@ -43,15 +65,7 @@ export function createApp(deps: AppDeps): Hono {
     c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404),
   );
 
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.config.server.maxBodyBytes,
-      onError: () => {
-        throw new HttpError(413, 'payload_too_large', `body exceeds ${deps.config.server.maxBodyBytes} bytes (server.maxBodyBytes)`);
-      },
-    }),
-  );
+  app.use('*', sizeLimit(deps.config.server.maxBodyBytes));
 
   app.get('/healthz', (c) => {
     // A cheap query proves the database is open and readable.

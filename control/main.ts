@@ -60,7 +60,10 @@ export async function startServer(
     intake,
     logger,
     slack,
-    onAccepted: () => settle.poke(),
+    // Only a new ticket can bring the next settle deadline forward.
+    onAccepted: (results) => {
+      if (results.some((r) => r.status === 'created' || r.status === 'regression')) settle.poke();
+    },
   });
 
   const server = await listen(app.fetch, config.server.host, config.server.port);

@@ -5,7 +5,7 @@
 import type Database from 'better-sqlite3';
 
 const MIGRATIONS: string[] = [
-  /* 1: events, tickets, occurrences, runs, stage_runs, audit, nonces */ `
+  /* 1: events (= occurrences), tickets, runs, stage_runs, audit, nonces */ `
   CREATE TABLE events (
     id              INTEGER PRIMARY KEY,
     source          TEXT NOT NULL,
@@ -15,11 +15,13 @@ const MIGRATIONS: string[] = [
     status          TEXT NOT NULL DEFAULT 'firing',
     fingerprint     TEXT NOT NULL,
     ticket_id       INTEGER REFERENCES tickets(id),
+    -- An event is an occurrence of its ticket: when it was seen and how many it stands for.
+    seen_at         TEXT NOT NULL,
+    count           INTEGER NOT NULL,
     event_json      TEXT NOT NULL,
     UNIQUE (source, source_event_id)
   );
-  CREATE INDEX events_fingerprint ON events(fingerprint);
-  CREATE INDEX events_ticket ON events(ticket_id);
+  CREATE INDEX events_ticket ON events(ticket_id, seen_at);
 
   CREATE TABLE tickets (
     id                INTEGER PRIMARY KEY,
@@ -59,15 +61,6 @@ const MIGRATIONS: string[] = [
   CREATE INDEX tickets_fingerprint ON tickets(fingerprint, state);
   CREATE INDEX tickets_state ON tickets(state, priority DESC, id);
   CREATE INDEX tickets_settle ON tickets(settle_deadline) WHERE state = 'settling';
-
-  CREATE TABLE occurrences (
-    id         INTEGER PRIMARY KEY,
-    ticket_id  INTEGER NOT NULL REFERENCES tickets(id),
-    event_id   INTEGER NOT NULL REFERENCES events(id),
-    at         TEXT NOT NULL,
-    count      INTEGER NOT NULL
-  );
-  CREATE INDEX occurrences_ticket ON occurrences(ticket_id, at);
 
   CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,

@@ -5,31 +5,65 @@
  * fingerprint. A partly bad batch yields the good alerts plus a list of problems.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import { badRequest } from '../http-error.ts';
 import type { EventKind, TriggerEvent, TriggerSource } from '../types.ts';
 
-const alertSchema = z.object({
-  status: z.enum(['firing', 'resolved']).optional(),
-  labels: z.record(z.string(), z.string()),
-  annotations: z.record(z.string(), z.string()).optional().default({}),
-  startsAt: z.string().optional(),
-  endsAt: z.string().optional(),
-  fingerprint: z.string().optional(),
-  generatorURL: z.string().optional(),
-  values: z.record(z.string(), z.number().nullable()).nullable().optional(),
-  valueString: z.string().optional(),
-});
-type Alert = z.infer<typeof alertSchema>;
+interface Alert {
+  status?: 'firing' | 'resolved';
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt?: string;
+  endsAt?: string;
+  fingerprint?: string;
+  values?: Record<string, number | null> | null;
+}
 
-const envelopeSchema = z.object({
-  version: z.string({ error: 'version is required ("1" for Grafana, "4" for Alertmanager)' }),
-  status: z.enum(['firing', 'resolved']).optional(),
-  alerts: z.array(z.unknown(), { error: 'alerts must be an array' }),
-  commonLabels: z.record(z.string(), z.string()).optional(),
-  commonAnnotations: z.record(z.string(), z.string()).optional(),
-  orgId: z.number().optional(),
-});
+// Hand-written validation: this is the hottest path of the control plane (alert
+// storms), and a schema library costs more per alert than everything else we do.
+// Messages name the field, as zod's would.
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function stringMap(v: unknown, at: string): Record<string, string> {
+  if (!isObject(v)) throw new Error(`${at}: expected an object of strings`);
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x !== 'string') throw new Error(`${at}.${k}: expected a string, got ${x === null ? 'null' : typeof x}`);
+  }
+  return v as Record<string, string>;
+}
+
+function optionalString(v: unknown, at: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new Error(`${at}: expected a string`);
+  return v;
+}
+
+function toAlert(raw: unknown, at: string): Alert {
+  if (!isObject(raw)) throw new Error(`${at}: expected an object`);
+  const status = raw.status;
+  if (status !== undefined && status !== 'firing' && status !== 'resolved') {
+    throw new Error(`${at}.status: expected "firing" or "resolved"`);
+  }
+  let values: Alert['values'];
+  if (raw.values !== undefined && raw.values !== null) {
+    if (!isObject(raw.values)) throw new Error(`${at}.values: expected an object of numbers`);
+    for (const [k, x] of Object.entries(raw.values)) {
+      if (x !== null && typeof x !== 'number') throw new Error(`${at}.values.${k}: expected a number`);
+    }
+    values = raw.values as Record<string, number | null>;
+  }
+  return {
+    status,
+    labels: stringMap(raw.labels, `${at}.labels`),
+    annotations: raw.annotations === undefined || raw.annotations === null ? {} : stringMap(raw.annotations, `${at}.annotations`),
+    startsAt: optionalString(raw.startsAt, `${at}.startsAt`),
+    endsAt: optionalString(raw.endsAt, `${at}.endsAt`),
+    fingerprint: optionalString(raw.fingerprint, `${at}.fingerprint`),
+    values,
+  };
+}
 
 export interface AlertParseOptions {
   /** Every alert is a latency alert (the /triggers/latency endpoint). */
@@ -49,28 +83,30 @@ export interface AlertParseResult {
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 export function parseAlertWebhook(body: unknown, opts: AlertParseOptions): AlertParseResult {
-  const env = envelopeSchema.safeParse(body);
-  if (!env.success) {
-    const issue = env.error.issues[0]!;
-    throw badRequest(`invalid alert webhook: ${issue.path.join('.') || 'body'}: ${issue.message}`, env.error.issues);
+  if (!isObject(body)) throw badRequest('invalid alert webhook: body: expected a JSON object');
+  const version = body.version;
+  if (typeof version !== 'string') {
+    throw badRequest('invalid alert webhook: version: required ("1" for Grafana, "4" for Alertmanager)');
   }
-  const { version } = env.data;
   if (version !== '1' && version !== '4') {
     throw badRequest(`invalid alert webhook: version "${version}" is not supported ("1" = Grafana, "4" = Alertmanager)`);
+  }
+  if (!Array.isArray(body.alerts)) throw badRequest('invalid alert webhook: alerts: expected an array');
+  const groupStatus = body.status;
+  if (groupStatus !== undefined && groupStatus !== 'firing' && groupStatus !== 'resolved') {
+    throw badRequest('invalid alert webhook: status: expected "firing" or "resolved"');
   }
   const source: TriggerSource = version === '1' ? 'grafana' : 'alertmanager';
   const events: TriggerEvent[] = [];
   const rejected: AlertParseResult['rejected'] = [];
-  env.data.alerts.forEach((raw, index) => {
-    const a = alertSchema.safeParse(raw);
-    if (!a.success) {
-      const issue = a.error.issues[0]!;
-      rejected.push({ index, problem: `alerts[${index}].${issue.path.join('.')}: ${issue.message}` });
-      return;
+  body.alerts.forEach((raw: unknown, index: number) => {
+    try {
+      events.push(alertToEvent(toAlert(raw, `alerts[${index}]`), source, groupStatus, opts));
+    } catch (err) {
+      rejected.push({ index, problem: (err as Error).message });
     }
-    events.push(alertToEvent(a.data, source, env.data.status, opts));
   });
-  if (events.length === 0 && env.data.alerts.length > 0) {
+  if (events.length === 0 && body.alerts.length > 0) {
     throw badRequest(`invalid alert webhook: no valid alerts (${rejected.map((r) => r.problem).join('; ')})`, rejected);
   }
   return { source, events, rejected };

@@ -31,7 +31,7 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     if (!deps.store.useNonce('mailgun-token', fields.token!, cfg.toleranceSeconds * 2)) {
       throw unauthorized('replayed request: this Mailgun token was already used');
     }
-    const results = deps.intake.accept([parseMailgunForm(fields)]);
+    const results = await deps.intake.acceptQueued([parseMailgunForm(fields)]);
     deps.onAccepted?.(results);
     return c.json({ source: 'email', ...summarize(results) });
   });
@@ -41,7 +41,7 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     credentialAuth({ name: 'raw email trigger', token: deps.config.secrets.get(cfg.rawTokenEnv) }),
     async (c) => {
       const raw = new Uint8Array(await c.req.arrayBuffer());
-      const results = deps.intake.accept([await parseRawEmail(raw)]);
+      const results = await deps.intake.acceptQueued([await parseRawEmail(raw)]);
       deps.onAccepted?.(results);
       return c.json({ source: 'email', ...summarize(results) });
     },

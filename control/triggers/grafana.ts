@@ -45,7 +45,7 @@ export function registerGrafana(app: Hono, deps: AppDeps): void {
         defaultThresholdMs: deps.config.triggers.latency.defaultThresholdMs,
         now: deps.store.now,
       });
-      const results = deps.intake.accept(parsed.events);
+      const results = await deps.intake.acceptQueued(parsed.events);
       deps.onAccepted?.(results);
       return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected });
     },

@@ -72,11 +72,11 @@ export function registerLatency(app: Hono, deps: AppDeps): void {
           defaultThresholdMs: cfg.defaultThresholdMs,
           now: deps.store.now,
         });
-        const results = deps.intake.accept(parsed.events);
+        const results = await deps.intake.acceptQueued(parsed.events);
         deps.onAccepted?.(results);
         return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected });
       }
-      const results = deps.intake.accept([parseLatencyJson(body, deps.store.now())]);
+      const results = await deps.intake.acceptQueued([parseLatencyJson(body, deps.store.now())]);
       deps.onAccepted?.(results);
       return c.json({ source: 'latency', ...summarize(results), rejected: [] });
     },
