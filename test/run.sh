@@ -13,4 +13,12 @@ echo "== lint"; npx eslint .
 echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 if [ "${#files[@]}" -eq 0 ]; then echo "no test files found" >&2; exit 1; fi
-node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}" 2>&1 | tee "$log" || status=$?
+# One plain closing line for CI and people: "N passed, N failed".
+passed=$(grep -oE '^ℹ pass [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
+failed=$(grep -oE '^ℹ fail [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"

@@ -1,30 +1,18 @@
 /**
- * Intake: TriggerEvents in, tickets out. One transaction per accepted batch:
- * redact → fingerprint → idempotency check → join an open ticket (dedupe), open a
- * regression of a fixed one, or open a new ticket in its settle window. The settle
- * scheduler (settle.ts) triages tickets whose window has closed.
+ * Intake: TriggerEvents in, tickets out. Events are redacted and fingerprinted
+ * outside the transaction, then placed (accept.ts) in one IMMEDIATE transaction per
+ * batch. The settle scheduler (settle.ts) triages tickets whose window has closed.
  */
 import type { BugbotConfig } from '../config.ts';
-import type { Store, TicketRef } from '../queue/store.ts';
+import type { Store } from '../queue/store.ts';
 import type { Classification, TicketState, TriggerEvent } from '../types.ts';
-import { FIXED_STATES, OPEN_STATES } from '../types.ts';
-import { classifyText, type ClassifyResult } from './classify.ts';
+import { OPEN_STATES } from '../types.ts';
+import { acceptOne, Batch, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
 import { fingerprintEvent } from './fingerprint.ts';
 import type { Redactor } from './redact.ts';
 import { createTriage, type Triage } from './triage.ts';
 
-export type AcceptStatus = 'created' | 'merged' | 'regression' | 'resolved' | 'duplicate';
-
-export interface AcceptResult {
-  sourceEventId: string;
-  status: AcceptStatus;
-  fingerprint: string;
-  ticketId: number | null;
-  /** The ticket's state after this event. */
-  state: TicketState | null;
-  /** Why, when the ticket was triaged right away (reports by people) or not acted on. */
-  reason: string | null;
-}
+export type { AcceptOptions, AcceptResult, AcceptStatus } from './accept.ts';
 
 export interface IntakeDeps {
   store: Store;
@@ -32,15 +20,11 @@ export interface IntakeDeps {
   redactor: Redactor;
 }
 
-interface Prepared {
-  e: TriggerEvent;
-  fingerprint: string;
-  fpJson: string;
-}
-
-export interface AcceptOptions {
-  /** Classifications decided before accept (e.g. by the model classifier), by sourceEventId. */
-  classifications?: Map<string, ClassifyResult>;
+interface Queued {
+  prepared: Prepared[];
+  opts: AcceptOptions;
+  resolve: (r: AcceptResult[]) => void;
+  reject: (err: unknown) => void;
 }
 
 export class Intake {
@@ -48,6 +32,8 @@ export class Intake {
   private readonly store: Store;
   private readonly cfg: BugbotConfig;
   private readonly redactor: Redactor;
+  private pending: Queued[] = [];
+  private flushScheduled = false;
 
   constructor(deps: IntakeDeps) {
     this.store = deps.store;
@@ -58,8 +44,7 @@ export class Intake {
 
   /** Store a batch durably, now. When this returns, every event in it is committed. */
   accept(events: TriggerEvent[], opts: AcceptOptions = {}): AcceptResult[] {
-    const prepared = this.prepare(events);
-    return this.store.tx(() => prepared.map((p) => this.acceptOne(p, opts)));
+    return this.commit([{ prepared: this.prepare(events), opts }])[0]!;
   }
 
   /**
@@ -78,26 +63,28 @@ export class Intake {
     });
   }
 
-  private pending: Array<{
-    prepared: Prepared[];
-    opts: AcceptOptions;
-    resolve: (r: AcceptResult[]) => void;
-    reject: (err: unknown) => void;
-  }> = [];
-  private flushScheduled = false;
-
   private flush(): void {
-    const batch = this.pending;
+    const queued = this.pending;
     this.pending = [];
     this.flushScheduled = false;
     let results: AcceptResult[][];
     try {
-      results = this.store.tx(() => batch.map((b) => b.prepared.map((p) => this.acceptOne(p, b.opts))));
+      results = this.commit(queued);
     } catch (err) {
-      for (const b of batch) b.reject(err);
+      for (const q of queued) q.reject(err);
       return;
     }
-    batch.forEach((b, i) => b.resolve(results[i]!));
+    queued.forEach((q, i) => q.resolve(results[i]!));
+  }
+
+  private commit(items: Array<{ prepared: Prepared[]; opts: AcceptOptions }>): AcceptResult[][] {
+    const ctx = { store: this.store, config: this.cfg, decide: (id: number, batch: Batch) => this.decide(id, batch) };
+    return this.store.tx(() => {
+      const batch = new Batch(this.store);
+      const out = items.map((it) => it.prepared.map((p) => acceptOne(ctx, batch, p, it.opts)));
+      batch.finish();
+      return out;
+    });
   }
 
   private prepare(events: TriggerEvent[]): Prepared[] {
@@ -108,100 +95,9 @@ export class Intake {
     });
   }
 
-  private acceptOne({ e, fingerprint, fpJson }: Prepared, opts: AcceptOptions): AcceptResult {
-    const store = this.store;
-    const base = { sourceEventId: e.sourceEventId, fingerprint };
-    const duplicate: AcceptResult = { ...base, status: 'duplicate', ticketId: null, state: null, reason: 'event already received' };
-    const now = store.now();
-    const nowIso = now.toISOString();
-    const settleMs = this.cfg.intake.settleSeconds * 1000;
-
-    // The hot path (an alert storm on a known error): the insert doubles as the
-    // idempotency check, so it comes before anything else is written.
-    const open = e.status === 'resolved' ? undefined : store.findTicketRef(fingerprint, OPEN_STATES);
-    if (open) {
-      if (store.insertEvent(e, fingerprint, open.id) === null) return duplicate;
-      const deadline = open.state === 'settling' ? this.nextDeadline(now, open) : null;
-      store.addOccurrence(open.id, e, deadline);
-      if (e.human) {
-        store.addReporter(open.id, e.reporter);
-        store.audit(open.id, actorOf(e), 'merged-report', e.title);
-      }
-      let state = open.state as TicketState;
-      let reason: string | null = open.triage_reason;
-      if (state === 'deferred' || (state === 'settling' && e.human)) {
-        ({ state, reason } = this.decide(open.id));
-      }
-      return { ...base, status: 'merged', ticketId: open.id, state, reason };
-    }
-
-    if (store.eventExists(e.source, e.sourceEventId)) return duplicate;
-
-    if (e.status === 'resolved') {
-      const ticketId = store.markAlertResolved(fingerprint, e.lastSeen);
-      store.insertEvent(e, fingerprint, ticketId);
-      return { ...base, status: 'resolved', ticketId, state: null, reason: ticketId ? 'alert resolved' : 'resolved alert with no ticket' };
-    }
-
-    const fixed = store.findTicketRef(fingerprint, FIXED_STATES);
-    let regressionOf: number | null = null;
-    if (fixed && fixed.pushed_at) {
-      const pushedMs = Date.parse(fixed.pushed_at);
-      const seenMs = Date.parse(e.lastSeen);
-      const windowMs = this.cfg.triage.regressionWindowDays * 86_400_000;
-      if (seenMs <= pushedMs + this.cfg.triage.regressionGraceSeconds * 1000) {
-        // Still the old code (deploy lag): count it against the fix, open nothing.
-        store.insertEvent(e, fingerprint, fixed.id);
-        store.addOccurrence(fixed.id, e, null);
-        return { ...base, status: 'merged', ticketId: fixed.id, state: fixed.state as TicketState, reason: 'seen within the grace period after the fix' };
-      }
-      if (now.getTime() - pushedMs <= windowMs) regressionOf = fixed.id;
-    }
-
-    const closed = regressionOf === null && !e.human ? store.findTicketRef(fingerprint, ['dropped', 'failed']) : undefined;
-    if (closed) {
-      // Known and already decided (ignored, or the bot gave up): count it, reopen nothing.
-      store.insertEvent(e, fingerprint, closed.id);
-      store.addOccurrence(closed.id, e, null);
-      return { ...base, status: 'merged', ticketId: closed.id, state: closed.state as TicketState, reason: closed.triage_reason };
-    }
-
-    const cls = e.kind === 'report' ? (opts.classifications?.get(e.sourceEventId) ?? classifyText(`${e.title}\n${e.message}`)) : undefined;
-    const settleNow = e.human || settleMs === 0;
-    const capIso = new Date(now.getTime() + this.cfg.intake.settleCapSeconds * 1000).toISOString();
-    const ticketId = store.insertTicket({
-      fingerprint,
-      fingerprintJson: fpJson,
-      event: e,
-      state: 'settling',
-      settleDeadline: settleNow ? nowIso : new Date(now.getTime() + settleMs).toISOString(),
-      settleCap: capIso,
-      regressionOf,
-      classification: (cls?.classification ?? null) as Classification | null,
-      classifyReason: cls?.reason ?? null,
-    });
-    store.insertEvent(e, fingerprint, ticketId);
-    store.audit(ticketId, actorOf(e), 'created', `${e.source}: ${e.title}`);
-    if (regressionOf !== null) {
-      store.setState(regressionOf, 'regressed');
-      store.audit(regressionOf, 'intake', 'regressed', `recurred as ticket ${ticketId}`);
-      store.audit(ticketId, 'intake', 'regression', `regression of ticket ${regressionOf}`);
-    }
-    let state: TicketState = 'settling';
-    let reason: string | null = null;
-    if (settleNow) ({ state, reason } = this.decide(ticketId));
-    return { ...base, status: regressionOf !== null ? 'regression' : 'created', ticketId, state, reason };
-  }
-
-  /** A settling ticket's new deadline: now + settle, never past its cap. */
-  private nextDeadline(now: Date, t: TicketRef): string {
-    const next = now.getTime() + this.cfg.intake.settleSeconds * 1000;
-    const cap = t.settle_cap ? Date.parse(t.settle_cap) : next;
-    return new Date(Math.min(next, cap)).toISOString();
-  }
-
   /** Run the triage gate on a ticket (inside the caller's transaction) and store the decision. */
-  decide(ticketId: number): { state: TicketState; reason: string } {
+  decide(ticketId: number, batch?: Batch): { state: TicketState; reason: string } {
+    batch?.settle(ticketId);
     const t = this.store.getTicketRow(ticketId);
     if (!t) throw new Error(`ticket ${ticketId} vanished during triage`);
     const d = this.triage.decide({
@@ -265,8 +161,4 @@ export class Intake {
       return this.decide(ticketId);
     });
   }
-}
-
-function actorOf(e: TriggerEvent): string {
-  return e.reporter ? `${e.reporter.kind}:${e.reporter.id}` : e.source;
 }

@@ -58,7 +58,7 @@ const MIGRATIONS: string[] = [
     created_at        TEXT NOT NULL,
     updated_at        TEXT NOT NULL
   );
-  CREATE INDEX tickets_fingerprint ON tickets(fingerprint, state);
+  CREATE INDEX tickets_fingerprint ON tickets(fingerprint, id);
   CREATE INDEX tickets_state ON tickets(state, priority DESC, id);
   CREATE INDEX tickets_settle ON tickets(settle_deadline) WHERE state = 'settling';
 

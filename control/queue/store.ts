@@ -115,14 +115,14 @@ export class Store {
   // ---- events ----------------------------------------------------------------
 
   /** Insert an event (an occurrence of ticketId); returns its id, or null when (source, source_event_id) was seen before. */
-  insertEvent(e: TriggerEvent, fingerprint: string, ticketId: number | null): number | null {
+  insertEvent(e: TriggerEvent, fingerprint: string, ticketId: number | null, receivedAt = this.nowIso()): number | null {
     const r = this.stmt(
       `INSERT INTO events (source, source_event_id, received_at, kind, status, fingerprint, ticket_id, seen_at, count, event_json)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, source_event_id) DO NOTHING`,
     ).run(
       e.source,
       e.sourceEventId,
-      this.nowIso(),
+      receivedAt,
       e.kind,
       e.status ?? 'firing',
       fingerprint,
@@ -195,31 +195,25 @@ export class Store {
     return Number(r.lastInsertRowid);
   }
 
-  /** The hot-path view of the newest ticket for a fingerprint in one of the given states. */
-  findTicketRef(fingerprint: string, states: readonly TicketState[]): TicketRef | undefined {
-    const marks = states.map(() => '?').join(',');
+  /** The hot-path view of the newest ticket of a fingerprint. */
+  newestTicketRef(fingerprint: string): TicketRef | undefined {
     return this.stmt(
-      `SELECT id, state, settle_cap, triage_reason, pushed_at FROM tickets
-       WHERE fingerprint = ? AND state IN (${marks}) ORDER BY id DESC LIMIT 1`,
-    ).get(fingerprint, ...states) as TicketRef | undefined;
+      'SELECT id, state, settle_cap, triage_reason, pushed_at FROM tickets WHERE fingerprint = ? ORDER BY id DESC LIMIT 1',
+    ).get(fingerprint) as TicketRef | undefined;
   }
 
-  /** The newest ticket for a fingerprint in one of the given states. */
-  findTicketByFingerprint(fingerprint: string, states: readonly TicketState[]): TicketRow | undefined {
-    const marks = states.map(() => '?').join(',');
-    return this.stmt(
-      `SELECT * FROM tickets WHERE fingerprint = ? AND state IN (${marks}) ORDER BY id DESC LIMIT 1`,
-    ).get(fingerprint, ...states) as TicketRow | undefined;
-  }
-
-  /** Fold an occurrence into a ticket's counters (and, while settling, its deadline). */
-  addOccurrence(ticketId: number, e: TriggerEvent, settleDeadline: string | null): void {
+  /** Fold summed occurrences into a ticket's counters (and, while settling, its deadline). */
+  addOccurrences(
+    ticketId: number,
+    o: { count: number; users: number; firstSeen: string; lastSeen: string; deadline: string | null },
+    nowIso: string,
+  ): void {
     this.stmt(
       `UPDATE tickets SET count = count + ?, users = MAX(users, ?),
          first_seen = MIN(first_seen, ?), last_seen = MAX(last_seen, ?),
          settle_deadline = COALESCE(?, settle_deadline), updated_at = ?
        WHERE id = ?`,
-    ).run(e.count, e.users ?? 0, e.firstSeen, e.lastSeen, settleDeadline, this.nowIso(), ticketId);
+    ).run(o.count, o.users, o.firstSeen, o.lastSeen, o.deadline, nowIso, ticketId);
   }
 
   /** A person joined an existing ticket: it becomes human-filed and keeps the reporter for replies. */
@@ -260,12 +254,9 @@ export class Store {
     this.stmt('UPDATE tickets SET claimed_by = ?, updated_at = ? WHERE id = ?').run(who, this.nowIso(), ticketId);
   }
 
-  /** Record a resolved alert on the newest ticket of its fingerprint; returns that ticket's id, if any. */
-  markAlertResolved(fingerprint: string, at: string): number | null {
-    const row = this.stmt('SELECT MAX(id) AS id FROM tickets WHERE fingerprint = ?').get(fingerprint) as { id: number | null };
-    if (row.id === null) return null;
-    this.stmt('UPDATE tickets SET alert_resolved_at = ?, updated_at = ? WHERE id = ?').run(at, this.nowIso(), row.id);
-    return row.id;
+  /** Record that an alert of this ticket resolved. */
+  markAlertResolved(ticketId: number, at: string, nowIso: string): void {
+    this.stmt('UPDATE tickets SET alert_resolved_at = ?, updated_at = ? WHERE id = ?').run(at, nowIso, ticketId);
   }
 
   dueSettling(nowIso: string, limit = 100): TicketRow[] {

@@ -1,0 +1,198 @@
+/**
+ * Where one event goes, inside a batch transaction: a duplicate, an occurrence of
+ * the open ticket with its fingerprint, a resolved alert, a regression of a fixed
+ * ticket, a count against a dropped/failed one, or a new settling ticket.
+ *
+ * A Batch keeps what one transaction already knows: the newest ticket of each
+ * fingerprint, and occurrence counters summed per ticket and written once at the
+ * end. An alert storm on one error is then one ticket update per commit, not one
+ * per event.
+ */
+import type { BugbotConfig } from '../config.ts';
+import type { Store, TicketRef } from '../queue/store.ts';
+import type { Classification, TicketState, TriggerEvent } from '../types.ts';
+import { FIXED_STATES, OPEN_STATES } from '../types.ts';
+import { classifyText, type ClassifyResult } from './classify.ts';
+
+export type AcceptStatus = 'created' | 'merged' | 'regression' | 'resolved' | 'duplicate';
+
+export interface AcceptResult {
+  sourceEventId: string;
+  status: AcceptStatus;
+  fingerprint: string;
+  ticketId: number | null;
+  /** The ticket's state after this event. */
+  state: TicketState | null;
+  /** Why, when the ticket was triaged right away (reports by people) or not acted on. */
+  reason: string | null;
+}
+
+export interface Prepared {
+  e: TriggerEvent;
+  fingerprint: string;
+  fpJson: string;
+}
+
+export interface AcceptOptions {
+  /** Classifications decided before accept (e.g. by the model classifier), by sourceEventId. */
+  classifications?: Map<string, ClassifyResult>;
+}
+
+interface Pending {
+  count: number;
+  users: number;
+  firstSeen: string;
+  lastSeen: string;
+  deadline: string | null;
+}
+
+export class Batch {
+  readonly now: Date;
+  readonly nowIso: string;
+  private readonly refs = new Map<string, TicketRef | null>();
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly store: Store) {
+    this.now = store.now();
+    this.nowIso = this.now.toISOString();
+  }
+
+  /** The newest ticket of a fingerprint (it alone decides where a new event goes). */
+  ref(fingerprint: string): TicketRef | null {
+    let r = this.refs.get(fingerprint);
+    if (r === undefined) {
+      r = this.store.newestTicketRef(fingerprint) ?? null;
+      this.refs.set(fingerprint, r);
+    }
+    return r;
+  }
+
+  /** Forget a cached ticket whose state this batch changed. */
+  forget(fingerprint: string): void {
+    this.refs.delete(fingerprint);
+  }
+
+  occur(ticketId: number, e: TriggerEvent, deadline: string | null): void {
+    const p = this.pending.get(ticketId);
+    if (!p) {
+      this.pending.set(ticketId, { count: e.count, users: e.users ?? 0, firstSeen: e.firstSeen, lastSeen: e.lastSeen, deadline });
+      return;
+    }
+    p.count += e.count;
+    p.users = Math.max(p.users, e.users ?? 0);
+    if (e.firstSeen < p.firstSeen) p.firstSeen = e.firstSeen;
+    if (e.lastSeen > p.lastSeen) p.lastSeen = e.lastSeen;
+    if (deadline !== null) p.deadline = deadline;
+  }
+
+  /** Write one ticket's summed counters now (before something reads them). */
+  settle(ticketId: number): void {
+    const p = this.pending.get(ticketId);
+    if (!p) return;
+    this.pending.delete(ticketId);
+    this.store.addOccurrences(ticketId, p, this.nowIso);
+  }
+
+  finish(): void {
+    for (const id of [...this.pending.keys()]) this.settle(id);
+  }
+}
+
+export interface AcceptContext {
+  store: Store;
+  config: BugbotConfig;
+  /** Triage a ticket now (inside the transaction). */
+  decide(ticketId: number, batch: Batch): { state: TicketState; reason: string };
+}
+
+export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: AcceptOptions): AcceptResult {
+  const { store, config } = ctx;
+  const { e, fingerprint } = p;
+  const base = { sourceEventId: e.sourceEventId, fingerprint };
+  const duplicate: AcceptResult = { ...base, status: 'duplicate', ticketId: null, state: null, reason: 'event already received' };
+  const ref = batch.ref(fingerprint);
+  const state = ref?.state as TicketState | undefined;
+
+  if (e.status === 'resolved') {
+    if (store.eventExists(e.source, e.sourceEventId)) return duplicate;
+    if (ref) store.markAlertResolved(ref.id, e.lastSeen, batch.nowIso);
+    store.insertEvent(e, fingerprint, ref?.id ?? null, batch.nowIso);
+    return { ...base, status: 'resolved', ticketId: ref?.id ?? null, state: state ?? null, reason: ref ? 'alert resolved' : 'resolved alert with no ticket' };
+  }
+
+  // The hot path (an alert storm on a known error): the insert doubles as the
+  // idempotency check, so it comes before anything else is written.
+  if (ref && state && OPEN_STATES.includes(state)) {
+    if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate;
+    batch.occur(ref.id, e, state === 'settling' ? nextDeadline(config, batch.now, ref) : null);
+    if (e.human) {
+      store.addReporter(ref.id, e.reporter);
+      store.audit(ref.id, actorOf(e), 'merged-report', e.title);
+    }
+    if (state === 'deferred' || (state === 'settling' && e.human)) {
+      const d = ctx.decide(ref.id, batch);
+      batch.forget(fingerprint);
+      return { ...base, status: 'merged', ticketId: ref.id, state: d.state, reason: d.reason };
+    }
+    return { ...base, status: 'merged', ticketId: ref.id, state, reason: ref.triage_reason };
+  }
+
+  if (store.eventExists(e.source, e.sourceEventId)) return duplicate;
+
+  let regressionOf: number | null = null;
+  if (ref && state && FIXED_STATES.includes(state) && ref.pushed_at) {
+    const pushedMs = Date.parse(ref.pushed_at);
+    if (Date.parse(e.lastSeen) <= pushedMs + config.triage.regressionGraceSeconds * 1000) {
+      // Still the old code (deploy lag): count it against the fix, open nothing.
+      store.insertEvent(e, fingerprint, ref.id, batch.nowIso);
+      batch.occur(ref.id, e, null);
+      return { ...base, status: 'merged', ticketId: ref.id, state, reason: 'seen within the grace period after the fix' };
+    }
+    if (batch.now.getTime() - pushedMs <= config.triage.regressionWindowDays * 86_400_000) regressionOf = ref.id;
+  }
+
+  if (regressionOf === null && !e.human && ref && (state === 'dropped' || state === 'failed')) {
+    // Known and already decided (ignored, or the bot gave up): count it, reopen nothing.
+    store.insertEvent(e, fingerprint, ref.id, batch.nowIso);
+    batch.occur(ref.id, e, null);
+    return { ...base, status: 'merged', ticketId: ref.id, state, reason: ref.triage_reason };
+  }
+
+  const cls = e.kind === 'report' ? (opts.classifications?.get(e.sourceEventId) ?? classifyText(`${e.title}\n${e.message}`)) : undefined;
+  const settleMs = config.intake.settleSeconds * 1000;
+  const settleNow = e.human || settleMs === 0;
+  const ticketId = store.insertTicket({
+    fingerprint,
+    fingerprintJson: p.fpJson,
+    event: e,
+    state: 'settling',
+    settleDeadline: settleNow ? batch.nowIso : new Date(batch.now.getTime() + settleMs).toISOString(),
+    settleCap: new Date(batch.now.getTime() + config.intake.settleCapSeconds * 1000).toISOString(),
+    regressionOf,
+    classification: (cls?.classification ?? null) as Classification | null,
+    classifyReason: cls?.reason ?? null,
+  });
+  batch.forget(fingerprint);
+  store.insertEvent(e, fingerprint, ticketId, batch.nowIso);
+  store.audit(ticketId, actorOf(e), 'created', `${e.source}: ${e.title}`);
+  if (regressionOf !== null) {
+    store.setState(regressionOf, 'regressed');
+    store.audit(regressionOf, 'intake', 'regressed', `recurred as ticket ${ticketId}`);
+    store.audit(ticketId, 'intake', 'regression', `regression of ticket ${regressionOf}`);
+  }
+  const status = regressionOf !== null ? 'regression' : 'created';
+  if (!settleNow) return { ...base, status, ticketId, state: 'settling', reason: null };
+  const d = ctx.decide(ticketId, batch);
+  return { ...base, status, ticketId, state: d.state, reason: d.reason };
+}
+
+/** A settling ticket's new deadline: now + settle, never past its cap. */
+function nextDeadline(config: BugbotConfig, now: Date, t: TicketRef): string {
+  const next = now.getTime() + config.intake.settleSeconds * 1000;
+  const cap = t.settle_cap ? Date.parse(t.settle_cap) : next;
+  return new Date(Math.min(next, cap)).toISOString();
+}
+
+export function actorOf(e: TriggerEvent): string {
+  return e.reporter ? `${e.reporter.kind}:${e.reporter.id}` : e.source;
+}
