@@ -358,10 +358,20 @@ function semanticProblems(cfg: z.output<typeof configSchema>, env: NodeJS.Proces
   if (Boolean(g.basicUserEnv) !== Boolean(g.basicPasswordEnv)) {
     out.push('triggers.grafana: basicUserEnv and basicPasswordEnv must be set together');
   }
-  if (!isLoopback(cfg.server.host) && !env[cfg.server.apiTokenEnv]) {
-    out.push(
-      `server.host is ${cfg.server.host} (not loopback): set ${cfg.server.apiTokenEnv} so the API is not open to the network`,
-    );
+  if (!isLoopback(cfg.server.host)) {
+    // Exposed: every endpoint must authenticate. On loopback, unauthenticated triggers are a convenience.
+    const exposed = `server.host is ${cfg.server.host} (not loopback)`;
+    if (!env[cfg.server.apiTokenEnv]) out.push(`${exposed}: set ${cfg.server.apiTokenEnv} so the API is not open to the network`);
+    const t = cfg.triggers;
+    if (t.grafana.enabled && !t.grafana.tokenEnv && !t.grafana.basicUserEnv && !t.grafana.hmacSecretEnv) {
+      out.push(`${exposed}: triggers.grafana needs tokenEnv, basicUserEnv/basicPasswordEnv or hmacSecretEnv (or enabled: false)`);
+    }
+    if (t.latency.enabled && !t.latency.tokenEnv && !t.latency.basicUserEnv) {
+      out.push(`${exposed}: triggers.latency needs tokenEnv or basicUserEnv/basicPasswordEnv (or enabled: false)`);
+    }
+    if (t.email.enabled && !env[t.email.rawTokenEnv]) {
+      out.push(`${exposed}: set ${t.email.rawTokenEnv} for /triggers/email/raw (or triggers.email.enabled: false)`);
+    }
   }
   return out;
 }

@@ -68,7 +68,9 @@ test('semantic problems: bad regexes, unset secret variables, exposed API withou
       const text = (err as ConfigError).problems.join('\n');
       assert.match(text, /triage\.criticalPatterns\.0: not a valid regular expression/);
       assert.match(text, /names GRAFANA_TOKEN_NOT_SET, which is not set/);
-      assert.match(text, /not loopback/);
+      assert.match(text, /set BUGBOT_API_TOKEN so the API is not open/);
+      assert.match(text, /triggers\.latency needs tokenEnv/);
+      assert.match(text, /set BUGBOT_EMAIL_TOKEN/);
       return true;
     },
   );

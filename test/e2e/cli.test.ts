@@ -1,0 +1,130 @@
+/**
+ * The `bugbot` command as a user runs it: a real process, real files.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { repoRoot, tempDir, waitFor } from '../support/helpers.ts';
+import { spawnLogged, startBugbot } from '../support/process.ts';
+
+const BIN = join(repoRoot, 'bin/bugbot.js');
+
+function bugbot(args: string[], opts: { cwd: string; input?: string; env?: NodeJS.ProcessEnv }) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd,
+    input: opts.input,
+    encoding: 'utf8',
+    env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', ...opts.env },
+    timeout: 30_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('--help lists the commands', (t) => {
+  const dir = tempDir(t);
+  const r = bugbot(['--help'], { cwd: dir });
+  assert.equal(r.code, 0);
+  for (const cmd of ['start', 'init', 'fingerprint', 'watch', 'enqueue', 'tickets', 'ticket', 'claim', 'status']) {
+    assert.match(r.stdout, new RegExp(`\\b${cmd}\\b`));
+  }
+});
+
+test('init writes a commented starter config that loads; a broken config reports every problem with exit 2', (t) => {
+  const dir = tempDir(t);
+  const r = bugbot(['init'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(readFileSync(join(dir, 'bugbot.config.json'), 'utf8'), /^\/\/ bugbot configuration/);
+  assert.equal(bugbot(['init'], { cwd: dir }).code, 2, 'does not overwrite');
+  const cfg = bugbot(['config'], { cwd: dir });
+  assert.equal(cfg.code, 0, cfg.stderr);
+  assert.equal(JSON.parse(cfg.stdout).server.port, 7777);
+
+  writeFileSync(join(dir, 'bugbot.config.json'), '{ "workers": 12, "server": { "port": -1 } }');
+  const bad = bugbot(['tickets'], { cwd: dir });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /workers/);
+  assert.match(bad.stderr, /server\.port/);
+});
+
+test('fingerprint --explain groups ids together and shows what went in', (t) => {
+  const dir = tempDir(t);
+  const input = [
+    JSON.stringify({ message: 'Pet 1 not found', route: 'GET /api/pets/1', service: 'pets' }),
+    JSON.stringify({ message: 'Pet 999 not found', route: 'GET /api/pets/999', service: 'pets' }),
+    'not json',
+  ].join('\n');
+  const r = bugbot(['fingerprint', '--explain'], { cwd: dir, input });
+  assert.equal(r.code, 1, 'a bad line makes the exit status 1');
+  assert.match(r.stderr, /line 3/);
+  const fps = [...r.stdout.matchAll(/^([0-9a-f]{16}) /gm)].map((m) => m[1]);
+  assert.equal(fps.length, 2);
+  assert.equal(fps[0], fps[1]);
+  assert.match(r.stdout, /route\s+GET \/api\/pets\/:id/);
+  assert.match(r.stdout, /message\s+Pet <\*> not found/);
+});
+
+test('enqueue, tickets, ticket, claim and status work on the same home', (t) => {
+  const dir = tempDir(t);
+  const home = ['--home', join(dir, 'home')];
+  const e = bugbot([...home, 'enqueue', '-t', 'Checkout page is blank', '-m', 'Blank page after paying', '-s', 'shop'], { cwd: dir });
+  assert.equal(e.code, 0, e.stderr);
+  assert.match(e.stdout, /ticket 1 created \(queued/);
+  const list = bugbot([...home, 'tickets'], { cwd: dir });
+  assert.match(list.stdout, /1\s+queued\s+\w+\s+1\s+shop\s+Checkout page is blank/);
+  const json = JSON.parse(bugbot([...home, 'tickets', '--json', '--state', 'queued'], { cwd: dir }).stdout) as { tickets: unknown[] };
+  assert.equal(json.tickets.length, 1);
+  const one = bugbot([...home, 'ticket', '1'], { cwd: dir });
+  assert.match(one.stdout, /triage\s+queue: filed by a person/);
+  assert.match(one.stdout, /history:/);
+  const claim = bugbot([...home, 'claim', '1', '--by', 'alice'], { cwd: dir });
+  assert.match(claim.stdout, /ticket 1: deferred \(claimed by alice/);
+  assert.match(bugbot([...home, 'status'], { cwd: dir }).stdout, /deferred 1/);
+  assert.equal(bugbot([...home, 'ticket', '42'], { cwd: dir }).code, 1);
+  assert.equal(bugbot([...home, 'tickets', '--state', 'bogus'], { cwd: dir }).code, 2);
+});
+
+test('watch tails a log file and its errors become tickets', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const log = join(dir, 'app.log');
+  writeFileSync(log, '{"level":30,"msg":"started"}\n');
+  const w = spawnLogged(t, process.execPath, [BIN, '--home', join(dir, 'home'), 'watch', log, '--service', 'petstore'], {
+    cwd: dir,
+    env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', BUGBOT_SETTLE_SECONDS: '0' },
+  });
+  await waitFor(() => /watching/.test(w.output()), 15_000, 'watch to start');
+  appendFileSync(
+    log,
+    JSON.stringify({ level: 50, msg: 'Cannot read properties of undefined', err: { stack: 'TypeError: x\n    at getPet (/app/pets.ts:1:1)' }, req: { method: 'GET', url: '/api/pets/3' } }) + '\n',
+  );
+  await waitFor(() => /1 error event\(s\) stored/.test(w.output()), 15_000, 'the error to be stored');
+  w.proc.kill('SIGTERM');
+  await w.exited;
+  const list = JSON.parse(bugbot(['--home', join(dir, 'home'), 'tickets', '--json'], { cwd: dir }).stdout) as {
+    tickets: Array<{ source: string; service: string; route: string; state: string }>;
+  };
+  assert.equal(list.tickets.length, 1);
+  assert.equal(list.tickets[0]!.source, 'logfile');
+  assert.equal(list.tickets[0]!.service, 'petstore');
+  assert.equal(list.tickets[0]!.route, 'GET /api/pets/3');
+});
+
+test('start prints where it listens and what it watches; SIGTERM stops it cleanly', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const configPath = join(dir, 'bugbot.config.json');
+  const log = join(dir, 'app.log');
+  writeFileSync(log, '');
+  writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), watch: { files: [log] } }));
+  const b = await startBugbot(t, { configPath });
+  await waitFor(() => /watching: /.test(b.output()), 10_000, 'the banner');
+  const out = b.output();
+  assert.match(out, /POST http:\/\/127\.0\.0\.1:\d+\/triggers\/grafana/);
+  assert.match(out, /no auth configured: loopback only/);
+  assert.match(out, new RegExp(`watching: ${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  const health = await fetch(`${b.url}/healthz`);
+  assert.equal(health.status, 200);
+  b.proc.kill('SIGTERM');
+  const exit = await b.exited;
+  assert.equal(exit.code, 0);
+});
