@@ -152,8 +152,11 @@ export class LogTailer {
     if (t.retry) return;
     const current = await statIfExists(t.path);
     if (current?.ino !== t.inode) {
-      // Rotated away or deleted. The old handle still reads the old file, so its last
-      // lines were drained above; the new file (if any) is opened on the next poll.
+      // Rotated away or deleted. The old handle still reads the old file: drain it once
+      // more, since the writer may have added lines between the read above and the
+      // rename. The new file (if any) is opened on the next poll.
+      await this.drain(t, fh);
+      if (t.retry) return;
       if (!(await this.deliver(t, t.parser.flush(), this.commitPoint(t)))) return;
       await fh.close();
       t.fh = undefined;
