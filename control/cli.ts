@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, loadConfig, type BugbotConfig, type ConfigFile } from './config.ts';
 import { fingerprintEvent } from './intake/fingerprint.ts';
-import { createRedactor } from './intake/redact.ts';
+import { createRedactor } from '../lib/redact.ts';
+import { redactEvent } from './intake/redact-event.ts';
 import { createLogger } from './log.ts';
 import { openServices, startServer } from './main.ts';
 import { activeRuns, runsForTicket } from './queue/leases.ts';
@@ -103,7 +104,7 @@ export function buildProgram(): Command {
           process.stderr.write(`line ${lineNo}: ${(err as Error).message}\n`);
           continue;
         }
-        const fp = fingerprintEvent(redactor.event(ev), { frames: config.intake.stackFrames });
+        const fp = fingerprintEvent(redactEvent(redactor, ev), { frames: config.intake.stackFrames });
         if (!o.explain) {
           process.stdout.write(`${fp.fingerprint}\t${ev.title}\n`);
           continue;

@@ -7,6 +7,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { browserSettingsSchema } from '../lib/mcp/browser-settings.ts';
+import { dbSettingsSchema } from '../lib/mcp/db-settings.ts';
+import { lokiSettingsSchema } from '../lib/mcp/loki-settings.ts';
 import { SEVERITIES } from './types.ts';
 
 const envName = z
@@ -180,6 +183,15 @@ export const configSchema = z
         latency: latencySchema,
         slack: slackSchema,
         email: emailSchema,
+      })
+      .strict()
+      .prefault({}),
+    /** The MCP servers the agent works through (see docs/mcp.md). */
+    mcp: z
+      .object({
+        browser: browserSettingsSchema,
+        loki: lokiSettingsSchema,
+        db: dbSettingsSchema,
       })
       .strict()
       .prefault({}),

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createApp } from './app.ts';
 import { isLoopback, type BugbotConfig } from './config.ts';
 import { Intake } from './intake/index.ts';
-import { createRedactor } from './intake/redact.ts';
+import { createRedactor } from '../lib/redact.ts';
 import { SettleScheduler } from './intake/settle.ts';
 import type { Logger } from './log.ts';
 import { reclaimRuns } from './queue/leases.ts';

@@ -9,7 +9,8 @@ import type { Classification, TicketState, TriggerEvent } from '../types.ts';
 import { OPEN_STATES } from '../types.ts';
 import { acceptOne, Batch, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
 import { fingerprintEvent } from './fingerprint.ts';
-import type { Redactor } from './redact.ts';
+import { redactEvent } from './redact-event.ts';
+import type { Redactor } from '../../lib/redact.ts';
 import { createTriage, type Triage } from './triage.ts';
 
 export type { AcceptOptions, AcceptResult, AcceptStatus } from './accept.ts';
@@ -112,7 +113,7 @@ export class Intake {
 
   private prepare(events: TriggerEvent[]): Prepared[] {
     return events.map((raw) => {
-      const e = this.redactor.event(raw);
+      const e = redactEvent(this.redactor, raw);
       const fp = fingerprintEvent(e, { frames: this.cfg.intake.stackFrames });
       return { e, fingerprint: fp.fingerprint, fpJson: JSON.stringify(fp.parts) };
     });

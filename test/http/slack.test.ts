@@ -11,7 +11,7 @@ import type { Hono } from 'hono';
 import { createApp } from '../../control/app.ts';
 import { loadConfig } from '../../control/config.ts';
 import { Intake } from '../../control/intake/index.ts';
-import { createRedactor } from '../../control/intake/redact.ts';
+import { createRedactor } from '../../lib/redact.ts';
 import { silentLogger } from '../../control/log.ts';
 import { Store } from '../../control/queue/store.ts';
 import type { Ticket } from '../../control/types.ts';

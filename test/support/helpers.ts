@@ -10,7 +10,7 @@ import type { TestContext } from 'node:test';
 import { createApp } from '../../control/app.ts';
 import { loadConfig, type BugbotConfig, type ConfigFile } from '../../control/config.ts';
 import { Intake } from '../../control/intake/index.ts';
-import { createRedactor } from '../../control/intake/redact.ts';
+import { createRedactor } from '../../lib/redact.ts';
 import { silentLogger } from '../../control/log.ts';
 import { Store } from '../../control/queue/store.ts';
 

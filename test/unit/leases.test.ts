@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Intake } from '../../control/intake/index.ts';
-import { createRedactor } from '../../control/intake/redact.ts';
+import { createRedactor } from '../../lib/redact.ts';
 import { activeRuns, claimNext, finishRun, heartbeat, reclaimRuns } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classifyText } from '../../control/intake/classify.ts';
-import { createRedactor } from '../../control/intake/redact.ts';
+import { createRedactor } from '../../lib/redact.ts';
 import { createTriage, priorityOf } from '../../control/intake/triage.ts';
 import { loadConfig } from '../../control/config.ts';
 

@@ -1,10 +1,10 @@
 /**
  * Redaction runs before anything is stored or shown: secrets are masked, email
  * addresses and user ids in free text are replaced by a one-way hash so tickets
- * can still say "the same user" without revealing who.
+ * can still say "the same user" without revealing who. Shared by the control plane
+ * (intake) and the MCP servers (log lines the agent reads), hence lib/.
  */
 import { createHmac } from 'node:crypto';
-import type { TriggerEvent } from '../types.ts';
 
 interface Rule {
   name: string;
@@ -17,7 +17,6 @@ export interface Redactor {
   text(s: string): string;
   /** One-way hash of a user id (stable for one salt). */
   hashUser(id: string): string;
-  event(e: TriggerEvent): TriggerEvent;
 }
 
 /**
@@ -117,21 +116,5 @@ export function createRedactor(opts: { salt?: string; extra?: string[] } = {}): 
 
   const hashUser = (id: string) => `user:${hash(id)}`;
 
-  return {
-    text,
-    hashUser,
-    event(e) {
-      const labels: Record<string, string> = {};
-      for (const [k, v] of Object.entries(e.labels)) labels[k] = text(v);
-      const out: TriggerEvent = {
-        ...e,
-        title: text(e.title),
-        message: text(e.message),
-        labels,
-      };
-      if (e.stack !== undefined) out.stack = text(e.stack);
-      if (e.route !== undefined) out.route = text(e.route);
-      return out;
-    },
-  };
+  return { text, hashUser };
 }
