@@ -6,7 +6,7 @@
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
+import type { z } from 'zod';
 
 export interface ToolDef<Shape extends z.ZodRawShape, Ctx> {
   /** Verb-first and prefixed: browser_navigate, loki_query, db_query. */
