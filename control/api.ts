@@ -4,8 +4,9 @@
  */
 import type { Hono } from 'hono';
 import type { AppDeps } from './app.ts';
-import { badRequest, notFound } from './http-error.ts';
-import { activeRuns, runsForTicket } from './queue/leases.ts';
+import { badRequest, HttpError, notFound } from './http-error.ts';
+import { activeRuns, cancelTicket, runsForTicket } from './queue/leases.ts';
+import type { Store } from './queue/store.ts';
 import { credentialAuth } from './triggers/auth.ts';
 import { readJson } from './triggers/common.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
@@ -48,7 +49,17 @@ export function registerApi(app: Hono, deps: AppDeps): void {
     });
   });
 
-  app.get('/api/workers', (c) => c.json({ workers: activeRuns(store) }));
+  app.get('/api/workers', (c) => c.json({ workers: deps.dispatcher ? deps.dispatcher.workers() : workersFromStore(store) }));
+
+  app.post('/api/tickets/:id/cancel', (c) => {
+    const id = intParam(c.req.param('id'), 'id', 0, 1, Number.MAX_SAFE_INTEGER);
+    if (!store.getTicket(id)) throw notFound(`no ticket ${id}`);
+    const by = c.req.header('x-bugbot-user') ?? 'api';
+    const r = cancelTicket(store, id, by);
+    if (!r) throw new HttpError(409, 'conflict', `ticket ${id} is ${store.getTicket(id)!.state}: nothing to cancel`);
+    deps.dispatcher?.cancel(id, by);
+    return c.json({ ticket: id, was: r.was, now: r.now });
+  });
 }
 
 function intParam(raw: string | undefined, name: string, dflt: number, min: number, max: number): number {
@@ -57,4 +68,25 @@ function intParam(raw: string | undefined, name: string, dflt: number, min: numb
   const n = Number(raw);
   if (n < min || n > max) throw badRequest(`${name} must be between ${min} and ${max}`);
   return n;
+}
+
+/** Workers as the store knows them (another process runs the dispatcher). */
+export function workersFromStore(store: Store) {
+  const now = store.now().getTime();
+  return activeRuns(store).map((r) => {
+    const p = r.progress_json ? (JSON.parse(r.progress_json) as { tokens?: number; cost_usd?: number; tool_calls?: number }) : {};
+    const t = store.getTicket(r.ticket_id);
+    return {
+      worker: r.worker_id,
+      ticket: r.ticket_id,
+      title: t?.title ?? '',
+      run: r.id,
+      port: r.port,
+      phase: r.phase,
+      elapsed_s: Math.round((now - Date.parse(r.started_at)) / 1000),
+      tokens: p.tokens ?? 0,
+      cost_usd: p.cost_usd ?? 0,
+      tool_calls: p.tool_calls ?? 0,
+    };
+  });
 }

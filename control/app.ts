@@ -15,6 +15,8 @@ import { registerEmail } from './triggers/email-routes.ts';
 import { registerGrafana } from './triggers/grafana.ts';
 import { registerLatency } from './triggers/latency.ts';
 import type { SlackTrigger } from './triggers/slack.ts';
+import type { Dispatcher } from './dispatcher/pool.ts';
+import type { OutcomeArchive } from './outcomes/archive.ts';
 
 export interface AppDeps {
   config: BugbotConfig;
@@ -24,6 +26,9 @@ export interface AppDeps {
   /** Called after events are committed (wakes the settle scheduler). */
   onAccepted?: (results: AcceptResult[]) => void;
   slack?: SlackTrigger;
+  /** Absent in tests that exercise intake only. */
+  dispatcher?: Dispatcher;
+  archive?: OutcomeArchive;
 }
 
 /**

@@ -12,7 +12,10 @@ import { createRedactor } from '../lib/redact.ts';
 import { redactEvent } from './intake/redact-event.ts';
 import { createLogger } from './log.ts';
 import { openServices, startServer } from './main.ts';
-import { activeRuns, runsForTicket } from './queue/leases.ts';
+import { workersFromStore } from './api.ts';
+import { OutcomeArchive } from './outcomes/archive.ts';
+import { parseSince, summarize } from './outcomes/summary.ts';
+import { cancelTicket, runsForTicket } from './queue/leases.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
 import { startWatchers } from './triggers/watch.ts';
@@ -257,26 +260,83 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('queue counts and active workers')
+    .description('queue counts and what each worker is doing (ticket, phase, elapsed, tokens, cost)')
     .option('--json', 'JSON output')
     .action((o: { json?: boolean }, cmd: Command) => {
       const config = load(cmd);
       const { store } = openServices(config, createLogger());
       try {
         const counts = store.countByState();
-        const workers = activeRuns(store);
+        const workers = workersFromStore(store);
         if (o.json) {
           process.stdout.write(JSON.stringify({ counts, workers }, null, 2) + '\n');
           return;
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
-        process.stdout.write(`tickets: ${states || 'none'}\nworkers: ${workers.length ? '' : 'idle'}\n`);
+        process.stdout.write(`tickets: ${states || 'none'}\nworkers: ${workers.length}/${config.workers} busy\n`);
         for (const w of workers) {
-          process.stdout.write(`  worker ${w.worker_id}: ticket ${w.ticket_id}, phase ${w.phase ?? 'starting'}, since ${w.started_at}\n`);
+          process.stdout.write(
+            `  worker ${w.worker} (port ${w.port}): ticket ${w.ticket} ${w.title.slice(0, 50)} | ${w.phase ?? 'starting'} | ${w.elapsed_s}s | ${w.tokens} tokens | $${w.cost_usd.toFixed(4)}\n`,
+          );
         }
       } finally {
         store.close();
       }
+    });
+
+  program
+    .command('cancel')
+    .description('cancel a ticket: a running worker is stopped (partial work stays on its branch)')
+    .argument('<id>', 'ticket id', intArg)
+    .option('--by <name>', 'who cancels', process.env.USER ?? 'cli')
+    .action((id: number, o: { by: string }, cmd: Command) => {
+      const config = load(cmd);
+      const { store } = openServices(config, createLogger());
+      try {
+        if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
+        const r = cancelTicket(store, id, o.by);
+        if (!r) fail(`ticket ${id} is ${store.getTicket(id)!.state}: nothing to cancel`, 1);
+        process.stdout.write(
+          `ticket ${id}: ${r.was} → ${r.now}${r.was === 'running' ? ' (the worker stops at its next heartbeat)' : ''}\n`,
+        );
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('outcomes')
+    .description('summarise the outcomes archive: clean/messy/failed, time to push, cost, tokens per stage')
+    .option('--since <duration>', 'only runs finished within this long, e.g. 24h, 7d', '7d')
+    .option('--json', 'JSON output (summary and rows)')
+    .action((o: { since: string; json?: boolean }, cmd: Command) => {
+      const config = load(cmd);
+      let windowMs: number;
+      try {
+        windowMs = parseSince(o.since);
+      } catch (err) {
+        fail((err as Error).message, 2);
+      }
+      const from = Date.now() - windowMs;
+      const rows = new OutcomeArchive(config.home).latest().filter((r) => Date.parse(r.finished) >= from);
+      const sum = summarize(rows);
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ since: o.since, summary: sum, rows }, null, 2) + '\n');
+        return;
+      }
+      const pct = (x: number) => `${Math.round(x * 100)}%`;
+      const money = (x: number | null) => (x === null ? '-' : `$${x.toFixed(4)}`);
+      process.stdout.write(
+        [
+          `outcomes over the last ${o.since}: ${sum.runs} run(s) on ${sum.tickets} ticket(s)`,
+          `  clean ${sum.clean} (${pct(sum.rates.clean)})   messy ${sum.messy} (${pct(sum.rates.messy)})   failed ${sum.failed} (${pct(sum.rates.failed)})`,
+          `  median time from trigger to push: ${sum.medianTriggerToPushS === null ? '-' : `${Math.round(sum.medianTriggerToPushS)} s`}`,
+          `  cost: ${money(sum.costUsd)} total, ${money(sum.costPerTicketUsd)} per ticket, ${money(sum.costPerCleanFixUsd)} per clean fix`,
+          `  tokens per stage: ${Object.entries(sum.tokensPerStage).map(([k, v]) => `${k} ${v}`).join(', ') || '-'}`,
+          `  denied agent actions: ${sum.denials}`,
+          '',
+        ].join('\n'),
+      );
     });
 
   program

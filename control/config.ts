@@ -75,6 +75,51 @@ const emailSchema = z
   .strict()
   .prefault({});
 
+const phaseLimits = (maxTurns: number, maxBudgetUsd: number, wallSeconds: number) =>
+  z
+    .object({
+      maxTurns: z.number().int().positive().default(maxTurns),
+      maxBudgetUsd: z.number().positive().default(maxBudgetUsd),
+      wallSeconds: z.number().int().positive().default(wallSeconds),
+      /** Model for this phase; defaults to harness.model. */
+      model: z.string().optional(),
+    })
+    .strict()
+    .prefault({});
+
+const harnessSchema = z
+  .object({
+    /** Claude Code binary; default: the one installed with bugbot, else `claude` on PATH. */
+    claude: z.string().optional(),
+    model: z.string().optional(),
+    /** The model credentials the workers may use (and nothing else of the control plane's env). */
+    apiKeyEnv: envName.default('ANTHROPIC_API_KEY'),
+    baseUrlEnv: envName.default('ANTHROPIC_BASE_URL'),
+    oauthTokenEnv: envName.default('CLAUDE_CODE_OAUTH_TOKEN'),
+    /** Kill a phase when its stream is silent this long. */
+    idleTimeoutSeconds: z.number().int().positive().default(300),
+    /** A banned attempt is denied and the session goes on ("deny"), or ends it ("kill"). */
+    onBannedAction: z.enum(['deny', 'kill']).default('deny'),
+    devTimeoutSeconds: z.number().int().positive().default(60),
+    heartbeatSeconds: z.number().int().positive().default(15),
+    /** "autopush": fixes go to the staging branch; "approve": they wait on bot/<ticket> for a person. */
+    pushMode: z.enum(['autopush', 'approve']).default('autopush'),
+    pushRetries: z.number().int().min(1).max(20).default(5),
+    /** Extra shell commands the implement and review phases may run, as Claude Code rules, e.g. "Bash(make test:*)". */
+    allowedCommands: z.array(z.string()).default([]),
+    phases: z
+      .object({
+        research: phaseLimits(40, 2, 900),
+        implement: phaseLimits(80, 5, 1800),
+        review: phaseLimits(40, 2, 900),
+        docs: phaseLimits(20, 1, 600),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 const ignoreRule = z
   .object({
     /** Regular expression, case-insensitive, matched against title + message + service. */
@@ -110,6 +155,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     workers: z.number().int().min(1).max(8).default(2),
+    harness: harnessSchema,
     intake: z
       .object({
         settleSeconds: z.number().min(0).default(30),
@@ -318,6 +364,9 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
 export function secretNames(cfg: z.output<typeof configSchema>): string[] {
   const t = cfg.triggers;
   return [
+    cfg.harness.apiKeyEnv,
+    cfg.harness.baseUrlEnv,
+    cfg.harness.oauthTokenEnv,
     cfg.server.apiTokenEnv,
     cfg.intake.hashSaltEnv,
     t.grafana.tokenEnv,
@@ -332,6 +381,14 @@ export function secretNames(cfg: z.output<typeof configSchema>): string[] {
     t.slack.appTokenEnv,
     t.email.mailgunSigningKeyEnv,
     t.email.rawTokenEnv,
+    cfg.mcp.loki.tokenEnv,
+    cfg.mcp.loki.basicUserEnv,
+    cfg.mcp.loki.basicPasswordEnv,
+    cfg.mcp.loki.hashSaltEnv,
+    cfg.mcp.db.urlEnv,
+    ...Object.values(cfg.mcp.browser.roles).flatMap((r) =>
+      Object.values(r.form?.fields ?? {}).flatMap((v) => (typeof v === 'object' ? [v.env] : [])),
+    ),
   ].filter((n): n is string => Boolean(n));
 }
 

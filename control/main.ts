@@ -10,7 +10,9 @@ import { Intake } from './intake/index.ts';
 import { createRedactor } from '../lib/redact.ts';
 import { SettleScheduler } from './intake/settle.ts';
 import type { Logger } from './log.ts';
-import { reclaimRuns } from './queue/leases.ts';
+import { Dispatcher } from './dispatcher/pool.ts';
+import { reconcile } from './dispatcher/reconcile.ts';
+import { OutcomeArchive } from './outcomes/archive.ts';
 import { Store } from './queue/store.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
 import { createSlackTrigger, type SlackTrigger } from './triggers/slack.ts';
@@ -34,6 +36,7 @@ export interface RunningServer {
   url: string;
   port: number;
   services: Services;
+  dispatcher: Dispatcher;
   stop(): Promise<void>;
 }
 
@@ -45,9 +48,12 @@ export async function startServer(
   const services = openServices(config, logger);
   const { store, intake, settle } = services;
 
-  // Nothing of a previous process survives it: its runs are dead. Requeue them.
-  const reclaimed = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: false, reason: 'control plane restarted' });
-  for (const r of reclaimed) logger.warn('reconciled orphaned run', { run: r.run.id, ticket: r.run.ticket_id, now: r.ticketState });
+  // Nothing of a previous process survives it: stop its workers, requeue their runs.
+  const rec = reconcile(config, store, logger);
+  if (rec.requeued + rec.failed + rec.worktreesRemoved) logger.warn('reconciled after restart', rec);
+  const archive = new OutcomeArchive(config.home);
+  const dispatcher = new Dispatcher({ config, store, archive, logger: logger.child({ component: 'dispatcher' }) });
+  settle.onSettled(() => dispatcher.poke());
 
   let slack: SlackTrigger | undefined;
   if (config.triggers.slack.enabled && config.secrets.get(config.triggers.slack.botTokenEnv)) {
@@ -60,9 +66,12 @@ export async function startServer(
     intake,
     logger,
     slack,
+    dispatcher,
+    archive,
     // Only a new ticket can bring the next settle deadline forward.
     onAccepted: (results) => {
       if (results.some((r) => r.status === 'created' || r.status === 'regression')) settle.poke();
+      if (results.some((r) => r.state === 'queued')) dispatcher.poke();
     },
   });
 
@@ -71,6 +80,7 @@ export async function startServer(
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;
   settle.start();
+  dispatcher.start();
   await slack?.start();
   const watchers: Watchers = startWatchers(config.watch.files, { config, store, intake, logger, onEvents: () => settle.poke() });
 
@@ -80,12 +90,13 @@ export async function startServer(
   const stop = () =>
     (stopping ??= (async () => {
       settle.stop();
+      await dispatcher.stop();
       await watchers.stop();
       await slack?.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       store.close();
     })());
-  return { url, port, services, stop };
+  return { url, port, services, dispatcher, stop };
 }
 
 function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
@@ -104,6 +115,7 @@ function banner(config: BugbotConfig, url: string, slack: boolean): string[] {
     `  home      ${config.home}${config.configPath ? `   config ${config.configPath}` : '   (embedded defaults: no bugbot.config.json)'}`,
     `  target    ${config.target.repo} (${config.target.baseBranch} → ${config.target.stagingBranch})`,
     `  settle    ${config.intake.settleSeconds}s (cap ${config.intake.settleCapSeconds}s), min severity ${config.triage.minSeverity}`,
+    `  workers   ${config.workers} (ports ${config.target.basePort + 1}-${config.target.basePort + config.workers}), push: ${config.harness.pushMode}`,
     'triggers:',
   ];
   if (t.grafana.enabled) {

@@ -66,7 +66,7 @@ function builtinRules(hash: (v: string) => string): Rule[] {
     {
       // user_id=123, userId: "abc", user 42, uid=...
       name: 'user-id',
-      re: /\b(user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id|user)(["']?\s*[:=#]?\s*["']?)([A-Za-z0-9_-]*\d[A-Za-z0-9_-]*)/gi,
+      re: /(?<!<)\b(user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id|user)(["']?\s*[:=#]?\s*["']?)([A-Za-z0-9_-]*\d[A-Za-z0-9_-]*)/gi,
       replace: (_m, key: string, sep: string, id: string) => `${key}${sep}<user:${hash(id)}>`,
     },
   ];

@@ -12,8 +12,6 @@ export interface SettleSchedulerOptions {
   intake: Intake;
   logger: Logger;
   maxSleepMs?: number;
-  /** Called after tickets were triaged (e.g. to wake the dispatcher). */
-  onSettled?: (count: number) => void;
 }
 
 export class SettleScheduler {
@@ -21,7 +19,14 @@ export class SettleScheduler {
   private state: 'idle' | 'running' | 'stopped' = 'idle';
   private failures = 0;
 
+  private readonly listeners: Array<(count: number) => void> = [];
+
   constructor(private readonly opts: SettleSchedulerOptions) {}
+
+  /** Called after tickets were triaged (e.g. to wake the dispatcher). */
+  onSettled(fn: (count: number) => void): void {
+    this.listeners.push(fn);
+  }
 
   start(): void {
     if (this.state !== 'idle') return;
@@ -43,7 +48,7 @@ export class SettleScheduler {
   /** One pass; exposed for tests and the CLI. */
   tick(): number {
     const n = this.opts.intake.settleDue();
-    if (n > 0) this.opts.onSettled?.(n);
+    if (n > 0) for (const fn of this.listeners) fn(n);
     return n;
   }
 

@@ -24,6 +24,7 @@ export interface RunRow {
   reason: string | null;
   started_at: string;
   finished_at: string | null;
+  progress_json: string | null;
 }
 
 export interface Claim {
@@ -65,6 +66,11 @@ export function heartbeat(store: Store, runId: number, leaseSeconds: number, pha
     )
     .run(leaseUntil(store, leaseSeconds), store.nowIso(), phase ?? null, runId);
   return r.changes === 1;
+}
+
+/** Record a running worker's live progress (phase, tokens and cost so far). */
+export function setRunProgress(store: Store, runId: number, phase: string | null, progress: unknown): void {
+  store.stmt('UPDATE runs SET phase = COALESCE(?, phase), progress_json = ? WHERE id = ?').run(phase, JSON.stringify(progress), runId);
 }
 
 export function setRunProcess(store: Store, runId: number, fields: { pid?: number; branch?: string; worktree?: string }): void {
@@ -124,6 +130,37 @@ export function reclaimRuns(
     }
     return out;
   });
+}
+
+/**
+ * Cancel a ticket. A running run is marked cancelled: its worker's next heartbeat
+ * fails and the dispatcher stops it (from any process: the CLI needs no server).
+ * A ticket not yet running is dropped. Returns what happened, or null if nothing could be.
+ */
+export function cancelTicket(store: Store, ticketId: number, by: string): { was: string; now: TicketState } | null {
+  return store.tx(() => {
+    const t = store.getTicketRow(ticketId);
+    if (!t) return null;
+    const now = store.nowIso();
+    const reason = `cancelled by ${by}`;
+    if (t.state === 'running') {
+      store.stmt(`UPDATE runs SET state = 'cancelled', outcome = 'failed', reason = ?, finished_at = ? WHERE ticket_id = ? AND state = 'running'`).run(reason, now, ticketId);
+      store.stmt(`UPDATE tickets SET state = 'failed', triage_reason = COALESCE(triage_reason, ''), updated_at = ? WHERE id = ?`).run(now, ticketId);
+      store.audit(ticketId, by, 'cancelled', 'running run stopped');
+      return { was: 'running', now: 'failed' as TicketState };
+    }
+    if (['settling', 'queued', 'deferred', 'awaiting_approval', 'needs_human'].includes(t.state)) {
+      store.setState(ticketId, 'dropped');
+      store.audit(ticketId, by, 'cancelled', `was ${t.state}`);
+      return { was: t.state, now: 'dropped' as TicketState };
+    }
+    return null;
+  });
+}
+
+export function cancelledReason(store: Store, runId: number): string | null {
+  const r = store.stmt(`SELECT reason FROM runs WHERE id = ? AND state = 'cancelled'`).get(runId) as { reason: string } | undefined;
+  return r?.reason ?? null;
 }
 
 export function activeRuns(store: Store): RunRow[] {

@@ -122,6 +122,9 @@ const MIGRATIONS: string[] = [
     offset INTEGER NOT NULL
   );
   `,
+  /* 2: live progress of a run (phase, tokens, cost so far), for `bugbot status` and the API */ `
+  ALTER TABLE runs ADD COLUMN progress_json TEXT;
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

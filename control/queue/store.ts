@@ -313,6 +313,30 @@ export class Store {
     return out;
   }
 
+  // ---- stage runs -------------------------------------------------------------------
+
+  /** The per-stage numbers of a finished run (tokens, tool calls, cost, duration). */
+  saveStages(runId: number, stages: Record<string, { tokens?: number; tool_calls?: number; cost_usd?: number; duration_s?: number; result?: string | null } | undefined>): void {
+    const now = this.nowIso();
+    for (const [stage, s] of Object.entries(stages)) {
+      if (!s) continue;
+      this.stmt(
+        `INSERT INTO stage_runs (run_id, stage, state, started_at, finished_at, tokens, tool_calls, cost_usd, detail_json)
+         VALUES (?, ?, 'finished', ?, ?, ?, ?, ?, ?)`,
+      ).run(runId, stage, now, now, s.tokens ?? 0, s.tool_calls ?? 0, s.cost_usd ?? 0, JSON.stringify(s));
+    }
+  }
+
+  stagesOf(runId: number): Array<{ stage: string; tokens: number; tool_calls: number; cost_usd: number; detail_json: string | null }> {
+    return this.stmt('SELECT stage, tokens, tool_calls, cost_usd, detail_json FROM stage_runs WHERE run_id = ? ORDER BY id').all(runId) as Array<{
+      stage: string;
+      tokens: number;
+      tool_calls: number;
+      cost_usd: number;
+      detail_json: string | null;
+    }>;
+  }
+
   // ---- audit -----------------------------------------------------------------------
 
   audit(ticketId: number | null, actor: string, action: string, detail?: string): void {

@@ -16,7 +16,9 @@ export interface ToolDef<Shape extends z.ZodRawShape, Ctx> {
   description: string;
   input: Shape;
   annotations: ToolAnnotations;
-  handler: (args: z.infer<z.ZodObject<Shape>>, ctx: Ctx) => Promise<CallToolResult>;
+  // Method syntax on purpose: parameters of methods are checked bivariantly, so a
+  // list of tools with different input shapes can share one registry type.
+  handler(args: z.infer<z.ZodObject<Shape>>, ctx: Ctx): Promise<CallToolResult>;
 }
 
 export function defineTool<Shape extends z.ZodRawShape, Ctx>(def: ToolDef<Shape, Ctx>): ToolDef<Shape, Ctx> {

@@ -1,0 +1,68 @@
+/**
+ * The ticket brief (`agent/ticket.md`) the agent reads: a per-kind template from
+ * prompts/tickets/ with trusted fields filled in, and untrusted text (alert
+ * annotations, emails, Slack threads, stack traces) fenced as data in
+ * `<untrusted-data>` blocks that its content cannot close.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Ticket } from '../types.ts';
+
+/** Which template a ticket uses. */
+export function briefKind(t: Pick<Ticket, 'source' | 'kind'>): 'error' | 'latency' | 'slack' | 'email' | 'manual' {
+  if (t.kind === 'latency') return 'latency';
+  if (t.source === 'slack') return 'slack';
+  if (t.source === 'email') return 'email';
+  if (t.source === 'manual') return 'manual';
+  return 'error';
+}
+
+/**
+ * Fence untrusted text. Anything that looks like our fence tags inside it is
+ * defused, so the content cannot end its own block and speak as the prompt.
+ */
+export function fence(source: string, text: string): string {
+  const body = text.replace(/<\s*\/?\s*untrusted-data/gi, (m) => m.replace('<', '‹'));
+  return `<untrusted-data source="${source}">\n${body}\n</untrusted-data>`;
+}
+
+/** One-line trusted values: no newlines, no markdown table breakers. */
+function line(v: string | number | null | undefined): string {
+  if (v === null || v === undefined || v === '') return '-';
+  return String(v).replace(/[\r\n]+/g, ' ').replace(/\|/g, '\\|').slice(0, 300);
+}
+
+export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: string } = {}): string {
+  const kind = briefKind(t);
+  const template = readFileSync(join(promptsDir, 'tickets', `${kind}.md`), 'utf8');
+  const labels = Object.entries(t.labels)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\n');
+  const latency = t.labels.p95_ms ? `${t.labels.p95_ms} ms / ${t.labels.threshold_ms ?? '?'} ms` : '-';
+  const trusted: Record<string, string> = {
+    id: String(t.id),
+    title: line(t.title),
+    source: t.source,
+    severity: t.severity,
+    triage_reason: line(t.triageReason),
+    service: line(t.service),
+    route: line(t.route),
+    count: String(t.count),
+    first_seen: t.firstSeen,
+    last_seen: t.lastSeen,
+    fingerprint: t.fingerprint,
+    latency,
+    filed_by: t.labels.filed_by ? ` by ${line(t.labels.filed_by)}` : '',
+  };
+  const untrusted: Record<string, string> = {
+    message: fence(t.source, t.message || '(empty)'),
+    stack: t.stack ? fence(t.source, t.stack) : '(none)',
+    labels: labels ? fence(t.source, labels) : '(none)',
+  };
+  // One pass, so text inside untrusted values is never itself treated as a placeholder.
+  let out = template.replace(/\{\{(untrusted:)?(\w+)\}\}/g, (_m, u: string | undefined, k: string) =>
+    u ? (untrusted[k] ?? '(none)') : (trusted[k] ?? ''),
+  );
+  if (extra.planPath) out += `\n\n---\nThe research phase writes its plan to: \`${extra.planPath}\`\n`;
+  return out;
+}

@@ -1,0 +1,230 @@
+/**
+ * What each Claude Code phase may do, as CLI arguments: the built-in tool set, the
+ * permission allowlist (`--permission-mode dontAsk`: anything not listed is denied),
+ * the MCP servers (`--strict-mcp-config`: nothing else loads, not even the
+ * worktree's .mcp.json), the guard hook (`--settings`), no project settings, and the
+ * turn and budget limits. The harness runs the phase with exactly these arguments.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { BugbotConfig } from '../config.ts';
+
+export const PHASES = ['research', 'implement', 'review', 'docs'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+
+export interface PhaseContext {
+  config: BugbotConfig;
+  ticketDir: string;
+  worktree: string;
+  port: number;
+}
+
+/** JSON Schema of the review verdict (--json-schema). */
+export const VERDICT_SCHEMA = {
+  type: 'object',
+  properties: {
+    verdict: { type: 'string', enum: ['approved', 'needs-rework'] },
+    reasons: { type: 'array', items: { type: 'string' } },
+    edits: { type: 'integer', minimum: 0 },
+  },
+  required: ['verdict', 'reasons', 'edits'],
+  additionalProperties: false,
+} as const;
+
+const READ_GIT = ['Bash(git log:*)', 'Bash(git show:*)', 'Bash(git diff:*)', 'Bash(git status:*)', 'Bash(git blame:*)', 'Bash(git grep:*)'];
+const COMMIT = ['Bash(git add:*)', 'Bash(git commit:*)'];
+const RUN = ['Bash(npm test:*)', 'Bash(npm run:*)', 'Bash(npx tsc:*)', 'Bash(npx eslint:*)', 'Bash(node:*)', 'Bash(curl:*)', 'Bash(ls:*)', 'Bash(mkdir:*)'];
+
+const MCP_TOOLS = {
+  browser: ['browser_navigate', 'browser_screenshot', 'browser_console_logs', 'browser_click', 'browser_dev_login'],
+  loki: ['loki_query', 'loki_user_breadcrumbs'],
+  db: ['db_query', 'db_describe'],
+} as const;
+type McpServerName = keyof typeof MCP_TOOLS;
+
+/** Which MCP servers each phase gets (docs: none). */
+const PHASE_MCP: Record<Phase, McpServerName[]> = {
+  research: ['browser', 'loki', 'db'],
+  implement: ['browser', 'loki', 'db'],
+  review: ['browser'],
+  docs: [],
+};
+
+interface PhasePolicy {
+  builtins: string[];
+  allowed: string[];
+  /** Relative paths/prefixes of the worktree this phase may write (undefined: anywhere not protected). */
+  writeRoots?: string[];
+  /** Files of the ticket folder this phase may write. */
+  ticketWrites: string[];
+}
+
+function policy(phase: Phase, cfg: BugbotConfig): PhasePolicy {
+  const extra = cfg.harness.allowedCommands;
+  switch (phase) {
+    case 'research':
+      return { builtins: ['Read', 'Grep', 'Glob', 'Write', 'Bash'], allowed: ['Read', 'Grep', 'Glob', 'Write', ...READ_GIT, 'Bash(curl:*)', 'Bash(ls:*)'], writeRoots: [], ticketWrites: ['agent/plan.md'] };
+    case 'implement':
+      return {
+        builtins: ['Read', 'Grep', 'Glob', 'Edit', 'MultiEdit', 'Write', 'Bash'],
+        allowed: ['Read', 'Grep', 'Glob', 'Edit', 'MultiEdit', 'Write', ...READ_GIT, ...COMMIT, ...RUN, ...testRule(cfg), ...extra],
+        ticketWrites: [],
+      };
+    case 'review':
+      return {
+        builtins: ['Read', 'Grep', 'Glob', 'Edit', 'Bash'],
+        allowed: ['Read', 'Grep', 'Glob', 'Edit', 'StructuredOutput', ...READ_GIT, ...COMMIT, 'Bash(npm test:*)', 'Bash(curl:*)', ...testRule(cfg), ...extra],
+        ticketWrites: [],
+      };
+    case 'docs':
+      return { builtins: ['Read', 'Grep', 'Glob', 'Edit', 'Write', 'Bash'], allowed: ['Read', 'Grep', 'Glob', 'Edit', 'Write', ...READ_GIT, ...COMMIT], writeRoots: ['docs/', 'CLAUDE.md'], ticketWrites: [] };
+  }
+}
+
+/** The configured test command as an allow rule (e.g. "Bash(make test:*)"). */
+function testRule(cfg: BugbotConfig): string[] {
+  const cmd = cfg.target.testCommand.trim();
+  return cmd && !cmd.startsWith('npm test') ? [`Bash(${cmd}:*)`] : [];
+}
+
+/** The Claude Code binary: configured, else the one installed with bugbot, else PATH. */
+export function claudeBinary(cfg: BugbotConfig): string {
+  if (cfg.harness.claude) return cfg.harness.claude;
+  const bundled = join(REPO_ROOT, 'node_modules', '.bin', 'claude');
+  return existsSync(bundled) ? bundled : 'claude';
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Which MCP servers are configured at all (a server with nothing to serve is left out). */
+export function configuredServers(cfg: BugbotConfig): McpServerName[] {
+  const out: McpServerName[] = [];
+  if (cfg.target.devCommand) out.push('browser');
+  if (cfg.mcp.loki.url || cfg.mcp.loki.files.length) out.push('loki');
+  if (Object.keys(cfg.mcp.db.tables).length && (cfg.mcp.db.driver === 'sqlite' || cfg.secrets.get(cfg.mcp.db.urlEnv))) out.push('db');
+  return out;
+}
+
+export interface PhaseFiles {
+  /** The CLI arguments (without the prompt, which goes on stdin). */
+  args: string[];
+  /** Files to write into config/, name → content. */
+  files: Record<string, string>;
+}
+
+/** Everything one phase needs, for the harness to run it as-is. */
+export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
+  const { config: cfg, ticketDir, worktree } = ctx;
+  const p = policy(phase, cfg);
+  const limits = cfg.harness.phases[phase];
+  const servers = PHASE_MCP[phase].filter((s) => configuredServers(cfg).includes(s));
+  const mcpTools = servers.flatMap((s) => MCP_TOOLS[s].map((t) => `mcp__${s}__${t}`));
+  const configDir = join(ticketDir, 'config');
+  const files: Record<string, string> = {};
+
+  // One policy file read by both guard layers: the hook and the stream watcher.
+  const policyFile = join(configDir, `${phase}.policy.json`);
+  files[`${phase}.policy.json`] = JSON.stringify(
+    { phase, worktree, ticketDir, ticketWrites: p.ticketWrites, writeRoots: p.writeRoots ?? null, mcpTools },
+    null,
+    2,
+  );
+  const guard = ['node', join(REPO_ROOT, 'harness/hooks/guard.mjs'), '--policy', policyFile].map(shellQuote).join(' ');
+  files[`${phase}.settings.json`] = JSON.stringify(
+    {
+      hooks: { PreToolUse: [{ matcher: '*', hooks: [{ type: 'command', command: guard, timeout: 30 }] }] },
+      // Every Bash command runs in Claude Code's OS sandbox (bubblewrap + socat on
+      // Linux): writes only to the worktree, the session home and temp; network only to
+      // loopback. CLAUDE_CODE_SUBPROCESS_ENV_SCRUB requires it, and we fail closed.
+      sandbox: {
+        enabled: true,
+        failIfUnavailable: true,
+        allowUnsandboxedCommands: false,
+        filesystem: { allowWrite: [join(ticketDir, 'home')] },
+        network: { allowedDomains: ['localhost', '127.0.0.1'], allowLocalBinding: true },
+      },
+    },
+    null,
+    2,
+  );
+
+  const mcpServers: Record<string, unknown> = {};
+  for (const s of servers) {
+    files[`mcp-${s}.settings.json`] = JSON.stringify(mcpSettings(s, ctx), null, 2);
+    mcpServers[s] = {
+      type: 'stdio',
+      command: process.execPath,
+      args: ['--import', tsxLoader(), join(REPO_ROOT, 'mcp', s, 'main.ts'), '--settings', join(configDir, `mcp-${s}.settings.json`)],
+      env: mcpEnv(s, cfg),
+    };
+  }
+  files[`${phase}.mcp.json`] = JSON.stringify({ mcpServers }, null, 2);
+
+  const model = limits.model ?? cfg.harness.model;
+  const args = [
+    '-p',
+    '--output-format',
+    'stream-json',
+    '--verbose',
+    '--permission-mode',
+    'dontAsk',
+    '--setting-sources',
+    'user',
+    '--settings',
+    join(configDir, `${phase}.settings.json`),
+    '--strict-mcp-config',
+    '--mcp-config',
+    join(configDir, `${phase}.mcp.json`),
+    '--tools',
+    p.builtins.join(','),
+    '--allowedTools',
+    [...p.allowed, ...mcpTools].join(','),
+    '--max-turns',
+    String(limits.maxTurns),
+    '--max-budget-usd',
+    String(limits.maxBudgetUsd),
+    '--no-session-persistence',
+    ...(model ? ['--model', model] : []),
+    ...(phase === 'research' ? ['--add-dir', join(ticketDir, 'agent')] : []),
+    ...(phase === 'review' ? ['--json-schema', JSON.stringify(VERDICT_SCHEMA)] : []),
+  ];
+  return { args, files };
+}
+
+function tsxLoader(): string {
+  return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+}
+
+/** Each MCP server's settings file: the configured section plus this worker's dev-server origin. */
+function mcpSettings(s: McpServerName, ctx: PhaseContext): unknown {
+  const m = ctx.config.mcp;
+  if (s === 'browser') {
+    const own = `http://127.0.0.1:${ctx.port}`;
+    return { ...m.browser, origins: [...new Set([own, `http://localhost:${ctx.port}`, ...m.browser.origins])] };
+  }
+  return s === 'loki' ? m.loki : m.db;
+}
+
+/** The secrets an MCP server needs, by the names its settings give, and nothing else. */
+function mcpEnv(s: McpServerName, cfg: BugbotConfig): Record<string, string> {
+  const names: Array<string | undefined> =
+    s === 'loki'
+      ? [cfg.mcp.loki.tokenEnv, cfg.mcp.loki.basicUserEnv, cfg.mcp.loki.basicPasswordEnv, cfg.mcp.loki.hashSaltEnv]
+      : s === 'db'
+        ? [cfg.mcp.db.urlEnv]
+        : Object.values(cfg.mcp.browser.roles).flatMap((r) =>
+            Object.values(r.form?.fields ?? {}).flatMap((v) => (typeof v === 'object' ? [v.env] : [])),
+          );
+  const env: Record<string, string> = {};
+  for (const n of names) {
+    const v = cfg.secrets.get(n);
+    if (n && v) env[n] = v;
+  }
+  return env;
+}

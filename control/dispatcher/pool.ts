@@ -1,0 +1,300 @@
+/**
+ * The worker pool: claims queued tickets by priority (never more than `workers`
+ * at once, one port per worker slot), runs `harness/worker.sh` for each, keeps the
+ * run's lease alive while the worker lives, streams its progress into the store,
+ * and when it exits turns `outcome.json` into the ticket's next state and an
+ * outcomes row. A worker that exits without an outcome still gets a failed row.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BugbotConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { cancelledReason, claimNext, finishRun, heartbeat, setRunProcess, setRunProgress, type RunRow } from '../queue/leases.ts';
+import type { Store } from '../queue/store.ts';
+import type { Ticket, TicketState } from '../types.ts';
+import type { OutcomeArchive } from '../outcomes/archive.ts';
+import { REPO_ROOT } from './phases.ts';
+import { buildOutcomeRow, readOutcome } from './outcome.ts';
+import { prepareWorkspace, type Workspace } from './workspace.ts';
+
+export interface ActiveWorker {
+  slot: number;
+  run: RunRow;
+  ticket: Ticket;
+  ws: Workspace;
+  child: ChildProcess;
+  started: number;
+  cancelled: string | null;
+  progress: { phase: string | null; tokens: number; cost_usd: number; tool_calls: number; tail: string[] };
+  timer: NodeJS.Timeout;
+}
+
+export interface WorkerView {
+  worker: number;
+  ticket: number;
+  title: string;
+  run: number;
+  port: number;
+  phase: string | null;
+  elapsed_s: number;
+  tokens: number;
+  cost_usd: number;
+  tool_calls: number;
+  tail: string[];
+}
+
+export interface DispatcherDeps {
+  config: BugbotConfig;
+  store: Store;
+  archive: OutcomeArchive;
+  logger: Logger;
+  /** Environment for workers: the model credentials and nothing else of ours. */
+  env?: NodeJS.ProcessEnv;
+  /** After a run ends (notifications, dashboard). */
+  onRunFinished?: (row: ReturnType<typeof buildOutcomeRow>, ticket: Ticket) => void;
+  pollMs?: number;
+}
+
+export class Dispatcher {
+  private readonly active = new Map<number, ActiveWorker>();
+  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly deps: DispatcherDeps) {}
+
+  start(): void {
+    if (this.state !== 'idle') return;
+    this.state = 'running';
+    this.schedule(0);
+  }
+
+  /** Look for work now (new tickets were queued). */
+  poke(): void {
+    if (this.state === 'running') this.schedule(0);
+  }
+
+  /** Stop claiming; ask workers to stop (they clean up and record a partial outcome); wait. */
+  async stop(timeoutMs = 20_000): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    this.state = 'stopping';
+    if (this.timer) clearTimeout(this.timer);
+    const exits = [...this.active.values()].map((w) => {
+      this.kill(w, 'SIGTERM');
+      return new Promise<void>((r) => (w.child.exitCode !== null ? r() : w.child.once('close', () => r())));
+    });
+    const deadline = new Promise<void>((r) => setTimeout(r, timeoutMs).unref());
+    await Promise.race([Promise.all(exits), deadline]);
+    for (const w of this.active.values()) this.kill(w, 'SIGKILL');
+    this.state = 'stopped';
+  }
+
+  workers(): WorkerView[] {
+    const now = Date.now();
+    return [...this.active.values()].map((w) => ({
+      worker: w.slot,
+      ticket: w.ticket.id,
+      title: w.ticket.title,
+      run: w.run.id,
+      port: w.ws.port,
+      phase: w.progress.phase,
+      elapsed_s: Math.round((now - w.started) / 1000),
+      tokens: w.progress.tokens,
+      cost_usd: w.progress.cost_usd,
+      tool_calls: w.progress.tool_calls,
+      tail: w.progress.tail,
+    }));
+  }
+
+  /** Cancel the ticket's running worker; false when it is not running here. */
+  cancel(ticketId: number, by: string): boolean {
+    const w = [...this.active.values()].find((x) => x.ticket.id === ticketId);
+    if (!w) return false;
+    w.cancelled = `cancelled by ${by}`;
+    this.deps.store.audit(ticketId, by, 'cancel-requested');
+    this.kill(w, 'SIGTERM');
+    return true;
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.fill(), ms);
+    this.timer.unref();
+  }
+
+  private fill(): void {
+    if (this.state !== 'running') return;
+    const { config, store, logger } = this.deps;
+    try {
+      for (let slot = 1; slot <= config.workers; slot++) {
+        if (this.active.has(slot)) continue;
+        const claim = claimNext(store, slot, config.target.basePort + slot, config.queue.leaseSeconds);
+        if (!claim) break;
+        this.launch(slot, claim.run, store.getTicket(claim.ticket.id)!);
+      }
+    } catch (err) {
+      logger.error('dispatch failed', { error: (err as Error).message });
+    }
+    this.schedule(this.deps.pollMs ?? 2000);
+  }
+
+  private launch(slot: number, run: RunRow, ticket: Ticket): void {
+    const { config, store, logger } = this.deps;
+    let ws: Workspace;
+    try {
+      ws = prepareWorkspace(config, ticket, run);
+    } catch (err) {
+      finishRun(store, run.id, { ticketState: 'failed', outcome: 'failed', reason: `could not prepare the ticket folder: ${(err as Error).message}` });
+      return;
+    }
+    const child = spawn('bash', [join(REPO_ROOT, 'harness', 'worker.sh'), String(slot), ws.ticketDir], {
+      cwd: ws.ticketDir,
+      env: this.workerEnv(),
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    });
+    setRunProcess(store, run.id, { pid: child.pid, branch: ws.branch, worktree: ws.worktree });
+    const w: ActiveWorker = {
+      slot,
+      run,
+      ticket,
+      ws,
+      child,
+      started: Date.now(),
+      cancelled: null,
+      progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] },
+      timer: setInterval(() => this.tick(w), Math.min(1000, config.harness.heartbeatSeconds * 1000)),
+    };
+    w.timer.unref();
+    this.active.set(slot, w);
+    child.stderr!.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n').filter(Boolean)) {
+        w.progress.tail = [...w.progress.tail.slice(-19), line];
+      }
+    });
+    child.on('close', (code, signal) => this.finished(w, code, signal));
+    logger.info('worker started', { worker: slot, ticket: ticket.id, run: run.id, port: ws.port, dir: ws.ticketDir });
+  }
+
+  /** Only what a worker needs: PATH, a home for git, and the model endpoint credentials. */
+  private workerEnv(): NodeJS.ProcessEnv {
+    const { config } = this.deps;
+    const src = this.deps.env ?? {};
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      LANG: process.env.LANG ?? 'C.UTF-8',
+      TMPDIR: process.env.TMPDIR,
+    };
+    for (const name of [config.harness.apiKeyEnv, config.harness.baseUrlEnv, config.harness.oauthTokenEnv]) {
+      const v = config.secrets.get(name) ?? src[name];
+      // Fixed names on the worker side: that is what the Claude Code CLI reads.
+      if (v && name === config.harness.apiKeyEnv) env.ANTHROPIC_API_KEY = v;
+      if (v && name === config.harness.baseUrlEnv) env.ANTHROPIC_BASE_URL = v;
+      if (v && name === config.harness.oauthTokenEnv) env.CLAUDE_CODE_OAUTH_TOKEN = v;
+    }
+    return env;
+  }
+
+  private lastBeat = new Map<number, number>();
+
+  private tick(w: ActiveWorker): void {
+    const { config, store } = this.deps;
+    const p = readProgress(w.ws.ticketDir);
+    if (p) Object.assign(w.progress, p);
+    const now = Date.now();
+    if (now - (this.lastBeat.get(w.run.id) ?? 0) >= config.harness.heartbeatSeconds * 1000) {
+      this.lastBeat.set(w.run.id, now);
+      if (!heartbeat(store, w.run.id, config.queue.leaseSeconds, w.progress.phase ?? undefined)) {
+        // The run is no longer ours (reclaimed after a stall, or cancelled elsewhere).
+        w.cancelled ??= 'lease lost';
+        this.kill(w, 'SIGTERM');
+      }
+    }
+    setRunProgress(store, w.run.id, w.progress.phase, { tokens: w.progress.tokens, cost_usd: w.progress.cost_usd, tool_calls: w.progress.tool_calls });
+  }
+
+  private kill(w: ActiveWorker, signal: NodeJS.Signals): void {
+    try {
+      if (w.child.pid) process.kill(-w.child.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  private finished(w: ActiveWorker, code: number | null, signal: NodeJS.Signals | null): void {
+    const { store, archive, logger, config } = this.deps;
+    clearInterval(w.timer);
+    this.active.delete(w.slot);
+    this.lastBeat.delete(w.run.id);
+    const outcome = readOutcome(w.ws.ticketDir);
+    let state: TicketState;
+    let reason: string;
+    const cancelledElsewhere = cancelledReason(store, w.run.id);
+    if (w.cancelled || cancelledElsewhere) {
+      state = 'failed';
+      reason = cancelledElsewhere ?? w.cancelled!;
+    } else if (outcome) {
+      state = (['pushed', 'awaiting_approval', 'needs_human'] as const).find((s) => s === outcome.state) ?? 'failed';
+      reason = outcome.reason;
+    } else {
+      state = 'failed';
+      reason = `worker exited (${signal ?? `status ${code}`}) without an outcome`;
+    }
+    const row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null });
+    try {
+      archive.append(row);
+    } catch (err) {
+      logger.error('could not append the outcome row', { run: w.run.id, error: (err as Error).message });
+    }
+    finishRun(store, w.run.id, { ticketState: state, outcome: row.outcome, reason });
+    if (outcome) store.saveStages(w.run.id, row.stages);
+    logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
+    this.deps.onRunFinished?.(row, w.ticket);
+    if (existsSync(join(w.ws.ticketDir, 'outcome.json'))) this.poke();
+    else this.schedule(1000);
+  }
+}
+
+/** Live progress: finished phases' stats summed with the running phase's numbers. */
+function readProgress(dir: string): Partial<ActiveWorker['progress']> | null {
+  const out = { tokens: 0, cost_usd: 0, tool_calls: 0 } as ActiveWorker['progress'];
+  let any = false;
+  const done = new Set<string>();
+  for (const f of readdirSync(dir)) {
+    const m = /^stats-([\w-]+)\.json$/.exec(f);
+    if (!m) continue;
+    try {
+      const s = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { tokens: number; cost_usd: number; tool_calls: number; phase: string };
+      out.tokens += s.tokens ?? 0;
+      out.cost_usd += s.cost_usd ?? 0;
+      out.tool_calls += s.tool_calls ?? 0;
+      done.add(m[1]!);
+      any = true;
+    } catch {
+      // being written
+    }
+  }
+  try {
+    const lines = readFileSync(join(dir, 'status'), 'utf8').trim().split('\n');
+    const last = lines[lines.length - 1]?.split('\t');
+    if (last?.[1]) {
+      out.phase = last[1];
+      any = true;
+      if (last[2] === 'start' && !done.has(last[1])) {
+        const p = JSON.parse(readFileSync(join(dir, 'progress.json'), 'utf8')) as { phase: string; tokens: number; cost_usd: number; tool_calls: number };
+        if (p.phase === last[1].replace(/-rework$/, '')) {
+          out.tokens += p.tokens;
+          out.cost_usd += p.cost_usd;
+          out.tool_calls += p.tool_calls;
+        }
+      }
+    }
+  } catch {
+    // no status or progress yet
+  }
+  if (!any) return null;
+  out.cost_usd = Math.round(out.cost_usd * 1e6) / 1e6;
+  delete (out as Partial<ActiveWorker['progress']>).tail;
+  return out;
+}

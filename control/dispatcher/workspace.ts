@@ -1,0 +1,84 @@
+/**
+ * The ticket folder a worker runs in: `ticket.env` (trusted settings, shell-quoted),
+ * `ticket.json`, `agent/ticket.md` (the brief, untrusted text fenced), and
+ * `config/` (each phase's CLI arguments, hook settings and MCP configs). Paths are
+ * decided here so the control plane knows them before the worker starts.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { BugbotConfig } from '../config.ts';
+import type { RunRow } from '../queue/leases.ts';
+import type { Ticket } from '../types.ts';
+import { renderBrief } from './brief.ts';
+import { claudeBinary, PHASES, phaseFiles, REPO_ROOT } from './phases.ts';
+
+export interface Workspace {
+  ticketDir: string;
+  worktree: string;
+  branch: string;
+  port: number;
+}
+
+export function workspacePaths(cfg: BugbotConfig, ticket: Pick<Ticket, 'id'>, run: Pick<RunRow, 'id' | 'worker_id' | 'started_at'>): Workspace {
+  const stamp = run.started_at.replace(/[-:T]/g, '').slice(0, 14);
+  return {
+    ticketDir: join(cfg.home, 'tickets', String(ticket.id), `run-${run.id}`),
+    worktree: join(cfg.home, 'worktrees', `ticket-${ticket.id}-run-${run.id}`),
+    branch: `bot/ticket-${ticket.id}-${stamp}`,
+    port: cfg.target.basePort + run.worker_id,
+  };
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow): Workspace {
+  const ws = workspacePaths(cfg, ticket, run);
+  for (const d of ['agent', 'config', 'home']) mkdirSync(join(ws.ticketDir, d), { recursive: true });
+
+  const h = cfg.harness;
+  const env: Record<string, string | number> = {
+    BUGBOT_TICKET_ID: ticket.id,
+    BUGBOT_RUN_ID: run.id,
+    BUGBOT_ATTEMPT: run.attempt,
+    BUGBOT_REPO: resolve(cfg.target.repo),
+    BUGBOT_REMOTE: cfg.target.remote,
+    BUGBOT_BASE: cfg.target.baseBranch,
+    BUGBOT_STAGING: cfg.target.stagingBranch,
+    BUGBOT_BRANCH: ws.branch,
+    BUGBOT_WORKTREE: ws.worktree,
+    BUGBOT_BASE_PORT: cfg.target.basePort,
+    BUGBOT_DEV_COMMAND: cfg.target.devCommand,
+    BUGBOT_TEST_COMMAND: cfg.target.testCommand,
+    BUGBOT_CLAUDE: claudeBinary(cfg),
+    BUGBOT_PROMPTS: join(REPO_ROOT, 'prompts'),
+    BUGBOT_BIN: join(REPO_ROOT, 'bin', 'bugbot.js'),
+    BUGBOT_HOME: cfg.home,
+    ...(cfg.configPath ? { BUGBOT_CONFIG: cfg.configPath } : {}),
+    BUGBOT_PUSH_MODE: h.pushMode === 'approve' ? 'approve' : 'autopush',
+    BUGBOT_PUSH_RETRIES: h.pushRetries,
+    BUGBOT_IDLE_S: h.idleTimeoutSeconds,
+    BUGBOT_ON_BANNED: h.onBannedAction,
+    BUGBOT_DEV_TIMEOUT_S: h.devTimeoutSeconds,
+  };
+  for (const p of PHASES) env[`BUGBOT_${p.toUpperCase()}_WALL_S`] = h.phases[p].wallSeconds;
+  writeFileSync(
+    join(ws.ticketDir, 'ticket.env'),
+    '# Written by the bugbot control plane for harness/worker.sh. Trusted settings only.\n' +
+      Object.entries(env)
+        .map(([k, v]) => `export ${k}=${shellQuote(String(v))}`)
+        .join('\n') +
+      '\n',
+  );
+  writeFileSync(join(ws.ticketDir, 'ticket.json'), JSON.stringify({ ticket, run: { id: run.id, attempt: run.attempt, worker: run.worker_id }, workspace: ws }, null, 2));
+  writeFileSync(join(ws.ticketDir, 'agent', 'ticket.md'), renderBrief(join(REPO_ROOT, 'prompts'), ticket, { planPath: join(ws.ticketDir, 'agent', 'plan.md') }));
+
+  for (const phase of PHASES) {
+    const { args, files } = phaseFiles(phase, { config: cfg, ticketDir: ws.ticketDir, worktree: ws.worktree, port: ws.port });
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(ws.ticketDir, 'config', name), content, { mode: 0o600 });
+    // NUL-separated: arguments may hold any character but NUL.
+    writeFileSync(join(ws.ticketDir, 'config', `${phase}.args`), args.join('\0'));
+  }
+  return ws;
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The worker's dev server: PORT=BASE_PORT+worker-id, probed until it accepts connections.
+
+# harness_devserver_start DIR PORT COMMAND LOG : start COMMAND in its own process group; prints its PID.
+harness_devserver_start() {
+  local dir=$1 port=$2 command=$3 log=$4
+  (cd "$dir" && PORT=$port exec setsid bash -c "$command" </dev/null >>"$log" 2>&1) &
+  echo $!
+}
+
+# harness_devserver_wait PORT PID TIMEOUT_S : true once 127.0.0.1:PORT accepts a connection.
+harness_devserver_wait() {
+  local port=$1 pid=$2 timeout=$3 waited=0
+  while [ "$waited" -lt $((timeout * 10)) ]; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  return 1
+}
+
+# harness_devserver_stop PID : stop the dev server's whole process group.
+harness_devserver_stop() {
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  local waited=0
+  while [ "$waited" -lt 10 ]; do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.2
+    waited=$((waited + 1))
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}

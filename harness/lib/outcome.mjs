@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// Writes <ticket-dir>/outcome.json from what the run left behind: the per-phase
+// stats (tokens, tool calls, cost, duration, denials), the result line, the push
+// record and the test log. The control plane turns it into the archive row.
+// Usage: node outcome.mjs <ticket-dir>
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = process.argv[2];
+if (!dir) {
+  process.stderr.write('usage: outcome.mjs <ticket-dir>\n');
+  process.exit(2);
+}
+const read = (f) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : '');
+const json = (f) => {
+  const t = read(f);
+  try {
+    return t ? JSON.parse(t) : null;
+  } catch {
+    return null;
+  }
+};
+const kv = (text) => Object.fromEntries(text.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+
+const PHASES = ['research', 'implement', 'review', 'docs'];
+const stages = {};
+const denials = [];
+let cost = 0;
+let started = null;
+let finished = null;
+for (const phase of PHASES) {
+  // A rework loop runs implement and review twice: their stats are summed.
+  for (const f of [`stats-${phase}.json`, `stats-${phase}-rework.json`]) {
+    const s = json(f);
+    if (!s) continue;
+    const st = (stages[phase] ??= { tokens: 0, tool_calls: 0, cost_usd: 0, duration_s: 0, turns: 0, result: null });
+    st.tokens += s.tokens ?? 0;
+    st.tool_calls += s.tool_calls ?? 0;
+    st.cost_usd = Math.round((st.cost_usd + (s.cost_usd ?? 0)) * 1e6) / 1e6;
+    st.duration_s = Math.round((st.duration_s + (s.duration_s ?? 0)) * 10) / 10;
+    st.turns += s.num_turns ?? 0;
+    st.result = s.killed ?? s.subtype ?? null;
+    if (phase === 'review') st.edits = (st.edits ?? 0) + (s.edits ?? 0);
+    cost += s.cost_usd ?? 0;
+    for (const d of s.denials ?? []) denials.push({ phase, ...d });
+    started = started && started < s.started ? started : s.started;
+    finished = finished && finished > s.finished ? finished : s.finished;
+  }
+}
+
+const push = kv(read('push.env'));
+if (push.duration_s) stages.push = { duration_s: Number(push.duration_s), tokens: 0, tool_calls: 0, cost_usd: 0 };
+const [state = 'failed', reason = 'the worker stopped without a result'] = read('result').trim().split('\t');
+
+/** Test counts from common runners' summaries (node:test, jest/vitest, pytest, TAP). */
+function testCounts(log) {
+  const n = (re) => {
+    const m = re.exec(log);
+    return m ? Number(m[1]) : null;
+  };
+  const passed = n(/^(?:# |ℹ )pass (\d+)/m) ?? n(/(\d+) passed/) ?? n(/Tests:.*?(\d+) passed/);
+  const failed = n(/^(?:# |ℹ )fail (\d+)/m) ?? n(/(\d+) failed/) ?? (passed !== null ? 0 : null);
+  return { passed, failed };
+}
+const tests = { ...testCounts(read('tests.log')), preexisting_failures: Number(push.tests_preexisting ?? 0) };
+const verdict = json('agent/verdict.json');
+const rework = existsSync(join(dir, 'stats-implement-rework.json'));
+const reviewEdits = stages.review?.edits ?? 0;
+const testsFirstTry = push.tests_first_try === 'true';
+
+let outcome = 'failed';
+if (state === 'pushed' || state === 'awaiting_approval') {
+  outcome = reviewEdits <= 5 && testsFirstTry && !rework ? 'clean' : 'messy';
+}
+const why = [];
+if (outcome === 'messy') {
+  if (reviewEdits > 5) why.push(`review made ${reviewEdits} edits`);
+  if (!testsFirstTry) why.push('tests did not pass on the first try');
+  if (rework) why.push('needed a rework loop');
+}
+
+const out = {
+  state,
+  outcome,
+  reason: outcome === 'messy' ? `${reason}; ${why.join(', ')}` : reason,
+  started,
+  finished: push.finished ?? finished,
+  stages,
+  branch: push.branch ?? null,
+  commit: push.commit ?? null,
+  pushed_to: push.pushed_to ?? null,
+  diff: push.files ? { files: Number(push.files), insertions: Number(push.insertions ?? 0), deletions: Number(push.deletions ?? 0) } : null,
+  tests,
+  cost_usd: Math.round(cost * 1e6) / 1e6,
+  verdict: verdict ? { verdict: verdict.verdict, reasons: verdict.reasons ?? [], edits: verdict.edits ?? null } : null,
+  rework,
+  denials,
+};
+writeFileSync(join(dir, 'outcome.json'), JSON.stringify(out, null, 2));

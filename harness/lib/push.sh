@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Phase 5, in bash: the agent never has push rights. Commit what was left, refuse
+# diffs touching protected paths, gate on the test command, rebase onto the latest
+# staging and push (bounded retry), or push the bot branch for approval.
+
+# Paths Claude Code's Bash sandbox masks in the working directory. Where they do not
+# exist it leaves placeholders (empty files, /dev/null binds, empty directories) that
+# must never be committed.
+SANDBOX_PLACEHOLDERS=(.bash_profile .bashrc .bash_login .profile .zshrc .zprofile .gitconfig .gitmodules .ripgreprc
+  .idea .vscode .mcp.json .github scripts .env .env.local .env.development .env.development.local .env.test
+  .env.test.local .env.production .env.production.local .npmrc .yarnrc .yarnrc.yml bunfig.toml package.json
+  package-lock.json yarn.lock pnpm-lock.yaml node_modules)
+
+# harness_sandbox_excludes DIR FILE : write a git excludes file naming the placeholders
+# that do not exist in DIR, for every git command of the run (GIT_CONFIG_* in the env).
+harness_sandbox_excludes() {
+  local dir=$1 file=$2 p
+  : >"$file"
+  for p in "${SANDBOX_PLACEHOLDERS[@]}"; do
+    if [ ! -e "$dir/$p" ]; then printf '/%s\n' "$p" >>"$file"; fi
+  done
+}
+
+# harness_sandbox_litter DIR EXCLUDES : remove the placeholders the sandbox left (only
+# names in EXCLUDES, only when empty).
+harness_sandbox_litter() {
+  local dir=$1 excludes=$2 p
+  [ -f "$excludes" ] || return 0
+  while IFS= read -r p; do
+    p=${p#/}
+    if [ -f "$dir/$p" ] && [ ! -s "$dir/$p" ]; then rm -f "$dir/$p"; fi
+    if [ -d "$dir/$p" ]; then find "$dir/$p" -depth -type d -empty -delete 2>/dev/null || true; fi
+  done <"$excludes"
+}
+
+# harness_force_commit DIR MESSAGE : commit everything left uncommitted; prints "committed" or "clean".
+harness_force_commit() {
+  local dir=$1 message=$2
+  harness_sandbox_litter "$dir" "$TICKET_DIR/config/git-excludes"
+  git -C "$dir" add -A
+  if git -C "$dir" diff --cached --quiet; then
+    echo clean
+    return 0
+  fi
+  git -C "$dir" commit --quiet --no-verify -m "$message"
+  echo committed
+}
+
+# harness_changed_files DIR BASE_REF : files changed on this branch since it left BASE_REF.
+harness_changed_files() {
+  local dir=$1 base=$2
+  git -C "$dir" diff --name-only "$(git -C "$dir" merge-base HEAD "$base")" HEAD
+}
+
+# harness_protected_changes DIR BASE_REF : prints changed files under protected paths (empty if none).
+harness_protected_changes() {
+  harness_changed_files "$1" "$2" | node --input-type=module -e '
+    const { protectedPaths } = await import(process.argv[1]);
+    const { readFileSync } = await import("node:fs");
+    const files = readFileSync(0, "utf8").split("\n").filter(Boolean);
+    process.stdout.write(protectedPaths(files).join("\n"));
+  ' "$BUGBOT_HARNESS/lib/policy.mjs"
+}
+
+# harness_tests_gate DIR COMMAND LOG BASE_REF : run the test command; true when it
+# passes, or when every test failing now also fails on BASE_REF (other open bugs do
+# not block this fix). Prints the number of such pre-existing failures.
+harness_tests_gate() {
+  local dir=$1 command=$2 log=$3 base=$4 tmp rc=0
+  if (cd "$dir" && bash -c "$command") >"$log" 2>&1; then
+    echo 0
+    return 0
+  fi
+  tmp="$TICKET_DIR/base-checkout"
+  git -C "$dir" worktree add --quiet --detach "$tmp" "$(git -C "$dir" merge-base HEAD "$base")" || return 1
+  if [ -d "$dir/node_modules" ]; then cp -al "$dir/node_modules" "$tmp/node_modules"; fi
+  (cd "$tmp" && bash -c "$command") >"${log%.log}-base.log" 2>&1 || true
+  git -C "$dir" worktree remove --force "$tmp"
+  node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" >"${log%.log}-compare.json" || rc=$?
+  [ "$rc" -eq 0 ] || return 1
+  node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).head.length))' "${log%.log}-compare.json"
+}
+
+# harness_push_staging DIR REMOTE STAGING BASE RETRIES : rebase onto the latest staging
+# and push HEAD:staging. Prints the pushed commit. Returns 0 pushed, 3 on a rebase
+# conflict (needs a person; the conflicting files go to $TICKET_DIR/conflict.txt), 1 otherwise.
+harness_push_staging() {
+  local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 attempt=0 onto
+  while [ "$attempt" -lt "$retries" ]; do
+    attempt=$((attempt + 1))
+    if git -C "$dir" fetch --quiet "$remote" "$staging" 2>/dev/null; then
+      onto="$remote/$staging"
+    else
+      # No staging branch yet: the first push creates it from this branch.
+      git -C "$dir" fetch --quiet "$remote" "$base"
+      onto="$remote/$base"
+    fi
+    if ! git -C "$dir" rebase --quiet "$onto" >/dev/null 2>&1; then
+      git -C "$dir" diff --name-only --diff-filter=U >"$TICKET_DIR/conflict.txt"
+      git -C "$dir" rebase --abort >/dev/null 2>&1 || true
+      return 3
+    fi
+    if git -C "$dir" push --quiet "$remote" "HEAD:refs/heads/$staging" 2>"$TICKET_DIR/push.err"; then
+      git -C "$dir" rev-parse HEAD
+      return 0
+    fi
+    # Rejected (another worker pushed first): fetch, rebase again, retry after a short jittered wait.
+    harness_log "push to $staging rejected (attempt $attempt of $retries): $(tr '\n' ' ' <"$TICKET_DIR/push.err")"
+    sleep "0.$((RANDOM % 9 + 1))"
+  done
+  return 1
+}
+
+# harness_push_branch DIR REMOTE BRANCH : push the bot branch for a person's approval; prints its commit.
+harness_push_branch() {
+  local dir=$1 remote=$2 branch=$3
+  git -C "$dir" push --quiet --force-with-lease "$remote" "HEAD:refs/heads/$branch" 2>"$TICKET_DIR/push.err" || return 1
+  git -C "$dir" rev-parse HEAD
+}

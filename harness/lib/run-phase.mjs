@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+// Runs one Claude Code phase and watches its stream-json output.
+// Usage: node run-phase.mjs --phase P --log FILE --stats FILE [--progress FILE] [--stdin FILE]
+//          [--idle SECONDS] [--wall SECONDS] [--on-banned deny|kill]
+//          [--worktree DIR] [--ticket-dir DIR] [--policy FILE] -- claude -p ...
+// The child gets exactly this process's environment (the caller builds it) and its
+// own process group, so a kill takes its MCP servers and tool processes with it.
+//
+// What it enforces, that the agent can't: idle kill (no stream event for --idle s),
+// a wall-clock limit, and the second guard layer: a banned tool call that was not
+// denied (a hook failing open) kills the session at once; with --on-banned kill,
+// even a denied attempt ends it. Every line is saved to --log, even on failure.
+// --stats gets the phase's numbers (tokens, tool calls, cost, denials, result).
+// Exit: 0 on a successful result, 1 otherwise, 2 on bad usage.
+import { spawn } from 'node:child_process';
+import { appendFileSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { checkToolUse, loadPolicy } from './policy.mjs';
+
+const argv = process.argv.slice(2);
+const sep = argv.indexOf('--');
+if (sep === -1 || sep === argv.length - 1) {
+  process.stderr.write('usage: run-phase.mjs --phase P --log FILE --stats FILE [...] -- command args...\n');
+  process.exit(2);
+}
+const { values: o } = parseArgs({
+  args: argv.slice(0, sep),
+  options: {
+    phase: { type: 'string' },
+    log: { type: 'string' },
+    stats: { type: 'string' },
+    progress: { type: 'string' },
+    idle: { type: 'string', default: '300' },
+    wall: { type: 'string', default: '1800' },
+    'on-banned': { type: 'string', default: 'deny' },
+    worktree: { type: 'string', default: process.cwd() },
+    'ticket-dir': { type: 'string' },
+    stdin: { type: 'string' },
+    policy: { type: 'string' },
+  },
+});
+const [cmd, ...args] = argv.slice(sep + 1);
+if (!o.phase || !o.log || !o.stats) {
+  process.stderr.write('run-phase.mjs: --phase, --log and --stats are required\n');
+  process.exit(2);
+}
+const idleMs = Number(o.idle) * 1000;
+const wallMs = Number(o.wall) * 1000;
+const started = Date.now();
+
+const stats = {
+  phase: o.phase,
+  started: new Date(started).toISOString(),
+  finished: null,
+  duration_s: 0,
+  exit_code: null,
+  signal: null,
+  killed: null,
+  subtype: null,
+  is_error: null,
+  num_turns: 0,
+  cost_usd: 0,
+  tokens: 0,
+  input_tokens: 0,
+  output_tokens: 0,
+  tool_calls: 0,
+  tools: {},
+  edits: 0,
+  denials: [],
+  banned: [],
+  mcp_servers: [],
+  structured_output: null,
+  result: null,
+  events: 0,
+};
+// The same policy the PreToolUse hook applies (config/<phase>.policy.json).
+const policyCtx = o.policy ? loadPolicy(o.policy) : { phase: o.phase, worktree: o.worktree, ticketDir: o['ticket-dir'], ticketWrites: [] };
+const pendingBanned = new Map();
+
+writeFileSync(o.log, '');
+const stdin = o.stdin ? openSync(o.stdin, 'r') : 'ignore';
+// The session works in the worktree: its file tools, git and tests see the ticket's checkout.
+const child = spawn(cmd, args, { cwd: o.worktree, stdio: [stdin, 'pipe', 'pipe'], detached: true });
+let killTimer = null;
+// The session's process group, for a control plane that must clean up after a crash.
+if (o['ticket-dir'] && child.pid) writeFileSync(`${o['ticket-dir']}/phase.pid`, String(child.pid));
+
+function kill(reason) {
+  if (stats.killed) return;
+  stats.killed = reason;
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+  killTimer = setTimeout(() => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }, 5000);
+}
+
+let idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
+const wallTimer = setTimeout(() => kill(`wall clock: phase exceeded ${o.wall} s`), wallMs);
+
+let lastProgress = 0;
+function progress(force = false) {
+  if (!o.progress) return;
+  const now = Date.now();
+  if (!force && now - lastProgress < 1000) return;
+  lastProgress = now;
+  const snapshot = {
+    phase: o.phase,
+    elapsed_s: Math.round((now - started) / 1000),
+    tokens: stats.tokens,
+    tool_calls: stats.tool_calls,
+    cost_usd: stats.cost_usd,
+    last_tool: stats.lastTool ?? null,
+  };
+  writeFileSync(`${o.progress}.tmp`, JSON.stringify(snapshot));
+  renameSync(`${o.progress}.tmp`, o.progress);
+}
+
+function onEvent(e) {
+  stats.events++;
+  if (e.type === 'system' && e.subtype === 'init') {
+    stats.mcp_servers = (e.mcp_servers ?? []).map((s) => ({ name: s.name, status: s.status }));
+  } else if (e.type === 'assistant') {
+    const u = e.message?.usage ?? {};
+    const inTok = (u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0);
+    stats.input_tokens += inTok;
+    stats.output_tokens += u.output_tokens ?? 0;
+    stats.tokens = stats.input_tokens + stats.output_tokens;
+    for (const b of e.message?.content ?? []) {
+      if (b.type !== 'tool_use') continue;
+      stats.tool_calls++;
+      stats.tools[b.name] = (stats.tools[b.name] ?? 0) + 1;
+      stats.lastTool = b.name;
+      if (['Edit', 'Write', 'MultiEdit', 'NotebookEdit'].includes(b.name)) stats.edits++;
+      const d = checkToolUse(b.name, b.input ?? {}, policyCtx);
+      if (d) {
+        stats.banned.push({ tool: b.name, input: b.input, reason: d.reason });
+        pendingBanned.set(b.id, d.reason);
+        if (o['on-banned'] === 'kill') kill(`banned action attempted: ${d.reason}`);
+      }
+    }
+  } else if (e.type === 'user') {
+    for (const b of Array.isArray(e.message?.content) ? e.message.content : []) {
+      if (b.type !== 'tool_result' || !pendingBanned.has(b.tool_use_id)) continue;
+      const reason = pendingBanned.get(b.tool_use_id);
+      pendingBanned.delete(b.tool_use_id);
+      // A banned call that was not refused has run: the first layers failed open.
+      if (!b.is_error) kill(`banned action was not denied and ran: ${reason}`);
+    }
+  } else if (e.type === 'result') {
+    stats.subtype = e.subtype ?? null;
+    stats.is_error = e.is_error ?? null;
+    stats.num_turns = e.num_turns ?? 0;
+    stats.cost_usd = e.total_cost_usd ?? 0;
+    stats.result = typeof e.result === 'string' ? e.result.slice(0, 4000) : null;
+    stats.structured_output = e.structured_output ?? null;
+    for (const d of e.permission_denials ?? []) {
+      stats.denials.push({ by: 'allowlist', tool: d.tool_name, input: d.tool_input });
+    }
+    if (e.usage) {
+      const u = e.usage;
+      const inTok = (u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0);
+      if (inTok + (u.output_tokens ?? 0) > stats.tokens) {
+        stats.input_tokens = inTok;
+        stats.output_tokens = u.output_tokens ?? 0;
+        stats.tokens = inTok + stats.output_tokens;
+      }
+    }
+  }
+  progress();
+}
+
+const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
+lines.on('line', (line) => {
+  appendFileSync(o.log, line + '\n');
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
+  if (!line.startsWith('{')) return;
+  try {
+    onEvent(JSON.parse(line));
+  } catch {
+    // Not an event (a stray line on stdout): kept in the log, ignored here.
+  }
+});
+child.stderr.on('data', (d) => appendFileSync(`${o.log}.stderr`, d));
+
+child.on('error', (err) => {
+  stats.killed = `could not start ${cmd}: ${err.message}`;
+});
+
+child.on('close', (code, signal) => {
+  clearTimeout(idleTimer);
+  clearTimeout(wallTimer);
+  if (killTimer) clearTimeout(killTimer);
+  // Anything left in the group (a tool's background process) goes with the session.
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // group already empty
+  }
+  stats.exit_code = code;
+  stats.signal = signal;
+  stats.finished = new Date().toISOString();
+  stats.duration_s = Math.round((Date.now() - started) / 100) / 10;
+  if (o['ticket-dir']) {
+    try {
+      const rows = readFileSync(`${o['ticket-dir']}/denials.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      for (const r of rows.filter((r) => r.phase === o.phase && r.at >= stats.started)) stats.denials.push({ by: 'hook', tool: r.tool, input: r.input, reason: r.reason });
+    } catch {
+      // no hook denials in this run
+    }
+  }
+  delete stats.lastTool;
+  writeFileSync(o.stats, JSON.stringify(stats, null, 2));
+  progress(true);
+  const ok = !stats.killed && code === 0 && stats.subtype === 'success' && !stats.is_error;
+  process.exit(ok ? 0 : 1);
+});
+
+for (const s of ['SIGTERM', 'SIGINT']) {
+  process.on(s, () => kill(`harness received ${s}`));
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Worktree per ticket, from the latest base branch, and its dependencies.
+
+# harness_worktree_add REPO REMOTE BASE BRANCH DIR : fetch BASE, add a worktree on a new branch.
+harness_worktree_add() {
+  local repo=$1 remote=$2 base=$3 branch=$4 dir=$5
+  git -C "$repo" fetch --quiet "$remote" "$base" || return 1
+  mkdir -p "$(dirname "$dir")"
+  git -C "$repo" worktree add --quiet -b "$branch" "$dir" "$remote/$base" || return 1
+  git -C "$dir" config user.name "${BUGBOT_GIT_NAME:-bugbot}"
+  git -C "$dir" config user.email "${BUGBOT_GIT_EMAIL:-bugbot@localhost}"
+}
+
+# harness_worktree_remove REPO DIR : remove the worktree; its branch (and any work on it) stays.
+harness_worktree_remove() {
+  local repo=$1 dir=$2
+  [ -d "$dir" ] || return 0
+  git -C "$repo" worktree remove --force "$dir" 2>/dev/null || rm -rf "$dir"
+  git -C "$repo" worktree prune
+}
+
+# harness_deps_install REPO DIR : node_modules for the worktree. When the lockfile
+# matches the base checkout's, reuse its modules as a hardlinked copy (seconds, no
+# network); otherwise install from the lockfile.
+harness_deps_install() {
+  local repo=$1 dir=$2
+  [ -f "$dir/package.json" ] || return 0
+  if [ -d "$repo/node_modules" ] && [ -f "$dir/package-lock.json" ] && cmp -s "$repo/package-lock.json" "$dir/package-lock.json"; then
+    cp -al "$repo/node_modules" "$dir/node_modules"
+    echo "linked"
+  else
+    (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null) || return 1
+    echo "installed"
+  fi
+}

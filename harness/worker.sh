@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# One worker = one ticket. Runs the six phases in the ticket's own worktree and
+# dev server, then exits; every exit path cleans up (trap) and leaves outcome.json.
+#
+# Usage: harness/worker.sh <worker-id> <ticket-dir>
+#   <ticket-dir>/ticket.env     settings written by the control plane (sourced)
+#   <ticket-dir>/agent/         what the agent may read: ticket.md, pre-context.md, plan.md, ...
+#   <ticket-dir>/config/        per-phase CLI arguments, hook settings, MCP configs
+# Writes: status (progress lines), stage-<phase>.jsonl, stats-<phase>.json, result,
+#   push.env, tests.log, outcome.json.
+# Exit: 0 pushed or awaiting approval, 1 failed, 3 needs a person, 2 bad usage.
+set -euo pipefail
+
+if [ "$#" -ne 2 ]; then
+  echo "usage: $0 <worker-id> <ticket-dir>" >&2
+  exit 2
+fi
+BUGBOT_WORKER_ID=$1
+TICKET_DIR=$(cd "$2" && pwd)
+BUGBOT_HARNESS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export BUGBOT_WORKER_ID TICKET_DIR BUGBOT_HARNESS
+
+# shellcheck source=lib/common.sh
+source "$BUGBOT_HARNESS/lib/common.sh"
+# shellcheck source=lib/worktree.sh
+source "$BUGBOT_HARNESS/lib/worktree.sh"
+# shellcheck source=lib/devserver.sh
+source "$BUGBOT_HARNESS/lib/devserver.sh"
+# shellcheck source=lib/phase.sh
+source "$BUGBOT_HARNESS/lib/phase.sh"
+# shellcheck source=lib/push.sh
+source "$BUGBOT_HARNESS/lib/push.sh"
+
+[ -f "$TICKET_DIR/ticket.env" ] || { echo "harness: $TICKET_DIR/ticket.env is missing" >&2; exit 2; }
+# shellcheck source=/dev/null
+source "$TICKET_DIR/ticket.env"
+harness_require BUGBOT_TICKET_ID BUGBOT_REPO BUGBOT_REMOTE BUGBOT_BASE BUGBOT_STAGING BUGBOT_BRANCH \
+  BUGBOT_WORKTREE BUGBOT_BASE_PORT BUGBOT_CLAUDE BUGBOT_PROMPTS BUGBOT_TEST_COMMAND BUGBOT_PUSH_MODE
+BUGBOT_PORT=$((BUGBOT_BASE_PORT + BUGBOT_WORKER_ID))
+WORKTREE=$BUGBOT_WORKTREE
+BUGBOT_IDLE_S=${BUGBOT_IDLE_S:-300}
+BUGBOT_ON_BANNED=${BUGBOT_ON_BANNED:-deny}
+BUGBOT_PUSH_RETRIES=${BUGBOT_PUSH_RETRIES:-5}
+export BUGBOT_PORT WORKTREE
+AGENT="$TICKET_DIR/agent"
+DEV_PID=""
+PUSHED=""
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+  local rc=$?
+  set +e
+  harness_devserver_stop "$DEV_PID"
+  if [ -d "$WORKTREE" ] && [ -z "$PUSHED" ]; then
+    # Partial work is kept on the branch, never lost with the worktree.
+    harness_force_commit "$WORKTREE" "bugbot: partial work on ticket $BUGBOT_TICKET_ID (run stopped)" >/dev/null 2>&1
+  fi
+  harness_worktree_remove "$BUGBOT_REPO" "$WORKTREE"
+  harness_set_result failed "worker exited with status $rc before finishing"
+  node "$BUGBOT_HARNESS/lib/outcome.mjs" "$TICKET_DIR"
+  harness_status finished "$(cut -f1 "$TICKET_DIR/result")" "$(cut -f2 "$TICKET_DIR/result")"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'harness_set_result cancelled "stopped by the control plane (SIGTERM)"; exit 143' TERM INT
+
+# --- setup: worktree, dependencies, dev server ------------------------------------
+harness_status setup start
+harness_worktree_add "$BUGBOT_REPO" "$BUGBOT_REMOTE" "$BUGBOT_BASE" "$BUGBOT_BRANCH" "$WORKTREE" ||
+  harness_fail "could not create the worktree from $BUGBOT_REMOTE/$BUGBOT_BASE"
+# The sandbox's placeholders are excluded from every git command of this run, the
+# agent's included (the session inherits these variables).
+harness_sandbox_excludes "$WORKTREE" "$TICKET_DIR/config/git-excludes"
+export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0="$TICKET_DIR/config/git-excludes"
+deps=$(harness_deps_install "$BUGBOT_REPO" "$WORKTREE") || harness_fail "dependency install failed in the worktree"
+harness_log "dependencies: ${deps:-none}"
+if [ -n "${BUGBOT_DEV_COMMAND:-}" ]; then
+  DEV_PID=$(harness_devserver_start "$WORKTREE" "$BUGBOT_PORT" "$BUGBOT_DEV_COMMAND" "$TICKET_DIR/devserver.log")
+  echo "$DEV_PID" >"$TICKET_DIR/devserver.pid"
+  harness_devserver_wait "$BUGBOT_PORT" "$DEV_PID" "${BUGBOT_DEV_TIMEOUT_S:-60}" ||
+    harness_fail "dev server did not listen on port $BUGBOT_PORT (see devserver.log)"
+fi
+harness_status setup "done" "port $BUGBOT_PORT"
+
+# --- phase 0: docs retrieval --------------------------------------------------------
+harness_status docs-retrieval start
+if [ -n "${BUGBOT_BIN:-}" ] && "$BUGBOT_BIN" docs-search --help >/dev/null 2>&1; then
+  "$BUGBOT_BIN" docs-search --repo "$WORKTREE" --pre-context "$AGENT/pre-context.md" --query-file "$AGENT/ticket.md" \
+    >"$TICKET_DIR/docs-search.log" 2>&1 ||
+    printf '# Pre-context\n\nDocs retrieval failed (see docs-search.log); work from the repository itself.\n' >"$AGENT/pre-context.md"
+else
+  printf '# Pre-context\n\nNo docs index is available for this repository: work from the code and its docs directly.\n' >"$AGENT/pre-context.md"
+fi
+harness_status docs-retrieval "done"
+
+# --- phase 1: research -> plan.md ---------------------------------------------------
+harness_phase_prompt research "$TICKET_DIR/prompt-research.md" "$AGENT/ticket.md" "$AGENT/pre-context.md"
+harness_phase_run research "$TICKET_DIR/prompt-research.md" || harness_fail "research: $(harness_phase_reason research)"
+[ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
+
+# --- phase 2: implement -------------------------------------------------------------
+harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "$AGENT/pre-context.md" "$AGENT/plan.md"
+harness_phase_run implement "$TICKET_DIR/prompt-implement.md" || harness_fail "implement: $(harness_phase_reason implement)"
+harness_force_commit "$WORKTREE" "bugbot: fix for ticket $BUGBOT_TICKET_ID" >/dev/null
+
+# --- phase 3: review (one bounded rework loop) ----------------------------------------
+# review LABEL : run the review phase, write agent/verdict.json, set VERDICT.
+VERDICT=""
+review() {
+  local label=$1
+  git -C "$WORKTREE" diff "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD >"$AGENT/diff.patch"
+  harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "$AGENT/plan.md" "$AGENT/diff.patch"
+  harness_phase_run review "$TICKET_DIR/prompt-$label.md" "$label" || harness_fail "review: $(harness_phase_reason "$label")"
+  node -e '
+    const fs = require("fs");
+    const s = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    if (!s.structured_output) process.exit(1);
+    fs.writeFileSync(process.argv[2], JSON.stringify({ ...s.structured_output, edits_observed: s.edits }, null, 2));
+  ' "$TICKET_DIR/stats-$label.json" "$AGENT/verdict.json" || harness_fail "review returned no verdict"
+  VERDICT=$(node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).verdict))' "$AGENT/verdict.json")
+  harness_force_commit "$WORKTREE" "bugbot: review fixes for ticket $BUGBOT_TICKET_ID" >/dev/null
+}
+review review
+if [ "$VERDICT" != approved ]; then
+  harness_log "review asked for rework"
+  # shellcheck disable=SC2016 # JavaScript, not shell: the backticks are a template literal
+  node -e '
+    const v = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const lines = ["# Review notes", "", "The review asked for rework. Address every point, then stop:", "", ...(v.reasons ?? []).map((r) => `- ${r}`)];
+    require("fs").writeFileSync(process.argv[2], lines.join("\n") + "\n");
+  ' "$AGENT/verdict.json" "$AGENT/review-notes.md"
+  harness_phase_prompt implement "$TICKET_DIR/prompt-implement-rework.md" "$AGENT/ticket.md" "$AGENT/plan.md" "$AGENT/review-notes.md"
+  harness_phase_run implement "$TICKET_DIR/prompt-implement-rework.md" implement-rework ||
+    harness_fail "rework: $(harness_phase_reason implement-rework)"
+  harness_force_commit "$WORKTREE" "bugbot: rework for ticket $BUGBOT_TICKET_ID" >/dev/null
+  review review-rework
+  [ "$VERDICT" = approved ] || harness_fail "review still asks for rework after one rework loop"
+fi
+
+# --- phase 4: docs ------------------------------------------------------------------
+harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "$AGENT/ticket.md" "$AGENT/plan.md" "$AGENT/diff.patch"
+if ! harness_phase_run docs "$TICKET_DIR/prompt-docs.md"; then
+  harness_log "docs phase failed ($(harness_phase_reason docs)); the fix is pushed without doc updates"
+fi
+harness_force_commit "$WORKTREE" "bugbot: docs for ticket $BUGBOT_TICKET_ID" >/dev/null
+
+# --- phase 5: push ------------------------------------------------------------------
+harness_status push start
+push_started=$(date +%s)
+protected=$(harness_protected_changes "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")
+[ -z "$protected" ] || harness_fail "the diff touches protected paths: $(echo "$protected" | tr '\n' ' ')"
+[ -n "$(harness_changed_files "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")" ] || harness_fail "no changes to push"
+tests_first_try=true
+preexisting=$(harness_tests_gate "$WORKTREE" "$BUGBOT_TEST_COMMAND" "$TICKET_DIR/tests.log" "$BUGBOT_REMOTE/$BUGBOT_BASE") ||
+  harness_fail "the test command failed with new failures ($BUGBOT_TEST_COMMAND; see tests.log and tests-compare.json)"
+[ "$preexisting" = 0 ] || harness_log "$preexisting test(s) fail on the base branch too; they do not block this fix"
+read -r files insertions deletions < <(git -C "$WORKTREE" diff --shortstat "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD |
+  awk '{f=$1; i=0; d=0; for (n=1;n<=NF;n++) { if ($(n+1) ~ /^insertion/) i=$n; if ($(n+1) ~ /^deletion/) d=$n }; print f, i, d}')
+{
+  echo "branch=$BUGBOT_BRANCH"
+  echo "files=${files:-0}"
+  echo "insertions=${insertions:-0}"
+  echo "deletions=${deletions:-0}"
+  echo "tests_first_try=$tests_first_try"
+  echo "tests_preexisting=$preexisting"
+} >"$TICKET_DIR/push.env"
+
+if [ "$BUGBOT_PUSH_MODE" = approve ]; then
+  commit=$(harness_push_branch "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_BRANCH") || harness_fail "could not push $BUGBOT_BRANCH: $(cat "$TICKET_DIR/push.err")"
+  PUSHED=1
+  { echo "commit=$commit"; echo "pushed_to=$BUGBOT_BRANCH"; } >>"$TICKET_DIR/push.env"
+  harness_set_result awaiting_approval "pushed $BUGBOT_BRANCH for approval"
+else
+  rc=0
+  commit=$(harness_push_staging "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_STAGING" "$BUGBOT_BASE" "$BUGBOT_PUSH_RETRIES") || rc=$?
+  if [ "$rc" -eq 3 ]; then
+    harness_set_result needs_human "rebase onto $BUGBOT_STAGING conflicts in: $(tr '\n' ' ' <"$TICKET_DIR/conflict.txt")"
+    exit 3
+  fi
+  [ "$rc" -eq 0 ] || harness_fail "push to $BUGBOT_STAGING failed after $BUGBOT_PUSH_RETRIES attempts"
+  PUSHED=1
+  { echo "commit=$commit"; echo "pushed_to=$BUGBOT_STAGING"; } >>"$TICKET_DIR/push.env"
+  harness_set_result pushed "pushed to $BUGBOT_STAGING"
+fi
+{
+  echo "duration_s=$(($(date +%s) - push_started))"
+  echo "finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+} >>"$TICKET_DIR/push.env"
+harness_status push "done" "$commit"
+exit 0
