@@ -1,0 +1,108 @@
+/**
+ * The file backend, for installs without Loki: JSON-lines log files read line by line
+ * and filtered the way the equivalent LogQL would filter them. Fields of the line act
+ * as labels (nested keys flattened with `_`), plus `filename`. Memory stays bounded:
+ * only about twice `limit` matching lines are held at any time.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { plural } from './format.ts';
+import { flattenJson, lineTime, parseJsonObject } from './fields.ts';
+import { jsRegex, pipeline, selector, validateMatchers } from './logql.ts';
+import { toNs } from './time-range.ts';
+import { LokiError, type Backend, type BackendResult, type LogEntry, type LogQuery } from './types.ts';
+
+type Predicate = (fields: Record<string, string>, line: string) => boolean;
+
+export function createFileBackend(files: string[]): Backend {
+  return {
+    kind: 'file',
+    where: files.length === 1 ? `log file ${files[0]}` : `${files.length} log files`,
+    query: (q, signal) => scanFiles(files, q, signal),
+  };
+}
+
+async function scanFiles(files: string[], q: LogQuery, signal?: AbortSignal): Promise<BackendResult> {
+  const match = compile(q);
+  const startNs = toNs(q.range.start);
+  const endNs = toNs(q.range.end);
+  const kept: LogEntry[] = [];
+  const notes: string[] = [];
+  let matched = 0;
+  let unreadable = 0;
+  let skipped = 0;
+
+  for (const file of files) {
+    let mtimeMs: number;
+    try {
+      mtimeMs = (await stat(file)).mtimeMs;
+    } catch (err) {
+      unreadable++;
+      notes.push(`${file}: not readable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      continue;
+    }
+    // A file last written before the range began (a rotated one) holds no line in it.
+    if (mtimeMs < q.range.start.getTime()) continue;
+    const input = createReadStream(file, { encoding: 'utf8' });
+    try {
+      for await (const raw of createInterface({ input, crlfDelay: Infinity })) {
+        signal?.throwIfAborted();
+        const line = raw.trim();
+        if (!line) continue;
+        const obj = parseJsonObject(line);
+        const ts = obj && lineTime(obj);
+        if (!obj || ts === undefined) {
+          skipped++;
+          continue;
+        }
+        if (ts < startNs || ts >= endNs) continue;
+        if (!match({ ...flattenJson(obj), filename: file }, line)) continue;
+        matched++;
+        kept.push({ ts, labels: { filename: file }, line });
+        if (kept.length >= 2 * q.limit) trim(kept, q);
+      }
+    } finally {
+      input.destroy();
+    }
+  }
+  if (files.length === 0 || unreadable === files.length) {
+    throw new LokiError(`no log file could be read (${notes.join('; ') || 'mcp.loki.files is empty'}): check mcp.loki.files`);
+  }
+  if (skipped) notes.push(`${plural(skipped, 'line')} skipped: not JSON objects with a time field (time, timestamp, ts, @timestamp, date)`);
+  trim(kept, q);
+  return { query: selector(q.matchers) + pipeline(q), entries: kept, limitReached: matched > q.limit, notes };
+}
+
+// Sort oldest first and keep the `limit` lines the direction asks for.
+function trim(entries: LogEntry[], q: LogQuery): void {
+  entries.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+  const extra = entries.length - q.limit;
+  if (extra <= 0) return;
+  if (q.direction === 'backward') entries.splice(0, extra);
+  else entries.splice(q.limit);
+}
+
+function compile(q: LogQuery): Predicate {
+  validateMatchers(q.matchers);
+  const checks: Predicate[] = q.matchers.map((m) => {
+    if (m.op === '=') return (f) => (f[m.name] ?? '') === m.value;
+    if (m.op === '!=') return (f) => (f[m.name] ?? '') !== m.value;
+    const re = jsRegex(m.value, true);
+    if (!re) {
+      throw new LokiError(`regex ${JSON.stringify(m.value)} for ${m.name} is not valid JavaScript regex syntax, which the file backend needs`);
+    }
+    return m.op === '=~' ? (f) => re.test(f[m.name] ?? '') : (f) => !re.test(f[m.name] ?? '');
+  });
+  for (const c of q.contains) checks.push((_f, line) => line.includes(c));
+  const anyOf = q.anyOf?.map((s) => s.toLowerCase());
+  if (anyOf?.length) {
+    checks.push((_f, line) => {
+      const lower = line.toLowerCase();
+      return anyOf.some((s) => lower.includes(s));
+    });
+  }
+  const field = q.field;
+  if (field) checks.push((f) => (field.value === undefined ? Boolean(f[field.label]) : f[field.label] === field.value));
+  return (f, line) => checks.every((c) => c(f, line));
+}

@@ -1,0 +1,33 @@
+/**
+ * Bounds on what a caller may ask for. Raw LogQL is the escape hatch for queries the
+ * matcher form cannot express, so it must name its range and limit explicitly: a
+ * forgotten limit must never turn into Loki's default scan of the whole retention.
+ */
+import { formatDuration } from './time-range.ts';
+import { LokiError } from './types.ts';
+
+export interface RawQueryRequest {
+  logql: string;
+  hasTimeRange: boolean;
+  limit?: number;
+  /** Matcher-form arguments given alongside (they would be ignored, so they are refused). */
+  alsoGiven: string[];
+}
+
+/** Throws a LokiError listing every problem of a raw LogQL request at once. */
+export function checkRawLogQL(req: RawQueryRequest, bounds: { maxLines: number; maxRangeHours: number }): void {
+  const problems: string[] = [];
+  const range = formatDuration(bounds.maxRangeHours * 3_600_000);
+  if (!req.hasTimeRange) problems.push(`raw LogQL needs an explicit time_range (a duration such as "1h", at most ${range}, or {start, end})`);
+  if (req.limit === undefined) problems.push(`raw LogQL needs an explicit limit (1 to ${bounds.maxLines})`);
+  if (!/\{[^}]*\}/.test(req.logql)) problems.push('raw LogQL must contain a stream selector such as {service_name="api"}');
+  if (req.alsoGiven.length) problems.push(`give either logql or ${req.alsoGiven.join('/')}, not both`);
+  if (problems.length) throw new LokiError(problems.join('; '));
+}
+
+/** Throws unless 1 <= limit <= maxLines. */
+export function checkLimit(limit: number, maxLines: number): void {
+  if (!Number.isInteger(limit) || limit < 1 || limit > maxLines) {
+    throw new LokiError(`limit ${limit} is not allowed: use 1 to ${maxLines} lines (mcp.loki.maxLines)`);
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * The loki MCP server through a real MCP client over stdio (`node --import tsx
+ * mcp/loki/main.ts --settings <file>`): against a local HTTP server answering with
+ * Loki's documented responses (../shared/fixtures/loki), and against real JSON-lines
+ * files for the file backend.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { createRedactor } from '../../lib/redact.ts';
+import { fixtureText, repoRoot, tempDir } from '../support/helpers.ts';
+import { freePort, spawnLogged } from '../support/process.ts';
+
+interface Seen {
+  path: string;
+  params: URLSearchParams;
+  headers: IncomingHttpHeaders;
+}
+
+/** A local stand-in for Loki: records each request and answers with `answer`. */
+async function fakeLoki(t: TestContext, answer: (params: URLSearchParams) => { status: number; body: string } | 'hang') {
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://loki');
+    seen.push({ path: url.pathname, params: url.searchParams, headers: req.headers });
+    const a = answer(url.searchParams);
+    if (a === 'hang') return;
+    res.writeHead(a.status, { 'content-type': a.status === 200 ? 'application/json' : 'text/plain' }).end(a.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+async function startServer(t: TestContext, settings: object, env: Record<string, string> = {}) {
+  const file = join(tempDir(t, 'bugbot-loki-'), 'loki-settings.json');
+  writeFileSync(file, JSON.stringify(settings));
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: ['--import', 'tsx', 'mcp/loki/main.ts', '--settings', file],
+    cwd: repoRoot,
+    env: { ...getDefaultEnvironment(), ...env },
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const client = new Client({ name: 'loki-test', version: '0.0.0' });
+  await client.connect(transport).catch((err: Error) => {
+    throw new Error(`loki server did not start: ${err.message}\n${stderr}`);
+  });
+  t.after(() => client.close());
+  const call = async (name: string, args: Record<string, unknown>) => {
+    const r = await client.callTool({ name, arguments: args });
+    const content = r.content as Array<{ type: string; text?: string }>;
+    return { text: content.map((c) => c.text ?? '').join('\n'), isError: r.isError === true };
+  };
+  return { client, call };
+}
+
+const streams = () => fixtureText('loki', 'query_range_streams_docs.json');
+const streamsWithStats = () => fixtureText('loki', 'query_range_streams_with_stats_grafana_testdata.json');
+const matrix = () => fixtureText('loki', 'query_range_matrix_docs.json');
+const iso = (ns: string) => new Date(Number(BigInt(ns) / 1_000_000n)).toISOString();
+
+describe('loki MCP server, HTTP backend', () => {
+  test('builds LogQL from matchers and sends limit, range, bearer token and tenant', async (t) => {
+    const loki = await fakeLoki(t, () => ({ status: 200, body: streams() }));
+    const { call } = await startServer(t, { url: loki.url, tokenEnv: 'LOKI_TOKEN', tenant: 'team-a' }, { LOKI_TOKEN: 'tok-123' });
+    const r = await call('loki_query', {
+      labels: { job: 'varlogs', level: { op: '!=', value: 'debug' } },
+      contains: 'say "hi"\\now',
+      time_range: { start: '2019-09-23T19:00:00Z', end: '2019-09-23T20:00:00Z' },
+      limit: 25,
+    });
+    assert.equal(r.isError, false, r.text);
+    assert.equal(loki.seen.length, 1);
+    const [req] = loki.seen;
+    assert.equal(req!.path, '/loki/api/v1/query_range');
+    assert.equal(req!.params.get('query'), '{job="varlogs", level!="debug"} |= "say \\"hi\\"\\\\now"');
+    assert.equal(req!.params.get('limit'), '25');
+    assert.equal(req!.params.get('start'), '1569265200000000000');
+    assert.equal(req!.params.get('end'), '1569268800000000000');
+    assert.equal(req!.params.get('direction'), 'backward');
+    assert.equal(req!.headers.authorization, 'Bearer tok-123');
+    assert.equal(req!.headers['x-scope-orgid'], 'team-a');
+    // Oldest first, whatever order Loki used; labels shared by every line printed once.
+    assert.ok(r.text.includes(`${iso('1569266492548155000')} bar`), r.text);
+    assert.ok(r.text.indexOf(' bar') < r.text.indexOf(' foo'), r.text);
+    assert.match(r.text, /Labels of every line: \{filename="\/var\/log\/myproject\.log", job="varlogs", level="info"\}/);
+  });
+
+  test('escapes tricky label values, basic auth, relative range, stats variant', async (t) => {
+    const loki = await fakeLoki(t, () => ({ status: 200, body: streamsWithStats() }));
+    const env = { LOKI_USER: 'grafana', LOKI_PASS: 's3cret' };
+    const { call } = await startServer(t, { url: `${loki.url}/`, basicUserEnv: 'LOKI_USER', basicPasswordEnv: 'LOKI_PASS' }, env);
+    // The fixture's own label values: a quote and comma, and an emoji.
+    const r = await call('loki_query', { labels: { code: 'one",', location: 'moon🌙' }, time_range: '2h' });
+    assert.equal(r.isError, false, r.text);
+    const [req] = loki.seen;
+    assert.equal(req!.params.get('query'), '{code="one\\",", location="moon🌙"}');
+    assert.equal(BigInt(req!.params.get('end')!) - BigInt(req!.params.get('start')!), 2n * 3600n * 1_000_000_000n);
+    assert.equal(req!.params.get('limit'), '100');
+    assert.equal(req!.headers.authorization, `Basic ${Buffer.from('grafana:s3cret').toString('base64')}`);
+    assert.equal(req!.headers['x-scope-orgid'], undefined);
+    assert.match(r.text, /^6 lines from Loki at/);
+    assert.match(r.text, /Loki processed 55 lines \(7772 bytes\)/);
+    assert.ok(r.text.indexOf('log line info 4') < r.text.indexOf('log line error 1'), r.text);
+    assert.match(r.text, /\{code="one\\","\} log line error 1/);
+  });
+
+  test('raw LogQL only with an explicit range and limit; metric results are shown', async (t) => {
+    const loki = await fakeLoki(t, (p) => ({ status: 200, body: p.get('query')!.startsWith('sum(') ? matrix() : streams() }));
+    const { call } = await startServer(t, { url: loki.url });
+    const logql = 'sum(rate({job="varlogs"}[10m])) by (level)';
+
+    const unbounded = await call('loki_query', { logql });
+    assert.equal(unbounded.isError, true);
+    assert.match(unbounded.text, /raw LogQL needs an explicit time_range .*at most 24h/);
+    assert.match(unbounded.text, /raw LogQL needs an explicit limit \(1 to 200\)/);
+    const mixed = await call('loki_query', { logql, labels: { job: 'x' }, time_range: '1h', limit: 5 });
+    assert.match(mixed.text, /give either logql or labels, not both/);
+    const tooLong = await call('loki_query', { logql, time_range: '48h', limit: 5 });
+    assert.match(tooLong.text, /time_range spans 48h; at most 24h is allowed/);
+    const tooMany = await call('loki_query', { logql, time_range: '1h', limit: 5000 });
+    assert.match(tooMany.text, /limit 5000 is not allowed: use 1 to 200 lines/);
+    assert.equal(loki.seen.length, 0, 'no refused query may reach Loki');
+
+    const ok = await call('loki_query', { logql, time_range: '1h', limit: 10 });
+    assert.equal(ok.isError, false, ok.text);
+    assert.equal(loki.seen[0]!.params.get('query'), logql);
+    assert.equal(loki.seen[0]!.params.get('limit'), '10');
+    assert.match(ok.text, /^2 series/);
+    assert.match(ok.text, /\{level="info"\} 2020-05-07T22:07:01\.000Z=137\.95/);
+  });
+
+  test("Loki's refusals, timeouts and bad arguments are isError results naming the problem", async (t) => {
+    const loki = await fakeLoki(t, (p) =>
+      p.get('query')!.includes('slow') ? 'hang' : { status: 400, body: 'parse error at line 1, col 9: syntax error: unexpected IDENTIFIER' },
+    );
+    const { call } = await startServer(t, { url: loki.url });
+    const rejected = await call('loki_query', { logql: '{job="x"} bogus', time_range: '1h', limit: 5 });
+    assert.equal(rejected.isError, true);
+    assert.match(rejected.text, /Loki rejected the query \(400\): parse error at line 1, col 9/);
+    // A server of its own: a short timeout must not also cut the answers above on a busy machine.
+    const impatient = await startServer(t, { url: loki.url, timeoutMs: 500 });
+    const slow = await impatient.call('loki_query', { labels: { job: 'slow' } });
+    assert.equal(slow.isError, true);
+    assert.match(slow.text, /did not answer within 500 ms \(mcp\.loki\.timeoutMs\): narrow the time range/);
+    const sent = loki.seen.length;
+
+    const badName = await call('loki_query', { labels: { 'bad-name': 'x', '1st': 'y' } });
+    assert.equal(badName.isError, true);
+    assert.match(badName.text, /label name "bad-name" is not valid.*label name "1st" is not valid/);
+    assert.match((await call('loki_query', {})).text, /labels is required/);
+    assert.match((await call('loki_query', { labels: { level: { op: '!=', value: 'debug' } } })).text, /must select streams/);
+    assert.match((await call('loki_query', { labels: { job: 'x' }, time_range: 'yesterday' })).text, /time_range "yesterday" is not understood: use a duration like "15m"/);
+    const badOp = await call('loki_query', { labels: { job: { op: '>', value: '1' } } });
+    assert.equal(badOp.isError, true);
+    assert.match(badOp.text, /each label takes a string \(equality\) or \{"op": .* at labels\.job/);
+    assert.match((await call('loki_user_breadcrumbs', { time_range: '1h' })).text, /user_id/);
+    assert.equal(loki.seen.length, sent, 'bad arguments never reach Loki');
+  });
+
+  test('breadcrumbs over HTTP: LogQL on the user field; a hashed id is matched after the query', async (t) => {
+    const ns = (at: string) => String(BigInt(Date.parse(at)) * 1_000_000n);
+    const values: Array<[string, string]> = [
+      [ns('2025-03-01T10:02:00Z'), JSON.stringify({ user_id: '42', msg: 'POST /cart/checkout' })],
+      [ns('2025-03-01T10:01:00Z'), JSON.stringify({ user_id: '77', msg: 'GET /other-user' })],
+      [ns('2025-03-01T10:00:00Z'), JSON.stringify({ user_id: '42', msg: 'GET /cart' })],
+    ];
+    // The documented streams response, with these lines; filtered by user as Loki would for `user_id="42"`.
+    const answer = (lines: Array<[string, string]>) => {
+      const doc = JSON.parse(streams()) as { data: { result: Array<{ values: unknown }> } };
+      doc.data.result[0]!.values = lines;
+      return JSON.stringify(doc);
+    };
+    const loki = await fakeLoki(t, (p) => ({
+      status: 200,
+      body: answer(p.get('query')!.endsWith('user_id="42"') ? values.filter(([, l]) => l.includes('"42"')) : values),
+    }));
+    const { call } = await startServer(t, { url: loki.url }, { BUGBOT_HASH_SALT: 'test-salt' });
+    const args = { time_range: '30m', before: '2025-03-01T10:03:00Z' };
+
+    const raw = await call('loki_user_breadcrumbs', { user_id: '42', labels: { service_name: 'web' }, ...args });
+    assert.equal(raw.isError, false, raw.text);
+    const byId = loki.seen[0]!.params;
+    assert.equal(byId.get('query'), '{service_name="web"} | json | user_id="42"');
+    assert.equal(byId.get('limit'), '200');
+    assert.equal(byId.get('start'), ns('2025-03-01T09:33:00Z'));
+    assert.equal(byId.get('end'), ns('2025-03-01T10:03:00Z'));
+    assert.ok(raw.text.indexOf('GET /cart') < raw.text.indexOf('POST /cart/checkout'), raw.text);
+
+    // A ticket only knows the hash: Loki is asked for every line with a user (up to scanLines), the hash picks 42's.
+    const hash = createRedactor({ salt: 'test-salt' }).hashUser('42');
+    const hashed = await call('loki_user_breadcrumbs', { user_id: hash, ...args });
+    assert.equal(hashed.isError, false, hashed.text);
+    const byHash = loki.seen[1]!.params;
+    assert.equal(byHash.get('query'), '{service_name=~".+"} | json | user_id!=""');
+    assert.equal(byHash.get('limit'), '5000');
+    assert.match(hashed.text, new RegExp(`^2 lines of ${hash} `));
+    assert.ok(!hashed.text.includes('other-user'), hashed.text);
+    assert.ok(hashed.text.indexOf('GET /cart') < hashed.text.indexOf('POST /cart/checkout'), hashed.text);
+    assert.ok(hashed.text.includes(`"user_id":"<${hash}>"`) && !hashed.text.includes('"user_id":"42"'), hashed.text);
+  });
+
+  test('an unreachable Loki is a clear isError and the server keeps serving', async (t) => {
+    const port = await freePort();
+    const { client, call } = await startServer(t, { url: `http://127.0.0.1:${port}` });
+    for (let i = 0; i < 2; i++) {
+      const r = await call('loki_query', { labels: { job: 'api' } });
+      assert.equal(r.isError, true);
+      assert.match(r.text, new RegExp(`Loki at http://127\\.0\\.0\\.1:${port} is unreachable \\(ECONNREFUSED\\): check mcp\\.loki\\.url`));
+    }
+    const { tools } = await client.listTools();
+    assert.deepEqual(tools.map((x) => x.name).sort(), ['loki_query', 'loki_user_breadcrumbs']);
+    for (const tool of tools) assert.deepEqual([tool.annotations?.readOnlyHint, tool.annotations?.openWorldHint], [true, true]);
+  });
+});
+
+test('invalid settings: every problem on stderr, exit status 2', async (t) => {
+  const file = join(tempDir(t, 'bugbot-loki-'), 'loki-settings.json');
+  writeFileSync(file, JSON.stringify({ url: 'ftp://loki', maxLines: 0, basicUserEnv: 'LOKI_USER', colour: 'blue' }));
+  const s = spawnLogged(t, process.execPath, ['--import', 'tsx', 'mcp/loki/main.ts', '--settings', file]);
+  assert.equal((await s.exited).code, 2);
+  for (const problem of [/url: must be an http\(s\) URL/, /maxLines: Too small/, /basicPasswordEnv: basicUserEnv and basicPasswordEnv go together/, /Unrecognized key: "colour"/]) {
+    assert.match(s.output(), problem);
+  }
+});
+
+describe('loki MCP server, file backend', () => {
+  const salt = 'test-salt';
+  const hash = createRedactor({ salt }).hashUser('42');
+  const line = (o: object) => JSON.stringify(o);
+
+  function writeLogs(t: TestContext) {
+    const dir = tempDir(t, 'bugbot-loki-logs-');
+    const web = join(dir, 'web.log');
+    const api = join(dir, 'api.log');
+    writeFileSync(
+      web,
+      [
+        line({ time: '2025-03-01T10:00:00.000Z', level: 'info', service: 'web', user_id: '42', msg: 'GET /cart' }),
+        line({ time: '2025-03-01T10:01:00.000Z', level: 'info', service: 'web', user_id: '77', msg: 'GET /other-user' }),
+        // pino style: epoch milliseconds
+        line({ time: Date.parse('2025-03-01T10:02:00.000Z'), level: 'info', service: 'web', user_id: '42', msg: 'POST /login password=hunter2' }),
+        line({ time: '2025-03-01T10:03:00.000Z', level: 'error', service: 'web', user_id: '42', msg: 'POST /checkout failed', authorization: 'Bearer abcdefghijklmnop123' }),
+        line({ time: '2025-03-01T10:05:00.000Z', level: 'info', service: 'web', user_id: '42', msg: 'GET /after-the-error' }),
+        'not json at all',
+      ].join('\n') + '\n',
+    );
+    writeFileSync(api, line({ ts: '2025-03-01T10:02:30.000Z', level: 'info', service: 'api', user: { id: '42' }, msg: 'GET /api/cart/items' }) + '\n');
+    return [web, api];
+  }
+
+  test("a user's breadcrumbs: oldest first, before the error, redacted, by raw id or by hash", async (t) => {
+    const { client, call } = await startServer(t, { files: writeLogs(t) }, { BUGBOT_HASH_SALT: salt });
+    const args = { time_range: '10m', before: '2025-03-01T10:04:00Z' };
+    const r = await call('loki_user_breadcrumbs', { user_id: '42', ...args });
+    assert.equal(r.isError, false, r.text);
+    const order = ['GET /cart', 'POST /login', 'GET /api/cart/items', 'POST /checkout failed'].map((s) => r.text.indexOf(s));
+    assert.ok(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1]!)), `oldest first:\n${r.text}`);
+    assert.ok(!r.text.includes('GET /other-user'), 'another user');
+    assert.ok(!r.text.includes('after-the-error'), 'lines after the error');
+    for (const secret of ['hunter2', 'abcdefghijklmnop123', '"user_id":"42"']) assert.ok(!r.text.includes(secret), `${secret} leaked:\n${r.text}`);
+    assert.match(r.text, /password=\[REDACTED\]/);
+    assert.ok(r.text.includes(`"user_id":"<${hash}>"`), r.text);
+    assert.match(r.text, /^4 lines of user:[0-9a-f]{12} /);
+    assert.match(r.text, /1 line skipped: not JSON objects with a time field/);
+
+    const byHash = await call('loki_user_breadcrumbs', { user_id: `<${hash}>`, ...args });
+    const body = (s: string) => s.split('\n').filter((l) => l.startsWith('2025-'));
+    assert.deepEqual(body(byHash.text), body(r.text));
+
+    const { tools } = await client.listTools();
+    for (const tool of tools) assert.deepEqual([tool.annotations?.readOnlyHint, tool.annotations?.openWorldHint], [true, false]);
+  });
+
+  test('loki_query filters by fields and contains; raw LogQL needs the HTTP backend', async (t) => {
+    const { call } = await startServer(t, { files: writeLogs(t) });
+    const range = { start: '2025-03-01T09:00:00Z', end: '2025-03-01T11:00:00Z' };
+    const r = await call('loki_query', { labels: { level: 'error', service: { op: '=~', value: 'we.' } }, contains: 'checkout', time_range: range });
+    assert.equal(r.isError, false, r.text);
+    assert.match(r.text, /^1 line from 2 log files for \{level="error", service=~"we\."\} \|= "checkout"/);
+    assert.match(r.text, /^2025-03-01T10:03:00\.000Z \{.*POST \/checkout failed/m);
+    const raw = await call('loki_query', { logql: '{service="web"}', time_range: range, limit: 5 });
+    assert.equal(raw.isError, true);
+    assert.match(raw.text, /raw LogQL needs the Loki HTTP backend \(mcp\.loki\.url\)/);
+  });
+
+  test('results hitting the line and byte caps say they were truncated', async (t) => {
+    const dir = tempDir(t, 'bugbot-loki-big-');
+    const big = join(dir, 'big.log');
+    const pad = 'x'.repeat(300);
+    const lines = Array.from({ length: 10 }, (_, i) => line({ time: `2025-03-01T10:0${i}:00.000Z`, service: 'web', user_id: '42', msg: `req ${i} ${pad}` }));
+    writeFileSync(big, lines.join('\n') + '\n');
+    const { call } = await startServer(t, { files: [big], maxLines: 3, maxBytes: 1024 });
+    const range = { start: '2025-03-01T09:00:00Z', end: '2025-03-01T11:00:00Z' };
+    const r = await call('loki_query', { labels: { service: 'web' }, time_range: range });
+    assert.equal(r.isError, false, r.text);
+    assert.match(r.text, /\[limit reached: more lines may match than were returned\. These are the newest 3\./);
+    assert.match(r.text, /\[truncated: the newest \d of 3 lines shown; output is capped at 1024 bytes\./);
+    assert.ok(Buffer.byteLength(r.text) <= 1024, `${Buffer.byteLength(r.text)} bytes`);
+    assert.ok(r.text.includes('req 9') && !r.text.includes('req 6'), r.text);
+
+    const crumbs = await call('loki_user_breadcrumbs', { user_id: '42', time_range: range });
+    assert.match(crumbs.text, /\[limit reached: .*These are the latest 3 before the end of the range/);
+    assert.match(crumbs.text, /\[truncated: /);
+  });
+});

@@ -1,0 +1,156 @@
+/**
+ * The Loki client's pure parts (LogQL building and escaping, time ranges, the raw
+ * LogQL guard) and alert enrichment (`control/triggers/enrich.ts`) over real log
+ * files and a Loki that cannot be reached.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import fc from 'fast-check';
+import { enrichWithLoki } from '../../control/triggers/enrich.ts';
+import type { TriggerEvent } from '../../control/types.ts';
+import { createLokiClient } from '../../lib/loki/client.ts';
+import { checkRawLogQL } from '../../lib/loki/guard.ts';
+import { buildLogQL, quote } from '../../lib/loki/logql.ts';
+import { parseDuration, resolveTimeRange } from '../../lib/loki/time-range.ts';
+import type { LogQuery } from '../../lib/loki/types.ts';
+import { lokiSettingsSchema } from '../../lib/mcp/loki-settings.ts';
+import { fixtureJson, tempDir } from '../support/helpers.ts';
+import { freePort } from '../support/process.ts';
+
+const range = { start: new Date('2025-03-01T09:00:00Z'), end: new Date('2025-03-01T11:00:00Z') };
+const query = (q: Partial<LogQuery>): LogQuery => ({ matchers: [], contains: [], range, limit: 10, direction: 'backward', ...q });
+
+describe('LogQL builder', () => {
+  test('quotes values so no character can end the string', () => {
+    assert.equal(quote('a"b\\c\nd\te\u0001🌙'), '"a\\"b\\\\c\\nd\\te\\u0001🌙"');
+    // LogQL unquotes like Go; for these escapes Go and JSON agree, so JSON.parse must give the value back.
+    fc.assert(fc.property(fc.string({ unit: 'grapheme' }), (s) => JSON.parse(quote(s)) === s));
+    const grafana = fixtureJson<{ data: { result: Array<{ stream: Record<string, string> }> } }>(
+      'loki',
+      'query_range_streams_with_stats_grafana_testdata.json',
+    );
+    for (const { stream } of grafana.data.result) {
+      for (const v of Object.values(stream)) assert.equal(JSON.parse(quote(v)), v);
+    }
+  });
+
+  test('renders matchers, line filters, the error filter and the user field', () => {
+    const q = query({
+      matchers: [
+        { name: 'service_name', op: '=', value: 'web' },
+        { name: 'level', op: '=~', value: 'error|warn' },
+      ],
+      contains: ['/api/pets/12', 'say "hi"'],
+      anyOf: ['error', 'a.b'],
+    });
+    assert.equal(buildLogQL(q, '{job=~".+"}'), '{service_name="web", level=~"error|warn"} |= "/api/pets/12" |= "say \\"hi\\"" |~ "(?i)(?:error|a\\\\.b)"');
+    const user = query({ field: { label: 'user_id', parser: 'json', value: '4"2' } });
+    assert.equal(buildLogQL(user, '{job=~".+"}'), '{job=~".+"} | json | user_id="4\\"2"');
+    const anyUser = query({ matchers: [{ name: 'level', op: '!=', value: 'debug' }], field: { label: 'uid', parser: 'logfmt' } });
+    assert.equal(buildLogQL(anyUser, '{job=~".+"}'), '{job=~".+", level!="debug"} | logfmt | uid!=""');
+  });
+
+  test('rejects every bad label name at once', () => {
+    const q = query({ matchers: [{ name: 'bad-name', op: '=', value: 'x' }, { name: '1st', op: '=', value: 'y' }, { name: 'ok', op: '=', value: 'z' }] });
+    assert.throws(() => buildLogQL(q, '{a="b"}'), /label name "bad-name" is not valid.*; label name "1st" is not valid/);
+  });
+});
+
+describe('time ranges and the raw LogQL guard', () => {
+  test('durations, ISO bounds and the maximum span', () => {
+    assert.equal(parseDuration('1h30m'), 5_400_000);
+    assert.equal(parseDuration('soon'), undefined);
+    const now = new Date('2025-03-01T12:00:00Z');
+    assert.deepEqual(resolveTimeRange('15m', { now, maxRangeHours: 24 }), { start: new Date('2025-03-01T11:45:00Z'), end: now });
+    const anchor = new Date('2025-03-01T10:00:00Z');
+    assert.deepEqual(resolveTimeRange('1h', { now, maxRangeHours: 24, anchor }).start, new Date('2025-03-01T09:00:00Z'));
+    assert.throws(() => resolveTimeRange('48h', { now, maxRangeHours: 24 }), /time_range spans 48h; at most 24h is allowed/);
+    assert.throws(() => resolveTimeRange({ start: 'monday', end: '2025-03-01T10:00:00Z' }, { now, maxRangeHours: 24 }), /start "monday" is not an ISO-8601 time/);
+    assert.throws(
+      () => resolveTimeRange({ start: '2025-03-01T10:00:00Z', end: '2025-03-01T09:00:00Z' }, { now, maxRangeHours: 24 }),
+      /must be before its end/,
+    );
+  });
+
+  test('raw LogQL needs a range, a limit and a stream selector', () => {
+    const bounds = { maxLines: 200, maxRangeHours: 24 };
+    assert.throws(
+      () => checkRawLogQL({ logql: 'rate(x[5m])', hasTimeRange: false, alsoGiven: [] }, bounds),
+      /explicit time_range .*; raw LogQL needs an explicit limit \(1 to 200\); raw LogQL must contain a stream selector/,
+    );
+    assert.doesNotThrow(() => checkRawLogQL({ logql: '{app="x"} |= "y"', hasTimeRange: true, limit: 5, alsoGiven: [] }, bounds));
+  });
+});
+
+describe('enrichWithLoki', () => {
+  const line = (o: object) => JSON.stringify(o);
+
+  function fileClient(t: TestContext) {
+    const log = join(tempDir(t, 'bugbot-enrich-'), 'app.log');
+    writeFileSync(
+      log,
+      [
+        line({ time: '2025-03-01T09:58:00Z', level: 'info', service: 'checkout', msg: 'POST /api/orders/991 started' }),
+        line({ time: '2025-03-01T09:59:00Z', level: 'error', service: 'checkout', msg: 'TypeError: total is undefined at POST /api/orders/991', api_key: 'sk_live_abcdefghijklmnopqrstuv' }),
+        line({ time: '2025-03-01T09:59:30Z', level: 'error', service: 'search', msg: 'Error: index missing at POST /api/orders/991' }),
+        line({ time: '2025-03-01T09:59:40Z', level: 'error', service: 'checkout', msg: 'Error: payment gateway timeout' }),
+      ].join('\n') + '\n',
+    );
+    return createLokiClient(lokiSettingsSchema.parse({ files: [log], serviceLabel: 'service' }), { get: () => undefined });
+  }
+
+  const alert = (over: Partial<TriggerEvent> = {}): TriggerEvent => ({
+    source: 'alertmanager',
+    kind: 'error',
+    service: 'checkout',
+    title: 'HighErrorRate',
+    message: 'Error rate above 5% on checkout',
+    route: 'POST /api/orders/991?debug=1',
+    labels: {},
+    count: 1,
+    firstSeen: '2025-03-01T10:00:00.000Z',
+    lastSeen: '2025-03-01T10:00:00.000Z',
+    human: false,
+    sourceEventId: 'fp:1',
+    ...over,
+  });
+
+  test('an error alert without a stack gets the latest matching error lines, redacted', async (t) => {
+    const client = fileClient(t);
+    const withStack = alert({ stack: 'Error: x\n    at handler (src/a.ts:1:1)', sourceEventId: 'fp:2' });
+    const latency = alert({ kind: 'latency', sourceEventId: 'fp:3' });
+    const resolved = alert({ status: 'resolved', sourceEventId: 'fp:4' });
+    const [enriched, ...rest] = await enrichWithLoki([alert(), withStack, latency, resolved], client, { now: () => new Date('2025-03-01T10:30:00Z') });
+    assert.deepEqual(rest, [withStack, latency, resolved]);
+    const stack = enriched!.stack ?? '';
+    assert.match(stack, /^Latest error lines from log file .* \{service="checkout"\} \|= "\/api\/orders\/991" \|~ /);
+    assert.match(stack, /TypeError: total is undefined at POST \/api\/orders\/991/);
+    assert.ok(!stack.includes('index missing'), 'another service');
+    assert.ok(!stack.includes('started'), 'not an error line');
+    assert.ok(!stack.includes('payment gateway'), 'a more specific match (the route) was found first');
+    assert.ok(!stack.includes('sk_live_abcdefghijklmnopqrstuv') && stack.includes('[REDACTED'), stack);
+  });
+
+  test('falls back to the service when route and message find nothing; no match leaves the event alone', async (t) => {
+    const client = fileClient(t);
+    const now = () => new Date('2025-03-01T10:30:00Z');
+    const [byService] = await enrichWithLoki([alert({ route: 'GET /health' })], client, { now, maxLines: 1 });
+    assert.match(byService!.stack ?? '', /Error: payment gateway timeout/);
+    assert.match(byService!.stack ?? '', /\[limit reached: .*Only the newest 1 are attached\.\]/);
+    const lonely = alert({ service: 'billing', route: undefined });
+    assert.deepEqual(await enrichWithLoki([lonely], client, { now }), [lonely]);
+  });
+
+  test('an unreachable Loki leaves events unchanged, logs once and never throws', async () => {
+    const port = await freePort();
+    const client = createLokiClient(lokiSettingsSchema.parse({ url: `http://127.0.0.1:${port}`, timeoutMs: 2000 }), { get: () => undefined });
+    const warnings: Array<[string, Record<string, unknown> | undefined]> = [];
+    const logger = { warn: (msg: string, f?: Record<string, unknown>) => void warnings.push([msg, f]), debug: () => {} };
+    const events = [alert(), alert({ service: 'search', sourceEventId: 'fp:9' })];
+    assert.deepEqual(await enrichWithLoki(events, client, { logger }), events);
+    assert.equal(warnings.length, 1);
+    assert.match(String(warnings[0]![1]?.error), /is unreachable \(ECONNREFUSED\)/);
+  });
+});
