@@ -32,6 +32,8 @@ export type Step =
   | { blocks: Block[]; usage?: { input_tokens: number; output_tokens: number } }
   /** Never answer (the CLI waits; the harness's idle kill must act). */
   | { stall: true }
+  /** Answer `then` after a pause (a slow model; keeps a session busy). */
+  | { delayMs: number; then: Step }
   /** Answer with an HTTP error (overloaded = 529, server error = 500...). */
   | { status: number; body?: unknown }
   /** Decide from the request (e.g. read a tool result). */
@@ -112,7 +114,21 @@ export async function startScriptedModel(opts: { defaultText?: string } = {}): P
       let step: Step | undefined = phase ? scripts.get(phase)?.[turn] : undefined;
       if (!phase || !scripts.has(phase)) step = say(opts.defaultText ?? 'OK');
       else if (!step) step = say('Done.');
-      while (typeof step === 'function') step = step(body, { phase, turn, toolResults });
+      let delay = 0;
+      for (;;) {
+        if (typeof step === 'function') step = step(body, { phase, turn, toolResults });
+        else if ('delayMs' in step) {
+          delay += step.delayMs;
+          step = step.then;
+        } else break;
+      }
+      const final = step;
+      if (delay) setTimeout(() => reply(final, body, turn), delay);
+      else reply(final, body, turn);
+    });
+
+    function reply(step: Exclude<Step, ((...a: never[]) => Step) | { delayMs: number; then: Step }>, body: MessagesRequest, turn: number): void {
+      if (res.destroyed) return;
       if ('stall' in step) {
         stalled.add(res);
         res.on('close', () => stalled.delete(res));
@@ -138,7 +154,7 @@ export async function startScriptedModel(opts: { defaultText?: string } = {}): P
       };
       if (body.stream) writeStream(res, message);
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(message));
-    });
+    }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;

@@ -1,0 +1,260 @@
+/**
+ * One Chromium per server process: launched lazily on the first tool call that needs
+ * a page, with a fresh user-data-dir, headless, off the network, every request checked
+ * against the origin allowlist twice (the route guard here, the proxy in
+ * guard-proxy.ts for what routing cannot see), and closed with the server.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page, type Route } from 'playwright-core';
+import type { BrowserSettings } from '../../lib/mcp/browser-settings.ts';
+import { ToolError } from '../shared/tool.ts';
+import { ConsoleBuffer } from './console-log.ts';
+import { startGuardProxy } from './guard-proxy.ts';
+import type { OriginPolicy } from './origins.ts';
+
+const CHROMIUM_ARGS = [
+  // Workers run as root in their container, where Chromium's sandbox cannot start.
+  '--no-sandbox',
+  // Without these Chromium calls Google (updates, sync, field trials) on start.
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  // QUIC is UDP and would not go through the guard proxy.
+  '--disable-quic',
+  '--disable-gpu',
+];
+
+/**
+ * The only variables Chromium inherits: a home, a locale, fonts and (for headless: false)
+ * a display; never the server's secrets.
+ */
+const INHERITED_ENV = /^(PATH|HOME|LANG|LANGUAGE|TZ|TMPDIR|DISPLAY|WAYLAND_DISPLAY|XAUTHORITY|LC_\w+|XDG_\w+|FONTCONFIG_\w+)$/;
+
+/** What every browser tool handler gets. */
+export interface BrowserToolContext {
+  session: BrowserSession;
+  settings: BrowserSettings;
+  policy: OriginPolicy;
+  /** Resolves an environment variable the settings name (a seeded user's password). */
+  secret: (name: string) => string | undefined;
+}
+
+interface Live {
+  context: BrowserContext;
+  page: Page;
+  /** Removes the profile and stops the proxy (once Chromium is gone). Idempotent. */
+  dispose: () => Promise<void>;
+}
+
+/** The browser, its one page and what the page logged. */
+export class BrowserSession {
+  readonly console: ConsoleBuffer;
+  private live?: Promise<Live>;
+  /** The launched browser, for questions that must not launch it. */
+  private current?: Live;
+  private closing?: Promise<void>;
+
+  constructor(
+    private readonly settings: BrowserSettings,
+    private readonly policy: OriginPolicy,
+    private readonly log: (msg: string) => void,
+    /** The server's environment; Chromium gets only the INHERITED_ENV part of it. */
+    private readonly env: NodeJS.ProcessEnv = {},
+  ) {
+    this.console = new ConsoleBuffer(settings.maxConsoleEntries);
+  }
+
+  /** The one page, launching Chromium on first use (and again after it died). */
+  async page(): Promise<Page> {
+    if (this.closing) throw new ToolError('The browser is shutting down.');
+    if (!this.live) {
+      const launching = this.launch();
+      this.live = launching;
+      // A failed launch is retried by the next call instead of failing forever.
+      launching.catch(() => {
+        if (this.live === launching) this.live = undefined;
+      });
+    }
+    const live = await this.live;
+    this.current = live;
+    if (live.page.isClosed()) live.page = this.watch(await live.context.newPage());
+    return live.page;
+  }
+
+  /** Where the page is, or undefined while Chromium is not running (never launches it). */
+  currentUrl(): string | undefined {
+    const page = this.current?.page;
+    return page && !page.isClosed() ? page.url() : undefined;
+  }
+
+  /** Closes Chromium (if it ever started) and waits until it has exited. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const live = await this.live?.catch(() => undefined);
+      if (!live) return;
+      // Resolves once Chromium's processes have exited (its 'close' event comes earlier).
+      await live.context.close().catch((err: unknown) => this.log(`closing chromium: ${String(err)}`));
+      await live.dispose();
+    })();
+    return this.closing;
+  }
+
+  private async launch(): Promise<Live> {
+    const { chromiumPath } = this.settings;
+    if (!existsSync(chromiumPath)) {
+      throw new ToolError(
+        `Chromium is not installed at ${chromiumPath}: install Debian's chromium (apt-get install chromium, or scripts/install-test-deps.sh) or set mcp.browser.chromiumPath.`,
+      );
+    }
+    const userDataDir = mkdtempSync(join(tmpdir(), 'bugbot-browser-'));
+    // Chromium itself calls update.googleapis.com and accounts.google.com every few seconds
+    // despite the flags; those refusals go to stderr (once per host), not to the page's log.
+    // What the page did is reported from Playwright's events (redirect hops, WebSockets).
+    const refusedHosts = new Set<string>();
+    const proxy = await startGuardProxy(this.policy, (what, host) => {
+      if (refusedHosts.has(host)) return;
+      refusedHosts.add(host);
+      this.log(`guard proxy refused ${what} (later refusals for ${host} are not logged)`);
+    });
+    let context: BrowserContext;
+    try {
+      context = await chromium.launchPersistentContext(userDataDir, {
+        executablePath: chromiumPath,
+        headless: this.settings.headless,
+        // '<-loopback>' removes Chromium's implicit proxy bypass for 127.0.0.1 and localhost,
+        // which is exactly where other workers' dev servers and the control plane listen.
+        args: [...CHROMIUM_ARGS, `--proxy-server=${proxy.url}`, '--proxy-bypass-list=<-loopback>'],
+        viewport: this.settings.viewport,
+        env: {
+          ...Object.fromEntries(Object.entries(this.env).filter(([k]) => INHERITED_ENV.test(k))),
+          // Crashpad's database would otherwise land in ~/.config/chromium, outside the fresh profile.
+          BREAKPAD_DUMP_LOCATION: join(userDataDir, 'Crash Reports'),
+        },
+        // A service worker's fetches would bypass the route guard.
+        serviceWorkers: 'block',
+        acceptDownloads: false,
+        // serveStdio orders shutdown (close Chromium, then exit); Playwright must not race it.
+        handleSIGINT: false,
+        handleSIGTERM: false,
+        handleSIGHUP: false,
+        timeout: 30_000,
+      });
+    } catch (err) {
+      await proxy.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+      throw new Error(`Chromium at ${chromiumPath} did not start: ${(err as Error).message}`);
+    }
+    let disposing: Promise<void> | undefined;
+    const dispose = () =>
+      (disposing ??= Promise.all([
+        rm(userDataDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 }).catch((err: unknown) =>
+          this.log(`removing ${userDataDir}: ${(err as Error).message}`),
+        ),
+        proxy.close(),
+      ]).then(() => undefined));
+    context.once('close', () => {
+      this.log('chromium exited');
+      if (this.current?.context === context) this.current = undefined;
+      if (this.closing) return;
+      // Chromium died on its own: the next call relaunches. 'close' fires while its
+      // processes may still be writing the profile, hence the retries above.
+      this.live = undefined;
+      void dispose();
+    });
+    context.setDefaultNavigationTimeout(this.settings.navigationTimeoutMs);
+    context.setDefaultTimeout(this.settings.actionTimeoutMs);
+    await context.route('**/*', (route) => this.guard(route));
+    context.on('request', (req) => {
+      // Redirect hops skip the route guard (microsoft/playwright#33882); the proxy refuses them.
+      const from = req.redirectedFrom();
+      if (from && !this.policy.allows(req.url())) {
+        this.blocked(`${req.method()} ${req.url()} (${req.resourceType()}, redirected from ${from.url()}; refused by the guard proxy)`);
+      }
+    });
+    context.on('requestfailed', (req) => {
+      const why = req.failure()?.errorText ?? 'failed';
+      // Requests the guard aborted (net::ERR_BLOCKED_BY_CLIENT.Inspector) are already reported as 'blocked'.
+      if (!why.startsWith('net::ERR_BLOCKED_BY_CLIENT')) this.console.push('requestfailed', 'error', `${req.method()} ${req.url()}: ${why}`);
+    });
+    context.on('response', (res) => {
+      // Off-origin URLs here are the proxy's refusals, already reported as 'blocked'.
+      if (res.status() >= 400 && this.policy.allows(res.url())) {
+        this.console.push('http', 'error', `${res.status()} ${res.request().method()} ${res.url()}`);
+      }
+    });
+    const page = this.watch(context.pages()[0] ?? (await context.newPage()));
+    this.log(`chromium started: user-data-dir=${userDataDir} guard-proxy=${proxy.url}`);
+    return { context, page, dispose };
+  }
+
+  /** Records what the page says and keeps it the only page. */
+  private watch(page: Page): Page {
+    page.on('console', (msg) => {
+      const { url, lineNumber } = msg.location();
+      this.console.push('console', msg.type(), url ? `${msg.text()} (${url}:${lineNumber + 1})` : msg.text());
+    });
+    page.on('websocket', (ws) => {
+      if (!this.policy.allows(ws.url())) this.blocked(`WebSocket ${ws.url()} (refused by the guard proxy)`);
+    });
+    page.on('pageerror', (err) => this.console.push('pageerror', 'error', err.stack ?? err.message));
+    // Without a listener Playwright dismisses dialogs silently; an alert() often is the bug report.
+    page.on('dialog', (dialog) => {
+      this.console.push('dialog', dialog.type(), `${dialog.type()}: ${dialog.message()} (dismissed)`);
+      void dialog.dismiss().catch(() => undefined);
+    });
+    page.on('popup', (popup) => {
+      this.console.push('popup', 'warning', `closed a new window opened for ${popup.url()}: this server drives one page; use browser_navigate`);
+      void popup.close().catch(() => undefined);
+    });
+    page.on('crash', () => {
+      this.console.push('pageerror', 'error', 'the page crashed; the next tool call opens a fresh page');
+      void page.close().catch(() => undefined);
+    });
+    return page;
+  }
+
+  private async guard(route: Route): Promise<void> {
+    const req = route.request();
+    try {
+      if (this.policy.allows(req.url())) return await route.continue();
+      const kind = req.isNavigationRequest() ? `${req.resourceType()} navigation` : req.resourceType();
+      this.blocked(`${req.method()} ${req.url()} (${kind})`);
+      await route.abort('blockedbyclient');
+    } catch (err) {
+      // The page went away while the request was paused; nothing left to decide.
+      this.log(`route guard: ${(err as Error).message}`);
+    }
+  }
+
+  private blocked(what: string): void {
+    this.console.push('blocked', 'error', `${what}: outside the dev server; ${this.policy.describe()}`);
+  }
+}
+
+/** A Playwright error's message without its call log, short enough for a tool result. */
+export function errorText(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\nCall log:')[0]!.trim().slice(0, 800);
+}
+
+/**
+ * After an action: if the page ended on another origin (the guard proxy refused a
+ * redirect and Chromium shows that refusal under the foreign URL), go back to
+ * about:blank and return the foreign URL so the tool can say what was blocked.
+ */
+export async function leaveForeignPage(page: Page, policy: OriginPolicy): Promise<string | undefined> {
+  const landed = page.url();
+  if (landed === 'about:blank' || policy.allows(landed)) return undefined;
+  await page.goto('about:blank').catch(() => undefined);
+  return landed;
+}
+
+/** `http://127.0.0.1:4101/plans — "Plans"`: where the page is now, for tool results. */
+export async function describePage(page: Page): Promise<string> {
+  const title = await page.title().catch(() => '');
+  return `${page.url()} — "${title}"`;
+}

