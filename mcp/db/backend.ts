@@ -1,0 +1,46 @@
+/**
+ * What the tools need from a database: run one guarded statement within the
+ * limits, and report the types of the configured tables' columns. PostgreSQL
+ * (postgres.ts) and SQLite (sqlite.ts) implement it.
+ */
+import type { DbSettings } from '../../lib/mcp/db-settings.ts';
+import type { GuardedSql } from './guard.ts';
+import type { Policy } from './policy.ts';
+
+export type Param = string | number | boolean | null;
+
+export interface Limits {
+  rowLimit: number;
+  statementTimeoutMs: number;
+}
+
+export interface QueryResult {
+  columns: string[];
+  rows: unknown[][];
+  /** More rows existed than the row limit; only the first rowLimit are in `rows`. */
+  truncated: boolean;
+  /** Rows written by INSERT / UPDATE / DELETE. */
+  changes?: number;
+}
+
+export interface DbBackend {
+  run(q: GuardedSql, params: Param[]): Promise<QueryResult>;
+  /** Column name → type for each configured table key; a missing table maps to an empty map. */
+  columnTypes(tables: string[]): Promise<Map<string, Map<string, string>>>;
+  close(): Promise<void>;
+}
+
+/** The refusal text for a query stopped by the time limit, shared by both backends. */
+export function timeoutMessage(ms: number): string {
+  return `query cancelled: it ran past the ${ms} ms statement timeout. Narrow it (a WHERE on an indexed column, fewer joins, an aggregate) and try again`;
+}
+
+/** What the db tools are handed. */
+export interface DbCtx {
+  /** The policy as configured (what db_describe shows). */
+  policy: Policy;
+  /** The policy the guard enforces: configured columns the database really has. */
+  verifiedPolicy: () => Promise<Policy>;
+  backend: DbBackend;
+  settings: DbSettings;
+}

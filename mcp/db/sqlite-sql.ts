@@ -1,0 +1,43 @@
+/**
+ * Turning a guarded statement into text SQLite reads the same way. The guard judged
+ * PostgreSQL's reading; SQLite's lexer differs in ways that matter: it does not nest
+ * block comments, so `/* /* *\/ , secret /* *\/ ...` hides a column from PostgreSQL
+ * but not from SQLite; and E'..', U&'..', $$..$$ and B'..' strings mean other things
+ * to it. So the statement is rebuilt from PostgreSQL's own tokens: comments become
+ * spaces, only plain '...' strings and "..." identifiers are kept, `$n` becomes `?n`.
+ */
+import { loadModule, scanSync } from 'libpg-query';
+import { ToolError } from '../shared/tool.ts';
+import type { Param } from './backend.ts';
+
+const COMMENTS = new Set(['C_COMMENT', 'SQL_COMMENT']);
+
+/** SQLite text and named bindings ({ '1': v1, ... }) for a guarded statement. */
+export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: string; bind: Record<string, unknown> }> {
+  await loadModule();
+  let out = '';
+  let pos = 0;
+  const bind: Record<string, unknown> = {};
+  for (const tok of scanSync(sql).tokens) {
+    const gap = sql.slice(pos, tok.start);
+    if (gap.trim() !== '') throw new ToolError(`cannot translate "${gap.trim()}" for SQLite`);
+    out += gap;
+    pos = tok.end;
+    const text = sql.slice(tok.start, tok.end);
+    if (COMMENTS.has(tok.tokenName)) {
+      out += ' ';
+    } else if (tok.tokenName === 'PARAM') {
+      const n = Number(text.slice(1));
+      if (n > params.length) throw new ToolError(`the query uses ${text} but only ${params.length} params were given`);
+      const v = params[n - 1];
+      bind[String(n)] = typeof v === 'boolean' ? Number(v) : v;
+      out += `?${n}`;
+    } else if (/^[a-z]*&?['"$]/i.test(text) && !/^['"]/.test(text)) {
+      throw new ToolError(`${text.slice(0, 20)}: E'...', U&'...', $$...$$, B'...' and X'...' literals are PostgreSQL-only; use plain '...' strings on SQLite`);
+    } else {
+      out += text;
+    }
+  }
+  if (sql.slice(pos).trim() !== '') throw new ToolError(`cannot translate "${sql.slice(pos).trim()}" for SQLite`);
+  return { sql: out, bind };
+}

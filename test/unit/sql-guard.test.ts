@@ -1,0 +1,227 @@
+// The SQL guard alone (mcp/db/guard.ts): no database, PostgreSQL's parser only.
+// The end-to-end attack run against a real server is test/mcp/db.test.ts.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { dbSettingsSchema } from '../../lib/mcp/db-settings.ts';
+import { checkSql, GuardError } from '../../mcp/db/guard.ts';
+import { buildPolicy, restrictToExisting } from '../../mcp/db/policy.ts';
+import { toSqlite } from '../../mcp/db/sqlite-sql.ts';
+
+const settings = dbSettingsSchema.parse({
+  tables: {
+    users: ['id', 'email', 'name', 'created_at'],
+    orders: ['id', 'user_id', 'total_cents', 'status', 'created_at'],
+    'audit.events': ['id', 'kind'],
+  },
+  sensitive: { users: ['password_hash', 'api_token'], orders: ['card_number'] },
+  functions: ['md5'],
+});
+const readOnly = buildPolicy(settings, false);
+const writable = buildPolicy(settings, true);
+
+async function rejects(sql: string, ...fragments: Array<string | RegExp>): Promise<string> {
+  const err = await checkSql(sql, readOnly).then(
+    () => assert.fail(`guard accepted: ${sql}`),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof GuardError, `not a GuardError for ${sql}: ${String(err)}`);
+  for (const f of fragments) assert.match(err.message, typeof f === 'string' ? new RegExp(f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : f, sql);
+  return err.message;
+}
+
+describe('sql guard: accepted', () => {
+  const ok = [
+    'SELECT id, email FROM users',
+    'select "id" from "users" where id = $1',
+    'SELECT u.id, o.total_cents FROM users u JOIN orders o ON o.user_id = u.id WHERE u.email ILIKE $1 ORDER BY o.total_cents DESC LIMIT 5',
+    'SELECT status, count(*) AS n FROM orders GROUP BY status HAVING count(*) > 1 ORDER BY n DESC',
+    "SELECT date_trunc('day', created_at) AS day, sum(total_cents) FROM orders GROUP BY 1 ORDER BY day",
+    'WITH big AS (SELECT user_id, total_cents FROM orders WHERE total_cents > 1000) SELECT b.user_id, u.email FROM big b JOIN users u ON u.id = b.user_id',
+    'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT i FROM n',
+    'SELECT id FROM users WHERE id IN (SELECT user_id FROM orders WHERE status = $1)',
+    'SELECT id FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id)',
+    'SELECT x.n FROM (SELECT count(*) AS n FROM orders) x',
+    'SELECT n FROM (SELECT count(*) FROM orders) AS x(n)',
+    'SELECT id FROM users UNION SELECT user_id FROM orders ORDER BY id',
+    'SELECT o.id, row_number() OVER (PARTITION BY o.user_id ORDER BY o.created_at) FROM orders o',
+    "SELECT CASE WHEN total_cents > 100 THEN 'big' ELSE 'small' END, coalesce(status, '?') FROM orders",
+    'SELECT id::text, created_at::date FROM users WHERE email IS NOT NULL AND id BETWEEN 1 AND 10',
+    'SELECT user_id FROM orders JOIN users ON users.id = orders.user_id',
+    'SELECT id FROM orders JOIN (SELECT id AS user_id FROM users) u USING (user_id)',
+    'SELECT id, kind FROM audit.events',
+    'SELECT id FROM users /* , password_hash */ -- ; DROP TABLE users',
+    'SELECT id FROM users /* nested /* comment */ ; DROP TABLE users; */',
+    "SELECT $$; DROP TABLE users; $$ AS s",
+    'SELECT DISTINCT ON (user_id) user_id, total_cents FROM orders ORDER BY user_id, total_cents DESC',
+    'SELECT md5(email) FROM users',
+  ];
+  for (const sql of ok) test(sql, async () => void (await checkSql(sql, readOnly)));
+
+  test('returns the one statement without leading comments or the semicolon', async () => {
+    const g = await checkSql('  /* why */ SELECT id FROM users WHERE id = $1 OR email = $2 ; ', readOnly);
+    assert.deepEqual(g, { kind: 'select', sql: 'SELECT id FROM users WHERE id = $1 OR email = $2 ' });
+  });
+});
+
+describe('sql guard: rejected, naming the offending part', () => {
+  const cases: Array<[string, ...string[]]> = [
+    ['SELECT * FROM users', '*', 'users(id, email, name, created_at)'],
+    ['SELECT u.* FROM users u', '*'],
+    ['TABLE users', '*'],
+    ['SELECT password_hash FROM users', 'password_hash', 'sensitive', 'Allowed columns: users(id, email, name, created_at)'],
+    ['SELECT "password_hash" FROM users', 'password_hash', 'sensitive'],
+    ['SELECT U&"p\\0061ssword_hash" FROM users', 'password_hash', 'sensitive'],
+    ['SELECT "ID" FROM users', 'ID', 'not an allowed column'],
+    ['SELECT u.api_token FROM users u', 'u.api_token', 'sensitive'],
+    ['SELECT public.users.password_hash FROM public.users', 'table public.users is not allowed'],
+    ['SELECT id FROM users WHERE password_hash LIKE $1', 'password_hash'],
+    ['SELECT id FROM users ORDER BY password_hash', 'password_hash'],
+    ['SELECT id FROM users GROUP BY id HAVING max(api_token) > $1', 'api_token'],
+    ['SELECT count(*) FILTER (WHERE api_token IS NULL) FROM users', 'api_token'],
+    ['SELECT id, rank() OVER (ORDER BY password_hash) FROM users', 'password_hash'],
+    ['SELECT id FROM users WINDOW w AS (PARTITION BY api_token)', 'api_token'],
+    ['SELECT lower(password_hash::text) FROM users', 'password_hash'],
+    ['SELECT (SELECT max(card_number) FROM orders) AS c FROM users', 'card_number', 'orders('],
+    ['SELECT id FROM users WHERE EXISTS (SELECT 1 FROM orders o WHERE o.card_number = $1)', 'o.card_number'],
+    ['WITH x AS (SELECT password_hash AS h FROM users) SELECT h FROM x', 'password_hash'],
+    ['SELECT id FROM users UNION SELECT card_number FROM orders', 'card_number'],
+    ['SELECT u FROM users u', 'whole row'],
+    ['SELECT (u).password_hash FROM users u', 'whole row'],
+    ['SELECT password_hash(u) FROM users u', 'password_hash()'],
+    ['SELECT email FROM users AS u(id, email)', 'column alias lists'],
+    ['SELECT id FROM users NATURAL JOIN orders', 'NATURAL JOIN'],
+    ['SELECT o.id FROM orders o JOIN users u USING (password_hash)', 'USING (password_hash)'],
+    ['SELECT id FROM users, orders', 'ambiguous'],
+    ['SELECT (SELECT secret FROM users LIMIT 1) FROM (SELECT 1 AS secret) s', 'secret'],
+    ['SELECT s.x FROM (SELECT id AS x FROM users) s, (SELECT id AS y FROM orders) s', 'two different'],
+    ['SELECT id FROM users u, LATERAL (SELECT u.password_hash) x', 'LATERAL'],
+    ['SELECT g FROM generate_series(1, 10) g', 'functions in FROM'],
+    ['SELECT id FROM users TABLESAMPLE SYSTEM (50)', 'TABLESAMPLE'],
+    ['SELECT id FROM users FOR UPDATE', 'FOR UPDATE'],
+    ['SELECT id INTO stolen FROM users', 'INTO'],
+    ['COMMIT; DROP TABLE users', 'one statement', 'DROP'],
+    ['SELECT id FROM users; DELETE FROM orders', 'one statement'],
+    ['-- hi\nDROP TABLE users', 'DROP is not allowed'],
+    ['/* x */ DELETE FROM users WHERE id = 1', 'DELETE is not allowed', 'read-only'],
+    ['UPDATE users SET email = $1 WHERE id = 1', 'UPDATE is not allowed'],
+    ['INSERT INTO users (email) VALUES ($1)', 'INSERT is not allowed'],
+    ['TRUNCATE orders', 'TRUNCATE'],
+    ['BEGIN', 'transaction control'],
+    ['SET statement_timeout = 0', 'SET is not allowed'],
+    ['COPY users TO STDOUT', 'COPY'],
+    ["COPY (SELECT 1) TO PROGRAM 'id'", 'COPY'],
+    ['DO $$ BEGIN DELETE FROM users; END $$', 'DO is not allowed'],
+    ['EXPLAIN ANALYZE DELETE FROM users', 'EXPLAIN'],
+    ['CREATE TABLE t AS SELECT id FROM users', 'CREATE TABLE AS'],
+    ['GRANT ALL ON users TO PUBLIC', 'GRANT'],
+    ['SELECT pg_sleep(10)', 'pg_sleep()', 'Allowed functions:'],
+    ['SELECT pg_catalog.pg_sleep(10)', 'pg_sleep()'],
+    ["SELECT set_config('statement_timeout', '0', false)", 'set_config()'],
+    ["SELECT nextval('users_id_seq')", 'nextval()'],
+    ["SELECT dblink_exec('host=x', 'DROP TABLE users')", 'dblink_exec()'],
+    ["SELECT current_setting('data_directory')", 'current_setting()'],
+    ["SELECT query_to_xml('select * from users', true, true, '')", 'query_to_xml()'],
+    ["SELECT pg_read_file('/etc/passwd')", 'pg_read_file()'],
+    ['SELECT public.lower(email) FROM users', 'public.lower'],
+    ['SELECT usename, passwd FROM pg_shadow', 'table pg_shadow is not allowed', 'Allowed tables: users, orders, audit.events'],
+    ['SELECT column_name FROM information_schema.columns', 'information_schema.columns'],
+    ['SELECT id FROM secrets', 'table secrets'],
+    ["SELECT 'users'::regclass", 'cast to regclass'],
+    ['SELECT id FROM users WHERE email OPERATOR(public.===) $1', 'operator public.==='],
+    ['SELECT [password_hash] FROM users', 'syntax error', 'PostgreSQL'],
+    ['SELECT `password_hash` FROM users', 'syntax error'],
+    ['SELECT email FROM users GROUP BY e ORDER BY 1', 'column e'],
+    [' ; -- nothing', 'no SQL statement'],
+    ['', 'no SQL statement'],
+  ];
+  for (const [sql, ...fragments] of cases) test(sql || '(empty)', async () => void (await rejects(sql, ...fragments)));
+
+  test('a CTE sees only earlier CTEs, so a later one cannot shadow a table for it', async () => {
+    await rejects('WITH a AS (SELECT password_hash FROM users), users AS (SELECT 1 AS password_hash) SELECT password_hash FROM a', 'password_hash', 'sensitive');
+  });
+
+  test('ORDER BY may use a select-list alias but GROUP BY may not (PostgreSQL prefers a table column there)', async () => {
+    await checkSql('SELECT id AS password_hash FROM users ORDER BY password_hash', readOnly);
+    await rejects('SELECT count(*), id AS password_hash FROM users GROUP BY password_hash', 'password_hash', 'sensitive', 'GROUP BY 1');
+    await checkSql('SELECT status, user_id, count(*) FROM orders GROUP BY GROUPING SETS ((status, user_id), status, ())', readOnly);
+  });
+});
+
+describe('sql guard: write variant', () => {
+  test('allowed columns of allowed tables can be written', async () => {
+    for (const sql of [
+      "INSERT INTO orders (user_id, total_cents, status) VALUES ($1, 100, 'new') RETURNING id",
+      "UPDATE orders SET status = 'paid', total_cents = DEFAULT WHERE id = $1",
+      'DELETE FROM orders WHERE id = $1 RETURNING id, status',
+      'INSERT INTO orders (user_id, status) SELECT id, $1 FROM users WHERE email = $2',
+    ]) {
+      assert.equal((await checkSql(sql, writable)).kind, sql.split(' ')[0]!.toLowerCase());
+    }
+  });
+
+  test('sensitive and unlisted columns, DDL and unguarded writes stay refused', async () => {
+    const cases: Array<[string, string]> = [
+      ["UPDATE users SET password_hash = 'x' WHERE id = 1", 'password_hash is sensitive'],
+      ["INSERT INTO orders (card_number) VALUES ('4111')", 'card_number is sensitive'],
+      ['INSERT INTO orders VALUES (1)', 'must list its columns'],
+      ["UPDATE orders SET status = 'x'", 'without WHERE'],
+      ['DELETE FROM orders', 'without WHERE'],
+      ['DELETE FROM orders WHERE card_number = $1', 'card_number'],
+      ['UPDATE orders SET status = $1 WHERE id = 1 RETURNING *', '*'],
+      ['DELETE FROM secrets WHERE id = 1', 'table secrets'],
+      ['DROP TABLE orders', 'DROP is not allowed'],
+      ["INSERT INTO orders (status) VALUES ('x') ON CONFLICT DO NOTHING", 'ON CONFLICT'],
+      ['WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING id) SELECT id FROM d', 'writable CTEs'],
+    ];
+    for (const [sql, fragment] of cases) {
+      await assert.rejects(checkSql(sql, writable), (e: Error) => e instanceof GuardError && e.message.includes(fragment), sql);
+    }
+  });
+});
+
+describe('guard policy and SQLite translation', () => {
+  test('a listed column the database lacks is refused (t.to_json would call to_json(t))', async () => {
+    const p = buildPolicy(dbSettingsSchema.parse({ tables: { users: ['id', 'to_json'] } }), false);
+    const verified = restrictToExisting(p, new Map([['users', new Map([['id', 'integer']])]]));
+    await checkSql('SELECT u.to_json FROM users u', p);
+    await assert.rejects(checkSql('SELECT u.to_json FROM users u', verified), /u\.to_json is not an allowed column/);
+  });
+
+  test('SQLite gets PostgreSQL\'s reading: nested comments cannot hide a column', async () => {
+    // PostgreSQL nests block comments, SQLite does not: run verbatim, SQLite would also select password_hash.
+    const sql = 'SELECT email /* /* */ , password_hash /* */ FROM users -- */ FROM users';
+    const g = await checkSql(sql, readOnly);
+    assert.equal((await toSqlite(g.sql, [])).sql.replace(/\s+/g, ' '), 'SELECT email FROM users');
+  });
+
+  test('SQLite: $n becomes ?n; PostgreSQL-only string syntax is refused', async () => {
+    assert.deepEqual(await toSqlite("SELECT id FROM users WHERE email = $2 AND id = $1 AND name <> 'a''$1'", [7, true]), {
+      sql: "SELECT id FROM users WHERE email = ?2 AND id = ?1 AND name <> 'a''$1'",
+      bind: { '1': 7, '2': 1 },
+    });
+    for (const lit of ["E'\\' , password_hash , '''", "U&'x'", '$$x$$', "B'1'"]) {
+      await assert.rejects(toSqlite(`SELECT ${lit} FROM users`, []), /PostgreSQL-only/, lit);
+    }
+    await assert.rejects(toSqlite('SELECT id FROM users WHERE id = $2', [1]), /uses \$2 but only 1 params/);
+  });
+});
+
+describe('db settings', () => {
+  test('{} parses to safe defaults', () => {
+    const s = dbSettingsSchema.parse(undefined);
+    assert.equal(s.driver, 'postgres');
+    assert.equal(s.urlEnv, 'BUGBOT_DB_READONLY_URL');
+    assert.deepEqual(s.tables, {});
+    assert.equal(s.rowLimit, 200);
+    assert.equal(s.statementTimeoutMs, 5000);
+  });
+
+  test('a column both allowed and sensitive, a forbidden function and an unknown key are config errors', () => {
+    const r = dbSettingsSchema.safeParse({ tables: { users: ['id', 'password_hash'] }, sensitive: { users: ['password_hash'] }, functions: ['pg_sleep'] });
+    assert.ok(!r.success);
+    const text = r.error.issues.map((i) => i.message).join('\n');
+    assert.match(text, /users\.password_hash is listed in both/);
+    assert.match(text, /pg_sleep can never be allowed/);
+    assert.ok(!dbSettingsSchema.safeParse({ allowWrites: true }).success, 'settings cannot switch writes on');
+  });
+});
