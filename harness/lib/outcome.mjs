@@ -86,7 +86,8 @@ const out = {
   started,
   finished: push.finished ?? finished,
   stages,
-  branch: push.branch ?? null,
+  // The branch exists from the start; partial work of a failed run is kept on it.
+  branch: push.branch ?? json('ticket.json')?.workspace?.branch ?? null,
   commit: push.commit ?? null,
   pushed_to: push.pushed_to ?? null,
   diff: push.files ? { files: Number(push.files), insertions: Number(push.insertions ?? 0), deletions: Number(push.deletions ?? 0) } : null,

@@ -1,0 +1,136 @@
+/**
+ * What the harness enforces that the agent can't, with the REAL Claude Code CLI:
+ * banned actions denied before they run, idle kill, turn and budget limits.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import type { ConfigFile } from '../../control/config.ts';
+import { waitFor } from '../support/helpers.ts';
+import { happyPathScripts, readOutcomes, setupPipeline, strayOwnerAlert, worktreeOf, type PipelineEnv } from '../support/pipeline.ts';
+import { startBugbot } from '../support/process.ts';
+import { say, tool, type Step } from '../support/scripted-model.ts';
+
+async function runTicket(t: TestContext, env: PipelineEnv, timeoutMs = 150_000) {
+  const bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
+  const res = await fetch(`${bugbot.url}/triggers/grafana`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(strayOwnerAlert()) });
+  assert.equal(res.status, 200);
+  await waitFor(() => readOutcomes(env.home).length > 0, timeoutMs, 'the run to end');
+  const row = readOutcomes(env.home)[0] as Record<string, unknown> & { outcome: string; reason: string; state: string; denials: Array<{ tool: string; by: string; reason?: string }> };
+  const ticket = (await (await fetch(`${bugbot.url}/api/tickets/1`)).json()) as { ticket: { state: string } };
+  return { bugbot, row, ticketState: ticket.ticket.state, ticketDir: join(env.home, 'tickets', '1', 'run-1') };
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: '127.0.0.1' });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+function assertCleanedUp(env: PipelineEnv, ticketDir: string): Promise<void> {
+  assert.equal(existsSync(join(env.home, 'worktrees', 'ticket-1-run-1')), false, 'worktree removed');
+  assert.doesNotMatch(env.target.git('worktree', 'list'), /ticket-1-run-1/);
+  const port = JSON.parse(readFileSync(join(ticketDir, 'ticket.json'), 'utf8')).workspace.port as number;
+  return portOpen(port).then((open) => assert.equal(open, false, 'dev server stopped'));
+}
+
+/** A marker folder outside everything the agent may touch; the banned commands aim at it. */
+function markers(env: PipelineEnv): { dir: string; victim: string; pushed: string } {
+  const dir = join(env.dir, 'markers');
+  mkdirSync(join(dir, 'victim'), { recursive: true });
+  writeFileSync(join(dir, 'victim', 'keep.txt'), 'must survive');
+  return { dir, victim: join(dir, 'victim'), pushed: join(dir, 'pushed') };
+}
+
+function bannedAttempts(env: PipelineEnv, m: ReturnType<typeof markers>): Step[] {
+  return [
+    tool('Bash', { command: `git push --no-verify origin HEAD:main && touch ${m.pushed}`, description: 'push' }),
+    tool('Bash', { command: `rm -rf ${m.victim}`, description: 'clean up' }),
+    tool('Write', { file_path: join(worktreeOf(env), '.claude/settings.json'), content: '{"hooks":{}}' }),
+  ];
+}
+
+test('banned actions are denied before they run; the run goes on and the outcome lists them', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t);
+  const m = markers(env);
+  const scripts = happyPathScripts(env);
+  env.model.script('research', [...bannedAttempts(env, m), ...scripts.research!]);
+  for (const p of ['implement', 'review', 'docs']) env.model.script(p, scripts[p]!);
+  const { row, ticketState, ticketDir } = await runTicket(t, env);
+
+  assert.equal(existsSync(m.pushed), false, 'the push command never ran');
+  assert.equal(readFileSync(join(m.victim, 'keep.txt'), 'utf8'), 'must survive', 'rm -rf never ran');
+  assert.equal(env.target.originGit('log', '--format=%s', 'main').split('\n').length, 1, 'nothing was pushed to main');
+  assert.equal(ticketState, 'pushed', `the run continued: ${row.reason}`);
+  const denied = row.denials.map((d) => `${d.tool}:${d.by}`);
+  assert.ok(row.denials.some((d) => d.tool === 'Bash' && JSON.stringify(d).includes('git push')), JSON.stringify(row.denials));
+  assert.ok(row.denials.some((d) => d.tool === 'Bash' && JSON.stringify(d).includes('rm -rf')), JSON.stringify(row.denials));
+  assert.ok(
+    row.denials.some((d) => d.tool === 'Write' && d.by === 'hook' && /\.claude\/settings\.json is protected/.test(d.reason ?? '')),
+    denied.join(', '),
+  );
+  // The fix on staging does not carry the forbidden file.
+  assert.doesNotMatch(env.target.originGit('show', '--stat', '--format=', 'staging~1'), /\.claude/);
+  await assertCleanedUp(env, ticketDir);
+});
+
+test('with onBannedAction "kill", the first banned attempt ends the run', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, { harness: { onBannedAction: 'kill', idleTimeoutSeconds: 60, heartbeatSeconds: 1 } } as ConfigFile);
+  const m = markers(env);
+  env.model.script('research', [...bannedAttempts(env, m), say('unreachable')]);
+  const { row, ticketState, ticketDir } = await runTicket(t, env);
+  assert.equal(ticketState, 'failed');
+  assert.equal(row.outcome, 'failed');
+  assert.match(row.reason, /research: banned action attempted: bugbot guard: .*(push|--no-verify)/);
+  assert.equal(existsSync(m.pushed), false);
+  await assertCleanedUp(env, ticketDir);
+});
+
+test('a stalled model is killed after the idle limit; failed with the reason, everything cleaned up', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 4, heartbeatSeconds: 1 } } as ConfigFile);
+  const scripts = happyPathScripts(env);
+  env.model.script('research', scripts.research!);
+  env.model.script('implement', [{ stall: true }]);
+  const started = Date.now();
+  const { row, ticketState, ticketDir } = await runTicket(t, env);
+  assert.equal(ticketState, 'failed');
+  assert.equal(row.outcome, 'failed');
+  assert.match(row.reason, /implement: idle: no stream event for 4 s/);
+  const implement = JSON.parse(readFileSync(join(ticketDir, 'stats-implement.json'), 'utf8')) as { duration_s: number; killed: string };
+  assert.ok(implement.duration_s < 15, `killed within the limit (${implement.duration_s} s)`);
+  assert.ok(Date.now() - started < 120_000);
+  await assertCleanedUp(env, ticketDir);
+});
+
+test('max turns: failed with error_max_turns, partial work kept on its branch', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 60, heartbeatSeconds: 1, phases: { implement: { maxTurns: 3 } } } } as ConfigFile);
+  const scripts = happyPathScripts(env);
+  env.model.script('research', scripts.research!);
+  const pets = join(worktreeOf(env), 'src/pets.ts');
+  env.model.script('implement', [
+    tool('Read', { file_path: pets }),
+    tool('Edit', { file_path: pets, old_string: 'ownerName: pet.owner!.name', new_string: 'ownerName: pet.owner?.name ?? null' }),
+    tool('Read', { file_path: pets }),
+    tool('Read', { file_path: pets }),
+    tool('Read', { file_path: pets }),
+  ]);
+  const { row, ticketState, ticketDir } = await runTicket(t, env);
+  assert.equal(ticketState, 'failed');
+  assert.match(row.reason, /implement: error_max_turns/);
+  const branch = row.branch as string;
+  assert.match(env.target.git('show', `${branch}:src/pets.ts`), /pet\.owner\?\.name \?\? null/, 'partial work is on the branch');
+  await assertCleanedUp(env, ticketDir);
+});
+
+test('budget: failed with error_max_budget_usd', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 60, heartbeatSeconds: 1, phases: { research: { maxBudgetUsd: 0.01 } } } } as ConfigFile);
+  const readme = join(worktreeOf(env), 'CLAUDE.md');
+  env.model.script('research', Array.from({ length: 8 }, () => tool('Read', { file_path: readme })));
+  const { row, ticketState } = await runTicket(t, env);
+  assert.equal(ticketState, 'failed');
+  assert.match(row.reason, /research: error_max_budget_usd/);
+});
