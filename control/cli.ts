@@ -16,6 +16,8 @@ import { workersFromStore } from './api.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { parseSince, summarize } from './outcomes/summary.ts';
 import { cancelTicket, runsForTicket } from './queue/leases.ts';
+import { registerDocsCommands } from './docs-search/cli.ts';
+import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
 import { startWatchers } from './triggers/watch.ts';
@@ -76,10 +78,19 @@ export function buildProgram(): Command {
 
   program
     .command('init')
-    .description('write a commented starter bugbot.config.json')
+    .description('write a commented starter bugbot.config.json (or, with --target, starter docs into a target repo)')
     .option('-o, --output <path>', 'where to write it', 'bugbot.config.json')
     .option('-f, --force', 'overwrite an existing file')
-    .action((o: { output: string; force?: boolean }) => {
+    .option('--target <path>', 'write a starter docs/ and CLAUDE.md auto-load table into this repository instead')
+    .action((o: { output: string; force?: boolean; target?: string }) => {
+      if (o.target) {
+        const dir = resolve(o.target);
+        if (!existsSync(dir)) fail(`${dir} does not exist`, 2);
+        const r = initTargetDocs(dir);
+        for (const w of r.written) process.stdout.write(`wrote ${w}\n`);
+        for (const k of r.kept) process.stdout.write(`kept ${k.path}: ${k.reason}\n`);
+        return;
+      }
       const out = resolve(o.output);
       if (existsSync(out) && !o.force) fail(`${out} already exists (use --force to overwrite)`, 2);
       writeFileSync(out, STARTER_CONFIG);
@@ -349,6 +360,7 @@ export function buildProgram(): Command {
       process.stdout.write(JSON.stringify(rest, null, 2) + '\n');
     });
 
+  registerDocsCommands(program, (cmd) => load(cmd));
   return program;
 }
 

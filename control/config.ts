@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { browserSettingsSchema } from '../lib/mcp/browser-settings.ts';
 import { dbSettingsSchema } from '../lib/mcp/db-settings.ts';
 import { lokiSettingsSchema } from '../lib/mcp/loki-settings.ts';
+import { docsSettingsSchema } from './docs-search/settings.ts';
 import { SEVERITIES } from './types.ts';
 
 const envName = z
@@ -232,6 +233,8 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Phase 0 docs retrieval over the target's docs (see docs/docs-search.md). */
+    docs: docsSettingsSchema,
     /** The MCP servers the agent works through (see docs/mcp.md). */
     mcp: z
       .object({
@@ -386,6 +389,8 @@ export function secretNames(cfg: z.output<typeof configSchema>): string[] {
     cfg.mcp.loki.basicPasswordEnv,
     cfg.mcp.loki.hashSaltEnv,
     cfg.mcp.db.urlEnv,
+    cfg.mcp.db.writeUrlEnv,
+    cfg.docs.embeddings.apiKeyEnv,
     ...Object.values(cfg.mcp.browser.roles).flatMap((r) =>
       Object.values(r.form?.fields ?? {}).flatMap((v) => (typeof v === 'object' ? [v.env] : [])),
     ),

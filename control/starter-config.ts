@@ -34,6 +34,32 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
   // Parallel workers, 1-8.
   "workers": 2,
 
+  // How workers run Claude Code (see docs/harness.md).
+  "harness": {
+    // Model credentials workers may use: the only secrets they get.
+    "apiKeyEnv": "ANTHROPIC_API_KEY",
+    "baseUrlEnv": "ANTHROPIC_BASE_URL",
+    "oauthTokenEnv": "CLAUDE_CODE_OAUTH_TOKEN",
+    // "model": "sonnet",
+    // A phase whose stream is silent this long is killed.
+    "idleTimeoutSeconds": 300,
+    // A banned attempt is denied and the session goes on ("deny"), or ends it ("kill").
+    "onBannedAction": "deny",
+    "devTimeoutSeconds": 60,
+    "heartbeatSeconds": 15,
+    // "autopush" pushes fixes to the staging branch; "approve" waits on bot/<ticket> for a person.
+    "pushMode": "autopush",
+    "pushRetries": 5,
+    // Extra shell commands implement and review may run, e.g. "Bash(make test:*)".
+    "allowedCommands": [],
+    "phases": {
+      "research": { "maxTurns": 40, "maxBudgetUsd": 2, "wallSeconds": 900 },
+      "implement": { "maxTurns": 80, "maxBudgetUsd": 5, "wallSeconds": 1800 },
+      "review": { "maxTurns": 40, "maxBudgetUsd": 2, "wallSeconds": 900 },
+      "docs": { "maxTurns": 20, "maxBudgetUsd": 1, "wallSeconds": 600 }
+    }
+  },
+
   "intake": {
     // A new error waits this long for its cascade to settle; each occurrence resets it...
     "settleSeconds": 30,
@@ -102,6 +128,47 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
       "enabled": true,
       "mailgunSigningKeyEnv": "MAILGUN_SIGNING_KEY",
       "rawTokenEnv": "BUGBOT_EMAIL_TOKEN"
+    }
+  },
+
+  // Phase 0: the target's docs, indexed for retrieval (see docs/docs-search.md).
+  "docs": {
+    "globs": ["docs/**/*.md", "CLAUDE.md"],
+    "preContextBytes": 12000,
+    "preContextK": 6,
+    // Vectors as well as full-text search when an OpenAI-compatible endpoint is set:
+    "embeddings": {
+      // "baseURL": "http://127.0.0.1:8080/v1",
+      "model": "text-embedding-3-small",
+      "apiKeyEnv": "OPENAI_API_KEY"
+    }
+  },
+
+  // The MCP servers the agent works through (see docs/mcp.md).
+  "mcp": {
+    "browser": {
+      "chromiumPath": "/usr/bin/chromium",
+      // Each worker's own dev server is always allowed; add other origins here.
+      "origins": [],
+      // How to sign in as each kind of user, e.g.
+      // "free": { "description": "free plan", "loginUrl": "/dev-login?role=free", "expect": "#user" }
+      "roles": {}
+    },
+    "loki": {
+      // "url": "http://loki:3100", "tokenEnv": "BUGBOT_LOKI_TOKEN", "tenant": "prod",
+      // or JSON-lines log files when there is no Loki:
+      "files": [],
+      "userLabel": "user_id"
+    },
+    "db": {
+      "driver": "postgres",
+      // A read-only role's connection URL, from this variable:
+      "urlEnv": "BUGBOT_DB_READONLY_URL",
+      // Columns the agent may see, per table; sensitive columns are never visible.
+      "tables": {},
+      "sensitive": {},
+      "statementTimeoutMs": 5000,
+      "rowLimit": 200
     }
   },
 

@@ -1,0 +1,214 @@
+/**
+ * Markdown → chunks, one per section (ATX or setext heading), each carrying its heading
+ * path. Code fences are respected (a `#` line inside a fence is code, not a heading);
+ * an unclosed fence is treated as text, so one stray ``` in a broken file does not hide
+ * every heading after it. Sections longer than the limit are split at blank lines, then
+ * at lines, then mid-line; a file yields at most `maxChunks` chunks.
+ */
+
+export interface Chunk {
+  /** Headings from the top of the document down to this section. */
+  headingPath: string[];
+  /** The section's own heading; '' for text before the first heading. */
+  heading: string;
+  /** 1-based line of the chunk's first line in the file. */
+  line: number;
+  /** 0 for a whole section or its first piece; 1, 2, ... for the rest of a split section. */
+  part: number;
+  text: string;
+}
+
+export interface ChunkOptions {
+  maxChunkChars: number;
+  maxChunks: number;
+}
+
+export interface ChunkResult {
+  chunks: Chunk[];
+  /** What was odd about the file (unclosed fences, chunks left out), for the index report. */
+  notes: string[];
+}
+
+interface Section {
+  start: number;
+  end: number;
+  /** Lines the heading itself takes: 0 before the first heading, 1 for ATX, 2 for setext. */
+  headingLines: number;
+  heading: string;
+  headingPath: string[];
+}
+
+const ATX = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$/;
+const SETEXT = /^ {0,3}(=+|-+)[ \t]*$/;
+const FENCE_OPEN = /^ {0,3}(`{3,}|~{3,})(.*)$/;
+const FENCE_CLOSE = /^ {0,3}(`{3,}|~{3,})[ \t]*$/;
+/** Lines that cannot be the text of a setext heading: lists, quotes, tables, indented code. */
+const NOT_SETEXT_TEXT = /^(?: {4}|\t)|^\s*(?:[-*+>|]|\d+[.)])(?:\s|$)/;
+
+/** Split markdown into heading-scoped chunks. */
+export function chunkMarkdown(source: string, opts: ChunkOptions): ChunkResult {
+  const lines = source.split(/\r\n?|\n/);
+  const notes: string[] = [];
+  const first = frontMatterEnd(lines);
+  const fenced = fenceMask(lines, first, notes);
+  const sections = findSections(lines, first, fenced);
+  const chunks: Chunk[] = [];
+  for (const s of sections) {
+    for (const piece of splitSection(lines, fenced, s, opts.maxChunkChars)) {
+      chunks.push({ headingPath: s.headingPath, heading: s.heading, ...piece });
+    }
+  }
+  if (chunks.length > opts.maxChunks) {
+    notes.push(`kept the first ${opts.maxChunks} of ${chunks.length} chunks`);
+    chunks.length = opts.maxChunks;
+  }
+  return { chunks, notes };
+}
+
+/** YAML front matter (`---` ... `---` on the first line) is metadata, and its closing `---` must not read as a setext underline. */
+function frontMatterEnd(lines: string[]): number {
+  if (lines[0]?.trim() !== '---') return 0;
+  for (let i = 1; i < Math.min(lines.length, 200); i++) {
+    const l = lines[i]!.trim();
+    if (l === '---' || l === '...') return i + 1;
+  }
+  return 0;
+}
+
+/**
+ * Which lines belong to a fenced code block, delimiters included. An opener with no
+ * matching closer after it is plain text. Precomputing, per fence character, the longest
+ * closer at or after each line answers "is this opener ever closed?" in O(1), so a file
+ * full of broken fences stays linear.
+ */
+function fenceMask(lines: string[], first: number, notes: string[]): Uint8Array {
+  const n = lines.length;
+  const longestCloser = { '`': new Int32Array(n + 1), '~': new Int32Array(n + 1) };
+  for (let i = n - 1; i >= first; i--) {
+    longestCloser['`'][i] = longestCloser['`'][i + 1]!;
+    longestCloser['~'][i] = longestCloser['~'][i + 1]!;
+    const m = FENCE_CLOSE.exec(lines[i]!);
+    if (m) {
+      const ch = m[1]![0] as '`' | '~';
+      longestCloser[ch][i] = Math.max(longestCloser[ch][i]!, m[1]!.length);
+    }
+  }
+  const mask = new Uint8Array(n);
+  for (let i = first; i < n; i++) {
+    const m = FENCE_OPEN.exec(lines[i]!);
+    if (!m) continue;
+    const ch = m[1]![0] as '`' | '~';
+    const len = m[1]!.length;
+    if (ch === '`' && m[2]!.includes('`')) continue; // not an opener (CommonMark)
+    if (longestCloser[ch][i + 1]! < len) {
+      notes.push(`unclosed code fence at line ${i + 1} read as text`);
+      continue;
+    }
+    let j = i + 1;
+    for (; j < n; j++) {
+      const c = FENCE_CLOSE.exec(lines[j]!);
+      if (c && c[1]![0] === ch && c[1]!.length >= len) break;
+    }
+    mask.fill(1, i, j + 1);
+    i = j;
+  }
+  return mask;
+}
+
+function findSections(lines: string[], first: number, fenced: Uint8Array): Section[] {
+  const sections: Section[] = [];
+  const stack: Array<{ level: number; text: string }> = [];
+  let cur: Section = { start: first, end: lines.length, headingLines: 0, heading: '', headingPath: [] };
+  const isHeading = new Uint8Array(lines.length);
+  const open = (start: number, headingLines: number, level: number, text: string) => {
+    cur.end = start;
+    sections.push(cur);
+    while (stack.length && stack[stack.length - 1]!.level >= level) stack.pop();
+    stack.push({ level, text });
+    cur = { start, end: lines.length, headingLines, heading: text, headingPath: stack.map((h) => h.text) };
+  };
+  for (let i = first; i < lines.length; i++) {
+    if (fenced[i]) continue;
+    const line = lines[i]!;
+    const atx = ATX.exec(line);
+    if (atx) {
+      const text = (atx[2] ?? '').replace(/(?:^|[ \t]+)#+$/, '').trim();
+      isHeading[i] = 1;
+      open(i, 1, atx[1]!.length, text || '(untitled)');
+      continue;
+    }
+    const setext = SETEXT.exec(line);
+    const p = i - 1;
+    if (
+      setext &&
+      p >= cur.start &&
+      !fenced[p] &&
+      !isHeading[p] &&
+      lines[p]!.trim() !== '' &&
+      !NOT_SETEXT_TEXT.test(lines[p]!) &&
+      (p === first || lines[p - 1]!.trim() === '' || isHeading[p - 1])
+    ) {
+      isHeading[p] = isHeading[i] = 1;
+      open(p, 2, setext[1]![0] === '=' ? 1 : 2, lines[p]!.trim());
+    }
+  }
+  sections.push(cur);
+  // A heading with nothing under it (a title right above its first subsection) would only
+  // add a chunk that matches on words its subsections already carry in their heading path.
+  return sections.filter((s) => lines.slice(s.start + s.headingLines, s.end).some((l) => l.trim() !== ''));
+}
+
+/**
+ * Cut a section into pieces of at most `max` characters. Blocks (paragraphs, whole fenced
+ * blocks) are packed greedily; a block that alone is too long is cut at lines, and a line
+ * that alone is too long is cut mid-line.
+ */
+function splitSection(lines: string[], fenced: Uint8Array, s: Section, max: number): Array<Omit<Chunk, 'heading' | 'headingPath'>> {
+  let end = s.end;
+  while (end > s.start && lines[end - 1]!.trim() === '') end--;
+  const whole = lines.slice(s.start, end).join('\n');
+  if (whole.length <= max) return [{ line: s.start + 1, part: 0, text: whole }];
+
+  // Units of text that should stay together, each with its first line.
+  const units: Array<{ line: number; text: string }> = [];
+  let blockStart = s.start;
+  const flushBlock = (to: number) => {
+    if (to <= blockStart) return;
+    const text = lines.slice(blockStart, to).join('\n');
+    if (text.length <= max) units.push({ line: blockStart, text });
+    else for (let k = blockStart; k < to; k++) for (const piece of cut(lines[k]!, max)) units.push({ line: k, text: piece });
+  };
+  for (let i = s.start; i < end; i++) {
+    if (!fenced[i] && lines[i]!.trim() === '') {
+      flushBlock(i);
+      blockStart = i + 1;
+    }
+  }
+  flushBlock(end);
+
+  const out: Array<Omit<Chunk, 'heading' | 'headingPath'>> = [];
+  let buf: { line: number; text: string } | null = null;
+  for (const u of units) {
+    if (buf && buf.text.length + 2 + u.text.length <= max) {
+      buf.text += (lines[u.line - 1]?.trim() === '' ? '\n\n' : '\n') + u.text;
+      continue;
+    }
+    if (buf) out.push({ line: buf.line + 1, part: out.length, text: buf.text });
+    buf = { ...u };
+  }
+  if (buf) out.push({ line: buf.line + 1, part: out.length, text: buf.text });
+  return out;
+}
+
+function cut(line: string, max: number): string[] {
+  if (line.length <= max) return [line];
+  const out: string[] = [];
+  for (let i = 0; i < line.length; ) {
+    let end = Math.min(i + max, line.length);
+    // Never split a surrogate pair: half an emoji would be stored as U+FFFD.
+    if (end < line.length && /[\uD800-\uDBFF]/.test(line[end - 1]!)) end--;
+    out.push(line.slice(i, end));
+    i = end;
+  }
+  return out;
+}

@@ -1,0 +1,187 @@
+/**
+ * `bugbot docs index` and `bugbot docs-search`: the commands the harness runs before a
+ * session (index, then search with --pre-context) and people run to see what the bot
+ * would read. Failures throw, so `main()` in control/cli.ts sets the exit code.
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createEmbedder, type Embedder } from './embed.ts';
+import { indexDocs, type IndexReport } from './index.ts';
+import { renderPreContext } from './precontext.ts';
+import { searchDocs, type SearchResult } from './search.ts';
+import { docsSettingsSchema, resolveIndexPath, type DocsSettings } from './settings.ts';
+import { DocsStore } from './store.ts';
+
+/** What the commands need from the loaded config; `BugbotConfig` satisfies it (with `docs` once wired). */
+export interface DocsCommandConfig {
+  home: string;
+  target: { repo: string };
+  docs?: DocsSettings;
+  secrets?: { get(envVar: string | undefined): string | undefined };
+}
+
+/** Where command output goes; tests capture it. */
+export interface DocsIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIo: DocsIo = {
+  out: (t) => void process.stdout.write(t),
+  err: (t) => void process.stderr.write(t),
+};
+
+function intArg(value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError('expected a positive integer');
+  return Number(value);
+}
+
+/**
+ * Add `docs index` and `docs-search` to `program`. Settings come from the loaded config's
+ * `docs` section when it has one, else from `settings`.
+ */
+export function registerDocsCommands(
+  program: Command,
+  load: (cmd: Command) => DocsCommandConfig,
+  settings: DocsSettings = docsSettingsSchema.parse({}),
+  io: DocsIo = processIo,
+): void {
+  const open = (cmd: Command, repoFlag: string | undefined): Context => {
+    const cfg = load(cmd);
+    const s = cfg.docs ?? settings;
+    const repo = resolve(repoFlag ?? cfg.target.repo);
+    // The CLI is the edge where secrets are read: from the config's snapshot when wired, else the environment.
+    const apiKey = cfg.secrets ? cfg.secrets.get(s.embeddings.apiKeyEnv) : process.env[s.embeddings.apiKeyEnv];
+    const indexPath = resolveIndexPath(cfg.home, repo, s);
+    return { settings: s, repo, indexPath, embedder: createEmbedder(s.embeddings, apiKey) };
+  };
+
+  program
+    .command('docs')
+    .description("the target repository's docs index (see docs/docs-search.md)")
+    .command('index')
+    .description('index the docs of the target repository (incremental: only changed files are re-read and re-embedded)')
+    .option('--repo <path>', 'repository to index (default: target.repo)')
+    .option('--json', 'JSON output')
+    .action(async (o: { repo?: string; json?: boolean }, cmd: Command) => {
+      const ctx = open(cmd, o.repo);
+      requireRepo(cmd, ctx.repo);
+      const store = new DocsStore(ctx.indexPath);
+      try {
+        const report = await indexDocs({ repo: ctx.repo, settings: ctx.settings, store, embedder: ctx.embedder });
+        for (const w of report.warnings) io.err(`warning: ${w}\n`);
+        io.out(o.json ? JSON.stringify({ indexPath: ctx.indexPath, ...report }, null, 2) + '\n' : formatReport(report, ctx.indexPath));
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('docs-search')
+    .description("rank sections of the target repository's docs for a ticket's text (brings the index up to date first)")
+    .argument('[text]', 'what to look for (ticket title and message); any characters')
+    .option('--query-file <file>', 'read the text from a file (e.g. the ticket folder\'s ticket.md)')
+    .option('-k, --k <n>', 'sections to return (default 5, or docs.preContextK with --pre-context)', intArg)
+    .option('--repo <path>', 'repository to search (default: target.repo)')
+    .option('--no-refresh', 'search the index as it is, without re-reading changed files')
+    .option('--json', 'JSON output')
+    .option('--pre-context <file>', 'also write pre-context.md for the harness (never fails: problems become warnings in the file)')
+    .action(async (text: string | undefined, o: SearchOpts, cmd: Command) => {
+      if (text === undefined && !o.queryFile) cmd.error('error: give the text to search for, or --query-file FILE', { exitCode: 2 });
+      const query = o.queryFile ? readFileSync(o.queryFile, 'utf8') : text!;
+      const ctx = open(cmd, o.repo);
+      // With --pre-context a missing repository is only a warning in the file (the index may still hold its docs).
+      if (!o.preContext && o.refresh) requireRepo(cmd, ctx.repo);
+      const k = o.k ?? (o.preContext ? ctx.settings.preContextK : 5);
+      let result: SearchResult;
+      try {
+        result = await search(ctx, query, k, { refresh: o.refresh, soft: Boolean(o.preContext) });
+      } catch (err) {
+        if (!o.preContext) throw err;
+        // The harness must get its file: a broken index is a warning in it, not a failed ticket.
+        result = emptyResult(query, `docs retrieval failed: ${(err as Error).message}`);
+      }
+      for (const w of result.warnings) io.err(`warning: ${w}\n`);
+      if (o.preContext) {
+        const md = renderPreContext(result, ctx.settings.preContextBytes);
+        writeFileSync(o.preContext, md);
+        io.err(`wrote ${o.preContext} (${result.hits.length} section(s), ${Buffer.byteLength(md)} bytes)\n`);
+      }
+      io.out(o.json ? JSON.stringify(result, null, 2) + '\n' : formatHits(result));
+    });
+}
+
+function requireRepo(cmd: Command, repo: string): void {
+  if (!existsSync(repo) || !statSync(repo).isDirectory()) cmd.error(`error: ${repo} is not a directory`, { exitCode: 2 });
+}
+
+interface SearchOpts {
+  queryFile?: string;
+  k?: number;
+  repo?: string;
+  refresh: boolean;
+  json?: boolean;
+  preContext?: string;
+}
+
+interface Context {
+  settings: DocsSettings;
+  repo: string;
+  indexPath: string;
+  embedder: Embedder | null;
+}
+
+/** Refresh (incrementally) then search. With `soft`, a failed refresh is a warning and the index is searched as it is. */
+async function search(ctx: Context, text: string, k: number, opts: { refresh: boolean; soft: boolean }): Promise<SearchResult> {
+  const store = new DocsStore(ctx.indexPath);
+  try {
+    const warnings: string[] = [];
+    let endpointFailed = false;
+    if (opts.refresh) {
+      try {
+        const report = await indexDocs({ repo: ctx.repo, settings: ctx.settings, store, embedder: ctx.embedder });
+        warnings.push(...report.warnings);
+        endpointFailed = report.vectorState === 'failed';
+      } catch (err) {
+        if (!opts.soft) throw err;
+        warnings.push(`could not refresh the docs index: ${(err as Error).message}`);
+      }
+    }
+    const result = await searchDocs(store, text, { k, embedder: ctx.embedder, endpointFailed });
+    result.warnings.unshift(...warnings);
+    return result;
+  } finally {
+    store.close();
+  }
+}
+
+function emptyResult(query: string, warning: string): SearchResult {
+  return { query, mode: 'fts', vectorState: 'off', hits: [], indexed: { files: 0, chunks: 0, vectors: 0 }, warnings: [warning] };
+}
+
+function formatReport(r: IndexReport, indexPath: string): string {
+  const embedded = r.vectorState === 'off' ? 'vectors off (no embeddings endpoint)' : `embedded ${r.embeddedFiles} file(s) (${r.embeddedChunks} chunks), vectors ${r.vectorState}`;
+  const lines = [
+    `${r.repo}: scanned ${r.scanned} file(s): ${r.changed} changed, ${r.unchanged} unchanged, ${r.removed} removed, ${r.skipped.length} skipped; ${embedded}; ${r.ms} ms`,
+    `index ${indexPath}: ${r.files} file(s), ${r.chunks} chunks, ${r.vectors} vectors`,
+    ...r.skipped.map((s) => `skipped ${s.path}: ${s.reason}`),
+    ...r.notes.map((n) => `note ${n.path}: ${n.note}`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+function formatHits(r: SearchResult): string {
+  if (r.indexed.chunks === 0) return 'the docs index is empty (run: bugbot docs index)\n';
+  if (!r.hits.length) return `no section matched (${r.indexed.chunks} chunks searched, ${r.mode})\n`;
+  const lines: string[] = [];
+  r.hits.forEach((h, i) => {
+    const where = h.headingPath.length ? h.headingPath.join(' › ') : '(top)';
+    lines.push(`${i + 1}. ${h.path}:${h.line}  ${where}  [${h.score.toFixed(4)}]`);
+    lines.push(`   why: ${h.why}`);
+    const preview = h.text.replace(/\s+/g, ' ').trim();
+    lines.push(`   ${preview.length > 160 ? `${preview.slice(0, 160)}…` : preview}`);
+  });
+  lines.push(`(${r.mode}, ${r.indexed.chunks} chunks in ${r.indexed.files} file(s))`);
+  return lines.join('\n') + '\n';
+}

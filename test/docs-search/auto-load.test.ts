@@ -1,0 +1,114 @@
+/**
+ * The auto-load table in a target's CLAUDE.md (format: docs/docs-search.md), and
+ * `initTargetDocs`, which writes a starter one without overwriting anything.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { missingAutoLoadDocs, parseAutoLoad, renderAutoLoad, updateAutoLoad, type AutoLoadRow } from '../../control/docs-search/auto-load.ts';
+import { initTargetDocs } from '../../control/docs-search/init-target.ts';
+import { tempRepo } from './support.ts';
+
+const CLAUDE = `# Pet shop — operating manual
+
+A small pet shop API.
+
+<!-- bugbot:auto-load:start -->
+| topic | docs |
+|---|---|
+| payments, webhooks, duplicate deliveries | docs/payments.md |
+| search, performance | \`docs/performance.md\`, [search](docs/search.md) |
+<!-- bugbot:auto-load:end -->
+
+## Commands
+
+- \`npm test\`
+`;
+
+test('parse reads bare, backticked and linked paths', () => {
+  const t = parseAutoLoad(CLAUDE);
+  assert.deepEqual(t, {
+    found: true,
+    problems: [],
+    rows: [
+      { topic: 'payments, webhooks, duplicate deliveries', docs: ['docs/payments.md'] },
+      { topic: 'search, performance', docs: ['docs/performance.md', 'docs/search.md'] },
+    ],
+  });
+});
+
+test('update replaces the table in place and keeps every other byte; parse(update) round-trips', () => {
+  const rows: AutoLoadRow[] = [
+    { topic: 'payments | refunds', docs: ['docs/payments.md'] },
+    { topic: 'logging', docs: ['docs/logging.md', 'docs/errors.md'] },
+  ];
+  const updated = updateAutoLoad(CLAUDE, rows);
+  assert.deepEqual(parseAutoLoad(updated), { found: true, problems: [], rows });
+  const outside = (s: string) => s.replace(/<!-- bugbot:auto-load:start -->[\s\S]*<!-- bugbot:auto-load:end -->/, '');
+  assert.equal(outside(updated), outside(CLAUDE));
+  assert.equal(updateAutoLoad(updated, parseAutoLoad(CLAUDE).rows), updateAutoLoad(CLAUDE, parseAutoLoad(CLAUDE).rows));
+
+  const topic = fc.string({ minLength: 1, maxLength: 30 }).map((s) => s.replace(/[\r\n,`]/g, ' ').trim()).filter((s) => s.length > 0 && !/^:?-{3,}:?$/.test(s));
+  const path = fc.stringMatching(/^docs\/[a-z0-9-]{1,12}\.md$/);
+  fc.assert(
+    fc.property(fc.array(fc.record({ topic, docs: fc.array(path, { minLength: 1, maxLength: 3 }) }), { maxLength: 6 }), (generated) => {
+      const rs = generated.map((r) => ({ topic: r.topic, docs: r.docs }));
+      assert.deepEqual(parseAutoLoad(updateAutoLoad('# T\n\nbody\n', rs)).rows, rs);
+    }),
+  );
+});
+
+test('without a table, the block goes after the title; without a title, first', () => {
+  const rows = [{ topic: 'x', docs: ['docs/x.md'] }];
+  assert.equal(updateAutoLoad('# Title\n\nText.\n', rows), `# Title\n\n${renderAutoLoad(rows)}\n\nText.\n`);
+  assert.equal(updateAutoLoad('Text.\n', rows), `${renderAutoLoad(rows)}\n\nText.\n`);
+  assert.equal(updateAutoLoad('', rows), `${renderAutoLoad(rows)}\n`);
+});
+
+test('odd tables are reported as problems, never thrown', () => {
+  assert.deepEqual(parseAutoLoad('# no table here'), { found: false, rows: [], problems: [] });
+  assert.match(parseAutoLoad('<!-- bugbot:auto-load:start -->\n| topic | docs |').problems[0]!, /has no <!-- bugbot:auto-load:end -->/);
+  const odd = parseAutoLoad(
+    ['<!-- bugbot:auto-load:start -->', '| subject | files |', '|---|---|', '| a | b | c |', 'loose text', '| only topic |  |', '| ok | docs/ok.md |', '<!-- bugbot:auto-load:end -->'].join('\n'),
+  );
+  assert.deepEqual(odd.rows, [{ topic: 'ok', docs: ['docs/ok.md'] }]);
+  assert.deepEqual(odd.problems.map((p) => p.split(':')[0]), ['line 2', 'line 4', 'line 5', 'line 6']);
+});
+
+test('missingAutoLoadDocs names rows whose docs are gone', () => {
+  const rows = parseAutoLoad(CLAUDE).rows;
+  assert.deepEqual(missingAutoLoadDocs(rows, (p) => p !== 'docs/search.md'), [{ topic: 'search, performance', doc: 'docs/search.md' }]);
+});
+
+test('initTargetDocs on an empty repository writes docs/README.md and CLAUDE.md, then never overwrites', (t) => {
+  const { repo } = tempRepo(t, {});
+  assert.deepEqual(initTargetDocs(repo), { written: ['docs/README.md', 'CLAUDE.md'], kept: [] });
+  const claude = readFileSync(join(repo, 'CLAUDE.md'), 'utf8');
+  const table = parseAutoLoad(claude);
+  assert.deepEqual(table.rows.map((r) => r.docs), [['docs/README.md']]);
+  assert.deepEqual(missingAutoLoadDocs(table.rows, (p) => existsSync(join(repo, p))), []);
+  assert.match(readFileSync(join(repo, 'docs/README.md'), 'utf8'), /^# Docs\n/);
+
+  const again = initTargetDocs(repo);
+  assert.deepEqual(again.written, []);
+  assert.deepEqual(again.kept.map((k) => k.path), ['docs/', 'CLAUDE.md']);
+  assert.equal(readFileSync(join(repo, 'CLAUDE.md'), 'utf8'), claude);
+});
+
+test('initTargetDocs with docs and a CLAUDE.md lacking a table: adds only the table, rows from doc titles', (t) => {
+  const own = '# My manual\n\nDo not touch this.\n';
+  const { repo } = tempRepo(t, { 'CLAUDE.md': own, 'docs/ops/deploy.md': '# Deploying\n\ntext\n', 'docs/untitled.md': 'no title\n' });
+  const r = initTargetDocs(repo);
+  assert.deepEqual(r.written, ['CLAUDE.md (added the auto-load table)']);
+  assert.deepEqual(r.kept, [{ path: 'docs/', reason: 'already holds 2 markdown file(s)' }]);
+  const text = readFileSync(join(repo, 'CLAUDE.md'), 'utf8');
+  assert.deepEqual(parseAutoLoad(text).rows, [
+    { topic: 'Deploying', docs: ['docs/ops/deploy.md'] },
+    { topic: 'untitled', docs: ['docs/untitled.md'] },
+  ]);
+  assert.ok(text.startsWith('# My manual\n\n<!-- bugbot:auto-load:start -->'));
+  assert.ok(text.endsWith('\n\nDo not touch this.\n'));
+  assert.throws(() => initTargetDocs(join(repo, 'missing')), /is not a directory/);
+});

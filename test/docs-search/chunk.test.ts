@@ -1,0 +1,130 @@
+/**
+ * Markdown chunking and file reading: headings and their paths, code fences, huge
+ * sections and files, broken markdown, empty and binary files, globs.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { chunkMarkdown } from '../../control/docs-search/chunk.ts';
+import { findDocFiles, globToRegExp, readDocFile } from '../../control/docs-search/files.ts';
+import { indexDocs } from '../../control/docs-search/index.ts';
+import { openStore, settings, tempRepo } from './support.ts';
+
+const opts = { maxChunkChars: 2000, maxChunks: 400 };
+
+test('chunks follow ATX and setext headings, with the heading path', () => {
+  const md = ['Intro text.', '', '# Title', '', 'About.', '', '## Setup', 'Install it.', '', 'Usage', '-----', '', 'Run it.', '', '### Flags', '', '--fast', '', '# Other', 'x'].join('\n');
+  const { chunks } = chunkMarkdown(md, opts);
+  assert.deepEqual(
+    chunks.map((c) => [c.headingPath.join(' > '), c.line]),
+    [
+      ['', 1],
+      ['Title', 3],
+      ['Title > Setup', 7],
+      ['Title > Usage', 10],
+      ['Title > Usage > Flags', 15],
+      ['Other', 19],
+    ],
+  );
+  assert.equal(chunks[3]!.heading, 'Usage');
+  assert.match(chunks[2]!.text, /^## Setup\nInstall it\.$/);
+});
+
+test('a # line inside a code fence is code, and the fence stays in its section', () => {
+  const md = ['# Deploy', '', '```sh', '# not a heading', 'make deploy', '```', '', '~~~~', '## still code', '~~~~', '', '## Rollback', 'undo'].join('\n');
+  const { chunks, notes } = chunkMarkdown(md, opts);
+  assert.deepEqual(chunks.map((c) => c.heading), ['Deploy', 'Rollback']);
+  assert.match(chunks[0]!.text, /# not a heading[\s\S]*## still code/);
+  assert.deepEqual(notes, []);
+});
+
+test('broken markdown: an unclosed fence is text, so later headings still count; odd headings never throw', () => {
+  const md = ['# A', '```js', 'let x = 1;', '', '## B', 'text', '#no-space is not a heading', '####### seven hashes', '## C ##', '---', '=== alone'].join('\n');
+  const { chunks, notes } = chunkMarkdown(md, opts);
+  assert.deepEqual(chunks.map((c) => c.heading), ['A', 'B', 'C']);
+  assert.match(notes.join(), /unclosed code fence at line 2/);
+  assert.match(chunks[1]!.text, /#no-space is not a heading\n####### seven hashes/);
+});
+
+test('front matter is skipped and is not read as a setext heading', () => {
+  const { chunks } = chunkMarkdown(['---', 'title: x', 'tags: [a]', '---', '# Real', 'body'].join('\n'), opts);
+  assert.deepEqual(chunks.map((c) => [c.heading, c.line]), [['Real', 5]]);
+});
+
+test('a huge section is split at paragraphs, lines and mid-line, never over the limit, same heading', () => {
+  const para = (n: number) => `word${n} `.repeat(40).trim();
+  const md = ['# Big', '', ...Array.from({ length: 30 }, (_, i) => `${para(i)}\n`), 'x'.repeat(1500)].join('\n');
+  const { chunks } = chunkMarkdown(md, { maxChunkChars: 600, maxChunks: 400 });
+  assert.ok(chunks.length > 10);
+  for (const c of chunks) {
+    assert.ok(c.text.length <= 600, `chunk of ${c.text.length} chars`);
+    assert.equal(c.heading, 'Big');
+  }
+  assert.deepEqual(chunks.map((c) => c.part), chunks.map((_, i) => i));
+  const all = chunks.map((c) => c.text).join('');
+  assert.equal((all.match(/x/g) ?? []).length, 1500, 'nothing is lost when a line is cut');
+  const emoji = chunkMarkdown('# E\n\n' + 'a🐕'.repeat(500), { maxChunkChars: 302, maxChunks: 400 }).chunks;
+  assert.ok(emoji.every((c) => !/[\uD800-\uDBFF]$|^[\uDC00-\uDFFF]/.test(c.text)), 'no surrogate pair is split');
+});
+
+test('a file with too many sections keeps the first maxChunks and says so', () => {
+  const md = Array.from({ length: 50 }, (_, i) => `## S${i}\ntext`).join('\n');
+  const { chunks, notes } = chunkMarkdown(md, { maxChunkChars: 2000, maxChunks: 10 });
+  assert.equal(chunks.length, 10);
+  assert.match(notes.join(), /kept the first 10 of 50 chunks/);
+});
+
+test('readDocFile: empty and binary files are skipped with a reason; a huge file is cut at a line', (t) => {
+  const { repo } = tempRepo(t, {
+    'empty.md': '',
+    'blank.md': '  \n\n\t\n',
+    'image.md': Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d]),
+    'latin.md': Buffer.from(Array.from({ length: 400 }, (_, i) => 0xe0 + (i % 16))),
+    'huge.md': '# Huge\n' + 'é line of text\n'.repeat(10_000),
+  });
+  const read = (name: string) => readDocFile(join(repo, name), 4096);
+  const reason = (name: string) => {
+    const f = read(name);
+    return f.kind === 'skip' ? f.reason : 'indexed';
+  };
+  assert.deepEqual(['empty.md', 'blank.md', 'image.md', 'latin.md'].map(reason), ['empty', 'empty', 'binary (NUL bytes)', 'binary (not UTF-8 text)']);
+  const huge = read('huge.md');
+  assert.ok(huge.kind === 'text' && huge.truncated);
+  assert.ok(huge.kind === 'text' && Buffer.byteLength(huge.text) <= 4096 && huge.text.endsWith('text'));
+});
+
+test('indexing lists skipped and capped files in the report, and keeps going', async (t) => {
+  const { repo, home } = tempRepo(t, {
+    'docs/empty.md': '',
+    'docs/bin.md': Buffer.from([0, 1, 2, 3]),
+    'docs/big.md': '# Big\n' + 'some words here\n'.repeat(2000),
+    'docs/ok.md': '# Fine\n\n## Part\n\ntext\n',
+  });
+  const store = openStore(t, home);
+  const r = await indexDocs({ repo, settings: settings({ maxFileBytes: 8192 }), store, embedder: null });
+  assert.equal(r.scanned, 4);
+  assert.deepEqual(r.skipped.map((s) => `${s.path}: ${s.reason}`).sort(), ['docs/bin.md: binary (NUL bytes)', 'docs/empty.md: empty']);
+  assert.deepEqual(r.notes.map((n) => n.path), ['docs/big.md']);
+  assert.match(r.notes[0]!.note, /indexed the first 8192 of \d+ bytes/);
+  assert.equal(r.files, 2);
+});
+
+test('globs: **, *, ?, braces; .git and node_modules are never entered', (t) => {
+  assert.ok(globToRegExp('docs/**/*.md').test('docs/a.md'));
+  assert.ok(globToRegExp('docs/**/*.md').test('docs/x/y/a.md'));
+  assert.ok(!globToRegExp('docs/**/*.md').test('docs/a.mdx'));
+  assert.ok(!globToRegExp('docs/*.md').test('docs/x/a.md'));
+  assert.ok(globToRegExp('{README,CLAUDE}.md').test('CLAUDE.md'));
+  assert.ok(globToRegExp('v?.md').test('v1.md'));
+  const { repo } = tempRepo(t, {
+    'CLAUDE.md': 'x',
+    'docs/a.md': 'x',
+    'docs/sub/b.md': 'x',
+    'docs/c.txt': 'x',
+    'docs/node_modules/d.md': 'x',
+    '.git/e.md': 'x',
+    'README.md': 'x',
+  });
+  assert.deepEqual(findDocFiles(repo, ['docs/**/*.md', 'CLAUDE.md', 'missing/**/*.md', 'NOPE.md']), ['CLAUDE.md', 'docs/a.md', 'docs/sub/b.md']);
+  assert.deepEqual(findDocFiles(repo, ['./**/*.md']), ['CLAUDE.md', 'README.md', 'docs/a.md', 'docs/sub/b.md']);
+});

@@ -1,0 +1,111 @@
+/**
+ * `docs index` and `docs-search` end to end through commander: each test builds a fresh
+ * program with registerDocsCommands (control/cli.ts wires it into `bugbot` itself).
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Command, CommanderError } from 'commander';
+import { startEmbedServer } from '../../bench/docs/embed-server.ts';
+import { registerDocsCommands, type DocsCommandConfig } from '../../control/docs-search/cli.ts';
+import type { DocsSettings } from '../../control/docs-search/settings.ts';
+import { SAMPLE_DOCS, settings, tempRepo } from './support.ts';
+
+/** Run one command line; returns what it printed. Throws what the command throws. */
+async function bugbot(args: string[], cfg: DocsCommandConfig, docs?: DocsSettings): Promise<{ out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const program = new Command('bugbot').exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
+  registerDocsCommands(program, () => cfg, docs, { out: (s) => (out += s), err: (s) => (err += s) });
+  await program.parseAsync(['node', 'bugbot', ...args]);
+  return { out, err };
+}
+
+test('docs index reports scanned, changed, unchanged, removed and skipped files; --json says the same', async (t) => {
+  const { repo, home } = tempRepo(t, { ...SAMPLE_DOCS, 'docs/empty.md': '' });
+  const cfg = { home, target: { repo } };
+  const first = await bugbot(['docs', 'index'], cfg);
+  assert.match(first.out, /scanned 4 file\(s\): 4 changed, 0 unchanged, 0 removed, 1 skipped; vectors off \(no embeddings endpoint\); \d+ ms/);
+  assert.match(first.out, /index .*docs-index.*\.db: 3 file\(s\), 5 chunks, 0 vectors/);
+  assert.match(first.out, /skipped docs\/empty\.md: empty/);
+
+  const json = JSON.parse((await bugbot(['docs', 'index', '--json'], cfg)).out) as Record<string, unknown>;
+  assert.deepEqual([json.scanned, json.changed, json.unchanged, json.chunks], [4, 0, 4, 5]);
+  assert.match(String(json.indexPath), new RegExp(`^${home}/docs-index/[0-9a-f]{16}\\.db$`));
+
+  await assert.rejects(bugbot(['docs', 'index', '--repo', join(repo, 'nope')], cfg), (e: CommanderError) => e.exitCode === 2);
+});
+
+test('docs-search prints ranked sections; --json, --k, --query-file and --pre-context', async (t) => {
+  const { repo, home } = tempRepo(t, SAMPLE_DOCS);
+  const cfg = { home, target: { repo: join(home, 'elsewhere') } };
+  const text = await bugbot(['docs-search', 'customer charged twice: "duplicate" (retry*', '--repo', repo], cfg);
+  assert.match(text.out, /^1\. docs\/payments\.md:7 {2}Payments › Duplicate deliveries {2}\[/);
+  assert.match(text.out, /why: heading matches .*duplicate/);
+
+  const json = JSON.parse((await bugbot(['docs-search', 'stray owner', '--json', '-k', '1', '--repo', repo], cfg)).out) as { hits: Array<{ heading: string }>; mode: string };
+  assert.deepEqual([json.hits.length, json.hits[0]!.heading, json.mode], [1, 'Owners and strays', 'fts']);
+
+  const ticket = join(home, 'ticket.md');
+  writeFileSync(ticket, '# Ticket 7: pet search misses words\n\nSearching pets by name ignores the second word.\n');
+  const pre = join(home, 'pre-context.md');
+  const r = await bugbot(['docs-search', '--query-file', ticket, '--pre-context', pre, '--repo', repo], cfg);
+  assert.match(r.err, /wrote .*pre-context\.md \(\d section\(s\), \d+ bytes\)/);
+  const md = readFileSync(pre, 'utf8');
+  assert.match(md, /## 1\. `docs\/pets\.md` › Pets API › Search \(line 7\)/);
+  assert.ok(Buffer.byteLength(md) <= settings().preContextBytes);
+
+  await assert.rejects(bugbot(['docs-search'], cfg), (e: CommanderError) => e.exitCode === 2 && /--query-file/.test(e.message));
+  await assert.rejects(bugbot(['docs-search', 'x', '-k', '0'], cfg), CommanderError);
+});
+
+test('docs-search refreshes the index first: an edited doc is found without running docs index', async (t) => {
+  const { repo, home } = tempRepo(t, SAMPLE_DOCS);
+  const cfg = { home, target: { repo } };
+  await bugbot(['docs', 'index'], cfg);
+  writeFileSync(join(repo, 'docs/refunds.md'), '# Refunds\n\n## Partial refunds\n\nA partial refund keeps the order open.\n');
+  assert.match((await bugbot(['docs-search', 'partial refund'], cfg)).out, /docs\/refunds\.md/);
+  assert.doesNotMatch((await bugbot(['docs-search', 'anything at all', '--no-refresh'], cfg)).out, /refunds/);
+});
+
+test('with --pre-context nothing fails the ticket: a broken index or endpoint becomes a warning in the file', async (t) => {
+  const { repo, home } = tempRepo(t, SAMPLE_DOCS);
+  mkdirSync(join(home, 'not-a-db'), { recursive: true });
+  const broken = settings({ indexPath: 'not-a-db' });
+  const pre = join(home, 'pre.md');
+  const r = await bugbot(['docs-search', 'duplicate', '--pre-context', pre], { home, target: { repo } }, broken);
+  assert.match(r.err, /warning: docs retrieval failed/);
+  assert.match(readFileSync(pre, 'utf8'), /> \*\*Warning:\*\* docs retrieval failed: .*\n[\s\S]*The docs index is empty/);
+  await assert.rejects(bugbot(['docs-search', 'duplicate'], { home, target: { repo } }, broken));
+
+  const gone = { home, target: { repo: join(home, 'no-such-worktree') } };
+  await assert.rejects(bugbot(['docs-search', 'duplicate'], gone), (e: CommanderError) => e.exitCode === 2);
+  await bugbot(['docs-search', 'duplicate', '--pre-context', pre], gone);
+  assert.match(readFileSync(pre, 'utf8'), /could not refresh the docs index: .*no-such-worktree is not a directory/);
+
+  const srv = await startEmbedServer();
+  t.after(() => srv.close());
+  srv.failWith = 502;
+  const down = settings({ embeddings: { baseURL: srv.baseURL, maxRetries: 0 } });
+  await bugbot(['docs-search', 'duplicate deliveries', '--pre-context', pre], { home, target: { repo } }, down);
+  const md = readFileSync(pre, 'utf8');
+  assert.match(md, /embeddings endpoint .* failed: HTTP 502/);
+  assert.match(md, /Duplicate deliveries/);
+});
+
+test('settings and the API key come from the loaded config when it has them', async (t) => {
+  const srv = await startEmbedServer();
+  t.after(() => srv.close());
+  const { repo, home } = tempRepo(t, SAMPLE_DOCS);
+  const cfg: DocsCommandConfig = {
+    home,
+    target: { repo },
+    docs: settings({ embeddings: { baseURL: srv.baseURL, apiKeyEnv: 'DOCS_TEST_KEY' } }),
+    secrets: { get: (name) => (name === 'DOCS_TEST_KEY' ? 'sk-from-config' : undefined) },
+  };
+  const r = await bugbot(['docs-search', 'stray owner', '--pre-context', join(home, 'pre.md')], cfg, settings());
+  assert.equal(srv.lastAuthorization, 'Bearer sk-from-config');
+  assert.match(r.out, /semantic match/);
+  assert.match(readFileSync(join(home, 'pre.md'), 'utf8'), /fused with semantic search/);
+});
