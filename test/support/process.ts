@@ -25,10 +25,12 @@ export function spawnLogged(t: TestContext, cmd: string, args: string[], opts: {
   );
   proc.on('error', (err) => (out += `\nspawn error: ${err.message}`));
   t.after(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL');
-      await exited;
-    }
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    // Politely first: bugbot start stops its workers on SIGTERM (SIGKILL would orphan them).
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(timer);
   });
   return { proc, output: () => out, exited };
 }

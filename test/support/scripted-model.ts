@@ -78,6 +78,7 @@ export async function startScriptedModel(opts: { defaultText?: string } = {}): P
   const scripts = new Map<string, Step[]>();
   const requests: ScriptedModel['requests'] = [];
   const stalled = new Set<ServerResponse>();
+  const timers = new Set<NodeJS.Timeout>();
   let ids = 0;
 
   const server: Server = createServer((req, res) => {
@@ -123,7 +124,13 @@ export async function startScriptedModel(opts: { defaultText?: string } = {}): P
         } else break;
       }
       const final = step;
-      if (delay) setTimeout(() => reply(final, body, turn), delay);
+      if (delay) {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          reply(final, body, turn);
+        }, delay);
+        timers.add(timer);
+      }
       else reply(final, body, turn);
     });
 
@@ -165,6 +172,7 @@ export async function startScriptedModel(opts: { defaultText?: string } = {}): P
     close: () =>
       new Promise<void>((resolve) => {
         for (const r of stalled) r.destroy();
+        for (const timer of timers) clearTimeout(timer);
         server.closeAllConnections();
         server.close(() => resolve());
       }),
