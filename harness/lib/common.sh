@@ -37,3 +37,13 @@ harness_require() {
     fi
   done
 }
+
+# harness_git_locked REPO ARGS... : git in REPO, holding the repository's lock. Workers
+# share the base checkout's .git (worktrees, remote refs); git's own lock files make
+# concurrent fetches and worktree changes fail rather than wait, so we queue them.
+harness_git_locked() {
+  local repo=$1 common
+  shift
+  common=$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir)
+  flock "$common/bugbot.lock" git -C "$repo" "$@"
+}

@@ -29,6 +29,7 @@ harness_phase_run() {
   harness_status "$label" start
   local rc=0
   # The session's environment holds only what it needs: no control-plane secrets.
+  # MCP_CONNECTION_NONBLOCKING=0: the first turn waits until the MCP servers are up.
   env -i \
     PATH="$PATH" \
     HOME="$TICKET_DIR/home" \
@@ -38,6 +39,7 @@ harness_phase_run() {
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \
     CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1 \
     DISABLE_AUTOUPDATER=1 \
+    MCP_CONNECTION_NONBLOCKING=0 \
     DISABLE_TELEMETRY=1 \
     DISABLE_ERROR_REPORTING=1 \
     ${ANTHROPIC_BASE_URL:+ANTHROPIC_BASE_URL="$ANTHROPIC_BASE_URL"} \

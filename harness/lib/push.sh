@@ -72,10 +72,10 @@ harness_tests_gate() {
     return 0
   fi
   tmp="$TICKET_DIR/base-checkout"
-  git -C "$dir" worktree add --quiet --detach "$tmp" "$(git -C "$dir" merge-base HEAD "$base")" || return 1
+  harness_git_locked "$dir" worktree add --quiet --detach "$tmp" "$(git -C "$dir" merge-base HEAD "$base")" || return 1
   if [ -d "$dir/node_modules" ]; then cp -al "$dir/node_modules" "$tmp/node_modules"; fi
   (cd "$tmp" && bash -c "$command") >"${log%.log}-base.log" 2>&1 || true
-  git -C "$dir" worktree remove --force "$tmp"
+  harness_git_locked "$dir" worktree remove --force "$tmp"
   node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" >"${log%.log}-compare.json" || rc=$?
   [ "$rc" -eq 0 ] || return 1
   node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).head.length))' "${log%.log}-compare.json"
@@ -88,11 +88,11 @@ harness_push_staging() {
   local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 attempt=0 onto
   while [ "$attempt" -lt "$retries" ]; do
     attempt=$((attempt + 1))
-    if git -C "$dir" fetch --quiet "$remote" "$staging" 2>/dev/null; then
+    if harness_git_locked "$dir" fetch --quiet "$remote" "$staging" 2>/dev/null; then
       onto="$remote/$staging"
     else
       # No staging branch yet: the first push creates it from this branch.
-      git -C "$dir" fetch --quiet "$remote" "$base"
+      harness_git_locked "$dir" fetch --quiet "$remote" "$base"
       onto="$remote/$base"
     fi
     if ! git -C "$dir" rebase --quiet "$onto" >/dev/null 2>&1; then

@@ -4,9 +4,9 @@
 # harness_worktree_add REPO REMOTE BASE BRANCH DIR : fetch BASE, add a worktree on a new branch.
 harness_worktree_add() {
   local repo=$1 remote=$2 base=$3 branch=$4 dir=$5
-  git -C "$repo" fetch --quiet "$remote" "$base" || return 1
+  harness_git_locked "$repo" fetch --quiet "$remote" "$base" || return 1
   mkdir -p "$(dirname "$dir")"
-  git -C "$repo" worktree add --quiet -b "$branch" "$dir" "$remote/$base" || return 1
+  harness_git_locked "$repo" worktree add --quiet -b "$branch" "$dir" "$remote/$base" || return 1
   git -C "$dir" config user.name "${BUGBOT_GIT_NAME:-bugbot}"
   git -C "$dir" config user.email "${BUGBOT_GIT_EMAIL:-bugbot@localhost}"
 }
@@ -15,8 +15,8 @@ harness_worktree_add() {
 harness_worktree_remove() {
   local repo=$1 dir=$2
   [ -d "$dir" ] || return 0
-  git -C "$repo" worktree remove --force "$dir" 2>/dev/null || rm -rf "$dir"
-  git -C "$repo" worktree prune
+  harness_git_locked "$repo" worktree remove --force "$dir" 2>/dev/null || rm -rf "$dir"
+  harness_git_locked "$repo" worktree prune
 }
 
 # harness_deps_install REPO DIR : node_modules for the worktree. When the lockfile

@@ -91,7 +91,7 @@ test('with onBannedAction "kill", the first banned attempt ends the run', { time
 });
 
 test('a stalled model is killed after the idle limit; failed with the reason, everything cleaned up', { timeout: 200_000 }, async (t) => {
-  const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 4, heartbeatSeconds: 1 } } as ConfigFile);
+  const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 10, heartbeatSeconds: 1 } } as ConfigFile);
   const scripts = happyPathScripts(env);
   env.model.script('research', scripts.research!);
   env.model.script('implement', [{ stall: true }]);
@@ -99,9 +99,9 @@ test('a stalled model is killed after the idle limit; failed with the reason, ev
   const { row, ticketState, ticketDir } = await runTicket(t, env);
   assert.equal(ticketState, 'failed');
   assert.equal(row.outcome, 'failed');
-  assert.match(row.reason, /implement: idle: no stream event for 4 s/);
+  assert.match(row.reason, /implement: idle: no stream event for 10 s/);
   const implement = JSON.parse(readFileSync(join(ticketDir, 'stats-implement.json'), 'utf8')) as { duration_s: number; killed: string };
-  assert.ok(implement.duration_s < 15, `killed within the limit (${implement.duration_s} s)`);
+  assert.ok(implement.duration_s < 30, `killed within the limit (${implement.duration_s} s)`);
   assert.ok(Date.now() - started < 120_000);
   await assertCleanedUp(env, ticketDir);
 });

@@ -1,0 +1,25 @@
+#!/usr/bin/env bats
+# The worker's dev server: started in its own process group, probed, stopped whole.
+load test_helper
+
+setup() { setup_tmp; }
+teardown() { [ -z "${PID:-}" ] || harness_devserver_stop "$PID"; teardown_tmp; }
+
+free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+
+@test "start, wait until it listens, stop the whole group" {
+  PORT_N=$(free_port)
+  PID=$(harness_devserver_start "$TMP" "$PORT_N" "node -e \"require('http').createServer((q,s)=>s.end('ok')).listen(process.env.PORT,'127.0.0.1')\"" "$TMP/dev.log")
+  harness_devserver_wait "$PORT_N" "$PID" 20
+  harness_devserver_stop "$PID"
+  ! kill -0 "$PID" 2>/dev/null
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT_N") 2>/dev/null
+  PID=""
+}
+
+@test "wait fails fast when the server dies" {
+  PID=$(harness_devserver_start "$TMP" 1 "exit 3" "$TMP/dev.log")
+  run harness_devserver_wait 1 "$PID" 20
+  [ "$status" -ne 0 ]
+  PID=""
+}

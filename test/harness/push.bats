@@ -1,0 +1,78 @@
+#!/usr/bin/env bats
+# Phase 5 pieces: placeholders, forced commit, protected paths, tests gate, push.
+load test_helper
+
+setup() { setup_tmp; make_repo; harness_worktree_add "$TMP/repo" origin main bot/t1 "$TMP/wt"; }
+teardown() { teardown_tmp; }
+
+@test "sandbox placeholders are excluded and removed; real work is committed" {
+  harness_sandbox_excludes "$TMP/wt" "$TICKET_DIR/config/git-excludes"
+  grep -qx '/.bashrc' "$TICKET_DIR/config/git-excludes"
+  : >"$TMP/wt/.bashrc"
+  : >"$TMP/wt/.env"
+  printf 'real\n' >"$TMP/wt/fix.txt"
+  run harness_force_commit "$TMP/wt" "bugbot: fix"
+  [ "$output" = "committed" ]
+  run git -C "$TMP/wt" show --name-only --format= HEAD
+  [ "$output" = "fix.txt" ]
+  [ ! -e "$TMP/wt/.bashrc" ]
+}
+
+@test "force_commit with nothing to commit says clean" {
+  run harness_force_commit "$TMP/wt" "nothing"
+  [ "$output" = "clean" ]
+}
+
+@test "protected_changes names CI, agent and hook configuration in the diff" {
+  mkdir -p "$TMP/wt/.github/workflows" "$TMP/wt/.claude"
+  printf 'on: push\n' >"$TMP/wt/.github/workflows/ci.yml"
+  printf '{}\n' >"$TMP/wt/.claude/settings.json"
+  printf 'ok\n' >"$TMP/wt/src.txt"
+  git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m sneaky
+  run harness_protected_changes "$TMP/wt" origin/main
+  [[ "$output" == *".github/workflows/ci.yml"* ]]
+  [[ "$output" == *".claude/settings.json"* ]]
+  [[ "$output" != *"src.txt"* ]]
+}
+
+@test "tests gate passes, and tolerates failures that the base has too, but not new ones" {
+  run harness_tests_gate "$TMP/wt" "true" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 0 ] && [ "$output" = "0" ]
+  # A runner that reports one failing test on the base and the same one now.
+  printf '#!/bin/sh\necho "not ok 1 - old bug"\nexit 1\n' >"$TMP/wt/t.sh"
+  run harness_tests_gate "$TMP/wt" "sh $TMP/wt/t.sh" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 0 ] && [ "$output" = "1" ]
+  # A new failure that the base does not have blocks the push.
+  git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m runner
+  printf '#!/bin/sh\n[ -f fixed ] && { echo "not ok 2 - new bug"; exit 1; }\necho "ok 1"\n' >"$TMP/wt/t2.sh"
+  : >"$TMP/wt/fixed"
+  run harness_tests_gate "$TMP/wt" "sh t2.sh" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -ne 0 ]
+}
+
+@test "push_staging rebases onto a staging branch that moved, and retries" {
+  printf 'fix\n' >"$TMP/wt/fix.txt"
+  git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m fix
+  git clone --quiet "$TMP/origin.git" "$TMP/other"
+  git -C "$TMP/other" -c user.name=x -c user.email=x@x commit --quiet --allow-empty -m "someone else on staging"
+  git -C "$TMP/other" push --quiet origin HEAD:staging
+  run harness_push_staging "$TMP/wt" origin staging main 3
+  [ "$status" -eq 0 ]
+  run git -C "$TMP/origin.git" log --format=%s staging
+  [ "${lines[0]}" = "fix" ]
+  [ "${lines[1]}" = "someone else on staging" ]
+}
+
+@test "push_staging reports a rebase conflict with the file named (status 3)" {
+  printf 'mine\n' >"$TMP/wt/a.txt"
+  git -C "$TMP/wt" commit --quiet -am mine
+  git clone --quiet "$TMP/origin.git" "$TMP/other"
+  printf 'theirs\n' >"$TMP/other/a.txt"
+  git -C "$TMP/other" -c user.name=x -c user.email=x@x commit --quiet -am theirs
+  git -C "$TMP/other" push --quiet origin HEAD:staging
+  run harness_push_staging "$TMP/wt" origin staging main 3
+  [ "$status" -eq 3 ]
+  [ "$(cat "$TICKET_DIR/conflict.txt")" = "a.txt" ]
+  run git -C "$TMP/wt" status --porcelain
+  [ -z "$output" ]
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bats
+# Worktrees and dependencies.
+load test_helper
+
+setup() { setup_tmp; make_repo; }
+teardown() { teardown_tmp; }
+
+@test "worktree_add creates a branch from the latest origin/main" {
+  printf 'newer\n' >"$TMP/other.txt"
+  git clone --quiet "$TMP/origin.git" "$TMP/clone"
+  git -C "$TMP/clone" -c user.name=x -c user.email=x@x commit --quiet --allow-empty -m "pushed by someone else"
+  git -C "$TMP/clone" push --quiet origin main
+  harness_worktree_add "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  run git -C "$TMP/wt" log --format=%s -1
+  [ "$output" = "pushed by someone else" ]
+  run git -C "$TMP/wt" rev-parse --abbrev-ref HEAD
+  [ "$output" = "bot/t1" ]
+}
+
+@test "worktree_remove removes the worktree and keeps the branch with its work" {
+  harness_worktree_add "$TMP/repo" origin main bot/t2 "$TMP/wt"
+  printf 'fix\n' >"$TMP/wt/b.txt"
+  git -C "$TMP/wt" add b.txt
+  git -C "$TMP/wt" commit --quiet -m fix
+  harness_worktree_remove "$TMP/repo" "$TMP/wt"
+  [ ! -d "$TMP/wt" ]
+  run git -C "$TMP/repo" worktree list
+  [ "${#lines[@]}" -eq 1 ]
+  run git -C "$TMP/repo" log --format=%s -1 bot/t2
+  [ "$output" = "fix" ]
+}
+
+@test "deps_install hardlinks node_modules when the lockfile matches" {
+  printf '{}\n' >"$TMP/repo/package.json"
+  printf '{"lockfileVersion":3}\n' >"$TMP/repo/package-lock.json"
+  git -C "$TMP/repo" add -A && git -C "$TMP/repo" commit --quiet -m deps && git -C "$TMP/repo" push --quiet origin main
+  mkdir -p "$TMP/repo/node_modules/left-pad"
+  printf 'module.exports = 1\n' >"$TMP/repo/node_modules/left-pad/index.js"
+  harness_worktree_add "$TMP/repo" origin main bot/t3 "$TMP/wt"
+  run harness_deps_install "$TMP/repo" "$TMP/wt"
+  [ "$status" -eq 0 ]
+  [ "$output" = "linked" ]
+  [ "$(stat -c %i "$TMP/repo/node_modules/left-pad/index.js")" = "$(stat -c %i "$TMP/wt/node_modules/left-pad/index.js")" ]
+}
