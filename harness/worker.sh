@@ -42,6 +42,9 @@ BUGBOT_IDLE_S=${BUGBOT_IDLE_S:-300}
 BUGBOT_ON_BANNED=${BUGBOT_ON_BANNED:-deny}
 BUGBOT_PUSH_RETRIES=${BUGBOT_PUSH_RETRIES:-5}
 export BUGBOT_PORT WORKTREE
+# Commits by the harness and the agent: an identity without touching the shared git config.
+export GIT_AUTHOR_NAME="${BUGBOT_GIT_NAME:-bugbot}" GIT_AUTHOR_EMAIL="${BUGBOT_GIT_EMAIL:-bugbot@localhost}"
+export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
 AGENT="$TICKET_DIR/agent"
 DEV_PID=""
 PUSHED=""
@@ -186,5 +189,10 @@ fi
   echo "duration_s=$(($(date +%s) - push_started))"
   echo "finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } >>"$TICKET_DIR/push.env"
+# Refresh the docs index with what was pushed (the docs phase may have changed docs);
+# incremental by content hash, and never a reason to fail a pushed fix.
+if [ -n "${BUGBOT_BIN:-}" ]; then
+  "$BUGBOT_BIN" docs index --repo "$WORKTREE" >>"$TICKET_DIR/docs-search.log" 2>&1 || harness_log "docs index refresh failed (see docs-search.log)"
+fi
 harness_status push "done" "$commit"
 exit 0

@@ -6,9 +6,9 @@ harness_worktree_add() {
   local repo=$1 remote=$2 base=$3 branch=$4 dir=$5
   harness_git_locked "$repo" fetch --quiet "$remote" "$base" || return 1
   mkdir -p "$(dirname "$dir")"
-  harness_git_locked "$repo" worktree add --quiet -b "$branch" "$dir" "$remote/$base" || return 1
-  git -C "$dir" config user.name "${BUGBOT_GIT_NAME:-bugbot}"
-  git -C "$dir" config user.email "${BUGBOT_GIT_EMAIL:-bugbot@localhost}"
+  # --no-track: no upstream written to the shared .git/config (concurrent workers would
+  # fight over its lock); the commit identity comes from GIT_AUTHOR_* / GIT_COMMITTER_*.
+  harness_git_locked "$repo" worktree add --quiet --no-track -b "$branch" "$dir" "$remote/$base" || return 1
 }
 
 # harness_worktree_remove REPO DIR : remove the worktree; its branch (and any work on it) stays.

@@ -1,6 +1,7 @@
 # Shared setup for the harness's bats tests: a temp dir, a git repo with a bare
 # origin, and the harness libraries sourced. Usage: load test_helper
 HARNESS="$(cd "$BATS_TEST_DIRNAME/../../harness" && pwd)"
+export GIT_AUTHOR_NAME=bugbot GIT_AUTHOR_EMAIL=bugbot@localhost GIT_COMMITTER_NAME=bugbot GIT_COMMITTER_EMAIL=bugbot@localhost
 export BUGBOT_HARNESS="$HARNESS"
 
 setup_tmp() {

@@ -42,3 +42,13 @@ teardown() { teardown_tmp; }
   [ "$output" = "linked" ]
   [ "$(stat -c %i "$TMP/repo/node_modules/left-pad/index.js")" = "$(stat -c %i "$TMP/wt/node_modules/left-pad/index.js")" ]
 }
+
+@test "ten workers adding worktrees at once all succeed (the shared checkout's git is serialised)" {
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    harness_worktree_add "$TMP/repo" origin main "bot/c$i" "$TMP/wts/w$i" 2>"$TMP/err$i" &
+  done
+  wait
+  run ls "$TMP/wts"
+  [ "${#lines[@]}" -eq 10 ]
+  ! grep -q . "$TMP"/err*
+}
