@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { TriggerEvent } from '../types.ts';
 import { createLogParser, type LogParser } from './logfile.ts';
@@ -54,6 +55,8 @@ interface Tracked {
   fresh: boolean;
   waiting: boolean;
   lastWarning?: string;
+  /** The file's size when the tailer started (where a first read without an offset begins). */
+  endAtStart?: number;
   /** A batch the callback rejected, redelivered before anything new is read. */
   retry?: { events: TriggerEvent[]; offset: number };
 }
@@ -94,6 +97,9 @@ export class LogTailer {
       lastDataAt: Date.now(),
       fresh: false,
       waiting: false,
+      // "From the end" means the end as of start(): a line appended before the first
+      // (asynchronous) poll is still read.
+      endAtStart: sizeNow(path),
     }));
     // Wait for a previous stop() to finish closing before the first poll.
     this.inFlight = this.stopped.then(() => this.loop());
@@ -188,7 +194,7 @@ export class LogTailer {
     // a file rotated while we were down is read whole (its predecessor's tail is lost).
     if (t.fresh) t.readPos = 0;
     else if (saved && saved.inode === st.ino && saved.offset <= st.size) t.readPos = saved.offset;
-    else t.readPos = saved || this.opts.fromStart ? 0 : st.size;
+    else t.readPos = saved || this.opts.fromStart ? 0 : Math.min(t.endAtStart ?? st.size, st.size);
     t.fh = fh;
     t.inode = st.ino;
     t.carry = EMPTY;
@@ -255,6 +261,14 @@ export class LogTailer {
   private warn(t: Tracked, msg: string): void {
     if (msg !== t.lastWarning) this.logger.warn(msg);
     t.lastWarning = msg;
+  }
+}
+
+function sizeNow(path: string): number | undefined {
+  try {
+    return statSync(path).size;
+  } catch {
+    return undefined;
   }
 }
 
