@@ -16,6 +16,7 @@ import { registerGrafana } from './triggers/grafana.ts';
 import { registerLatency } from './triggers/latency.ts';
 import type { SlackTrigger } from './triggers/slack.ts';
 import type { Dispatcher } from './dispatcher/pool.ts';
+import type { Classifier } from './intake/model-classifier.ts';
 import type { OutcomeArchive } from './outcomes/archive.ts';
 
 export interface AppDeps {
@@ -26,6 +27,8 @@ export interface AppDeps {
   /** Called after events are committed (wakes the settle scheduler). */
   onAccepted?: (results: AcceptResult[]) => void;
   slack?: SlackTrigger;
+  /** Model classifier for free-text reports (triage.classifier "model"); rules otherwise. */
+  classifier?: Classifier;
   /** Absent in tests that exercise intake only. */
   dispatcher?: Dispatcher;
   archive?: OutcomeArchive;

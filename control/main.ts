@@ -12,6 +12,9 @@ import { SettleScheduler } from './intake/settle.ts';
 import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
 import { reconcile } from './dispatcher/reconcile.ts';
+import { modelEnv } from './dispatcher/model-env.ts';
+import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
+import { createModelClassifier } from './intake/model-classifier.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { Store } from './queue/store.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
@@ -68,6 +71,10 @@ export async function startServer(
     slack,
     dispatcher,
     archive,
+    classifier:
+      config.triage.classifier === 'model'
+        ? createModelClassifier({ claude: claudeBinary(config), promptsDir: join(REPO_ROOT, 'prompts'), env: modelEnv(config), model: config.harness.model })
+        : undefined,
     // Only a new ticket can bring the next settle deadline forward.
     onAccepted: (results) => {
       if (results.some((r) => r.status === 'created' || r.status === 'regression')) settle.poke();

@@ -14,6 +14,7 @@ import { cancelledReason, claimNext, finishRun, heartbeat, setRunProcess, setRun
 import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketState } from '../types.ts';
 import type { OutcomeArchive } from '../outcomes/archive.ts';
+import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
 import { buildOutcomeRow, readOutcome } from './outcome.ts';
 import { prepareWorkspace, type Workspace } from './workspace.ts';
@@ -49,8 +50,6 @@ export interface DispatcherDeps {
   store: Store;
   archive: OutcomeArchive;
   logger: Logger;
-  /** Environment for workers: the model credentials and nothing else of ours. */
-  env?: NodeJS.ProcessEnv;
   /** After a run ends (notifications, dashboard). */
   onRunFinished?: (row: ReturnType<typeof buildOutcomeRow>, ticket: Ticket) => void;
   pollMs?: number;
@@ -178,22 +177,13 @@ export class Dispatcher {
 
   /** Only what a worker needs: PATH, a home for git, and the model endpoint credentials. */
   private workerEnv(): NodeJS.ProcessEnv {
-    const { config } = this.deps;
-    const src = this.deps.env ?? {};
-    const env: NodeJS.ProcessEnv = {
+    return {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       LANG: process.env.LANG ?? 'C.UTF-8',
       TMPDIR: process.env.TMPDIR,
+      ...modelEnv(this.deps.config),
     };
-    for (const name of [config.harness.apiKeyEnv, config.harness.baseUrlEnv, config.harness.oauthTokenEnv]) {
-      const v = config.secrets.get(name) ?? src[name];
-      // Fixed names on the worker side: that is what the Claude Code CLI reads.
-      if (v && name === config.harness.apiKeyEnv) env.ANTHROPIC_API_KEY = v;
-      if (v && name === config.harness.baseUrlEnv) env.ANTHROPIC_BASE_URL = v;
-      if (v && name === config.harness.oauthTokenEnv) env.CLAUDE_CODE_OAUTH_TOKEN = v;
-    }
-    return env;
   }
 
   private lastBeat = new Map<number, number>();

@@ -11,6 +11,8 @@ import { HttpError, unauthorized } from '../http-error.ts';
 import { credentialAuth } from './auth.ts';
 import { summarize } from './common.ts';
 import { parseMailgunForm, parseRawEmail, verifyMailgunSignature } from './email.ts';
+import type { AcceptOptions } from '../intake/index.ts';
+import type { TriggerEvent } from '../types.ts';
 
 export function registerEmail(app: Hono, deps: AppDeps): void {
   const cfg = deps.config.triggers.email;
@@ -31,7 +33,8 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     if (!deps.store.useNonce('mailgun-token', fields.token!, cfg.toleranceSeconds * 2)) {
       throw unauthorized('replayed request: this Mailgun token was already used');
     }
-    const results = await deps.intake.acceptQueued([parseMailgunForm(fields)]);
+    const ev = parseMailgunForm(fields);
+    const results = await deps.intake.acceptQueued([ev], await classify(deps, ev));
     deps.onAccepted?.(results);
     return c.json({ source: 'email', ...summarize(results) });
   });
@@ -41,9 +44,19 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     credentialAuth({ name: 'raw email trigger', token: deps.config.secrets.get(cfg.rawTokenEnv) }),
     async (c) => {
       const raw = new Uint8Array(await c.req.arrayBuffer());
-      const results = await deps.intake.acceptQueued([await parseRawEmail(raw)]);
+      const ev = await parseRawEmail(raw);
+      const results = await deps.intake.acceptQueued([ev], await classify(deps, ev));
       deps.onAccepted?.(results);
       return c.json({ source: 'email', ...summarize(results) });
     },
   );
+}
+
+/** The model classifier's decision (when configured), for intake to use instead of the rules. */
+async function classify(deps: AppDeps, ev: TriggerEvent): Promise<AcceptOptions> {
+  if (!deps.classifier) return {};
+  const c = await deps.classifier(`${ev.title}\n${ev.message}`);
+  if (!ev.service && c.service) ev.service = c.service;
+  if (!ev.route && c.route) ev.route = c.route;
+  return { classifications: new Map([[ev.sourceEventId, c]]) };
 }
