@@ -16,6 +16,7 @@ import { modelEnv } from './dispatcher/model-env.ts';
 import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
 import { createModelClassifier } from './intake/model-classifier.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
+import { recheckRegressions } from './outcomes/regression.ts';
 import { Store } from './queue/store.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
 import { createSlackTrigger, type SlackTrigger } from './triggers/slack.ts';
@@ -88,6 +89,18 @@ export async function startServer(
   const url = `http://${host}:${port}`;
   settle.start();
   dispatcher.start();
+  // The 24-hour regression re-check of pushed runs (appends revision 2 of their rows).
+  const recheck = () => {
+    try {
+      const rows = recheckRegressions(store, archive);
+      if (rows.length) logger.info('regression re-check', { runs: rows.length, regressed: rows.filter((r) => r.regressions_detected_24h).length });
+    } catch (err) {
+      logger.error('regression re-check failed', { error: (err as Error).message });
+    }
+  };
+  recheck();
+  const recheckTimer = setInterval(recheck, 10 * 60_000);
+  recheckTimer.unref();
   await slack?.start();
   const watchers: Watchers = startWatchers(config.watch.files, { config, store, intake, logger, onEvents: () => settle.poke() });
 
@@ -96,6 +109,7 @@ export async function startServer(
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      clearInterval(recheckTimer);
       settle.stop();
       await dispatcher.stop();
       await watchers.stop();

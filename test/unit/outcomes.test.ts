@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Intake } from '../../control/intake/index.ts';
+import { claimNext, finishRun } from '../../control/queue/leases.ts';
+import { Store } from '../../control/queue/store.ts';
+import { OutcomeArchive, type OutcomeRow } from '../../control/outcomes/archive.ts';
+import { recheckRegressions } from '../../control/outcomes/regression.ts';
+import { parseSince, summarize } from '../../control/outcomes/summary.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+
+function row(over: Partial<OutcomeRow>): OutcomeRow {
+  return {
+    run_id: 1, ticket_id: 1, fingerprint: 'f', trigger_source: 'grafana', service: 's',
+    started: '2026-11-21T10:00:00.000Z', finished: '2026-11-21T10:10:00.000Z', trigger_to_push_s: 600,
+    stages: { research: { tokens: 100, tool_calls: 2, cost_usd: 0.01, duration_s: 3 }, implement: { tokens: 300, tool_calls: 5, cost_usd: 0.03, duration_s: 9 } },
+    outcome: 'clean', state: 'pushed', reason: 'pushed to staging', branch: 'b', commit: 'c', pushed_to: 'staging',
+    diff: { files: 1, insertions: 1, deletions: 1 }, tests: { passed: 5, failed: 0 }, cost_usd: 0.04, model: null,
+    attempt: 1, worker: 1, denials: [], regressions_detected_24h: null, revision: 1, ...over,
+  };
+}
+
+test('summary: rates, median time to push, cost per ticket and per clean fix, tokens per stage', () => {
+  const s = summarize([
+    row({ run_id: 1, ticket_id: 1 }),
+    row({ run_id: 2, ticket_id: 2, outcome: 'messy', trigger_to_push_s: 1200, cost_usd: 0.08 }),
+    row({ run_id: 3, ticket_id: 3, outcome: 'failed', trigger_to_push_s: null, pushed_to: null, cost_usd: 0.02 }),
+  ]);
+  assert.equal(s.runs, 3);
+  assert.deepEqual(s.rates, { clean: 0.333, messy: 0.333, failed: 0.333 });
+  assert.equal(s.medianTriggerToPushS, 900);
+  assert.equal(s.costPerTicketUsd, 0.0467);
+  assert.equal(s.costPerCleanFixUsd, 0.14);
+  assert.deepEqual(s.tokensPerStage, { research: 300, implement: 900 });
+  assert.equal(parseSince('7d'), 7 * 86_400_000);
+  assert.throws(() => parseSince('soon'), /duration like/);
+});
+
+test('the archive keeps the latest revision; a torn last line is skipped', (t) => {
+  const home = tempDir(t);
+  const a = new OutcomeArchive(home);
+  a.append(row({}));
+  a.append(row({ revision: 2, regressions_detected_24h: false }));
+  appendFileSync(join(home, 'outcomes.jsonl'), '{"run_id": 9, "tic');
+  assert.equal(a.readAll().length, 2);
+  assert.deepEqual(a.latest().map((r) => r.revision), [2]);
+});
+
+test('24 hours after a push the run is appended again with the regression flag', (t) => {
+  const home = tempDir(t);
+  const clock = new FakeClock(Date.parse('2026-11-21T10:00:00.000Z'));
+  const config = testConfig(home, { intake: { settleSeconds: 0 } });
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor() });
+  const archive = new OutcomeArchive(home);
+  const ev = (id: string) => ({ source: 'manual' as const, kind: 'error' as const, title: 'x', message: 'Error: boom in checkout', labels: {}, count: 1, firstSeen: clock.now().toISOString(), lastSeen: clock.now().toISOString(), human: true, sourceEventId: id });
+  const [a] = intake.accept([ev('a')]);
+  const claim = claimNext(store, 1, null, 60)!;
+  finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed' });
+  archive.append(row({ run_id: claim.run.id, ticket_id: a!.ticketId!, finished: clock.now().toISOString() }));
+  assert.deepEqual(recheckRegressions(store, archive), [], 'not a day old yet');
+  clock.advance(3600);
+  intake.accept([ev('b')]); // the same error again, after the grace period: a regression
+  clock.advance(86_400);
+  const [again] = recheckRegressions(store, archive);
+  assert.equal(again!.revision, 2);
+  assert.equal(again!.regressions_detected_24h, true);
+  assert.equal(again!.outcome, 'messy');
+  assert.deepEqual(recheckRegressions(store, archive), [], 'checked once');
+  assert.equal(archive.latest()[0]!.revision, 2);
+});
