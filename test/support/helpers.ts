@@ -39,7 +39,14 @@ export function tempDir(t: TestContext | undefined, prefix = 'bugbot-test-'): st
   const dir = mkdtempSync(join(tmpdir(), prefix));
   t?.after(() => {
     if (process.env.BUGBOT_KEEP_TMP) return;
-    rmSync(dir, { recursive: true, force: true });
+    // after hooks run in registration order, so processes a test started later (a
+    // bugbot start and its workers) may still be writing here: retry, and never fail a
+    // test over its scratch folder.
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    } catch (err) {
+      t.diagnostic(`could not remove ${dir}: ${(err as Error).message}`);
+    }
   });
   return dir;
 }
