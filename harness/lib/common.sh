@@ -10,7 +10,7 @@ harness_log() {
 # harness_status PHASE STATE [DETAIL] : one progress line for the control plane.
 harness_status() {
   local phase=$1 state=$2 detail=${3:-}
-  printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$phase" "$state" "$detail" >>"$TICKET_DIR/status"
+  printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$phase" "$state" "$detail" >>"$TICKET_DIR/status"
 }
 
 # harness_fail REASON : record why the run failed (first reason wins) and stop.

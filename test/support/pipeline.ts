@@ -75,10 +75,10 @@ const FIX_FROM = 'ownerName: pet.owner!.name';
 const FIX_TO = 'ownerName: pet.owner?.name ?? null';
 
 /** Scripts of the happy path: research plans, implement fixes and tests, review approves, docs records. */
-export function happyPathScripts(env: PipelineEnv): Record<string, Step[]> {
+export function happyPathScripts(env: PipelineEnv, n = 1): Record<string, Step[]> {
   return {
     research: [
-      tool('Read', { file_path: join(worktreeOf(env), 'src/pets.ts') }, 'Reading the handler on the failing path.'),
+      tool('Read', { file_path: join(worktreeOf(env, undefined, n), 'src/pets.ts') }, 'Reading the handler on the failing path.'),
       (req) =>
         tool('Write', {
           file_path: planPathOf(req),
@@ -98,8 +98,8 @@ export function happyPathScripts(env: PipelineEnv): Record<string, Step[]> {
       say('Plan written.'),
     ],
     implement: [
-      tool('Read', { file_path: join(worktreeOf(env), 'src/pets.ts') }),
-      tool('Edit', { file_path: join(worktreeOf(env), 'src/pets.ts'), old_string: FIX_FROM, new_string: FIX_TO }),
+      tool('Read', { file_path: join(worktreeOf(env, undefined, n), 'src/pets.ts') }),
+      tool('Edit', { file_path: join(worktreeOf(env, undefined, n), 'src/pets.ts'), old_string: FIX_FROM, new_string: FIX_TO }),
       tool('Bash', { command: 'npm test', description: 'run the tests' }),
       tool('Bash', { command: 'git add -A && git commit -m "Show strays with ownerName null instead of failing"', description: 'commit' }),
       say('Fixed: strays no longer throw.'),
@@ -110,9 +110,9 @@ export function happyPathScripts(env: PipelineEnv): Record<string, Step[]> {
       say('Approved.'),
     ],
     docs: [
-      tool('Read', { file_path: join(worktreeOf(env), 'docs/pets-api.md') }),
+      tool('Read', { file_path: join(worktreeOf(env, undefined, n), 'docs/pets-api.md') }),
       (req) => {
-        const wt = worktreeOf(env, req);
+        const wt = worktreeOf(env, req, n);
         return tool('Edit', {
           file_path: join(wt, 'docs/pets-api.md'),
           old_string: 'For them `ownerName` is\n`null`.',
@@ -126,12 +126,12 @@ export function happyPathScripts(env: PipelineEnv): Record<string, Step[]> {
 }
 
 /** The worktree of the (single) running ticket, from the prompt's environment or the home layout. */
-export function worktreeOf(env: PipelineEnv, req?: MessagesRequest): string {
+export function worktreeOf(env: PipelineEnv, req?: MessagesRequest, n = 1): string {
   const sys = req ? (typeof req.system === 'string' ? req.system : (req.system ?? []).map((s) => s.text).join('\n')) : '';
   const m = /(\/[^\s'"`]*\/worktrees\/ticket-\d+-run-\d+)/.exec(sys);
   if (m) return m[1]!;
-  // Before any request: the worktree of ticket 1, run 1 (the first claim).
-  return join(env.home, 'worktrees', 'ticket-1-run-1');
+  // Before any request: the worktree of ticket n, run n (the n-th claim, one run each).
+  return join(env.home, 'worktrees', `ticket-${n}-run-${n}`);
 }
 
 export function readOutcomes(home: string): Array<Record<string, unknown>> {

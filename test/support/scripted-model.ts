@@ -56,7 +56,7 @@ export interface ScriptedModel {
   /** Set (or replace) the script of a phase. */
   script(phase: string, steps: Step[]): void;
   /** Every request received, in order, with its phase ('' when unmarked). */
-  requests: Array<{ phase: string; turn: number; body: MessagesRequest; headers: IncomingMessage['headers'] }>;
+  requests: Array<{ phase: string; turn: number; body: MessagesRequest; headers: IncomingMessage['headers']; at: number; repliedAt?: number }>;
   close(): Promise<void>;
 }
 
@@ -106,7 +106,9 @@ export async function startScriptedModel(opts: { defaultText?: string } = {}): P
       }
       const phase = phaseOf(body);
       const turn = body.messages.filter((m) => m.role === 'assistant').length;
-      requests.push({ phase, turn, body, headers: req.headers });
+      const record: ScriptedModel['requests'][number] = { phase, turn, body, headers: req.headers, at: Date.now() };
+      requests.push(record);
+      res.on('finish', () => (record.repliedAt = Date.now()));
       const last = body.messages[body.messages.length - 1];
       const toolResults =
         last && Array.isArray(last.content)
