@@ -4,11 +4,11 @@
  * "stray has no owner" bug. The REAL Claude Code CLI runs every phase.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
 import { fixtureJson, tempDir } from './helpers.ts';
-import { freePort } from './process.ts';
 import { say, startScriptedModel, tool, type MessagesRequest, type ScriptedModel, type Step } from './scripted-model.ts';
 import { createTargetRepo, type TargetRepo } from './target-repo.ts';
 
@@ -35,13 +35,35 @@ export function planPathOf(req: MessagesRequest): string {
   return m[1]!;
 }
 
+/**
+ * A base port whose next `workers` ports are free, below Linux's ephemeral range
+ * (32768+) so other tests' outgoing connections and servers cannot take a worker's port.
+ */
+export async function freeBasePort(workers: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    let ok = true;
+    for (let i = 1; i <= workers && ok; i++) ok = await canBind(base + i);
+    if (ok) return base;
+  }
+  throw new Error('no free block of worker ports between 20000 and 32000');
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 export async function setupPipeline(t: TestContext, flags: ConfigFile = {}): Promise<PipelineEnv> {
   const dir = tempDir(t, 'bugbot-e2e-');
   const target = createTargetRepo(dir);
   const model = await startScriptedModel();
   t.after(() => model.close());
   const home = join(dir, 'home');
-  const basePort = (await freePort()) + 1;
+  const basePort = await freeBasePort(8);
   const config: ConfigFile = {
     home,
     workers: 1,
