@@ -14,8 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { happyPathScripts, type PipelineEnv } from '../test/support/pipeline.ts';
-import { freePort } from '../test/support/process.ts';
+import { freeBasePort, happyPathScripts, type PipelineEnv } from '../test/support/pipeline.ts';
 import { startScriptedModel, type ScriptedModel } from '../test/support/scripted-model.ts';
 import { createTargetRepo } from '../test/support/target-repo.ts';
 
@@ -48,7 +47,7 @@ async function main(): Promise<void> {
     JSON.stringify({
       home,
       workers: 1,
-      target: { repo: target.repo, devCommand: 'npm run dev', testCommand: 'npm test', basePort: (await freePort()) + 1 },
+      target: { repo: target.repo, devCommand: 'npm run dev', testCommand: 'npm test', basePort: await freeBasePort(1) },
       intake: { settleSeconds: 2 },
       harness: { heartbeatSeconds: 1 },
     }),

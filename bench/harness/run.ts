@@ -14,8 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { happyPathScripts, type PipelineEnv } from '../../test/support/pipeline.ts';
-import { freePort } from '../../test/support/process.ts';
+import { freeBasePort, happyPathScripts, type PipelineEnv } from '../../test/support/pipeline.ts';
 import { say, startScriptedModel } from '../../test/support/scripted-model.ts';
 import { createTargetRepo } from '../../test/support/target-repo.ts';
 
@@ -59,7 +58,7 @@ function run(cmd: string, a: string[]): Promise<void> {
 
 writeFileSync(
   env.configPath,
-  JSON.stringify({ home, workers: 1, target: { repo: target.repo, devCommand: 'npm run dev', testCommand: 'npm test', basePort: (await freePort()) + 1 }, intake: { settleSeconds: 0 }, triage: { regressionGraceSeconds: 0 }, harness: { heartbeatSeconds: 1 } }),
+  JSON.stringify({ home, workers: 1, target: { repo: target.repo, devCommand: 'npm run dev', testCommand: 'npm test', basePort: await freeBasePort(1) }, intake: { settleSeconds: 0 }, triage: { regressionGraceSeconds: 0 }, harness: { heartbeatSeconds: 1 } }),
 );
 const bugbot = spawn(process.execPath, [join(root, 'bin/bugbot.js'), '--config', env.configPath, 'start', '--port', '0'], {
   env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'sk-bench' },
