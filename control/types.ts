@@ -124,3 +124,33 @@ export interface Ticket {
   createdAt: string;
   updatedAt: string;
 }
+
+/** What a person's approve / skip / requeue did (dashboard, CLI, API or Slack button). */
+export interface ApprovalResult {
+  ok: boolean;
+  ticketId: number;
+  /** The ticket's state afterwards. */
+  state: TicketState;
+  /** One line for a person: what happened, or why nothing did. */
+  message: string;
+  commit?: string;
+  prUrl?: string;
+}
+
+/** The approval actions other parts (dashboard, Slack buttons, API) call. */
+export interface ApprovalActions {
+  approve(ticketId: number, actor: string): Promise<ApprovalResult>;
+  skip(ticketId: number, actor: string, reason?: string): ApprovalResult;
+  requeue(ticketId: number, actor: string): ApprovalResult;
+}
+
+/** Something a reporter should hear about: sent by control/notify to Slack threads and email. */
+export interface TicketNotice {
+  kind: 'fixed' | 'failed' | 'awaiting_approval';
+  ticket: Ticket;
+  /** Commit on the staging branch (fixed) or on the bot branch (awaiting_approval). */
+  commit?: string;
+  branch?: string;
+  prUrl?: string;
+  reason?: string;
+}
