@@ -89,7 +89,8 @@ function firstLine(s: string): string {
 /** "POST /api/pets/12?x=1" → "POST /api/pets/:id" */
 export function templateRouteWithMethod(route: string): string {
   const m = /^\s*([A-Z]+)\s+(\S+)/.exec(route);
-  if (m) return `${m[1]} ${templateRoute(m[2]!)}`;
+  // trimEnd: "GET ?x" has no path left, and must read the same when templated again.
+  if (m) return `${m[1]} ${templateRoute(m[2]!)}`.trimEnd();
   return templateRoute(route.trim());
 }
 

@@ -139,7 +139,12 @@ function masked(placeholder: string, chunk: string, coreEnd: number): string {
   return open !== undefined && open !== '<' && chunk.indexOf(open) < 0 ? placeholder + close : placeholder;
 }
 
+// A placeholder (from a message that was normalized before) is a variable already, so
+// normalizing a normalized message leaves it as it is.
+const PLACEHOLDER = /^<(?:\*|uuid|url|email)>[)\]}>'",;:.!?*#`]*$/;
+
 function maskChunk(chunk: string, glued: boolean): Chunk {
+  if (chunk[0] === '<' && chunk.length <= 16 && PLACEHOLDER.test(chunk)) return { text: chunk, mask: true, numeric: false, glued };
   let a = 0;
   let b = chunk.length;
   while (a < b && LEAD.includes(chunk[a]!)) a++;
@@ -206,6 +211,15 @@ export function normalizeMessage(text: string): string {
     cs.push(maskChunk(word.slice(from), from > 0));
   }
   const n = cs.length;
+  // Names before dates: a masked name makes its neighbour a date part ("host @ may"), as
+  // it would when normalizing the output again.
+  for (let i = 0; i + 1 < n; i++) {
+    const c = cs[i]!;
+    const next = cs[i + 1]!;
+    if (c.text.length === 4 && !next.mask && NAMING.has(c.text.toLowerCase()) && !NOT_A_NAME.has(shortWord(next))) {
+      cs[i + 1] = { text: ANY, mask: true, numeric: false, glued: next.glued };
+    }
+  }
   // Right-to-left then left-to-right so a run like "Fri Jun 17" is masked whole.
   for (let pass = 0; pass < 2; pass++) {
     for (let q = 0; q < n; q++) {
@@ -214,13 +228,6 @@ export function normalizeMessage(text: string): string {
       if (!c.mask && (maskAt(cs, i - 1) || maskAt(cs, i + 1)) && CALENDAR.has(shortWord(c))) {
         cs[i] = { text: ANY, mask: true, numeric: false, glued: c.glued };
       }
-    }
-  }
-  for (let i = 0; i + 1 < n; i++) {
-    const c = cs[i]!;
-    const next = cs[i + 1]!;
-    if (c.text.length === 4 && !next.mask && NAMING.has(c.text.toLowerCase()) && !NOT_A_NAME.has(shortWord(next))) {
-      cs[i + 1] = { text: ANY, mask: true, numeric: false, glued: next.glued };
     }
   }
   let out = '';
@@ -255,12 +262,13 @@ function isIdSegment(s: string): boolean {
  */
 export function templateRoute(path: string): string {
   let p = path.trim();
-  const scheme = p.indexOf('://');
-  if (scheme > 0) {
-    const slash = p.indexOf('/', scheme + 3);
+  // Only a leading scheme: "/proxy/http://x/y" is a path of its own, not a URL for "/y".
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(p);
+  if (scheme) {
+    const slash = p.indexOf('/', scheme[0].length);
     p = slash < 0 ? '/' : p.slice(slash);
   }
   const cut = p.search(/[?#]/);
-  if (cut >= 0) p = p.slice(0, cut);
+  if (cut >= 0) p = p.slice(0, cut).trimEnd();
   return p.split('/').map((s) => (isIdSegment(s) ? ':id' : s)).join('/');
 }

@@ -144,7 +144,8 @@ function alertToEvent(a: Alert, source: TriggerSource, groupStatus: string | und
   const ev: TriggerEvent = {
     source,
     kind,
-    title: title.split('\n')[0]!.slice(0, 300),
+    // Never end on half of a surrogate pair (an emoji cut at the limit).
+    title: title.split('\n')[0]!.slice(0, 300).replace(/[\ud800-\udbff]$/, ''),
     message,
     labels: { ...labels, ...prefixed(ann, 'annotation_', ['message', 'description', 'summary', 'stack', 'stacktrace', 'stack_trace']) },
     count: countOf(a),

@@ -64,7 +64,9 @@ export function registerLatency(app: Hono, deps: AppDeps): void {
     credentialAuth({ name: 'latency trigger', token: secrets.get(cfg.tokenEnv), basic: user && password ? { user, password } : undefined }),
     async (c) => {
       const body = await readJson(c);
-      const isAlertWebhook = typeof body === 'object' && body !== null && 'alerts' in body;
+      // `version` too: a webhook that lost its `alerts` must be told so, not refused for
+      // lacking the small shape's service and route.
+      const isAlertWebhook = typeof body === 'object' && body !== null && ('alerts' in body || 'version' in body);
       if (isAlertWebhook) {
         const parsed = parseAlertWebhook(body, {
           forceLatency: true,

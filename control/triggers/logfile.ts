@@ -91,7 +91,8 @@ export function createLogParser(opts: LogParserOptions): LogParser {
     const ev: TriggerEvent = {
       source: 'logfile',
       kind: 'error',
-      title: firstLine(message).slice(0, MAX_TITLE),
+      // Never end on half of a surrogate pair (an emoji cut at the limit).
+      title: firstLine(message).slice(0, MAX_TITLE).replace(/[\ud800-\udbff]$/, ''),
       message,
       labels: { file: fileLabel, level: e.level },
       count: 1,
@@ -276,4 +277,12 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
 const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');
 const firstLine = (s: string): string => s.trim().split('\n', 1)[0] ?? '';
-const clip = (s: string, max: number): string => (Buffer.byteLength(s) <= max ? s : Buffer.from(s).subarray(0, max).toString('utf8'));
+const clip = (s: string, max: number): string => {
+  if (Buffer.byteLength(s) <= max) return s;
+  const buf = Buffer.from(s);
+  // Back up to the first byte of a UTF-8 sequence (continuation bytes are 10xxxxxx), so a
+  // character is never cut into U+FFFD, which would also run past max.
+  let end = max;
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--;
+  return buf.subarray(0, end).toString('utf8');
+};

@@ -99,7 +99,7 @@ export function mentionEvent(m: Mention, bot: BotIdentity, now: Date): TriggerEv
   return {
     source: 'slack',
     kind: 'report',
-    title: firstLine.length > TITLE_CHARS ? `${firstLine.slice(0, TITLE_CHARS - 1)}…` : firstLine,
+    title: clip(firstLine, TITLE_CHARS),
     message: clip(text, MAX_REPORT_CHARS),
     labels: { slack_channel: m.channel, slack_thread_ts: m.threadTs, ...(m.team ? { slack_team: m.team } : {}) },
     count: 1,
@@ -175,7 +175,8 @@ function capLines(lines: string[]): string {
 }
 
 function clip(s: string, max: number): string {
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+  // Never between the two halves of a surrogate pair (an emoji at the limit).
+  return s.length > max ? `${s.slice(0, max - 1).replace(/[\ud800-\udbff]$/, '')}…` : s;
 }
 
 /**
