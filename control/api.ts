@@ -1,16 +1,18 @@
 /**
- * The JSON API: manual filing and the read side (tickets, their occurrences and
- * triage decisions). Guarded by the API token when one is configured.
+ * The JSON API: manual filing, the read side (tickets, their occurrences and
+ * triage decisions) and people's decisions (cancel, approve, skip, requeue).
+ * Guarded by the API token when one is configured.
  */
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import type { AppDeps } from './app.ts';
 import { badRequest, HttpError, notFound } from './http-error.ts';
+import { approvalsForTicket } from './queue/approvals.ts';
 import { activeRuns, cancelTicket, runsForTicket } from './queue/leases.ts';
 import type { Store } from './queue/store.ts';
 import { credentialAuth } from './triggers/auth.ts';
 import { readJson } from './triggers/common.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
-import { TICKET_STATES, type TicketState } from './types.ts';
+import { TICKET_STATES, type ApprovalActions, type ApprovalResult, type TicketState } from './types.ts';
 
 export function registerApi(app: Hono, deps: AppDeps): void {
   const { store } = deps;
@@ -45,6 +47,7 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       occurrences: store.occurrences(id),
       related: store.relatedTickets(id),
       runs: runsForTicket(store, id),
+      approvals: approvalsForTicket(store, id),
       audit: store.auditTrail(id),
     });
   });
@@ -60,6 +63,40 @@ export function registerApi(app: Hono, deps: AppDeps): void {
     deps.dispatcher?.cancel(id, by);
     return c.json({ ticket: id, was: r.was, now: r.now });
   });
+
+  // Approval mode: 404 unknown ticket, 409 when its state (or an approval in flight, or a
+  // merge conflict) stops the action, 502 when the merge or the pull request failed.
+  const decision = (act: (approvals: ApprovalActions, id: number, by: string, body: { reason?: string }) => ApprovalResult | Promise<ApprovalResult>) =>
+    async (c: Context) => {
+      const id = intParam(c.req.param('id'), 'id', 0, 1, Number.MAX_SAFE_INTEGER);
+      if (!deps.approvals) throw new HttpError(503, 'unavailable', 'approvals are not available in this process');
+      const body = await optionalJson(c);
+      if (!store.getTicket(id)) throw notFound(`no ticket ${id}`);
+      const r = await act(deps.approvals, id, c.req.header('x-bugbot-user') ?? 'api', body);
+      const { failure, ...result } = r;
+      if (r.ok) return c.json(result);
+      if (failure === 'not_found') throw notFound(r.message);
+      return c.json({ ...result, error: { code: failure ?? 'conflict', message: r.message } }, failure === 'error' ? 502 : 409);
+    };
+  app.post('/api/tickets/:id/approve', decision((a, id, by) => a.approve(id, by)));
+  app.post('/api/tickets/:id/skip', decision((a, id, by, body) => a.skip(id, by, body.reason)));
+  app.post('/api/tickets/:id/requeue', decision((a, id, by) => a.requeue(id, by)));
+}
+
+/** An optional JSON object body ({} when empty), e.g. {"reason": "..."} for skip. */
+async function optionalJson(c: Context): Promise<{ reason?: string }> {
+  const text = (await c.req.text()).trim();
+  if (!text) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw badRequest(`body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw badRequest('body must be a JSON object');
+  const reason = (v as { reason?: unknown }).reason;
+  if (reason !== undefined && typeof reason !== 'string') throw badRequest('reason must be a string');
+  return reason ? { reason: reason.slice(0, 1000) } : {};
 }
 
 function intParam(raw: string | undefined, name: string, dflt: number, min: number, max: number): number {

@@ -5,6 +5,7 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { registerApi } from './api.ts';
+import { registerDashboard } from './dashboard/index.tsx';
 import type { BugbotConfig } from './config.ts';
 import { HttpError } from './http-error.ts';
 import type { AcceptResult, Intake } from './intake/index.ts';
@@ -18,6 +19,7 @@ import type { SlackTrigger } from './triggers/slack.ts';
 import type { Dispatcher } from './dispatcher/pool.ts';
 import type { Classifier } from './intake/model-classifier.ts';
 import type { OutcomeArchive } from './outcomes/archive.ts';
+import type { ApprovalActions } from './types.ts';
 
 export interface AppDeps {
   config: BugbotConfig;
@@ -32,6 +34,10 @@ export interface AppDeps {
   /** Absent in tests that exercise intake only. */
   dispatcher?: Dispatcher;
   archive?: OutcomeArchive;
+  /** Approve / skip / requeue (approval mode); the approval routes answer 503 without it. */
+  approvals?: ApprovalActions;
+  /** Aborted when the server stops: long-lived responses (the dashboard's live stream) end. */
+  shutdown?: AbortSignal;
 }
 
 /**
@@ -66,6 +72,19 @@ export function createApp(deps: AppDeps): Hono {
       else deps.logger.debug('request rejected', { path: c.req.path, status: err.status, error: err.message });
       return c.json({ error: { code: err.code, message: err.message } }, err.status);
     }
+    const sqlite = (err as { code?: unknown }).code;
+    if (typeof sqlite === 'string' && (sqlite === 'SQLITE_FULL' || sqlite.startsWith('SQLITE_IOERR'))) {
+      // The transaction rolled back: nothing of this request was stored, so the sender must retry.
+      deps.logger.error('storage failed; request refused', { path: c.req.path, error: sqlite });
+      return c.json(
+        { error: { code: 'storage_full', message: `could not store the request (${sqlite}): the disk holding bugbot's home is full or failing; nothing was stored, retry later` } },
+        507,
+      );
+    }
+    if (sqlite === 'SQLITE_BUSY') {
+      c.header('retry-after', '1');
+      return c.json({ error: { code: 'busy', message: 'the database is busy; nothing was stored, retry' } }, 503);
+    }
     deps.logger.error('unhandled error', { path: c.req.path, error: (err as Error).stack ?? String(err) });
     return c.json({ error: { code: 'internal', message: 'internal error; see the control plane log' } }, 500);
   });
@@ -86,5 +105,6 @@ export function createApp(deps: AppDeps): Hono {
   registerEmail(app, deps);
   deps.slack?.register(app);
   registerApi(app, deps);
+  registerDashboard(app, deps);
   return app;
 }

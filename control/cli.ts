@@ -14,6 +14,9 @@ import { createLogger } from './log.ts';
 import { openServices, startServer } from './main.ts';
 import { workersFromStore } from './api.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
+import { Approvals } from './dispatcher/approvals.ts';
+import { Notifier } from './notify/index.ts';
+import { readServerInfo } from './server-info.ts';
 import { parseSince, summarize } from './outcomes/summary.ts';
 import { cancelTicket, runsForTicket } from './queue/leases.ts';
 import { registerDocsCommands } from './docs-search/cli.ts';
@@ -21,7 +24,7 @@ import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
 import { startWatchers } from './triggers/watch.ts';
-import { TICKET_STATES, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
+import { TICKET_STATES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
 
 interface GlobalOpts {
   config?: string;
@@ -316,6 +319,34 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('approve')
+    .description('approval mode: merge a fix waiting on its bot branch into staging (or open its pull request)')
+    .argument('<id>', 'ticket id', intArg)
+    .option('--by <name>', 'who approves', process.env.USER ?? 'cli')
+    .action(async (id: number, o: { by: string }, cmd: Command) => {
+      await approvalCommand(load(cmd), id, 'approve', o.by);
+    });
+
+  program
+    .command('skip')
+    .description('approval mode: drop a fix waiting for approval (or a ticket that needs a person)')
+    .argument('<id>', 'ticket id', intArg)
+    .option('--reason <text>', 'why (kept in the ticket history)')
+    .option('--by <name>', 'who skips', process.env.USER ?? 'cli')
+    .action(async (id: number, o: { by: string; reason?: string }, cmd: Command) => {
+      await approvalCommand(load(cmd), id, 'skip', o.by, o.reason);
+    });
+
+  program
+    .command('requeue')
+    .description('queue a ticket again (awaiting approval, needs a person, or failed) with its attempts reset')
+    .argument('<id>', 'ticket id', intArg)
+    .option('--by <name>', 'who requeues', process.env.USER ?? 'cli')
+    .action(async (id: number, o: { by: string }, cmd: Command) => {
+      await approvalCommand(load(cmd), id, 'requeue', o.by);
+    });
+
+  program
     .command('outcomes')
     .description('summarise the outcomes archive: clean/messy/failed, time to push, cost, tokens per stage')
     .option('--since <duration>', 'only runs finished within this long, e.g. 24h, 7d', '7d')
@@ -448,6 +479,65 @@ function indent(s: string): string {
     .slice(0, 60)
     .map((l) => `  ${l}`)
     .join('\n');
+}
+
+/**
+ * approve / skip / requeue. With a `bugbot start` of this home running, it acts (its
+ * notifications go out from there); otherwise the decision is made here, on the same
+ * database: the store's claim keeps the two from ever merging one fix twice.
+ */
+async function approvalCommand(config: BugbotConfig, id: number, action: 'approve' | 'skip' | 'requeue', by: string, reason?: string): Promise<void> {
+  const server = readServerInfo(config.home);
+  let r = server ? await approvalViaServer(config, server.url, id, action, by, reason) : null;
+  const via = r && server ? ` (via the control plane at ${server.url})` : '';
+  if (!r) {
+    const logger = createLogger({ level: 'warn' });
+    const { store } = openServices(config, logger);
+    try {
+      if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
+      // No server to send the "fixed" notice: this process tells the reporters itself.
+      const notifier = new Notifier({ config, logger });
+      const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home), onFixed: (notice) => void notifier.notify(notice) });
+      try {
+        r = action === 'approve' ? await approvals.approve(id, by) : action === 'skip' ? approvals.skip(id, by, reason) : approvals.requeue(id, by);
+      } finally {
+        await notifier.close();
+      }
+    } finally {
+      store.close();
+    }
+  }
+  if (!r.ok) fail(`${r.message}${r.failure === 'not_found' ? '' : ` (ticket ${id} is ${r.state})`}${via}`, 1);
+  process.stdout.write(`ticket ${id}: ${r.message}; now ${r.state}${via}\n`);
+  if (r.commit) process.stdout.write(`  commit ${r.commit}\n`);
+  if (r.prUrl) process.stdout.write(`  pull request ${r.prUrl}\n`);
+}
+
+/** Ask the running server; null when it cannot be reached (then the CLI acts itself). */
+async function approvalViaServer(
+  config: BugbotConfig,
+  url: string,
+  id: number,
+  action: string,
+  by: string,
+  reason?: string,
+): Promise<ApprovalResult | null> {
+  const token = config.secrets.get(config.server.apiTokenEnv);
+  let res: Response;
+  try {
+    res = await fetch(`${url}/api/tickets/${id}/${action}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-bugbot-user': by, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(reason ? { reason } : {}),
+    });
+  } catch {
+    return null;
+  }
+  const body = (await res.json().catch(() => ({}))) as Partial<ApprovalResult> & { error?: { code?: string; message?: string } };
+  if (res.status === 401) fail(`the control plane at ${url} refused the request: set ${config.server.apiTokenEnv}`, 1);
+  if (res.status === 404) return { ok: false, ticketId: id, state: 'dropped', message: body.error?.message ?? `no ticket ${id}`, failure: 'not_found' };
+  if (typeof body.ok !== 'boolean' || !body.state) fail(`the control plane at ${url} answered ${res.status}: ${body.error?.message ?? 'no result'}`, 1);
+  return { ...(body as ApprovalResult), failure: body.error?.code as ApprovalResult['failure'] };
 }
 
 function fail(message: string, code: number): never {

@@ -61,6 +61,8 @@ const slackSchema = z
     toleranceSeconds: z.number().int().positive().default(300),
     /** Fetch the whole thread with conversations.replies (needs channels:history / groups:history). */
     fetchThread: z.boolean().default(true),
+    /** Slack user ids whose Approve / Skip button clicks act; nobody else's do. */
+    approvers: z.array(z.string().regex(/^[UW][A-Z0-9]+$/, 'must be a Slack user id (U… or W…)')).default([]),
   })
   .strict()
   .prefault({});
@@ -72,6 +74,64 @@ const emailSchema = z
     /** Bearer token for POST /triggers/email/raw. */
     rawTokenEnv: envName.default('BUGBOT_EMAIL_TOKEN'),
     toleranceSeconds: z.number().int().positive().default(300),
+  })
+  .strict()
+  .prefault({});
+
+/** Telling reporters what became of their ticket (control/notify, docs/notifications.md). */
+const notifySchema = z
+  .object({
+    slack: z
+      .object({
+        /** Thread replies and approval buttons; they also need the bot token (triggers.slack.botTokenEnv). */
+        enabled: z.boolean().default(true),
+        /** Channel id where approval requests go for tickets no Slack thread reported. */
+        approvalsChannel: z.string().regex(/^[CG][A-Z0-9]+$/, 'must be a Slack channel id (C… or G…)').optional(),
+      })
+      .strict()
+      .prefault({}),
+    email: z
+      .object({
+        /** SMTP server; no email is sent until it is set. */
+        host: z.string().min(1).optional(),
+        port: z.number().int().min(1).max(65535).default(587),
+        /** TLS from the first byte (port 465); otherwise STARTTLS. */
+        secure: z.boolean().default(false),
+        /** Refuse to send unless the server upgrades with STARTTLS (when secure is false). */
+        requireTLS: z.boolean().default(true),
+        /** SMTP login, used when both variables are set. */
+        userEnv: envName.default('BUGBOT_SMTP_USER'),
+        passwordEnv: envName.default('BUGBOT_SMTP_PASSWORD'),
+        /** The replies' From, e.g. "bugbot <bugbot@example.com>"; required with host. */
+        from: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Link for a commit in "fixed" messages: "{commit}" becomes the full hash. */
+    commitUrl: z.string().regex(/^https?:\/\/\S*\{commit\}\S*$/, 'must be an http(s) URL containing {commit}').optional(),
+  })
+  .strict()
+  .prefault({});
+
+/** The dashboard's pages and who may see them (docs/dashboard.md). */
+const dashboardSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Login with this token (the login form, or Authorization: Bearer). Setting it turns the login on. */
+    tokenEnv: envName.default('BUGBOT_DASHBOARD_TOKEN'),
+    /** Login with a user name and password instead (or as well); set both. */
+    basicUserEnv: envName.optional(),
+    basicPasswordEnv: envName.optional(),
+    /** Ask for a login on loopback too (always asked when server.host is not loopback). */
+    requireLogin: z.boolean().default(false),
+    /** A login lasts this long (sessions live in memory: a restart logs everyone out). */
+    sessionHours: z.number().positive().max(24 * 30).default(12),
+    /** Extra origins allowed to post the dashboard's forms (e.g. a TLS proxy's https://bugbot.example.com). */
+    allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be an origin like https://bugbot.example.com')).default([]),
+    /** How often the live panels refresh, in milliseconds. */
+    liveIntervalMs: z.number().int().min(100).max(60_000).default(1000),
+    /** Larger diffs are cut at this many bytes. */
+    maxDiffBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(512 * 1024),
   })
   .strict()
   .prefault({});
@@ -99,6 +159,10 @@ const harnessSchema = z
     oauthTokenEnv: envName.default('CLAUDE_CODE_OAUTH_TOKEN'),
     /** Kill a phase when its stream is silent this long. */
     idleTimeoutSeconds: z.number().int().positive().default(300),
+    /** Retries of a failed model request (5xx, 529 overloaded, timeout) before the phase fails; Claude Code backs off between them. */
+    modelRetries: z.number().int().min(0).max(10).default(4),
+    /** One model request may take this long before it counts as failed (and is retried). */
+    modelTimeoutSeconds: z.number().int().positive().default(600),
     /** A banned attempt is denied and the session goes on ("deny"), or ends it ("kill"). */
     onBannedAction: z.enum(['deny', 'kill']).default('deny'),
     devTimeoutSeconds: z.number().int().positive().default(60),
@@ -129,6 +193,64 @@ const ignoreRule = z
   })
   .strict();
 
+/** Rules under which a fix is approved without a person (approval mode; all must hold). */
+const autoApproveSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    maxFilesChanged: z.number().int().min(1).default(3),
+    /** Insertions plus deletions. */
+    maxLinesChanged: z.number().int().min(1).default(50),
+    /** The test command passed outright: no pre-existing failures tolerated. */
+    requireTestsPassed: z.boolean().default(true),
+    /** Tickets above this severity always wait for a person. */
+    maxSeverity: z.enum(SEVERITIES).default('medium'),
+    /** Globs (`**`, `*`, `?`); one without a `/` matches a file name at any depth. A fix touching any waits for a person. */
+    sensitivePaths: z
+      .array(z.string().min(1))
+      .default([
+        '**/migrations/**',
+        '*.sql',
+        '**/auth/**',
+        '*auth*',
+        '**/security/**',
+        '**/payment*/**',
+        '**/billing/**',
+        'package.json',
+        'package-lock.json',
+        'yarn.lock',
+        'pnpm-lock.yaml',
+        'Dockerfile',
+        'infra/**',
+        'deploy/**',
+        '.github/**',
+      ]),
+  })
+  .strict()
+  .prefault({});
+
+/** What approving a fix that waits on its bot branch does (harness.pushMode "approve"; docs/harness.md). */
+const approvalSchema = z
+  .object({
+    /** "staging": rebase the bot branch onto staging and push it; "pr": open a pull request instead. */
+    target: z.enum(['staging', 'pr']).default('staging'),
+    github: z
+      .object({
+        /** REST API base URL; GitHub Enterprise Server: https://<host>/api/v3. */
+        apiUrl: z.string().url().default('https://api.github.com'),
+        owner: z.string().min(1).optional(),
+        repo: z.string().min(1).optional(),
+        /** Token allowed to open pull requests (contents: read, pull requests: write). */
+        tokenEnv: envName.default('GITHUB_TOKEN'),
+        /** The pull request's base branch; default target.stagingBranch. */
+        base: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    autoApprove: autoApproveSchema,
+  })
+  .strict()
+  .prefault({});
+
 export const configSchema = z
   .object({
     /** Where the database, outcomes archive, logs, ticket folders and worktrees live. */
@@ -157,6 +279,7 @@ export const configSchema = z
       .prefault({}),
     workers: z.number().int().min(1).max(8).default(2),
     harness: harnessSchema,
+    approval: approvalSchema,
     intake: z
       .object({
         settleSeconds: z.number().min(0).default(30),
@@ -233,6 +356,8 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    notify: notifySchema,
+    dashboard: dashboardSchema,
     /** Phase 0 docs retrieval over the target's docs (see docs/docs-search.md). */
     docs: docsSettingsSchema,
     /** The MCP servers the agent works through (see docs/mcp.md). */
@@ -371,6 +496,7 @@ export function secretNames(cfg: z.output<typeof configSchema>): string[] {
     cfg.harness.baseUrlEnv,
     cfg.harness.oauthTokenEnv,
     cfg.server.apiTokenEnv,
+    cfg.approval.github.tokenEnv,
     cfg.intake.hashSaltEnv,
     t.grafana.tokenEnv,
     t.grafana.basicUserEnv,
@@ -384,6 +510,11 @@ export function secretNames(cfg: z.output<typeof configSchema>): string[] {
     t.slack.appTokenEnv,
     t.email.mailgunSigningKeyEnv,
     t.email.rawTokenEnv,
+    cfg.notify.email.userEnv,
+    cfg.notify.email.passwordEnv,
+    cfg.dashboard.tokenEnv,
+    cfg.dashboard.basicUserEnv,
+    cfg.dashboard.basicPasswordEnv,
     cfg.mcp.loki.tokenEnv,
     cfg.mcp.loki.basicUserEnv,
     cfg.mcp.loki.basicPasswordEnv,
@@ -425,12 +556,25 @@ function semanticProblems(cfg: z.output<typeof configSchema>, env: NodeJS.Proces
     ['triggers.latency.tokenEnv', cfg.triggers.latency.tokenEnv],
     ['triggers.latency.basicUserEnv', cfg.triggers.latency.basicUserEnv],
     ['triggers.latency.basicPasswordEnv', cfg.triggers.latency.basicPasswordEnv],
+    ['dashboard.basicUserEnv', cfg.dashboard.basicUserEnv],
+    ['dashboard.basicPasswordEnv', cfg.dashboard.basicPasswordEnv],
   ] as const) {
     // Optional secrets: naming one that is unset is almost always a deployment mistake.
     if (name && !env[name]) out.push(`${where} names ${name}, which is not set in the environment`);
   }
+  const mail = cfg.notify.email;
+  if (mail.host) {
+    if (!mail.from) out.push('notify.email.from is required when notify.email.host is set (the replies\' From address)');
+    if (Boolean(env[mail.userEnv]) !== Boolean(env[mail.passwordEnv])) {
+      out.push(`notify.email: set both ${mail.userEnv} and ${mail.passwordEnv} for an SMTP login, or neither`);
+    }
+  }
   if (Boolean(g.basicUserEnv) !== Boolean(g.basicPasswordEnv)) {
     out.push('triggers.grafana: basicUserEnv and basicPasswordEnv must be set together');
+  }
+  out.push(...dashboardProblems(cfg, env));
+  if (cfg.approval.target === 'pr' && (!cfg.approval.github.owner || !cfg.approval.github.repo)) {
+    out.push('approval.target is "pr": set approval.github.owner and approval.github.repo');
   }
   if (!isLoopback(cfg.server.host)) {
     // Exposed: every endpoint must authenticate. On loopback, unauthenticated triggers are a convenience.
@@ -446,6 +590,24 @@ function semanticProblems(cfg: z.output<typeof configSchema>, env: NodeJS.Proces
     if (t.email.enabled && !env[t.email.rawTokenEnv]) {
       out.push(`${exposed}: set ${t.email.rawTokenEnv} for /triggers/email/raw (or triggers.email.enabled: false)`);
     }
+  }
+  return out;
+}
+
+/**
+ * The dashboard shows tickets, diffs and approval buttons: reachable from the network
+ * (or with requireLogin) it needs a credential, and bugbot refuses to start without one.
+ */
+function dashboardProblems(cfg: z.output<typeof configSchema>, env: NodeJS.ProcessEnv): string[] {
+  const d = cfg.dashboard;
+  const out: string[] = [];
+  if (Boolean(d.basicUserEnv) !== Boolean(d.basicPasswordEnv)) out.push('dashboard: basicUserEnv and basicPasswordEnv must be set together');
+  if (!d.enabled) return out;
+  const credential = Boolean(env[d.tokenEnv]) || Boolean(d.basicUserEnv && env[d.basicUserEnv] && d.basicPasswordEnv && env[d.basicPasswordEnv]);
+  if (credential) return out;
+  const why = !isLoopback(cfg.server.host) ? `server.host is ${cfg.server.host} (not loopback)` : d.requireLogin ? 'dashboard.requireLogin is true' : '';
+  if (why) {
+    out.push(`${why}: the dashboard needs a login: set ${d.tokenEnv} (dashboard.tokenEnv) or dashboard.basicUserEnv/basicPasswordEnv, or set dashboard.enabled: false`);
   }
   return out;
 }

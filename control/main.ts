@@ -11,6 +11,7 @@ import { createRedactor } from '../lib/redact.ts';
 import { SettleScheduler } from './intake/settle.ts';
 import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
+import { Approvals } from './dispatcher/approvals.ts';
 import { reconcile } from './dispatcher/reconcile.ts';
 import { modelEnv } from './dispatcher/model-env.ts';
 import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
@@ -18,8 +19,10 @@ import { createModelClassifier } from './intake/model-classifier.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { recheckRegressions } from './outcomes/regression.ts';
 import { Store } from './queue/store.ts';
+import { removeServerInfo, writeServerInfo } from './server-info.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
 import { createSlackTrigger, type SlackTrigger } from './triggers/slack.ts';
+import { noticeForRun, Notifier } from './notify/index.ts';
 
 export interface Services {
   store: Store;
@@ -41,6 +44,7 @@ export interface RunningServer {
   port: number;
   services: Services;
   dispatcher: Dispatcher;
+  approvals: Approvals;
   stop(): Promise<void>;
 }
 
@@ -56,15 +60,48 @@ export async function startServer(
   const rec = reconcile(config, store, logger);
   if (rec.requeued + rec.failed + rec.worktreesRemoved) logger.warn('reconciled after restart', rec);
   const archive = new OutcomeArchive(config.home);
-  const dispatcher = new Dispatcher({ config, store, archive, logger: logger.child({ component: 'dispatcher' }) });
+  // Tells reporters (Slack threads, email) what became of their tickets.
+  const notifier = new Notifier({ config, logger: logger.child({ component: 'notify' }) });
+  const approvals = new Approvals({
+    config,
+    store,
+    archive,
+    logger: logger.child({ component: 'approvals' }),
+    onFixed: (notice) => void notifier.notify(notice),
+  });
+  const dispatcher = new Dispatcher({
+    config,
+    store,
+    archive,
+    logger: logger.child({ component: 'dispatcher' }),
+    onRunFinished: (row, ticket) => {
+      // Pushed → fixed, failed → why, awaiting approval → Approve / Skip buttons.
+      const notice = noticeForRun(row, store.getTicket(ticket.id) ?? ticket);
+      const tell = () => void (notice && notifier.notify(notice));
+      // Approval mode: a fix within the auto-approval rules goes out without a person.
+      if (row.state === 'awaiting_approval' && config.approval.autoApprove.enabled) {
+        approvals.considerAutoApproval(ticket.id).then(
+          // Declined by the rules: ask people. Approved: its fixed notice comes through onFixed.
+          (r) => r === null && tell(),
+          (err: unknown) => {
+            logger.error('auto-approval failed', { ticket: ticket.id, error: String(err) });
+            tell();
+          },
+        );
+      } else tell();
+    },
+  });
   settle.onSettled(() => dispatcher.poke());
 
   let slack: SlackTrigger | undefined;
   if (config.triggers.slack.enabled && config.secrets.get(config.triggers.slack.botTokenEnv)) {
-    slack = createSlackTrigger({ config, store, intake, logger: logger.child({ component: 'slack' }) });
+    slack = createSlackTrigger({ config, store, intake, logger: logger.child({ component: 'slack' }), approvals });
   }
 
+  // Ends long-lived responses (the dashboard's live stream) so the server can close.
+  const shutdown = new AbortController();
   const app = createApp({
+    shutdown: shutdown.signal,
     config,
     store,
     intake,
@@ -72,6 +109,7 @@ export async function startServer(
     slack,
     dispatcher,
     archive,
+    approvals,
     classifier:
       config.triage.classifier === 'model'
         ? createModelClassifier({ claude: claudeBinary(config), promptsDir: join(REPO_ROOT, 'prompts'), env: modelEnv(config), model: config.harness.model })
@@ -87,6 +125,7 @@ export async function startServer(
   const port = (server.address() as { port: number }).port;
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;
+  writeServerInfo(config.home, url);
   settle.start();
   dispatcher.start();
   // The 24-hour regression re-check of pushed runs (appends revision 2 of their rows).
@@ -105,6 +144,12 @@ export async function startServer(
   const watchers: Watchers = startWatchers(config.watch.files, { config, store, intake, logger, onEvents: () => settle.poke() });
 
   for (const line of banner(config, url, slack !== undefined)) print(line);
+  const ch = notifier.channels;
+  const mail = config.notify.email;
+  print(
+    `notify: Slack threads ${ch.slack ? 'on' : config.notify.slack.enabled ? `off (needs ${config.triggers.slack.botTokenEnv})` : 'off'}, ` +
+      `email ${ch.email ? `via ${mail.host}:${mail.port}` : 'off (set notify.email.host and from)'}`,
+  );
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
@@ -114,10 +159,13 @@ export async function startServer(
       await dispatcher.stop();
       await watchers.stop();
       await slack?.stop();
+      await notifier.close();
+      shutdown.abort();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      removeServerInfo(config.home);
       store.close();
     })());
-  return { url, port, services, dispatcher, stop };
+  return { url, port, services, dispatcher, approvals, stop };
 }
 
 function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
@@ -156,6 +204,17 @@ function banner(config: BugbotConfig, url: string, slack: boolean): string[] {
   }
   lines.push(`  POST ${url}/api/tickets              manual filing${authNote(Boolean(s.get(config.server.apiTokenEnv)))}`);
   lines.push(`read: GET ${url}/api/tickets, ${url}/api/tickets/:id, ${url}/healthz`);
+  if (config.dashboard.enabled) {
+    const open = isLoopback(config.server.host) && !config.dashboard.requireLogin && !s.get(config.dashboard.tokenEnv) && !s.get(config.dashboard.basicUserEnv);
+    lines.push(`dashboard: ${url}/${open ? '  (no login: loopback only)' : '  (login required)'}`);
+  }
+  if (config.harness.pushMode === 'approve') {
+    const a = config.approval;
+    lines.push(
+      `approvals: POST ${url}/api/tickets/:id/approve|skip|requeue → ${a.target === 'pr' ? `pull request on ${a.github.owner}/${a.github.repo}` : config.target.stagingBranch}` +
+        `, auto-approval ${a.autoApprove.enabled ? 'on' : 'off'}`,
+    );
+  }
   lines.push(config.watch.files.length ? `watching: ${config.watch.files.join(', ')}` : 'watching: no log files (set watch.files or run `bugbot watch <file>`)');
   return lines;
 }

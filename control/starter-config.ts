@@ -43,6 +43,9 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
     // "model": "sonnet",
     // A phase whose stream is silent this long is killed.
     "idleTimeoutSeconds": 300,
+    // A failed model request (5xx, 529 overloaded, timeout) is retried this often, with back-off.
+    "modelRetries": 4,
+    "modelTimeoutSeconds": 600,
     // A banned attempt is denied and the session goes on ("deny"), or ends it ("kill").
     "onBannedAction": "deny",
     "devTimeoutSeconds": 60,
@@ -57,6 +60,36 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
       "implement": { "maxTurns": 80, "maxBudgetUsd": 5, "wallSeconds": 1800 },
       "review": { "maxTurns": 40, "maxBudgetUsd": 2, "wallSeconds": 900 },
       "docs": { "maxTurns": 20, "maxBudgetUsd": 1, "wallSeconds": 600 }
+    }
+  },
+
+  // With harness.pushMode "approve": what approving a fix does (see docs/harness.md).
+  "approval": {
+    // "staging": rebase the bot branch onto staging and push it; "pr": open a pull request.
+    "target": "staging",
+    "github": {
+      // GitHub Enterprise Server: "https://<host>/api/v3".
+      "apiUrl": "https://api.github.com",
+      // Required with target "pr":
+      // "owner": "acme", "repo": "petshop",
+      // Token that may open pull requests.
+      "tokenEnv": "GITHUB_TOKEN"
+      // The pull request's base; default target.stagingBranch.
+      // "base": "staging"
+    },
+    // Approve without a person when every rule holds. Off by default.
+    "autoApprove": {
+      "enabled": false,
+      "maxFilesChanged": 3,
+      // Insertions plus deletions.
+      "maxLinesChanged": 50,
+      // The test command passed outright (no pre-existing failures).
+      "requireTestsPassed": true,
+      // Tickets above this severity always wait for a person.
+      "maxSeverity": "medium",
+      // A fix touching any of these waits for a person. A glob without "/" matches a name at any depth.
+      "sensitivePaths": ["**/migrations/**", "*.sql", "**/auth/**", "*auth*", "**/security/**", "**/payment*/**", "**/billing/**",
+        "package.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Dockerfile", "infra/**", "deploy/**", ".github/**"]
     }
   },
 
@@ -122,13 +155,51 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
       "botTokenEnv": "SLACK_BOT_TOKEN",
       "appTokenEnv": "SLACK_APP_TOKEN",
       "socketMode": false,
-      "apiUrl": "https://slack.com/api/"
+      "apiUrl": "https://slack.com/api/",
+      // Slack user ids (U…) whose Approve / Skip clicks act; nobody's by default.
+      "approvers": []
     },
     "email": {
       "enabled": true,
       "mailgunSigningKeyEnv": "MAILGUN_SIGNING_KEY",
       "rawTokenEnv": "BUGBOT_EMAIL_TOKEN"
     }
+  },
+
+  // Telling reporters what became of their ticket (see docs/notifications.md).
+  "notify": {
+    // Thread replies (fixed / failed / approval buttons); needs triggers.slack.botTokenEnv set.
+    "slack": {
+      "enabled": true
+      // Approval requests for tickets no Slack thread reported: "approvalsChannel": "C0123456789"
+    },
+    // One "fixed and live" reply to email reporters, once the fix is pushed. Off until host is set:
+    "email": {
+      // "host": "smtp.example.com", "from": "bugbot <bugbot@example.com>",
+      "port": 587,
+      // true: TLS from the first byte (port 465); false: STARTTLS, required unless requireTLS is false.
+      "secure": false,
+      "requireTLS": true,
+      // SMTP login, used when both variables are set.
+      "userEnv": "BUGBOT_SMTP_USER",
+      "passwordEnv": "BUGBOT_SMTP_PASSWORD"
+    }
+    // Link commits in messages: "commitUrl": "https://github.com/acme/shop/commit/{commit}"
+  },
+
+  // The dashboard at / (see docs/dashboard.md): queue, workers, tickets, outcomes, approvals.
+  "dashboard": {
+    "enabled": true,
+    // Setting this variable turns the login on; without one the dashboard serves loopback only.
+    "tokenEnv": "BUGBOT_DASHBOARD_TOKEN",
+    // Or a user name and password: "basicUserEnv": "BUGBOT_DASHBOARD_USER", "basicPasswordEnv": "BUGBOT_DASHBOARD_PASSWORD",
+    // Ask for a login on loopback too (always asked when server.host is not loopback).
+    "requireLogin": false,
+    "sessionHours": 12,
+    // Origins (besides the dashboard's own) allowed to post its forms, e.g. a TLS proxy's.
+    "allowedOrigins": [],
+    "liveIntervalMs": 1000,
+    "maxDiffBytes": 524288
   },
 
   // Phase 0: the target's docs, indexed for retrieval (see docs/docs-search.md).

@@ -135,6 +135,12 @@ export interface ApprovalResult {
   message: string;
   commit?: string;
   prUrl?: string;
+  /**
+   * Why ok is false: no such ticket (`state` is then meaningless), a state that does not
+   * allow the action, another approval in flight, a merge conflict (the ticket went to
+   * needs_human), or a merge / pull request that failed (the ticket still waits).
+   */
+  failure?: 'not_found' | 'state' | 'busy' | 'conflict' | 'error';
 }
 
 /** The approval actions other parts (dashboard, Slack buttons, API) call. */

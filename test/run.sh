@@ -11,7 +11,7 @@ fi
 
 echo "== typecheck"; npx tsc --noEmit -p tsconfig.json
 echo "== lint"; npx eslint .
-echo "== shellcheck"; shellcheck -x --source-path=SCRIPTDIR harness/worker.sh harness/lib/*.sh scripts/*.sh .ci/run test/run.sh
+echo "== shellcheck"; shellcheck -x --source-path=SCRIPTDIR harness/worker.sh harness/merge.sh harness/lib/*.sh scripts/*.sh .ci/run test/run.sh
 echo "== bats (harness)"
 bats_log=$(mktemp)
 bats_status=0

@@ -45,6 +45,11 @@ export interface OutcomeRow {
   denials: Array<{ phase: string; by: string; tool: string; reason?: string }>;
   regressions_detected_24h: boolean | null;
   revision: number;
+  /** Approval mode: when and by whom the fix was approved (a later revision of the run's row). */
+  approved_at?: string;
+  approved_by?: string;
+  /** The pull request an approval opened (approval.target "pr"). */
+  pr_url?: string | null;
 }
 
 export class OutcomeArchive {

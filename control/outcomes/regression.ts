@@ -12,8 +12,10 @@ const DAY_MS = 86_400_000;
 export function recheckRegressions(store: Store, archive: OutcomeArchive, now = store.now()): OutcomeRow[] {
   const appended: OutcomeRow[] = [];
   for (const row of archive.latest()) {
-    if (row.regressions_detected_24h !== null || !row.pushed_to) continue;
-    const finished = Date.parse(row.finished);
+    // Only fixes that went out: a fix awaiting approval (or skipped) is not live yet.
+    if (row.regressions_detected_24h !== null || !row.pushed_to || row.state !== 'pushed') continue;
+    // An approved fix went out when it was approved, not when its run finished.
+    const finished = Date.parse(row.approved_at ?? row.finished);
     if (!Number.isFinite(finished) || now.getTime() - finished < DAY_MS) continue;
     const until = new Date(finished + DAY_MS).toISOString();
     const regressed = store

@@ -125,6 +125,26 @@ const MIGRATIONS: string[] = [
   /* 2: live progress of a run (phase, tokens, cost so far), for `bugbot status` and the API */ `
   ALTER TABLE runs ADD COLUMN progress_json TEXT;
   `,
+  /* 3: people's approval decisions (approve / skip / requeue) and what an approval produced */ `
+  CREATE TABLE approvals (
+    id          INTEGER PRIMARY KEY,
+    ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+    run_id      INTEGER REFERENCES runs(id),
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    -- running (an approval merging or opening its pull request), done, conflict, failed, abandoned
+    status      TEXT NOT NULL,
+    target      TEXT,
+    commit_sha  TEXT,
+    pr_url      TEXT,
+    message     TEXT,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT
+  );
+  CREATE INDEX approvals_ticket ON approvals(ticket_id, id);
+  -- At most one approval in flight per ticket: a second approve cannot merge twice.
+  CREATE UNIQUE INDEX approvals_running ON approvals(ticket_id) WHERE status = 'running';
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -313,6 +313,15 @@ export class Store {
     return out;
   }
 
+  /** Other tickets of the same fingerprint (earlier or later ones), newest first. */
+  ticketsWithFingerprint(fingerprint: string, exceptId: number, limit = 20): { id: number; state: string; created_at: string }[] {
+    return this.stmt('SELECT id, state, created_at FROM tickets WHERE fingerprint = ? AND id != ? ORDER BY id DESC LIMIT ?').all(fingerprint, exceptId, limit) as {
+      id: number;
+      state: string;
+      created_at: string;
+    }[];
+  }
+
   // ---- stage runs -------------------------------------------------------------------
 
   /** The per-stage numbers of a finished run (tokens, tool calls, cost, duration). */

@@ -7,7 +7,8 @@
  * as soon as Bolt acks. Slack wants the 200 within 3 seconds and retries otherwise
  * (https://docs.slack.dev/apis/events-api/#responding), so listeners do their Web
  * API calls after the ack; the commit happens before it, so a crash after the ack
- * loses nothing.
+ * loses nothing. Interactivity (`payload=` forms) shares the endpoint and the
+ * signature check; `block_actions` (Approve / Skip buttons) go to Bolt as well.
  */
 import type { App, Receiver, ReceiverEvent } from '@slack/bolt';
 import type { Hono } from 'hono';
@@ -73,9 +74,13 @@ export class SlackEventsReceiver implements Receiver {
       const { form, body } = parseSlackBody(raw.toString('utf8'), c.req.header('content-type'));
 
       if (form) {
-        // Interactivity (buttons, shortcuts): verified and acknowledged; nothing acts on it yet.
-        o.logger.debug('slack interactivity payload acknowledged', { type: body.type });
-        return c.json({ ok: true });
+        // Button clicks go to Bolt's action listeners, which ack at once and act afterwards;
+        // other interactivity (shortcuts, modals) is verified and acknowledged, nothing more.
+        // Slack wants an empty 200 within 3 seconds
+        // (https://docs.slack.dev/interactivity/handling-user-interaction#acknowledgment_response).
+        if (body.type === 'block_actions') await this.dispatch({ body });
+        else o.logger.debug('slack interactivity payload acknowledged', { type: body.type });
+        return c.body(null, 200);
       }
       if (body.type === 'url_verification') {
         // https://docs.slack.dev/reference/events/url_verification: echo the challenge.
@@ -177,5 +182,31 @@ export function parseSlackBody(text: string, contentType: string | undefined): {
   if (typeof body.type !== 'string' || !body.type) {
     throw badRequest(`${form ? 'payload' : 'body'} has no "type" field (expected url_verification, event_callback or an interactivity type)`);
   }
+  const malformed = envelopeProblem(body);
+  if (malformed) throw badRequest(`${form ? 'payload' : 'body'} field ${malformed}`);
   return { form, body };
+}
+
+// Bolt reads these envelope fields without checking them (`user.id`, `channel.id`,
+// `actions[0]`, `authorizations[0].team_id`, `'id' in event.channel`): Slack always sends
+// them so shaped, and a signed body that does not is refused here, naming the field,
+// instead of crashing Bolt into a 500 that Slack would retry.
+const OBJECT_FIELDS = ['event', 'user', 'channel', 'view'];
+const NULLABLE_OBJECT_FIELDS = ['team', 'enterprise', 'container', 'message'];
+const LIST_FIELDS = ['actions', 'authorizations'];
+
+function envelopeProblem(body: Record<string, unknown>): string | undefined {
+  for (const k of OBJECT_FIELDS) if (k in body && !isRecord(body[k])) return `"${k}" must be an object`;
+  for (const k of NULLABLE_OBJECT_FIELDS) if (k in body && body[k] !== null && !isRecord(body[k])) return `"${k}" must be an object or null`;
+  for (const k of LIST_FIELDS) {
+    const v = body[k];
+    if (k in body && !(Array.isArray(v) && v.every(isRecord))) return `"${k}" must be a list of objects`;
+  }
+  if (body.type === 'block_actions' && !isRecord(body.user)) return '"user" is required in block_actions';
+  const event = body.event;
+  if (isRecord(event)) {
+    if (event.channel === null) return '"event.channel" must be a string or an object';
+    if ('item' in event && !isRecord(event.item)) return '"event.item" must be an object';
+  }
+  return undefined;
 }

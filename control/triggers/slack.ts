@@ -11,6 +11,9 @@
  * in both modes (HTTP: before dispatching to Bolt; Socket Mode: in the receiver's
  * customPropertiesExtractor, which runs before Bolt acks). Reading the thread
  * (`conversations.replies`) and replying (`chat.postMessage`) happen after the ack.
+ *
+ * Approve / Skip buttons on approval requests (`block_actions`) arrive the same two
+ * ways; slack-approvals.ts decides who may act and answers after the ack.
  */
 import { App, LogLevel, SocketModeReceiver, type Logger as BoltLogger } from '@slack/bolt';
 import { ErrorCode, type WebClient } from '@slack/web-api';
@@ -20,7 +23,9 @@ import type { BugbotConfig } from '../config.ts';
 import type { AcceptResult, Intake } from '../intake/index.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../queue/store.ts';
+import type { ApprovalActions } from '../types.ts';
 import { summarize } from './common.ts';
+import { APPROVE_ACTION, handleApprovalClick, parseApprovalClick, SKIP_ACTION } from './slack-approvals.ts';
 import { SlackEventsReceiver, type Admission } from './slack-receiver.ts';
 import {
   fetchThread,
@@ -50,8 +55,17 @@ interface AdmittedMention {
   result: AcceptResult;
 }
 
+export interface SlackTriggerDeps {
+  config: BugbotConfig;
+  store: Store;
+  intake: Intake;
+  logger: Logger;
+  /** What the Approve / Skip buttons call; without it a click is refused, saying so. */
+  approvals?: ApprovalActions;
+}
+
 /** Build the Slack trigger. Throws when a token the configured mode needs is missing. */
-export function createSlackTrigger(deps: { config: BugbotConfig; store: Store; intake: Intake; logger: Logger }): SlackTrigger {
+export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
   const { config, store, intake, logger } = deps;
   const cfg = config.triggers.slack;
   const botToken = config.secrets.get(cfg.botTokenEnv);
@@ -178,18 +192,36 @@ export function createSlackTrigger(deps: { config: BugbotConfig; store: Store; i
     }
   };
 
-  bolt.event('app_mention', async ({ body, context, client }) => {
-    // Admitted by the receiver before the ack; admitted here only when that failed.
-    const decided = ADMITTED in context ? context[ADMITTED] : admit(body as unknown as Record<string, unknown>).context?.[ADMITTED];
-    const admitted = decided as AdmittedMention | null | undefined;
-    if (!admitted) return;
-    const work = followUp(admitted, client);
+  /** Work after the ack that stop() waits for. */
+  const track = async (work: Promise<void>): Promise<void> => {
     pending.add(work);
     try {
       await work;
     } finally {
       pending.delete(work);
     }
+  };
+
+  bolt.event('app_mention', async ({ body, context, client }) => {
+    // Admitted by the receiver before the ack; admitted here only when that failed.
+    const decided = ADMITTED in context ? context[ADMITTED] : admit(body as unknown as Record<string, unknown>).context?.[ADMITTED];
+    const admitted = decided as AdmittedMention | null | undefined;
+    if (!admitted) return;
+    await track(followUp(admitted, client));
+  });
+
+  bolt.action({ type: 'block_actions', action_id: new RegExp(`^(${APPROVE_ACTION}|${SKIP_ACTION})$`) }, async ({ ack, body, client }) => {
+    await ack();
+    const click = parseApprovalClick(body);
+    if ('problem' in click) {
+      logger.warn('slack approval click not understood; nothing done', { problem: click.problem });
+      return;
+    }
+    await track(
+      handleApprovalClick(click, { client, approvers: cfg.approvers, approvals: deps.approvals, logger }).catch((err: unknown) =>
+        logger.warn('could not answer a slack approval click', { ticket: click.ticketId, user: click.user, error: slackError(err) }),
+      ),
+    );
   });
 
   let started: Promise<void> | undefined;
@@ -232,7 +264,7 @@ function slackError(err: unknown): string {
  * Bolt's and the WebClient's log lines into ours. Their debug lines are dropped:
  * they include Web API request bodies, and our log never carries bodies.
  */
-function toBoltLogger(logger: Logger): BoltLogger {
+export function toBoltLogger(logger: Logger): BoltLogger {
   let level = LogLevel.INFO;
   return {
     debug: () => undefined,

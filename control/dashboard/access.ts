@@ -1,0 +1,215 @@
+/**
+ * Who may see the dashboard and post its forms.
+ *
+ * - A login is required when the server is exposed (non-loopback host), when a
+ *   credential is configured, or with dashboard.requireLogin. Credentials: a token
+ *   or a user/password pair from the environment, via the login form (which sets an
+ *   HttpOnly, SameSite=Strict session cookie) or an Authorization header.
+ * - Every POST is checked twice against cross-site request forgery: the Origin /
+ *   Sec-Fetch-Site check of hono/csrf, and a per-session token in a hidden field
+ *   (OWASP's synchronizer token pattern), so a forged form fails even where a
+ *   browser sends neither header.
+ * Sessions live in memory: a restart logs everyone out.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import type { Context, MiddlewareHandler } from 'hono';
+import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
+import { csrf } from 'hono/csrf';
+import { HTTPException } from 'hono/http-exception';
+import { safeEqual } from '../triggers/auth.ts';
+import type { Viewer } from './layout.tsx';
+
+export const SESSION_COOKIE = 'bugbot_session';
+const ID_RE = /^[A-Za-z0-9_-]{43}$/;
+/** Failed logins allowed per minute before the form answers 429 (guessing a token is then hopeless). */
+const MAX_FAILURES_PER_MINUTE = 20;
+
+export interface AccessOptions {
+  token?: string | undefined;
+  basic?: { user: string; password: string } | undefined;
+  /** Ask for a login even with no credential configured (refused at config time) or on loopback. */
+  required: boolean;
+  sessionMs: number;
+  /** Origins besides the request's own that may post forms (a TLS proxy's public origin). */
+  allowedOrigins: string[];
+  now?: () => number;
+}
+
+interface Session {
+  user: string;
+  expires: number;
+}
+
+export class DashboardAccess {
+  readonly required: boolean;
+  private readonly key = randomBytes(32);
+  private readonly sessions = new Map<string, Session>();
+  private readonly flashes = new Map<string, { ok: boolean; text: string }>();
+  private readonly now: () => number;
+  private failures: { minute: number; count: number } = { minute: 0, count: 0 };
+  private readonly originCheck: MiddlewareHandler;
+
+  constructor(private readonly opts: AccessOptions) {
+    this.required = opts.required || Boolean(opts.token || opts.basic);
+    this.now = opts.now ?? Date.now;
+    this.originCheck = csrf({
+      origin: (origin, c) => origin === new URL(c.req.url).origin || opts.allowedOrigins.includes(origin),
+    });
+  }
+
+  get methods(): { token: boolean; basic: boolean } {
+    return { token: Boolean(this.opts.token), basic: Boolean(this.opts.basic) };
+  }
+
+  /** The user a login form names, or null. Counts failures (429 past the limit). */
+  checkLogin(form: { token?: string; user?: string; password?: string }): string | null | 'throttled' {
+    const minute = Math.floor(this.now() / 60_000);
+    if (this.failures.minute !== minute) this.failures = { minute, count: 0 };
+    if (this.failures.count >= MAX_FAILURES_PER_MINUTE) return 'throttled';
+    const user = this.credentialUser(form);
+    if (!user) this.failures.count++;
+    return user;
+  }
+
+  private credentialUser(form: { token?: string; user?: string; password?: string }): string | null {
+    const { token, basic } = this.opts;
+    if (token && form.token && safeEqual(form.token, token)) return 'token';
+    if (basic && form.user !== undefined && form.password !== undefined) {
+      // Both compared, always: no early exit that tells a right user name from a wrong one.
+      const userOk = safeEqual(form.user, basic.user);
+      const passOk = safeEqual(form.password, basic.password);
+      if (userOk && passOk) return basic.user;
+    }
+    return null;
+  }
+
+  /** The user an Authorization header (Bearer token or Basic) names, or null. */
+  headerUser(header: string | undefined): string | null {
+    if (!header) return null;
+    const i = header.indexOf(' ');
+    const scheme = (i === -1 ? header : header.slice(0, i)).toLowerCase();
+    const value = i === -1 ? '' : header.slice(i + 1).trim();
+    if (scheme === 'bearer') return this.credentialUser({ token: value });
+    if (scheme === 'basic') {
+      const decoded = Buffer.from(value, 'base64').toString('utf8');
+      const j = decoded.indexOf(':');
+      if (j === -1) return null;
+      return this.credentialUser({ user: decoded.slice(0, j), password: decoded.slice(j + 1) });
+    }
+    return null;
+  }
+
+  startSession(c: Context, user: string): string {
+    const id = randomBytes(32).toString('base64url');
+    this.prune();
+    this.sessions.set(id, { user, expires: this.now() + this.opts.sessionMs });
+    this.setSessionCookie(c, id, this.opts.sessionMs);
+    return id;
+  }
+
+  endSession(c: Context): void {
+    const id = getCookie(c, SESSION_COOKIE);
+    if (id) {
+      this.sessions.delete(id);
+      this.flashes.delete(id);
+    }
+    deleteCookie(c, SESSION_COOKIE, { path: '/' });
+  }
+
+  /** Session id and user of a request, or null when it is not logged in. */
+  private resolve(c: Context): { id: string; user: string } | null {
+    const id = getCookie(c, SESSION_COOKIE);
+    if (this.required) {
+      const s = id ? this.sessions.get(id) : undefined;
+      if (id && s && s.expires > this.now()) return { id, user: s.user };
+      const user = this.headerUser(c.req.header('authorization'));
+      // A script authenticating per request gets a session too, so it can post forms.
+      return user ? { id: this.startSession(c, user), user } : null;
+    }
+    // No login on loopback: every browser still gets a session id for its CSRF token.
+    if (id && ID_RE.test(id)) return { id, user: 'local' };
+    const fresh = randomBytes(32).toString('base64url');
+    this.setSessionCookie(c, fresh, 365 * 86_400_000);
+    return { id: fresh, user: 'local' };
+  }
+
+  /** False once a login session was ended or ran out (always true without logins). */
+  sessionAlive(sessionId: string): boolean {
+    if (!this.required) return true;
+    const s = this.sessions.get(sessionId);
+    return Boolean(s && s.expires > this.now());
+  }
+
+  csrfToken(sessionId: string): string {
+    return createHmac('sha256', this.key).update(`csrf:${sessionId}`).digest('base64url');
+  }
+
+  flash(sessionId: string, ok: boolean, text: string): void {
+    if (this.flashes.size > 10_000) this.flashes.clear();
+    this.flashes.set(sessionId, { ok, text });
+  }
+
+  /**
+   * The guard for every dashboard route except the login page and assets: resolves
+   * the viewer, turns away strangers (a redirect to the login form for a browser
+   * asking for a page, 401 otherwise) and checks both CSRF defences on a POST.
+   */
+  guard(onViewer: (c: Context, v: Viewer & { sessionId: string }) => void): MiddlewareHandler {
+    return async (c, next) => {
+      const who = this.resolve(c);
+      if (!who) {
+        const wantsPage = c.req.method === 'GET' && (c.req.header('accept') ?? '').includes('text/html');
+        if (wantsPage) {
+          const nextPath = c.req.path + (new URL(c.req.url).search || '');
+          return c.redirect(`/login?next=${encodeURIComponent(nextPath)}`, 303);
+        }
+        c.header('WWW-Authenticate', this.opts.basic ? 'Basic realm="bugbot dashboard"' : 'Bearer realm="bugbot dashboard"');
+        return c.json({ error: { code: 'unauthorized', message: 'dashboard: log in first (/login), or send a bearer token or basic auth' } }, 401);
+      }
+      const token = this.csrfToken(who.id);
+      if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+        const refusal = (await this.checkOrigin(c)) ?? (await this.checkToken(c, token));
+        if (refusal) return c.json({ error: { code: 'forbidden', message: refusal } }, 403);
+      }
+      const flash = this.flashes.get(who.id);
+      if (flash && c.req.method === 'GET') this.flashes.delete(who.id);
+      onViewer(c, { user: who.user, csrf: token, loggedIn: this.required, flash, sessionId: who.id });
+      return next();
+    };
+  }
+
+  /** hono/csrf's Origin / Sec-Fetch-Site check; a message when it refuses. */
+  async checkOrigin(c: Context): Promise<string | null> {
+    try {
+      await this.originCheck(c, async () => {});
+      return null;
+    } catch (err) {
+      if (err instanceof HTTPException && err.status === 403) return 'cross-site form post refused (Origin does not match the dashboard)';
+      throw err;
+    }
+  }
+
+  private async checkToken(c: Context, expected: string): Promise<string | null> {
+    const type = c.req.header('content-type') ?? '';
+    if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) return 'dashboard actions are form posts carrying a CSRF token';
+    const body = await c.req.parseBody();
+    const got = typeof body._csrf === 'string' ? body._csrf : '';
+    return got && safeEqual(got, expected) ? null : 'missing or wrong CSRF token: reload the page and try again';
+  }
+
+  private setSessionCookie(c: Context, id: string, maxAgeMs: number): void {
+    const https = new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
+    setCookie(c, SESSION_COOKIE, id, {
+      path: '/',
+      httpOnly: true,
+      sameSite: 'Strict',
+      secure: https,
+      maxAge: Math.floor(maxAgeMs / 1000),
+    });
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [id, s] of this.sessions) if (s.expires <= now) this.sessions.delete(id);
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * What every dashboard route shares: the dependencies, the access rules, the
+ * scrubbers, the outcomes cache, the viewer of a request, and rendering helpers.
+ */
+import type { Context } from 'hono';
+import type { JSX } from 'hono/jsx/jsx-runtime';
+import type { AppDeps } from '../app.ts';
+import type { OutcomeRow } from '../outcomes/archive.ts';
+import type { DashboardAccess } from './access.ts';
+import type { OutcomesCache, Scrub } from './data.ts';
+import type { Viewer } from './layout.tsx';
+
+export interface Dash {
+  deps: AppDeps;
+  access: DashboardAccess;
+  /** For everything shown that came from an agent, a log or a file. */
+  scrub: Scrub;
+  /** Secret values only: for data handed out verbatim (the export). */
+  maskSecrets: Scrub;
+  outcomes: OutcomesCache;
+  /** Who is asking (set by the guard for every guarded route). */
+  viewer(c: Context): Viewer & { sessionId: string };
+}
+
+export async function render(el: JSX.Element): Promise<string> {
+  return (await el).toString();
+}
+
+export async function page(c: Context, el: JSX.Element, status: 200 | 401 | 404 | 429 = 200) {
+  return c.html(`<!DOCTYPE html>${await render(el)}`, status);
+}
+
+/** Newest first. */
+export const byFinished = (rows: OutcomeRow[]) => [...rows].sort((a, b) => (b.finished ?? '').localeCompare(a.finished ?? ''));
+
+/** A local path to come back to; anything else (another site, //host) becomes the fallback. */
+export function localPath(v: unknown, fallback = '/'): string {
+  return typeof v === 'string' && /^\/(?![/\\])[^\s]*$/.test(v) && v.length < 2000 ? v : fallback;
+}

@@ -1,0 +1,236 @@
+/**
+ * What the pages read besides the store: the files a run leaves in its ticket
+ * folder (plan, verdict, push record, the phase's stream log), the outcomes archive
+ * (cached until the file changes), the live workers. Everything that came from an
+ * agent or a log goes through `scrub` before it is shown: the redactor, then every
+ * secret value the config resolved, masked wherever it appears.
+ */
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRedactor } from '../../lib/redact.ts';
+import { workersFromStore } from '../api.ts';
+import type { AppDeps } from '../app.ts';
+import { secretNames, type BugbotConfig } from '../config.ts';
+import { workspacePaths } from '../dispatcher/workspace.ts';
+import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
+import type { RunRow } from '../queue/leases.ts';
+import { parseUnifiedDiff, runDiff, type RunDiff } from './git-diff.ts';
+
+export type Scrub = (text: string) => string;
+
+/** Redact, then mask the config's secret values; `secretsOnly` keeps data verbatim otherwise (exports). */
+export function createScrub(config: BugbotConfig, opts: { secretsOnly?: boolean } = {}): Scrub {
+  const redactor = opts.secretsOnly ? null : createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
+  const values = [...new Set(secretNames(config).map((n) => config.secrets.get(n)).filter((v): v is string => Boolean(v && v.length >= 4)))];
+  // Longest first, so a secret containing another is masked whole.
+  values.sort((a, b) => b.length - a.length);
+  return (text) => {
+    let out = redactor ? redactor.text(text) : text;
+    for (const v of values) if (out.includes(v)) out = out.split(v).join('[secret]');
+    return out;
+  };
+}
+
+/** At most `max` bytes of a file (its head, or its tail), or null when it is missing. */
+export function readBounded(path: string, max: number, from: 'head' | 'tail' = 'head'): { text: string; truncated: boolean } | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const n = Math.min(size, max);
+    const buf = Buffer.alloc(n);
+    readSync(fd, buf, 0, n, from === 'head' ? 0 : size - n);
+    return { text: buf.toString('utf8'), truncated: size > max };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface RunFiles {
+  dir: string;
+  plan: { text: string; truncated: boolean } | null;
+  verdict: { verdict: string; reasons: string[]; edits: number | null } | null;
+  /** push.env: branch, commit, pushed_to, files, insertions, deletions, tests_first_try... */
+  push: Record<string, string>;
+  /** The diff the review phase saw (agent/diff.patch), when git cannot show one. */
+  reviewDiff: { text: string; truncated: boolean } | null;
+}
+
+export function runDir(config: BugbotConfig, ticketId: number, runId: number): string {
+  return workspacePaths(config, { id: ticketId }, { id: runId, worker_id: 0, started_at: '' }).ticketDir;
+}
+
+export function readRunFiles(config: BugbotConfig, scrub: Scrub, run: Pick<RunRow, 'id' | 'ticket_id'>): RunFiles {
+  const dir = runDir(config, run.ticket_id, run.id);
+  const plan = readBounded(join(dir, 'agent', 'plan.md'), 200_000);
+  let verdict: RunFiles['verdict'] = null;
+  const v = readBounded(join(dir, 'agent', 'verdict.json'), 100_000);
+  if (v) {
+    try {
+      const j = JSON.parse(v.text) as { verdict?: unknown; reasons?: unknown; edits?: unknown };
+      verdict = {
+        verdict: scrub(String(j.verdict ?? 'unknown')),
+        reasons: Array.isArray(j.reasons) ? j.reasons.map((r) => scrub(String(r))) : [],
+        edits: typeof j.edits === 'number' ? j.edits : null,
+      };
+    } catch {
+      verdict = { verdict: 'unreadable verdict.json', reasons: [], edits: null };
+    }
+  }
+  const push: Record<string, string> = {};
+  for (const line of (readBounded(join(dir, 'push.env'), 20_000)?.text ?? '').split('\n')) {
+    const i = line.indexOf('=');
+    // Written by the harness (branch, commit, counts): not redacted, which could mangle a branch name.
+    if (i > 0) push[line.slice(0, i)] = line.slice(i + 1);
+  }
+  const rd = readBounded(join(dir, 'agent', 'diff.patch'), config.dashboard.maxDiffBytes);
+  return {
+    dir,
+    plan: plan ? { text: scrub(plan.text), truncated: plan.truncated } : null,
+    verdict,
+    push,
+    reviewDiff: rd ? { text: scrub(rd.text), truncated: rd.truncated } : null,
+  };
+}
+
+/**
+ * A run's diff from the target repository; when neither its commit nor its branch is
+ * there any more, the diff the review phase saw (agent/diff.patch).
+ */
+export async function diffForRun(
+  config: BugbotConfig,
+  run: { branch: string | null; commit: string | null },
+  files: RunFiles | null,
+): Promise<RunDiff | { error: string } | null> {
+  const branch = run.branch ?? files?.push.branch ?? null;
+  const commit = run.commit ?? files?.push.commit ?? null;
+  if (!branch && !commit) return null;
+  const t = config.target;
+  const diff = await runDiff({ repo: t.repo, remote: t.remote, baseBranch: t.baseBranch, branch, commit, maxBytes: config.dashboard.maxDiffBytes });
+  if ('error' in diff && files?.reviewDiff) {
+    return { base: t.baseBranch, ref: 'the diff the review phase saw', files: parseUnifiedDiff(files.reviewDiff.text), truncated: files.reviewDiff.truncated };
+  }
+  return diff;
+}
+
+/** The outcomes archive, re-read only when the file changed (size or mtime). */
+export class OutcomesCache {
+  private key = '';
+  private rows: OutcomeRow[] = [];
+  private raw: OutcomeRow[] = [];
+
+  constructor(readonly archive: OutcomeArchive) {}
+
+  /** The latest revision of each run, in archive order. */
+  latest(): OutcomeRow[] {
+    this.refresh();
+    return this.rows;
+  }
+
+  /** Every row as written (all revisions), for the export. */
+  all(): OutcomeRow[] {
+    this.refresh();
+    return this.raw;
+  }
+
+  private refresh(): void {
+    let key = 'missing';
+    if (existsSync(this.archive.path)) {
+      const st = statSync(this.archive.path);
+      key = `${st.size}:${st.mtimeMs}`;
+    }
+    if (key === this.key) return;
+    this.key = key;
+    this.raw = this.archive.readAll();
+    this.rows = this.archive.latest();
+  }
+}
+
+export interface LiveWorker {
+  worker: number;
+  ticket: number;
+  title: string;
+  run: number;
+  port: number | null;
+  phase: string | null;
+  elapsed_s: number;
+  tokens: number;
+  cost_usd: number;
+  tool_calls: number;
+  /** The worker's own log (stderr), newest last. */
+  log: string[];
+  /** What the agent did most recently in the current phase, newest last. */
+  phaseTail: string[];
+}
+
+export function liveWorkers(deps: AppDeps, scrub: Scrub): LiveWorker[] {
+  const views = deps.dispatcher ? deps.dispatcher.workers() : workersFromStore(deps.store).map((w) => ({ ...w, tail: [] as string[] }));
+  return views.map((w) => ({
+    worker: w.worker,
+    ticket: w.ticket,
+    title: w.title,
+    run: w.run,
+    port: w.port,
+    phase: w.phase,
+    elapsed_s: w.elapsed_s,
+    tokens: w.tokens,
+    cost_usd: w.cost_usd,
+    tool_calls: w.tool_calls,
+    log: w.tail.slice(-8).map((l) => scrub(clip(l, 300))),
+    phaseTail: w.phase ? phaseTail(join(runDir(deps.config, w.ticket, w.run), `stage-${w.phase}.jsonl`), 8).map(scrub) : [],
+  }));
+}
+
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+/** The last `n` things a Claude Code session did, one line each, from its stream-json log. */
+export function phaseTail(path: string, n: number): string[] {
+  const chunk = readBounded(path, 64 * 1024, 'tail');
+  if (!chunk) return [];
+  const lines = chunk.text.split('\n');
+  if (chunk.truncated) lines.shift(); // a partial first line
+  const out: string[] = [];
+  for (const line of lines) {
+    if (!line.trim()) continue;
+    let e: StreamEvent;
+    try {
+      e = JSON.parse(line) as StreamEvent;
+    } catch {
+      continue;
+    }
+    out.push(...describeEvent(e));
+  }
+  return out.slice(-n).map((l) => clip(l.replace(/\s+/g, ' ').trim(), 240));
+}
+
+interface StreamEvent {
+  type?: string;
+  subtype?: string;
+  message?: { content?: Array<{ type?: string; text?: string; name?: string; input?: Record<string, unknown>; is_error?: boolean; content?: unknown }> | string };
+  num_turns?: number;
+  total_cost_usd?: number;
+}
+
+function describeEvent(e: StreamEvent): string[] {
+  if (e.type === 'system' && e.subtype === 'init') return ['session started'];
+  if (e.type === 'result') return [`finished: ${e.subtype ?? 'done'} after ${e.num_turns ?? '?'} turns`];
+  const content = Array.isArray(e.message?.content) ? e.message.content : [];
+  const out: string[] = [];
+  for (const b of content) {
+    if (e.type === 'assistant' && b.type === 'text' && b.text) out.push(`says: ${b.text}`);
+    if (e.type === 'assistant' && b.type === 'tool_use') out.push(`${b.name ?? 'tool'} ${toolArg(b.input ?? {})}`);
+    if (e.type === 'user' && b.type === 'tool_result' && b.is_error) out.push(`tool error: ${typeof b.content === 'string' ? b.content : 'see the log'}`);
+  }
+  return out;
+}
+
+function toolArg(input: Record<string, unknown>): string {
+  for (const k of ['file_path', 'command', 'pattern', 'url', 'path', 'query']) {
+    if (typeof input[k] === 'string') return input[k];
+  }
+  return '';
+}

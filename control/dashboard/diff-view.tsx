@@ -1,0 +1,89 @@
+/**
+ * The side-by-side diff: old on the left, new on the right, a run of deleted
+ * lines facing the lines that replace it. Every line is text (escaped by JSX).
+ */
+import type { Scrub } from './data.ts';
+import { sideBySide, type DiffLine, type RunDiff } from './git-diff.ts';
+
+/** Rows drawn per page; past this the view says how much it left out. */
+const MAX_ROWS = 4000;
+
+function Cell(props: { line: DiffLine | null; side: 'old' | 'new'; scrub: Scrub }) {
+  const { line } = props;
+  if (!line) {
+    return (
+      <>
+        <td class="ln none"></td>
+        <td class="none"></td>
+      </>
+    );
+  }
+  const cls = line.kind === 'ctx' ? undefined : line.kind;
+  return (
+    <>
+      <td class="ln">{props.side === 'old' ? line.old : line.new}</td>
+      <td class={cls}>{props.scrub(line.text)}</td>
+    </>
+  );
+}
+
+/** `scrub` redacts the lines (agent-written code); `mask` only hides secret values (git's own messages). */
+export function DiffView(props: { diff: RunDiff | { error: string } | null; scrub: Scrub; mask: Scrub }) {
+  const { diff, scrub } = props;
+  if (!diff) return <p class="muted">No diff: this run has no branch or commit.</p>;
+  if ('error' in diff) return <p class="muted">No diff: {props.mask(diff.error)}</p>;
+  if (!diff.files.length) return <p class="muted">{`${diff.ref} has no changes against ${diff.base}.`}</p>;
+  let budget = MAX_ROWS;
+  let left = 0;
+  const adds = diff.files.reduce((a, f) => a + f.additions, 0);
+  const dels = diff.files.reduce((a, f) => a + f.deletions, 0);
+  return (
+    <div class="diff-view" data-files={diff.files.length}>
+      <p class="small muted">
+        {`${diff.ref} against ${diff.base} (since they diverged): ${diff.files.length} file${diff.files.length === 1 ? '' : 's'}, +${adds} −${dels}`}
+        {diff.truncated ? ' — cut at dashboard.maxDiffBytes' : ''}
+      </p>
+      {diff.files.map((f) => {
+        const rows = f.hunks.flatMap((h) => [{ hunk: h.header }, ...sideBySide(h)]);
+        const shown = rows.slice(0, Math.max(0, budget));
+        budget -= shown.length;
+        left += rows.length - shown.length;
+        const name = f.status === 'renamed' ? `${f.oldPath} → ${f.newPath}` : f.status === 'deleted' ? f.oldPath : f.newPath;
+        return (
+          <div class="diff-file" data-path={f.newPath}>
+            <h3>
+              {name} <span class="muted small">{`${f.status}, +${f.additions} −${f.deletions}`}</span>
+            </h3>
+            {f.binary ? (
+              <p class="muted">Binary file.</p>
+            ) : (
+              <table class="diff">
+                <colgroup>
+                  <col class="ln" />
+                  <col />
+                  <col class="ln" />
+                  <col />
+                </colgroup>
+                <tbody>
+                  {shown.map((r) =>
+                    'hunk' in r ? (
+                      <tr class="hunk">
+                        <td colspan={4}>{r.hunk}</td>
+                      </tr>
+                    ) : (
+                      <tr>
+                        <Cell line={r.left} side="old" scrub={scrub} />
+                        <Cell line={r.right} side="new" scrub={scrub} />
+                      </tr>
+                    ),
+                  )}
+                </tbody>
+              </table>
+            )}
+          </div>
+        );
+      })}
+      {left ? <p class="muted">{`${left} more diff lines not shown.`}</p> : null}
+    </div>
+  );
+}

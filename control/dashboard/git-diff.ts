@@ -1,0 +1,199 @@
+/**
+ * A run's diff, from the target repository with real git: the fix (its pushed
+ * commit, else its bot branch) against the base branch, since they diverged.
+ * Read-only (no optional locks, no external diff or textconv drivers), bounded in
+ * bytes and time, and parsed into files and hunks for the side-by-side view.
+ */
+import { spawn } from 'node:child_process';
+
+export interface DiffLine {
+  kind: 'ctx' | 'add' | 'del';
+  old: number | null;
+  new: number | null;
+  text: string;
+}
+
+export interface DiffHunk {
+  header: string;
+  lines: DiffLine[];
+}
+
+export interface DiffFile {
+  oldPath: string;
+  newPath: string;
+  status: 'modified' | 'added' | 'deleted' | 'renamed';
+  binary: boolean;
+  additions: number;
+  deletions: number;
+  hunks: DiffHunk[];
+}
+
+export interface RunDiff {
+  base: string;
+  ref: string;
+  files: DiffFile[];
+  truncated: boolean;
+}
+
+/** Ref names and commit ids we pass to git: never an option, never a range. */
+const SAFE_REF = /^(?!-)(?!.*\.\.)[\w./@+-]{1,200}$/;
+
+interface GitResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+}
+
+function git(repo: string, args: string[], maxBytes = 64 * 1024, timeoutMs = 10_000): Promise<GitResult> {
+  return new Promise((resolve) => {
+    const child = spawn('git', ['-C', repo, '-c', 'core.quotePath=false', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, LC_ALL: 'C', GIT_OPTIONAL_LOCKS: '0', GIT_TERMINAL_PROMPT: '0' },
+    });
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let truncated = false;
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (d: Buffer) => {
+      if (truncated) return;
+      if (bytes + d.length > maxBytes) {
+        chunks.push(d.subarray(0, maxBytes - bytes));
+        truncated = true;
+        child.kill('SIGTERM');
+        return;
+      }
+      chunks.push(d);
+      bytes += d.length;
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: -1, stdout: '', stderr: err.message, truncated: false });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: truncated ? 0 : code, stdout: Buffer.concat(chunks).toString('utf8'), stderr, truncated });
+    });
+  });
+}
+
+/** The first candidate naming a commit in the repository, as its full id; null when none does. */
+async function resolveCommit(repo: string, candidates: Array<string | null | undefined>): Promise<{ name: string; sha: string } | null> {
+  for (const name of candidates) {
+    if (!name || !SAFE_REF.test(name)) continue;
+    const r = await git(repo, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${name}^{commit}`]);
+    const sha = r.stdout.trim();
+    if (r.code === 0 && /^[0-9a-f]{40,64}$/.test(sha)) return { name, sha };
+  }
+  return null;
+}
+
+export interface DiffRequest {
+  repo: string;
+  remote: string;
+  baseBranch: string;
+  /** The run's pushed commit, if known. */
+  commit?: string | null;
+  /** The run's bot branch. */
+  branch?: string | null;
+  maxBytes: number;
+}
+
+/** The run's diff, or a reason there is none (no git, no such branch...). */
+export async function runDiff(req: DiffRequest): Promise<RunDiff | { error: string }> {
+  const ref = await resolveCommit(req.repo, [
+    req.commit,
+    req.branch ? `refs/heads/${req.branch}` : null,
+    req.branch ? `refs/remotes/${req.remote}/${req.branch}` : null,
+  ]);
+  if (!ref) return { error: `neither the run's commit nor its branch ${req.branch ?? '(none)'} is in the target repository` };
+  const base = await resolveCommit(req.repo, [`refs/remotes/${req.remote}/${req.baseBranch}`, `refs/heads/${req.baseBranch}`]);
+  if (!base) return { error: `the base branch ${req.baseBranch} is not in the target repository` };
+  const r = await git(
+    req.repo,
+    ['diff', '--no-color', '--no-ext-diff', '--no-textconv', '-M', '--unified=3', `${base.sha}...${ref.sha}`, '--'],
+    req.maxBytes,
+    20_000,
+  );
+  if (r.code !== 0) return { error: `git diff failed: ${r.stderr.trim() || `status ${r.code}`}` };
+  const short = (n: string) => n.replace(/^refs\/(heads|remotes)\//, '');
+  const label = req.branch ? `${req.branch} @ ${ref.sha.slice(0, 12)}` : short(ref.name);
+  return { base: short(base.name), ref: label, files: parseUnifiedDiff(r.stdout), truncated: r.truncated };
+}
+
+/** Parse `git diff` output (unified, with git's extended headers). */
+export function parseUnifiedDiff(text: string): DiffFile[] {
+  const files: DiffFile[] = [];
+  let file: DiffFile | null = null;
+  let hunk: DiffHunk | null = null;
+  let oldNo = 0;
+  let newNo = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('diff --git ')) {
+      const m = /^diff --git a\/(.*) b\/(.*)$/.exec(line);
+      file = { oldPath: m?.[1] ?? '', newPath: m?.[2] ?? '', status: 'modified', binary: false, additions: 0, deletions: 0, hunks: [] };
+      files.push(file);
+      hunk = null;
+      continue;
+    }
+    if (!file) continue;
+    if (!hunk) {
+      if (line.startsWith('new file mode')) file.status = 'added';
+      else if (line.startsWith('deleted file mode')) file.status = 'deleted';
+      else if (line.startsWith('rename from ')) {
+        file.status = 'renamed';
+        file.oldPath = line.slice('rename from '.length);
+      } else if (line.startsWith('rename to ')) file.newPath = line.slice('rename to '.length);
+      else if (line.startsWith('Binary files ')) file.binary = true;
+      else if (line.startsWith('--- ') || line.startsWith('+++ ')) continue;
+    }
+    const h = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@(.*)$/.exec(line);
+    if (h) {
+      hunk = { header: line, lines: [] };
+      file.hunks.push(hunk);
+      oldNo = Number(h[1]);
+      newNo = Number(h[2]);
+      continue;
+    }
+    if (!hunk) continue;
+    if (line.startsWith('+')) {
+      hunk.lines.push({ kind: 'add', old: null, new: newNo++, text: line.slice(1) });
+      file.additions++;
+    } else if (line.startsWith('-')) {
+      hunk.lines.push({ kind: 'del', old: oldNo++, new: null, text: line.slice(1) });
+      file.deletions++;
+    } else if (line.startsWith(' ')) {
+      hunk.lines.push({ kind: 'ctx', old: oldNo++, new: newNo++, text: line.slice(1) });
+    }
+    // "\ No newline at end of file" and the empty last line carry nothing to show.
+  }
+  return files;
+}
+
+export interface SideBySideRow {
+  left: DiffLine | null;
+  right: DiffLine | null;
+}
+
+/** Pair a hunk's lines for two columns: a run of deletions faces the additions that replace it. */
+export function sideBySide(hunk: DiffHunk): SideBySideRow[] {
+  const rows: SideBySideRow[] = [];
+  const lines = hunk.lines;
+  let i = 0;
+  while (i < lines.length) {
+    const l = lines[i]!;
+    if (l.kind === 'ctx') {
+      rows.push({ left: l, right: l });
+      i++;
+      continue;
+    }
+    const dels: DiffLine[] = [];
+    const adds: DiffLine[] = [];
+    while (i < lines.length && lines[i]!.kind === 'del') dels.push(lines[i++]!);
+    while (i < lines.length && lines[i]!.kind === 'add') adds.push(lines[i++]!);
+    for (let k = 0; k < Math.max(dels.length, adds.length); k++) rows.push({ left: dels[k] ?? null, right: adds[k] ?? null });
+  }
+  return rows;
+}

@@ -1,0 +1,104 @@
+/**
+ * The dashboard: server-rendered pages (hono/jsx) served by the control plane.
+ *
+ *   GET  /                      overview: queue by state, workers (live), latest tickets, recent outcomes
+ *   GET  /live                  Server-Sent Events: the overview's panels, re-rendered when they change
+ *   GET  /tickets/:id           a ticket's timeline, runs, plan, verdict and diff
+ *   GET  /outcomes              charts of the outcomes archive; ?source=&service=&from=&to=
+ *   GET  /outcomes/export       the same slice as JSONL (application/x-ndjson)
+ *   GET  /approvals             fixes awaiting approval and tickets needing a person, with diffs
+ *   POST /approvals/:id/:action approve | skip | requeue | cancel
+ *   GET  /login, POST /login, POST /logout
+ *
+ * Access and CSRF rules live in access.ts; see docs/dashboard.md.
+ */
+import type { Context, Hono, MiddlewareHandler } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
+import type { AppDeps } from '../app.ts';
+import { isLoopback } from '../config.ts';
+import { OutcomeArchive } from '../outcomes/archive.ts';
+import { DashboardAccess } from './access.ts';
+import { registerAssets } from './assets.ts';
+import { localPath, page, type Dash } from './context.ts';
+import { createScrub, OutcomesCache } from './data.ts';
+import type { Viewer } from './layout.tsx';
+import { LoginPage } from './pages/login.tsx';
+import { registerApprovalRoutes } from './routes/approvals.tsx';
+import { registerReadRoutes } from './routes/read.tsx';
+
+/** Paths behind the login; everything else of the app keeps its own rules. */
+const GUARDED = ['/', '/live', '/tickets/*', '/outcomes', '/outcomes/*', '/approvals', '/approvals/*', '/logout'];
+
+export function registerDashboard(app: Hono, deps: AppDeps): void {
+  const { config } = deps;
+  const d = config.dashboard;
+  if (!d.enabled) return;
+  const basicUser = config.secrets.get(d.basicUserEnv);
+  const basicPassword = config.secrets.get(d.basicPasswordEnv);
+  const access = new DashboardAccess({
+    token: config.secrets.get(d.tokenEnv),
+    basic: basicUser && basicPassword ? { user: basicUser, password: basicPassword } : undefined,
+    required: d.requireLogin || !isLoopback(config.server.host),
+    sessionMs: d.sessionHours * 3_600_000,
+    allowedOrigins: d.allowedOrigins,
+  });
+  const viewers = new WeakMap<Request, Viewer & { sessionId: string }>();
+  const dash: Dash = {
+    deps,
+    access,
+    scrub: createScrub(config),
+    maskSecrets: createScrub(config, { secretsOnly: true }),
+    outcomes: new OutcomesCache(deps.archive ?? new OutcomeArchive(config.home)),
+    viewer: (c: Context) => viewers.get(c.req.raw)!,
+  };
+
+  const headers = secureHeaders({
+    contentSecurityPolicy: {
+      defaultSrc: ["'none'"],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'"],
+      imgSrc: ["'self'", 'data:'],
+      connectSrc: ["'self'"],
+      formAction: ["'self'"],
+      frameAncestors: ["'none'"],
+      baseUri: ["'none'"],
+    },
+    referrerPolicy: 'no-referrer',
+  });
+  const guard = access.guard((c, v) => viewers.set(c.req.raw, v));
+  // '/approvals' matches both '/approvals' and '/approvals/*': guard each request once.
+  const guardOnce: MiddlewareHandler = async (c, next) => (viewers.has(c.req.raw) ? next() : guard(c, next));
+  for (const path of GUARDED) app.use(path, headers, guardOnce);
+  app.use('/login', headers);
+  registerAssets(app);
+
+  // ---- login -------------------------------------------------------------------------
+
+  app.get('/login', (c) => {
+    if (!access.required) return c.redirect('/', 303);
+    return page(c, <LoginPage next={localPath(c.req.query('next'))} {...access.methods} />);
+  });
+
+  app.post('/login', async (c) => {
+    if (!access.required) return c.redirect('/', 303);
+    const refused = await access.checkOrigin(c);
+    if (refused) return c.json({ error: { code: 'forbidden', message: refused } }, 403);
+    const form = await c.req.parseBody();
+    const str = (k: string) => (typeof form[k] === 'string' ? form[k] : undefined);
+    const next = localPath(str('next'));
+    const user = access.checkLogin({ token: str('token'), user: str('user'), password: str('password') });
+    if (user === 'throttled') return page(c, <LoginPage next={next} {...access.methods} error="Too many failed logins; wait a minute." />, 429);
+    if (!user) return page(c, <LoginPage next={next} {...access.methods} error="Those credentials are not right." />, 401);
+    access.startSession(c, user);
+    deps.logger.info('dashboard login', { user });
+    return c.redirect(next, 303);
+  });
+
+  app.post('/logout', (c) => {
+    access.endSession(c);
+    return c.redirect(access.required ? '/login' : '/', 303);
+  });
+
+  registerReadRoutes(app, dash);
+  registerApprovalRoutes(app, dash);
+}

@@ -1,0 +1,65 @@
+/**
+ * The login form (token, or user name and password) and the plain error page.
+ */
+import { CSS_PATH } from '../assets.ts';
+
+function Shell(props: { title: string; children?: unknown }) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>{`${props.title} · bugbot`}</title>
+        <link rel="stylesheet" href={CSS_PATH} />
+        <link rel="icon" href="data:," />
+      </head>
+      <body>{props.children}</body>
+    </html>
+  );
+}
+
+export function LoginPage(props: { next: string; token: boolean; basic: boolean; error?: string | undefined }) {
+  return (
+    <Shell title="Log in">
+      <form class="card login" method="post" action="/login">
+        <h1>bugbot dashboard</h1>
+        {props.error ? <p class="flash err" role="alert">{props.error}</p> : null}
+        <input type="hidden" name="next" value={props.next} />
+        {props.token ? (
+          <>
+            <label for="token">Access token</label>
+            <input id="token" name="token" type="password" autocomplete="current-password" />
+          </>
+        ) : null}
+        {props.basic ? (
+          <>
+            {props.token ? <p class="muted small">or</p> : null}
+            <label for="user">User</label>
+            <input id="user" name="user" type="text" autocomplete="username" />
+            <label for="password">Password</label>
+            <input id="password" name="password" type="password" autocomplete="current-password" />
+          </>
+        ) : null}
+        <p>
+          <button class="primary" type="submit">
+            Log in
+          </button>
+        </p>
+      </form>
+    </Shell>
+  );
+}
+
+export function ErrorPage(props: { status: number; message: string }) {
+  return (
+    <Shell title={String(props.status)}>
+      <main>
+        <h1>{String(props.status)}</h1>
+        <p>{props.message}</p>
+        <p>
+          <a href="/">Overview</a>
+        </p>
+      </main>
+    </Shell>
+  );
+}

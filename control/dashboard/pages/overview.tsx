@@ -1,0 +1,193 @@
+/**
+ * Overview: the queue by state, the workers (live), the latest tickets and the
+ * most recent outcomes. The three panels are also what the live stream sends.
+ */
+import type { OutcomeRow } from '../../outcomes/archive.ts';
+import type { Ticket } from '../../types.ts';
+import { TICKET_STATES } from '../../types.ts';
+import type { LiveWorker } from '../data.ts';
+import { fmtCost, fmtDuration, fmtInt, Layout, OutcomeBadge, StateBadge, TicketLink, Time, type Viewer } from '../layout.tsx';
+
+export function QueuePanel(props: { counts: Record<string, number>; selected?: string | undefined }) {
+  const total = Object.values(props.counts).reduce((a, b) => a + b, 0);
+  return (
+    <div class="chips" data-total={total}>
+      <a class={`chip${props.selected ? '' : ' on'}`} href="/">
+        all<b>{total}</b>
+      </a>
+      {TICKET_STATES.map((s) => (
+        <a class={`chip${props.selected === s ? ' on' : ''}`} href={`/?state=${s}`} data-state={s} data-count={props.counts[s] ?? 0}>
+          {s.replace(/_/g, ' ')}
+          <b>{props.counts[s] ?? 0}</b>
+        </a>
+      ))}
+    </div>
+  );
+}
+
+export function WorkersPanel(props: { workers: LiveWorker[]; slots: number; queued: number }) {
+  if (!props.workers.length) {
+    return (
+      <p class="muted" data-workers="0">
+        {`No worker is running (${props.slots} slot${props.slots === 1 ? '' : 's'}; ${props.queued} queued).`}
+      </p>
+    );
+  }
+  return (
+    <div data-workers={props.workers.length}>
+      {props.workers.map((w) => (
+        <div class="worker card" data-worker={w.worker} data-ticket={w.ticket}>
+          <table>
+            <thead>
+              <tr>
+                <th>worker</th>
+                <th>ticket</th>
+                <th>phase</th>
+                <th class="num">elapsed</th>
+                <th class="num">port</th>
+                <th class="num">tokens</th>
+                <th class="num">tool calls</th>
+                <th class="num">cost</th>
+              </tr>
+            </thead>
+            <tbody>
+              <tr>
+                <td>{w.worker}</td>
+                <td>
+                  <TicketLink id={w.ticket} title={w.title} />
+                </td>
+                <td class="phase">{w.phase ?? 'starting'}</td>
+                <td class="num">{fmtDuration(w.elapsed_s)}</td>
+                <td class="num">{w.port ?? '—'}</td>
+                <td class="num">{fmtInt(w.tokens)}</td>
+                <td class="num">{fmtInt(w.tool_calls)}</td>
+                <td class="num">{fmtCost(w.cost_usd)}</td>
+              </tr>
+            </tbody>
+          </table>
+          {w.phaseTail.length ? <pre class="tail phase-tail">{w.phaseTail.join('\n')}</pre> : null}
+          {w.log.length ? <pre class="tail worker-log">{w.log.join('\n')}</pre> : null}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+export function RecentOutcomesPanel(props: { rows: OutcomeRow[] }) {
+  if (!props.rows.length) return <p class="muted">No run has finished yet.</p>;
+  return (
+    <table>
+      <thead>
+        <tr>
+          <th>finished</th>
+          <th>ticket</th>
+          <th>outcome</th>
+          <th>state</th>
+          <th class="num">cost</th>
+          <th>reason</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.rows.map((r) => (
+          <tr data-run={r.run_id}>
+            <td>
+              <Time iso={r.finished} />
+            </td>
+            <td>
+              <TicketLink id={r.ticket_id} />
+            </td>
+            <td>
+              <OutcomeBadge outcome={r.outcome} />
+            </td>
+            <td>
+              <StateBadge state={r.state} />
+            </td>
+            <td class="num">{fmtCost(r.cost_usd)}</td>
+            <td class="small">{r.reason}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function TicketTable(props: { tickets: Ticket[] }) {
+  if (!props.tickets.length) return <p class="muted">No tickets.</p>;
+  return (
+    <table id="tickets">
+      <thead>
+        <tr>
+          <th>ticket</th>
+          <th>state</th>
+          <th>severity</th>
+          <th>source</th>
+          <th>service</th>
+          <th class="num">count</th>
+          <th>last seen</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.tickets.map((t) => (
+          <tr data-ticket={t.id} data-state={t.state}>
+            <td>
+              <TicketLink id={t.id} title={t.title} />
+              {t.regressionOf ? <span class="small muted">{` regression of #${t.regressionOf}`}</span> : null}
+            </td>
+            <td>
+              <StateBadge state={t.state} />
+            </td>
+            <td>{t.severity}</td>
+            <td>{t.source}</td>
+            <td>{t.service ?? ''}</td>
+            <td class="num">{fmtInt(t.count)}</td>
+            <td>
+              <Time iso={t.lastSeen} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function OverviewPage(props: {
+  viewer: Viewer;
+  counts: Record<string, number>;
+  state?: string | undefined;
+  workers: LiveWorker[];
+  slots: number;
+  tickets: Ticket[];
+  recent: OutcomeRow[];
+}) {
+  return (
+    <Layout title="Overview" here="/" viewer={props.viewer} live={`/live${props.state ? `?state=${props.state}` : ''}`}>
+      <h1>Overview</h1>
+      <div class="card">
+        <h2>Queue</h2>
+        <div id="live-queue">
+          <QueuePanel counts={props.counts} selected={props.state} />
+        </div>
+      </div>
+      <div class="card">
+        <h2>Workers</h2>
+        <div id="live-workers">
+          <WorkersPanel workers={props.workers} slots={props.slots} queued={props.counts.queued ?? 0} />
+        </div>
+      </div>
+      <div class="grid">
+        <div class="card">
+          <h2>{props.state ? `Tickets: ${props.state.replace(/_/g, ' ')}` : 'Latest tickets'}</h2>
+          <TicketTable tickets={props.tickets} />
+        </div>
+        <div class="card">
+          <h2>
+            Recent outcomes <a class="small" href="/outcomes">all</a>
+          </h2>
+          <div id="live-outcomes">
+            <RecentOutcomesPanel rows={props.recent} />
+          </div>
+        </div>
+      </div>
+    </Layout>
+  );
+}

@@ -1,0 +1,320 @@
+/**
+ * One ticket's story: its triggers and occurrences over time, the triage decision
+ * and reason, every run with its phases (duration, tokens, tool calls, cost), the
+ * plan, the review verdict, the diff side by side, branch and commit, the outcome,
+ * and links to related tickets (regressions, same fingerprint, merged reports).
+ */
+import type { StageStats } from '../../outcomes/archive.ts';
+import type { OccurrenceRow } from '../../queue/store.ts';
+import type { Ticket } from '../../types.ts';
+import { ColumnChart } from '../charts.tsx';
+import type { LiveWorker, RunFiles } from '../data.ts';
+import { DiffView } from '../diff-view.tsx';
+import type { RunDiff } from '../git-diff.ts';
+import { fmtCost, fmtDuration, fmtInt, Layout, OutcomeBadge, StateBadge, TicketLink, Time, type Viewer } from '../layout.tsx';
+import type { Scrub } from '../data.ts';
+import { TicketActions } from './actions.tsx';
+
+export interface RunInfo {
+  id: number;
+  attempt: number;
+  worker: number;
+  state: string;
+  startedAt: string;
+  finishedAt: string | null;
+  branch: string | null;
+  commit: string | null;
+  pushedTo: string | null;
+  outcome: string | null;
+  reason: string | null;
+  stages: Array<[string, Partial<StageStats>]>;
+  costUsd: number | null;
+  tests: { passed: number | null; failed: number | null } | null;
+}
+
+export interface TicketPageProps {
+  viewer: Viewer;
+  ticket: Ticket;
+  /** Redaction for agent and log text. */
+  scrub: Scrub;
+  /** Secret values only, for bugbot's own text (reasons, audit details), which the redactor would mangle. */
+  mask: Scrub;
+  occurrences: OccurrenceRow[];
+  timeline: Array<{ at: string; actor: string; action: string; detail: string | null }>;
+  related: Array<{ id: number; relation: string; state: string }>;
+  runs: RunInfo[];
+  selected: RunInfo | null;
+  files: RunFiles | null;
+  diff: RunDiff | { error: string } | null;
+  live: LiveWorker | null;
+  approvalsEnabled: boolean;
+}
+
+/** Occurrences per day (per hour when they span less than two days). */
+function occurrenceColumns(occ: OccurrenceRow[]) {
+  if (!occ.length) return [];
+  const times = occ.map((o) => Date.parse(o.at)).filter(Number.isFinite);
+  const span = Math.max(...times) - Math.min(...times);
+  const hourly = span < 2 * 86_400_000;
+  const key = (iso: string) => (hourly ? `${iso.slice(5, 10)} ${iso.slice(11, 13)}h` : iso.slice(0, 10));
+  const by = new Map<string, number>();
+  for (const o of [...occ].sort((a, b) => a.at.localeCompare(b.at))) by.set(key(o.at), (by.get(key(o.at)) ?? 0) + o.count);
+  return [...by].map(([label, n]) => ({ label, values: { occurrences: n } }));
+}
+
+function Phases(props: { run: RunInfo }) {
+  const { run } = props;
+  if (!run.stages.length) return <p class="muted small">No phase numbers recorded for this run.</p>;
+  const total = run.stages.reduce(
+    (a, [, s]) => ({ d: a.d + (s.duration_s ?? 0), t: a.t + (s.tokens ?? 0), c: a.c + (s.tool_calls ?? 0), u: a.u + (s.cost_usd ?? 0) }),
+    { d: 0, t: 0, c: 0, u: 0 },
+  );
+  return (
+    <table class="phases">
+      <thead>
+        <tr>
+          <th>phase</th>
+          <th class="num">duration</th>
+          <th class="num">tokens</th>
+          <th class="num">tool calls</th>
+          <th class="num">cost</th>
+          <th>result</th>
+        </tr>
+      </thead>
+      <tbody>
+        {run.stages.map(([name, s]) => (
+          <tr data-phase={name}>
+            <td>{name}</td>
+            <td class="num">{fmtDuration(s.duration_s)}</td>
+            <td class="num">{fmtInt(s.tokens)}</td>
+            <td class="num">{fmtInt(s.tool_calls)}</td>
+            <td class="num">{fmtCost(s.cost_usd)}</td>
+            <td class="small">{s.result ?? ''}{typeof s.edits === 'number' ? ` (${s.edits} review edits)` : ''}</td>
+          </tr>
+        ))}
+        <tr>
+          <th>total</th>
+          <td class="num">{fmtDuration(total.d)}</td>
+          <td class="num">{fmtInt(total.t)}</td>
+          <td class="num">{fmtInt(total.c)}</td>
+          <td class="num">{fmtCost(run.costUsd ?? total.u)}</td>
+          <td></td>
+        </tr>
+      </tbody>
+    </table>
+  );
+}
+
+export function TicketPage(p: TicketPageProps) {
+  const t = p.ticket;
+  const s = p.scrub;
+  const occCols = occurrenceColumns(p.occurrences);
+  return (
+    <Layout title={`#${t.id} ${t.title}`} here="" viewer={p.viewer}>
+      <h1>
+        #{t.id} {t.title} <StateBadge state={t.state} />
+      </h1>
+      <TicketActions viewer={p.viewer} ticket={t} approvalsEnabled={p.approvalsEnabled} returnTo={`/tickets/${t.id}`} />
+      <div class="grid">
+        <div class="card" id="triage">
+          <h2>Triage</h2>
+          <dl class="kv">
+            <dt>decision</dt>
+            <dd class="decision">{t.triageDecision ?? 'not yet (settling)'}</dd>
+            <dt>reason</dt>
+            <dd class="reason">{t.triageReason ?? '—'}</dd>
+            <dt>severity</dt>
+            <dd>{`${t.severity} (priority ${t.priority})`}</dd>
+            <dt>classification</dt>
+            <dd>{t.classification ?? '—'}</dd>
+            <dt>filed by</dt>
+            <dd>{t.human ? 'a person' : 'automation'}{t.claimedBy ? `; claimed by ${t.claimedBy}` : ''}</dd>
+          </dl>
+        </div>
+        <div class="card" id="trigger">
+          <h2>Trigger</h2>
+          <dl class="kv">
+            <dt>source</dt>
+            <dd>{`${t.source} (${t.kind})`}</dd>
+            <dt>service</dt>
+            <dd>{t.service ?? '—'}</dd>
+            <dt>route</dt>
+            <dd>{t.route ?? '—'}</dd>
+            <dt>fingerprint</dt>
+            <dd class="small">{t.fingerprint}</dd>
+            <dt>first / last seen</dt>
+            <dd>
+              <Time iso={t.firstSeen} /> / <Time iso={t.lastSeen} />
+            </dd>
+            <dt>occurrences</dt>
+            <dd>{`${fmtInt(t.count)}${t.users ? `, ${fmtInt(t.users)} users` : ''}`}</dd>
+            {t.reporters.length ? (
+              <>
+                <dt>reported by</dt>
+                <dd>{t.reporters.map((r) => s(`${r.kind} ${r.id}`)).join(', ')}</dd>
+              </>
+            ) : null}
+          </dl>
+          <pre class="message">{t.message}</pre>
+          {t.stack ? <pre class="stack">{t.stack}</pre> : null}
+        </div>
+      </div>
+
+      <div class="grid">
+        <div class="card" id="occurrences">
+          <h2>Occurrences over time</h2>
+          {occCols.length ? (
+            <ColumnChart id="chart-occurrences" title="Occurrences" columns={occCols} series={[{ key: 'occurrences', label: 'occurrences', cls: 's-occ' }]} mode="stacked" />
+          ) : (
+            <p class="muted">No occurrences recorded.</p>
+          )}
+          <table>
+            <tbody>
+              {p.occurrences.slice(0, 15).map((o) => (
+                <tr>
+                  <td>
+                    <Time iso={o.at} />
+                  </td>
+                  <td>{o.source}</td>
+                  <td class="num">{`×${o.count}`}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+        <div class="card" id="timeline">
+          <h2>Timeline</h2>
+          <ol class="timeline">
+            {p.timeline.map((e) => (
+              <li data-action={e.action}>
+                <Time iso={e.at} />
+                <b>{e.action}</b> <span class="muted">{`by ${e.actor}`}</span>
+                {e.detail ? <div class="small">{p.mask(e.detail)}</div> : null}
+              </li>
+            ))}
+          </ol>
+          {p.related.length ? (
+            <>
+              <h3>Related tickets</h3>
+              <ul id="related">
+                {p.related.map((r) => (
+                  <li data-relation={r.relation}>
+                    {`${r.relation.replace(/_/g, ' ')}: `}
+                    <TicketLink id={r.id} /> <StateBadge state={r.state} />
+                  </li>
+                ))}
+              </ul>
+            </>
+          ) : null}
+        </div>
+      </div>
+
+      {p.live ? (
+        <div class="card" id="live-run">
+          <h2>Running now</h2>
+          <p>{`worker ${p.live.worker}, port ${p.live.port ?? '—'}: ${p.live.phase ?? 'starting'} for ${fmtDuration(p.live.elapsed_s)}, ${fmtInt(p.live.tokens)} tokens, ${fmtCost(p.live.cost_usd)}`}</p>
+          {p.live.phaseTail.length ? <pre class="tail">{p.live.phaseTail.join('\n')}</pre> : null}
+        </div>
+      ) : null}
+
+      <div class="card" id="runs">
+        <h2>Runs</h2>
+        {p.runs.length ? (
+          <table>
+            <thead>
+              <tr>
+                <th>run</th>
+                <th>started</th>
+                <th>state</th>
+                <th>outcome</th>
+                <th>branch</th>
+                <th class="num">cost</th>
+              </tr>
+            </thead>
+            <tbody>
+              {p.runs.map((r) => (
+                <tr data-run={r.id} class={p.selected?.id === r.id ? 'selected' : undefined}>
+                  <td>
+                    <a href={`/tickets/${t.id}?run=${r.id}`}>{`#${r.id} (attempt ${r.attempt}, worker ${r.worker})`}</a>
+                  </td>
+                  <td>
+                    <Time iso={r.startedAt} />
+                  </td>
+                  <td>{r.state}</td>
+                  <td>{r.outcome ? <OutcomeBadge outcome={r.outcome} /> : '—'}</td>
+                  <td class="small">{r.branch ?? '—'}</td>
+                  <td class="num">{fmtCost(r.costUsd)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ) : (
+          <p class="muted">Not run yet.</p>
+        )}
+      </div>
+
+      {p.selected ? <RunDetail run={p.selected} files={p.files} diff={p.diff} scrub={s} mask={p.mask} /> : null}
+    </Layout>
+  );
+}
+
+function RunDetail(props: { run: RunInfo; files: RunFiles | null; diff: RunDiff | { error: string } | null; scrub: Scrub; mask: Scrub }) {
+  const { run, files } = props;
+  return (
+    <div id="run-detail">
+      <div class="grid">
+        <div class="card" id="phases">
+          <h2>{`Run #${run.id}: phases`}</h2>
+          <Phases run={run} />
+          <h3>Outcome</h3>
+          <dl class="kv" id="outcome">
+            <dt>outcome</dt>
+            <dd>{run.outcome ? <OutcomeBadge outcome={run.outcome} /> : run.state}</dd>
+            <dt>reason</dt>
+            <dd>{run.reason ? props.mask(run.reason) : '—'}</dd>
+            <dt>branch</dt>
+            <dd class="branch">{run.branch ?? '—'}</dd>
+            <dt>commit</dt>
+            <dd class="commit">{run.commit ?? '—'}</dd>
+            <dt>pushed to</dt>
+            <dd>{run.pushedTo ?? '—'}</dd>
+            <dt>tests</dt>
+            <dd>{run.tests && run.tests.passed !== null ? `${run.tests.passed} passed, ${run.tests.failed ?? 0} failed` : '—'}</dd>
+            <dt>finished</dt>
+            <dd>
+              <Time iso={run.finishedAt} />
+            </dd>
+          </dl>
+        </div>
+        <div class="card" id="verdict">
+          <h2>Review verdict</h2>
+          {files?.verdict ? (
+            <>
+              <p>
+                <b class="verdict">{files.verdict.verdict}</b>
+                {files.verdict.edits !== null ? <span class="muted">{` — ${files.verdict.edits} edits by the reviewer`}</span> : null}
+              </p>
+              {files.verdict.reasons.length ? (
+                <ul>
+                  {files.verdict.reasons.map((r) => (
+                    <li>{r}</li>
+                  ))}
+                </ul>
+              ) : null}
+            </>
+          ) : (
+            <p class="muted">No verdict (the review phase did not run or did not finish).</p>
+          )}
+        </div>
+      </div>
+      <div class="card" id="plan">
+        <h2>plan.md</h2>
+        {files?.plan ? <pre class="plan">{files.plan.text + (files.plan.truncated ? '\n…' : '')}</pre> : <p class="muted">No plan (research did not write one).</p>}
+      </div>
+      <div class="card" id="diff">
+        <h2>Diff</h2>
+        <DiffView diff={props.diff} scrub={props.scrub} mask={props.mask} />
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,83 @@
+/**
+ * The approval queue and the buttons' POSTs: approve / skip / requeue call the
+ * approvals backend (deps.approvals), cancel the queue's cancel path.
+ */
+import type { Hono } from 'hono';
+import { cancelTicket, runsForTicket } from '../../queue/leases.ts';
+import type { ApprovalResult } from '../../types.ts';
+import { localPath, page, type Dash } from '../context.ts';
+import { diffForRun, readRunFiles } from '../data.ts';
+import { ACTIONS, type Action } from '../pages/actions.tsx';
+import { ApprovalsPage, type ApprovalItem } from '../pages/approvals.tsx';
+import { ErrorPage } from '../pages/login.tsx';
+
+/** Approval queue shown per state on one page. */
+const APPROVALS_PER_STATE = 30;
+
+export function registerApprovalRoutes(app: Hono, dash: Dash): void {
+  const { deps, access, scrub, maskSecrets, outcomes, viewer } = dash;
+  const { config, store } = deps;
+
+  app.get('/approvals', async (c) => {
+    const counts = store.countByState();
+    const tickets = [
+      ...store.listTickets({ state: 'awaiting_approval', limit: APPROVALS_PER_STATE }),
+      ...store.listTickets({ state: 'needs_human', limit: APPROVALS_PER_STATE }),
+    ];
+    const more = (counts.awaiting_approval ?? 0) + (counts.needs_human ?? 0) - tickets.length;
+    const latest = outcomes.latest();
+    const items: ApprovalItem[] = [];
+    // One at a time: each diff is a git process; a long queue should not fork dozens at once.
+    for (const ticket of tickets) {
+      const run = runsForTicket(store, ticket.id).at(-1);
+      if (!run) {
+        items.push({ ticket, run: null, files: null, diff: null });
+        continue;
+      }
+      const row = latest.find((r) => r.run_id === run.id);
+      const files = readRunFiles(config, scrub, run);
+      const info = { id: run.id, branch: row?.branch ?? run.branch ?? files.push.branch ?? null, commit: row?.commit ?? files.push.commit ?? null, reason: row?.reason ?? run.reason, finishedAt: run.finished_at };
+      items.push({ ticket, run: info, files, diff: await diffForRun(config, info, files) });
+    }
+    return page(c, <ApprovalsPage viewer={viewer(c)} items={items} scrub={scrub} mask={maskSecrets} approvalsEnabled={Boolean(deps.approvals)} more={Math.max(0, more)} />);
+  });
+
+  app.post('/approvals/:id/:action', async (c) => {
+    const v = viewer(c);
+    const id = Number(c.req.param('id'));
+    const action = c.req.param('action') as Action;
+    if (!ACTIONS.includes(action)) return page(c, <ErrorPage status={404} message={`No action "${action}"; one of: ${ACTIONS.join(', ')}.`} />, 404);
+    const ticket = Number.isSafeInteger(id) && id > 0 ? store.getTicket(id) : undefined;
+    if (!ticket) return page(c, <ErrorPage status={404} message={`No ticket ${c.req.param('id')}.`} />, 404);
+    const form = await c.req.parseBody();
+    const back = localPath(form.return_to, '/approvals');
+    const reason = typeof form.reason === 'string' && form.reason.trim() ? form.reason.trim().slice(0, 500) : undefined;
+    const actor = `dashboard:${v.user}`;
+    let result: Pick<ApprovalResult, 'ok' | 'message'>;
+    try {
+      result = await act(action, id, actor, reason);
+    } catch (err) {
+      deps.logger.error('dashboard action failed', { ticket: id, action, error: (err as Error).message });
+      result = { ok: false, message: `${action} failed: ${(err as Error).message}` };
+    }
+    deps.logger.info('dashboard action', { ticket: id, action, actor, ok: result.ok });
+    access.flash(v.sessionId, result.ok, maskSecrets(result.message));
+    return c.redirect(back, 303);
+  });
+
+  const act = async (action: Action, id: number, actor: string, reason: string | undefined): Promise<Pick<ApprovalResult, 'ok' | 'message'>> => {
+    if (action === 'cancel') {
+      const r = cancelTicket(store, id, actor);
+      if (!r) return { ok: false, message: `ticket #${id} is ${store.getTicket(id)?.state}: nothing to cancel` };
+      deps.dispatcher?.cancel(id, actor);
+      return { ok: true, message: `ticket #${id} cancelled (was ${r.was}, now ${r.now})` };
+    }
+    const approvals = deps.approvals;
+    if (!approvals) return { ok: false, message: `${action}: approvals are not available in this process` };
+    if (action === 'approve') return approvals.approve(id, actor);
+    if (action === 'skip') return approvals.skip(id, actor, reason);
+    const r = await approvals.requeue(id, actor);
+    if (r.ok) deps.dispatcher?.poke();
+    return r;
+  };
+}

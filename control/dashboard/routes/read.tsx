@@ -1,0 +1,180 @@
+/**
+ * The read side: the overview and its live stream, a ticket, the outcomes charts
+ * and their export.
+ */
+import type { Context, Hono } from 'hono';
+import type { JSX } from 'hono/jsx/jsx-runtime';
+import { streamSSE } from 'hono/streaming';
+import type { OutcomeRow } from '../../outcomes/archive.ts';
+import { summarize } from '../../outcomes/summary.ts';
+import { runsForTicket, type RunRow } from '../../queue/leases.ts';
+import { TICKET_STATES, type TicketState } from '../../types.ts';
+import { byFinished, page, render, type Dash } from '../context.ts';
+import { diffForRun, liveWorkers, readRunFiles, type RunFiles } from '../data.ts';
+import type { RunDiff } from '../git-diff.ts';
+import { distinct, matches, parseFilter, perDay, topFingerprints } from '../outcome-stats.ts';
+import { ErrorPage } from '../pages/login.tsx';
+import { OutcomesPage } from '../pages/outcomes.tsx';
+import { OverviewPage, QueuePanel, RecentOutcomesPanel, WorkersPanel } from '../pages/overview.tsx';
+import { TicketPage, type RunInfo } from '../pages/ticket.tsx';
+
+export function registerReadRoutes(app: Hono, dash: Dash): void {
+  const { deps, scrub, maskSecrets, outcomes, viewer } = dash;
+  const { config, store } = deps;
+  const d = config.dashboard;
+
+  const recentOutcomes = (): OutcomeRow[] =>
+    byFinished(outcomes.latest())
+      .slice(0, 10)
+      .map((r) => ({ ...r, reason: maskSecrets(r.reason ?? '') }));
+  const stateParam = (c: Context) => {
+    const s = c.req.query('state');
+    return s && (TICKET_STATES as readonly string[]).includes(s) ? (s as TicketState) : undefined;
+  };
+
+  app.get('/', (c) => {
+    const state = stateParam(c);
+    const counts = store.countByState();
+    return page(
+      c,
+      <OverviewPage
+        viewer={viewer(c)}
+        counts={counts}
+        state={state}
+        workers={liveWorkers(deps, scrub)}
+        slots={config.workers}
+        tickets={store.listTickets({ state, limit: 50 })}
+        recent={recentOutcomes()}
+      />,
+    );
+  });
+
+  app.get('/live', (c) => {
+    const state = stateParam(c);
+    const { sessionId } = viewer(c);
+    return streamSSE(c, async (stream) => {
+      const sent = new Map<string, string>();
+      await stream.writeSSE({ event: 'hello', data: 'live', retry: 2000 });
+      // Until the browser goes, the server stops, or the login ends (logout, expiry).
+      while (!stream.aborted && !stream.closed && !deps.shutdown?.aborted && dash.access.sessionAlive(sessionId)) {
+        const counts = store.countByState();
+        const parts: Array<[string, JSX.Element]> = [
+          ['live-queue', <QueuePanel counts={counts} selected={state} />],
+          ['live-workers', <WorkersPanel workers={liveWorkers(deps, scrub)} slots={config.workers} queued={counts.queued ?? 0} />],
+          ['live-outcomes', <RecentOutcomesPanel rows={recentOutcomes()} />],
+        ];
+        for (const [id, el] of parts) {
+          const html = await render(el);
+          if (sent.get(id) === html) continue;
+          sent.set(id, html);
+          await stream.writeSSE({ event: 'part', data: JSON.stringify({ id, html }) });
+        }
+        await stream.sleep(d.liveIntervalMs);
+      }
+    });
+  });
+
+  const runInfo = (run: RunRow, row: OutcomeRow | undefined): RunInfo => {
+    const stages: RunInfo['stages'] = row
+      ? Object.entries(row.stages ?? {}).flatMap(([k, v]) => (v ? [[k, v] as [string, typeof v]] : []))
+      : store.stagesOf(run.id).map((s) => [s.stage, { ...(s.detail_json ? (JSON.parse(s.detail_json) as object) : {}), tokens: s.tokens, tool_calls: s.tool_calls, cost_usd: s.cost_usd }]);
+    return {
+      id: run.id,
+      attempt: run.attempt,
+      worker: run.worker_id,
+      state: run.state,
+      startedAt: run.started_at,
+      finishedAt: run.finished_at,
+      branch: row?.branch ?? run.branch,
+      commit: row?.commit ?? null,
+      pushedTo: row?.pushed_to ?? null,
+      outcome: row?.outcome ?? run.outcome,
+      reason: row?.reason ?? run.reason,
+      stages,
+      costUsd: row ? row.cost_usd : null,
+      tests: row?.tests ?? null,
+    };
+  };
+
+  app.get('/tickets/:id', async (c) => {
+    const id = Number(c.req.param('id'));
+    const ticket = Number.isSafeInteger(id) && id > 0 ? store.getTicket(id) : undefined;
+    if (!ticket) return page(c, <ErrorPage status={404} message={`No ticket ${c.req.param('id')}.`} />, 404);
+    const rows = outcomes.latest().filter((r) => r.ticket_id === id);
+    const runs = runsForTicket(store, id).map((r) => runInfo(r, rows.find((o) => o.run_id === r.id)));
+    const wanted = Number(c.req.query('run'));
+    const selected = runs.find((r) => r.id === wanted) ?? runs[runs.length - 1] ?? null;
+    let files: RunFiles | null = null;
+    let diff: RunDiff | { error: string } | null = null;
+    if (selected) {
+      files = readRunFiles(config, scrub, { id: selected.id, ticket_id: id });
+      selected.commit ??= files.push.commit ?? null;
+      selected.pushedTo ??= files.push.pushed_to ?? null;
+      diff = await diffForRun(config, selected, files);
+    }
+    const related = [
+      ...store.relatedTickets(id).map((r) => ({ id: r.id, relation: r.relation, state: r.state })),
+      ...store
+        .ticketsWithFingerprint(ticket.fingerprint, id)
+        .filter((r) => r.id !== ticket.regressionOf)
+        .map((r) => ({ id: r.id, relation: 'same_fingerprint', state: r.state })),
+    ];
+    const seen = new Set<number>();
+    return page(
+      c,
+      <TicketPage
+        viewer={viewer(c)}
+        ticket={ticket}
+        scrub={scrub}
+        mask={maskSecrets}
+        occurrences={store.occurrences(id)}
+        timeline={store.auditTrail(id)}
+        related={related.filter((r) => !seen.has(r.id) && seen.add(r.id))}
+        runs={runs}
+        selected={selected}
+        files={files}
+        diff={diff}
+        live={liveWorkers(deps, scrub).find((w) => w.ticket === id) ?? null}
+        approvalsEnabled={Boolean(deps.approvals)}
+      />,
+    );
+  });
+
+  // ---- outcomes ----------------------------------------------------------------------------
+
+  app.get('/outcomes', (c) => {
+    const { filter, problems } = parseFilter(c.req.query());
+    const all = outcomes.latest();
+    const rows = all.filter((r) => matches(r, filter));
+    return page(
+      c,
+      <OutcomesPage
+        viewer={viewer(c)}
+        filter={filter}
+        problems={problems}
+        sources={distinct(all, (r) => r.trigger_source)}
+        services={distinct(all, (r) => r.service)}
+        summary={summarize(rows)}
+        days={perDay(rows)}
+        fingerprints={topFingerprints(rows)}
+        rows={byFinished(rows)}
+      />,
+    );
+  });
+
+  app.get('/outcomes/export', (c) => {
+    const { filter, problems } = parseFilter(c.req.query());
+    if (problems.length) return c.json({ error: { code: 'bad_request', message: problems.join('; ') } }, 400);
+    // Every revision of the matching runs, as archived (readers keep the latest per run_id).
+    const lines = outcomes
+      .all()
+      .filter((r) => matches(r, filter))
+      .map((r) => maskSecrets(JSON.stringify(r)));
+    const name = ['outcomes', filter.source, filter.service, filter.from, filter.to].filter(Boolean).join('-').replace(/[^\w.-]/g, '_');
+    return c.body(lines.length ? `${lines.join('\n')}\n` : '', 200, {
+      'content-type': 'application/x-ndjson; charset=utf-8',
+      'content-disposition': `attachment; filename="${name}.jsonl"`,
+    });
+  });
+
+}

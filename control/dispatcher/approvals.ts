@@ -1,0 +1,247 @@
+/**
+ * Approval mode (harness.pushMode "approve"): a finished fix waits on its bot branch
+ * in `awaiting_approval` until a person (dashboard, CLI, API, Slack button) or the
+ * auto-approval rules decide. Approve merges it into staging (harness/merge.sh:
+ * rebase onto the latest staging, push with bounded retry, conflict → needs_human)
+ * or opens a pull request (approval.target "pr"); skip drops the ticket; requeue
+ * gives it another run. The store claims each approval first, so two approvers
+ * (or the CLI and the server) never merge the same fix twice.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { BugbotConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
+import {
+  beginApproval,
+  finishApproval,
+  isRefusal,
+  latestRunWithBranch,
+  requeueTicket,
+  skipTicket,
+  type Refusal,
+} from '../queue/approvals.ts';
+import type { RunRow } from '../queue/leases.ts';
+import { toTicket, type Store } from '../queue/store.ts';
+import type { ApprovalActions, ApprovalResult, Ticket, TicketNotice } from '../types.ts';
+import { autoApprovalDecision, readPushEnv, type PushEnv } from './auto-approve.ts';
+import { REPO_ROOT } from './phases.ts';
+import { openPullRequest, pullRequestBody, pullRequestTitle } from './pull-request.ts';
+import { workspacePaths } from './workspace.ts';
+
+const run = promisify(execFile);
+
+/**
+ * An approval still `running` after this long belongs to a process that died mid-merge
+ * and may be taken over. Longer than any live one: merge.sh is killed after
+ * MERGE_TIMEOUT_MS and the GitHub call times out after a minute.
+ */
+export const APPROVAL_STALE_SECONDS = 900;
+const MERGE_TIMEOUT_MS = 10 * 60_000;
+
+export interface ApprovalsDeps {
+  config: BugbotConfig;
+  store: Store;
+  logger: Logger;
+  /** Gets a new revision of the run's row when a fix is approved or skipped. */
+  archive?: OutcomeArchive;
+  /** A fix went out (merged into staging, or its pull request opened): tell the reporters. */
+  onFixed?: (notice: TicketNotice) => void;
+}
+
+interface Outcome {
+  status: 'done' | 'conflict' | 'failed';
+  message: string;
+  commit?: string | null;
+  prUrl?: string | null;
+}
+
+export class Approvals implements ApprovalActions {
+  constructor(private readonly deps: ApprovalsDeps) {}
+
+  async approve(ticketId: number, actor: string): Promise<ApprovalResult> {
+    const { config, store, logger } = this.deps;
+    const target = config.approval.target;
+    const claim = beginApproval(store, ticketId, actor, target, APPROVAL_STALE_SECONDS);
+    if (isRefusal(claim)) return refused(ticketId, claim);
+    const ticket = toTicket(claim.ticket);
+    const branch = claim.run.branch!;
+    const ticketDir = workspacePaths(config, ticket, claim.run).ticketDir;
+    const pushEnv = readPushEnv(ticketDir);
+    let out: Outcome;
+    try {
+      out =
+        target === 'pr'
+          ? await this.openPr(ticket, ticketDir, pushEnv, branch)
+          : await this.mergeToStaging(ticket, branch, claim.approval.id);
+    } catch (err) {
+      out = { status: 'failed', message: (err as Error).message };
+    }
+    const state = finishApproval(store, claim.approval.id, out);
+    logger.info('approval finished', { ticket: ticketId, actor, target, status: out.status, state, commit: out.commit, pr: out.prUrl });
+    if (out.status === 'done') {
+      this.appendRevision(claim.run, {
+        state: 'pushed',
+        commit: out.commit ?? null,
+        pushed_to: out.prUrl ?? config.target.stagingBranch,
+        pr_url: out.prUrl ?? null,
+        approved_at: store.nowIso(),
+        approved_by: actor,
+        trigger_to_push_s: Math.round((store.now().getTime() - Date.parse(ticket.firstSeen)) / 1000),
+        regressions_detected_24h: null,
+      });
+      this.notify({ kind: 'fixed', ticket: store.getTicket(ticketId)!, commit: out.commit ?? undefined, prUrl: out.prUrl ?? undefined, branch });
+    }
+    return {
+      ok: out.status === 'done',
+      ticketId,
+      state,
+      message: out.message,
+      ...(out.commit ? { commit: out.commit } : {}),
+      ...(out.prUrl ? { prUrl: out.prUrl } : {}),
+      ...(out.status === 'done' ? {} : { failure: out.status === 'conflict' ? 'conflict' : 'error' }),
+    };
+  }
+
+  skip(ticketId: number, actor: string, reason?: string): ApprovalResult {
+    const r = skipTicket(this.deps.store, ticketId, actor, reason?.trim() || null, APPROVAL_STALE_SECONDS);
+    if (isRefusal(r)) return refused(ticketId, r);
+    const run = r.runId ? this.runRow(r.runId) : undefined;
+    if (run && r.was === 'awaiting_approval') {
+      const prev = this.latestRow(run.id);
+      if (prev) this.appendRevision(run, { state: 'dropped', reason: `${prev.reason}; skipped by ${actor}${reason ? `: ${reason}` : ''}` });
+    }
+    return { ok: true, ticketId, state: r.state, message: `ticket ${ticketId} skipped (${r.was} → dropped)${reason ? `: ${reason}` : ''}` };
+  }
+
+  requeue(ticketId: number, actor: string): ApprovalResult {
+    const r = requeueTicket(this.deps.store, ticketId, actor, APPROVAL_STALE_SECONDS);
+    if (isRefusal(r)) return refused(ticketId, r);
+    return { ok: true, ticketId, state: r.state, message: `ticket ${ticketId} requeued (${r.was} → queued, attempts reset)` };
+  }
+
+  /**
+   * After a run ends in awaiting_approval: approve it as "auto-approve" when the
+   * auto-approval rules are on and all hold. The decision and its reason go to the
+   * audit trail either way. Null when the rules are off or the ticket no longer waits.
+   */
+  async considerAutoApproval(ticketId: number): Promise<ApprovalResult | null> {
+    const { config, store } = this.deps;
+    const rules = config.approval.autoApprove;
+    const ticket = store.getTicket(ticketId);
+    if (!rules.enabled || ticket?.state !== 'awaiting_approval') return null;
+    const runRow = latestRunWithBranch(store, ticketId);
+    if (!runRow) return null;
+    const pushEnv = readPushEnv(workspacePaths(config, ticket, runRow).ticketDir);
+    const files = await changedFiles(config, pushEnv.commit ?? `${config.target.remote}/${runRow.branch}`);
+    const decision = autoApprovalDecision(ticket, pushEnv, files, rules);
+    store.audit(ticketId, 'auto-approve', decision.approve ? 'auto-approval' : 'auto-approval-declined', decision.reason);
+    if (!decision.approve) return null;
+    return this.approve(ticketId, 'auto-approve');
+  }
+
+  private async mergeToStaging(ticket: Ticket, branch: string, approvalId: number): Promise<Outcome> {
+    const { config } = this.deps;
+    const t = config.target;
+    const workDir = join(config.home, 'approvals', `ticket-${ticket.id}-${approvalId}`);
+    const args = [join(REPO_ROOT, 'harness', 'merge.sh'), t.repo, t.remote, branch, t.stagingBranch, t.baseBranch, String(config.harness.pushRetries), workDir];
+    try {
+      const { stdout } = await run('bash', args, { env: gitEnv(), timeout: MERGE_TIMEOUT_MS, killSignal: 'SIGTERM' });
+      const commit = stdout.trim().split('\n').pop() ?? '';
+      return { status: 'done', commit, message: `merged ${branch} into ${t.stagingBranch} at ${commit.slice(0, 12)}` };
+    } catch (err) {
+      const e = err as { code?: number | string; stderr?: string; message: string };
+      if (e.code === 3) {
+        const files = readLines(join(workDir, 'conflict.txt'));
+        return { status: 'conflict', message: `rebase onto ${t.stagingBranch} conflicts in: ${files.join(', ') || '(unknown files)'}` };
+      }
+      const why = (e.stderr ?? '').trim().split('\n').filter(Boolean).pop() ?? e.message;
+      return { status: 'failed', message: `could not merge ${branch} into ${t.stagingBranch}: ${why}` };
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  }
+
+  private async openPr(ticket: Ticket, ticketDir: string, pushEnv: PushEnv, branch: string): Promise<Outcome> {
+    const { config } = this.deps;
+    const commit = (await remoteHead(config, branch)) ?? pushEnv.commit ?? null;
+    const pr = await openPullRequest(config, {
+      head: branch,
+      title: pullRequestTitle(ticket),
+      body: pullRequestBody(ticket, ticketDir, pushEnv, branch),
+    });
+    return { status: 'done', commit, prUrl: pr.url, message: `opened pull request #${pr.number}: ${pr.url}` };
+  }
+
+  private runRow(runId: number): RunRow | undefined {
+    return this.deps.store.stmt('SELECT * FROM runs WHERE id = ?').get(runId) as RunRow | undefined;
+  }
+
+  private latestRow(runId: number): OutcomeRow | undefined {
+    return this.deps.archive?.latest().find((r) => r.run_id === runId);
+  }
+
+  /** Readers keep the latest revision per run (DESIGN §6): a decision appends one. */
+  private appendRevision(runRow: RunRow, patch: Partial<OutcomeRow>): void {
+    const { archive, logger } = this.deps;
+    if (!archive) return;
+    try {
+      const prev = this.latestRow(runRow.id);
+      if (!prev) {
+        logger.warn('no outcome row for the approved run', { run: runRow.id });
+        return;
+      }
+      archive.append({ ...prev, ...patch, revision: prev.revision + 1 });
+    } catch (err) {
+      logger.error('could not append the outcome revision', { run: runRow.id, error: (err as Error).message });
+    }
+  }
+
+  private notify(notice: TicketNotice): void {
+    try {
+      this.deps.onFixed?.(notice);
+    } catch (err) {
+      this.deps.logger.error('fixed notice failed', { ticket: notice.ticket.id, error: (err as Error).message });
+    }
+  }
+}
+
+function refused(ticketId: number, r: Refusal): ApprovalResult {
+  return { ok: false, ticketId, state: r.state ?? 'dropped', message: r.message, failure: r.failure };
+}
+
+/** What git needs for a merge: no secrets of the control plane. */
+function gitEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: process.env.TMPDIR };
+}
+
+function readLines(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** Files a fix changed since it left the base branch ([] when git cannot tell). */
+export async function changedFiles(config: BugbotConfig, commit: string): Promise<string[]> {
+  const t = config.target;
+  try {
+    const { stdout } = await run('git', ['-C', t.repo, 'diff', '--name-only', `${t.remote}/${t.baseBranch}...${commit}`], { env: gitEnv() });
+    return stdout.split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** The commit at the tip of a branch on the target's remote, or null. */
+async function remoteHead(config: BugbotConfig, branch: string): Promise<string | null> {
+  try {
+    const { stdout } = await run('git', ['-C', config.target.repo, 'ls-remote', config.target.remote, `refs/heads/${branch}`], { env: gitEnv() });
+    return /^([0-9a-f]{40})/.exec(stdout)?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}

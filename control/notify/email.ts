@@ -1,0 +1,106 @@
+/**
+ * Email side of notifications: one reply to the person who reported the bug, once
+ * its fix is pushed ("fixed and live"), threaded under their message (RFC 5322
+ * §3.6.4: In-Reply-To and References carry the original Message-ID) and sent through
+ * the configured SMTP server with nodemailer.
+ */
+import { createTransport } from 'nodemailer';
+import type { Reporter, TicketNotice } from '../types.ts';
+import { isWebUrl } from '../triggers/slack-approvals.ts';
+import { commitRef, type MessageOptions } from './format.ts';
+
+export interface SmtpOptions {
+  host: string;
+  port: number;
+  /** TLS from the first byte (465); otherwise plain, upgraded by STARTTLS. */
+  secure: boolean;
+  /** Refuse to send unless STARTTLS succeeds (ignored when secure). */
+  requireTLS: boolean;
+  auth?: { user: string; pass: string };
+}
+
+/** The fields of one outgoing reply (nodemailer's message options). */
+export interface MailReply {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  inReplyTo?: string;
+  references?: string;
+  headers: Record<string, string>;
+}
+
+/** "Re: <subject>", without stacking a second "Re:" on a subject that has one. */
+export function replySubject(subject: string | undefined, fallback: string): string {
+  const s = (subject ?? '').replace(/\s+/g, ' ').trim();
+  if (!s) return fallback;
+  return /^re:/i.test(s) ? s : `Re: ${s}`;
+}
+
+/**
+ * The "fixed and live" reply to an email reporter; undefined for any other notice (a
+ * reporter hears by email only once the fix is pushed) or without an address.
+ */
+export function fixedReply(notice: TicketNotice, reporter: Reporter, opts: MessageOptions & { from: string }): MailReply | undefined {
+  if (notice.kind !== 'fixed' || reporter.kind !== 'email') return undefined;
+  const to = reporter.address ?? reporter.id;
+  if (!to.includes('@')) return undefined;
+  const t = notice.ticket;
+  const ref = commitRef(notice.commit, opts.commitUrl);
+  const commit = ref ? `commit ${ref.short}${ref.url ? ` (${ref.url})` : ''}` : undefined;
+  const pr = notice.prUrl && isWebUrl(notice.prUrl) ? notice.prUrl : undefined;
+  const text = [
+    'Hello,',
+    '',
+    pr
+      ? `The problem you reported is fixed: the fix has been pushed and is in a pull request, ${pr}${commit ? ` (${commit})` : ''}.`
+      : `The problem you reported is fixed and live: the fix is on ${opts.stagingBranch}${commit ? `, ${commit}` : ''}.`,
+    '',
+    `Ticket #${t.id}: ${t.title}`,
+    '',
+    'Thank you for the report.',
+    '',
+    '-- ',
+    'bugbot',
+    '',
+  ].join('\n');
+  return {
+    from: opts.from,
+    to,
+    subject: replySubject(reporter.subject, `Fixed: ticket #${t.id}`),
+    text,
+    ...(reporter.thread ? { inReplyTo: reporter.thread, references: reporter.thread } : {}),
+    // RFC 3834: an automatic reply, so vacation responders do not answer it.
+    headers: { 'Auto-Submitted': 'auto-replied' },
+  };
+}
+
+/** Sends through one SMTP server; connections are opened per message and closed after. */
+export class EmailNotifier {
+  private readonly transport;
+
+  constructor(opts: SmtpOptions) {
+    this.transport = createTransport({
+      host: opts.host,
+      port: opts.port,
+      secure: opts.secure,
+      requireTLS: !opts.secure && opts.requireTLS,
+      ...(opts.auth ? { auth: opts.auth } : {}),
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 30_000,
+      // nodemailer's own logger would print message headers (addresses); ours logs outcomes only.
+      logger: false,
+    });
+  }
+
+  /** Resolves once the server accepted the message; rejects when it refused or could not be reached. */
+  async send(mail: MailReply): Promise<{ messageId: string }> {
+    const info = await this.transport.sendMail(mail);
+    return { messageId: info.messageId };
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Notifications: tell the people who reported a ticket what became of it.
+ *
+ * - Slack reporters get a reply in their thread: fixed (commit or pull request),
+ *   failed (the reason), or a fix awaiting approval with Approve / Skip buttons.
+ *   Approval requests for tickets no Slack thread reported go to
+ *   `notify.slack.approvalsChannel` when one is set.
+ * - Email reporters get one SMTP reply, threaded under their message, and only when
+ *   the fix is pushed ("fixed and live"): never for a failure or a pending approval.
+ *
+ * Every send is independent: a failure is logged and the others still go out; nothing
+ * throws out of notify(). See docs/notifications.md.
+ */
+import type { BugbotConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { OutcomeRow } from '../outcomes/archive.ts';
+import type { Ticket, TicketNotice } from '../types.ts';
+import { EmailNotifier, fixedReply } from './email.ts';
+import type { MessageOptions } from './format.ts';
+import { parseSlackThread, SlackNotifier, slackMessage, type SlackTarget } from './slack.ts';
+
+export interface NotifierDeps {
+  config: BugbotConfig;
+  logger: Logger;
+}
+
+/** Sends each notice to the ticket's reporters over Slack and email, as configured. */
+export class Notifier {
+  private readonly slack: SlackNotifier | undefined;
+  private readonly email: EmailNotifier | undefined;
+  private readonly from: string | undefined;
+  private readonly approvalsChannel: string | undefined;
+  private readonly messages: MessageOptions;
+  private readonly logger: Logger;
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(deps: NotifierDeps) {
+    const { config } = deps;
+    const n = config.notify;
+    this.logger = deps.logger;
+    const slackCfg = config.triggers.slack;
+    this.messages = {
+      stagingBranch: config.target.stagingBranch,
+      ...(n.commitUrl ? { commitUrl: n.commitUrl } : {}),
+      // Clicks arrive through the Slack trigger and act only for its approvers.
+      buttons: slackCfg.enabled && slackCfg.approvers.length > 0,
+    };
+    const token = config.secrets.get(config.triggers.slack.botTokenEnv);
+    if (n.slack.enabled && token) this.slack = new SlackNotifier({ token, apiUrl: config.triggers.slack.apiUrl, logger: deps.logger });
+    this.approvalsChannel = n.slack.approvalsChannel;
+    if (n.email.host && n.email.from) {
+      const user = config.secrets.get(n.email.userEnv);
+      const pass = config.secrets.get(n.email.passwordEnv);
+      this.email = new EmailNotifier({
+        host: n.email.host,
+        port: n.email.port,
+        secure: n.email.secure,
+        requireTLS: n.email.requireTLS,
+        ...(user && pass ? { auth: { user, pass } } : {}),
+      });
+      this.from = n.email.from;
+    }
+  }
+
+  /** Which channels are configured (for the start banner and tests). */
+  get channels(): { slack: boolean; email: boolean } {
+    return { slack: this.slack !== undefined, email: this.email !== undefined };
+  }
+
+  /** Send a notice to every reporter it concerns. Resolves when all sends are done; never rejects. */
+  notify(notice: TicketNotice): Promise<void> {
+    const work = this.send(notice).catch((err: unknown) =>
+      this.logger.error('notification failed', { ticket: notice.ticket.id, kind: notice.kind, error: (err as Error).message }),
+    );
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+    return work;
+  }
+
+  /** Wait for notifications in flight, then close the SMTP transport. Idempotent. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+    this.email?.close();
+  }
+
+  private async send(notice: TicketNotice): Promise<void> {
+    const { ticket } = notice;
+    const jobs: Array<{ to: Record<string, unknown>; run: () => Promise<unknown>; why: (err: unknown) => string }> = [];
+
+    const threads = new Map<string, SlackTarget>();
+    for (const r of ticket.reporters) {
+      const target = r.kind === 'slack' ? parseSlackThread(r.thread) : undefined;
+      if (target) threads.set(`${target.channel}:${target.threadTs}`, target);
+    }
+    if (notice.kind === 'awaiting_approval' && threads.size === 0 && this.approvalsChannel) {
+      threads.set(this.approvalsChannel, { channel: this.approvalsChannel });
+    }
+    if (threads.size && this.slack) {
+      const slack = this.slack;
+      const message = slackMessage(notice, this.messages);
+      for (const target of threads.values()) {
+        jobs.push({ to: { via: 'slack', channel: target.channel, threadTs: target.threadTs }, run: () => slack.post(target, message), why: slackErrorText });
+      }
+    } else if (threads.size) {
+      this.logger.debug('slack notifications are off (notify.slack.enabled, or no bot token): not telling the slack thread', { ticket: ticket.id });
+    }
+
+    // Email only once the fix is pushed: the reporter hears nothing before it is live.
+    if (notice.kind === 'fixed' && this.email && this.from) {
+      const email = this.email;
+      const sent = new Set<string>();
+      ticket.reporters.forEach((r, i) => {
+        const mail = fixedReply(notice, r, { ...this.messages, from: this.from! });
+        if (!mail || sent.has(`${mail.to}\n${mail.inReplyTo ?? ''}`)) return;
+        sent.add(`${mail.to}\n${mail.inReplyTo ?? ''}`);
+        // The log names the reporter by position, never by address.
+        jobs.push({ to: { via: 'email', reporter: i }, run: () => email.send(mail), why: smtpErrorText });
+      });
+    }
+
+    const results = await Promise.allSettled(jobs.map((j) => j.run()));
+    results.forEach((r, i) => {
+      const fields = { ticket: ticket.id, kind: notice.kind, ...jobs[i]!.to };
+      if (r.status === 'fulfilled') this.logger.info('notified', fields);
+      else this.logger.warn('notification not sent', { ...fields, error: jobs[i]!.why(r.reason) });
+    });
+  }
+}
+
+/**
+ * The notice a finished run calls for (Dispatcher's onRunFinished): pushed → fixed with
+ * the commit now on staging; awaiting_approval → the approval request; failed or
+ * needs_human → failed with the reason. Other states (requeued) tell nobody anything.
+ */
+export function noticeForRun(
+  row: Pick<OutcomeRow, 'state' | 'reason' | 'commit' | 'branch' | 'pushed_to'>,
+  ticket: Ticket,
+): TicketNotice | undefined {
+  const commit = row.commit ?? undefined;
+  switch (row.state) {
+    case 'pushed':
+      return { kind: 'fixed', ticket, ...(commit ? { commit } : {}), ...(row.pushed_to ? { branch: row.pushed_to } : {}) };
+    case 'awaiting_approval':
+      return { kind: 'awaiting_approval', ticket, ...(commit ? { commit } : {}), ...(row.branch ? { branch: row.branch } : {}) };
+    case 'failed':
+    case 'needs_human':
+      return { kind: 'failed', ticket, reason: row.reason };
+    default:
+      return undefined;
+  }
+}
+
+/** Slack's error code (e.g. channel_not_found) when it gave one, else the message. */
+function slackErrorText(err: unknown): string {
+  const e = err as { data?: { error?: unknown }; message?: unknown };
+  if (typeof e?.data?.error === 'string') return e.data.error;
+  return typeof e?.message === 'string' ? e.message : String(err);
+}
+
+/**
+ * nodemailer's error code and the SMTP reply code (e.g. "EENVELOPE 550"), not its
+ * message: server replies quote the recipient's address, which the log never holds.
+ */
+function smtpErrorText(err: unknown): string {
+  const e = err as { code?: unknown; responseCode?: unknown };
+  const parts = [typeof e?.code === 'string' ? e.code : 'error', typeof e?.responseCode === 'number' ? String(e.responseCode) : ''];
+  return parts.filter(Boolean).join(' ');
+}

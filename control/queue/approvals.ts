@@ -1,0 +1,200 @@
+/**
+ * People's decisions on finished fixes: approve (merge to staging or open a pull
+ * request), skip, requeue. Each is one IMMEDIATE transaction that checks the ticket's
+ * state and writes the decision, so the CLI and a running server can act on the same
+ * database. An approval is claimed first (a `running` row; a unique index allows one
+ * per ticket) and finished after the merge: two approvals never merge the same fix twice.
+ */
+import type { TicketState } from '../types.ts';
+import type { RunRow } from './leases.ts';
+import type { Store, TicketRow } from './store.ts';
+
+export type ApprovalStatus = 'running' | 'done' | 'conflict' | 'failed' | 'abandoned';
+
+export interface ApprovalRow {
+  id: number;
+  ticket_id: number;
+  run_id: number | null;
+  actor: string;
+  action: 'approve' | 'skip' | 'requeue';
+  status: ApprovalStatus;
+  target: string | null;
+  commit_sha: string | null;
+  pr_url: string | null;
+  message: string | null;
+  started_at: string;
+  finished_at: string | null;
+}
+
+/** Why a decision was refused: no such ticket, a state that does not allow it, or an approval in flight. */
+export interface Refusal {
+  failure: 'not_found' | 'state' | 'busy';
+  state: TicketState | null;
+  message: string;
+}
+
+export interface ApprovalClaim {
+  approval: ApprovalRow;
+  run: RunRow;
+  ticket: TicketRow;
+}
+
+export const APPROVABLE: readonly TicketState[] = ['awaiting_approval'];
+export const SKIPPABLE: readonly TicketState[] = ['awaiting_approval', 'needs_human'];
+export const REQUEUEABLE: readonly TicketState[] = ['awaiting_approval', 'needs_human', 'failed'];
+
+function getApproval(store: Store, id: number): ApprovalRow {
+  return store.stmt('SELECT * FROM approvals WHERE id = ?').get(id) as ApprovalRow;
+}
+
+/**
+ * The approval in flight for a ticket, if any. One older than `staleSeconds` belongs to
+ * a process that died mid-merge: it is marked abandoned so the ticket can be approved again.
+ */
+function runningApproval(store: Store, ticketId: number, staleSeconds: number): ApprovalRow | undefined {
+  const row = store.stmt(`SELECT * FROM approvals WHERE ticket_id = ? AND status = 'running'`).get(ticketId) as ApprovalRow | undefined;
+  if (!row) return undefined;
+  if (store.now().getTime() - Date.parse(row.started_at) < staleSeconds * 1000) return row;
+  const message = `no result within ${staleSeconds} s (the approving process stopped)`;
+  store
+    .stmt(`UPDATE approvals SET status = 'abandoned', message = ?, finished_at = ? WHERE id = ?`)
+    .run(message, store.nowIso(), row.id);
+  store.audit(ticketId, row.actor, 'approval-abandoned', message);
+  return undefined;
+}
+
+function busy(row: ApprovalRow, state: TicketState): Refusal {
+  return { failure: 'busy', state, message: `ticket ${row.ticket_id} is being approved by ${row.actor} (since ${row.started_at})` };
+}
+
+function notAllowed(t: TicketRow, what: string, allowed: readonly TicketState[]): Refusal {
+  return {
+    failure: 'state',
+    state: t.state as TicketState,
+    message: `ticket ${t.id} is ${t.state}: only a ticket that is ${allowed.join(' or ')} can be ${what}`,
+  };
+}
+
+/** The newest run of a ticket that has a branch (the fix a person approves). */
+export function latestRunWithBranch(store: Store, ticketId: number): RunRow | undefined {
+  return store.stmt('SELECT * FROM runs WHERE ticket_id = ? AND branch IS NOT NULL ORDER BY id DESC LIMIT 1').get(ticketId) as
+    | RunRow
+    | undefined;
+}
+
+/** Claim a ticket awaiting approval for one approver; a Refusal when it cannot be. */
+export function beginApproval(
+  store: Store,
+  ticketId: number,
+  actor: string,
+  target: string,
+  staleSeconds: number,
+): ApprovalClaim | Refusal {
+  return store.tx(() => {
+    const ticket = store.getTicketRow(ticketId);
+    if (!ticket) return { failure: 'not_found', state: null, message: `no ticket ${ticketId}` } satisfies Refusal;
+    const running = runningApproval(store, ticketId, staleSeconds);
+    if (running) return busy(running, ticket.state as TicketState);
+    if (!APPROVABLE.includes(ticket.state as TicketState)) return notAllowed(ticket, 'approved', APPROVABLE);
+    const run = latestRunWithBranch(store, ticketId);
+    if (!run) {
+      return { failure: 'state', state: ticket.state as TicketState, message: `ticket ${ticketId} has no run with a branch to approve` } satisfies Refusal;
+    }
+    const r = store
+      .stmt(
+        `INSERT INTO approvals (ticket_id, run_id, actor, action, status, target, started_at)
+         VALUES (?, ?, ?, 'approve', 'running', ?, ?)`,
+      )
+      .run(ticketId, run.id, actor, target, store.nowIso());
+    store.audit(ticketId, actor, 'approval-started', `${target}: ${run.branch}`);
+    return { approval: getApproval(store, Number(r.lastInsertRowid)), run, ticket };
+  });
+}
+
+/**
+ * Record what an approval produced and move the ticket: `pushed` (pushed_at set) when it
+ * merged or opened a pull request, `needs_human` on a conflict, unchanged when it failed
+ * (it can be approved again). Returns the ticket's state afterwards.
+ */
+export function finishApproval(
+  store: Store,
+  approvalId: number,
+  r: { status: 'done' | 'conflict' | 'failed'; message: string; commit?: string | null; prUrl?: string | null },
+): TicketState {
+  return store.tx(() => {
+    const a = getApproval(store, approvalId);
+    const now = store.nowIso();
+    store
+      .stmt('UPDATE approvals SET status = ?, message = ?, commit_sha = ?, pr_url = ?, finished_at = ? WHERE id = ?')
+      .run(r.status, r.message, r.commit ?? null, r.prUrl ?? null, now, approvalId);
+    if (r.status === 'done') {
+      // The fix is out whatever happened to the ticket meanwhile (a cancel during the merge).
+      store.stmt(`UPDATE tickets SET state = 'pushed', pushed_at = ?, updated_at = ? WHERE id = ?`).run(now, now, a.ticket_id);
+      store.audit(a.ticket_id, a.actor, 'approved', r.message);
+    } else if (r.status === 'conflict') {
+      store.stmt(`UPDATE tickets SET state = 'needs_human', updated_at = ? WHERE id = ? AND state = 'awaiting_approval'`).run(now, a.ticket_id);
+      store.audit(a.ticket_id, a.actor, 'approval-conflict', r.message);
+    } else {
+      store.audit(a.ticket_id, a.actor, 'approval-failed', r.message);
+    }
+    return store.getTicketRow(a.ticket_id)!.state as TicketState;
+  });
+}
+
+/** A decision other than approve: the ticket moves from one of `allowed` to `next`. */
+function decide(
+  store: Store,
+  ticketId: number,
+  actor: string,
+  action: 'skip' | 'requeue',
+  allowed: readonly TicketState[],
+  next: TicketState,
+  message: string | null,
+  staleSeconds: number,
+): { was: TicketState; state: TicketState; runId: number | null } | Refusal {
+  return store.tx(() => {
+    const t = store.getTicketRow(ticketId);
+    if (!t) return { failure: 'not_found', state: null, message: `no ticket ${ticketId}` } satisfies Refusal;
+    const running = runningApproval(store, ticketId, staleSeconds);
+    if (running) return busy(running, t.state as TicketState);
+    if (!allowed.includes(t.state as TicketState)) return notAllowed(t, action === 'skip' ? 'skipped' : 'requeued', allowed);
+    const live = store.stmt(`SELECT id FROM runs WHERE ticket_id = ? AND state = 'running'`).get(ticketId) as { id: number } | undefined;
+    if (live) return { failure: 'busy', state: t.state as TicketState, message: `ticket ${ticketId} still has a running worker (run ${live.id})` } satisfies Refusal;
+    const now = store.nowIso();
+    if (next === 'queued') {
+      // A person asked for another go: it gets the full attempt budget again.
+      store.stmt(`UPDATE tickets SET state = 'queued', attempt = 0, updated_at = ? WHERE id = ?`).run(now, ticketId);
+    } else {
+      store.setState(ticketId, next);
+    }
+    const run = latestRunWithBranch(store, ticketId);
+    store
+      .stmt(
+        `INSERT INTO approvals (ticket_id, run_id, actor, action, status, message, started_at, finished_at)
+         VALUES (?, ?, ?, ?, 'done', ?, ?, ?)`,
+      )
+      .run(ticketId, run?.id ?? null, actor, action, message, now, now);
+    const detail = `was ${t.state}${message ? `: ${message}` : ''}`;
+    store.audit(ticketId, actor, action === 'skip' ? 'skipped' : 'requeued', detail);
+    return { was: t.state as TicketState, state: next, runId: run?.id ?? null };
+  });
+}
+
+/** awaiting_approval / needs_human → dropped; the reason goes to the audit trail and the decision row. */
+export function skipTicket(store: Store, ticketId: number, actor: string, reason: string | null, staleSeconds: number) {
+  return decide(store, ticketId, actor, 'skip', SKIPPABLE, 'dropped', reason, staleSeconds);
+}
+
+/** awaiting_approval / needs_human / failed → queued, with the attempt count reset to 0. */
+export function requeueTicket(store: Store, ticketId: number, actor: string, staleSeconds: number) {
+  return decide(store, ticketId, actor, 'requeue', REQUEUEABLE, 'queued', 'attempts reset', staleSeconds);
+}
+
+/** Every decision on a ticket, oldest first (the dashboard's ticket timeline). */
+export function approvalsForTicket(store: Store, ticketId: number): ApprovalRow[] {
+  return store.stmt('SELECT * FROM approvals WHERE ticket_id = ? ORDER BY id').all(ticketId) as ApprovalRow[];
+}
+
+export function isRefusal(x: object): x is Refusal {
+  return 'failure' in x;
+}

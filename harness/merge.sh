@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Approval mode: merge a fix that waits on its bot branch into staging, the way phase 5
+# does in autopush mode. A temporary worktree of the target repository at
+# <remote>/<branch> is rebased onto the latest <remote>/<staging> and pushed as
+# HEAD:staging, retrying (bounded) when someone else pushed first. The worktree is
+# removed on every exit path; the bot branch stays.
+#
+# Usage: harness/merge.sh <repo> <remote> <branch> <staging> <base> <retries> <work-dir>
+#   <repo>      the target's base checkout (target.repo), shared with the workers
+#   <work-dir>  scratch folder: the worktree, push.err and conflict.txt go here
+# Prints the commit pushed to staging.
+# Exit: 0 merged, 3 rebase conflict (files in <work-dir>/conflict.txt), 1 failed, 2 bad usage.
+set -euo pipefail
+
+if [ "$#" -ne 7 ]; then
+  echo "usage: $0 <repo> <remote> <branch> <staging> <base> <retries> <work-dir>" >&2
+  exit 2
+fi
+repo=$1 remote=$2 branch=$3 staging=$4 base=$5 retries=$6
+case $retries in
+  '' | *[!0-9]*) echo "merge: retries must be a positive integer, got '$retries'" >&2; exit 2 ;;
+esac
+mkdir -p "$7"
+# push.sh's helpers write push.err and conflict.txt into $TICKET_DIR.
+TICKET_DIR=$(cd "$7" && pwd)
+BUGBOT_HARNESS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUGBOT_WORKER_ID=${BUGBOT_WORKER_ID:-approve}
+export TICKET_DIR BUGBOT_HARNESS BUGBOT_WORKER_ID
+
+# shellcheck source=lib/common.sh
+source "$BUGBOT_HARNESS/lib/common.sh"
+# shellcheck source=lib/worktree.sh
+source "$BUGBOT_HARNESS/lib/worktree.sh"
+# shellcheck source=lib/push.sh
+source "$BUGBOT_HARNESS/lib/push.sh"
+
+[ -d "$repo" ] || { echo "merge: $repo does not exist" >&2; exit 2; }
+# The rebase writes new commits: the committer is bugbot, the author stays the fix's.
+export GIT_COMMITTER_NAME="${BUGBOT_GIT_NAME:-bugbot}" GIT_COMMITTER_EMAIL="${BUGBOT_GIT_EMAIL:-bugbot@localhost}"
+WORKTREE="$TICKET_DIR/worktree"
+rm -f "$TICKET_DIR/conflict.txt" "$TICKET_DIR/push.err"
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+  local rc=$?
+  set +e
+  harness_worktree_remove "$repo" "$WORKTREE"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+# A worktree left by an attempt that was killed outright.
+harness_worktree_remove "$repo" "$WORKTREE"
+# An explicit refspec: the remote-tracking ref is written whatever the remote's fetch config.
+if ! harness_git_locked "$repo" fetch --quiet "$remote" "+refs/heads/$branch:refs/remotes/$remote/$branch" 2>"$TICKET_DIR/push.err"; then
+  echo "merge: could not fetch $branch from $remote: $(tr '\n' ' ' <"$TICKET_DIR/push.err")" >&2
+  exit 1
+fi
+harness_git_locked "$repo" worktree add --quiet --detach "$WORKTREE" "refs/remotes/$remote/$branch" ||
+  { echo "merge: could not add a worktree at $remote/$branch" >&2; exit 1; }
+
+rc=0
+commit=$(harness_push_staging "$WORKTREE" "$remote" "$staging" "$base" "$retries") || rc=$?
+case $rc in
+  0) echo "$commit" ;;
+  3) echo "merge: rebase onto $staging conflicts in: $(tr '\n' ' ' <"$TICKET_DIR/conflict.txt")" >&2 ;;
+  *)
+    echo "merge: push to $staging failed after $retries attempt(s): $(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null)" >&2
+    rc=1
+    ;;
+esac
+exit "$rc"

@@ -1,0 +1,356 @@
+/**
+ * Approval mode end to end (issue 6), with real git (a target and its bare origin), a
+ * local server speaking GitHub's documented REST responses for creating a pull
+ * request, the API over a real store, and the `bugbot` CLI as a process.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import { Hono } from 'hono';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { createApp } from '../../control/app.ts';
+import type { ConfigFile } from '../../control/config.ts';
+import { Approvals } from '../../control/dispatcher/approvals.ts';
+import { Intake } from '../../control/intake/index.ts';
+import { silentLogger } from '../../control/log.ts';
+import { OutcomeArchive } from '../../control/outcomes/archive.ts';
+import { approvalsForTicket } from '../../control/queue/approvals.ts';
+import { Store } from '../../control/queue/store.ts';
+import type { TicketNotice } from '../../control/types.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { createGitTarget, fileTicket, finishAwaiting, pushFixBranch, type GitTarget } from '../support/approval.ts';
+import { postJson, repoRoot, tempDir, testConfig, waitFor } from '../support/helpers.ts';
+import { startBugbot } from '../support/process.ts';
+
+function setup(t: TestContext, flags: ConfigFile = {}, env: NodeJS.ProcessEnv = {}) {
+  const dir = tempDir(t, 'bugbot-approval-');
+  const target = createGitTarget(dir);
+  const home = join(dir, 'home');
+  const config = testConfig(
+    home,
+    { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' }, target: { repo: target.repo }, ...flags },
+    env,
+  );
+  const store = new Store(join(home, 'bugbot.db'));
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor() });
+  const archive = new OutcomeArchive(home);
+  const notices: TicketNotice[] = [];
+  const approvals = new Approvals({ config, store, logger: silentLogger, archive, onFixed: (n) => notices.push(n) });
+  /** A ticket whose fix (file ← content) waits on its bot branch on origin. */
+  const awaiting = (title: string, file = 'greeting.txt', content = 'hello, fixed\n') => {
+    const id = fileTicket(intake, title, `Error: ${title}`);
+    return finishAwaiting({ store, config, archive, ticketId: id }, (branch) => pushFixBranch(target, branch, file, content, `bugbot: fix for ticket ${id}`));
+  };
+  return { dir, home, target, config, store, intake, archive, approvals, notices, awaiting };
+}
+
+const stagingHas = (target: GitTarget, message: string) =>
+  target.originGit('log', '--format=%s', 'staging').split('\n').filter((s) => s === message).length;
+
+function worktrees(target: GitTarget): string[] {
+  return target.git('worktree', 'list', '--porcelain').split('\n').filter((l) => l.startsWith('worktree '));
+}
+
+test('approve (target staging): the fix is rebased onto staging and pushed; the ticket is pushed, audited, notified and archived', async (t) => {
+  const s = setup(t);
+  const fix = s.awaiting('Greeting says hello');
+  // Staging moved on since the bot branch was cut: the approval rebases onto it.
+  s.target.git('checkout', '--quiet', '-b', 'st', 'origin/staging');
+  writeFileSync(join(s.target.repo, 'other.txt'), 'one\ntwo\nthree\n');
+  s.target.git('commit', '--quiet', '-am', 'someone else on staging');
+  s.target.git('push', '--quiet', 'origin', 'HEAD:staging');
+  s.target.git('checkout', '--quiet', 'main');
+
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, true, r.message);
+  assert.equal(r.state, 'pushed');
+  const head = s.target.originGit('rev-parse', 'staging');
+  assert.equal(r.commit, head);
+  assert.match(r.message, new RegExp(`merged ${fix.branch} into staging at ${head.slice(0, 12)}`));
+  assert.equal(stagingHas(s.target, `bugbot: fix for ticket ${fix.ticketId}`), 1);
+  assert.equal(stagingHas(s.target, 'someone else on staging'), 1, 'rebased on top of the other change, not over it');
+  assert.equal(s.target.originGit('show', 'staging:greeting.txt'), 'hello, fixed');
+  assert.equal(s.target.originGit('log', '-1', '--format=%cn', 'staging'), 'bugbot');
+
+  const ticket = s.store.getTicket(fix.ticketId)!;
+  assert.equal(ticket.state, 'pushed');
+  assert.ok(ticket.pushedAt);
+  const audit = s.store.auditTrail(fix.ticketId);
+  assert.ok(audit.some((a) => a.actor === 'alice' && a.action === 'approved' && a.detail === r.message));
+  const [row] = approvalsForTicket(s.store, fix.ticketId);
+  assert.deepEqual([row!.action, row!.status, row!.actor, row!.target, row!.commit_sha], ['approve', 'done', 'alice', 'staging', head]);
+  assert.equal(s.notices.length, 1);
+  assert.deepEqual([s.notices[0]!.kind, s.notices[0]!.commit, s.notices[0]!.branch, s.notices[0]!.ticket.state], ['fixed', head, fix.branch, 'pushed']);
+  const latest = s.archive.latest().find((x) => x.run_id === fix.run.id)!;
+  assert.deepEqual([latest.revision, latest.state, latest.commit, latest.pushed_to, latest.approved_by], [2, 'pushed', head, 'staging', 'alice']);
+  assert.deepEqual(worktrees(s.target), [`worktree ${s.target.repo}`], 'no worktree left behind');
+
+  const again = await s.approvals.approve(fix.ticketId, 'bob');
+  assert.equal(again.ok, false);
+  assert.match(again.message, /is pushed: only a ticket that is awaiting_approval can be approved/);
+});
+
+test('two approvals of the same ticket at once merge it exactly once', async (t) => {
+  const s = setup(t);
+  const fix = s.awaiting('Double click approves twice');
+  const results = await Promise.all([s.approvals.approve(fix.ticketId, 'alice'), s.approvals.approve(fix.ticketId, 'bob')]);
+  assert.deepEqual(results.map((r) => r.ok).sort(), [false, true]);
+  const loser = results.find((r) => !r.ok)!;
+  assert.equal(loser.failure, 'busy');
+  assert.match(loser.message, /being approved by (alice|bob)/);
+  assert.equal(stagingHas(s.target, `bugbot: fix for ticket ${fix.ticketId}`), 1);
+  assert.equal(s.notices.length, 1);
+});
+
+test('a staging change that conflicts sends the ticket to needs_human naming the file, and leaves no worktree', async (t) => {
+  const s = setup(t);
+  const fix = s.awaiting('Greeting conflict');
+  s.target.git('checkout', '--quiet', '-b', 'st', 'origin/staging');
+  writeFileSync(join(s.target.repo, 'greeting.txt'), 'hello, changed on staging\n');
+  s.target.git('commit', '--quiet', '-am', 'conflicting change');
+  s.target.git('push', '--quiet', 'origin', 'HEAD:staging');
+  s.target.git('checkout', '--quiet', 'main');
+  const before = s.target.originGit('rev-parse', 'staging');
+
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, false);
+  assert.equal(r.failure, 'conflict');
+  assert.equal(r.state, 'needs_human');
+  assert.equal(r.message, 'rebase onto staging conflicts in: greeting.txt');
+  assert.equal(s.store.getTicket(fix.ticketId)!.state, 'needs_human');
+  assert.equal(s.target.originGit('rev-parse', 'staging'), before, 'staging untouched');
+  assert.ok(s.store.auditTrail(fix.ticketId).some((a) => a.action === 'approval-conflict' && /greeting\.txt/.test(a.detail ?? '')));
+  assert.deepEqual(approvalsForTicket(s.store, fix.ticketId).map((a) => a.status), ['conflict']);
+  assert.deepEqual(worktrees(s.target), [`worktree ${s.target.repo}`]);
+  assert.deepEqual(existsSync(join(s.home, 'approvals')) ? readdirSync(join(s.home, 'approvals')) : [], []);
+  assert.equal(s.notices.length, 0);
+  // A person can still requeue it for a fresh run.
+  assert.equal(s.approvals.requeue(fix.ticketId, 'alice').state, 'queued');
+});
+
+test('auto-approval: a small, tested fix goes out as auto-approve; one touching a sensitive path waits, saying why', async (t) => {
+  const s = setup(t, { approval: { autoApprove: { enabled: true } } });
+  const small = s.awaiting('Small fix');
+  const r = await s.approvals.considerAutoApproval(small.ticketId);
+  assert.equal(r?.ok, true, r?.message);
+  assert.equal(s.store.getTicket(small.ticketId)!.state, 'pushed');
+  assert.equal(stagingHas(s.target, `bugbot: fix for ticket ${small.ticketId}`), 1);
+  const trail = s.store.auditTrail(small.ticketId);
+  assert.ok(trail.some((a) => a.actor === 'auto-approve' && a.action === 'auto-approval' && /1 file\(s\), 2 line\(s\), tests passed/.test(a.detail ?? '')));
+  assert.ok(trail.some((a) => a.actor === 'auto-approve' && a.action === 'approved'));
+
+  const sensitive = s.awaiting('Touches the manifest', 'package.json', '{"name": "target"}\n');
+  assert.equal(await s.approvals.considerAutoApproval(sensitive.ticketId), null);
+  assert.equal(s.store.getTicket(sensitive.ticketId)!.state, 'awaiting_approval');
+  const last = s.store.auditTrail(sensitive.ticketId).at(-1)!;
+  assert.equal(last.action, 'auto-approval-declined');
+  assert.match(last.detail!, /sensitive paths touched: package\.json/);
+});
+
+interface SeenRequest {
+  path: string;
+  authorization: string | undefined;
+  accept: string | undefined;
+  body: { head: string; base: string; title: string; body: string };
+}
+
+/** POST /repos/{owner}/{repo}/pulls as GitHub documents it: 201 with the pull request, or 422 when one exists. */
+async function fakeGitHub(t: TestContext, opts: { exists?: boolean } = {}) {
+  const seen: SeenRequest[] = [];
+  const app = new Hono();
+  app.post('/api/v3/repos/:owner/:repo/pulls', async (c) => {
+    const body = (await c.req.json()) as SeenRequest['body'];
+    seen.push({ path: c.req.path, authorization: c.req.header('authorization'), accept: c.req.header('accept'), body });
+    const { owner, repo } = c.req.param();
+    if (opts.exists) {
+      return c.json(
+        {
+          message: 'Validation Failed',
+          errors: [{ resource: 'PullRequest', code: 'custom', message: `A pull request already exists for ${owner}:${body.head}.` }],
+          documentation_url: 'https://docs.github.com/rest/pulls/pulls#create-a-pull-request',
+          status: '422',
+        },
+        422,
+      );
+    }
+    const number = 17;
+    return c.json(
+      {
+        url: `${new URL(c.req.url).origin}/api/v3/repos/${owner}/${repo}/pulls/${number}`,
+        id: 1017,
+        number,
+        state: 'open',
+        html_url: `https://github.example.com/${owner}/${repo}/pull/${number}`,
+        title: body.title,
+        body: body.body,
+        head: { ref: body.head, sha: 'a'.repeat(40), label: `${owner}:${body.head}` },
+        base: { ref: body.base, sha: 'b'.repeat(40), label: `${owner}:${body.base}` },
+        draft: false,
+        merged: false,
+      },
+      201,
+    );
+  });
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
+  });
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as { port: number }).port;
+  return { apiUrl: `http://127.0.0.1:${port}/api/v3`, seen };
+}
+
+const PR_FLAGS = (apiUrl: string): ConfigFile => ({
+  approval: { target: 'pr', github: { apiUrl, owner: 'acme', repo: 'petshop', tokenEnv: 'BUGBOT_TEST_GH_TOKEN' } },
+});
+
+test('approve (target pr): the pull request carries head, base, title, body and the token; its URL is stored and returned', async (t) => {
+  const gh = await fakeGitHub(t);
+  const s = setup(t, PR_FLAGS(gh.apiUrl), { BUGBOT_TEST_GH_TOKEN: 'ghp_testtoken123' });
+  const fix = s.awaiting('Greeting is wrong');
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, true, r.message);
+  assert.equal(r.prUrl, 'https://github.example.com/acme/petshop/pull/17');
+  assert.equal(r.state, 'pushed');
+  const branchHead = s.target.originGit('rev-parse', fix.branch);
+  assert.equal(r.commit, branchHead);
+
+  assert.equal(gh.seen.length, 1);
+  const req = gh.seen[0]!;
+  assert.equal(req.path, '/api/v3/repos/acme/petshop/pulls');
+  assert.match(req.authorization ?? '', /^(token|bearer) ghp_testtoken123$/i);
+  assert.match(req.accept ?? '', /application\/vnd\.github/);
+  assert.equal(req.body.head, fix.branch);
+  assert.equal(req.body.base, 'staging');
+  assert.equal(req.body.title, `bugbot: Greeting is wrong (#${fix.ticketId})`);
+  assert.match(req.body.body, /```text\nError: Greeting is wrong\n```/, 'the report, fenced');
+  assert.match(req.body.body, /Root cause: greeting\(\) returns the wrong word/, 'plan.md');
+  assert.match(req.body.body, /Verdict: approved/);
+  assert.match(req.body.body, /test command passed on the first try: true/);
+  assert.match(req.body.body, /tests: 12 passed, 0 failed/);
+  assert.match(req.body.body, new RegExp(`branch {5}${fix.branch}`));
+
+  assert.equal(s.store.getTicket(fix.ticketId)!.state, 'pushed');
+  const [row] = approvalsForTicket(s.store, fix.ticketId);
+  assert.deepEqual([row!.status, row!.target, row!.pr_url, row!.commit_sha], ['done', 'pr', r.prUrl, branchHead]);
+  assert.ok(s.store.auditTrail(fix.ticketId).some((a) => a.action === 'approved' && a.detail?.includes(r.prUrl!)));
+  assert.equal(s.notices[0]!.prUrl, r.prUrl);
+  const latest = s.archive.latest().find((x) => x.run_id === fix.run.id)!;
+  assert.deepEqual([latest.revision, latest.pushed_to, latest.pr_url], [2, r.prUrl, r.prUrl]);
+  assert.equal(s.target.originGit('rev-parse', 'staging'), s.target.originGit('rev-parse', 'main'), 'nothing merged into staging');
+});
+
+test('approve (target pr): GitHub refusing keeps the ticket awaiting approval, with GitHub\'s reason', async (t) => {
+  const gh = await fakeGitHub(t, { exists: true });
+  const s = setup(t, { approval: { target: 'pr', github: { apiUrl: gh.apiUrl, owner: 'acme', repo: 'petshop', tokenEnv: 'BUGBOT_TEST_GH_TOKEN', base: 'main' } } }, { BUGBOT_TEST_GH_TOKEN: 't' });
+  const fix = s.awaiting('Already open');
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, false);
+  assert.equal(r.failure, 'error');
+  assert.equal(r.state, 'awaiting_approval');
+  assert.match(r.message, /GitHub refused the pull request \(422\).*A pull request already exists for acme:bot\/ticket-/);
+  assert.equal(gh.seen[0]!.body.base, 'main', 'approval.github.base overrides the staging branch');
+  assert.equal(s.notices.length, 0);
+
+  // Without the token nothing is sent.
+  const noToken = setup(t, PR_FLAGS(gh.apiUrl));
+  const fix2 = noToken.awaiting('No token');
+  const r2 = await noToken.approvals.approve(fix2.ticketId, 'alice');
+  assert.match(r2.message, /BUGBOT_TEST_GH_TOKEN is not set/);
+  assert.equal(gh.seen.length, 1);
+});
+
+test('API: approve / skip / requeue answer 200, 404 for an unknown ticket, 409 with the message when the state does not allow it', async (t) => {
+  const s = setup(t);
+  const app = createApp({ config: s.config, store: s.store, intake: s.intake, logger: silentLogger, approvals: s.approvals });
+  const fix = s.awaiting('API approval');
+  const other = s.awaiting('Skip me', 'other.txt', 'changed\n');
+  const queued = fileTicket(s.intake, 'Still queued', 'Error: still queued');
+
+  const ok = await postJson(app, `/api/tickets/${fix.ticketId}/approve`, '', { 'x-bugbot-user': 'dana' });
+  assert.equal(ok.status, 200);
+  const okBody = (await ok.json()) as { ok: boolean; state: string; message: string; commit: string };
+  assert.equal(okBody.ok, true);
+  assert.equal(okBody.state, 'pushed');
+  assert.equal(okBody.commit, s.target.originGit('rev-parse', 'staging'));
+  assert.ok(s.store.auditTrail(fix.ticketId).some((a) => a.actor === 'dana' && a.action === 'approved'));
+
+  const conflict = await postJson(app, `/api/tickets/${queued}/approve`, {});
+  assert.equal(conflict.status, 409);
+  const cBody = (await conflict.json()) as { ok: boolean; state: string; message: string; error: { code: string; message: string } };
+  assert.deepEqual([cBody.ok, cBody.state, cBody.error.code], [false, 'queued', 'state']);
+  assert.match(cBody.message, /is queued: only a ticket that is awaiting_approval can be approved/);
+
+  assert.equal((await postJson(app, '/api/tickets/9999/approve', {})).status, 404);
+  assert.equal((await postJson(app, '/api/tickets/9999/skip', {})).status, 404);
+  assert.equal((await postJson(app, '/api/tickets/9999/requeue', {})).status, 404);
+  assert.equal((await postJson(app, `/api/tickets/${queued}/skip`, '{"reason": 5}')).status, 400);
+  assert.equal((await postJson(app, `/api/tickets/${queued}/requeue`, {})).status, 409);
+
+  const skip = await postJson(app, `/api/tickets/${other.ticketId}/skip`, { reason: 'not worth it' });
+  assert.equal(skip.status, 200);
+  assert.deepEqual(((await skip.json()) as { state: string }).state, 'dropped');
+  assert.equal(s.store.auditTrail(other.ticketId).at(-1)!.detail, 'was awaiting_approval: not worth it');
+
+  const detail = (await (await app.request(`/api/tickets/${other.ticketId}`)).json()) as { approvals: Array<{ action: string }> };
+  assert.deepEqual(detail.approvals.map((a) => a.action), ['skip']);
+
+  const without = createApp({ config: s.config, store: s.store, intake: s.intake, logger: silentLogger });
+  assert.equal((await postJson(without, `/api/tickets/${other.ticketId}/requeue`, {})).status, 503);
+});
+
+const BIN = join(repoRoot, 'bin/bugbot.js');
+function bugbot(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn' }, timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('CLI: bugbot approve / skip / requeue on their own, and through a running bugbot start', { timeout: 120_000 }, async (t) => {
+  const s = setup(t);
+  const configPath = join(s.dir, 'bugbot.config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({ home: s.home, workers: 1, intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' }, target: { repo: s.target.repo } }),
+  );
+  const cli = (...args: string[]) => bugbot(['--config', configPath, ...args], s.dir);
+  const fix = s.awaiting('CLI approval');
+  const second = s.awaiting('Through the server', 'other.txt', 'changed by the fix\n');
+  const third = s.awaiting('Requeue me', 'other.txt', 'another change\n');
+
+  const a = cli('approve', String(fix.ticketId), '--by', 'erin');
+  assert.equal(a.code, 0, a.stderr);
+  const head = s.target.originGit('rev-parse', 'staging');
+  assert.match(a.stdout, new RegExp(`^ticket ${fix.ticketId}: merged ${fix.branch} into staging at ${head.slice(0, 12)}; now pushed\\n  commit ${head}\\n$`));
+  assert.equal(s.store.getTicket(fix.ticketId)!.state, 'pushed');
+  assert.ok(s.store.auditTrail(fix.ticketId).some((x) => x.actor === 'erin' && x.action === 'approved'));
+
+  const again = cli('approve', String(fix.ticketId));
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /bugbot: ticket \d+ is pushed: only a ticket that is awaiting_approval can be approved/);
+  const missing = cli('skip', '4242');
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no ticket 4242/);
+
+  const rq = cli('requeue', String(third.ticketId));
+  assert.equal(rq.code, 0, rq.stderr);
+  assert.match(rq.stdout, /requeued \(awaiting_approval → queued, attempts reset\); now queued/);
+  // Nothing may wait in the queue once the server below starts: its dispatcher would run it.
+  s.approvals.skip(third.ticketId, 'test');
+
+  // With bugbot start running on this home, the CLI goes through it.
+  const server = await startBugbot(t, { configPath });
+  await waitFor(() => existsSync(join(s.home, 'server.json')), 10_000, 'server.json');
+  const viaServer = cli('skip', String(second.ticketId), '--reason', 'duplicate of another fix', '--by', 'frank');
+  assert.equal(viaServer.code, 0, viaServer.stderr + server.output());
+  assert.match(viaServer.stdout, new RegExp(`skipped \\(awaiting_approval → dropped\\): duplicate of another fix; now dropped \\(via the control plane at ${server.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`));
+  assert.equal(s.store.getTicket(second.ticketId)!.state, 'dropped');
+  assert.ok(s.store.auditTrail(second.ticketId).some((x) => x.actor === 'frank' && x.action === 'skipped'));
+  const refused = cli('approve', String(second.ticketId));
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /is dropped: only a ticket that is awaiting_approval can be approved \(ticket \d+ is dropped\) \(via the control plane/);
+  server.proc.kill('SIGTERM');
+  assert.equal((await server.exited).code, 0);
+  assert.equal(existsSync(join(s.home, 'server.json')), false, 'a stopped server removes its server.json');
+});

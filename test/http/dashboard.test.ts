@@ -1,0 +1,253 @@
+/**
+ * The dashboard's access rules and pieces without a browser: who gets in (exposed,
+ * requireLogin, token, basic auth, the login form and its limits), the CSRF checks,
+ * the live stream and its end at shutdown, the config refusals, and the diff parser.
+ * The browser side is test/e2e/dashboard.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { createApp } from '../../control/app.ts';
+import { loadConfig, type ConfigError, type ConfigFile } from '../../control/config.ts';
+import { parseUnifiedDiff, sideBySide } from '../../control/dashboard/git-diff.ts';
+import { parseFilter } from '../../control/dashboard/outcome-stats.ts';
+import { Intake } from '../../control/intake/index.ts';
+import { silentLogger } from '../../control/log.ts';
+import { Store } from '../../control/queue/store.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { buildTestApp, tempDir, testConfig } from '../support/helpers.ts';
+
+const EXPOSED: ConfigFile = {
+  server: { host: '0.0.0.0' },
+  triggers: { grafana: { enabled: false }, latency: { enabled: false }, email: { enabled: false } },
+};
+const EXPOSED_ENV = { BUGBOT_API_TOKEN: 'api-token-123', BUGBOT_DASHBOARD_TOKEN: 'dash-token-456' };
+
+function fileTicket(intake: Intake, title: string): number {
+  const at = new Date().toISOString();
+  const [r] = intake.accept([{ source: 'manual', kind: 'error', title, message: 'it broke', labels: {}, count: 1, firstSeen: at, lastSeen: at, human: true, sourceEventId: `dash-${title}` }]);
+  return r!.ticketId!;
+}
+
+const cookieOf = (res: Response) => /bugbot_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
+const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
+const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
+test('an exposed dashboard: pages redirect to the login, everything else is 401, a bearer token or the form lets in', async (t) => {
+  const { app } = buildTestApp(t, { flags: EXPOSED, env: EXPOSED_ENV });
+  const page = await app.request('/outcomes?source=slack', { headers: { accept: 'text/html' } });
+  assert.equal(page.status, 303);
+  assert.equal(page.headers.get('location'), '/login?next=%2Foutcomes%3Fsource%3Dslack');
+  for (const path of ['/', '/tickets/1', '/approvals', '/live', '/outcomes/export']) {
+    const r = await app.request(path);
+    assert.equal(r.status, 401, path);
+    assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer/);
+  }
+  assert.equal((await app.request('/approvals/1/cancel', { method: 'POST' })).status, 401);
+  assert.equal((await app.request('/', { headers: { authorization: 'Bearer wrong' } })).status, 401);
+  assert.equal((await app.request('/', { headers: { authorization: 'Bearer dash-token-456' } })).status, 200);
+  // The API keeps its own token: the dashboard's does not open it.
+  assert.equal((await app.request('/api/tickets', { headers: { authorization: 'Bearer dash-token-456' } })).status, 401);
+
+  const loginPage = await app.request('/login?next=/approvals');
+  assert.equal(loginPage.status, 200);
+  assert.match(await loginPage.text(), /name="token"/);
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' };
+  const bad = await app.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'nope', next: '/approvals' }) });
+  assert.equal(bad.status, 401);
+  assert.equal(cookieOf(bad), undefined);
+  const good = await app.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'dash-token-456', next: '/approvals' }) });
+  assert.equal(good.status, 303);
+  assert.equal(good.headers.get('location'), '/approvals');
+  assert.match(good.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/);
+  const ok = await app.request('/approvals', { headers: { cookie: `bugbot_session=${cookieOf(good)}` } });
+  assert.equal(ok.status, 200);
+  assert.match(ok.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+  assert.doesNotMatch(await ok.text(), /dash-token-456|api-token-123/, 'no secret is rendered');
+
+  // Somewhere else after the login: refused, the user lands on the overview.
+  const away = await app.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'dash-token-456', next: '//evil.example/x' }) });
+  assert.equal(away.headers.get('location'), '/');
+  // A login form posted from another site.
+  const forged = await app.request('http://localhost/login', { method: 'POST', headers: { ...headers, origin: 'http://evil.example' }, body: form({ token: 'dash-token-456' }) });
+  assert.equal(forged.status, 403);
+});
+
+test('basic auth from the environment, and guessing stops after 20 failures a minute', async (t) => {
+  const { app } = buildTestApp(t, {
+    flags: { dashboard: { requireLogin: true, basicUserEnv: 'DASH_USER', basicPasswordEnv: 'DASH_PASS' } },
+    env: { DASH_USER: 'ops', DASH_PASS: 'pa:ss-789', BUGBOT_DASHBOARD_TOKEN: '' },
+  });
+  const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+  assert.equal((await app.request('/', { headers: basic('ops', 'pa:ss-789') })).status, 200);
+  assert.equal((await app.request('/', { headers: basic('ops', 'wrong') })).status, 401);
+  assert.match((await app.request('/')).headers.get('www-authenticate') ?? '', /^Basic realm=/);
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' };
+  const login = (password: string) => app.request('http://localhost/login', { method: 'POST', headers, body: form({ user: 'ops', password }) });
+  assert.equal((await login('pa:ss-789')).status, 303);
+  for (let i = 0; i < 20; i++) assert.equal((await login(`guess-${i}`)).status, 401);
+  assert.equal((await login('pa:ss-789')).status, 429, 'locked for the rest of the minute, right password or not');
+});
+
+test('on loopback without a login: a session for the CSRF token; posts need it and the same origin', async (t) => {
+  const { app, intake, store } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } } });
+  const id = fileTicket(intake, 'Broken basket');
+  const first = await app.request('http://localhost/', { headers: { accept: 'text/html' } });
+  assert.equal(first.status, 200);
+  const session = cookieOf(first)!;
+  const html = await first.text();
+  assert.doesNotMatch(html, /Log out/, 'nobody to log out');
+  const csrf = csrfOf(await (await app.request(`http://localhost/tickets/${id}`, { headers: { cookie: `bugbot_session=${session}` } })).text())!;
+  assert.ok(csrf);
+  const post = (body: Record<string, string>, headers: Record<string, string> = {}) =>
+    app.request(`http://localhost/approvals/${id}/cancel`, {
+      method: 'POST',
+      headers: { cookie: `bugbot_session=${session}`, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: form(body),
+    });
+  assert.equal((await post({})).status, 403, 'no token');
+  assert.equal((await post({ _csrf: csrf.slice(0, -2) + 'xx' })).status, 403, 'wrong token');
+  assert.equal((await post({ _csrf: csrf }, { origin: 'http://evil.example' })).status, 403, 'another origin');
+  assert.equal((await post({ _csrf: csrf }, { cookie: 'bugbot_session=' + 'a'.repeat(43) })).status, 403, "another session's token");
+  assert.equal(store.getTicket(id)!.state, 'queued');
+  const ok = await post({ _csrf: csrf, return_to: `/tickets/${id}` });
+  assert.equal(ok.status, 303);
+  assert.equal(ok.headers.get('location'), `/tickets/${id}`);
+  assert.equal(store.getTicket(id)!.state, 'dropped');
+  const after = await (await app.request(`http://localhost/tickets/${id}`, { headers: { cookie: `bugbot_session=${session}` } })).text();
+  assert.match(after, /ticket #\d+ cancelled \(was queued, now dropped\)/, 'the result is shown once');
+  // Approve needs the approvals backend, which this app was not given.
+  const approve = await app.request(`http://localhost/approvals/${id}/approve`, {
+    method: 'POST',
+    headers: { cookie: `bugbot_session=${session}`, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({ _csrf: csrf }),
+  });
+  assert.equal(approve.status, 303);
+  assert.match(await (await app.request('http://localhost/approvals', { headers: { cookie: `bugbot_session=${session}` } })).text(), /approve: approvals are not available/);
+});
+
+test('the live stream sends the panels, and ends when the server shuts down', async (t: TestContext) => {
+  const home = tempDir(t);
+  const config = testConfig(home, { dashboard: { liveIntervalMs: 100 } });
+  const store = new Store(join(home, 'bugbot.db'));
+  t.after(() => store.close());
+  const shutdown = new AbortController();
+  const app = createApp({ config, store, intake: new Intake({ store, config, redactor: createRedactor({ salt: 's' }) }), logger: silentLogger, shutdown: shutdown.signal });
+  const res = await app.request('/live');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+  const reader = res.body!.getReader();
+  let text = '';
+  while (!/live-outcomes/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+  assert.match(text, /event: part\ndata: \{"id":"live-workers","html":"<p class=\\"muted\\" data-workers=\\"0\\">No worker is running/);
+  shutdown.abort();
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    const { done } = await reader.read();
+    if (done) break;
+    assert.ok(Date.now() < deadline, 'the stream ends after shutdown');
+  }
+});
+
+test('a logged-in live stream ends when its session does (logout)', async (t) => {
+  const { app } = buildTestApp(t, { flags: { ...EXPOSED, dashboard: { liveIntervalMs: 100 } }, env: EXPOSED_ENV });
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' };
+  const login = await app.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'dash-token-456' }) });
+  const cookie = `bugbot_session=${cookieOf(login)}`;
+  const live = await app.request('http://localhost/live', { headers: { cookie } });
+  assert.equal(live.status, 200);
+  const reader = live.body!.getReader();
+  assert.match(new TextDecoder().decode((await reader.read()).value), /event: hello/);
+  const csrf = csrfOf(await (await app.request('http://localhost/', { headers: { cookie } })).text())!;
+  const out = await app.request('http://localhost/logout', { method: 'POST', headers: { ...headers, cookie }, body: form({ _csrf: csrf }) });
+  assert.equal(out.status, 303);
+  assert.equal(out.headers.get('location'), '/login');
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    const { done } = await reader.read();
+    if (done) break;
+    assert.ok(Date.now() < deadline, 'the stream ends after logout');
+  }
+  assert.equal((await app.request('http://localhost/', { headers: { cookie } })).status, 401, 'the old cookie no longer works');
+});
+
+test('config: an open dashboard is refused with what to set', (t) => {
+  const problems = (flags: ConfigFile, env: NodeJS.ProcessEnv) => {
+    try {
+      loadConfig({ cwd: tempDir(t), env, flags });
+      return [];
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+  };
+  const exposed = problems(EXPOSED, { BUGBOT_API_TOKEN: 'x' });
+  assert.ok(exposed.some((p) => /server\.host is 0\.0\.0\.0 \(not loopback\): the dashboard needs a login: set BUGBOT_DASHBOARD_TOKEN/.test(p)), exposed.join('\n'));
+  assert.deepEqual(problems(EXPOSED, EXPOSED_ENV), []);
+  assert.deepEqual(problems({ ...EXPOSED, dashboard: { enabled: false } }, { BUGBOT_API_TOKEN: 'x' }), [], 'or no dashboard at all');
+  assert.match(problems({ dashboard: { requireLogin: true } }, {}).join('\n'), /dashboard\.requireLogin is true: the dashboard needs a login/);
+  assert.match(problems({ dashboard: { basicUserEnv: 'U' } }, { U: 'x' }).join('\n'), /basicUserEnv and basicPasswordEnv must be set together/);
+  assert.match(problems({ dashboard: { basicUserEnv: 'U', basicPasswordEnv: 'P' } }, { U: 'x' }).join('\n'), /dashboard\.basicPasswordEnv names P, which is not set/);
+  assert.deepEqual(problems({}, {}), [], 'loopback without a credential is fine');
+});
+
+test('the diff parser: modified, added, renamed and binary files; side-by-side rows pair replacements', () => {
+  const files = parseUnifiedDiff(
+    [
+      'diff --git a/src/pets.ts b/src/pets.ts',
+      'index 1111111..2222222 100644',
+      '--- a/src/pets.ts',
+      '+++ b/src/pets.ts',
+      '@@ -12,4 +12,5 @@ export function getPet',
+      '   const pet = store.pets.get(id);',
+      '-  return pet.owner!.name;',
+      '-  // old',
+      '+  return pet.owner?.name ?? null;',
+      '+  // new',
+      '+  // more',
+      '   }',
+      'diff --git a/docs/new.md b/docs/new.md',
+      'new file mode 100644',
+      '--- /dev/null',
+      '+++ b/docs/new.md',
+      '@@ -0,0 +1 @@',
+      '+# New',
+      '\\ No newline at end of file',
+      'diff --git a/a.txt b/b.txt',
+      'similarity index 100%',
+      'rename from a.txt',
+      'rename to b.txt',
+      'diff --git a/logo.png b/logo.png',
+      'Binary files a/logo.png and b/logo.png differ',
+      '',
+    ].join('\n'),
+  );
+  assert.deepEqual(
+    files.map((f) => [f.oldPath, f.newPath, f.status, f.binary, f.additions, f.deletions]),
+    [
+      ['src/pets.ts', 'src/pets.ts', 'modified', false, 3, 2],
+      ['docs/new.md', 'docs/new.md', 'added', false, 1, 0],
+      ['a.txt', 'b.txt', 'renamed', false, 0, 0],
+      ['logo.png', 'logo.png', 'modified', true, 0, 0],
+    ],
+  );
+  const rows = sideBySide(files[0]!.hunks[0]!);
+  assert.deepEqual(
+    rows.map((r) => [r.left?.old ?? null, r.left?.text ?? null, r.right?.new ?? null, r.right?.text ?? null]),
+    [
+      [12, '  const pet = store.pets.get(id);', 12, '  const pet = store.pets.get(id);'],
+      [13, '  return pet.owner!.name;', 13, '  return pet.owner?.name ?? null;'],
+      [14, '  // old', 14, '  // new'],
+      [null, null, 15, '  // more'],
+      [15, '  }', 16, '  }'],
+    ],
+  );
+});
+
+test('outcome filters: dates must be dates, and from before to', () => {
+  assert.deepEqual(parseFilter({ source: 'slack', service: ' billing ', from: '2026-11-01', to: '2026-11-20' }), {
+    filter: { source: 'slack', service: 'billing', from: '2026-11-01', to: '2026-11-20' },
+    problems: [],
+  });
+  assert.deepEqual(parseFilter({ from: 'yesterday' }).problems, ['from must be a date like 2026-11-21, not "yesterday"']);
+  assert.deepEqual(parseFilter({ from: '2026-11-20', to: '2026-11-01' }).problems, ['from is after to']);
+});

@@ -1,0 +1,525 @@
+/**
+ * Notifications (issue 6). Real peers throughout: an SMTP server (`smtp-server`) that
+ * nodemailer delivers to, a local HTTP server answering Slack's documented Web API
+ * responses, real git for approvals. The reporter hears by email only once a fix is
+ * pushed, threaded under their message; Slack threads hear about fixes, failures and
+ * approval requests; a signed `block_actions` click from a configured approver merges
+ * the fix, anyone else's (or an unsigned one) does nothing, and the clicker is told why.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Hono } from 'hono';
+import { createApp } from '../../control/app.ts';
+import type { BugbotConfig } from '../../control/config.ts';
+import { Approvals } from '../../control/dispatcher/approvals.ts';
+import { buildOutcomeRow } from '../../control/dispatcher/outcome.ts';
+import { Intake } from '../../control/intake/index.ts';
+import { createLogger, silentLogger, type Logger } from '../../control/log.ts';
+import { noticeForRun, Notifier } from '../../control/notify/index.ts';
+import { slackMessage } from '../../control/notify/slack.ts';
+import { claimNext, finishRun, setRunProcess } from '../../control/queue/leases.ts';
+import { Store } from '../../control/queue/store.ts';
+import { createSlackTrigger, type SlackTrigger } from '../../control/triggers/slack.ts';
+import type { TicketState } from '../../control/types.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { fixtureJson, fixtureText, tempDir, testConfig, waitFor } from '../support/helpers.ts';
+import { mailHeader, TestSmtpServer } from '../support/smtp.ts';
+
+const SIGNING_SECRET = 'notify-signing-secret';
+const BOT_TOKEN = 'xoxb-notify-test';
+// auth.test has no fixture; these ids are ours.
+const BOT_USER = 'UBUGBOT01';
+const BOT_ID = 'BBUGBOT01';
+const APPROVER = 'U0APPROVER';
+const STRANGER = 'U0STRANGER';
+const APPROVALS_CHANNEL = 'C0APPROVALS';
+/** chat.postMessage answers channel_not_found for this one (the documented error). */
+const DEAD_CHANNEL = 'C0ARCHIVED';
+const SMTP_USER = 'bugbot-mailer';
+const SMTP_PASS = 'smtp-secret-never-logged';
+const FROM = 'bugbot <bugbot@shop.test>';
+/** The SMTP server refuses recipients at this domain (550). */
+const BOUNCING = '@bounce.test';
+const COMMIT_URL = 'https://git.shop.test/shop/commit/{commit}';
+
+/** A Web API call's form fields; text and channel are '' when absent. */
+type Params = Record<string, string | undefined> & { text: string; channel: string };
+
+interface ApiCall {
+  method: string;
+  params: Params;
+  authorization: string | undefined;
+  response: Record<string, unknown>;
+}
+
+/** A local Slack Web API: the methods notifications and the buttons call, answered as documented. */
+class SlackApi {
+  readonly calls: ApiCall[] = [];
+  private server: Server | undefined;
+  private seq = 0;
+
+  async listen(): Promise<string> {
+    this.server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (d: Buffer) => (raw += d.toString()));
+      req.on('end', () => {
+        const method = (req.url ?? '').replace(/^\/api\//, '');
+        const params: Params = { text: '', channel: '', ...Object.fromEntries(new URLSearchParams(raw)) };
+        const response = this.answer(method, params);
+        this.calls.push({ method, params, authorization: req.headers.authorization, response });
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+        res.end(JSON.stringify(response));
+      });
+    });
+    await new Promise<void>((ok) => this.server!.listen(0, '127.0.0.1', ok));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/api/`;
+  }
+
+  /** Shapes from https://docs.slack.dev/reference/methods/<method> ("Example response"). */
+  private answer(method: string, p: Params): Record<string, unknown> {
+    const ts = () => `1700000100.${String(++this.seq).padStart(6, '0')}`;
+    switch (method) {
+      case 'auth.test':
+        return { ok: true, url: 'https://shop.slack.com/', team: 'Shop', user: 'bugbot', team_id: 'T0SHOP', user_id: BOT_USER, bot_id: BOT_ID };
+      case 'chat.postMessage':
+        if (p.channel === DEAD_CHANNEL) return { ok: false, error: 'channel_not_found' };
+        return { ok: true, channel: p.channel, ts: ts(), message: { type: 'message', text: p.text, user: BOT_USER, bot_id: BOT_ID } };
+      case 'chat.postEphemeral':
+        return { ok: true, message_ts: ts() };
+      case 'chat.update':
+        return { ok: true, channel: p.channel, ts: p.ts, text: p.text };
+      default:
+        return { ok: false, error: 'unknown_method' };
+    }
+  }
+
+  of(method: string): ApiCall[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+
+  async close(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((ok) => (this.server ? this.server.close(() => ok()) : ok()));
+  }
+}
+
+/** Log lines, to check what was (and was not) logged. */
+function captureLog(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { logger: createLogger({ level: 'debug', write: (l) => lines.push(l) }), lines };
+}
+
+const SHA = '3f786850e387550fdab836ed7e6dc881de23001b';
+
+const slackApi = new SlackApi();
+const smtp = new TestSmtpServer({ user: SMTP_USER, pass: SMTP_PASS, refuseDomain: BOUNCING });
+let apiUrl: string;
+let smtpPort: number;
+
+before(async () => {
+  apiUrl = await slackApi.listen();
+  smtpPort = await smtp.listen();
+});
+
+after(async () => {
+  await slackApi.close();
+  await smtp.close();
+});
+
+function notifyConfig(home: string, extra: Record<string, unknown> = {}): BugbotConfig {
+  return testConfig(
+    home,
+    {
+      intake: { settleSeconds: 0 },
+      triggers: { slack: { apiUrl, fetchThread: false, approvers: [APPROVER] } },
+      notify: {
+        slack: { approvalsChannel: APPROVALS_CHANNEL },
+        email: { host: '127.0.0.1', port: smtpPort, from: FROM, requireTLS: false },
+        commitUrl: COMMIT_URL,
+      },
+      ...extra,
+    },
+    { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: BOT_TOKEN, BUGBOT_SMTP_USER: SMTP_USER, BUGBOT_SMTP_PASSWORD: SMTP_PASS },
+  );
+}
+
+describe('email: the "fixed" reply goes out only after a successful push', () => {
+  it('files the reporter from POST /triggers/email/raw, mails nothing for failures or pending approvals, then one threaded reply', async (t) => {
+    const home = tempDir(t, 'bugbot-notify-mail-');
+    const config = notifyConfig(home);
+    const store = new Store(join(home, 'bugbot.db'));
+    t.after(() => store.close());
+    const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
+    const app = createApp({ config, store, intake, logger: silentLogger });
+
+    // A real Gmail reply (shared fixture): Message-Id, "Subject: Re: Test", From xxx@gmail.com.
+    const eml = fixtureText('mailgun', 'reply_gmail_quoted.eml');
+    const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: eml });
+    assert.equal(res.status, 200, await res.clone().text());
+    const ticketId = ((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket;
+    const ticket = store.getTicket(ticketId)!;
+    const messageId = '<CAKsfaBW4hj0Gek6TwbR3erng4P1y0CZzJ0d=pXtCNnYnbe7PLg@mail.gmail.com>';
+    assert.deepEqual(ticket.reporters, [{ kind: 'email', id: 'xxx@gmail.com', address: 'xxx@gmail.com', thread: messageId, subject: 'Re: Test' }]);
+
+    const { logger, lines } = captureLog();
+    const notifier = new Notifier({ config, logger });
+    t.after(() => notifier.close());
+    assert.deepEqual(notifier.channels, { slack: true, email: true });
+    const row = { reason: '', commit: null, branch: `bot/ticket-${ticketId}`, pushed_to: null };
+
+    // Runs that did not push: the reporter's mailbox stays empty.
+    for (const r of [
+      { ...row, state: 'failed', reason: 'tests still fail after the fix' },
+      { ...row, state: 'needs_human', reason: 'review asked for a person' },
+      { ...row, state: 'awaiting_approval', commit: SHA },
+    ]) {
+      const notice = noticeForRun(r, ticket);
+      assert.ok(notice);
+      await notifier.notify(notice);
+    }
+    assert.equal(noticeForRun({ ...row, state: 'queued' }, ticket), undefined, 'a requeued run tells nobody');
+    assert.equal(smtp.delivered.length, 0, 'no mail before the push');
+    // The approval request had no Slack thread to go to: it went to the approvals channel.
+    const request = slackApi.of('chat.postMessage').find((c) => c.params.channel === APPROVALS_CHANNEL && c.params.text.includes(`#${ticketId}`));
+    assert.ok(request, 'approval request in notify.slack.approvalsChannel');
+    assert.equal(request.params.thread_ts, undefined);
+
+    // The push.
+    const fixed = noticeForRun({ ...row, state: 'pushed', commit: SHA, pushed_to: 'staging' }, ticket);
+    assert.deepEqual(fixed, { kind: 'fixed', ticket, commit: SHA, branch: 'staging' });
+    await notifier.notify(fixed);
+    assert.equal(smtp.delivered.length, 1);
+    const [d] = smtp.delivered;
+    assert.deepEqual(d!.rcptTo, ['xxx@gmail.com']);
+    assert.equal(d!.mailFrom, 'bugbot@shop.test');
+    assert.equal(d!.user, SMTP_USER, 'logged in with the configured credentials');
+    assert.equal(d!.mail.inReplyTo, messageId);
+    assert.equal(d!.mail.references, messageId);
+    assert.equal(d!.mail.subject, 'Re: Test', 'no second "Re:"');
+    assert.equal(d!.mail.from?.address, 'bugbot@shop.test');
+    assert.deepEqual(d!.mail.to?.map((a) => a.address), ['xxx@gmail.com']);
+    assert.equal(mailHeader(d!.mail, 'auto-submitted'), 'auto-replied');
+    assert.match(d!.mail.text ?? '', /fixed and live: the fix is on staging, commit 3f78685 \(https:\/\/git\.shop\.test\/shop\/commit\/3f786850e387550fdab836ed7e6dc881de23001b\)/);
+    assert.match(d!.mail.text ?? '', new RegExp(`Ticket #${ticketId}: `));
+
+    // Neither the address nor the SMTP password is ever logged.
+    assert.ok(lines.some((l) => /"msg":"notified".*"via":"email"/.test(l)), lines.join('\n'));
+    assert.ok(!lines.some((l) => l.includes('xxx@gmail.com') || l.includes(SMTP_PASS)), lines.join('\n'));
+  });
+
+  it('refuses to send without TLS by default (notify.email.requireTLS), logs it, and never throws', async (t) => {
+    const home = tempDir(t, 'bugbot-notify-tls-');
+    const config = notifyConfig(home);
+    config.notify.email.requireTLS = true;
+    const store = new Store(join(home, 'bugbot.db'));
+    t.after(() => store.close());
+    const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
+    const app = createApp({ config, store, intake, logger: silentLogger });
+    const res = await app.request('/triggers/email/raw', { method: 'POST', body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
+    assert.equal(res.status, 200);
+    const ticket = store.getTicket(((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket)!;
+    const { logger, lines } = captureLog();
+    const notifier = new Notifier({ config, logger });
+    t.after(() => notifier.close());
+    const before = smtp.delivered.length;
+    await notifier.notify({ kind: 'fixed', ticket, commit: SHA });
+    assert.equal(smtp.delivered.length, before, 'nothing delivered over plain text');
+    assert.ok(lines.some((l) => /"msg":"notification not sent".*"via":"email"/.test(l)), lines.join('\n'));
+  });
+});
+
+describe('Slack: thread replies and Approve / Skip buttons', () => {
+  let home: string;
+  let config: BugbotConfig;
+  let store: Store;
+  let notifier: Notifier;
+  let slack: SlackTrigger;
+  let app: Hono;
+  let origin: string;
+  let repo: string;
+  const log = captureLog();
+  const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  let n = 0;
+
+  before(async () => {
+    home = tempDir(undefined, 'bugbot-notify-slack-');
+    // The target: a repository with a bare origin holding main and staging.
+    origin = join(home, 'origin.git');
+    repo = join(home, 'shop');
+    mkdirSync(repo);
+    git(home, 'init', '--quiet', '--bare', '--initial-branch=main', origin);
+    git(repo, 'init', '--quiet', '--initial-branch=main');
+    git(repo, 'config', 'user.name', 'Shop Dev');
+    git(repo, 'config', 'user.email', 'dev@shop.test');
+    writeFileSync(join(repo, 'checkout.js'), 'export const total = (cart) => cart.total;\n');
+    git(repo, 'add', '-A');
+    git(repo, 'commit', '--quiet', '-m', 'shop');
+    git(repo, 'remote', 'add', 'origin', origin);
+    git(repo, 'push', '--quiet', 'origin', 'main', 'main:staging');
+
+    config = notifyConfig(join(home, 'home'), { target: { repo }, harness: { pushMode: 'approve' } });
+    store = new Store(join(config.home, 'bugbot.db'));
+    const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
+    notifier = new Notifier({ config, logger: log.logger });
+    const approvals = new Approvals({ config, store, logger: silentLogger, onFixed: (notice) => void notifier.notify(notice) });
+    slack = createSlackTrigger({ config, store, intake, logger: log.logger, approvals });
+    app = createApp({ config, store, intake, logger: silentLogger, slack });
+    await slack.start();
+  });
+
+  after(async () => {
+    await slack.stop();
+    await notifier.close();
+    store.close();
+  });
+
+  function signed(body: string, opts: { ts?: number; secret?: string; contentType?: string } = {}) {
+    const ts = String(opts.ts ?? Math.floor(Date.now() / 1000));
+    return app.request('/slack/events', {
+      method: 'POST',
+      headers: {
+        'content-type': opts.contentType ?? 'application/json',
+        'x-slack-request-timestamp': ts,
+        'x-slack-signature': 'v0=' + createHmac('sha256', opts.secret ?? SIGNING_SECRET).update(`v0:${ts}:${body}`).digest('hex'),
+      },
+      body,
+    });
+  }
+
+  /** A person reports a bug by mentioning the bot in a thread; returns the ticket id. */
+  async function mention(channel: string, threadTs: string, user: string): Promise<number> {
+    const base = fixtureJson<Record<string, unknown>>('slack', 'event_callback_app_mention_in_thread_camunda_docs.json');
+    // A different error each time (numbers and quoted values are masked in fingerprints).
+    const word = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliett'][n]!;
+    const text = `<@${BOT_USER}> checkout fails for every cart: TypeError: cart.${word}Total is not a function`;
+    const body = JSON.stringify({ ...base, event_id: `EvNotify${++n}`, event: { ...(base.event as object), channel, thread_ts: threadTs, user, text } });
+    const res = await signed(body);
+    assert.equal(res.status, 200, await res.clone().text());
+    const reply = (await res.json()) as { results: { status: string; ticket: number }[] };
+    assert.equal(reply.results[0]!.status, 'created');
+    return reply.results[0]!.ticket;
+  }
+
+  /** Run the queued ticket as the dispatcher does: claim, branch, finish in `state`; the row onRunFinished gets. */
+  function run(ticketId: number, state: TicketState, o: { branch?: string; commit?: string; reason?: string } = {}) {
+    const claim = claimNext(store, 1, null, 60);
+    assert.equal(claim?.ticket.id, ticketId, 'the ticket just filed is the one claimed');
+    const branch = o.branch ?? `bot/ticket-${ticketId}`;
+    setRunProcess(store, claim.run.id, { branch });
+    const reason = o.reason ?? (state === 'failed' ? 'tests failed' : 'review approved');
+    const outcome = {
+      state,
+      outcome: state === 'failed' ? ('failed' as const) : ('clean' as const),
+      reason,
+      started: null,
+      finished: null,
+      stages: {},
+      branch,
+      commit: o.commit ?? null,
+      pushed_to: state === 'pushed' ? config.target.stagingBranch : state === 'awaiting_approval' ? branch : null,
+      diff: null,
+      tests: { passed: null, failed: null },
+      cost_usd: 0,
+      denials: [],
+    };
+    finishRun(store, claim.run.id, { ticketState: state, outcome: outcome.outcome, reason });
+    const ticket = store.getTicket(ticketId)!;
+    return { row: buildOutcomeRow({ ticket, run: claim.run, outcome, state, reason, model: null }), ticket };
+  }
+
+  /** A fix waiting on its bot branch: one commit on top of main, pushed to origin. */
+  function botBranch(ticketId: number): { branch: string; commit: string } {
+    const branch = `bot/ticket-${ticketId}`;
+    git(repo, 'checkout', '--quiet', '-b', branch, 'main');
+    writeFileSync(join(repo, `fix-${ticketId}.js`), `export const fixed = ${ticketId};\n`);
+    git(repo, 'add', '-A');
+    git(repo, 'commit', '--quiet', '-m', `Fix ticket ${ticketId}`);
+    git(repo, 'push', '--quiet', 'origin', branch);
+    const commit = git(repo, 'rev-parse', 'HEAD');
+    git(repo, 'checkout', '--quiet', 'main');
+    return { branch, commit };
+  }
+
+  const postsTo = (channel: string, threadTs?: string) =>
+    slackApi.of('chat.postMessage').filter((c) => c.params.channel === channel && (threadTs === undefined || c.params.thread_ts === threadTs));
+
+  /** The approval request posted in a thread, and a block_actions click on one of its buttons. */
+  async function approvalRequest(ticketId: number, channel: string, threadTs: string) {
+    const { row, ticket } = run(ticketId, 'awaiting_approval', { commit: botBranch(ticketId).commit });
+    await notifier.notify(noticeForRun(row, ticket)!);
+    const posted = postsTo(channel, threadTs).find((c) => c.params.blocks?.includes('bugbot_approve'));
+    assert.ok(posted, 'approval request in the thread');
+    const messageTs = posted.response.ts as string;
+    const blocks = JSON.parse(posted.params.blocks!) as Array<{ type: string; block_id?: string; elements?: Array<Record<string, unknown>> }>;
+    const actions = blocks.find((b) => b.type === 'actions')!;
+    /** The form Slack posts when `user` clicks the button `actionId` (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload). */
+    const click = (user: string, actionId: string): string => {
+      const base = fixtureJson<Record<string, Record<string, unknown>>>('slack', 'block_actions_button_in_thread_vercel_chat.json');
+      const button = actions.elements!.find((e) => e.action_id === actionId)!;
+      const payload = {
+        ...base,
+        user: { ...base.user, id: user },
+        container: { ...base.container, channel_id: channel, message_ts: messageTs, thread_ts: threadTs },
+        channel: { ...base.channel, id: channel },
+        message: { ...base.message, user: BOT_USER, bot_id: BOT_ID, ts: messageTs, thread_ts: threadTs, text: posted.params.text, blocks },
+        actions: [{ ...button, block_id: actions.block_id, action_ts: '1700000200.000001' }],
+      };
+      return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+    };
+    return { posted, blocks, messageTs, click };
+  }
+
+  it('replies in the reporter’s thread when the ticket is fixed (commit link) or failed (the reason, escaped)', async () => {
+    const fixedId = await mention('C0SHOP01', '1700000001.000100', 'U0ALICE');
+    const fixedRun = run(fixedId, 'pushed', { commit: SHA });
+    await notifier.notify(noticeForRun(fixedRun.row, fixedRun.ticket)!);
+    const fixed = postsTo('C0SHOP01', '1700000001.000100').find((c) => c.params.text.startsWith('Fixed'));
+    assert.ok(fixed, 'fixed reply in the thread');
+    assert.equal(fixed.authorization, `Bearer ${BOT_TOKEN}`);
+    assert.equal(fixed.params.text, `Fixed: ticket #${fixedId} “${fixedRun.ticket.title}”: the fix is live on \`staging\` as commit <https://git.shop.test/shop/commit/${SHA}|\`3f78685\`>.`);
+
+    const failedId = await mention('C0SHOP02', '1700000002.000200', 'U0BOB');
+    const failedRun = run(failedId, 'failed', { reason: 'tests fail: <!channel> expected 3 > 2 & more' });
+    await notifier.notify(noticeForRun(failedRun.row, failedRun.ticket)!);
+    const failed = postsTo('C0SHOP02', '1700000002.000200').find((c) => c.params.text.startsWith('Not fixed'));
+    assert.ok(failed, 'failed reply in the thread');
+    // Untrusted text cannot ping the channel: Slack's control characters are escaped.
+    assert.match(failed.params.text, /tests fail: &lt;!channel&gt; expected 3 &gt; 2 &amp; more\. A person needs to look at it\.$/);
+    assert.equal(postsTo(APPROVALS_CHANNEL).filter((c) => c.params.text.includes(`#${failedId}`)).length, 0, 'only approval requests go to the approvals channel');
+  });
+
+  it('one failed send stops none of the others', async () => {
+    const id = await mention('C0SHOP03', '1700000003.000300', 'U0CAROL');
+    for (const r of [
+      { kind: 'slack' as const, id: 'U0DAVE', thread: `${DEAD_CHANNEL}:1700000004.000400` },
+      { kind: 'email' as const, id: `erin${BOUNCING}`, address: `erin${BOUNCING}`, thread: '<r1@mail.test>', subject: 'Checkout broken' },
+      { kind: 'email' as const, id: 'frank@shop-customer.test', address: 'frank@shop-customer.test', thread: '<r2@mail.test>', subject: 'Checkout broken' },
+    ]) {
+      store.addReporter(id, r);
+    }
+    const { row, ticket } = run(id, 'pushed', { commit: SHA });
+    const before = smtp.delivered.length;
+    const lines = log.lines.length;
+    await notifier.notify(noticeForRun(row, ticket)!);
+    assert.ok(postsTo('C0SHOP03', '1700000003.000300').some((c) => c.params.text.startsWith('Fixed')), 'the live thread heard');
+    const mails = smtp.delivered.slice(before);
+    assert.deepEqual(mails.map((m) => m.rcptTo), [['frank@shop-customer.test']], 'the good address got its mail');
+    assert.equal(mails[0]!.mail.inReplyTo, '<r2@mail.test>');
+    assert.equal(mails[0]!.mail.subject, 'Re: Checkout broken');
+    const failures = log.lines.slice(lines).filter((l) => l.includes('"msg":"notification not sent"'));
+    assert.equal(failures.length, 2, failures.join('\n'));
+    assert.ok(failures.some((l) => l.includes('"channel":"C0ARCHIVED"') && l.includes('channel_not_found')));
+    assert.ok(failures.some((l) => l.includes('"via":"email"') && l.includes('550') && !l.includes(BOUNCING)));
+  });
+
+  it('asks for approval in the thread with Approve / Skip buttons carrying the ticket id', async () => {
+    const id = await mention('C0SHOP05', '1700000005.000500', 'U0GRACE');
+    const { posted, blocks } = await approvalRequest(id, 'C0SHOP05', '1700000005.000500');
+    assert.match(posted.params.text, new RegExp(`^A fix for ticket #${id} .* is ready on \`bot/ticket-${id}\` \\(commit <https://git\\.shop\\.test/shop/commit/[0-9a-f]{40}\\|\`[0-9a-f]{7}\`>\\) and waits for approval\\.$`));
+    const buttons = blocks.find((b) => b.type === 'actions')!.elements!;
+    assert.deepEqual(
+      buttons.map((b) => [b.type, b.action_id, b.value, (b.text as { text: string }).text]),
+      [
+        ['button', 'bugbot_approve', String(id), 'Approve'],
+        ['button', 'bugbot_skip', String(id), 'Skip'],
+      ],
+    );
+    assert.equal(postsTo(APPROVALS_CHANNEL).filter((c) => c.params.text.includes(`#${id} `)).length, 0, 'a ticket with a thread is asked there');
+  });
+
+  it('without any approver configured, the request names the dashboard and the CLI instead of buttons nobody could use', async () => {
+    const id = await mention('C0SHOP09', '1700000009.000900', 'U0KARL');
+    const { row, ticket } = run(id, 'awaiting_approval', { commit: SHA });
+    const noApprovers = notifyConfig(join(home, 'no-approvers'), { triggers: { slack: { apiUrl, approvers: [] } } });
+    const quiet = new Notifier({ config: noApprovers, logger: silentLogger });
+    await quiet.notify(noticeForRun(row, ticket)!);
+    await quiet.close();
+    const posted = postsTo('C0SHOP09', '1700000009.000900').at(-1)!;
+    assert.equal(posted.params.blocks, undefined);
+    assert.match(posted.params.text, new RegExp(`waits for approval[.] Approve or skip it on the dashboard or with \`bugbot approve ${id}\` / \`bugbot skip ${id}\`[.]$`));
+    assert.equal(slackMessage({ kind: 'awaiting_approval', ticket }, { stagingBranch: 'staging', buttons: true }).blocks?.length, 2);
+  });
+
+  it('a click from someone who is not an approver does nothing and tells them why; unsigned, forged or stale clicks get 401', async () => {
+    const id = await mention('C0SHOP06', '1700000006.000600', 'U0HEIDI');
+    const { click } = await approvalRequest(id, 'C0SHOP06', '1700000006.000600');
+    const staging = git(origin, 'rev-parse', 'staging');
+    const form = 'application/x-www-form-urlencoded';
+
+    const res = await signed(click(STRANGER, 'bugbot_approve'), { contentType: form });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), '', 'Slack wants an empty 200');
+    const told = await waitFor(() => slackApi.of('chat.postEphemeral').find((c) => c.params.user === STRANGER), 5000, 'ephemeral answer');
+    assert.equal(told.params.channel, 'C0SHOP06');
+    assert.equal(told.params.thread_ts, '1700000006.000600');
+    assert.match(told.params.text, new RegExp(`^Nothing done: <@${STRANGER}> is not an approver\\. Only the Slack users listed in \`triggers\\.slack\\.approvers\` can approve`));
+
+    const calls = slackApi.calls.length;
+    for (const bad of [
+      await app.request('/slack/events', { method: 'POST', headers: { 'content-type': form }, body: click(APPROVER, 'bugbot_approve') }),
+      await signed(click(APPROVER, 'bugbot_approve'), { contentType: form, secret: 'not-the-secret' }),
+      await signed(click(APPROVER, 'bugbot_approve'), { contentType: form, ts: Math.floor(Date.now() / 1000) - 301 }),
+    ]) {
+      assert.equal(bad.status, 401);
+      assert.match(((await bad.json()) as { error: { message: string } }).error.message, /X-Slack-Signature|stale request/);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(slackApi.calls.length, calls, 'nothing was said or done for a refused request');
+    assert.equal(store.getTicket(id)!.state, 'awaiting_approval');
+    assert.equal(git(origin, 'rev-parse', 'staging'), staging, 'staging untouched');
+    assert.ok(!store.auditTrail(id).some((a) => a.action.startsWith('approval')), 'no approval was started');
+  });
+
+  it('an approver’s click merges the fix into staging, replaces the buttons with the result, and the reporter hears', async () => {
+    const id = await mention('C0SHOP07', '1700000007.000700', 'U0IVAN');
+    store.addReporter(id, { kind: 'email', id: 'ivan@shop-customer.test', address: 'ivan@shop-customer.test', thread: '<ivan-1@mail.test>', subject: 'Checkout broken' });
+    const mails = smtp.delivered.length;
+    const { click, messageTs } = await approvalRequest(id, 'C0SHOP07', '1700000007.000700');
+    assert.equal(smtp.delivered.length, mails, 'no mail while the fix waits for approval');
+
+    const res = await signed(click(APPROVER, 'bugbot_approve'), { contentType: 'application/x-www-form-urlencoded' });
+    assert.equal(res.status, 200);
+    const updated = await waitFor(() => slackApi.of('chat.update').find((c) => c.params.ts === messageTs), 30_000, 'the request updated with the result');
+    assert.equal(updated.params.channel, 'C0SHOP07');
+    assert.match(updated.params.text, new RegExp(`^Approved by <@${APPROVER}>: merged bot/ticket-${id} into staging at [0-9a-f]{12}$`));
+    assert.ok(!updated.params.blocks?.includes('bugbot_approve'), 'the buttons are gone');
+
+    assert.equal(store.getTicket(id)!.state, 'pushed');
+    assert.match(git(origin, 'log', '--format=%s', 'staging'), new RegExp(`Fix ticket ${id}`));
+    assert.ok(store.auditTrail(id).some((a) => a.actor === `slack:${APPROVER}`), 'the approval is recorded as the Slack user');
+    // The fix is live: the Slack thread and the email reporter hear.
+    const commit = git(origin, 'rev-parse', 'staging');
+    const fixed = await waitFor(() => postsTo('C0SHOP07', '1700000007.000700').find((c) => c.params.text.startsWith('Fixed')), 10_000, 'fixed reply');
+    assert.ok(fixed.params.text.includes(commit.slice(0, 7)), fixed.params.text);
+    const mail = await waitFor(() => smtp.delivered.slice(mails).find((m) => m.rcptTo.includes('ivan@shop-customer.test')), 10_000, 'the fixed email');
+    assert.equal(mail.mail.inReplyTo, '<ivan-1@mail.test>');
+    assert.match(mail.mail.text ?? '', new RegExp(`fixed and live: the fix is on staging, commit ${commit.slice(0, 7)}`));
+  });
+
+  it('an approver’s Skip drops the ticket and says so in place of the buttons', async () => {
+    const id = await mention('C0SHOP08', '1700000008.000800', 'U0JUDY');
+    const { click, messageTs } = await approvalRequest(id, 'C0SHOP08', '1700000008.000800');
+    const res = await signed(click(APPROVER, 'bugbot_skip'), { contentType: 'application/x-www-form-urlencoded' });
+    assert.equal(res.status, 200);
+    const updated = await waitFor(() => slackApi.of('chat.update').find((c) => c.params.ts === messageTs), 10_000, 'the request updated');
+    assert.match(updated.params.text, new RegExp(`^Skipped by <@${APPROVER}>: ticket ${id} skipped \\(awaiting_approval → dropped\\): skipped from Slack$`));
+    assert.equal(store.getTicket(id)!.state, 'dropped');
+
+    // The stale request's buttons are clicked again: nothing happens, the clicker is told why.
+    const again = await signed(click(APPROVER, 'bugbot_approve'), { contentType: 'application/x-www-form-urlencoded' });
+    assert.equal(again.status, 200);
+    const told = await waitFor(
+      () => slackApi.of('chat.postEphemeral').find((c) => c.params.user === APPROVER && c.params.text.includes(`ticket #${id}`)),
+      10_000,
+      'the refusal',
+    );
+    assert.match(told.params.text, new RegExp(`^Nothing done for ticket #${id}: `));
+    assert.equal(store.getTicket(id)!.state, 'dropped');
+  });
+});

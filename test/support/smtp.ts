@@ -1,0 +1,76 @@
+/**
+ * A real SMTP server (the `smtp-server` package) on loopback for tests that send mail:
+ * it requires a login, refuses recipients at one domain (550), and keeps every message
+ * it accepted, parsed with postal-mime.
+ */
+import type { AddressInfo } from 'node:net';
+import PostalMime, { type Email } from 'postal-mime';
+import { SMTPServer } from 'smtp-server';
+
+export interface Delivered {
+  mailFrom: string;
+  rcptTo: string[];
+  /** Who logged in. */
+  user: string | undefined;
+  mail: Email;
+  /** What `onDelivered` returned at delivery time (a test's snapshot of the world). */
+  seen: unknown;
+}
+
+export interface SmtpOptions {
+  user: string;
+  pass: string;
+  /** Recipients ending with this are refused with 550. */
+  refuseDomain?: string;
+  /** Called as each message arrives; its result is kept as `seen`. */
+  onDelivered?: () => unknown;
+}
+
+export class TestSmtpServer {
+  readonly delivered: Delivered[] = [];
+  private readonly server: SMTPServer;
+
+  constructor(opts: SmtpOptions) {
+    this.server = new SMTPServer({
+      // No certificate here: senders must be configured with requireTLS off.
+      disabledCommands: ['STARTTLS'],
+      allowInsecureAuth: true,
+      logger: false,
+      onAuth: (auth, _session, cb) =>
+        auth.username === opts.user && auth.password === opts.pass ? cb(null, { user: auth.username }) : cb(new Error('Invalid username or password')),
+      onRcptTo: (address, _session, cb) =>
+        opts.refuseDomain && address.address.endsWith(opts.refuseDomain)
+          ? cb(Object.assign(new Error('5.1.1 mailbox unavailable'), { responseCode: 550 }))
+          : cb(),
+      onData: (stream, session, cb) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          const seen = opts.onDelivered?.();
+          PostalMime.parse(Buffer.concat(chunks)).then((mail) => {
+            this.delivered.push({
+              mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+              rcptTo: session.envelope.rcptTo.map((r) => r.address),
+              user: typeof session.user === 'string' ? session.user : undefined,
+              mail,
+              seen,
+            });
+            cb();
+          }, cb);
+        });
+      },
+    });
+  }
+
+  /** Listen on 127.0.0.1 and an ephemeral port; resolves with the port. */
+  listen(): Promise<number> {
+    return new Promise((ok) => this.server.listen(0, '127.0.0.1', () => ok((this.server.server.address() as AddressInfo).port)));
+  }
+
+  close(): Promise<void> {
+    return new Promise((ok) => this.server.close(() => ok()));
+  }
+}
+
+/** A header's value, by lower-case name. */
+export const mailHeader = (mail: Email, name: string): string | undefined => mail.headers.find((h) => h.key === name)?.value;

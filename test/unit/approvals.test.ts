@@ -1,0 +1,278 @@
+/**
+ * Approval mode (issue 6): auto-approval rules, the state guards of approve / skip /
+ * requeue, and the store's claim that keeps two approvals from merging one fix twice.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { ConfigError, loadConfig, type ConfigFile } from '../../control/config.ts';
+import { Approvals } from '../../control/dispatcher/approvals.ts';
+import { autoApprovalDecision, globToRegExp, sensitiveFiles, type AutoApproveRules } from '../../control/dispatcher/auto-approve.ts';
+import { codeFence, pullRequestBody, pullRequestTitle } from '../../control/dispatcher/pull-request.ts';
+import { Intake } from '../../control/intake/index.ts';
+import { silentLogger } from '../../control/log.ts';
+import { OutcomeArchive } from '../../control/outcomes/archive.ts';
+import { recheckRegressions } from '../../control/outcomes/regression.ts';
+import { approvalsForTicket, beginApproval, isRefusal } from '../../control/queue/approvals.ts';
+import { claimNext, finishRun } from '../../control/queue/leases.ts';
+import { Store } from '../../control/queue/store.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { fileTicket, finishAwaiting } from '../support/approval.ts';
+import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+
+const RULES: AutoApproveRules = {
+  enabled: true,
+  maxFilesChanged: 3,
+  maxLinesChanged: 50,
+  requireTestsPassed: true,
+  maxSeverity: 'medium',
+  sensitivePaths: ['**/migrations/**', '*.sql', '**/auth/**', 'package.json', 'infra/**'],
+};
+const PASSED = { files: '2', insertions: '10', deletions: '4', tests_first_try: 'true', tests_preexisting: '0' };
+
+test('globs: ** spans directories, * stays in one, a name without / matches at any depth', () => {
+  assert.ok(globToRegExp('**/migrations/**').test('db/migrations/001_init.sql'));
+  assert.ok(globToRegExp('**/migrations/**').test('migrations/002.sql'));
+  assert.ok(!globToRegExp('**/migrations/**').test('src/migrationsHelper.ts'));
+  assert.ok(globToRegExp('*.sql').test('deep/down/schema.sql'));
+  assert.ok(!globToRegExp('*.sql').test('schema.sql.md'));
+  assert.ok(globToRegExp('infra/**').test('infra/k8s/deploy.yaml'));
+  assert.ok(!globToRegExp('infra/**').test('src/infra/x.ts'), 'a glob with / is anchored at the root');
+  assert.ok(globToRegExp('src/*.ts').test('src/a.ts'));
+  assert.ok(!globToRegExp('src/*.ts').test('src/deep/a.ts'));
+  assert.ok(globToRegExp('package.json').test('services/api/package.json'));
+  assert.ok(globToRegExp('**/auth/**').test('src/auth'), 'a directory match covers the directory itself');
+  assert.ok(globToRegExp('file?.txt').test('file1.txt') && !globToRegExp('file?.txt').test('file10.txt'));
+  assert.ok(globToRegExp('a+b(c).txt').test('a+b(c).txt'), 'regex characters are literal');
+  assert.deepEqual(sensitiveFiles(['src/pets.ts', 'db/migrations/003.sql', 'src/auth/login.ts'], RULES.sensitivePaths), [
+    'db/migrations/003.sql',
+    'src/auth/login.ts',
+  ]);
+});
+
+test('auto-approval: approves only when every rule holds, and names every rule that does not', () => {
+  const ok = autoApprovalDecision({ severity: 'medium' }, PASSED, ['src/pets.ts', 'test/pets.test.ts'], RULES);
+  assert.equal(ok.approve, true, ok.reason);
+  assert.match(ok.reason, /2 file\(s\), 14 line\(s\), tests passed, severity medium/);
+
+  assert.deepEqual(autoApprovalDecision({ severity: 'low' }, PASSED, ['a.ts'], { ...RULES, enabled: false }), {
+    approve: false,
+    reason: 'auto-approval is off (approval.autoApprove.enabled)',
+  });
+  const high = autoApprovalDecision({ severity: 'high' }, PASSED, ['a.ts'], RULES);
+  assert.equal(high.approve, false);
+  assert.match(high.reason, /severity high is above medium/);
+
+  const big = autoApprovalDecision({ severity: 'low' }, { ...PASSED, insertions: '45', deletions: '6' }, ['a', 'b', 'c', 'd'], RULES);
+  assert.equal(big.approve, false);
+  assert.match(big.reason, /4 files changed \(at most 3\)/);
+  assert.match(big.reason, /51 lines changed \(at most 50\)/);
+
+  const sensitive = autoApprovalDecision({ severity: 'low' }, PASSED, ['src/pets.ts', 'db/migrations/004_add.sql'], RULES);
+  assert.equal(sensitive.approve, false);
+  assert.match(sensitive.reason, /sensitive paths touched: db\/migrations\/004_add\.sql/);
+
+  const retried = autoApprovalDecision({ severity: 'low' }, { ...PASSED, tests_first_try: 'false' }, ['a.ts'], RULES);
+  assert.match(retried.reason, /tests did not pass on the first try/);
+  const preexisting = autoApprovalDecision({ severity: 'low' }, { ...PASSED, tests_preexisting: '2' }, ['a.ts'], RULES);
+  assert.equal(preexisting.approve, false);
+  assert.match(preexisting.reason, /2 test\(s\) fail/);
+  assert.equal(autoApprovalDecision({ severity: 'low' }, { ...PASSED, tests_preexisting: '2' }, ['a.ts'], { ...RULES, requireTestsPassed: false }).approve, true);
+
+  const unknown = autoApprovalDecision({ severity: 'low' }, {}, [], RULES);
+  assert.equal(unknown.approve, false);
+  assert.match(unknown.reason, /changed files are unknown/);
+  assert.match(unknown.reason, /diff size is unknown/);
+});
+
+function setup(t: TestContext, flags: ConfigFile = {}) {
+  const home = tempDir(t);
+  const clock = new FakeClock(Date.now());
+  const config = testConfig(home, { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' }, ...flags });
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor() });
+  const archive = new OutcomeArchive(home);
+  const approvals = new Approvals({ config, store, logger: silentLogger, archive });
+  return { home, clock, config, store, intake, archive, approvals };
+}
+
+test('approve, skip and requeue refuse states that do not allow them, and say which state it is', async (t) => {
+  const { store, intake, approvals } = setup(t);
+  const id = fileTicket(intake, 'Pets list is empty', 'Error: pets list came back empty');
+  assert.equal(store.getTicket(id)!.state, 'queued');
+
+  const a = await approvals.approve(id, 'alice');
+  assert.equal(a.ok, false);
+  assert.equal(a.failure, 'state');
+  assert.equal(a.state, 'queued');
+  assert.match(a.message, /ticket \d+ is queued: only a ticket that is awaiting_approval can be approved/);
+  assert.match(approvals.skip(id, 'alice').message, /is queued: only a ticket that is awaiting_approval or needs_human can be skipped/);
+  assert.match(approvals.requeue(id, 'alice').message, /is queued: only a ticket that is awaiting_approval or needs_human or failed can be requeued/);
+  assert.equal(store.getTicket(id)!.state, 'queued', 'nothing changed');
+
+  const missing = await approvals.approve(999, 'alice');
+  assert.equal(missing.failure, 'not_found');
+  assert.match(missing.message, /no ticket 999/);
+
+  // A running ticket (a worker on it) cannot be requeued or skipped either.
+  claimNext(store, 1, null, 60);
+  assert.equal(approvals.requeue(id, 'alice').failure, 'state');
+  assert.equal(approvalsForTicket(store, id).length, 0, 'refusals write no decision');
+});
+
+test('skip drops a fix awaiting approval, with the reason in the history and a new outcome revision', (t) => {
+  const { store, intake, config, archive, approvals } = setup(t);
+  const id = fileTicket(intake, 'Checkout total off by one', 'Error: total mismatch');
+  const fix = finishAwaiting({ store, config, archive, ticketId: id });
+  const r = approvals.skip(id, 'bob', 'fixed by hand in #42');
+  assert.equal(r.ok, true, r.message);
+  assert.equal(r.state, 'dropped');
+  assert.equal(store.getTicket(id)!.state, 'dropped');
+  const audit = store.auditTrail(id).at(-1)!;
+  assert.deepEqual([audit.actor, audit.action, audit.detail], ['bob', 'skipped', 'was awaiting_approval: fixed by hand in #42']);
+  const rows = approvalsForTicket(store, id);
+  assert.deepEqual(rows.map((x) => [x.action, x.status, x.actor, x.run_id]), [['skip', 'done', 'bob', fix.run.id]]);
+  const latest = archive.latest().find((x) => x.run_id === fix.run.id)!;
+  assert.equal(latest.revision, 2);
+  assert.equal(latest.state, 'dropped');
+  assert.match(latest.reason, /skipped by bob: fixed by hand in #42/);
+  // Skipping again: the state no longer allows it.
+  assert.equal(approvals.skip(id, 'bob').failure, 'state');
+});
+
+test('requeue sends awaiting_approval, needs_human and failed tickets back to the queue with attempts reset', (t) => {
+  const { store, intake, config, approvals } = setup(t);
+  const a = fileTicket(intake, 'A', 'Error: first distinct failure');
+  finishAwaiting({ store, config, ticketId: a });
+  const b = fileTicket(intake, 'B', 'Error: second distinct failure');
+  const claimB = claimNext(store, 1, null, 60)!;
+  finishRun(store, claimB.run.id, { ticketState: 'failed', outcome: 'failed', reason: 'tests failed' });
+  assert.equal(store.getTicket(b)!.attempt, 1);
+
+  for (const id of [a, b]) {
+    const r = approvals.requeue(id, 'carol');
+    assert.equal(r.ok, true, r.message);
+    assert.equal(r.state, 'queued');
+    const t2 = store.getTicket(id)!;
+    assert.equal(t2.state, 'queued');
+    assert.equal(t2.attempt, 0);
+    assert.equal(store.auditTrail(id).at(-1)!.action, 'requeued');
+  }
+  // And the queue takes it again, as attempt 1.
+  const again = claimNext(store, 1, null, 60)!;
+  assert.equal(again.run.attempt, 1);
+});
+
+test('one approval at a time: a second one, a skip or a requeue is refused while it runs; a stale one is taken over', (t) => {
+  const { store, intake, config, clock, approvals } = setup(t);
+  const id = fileTicket(intake, 'Slow page', 'Error: slow page');
+  finishAwaiting({ store, config, ticketId: id });
+  const first = beginApproval(store, id, 'alice', 'staging', 900);
+  assert.ok(!isRefusal(first));
+  const second = beginApproval(store, id, 'bob', 'staging', 900);
+  assert.ok(isRefusal(second));
+  assert.equal(second.failure, 'busy');
+  assert.match(second.message, /being approved by alice/);
+  assert.equal(approvals.skip(id, 'bob').failure, 'busy');
+  assert.equal(approvals.requeue(id, 'bob').failure, 'busy');
+  // The unique index holds even against a direct second insert.
+  assert.throws(() =>
+    store.stmt(`INSERT INTO approvals (ticket_id, actor, action, status, started_at) VALUES (?, 'x', 'approve', 'running', ?)`).run(id, store.nowIso()),
+  );
+
+  clock.advance(901);
+  const third = beginApproval(store, id, 'bob', 'staging', 900);
+  assert.ok(!isRefusal(third), 'the approver that died no longer blocks the ticket');
+  const rows = approvalsForTicket(store, id);
+  assert.deepEqual(rows.map((r) => [r.actor, r.status]), [['alice', 'abandoned'], ['bob', 'running']]);
+  assert.ok(store.auditTrail(id).some((a) => a.action === 'approval-abandoned'));
+});
+
+test('a merge that fails leaves the ticket awaiting approval and releases the claim', async (t) => {
+  // target.repo is not a git repository: merge.sh cannot fetch the branch.
+  const { store, intake, config, approvals, home } = setup(t, { target: { repo: 'no-such-repo' } });
+  const id = fileTicket(intake, 'Broken', 'Error: broken thing');
+  finishAwaiting({ store, config, ticketId: id });
+  const r = await approvals.approve(id, 'alice');
+  assert.equal(r.ok, false);
+  assert.equal(r.failure, 'error');
+  assert.equal(r.state, 'awaiting_approval');
+  assert.match(r.message, /could not merge bot\/ticket-\d+-\d+ into staging: merge: .*no-such-repo does not exist/);
+  assert.equal(store.getTicket(id)!.state, 'awaiting_approval');
+  assert.deepEqual(approvalsForTicket(store, id).map((x) => x.status), ['failed']);
+  assert.equal(store.auditTrail(id).at(-1)!.action, 'approval-failed');
+  assert.equal(existsSync(join(home, 'approvals', `ticket-${id}-1`)), false, 'the scratch folder is removed');
+  const again = await approvals.approve(id, 'alice');
+  assert.equal(again.failure, 'error', 'not busy: the failed approval released its claim');
+});
+
+test('auto-approval is a no-op when the rules are off; declined decisions are audited with the reason', async (t) => {
+  const off = setup(t);
+  const id = fileTicket(off.intake, 'X', 'Error: x');
+  finishAwaiting({ store: off.store, config: off.config, ticketId: id });
+  assert.equal(await off.approvals.considerAutoApproval(id), null);
+  assert.ok(!off.store.auditTrail(id).some((a) => a.actor === 'auto-approve'));
+
+  const on = setup(t, { approval: { autoApprove: { enabled: true } } });
+  const id2 = fileTicket(on.intake, 'Y', 'Error: y is broken', 'critical');
+  finishAwaiting({ store: on.store, config: on.config, ticketId: id2 });
+  assert.equal(await on.approvals.considerAutoApproval(id2), null);
+  const last = on.store.auditTrail(id2).at(-1)!;
+  assert.equal(last.action, 'auto-approval-declined');
+  assert.match(last.detail!, /severity critical is above medium/);
+  assert.equal(on.store.getTicket(id2)!.state, 'awaiting_approval');
+});
+
+test('pull request title and body: the ticket, plan, verdict and tests; untrusted text fenced so it cannot close its block', (t) => {
+  const { store, intake, config } = setup(t);
+  const id = fileTicket(intake, 'Login\nbroken @everyone', 'Error: ```` closes? @admin see https://evil.example');
+  const fix = finishAwaiting({ store, config, ticketId: id });
+  const ticket = store.getTicket(id)!;
+  assert.equal(pullRequestTitle(ticket), `bugbot: Login broken @everyone (#${id})`);
+  const body = pullRequestBody(ticket, fix.ticketDir, { tests_first_try: 'true', tests_preexisting: '0', files: '1', insertions: '1', deletions: '1', commit: 'abc' }, fix.branch);
+  assert.match(body, /## Plan\n\n```markdown\n# Plan\n\nRoot cause: greeting\(\) returns the wrong word\./);
+  assert.match(body, /Verdict: approved, 0 edit\(s\) by the review/);
+  assert.match(body, /- the test covers the bug/);
+  assert.match(body, /- test command passed on the first try: true/);
+  assert.match(body, /- tests: 12 passed, 0 failed/);
+  // The report sits in a five-backtick fence: its own four backticks cannot end it.
+  const m = /### Report \(untrusted text, as received\)\n\n(`{5})text\n([\s\S]*?)\n\1\n/.exec(body);
+  assert.ok(m, body);
+  assert.match(m[2]!, /@admin see https:\/\/evil\.example/);
+  assert.equal(codeFence('plain'), '```text\nplain\n```');
+});
+
+test('config: approval defaults, and target "pr" needs the repository', (t) => {
+  const dir = tempDir(t);
+  const cfg = loadConfig({ cwd: dir, env: {} });
+  assert.equal(cfg.approval.target, 'staging');
+  assert.equal(cfg.approval.github.apiUrl, 'https://api.github.com');
+  assert.equal(cfg.approval.github.tokenEnv, 'GITHUB_TOKEN');
+  assert.equal(cfg.approval.autoApprove.enabled, false);
+  assert.equal(cfg.approval.autoApprove.maxSeverity, 'medium');
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {}, flags: { approval: { target: 'pr', github: { owner: 'acme' } } } }),
+    (err: unknown) => err instanceof ConfigError && err.problems.some((p) => /approval\.github\.owner and approval\.github\.repo/.test(p)),
+  );
+  const gh = loadConfig({ cwd: dir, env: { GH_PAT: 'x' }, flags: { approval: { target: 'pr', github: { owner: 'acme', repo: 'shop', tokenEnv: 'GH_PAT' } } } });
+  assert.equal(gh.secrets.get(gh.approval.github.tokenEnv), 'x', 'the token variable is one the config names');
+});
+
+test('the 24-hour regression check skips fixes still awaiting approval and counts an approved one from its approval', (t) => {
+  const { store, intake, config, archive, clock } = setup(t);
+  const id = fileTicket(intake, 'Waiting', 'Error: waiting fix');
+  const fix = finishAwaiting({ store, config, archive, ticketId: id });
+  clock.advance(2 * 86_400);
+  assert.deepEqual(recheckRegressions(store, archive, clock.now()), [], 'not live yet: nothing to check');
+  // Approved now (appended by hand: this test has no git target).
+  const prev = archive.latest().find((r) => r.run_id === fix.run.id)!;
+  archive.append({ ...prev, state: 'pushed', pushed_to: 'staging', approved_at: clock.now().toISOString(), approved_by: 'alice', revision: 2 });
+  clock.advance(3600);
+  assert.deepEqual(recheckRegressions(store, archive, clock.now()), [], 'an hour after the approval');
+  clock.advance(86_400);
+  const [row] = recheckRegressions(store, archive, clock.now());
+  assert.equal(row?.revision, 3);
+  assert.equal(row?.regressions_detected_24h, false);
+});
