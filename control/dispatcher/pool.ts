@@ -18,6 +18,7 @@ import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
 import { buildOutcomeRow, readOutcome } from './outcome.ts';
 import { prepareWorkspace, type Workspace } from './workspace.ts';
+import { removeWorktree, stopRunProcesses } from './reconcile.ts';
 
 export interface ActiveWorker {
   slot: number;
@@ -172,6 +173,11 @@ export class Dispatcher {
       }
     });
     child.on('close', (code, signal) => this.finished(w, code, signal));
+    // A worker killed before its trap ran (kill -9, OOM) leaves its Claude session, MCP
+    // servers and dev server behind, holding stderr open: stop them so 'close' comes.
+    child.on('exit', () => {
+      if (!existsSync(join(ws.ticketDir, 'outcome.json'))) stopRunProcesses(config.home, { ...run, pid: child.pid ?? null }, { leaderGone: true });
+    });
     logger.info('worker started', { worker: slot, ticket: ticket.id, run: run.id, port: ws.port, dir: ws.ticketDir });
   }
 
@@ -228,8 +234,13 @@ export class Dispatcher {
       state = (['pushed', 'awaiting_approval', 'needs_human'] as const).find((s) => s === outcome.state) ?? 'failed';
       reason = outcome.reason;
     } else {
-      state = 'failed';
-      reason = `worker exited (${signal ?? `status ${code}`}) without an outcome`;
+      // Died without its trap: clean up after it and give the ticket another attempt.
+      removeWorktree(config.target.repo, w.ws.worktree);
+      const again = w.run.attempt < config.queue.maxAttempts;
+      state = again ? 'queued' : 'failed';
+      reason =
+        `worker exited (${signal ?? `status ${code}`}) without an outcome; ` +
+        (again ? `requeued (attempt ${w.run.attempt} of ${config.queue.maxAttempts})` : `attempt ${w.run.attempt} of ${config.queue.maxAttempts}, giving up`);
     }
     const row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null });
     try {

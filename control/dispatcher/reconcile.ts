@@ -53,11 +53,41 @@ export function reconcile(config: BugbotConfig, store: Store, logger: Logger): {
   };
 }
 
-/** Stop a run's worker, dev server and Claude session, wherever they are. */
-export function stopRunProcesses(home: string, run: Pick<RunRow, 'pid' | 'ticket_id' | 'id'>): void {
-  if (run.pid) killGroup(run.pid, 'worker.sh');
+/**
+ * Stop a run's worker, dev server and Claude session, wherever they are. With
+ * `leaderGone` the worker itself has exited (we saw it): its process group is killed
+ * without checking the leader's command line.
+ */
+export function stopRunProcesses(home: string, run: Pick<RunRow, 'pid' | 'ticket_id' | 'id'>, opts: { leaderGone?: boolean } = {}): void {
+  if (run.pid && opts.leaderGone) {
+    try {
+      process.kill(-run.pid, 'SIGKILL');
+    } catch {
+      // nothing left in the group
+    }
+  } else if (run.pid) killGroup(run.pid, 'worker.sh');
   const ticketDir = join(home, 'tickets', String(run.ticket_id), `run-${run.id}`);
   for (const pid of recordedPids(ticketDir)) killGroup(pid, '');
+}
+
+/** Remove one worktree (its branch stays), under the harness's lock on the shared checkout. */
+export function removeWorktree(repo: string, path: string): boolean {
+  if (!existsSync(path)) return false;
+  const locked = (...args: string[]) => {
+    const common = execFileSync('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { encoding: 'utf8' }).trim();
+    execFileSync('flock', [join(common, 'bugbot.lock'), 'git', '-C', repo, ...args], { stdio: 'ignore' });
+  };
+  try {
+    locked('worktree', 'remove', '--force', path);
+  } catch {
+    execFileSync('rm', ['-rf', path]);
+  }
+  try {
+    locked('worktree', 'prune');
+  } catch {
+    // not a git repository
+  }
+  return true;
 }
 
 function removeOrphanWorktrees(config: BugbotConfig, store: Store, logger: Logger): number {
@@ -70,11 +100,7 @@ function removeOrphanWorktrees(config: BugbotConfig, store: Store, logger: Logge
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (live.has(path)) continue;
-    try {
-      execFileSync('git', ['-C', config.target.repo, 'worktree', 'remove', '--force', path], { stdio: 'ignore' });
-    } catch {
-      execFileSync('rm', ['-rf', path]);
-    }
+    removeWorktree(config.target.repo, path);
     n++;
     logger.warn('removed orphaned worktree', { path });
   }

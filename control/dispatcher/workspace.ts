@@ -59,6 +59,8 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
     BUGBOT_PUSH_MODE: h.pushMode === 'approve' ? 'approve' : 'autopush',
     BUGBOT_PUSH_RETRIES: h.pushRetries,
     BUGBOT_IDLE_S: h.idleTimeoutSeconds,
+    BUGBOT_MODEL_RETRIES: h.modelRetries,
+    BUGBOT_MODEL_TIMEOUT_MS: h.modelTimeoutSeconds * 1000,
     BUGBOT_ON_BANNED: h.onBannedAction,
     BUGBOT_DEV_TIMEOUT_S: h.devTimeoutSeconds,
   };

@@ -40,6 +40,8 @@ harness_phase_run() {
     CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1 \
     DISABLE_AUTOUPDATER=1 \
     MCP_CONNECTION_NONBLOCKING=0 \
+    CLAUDE_CODE_MAX_RETRIES="${BUGBOT_MODEL_RETRIES:-4}" \
+    API_TIMEOUT_MS="${BUGBOT_MODEL_TIMEOUT_MS:-600000}" \
     DISABLE_TELEMETRY=1 \
     DISABLE_ERROR_REPORTING=1 \
     ${ANTHROPIC_BASE_URL:+ANTHROPIC_BASE_URL="$ANTHROPIC_BASE_URL"} \
@@ -84,7 +86,10 @@ harness_phase_reason() {
   # shellcheck disable=SC2016 # JavaScript, not shell: the backticks are a template literal
   node -e '
     const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    const why = s.killed ?? (s.subtype && s.subtype !== "success" ? s.subtype : s.is_error ? "error_during_execution" : `exit ${s.exit_code}`);
+    const apiError = s.is_error && (s.model_error || s.api_error_status)
+      ? `model endpoint failed: ${String(s.result ?? `status ${s.api_error_status}`).split("\n")[0].slice(0, 200)}`
+      : null;
+    const why = s.killed ?? apiError ?? (s.subtype && s.subtype !== "success" ? s.subtype : s.is_error ? "error_during_execution" : `exit ${s.exit_code}`);
     process.stdout.write(String(why));
   ' "$TICKET_DIR/stats-$1.json" 2>/dev/null || echo "no stats"
 }
