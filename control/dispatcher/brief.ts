@@ -1,8 +1,9 @@
 /**
  * The ticket brief (`agent/ticket.md`) the agent reads: a per-kind template from
  * prompts/tickets/ with trusted fields filled in, and untrusted text (alert
- * annotations, emails, Slack threads, stack traces) fenced as data in
- * `<untrusted-data>` blocks that its content cannot close.
+ * annotations, emails, Slack threads, stack traces, and the one-line title, service,
+ * route and filer taken from them) fenced as data in `<untrusted-data>` blocks that
+ * its content cannot close.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,8 +23,20 @@ export function briefKind(t: Pick<Ticket, 'source' | 'kind'>): 'error' | 'latenc
  * defused, so the content cannot end its own block and speak as the prompt.
  */
 export function fence(source: string, text: string): string {
-  const body = text.replace(/<\s*\/?\s*untrusted-data/gi, (m) => m.replace('<', '‹'));
-  return `<untrusted-data source="${source}">\n${body}\n</untrusted-data>`;
+  return `<untrusted-data source="${source}">\n${defuse(text)}\n</untrusted-data>`;
+}
+
+function defuse(text: string): string {
+  return text.replace(/<\s*\/?\s*untrusted-data/gi, (m) => m.replace('<', '‹'));
+}
+
+/**
+ * A one-line value that came from outside (a title is an email subject, a Slack line,
+ * an alert summary), fenced inline where the template shows it.
+ */
+function inlineFence(source: string, v: string | null | undefined): string {
+  const text = line(v);
+  return text === '-' ? text : `<untrusted-data source="${source}">${defuse(text)}</untrusted-data>`;
 }
 
 /** One-line trusted values: no newlines, no markdown table breakers. */
@@ -41,18 +54,18 @@ export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: s
   const latency = t.labels.p95_ms ? `${t.labels.p95_ms} ms / ${t.labels.threshold_ms ?? '?'} ms` : '-';
   const trusted: Record<string, string> = {
     id: String(t.id),
-    title: line(t.title),
+    title: inlineFence(t.source, t.title),
     source: t.source,
     severity: t.severity,
     triage_reason: line(t.triageReason),
-    service: line(t.service),
-    route: line(t.route),
+    service: inlineFence(t.source, t.service),
+    route: inlineFence(t.source, t.route),
     count: String(t.count),
     first_seen: t.firstSeen,
     last_seen: t.lastSeen,
     fingerprint: t.fingerprint,
     latency,
-    filed_by: t.labels.filed_by ? ` by ${line(t.labels.filed_by)}` : '',
+    filed_by: t.labels.filed_by ? ` by ${inlineFence(t.source, t.labels.filed_by)}` : '',
   };
   const untrusted: Record<string, string> = {
     message: fence(t.source, t.message || '(empty)'),

@@ -7,6 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BugbotConfig } from '../config.ts';
@@ -85,6 +86,20 @@ function policy(phase: Phase, cfg: BugbotConfig): PhasePolicy {
   }
 }
 
+/** Credentials in the home of the user running bugbot (files and folders). */
+const CREDENTIALS = ['.ssh', '.aws', '.gnupg', '.config/gh', '.config/gcloud', '.azure', '.kube', '.docker', '.netrc', '.git-credentials', '.npmrc', '.pgpass'];
+
+/**
+ * What the agent's commands may not read even inside the sandbox (which otherwise reads
+ * the whole machine): the operator's credentials and the control plane's database.
+ * Code the agent writes runs there (npm test), where the guard cannot see what it opens.
+ */
+function unreadable(cfg: BugbotConfig): string[] {
+  const home = homedir();
+  const store = join(cfg.home, 'bugbot.db');
+  return [...CREDENTIALS.map((p) => join(home, p)), store, `${store}-wal`, `${store}-shm`].filter((p) => existsSync(p));
+}
+
 /** The configured test command as an allow rule (e.g. "Bash(make test:*)"). */
 function testRule(cfg: BugbotConfig): string[] {
   const cmd = cfg.target.testCommand.trim();
@@ -131,7 +146,7 @@ export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
   // One policy file read by both guard layers: the hook and the stream watcher.
   const policyFile = join(configDir, `${phase}.policy.json`);
   files[`${phase}.policy.json`] = JSON.stringify(
-    { phase, worktree, ticketDir, ticketWrites: p.ticketWrites, writeRoots: p.writeRoots ?? null, mcpTools },
+    { phase, worktree, ticketDir, ticketWrites: p.ticketWrites, writeRoots: p.writeRoots ?? null, mcpTools, origins: browserOrigins(ctx) },
     null,
     2,
   );
@@ -146,7 +161,7 @@ export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
         enabled: true,
         failIfUnavailable: true,
         allowUnsandboxedCommands: false,
-        filesystem: { allowWrite: [join(ticketDir, 'home')] },
+        filesystem: { allowWrite: [join(ticketDir, 'home')], denyRead: unreadable(cfg) },
         network: { allowedDomains: ['localhost', '127.0.0.1'], allowLocalBinding: true },
       },
     },
@@ -201,13 +216,18 @@ function tsxLoader(): string {
   return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 }
 
+/**
+ * What the browser may open (and the guard lets Bash fetch on loopback): the worker's own
+ * dev server, plus the configured origins.
+ */
+function browserOrigins(ctx: PhaseContext): string[] {
+  return [...new Set([`http://127.0.0.1:${ctx.port}`, `http://localhost:${ctx.port}`, ...ctx.config.mcp.browser.origins])];
+}
+
 /** Each MCP server's settings file: the configured section plus this worker's dev-server origin. */
 function mcpSettings(s: McpServerName, ctx: PhaseContext): unknown {
   const m = ctx.config.mcp;
-  if (s === 'browser') {
-    const own = `http://127.0.0.1:${ctx.port}`;
-    return { ...m.browser, origins: [...new Set([own, `http://localhost:${ctx.port}`, ...m.browser.origins])] };
-  }
+  if (s === 'browser') return { ...m.browser, origins: browserOrigins(ctx) };
   return s === 'loki' ? m.loki : m.db;
 }
 

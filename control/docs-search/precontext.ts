@@ -43,8 +43,9 @@ export function renderPreContext(result: SearchResult, budgetBytes: number): str
 
 function header(r: SearchResult): string {
   const lines = ['# Docs relevant to this ticket', ''];
-  const q = r.query.replace(/\s+/g, ' ').trim();
-  lines.push(`Retrieved from the target repository's docs for: "${q.length > 160 ? `${q.slice(0, 160)}…` : q}"`, '');
+  // The query is the ticket's text, which comes from outside: it is not echoed here,
+  // where it would stand outside the brief's <untrusted-data> fences.
+  lines.push("Retrieved from the target repository's docs for this ticket's text.", '');
   for (const w of r.warnings) lines.push(`> **Warning:** ${w}`, '');
   lines.push(`Ranking: ${ranking(r)}.`, '');
   if (r.indexed.chunks === 0) {

@@ -38,6 +38,29 @@ harness_require() {
   done
 }
 
+# Credentials of the user running bugbot: code the agent wrote never sees them.
+HARNESS_CREDENTIALS=(.ssh .aws .gnupg .config/gh .config/gcloud .azure .kube .docker .netrc .git-credentials .npmrc .pgpass)
+
+# harness_confine [BWRAP_ARGS...] : sets HARNESS_CONFINE to the command prefix for code
+# the agent may have written that runs outside Claude Code's sandbox (the dev server, the
+# test command): no model credentials in its environment, a throwaway HOME, and the
+# operator's credential files hidden (bubblewrap; BWRAP_ARGS add to it). No
+# --die-with-parent here: the dev server outlives the subshell that starts it.
+harness_confine() {
+  local p
+  mkdir -p "$TICKET_DIR/home"
+  HARNESS_CONFINE=(env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN -u CLAUDE_CODE_OAUTH_TOKEN "HOME=$TICKET_DIR/home"
+    bwrap --dev-bind / /)
+  for p in "${HARNESS_CREDENTIALS[@]}"; do
+    if [ -d "$HOME/$p" ]; then
+      HARNESS_CONFINE+=(--tmpfs "$HOME/$p")
+    elif [ -e "$HOME/$p" ]; then
+      HARNESS_CONFINE+=(--ro-bind /dev/null "$HOME/$p")
+    fi
+  done
+  HARNESS_CONFINE+=("$@" --)
+}
+
 # harness_git_locked REPO ARGS... : git in REPO, holding the repository's lock. Workers
 # share the base checkout's .git (worktrees, remote refs); git's own lock files make
 # concurrent fetches and worktree changes fail rather than wait, so we queue them.

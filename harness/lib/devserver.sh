@@ -2,9 +2,12 @@
 # The worker's dev server: PORT=BASE_PORT+worker-id, probed until it accepts connections.
 
 # harness_devserver_start DIR PORT COMMAND LOG : start COMMAND in its own process group; prints its PID.
+# A dev server that reloads runs the agent's edits outside its sandbox: it is confined
+# (harness_confine: no model credentials, the operator's credentials hidden).
 harness_devserver_start() {
   local dir=$1 port=$2 command=$3 log=$4
-  (cd "$dir" && PORT=$port exec setsid bash -c "$command" </dev/null >>"$log" 2>&1) &
+  harness_confine
+  (cd "$dir" && PORT=$port exec setsid "${HARNESS_CONFINE[@]}" bash -c "$command" </dev/null >>"$log" 2>&1) &
   echo $!
 }
 

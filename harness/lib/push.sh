@@ -62,19 +62,30 @@ harness_protected_changes() {
   ' "$BUGBOT_HARNESS/lib/policy.mjs"
 }
 
+# harness_isolated DIR COMMAND : run COMMAND (a shell string) in DIR as the agent's own
+# commands run: it is code the agent wrote (tests), so besides harness_confine's limits
+# it gets no network beyond its own loopback (a fresh network namespace) and the
+# repository's git data read-only (it cannot commit what it read).
+harness_isolated() {
+  local dir=$1 command=$2 git_dir
+  git_dir=$(git -C "$dir" rev-parse --path-format=absolute --git-common-dir)
+  harness_confine --die-with-parent --unshare-net --ro-bind "$git_dir" "$git_dir"
+  (cd "$dir" && "${HARNESS_CONFINE[@]}" bash -c "$command")
+}
+
 # harness_tests_gate DIR COMMAND LOG BASE_REF : run the test command; true when it
 # passes, or when every test failing now also fails on BASE_REF (other open bugs do
 # not block this fix). Prints the number of such pre-existing failures.
 harness_tests_gate() {
   local dir=$1 command=$2 log=$3 base=$4 tmp rc=0
-  if (cd "$dir" && bash -c "$command") >"$log" 2>&1; then
+  if harness_isolated "$dir" "$command" >"$log" 2>&1; then
     echo 0
     return 0
   fi
   tmp="$TICKET_DIR/base-checkout"
   harness_git_locked "$dir" worktree add --quiet --detach "$tmp" "$(git -C "$dir" merge-base HEAD "$base")" || return 1
   if [ -d "$dir/node_modules" ]; then cp -al "$dir/node_modules" "$tmp/node_modules"; fi
-  (cd "$tmp" && bash -c "$command") >"${log%.log}-base.log" 2>&1 || true
+  harness_isolated "$tmp" "$command" >"${log%.log}-base.log" 2>&1 || true
   harness_git_locked "$dir" worktree remove --force "$tmp"
   node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" >"${log%.log}-compare.json" || rc=$?
   [ "$rc" -eq 0 ] || return 1

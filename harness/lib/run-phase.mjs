@@ -57,6 +57,7 @@ const stats = {
   exit_code: null,
   signal: null,
   killed: null,
+  model_error: false,
   subtype: null,
   is_error: null,
   num_turns: 0,
@@ -77,6 +78,8 @@ const stats = {
 // The same policy the PreToolUse hook applies (config/<phase>.policy.json).
 const policyCtx = o.policy ? loadPolicy(o.policy) : { phase: o.phase, worktree: o.worktree, ticketDir: o['ticket-dir'], ticketWrites: [] };
 const pendingBanned = new Map();
+/** Banned calls the CLI refused itself (a tool it does not have): recorded as denials too. */
+const refusedBanned = [];
 
 writeFileSync(o.log, '');
 const stdin = o.stdin ? openSync(o.stdin, 'r') : 'ignore';
@@ -129,6 +132,8 @@ function onEvent(e) {
   if (e.type === 'system' && e.subtype === 'init') {
     stats.mcp_servers = (e.mcp_servers ?? []).map((s) => ({ name: s.name, status: s.status }));
   } else if (e.type === 'assistant') {
+    // The CLI reports a failed model request (after its retries) as a "<synthetic>" message.
+    stats.model_error = e.message?.model === '<synthetic>';
     const u = e.message?.usage ?? {};
     const inTok = (u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0);
     stats.input_tokens += inTok;
@@ -143,17 +148,18 @@ function onEvent(e) {
       const d = checkToolUse(b.name, b.input ?? {}, policyCtx);
       if (d) {
         stats.banned.push({ tool: b.name, input: b.input, reason: d.reason });
-        pendingBanned.set(b.id, d.reason);
+        pendingBanned.set(b.id, { tool: b.name, input: b.input, reason: d.reason });
         if (o['on-banned'] === 'kill') kill(`banned action attempted: ${d.reason}`);
       }
     }
   } else if (e.type === 'user') {
     for (const b of Array.isArray(e.message?.content) ? e.message.content : []) {
       if (b.type !== 'tool_result' || !pendingBanned.has(b.tool_use_id)) continue;
-      const reason = pendingBanned.get(b.tool_use_id);
+      const banned = pendingBanned.get(b.tool_use_id);
       pendingBanned.delete(b.tool_use_id);
       // A banned call that was not refused has run: the first layers failed open.
-      if (!b.is_error) kill(`banned action was not denied and ran: ${reason}`);
+      if (!b.is_error) kill(`banned action was not denied and ran: ${banned.reason}`);
+      else refusedBanned.push(banned);
     }
   } else if (e.type === 'result') {
     stats.subtype = e.subtype ?? null;
@@ -161,6 +167,8 @@ function onEvent(e) {
     stats.num_turns = e.num_turns ?? 0;
     stats.cost_usd = e.total_cost_usd ?? 0;
     stats.result = typeof e.result === 'string' ? e.result.slice(0, 4000) : null;
+    // The model endpoint failed (5xx, 529, timeout) after the CLI's own retries.
+    stats.api_error_status = e.api_error_status ?? null;
     stats.structured_output = e.structured_output ?? null;
     for (const d of e.permission_denials ?? []) {
       stats.denials.push({ by: 'allowlist', tool: d.tool_name, input: d.tool_input });
@@ -218,6 +226,10 @@ child.on('close', (code, signal) => {
       // no hook denials in this run
     }
   }
+  // Refused, but neither by the hook nor by the allowlist (e.g. WebFetch, a tool the phase lacks).
+  const key = (tool, input) => `${tool}\0${JSON.stringify(input?.command ?? input?.file_path ?? input?.url ?? input?.sql ?? input?.path ?? input?.pattern ?? input?.query ?? input ?? null)}`;
+  const recorded = new Set(stats.denials.map((d) => key(d.tool, d.input)));
+  for (const r of refusedBanned) if (!recorded.has(key(r.tool, r.input))) stats.denials.push({ by: 'cli', tool: r.tool, input: r.input, reason: r.reason });
   delete stats.lastTool;
   writeFileSync(o.stats, JSON.stringify(stats, null, 2));
   progress(true);

@@ -83,7 +83,7 @@ test('ten tickets on eight workers: never more than eight at once, distinct port
 /** Scripts that fix whichever bug the ticket is about, chosen from the prompt. */
 function twoBugScripts(env: PipelineEnv, conflict: boolean): Record<string, Step[]> {
   // By the ticket's title line (the pre-context may mention payments for any ticket).
-  const isPayments = (req: MessagesRequest) => /^# Ticket \d+: Second payment/m.test(promptOf(req));
+  const isPayments = (req: MessagesRequest) => /^# Ticket \d+: .*Second payment/m.test(promptOf(req));
   const edit = (file: string, from: string, to: string): Step[] => [
     (req) => tool('Read', { file_path: join(worktreeOf(env, req), file) }),
     (req) => tool('Edit', { file_path: join(worktreeOf(env, req), file), old_string: from, new_string: to }),

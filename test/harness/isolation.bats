@@ -1,0 +1,76 @@
+#!/usr/bin/env bats
+# The test gate runs code the agent wrote (its tests) outside Claude Code's sandbox:
+# harness_isolated gives it no network beyond its own loopback, no model credentials,
+# no operator credentials, and no way to commit what it read.
+load test_helper
+
+setup() {
+  setup_tmp
+  make_repo
+  harness_worktree_add "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  export HOME="$TMP/operator"
+  mkdir -p "$HOME/.ssh" "$HOME/.aws"
+  printf 'CANARY-ssh\n' >"$HOME/.ssh/id_rsa"
+  printf 'CANARY-netrc\n' >"$HOME/.netrc"
+}
+teardown() { [ -z "${PID:-}" ] || harness_devserver_stop "$PID"; teardown_tmp; }
+
+@test "isolated: no model credentials, a throwaway HOME, the operator's credentials hidden" {
+  ANTHROPIC_API_KEY=CANARY-key CLAUDE_CODE_OAUTH_TOKEN=CANARY-oauth run harness_isolated "$TMP/wt" \
+    "env; cat $TMP/operator/.ssh/id_rsa $TMP/operator/.netrc 2>&1; ls -A $TMP/operator/.ssh"
+  [[ "$output" != *CANARY* ]]
+  [[ "$output" == *"HOME=$TICKET_DIR/home"* ]]
+}
+
+@test "isolated: only its own loopback is reachable" {
+  cat >"$TMP/wt/probe.js" <<'JS'
+const net = require('net');
+const srv = net.createServer((s) => (s.on('error', () => {}), s.end('hi'))).listen(0, '127.0.0.1', () => {
+  const c = net.connect(srv.address().port, '127.0.0.1', () => {
+    console.log('loopback ok');
+    c.end();
+    srv.close();
+    const out = net.connect(80, '192.0.2.1');
+    out.on('error', (e) => console.log('outside', e.code));
+    out.on('connect', () => (console.log('outside CONNECTED'), out.destroy()));
+  });
+});
+JS
+  run harness_isolated "$TMP/wt" 'node probe.js'
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"loopback ok"* ]]
+  [[ "$output" == *"outside E"* ]]
+  [[ "$output" != *CONNECTED* ]]
+}
+
+@test "isolated: the repository's git data is read-only (it cannot commit what it read)" {
+  printf 'x\n' >"$TMP/wt/leak.txt"
+  run harness_isolated "$TMP/wt" 'git add leak.txt && git commit -qm leak'
+  [ "$status" -ne 0 ]
+  [ "$(git -C "$TMP/wt" log --format=%s -1)" = init ]
+}
+
+@test "the tests gate runs the test command isolated" {
+  # shellcheck disable=SC2016 # the script's own variables, expanded when it runs
+  printf '#!/bin/sh\n[ -z "$ANTHROPIC_API_KEY" ] && ! cat "%s/.ssh/id_rsa" 2>/dev/null && echo "ok 1 - isolated"\n' "$HOME" >"$TMP/wt/t.sh"
+  ANTHROPIC_API_KEY=CANARY-key run harness_tests_gate "$TMP/wt" "sh t.sh" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 0 ]
+  grep -q 'ok 1 - isolated' "$TICKET_DIR/tests.log"
+}
+
+@test "the dev server (which may reload the agent's edits) is confined too" {
+  export ANTHROPIC_API_KEY=CANARY-key
+  PID=$(harness_devserver_start "$TMP/wt" 1 "env; cat $TMP/operator/.ssh/id_rsa 2>&1; echo done" "$TMP/dev.log")
+  for _ in $(seq 50); do grep -q '^done' "$TMP/dev.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^done' "$TMP/dev.log"
+  [ "$(grep -c CANARY "$TMP/dev.log")" = 0 ]
+  grep -q '^PORT=1$' "$TMP/dev.log"
+}
+
+@test "a confined dev server outlives the subshell that started it" {
+  # The worker starts it inside $(...): that subshell ends while the server runs on.
+  PID=$(harness_devserver_start "$TMP/wt" 1 "sleep 30" "$TMP/dev.log"; sleep 0.5)
+  sleep 0.5
+  kill -0 "$PID"
+  [ -n "$(pgrep -P "$PID")" ]
+}
