@@ -16,7 +16,15 @@ import { TICKET_STATES, type ApprovalActions, type ApprovalResult, type TicketSt
 
 export function registerApi(app: Hono, deps: AppDeps): void {
   const { store } = deps;
-  app.use('/api/*', credentialAuth({ name: 'API', token: deps.config.secrets.get(deps.config.server.apiTokenEnv) }));
+  const apiToken = deps.config.secrets.get(deps.config.server.apiTokenEnv);
+  app.use('/api/*', credentialAuth({ name: 'API', token: apiToken }));
+  // Without an API token (loopback), people's decisions still need a credential: the
+  // server's local key, which only its owner can read (server.json). Anything else running
+  // on the machine, such as a dev server reloading the agent's code, cannot act.
+  if (!apiToken && deps.localKey) {
+    const actions = credentialAuth({ name: 'API action (no API token configured: send the local key from <home>/server.json as a bearer token)', token: deps.localKey });
+    for (const action of ['cancel', 'approve', 'skip', 'requeue']) app.use(`/api/tickets/:id/${action}`, actions);
+  }
 
   app.post('/api/tickets', async (c) => {
     const ev = parseManual(await readJson(c), { idempotencyKey: c.req.header('idempotency-key'), now: store.now() });

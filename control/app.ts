@@ -34,6 +34,12 @@ export interface AppDeps {
   /** Absent in tests that exercise intake only. */
   dispatcher?: Dispatcher;
   archive?: OutcomeArchive;
+  /**
+   * This server's local key (server-info.ts). With it set and no API token configured,
+   * the API's actions need it as a bearer token, and the dashboard's actions a session
+   * opened with it (/login?key=...).
+   */
+  localKey?: string;
   /** Approve / skip / requeue (approval mode); the approval routes answer 503 without it. */
   approvals?: ApprovalActions;
   /** Aborted when the server stops: long-lived responses (the dashboard's live stream) end. */

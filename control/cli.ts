@@ -16,7 +16,7 @@ import { workersFromStore } from './api.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { Approvals } from './dispatcher/approvals.ts';
 import { Notifier } from './notify/index.ts';
-import { readServerInfo } from './server-info.ts';
+import { readServerInfo, type ServerInfo } from './server-info.ts';
 import { parseSince, summarize } from './outcomes/summary.ts';
 import { cancelTicket, runsForTicket } from './queue/leases.ts';
 import { registerDocsCommands } from './docs-search/cli.ts';
@@ -488,7 +488,7 @@ function indent(s: string): string {
  */
 async function approvalCommand(config: BugbotConfig, id: number, action: 'approve' | 'skip' | 'requeue', by: string, reason?: string): Promise<void> {
   const server = readServerInfo(config.home);
-  let r = server ? await approvalViaServer(config, server.url, id, action, by, reason) : null;
+  let r = server ? await approvalViaServer(config, server, id, action, by, reason) : null;
   const via = r && server ? ` (via the control plane at ${server.url})` : '';
   if (!r) {
     const logger = createLogger({ level: 'warn' });
@@ -516,13 +516,15 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
 /** Ask the running server; null when it cannot be reached (then the CLI acts itself). */
 async function approvalViaServer(
   config: BugbotConfig,
-  url: string,
+  server: ServerInfo,
   id: number,
   action: string,
   by: string,
   reason?: string,
 ): Promise<ApprovalResult | null> {
-  const token = config.secrets.get(config.server.apiTokenEnv);
+  const url = server.url;
+  // The API token when one is configured, else the server's local key.
+  const token = config.secrets.get(config.server.apiTokenEnv) ?? server.key;
   let res: Response;
   try {
     res = await fetch(`${url}/api/tickets/${id}/${action}`, {

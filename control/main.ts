@@ -19,7 +19,7 @@ import { createModelClassifier } from './intake/model-classifier.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { recheckRegressions } from './outcomes/regression.ts';
 import { Store } from './queue/store.ts';
-import { removeServerInfo, writeServerInfo } from './server-info.ts';
+import { newLocalKey, removeServerInfo, writeServerInfo } from './server-info.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
 import { createSlackTrigger, type SlackTrigger } from './triggers/slack.ts';
 import { noticeForRun, Notifier } from './notify/index.ts';
@@ -100,8 +100,11 @@ export async function startServer(
 
   // Ends long-lived responses (the dashboard's live stream) so the server can close.
   const shutdown = new AbortController();
+  // Only this server and its owner's CLI know it (server.json, mode 0600); see server-info.ts.
+  const localKey = newLocalKey();
   const app = createApp({
     shutdown: shutdown.signal,
+    localKey,
     config,
     store,
     intake,
@@ -125,7 +128,7 @@ export async function startServer(
   const port = (server.address() as { port: number }).port;
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;
-  writeServerInfo(config.home, url);
+  writeServerInfo(config.home, url, localKey);
   settle.start();
   dispatcher.start();
   // The 24-hour regression re-check of pushed runs (appends revision 2 of their rows).
@@ -143,7 +146,7 @@ export async function startServer(
   await slack?.start();
   const watchers: Watchers = startWatchers(config.watch.files, { config, store, intake, logger, onEvents: () => settle.poke() });
 
-  for (const line of banner(config, url, slack !== undefined)) print(line);
+  for (const line of banner(config, url, slack !== undefined, localKey)) print(line);
   const ch = notifier.channels;
   const mail = config.notify.email;
   print(
@@ -175,7 +178,7 @@ function listen(fetch: (req: Request) => Response | Promise<Response>, hostname:
   });
 }
 
-function banner(config: BugbotConfig, url: string, slack: boolean): string[] {
+function banner(config: BugbotConfig, url: string, slack: boolean, localKey: string): string[] {
   const s = config.secrets;
   const t = config.triggers;
   const authNote = (configured: boolean) => (configured ? '' : isLoopback(config.server.host) ? '  (no auth configured: loopback only)' : '');
@@ -206,7 +209,11 @@ function banner(config: BugbotConfig, url: string, slack: boolean): string[] {
   lines.push(`read: GET ${url}/api/tickets, ${url}/api/tickets/:id, ${url}/healthz`);
   if (config.dashboard.enabled) {
     const open = isLoopback(config.server.host) && !config.dashboard.requireLogin && !s.get(config.dashboard.tokenEnv) && !s.get(config.dashboard.basicUserEnv);
-    lines.push(`dashboard: ${url}/${open ? '  (no login: loopback only)' : '  (login required)'}`);
+    lines.push(
+      open
+        ? `dashboard: ${url}/  (no login on loopback; to approve or cancel from it, open ${url}/login?key=${localKey})`
+        : `dashboard: ${url}/  (login required)`,
+    );
   }
   if (config.harness.pushMode === 'approve') {
     const a = config.approval;

@@ -3,19 +3,27 @@
  * commands that need the server's process (an approval whose notifications the server
  * sends) can ask it instead of acting on the database alone. Written when it listens,
  * removed when it stops; a file left by a killed server names a dead process and is ignored.
+ *
+ * It also holds the server's local key (readable by its owner only): on loopback without
+ * an API token, the API's actions (approve, skip, requeue, cancel) need it, so code that
+ * merely runs on the machine (a dev server reloading the agent's edits) cannot act.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface ServerInfo {
   pid: number;
   url: string;
+  /** Bearer credential for the API's actions when no API token is configured. */
+  key: string;
 }
 
 const file = (home: string) => join(home, 'server.json');
 
-export function writeServerInfo(home: string, url: string): void {
-  writeFileSync(file(home), JSON.stringify({ pid: process.pid, url } satisfies ServerInfo) + '\n');
+export function writeServerInfo(home: string, url: string, key: string): void {
+  rmSync(file(home), { force: true });
+  writeFileSync(file(home), JSON.stringify({ pid: process.pid, url, key } satisfies ServerInfo) + '\n', { mode: 0o600 });
 }
 
 /** Remove the file if it is this process's (a newer server may have replaced it). */
@@ -31,7 +39,7 @@ export function readServerInfo(home: string): ServerInfo | null {
   } catch {
     return null;
   }
-  if (!Number.isInteger(info.pid) || typeof info.url !== 'string') return null;
+  if (!Number.isInteger(info.pid) || typeof info.url !== 'string' || typeof info.key !== 'string') return null;
   try {
     process.kill(info.pid, 0);
   } catch (err) {
@@ -39,4 +47,9 @@ export function readServerInfo(home: string): ServerInfo | null {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return null;
   }
   return info;
+}
+
+/** A fresh local key for one run of `bugbot start`. */
+export function newLocalKey(): string {
+  return randomBytes(24).toString('base64url');
 }

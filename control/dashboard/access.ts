@@ -32,6 +32,12 @@ export interface AccessOptions {
   sessionMs: number;
   /** Origins besides the request's own that may post forms (a TLS proxy's public origin). */
   allowedOrigins: string[];
+  /**
+   * Without a login (loopback), actions still need a session opened with the server's
+   * local key (/login?key=...): other code on the machine can fetch a page and its CSRF
+   * token, but not read the key.
+   */
+  localKey?: string | undefined;
   now?: () => number;
 }
 
@@ -133,6 +139,20 @@ export class DashboardAccess {
     return { id: fresh, user: 'local' };
   }
 
+  /** A session opened with the local key (see AccessOptions.localKey). */
+  openKeyedSession(c: Context, key: string): boolean {
+    if (!this.opts.localKey || !safeEqual(key, this.opts.localKey)) return false;
+    this.startSession(c, 'local');
+    return true;
+  }
+
+  /** May this session act (post forms)? Always with a login; without, only once keyed. */
+  mayAct(sessionId: string): boolean {
+    if (this.required || !this.opts.localKey) return true;
+    const s = this.sessions.get(sessionId);
+    return Boolean(s && s.expires > this.now());
+  }
+
   /** False once a login session was ended or ran out (always true without logins). */
   sessionAlive(sessionId: string): boolean {
     if (!this.required) return true;
@@ -168,12 +188,15 @@ export class DashboardAccess {
       }
       const token = this.csrfToken(who.id);
       if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+        if (!this.mayAct(who.id)) {
+          return c.json({ error: { code: 'forbidden', message: 'actions on this dashboard need the local key: open the /login?key=... link `bugbot start` printed' } }, 403);
+        }
         const refusal = (await this.checkOrigin(c)) ?? (await this.checkToken(c, token));
         if (refusal) return c.json({ error: { code: 'forbidden', message: refusal } }, 403);
       }
       const flash = this.flashes.get(who.id);
       if (flash && c.req.method === 'GET') this.flashes.delete(who.id);
-      onViewer(c, { user: who.user, csrf: token, loggedIn: this.required, flash, sessionId: who.id });
+      onViewer(c, { user: who.user, csrf: token, loggedIn: this.required, mayAct: this.mayAct(who.id), flash, sessionId: who.id });
       return next();
     };
   }

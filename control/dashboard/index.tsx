@@ -41,6 +41,7 @@ export function registerDashboard(app: Hono, deps: AppDeps): void {
     required: d.requireLogin || !isLoopback(config.server.host),
     sessionMs: d.sessionHours * 3_600_000,
     allowedOrigins: d.allowedOrigins,
+    localKey: deps.localKey,
   });
   const viewers = new WeakMap<Request, Viewer & { sessionId: string }>();
   const dash: Dash = {
@@ -75,7 +76,12 @@ export function registerDashboard(app: Hono, deps: AppDeps): void {
   // ---- login -------------------------------------------------------------------------
 
   app.get('/login', (c) => {
-    if (!access.required) return c.redirect('/', 303);
+    if (!access.required) {
+      // The link `bugbot start` prints: opens a session that may act.
+      const key = c.req.query('key');
+      if (key && !access.openKeyedSession(c, key)) return c.json({ error: { code: 'unauthorized', message: 'wrong local key (it changes with every start of bugbot)' } }, 401);
+      return c.redirect(localPath(c.req.query('next')), 303);
+    }
     return page(c, <LoginPage next={localPath(c.req.query('next'))} {...access.methods} />);
   });
 

@@ -12,6 +12,8 @@ export interface Viewer {
   csrf: string;
   /** False on loopback without a configured credential: no logout button then. */
   loggedIn: boolean;
+  /** False on an open loopback dashboard until the local key was presented (/login?key=...). */
+  mayAct: boolean;
   flash?: { ok: boolean; text: string } | undefined;
 }
 

@@ -91,13 +91,14 @@ const CREDENTIALS = ['.ssh', '.aws', '.gnupg', '.config/gh', '.config/gcloud', '
 
 /**
  * What the agent's commands may not read even inside the sandbox (which otherwise reads
- * the whole machine): the operator's credentials and the control plane's database.
+ * the whole machine): the operator's credentials, the control plane's database and its
+ * local key (server.json).
  * Code the agent writes runs there (npm test), where the guard cannot see what it opens.
  */
 function unreadable(cfg: BugbotConfig): string[] {
   const home = homedir();
   const store = join(cfg.home, 'bugbot.db');
-  return [...CREDENTIALS.map((p) => join(home, p)), store, `${store}-wal`, `${store}-shm`].filter((p) => existsSync(p));
+  return [...CREDENTIALS.map((p) => join(home, p)), store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'server.json')].filter((p) => existsSync(p));
 }
 
 /** The configured test command as an allow rule (e.g. "Bash(make test:*)"). */

@@ -43,8 +43,9 @@ HARNESS_CREDENTIALS=(.ssh .aws .gnupg .config/gh .config/gcloud .azure .kube .do
 
 # harness_confine [BWRAP_ARGS...] : sets HARNESS_CONFINE to the command prefix for code
 # the agent may have written that runs outside Claude Code's sandbox (the dev server, the
-# test command): no model credentials in its environment, a throwaway HOME, and the
-# operator's credential files hidden (bubblewrap; BWRAP_ARGS add to it). No
+# test command): no model credentials in its environment, a throwaway HOME, the
+# operator's credential files hidden, bugbot's home read-only with its database and local
+# key hidden (bubblewrap; BWRAP_ARGS add to it, e.g. --bind DIR DIR for the worktree). No
 # --die-with-parent here: the dev server outlives the subshell that starts it.
 harness_confine() {
   local p
@@ -58,6 +59,14 @@ harness_confine() {
       HARNESS_CONFINE+=(--ro-bind /dev/null "$HOME/$p")
     fi
   done
+  # The control plane's home: read-only, and its database and local key (server.json)
+  # unreadable. Callers bind back what the command may write (its own folder).
+  if [ -n "${BUGBOT_HOME:-}" ] && [ -d "$BUGBOT_HOME" ]; then
+    HARNESS_CONFINE+=(--ro-bind "$BUGBOT_HOME" "$BUGBOT_HOME" --bind "$TICKET_DIR/home" "$TICKET_DIR/home")
+    for p in bugbot.db bugbot.db-wal bugbot.db-shm server.json; do
+      [ ! -e "$BUGBOT_HOME/$p" ] || HARNESS_CONFINE+=(--ro-bind /dev/null "$BUGBOT_HOME/$p")
+    done
+  fi
   HARNESS_CONFINE+=("$@" --)
 }
 

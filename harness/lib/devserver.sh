@@ -3,10 +3,11 @@
 
 # harness_devserver_start DIR PORT COMMAND LOG : start COMMAND in its own process group; prints its PID.
 # A dev server that reloads runs the agent's edits outside its sandbox: it is confined
-# (harness_confine: no model credentials, the operator's credentials hidden).
+# (harness_confine: no model credentials, the operator's credentials hidden, bugbot's
+# home read-only but for its worktree, the database and the local key unreadable).
 harness_devserver_start() {
   local dir=$1 port=$2 command=$3 log=$4
-  harness_confine
+  harness_confine --bind "$dir" "$dir"
   (cd "$dir" && PORT=$port exec setsid "${HARNESS_CONFINE[@]}" bash -c "$command" </dev/null >>"$log" 2>&1) &
   echo $!
 }

@@ -69,7 +69,7 @@ harness_protected_changes() {
 harness_isolated() {
   local dir=$1 command=$2 git_dir
   git_dir=$(git -C "$dir" rev-parse --path-format=absolute --git-common-dir)
-  harness_confine --die-with-parent --unshare-net --ro-bind "$git_dir" "$git_dir"
+  harness_confine --die-with-parent --unshare-net --bind "$dir" "$dir" --ro-bind "$git_dir" "$git_dir"
   (cd "$dir" && "${HARNESS_CONFINE[@]}" bash -c "$command")
 }
 

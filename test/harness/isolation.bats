@@ -74,3 +74,16 @@ JS
   kill -0 "$PID"
   [ -n "$(pgrep -P "$PID")" ]
 }
+
+@test "confined: bugbot's home is read-only but for the command's own folder; its database and local key are unreadable" {
+  export BUGBOT_HOME="$TMP"
+  printf 'CANARY-db\n' >"$TMP/bugbot.db"
+  printf '{"key":"CANARY-key"}\n' >"$TMP/server.json"
+  run harness_isolated "$TMP/wt" \
+    "cat $TMP/bugbot.db $TMP/server.json; echo x >$TMP/outcomes.jsonl || echo home-read-only; echo y >made-here && echo wrote-own-folder"
+  [[ "$output" != *CANARY* ]]
+  [[ "$output" == *home-read-only* ]]
+  [[ "$output" == *wrote-own-folder* ]]
+  [ ! -e "$TMP/outcomes.jsonl" ]
+  [ -f "$TMP/wt/made-here" ]
+}

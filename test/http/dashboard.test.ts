@@ -126,6 +126,48 @@ test('on loopback without a login: a session for the CSRF token; posts need it a
   assert.match(await (await app.request('http://localhost/approvals', { headers: { cookie: `bugbot_session=${session}` } })).text(), /approve: approvals are not available/);
 });
 
+test("with the server's local key (bugbot start): pages stay open on loopback, actions need a session opened with the key, the API's actions the key itself", async (t) => {
+  const key = 'local-key-0123456789abcdefghij';
+  const { app, intake, store } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } }, localKey: key });
+  const id = fileTicket(intake, 'Broken basket');
+  const first = await app.request('http://localhost/', { headers: { accept: 'text/html' } });
+  assert.equal(first.status, 200, 'pages need no login on loopback');
+  const browsing = cookieOf(first)!;
+  const page = await (await app.request(`http://localhost/tickets/${id}`, { headers: { cookie: `bugbot_session=${browsing}` } })).text();
+  assert.match(page, /<button[^>]*disabled[^>]*title="open the \/login\?key=/, 'action buttons say how to unlock them');
+  const post = (session: string, csrf: string) =>
+    app.request(`http://localhost/approvals/${id}/cancel`, {
+      method: 'POST',
+      headers: { cookie: `bugbot_session=${session}`, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' },
+      body: form({ _csrf: csrf }),
+    });
+  // Code on the same machine can fetch a page and its CSRF token, but not act.
+  const refused = await post(browsing, csrfOf(page)!);
+  assert.equal(refused.status, 403);
+  assert.match(await refused.text(), /need the local key/);
+  assert.equal((await app.request('http://localhost/login?key=wrong')).status, 401);
+  assert.equal(store.getTicket(id)!.state, 'queued');
+
+  const login = await app.request(`http://localhost/login?key=${key}&next=/tickets/${id}`);
+  assert.equal(login.status, 303);
+  assert.equal(login.headers.get('location'), `/tickets/${id}`);
+  const keyed = cookieOf(login)!;
+  const unlocked = await (await app.request(`http://localhost/tickets/${id}`, { headers: { cookie: `bugbot_session=${keyed}` } })).text();
+  assert.doesNotMatch(unlocked, /title="open the \/login\?key=/);
+  assert.equal((await post(keyed, csrfOf(unlocked)!)).status, 303);
+  assert.equal(store.getTicket(id)!.state, 'dropped');
+
+  // The JSON API: reads open on loopback, actions only with the key as a bearer token.
+  const id2 = fileTicket(intake, 'Broken checkout');
+  assert.equal((await app.request('/api/tickets')).status, 200);
+  const noKey = await app.request(`/api/tickets/${id2}/cancel`, { method: 'POST' });
+  assert.equal(noKey.status, 401);
+  assert.match(await noKey.text(), /local key/);
+  assert.equal((await app.request(`/api/tickets/${id2}/cancel`, { method: 'POST', headers: { authorization: 'Bearer nope' } })).status, 401);
+  assert.equal((await app.request(`/api/tickets/${id2}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${key}` } })).status, 200);
+  assert.equal(store.getTicket(id2)!.state, 'dropped');
+});
+
 test('the live stream sends the panels, and ends when the server shuts down', async (t: TestContext) => {
   const home = tempDir(t);
   const config = testConfig(home, { dashboard: { liveIntervalMs: 100 } });

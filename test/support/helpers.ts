@@ -73,14 +73,14 @@ export interface TestApp {
 
 export function buildTestApp(
   t: TestContext,
-  opts: { flags?: ConfigFile; env?: NodeJS.ProcessEnv; clock?: FakeClock } = {},
+  opts: { flags?: ConfigFile; env?: NodeJS.ProcessEnv; clock?: FakeClock; localKey?: string } = {},
 ): TestApp {
   const home = tempDir(t);
   const config = testConfig(home, opts.flags, opts.env);
   const store = new Store(join(home, 'bugbot.db'), { now: opts.clock?.now });
   t.after(() => store.close());
   const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
-  const app = createApp({ config, store, intake, logger: silentLogger });
+  const app = createApp({ config, store, intake, logger: silentLogger, localKey: opts.localKey });
   return { app, store, intake, config };
 }
 

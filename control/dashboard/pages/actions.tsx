@@ -26,12 +26,18 @@ export function TicketActions(props: { viewer: Viewer; ticket: Ticket; approvals
   if (!shown.length) return null;
   const form = (action: Action, label: string, cls?: string, extra?: unknown) => {
     const needsBackend = action !== 'cancel' && !props.approvalsEnabled;
+    const needsKey = !props.viewer.mayAct;
     return (
       <form method="post" action={`/approvals/${t.id}/${action}`} data-action={action}>
         <CsrfField viewer={props.viewer} />
         <input type="hidden" name="return_to" value={props.returnTo} />
         {extra}
-        <button type="submit" class={cls} disabled={needsBackend} title={needsBackend ? 'approvals are not available in this process' : undefined}>
+        <button
+          type="submit"
+          class={cls}
+          disabled={needsBackend || needsKey}
+          title={needsKey ? 'open the /login?key=... link that bugbot start printed to act here' : needsBackend ? 'approvals are not available in this process' : undefined}
+        >
           {label}
         </button>
       </form>
