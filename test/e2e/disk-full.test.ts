@@ -6,11 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { fixtureJson, tempDir } from '../support/helpers.ts';
+import { fixtureJson } from '../support/helpers.ts';
 import { startBugbot } from '../support/process.ts';
 
 function mountTmpfs(dir: string, size: string): void {
@@ -35,16 +36,18 @@ function alert(i: number): unknown {
 }
 
 test('BUGBOT_HOME on a full disk: 507 naming the problem, nothing acknowledged is lost, accepting again once space is back', { timeout: 120_000 }, async (t) => {
-  const dir = tempDir(t, 'bugbot-diskfull-');
+  // Not tempDir(): its removal would run before the unmount (after-hooks run in order).
+  const dir = mkdtempSync(join(tmpdir(), 'bugbot-diskfull-'));
   const home = join(dir, 'home');
   mkdirSync(home);
   mountTmpfs(home, '6m');
   t.after(() => {
     try {
-      execFileSync('umount', ['-l', home], { stdio: 'ignore' });
+      execFileSync('umount', [home], { stdio: 'ignore' });
     } catch {
-      // already unmounted
+      execFileSync('umount', ['-l', home], { stdio: 'ignore' });
     }
+    rmSync(dir, { recursive: true, force: true });
   });
   const configPath = join(dir, 'bugbot.config.json');
   writeFileSync(configPath, JSON.stringify({ home, intake: { settleSeconds: 3600, settleCapSeconds: 3600 }, workers: 1 }));
