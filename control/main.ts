@@ -146,13 +146,17 @@ export async function startServer(
   await slack?.start();
   const watchers: Watchers = startWatchers(config.watch.files, { config, store, intake, logger, onEvents: () => settle.poke() });
 
-  for (const line of banner(config, url, slack !== undefined, localKey)) print(line);
   const ch = notifier.channels;
   const mail = config.notify.email;
-  print(
+  const lines = banner(config, url, slack !== undefined, localKey);
+  // Before the last line ("watching: ..."), which ends the banner.
+  lines.splice(
+    -1,
+    0,
     `notify: Slack threads ${ch.slack ? 'on' : config.notify.slack.enabled ? `off (needs ${config.triggers.slack.botTokenEnv})` : 'off'}, ` +
       `email ${ch.email ? `via ${mail.host}:${mail.port}` : 'off (set notify.email.host and from)'}`,
   );
+  for (const line of lines) print(line);
 
   let stopping: Promise<void> | null = null;
   const stop = () =>

@@ -53,6 +53,7 @@ PUSHED=""
 cleanup() {
   local rc=$?
   set +e
+  harness_gate_stop
   harness_devserver_stop "$DEV_PID"
   if [ -d "$WORKTREE" ] && [ -z "$PUSHED" ]; then
     # Partial work is kept on the branch, never lost with the worktree.
@@ -78,16 +79,15 @@ export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0=
 deps=$(harness_deps_install "$BUGBOT_REPO" "$WORKTREE") || harness_fail "dependency install failed in the worktree"
 harness_log "dependencies: ${deps:-none}"
 if [ -n "${BUGBOT_DEV_COMMAND:-}" ]; then
+  # It starts while phase 0 runs; research (which may browse it) waits until it listens.
   DEV_PID=$(harness_devserver_start "$WORKTREE" "$BUGBOT_PORT" "$BUGBOT_DEV_COMMAND" "$TICKET_DIR/devserver.log")
   echo "$DEV_PID" >"$TICKET_DIR/devserver.pid"
-  harness_devserver_wait "$BUGBOT_PORT" "$DEV_PID" "${BUGBOT_DEV_TIMEOUT_S:-60}" ||
-    harness_fail "dev server did not listen on port $BUGBOT_PORT (see devserver.log)"
 fi
 harness_status setup "done" "port $BUGBOT_PORT"
 
 # --- phase 0: docs retrieval --------------------------------------------------------
 harness_status docs-retrieval start
-if [ -n "${BUGBOT_BIN:-}" ] && "$BUGBOT_BIN" docs-search --help >/dev/null 2>&1; then
+if [ -n "${BUGBOT_BIN:-}" ] && [ -x "$BUGBOT_BIN" ]; then
   "$BUGBOT_BIN" docs-search --repo "$WORKTREE" --pre-context "$AGENT/pre-context.md" --query-file "$AGENT/ticket.md" \
     >"$TICKET_DIR/docs-search.log" 2>&1 ||
     printf '# Pre-context\n\nDocs retrieval failed (see docs-search.log); work from the repository itself.\n' >"$AGENT/pre-context.md"
@@ -95,6 +95,10 @@ else
   printf '# Pre-context\n\nNo docs index is available for this repository: work from the code and its docs directly.\n' >"$AGENT/pre-context.md"
 fi
 harness_status docs-retrieval "done"
+if [ -n "$DEV_PID" ]; then
+  harness_devserver_wait "$BUGBOT_PORT" "$DEV_PID" "${BUGBOT_DEV_TIMEOUT_S:-60}" ||
+    harness_fail "dev server did not listen on port $BUGBOT_PORT (see devserver.log)"
+fi
 
 # --- phase 1: research -> plan.md ---------------------------------------------------
 harness_phase_prompt research "$TICKET_DIR/prompt-research.md" "$AGENT/ticket.md" "$AGENT/pre-context.md"
@@ -140,6 +144,12 @@ if [ "$VERDICT" != approved ]; then
   [ "$VERDICT" = approved ] || harness_fail "review still asks for rework after one rework loop"
 fi
 
+# --- phase 5's test gate, on the reviewed fix, while phase 4 writes docs ----------------
+# The docs phase may write only docs/ and CLAUDE.md (its guard policy); if anything else
+# changed by the push, the gate runs again on what is pushed.
+GATE_REV=$(git -C "$WORKTREE" rev-parse HEAD)
+harness_gate_start "$WORKTREE" "$BUGBOT_TEST_COMMAND" "$TICKET_DIR/tests.log" "$BUGBOT_REMOTE/$BUGBOT_BASE"
+
 # --- phase 4: docs ------------------------------------------------------------------
 harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "$AGENT/ticket.md" "$AGENT/plan.md" "$AGENT/diff.patch"
 if ! harness_phase_run docs "$TICKET_DIR/prompt-docs.md"; then
@@ -154,8 +164,14 @@ protected=$(harness_protected_changes "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")
 [ -z "$protected" ] || harness_fail "the diff touches protected paths: $(echo "$protected" | tr '\n' ' ')"
 [ -n "$(harness_changed_files "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")" ] || harness_fail "no changes to push"
 tests_first_try=true
-preexisting=$(harness_tests_gate "$WORKTREE" "$BUGBOT_TEST_COMMAND" "$TICKET_DIR/tests.log" "$BUGBOT_REMOTE/$BUGBOT_BASE") ||
+if [ -n "$(git -C "$WORKTREE" diff --name-only "$GATE_REV" HEAD -- . ':(exclude)docs/' ':(exclude)CLAUDE.md')" ]; then
+  harness_gate_stop
+  harness_log "files besides docs changed after review: the test gate runs again"
+  harness_gate_start "$WORKTREE" "$BUGBOT_TEST_COMMAND" "$TICKET_DIR/tests.log" "$BUGBOT_REMOTE/$BUGBOT_BASE"
+fi
+harness_gate_wait ||
   harness_fail "the test command failed with new failures ($BUGBOT_TEST_COMMAND; see tests.log and tests-compare.json)"
+preexisting=$HARNESS_GATE_OUT
 [ "$preexisting" = 0 ] || harness_log "$preexisting test(s) fail on the base branch too; they do not block this fix"
 read -r files insertions deletions < <(git -C "$WORKTREE" diff --shortstat "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD |
   awk '{f=$1; i=0; d=0; for (n=1;n<=NF;n++) { if ($(n+1) ~ /^insertion/) i=$n; if ($(n+1) ~ /^deletion/) d=$n }; print f, i, d}')
@@ -189,10 +205,10 @@ fi
   echo "duration_s=$(($(date +%s) - push_started))"
   echo "finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } >>"$TICKET_DIR/push.env"
+harness_status push "done" "$commit"
 # Refresh the docs index with what was pushed (the docs phase may have changed docs);
 # incremental by content hash, and never a reason to fail a pushed fix.
 if [ -n "${BUGBOT_BIN:-}" ]; then
   "$BUGBOT_BIN" docs index --repo "$WORKTREE" >>"$TICKET_DIR/docs-search.log" 2>&1 || harness_log "docs index refresh failed (see docs-search.log)"
 fi
-harness_status push "done" "$commit"
 exit 0

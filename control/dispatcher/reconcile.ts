@@ -25,10 +25,10 @@ function killGroup(pid: number, expect: string): boolean {
   }
 }
 
-/** PIDs a run's helpers recorded: dev server, Claude session. */
+/** PIDs a run's helpers recorded: dev server, Claude session, background test gate (each a process group). */
 function recordedPids(ticketDir: string): number[] {
   const out: number[] = [];
-  for (const f of ['devserver.pid', 'phase.pid']) {
+  for (const f of ['devserver.pid', 'phase.pid', 'gate.pid']) {
     try {
       const n = Number(readFileSync(join(ticketDir, f), 'utf8').trim());
       if (n > 1) out.push(n);

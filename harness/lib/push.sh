@@ -92,6 +92,50 @@ harness_tests_gate() {
   node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).head.length))' "${log%.log}-compare.json"
 }
 
+# harness_gate_start DIR COMMAND LOG BASE_REF : run harness_tests_gate in the background,
+# in a session of its own (gate.pid holds its process group); harness_gate_wait collects
+# it, harness_gate_stop abandons it.
+HARNESS_GATE_PID=""
+harness_gate_start() {
+  local dir=$1 command=$2 log=$3 base=$4
+  rm -f "$TICKET_DIR/gate.rc" "$TICKET_DIR/gate.out" "$TICKET_DIR/gate.pid"
+  # shellcheck disable=SC2016 # the inner script's own arguments, expanded when it runs
+  setsid --wait bash -c '
+    echo "$$" >"$6/gate.pid"
+    source "$1/lib/common.sh"; source "$1/lib/push.sh"
+    rc=0
+    harness_tests_gate "$2" "$3" "$4" "$5" >"$6/gate.out" || rc=$?
+    echo "$rc" >"$6/gate.rc"
+  ' gate "$BUGBOT_HARNESS" "$dir" "$command" "$log" "$base" "$TICKET_DIR" </dev/null &
+  HARNESS_GATE_PID=$!
+}
+
+# harness_gate_wait : wait for the background gate; returns what harness_tests_gate did,
+# and sets HARNESS_GATE_OUT to what it printed. Call it directly, not in $(...): only the
+# shell that started the gate can wait for it.
+HARNESS_GATE_OUT=""
+harness_gate_wait() {
+  [ -n "$HARNESS_GATE_PID" ] || return 1
+  wait "$HARNESS_GATE_PID" 2>/dev/null || true
+  HARNESS_GATE_PID=""
+  rm -f "$TICKET_DIR/gate.pid"
+  # shellcheck disable=SC2034 # read by worker.sh
+  HARNESS_GATE_OUT=$(cat "$TICKET_DIR/gate.out" 2>/dev/null || true)
+  return "$(cat "$TICKET_DIR/gate.rc" 2>/dev/null || echo 1)"
+}
+
+# harness_gate_stop : stop a background gate still running (its whole process group).
+harness_gate_stop() {
+  [ -n "$HARNESS_GATE_PID" ] || return 0
+  local pgid
+  pgid=$(cat "$TICKET_DIR/gate.pid" 2>/dev/null || true)
+  if [ -n "$pgid" ]; then kill -TERM -- "-$pgid" 2>/dev/null || true; fi
+  kill -TERM "$HARNESS_GATE_PID" 2>/dev/null || true
+  wait "$HARNESS_GATE_PID" 2>/dev/null || true
+  HARNESS_GATE_PID=""
+  rm -f "$TICKET_DIR/gate.pid"
+}
+
 # harness_push_staging DIR REMOTE STAGING BASE RETRIES : rebase onto the latest staging
 # and push HEAD:staging. Prints the pushed commit. Returns 0 pushed, 3 on a rebase
 # conflict (needs a person; the conflicting files go to $TICKET_DIR/conflict.txt), 1 otherwise.

@@ -87,3 +87,20 @@ JS
   [ ! -e "$TMP/outcomes.jsonl" ]
   [ -f "$TMP/wt/made-here" ]
 }
+
+@test "the gate in the background: its result when waited for; stopped with its whole process group" {
+  printf '#!/bin/sh\necho "ok 1 - passes"\n' >"$TMP/wt/t.sh"
+  harness_gate_start "$TMP/wt" "sh t.sh" "$TICKET_DIR/tests.log" origin/main
+  harness_gate_wait
+  [ "$HARNESS_GATE_OUT" = 0 ]
+  grep -q 'ok 1 - passes' "$TICKET_DIR/tests.log"
+
+  harness_gate_start "$TMP/wt" "sleep 30" "$TICKET_DIR/tests.log" origin/main
+  sleep 0.5
+  pgid=$(cat "$TICKET_DIR/gate.pid")
+  pgrep -g "$pgid" >/dev/null
+  harness_gate_stop
+  sleep 0.2
+  ! pgrep -g "$pgid" >/dev/null
+  [ ! -f "$TICKET_DIR/gate.pid" ]
+}

@@ -39,7 +39,7 @@ export interface BugbotProcess extends Spawned {
   url: string;
 }
 
-/** Start `bugbot start` with a config file and wait until it prints where it listens. */
+/** Start `bugbot start` with a config file and wait until it has printed its whole banner (it ends with "watching:"). */
 export async function startBugbot(
   t: TestContext,
   opts: { configPath: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
@@ -49,7 +49,7 @@ export async function startBugbot(
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   for (;;) {
     const m = /listening on (http:\/\/\S+)/.exec(s.output());
-    if (m) return { ...s, url: m[1]! };
+    if (m && /^watching: /m.test(s.output())) return { ...s, url: m[1]! };
     if (s.proc.exitCode !== null) throw new Error(`bugbot start exited early (${s.proc.exitCode}):\n${s.output()}`);
     if (Date.now() > deadline) throw new Error(`bugbot start did not report its address in time:\n${s.output()}`);
     await new Promise((r) => setTimeout(r, 50));
