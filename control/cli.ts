@@ -11,11 +11,8 @@ import { fingerprintEvent } from './intake/fingerprint.ts';
 import { createRedactor } from '../lib/redact.ts';
 import { redactEvent } from './intake/redact-event.ts';
 import { createLogger } from './log.ts';
-import { openServices, startServer } from './main.ts';
-import { workersFromStore } from './api.ts';
+import { openServices } from './services.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
-import { Approvals } from './dispatcher/approvals.ts';
-import { Notifier } from './notify/index.ts';
 import { readServerInfo, type ServerInfo } from './server-info.ts';
 import { parseSince, summarize } from './outcomes/summary.ts';
 import { cancelTicket, runsForTicket } from './queue/leases.ts';
@@ -23,7 +20,6 @@ import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
-import { startWatchers } from './triggers/watch.ts';
 import { TICKET_STATES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
 
 interface GlobalOpts {
@@ -62,6 +58,8 @@ export function buildProgram(): Command {
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
       });
       const logger = createLogger();
+      // Loaded here: other commands should not pay for the HTTP server, Slack and the dashboard.
+      const { startServer } = await import('./main.ts');
       const server = await startServer(config, logger);
       const shutdown = (signal: string) => {
         logger.info('shutting down', { signal });
@@ -152,6 +150,7 @@ export function buildProgram(): Command {
       const logger = createLogger();
       const { store, intake, settle } = openServices(config, logger);
       settle.start();
+      const { startWatchers } = await import('./triggers/watch.ts');
       const watchers = startWatchers(files.map((f) => resolve(f)), {
         config,
         store,
@@ -276,8 +275,9 @@ export function buildProgram(): Command {
     .command('status')
     .description('queue counts and what each worker is doing (ticket, phase, elapsed, tokens, cost)')
     .option('--json', 'JSON output')
-    .action((o: { json?: boolean }, cmd: Command) => {
+    .action(async (o: { json?: boolean }, cmd: Command) => {
       const config = load(cmd);
+      const { workersFromStore } = await import('./api.ts');
       const { store } = openServices(config, createLogger());
       try {
         const counts = store.countByState();
@@ -496,6 +496,7 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
     try {
       if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
       // No server to send the "fixed" notice: this process tells the reporters itself.
+      const [{ Notifier }, { Approvals }] = await Promise.all([import('./notify/index.ts'), import('./dispatcher/approvals.ts')]);
       const notifier = new Notifier({ config, logger });
       const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home), onFixed: (notice) => void notifier.notify(notice) });
       try {

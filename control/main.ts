@@ -6,9 +6,6 @@ import { serve, type ServerType } from '@hono/node-server';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
 import { isLoopback, type BugbotConfig } from './config.ts';
-import { Intake } from './intake/index.ts';
-import { createRedactor } from '../lib/redact.ts';
-import { SettleScheduler } from './intake/settle.ts';
 import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
 import { Approvals } from './dispatcher/approvals.ts';
@@ -18,26 +15,14 @@ import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
 import { createModelClassifier } from './intake/model-classifier.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { recheckRegressions } from './outcomes/regression.ts';
-import { Store } from './queue/store.ts';
 import { newLocalKey, removeServerInfo, writeServerInfo } from './server-info.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
 import { createSlackTrigger, type SlackTrigger } from './triggers/slack.ts';
 import { noticeForRun, Notifier } from './notify/index.ts';
 
-export interface Services {
-  store: Store;
-  intake: Intake;
-  settle: SettleScheduler;
-}
+import { openServices, type Services } from './services.ts';
 
-/** Open the store and the intake pipeline: shared by `start`, `watch` and `enqueue`. */
-export function openServices(config: BugbotConfig, logger: Logger): Services {
-  const store = new Store(join(config.home, 'bugbot.db'), { durability: config.queue.durability });
-  const redactor = createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
-  const intake = new Intake({ store, config, redactor });
-  const settle = new SettleScheduler({ store, intake, logger });
-  return { store, intake, settle };
-}
+export { openServices, type Services };
 
 export interface RunningServer {
   url: string;

@@ -3,7 +3,7 @@
  * (llama.cpp, Ollama, vLLM, LocalAI, ...) work. Callers turn a failure into a warning and
  * carry on with full-text search: an embeddings outage never fails a ticket.
  */
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import type { EmbeddingsSettings } from './settings.ts';
 
 /** Characters of a chunk sent for embedding; keeps every input under common model limits (8k tokens). */
@@ -22,20 +22,26 @@ export interface Embedder {
 export function createEmbedder(settings: EmbeddingsSettings, apiKey: string | undefined): Embedder | null {
   const { baseURL, model, dimensions } = settings;
   if (!baseURL) return null;
-  const client = new OpenAI({
-    baseURL,
-    // Local servers take no key, but the client insists on one.
-    apiKey: apiKey || 'none',
-    timeout: settings.timeoutMs,
-    maxRetries: settings.maxRetries,
-  });
+  // Loaded on first use: most runs have no embeddings endpoint, and every CLI start pays for imports.
+  let client: Promise<OpenAI> | undefined;
+  const openai = () =>
+    (client ??= import('openai').then(
+      ({ default: OpenAIClient }) =>
+        new OpenAIClient({
+          baseURL,
+          // Local servers take no key, but the client insists on one.
+          apiKey: apiKey || 'none',
+          timeout: settings.timeoutMs,
+          maxRetries: settings.maxRetries,
+        }),
+    ));
   return {
     baseURL,
     key: `${baseURL}|${model}|${dimensions ?? ''}`,
     batchSize: settings.batchSize,
     async embed(texts) {
       if (texts.length === 0) return [];
-      const res = await client.embeddings.create({
+      const res = await (await openai()).embeddings.create({
         model,
         input: texts.map((t) => t.slice(0, MAX_INPUT_CHARS)),
         // Explicit floats: the client otherwise asks for base64, which not every local server speaks.

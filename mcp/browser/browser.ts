@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page, type Route } from 'playwright-core';
+import type { BrowserContext, Page, Route } from 'playwright-core';
 import type { BrowserSettings } from '../../lib/mcp/browser-settings.ts';
 import { ToolError } from '../shared/tool.ts';
 import { ConsoleBuffer } from './console-log.ts';
@@ -122,6 +122,8 @@ export class BrowserSession {
     });
     let context: BrowserContext;
     try {
+      // Loaded on first launch, not at server start: the session waits for this server to connect.
+      const { chromium } = await import('playwright-core');
       context = await chromium.launchPersistentContext(userDataDir, {
         executablePath: chromiumPath,
         headless: this.settings.headless,
