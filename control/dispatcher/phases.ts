@@ -101,6 +101,22 @@ function unreadable(cfg: BugbotConfig): string[] {
   return [...CREDENTIALS.map((p) => join(home, p)), store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'server.json')].filter((p) => existsSync(p));
 }
 
+/**
+ * What the agent's commands may not write even where the sandbox lets them (Claude Code's
+ * Linux sandbox leaves /home, /root, /tmp, /var, /opt writable besides the working
+ * folder): bugbot's state (database, local key, outcomes archive), the base checkout's
+ * git hooks and config (they would run later, outside any sandbox), and the operator's
+ * credentials and shell start-up files.
+ */
+function unwritable(cfg: BugbotConfig): string[] {
+  const home = homedir();
+  const store = join(cfg.home, 'bugbot.db');
+  const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl'), join(cfg.home, 'docs-index')];
+  const startup = ['.bashrc', '.profile', '.bash_profile', '.zshrc', '.gitconfig', '.config/git'].map((p) => join(home, p));
+  const git = ['hooks', 'config', 'info'].map((p) => resolve(cfg.target.repo, '.git', p));
+  return [...state, ...git, ...CREDENTIALS.map((p) => join(home, p)), ...startup].filter((p) => existsSync(p));
+}
+
 /** The configured test command as an allow rule (e.g. "Bash(make test:*)"). */
 function testRule(cfg: BugbotConfig): string[] {
   const cmd = cfg.target.testCommand.trim();
@@ -162,7 +178,7 @@ export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
         enabled: true,
         failIfUnavailable: true,
         allowUnsandboxedCommands: false,
-        filesystem: { allowWrite: [join(ticketDir, 'home')], denyRead: unreadable(cfg) },
+        filesystem: { allowWrite: [join(ticketDir, 'home')], denyRead: unreadable(cfg), denyWrite: unwritable(cfg) },
         network: { allowedDomains: ['localhost', '127.0.0.1'], allowLocalBinding: true },
       },
     },

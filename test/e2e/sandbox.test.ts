@@ -1,0 +1,156 @@
+/**
+ * The OS sandbox around the agent's shell commands, on its own (no guard hook, so only
+ * the sandbox stands in the way), with the REAL Claude Code CLI and the settings the
+ * control plane writes for a phase (control/dispatcher/phases.ts):
+ * - with bubblewrap: work inside the folder succeeds; writes to the root filesystem, to
+ *   bugbot's state and to the base checkout's git hooks and config fail (Claude Code's
+ *   Linux sandbox leaves /tmp, /home, /root and /var writable, so bugbot denies those
+ *   files by name), and so do connections off loopback;
+ * - without bubblewrap on PATH: every command is refused (fail closed), none runs unsandboxed.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import type { ConfigFile } from '../../control/config.ts';
+import { phaseFiles } from '../../control/dispatcher/phases.ts';
+import { repoRoot, tempDir, testConfig } from '../support/helpers.ts';
+import { say, startScriptedModel, tool, type ScriptedModel } from '../support/scripted-model.ts';
+
+const claude = join(repoRoot, 'node_modules/.bin/claude');
+
+function requireBinary(name: string): string {
+  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, name))) return join(dir, name);
+  throw new Error(`${name} is not installed: run scripts/install-test-deps.sh (Debian package ${name === 'bwrap' ? 'bubblewrap' : name})`);
+}
+
+/** A PATH with everything the original has except the named programs (symlink farm). */
+function pathWithout(dir: string, missing: string[]): string {
+  mkdirSync(dir, { recursive: true });
+  const seen = new Set<string>();
+  for (const p of (process.env.PATH ?? '').split(':')) {
+    if (!p || !existsSync(p)) continue;
+    for (const name of readdirSync(p)) {
+      if (missing.includes(name) || seen.has(name)) continue;
+      seen.add(name);
+      symlinkSync(join(p, name), join(dir, name));
+    }
+  }
+  return dir;
+}
+
+/** One implement-phase session in `worktree` with the control plane's settings for it, but without the guard hook. */
+async function session(
+  t: TestContext,
+  model: ScriptedModel,
+  opts: { path?: string; prepare?: (home: string) => { flags: ConfigFile; prompt: string } } = {},
+) {
+  const home = tempDir(t, 'bugbot-sandbox-');
+  const worktree = join(home, 'worktree');
+  const ticketDir = join(home, 'ticket');
+  for (const d of [worktree, join(ticketDir, 'config'), join(ticketDir, 'home')]) mkdirSync(d, { recursive: true });
+  const prepared = opts.prepare?.(home);
+  const config = testConfig(home, prepared?.flags ?? {});
+  const { args, files } = phaseFiles('implement', { config, ticketDir, worktree, port: 1 });
+  const settingsName = 'implement.settings.json';
+  const settings = JSON.parse(files[settingsName]!) as { hooks?: unknown; sandbox: unknown };
+  delete settings.hooks;
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(ticketDir, 'config', name), name === settingsName ? JSON.stringify(settings) : content);
+  const child = spawn(claude, [...args, '--allowedTools', 'Bash'], {
+    cwd: worktree,
+    env: {
+      PATH: opts.path ?? process.env.PATH,
+      HOME: join(ticketDir, 'home'),
+      CLAUDE_CONFIG_DIR: join(ticketDir, 'claude-config'),
+      ANTHROPIC_BASE_URL: model.url,
+      ANTHROPIC_API_KEY: 'sk-sandbox-test',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: '1',
+      MCP_CONNECTION_NONBLOCKING: '1',
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdin.end(`<!-- bugbot-phase: implement -->\nRun the commands. ${prepared?.prompt ?? ''}`);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  const results = out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { type: string; message?: { content?: Array<{ type: string; content?: unknown; is_error?: boolean }> } })
+    .filter((e) => e.type === 'user')
+    .flatMap((e) => (e.message?.content ?? []).filter((b) => b.type === 'tool_result'))
+    .map((b) => ({ text: JSON.stringify(b.content), isError: Boolean(b.is_error) }));
+  return { home, worktree, code, results, out };
+}
+
+function listener(t: TestContext): Promise<{ port: number; connections: () => number }> {
+  let n = 0;
+  const srv = createServer((s) => {
+    n++;
+    s.end();
+  });
+  t.after(() => new Promise<void>((r) => srv.close(() => r())));
+  return new Promise((resolve) => srv.listen(0, '0.0.0.0', () => resolve({ port: (srv.address() as { port: number }).port, connections: () => n })));
+}
+
+/** An address of this machine that is not loopback (the sandbox allows only loopback). */
+function outsideAddress(): string {
+  const route = readFileSync('/proc/net/fib_trie', 'utf8');
+  const m = [...route.matchAll(/\|-- (\d+\.\d+\.\d+\.\d+)\n\s+\/32 host LOCAL/g)].map((x) => x[1]!).find((a) => !a.startsWith('127.'));
+  if (!m) throw new Error('this machine has no non-loopback IPv4 address to aim the network probe at');
+  return m;
+}
+
+test('the sandbox: work in the folder runs; bugbot\'s state, the base checkout\'s git hooks and config, and the root filesystem are not writable; no connection off loopback', { timeout: 120_000 }, async (t) => {
+  requireBinary('bwrap');
+  requireBinary('socat');
+  const model = await startScriptedModel();
+  t.after(() => model.close());
+  // A folder on the root filesystem (the sandbox leaves /tmp, /home, /root, /var writable).
+  const outside = mkdtempSync('/bugbot-sandbox-outside-');
+  t.after(() => rmSync(outside, { recursive: true, force: true }));
+  const { port, connections } = await listener(t);
+  const addr = outsideAddress();
+  const protectedFiles = (home: string, repo: string) => [join(home, 'bugbot.db'), join(home, 'outcomes.jsonl'), join(home, 'server.json'), join(repo, '.git', 'config'), join(repo, '.git', 'hooks', 'post-commit')];
+  model.script('implement', [
+    tool('Bash', { command: 'echo inside > made-inside.txt && cat made-inside.txt', description: 'write in the folder' }),
+    (req) => {
+      const home = /SANDBOX_HOME=([\w/.-]+)/.exec(JSON.stringify(req.messages[0]))?.[1] ?? '';
+      const repo = join(home, 'repo');
+      const writes = [`${outside}/escaped.txt`, ...protectedFiles(home, repo)].map((f) => `(echo tampered >> ${f}) 2>&1 | tail -1`);
+      return tool('Bash', { command: writes.join('; '), description: 'write outside' });
+    },
+    tool('Bash', { command: `node -e "require('net').connect(${port}, '${addr}').on('connect', () => console.log('CONNECTED')).on('error', (e) => console.log('refused', e.code))"`, description: 'network' }),
+    say('Done.'),
+  ]);
+  const s = await session(t, model, {
+    prepare: (home) => {
+      const repo = join(home, 'repo');
+      mkdirSync(join(repo, '.git', 'hooks'), { recursive: true });
+      for (const f of protectedFiles(home, repo)) writeFileSync(f, 'original\n');
+      return { flags: { target: { repo } }, prompt: `SANDBOX_HOME=${home}` };
+    },
+  });
+  assert.equal(s.results.length, 3, s.out.slice(-2000));
+  assert.equal(readFileSync(join(s.worktree, 'made-inside.txt'), 'utf8'), 'inside\n', 'work in the folder runs');
+  assert.equal(existsSync(join(outside, 'escaped.txt')), false, 'nothing written on the root filesystem');
+  for (const f of protectedFiles(s.home, join(s.home, 'repo'))) assert.equal(readFileSync(f, 'utf8'), 'original\n', `${f} untouched`);
+  assert.match(s.results[1]!.text, /Read-only file system|Permission denied|not permitted/i, s.results[1]!.text);
+  assert.doesNotMatch(s.results[2]!.text, /CONNECTED/);
+  assert.equal(connections(), 0, `no connection reached ${addr}:${port}`);
+});
+
+test('without bubblewrap the sandbox fails closed: no command runs unsandboxed', { timeout: 120_000 }, async (t) => {
+  const model = await startScriptedModel();
+  t.after(() => model.close());
+  const path = pathWithout(join(tempDir(t, 'bugbot-nobwrap-'), 'bin'), ['bwrap']);
+  model.script('implement', [tool('Bash', { command: 'echo ran > ran.txt', description: 'anything' }), say('Done.')]);
+  const s = await session(t, model, { path });
+  assert.equal(existsSync(join(s.worktree, 'ran.txt')), false, 'the command did not run');
+  assert.ok(s.results.length === 0 || s.results.every((r) => r.isError), `refused: ${JSON.stringify(s.results)}`);
+  assert.match(s.out, /sandbox|bubblewrap|bwrap/i, 'says why');
+});
