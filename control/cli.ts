@@ -48,7 +48,7 @@ export function buildProgram(): Command {
 
   program
     .command('start')
-    .description('run the control plane: webhooks, intake, queue and API')
+    .description('run the control plane: webhooks, intake, queue, workers, API and dashboard')
     .option('-p, --port <port>', 'port to listen on (default 7777)', intArg)
     .option('--host <host>', 'address to bind (default 127.0.0.1)')
     .option('-w, --workers <n>', 'worker count, 1-8', intArg)
