@@ -258,7 +258,9 @@ function mcpEnv(s: McpServerName, cfg: BugbotConfig): Record<string, string> {
         : Object.values(cfg.mcp.browser.roles).flatMap((r) =>
             Object.values(r.form?.fields ?? {}).flatMap((v) => (typeof v === 'object' ? [v.env] : [])),
           );
-  const env: Record<string, string> = {};
+  // The server is TypeScript run through tsx from the worktree: compile it with bugbot's
+  // tsconfig, never one the agent can edit there (its "paths" could swap our imports).
+  const env: Record<string, string> = { TSX_TSCONFIG_PATH: join(REPO_ROOT, 'tsconfig.json') };
   for (const n of names) {
     const v = cfg.secrets.get(n);
     if (n && v) env[n] = v;

@@ -116,7 +116,8 @@ test('start prints where it listens and what it watches; SIGTERM stops it cleanl
   const log = join(dir, 'app.log');
   writeFileSync(log, '');
   writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), watch: { files: [log] } }));
-  const b = await startBugbot(t, { configPath });
+  // Started from another folder, as in a user's project: bugbot still uses its own tsconfig (JSX).
+  const b = await startBugbot(t, { configPath, cwd: dir });
   await waitFor(() => /watching: /.test(b.output()), 10_000, 'the banner');
   const out = b.output();
   assert.match(out, /POST http:\/\/127\.0\.0\.1:\d+\/triggers\/grafana/);
@@ -124,6 +125,9 @@ test('start prints where it listens and what it watches; SIGTERM stops it cleanl
   assert.match(out, new RegExp(`watching: ${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   const health = await fetch(`${b.url}/healthz`);
   assert.equal(health.status, 200);
+  const dashboard = await fetch(`${b.url}/`, { headers: { accept: 'text/html' } });
+  assert.equal(dashboard.status, 200, await dashboard.clone().text());
+  assert.match(await dashboard.text(), /<h1>Overview<\/h1>/);
   b.proc.kill('SIGTERM');
   const exit = await b.exited;
   assert.equal(exit.code, 0);

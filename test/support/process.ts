@@ -42,10 +42,10 @@ export interface BugbotProcess extends Spawned {
 /** Start `bugbot start` with a config file and wait until it has printed its whole banner (it ends with "watching:"). */
 export async function startBugbot(
   t: TestContext,
-  opts: { configPath: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+  opts: { configPath: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string },
 ): Promise<BugbotProcess> {
   const env = { ...process.env, BUGBOT_LOG_LEVEL: 'warn', ...opts.env };
-  const s = spawnLogged(t, process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', opts.configPath, 'start', '--port', '0'], { env });
+  const s = spawnLogged(t, process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', opts.configPath, 'start', '--port', '0'], { env, cwd: opts.cwd });
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   for (;;) {
     const m = /listening on (http:\/\/\S+)/.exec(s.output());
