@@ -66,8 +66,15 @@ export async function startServer(
       // Approval mode: a fix within the auto-approval rules goes out without a person.
       if (row.state === 'awaiting_approval' && config.approval.autoApprove.enabled) {
         approvals.considerAutoApproval(ticket.id).then(
-          // Declined by the rules: ask people. Approved: its fixed notice comes through onFixed.
-          (r) => r === null && tell(),
+          // Declined by the rules, or tried and failed (a conflict, a push refused): tell
+          // people as if no rule applied. Approved: its fixed notice comes through onFixed.
+          (r) => {
+            if (r?.ok) return;
+            if (r) logger.warn('auto-approval did not go through', { ticket: ticket.id, state: r.state, message: r.message });
+            const now = store.getTicket(ticket.id);
+            if (now?.state === 'needs_human') void notifier.notify({ kind: 'failed', ticket: now, reason: r?.message ?? 'needs a person' });
+            else tell();
+          },
           (err: unknown) => {
             logger.error('auto-approval failed', { ticket: ticket.id, error: String(err) });
             tell();

@@ -5,20 +5,22 @@
 # HEAD:staging, retrying (bounded) when someone else pushed first. The worktree is
 # removed on every exit path; the bot branch stays.
 #
-# Usage: harness/merge.sh <repo> <remote> <branch> <staging> <base> <retries> <work-dir>
+# Usage: harness/merge.sh <repo> <remote> <branch> <staging> <base> <retries> <work-dir> [<commit>]
 #   <repo>      the target's base checkout (target.repo), shared with the workers
 #   <work-dir>  scratch folder: the worktree, push.err and conflict.txt go here
+#   <commit>    the commit a person reviewed: refused if the branch has moved since
 # Prints the commit pushed to staging.
-# Exit: 0 merged, 3 rebase conflict (files in <work-dir>/conflict.txt), 1 failed, 2 bad usage.
+# Exit: 0 merged, 3 rebase conflict (files in <work-dir>/conflict.txt), 4 the branch moved,
+#   1 failed, 2 bad usage.
 set -euo pipefail
 
-if [ "$#" -ne 7 ]; then
-  echo "usage: $0 <repo> <remote> <branch> <staging> <base> <retries> <work-dir>" >&2
+if [ "$#" -ne 7 ] && [ "$#" -ne 8 ]; then
+  echo "usage: $0 <repo> <remote> <branch> <staging> <base> <retries> <work-dir> [<commit>]" >&2
   exit 2
 fi
-repo=$1 remote=$2 branch=$3 staging=$4 base=$5 retries=$6
+repo=$1 remote=$2 branch=$3 staging=$4 base=$5 retries=$6 expected=${8:-}
 case $retries in
-  '' | *[!0-9]*) echo "merge: retries must be a positive integer, got '$retries'" >&2; exit 2 ;;
+  '' | *[!0-9]* | 0) echo "merge: retries must be a positive integer, got '$retries'" >&2; exit 2 ;;
 esac
 mkdir -p "$7"
 # push.sh's helpers write push.err and conflict.txt into $TICKET_DIR.
@@ -56,6 +58,10 @@ harness_worktree_remove "$repo" "$WORKTREE"
 if ! harness_git_locked "$repo" fetch --quiet "$remote" "+refs/heads/$branch:refs/remotes/$remote/$branch" 2>"$TICKET_DIR/push.err"; then
   echo "merge: could not fetch $branch from $remote: $(tr '\n' ' ' <"$TICKET_DIR/push.err")" >&2
   exit 1
+fi
+if [ -n "$expected" ] && [ "$(git -C "$repo" rev-parse "refs/remotes/$remote/$branch")" != "$(git -C "$repo" rev-parse --verify --quiet "$expected^{commit}" || echo "$expected")" ]; then
+  echo "merge: $branch has moved since it was reviewed (expected $expected): not merging what nobody reviewed" >&2
+  exit 4
 fi
 harness_git_locked "$repo" worktree add --quiet --detach "$WORKTREE" "refs/remotes/$remote/$branch" ||
   { echo "merge: could not add a worktree at $remote/$branch" >&2; exit 1; }

@@ -7,10 +7,11 @@
  * gives it another run. The store claims each approval first, so two approvers
  * (or the CLI and the server) never merge the same fix twice.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { createRedactor } from '../../lib/redact.ts';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
@@ -75,7 +76,7 @@ export class Approvals implements ApprovalActions {
       out =
         target === 'pr'
           ? await this.openPr(ticket, ticketDir, pushEnv, branch)
-          : await this.mergeToStaging(ticket, branch, claim.approval.id);
+          : await this.mergeToStaging(ticket, branch, claim.approval.id, pushEnv.commit ?? null);
     } catch (err) {
       out = { status: 'failed', message: (err as Error).message };
     }
@@ -142,17 +143,20 @@ export class Approvals implements ApprovalActions {
     return this.approve(ticketId, 'auto-approve');
   }
 
-  private async mergeToStaging(ticket: Ticket, branch: string, approvalId: number): Promise<Outcome> {
+  /** Merge the bot branch; `reviewed` is the commit people saw (refused if the branch moved since). */
+  private async mergeToStaging(ticket: Ticket, branch: string, approvalId: number, reviewed: string | null): Promise<Outcome> {
     const { config } = this.deps;
     const t = config.target;
     const workDir = join(config.home, 'approvals', `ticket-${ticket.id}-${approvalId}`);
     const args = [join(REPO_ROOT, 'harness', 'merge.sh'), t.repo, t.remote, branch, t.stagingBranch, t.baseBranch, String(config.harness.pushRetries), workDir];
+    if (reviewed) args.push(reviewed);
     try {
-      const { stdout } = await run('bash', args, { env: gitEnv(), timeout: MERGE_TIMEOUT_MS, killSignal: 'SIGTERM' });
+      const { stdout } = await runGroup('bash', args, { env: gitEnv(), timeoutMs: MERGE_TIMEOUT_MS });
       const commit = stdout.trim().split('\n').pop() ?? '';
       return { status: 'done', commit, message: `merged ${branch} into ${t.stagingBranch} at ${commit.slice(0, 12)}` };
     } catch (err) {
       const e = err as { code?: number | string; stderr?: string; message: string };
+      if (e.code === 4) return { status: 'failed', message: (e.stderr ?? '').trim().split('\n').pop() ?? `${branch} has moved since it was reviewed` };
       if (e.code === 3) {
         const files = readLines(join(workDir, 'conflict.txt'));
         return { status: 'conflict', message: `rebase onto ${t.stagingBranch} conflicts in: ${files.join(', ') || '(unknown files)'}` };
@@ -166,11 +170,12 @@ export class Approvals implements ApprovalActions {
 
   private async openPr(ticket: Ticket, ticketDir: string, pushEnv: PushEnv, branch: string): Promise<Outcome> {
     const { config } = this.deps;
+    const redactor = createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
     const commit = (await remoteHead(config, branch)) ?? pushEnv.commit ?? null;
     const pr = await openPullRequest(config, {
       head: branch,
       title: pullRequestTitle(ticket),
-      body: pullRequestBody(ticket, ticketDir, pushEnv, branch),
+      body: pullRequestBody(ticket, ticketDir, pushEnv, branch, (text) => redactor.text(text)),
     });
     return { status: 'done', commit, prUrl: pr.url, message: `opened pull request #${pr.number}: ${pr.url}` };
   }
@@ -212,9 +217,44 @@ function refused(ticketId: number, r: Refusal): ApprovalResult {
   return { ok: false, ticketId, state: r.state ?? 'dropped', message: r.message, failure: r.failure };
 }
 
-/** What git needs for a merge: no secrets of the control plane. */
+/** What git needs for a merge: no secrets of the control plane, and never a prompt (nobody would answer it). */
 function gitEnv(): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: process.env.TMPDIR };
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LANG: process.env.LANG ?? 'C.UTF-8',
+    TMPDIR: process.env.TMPDIR,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_SSH_COMMAND: 'ssh -o BatchMode=yes',
+  };
+}
+
+/**
+ * Run a command in a process group of its own; past the timeout the whole group is
+ * killed (a signal to bash alone waits for its git child, which keeps the pipes open).
+ */
+function runGroup(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<{ stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      stderr += `\ntimed out after ${Math.round(opts.timeoutMs / 1000)} s`;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, opts.timeoutMs);
+    child.once('error', (err) => (clearTimeout(timer), reject(err)));
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve({ stdout });
+      else reject(Object.assign(new Error(`${cmd} exited with ${code ?? 'a signal'}`), { code: code ?? 'killed', stderr }));
+    });
+  });
 }
 
 function readLines(path: string): string[] {
@@ -229,7 +269,7 @@ function readLines(path: string): string[] {
 export async function changedFiles(config: BugbotConfig, commit: string): Promise<string[]> {
   const t = config.target;
   try {
-    const { stdout } = await run('git', ['-C', t.repo, 'diff', '--name-only', `${t.remote}/${t.baseBranch}...${commit}`], { env: gitEnv() });
+    const { stdout } = await run('git', ['-C', t.repo, 'diff', '--name-only', '--no-renames', `${t.remote}/${t.baseBranch}...${commit}`], { env: gitEnv(), timeout: 60_000 });
     return stdout.split('\n').filter(Boolean);
   } catch {
     return [];
@@ -239,7 +279,7 @@ export async function changedFiles(config: BugbotConfig, commit: string): Promis
 /** The commit at the tip of a branch on the target's remote, or null. */
 async function remoteHead(config: BugbotConfig, branch: string): Promise<string | null> {
   try {
-    const { stdout } = await run('git', ['-C', config.target.repo, 'ls-remote', config.target.remote, `refs/heads/${branch}`], { env: gitEnv() });
+    const { stdout } = await run('git', ['-C', config.target.repo, 'ls-remote', config.target.remote, `refs/heads/${branch}`], { env: gitEnv(), timeout: 60_000 });
     return /^([0-9a-f]{40})/.exec(stdout)?.[1] ?? null;
   } catch {
     return null;

@@ -54,8 +54,8 @@ export function globToRegExp(glob: string): RegExp {
     else if (ch === '?') re += '[^/]';
     else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
   }
-  // A match on a directory covers everything under it.
-  return new RegExp(`^${re}(?:/.*)?$`);
+  // A match on a directory covers everything under it; case-insensitive, so src/Auth/ counts as auth/.
+  return new RegExp(`^${re}(?:/.*)?$`, 'i');
 }
 
 /** The changed files that match any of the globs. */

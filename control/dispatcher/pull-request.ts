@@ -46,7 +46,11 @@ export function pullRequestTitle(ticket: Pick<Ticket, 'id' | 'title'>): string {
 }
 
 /** The body: ticket facts, the report and stack, plan.md, the review verdict, the tests (read from the run's ticket folder). */
-export function pullRequestBody(ticket: Ticket, ticketDir: string, pushEnv: PushEnv, branch: string): string {
+/**
+ * The pull request's body. `scrub` redacts what the agent wrote (plan, review reasons):
+ * it may quote credentials it saw in logs or code, and the repository may be public.
+ */
+export function pullRequestBody(ticket: Ticket, ticketDir: string, pushEnv: PushEnv, branch: string, scrub: (text: string) => string = (t) => t): string {
   const facts = [
     `ticket     ${ticket.id}`,
     `title      ${ticket.title.replace(/\s+/g, ' ').slice(0, 300)}`,
@@ -71,7 +75,8 @@ export function pullRequestBody(ticket: Ticket, ticketDir: string, pushEnv: Push
   ];
   if (ticket.stack) parts.push('', '### Stack', '', codeFence(ticket.stack));
 
-  const plan = readText(join(ticketDir, 'agent', 'plan.md'));
+  const planRaw = readText(join(ticketDir, 'agent', 'plan.md'));
+  const plan = planRaw ? scrub(planRaw) : planRaw;
   parts.push('', '## Plan', '', plan ? codeFence(plan, 'markdown') : '(no plan.md in the run folder)');
 
   const verdictText = readText(join(ticketDir, 'agent', 'verdict.json'));
@@ -83,9 +88,11 @@ export function pullRequestBody(ticket: Ticket, ticketDir: string, pushEnv: Push
   }
   parts.push('', '## Review');
   if (verdict) {
+    // Written by the agent: only known values outside a fence (no mentions, links or "Fixes #1").
     const edits = verdict.edits_observed ?? verdict.edits;
-    parts.push('', `Verdict: ${String(verdict.verdict ?? 'unknown')}${edits !== undefined ? `, ${edits} edit(s) by the review` : ''}`);
-    if (verdict.reasons?.length) parts.push('', codeFence(verdict.reasons.map((r) => `- ${r}`).join('\n')));
+    const word = verdict.verdict === 'approved' || verdict.verdict === 'needs-rework' ? verdict.verdict : 'unknown';
+    parts.push('', `Verdict: ${word}${Number.isInteger(edits) ? `, ${Number(edits)} edit(s) by the review` : ''}`);
+    if (verdict.reasons?.length) parts.push('', codeFence(scrub(verdict.reasons.map((r) => `- ${String(r)}`).join('\n'))));
   } else {
     parts.push('', '(no verdict.json in the run folder)');
   }

@@ -128,9 +128,12 @@ export function finishApproval(
       .stmt('UPDATE approvals SET status = ?, message = ?, commit_sha = ?, pr_url = ?, finished_at = ? WHERE id = ?')
       .run(r.status, r.message, r.commit ?? null, r.prUrl ?? null, now, approvalId);
     if (r.status === 'done') {
-      // The fix is out whatever happened to the ticket meanwhile (a cancel during the merge).
-      store.stmt(`UPDATE tickets SET state = 'pushed', pushed_at = ?, updated_at = ? WHERE id = ?`).run(now, now, a.ticket_id);
-      store.audit(a.ticket_id, a.actor, 'approved', r.message);
+      // The fix is out whatever happened to the ticket meanwhile (a cancel during the merge),
+      // unless the ticket runs again (requeued after this approval was given up as stale):
+      // then that run decides its state.
+      const live = store.stmt(`SELECT 1 FROM runs WHERE ticket_id = ? AND state = 'running'`).get(a.ticket_id);
+      if (!live) store.stmt(`UPDATE tickets SET state = 'pushed', pushed_at = ?, updated_at = ? WHERE id = ?`).run(now, now, a.ticket_id);
+      store.audit(a.ticket_id, a.actor, 'approved', live ? `${r.message} (after the approval was given up; the ticket runs again)` : r.message);
     } else if (r.status === 'conflict') {
       store.stmt(`UPDATE tickets SET state = 'needs_human', updated_at = ? WHERE id = ? AND state = 'awaiting_approval'`).run(now, a.ticket_id);
       store.audit(a.ticket_id, a.actor, 'approval-conflict', r.message);

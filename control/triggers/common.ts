@@ -6,7 +6,10 @@ import { badRequest, HttpError } from '../http-error.ts';
 /** Parse the body as JSON; a 400 that says why when it is not. */
 export async function readJson(c: Context): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';
-  if (type && !/json/i.test(type)) {
+  // The media type itself, not any mention of json: "text/plain; x=json" is a form a web
+  // page may post cross-site without asking, and must not file tickets on loopback.
+  const essence = type.split(';')[0]!.trim().toLowerCase();
+  if (type && essence !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(essence)) {
     throw new HttpError(415, 'unsupported_media_type', `expected a JSON body, got content-type ${type}`);
   }
   const text = await c.req.text();

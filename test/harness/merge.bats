@@ -55,3 +55,20 @@ on_staging() {
   run "$HARNESS/merge.sh" "$TMP/repo" origin bot/t1 staging main many "$TMP/work"
   [ "$status" -eq 2 ]
 }
+
+@test "a branch that moved since it was reviewed is not merged (exit 4)" {
+  reviewed=$(git -C "$TMP/origin.git" rev-parse bot/t1)
+  git clone --quiet --branch bot/t1 "$TMP/origin.git" "$TMP/late"
+  printf 'unreviewed\n' >"$TMP/late/a.txt"
+  git -C "$TMP/late" commit --quiet -am "a later push"
+  git -C "$TMP/late" push --quiet origin HEAD:bot/t1
+  before=$(git -C "$TMP/origin.git" rev-parse staging)
+  run "$HARNESS/merge.sh" "$TMP/repo" origin bot/t1 staging main 3 "$TMP/work" "$reviewed"
+  [ "$status" -eq 4 ]
+  [[ "$output" == *"has moved since it was reviewed"* ]]
+  [ "$(git -C "$TMP/origin.git" rev-parse staging)" = "$before" ]
+  # The reviewed commit itself merges.
+  git -C "$TMP/late" push --quiet --force origin "$reviewed:refs/heads/bot/t1"
+  run "$HARNESS/merge.sh" "$TMP/repo" origin bot/t1 staging main 3 "$TMP/work" "$reviewed"
+  [ "$status" -eq 0 ]
+}

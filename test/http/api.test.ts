@@ -148,3 +148,17 @@ test('raw email route: bearer token, MIME parsed, quotes stripped', async (t) =>
   const garbage = await app.request('/triggers/email/raw', { method: 'POST', body: '\u0000\u0001 not mail', headers: { authorization: 'Bearer mail-token' } });
   assert.equal(garbage.status, 400);
 });
+
+test('a body must be sent as JSON: "text/plain; x=json" (a form any web page may post cross-site) is 415, nothing filed', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const body = JSON.stringify({ title: 'Injected from a web page' });
+  for (const type of ['text/plain; x=json', 'text/plain;charset=json', 'application/x-www-form-urlencoded; json']) {
+    const res = await app.request('/api/tickets', { method: 'POST', headers: { 'content-type': type }, body });
+    assert.equal(res.status, 415, type);
+  }
+  assert.equal(store.listTickets().length, 0);
+  const ok = await app.request('/api/tickets', { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body });
+  assert.equal(ok.status, 201);
+  const vnd = await app.request('/triggers/grafana', { method: 'POST', headers: { 'content-type': 'application/vnd.grafana+json' }, body: '{"alerts": []}' });
+  assert.notEqual(vnd.status, 415, 'a +json media type is JSON');
+});

@@ -3,7 +3,7 @@
  * requeue, and the store's claim that keeps two approvals from merging one fix twice.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { ConfigError, loadConfig, type ConfigFile } from '../../control/config.ts';
@@ -242,6 +242,20 @@ test('pull request title and body: the ticket, plan, verdict and tests; untruste
   assert.ok(m, body);
   assert.match(m[2]!, /@admin see https:\/\/evil\.example/);
   assert.equal(codeFence('plain'), '```text\nplain\n```');
+});
+
+test('pull request body: what the agent wrote is redacted, and its verdict can only be a known word', (t) => {
+  const { store, intake, config } = setup(t);
+  const id = fileTicket(intake, 'Login broken', 'Error: login fails');
+  const fix = finishAwaiting({ store, config, ticketId: id });
+  const agent = join(fix.ticketDir, 'agent');
+  writeFileSync(join(agent, 'plan.md'), '# Plan\n\nThe log shows password=hunter2-secret and key AKIAIOSFODNN7EXAMPLE.\n');
+  writeFileSync(join(agent, 'verdict.json'), JSON.stringify({ verdict: 'approved. Fixes #1 @org/team', reasons: ['token=ghp_abcdefghijklmnopqrstuvwxyz0123456789'], edits: '3 [click](https://evil.example)' }));
+  const redactor = createRedactor({ salt: 'test' });
+  const body = pullRequestBody(store.getTicket(id)!, fix.ticketDir, {}, fix.branch, (text) => redactor.text(text));
+  assert.doesNotMatch(body, /hunter2-secret|AKIAIOSFODNN7EXAMPLE|ghp_abcdefghij/);
+  assert.match(body, /\nVerdict: unknown\n/);
+  assert.doesNotMatch(body, /Fixes #1|@org\/team|evil\.example/);
 });
 
 test('config: approval defaults, and target "pr" needs the repository', (t) => {
