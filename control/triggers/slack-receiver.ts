@@ -205,7 +205,11 @@ function envelopeProblem(body: Record<string, unknown>): string | undefined {
   if (body.type === 'block_actions' && !isRecord(body.user)) return '"user" is required in block_actions';
   const event = body.event;
   if (isRecord(event)) {
-    if (event.channel === null) return '"event.channel" must be a string or an object';
+    // Bolt reads event.user.id when user is an object (null is one), 'creator' in
+    // event.channel when it is not a string, and event.subteam.created_by.
+    if ('channel' in event && typeof event.channel !== 'string' && !isRecord(event.channel)) return '"event.channel" must be a string or an object';
+    if (event.user === null) return '"event.user" must be a string or an object';
+    if ('subteam' in event && !isRecord(event.subteam)) return '"event.subteam" must be an object';
     if ('item' in event && !isRecord(event.item)) return '"event.item" must be an object';
   }
   return undefined;

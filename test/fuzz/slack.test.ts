@@ -144,6 +144,10 @@ describe('POST /slack/events (fuzz)', () => {
     const cases: Array<[string, Record<string, unknown>, RegExp]> = [
       ['application/json', { ...camunda, event_id: 'EvReg1', authorizations: [null] }, /field "authorizations" must be a list of objects/],
       ['application/json', { ...camunda, event_id: 'EvReg2', event: { ...(camunda!.event as object), channel: null } }, /field "event.channel"/],
+      // Found by CI's run (seed 1721218808): an event of another type with user null.
+      ['application/json', { ...camunda, event_id: 'EvReg3', event: { ...(camunda!.event as object), type: 'app_mention ', user: null } }, /field "event.user"/],
+      ['application/json', { ...camunda, event_id: 'EvReg4', event: { ...(camunda!.event as object), type: 'channel_created', channel: 5 } }, /field "event.channel"/],
+      ['application/json', { ...camunda, event_id: 'EvReg5', event: { ...(camunda!.event as object), type: 'subteam_created', subteam: null } }, /field "event.subteam"/],
       ['form', { ...INTERACTIVITY, actions: null }, /field "actions" must be a list of objects/],
       ['form', { ...INTERACTIVITY, user: undefined }, /field "user" is required/],
       ['form', { ...INTERACTIVITY, channel: null }, /field "channel" must be an object/],
