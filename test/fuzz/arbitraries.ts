@@ -7,6 +7,14 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
+/**
+ * `npm test` replays the same cases every run (a fixed seed), so a red CI means a change
+ * broke something. FUZZ_SEED=random explores new cases (fast-check prints the seed of a
+ * failure); FUZZ_SEED=<n> replays one. Add what exploring finds as a regression case.
+ */
+const FUZZ_SEED = process.env.FUZZ_SEED ?? '20261121';
+if (FUZZ_SEED !== 'random') fc.configureGlobal({ seed: Number(FUZZ_SEED) });
+
 /** Where a mutation changed a JSON value: object keys and array indexes from the root. */
 export type Path = Array<string | number>;
 
