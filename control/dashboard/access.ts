@@ -23,6 +23,8 @@ export const SESSION_COOKIE = 'bugbot_session';
 const ID_RE = /^[A-Za-z0-9_-]{43}$/;
 /** Failed logins allowed per minute before the form answers 429 (guessing a token is then hopeless). */
 const MAX_FAILURES_PER_MINUTE = 20;
+/** Sessions kept at most (oldest dropped first). */
+const MAX_SESSIONS = 10_000;
 
 export interface AccessOptions {
   token?: string | undefined;
@@ -89,9 +91,21 @@ export class DashboardAccess {
     return null;
   }
 
-  /** The user an Authorization header (Bearer token or Basic) names, or null. */
+  /**
+   * The user an Authorization header (Bearer token or Basic) names, or null. Failures
+   * count against the same per-minute limit as the login form: no guessing at full speed.
+   */
   headerUser(header: string | undefined): string | null {
     if (!header) return null;
+    const minute = Math.floor(this.now() / 60_000);
+    if (this.failures.minute !== minute) this.failures = { minute, count: 0 };
+    if (this.failures.count >= MAX_FAILURES_PER_MINUTE) return null;
+    const user = this.parseHeader(header);
+    if (!user) this.failures.count++;
+    return user;
+  }
+
+  private parseHeader(header: string): string | null {
     const i = header.indexOf(' ');
     const scheme = (i === -1 ? header : header.slice(0, i)).toLowerCase();
     const value = i === -1 ? '' : header.slice(i + 1).trim();
@@ -234,5 +248,12 @@ export class DashboardAccess {
   private prune(): void {
     const now = this.now();
     for (const [id, s] of this.sessions) if (s.expires <= now) this.sessions.delete(id);
+    // Scripts authenticating per request without a cookie jar start a session each time:
+    // keep the newest, drop the oldest (Map order is insertion order).
+    for (const id of this.sessions.keys()) {
+      if (this.sessions.size < MAX_SESSIONS) break;
+      this.sessions.delete(id);
+      this.flashes.delete(id);
+    }
   }
 }
