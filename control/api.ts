@@ -68,6 +68,7 @@ export function registerApi(app: Hono, deps: AppDeps): void {
     const by = c.req.header('x-bugbot-user') ?? 'api';
     const r = cancelTicket(store, id, by);
     if (!r) throw new HttpError(409, 'conflict', `ticket ${id} is ${store.getTicket(id)!.state}: nothing to cancel`);
+    if (r.refused) throw new HttpError(409, 'conflict', r.refused);
     deps.dispatcher?.cancel(id, by);
     return c.json({ ticket: id, was: r.was, now: r.now });
   });

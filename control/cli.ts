@@ -310,6 +310,7 @@ export function buildProgram(): Command {
         if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
         const r = cancelTicket(store, id, o.by);
         if (!r) fail(`ticket ${id} is ${store.getTicket(id)!.state}: nothing to cancel`, 1);
+        if (r.refused) fail(r.refused, 1);
         process.stdout.write(
           `ticket ${id}: ${r.was} → ${r.now}${r.was === 'running' ? ' (the worker stops at its next heartbeat)' : ''}\n`,
         );

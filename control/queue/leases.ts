@@ -137,10 +137,13 @@ export function reclaimRuns(
  * fails and the dispatcher stops it (from any process: the CLI needs no server).
  * A ticket not yet running is dropped. Returns what happened, or null if nothing could be.
  */
-export function cancelTicket(store: Store, ticketId: number, by: string): { was: string; now: TicketState } | null {
+export function cancelTicket(store: Store, ticketId: number, by: string): { was: string; now: TicketState; refused?: string } | null {
   return store.tx(() => {
     const t = store.getTicketRow(ticketId);
     if (!t) return null;
+    // A merge in flight finishes either way: saying "dropped" now would be untrue.
+    const approving = store.stmt(`SELECT actor FROM approvals WHERE ticket_id = ? AND status = 'running'`).get(ticketId) as { actor: string } | undefined;
+    if (approving) return { was: t.state, now: t.state as TicketState, refused: `ticket ${ticketId} is being approved by ${approving.actor} right now: nothing cancelled` };
     const now = store.nowIso();
     const reason = `cancelled by ${by}`;
     if (t.state === 'running') {

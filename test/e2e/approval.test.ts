@@ -6,6 +6,7 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import assert from 'node:assert/strict';
+import { cancelTicket } from '../../control/queue/leases.ts';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -103,6 +104,16 @@ test('two approvals of the same ticket at once merge it exactly once', async (t)
   assert.match(loser.message, /being approved by (alice|bob)/);
   assert.equal(stagingHas(s.target, `bugbot: fix for ticket ${fix.ticketId}`), 1);
   assert.equal(s.notices.length, 1);
+});
+
+test('cancel while a merge is in flight is refused, saying why (the merge lands either way)', async (t) => {
+  const s = setup(t);
+  const fix = s.awaiting('Cancel during merge');
+  const merging = s.approvals.approve(fix.ticketId, 'alice');
+  const r = cancelTicket(s.store, fix.ticketId, 'bob');
+  assert.match(r?.refused ?? '', /being approved by alice right now: nothing cancelled/);
+  assert.equal((await merging).ok, true);
+  assert.equal(s.store.getTicket(fix.ticketId)!.state, 'pushed');
 });
 
 test('a staging change that conflicts sends the ticket to needs_human naming the file, and leaves no worktree', async (t) => {

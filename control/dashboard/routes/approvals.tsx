@@ -69,6 +69,7 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
     if (action === 'cancel') {
       const r = cancelTicket(store, id, actor);
       if (!r) return { ok: false, message: `ticket #${id} is ${store.getTicket(id)?.state}: nothing to cancel` };
+      if (r.refused) return { ok: false, message: r.refused };
       deps.dispatcher?.cancel(id, actor);
       return { ok: true, message: `ticket #${id} cancelled (was ${r.was}, now ${r.now})` };
     }
