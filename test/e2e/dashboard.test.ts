@@ -402,7 +402,9 @@ test('the dashboard: pages with real data, live workers, charts from the archive
 
   await t.test('a worker appears on the overview without a reload (SSE), with its phase and a live tail', async () => {
     await page.goto(`${url}/`);
-    await page.waitForFunction("document.getElementById('live-dot').classList.contains('on')");
+    // A locator, not waitForFunction: its polling evaluates a string in the page, which the
+    // dashboard's Content-Security-Policy (no unsafe-eval) refuses.
+    await page.locator('#live-dot.on').waitFor();
     await page.evaluate('window.notReloaded = true');
     const filed = await fetch(`${url}/api/tickets`, {
       method: 'POST',
