@@ -9,16 +9,15 @@
  * still real), and every line that reports a result says so.
  * Usage: npm run demo [-- --keep]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freeBasePort, happyPathScripts, type PipelineEnv } from '../test/support/pipeline.ts';
+import { launchBugbot } from '../test/support/process.ts';
 import { startScriptedModel, type ScriptedModel } from '../test/support/scripted-model.ts';
 import { createTargetRepo } from '../test/support/target-repo.ts';
 
-const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({ options: { keep: { type: 'boolean', default: false } } });
 const realModel = Boolean(process.env.ANTHROPIC_API_KEY || process.env.CLAUDE_CODE_OAUTH_TOKEN);
 const tag = realModel ? '' : ' (scripted model)';
@@ -53,16 +52,7 @@ async function main(): Promise<void> {
     }),
   );
 
-  const bugbot = spawn(process.execPath, [join(root, 'bin/bugbot.js'), '--config', configPath, 'start', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((res, rej) => {
-    let out = '';
-    bugbot.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) res(m[1]!);
-    });
-    bugbot.once('exit', (code) => rej(new Error(`bugbot start exited (${code})`)));
-  });
+  const { proc: bugbot, url } = await launchBugbot(configPath, env);
   say(`bugbot start is listening on ${url}`);
 
   const alert = {

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freeBasePort, happyPathScripts, type PipelineEnv } from '../../test/support/pipeline.ts';
+import { launchBugbot } from '../../test/support/process.ts';
 import { say, startScriptedModel } from '../../test/support/scripted-model.ts';
 import { createTargetRepo } from '../../test/support/target-repo.ts';
 
@@ -60,18 +61,7 @@ writeFileSync(
   env.configPath,
   JSON.stringify({ home, workers: 1, target: { repo: target.repo, devCommand: 'npm run dev', testCommand: 'npm test', basePort: await freeBasePort(1) }, intake: { settleSeconds: 0 }, triage: { regressionGraceSeconds: 0 }, harness: { heartbeatSeconds: 1 } }),
 );
-const bugbot = spawn(process.execPath, [join(root, 'bin/bugbot.js'), '--config', env.configPath, 'start', '--port', '0'], {
-  env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'sk-bench' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-const url = await new Promise<string>((res) => {
-  let out = '';
-  bugbot.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    const m = /listening on (http:\/\/\S+)/.exec(out);
-    if (m) res(m[1]!);
-  });
-});
+const { proc: bugbot, url } = await launchBugbot(env.configPath, { ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'sk-bench' });
 
 const rows: Array<{ ticket: number; toFirstMs: number; toPushMs: number; floorMs: number }> = [];
 for (let i = 1; i <= TICKETS; i++) {

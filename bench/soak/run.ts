@@ -11,18 +11,17 @@
  * Usage: npm run bench:soak [-- --seconds 600 --rate 60]
  */
 import Database from 'better-sqlite3';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fixtureJson } from '../../test/support/helpers.ts';
 import { freeBasePort, planPathOf } from '../../test/support/pipeline.ts';
+import { launchBugbot } from '../../test/support/process.ts';
 import { say, startScriptedModel, tool } from '../../test/support/scripted-model.ts';
 import { createTargetRepo } from '../../test/support/target-repo.ts';
 import { OPEN_STATES } from '../../control/types.ts';
 
-const root = resolve(import.meta.dirname, '../..');
 const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '600' }, rate: { type: 'string', default: '60' } } });
 const SECONDS = Number(args.seconds);
 const RATE = Number(args.rate);
@@ -51,19 +50,7 @@ writeFileSync(
     queue: { maxAttempts: 1 },
   }),
 );
-const bugbot = spawn(process.execPath, [join(root, 'bin/bugbot.js'), '--config', configPath, 'start', '--port', '0'], {
-  env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'sk-soak' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-const url = await new Promise<string>((res, rej) => {
-  let out = '';
-  bugbot.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    const m = /listening on (http:\/\/\S+)/.exec(out);
-    if (m) res(m[1]!);
-  });
-  bugbot.once('exit', (code) => rej(new Error(`bugbot start exited (${code})`)));
-});
+const { proc: bugbot, url } = await launchBugbot(configPath, { ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'sk-soak' });
 
 function rssMb(): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${bugbot.pid}/status`, 'utf8'));

@@ -23,8 +23,8 @@ const NAV: Array<[string, string]> = [
   ['/outcomes', 'Outcomes'],
 ];
 
-export function Layout(props: { title: string; here: string; viewer: Viewer; live?: string; children?: Child }) {
-  const { viewer } = props;
+/** The HTML document every page shares; `script` adds the live-update script. */
+export function Document(props: { title: string; script?: boolean; live?: string | undefined; children?: Child }) {
   return (
     <html lang="en">
       <head>
@@ -33,39 +33,46 @@ export function Layout(props: { title: string; here: string; viewer: Viewer; liv
         <title>{`${props.title} · bugbot`}</title>
         <link rel="stylesheet" href={CSS_PATH} />
         <link rel="icon" href="data:," />
-        <script src={JS_PATH} defer></script>
+        {props.script ? <script src={JS_PATH} defer></script> : null}
       </head>
-      <body data-live={props.live}>
-        <header class="top">
-          <span class="brand">bugbot</span>
-          {NAV.map(([href, label]) => (
-            <a href={href} class={href === props.here ? 'here' : undefined}>
-              {label}
-            </a>
-          ))}
-          <span class="who">
-            {props.live ? (
-              <span class="small">
-                <span id="live-dot" class="live-dot"></span>live
-              </span>
-            ) : null}
-            {viewer.loggedIn ? (
-              <>
-                <span class="small">{viewer.user}</span>
-                <form method="post" action="/logout">
-                  <CsrfField viewer={viewer} />
-                  <button type="submit">Log out</button>
-                </form>
-              </>
-            ) : null}
-          </span>
-        </header>
-        <main>
-          {viewer.flash ? <div class={`flash ${viewer.flash.ok ? 'ok' : 'err'}`} role="status">{viewer.flash.text}</div> : null}
-          {props.children}
-        </main>
-      </body>
+      <body data-live={props.live}>{props.children}</body>
     </html>
+  );
+}
+
+export function Layout(props: { title: string; here: string; viewer: Viewer; live?: string; children?: Child }) {
+  const { viewer } = props;
+  return (
+    <Document title={props.title} script live={props.live}>
+      <header class="top">
+        <span class="brand">bugbot</span>
+        {NAV.map(([href, label]) => (
+          <a href={href} class={href === props.here ? 'here' : undefined}>
+            {label}
+          </a>
+        ))}
+        <span class="who">
+          {props.live ? (
+            <span class="small">
+              <span id="live-dot" class="live-dot"></span>live
+            </span>
+          ) : null}
+          {viewer.loggedIn ? (
+            <>
+              <span class="small">{viewer.user}</span>
+              <form method="post" action="/logout">
+                <CsrfField viewer={viewer} />
+                <button type="submit">Log out</button>
+              </form>
+            </>
+          ) : null}
+        </span>
+      </header>
+      <main>
+        {viewer.flash ? <div class={`flash ${viewer.flash.ok ? 'ok' : 'err'}`} role="status">{viewer.flash.text}</div> : null}
+        {props.children}
+      </main>
+    </Document>
   );
 }
 

@@ -67,3 +67,23 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * `bugbot start` for scripts and benchmarks (no test context): resolves with the process
+ * and its URL once it listens, rejects if it exits first. The caller stops it.
+ */
+export function launchBugbot(configPath: string, env: NodeJS.ProcessEnv): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', configPath, 'start', '--port', '0'], {
+    env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve({ proc, url: m[1]! });
+    });
+    proc.once('exit', (code) => reject(new Error(`bugbot start exited (${code}) before listening`)));
+  });
+}

@@ -1,22 +1,7 @@
 /**
  * The login form (token, or user name and password) and the plain error page.
  */
-import { CSS_PATH } from '../assets.ts';
-
-function Shell(props: { title: string; children?: unknown }) {
-  return (
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>{`${props.title} · bugbot`}</title>
-        <link rel="stylesheet" href={CSS_PATH} />
-        <link rel="icon" href="data:," />
-      </head>
-      <body>{props.children}</body>
-    </html>
-  );
-}
+import { Document as Shell } from '../layout.tsx';
 
 export function LoginPage(props: { next: string; token: boolean; basic: boolean; error?: string | undefined }) {
   return (
