@@ -1,7 +1,7 @@
 /**
  * Faults, with the REAL Claude Code CLI and real processes: the model endpoint failing
- * (529, timeouts, a transient 500), an MCP server crashing mid-session (the CLI
- * starts it again; its Chromium must not outlive it), a worker
+ * (529, timeouts, a transient 500), an MCP server crashing mid-session (the next call
+ * errors or the CLI starts the server again; its Chromium must not outlive it), a worker
  * killed mid-phase, the push rejected. Each ends in a defined state with a clear
  * reason, no lost ticket, and no worktree, dev server, Claude session or browser left.
  * (kill -9 of the control plane: crash.test.ts and dispatch.test.ts; a full disk:
@@ -83,7 +83,7 @@ test('a model request that takes longer than modelTimeoutSeconds is abandoned an
   await assertNothingLeft(env);
 });
 
-test('a transient 500 is retried and an MCP server killed mid-session is started again: the run still lands, no browser left', { timeout: 240_000 }, async (t) => {
+test('a transient 500 is retried; an MCP server killed mid-session costs one call at most: the run still lands, no browser left', { timeout: 240_000 }, async (t) => {
   const env = await setupPipeline(t, faster());
   const happy = happyPathScripts(env);
   const ticketDir = join(env.home, 'tickets', '1', 'run-1');
@@ -126,12 +126,17 @@ test('a transient 500 is retried and an MCP server killed mid-session is started
   assert.ok(killedServer > 0 && !alive(killedServer));
   assert.ok(chromium.length > 0, 'Chromium was running under the browser server');
   for (const pid of chromium) assert.equal(alive(pid), false, `Chromium ${pid} exited with its server`);
-  // The call after the crash did not hang: Claude Code started the server again and it answered.
-  assert.ok(restartedServer > 0 && restartedServer !== killedServer, `a new browser server (${restartedServer}) replaced ${killedServer}`);
+  // The call after the crash did not hang: depending on timing, Claude Code either started
+  // the server again (a new process answered) or returned an error result.
   const afterCrash = env.model.requests.find((r) => r.phase === 'research' && r.turn === 2);
   const toolResults = (afterCrash?.body.messages ?? []).flatMap((m) => (Array.isArray(m.content) ? m.content.filter((b) => b.type === 'tool_result') : []));
-  const results = JSON.stringify(toolResults.at(-1) ?? 'no tool result');
-  assert.match(results, /Opened http:\/\/127\.0\.0\.1:\d+\/api\/pets\/5/, results.slice(0, 400));
+  const last = toolResults.at(-1) as { is_error?: boolean } | undefined;
+  const results = JSON.stringify(last ?? 'no tool result');
+  if (last?.is_error) assert.match(results, /browser|connect|closed|not/i, results.slice(0, 400));
+  else {
+    assert.match(results, /Opened http:\/\/127\.0\.0\.1:\d+\/api\/pets\/5/, results.slice(0, 400));
+    assert.ok(restartedServer !== killedServer, `the answer came from a new browser server, not ${killedServer}`);
+  }
   assert.ok(failedOnce);
   const implementTries = env.model.requests.filter((r) => r.phase === 'implement' && r.turn === 0).length;
   assert.equal(implementTries, 2, 'the failed request was retried once');
@@ -165,7 +170,7 @@ test('a worker killed (kill -9) mid-phase: its session, MCP servers and dev serv
   assert.equal(first.outcome, 'failed');
   assert.match(first.reason, /worker exited \(SIGKILL\) without an outcome; requeued \(attempt 1 of 3\)/);
   await assertNothingLeft(env, 1);
-  for (const p of session) assert.equal(alive(p.pid), false, `${p.cmd.slice(0, 80)} stopped`);
+  await waitFor(() => session.every((p) => !alive(p.pid)), 15_000, `the session's processes to stop: ${session.filter((p) => alive(p.pid)).map((p) => p.cmd.slice(0, 80)).join('; ')}`);
 
   const second = await outcomeRow(env, 2);
   assert.equal(attempt, 2);
