@@ -392,6 +392,18 @@ export function buildProgram(): Command {
       process.stdout.write(JSON.stringify(rest, null, 2) + '\n');
     });
 
+  program
+    .command('build')
+    .description('prebuild the JavaScript bundles of the CLI and the MCP servers (bugbot start does it too)')
+    .option('-f, --force', 'rebuild even the fresh ones')
+    .action(async (o: { force?: boolean }) => {
+      const { buildBundles, BUNDLE_DIR } = await import('../lib/bundle.ts');
+      const results = await buildBundles({ force: o.force });
+      for (const r of results) process.stdout.write(`${r.name.padEnd(12)} ${r.status}${r.error ? `: ${r.error}` : ''}\n`);
+      process.stdout.write(`in ${BUNDLE_DIR}\n`);
+      if (results.some((r) => r.status === 'failed')) process.exitCode = 1;
+    });
+
   registerDocsCommands(program, (cmd) => load(cmd));
   return program;
 }

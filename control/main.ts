@@ -2,6 +2,7 @@
  * `bugbot start`: config → store → reconcile → intake → app → listen, plus the
  * settle scheduler and log-file watchers. SIGINT/SIGTERM drain and exit.
  */
+import { buildBundles } from '../lib/bundle.ts';
 import { serve, type ServerType } from '@hono/node-server';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
@@ -38,6 +39,14 @@ export async function startServer(
   logger: Logger,
   print: (line: string) => void = (l) => process.stdout.write(l + '\n'),
 ): Promise<RunningServer> {
+  // Prebuilt JavaScript for what workers start per ticket (the CLI's docs-search, the MCP
+  // servers); already fresh after the first start, a stat per source file.
+  const bundles = await buildBundles();
+  const built = bundles.filter((b) => b.status === 'built').map((b) => b.name);
+  if (built.length) logger.info('built bundles', { bundles: built });
+  for (const b of bundles.filter((b) => b.status === 'failed')) {
+    logger.warn('bundle not built; its processes start through tsx (slower)', { bundle: b.name, error: b.error });
+  }
   const services = openServices(config, logger);
   const { store, intake, settle } = services;
 

@@ -5,6 +5,7 @@
  * worktree's .mcp.json), the guard hook (`--settings`), no project settings, and the
  * turn and budget limits. The harness runs the phase with exactly these arguments.
  */
+import { freshBundle } from '../../lib/bundle-fresh.mjs';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -189,10 +190,13 @@ export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
   const mcpServers: Record<string, unknown> = {};
   for (const s of servers) {
     files[`mcp-${s}.settings.json`] = JSON.stringify(mcpSettings(s, ctx), null, 2);
+    // Prebuilt when `bugbot start` could (lib/bundle.ts): the session waits for its MCP
+    // servers before the first request, and a bundle starts in a third of tsx's time.
+    const bundle = freshBundle(`mcp-${s}`);
     mcpServers[s] = {
       type: 'stdio',
       command: process.execPath,
-      args: ['--import', tsxLoader(), join(REPO_ROOT, 'mcp', s, 'main.ts'), '--settings', join(configDir, `mcp-${s}.settings.json`)],
+      args: [...(bundle ? [bundle] : ['--import', tsxLoader(), join(REPO_ROOT, 'mcp', s, 'main.ts')]), '--settings', join(configDir, `mcp-${s}.settings.json`)],
       env: mcpEnv(s, cfg),
     };
   }
@@ -244,7 +248,7 @@ function browserOrigins(ctx: PhaseContext): string[] {
 /** Each MCP server's settings file: the configured section plus this worker's dev-server origin. */
 function mcpSettings(s: McpServerName, ctx: PhaseContext): unknown {
   const m = ctx.config.mcp;
-  if (s === 'browser') return { ...m.browser, origins: browserOrigins(ctx) };
+  if (s === 'browser') return { ...m.browser, origins: browserOrigins(ctx), startupWaitMs: ctx.config.harness.devTimeoutSeconds * 1000 };
   return s === 'loki' ? m.loki : m.db;
 }
 

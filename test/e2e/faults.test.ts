@@ -83,6 +83,9 @@ test('a model request that takes longer than modelTimeoutSeconds is abandoned an
   await assertNothingLeft(env);
 });
 
+/** The browser MCP server's command line: its source through tsx, or its prebuilt bundle (lib/bundle.ts). */
+const BROWSER_SERVER = /mcp\/browser\/main\.ts|mcp-browser-[0-9a-f]+\/main\.mjs/;
+
 test('a transient 500 is retried; an MCP server killed mid-session costs one call at most: the run still lands, no browser left', { timeout: 240_000 }, async (t) => {
   const env = await setupPipeline(t, faster());
   const happy = happyPathScripts(env);
@@ -95,7 +98,7 @@ test('a transient 500 is retried; an MCP server killed mid-session costs one cal
     tool('mcp__browser__browser_navigate', { url: '/api/pets' }),
     () => {
       // The browser server (and its Chromium) runs; kill -9 the server itself.
-      const server = processes().find((p) => p.cmd.includes('mcp/browser/main.ts') && p.cmd.includes(ticketDir));
+      const server = processes().find((p) => BROWSER_SERVER.test(p.cmd) && p.cmd.includes(ticketDir));
       assert.ok(server, 'the browser MCP server of this run is running');
       chromium.push(...descendants(server.pid).filter((p) => /chrom/i.test(p.cmd)).map((p) => p.pid));
       process.kill(server.pid, 'SIGKILL');
@@ -103,7 +106,7 @@ test('a transient 500 is retried; an MCP server killed mid-session costs one cal
       return tool('mcp__browser__browser_navigate', { url: '/api/pets/5' });
     },
     () => {
-      restartedServer = processes().find((p) => p.cmd.includes('mcp/browser/main.ts') && p.cmd.includes(ticketDir))?.pid ?? 0;
+      restartedServer = processes().find((p) => BROWSER_SERVER.test(p.cmd) && p.cmd.includes(ticketDir))?.pid ?? 0;
       return happy.research![0]!;
     },
     ...happy.research!.slice(1),
