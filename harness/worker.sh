@@ -53,6 +53,7 @@ PUSHED=""
 cleanup() {
   local rc=$?
   set +e
+  harness_phase_stop
   harness_gate_stop
   harness_devserver_stop "$DEV_PID"
   if [ -d "$WORKTREE" ] && [ -z "$PUSHED" ]; then
@@ -78,14 +79,12 @@ harness_sandbox_excludes "$WORKTREE" "$TICKET_DIR/config/git-excludes"
 export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0="$TICKET_DIR/config/git-excludes"
 deps=$(harness_deps_install "$BUGBOT_REPO" "$WORKTREE") || harness_fail "dependency install failed in the worktree"
 harness_log "dependencies: ${deps:-none}"
-if [ -n "${BUGBOT_DEV_COMMAND:-}" ]; then
-  # It starts while phase 0 runs; research (which may browse it) waits until it listens.
-  DEV_PID=$(harness_devserver_start "$WORKTREE" "$BUGBOT_PORT" "$BUGBOT_DEV_COMMAND" "$TICKET_DIR/devserver.log")
-  echo "$DEV_PID" >"$TICKET_DIR/devserver.pid"
-fi
 harness_status setup "done" "port $BUGBOT_PORT"
 
-# --- phase 0: docs retrieval --------------------------------------------------------
+# --- phase 0: docs retrieval, while phase 1's session starts up ------------------------
+# Claude Code starts (and connects its MCP servers) while the docs are searched; it gets
+# its prompt, and its limits start counting, once ticket + pre-context are written.
+harness_phase_start research "$TICKET_DIR/prompt-research.md" research wait
 harness_status docs-retrieval start
 if [ -n "${BUGBOT_BIN:-}" ] && [ -x "$BUGBOT_BIN" ]; then
   "$BUGBOT_BIN" docs-search --repo "$WORKTREE" --pre-context "$AGENT/pre-context.md" --query-file "$AGENT/ticket.md" \
@@ -95,20 +94,44 @@ else
   printf '# Pre-context\n\nNo docs index is available for this repository: work from the code and its docs directly.\n' >"$AGENT/pre-context.md"
 fi
 harness_status docs-retrieval "done"
+
+# --- phase 1: research -> plan.md ---------------------------------------------------
+harness_phase_deliver "$TICKET_DIR/prompt-research.md" research "$AGENT/ticket.md" "$AGENT/pre-context.md"
+if [ -n "${BUGBOT_DEV_COMMAND:-}" ]; then
+  # The dev server starts once the session is up (not to slow its start-up) and comes up
+  # while the model thinks; the browser tools wait until it listens, implementing waits
+  # for it (below).
+  harness_phase_ready 30
+  DEV_PID=$(harness_devserver_start "$WORKTREE" "$BUGBOT_PORT" "$BUGBOT_DEV_COMMAND" "$TICKET_DIR/devserver.log")
+  echo "$DEV_PID" >"$TICKET_DIR/devserver.pid"
+fi
+harness_phase_wait || harness_fail "research: $(harness_phase_reason research)"
+[ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
 if [ -n "$DEV_PID" ]; then
   harness_devserver_wait "$BUGBOT_PORT" "$DEV_PID" "${BUGBOT_DEV_TIMEOUT_S:-60}" ||
     harness_fail "dev server did not listen on port $BUGBOT_PORT (see devserver.log)"
 fi
 
-# --- phase 1: research -> plan.md ---------------------------------------------------
-harness_phase_prompt research "$TICKET_DIR/prompt-research.md" "$AGENT/ticket.md" "$AGENT/pre-context.md"
-harness_phase_run research "$TICKET_DIR/prompt-research.md" || harness_fail "research: $(harness_phase_reason research)"
-[ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
-
 # --- phase 2: implement -------------------------------------------------------------
 harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "$AGENT/pre-context.md" "$AGENT/plan.md"
 harness_phase_run implement "$TICKET_DIR/prompt-implement.md" || harness_fail "implement: $(harness_phase_reason implement)"
 harness_force_commit "$WORKTREE" "bugbot: fix for ticket $BUGBOT_TICKET_ID" >/dev/null
+
+# --- phase 5's test gate, early: it tests the committed fix in a checkout of its own
+# while review and docs run, and starts over whenever code (not docs) changes.
+GATE_REV=""
+gate_on_head() {
+  local head
+  head=$(git -C "$WORKTREE" rev-parse HEAD)
+  if [ -n "$GATE_REV" ]; then
+    [ -n "$(git -C "$WORKTREE" diff --name-only "$GATE_REV" "$head" -- . ':(exclude)docs/' ':(exclude)CLAUDE.md')" ] || return 0
+    harness_gate_stop
+    harness_log "code changed since the test gate started: it runs again on $head"
+  fi
+  GATE_REV=$head
+  harness_gate_start "$WORKTREE" "$BUGBOT_TEST_COMMAND" "$TICKET_DIR/tests.log" "$BUGBOT_REMOTE/$BUGBOT_BASE" "$head"
+}
+gate_on_head
 
 # --- phase 3: review (one bounded rework loop) ----------------------------------------
 # review LABEL : run the review phase, write agent/verdict.json, set VERDICT.
@@ -126,6 +149,7 @@ review() {
   ' "$TICKET_DIR/stats-$label.json" "$AGENT/verdict.json" || harness_fail "review returned no verdict"
   VERDICT=$(node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).verdict))' "$AGENT/verdict.json")
   harness_force_commit "$WORKTREE" "bugbot: review fixes for ticket $BUGBOT_TICKET_ID" >/dev/null
+  gate_on_head
 }
 review review
 if [ "$VERDICT" != approved ]; then
@@ -140,15 +164,10 @@ if [ "$VERDICT" != approved ]; then
   harness_phase_run implement "$TICKET_DIR/prompt-implement-rework.md" implement-rework ||
     harness_fail "rework: $(harness_phase_reason implement-rework)"
   harness_force_commit "$WORKTREE" "bugbot: rework for ticket $BUGBOT_TICKET_ID" >/dev/null
+  gate_on_head
   review review-rework
   [ "$VERDICT" = approved ] || harness_fail "review still asks for rework after one rework loop"
 fi
-
-# --- phase 5's test gate, on the reviewed fix, while phase 4 writes docs ----------------
-# The docs phase may write only docs/ and CLAUDE.md (its guard policy); if anything else
-# changed by the push, the gate runs again on what is pushed.
-GATE_REV=$(git -C "$WORKTREE" rev-parse HEAD)
-harness_gate_start "$WORKTREE" "$BUGBOT_TEST_COMMAND" "$TICKET_DIR/tests.log" "$BUGBOT_REMOTE/$BUGBOT_BASE"
 
 # --- phase 4: docs ------------------------------------------------------------------
 harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "$AGENT/ticket.md" "$AGENT/plan.md" "$AGENT/diff.patch"
@@ -164,11 +183,9 @@ protected=$(harness_protected_changes "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")
 [ -z "$protected" ] || harness_fail "the diff touches protected paths: $(echo "$protected" | tr '\n' ' ')"
 [ -n "$(harness_changed_files "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")" ] || harness_fail "no changes to push"
 tests_first_try=true
-if [ -n "$(git -C "$WORKTREE" diff --name-only "$GATE_REV" HEAD -- . ':(exclude)docs/' ':(exclude)CLAUDE.md')" ]; then
-  harness_gate_stop
-  harness_log "files besides docs changed after review: the test gate runs again"
-  harness_gate_start "$WORKTREE" "$BUGBOT_TEST_COMMAND" "$TICKET_DIR/tests.log" "$BUGBOT_REMOTE/$BUGBOT_BASE"
-fi
+# The docs phase may write only docs/ and CLAUDE.md (its guard policy); anything else
+# changed since the gate started and it runs again on what is pushed.
+gate_on_head
 harness_gate_wait ||
   harness_fail "the test command failed with new failures ($BUGBOT_TEST_COMMAND; see tests.log and tests-compare.json)"
 preexisting=$HARNESS_GATE_OUT

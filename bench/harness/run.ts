@@ -21,7 +21,8 @@ import { createTargetRepo } from '../../test/support/target-repo.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const claude = join(root, 'node_modules/.bin/claude');
-const { values: args } = parseArgs({ options: { tickets: { type: 'string', default: '3' } } });
+// --keep leaves the run's folder (tickets' status, stream logs, worker logs) for a look at where the time goes.
+const { values: args } = parseArgs({ options: { tickets: { type: 'string', default: '3' }, keep: { type: 'boolean', default: false } } });
 const TICKETS = Number(args.tickets);
 
 const dir = mkdtempSync(join(tmpdir(), 'bugbot-bench-harness-'));
@@ -96,7 +97,8 @@ for (let i = 1; i <= TICKETS; i++) {
 bugbot.kill('SIGTERM');
 await new Promise((r) => bugbot.once('exit', r));
 await model.close();
-rmSync(dir, { recursive: true, force: true });
+if (args.keep) console.log(`kept ${dir}`);
+else rmSync(dir, { recursive: true, force: true });
 
 console.log('bench/harness: overhead = (claim → first model request) + (last model reply → push done); floor = git worktree add + claude -p start-up to its first request');
 console.log('ticket  claim→first ms  last reply→push ms  overhead ms  floor ms  ratio');

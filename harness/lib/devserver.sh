@@ -2,13 +2,15 @@
 # The worker's dev server: PORT=BASE_PORT+worker-id, probed until it accepts connections.
 
 # harness_devserver_start DIR PORT COMMAND LOG : start COMMAND in its own process group; prints its PID.
+# It runs at a lower CPU priority: it starts while the first Claude Code session does,
+# and that session's start-up is what the ticket waits for.
 # A dev server that reloads runs the agent's edits outside its sandbox: it is confined
 # (harness_confine: no model credentials, the operator's credentials hidden, bugbot's
 # home read-only but for its worktree, the database and the local key unreadable).
 harness_devserver_start() {
   local dir=$1 port=$2 command=$3 log=$4
   harness_confine --bind "$dir" "$dir"
-  (cd "$dir" && PORT=$port exec setsid "${HARNESS_CONFINE[@]}" bash -c "$command" </dev/null >>"$log" 2>&1) &
+  (cd "$dir" && PORT=$port exec setsid nice -n 10 "${HARNESS_CONFINE[@]}" bash -c "$command" </dev/null >>"$log" 2>&1) &
   echo $!
 }
 

@@ -20,14 +20,27 @@ harness_phase_prompt() {
 # harness_phase_run PHASE PROMPT_FILE [LABEL] : run the session; its log and stats are
 # named after LABEL (default PHASE; a rework run has its own). Returns run-phase.mjs's status.
 harness_phase_run() {
-  local phase=$1 prompt=$2 label=${3:-$1} args_file="$TICKET_DIR/config/$1.args"
+  harness_status "${3:-$1}" start
+  harness_phase_start "$@"
+  harness_phase_wait
+}
+
+# harness_phase_start PHASE PROMPT_FILE [LABEL] [wait] : start the session in the
+# background (HARNESS_PHASE_PID); harness_phase_wait collects it. With "wait", Claude Code
+# starts up now and gets its prompt once PROMPT_FILE appears (harness_phase_deliver), so
+# its start-up overlaps the work that writes the prompt.
+HARNESS_PHASE_PID=""
+HARNESS_PHASE_LABEL=""
+harness_phase_start() {
+  local phase=$1 prompt=$2 label=${3:-$1} wait=${4:-} args_file="$TICKET_DIR/config/$1.args"
   local -a args=()
   [ -f "$args_file" ] || harness_fail "no arguments for phase $phase ($args_file)"
   mapfile -d '' -t args <"$args_file"
   local config_dir="$TICKET_DIR/claude-config/$phase"
   mkdir -p "$config_dir" "$TICKET_DIR/home"
-  harness_status "$label" start
-  local rc=0
+  HARNESS_PHASE_LABEL=$label
+  if [ -n "$wait" ]; then rm -f "$prompt"; fi
+  rm -f "$TICKET_DIR/phase.ready"
   # The session's environment holds only what it needs: no control-plane secrets.
   # MCP_CONNECTION_NONBLOCKING=0: the first turn waits until the MCP servers are up.
   env -i \
@@ -66,13 +79,56 @@ harness_phase_run() {
       --ticket-dir "$TICKET_DIR" \
       --policy "$TICKET_DIR/config/$phase.policy.json" \
       --stdin "$prompt" \
-      -- "$BUGBOT_CLAUDE" "${args[@]}" || rc=$?
+      ${wait:+--wait-for-stdin} \
+      --ready-file "$TICKET_DIR/phase.ready" \
+      -- "$BUGBOT_CLAUDE" "${args[@]}" &
+  HARNESS_PHASE_PID=$!
+}
+
+# harness_phase_deliver PROMPT_FILE FILE... : write the prompt of a session started with
+# "wait" (prompts/<phase>.md + FILEs, as harness_phase_prompt), all at once.
+harness_phase_deliver() {
+  local prompt=$1 phase=$2
+  shift 2
+  harness_phase_prompt "$phase" "$prompt.tmp" "$@"
+  harness_status "$HARNESS_PHASE_LABEL" start
+  mv "$prompt.tmp" "$prompt"
+}
+
+# harness_phase_ready TIMEOUT_S : wait until the running session is up (see run-phase.mjs
+# --ready-file), has ended, or TIMEOUT_S passed. Work that may wait (the dev server) starts
+# after it, so it does not slow the session's start-up.
+harness_phase_ready() {
+  local timeout=$1 waited=0
+  while [ "$waited" -lt $((timeout * 50)) ]; do
+    [ ! -e "$TICKET_DIR/phase.ready" ] || return 0
+    kill -0 "$HARNESS_PHASE_PID" 2>/dev/null || return 0
+    sleep 0.02
+    waited=$((waited + 1))
+  done
+}
+
+# harness_phase_wait : wait for the session harness_phase_start began; records done or
+# failed and returns its status. Call it directly (not in $(...)), from the starting shell.
+harness_phase_wait() {
+  local rc=0 label=$HARNESS_PHASE_LABEL
+  [ -n "$HARNESS_PHASE_PID" ] || return 1
+  wait "$HARNESS_PHASE_PID" || rc=$?
+  HARNESS_PHASE_PID=""
   if [ "$rc" -eq 0 ]; then
     harness_status "$label" "done"
   else
     harness_status "$label" failed "$(harness_phase_reason "$label")"
   fi
   return "$rc"
+}
+
+# harness_phase_stop : end a session still running (run-phase.mjs takes its process group down).
+harness_phase_stop() {
+  [ -n "$HARNESS_PHASE_PID" ] || return 0
+  kill -TERM "$HARNESS_PHASE_PID" 2>/dev/null || true
+  wait "$HARNESS_PHASE_PID" 2>/dev/null || true
+  HARNESS_PHASE_PID=""
 }
 
 # harness_phase_limit PHASE NAME : BUGBOT_<PHASE>_<NAME>, else BUGBOT_<NAME>.

@@ -73,40 +73,62 @@ harness_isolated() {
   (cd "$dir" && "${HARNESS_CONFINE[@]}" bash -c "$command")
 }
 
-# harness_tests_gate DIR COMMAND LOG BASE_REF : run the test command; true when it
-# passes, or when every test failing now also fails on BASE_REF (other open bugs do
+# harness_checkout DIR PATH REV : a detached worktree of DIR's repository at REV, with
+# DIR's node_modules as a hardlinked copy. Under the worktrees folder, so a crash leaves
+# nothing the control plane's reconciler does not remove.
+harness_checkout() {
+  local dir=$1 path=$2 rev=$3
+  harness_checkout_remove "$dir" "$path"
+  harness_git_locked "$dir" worktree add --quiet --detach "$path" "$rev" || return 1
+  if [ -d "$dir/node_modules" ]; then cp -al "$dir/node_modules" "$path/node_modules"; fi
+}
+
+# harness_checkout_remove DIR PATH : remove a checkout made by harness_checkout (if any).
+harness_checkout_remove() {
+  [ -e "$2" ] || return 0
+  harness_git_locked "$1" worktree remove --force "$2" 2>/dev/null || rm -rf "$2"
+}
+
+# harness_tests_gate DIR COMMAND LOG BASE_REF [REV] : run the test command on commit REV
+# (default: DIR's HEAD; uncommitted changes are not tested) in a checkout of its own,
+# DIR.gate, so a session still working in DIR neither disturbs nor sees it; true when
+# it passes, or when every test failing now also fails on BASE_REF (other open bugs do
 # not block this fix). Prints the number of such pre-existing failures.
 harness_tests_gate() {
-  local dir=$1 command=$2 log=$3 base=$4 tmp rc=0
-  if harness_isolated "$dir" "$command" >"$log" 2>&1; then
+  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-} passed="" rc=0
+  [ -n "$rev" ] || rev=$(git -C "$dir" rev-parse HEAD)
+  harness_checkout "$dir" "$dir.gate" "$rev" || return 1
+  if harness_isolated "$dir.gate" "$command" >"$log" 2>&1; then passed=1; fi
+  harness_checkout_remove "$dir" "$dir.gate"
+  if [ -n "$passed" ]; then
     echo 0
     return 0
   fi
-  tmp="$TICKET_DIR/base-checkout"
-  harness_git_locked "$dir" worktree add --quiet --detach "$tmp" "$(git -C "$dir" merge-base HEAD "$base")" || return 1
-  if [ -d "$dir/node_modules" ]; then cp -al "$dir/node_modules" "$tmp/node_modules"; fi
-  harness_isolated "$tmp" "$command" >"${log%.log}-base.log" 2>&1 || true
-  harness_git_locked "$dir" worktree remove --force "$tmp"
+  harness_checkout "$dir" "$dir.base" "$(git -C "$dir" merge-base "$rev" "$base")" || return 1
+  harness_isolated "$dir.base" "$command" >"${log%.log}-base.log" 2>&1 || true
+  harness_checkout_remove "$dir" "$dir.base"
   node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" >"${log%.log}-compare.json" || rc=$?
   [ "$rc" -eq 0 ] || return 1
   node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).head.length))' "${log%.log}-compare.json"
 }
 
-# harness_gate_start DIR COMMAND LOG BASE_REF : run harness_tests_gate in the background,
-# in a session of its own (gate.pid holds its process group); harness_gate_wait collects
-# it, harness_gate_stop abandons it.
+# harness_gate_start DIR COMMAND LOG BASE_REF [REV] : run harness_tests_gate in the
+# background, in a session of its own (gate.pid holds its process group);
+# harness_gate_wait collects it, harness_gate_stop abandons it.
 HARNESS_GATE_PID=""
+HARNESS_GATE_DIR=""
 harness_gate_start() {
-  local dir=$1 command=$2 log=$3 base=$4
+  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-}
   rm -f "$TICKET_DIR/gate.rc" "$TICKET_DIR/gate.out" "$TICKET_DIR/gate.pid"
+  HARNESS_GATE_DIR=$dir
   # shellcheck disable=SC2016 # the inner script's own arguments, expanded when it runs
   setsid --wait bash -c '
     echo "$$" >"$6/gate.pid"
     source "$1/lib/common.sh"; source "$1/lib/push.sh"
     rc=0
-    harness_tests_gate "$2" "$3" "$4" "$5" >"$6/gate.out" || rc=$?
+    harness_tests_gate "$2" "$3" "$4" "$5" "$7" >"$6/gate.out" || rc=$?
     echo "$rc" >"$6/gate.rc"
-  ' gate "$BUGBOT_HARNESS" "$dir" "$command" "$log" "$base" "$TICKET_DIR" </dev/null &
+  ' gate "$BUGBOT_HARNESS" "$dir" "$command" "$log" "$base" "$TICKET_DIR" "$rev" </dev/null &
   HARNESS_GATE_PID=$!
 }
 
@@ -124,7 +146,8 @@ harness_gate_wait() {
   return "$(cat "$TICKET_DIR/gate.rc" 2>/dev/null || echo 1)"
 }
 
-# harness_gate_stop : stop a background gate still running (its whole process group).
+# harness_gate_stop : stop a background gate still running (its whole process group)
+# and remove the checkouts it was testing in.
 harness_gate_stop() {
   [ -n "$HARNESS_GATE_PID" ] || return 0
   local pgid
@@ -134,6 +157,8 @@ harness_gate_stop() {
   wait "$HARNESS_GATE_PID" 2>/dev/null || true
   HARNESS_GATE_PID=""
   rm -f "$TICKET_DIR/gate.pid"
+  harness_checkout_remove "$HARNESS_GATE_DIR" "$HARNESS_GATE_DIR.gate"
+  harness_checkout_remove "$HARNESS_GATE_DIR" "$HARNESS_GATE_DIR.base"
 }
 
 # harness_push_staging DIR REMOTE STAGING BASE RETRIES : rebase onto the latest staging

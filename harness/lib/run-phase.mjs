@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs one Claude Code phase and watches its stream-json output.
 // Usage: node run-phase.mjs --phase P --log FILE --stats FILE [--progress FILE] [--stdin FILE]
-//          [--idle SECONDS] [--wall SECONDS] [--on-banned deny|kill]
+//          [--wait-for-stdin] [--ready-file FILE] [--idle SECONDS] [--wall SECONDS] [--on-banned deny|kill]
 //          [--worktree DIR] [--ticket-dir DIR] [--policy FILE] -- claude -p ...
 // The child gets exactly this process's environment (the caller builds it) and its
 // own process group, so a kill takes its MCP servers and tool processes with it.
@@ -11,6 +11,11 @@
 // denied (a hook failing open) kills the session at once; with --on-banned kill,
 // even a denied attempt ends it. Every line is saved to --log, even on failure.
 // --stats gets the phase's numbers (tokens, tool calls, cost, denials, result).
+// --wait-for-stdin starts the session before its prompt exists: Claude Code starts up
+// while the caller still writes --stdin (it must appear whole, e.g. by a rename), and the
+// idle and wall-clock limits count from the moment the prompt is handed over.
+// --ready-file is created once the session is up (its init event: MCP servers connected,
+// the first model request under way), or when it ends without getting there.
 // Exit: 0 on a successful result, 1 otherwise, 2 on bad usage.
 import { spawn } from 'node:child_process';
 import { appendFileSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -37,6 +42,8 @@ const { values: o } = parseArgs({
     worktree: { type: 'string', default: process.cwd() },
     'ticket-dir': { type: 'string' },
     stdin: { type: 'string' },
+    'wait-for-stdin': { type: 'boolean', default: false },
+    'ready-file': { type: 'string' },
     policy: { type: 'string' },
   },
 });
@@ -45,9 +52,13 @@ if (!o.phase || !o.log || !o.stats) {
   process.stderr.write('run-phase.mjs: --phase, --log and --stats are required\n');
   process.exit(2);
 }
+if (o['wait-for-stdin'] && !o.stdin) {
+  process.stderr.write('run-phase.mjs: --wait-for-stdin needs --stdin FILE\n');
+  process.exit(2);
+}
 const idleMs = Number(o.idle) * 1000;
 const wallMs = Number(o.wall) * 1000;
-const started = Date.now();
+let started = Date.now();
 
 const stats = {
   phase: o.phase,
@@ -74,6 +85,11 @@ const stats = {
   structured_output: null,
   result: null,
   events: 0,
+  // Start-up: when Claude Code was started, got its prompt, and reported itself ready
+  // (its init event, after its MCP servers connected).
+  spawned_at: null,
+  prompt_at: null,
+  ready_at: null,
 };
 // The same policy the PreToolUse hook applies (config/<phase>.policy.json).
 const policyCtx = o.policy ? loadPolicy(o.policy) : { phase: o.phase, worktree: o.worktree, ticketDir: o['ticket-dir'], ticketWrites: [] };
@@ -82,9 +98,11 @@ const pendingBanned = new Map();
 const refusedBanned = [];
 
 writeFileSync(o.log, '');
-const stdin = o.stdin ? openSync(o.stdin, 'r') : 'ignore';
+const waitForStdin = o['wait-for-stdin'];
+const stdin = waitForStdin ? 'pipe' : o.stdin ? openSync(o.stdin, 'r') : 'ignore';
 // The session works in the worktree: its file tools, git and tests see the ticket's checkout.
 const child = spawn(cmd, args, { cwd: o.worktree, stdio: [stdin, 'pipe', 'pipe'], detached: true });
+stats.spawned_at = new Date().toISOString();
 let killTimer = null;
 // The session's process group, for a control plane that must clean up after a crash.
 if (o['ticket-dir'] && child.pid) writeFileSync(`${o['ticket-dir']}/phase.pid`, String(child.pid));
@@ -106,8 +124,39 @@ function kill(reason) {
   }, 5000);
 }
 
-let idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
-const wallTimer = setTimeout(() => kill(`wall clock: phase exceeded ${o.wall} s`), wallMs);
+let idleTimer = null;
+let wallTimer = null;
+function startClock() {
+  started = Date.now();
+  stats.started = new Date(started).toISOString();
+  stats.prompt_at = stats.started;
+  idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
+  wallTimer = setTimeout(() => kill(`wall clock: phase exceeded ${o.wall} s`), wallMs);
+}
+
+if (waitForStdin) {
+  // Hand the prompt over once it exists; give up (and end the session) after the wall limit.
+  const deadline = Date.now() + wallMs;
+  const poll = setInterval(() => {
+    let prompt;
+    try {
+      prompt = readFileSync(o.stdin);
+    } catch {
+      if (Date.now() > deadline) {
+        clearInterval(poll);
+        kill(`no prompt: ${o.stdin} did not appear within ${o.wall} s`);
+      }
+      return;
+    }
+    clearInterval(poll);
+    startClock();
+    child.stdin.on('error', () => undefined); // a session that already exited
+    child.stdin.end(prompt);
+  }, 10);
+  child.once('close', () => clearInterval(poll));
+} else {
+  startClock();
+}
 
 let lastProgress = 0;
 function progress(force = false) {
@@ -127,9 +176,17 @@ function progress(force = false) {
   renameSync(`${o.progress}.tmp`, o.progress);
 }
 
+function markReady() {
+  if (o['ready-file']) writeFileSync(o['ready-file'], stats.ready_at ?? '');
+}
+
 function onEvent(e) {
   stats.events++;
   if (e.type === 'system' && e.subtype === 'init') {
+    if (!stats.ready_at) {
+      stats.ready_at = new Date().toISOString();
+      markReady();
+    }
     stats.mcp_servers = (e.mcp_servers ?? []).map((s) => ({ name: s.name, status: s.status }));
   } else if (e.type === 'assistant') {
     // The CLI reports a failed model request (after its retries) as a "<synthetic>" message.
@@ -189,8 +246,10 @@ function onEvent(e) {
 const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
 lines.on('line', (line) => {
   appendFileSync(o.log, line + '\n');
-  clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
+  if (idleTimer) {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
+  }
   if (!line.startsWith('{')) return;
   try {
     onEvent(JSON.parse(line));
@@ -232,6 +291,7 @@ child.on('close', (code, signal) => {
   for (const r of refusedBanned) if (!recorded.has(key(r.tool, r.input))) stats.denials.push({ by: 'cli', tool: r.tool, input: r.input, reason: r.reason });
   delete stats.lastTool;
   writeFileSync(o.stats, JSON.stringify(stats, null, 2));
+  if (!stats.ready_at) markReady();
   progress(true);
   const ok = !stats.killed && code === 0 && stats.subtype === 'success' && !stats.is_error;
   process.exit(ok ? 0 : 1);

@@ -74,6 +74,11 @@ export const browserSettingsSchema = z
       .strict()
       .prefault({}),
     navigationTimeoutMs: z.number().int().positive().default(15_000),
+    /**
+     * How long opening a loopback page waits for something to listen there: the worker's
+     * dev server starts while the first session does (the harness sets its dev-server timeout).
+     */
+    startupWaitMs: z.number().int().min(0).default(60_000),
     /** How long a click or a form fill waits for its element. */
     actionTimeoutMs: z.number().int().positive().default(5_000),
     headless: z.boolean().default(true),

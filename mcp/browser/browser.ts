@@ -7,6 +7,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { BrowserContext, Page, Route } from 'playwright-core';
 import type { BrowserSettings } from '../../lib/mcp/browser-settings.ts';
@@ -234,6 +235,38 @@ export class BrowserSession {
 
   private blocked(what: string): void {
     this.console.push('blocked', 'error', `${what}: outside the dev server; ${this.policy.describe()}`);
+  }
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: host === '[::1]' ? '::1' : host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Before opening a page on loopback: wait (up to `waitMs`) until something listens
+ * there. The worker's dev server starts while the first session does, so the first
+ * page may be asked for before it is up. Other hosts are not waited for.
+ */
+export async function waitForListener(target: URL, waitMs: number): Promise<void> {
+  if (!LOOPBACK.has(target.hostname)) return;
+  const port = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
+  const deadline = Date.now() + waitMs;
+  while (!(await accepts(target.hostname, port))) {
+    if (Date.now() >= deadline) {
+      throw new ToolError(
+        `Nothing listens on ${target.origin} after ${Math.round(waitMs / 1000)} s: the dev server did not start (the harness's devserver.log says why).`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

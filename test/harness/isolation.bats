@@ -53,6 +53,7 @@ JS
 @test "the tests gate runs the test command isolated" {
   # shellcheck disable=SC2016 # the script's own variables, expanded when it runs
   printf '#!/bin/sh\n[ -z "$ANTHROPIC_API_KEY" ] && ! cat "%s/.ssh/id_rsa" 2>/dev/null && echo "ok 1 - isolated"\n' "$HOME" >"$TMP/wt/t.sh"
+  git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m runner
   ANTHROPIC_API_KEY=CANARY-key run harness_tests_gate "$TMP/wt" "sh t.sh" "$TICKET_DIR/tests.log" origin/main
   [ "$status" -eq 0 ]
   grep -q 'ok 1 - isolated' "$TICKET_DIR/tests.log"
@@ -90,6 +91,7 @@ JS
 
 @test "the gate in the background: its result when waited for; stopped with its whole process group" {
   printf '#!/bin/sh\necho "ok 1 - passes"\n' >"$TMP/wt/t.sh"
+  git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m runner
   harness_gate_start "$TMP/wt" "sh t.sh" "$TICKET_DIR/tests.log" origin/main
   harness_gate_wait
   [ "$HARNESS_GATE_OUT" = 0 ]
@@ -103,4 +105,5 @@ JS
   sleep 0.2
   ! pgrep -g "$pgid" >/dev/null
   [ ! -f "$TICKET_DIR/gate.pid" ]
+  [ ! -e "$TMP/wt.gate" ]
 }

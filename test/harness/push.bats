@@ -46,8 +46,23 @@ teardown() { teardown_tmp; }
   git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m runner
   printf '#!/bin/sh\n[ -f fixed ] && { echo "not ok 2 - new bug"; exit 1; }\necho "ok 1"\n' >"$TMP/wt/t2.sh"
   : >"$TMP/wt/fixed"
+  git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m "the fix, and a new bug"
   run harness_tests_gate "$TMP/wt" "sh t2.sh" "$TICKET_DIR/tests.log" origin/main
   [ "$status" -ne 0 ]
+}
+
+@test "tests gate tests the given commit in a checkout of its own, not the working folder" {
+  printf '#!/bin/sh\n[ -f wip ] && { echo "not ok 1 - unfinished work seen"; exit 1; }\necho "ok 1 - committed code"\n' >"$TMP/wt/t.sh"
+  git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m runner
+  rev=$(git -C "$TMP/wt" rev-parse HEAD)
+  : >"$TMP/wt/wip"
+  printf 'later\n' >"$TMP/wt/later.txt"
+  git -C "$TMP/wt" add later.txt && git -C "$TMP/wt" commit --quiet -m later
+  run harness_tests_gate "$TMP/wt" "sh t.sh; test ! -e later.txt" "$TICKET_DIR/tests.log" origin/main "$rev"
+  [ "$status" -eq 0 ] && [ "$output" = "0" ]
+  grep -q 'ok 1 - committed code' "$TICKET_DIR/tests.log"
+  [ ! -e "$TMP/wt.gate" ] && [ ! -e "$TMP/wt.base" ]
+  [ -z "$(git -C "$TMP/wt" worktree list | grep -e '\.gate' -e '\.base')" ]
 }
 
 @test "push_staging rebases onto a staging branch that moved, and retries" {

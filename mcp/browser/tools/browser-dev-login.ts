@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { BrowserSettings } from '../../../lib/mcp/browser-settings.ts';
 import { defineTool, text, ToolError } from '../../shared/tool.ts';
-import { describePage, errorText, leaveForeignPage, type BrowserToolContext } from '../browser.ts';
+import { describePage, errorText, leaveForeignPage, waitForListener, type BrowserToolContext } from '../browser.ts';
 import { newEntriesNote } from '../console-log.ts';
 
 type Roles = BrowserSettings['roles'];
@@ -52,6 +52,7 @@ export const browserDevLogin = defineTool({
     const target = policy.resolve(role.form ? role.form.url : role.loginUrl!);
     const how = role.form ? `the login form at ${target.href}` : target.href;
 
+    await waitForListener(target, settings.startupWaitMs);
     const page = await session.page();
     const before = session.console.lastId();
     // Otherwise the previous role's session cookie could outlive this login.

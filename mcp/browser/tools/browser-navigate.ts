@@ -1,7 +1,7 @@
 /** browser_navigate: open a page of the worker's dev server. */
 import { z } from 'zod';
 import { defineTool, text, ToolError } from '../../shared/tool.ts';
-import { describePage, errorText, leaveForeignPage, type BrowserToolContext } from '../browser.ts';
+import { describePage, errorText, leaveForeignPage, waitForListener, type BrowserToolContext } from '../browser.ts';
 import { newEntriesNote } from '../console-log.ts';
 
 export const browserNavigate = defineTool({
@@ -17,8 +17,9 @@ export const browserNavigate = defineTool({
     url: z.string().min(1).describe('A dev server URL (http://127.0.0.1:4101/plans) or a path (/plans)'),
   },
   annotations: { title: 'Open a dev server page', readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-  handler: async ({ url }, { session, policy }: BrowserToolContext) => {
+  handler: async ({ url }, { session, settings, policy }: BrowserToolContext) => {
     const target = policy.resolve(url, session.currentUrl());
+    await waitForListener(target, settings.startupWaitMs);
     const page = await session.page();
     const before = session.console.lastId();
     let status: number | undefined;
