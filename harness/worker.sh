@@ -69,22 +69,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'harness_set_result cancelled "stopped by the control plane (SIGTERM)"; exit 143' TERM INT
 
-# --- setup: worktree, dependencies, dev server ------------------------------------
+# --- setup: worktree, dependencies; research's session starting meanwhile ----------
+# The sandbox's placeholders are excluded from every git command of this run, the
+# agent's included (the session inherits these variables; the file is written below).
+export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0="$TICKET_DIR/config/git-excludes"
 harness_status setup start
+# Claude Code starts once the worktree exists, and gets its prompt once phase 0 wrote the
+# pre-context: its start-up overlaps both.
+harness_phase_start research "$TICKET_DIR/prompt-research.md" research wait "$TICKET_DIR/worktree.ready"
 harness_worktree_add "$BUGBOT_REPO" "$BUGBOT_REMOTE" "$BUGBOT_BASE" "$BUGBOT_BRANCH" "$WORKTREE" ||
   harness_fail "could not create the worktree from $BUGBOT_REMOTE/$BUGBOT_BASE"
-# The sandbox's placeholders are excluded from every git command of this run, the
-# agent's included (the session inherits these variables).
 harness_sandbox_excludes "$WORKTREE" "$TICKET_DIR/config/git-excludes"
-export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0="$TICKET_DIR/config/git-excludes"
+: >"$TICKET_DIR/worktree.ready"
 deps=$(harness_deps_install "$BUGBOT_REPO" "$WORKTREE") || harness_fail "dependency install failed in the worktree"
 harness_log "dependencies: ${deps:-none}"
 harness_status setup "done" "port $BUGBOT_PORT"
 
 # --- phase 0: docs retrieval, while phase 1's session starts up ------------------------
-# Claude Code starts (and connects its MCP servers) while the docs are searched; it gets
-# its prompt, and its limits start counting, once ticket + pre-context are written.
-harness_phase_start research "$TICKET_DIR/prompt-research.md" research wait
+# Research gets its prompt, and its limits start counting, once ticket + pre-context are written.
 harness_status docs-retrieval start
 if [ -n "${BUGBOT_BIN:-}" ] && [ -x "$BUGBOT_BIN" ]; then
   "$BUGBOT_BIN" docs-search --repo "$WORKTREE" --pre-context "$AGENT/pre-context.md" --query-file "$AGENT/ticket.md" \

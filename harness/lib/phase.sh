@@ -25,14 +25,15 @@ harness_phase_run() {
   harness_phase_wait
 }
 
-# harness_phase_start PHASE PROMPT_FILE [LABEL] [wait] : start the session in the
-# background (HARNESS_PHASE_PID); harness_phase_wait collects it. With "wait", Claude Code
-# starts up now and gets its prompt once PROMPT_FILE appears (harness_phase_deliver), so
-# its start-up overlaps the work that writes the prompt.
+# harness_phase_start PHASE PROMPT_FILE [LABEL] [wait] [START_WHEN] : start the session
+# in the background (HARNESS_PHASE_PID); harness_phase_wait collects it. With "wait",
+# Claude Code starts up now and gets its prompt once PROMPT_FILE appears
+# (harness_phase_deliver), so its start-up overlaps the work that writes the prompt. With
+# START_WHEN (a file), Claude Code itself starts once that file exists.
 HARNESS_PHASE_PID=""
 HARNESS_PHASE_LABEL=""
 harness_phase_start() {
-  local phase=$1 prompt=$2 label=${3:-$1} wait=${4:-} args_file="$TICKET_DIR/config/$1.args"
+  local phase=$1 prompt=$2 label=${3:-$1} wait=${4:-} start_when=${5:-} args_file="$TICKET_DIR/config/$1.args"
   local -a args=()
   [ -f "$args_file" ] || harness_fail "no arguments for phase $phase ($args_file)"
   mapfile -d '' -t args <"$args_file"
@@ -81,6 +82,7 @@ harness_phase_start() {
       --stdin "$prompt" \
       ${wait:+--wait-for-stdin} \
       --ready-file "$TICKET_DIR/phase.ready" \
+      ${start_when:+--start-when "$start_when"} \
       -- "$BUGBOT_CLAUDE" "${args[@]}" &
   HARNESS_PHASE_PID=$!
 }

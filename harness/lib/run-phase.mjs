@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs one Claude Code phase and watches its stream-json output.
 // Usage: node run-phase.mjs --phase P --log FILE --stats FILE [--progress FILE] [--stdin FILE]
-//          [--wait-for-stdin] [--ready-file FILE] [--idle SECONDS] [--wall SECONDS] [--on-banned deny|kill]
+//          [--wait-for-stdin] [--ready-file FILE] [--start-when FILE] [--idle SECONDS] [--wall SECONDS] [--on-banned deny|kill]
 //          [--worktree DIR] [--ticket-dir DIR] [--policy FILE] -- claude -p ...
 // The child gets exactly this process's environment (the caller builds it) and its
 // own process group, so a kill takes its MCP servers and tool processes with it.
@@ -14,11 +14,13 @@
 // --wait-for-stdin starts the session before its prompt exists: Claude Code starts up
 // while the caller still writes --stdin (it must appear whole, e.g. by a rename), and the
 // idle and wall-clock limits count from the moment the prompt is handed over.
+// --start-when FILE holds the start of Claude Code until FILE exists (the worktree it
+// works in is being made meanwhile; this process's own start-up is then already paid).
 // --ready-file is created once the session is up (its init event: MCP servers connected,
 // the first model request under way), or when it ends without getting there.
 // Exit: 0 on a successful result, 1 otherwise, 2 on bad usage.
 import { spawn } from 'node:child_process';
-import { appendFileSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { checkToolUse, loadPolicy } from './policy.mjs';
@@ -44,6 +46,7 @@ const { values: o } = parseArgs({
     stdin: { type: 'string' },
     'wait-for-stdin': { type: 'boolean', default: false },
     'ready-file': { type: 'string' },
+    'start-when': { type: 'string' },
     policy: { type: 'string' },
   },
 });
@@ -98,6 +101,16 @@ const pendingBanned = new Map();
 const refusedBanned = [];
 
 writeFileSync(o.log, '');
+if (o['start-when']) {
+  const deadline = Date.now() + wallMs;
+  while (!existsSync(o['start-when'])) {
+    if (Date.now() > deadline) {
+      process.stderr.write(`run-phase.mjs: ${o['start-when']} did not appear within ${o.wall} s\n`);
+      process.exit(1);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 const waitForStdin = o['wait-for-stdin'];
 const stdin = waitForStdin ? 'pipe' : o.stdin ? openSync(o.stdin, 'r') : 'ignore';
 // The session works in the worktree: its file tools, git and tests see the ticket's checkout.

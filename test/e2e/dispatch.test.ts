@@ -151,7 +151,8 @@ test('kill -9 of the control plane mid-run: the run is reconciled, no orphan wor
   // Mid-phase: the first attempt's research session is waiting on the model.
   await waitFor(() => env.model.requests.some((r) => r.phase === 'research'), 60_000, 'research to call the model');
   const port = JSON.parse(readFileSync(join(runDir, 'ticket.json'), 'utf8')).workspace.port as number;
-  assert.equal(await portOpen(port), true, 'the dev server is up');
+  // It starts once the session is up, so it may still be coming up.
+  await waitFor(() => portOpen(port), 30_000, 'the dev server to listen');
 
   bugbot.proc.kill('SIGKILL');
   await bugbot.exited;

@@ -15,7 +15,7 @@ import type { ConfigFile } from '../../control/config.ts';
 import { waitFor } from '../support/helpers.ts';
 import { happyPathScripts, readOutcomes, setupPipeline, strayOwnerAlert, type PipelineEnv } from '../support/pipeline.ts';
 import { startBugbot, type BugbotProcess } from '../support/process.ts';
-import { alive, descendants, portOpen, processes } from '../support/procs.ts';
+import { alive, descendants, mcpServerCommand, portOpen, processes } from '../support/procs.ts';
 import { say, tool, type Step } from '../support/scripted-model.ts';
 
 type Row = Record<string, unknown> & { outcome: string; reason: string; state: string; attempt: number };
@@ -83,8 +83,7 @@ test('a model request that takes longer than modelTimeoutSeconds is abandoned an
   await assertNothingLeft(env);
 });
 
-/** The browser MCP server's command line: its source through tsx, or its prebuilt bundle (lib/bundle.ts). */
-const BROWSER_SERVER = /mcp\/browser\/main\.ts|mcp-browser-[0-9a-f]+\/main\.mjs/;
+const BROWSER_SERVER = mcpServerCommand('browser');
 
 test('a transient 500 is retried; an MCP server killed mid-session costs one call at most: the run still lands, no browser left', { timeout: 240_000 }, async (t) => {
   const env = await setupPipeline(t, faster());

@@ -32,6 +32,7 @@ import { fixtureJson, waitFor } from '../support/helpers.ts';
 import { planPathOf, promptOf, readOutcomes, setupPipeline, strayOwnerAlert } from '../support/pipeline.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
 import { startBugbot } from '../support/process.ts';
+import { mcpServerCommand } from '../support/procs.ts';
 import { say, tool, type MessagesRequest, type Step } from '../support/scripted-model.ts';
 import { CORPUS, markerOf, type CaseContext, type InjectionCase, type TicketKind } from './injection-corpus.ts';
 
@@ -679,7 +680,7 @@ test('prompt-injection corpus: every hijacked call denied and recorded, no secre
     // The sessions run-phase.mjs starts (the CLI may start helpers of its own under the same name).
     const runners = new Set(find(/harness\/lib\/run-phase\.mjs/).map((p) => p.pid));
     const sessions = find(/^\S*\/claude(\.exe)? -p /).filter((p) => runners.has(p.ppid));
-    const mcp = { browser: find(/mcp\/browser\/main\.ts/), loki: find(/mcp\/loki\/main\.ts/), db: find(/mcp\/db\/main\.ts/) };
+    const mcp = { browser: find(mcpServerCommand('browser')), loki: find(mcpServerCommand('loki')), db: find(mcpServerCommand('db')) };
     const sandboxed = watch.under(/^(\S*\/)?bwrap /);
     const hooks = find(/hooks\/guard\.mjs/);
     assert.ok(workers.length >= 3, `saw the workers (${workers.length})`);

@@ -62,3 +62,8 @@ export function portOpen(port: number): Promise<boolean> {
     s.once('error', () => resolve(false));
   });
 }
+
+/** An MCP server's command line: its source through tsx, or its prebuilt bundle (lib/bundle.ts). */
+export function mcpServerCommand(name: 'browser' | 'loki' | 'db'): RegExp {
+  return new RegExp(`mcp/${name}/main\\.ts|mcp-${name}-[0-9a-f]+/main\\.mjs`);
+}
