@@ -72,7 +72,9 @@ case $rc in
   0) echo "$commit" ;;
   3) echo "merge: rebase onto $staging conflicts in: $(tr '\n' ' ' <"$TICKET_DIR/conflict.txt")" >&2 ;;
   *)
-    echo "merge: push to $staging failed after $retries attempt(s): $(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null)" >&2
+    what="push to $staging failed after $retries attempt(s)"
+    [ "$rc" -ne 4 ] || what="rebase onto $staging failed (not a conflict)"
+    echo "merge: $what: $(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null)" >&2
     rc=1
     ;;
 esac

@@ -163,7 +163,9 @@ harness_gate_stop() {
 
 # harness_push_staging DIR REMOTE STAGING BASE RETRIES : rebase onto the latest staging
 # and push HEAD:staging. Prints the pushed commit. Returns 0 pushed, 3 on a rebase
-# conflict (needs a person; the conflicting files go to $TICKET_DIR/conflict.txt), 1 otherwise.
+# conflict (needs a person; the conflicting files go to $TICKET_DIR/conflict.txt), 4 when
+# the rebase failed for another reason, 1 when every push was refused (git's last error in
+# $TICKET_DIR/push.err for both).
 harness_push_staging() {
   local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 attempt=0 onto
   while [ "$attempt" -lt "$retries" ]; do
@@ -175,10 +177,13 @@ harness_push_staging() {
       harness_git_locked "$dir" fetch --quiet "$remote" "$base"
       onto="$remote/$base"
     fi
-    if ! git -C "$dir" rebase --quiet "$onto" >/dev/null 2>&1; then
+    if ! git -C "$dir" rebase --quiet "$onto" >/dev/null 2>"$TICKET_DIR/push.err"; then
       git -C "$dir" diff --name-only --diff-filter=U >"$TICKET_DIR/conflict.txt"
       git -C "$dir" rebase --abort >/dev/null 2>&1 || true
-      return 3
+      # Conflicting files: a person must merge. A rebase that failed for another reason
+      # (a dirty or broken worktree) is a failure, with git's words in push.err.
+      [ -s "$TICKET_DIR/conflict.txt" ] && return 3
+      return 4
     fi
     if git -C "$dir" push --quiet "$remote" "HEAD:refs/heads/$staging" 2>"$TICKET_DIR/push.err"; then
       git -C "$dir" rev-parse HEAD

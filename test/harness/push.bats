@@ -78,6 +78,20 @@ teardown() { teardown_tmp; }
   [ "${lines[1]}" = "someone else on staging" ]
 }
 
+@test "push_staging: a rebase that fails without a conflict is a failure (status 4) with git's reason, not a conflict" {
+  printf 'fix\n' >"$TMP/wt/fix.txt"
+  git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m fix
+  git clone --quiet "$TMP/origin.git" "$TMP/other"
+  git -C "$TMP/other" -c user.name=x -c user.email=x@x commit --quiet --allow-empty -m "someone else on staging"
+  git -C "$TMP/other" push --quiet origin HEAD:staging
+  # Uncommitted changes to a tracked file: git refuses to rebase at all.
+  printf 'dirty\n' >>"$TMP/wt/fix.txt"
+  run harness_push_staging "$TMP/wt" origin staging main 3
+  [ "$status" -eq 4 ]
+  [ ! -s "$TICKET_DIR/conflict.txt" ]
+  grep -qi 'unstaged\|uncommitted\|local changes' "$TICKET_DIR/push.err"
+}
+
 @test "push_staging reports a rebase conflict with the file named (status 3)" {
   printf 'mine\n' >"$TMP/wt/a.txt"
   git -C "$TMP/wt" commit --quiet -am mine
