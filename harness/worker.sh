@@ -121,12 +121,15 @@ harness_force_commit "$WORKTREE" "bugbot: fix for ticket $BUGBOT_TICKET_ID" >/de
 
 # --- phase 5's test gate, early: it tests the committed fix in a checkout of its own
 # while review and docs run, and starts over whenever code (not docs) changes.
+# FIRST_GATE: the status of the first gate run that finished ("tests passed first try").
 GATE_REV=""
+FIRST_GATE=""
 gate_on_head() {
   local head
   head=$(git -C "$WORKTREE" rev-parse HEAD)
   if [ -n "$GATE_REV" ]; then
     [ -n "$(git -C "$WORKTREE" diff --name-only "$GATE_REV" "$head" -- . ':(exclude)docs/' ':(exclude)CLAUDE.md')" ] || return 0
+    if [ -z "$FIRST_GATE" ] && [ -s "$TICKET_DIR/gate.rc" ]; then FIRST_GATE=$(cat "$TICKET_DIR/gate.rc"); fi
     harness_gate_stop
     harness_log "code changed since the test gate started: it runs again on $head"
   fi
@@ -184,13 +187,15 @@ push_started=$(date +%s)
 protected=$(harness_protected_changes "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")
 [ -z "$protected" ] || harness_fail "the diff touches protected paths: $(echo "$protected" | tr '\n' ' ')"
 [ -n "$(harness_changed_files "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")" ] || harness_fail "no changes to push"
-tests_first_try=true
 # The docs phase may write only docs/ and CLAUDE.md (its guard policy); anything else
 # changed since the gate started and it runs again on what is pushed.
 gate_on_head
 harness_gate_wait ||
   harness_fail "the test command failed with new failures ($BUGBOT_TEST_COMMAND; see tests.log and tests-compare.json)"
 preexisting=$HARNESS_GATE_OUT
+# The gate that just passed was the first to finish unless an earlier one had (and failed).
+tests_first_try=true
+[ "${FIRST_GATE:-0}" = 0 ] || tests_first_try=false
 [ "$preexisting" = 0 ] || harness_log "$preexisting test(s) fail on the base branch too; they do not block this fix"
 read -r files insertions deletions < <(git -C "$WORKTREE" diff --shortstat "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD |
   awk '{f=$1; i=0; d=0; for (n=1;n<=NF;n++) { if ($(n+1) ~ /^insertion/) i=$n; if ($(n+1) ~ /^deletion/) d=$n }; print f, i, d}')
@@ -215,7 +220,9 @@ else
     harness_set_result needs_human "rebase onto $BUGBOT_STAGING conflicts in: $(tr '\n' ' ' <"$TICKET_DIR/conflict.txt")"
     exit 3
   fi
-  [ "$rc" -eq 0 ] || harness_fail "push to $BUGBOT_STAGING failed after $BUGBOT_PUSH_RETRIES attempts"
+  why=$(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null | cut -c1-300)
+  [ "$rc" -ne 4 ] || harness_fail "rebase onto $BUGBOT_STAGING failed (not a conflict): $why"
+  [ "$rc" -eq 0 ] || harness_fail "push to $BUGBOT_STAGING failed after $BUGBOT_PUSH_RETRIES attempts: $why"
   PUSHED=1
   { echo "commit=$commit"; echo "pushed_to=$BUGBOT_STAGING"; } >>"$TICKET_DIR/push.env"
   harness_set_result pushed "pushed to $BUGBOT_STAGING"

@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { waitFor } from '../support/helpers.ts';
-import { happyPathScripts, readOutcomes, setupPipeline, strayOwnerAlert } from '../support/pipeline.ts';
+import { happyPathScripts, promptOf, readOutcomes, setupPipeline, strayOwnerAlert, worktreeOf } from '../support/pipeline.ts';
 import { startBugbot } from '../support/process.ts';
+import { say, tool, type MessagesRequest } from '../support/scripted-model.ts';
 
 
 function portOpen(port: number): Promise<boolean> {
@@ -110,3 +111,53 @@ function safeRead(p: string): string {
     return '(none)';
   }
 }
+
+test('review asks for rework: implement runs once more with the reasons, the fix lands, the outcome is messy (tests failed first)', { timeout: 240_000 }, async (t) => {
+  const env = await setupPipeline(t);
+  const happy = happyPathScripts(env);
+  const wt = (req: MessagesRequest) => worktreeOf(env, req);
+  env.model.script('research', happy.research!);
+  env.model.script('docs', happy.docs!);
+  // The implement prompt of the rework carries the review's notes; the first attempt
+  // "fixes" the stray by dropping every owner's name (a new failing test).
+  const rework = (req: MessagesRequest) => promptOf(req).includes('The review asked for rework');
+  env.model.script('implement', [
+    (req) => tool('Read', { file_path: join(wt(req), 'src/pets.ts') }),
+    (req) =>
+      rework(req)
+        ? tool('Edit', { file_path: join(wt(req), 'src/pets.ts'), old_string: 'ownerName: null', new_string: 'ownerName: pet.owner?.name ?? null' })
+        : tool('Edit', { file_path: join(wt(req), 'src/pets.ts'), old_string: 'ownerName: pet.owner!.name', new_string: 'ownerName: null' }),
+    (req) => say(rework(req) ? 'Owners keep their names now.' : 'Strays no longer throw.'),
+  ]);
+  // Review: the diff it is shown decides. The first verdict waits a little, so the test
+  // gate on the first attempt has finished (and failed) before the rework changes the code.
+  const fixed = (req: MessagesRequest) => promptOf(req).includes('pet.owner?.name ?? null');
+  env.model.script('review', [
+    (req) =>
+      fixed(req)
+        ? tool('StructuredOutput', { verdict: 'approved', reasons: [], edits: 0 })
+        : { delayMs: 6000, then: tool('StructuredOutput', { verdict: 'needs-rework', reasons: ['owners lost their names: ownerName is now always null'], edits: 0 }) },
+    say('Done.'),
+  ]);
+  const bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
+  const res = await fetch(`${bugbot.url}/triggers/grafana`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(strayOwnerAlert()) });
+  assert.equal(res.status, 200);
+  const ticketDir = join(env.home, 'tickets', '1', 'run-1');
+  await waitFor(() => readOutcomes(env.home).length === 1, 200_000, 'the run to end');
+  const row = readOutcomes(env.home)[0] as { outcome: string; state: string; reason: string };
+  assert.equal(row.state, 'pushed', `${row.reason}\nstatus:\n${safeRead(join(ticketDir, 'status'))}`);
+
+  // Both reviews and the rework ran, in order; the notes reached the rework's prompt.
+  const labels = safeRead(join(ticketDir, 'status')).split('\n').filter((l) => l.includes('\tdone')).map((l) => l.split('\t')[1]);
+  assert.deepEqual(labels.slice(0, 6), ['setup', 'docs-retrieval', 'research', 'implement', 'review', 'implement-rework']);
+  assert.ok(labels.includes('review-rework'), labels.join(' '));
+  assert.match(safeRead(join(ticketDir, 'agent', 'review-notes.md')), /owners lost their names/);
+  assert.match(safeRead(join(ticketDir, 'prompt-implement-rework.md')), /owners lost their names/);
+
+  // The first fix failed the test gate (a new failure), the reworked one passed it.
+  assert.match(safeRead(join(ticketDir, 'push.env')), /^tests_first_try=false$/m);
+  assert.equal(row.outcome, 'messy');
+  assert.match(row.reason, /tests did not pass on the first try/);
+  assert.match(row.reason, /needed a rework loop/);
+  assert.match(env.target.originGit('show', 'staging:src/pets.ts'), /ownerName: pet\.owner\?\.name \?\? null/);
+});
