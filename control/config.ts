@@ -104,6 +104,11 @@ const notifySchema = z
         passwordEnv: envName.default('BUGBOT_SMTP_PASSWORD'),
         /** The replies' From, e.g. "bugbot <bugbot@example.com>"; required with host. */
         from: z.string().min(1).optional(),
+        /**
+         * Waits before each new try when the server could not be reached or answered with
+         * a temporary (4xx) refusal; a permanent refusal (5xx) is never retried.
+         */
+        retryDelaysSeconds: z.array(z.number().min(0).max(3600)).max(10).default([5, 30, 120]),
       })
       .strict()
       .prefault({}),

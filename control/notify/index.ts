@@ -9,7 +9,9 @@
  *   the fix is pushed ("fixed and live"): never for a failure or a pending approval.
  *
  * Every send is independent: a failure is logged and the others still go out; nothing
- * throws out of notify(). See docs/notifications.md.
+ * throws out of notify(). An email the server could not take for now (unreachable, or a
+ * temporary 4xx refusal) is tried again after notify.email.retryDelaysSeconds; stopping
+ * the server ends the waiting. See docs/notifications.md.
  */
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -33,6 +35,9 @@ export class Notifier {
   private readonly messages: MessageOptions;
   private readonly logger: Logger;
   private readonly pending = new Set<Promise<void>>();
+  private readonly retryDelaysMs: number[];
+  /** Aborted by close(): retries waiting for their turn give up. */
+  private readonly closing = new AbortController();
 
   constructor(deps: NotifierDeps) {
     const { config } = deps;
@@ -48,6 +53,7 @@ export class Notifier {
     const token = config.secrets.get(config.triggers.slack.botTokenEnv);
     if (n.slack.enabled && token) this.slack = new SlackNotifier({ token, apiUrl: config.triggers.slack.apiUrl, logger: deps.logger });
     this.approvalsChannel = n.slack.approvalsChannel;
+    this.retryDelaysMs = n.email.retryDelaysSeconds.map((s) => s * 1000);
     if (n.email.host && n.email.from) {
       const user = config.secrets.get(n.email.userEnv);
       const pass = config.secrets.get(n.email.passwordEnv);
@@ -77,10 +83,34 @@ export class Notifier {
     return work;
   }
 
-  /** Wait for notifications in flight, then close the SMTP transport. Idempotent. */
+  /** Wait for notifications in flight (retries waiting stop), then close the SMTP transport. Idempotent. */
   async close(): Promise<void> {
+    this.closing.abort();
     await Promise.allSettled([...this.pending]);
     this.email?.close();
+  }
+
+  /** Run an email send, again after each retry delay while it fails for a transient reason. */
+  private async retrying<T>(run: () => Promise<T>, fields: Record<string, unknown>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        const delay = this.retryDelaysMs[attempt];
+        if (delay === undefined || !transientSmtp(err) || this.closing.signal.aborted) throw err;
+        this.logger.warn('notification not sent yet; trying again', { ...fields, error: smtpErrorText(err), attempt: attempt + 1, retryInSeconds: delay / 1000 });
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            this.closing.signal.removeEventListener('abort', done);
+            resolve();
+          };
+          const timer = setTimeout(done, delay);
+          this.closing.signal.addEventListener('abort', done);
+        });
+        if (this.closing.signal.aborted) throw err;
+      }
+    }
   }
 
   private async send(notice: TicketNotice): Promise<void> {
@@ -114,7 +144,8 @@ export class Notifier {
         if (!mail || sent.has(`${mail.to}\n${mail.inReplyTo ?? ''}`)) return;
         sent.add(`${mail.to}\n${mail.inReplyTo ?? ''}`);
         // The log names the reporter by position, never by address.
-        jobs.push({ to: { via: 'email', reporter: i }, run: () => email.send(mail), why: smtpErrorText });
+        const to = { via: 'email', reporter: i };
+        jobs.push({ to, run: () => this.retrying(() => email.send(mail), { ticket: ticket.id, kind: notice.kind, ...to }), why: smtpErrorText });
       });
     }
 
@@ -125,6 +156,16 @@ export class Notifier {
       else this.logger.warn('notification not sent', { ...fields, error: jobs[i]!.why(r.reason) });
     });
   }
+}
+
+/**
+ * nodemailer's codes for a server that could not be reached or dropped the connection, and
+ * any 4xx reply: worth another try. Anything else (5xx, TLS or login refused) is not.
+ */
+function transientSmtp(err: unknown): boolean {
+  const e = err as { code?: unknown; responseCode?: unknown };
+  if (typeof e?.responseCode === 'number') return e.responseCode >= 400 && e.responseCode < 500;
+  return typeof e?.code === 'string' && ['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'ECONNREFUSED', 'ECONNRESET'].includes(e.code);
 }
 
 /**

@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import type { Hono } from 'hono';
 import { createApp } from '../../control/app.ts';
 import type { BugbotConfig } from '../../control/config.ts';
@@ -231,6 +231,76 @@ describe('email: the "fixed" reply goes out only after a successful push', () =>
     await notifier.notify({ kind: 'fixed', ticket, commit: SHA });
     assert.equal(smtp.delivered.length, before, 'nothing delivered over plain text');
     assert.ok(lines.some((l) => /"msg":"notification not sent".*"via":"email"/.test(l)), lines.join('\n'));
+  });
+});
+
+describe('email: a busy server is tried again, a refusal is not', () => {
+  async function fixedTicket(t: TestContext, config: BugbotConfig) {
+    const home = config.home;
+    const store = new Store(join(home, 'bugbot.db'));
+    t.after(() => store.close());
+    const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
+    const app = createApp({ config, store, intake, logger: silentLogger });
+    const res = await app.request('/triggers/email/raw', { method: 'POST', body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
+    assert.equal(res.status, 200);
+    return store.getTicket(((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket)!;
+  }
+
+  it('a temporary 451 twice: the reply goes out on the third try, after the configured waits', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-retry-'));
+    config.notify.email.retryDelaysSeconds = [0.2, 0.2, 0.2];
+    const ticket = await fixedTicket(t, config);
+    const { logger, lines } = captureLog();
+    const notifier = new Notifier({ config, logger });
+    t.after(() => notifier.close());
+    const before = smtp.delivered.length;
+    smtp.temporaryRefusals = 2;
+    const started = Date.now();
+    await notifier.notify({ kind: 'fixed', ticket, commit: SHA });
+    assert.equal(smtp.delivered.length, before + 1, lines.join('\n'));
+    assert.ok(Date.now() - started >= 400, 'it waited between tries');
+    assert.equal(lines.filter((l) => /"msg":"notification not sent yet; trying again".*"error":"EENVELOPE 451"/.test(l)).length, 2, lines.join('\n'));
+    assert.ok(lines.some((l) => /"msg":"notified".*"via":"email"/.test(l)));
+    assert.ok(!lines.some((l) => l.includes(SMTP_PASS) || l.includes('@')), 'no password or address in the log');
+  });
+
+  it('gives up after the last wait; stopping the server ends a wait at once', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-giveup-'));
+    config.notify.email.retryDelaysSeconds = [0.1];
+    const ticket = await fixedTicket(t, config);
+    const { logger, lines } = captureLog();
+    const notifier = new Notifier({ config, logger });
+    const before = smtp.delivered.length;
+    smtp.temporaryRefusals = 5;
+    await notifier.notify({ kind: 'fixed', ticket, commit: SHA });
+    assert.equal(smtp.delivered.length, before);
+    assert.ok(lines.some((l) => /"msg":"notification not sent".*"error":"EENVELOPE 451"/.test(l)), lines.join('\n'));
+
+    // A long wait, cut short by close().
+    config.notify.email.retryDelaysSeconds = [600];
+    const waiting = new Notifier({ config, logger });
+    smtp.temporaryRefusals = 5;
+    const sent = waiting.notify({ kind: 'fixed', ticket, commit: SHA });
+    await waitFor(() => lines.some((l) => /"retryInSeconds":600/.test(l)), 10_000, 'the first refusal');
+    const started = Date.now();
+    await waiting.close();
+    await sent;
+    assert.ok(Date.now() - started < 5_000, 'close() did not wait out the retry delay');
+    smtp.temporaryRefusals = 0;
+    await notifier.close();
+  });
+
+  it('a permanent refusal (550) is not tried again', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-bounce-'));
+    config.notify.email.retryDelaysSeconds = [0.1, 0.1];
+    const ticket = await fixedTicket(t, config);
+    ticket.reporters = ticket.reporters.map((r) => ({ ...r, address: `someone${BOUNCING}`, id: `someone${BOUNCING}` }));
+    const { logger, lines } = captureLog();
+    const notifier = new Notifier({ config, logger });
+    t.after(() => notifier.close());
+    await notifier.notify({ kind: 'fixed', ticket, commit: SHA });
+    assert.ok(!lines.some((l) => l.includes('trying again')), lines.join('\n'));
+    assert.ok(lines.some((l) => /"msg":"notification not sent".*"550"/.test(l) || /"msg":"notification not sent".*550/.test(l)), lines.join('\n'));
   });
 });
 

@@ -28,6 +28,8 @@ export interface SmtpOptions {
 
 export class TestSmtpServer {
   readonly delivered: Delivered[] = [];
+  /** Refuse this many recipients next with a temporary 451 (a busy server). */
+  temporaryRefusals = 0;
   private readonly server: SMTPServer;
 
   constructor(opts: SmtpOptions) {
@@ -38,10 +40,15 @@ export class TestSmtpServer {
       logger: false,
       onAuth: (auth, _session, cb) =>
         auth.username === opts.user && auth.password === opts.pass ? cb(null, { user: auth.username }) : cb(new Error('Invalid username or password')),
-      onRcptTo: (address, _session, cb) =>
-        opts.refuseDomain && address.address.endsWith(opts.refuseDomain)
+      onRcptTo: (address, _session, cb) => {
+        if (this.temporaryRefusals > 0) {
+          this.temporaryRefusals--;
+          return cb(Object.assign(new Error('4.3.2 busy, try again later'), { responseCode: 451 }));
+        }
+        return opts.refuseDomain && address.address.endsWith(opts.refuseDomain)
           ? cb(Object.assign(new Error('5.1.1 mailbox unavailable'), { responseCode: 550 }))
-          : cb(),
+          : cb();
+      },
       onData: (stream, session, cb) => {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
