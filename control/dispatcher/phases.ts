@@ -92,14 +92,27 @@ const CREDENTIALS = ['.ssh', '.aws', '.gnupg', '.config/gh', '.config/gcloud', '
 
 /**
  * What the agent's commands may not read even inside the sandbox (which otherwise reads
- * the whole machine): the operator's credentials, the control plane's database and its
- * local key (server.json).
+ * the whole machine): the operator's credentials, the control plane's database, its
+ * local key (server.json) and outcomes archive, and every ticket's folder, this one's
+ * included: other tickets hold other people's reports, and this one's config holds the
+ * MCP servers' credentials. `readable` gives back what the commands need of their own
+ * ticket: its agent/ folder and the session's home.
  * Code the agent writes runs there (npm test), where the guard cannot see what it opens.
  */
-function unreadable(cfg: BugbotConfig): string[] {
+function unreadable(cfg: BugbotConfig, ticketDir: string): string[] {
   const home = homedir();
   const store = join(cfg.home, 'bugbot.db');
-  return [...CREDENTIALS.map((p) => join(home, p)), store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'server.json')].filter((p) => existsSync(p));
+  const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl')];
+  return [...[...CREDENTIALS.map((p) => join(home, p)), ...state].filter((p) => existsSync(p)), join(cfg.home, 'tickets'), ticketDir];
+}
+
+/**
+ * What unreadable() took away that the agent's commands need: their ticket's agent/
+ * folder and home, and the git excludes file every git command of the run reads
+ * (core.excludesFile, see harness/worker.sh).
+ */
+function readable(ticketDir: string): string[] {
+  return [join(ticketDir, 'agent'), join(ticketDir, 'home'), join(ticketDir, 'config', 'git-excludes')];
 }
 
 /**
@@ -179,7 +192,7 @@ export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
         enabled: true,
         failIfUnavailable: true,
         allowUnsandboxedCommands: false,
-        filesystem: { allowWrite: [join(ticketDir, 'home')], denyRead: unreadable(cfg), denyWrite: unwritable(cfg) },
+        filesystem: { allowWrite: [join(ticketDir, 'home')], denyRead: unreadable(cfg, ticketDir), allowRead: readable(ticketDir), denyWrite: unwritable(cfg) },
         network: { allowedDomains: ['localhost', '127.0.0.1'], allowLocalBinding: true },
       },
     },

@@ -59,11 +59,15 @@ harness_confine() {
       HARNESS_CONFINE+=(--ro-bind /dev/null "$HOME/$p")
     fi
   done
-  # The control plane's home: read-only, and its database and local key (server.json)
-  # unreadable. Callers bind back what the command may write (its own folder).
+  # The control plane's home: read-only; its database, local key (server.json) and
+  # outcomes archive unreadable, and of the tickets' folders (other people's reports, MCP
+  # credentials in config/) only this ticket's home is there. Callers bind back what the
+  # command may write (its own folder).
   if [ -n "${BUGBOT_HOME:-}" ] && [ -d "$BUGBOT_HOME" ]; then
-    HARNESS_CONFINE+=(--ro-bind "$BUGBOT_HOME" "$BUGBOT_HOME" --bind "$TICKET_DIR/home" "$TICKET_DIR/home")
-    for p in bugbot.db bugbot.db-wal bugbot.db-shm server.json; do
+    HARNESS_CONFINE+=(--ro-bind "$BUGBOT_HOME" "$BUGBOT_HOME")
+    [ ! -d "$BUGBOT_HOME/tickets" ] || HARNESS_CONFINE+=(--tmpfs "$BUGBOT_HOME/tickets")
+    HARNESS_CONFINE+=(--bind "$TICKET_DIR/home" "$TICKET_DIR/home")
+    for p in bugbot.db bugbot.db-wal bugbot.db-shm server.json outcomes.jsonl; do
       [ ! -e "$BUGBOT_HOME/$p" ] || HARNESS_CONFINE+=(--ro-bind /dev/null "$BUGBOT_HOME/$p")
     done
   fi

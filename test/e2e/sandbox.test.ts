@@ -144,6 +144,42 @@ test('the sandbox: work in the folder runs; bugbot\'s state, the base checkout\'
   assert.equal(connections(), 0, `no connection reached ${addr}:${port}`);
 });
 
+test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentials) and the outcomes archive are unreadable; its agent/ folder and home are not', { timeout: 120_000 }, async (t) => {
+  requireBinary('bwrap');
+  requireBinary('socat');
+  const model = await startScriptedModel();
+  t.after(() => model.close());
+  model.script('implement', [
+    (req) => {
+      const home = /SANDBOX_HOME=([\w/.-]+)/.exec(JSON.stringify(req.messages[0]))?.[1] ?? '';
+      const secret = [join(home, 'tickets', '2', 'run-2', 'agent', 'ticket.md'), join(home, 'ticket', 'config', 'research.mcp.json'), join(home, 'outcomes.jsonl')];
+      return tool('Bash', { command: secret.map((f) => `(cat ${f}) 2>&1 | tail -1`).join('; '), description: 'read what is not ours' });
+    },
+    (req) => {
+      const home = /SANDBOX_HOME=([\w/.-]+)/.exec(JSON.stringify(req.messages[0]))?.[1] ?? '';
+      return tool('Bash', { command: `cat ${join(home, 'ticket', 'agent', 'plan.md')} && echo mine > "$HOME/own.txt" && cat "$HOME/own.txt"`, description: 'read what is ours' });
+    },
+    say('Done.'),
+  ]);
+  const s = await session(t, model, {
+    prepare: (home) => {
+      mkdirSync(join(home, 'tickets', '2', 'run-2', 'agent'), { recursive: true });
+      writeFileSync(join(home, 'tickets', '2', 'run-2', 'agent', 'ticket.md'), 'CANARY-other-customer-report\n');
+      mkdirSync(join(home, 'ticket', 'config'), { recursive: true });
+      writeFileSync(join(home, 'ticket', 'config', 'research.mcp.json'), '{"env":{"DB_URL":"postgres://ro:CANARY-mcp-password@db/app"}}\n');
+      writeFileSync(join(home, 'outcomes.jsonl'), '{"title":"CANARY-outcome"}\n');
+      mkdirSync(join(home, 'ticket', 'agent'), { recursive: true });
+      writeFileSync(join(home, 'ticket', 'agent', 'plan.md'), 'PLAN-OF-THIS-TICKET\n');
+      return { flags: {}, prompt: `SANDBOX_HOME=${home}` };
+    },
+  });
+  assert.equal(s.results.length, 2, s.out.slice(-2000));
+  assert.doesNotMatch(s.results[0]!.text, /CANARY/, s.results[0]!.text);
+  assert.match(s.results[0]!.text, /Permission denied|No such file|not permitted/i, s.results[0]!.text);
+  assert.match(s.results[1]!.text, /PLAN-OF-THIS-TICKET/, s.results[1]!.text);
+  assert.match(s.results[1]!.text, /mine/, s.results[1]!.text);
+});
+
 test('without bubblewrap the sandbox fails closed: no command runs unsandboxed', { timeout: 120_000 }, async (t) => {
   const model = await startScriptedModel();
   t.after(() => model.close());

@@ -89,6 +89,21 @@ JS
   [ -f "$TMP/wt/made-here" ]
 }
 
+@test "confined: of the tickets' folders only its own home is there (other reports, MCP credentials in config/ are not)" {
+  export BUGBOT_HOME="$TMP/bb"
+  export TICKET_DIR="$BUGBOT_HOME/tickets/1/run-1"
+  mkdir -p "$TICKET_DIR/config" "$BUGBOT_HOME/tickets/2/run-2/agent"
+  printf 'CANARY-other-report\n' >"$BUGBOT_HOME/tickets/2/run-2/agent/ticket.md"
+  printf '{"env":{"DB_URL":"CANARY-mcp-credential"}}\n' >"$TICKET_DIR/config/research.mcp.json"
+  printf '{"outcome":"CANARY-outcome"}\n' >"$BUGBOT_HOME/outcomes.jsonl"
+  run harness_isolated "$TMP/wt" \
+    "cat $BUGBOT_HOME/tickets/2/run-2/agent/ticket.md $TICKET_DIR/config/research.mcp.json $BUGBOT_HOME/outcomes.jsonl; ls $BUGBOT_HOME/tickets; echo mine >\$HOME/own.txt && echo home-writable"
+  [[ "$output" != *CANARY* ]]
+  [[ "$output" == *home-writable* ]]
+  [ "$(cat "$TICKET_DIR/home/own.txt")" = mine ]
+  [ -f "$BUGBOT_HOME/tickets/2/run-2/agent/ticket.md" ]
+}
+
 @test "the gate in the background: its result when waited for; stopped with its whole process group" {
   printf '#!/bin/sh\necho "ok 1 - passes"\n' >"$TMP/wt/t.sh"
   git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m runner
