@@ -165,6 +165,8 @@ export async function startServer(
       clearInterval(recheckTimer);
       settle.stop();
       await dispatcher.stop();
+      // Approvals under way finish their bookkeeping (and notices) before the store closes.
+      await approvals.close();
       await watchers.stop();
       await slack?.stop();
       await notifier.close();

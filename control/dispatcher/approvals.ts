@@ -60,9 +60,33 @@ interface Outcome {
 }
 
 export class Approvals implements ApprovalActions {
+  /** Approvals under way (merging or opening a pull request): close() waits for them. */
+  private readonly inFlight = new Set<Promise<ApprovalResult>>();
+  private closed = false;
+
   constructor(private readonly deps: ApprovalsDeps) {}
 
-  async approve(ticketId: number, actor: string): Promise<ApprovalResult> {
+  approve(ticketId: number, actor: string): Promise<ApprovalResult> {
+    if (this.closed) {
+      const state = this.deps.store.getTicket(ticketId)?.state ?? 'dropped';
+      return Promise.resolve({ ok: false, ticketId, state, message: 'bugbot is shutting down: approve again once it is back', failure: 'busy' });
+    }
+    const work = this.approveNow(ticketId, actor);
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+    return work;
+  }
+
+  /**
+   * Refuse new approvals and wait for those under way: a merge that reached staging is
+   * recorded (ticket pushed, outcome revision, reporters told) before the database closes.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async approveNow(ticketId: number, actor: string): Promise<ApprovalResult> {
     const { config, store, logger } = this.deps;
     const target = config.approval.target;
     const claim = beginApproval(store, ticketId, actor, target, APPROVAL_STALE_SECONDS);

@@ -208,6 +208,22 @@ test('a merge that fails leaves the ticket awaiting approval and releases the cl
   assert.equal(again.failure, 'error', 'not busy: the failed approval released its claim');
 });
 
+test('close() waits for an approval under way to be recorded, then refuses new ones', async (t) => {
+  const { store, intake, config, approvals } = setup(t, { target: { repo: 'no-such-repo' } });
+  const id = fileTicket(intake, 'Broken', 'Error: broken thing');
+  finishAwaiting({ store, config, ticketId: id });
+  const pending = approvals.approve(id, 'alice');
+  assert.deepEqual(approvalsForTicket(store, id).map((x) => x.status), ['running'], 'the approval is under way');
+  await approvals.close();
+  assert.deepEqual(approvalsForTicket(store, id).map((x) => x.status), ['failed'], 'recorded before close() returned');
+  assert.equal((await pending).failure, 'error');
+  const late = await approvals.approve(id, 'bob');
+  assert.equal(late.ok, false);
+  assert.equal(late.failure, 'busy');
+  assert.match(late.message, /shutting down/);
+  assert.deepEqual(approvalsForTicket(store, id).map((x) => x.status), ['failed'], 'nothing started after close()');
+});
+
 test('auto-approval is a no-op when the rules are off; declined decisions are audited with the reason', async (t) => {
   const off = setup(t);
   const id = fileTicket(off.intake, 'X', 'Error: x');
