@@ -34,9 +34,9 @@ harness_devserver_stop() {
   [ -n "$pid" ] || return 0
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   local waited=0
-  while [ "$waited" -lt 10 ]; do
+  while [ "$waited" -lt 40 ]; do
     kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.2
+    sleep 0.05
     waited=$((waited + 1))
   done
   kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true

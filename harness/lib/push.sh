@@ -25,12 +25,16 @@ harness_sandbox_excludes() {
 # names in EXCLUDES, only when empty).
 harness_sandbox_litter() {
   local dir=$1 excludes=$2 p
+  local -a files=() dirs=()
   [ -f "$excludes" ] || return 0
   while IFS= read -r p; do
     p=${p#/}
-    if [ -f "$dir/$p" ] && [ ! -s "$dir/$p" ]; then rm -f "$dir/$p"; fi
-    if [ -d "$dir/$p" ]; then find "$dir/$p" -depth -type d -empty -delete 2>/dev/null || true; fi
+    if [ -f "$dir/$p" ] && [ ! -s "$dir/$p" ]; then files+=("$dir/$p"); fi
+    if [ -d "$dir/$p" ]; then dirs+=("$dir/$p"); fi
   done <"$excludes"
+  # One rm and one find for all of them (this runs after every phase).
+  [ "${#files[@]}" -eq 0 ] || rm -f -- "${files[@]}"
+  [ "${#dirs[@]}" -eq 0 ] || find "${dirs[@]}" -depth -type d -empty -delete 2>/dev/null || true
 }
 
 # harness_force_commit DIR MESSAGE : commit everything left uncommitted; prints "committed" or "clean".
