@@ -149,6 +149,17 @@ function notifyConfig(home: string, extra: Record<string, unknown> = {}): Bugbot
   );
 }
 
+/** A ticket filed by the raw-email trigger in a fresh store (its reporter is the email's sender). */
+async function fixedTicket(t: TestContext, config: BugbotConfig) {
+  const store = new Store(join(config.home, 'bugbot.db'));
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
+  const app = createApp({ config, store, intake, logger: silentLogger });
+  const res = await app.request('/triggers/email/raw', { method: 'POST', body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
+  assert.equal(res.status, 200);
+  return store.getTicket(((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket)!;
+}
+
 describe('email: the "fixed" reply goes out only after a successful push', () => {
   it('files the reporter from POST /triggers/email/raw, mails nothing for failures or pending approvals, then one threaded reply', async (t) => {
     const home = tempDir(t, 'bugbot-notify-mail-');
@@ -214,16 +225,9 @@ describe('email: the "fixed" reply goes out only after a successful push', () =>
   });
 
   it('refuses to send without TLS by default (notify.email.requireTLS), logs it, and never throws', async (t) => {
-    const home = tempDir(t, 'bugbot-notify-tls-');
-    const config = notifyConfig(home);
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-tls-'));
     config.notify.email.requireTLS = true;
-    const store = new Store(join(home, 'bugbot.db'));
-    t.after(() => store.close());
-    const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
-    const app = createApp({ config, store, intake, logger: silentLogger });
-    const res = await app.request('/triggers/email/raw', { method: 'POST', body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
-    assert.equal(res.status, 200);
-    const ticket = store.getTicket(((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket)!;
+    const ticket = await fixedTicket(t, config);
     const { logger, lines } = captureLog();
     const notifier = new Notifier({ config, logger });
     t.after(() => notifier.close());
@@ -235,17 +239,6 @@ describe('email: the "fixed" reply goes out only after a successful push', () =>
 });
 
 describe('email: a busy server is tried again, a refusal is not', () => {
-  async function fixedTicket(t: TestContext, config: BugbotConfig) {
-    const home = config.home;
-    const store = new Store(join(home, 'bugbot.db'));
-    t.after(() => store.close());
-    const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
-    const app = createApp({ config, store, intake, logger: silentLogger });
-    const res = await app.request('/triggers/email/raw', { method: 'POST', body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
-    assert.equal(res.status, 200);
-    return store.getTicket(((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket)!;
-  }
-
   it('a temporary 451 twice: the reply goes out on the third try, after the configured waits', async (t) => {
     const config = notifyConfig(tempDir(t, 'bugbot-notify-retry-'));
     config.notify.email.retryDelaysSeconds = [0.2, 0.2, 0.2];
