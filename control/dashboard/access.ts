@@ -9,6 +9,12 @@
  *   Sec-Fetch-Site check of hono/csrf, and a per-session token in a hidden field
  *   (OWASP's synchronizer token pattern), so a forged form fails even where a
  *   browser sends neither header.
+ * - A session's cookie alone cannot act: browsers send cookies to every port of a host,
+ *   so a dev server the operator opens on 127.0.0.1 would get it. Each login or keyed
+ *   session also has an action key, handed to the page once at sign-in and kept in the
+ *   dashboard origin's local storage (which other ports cannot read); every form post
+ *   carries it (`_action`, filled by the dashboard's script). Requests that authenticate
+ *   themselves (an Authorization header) need no key.
  * Sessions live in memory: a restart logs everyone out.
  */
 import { createHmac, randomBytes } from 'node:crypto';
@@ -46,6 +52,8 @@ export interface AccessOptions {
 interface Session {
   user: string;
   expires: number;
+  /** What a form post must carry besides the cookie (see the file comment). */
+  actionKey: string;
 }
 
 export class DashboardAccess {
@@ -119,12 +127,14 @@ export class DashboardAccess {
     return null;
   }
 
-  startSession(c: Context, user: string): string {
+  /** A new session (its cookie set on the response); the action key goes to the signed-in page only. */
+  startSession(c: Context, user: string): { id: string; actionKey: string } {
     const id = randomBytes(32).toString('base64url');
+    const actionKey = randomBytes(32).toString('base64url');
     this.prune();
-    this.sessions.set(id, { user, expires: this.now() + this.opts.sessionMs });
+    this.sessions.set(id, { user, expires: this.now() + this.opts.sessionMs, actionKey });
     this.setSessionCookie(c, id, this.opts.sessionMs);
-    return id;
+    return { id, actionKey };
   }
 
   endSession(c: Context): void {
@@ -137,14 +147,14 @@ export class DashboardAccess {
   }
 
   /** Session id and user of a request, or null when it is not logged in. */
-  private resolve(c: Context): { id: string; user: string } | null {
+  private resolve(c: Context): { id: string; user: string; byHeader?: boolean } | null {
     const id = getCookie(c, SESSION_COOKIE);
     if (this.required) {
       const s = id ? this.sessions.get(id) : undefined;
       if (id && s && s.expires > this.now()) return { id, user: s.user };
       const user = this.headerUser(c.req.header('authorization'));
       // A script authenticating per request gets a session too, so it can post forms.
-      return user ? { id: this.startSession(c, user), user } : null;
+      return user ? { id: this.startSession(c, user).id, user, byHeader: true } : null;
     }
     // No login on loopback: every browser still gets a session id for its CSRF token.
     if (id && ID_RE.test(id)) return { id, user: 'local' };
@@ -153,11 +163,10 @@ export class DashboardAccess {
     return { id: fresh, user: 'local' };
   }
 
-  /** A session opened with the local key (see AccessOptions.localKey). */
-  openKeyedSession(c: Context, key: string): boolean {
-    if (!this.opts.localKey || !safeEqual(key, this.opts.localKey)) return false;
-    this.startSession(c, 'local');
-    return true;
+  /** A session opened with the local key (see AccessOptions.localKey); its action key, or null for a wrong key. */
+  openKeyedSession(c: Context, key: string): string | null {
+    if (!this.opts.localKey || !safeEqual(key, this.opts.localKey)) return null;
+    return this.startSession(c, 'local').actionKey;
   }
 
   /** May this session act (post forms)? Always with a login; without, only once keyed. */
@@ -205,7 +214,11 @@ export class DashboardAccess {
         if (!this.mayAct(who.id)) {
           return c.json({ error: { code: 'forbidden', message: 'actions on this dashboard need the local key: open the /login?key=... link `bugbot start` printed' } }, 403);
         }
-        const refusal = (await this.checkOrigin(c)) ?? (await this.checkToken(c, token));
+        // A stored session (a login, or keyed) acts only with its action key, unless the
+        // request authenticated itself with a header.
+        // Logging out needs no key: a stranger ending a session costs nothing.
+        const actionKey = who.byHeader || c.req.path === '/logout' ? null : (this.sessions.get(who.id)?.actionKey ?? null);
+        const refusal = (await this.checkOrigin(c)) ?? (await this.checkToken(c, token, actionKey));
         if (refusal) return c.json({ error: { code: 'forbidden', message: refusal } }, 403);
       }
       const flash = this.flashes.get(who.id);
@@ -226,12 +239,17 @@ export class DashboardAccess {
     }
   }
 
-  private async checkToken(c: Context, expected: string): Promise<string | null> {
+  private async checkToken(c: Context, expected: string, actionKey: string | null): Promise<string | null> {
     const type = c.req.header('content-type') ?? '';
     if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) return 'dashboard actions are form posts carrying a CSRF token';
     const body = await c.req.parseBody();
     const got = typeof body._csrf === 'string' ? body._csrf : '';
-    return got && safeEqual(got, expected) ? null : 'missing or wrong CSRF token: reload the page and try again';
+    if (!got || !safeEqual(got, expected)) return 'missing or wrong CSRF token: reload the page and try again';
+    if (actionKey === null) return null;
+    const key = typeof body._action === 'string' ? body._action : '';
+    return key && safeEqual(key, actionKey)
+      ? null
+      : "this browser does not hold the session's action key (kept in the dashboard's local storage at sign-in; scripts must be on): sign in again";
   }
 
   private setSessionCookie(c: Context, id: string, maxAgeMs: number): void {

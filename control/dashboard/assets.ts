@@ -1,7 +1,8 @@
 /**
  * The dashboard's stylesheet and its one script, served as files so the pages can
- * run under a Content-Security-Policy without 'unsafe-inline'. The script only
- * listens to the live stream (SSE) and swaps the panels the server rendered.
+ * run under a Content-Security-Policy without 'unsafe-inline'. The script listens to
+ * the live stream (SSE) and swaps the panels the server rendered, and keeps the
+ * session's action key (access.ts) in this origin's local storage for form posts.
  */
 import type { Hono } from 'hono';
 
@@ -70,6 +71,20 @@ ol.timeline time { color: var(--muted); font-size: 12px; margin-right: 8px; }
  * id of a server-rendered panel and its new HTML (escaped on the server by JSX).
  */
 const JS = `(() => {
+  // The session's action key lives in this origin's storage only (a cookie would also go
+  // to every other port of this host): set by the signed-in page, added to each form post.
+  const KEY = 'bugbot-action-key';
+  const signedIn = document.getElementById('signed-in');
+  if (signedIn) {
+    try { localStorage.setItem(KEY, signedIn.getAttribute('data-action-key') || ''); } catch (e) {}
+    location.replace(signedIn.getAttribute('data-next') || '/');
+    return;
+  }
+  document.addEventListener('submit', (e) => {
+    const field = e.target && e.target.querySelector && e.target.querySelector('input[name=_action]');
+    if (field) { try { field.value = localStorage.getItem(KEY) || ''; } catch (err) {} }
+    if (e.target && e.target.getAttribute && e.target.getAttribute('action') === '/logout') { try { localStorage.removeItem(KEY); } catch (err) {} }
+  }, true);
   const root = document.querySelector('[data-live]');
   if (!root || !window.EventSource) return;
   const dot = document.getElementById('live-dot');

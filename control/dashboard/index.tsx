@@ -22,7 +22,7 @@ import { registerAssets } from './assets.ts';
 import { localPath, page, type Dash } from './context.ts';
 import { createScrub, OutcomesCache } from './data.ts';
 import type { Viewer } from './layout.tsx';
-import { LoginPage } from './pages/login.tsx';
+import { LoginPage, SignedInPage } from './pages/login.tsx';
 import { registerApprovalRoutes } from './routes/approvals.tsx';
 import { registerReadRoutes } from './routes/read.tsx';
 
@@ -79,8 +79,10 @@ export function registerDashboard(app: Hono, deps: AppDeps): void {
     if (!access.required) {
       // The link `bugbot start` prints: opens a session that may act.
       const key = c.req.query('key');
-      if (key && !access.openKeyedSession(c, key)) return c.json({ error: { code: 'unauthorized', message: 'wrong local key (it changes with every start of bugbot)' } }, 401);
-      return c.redirect(localPath(c.req.query('next')), 303);
+      if (!key) return c.redirect(localPath(c.req.query('next')), 303);
+      const actionKey = access.openKeyedSession(c, key);
+      if (!actionKey) return c.json({ error: { code: 'unauthorized', message: 'wrong local key (it changes with every start of bugbot)' } }, 401);
+      return signedIn(c, localPath(c.req.query('next')), actionKey);
     }
     return page(c, <LoginPage next={localPath(c.req.query('next'))} {...access.methods} />);
   });
@@ -95,9 +97,9 @@ export function registerDashboard(app: Hono, deps: AppDeps): void {
     const user = access.checkLogin({ token: str('token'), user: str('user'), password: str('password') });
     if (user === 'throttled') return page(c, <LoginPage next={next} {...access.methods} error="Too many failed logins; wait a minute." />, 429);
     if (!user) return page(c, <LoginPage next={next} {...access.methods} error="Those credentials are not right." />, 401);
-    access.startSession(c, user);
+    const { actionKey } = access.startSession(c, user);
     deps.logger.info('dashboard login', { user });
-    return c.redirect(next, 303);
+    return signedIn(c, next, actionKey);
   });
 
   app.post('/logout', (c) => {
@@ -107,4 +109,10 @@ export function registerDashboard(app: Hono, deps: AppDeps): void {
 
   registerReadRoutes(app, dash);
   registerApprovalRoutes(app, dash);
+}
+
+/** The page that hands a new session's action key to the browser (never cached). */
+function signedIn(c: Context, next: string, actionKey: string) {
+  c.header('cache-control', 'no-store');
+  return page(c, <SignedInPage next={next} actionKey={actionKey} />);
 }

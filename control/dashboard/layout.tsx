@@ -23,8 +23,11 @@ const NAV: Array<[string, string]> = [
   ['/outcomes', 'Outcomes'],
 ];
 
-/** The HTML document every page shares; `script` adds the live-update script. */
-export function Document(props: { title: string; script?: boolean; live?: string | undefined; children?: Child }) {
+/**
+ * The HTML document every page shares, with the dashboard's one script (live updates, and
+ * the session's action key added to every form post; see access.ts).
+ */
+export function Document(props: { title: string; live?: string | undefined; children?: Child }) {
   return (
     <html lang="en">
       <head>
@@ -33,7 +36,7 @@ export function Document(props: { title: string; script?: boolean; live?: string
         <title>{`${props.title} · bugbot`}</title>
         <link rel="stylesheet" href={CSS_PATH} />
         <link rel="icon" href="data:," />
-        {props.script ? <script src={JS_PATH} defer></script> : null}
+        <script src={JS_PATH} defer></script>
       </head>
       <body data-live={props.live}>{props.children}</body>
     </html>
@@ -43,7 +46,7 @@ export function Document(props: { title: string; script?: boolean; live?: string
 export function Layout(props: { title: string; here: string; viewer: Viewer; live?: string; children?: Child }) {
   const { viewer } = props;
   return (
-    <Document title={props.title} script live={props.live}>
+    <Document title={props.title} live={props.live}>
       <header class="top">
         <span class="brand">bugbot</span>
         {NAV.map(([href, label]) => (
@@ -76,8 +79,14 @@ export function Layout(props: { title: string; here: string; viewer: Viewer; liv
   );
 }
 
+/** The CSRF token, and the field the script fills with the session's action key when the form is sent. */
 export function CsrfField(props: { viewer: Viewer }) {
-  return <input type="hidden" name="_csrf" value={props.viewer.csrf} />;
+  return (
+    <>
+      <input type="hidden" name="_csrf" value={props.viewer.csrf} />
+      <input type="hidden" name="_action" value="" />
+    </>
+  );
 }
 
 export function StateBadge(props: { state: string }) {

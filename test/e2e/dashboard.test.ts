@@ -377,7 +377,7 @@ test('the dashboard: pages with real data, live workers, charts from the archive
     assert.ok(api.audit.some((a) => a.actor === 'dashboard:token'), JSON.stringify(api.audit));
   });
 
-  await t.test('forged posts are refused: no CSRF token, or another origin', async () => {
+  await t.test('forged posts are refused: no CSRF token, another origin, or the cookie without the action key', async () => {
     const cookie = (await context.cookies()).find((c) => c.name === 'bugbot_session')!;
     const csrf = await page.locator('input[name=_csrf]').first().inputValue();
     const post = (body: string, origin: string) =>
@@ -396,8 +396,18 @@ test('the dashboard: pages with real data, live workers, charts from the archive
     assert.equal(json.status, 403);
     const api = (await (await fetch(`${url}/api/tickets/${ids.human}`)).json()) as { ticket: { state: string } };
     assert.equal(api.ticket.state, 'needs_human', 'nothing was cancelled');
-    const ok = await post(`_csrf=${encodeURIComponent(csrf)}&return_to=%2Fapprovals`, url);
-    assert.equal(ok.status, 303, 'the same post with its token goes through');
+    // The cookie and a page's CSRF token are not enough (a dev server the operator opens
+    // on another port of the host receives the cookie): the action key the login left in
+    // the dashboard origin's local storage is needed too.
+    const cookieOnly = await post(`_csrf=${encodeURIComponent(csrf)}&return_to=%2Fapprovals`, url);
+    assert.equal(cookieOnly.status, 403);
+    assert.match(await cookieOnly.text(), /action key/);
+    const storage = (await context.storageState()).origins.find((o) => o.origin === url);
+    const actionKey = storage?.localStorage.find((i) => i.name === 'bugbot-action-key')?.value;
+    assert.ok(actionKey, `the login stored the action key: ${JSON.stringify(storage)}`);
+    assert.ok(!(await page.content()).includes(actionKey), 'pages do not carry it');
+    const ok = await post(`_csrf=${encodeURIComponent(csrf)}&_action=${encodeURIComponent(actionKey)}&return_to=%2Fapprovals`, url);
+    assert.equal(ok.status, 303, 'the same post with its token and the action key goes through');
   });
 
   await t.test('a worker appears on the overview without a reload (SSE), with its phase and a live tail', async () => {

@@ -32,6 +32,15 @@ function fileTicket(intake: Intake, title: string): number {
 const cookieOf = (res: Response) => /bugbot_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
 const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+/** The signed-in page a login answers with: where it goes on, and the session's action key for the dashboard's script. */
+async function signedInOf(res: Response): Promise<{ next: string; actionKey: string }> {
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('cache-control'), 'no-store');
+  const html = await res.text();
+  const m = /id="signed-in" data-action-key="([^"]+)" data-next="([^"]*)"/.exec(html);
+  assert.ok(m, html);
+  return { actionKey: m[1]!, next: m[2]!.replace(/&amp;/g, '&') };
+}
 
 test('an exposed dashboard: pages redirect to the login, everything else is 401, a bearer token or the form lets in', async (t) => {
   const { app } = buildTestApp(t, { flags: EXPOSED, env: EXPOSED_ENV });
@@ -57,9 +66,8 @@ test('an exposed dashboard: pages redirect to the login, everything else is 401,
   assert.equal(bad.status, 401);
   assert.equal(cookieOf(bad), undefined);
   const good = await app.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'dash-token-456', next: '/approvals' }) });
-  assert.equal(good.status, 303);
-  assert.equal(good.headers.get('location'), '/approvals');
   assert.match(good.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/);
+  assert.equal((await signedInOf(good)).next, '/approvals');
   const ok = await app.request('/approvals', { headers: { cookie: `bugbot_session=${cookieOf(good)}` } });
   assert.equal(ok.status, 200);
   assert.match(ok.headers.get('content-security-policy') ?? '', /script-src 'self'/);
@@ -67,7 +75,7 @@ test('an exposed dashboard: pages redirect to the login, everything else is 401,
 
   // Somewhere else after the login: refused, the user lands on the overview.
   const away = await app.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'dash-token-456', next: '//evil.example/x' }) });
-  assert.equal(away.headers.get('location'), '/');
+  assert.equal((await signedInOf(away)).next, '/');
   // A login form posted from another site.
   const forged = await app.request('http://localhost/login', { method: 'POST', headers: { ...headers, origin: 'http://evil.example' }, body: form({ token: 'dash-token-456' }) });
   assert.equal(forged.status, 403);
@@ -84,7 +92,7 @@ test('basic auth from the environment, and guessing (form or header) stops after
   assert.match((await app.request('/')).headers.get('www-authenticate') ?? '', /^Basic realm=/);
   const headers = { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' };
   const login = (password: string) => app.request('http://localhost/login', { method: 'POST', headers, body: form({ user: 'ops', password }) });
-  assert.equal((await login('pa:ss-789')).status, 303);
+  assert.equal((await login('pa:ss-789')).status, 200);
   // The wrong Basic header above counted too: 19 more failures reach the limit of 20.
   for (let i = 0; i < 19; i++) assert.equal((await login(`guess-${i}`)).status, 401);
   assert.equal((await login('pa:ss-789')).status, 429, 'locked for the rest of the minute, right password or not');
@@ -137,11 +145,11 @@ test("with the server's local key (bugbot start): pages stay open on loopback, a
   const browsing = cookieOf(first)!;
   const page = await (await app.request(`http://localhost/tickets/${id}`, { headers: { cookie: `bugbot_session=${browsing}` } })).text();
   assert.match(page, /<button[^>]*disabled[^>]*title="open the \/login\?key=/, 'action buttons say how to unlock them');
-  const post = (session: string, csrf: string) =>
+  const post = (session: string, csrf: string, actionKey = '') =>
     app.request(`http://localhost/approvals/${id}/cancel`, {
       method: 'POST',
       headers: { cookie: `bugbot_session=${session}`, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' },
-      body: form({ _csrf: csrf }),
+      body: form({ _csrf: csrf, _action: actionKey }),
     });
   // Code on the same machine can fetch a page and its CSRF token, but not act.
   const refused = await post(browsing, csrfOf(page)!);
@@ -151,12 +159,21 @@ test("with the server's local key (bugbot start): pages stay open on loopback, a
   assert.equal(store.getTicket(id)!.state, 'queued');
 
   const login = await app.request(`http://localhost/login?key=${key}&next=/tickets/${id}`);
-  assert.equal(login.status, 303);
-  assert.equal(login.headers.get('location'), `/tickets/${id}`);
   const keyed = cookieOf(login)!;
+  const { next, actionKey } = await signedInOf(login);
+  assert.equal(next, `/tickets/${id}`);
   const unlocked = await (await app.request(`http://localhost/tickets/${id}`, { headers: { cookie: `bugbot_session=${keyed}` } })).text();
   assert.doesNotMatch(unlocked, /title="open the \/login\?key=/);
-  assert.equal((await post(keyed, csrfOf(unlocked)!)).status, 303);
+  assert.ok(!unlocked.includes(actionKey), 'no page but the signed-in one holds the action key');
+  // Browsers send the cookie to every port of 127.0.0.1: a dev server the operator opens
+  // gets it, can fetch a page and its CSRF token, and still cannot act without the key
+  // that only the dashboard origin's local storage holds.
+  const stolen = await post(keyed, csrfOf(unlocked)!);
+  assert.equal(stolen.status, 403);
+  assert.match(await stolen.text(), /action key/);
+  assert.equal((await post(keyed, csrfOf(unlocked)!, 'x'.repeat(43))).status, 403, 'a wrong key');
+  assert.equal(store.getTicket(id)!.state, 'queued');
+  assert.equal((await post(keyed, csrfOf(unlocked)!, actionKey)).status, 303);
   assert.equal(store.getTicket(id)!.state, 'dropped');
 
   // The JSON API: reads open on loopback, actions only with the key as a bearer token.

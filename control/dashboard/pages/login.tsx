@@ -1,5 +1,5 @@
 /**
- * The login form (token, or user name and password) and the plain error page.
+ * The login form (token, or user name and password), the signed-in page and the plain error page.
  */
 import { Document as Shell } from '../layout.tsx';
 
@@ -31,6 +31,22 @@ export function LoginPage(props: { next: string; token: boolean; basic: boolean;
           </button>
         </p>
       </form>
+    </Shell>
+  );
+}
+
+/**
+ * After a login or the local-key link: hands the session's action key to the dashboard's
+ * script, which keeps it in this origin's local storage and goes on to `next`.
+ */
+export function SignedInPage(props: { next: string; actionKey: string }) {
+  return (
+    <Shell title="Signed in">
+      <div class="card login" id="signed-in" data-action-key={props.actionKey} data-next={props.next}>
+        <p>
+          Signed in. <a href={props.next}>Continue</a>
+        </p>
+      </div>
     </Shell>
   );
 }
