@@ -15,7 +15,7 @@
  * (they locate prompts, the harness and worker files), so a bundle behaves as they do.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as Esbuild from 'esbuild';
@@ -40,7 +40,7 @@ const EXTERNAL = ['better-sqlite3', 'sqlite-vec', 'libpg-query', 'playwright-cor
 /** Spelled in pieces: this file is bundled too, and its own copy must keep the words intact. */
 const META = ['import', 'meta'].join('.');
 /** Superseded builds are removed this long after they were replaced (a running process may still load their chunks). */
-const KEEP_OLD_MS = 24 * 3600_000;
+const KEEP_OLD_MS = 7 * 24 * 3600_000;
 
 interface Manifest {
   /** The folder (under BUNDLE_DIR) holding this build: `<name>-<hash>`. */
@@ -129,15 +129,31 @@ async function buildOne(esbuild: typeof Esbuild, name: BundleName): Promise<void
     // The manifest names the new build last, in one rename: a process starting meanwhile
     // loads the old build or the new one, never half of one.
     const manifest: Manifest = { dir, esbuild: esbuild.version, inputs };
+    const replaced = previousDir(name);
     writeFileSync(join(BUNDLE_DIR, `.${name}.json.${process.pid}`), JSON.stringify(manifest));
     renameSync(join(BUNDLE_DIR, `.${name}.json.${process.pid}`), join(BUNDLE_DIR, `${name}.json`));
+    // The replaced build's mtime says when it was replaced: it is kept a while for
+    // processes still running from it (their later dynamic imports load its chunks).
+    if (replaced && replaced !== dir && existsSync(join(BUNDLE_DIR, replaced))) {
+      const now = new Date();
+      utimesSync(join(BUNDLE_DIR, replaced), now, now);
+    }
     pruneOld(name, dir);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-/** Remove builds of `name` replaced more than a day ago. */
+/** The folder the current manifest of `name` names, if any. */
+function previousDir(name: BundleName): string | null {
+  try {
+    return (JSON.parse(readFileSync(join(BUNDLE_DIR, `${name}.json`), 'utf8')) as Manifest).dir;
+  } catch {
+    return null;
+  }
+}
+
+/** Remove builds of `name` replaced more than KEEP_OLD_MS ago. */
 function pruneOld(name: BundleName, current: string): void {
   const prefix = `${name}-`;
   for (const entry of readdirSync(BUNDLE_DIR)) {
