@@ -47,12 +47,14 @@ export GIT_AUTHOR_NAME="${BUGBOT_GIT_NAME:-bugbot}" GIT_AUTHOR_EMAIL="${BUGBOT_G
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
 AGENT="$TICKET_DIR/agent"
 DEV_PID=""
+DEV_WATCH_PID=""
 PUSHED=""
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
   local rc=$?
   set +e
+  if [ -n "$DEV_WATCH_PID" ]; then kill "$DEV_WATCH_PID" 2>/dev/null; fi
   harness_phase_stop
   harness_gate_stop
   harness_devserver_stop "$DEV_PID"
@@ -106,8 +108,19 @@ if [ -n "${BUGBOT_DEV_COMMAND:-}" ]; then
   harness_phase_ready 30
   DEV_PID=$(harness_devserver_start "$WORKTREE" "$BUGBOT_PORT" "$BUGBOT_DEV_COMMAND" "$TICKET_DIR/devserver.log")
   echo "$DEV_PID" >"$TICKET_DIR/devserver.pid"
+  # A dev server that exits or never listens ends research at once: no model time is
+  # spent on a run that cannot verify anything.
+  (harness_devserver_wait "$BUGBOT_PORT" "$DEV_PID" "${BUGBOT_DEV_TIMEOUT_S:-60}" ||
+    { : >"$TICKET_DIR/devserver.failed"; kill -TERM "$HARNESS_PHASE_PID" 2>/dev/null; }) &
+  DEV_WATCH_PID=$!
 fi
-harness_phase_wait || harness_fail "research: $(harness_phase_reason research)"
+research_rc=0
+harness_phase_wait || research_rc=$?
+if [ -n "$DEV_WATCH_PID" ]; then kill "$DEV_WATCH_PID" 2>/dev/null || true; fi
+DEV_WATCH_PID=""
+[ ! -e "$TICKET_DIR/devserver.failed" ] ||
+  harness_fail "dev server did not listen on port $BUGBOT_PORT within ${BUGBOT_DEV_TIMEOUT_S:-60} s, or exited (see devserver.log)"
+[ "$research_rc" -eq 0 ] || harness_fail "research: $(harness_phase_reason research)"
 [ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
 if [ -n "$DEV_PID" ]; then
   harness_devserver_wait "$BUGBOT_PORT" "$DEV_PID" "${BUGBOT_DEV_TIMEOUT_S:-60}" ||

@@ -182,6 +182,23 @@ test('a worker killed (kill -9) mid-phase: its session, MCP servers and dev serv
   await assertNothingLeft(env, 2);
 });
 
+test('a dev server that exits at once ends research without waiting on the model: failed naming the dev server', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, faster());
+  const cfg = JSON.parse(readFileSync(env.configPath, 'utf8')) as { target: Record<string, unknown> };
+  cfg.target.devCommand = 'echo "Error: Cannot find module server.js" >&2; exit 1';
+  writeFileSync(env.configPath, JSON.stringify(cfg));
+  // The model would keep research busy for ten minutes.
+  env.model.script('research', [{ delayMs: 600_000, then: say('too late') }]);
+  const started = Date.now();
+  await fire(t, env);
+  const row = await outcomeRow(env);
+  assert.equal(row.outcome, 'failed');
+  assert.match(row.reason, /dev server did not listen on port \d+ .*or exited \(see devserver\.log\)/, row.reason);
+  assert.ok(Date.now() - started < 90_000, `ended by the dead dev server, not a limit (${Date.now() - started} ms)`);
+  assert.match(readFileSync(join(env.home, 'tickets', '1', 'run-1', 'devserver.log'), 'utf8'), /Cannot find module/);
+  await assertNothingLeft(env);
+});
+
 test('the push rejected by the remote: failed naming the push, the work kept on its branch', { timeout: 240_000 }, async (t) => {
   const env = await setupPipeline(t, faster({ pushRetries: 2 }));
   const hook = join(env.target.origin, 'hooks', 'pre-receive');
