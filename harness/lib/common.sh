@@ -43,15 +43,18 @@ HARNESS_CREDENTIALS=(.ssh .aws .gnupg .config/gh .config/gcloud .azure .kube .do
 
 # harness_confine [BWRAP_ARGS...] : sets HARNESS_CONFINE to the command prefix for code
 # the agent may have written that runs outside Claude Code's sandbox (the dev server, the
-# test command): no model credentials in its environment, a throwaway HOME, the
+# test command): no model credentials in its environment nor other processes in sight
+# (their environments hold it), a throwaway HOME, the
 # operator's credential files hidden, bugbot's home read-only with its database and local
 # key hidden (bubblewrap; BWRAP_ARGS add to it, e.g. --bind DIR DIR for the worktree). No
 # --die-with-parent here: the dev server outlives the subshell that starts it.
 harness_confine() {
   local p
   mkdir -p "$TICKET_DIR/home"
+  # A PID namespace of its own with its own /proc: the worker and the Claude Code session
+  # hold the model key in their environments, readable through /proc by the same user.
   HARNESS_CONFINE=(env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN -u CLAUDE_CODE_OAUTH_TOKEN "HOME=$TICKET_DIR/home"
-    bwrap --dev-bind / /)
+    bwrap --dev-bind / / --unshare-pid --proc /proc)
   for p in "${HARNESS_CREDENTIALS[@]}"; do
     if [ -d "$HOME/$p" ]; then
       HARNESS_CONFINE+=(--tmpfs "$HOME/$p")

@@ -180,6 +180,24 @@ test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentia
   assert.match(s.results[1]!.text, /mine/, s.results[1]!.text);
 });
 
+test('the sandbox: other processes of the same user (the worker, Claude Code itself) and their environments are out of sight', { timeout: 120_000 }, async (t) => {
+  requireBinary('bwrap');
+  requireBinary('socat');
+  const model = await startScriptedModel();
+  t.after(() => model.close());
+  // A process holding a secret in its environment, as the worker and the CLI hold the model key.
+  const holder = spawn('sleep', ['60'], { env: { ...process.env, HOLDER_SECRET: 'CANARY-proc-environ' }, stdio: 'ignore' });
+  t.after(() => holder.kill('SIGKILL'));
+  model.script('implement', [
+    tool('Bash', { command: `(cat /proc/${holder.pid}/environ | tr '\\0' '\\n' | grep HOLDER) 2>&1 | tail -1; (grep -l CANARY-proc /proc/[0-9]*/environ) 2>/dev/null | wc -l`, description: 'look at other processes' }),
+    say('Done.'),
+  ]);
+  const s = await session(t, model);
+  assert.equal(s.results.length, 1, s.out.slice(-2000));
+  assert.doesNotMatch(s.results[0]!.text, /CANARY-proc-environ/, s.results[0]!.text);
+  assert.match(s.results[0]!.text, /No such file|Permission denied|not permitted/i, s.results[0]!.text);
+});
+
 test('without bubblewrap the sandbox fails closed: no command runs unsandboxed', { timeout: 120_000 }, async (t) => {
   const model = await startScriptedModel();
   t.after(() => model.close());

@@ -104,6 +104,19 @@ JS
   [ -f "$BUGBOT_HOME/tickets/2/run-2/agent/ticket.md" ]
 }
 
+@test "confined: other processes (the worker, the session: they hold the model key) are out of sight" {
+  (export HOLDER_SECRET=CANARY-proc-environ; exec sleep 30) &
+  holder=$!
+  run harness_isolated "$TMP/wt" "cat /proc/$holder/environ; grep -l CANARY-proc /proc/[0-9]*/environ; echo done"
+  [[ "$output" != *CANARY* ]]
+  [[ "$output" == *done* ]]
+  PID=$(harness_devserver_start "$TMP/wt" 1 "cat /proc/$holder/environ 2>&1 | tr '\\0' '\\n' | grep -c CANARY; echo finished" "$TMP/dev.log")
+  for _ in $(seq 50); do grep -q '^finished' "$TMP/dev.log" 2>/dev/null && break; sleep 0.1; done
+  kill "$holder"
+  grep -q '^finished' "$TMP/dev.log"
+  [ "$(head -1 "$TMP/dev.log")" = 0 ]
+}
+
 @test "the gate in the background: its result when waited for; stopped with its whole process group" {
   printf '#!/bin/sh\necho "ok 1 - passes"\n' >"$TMP/wt/t.sh"
   git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m runner
