@@ -10,8 +10,9 @@
 harness_devserver_start() {
   local dir=$1 port=$2 command=$3 log=$4
   harness_confine --bind "$dir" "$dir"
-  # The credentials go before the first exec: no process on the way (setsid, nice) holds them either.
-  (cd "$dir" && unset ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN CLAUDE_CODE_OAUTH_TOKEN &&
+  # The credentials and the operator's HOME go before the first exec: no process on the
+  # way (setsid, nice) holds them either.
+  (cd "$dir" && unset ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN CLAUDE_CODE_OAUTH_TOKEN && export HOME="$TICKET_DIR/home" &&
     PORT=$port exec setsid nice -n 10 "${HARNESS_CONFINE[@]}" bash -c "$command" </dev/null >>"$log" 2>&1) &
   echo $!
 }
