@@ -108,24 +108,27 @@ if [ -n "${BUGBOT_DEV_COMMAND:-}" ]; then
   harness_phase_ready 30
   DEV_PID=$(harness_devserver_start "$WORKTREE" "$BUGBOT_PORT" "$BUGBOT_DEV_COMMAND" "$TICKET_DIR/devserver.log")
   echo "$DEV_PID" >"$TICKET_DIR/devserver.pid"
-  # A dev server that exits or never listens ends research at once: no model time is
-  # spent on a run that cannot verify anything.
-  (harness_devserver_wait "$BUGBOT_PORT" "$DEV_PID" "${BUGBOT_DEV_TIMEOUT_S:-60}" ||
-    { : >"$TICKET_DIR/devserver.failed"; kill -TERM "$HARNESS_PHASE_PID" 2>/dev/null; }) &
+  # The one wait for it: a dev server that exits or never listens ends research at once
+  # (no model time spent on a run that cannot verify anything); implementing waits below.
+  (harness_devserver_wait "$BUGBOT_PORT" "$DEV_PID" "${BUGBOT_DEV_TIMEOUT_S:-60}" || {
+    : >"$TICKET_DIR/devserver.failed"
+    [ -e "$TICKET_DIR/research.done" ] || kill -TERM "$HARNESS_PHASE_PID" 2>/dev/null
+  }) &
   DEV_WATCH_PID=$!
 fi
 research_rc=0
 harness_phase_wait || research_rc=$?
-if [ -n "$DEV_WATCH_PID" ]; then kill "$DEV_WATCH_PID" 2>/dev/null || true; fi
-DEV_WATCH_PID=""
+: >"$TICKET_DIR/research.done"
+if [ -n "$DEV_WATCH_PID" ]; then
+  # Research that failed by itself does not wait for the dev server.
+  if [ "$research_rc" -ne 0 ] && [ ! -e "$TICKET_DIR/devserver.failed" ]; then kill "$DEV_WATCH_PID" 2>/dev/null || true; fi
+  wait "$DEV_WATCH_PID" || true
+  DEV_WATCH_PID=""
+fi
 [ ! -e "$TICKET_DIR/devserver.failed" ] ||
   harness_fail "dev server did not listen on port $BUGBOT_PORT within ${BUGBOT_DEV_TIMEOUT_S:-60} s, or exited (see devserver.log)"
 [ "$research_rc" -eq 0 ] || harness_fail "research: $(harness_phase_reason research)"
 [ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
-if [ -n "$DEV_PID" ]; then
-  harness_devserver_wait "$BUGBOT_PORT" "$DEV_PID" "${BUGBOT_DEV_TIMEOUT_S:-60}" ||
-    harness_fail "dev server did not listen on port $BUGBOT_PORT (see devserver.log)"
-fi
 
 # --- phase 2: implement -------------------------------------------------------------
 harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "$AGENT/pre-context.md" "$AGENT/plan.md"
