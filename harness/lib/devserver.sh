@@ -2,8 +2,8 @@
 # The worker's dev server: PORT=BASE_PORT+worker-id, probed until it accepts connections.
 
 # harness_devserver_start DIR PORT COMMAND LOG : start COMMAND in its own process group; prints its PID.
-# It runs at a lower CPU priority: it starts while the first Claude Code session does,
-# and that session's start-up is what the ticket waits for.
+# It runs at a lower CPU priority: it starts beside the first Claude Code session, whose
+# turns the ticket waits for.
 # A dev server that reloads runs the agent's edits outside its sandbox: it is confined
 # (harness_confine: no model credentials, the operator's credentials hidden, bugbot's
 # home read-only but for its worktree, the database and the local key unreadable).

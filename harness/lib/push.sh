@@ -78,19 +78,13 @@ harness_isolated() {
 }
 
 # harness_checkout DIR PATH REV : a detached worktree of DIR's repository at REV, with
-# DIR's node_modules as a hardlinked copy. Under the worktrees folder, so a crash leaves
-# nothing the control plane's reconciler does not remove.
+# DIR's node_modules as a hardlinked copy (harness_worktree_remove removes it). Under the
+# worktrees folder, so a crash leaves nothing the control plane's reconciler does not remove.
 harness_checkout() {
   local dir=$1 path=$2 rev=$3
-  harness_checkout_remove "$dir" "$path"
+  harness_worktree_remove "$dir" "$path"
   harness_git_locked "$dir" worktree add --quiet --detach "$path" "$rev" || return 1
   if [ -d "$dir/node_modules" ]; then cp -al "$dir/node_modules" "$path/node_modules"; fi
-}
-
-# harness_checkout_remove DIR PATH : remove a checkout made by harness_checkout (if any).
-harness_checkout_remove() {
-  [ -e "$2" ] || return 0
-  harness_git_locked "$1" worktree remove --force "$2" 2>/dev/null || rm -rf "$2"
 }
 
 # harness_tests_gate DIR COMMAND LOG BASE_REF [REV] : run the test command on commit REV
@@ -103,14 +97,14 @@ harness_tests_gate() {
   [ -n "$rev" ] || rev=$(git -C "$dir" rev-parse HEAD)
   harness_checkout "$dir" "$dir.gate" "$rev" || return 1
   if harness_isolated "$dir.gate" "$command" >"$log" 2>&1; then passed=1; fi
-  harness_checkout_remove "$dir" "$dir.gate"
+  harness_worktree_remove "$dir" "$dir.gate"
   if [ -n "$passed" ]; then
     echo 0
     return 0
   fi
   harness_checkout "$dir" "$dir.base" "$(git -C "$dir" merge-base "$rev" "$base")" || return 1
   harness_isolated "$dir.base" "$command" >"${log%.log}-base.log" 2>&1 || true
-  harness_checkout_remove "$dir" "$dir.base"
+  harness_worktree_remove "$dir" "$dir.base"
   node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" >"${log%.log}-compare.json" || rc=$?
   [ "$rc" -eq 0 ] || return 1
   node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).head.length))' "${log%.log}-compare.json"
@@ -128,7 +122,7 @@ harness_gate_start() {
   # shellcheck disable=SC2016 # the inner script's own arguments, expanded when it runs
   setsid --wait bash -c '
     echo "$$" >"$6/gate.pid"
-    source "$1/lib/common.sh"; source "$1/lib/push.sh"
+    source "$1/lib/common.sh"; source "$1/lib/worktree.sh"; source "$1/lib/push.sh"
     rc=0
     harness_tests_gate "$2" "$3" "$4" "$5" "$7" >"$6/gate.out" || rc=$?
     echo "$rc" >"$6/gate.rc"
@@ -161,8 +155,8 @@ harness_gate_stop() {
   wait "$HARNESS_GATE_PID" 2>/dev/null || true
   HARNESS_GATE_PID=""
   rm -f "$TICKET_DIR/gate.pid"
-  harness_checkout_remove "$HARNESS_GATE_DIR" "$HARNESS_GATE_DIR.gate"
-  harness_checkout_remove "$HARNESS_GATE_DIR" "$HARNESS_GATE_DIR.base"
+  harness_worktree_remove "$HARNESS_GATE_DIR" "$HARNESS_GATE_DIR.gate"
+  harness_worktree_remove "$HARNESS_GATE_DIR" "$HARNESS_GATE_DIR.base"
 }
 
 # harness_push_staging DIR REMOTE STAGING BASE RETRIES : rebase onto the latest staging
