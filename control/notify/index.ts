@@ -13,6 +13,7 @@
  * temporary 4xx refusal) is tried again after notify.email.retryDelaysSeconds; stopping
  * the server ends the waiting. See docs/notifications.md.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { OutcomeRow } from '../outcomes/archive.ts';
@@ -99,15 +100,8 @@ export class Notifier {
         const delay = this.retryDelaysMs[attempt];
         if (delay === undefined || !transientSmtp(err) || this.closing.signal.aborted) throw err;
         this.logger.warn('notification not sent yet; trying again', { ...fields, error: smtpErrorText(err), attempt: attempt + 1, retryInSeconds: delay / 1000 });
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            this.closing.signal.removeEventListener('abort', done);
-            resolve();
-          };
-          const timer = setTimeout(done, delay);
-          this.closing.signal.addEventListener('abort', done);
-        });
+        // close() aborts the wait, and the last error stands.
+        await sleep(delay, undefined, { signal: this.closing.signal }).catch(() => undefined);
         if (this.closing.signal.aborted) throw err;
       }
     }
