@@ -56,6 +56,7 @@ cleanup() {
   set +e
   if [ -n "$DEV_WATCH_PID" ]; then kill "$DEV_WATCH_PID" 2>/dev/null; fi
   harness_phase_stop
+  harness_mcp_host_stop
   harness_gate_stop
   harness_devserver_stop "$DEV_PID"
   if [ -d "$WORKTREE" ] && [ -z "$PUSHED" ]; then
@@ -76,6 +77,8 @@ trap 'harness_set_result cancelled "stopped by the control plane (SIGTERM)"; exi
 # agent's included (the session inherits these variables; the file is written below).
 export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0="$TICKET_DIR/config/git-excludes"
 harness_status setup start
+# The MCP servers start first: the sessions connect to them instead of starting them.
+harness_mcp_host_start
 # Claude Code starts once the worktree exists, and gets its prompt once phase 0 wrote the
 # pre-context: its start-up overlaps both.
 harness_phase_start research "$TICKET_DIR/prompt-research.md" research wait "$TICKET_DIR/worktree.ready"

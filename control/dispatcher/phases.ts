@@ -203,15 +203,11 @@ export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
   const mcpServers: Record<string, unknown> = {};
   for (const s of servers) {
     files[`mcp-${s}.settings.json`] = JSON.stringify(mcpSettings(s, ctx), null, 2);
-    // Prebuilt when `bugbot start` could (lib/bundle.ts): the session waits for its MCP
-    // servers before the first request, and a bundle starts in a third of tsx's time.
-    const bundle = freshBundle(`mcp-${s}`);
-    mcpServers[s] = {
-      type: 'stdio',
-      command: process.execPath,
-      args: [...(bundle ? [bundle] : ['--import', tsxLoader(), join(REPO_ROOT, 'mcp', s, 'main.ts')]), '--settings', join(configDir, `mcp-${s}.settings.json`)],
-      env: mcpEnv(s, cfg),
-    };
+    const socket = mcpSocket(ticketDir, s);
+    // The harness started the server already (mcpHostFiles): the session only connects.
+    mcpServers[s] = socket
+      ? { type: 'stdio', command: 'socat', args: ['STDIO', `UNIX-CONNECT:${socket},retry=${SOCKET_RETRIES},interval=${SOCKET_INTERVAL_S}`] }
+      : { type: 'stdio', ...mcpLaunch(s, ctx) };
   }
   files[`${phase}.mcp.json`] = JSON.stringify({ mcpServers }, null, 2);
 
@@ -244,6 +240,56 @@ export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
     ...(phase === 'review' ? ['--json-schema', JSON.stringify(VERDICT_SCHEMA)] : []),
   ];
   return { args, files };
+}
+
+/** How to start one MCP server: its bundle, else its source through tsx; its settings; its secrets. */
+function mcpLaunch(s: McpServerName, ctx: PhaseContext): { command: string; args: string[]; env: Record<string, string> } {
+  // Prebuilt when `bugbot start` could (lib/bundle.ts): a bundle starts in a third of tsx's time.
+  const bundle = freshBundle(`mcp-${s}`);
+  return {
+    command: process.execPath,
+    args: [...(bundle ? [bundle] : ['--import', tsxLoader(), join(REPO_ROOT, 'mcp', s, 'main.ts')]), '--settings', join(ctx.ticketDir, 'config', `mcp-${s}.settings.json`)],
+    env: mcpEnv(s, ctx.config),
+  };
+}
+
+/**
+ * How long a session's socat shim keeps trying its server's socket (10 s): a server
+ * starts in well under a second, and the host restarts one that died within about that.
+ */
+const SOCKET_RETRIES = 200;
+const SOCKET_INTERVAL_S = 0.05;
+
+/**
+ * Where the harness's copy of server `s` listens for this ticket (in the ticket folder,
+ * which the agent's commands and code cannot see), or undefined where a Unix socket
+ * cannot be used: a path over the kernel's 107 bytes, or one socat's address syntax
+ * would misread. The session then starts the server itself, as a child.
+ */
+export function mcpSocket(ticketDir: string, s: McpServerName): string | undefined {
+  const path = join(ticketDir, 'mcp', `${s}.sock`);
+  return Buffer.byteLength(path) <= 107 && /^[\w./-]+$/.test(path) ? path : undefined;
+}
+
+/**
+ * The MCP servers the harness starts for the whole run (harness/lib/mcp-host.mjs reads
+ * mcp-host.json): every server some phase uses, each on its socket. Claude Code waits
+ * for its MCP servers before its first request; a server already running answers
+ * through its shim in milliseconds instead of the few hundred a start costs, in every
+ * phase. Empty when no server is configured.
+ */
+export function mcpHostFiles(ctx: PhaseContext): Record<string, string> {
+  const used = new Set(PHASES.flatMap((p) => PHASE_MCP[p]));
+  const hosted = configuredServers(ctx.config).filter((s) => used.has(s) && mcpSocket(ctx.ticketDir, s));
+  if (!hosted.length) return {};
+  const files: Record<string, string> = {};
+  const servers: Record<string, unknown> = {};
+  for (const s of hosted) {
+    files[`mcp-${s}.settings.json`] = JSON.stringify(mcpSettings(s, ctx), null, 2);
+    servers[s] = { ...mcpLaunch(s, ctx), socket: mcpSocket(ctx.ticketDir, s) };
+  }
+  files['mcp-host.json'] = JSON.stringify({ servers }, null, 2);
+  return files;
 }
 
 function tsxLoader(): string {

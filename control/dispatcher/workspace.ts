@@ -10,7 +10,7 @@ import type { BugbotConfig } from '../config.ts';
 import type { RunRow } from '../queue/leases.ts';
 import type { Ticket } from '../types.ts';
 import { renderBrief } from './brief.ts';
-import { claudeBinary, PHASES, phaseFiles, REPO_ROOT } from './phases.ts';
+import { claudeBinary, mcpHostFiles, PHASES, phaseFiles, REPO_ROOT } from './phases.ts';
 
 export interface Workspace {
   ticketDir: string;
@@ -76,11 +76,14 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
   writeFileSync(join(ws.ticketDir, 'ticket.json'), JSON.stringify({ ticket, run: { id: run.id, attempt: run.attempt, worker: run.worker_id }, workspace: ws }, null, 2));
   writeFileSync(join(ws.ticketDir, 'agent', 'ticket.md'), renderBrief(join(REPO_ROOT, 'prompts'), ticket, { planPath: join(ws.ticketDir, 'agent', 'plan.md') }));
 
+  const ctx = { config: cfg, ticketDir: ws.ticketDir, worktree: ws.worktree, port: ws.port };
   for (const phase of PHASES) {
-    const { args, files } = phaseFiles(phase, { config: cfg, ticketDir: ws.ticketDir, worktree: ws.worktree, port: ws.port });
+    const { args, files } = phaseFiles(phase, ctx);
     for (const [name, content] of Object.entries(files)) writeFileSync(join(ws.ticketDir, 'config', name), content, { mode: 0o600 });
     // NUL-separated: arguments may hold any character but NUL.
     writeFileSync(join(ws.ticketDir, 'config', `${phase}.args`), args.join('\0'));
   }
+  // The MCP servers the harness starts before the first session (harness/lib/mcp-host.mjs).
+  for (const [name, content] of Object.entries(mcpHostFiles(ctx))) writeFileSync(join(ws.ticketDir, 'config', name), content, { mode: 0o600 });
   return ws;
 }

@@ -160,3 +160,26 @@ harness_stat() {
     process.stdout.write(v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v));
   ' "$TICKET_DIR/stats-$1.json" "$2" 2>/dev/null || true
 }
+
+# harness_mcp_host_start : start the ticket's MCP servers for the whole run, when the
+# control plane asked for any (config/mcp-host.json; see lib/mcp-host.mjs). Sets
+# HARNESS_MCP_HOST_PID. The host gets no credentials but the servers' own (in the spec);
+# it stops by itself once this worker is gone, however it ended.
+HARNESS_MCP_HOST_PID=""
+harness_mcp_host_start() {
+  local spec="$TICKET_DIR/config/mcp-host.json"
+  [ -s "$spec" ] || return 0
+  mkdir -p "$TICKET_DIR/home"
+  env -i PATH="$PATH" HOME="$TICKET_DIR/home" LANG=C.UTF-8 TMPDIR="${TMPDIR:-/tmp}" \
+    nice -n 10 node "$BUGBOT_HARNESS/lib/mcp-host.mjs" --spec "$spec" --parent "$$" --cwd "$BUGBOT_REPO" --log-dir "$TICKET_DIR" \
+    </dev/null >>"$TICKET_DIR/mcp-host.log" 2>&1 &
+  HARNESS_MCP_HOST_PID=$!
+}
+
+# harness_mcp_host_stop : stop the MCP servers (their sessions have ended) and wait for them.
+harness_mcp_host_stop() {
+  [ -n "$HARNESS_MCP_HOST_PID" ] || return 0
+  kill -TERM "$HARNESS_MCP_HOST_PID" 2>/dev/null || true
+  wait "$HARNESS_MCP_HOST_PID" 2>/dev/null || true
+  HARNESS_MCP_HOST_PID=""
+}

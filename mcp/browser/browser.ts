@@ -140,7 +140,7 @@ export class BrowserSession {
         // A service worker's fetches would bypass the route guard.
         serviceWorkers: 'block',
         acceptDownloads: false,
-        // serveStdio orders shutdown (close Chromium, then exit); Playwright must not race it.
+        // serve() orders shutdown (close Chromium, then exit); Playwright must not race it.
         handleSIGINT: false,
         handleSIGTERM: false,
         handleSIGHUP: false,

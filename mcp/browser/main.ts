@@ -1,5 +1,5 @@
 /**
- * Entry point of the browser MCP server (stdio):
+ * Entry point of the browser MCP server (stdio, or a Unix socket: ../shared/serve.ts):
  *   node --import tsx mcp/browser/main.ts [--settings <file>] [--origin <url>]...
  * The settings file holds the `mcp.browser` section as JSON; BUGBOT_MCP_SETTINGS names it
  * when --settings is absent. Each --origin appends to the allowed origins: the harness
@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { browserSettingsSchema, type BrowserSettings } from '../../lib/mcp/browser-settings.ts';
-import { serveStdio, stderrLog } from '../shared/serve.ts';
+import { serve, stderrLog } from '../shared/serve.ts';
 import { createBrowserServer } from './server.ts';
 
 const log = stderrLog('browser');
@@ -53,5 +53,4 @@ try {
 }
 const roles = Object.keys(settings.roles);
 log(`origins: ${settings.origins.join(', ') || '(none)'}; roles: ${roles.join(', ') || '(none)'}; chromium: ${settings.chromiumPath} (launched on first use)`);
-const { server, close } = createBrowserServer({ settings, env: process.env, log });
-await serveStdio(server, { name: 'browser', cleanup: close });
+await serve({ name: 'browser', create: () => createBrowserServer({ settings, env: process.env, log }) });

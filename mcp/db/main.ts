@@ -1,5 +1,5 @@
 /**
- * Entry point of the db MCP server (stdio).
+ * Entry point of the db MCP server (stdio, or a Unix socket: ../shared/serve.ts).
  * Usage: node --import tsx mcp/db/main.ts [--settings <file>] [--allow-writes]
  * The settings file holds the `mcp.db` section as JSON (or BUGBOT_MCP_SETTINGS names
  * it). The connection URL is read from the environment variable the settings name
@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { dbSettingsSchema, type DbSettings } from '../../lib/mcp/db-settings.ts';
-import { serveStdio, stderrLog } from '../shared/serve.ts';
+import { serve, stderrLog } from '../shared/serve.ts';
 import { createDbServer } from './server.ts';
 
 const log = stderrLog('db');
@@ -57,5 +57,4 @@ if (settings.driver === 'postgres') {
   sqlitePath = resolve(settingsPath ? dirname(settingsPath) : process.cwd(), settings.sqlitePath!);
 }
 if (allowWrites) log('writes enabled by --allow-writes');
-const db = createDbServer({ settings, allowWrites, url, sqlitePath, log });
-await serveStdio(db.server, { name: 'db', cleanup: () => db.close() });
+await serve({ name: 'db', create: () => createDbServer({ settings, allowWrites, url, sqlitePath, log }) });

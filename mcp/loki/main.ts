@@ -2,13 +2,13 @@
  * Entry point of the loki MCP server: `node --import tsx mcp/loki/main.ts --settings <file>`
  * (or BUGBOT_MCP_SETTINGS=<file>). The file holds the `mcp.loki` settings; secrets come
  * from the environment variables those settings name. Every problem is reported at
- * once on stderr before exiting with status 2.
+ * once on stderr before exiting with status 2. Stdio, or a Unix socket: ../shared/serve.ts.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { lokiSecretProblems } from '../../lib/loki/index.ts';
 import { lokiSettingsSchema, type LokiSettings } from '../../lib/mcp/loki-settings.ts';
-import { serveStdio, stderrLog } from '../shared/serve.ts';
+import { serve, stderrLog } from '../shared/serve.ts';
 import { createLokiServer } from './server.ts';
 
 const log = stderrLog('loki');
@@ -44,4 +44,4 @@ function fail(problems: string[]): never {
 
 const settings = loadSettings();
 log(`backend: ${settings.url ? `Loki at ${settings.url}` : settings.files.length ? `${settings.files.length} log files` : 'none'}`);
-await serveStdio(createLokiServer(settings, process.env), { name: 'loki' });
+await serve({ name: 'loki', create: () => ({ server: createLokiServer(settings, process.env) }) });

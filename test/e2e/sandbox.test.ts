@@ -9,7 +9,7 @@
  * - without bubblewrap on PATH: every command is refused (fail closed), none runs unsandboxed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -144,16 +144,21 @@ test('the sandbox: work in the folder runs; bugbot\'s state, the base checkout\'
   assert.equal(connections(), 0, `no connection reached ${addr}:${port}`);
 });
 
-test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentials) and the outcomes archive are unreadable; its agent/ folder and home are not', { timeout: 120_000 }, async (t) => {
+test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentials), its MCP servers\' sockets and the outcomes archive are out of reach; its agent/ folder and home are not', { timeout: 120_000 }, async (t) => {
   requireBinary('bwrap');
   requireBinary('socat');
   const model = await startScriptedModel();
   t.after(() => model.close());
+  let serverLog = '';
+  const initialize = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'agent', version: '1' } } });
   model.script('implement', [
     (req) => {
       const home = /SANDBOX_HOME=([\w/.-]+)/.exec(JSON.stringify(req.messages[0]))?.[1] ?? '';
       const secret = [join(home, 'tickets', '2', 'run-2', 'agent', 'ticket.md'), join(home, 'ticket', 'config', 'research.mcp.json'), join(home, 'outcomes.jsonl')];
-      return tool('Bash', { command: secret.map((f) => `(cat ${f}) 2>&1 | tail -1`).join('; '), description: 'read what is not ours' });
+      // The harness's MCP servers listen in the ticket folder (harness/lib/mcp-host.mjs): a
+      // session reaches them through its MCP config, the agent's commands must not.
+      const socket = `(echo '${initialize}' | socat -t2 - UNIX-CONNECT:${join(home, 'ticket', 'mcp', 'loki.sock')}) 2>&1 | tail -1`;
+      return tool('Bash', { command: [...secret.map((f) => `(cat ${f}) 2>&1 | tail -1`), socket].join('; '), description: 'read what is not ours' });
     },
     (req) => {
       const home = /SANDBOX_HOME=([\w/.-]+)/.exec(JSON.stringify(req.messages[0]))?.[1] ?? '';
@@ -170,10 +175,19 @@ test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentia
       writeFileSync(join(home, 'outcomes.jsonl'), '{"title":"CANARY-outcome"}\n');
       mkdirSync(join(home, 'ticket', 'agent'), { recursive: true });
       writeFileSync(join(home, 'ticket', 'agent', 'plan.md'), 'PLAN-OF-THIS-TICKET\n');
+      const server = spawn(process.execPath, ['--import', 'tsx', 'mcp/loki/main.ts'], { cwd: repoRoot, env: { ...process.env, BUGBOT_MCP_SOCKET: join(home, 'ticket', 'mcp', 'loki.sock') }, stdio: ['pipe', 'ignore', 'pipe'] });
+      server.stderr.on('data', (d: Buffer) => (serverLog += d.toString()));
+      t.after(() => server.kill('SIGKILL'));
+      mkdirSync(join(home, 'ticket', 'mcp'), { recursive: true });
       return { flags: {}, prompt: `SANDBOX_HOME=${home}` };
     },
   });
   assert.equal(s.results.length, 2, s.out.slice(-2000));
+  assert.match(serverLog, /ready on .*loki\.sock/, 'the MCP server was listening');
+  // The same command outside the sandbox gets an answer: the server was reachable, only not from inside.
+  const outside = execFileSync('bash', ['-c', `echo '${initialize}' | socat -t2 - UNIX-CONNECT:${join(s.home, 'ticket', 'mcp', 'loki.sock')}`], { encoding: 'utf8' });
+  assert.match(outside, /"result"/, outside);
+  assert.doesNotMatch(s.results[0]!.text, /"result"|serverInfo/, `no MCP answer: ${s.results[0]!.text}`);
   assert.doesNotMatch(s.results[0]!.text, /CANARY/, s.results[0]!.text);
   assert.match(s.results[0]!.text, /Permission denied|No such file|not permitted/i, s.results[0]!.text);
   assert.match(s.results[1]!.text, /PLAN-OF-THIS-TICKET/, s.results[1]!.text);
