@@ -508,9 +508,10 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
     const { store } = openServices(config, logger);
     try {
       if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
-      // No server to send the "fixed" notice: this process tells the reporters itself.
+      // No server to send the "fixed" notice: this process tells the reporters itself; what
+      // it cannot send before it exits stays in the outbox for the server's next start.
       const [{ Notifier }, { Approvals }] = await Promise.all([import('./notify/index.ts'), import('./dispatcher/approvals.ts')]);
-      const notifier = new Notifier({ config, logger });
+      const notifier = new Notifier({ config, store, logger });
       const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home), onFixed: (notice) => void notifier.notify(notice) });
       try {
         r = action === 'approve' ? await approvals.approve(id, by) : action === 'skip' ? approvals.skip(id, by, reason) : approvals.requeue(id, by);

@@ -55,7 +55,9 @@ export async function startServer(
   if (rec.requeued + rec.failed + rec.worktreesRemoved) logger.warn('reconciled after restart', rec);
   const archive = new OutcomeArchive(config.home);
   // Tells reporters (Slack threads, email) what became of their tickets.
-  const notifier = new Notifier({ config, logger: logger.child({ component: 'notify' }) });
+  const notifier = new Notifier({ config, store, logger: logger.child({ component: 'notify' }) });
+  // What the last run of bugbot left unsent (a stop during an email's retry waits, a crash).
+  void notifier.resume();
   const approvals = new Approvals({
     config,
     store,

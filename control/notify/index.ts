@@ -11,12 +11,20 @@
  * Every send is independent: a failure is logged and the others still go out; nothing
  * throws out of notify(). An email the server could not take for now (unreachable, or a
  * temporary 4xx refusal) is tried again after notify.email.retryDelaysSeconds; stopping
- * the server ends the waiting. See docs/notifications.md.
+ * the server ends the waiting.
+ *
+ * With a store, every message is recorded in the outbox (control/queue/notifications.ts)
+ * before it is sent: the same notice to the same reporter goes out once, and a message a
+ * stop or a crash left unsent goes out at the next start (resume()). See
+ * docs/notifications.md.
  */
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { OutcomeRow } from '../outcomes/archive.ts';
+import { deferNotification, finishNotification, pendingNotifications, recordNotification, type NotificationRow } from '../queue/notifications.ts';
+import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketNotice } from '../types.ts';
 import { EmailNotifier, fixedReply } from './email.ts';
 import type { MessageOptions } from './format.ts';
@@ -25,6 +33,17 @@ import { parseSlackThread, SlackNotifier, slackMessage, type SlackTarget } from 
 export interface NotifierDeps {
   config: BugbotConfig;
   logger: Logger;
+  /** The outbox: record each message before sending it (dedupe, and nothing lost to a stop). */
+  store?: Store;
+}
+
+/** One message of a notice: to whom (recorded with it), how to send it, how to say why it failed. */
+interface Job {
+  to: Record<string, unknown>;
+  run: (tries: { n: number }) => Promise<unknown>;
+  why: (err: unknown) => string;
+  /** Email: tried again after a transient refusal; a stop cutting the waits short leaves it pending. */
+  retried: boolean;
 }
 
 /** Sends each notice to the ticket's reporters over Slack and email, as configured. */
@@ -35,6 +54,7 @@ export class Notifier {
   private readonly approvalsChannel: string | undefined;
   private readonly messages: MessageOptions;
   private readonly logger: Logger;
+  private readonly store: Store | undefined;
   private readonly pending = new Set<Promise<void>>();
   private readonly retryDelaysMs: number[];
   /** Aborted by close(): retries waiting for their turn give up. */
@@ -44,6 +64,7 @@ export class Notifier {
     const { config } = deps;
     const n = config.notify;
     this.logger = deps.logger;
+    this.store = deps.store;
     const slackCfg = config.triggers.slack;
     this.messages = {
       stagingBranch: config.target.stagingBranch,
@@ -76,7 +97,29 @@ export class Notifier {
 
   /** Send a notice to every reporter it concerns. Resolves when all sends are done; never rejects. */
   notify(notice: TicketNotice): Promise<void> {
-    const work = this.send(notice).catch((err: unknown) =>
+    return this.track(notice, () => this.send(notice));
+  }
+
+  /**
+   * Send what the outbox holds unsent: messages a stop cut short (waiting to try an
+   * email again) or a crash left in flight. Call once at start; resolves when they are done.
+   */
+  resume(): Promise<void> {
+    const store = this.store;
+    if (!store) return Promise.resolve();
+    const byNotice = new Map<string, NotificationRow[]>();
+    for (const row of pendingNotifications(store)) byNotice.set(row.notice_json, [...(byNotice.get(row.notice_json) ?? []), row]);
+    if (byNotice.size) this.logger.info('sending notifications left unsent', { messages: [...byNotice.values()].flat().length });
+    return Promise.all(
+      [...byNotice].map(([json, rows]) => {
+        const notice = JSON.parse(json) as TicketNotice;
+        return this.track(notice, () => this.send(notice, rows));
+      }),
+    ).then(() => undefined);
+  }
+
+  private track(notice: TicketNotice, send: () => Promise<void>): Promise<void> {
+    const work = send().catch((err: unknown) =>
       this.logger.error('notification failed', { ticket: notice.ticket.id, kind: notice.kind, error: (err as Error).message }),
     );
     this.pending.add(work);
@@ -92,9 +135,10 @@ export class Notifier {
   }
 
   /** Run an email send, again after each retry delay while it fails for a transient reason. */
-  private async retrying<T>(run: () => Promise<T>, fields: Record<string, unknown>): Promise<T> {
+  private async retrying<T>(run: () => Promise<T>, fields: Record<string, unknown>, tries: { n: number }): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
+        tries.n++;
         return await run();
       } catch (err) {
         const delay = this.retryDelaysMs[attempt];
@@ -107,9 +151,56 @@ export class Notifier {
     }
   }
 
-  private async send(notice: TicketNotice): Promise<void> {
+  /**
+   * Send a notice's messages. With the outbox: record each first and skip those recorded
+   * before; `resumed` (rows left pending) sends those messages only, already recorded.
+   */
+  private async send(notice: TicketNotice, resumed?: NotificationRow[]): Promise<void> {
+    const store = this.store;
+    const work: Array<{ job: Job; id?: number }> = [];
+    for (const job of this.jobs(notice)) {
+      if (!store) {
+        work.push({ job });
+        continue;
+      }
+      const target = JSON.stringify(job.to);
+      const id = resumed
+        ? resumed.find((r) => r.target_json === target)?.id
+        : recordNotification(store, { ticketId: notice.ticket.id, kind: notice.kind, dedupeKey: dedupeKey(notice, job.to), notice, target: job.to });
+      if (id !== undefined) work.push({ job, id });
+      else if (!resumed) this.logger.debug('already notified', { ticket: notice.ticket.id, kind: notice.kind, ...job.to });
+    }
+    // Pending rows whose message this configuration no longer sends (a channel turned off).
+    for (const row of resumed ?? []) {
+      if (!work.some((w) => w.id === row.id)) finishNotification(store!, row.id, 'failed', 0, 'no longer sent: its channel is not configured');
+    }
+
+    const tries = work.map(() => ({ n: 0 }));
+    const results = await Promise.allSettled(work.map((w, i) => w.job.run(tries[i]!)));
+    results.forEach((r, i) => {
+      const { job, id } = work[i]!;
+      const fields = { ticket: notice.ticket.id, kind: notice.kind, ...job.to };
+      if (r.status === 'fulfilled') {
+        this.logger.info('notified', fields);
+        if (id !== undefined) finishNotification(store!, id, 'sent', tries[i]!.n);
+        return;
+      }
+      const error = job.why(r.reason);
+      if (id !== undefined && job.retried && this.closing.signal.aborted && transientSmtp(r.reason)) {
+        // Stopped while it waited to try again: the next start sends it.
+        deferNotification(store!, id, tries[i]!.n, error);
+        this.logger.warn('notification not sent yet; it goes out at the next start', { ...fields, error });
+        return;
+      }
+      this.logger.warn('notification not sent', { ...fields, error });
+      if (id !== undefined) finishNotification(store!, id, 'failed', tries[i]!.n, error);
+    });
+  }
+
+  /** The messages a notice calls for: Slack thread replies (or the approvals channel), email replies. */
+  private jobs(notice: TicketNotice): Job[] {
     const { ticket } = notice;
-    const jobs: Array<{ to: Record<string, unknown>; run: () => Promise<unknown>; why: (err: unknown) => string }> = [];
+    const jobs: Job[] = [];
 
     const threads = new Map<string, SlackTarget>();
     for (const r of ticket.reporters) {
@@ -123,7 +214,15 @@ export class Notifier {
       const slack = this.slack;
       const message = slackMessage(notice, this.messages);
       for (const target of threads.values()) {
-        jobs.push({ to: { via: 'slack', channel: target.channel, threadTs: target.threadTs }, run: () => slack.post(target, message), why: slackErrorText });
+        jobs.push({
+          to: { via: 'slack', channel: target.channel, threadTs: target.threadTs },
+          run: (tries) => {
+            tries.n++;
+            return slack.post(target, message);
+          },
+          why: slackErrorText,
+          retried: false,
+        });
       }
     } else if (threads.size) {
       this.logger.debug('slack notifications are off (notify.slack.enabled, or no bot token): not telling the slack thread', { ticket: ticket.id });
@@ -139,17 +238,17 @@ export class Notifier {
         sent.add(`${mail.to}\n${mail.inReplyTo ?? ''}`);
         // The log names the reporter by position, never by address.
         const to = { via: 'email', reporter: i };
-        jobs.push({ to, run: () => this.retrying(() => email.send(mail), { ticket: ticket.id, kind: notice.kind, ...to }), why: smtpErrorText });
+        jobs.push({ to, run: (tries) => this.retrying(() => email.send(mail), { ticket: ticket.id, kind: notice.kind, ...to }, tries), why: smtpErrorText, retried: true });
       });
     }
-
-    const results = await Promise.allSettled(jobs.map((j) => j.run()));
-    results.forEach((r, i) => {
-      const fields = { ticket: ticket.id, kind: notice.kind, ...jobs[i]!.to };
-      if (r.status === 'fulfilled') this.logger.info('notified', fields);
-      else this.logger.warn('notification not sent', { ...fields, error: jobs[i]!.why(r.reason) });
-    });
+    return jobs;
   }
+}
+
+/** One key per notice and reporter: what it says (kind, commit, pull request, reason) and to whom. */
+function dedupeKey(notice: TicketNotice, to: Record<string, unknown>): string {
+  const what = [notice.ticket.id, notice.kind, notice.commit ?? '', notice.prUrl ?? '', notice.reason ?? '', JSON.stringify(to)].join('\n');
+  return createHash('sha256').update(what).digest('hex');
 }
 
 /**

@@ -145,6 +145,25 @@ const MIGRATIONS: string[] = [
   -- At most one approval in flight per ticket: a second approve cannot merge twice.
   CREATE UNIQUE INDEX approvals_running ON approvals(ticket_id) WHERE status = 'running';
   `,
+  /* 4: the notifications outbox: each message to a reporter, kept until sent or refused for good */ `
+  CREATE TABLE notifications (
+    id          INTEGER PRIMARY KEY,
+    ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+    kind        TEXT NOT NULL,
+    -- The same notice to the same reporter is recorded (and sent) once.
+    dedupe_key  TEXT NOT NULL UNIQUE,
+    -- The notice as sent (with the ticket as it was) and which of its messages this is.
+    notice_json TEXT NOT NULL,
+    target_json TEXT NOT NULL,
+    -- pending (not sent yet: in flight, waiting to try again, or left by a stop), sent, failed
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    finished_at TEXT
+  );
+  CREATE INDEX notifications_pending ON notifications(id) WHERE state = 'pending';
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -24,6 +24,7 @@ import { createLogger, silentLogger, type Logger } from '../../control/log.ts';
 import { noticeForRun, Notifier } from '../../control/notify/index.ts';
 import { slackMessage } from '../../control/notify/slack.ts';
 import { claimNext, finishRun, setRunProcess } from '../../control/queue/leases.ts';
+import { notificationsForTicket } from '../../control/queue/notifications.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createSlackTrigger, type SlackTrigger } from '../../control/triggers/slack.ts';
 import type { TicketState } from '../../control/types.ts';
@@ -149,15 +150,19 @@ function notifyConfig(home: string, extra: Record<string, unknown> = {}): Bugbot
   );
 }
 
-/** A ticket filed by the raw-email trigger in a fresh store (its reporter is the email's sender). */
-async function fixedTicket(t: TestContext, config: BugbotConfig) {
+/** A ticket filed by the raw-email trigger in a fresh store (its reporter is the email's sender), and the store. */
+async function filed(t: TestContext, config: BugbotConfig) {
   const store = new Store(join(config.home, 'bugbot.db'));
   t.after(() => store.close());
   const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
   const app = createApp({ config, store, intake, logger: silentLogger });
   const res = await app.request('/triggers/email/raw', { method: 'POST', body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
   assert.equal(res.status, 200);
-  return store.getTicket(((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket)!;
+  return { store, ticket: store.getTicket(((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket)! };
+}
+
+async function fixedTicket(t: TestContext, config: BugbotConfig) {
+  return (await filed(t, config)).ticket;
 }
 
 describe('email: the "fixed" reply goes out only after a successful push', () => {
@@ -294,6 +299,75 @@ describe('email: a busy server is tried again, a refusal is not', () => {
     await notifier.notify({ kind: 'fixed', ticket, commit: SHA });
     assert.ok(!lines.some((l) => l.includes('trying again')), lines.join('\n'));
     assert.ok(lines.some((l) => /"msg":"notification not sent".*"550"/.test(l) || /"msg":"notification not sent".*550/.test(l)), lines.join('\n'));
+  });
+});
+
+describe('the outbox: nothing lost to a stop, nothing sent twice', () => {
+  it('a stop during the waits leaves the reply in the outbox; the next start sends it, once', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-outbox-'));
+    config.notify.email.retryDelaysSeconds = [600];
+    const { store, ticket } = await filed(t, config);
+    const { logger, lines } = captureLog();
+    const before = smtp.delivered.length;
+    const first = new Notifier({ config, store, logger });
+    smtp.temporaryRefusals = 1;
+    const sending = first.notify({ kind: 'fixed', ticket, commit: SHA });
+    await waitFor(() => lines.some((l) => /"retryInSeconds":600/.test(l)), 10_000, 'the first refusal');
+    await first.close();
+    await sending;
+    assert.equal(smtp.delivered.length, before, 'nothing delivered yet');
+    assert.ok(lines.some((l) => /"msg":"notification not sent yet; it goes out at the next start".*"EENVELOPE 451"/.test(l)), lines.join('\n'));
+    let rows = notificationsForTicket(store, ticket.id);
+    assert.deepEqual(rows.map((r) => [r.kind, r.state, r.attempts, r.last_error]), [['fixed', 'pending', 1, 'EENVELOPE 451']]);
+    assert.ok(!rows[0]!.target_json.includes('@'), 'the row names the reporter by position');
+
+    // The next start.
+    const second = new Notifier({ config, store, logger });
+    t.after(() => second.close());
+    await second.resume();
+    assert.equal(smtp.delivered.length, before + 1, lines.join('\n'));
+    const reporter = ticket.reporters[0] as { address?: string };
+    assert.ok(reporter.address, 'the ticket has an email reporter');
+    assert.deepEqual(smtp.delivered.at(-1)!.rcptTo, [reporter.address], 'to the reporter');
+    rows = notificationsForTicket(store, ticket.id);
+    assert.deepEqual(rows.map((r) => [r.state, r.attempts]), [['sent', 2]]);
+
+    // And the one after: nothing left to send, nothing sent again.
+    const third = new Notifier({ config, store, logger });
+    t.after(() => third.close());
+    await third.resume();
+    await third.notify({ kind: 'fixed', ticket, commit: SHA });
+    assert.equal(smtp.delivered.length, before + 1, 'the same notice to the same reporter went out once');
+  });
+
+  it('the same notice twice tells each reporter once; a refusal for good is recorded and not tried again at the next start', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-dedupe-'));
+    config.notify.email.retryDelaysSeconds = [0.1];
+    const { store, ticket } = await filed(t, config);
+    const { logger } = captureLog();
+    const notifier = new Notifier({ config, store, logger });
+    t.after(() => notifier.close());
+    // An approval request goes to the approvals channel (no Slack thread reported this ticket).
+    const posts = slackApi.of('chat.postMessage').length;
+    const request = { kind: 'awaiting_approval' as const, ticket, commit: SHA, branch: 'bot/ticket-1' };
+    await notifier.notify(request);
+    await notifier.notify(request);
+    assert.equal(slackApi.of('chat.postMessage').length, posts + 1, 'one approval request');
+    // A new commit is a new notice.
+    await notifier.notify({ ...request, commit: 'b'.repeat(40) });
+    assert.equal(slackApi.of('chat.postMessage').length, posts + 2);
+
+    const bouncing = { ...ticket, reporters: ticket.reporters.map((r) => ({ ...r, address: `someone${BOUNCING}`, id: `someone${BOUNCING}` })) };
+    const before = smtp.delivered.length;
+    await notifier.notify({ kind: 'fixed', ticket: bouncing, commit: SHA });
+    const failed = notificationsForTicket(store, ticket.id).filter((r) => r.kind === 'fixed');
+    assert.deepEqual(failed.map((r) => [r.state, r.attempts]), [['failed', 1]]);
+    assert.match(failed[0]!.last_error ?? '', /550/);
+    const next = new Notifier({ config, store, logger });
+    t.after(() => next.close());
+    await next.resume();
+    assert.equal(smtp.delivered.length, before, 'not tried again');
+    assert.equal(notificationsForTicket(store, ticket.id).filter((r) => r.state === 'pending').length, 0);
   });
 });
 

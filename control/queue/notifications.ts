@@ -1,0 +1,56 @@
+/**
+ * The notifications outbox (control/notify): every message to a reporter is recorded
+ * before it is sent and marked once it went out or was refused for good, so a stop or a
+ * crash between the two leaves it `pending` and the next start sends it. A message
+ * already recorded for the same notice and reporter is not recorded (nor sent) again.
+ * Sending is at least once: a crash after the send and before the mark sends it twice.
+ */
+import type { Store } from './store.ts';
+
+export interface NotificationRow {
+  id: number;
+  ticket_id: number;
+  kind: string;
+  dedupe_key: string;
+  notice_json: string;
+  target_json: string;
+  state: 'pending' | 'sent' | 'failed';
+  attempts: number;
+  last_error: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
+/** Record a message about to be sent; undefined when the same one was recorded before. */
+export function recordNotification(
+  store: Store,
+  n: { ticketId: number; kind: string; dedupeKey: string; notice: unknown; target: unknown },
+): number | undefined {
+  const r = store
+    .stmt(
+      `INSERT OR IGNORE INTO notifications (ticket_id, kind, dedupe_key, notice_json, target_json, state, created_at)
+       VALUES (?, ?, ?, ?, ?, 'pending', ?)`,
+    )
+    .run(n.ticketId, n.kind, n.dedupeKey, JSON.stringify(n.notice), JSON.stringify(n.target), store.nowIso());
+  return r.changes === 1 ? Number(r.lastInsertRowid) : undefined;
+}
+
+/** Sent, or refused for good (with why). */
+export function finishNotification(store: Store, id: number, state: 'sent' | 'failed', attempts: number, error?: string): void {
+  store
+    .stmt('UPDATE notifications SET state = ?, attempts = attempts + ?, last_error = ?, finished_at = ? WHERE id = ?')
+    .run(state, attempts, error ?? null, store.nowIso(), id);
+}
+
+/** Tried and not sent yet (a stop cut its waits short): stays pending for the next start. */
+export function deferNotification(store: Store, id: number, attempts: number, error: string): void {
+  store.stmt('UPDATE notifications SET attempts = attempts + ?, last_error = ? WHERE id = ?').run(attempts, error, id);
+}
+
+export function pendingNotifications(store: Store): NotificationRow[] {
+  return store.stmt(`SELECT * FROM notifications WHERE state = 'pending' ORDER BY id`).all() as NotificationRow[];
+}
+
+export function notificationsForTicket(store: Store, ticketId: number): NotificationRow[] {
+  return store.stmt('SELECT * FROM notifications WHERE ticket_id = ? ORDER BY id').all(ticketId) as NotificationRow[];
+}
