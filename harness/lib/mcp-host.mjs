@@ -17,7 +17,7 @@
 // retries. Everything stops on SIGTERM/SIGINT/SIGHUP, or once PID (the
 // worker) is gone, however it ended.
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -50,6 +50,7 @@ function start(name, restarts) {
     env: { ...base, ...s.env, BUGBOT_MCP_SOCKET: s.socket },
     stdio: ['pipe', 'ignore', logFd],
   });
+  if (typeof logFd === 'number') closeSync(logFd);
   running.set(name, { child, restarts });
   child.on('error', (err) => log(`${name}: ${err.message}`));
   child.on('exit', (code, signal) => {
