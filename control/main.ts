@@ -11,6 +11,7 @@ import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
 import { Approvals } from './dispatcher/approvals.ts';
 import { reconcile } from './dispatcher/reconcile.ts';
+import { missingForWorkers } from './dispatcher/requirements.ts';
 import { modelEnv } from './dispatcher/model-env.ts';
 import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
 import { createModelClassifier } from './intake/model-classifier.ts';
@@ -160,6 +161,8 @@ export async function startServer(
       `email ${ch.email ? `via ${mail.host}:${mail.port}` : 'off (set notify.email.host and from)'}`,
   );
   for (const line of lines) print(line);
+  const needs = missingForWorkers(config);
+  if (needs.missing.length) logger.warn('workers cannot run fixes', { missing: needs.missing, install: needs.hint });
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
@@ -187,6 +190,12 @@ function listen(fetch: (req: Request) => Response | Promise<Response>, hostname:
   });
 }
 
+/** A banner line when the workers lack a command they need: every run would fail. */
+function workersCannotRun(config: BugbotConfig): string[] {
+  const { missing, hint } = missingForWorkers(config);
+  return missing.length ? [`  WARNING   fixes cannot run: ${missing.join(', ')} not found (${hint}); tickets queue and each run fails until then`] : [];
+}
+
 function banner(config: BugbotConfig, url: string, slack: boolean, localKey: string): string[] {
   const s = config.secrets;
   const t = config.triggers;
@@ -197,6 +206,7 @@ function banner(config: BugbotConfig, url: string, slack: boolean, localKey: str
     `  target    ${config.target.repo} (${config.target.baseBranch} → ${config.target.stagingBranch})`,
     `  settle    ${config.intake.settleSeconds}s (cap ${config.intake.settleCapSeconds}s), min severity ${config.triage.minSeverity}`,
     `  workers   ${config.workers} (ports ${config.target.basePort + 1}-${config.target.basePort + config.workers}), push: ${config.harness.pushMode}`,
+    ...workersCannotRun(config),
     'triggers:',
   ];
   if (t.grafana.enabled) {

@@ -7,7 +7,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, tempDir, waitFor } from '../support/helpers.ts';
-import { spawnLogged, startBugbot } from '../support/process.ts';
+import { pathWithout, spawnLogged, startBugbot } from '../support/process.ts';
 
 const BIN = join(repoRoot, 'bin/bugbot.js');
 
@@ -110,6 +110,16 @@ test('watch tails a log file and its errors become tickets', { timeout: 60_000 }
   assert.equal(list.tickets[0]!.route, 'GET /api/pets/3');
 });
 
+test('start names what the workers lack (the sandbox\'s bubblewrap and socat) and how to install it', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const configPath = join(dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home') }));
+  const b = await startBugbot(t, { configPath, cwd: dir, env: { PATH: pathWithout(join(dir, 'bin'), ['bwrap', 'socat']) } });
+  assert.match(b.output(), /WARNING +fixes cannot run: bwrap, socat not found \(apt-get install bubblewrap socat\)/, b.output());
+  b.proc.kill('SIGTERM');
+  assert.equal((await b.exited).code, 0);
+});
+
 test('start prints where it listens and what it watches; SIGTERM stops it cleanly', { timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
   const configPath = join(dir, 'bugbot.config.json');
@@ -122,6 +132,7 @@ test('start prints where it listens and what it watches; SIGTERM stops it cleanl
   const out = b.output();
   assert.match(out, /POST http:\/\/127\.0\.0\.1:\d+\/triggers\/grafana/);
   assert.match(out, /no auth configured: loopback only/);
+  assert.doesNotMatch(out, /cannot run/, 'this machine has what the workers need');
   assert.match(out, new RegExp(`watching: ${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   const health = await fetch(`${b.url}/healthz`);
   assert.equal(health.status, 200);

@@ -10,13 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
 import { phaseFiles } from '../../control/dispatcher/phases.ts';
 import { repoRoot, tempDir, testConfig } from '../support/helpers.ts';
+import { pathWithout } from '../support/process.ts';
 import { say, startScriptedModel, tool, type ScriptedModel } from '../support/scripted-model.ts';
 
 const claude = join(repoRoot, 'node_modules/.bin/claude');
@@ -24,21 +25,6 @@ const claude = join(repoRoot, 'node_modules/.bin/claude');
 function requireBinary(name: string): string {
   for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, name))) return join(dir, name);
   throw new Error(`${name} is not installed: run scripts/install-test-deps.sh (Debian package ${name === 'bwrap' ? 'bubblewrap' : name})`);
-}
-
-/** A PATH with everything the original has except the named programs (symlink farm). */
-function pathWithout(dir: string, missing: string[]): string {
-  mkdirSync(dir, { recursive: true });
-  const seen = new Set<string>();
-  for (const p of (process.env.PATH ?? '').split(':')) {
-    if (!p || !existsSync(p)) continue;
-    for (const name of readdirSync(p)) {
-      if (missing.includes(name) || seen.has(name)) continue;
-      seen.add(name);
-      symlinkSync(join(p, name), join(dir, name));
-    }
-  }
-  return dir;
 }
 
 /** One implement-phase session in `worktree` with the control plane's settings for it, but without the guard hook. */

@@ -3,6 +3,7 @@
  * Prometheus / Alertmanager. Every child is killed (by its PID) when the test ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -86,4 +87,19 @@ export function launchBugbot(configPath: string, env: NodeJS.ProcessEnv): Promis
     });
     proc.once('exit', (code) => reject(new Error(`bugbot start exited (${code}) before listening`)));
   });
+}
+
+/** A PATH with everything the original has except the named programs (symlink farm). */
+export function pathWithout(dir: string, missing: string[]): string {
+  mkdirSync(dir, { recursive: true });
+  const seen = new Set<string>();
+  for (const p of (process.env.PATH ?? '').split(':')) {
+    if (!p || !existsSync(p)) continue;
+    for (const name of readdirSync(p)) {
+      if (missing.includes(name) || seen.has(name)) continue;
+      seen.add(name);
+      symlinkSync(join(p, name), join(dir, name));
+    }
+  }
+  return dir;
 }

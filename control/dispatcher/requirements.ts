@@ -1,0 +1,40 @@
+/**
+ * What the workers need on this machine besides Node: git and flock, the agent's Bash sandbox
+ * (bubblewrap and socat; every phase's commands run in it and it fails closed, and
+ * socat also joins the sessions to their MCP servers) and the Claude Code CLI. Checked
+ * when `bugbot start` starts, so a missing one is named at once rather than by every
+ * run failing.
+ */
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { BugbotConfig } from '../config.ts';
+import { claudeBinary } from './phases.ts';
+
+/** Debian packages that provide each command. */
+const PACKAGES: Record<string, string> = { git: 'git', flock: 'util-linux', bwrap: 'bubblewrap', socat: 'socat' };
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onPath(cmd: string, path = process.env.PATH ?? ''): boolean {
+  return path.split(delimiter).some((dir) => dir !== '' && executable(join(dir, cmd)));
+}
+
+/** The commands the workers need that this machine lacks, and how to get them (empty when nothing is missing). */
+export function missingForWorkers(cfg: BugbotConfig, path = process.env.PATH ?? ''): { missing: string[]; hint: string } {
+  const missing = Object.keys(PACKAGES).filter((cmd) => !onPath(cmd, path));
+  const claude = claudeBinary(cfg);
+  const claudeMissing = claude.includes('/') ? !executable(claude) : !onPath(claude, path);
+  const packages = missing.map((cmd) => PACKAGES[cmd]!);
+  const hints = [
+    ...(packages.length ? [`apt-get install ${packages.join(' ')}`] : []),
+    ...(claudeMissing ? ['npm ci (Claude Code comes with bugbot), or set harness.claude'] : []),
+  ];
+  return { missing: [...missing, ...(claudeMissing ? [`claude (${claude})`] : [])], hint: hints.join('; ') };
+}
