@@ -273,23 +273,20 @@ export function mcpSocket(ticketDir: string, s: McpServerName): string | undefin
 
 /**
  * The MCP servers the harness starts for the whole run (harness/lib/mcp-host.mjs reads
- * mcp-host.json): every server some phase uses, each on its socket. Claude Code waits
- * for its MCP servers before its first request; a server already running answers
- * through its shim in milliseconds instead of the few hundred a start costs, in every
- * phase. Empty when no server is configured.
+ * mcp-host.json): every server some phase uses, each on its socket, with the settings
+ * file phaseFiles() writes for it. Claude Code waits for its MCP servers before its
+ * first request; a server already running answers through its shim in milliseconds
+ * instead of the few hundred a start costs, in every phase. Empty when no server is
+ * configured.
  */
 export function mcpHostFiles(ctx: PhaseContext): Record<string, string> {
   const used = new Set(PHASES.flatMap((p) => PHASE_MCP[p]));
-  const hosted = configuredServers(ctx.config).filter((s) => used.has(s) && mcpSocket(ctx.ticketDir, s));
-  if (!hosted.length) return {};
-  const files: Record<string, string> = {};
   const servers: Record<string, unknown> = {};
-  for (const s of hosted) {
-    files[`mcp-${s}.settings.json`] = JSON.stringify(mcpSettings(s, ctx), null, 2);
-    servers[s] = { ...mcpLaunch(s, ctx), socket: mcpSocket(ctx.ticketDir, s) };
+  for (const s of configuredServers(ctx.config).filter((x) => used.has(x))) {
+    const socket = mcpSocket(ctx.ticketDir, s);
+    if (socket) servers[s] = { ...mcpLaunch(s, ctx), socket };
   }
-  files['mcp-host.json'] = JSON.stringify({ servers }, null, 2);
-  return files;
+  return Object.keys(servers).length ? { 'mcp-host.json': JSON.stringify({ servers }, null, 2) } : {};
 }
 
 function tsxLoader(): string {

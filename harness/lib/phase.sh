@@ -164,7 +164,8 @@ harness_stat() {
 # harness_mcp_host_start : start the ticket's MCP servers for the whole run, when the
 # control plane asked for any (config/mcp-host.json; see lib/mcp-host.mjs). Sets
 # HARNESS_MCP_HOST_PID. The host gets no credentials but the servers' own (in the spec);
-# it stops by itself once this worker is gone, however it ended.
+# it stops by itself once this worker is gone, however it ended. It runs at a lower CPU
+# priority: it starts beside research's session, whose start-up the ticket waits for.
 HARNESS_MCP_HOST_PID=""
 harness_mcp_host_start() {
   local spec="$TICKET_DIR/config/mcp-host.json"
