@@ -78,3 +78,43 @@ test('email report → fix pushed to staging → one threaded "fixed and live" r
   assert.equal(smtp.delivered.length, 1, 'exactly one reply');
   assert.ok(!bugbot.output().includes(SMTP_PASS) && !bugbot.output().includes('megan@'), 'neither the password nor the address is logged');
 });
+
+test('a stop while the mail server refuses for now: the reply stays in the outbox and goes out once, after the next start', { timeout: 300_000 }, async (t) => {
+  const smtp = new TestSmtpServer({ user: SMTP_USER, pass: SMTP_PASS });
+  const port = await smtp.listen();
+  t.after(() => smtp.close());
+  const env = await setupPipeline(t, {
+    notify: { email: { host: '127.0.0.1', port, from: 'Pet Shop bugbot <bugbot@petshop.test>', requireTLS: false, retryDelaysSeconds: [600] } },
+  } as ConfigFile);
+  for (const [phase, steps] of Object.entries(happyPathScripts(env))) env.model.script(phase, steps);
+  const secrets = { ...env.env, BUGBOT_SMTP_USER: SMTP_USER, BUGBOT_SMTP_PASSWORD: SMTP_PASS };
+  const first = await startBugbot(t, { configPath: env.configPath, env: { ...secrets, BUGBOT_LOG_LEVEL: 'info' } });
+  smtp.temporaryRefusals = 1_000;
+  const res = await fetch(`${first.url}/triggers/email/raw`, { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: REPORT });
+  assert.equal(res.status, 200, await res.clone().text());
+  const id = ((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket;
+  const state = async (url: string) => ((await (await fetch(`${url}/api/tickets/${id}`)).json()) as { ticket: { state: string } }).ticket.state;
+  await waitFor(async () => ['pushed', 'failed', 'needs_human'].includes(await state(first.url)), 240_000, 'the run to end');
+  assert.equal(await state(first.url), 'pushed', first.output().slice(-3000));
+  // Refused for now (451): it waits 600 s to try again, and bugbot is stopped meanwhile.
+  await waitFor(() => /"retryInSeconds":600/.test(first.output()), 30_000, 'the first refusal');
+  first.proc.kill('SIGTERM');
+  assert.equal((await first.exited).code, 0);
+  assert.match(first.output(), /notification not sent yet; it goes out at the next start/);
+  assert.equal(smtp.delivered.length, 0);
+
+  smtp.temporaryRefusals = 0;
+  const second = await startBugbot(t, { configPath: env.configPath, env: { ...secrets, BUGBOT_LOG_LEVEL: 'info' } });
+  const d = await waitFor(() => smtp.delivered[0], 20_000, 'the reply after the restart');
+  assert.deepEqual(d.rcptTo, ['megan@petshop-customer.test']);
+  assert.equal(d.mail.inReplyTo, MESSAGE_ID);
+  assert.match(second.output(), /sending notifications left unsent/);
+  second.proc.kill('SIGTERM');
+  await second.exited;
+  // A third start finds nothing left to send.
+  const third = await startBugbot(t, { configPath: env.configPath, env: secrets });
+  await new Promise((r) => setTimeout(r, 1000));
+  third.proc.kill('SIGTERM');
+  await third.exited;
+  assert.equal(smtp.delivered.length, 1, 'exactly one reply');
+});
