@@ -7,6 +7,7 @@ import type { Context, Hono } from 'hono';
 import type { AppDeps } from './app.ts';
 import { badRequest, HttpError, notFound } from './http-error.ts';
 import { approvalsForTicket } from './queue/approvals.ts';
+import { notificationSummaries } from './queue/notifications.ts';
 import { activeRuns, cancelTicket, runsForTicket } from './queue/leases.ts';
 import type { Store } from './queue/store.ts';
 import { credentialAuth } from './triggers/auth.ts';
@@ -56,6 +57,7 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       related: store.relatedTickets(id),
       runs: runsForTicket(store, id),
       approvals: approvalsForTicket(store, id),
+      notifications: notificationSummaries(store, id),
       audit: store.auditTrail(id),
     });
   });

@@ -54,3 +54,27 @@ export function pendingNotifications(store: Store): NotificationRow[] {
 export function notificationsForTicket(store: Store, ticketId: number): NotificationRow[] {
   return store.stmt('SELECT * FROM notifications WHERE ticket_id = ? ORDER BY id').all(ticketId) as NotificationRow[];
 }
+
+/** What a ticket's reporters were told, for the API and the dashboard: without the notice (the ticket it carried). */
+export interface NotificationSummary {
+  kind: string;
+  /** slack (channel, thread) or email (the reporter's position on the ticket). */
+  to: Record<string, unknown>;
+  state: NotificationRow['state'];
+  attempts: number;
+  error: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export function notificationSummaries(store: Store, ticketId: number): NotificationSummary[] {
+  return notificationsForTicket(store, ticketId).map((r) => ({
+    kind: r.kind,
+    to: JSON.parse(r.target_json) as Record<string, unknown>,
+    state: r.state,
+    attempts: r.attempts,
+    error: r.last_error,
+    createdAt: r.created_at,
+    finishedAt: r.finished_at,
+  }));
+}

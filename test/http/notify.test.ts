@@ -331,6 +331,14 @@ describe('the outbox: nothing lost to a stop, nothing sent twice', () => {
     assert.deepEqual(smtp.delivered.at(-1)!.rcptTo, [reporter.address], 'to the reporter');
     rows = notificationsForTicket(store, ticket.id);
     assert.deepEqual(rows.map((r) => [r.state, r.attempts]), [['sent', 2]]);
+    // People see it: the ticket's API answer and its dashboard page say who was told what.
+    const app = createApp({ config, store, intake: new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) }), logger: silentLogger });
+    const detail = (await (await app.request(`/api/tickets/${ticket.id}`)).json()) as { notifications: Array<{ kind: string; to: { via: string }; state: string; attempts: number; error: string | null }> };
+    assert.deepEqual(detail.notifications.map((n) => [n.kind, n.to.via, n.state, n.attempts, n.error]), [['fixed', 'email', 'sent', 2, null]]);
+    assert.ok(!JSON.stringify(detail.notifications).includes('@'), 'no address in the summary');
+    const html = await (await app.request(`/tickets/${ticket.id}`)).text();
+    assert.match(html, /<h3>Reporters told<\/h3>/);
+    assert.match(html, /fixed → email to reporter 1: <b>sent<\/b><span class="muted"> after 2 tries<\/span>/);
 
     // And the one after: nothing left to send, nothing sent again.
     const third = new Notifier({ config, store, logger });

@@ -6,6 +6,7 @@
  */
 import type { StageStats } from '../../outcomes/archive.ts';
 import type { OccurrenceRow } from '../../queue/store.ts';
+import type { NotificationSummary } from '../../queue/notifications.ts';
 import type { Ticket } from '../../types.ts';
 import { ColumnChart } from '../charts.tsx';
 import type { LiveWorker, RunFiles } from '../data.ts';
@@ -48,6 +49,15 @@ export interface TicketPageProps {
   diff: RunDiff | { error: string } | null;
   live: LiveWorker | null;
   approvalsEnabled: boolean;
+  /** What the reporters were told (the notifications outbox). */
+  notifications: NotificationSummary[];
+}
+
+/** Who a message went to, as the outbox names them: a Slack channel or thread, an email reporter by position. */
+function recipient(to: Record<string, unknown>): string {
+  if (to.via === 'slack') return `Slack ${String(to.channel)}${to.threadTs ? ' thread' : ''}`;
+  if (to.via === 'email') return `email to reporter ${Number(to.reporter) + 1}`;
+  return String(to.via);
 }
 
 /** Occurrences per day (per hour when they span less than two days). */
@@ -201,6 +211,21 @@ export function TicketPage(p: TicketPageProps) {
                   <li data-relation={r.relation}>
                     {`${r.relation.replace(/_/g, ' ')}: `}
                     <TicketLink id={r.id} /> <StateBadge state={r.state} />
+                  </li>
+                ))}
+              </ul>
+            </>
+          ) : null}
+          {p.notifications.length ? (
+            <>
+              <h3>Reporters told</h3>
+              <ul id="notifications">
+                {p.notifications.map((n) => (
+                  <li data-state={n.state}>
+                    {`${n.kind.replace(/_/g, ' ')} → ${recipient(n.to)}: `}
+                    <b>{n.state}</b>
+                    {n.attempts > 1 ? <span class="muted">{` after ${n.attempts} tries`}</span> : null}
+                    {n.error ? <span class="small">{` (${p.mask(n.error)})`}</span> : null}
                   </li>
                 ))}
               </ul>

@@ -8,6 +8,7 @@ import { streamSSE } from 'hono/streaming';
 import type { OutcomeRow } from '../../outcomes/archive.ts';
 import { summarize } from '../../outcomes/summary.ts';
 import { runsForTicket, type RunRow } from '../../queue/leases.ts';
+import { notificationSummaries } from '../../queue/notifications.ts';
 import { TICKET_STATES, type TicketState } from '../../types.ts';
 import { byFinished, page, render, type Dash } from '../context.ts';
 import { diffForRun, liveWorkers, readRunFiles, type RunFiles } from '../data.ts';
@@ -136,6 +137,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         diff={diff}
         live={liveWorkers(deps, scrub).find((w) => w.ticket === id) ?? null}
         approvalsEnabled={Boolean(deps.approvals)}
+        notifications={notificationSummaries(store, id)}
       />,
     );
   });
