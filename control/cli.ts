@@ -16,6 +16,7 @@ import { OutcomeArchive } from './outcomes/archive.ts';
 import { readServerInfo, type ServerInfo } from './server-info.ts';
 import { parseSince, summarize } from './outcomes/summary.ts';
 import { cancelTicket, runsForTicket } from './queue/leases.ts';
+import { notificationSummaries, recipientText, type NotificationSummary } from './queue/notifications.ts';
 import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
@@ -241,6 +242,7 @@ export function buildProgram(): Command {
           occurrences: store.occurrences(id, 20),
           related: store.relatedTickets(id),
           runs: runsForTicket(store, id),
+          notifications: notificationSummaries(store, id),
           audit: store.auditTrail(id),
         };
         if (o.json) {
@@ -458,6 +460,7 @@ function formatTicket(d: {
   occurrences: { at: string; count: number; source: string }[];
   related: { id: number; relation: string; state: string }[];
   runs: { id: number; attempt: number; worker_id: number; state: string; outcome: string | null; reason: string | null }[];
+  notifications: NotificationSummary[];
   audit: { at: string; actor: string; action: string; detail: string | null }[];
 }): string {
   const t = d.ticket;
@@ -480,6 +483,12 @@ function formatTicket(d: {
   if (d.runs.length) {
     lines.push('', 'runs:');
     for (const r of d.runs) lines.push(`  run ${r.id} attempt ${r.attempt} on worker ${r.worker_id}: ${r.state}${r.outcome ? ` → ${r.outcome}` : ''}${r.reason ? ` (${r.reason})` : ''}`);
+  }
+  if (d.notifications.length) {
+    lines.push('', 'reporters told:');
+    for (const n of d.notifications) {
+      lines.push(`  ${n.kind.replace(/_/g, ' ')} → ${recipientText(n.to)}: ${n.state}${n.attempts > 1 ? ` after ${n.attempts} tries` : ''}${n.error ? ` (${n.error})` : ''}`);
+    }
   }
   lines.push('', 'history:');
   for (const a of d.audit) lines.push(`  ${a.at}  ${a.actor.padEnd(14)} ${a.action}${a.detail ? `: ${a.detail}` : ''}`);

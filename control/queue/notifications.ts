@@ -78,3 +78,10 @@ export function notificationSummaries(store: Store, ticketId: number): Notificat
     finishedAt: r.finished_at,
   }));
 }
+
+/** Who a message went to, as people read it: a Slack channel or thread, an email reporter by position. */
+export function recipientText(to: Record<string, unknown>): string {
+  if (to.via === 'slack') return `Slack ${String(to.channel)}${to.threadTs ? ' thread' : ''}`;
+  if (to.via === 'email') return `email to reporter ${Number(to.reporter) + 1}`;
+  return String(to.via);
+}

@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
-import { waitFor } from '../support/helpers.ts';
+import { repoRoot, waitFor } from '../support/helpers.ts';
 import { happyPathScripts, setupPipeline } from '../support/pipeline.ts';
 import { startBugbot } from '../support/process.ts';
 import { mailHeader, TestSmtpServer } from '../support/smtp.ts';
@@ -117,4 +118,7 @@ test('a stop while the mail server refuses for now: the reply stays in the outbo
   third.proc.kill('SIGTERM');
   await third.exited;
   assert.equal(smtp.delivered.length, 1, 'exactly one reply');
+  // `bugbot ticket` says who was told what.
+  const shown = execFileSync(process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', env.configPath, 'ticket', String(id)], { encoding: 'utf8' });
+  assert.match(shown, /reporters told:\n {2}fixed → email to reporter 1: sent after 2 tries\n/, shown);
 });

@@ -6,7 +6,7 @@
  */
 import type { StageStats } from '../../outcomes/archive.ts';
 import type { OccurrenceRow } from '../../queue/store.ts';
-import type { NotificationSummary } from '../../queue/notifications.ts';
+import { recipientText, type NotificationSummary } from '../../queue/notifications.ts';
 import type { Ticket } from '../../types.ts';
 import { ColumnChart } from '../charts.tsx';
 import type { LiveWorker, RunFiles } from '../data.ts';
@@ -53,12 +53,6 @@ export interface TicketPageProps {
   notifications: NotificationSummary[];
 }
 
-/** Who a message went to, as the outbox names them: a Slack channel or thread, an email reporter by position. */
-function recipient(to: Record<string, unknown>): string {
-  if (to.via === 'slack') return `Slack ${String(to.channel)}${to.threadTs ? ' thread' : ''}`;
-  if (to.via === 'email') return `email to reporter ${Number(to.reporter) + 1}`;
-  return String(to.via);
-}
 
 /** Occurrences per day (per hour when they span less than two days). */
 function occurrenceColumns(occ: OccurrenceRow[]) {
@@ -222,7 +216,7 @@ export function TicketPage(p: TicketPageProps) {
               <ul id="notifications">
                 {p.notifications.map((n) => (
                   <li data-state={n.state}>
-                    {`${n.kind.replace(/_/g, ' ')} → ${recipient(n.to)}: `}
+                    {`${n.kind.replace(/_/g, ' ')} → ${recipientText(n.to)}: `}
                     <b>{n.state}</b>
                     {n.attempts > 1 ? <span class="muted">{` after ${n.attempts} tries`}</span> : null}
                     {n.error ? <span class="small">{` (${p.mask(n.error)})`}</span> : null}
