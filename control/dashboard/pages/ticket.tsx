@@ -53,7 +53,6 @@ export interface TicketPageProps {
   notifications: NotificationSummary[];
 }
 
-
 /** Occurrences per day (per hour when they span less than two days). */
 function occurrenceColumns(occ: OccurrenceRow[]) {
   if (!occ.length) return [];
