@@ -65,12 +65,17 @@ teardown() { teardown_tmp; }
   [ -z "$(git -C "$TMP/wt" worktree list | grep -e '\.gate' -e '\.base')" ]
 }
 
-@test "push_staging rebases onto a staging branch that moved, and retries" {
+# A fix committed in the worktree while someone else pushes to staging.
+fix_while_staging_moves() {
   printf 'fix\n' >"$TMP/wt/fix.txt"
   git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m fix
   git clone --quiet "$TMP/origin.git" "$TMP/other"
   git -C "$TMP/other" -c user.name=x -c user.email=x@x commit --quiet --allow-empty -m "someone else on staging"
   git -C "$TMP/other" push --quiet origin HEAD:staging
+}
+
+@test "push_staging rebases onto a staging branch that moved, and retries" {
+  fix_while_staging_moves
   run harness_push_staging "$TMP/wt" origin staging main 3
   [ "$status" -eq 0 ]
   run git -C "$TMP/origin.git" log --format=%s staging
@@ -79,11 +84,7 @@ teardown() { teardown_tmp; }
 }
 
 @test "push_staging: a rebase that fails without a conflict is a failure (status 4) with git's reason, not a conflict" {
-  printf 'fix\n' >"$TMP/wt/fix.txt"
-  git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m fix
-  git clone --quiet "$TMP/origin.git" "$TMP/other"
-  git -C "$TMP/other" -c user.name=x -c user.email=x@x commit --quiet --allow-empty -m "someone else on staging"
-  git -C "$TMP/other" push --quiet origin HEAD:staging
+  fix_while_staging_moves
   # Uncommitted changes to a tracked file: git refuses to rebase at all.
   printf 'dirty\n' >>"$TMP/wt/fix.txt"
   run harness_push_staging "$TMP/wt" origin staging main 3
