@@ -202,10 +202,11 @@ harness_force_commit "$WORKTREE" "bugbot: docs for ticket $BUGBOT_TICKET_ID" >/d
 
 # --- phase 5: push ------------------------------------------------------------------
 harness_status push start
-push_started=$(date +%s)
-protected=$(harness_protected_changes "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")
+push_started=$EPOCHSECONDS
+changed=$(harness_changed_files "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE") || harness_fail "could not list the changed files"
+[ -n "$changed" ] || harness_fail "no changes to push"
+protected=$(printf '%s\n' "$changed" | harness_protected_paths) || harness_fail "could not check the diff against protected paths (grep -P)"
 [ -z "$protected" ] || harness_fail "the diff touches protected paths: $(echo "$protected" | tr '\n' ' ')"
-[ -n "$(harness_changed_files "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE")" ] || harness_fail "no changes to push"
 # The docs phase may write only docs/ and CLAUDE.md (its guard policy); anything else
 # changed since the gate started and it runs again on what is pushed.
 gate_on_head

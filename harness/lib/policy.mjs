@@ -5,18 +5,11 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, normalize, relative, resolve } from 'node:path';
 
-/** Paths no phase may write: repository machinery, agent config, CI, hooks. */
-const PROTECTED = [
-  /^\.git(\/|$)/,
-  /^\.claude(\/|$)/,
-  /^\.mcp\.json$/,
-  /^\.github\/workflows\//,
-  /^\.gitlab-ci\.yml$/,
-  /^\.circleci\//,
-  /^\.husky(\/|$)/,
-  /^\.git(hooks|modules|attributes)$/,
-  /(^|\/)\.env(\.|$)(?!example)/,
-];
+/** Paths no phase may write: repository machinery, agent config, CI, hooks (protected-paths.txt). */
+const PROTECTED = readFileSync(new URL('./protected-paths.txt', import.meta.url), 'utf8')
+  .split('\n')
+  .filter((l) => l && !l.startsWith('#'))
+  .map((l) => new RegExp(l));
 
 /** Paths no phase may read: credentials and process environments. */
 const SECRET_READS = [

@@ -56,14 +56,16 @@ harness_changed_files() {
   git -C "$dir" diff --name-only "$(git -C "$dir" merge-base HEAD "$base")" HEAD
 }
 
-# harness_protected_changes DIR BASE_REF : prints changed files under protected paths (empty if none).
-harness_protected_changes() {
-  harness_changed_files "$1" "$2" | node --input-type=module -e '
-    const { protectedPaths } = await import(process.argv[1]);
-    const { readFileSync } = await import("node:fs");
-    const files = readFileSync(0, "utf8").split("\n").filter(Boolean);
-    process.stdout.write(protectedPaths(files).join("\n"));
-  ' "$BUGBOT_HARNESS/lib/policy.mjs"
+# harness_protected_paths : of the paths on stdin, prints those under protected paths
+# (lib/protected-paths.txt, the patterns the guard hook applies). Fails, printing nothing
+# useful, when the check itself cannot run: a push must not go ahead on a broken check.
+harness_protected_paths() {
+  local file="$BUGBOT_HARNESS/lib/protected-paths.txt" pattern
+  [ -r "$file" ] || return 2
+  pattern=$(grep -v -e '^#' -e '^$' "$file" | sed 's/.*/(?:&)/' | paste -sd '|')
+  [ -n "$pattern" ] || return 2
+  # grep exits 1 when nothing matched (the usual case) and 2 when it failed.
+  grep -P -e "$pattern" || [ "$?" -eq 1 ]
 }
 
 # harness_isolated DIR COMMAND : run COMMAND (a shell string) in DIR as the agent's own

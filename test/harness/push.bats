@@ -23,16 +23,32 @@ teardown() { teardown_tmp; }
   [ "$output" = "clean" ]
 }
 
-@test "protected_changes names CI, agent and hook configuration in the diff" {
+@test "protected_paths names CI, agent and hook configuration in the diff" {
   mkdir -p "$TMP/wt/.github/workflows" "$TMP/wt/.claude"
   printf 'on: push\n' >"$TMP/wt/.github/workflows/ci.yml"
   printf '{}\n' >"$TMP/wt/.claude/settings.json"
   printf 'ok\n' >"$TMP/wt/src.txt"
   git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m sneaky
-  run harness_protected_changes "$TMP/wt" origin/main
+  run bash -c 'source "$BUGBOT_HARNESS/lib/common.sh"; source "$BUGBOT_HARNESS/lib/push.sh"; harness_changed_files "$1" origin/main | harness_protected_paths' _ "$TMP/wt"
+  [ "$status" -eq 0 ]
   [[ "$output" == *".github/workflows/ci.yml"* ]]
   [[ "$output" == *".claude/settings.json"* ]]
   [[ "$output" != *"src.txt"* ]]
+}
+
+@test "protected_paths fails rather than pass a diff it could not check" {
+  run bash -c 'source "$BUGBOT_HARNESS/lib/push.sh"; printf ".github/workflows/ci.yml\n" | harness_protected_paths' </dev/null
+  [ "$status" -eq 0 ] && [ "$output" = ".github/workflows/ci.yml" ]
+  # Nothing protected: empty output, success.
+  run bash -c 'source "$BUGBOT_HARNESS/lib/push.sh"; printf "src/a.ts\n" | harness_protected_paths'
+  [ "$status" -eq 0 ] && [ -z "$output" ]
+  # A pattern file grep cannot read, or a grep without -P: an error, not "nothing protected".
+  mkdir -p "$TMP/h/lib" && printf '(unclosed\n' >"$TMP/h/lib/protected-paths.txt"
+  run bash -c 'source "$BUGBOT_HARNESS/lib/push.sh"; BUGBOT_HARNESS=$1; printf "src/a.ts\n" | harness_protected_paths' _ "$TMP/h"
+  [ "$status" -ne 0 ]
+  rm "$TMP/h/lib/protected-paths.txt"
+  run bash -c 'source "$BUGBOT_HARNESS/lib/push.sh"; BUGBOT_HARNESS=$1; printf "src/a.ts\n" | harness_protected_paths' _ "$TMP/h"
+  [ "$status" -ne 0 ]
 }
 
 @test "tests gate passes, and tolerates failures that the base has too, but not new ones" {

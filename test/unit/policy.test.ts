@@ -3,6 +3,7 @@
 // an attacker would try next are refused too, and the commands an honest agent runs are
 // not. The same calls go through the real CLI in test/e2e/injection.test.ts.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +150,23 @@ describe('what an honest agent does is allowed', () => {
   test('without origins in the policy (older files), any loopback port is allowed', () => {
     assert.equal(decide('Bash', bash('curl http://127.0.0.1:3000/'), ctx('implement', { origins: undefined })), null);
   });
+});
+
+test('the push step (grep -P) and the guard (JavaScript) read protected-paths.txt alike', () => {
+  const paths = [
+    'src/a.ts', '.git/config', '.gitignore', '.gitattributes', '.gitmodules', '.githooks', '.claude', '.claude/settings.json',
+    'a/.claude/x', '.mcp.json', 'x.mcp.json', '.github/workflows/ci.yml', '.github/CODEOWNERS', '.gitlab-ci.yml', '.circleci/config.yml',
+    '.husky', '.husky/pre-commit', '.env', '.env.local', '.env.example', 'app/.env', 'app/.env.production', 'app/.envrc', 'docs/env.md',
+  ];
+  const harness = join(import.meta.dirname, '../../harness');
+  const viaGrep = execFileSync('bash', ['-c', 'source "$1/lib/push.sh"; BUGBOT_HARNESS=$1 harness_protected_paths', '_', harness], {
+    input: paths.join('\n') + '\n',
+    encoding: 'utf8',
+  });
+  const expected = protectedPaths(paths) as string[];
+  assert.ok(expected.length >= 10, `the corpus has protected paths (${expected.length})`);
+  assert.ok(expected.length < paths.length, 'and paths that are not');
+  assert.deepEqual(viaGrep.split('\n').filter(Boolean), expected);
 });
 
 test('push-time check names protected paths in a diff', () => {
