@@ -93,6 +93,8 @@ const stats = {
   spawned_at: null,
   prompt_at: null,
   ready_at: null,
+  // Ended by this process at its result event rather than by exiting on its own.
+  ended_at_result: false,
 };
 // The same policy the PreToolUse hook applies (config/<phase>.policy.json).
 const policyCtx = o.policy ? loadPolicy(o.policy) : { phase: o.phase, worktree: o.worktree, ticketDir: o['ticket-dir'], ticketWrites: [] };
@@ -264,10 +266,16 @@ lines.on('line', (line) => {
     idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
   }
   if (!line.startsWith('{')) return;
+  let e;
   try {
-    onEvent(JSON.parse(line));
+    e = JSON.parse(line);
+    onEvent(e);
   } catch {
-    // Not an event (a stray line on stdout): kept in the log, ignored here.
+    return; // Not an event (a stray line on stdout): kept in the log, ignored here.
+  }
+  if (e?.type === 'result' && !stats.killed) {
+    stats.ended_at_result = true;
+    finish(null, null);
   }
 });
 child.stderr.on('data', (d) => appendFileSync(`${o.log}.stderr`, d));
@@ -276,7 +284,13 @@ child.on('error', (err) => {
   stats.killed = `could not start ${cmd}: ${err.message}`;
 });
 
-child.on('close', (code, signal) => {
+let finished = false;
+// A session is over at its result event: what Claude Code does after it (closing its MCP
+// connections, saving its config) is of no use to the run, so the group is ended then and
+// the phase is done, instead of waiting for the session to shut itself down.
+function finish(code, signal) {
+  if (finished) return;
+  finished = true;
   clearTimeout(idleTimer);
   clearTimeout(wallTimer);
   if (killTimer) clearTimeout(killTimer);
@@ -306,9 +320,10 @@ child.on('close', (code, signal) => {
   writeFileSync(o.stats, JSON.stringify(stats, null, 2));
   if (!stats.ready_at) markReady();
   progress(true);
-  const ok = !stats.killed && code === 0 && stats.subtype === 'success' && !stats.is_error;
+  const ok = !stats.killed && (code === 0 || stats.ended_at_result) && stats.subtype === 'success' && !stats.is_error;
   process.exit(ok ? 0 : 1);
-});
+}
+child.on('close', (code, signal) => finish(code, signal));
 
 for (const s of ['SIGTERM', 'SIGINT']) {
   process.on(s, () => kill(`harness received ${s}`));
