@@ -94,7 +94,9 @@ harness_status setup "done" "port $BUGBOT_PORT"
 # Research gets its prompt, and its limits start counting, once ticket + pre-context are written.
 harness_status docs-retrieval start
 if [ -n "${BUGBOT_BIN:-}" ] && [ -x "$BUGBOT_BIN" ]; then
-  "$BUGBOT_BIN" docs-search --repo "$WORKTREE" --pre-context "$AGENT/pre-context.md" --query-file "$AGENT/ticket.md" \
+  # Niced: it runs while research's Claude Code starts up, which is on the path to the
+  # first model request; the search is done well before the session reads its prompt.
+  nice -n 10 "$BUGBOT_BIN" docs-search --repo "$WORKTREE" --pre-context "$AGENT/pre-context.md" --query-file "$AGENT/ticket.md" \
     >"$TICKET_DIR/docs-search.log" 2>&1 ||
     printf '# Pre-context\n\nDocs retrieval failed (see docs-search.log); work from the repository itself.\n' >"$AGENT/pre-context.md"
 else
@@ -217,13 +219,16 @@ preexisting=$HARNESS_GATE_OUT
 tests_first_try=true
 [ "${FIRST_GATE:-0}" = 0 ] || tests_first_try=false
 [ "$preexisting" = 0 ] || harness_log "$preexisting test(s) fail on the base branch too; they do not block this fix"
-read -r files insertions deletions < <(git -C "$WORKTREE" diff --shortstat "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD |
-  awk '{f=$1; i=0; d=0; for (n=1;n<=NF;n++) { if ($(n+1) ~ /^insertion/) i=$n; if ($(n+1) ~ /^deletion/) d=$n }; print f, i, d}')
+shortstat=$(git -C "$WORKTREE" diff --shortstat "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD)
+diff_files=0 diff_insertions=0 diff_deletions=0
+if [[ $shortstat =~ ([0-9]+)\ file ]]; then diff_files=${BASH_REMATCH[1]}; fi
+if [[ $shortstat =~ ([0-9]+)\ insertion ]]; then diff_insertions=${BASH_REMATCH[1]}; fi
+if [[ $shortstat =~ ([0-9]+)\ deletion ]]; then diff_deletions=${BASH_REMATCH[1]}; fi
 {
   echo "branch=$BUGBOT_BRANCH"
-  echo "files=${files:-0}"
-  echo "insertions=${insertions:-0}"
-  echo "deletions=${deletions:-0}"
+  echo "files=$diff_files"
+  echo "insertions=$diff_insertions"
+  echo "deletions=$diff_deletions"
   echo "tests_first_try=$tests_first_try"
   echo "tests_preexisting=$preexisting"
 } >"$TICKET_DIR/push.env"
@@ -240,16 +245,20 @@ else
     harness_set_result needs_human "rebase onto $BUGBOT_STAGING conflicts in: $(tr '\n' ' ' <"$TICKET_DIR/conflict.txt")"
     exit 3
   fi
-  why=$(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null | cut -c1-300)
-  [ "$rc" -ne 4 ] || harness_fail "rebase onto $BUGBOT_STAGING failed (not a conflict): $why"
-  [ "$rc" -eq 0 ] || harness_fail "push to $BUGBOT_STAGING failed after $BUGBOT_PUSH_RETRIES attempts: $why"
+  if [ "$rc" -ne 0 ]; then
+    why=$(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null | cut -c1-300)
+    [ "$rc" -ne 4 ] || harness_fail "rebase onto $BUGBOT_STAGING failed (not a conflict): $why"
+    harness_fail "push to $BUGBOT_STAGING failed after $BUGBOT_PUSH_RETRIES attempts: $why"
+  fi
   PUSHED=1
   { echo "commit=$commit"; echo "pushed_to=$BUGBOT_STAGING"; } >>"$TICKET_DIR/push.env"
   harness_set_result pushed "pushed to $BUGBOT_STAGING"
 fi
+push_finished=""
+harness_now push_finished
 {
-  echo "duration_s=$(($(date +%s) - push_started))"
-  echo "finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "duration_s=$((EPOCHSECONDS - push_started))"
+  echo "finished=$push_finished"
 } >>"$TICKET_DIR/push.env"
 harness_status push "done" "$commit"
 # Refresh the docs index with what was pushed (the docs phase may have changed docs);

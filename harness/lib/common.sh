@@ -2,15 +2,31 @@
 # Shared helpers for the harness: logging, status lines, failing with a reason.
 # Sourced by worker.sh; every function is prefixed harness_.
 
+# harness_now VAR [ms] : the current UTC time, ISO 8601 (with milliseconds when asked),
+# into VAR. Bash builtins only: the harness stamps every step, and a fork of date(1) per
+# stamp adds up on the path from the model's last reply to the push.
+harness_now() {
+  local TZ=UTC0 now=$EPOCHREALTIME frac
+  frac=${now#*[.,]}
+  if [ -n "${2:-}" ]; then
+    printf -v "$1" '%(%Y-%m-%dT%H:%M:%S)T.%sZ' "${now%[.,]*}" "${frac:0:3}"
+  else
+    printf -v "$1" '%(%Y-%m-%dT%H:%M:%S)TZ' "${now%[.,]*}"
+  fi
+}
+
 # harness_log MESSAGE... : a timestamped line on stderr (the worker log).
 harness_log() {
-  printf '%s worker-%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${BUGBOT_WORKER_ID:-?}" "$*" >&2
+  local at
+  harness_now at
+  printf '%s worker-%s %s\n' "$at" "${BUGBOT_WORKER_ID:-?}" "$*" >&2
 }
 
 # harness_status PHASE STATE [DETAIL] : one progress line for the control plane.
 harness_status() {
-  local phase=$1 state=$2 detail=${3:-}
-  printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$phase" "$state" "$detail" >>"$TICKET_DIR/status"
+  local phase=$1 state=$2 detail=${3:-} at
+  harness_now at ms
+  printf '%s\t%s\t%s\t%s\n' "$at" "$phase" "$state" "$detail" >>"$TICKET_DIR/status"
 }
 
 # harness_fail REASON : record why the run failed (first reason wins) and stop.

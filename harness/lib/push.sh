@@ -142,8 +142,14 @@ harness_gate_wait() {
   HARNESS_GATE_PID=""
   rm -f "$TICKET_DIR/gate.pid"
   # shellcheck disable=SC2034 # read by worker.sh
-  HARNESS_GATE_OUT=$(cat "$TICKET_DIR/gate.out" 2>/dev/null || true)
-  return "$(cat "$TICKET_DIR/gate.rc" 2>/dev/null || echo 1)"
+  local rc=1
+  HARNESS_GATE_OUT=""
+  # read, not $(cat ...): no fork on the way to the push.
+  # shellcheck disable=SC2034 # read by worker.sh
+  read -r HARNESS_GATE_OUT <"$TICKET_DIR/gate.out" 2>/dev/null || true
+  read -r rc <"$TICKET_DIR/gate.rc" 2>/dev/null || true
+  [[ $rc =~ ^[0-9]+$ ]] || rc=1
+  return "$rc"
 }
 
 # harness_gate_stop : stop a background gate still running (its whole process group)
