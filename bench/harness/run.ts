@@ -62,6 +62,7 @@ writeFileSync(
   env.configPath,
   JSON.stringify({ home, workers: 1, target: { repo: target.repo, devCommand: 'npm run dev', testCommand: 'npm test', basePort: await freeBasePort(1) }, intake: { settleSeconds: 0 }, triage: { regressionGraceSeconds: 0 }, harness: { heartbeatSeconds: 1 } }),
 );
+target.originGit('branch', 'staging', 'main');
 const { proc: bugbot, url } = await launchBugbot(env.configPath, { ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'sk-bench' });
 
 /** Where claim → first request went, from research's stats (run-phase.mjs): setup before Claude Code started, its start-up until it was ready. */
@@ -97,8 +98,9 @@ for (let i = 1; i <= TICKETS; i++) {
   const split = { toSpawnMs: Date.parse(research.spawned_at) - claimed, spawnToReadyMs: Date.parse(research.ready_at) - Date.parse(research.spawned_at) };
   rows.push({ ticket: i, toFirstMs: firstRequest - claimed, toPushMs: Date.parse(pushDone[0]!) - lastReply, floorMs, split });
   // Staging starts over so every ticket pushes the same fix for real (each new report of
-  // the fixed error is a regression: a new ticket, since the grace period is 0).
-  target.originGit('branch', '-D', 'staging');
+  // the fixed error is a regression: a new ticket, since the grace period is 0). It is
+  // reset rather than deleted: a deployment has its staging branch.
+  target.originGit('update-ref', 'refs/heads/staging', 'refs/heads/main');
 }
 
 bugbot.kill('SIGTERM');
