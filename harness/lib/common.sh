@@ -6,7 +6,8 @@
 # into VAR. Bash builtins only: the harness stamps every step, and a fork of date(1) per
 # stamp adds up on the path from the model's last reply to the push.
 harness_now() {
-  local TZ=UTC0 now=$EPOCHREALTIME frac
+  local -x TZ=UTC0
+  local now=$EPOCHREALTIME frac
   frac=${now#*[.,]}
   if [ -n "${2:-}" ]; then
     printf -v "$1" '%(%Y-%m-%dT%H:%M:%S)T.%sZ' "${now%[.,]*}" "${frac:0:3}"

@@ -141,7 +141,6 @@ harness_gate_wait() {
   wait "$HARNESS_GATE_PID" 2>/dev/null || true
   HARNESS_GATE_PID=""
   rm -f "$TICKET_DIR/gate.pid"
-  # shellcheck disable=SC2034 # read by worker.sh
   local rc=1
   HARNESS_GATE_OUT=""
   # read, not $(cat ...): no fork on the way to the push.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bats
+# Shared helpers: timestamps and the status lines the control plane reads.
+load test_helper
+
+setup() { setup_tmp; }
+teardown() { teardown_tmp; }
+
+@test "harness_now stamps UTC in ISO 8601, whatever the local time zone" {
+  local before after at
+  before=$(date -u +%s)
+  TZ=Asia/Tokyo harness_now at
+  after=$(date -u +%s)
+  [[ $at =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]]
+  local secs
+  secs=$(date -u -d "$at" +%s)
+  [ "$secs" -ge "$before" ] && [ "$secs" -le "$after" ]
+  TZ=America/New_York harness_now at ms
+  [[ $at =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$ ]]
+  secs=$(date -u -d "$at" +%s)
+  [ "$secs" -ge "$before" ] && [ "$secs" -le "$(date -u +%s)" ]
+}
+
+@test "harness_status appends one tab-separated line: time with milliseconds, phase, state, detail" {
+  harness_status push start
+  harness_status push done "abc123"
+  run cat "$TICKET_DIR/status"
+  [ "${#lines[@]}" -eq 2 ]
+  IFS=$'\t' read -r at phase state detail <<<"${lines[1]}"
+  [[ $at =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$ ]]
+  [ "$phase" = push ] && [ "$state" = done ] && [ "$detail" = abc123 ]
+}
