@@ -97,6 +97,15 @@ test('alert → six phases with the real Claude Code CLI → fix on staging, cle
   assert.equal(row.tests.passed, 5);
   assert.deepEqual(row.diff, { files: 2, insertions: 2, deletions: 2 }, 'only the fix and the doc: nothing of the sandbox or node_modules');
 
+  // Each phase ended at its result event, and took its session's process group with it.
+  for (const stage of ['research', 'implement', 'review', 'docs']) {
+    const stats = JSON.parse(readFileSync(join(ticketDir, `stats-${stage}.json`), 'utf8')) as { ended_at_result: boolean; subtype: string };
+    assert.equal(stats.ended_at_result, true, `${stage} ended at its result event`);
+    assert.equal(stats.subtype, 'success');
+  }
+  const lastSession = Number(readFileSync(join(ticketDir, 'phase.pid'), 'utf8'));
+  assert.throws(() => process.kill(-lastSession, 0), { code: 'ESRCH' }, 'the last session\'s process group is gone');
+
   // Cleaned up: no worktree, no dev server.
   assert.equal(existsSync(join(env.home, 'worktrees', 'ticket-1-run-1')), false, 'worktree removed');
   const port = JSON.parse(readFileSync(join(ticketDir, 'ticket.json'), 'utf8')).workspace.port as number;
