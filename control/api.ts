@@ -62,7 +62,13 @@ export function registerApi(app: Hono, deps: AppDeps): void {
     });
   });
 
-  app.get('/api/workers', (c) => c.json({ workers: deps.dispatcher ? deps.dispatcher.workers() : workersFromStore(store) }));
+  app.get('/api/workers', (c) =>
+    c.json({
+      workers: deps.dispatcher ? deps.dispatcher.workers() : workersFromStore(store),
+      // Why the workers claim nothing now (tickets wait in the queue), or null.
+      held: deps.dispatcher?.held() ?? null,
+    }),
+  );
 
   app.post('/api/tickets/:id/cancel', (c) => {
     const id = intParam(c.req.param('id'), 'id', 0, 1, Number.MAX_SAFE_INTEGER);

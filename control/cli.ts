@@ -284,12 +284,14 @@ export function buildProgram(): Command {
       try {
         const counts = store.countByState();
         const workers = workersFromStore(store);
+        const held = await heldByServer(config);
         if (o.json) {
-          process.stdout.write(JSON.stringify({ counts, workers }, null, 2) + '\n');
+          process.stdout.write(JSON.stringify({ counts, workers, held }, null, 2) + '\n');
           return;
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
         process.stdout.write(`tickets: ${states || 'none'}\nworkers: ${workers.length}/${config.workers} busy\n`);
+        if (held) process.stdout.write(`  held: ${held}; tickets wait in the queue until then\n`);
         for (const w of workers) {
           process.stdout.write(
             `  worker ${w.worker} (port ${w.port}): ticket ${w.ticket} ${w.title.slice(0, 50)} | ${w.phase ?? 'starting'} | ${w.elapsed_s}s | ${w.tokens} tokens | $${w.cost_usd.toFixed(4)}\n`,
@@ -535,6 +537,20 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
   process.stdout.write(`ticket ${id}: ${r.message}; now ${r.state}${via}\n`);
   if (r.commit) process.stdout.write(`  commit ${r.commit}\n`);
   if (r.prUrl) process.stdout.write(`  pull request ${r.prUrl}\n`);
+}
+
+/** Why the running server's workers claim nothing, or null (none, or no server running). */
+async function heldByServer(config: BugbotConfig): Promise<string | null> {
+  const server = readServerInfo(config.home);
+  if (!server) return null;
+  const token = config.secrets.get(config.server.apiTokenEnv) ?? server.key;
+  try {
+    const res = await fetch(`${server.url}/api/workers`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as { held?: unknown };
+    return typeof body.held === 'string' ? body.held : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Ask the running server; null when it cannot be reached (then the CLI acts itself). */

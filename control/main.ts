@@ -11,7 +11,7 @@ import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
 import { Approvals } from './dispatcher/approvals.ts';
 import { reconcile } from './dispatcher/reconcile.ts';
-import { missingForWorkers } from './dispatcher/requirements.ts';
+import { workersHeld } from './dispatcher/requirements.ts';
 import { modelEnv } from './dispatcher/model-env.ts';
 import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
 import { createModelClassifier } from './intake/model-classifier.ts';
@@ -66,10 +66,17 @@ export async function startServer(
     logger: logger.child({ component: 'approvals' }),
     onFixed: (notice) => void notifier.notify(notice),
   });
+  // What the workers lack is looked for again every 30 s: installing it needs no restart.
+  let heldCheck = { at: 0, reason: null as string | null };
+  const held = () => {
+    if (Date.now() - heldCheck.at >= 30_000) heldCheck = { at: Date.now(), reason: workersHeld(config) };
+    return heldCheck.reason;
+  };
   const dispatcher = new Dispatcher({
     config,
     store,
     archive,
+    held,
     logger: logger.child({ component: 'dispatcher' }),
     onRunFinished: (row, ticket) => {
       // Pushed → fixed, failed → why, awaiting approval → Approve / Skip buttons.
@@ -161,8 +168,6 @@ export async function startServer(
       `email ${ch.email ? `via ${mail.host}:${mail.port}` : 'off (set notify.email.host and from)'}`,
   );
   for (const line of lines) print(line);
-  const needs = missingForWorkers(config);
-  if (needs.missing.length) logger.warn('workers cannot run fixes', { missing: needs.missing, install: needs.hint });
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
@@ -190,10 +195,10 @@ function listen(fetch: (req: Request) => Response | Promise<Response>, hostname:
   });
 }
 
-/** A banner line when the workers lack a command they need: every run would fail. */
+/** A banner line when the workers lack what a run needs: tickets wait in the queue until then. */
 function workersCannotRun(config: BugbotConfig): string[] {
-  const { missing, hint } = missingForWorkers(config);
-  return missing.length ? [`  WARNING   fixes cannot run: ${missing.join(', ')} not found (${hint}); tickets queue and each run fails until then`] : [];
+  const reason = workersHeld(config);
+  return reason ? [`  WARNING   fixes cannot run: ${reason}; tickets wait in the queue until then`] : [];
 }
 
 function banner(config: BugbotConfig, url: string, slack: boolean, localKey: string): string[] {

@@ -27,6 +27,7 @@ a { color: var(--accent); }
 table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.held { padding: 6px 10px; border-radius: 4px; margin: 0 0 8px; }
 .muted { color: var(--muted); } .small { font-size: 12px; }
 .chips { display: flex; flex-wrap: wrap; gap: 6px; } .chip { border: 1px solid var(--line); border-radius: 12px; padding: 2px 10px; background: var(--card); text-decoration: none; color: var(--fg); }
 .chip b { margin-left: 4px; } .chip.on { border-color: var(--accent); }

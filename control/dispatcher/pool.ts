@@ -54,10 +54,13 @@ export interface DispatcherDeps {
   /** After a run ends (notifications, dashboard). */
   onRunFinished?: (row: ReturnType<typeof buildOutcomeRow>, ticket: Ticket) => void;
   pollMs?: number;
+  /** Why no run can start now (see requirements.ts workersHeld), or null: nothing is claimed meanwhile. */
+  held?: () => string | null;
 }
 
 export class Dispatcher {
   private readonly active = new Map<number, ActiveWorker>();
+  private heldFor: string | null = null;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private timer: NodeJS.Timeout | null = null;
 
@@ -87,6 +90,11 @@ export class Dispatcher {
     await Promise.race([Promise.all(exits), deadline]);
     for (const w of this.active.values()) this.kill(w, 'SIGKILL');
     this.state = 'stopped';
+  }
+
+  /** Why the workers claim nothing now (tickets wait in the queue), or null. */
+  held(): string | null {
+    return this.heldFor;
   }
 
   workers(): WorkerView[] {
@@ -126,7 +134,13 @@ export class Dispatcher {
     if (this.state !== 'running') return;
     const { config, store, logger } = this.deps;
     try {
-      for (let slot = 1; slot <= config.workers; slot++) {
+      const held = this.deps.held?.() ?? null;
+      if (held !== this.heldFor) {
+        if (held) logger.warn('workers hold: tickets wait in the queue', { reason: held });
+        else if (this.heldFor) logger.info('workers resume: what they lacked is there now');
+        this.heldFor = held;
+      }
+      for (let slot = 1; slot <= config.workers && !held; slot++) {
         if (this.active.has(slot)) continue;
         const claim = claimNext(store, slot, config.target.basePort + slot, config.queue.leaseSeconds);
         if (!claim) break;

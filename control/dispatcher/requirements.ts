@@ -42,3 +42,19 @@ export function missingForWorkers(cfg: BugbotConfig, path = process.env.PATH ?? 
   ];
   return { missing: [...missing, ...(claudeMissing ? [`claude (${claude})`] : [])], hint: hints.join('; ') };
 }
+
+/**
+ * Why no ticket can run on this machine now, or null: a command the workers lack, or no
+ * model credentials to give the sessions (none of harness.apiKeyEnv, oauthTokenEnv or
+ * baseUrlEnv is set; a custom harness.claude may bring its own). The dispatcher then claims
+ * nothing: tickets wait in the queue rather than each run failing on it.
+ */
+export function workersHeld(cfg: BugbotConfig, path = process.env.PATH ?? ''): string | null {
+  const reasons: string[] = [];
+  const { missing, hint } = missingForWorkers(cfg, path);
+  if (missing.length) reasons.push(`${missing.join(', ')} not found (${hint})`);
+  const h = cfg.harness;
+  const credentials = [h.apiKeyEnv, h.oauthTokenEnv, h.baseUrlEnv].some((name) => cfg.secrets.get(name));
+  if (!credentials && !h.claude) reasons.push(`no model credentials (set ${h.apiKeyEnv} or ${h.oauthTokenEnv})`);
+  return reasons.length ? reasons.join('; ') : null;
+}

@@ -123,6 +123,42 @@ test('start names what the workers lack (the sandbox\'s bubblewrap and socat, a 
   assert.equal((await b.exited).code, 0);
 });
 
+test('without model credentials the workers hold: tickets wait in the queue, and start, status, the API and the dashboard say why', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const configPath = join(dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), workers: 1, intake: { settleSeconds: 0 } }));
+  const noModel = { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: '', ANTHROPIC_BASE_URL: '' };
+  const b = await startBugbot(t, { configPath, cwd: dir, env: noModel });
+  assert.match(
+    b.output(),
+    /WARNING +fixes cannot run: no model credentials \(set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN\); tickets wait in the queue until then/,
+    b.output(),
+  );
+  const filed = await fetch(`${b.url}/api/tickets`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ title: 'Checkout shows a blank page', message: 'TypeError: cart is undefined' }),
+  });
+  assert.equal(filed.status, 201, await filed.clone().text());
+  const id = ((await filed.json()) as { ticket: { id: number } }).ticket.id;
+  // Two dispatcher polls later the ticket is still queued, with no run: nothing was claimed to fail.
+  await new Promise((r) => setTimeout(r, 4500));
+  const ticket = (await (await fetch(`${b.url}/api/tickets/${id}`)).json()) as { ticket: { state: string }; runs: unknown[] };
+  assert.equal(ticket.ticket.state, 'queued');
+  assert.deepEqual(ticket.runs, []);
+  const workers = (await (await fetch(`${b.url}/api/workers`)).json()) as { workers: unknown[]; held: string | null };
+  assert.deepEqual(workers.workers, []);
+  assert.match(workers.held ?? '', /^no model credentials/);
+  const status = bugbot(['--config', configPath, 'status'], { cwd: dir, env: noModel });
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /queued 1/);
+  assert.match(status.stdout, /held: no model credentials \(set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN\); tickets wait in the queue/);
+  const page = await (await fetch(`${b.url}/`, { headers: { accept: 'text/html' } })).text();
+  assert.match(page, /Workers hold: no model credentials/);
+  b.proc.kill('SIGTERM');
+  assert.equal((await b.exited).code, 0);
+});
+
 test('start prints where it listens and what it watches; SIGTERM stops it cleanly', { timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
   const configPath = join(dir, 'bugbot.config.json');
@@ -130,7 +166,7 @@ test('start prints where it listens and what it watches; SIGTERM stops it cleanl
   writeFileSync(log, '');
   writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), watch: { files: [log] } }));
   // Started from another folder, as in a user's project: bugbot still uses its own tsconfig (JSX).
-  const b = await startBugbot(t, { configPath, cwd: dir });
+  const b = await startBugbot(t, { configPath, cwd: dir, env: { ANTHROPIC_API_KEY: 'sk-test' } });
   await waitFor(() => /watching: /.test(b.output()), 10_000, 'the banner');
   const out = b.output();
   assert.match(out, /POST http:\/\/127\.0\.0\.1:\d+\/triggers\/grafana/);

@@ -25,16 +25,29 @@ export function QueuePanel(props: { counts: Record<string, number>; selected?: s
   );
 }
 
-export function WorkersPanel(props: { workers: LiveWorker[]; slots: number; queued: number }) {
+export function WorkersPanel(props: { workers: LiveWorker[]; slots: number; queued: number; held: string | null }) {
+  // Why nothing is claimed: what the machine lacks, or no model credentials.
+  const held = props.held ? (
+    <p class="held state-needs_human" data-held="1">{`Workers hold: ${props.held}. Tickets wait in the queue until then.`}</p>
+  ) : null;
   if (!props.workers.length) {
-    return (
+    const idle = (
       <p class="muted" data-workers="0">
         {`No worker is running (${props.slots} slot${props.slots === 1 ? '' : 's'}; ${props.queued} queued).`}
       </p>
     );
+    return held ? (
+      <div>
+        {held}
+        {idle}
+      </div>
+    ) : (
+      idle
+    );
   }
   return (
     <div data-workers={props.workers.length}>
+      {held}
       {props.workers.map((w) => (
         <div class="worker card" data-worker={w.worker} data-ticket={w.ticket}>
           <table>
@@ -156,6 +169,7 @@ export function OverviewPage(props: {
   state?: string | undefined;
   workers: LiveWorker[];
   slots: number;
+  held: string | null;
   tickets: Ticket[];
   recent: OutcomeRow[];
 }) {
@@ -171,7 +185,7 @@ export function OverviewPage(props: {
       <div class="card">
         <h2>Workers</h2>
         <div id="live-workers">
-          <WorkersPanel workers={props.workers} slots={props.slots} queued={props.counts.queued ?? 0} />
+          <WorkersPanel workers={props.workers} slots={props.slots} queued={props.counts.queued ?? 0} held={props.held} />
         </div>
       </div>
       <div class="grid">

@@ -44,6 +44,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         state={state}
         workers={liveWorkers(deps, scrub)}
         slots={config.workers}
+        held={deps.dispatcher?.held() ?? null}
         tickets={store.listTickets({ state, limit: 50 })}
         recent={recentOutcomes()}
       />,
@@ -61,7 +62,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         const counts = store.countByState();
         const parts: Array<[string, JSX.Element]> = [
           ['live-queue', <QueuePanel counts={counts} selected={state} />],
-          ['live-workers', <WorkersPanel workers={liveWorkers(deps, scrub)} slots={config.workers} queued={counts.queued ?? 0} />],
+          ['live-workers', <WorkersPanel workers={liveWorkers(deps, scrub)} slots={config.workers} queued={counts.queued ?? 0} held={deps.dispatcher?.held() ?? null} />],
           ['live-outcomes', <RecentOutcomesPanel rows={recentOutcomes()} />],
         ];
         for (const [id, el] of parts) {
