@@ -84,6 +84,11 @@ export const FIXED_STATES: readonly TicketState[] = ['pushed', 'resolved'];
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
+/** A ticket's severity as people read it: triage decides it, so it is "pending" while the ticket settles. */
+export function severityText(t: { state: TicketState; severity: Severity }): string {
+  return t.state === 'settling' ? 'pending' : t.severity;
+}
+
 export function severityRank(s: Severity): number {
   return SEVERITIES.indexOf(s);
 }

@@ -159,6 +159,27 @@ test('without model credentials the workers hold: tickets wait in the queue, and
   assert.equal((await b.exited).code, 0);
 });
 
+test('a settling ticket\'s severity reads "pending": triage decides it', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const configPath = join(dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), intake: { settleSeconds: 300 } }));
+  const b = await startBugbot(t, { configPath, cwd: dir, env: { ANTHROPIC_API_KEY: 'sk-test' } });
+  const res = await fetch(`${b.url}/triggers/latency`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ service: 'petstore', route: 'GET /api/search', p95_ms: 2400, threshold_ms: 500 }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  const list = bugbot(['--config', configPath, 'tickets'], { cwd: dir });
+  assert.match(list.stdout, /1\s+settling\s+pending\s+1\s+petstore/, list.stdout);
+  const one = bugbot(['--config', configPath, 'ticket', '1'], { cwd: dir });
+  assert.match(one.stdout, /severity\s+pending \(decided at triage\)/, one.stdout);
+  const page = await (await fetch(`${b.url}/tickets/1`, { headers: { accept: 'text/html' } })).text();
+  assert.match(page, /pending \(decided at triage\)/);
+  b.proc.kill('SIGTERM');
+  assert.equal((await b.exited).code, 0);
+});
+
 test('start prints where it listens and what it watches; SIGTERM stops it cleanly', { timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
   const configPath = join(dir, 'bugbot.config.json');

@@ -4,7 +4,7 @@
  */
 import type { OutcomeRow } from '../../outcomes/archive.ts';
 import type { Ticket } from '../../types.ts';
-import { TICKET_STATES } from '../../types.ts';
+import { severityText, TICKET_STATES } from '../../types.ts';
 import type { LiveWorker } from '../data.ts';
 import { fmtCost, fmtDuration, fmtInt, Layout, OutcomeBadge, StateBadge, TicketLink, Time, type Viewer } from '../layout.tsx';
 
@@ -149,7 +149,7 @@ export function TicketTable(props: { tickets: Ticket[] }) {
             <td>
               <StateBadge state={t.state} />
             </td>
-            <td>{t.severity}</td>
+            <td>{severityText(t)}</td>
             <td>{t.source}</td>
             <td>{t.service ?? ''}</td>
             <td class="num">{fmtInt(t.count)}</td>
