@@ -66,10 +66,11 @@ export async function startServer(
     logger: logger.child({ component: 'approvals' }),
     onFixed: (notice) => void notifier.notify(notice),
   });
-  // What the workers lack is looked for again every 30 s: installing it needs no restart.
+  // What the workers lack is looked for again (every 10 s while they hold, every minute
+  // otherwise): installing it needs no restart.
   let heldCheck = { at: 0, reason: null as string | null };
   const held = () => {
-    if (Date.now() - heldCheck.at >= 30_000) heldCheck = { at: Date.now(), reason: workersHeld(config) };
+    if (Date.now() - heldCheck.at >= (heldCheck.reason ? 10_000 : 60_000)) heldCheck = { at: Date.now(), reason: workersHeld(config) };
     return heldCheck.reason;
   };
   const dispatcher = new Dispatcher({

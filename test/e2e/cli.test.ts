@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, tempDir, waitFor } from '../support/helpers.ts';
@@ -155,6 +155,33 @@ test('without model credentials the workers hold: tickets wait in the queue, and
   assert.match(status.stdout, /held: no model credentials \(set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN\); tickets wait in the queue/);
   const page = await (await fetch(`${b.url}/`, { headers: { accept: 'text/html' } })).text();
   assert.match(page, /Workers hold: no model credentials/);
+  b.proc.kill('SIGTERM');
+  assert.equal((await b.exited).code, 0);
+});
+
+test('held workers resume once what they lacked is installed, without a restart', { timeout: 90_000 }, async (t) => {
+  const dir = tempDir(t);
+  const configPath = join(dir, 'bugbot.config.json');
+  // The target is not a repository: once claimed, the run fails at once (nothing to fix here).
+  writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), workers: 1, intake: { settleSeconds: 0 }, target: { repo: dir } }));
+  const bin = pathWithout(join(dir, 'bin'), ['socat']);
+  const b = await startBugbot(t, { configPath, cwd: dir, env: { PATH: bin, ANTHROPIC_API_KEY: 'sk-test' } });
+  assert.match(b.output(), /fixes cannot run: socat not found \(apt-get install socat\); tickets wait in the queue/);
+  const filed = await fetch(`${b.url}/api/tickets`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ title: 'Search is slow', message: 'GET /api/search takes 4 s' }),
+  });
+  const id = ((await filed.json()) as { ticket: { id: number } }).ticket.id;
+  const runs = async () => ((await (await fetch(`${b.url}/api/tickets/${id}`)).json()) as { runs: unknown[] }).runs;
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.deepEqual(await runs(), [], 'held: not claimed');
+  // socat arrives (as an apt-get install would put it on PATH).
+  const socat = spawnSync('sh', ['-c', 'command -v socat'], { encoding: 'utf8' }).stdout.trim();
+  assert.ok(socat, 'socat is installed on this machine');
+  symlinkSync(socat, join(bin, 'socat'));
+  await waitFor(async () => ((await (await fetch(`${b.url}/api/workers`)).json()) as { held: string | null }).held === null, 30_000, 'the hold to lift');
+  await waitFor(async () => (await runs()).length > 0, 30_000, 'the ticket to be claimed');
   b.proc.kill('SIGTERM');
   assert.equal((await b.exited).code, 0);
 });
