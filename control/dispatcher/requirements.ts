@@ -1,13 +1,13 @@
 /**
  * What the workers need on this machine besides Node: git and flock, the agent's Bash sandbox
  * (bubblewrap and socat; every phase's commands run in it and it fails closed, and
- * socat also joins the sessions to their MCP servers), a grep with -P (the push checks the
- * diff against the protected paths with it, and refuses to push when it cannot) and the
- * Claude Code CLI. Checked
+ * socat also joins the sessions to their MCP servers), grep (the push checks the diff
+ * against the protected paths with `grep -P`, and refuses to push when it cannot; Debian's
+ * grep has -P) and the Claude Code CLI. Found on PATH without running anything: the
+ * control plane starts no process but its workers. Checked
  * when `bugbot start` starts, so a missing one is named at once rather than by every
  * run failing.
  */
-import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
@@ -32,10 +32,9 @@ function onPath(cmd: string, path = process.env.PATH ?? ''): boolean {
 /** The commands the workers need that this machine lacks, and how to get them (empty when nothing is missing). */
 export function missingForWorkers(cfg: BugbotConfig, path = process.env.PATH ?? ''): { missing: string[]; hint: string } {
   const missing = Object.keys(PACKAGES).filter((cmd) => !onPath(cmd, path));
-  if (!missing.includes('grep') && spawnSync('grep', ['-qP', '^(?:x)$'], { input: 'x\n', env: { PATH: path } }).status !== 0) missing.push('grep -P');
   const claude = claudeBinary(cfg);
   const claudeMissing = claude.includes('/') ? !executable(claude) : !onPath(claude, path);
-  const packages = missing.map((cmd) => PACKAGES[cmd.split(' ')[0]!]!);
+  const packages = missing.map((cmd) => PACKAGES[cmd]!);
   const hints = [
     ...(packages.length ? [`apt-get install ${packages.join(' ')}`] : []),
     ...(claudeMissing ? ['npm ci (Claude Code comes with bugbot), or set harness.claude'] : []),
