@@ -21,7 +21,7 @@ import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
-import { severityText, TICKET_STATES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
+import { severityDetail, severityText, TICKET_STATES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
 
 interface GlobalOpts {
   config?: string;
@@ -469,7 +469,7 @@ function formatTicket(d: {
   const lines = [
     `ticket ${t.id}: ${t.title}`,
     `  state        ${t.state}${t.claimedBy ? ` (claimed by ${t.claimedBy})` : ''}`,
-    `  severity     ${severityText(t)} (${t.state === 'settling' ? 'decided at triage' : `priority ${t.priority}`})`,
+    `  severity     ${severityDetail(t)}`,
     `  triage       ${t.triageDecision ?? 'pending'}${t.triageReason ? `: ${t.triageReason}` : ''}`,
     `  source       ${t.source} (${t.kind})${t.human ? ', filed by a person' : ''}`,
     `  service      ${t.service ?? '-'}`,

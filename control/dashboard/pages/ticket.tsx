@@ -8,7 +8,7 @@ import type { StageStats } from '../../outcomes/archive.ts';
 import type { OccurrenceRow } from '../../queue/store.ts';
 import { recipientText, type NotificationSummary } from '../../queue/notifications.ts';
 import type { Ticket } from '../../types.ts';
-import { severityText } from '../../types.ts';
+import { severityDetail } from '../../types.ts';
 import { ColumnChart } from '../charts.tsx';
 import type { LiveWorker, RunFiles } from '../data.ts';
 import { DiffView } from '../diff-view.tsx';
@@ -128,7 +128,7 @@ export function TicketPage(p: TicketPageProps) {
             <dt>reason</dt>
             <dd class="reason">{t.triageReason ?? '—'}</dd>
             <dt>severity</dt>
-            <dd>{`${severityText(t)} (${t.state === 'settling' ? 'decided at triage' : `priority ${t.priority}`})`}</dd>
+            <dd>{severityDetail(t)}</dd>
             <dt>classification</dt>
             <dd>{t.classification ?? '—'}</dd>
             <dt>filed by</dt>
