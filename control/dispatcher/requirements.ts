@@ -54,6 +54,6 @@ export function workersHeld(cfg: BugbotConfig, path = process.env.PATH ?? ''): s
   if (missing.length) reasons.push(`${missing.join(', ')} not found (${hint})`);
   const h = cfg.harness;
   const credentials = [h.apiKeyEnv, h.oauthTokenEnv, h.baseUrlEnv].some((name) => cfg.secrets.get(name));
-  if (!credentials && !h.claude) reasons.push(`no model credentials (set ${h.apiKeyEnv} or ${h.oauthTokenEnv})`);
+  if (!credentials && !h.claude) reasons.push(`no model credentials (start bugbot with ${h.apiKeyEnv} or ${h.oauthTokenEnv} set)`);
   return reasons.length ? reasons.join('; ') : null;
 }

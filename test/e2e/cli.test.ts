@@ -129,7 +129,7 @@ test('without model credentials the workers hold: tickets wait in the queue, and
   const b = await startBugbot(t, { configPath, cwd: dir, env: noModel });
   assert.match(
     b.output(),
-    /WARNING +fixes cannot run: no model credentials \(set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN\); tickets wait in the queue until then/,
+    /WARNING +fixes cannot run: no model credentials \(start bugbot with ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN set\); tickets wait in the queue until then/,
     b.output(),
   );
   const filed = await fetch(`${b.url}/api/tickets`, {
@@ -150,7 +150,7 @@ test('without model credentials the workers hold: tickets wait in the queue, and
   const status = bugbot(['--config', configPath, 'status'], { cwd: dir, env: noModel });
   assert.equal(status.code, 0, status.stderr);
   assert.match(status.stdout, /queued 1/);
-  assert.match(status.stdout, /held: no model credentials \(set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN\); tickets wait in the queue/);
+  assert.match(status.stdout, /held: no model credentials \(start bugbot with ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN set\); tickets wait in the queue/);
   const page = await (await fetch(`${b.url}/`, { headers: { accept: 'text/html' } })).text();
   assert.match(page, /Workers hold: no model credentials/);
   b.proc.kill('SIGTERM');

@@ -7,13 +7,13 @@ import { tempDir, testConfig } from '../support/helpers.ts';
 
 test('no model credentials hold the workers; a key, an OAuth token or a base URL is enough', (t) => {
   const home = tempDir(t);
-  assert.equal(workersHeld(testConfig(home, {}, {})), 'no model credentials (set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN)');
+  assert.equal(workersHeld(testConfig(home, {}, {})), 'no model credentials (start bugbot with ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN set)');
   for (const env of [{ ANTHROPIC_API_KEY: 'sk-test' }, { CLAUDE_CODE_OAUTH_TOKEN: 'tok' }, { ANTHROPIC_BASE_URL: 'http://127.0.0.1:9' }]) {
     assert.equal(workersHeld(testConfig(home, {}, env)), null, JSON.stringify(env));
   }
   // The names the config points at are the ones asked for.
   const renamed = testConfig(home, { harness: { apiKeyEnv: 'TEAM_MODEL_KEY' } }, {});
-  assert.match(workersHeld(renamed) ?? '', /set TEAM_MODEL_KEY or CLAUDE_CODE_OAUTH_TOKEN/);
+  assert.match(workersHeld(renamed) ?? '', /start bugbot with TEAM_MODEL_KEY or CLAUDE_CODE_OAUTH_TOKEN set/);
   assert.equal(workersHeld(testConfig(home, { harness: { apiKeyEnv: 'TEAM_MODEL_KEY' } }, { TEAM_MODEL_KEY: 'k' })), null);
 });
 
@@ -28,6 +28,6 @@ test('a missing command holds them too, with how to install it, next to the miss
   // (The Claude Code CLI comes with bugbot, at an absolute path, so a PATH cannot hide it.)
   assert.equal(
     reason,
-    'git, flock, bwrap, socat, grep not found (apt-get install git util-linux bubblewrap socat grep); no model credentials (set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN)',
+    'git, flock, bwrap, socat, grep not found (apt-get install git util-linux bubblewrap socat grep); no model credentials (start bugbot with ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN set)',
   );
 });
