@@ -160,7 +160,7 @@ export async function startServer(
 
   const ch = notifier.channels;
   const mail = config.notify.email;
-  const lines = banner(config, url, slack !== undefined, localKey);
+  const lines = banner(config, url, slack !== undefined, localKey, held());
   // Before the last line ("watching: ..."), which ends the banner.
   lines.splice(
     -1,
@@ -196,13 +196,7 @@ function listen(fetch: (req: Request) => Response | Promise<Response>, hostname:
   });
 }
 
-/** A banner line when the workers lack what a run needs: tickets wait in the queue until then. */
-function workersCannotRun(config: BugbotConfig): string[] {
-  const reason = workersHeld(config);
-  return reason ? [`  WARNING   fixes cannot run: ${reason}; tickets wait in the queue until then`] : [];
-}
-
-function banner(config: BugbotConfig, url: string, slack: boolean, localKey: string): string[] {
+function banner(config: BugbotConfig, url: string, slack: boolean, localKey: string, held: string | null): string[] {
   const s = config.secrets;
   const t = config.triggers;
   const authNote = (configured: boolean) => (configured ? '' : isLoopback(config.server.host) ? '  (no auth configured: loopback only)' : '');
@@ -212,7 +206,8 @@ function banner(config: BugbotConfig, url: string, slack: boolean, localKey: str
     `  target    ${config.target.repo} (${config.target.baseBranch} → ${config.target.stagingBranch})`,
     `  settle    ${config.intake.settleSeconds}s (cap ${config.intake.settleCapSeconds}s), min severity ${config.triage.minSeverity}`,
     `  workers   ${config.workers} (ports ${config.target.basePort + 1}-${config.target.basePort + config.workers}), push: ${config.harness.pushMode}`,
-    ...workersCannotRun(config),
+    // The workers lack what a run needs (the dispatcher's own reason): tickets wait in the queue.
+    ...(held ? [`  WARNING   fixes cannot run: ${held}; tickets wait in the queue until then`] : []),
     'triggers:',
   ];
   if (t.grafana.enabled) {

@@ -30,7 +30,7 @@ function onPath(cmd: string, path = process.env.PATH ?? ''): boolean {
 }
 
 /** The commands the workers need that this machine lacks, and how to get them (empty when nothing is missing). */
-export function missingForWorkers(cfg: BugbotConfig, path = process.env.PATH ?? ''): { missing: string[]; hint: string } {
+function missingForWorkers(cfg: BugbotConfig, path = process.env.PATH ?? ''): { missing: string[]; hint: string } {
   const missing = Object.keys(PACKAGES).filter((cmd) => !onPath(cmd, path));
   const claude = claudeBinary(cfg);
   const claudeMissing = claude.includes('/') ? !executable(claude) : !onPath(claude, path);
