@@ -289,12 +289,21 @@ function readLines(path: string): string[] {
   }
 }
 
-/** Files a fix changed since it left the base branch ([] when git cannot tell). */
+/**
+ * Files a fix changed since it left the base branch, named exactly; [] (unknown: no
+ * auto-approval) when git cannot tell, or when a name holds a newline, which the
+ * sensitive-path globs (`.*` stops at a newline) could not see whole.
+ */
 export async function changedFiles(config: BugbotConfig, commit: string): Promise<string[]> {
   const t = config.target;
   try {
-    const { stdout } = await run('git', ['-C', t.repo, 'diff', '--name-only', '--no-renames', `${t.remote}/${t.baseBranch}...${commit}`], { env: gitEnv(), timeout: 60_000 });
-    return stdout.split('\n').filter(Boolean);
+    // -z: names verbatim, NUL-terminated. Line by line, git quotes a name with a byte
+    // outside printable ASCII (core.quotePath: "infra/d\303\251.yaml", quotes included),
+    // which no glob anchored at the root matches.
+    const args = ['-C', t.repo, 'diff', '-z', '--name-only', '--no-renames', `${t.remote}/${t.baseBranch}...${commit}`];
+    const { stdout } = await run('git', args, { env: gitEnv(), timeout: 60_000 });
+    const files = stdout.split('\0').filter(Boolean);
+    return files.some((f) => f.includes('\n')) ? [] : files;
   } catch {
     return [];
   }

@@ -94,6 +94,19 @@ harness_confine() {
   HARNESS_CONFINE+=("$@" --)
 }
 
+# harness_git_readonly DIR : sets HARNESS_GIT_RO to the bubblewrap arguments (after
+# harness_confine's --bind of DIR) that leave confined code DIR's git data read-only: the
+# common git dir (config, hooks, refs, every worktree's own git dir) and DIR/.git (in a
+# worktree, the file naming its git dir). The harness's next git command would otherwise
+# run what it wrote there (hooks, core.fsmonitor) outside any sandbox. Fails when DIR is
+# not in a repository: there is then no git data to protect, and no run to do.
+harness_git_readonly() {
+  local dir=$1 common
+  common=$(git -C "$dir" rev-parse --path-format=absolute --git-common-dir) && [ -d "$common" ] || return 1
+  HARNESS_GIT_RO=(--ro-bind "$common" "$common")
+  if [ -e "$dir/.git" ] && [ ! "$dir/.git" -ef "$common" ]; then HARNESS_GIT_RO+=(--ro-bind "$dir/.git" "$dir/.git"); fi
+}
+
 # harness_git_locked REPO ARGS... : git in REPO, holding the repository's lock. Workers
 # share the base checkout's .git (worktrees, remote refs); git's own lock files make
 # concurrent fetches and worktree changes fail rather than wait, so we queue them.

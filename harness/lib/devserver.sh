@@ -6,14 +6,25 @@
 # turns the ticket waits for.
 # A dev server that reloads runs the agent's edits outside its sandbox: it is confined
 # (harness_confine: no model credentials, the operator's credentials hidden, bugbot's
-# home read-only but for its worktree, the database and the local key unreadable).
+# home read-only but for its worktree, the database and the local key unreadable) and
+# the repository's git data is read-only to it (harness_git_readonly), as for the test
+# gate. It keeps the host's network: the browser tools and harness_devserver_wait reach
+# it on 127.0.0.1, which a network namespace of its own would cut off.
+# DIR not in a repository: nothing starts, the reason goes to LOG and the PID printed is
+# that of a process already failing, so harness_devserver_wait reports it.
 harness_devserver_start() {
   local dir=$1 port=$2 command=$3 log=$4
-  harness_confine --bind "$dir" "$dir"
-  # The credentials and the operator's HOME go before the first exec: no process on the
-  # way (setsid, nice) holds them either.
-  (cd "$dir" && unset ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN CLAUDE_CODE_OAUTH_TOKEN && export HOME="$TICKET_DIR/home" &&
-    PORT=$port exec setsid nice -n 10 "${HARNESS_CONFINE[@]}" bash -c "$command" </dev/null >>"$log" 2>&1) &
+  (
+    if ! harness_git_readonly "$dir" 2>>"$log"; then
+      echo "harness: $dir is not in a git repository; the dev server does not start" >>"$log"
+      exit 1
+    fi
+    harness_confine --bind "$dir" "$dir" "${HARNESS_GIT_RO[@]}"
+    # The credentials and the operator's HOME go before the first exec: no process on the
+    # way (setsid, nice) holds them either.
+    cd "$dir" && unset ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN CLAUDE_CODE_OAUTH_TOKEN && export HOME="$TICKET_DIR/home" &&
+      PORT=$port exec setsid nice -n 10 "${HARNESS_CONFINE[@]}" bash -c "$command" </dev/null >>"$log" 2>&1
+  ) &
   echo $!
 }
 

@@ -50,10 +50,28 @@ harness_force_commit() {
   echo committed
 }
 
-# harness_changed_files DIR BASE_REF : files changed on this branch since it left BASE_REF.
+# harness_changed_files DIR BASE_REF : files changed on this branch since it left BASE_REF,
+# one a line, as they are named (a rename as its old and its new name). Fails on a name
+# with a newline in it: no line-by-line check could see it whole.
 harness_changed_files() {
-  local dir=$1 base=$2
-  git -C "$dir" diff --name-only "$(git -C "$dir" merge-base HEAD "$base")" HEAD
+  local dir=$1 base=$2 merge_base name
+  local -a status
+  merge_base=$(git -C "$dir" merge-base HEAD "$base") || return 1
+  # -z: names verbatim. Without it git quotes any name with a byte outside printable
+  # ASCII (core.quotePath): .github/workflows/dé.yml comes out as
+  # ".github/workflows/d\303\251.yml", quotes included, which ^\.github/workflows/ misses.
+  # --no-renames: a renamed file counts under its old name too (a workflow moved away).
+  git -C "$dir" diff -z --name-only --no-renames "$merge_base" HEAD | {
+    while IFS= read -r -d '' name || [ -n "$name" ]; do
+      if [[ $name == *$'\n'* ]]; then
+        harness_log "a changed file's name has a newline in it: ${name@Q}"
+        exit 1
+      fi
+      printf '%s\n' "$name"
+    done
+  }
+  status=("${PIPESTATUS[@]}")
+  [ "${status[0]}" -eq 0 ] && [ "${status[1]}" -eq 0 ]
 }
 
 # harness_protected_paths : of the paths on stdin, prints those under protected paths
@@ -64,18 +82,21 @@ harness_protected_paths() {
   [ -r "$file" ] || return 2
   pattern=$(grep -v -e '^#' -e '^$' "$file" | sed 's/.*/(?:&)/' | paste -sd '|')
   [ -n "$pattern" ] || return 2
-  # grep exits 1 when nothing matched (the usual case) and 2 when it failed.
-  grep -P -e "$pattern" || [ "$?" -eq 1 ]
+  # grep exits 1 when nothing matched (the usual case) and 2 when it failed. Bytes, as
+  # text (LC_ALL=C, -a): in a UTF-8 locale a name that is not valid UTF-8 makes the input
+  # "binary", and grep then prints no matching line (only a note on stderr) yet succeeds.
+  LC_ALL=C grep -a -P -e "$pattern" || [ "$?" -eq 1 ]
 }
 
 # harness_isolated DIR COMMAND : run COMMAND (a shell string) in DIR as the agent's own
 # commands run: it is code the agent wrote (tests), so besides harness_confine's limits
 # it gets no network beyond its own loopback (a fresh network namespace) and the
-# repository's git data read-only (it cannot commit what it read).
+# repository's git data read-only (harness_git_readonly: it cannot commit what it read,
+# nor plant hooks or config for the harness's git).
 harness_isolated() {
-  local dir=$1 command=$2 git_dir
-  git_dir=$(git -C "$dir" rev-parse --path-format=absolute --git-common-dir)
-  harness_confine --die-with-parent --unshare-net --bind "$dir" "$dir" --ro-bind "$git_dir" "$git_dir"
+  local dir=$1 command=$2
+  harness_git_readonly "$dir" || return 1
+  harness_confine --die-with-parent --unshare-net --bind "$dir" "$dir" "${HARNESS_GIT_RO[@]}"
   (cd "$dir" && "${HARNESS_CONFINE[@]}" bash -c "$command")
 }
 

@@ -68,6 +68,41 @@ JS
   grep -q '^PORT=1$' "$TMP/dev.log"
 }
 
+# What the harness's next git command in the worktree would run outside any sandbox: a
+# hook, core.fsmonitor, or a .git file pointing at a git dir the command made itself.
+# shellcheck disable=SC2016 # the script's own expansions, done when it runs
+GIT_TAMPER='git config core.fsmonitor "touch $PWD/PWNED" 2>&1 || echo config-refused
+printf "#!/bin/sh\ntouch PWNED\n" >"$(git rev-parse --git-common-dir)/hooks/post-checkout" || echo hook-refused
+printf "gitdir: /tmp/elsewhere\n" >.git || echo dotgit-refused
+echo finished'
+
+# git_untouched WORKTREE : the repository's config, hooks and the worktree's .git file are as they were.
+git_untouched() {
+  local wt=$1 common
+  common=$(git -C "$wt" rev-parse --path-format=absolute --git-common-dir)
+  [ -z "$(git -C "$wt" config --get core.fsmonitor)" ]
+  [ ! -e "$common/hooks/post-checkout" ]
+  grep -q "^gitdir: $common/worktrees/" "$wt/.git"
+  git -C "$wt" status --short >/dev/null
+  [ ! -e "$wt/PWNED" ]
+}
+
+@test "the dev server cannot write the repository's git data (hooks, config, the worktree's .git)" {
+  PID=$(harness_devserver_start "$TMP/wt" 1 "$GIT_TAMPER" "$TMP/dev.log")
+  for _ in $(seq 50); do grep -q '^finished' "$TMP/dev.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^finished' "$TMP/dev.log"
+  grep -q config-refused "$TMP/dev.log"
+  grep -q hook-refused "$TMP/dev.log"
+  grep -q dotgit-refused "$TMP/dev.log"
+  git_untouched "$TMP/wt"
+}
+
+@test "isolated: neither can the test command" {
+  run harness_isolated "$TMP/wt" "$GIT_TAMPER"
+  [[ "$output" == *config-refused*hook-refused*dotgit-refused*finished* ]]
+  git_untouched "$TMP/wt"
+}
+
 @test "a confined dev server outlives the subshell that started it" {
   # The worker starts it inside $(...): that subshell ends while the server runs on.
   PID=$(harness_devserver_start "$TMP/wt" 1 "sleep 30" "$TMP/dev.log"; sleep 0.5)

@@ -36,6 +36,53 @@ teardown() { teardown_tmp; }
   [[ "$output" != *"src.txt"* ]]
 }
 
+# protected_in WORKTREE : as worker.sh phase 5 checks a diff: the changed files, then
+# those under protected paths; in a UTF-8 locale, as the worker usually runs.
+protected_in() {
+  LC_ALL=C.UTF-8 bash -c 'source "$BUGBOT_HARNESS/lib/common.sh"; source "$BUGBOT_HARNESS/lib/push.sh"
+    changed=$(harness_changed_files "$1" origin/main) || exit 3
+    printf "%s\n" "$changed" | harness_protected_paths' _ "$1"
+}
+
+@test "protected_paths sees names git would quote: non-ASCII, not UTF-8, with spaces" {
+  mkdir -p "$TMP/wt/.github/workflows" "$TMP/wt/src"
+  # Regression: git diff --name-only printed ".github/workflows/d\303\251.yml" (quoted,
+  # core.quotePath), which ^\.github/workflows/ did not match, and the workflow was pushed.
+  printf 'on: push\n' >"$TMP/wt/.github/workflows/dé.yml"
+  printf 'on: push\n' >"$TMP/wt/.github/workflows/my ci.yml"
+  printf 'on: push\n' >"$TMP/wt/.github/workflows/"$'\xff'".yml"
+  printf 'ok\n' >"$TMP/wt/src/café.txt"
+  git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m sneaky
+  run bash -c 'source "$BUGBOT_HARNESS/lib/common.sh"; source "$BUGBOT_HARNESS/lib/push.sh"; harness_changed_files "$1" origin/main' _ "$TMP/wt"
+  [ "$status" -eq 0 ]
+  [ "$output" = ".github/workflows/dé.yml"$'\n'".github/workflows/my ci.yml"$'\n'".github/workflows/"$'\xff'".yml"$'\n'"src/café.txt" ]
+  run protected_in "$TMP/wt"
+  [ "$status" -eq 0 ]
+  [ "$output" = ".github/workflows/dé.yml"$'\n'".github/workflows/my ci.yml"$'\n'".github/workflows/"$'\xff'".yml" ]
+}
+
+@test "protected_paths counts a protected file moved away under its old name" {
+  mkdir -p "$TMP/repo/.github/workflows"
+  printf 'on: push\n' >"$TMP/repo/.github/workflows/ci.yml"
+  git -C "$TMP/repo" add -A && git -C "$TMP/repo" commit --quiet -m ci && git -C "$TMP/repo" push --quiet origin main
+  git -C "$TMP/wt" pull --quiet origin main
+  git -C "$TMP/wt" mv .github/workflows/ci.yml ci.yml.off
+  git -C "$TMP/wt" commit --quiet -m "disable ci"
+  run protected_in "$TMP/wt"
+  [ "$status" -eq 0 ]
+  [ "$output" = ".github/workflows/ci.yml" ]
+}
+
+@test "changed_files refuses a name with a newline in it (no line-by-line check could see it whole)" {
+  mkdir -p "$TMP/wt/.github/workflows"
+  printf 'on: push\n' >"$TMP/wt/.github/workflows/a"$'\n'"b.yml"
+  git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m sneaky
+  [ "$(git -C "$TMP/wt" show --name-only -z --format= HEAD | tr '\0' '|')" = $'.github/workflows/a\nb.yml|' ]
+  run protected_in "$TMP/wt"
+  [ "$status" -eq 3 ]
+  [[ "$output" == *"has a newline in it"* ]]
+}
+
 @test "protected_paths fails rather than pass a diff it could not check" {
   run bash -c 'source "$BUGBOT_HARNESS/lib/push.sh"; printf ".github/workflows/ci.yml\n" | harness_protected_paths' </dev/null
   [ "$status" -eq 0 ] && [ "$output" = ".github/workflows/ci.yml" ]

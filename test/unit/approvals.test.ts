@@ -3,11 +3,11 @@
  * requeue, and the store's claim that keeps two approvals from merging one fix twice.
  */
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { ConfigError, loadConfig, type ConfigFile } from '../../control/config.ts';
-import { Approvals } from '../../control/dispatcher/approvals.ts';
+import { Approvals, changedFiles } from '../../control/dispatcher/approvals.ts';
 import { autoApprovalDecision, globToRegExp, sensitiveFiles, type AutoApproveRules } from '../../control/dispatcher/auto-approve.ts';
 import { codeFence, pullRequestBody, pullRequestTitle } from '../../control/dispatcher/pull-request.ts';
 import { Intake } from '../../control/intake/index.ts';
@@ -18,7 +18,7 @@ import { approvalsForTicket, beginApproval, isRefusal } from '../../control/queu
 import { claimNext, finishRun } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
-import { fileTicket, finishAwaiting } from '../support/approval.ts';
+import { createGitTarget, fileTicket, finishAwaiting } from '../support/approval.ts';
 import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
 
 const RULES: AutoApproveRules = {
@@ -239,6 +239,31 @@ test('auto-approval is a no-op when the rules are off; declined decisions are au
   assert.equal(last.action, 'auto-approval-declined');
   assert.match(last.detail!, /severity critical is above medium/);
   assert.equal(on.store.getTicket(id2)!.state, 'awaiting_approval');
+});
+
+test('auto-approval sees changed files by their exact names, not as git quotes them', async (t) => {
+  const target = createGitTarget(tempDir(t));
+  const { config } = setup(t, { target: { repo: target.repo } });
+  target.git('checkout', '--quiet', '-b', 'fix');
+  mkdirSync(join(target.repo, 'infra'));
+  mkdirSync(join(target.repo, 'src'));
+  // Regression: `git diff --name-only` printed "infra/d\303\251.yaml" in quotes
+  // (core.quotePath), which the root-anchored glob infra/** did not match.
+  writeFileSync(join(target.repo, 'infra', 'dé.yaml'), 'replicas: 0\n');
+  writeFileSync(join(target.repo, 'src', 'a b.ts'), 'export {};\n');
+  target.git('add', '-A');
+  target.git('commit', '--quiet', '-m', 'fix');
+  const files = await changedFiles(config, target.git('rev-parse', 'HEAD'));
+  assert.deepEqual(files, ['infra/dé.yaml', 'src/a b.ts']);
+  const decision = autoApprovalDecision({ severity: 'low' }, PASSED, files, RULES);
+  assert.equal(decision.approve, false);
+  assert.match(decision.reason, /sensitive paths touched: infra\/dé\.yaml/);
+
+  // A name with a newline: unknown files (a person looks), not pieces a glob might miss.
+  writeFileSync(join(target.repo, 'src', 'x\ny.ts'), 'export {};\n');
+  target.git('add', '-A');
+  target.git('commit', '--quiet', '-m', 'newline');
+  assert.deepEqual(await changedFiles(config, target.git('rev-parse', 'HEAD')), []);
 });
 
 test('pull request title and body: the ticket, plan, verdict and tests; untrusted text fenced so it cannot close its block', (t) => {
