@@ -2,12 +2,16 @@
  * The Loki client shared by the loki MCP server and the control plane: picks the
  * backend from settings (Loki HTTP API when `url` is set, else JSON-lines files) and
  * redacts everything a backend returns, lines and label values, with the intake rules.
- * Nothing unredacted leaves this module.
+ * Nothing unredacted leaves this module, not even as a count: text the caller chooses
+ * (`contains`) is matched on redacted lines, or counting the lines that `password=a`,
+ * `password=b`, ... let through would spell out a masked value.
  */
 import type { LokiSettings } from '../mcp/loki-settings.ts';
 import { createRedactor, type Redactor } from '../redact.ts';
+import { redactedValue } from './fields.ts';
 import { createFileBackend } from './file-backend.ts';
 import { createHttpBackend } from './http-backend.ts';
+import { quote } from './logql.ts';
 import { LokiError, type Backend, type BackendResult, type LogEntry, type LogQuery } from './types.ts';
 
 /** Where secrets come from: the control plane's `config.secrets`, or the process env in an MCP server. */
@@ -60,19 +64,19 @@ export function createLokiClient(settings: LokiSettings, secrets: SecretSource, 
     return backend;
   };
 
-  const finish = (raw: BackendResult, q: Pick<LogQuery, 'limit' | 'direction'>, keep?: (e: LogEntry) => boolean) => {
-    let entries = raw.entries;
-    let limitReached = raw.limitReached;
+  // `keep` sees raw entries (a hashed user id only matches the raw value); `contains`
+  // sees redacted ones. Either way the backend read up to scanLines lines, cut here to the limit.
+  const finish = (raw: BackendResult, q: Pick<LogQuery, 'limit' | 'direction'>, keep?: (e: LogEntry) => boolean, contains: string[] = []) => {
+    if (!keep && !contains.length) return redactResult(raw, redactor);
     const notes = [...raw.notes];
-    if (keep) {
-      entries = entries.filter(keep);
-      if (raw.limitReached) notes.push(`only the ${q.direction === 'backward' ? 'newest' : 'oldest'} ${settings.scanLines} lines of the range were searched (mcp.loki.scanLines)`);
-      limitReached = entries.length > q.limit;
-      entries = q.direction === 'backward' ? entries.slice(-q.limit) : entries.slice(0, q.limit);
-    }
-    return redactResult({ ...raw, entries, limitReached, notes }, redactor);
+    if (raw.limitReached) notes.push(`only the ${q.direction === 'backward' ? 'newest' : 'oldest'} ${settings.scanLines} lines of the range were searched (mcp.loki.scanLines)`);
+    const query = contains.length ? `${raw.query}, then lines containing ${contains.map(quote).join(' and ')} (matched after redaction)` : raw.query;
+    const r = redactResult({ ...raw, query, entries: keep ? raw.entries.filter(keep) : raw.entries, notes }, redactor);
+    const entries = r.entries.filter((e) => contains.every((c) => e.line.includes(c)));
+    const limited = q.direction === 'backward' ? entries.slice(-q.limit) : entries.slice(0, q.limit);
+    return { ...r, entries: limited, limitReached: entries.length > q.limit };
   };
-  const scanned = <Q extends { limit: number }>(q: Q, keep?: unknown): Q => (keep ? { ...q, limit: Math.max(q.limit, settings.scanLines) } : q);
+  const scanned = <Q extends { limit: number }>(q: Q, scan: boolean): Q => (scan ? { ...q, limit: Math.max(q.limit, settings.scanLines) } : q);
 
   return {
     backend: backend?.kind ?? 'none',
@@ -80,14 +84,19 @@ export function createLokiClient(settings: LokiSettings, secrets: SecretSource, 
     settings,
     redactor,
     async query(q, o = {}) {
-      return finish(await ready().query(scanned(q, o.keep), o.signal), q, o.keep);
+      const b = ready();
+      // Loki would match `contains` on the raw lines: it gets the query without, and the
+      // lines it returns are matched here once redacted. The file backend redacts first itself.
+      const local = b.kind === 'http' && q.contains.length > 0;
+      const raw = await b.query(scanned(local ? { ...q, contains: [] } : q, Boolean(o.keep) || local), o.signal);
+      return finish(raw, q, o.keep, local ? q.contains : []);
     },
     async queryLogQL(logql, q, o = {}) {
       const b = ready();
       if (!b.queryLogQL) {
         throw new LokiError(`raw LogQL needs the Loki HTTP backend (mcp.loki.url); ${b.where} accepts label matchers and contains only`);
       }
-      return finish(await b.queryLogQL(logql, scanned(q, o.keep), o.signal), q, o.keep);
+      return finish(await b.queryLogQL(logql, scanned(q, Boolean(o.keep)), o.signal), q, o.keep);
     },
   };
 }
@@ -106,7 +115,7 @@ function pickBackend(settings: LokiSettings, secrets: SecretSource, redactor: Re
       redact: redactor.text,
     });
   }
-  return settings.files.length ? createFileBackend(settings.files) : undefined;
+  return settings.files.length ? createFileBackend(settings.files, { redact: redactor.text }) : undefined;
 }
 
 function redactResult(r: BackendResult, redactor: Redactor): BackendResult {
@@ -119,13 +128,6 @@ function redactResult(r: BackendResult, redactor: Redactor): BackendResult {
   };
 }
 
-// Label values are redacted with their name in front so key-aware rules apply:
-// `user_id` = "42" becomes a user hash, `password` = "x" is masked.
 function redactLabels(labels: Record<string, string>, redactor: Redactor): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(labels)) {
-    const r = redactor.text(`${k}=${v}`);
-    out[k] = r.startsWith(`${k}=`) ? r.slice(k.length + 1) : '[REDACTED]';
-  }
-  return out;
+  return Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, redactedValue(k, v, redactor.text)]));
 }

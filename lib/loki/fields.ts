@@ -53,6 +53,15 @@ export function fieldValue(e: LogEntry, label: string, parser: 'json' | 'logfmt'
 }
 
 /**
+ * A label or field value as redaction shows it: redacted with its name in front so
+ * key-aware rules apply (`user_id` = "42" becomes a user hash, `password` = "x" is masked).
+ */
+export function redactedValue(name: string, value: string, redact: (s: string) => string): string {
+  const r = redact(`${name}=${value}`);
+  return r.startsWith(`${name}=`) ? r.slice(name.length + 1) : '[REDACTED]';
+}
+
+/**
  * A line's time in nanoseconds: ISO strings, or epoch numbers in seconds,
  * milliseconds (pino, bunyan), microseconds or nanoseconds, told apart by magnitude.
  */

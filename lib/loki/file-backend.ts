@@ -2,29 +2,36 @@
  * The file backend, for installs without Loki: JSON-lines log files read line by line
  * and filtered the way the equivalent LogQL would filter them. Fields of the line act
  * as labels (nested keys flattened with `_`), plus `filename`. Memory stays bounded:
- * only about twice `limit` matching lines are held at any time.
+ * only about twice `limit` matching lines are held at any time. Labels and `contains`
+ * are matched on redacted values, as the reader will see them: matching raw ones would
+ * let a caller test a masked secret (`password=~"h.*"`) by whether a line comes back.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { plural } from './format.ts';
-import { flattenJson, lineTime, parseJsonObject } from './fields.ts';
+import { flattenJson, lineTime, parseJsonObject, redactedValue } from './fields.ts';
 import { jsRegex, pipeline, selector, validateMatchers } from './logql.ts';
 import { toNs } from './time-range.ts';
 import { LokiError, type Backend, type BackendResult, type LogEntry, type LogQuery } from './types.ts';
 
 type Predicate = (fields: Record<string, string>, line: string) => boolean;
 
-export function createFileBackend(files: string[]): Backend {
+export interface FileBackendOptions {
+  /** The client's redaction of a text: what labels and `contains` are matched against. */
+  redact: (s: string) => string;
+}
+
+export function createFileBackend(files: string[], opts: FileBackendOptions): Backend {
   return {
     kind: 'file',
     where: files.length === 1 ? `log file ${files[0]}` : `${files.length} log files`,
-    query: (q, signal) => scanFiles(files, q, signal),
+    query: (q, signal) => scanFiles(files, q, opts.redact, signal),
   };
 }
 
-async function scanFiles(files: string[], q: LogQuery, signal?: AbortSignal): Promise<BackendResult> {
-  const match = compile(q);
+async function scanFiles(files: string[], q: LogQuery, redact: (s: string) => string, signal?: AbortSignal): Promise<BackendResult> {
+  const match = compile(q, redact);
   const startNs = toNs(q.range.start);
   const endNs = toNs(q.range.end);
   const kept: LogEntry[] = [];
@@ -83,18 +90,18 @@ function trim(entries: LogEntry[], q: LogQuery): void {
   else entries.splice(q.limit);
 }
 
-function compile(q: LogQuery): Predicate {
+function compile(q: LogQuery, redact: (s: string) => string): Predicate {
   validateMatchers(q.matchers);
   const checks: Predicate[] = q.matchers.map((m) => {
-    if (m.op === '=') return (f) => (f[m.name] ?? '') === m.value;
-    if (m.op === '!=') return (f) => (f[m.name] ?? '') !== m.value;
+    const value = (f: Record<string, string>) => redactedValue(m.name, f[m.name] ?? '', redact);
+    if (m.op === '=') return (f) => value(f) === m.value;
+    if (m.op === '!=') return (f) => value(f) !== m.value;
     const re = jsRegex(m.value, true);
     if (!re) {
       throw new LokiError(`regex ${JSON.stringify(m.value)} for ${m.name} is not valid JavaScript regex syntax, which the file backend needs`);
     }
-    return m.op === '=~' ? (f) => re.test(f[m.name] ?? '') : (f) => !re.test(f[m.name] ?? '');
+    return m.op === '=~' ? (f) => re.test(value(f)) : (f) => !re.test(value(f));
   });
-  for (const c of q.contains) checks.push((_f, line) => line.includes(c));
   const anyOf = q.anyOf?.map((s) => s.toLowerCase());
   if (anyOf?.length) {
     checks.push((_f, line) => {
@@ -104,5 +111,13 @@ function compile(q: LogQuery): Predicate {
   }
   const field = q.field;
   if (field) checks.push((f) => (field.value === undefined ? Boolean(f[field.label]) : f[field.label] === field.value));
+  // Last, so only the lines that pass every other check are redacted for it.
+  const contains = q.contains;
+  if (contains.length) {
+    checks.push((_f, line) => {
+      const redacted = redact(line);
+      return contains.every((c) => redacted.includes(c));
+    });
+  }
   return (f, line) => checks.every((c) => c(f, line));
 }

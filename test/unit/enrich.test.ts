@@ -80,7 +80,38 @@ describe('time ranges and the raw LogQL guard', () => {
       () => checkRawLogQL({ logql: 'rate(x[5m])', hasTimeRange: false, alsoGiven: [] }, bounds),
       /explicit time_range .*; raw LogQL needs an explicit limit \(1 to 200\); raw LogQL must contain a stream selector/,
     );
-    assert.doesNotThrow(() => checkRawLogQL({ logql: '{app="x"} |= "y"', hasTimeRange: true, limit: 5, alsoGiven: [] }, bounds));
+    assert.doesNotThrow(() => checkRawLogQL({ logql: '{app="x"}', hasTimeRange: true, limit: 5, alsoGiven: [] }, bounds));
+  });
+
+  // Review finding (Loki raw LogQL): pipeline stages run on unredacted lines, so they could
+  // rewrite a secret past redaction or test its value; only selectors and line counts pass.
+  test('raw LogQL takes stream selectors and line counts, never a pipeline stage', () => {
+    const bounds = { maxLines: 200, maxRangeHours: 24 };
+    const check = (logql: string) => () => checkRawLogQL({ logql, hasTimeRange: true, limit: 5, alsoGiven: [] }, bounds);
+    for (const ok of [
+      '{app="x", env=~`prod|dev`, a!="}|=\\"", b!~"x"}',
+      'sum by (level, app) (count_over_time({app="x"}[5m]))',
+      'sum(rate({job="varlogs"}[10m])) by (level)',
+      'topk(3, sum without (pod) (rate({app="x"}[1h30m]))) * 100 > 0.5',
+    ]) {
+      assert.doesNotThrow(check(ok), ok);
+    }
+    const refused: Array<[string, RegExp]> = [
+      ['{app="x"} | line_format "{{ __line__ | b64enc }}"', /^LokiError: raw LogQL may only select streams and count their lines: `\| line_format` is not allowed\. /],
+      ['{app="x"} | json | line_format `{{ trunc 1 .password }}`', /`\| json` and `\| line_format` are not allowed/],
+      ['{app="x"} |= "a" |~ "b" != "c" !~ "d" |> "e"', /the line filters `\|=`, `\|~`, `!=`, `!~` and `\|>` are not allowed/],
+      ['{app="x"} | logfmt | pin > 5000', /`\| logfmt` and `\| pin`/],
+      ['count_over_time({app="x"} | json | password=~"h.*" [5m])', /`\| json` and `\| password`/],
+      ['sum(bytes_rate({app="x"}[5m]))', /`bytes_rate` is not allowed/],
+      ['vector(1) or {app="x"}', /`vector` and `or` are not allowed/],
+      ['{app="x"} "text"', /a quoted string outside a stream selector/],
+      ["{app='x'}", /a stream selector that is not label matchers/],
+      ['{app="x"} # |= "y"', /`#` is not allowed/],
+    ];
+    for (const [logql, named] of refused) {
+      assert.throws(check(logql), named, logql);
+      assert.throws(check(logql), /Pipeline stages run on the unredacted lines.*filter lines with labels and contains instead/, logql);
+    }
   });
 });
 

@@ -25,17 +25,33 @@ export const lokiQuery = defineTool({
     'Read log lines from Loki (or the configured log files) for label matchers, optionally only lines containing ' +
     'some text. Use it to see what a service logged around an error. Lines come back oldest first, redacted ' +
     '(secrets masked, user ids and emails hashed) and capped in lines and bytes; the answer says when it was ' +
-    'truncated. `logql` accepts raw LogQL for what matchers cannot express, only with an explicit time_range and limit.',
+    'truncated. `contains` is matched on the redacted lines, so text inside a masked secret never matches. ' +
+    '`logql` accepts raw LogQL for line counts over time (count_over_time, rate, sum/avg/max/topk... by stream labels), ' +
+    'only with an explicit time_range and limit; it may not use pipeline stages (line filters |= != |~ !~, parsers, ' +
+    'label filters, line_format, label_format): Loki runs them on the unredacted lines. Filter lines with labels and contains.',
   input: {
     labels: labelsArg.optional(),
     time_range: timeRangeArg.optional().describe('Default "1h". Required with logql.'),
     contains: z
       .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(5)])
       .optional()
-      .describe('Text every returned line must contain (case-sensitive); several strings must all occur.'),
+      .describe(
+        'Text every returned line must contain (case-sensitive), as shown: matched after redaction, so a masked value ' +
+          'matches only as its mask (password=[REDACTED]). Several strings must all occur. With Loki, the newest ' +
+          '(or oldest) mcp.loki.scanLines lines of the range are searched; the answer says when that cut the search.',
+      ),
     limit: z.number().int().positive().optional().describe('Most lines to return; the server caps it (mcp.loki.maxLines, default 200).'),
     direction: z.enum(['backward', 'forward']).optional().describe('Which end of the range the limit keeps: backward (default) the newest lines.'),
-    logql: z.string().min(1).max(2000).optional().describe('Raw LogQL instead of labels/contains; needs time_range and limit.'),
+    logql: z
+      .string()
+      .min(1)
+      .max(2000)
+      .optional()
+      .describe(
+        'Raw LogQL instead of labels/contains, for counts: stream selectors, count_over_time/rate and aggregations ' +
+          'by or without stream labels, e.g. sum by (level) (count_over_time({service_name="api"}[5m])). No pipeline ' +
+          'stages (|=, | json, | line_format, ...). Needs time_range and limit; Loki backend only.',
+      ),
   },
   annotations: { title: 'Query logs', readOnlyHint: true, openWorldHint: true },
   async handler(args, ctx: LokiToolContext) {
