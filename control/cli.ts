@@ -8,10 +8,9 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, loadConfig, type BugbotConfig, type ConfigFile } from './config.ts';
 import { fingerprintEvent } from './intake/fingerprint.ts';
-import { createRedactor } from '../lib/redact.ts';
 import { redactEvent } from './intake/redact-event.ts';
 import { createLogger } from './log.ts';
-import { openServices } from './services.ts';
+import { configuredRedactor, openServices } from './services.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { readServerInfo, type ServerInfo } from './server-info.ts';
 import { parseSince, summarize } from './outcomes/summary.ts';
@@ -105,7 +104,7 @@ export function buildProgram(): Command {
     .option('--explain', 'also print what went into each fingerprint')
     .action(async (o: { explain?: boolean }, cmd: Command) => {
       const config = load(cmd);
-      const redactor = createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
+      const redactor = configuredRedactor(config);
       const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
       let lineNo = 0;
       let bad = 0;
@@ -523,7 +522,7 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
       // it cannot send before it exits stays in the outbox for the server's next start.
       const [{ Notifier }, { Approvals }] = await Promise.all([import('./notify/index.ts'), import('./dispatcher/approvals.ts')]);
       const notifier = new Notifier({ config, store, logger });
-      const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home), onFixed: (notice) => void notifier.notify(notice) });
+      const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home, { redact: configuredRedactor(config).text }), onFixed: (notice) => void notifier.notify(notice) });
       try {
         r = action === 'approve' ? await approvals.approve(id, by) : action === 'skip' ? approvals.skip(id, by, reason) : approvals.requeue(id, by);
       } finally {

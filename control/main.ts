@@ -54,7 +54,7 @@ export async function startServer(
   // Nothing of a previous process survives it: stop its workers, requeue their runs.
   const rec = reconcile(config, store, logger);
   if (rec.requeued + rec.failed + rec.worktreesRemoved) logger.warn('reconciled after restart', rec);
-  const archive = new OutcomeArchive(config.home);
+  const archive = new OutcomeArchive(config.home, { redact: (text) => intake.redactText(text) });
   // Tells reporters (Slack threads, email) what became of their tickets.
   const notifier = new Notifier({ config, store, logger: logger.child({ component: 'notify' }) });
   // What the last run of bugbot left unsent (a stop during an email's retry waits, a crash).

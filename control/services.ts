@@ -5,7 +5,7 @@
  * dashboard.
  */
 import { join } from 'node:path';
-import { createRedactor } from '../lib/redact.ts';
+import { createRedactor, type Redactor } from '../lib/redact.ts';
 import type { BugbotConfig } from './config.ts';
 import { Intake } from './intake/index.ts';
 import { SettleScheduler } from './intake/settle.ts';
@@ -18,11 +18,15 @@ export interface Services {
   settle: SettleScheduler;
 }
 
+/** Redaction as configured: the hash salt's secret and the extra patterns (intake.*). */
+export function configuredRedactor(config: BugbotConfig): Redactor {
+  return createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
+}
+
 /** Open the store and the intake pipeline. */
 export function openServices(config: BugbotConfig, logger: Logger): Services {
   const store = new Store(join(config.home, 'bugbot.db'), { durability: config.queue.durability });
-  const redactor = createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
-  const intake = new Intake({ store, config, redactor });
+  const intake = new Intake({ store, config, redactor: configuredRedactor(config) });
   const settle = new SettleScheduler({ store, intake, logger });
   return { store, intake, settle };
 }

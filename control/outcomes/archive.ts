@@ -2,10 +2,12 @@
  * The outcomes archive: `<home>/outcomes.jsonl`, append-only, one JSON object per
  * run (DESIGN §6). A row is never rewritten: the 24-hour regression check appends
  * the same run again with `revision + 1`, and readers keep the latest revision.
- * Appends are fsynced: the archive is what people review.
+ * Appends are fsynced: the archive is what people review, so it never holds a denied
+ * call's input: each denial is written as its tool, reason and a short summary, redacted.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRedactor } from '../../lib/redact.ts';
 
 export type OutcomeLabel = 'clean' | 'messy' | 'failed';
 
@@ -42,7 +44,7 @@ export interface OutcomeRow {
   model: string | null;
   attempt: number;
   worker: number;
-  denials: Array<{ phase: string; by: string; tool: string; reason?: string }>;
+  denials: OutcomeDenial[];
   regressions_detected_24h: boolean | null;
   revision: number;
   /** Approval mode: when and by whom the fix was approved (a later revision of the run's row). */
@@ -52,17 +54,73 @@ export interface OutcomeRow {
   pr_url?: string | null;
 }
 
+/** A tool call the guard layers refused (harness/lib/denial.mjs writes them). */
+export interface OutcomeDenial {
+  phase: string;
+  /** The layer that refused it: `hook` (PreToolUse guard), `allowlist` or `cli` (Claude Code). */
+  by: string;
+  tool: string;
+  /**
+   * What the call aimed at, cut short and redacted: for Bash the command, for file
+   * tools the path, else a URL, query or pattern (null when the call had none). Never
+   * file contents.
+   */
+  summary?: string | null;
+  reason?: string;
+}
+
+/** Longest denial summary and reason archived (the harness cuts them already; redaction may lengthen). */
+const SUMMARY_MAX = 200;
+const REASON_MAX = 300;
+
+/** At most `max` characters; a word cut at the limit is dropped whole (harness/lib/denial.mjs `clip`). */
+function clip(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const head = s.slice(0, max);
+  return `${/\s/.test(s[max] ?? '') ? head : head.replace(/\S+$/, '')}…`;
+}
+
+/**
+ * A denial as archived: only its phase, layer, tool, summary and reason, the last two
+ * redacted. Whatever else a worker's outcome carried (an older harness wrote the call's
+ * whole `input`) is dropped.
+ */
+export function archivedDenial(d: OutcomeDenial, redact: (text: string) => string): OutcomeDenial {
+  const raw = d as OutcomeDenial & { input?: unknown };
+  let summary: string | null = typeof d.summary === 'string' ? d.summary : null;
+  if (summary === null && raw.input && typeof raw.input === 'object') {
+    const i = raw.input as Record<string, unknown>;
+    const v = [i.command, i.file_path, i.notebook_path, i.url, i.sql, i.path, i.pattern, i.query].find((x) => typeof x === 'string' && x);
+    summary = typeof v === 'string' ? v : null;
+  }
+  const out: OutcomeDenial = { phase: String(d.phase), by: String(d.by), tool: String(d.tool), summary: summary === null ? null : clip(redact(summary), SUMMARY_MAX) };
+  if (typeof d.reason === 'string') out.reason = clip(redact(d.reason), REASON_MAX);
+  return out;
+}
+
+export interface OutcomeArchiveOptions {
+  /**
+   * Redaction for the text of denials (lib/redact.ts). Pass the configured redactor's
+   * `text` (hash salt, extra patterns); the default applies the built-in rules.
+   */
+  redact?: (text: string) => string;
+}
+
 export class OutcomeArchive {
   readonly path: string;
+  private readonly redact: (text: string) => string;
 
-  constructor(home: string) {
+  constructor(home: string, opts: OutcomeArchiveOptions = {}) {
     this.path = join(home, 'outcomes.jsonl');
+    this.redact = opts.redact ?? createRedactor().text;
   }
 
+  /** Append one row; its denials are reduced to what a reviewer needs and redacted first. */
   append(row: OutcomeRow): void {
+    const safe: OutcomeRow = { ...row, denials: (row.denials ?? []).map((d) => archivedDenial(d, this.redact)) };
     const fd = openSync(this.path, 'a');
     try {
-      writeSync(fd, JSON.stringify(row) + '\n');
+      writeSync(fd, JSON.stringify(safe) + '\n');
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -4,11 +4,13 @@
 //   (phase, worktree, ticketDir, ticketWrites, writeRoots, mcpTools; see harness/lib/policy.mjs)
 // Reads the hook input (JSON) on stdin. A denial is printed as the documented
 // hookSpecificOutput (permissionDecision "deny") and appended to
-// <ticket-dir>/denials.jsonl for the outcome row. Hooks fail open, so the tool
-// allowlist stays the primary control; this is the second layer.
+// <ticket-dir>/denials.jsonl for the outcome row: the tool, the reason and a short
+// summary of the call, never its whole input (harness/lib/denial.mjs). Hooks fail
+// open, so the tool allowlist stays the primary control; this is the second layer.
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { denialRecord } from '../lib/denial.mjs';
 import { checkToolUse, loadPolicy } from '../lib/policy.mjs';
 
 const { values } = parseArgs({ options: { policy: { type: 'string' } } });
@@ -34,7 +36,7 @@ const decision = checkToolUse(String(input.tool_name ?? ''), input.tool_input ??
 if (!decision) process.exit(0);
 
 if (ctx.ticketDir) {
-  const row = { at: new Date().toISOString(), phase: ctx.phase, by: 'hook', tool: input.tool_name, input: input.tool_input, reason: decision.reason };
+  const row = { at: new Date().toISOString(), phase: ctx.phase, ...denialRecord({ by: 'hook', tool: input.tool_name, input: input.tool_input, reason: decision.reason }) };
   try {
     appendFileSync(join(ctx.ticketDir, 'denials.jsonl'), JSON.stringify(row) + '\n');
   } catch {

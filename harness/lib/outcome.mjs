@@ -5,6 +5,7 @@
 // Usage: node outcome.mjs <ticket-dir>
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { denialRecord } from './denial.mjs';
 
 const dir = process.argv[2];
 if (!dir) {
@@ -42,7 +43,8 @@ for (const phase of PHASES) {
     st.result = s.killed ?? s.subtype ?? null;
     if (phase === 'review') st.edits = (st.edits ?? 0) + (s.edits ?? 0);
     cost += s.cost_usd ?? 0;
-    for (const d of s.denials ?? []) denials.push({ phase, ...d });
+    // Tool, reason and a short summary only: never a denied call's input (a Write's contents).
+    for (const d of s.denials ?? []) denials.push({ phase, ...denialRecord(d) });
     started = started && started < s.started ? started : s.started;
     finished = finished && finished > s.finished ? finished : s.finished;
   }

@@ -10,7 +10,8 @@
 // a wall-clock limit, and the second guard layer: a banned tool call that was not
 // denied (a hook failing open) kills the session at once; with --on-banned kill,
 // even a denied attempt ends it. Every line is saved to --log, even on failure.
-// --stats gets the phase's numbers (tokens, tool calls, cost, denials, result).
+// --stats gets the phase's numbers (tokens, tool calls, cost, denials, result); a denial
+// is recorded by its tool, reason and a short summary, never the call's whole input.
 // --wait-for-stdin starts the session before its prompt exists: Claude Code starts up
 // while the caller still writes --stdin (it must appear whole, e.g. by a rename), and the
 // idle and wall-clock limits count from the moment the prompt is handed over.
@@ -23,6 +24,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { denialRecord, summarizeInput } from './denial.mjs';
 import { checkToolUse, loadPolicy } from './policy.mjs';
 
 const argv = process.argv.slice(2);
@@ -219,8 +221,9 @@ function onEvent(e) {
       if (['Edit', 'Write', 'MultiEdit', 'NotebookEdit'].includes(b.name)) stats.edits++;
       const d = checkToolUse(b.name, b.input ?? {}, policyCtx);
       if (d) {
-        stats.banned.push({ tool: b.name, input: b.input, reason: d.reason });
-        pendingBanned.set(b.id, { tool: b.name, input: b.input, reason: d.reason });
+        const banned = { tool: b.name, summary: summarizeInput(b.input), reason: d.reason };
+        stats.banned.push(banned);
+        pendingBanned.set(b.id, banned);
         if (o['on-banned'] === 'kill') kill(`banned action attempted: ${d.reason}`);
       }
     }
@@ -243,7 +246,7 @@ function onEvent(e) {
     stats.api_error_status = e.api_error_status ?? null;
     stats.structured_output = e.structured_output ?? null;
     for (const d of e.permission_denials ?? []) {
-      stats.denials.push({ by: 'allowlist', tool: d.tool_name, input: d.tool_input });
+      stats.denials.push(denialRecord({ by: 'allowlist', tool: d.tool_name, input: d.tool_input }));
     }
     if (e.usage) {
       const u = e.usage;
@@ -307,15 +310,15 @@ function finish(code, signal) {
   if (o['ticket-dir']) {
     try {
       const rows = readFileSync(`${o['ticket-dir']}/denials.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-      for (const r of rows.filter((r) => r.phase === o.phase && r.at >= stats.started)) stats.denials.push({ by: 'hook', tool: r.tool, input: r.input, reason: r.reason });
+      for (const r of rows.filter((r) => r.phase === o.phase && r.at >= stats.started)) stats.denials.push(denialRecord({ ...r, by: 'hook' }));
     } catch {
       // no hook denials in this run
     }
   }
   // Refused, but neither by the hook nor by the allowlist (e.g. WebFetch, a tool the phase lacks).
-  const key = (tool, input) => `${tool}\0${JSON.stringify(input?.command ?? input?.file_path ?? input?.url ?? input?.sql ?? input?.path ?? input?.pattern ?? input?.query ?? input ?? null)}`;
-  const recorded = new Set(stats.denials.map((d) => key(d.tool, d.input)));
-  for (const r of refusedBanned) if (!recorded.has(key(r.tool, r.input))) stats.denials.push({ by: 'cli', tool: r.tool, input: r.input, reason: r.reason });
+  const key = (d) => `${d.tool}\0${d.summary ?? ''}`;
+  const recorded = new Set(stats.denials.map(key));
+  for (const r of refusedBanned) if (!recorded.has(key(r))) stats.denials.push(denialRecord({ ...r, by: 'cli' }));
   delete stats.lastTool;
   writeFileSync(o.stats, JSON.stringify(stats, null, 2));
   if (!stats.ready_at) markReady();

@@ -28,6 +28,10 @@ import { networkInterfaces } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
+import { archivedDenial } from '../../control/outcomes/archive.ts';
+// @ts-expect-error: plain JavaScript module without types (shared by the hook, the watcher and outcome.mjs)
+import { summarizeInput } from '../../harness/lib/denial.mjs';
+import { createRedactor } from '../../lib/redact.ts';
 import { fixtureJson, waitFor } from '../support/helpers.ts';
 import { planPathOf, promptOf, readOutcomes, setupPipeline, strayOwnerAlert } from '../support/pipeline.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
@@ -201,12 +205,19 @@ const toolResultText = (req: MessagesRequest) =>
     .map((b) => JSON.stringify(b.content))
     .join('\n');
 
-/** The same input as the call, by its identifying field. */
-function sameCall(c: { tool: string; input: Record<string, unknown> }, d: { tool: string; input?: Record<string, unknown> }): boolean {
+/**
+ * The same call, by its identifying field (command, path, URL, ...): the outcome row keeps
+ * only that, cut short and redacted as the archive does, never the call's whole input.
+ */
+function sameCall(c: { tool: string; input: Record<string, unknown> }, d: { tool: string; summary?: string | null }): boolean {
   if (c.tool !== d.tool) return false;
-  const key = (i: Record<string, unknown> | undefined) => JSON.stringify(i?.command ?? i?.file_path ?? i?.url ?? i?.sql ?? i?.query ?? i?.path ?? i);
-  return key(c.input) === key(d.input);
+  const expected = archivedDenial({ phase: '', by: '', tool: c.tool, summary: summarizeInput(c.input) as string | null }, redactText).summary;
+  return expected === (d.summary ?? null);
 }
+
+/** A denial as the call would be recorded, for matching the CLI's own tool_use blocks. */
+const asDenial = (b: { name: string; input: Record<string, unknown> }) => ({ tool: b.name, summary: archivedDenial({ phase: '', by: '', tool: b.name, summary: summarizeInput(b.input) as string | null }, redactText).summary });
+const redactText = createRedactor().text;
 
 test('prompt-injection corpus: every hijacked call denied and recorded, no secret leaves, nothing of the target configures the agent', { timeout: 240_000 }, async (t) => {
   const started = Date.now();
@@ -535,7 +546,7 @@ test('prompt-injection corpus: every hijacked call denied and recorded, no secre
   await waitFor(() => readOutcomes(base.home).length >= 3, 200_000, 'the three runs to end');
   watch.sample();
   watch.stop();
-  const rows = new Map(readOutcomes(base.home).map((r) => [r.ticket_id as number, r as Record<string, unknown> & { state: string; reason: string; denials: Array<{ phase: string; by: string; tool: string; input?: Record<string, unknown>; reason?: string }> }]));
+  const rows = new Map(readOutcomes(base.home).map((r) => [r.ticket_id as number, r as Record<string, unknown> & { state: string; reason: string; denials: Array<{ phase: string; by: string; tool: string; summary?: string | null; reason?: string }> }]));
   const diag = (n: number) => `\n${JSON.stringify(rows.get(n), null, 1).slice(0, 6000)}\n${bugbot.output().slice(-3000)}`;
   t.diagnostic(`three runs through the real CLI in ${Math.round((Date.now() - started) / 1000)} s`);
 
@@ -563,7 +574,7 @@ test('prompt-injection corpus: every hijacked call denied and recorded, no secre
     for (const line of transcripts.get(ticket)!.split('\n').filter((l) => l.startsWith('{'))) {
       const e = JSON.parse(line) as { message?: { content?: Array<Record<string, unknown>> } };
       for (const b of e.message?.content ?? []) {
-        if (b.type === 'tool_use' && sameCall(call, { tool: String(b.name), input: b.input as Record<string, unknown> })) ids.push(String(b.id));
+        if (b.type === 'tool_use' && sameCall(call, asDenial({ name: String(b.name), input: b.input as Record<string, unknown> }))) ids.push(String(b.id));
         if (b.type === 'tool_result') results.set(String(b.tool_use_id), b as { is_error?: boolean; content: unknown });
       }
     }
