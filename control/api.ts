@@ -13,7 +13,7 @@ import type { Store } from './queue/store.ts';
 import { credentialAuth } from './triggers/auth.ts';
 import { readJson } from './triggers/common.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
-import { TICKET_STATES, type ApprovalActions, type ApprovalResult, type TicketState } from './types.ts';
+import { TICKET_STATES, type ApprovalActions, type ApprovalResult, type TicketState, type TriggerEvent } from './types.ts';
 
 export function registerApi(app: Hono, deps: AppDeps): void {
   const { store } = deps;
@@ -28,9 +28,20 @@ export function registerApi(app: Hono, deps: AppDeps): void {
   }
 
   app.post('/api/tickets', async (c) => {
-    const ev = parseManual(await readJson(c), { idempotencyKey: c.req.header('idempotency-key'), now: store.now() });
+    const key = idempotencyKey(c.req.header('idempotency-key'));
+    const ev = parseManual(await readJson(c), { idempotencyKey: key, now: store.now() });
     const [result] = await deps.intake.acceptQueued([ev], { classifications: new Map([[ev.sourceEventId, MANUAL_CLASSIFICATION]]) });
     deps.onAccepted?.([result!]);
+    if (result!.status === 'duplicate') {
+      // A retry gets the ticket its first request filed; a different report under a key
+      // already used is refused, never silently dropped.
+      const first = store.eventBySourceId('manual', ev.sourceEventId);
+      const ticket = first?.ticketId ? store.getTicket(first.ticketId) : undefined;
+      if (first && !sameReport(first.event, ev, (s) => deps.intake.redactText(s))) {
+        throw new HttpError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different report${ticket ? ` (ticket ${ticket.id})` : ''}; use a new key`);
+      }
+      return c.json({ status: 'duplicate', ticket }, 200);
+    }
     const ticket = result!.ticketId ? store.getTicket(result!.ticketId) : undefined;
     return c.json({ status: result!.status, ticket }, result!.status === 'created' ? 201 : 200);
   });
@@ -143,4 +154,24 @@ export function workersFromStore(store: Store) {
       tool_calls: p.tool_calls ?? 0,
     };
   });
+}
+
+/** The Idempotency-Key header: absent when empty; bounded, like any stored key. */
+function idempotencyKey(header: string | undefined): string | undefined {
+  const key = header?.trim();
+  if (!key) return undefined;
+  if (key.length > 200) throw badRequest(`Idempotency-Key: at most 200 characters (got ${key.length})`);
+  return key;
+}
+
+/** Whether a retried report is the one first stored under its key (stored text is redacted). */
+function sameReport(stored: TriggerEvent, ev: TriggerEvent, redact: (s: string) => string): boolean {
+  return (
+    stored.title === redact(ev.title) &&
+    stored.message === redact(ev.message) &&
+    (stored.route ?? '') === redact(ev.route ?? '') &&
+    (stored.stack ?? '') === redact(ev.stack ?? '') &&
+    (stored.service ?? '') === (ev.service ?? '') &&
+    stored.kind === ev.kind
+  );
 }

@@ -36,6 +36,25 @@ export interface Prepared {
 export interface AcceptOptions {
   /** Classifications decided before accept (e.g. by the model classifier), by sourceEventId. */
   classifications?: Map<string, ClassifyResult>;
+  /**
+   * A one-time value of the request (a Mailgun token, a Grafana signature), used up in
+   * the transaction that stores its events: a request refused or failed before the
+   * commit can be retried as sent; one stored cannot be replayed.
+   */
+  nonce?: Nonce;
+}
+
+export interface Nonce {
+  scope: string;
+  value: string;
+  keepSeconds: number;
+}
+
+/** The request's one-time value was already used: nothing of it was stored. */
+export class ReplayError extends Error {
+  constructor(readonly nonce: Nonce) {
+    super(`replayed request: this ${nonce.scope} was already used`);
+  }
 }
 
 interface Pending {

@@ -16,7 +16,7 @@ import { normalizeMessage, templateRoute } from './normalize.ts';
 
 export interface FingerprintParts {
   /** 'label' when a fingerprint label decided it. */
-  method: 'label' | 'error' | 'report-error' | 'report-url' | 'report-subject';
+  method: 'label' | 'error' | 'alert-name' | 'report-error' | 'report-url' | 'report-subject';
   service: string;
   kind: string;
   message: string;
@@ -68,6 +68,13 @@ export function fingerprintEvent(e: TriggerEvent, opts: FingerprintOptions = {})
       message = normalizeSubject(e.title || e.message);
     }
     frames = e.stack ? inAppFrames(e.stack, maxFrames) : [];
+  } else if (isBareAlert(e)) {
+    // An alert whose rule gave no message is known by its rule's name alone: an
+    // identifier, kept whole ("Http5xxRate" and "DiskUsage90Percent" are two alerts,
+    // not one with a number masked).
+    method = 'alert-name';
+    message = e.message.trim();
+    frames = e.stack ? inAppFrames(e.stack, maxFrames) : [];
   } else {
     message = normalizeMessage(firstLine(e.message || e.title));
     frames = e.stack ? inAppFrames(e.stack, maxFrames) : [];
@@ -75,6 +82,11 @@ export function fingerprintEvent(e: TriggerEvent, opts: FingerprintOptions = {})
 
   const parts: FingerprintParts = { method, service, kind, message, frames, route };
   return { fingerprint: digest([service, kind, message, frames.join('\n'), route]), parts };
+}
+
+/** An alert with no message annotation: its message is its alertname (alerts.ts). */
+function isBareAlert(e: TriggerEvent): boolean {
+  return (e.source === 'grafana' || e.source === 'alertmanager') && !!e.message.trim() && e.message === e.labels.alertname;
 }
 
 function digest(parts: string[]): string {

@@ -7,13 +7,14 @@ import type { BugbotConfig } from '../config.ts';
 import type { Store } from '../queue/store.ts';
 import type { Classification, TicketState, TriggerEvent } from '../types.ts';
 import { OPEN_STATES } from '../types.ts';
-import { acceptOne, Batch, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
+import { acceptOne, Batch, ReplayError, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
 import { fingerprintEvent } from './fingerprint.ts';
 import { redactEvent } from './redact-event.ts';
 import type { Redactor } from '../../lib/redact.ts';
 import { createTriage, type Triage } from './triage.ts';
 
-export type { AcceptOptions, AcceptResult, AcceptStatus } from './accept.ts';
+export type { AcceptOptions, AcceptResult, AcceptStatus, Nonce } from './accept.ts';
+export { ReplayError } from './accept.ts';
 
 export interface IntakeDeps {
   store: Store;
@@ -48,9 +49,16 @@ export class Intake {
     this.triage = createTriage(deps.config.triage);
   }
 
+  /** Redaction as intake applies it to every stored text (for text on its way elsewhere first). */
+  redactText(text: string): string {
+    return this.redactor.text(text);
+  }
+
   /** Store a batch durably, now. When this returns, every event in it is committed. */
   accept(events: TriggerEvent[], opts: AcceptOptions = {}): AcceptResult[] {
-    return this.commit([{ prepared: this.prepare(events), opts }])[0]!;
+    const [result] = this.commit([{ prepared: this.prepare(events), opts }]);
+    if (result instanceof ReplayError) throw result;
+    return result!;
   }
 
   /**
@@ -91,21 +99,29 @@ export class Intake {
     const queued = this.pending;
     this.pending = [];
     this.flushScheduled = false;
-    let results: AcceptResult[][];
+    let results: Array<AcceptResult[] | ReplayError>;
     try {
       results = this.commit(queued);
     } catch (err) {
       for (const q of queued) q.reject(err);
       return;
     }
-    queued.forEach((q, i) => q.resolve(results[i]!));
+    queued.forEach((q, i) => {
+      const r = results[i]!;
+      if (r instanceof ReplayError) q.reject(r);
+      else q.resolve(r);
+    });
   }
 
-  private commit(items: Array<{ prepared: Prepared[]; opts: AcceptOptions }>): AcceptResult[][] {
+  private commit(items: Array<{ prepared: Prepared[]; opts: AcceptOptions }>): Array<AcceptResult[] | ReplayError> {
     const ctx = { store: this.store, config: this.cfg, decide: (id: number, batch: Batch) => this.decide(id, batch) };
     return this.store.tx(() => {
       const batch = new Batch(this.store);
-      const out = items.map((it) => it.prepared.map((p) => acceptOne(ctx, batch, p, it.opts)));
+      const out = items.map((it) => {
+        const n = it.opts.nonce;
+        if (n && !this.store.useNonce(n.scope, n.value, n.keepSeconds)) return new ReplayError(n);
+        return it.prepared.map((p) => acceptOne(ctx, batch, p, it.opts));
+      });
       batch.finish();
       return out;
     });

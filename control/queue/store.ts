@@ -142,6 +142,14 @@ export class Store {
     return (this.stmt('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n;
   }
 
+  /** A stored event by its idempotency key: the ticket it went to and the event as stored (redacted). */
+  eventBySourceId(source: TriggerSource, sourceEventId: string): { ticketId: number | null; event: TriggerEvent } | undefined {
+    const row = this.stmt('SELECT ticket_id, event_json FROM events WHERE source = ? AND source_event_id = ?').get(source, sourceEventId) as
+      | { ticket_id: number | null; event_json: string }
+      | undefined;
+    return row && { ticketId: row.ticket_id, event: JSON.parse(row.event_json) as TriggerEvent };
+  }
+
   eventIdsBySource(source: TriggerSource): string[] {
     return (this.stmt('SELECT source_event_id AS id FROM events WHERE source = ?').all(source) as { id: string }[]).map((r) => r.id);
   }
@@ -154,6 +162,12 @@ export class Store {
     this.stmt('DELETE FROM nonces WHERE scope = ? AND seen_at < ?').run(scope, new Date(now.getTime() - keepSeconds * 1000).toISOString());
     const r = this.stmt('INSERT INTO nonces (scope, value, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(scope, value, now.toISOString());
     return r.changes === 1;
+  }
+
+  /** Whether a one-time value was used within the last `keepSeconds` (reads only). */
+  nonceUsed(scope: string, value: string, keepSeconds: number): boolean {
+    const since = new Date(this.now().getTime() - keepSeconds * 1000).toISOString();
+    return this.stmt('SELECT 1 FROM nonces WHERE scope = ? AND value = ? AND seen_at >= ?').get(scope, value, since) !== undefined;
   }
 
   // ---- tickets -------------------------------------------------------------------

@@ -85,8 +85,11 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 export function parseAlertWebhook(body: unknown, opts: AlertParseOptions): AlertParseResult {
   if (!isObject(body)) throw badRequest('invalid alert webhook: body: expected a JSON object');
   const version = body.version;
-  if (typeof version !== 'string') {
+  if (version === undefined || version === null) {
     throw badRequest('invalid alert webhook: version: required ("1" for Grafana, "4" for Alertmanager)');
+  }
+  if (typeof version !== 'string') {
+    throw badRequest(`invalid alert webhook: version: expected a string ("1" for Grafana, "4" for Alertmanager), got ${typeof version} ${JSON.stringify(version)}`);
   }
   if (version !== '1' && version !== '4') {
     throw badRequest(`invalid alert webhook: version "${version}" is not supported ("1" = Grafana, "4" = Alertmanager)`);
@@ -101,7 +104,7 @@ export function parseAlertWebhook(body: unknown, opts: AlertParseOptions): Alert
   const rejected: AlertParseResult['rejected'] = [];
   body.alerts.forEach((raw: unknown, index: number) => {
     try {
-      events.push(alertToEvent(toAlert(raw, `alerts[${index}]`), source, groupStatus, opts));
+      events.push(alertToEvent(toAlert(raw, `alerts[${index}]`), `alerts[${index}]`, source, groupStatus, opts));
     } catch (err) {
       rejected.push({ index, problem: (err as Error).message });
     }
@@ -121,7 +124,7 @@ function pick(map: Record<string, string> | undefined, keys: string[]): string |
   return undefined;
 }
 
-function alertToEvent(a: Alert, source: TriggerSource, groupStatus: string | undefined, opts: AlertParseOptions): TriggerEvent {
+function alertToEvent(a: Alert, at: string, source: TriggerSource, groupStatus: string | undefined, opts: AlertParseOptions): TriggerEvent {
   const labels = a.labels;
   const ann = a.annotations;
   const status = a.status ?? (groupStatus === 'resolved' ? 'resolved' : 'firing');
@@ -137,9 +140,13 @@ function alertToEvent(a: Alert, source: TriggerSource, groupStatus: string | und
   const path = pick(labels, ['route', 'path', 'handler', 'endpoint', 'uri', 'url']) ?? pick(ann, ['route', 'path', 'url']);
   const route = path ? (method && !/^[A-Z]+\s/.test(path) ? `${method.toUpperCase()} ${path}` : path) : undefined;
 
-  const startsAt = a.startsAt && a.startsAt !== ZERO_TIME ? normalizeTime(a.startsAt, opts.now) : opts.now().toISOString();
-  const endsAt = a.endsAt && a.endsAt !== ZERO_TIME ? normalizeTime(a.endsAt, opts.now) : undefined;
-  const fp = a.fingerprint ?? createHash('sha256').update(JSON.stringify(Object.entries(labels).sort())).digest('hex').slice(0, 16);
+  // startsAt is half of the alert's idempotency key: a time that cannot be read would
+  // make every retry of it a new event, so the alert is refused rather than given "now".
+  const startsAt = a.startsAt && a.startsAt !== ZERO_TIME ? rfc3339(a.startsAt, `${at}.startsAt`) : opts.now().toISOString();
+  const endsAt = a.endsAt && a.endsAt !== ZERO_TIME ? rfc3339(a.endsAt, `${at}.endsAt`) : undefined;
+  // An empty fingerprint is no fingerprint: shared by every such alert, it would make
+  // different alerts in one delivery duplicates of the first.
+  const fp = a.fingerprint?.trim() || createHash('sha256').update(JSON.stringify(Object.entries(labels).sort())).digest('hex').slice(0, 16);
 
   const ev: TriggerEvent = {
     source,
@@ -187,7 +194,13 @@ function latencyOf(a: Alert, defaultThresholdMs: number): { p95Ms: number; thres
   return { p95Ms: p95 !== undefined && Number.isFinite(p95) ? p95 : 0, thresholdMs: Number.isFinite(threshold) ? threshold : defaultThresholdMs };
 }
 
-function normalizeTime(s: string, now: () => Date): string {
-  const t = Date.parse(s);
-  return Number.isFinite(t) ? new Date(t).toISOString() : now().toISOString();
+/** Grafana and Alertmanager send RFC 3339 times ("2026-11-21T10:00:00.123456789Z", "…+01:00"). */
+const RFC3339 = /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+function rfc3339(s: string, field: string): string {
+  const m = RFC3339.exec(s.trim());
+  // Date.parse takes at most milliseconds; Go writes nanoseconds.
+  const t = m ? Date.parse(`${m[1]}T${m[2]}${m[3] ? m[3].slice(0, 4) : ''}${m[4]!.toUpperCase()}`) : NaN;
+  if (!Number.isFinite(t)) throw new Error(`${field}: expected an RFC 3339 time such as "2026-11-21T10:00:00Z", got ${JSON.stringify(s.slice(0, 60))}`);
+  return new Date(t).toISOString();
 }

@@ -6,6 +6,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { unauthorized } from '../http-error.ts';
 import type { Store } from '../queue/store.ts';
+import type { Nonce } from '../intake/index.ts';
 
 /** Constant-time string comparison (length leak only). */
 export function safeEqual(a: string, b: string): boolean {
@@ -49,6 +50,13 @@ function splitOnce(s: string, sep: string): [string, string | undefined] {
   return i === -1 ? [s, undefined] : [s.slice(0, i), s.slice(i + sep.length)];
 }
 
+const requestNonces = new WeakMap<Request, Nonce>();
+
+/** The one-time value an auth middleware checked for this request, if any. */
+export function requestNonce(c: Context): Nonce | undefined {
+  return requestNonces.get(c.req.raw);
+}
+
 export interface GrafanaHmacOptions {
   secret: string;
   header: string;
@@ -81,9 +89,12 @@ export function grafanaHmacAuth(opts: GrafanaHmacOptions): MiddlewareHandler {
     if (!safeEqual(sig.trim().toLowerCase().replace(/^sha256=/, ''), expected)) {
       throw unauthorized(`${opts.header} does not match the body`);
     }
-    if (!opts.store.useNonce('grafana-signature', expected, opts.toleranceSeconds * 2)) {
+    const nonce = { scope: 'grafana-signature', value: expected, keepSeconds: opts.toleranceSeconds * 2 };
+    if (opts.store.nonceUsed(nonce.scope, nonce.value, nonce.keepSeconds)) {
       throw unauthorized('replayed request: this signature was already used');
     }
+    // Used up by the commit that stores the request's events (acceptWithNonce).
+    requestNonces.set(c.req.raw, nonce);
     return next();
   };
 }

@@ -1,15 +1,20 @@
 /** Helpers shared by the HTTP triggers. */
 import type { Context } from 'hono';
-import type { AcceptResult } from '../intake/index.ts';
-import { badRequest, HttpError } from '../http-error.ts';
+import type { AppDeps } from '../app.ts';
+import { ReplayError, type AcceptOptions, type AcceptResult } from '../intake/index.ts';
+import type { TriggerEvent } from '../types.ts';
+import { badRequest, HttpError, unauthorized } from '../http-error.ts';
+import { requestNonce } from './auth.ts';
 
 /** Parse the body as JSON; a 400 that says why when it is not. */
 export async function readJson(c: Context): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';
-  // The media type itself, not any mention of json: "text/plain; x=json" is a form a web
-  // page may post cross-site without asking, and must not file tickets on loopback.
+  // The media type itself, not any mention of json: "text/plain; x=json", or no type at
+  // all, is what a web page may post cross-site without asking, and must not file
+  // tickets on loopback.
   const essence = type.split(';')[0]!.trim().toLowerCase();
-  if (type && essence !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(essence)) {
+  if (!type) throw new HttpError(415, 'unsupported_media_type', 'expected a JSON body: send content-type: application/json');
+  if (essence !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(essence)) {
     throw new HttpError(415, 'unsupported_media_type', `expected a JSON body, got content-type ${type}`);
   }
   const text = await c.req.text();
@@ -35,4 +40,22 @@ export function summarize(results: AcceptResult[]) {
       ...(r.reason ? { reason: r.reason } : {}),
     })),
   };
+}
+
+/**
+ * Store a request's events (group commit), using up the request's one-time value (a
+ * signature, a token) in the same transaction; a replay is a 401. Wakes the settle
+ * scheduler once committed.
+ */
+export async function acceptRequest(c: Context, deps: AppDeps, events: TriggerEvent[], opts: AcceptOptions = {}): Promise<AcceptResult[]> {
+  const nonce = opts.nonce ?? requestNonce(c);
+  let results: AcceptResult[];
+  try {
+    results = await deps.intake.acceptQueued(events, nonce ? { ...opts, nonce } : opts);
+  } catch (err) {
+    if (err instanceof ReplayError) throw unauthorized(err.message);
+    throw err;
+  }
+  deps.onAccepted?.(results);
+  return results;
 }

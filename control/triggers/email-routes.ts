@@ -5,14 +5,21 @@
  *   timestamps and reused tokens are refused (Mailgun's replay advice).
  * - POST /triggers/email/raw: an RFC 5322 message as the body, bearer token.
  */
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import type { AppDeps } from '../app.ts';
-import { HttpError, unauthorized } from '../http-error.ts';
+import { badRequest, HttpError, unauthorized } from '../http-error.ts';
 import { credentialAuth } from './auth.ts';
-import { summarize } from './common.ts';
+import { acceptRequest, summarize } from './common.ts';
 import { parseMailgunForm, parseRawEmail, verifyMailgunSignature } from './email.ts';
 import type { AcceptOptions } from '../intake/index.ts';
 import type { TriggerEvent } from '../types.ts';
+
+/**
+ * What the raw route takes. Not text/plain, a form or no type at all: those a web page
+ * may post cross-site without asking, and a loopback install without a token would
+ * file them as reports.
+ */
+const RAW_TYPES = ['message/rfc822', 'message/global', 'application/octet-stream'];
 
 export function registerEmail(app: Hono, deps: AppDeps): void {
   const cfg = deps.config.triggers.email;
@@ -23,19 +30,19 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     if (!signingKey) {
       throw new HttpError(503, 'not_configured', `mailgun trigger is not configured: set ${cfg.mailgunSigningKeyEnv}`);
     }
-    const form = await c.req.parseBody();
-    const fields: Record<string, string> = {};
-    for (const [k, v] of Object.entries(form)) if (typeof v === 'string') fields[k] = v;
+    const fields = await formFields(c);
     verifyMailgunSignature(fields, signingKey, {
       nowSeconds: Math.floor(deps.store.now().getTime() / 1000),
       toleranceSeconds: cfg.toleranceSeconds,
     });
-    if (!deps.store.useNonce('mailgun-token', fields.token!, cfg.toleranceSeconds * 2)) {
+    // Used up only when the message is stored: Mailgun retries a request that failed
+    // with the same token, and that retry must get in.
+    const nonce = { scope: 'mailgun-token', value: fields.token!, keepSeconds: cfg.toleranceSeconds * 2 };
+    if (deps.store.nonceUsed(nonce.scope, nonce.value, nonce.keepSeconds)) {
       throw unauthorized('replayed request: this Mailgun token was already used');
     }
     const ev = parseMailgunForm(fields);
-    const results = await deps.intake.acceptQueued([ev], await classify(deps, ev));
-    deps.onAccepted?.(results);
+    const results = await acceptRequest(c, deps, [ev], { ...(await classify(deps, ev)), nonce });
     return c.json({ source: 'email', ...summarize(results) });
   });
 
@@ -43,20 +50,46 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     '/triggers/email/raw',
     credentialAuth({ name: 'raw email trigger', token: deps.config.secrets.get(cfg.rawTokenEnv) }),
     async (c) => {
+      const type = c.req.header('content-type') ?? '';
+      const essence = type.split(';')[0]!.trim().toLowerCase();
+      if (!RAW_TYPES.includes(essence)) {
+        throw new HttpError(
+          415,
+          'unsupported_media_type',
+          `expected an RFC 5322 message with content-type message/rfc822, got ${type ? `content-type ${type}` : 'no content-type'}`,
+        );
+      }
       const raw = new Uint8Array(await c.req.arrayBuffer());
       const ev = await parseRawEmail(raw);
-      const results = await deps.intake.acceptQueued([ev], await classify(deps, ev));
-      deps.onAccepted?.(results);
+      const results = await acceptRequest(c, deps, [ev], await classify(deps, ev));
       return c.json({ source: 'email', ...summarize(results) });
     },
   );
 }
 
-/** The model classifier's decision (when configured), for intake to use instead of the rules. */
+/** Mailgun's form fields; a body that is no form is a 400 saying so, not a 500. */
+async function formFields(c: Context): Promise<Record<string, string>> {
+  let form: Record<string, unknown>;
+  try {
+    form = await c.req.parseBody();
+  } catch (err) {
+    throw badRequest(`body is not a form (multipart/form-data or application/x-www-form-urlencoded): ${(err as Error).message}`);
+  }
+  const fields: Record<string, string> = {};
+  for (const [k, v] of Object.entries(form)) if (typeof v === 'string') fields[k] = v;
+  return fields;
+}
+
+/**
+ * The model classifier's decision (when configured), for intake to use instead of the
+ * rules. The model sees the report redacted, as the agent will; what it answers is
+ * redacted again before it is stored.
+ */
 async function classify(deps: AppDeps, ev: TriggerEvent): Promise<AcceptOptions> {
   if (!deps.classifier) return {};
-  const c = await deps.classifier(`${ev.title}\n${ev.message}`);
-  if (!ev.service && c.service) ev.service = c.service;
+  const redact = (s: string) => deps.intake.redactText(s);
+  const c = await deps.classifier(redact(`${ev.title}\n${ev.message}`));
+  if (!ev.service && c.service) ev.service = redact(c.service);
   if (!ev.route && c.route) ev.route = c.route;
-  return { classifications: new Map([[ev.sourceEventId, c]]) };
+  return { classifications: new Map([[ev.sourceEventId, { ...c, reason: redact(c.reason) }]]) };
 }

@@ -8,7 +8,7 @@ import { compilePattern } from '../config.ts';
 import type { AppDeps } from '../app.ts';
 import { credentialAuth, grafanaHmacAuth } from './auth.ts';
 import { parseAlertWebhook } from './alerts.ts';
-import { readJson, summarize } from './common.ts';
+import { acceptRequest, readJson, summarize } from './common.ts';
 
 export function registerGrafana(app: Hono, deps: AppDeps): void {
   const cfg = deps.config.triggers.grafana;
@@ -45,8 +45,7 @@ export function registerGrafana(app: Hono, deps: AppDeps): void {
         defaultThresholdMs: deps.config.triggers.latency.defaultThresholdMs,
         now: deps.store.now,
       });
-      const results = await deps.intake.acceptQueued(parsed.events);
-      deps.onAccepted?.(results);
+      const results = await acceptRequest(c, deps, parsed.events);
       return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected });
     },
   );

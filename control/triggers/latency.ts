@@ -12,7 +12,7 @@ import { badRequest } from '../http-error.ts';
 import type { TriggerEvent } from '../types.ts';
 import { credentialAuth } from './auth.ts';
 import { parseAlertWebhook } from './alerts.ts';
-import { readJson, summarize } from './common.ts';
+import { acceptRequest, readJson, summarize } from './common.ts';
 
 const smallSchema = z
   .object({
@@ -74,12 +74,16 @@ export function registerLatency(app: Hono, deps: AppDeps): void {
           defaultThresholdMs: cfg.defaultThresholdMs,
           now: deps.store.now,
         });
-        const results = await deps.intake.acceptQueued(parsed.events);
-        deps.onAccepted?.(results);
+        const results = await acceptRequest(c, deps, parsed.events);
         return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected });
       }
-      const results = await deps.intake.acceptQueued([parseLatencyJson(body, deps.store.now())]);
-      deps.onAccepted?.(results);
+      const ev = parseLatencyJson(body, deps.store.now());
+      if (ev.latency!.p95Ms <= ev.latency!.thresholdMs) {
+        // A measurement, not an alert: a sender may post every P95 and let bugbot decide.
+        const reason = `P95 ${ev.latency!.p95Ms} ms is within the ${ev.latency!.thresholdMs} ms threshold: nothing to fix, nothing stored`;
+        return c.json({ source: 'latency', accepted: 0, duplicates: 0, results: [], rejected: [], ignored: reason });
+      }
+      const results = await acceptRequest(c, deps, [ev]);
       return c.json({ source: 'latency', ...summarize(results), rejected: [] });
     },
   );

@@ -94,6 +94,8 @@ export class SlackEventsReceiver implements Receiver {
       }
       if (typeof body.event_id !== 'string' || !body.event_id) throw badRequest('event_callback without an "event_id"');
       if (!isRecord(body.event) || typeof body.event.type !== 'string') throw badRequest('event_callback without an "event" object with a "type"');
+      const mentionProblem = body.event.type === 'app_mention' ? appMentionProblem(body.event) : undefined;
+      if (mentionProblem) throw badRequest(`app_mention event field ${mentionProblem}`);
 
       const retryNum = c.req.header('x-slack-retry-num');
       const retryReason = c.req.header('x-slack-retry-reason');
@@ -155,6 +157,17 @@ export function verifySlackSignature(i: SlackSignatureInput): void {
   if (!safeEqual(i.signature.trim(), expected)) {
     throw unauthorized('X-Slack-Signature does not match the body (is the signing secret right?)');
   }
+}
+
+/**
+ * What a mention needs to become a report and get its reply
+ * (https://docs.slack.dev/reference/events/app_mention): where it was posted, when, and
+ * its text when it has any.
+ */
+function appMentionProblem(e: Record<string, unknown>): string | undefined {
+  for (const k of ['channel', 'ts']) if (typeof e[k] !== 'string' || !e[k]) return `"${k}" must be a non-empty string`;
+  for (const k of ['text', 'thread_ts', 'user']) if (k in e && e[k] !== null && typeof e[k] !== 'string') return `"${k}" must be a string`;
+  return undefined;
 }
 
 /**

@@ -47,7 +47,8 @@ test('the model classifies a report through the real CLI; a failing model falls 
 test('intake uses the model classification for an email: a feature request is not acted on', { timeout: 120_000 }, async (t) => {
   const model = await startScriptedModel();
   t.after(() => model.close());
-  model.script('triage', [tool('StructuredOutput', { classification: 'feature', reason: 'a wish for CSV export', service: 'reports', route: '', error_text: '' })]);
+  // The model echoes a secret from the report back in its reason: stored redacted.
+  model.script('triage', [tool('StructuredOutput', { classification: 'feature', reason: 'a wish for CSV export (password=hunter2)', service: 'reports', route: '', error_text: '' })]);
   const home = tempDir(t);
   const config = testConfig(home, { triage: { classifier: 'model' } }, { BUGBOT_EMAIL_TOKEN: 'mail-token' });
   const store = new Store(join(home, 'bugbot.db'));
@@ -59,12 +60,16 @@ test('intake uses the model classification for an email: a feature request is no
     env: { ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'sk-scripted' },
   });
   const app = createApp({ config, store, intake, logger: silentLogger, classifier });
-  const eml = 'From: Ann <ann@example.com>\r\nTo: bugs@shop.test\r\nSubject: CSV export\r\nMessage-ID: <m1@example.com>\r\n\r\nThe export is broken, it would be great to have CSV.\r\n';
-  const res = await app.request('/triggers/email/raw', { method: 'POST', body: eml, headers: { authorization: 'Bearer mail-token' } });
+  const eml = 'From: Ann <ann@example.com>\r\nTo: bugs@shop.test\r\nSubject: CSV export\r\nMessage-ID: <m1@example.com>\r\n\r\nThe export is broken, it would be great to have CSV. My password=hunter2 did not help.\r\n';
+  const res = await app.request('/triggers/email/raw', { method: 'POST', body: eml, headers: { authorization: 'Bearer mail-token', 'content-type': 'message/rfc822' } });
   assert.equal(res.status, 200, await res.clone().text());
   const [ticket] = store.listTickets();
   assert.equal(ticket!.state, 'dropped');
   assert.equal(ticket!.classification, 'feature');
   assert.match(ticket!.triageReason!, /classified as feature/);
   assert.equal(ticket!.service, 'reports', 'the service the model extracted');
+  const sent = JSON.stringify(model.requests.filter((q) => q.phase === 'triage').map((q) => q.body.messages));
+  assert.match(sent, /CSV/, 'the report reached the model');
+  assert.doesNotMatch(sent, /hunter2/, 'the model sees the report redacted, as the agent would');
+  assert.doesNotMatch(JSON.stringify(store.getTicket(ticket!.id)), /hunter2/, "the model's answer is stored redacted");
 });

@@ -115,9 +115,18 @@ test('parseAlertWebhook: hostile label and annotation text → bounded, well-for
   fc.assert(
     fc.property(fc.constantFrom('1', '4'), fc.array(alert, { minLength: 1, maxLength: 3 }), fc.boolean(), (version, alerts, forceLatency) => {
       const body = { version, alerts };
-      const a = parseAlertWebhook(body, { ...opts, forceLatency });
+      let a: ReturnType<typeof parseAlertWebhook>;
+      try {
+        a = parseAlertWebhook(body, { ...opts, forceLatency });
+      } catch (err) {
+        // Every alert refused (e.g. an unreadable startsAt): a 400 that names each problem.
+        assert.equal((err as { status?: number }).status, 400, String(err));
+        assert.match((err as Error).message, /^invalid alert webhook: no valid alerts \(alerts\[0\][.:]/);
+        return;
+      }
       assert.deepEqual(parseAlertWebhook(body, { ...opts, forceLatency }), a, 'deterministic');
       assert.equal(a.events.length + a.rejected.length, alerts.length);
+      for (const r of a.rejected) assert.match(r.problem, new RegExp(`^alerts\\[${r.index}\\][.:]`), 'a refusal names its alert');
       for (const ev of a.events) {
         assert.ok(ev.title.length <= 300, 'title bounded');
         assert.ok(!ev.title.includes('\n'), 'title is one line');

@@ -77,7 +77,7 @@ test('POST /triggers/email/raw: mutated messages → 200 or a 400 giving the rea
   await fc.assert(
     fc.asyncProperty(mutatedEml, async (eml) => {
       const before = store.countEvents();
-      const res = await app.request('/triggers/email/raw', { method: 'POST', body: Buffer.from(eml, 'latin1'), headers: { authorization: `Bearer ${TOKEN}` } });
+      const res = await app.request('/triggers/email/raw', { method: 'POST', body: Buffer.from(eml, 'latin1'), headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'message/rfc822' } });
       const { status, body } = await expectNo5xx(res, 'raw email');
       if (status >= 400) {
         assert.equal(status, 400);
@@ -94,7 +94,7 @@ test('POST /triggers/email/raw without the bearer token → 401 whatever the bod
   const auth = fc.constantFrom(undefined, 'Bearer wrong', `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}`, `Bearer ${TOKEN}x`, TOKEN);
   await fc.assert(
     fc.asyncProperty(mutatedEml, auth, async (eml, authorization) => {
-      const res = await app.request('/triggers/email/raw', { method: 'POST', body: eml, headers: authorization ? { authorization } : {} });
+      const res = await app.request('/triggers/email/raw', { method: 'POST', body: eml, headers: { 'content-type': 'message/rfc822', ...(authorization ? { authorization } : {}) } });
       assert.equal(res.status, 401);
       assert.equal(store.countEvents(), 0);
     }),

@@ -190,3 +190,78 @@ test('Grafana HMAC: valid passes; forged, missing, stale and replayed signatures
   assert.equal(replay.status, 401);
   assert.match(((await replay.json()) as { error: { message: string } }).error.message, /replayed/);
 });
+
+test('Grafana HMAC: a signed request refused before it was stored (bad payload) can be sent again fixed; the signature is used up only with the stored events', async (t) => {
+  const { app, store } = buildTestApp(t, { env: { GF_HMAC: 'hmac-secret' }, flags: { triggers: { grafana: { hmacSecretEnv: 'GF_HMAC' } } } });
+  const now = String(Math.floor(Date.now() / 1000));
+  const signed = (b: string) => ({ 'X-Grafana-Alerting-Signature': createHmac('sha256', 'hmac-secret').update(`${now}:${b}`).digest('hex'), 'X-Grafana-Alerting-Timestamp': now });
+  const bad = JSON.stringify({ version: '1', alerts: 'not a list' });
+  assert.equal((await postJson(app, '/triggers/grafana', bad, signed(bad))).status, 400);
+  assert.equal((await postJson(app, '/triggers/grafana', bad, signed(bad))).status, 400, 'still the payload\'s 400, not a replay');
+  const body = fixtureText('grafana', 'webhook_firing_docs.json');
+  assert.equal((await postJson(app, '/triggers/grafana', body, signed(body))).status, 200);
+  const stored = store.countEvents();
+  assert.ok(stored > 0);
+  assert.equal((await postJson(app, '/triggers/grafana', body, signed(body))).status, 401);
+  assert.equal(store.countEvents(), stored);
+});
+
+test('alert times: an unreadable startsAt or endsAt refuses that alert by name (its retries would otherwise never dedupe); RFC 3339 forms pass', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const alert = (name: string, times: Record<string, string>) => ({ labels: { alertname: name, service: 's' }, annotations: { message: `Error: ${name} broke` }, ...times });
+  const res = await postJson(app, '/triggers/grafana', {
+    version: '4',
+    alerts: [
+      alert('Good', { startsAt: '2026-11-21T10:00:00.123456789Z', endsAt: '0001-01-01T00:00:00Z' }),
+      alert('Offset', { startsAt: '2026-11-21T11:00:00+01:00' }),
+      alert('Words', { startsAt: 'yesterday-ish' }),
+      alert('Zero', { startsAt: '0' }),
+      alert('BadEnd', { status: 'resolved', startsAt: '2026-11-21T10:00:00Z', endsAt: 'garbage' }),
+    ],
+  });
+  assert.equal(res.status, 200);
+  const out = (await res.json()) as { accepted: number; rejected: Array<{ index: number; problem: string }> };
+  assert.equal(out.accepted, 2);
+  assert.deepEqual(out.rejected.map((r) => r.index), [2, 3, 4]);
+  assert.match(out.rejected[0]!.problem, /^alerts\[2\]\.startsAt: expected an RFC 3339 time .*"yesterday-ish"/);
+  assert.match(out.rejected[2]!.problem, /^alerts\[4\]\.endsAt:/);
+  // The same delivery again: both stored alerts are recognised, nothing new.
+  const again = (await (await postJson(app, '/triggers/grafana', { version: '4', alerts: [alert('Good', { startsAt: '2026-11-21T10:00:00.123456789Z' }), alert('Offset', { startsAt: '2026-11-21T11:00:00+01:00' })] })).json()) as { duplicates: number };
+  assert.equal(again.duplicates, 2);
+  assert.equal(store.countEvents(), 2);
+});
+
+test('an empty alert fingerprint is no fingerprint: two different alerts in one delivery are two events, not one and a duplicate', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const res = await postJson(app, '/triggers/grafana', {
+    version: '4',
+    alerts: ['EmptyFp1', 'EmptyFp2'].map((name) => ({ labels: { alertname: name, service: name.toLowerCase() }, fingerprint: '', startsAt: '2026-11-21T10:00:00Z' })),
+  });
+  const out = (await res.json()) as { accepted: number; duplicates: number };
+  assert.deepEqual([out.accepted, out.duplicates], [2, 0]);
+  assert.equal(store.countEvents(), 2);
+});
+
+test('alerts known only by their rule name keep it whole: "Http5xxRate" and "DiskUsage90Percent" are two tickets, and one resolving does not resolve the other', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const fire = (name: string, status = 'firing') =>
+    postJson(app, '/triggers/grafana', { version: '4', alerts: [{ status, labels: { alertname: name, instance: 'db1' }, startsAt: '2026-11-21T09:00:00Z', ...(status === 'resolved' ? { endsAt: '2026-11-21T09:30:00Z' } : {}) }] });
+  const a = ((await (await fire('DiskUsage90Percent')).json()) as { results: Array<{ ticket: number }> }).results[0]!.ticket;
+  const b = ((await (await fire('Http5xxRate')).json()) as { results: Array<{ ticket: number }> }).results[0]!.ticket;
+  assert.notEqual(a, b);
+  const resolved = (await (await fire('Http5xxRate', 'resolved')).json()) as { results: Array<{ ticket: number; status: string }> };
+  assert.equal(resolved.results[0]!.ticket, b);
+  assert.equal(store.getTicket(a)!.state, 'settling', 'the disk alert is still open');
+  // The same rule firing again with a message still normalises that message as before.
+  const withMessage = (n: number) => postJson(app, '/triggers/grafana', { version: '4', alerts: [{ labels: { alertname: 'PetErrors', service: 'petstore' }, annotations: { message: `Pet ${n} not found` }, startsAt: `2026-11-21T09:0${n}:00Z` }] });
+  const t1 = ((await (await withMessage(1)).json()) as { results: Array<{ ticket: number }> }).results[0]!.ticket;
+  const t2 = ((await (await withMessage(2)).json()) as { results: Array<{ ticket: number }> }).results[0]!.ticket;
+  assert.equal(t1, t2);
+});
+
+test('a version sent as a number is named as such, not as missing', async (t) => {
+  const { app } = buildTestApp(t);
+  const res = await postJson(app, '/triggers/grafana', { version: 4, alerts: [] });
+  assert.equal(res.status, 400);
+  assert.match(((await res.json()) as { error: { message: string } }).error.message, /version: expected a string .* got number 4/);
+});

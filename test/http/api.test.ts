@@ -140,13 +140,49 @@ test('Mailgun route without a signing key answers 503 and names the variable', a
 test('raw email route: bearer token, MIME parsed, quotes stripped', async (t) => {
   const { app, store } = buildTestApp(t, { env: { BUGBOT_EMAIL_TOKEN: 'mail-token' } });
   const eml = fixtureText('mailgun', 'reply_gmail_quoted.eml');
-  assert.equal((await app.request('/triggers/email/raw', { method: 'POST', body: eml })).status, 401);
-  const res = await app.request('/triggers/email/raw', { method: 'POST', body: eml, headers: { authorization: 'Bearer mail-token' } });
+  const mail = { 'content-type': 'message/rfc822' };
+  assert.equal((await app.request('/triggers/email/raw', { method: 'POST', body: eml, headers: mail })).status, 401);
+  const res = await app.request('/triggers/email/raw', { method: 'POST', body: eml, headers: { ...mail, authorization: 'Bearer mail-token' } });
   assert.equal(res.status, 200, await res.clone().text());
   const [ticket] = store.listTickets();
   assert.equal(ticket!.message, 'Hello');
-  const garbage = await app.request('/triggers/email/raw', { method: 'POST', body: '\u0000\u0001 not mail', headers: { authorization: 'Bearer mail-token' } });
+  const garbage = await app.request('/triggers/email/raw', { method: 'POST', body: '\u0000\u0001 not mail', headers: { ...mail, authorization: 'Bearer mail-token' } });
   assert.equal(garbage.status, 400);
+});
+
+test('raw email route without a token (loopback): only a message/rfc822 body files a report; what a web page can post cross-site is 415', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const eml = fixtureText('mailgun', 'reply_gmail_quoted.eml');
+  const refused: Array<[string, RequestInit]> = [
+    ['text/plain', { headers: { 'content-type': 'text/plain' }, body: eml }],
+    ['a form', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: eml }],
+    ['multipart', { headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: eml }],
+    ['no content-type', { body: new TextEncoder().encode(eml) }],
+  ];
+  for (const [what, init] of refused) {
+    const res = await app.request('/triggers/email/raw', { method: 'POST', ...init });
+    assert.equal(res.status, 415, what);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /content-type message\/rfc822/, what);
+  }
+  assert.equal(store.listTickets().length, 0, 'nothing filed');
+  const ok = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: eml });
+  assert.equal(ok.status, 200);
+  assert.equal(store.listTickets().length, 1);
+});
+
+test('a JSON route refuses a body with no content-type (a web page can post one cross-site without asking): 415, nothing filed', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const bodies: Record<string, unknown> = {
+    '/api/tickets': { title: 'Injected from a web page' },
+    '/triggers/grafana': { version: '4', alerts: [{ labels: { alertname: 'X', service: 's' }, startsAt: '2026-11-21T10:00:00Z' }] },
+    '/triggers/latency': { service: 'api', route: 'GET /x', p95_ms: 900, threshold_ms: 500 },
+  };
+  for (const [route, body] of Object.entries(bodies)) {
+    const res = await app.request(route, { method: 'POST', body: new TextEncoder().encode(JSON.stringify(body)) });
+    assert.equal(res.status, 415, route);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /send content-type: application\/json/, route);
+  }
+  assert.equal(store.listTickets().length, 0);
 });
 
 test('a body must be sent as JSON: "text/plain; x=json" (a form any web page may post cross-site) is 415, nothing filed', async (t) => {
@@ -161,4 +197,54 @@ test('a body must be sent as JSON: "text/plain; x=json" (a form any web page may
   assert.equal(ok.status, 201);
   const vnd = await app.request('/triggers/grafana', { method: 'POST', headers: { 'content-type': 'application/vnd.grafana+json' }, body: '{"alerts": []}' });
   assert.notEqual(vnd.status, 415, 'a +json media type is JSON');
+});
+
+test('Mailgun: a signed message refused before it was stored (a form missing its sender) can be retried with the same token, as Mailgun does; a body that is no form is a 400, not a 500', async (t) => {
+  const key = 'mailgun-signing-key';
+  const { app, store } = buildTestApp(t, { env: { MAILGUN_SIGNING_KEY: key } });
+  const fixture = fixtureJson<Record<string, string>>('mailgun', 'inbound_route_parsed_form_fields.json');
+  const now = String(Math.floor(Date.now() / 1000));
+  const signed = { timestamp: now, token: 'tok-retry-1', signature: createHmac('sha256', key).update(now + 'tok-retry-1').digest('hex') };
+  const broken = await app.request('/triggers/email/mailgun', { method: 'POST', body: mailgunForm({ ...fixture, ...signed, sender: '', from: '' }) });
+  assert.equal(broken.status, 400, await broken.clone().text());
+  const retry = await app.request('/triggers/email/mailgun', { method: 'POST', body: mailgunForm({ ...fixture, ...signed }) });
+  assert.equal(retry.status, 200, await retry.clone().text());
+  assert.equal(store.countEvents(), 1);
+  const replay = await app.request('/triggers/email/mailgun', { method: 'POST', body: mailgunForm({ ...fixture, ...signed }) });
+  assert.equal(replay.status, 401);
+
+  for (const type of ['multipart/form-data', 'multipart/form-data; boundary=zz']) {
+    const res = await app.request('/triggers/email/mailgun', { method: 'POST', headers: { 'content-type': type }, body: 'garbage\r\n--zz\r\nnot a part' });
+    assert.equal(res.status, 400, type);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /body is not a form/);
+  }
+});
+
+test('Idempotency-Key: a retry gets the ticket its first request filed; a different report under a used key is 422 naming that ticket; an empty key is no key', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const first = await postJson(app, '/api/tickets', { title: 'Checkout is blank' }, { 'idempotency-key': 'k1' });
+  assert.equal(first.status, 201);
+  const id = ((await first.json()) as { ticket: { id: number } }).ticket.id;
+  const retry = await postJson(app, '/api/tickets', { title: 'Checkout is blank' }, { 'idempotency-key': 'k1' });
+  assert.equal(retry.status, 200);
+  assert.deepEqual(((await retry.json()) as { status: string; ticket: { id: number } }).ticket.id, id);
+  const other = await postJson(app, '/api/tickets', { title: 'Search is slow' }, { 'idempotency-key': 'k1' });
+  assert.equal(other.status, 422);
+  assert.match(((await other.json()) as { error: { message: string } }).error.message, new RegExp(`already used for a different report \\(ticket ${id}\\)`));
+  for (const title of ['empty key A', 'empty key B']) {
+    assert.equal((await postJson(app, '/api/tickets', { title }, { 'idempotency-key': '  ' })).status, 201, title);
+  }
+  assert.equal(store.listTickets().length, 3);
+  assert.equal((await postJson(app, '/api/tickets', { title: 'x' }, { 'idempotency-key': 'k'.repeat(201) })).status, 400);
+});
+
+test('latency: a measurement within its threshold is answered, not filed', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const res = await postJson(app, '/triggers/latency', { service: 'api', route: 'GET /x', p95_ms: 100, threshold_ms: 500 });
+  assert.equal(res.status, 200);
+  const out = (await res.json()) as { accepted: number; ignored: string };
+  assert.equal(out.accepted, 0);
+  assert.match(out.ignored, /P95 100 ms is within the 500 ms threshold/);
+  assert.equal(store.countEvents(), 0);
+  assert.equal(((await (await postJson(app, '/triggers/latency', { service: 'api', route: 'GET /x', p95_ms: 900, threshold_ms: 500 })).json()) as { accepted: number }).accepted, 1);
 });

@@ -156,7 +156,7 @@ async function filed(t: TestContext, config: BugbotConfig) {
   t.after(() => store.close());
   const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
   const app = createApp({ config, store, intake, logger: silentLogger });
-  const res = await app.request('/triggers/email/raw', { method: 'POST', body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
+  const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
   assert.equal(res.status, 200);
   return { store, ticket: store.getTicket(((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket)! };
 }

@@ -314,6 +314,22 @@ describe('POST /slack/events', () => {
     assert.match(((await untyped.json()) as { error: { message: string } }).error.message, /no "type" field/);
   });
 
+  it('answers 400 naming the field for a signed app_mention it could neither file nor answer, and stores nothing', async () => {
+    const before = store.countEvents();
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ text: { a: 1 } }, /"text" must be a string/],
+      [{ channel: undefined }, /"channel" must be a non-empty string/],
+      [{ ts: 17 }, /"ts" must be a non-empty string/],
+      [{ thread_ts: ['x'] }, /"thread_ts" must be a string/],
+    ];
+    for (const [i, [event, re]] of cases.entries()) {
+      const res = await post(mention(`EvMalformed${i}`, event));
+      assert.equal(res.status, 400, JSON.stringify(event));
+      assert.match(((await res.json()) as { error: { message: string } }).error.message, re);
+    }
+    assert.equal(store.countEvents(), before);
+  });
+
   it('keeps the mention text when conversations.replies fails (thread_not_found)', async () => {
     const res = await post(
       mention('EvMISSING', { channel: MISSING_CHANNEL, user: 'U0REPORTER', text: `<@${BOT_USER}> the checkout page goes blank after paying` }),
