@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ConfigError, loadConfig, type BugbotConfig, type ConfigFile } from './config.ts';
+import { ConfigError, loadConfig, secretNames, type BugbotConfig, type ConfigFile } from './config.ts';
 import { fingerprintEvent } from './intake/fingerprint.ts';
 import { redactEvent } from './intake/redact-event.ts';
 import { createLogger } from './log.ts';
@@ -391,8 +391,10 @@ export function buildProgram(): Command {
     .action((_o: unknown, cmd: Command) => {
       const config = load(cmd);
       const { secrets, ...rest } = config;
-      void secrets;
-      process.stdout.write(JSON.stringify(rest, null, 2) + '\n');
+      // The variables the configuration reads secrets from, and whether each is set: never a value.
+      const names = [...new Set(secretNames(rest))].sort();
+      const secretState = Object.fromEntries(names.map((n) => [n, secrets.get(n) ? 'set' : 'unset']));
+      process.stdout.write(JSON.stringify({ ...rest, secrets: secretState }, null, 2) + '\n');
     });
 
   program

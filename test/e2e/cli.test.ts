@@ -37,9 +37,13 @@ test('init writes a commented starter config that loads; a broken config reports
   assert.equal(r.code, 0, r.stderr);
   assert.match(readFileSync(join(dir, 'bugbot.config.json'), 'utf8'), /^\/\/ bugbot configuration/);
   assert.equal(bugbot(['init'], { cwd: dir }).code, 2, 'does not overwrite');
-  const cfg = bugbot(['config'], { cwd: dir });
+  const cfg = bugbot(['config'], { cwd: dir, env: { BUGBOT_API_TOKEN: 'tok-secret-value', SLACK_BOT_TOKEN: '' } });
   assert.equal(cfg.code, 0, cfg.stderr);
-  assert.equal(JSON.parse(cfg.stdout).server.port, 7777);
+  const shown = JSON.parse(cfg.stdout) as { server: { port: number }; secrets: Record<string, string> };
+  assert.equal(shown.server.port, 7777);
+  assert.equal(shown.secrets.BUGBOT_API_TOKEN, 'set', 'each secret variable is shown as set or unset');
+  assert.equal(shown.secrets.SLACK_BOT_TOKEN, 'unset');
+  assert.doesNotMatch(cfg.stdout, /tok-secret-value/, 'never its value');
 
   writeFileSync(join(dir, 'bugbot.config.json'), '{ "workers": 12, "server": { "port": -1 } }');
   const bad = bugbot(['tickets'], { cwd: dir });
