@@ -87,8 +87,12 @@ function policy(phase: Phase, cfg: BugbotConfig): PhasePolicy {
   }
 }
 
-/** Credentials in the home of the user running bugbot (files and folders). */
-const CREDENTIALS = ['.ssh', '.aws', '.gnupg', '.config/gh', '.config/gcloud', '.azure', '.kube', '.docker', '.netrc', '.git-credentials', '.npmrc', '.pgpass'];
+/**
+ * Credentials in the home of the user running bugbot (files and folders); the operator's
+ * own Claude Code login (`.claude/.credentials.json`, `.claude.json`) among them. Kept
+ * equal to HARNESS_CREDENTIALS in harness/lib/common.sh (test/unit/policy.test.ts).
+ */
+export const CREDENTIALS = ['.ssh', '.aws', '.gnupg', '.config/gh', '.config/gcloud', '.azure', '.kube', '.docker', '.netrc', '.git-credentials', '.npmrc', '.pgpass', '.claude', '.claude.json', '.config/claude'];
 
 /**
  * What the agent's commands may not read even inside the sandbox (which otherwise reads

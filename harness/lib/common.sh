@@ -55,8 +55,9 @@ harness_require() {
   done
 }
 
-# Credentials of the user running bugbot: code the agent wrote never sees them.
-HARNESS_CREDENTIALS=(.ssh .aws .gnupg .config/gh .config/gcloud .azure .kube .docker .netrc .git-credentials .npmrc .pgpass)
+# Credentials of the user running bugbot, their own Claude Code login included: code the
+# agent wrote never sees them. Kept equal to CREDENTIALS in control/dispatcher/phases.ts.
+HARNESS_CREDENTIALS=(.ssh .aws .gnupg .config/gh .config/gcloud .azure .kube .docker .netrc .git-credentials .npmrc .pgpass .claude .claude.json .config/claude)
 
 # harness_confine [BWRAP_ARGS...] : sets HARNESS_CONFINE to the command prefix for code
 # the agent may have written that runs outside Claude Code's sandbox (the dev server, the

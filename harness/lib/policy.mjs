@@ -21,6 +21,9 @@ const SECRET_READS = [
   /(^|\/)\.npmrc$/,
   /(^|\/)\.git-credentials$/,
   /(^|\/)\.config\/gh(\/|$)/,
+  // A Claude Code login: the operator's, or any session's.
+  /(^|\/)\.claude\/\.credentials\.json$/,
+  /(^|\/)\.claude\.json$/,
   /^\/proc\/[^/]+\/(environ|cmdline|mem)$/,
   /^\/etc\/(shadow|gshadow|sudoers)/,
   /(^|\/)\.env(\.|$)(?!example)/,

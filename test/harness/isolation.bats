@@ -12,12 +12,15 @@ setup() {
   mkdir -p "$HOME/.ssh" "$HOME/.aws"
   printf 'CANARY-ssh\n' >"$HOME/.ssh/id_rsa"
   printf 'CANARY-netrc\n' >"$HOME/.netrc"
+  mkdir -p "$HOME/.claude"
+  printf '{"claudeAiOauth":{"accessToken":"CANARY-claude-login"}}\n' >"$HOME/.claude/.credentials.json"
+  printf '{"primaryApiKey":"CANARY-claude-json"}\n' >"$HOME/.claude.json"
 }
 teardown() { [ -z "${PID:-}" ] || harness_devserver_stop "$PID"; teardown_tmp; }
 
 @test "isolated: no model credentials, a throwaway HOME, the operator's credentials hidden" {
   ANTHROPIC_API_KEY=CANARY-key CLAUDE_CODE_OAUTH_TOKEN=CANARY-oauth run harness_isolated "$TMP/wt" \
-    "env; cat $TMP/operator/.ssh/id_rsa $TMP/operator/.netrc 2>&1; ls -A $TMP/operator/.ssh"
+    "env; cat $TMP/operator/.ssh/id_rsa $TMP/operator/.netrc $TMP/operator/.claude/.credentials.json $TMP/operator/.claude.json 2>&1; ls -A $TMP/operator/.ssh $TMP/operator/.claude"
   [[ "$output" != *CANARY* ]]
   [[ "$output" == *"HOME=$TICKET_DIR/home"* ]]
 }

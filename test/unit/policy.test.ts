@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 // @ts-expect-error: plain JavaScript module without types (shared by the hook and the watcher)
 import { checkToolUse, protectedPaths } from '../../harness/lib/policy.mjs';
+import { CREDENTIALS } from '../../control/dispatcher/phases.ts';
 import { CORPUS, type CaseContext } from '../e2e/injection-corpus.ts';
 
 type Decision = { deny: true; reason: string } | null;
@@ -167,6 +168,13 @@ test('the push step (grep -P) and the guard (JavaScript) read protected-paths.tx
   assert.ok(expected.length >= 10, `the corpus has protected paths (${expected.length})`);
   assert.ok(expected.length < paths.length, 'and paths that are not');
   assert.deepEqual(viaGrep.split('\n').filter(Boolean), expected);
+});
+
+test("the agent's sandbox (phases.ts) and the harness's confinement (common.sh) hide the same operator credentials, the Claude Code login among them", () => {
+  const harness = join(import.meta.dirname, '../../harness');
+  const viaBash = execFileSync('bash', ['-c', 'source "$1/lib/common.sh"; printf "%s\\n" "${HARNESS_CREDENTIALS[@]}"', '_', harness], { encoding: 'utf8' });
+  assert.deepEqual(viaBash.split('\n').filter(Boolean), CREDENTIALS);
+  for (const p of ['.ssh', '.claude', '.claude.json']) assert.ok(CREDENTIALS.includes(p), p);
 });
 
 test('push-time check names protected paths in a diff', () => {
