@@ -2,11 +2,12 @@
  * The `bugbot` command. Each subcommand loads the layered config once, at the
  * edge, and passes it down. Exit codes: 0 ok, 1 failure, 2 usage/config error.
  */
-import { Command, InvalidArgumentError } from 'commander';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, loadConfig, secretNames, type BugbotConfig, type ConfigFile } from './config.ts';
+import { HttpError } from './http-error.ts';
 import { fingerprintEvent } from './intake/fingerprint.ts';
 import { redactEvent } from './intake/redact-event.ts';
 import { createLogger } from './log.ts';
@@ -28,8 +29,15 @@ interface GlobalOpts {
 }
 
 function intArg(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
-  return Number(value);
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+function positiveIntArg(value: string): number {
+  const n = intArg(value);
+  if (n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
 }
 
 function load(cmd: Command, flags: ConfigFile = {}): BugbotConfig {
@@ -44,7 +52,9 @@ export function buildProgram(): Command {
     .description('Self-hosted autonomous bug fixing: alerts, Slack threads and emails become verified fixes.')
     .option('-c, --config <path>', 'config file (default: ./bugbot.config.json, or $BUGBOT_CONFIG)')
     .option('--home <dir>', 'state directory (default: .bugbot, or $BUGBOT_HOME)')
-    .showHelpAfterError('(run bugbot --help for usage)');
+    .showHelpAfterError('(run bugbot --help for usage)')
+    // A usage error is exit status 2 (main() maps commander's exits); subcommands inherit it.
+    .exitOverride();
 
   program
     .command('start')
@@ -57,6 +67,7 @@ export function buildProgram(): Command {
         server: { ...(o.port !== undefined ? { port: o.port } : {}), ...(o.host ? { host: o.host } : {}) },
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
       });
+      serving = true;
       const logger = createLogger();
       // Loaded here: other commands should not pay for the HTTP server, Slack and the dashboard.
       const { startServer } = await import('./main.ts');
@@ -147,6 +158,8 @@ export function buildProgram(): Command {
     .option('--service <name>', 'service name for events that do not carry one')
     .action(async (files: string[], o: { service?: string }, cmd: Command) => {
       const config = load(cmd, o.service ? { watch: { service: o.service } } : {});
+      // A file that does not exist yet is waited for (a log not yet rotated in); a folder never becomes one.
+      for (const f of files) if (existsSync(f) && statSync(f).isDirectory()) fail(`${f} is a directory: name the log files in it`, 2);
       const logger = createLogger();
       const { store, intake, settle } = openServices(config, logger);
       settle.start();
@@ -207,7 +220,7 @@ export function buildProgram(): Command {
     .command('tickets')
     .description('list tickets')
     .option('--state <state>', `only this state (${TICKET_STATES.join(', ')})`)
-    .option('-n, --limit <n>', 'how many', intArg, 50)
+    .option('-n, --limit <n>', 'how many', positiveIntArg, 50)
     .option('--json', 'JSON output')
     .action((o: { state?: string; limit: number; json?: boolean }, cmd: Command) => {
       if (o.state && !TICKET_STATES.includes(o.state as TicketState)) fail(`unknown state "${o.state}"; one of: ${TICKET_STATES.join(', ')}`, 2);
@@ -283,12 +296,14 @@ export function buildProgram(): Command {
       try {
         const counts = store.countByState();
         const workers = workersFromStore(store);
-        const held = await heldByServer(config);
+        const server = await serverStatus(config);
+        const held = server.held;
         if (o.json) {
-          process.stdout.write(JSON.stringify({ counts, workers, held }, null, 2) + '\n');
+          process.stdout.write(JSON.stringify({ server: { state: server.state, url: server.url, pid: server.pid }, counts, workers, held }, null, 2) + '\n');
           return;
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
+        process.stdout.write(`control plane: ${serverLine(server)}\n`);
         process.stdout.write(`tickets: ${states || 'none'}\nworkers: ${workers.length}/${config.workers} busy\n`);
         if (held) process.stdout.write(`  held: ${held}; tickets wait in the queue until then\n`);
         for (const w of workers) {
@@ -534,24 +549,45 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
       store.close();
     }
   }
-  if (!r.ok) fail(`${r.message}${r.failure === 'not_found' ? '' : ` (ticket ${id} is ${r.state})`}${via}`, 1);
+  const stateNamed = r.failure === 'not_found' || r.message.includes(`ticket ${id} is ${r.state}`);
+  if (!r.ok) fail(`${r.message}${stateNamed ? '' : ` (ticket ${id} is ${r.state})`}${via}`, 1);
   process.stdout.write(`ticket ${id}: ${r.message}; now ${r.state}${via}\n`);
   if (r.commit) process.stdout.write(`  commit ${r.commit}\n`);
   if (r.prUrl) process.stdout.write(`  pull request ${r.prUrl}\n`);
 }
 
-/** Why the running server's workers claim nothing, or null (none, or no server running). */
-async function heldByServer(config: BugbotConfig): Promise<string | null> {
+interface ServerStatus {
+  /** running: it answered; not-answering: its process is there, its API is not; stopped: no server for this home. */
+  state: 'running' | 'not-answering' | 'stopped';
+  url: string | null;
+  pid: number | null;
+  /** Why its workers claim nothing (null: they do, or no server). */
+  held: string | null;
+  /** What went wrong asking it. */
+  problem?: string;
+}
+
+/** Whether this home's `bugbot start` runs and answers, and why its workers hold if they do. */
+async function serverStatus(config: BugbotConfig): Promise<ServerStatus> {
   const server = readServerInfo(config.home);
-  if (!server) return null;
+  if (!server) return { state: 'stopped', url: null, pid: null, held: null };
   const token = config.secrets.get(config.server.apiTokenEnv) ?? server.key;
+  const base = { url: server.url, pid: server.pid };
   try {
     const res = await fetch(`${server.url}/api/workers`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
+    if (res.status === 401) return { state: 'running', ...base, held: null, problem: `it refused this shell's credentials: ${refusedCredential(config)}` };
     const body = (await res.json()) as { held?: unknown };
-    return typeof body.held === 'string' ? body.held : null;
-  } catch {
-    return null;
+    return { state: 'running', ...base, held: typeof body.held === 'string' ? body.held : null };
+  } catch (err) {
+    const why = (err as Error).name === 'TimeoutError' ? 'no answer within 5 s' : (err as Error).message;
+    return { state: 'not-answering', ...base, held: null, problem: why };
   }
+}
+
+function serverLine(s: ServerStatus): string {
+  if (s.state === 'stopped') return 'not running (start it with bugbot start; queued tickets wait until then)';
+  if (s.state === 'not-answering') return `not answering at ${s.url} (pid ${s.pid}: ${s.problem})`;
+  return `running at ${s.url} (pid ${s.pid})${s.problem ? `; ${s.problem}` : ''}`;
 }
 
 /** Ask the running server; null when it cannot be reached (then the CLI acts itself). */
@@ -572,15 +608,29 @@ async function approvalViaServer(
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-bugbot-user': by, ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body: JSON.stringify(reason ? { reason } : {}),
+      // An approval rebases and pushes (or opens a pull request): it may take a while, not forever.
+      signal: AbortSignal.timeout(APPROVAL_TIMEOUT_MS),
     });
-  } catch {
+  } catch (err) {
+    // Answering nothing is not "not running": acting here too could apply the decision twice.
+    if ((err as Error).name === 'TimeoutError') {
+      fail(`the control plane at ${url} (pid ${server.pid}) did not answer within ${APPROVAL_TIMEOUT_MS / 1000} s; nothing was decided here. Is it stuck? Stop it, then run this again`, 1);
+    }
     return null;
   }
   const body = (await res.json().catch(() => ({}))) as Partial<ApprovalResult> & { error?: { code?: string; message?: string } };
-  if (res.status === 401) fail(`the control plane at ${url} refused the request: set ${config.server.apiTokenEnv}`, 1);
+  if (res.status === 401) fail(`the control plane at ${url} refused the request: ${refusedCredential(config)}`, 1);
   if (res.status === 404) return { ok: false, ticketId: id, state: 'dropped', message: body.error?.message ?? `no ticket ${id}`, failure: 'not_found' };
   if (typeof body.ok !== 'boolean' || !body.state) fail(`the control plane at ${url} answered ${res.status}: ${body.error?.message ?? 'no result'}`, 1);
   return { ...(body as ApprovalResult), failure: body.error?.code as ApprovalResult['failure'] };
+}
+
+const APPROVAL_TIMEOUT_MS = 120_000;
+
+/** Why the server said 401: the token this shell has is not the server's, or it has none. */
+function refusedCredential(config: BugbotConfig): string {
+  const name = config.server.apiTokenEnv;
+  return config.secrets.get(name) ? `${name} is set here, but it is not the server's API token` : `it has an API token: set ${name} to it`;
 }
 
 function fail(message: string, code: number): never {
@@ -588,11 +638,33 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
+/**
+ * What a failure says. Expected ones (a bad request, a file or folder that is not there
+ * or not writable, the database refusing) in one line; anything else with its stack, to
+ * report.
+ */
+function failureText(err: unknown): string {
+  if (err instanceof HttpError) return err.message;
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e instanceof Error && typeof e.code === 'string') return e.message;
+  return e instanceof Error ? (e.stack ?? e.message) : String(err);
+}
+
+/** Set by `start`: a server whose stdout reader went away keeps serving. */
+let serving = false;
+
 export async function main(argv: string[]): Promise<void> {
+  // The reader of our output went away (bugbot tickets --json | head -1): stop quietly.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    if (!serving) process.exit(0);
+  });
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
+    // Commander has printed its message (and usage) already.
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
     if (err instanceof ConfigError) fail(err.message, 2);
-    fail((err as Error).stack ?? String(err), 1);
+    fail(failureText(err), 1);
   }
 }

@@ -11,6 +11,14 @@ import { pathWithout, spawnLogged, startBugbot } from '../support/process.ts';
 
 const BIN = join(repoRoot, 'bin/bugbot.js');
 
+/** Make dir a git checkout with an origin, as target.repo must be for workers to claim. */
+function gitCheckout(dir: string): void {
+  for (const args of [['init', '-q', dir], ['-C', dir, 'remote', 'add', 'origin', join(dir, 'origin.git')]]) {
+    const r = spawnSync('git', args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  }
+}
+
 function bugbot(args: string[], opts: { cwd: string; input?: string; env?: NodeJS.ProcessEnv }) {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: opts.cwd,
@@ -50,6 +58,45 @@ test('init writes a commented starter config that loads; a broken config reports
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /workers/);
   assert.match(bad.stderr, /server\.port/);
+});
+
+test('usage errors exit 2 with the usage hint; expected failures are one line, no stack; a closed pipe ends the output quietly', (t) => {
+  const dir = tempDir(t);
+  for (const args of [['tickets', '-n', '0'], ['ticket', 'abc'], ['ticket', '99999999999999999999'], ['bogus'], ['tickets', '--bogus'], ['enqueue']]) {
+    const r = bugbot(args, { cwd: dir });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^error: .*\n\(run bugbot --help for usage\)/, args.join(' '));
+  }
+  assert.equal(bugbot(['--help'], { cwd: dir }).code, 0);
+
+  for (const [args, re] of [
+    [['enqueue', '-t', ' '], /^bugbot: invalid ticket: title: title is required\n$/],
+    [['enqueue', '-t', 'x', '--stack-file', join(dir, 'missing.txt')], /^bugbot: ENOENT: no such file or directory, open '.*missing\.txt'\n$/],
+    [['init', '-o', join(dir, 'no/such/dir/c.json')], /^bugbot: ENOENT: no such file or directory/],
+  ] as Array<[string[], RegExp]>) {
+    const r = bugbot(args, { cwd: dir });
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, re, args.join(' '));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, `${args.join(' ')}: no stack trace`);
+  }
+
+  const folder = bugbot(['watch', dir], { cwd: dir });
+  assert.equal(folder.code, 2);
+  assert.match(folder.stderr, /is a directory: name the log files in it/);
+
+  // More than a pipe holds (64 KiB), so the writer meets the closed pipe: distinct reports
+  // (numbers would be masked and merge them into one ticket).
+  const words = ['checkout', 'search', 'login', 'cart', 'invoice', 'profile', 'upload', 'export', 'billing', 'signup', 'avatar', 'coupon'];
+  for (const w of words) assert.equal(bugbot(['enqueue', '-t', `The ${w} page is blank`, '-m', `${w} fails. `.repeat(800)], { cwd: dir }).code, 0);
+  const listed = bugbot(['tickets', '-n', '1000', '--json'], { cwd: dir });
+  assert.ok(listed.stdout.length > 96 * 1024, `the listing outgrows a pipe (${listed.stdout.length} bytes)`);
+  const piped = spawnSync('bash', ['-c', `"$0" "$1" tickets -n 1000 --json | head -c 10 >/dev/null; echo "\${PIPESTATUS[0]}"`, process.execPath, BIN], { cwd: dir, encoding: 'utf8', env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn' } });
+  assert.equal(piped.stdout.trim(), '0', `bugbot tickets | head: ${piped.stderr}`);
+  assert.doesNotMatch(piped.stderr, /EPIPE/);
+
+  const status = bugbot(['status'], { cwd: dir });
+  assert.equal(status.code, 0);
+  assert.match(status.stdout, /^control plane: not running \(start it with bugbot start/);
 });
 
 test('fingerprint --explain groups ids together and shows what went in', (t) => {
@@ -121,6 +168,8 @@ test('start names what the workers lack (the sandbox\'s bubblewrap and socat, gr
   const path = pathWithout(join(dir, 'bin'), ['bwrap', 'socat', 'grep']);
   const b = await startBugbot(t, { configPath, cwd: dir, env: { PATH: path } });
   assert.match(b.output(), /WARNING +fixes cannot run: bwrap, socat, grep not found \(apt-get install bubblewrap socat grep\)/, b.output());
+  // bugbot init && bugbot start in a folder that is no checkout: said at start, not learnt from a failed ticket.
+  assert.match(b.output(), /; target\.repo \S+ is not a git repository \(set target\.repo to a checkout of the repository to fix\)/, b.output());
   b.proc.kill('SIGTERM');
   assert.equal((await b.exited).code, 0);
 });
@@ -129,6 +178,7 @@ test('without model credentials the workers hold: tickets wait in the queue, and
   const dir = tempDir(t);
   const configPath = join(dir, 'bugbot.config.json');
   writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), workers: 1, intake: { settleSeconds: 0 } }));
+  gitCheckout(dir);
   const noModel = { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: '', ANTHROPIC_BASE_URL: '' };
   const b = await startBugbot(t, { configPath, cwd: dir, env: noModel });
   assert.match(
@@ -164,8 +214,9 @@ test('without model credentials the workers hold: tickets wait in the queue, and
 test('held workers resume once what they lacked is installed, without a restart', { timeout: 90_000 }, async (t) => {
   const dir = tempDir(t);
   const configPath = join(dir, 'bugbot.config.json');
-  // The target is not a repository: once claimed, the run fails at once (nothing to fix here).
+  // The target's origin is no repository: once claimed, the run fails at its fetch (nothing to fix here).
   writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), workers: 1, intake: { settleSeconds: 0 }, target: { repo: dir } }));
+  gitCheckout(dir);
   const bin = pathWithout(join(dir, 'bin'), ['socat']);
   const b = await startBugbot(t, { configPath, cwd: dir, env: { PATH: bin, ANTHROPIC_API_KEY: 'sk-test' } });
   assert.match(b.output(), /fixes cannot run: socat not found \(apt-get install socat\); tickets wait in the queue/);
@@ -215,13 +266,14 @@ test('start prints where it listens and what it watches; SIGTERM stops it cleanl
   const log = join(dir, 'app.log');
   writeFileSync(log, '');
   writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), watch: { files: [log] } }));
+  gitCheckout(dir);
   // Started from another folder, as in a user's project: bugbot still uses its own tsconfig (JSX).
   const b = await startBugbot(t, { configPath, cwd: dir, env: { ANTHROPIC_API_KEY: 'sk-test' } });
   await waitFor(() => /watching: /.test(b.output()), 10_000, 'the banner');
   const out = b.output();
   assert.match(out, /POST http:\/\/127\.0\.0\.1:\d+\/triggers\/grafana/);
   assert.match(out, /no auth configured: loopback only/);
-  assert.doesNotMatch(out, /cannot run/, 'this machine has what the workers need');
+  assert.doesNotMatch(out, /cannot run/, 'this machine has what the workers need, and the target is a checkout');
   assert.match(out, new RegExp(`watching: ${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   const health = await fetch(`${b.url}/healthz`);
   assert.equal(health.status, 200);
