@@ -5,7 +5,7 @@
  * `loadConfig` resolves them here, at the edge, so nothing deeper reads process.env.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { browserSettingsSchema } from '../lib/mcp/browser-settings.ts';
 import { dbSettingsSchema } from '../lib/mcp/db-settings.ts';
@@ -451,7 +451,11 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
     fileData = {};
   }
 
-  const merged = structuredClone(fileData) as Record<string, unknown>;
+  // Relative paths follow where they were written: the file's against its folder, the
+  // environment's and the flags' against the working directory (as a shell user expects).
+  const fileBase = configPath ? dirname(configPath) : cwd;
+  const merged = withAbsolutePaths(structuredClone(fileData) as Record<string, unknown>, fileBase);
+  const fromEnv: Record<string, unknown> = {};
   for (const [name, path, type] of ENV_OVERRIDES) {
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
@@ -460,9 +464,10 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
       problems.push(`${name}=${JSON.stringify(raw)}: expected ${type === 'int' ? 'an integer' : type}`);
       continue;
     }
-    setPath(merged, path, value);
+    setPath(fromEnv, path, value);
   }
-  deepMerge(merged, (opts.flags ?? {}) as Record<string, unknown>);
+  deepMerge(merged, withAbsolutePaths(fromEnv, cwd));
+  deepMerge(merged, withAbsolutePaths((opts.flags ?? {}) as Record<string, unknown>, cwd));
 
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
@@ -476,10 +481,9 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
   problems.push(...semanticProblems(cfg, env));
   if (problems.length) throw new ConfigError(problems);
 
-  const base = configPath ? resolve(configPath, '..') : cwd;
-  cfg.home = isAbsolute(cfg.home) ? cfg.home : resolve(base, cfg.home);
-  cfg.target.repo = isAbsolute(cfg.target.repo) ? cfg.target.repo : resolve(base, cfg.target.repo);
-  cfg.watch.files = cfg.watch.files.map((f) => (isAbsolute(f) ? f : resolve(base, f)));
+  // What is still relative is a default (.bugbot, .): next to the file, or in the working directory.
+  cfg.home = isAbsolute(cfg.home) ? cfg.home : resolve(fileBase, cfg.home);
+  cfg.target.repo = isAbsolute(cfg.target.repo) ? cfg.target.repo : resolve(fileBase, cfg.target.repo);
 
   const snapshot = new Map<string, string>();
   for (const name of secretNames(cfg)) {
@@ -643,6 +647,21 @@ function coerce(raw: string, type: 'string' | 'int' | 'number' | 'bool'): unknow
     case 'bool':
       return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : undefined;
   }
+}
+
+/**
+ * One layer with its relative paths (`home`, `target.repo`, `watch.files`) made absolute
+ * against `base`; the layer itself is not changed, and values of the wrong type are left
+ * for the schema to report.
+ */
+function withAbsolutePaths(layer: Record<string, unknown>, base: string): Record<string, unknown> {
+  const abs = (p: unknown): unknown => (typeof p === 'string' && !isAbsolute(p) ? resolve(base, p) : p);
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const out = { ...layer };
+  if ('home' in out) out.home = abs(out.home);
+  if (isObject(out.target) && 'repo' in out.target) out.target = { ...out.target, repo: abs(out.target.repo) };
+  if (isObject(out.watch) && Array.isArray(out.watch.files)) out.watch = { ...out.watch, files: out.watch.files.map(abs) };
+  return out;
 }
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {

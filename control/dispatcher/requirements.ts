@@ -3,13 +3,14 @@
  * (bubblewrap and socat; every phase's commands run in it and it fails closed, and
  * socat also joins the sessions to their MCP servers), grep (the push checks the diff
  * against the protected paths with `grep -P`, and refuses to push when it cannot; Debian's
- * grep has -P) and the Claude Code CLI. Found on PATH without running anything: the
+ * grep has -P), the Claude Code CLI, and a checkout of the target with its remote to make
+ * worktrees from. Found on PATH and in the files git keeps, without running anything: the
  * control plane starts no process but its workers. Checked
  * when `bugbot start` starts, so a missing one is named at once rather than by every
  * run failing.
  */
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import { claudeBinary } from './phases.ts';
 
@@ -42,11 +43,78 @@ function missingForWorkers(cfg: BugbotConfig, path = process.env.PATH ?? ''): { 
   return { missing: [...missing, ...(claudeMissing ? [`claude (${claude})`] : [])], hint: hints.join('; ') };
 }
 
+function readText(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function isDirectory(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+}
+
 /**
- * Why no ticket can run on this machine now, or null: a command the workers lack, or no
+ * The git directory of the checkout at `dir` (not of a folder above it): its `.git` folder,
+ * or where a `.git` file points (`gitdir: ...`: a linked worktree, a submodule); null when
+ * there is none.
+ */
+function gitDirOf(dir: string): string | null {
+  const dotGit = join(dir, '.git');
+  const pointer = isDirectory(dotGit) ? null : readText(dotGit);
+  const gitDir = pointer === null ? dotGit : /^gitdir:\s*(.+?)\s*$/m.exec(pointer)?.[1];
+  if (!gitDir) return null;
+  const abs = resolve(dir, gitDir);
+  return statSync(join(abs, 'HEAD'), { throwIfNoEntry: false }) ? abs : null;
+}
+
+/** Whether git config text has a `[remote "<name>"]` section (or the old `[remote.<name>]`) with a url. */
+function hasRemoteUrl(text: string, name: string): boolean {
+  let inRemote = false;
+  for (const raw of text.split(/\r?\n/)) {
+    let line = raw.trim();
+    const header = /^\[\s*([\w.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]/.exec(line);
+    if (header) {
+      const section = header[1]!.toLowerCase();
+      const sub = header[2];
+      // Section names ignore case; a quoted subsection (the remote's name) does not.
+      inRemote = sub === undefined ? section === `remote.${name}` : section === 'remote' && sub.replace(/\\(.)/g, '$1') === name;
+      line = line.slice(header[0].length).trim();
+    }
+    if (inRemote && /^url\s*=\s*[^\s#;]/i.test(line)) return true;
+  }
+  return false;
+}
+
+/**
+ * Why the workers cannot make a worktree from target.repo, or null: it is not a checkout,
+ * or has no target.remote to fetch the base branch from. Read from the files git keeps:
+ * the git directory's config, and for a linked worktree its main repository's (`commondir`).
+ */
+function targetProblem(cfg: BugbotConfig): string | null {
+  const { repo, remote } = cfg.target;
+  const set = '(set target.repo to a checkout of the repository to fix)';
+  if (!isDirectory(repo)) return `target.repo ${repo} does not exist ${set}`;
+  const gitDir = gitDirOf(repo);
+  if (!gitDir) {
+    let top = dirname(repo);
+    while (top !== dirname(top) && !gitDirOf(top)) top = dirname(top);
+    if (gitDirOf(top)) return `target.repo ${repo} is inside the git repository ${top}, not its top (set target.repo to ${top})`;
+    return `target.repo ${repo} is not a git repository ${set}`;
+  }
+  const common = readText(join(gitDir, 'commondir'))?.trim();
+  const configs = [join(common ? resolve(gitDir, common) : gitDir, 'config'), join(gitDir, 'config.worktree')];
+  if (configs.some((file) => hasRemoteUrl(readText(file) ?? '', remote))) return null;
+  return `target.repo ${repo} has no remote "${remote}" (git remote add ${remote} <url>, or set target.remote)`;
+}
+
+/**
+ * Why no ticket can run on this machine now, or null: a command the workers lack, no
  * model credentials to give the sessions (none of harness.apiKeyEnv, oauthTokenEnv or
- * baseUrlEnv is set; a custom harness.claude may bring its own). The dispatcher then claims
- * nothing: tickets wait in the queue rather than each run failing on it.
+ * baseUrlEnv is set; a custom harness.claude may bring its own), or no checkout of the
+ * target with its remote. The dispatcher then claims nothing: tickets wait in the queue
+ * rather than each run failing on it.
  */
 export function workersHeld(cfg: BugbotConfig, path = process.env.PATH ?? ''): string | null {
   const reasons: string[] = [];
@@ -55,5 +123,7 @@ export function workersHeld(cfg: BugbotConfig, path = process.env.PATH ?? ''): s
   const h = cfg.harness;
   const credentials = [h.apiKeyEnv, h.oauthTokenEnv, h.baseUrlEnv].some((name) => cfg.secrets.get(name));
   if (!credentials && !h.claude) reasons.push(`no model credentials (start bugbot with ${h.apiKeyEnv} or ${h.oauthTokenEnv} set)`);
+  const target = targetProblem(cfg);
+  if (target) reasons.push(target);
   return reasons.length ? reasons.join('; ') : null;
 }

@@ -31,6 +31,29 @@ test('precedence: defaults < file < env < flags', (t) => {
   assert.equal(fromFlags.server.port, 8002);
 });
 
+test('relative paths: the file\'s against its folder, the environment\'s and the flags\' against the working directory', (t) => {
+  const dir = tempDir(t);
+  const cwd = tempDir(t);
+  const path = join(dir, 'bugbot.config.json');
+  writeFileSync(path, JSON.stringify({ home: 'state', target: { repo: '../shop' }, watch: { files: ['logs/app.log'] } }));
+  const fromFile = loadConfig({ path, cwd, env: {} });
+  assert.equal(fromFile.home, join(dir, 'state'));
+  assert.equal(fromFile.target.repo, join(dir, '..', 'shop'));
+  assert.deepEqual(fromFile.watch.files, [join(dir, 'logs', 'app.log')]);
+  // bugbot --config /x/bugbot.config.json --home relhome, run from another folder.
+  const fromFlag = loadConfig({ path, cwd, env: {}, flags: { home: 'relhome' } });
+  assert.equal(fromFlag.home, join(cwd, 'relhome'));
+  assert.equal(fromFlag.target.repo, join(dir, '..', 'shop'), 'the file\'s own paths stay against its folder');
+  // BUGBOT_TARGET_REPO=. is the folder the command runs in.
+  const fromEnv = loadConfig({ path, cwd, env: { BUGBOT_TARGET_REPO: '.', BUGBOT_HOME: 'envhome' } });
+  assert.equal(fromEnv.target.repo, cwd);
+  assert.equal(fromEnv.home, join(cwd, 'envhome'));
+  // Defaults live next to the file.
+  writeFileSync(path, '{}');
+  assert.equal(loadConfig({ path, cwd, env: {} }).home, join(dir, '.bugbot'));
+  assert.equal(loadConfig({ path, cwd, env: {} }).target.repo, dir);
+});
+
 test('every problem is reported at once', (t) => {
   const dir = tempDir(t);
   writeFileSync(

@@ -1,33 +1,115 @@
-// When the workers hold (claim nothing) and why: what a run needs on this machine and a
-// model to talk to. The control plane's side is in test/e2e/cli.test.ts.
+// When the workers hold (claim nothing) and why: what a run needs on this machine, a
+// model to talk to and a checkout of the target with its remote. The control plane's
+// side is in test/e2e/cli.test.ts.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { workersHeld } from '../../control/dispatcher/requirements.ts';
 import { tempDir, testConfig } from '../support/helpers.ts';
 
+const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+/** A checkout with one commit, and an `origin` unless told otherwise (made by git itself, read back without it). */
+function checkout(t: TestContext, remote: string | null = 'origin'): string {
+  const repo = join(tempDir(t), 'shop');
+  mkdirSync(repo);
+  git(repo, 'init', '--quiet', '--initial-branch=main');
+  git(repo, '-c', 'user.name=Dev', '-c', 'user.email=dev@shop.test', 'commit', '--quiet', '--allow-empty', '-m', 'shop');
+  if (remote) git(repo, 'remote', 'add', remote, 'https://git.example.com/shop.git');
+  return repo;
+}
+
 test('no model credentials hold the workers; a key, an OAuth token or a base URL is enough', (t) => {
   const home = tempDir(t);
-  assert.equal(workersHeld(testConfig(home, {}, {})), 'no model credentials (start bugbot with ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN set)');
+  const target = { repo: checkout(t) };
+  assert.equal(workersHeld(testConfig(home, { target }, {})), 'no model credentials (start bugbot with ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN set)');
   for (const env of [{ ANTHROPIC_API_KEY: 'sk-test' }, { CLAUDE_CODE_OAUTH_TOKEN: 'tok' }, { ANTHROPIC_BASE_URL: 'http://127.0.0.1:9' }]) {
-    assert.equal(workersHeld(testConfig(home, {}, env)), null, JSON.stringify(env));
+    assert.equal(workersHeld(testConfig(home, { target }, env)), null, JSON.stringify(env));
   }
   // The names the config points at are the ones asked for.
-  const renamed = testConfig(home, { harness: { apiKeyEnv: 'TEAM_MODEL_KEY' } }, {});
+  const renamed = testConfig(home, { target, harness: { apiKeyEnv: 'TEAM_MODEL_KEY' } }, {});
   assert.match(workersHeld(renamed) ?? '', /start bugbot with TEAM_MODEL_KEY or CLAUDE_CODE_OAUTH_TOKEN set/);
-  assert.equal(workersHeld(testConfig(home, { harness: { apiKeyEnv: 'TEAM_MODEL_KEY' } }, { TEAM_MODEL_KEY: 'k' })), null);
+  assert.equal(workersHeld(testConfig(home, { target, harness: { apiKeyEnv: 'TEAM_MODEL_KEY' } }, { TEAM_MODEL_KEY: 'k' })), null);
 });
 
 test('a Claude Code command of your own may bring its credentials: not held for them', (t) => {
   const home = tempDir(t);
-  assert.equal(workersHeld(testConfig(home, { harness: { claude: '/usr/bin/true' } }, {})), null);
+  assert.equal(workersHeld(testConfig(home, { target: { repo: checkout(t) }, harness: { claude: '/usr/bin/true' } }, {})), null);
 });
 
 test('a missing command holds them too, with how to install it, next to the missing model', (t) => {
   const home = tempDir(t);
-  const reason = workersHeld(testConfig(home, {}, {}), '/nonexistent');
+  const reason = workersHeld(testConfig(home, { target: { repo: checkout(t) } }, {}), '/nonexistent');
   // (The Claude Code CLI comes with bugbot, at an absolute path, so a PATH cannot hide it.)
   assert.equal(
     reason,
     'git, flock, bwrap, socat, grep not found (apt-get install git util-linux bubblewrap socat grep); no model credentials (start bugbot with ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN set)',
   );
+});
+
+const model = { ANTHROPIC_API_KEY: 'sk-test' };
+
+test('a target that is not a git checkout holds them, saying what to set; fixed in place, the hold lifts', (t) => {
+  const home = tempDir(t);
+  const folder = tempDir(t);
+  assert.equal(
+    workersHeld(testConfig(home, { target: { repo: folder } }, model)),
+    `target.repo ${folder} is not a git repository (set target.repo to a checkout of the repository to fix)`,
+  );
+  // A folder inside a checkout is not one: the worktrees are made of the whole repository.
+  const repo = checkout(t);
+  mkdirSync(join(repo, 'src'));
+  assert.equal(
+    workersHeld(testConfig(home, { target: { repo: join(repo, 'src') } }, model)),
+    `target.repo ${join(repo, 'src')} is inside the git repository ${repo}, not its top (set target.repo to ${repo})`,
+  );
+  // The folder becomes a checkout with an origin while bugbot runs: the next check passes.
+  git(folder, 'init', '--quiet');
+  git(folder, 'remote', 'add', 'origin', 'git@git.example.com:shop.git');
+  assert.equal(workersHeld(testConfig(home, { target: { repo: folder } }, model)), null);
+});
+
+test('a target that does not exist holds them', (t) => {
+  const home = tempDir(t);
+  const gone = join(tempDir(t), 'shop');
+  assert.equal(
+    workersHeld(testConfig(home, { target: { repo: gone } }, model)),
+    `target.repo ${gone} does not exist (set target.repo to a checkout of the repository to fix)`,
+  );
+});
+
+test('a checkout without target.remote holds them, with how to add it; one with it does not', (t) => {
+  const home = tempDir(t);
+  const bare = checkout(t, null);
+  assert.equal(
+    workersHeld(testConfig(home, { target: { repo: bare } }, model)),
+    `target.repo ${bare} has no remote "origin" (git remote add origin <url>, or set target.remote)`,
+  );
+  // Another remote is not the one asked for; naming it in target.remote is.
+  git(bare, 'remote', 'add', 'upstream', 'https://git.example.com/shop.git');
+  assert.match(workersHeld(testConfig(home, { target: { repo: bare } }, model)) ?? '', /has no remote "origin"/);
+  assert.equal(workersHeld(testConfig(home, { target: { repo: bare, remote: 'upstream' } }, model)), null);
+  assert.equal(workersHeld(testConfig(home, { target: { repo: checkout(t) } }, model)), null);
+  // A remote removed while bugbot runs holds it again.
+  git(bare, 'remote', 'remove', 'upstream');
+  assert.match(workersHeld(testConfig(home, { target: { repo: bare, remote: 'upstream' } }, model)) ?? '', /has no remote "upstream"/);
+});
+
+test('a linked worktree (a .git file) finds the remote in its main repository\'s config', (t) => {
+  const home = tempDir(t);
+  const repo = checkout(t);
+  const linked = join(tempDir(t), 'linked');
+  git(repo, 'worktree', 'add', '--quiet', '-b', 'linked', linked);
+  assert.equal(workersHeld(testConfig(home, { target: { repo: linked } }, model)), null);
+  git(repo, 'remote', 'rename', 'origin', 'upstream');
+  assert.equal(
+    workersHeld(testConfig(home, { target: { repo: linked } }, model)),
+    `target.repo ${linked} has no remote "origin" (git remote add origin <url>, or set target.remote)`,
+  );
+  // A .git file pointing nowhere is no checkout.
+  rmSync(join(repo, '.git'), { recursive: true });
+  assert.match(workersHeld(testConfig(home, { target: { repo: linked } }, model)) ?? '', /is not a git repository/);
 });
