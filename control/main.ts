@@ -1,12 +1,12 @@
 /**
- * `bugbot start`: config → store → reconcile → intake → app → listen, plus the
- * settle scheduler and log-file watchers. SIGINT/SIGTERM drain and exit.
+ * `bugbot start`: config → the home's lock → store → reconcile → intake → app → listen,
+ * plus the settle scheduler and log-file watchers. SIGINT/SIGTERM drain and exit.
  */
 import { buildBundles } from '../lib/bundle.ts';
 import { serve, type ServerType } from '@hono/node-server';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
-import { isLoopback, type BugbotConfig } from './config.ts';
+import { ConfigError, isLoopback, type BugbotConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
 import { Approvals } from './dispatcher/approvals.ts';
@@ -17,7 +17,7 @@ import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
 import { createModelClassifier } from './intake/model-classifier.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { recheckRegressions } from './outcomes/regression.ts';
-import { newLocalKey, removeServerInfo, writeServerInfo } from './server-info.ts';
+import { lockHome, newLocalKey, readServerInfo, removeServerInfo, writeServerInfo } from './server-info.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
 import { createSlackTrigger, type SlackTrigger } from './triggers/slack.ts';
 import { noticeForRun, Notifier } from './notify/index.ts';
@@ -35,11 +35,34 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/**
+ * `bugbot start` cannot go on as asked (the home has a live control plane, the port is
+ * taken): one line for the operator, who fixes it by how bugbot is started. A ConfigError,
+ * so the CLI prints its message without a stack trace and exits 2.
+ */
+export class StartRefused extends ConfigError {
+  constructor(message: string) {
+    super([message]);
+    this.name = 'StartRefused';
+    this.message = message;
+  }
+}
+
 export async function startServer(
   config: BugbotConfig,
   logger: Logger,
   print: (line: string) => void = (l) => process.stdout.write(l + '\n'),
 ): Promise<RunningServer> {
+  // One control plane per home, decided before anything changes: a second one would
+  // reconcile the first one's live runs as lost (and replace its server.json).
+  const lock = lockHome(config.home);
+  if (!lock) {
+    const live = readServerInfo(config.home);
+    throw new StartRefused(
+      `already running for home ${config.home} (${live ? `pid ${live.pid}, ${live.url}` : 'starting up, or a process holds bugbot.lock.db'}); ` +
+        'stop it first, or give this one another --home',
+    );
+  }
   // Prebuilt JavaScript for what workers start per ticket (the CLI's docs-search, the MCP
   // servers); already fresh after the first start, a stat per source file.
   const bundles = await buildBundles();
@@ -136,11 +159,23 @@ export async function startServer(
     },
   });
 
-  const server = await listen(app.fetch, config.server.host, config.server.port);
+  let server: ServerType;
+  try {
+    server = await listen(app.fetch, config.server.host, config.server.port);
+  } catch (err) {
+    // Nothing is running yet but what resume() sent off; the store closes behind it.
+    await approvals.close();
+    await notifier.close();
+    store.close();
+    lock.release();
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'EADDRINUSE' ? 'the port is in use (give this one another --port)' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    throw new StartRefused(`cannot listen on ${config.server.host}:${config.server.port}: ${why}`);
+  }
   const port = (server.address() as { port: number }).port;
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;
-  writeServerInfo(config.home, url, localKey);
+  writeServerInfo(lock, url, localKey);
   settle.start();
   dispatcher.start();
   // The 24-hour regression re-check of pushed runs (appends revision 2 of their rows).
@@ -185,6 +220,7 @@ export async function startServer(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       removeServerInfo(config.home);
       store.close();
+      lock.release();
     })());
   return { url, port, services, dispatcher, approvals, stop };
 }

@@ -1,15 +1,24 @@
 /**
+ * Who runs this home. `<home>/bugbot.lock.db` is the home's lock: one `bugbot start` holds
+ * it from before it changes anything (reconciling runs, the store) until it exits, so a
+ * second one cannot take over a live control plane's runs. It is an exclusive SQLite
+ * transaction never committed: SQLite's POSIX advisory lock on the file, which the OS
+ * drops when the process dies however it dies (a `kill -9` leaves nothing stale behind,
+ * unlike a pid file, whose pid may meanwhile name another process).
+ *
  * `<home>/server.json`: where the running `bugbot start` of this home listens, so CLI
  * commands that need the server's process (an approval whose notifications the server
- * sends) can ask it instead of acting on the database alone. Written when it listens,
- * removed when it stops; a file left by a killed server names a dead process and is ignored.
+ * sends) can ask it instead of acting on the database alone. Written by the lock's holder
+ * when it listens, removed by that process when it stops; a file left by a killed server
+ * names a dead process and is ignored.
  *
  * It also holds the server's local key (readable by its owner only): on loopback without
  * an API token, the API's actions (approve, skip, requeue, cancel) need it, so code that
  * merely runs on the machine (a dev server reloading the agent's edits) cannot act.
  */
+import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface ServerInfo {
@@ -19,14 +28,60 @@ export interface ServerInfo {
   key: string;
 }
 
-const file = (home: string) => join(home, 'server.json');
-
-export function writeServerInfo(home: string, url: string, key: string): void {
-  rmSync(file(home), { force: true });
-  writeFileSync(file(home), JSON.stringify({ pid: process.pid, url, key } satisfies ServerInfo) + '\n', { mode: 0o600 });
+/** This process's hold on a home: the only one that may write its server.json. */
+export interface HomeLock {
+  readonly home: string;
+  /** Idempotent; exiting releases it too. */
+  release(): void;
 }
 
-/** Remove the file if it is this process's (a newer server may have replaced it). */
+const file = (home: string) => join(home, 'server.json');
+
+/**
+ * Locks this process holds, by home. Also keeps each connection reachable: a connection
+ * the garbage collector finalizes would close, and its lock go with it.
+ */
+const held = new Map<string, Database.Database>();
+
+/**
+ * Take the home's lock for this process, or null when another process holds it (a live
+ * `bugbot start` of this home). Never waits.
+ */
+export function lockHome(home: string): HomeLock | null {
+  if (held.has(home)) return null;
+  mkdirSync(home, { recursive: true });
+  // timeout 0: a held lock is SQLITE_BUSY at once, not after the default 5 s of retries.
+  const db = new Database(join(home, 'bugbot.lock.db'), { timeout: 0 });
+  try {
+    // The rollback journal (SQLite's default, never WAL here): EXCLUSIVE then keeps every
+    // other connection out, readers included.
+    db.exec('BEGIN EXCLUSIVE');
+  } catch (err) {
+    db.close();
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') return null;
+    throw err;
+  }
+  held.set(home, db);
+  return {
+    home,
+    release() {
+      if (held.get(home) !== db) return;
+      held.delete(home);
+      db.close();
+    },
+  };
+}
+
+/** Tell CLI commands where this server listens (replacing what a killed server left). */
+export function writeServerInfo(lock: HomeLock, url: string, key: string): void {
+  const tmp = `${file(lock.home)}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, JSON.stringify({ pid: process.pid, url, key } satisfies ServerInfo) + '\n', { mode: 0o600 });
+  // A rename: a CLI command reading meanwhile sees the old file or the new one, never half.
+  renameSync(tmp, file(lock.home));
+}
+
+/** Remove the file if this process wrote it. */
 export function removeServerInfo(home: string): void {
   if (readServerInfo(home)?.pid === process.pid) rmSync(file(home), { force: true });
 }

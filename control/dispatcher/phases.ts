@@ -106,7 +106,7 @@ export const CREDENTIALS = ['.ssh', '.aws', '.gnupg', '.config/gh', '.config/gcl
 function unreadable(cfg: BugbotConfig, ticketDir: string): string[] {
   const home = homedir();
   const store = join(cfg.home, 'bugbot.db');
-  const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl')];
+  const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'bugbot.lock.db'), join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl')];
   return [...[...CREDENTIALS.map((p) => join(home, p)), ...state].filter((p) => existsSync(p)), join(cfg.home, 'tickets'), ticketDir];
 }
 
@@ -129,7 +129,7 @@ function readable(ticketDir: string): string[] {
 function unwritable(cfg: BugbotConfig): string[] {
   const home = homedir();
   const store = join(cfg.home, 'bugbot.db');
-  const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl'), join(cfg.home, 'docs-index')];
+  const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'bugbot.lock.db'), join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl'), join(cfg.home, 'docs-index')];
   const startup = ['.bashrc', '.profile', '.bash_profile', '.zshrc', '.gitconfig', '.config/git'].map((p) => join(home, p));
   const git = ['hooks', 'config', 'info'].map((p) => resolve(cfg.target.repo, '.git', p));
   return [...state, ...git, ...CREDENTIALS.map((p) => join(home, p)), ...startup].filter((p) => existsSync(p));

@@ -88,7 +88,7 @@ harness_confine() {
     HARNESS_CONFINE+=(--ro-bind "$BUGBOT_HOME" "$BUGBOT_HOME")
     [ ! -d "$BUGBOT_HOME/tickets" ] || HARNESS_CONFINE+=(--tmpfs "$BUGBOT_HOME/tickets")
     HARNESS_CONFINE+=(--bind "$TICKET_DIR/home" "$TICKET_DIR/home")
-    for p in bugbot.db bugbot.db-wal bugbot.db-shm server.json outcomes.jsonl; do
+    for p in bugbot.db bugbot.db-wal bugbot.db-shm bugbot.lock.db server.json outcomes.jsonl; do
       [ ! -e "$BUGBOT_HOME/$p" ] || HARNESS_CONFINE+=(--ro-bind /dev/null "$BUGBOT_HOME/$p")
     done
   fi

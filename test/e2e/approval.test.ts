@@ -360,7 +360,7 @@ test('CLI: bugbot approve / skip / requeue on their own, and through a running b
   assert.ok(s.store.auditTrail(second.ticketId).some((x) => x.actor === 'frank' && x.action === 'skipped'));
   const refused = cli('approve', String(second.ticketId));
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /is dropped: only a ticket that is awaiting_approval can be approved \(ticket \d+ is dropped\) \(via the control plane/);
+  assert.match(refused.stderr, /is dropped: only a ticket that is awaiting_approval can be approved \(via the control plane/);
   server.proc.kill('SIGTERM');
   assert.equal((await server.exited).code, 0);
   assert.equal(existsSync(join(s.home, 'server.json')), false, 'a stopped server removes its server.json');
