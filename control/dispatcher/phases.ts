@@ -120,11 +120,18 @@ function readable(ticketDir: string): string[] {
 }
 
 /**
+ * bugbot's own code and dependencies: the harness runs them for every later ticket,
+ * outside the agent's sandbox (not the whole checkout: bugbot's home may be inside it).
+ * Kept equal to HARNESS_OWN_CODE in harness/lib/common.sh (test/unit/policy.test.ts).
+ */
+export const OWN_CODE = ['bin', 'control', 'harness', 'lib', 'mcp', 'prompts', 'node_modules', 'package.json', 'tsconfig.json'];
+
+/**
  * What the agent's commands may not write even where the sandbox lets them (Claude Code's
  * Linux sandbox leaves /home, /root, /tmp, /var, /opt writable besides the working
- * folder): bugbot's state (database, local key, outcomes archive), the base checkout's
- * git hooks and config (they would run later, outside any sandbox), and the operator's
- * credentials and shell start-up files.
+ * folder): bugbot's state (database, local key, outcomes archive), bugbot's own code, the
+ * base checkout's git hooks and config (they would run later, outside any sandbox), and
+ * the operator's credentials and shell start-up files.
  */
 function unwritable(cfg: BugbotConfig): string[] {
   const home = homedir();
@@ -132,7 +139,8 @@ function unwritable(cfg: BugbotConfig): string[] {
   const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'bugbot.lock.db'), join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl'), join(cfg.home, 'docs-index')];
   const startup = ['.bashrc', '.profile', '.bash_profile', '.zshrc', '.gitconfig', '.config/git'].map((p) => join(home, p));
   const git = ['hooks', 'config', 'info'].map((p) => resolve(cfg.target.repo, '.git', p));
-  return [...state, ...git, ...CREDENTIALS.map((p) => join(home, p)), ...startup].filter((p) => existsSync(p));
+  const code = OWN_CODE.map((p) => join(REPO_ROOT, p));
+  return [...state, ...code, ...git, ...CREDENTIALS.map((p) => join(home, p)), ...startup].filter((p) => existsSync(p));
 }
 
 /** The configured test command as an allow rule (e.g. "Bash(make test:*)"). */

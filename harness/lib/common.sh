@@ -59,6 +59,13 @@ harness_require() {
 # agent wrote never sees them. Kept equal to CREDENTIALS in control/dispatcher/phases.ts.
 HARNESS_CREDENTIALS=(.ssh .aws .gnupg .config/gh .config/gcloud .azure .kube .docker .netrc .git-credentials .npmrc .pgpass .claude .claude.json .config/claude)
 
+# bugbot's own code and dependencies (paths in its checkout): the harness runs them for
+# every later ticket. Kept equal to OWN_CODE in control/dispatcher/phases.ts.
+HARNESS_OWN_CODE=(bin control harness lib mcp prompts node_modules package.json tsconfig.json)
+HARNESS_BUGBOT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# The operator's shell and git start-up files: the harness's own git and shells read them.
+HARNESS_STARTUP=(.bashrc .profile .bash_profile .zshrc .gitconfig .config/git)
+
 # harness_confine [BWRAP_ARGS...] : sets HARNESS_CONFINE to the command prefix for code
 # the agent may have written that runs outside Claude Code's sandbox (the dev server, the
 # test command): no model credentials in its environment nor other processes in sight
@@ -79,6 +86,14 @@ harness_confine() {
     elif [ -e "$HOME/$p" ]; then
       HARNESS_CONFINE+=(--ro-bind /dev/null "$HOME/$p")
     fi
+  done
+  # Read-only: what runs later outside any confinement (bugbot's code, the operator's git
+  # and shell start-up files, e.g. a core.fsmonitor or hooksPath in ~/.gitconfig).
+  for p in "${HARNESS_OWN_CODE[@]}"; do
+    [ ! -e "$HARNESS_BUGBOT_ROOT/$p" ] || HARNESS_CONFINE+=(--ro-bind "$HARNESS_BUGBOT_ROOT/$p" "$HARNESS_BUGBOT_ROOT/$p")
+  done
+  for p in "${HARNESS_STARTUP[@]}"; do
+    [ ! -e "$HOME/$p" ] || HARNESS_CONFINE+=(--ro-bind "$HOME/$p" "$HOME/$p")
   done
   # The control plane's home: read-only; its database, local key (server.json) and
   # outcomes archive unreadable, and of the tickets' folders (other people's reports, MCP

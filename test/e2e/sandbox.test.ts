@@ -101,7 +101,12 @@ test('the sandbox: work in the folder runs; bugbot\'s state, the base checkout\'
   t.after(() => rmSync(outside, { recursive: true, force: true }));
   const { port, connections } = await listener(t);
   const addr = outsideAddress();
-  const protectedFiles = (home: string, repo: string) => [join(home, 'bugbot.db'), join(home, 'outcomes.jsonl'), join(home, 'server.json'), join(repo, '.git', 'config'), join(repo, '.git', 'hooks', 'post-commit')];
+  // bugbot's own code, which the harness runs for every later ticket: a file of its own in
+  // the harness folder (removed after), standing for the scripts beside it.
+  const ownCode = join(repoRoot, 'harness', 'lib', `.sandbox-probe-${process.pid}`);
+  writeFileSync(ownCode, 'original\n');
+  t.after(() => rmSync(ownCode, { force: true }));
+  const protectedFiles = (home: string, repo: string) => [join(home, 'bugbot.db'), join(home, 'outcomes.jsonl'), join(home, 'server.json'), join(repo, '.git', 'config'), join(repo, '.git', 'hooks', 'post-commit'), ownCode];
   model.script('implement', [
     tool('Bash', { command: 'echo inside > made-inside.txt && cat made-inside.txt', description: 'write in the folder' }),
     (req) => {

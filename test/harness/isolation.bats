@@ -127,6 +127,19 @@ git_untouched() {
   [ -f "$TMP/wt/made-here" ]
 }
 
+@test "confined: bugbot's own code and the operator's git and shell start-up files are read-only (the harness runs them later, unconfined)" {
+  printf '[user]\n\tname = op\n' >"$HOME/.gitconfig"
+  printf 'export PS1=x\n' >"$HOME/.bashrc"
+  # New files only: a failing run must not leave bugbot's checkout changed.
+  probe=".confine-probe-$$"
+  run harness_isolated "$TMP/wt" \
+    "printf '[core]\\n\\tfsmonitor = /tmp/x\\n' >>$HOME/.gitconfig || echo gitconfig-refused; echo evil >>$HOME/.bashrc || echo bashrc-refused; echo x >$HARNESS_BUGBOT_ROOT/harness/lib/$probe || echo code-refused; echo x >$HARNESS_BUGBOT_ROOT/node_modules/$probe || echo deps-refused; echo y >made-here && echo wrote-own-folder"
+  rm -f "$HARNESS_BUGBOT_ROOT/harness/lib/$probe" "$HARNESS_BUGBOT_ROOT/node_modules/$probe"
+  [[ "$output" == *gitconfig-refused*bashrc-refused*code-refused*deps-refused*wrote-own-folder* ]]
+  [ "$(cat "$HOME/.gitconfig")" = $'[user]\n\tname = op' ]
+  [ "$(cat "$HOME/.bashrc")" = 'export PS1=x' ]
+}
+
 @test "confined: of the tickets' folders only its own home is there (other reports, MCP credentials in config/ are not)" {
   export BUGBOT_HOME="$TMP/bb"
   export TICKET_DIR="$BUGBOT_HOME/tickets/1/run-1"

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 // @ts-expect-error: plain JavaScript module without types (shared by the hook and the watcher)
 import { checkToolUse, protectedPaths } from '../../harness/lib/policy.mjs';
-import { CREDENTIALS } from '../../control/dispatcher/phases.ts';
+import { CREDENTIALS, OWN_CODE } from '../../control/dispatcher/phases.ts';
 import { CORPUS, type CaseContext } from '../e2e/injection-corpus.ts';
 
 type Decision = { deny: true; reason: string } | null;
@@ -175,6 +175,8 @@ test("the agent's sandbox (phases.ts) and the harness's confinement (common.sh) 
   const viaBash = execFileSync('bash', ['-c', 'source "$1/lib/common.sh"; printf "%s\\n" "${HARNESS_CREDENTIALS[@]}"', '_', harness], { encoding: 'utf8' });
   assert.deepEqual(viaBash.split('\n').filter(Boolean), CREDENTIALS);
   for (const p of ['.ssh', '.claude', '.claude.json']) assert.ok(CREDENTIALS.includes(p), p);
+  const code = execFileSync('bash', ['-c', 'source "$1/lib/common.sh"; printf "%s\\n" "${HARNESS_OWN_CODE[@]}"', '_', harness], { encoding: 'utf8' });
+  assert.deepEqual(code.split('\n').filter(Boolean), OWN_CODE, "bugbot's own code: read-only to both");
 });
 
 test('push-time check names protected paths in a diff', () => {
