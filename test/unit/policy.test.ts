@@ -74,6 +74,8 @@ describe('variants the guard refuses', () => {
     ['protected path through node', 'Bash', bash(`node -e "require('fs').writeFileSync('.claude/settings.json','{}')"`), /\.claude\/settings\.json/],
     ['protected path through cp', 'Bash', bash('cp /tmp/x .github/workflows/ci.yml'), /\.github\/workflows\/ci\.yml/],
     ['protected path through sed -i', 'Bash', bash('sed -i s/a/b/ .husky/pre-commit'), /\.husky\/pre-commit/],
+    ['a dependency edited in place (its files are the base checkout\'s)', 'Edit', { file_path: join(worktree, 'node_modules/tsx/dist/cli.mjs'), old_string: 'a', new_string: 'b' }, /node_modules\/tsx\/dist\/cli\.mjs/],
+    ['a dependency appended to through node', 'Bash', bash(`node -e "require('fs').appendFileSync('node_modules/tsx/dist/cli.mjs','x')"`), /node_modules\/tsx\/dist\/cli\.mjs/],
     ['absolute protected path', 'Bash', bash(`ln -sf /tmp/evil ${join(worktree, '.git/hooks/pre-commit')}`), /\.git\/hooks\/pre-commit/],
     ['Read outside the worktree', 'Read', { file_path: '/etc/hostname' }, /reads are limited to the worktree/],
     ['Read of another ticket', 'Read', { file_path: join(root, 'home', 'tickets', '2', 'run-2', 'agent', 'ticket.md') }, /reads are limited/],
@@ -157,7 +159,7 @@ test('the push step (grep -P) and the guard (JavaScript) read protected-paths.tx
   const paths = [
     'src/a.ts', '.git/config', '.gitignore', '.gitattributes', '.gitmodules', '.githooks', '.claude', '.claude/settings.json',
     'a/.claude/x', '.mcp.json', 'x.mcp.json', '.github/workflows/ci.yml', '.github/CODEOWNERS', '.gitlab-ci.yml', '.circleci/config.yml',
-    '.husky', '.husky/pre-commit', '.env', '.env.local', '.env.example', 'app/.env', 'app/.env.production', 'app/.envrc', 'docs/env.md',
+    '.husky', '.husky/pre-commit', '.env', '.env.local', '.env.example', 'app/.env', 'app/.env.production', 'app/.envrc', 'docs/env.md', 'node_modules/tsx/dist/cli.mjs', 'web/node_modules/x.js', 'src/node_modules.ts',
   ];
   const harness = join(import.meta.dirname, '../../harness');
   const viaGrep = execFileSync('bash', ['-c', 'source "$1/lib/push.sh"; BUGBOT_HARNESS=$1 harness_protected_paths', '_', harness], {
