@@ -6,7 +6,7 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { registerApi } from './api.ts';
 import { registerDashboard } from './dashboard/index.tsx';
-import type { BugbotConfig } from './config.ts';
+import { isLoopback, type BugbotConfig } from './config.ts';
 import { HttpError } from './http-error.ts';
 import type { AcceptResult, Intake } from './intake/index.ts';
 import type { Logger } from './log.ts';
@@ -68,6 +68,25 @@ function sizeLimit(maxBytes: number): MiddlewareHandler {
   };
 }
 
+/**
+ * A server bound to loopback answers only requests addressed to loopback (or to a host of
+ * dashboard.allowedOrigins, a TLS proxy's). Without it, a web page whose name its owner
+ * re-points at 127.0.0.1 (DNS rebinding) would be same-origin with bugbot in the operator's
+ * browser and could read the dashboard and the API, which need no login on loopback.
+ */
+function loopbackHostOnly(allowedOrigins: string[]): MiddlewareHandler {
+  const allowed = new Set(['localhost', '127.0.0.1', '[::1]', ...allowedOrigins.map((o) => new URL(o).hostname)]);
+  return async function loopbackHostMiddleware(c, next) {
+    const host = c.req.header('host') ?? new URL(c.req.url).host;
+    const name = (host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!).toLowerCase();
+    if (allowed.has(name) || /^127\.\d+\.\d+\.\d+$/.test(name)) return next();
+    return c.json(
+      { error: { code: 'host_not_allowed', message: `Host ${JSON.stringify(host)} is not this server: bound to loopback, bugbot answers requests to localhost, 127.0.0.1 and [::1] (add a proxy's origin to dashboard.allowedOrigins)` } },
+      403,
+    );
+  };
+}
+
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   const started = Date.now();
@@ -98,6 +117,7 @@ export function createApp(deps: AppDeps): Hono {
     c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404),
   );
 
+  if (isLoopback(deps.config.server.host)) app.use('*', loopbackHostOnly(deps.config.dashboard.allowedOrigins));
   app.use('*', sizeLimit(deps.config.server.maxBodyBytes));
 
   app.get('/healthz', (c) => {

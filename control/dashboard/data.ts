@@ -180,15 +180,19 @@ export function liveWorkers(deps: AppDeps, scrub: Scrub): LiveWorker[] {
     tokens: w.tokens,
     cost_usd: w.cost_usd,
     tool_calls: w.tool_calls,
-    log: w.tail.slice(-8).map((l) => scrub(clip(l, 300))),
-    phaseTail: w.phase ? phaseTail(join(runDir(deps.config, w.ticket, w.run), `stage-${w.phase}.jsonl`), 8).map(scrub) : [],
+    // Scrubbed whole, then cut: a secret cut in half no longer looks like one to the redactor.
+    log: w.tail.slice(-8).map((l) => clip(scrub(l), 300)),
+    phaseTail: w.phase ? phaseTail(join(runDir(deps.config, w.ticket, w.run), `stage-${w.phase}.jsonl`), 8, scrub) : [],
   }));
 }
 
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
-/** The last `n` things a Claude Code session did, one line each, from its stream-json log. */
-export function phaseTail(path: string, n: number): string[] {
+/**
+ * The last `n` things a Claude Code session did, one line each, from its stream-json log,
+ * each scrubbed before it is cut to length.
+ */
+export function phaseTail(path: string, n: number, scrub: Scrub): string[] {
   const chunk = readBounded(path, 64 * 1024, 'tail');
   if (!chunk) return [];
   const lines = chunk.text.split('\n');
@@ -204,7 +208,7 @@ export function phaseTail(path: string, n: number): string[] {
     }
     out.push(...describeEvent(e));
   }
-  return out.slice(-n).map((l) => clip(l.replace(/\s+/g, ' ').trim(), 240));
+  return out.slice(-n).map((l) => clip(scrub(l.replace(/\s+/g, ' ').trim()), 240));
 }
 
 interface StreamEvent {

@@ -48,7 +48,9 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
         const shown = rows.slice(0, Math.max(0, budget));
         budget -= shown.length;
         left += rows.length - shown.length;
-        const name = f.status === 'renamed' ? `${f.oldPath} → ${f.newPath}` : f.status === 'deleted' ? f.oldPath : f.newPath;
+        // Names and hunk headers are text of the diff too (git puts the nearest line above a
+        // change, say an API_TOKEN = "..." assignment, in the @@ header): scrubbed like its lines.
+        const name = scrub(f.status === 'renamed' ? `${f.oldPath} → ${f.newPath}` : f.status === 'deleted' ? f.oldPath : f.newPath);
         return (
           <div class="diff-file" data-path={f.newPath}>
             <h3>
@@ -68,7 +70,7 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
                   {shown.map((r) =>
                     'hunk' in r ? (
                       <tr class="hunk">
-                        <td colspan={4}>{r.hunk}</td>
+                        <td colspan={4}>{scrub(r.hunk)}</td>
                       </tr>
                     ) : (
                       <tr>

@@ -5,10 +5,13 @@
  * The browser side is test/e2e/dashboard.test.ts.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createApp } from '../../control/app.ts';
 import { loadConfig, type ConfigError, type ConfigFile } from '../../control/config.ts';
+import { phaseTail } from '../../control/dashboard/data.ts';
+import { DiffView } from '../../control/dashboard/diff-view.tsx';
 import { parseUnifiedDiff, sideBySide } from '../../control/dashboard/git-diff.ts';
 import { parseFilter } from '../../control/dashboard/outcome-stats.ts';
 import { Intake } from '../../control/intake/index.ts';
@@ -311,4 +314,61 @@ test('outcome filters: dates must be dates, and from before to', () => {
   });
   assert.deepEqual(parseFilter({ from: 'yesterday' }).problems, ['from must be a date like 2026-11-21, not "yesterday"']);
   assert.deepEqual(parseFilter({ from: '2026-11-20', to: '2026-11-01' }).problems, ['from is after to']);
+});
+
+test('bound to loopback, bugbot answers only requests addressed to loopback (DNS rebinding), and a proxy host in dashboard.allowedOrigins', async (t) => {
+  const { app } = buildTestApp(t, { flags: { dashboard: { allowedOrigins: ['https://bugbot.example.com'] } } });
+  for (const path of ['/', '/api/tickets', '/healthz']) {
+    const res = await app.request(path, { headers: { host: 'rebound.example:7777', accept: 'text/html' } });
+    assert.equal(res.status, 403, path);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /is not this server: bound to loopback/);
+  }
+  for (const host of ['localhost:7777', '127.0.0.1:7777', '127.0.0.2', '[::1]:7777', 'LOCALHOST', 'bugbot.example.com']) {
+    assert.equal((await app.request('/healthz', { headers: { host } })).status, 200, host);
+  }
+  const exposed = buildTestApp(t, { flags: EXPOSED, env: EXPOSED_ENV }).app;
+  assert.equal((await exposed.request('/healthz', { headers: { host: 'bugbot.internal:7777' } })).status, 200, 'an exposed server has its logins instead');
+});
+
+test('what the dashboard shows of a run is scrubbed before it is cut: a secret cut in half stays hidden', (t) => {
+  const dir = tempDir(t);
+  const token = `ghp_${'a1B2c3D4e5'.repeat(4)}`;
+  const log = join(dir, 'stage-implement.jsonl');
+  const command = `${'x'.repeat(206)} --token ${token} && echo done`;
+  writeFileSync(log, JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', name: 'Bash', input: { command } }] } }) + '\n');
+  const tail = phaseTail(log, 8, createRedactor().text);
+  assert.equal(tail.length, 1);
+  assert.doesNotMatch(tail[0]!, /ghp_a1B2/, tail[0]);
+  assert.ok(tail[0]!.length <= 240);
+});
+
+test('a diff\'s hunk headers and file names are scrubbed like its lines', async () => {
+  const files = parseUnifiedDiff(
+    [
+      'diff --git a/src/config.ts b/src/config.ts',
+      '--- a/src/config.ts',
+      '+++ b/src/config.ts',
+      '@@ -5,3 +5,3 @@ API_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"',
+      ' a',
+      '-b',
+      '+c',
+      '',
+    ].join('\n'),
+  );
+  const scrub = createRedactor().text;
+  const html = String(await DiffView({ diff: { base: 'main', ref: 'bot/1', files, truncated: false }, scrub, mask: scrub }));
+  assert.match(html, /@@ -5,3 \+5,3 @@ API_TOKEN = &quot;\[REDACTED\]&quot;/);
+  assert.doesNotMatch(html, /ghp_abcdefghij/);
+});
+
+test('the outcomes export masks a secret holding a quote or a backslash (JSON escapes them)', async (t) => {
+  const secret = 'p\\ss"word1';
+  const { app, config } = buildTestApp(t, { env: { BUGBOT_SMTP_USER: 'mailer', BUGBOT_SMTP_PASSWORD: secret } });
+  const row = { run_id: 'r1', ticket_id: 1, trigger_source: 'manual', service: null, label: 'failed', reason: `smtp login ${secret} refused`, finished: '2026-11-21T10:00:00.000Z', started: '2026-11-21T09:59:00.000Z', revision: 1, denials: [] };
+  writeFileSync(join(config.home, 'outcomes.jsonl'), JSON.stringify(row) + '\n');
+  const res = await app.request('/outcomes/export');
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  assert.match(text, /smtp login \[secret\] refused/);
+  assert.ok(!text.includes('word1'), text);
 });

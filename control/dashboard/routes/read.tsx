@@ -172,7 +172,8 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
     const lines = outcomes
       .all()
       .filter((r) => matches(r, filter))
-      .map((r) => maskSecrets(JSON.stringify(r)));
+      // Each string masked before it is serialised: JSON escapes a secret holding `"` or `\`.
+      .map((r) => JSON.stringify(r, (_k, v: unknown) => (typeof v === 'string' ? maskSecrets(v) : v)));
     const name = ['outcomes', filter.source, filter.service, filter.from, filter.to].filter(Boolean).join('-').replace(/[^\w.-]/g, '_');
     return c.body(lines.length ? `${lines.join('\n')}\n` : '', 200, {
       'content-type': 'application/x-ndjson; charset=utf-8',
