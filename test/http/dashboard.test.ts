@@ -12,6 +12,7 @@ import { createApp } from '../../control/app.ts';
 import { loadConfig, type ConfigError, type ConfigFile } from '../../control/config.ts';
 import { phaseTail } from '../../control/dashboard/data.ts';
 import { DiffView } from '../../control/dashboard/diff-view.tsx';
+import { ApprovalsPage } from '../../control/dashboard/pages/approvals.tsx';
 import { parseUnifiedDiff, sideBySide } from '../../control/dashboard/git-diff.ts';
 import { parseFilter } from '../../control/dashboard/outcome-stats.ts';
 import { Intake } from '../../control/intake/index.ts';
@@ -371,4 +372,15 @@ test('the outcomes export masks a secret holding a quote or a backslash (JSON es
   const text = await res.text();
   assert.match(text, /smtp login \[secret\] refused/);
   assert.ok(!text.includes('word1'), text);
+});
+
+test('the approvals page draws the first runs\' diffs and links the rest to their tickets (one GET stays bounded)', async (t) => {
+  const { intake, store } = buildTestApp(t);
+  const ticket = { ...store.getTicket(fileTicket(intake, 'Checkout is blank'))!, state: 'awaiting_approval' as const };
+  const scrub = (s: string) => s;
+  const viewer = { user: 'local', csrf: 'x', loggedIn: false, mayAct: true };
+  const run = { id: 1, branch: 'bot/1', commit: null, reason: null, finishedAt: null };
+  const html = String(await ApprovalsPage({ viewer, items: [{ ticket, run, files: null, diff: 'elsewhere' }], scrub, mask: scrub, approvalsEnabled: true, more: 0 }));
+  assert.match(html, new RegExp(`The diff is on <a href="/tickets/${ticket.id}">ticket ${ticket.id}</a>`));
+  assert.doesNotMatch(html, /No diff/);
 });

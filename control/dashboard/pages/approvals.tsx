@@ -13,7 +13,8 @@ export interface ApprovalItem {
   ticket: Ticket;
   run: { id: number; branch: string | null; commit: string | null; reason: string | null; finishedAt: string | null } | null;
   files: RunFiles | null;
-  diff: RunDiff | { error: string } | null;
+  /** 'elsewhere': past the page's first DIFFS_SHOWN runs, the diff is on the ticket's page. */
+  diff: RunDiff | { error: string } | null | 'elsewhere';
 }
 
 export function ApprovalsPage(props: { viewer: Viewer; items: ApprovalItem[]; scrub: Scrub; mask: Scrub; approvalsEnabled: boolean; more: number }) {
@@ -70,7 +71,13 @@ function Item(props: { item: ApprovalItem; viewer: Viewer; scrub: Scrub; mask: S
           <pre class="plan">{files.plan.text}</pre>
         </details>
       ) : null}
-      <DiffView diff={diff} scrub={props.scrub} mask={props.mask} />
+      {diff === 'elsewhere' ? (
+        <p class="muted">
+          The diff is on <a href={`/tickets/${t.id}`}>{`ticket ${t.id}`}</a>'s page (this page shows the first few).
+        </p>
+      ) : (
+        <DiffView diff={diff} scrub={props.scrub} mask={props.mask} />
+      )}
     </div>
   );
 }

@@ -13,6 +13,11 @@ import { ErrorPage } from '../pages/login.tsx';
 
 /** Approval queue shown per state on one page. */
 const APPROVALS_PER_STATE = 30;
+/**
+ * Runs whose diff the page draws (each is a git process and up to dashboard.maxDiffBytes
+ * of page): the rest link to their ticket's page, so one GET stays bounded.
+ */
+const DIFFS_SHOWN = 8;
 
 export function registerApprovalRoutes(app: Hono, dash: Dash): void {
   const { deps, access, scrub, maskSecrets, outcomes, viewer } = dash;
@@ -37,7 +42,8 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
       const row = latest.find((r) => r.run_id === run.id);
       const files = readRunFiles(config, scrub, run);
       const info = { id: run.id, branch: row?.branch ?? run.branch ?? files.push.branch ?? null, commit: row?.commit ?? files.push.commit ?? null, reason: row?.reason ?? run.reason, finishedAt: run.finished_at };
-      items.push({ ticket, run: info, files, diff: await diffForRun(config, info, files) });
+      const diff = items.filter((i) => i.diff !== null && i.diff !== 'elsewhere').length < DIFFS_SHOWN ? await diffForRun(config, info, files) : 'elsewhere';
+      items.push({ ticket, run: info, files, diff });
     }
     return page(c, <ApprovalsPage viewer={viewer(c)} items={items} scrub={scrub} mask={maskSecrets} approvalsEnabled={Boolean(deps.approvals)} more={Math.max(0, more)} />);
   });
