@@ -252,7 +252,7 @@ function banner(config: BugbotConfig, url: string, slack: boolean, localKey: str
   if (t.latency.enabled) lines.push(`  POST ${url}/triggers/latency         P95 latency alerts${authNote(Boolean(s.get(t.latency.tokenEnv) || s.get(t.latency.basicUserEnv)))}`);
   if (t.email.enabled) {
     lines.push(`  POST ${url}/triggers/email/mailgun   Mailgun inbound route${s.get(t.email.mailgunSigningKeyEnv) ? '' : `  (disabled until ${t.email.mailgunSigningKeyEnv} is set)`}`);
-    lines.push(`  POST ${url}/triggers/email/raw       RFC 5322 message${authNote(Boolean(s.get(t.email.rawTokenEnv)))}`);
+    lines.push(`  POST ${url}/triggers/email/raw       RFC 5322 message as message/rfc822${authNote(Boolean(s.get(t.email.rawTokenEnv)))}`);
   }
   if (t.slack.enabled) {
     lines.push(

@@ -3,7 +3,8 @@
  * - POST /triggers/email/mailgun: a Mailgun inbound route (form fields). The
  *   signature is HMAC-SHA256(timestamp + token) with the signing key; stale
  *   timestamps and reused tokens are refused (Mailgun's replay advice).
- * - POST /triggers/email/raw: an RFC 5322 message as the body, bearer token.
+ * - POST /triggers/email/raw: an RFC 5322 message as the body (content-type
+ *   message/rfc822), bearer token.
  */
 import type { Context, Hono } from 'hono';
 import type { AppDeps } from '../app.ts';
