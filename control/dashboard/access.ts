@@ -137,6 +137,17 @@ export class DashboardAccess {
     return { id, actionKey };
   }
 
+  /** The session of a header credential (no cookie: the header comes with every request). */
+  private credentialSession(header: string, user: string): string {
+    const id = `h-${createHmac('sha256', this.key).update(`credential:${header}`).digest('base64url')}`;
+    const s = this.sessions.get(id);
+    if (!s || s.expires <= this.now()) {
+      this.prune();
+      this.sessions.set(id, { user, expires: this.now() + this.opts.sessionMs, actionKey: randomBytes(32).toString('base64url') });
+    }
+    return id;
+  }
+
   endSession(c: Context): void {
     const id = getCookie(c, SESSION_COOKIE);
     if (id) {
@@ -150,11 +161,16 @@ export class DashboardAccess {
   private resolve(c: Context): { id: string; user: string; byHeader?: boolean } | null {
     const id = getCookie(c, SESSION_COOKIE);
     if (this.required) {
+      // A request that authenticates itself (a script's bearer token, a browser's basic
+      // auth) is that credential's viewer, whatever cookie it also sends: one server-side
+      // session per credential, so the CSRF token of the page a script read still holds
+      // for the form it posts with the same header.
+      const header = c.req.header('authorization');
+      const user = header ? this.headerUser(header) : null;
+      if (user) return { id: this.credentialSession(header!, user), user, byHeader: true };
       const s = id ? this.sessions.get(id) : undefined;
       if (id && s && s.expires > this.now()) return { id, user: s.user };
-      const user = this.headerUser(c.req.header('authorization'));
-      // A script authenticating per request gets a session too, so it can post forms.
-      return user ? { id: this.startSession(c, user).id, user, byHeader: true } : null;
+      return null;
     }
     // No login on loopback: every browser still gets a session id for its CSRF token.
     if (id && ID_RE.test(id)) return { id, user: 'local' };

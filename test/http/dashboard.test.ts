@@ -384,3 +384,21 @@ test('the approvals page draws the first runs\' diffs and links the rest to thei
   assert.match(html, new RegExp(`The diff is on <a href="/tickets/${ticket.id}">ticket ${ticket.id}</a>`));
   assert.doesNotMatch(html, /No diff/);
 });
+
+test('a script with the dashboard token in its header reads a page and posts its form with the same header, cookie or not; a wrong token cannot', async (t) => {
+  const { app, intake, store } = buildTestApp(t, { flags: EXPOSED, env: EXPOSED_ENV });
+  const id = fileTicket(intake, 'Export fails');
+  const auth = { authorization: 'Bearer dash-token-456' };
+  const read = await app.request('http://localhost/', { headers: auth });
+  assert.equal(read.status, 200);
+  const csrf = csrfOf(await read.text())!;
+  assert.ok(csrf);
+  const post = (headers: Record<string, string>) =>
+    app.request(`http://localhost/approvals/${id}/cancel`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost', ...headers }, body: form({ _csrf: csrf }) });
+  assert.equal((await post({ authorization: 'Bearer wrong' })).status, 401);
+  // With a cookie of some other session in its jar too: the header decides.
+  const other = cookieOf(await app.request('http://localhost/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' }, body: form({ token: 'dash-token-456' }) }));
+  const res = await post({ ...auth, cookie: `bugbot_session=${other}` });
+  assert.equal(res.status, 303, await res.clone().text());
+  assert.equal(store.getTicket(id)!.state, 'dropped', 'the cancel went through');
+});
