@@ -134,7 +134,11 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
 
   if (e.status === 'resolved') {
     if (store.eventExists(e.source, e.sourceEventId)) return duplicate;
-    if (ref) store.markAlertResolved(ref.id, e.lastSeen, batch.nowIso);
+    if (ref) {
+      // Occurrences before it in this batch first: their write clears an earlier resolution.
+      batch.settle(ref.id);
+      store.markAlertResolved(ref.id, e.lastSeen, batch.nowIso);
+    }
     store.insertEvent(e, fingerprint, ref?.id ?? null, batch.nowIso);
     return { ...base, status: 'resolved', ticketId: ref?.id ?? null, state: state ?? null, reason: ref ? 'alert resolved' : 'resolved alert with no ticket' };
   }
@@ -163,8 +167,13 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
     const pushedMs = Date.parse(ref.pushed_at);
     if (Date.parse(e.lastSeen) <= pushedMs + config.triage.regressionGraceSeconds * 1000) {
       // Still the old code (deploy lag): count it against the fix, open nothing.
-      store.insertEvent(e, fingerprint, ref.id, batch.nowIso);
+      if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate;
       batch.occur(ref.id, e, null);
+      if (e.human) {
+        // A person who reports it now hears what becomes of the fix, like any reporter.
+        store.addReporter(ref.id, e.reporter);
+        store.audit(ref.id, actorOf(e), 'merged-report', e.title);
+      }
       return { ...base, status: 'merged', ticketId: ref.id, state, reason: 'seen within the grace period after the fix' };
     }
     if (batch.now.getTime() - pushedMs <= config.triage.regressionWindowDays * 86_400_000) regressionOf = ref.id;

@@ -6,7 +6,6 @@
 import type { BugbotConfig } from '../config.ts';
 import type { Store } from '../queue/store.ts';
 import type { Classification, TicketState, TriggerEvent } from '../types.ts';
-import { OPEN_STATES } from '../types.ts';
 import { acceptOne, Batch, ReplayError, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
 import { fingerprintEvent } from './fingerprint.ts';
 import { redactEvent } from './redact-event.ts';
@@ -21,6 +20,9 @@ export interface IntakeDeps {
   config: BugbotConfig;
   redactor: Redactor;
 }
+
+/** States whose ticket triage (re)decides: a claim or its release goes back through it. */
+const TRIAGED_STATES: readonly TicketState[] = ['settling', 'queued', 'deferred'];
 
 const MAX_BATCH = 256;
 const MAX_BATCH_DELAY_MS = 2;
@@ -195,7 +197,9 @@ export class Intake {
       if (!t) throw new Error(`no ticket ${ticketId}`);
       this.store.setClaimedBy(ticketId, who);
       this.store.audit(ticketId, who ?? 'cli', who ? 'claimed-by-person' : 'unclaimed');
-      if (!OPEN_STATES.includes(t.state as TicketState) || t.state === 'running') {
+      // Only tickets triage still decides go back through it: one running, awaiting
+      // approval or needing a person keeps its state (a claim of those is noted, not acted on).
+      if (!TRIAGED_STATES.includes(t.state as TicketState)) {
         return { state: t.state as TicketState, reason: t.triage_reason ?? '' };
       }
       return this.decide(ticketId);

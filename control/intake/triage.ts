@@ -52,7 +52,9 @@ const LABEL_SEVERITY: Record<string, Severity> = {
 export function createTriage(cfg: BugbotConfig['triage']): Triage {
   const critical = cfg.criticalPatterns.map((p) => compilePattern(p, 'i'));
   const high = cfg.highPatterns.map((p) => compilePattern(p, 'i'));
-  const ignore = cfg.ignore.map((r) => ({ re: compilePattern(r.pattern, 'i'), reason: r.reason }));
+  // Matched against service, title and message, one a line: ^ and $ are a line's ends, so
+  // "^Watchdog$" names an alert whose title is just that.
+  const ignore = cfg.ignore.map((r) => ({ re: compilePattern(r.pattern, 'im'), reason: r.reason }));
   const minRank = severityRank(cfg.minSeverity);
 
   const severity: Triage['severity'] = (input) => {

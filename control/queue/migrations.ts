@@ -167,12 +167,19 @@ const MIGRATIONS: string[] = [
 ];
 
 export function migrate(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
+  for (;;) {
+    // Read and raised in one IMMEDIATE transaction: two processes opening a new home at
+    // once (bugbot start and bugbot watch) would otherwise both run the same migration.
+    const more = db
+      .transaction(() => {
+        const v = db.pragma('user_version', { simple: true }) as number;
+        if (v >= MIGRATIONS.length) return false;
+        db.exec(MIGRATIONS[v]!);
+        db.pragma(`user_version = ${v + 1}`);
+        return true;
+      })
+      .immediate();
+    if (!more) return;
   }
 }
 

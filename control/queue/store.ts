@@ -91,10 +91,12 @@ export class Store {
   constructor(path: string, opts: StoreOptions = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
+    // First: switching a new file to WAL and migrating it take the write lock, which
+    // another process opening the same new home may hold for a moment.
+    this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.durability === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.now = opts.now ?? (() => new Date());
   }
@@ -223,9 +225,10 @@ export class Store {
     nowIso: string,
   ): void {
     this.stmt(
+      // Firing again: whatever resolved it before no longer holds.
       `UPDATE tickets SET count = count + ?, users = MAX(users, ?),
          first_seen = MIN(first_seen, ?), last_seen = MAX(last_seen, ?),
-         settle_deadline = COALESCE(?, settle_deadline), updated_at = ?
+         settle_deadline = COALESCE(?, settle_deadline), alert_resolved_at = NULL, updated_at = ?
        WHERE id = ?`,
     ).run(o.count, o.users, o.firstSeen, o.lastSeen, o.deadline, nowIso, ticketId);
   }
@@ -309,7 +312,8 @@ export class Store {
 
   occurrences(ticketId: number, limit = 500): OccurrenceRow[] {
     return this.stmt(
-      `SELECT seen_at AS at, count, source, id AS event_id FROM events WHERE ticket_id = ? ORDER BY seen_at DESC LIMIT ?`,
+      // A resolution is recorded as an event of its ticket, but it is no occurrence of the error.
+      `SELECT seen_at AS at, count, source, id AS event_id FROM events WHERE ticket_id = ? AND status = 'firing' ORDER BY seen_at DESC LIMIT ?`,
     ).all(ticketId, limit) as OccurrenceRow[];
   }
 

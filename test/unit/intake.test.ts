@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { test, type TestContext } from 'node:test';
 import { Intake } from '../../control/intake/index.ts';
 import { createRedactor } from '../../lib/redact.ts';
@@ -10,6 +12,8 @@ import { Store } from '../../control/queue/store.ts';
 import type { TriggerEvent } from '../../control/types.ts';
 import type { ConfigFile } from '../../control/config.ts';
 import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+
+const execFileAsync = promisify(execFile);
 
 function setup(t: TestContext, flags: ConfigFile = {}) {
   const home = tempDir(t);
@@ -215,4 +219,69 @@ test('secrets and emails are redacted before anything is stored', (t) => {
     assert.doesNotMatch(text, /hunter2|bob@example\.com|ghp_abc|s3cret/);
   }
   assert.match(ticket.message, /<email:[0-9a-f]{12}>/);
+});
+
+test('the default ignore rule ^Watchdog$ drops the alerting heartbeat (^ and $ are a line\'s ends in service, title, message)', (t) => {
+  const { intake, store, clock } = setup(t);
+  const heartbeat = (service?: string) => alert({ service, title: 'Watchdog', message: 'Watchdog', labels: { alertname: 'Watchdog' }, route: undefined });
+  intake.accept([heartbeat(undefined), heartbeat('prometheus')]);
+  clock.advance(31);
+  intake.settleDue();
+  const tickets = store.listTickets();
+  assert.equal(tickets.length, 2);
+  for (const tk of tickets) {
+    assert.equal(tk.state, 'dropped', tk.triageReason ?? '');
+    assert.match(tk.triageReason ?? '', /^ignored: alerting heartbeat/);
+  }
+});
+
+test('claiming or releasing a ticket that awaits approval or needs a person keeps its state (triage does not decide those)', (t) => {
+  const { intake, store, clock } = setup(t);
+  for (const state of ['awaiting_approval', 'needs_human'] as const) {
+    const [r] = intake.accept([alert({ message: `Error: ${state} broke`, title: state })]);
+    clock.advance(31);
+    intake.settleDue();
+    store.setState(r!.ticketId!, state);
+    assert.equal(intake.claim(r!.ticketId!, 'alice').state, state);
+    assert.equal(intake.claim(r!.ticketId!, null).state, state);
+    assert.equal(store.getTicket(r!.ticketId!)!.state, state);
+  }
+});
+
+test('a person reporting a just-fixed error (within the grace period) is recorded as its reporter, to hear what becomes of the fix', (t) => {
+  const { intake, store, clock } = setup(t);
+  const [r] = intake.accept([alert()]);
+  clock.advance(31);
+  intake.settleDue();
+  store.db.prepare("UPDATE tickets SET state = 'pushed', pushed_at = ? WHERE id = ?").run(store.nowIso(), r!.ticketId);
+  clock.advance(60);
+  const at = store.nowIso();
+  const [m] = intake.accept([alert({ source: 'slack', human: true, firstSeen: at, lastSeen: at, reporter: { kind: 'slack', channel: 'C1', thread: '1.1' } } as Partial<TriggerEvent>)]);
+  assert.equal(m!.reason, 'seen within the grace period after the fix');
+  assert.equal(store.listTickets().length, 1, 'no new ticket');
+  assert.equal(store.getTicket(r!.ticketId!)!.reporters.length, 1);
+});
+
+test('a resolved alert is no occurrence; firing again clears the resolution, even in the same batch', (t) => {
+  const { intake, store } = setup(t);
+  const [r] = intake.accept([alert({ sourceEventId: 'a:1' })]);
+  const id = r!.ticketId!;
+  intake.accept([alert({ sourceEventId: 'a:1:resolved', status: 'resolved', lastSeen: '2026-11-21T10:01:00.000Z' })]);
+  assert.equal(store.getTicket(id)!.count, 1);
+  assert.equal(store.occurrences(id).length, 1, 'the resolution is not drawn as an occurrence');
+  assert.ok(store.getTicket(id)!.alertResolvedAt);
+  intake.accept([alert({ sourceEventId: 'a:2' })]);
+  assert.equal(store.getTicket(id)!.alertResolvedAt, null, 'firing again');
+  // Firing, then resolved, in one batch: resolved it stays.
+  intake.accept([alert({ sourceEventId: 'a:3' }), alert({ sourceEventId: 'a:3:resolved', status: 'resolved', lastSeen: '2026-11-21T10:05:00.000Z' })]);
+  assert.equal(store.getTicket(id)!.alertResolvedAt, '2026-11-21T10:05:00.000Z');
+});
+
+test('four processes opening one new home at once all get the migrated store (bugbot start and bugbot watch on a fresh home)', async (t) => {
+  const open = `import { Store } from ${JSON.stringify(join(import.meta.dirname, '../../control/queue/store.ts'))}; new Store(process.argv[1]).close(); console.log('ok');`;
+  for (let round = 0; round < 4; round++) {
+    const path = join(tempDir(t), 'bugbot.db');
+    const runs = Array.from({ length: 4 }, () => execFileAsync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', open, path]).then((r) => r.stdout.trim(), (e: Error) => e.message));
+    assert.deepEqual(await Promise.all(runs), ['ok', 'ok', 'ok', 'ok'], `round ${round}`);
+  }
 });
