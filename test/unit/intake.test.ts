@@ -256,7 +256,7 @@ test('a person reporting a just-fixed error (within the grace period) is recorde
   store.db.prepare("UPDATE tickets SET state = 'pushed', pushed_at = ? WHERE id = ?").run(store.nowIso(), r!.ticketId);
   clock.advance(60);
   const at = store.nowIso();
-  const [m] = intake.accept([alert({ source: 'slack', human: true, firstSeen: at, lastSeen: at, reporter: { kind: 'slack', channel: 'C1', thread: '1.1' } } as Partial<TriggerEvent>)]);
+  const [m] = intake.accept([alert({ source: 'slack', human: true, firstSeen: at, lastSeen: at, reporter: { kind: 'slack', id: 'U1', thread: 'C1:1.1' } })]);
   assert.equal(m!.reason, 'seen within the grace period after the fix');
   assert.equal(store.listTickets().length, 1, 'no new ticket');
   assert.equal(store.getTicket(r!.ticketId!)!.reporters.length, 1);
