@@ -54,6 +54,10 @@ PUSHED=""
 cleanup() {
   local rc=$?
   set +e
+  # Cleanup runs to its end: another SIGTERM (the control plane's, to the whole group)
+  # would stop it halfway, the worktree left and the partial work not committed. The
+  # commands below inherit the ignored signals.
+  trap '' TERM INT
   if [ -n "$DEV_WATCH_PID" ]; then kill "$DEV_WATCH_PID" 2>/dev/null; fi
   harness_phase_stop
   harness_mcp_host_stop

@@ -30,6 +30,12 @@ export interface ActiveWorker {
   cancelled: string | null;
   progress: { phase: string | null; tokens: number; cost_usd: number; tool_calls: number; tail: string[] };
   timer: NodeJS.Timeout;
+  /** SIGTERM was sent: once is enough (a second one would cut its cleanup short). */
+  termSent?: boolean;
+  /** The worker could not be started at all (spawn's error). */
+  spawnError?: string;
+  /** finished() ran ('error' and 'close' may both come). */
+  done?: boolean;
 }
 
 export interface WorkerView {
@@ -158,7 +164,17 @@ export class Dispatcher {
     try {
       ws = prepareWorkspace(config, ticket, run);
     } catch (err) {
-      finishRun(store, run.id, { ticketState: 'failed', outcome: 'failed', reason: `could not prepare the ticket folder: ${(err as Error).message}` });
+      // A run like any other: its outcome row, and its reporters told.
+      const reason = `could not prepare the ticket folder: ${(err as Error).message}`;
+      const row = buildOutcomeRow({ ticket, run, outcome: null, state: 'failed', reason, model: config.harness.model ?? null });
+      try {
+        this.deps.archive.append(row);
+      } catch (e) {
+        logger.error('could not append the outcome row', { run: run.id, error: (e as Error).message });
+      }
+      finishRun(store, run.id, { ticketState: 'failed', outcome: row.outcome, reason });
+      logger.error('worker not started', { worker: slot, ticket: ticket.id, run: run.id, reason });
+      this.deps.onRunFinished?.(row, ticket);
       return;
     }
     const child = spawn('bash', [join(REPO_ROOT, 'harness', 'worker.sh'), String(slot), ws.ticketDir], {
@@ -187,6 +203,13 @@ export class Dispatcher {
       }
     });
     child.on('close', (code, signal) => this.finished(w, code, signal));
+    // spawn failing (EAGAIN, EMFILE, EACCES) is an event, not a throw: without a listener
+    // it would end the control plane.
+    child.on('error', (err) => {
+      w.spawnError = err.message;
+      logger.error('worker could not be started', { worker: slot, ticket: ticket.id, run: run.id, error: err.message });
+      if (child.pid === undefined) this.finished(w, null, null);
+    });
     // A worker killed before its trap ran (kill -9, OOM) leaves its Claude session, MCP
     // servers and dev server behind, holding stderr open: stop them so 'close' comes.
     child.on('exit', () => {
@@ -225,6 +248,10 @@ export class Dispatcher {
   }
 
   private kill(w: ActiveWorker, signal: NodeJS.Signals): void {
+    if (signal === 'SIGTERM') {
+      if (w.termSent) return;
+      w.termSent = true;
+    }
     try {
       if (w.child.pid) process.kill(-w.child.pid, signal);
     } catch {
@@ -234,6 +261,8 @@ export class Dispatcher {
 
   private finished(w: ActiveWorker, code: number | null, signal: NodeJS.Signals | null): void {
     const { store, archive, logger, config } = this.deps;
+    if (w.done) return;
+    w.done = true;
     clearInterval(w.timer);
     this.active.delete(w.slot);
     this.lastBeat.delete(w.run.id);
@@ -244,6 +273,14 @@ export class Dispatcher {
     if (w.cancelled || cancelledElsewhere) {
       state = 'failed';
       reason = cancelledElsewhere ?? w.cancelled!;
+    } else if (outcome && outcome.state === 'cancelled' && this.state === 'stopping') {
+      // The control plane stopped (a restart, a deploy), not a person: like a crash, the
+      // ticket gets another attempt; its partial work is on its branch.
+      const again = w.run.attempt < config.queue.maxAttempts;
+      state = again ? 'queued' : 'failed';
+      reason =
+        'stopped with the control plane mid-run; ' +
+        (again ? `requeued (attempt ${w.run.attempt} of ${config.queue.maxAttempts})` : `attempt ${w.run.attempt} of ${config.queue.maxAttempts}, giving up`);
     } else if (outcome) {
       state = (['pushed', 'awaiting_approval', 'needs_human'] as const).find((s) => s === outcome.state) ?? 'failed';
       reason = outcome.reason;
@@ -253,7 +290,7 @@ export class Dispatcher {
       const again = w.run.attempt < config.queue.maxAttempts;
       state = again ? 'queued' : 'failed';
       reason =
-        `worker exited (${signal ?? `status ${code}`}) without an outcome; ` +
+        (w.spawnError ? `worker could not be started (${w.spawnError}); ` : `worker exited (${signal ?? `status ${code}`}) without an outcome; `) +
         (again ? `requeued (attempt ${w.run.attempt} of ${config.queue.maxAttempts})` : `attempt ${w.run.attempt} of ${config.queue.maxAttempts}, giving up`);
     }
     const row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null });

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, tempDir, waitFor } from '../support/helpers.ts';
@@ -283,4 +283,39 @@ test('start prints where it listens and what it watches; SIGTERM stops it cleanl
   b.proc.kill('SIGTERM');
   const exit = await b.exited;
   assert.equal(exit.code, 0);
+});
+
+test('a run that cannot start (its ticket folder cannot be made; bash cannot be spawned) fails with the reason and an outcome row, and the control plane stays up', { timeout: 90_000 }, async (t) => {
+  for (const how of ['folder', 'spawn'] as const) {
+    const dir = tempDir(t);
+    const home = join(dir, 'home');
+    const configPath = join(dir, 'bugbot.config.json');
+    writeFileSync(configPath, JSON.stringify({ home, workers: 1, intake: { settleSeconds: 0 }, target: { repo: dir } }));
+    gitCheckout(dir);
+    const env: NodeJS.ProcessEnv = { ANTHROPIC_API_KEY: 'sk-test' };
+    if (how === 'folder') {
+      mkdirSync(home, { recursive: true });
+      writeFileSync(join(home, 'tickets'), 'not a folder');
+    } else {
+      env.PATH = pathWithout(join(dir, 'bin'), ['bash']);
+    }
+    const b = await startBugbot(t, { configPath, cwd: dir, env });
+    const filed = await fetch(`${b.url}/api/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Search is slow' }) });
+    assert.equal(filed.status, 201);
+    const reason = how === 'folder' ? /^could not prepare the ticket folder: / : /^worker could not be started \(spawn bash ENOENT\)/;
+    const runs = await waitFor(
+      async () => {
+        const d = (await (await fetch(`${b.url}/api/tickets/1`)).json()) as { runs: Array<{ state: string; reason: string | null }> };
+        return d.runs.length && d.runs[0]!.state !== 'running' ? d.runs : undefined;
+      },
+      30_000,
+      `the ${how} failure to be recorded`,
+    );
+    assert.match(runs[0]!.reason ?? '', reason, how);
+    assert.equal((await fetch(`${b.url}/healthz`)).status, 200, `${how}: the control plane is up`);
+    const rows = readFileSync(join(home, 'outcomes.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { outcome: string; reason: string });
+    assert.ok(rows.some((r) => r.outcome === 'failed' && reason.test(r.reason)), `${how}: an outcome row says why`);
+    b.proc.kill('SIGTERM');
+    assert.equal((await b.exited).code, 0);
+  }
 });

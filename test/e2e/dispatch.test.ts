@@ -177,3 +177,35 @@ test('kill -9 of the control plane mid-run: the run is reconciled, no orphan wor
   assert.equal(existsSync(join(env.home, 'worktrees', 'ticket-1-run-1')), false, 'the first run\'s worktree is gone');
   assert.doesNotMatch(env.target.git('worktree', 'list'), /ticket-1-run-1/);
 });
+
+test('a graceful stop of the control plane mid-run (SIGTERM: a restart, a deploy) requeues the ticket instead of failing it', { timeout: 300_000 }, async (t) => {
+  const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 120, heartbeatSeconds: 1 } } as ConfigFile);
+  const cfg = JSON.parse(readFileSync(env.configPath, 'utf8')) as { target: Record<string, unknown> };
+  cfg.target.devCommand = LIGHT_DEV_SERVER;
+  (await import('node:fs')).writeFileSync(env.configPath, JSON.stringify(cfg));
+  let researchCalls = 0;
+  env.model.script('research', [
+    () => (++researchCalls === 1 ? { delayMs: 600_000, then: say('too late') } : say('No plan this time.')),
+  ]);
+  let bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
+  await fileTicket(bugbot.url, 'Strays crash the pet page', 'GET /api/pets/5 fails: owner is undefined');
+  const runDir = join(env.home, 'tickets', '1', 'run-1');
+  await waitFor(() => env.model.requests.some((r) => r.phase === 'research'), 60_000, 'research to call the model');
+
+  bugbot.proc.kill('SIGTERM');
+  assert.equal((await bugbot.exited).code, 0, bugbot.output().slice(-2000));
+  assert.equal(processesMentioning(runDir).length, 0, 'the worker cleaned up before the control plane exited');
+  assert.equal(existsSync(join(env.home, 'worktrees', 'ticket-1-run-1')), false, 'its worktree is gone');
+
+  bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
+  const detail = await waitFor(
+    async () => {
+      const d = (await (await fetch(`${bugbot.url}/api/tickets/1`)).json()) as { ticket: { state: string; attempt: number }; runs: Array<{ id: number; state: string; reason: string }> };
+      return d.runs.length >= 2 && d.runs[1]!.state !== 'running' ? d : undefined;
+    },
+    120_000,
+    'the requeued second attempt to finish',
+  );
+  assert.match(detail.runs[0]!.reason, /stopped with the control plane mid-run; requeued \(attempt 1 of 3\)/);
+  assert.equal(detail.ticket.attempt, 2, 'a second attempt, not a failed ticket');
+});
