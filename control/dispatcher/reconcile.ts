@@ -6,18 +6,56 @@
  * live run are removed, keeping their branches.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { reclaimRuns, type RunRow } from '../queue/leases.ts';
 import type { Store } from '../queue/store.ts';
 
-/** Kill a process group if its leader is still the process we think it is. */
-function killGroup(pid: number, expect: string): boolean {
+/** The files a run's helpers record their process group in (harness/worker.sh, lib/run-phase.mjs, lib/push.sh). */
+const PID_FILES = ['devserver.pid', 'phase.pid', 'gate.pid'] as const;
+/** USER_HZ: the unit of /proc/<pid>/stat's start time (100 on every architecture Linux runs on here). */
+const CLOCK_TICKS_PER_S = 100;
+/** Slack for a pid file's mtime against a process's start: file systems with coarse times, small clock steps. */
+const START_SLACK_S = 2;
+
+interface ProcInfo {
+  argv: string[];
+  /** Start time in clock ticks since boot. */
+  startTicks: number;
+}
+
+/** A live process as /proc shows it; null when there is none (or it cannot be read). */
+function procInfo(pid: number): ProcInfo | null {
   try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!cmdline.includes(expect)) return false;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    // "pid (comm) state ...": comm may hold spaces and parentheses; starttime is field 22.
+    return { argv, startTicks: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) };
+  } catch {
+    return null;
+  }
+}
+
+/** When the machine booted, seconds since the epoch (/proc/stat btime, whole seconds rounded down). */
+function bootTimeS(): number | null {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a command line names a path: an argument that is it, or a path below it. */
+function mentions(argv: string[], paths: string[]): boolean {
+  return argv.some((a) => paths.some((p) => a === p || a.startsWith(`${p}/`)));
+}
+
+/** Kill a process group; false when nothing was left in it. */
+function killPgid(pid: number): boolean {
+  try {
     process.kill(-pid, 'SIGKILL');
     return true;
   } catch {
@@ -25,24 +63,30 @@ function killGroup(pid: number, expect: string): boolean {
   }
 }
 
-/** PIDs a run's helpers recorded: dev server, Claude session, background test gate (each a process group). */
-function recordedPids(ticketDir: string): number[] {
-  const out: number[] = [];
-  for (const f of ['devserver.pid', 'phase.pid', 'gate.pid']) {
-    try {
-      const n = Number(readFileSync(join(ticketDir, f), 'utf8').trim());
-      if (n > 1) out.push(n);
-    } catch {
-      // not recorded
-    }
-  }
-  return out;
+/**
+ * Why the process a run's pid file names is not provably the one the run started, or
+ * null when it is. A PID is reused once its process is gone, and after a reboot the
+ * recorded ones belong to whatever started since (a shell, tmux, a database): the file
+ * must be from this boot, the process must have existed when the file was written (each
+ * file is written after its process started: by run-phase.mjs after the spawn, by
+ * worker.sh after the dev server's fork, by the gate's own shell), and its command line
+ * must name this run's ticket folder or worktree (Claude Code's --settings and
+ * --mcp-config, bubblewrap's --bind of the worktree and the ticket's home, the gate's
+ * arguments).
+ */
+function notTheRunsProcess(info: ProcInfo, recordedAtS: number, paths: string[]): string | null {
+  const boot = bootTimeS();
+  if (boot === null || !Number.isFinite(info.startTicks)) return 'its start time cannot be read';
+  if (recordedAtS < boot) return 'the pid file predates this boot';
+  if (boot + info.startTicks / CLOCK_TICKS_PER_S > recordedAtS + START_SLACK_S) return 'the process started after the pid file was written';
+  if (!mentions(info.argv, paths)) return "its command line names neither the run's ticket folder nor its worktree";
+  return null;
 }
 
 export function reconcile(config: BugbotConfig, store: Store, logger: Logger): { requeued: number; failed: number; worktreesRemoved: number } {
   const orphans = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: false, reason: 'control plane restarted' });
   for (const { run, ticketState } of orphans) {
-    stopRunProcesses(config.home, run);
+    stopRunProcesses(config.home, run, { logger });
     logger.warn('reconciled orphaned run', { run: run.id, ticket: run.ticket_id, now: ticketState });
   }
   const removed = removeOrphanWorktrees(config, store, logger);
@@ -54,20 +98,43 @@ export function reconcile(config: BugbotConfig, store: Store, logger: Logger): {
 }
 
 /**
- * Stop a run's worker, dev server and Claude session, wherever they are. With
- * `leaderGone` the worker itself has exited (we saw it): its process group is killed
- * without checking the leader's command line.
+ * Stop a run's worker, dev server, Claude session and test gate, wherever they are.
+ * With `leaderGone` the worker itself has exited (we saw it): its process group is
+ * killed without checking the leader's command line. Every other PID is checked first
+ * (`notTheRunsProcess`): one that is not provably the run's is left alone, and logged.
  */
-export function stopRunProcesses(home: string, run: Pick<RunRow, 'pid' | 'ticket_id' | 'id'>, opts: { leaderGone?: boolean } = {}): void {
-  if (run.pid && opts.leaderGone) {
-    try {
-      process.kill(-run.pid, 'SIGKILL');
-    } catch {
-      // nothing left in the group
-    }
-  } else if (run.pid) killGroup(run.pid, 'worker.sh');
+export function stopRunProcesses(
+  home: string,
+  run: Pick<RunRow, 'pid' | 'ticket_id' | 'id'>,
+  opts: { leaderGone?: boolean; logger?: Logger } = {},
+): void {
+  // The paths workspace.ts gives the run.
   const ticketDir = join(home, 'tickets', String(run.ticket_id), `run-${run.id}`);
-  for (const pid of recordedPids(ticketDir)) killGroup(pid, '');
+  const worktree = join(home, 'worktrees', `ticket-${run.ticket_id}-run-${run.id}`);
+  if (run.pid && opts.leaderGone) killPgid(run.pid);
+  else if (run.pid) {
+    // The pool runs `bash harness/worker.sh SLOT TICKET_DIR`.
+    const info = procInfo(run.pid);
+    if (info && info.argv.some((a) => a.endsWith('worker.sh')) && info.argv.includes(ticketDir)) killPgid(run.pid);
+    else if (info) opts.logger?.warn('left a process alone: not the run\'s worker', { run: run.id, pid: run.pid });
+  }
+  for (const file of PID_FILES) {
+    const path = join(ticketDir, file);
+    let pid: number;
+    let recordedAtS: number;
+    try {
+      pid = Number(readFileSync(path, 'utf8').trim());
+      recordedAtS = statSync(path).mtimeMs / 1000;
+    } catch {
+      continue; // not recorded
+    }
+    if (!Number.isInteger(pid) || pid <= 1) continue;
+    const info = procInfo(pid);
+    if (!info) continue; // gone
+    const why = notTheRunsProcess(info, recordedAtS, [ticketDir, worktree]);
+    if (why === null) killPgid(pid);
+    else opts.logger?.warn('left a recorded process alone: not provably the run\'s', { run: run.id, pid, file: path, reason: why });
+  }
 }
 
 /** Remove one worktree (its branch stays), under the harness's lock on the shared checkout. */

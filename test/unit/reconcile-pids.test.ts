@@ -1,0 +1,206 @@
+/**
+ * Start-up reconciliation kills the process groups a run's pid files record
+ * (devserver.pid, phase.pid, gate.pid) only while those PIDs still name the processes
+ * the run started: after a reboot (or once a PID is reused) they name someone else's.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { reconcile, stopRunProcesses } from '../../control/dispatcher/reconcile.ts';
+import { Intake } from '../../control/intake/index.ts';
+import type { Logger } from '../../control/log.ts';
+import { claimNext } from '../../control/queue/leases.ts';
+import { Store } from '../../control/queue/store.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+
+type Warning = { msg: string; fields: Record<string, unknown> };
+
+function recordingLogger(): { logger: Logger; warnings: Warning[] } {
+  const warnings: Warning[] = [];
+  const logger: Logger = {
+    debug: () => {},
+    info: () => {},
+    warn: (msg, fields = {}) => warnings.push({ msg, fields }),
+    error: () => {},
+    child: () => logger,
+  };
+  return { logger, warnings };
+}
+
+/** A long-lived process in a process group of its own, killed after the test. */
+function spawnGroup(t: TestContext, cmd: string, args: string[], argv0?: string): ChildProcess & { pid: number } {
+  const child = spawn(cmd, args, { detached: true, stdio: 'ignore', ...(argv0 ? { argv0 } : {}) });
+  assert.ok(child.pid, `${cmd} started`);
+  t.after(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  return child as ChildProcess & { pid: number };
+}
+
+/** A process whose command line names `path` (as Claude Code's --settings or bubblewrap's --bind do). */
+function naming(t: TestContext, ...paths: string[]) {
+  return spawnGroup(t, process.execPath, ['-e', 'setTimeout(() => {}, 30_000)', '--', ...paths]);
+}
+
+function exited(child: ChildProcess, ms = 5_000): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => (clearTimeout(timer), resolve(true)));
+  });
+}
+
+function alive(child: ChildProcess): boolean {
+  if (child.exitCode !== null || child.signalCode !== null) return false;
+  try {
+    process.kill(child.pid!, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Wait until /proc shows the child's own command line (spawn returns between fork and exec). */
+async function execed(child: ChildProcess, text: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if (readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes(text)) return;
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`process ${child.pid} never showed ${text}`);
+}
+
+function bootTimeS(): number {
+  return Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))![1]);
+}
+
+/** A home whose database holds one running run (ticket 1, run 1), as a killed control plane leaves it. */
+function runningRun(t: TestContext) {
+  const home = tempDir(t);
+  const clock = new FakeClock();
+  const config = testConfig(home, { intake: { settleSeconds: 0 } });
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const at = clock.now().toISOString();
+  new Intake({ store, config, redactor: createRedactor() }).accept([
+    { source: 'manual', kind: 'error', title: 'bug', message: 'Error: boom', labels: {}, count: 1, firstSeen: at, lastSeen: at, human: true, sourceEventId: 'm-1' },
+  ]);
+  const { ticket, run } = claimNext(store, 1, null, 600)!;
+  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
+  const worktree = join(home, 'worktrees', `ticket-${ticket.id}-run-${run.id}`);
+  mkdirSync(ticketDir, { recursive: true });
+  return { home, config, store, run, ticketDir, worktree };
+}
+
+test('a recorded PID now held by an unrelated process is left alone, and logged', async (t) => {
+  const { config, store, ticketDir } = runningRun(t);
+  // What a reboot leaves: the pid files name PIDs some other program of this user now holds.
+  const stranger = spawnGroup(t, 'sleep', ['30']);
+  await execed(stranger, 'sleep');
+  writeFileSync(join(ticketDir, 'phase.pid'), String(stranger.pid));
+  writeFileSync(join(ticketDir, 'devserver.pid'), String(stranger.pid));
+  const { logger, warnings } = recordingLogger();
+
+  const out = reconcile(config, store, logger);
+
+  assert.equal(out.requeued, 1, 'the run itself is still reconciled');
+  assert.equal(await exited(stranger, 500), false);
+  assert.ok(alive(stranger), 'the unrelated process group survives');
+  const left = warnings.filter((w) => /left a recorded process alone/.test(w.msg));
+  assert.deepEqual(
+    left.map((w) => [w.fields.pid, w.fields.file]),
+    [
+      [stranger.pid, join(ticketDir, 'devserver.pid')],
+      [stranger.pid, join(ticketDir, 'phase.pid')],
+    ],
+  );
+  assert.match(String(left[0]!.fields.reason), /names neither the run's ticket folder nor its worktree/);
+});
+
+test("the run's own leftovers are killed: Claude session, dev server, test gate", async (t) => {
+  const { config, store, ticketDir, worktree } = runningRun(t);
+  // Claude Code: its --settings are in the ticket folder's config/.
+  const session = naming(t, '--settings', join(ticketDir, 'config', 'research.settings.json'));
+  // The dev server's bubblewrap: --bind WORKTREE WORKTREE (argv0 as the harness runs it).
+  const devserver = spawnGroup(t, process.execPath, ['-e', 'setTimeout(() => {}, 30_000)', '--', '--bind', worktree, worktree], 'bwrap');
+  // The gate's shell: the ticket folder is one of its arguments.
+  const gate = naming(t, 'gate', ticketDir);
+  await Promise.all([execed(session, ticketDir), execed(devserver, worktree), execed(gate, ticketDir)]);
+  writeFileSync(join(ticketDir, 'phase.pid'), String(session.pid));
+  writeFileSync(join(ticketDir, 'devserver.pid'), String(devserver.pid));
+  writeFileSync(join(ticketDir, 'gate.pid'), String(gate.pid));
+  const { logger, warnings } = recordingLogger();
+
+  reconcile(config, store, logger);
+
+  assert.equal(await exited(session), true, 'the Claude session is killed');
+  assert.equal(await exited(devserver), true, 'the dev server is killed');
+  assert.equal(await exited(gate), true, 'the test gate is killed');
+  assert.deepEqual(warnings.filter((w) => /left a recorded process alone/.test(w.msg)), []);
+});
+
+test('a pid file from before this boot names nothing of ours, whatever holds the PID now', async (t) => {
+  const { home, run, ticketDir } = runningRun(t);
+  // Even a process that names the ticket folder (a shell tailing its log, say).
+  const tail = naming(t, join(ticketDir, 'worker.log'));
+  await execed(tail, ticketDir);
+  const file = join(ticketDir, 'phase.pid');
+  writeFileSync(file, String(tail.pid));
+  const before = bootTimeS() - 3600;
+  utimesSync(file, before, before);
+  const { logger, warnings } = recordingLogger();
+
+  stopRunProcesses(home, { ...run, pid: null }, { logger });
+
+  assert.equal(await exited(tail, 500), false);
+  assert.deepEqual(
+    warnings.map((w) => [w.fields.pid, w.fields.reason]),
+    [[tail.pid, 'the pid file predates this boot']],
+  );
+});
+
+test('a PID reused since its file was written (the process is younger than the file) is left alone', async (t) => {
+  const { home, run, ticketDir } = runningRun(t);
+  const later = naming(t, join(ticketDir, 'agent', 'plan.md'));
+  await execed(later, ticketDir);
+  const file = join(ticketDir, 'gate.pid');
+  writeFileSync(file, String(later.pid));
+  // Written 30 s ago, or halfway since boot on a machine up for less than a minute.
+  const written = Math.max(Date.now() / 1000 - 30, (bootTimeS() + Date.now() / 1000) / 2);
+  utimesSync(file, written, written);
+  const { logger, warnings } = recordingLogger();
+
+  stopRunProcesses(home, { ...run, pid: null }, { logger });
+
+  assert.equal(await exited(later, 500), false);
+  assert.deepEqual(
+    warnings.map((w) => [w.fields.pid, w.fields.reason]),
+    [[later.pid, 'the process started after the pid file was written']],
+  );
+});
+
+test("the worker's PID from the database is killed only while it is that run's worker.sh", async (t) => {
+  const { home, run, ticketDir } = runningRun(t);
+  // Another home's worker, or any worker.sh: the right name, not this run's ticket folder.
+  const other = naming(t, '/somewhere/harness/worker.sh', '1', join(home, 'tickets', '1', 'run-10'));
+  await execed(other, 'worker.sh');
+  const { logger, warnings } = recordingLogger();
+  stopRunProcesses(home, { ...run, pid: other.pid }, { logger });
+  assert.equal(await exited(other, 500), false);
+  assert.equal(warnings.length, 1);
+
+  const worker = naming(t, '/somewhere/harness/worker.sh', '1', ticketDir);
+  await execed(worker, ticketDir);
+  stopRunProcesses(home, { ...run, pid: worker.pid }, { logger });
+  assert.equal(await exited(worker), true, "the run's worker is killed");
+});
