@@ -270,7 +270,12 @@ export class Dispatcher {
     let state: TicketState;
     let reason: string;
     const cancelledElsewhere = cancelledReason(store, w.run.id);
-    if (w.cancelled || cancelledElsewhere) {
+    // A cancel that came after the push: the fix is on staging (or its bot branch) already.
+    const pushedFirst = Boolean((w.cancelled || cancelledElsewhere) && outcome && (outcome.state === 'pushed' || outcome.state === 'awaiting_approval'));
+    if (pushedFirst) {
+      state = outcome!.state as TicketState;
+      reason = `${outcome!.reason} (it had pushed before the cancel${cancelledElsewhere ? ` — ${cancelledElsewhere} —` : ''} took effect)`;
+    } else if (w.cancelled || cancelledElsewhere) {
       state = 'failed';
       reason = cancelledElsewhere ?? w.cancelled!;
     } else if (outcome && outcome.state === 'cancelled' && this.state === 'stopping') {
@@ -299,7 +304,7 @@ export class Dispatcher {
     } catch (err) {
       logger.error('could not append the outcome row', { run: w.run.id, error: (err as Error).message });
     }
-    finishRun(store, w.run.id, { ticketState: state, outcome: row.outcome, reason });
+    finishRun(store, w.run.id, { ticketState: state, outcome: row.outcome, reason }, { overCancel: pushedFirst });
     if (outcome) store.saveStages(w.run.id, row.stages);
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
     this.deps.onRunFinished?.(row, w.ticket);

@@ -84,10 +84,12 @@ export function finishRun(
   store: Store,
   runId: number,
   result: { ticketState: TicketState; outcome: string; reason: string },
+  /** The run was cancelled after it had pushed: what it did stands over the cancel. */
+  opts: { overCancel?: boolean } = {},
 ): void {
   store.tx(() => {
     const run = store.stmt('SELECT * FROM runs WHERE id = ?').get(runId) as RunRow | undefined;
-    if (!run || run.state !== 'running') return;
+    if (!run || (run.state !== 'running' && !(opts.overCancel && run.state === 'cancelled'))) return;
     const now = store.nowIso();
     store
       .stmt(`UPDATE runs SET state = 'finished', outcome = ?, reason = ?, finished_at = ? WHERE id = ?`)

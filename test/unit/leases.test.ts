@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Intake } from '../../control/intake/index.ts';
 import { createRedactor } from '../../lib/redact.ts';
-import { activeRuns, claimNext, finishRun, heartbeat, reclaimRuns } from '../../control/queue/leases.ts';
+import { activeRuns, cancelTicket, claimNext, finishRun, heartbeat, reclaimRuns } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
 
@@ -93,4 +93,17 @@ test('finishing a run moves the ticket and records when it was pushed', (t) => {
   // Finishing twice is a no-op, not a second transition.
   finishRun(store, c.run.id, { ticketState: 'failed', outcome: 'failed', reason: 'late' });
   assert.equal(store.getTicket(c.ticket.id)!.state, 'pushed');
+});
+
+test('a cancel that came after the run pushed: the push stands (ticket pushed, run finished), and only then', (t) => {
+  const { store } = queued(t, 2);
+  const a = claimNext(store, 1, 4101, 60)!;
+  assert.deepEqual(cancelTicket(store, a.ticket.id, 'cli'), { was: 'running', now: 'failed' });
+  finishRun(store, a.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  assert.equal(store.getTicket(a.ticket.id)!.state, 'failed', 'without overCancel the cancel stands');
+  finishRun(store, a.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging (it had pushed before the cancel took effect)' }, { overCancel: true });
+  assert.equal(store.getTicket(a.ticket.id)!.state, 'pushed');
+  assert.ok(store.getTicket(a.ticket.id)!.pushedAt);
+  const run = store.stmt('SELECT state, outcome FROM runs WHERE id = ?').get(a.run.id) as { state: string; outcome: string };
+  assert.deepEqual(run, { state: 'finished', outcome: 'clean' });
 });
