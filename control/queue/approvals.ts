@@ -5,7 +5,7 @@
  * database. An approval is claimed first (a `running` row; a unique index allows one
  * per ticket) and finished after the merge: two approvals never merge the same fix twice.
  */
-import type { TicketState } from '../types.ts';
+import { OPEN_STATES, type TicketState } from '../types.ts';
 import type { RunRow } from './leases.ts';
 import type { Store, TicketRow } from './store.ts';
 
@@ -163,6 +163,16 @@ function decide(
     if (!allowed.includes(t.state as TicketState)) return notAllowed(t, action === 'skip' ? 'skipped' : 'requeued', allowed);
     const live = store.stmt(`SELECT id FROM runs WHERE ticket_id = ? AND state = 'running'`).get(ticketId) as { id: number } | undefined;
     if (live) return { failure: 'busy', state: t.state as TicketState, message: `ticket ${ticketId} still has a running worker (run ${live.id})` } satisfies Refusal;
+    if (next === 'queued') {
+      // One open ticket per error: a newer one (a person reported it again after this one
+      // failed) carries it on, and a second would have the same bug fixed twice.
+      const newer = store
+        .stmt(`SELECT id, state FROM tickets WHERE fingerprint = ? AND id > ? AND state IN (${OPEN_STATES.map(() => '?').join(', ')}) ORDER BY id LIMIT 1`)
+        .get(t.fingerprint, ticketId, ...OPEN_STATES) as { id: number; state: string } | undefined;
+      if (newer) {
+        return { failure: 'state', state: t.state as TicketState, message: `ticket ${newer.id} (the same error, filed later) is open (${newer.state}): it carries this one on; requeue that one instead` } satisfies Refusal;
+      }
+    }
     const now = store.nowIso();
     if (next === 'queued') {
       // A person asked for another go: it gets the full attempt budget again.

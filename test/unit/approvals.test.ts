@@ -331,3 +331,18 @@ test('the 24-hour regression check skips fixes still awaiting approval and count
   assert.equal(row?.revision, 3);
   assert.equal(row?.regressions_detected_24h, false);
 });
+
+test('requeue refuses a failed ticket whose error a newer open ticket carries on: one open ticket per error', (t) => {
+  const { store, intake, approvals } = setup(t);
+  const first = fileTicket(intake, 'Checkout', 'Error: checkout total is NaN');
+  const claim = claimNext(store, 1, null, 60)!;
+  finishRun(store, claim.run.id, { ticketState: 'failed', outcome: 'failed', reason: 'tests failed' });
+  // A person reports the same error again: a new ticket, since the first one failed.
+  const second = fileTicket(intake, 'Checkout', 'Error: checkout total is NaN');
+  assert.notEqual(second, first);
+  assert.equal(store.getTicket(second)!.fingerprint, store.getTicket(first)!.fingerprint);
+  const r = approvals.requeue(first, 'carol');
+  assert.equal(r.ok, false);
+  assert.match(r.message, new RegExp(`ticket ${second} \\(the same error, filed later\\) is open`));
+  assert.equal(store.getTicket(first)!.state, 'failed');
+});
