@@ -18,7 +18,7 @@ import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
 import { buildOutcomeRow, readOutcome } from './outcome.ts';
 import { prepareWorkspace, type Workspace } from './workspace.ts';
-import { removeWorktree, stopRunProcesses } from './reconcile.ts';
+import { removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
 
 export interface ActiveWorker {
   slot: number;
@@ -291,7 +291,7 @@ export class Dispatcher {
       reason = outcome.reason;
     } else {
       // Died without its trap: clean up after it and give the ticket another attempt.
-      removeWorktree(config.target.repo, w.ws.worktree);
+      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger);
       const again = w.run.attempt < config.queue.maxAttempts;
       state = again ? 'queued' : 'failed';
       reason =

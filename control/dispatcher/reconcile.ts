@@ -5,9 +5,11 @@
  * are requeued within the attempt limit (else failed); worktrees that belong to no
  * live run are removed, keeping their branches.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { reclaimRuns, type RunRow } from '../queue/leases.ts';
@@ -155,6 +157,21 @@ export function removeWorktree(repo: string, path: string): boolean {
     // not a git repository
   }
   return true;
+}
+
+/**
+ * removeWorktree for a running control plane: off the event loop, since the repository's
+ * lock may be held for a while (another worker's fetch) and nothing else may wait on it.
+ */
+export function removeWorktreeInBackground(repo: string, path: string, logger: Logger): void {
+  if (!existsSync(path)) return;
+  const run = promisify(execFile);
+  void (async () => {
+    const common = (await run('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'])).stdout.trim();
+    const lock = join(common, 'bugbot.lock');
+    await run('flock', [lock, 'git', '-C', repo, 'worktree', 'remove', '--force', path]).catch(() => rm(path, { recursive: true, force: true }));
+    await run('flock', [lock, 'git', '-C', repo, 'worktree', 'prune']).catch(() => undefined);
+  })().catch((err: Error) => logger.warn('could not remove a worktree', { path, error: err.message }));
 }
 
 function removeOrphanWorktrees(config: BugbotConfig, store: Store, logger: Logger): number {
