@@ -25,6 +25,14 @@ export interface IntakeDeps {
 const TRIAGED_STATES: readonly TicketState[] = ['settling', 'queued', 'deferred'];
 
 const MAX_BATCH = 256;
+/** How far an event's time may lie from this clock: back (an old log read late), ahead (skew). */
+const MAX_AGE_MS = 366 * 86_400_000;
+const MAX_AHEAD_MS = 5 * 60_000;
+
+function saneTime(iso: string, now: number): string {
+  const t = Date.parse(iso);
+  return new Date(Number.isFinite(t) && t >= now - MAX_AGE_MS && t <= now + MAX_AHEAD_MS ? t : now).toISOString();
+}
 const MAX_BATCH_DELAY_MS = 2;
 
 interface Queued {
@@ -130,8 +138,14 @@ export class Intake {
   }
 
   private prepare(events: TriggerEvent[]): Prepared[] {
+    const now = this.store.now().getTime();
     return events.map((raw) => {
       const e = redactEvent(this.redactor, raw);
+      // One format for every stored time (they are compared as strings), and none absurd:
+      // a time that cannot be read, is years old or lies ahead of this clock becomes now.
+      e.lastSeen = saneTime(e.lastSeen, now);
+      e.firstSeen = saneTime(e.firstSeen, now);
+      if (e.firstSeen > e.lastSeen) e.firstSeen = e.lastSeen;
       const fp = fingerprintEvent(e, { frames: this.cfg.intake.stackFrames });
       return { e, fingerprint: fp.fingerprint, fpJson: JSON.stringify(fp.parts) };
     });

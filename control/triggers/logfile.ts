@@ -267,8 +267,10 @@ function pick(o: Obj, paths: string[]): string | undefined {
 }
 
 function toIso(v: unknown, now: () => Date): string {
-  // Epoch numbers below 1e11 are seconds (structlog, Python time.time()), above are ms (pino).
-  const ms = typeof v === 'number' ? (v < 1e11 ? v * 1000 : v) : typeof v === 'string' ? Date.parse(v) : NaN;
+  // An epoch number's unit by its size, for dates this century: seconds (structlog, Python
+  // time.time()) below 1e11, milliseconds (pino) below 1e14, microseconds (zerolog's
+  // UnixMicro) below 1e17, else nanoseconds (Go's UnixNano, zap).
+  const ms = typeof v === 'number' ? (v < 1e11 ? v * 1000 : v < 1e14 ? v : v < 1e17 ? v / 1e3 : v / 1e6) : typeof v === 'string' ? Date.parse(v) : NaN;
   const d = new Date(ms);
   return Number.isFinite(d.getTime()) ? d.toISOString() : now().toISOString();
 }

@@ -285,3 +285,20 @@ test('four processes opening one new home at once all get the migrated store (bu
     assert.deepEqual(await Promise.all(runs), ['ok', 'ok', 'ok', 'ok'], `round ${round}`);
   }
 });
+
+test('event times are stored in one format and within reason: unreadable, years-old or future times become now; first never after last', (t) => {
+  const { intake, store, clock } = setup(t);
+  const now = clock.now().toISOString();
+  const cases: Array<[string, string, string, string]> = [
+    // firstSeen, lastSeen → stored first, last
+    ['+058859-05-16T16:00:00.000Z', '2026-11-21T09:59:00Z', '2026-11-21T09:59:00.000Z', '2026-11-21T09:59:00.000Z'],
+    ['not a time', 'also not', now, now],
+    ['2019-01-01T00:00:00Z', '2026-11-21T09:00:00+01:00', '2026-11-21T08:00:00.000Z', '2026-11-21T08:00:00.000Z'],
+    ['2026-11-21T09:30:00.000Z', '2030-01-01T00:00:00Z', '2026-11-21T09:30:00.000Z', now],
+  ];
+  for (const [i, [first, last, wantFirst, wantLast]] of cases.entries()) {
+    const [r] = intake.accept([alert({ message: `Error: case ${'abcd'[i]} failed`, firstSeen: first, lastSeen: last })]);
+    const tk = store.getTicket(r!.ticketId!)!;
+    assert.deepEqual([tk.firstSeen, tk.lastSeen], [wantFirst, wantLast], `case ${i}`);
+  }
+});

@@ -411,3 +411,10 @@ describe('LogTailer', () => {
     assert.equal(got[0]?.events[0]?.title, 'born with an error');
   });
 });
+
+test('epoch times in seconds, milliseconds, microseconds (zerolog) and nanoseconds (zap, UnixNano) all read as the same moment', () => {
+  const at = Date.parse('2026-11-21T10:00:00Z');
+  const lines = [at / 1000, at, at * 1000, at * 1e6].map((time, i) => JSON.stringify({ level: 'error', time, msg: `TypeError: boom ${'abcd'[i]}` }));
+  const events = parseAll(lines.join('\n') + '\n');
+  assert.deepEqual(events.map((e) => e.firstSeen), Array(4).fill('2026-11-21T10:00:00.000Z'));
+});
