@@ -75,13 +75,20 @@ export async function startServer(
   const { store, intake, settle } = services;
 
   // Nothing of a previous process survives it: stop its workers, requeue their runs.
-  const rec = reconcile(config, store, logger);
-  if (rec.requeued + rec.failed + rec.worktreesRemoved) logger.warn('reconciled after restart', rec);
   const archive = new OutcomeArchive(config.home, { redact: (text) => intake.redactText(text) });
+  const rec = reconcile(config, store, logger, archive);
+  if (rec.requeued + rec.failed + rec.worktreesRemoved + rec.finished.length) {
+    logger.warn('reconciled after restart', { requeued: rec.requeued, failed: rec.failed, worktreesRemoved: rec.worktreesRemoved, finished: rec.finished.length });
+  }
   // Tells reporters (Slack threads, email) what became of their tickets.
   const notifier = new Notifier({ config, store, logger: logger.child({ component: 'notify' }) });
   // What the last run of bugbot left unsent (a stop during an email's retry waits, a crash).
   void notifier.resume();
+  // Runs that ended while no control plane ran: their reporters hear of it now.
+  for (const f of rec.finished) {
+    const notice = noticeForRun(f.row, f.ticket);
+    if (notice) void notifier.notify(notice);
+  }
   const approvals = new Approvals({
     config,
     store,

@@ -6,7 +6,7 @@
  * outcomes row. A worker that exits without an outcome still gets a failed row.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -177,12 +177,21 @@ export class Dispatcher {
       this.deps.onRunFinished?.(row, ticket);
       return;
     }
-    const child = spawn('bash', [join(REPO_ROOT, 'harness', 'worker.sh'), String(slot), ws.ticketDir], {
-      cwd: ws.ticketDir,
-      env: this.workerEnv(),
-      stdio: ['ignore', 'ignore', 'pipe'],
-      detached: true,
-    });
+    // The worker's log is a file, not a pipe to this process: a worker outlives a control
+    // plane that is killed (its next write to a dead pipe would end it), finishes its work,
+    // and the restart reads its outcome.json (reconcile.ts).
+    const logFd = openSync(join(ws.ticketDir, 'worker.log'), 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn('bash', [join(REPO_ROOT, 'harness', 'worker.sh'), String(slot), ws.ticketDir], {
+        cwd: ws.ticketDir,
+        env: this.workerEnv(),
+        stdio: ['ignore', 'ignore', logFd],
+        detached: true,
+      });
+    } finally {
+      closeSync(logFd);
+    }
     setRunProcess(store, run.id, { pid: child.pid, branch: ws.branch, worktree: ws.worktree });
     const w: ActiveWorker = {
       slot,
@@ -197,11 +206,6 @@ export class Dispatcher {
     };
     w.timer.unref();
     this.active.set(slot, w);
-    child.stderr!.on('data', (d: Buffer) => {
-      for (const line of d.toString().split('\n').filter(Boolean)) {
-        w.progress.tail = [...w.progress.tail.slice(-19), line];
-      }
-    });
     child.on('close', (code, signal) => this.finished(w, code, signal));
     // spawn failing (EAGAIN, EMFILE, EACCES) is an event, not a throw: without a listener
     // it would end the control plane.
@@ -211,7 +215,7 @@ export class Dispatcher {
       if (child.pid === undefined) this.finished(w, null, null);
     });
     // A worker killed before its trap ran (kill -9, OOM) leaves its Claude session, MCP
-    // servers and dev server behind, holding stderr open: stop them so 'close' comes.
+    // servers and dev server behind: stop them.
     child.on('exit', () => {
       if (!existsSync(join(ws.ticketDir, 'outcome.json'))) stopRunProcesses(config.home, { ...run, pid: child.pid ?? null }, { leaderGone: true });
     });
@@ -235,6 +239,7 @@ export class Dispatcher {
     const { config, store } = this.deps;
     const p = readProgress(w.ws.ticketDir);
     if (p) Object.assign(w.progress, p);
+    w.progress.tail = logTail(join(w.ws.ticketDir, 'worker.log'), 20);
     const now = Date.now();
     if (now - (this.lastBeat.get(w.run.id) ?? 0) >= config.harness.heartbeatSeconds * 1000) {
       this.lastBeat.set(w.run.id, now);
@@ -310,6 +315,27 @@ export class Dispatcher {
     this.deps.onRunFinished?.(row, w.ticket);
     if (existsSync(join(w.ws.ticketDir, 'outcome.json'))) this.poke();
     else this.schedule(1000);
+  }
+}
+
+/** The last `n` lines of a worker's log (its last 8 KiB). */
+function logTail(path: string, n: number): string[] {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return [];
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, 8192);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    const lines = buf.toString('utf8').split('\n').filter(Boolean);
+    if (len < size) lines.shift(); // a partial first line
+    return lines.slice(-n);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { reclaimRuns, type RunRow } from '../queue/leases.ts';
+import { activeRuns, finishRun, reclaimRuns, type RunRow } from '../queue/leases.ts';
+import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
+import type { Ticket } from '../types.ts';
+import { buildOutcomeRow, readOutcome } from './outcome.ts';
 import type { Store } from '../queue/store.ts';
 
 /** The files a run's helpers record their process group in (harness/worker.sh, lib/run-phase.mjs, lib/push.sh). */
@@ -85,7 +88,19 @@ function notTheRunsProcess(info: ProcInfo, recordedAtS: number, paths: string[])
   return null;
 }
 
-export function reconcile(config: BugbotConfig, store: Store, logger: Logger): { requeued: number; failed: number; worktreesRemoved: number } {
+/** A run whose worker finished its work while no control plane was there to see it. */
+export interface FinishedWhileDown {
+  row: OutcomeRow;
+  ticket: Ticket;
+}
+
+export function reconcile(
+  config: BugbotConfig,
+  store: Store,
+  logger: Logger,
+  archive?: OutcomeArchive,
+): { requeued: number; failed: number; worktreesRemoved: number; finished: FinishedWhileDown[] } {
+  const finished = finishRunsThatLanded(config, store, logger, archive);
   const orphans = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: false, reason: 'control plane restarted' });
   for (const { run, ticketState } of orphans) {
     stopRunProcesses(config.home, run, { logger });
@@ -96,7 +111,37 @@ export function reconcile(config: BugbotConfig, store: Store, logger: Logger): {
     requeued: orphans.filter((o) => o.ticketState === 'queued').length,
     failed: orphans.filter((o) => o.ticketState === 'failed').length,
     worktreesRemoved: removed,
+    finished,
   };
+}
+
+/**
+ * Workers outlive a control plane that was killed: one may have pushed (or reached
+ * approval, or a conflict) before this start. Its outcome.json says so; the run is
+ * finished as it ended, with its outcome row, instead of being requeued to fix the same
+ * bug again. The caller tells the reporters.
+ */
+function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger, archive?: OutcomeArchive): FinishedWhileDown[] {
+  const out: FinishedWhileDown[] = [];
+  for (const run of activeRuns(store)) {
+    const outcome = readOutcome(join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`));
+    const state = (['pushed', 'awaiting_approval', 'needs_human'] as const).find((s) => s === outcome?.state);
+    const ticket = store.getTicket(run.ticket_id);
+    if (!outcome || !state || !ticket) continue;
+    stopRunProcesses(config.home, run, { logger });
+    const reason = `${outcome.reason} (finished while the control plane was down)`;
+    const row = buildOutcomeRow({ ticket, run, outcome, state, reason, model: config.harness.model ?? null });
+    try {
+      archive?.append(row);
+    } catch (err) {
+      logger.error('could not append the outcome row', { run: run.id, error: (err as Error).message });
+    }
+    finishRun(store, run.id, { ticketState: state, outcome: row.outcome, reason });
+    store.saveStages(run.id, row.stages);
+    logger.warn('run finished while the control plane was down', { run: run.id, ticket: run.ticket_id, state });
+    out.push({ row, ticket: store.getTicket(run.ticket_id) ?? ticket });
+  }
+  return out;
 }
 
 /**

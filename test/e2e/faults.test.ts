@@ -216,3 +216,29 @@ test('the push rejected by the remote: failed naming the push, the work kept on 
   assert.match(env.target.git('show', `${branch}:src/pets.ts`), /pet\.owner\?\.name \?\? null/, 'the fix is kept on its branch');
   await assertNothingLeft(env);
 });
+
+test('kill -9 of the control plane while a worker goes on to push: the restart finishes the run as it ended (pushed, its outcome row), not a second attempt', { timeout: 300_000 }, async (t) => {
+  const env = await setupPipeline(t, faster());
+  for (const [phase, steps] of Object.entries(happyPathScripts(env))) env.model.script(phase, steps);
+  let bugbot = await fire(t, env);
+  await waitFor(() => env.model.requests.some((r) => r.phase === 'implement'), 120_000, 'implement to start');
+  bugbot.proc.kill('SIGKILL');
+  await bugbot.exited;
+  // The worker outlives it and pushes on its own.
+  const runDir = join(env.home, 'tickets', '1', 'run-1');
+  await waitFor(() => existsSync(join(runDir, 'outcome.json')), 180_000, 'the orphaned worker to finish');
+  const ended = JSON.parse(readFileSync(join(runDir, 'outcome.json'), 'utf8')) as { state: string; reason: string };
+  assert.equal(ended.state, 'pushed', `${ended.reason}\n${readFileSync(join(runDir, 'worker.log'), 'utf8').slice(-3000)}`);
+  assert.match(env.target.originGit('show', 'staging:src/pets.ts'), /pet\.owner\?\.name \?\? null/);
+
+  bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
+  const detail = (await (await fetch(`${bugbot.url}/api/tickets/1`)).json()) as { ticket: { state: string; attempt: number }; runs: Array<{ state: string; reason: string }> };
+  assert.equal(detail.ticket.state, 'pushed');
+  assert.equal(detail.runs.length, 1, 'no second attempt at a bug already fixed');
+  assert.equal(detail.runs[0]!.state, 'finished');
+  assert.match(detail.runs[0]!.reason, /finished while the control plane was down/);
+  const rows = readOutcomes(env.home);
+  assert.equal(rows.length, 1);
+  assert.match(String(rows[0]!.outcome), /^(clean|messy)$/);
+  await assertNothingLeft(env, 1);
+});
