@@ -171,6 +171,8 @@ const harnessSchema = z
     /** A banned attempt is denied and the session goes on ("deny"), or ends it ("kill"). */
     onBannedAction: z.enum(['deny', 'kill']).default('deny'),
     devTimeoutSeconds: z.number().int().positive().default(60),
+    /** Each run of the test command (the gate, and the base branch's run) is stopped after this long; the gate then fails. */
+    testTimeoutSeconds: z.number().int().positive().default(900),
     heartbeatSeconds: z.number().int().positive().default(15),
     /** "autopush": fixes go to the staging branch; "approve": they wait on bot/<ticket> for a person. */
     pushMode: z.enum(['autopush', 'approve']).default('autopush'),

@@ -49,6 +49,8 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
     // A banned attempt is denied and the session goes on ("deny"), or ends it ("kill").
     "onBannedAction": "deny",
     "devTimeoutSeconds": 60,
+    // A run of the test command that takes longer is stopped, and the test gate fails.
+    "testTimeoutSeconds": 900,
     "heartbeatSeconds": 15,
     // "autopush" pushes fixes to the staging branch; "approve" waits on bot/<ticket> for a person.
     "pushMode": "autopush",

@@ -63,6 +63,7 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
     BUGBOT_MODEL_TIMEOUT_MS: h.modelTimeoutSeconds * 1000,
     BUGBOT_ON_BANNED: h.onBannedAction,
     BUGBOT_DEV_TIMEOUT_S: h.devTimeoutSeconds,
+    BUGBOT_TEST_TIMEOUT_S: h.testTimeoutSeconds,
   };
   for (const p of PHASES) env[`BUGBOT_${p.toUpperCase()}_WALL_S`] = h.phases[p].wallSeconds;
   writeFileSync(

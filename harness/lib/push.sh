@@ -88,16 +88,52 @@ harness_protected_paths() {
   LC_ALL=C grep -a -P -e "$pattern" || [ "$?" -eq 1 ]
 }
 
-# harness_isolated DIR COMMAND : run COMMAND (a shell string) in DIR as the agent's own
-# commands run: it is code the agent wrote (tests), so besides harness_confine's limits
-# it gets no network beyond its own loopback (a fresh network namespace) and the
-# repository's git data read-only (harness_git_readonly: it cannot commit what it read,
-# nor plant hooks or config for the harness's git).
+# harness_isolated DIR COMMAND [SECONDS] : run COMMAND (a shell string) in DIR as the
+# agent's own commands run: it is code the agent wrote (tests), so besides
+# harness_confine's limits it gets no network beyond its own loopback (a fresh network
+# namespace) and the repository's git data read-only (harness_git_readonly: it cannot
+# commit what it read, nor plant hooks or config for the harness's git). With SECONDS it
+# is stopped once it has run that long (status 124, or 137 when TERM was not enough).
 harness_isolated() {
-  local dir=$1 command=$2
+  local dir=$1 command=$2 secs=${3:-}
+  local -a limit=()
   harness_git_readonly "$dir" || return 1
   harness_confine --die-with-parent --unshare-net --bind "$dir" "$dir" "${HARNESS_GIT_RO[@]}"
-  (cd "$dir" && "${HARNESS_CONFINE[@]}" bash -c "$command")
+  # timeout(1) signals bubblewrap (TERM, then KILL 10 s later); bubblewrap's
+  # --die-with-parent then kills its PID namespace, so nothing COMMAND started (setsid,
+  # TERM ignored) outlives it. --foreground: timeout stays in the caller's process group,
+  # which harness_gate_stop kills.
+  [ -z "$secs" ] || limit=(timeout --foreground --kill-after=10s "$secs")
+  (cd "$dir" && "${limit[@]}" "${HARNESS_CONFINE[@]}" bash -c "$command")
+}
+
+# harness_test_timeout VAR : harness.testTimeoutSeconds (BUGBOT_TEST_TIMEOUT_S; 900 when
+# unset or not a positive whole number) into VAR.
+harness_test_timeout() {
+  if [[ ${BUGBOT_TEST_TIMEOUT_S:-} =~ ^[1-9][0-9]*$ ]]; then
+    printf -v "$1" '%s' "$BUGBOT_TEST_TIMEOUT_S"
+  else
+    printf -v "$1" '%s' 900
+  fi
+}
+
+# harness_test_run DIR COMMAND LOG : the test command, isolated, its output in LOG, stopped
+# after harness.testTimeoutSeconds (BUGBOT_TEST_TIMEOUT_S, default 900): a test that hangs
+# would otherwise hold the run, and its worker, for ever. Returns 124 when it ran past the
+# limit (LOG ends with a line saying so), else its own status (1 for its own 124).
+harness_test_run() {
+  local dir=$1 command=$2 log=$3 secs started=$EPOCHSECONDS rc=0
+  harness_test_timeout secs
+  harness_isolated "$dir" "$command" "$secs" >"$log" 2>&1 || rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    if [ $((EPOCHSECONDS - started)) -ge "$secs" ]; then
+      printf 'harness: the test command ran past harness.testTimeoutSeconds (%s s) and was stopped\n' "$secs" >>"$log"
+      harness_log "the test command ran past harness.testTimeoutSeconds ($secs s) in $dir and was stopped"
+      return 124
+    fi
+    rc=1
+  fi
+  return "$rc"
 }
 
 # harness_checkout DIR PATH REV : a detached worktree of DIR's repository at REV, with
@@ -114,19 +150,23 @@ harness_checkout() {
 # (default: DIR's HEAD; uncommitted changes are not tested) in a checkout of its own,
 # DIR.gate, so a session still working in DIR neither disturbs nor sees it; true when
 # it passes, or when every test failing now also fails on BASE_REF (other open bugs do
-# not block this fix). Prints the number of such pre-existing failures.
+# not block this fix). Prints the number of such pre-existing failures. Each run of the
+# test command has harness_test_run's time limit; returns 124 when the one on REV ran past
+# it: a failure whatever it printed (the tests it never reached may fail), no comparison.
 harness_tests_gate() {
-  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-} passed="" rc=0
+  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-} run=0 rc=0
   [ -n "$rev" ] || rev=$(git -C "$dir" rev-parse HEAD)
   harness_checkout "$dir" "$dir.gate" "$rev" || return 1
-  if harness_isolated "$dir.gate" "$command" >"$log" 2>&1; then passed=1; fi
+  harness_test_run "$dir.gate" "$command" "$log" || run=$?
   harness_worktree_remove "$dir" "$dir.gate"
-  if [ -n "$passed" ]; then
+  if [ "$run" -eq 0 ]; then
     echo 0
     return 0
   fi
+  [ "$run" -ne 124 ] || return 124
+  # A base run stopped at the limit names fewer failures: more of these count as new.
   harness_checkout "$dir" "$dir.base" "$(git -C "$dir" merge-base "$rev" "$base")" || return 1
-  harness_isolated "$dir.base" "$command" >"${log%.log}-base.log" 2>&1 || true
+  harness_test_run "$dir.base" "$command" "${log%.log}-base.log" || true
   harness_worktree_remove "$dir" "$dir.base"
   node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" >"${log%.log}-compare.json" || rc=$?
   [ "$rc" -eq 0 ] || return 1
@@ -155,7 +195,9 @@ harness_gate_start() {
 
 # harness_gate_wait : wait for the background gate; returns what harness_tests_gate did,
 # and sets HARNESS_GATE_OUT to what it printed. Call it directly, not in $(...): only the
-# shell that started the gate can wait for it.
+# shell that started the gate can wait for it. A gate stopped at the time limit (124)
+# records that as the run's result (harness_set_result: the caller's harness_fail after
+# it keeps this reason).
 HARNESS_GATE_OUT=""
 harness_gate_wait() {
   [ -n "$HARNESS_GATE_PID" ] || return 1
@@ -169,6 +211,11 @@ harness_gate_wait() {
   read -r HARNESS_GATE_OUT <"$TICKET_DIR/gate.out" 2>/dev/null || true
   read -r rc <"$TICKET_DIR/gate.rc" 2>/dev/null || true
   [[ $rc =~ ^[0-9]+$ ]] || rc=1
+  if [ "$rc" -eq 124 ]; then
+    local secs
+    harness_test_timeout secs
+    harness_set_result failed "the test command ran past harness.testTimeoutSeconds ($secs s) and was stopped (see tests.log)"
+  fi
   return "$rc"
 }
 

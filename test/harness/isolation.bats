@@ -16,6 +16,10 @@ setup() {
   printf '{"claudeAiOauth":{"accessToken":"CANARY-claude-login"}}\n' >"$HOME/.claude/.credentials.json"
   printf '{"primaryApiKey":"CANARY-claude-json"}\n' >"$HOME/.claude.json"
 }
+# group_alive PGID : the processes of a process group that still run (a zombie, one not
+# yet reaped by init after its parent was killed, runs nothing).
+group_alive() { ps -o pid=,stat=,args= -g "$1" | awk '$2 !~ /^Z/' || true; }
+
 teardown() { [ -z "${PID:-}" ] || harness_devserver_stop "$PID"; teardown_tmp; }
 
 @test "isolated: no model credentials, a throwaway HOME, the operator's credentials hidden" {
@@ -182,7 +186,59 @@ git_untouched() {
   pgrep -g "$pgid" >/dev/null
   harness_gate_stop
   sleep 0.2
-  ! pgrep -g "$pgid" >/dev/null
+  [ -z "$(group_alive "$pgid")" ]
   [ ! -f "$TICKET_DIR/gate.pid" ]
+  [ ! -e "$TMP/wt.gate" ]
+}
+
+@test "a test command that hangs is stopped at harness.testTimeoutSeconds, with everything it started" {
+  # It prints a failure the base has too, then hangs: stopped, it is a failure outright
+  # (never compared with the base), whatever it printed.
+  export BUGBOT_TEST_TIMEOUT_S=2
+  started=$SECONDS
+  run harness_tests_gate "$TMP/wt" 'echo "not ok 1 - old bug"; setsid sleep 987651 & (trap "" TERM; sleep 987652) & trap "" TERM; sleep 987653' \
+    "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 124 ]
+  [ $((SECONDS - started)) -le 8 ]
+  [ "$(tail -1 "$TICKET_DIR/tests.log")" = "harness: the test command ran past harness.testTimeoutSeconds (2 s) and was stopped" ]
+  [ ! -e "$TICKET_DIR/tests-base.log" ]
+  sleep 0.2
+  [ -z "$(pgrep -f 'sleep 98765')" ]
+  [ ! -e "$TMP/wt.gate" ] && [ ! -e "$TMP/wt.base" ]
+  # A command's own status 124, before the limit, is an ordinary failure.
+  BUGBOT_TEST_TIMEOUT_S=30 run harness_test_run "$TMP/wt" 'exit 124' "$TICKET_DIR/own.log"
+  [ "$status" -eq 1 ]
+  [ "$(grep -c testTimeoutSeconds "$TICKET_DIR/own.log")" = 0 ]
+}
+
+@test "the base branch's run of the test command has the same limit; the gate then fails" {
+  export BUGBOT_TEST_TIMEOUT_S=2
+  : >"$TMP/wt/fixed"
+  git -C "$TMP/wt" add fixed && git -C "$TMP/wt" commit --quiet -m "the fix"
+  started=$SECONDS
+  run harness_tests_gate "$TMP/wt" '[ -f fixed ] && { echo "not ok 1 - new bug"; exit 1; }; sleep 987654' \
+    "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 1 ]
+  [ $((SECONDS - started)) -le 8 ]
+  grep -qx 'harness: the test command ran past harness.testTimeoutSeconds (2 s) and was stopped' "$TICKET_DIR/tests-base.log"
+  sleep 0.2
+  [ -z "$(pgrep -f 'sleep 987654')" ]
+  [ ! -e "$TMP/wt.base" ]
+}
+
+@test "the gate in the background ends at the limit, a failure whose result names it, its process group empty" {
+  export BUGBOT_TEST_TIMEOUT_S=2
+  started=$SECONDS
+  harness_gate_start "$TMP/wt" 'trap "" TERM; sleep 987655' "$TICKET_DIR/tests.log" origin/main
+  sleep 0.5
+  pgid=$(cat "$TICKET_DIR/gate.pid")
+  rc=0
+  harness_gate_wait || rc=$?
+  [ "$rc" -eq 124 ]
+  [ $((SECONDS - started)) -le 8 ]
+  [ "$(cat "$TICKET_DIR/result")" = "$(printf 'failed\tthe test command ran past harness.testTimeoutSeconds (2 s) and was stopped (see tests.log)')" ]
+  grep -q 'ran past harness.testTimeoutSeconds (2 s)' "$TICKET_DIR/tests.log"
+  [ -z "$(group_alive "$pgid")" ]
+  [ -z "$(pgrep -f 'sleep 987655')" ]
   [ ! -e "$TMP/wt.gate" ]
 }

@@ -120,6 +120,18 @@ test('the starter config written by `bugbot init` parses and equals the defaults
   assert.deepEqual(strip(fromStarter), strip(defaults));
 });
 
+test('harness.testTimeoutSeconds: 900 by default, a positive whole number of seconds', (t) => {
+  assert.equal(loadConfig({ cwd: tempDir(t), env: {} }).harness.testTimeoutSeconds, 900);
+  assert.equal(loadConfig({ cwd: tempDir(t), env: {}, flags: { harness: { testTimeoutSeconds: 60 } } }).harness.testTimeoutSeconds, 60);
+  for (const bad of [0, -5, 1.5, '60']) {
+    assert.throws(
+      () => loadConfig({ cwd: tempDir(t), env: {}, flags: { harness: { testTimeoutSeconds: bad } } as never }),
+      (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.includes('harness.testTimeoutSeconds')),
+      String(bad),
+    );
+  }
+});
+
 test('JSON comments and trailing commas are allowed, but not inside strings', () => {
   const text = '{ // c\n "a": "x // not a comment, }", /* b */ "b": [1, 2,], }';
   assert.deepEqual(JSON.parse(stripJsonComments(text)), { a: 'x // not a comment, }', b: [1, 2] });
