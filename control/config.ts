@@ -313,7 +313,8 @@ export const configSchema = z
             'data loss',
             'corrupt',
             'out of memory',
-            'OOM',
+            // A word's start: OOMKilled, "OOM killer", never "room" or "Zoom".
+            '\\bOOM',
             'panic',
             'deadlock',
             'security',
@@ -321,7 +322,8 @@ export const configSchema = z
           ]),
         highPatterns: z
           .array(z.string())
-          .default(['TypeError', 'ReferenceError', 'NullPointerException', 'undefined is not', 'cannot read propert', '5\\d\\d']),
+          // A 5xx status is a number of its own: not the 5 in "cart 5871".
+          .default(['TypeError', 'ReferenceError', 'NullPointerException', 'undefined is not', 'cannot read propert', '\\b5\\d\\d\\b']),
         /** Occurrence counts that raise severity to at least the named level. */
         countThresholds: z
           .object({

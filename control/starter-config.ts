@@ -111,8 +111,8 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
   "triage": {
     // Automated tickets below this severity wait (deferred) until more occurrences arrive.
     "minSeverity": "medium",
-    "criticalPatterns": ["payment", "checkout", "data loss", "corrupt", "out of memory", "OOM", "panic", "deadlock", "security", "unauthori[sz]ed access"],
-    "highPatterns": ["TypeError", "ReferenceError", "NullPointerException", "undefined is not", "cannot read propert", "5\\\\d\\\\d"],
+    "criticalPatterns": ["payment", "checkout", "data loss", "corrupt", "out of memory", "\\\\bOOM", "panic", "deadlock", "security", "unauthori[sz]ed access"],
+    "highPatterns": ["TypeError", "ReferenceError", "NullPointerException", "undefined is not", "cannot read propert", "\\\\b5\\\\d\\\\d\\\\b"],
     // Occurrence counts that raise severity to at least this level.
     "countThresholds": { "medium": 3, "high": 25, "critical": 500 },
     // Matching automated events are dropped with the reason (people's reports are not).

@@ -46,6 +46,12 @@ test('severity: labels, patterns, latency and counts', () => {
   assert.equal(triage.severity({ ...base, count: 3 }).severity, 'medium');
   assert.equal(triage.severity({ ...base, count: 25 }).severity, 'high');
   assert.equal(triage.severity({ ...base, count: 500 }).severity, 'critical');
+  // The default patterns match words, not letters inside other words or digits inside ids.
+  for (const message of ['Chat room not found', 'Zoom link missing', 'Cart total mismatch for cart 5871']) {
+    assert.equal(triage.severity({ ...base, message }).severity, 'low', message);
+  }
+  assert.equal(triage.severity({ ...base, message: 'container OOMKilled' }).severity, 'critical');
+  assert.equal(triage.severity({ ...base, message: 'upstream answered 503 Service Unavailable' }).severity, 'high');
   assert.ok(priorityOf('high', 1, false) > priorityOf('medium', 10_000, true), 'severity dominates priority');
   assert.ok(priorityOf('medium', 1, true) > priorityOf('medium', 1000, false), 'people before volume');
 });
