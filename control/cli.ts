@@ -71,8 +71,15 @@ export function buildProgram(): Command {
       const logger = createLogger();
       // Loaded here: other commands should not pay for the HTTP server, Slack and the dashboard.
       const { startServer } = await import('./main.ts');
-      const server = await startServer(config, logger);
+      // Handled from before the start: a signal while it starts up (after the banner, say)
+      // stops it cleanly once it is up, instead of killing it halfway.
+      let server: Awaited<ReturnType<typeof startServer>> | null = null;
+      let asked: string | null = null;
       const shutdown = (signal: string) => {
+        if (!server) {
+          asked = signal;
+          return;
+        }
         logger.info('shutting down', { signal });
         const hard = setTimeout(() => process.exit(1), 10_000);
         hard.unref();
@@ -86,6 +93,8 @@ export function buildProgram(): Command {
       };
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.once('SIGTERM', () => shutdown('SIGTERM'));
+      server = await startServer(config, logger);
+      if (asked) shutdown(asked);
     });
 
   program

@@ -135,21 +135,42 @@ test('two workers changing the same line: one lands, the other needs a person wi
   assert.match(loser.reason, /conflicts in: src\/pets\.ts/);
 });
 
-test('kill -9 of the control plane mid-run: the run is reconciled, no orphan worktree or dev server', { timeout: 300_000 }, async (t) => {
+/**
+ * A control plane whose ticket's first attempt sits in research (a model call that never
+ * comes back); the second attempt goes through. Returns once research is waiting.
+ */
+async function midResearch(t: TestContext): Promise<{ env: PipelineEnv; bugbot: Awaited<ReturnType<typeof startBugbot>>; runDir: string }> {
   const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 120, heartbeatSeconds: 1 } } as ConfigFile);
   const cfg = JSON.parse(readFileSync(env.configPath, 'utf8')) as { target: Record<string, unknown> };
   cfg.target.devCommand = LIGHT_DEV_SERVER;
   (await import('node:fs')).writeFileSync(env.configPath, JSON.stringify(cfg));
-  // The first attempt's research hangs (a long model call); the second goes through.
   let researchCalls = 0;
   env.model.script('research', [
     () => (++researchCalls === 1 ? { delayMs: 600_000, then: say('too late') } : say('No plan this time.')),
   ]);
-  let bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
+  const bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
   await fileTicket(bugbot.url, 'Strays crash the pet page', 'GET /api/pets/5 fails: owner is undefined');
-  const runDir = join(env.home, 'tickets', '1', 'run-1');
-  // Mid-phase: the first attempt's research session is waiting on the model.
   await waitFor(() => env.model.requests.some((r) => r.phase === 'research'), 60_000, 'research to call the model');
+  return { env, bugbot, runDir: join(env.home, 'tickets', '1', 'run-1') };
+}
+
+/** Ticket 1 once its second attempt has finished. */
+function secondAttempt(url: string) {
+  return waitFor(
+    async () => {
+      const d = (await (await fetch(`${url}/api/tickets/1`)).json()) as { ticket: { state: string; attempt: number }; runs: Array<{ id: number; state: string; reason: string }> };
+      return d.runs.length >= 2 && d.runs[1]!.state !== 'running' ? d : undefined;
+    },
+    120_000,
+    'the requeued second attempt to finish',
+  );
+}
+
+test('kill -9 of the control plane mid-run: the run is reconciled, no orphan worktree or dev server', { timeout: 300_000 }, async (t) => {
+  // Mid-phase: the first attempt's research session is waiting on the model.
+  const mid = await midResearch(t);
+  const { env, runDir } = mid;
+  let bugbot = mid.bugbot;
   const port = JSON.parse(readFileSync(join(runDir, 'ticket.json'), 'utf8')).workspace.port as number;
   // It starts once the session is up, so it may still be coming up.
   await waitFor(() => portOpen(port), 30_000, 'the dev server to listen');
@@ -159,14 +180,7 @@ test('kill -9 of the control plane mid-run: the run is reconciled, no orphan wor
   assert.ok(processesMentioning(runDir).length > 0, 'the worker outlived the control plane (its orphans are what reconcile must stop)');
 
   bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
-  const detail = await waitFor(
-    async () => {
-      const d = (await (await fetch(`${bugbot.url}/api/tickets/1`)).json()) as { ticket: { state: string; attempt: number }; runs: Array<{ id: number; state: string; reason: string }> };
-      return d.runs.length >= 2 && d.runs[1]!.state !== 'running' ? d : undefined;
-    },
-    120_000,
-    'the requeued second attempt to finish',
-  ).catch((err: Error) => {
+  const detail = await secondAttempt(bugbot.url).catch((err: Error) => {
     throw new Error(`${err.message}\nmodel requests: ${JSON.stringify(env.model.requests.map((r) => [r.phase, r.turn]))}\nbugbot: ${bugbot.output().slice(-2000)}`);
   });
   assert.equal(detail.runs[0]!.state, 'lost');
@@ -179,18 +193,9 @@ test('kill -9 of the control plane mid-run: the run is reconciled, no orphan wor
 });
 
 test('a graceful stop of the control plane mid-run (SIGTERM: a restart, a deploy) requeues the ticket instead of failing it', { timeout: 300_000 }, async (t) => {
-  const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 120, heartbeatSeconds: 1 } } as ConfigFile);
-  const cfg = JSON.parse(readFileSync(env.configPath, 'utf8')) as { target: Record<string, unknown> };
-  cfg.target.devCommand = LIGHT_DEV_SERVER;
-  (await import('node:fs')).writeFileSync(env.configPath, JSON.stringify(cfg));
-  let researchCalls = 0;
-  env.model.script('research', [
-    () => (++researchCalls === 1 ? { delayMs: 600_000, then: say('too late') } : say('No plan this time.')),
-  ]);
-  let bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
-  await fileTicket(bugbot.url, 'Strays crash the pet page', 'GET /api/pets/5 fails: owner is undefined');
-  const runDir = join(env.home, 'tickets', '1', 'run-1');
-  await waitFor(() => env.model.requests.some((r) => r.phase === 'research'), 60_000, 'research to call the model');
+  const mid = await midResearch(t);
+  const { env, runDir } = mid;
+  let bugbot = mid.bugbot;
 
   bugbot.proc.kill('SIGTERM');
   assert.equal((await bugbot.exited).code, 0, bugbot.output().slice(-2000));
@@ -198,14 +203,7 @@ test('a graceful stop of the control plane mid-run (SIGTERM: a restart, a deploy
   assert.equal(existsSync(join(env.home, 'worktrees', 'ticket-1-run-1')), false, 'its worktree is gone');
 
   bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
-  const detail = await waitFor(
-    async () => {
-      const d = (await (await fetch(`${bugbot.url}/api/tickets/1`)).json()) as { ticket: { state: string; attempt: number }; runs: Array<{ id: number; state: string; reason: string }> };
-      return d.runs.length >= 2 && d.runs[1]!.state !== 'running' ? d : undefined;
-    },
-    120_000,
-    'the requeued second attempt to finish',
-  );
+  const detail = await secondAttempt(bugbot.url);
   assert.match(detail.runs[0]!.reason, /stopped with the control plane mid-run; requeued \(attempt 1 of 3\)/);
   assert.equal(detail.ticket.attempt, 2, 'a second attempt, not a failed ticket');
 });
