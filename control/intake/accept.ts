@@ -63,6 +63,8 @@ interface Pending {
   firstSeen: string;
   lastSeen: string;
   deadline: string | null;
+  /** The ticket is queued: once its counters are written, its severity and priority follow them. */
+  queued: boolean;
 }
 
 export class Batch {
@@ -71,7 +73,11 @@ export class Batch {
   private readonly refs = new Map<string, TicketRef | null>();
   private readonly pending = new Map<number, Pending>();
 
-  constructor(private readonly store: Store) {
+  constructor(
+    private readonly store: Store,
+    /** Called for a queued ticket whose counters were just written. */
+    private readonly onQueuedGrowth: (ticketId: number) => void = () => {},
+  ) {
     this.now = store.now();
     this.nowIso = this.now.toISOString();
   }
@@ -91,12 +97,13 @@ export class Batch {
     this.refs.delete(fingerprint);
   }
 
-  occur(ticketId: number, e: TriggerEvent, deadline: string | null): void {
+  occur(ticketId: number, e: TriggerEvent, deadline: string | null, queued = false): void {
     const p = this.pending.get(ticketId);
     if (!p) {
-      this.pending.set(ticketId, { count: e.count, users: e.users ?? 0, firstSeen: e.firstSeen, lastSeen: e.lastSeen, deadline });
+      this.pending.set(ticketId, { count: e.count, users: e.users ?? 0, firstSeen: e.firstSeen, lastSeen: e.lastSeen, deadline, queued });
       return;
     }
+    p.queued ||= queued;
     p.count += e.count;
     p.users = Math.max(p.users, e.users ?? 0);
     if (e.firstSeen < p.firstSeen) p.firstSeen = e.firstSeen;
@@ -110,6 +117,7 @@ export class Batch {
     if (!p) return;
     this.pending.delete(ticketId);
     this.store.addOccurrences(ticketId, p, this.nowIso);
+    if (p.queued) this.onQueuedGrowth(ticketId);
   }
 
   finish(): void {
@@ -147,7 +155,7 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   // idempotency check, so it comes before anything else is written.
   if (ref && state && OPEN_STATES.includes(state)) {
     if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate;
-    batch.occur(ref.id, e, state === 'settling' ? nextDeadline(config, batch.now, ref) : null);
+    batch.occur(ref.id, e, state === 'settling' ? nextDeadline(config, batch.now, ref) : null, state === 'queued');
     if (e.human) {
       store.addReporter(ref.id, e.reporter);
       store.audit(ref.id, actorOf(e), 'merged-report', e.title);

@@ -5,12 +5,12 @@
  */
 import type { BugbotConfig } from '../config.ts';
 import type { Store } from '../queue/store.ts';
-import type { Classification, TicketState, TriggerEvent } from '../types.ts';
+import { severityRank, type Classification, type Severity, type TicketState, type TriggerEvent } from '../types.ts';
 import { acceptOne, Batch, ReplayError, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
 import { fingerprintEvent } from './fingerprint.ts';
 import { redactEvent } from './redact-event.ts';
 import type { Redactor } from '../../lib/redact.ts';
-import { createTriage, type Triage } from './triage.ts';
+import { createTriage, priorityOf, type Triage } from './triage.ts';
 
 export type { AcceptOptions, AcceptResult, AcceptStatus, Nonce } from './accept.ts';
 export { ReplayError } from './accept.ts';
@@ -126,7 +126,7 @@ export class Intake {
   private commit(items: Array<{ prepared: Prepared[]; opts: AcceptOptions }>): Array<AcceptResult[] | ReplayError> {
     const ctx = { store: this.store, config: this.cfg, decide: (id: number, batch: Batch) => this.decide(id, batch) };
     return this.store.tx(() => {
-      const batch = new Batch(this.store);
+      const batch = new Batch(this.store, (id) => this.followGrowth(id));
       const out = items.map((it) => {
         const n = it.opts.nonce;
         if (n && !this.store.useNonce(n.scope, n.value, n.keepSeconds)) return new ReplayError(n);
@@ -149,6 +149,29 @@ export class Intake {
       const fp = fingerprintEvent(e, { frames: this.cfg.intake.stackFrames });
       return { e, fingerprint: fp.fingerprint, fpJson: JSON.stringify(fp.parts) };
     });
+  }
+
+  /**
+   * A queued ticket gained occurrences or a person's report: its severity (never lowered)
+   * and priority follow its count and reporters, so the dispatcher takes the worst first.
+   * The decision to act stands; a raise goes to its history.
+   */
+  private followGrowth(ticketId: number): void {
+    const t = this.store.getTicketRow(ticketId);
+    if (!t || t.state !== 'queued') return;
+    const now = this.triage.severity({
+      kind: t.kind as TriggerEvent['kind'],
+      title: t.title,
+      message: t.message,
+      labels: JSON.parse(t.labels_json) as Record<string, string>,
+      count: t.count,
+    });
+    const raised = severityRank(now.severity) > severityRank(t.severity as Severity);
+    const severity = raised ? now.severity : (t.severity as Severity);
+    const priority = priorityOf(severity, t.count, t.human === 1);
+    if (!raised && priority === t.priority) return;
+    this.store.setSeverity(ticketId, severity, priority);
+    if (raised) this.store.audit(ticketId, 'triage', 'severity-raised', `${t.severity} → ${severity} (${now.why})`);
   }
 
   /** Run the triage gate on a ticket (inside the caller's transaction) and store the decision. */

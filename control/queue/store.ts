@@ -244,6 +244,11 @@ export class Store {
     this.stmt('UPDATE tickets SET human = 1, reporters_json = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(reporters), this.nowIso(), ticketId);
   }
 
+  /** A queued ticket's severity and priority as its occurrences grow (its decision unchanged). */
+  setSeverity(ticketId: number, severity: Severity, priority: number): void {
+    this.stmt('UPDATE tickets SET severity = ?, priority = ?, updated_at = ? WHERE id = ?').run(severity, priority, this.nowIso(), ticketId);
+  }
+
   setTriage(
     ticketId: number,
     state: TicketState,

@@ -302,3 +302,25 @@ test('event times are stored in one format and within reason: unreadable, years-
     assert.deepEqual([tk.firstSeen, tk.lastSeen], [wantFirst, wantLast], `case ${i}`);
   }
 });
+
+test('a queued ticket\'s severity and priority follow its occurrences and reporters (raised, never lowered); the decision stands', (t) => {
+  const { intake, store, clock } = setup(t);
+  const widget = (o: Partial<TriggerEvent> = {}) => alert({ title: 'Widget render failed', message: 'Widget render failed', labels: { severity: 'warning' }, ...o });
+  const [r] = intake.accept([widget()]);
+  clock.advance(31);
+  intake.settleDue();
+  const id = r!.ticketId!;
+  const before = store.getTicket(id)!;
+  assert.deepEqual([before.state, before.severity], ['queued', 'medium']);
+  intake.accept(Array.from({ length: 600 }, () => widget()));
+  const grown = store.getTicket(id)!;
+  assert.deepEqual([grown.state, grown.count, grown.severity], ['queued', 601, 'critical']);
+  assert.ok(grown.priority > before.priority);
+  assert.match(store.auditTrail(id).at(-1)!.detail ?? '', /^medium → critical \(601 occurrences \(>= 500\)\)/);
+  // A person reports it too: people before volume.
+  const at = store.nowIso();
+  intake.accept([widget({ source: 'slack', human: true, firstSeen: at, lastSeen: at, reporter: { kind: 'slack', id: 'U1', thread: 'C1:1.1' } })]);
+  const reported = store.getTicket(id)!;
+  assert.equal(reported.priority - grown.priority >= 500, true, `${grown.priority} → ${reported.priority}`);
+  assert.equal(reported.state, 'queued');
+});
