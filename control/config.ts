@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { browserSettingsSchema } from '../lib/mcp/browser-settings.ts';
 import { dbSettingsSchema } from '../lib/mcp/db-settings.ts';
 import { lokiSettingsSchema } from '../lib/mcp/loki-settings.ts';
+import { createRedactor, type Redactor } from '../lib/redact.ts';
 import { docsSettingsSchema } from './docs-search/settings.ts';
 import { SEVERITIES } from './types.ts';
 
@@ -627,6 +628,11 @@ function dashboardProblems(cfg: z.output<typeof configSchema>, env: NodeJS.Proce
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** Redaction as configured: the hash salt's secret and the extra patterns (intake.*). */
+export function configuredRedactor(config: BugbotConfig): Redactor {
+  return createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
 }
 
 /** Compile a config pattern; a leading `(?i)` (as in Go/Prometheus) means case-insensitive. */

@@ -5,8 +5,7 @@
  * dashboard.
  */
 import { join } from 'node:path';
-import { createRedactor, type Redactor } from '../lib/redact.ts';
-import type { BugbotConfig } from './config.ts';
+import { configuredRedactor, type BugbotConfig } from './config.ts';
 import { Intake } from './intake/index.ts';
 import { SettleScheduler } from './intake/settle.ts';
 import type { Logger } from './log.ts';
@@ -16,11 +15,6 @@ export interface Services {
   store: Store;
   intake: Intake;
   settle: SettleScheduler;
-}
-
-/** Redaction as configured: the hash salt's secret and the extra patterns (intake.*). */
-export function configuredRedactor(config: BugbotConfig): Redactor {
-  return createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
 }
 
 /** Open the store and the intake pipeline. */

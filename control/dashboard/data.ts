@@ -7,10 +7,9 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRedactor } from '../../lib/redact.ts';
 import { workersFromStore } from '../api.ts';
 import type { AppDeps } from '../app.ts';
-import { secretNames, type BugbotConfig } from '../config.ts';
+import { configuredRedactor, secretNames, type BugbotConfig } from '../config.ts';
 import { workspacePaths } from '../dispatcher/workspace.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { RunRow } from '../queue/leases.ts';
@@ -20,7 +19,7 @@ export type Scrub = (text: string) => string;
 
 /** Redact, then mask the config's secret values; `secretsOnly` keeps data verbatim otherwise (exports). */
 export function createScrub(config: BugbotConfig, opts: { secretsOnly?: boolean } = {}): Scrub {
-  const redactor = opts.secretsOnly ? null : createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
+  const redactor = opts.secretsOnly ? null : configuredRedactor(config);
   const values = [...new Set(secretNames(config).map((n) => config.secrets.get(n)).filter((v): v is string => Boolean(v && v.length >= 4)))];
   // Longest first, so a secret containing another is masked whole.
   values.sort((a, b) => b.length - a.length);

@@ -11,8 +11,7 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createRedactor } from '../../lib/redact.ts';
-import type { BugbotConfig } from '../config.ts';
+import { configuredRedactor, type BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import {
@@ -194,7 +193,7 @@ export class Approvals implements ApprovalActions {
 
   private async openPr(ticket: Ticket, ticketDir: string, pushEnv: PushEnv, branch: string): Promise<Outcome> {
     const { config } = this.deps;
-    const redactor = createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
+    const redactor = configuredRedactor(config);
     const commit = (await remoteHead(config, branch)) ?? pushEnv.commit ?? null;
     const pr = await openPullRequest(config, {
       head: branch,

@@ -6,13 +6,18 @@ import type { TriggerEvent } from '../types.ts';
 import { badRequest, HttpError, unauthorized } from '../http-error.ts';
 import { requestNonce } from './auth.ts';
 
+/** The request's media type without parameters, lower case ('' when none was sent). */
+export function mediaType(c: Context): { type: string; essence: string } {
+  const type = c.req.header('content-type') ?? '';
+  return { type, essence: type.split(';')[0]!.trim().toLowerCase() };
+}
+
 /** Parse the body as JSON; a 400 that says why when it is not. */
 export async function readJson(c: Context): Promise<unknown> {
-  const type = c.req.header('content-type') ?? '';
   // The media type itself, not any mention of json: "text/plain; x=json", or no type at
   // all, is what a web page may post cross-site without asking, and must not file
   // tickets on loopback.
-  const essence = type.split(';')[0]!.trim().toLowerCase();
+  const { type, essence } = mediaType(c);
   if (!type) throw new HttpError(415, 'unsupported_media_type', 'expected a JSON body: send content-type: application/json');
   if (essence !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(essence)) {
     throw new HttpError(415, 'unsupported_media_type', `expected a JSON body, got content-type ${type}`);

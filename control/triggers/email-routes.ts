@@ -10,7 +10,7 @@ import type { Context, Hono } from 'hono';
 import type { AppDeps } from '../app.ts';
 import { badRequest, HttpError, unauthorized } from '../http-error.ts';
 import { credentialAuth } from './auth.ts';
-import { acceptRequest, summarize } from './common.ts';
+import { acceptRequest, mediaType, summarize } from './common.ts';
 import { parseMailgunForm, parseRawEmail, verifyMailgunSignature } from './email.ts';
 import type { AcceptOptions } from '../intake/index.ts';
 import type { TriggerEvent } from '../types.ts';
@@ -51,8 +51,7 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     '/triggers/email/raw',
     credentialAuth({ name: 'raw email trigger', token: deps.config.secrets.get(cfg.rawTokenEnv) }),
     async (c) => {
-      const type = c.req.header('content-type') ?? '';
-      const essence = type.split(';')[0]!.trim().toLowerCase();
+      const { type, essence } = mediaType(c);
       if (!RAW_TYPES.includes(essence)) {
         throw new HttpError(
           415,
