@@ -12,7 +12,7 @@ import { fingerprintEvent } from './intake/fingerprint.ts';
 import { redactEvent } from './intake/redact-event.ts';
 import { createLogger } from './log.ts';
 import { openServices } from './services.ts';
-import { OutcomeArchive } from './outcomes/archive.ts';
+import { latestRevisions, OutcomeArchive } from './outcomes/archive.ts';
 import { readServerInfo, type ServerInfo } from './server-info.ts';
 import { parseSince, summarize } from './outcomes/summary.ts';
 import { cancelTicket, runsForTicket } from './queue/leases.ts';
@@ -388,7 +388,10 @@ export function buildProgram(): Command {
         fail((err as Error).message, 2);
       }
       const from = Date.now() - windowMs;
-      const rows = new OutcomeArchive(config.home).latest().filter((r) => Date.parse(r.finished) >= from);
+      const archive = new OutcomeArchive(config.home, { redact: configuredRedactor(config).text });
+      const read = archive.read();
+      if (read.skipped) process.stderr.write(`bugbot: skipped ${read.skipped} unreadable line(s) in ${archive.path} (a torn line from a crash, or not a row)\n`);
+      const rows = latestRevisions(read.rows).filter((r) => Date.parse(r.finished) >= from);
       const sum = summarize(rows);
       if (o.json) {
         process.stdout.write(JSON.stringify({ since: o.since, summary: sum, rows }, null, 2) + '\n');

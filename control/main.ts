@@ -4,6 +4,7 @@
  */
 import { buildBundles } from '../lib/bundle.ts';
 import { serve, type ServerType } from '@hono/node-server';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
 import { ConfigError, isLoopback, type BugbotConfig } from './config.ts';
@@ -76,6 +77,10 @@ export async function startServer(
 
   // Nothing of a previous process survives it: stop its workers, requeue their runs.
   const archive = new OutcomeArchive(config.home, { redact: (text) => intake.redactText(text) });
+  // The agent's sandbox keeps bugbot's state unwritable by naming paths that exist: these
+  // two exist from the start, or the first runs could plant a forged archive or docs index.
+  archive.ensure();
+  mkdirSync(join(config.home, 'docs-index'), { recursive: true });
   const rec = reconcile(config, store, logger, archive);
   if (rec.requeued + rec.failed + rec.worktreesRemoved + rec.finished.length) {
     logger.warn('reconciled after restart', { requeued: rec.requeued, failed: rec.failed, worktreesRemoved: rec.worktreesRemoved, finished: rec.finished.length });

@@ -135,7 +135,15 @@ export class Approvals implements ApprovalActions {
     const run = r.runId ? this.runRow(r.runId) : undefined;
     if (run && r.was === 'awaiting_approval') {
       const prev = this.latestRow(run.id);
-      if (prev) this.appendRevision(run, { state: 'dropped', reason: `${prev.reason}; skipped by ${actor}${reason ? `: ${reason}` : ''}` });
+      // A fix a person turned down never shipped: not a clean (or messy) fix, and no time to push.
+      if (prev) {
+        this.appendRevision(run, {
+          state: 'dropped',
+          outcome: 'failed',
+          trigger_to_push_s: null,
+          reason: `${prev.reason}; skipped by ${actor}${reason ? `: ${reason}` : ''}`,
+        });
+      }
     }
     return { ok: true, ticketId, state: r.state, message: `ticket ${ticketId} skipped (${r.was} → dropped)${reason ? `: ${reason}` : ''}` };
   }

@@ -105,6 +105,21 @@ export function reconcile(
   for (const { run, ticketState } of orphans) {
     stopRunProcesses(config.home, run, { logger });
     logger.warn('reconciled orphaned run', { run: run.id, ticket: run.ticket_id, now: ticketState });
+    // A run like any other: its row (what it spent, from its outcome.json when the worker
+    // got that far), labelled failed, with what became of the ticket.
+    const ticket = store.getTicket(run.ticket_id);
+    if (!ticket) continue;
+    const outcome = readOutcome(join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`));
+    const reason =
+      `the control plane restarted while the run was under way${outcome ? ` (it had reached: ${outcome.reason})` : ''}; ` +
+      (ticketState === 'queued' ? `requeued (attempt ${run.attempt} of ${config.queue.maxAttempts})` : `attempt ${run.attempt} of ${config.queue.maxAttempts}, giving up`);
+    const row = buildOutcomeRow({ ticket, run, outcome, state: ticketState, reason, model: config.harness.model ?? null });
+    try {
+      archive?.append(row);
+    } catch (err) {
+      logger.error('could not append the outcome row', { run: run.id, error: (err as Error).message });
+    }
+    if (outcome) store.saveStages(run.id, row.stages);
   }
   const removed = removeOrphanWorktrees(config, store, logger);
   return {

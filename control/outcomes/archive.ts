@@ -5,7 +5,7 @@
  * Appends are fsynced: the archive is what people review, so it never holds a denied
  * call's input: each denial is written as its tool, reason and a short summary, redacted.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRedactor } from '../../lib/redact.ts';
 
@@ -115,40 +115,83 @@ export class OutcomeArchive {
     this.redact = opts.redact ?? createRedactor().text;
   }
 
-  /** Append one row; its denials are reduced to what a reviewer needs and redacted first. */
+  /**
+   * Create the archive if it is not there yet, so that it exists (and the agent's
+   * sandbox, which names only paths that exist, keeps it unwritable) before any run.
+   */
+  ensure(): void {
+    if (!existsSync(this.path)) writeFileSync(this.path, '', { flag: 'a' });
+  }
+
+  /**
+   * Append one row; its denials are reduced to what a reviewer needs and redacted first.
+   * A torn last line (a crash mid-append) is ended first, so this row stays whole.
+   */
   append(row: OutcomeRow): void {
     const safe: OutcomeRow = { ...row, denials: (row.denials ?? []).map((d) => archivedDenial(d, this.redact)) };
-    const fd = openSync(this.path, 'a');
+    const fd = openSync(this.path, 'a+');
     try {
-      writeSync(fd, JSON.stringify(safe) + '\n');
+      const size = fstatSync(fd).size;
+      const last = Buffer.alloc(1);
+      const torn = size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a;
+      const buf = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(safe)}\n`);
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
   }
 
-  /** Every row as written (all revisions). A torn last line (crash mid-write) is skipped. */
+  /** Every row as written (all revisions). */
   readAll(): OutcomeRow[] {
-    if (!existsSync(this.path)) return [];
+    return this.read().rows;
+  }
+
+  /**
+   * Every row as written (all revisions), and how many lines could not be read: a torn
+   * line from a crash mid-append, or anything that is not a row. The denials of rows an
+   * older harness wrote (with the call's whole input) are reduced as append() does now.
+   */
+  read(): { rows: OutcomeRow[]; skipped: number } {
     const rows: OutcomeRow[] = [];
+    let skipped = 0;
+    if (!existsSync(this.path)) return { rows, skipped };
     for (const line of readFileSync(this.path, 'utf8').split('\n')) {
       if (!line.trim()) continue;
+      let row: unknown;
       try {
-        rows.push(JSON.parse(line) as OutcomeRow);
+        row = JSON.parse(line);
       } catch {
-        // A partial line can only be the last one, from a crash during append.
+        row = null;
       }
+      if (!isRow(row)) {
+        skipped++;
+        continue;
+      }
+      if (Array.isArray(row.denials) && row.denials.some((d: unknown) => typeof d === 'object' && d !== null && 'input' in d)) {
+        row.denials = row.denials.map((d) => archivedDenial(d, this.redact));
+      }
+      rows.push(row);
     }
-    return rows;
+    return { rows, skipped };
   }
 
   /** The latest revision of each run, in archive order. */
   latest(): OutcomeRow[] {
-    const byRun = new Map<number, OutcomeRow>();
-    for (const r of this.readAll()) {
-      const prev = byRun.get(r.run_id);
-      if (!prev || r.revision >= prev.revision) byRun.set(r.run_id, r);
-    }
-    return [...byRun.values()];
+    return latestRevisions(this.readAll());
   }
+}
+
+function isRow(v: unknown): v is OutcomeRow {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { run_id?: unknown }).run_id === 'number';
+}
+
+/** The latest revision of each run, in archive order (a row without one is revision 1). */
+export function latestRevisions(rows: OutcomeRow[]): OutcomeRow[] {
+  const byRun = new Map<number, OutcomeRow>();
+  for (const r of rows) {
+    const prev = byRun.get(r.run_id);
+    if (!prev || (r.revision ?? 1) >= (prev.revision ?? 1)) byRun.set(r.run_id, r);
+  }
+  return [...byRun.values()];
 }

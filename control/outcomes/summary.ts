@@ -48,7 +48,7 @@ export function summarize(rows: OutcomeRow[]): OutcomeSummary {
     messy,
     failed,
     rates: { clean: rate(clean), messy: rate(messy), failed: rate(failed) },
-    medianTriggerToPushS: median(rows.flatMap((r) => (r.trigger_to_push_s === null ? [] : [r.trigger_to_push_s]))),
+    medianTriggerToPushS: median(rows.flatMap((r) => (typeof r.trigger_to_push_s === 'number' ? [r.trigger_to_push_s] : []))),
     costUsd: round(cost),
     costPerTicketUsd: tickets ? round(cost / tickets) : null,
     costPerCleanFixUsd: clean ? round(cost / clean) : null,

@@ -319,3 +319,21 @@ test('a run that cannot start (its ticket folder cannot be made; bash cannot be 
     assert.equal((await b.exited).code, 0);
   }
 });
+
+test('outcomes reads past a torn line, says how many lines it skipped, and masks denial inputs an older harness archived', (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, '.bugbot');
+  mkdirSync(home, { recursive: true });
+  const finished = new Date().toISOString();
+  const row = (over: object) => JSON.stringify({ run_id: 1, ticket_id: 1, outcome: 'clean', state: 'pushed', finished, trigger_to_push_s: 60, cost_usd: 0.5, stages: {}, denials: [], revision: 1, ...over });
+  const denial = { phase: 'implement', by: 'hook', tool: 'Write', reason: 'protected', input: { file_path: '.env', content: 'DATABASE_URL=postgres://admin:hunter2@db/prod' } };
+  writeFileSync(join(home, 'outcomes.jsonl'), `${row({})}\n{"run_id": 2, "tick\n${row({ run_id: 3, outcome: 'messy', denials: [denial] })}\n`);
+  const r = bugbot(['--home', home, 'outcomes'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /2 run\(s\) on 1 ticket\(s\)/);
+  assert.match(r.stderr, /skipped 1 unreadable line/);
+  const json = bugbot(['--home', home, 'outcomes', '--json'], { cwd: dir });
+  assert.equal(json.code, 0, json.stderr);
+  assert.doesNotMatch(json.stdout, /hunter2/);
+  assert.match(json.stdout, /"summary": ".env"/);
+});

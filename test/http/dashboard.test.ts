@@ -365,7 +365,7 @@ test('a diff\'s hunk headers and file names are scrubbed like its lines', async 
 test('the outcomes export masks a secret holding a quote or a backslash (JSON escapes them)', async (t) => {
   const secret = 'p\\ss"word1';
   const { app, config } = buildTestApp(t, { env: { BUGBOT_SMTP_USER: 'mailer', BUGBOT_SMTP_PASSWORD: secret } });
-  const row = { run_id: 'r1', ticket_id: 1, trigger_source: 'manual', service: null, label: 'failed', reason: `smtp login ${secret} refused`, finished: '2026-11-21T10:00:00.000Z', started: '2026-11-21T09:59:00.000Z', revision: 1, denials: [] };
+  const row = { run_id: 1, ticket_id: 1, trigger_source: 'manual', service: null, label: 'failed', reason: `smtp login ${secret} refused`, finished: '2026-11-21T10:00:00.000Z', started: '2026-11-21T09:59:00.000Z', revision: 1, denials: [] };
   writeFileSync(join(config.home, 'outcomes.jsonl'), JSON.stringify(row) + '\n');
   const res = await app.request('/outcomes/export');
   assert.equal(res.status, 200);

@@ -138,6 +138,9 @@ test('skip drops a fix awaiting approval, with the reason in the history and a n
   assert.equal(latest.revision, 2);
   assert.equal(latest.state, 'dropped');
   assert.match(latest.reason, /skipped by bob: fixed by hand in #42/);
+  // A fix turned down never shipped: neither a clean fix nor a time to push in the report.
+  assert.equal(latest.outcome, 'failed');
+  assert.equal(latest.trigger_to_push_s, null);
   // Skipping again: the state no longer allows it.
   assert.equal(approvals.skip(id, 'bob').failure, 'state');
 });

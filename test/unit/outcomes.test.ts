@@ -48,6 +48,47 @@ test('the archive keeps the latest revision; a torn last line is skipped', (t) =
   assert.deepEqual(a.latest().map((r) => r.revision), [2]);
 });
 
+test('a row appended after a torn line stays whole; lines that are not rows are counted, not fatal', (t) => {
+  const home = tempDir(t);
+  const a = new OutcomeArchive(home);
+  a.append(row({ run_id: 1 }));
+  appendFileSync(join(home, 'outcomes.jsonl'), '{"run_id": 2, "ticket_id": 2, "fing');
+  a.append(row({ run_id: 3, outcome: 'messy' }));
+  appendFileSync(join(home, 'outcomes.jsonl'), 'null\n[1]\n"text"\n{"no_run_id": true}\n');
+  a.append(row({ run_id: 4 }));
+  const { rows, skipped } = a.read();
+  assert.deepEqual(rows.map((r) => r.run_id), [1, 3, 4]);
+  assert.equal(skipped, 5);
+  assert.equal(summarize(a.latest()).messy, 1);
+});
+
+test('denials an older harness archived with the call input are read back reduced and redacted', (t) => {
+  const home = tempDir(t);
+  const old = { ...row({}), denials: [{ phase: 'implement', by: 'hook', tool: 'Write', reason: 'protected path', input: { file_path: '.env', content: 'STRIPE_SECRET_KEY=sk_live_51HqLyjWDarjtT1zdp7dcXYZabc\nDATABASE_URL=postgres://admin:hunter2@db/prod' } }] };
+  appendFileSync(join(home, 'outcomes.jsonl'), JSON.stringify(old) + '\n');
+  const [r] = new OutcomeArchive(home).readAll();
+  assert.deepEqual(r!.denials, [{ phase: 'implement', by: 'hook', tool: 'Write', summary: '.env', reason: 'protected path' }]);
+  assert.doesNotMatch(JSON.stringify(r), /hunter2|sk_live/);
+});
+
+test('ensure() creates an empty archive once and leaves an existing one alone', (t) => {
+  const home = tempDir(t);
+  const a = new OutcomeArchive(home);
+  a.ensure();
+  assert.deepEqual(a.read(), { rows: [], skipped: 0 });
+  a.append(row({}));
+  a.ensure();
+  assert.equal(a.readAll().length, 1);
+});
+
+test('summary: a row without trigger_to_push_s or revision (DESIGN\'s fields only) is no NaN', () => {
+  const bare = row({}) as Partial<OutcomeRow>;
+  delete bare.trigger_to_push_s;
+  delete bare.revision;
+  const s = summarize([bare as OutcomeRow, row({ run_id: 2, trigger_to_push_s: 300 })]);
+  assert.equal(s.medianTriggerToPushS, 300);
+});
+
 test('24 hours after a push the run is appended again with the regression flag', (t) => {
   const home = tempDir(t);
   const clock = new FakeClock(Date.parse('2026-11-21T10:00:00.000Z'));

@@ -12,6 +12,7 @@ import { reconcile, stopRunProcesses } from '../../control/dispatcher/reconcile.
 import { Intake } from '../../control/intake/index.ts';
 import type { Logger } from '../../control/log.ts';
 import { claimNext } from '../../control/queue/leases.ts';
+import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
@@ -125,6 +126,24 @@ test('a recorded PID now held by an unrelated process is left alone, and logged'
     ],
   );
   assert.match(String(left[0]!.fields.reason), /names neither the run's ticket folder nor its worktree/);
+});
+
+test('a run reclaimed at start gets its outcome row: failed, what it spent, what became of the ticket', (t) => {
+  const { home, config, store, run, ticketDir } = runningRun(t);
+  // The worker got as far as writing a failed outcome before the control plane came back.
+  writeFileSync(
+    join(ticketDir, 'outcome.json'),
+    JSON.stringify({ state: 'failed', outcome: 'failed', reason: 'implement: error_max_turns', cost_usd: 1.2, stages: { research: { tokens: 900, tool_calls: 3, cost_usd: 1.2, duration_s: 4 } } }),
+  );
+  const archive = new OutcomeArchive(home);
+
+  const out = reconcile(config, store, recordingLogger().logger, archive);
+
+  assert.equal(out.requeued, 1);
+  const [row] = archive.readAll();
+  assert.equal(row?.run_id, run.id);
+  assert.deepEqual([row!.outcome, row!.state, row!.cost_usd, row!.stages.research?.tokens, row!.trigger_to_push_s], ['failed', 'queued', 1.2, 900, null]);
+  assert.match(row!.reason, /control plane restarted .*implement: error_max_turns.*requeued \(attempt 1 of/);
 });
 
 test("the run's own leftovers are killed: Claude session, dev server, test gate", async (t) => {
