@@ -37,6 +37,8 @@ source "$BUGBOT_HARNESS/lib/worktree.sh"
 source "$BUGBOT_HARNESS/lib/push.sh"
 
 [ -d "$repo" ] || { echo "merge: $repo does not exist" >&2; exit 2; }
+# No repository hooks: they would run the fix's code outside any sandbox.
+harness_git_env /dev/null
 # The rebase writes new commits: the committer is bugbot, the author stays the fix's.
 export GIT_COMMITTER_NAME="${BUGBOT_GIT_NAME:-bugbot}" GIT_COMMITTER_EMAIL="${BUGBOT_GIT_EMAIL:-bugbot@localhost}"
 WORKTREE="$TICKET_DIR/worktree"
@@ -70,7 +72,7 @@ rc=0
 commit=$(harness_push_staging "$WORKTREE" "$remote" "$staging" "$base" "$retries") || rc=$?
 case $rc in
   0) echo "$commit" ;;
-  3) echo "merge: rebase onto $staging conflicts in: $(tr '\n' ' ' <"$TICKET_DIR/conflict.txt")" >&2 ;;
+  3) echo "merge: rebase onto $staging conflicts in: $(harness_conflicts)" >&2 ;;
   *)
     what="push to $staging failed after $retries attempt(s)"
     [ "$rc" -ne 4 ] || what="rebase onto $staging failed (not a conflict)"

@@ -78,8 +78,8 @@ trap 'harness_set_result cancelled "stopped by the control plane (SIGTERM)"; exi
 
 # --- setup: worktree, dependencies; research's session starting meanwhile ----------
 # The sandbox's placeholders are excluded from every git command of this run, the
-# agent's included (the session inherits these variables; the file is written below).
-export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0="$TICKET_DIR/config/git-excludes"
+# agent's included (the file is written below); the harness's own run no hooks.
+harness_git_env "$TICKET_DIR/config/git-excludes"
 harness_status setup start
 # The MCP servers start first: the sessions connect to them instead of starting them.
 harness_mcp_host_start
@@ -246,7 +246,7 @@ else
   rc=0
   commit=$(harness_push_staging "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_STAGING" "$BUGBOT_BASE" "$BUGBOT_PUSH_RETRIES") || rc=$?
   if [ "$rc" -eq 3 ]; then
-    harness_set_result needs_human "rebase onto $BUGBOT_STAGING conflicts in: $(tr '\n' ' ' <"$TICKET_DIR/conflict.txt")"
+    harness_set_result needs_human "rebase onto $BUGBOT_STAGING conflicts in: $(harness_conflicts)"
     exit 3
   fi
   if [ "$rc" -ne 0 ]; then

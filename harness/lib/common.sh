@@ -123,6 +123,17 @@ harness_git_readonly() {
   if [ -e "$dir/.git" ] && [ ! "$dir/.git" -ef "$common" ]; then HARNESS_GIT_RO+=(--ro-bind "$dir/.git" "$dir/.git"); fi
 }
 
+# harness_git_env EXCLUDES : the configuration every later git command of this process
+# and its children starts from (GIT_CONFIG_*: above the repository's own, like git -c).
+# Entry 0, core.excludesFile, is also the agent's (harness_phase_start passes it on).
+# Entry 1: no repository hooks. The harness's git commands run outside any sandbox, and a
+# hook (a core.hooksPath of .husky, a post-commit, a pre-push) would run what the agent
+# wrote there, with the worker's environment.
+harness_git_env() {
+  export GIT_CONFIG_COUNT=2 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0="$1"
+  export GIT_CONFIG_KEY_1=core.hooksPath GIT_CONFIG_VALUE_1=/dev/null
+}
+
 # harness_git_locked REPO ARGS... : git in REPO, holding the repository's lock. Workers
 # share the base checkout's .git (worktrees, remote refs); git's own lock files make
 # concurrent fetches and worktree changes fail rather than wait, so we queue them.

@@ -42,14 +42,27 @@ harness_devserver_wait() {
   return 1
 }
 
-# harness_devserver_stop PID : stop the dev server's whole process group.
+# harness_devserver_session_alive PID : true while a process of the dev server's session
+# (started by setsid: its id is PID) is alive. Zombies do not count: they are dead and
+# only wait for a parent to reap them.
+harness_devserver_session_alive() {
+  local stat
+  for stat in $(ps -o stat= -s "$1" 2>/dev/null); do
+    [ "${stat#Z}" != "$stat" ] || return 0
+  done
+  return 1
+}
+
+# harness_devserver_stop PID : stop the dev server's whole process group: TERM, then KILL
+# after 2 s. What is waited for is every process of it, not PID: the outer bubblewrap
+# exits at once, while a server that handles TERM (drains, or ignores it) lives on inside.
 harness_devserver_stop() {
   local pid=$1
   [ -n "$pid" ] || return 0
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   local waited=0
   while [ "$waited" -lt 40 ]; do
-    kill -0 "$pid" 2>/dev/null || return 0
+    harness_devserver_session_alive "$pid" || return 0
     sleep 0.05
     waited=$((waited + 1))
   done

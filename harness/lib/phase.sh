@@ -42,6 +42,10 @@ harness_phase_start() {
   HARNESS_PHASE_LABEL=$label
   if [ -n "$wait" ]; then rm -f "$prompt"; fi
   rm -f "$TICKET_DIR/phase.ready"
+  # The agent's git commands get the run's excludes (entry 0), not the harness's own
+  # settings: inside the sandbox, the project's hooks may run.
+  local git_count=0
+  [ -z "${GIT_CONFIG_KEY_0:-}" ] || git_count=1
   # The session's environment holds only what it needs: no control-plane secrets.
   # MCP_CONNECTION_NONBLOCKING=0: the first turn waits until the MCP servers are up.
   env -i \
@@ -63,7 +67,7 @@ harness_phase_start() {
     ${CLAUDE_CODE_OAUTH_TOKEN:+CLAUDE_CODE_OAUTH_TOKEN="$CLAUDE_CODE_OAUTH_TOKEN"} \
     GIT_AUTHOR_NAME="${GIT_AUTHOR_NAME:-bugbot}" GIT_AUTHOR_EMAIL="${GIT_AUTHOR_EMAIL:-bugbot@localhost}" \
     GIT_COMMITTER_NAME="${GIT_COMMITTER_NAME:-bugbot}" GIT_COMMITTER_EMAIL="${GIT_COMMITTER_EMAIL:-bugbot@localhost}" \
-    GIT_CONFIG_COUNT="${GIT_CONFIG_COUNT:-0}" \
+    GIT_CONFIG_COUNT="$git_count" \
     GIT_CONFIG_KEY_0="${GIT_CONFIG_KEY_0:-}" \
     GIT_CONFIG_VALUE_0="${GIT_CONFIG_VALUE_0:-}" \
     BUGBOT_DEV_URL="http://127.0.0.1:$BUGBOT_PORT" \

@@ -243,15 +243,18 @@ harness_push_staging() {
   local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 attempt=0 onto
   while [ "$attempt" -lt "$retries" ]; do
     attempt=$((attempt + 1))
-    if harness_git_locked "$dir" fetch --quiet "$remote" "$staging" 2>/dev/null; then
+    # Explicit refspecs: the remote-tracking refs are written whatever the remote's fetch
+    # config (a --single-branch clone would leave them missing or stale).
+    if harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$staging:refs/remotes/$remote/$staging" 2>/dev/null; then
       onto="$remote/$staging"
     else
       # No staging branch yet: the first push creates it from this branch.
-      harness_git_locked "$dir" fetch --quiet "$remote" "$base"
+      harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$base:refs/remotes/$remote/$base"
       onto="$remote/$base"
     fi
     if ! git -C "$dir" rebase --quiet "$onto" >/dev/null 2>"$TICKET_DIR/push.err"; then
-      git -C "$dir" diff --name-only --diff-filter=U >"$TICKET_DIR/conflict.txt"
+      # One name a line, as it is (not quoted with octal escapes).
+      git -C "$dir" -c core.quotePath=false diff -z --name-only --diff-filter=U | tr '\0' '\n' >"$TICKET_DIR/conflict.txt"
       git -C "$dir" rebase --abort >/dev/null 2>&1 || true
       # Conflicting files: a person must merge. A rebase that failed for another reason
       # (a dirty or broken worktree) is a failure, with git's words in push.err.
@@ -267,6 +270,15 @@ harness_push_staging() {
     sleep "0.$((RANDOM % 9 + 1))"
   done
   return 1
+}
+
+# harness_conflicts : the files of the last rebase conflict ($TICKET_DIR/conflict.txt), comma-separated.
+harness_conflicts() {
+  local -a names=()
+  local joined
+  mapfile -t names <"$TICKET_DIR/conflict.txt"
+  printf -v joined '%s, ' "${names[@]}"
+  printf '%s\n' "${joined%, }"
 }
 
 # harness_push_branch DIR REMOTE BRANCH : push the bot branch for a person's approval; prints its commit.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # The worker's dev server: started in its own process group, probed, stopped whole.
 load test_helper
+bats_require_minimum_version 1.5.0
 
 setup() {
   setup_tmp
@@ -15,8 +16,18 @@ free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1
   PID=$(harness_devserver_start "$TMP/repo" "$PORT_N" "node -e \"require('http').createServer((q,s)=>s.end('ok')).listen(process.env.PORT,'127.0.0.1')\"" "$TMP/dev.log")
   harness_devserver_wait "$PORT_N" "$PID" 20
   harness_devserver_stop "$PID"
-  ! kill -0 "$PID" 2>/dev/null
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT_N") 2>/dev/null
+  run ! harness_devserver_session_alive "$PID"
+  run ! bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$PORT_N"
+  PID=""
+}
+
+@test "stop ends a server that ignores TERM: its whole group, not only the process started" {
+  PORT_N=$(free_port)
+  PID=$(harness_devserver_start "$TMP/repo" "$PORT_N" "node -e \"process.on('SIGTERM',()=>{});require('http').createServer((q,s)=>s.end('ok')).listen(process.env.PORT,'127.0.0.1')\"" "$TMP/dev.log")
+  harness_devserver_wait "$PORT_N" "$PID" 20
+  harness_devserver_stop "$PID"
+  run ! harness_devserver_session_alive "$PID"
+  run ! bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$PORT_N"
   PID=""
 }
 

@@ -169,3 +169,62 @@ fix_while_staging_moves() {
   run git -C "$TMP/wt" status --porcelain
   [ -z "$output" ]
 }
+
+@test "the harness's git commands run no repository hooks, not even ones the fix adds under core.hooksPath" {
+  harness_git_env "$TICKET_DIR/config/git-excludes"
+  : >"$TICKET_DIR/config/git-excludes"
+  git -C "$TMP/repo" config core.hooksPath .husky
+  mkdir -p "$TMP/wt/.husky"
+  for hook in post-commit prepare-commit-msg post-rewrite post-checkout pre-push reference-transaction; do
+    printf '#!/bin/sh\necho %s >>"%s/ran"\n' "$hook" "$TMP" >"$TMP/wt/.husky/$hook"
+    chmod +x "$TMP/wt/.husky/$hook"
+  done
+  # A hook the base checkout itself has runs no more than the fix's.
+  printf '#!/bin/sh\necho base-pre-push >>"%s/ran"\n' "$TMP" >"$TMP/repo/.git/hooks/pre-push"
+  chmod +x "$TMP/repo/.git/hooks/pre-push"
+  harness_force_commit "$TMP/wt" "fix with hooks" >/dev/null
+  fix_while_staging_moves
+  run harness_push_staging "$TMP/wt" origin staging main 3
+  [ "$status" -eq 0 ]
+  [ ! -e "$TMP/ran" ] || { cat "$TMP/ran"; false; }
+  # Without the harness's configuration the same repository does run them (the test can fail).
+  (unset GIT_CONFIG_COUNT; git -C "$TMP/wt" commit --quiet --allow-empty -m probe)
+  grep -q post-commit "$TMP/ran"
+}
+
+@test "fetches write the remote-tracking refs of a clone that maps only its own branch" {
+  git -C "$TMP/origin.git" branch staging main
+  git clone --quiet --single-branch --branch main "$TMP/origin.git" "$TMP/single"
+  run git -C "$TMP/single" rev-parse --verify --quiet refs/remotes/origin/staging
+  [ "$status" -ne 0 ]
+  harness_worktree_add "$TMP/single" origin main bot/t2 "$TMP/wt2"
+  printf 'fix\n' >"$TMP/wt2/fix.txt"
+  git -C "$TMP/wt2" add -A && git -C "$TMP/wt2" commit --quiet -m fix
+  git clone --quiet "$TMP/origin.git" "$TMP/other"
+  git -C "$TMP/other" -c user.name=x -c user.email=x@x commit --quiet --allow-empty -m "someone else on staging"
+  git -C "$TMP/other" push --quiet origin HEAD:staging
+  run harness_push_staging "$TMP/wt2" origin staging main 3
+  [ "$status" -eq 0 ]
+  run git -C "$TMP/origin.git" log --format=%s staging
+  [ "${lines[0]}" = "fix" ] && [ "${lines[1]}" = "someone else on staging" ]
+}
+
+@test "a conflict's files are named as they are, one a line, comma-separated in the reason" {
+  mkdir -p "$TMP/repo/docs dir"
+  printf 'base\n' >"$TMP/repo/café.txt"
+  printf 'base\n' >"$TMP/repo/docs dir/my file.txt"
+  git -C "$TMP/repo" add -A && git -C "$TMP/repo" commit --quiet -m names && git -C "$TMP/repo" push --quiet origin main
+  harness_worktree_remove "$TMP/repo" "$TMP/wt"
+  git -C "$TMP/repo" branch -D bot/t1 >/dev/null
+  harness_worktree_add "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  printf 'mine\n' | tee "$TMP/wt/café.txt" >"$TMP/wt/docs dir/my file.txt"
+  git -C "$TMP/wt" commit --quiet -am mine
+  git clone --quiet "$TMP/origin.git" "$TMP/other"
+  printf 'theirs\n' | tee "$TMP/other/café.txt" >"$TMP/other/docs dir/my file.txt"
+  git -C "$TMP/other" -c user.name=x -c user.email=x@x commit --quiet -am theirs
+  git -C "$TMP/other" push --quiet origin HEAD:staging
+  run harness_push_staging "$TMP/wt" origin staging main 3
+  [ "$status" -eq 3 ]
+  [ "$(cat "$TICKET_DIR/conflict.txt")" = "$(printf 'café.txt\ndocs dir/my file.txt')" ]
+  [ "$(harness_conflicts)" = "café.txt, docs dir/my file.txt" ]
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Worktrees and dependencies.
 load test_helper
+bats_require_minimum_version 1.5.0
 
 setup() { setup_tmp; make_repo; }
 teardown() { teardown_tmp; }
@@ -50,5 +51,5 @@ teardown() { teardown_tmp; }
   wait
   run ls "$TMP/wts"
   [ "${#lines[@]}" -eq 10 ]
-  ! grep -q . "$TMP"/err*
+  run ! grep -q . "$TMP"/err*
 }

@@ -181,6 +181,12 @@ test("the agent's sandbox (phases.ts) and the harness's confinement (common.sh) 
   assert.deepEqual(code.split('\n').filter(Boolean), OWN_CODE, "bugbot's own code: read-only to both");
 });
 
+test('protected: all of .github (workflows run its actions, CODEOWNERS guards reviews), hooks folders, any .gitattributes (filters run code), direnv files', () => {
+  const hits = ['.github/actions/setup/action.yml', '.github/CODEOWNERS', '.githooks/pre-commit', 'sub/.gitattributes', '.gitattributes', '.envrc', 'app/.envrc'];
+  const misses = ['docs/github.md', 'src/github/.keep', 'src/envrc.ts', 'src/.envrc.md', 'a.gitattributes'];
+  assert.deepEqual(protectedPaths([...hits, ...misses]), hits);
+});
+
 test('push-time check names protected paths in a diff', () => {
   assert.deepEqual(protectedPaths(['src/a.ts', '.github/workflows/ci.yml', '.husky/pre-commit', '.mcp.json', '.claude/settings.json', 'docs/x.md']), [
     '.github/workflows/ci.yml',
