@@ -65,8 +65,14 @@ export function checkExpr(ctx: GuardCtx, node: Node | undefined, level: Level, o
     const fields = node.ColumnRef.fields ?? [];
     if (fields.some((f) => 'A_Star' in f)) throw starError(level);
     resolveColumn(level, strings(fields));
-  } else if ('A_Const' in node || 'ParamRef' in node || 'SQLValueFunction' in node) {
-    // Literals, $n and CURRENT_DATE / CURRENT_USER / ...: nothing to resolve.
+  } else if ('A_Const' in node || 'ParamRef' in node) {
+    // Literals and $n: nothing to resolve.
+  } else if ('SQLValueFunction' in node) {
+    // SQLite reads USER, CURRENT_ROLE, LOCALTIME ... as column names: a hidden column so
+    // named would be read. The three both databases mean the same by are kept.
+    if (!CLOCK_FUNCTIONS.has(node.SQLValueFunction.op ?? '')) {
+      throw new GuardError('only CURRENT_DATE, CURRENT_TIME and CURRENT_TIMESTAMP are allowed of the SQL value functions (no USER, CURRENT_ROLE, LOCALTIME ...)');
+    }
   } else if ('A_Expr' in node) {
     const e = node.A_Expr;
     if (e.kind !== 'AEXPR_BETWEEN' && e.kind !== 'AEXPR_NOT_BETWEEN' && e.kind !== 'AEXPR_BETWEEN_SYM' && e.kind !== 'AEXPR_NOT_BETWEEN_SYM') {
@@ -97,6 +103,11 @@ export function checkExpr(ctx: GuardCtx, node: Node | undefined, level: Level, o
     sub(c.defresult);
   } else if ('TypeCast' in node) {
     const names = strings(node.TypeCast.typeName?.names);
+    // A typed literal (`date '2024-01-01'`, type before value): SQLite reads `text 'x'` as
+    // the column text aliased x. CAST(... AS type) and ...::type mean the same to both.
+    if ((node.TypeCast.typeName?.location ?? -1) >= 0 && (node.TypeCast.typeName?.location ?? -1) < location(node.TypeCast.arg)) {
+      throw new GuardError(`write CAST('...' AS ${names.at(-1)}) instead of the typed literal ${names.at(-1)} '...'`);
+    }
     const type = builtinName(names, 'type');
     if (!ALLOWED_TYPES.has(type)) throw new GuardError(`cast to ${names.join('.')} is not allowed. Allowed types: ${[...ALLOWED_TYPES].join(', ')}`);
     sub(node.TypeCast.arg);
@@ -133,4 +144,14 @@ export function checkExpr(ctx: GuardCtx, node: Node | undefined, level: Level, o
 
 function starError(level: Level): GuardError {
   return new GuardError(`* is not allowed (SELECT *, t.*, (row).*): name the columns you need. Allowed columns: ${describeRels(collectRels(level))}`);
+}
+
+/** The SQL value functions both PostgreSQL and SQLite read as the clock. */
+const CLOCK_FUNCTIONS = new Set(['SVFOP_CURRENT_DATE', 'SVFOP_CURRENT_TIME', 'SVFOP_CURRENT_TIME_N', 'SVFOP_CURRENT_TIMESTAMP', 'SVFOP_CURRENT_TIMESTAMP_N']);
+
+/** Where an expression starts in the query (bytes), -1 when the parser gave none. */
+function location(node: Node | undefined): number {
+  if (!node) return -1;
+  const inner = Object.values(node)[0] as { location?: number } | undefined;
+  return typeof inner?.location === 'number' ? inner.location : -1;
 }

@@ -1,9 +1,9 @@
 /**
- * The column names a subquery or CTE exposes, as PostgreSQL names them
- * (FigureColname in parse_target.c), but only where that is certain: an explicit
- * alias, a column, a function call, COALESCE / GREATEST / LEAST / NULLIF and casts
- * of those. Anything else gets no name, so an outer reference to it is refused
- * rather than risk the guard and PostgreSQL resolving the name differently.
+ * The column names a subquery or CTE exposes, only where PostgreSQL and SQLite name
+ * them alike: an explicit alias, or a column. Anything else (a function call, a cast:
+ * PostgreSQL names `CAST(x.a AS text)` a, SQLite by its text) gets no name, so an outer
+ * reference to it is refused rather than risk the guard and the database resolving the
+ * name differently (to a hidden column of a table beside it).
  */
 import type { Node, SelectStmt } from 'libpg-query';
 import { strings } from './guard-scope.ts';
@@ -14,11 +14,6 @@ function exprName(node: Node | undefined): string | undefined {
     const last = node.ColumnRef.fields?.at(-1);
     return last && 'String' in last ? last.String.sval : undefined;
   }
-  if ('FuncCall' in node) return strings(node.FuncCall.funcname).at(-1);
-  if ('TypeCast' in node) return exprName(node.TypeCast.arg);
-  if ('CoalesceExpr' in node) return 'coalesce';
-  if ('MinMaxExpr' in node) return node.MinMaxExpr.op === 'IS_GREATEST' ? 'greatest' : 'least';
-  if ('A_Expr' in node && node.A_Expr.kind === 'AEXPR_NULLIF') return 'nullif';
   return undefined;
 }
 

@@ -114,11 +114,14 @@ export function statementName(node: Node | undefined): string {
 /** Record a relation's name; refuses a name already used for a different relation. */
 export function registerRel(ctx: GuardCtx, rel: Rel): void {
   if (rel.refname === undefined) return;
-  const seen = ctx.refnames.get(rel.refname);
+  // By lower case: SQLite compares names without case, so "U" and u would be one
+  // relation to it and two to the guard.
+  const key = rel.refname.toLowerCase();
+  const seen = ctx.refnames.get(key);
   if (seen !== undefined && seen !== rel.id) {
-    throw new GuardError(`the name "${rel.refname}" is used for two different tables or subqueries; give each a distinct alias`);
+    throw new GuardError(`the name "${rel.refname}" is used for two different tables or subqueries (names are compared without case); give each a distinct alias`);
   }
-  ctx.refnames.set(rel.refname, rel.id);
+  ctx.refnames.set(key, rel.id);
 }
 
 /** The CTE a bare table name refers to, innermost WITH first. */

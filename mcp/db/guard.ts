@@ -40,8 +40,13 @@ export async function checkSql(sql: string, policy: Policy): Promise<GuardedSql>
     throw new GuardError(`only one statement per call; got ${stmts.length}: ${stmts.map((s) => statementName(s.stmt)).join('; ')}`);
   }
   const raw = stmts[0]!;
+  // The parser's offsets count UTF-8 bytes, not JavaScript characters: sliced as a string,
+  // multibyte text before the statement would shift it, and the database would run other
+  // text than the one checked here.
+  const bytes = Buffer.from(sql, 'utf8');
   const start = raw.stmt_location ?? 0;
-  const text = raw.stmt_len ? sql.slice(start, start + raw.stmt_len) : sql.slice(start);
+  const text = (raw.stmt_len ? bytes.subarray(start, start + raw.stmt_len) : bytes.subarray(start)).toString('utf8');
+  if (!sameStatement(text, raw.stmt)) throw new GuardError('internal error: the statement cut from the query is not the one checked; nothing was run');
   const ctx: GuardCtx = {
     policy,
     refnames: new Map(),
@@ -70,4 +75,16 @@ export async function checkSql(sql: string, policy: Policy): Promise<GuardedSql>
     throw new GuardError(`${statementName(stmt)} is not allowed: ${allowed} allowed`);
   }
   return { kind, sql: text };
+}
+
+/** Whether `text` parses to exactly the statement `stmt` (positions aside): what runs is what was checked. */
+function sameStatement(text: string, stmt: unknown): boolean {
+  let again;
+  try {
+    again = parseSync(text).stmts ?? [];
+  } catch {
+    return false;
+  }
+  const shape = (v: unknown) => JSON.stringify(v, (k, x: unknown) => (k === 'location' || k === 'stmt_location' || k === 'stmt_len' ? undefined : x));
+  return again.length === 1 && shape(again[0]!.stmt) === shape(stmt);
 }

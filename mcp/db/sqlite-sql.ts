@@ -18,12 +18,16 @@ export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: str
   let out = '';
   let pos = 0;
   const bind: Record<string, unknown> = {};
+  // Token offsets count UTF-8 bytes: cut the bytes, not the string (one multibyte
+  // character would shift every later token, and a refused literal would slip through).
+  const bytes = Buffer.from(sql, 'utf8');
+  const at = (from: number, to?: number) => bytes.subarray(from, to).toString('utf8');
   for (const tok of scanSync(sql).tokens) {
-    const gap = sql.slice(pos, tok.start);
+    const gap = at(pos, tok.start);
     if (gap.trim() !== '') throw new ToolError(`cannot translate "${gap.trim()}" for SQLite`);
     out += gap;
     pos = tok.end;
-    const text = sql.slice(tok.start, tok.end);
+    const text = at(tok.start, tok.end);
     if (COMMENTS.has(tok.tokenName)) {
       out += ' ';
     } else if (tok.tokenName === 'PARAM') {
@@ -38,6 +42,6 @@ export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: str
       out += text;
     }
   }
-  if (sql.slice(pos).trim() !== '') throw new ToolError(`cannot translate "${sql.slice(pos).trim()}" for SQLite`);
+  if (at(pos).trim() !== '') throw new ToolError(`cannot translate "${at(pos).trim()}" for SQLite`);
   return { sql: out, bind };
 }

@@ -204,6 +204,34 @@ describe('guard policy and SQLite translation', () => {
     }
     await assert.rejects(toSqlite('SELECT id FROM users WHERE id = $2', [1]), /uses \$2 but only 1 params/);
   });
+
+  test('multibyte text does not shift what runs: offsets are bytes (the statement checked is the statement cut)', async () => {
+    // Cut as a string, 36 two-byte characters before an empty statement moved the cut 36
+    // characters in: the guard checked the SELECT with its string, the database got the string's text.
+    const sql = `/*${'é'.repeat(36)}*/;SELECT id FROM users WHERE email = 'SELECT id, password_hash FROM users --'`;
+    const g = await checkSql(sql, readOnly);
+    assert.equal(g.sql, "SELECT id FROM users WHERE email = 'SELECT id, password_hash FROM users --'");
+    // The SQLite translation cuts bytes too: after an é, a refused literal was let through.
+    await assert.rejects(toSqlite("SELECT'é',E'\\' ,password_hash FROM users,(SELECT 1 AS e) s --'", []), /PostgreSQL-only/);
+    assert.equal((await toSqlite("SELECT 'é' AS a, email FROM users", [])).sql, "SELECT 'é' AS a, email FROM users");
+  });
+
+  test('what SQLite reads otherwise than PostgreSQL is refused: USER and friends, typed literals, names differing only by case, derived names', async () => {
+    // SQLite reads these as the columns user, current_role, text ... of the table.
+    await rejects('SELECT id, user AS u FROM users', 'CURRENT_TIMESTAMP are allowed');
+    await rejects('SELECT id FROM users WHERE current_role = $1', 'CURRENT_TIMESTAMP are allowed');
+    await rejects('SELECT id, localtimestamp FROM users', 'CURRENT_TIMESTAMP are allowed');
+    await rejects("SELECT id, text 'x' FROM users", "CAST('...' AS text)");
+    await rejects("SELECT id FROM orders WHERE created_at > date '2026-01-01'", "CAST('...' AS date)");
+    await checkSql("SELECT id, current_timestamp, CAST('2026-01-01' AS date), '1'::int FROM orders WHERE created_at < current_date", readOnly);
+    // "U" and u: two relations to PostgreSQL, one to SQLite.
+    await rejects('SELECT u2.id, (SELECT "U".email FROM users u WHERE u.id = u2.id) AS pw FROM users u2, (SELECT 1 AS email) "U"', 'compared without case');
+    // PostgreSQL names CAST(x.a AS text) a, SQLite by its text: an outer password_hash
+    // would go past the subquery to the table beside it.
+    await rejects('SELECT password_hash FROM (SELECT CAST(x.password_hash AS text) FROM (SELECT 1 AS password_hash) x) s, users', 'password_hash is sensitive');
+    await rejects('SELECT n FROM (SELECT count(id) FROM orders) s', 'not an allowed column');
+    await checkSql('SELECT n FROM (SELECT count(id) AS n FROM orders) s', readOnly);
+  });
 });
 
 describe('db settings', () => {
