@@ -104,7 +104,12 @@ test('alert → six phases with the real Claude Code CLI → fix on staging, cle
     assert.equal(stats.subtype, 'success');
   }
   const lastSession = Number(readFileSync(join(ticketDir, 'phase.pid'), 'utf8'));
-  assert.throws(() => process.kill(-lastSession, 0), { code: 'ESRCH' }, 'the last session\'s process group is gone');
+  // Dead, that is: a zombie (killed, waiting for init to reap it once the phase's runner
+  // exited) holds nothing. kill -0 would count it.
+  const alive = execFileSync('ps', ['-eo', 'pgid=,stat=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => Number(l.trim().split(/\s+/)[0]) === lastSession && !/^\s*\d+\s+Z/.test(l));
+  assert.deepEqual(alive, [], "the last session's process group is gone");
 
   // Cleaned up: no worktree, no dev server.
   assert.equal(existsSync(join(env.home, 'worktrees', 'ticket-1-run-1')), false, 'worktree removed');
