@@ -65,7 +65,8 @@ cleanup() {
   harness_devserver_stop "$DEV_PID"
   if [ -d "$WORKTREE" ] && [ -z "$PUSHED" ]; then
     # Partial work is kept on the branch, never lost with the worktree.
-    harness_force_commit "$WORKTREE" "bugbot: partial work on ticket $BUGBOT_TICKET_ID (run stopped)" >/dev/null 2>&1
+    harness_keep_partial_work "$WORKTREE" "bugbot: partial work on ticket $BUGBOT_TICKET_ID (run stopped)" >/dev/null ||
+      harness_log "could not commit the partial work on $BUGBOT_BRANCH (see git's words above); it goes with the worktree"
   fi
   harness_worktree_remove "$BUGBOT_REPO" "$WORKTREE"
   harness_set_result failed "worker exited with status $rc before finishing"

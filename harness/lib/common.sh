@@ -121,6 +121,9 @@ harness_git_readonly() {
   common=$(git -C "$dir" rev-parse --path-format=absolute --git-common-dir) && [ -d "$common" ] || return 1
   HARNESS_GIT_RO=(--ro-bind "$common" "$common")
   if [ -e "$dir/.git" ] && [ ! "$dir/.git" -ef "$common" ]; then HARNESS_GIT_RO+=(--ro-bind "$dir/.git" "$dir/.git"); fi
+  # The workers' lock (harness_git_locked): flock needs no write access, so confined code
+  # could hold it and stall every worker's fetch. It locks an empty file of its own instead.
+  if [ -e "$common/bugbot.lock" ]; then HARNESS_GIT_RO+=(--ro-bind /dev/null "$common/bugbot.lock"); fi
 }
 
 # harness_git_env EXCLUDES : the configuration every later git command of this process
@@ -137,9 +140,15 @@ harness_git_env() {
 # harness_git_locked REPO ARGS... : git in REPO, holding the repository's lock. Workers
 # share the base checkout's .git (worktrees, remote refs); git's own lock files make
 # concurrent fetches and worktree changes fail rather than wait, so we queue them.
+# Waiting is bounded (HARNESS_LOCK_WAIT_S, default 600): a lock held that long (a hung
+# fetch of another worker's) fails this command, with the reason, instead of the run hanging.
 harness_git_locked() {
   local repo=$1 common
   shift
   common=$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir)
-  flock "$common/bugbot.lock" git -C "$repo" "$@"
+  flock -w "${HARNESS_LOCK_WAIT_S:-600}" -E 75 "$common/bugbot.lock" git -C "$repo" "$@" || {
+    local rc=$?
+    [ "$rc" -ne 75 ] || echo "harness: the repository lock ($common/bugbot.lock) was held for ${HARNESS_LOCK_WAIT_S:-600} s; git $1 not run" >&2
+    return "$rc"
+  }
 }

@@ -39,15 +39,37 @@ harness_sandbox_litter() {
 
 # harness_force_commit DIR MESSAGE : commit everything left uncommitted; prints "committed" or "clean".
 harness_force_commit() {
-  local dir=$1 message=$2
+  local dir=$1 message=$2 p
   harness_sandbox_litter "$dir" "$TICKET_DIR/config/git-excludes"
-  git -C "$dir" add -A
+  git -C "$dir" add -A || return 1
+  # What is left under a placeholder's name is the fix's own work (a new scripts/, say):
+  # the run's excludes hide it from `add -A`, so it is added by name without them (the
+  # project's own ignore rules still apply). Protected names among them are refused at the
+  # push as any others; node_modules (the installed dependencies, hard links) never is the fix's.
+  if [ -f "$TICKET_DIR/config/git-excludes" ]; then
+    while IFS= read -r p; do
+      p=${p#/}
+      if [ ! -e "$dir/$p" ] || [ "$p" = node_modules ]; then continue; fi
+      GIT_CONFIG_COUNT=0 git -C "$dir" check-ignore -q -- "$p" && continue
+      GIT_CONFIG_COUNT=0 git -C "$dir" add -- "$p" || return 1
+    done <"$TICKET_DIR/config/git-excludes"
+  fi
   if git -C "$dir" diff --cached --quiet; then
     echo clean
     return 0
   fi
   git -C "$dir" commit --quiet --no-verify -m "$message"
   echo committed
+}
+
+# harness_keep_partial_work DIR MESSAGE : on the way out, once every process of the run
+# has stopped: commit what is left, so the branch keeps it when the worktree goes. A git
+# index lock left now is stale (a git killed mid-write) and would make the commit fail.
+harness_keep_partial_work() {
+  local dir=$1 message=$2 lock
+  lock=$(git -C "$dir" rev-parse --path-format=absolute --git-path index.lock 2>/dev/null) || return 1
+  [ ! -e "$lock" ] || { harness_log "removing a stale $lock"; rm -f -- "$lock"; }
+  harness_force_commit "$dir" "$message"
 }
 
 # harness_changed_files DIR BASE_REF : files changed on this branch since it left BASE_REF,

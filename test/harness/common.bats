@@ -29,3 +29,21 @@ teardown() { teardown_tmp; }
   [[ $at =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$ ]]
   [ "$phase" = push ] && [ "$state" = done ] && [ "$detail" = abc123 ]
 }
+
+@test "the repository lock: waiting for it is bounded, and confined code locks a file of its own" {
+  git init --quiet "$TMP/lockrepo"
+  git -C "$TMP/lockrepo" commit --quiet --allow-empty -m init
+  harness_git_locked "$TMP/lockrepo" status --short
+  lock="$TMP/lockrepo/.git/bugbot.lock"
+  [ -e "$lock" ]
+  # Held elsewhere past the limit: the command fails and says why, instead of hanging.
+  flock "$lock" sleep 3 &
+  holder=$!
+  sleep 0.3
+  HARNESS_LOCK_WAIT_S=1 run harness_git_locked "$TMP/lockrepo" status --short
+  [ "$status" -eq 75 ]
+  [[ "$output" == *"was held for 1 s"* ]]
+  wait "$holder"
+  harness_git_readonly "$TMP/lockrepo"
+  [[ " ${HARNESS_GIT_RO[*]} " == *" --ro-bind /dev/null $lock "* ]]
+}

@@ -228,3 +228,32 @@ fix_while_staging_moves() {
   [ "$(cat "$TICKET_DIR/conflict.txt")" = "$(printf 'café.txt\ndocs dir/my file.txt')" ]
   [ "$(harness_conflicts)" = "café.txt, docs dir/my file.txt" ]
 }
+
+@test "work under a placeholder's name (a new scripts/ of the fix's) is committed; dependencies and what the project ignores are not" {
+  harness_sandbox_excludes "$TMP/wt" "$TICKET_DIR/config/git-excludes"
+  harness_git_env "$TICKET_DIR/config/git-excludes"
+  grep -qx '/scripts' "$TICKET_DIR/config/git-excludes"
+  mkdir -p "$TMP/wt/scripts" "$TMP/wt/node_modules/dep"
+  printf 'echo migrate\n' >"$TMP/wt/scripts/migrate.sh"
+  printf 'module.exports = 1\n' >"$TMP/wt/node_modules/dep/index.js"
+  printf '.cache\n' >"$TMP/wt/.gitignore"
+  mkdir -p "$TMP/wt/.vscode/.cache" && printf 'x\n' >"$TMP/wt/.vscode/.cache/state" && printf '{}\n' >"$TMP/wt/.vscode/settings.json"
+  : >"$TMP/wt/.bashrc"
+  printf 'fix\n' >"$TMP/wt/a.txt"
+  run harness_force_commit "$TMP/wt" "bugbot: fix"
+  [ "$output" = "committed" ]
+  run git -C "$TMP/wt" show --name-only --format= HEAD
+  [ "$output" = "$(printf '.gitignore\n.vscode/settings.json\na.txt\nscripts/migrate.sh')" ]
+}
+
+@test "partial work is committed on the way out even past a stale index lock (a git killed mid-write)" {
+  printf 'partial\n' >"$TMP/wt/fix.txt"
+  : >"$(git -C "$TMP/wt" rev-parse --path-format=absolute --git-path index.lock)"
+  run harness_force_commit "$TMP/wt" "plain"
+  [ "$status" -ne 0 ]
+  run harness_keep_partial_work "$TMP/wt" "bugbot: partial work"
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = "committed" ]
+  run git -C "$TMP/wt" show --name-only --format= HEAD
+  [ "$output" = "fix.txt" ]
+}
