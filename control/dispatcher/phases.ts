@@ -107,7 +107,10 @@ function unreadable(cfg: BugbotConfig, ticketDir: string): string[] {
   const home = homedir();
   const store = join(cfg.home, 'bugbot.db');
   const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'bugbot.lock.db'), join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl')];
-  return [...[...CREDENTIALS.map((p) => join(home, p)), ...state].filter((p) => existsSync(p)), join(cfg.home, 'tickets'), ticketDir];
+  // The workers' lock on the shared checkout (harness_git_locked): flock needs only a read
+  // descriptor, so a command holding it would stall every worker's fetch.
+  const gitLock = resolve(cfg.target.repo, '.git', 'bugbot.lock');
+  return [...[...CREDENTIALS.map((p) => join(home, p)), ...state, gitLock].filter((p) => existsSync(p)), join(cfg.home, 'tickets'), ticketDir];
 }
 
 /**

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 // @ts-expect-error: plain JavaScript module without types (shared by the hook and the watcher)
 import { checkToolUse, protectedPaths } from '../../harness/lib/policy.mjs';
-import { CREDENTIALS, OWN_CODE } from '../../control/dispatcher/phases.ts';
+import { CREDENTIALS, OWN_CODE, phaseFiles } from '../../control/dispatcher/phases.ts';
+import { tempDir, testConfig } from '../support/helpers.ts';
 import { CORPUS, type CaseContext } from '../e2e/injection-corpus.ts';
 
 type Decision = { deny: true; reason: string } | null;
@@ -194,4 +195,15 @@ test('push-time check names protected paths in a diff', () => {
     '.mcp.json',
     '.claude/settings.json',
   ]);
+});
+
+test("the agent's sandbox cannot take the workers' lock on the shared checkout (flock needs only a read descriptor)", (t) => {
+  const home = tempDir(t);
+  const repo = join(home, 'repo');
+  mkdirSync(join(repo, '.git'), { recursive: true });
+  writeFileSync(join(repo, '.git', 'bugbot.lock'), '');
+  const config = testConfig(home, { target: { repo } });
+  const { files } = phaseFiles('implement', { config, ticketDir: join(home, 'tickets', '1', 'run-1'), worktree: join(home, 'wt'), port: 1 });
+  const settings = JSON.parse(files['implement.settings.json']!) as { sandbox: { filesystem: { denyRead: string[] } } };
+  assert.ok(settings.sandbox.filesystem.denyRead.includes(join(repo, '.git', 'bugbot.lock')), settings.sandbox.filesystem.denyRead.join('\n'));
 });
