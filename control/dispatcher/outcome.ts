@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { OutcomeRow, StageStats } from '../outcomes/archive.ts';
+import type { Logger } from '../log.ts';
+import type { OutcomeArchive, OutcomeRow, StageStats } from '../outcomes/archive.ts';
 import type { RunRow } from '../queue/leases.ts';
 import type { Ticket, TicketState } from '../types.ts';
 
@@ -71,4 +72,18 @@ export function buildOutcomeRow(a: {
     regressions_detected_24h: null,
     revision: 1,
   };
+}
+
+/** Append a run's row; a failure to write it is logged, never thrown (the run still finishes). */
+export function archiveRow(archive: OutcomeArchive | undefined, row: OutcomeRow, logger: Logger): void {
+  try {
+    archive?.append(row);
+  } catch (err) {
+    logger.error('could not append the outcome row', { run: row.run_id, error: (err as Error).message });
+  }
+}
+
+/** What became of a ticket whose run was cut short: another attempt, or none left. */
+export function attemptsNote(attempt: number, maxAttempts: number, again: boolean): string {
+  return again ? `requeued (attempt ${attempt} of ${maxAttempts})` : `attempt ${attempt} of ${maxAttempts}, giving up`;
 }

@@ -16,7 +16,7 @@ import type { Ticket, TicketState } from '../types.ts';
 import type { OutcomeArchive } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
-import { buildOutcomeRow, readOutcome } from './outcome.ts';
+import { archiveRow, attemptsNote, buildOutcomeRow, readOutcome } from './outcome.ts';
 import { prepareWorkspace, type Workspace } from './workspace.ts';
 import { removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
 
@@ -167,11 +167,7 @@ export class Dispatcher {
       // A run like any other: its outcome row, and its reporters told.
       const reason = `could not prepare the ticket folder: ${(err as Error).message}`;
       const row = buildOutcomeRow({ ticket, run, outcome: null, state: 'failed', reason, model: config.harness.model ?? null });
-      try {
-        this.deps.archive.append(row);
-      } catch (e) {
-        logger.error('could not append the outcome row', { run: run.id, error: (e as Error).message });
-      }
+      archiveRow(this.deps.archive, row, logger);
       finishRun(store, run.id, { ticketState: 'failed', outcome: row.outcome, reason });
       logger.error('worker not started', { worker: slot, ticket: ticket.id, run: run.id, reason });
       this.deps.onRunFinished?.(row, ticket);
@@ -290,7 +286,7 @@ export class Dispatcher {
       state = again ? 'queued' : 'failed';
       reason =
         'stopped with the control plane mid-run; ' +
-        (again ? `requeued (attempt ${w.run.attempt} of ${config.queue.maxAttempts})` : `attempt ${w.run.attempt} of ${config.queue.maxAttempts}, giving up`);
+        attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
     } else if (outcome) {
       state = (['pushed', 'awaiting_approval', 'needs_human'] as const).find((s) => s === outcome.state) ?? 'failed';
       reason = outcome.reason;
@@ -301,14 +297,10 @@ export class Dispatcher {
       state = again ? 'queued' : 'failed';
       reason =
         (w.spawnError ? `worker could not be started (${w.spawnError}); ` : `worker exited (${signal ?? `status ${code}`}) without an outcome; `) +
-        (again ? `requeued (attempt ${w.run.attempt} of ${config.queue.maxAttempts})` : `attempt ${w.run.attempt} of ${config.queue.maxAttempts}, giving up`);
+        attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
     }
     const row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null });
-    try {
-      archive.append(row);
-    } catch (err) {
-      logger.error('could not append the outcome row', { run: w.run.id, error: (err as Error).message });
-    }
+    archiveRow(archive, row, logger);
     finishRun(store, w.run.id, { ticketState: state, outcome: row.outcome, reason }, { overCancel: pushedFirst });
     if (outcome) store.saveStages(w.run.id, row.stages);
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });

@@ -15,7 +15,7 @@ import type { Logger } from '../log.ts';
 import { activeRuns, finishRun, reclaimRuns, type RunRow } from '../queue/leases.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { Ticket } from '../types.ts';
-import { buildOutcomeRow, readOutcome } from './outcome.ts';
+import { archiveRow, attemptsNote, buildOutcomeRow, readOutcome } from './outcome.ts';
 import type { Store } from '../queue/store.ts';
 
 /** The files a run's helpers record their process group in (harness/worker.sh, lib/run-phase.mjs, lib/push.sh). */
@@ -112,13 +112,9 @@ export function reconcile(
     const outcome = readOutcome(join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`));
     const reason =
       `the control plane restarted while the run was under way${outcome ? ` (it had reached: ${outcome.reason})` : ''}; ` +
-      (ticketState === 'queued' ? `requeued (attempt ${run.attempt} of ${config.queue.maxAttempts})` : `attempt ${run.attempt} of ${config.queue.maxAttempts}, giving up`);
+      attemptsNote(run.attempt, config.queue.maxAttempts, ticketState === 'queued');
     const row = buildOutcomeRow({ ticket, run, outcome, state: ticketState, reason, model: config.harness.model ?? null });
-    try {
-      archive?.append(row);
-    } catch (err) {
-      logger.error('could not append the outcome row', { run: run.id, error: (err as Error).message });
-    }
+    archiveRow(archive, row, logger);
     if (outcome) store.saveStages(run.id, row.stages);
   }
   const removed = removeOrphanWorktrees(config, store, logger);
@@ -146,11 +142,7 @@ function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger
     stopRunProcesses(config.home, run, { logger });
     const reason = `${outcome.reason} (finished while the control plane was down)`;
     const row = buildOutcomeRow({ ticket, run, outcome, state, reason, model: config.harness.model ?? null });
-    try {
-      archive?.append(row);
-    } catch (err) {
-      logger.error('could not append the outcome row', { run: run.id, error: (err as Error).message });
-    }
+    archiveRow(archive, row, logger);
     finishRun(store, run.id, { ticketState: state, outcome: row.outcome, reason });
     store.saveStages(run.id, row.stages);
     logger.warn('run finished while the control plane was down', { run: run.id, ticket: run.ticket_id, state });

@@ -120,7 +120,7 @@ export class OutcomeArchive {
    * sandbox, which names only paths that exist, keeps it unwritable) before any run.
    */
   ensure(): void {
-    if (!existsSync(this.path)) writeFileSync(this.path, '', { flag: 'a' });
+    writeFileSync(this.path, '', { flag: 'a' });
   }
 
   /**

@@ -105,7 +105,8 @@ export function checkExpr(ctx: GuardCtx, node: Node | undefined, level: Level, o
     const names = strings(node.TypeCast.typeName?.names);
     // A typed literal (`date '2024-01-01'`, type before value): SQLite reads `text 'x'` as
     // the column text aliased x. CAST(... AS type) and ...::type mean the same to both.
-    if ((node.TypeCast.typeName?.location ?? -1) >= 0 && (node.TypeCast.typeName?.location ?? -1) < location(node.TypeCast.arg)) {
+    const typeAt = node.TypeCast.typeName?.location ?? -1;
+    if (typeAt >= 0 && typeAt < location(node.TypeCast.arg)) {
       throw new GuardError(`write CAST('...' AS ${names.at(-1)}) instead of the typed literal ${names.at(-1)} '...'`);
     }
     const type = builtinName(names, 'type');
