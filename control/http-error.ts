@@ -19,3 +19,13 @@ export class HttpError extends Error {
 export const badRequest = (message: string, details?: unknown) => new HttpError(400, 'bad_request', message, details);
 export const unauthorized = (message: string) => new HttpError(401, 'unauthorized', message);
 export const notFound = (message: string) => new HttpError(404, 'not_found', message);
+
+/** Parse a request body as JSON; a 400 that says why when it is not. */
+export function parseJsonText(text: string): unknown {
+  if (!text.trim()) throw badRequest('empty body: expected a JSON object');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw badRequest(`body is not valid JSON: ${(err as Error).message}`);
+  }
+}

@@ -72,8 +72,15 @@ export async function startServer(
   for (const b of bundles.filter((b) => b.status === 'failed')) {
     logger.warn('bundle not built; its processes start through tsx (slower)', { bundle: b.name, error: b.error });
   }
-  const services = openServices(config, logger);
+  const services = openServices(config, logger, { writerThread: true });
   const { store, intake, settle } = services;
+  try {
+    await services.writer?.start();
+  } catch (err) {
+    store.close();
+    lock.release();
+    throw err;
+  }
 
   // Nothing of a previous process survives it: stop its workers, requeue their runs.
   const archive = new OutcomeArchive(config.home, { redact: (text) => intake.redactText(text) });
@@ -178,6 +185,7 @@ export async function startServer(
     // Nothing is running yet but what resume() sent off; the store closes behind it.
     await approvals.close();
     await notifier.close();
+    await services.writer?.close();
     store.close();
     lock.release();
     const e = err as NodeJS.ErrnoException;
@@ -230,6 +238,7 @@ export async function startServer(
       await notifier.close();
       shutdown.abort();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await services.writer?.close();
       removeServerInfo(config.home);
       store.close();
       lock.release();

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { configuredRedactor, type BugbotConfig } from './config.ts';
 import { Intake } from './intake/index.ts';
 import { SettleScheduler } from './intake/settle.ts';
+import { IntakeWriter } from './intake/writer.ts';
 import type { Logger } from './log.ts';
 import { Store } from './queue/store.ts';
 
@@ -15,12 +16,26 @@ export interface Services {
   store: Store;
   intake: Intake;
   settle: SettleScheduler;
+  /** The thread webhooks' events are committed on (`bugbot start` only); close it before the store. */
+  writer: IntakeWriter | null;
 }
 
-/** Open the store and the intake pipeline. */
-export function openServices(config: BugbotConfig, logger: Logger): Services {
-  const store = new Store(join(config.home, 'bugbot.db'), { durability: config.queue.durability });
+/**
+ * Open the store and the intake pipeline. `writerThread`: commit webhooks' events on a
+ * worker thread (intake/writer.ts), for the control plane's HTTP server.
+ */
+export function openServices(config: BugbotConfig, logger: Logger, opts: { writerThread?: boolean } = {}): Services {
+  const dbPath = join(config.home, 'bugbot.db');
+  const store = new Store(dbPath, { durability: config.queue.durability });
   const intake = new Intake({ store, config, redactor: configuredRedactor(config) });
+  let writer: IntakeWriter | null = null;
+  if (opts.writerThread) {
+    const { secrets, ...plain } = config;
+    writer = new IntakeWriter({ dbPath, config: plain, salt: secrets.get(config.intake.hashSaltEnv) }, logger.child({ component: 'intake' }));
+    intake.useWriter(writer);
+    // Its code loads now, not during the first webhook (`bugbot start` awaits it).
+    void writer.start();
+  }
   const settle = new SettleScheduler({ store, intake, logger });
-  return { store, intake, settle };
+  return { store, intake, settle, writer };
 }

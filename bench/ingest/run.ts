@@ -3,12 +3,16 @@
  * (auth, parsing, redaction, fingerprinting, dedupe, durable commit) and against a
  * plain Hono endpoint that only parses the same JSON, in the same run, alternating.
  *
+ * The load generator is wrk (C, one thread: it leaves the two servers most of the
+ * machine; `apt-get install wrk`), or autocannon (`--generator autocannon`, Node: it
+ * takes about a core of its own, which a server using two threads pays for).
+ *
  * Targets: bugbot >= 0.6x the plain endpoint's requests/s, p99 <= 25 ms, and exactly
- * one ticket per fingerprint. Usage: npm run bench:ingest [-- --seconds 10 --rounds 2]
+ * one ticket per fingerprint. Usage: npm run bench:ingest [-- --seconds 10 --rounds 3]
  */
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -19,7 +23,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '5' },
+    generator: { type: 'string', default: 'wrk' },
     connections: { type: 'string', default: '50' },
     fingerprints: { type: 'string', default: '5' },
   },
@@ -28,6 +34,14 @@ const SECONDS = Number(args.seconds);
 const ROUNDS = Number(args.rounds);
 const CONNECTIONS = Number(args.connections);
 const FINGERPRINTS = Number(args.fingerprints);
+const WARMUP = Number(args.warmup);
+const GENERATOR = args.generator;
+if (GENERATOR !== 'wrk' && GENERATOR !== 'autocannon') throw new Error(`--generator: wrk or autocannon, not ${GENERATOR}`);
+if (GENERATOR === 'wrk' && spawnSync('wrk', ['--version']).error) {
+  console.error('bench/ingest: wrk is not installed (apt-get install wrk), or run it with --generator autocannon');
+  process.exit(2);
+}
+const STORM_LUA = join(root, 'bench/ingest/storm.lua');
 
 const ERRORS = [
   (n: number) => `TypeError: Cannot read properties of undefined (reading 'owner') for pet ${n}`,
@@ -81,7 +95,16 @@ function startServer(cmd: string[], env: NodeJS.ProcessEnv): Promise<{ proc: Chi
 
 type Target = 'plain' | 'bugbot';
 
-function load(url: string, target: Target, opts: { connections: number; duration?: number; amount?: number }) {
+interface Storm {
+  rps: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+}
+
+function autocannonLoad(url: string, target: Target, opts: { connections: number; duration: number }) {
   return autocannon({
     url: `${url}/triggers/grafana`,
     ...opts,
@@ -95,15 +118,32 @@ function load(url: string, target: Target, opts: { connections: number; duration
   });
 }
 
-async function storm(url: string, target: Target): Promise<{ rps: number; p50: number; p99: number; ok: number; non2xx: number; errors: number }> {
-  const result = await load(url, target, { connections: CONNECTIONS, duration: SECONDS });
+/** One storm of `seconds` at `connections`; every request a fresh alert. */
+async function storm(url: string, target: Target, connections: number, seconds: number): Promise<Storm> {
+  if (GENERATOR === 'autocannon') {
+    const r = await autocannonLoad(url, target, { connections, duration: seconds });
+    return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, ok: r['2xx'], non2xx: r.non2xx, errors: r.errors + r.timeouts };
+  }
+  const first = seq;
+  const out = await new Promise<string>((resolvePromise, reject) =>
+    execFile(
+      'wrk',
+      ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', STORM_LUA, url, '--', String(first), String(FINGERPRINTS), '1'],
+      (err, stdout, stderr) => (err ? reject(new Error(`wrk failed: ${stderr || err.message}`)) : resolvePromise(stdout)),
+    ),
+  );
+  const line = out.split('\n').find((l) => l.startsWith('wrk-result '));
+  if (!line) throw new Error(`wrk printed no result:\n${out}`);
+  const r = JSON.parse(line.slice('wrk-result '.length)) as Record<string, number>;
+  seq += r.sent!;
+  if (target === 'bugbot') sentToBugbot += r.sent!;
   return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    ok: result['2xx'],
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
+    rps: r.requests! / (r.duration_us! / 1e6),
+    p50: Math.round(r.p50_us! / 1000),
+    p99: Math.round(r.p99_us! / 1000),
+    ok: r.requests! - r.non2xx!,
+    non2xx: r.non2xx!,
+    errors: r.connect! + r.read! + r.write! + r.timeout!,
   };
 }
 
@@ -121,18 +161,17 @@ async function main(): Promise<void> {
   const configPath = join(dir, 'bugbot.config.json');
   writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), intake: { settleSeconds: 30 } }));
 
-  const rows: Array<{ round: number; plain: Awaited<ReturnType<typeof storm>>; bugbot: Awaited<ReturnType<typeof storm>> }> = [];
+  const rows: Array<{ round: number; plain: Storm; bugbot: Storm }> = [];
   let totalOk = 0;
   const bugbot = await startServer([process.execPath, 'bin/bugbot.js', '--config', configPath, 'start', '--port', '0'], { BUGBOT_LOG_LEVEL: 'warn' });
   const plain = await startServer([process.execPath, '--import', 'tsx', 'bench/ingest/plain-server.ts'], {});
   try {
-    // Warm both up (JIT, statement cache) before measuring.
-    await load(plain.url, 'plain', { connections: 10, amount: 2000 });
-    const warm = await load(bugbot.url, 'bugbot', { connections: 10, amount: 2000 });
-    totalOk += warm['2xx'];
+    // Warm both up (JIT, statement and page caches) with a storm of their own, unmeasured.
+    await storm(plain.url, 'plain', CONNECTIONS, WARMUP);
+    totalOk += (await storm(bugbot.url, 'bugbot', CONNECTIONS, WARMUP)).ok;
     for (let round = 1; round <= ROUNDS; round++) {
-      const p = await storm(plain.url, 'plain');
-      const b = await storm(bugbot.url, 'bugbot');
+      const p = await storm(plain.url, 'plain', CONNECTIONS, SECONDS);
+      const b = await storm(bugbot.url, 'bugbot', CONNECTIONS, SECONDS);
       totalOk += b.ok;
       rows.push({ round, plain: p, bugbot: b });
     }
@@ -152,7 +191,7 @@ async function main(): Promise<void> {
   const ratio = sum((r) => r.bugbot.rps) / sum((r) => r.plain.rps);
   const p99 = Math.max(...rows.map((r) => r.bugbot.p99));
 
-  console.log(`bench/ingest: ${CONNECTIONS} connections, ${SECONDS}s per storm, ${ROUNDS} round(s), ${FINGERPRINTS} distinct errors`);
+  console.log(`bench/ingest: ${GENERATOR}, ${CONNECTIONS} connections, ${SECONDS}s per storm, ${ROUNDS} round(s), ${FINGERPRINTS} distinct errors`);
   console.log('round  plain req/s  p99 ms  | bugbot req/s  p50 ms  p99 ms  non-2xx  errors | ratio');
   for (const r of rows) {
     console.log(
@@ -164,7 +203,7 @@ async function main(): Promise<void> {
     [`throughput ratio ${ratio.toFixed(2)}x >= 0.60x`, ratio >= 0.6],
     [`p99 ${p99} ms <= 25 ms`, p99 <= 25],
     [`one ticket per fingerprint (${tickets} tickets, ${FINGERPRINTS} errors)`, tickets === FINGERPRINTS && distinct === FINGERPRINTS],
-    // autocannon does not count replies that arrive after a storm's deadline, so a few
+    // Neither generator counts replies that arrive after a storm's deadline, so a few
     // more events than acknowledged may be stored; never fewer, never more than sent.
     [`every acknowledged event stored (${totalOk} acked, ${events} stored, ${sentToBugbot} sent)`, events >= totalOk && events <= sentToBugbot],
   ];

@@ -11,6 +11,7 @@ import { fingerprintEvent } from './fingerprint.ts';
 import { redactEvent } from './redact-event.ts';
 import type { Redactor } from '../../lib/redact.ts';
 import { createTriage, priorityOf, type Triage } from './triage.ts';
+import type { IntakeWriter } from './writer.ts';
 
 export type { AcceptOptions, AcceptResult, AcceptStatus, Nonce } from './accept.ts';
 export { ReplayError } from './accept.ts';
@@ -51,6 +52,7 @@ export class Intake {
   private flushScheduled = false;
   private batchStarted = 0;
   private lastSize = 0;
+  private writerThread: IntakeWriter | null = null;
 
   constructor(deps: IntakeDeps) {
     this.store = deps.store;
@@ -64,6 +66,19 @@ export class Intake {
     return this.redactor.text(text);
   }
 
+  /**
+   * Commit acceptQueued's requests on a writer thread (writer.ts) with its own connection
+   * to this store's file; everything else intake does stays on this thread.
+   */
+  useWriter(writer: IntakeWriter): void {
+    this.writerThread = writer;
+  }
+
+  /** The writer thread, when acceptQueued uses one. */
+  get writer(): IntakeWriter | null {
+    return this.writerThread;
+  }
+
   /** Store a batch durably, now. When this returns, every event in it is committed. */
   accept(events: TriggerEvent[], opts: AcceptOptions = {}): AcceptResult[] {
     const [result] = this.commit([{ prepared: this.prepare(events), opts }]);
@@ -73,10 +88,12 @@ export class Intake {
 
   /**
    * Group commit for HTTP handlers: batches arriving in the same turn of the event
-   * loop share one transaction (one WAL write). Resolves only after the commit, so
-   * the caller still acknowledges nothing that is not durable.
+   * loop share one transaction (one WAL write); on the writer thread when there is one
+   * (its batches: what arrived while it committed the last). Resolves only after the
+   * commit, so the caller still acknowledges nothing that is not durable.
    */
   acceptQueued(events: TriggerEvent[], opts: AcceptOptions = {}): Promise<AcceptResult[]> {
+    if (this.writerThread) return this.writerThread.submit(events, opts);
     const prepared = this.prepare(events);
     return new Promise((resolve, reject) => {
       this.pending.push({ prepared, opts, resolve, reject });
@@ -121,6 +138,14 @@ export class Intake {
       if (r instanceof ReplayError) q.reject(r);
       else q.resolve(r);
     });
+  }
+
+  /**
+   * Several requests' events in one transaction (the writer thread's group commit): one
+   * result list per request, or the ReplayError that refused it.
+   */
+  acceptMany(items: Array<{ events: TriggerEvent[]; opts: AcceptOptions }>): Array<AcceptResult[] | ReplayError> {
+    return this.commit(items.map((it) => ({ prepared: this.prepare(it.events), opts: it.opts })));
   }
 
   private commit(items: Array<{ prepared: Prepared[]; opts: AcceptOptions }>): Array<AcceptResult[] | ReplayError> {

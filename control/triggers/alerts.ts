@@ -5,6 +5,7 @@
  * fingerprint. A partly bad batch yields the good alerts plus a list of problems.
  */
 import { createHash } from 'node:crypto';
+import { compilePattern, type BugbotConfig } from '../config.ts';
 import { badRequest } from '../http-error.ts';
 import type { EventKind, TriggerEvent, TriggerSource } from '../types.ts';
 
@@ -72,6 +73,12 @@ export interface AlertParseOptions {
   latencyPattern: RegExp;
   defaultThresholdMs: number;
   now: () => Date;
+}
+
+/** The parse options the alert endpoints use, from the configuration (`latency`: /triggers/latency). */
+export function alertParseOptions(config: BugbotConfig, now: () => Date, latency = false): AlertParseOptions {
+  const cfg = config.triggers.latency;
+  return { forceLatency: latency, latencyPattern: compilePattern(cfg.alertNamePattern), defaultThresholdMs: cfg.defaultThresholdMs, now };
 }
 
 export interface AlertParseResult {

@@ -3,7 +3,9 @@ import type { Context } from 'hono';
 import type { AppDeps } from '../app.ts';
 import { ReplayError, type AcceptOptions, type AcceptResult } from '../intake/index.ts';
 import type { TriggerEvent } from '../types.ts';
-import { badRequest, HttpError, unauthorized } from '../http-error.ts';
+import { HttpError, parseJsonText, unauthorized } from '../http-error.ts';
+import type { AlertsAccepted } from '../intake/writer.ts';
+import { parseAlertWebhook, type AlertParseOptions } from './alerts.ts';
 import { requestNonce } from './auth.ts';
 
 /** The request's media type without parameters, lower case ('' when none was sent). */
@@ -14,6 +16,11 @@ export function mediaType(c: Context): { type: string; essence: string } {
 
 /** Parse the body as JSON; a 400 that says why when it is not. */
 export async function readJson(c: Context): Promise<unknown> {
+  return parseJsonText(await readJsonText(c));
+}
+
+/** The body of a request that says it is JSON, unparsed; a 415 when it does not say so. */
+export async function readJsonText(c: Context): Promise<string> {
   // The media type itself, not any mention of json: "text/plain; x=json", or no type at
   // all, is what a web page may post cross-site without asking, and must not file
   // tickets on loopback.
@@ -22,13 +29,7 @@ export async function readJson(c: Context): Promise<unknown> {
   if (essence !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(essence)) {
     throw new HttpError(415, 'unsupported_media_type', `expected a JSON body, got content-type ${type}`);
   }
-  const text = await c.req.text();
-  if (!text.trim()) throw badRequest('empty body: expected a JSON object');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw badRequest(`body is not valid JSON: ${(err as Error).message}`);
-  }
+  return c.req.text();
 }
 
 /** The webhook reply: what was stored and what it joined. */
@@ -53,14 +54,39 @@ export function summarize(results: AcceptResult[]) {
  * scheduler once committed.
  */
 export async function acceptRequest(c: Context, deps: AppDeps, events: TriggerEvent[], opts: AcceptOptions = {}): Promise<AcceptResult[]> {
+  return stored(c, deps, opts, (o) => deps.intake.acceptQueued(events, o), (r) => r);
+}
+
+/**
+ * An alert webhook (Grafana, Alertmanager): its body parsed, validated and stored. With
+ * intake's writer thread, all of that happens there and this thread only passes the
+ * body on; a body that is not a valid webhook is the same 400 either way.
+ */
+export async function acceptAlertWebhook(c: Context, deps: AppDeps, parse: AlertParseOptions): Promise<AlertsAccepted> {
+  const text = await readJsonText(c);
+  const writer = deps.intake.writer;
+  return stored(
+    c,
+    deps,
+    {},
+    async (o) => {
+      if (writer) return writer.submitAlerts({ text, latency: Boolean(parse.forceLatency) }, o);
+      const p = parseAlertWebhook(parseJsonText(text), parse);
+      return { source: p.source, rejected: p.rejected, results: await deps.intake.acceptQueued(p.events, o) };
+    },
+    (r) => r.results,
+  );
+}
+
+async function stored<T>(c: Context, deps: AppDeps, opts: AcceptOptions, store: (opts: AcceptOptions) => Promise<T>, results: (r: T) => AcceptResult[]): Promise<T> {
   const nonce = opts.nonce ?? requestNonce(c);
-  let results: AcceptResult[];
+  let r: T;
   try {
-    results = await deps.intake.acceptQueued(events, nonce ? { ...opts, nonce } : opts);
+    r = await store(nonce ? { ...opts, nonce } : opts);
   } catch (err) {
     if (err instanceof ReplayError) throw unauthorized(err.message);
     throw err;
   }
-  deps.onAccepted?.(results);
-  return results;
+  deps.onAccepted?.(results(r));
+  return r;
 }

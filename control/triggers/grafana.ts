@@ -4,11 +4,10 @@
  * signature when a secret is configured. Acknowledged only after the commit.
  */
 import type { Hono } from 'hono';
-import { compilePattern } from '../config.ts';
 import type { AppDeps } from '../app.ts';
 import { credentialAuth, grafanaHmacAuth } from './auth.ts';
-import { parseAlertWebhook } from './alerts.ts';
-import { acceptRequest, readJson, summarize } from './common.ts';
+import { alertParseOptions } from './alerts.ts';
+import { acceptAlertWebhook, summarize } from './common.ts';
 
 export function registerGrafana(app: Hono, deps: AppDeps): void {
   const cfg = deps.config.triggers.grafana;
@@ -17,7 +16,7 @@ export function registerGrafana(app: Hono, deps: AppDeps): void {
   const user = secrets.get(cfg.basicUserEnv);
   const password = secrets.get(cfg.basicPasswordEnv);
   const hmacSecret = secrets.get(cfg.hmacSecretEnv);
-  const latencyPattern = compilePattern(deps.config.triggers.latency.alertNamePattern);
+  const parse = alertParseOptions(deps.config, deps.store.now);
 
   app.post(
     '/triggers/grafana',
@@ -39,14 +38,8 @@ export function registerGrafana(app: Hono, deps: AppDeps): void {
         ]
       : []),
     async (c) => {
-      const body = await readJson(c);
-      const parsed = parseAlertWebhook(body, {
-        latencyPattern,
-        defaultThresholdMs: deps.config.triggers.latency.defaultThresholdMs,
-        now: deps.store.now,
-      });
-      const results = await acceptRequest(c, deps, parsed.events);
-      return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected });
+      const accepted = await acceptAlertWebhook(c, deps, parse);
+      return c.json({ source: accepted.source, ...summarize(accepted.results), rejected: accepted.rejected });
     },
   );
 }

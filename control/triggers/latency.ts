@@ -7,11 +7,10 @@
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import type { AppDeps } from '../app.ts';
-import { compilePattern } from '../config.ts';
 import { badRequest } from '../http-error.ts';
 import type { TriggerEvent } from '../types.ts';
 import { credentialAuth } from './auth.ts';
-import { parseAlertWebhook } from './alerts.ts';
+import { alertParseOptions, parseAlertWebhook } from './alerts.ts';
 import { acceptRequest, readJson, summarize } from './common.ts';
 
 const smallSchema = z
@@ -57,7 +56,7 @@ export function registerLatency(app: Hono, deps: AppDeps): void {
   const secrets = deps.config.secrets;
   const user = secrets.get(cfg.basicUserEnv);
   const password = secrets.get(cfg.basicPasswordEnv);
-  const latencyPattern = compilePattern(cfg.alertNamePattern);
+  const parse = alertParseOptions(deps.config, deps.store.now, true);
 
   app.post(
     '/triggers/latency',
@@ -68,12 +67,7 @@ export function registerLatency(app: Hono, deps: AppDeps): void {
       // lacking the small shape's service and route.
       const isAlertWebhook = typeof body === 'object' && body !== null && ('alerts' in body || 'version' in body);
       if (isAlertWebhook) {
-        const parsed = parseAlertWebhook(body, {
-          forceLatency: true,
-          latencyPattern,
-          defaultThresholdMs: cfg.defaultThresholdMs,
-          now: deps.store.now,
-        });
+        const parsed = parseAlertWebhook(body, parse);
         const results = await acceptRequest(c, deps, parsed.events);
         return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected });
       }

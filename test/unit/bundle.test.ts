@@ -38,7 +38,7 @@ test('a bundle is fresh while its sources keep their size and mtime, stale after
 test('bugbot build makes every bundle; the CLI and the MCP servers run from them as from the sources', { timeout: 120_000 }, async () => {
   const results = await buildBundles();
   assert.deepEqual(results.filter((r) => r.status === 'failed'), []);
-  for (const name of ['cli', 'mcp-browser', 'mcp-loki', 'mcp-db']) assert.ok(freshBundle(name), `${name} is fresh after a build`);
+  for (const name of ['cli', 'mcp-browser', 'mcp-loki', 'mcp-db', 'intake-writer']) assert.ok(freshBundle(name), `${name} is fresh after a build`);
 
   // The CLI bundle answers like the sources, and finds the harness and prompts beside
   // its sources (import.meta of the sources, not of the bundle).

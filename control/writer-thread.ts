@@ -1,0 +1,69 @@
+/**
+ * Intake's writer thread (see intake/writer.ts): its own connection to the store and
+ * its own Intake, fed batches of requests by the HTTP thread; everything waiting when it
+ * looks goes into one transaction. It uses the triggers' alert parser as well as intake,
+ * so it sits above both, as main.ts does.
+ */
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { configuredRedactor, type BugbotConfig } from './config.ts';
+import { HttpError, parseJsonText } from './http-error.ts';
+import { Store } from './queue/store.ts';
+import { alertParseOptions, parseAlertWebhook } from './triggers/alerts.ts';
+import type { TriggerEvent, TriggerSource } from './types.ts';
+import { Intake, ReplayError, type AcceptOptions } from './intake/index.ts';
+import type { AlertsAccepted, ItemOutcome, WriterInit, WriterReply, WriterRequest } from './intake/writer.ts';
+
+if (!parentPort) throw new Error('writer-thread.ts runs as a worker thread (control/intake/writer.ts starts it)');
+const port: MessagePort = parentPort;
+
+const init = workerData as WriterInit;
+const config = {
+  ...init.config,
+  // The one secret intake uses: the redaction salt.
+  secrets: { get: (name: string | undefined) => (name && name === init.config.intake.hashSaltEnv ? init.salt : undefined) },
+} as BugbotConfig;
+const store = new Store(init.dbPath, { durability: config.queue.durability });
+const intake = new Intake({ store, config, redactor: configuredRedactor(config) });
+const parseOptions = { alerts: alertParseOptions(config, store.now), latency: alertParseOptions(config, store.now, true) };
+
+type Slot = ItemOutcome | { at: number; source?: TriggerSource; rejected?: AlertsAccepted['rejected'] };
+
+function commit(requests: WriterRequest[]): void {
+  const toStore: Array<{ events: TriggerEvent[]; opts: AcceptOptions }> = [];
+  // Per item: its refusal, or where its events are in toStore and what parsing found.
+  // Alert webhooks' bodies are parsed here; one that is not a valid webhook is refused alone.
+  const slots = requests.flatMap((r) => r.items).map((it): Slot => {
+    if ('events' in it) return { at: toStore.push(it) - 1 };
+    try {
+      const p = parseAlertWebhook(parseJsonText(it.alerts.text), it.alerts.latency ? parseOptions.latency : parseOptions.alerts);
+      return { at: toStore.push({ events: p.events, opts: it.opts }) - 1, source: p.source, rejected: p.rejected };
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      return { refused: { status: err.status, code: err.code, message: err.message, details: err.details } };
+    }
+  });
+  const stored = toStore.length ? intake.acceptMany(toStore) : [];
+  const outcomes = slots.map((s): ItemOutcome => {
+    if (!('at' in s)) return s;
+    const r = stored[s.at]!;
+    return r instanceof ReplayError ? { replay: r.nonce } : { results: r, source: s.source, rejected: s.rejected };
+  });
+  let i = 0;
+  for (const r of requests) {
+    port.postMessage({ id: r.id, outcomes: outcomes.slice(i, i + r.items.length) } satisfies WriterReply);
+    i += r.items.length;
+  }
+}
+
+port.on('message', (first: WriterRequest) => {
+  const requests = [first];
+  for (let more = receiveMessageOnPort(port); more; more = receiveMessageOnPort(port)) requests.push(more.message as WriterRequest);
+  try {
+    commit(requests);
+  } catch (err) {
+    // Nothing of these requests was committed (the transaction rolled back).
+    const code = (err as { code?: unknown }).code;
+    for (const r of requests) port.postMessage({ id: r.id, error: (err as Error).message, ...(typeof code === 'string' ? { code } : {}) } satisfies WriterReply);
+  }
+});
+port.postMessage({ ready: true } satisfies WriterReply);

@@ -1,0 +1,180 @@
+// Intake's writer thread (control/intake/writer.ts): what `bugbot start` stores webhooks
+// with. It must answer exactly as intake on the HTTP thread does, acknowledge only what
+// it committed, and lose nothing acknowledged when the thread goes away.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { createApp } from '../../control/app.ts';
+import { ReplayError } from '../../control/intake/index.ts';
+import { IntakeWriter } from '../../control/intake/writer.ts';
+import { silentLogger } from '../../control/log.ts';
+import { openServices } from '../../control/services.ts';
+import type { TriggerEvent } from '../../control/types.ts';
+import { fixtureJson, fixtureText, postJson, tempDir, testConfig } from '../support/helpers.ts';
+
+function services(t: TestContext, writerThread: boolean) {
+  const home = tempDir(t);
+  const config = testConfig(home, {}, { BUGBOT_HASH_SALT: 'writer-test' });
+  const s = openServices(config, silentLogger, { writerThread });
+  t.after(async () => {
+    await s.writer?.close();
+    s.store.close();
+  });
+  const app = createApp({ config, store: s.store, intake: s.intake, logger: silentLogger });
+  return { ...s, app, writer: s.writer as IntakeWriter };
+}
+
+function event(n: number, overrides: Partial<TriggerEvent> = {}): TriggerEvent {
+  const at = '2026-11-21T10:00:00.000Z';
+  return {
+    source: 'grafana',
+    kind: 'error',
+    service: 'petstore',
+    title: 'Pet lookup failed',
+    message: `TypeError: Cannot read properties of undefined (reading 'owner') for pet ${n}`,
+    route: `GET /api/pets/${n}`,
+    labels: {},
+    count: 1,
+    firstSeen: at,
+    lastSeen: at,
+    sourceEventId: `writer-test-${n}`,
+    human: false,
+    ...overrides,
+  };
+}
+
+test('alert webhooks stored on the writer thread get the same replies as on the HTTP thread', async (t) => {
+  const inline = services(t, false);
+  const threaded = services(t, true);
+  assert.equal(inline.writer, null);
+  assert.ok(threaded.writer, 'openServices({ writerThread: true }) starts a writer');
+
+  const grafana = (name: string) => fixtureText('grafana', name);
+  const docs = fixtureJson<{ alerts: Array<Record<string, unknown>> }>('grafana', 'webhook_firing_docs.json');
+  const bodies: Array<[string, string]> = [
+    ['grafana firing', grafana('webhook_firing_docs.json')],
+    ['grafana values', grafana('webhook_firing_values_v11_zulip.json')],
+    ['grafana mixed', grafana('webhook_mixed_firing_resolved_v9_zulip.json')],
+    ['grafana resolved', grafana('webhook_resolved_v9_zulip.json')],
+    ['alertmanager firing', fixtureText('alertmanager', 'webhook_firing_zulip.json')],
+    ['the same again (duplicates)', grafana('webhook_firing_docs.json')],
+    ['one bad alert in the batch', JSON.stringify({ ...docs, alerts: [{ ...docs.alerts[0], fingerprint: 'other' }, { status: 'firing' }] })],
+    ['not JSON', '{"version": "1", alerts: ['],
+    ['empty', '  '],
+    ['no alerts array', JSON.stringify({ version: '1' })],
+    ['unknown version', JSON.stringify({ version: '7', alerts: [] })],
+    ['every alert bad', JSON.stringify({ version: '4', alerts: [{ labels: 'x' }] })],
+  ];
+  const requests: Array<[string, string, string, Record<string, string>?]> = bodies.map(([what, body]) => [what, '/triggers/grafana', body]);
+  // Events parsed on the HTTP thread go over as events (a manual ticket with its classification).
+  requests.push(
+    ['latency, small shape', '/triggers/latency', JSON.stringify({ service: 'petstore', route: 'GET /api/pets', p95_ms: 1840, threshold_ms: 500, observed_at: new Date().toISOString() })],
+    ['latency, alert webhook', '/triggers/latency', grafana('webhook_firing_values_v11_zulip.json')],
+    ['manual ticket', '/api/tickets', JSON.stringify({ title: 'Invoice PDF is blank', message: 'Customers get an empty PDF', service: 'billing' }), { 'idempotency-key': 'k1' }],
+    ['manual ticket again', '/api/tickets', JSON.stringify({ title: 'Invoice PDF is blank', message: 'Customers get an empty PDF', service: 'billing' }), { 'idempotency-key': 'k1' }],
+  );
+  for (const [what, path, body, headers] of requests) {
+    const a = await postJson(inline.app, path, body, headers);
+    const b = await postJson(threaded.app, path, body, headers);
+    const [ja, jb] = [await a.json(), await b.json()];
+    assert.equal(b.status, a.status, `${what}: status`);
+    // When each store received it differs (manual tickets are seen when filed); nothing else does.
+    const strip = (x: unknown) => JSON.parse(JSON.stringify(x, (k, v: unknown) => (/^(created_at|updated_at|createdAt|updatedAt|received_at|receivedAt|firstSeen|lastSeen|first_seen|last_seen)$/.test(k) ? undefined : v)));
+    assert.deepEqual(strip(jb), strip(ja), `${what}: reply`);
+  }
+  // And the same rows: tickets, events, what triage decided.
+  const rows = (s: ReturnType<typeof services>) => ({
+    tickets: s.store.db.prepare('SELECT fingerprint, kind, state, count, title, message, classification, triage_reason FROM tickets ORDER BY id').all(),
+    events: s.store.db.prepare('SELECT source, source_event_id, fingerprint, ticket_id, status FROM events ORDER BY id').all(),
+  });
+  const [ra, rb] = [rows(inline), rows(threaded)];
+  assert.ok(ra.tickets.length >= 3, `tickets were made (${ra.tickets.length})`);
+  assert.deepEqual(rb, ra);
+});
+
+test('group commit: a storm of concurrent requests all commit, one ticket counts them all', async (t) => {
+  const { writer, store } = services(t, true);
+  const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => writer.submit([event(i)], {})));
+  assert.equal(replies.length, 300);
+  assert.deepEqual(new Set(replies.map(([r]) => r!.ticketId)).size, 1, 'one ticket');
+  assert.equal(replies.filter(([r]) => r!.status === 'created').length, 1);
+  assert.equal(store.countEvents(), 300);
+  assert.equal(store.listTickets()[0]!.count, 300);
+  // Acknowledged means committed: a fresh connection (another process) sees every one.
+  const again = await writer.submit([event(7)], {});
+  assert.equal(again[0]!.status, 'duplicate', 'the idempotency key was committed');
+});
+
+test('a replayed one-time value is refused and stores nothing; other requests in the batch are unaffected', async (t) => {
+  const { writer, store } = services(t, true);
+  const nonce = { scope: 'grafana-signature', value: 'sig-1', keepSeconds: 300 };
+  const [first, replay, other] = await Promise.allSettled([
+    writer.submit([event(1)], { nonce }),
+    writer.submit([event(2)], { nonce }),
+    writer.submit([event(3)], {}),
+  ]);
+  assert.equal(first.status, 'fulfilled');
+  assert.equal(replay.status, 'rejected');
+  assert.ok((replay as PromiseRejectedResult).reason instanceof ReplayError);
+  assert.equal(other.status, 'fulfilled');
+  assert.equal(store.countEvents(), 2, 'the replay stored nothing');
+  assert.equal(store.eventExists('grafana', 'writer-test-2'), false);
+});
+
+test('a writer thread that dies fails what it held (nothing acknowledged), and the next request gets a new one', async (t) => {
+  const { writer, store } = services(t, true);
+  await writer.submit([event(1)], {});
+  // Kill the thread while a batch is on its way to it.
+  const held = writer.submit([event(2)], {});
+  await new Promise((r) => setImmediate(r));
+  const w = (writer as unknown as { worker: { terminate(): Promise<number> } }).worker;
+  await w.terminate();
+  await assert.rejects(held, (err: Error & { status?: number }) => err.status === 503 && /writer thread stopped/.test(err.message));
+  // Whatever the thread had done with it, the sender was told it failed; a retry is safe.
+  const retried = await writer.submit([event(2)], {});
+  assert.ok(['created', 'merged', 'duplicate'].includes(retried[0]!.status));
+  const next = await writer.submit([event(3)], {});
+  assert.equal(next[0]!.status, 'merged');
+  assert.equal(store.eventExists('grafana', 'writer-test-3'), true);
+});
+
+test('close() lets submitted requests commit before the thread stops; later ones are refused', async (t) => {
+  const { writer, store } = services(t, true);
+  const pending = Array.from({ length: 20 }, (_, i) => writer.submit([event(i)], {}));
+  await writer.close();
+  const results = await Promise.all(pending);
+  assert.equal(results.length, 20);
+  assert.equal(store.countEvents(), 20);
+  await assert.rejects(writer.submit([event(99)], {}), /shutting down/);
+});
+
+test("the thread's SQLite errors keep their code: the webhook's reply says busy (503), as on the HTTP thread", async (t) => {
+  const { app, store, writer } = services(t, true);
+  await writer.start();
+  // Another writer holds the database longer than the busy timeout (5 s).
+  store.db.exec('BEGIN IMMEDIATE');
+  let res: Response;
+  try {
+    res = await postJson(app, '/triggers/grafana', fixtureText('grafana', 'webhook_firing_docs.json'));
+  } finally {
+    store.db.exec('COMMIT');
+  }
+  assert.equal(res.status, 503, await res.clone().text());
+  assert.equal(res.headers.get('retry-after'), '1');
+  assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'busy');
+  assert.equal(store.countEvents(), 0, 'nothing stored');
+  const again = await postJson(app, '/triggers/grafana', fixtureText('grafana', 'webhook_firing_docs.json'));
+  assert.equal(again.status, 200);
+});
+
+test('a writer thread that cannot open the store: start() says why (bugbot start fails instead of listening)', async (t) => {
+  const home = tempDir(t);
+  const { secrets: _secrets, ...config } = testConfig(home);
+  // A file where the store's folder should be.
+  writeFileSync(join(home, 'not-a-dir'), '');
+  const writer = new IntakeWriter({ dbPath: join(home, 'not-a-dir', 'bugbot.db'), config, salt: undefined });
+  t.after(() => writer.close());
+  await assert.rejects(writer.start(), /intake's writer thread did not start: .*(EEXIST|ENOTDIR)/);
+  await assert.rejects(writer.submit([event(1)], {}), (err: Error & { status?: number }) => err.status === 503);
+});
