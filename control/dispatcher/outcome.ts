@@ -34,6 +34,53 @@ export function readOutcome(ticketDir: string): WorkerOutcome | null {
   }
 }
 
+const PHASES = ['research', 'implement', 'review', 'docs'] as const;
+
+/**
+ * What a run that left no outcome.json (a worker killed, a control plane that died) had
+ * spent, from what its phases wrote as they went: each finished session's stats file
+ * (summed like harness/lib/outcome.mjs does) and, for the session under way, its last
+ * progress snapshot (tokens and tool calls; Claude Code reports a session's cost only at
+ * its end, so that part of the cost is not known).
+ */
+export function spentSoFar(ticketDir: string): { stages: Record<string, StageStats>; cost_usd: number } {
+  const stages: Record<string, StageStats> = {};
+  let cost = 0;
+  const add = (phase: string, s: StageStats) => {
+    const st = (stages[phase] ??= { tokens: 0, tool_calls: 0, cost_usd: 0, duration_s: 0, turns: 0, result: null });
+    st.tokens += s.tokens;
+    st.tool_calls += s.tool_calls;
+    st.cost_usd = Math.round((st.cost_usd + s.cost_usd) * 1e6) / 1e6;
+    st.duration_s = Math.round((st.duration_s + s.duration_s) * 10) / 10;
+    st.turns = (st.turns ?? 0) + (s.turns ?? 0);
+    st.result = s.result ?? null;
+    cost += s.cost_usd;
+  };
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  const read = (file: string): Record<string, unknown> | null => {
+    try {
+      const v = JSON.parse(readFileSync(join(ticketDir, file), 'utf8')) as unknown;
+      return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : null;
+    } catch {
+      return null;
+    }
+  };
+  for (const phase of PHASES) {
+    for (const label of [phase, `${phase}-rework`]) {
+      const s = read(`stats-${label}.json`);
+      if (!s) continue;
+      const result = (s.killed ?? s.subtype ?? null) as string | null;
+      add(phase, { tokens: num(s.tokens), tool_calls: num(s.tool_calls), cost_usd: num(s.cost_usd), duration_s: num(s.duration_s), turns: num(s.num_turns), result });
+    }
+  }
+  // The session under way, if one was: its last snapshot (a finished one's says done).
+  const p = read('progress.json');
+  if (p && p.done !== true && PHASES.includes(p.phase as (typeof PHASES)[number])) {
+    add(p.phase as string, { tokens: num(p.tokens), tool_calls: num(p.tool_calls), cost_usd: num(p.cost_usd), duration_s: num(p.elapsed_s), result: 'stopped mid-session' });
+  }
+  return { stages, cost_usd: Math.round(cost * 1e6) / 1e6 };
+}
+
 export function buildOutcomeRow(a: {
   ticket: Ticket;
   run: RunRow;
@@ -41,8 +88,11 @@ export function buildOutcomeRow(a: {
   state: TicketState;
   reason: string;
   model: string | null;
+  /** The run's ticket folder: without an outcome, what it had spent is read from there. */
+  ticketDir?: string;
 }): OutcomeRow {
   const o = a.outcome;
+  const spent = o ? { stages: o.stages as Record<string, StageStats>, cost_usd: o.cost_usd } : a.ticketDir ? spentSoFar(a.ticketDir) : { stages: {}, cost_usd: 0 };
   const finished = o?.finished ?? new Date().toISOString();
   const pushed = a.state === 'pushed' || a.state === 'awaiting_approval';
   const label = pushed && o ? o.outcome : 'failed';
@@ -55,7 +105,7 @@ export function buildOutcomeRow(a: {
     started: o?.started ?? a.run.started_at,
     finished,
     trigger_to_push_s: pushed ? Math.round((Date.parse(finished) - Date.parse(a.ticket.firstSeen)) / 1000) : null,
-    stages: (o?.stages ?? {}) as Record<string, StageStats>,
+    stages: spent.stages,
     outcome: label,
     state: a.state,
     reason: a.reason,
@@ -64,7 +114,7 @@ export function buildOutcomeRow(a: {
     pushed_to: o?.pushed_to ?? null,
     diff: o?.diff ?? null,
     tests: o?.tests ?? { passed: null, failed: null },
-    cost_usd: o?.cost_usd ?? 0,
+    cost_usd: spent.cost_usd,
     model: a.model,
     attempt: a.run.attempt,
     worker: a.run.worker_id,

@@ -299,10 +299,10 @@ export class Dispatcher {
         (w.spawnError ? `worker could not be started (${w.spawnError}); ` : `worker exited (${signal ?? `status ${code}`}) without an outcome; `) +
         attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
     }
-    const row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null });
+    const row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
     archiveRow(archive, row, logger);
     finishRun(store, w.run.id, { ticketState: state, outcome: row.outcome, reason }, { overCancel: pushedFirst });
-    if (outcome) store.saveStages(w.run.id, row.stages);
+    if (Object.keys(row.stages).length) store.saveStages(w.run.id, row.stages);
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
     this.deps.onRunFinished?.(row, w.ticket);
     if (existsSync(join(w.ws.ticketDir, 'outcome.json'))) this.poke();

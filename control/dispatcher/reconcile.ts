@@ -109,13 +109,14 @@ export function reconcile(
     // got that far), labelled failed, with what became of the ticket.
     const ticket = store.getTicket(run.ticket_id);
     if (!ticket) continue;
-    const outcome = readOutcome(join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`));
+    const ticketDir = join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`);
+    const outcome = readOutcome(ticketDir);
     const reason =
       `the control plane restarted while the run was under way${outcome ? ` (it had reached: ${outcome.reason})` : ''}; ` +
       attemptsNote(run.attempt, config.queue.maxAttempts, ticketState === 'queued');
-    const row = buildOutcomeRow({ ticket, run, outcome, state: ticketState, reason, model: config.harness.model ?? null });
+    const row = buildOutcomeRow({ ticket, run, outcome, state: ticketState, reason, model: config.harness.model ?? null, ticketDir });
     archiveRow(archive, row, logger);
-    if (outcome) store.saveStages(run.id, row.stages);
+    if (Object.keys(row.stages).length) store.saveStages(run.id, row.stages);
   }
   const removed = removeOrphanWorktrees(config, store, logger);
   return {

@@ -176,7 +176,8 @@ if (waitForStdin) {
 }
 
 let lastProgress = 0;
-function progress(force = false) {
+/** `done`: the session is over and its numbers are in the stats file (the last snapshot says so). */
+function progress(force = false, done = false) {
   if (!o.progress) return;
   const now = Date.now();
   if (!force && now - lastProgress < 1000) return;
@@ -188,6 +189,7 @@ function progress(force = false) {
     tool_calls: stats.tool_calls,
     cost_usd: stats.cost_usd,
     last_tool: stats.lastTool ?? null,
+    done,
   };
   writeFileSync(`${o.progress}.tmp`, JSON.stringify(snapshot));
   renameSync(`${o.progress}.tmp`, o.progress);
@@ -322,7 +324,7 @@ function finish(code, signal) {
   delete stats.lastTool;
   writeFileSync(o.stats, JSON.stringify(stats, null, 2));
   if (!stats.ready_at) markReady();
-  progress(true);
+  progress(true, true);
   const ok = !stats.killed && (code === 0 || stats.ended_at_result) && stats.subtype === 'success' && !stats.is_error;
   process.exit(ok ? 0 : 1);
 }
