@@ -8,7 +8,7 @@
  * latency while workers are busy. Targets: stored = acknowledged, peak RSS ≤ 300 MB,
  * no growth trend (RSS over the last half within 10% of the first half's).
  *
- * Usage: npm run bench:soak [-- --seconds 600 --rate 60]
+ * Usage: npm run bench:soak [-- --seconds 900 --rate 60]
  */
 import Database from 'better-sqlite3';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ import { say, startScriptedModel, tool } from '../../test/support/scripted-model
 import { createTargetRepo } from '../../test/support/target-repo.ts';
 import { OPEN_STATES } from '../../control/types.ts';
 
-const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '600' }, rate: { type: 'string', default: '60' } } });
+const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '900' }, rate: { type: 'string', default: '60' } } });
 const SECONDS = Number(args.seconds);
 const RATE = Number(args.rate);
 const WORKERS = 8;
