@@ -13,6 +13,7 @@ import { Intake } from '../../control/intake/index.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { silentLogger } from '../../control/log.ts';
 import { Store } from '../../control/queue/store.ts';
+import type { TriggerEvent } from '../../control/types.ts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const sharedDir = process.env.BUGBOT_SHARED_DIR ?? resolve(repoRoot, '../shared');
@@ -101,4 +102,25 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, w
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+let eventSeq = 0;
+/** A firing Grafana alert for the pet shop's owner bug, with a fresh id; overrides win. */
+export function alertEvent(overrides: Partial<TriggerEvent> = {}): TriggerEvent {
+  const at = '2026-11-21T10:00:00.000Z';
+  return {
+    source: 'grafana',
+    kind: 'error',
+    service: 'petstore',
+    title: 'Pet lookup failed',
+    message: 'TypeError: Cannot read properties of undefined (reading "owner")',
+    route: 'GET /api/pets/1',
+    labels: {},
+    count: 1,
+    firstSeen: at,
+    lastSeen: at,
+    human: false,
+    sourceEventId: `evt-${++eventSeq}`,
+    ...overrides,
+  };
 }

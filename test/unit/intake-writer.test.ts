@@ -11,7 +11,7 @@ import { IntakeWriter } from '../../control/intake/writer.ts';
 import { silentLogger } from '../../control/log.ts';
 import { openServices } from '../../control/services.ts';
 import type { TriggerEvent } from '../../control/types.ts';
-import { fixtureJson, fixtureText, postJson, tempDir, testConfig } from '../support/helpers.ts';
+import { alertEvent, fixtureJson, fixtureText, postJson, tempDir, testConfig } from '../support/helpers.ts';
 
 function services(t: TestContext, writerThread: boolean) {
   const home = tempDir(t);
@@ -25,23 +25,14 @@ function services(t: TestContext, writerThread: boolean) {
   return { ...s, app, writer: s.writer as IntakeWriter };
 }
 
+/** Alert n of one error: its id, pet id and message differ, its fingerprint does not. */
 function event(n: number, overrides: Partial<TriggerEvent> = {}): TriggerEvent {
-  const at = '2026-11-21T10:00:00.000Z';
-  return {
-    source: 'grafana',
-    kind: 'error',
-    service: 'petstore',
-    title: 'Pet lookup failed',
+  return alertEvent({
     message: `TypeError: Cannot read properties of undefined (reading 'owner') for pet ${n}`,
     route: `GET /api/pets/${n}`,
-    labels: {},
-    count: 1,
-    firstSeen: at,
-    lastSeen: at,
     sourceEventId: `writer-test-${n}`,
-    human: false,
     ...overrides,
-  };
+  });
 }
 
 test('alert webhooks stored on the writer thread get the same replies as on the HTTP thread', async (t) => {

@@ -11,7 +11,7 @@ import { finishRun, claimNext } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import type { TriggerEvent } from '../../control/types.ts';
 import type { ConfigFile } from '../../control/config.ts';
-import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+import { alertEvent, FakeClock, tempDir, testConfig } from '../support/helpers.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -25,25 +25,7 @@ function setup(t: TestContext, flags: ConfigFile = {}) {
   return { home, clock, config, store, intake };
 }
 
-let seq = 0;
-function alert(overrides: Partial<TriggerEvent> = {}): TriggerEvent {
-  const at = '2026-11-21T10:00:00.000Z';
-  return {
-    source: 'grafana',
-    kind: 'error',
-    service: 'petstore',
-    title: 'Pet lookup failed',
-    message: 'TypeError: Cannot read properties of undefined (reading "owner")',
-    route: 'GET /api/pets/1',
-    labels: {},
-    count: 1,
-    firstSeen: at,
-    lastSeen: at,
-    human: false,
-    sourceEventId: `evt-${++seq}`,
-    ...overrides,
-  };
-}
+const alert = alertEvent;
 
 test('1,000 alerts for one error with different ids → one ticket with count 1,000; another error → a second ticket', (t) => {
   const { intake, store } = setup(t);
