@@ -42,6 +42,13 @@ BUGBOT_IDLE_S=${BUGBOT_IDLE_S:-300}
 BUGBOT_ON_BANNED=${BUGBOT_ON_BANNED:-deny}
 BUGBOT_PUSH_RETRIES=${BUGBOT_PUSH_RETRIES:-5}
 export BUGBOT_PORT WORKTREE
+# The run's temp folder (the control plane made it): everything the run starts makes its
+# temporary files there (Claude Code leaves some after every session), and it goes when
+# the run ends.
+if [ -n "${BUGBOT_RUN_TMP:-}" ]; then
+  [ -d "$BUGBOT_RUN_TMP" ] || (umask 077 && mkdir -p "$BUGBOT_RUN_TMP")
+  export TMPDIR=$BUGBOT_RUN_TMP
+fi
 # Commits by the harness and the agent: an identity without touching the shared git config.
 export GIT_AUTHOR_NAME="${BUGBOT_GIT_NAME:-bugbot}" GIT_AUTHOR_EMAIL="${BUGBOT_GIT_EMAIL:-bugbot@localhost}"
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
@@ -71,6 +78,7 @@ cleanup() {
   harness_worktree_remove "$BUGBOT_REPO" "$WORKTREE"
   harness_set_result failed "worker exited with status $rc before finishing"
   node "$BUGBOT_HARNESS/lib/outcome.mjs" "$TICKET_DIR"
+  if [ -n "${BUGBOT_RUN_TMP:-}" ]; then rm -rf -- "$BUGBOT_RUN_TMP"; fi
   harness_status finished "$(cut -f1 "$TICKET_DIR/result")" "$(cut -f2 "$TICKET_DIR/result")"
   exit "$rc"
 }

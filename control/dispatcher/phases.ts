@@ -9,7 +9,7 @@ import { freshBundle } from '../../lib/bundle-fresh.mjs';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BugbotConfig } from '../config.ts';
 
@@ -23,6 +23,8 @@ export interface PhaseContext {
   ticketDir: string;
   worktree: string;
   port: number;
+  /** The run's temporary folder (workspace.ts runTmpDir): TMPDIR of its sessions. */
+  tmp: string;
 }
 
 /** JSON Schema of the review verdict (--json-schema). */
@@ -99,27 +101,28 @@ export const CREDENTIALS = ['.ssh', '.aws', '.gnupg', '.config/gh', '.config/gcl
  * the whole machine): the operator's credentials, the control plane's database, its
  * local key (server.json) and outcomes archive, and every ticket's folder, this one's
  * included: other tickets hold other people's reports, and this one's config holds the
- * MCP servers' credentials. `readable` gives back what the commands need of their own
- * ticket: its agent/ folder and the session's home.
+ * MCP servers' credentials; and the runs' temp folders (Claude Code's task output).
+ * `readable` gives back what the commands need of their own ticket: its agent/ folder,
+ * the session's home and the run's temp folder.
  * Code the agent writes runs there (npm test), where the guard cannot see what it opens.
  */
-function unreadable(cfg: BugbotConfig, ticketDir: string): string[] {
+function unreadable(cfg: BugbotConfig, ticketDir: string, tmp: string): string[] {
   const home = homedir();
   const store = join(cfg.home, 'bugbot.db');
   const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'bugbot.lock.db'), join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl')];
   // The workers' lock on the shared checkout (harness_git_locked): flock needs only a read
   // descriptor, so a command holding it would stall every worker's fetch.
   const gitLock = resolve(cfg.target.repo, '.git', 'bugbot.lock');
-  return [...[...CREDENTIALS.map((p) => join(home, p)), ...state, gitLock].filter((p) => existsSync(p)), join(cfg.home, 'tickets'), ticketDir];
+  return [...[...CREDENTIALS.map((p) => join(home, p)), ...state, gitLock].filter((p) => existsSync(p)), join(cfg.home, 'tickets'), ticketDir, dirname(tmp)];
 }
 
 /**
  * What unreadable() took away that the agent's commands need: their ticket's agent/
- * folder and home, and the git excludes file every git command of the run reads
+ * folder and home, their run's temp folder, and the git excludes file every git command of the run reads
  * (core.excludesFile, see harness/worker.sh).
  */
-function readable(ticketDir: string): string[] {
-  return [join(ticketDir, 'agent'), join(ticketDir, 'home'), join(ticketDir, 'config', 'git-excludes')];
+function readable(ticketDir: string, tmp: string): string[] {
+  return [join(ticketDir, 'agent'), join(ticketDir, 'home'), join(ticketDir, 'config', 'git-excludes'), tmp];
 }
 
 /**
@@ -207,7 +210,7 @@ export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
         enabled: true,
         failIfUnavailable: true,
         allowUnsandboxedCommands: false,
-        filesystem: { allowWrite: [join(ticketDir, 'home')], denyRead: unreadable(cfg, ticketDir), allowRead: readable(ticketDir), denyWrite: unwritable(cfg) },
+        filesystem: { allowWrite: [join(ticketDir, 'home'), ctx.tmp], denyRead: unreadable(cfg, ticketDir, ctx.tmp), allowRead: readable(ticketDir, ctx.tmp), denyWrite: unwritable(cfg) },
         network: { allowedDomains: ['localhost', '127.0.0.1'], allowLocalBinding: true },
       },
     },

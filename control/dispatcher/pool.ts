@@ -18,7 +18,7 @@ import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, readOutcome } from './outcome.ts';
 import { prepareWorkspace, type Workspace } from './workspace.ts';
-import { removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
+import { removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
 
 export interface ActiveWorker {
   slot: number;
@@ -267,6 +267,8 @@ export class Dispatcher {
     clearInterval(w.timer);
     this.active.delete(w.slot);
     this.lastBeat.delete(w.run.id);
+    // The worker's trap removes its temp folder; one that died before it could leaves it.
+    removeRunTmp(w.ws.tmp, logger);
     const outcome = readOutcome(w.ws.ticketDir);
     let state: TicketState;
     let reason: string;

@@ -2,11 +2,11 @@
  * Start-up reconciliation: nothing a previous control plane started survives it.
  * Workers it left running (kill -9 of the control plane leaves its children) are
  * stopped by process group, with their dev servers and Claude sessions; their runs
- * are requeued within the attempt limit (else failed); worktrees that belong to no
- * live run are removed, keeping their branches.
+ * are requeued within the attempt limit (else failed); worktrees and temp folders that
+ * belong to no live run are removed, keeping the worktrees' branches.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,7 @@ import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { Ticket } from '../types.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, readOutcome } from './outcome.ts';
 import type { Store } from '../queue/store.ts';
+import { runTmpRoot } from './workspace.ts';
 
 /** The files a run's helpers record their process group in (harness/worker.sh, lib/run-phase.mjs, lib/push.sh). */
 const PID_FILES = ['devserver.pid', 'phase.pid', 'gate.pid'] as const;
@@ -119,6 +120,7 @@ export function reconcile(
     if (Object.keys(row.stages).length) store.saveStages(run.id, row.stages);
   }
   const removed = removeOrphanWorktrees(config, store, logger);
+  removeOrphanTmp(config, store, logger);
   return {
     requeued: orphans.filter((o) => o.ticketState === 'queued').length,
     failed: orphans.filter((o) => o.ticketState === 'failed').length,
@@ -225,6 +227,23 @@ export function removeWorktreeInBackground(repo: string, path: string, logger: L
     await run('flock', [lock, 'git', '-C', repo, 'worktree', 'remove', '--force', path]).catch(() => rm(path, { recursive: true, force: true }));
     await run('flock', [lock, 'git', '-C', repo, 'worktree', 'prune']).catch(() => undefined);
   })().catch((err: Error) => logger.warn('could not remove a worktree', { path, error: err.message }));
+}
+
+/** Remove a run's temp folder (workspace.ts runTmpDir) off the event loop. */
+export function removeRunTmp(path: string, logger: Logger): void {
+  rm(path, { recursive: true, force: true }).catch((err: Error) => logger.warn("could not remove a run's temp folder", { path, error: err.message }));
+}
+
+/** Temp folders of runs no longer running: their workers died before their trap removed them. */
+function removeOrphanTmp(config: BugbotConfig, store: Store, logger: Logger): void {
+  const root = runTmpRoot(config.home);
+  if (!existsSync(root)) return;
+  const live = new Set((store.stmt(`SELECT ticket_id, id FROM runs WHERE state = 'running'`).all() as { ticket_id: number; id: number }[]).map((r) => `${r.ticket_id}-${r.id}`));
+  for (const name of readdirSync(root)) {
+    if (live.has(name)) continue;
+    rmSync(join(root, name), { recursive: true, force: true });
+    logger.warn("removed a run's orphaned temp folder", { path: join(root, name) });
+  }
 }
 
 function removeOrphanWorktrees(config: BugbotConfig, store: Store, logger: Logger): number {

@@ -4,7 +4,9 @@
  * `config/` (each phase's CLI arguments, hook settings and MCP configs). Paths are
  * decided here so the control plane knows them before the worker starts.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import type { RunRow } from '../queue/leases.ts';
@@ -17,6 +19,27 @@ export interface Workspace {
   worktree: string;
   branch: string;
   port: number;
+  /** The run's temporary folder (runTmpDir). */
+  tmp: string;
+}
+
+/**
+ * The run's temporary folder: TMPDIR of its Claude Code sessions, MCP servers, dev server
+ * and tests. Claude Code leaves files in TMPDIR after every session (its sandbox's empty
+ * mount points and proxy sockets, its per-user folder with task output); in the system's
+ * temp folder they would pile up by the thousand. The worker removes this folder on its
+ * way out, the pool or the reconciler when the worker could not. Unix sockets are made in
+ * it (the kernel takes 107 bytes of path), so it stays short: under home, or where home's
+ * path is long, under the system's temp folder, named after home.
+ */
+export function runTmpDir(home: string, ticketId: number, runId: number): string {
+  return join(runTmpRoot(home), `${ticketId}-${runId}`);
+}
+
+/** Where runTmpDir() makes every run's folder. */
+export function runTmpRoot(home: string): string {
+  const root = join(home, 'tmp');
+  return Buffer.byteLength(root) <= 48 ? root : join(tmpdir(), `bugbot-${createHash('sha256').update(resolve(home)).digest('hex').slice(0, 12)}`);
 }
 
 export function workspacePaths(cfg: BugbotConfig, ticket: Pick<Ticket, 'id'>, run: Pick<RunRow, 'id' | 'worker_id' | 'started_at'>): Workspace {
@@ -26,7 +49,17 @@ export function workspacePaths(cfg: BugbotConfig, ticket: Pick<Ticket, 'id'>, ru
     worktree: join(cfg.home, 'worktrees', `ticket-${ticket.id}-run-${run.id}`),
     branch: `bot/ticket-${ticket.id}-${stamp}`,
     port: cfg.target.basePort + run.worker_id,
+    tmp: runTmpDir(cfg.home, ticket.id, run.id),
   };
+}
+
+/** Make a folder only this user may enter, or refuse one that is not this user's (or is a link). */
+function ownFolder(path: string): void {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  const st = lstatSync(path);
+  if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid())) {
+    throw new Error(`${path} is not a folder of this user's (a link, or someone else's): refusing it as a run's temp folder`);
+  }
 }
 
 function shellQuote(s: string): string {
@@ -36,6 +69,8 @@ function shellQuote(s: string): string {
 export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow): Workspace {
   const ws = workspacePaths(cfg, ticket, run);
   for (const d of ['agent', 'config', 'home']) mkdirSync(join(ws.ticketDir, d), { recursive: true });
+  ownFolder(runTmpRoot(cfg.home));
+  ownFolder(ws.tmp);
 
   const h = cfg.harness;
   const env: Record<string, string | number> = {
@@ -48,6 +83,7 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
     BUGBOT_STAGING: cfg.target.stagingBranch,
     BUGBOT_BRANCH: ws.branch,
     BUGBOT_WORKTREE: ws.worktree,
+    BUGBOT_RUN_TMP: ws.tmp,
     BUGBOT_BASE_PORT: cfg.target.basePort,
     BUGBOT_DEV_COMMAND: cfg.target.devCommand,
     BUGBOT_TEST_COMMAND: cfg.target.testCommand,
@@ -77,7 +113,7 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
   writeFileSync(join(ws.ticketDir, 'ticket.json'), JSON.stringify({ ticket, run: { id: run.id, attempt: run.attempt, worker: run.worker_id }, workspace: ws }, null, 2));
   writeFileSync(join(ws.ticketDir, 'agent', 'ticket.md'), renderBrief(join(REPO_ROOT, 'prompts'), ticket, { planPath: join(ws.ticketDir, 'agent', 'plan.md') }));
 
-  const ctx = { config: cfg, ticketDir: ws.ticketDir, worktree: ws.worktree, port: ws.port };
+  const ctx = { config: cfg, ticketDir: ws.ticketDir, worktree: ws.worktree, port: ws.port, tmp: ws.tmp };
   for (const phase of PHASES) {
     const { args, files } = phaseFiles(phase, ctx);
     for (const [name, content] of Object.entries(files)) writeFileSync(join(ws.ticketDir, 'config', name), content, { mode: 0o600 });

@@ -107,6 +107,11 @@ harness_confine() {
       [ ! -e "$BUGBOT_HOME/$p" ] || HARNESS_CONFINE+=(--ro-bind /dev/null "$BUGBOT_HOME/$p")
     done
   fi
+  # The run's temp folder (TMPDIR, see worker.sh) is writable; the other runs' beside it are
+  # not there.
+  if [ -n "${BUGBOT_RUN_TMP:-}" ] && [ -d "$BUGBOT_RUN_TMP" ]; then
+    HARNESS_CONFINE+=(--tmpfs "$(dirname "$BUGBOT_RUN_TMP")" --bind "$BUGBOT_RUN_TMP" "$BUGBOT_RUN_TMP")
+  fi
   HARNESS_CONFINE+=("$@" --)
 }
 

@@ -5,13 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { waitFor } from '../support/helpers.ts';
 import { happyPathScripts, promptOf, readOutcomes, setupPipeline, strayOwnerAlert, worktreeOf } from '../support/pipeline.ts';
+import { runTmpDir } from '../../control/dispatcher/workspace.ts';
 import { startBugbot } from '../support/process.ts';
 import { say, tool, type MessagesRequest } from '../support/scripted-model.ts';
 
@@ -30,7 +31,10 @@ function portOpen(port: number): Promise<boolean> {
 test('alert → six phases with the real Claude Code CLI → fix on staging, clean outcome', { timeout: 240_000 }, async (t) => {
   const env = await setupPipeline(t);
   for (const [phase, steps] of Object.entries(happyPathScripts(env))) env.model.script(phase, steps);
-  const bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
+  // The temp folder bugbot is started with, which Claude Code would litter without the run's own.
+  const systemTmp = join(env.dir, 'system-tmp');
+  mkdirSync(systemTmp);
+  const bugbot = await startBugbot(t, { configPath: env.configPath, env: { ...env.env, TMPDIR: systemTmp } });
 
   const res = await fetch(`${bugbot.url}/triggers/grafana`, {
     method: 'POST',
@@ -116,6 +120,10 @@ test('alert → six phases with the real Claude Code CLI → fix on staging, cle
   const port = JSON.parse(readFileSync(join(ticketDir, 'ticket.json'), 'utf8')).workspace.port as number;
   assert.equal(await portOpen(port), false, 'dev server stopped');
   assert.doesNotMatch(env.target.git('worktree', 'list'), /ticket-1-run-1/);
+  // What Claude Code leaves after each session (its sandbox's mount points and proxy
+  // sockets, its task output) went into the run's temp folder, and went with it.
+  assert.equal(existsSync(runTmpDir(env.home, 1, 1)), false, "the run's temp folder removed");
+  assert.deepEqual(readdirSync(systemTmp).filter((n) => /^(claude|srt-)/.test(n)), [], 'nothing of Claude Code left in the temp folder bugbot was started with');
 });
 
 function safeRead(p: string): string {

@@ -36,10 +36,12 @@ async function session(
   const home = tempDir(t, 'bugbot-sandbox-');
   const worktree = join(home, 'worktree');
   const ticketDir = join(home, 'ticket');
-  for (const d of [worktree, join(ticketDir, 'config'), join(ticketDir, 'home')]) mkdirSync(d, { recursive: true });
+  // The run's temp folder (runTmpDir): the worker's TMPDIR, which the session inherits.
+  const tmp = join(home, 'tmp', '1-1');
+  for (const d of [worktree, join(ticketDir, 'config'), join(ticketDir, 'home'), tmp]) mkdirSync(d, { recursive: true });
   const prepared = opts.prepare?.(home);
   const config = testConfig(home, prepared?.flags ?? {});
-  const { args, files } = phaseFiles('implement', { config, ticketDir, worktree, port: 1 });
+  const { args, files } = phaseFiles('implement', { config, ticketDir, worktree, port: 1, tmp });
   const settingsName = 'implement.settings.json';
   const settings = JSON.parse(files[settingsName]!) as { hooks?: unknown; sandbox: unknown };
   delete settings.hooks;
@@ -49,6 +51,7 @@ async function session(
     env: {
       PATH: opts.path ?? process.env.PATH,
       HOME: join(ticketDir, 'home'),
+      TMPDIR: tmp,
       CLAUDE_CONFIG_DIR: join(ticketDir, 'claude-config'),
       ANTHROPIC_BASE_URL: model.url,
       ANTHROPIC_API_KEY: 'sk-sandbox-test',
@@ -70,7 +73,7 @@ async function session(
     .filter((e) => e.type === 'user')
     .flatMap((e) => (e.message?.content ?? []).filter((b) => b.type === 'tool_result'))
     .map((b) => ({ text: JSON.stringify(b.content), isError: Boolean(b.is_error) }));
-  return { home, worktree, code, results, out };
+  return { home, worktree, tmp, code, results, out };
 }
 
 function listener(t: TestContext): Promise<{ port: number; connections: () => number }> {
@@ -135,7 +138,7 @@ test('the sandbox: work in the folder runs; bugbot\'s state, the base checkout\'
   assert.equal(connections(), 0, `no connection reached ${addr}:${port}`);
 });
 
-test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentials), its MCP servers\' sockets and the outcomes archive are out of reach; its agent/ folder and home are not', { timeout: 120_000 }, async (t) => {
+test('the sandbox: other tickets\' folders and temp folders, this ticket\'s config (MCP credentials), its MCP servers\' sockets and the outcomes archive are out of reach; its agent/ folder, home and temp folder are not', { timeout: 120_000 }, async (t) => {
   requireBinary('bwrap');
   requireBinary('socat');
   const model = await startScriptedModel();
@@ -145,7 +148,12 @@ test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentia
   model.script('implement', [
     (req) => {
       const home = /SANDBOX_HOME=([\w/.-]+)/.exec(JSON.stringify(req.messages[0]))?.[1] ?? '';
-      const secret = [join(home, 'tickets', '2', 'run-2', 'agent', 'ticket.md'), join(home, 'ticket', 'config', 'research.mcp.json'), join(home, 'outcomes.jsonl')];
+      const secret = [
+        join(home, 'tickets', '2', 'run-2', 'agent', 'ticket.md'),
+        join(home, 'ticket', 'config', 'research.mcp.json'),
+        join(home, 'outcomes.jsonl'),
+        join(home, 'tmp', '2-2', 'claude-0', 'task.output'),
+      ];
       // The harness's MCP servers listen in the ticket folder (harness/lib/mcp-host.mjs): a
       // session reaches them through its MCP config, the agent's commands must not.
       const socket = `(echo '${initialize}' | socat -t2 - UNIX-CONNECT:${join(home, 'ticket', 'mcp', 'loki.sock')}) 2>&1 | tail -1`;
@@ -153,7 +161,10 @@ test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentia
     },
     (req) => {
       const home = /SANDBOX_HOME=([\w/.-]+)/.exec(JSON.stringify(req.messages[0]))?.[1] ?? '';
-      return tool('Bash', { command: `cat ${join(home, 'ticket', 'agent', 'plan.md')} && echo mine > "$HOME/own.txt" && cat "$HOME/own.txt"`, description: 'read what is ours' });
+      return tool('Bash', {
+        command: `cat ${join(home, 'ticket', 'agent', 'plan.md')} && echo mine > "$HOME/own.txt" && cat "$HOME/own.txt" && echo "tmp=$TMPDIR" && echo scratch > "$TMPDIR/own-tmp.txt" && cat "$TMPDIR/own-tmp.txt"`,
+        description: 'read what is ours',
+      });
     },
     say('Done.'),
   ]);
@@ -164,6 +175,9 @@ test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentia
       mkdirSync(join(home, 'ticket', 'config'), { recursive: true });
       writeFileSync(join(home, 'ticket', 'config', 'research.mcp.json'), '{"env":{"DB_URL":"postgres://ro:CANARY-mcp-password@db/app"}}\n');
       writeFileSync(join(home, 'outcomes.jsonl'), '{"title":"CANARY-outcome"}\n');
+      // Another run's temp folder: Claude Code keeps its sessions' task output there.
+      mkdirSync(join(home, 'tmp', '2-2', 'claude-0'), { recursive: true });
+      writeFileSync(join(home, 'tmp', '2-2', 'claude-0', 'task.output'), 'CANARY-other-run-output\n');
       mkdirSync(join(home, 'ticket', 'agent'), { recursive: true });
       writeFileSync(join(home, 'ticket', 'agent', 'plan.md'), 'PLAN-OF-THIS-TICKET\n');
       const server = spawn(process.execPath, ['--import', 'tsx', 'mcp/loki/main.ts'], { cwd: repoRoot, env: { ...process.env, BUGBOT_MCP_SOCKET: join(home, 'ticket', 'mcp', 'loki.sock') }, stdio: ['pipe', 'ignore', 'pipe'] });
@@ -183,6 +197,9 @@ test('the sandbox: other tickets\' folders, this ticket\'s config (MCP credentia
   assert.match(s.results[0]!.text, /Permission denied|No such file|not permitted/i, s.results[0]!.text);
   assert.match(s.results[1]!.text, /PLAN-OF-THIS-TICKET/, s.results[1]!.text);
   assert.match(s.results[1]!.text, /mine/, s.results[1]!.text);
+  // Its commands' temp files go in the run's temp folder, which the worker removes.
+  assert.match(s.results[1]!.text, new RegExp(`tmp=${s.tmp}`), s.results[1]!.text);
+  assert.match(s.results[1]!.text, /scratch/, s.results[1]!.text);
 });
 
 test('the sandbox: other processes of the same user (the worker, Claude Code itself) and their environments are out of sight', { timeout: 120_000 }, async (t) => {

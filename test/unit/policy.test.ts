@@ -203,7 +203,7 @@ test("the agent's sandbox cannot take the workers' lock on the shared checkout (
   mkdirSync(join(repo, '.git'), { recursive: true });
   writeFileSync(join(repo, '.git', 'bugbot.lock'), '');
   const config = testConfig(home, { target: { repo } });
-  const { files } = phaseFiles('implement', { config, ticketDir: join(home, 'tickets', '1', 'run-1'), worktree: join(home, 'wt'), port: 1 });
+  const { files } = phaseFiles('implement', { config, ticketDir: join(home, 'tickets', '1', 'run-1'), worktree: join(home, 'wt'), port: 1, tmp: join(home, 'tmp', '1-1') });
   const settings = JSON.parse(files['implement.settings.json']!) as { sandbox: { filesystem: { denyRead: string[] } } };
   assert.ok(settings.sandbox.filesystem.denyRead.includes(join(repo, '.git', 'bugbot.lock')), settings.sandbox.filesystem.denyRead.join('\n'));
 });

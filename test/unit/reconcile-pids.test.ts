@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { reconcile, stopRunProcesses } from '../../control/dispatcher/reconcile.ts';
+import { runTmpDir } from '../../control/dispatcher/workspace.ts';
 import { Intake } from '../../control/intake/index.ts';
 import type { Logger } from '../../control/log.ts';
 import { claimNext } from '../../control/queue/leases.ts';
@@ -144,6 +145,22 @@ test('a run reclaimed at start gets its outcome row: failed, what it spent, what
   assert.equal(row?.run_id, run.id);
   assert.deepEqual([row!.outcome, row!.state, row!.cost_usd, row!.stages.research?.tokens, row!.trigger_to_push_s], ['failed', 'queued', 1.2, 900, null]);
   assert.match(row!.reason, /control plane restarted .*implement: error_max_turns.*requeued \(attempt 1 of/);
+});
+
+test("temp folders of runs that are not running go at start (a worker killed before its trap leaves its own)", (t) => {
+  const { home, config, store, run } = runningRun(t);
+  // The reclaimed run's folder, with what Claude Code leaves there, and a finished run's.
+  const orphan = runTmpDir(home, run.ticket_id, run.id);
+  const older = runTmpDir(home, 7, 3);
+  for (const d of [join(orphan, 'claude-0', 'tasks'), join(older, 'claude-empty-x1')]) mkdirSync(d, { recursive: true });
+  writeFileSync(join(orphan, 'claude-0', 'tasks', 'out.txt'), 'task output\n');
+  const { logger, warnings } = recordingLogger();
+
+  reconcile(config, store, logger);
+
+  assert.equal(existsSync(orphan), false, "the reclaimed run's temp folder");
+  assert.equal(existsSync(older), false, "a finished run's temp folder");
+  assert.deepEqual(warnings.filter((w) => /temp folder/.test(w.msg)).map((w) => w.fields.path).sort(), [orphan, older].sort());
 });
 
 test("the run's own leftovers are killed: Claude session, dev server, test gate", async (t) => {
