@@ -357,6 +357,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** How long what piles up is kept (0: for ever). Tickets and the outcomes archive are kept for ever. */
+    retention: z
+      .object({
+        /** Days an event (one alert, report or log line) is kept; its ticket keeps the counts. */
+        eventsDays: z.number().int().min(0).default(30),
+        /** Days a finished run's folder (stream logs, prompts, plan) is kept after the run ended. */
+        runFoldersDays: z.number().int().min(0).default(30),
+      })
+      .strict()
+      .prefault({}),
     triggers: z
       .object({
         grafana: grafanaSchema,

@@ -18,6 +18,7 @@ import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
 import { createModelClassifier } from './intake/model-classifier.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { recheckRegressions } from './outcomes/regression.ts';
+import { Retention } from './retention.ts';
 import { lockHome, newLocalKey, readServerInfo, removeServerInfo, writeServerInfo } from './server-info.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
 import { createSlackTrigger, type SlackTrigger } from './triggers/slack.ts';
@@ -210,6 +211,9 @@ export async function startServer(
   recheck();
   const recheckTimer = setInterval(recheck, 10 * 60_000);
   recheckTimer.unref();
+  // Old events and finished runs' folders go after retention's days.
+  const retention = new Retention({ config, store, logger: logger.child({ component: 'retention' }) });
+  retention.start();
   await slack?.start();
   const watchers: Watchers = startWatchers(config.watch.files, { config, store, intake, logger, onEvents: () => settle.poke() });
 
@@ -229,6 +233,7 @@ export async function startServer(
   const stop = () =>
     (stopping ??= (async () => {
       clearInterval(recheckTimer);
+      await retention.stop();
       settle.stop();
       await dispatcher.stop();
       // Approvals under way finish their bookkeeping (and notices) before the store closes.

@@ -135,6 +135,13 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
     "durability": "normal"
   },
 
+  // Days events (each alert, report, log line; tickets keep their counts) and finished
+  // runs' folders (stream logs, prompts) are kept; 0 keeps them for ever.
+  "retention": {
+    "eventsDays": 30,
+    "runFoldersDays": 30
+  },
+
   "triggers": {
     "grafana": {
       "enabled": true

@@ -1,0 +1,101 @@
+/**
+ * Retention: events and finished runs' folders go after their days; tickets keep their
+ * counts, and the folders people still need (approvals, needs_human, running) stay.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import type { ConfigFile } from '../../control/config.ts';
+import { workspacePaths } from '../../control/dispatcher/workspace.ts';
+import { Intake } from '../../control/intake/index.ts';
+import type { Logger } from '../../control/log.ts';
+import { claimNext, finishRun } from '../../control/queue/leases.ts';
+import { Store } from '../../control/queue/store.ts';
+import { Retention } from '../../control/retention.ts';
+import type { TicketState } from '../../control/types.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { alertEvent, FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+
+const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => quiet };
+
+function setup(t: TestContext, flags: ConfigFile = {}) {
+  const home = tempDir(t);
+  const clock = new FakeClock();
+  const config = testConfig(home, { intake: { settleSeconds: 0 }, ...flags });
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor() });
+  const retention = new Retention({ config, store, logger: quiet });
+  const count = (sql: string, ...args: unknown[]) => (store.stmt(sql).get(...args) as { n: number }).n;
+  return { home, clock, config, store, intake, retention, count };
+}
+
+test('events older than retention.eventsDays go, oldest first; their tickets keep the counts', async (t) => {
+  const { clock, store, intake, retention, count } = setup(t, { retention: { eventsDays: 30, runFoldersDays: 0 } });
+  // 1,200 occurrences of one error 40 days ago (more than one delete chunk), 5 of it today.
+  intake.accept(Array.from({ length: 1200 }, () => alertEvent()));
+  clock.advance(40 * 86_400);
+  intake.accept(Array.from({ length: 5 }, () => alertEvent()));
+  const ticketCount = () => count('SELECT count AS n FROM tickets');
+  assert.equal(ticketCount(), 1205);
+
+  const r = await retention.sweep();
+
+  assert.deepEqual(r, { events: 1200, runFolders: 0, done: true });
+  assert.equal(count('SELECT COUNT(*) AS n FROM events'), 5, "today's events stay");
+  assert.equal(ticketCount(), 1205, 'the ticket keeps its count');
+  assert.deepEqual(await retention.sweep(), { events: 0, runFolders: 0, done: true }, 'nothing left to do');
+  assert.equal(store.occurrences(1, 100).length, 5, "the ticket's occurrences are today's");
+});
+
+test('a backlog larger than a slice is worked off slice by slice, nothing past the cut-off touched', async (t) => {
+  const { clock, intake, retention, count } = setup(t, { retention: { eventsDays: 2, runFoldersDays: 0 } });
+  intake.accept(Array.from({ length: 2000 }, () => alertEvent()));
+  clock.advance(3 * 86_400);
+  intake.accept(Array.from({ length: 3 }, () => alertEvent()));
+
+  // A slice with no time: one chunk, then it yields.
+  const first = await retention.sweep(0);
+  assert.equal(first.done, false);
+  assert.equal(first.events, 500);
+  let total = first.events;
+  for (let i = 0; i < 10 && count('SELECT COUNT(*) AS n FROM events') > 3; i++) total += (await retention.sweep(0)).events;
+  assert.equal(total, 2000);
+  assert.equal(count('SELECT COUNT(*) AS n FROM events'), 3);
+});
+
+test('retention 0 keeps everything for ever', async (t) => {
+  const { clock, intake, retention, count } = setup(t, { retention: { eventsDays: 0, runFoldersDays: 0 } });
+  intake.accept([alertEvent(), alertEvent()]);
+  clock.advance(3650 * 86_400);
+  assert.deepEqual(await retention.sweep(), { events: 0, runFolders: 0, done: true });
+  assert.equal(count('SELECT COUNT(*) AS n FROM events'), 2);
+});
+
+test("finished runs' folders go after retention.runFoldersDays, except where people still need them", async (t) => {
+  const { clock, config, store, intake, retention } = setup(t, { retention: { eventsDays: 0, runFoldersDays: 30 } });
+  /** One ticket (its own error) with one run, finished as `state` now, its folder written. */
+  const runWith = (name: string, state: TicketState | null): string => {
+    intake.accept([alertEvent({ message: `TypeError: Cannot read properties of undefined (reading "${name}")`, title: name, route: `GET /${name}` })]);
+    const claim = claimNext(store, 1, null, 600)!;
+    if (state) finishRun(store, claim.run.id, { ticketState: state, outcome: state === 'pushed' ? 'clean' : 'failed', reason: name });
+    const dir = workspacePaths(config, claim.ticket, claim.run).ticketDir;
+    mkdirSync(join(dir, 'agent'), { recursive: true });
+    writeFileSync(join(dir, 'stage-research.jsonl'), '{}\n');
+    return dir;
+  };
+  const old = { pushed: runWith('pushed', 'pushed'), failed: runWith('failed', 'failed'), approval: runWith('approval', 'awaiting_approval'), human: runWith('human', 'needs_human'), running: runWith('running', null) };
+  clock.advance(31 * 86_400);
+  const recent = runWith('recent', 'failed');
+
+  const r = await retention.sweep();
+
+  assert.equal(r.runFolders, 2);
+  assert.equal(existsSync(old.pushed), false, 'a pushed run 31 days ago');
+  assert.equal(existsSync(old.failed), false, 'a failed run 31 days ago');
+  for (const [what, dir] of [['awaiting approval (its push.env)', old.approval], ['needs a person', old.human], ['still running', old.running], ['ended today', recent]] as const) {
+    assert.equal(existsSync(dir), true, what);
+  }
+  assert.equal((await retention.sweep()).runFolders, 0, 'what is gone is not counted again');
+});
