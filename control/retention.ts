@@ -11,7 +11,9 @@ import { rm, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { BugbotConfig } from './config.ts';
 import type { Logger } from './log.ts';
+import { runsEndedBefore } from './queue/leases.ts';
 import type { Store } from './queue/store.ts';
+import type { TicketState } from './types.ts';
 import { workspacePaths } from './dispatcher/workspace.ts';
 
 /** Rows per delete transaction: a few milliseconds each. */
@@ -21,7 +23,7 @@ const SLICE_MS = 50;
 const HOUR_MS = 3_600_000;
 
 /** States whose runs' folders people still need: an approval reads its push.env, a person looks at the logs. */
-const KEEP_FOLDERS_OF = ['running', 'awaiting_approval', 'needs_human'];
+const KEEP_FOLDERS_OF: readonly TicketState[] = ['running', 'awaiting_approval', 'needs_human'];
 
 export interface SweepResult {
   events: number;
@@ -30,16 +32,11 @@ export interface SweepResult {
   done: boolean;
 }
 
-/**
- * Delete events that arrived before `before`, oldest first (ids follow arrival), up to
- * `deadline` (a performance.now() value). An event's id is its arrival order, so the
- * oldest CHUNK rows are the candidates; a chunk with nothing old enough ends it.
- */
+/** Delete events that arrived before `before`, oldest first, a chunk a transaction, until `deadline` (a performance.now() value). */
 export function pruneEvents(store: Store, before: string, deadline = Infinity): { deleted: number; done: boolean } {
-  const del = store.stmt('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) AND received_at < ?');
   let deleted = 0;
   for (;;) {
-    const n = store.tx(() => del.run(CHUNK, before).changes);
+    const n = store.tx(() => store.deleteOldEvents(before, CHUNK));
     deleted += n;
     if (n < CHUNK) return { deleted, done: true };
     if (performance.now() >= deadline) return { deleted, done: false };
@@ -48,14 +45,7 @@ export function pruneEvents(store: Store, before: string, deadline = Infinity): 
 
 /** Finished runs whose folders may go: ended before `before`, their tickets no longer waiting on anyone. */
 export function expiredRunFolders(config: BugbotConfig, store: Store, before: string): string[] {
-  const rows = store
-    .stmt(
-      `SELECT r.id, r.ticket_id FROM runs r JOIN tickets t ON t.id = r.ticket_id
-        WHERE r.state != 'running' AND COALESCE(r.finished_at, r.heartbeat_at) < ?
-          AND t.state NOT IN (${KEEP_FOLDERS_OF.map(() => '?').join(', ')})`,
-    )
-    .all(before, ...KEEP_FOLDERS_OF) as Array<{ id: number; ticket_id: number }>;
-  return rows
+  return runsEndedBefore(store, before, KEEP_FOLDERS_OF)
     .map((r) => workspacePaths(config, { id: r.ticket_id }, { id: r.id, worker_id: 0, started_at: '' }).ticketDir)
     .filter((dir) => existsSync(dir));
 }

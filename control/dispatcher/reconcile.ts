@@ -238,7 +238,7 @@ export function removeRunTmp(path: string, logger: Logger): void {
 function removeOrphanTmp(config: BugbotConfig, store: Store, logger: Logger): void {
   const root = runTmpRoot(config.home);
   if (!existsSync(root)) return;
-  const live = new Set((store.stmt(`SELECT ticket_id, id FROM runs WHERE state = 'running'`).all() as { ticket_id: number; id: number }[]).map((r) => `${r.ticket_id}-${r.id}`));
+  const live = new Set(activeRuns(store).map((r) => `${r.ticket_id}-${r.id}`));
   for (const name of readdirSync(root)) {
     if (live.has(name)) continue;
     rmSync(join(root, name), { recursive: true, force: true });

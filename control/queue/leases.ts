@@ -172,6 +172,17 @@ export function activeRuns(store: Store): RunRow[] {
   return store.stmt(`SELECT * FROM runs WHERE state = 'running' ORDER BY worker_id`).all() as RunRow[];
 }
 
+/** Runs that ended before `before` (ISO time), their tickets in none of `keepStates` (retention). */
+export function runsEndedBefore(store: Store, before: string, keepStates: readonly TicketState[]): Array<Pick<RunRow, 'id' | 'ticket_id'>> {
+  return store
+    .stmt(
+      `SELECT r.id, r.ticket_id FROM runs r JOIN tickets t ON t.id = r.ticket_id
+        WHERE r.state != 'running' AND COALESCE(r.finished_at, r.heartbeat_at) < ?
+          AND t.state NOT IN (SELECT value FROM json_each(?))`,
+    )
+    .all(before, JSON.stringify(keepStates)) as Array<Pick<RunRow, 'id' | 'ticket_id'>>;
+}
+
 export function runsForTicket(store: Store, ticketId: number): RunRow[] {
   return store.stmt('SELECT * FROM runs WHERE ticket_id = ? ORDER BY id').all(ticketId) as RunRow[];
 }

@@ -140,6 +140,14 @@ export class Store {
     return Boolean(this.stmt('SELECT 1 FROM events WHERE source = ? AND source_event_id = ?').get(source, sourceEventId));
   }
 
+  /**
+   * Retention: delete those of the `limit` oldest events (ids follow arrival) that arrived
+   * before `before`; returns how many went. Fewer than `limit` means none older is left.
+   */
+  deleteOldEvents(before: string, limit: number): number {
+    return this.stmt('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) AND received_at < ?').run(limit, before).changes;
+  }
+
   countEvents(): number {
     return (this.stmt('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n;
   }
