@@ -12,8 +12,9 @@ import { loadConfig, type BugbotConfig, type ConfigFile } from '../../control/co
 import { Intake } from '../../control/intake/index.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { silentLogger } from '../../control/log.ts';
+import { claimNext, type RunRow } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
-import type { TriggerEvent } from '../../control/types.ts';
+import type { Ticket, TriggerEvent } from '../../control/types.ts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const sharedDir = process.env.BUGBOT_SHARED_DIR ?? resolve(repoRoot, '../shared');
@@ -123,4 +124,22 @@ export function alertEvent(overrides: Partial<TriggerEvent> = {}): TriggerEvent 
     sourceEventId: `evt-${++eventSeq}`,
     ...overrides,
   };
+}
+
+/** A home whose database holds one claimed run (ticket 1, run 1, running) of a manual ticket, on a FakeClock. */
+export function claimedRun(
+  t: TestContext,
+  flags: ConfigFile = {},
+): { home: string; clock: FakeClock; config: BugbotConfig; store: Store; ticket: Ticket; run: RunRow } {
+  const home = tempDir(t);
+  const clock = new FakeClock();
+  const config = testConfig(home, { intake: { settleSeconds: 0 }, ...flags });
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const at = clock.now().toISOString();
+  new Intake({ store, config, redactor: createRedactor() }).accept([
+    { source: 'manual', kind: 'error', title: 'bug', message: 'Error: boom', labels: {}, count: 1, firstSeen: at, lastSeen: at, human: true, sourceEventId: 'm-1' },
+  ]);
+  const { ticket, run } = claimNext(store, 1, null, 600)!;
+  return { home, clock, config, store, ticket: store.getTicket(ticket.id)!, run };
 }

@@ -10,13 +10,9 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { reconcile, stopRunProcesses } from '../../control/dispatcher/reconcile.ts';
 import { runTmpDir } from '../../control/dispatcher/workspace.ts';
-import { Intake } from '../../control/intake/index.ts';
 import type { Logger } from '../../control/log.ts';
-import { claimNext } from '../../control/queue/leases.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
-import { Store } from '../../control/queue/store.ts';
-import { createRedactor } from '../../lib/redact.ts';
-import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+import { claimedRun } from '../support/helpers.ts';
 
 type Warning = { msg: string; fields: Record<string, unknown> };
 
@@ -88,16 +84,7 @@ function bootTimeS(): number {
 
 /** A home whose database holds one running run (ticket 1, run 1), as a killed control plane leaves it. */
 function runningRun(t: TestContext) {
-  const home = tempDir(t);
-  const clock = new FakeClock();
-  const config = testConfig(home, { intake: { settleSeconds: 0 } });
-  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
-  t.after(() => store.close());
-  const at = clock.now().toISOString();
-  new Intake({ store, config, redactor: createRedactor() }).accept([
-    { source: 'manual', kind: 'error', title: 'bug', message: 'Error: boom', labels: {}, count: 1, firstSeen: at, lastSeen: at, human: true, sourceEventId: 'm-1' },
-  ]);
-  const { ticket, run } = claimNext(store, 1, null, 600)!;
+  const { home, config, store, ticket, run } = claimedRun(t);
   const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
   const worktree = join(home, 'worktrees', `ticket-${ticket.id}-run-${run.id}`);
   mkdirSync(ticketDir, { recursive: true });

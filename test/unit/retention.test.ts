@@ -9,15 +9,13 @@ import { test, type TestContext } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
 import { workspacePaths } from '../../control/dispatcher/workspace.ts';
 import { Intake } from '../../control/intake/index.ts';
-import type { Logger } from '../../control/log.ts';
+import { silentLogger } from '../../control/log.ts';
 import { claimNext, finishRun } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { Retention } from '../../control/retention.ts';
 import type { TicketState } from '../../control/types.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { alertEvent, FakeClock, tempDir, testConfig } from '../support/helpers.ts';
-
-const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => quiet };
 
 function setup(t: TestContext, flags: ConfigFile = {}) {
   const home = tempDir(t);
@@ -26,7 +24,7 @@ function setup(t: TestContext, flags: ConfigFile = {}) {
   const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
   t.after(() => store.close());
   const intake = new Intake({ store, config, redactor: createRedactor() });
-  const retention = new Retention({ config, store, logger: quiet });
+  const retention = new Retention({ config, store, logger: silentLogger });
   const count = (sql: string, ...args: unknown[]) => (store.stmt(sql).get(...args) as { n: number }).n;
   return { home, clock, config, store, intake, retention, count };
 }

@@ -6,13 +6,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { prepareWorkspace, runTmpDir, runTmpRoot } from '../../control/dispatcher/workspace.ts';
-import { Intake } from '../../control/intake/index.ts';
-import { claimNext } from '../../control/queue/leases.ts';
-import { Store } from '../../control/queue/store.ts';
-import { createRedactor } from '../../lib/redact.ts';
-import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+import { claimedRun } from '../support/helpers.ts';
 
 /** The longest name Claude Code gives a socket in TMPDIR (its sandbox's proxy bridge). */
 const SOCKET_NAME = `claude-socks-${'f'.repeat(16)}.sock`;
@@ -29,22 +25,8 @@ test('under home while that stays short, else under the system temp folder, one 
   }
 });
 
-function claimedRun(t: TestContext, home: string) {
-  const clock = new FakeClock();
-  const config = testConfig(home, { intake: { settleSeconds: 0 } });
-  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
-  t.after(() => store.close());
-  const at = clock.now().toISOString();
-  new Intake({ store, config, redactor: createRedactor() }).accept([
-    { source: 'manual', kind: 'error', title: 'bug', message: 'Error: boom', labels: {}, count: 1, firstSeen: at, lastSeen: at, human: true, sourceEventId: 'm-1' },
-  ]);
-  const { ticket, run } = claimNext(store, 1, null, 600)!;
-  return { config, ticket: store.getTicket(ticket.id)!, run };
-}
-
 test("prepareWorkspace makes the run's temp folder private and hands it to the worker", (t) => {
-  const home = tempDir(t);
-  const { config, ticket, run } = claimedRun(t, home);
+  const { home, config, ticket, run } = claimedRun(t);
   const ws = prepareWorkspace(config, ticket, run);
   assert.equal(ws.tmp, runTmpDir(home, ticket.id, run.id));
   assert.equal(statSync(ws.tmp).mode & 0o777, 0o700);
@@ -59,8 +41,7 @@ test("prepareWorkspace makes the run's temp folder private and hands it to the w
 });
 
 test('a temp folder root that is a link (planted where the folder would go) is refused', (t) => {
-  const home = tempDir(t);
-  const { config, ticket, run } = claimedRun(t, home);
+  const { home, config, ticket, run } = claimedRun(t);
   const elsewhere = join(home, 'elsewhere');
   mkdirSync(elsewhere);
   symlinkSync(elsewhere, runTmpRoot(home));
