@@ -138,12 +138,22 @@ class ProcessWatch {
         // gone, or not ours to read
       }
     }
+    const cmdOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    let rootCmd = '';
+    try {
+      rootCmd = cmdOf(root);
+    } catch {
+      // gone
+    }
     for (const pid of below) {
       if (pid === root) continue;
       try {
-        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+        const cmd = cmdOf(pid);
         const key = `${pid} ${cmd}`;
         if (!cmd || this.seen.has(key)) continue;
+        // A child still showing the control plane's own command line was sampled between
+        // its fork and its exec (Node cannot fork without exec): the next sample sees what it became.
+        if (parent.get(pid) === root && cmd === rootCmd) continue;
         const env = Object.fromEntries(
           readFileSync(`/proc/${pid}/environ`, 'utf8')
             .split('\0')
