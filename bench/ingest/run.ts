@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuSample, spreadNote, stealNote, stealPercent } from '../steadiness.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values: args } = parseArgs({
@@ -96,6 +97,8 @@ function startServer(cmd: string[], env: NodeJS.ProcessEnv): Promise<{ proc: Chi
 type Target = 'plain' | 'bugbot';
 
 interface Storm {
+  /** Percent of the CPU time the host took during the storm. */
+  steal: number;
   rps: number;
   p50: number;
   p99: number;
@@ -120,6 +123,12 @@ function autocannonLoad(url: string, target: Target, opts: { connections: number
 
 /** One storm of `seconds` at `connections`; every request a fresh alert. */
 async function storm(url: string, target: Target, connections: number, seconds: number): Promise<Storm> {
+  const from = cpuSample();
+  const r = await generate(url, target, connections, seconds);
+  return { ...r, steal: stealPercent(from, cpuSample()) };
+}
+
+async function generate(url: string, target: Target, connections: number, seconds: number): Promise<Omit<Storm, 'steal'>> {
   if (GENERATOR === 'autocannon') {
     const r = await autocannonLoad(url, target, { connections, duration: seconds });
     return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, ok: r['2xx'], non2xx: r.non2xx, errors: r.errors + r.timeouts };
@@ -192,11 +201,17 @@ async function main(): Promise<void> {
   const p99 = Math.max(...rows.map((r) => r.bugbot.p99));
 
   console.log(`bench/ingest: ${GENERATOR}, ${CONNECTIONS} connections, ${SECONDS}s per storm, ${ROUNDS} round(s), ${FINGERPRINTS} distinct errors`);
-  console.log('round  plain req/s  p99 ms  | bugbot req/s  p50 ms  p99 ms  non-2xx  errors | ratio');
+  console.log('round  plain req/s  p99 ms  | bugbot req/s  p50 ms  p99 ms  non-2xx  errors | ratio  | steal %');
   for (const r of rows) {
     console.log(
-      `${String(r.round).padEnd(6)} ${r.plain.rps.toFixed(0).padStart(11)} ${String(r.plain.p99).padStart(7)}  | ${r.bugbot.rps.toFixed(0).padStart(12)} ${String(r.bugbot.p50).padStart(7)} ${String(r.bugbot.p99).padStart(7)} ${String(r.bugbot.non2xx).padStart(8)} ${String(r.bugbot.errors).padStart(7)} | ${(r.bugbot.rps / r.plain.rps).toFixed(2)}x`,
+      `${String(r.round).padEnd(6)} ${r.plain.rps.toFixed(0).padStart(11)} ${String(r.plain.p99).padStart(7)}  | ${r.bugbot.rps.toFixed(0).padStart(12)} ${String(r.bugbot.p50).padStart(7)} ${String(r.bugbot.p99).padStart(7)} ${String(r.bugbot.non2xx).padStart(8)} ${String(r.bugbot.errors).padStart(7)} | ${(r.bugbot.rps / r.plain.rps).toFixed(2)}x  | ${r.plain.steal.toFixed(1)} / ${r.bugbot.steal.toFixed(1)}`,
     );
+  }
+  for (const note of [
+    stealNote(Math.max(...rows.flatMap((r) => [r.plain.steal, r.bugbot.steal]))),
+    spreadNote('the plain endpoint', rows.map((r) => r.plain.rps), 'req/s'),
+  ]) {
+    if (note) console.log(note);
   }
   console.log(`events acknowledged ${totalOk}, stored ${events}; tickets ${tickets} for ${distinct} distinct fingerprints (expected ${FINGERPRINTS})`);
   const checks: Array<[string, boolean]> = [
