@@ -2,9 +2,10 @@
  * What piles up goes after `retention`'s days: events (one row per alert, report or log
  * line; an alert storm writes thousands a minute) and finished runs' folders (stream
  * logs, prompts, plans: megabytes a run). Tickets, their counts and the outcomes archive
- * stay. The events go oldest first in small transactions, so intake's writer (another
- * connection) never waits long behind them; a backlog (the first sweep after an upgrade)
- * is worked off in slices, one a second, not in one long stall of the event loop.
+ * stay. An event is kept while it keeps being re-sent (a firing alert comes back every few
+ * hours with the same key): its key must keep answering "duplicate". The events are
+ * walked in small transactions, so intake's writer (another connection) never waits long
+ * behind them, and in slices of the event loop, one a second, not one long stall.
  */
 import { existsSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
@@ -16,8 +17,8 @@ import type { Store } from './queue/store.ts';
 import type { TicketState } from './types.ts';
 import { workspacePaths } from './dispatcher/workspace.ts';
 
-/** Rows per delete transaction: a few milliseconds each. */
-const CHUNK = 500;
+/** Events looked at per transaction: a few milliseconds each. */
+const CHUNK = 2000;
 /** Time one slice may take on the event loop before it yields. */
 const SLICE_MS = 50;
 const HOUR_MS = 3_600_000;
@@ -28,18 +29,25 @@ const KEEP_FOLDERS_OF: readonly TicketState[] = ['running', 'awaiting_approval',
 export interface SweepResult {
   events: number;
   runFolders: number;
-  /** False when the slice ran out of time with events left to delete. */
+  /** False when the slice ran out of time before the end of the events table. */
   done: boolean;
 }
 
-/** Delete events that arrived before `before`, oldest first, a chunk a transaction, until `deadline` (a performance.now() value). */
-export function pruneEvents(store: Store, before: string, deadline = Infinity): { deleted: number; done: boolean } {
+/**
+ * Walk the events by id from `after`, a chunk a transaction, deleting those last received
+ * before `before`, until the end of the table or `deadline` (a performance.now() value).
+ * The whole table is walked: ids follow arrival, but a clock set wrong for a while leaves
+ * rows whose times do not, and an event still being re-sent keeps its key wherever it is.
+ */
+export function pruneEvents(store: Store, before: string, after = 0, deadline = Infinity): { deleted: number; next: number | null } {
   let deleted = 0;
+  let cursor = after;
   for (;;) {
-    const n = store.tx(() => store.deleteOldEvents(before, CHUNK));
-    deleted += n;
-    if (n < CHUNK) return { deleted, done: true };
-    if (performance.now() >= deadline) return { deleted, done: false };
+    const step = store.tx(() => store.deleteOldEvents(cursor, before, CHUNK));
+    deleted += step.deleted;
+    if (step.upTo === null) return { deleted, next: null };
+    cursor = step.upTo;
+    if (performance.now() >= deadline) return { deleted, next: cursor };
   }
 }
 
@@ -54,10 +62,12 @@ export class Retention {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
+  /** Where the walk over the events goes on (null: a new pass starts at the beginning). */
+  private cursor: number | null = null;
 
   constructor(private readonly deps: { config: BugbotConfig; store: Store; logger: Logger }) {}
 
-  /** Sweep now, then every hour (every second while a backlog lasts). */
+  /** Sweep now, then every hour (a slice a second while a pass lasts). */
   start(): void {
     this.schedule(0);
   }
@@ -69,15 +79,17 @@ export class Retention {
     await this.running;
   }
 
-  /** One slice: events past their days (until the slice's time is up), then expired run folders. */
+  /**
+   * One slice: a pass starts with the expired run folders, then walks the events (as far
+   * as the slice's time allows; the next slice goes on from there).
+   */
   async sweep(sliceMs = SLICE_MS): Promise<SweepResult> {
     const { config, store } = this.deps;
     const now = store.now().getTime();
     const days = (d: number) => new Date(now - d * 86_400_000).toISOString();
     const { eventsDays, runFoldersDays } = config.retention;
-    const ev = eventsDays > 0 ? pruneEvents(store, days(eventsDays), performance.now() + sliceMs) : { deleted: 0, done: true };
     let runFolders = 0;
-    if (runFoldersDays > 0) {
+    if (this.cursor === null && runFoldersDays > 0) {
       for (const dir of expiredRunFolders(config, store, days(runFoldersDays))) {
         await rm(dir, { recursive: true, force: true });
         // The ticket's folder too, once its last run's is gone.
@@ -85,7 +97,10 @@ export class Retention {
         runFolders++;
       }
     }
-    return { events: ev.deleted, runFolders, done: ev.done };
+    if (eventsDays === 0) return { events: 0, runFolders, done: true };
+    const ev = pruneEvents(store, days(eventsDays), this.cursor ?? 0, performance.now() + sliceMs);
+    this.cursor = ev.next;
+    return { events: ev.deleted, runFolders, done: ev.next === null };
   }
 
   private schedule(ms: number): void {
@@ -99,6 +114,7 @@ export class Retention {
         })
         .catch((err: Error) => {
           this.deps.logger.error('retention sweep failed', { error: err.message });
+          this.cursor = null;
           this.schedule(HOUR_MS);
         });
     }, ms);

@@ -135,8 +135,9 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
     "durability": "normal"
   },
 
-  // Days events (each alert, report, log line; tickets keep their counts) and finished
-  // runs' folders (stream logs, prompts) are kept; 0 keeps them for ever.
+  // Days events (each alert, report, log line; tickets keep their counts) are kept after
+  // they were last received, and finished runs' folders (stream logs, prompts) after the
+  // run; 0 keeps them for ever.
   "retention": {
     "eventsDays": 30,
     "runFoldersDays": 30

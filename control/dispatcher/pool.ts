@@ -17,14 +17,14 @@ import type { OutcomeArchive } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, readOutcome } from './outcome.ts';
-import { prepareWorkspace, type Workspace } from './workspace.ts';
+import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
 import { removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
 
 export interface ActiveWorker {
   slot: number;
   run: RunRow;
   ticket: Ticket;
-  ws: Workspace;
+  ws: PreparedWorkspace;
   child: ChildProcess;
   started: number;
   cancelled: string | null;
@@ -160,7 +160,7 @@ export class Dispatcher {
 
   private launch(slot: number, run: RunRow, ticket: Ticket): void {
     const { config, store, logger } = this.deps;
-    let ws: Workspace;
+    let ws: PreparedWorkspace;
     try {
       ws = prepareWorkspace(config, ticket, run);
     } catch (err) {

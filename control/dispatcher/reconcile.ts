@@ -231,17 +231,22 @@ export function removeWorktreeInBackground(repo: string, path: string, logger: L
 
 /** Remove a run's temp folder (workspace.ts runTmpDir) off the event loop. */
 export function removeRunTmp(path: string, logger: Logger): void {
-  rm(path, { recursive: true, force: true }).catch((err: Error) => logger.warn("could not remove a run's temp folder", { path, error: err.message }));
+  // Retries: processes of the run still dying may write into it a moment longer.
+  rm(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }).catch((err: Error) => logger.warn("could not remove a run's temp folder", { path, error: err.message }));
 }
 
-/** Temp folders of runs no longer running: their workers died before their trap removed them. */
+/**
+ * Temp folders of runs no longer running: their workers died before their trap removed
+ * them. At start every run was reclaimed already, so that is all of them. The root is the
+ * home's own (runTmpRoot checks it is this user's folder, not a link).
+ */
 function removeOrphanTmp(config: BugbotConfig, store: Store, logger: Logger): void {
   const root = runTmpRoot(config.home);
-  if (!existsSync(root)) return;
+  if (!root) return;
   const live = new Set(activeRuns(store).map((r) => `${r.ticket_id}-${r.id}`));
   for (const name of readdirSync(root)) {
     if (live.has(name)) continue;
-    rmSync(join(root, name), { recursive: true, force: true });
+    rmSync(join(root, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     logger.warn("removed a run's orphaned temp folder", { path: join(root, name) });
   }
 }

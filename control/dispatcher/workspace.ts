@@ -4,8 +4,7 @@
  * `config/` (each phase's CLI arguments, hook settings and MCP configs). Paths are
  * decided here so the control plane knows them before the worker starts.
  */
-import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
@@ -19,27 +18,60 @@ export interface Workspace {
   worktree: string;
   branch: string;
   port: number;
+}
+
+/** A workspace prepared for a worker: with the run's temp folder, made. */
+export interface PreparedWorkspace extends Workspace {
   /** The run's temporary folder (runTmpDir). */
   tmp: string;
 }
 
 /**
- * The run's temporary folder: TMPDIR of its Claude Code sessions, MCP servers, dev server
+ * A run's temporary folder: TMPDIR of its Claude Code sessions, MCP servers, dev server
  * and tests. Claude Code leaves files in TMPDIR after every session (its sandbox's empty
  * mount points and proxy sockets, its per-user folder with task output); in the system's
- * temp folder they would pile up by the thousand. The worker removes this folder on its
- * way out, the pool or the reconciler when the worker could not. Unix sockets are made in
- * it (the kernel takes 107 bytes of path), so it stays short: under home, or where home's
- * path is long, under the system's temp folder, named after home.
+ * temp folder they would pile up by the thousand. The worker removes the folder on its
+ * way out, the pool or the reconciler when the worker could not.
  */
-export function runTmpDir(home: string, ticketId: number, runId: number): string {
-  return join(runTmpRoot(home), `${ticketId}-${runId}`);
+export function runTmpDir(root: string, ticketId: number, runId: number): string {
+  return join(root, `${ticketId}-${runId}`);
 }
 
-/** Where runTmpDir() makes every run's folder. */
-export function runTmpRoot(home: string): string {
-  const root = join(home, 'tmp');
-  return Buffer.byteLength(root) <= 48 ? root : join(tmpdir(), `bugbot-${createHash('sha256').update(resolve(home)).digest('hex').slice(0, 12)}`);
+/** Where a home records its runs' temp root. */
+const TMP_ROOT_RECORD = 'tmp-root';
+
+/**
+ * The folder the runs' temp folders go in: made once per home with mkdtemp in the system's
+ * temp folder, so its path is short (Unix sockets are made below it: the kernel takes 107
+ * bytes of path, and Claude Code hands its commands a per-user folder in it, which it
+ * keeps under 44) and nobody can have planted it; recorded in `<home>/tmp-root`. A
+ * recorded root that is gone (a reboot, a temp cleaner) or is not this user's own folder
+ * is replaced when `create` is set; otherwise there is none (null).
+ */
+export function runTmpRoot(home: string, opts: { create?: boolean } = {}): string | null {
+  const record = join(home, TMP_ROOT_RECORD);
+  let root: string | undefined;
+  try {
+    root = readFileSync(record, 'utf8').trim();
+  } catch {
+    // none yet
+  }
+  if (root && isOwnFolder(root)) return root;
+  if (!opts.create) return null;
+  root = mkdtempSync(join(tmpdir(), 'bugbot-'));
+  writeFileSync(`${record}.tmp`, `${root}\n`);
+  renameSync(`${record}.tmp`, record);
+  return root;
+}
+
+/** A real folder (not a link) of this user's. */
+export function isOwnFolder(path: string): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isDirectory() && (!process.getuid || st.uid === process.getuid());
+  } catch {
+    return false;
+  }
 }
 
 export function workspacePaths(cfg: BugbotConfig, ticket: Pick<Ticket, 'id'>, run: Pick<RunRow, 'id' | 'worker_id' | 'started_at'>): Workspace {
@@ -49,28 +81,18 @@ export function workspacePaths(cfg: BugbotConfig, ticket: Pick<Ticket, 'id'>, ru
     worktree: join(cfg.home, 'worktrees', `ticket-${ticket.id}-run-${run.id}`),
     branch: `bot/ticket-${ticket.id}-${stamp}`,
     port: cfg.target.basePort + run.worker_id,
-    tmp: runTmpDir(cfg.home, ticket.id, run.id),
   };
-}
-
-/** Make a folder only this user may enter, or refuse one that is not this user's (or is a link). */
-function ownFolder(path: string): void {
-  mkdirSync(path, { recursive: true, mode: 0o700 });
-  const st = lstatSync(path);
-  if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid())) {
-    throw new Error(`${path} is not a folder of this user's (a link, or someone else's): refusing it as a run's temp folder`);
-  }
 }
 
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow): Workspace {
-  const ws = workspacePaths(cfg, ticket, run);
+export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow): PreparedWorkspace {
+  const ws = { ...workspacePaths(cfg, ticket, run), tmp: '' };
   for (const d of ['agent', 'config', 'home']) mkdirSync(join(ws.ticketDir, d), { recursive: true });
-  ownFolder(runTmpRoot(cfg.home));
-  ownFolder(ws.tmp);
+  ws.tmp = runTmpDir(runTmpRoot(cfg.home, { create: true })!, ticket.id, run.id);
+  mkdirSync(ws.tmp, { mode: 0o700 });
 
   const h = cfg.harness;
   const env: Record<string, string | number> = {

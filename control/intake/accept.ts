@@ -136,12 +136,16 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   const { store, config } = ctx;
   const { e, fingerprint } = p;
   const base = { sourceEventId: e.sourceEventId, fingerprint };
-  const duplicate: AcceptResult = { ...base, status: 'duplicate', ticketId: null, state: null, reason: 'event already received' };
+  // Received again: its key is kept alive (retention goes by the last time it came).
+  const duplicate = (): AcceptResult => {
+    store.touchEvent(e.source, e.sourceEventId, batch.nowIso);
+    return { ...base, status: 'duplicate', ticketId: null, state: null, reason: 'event already received' };
+  };
   const ref = batch.ref(fingerprint);
   const state = ref?.state as TicketState | undefined;
 
   if (e.status === 'resolved') {
-    if (store.eventExists(e.source, e.sourceEventId)) return duplicate;
+    if (store.eventExists(e.source, e.sourceEventId)) return duplicate();
     if (ref) {
       // Occurrences before it in this batch first: their write clears an earlier resolution.
       batch.settle(ref.id);
@@ -154,7 +158,7 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   // The hot path (an alert storm on a known error): the insert doubles as the
   // idempotency check, so it comes before anything else is written.
   if (ref && state && OPEN_STATES.includes(state)) {
-    if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate;
+    if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate();
     batch.occur(ref.id, e, state === 'settling' ? nextDeadline(config, batch.now, ref) : null, state === 'queued');
     if (e.human) {
       store.addReporter(ref.id, e.reporter);
@@ -168,14 +172,14 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
     return { ...base, status: 'merged', ticketId: ref.id, state, reason: ref.triage_reason };
   }
 
-  if (store.eventExists(e.source, e.sourceEventId)) return duplicate;
+  if (store.eventExists(e.source, e.sourceEventId)) return duplicate();
 
   let regressionOf: number | null = null;
   if (ref && state && FIXED_STATES.includes(state) && ref.pushed_at) {
     const pushedMs = Date.parse(ref.pushed_at);
     if (Date.parse(e.lastSeen) <= pushedMs + config.triage.regressionGraceSeconds * 1000) {
       // Still the old code (deploy lag): count it against the fix, open nothing.
-      if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate;
+      if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate();
       batch.occur(ref.id, e, null);
       if (e.human) {
         // A person who reports it now hears what becomes of the fix, like any reporter.

@@ -164,6 +164,9 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX notifications_pending ON notifications(id) WHERE state = 'pending';
   `,
+  /* 5: when an event was last received again (a re-sent alert): retention keeps its idempotency key while it comes back */ `
+  ALTER TABLE events ADD COLUMN last_received_at TEXT;
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

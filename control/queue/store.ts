@@ -140,12 +140,21 @@ export class Store {
     return Boolean(this.stmt('SELECT 1 FROM events WHERE source = ? AND source_event_id = ?').get(source, sourceEventId));
   }
 
+  /** An event received again (a duplicate): retention keeps its key while it keeps coming. */
+  touchEvent(source: TriggerSource, sourceEventId: string, at: string): void {
+    this.stmt('UPDATE events SET last_received_at = ? WHERE source = ? AND source_event_id = ?').run(at, source, sourceEventId);
+  }
+
   /**
-   * Retention: delete those of the `limit` oldest events (ids follow arrival) that arrived
-   * before `before`; returns how many went. Fewer than `limit` means none older is left.
+   * Retention, one step of a walk by id: of the next `limit` events after id `after`, delete
+   * those last received before `before`. Returns the last id looked at (the walk's next
+   * `after`), or null at the end of the table.
    */
-  deleteOldEvents(before: string, limit: number): number {
-    return this.stmt('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) AND received_at < ?').run(limit, before).changes;
+  deleteOldEvents(after: number, before: string, limit: number): { upTo: number | null; deleted: number } {
+    const upTo = (this.stmt('SELECT MAX(id) AS id FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)').get(after, limit) as { id: number | null }).id;
+    if (upTo === null) return { upTo, deleted: 0 };
+    const deleted = this.stmt('DELETE FROM events WHERE id > ? AND id <= ? AND COALESCE(last_received_at, received_at) < ?').run(after, upTo, before).changes;
+    return { upTo, deleted };
   }
 
   countEvents(): number {

@@ -109,8 +109,9 @@ harness_confine() {
   fi
   # The run's temp folder (TMPDIR, see worker.sh) is writable; the other runs' beside it are
   # not there.
-  if [ -n "${BUGBOT_RUN_TMP:-}" ] && [ -d "$BUGBOT_RUN_TMP" ]; then
-    HARNESS_CONFINE+=(--tmpfs "$(dirname "$BUGBOT_RUN_TMP")" --bind "$BUGBOT_RUN_TMP" "$BUGBOT_RUN_TMP")
+  if [ -n "${BUGBOT_RUN_TMP:-}" ]; then
+    HARNESS_CONFINE+=(--tmpfs "$(dirname "$BUGBOT_RUN_TMP")")
+    [ ! -d "$BUGBOT_RUN_TMP" ] || HARNESS_CONFINE+=(--bind "$BUGBOT_RUN_TMP" "$BUGBOT_RUN_TMP")
   fi
   HARNESS_CONFINE+=("$@" --)
 }

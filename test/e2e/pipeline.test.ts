@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { waitFor } from '../support/helpers.ts';
 import { happyPathScripts, promptOf, readOutcomes, setupPipeline, strayOwnerAlert, worktreeOf } from '../support/pipeline.ts';
-import { runTmpDir } from '../../control/dispatcher/workspace.ts';
+import { runTmpRoot } from '../../control/dispatcher/workspace.ts';
 import { startBugbot } from '../support/process.ts';
 import { say, tool, type MessagesRequest } from '../support/scripted-model.ts';
 
@@ -122,8 +122,10 @@ test('alert → six phases with the real Claude Code CLI → fix on staging, cle
   assert.doesNotMatch(env.target.git('worktree', 'list'), /ticket-1-run-1/);
   // What Claude Code leaves after each session (its sandbox's mount points and proxy
   // sockets, its task output) went into the run's temp folder, and went with it.
-  assert.equal(existsSync(runTmpDir(env.home, 1, 1)), false, "the run's temp folder removed");
-  assert.deepEqual(readdirSync(systemTmp).filter((n) => /^(claude|srt-)/.test(n)), [], 'nothing of Claude Code left in the temp folder bugbot was started with');
+  const root = runTmpRoot(env.home);
+  assert.ok(root?.startsWith(`${systemTmp}/`), `the runs' temp root is in the temp folder bugbot was started with (${root})`);
+  assert.deepEqual(readdirSync(root!), [], "the run's temp folder removed");
+  assert.deepEqual(readdirSync(systemTmp).filter((n) => /^(claude|srt-|cc-)/.test(n)), [], 'nothing of Claude Code left in the temp folder bugbot was started with');
 });
 
 function safeRead(p: string): string {

@@ -159,6 +159,19 @@ git_untouched() {
   [ -f "$BUGBOT_HOME/tickets/2/run-2/agent/ticket.md" ]
 }
 
+@test "confined: its run's temp folder is writable; the other runs' beside it are not there" {
+  export BUGBOT_RUN_TMP="$TMP/runs-tmp/1-1"
+  mkdir -p "$BUGBOT_RUN_TMP" "$TMP/runs-tmp/2-2/claude-0"
+  printf 'CANARY-other-run-output\n' >"$TMP/runs-tmp/2-2/claude-0/task.output"
+  run harness_isolated "$TMP/wt" \
+    "cat $TMP/runs-tmp/2-2/claude-0/task.output; echo \"runs: \$(ls $TMP/runs-tmp | tr '\n' ' ')\"; echo scratch >$BUGBOT_RUN_TMP/own.txt && echo tmp-writable"
+  [[ "$output" != *CANARY* ]]
+  [[ "$output" == *"runs: 1-1 "* ]]
+  [[ "$output" == *tmp-writable* ]]
+  [ "$(cat "$BUGBOT_RUN_TMP/own.txt")" = scratch ]
+  [ -f "$TMP/runs-tmp/2-2/claude-0/task.output" ]
+}
+
 @test "confined: other processes (the worker, the session: they hold the model key) are out of sight" {
   (export HOLDER_SECRET=CANARY-proc-environ; exec sleep 30) &
   holder=$!

@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { reconcile, stopRunProcesses } from '../../control/dispatcher/reconcile.ts';
-import { runTmpDir } from '../../control/dispatcher/workspace.ts';
+import { runTmpDir, runTmpRoot } from '../../control/dispatcher/workspace.ts';
 import type { Logger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { claimedRun } from '../support/helpers.ts';
@@ -137,8 +137,10 @@ test('a run reclaimed at start gets its outcome row: failed, what it spent, what
 test("temp folders of runs that are not running go at start (a worker killed before its trap leaves its own)", (t) => {
   const { home, config, store, run } = runningRun(t);
   // The reclaimed run's folder, with what Claude Code leaves there, and a finished run's.
-  const orphan = runTmpDir(home, run.ticket_id, run.id);
-  const older = runTmpDir(home, 7, 3);
+  const root = runTmpRoot(home, { create: true })!;
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const orphan = runTmpDir(root, run.ticket_id, run.id);
+  const older = runTmpDir(root, 7, 3);
   for (const d of [join(orphan, 'claude-0', 'tasks'), join(older, 'claude-empty-x1')]) mkdirSync(d, { recursive: true });
   writeFileSync(join(orphan, 'claude-0', 'tasks', 'out.txt'), 'task output\n');
   const { logger, warnings } = recordingLogger();

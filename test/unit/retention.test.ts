@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
 import { workspacePaths } from '../../control/dispatcher/workspace.ts';
@@ -49,18 +49,59 @@ test('events older than retention.eventsDays go, oldest first; their tickets kee
 
 test('a backlog larger than a slice is worked off slice by slice, nothing past the cut-off touched', async (t) => {
   const { clock, intake, retention, count } = setup(t, { retention: { eventsDays: 2, runFoldersDays: 0 } });
-  intake.accept(Array.from({ length: 2000 }, () => alertEvent()));
+  intake.accept(Array.from({ length: 5000 }, () => alertEvent()));
   clock.advance(3 * 86_400);
   intake.accept(Array.from({ length: 3 }, () => alertEvent()));
 
-  // A slice with no time: one chunk, then it yields.
+  // A slice with no time: one chunk (2,000 events looked at), then it yields.
   const first = await retention.sweep(0);
-  assert.equal(first.done, false);
-  assert.equal(first.events, 500);
+  assert.deepEqual(first, { events: 2000, runFolders: 0, done: false });
   let total = first.events;
-  for (let i = 0; i < 10 && count('SELECT COUNT(*) AS n FROM events') > 3; i++) total += (await retention.sweep(0)).events;
-  assert.equal(total, 2000);
+  let slices = 1;
+  for (let done = false; !done && slices < 10; slices++) {
+    const r = await retention.sweep(0);
+    total += r.events;
+    done = r.done;
+  }
+  assert.equal(total, 5000);
+  assert.equal(slices, 4, 'three slices of 2,000 events, the last one reaching the end');
   assert.equal(count('SELECT COUNT(*) AS n FROM events'), 3);
+});
+
+test('an alert that keeps being re-sent keeps its key: it stays a duplicate, not a new occurrence', async (t) => {
+  const { clock, store, intake, retention, count } = setup(t, { retention: { eventsDays: 30, runFoldersDays: 0 } });
+  const firing = alertEvent({ sourceEventId: 'fp-1:2026-11-21T10:00:00Z' });
+  intake.accept([firing, alertEvent({ sourceEventId: 'once' })]);
+  // Alertmanager re-sends a firing alert every few hours, the same key each time.
+  for (let day = 1; day <= 40; day++) {
+    clock.advance(86_400);
+    assert.equal(intake.accept([{ ...firing }])[0]!.status, 'duplicate');
+  }
+  const before = count('SELECT count AS n FROM tickets');
+
+  await retention.sweep();
+
+  assert.deepEqual(
+    store.stmt('SELECT source_event_id AS id FROM events').all().map((r) => (r as { id: string }).id),
+    [firing.sourceEventId],
+    'the event that stopped coming is gone; the re-sent one stays',
+  );
+  assert.equal(intake.accept([{ ...firing }])[0]!.status, 'duplicate', 'its next re-send is still a duplicate');
+  assert.equal(count('SELECT count AS n FROM tickets'), before, 'and counts nothing');
+});
+
+test('rows whose times do not follow their ids (a clock set wrong for a while) do not stop the walk', async (t) => {
+  const { clock, store, intake, retention, count } = setup(t, { retention: { eventsDays: 30, runFoldersDays: 0 } });
+  intake.accept(Array.from({ length: 2500 }, () => alertEvent()));
+  intake.accept(Array.from({ length: 100 }, () => alertEvent()));
+  // The first 2,500 were stamped by a clock years ahead: more than a chunk of rows that never qualify.
+  store.stmt('UPDATE events SET received_at = ? WHERE id <= 2500').run('2031-01-01T00:00:00.000Z');
+  clock.advance(40 * 86_400);
+
+  const r = await retention.sweep();
+
+  assert.deepEqual(r, { events: 100, runFolders: 0, done: true });
+  assert.equal(count('SELECT COUNT(*) AS n FROM events'), 2500);
 });
 
 test('retention 0 keeps everything for ever', async (t) => {
@@ -91,6 +132,7 @@ test("finished runs' folders go after retention.runFoldersDays, except where peo
 
   assert.equal(r.runFolders, 2);
   assert.equal(existsSync(old.pushed), false, 'a pushed run 31 days ago');
+  assert.equal(existsSync(dirname(old.pushed)), false, 'and its ticket folder, its only run gone');
   assert.equal(existsSync(old.failed), false, 'a failed run 31 days ago');
   for (const [what, dir] of [['awaiting approval (its push.env)', old.approval], ['needs a person', old.human], ['still running', old.running], ['ended today', recent]] as const) {
     assert.equal(existsSync(dir), true, what);
