@@ -39,7 +39,7 @@ export interface SweepResult {
  * The whole table is walked: ids follow arrival, but a clock set wrong for a while leaves
  * rows whose times do not, and an event still being re-sent keeps its key wherever it is.
  */
-export function pruneEvents(store: Store, before: string, after = 0, deadline = Infinity): { deleted: number; next: number | null } {
+function pruneEvents(store: Store, before: string, after = 0, deadline = Infinity): { deleted: number; next: number | null } {
   let deleted = 0;
   let cursor = after;
   for (;;) {
@@ -52,7 +52,7 @@ export function pruneEvents(store: Store, before: string, after = 0, deadline = 
 }
 
 /** Finished runs whose folders may go: ended before `before`, their tickets no longer waiting on anyone. */
-export function expiredRunFolders(config: BugbotConfig, store: Store, before: string): string[] {
+function expiredRunFolders(config: BugbotConfig, store: Store, before: string): string[] {
   return runsEndedBefore(store, before, KEEP_FOLDERS_OF)
     .map((r) => workspacePaths(config, { id: r.ticket_id }, { id: r.id, worker_id: 0, started_at: '' }).ticketDir)
     .filter((dir) => existsSync(dir));

@@ -65,7 +65,7 @@ export function runTmpRoot(home: string, opts: { create?: boolean } = {}): strin
 }
 
 /** A real folder (not a link) of this user's. */
-export function isOwnFolder(path: string): boolean {
+function isOwnFolder(path: string): boolean {
   try {
     const st = lstatSync(path);
     return st.isDirectory() && (!process.getuid || st.uid === process.getuid());
@@ -92,7 +92,7 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
   const ws = { ...workspacePaths(cfg, ticket, run), tmp: '' };
   for (const d of ['agent', 'config', 'home']) mkdirSync(join(ws.ticketDir, d), { recursive: true });
   ws.tmp = runTmpDir(runTmpRoot(cfg.home, { create: true })!, ticket.id, run.id);
-  mkdirSync(ws.tmp, { mode: 0o700 });
+  mkdirSync(ws.tmp, { recursive: true, mode: 0o700 });
 
   const h = cfg.harness;
   const env: Record<string, string | number> = {
