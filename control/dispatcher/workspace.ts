@@ -89,9 +89,9 @@ function shellQuote(s: string): string {
 }
 
 export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow): PreparedWorkspace {
-  const ws = { ...workspacePaths(cfg, ticket, run), tmp: '' };
-  for (const d of ['agent', 'config', 'home']) mkdirSync(join(ws.ticketDir, d), { recursive: true });
-  ws.tmp = runTmpDir(runTmpRoot(cfg.home, { create: true })!, ticket.id, run.id);
+  const paths = workspacePaths(cfg, ticket, run);
+  for (const d of ['agent', 'config', 'home']) mkdirSync(join(paths.ticketDir, d), { recursive: true });
+  const ws: PreparedWorkspace = { ...paths, tmp: runTmpDir(runTmpRoot(cfg.home, { create: true })!, ticket.id, run.id) };
   mkdirSync(ws.tmp, { recursive: true, mode: 0o700 });
 
   const h = cfg.harness;
