@@ -1,7 +1,7 @@
 /**
  * Intake's writer thread (see intake/writer.ts): its own connection to the store and
- * its own Intake, fed batches of requests by the HTTP thread; everything waiting when it
- * looks goes into one transaction. It uses the triggers' alert parser as well as intake,
+ * its own Intake, fed requests by the HTTP thread; what has queued when it looks, up to
+ * TRANSACTION_ITEMS requests, goes into one transaction. It uses the triggers' alert parser as well as intake,
  * so it sits above both, as main.ts does.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
@@ -11,7 +11,7 @@ import { Store } from './queue/store.ts';
 import { alertParseOptions, parseAlertWebhook } from './triggers/alerts.ts';
 import type { TriggerEvent, TriggerSource } from './types.ts';
 import { Intake, ReplayError, type AcceptOptions } from './intake/index.ts';
-import type { AlertsAccepted, ItemOutcome, WriterInit, WriterReply, WriterRequest } from './intake/writer.ts';
+import { TRANSACTION_ITEMS, type AlertsAccepted, type ItemOutcome, type WriterInit, type WriterReply, type WriterRequest } from './intake/writer.ts';
 
 if (!parentPort) throw new Error('writer-thread.ts runs as a worker thread (control/intake/writer.ts starts it)');
 const port: MessagePort = parentPort;
@@ -56,8 +56,15 @@ function commit(requests: WriterRequest[]): void {
 }
 
 port.on('message', (first: WriterRequest) => {
+  // What has queued meanwhile joins this transaction, up to its bound; the rest waits for the next.
   const requests = [first];
-  for (let more = receiveMessageOnPort(port); more; more = receiveMessageOnPort(port)) requests.push(more.message as WriterRequest);
+  let items = first.items.length;
+  while (items < TRANSACTION_ITEMS) {
+    const more = receiveMessageOnPort(port)?.message as WriterRequest | undefined;
+    if (!more) break;
+    requests.push(more);
+    items += more.items.length;
+  }
   try {
     commit(requests);
   } catch (err) {
