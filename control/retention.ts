@@ -12,7 +12,7 @@ import { rm, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { BugbotConfig } from './config.ts';
 import type { Logger } from './log.ts';
-import { runsEndedBefore } from './queue/leases.ts';
+import { markRunFolderRemoved, runsEndedBefore } from './queue/leases.ts';
 import type { Store } from './queue/store.ts';
 import type { TicketState } from './types.ts';
 import { workspacePaths } from './dispatcher/workspace.ts';
@@ -52,10 +52,11 @@ function pruneEvents(store: Store, before: string, after = 0, deadline = Infinit
 }
 
 /** Finished runs whose folders may go: ended before `before`, their tickets no longer waiting on anyone. */
-function expiredRunFolders(config: BugbotConfig, store: Store, before: string): string[] {
-  return runsEndedBefore(store, before, KEEP_FOLDERS_OF)
-    .map((r) => workspacePaths(config, { id: r.ticket_id }, { id: r.id, worker_id: 0, started_at: '' }).ticketDir)
-    .filter((dir) => existsSync(dir));
+function expiredRunFolders(config: BugbotConfig, store: Store, before: string): Array<{ runId: number; dir: string }> {
+  return runsEndedBefore(store, before, KEEP_FOLDERS_OF).map((r) => ({
+    runId: r.id,
+    dir: workspacePaths(config, { id: r.ticket_id }, { id: r.id, worker_id: 0, started_at: '' }).ticketDir,
+  }));
 }
 
 export class Retention {
@@ -90,11 +91,14 @@ export class Retention {
     const { eventsDays, runFoldersDays } = config.retention;
     let runFolders = 0;
     if (this.cursor === null && runFoldersDays > 0) {
-      for (const dir of expiredRunFolders(config, store, days(runFoldersDays))) {
-        await rm(dir, { recursive: true, force: true });
-        // The ticket's folder too, once its last run's is gone.
-        await rmdir(dirname(dir)).catch(() => undefined);
-        runFolders++;
+      for (const { runId, dir } of expiredRunFolders(config, store, days(runFoldersDays))) {
+        if (existsSync(dir)) {
+          await rm(dir, { recursive: true, force: true });
+          // The ticket's folder too, once its last run's is gone.
+          await rmdir(dirname(dir)).catch(() => undefined);
+          runFolders++;
+        }
+        markRunFolderRemoved(store, runId, new Date(now).toISOString());
       }
     }
     if (eventsDays === 0) return { events: 0, runFolders, done: true };

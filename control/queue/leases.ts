@@ -25,6 +25,8 @@ export interface RunRow {
   started_at: string;
   finished_at: string | null;
   progress_json: string | null;
+  /** When retention removed the run's folder (null: not yet). */
+  folder_removed_at: string | null;
 }
 
 export interface Claim {
@@ -173,14 +175,25 @@ export function activeRuns(store: Store): RunRow[] {
 }
 
 /** Runs that ended before `before` (ISO time), their tickets in none of `keepStates` (retention). */
+/**
+ * Finished runs ended before `before` whose folders retention has not removed yet, their
+ * tickets in none of `keepStates`. Runs already handled are not looked at again (a
+ * partial index holds the others), so a pass costs the runs of its days, not every run
+ * ever.
+ */
 export function runsEndedBefore(store: Store, before: string, keepStates: readonly TicketState[]): Array<Pick<RunRow, 'id' | 'ticket_id'>> {
   return store
     .stmt(
-      `SELECT r.id, r.ticket_id FROM runs r JOIN tickets t ON t.id = r.ticket_id
-        WHERE r.state != 'running' AND COALESCE(r.finished_at, r.heartbeat_at) < ?
+      `SELECT r.id, r.ticket_id FROM runs r INDEXED BY runs_folder_kept JOIN tickets t ON t.id = r.ticket_id
+        WHERE r.folder_removed_at IS NULL AND r.state != 'running' AND COALESCE(r.finished_at, r.heartbeat_at) < ?
           AND t.state NOT IN (SELECT value FROM json_each(?))`,
     )
     .all(before, JSON.stringify(keepStates)) as Array<Pick<RunRow, 'id' | 'ticket_id'>>;
+}
+
+/** Retention removed the run's folder (or found it gone): later passes skip the run. */
+export function markRunFolderRemoved(store: Store, runId: number, at: string): void {
+  store.stmt('UPDATE runs SET folder_removed_at = ? WHERE id = ?').run(at, runId);
 }
 
 export function runsForTicket(store: Store, ticketId: number): RunRow[] {

@@ -167,6 +167,10 @@ const MIGRATIONS: string[] = [
   /* 5: when an event was last received again (a re-sent alert): retention keeps its idempotency key while it comes back */ `
   ALTER TABLE events ADD COLUMN last_received_at TEXT;
   `,
+  /* 6: when retention removed a finished run's folder: a pass looks only at runs whose folder it has not removed yet */ `
+  ALTER TABLE runs ADD COLUMN folder_removed_at TEXT;
+  CREATE INDEX runs_folder_kept ON runs(id) WHERE folder_removed_at IS NULL AND state != 'running';
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

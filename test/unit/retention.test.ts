@@ -138,4 +138,17 @@ test("finished runs' folders go after retention.runFoldersDays, except where peo
     assert.equal(existsSync(dir), true, what);
   }
   assert.equal((await retention.sweep()).runFolders, 0, 'what is gone is not counted again');
+
+  // A pass looks only at runs whose folders it has not removed yet: a removed run is
+  // marked and never looked at again (a folder made again under its name stays).
+  const removed = (store.stmt('SELECT id FROM runs WHERE folder_removed_at IS NOT NULL ORDER BY id').all() as { id: number }[]).length;
+  assert.equal(removed, 2, 'the two removed runs are marked; the kept ones are not');
+  mkdirSync(old.pushed, { recursive: true });
+  assert.equal((await retention.sweep()).runFolders, 0);
+  assert.equal(existsSync(old.pushed), true, 'a marked run is not looked at again');
+  // A kept run is looked at again: once a person has dealt with its ticket, its folder goes.
+  const human = store.stmt("SELECT id FROM tickets WHERE title = 'human'").get() as { id: number };
+  store.setState(human.id, 'failed');
+  assert.equal((await retention.sweep()).runFolders, 1);
+  assert.equal(existsSync(old.human), false, 'the needs_human run, its ticket since failed');
 });
