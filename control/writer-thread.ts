@@ -1,8 +1,8 @@
 /**
  * Intake's writer thread (see intake/writer.ts): its own connection to the store and
  * its own Intake, fed requests by the HTTP thread; what has queued when it looks, up to
- * TRANSACTION_ITEMS requests, goes into one transaction. It uses the triggers' alert parser as well as intake,
- * so it sits above both, as main.ts does.
+ * TRANSACTION_ITEMS requests, goes into one transaction. It uses the triggers' alert
+ * parser as well as intake, so it sits above both, as main.ts does.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { configuredRedactor, type BugbotConfig } from './config.ts';

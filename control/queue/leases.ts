@@ -174,9 +174,8 @@ export function activeRuns(store: Store): RunRow[] {
   return store.stmt(`SELECT * FROM runs WHERE state = 'running' ORDER BY worker_id`).all() as RunRow[];
 }
 
-/** Runs that ended before `before` (ISO time), their tickets in none of `keepStates` (retention). */
 /**
- * Finished runs ended before `before` whose folders retention has not removed yet, their
+ * Finished runs ended before `before` (ISO time) whose folders retention has not removed yet, their
  * tickets in none of `keepStates`. Runs already handled are not looked at again (a
  * partial index holds the others), so a pass costs the runs of its days, not every run
  * ever.
