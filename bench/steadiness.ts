@@ -9,17 +9,19 @@ import { readFileSync } from 'node:fs';
 
 export interface CpuSample {
   steal: number;
+  /** Idle, waiting for I/O included. */
+  idle: number;
   total: number;
 }
 
-/** Jiffies of all CPUs so far: stolen, and in all. Zeros where /proc/stat is missing. */
+/** Jiffies of all CPUs so far: stolen, idle, and in all. Zeros where /proc/stat is missing. */
 export function cpuSample(): CpuSample {
   try {
     const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
     // user nice system idle iowait irq softirq steal (guest time is counted in user already)
-    return { steal: fields[7] ?? 0, total: fields.slice(0, 8).reduce((a, b) => a + b, 0) };
+    return { steal: fields[7] ?? 0, idle: (fields[3] ?? 0) + (fields[4] ?? 0), total: fields.slice(0, 8).reduce((a, b) => a + b, 0) };
   } catch {
-    return { steal: 0, total: 0 };
+    return { steal: 0, idle: 0, total: 0 };
   }
 }
 
@@ -27,6 +29,16 @@ export function cpuSample(): CpuSample {
 export function stealPercent(from: CpuSample, to: CpuSample): number {
   const total = to.total - from.total;
   return total > 0 ? (100 * (to.steal - from.steal)) / total : 0;
+}
+
+/**
+ * Percent of the CPU time between two samples that nothing used. A server that leaves the
+ * machine idle under a storm is waiting on something (a lock-step between threads, I/O),
+ * not short of CPU.
+ */
+export function idlePercent(from: CpuSample, to: CpuSample): number {
+  const total = to.total - from.total;
+  return total > 0 ? (100 * (to.idle - from.idle)) / total : 0;
 }
 
 /** A line for the end of a benchmark's report, or none when the host took (almost) nothing. */

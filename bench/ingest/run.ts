@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuSample, spreadNote, stealNote, stealPercent } from '../steadiness.ts';
+import { cpuSample, idlePercent, spreadNote, stealNote, stealPercent } from '../steadiness.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values: args } = parseArgs({
@@ -99,6 +99,8 @@ type Target = 'plain' | 'bugbot';
 interface Storm {
   /** Percent of the CPU time the host took during the storm. */
   steal: number;
+  /** Percent of the CPU time nothing used during the storm. */
+  idle: number;
   rps: number;
   p50: number;
   p99: number;
@@ -125,10 +127,11 @@ function autocannonLoad(url: string, target: Target, opts: { connections: number
 async function storm(url: string, target: Target, connections: number, seconds: number): Promise<Storm> {
   const from = cpuSample();
   const r = await generate(url, target, connections, seconds);
-  return { ...r, steal: stealPercent(from, cpuSample()) };
+  const to = cpuSample();
+  return { ...r, steal: stealPercent(from, to), idle: idlePercent(from, to) };
 }
 
-async function generate(url: string, target: Target, connections: number, seconds: number): Promise<Omit<Storm, 'steal'>> {
+async function generate(url: string, target: Target, connections: number, seconds: number): Promise<Omit<Storm, 'steal' | 'idle'>> {
   if (GENERATOR === 'autocannon') {
     const r = await autocannonLoad(url, target, { connections, duration: seconds });
     return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, ok: r['2xx'], non2xx: r.non2xx, errors: r.errors + r.timeouts };
@@ -201,10 +204,10 @@ async function main(): Promise<void> {
   const p99 = Math.max(...rows.map((r) => r.bugbot.p99));
 
   console.log(`bench/ingest: ${GENERATOR}, ${CONNECTIONS} connections, ${SECONDS}s per storm, ${ROUNDS} round(s), ${FINGERPRINTS} distinct errors`);
-  console.log('round  plain req/s  p99 ms  | bugbot req/s  p50 ms  p99 ms  non-2xx  errors | ratio  | steal %');
+  console.log('round  plain req/s  p99 ms  | bugbot req/s  p50 ms  p99 ms  non-2xx  errors | ratio  | steal %    | idle %');
   for (const r of rows) {
     console.log(
-      `${String(r.round).padEnd(6)} ${r.plain.rps.toFixed(0).padStart(11)} ${String(r.plain.p99).padStart(7)}  | ${r.bugbot.rps.toFixed(0).padStart(12)} ${String(r.bugbot.p50).padStart(7)} ${String(r.bugbot.p99).padStart(7)} ${String(r.bugbot.non2xx).padStart(8)} ${String(r.bugbot.errors).padStart(7)} | ${(r.bugbot.rps / r.plain.rps).toFixed(2)}x  | ${r.plain.steal.toFixed(1)} / ${r.bugbot.steal.toFixed(1)}`,
+      `${String(r.round).padEnd(6)} ${r.plain.rps.toFixed(0).padStart(11)} ${String(r.plain.p99).padStart(7)}  | ${r.bugbot.rps.toFixed(0).padStart(12)} ${String(r.bugbot.p50).padStart(7)} ${String(r.bugbot.p99).padStart(7)} ${String(r.bugbot.non2xx).padStart(8)} ${String(r.bugbot.errors).padStart(7)} | ${(r.bugbot.rps / r.plain.rps).toFixed(2)}x  | ${r.plain.steal.toFixed(1)} / ${r.bugbot.steal.toFixed(1)}  | ${r.plain.idle.toFixed(0)} / ${r.bugbot.idle.toFixed(0)}`,
     );
   }
   for (const note of [
