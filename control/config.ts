@@ -593,8 +593,9 @@ function semanticProblems(cfg: z.output<typeof configSchema>, env: NodeJS.Proces
       out.push(`notify.email: set both ${mail.userEnv} and ${mail.passwordEnv} for an SMTP login, or neither`);
     }
   }
-  if (Boolean(g.basicUserEnv) !== Boolean(g.basicPasswordEnv)) {
-    out.push('triggers.grafana: basicUserEnv and basicPasswordEnv must be set together');
+  // One without the other would leave the route without basic auth, and open.
+  for (const [where, t] of [['triggers.grafana', g], ['triggers.latency', cfg.triggers.latency]] as const) {
+    if (Boolean(t.basicUserEnv) !== Boolean(t.basicPasswordEnv)) out.push(`${where}: basicUserEnv and basicPasswordEnv must be set together`);
   }
   out.push(...dashboardProblems(cfg, env));
   if (cfg.approval.target === 'pr' && (!cfg.approval.github.owner || !cfg.approval.github.repo)) {

@@ -99,6 +99,20 @@ test('semantic problems: bad regexes, unset secret variables, exposed API withou
   );
 });
 
+test('basic auth on an alert route names both variables or neither: a user alone would leave the route open', (t) => {
+  for (const route of ['grafana', 'latency'] as const) {
+    assert.throws(
+      () => loadConfig({ cwd: tempDir(t), env: { LU: 'u' }, flags: { triggers: { [route]: { basicUserEnv: 'LU' } } } }),
+      (err: unknown) => {
+        assert.match((err as ConfigError).problems.join('\n'), new RegExp(`triggers\\.${route}: basicUserEnv and basicPasswordEnv must be set together`));
+        return true;
+      },
+    );
+    const cfg = loadConfig({ cwd: tempDir(t), env: { LU: 'u', LP: 'p' }, flags: { triggers: { [route]: { basicUserEnv: 'LU', basicPasswordEnv: 'LP' } } } });
+    assert.equal(cfg.triggers[route].basicPasswordEnv, 'LP');
+  }
+});
+
 test('secrets come only from the variables the config names', (t) => {
   const dir = tempDir(t);
   const cfg = loadConfig({
