@@ -55,7 +55,7 @@ function builtinRules(hash: (v: string) => string): Rule[] {
     },
     {
       name: 'card-number',
-      re: /\b(?:\d[ -]?){13,19}\b/g,
+      re: /\b\d(?:[ -]?\d){12,18}\b/g,
       replace: (m) => (luhn(m.replace(/\D/g, '')) ? '[REDACTED:card]' : m),
     },
     {

@@ -1,12 +1,17 @@
-/** Redaction of a whole TriggerEvent: every free-text field and every label value. */
+/**
+ * Redaction of a whole TriggerEvent: every free-text field, the service, every label (its
+ * name and its value) and the email subject kept for the reply.
+ */
 import type { Redactor } from '../../lib/redact.ts';
 import type { TriggerEvent } from '../types.ts';
 
 export function redactEvent(r: Redactor, e: TriggerEvent): TriggerEvent {
   const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries(e.labels)) labels[k] = r.text(v);
+  for (const [k, v] of Object.entries(e.labels)) labels[r.text(k)] = r.text(v);
   const out: TriggerEvent = { ...e, title: r.text(e.title), message: r.text(e.message), labels };
+  if (e.service !== undefined) out.service = r.text(e.service);
   if (e.stack !== undefined) out.stack = r.text(e.stack);
   if (e.route !== undefined) out.route = r.text(e.route);
+  if (e.reporter?.subject !== undefined) out.reporter = { ...e.reporter, subject: r.text(e.reporter.subject) };
   return out;
 }

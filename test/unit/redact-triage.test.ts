@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classifyText } from '../../control/intake/classify.ts';
 import { createRedactor } from '../../lib/redact.ts';
+import { redactEvent } from '../../control/intake/redact-event.ts';
+import type { TriggerEvent } from '../../control/types.ts';
 import { createTriage, priorityOf } from '../../control/intake/triage.ts';
 import { loadConfig } from '../../control/config.ts';
 
@@ -27,6 +29,29 @@ test('redaction masks secrets of every common shape', () => {
   assert.equal(r.text('jane@example.com'), r.text('JANE@example.com'), 'hashes are stable and case-insensitive for emails');
   assert.notEqual(createRedactor({ salt: 'other' }).text('jane@example.com'), r.text('jane@example.com'));
   assert.equal(r.text('order 1234 shipped in 5 days'), 'order 1234 shipped in 5 days', 'ordinary text is untouched');
+  assert.equal(r.text('card 4111 1111 1111 1111 declined'), 'card [REDACTED:card] declined', 'the text around a card number stays as it was');
+});
+
+test('an event is redacted in every field that is stored: the service, label names and values, the email subject', () => {
+  const r = createRedactor({});
+  const e: TriggerEvent = {
+    source: 'email',
+    kind: 'report',
+    service: 'postgres://app:S3cretPw@db:5432/x',
+    title: 'login broken password=hunter2',
+    message: 'token=abcdef123456',
+    labels: { 'password=hunter2': 'x', region: 'api_key=ZXhhbXBsZWtleQ' },
+    count: 1,
+    firstSeen: '2026-01-01T00:00:00.000Z',
+    lastSeen: '2026-01-01T00:00:00.000Z',
+    reporter: { kind: 'email', id: 'a@example.com', address: 'a@example.com', subject: 'login broken password=hunter2' },
+    human: true,
+    sourceEventId: 'm1',
+  };
+  const out = JSON.stringify(redactEvent(r, e));
+  for (const leaked of [/S3cretPw/, /hunter2/, /abcdef123456/, /ZXhhbXBsZWtleQ/]) assert.doesNotMatch(out, leaked, out);
+  assert.equal(redactEvent(r, e).reporter?.address, 'a@example.com', 'the reply address is kept: the reply goes there');
+  assert.equal(redactEvent(r, { ...e, service: 'checkout-api' }).service, 'checkout-api');
 });
 
 test('extra redaction patterns from config', () => {
