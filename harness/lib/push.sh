@@ -159,13 +159,15 @@ harness_test_run() {
 }
 
 # harness_checkout DIR PATH REV : a detached worktree of DIR's repository at REV, with
-# DIR's node_modules as a hardlinked copy (harness_worktree_remove removes it). Under the
-# worktrees folder, so a crash leaves nothing the control plane's reconciler does not remove.
+# DIR's node_modules as a hardlinked copy (harness_worktree_remove removes it). DIR is the
+# ticket's worktree, whose modules are its own copy (harness_deps_install), so the links
+# reach no other ticket's files nor the base checkout's. Under the worktrees folder, so a
+# crash leaves nothing the control plane's reconciler does not remove.
 harness_checkout() {
   local dir=$1 path=$2 rev=$3
   harness_worktree_remove "$dir" "$path"
   harness_git_locked "$dir" worktree add --quiet --detach "$path" "$rev" || return 1
-  if [ -d "$dir/node_modules" ]; then cp -al "$dir/node_modules" "$path/node_modules"; fi
+  if [ -d "$dir/node_modules" ]; then cp -al "$dir/node_modules" "$path/node_modules" || return 1; fi
 }
 
 # harness_tests_gate DIR COMMAND LOG BASE_REF [REV] : run the test command on commit REV

@@ -22,14 +22,18 @@ harness_worktree_remove() {
 }
 
 # harness_deps_install REPO DIR : node_modules for the worktree. When the lockfile
-# matches the base checkout's, reuse its modules as a hardlinked copy (seconds, no
-# network); otherwise install from the lockfile.
+# matches the base checkout's, a copy of its modules (no network; instant where the
+# filesystem shares blocks between copies, such as btrfs or XFS; a plain copy elsewhere);
+# otherwise an install from the lockfile. A copy, not hard links: code the agent wrote
+# runs in the worktree (tests, the dev server), and a file shared by a hard link is the
+# base checkout's own file, so writing to it would change the modules of every later
+# ticket and of the operator's checkout.
 harness_deps_install() {
   local repo=$1 dir=$2
   [ -f "$dir/package.json" ] || return 0
   if [ -d "$repo/node_modules" ] && [ -f "$dir/package-lock.json" ] && cmp -s "$repo/package-lock.json" "$dir/package-lock.json"; then
-    cp -al "$repo/node_modules" "$dir/node_modules"
-    echo "linked"
+    cp -a --reflink=auto "$repo/node_modules" "$dir/node_modules" || return 1
+    echo "copied"
   else
     (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null) || return 1
     echo "installed"

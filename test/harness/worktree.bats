@@ -31,7 +31,7 @@ teardown() { teardown_tmp; }
   [ "$output" = "fix" ]
 }
 
-@test "deps_install hardlinks node_modules when the lockfile matches" {
+@test "deps_install copies node_modules when the lockfile matches: writing to the copy leaves the base checkout's alone" {
   printf '{}\n' >"$TMP/repo/package.json"
   printf '{"lockfileVersion":3}\n' >"$TMP/repo/package-lock.json"
   git -C "$TMP/repo" add -A && git -C "$TMP/repo" commit --quiet -m deps && git -C "$TMP/repo" push --quiet origin main
@@ -40,8 +40,23 @@ teardown() { teardown_tmp; }
   harness_worktree_add "$TMP/repo" origin main bot/t3 "$TMP/wt"
   run harness_deps_install "$TMP/repo" "$TMP/wt"
   [ "$status" -eq 0 ]
-  [ "$output" = "linked" ]
-  [ "$(stat -c %i "$TMP/repo/node_modules/left-pad/index.js")" = "$(stat -c %i "$TMP/wt/node_modules/left-pad/index.js")" ]
+  [ "$output" = "copied" ]
+  [ "$(cat "$TMP/wt/node_modules/left-pad/index.js")" = "module.exports = 1" ]
+  printf 'process.env.PLANTED = 1\n' >>"$TMP/wt/node_modules/left-pad/index.js"
+  [ "$(cat "$TMP/repo/node_modules/left-pad/index.js")" = "module.exports = 1" ]
+}
+
+@test "deps_install fails when the copy fails" {
+  printf '{}\n' >"$TMP/repo/package.json"
+  printf '{"lockfileVersion":3}\n' >"$TMP/repo/package-lock.json"
+  git -C "$TMP/repo" add -A && git -C "$TMP/repo" commit --quiet -m deps && git -C "$TMP/repo" push --quiet origin main
+  mkdir -p "$TMP/repo/node_modules/left-pad"
+  harness_worktree_add "$TMP/repo" origin main bot/t4 "$TMP/wt"
+  # A file where the folder goes: cp cannot put a folder there (root or not).
+  printf 'in the way\n' >"$TMP/wt/node_modules"
+  run harness_deps_install "$TMP/repo" "$TMP/wt"
+  [ "$status" -ne 0 ]
+  [[ "$output" != *copied* ]]
 }
 
 @test "ten workers adding worktrees at once all succeed (the shared checkout's git is serialised)" {
