@@ -192,7 +192,7 @@ harness_tests_gate() {
   harness_checkout "$dir" "$dir.base" "$(git -C "$dir" merge-base "$rev" "$base")" || return 1
   harness_test_run "$dir.base" "$command" "${log%.log}-base.log" || true
   harness_worktree_remove "$dir" "$dir.base"
-  node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" >"${log%.log}-compare.json" || rc=$?
+  node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" "$dir.gate" "$dir.base" >"${log%.log}-compare.json" || rc=$?
   [ "$rc" -eq 0 ] || return 1
   node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).head.length))' "${log%.log}-compare.json"
 }

@@ -1,11 +1,16 @@
 #!/usr/bin/env node
 // Compares two test logs: which tests fail after the fix that did not fail before.
-// Usage: node test-failures.mjs <head.log> <base.log>
+// Usage: node test-failures.mjs <head.log> <base.log> [<head-root> <base-root>]
 // Prints a JSON object { head: [...], base: [...], new: [...], fixed: [...] } and
 // exits 0 when no test fails now that passed on the base (pre-existing failures,
 // e.g. other open bugs, do not block a fix), 1 otherwise, 2 when the logs name no
 // failing tests at all (the runner's output is not understood: count as failing).
+// A test file reported as failed (one that did not load: a syntax error, a missing
+// module) counts as a failure like a test; the roots, the checkouts the logs were run
+// in, are cut from such a file's path so the same file matches in both logs.
 import { readFileSync } from 'node:fs';
+
+const TEST_FILE = /\.(test|spec)\.[cm]?[jt]sx?$/;
 
 /** Failing test names from TAP (node:test), node's spec reporter, jest/vitest, pytest and mocha. */
 export function failures(log) {
@@ -18,22 +23,40 @@ export function failures(log) {
     else if ((m = /^\s*[✖✕×]\s+(.+?)(?:\s+\(\d+(?:\.\d+)?\s*m?s\))?$/.exec(line))) out.add(m[1].trim());
     else if ((m = /^FAILED\s+(\S+)/.exec(line))) out.add(m[1].trim());
   }
-  // Files and suites reported as failed only because a test inside them failed.
-  for (const name of [...out]) if (/\.(test|spec)\.[cm]?[jt]sx?$/.test(name) || name === 'failing tests:') out.delete(name);
+  out.delete('failing tests:'); // the spec reporter's summary heading
   return [...out];
 }
 
+/** Whether a failure names a test file rather than a test. */
+export const isTestFile = (name) => TEST_FILE.test(name);
+
+/** A test file's path relative to ROOT (the checkout its log was run in); other names as they are. */
+export function relativeTo(root, name) {
+  if (!root || !isTestFile(name)) return name;
+  const prefix = root.endsWith('/') ? root : `${root}/`;
+  return name.startsWith(prefix) ? name.slice(prefix.length) : name;
+}
+
+/**
+ * head and base: the tests failing in each (a file listed there only for a test inside
+ * it is left out of these two); new: failures of head, files included, not in base.
+ */
+export function compare(headNames, baseNames) {
+  const fresh = headNames.filter((t) => !baseNames.includes(t));
+  const fixed = baseNames.filter((t) => !headNames.includes(t) && !isTestFile(t));
+  return { head: headNames.filter((t) => !isTestFile(t)), base: baseNames.filter((t) => !isTestFile(t)), new: fresh, fixed };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [headLog, baseLog] = process.argv.slice(2);
+  const [headLog, baseLog, headRoot, baseRoot] = process.argv.slice(2);
   if (!headLog || !baseLog) {
-    process.stderr.write('usage: test-failures.mjs <head.log> <base.log>\n');
+    process.stderr.write('usage: test-failures.mjs <head.log> <base.log> [<head-root> <base-root>]\n');
     process.exit(2);
   }
-  const head = failures(readFileSync(headLog, 'utf8'));
-  const base = failures(readFileSync(baseLog, 'utf8'));
-  const fresh = head.filter((t) => !base.includes(t));
-  const fixed = base.filter((t) => !head.includes(t));
-  process.stdout.write(JSON.stringify({ head, base, new: fresh, fixed }) + '\n');
+  const head = failures(readFileSync(headLog, 'utf8')).map((n) => relativeTo(headRoot, n));
+  const base = failures(readFileSync(baseLog, 'utf8')).map((n) => relativeTo(baseRoot, n));
+  const result = compare(head, base);
+  process.stdout.write(JSON.stringify(result) + '\n');
   if (!head.length) process.exit(2);
-  process.exit(fresh.length ? 1 : 0);
+  process.exit(result.new.length ? 1 : 0);
 }

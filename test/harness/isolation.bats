@@ -224,6 +224,27 @@ git_untouched() {
   [ "$(grep -c testTimeoutSeconds "$TICKET_DIR/own.log")" = 0 ]
 }
 
+@test "the gate: a test file that no longer loads is a new failure, even beside a failure the base has too" {
+  # The runner names a file that failed to load by its absolute path: <worktree>.gate/...
+  # on the fix, <worktree>.base/... on the base, so the two logs differ in the checkout.
+  # shellcheck disable=SC2016 # the command's own variables, expanded when it runs
+  cmd='echo "not ok 1 - old bug"; [ -f broken ] && echo "not ok 2 - $PWD/test/b.test.js"; [ -f old-broken ] && echo "not ok 3 - $PWD/test/c.test.js"; exit 1'
+  : >"$TMP/wt/broken"
+  git -C "$TMP/wt" add broken && git -C "$TMP/wt" commit --quiet -m "the fix breaks a test file"
+  run harness_tests_gate "$TMP/wt" "$cmd" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 1 ]
+  grep -q '"new":\["test/b.test.js"\]' "$TICKET_DIR/tests-compare.json"
+  # A file that fails to load on the base too is not new.
+  git -C "$TMP/repo" checkout --quiet main && : >"$TMP/repo/old-broken"
+  git -C "$TMP/repo" add old-broken && git -C "$TMP/repo" commit --quiet -m "c.test.js is broken on main" && git -C "$TMP/repo" push --quiet origin main
+  git -C "$TMP/wt" fetch --quiet origin && git -C "$TMP/wt" rebase --quiet origin/main
+  git -C "$TMP/wt" rm --quiet broken && git -C "$TMP/wt" commit --quiet -m "b.test.js loads again"
+  run harness_tests_gate "$TMP/wt" "$cmd" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 0 ]
+  [ "$output" = 1 ]
+  grep -q '"new":\[\]' "$TICKET_DIR/tests-compare.json"
+}
+
 @test "the base branch's run of the test command has the same limit; the gate then fails" {
   export BUGBOT_TEST_TIMEOUT_S=2
   : >"$TMP/wt/fixed"
