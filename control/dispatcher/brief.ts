@@ -118,7 +118,14 @@ export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: s
   const labels = Object.entries(t.labels)
     .map(([k, v]) => `${k}: ${v}`)
     .join('\n');
-  const latency = t.labels.p95_ms ? `${t.labels.p95_ms} ms / ${t.labels.threshold_ms ?? '?'} ms` : '-';
+  // The figures come from the alert's labels: shown as trusted text only when they are numbers.
+  const figure = (v: string | undefined) => (v !== undefined && /^\d+(\.\d+)?$/.test(v.trim()) ? v.trim() : undefined);
+  const latencyText = t.labels.p95_ms ? `${t.labels.p95_ms} ms / ${t.labels.threshold_ms ?? '?'} ms` : '';
+  const latency = !latencyText
+    ? '-'
+    : figure(t.labels.p95_ms) && (t.labels.threshold_ms === undefined || figure(t.labels.threshold_ms))
+      ? latencyText
+      : inlineFence(t.source, latencyText);
   const trusted: Record<string, string> = {
     id: String(t.id),
     title: inlineFence(t.source, t.title),
