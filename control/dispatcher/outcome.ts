@@ -3,12 +3,14 @@
  * archive row of DESIGN §6. A run that left no outcome (killed, crashed) still
  * gets a row: failed, with the reason.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import type { OutcomeArchive, OutcomeRow, StageStats } from '../outcomes/archive.ts';
 import type { RunRow } from '../queue/leases.ts';
 import type { Ticket, TicketState } from '../types.ts';
+import { REPO_ROOT } from './phases.ts';
 
 export interface WorkerOutcome {
   state: string;
@@ -26,11 +28,39 @@ export interface WorkerOutcome {
   denials: OutcomeRow['denials'];
 }
 
+/** Where a worker's run stands once it got there, however the worker exits afterwards. */
+export const LANDED_STATES = ['pushed', 'awaiting_approval', 'needs_human'] as const;
+
+/**
+ * The worker's outcome.json. A worker writes it on its way out (its trap); one killed
+ * after it pushed (SIGKILL, a control plane killed with it) never does, yet its result
+ * line already says where it got: then the outcome is written here from what the run
+ * left (the same harness/lib/outcome.mjs), so a fix that landed is not taken for a
+ * crash and made again.
+ */
 export function readOutcome(ticketDir: string): WorkerOutcome | null {
+  const path = join(ticketDir, 'outcome.json');
+  if (!existsSync(path) && landedResult(ticketDir)) {
+    try {
+      execFileSync(process.execPath, [join(REPO_ROOT, 'harness', 'lib', 'outcome.mjs'), ticketDir], { stdio: 'ignore', timeout: 30_000 });
+    } catch {
+      // no outcome then: the run counts as one that died
+    }
+  }
   try {
-    return JSON.parse(readFileSync(join(ticketDir, 'outcome.json'), 'utf8')) as WorkerOutcome;
+    return JSON.parse(readFileSync(path, 'utf8')) as WorkerOutcome;
   } catch {
     return null;
+  }
+}
+
+/** Whether the run's result line (harness_set_result) names a landed state. */
+function landedResult(ticketDir: string): boolean {
+  try {
+    const state = readFileSync(join(ticketDir, 'result'), 'utf8').split('\t')[0];
+    return (LANDED_STATES as readonly string[]).includes(state ?? '');
+  } catch {
+    return false;
   }
 }
 

@@ -16,7 +16,7 @@ import type { Ticket, TicketState } from '../types.ts';
 import type { OutcomeArchive } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
-import { archiveRow, attemptsNote, buildOutcomeRow, readOutcome } from './outcome.ts';
+import { archiveRow, attemptsNote, buildOutcomeRow, LANDED_STATES, readOutcome } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
 import { removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
 
@@ -269,6 +269,8 @@ export class Dispatcher {
     this.lastBeat.delete(w.run.id);
     // The worker's trap removes its temp folder; one that died before it could leaves it.
     removeRunTmp(w.ws.tmp, logger);
+    // Written by the worker's trap; a worker killed after it pushed has an outcome all the same (readOutcome).
+    const trapRan = existsSync(join(w.ws.ticketDir, 'outcome.json'));
     const outcome = readOutcome(w.ws.ticketDir);
     let state: TicketState;
     let reason: string;
@@ -290,11 +292,12 @@ export class Dispatcher {
         'stopped with the control plane mid-run; ' +
         attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
     } else if (outcome) {
-      state = (['pushed', 'awaiting_approval', 'needs_human'] as const).find((s) => s === outcome.state) ?? 'failed';
+      state = LANDED_STATES.find((s) => s === outcome.state) ?? 'failed';
       reason = outcome.reason;
+      if (!trapRan) removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
     } else {
       // Died without its trap: clean up after it and give the ticket another attempt.
-      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger);
+      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
       const again = w.run.attempt < config.queue.maxAttempts;
       state = again ? 'queued' : 'failed';
       reason =

@@ -8,14 +8,15 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { activeRuns, finishRun, reclaimRuns, type RunRow } from '../queue/leases.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { Ticket } from '../types.ts';
-import { archiveRow, attemptsNote, buildOutcomeRow, readOutcome } from './outcome.ts';
+import { archiveRow, attemptsNote, buildOutcomeRow, LANDED_STATES, readOutcome } from './outcome.ts';
+import { REPO_ROOT } from './phases.ts';
 import type { Store } from '../queue/store.ts';
 import { runTmpRoot } from './workspace.ts';
 
@@ -139,7 +140,7 @@ function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger
   const out: FinishedWhileDown[] = [];
   for (const run of activeRuns(store)) {
     const outcome = readOutcome(join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`));
-    const state = (['pushed', 'awaiting_approval', 'needs_human'] as const).find((s) => s === outcome?.state);
+    const state = LANDED_STATES.find((s) => s === outcome?.state);
     const ticket = store.getTicket(run.ticket_id);
     if (!outcome || !state || !ticket) continue;
     stopRunProcesses(config.home, run, { logger });
@@ -217,16 +218,59 @@ export function removeWorktree(repo: string, path: string): boolean {
 /**
  * removeWorktree for a running control plane: off the event loop, since the repository's
  * lock may be held for a while (another worker's fetch) and nothing else may wait on it.
+ * With `keepWorkOf` (bugbot's home), what the worktree holds uncommitted is committed to
+ * its branch first (keepPartialWork). The test gate's checkouts beside it go too.
  */
-export function removeWorktreeInBackground(repo: string, path: string, logger: Logger): void {
-  if (!existsSync(path)) return;
+export function removeWorktreeInBackground(repo: string, path: string, logger: Logger, opts: { keepWorkOf?: string } = {}): void {
+  const paths = [path, `${path}.gate`, `${path}.base`].filter((p) => existsSync(p));
+  if (!paths.length) return;
   const run = promisify(execFile);
   void (async () => {
+    const keep = opts.keepWorkOf ? partialWorkCommand(opts.keepWorkOf, path) : null;
+    if (keep) await run(keep.file, keep.args, keep.options).catch((err: Error) => logger.warn(KEEP_FAILED, { worktree: path, error: err.message }));
     const common = (await run('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'])).stdout.trim();
     const lock = join(common, 'bugbot.lock');
-    await run('flock', [lock, 'git', '-C', repo, 'worktree', 'remove', '--force', path]).catch(() => rm(path, { recursive: true, force: true }));
+    for (const p of paths) await run('flock', [lock, 'git', '-C', repo, 'worktree', 'remove', '--force', p]).catch(() => rm(p, { recursive: true, force: true }));
     await run('flock', [lock, 'git', '-C', repo, 'worktree', 'prune']).catch(() => undefined);
   })().catch((err: Error) => logger.warn('could not remove a worktree', { path, error: err.message }));
+}
+
+const KEEP_FAILED = "could not commit a stopped run's partial work to its branch; it goes with the worktree";
+
+/**
+ * A worker killed without its trap (SIGKILL; a control plane killed with it, whose restart
+ * stops the workers it left) never committed what its worktree held: commit it to the
+ * run's branch before the worktree goes, as the trap would (harness_keep_partial_work,
+ * with the run's git settings: its excludes, no hooks). Null for what is not a run's
+ * worktree (the test gate's checkouts).
+ */
+function partialWorkCommand(home: string, worktree: string): { file: string; args: string[]; options: { env: NodeJS.ProcessEnv; timeout: number } } | null {
+  const m = /^ticket-(\d+)-run-(\d+)$/.exec(basename(worktree));
+  if (!m || !existsSync(worktree)) return null;
+  const ticketDir = join(home, 'tickets', m[1]!, `run-${m[2]}`);
+  const script =
+    'set -euo pipefail; TICKET_DIR=$2; source "$1/lib/common.sh"; source "$1/lib/push.sh"; harness_git_env "$2/config/git-excludes"; ' +
+    'harness_keep_partial_work "$3" "$4" >/dev/null';
+  const message = `bugbot: partial work on ticket ${m[1]} (run ${m[2]} stopped without finishing)`;
+  return {
+    file: 'bash',
+    args: ['-c', script, 'keep-partial-work', join(REPO_ROOT, 'harness'), ticketDir, worktree, message],
+    options: {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, GIT_AUTHOR_NAME: 'bugbot', GIT_AUTHOR_EMAIL: 'bugbot@localhost', GIT_COMMITTER_NAME: 'bugbot', GIT_COMMITTER_EMAIL: 'bugbot@localhost' },
+      timeout: 120_000,
+    },
+  };
+}
+
+/** partialWorkCommand, waited for (at start-up, before the orphans' worktrees go). */
+function keepPartialWork(home: string, worktree: string, logger: Logger): void {
+  const keep = partialWorkCommand(home, worktree);
+  if (!keep) return;
+  try {
+    execFileSync(keep.file, keep.args, { ...keep.options, stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    logger.warn(KEEP_FAILED, { worktree, error: (err as Error).message });
+  }
 }
 
 /** Remove a run's temp folder (workspace.ts runTmpDir) off the event loop. */
@@ -261,6 +305,7 @@ function removeOrphanWorktrees(config: BugbotConfig, store: Store, logger: Logge
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (live.has(path)) continue;
+    keepPartialWork(config.home, path, logger);
     removeWorktree(config.target.repo, path);
     n++;
     logger.warn('removed orphaned worktree', { path });

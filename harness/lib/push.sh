@@ -45,7 +45,7 @@ harness_force_commit() {
   # What is left under a placeholder's name is the fix's own work (a new scripts/, say):
   # the run's excludes hide it from `add -A`, so it is added by name without them (the
   # project's own ignore rules still apply). Protected names among them are refused at the
-  # push as any others; node_modules (the installed dependencies, hard links) never is the fix's.
+  # push as any others; node_modules (the installed dependencies) never is the fix's.
   if [ -f "$TICKET_DIR/config/git-excludes" ]; then
     while IFS= read -r p; do
       p=${p#/}

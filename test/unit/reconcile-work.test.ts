@@ -1,0 +1,68 @@
+/**
+ * What a worker killed without its trap leaves, as a restart finds it: work it never
+ * committed goes to its branch before the worktree is removed, and a run whose result
+ * line says it pushed is finished as pushed (its outcome written from what the run left),
+ * not taken for a crash and made again.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { reconcile } from '../../control/dispatcher/reconcile.ts';
+import type { Logger } from '../../control/log.ts';
+import { claimedRun, tempDir } from '../support/helpers.ts';
+
+const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => quiet };
+const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-C', cwd, ...args], { encoding: 'utf8' }).trim();
+
+/** A claimed run with a real repository and the run's worktree on its branch. */
+function runWithWorktree(t: TestContext) {
+  const repo = join(tempDir(t), 'repo');
+  mkdirSync(repo);
+  git(repo, 'init', '--quiet', '--initial-branch=main');
+  git(repo, 'config', 'user.email', 'dev@example.com');
+  git(repo, 'config', 'user.name', 'dev');
+  writeFileSync(join(repo, 'app.js'), 'module.exports = 1;\n');
+  git(repo, 'add', '-A');
+  git(repo, 'commit', '--quiet', '-m', 'init');
+  const { home, config, store, ticket, run } = claimedRun(t, { target: { repo } });
+  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
+  const worktree = join(home, 'worktrees', `ticket-${ticket.id}-run-${run.id}`);
+  const branch = `bot/ticket-${ticket.id}`;
+  mkdirSync(join(ticketDir, 'config'), { recursive: true });
+  writeFileSync(join(ticketDir, 'config', 'git-excludes'), '/.bashrc\n');
+  git(repo, 'worktree', 'add', '--quiet', '-b', branch, worktree, 'main');
+  store.db.prepare('UPDATE runs SET worktree = ? WHERE id = ?').run(worktree, run.id);
+  return { repo, config, store, ticket, run, ticketDir, worktree, branch };
+}
+
+test('a run killed mid-phase: its uncommitted work is committed to its branch before its worktree goes', (t) => {
+  const { repo, config, store, run, worktree, branch } = runWithWorktree(t);
+  writeFileSync(join(worktree, 'app.js'), 'module.exports = 2; // the fix, half done\n');
+  writeFileSync(join(worktree, 'app.test.js'), 'test\n');
+  writeFileSync(join(worktree, '.bashrc'), ''); // a sandbox placeholder: never committed
+
+  const result = reconcile(config, store, quiet);
+
+  assert.equal(result.worktreesRemoved, 1);
+  assert.equal(existsSync(worktree), false);
+  assert.match(git(repo, 'log', '-1', '--format=%s', branch), new RegExp(`partial work on ticket ${run.ticket_id} \\(run ${run.id} stopped`));
+  assert.equal(git(repo, 'show', `${branch}:app.js`), 'module.exports = 2; // the fix, half done');
+  assert.deepEqual(git(repo, 'ls-tree', '--name-only', branch).split('\n').sort(), ['app.js', 'app.test.js']);
+  assert.equal(git(repo, 'log', '-1', '--format=%s', 'main'), 'init', 'nothing but its branch');
+});
+
+test('a run whose worker pushed and was killed before writing its outcome: finished as pushed, not run again', (t) => {
+  const { config, store, run, ticketDir } = runWithWorktree(t);
+  writeFileSync(join(ticketDir, 'result'), 'pushed\tpushed to staging\n');
+  writeFileSync(join(ticketDir, 'push.env'), 'branch=bot/ticket-1\nfiles=1\ninsertions=1\ndeletions=1\ncommit=abc123\npushed_to=staging\n');
+
+  const result = reconcile(config, store, quiet);
+
+  assert.equal(result.requeued, 0);
+  assert.equal(result.finished.length, 1);
+  assert.equal(store.getTicket(run.ticket_id)?.state, 'pushed');
+  assert.ok(existsSync(join(ticketDir, 'outcome.json')), 'its outcome, written from what the run left');
+  assert.equal(result.finished[0]!.row.commit, 'abc123');
+});
