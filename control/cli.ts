@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ConfigError, configuredRedactor, loadConfig, secretNames, type BugbotConfig, type ConfigFile } from './config.ts';
+import { ConfigError, configuredRedactor, loadConfig, secretNames, servingProblems, type BugbotConfig, type ConfigFile } from './config.ts';
 import { HttpError } from './http-error.ts';
 import { fingerprintEvent } from './intake/fingerprint.ts';
 import { redactEvent } from './intake/redact-event.ts';
@@ -40,11 +40,16 @@ function positiveIntArg(value: string): number {
   return n;
 }
 
-function load(cmd: Command, flags: ConfigFile = {}): BugbotConfig {
+/**
+ * The configuration for a command. Only `start` serves: the others do not need the
+ * server's secrets in their environment (servingProblems), so an operator can still list
+ * tickets, or run `bugbot config` to see what is missing, from a shell without them.
+ */
+function load(cmd: Command, flags: ConfigFile = {}, opts: { serving?: boolean } = {}): BugbotConfig {
   const g = cmd.optsWithGlobals<GlobalOpts>();
   const merged: ConfigFile = { ...flags };
   if (g.home) merged.home = g.home;
-  return loadConfig({ path: g.config, flags: merged });
+  return loadConfig({ path: g.config, flags: merged, serving: opts.serving ?? false });
 }
 
 export function buildProgram(): Command {
@@ -63,10 +68,14 @@ export function buildProgram(): Command {
     .option('--host <host>', 'address to bind (default 127.0.0.1)')
     .option('-w, --workers <n>', 'worker count, 1-8', intArg)
     .action(async (o: { port?: number; host?: string; workers?: number }, cmd: Command) => {
-      const config = load(cmd, {
-        server: { ...(o.port !== undefined ? { port: o.port } : {}), ...(o.host ? { host: o.host } : {}) },
-        ...(o.workers !== undefined ? { workers: o.workers } : {}),
-      });
+      const config = load(
+        cmd,
+        {
+          server: { ...(o.port !== undefined ? { port: o.port } : {}), ...(o.host ? { host: o.host } : {}) },
+          ...(o.workers !== undefined ? { workers: o.workers } : {}),
+        },
+        { serving: true },
+      );
       serving = true;
       const logger = createLogger();
       // Loaded here: other commands should not pay for the HTTP server, Slack and the dashboard.
@@ -422,6 +431,9 @@ export function buildProgram(): Command {
       const names = [...new Set(secretNames(rest))].sort();
       const secretState = Object.fromEntries(names.map((n) => [n, secrets.get(n) ? 'set' : 'unset']));
       process.stdout.write(JSON.stringify({ ...rest, secrets: secretState }, null, 2) + '\n');
+      // Checked against this shell's environment: the server's may hold more.
+      const refused = servingProblems(rest, process.env);
+      if (refused.length) process.stderr.write(`bugbot start would refuse to start with this environment:\n${refused.map((p) => `  - ${p}`).join('\n')}\n`);
     });
 
   program

@@ -429,6 +429,11 @@ export interface LoadOptions {
   /** CLI flags, already shaped like the file. */
   flags?: ConfigFile;
   cwd?: string;
+  /**
+   * Whether the control plane is to serve with it (the default): then what it needs from
+   * the environment (servingProblems) is checked too. False for commands that only read.
+   */
+  serving?: boolean;
 }
 
 /** Environment variables that override file settings (documented in docs/configuration.md). */
@@ -493,7 +498,8 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
     throw new ConfigError(problems);
   }
   const cfg = parsed.data;
-  problems.push(...semanticProblems(cfg, env));
+  problems.push(...semanticProblems(cfg));
+  if (opts.serving !== false) problems.push(...servingProblems(cfg, env));
   if (problems.length) throw new ConfigError(problems);
 
   // What is still relative is a default (.bugbot, .): next to the file, or in the working directory.
@@ -552,7 +558,7 @@ export function secretNames(cfg: z.output<typeof configSchema>): string[] {
   ].filter((n): n is string => Boolean(n));
 }
 
-function semanticProblems(cfg: z.output<typeof configSchema>, env: NodeJS.ProcessEnv): string[] {
+function semanticProblems(cfg: z.output<typeof configSchema>): string[] {
   const out: string[] = [];
   const regexes: Array<[string, string]> = [
     ...cfg.triage.criticalPatterns.map((p, i): [string, string] => [`triage.criticalPatterns.${i}`, p]),
@@ -572,6 +578,27 @@ function semanticProblems(cfg: z.output<typeof configSchema>, env: NodeJS.Proces
     out.push(`intake.settleCapSeconds (${cfg.intake.settleCapSeconds}) must be >= intake.settleSeconds (${cfg.intake.settleSeconds})`);
   }
   const g = cfg.triggers.grafana;
+  const mail = cfg.notify.email;
+  if (mail.host && !mail.from) out.push('notify.email.from is required when notify.email.host is set (the replies\' From address)');
+  // One without the other would leave the route without basic auth, and open.
+  for (const [where, t] of [['triggers.grafana', g], ['triggers.latency', cfg.triggers.latency], ['dashboard', cfg.dashboard]] as const) {
+    if (Boolean(t.basicUserEnv) !== Boolean(t.basicPasswordEnv)) out.push(`${where}: basicUserEnv and basicPasswordEnv must be set together`);
+  }
+  if (cfg.approval.target === 'pr' && (!cfg.approval.github.owner || !cfg.approval.github.repo)) {
+    out.push('approval.target is "pr": set approval.github.owner and approval.github.repo');
+  }
+  return out;
+}
+
+/**
+ * What the control plane needs from its environment before it may serve (bugbot start
+ * refuses to start without it): the secrets the config names are set, and a server
+ * reachable from the network authenticates every endpoint. Other commands only read
+ * the config and the home, so they do not ask for the server's secrets.
+ */
+export function servingProblems(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'>, env: NodeJS.ProcessEnv): string[] {
+  const out: string[] = [];
+  const g = cfg.triggers.grafana;
   for (const [where, name] of [
     ['triggers.grafana.tokenEnv', g.tokenEnv],
     ['triggers.grafana.hmacSecretEnv', g.hmacSecretEnv],
@@ -587,20 +614,10 @@ function semanticProblems(cfg: z.output<typeof configSchema>, env: NodeJS.Proces
     if (name && !env[name]) out.push(`${where} names ${name}, which is not set in the environment`);
   }
   const mail = cfg.notify.email;
-  if (mail.host) {
-    if (!mail.from) out.push('notify.email.from is required when notify.email.host is set (the replies\' From address)');
-    if (Boolean(env[mail.userEnv]) !== Boolean(env[mail.passwordEnv])) {
-      out.push(`notify.email: set both ${mail.userEnv} and ${mail.passwordEnv} for an SMTP login, or neither`);
-    }
-  }
-  // One without the other would leave the route without basic auth, and open.
-  for (const [where, t] of [['triggers.grafana', g], ['triggers.latency', cfg.triggers.latency]] as const) {
-    if (Boolean(t.basicUserEnv) !== Boolean(t.basicPasswordEnv)) out.push(`${where}: basicUserEnv and basicPasswordEnv must be set together`);
+  if (mail.host && Boolean(env[mail.userEnv]) !== Boolean(env[mail.passwordEnv])) {
+    out.push(`notify.email: set both ${mail.userEnv} and ${mail.passwordEnv} for an SMTP login, or neither`);
   }
   out.push(...dashboardProblems(cfg, env));
-  if (cfg.approval.target === 'pr' && (!cfg.approval.github.owner || !cfg.approval.github.repo)) {
-    out.push('approval.target is "pr": set approval.github.owner and approval.github.repo');
-  }
   if (!isLoopback(cfg.server.host)) {
     // Exposed: every endpoint must authenticate. On loopback, unauthenticated triggers are a convenience.
     const exposed = `server.host is ${cfg.server.host} (not loopback)`;
@@ -623,10 +640,9 @@ function semanticProblems(cfg: z.output<typeof configSchema>, env: NodeJS.Proces
  * The dashboard shows tickets, diffs and approval buttons: reachable from the network
  * (or with requireLogin) it needs a credential, and bugbot refuses to start without one.
  */
-function dashboardProblems(cfg: z.output<typeof configSchema>, env: NodeJS.ProcessEnv): string[] {
+function dashboardProblems(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'>, env: NodeJS.ProcessEnv): string[] {
   const d = cfg.dashboard;
   const out: string[] = [];
-  if (Boolean(d.basicUserEnv) !== Boolean(d.basicPasswordEnv)) out.push('dashboard: basicUserEnv and basicPasswordEnv must be set together');
   if (!d.enabled) return out;
   const credential = Boolean(env[d.tokenEnv]) || Boolean(d.basicUserEnv && env[d.basicUserEnv] && d.basicPasswordEnv && env[d.basicPasswordEnv]);
   if (credential) return out;

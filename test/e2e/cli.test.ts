@@ -116,6 +116,23 @@ test('fingerprint --explain groups ids together and shows what went in', (t) => 
   assert.match(r.stdout, /message\s+Pet <\*> not found/);
 });
 
+test("only start asks for the server's secrets: a config bound to the network still lists tickets and shows what start would refuse", (t) => {
+  const dir = tempDir(t);
+  const env = { BUGBOT_API_TOKEN: '', BUGBOT_DASHBOARD_TOKEN: '', BUGBOT_EMAIL_TOKEN: '' };
+  writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ home: join(dir, 'home'), server: { host: '0.0.0.0' }, triggers: { grafana: { tokenEnv: 'NOPE_TOKEN' } } }));
+  const list = bugbot(['tickets'], { cwd: dir, env });
+  assert.equal(list.code, 0, list.stderr);
+  const cfg = bugbot(['config'], { cwd: dir, env });
+  assert.equal(cfg.code, 0, cfg.stderr);
+  assert.equal((JSON.parse(cfg.stdout) as { server: { host: string } }).server.host, '0.0.0.0');
+  assert.match(cfg.stderr, /bugbot start would refuse to start with this environment:\n {2}- triggers\.grafana\.tokenEnv names NOPE_TOKEN, which is not set/);
+  assert.match(cfg.stderr, /set BUGBOT_API_TOKEN so the API is not open/);
+  const start = bugbot(['start', '--port', '1'], { cwd: dir, env });
+  assert.equal(start.code, 2);
+  assert.match(start.stderr, /names NOPE_TOKEN, which is not set/);
+  assert.match(start.stderr, /set BUGBOT_API_TOKEN so the API is not open/);
+});
+
 test('enqueue, tickets, ticket, claim and status work on the same home', (t) => {
   const dir = tempDir(t);
   const home = ['--home', join(dir, 'home')];
