@@ -95,7 +95,7 @@ export function createApp(deps: AppDeps): Hono {
     if (err instanceof HttpError) {
       if (err.status >= 500) deps.logger.error('request failed', { path: c.req.path, error: err.message });
       else deps.logger.debug('request rejected', { path: c.req.path, status: err.status, error: err.message });
-      return c.json({ error: { code: err.code, message: err.message } }, err.status);
+      return c.json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } }, err.status);
     }
     const sqlite = (err as { code?: unknown }).code;
     if (typeof sqlite === 'string' && (sqlite === 'SQLITE_FULL' || sqlite.startsWith('SQLITE_IOERR'))) {

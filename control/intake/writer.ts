@@ -134,7 +134,7 @@ export class IntakeWriter {
   }
 
   private enqueue(item: WriterItem): Promise<ItemOutcome & { results: AcceptResult[] }> {
-    if (this.closed) return Promise.reject(new Error('intake is shutting down'));
+    if (this.closed) return Promise.reject(new HttpError(503, 'unavailable', 'bugbot is shutting down; this request was not acknowledged: send it again'));
     return new Promise((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
       // A burst: the thread starts on its first part while this thread reads the rest.

@@ -38,7 +38,10 @@ export function credentialAuth(opts: CredentialAuth): MiddlewareHandler {
     if (opts.basic && scheme.toLowerCase() === 'basic') {
       const decoded = Buffer.from(value.trim(), 'base64').toString('utf8');
       const [user, password = ''] = splitOnce(decoded, ':');
-      if (safeEqual(user, opts.basic.user) && safeEqual(password, opts.basic.password)) return next();
+      // Both compared every time: a wrong user name takes as long as a wrong password.
+      const userOk = safeEqual(user, opts.basic.user);
+      const passwordOk = safeEqual(password, opts.basic.password);
+      if (userOk && passwordOk) return next();
     }
     const wanted = [opts.token ? 'a bearer token' : '', opts.basic ? 'basic auth' : ''].filter(Boolean).join(' or ');
     throw unauthorized(header ? `${opts.name}: credentials rejected` : `${opts.name}: missing Authorization header (${wanted} required)`);

@@ -115,6 +115,12 @@ test('malformed payloads are 400s that name the problem, and store nothing', asy
     const err = (await res.json()) as { error: { message: string } };
     assert.match(err.error.message, re);
   }
+  // A batch with no valid alert lists each one's problem as data, besides the message.
+  const none = (await (await postJson(app, '/triggers/grafana', { version: '4', alerts: [{ labels: 5 }, { labels: {}, status: 'odd' }] })).json()) as {
+    error: { details: Array<{ index: number; problem: string }> };
+  };
+  assert.deepEqual(none.error.details.map((d) => d.index), [0, 1]);
+  assert.match(none.error.details[0]!.problem, /alerts\[0\]\.labels/);
   const wrongType = await app.request('/triggers/grafana', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
   assert.equal(wrongType.status, 415);
   assert.equal(store.countEvents(), 0);

@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createApp } from '../../control/app.ts';
+import { HttpError } from '../../control/http-error.ts';
 import { ReplayError } from '../../control/intake/index.ts';
 import { IntakeWriter } from '../../control/intake/writer.ts';
 import { silentLogger } from '../../control/log.ts';
@@ -137,7 +138,11 @@ test('close() lets submitted requests commit before the thread stops; later ones
   const results = await Promise.all(pending);
   assert.equal(results.length, 20);
   assert.equal(store.countEvents(), 20);
-  await assert.rejects(writer.submit([event(99)], {}), /shutting down/);
+  await assert.rejects(writer.submit([event(99)], {}), (err: unknown) => {
+    assert.ok(err instanceof HttpError && err.status === 503, 'a 503 (send it again), not a 500');
+    assert.match(err.message, /shutting down/);
+    return true;
+  });
 });
 
 test("the thread's SQLite errors keep their code: the webhook's reply says busy (503), as on the HTTP thread", async (t) => {
