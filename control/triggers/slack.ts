@@ -124,16 +124,6 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
         logger: boltLogger,
         // apps.connections.open goes to the configured API too.
         installerOptions: { clientOptions },
-        // Runs synchronously before Bolt processes (and acks) the event: the commit point.
-        customPropertiesExtractor: (args: { body?: unknown }) => {
-          try {
-            return isRecord(args.body) ? (admit(args.body).context ?? {}) : {};
-          } catch (err) {
-            // The listener admits it again; a failure there is logged by Bolt's error handler.
-            logger.error('slack event could not be stored before the ack', { error: String(err) });
-            return {};
-          }
-        },
       })
     : new SlackEventsReceiver({
         signingSecret: config.secrets.get(cfg.signingSecretEnv),
@@ -157,6 +147,43 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
     logger.error('slack listener failed', { error: slackError(err) });
     return Promise.resolve();
   });
+  if (receiver instanceof SocketModeReceiver) commitBeforeAck(receiver, bolt);
+
+  /**
+   * Socket Mode: an event is committed before it is acknowledged. Bolt's own handler of
+   * the socket's events acks an Events API event before its listeners run, whatever
+   * happened before, so it is replaced by this one: admit (the commit point), then let
+   * Bolt process the event with what was admitted. An event that could not be stored
+   * (a full disk, the database busy) is not acknowledged: Slack sends it again.
+   */
+  type SocketEvent = { body?: unknown; ack: (response?: unknown) => Promise<void>; retry_num?: number; retry_reason?: string };
+  function commitBeforeAck(r: SocketModeReceiver, app: App): void {
+    r.client.removeAllListeners('slack_event');
+    const handle = async (args: SocketEvent): Promise<void> => {
+      if (!isRecord(args.body)) return;
+      let context: Record<string | symbol, unknown>;
+      try {
+        context = admit(args.body).context ?? {};
+      } catch (err) {
+        logger.error('slack event could not be stored: not acknowledged, so Slack sends it again', { error: String(err) });
+        return;
+      }
+      let acked = false;
+      const ack = async (response?: unknown) => {
+        if (acked) return;
+        acked = true;
+        await args.ack(response);
+      };
+      try {
+        await app.processEvent({ body: args.body, ack, retryNum: args.retry_num, retryReason: args.retry_reason, customProperties: context });
+      } catch (err) {
+        // Stored already: acknowledged all the same, so Slack does not send it again.
+        logger.error('slack event failed after it was stored', { error: slackError(err) });
+        await ack().catch(() => undefined);
+      }
+    };
+    r.client.on('slack_event', (args: SocketEvent) => void handle(args));
+  }
 
   const pending = new Set<Promise<void>>();
 
@@ -203,7 +230,7 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
   };
 
   bolt.event('app_mention', async ({ body, context, client }) => {
-    // Admitted by the receiver before the ack; admitted here only when that failed.
+    // Admitted (committed) before the ack by either receiver; admitted here only for an event that reached Bolt some other way.
     const decided = ADMITTED in context ? context[ADMITTED] : admit(body as unknown as Record<string, unknown>).context?.[ADMITTED];
     const admitted = decided as AdmittedMention | null | undefined;
     if (!admitted) return;

@@ -414,6 +414,7 @@ describe('Slack Socket Mode', () => {
   let store: Store;
   let slack: SlackTrigger;
   let app: Hono;
+  let intake: Intake;
 
   before(async () => {
     const apiUrl = await stub.listen();
@@ -424,7 +425,7 @@ describe('Slack Socket Mode', () => {
       cwd: dir,
     });
     store = new Store(join(dir, 'bugbot.db'));
-    const intake = new Intake({ store, config, redactor: createRedactor() });
+    intake = new Intake({ store, config, redactor: createRedactor() });
     slack = createSlackTrigger({ config, store, intake, logger: silentLogger });
     app = createApp({ config, store, intake, logger: silentLogger, slack });
     await slack.start();
@@ -462,13 +463,31 @@ describe('Slack Socket Mode', () => {
     await until('thread in the ticket', () => store.getTicket(t.id)!.message.includes('three for the land'));
   });
 
+  it('does not ack an event it could not store; the redelivery is filed and acked', async () => {
+    const payload = fixture('event_callback_app_mention_in_thread_camunda_docs.json') as { event_id: string; event: { ts: string } };
+    const other = { ...payload, event_id: 'Ev-not-stored', event: { ...payload.event, ts: '1687864999.000100' } };
+    const accept = intake.accept.bind(intake);
+    intake.accept = () => {
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    };
+    const events = store.countEvents();
+    stub.send({ ...envelope('env-3', 0), payload: other });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(stub.received.find((m) => m.envelope_id === 'env-3'), undefined, 'not acknowledged: Slack sends it again');
+    intake.accept = accept;
+    stub.send({ ...envelope('env-4', 1), payload: other });
+    await until('ack of env-4', () => stub.received.find((m) => m.envelope_id === 'env-4'));
+    assert.equal(store.countEvents(), events + 1, 'the redelivered mention is filed, once');
+  });
+
   it('acks a redelivered envelope of the same event and files nothing new', async () => {
     const events = store.countEvents();
+    const replies = stub.posted.length;
     stub.send(envelope('env-2', 1));
     await until('ack of env-2', () => stub.received.find((m) => m.envelope_id === 'env-2'));
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(store.countEvents(), events);
-    assert.equal(stub.posted.length, 1);
+    assert.equal(stub.posted.length, replies);
   });
 });
 
