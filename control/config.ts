@@ -698,6 +698,14 @@ function withAbsolutePaths(layer: Record<string, unknown>, base: string): Record
   if ('home' in out) out.home = abs(out.home);
   if (isObject(out.target) && 'repo' in out.target) out.target = { ...out.target, repo: abs(out.target.repo) };
   if (isObject(out.watch) && Array.isArray(out.watch.files)) out.watch = { ...out.watch, files: out.watch.files.map(abs) };
+  // The MCP servers read their settings from a copy in each run's folder and run there:
+  // their files are resolved here, against where they were written.
+  if (isObject(out.mcp)) {
+    const mcp = { ...out.mcp };
+    if (isObject(mcp.db) && 'sqlitePath' in mcp.db) mcp.db = { ...mcp.db, sqlitePath: abs(mcp.db.sqlitePath) };
+    if (isObject(mcp.loki) && Array.isArray(mcp.loki.files)) mcp.loki = { ...mcp.loki, files: mcp.loki.files.map(abs) };
+    out.mcp = mcp;
+  }
   return out;
 }
 

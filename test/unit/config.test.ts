@@ -35,11 +35,22 @@ test('relative paths: the file\'s against its folder, the environment\'s and the
   const dir = tempDir(t);
   const cwd = tempDir(t);
   const path = join(dir, 'bugbot.config.json');
-  writeFileSync(path, JSON.stringify({ home: 'state', target: { repo: '../shop' }, watch: { files: ['logs/app.log'] } }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      home: 'state',
+      target: { repo: '../shop' },
+      watch: { files: ['logs/app.log'] },
+      mcp: { db: { driver: 'sqlite', sqlitePath: 'dev.db' }, loki: { files: ['logs/app.jsonl'] } },
+    }),
+  );
   const fromFile = loadConfig({ path, cwd, env: {} });
   assert.equal(fromFile.home, join(dir, 'state'));
   assert.equal(fromFile.target.repo, join(dir, '..', 'shop'));
   assert.deepEqual(fromFile.watch.files, [join(dir, 'logs', 'app.log')]);
+  // The MCP servers run with a copy of their settings in each run's folder: their files too are the file's.
+  assert.equal(fromFile.mcp.db.sqlitePath, join(dir, 'dev.db'));
+  assert.deepEqual(fromFile.mcp.loki.files, [join(dir, 'logs', 'app.jsonl')]);
   // bugbot --config /x/bugbot.config.json --home relhome, run from another folder.
   const fromFlag = loadConfig({ path, cwd, env: {}, flags: { home: 'relhome' } });
   assert.equal(fromFlag.home, join(cwd, 'relhome'));
