@@ -124,11 +124,17 @@ export class OutcomeArchive {
   }
 
   /**
-   * Append one row; its denials are reduced to what a reviewer needs and redacted first.
-   * A torn last line (a crash mid-append) is ended first, so this row stays whole.
+   * Append one row; its denials are reduced to what a reviewer needs and redacted first,
+   * and so is its reason (it can quote git's or the model endpoint's error text, with a
+   * remote's URL in it). A torn last line (a crash mid-append) is ended first, so this
+   * row stays whole.
    */
   append(row: OutcomeRow): void {
-    const safe: OutcomeRow = { ...row, denials: (row.denials ?? []).map((d) => archivedDenial(d, this.redact)) };
+    const safe: OutcomeRow = {
+      ...row,
+      ...(typeof row.reason === 'string' ? { reason: this.redact(row.reason) } : {}),
+      denials: (row.denials ?? []).map((d) => archivedDenial(d, this.redact)),
+    };
     const fd = openSync(this.path, 'a+');
     try {
       const size = fstatSync(fd).size;

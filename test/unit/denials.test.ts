@@ -171,3 +171,12 @@ test('by default the archive masks with the built-in redaction rules', (t) => {
   a.append({ run_id: 1, denials: [{ phase: 'research', by: 'hook', tool: 'Bash', summary: 'psql postgres://app:pw@db/x -c "select 1"', reason: 'no' }] } as OutcomeRow);
   assert.equal(a.readAll()[0]!.denials[0]!.summary, 'psql postgres://[REDACTED]@db/x -c "select 1"');
 });
+
+test("a row's reason is redacted too: it can quote git's words, with a remote's URL in them", (t) => {
+  const a = new OutcomeArchive(tempDir(t));
+  const reason = "push to staging failed after 5 attempts: fatal: unable to access 'https://bot:ghp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@github.com/acme/shop.git/'";
+  a.append({ run_id: 1, reason, denials: [] } as unknown as OutcomeRow);
+  const archived = a.readAll()[0]!.reason;
+  assert.doesNotMatch(archived, /ghp_A|bot:/);
+  assert.match(archived, /^push to staging failed after 5 attempts: fatal: unable to access 'https:\/\/\[REDACTED/);
+});
