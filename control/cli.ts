@@ -56,7 +56,9 @@ export function buildProgram(): Command {
   const program = new Command('bugbot')
     .description('Self-hosted autonomous bug fixing: alerts, Slack threads and emails become verified fixes.')
     .option('-c, --config <path>', 'config file (default: ./bugbot.config.json, or $BUGBOT_CONFIG)')
-    .option('--home <dir>', 'state directory (default: .bugbot, or $BUGBOT_HOME)')
+    .option('--home <dir>', 'state directory (default: .bugbot next to the config file, or $BUGBOT_HOME)')
+    // Each command's --help lists --config and --home too.
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError('(run bugbot --help for usage)')
     // A usage error is exit status 2 (main() maps commander's exits); subcommands inherit it.
     .exitOverride();
@@ -124,7 +126,9 @@ export function buildProgram(): Command {
       const out = resolve(o.output);
       if (existsSync(out) && !o.force) fail(`${out} already exists (use --force to overwrite)`, 2);
       writeFileSync(out, STARTER_CONFIG);
-      process.stdout.write(`wrote ${out}\nnext: edit it, set the secrets it names in your environment, then run: bugbot start\n`);
+      // bugbot start finds ./bugbot.config.json by itself; any other file is named.
+      const start = out === resolve('bugbot.config.json') ? 'bugbot start' : `bugbot --config ${JSON.stringify(o.output)} start`;
+      process.stdout.write(`wrote ${out}\nnext: edit it, set the secrets it names in your environment, then run: ${start}\n`);
     });
 
   program
@@ -689,6 +693,8 @@ export async function main(argv: string[]): Promise<void> {
     // Commander has printed its message (and usage) already.
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
     if (err instanceof ConfigError) fail(err.message, 2);
+    // Input the command was given and cannot take (an empty --title): a usage error too.
+    if (err instanceof HttpError && err.status === 400) fail(err.message, 2);
     fail(failureText(err), 1);
   }
 }

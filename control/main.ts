@@ -288,7 +288,7 @@ function banner(config: BugbotConfig, url: string, slack: boolean, localKey: str
     );
   }
   lines.push(`  POST ${url}/api/tickets              manual filing${authNote(Boolean(s.get(config.server.apiTokenEnv)))}`);
-  lines.push(`read: GET ${url}/api/tickets, ${url}/api/tickets/:id, ${url}/healthz`);
+  lines.push(`read: GET ${url}/api/tickets, ${url}/api/tickets/:id, ${url}/api/workers, ${url}/healthz`);
   if (config.dashboard.enabled) {
     const open = isLoopback(config.server.host) && !config.dashboard.requireLogin && !s.get(config.dashboard.tokenEnv) && !s.get(config.dashboard.basicUserEnv);
     lines.push(

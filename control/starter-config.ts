@@ -10,7 +10,8 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
   "home": ".bugbot",
 
   "server": {
-    // Loopback by default. Binding elsewhere requires the API token below to be set.
+    // Loopback by default. Binding elsewhere requires the API token below, a credential
+    // for every enabled trigger and a dashboard login (bugbot start lists what is missing).
     "host": "127.0.0.1",
     "port": 7777,
     // Larger request bodies get 413.
@@ -146,7 +147,7 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
   "triggers": {
     "grafana": {
       "enabled": true
-      // Any of these, when set, is required on every request:
+      // A bearer token or basic auth (either admits a request), and Grafana's signature on top:
       // "tokenEnv": "BUGBOT_GRAFANA_TOKEN",
       // "basicUserEnv": "BUGBOT_GRAFANA_USER", "basicPasswordEnv": "BUGBOT_GRAFANA_PASSWORD",
       // "hmacSecretEnv": "BUGBOT_GRAFANA_HMAC_SECRET",

@@ -69,13 +69,14 @@ test('usage errors exit 2 with the usage hint; expected failures are one line, n
   }
   assert.equal(bugbot(['--help'], { cwd: dir }).code, 0);
 
-  for (const [args, re] of [
-    [['enqueue', '-t', ' '], /^bugbot: invalid ticket: title: title is required\n$/],
-    [['enqueue', '-t', 'x', '--stack-file', join(dir, 'missing.txt')], /^bugbot: ENOENT: no such file or directory, open '.*missing\.txt'\n$/],
-    [['init', '-o', join(dir, 'no/such/dir/c.json')], /^bugbot: ENOENT: no such file or directory/],
-  ] as Array<[string[], RegExp]>) {
+  for (const [args, re, code] of [
+    // A value the command cannot take is a usage error; a file that is not there, a failure.
+    [['enqueue', '-t', ' '], /^bugbot: invalid ticket: title: title is required\n$/, 2],
+    [['enqueue', '-t', 'x', '--stack-file', join(dir, 'missing.txt')], /^bugbot: ENOENT: no such file or directory, open '.*missing\.txt'\n$/, 1],
+    [['init', '-o', join(dir, 'no/such/dir/c.json')], /^bugbot: ENOENT: no such file or directory/, 1],
+  ] as Array<[string[], RegExp, number]>) {
     const r = bugbot(args, { cwd: dir });
-    assert.equal(r.code, 1, args.join(' '));
+    assert.equal(r.code, code, args.join(' '));
     assert.match(r.stderr, re, args.join(' '));
     assert.doesNotMatch(r.stderr, /\n\s+at /, `${args.join(' ')}: no stack trace`);
   }
