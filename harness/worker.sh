@@ -90,6 +90,9 @@ trap 'harness_set_result cancelled "stopped by the control plane (SIGTERM)"; exi
 # agent's included (the file is written below); the harness's own run no hooks.
 harness_git_env "$TICKET_DIR/config/git-excludes"
 harness_status setup start
+if [ -n "${BUGBOT_DEV_COMMAND:-}" ] && harness_port_taken "$BUGBOT_PORT"; then
+  harness_fail "port $BUGBOT_PORT (target.basePort + worker $BUGBOT_WORKER_ID) is taken by another process: the dev server could not listen there, and the browser would reach that process instead"
+fi
 # The MCP servers start first: the sessions connect to them instead of starting them.
 harness_mcp_host_start
 # Claude Code starts once the worktree exists, and gets its prompt once phase 0 wrote the

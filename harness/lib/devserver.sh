@@ -28,6 +28,13 @@ harness_devserver_start() {
   echo $!
 }
 
+# harness_port_taken PORT : true when something listens on 127.0.0.1:PORT already. Then
+# the dev server could not listen there, and harness_devserver_wait and the browser tools
+# would reach that other process instead.
+harness_port_taken() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 # harness_devserver_wait PORT PID TIMEOUT_S : true once 127.0.0.1:PORT accepts a connection.
 harness_devserver_wait() {
   local port=$1 pid=$2 timeout=$3 waited=0

@@ -11,6 +11,14 @@ teardown() { [ -z "${PID:-}" ] || harness_devserver_stop "$PID"; teardown_tmp; }
 
 free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 
+@test "a port something else listens on is taken; a free one is not" {
+  PORT_N=$(free_port)
+  run ! harness_port_taken "$PORT_N"
+  PID=$(harness_devserver_start "$TMP/repo" "$PORT_N" "node -e \"require('http').createServer((q,s)=>s.end('ok')).listen(process.env.PORT,'127.0.0.1')\"" "$TMP/dev.log")
+  harness_devserver_wait "$PORT_N" "$PID" 20
+  harness_port_taken "$PORT_N"
+}
+
 @test "start, wait until it listens, stop the whole group" {
   PORT_N=$(free_port)
   PID=$(harness_devserver_start "$TMP/repo" "$PORT_N" "node -e \"require('http').createServer((q,s)=>s.end('ok')).listen(process.env.PORT,'127.0.0.1')\"" "$TMP/dev.log")
