@@ -658,8 +658,30 @@ export function isLoopback(host: string): boolean {
 }
 
 /** Redaction as configured: the hash salt's secret and the extra patterns (intake.*). */
-export function configuredRedactor(config: BugbotConfig): Redactor {
-  return createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns });
+export function configuredRedactor(config: BugbotConfig, literals: string[] = maskedSecretValues(config)): Redactor {
+  return createRedactor({ salt: config.secrets.get(config.intake.hashSaltEnv), extra: config.intake.redactPatterns, literals });
+}
+
+/**
+ * The values of the secrets the config names, which redaction masks wherever they appear
+ * (a token pasted into a Slack thread, say). Not the user names of basic-auth pairs nor
+ * the model's base URL, which are not secret, and nothing shorter than 8 characters,
+ * which would mask ordinary words.
+ */
+export function maskedSecretValues(config: BugbotConfig): string[] {
+  const notSecret = new Set([
+    config.harness.baseUrlEnv,
+    config.triggers.grafana.basicUserEnv,
+    config.triggers.latency.basicUserEnv,
+    config.notify.email.userEnv,
+    config.dashboard.basicUserEnv,
+    config.mcp.loki.basicUserEnv,
+  ]);
+  const values = secretNames(config)
+    .filter((n) => !notSecret.has(n))
+    .map((n) => config.secrets.get(n))
+    .filter((v): v is string => Boolean(v && v.length >= 8));
+  return [...new Set(values)];
 }
 
 /** Compile a config pattern; a leading `(?i)` (as in Go/Prometheus) means case-insensitive. */

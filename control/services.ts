@@ -5,7 +5,7 @@
  * dashboard.
  */
 import { join } from 'node:path';
-import { configuredRedactor, type BugbotConfig } from './config.ts';
+import { configuredRedactor, maskedSecretValues, type BugbotConfig } from './config.ts';
 import { Intake } from './intake/index.ts';
 import { SettleScheduler } from './intake/settle.ts';
 import { IntakeWriter } from './intake/writer.ts';
@@ -31,7 +31,10 @@ export function openServices(config: BugbotConfig, logger: Logger, opts: { write
   let writer: IntakeWriter | null = null;
   if (opts.writerThread) {
     const { secrets, ...plain } = config;
-    writer = new IntakeWriter({ dbPath, config: plain, salt: secrets.get(config.intake.hashSaltEnv) }, logger.child({ component: 'intake' }));
+    writer = new IntakeWriter(
+      { dbPath, config: plain, salt: secrets.get(config.intake.hashSaltEnv), maskedValues: maskedSecretValues(config) },
+      logger.child({ component: 'intake' }),
+    );
     intake.useWriter(writer);
     // Its code loads now, not during the first webhook (`bugbot start` awaits it).
     void writer.start();

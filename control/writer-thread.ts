@@ -19,11 +19,11 @@ const port: MessagePort = parentPort;
 const init = workerData as WriterInit;
 const config = {
   ...init.config,
-  // The one secret intake uses: the redaction salt.
+  // The one secret intake reads by name: the redaction salt.
   secrets: { get: (name: string | undefined) => (name && name === init.config.intake.hashSaltEnv ? init.salt : undefined) },
 } as BugbotConfig;
 const store = new Store(init.dbPath, { durability: config.queue.durability });
-const intake = new Intake({ store, config, redactor: configuredRedactor(config) });
+const intake = new Intake({ store, config, redactor: configuredRedactor(config, init.maskedValues) });
 const parseOptions = { alerts: alertParseOptions(config, store.now), latency: alertParseOptions(config, store.now, true) };
 
 type Slot = ItemOutcome | { at: number; source?: TriggerSource; rejected?: AlertsAccepted['rejected'] };

@@ -86,9 +86,15 @@ function luhn(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-/** Build a redactor. `salt` keys the one-way hashes; `extra` are config patterns masked whole. */
-export function createRedactor(opts: { salt?: string; extra?: string[] } = {}): Redactor {
+/**
+ * Build a redactor. `salt` keys the one-way hashes; `extra` are config patterns masked
+ * whole; `literals` are values masked wherever they appear (the secrets the config names:
+ * a token pasted into a report matches no pattern of its own).
+ */
+export function createRedactor(opts: { salt?: string; extra?: string[]; literals?: string[] } = {}): Redactor {
   const salt = opts.salt ?? 'bugbot';
+  // Longest first, so a secret holding another is masked whole.
+  const literals = [...new Set(opts.literals ?? [])].filter((v) => v.length > 0).sort((a, b) => b.length - a.length);
   const hash = (v: string) => createHmac('sha256', salt).update(v).digest('hex').slice(0, 12);
   const rules = builtinRules(hash);
   for (const [i, p] of (opts.extra ?? []).entries()) {
@@ -102,8 +108,9 @@ export function createRedactor(opts: { salt?: string; extra?: string[] } = {}): 
     : /BEGIN|eyJ|:\/\/|AKIA|ASIA|gh[pousr]_|github_pat|xox|xapp|[spr]k[-_]|AIza|bearer|basic|token|pass|secret|key|auth|credential|session|cookie|(?:\d[ -]?){13}|@|user|uid|customer|account/i;
 
   const text = (s: string): string => {
-    if (maybeSecret && !maybeSecret.test(s)) return s;
     let out = s;
+    for (const v of literals) if (out.includes(v)) out = out.split(v).join('[REDACTED:secret]');
+    if (maybeSecret && !maybeSecret.test(out)) return out;
     for (const r of rules) {
       r.re.lastIndex = 0;
       // Cheap pre-checks keep the common case (no secrets) fast.

@@ -37,6 +37,8 @@ export interface WriterInit {
   config: Omit<BugbotConfig, 'secrets'>;
   /** The redaction salt (the value of config.intake.hashSaltEnv), if set. */
   salt: string | undefined;
+  /** The secret values redaction masks wherever they appear (config.ts maskedSecretValues). */
+  maskedValues: string[];
 }
 
 /** An alert webhook's body as received; `latency`: every alert is a latency alert (/triggers/latency). */

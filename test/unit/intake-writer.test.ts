@@ -169,7 +169,7 @@ test('a writer thread that cannot open the store: start() says why (bugbot start
   const { secrets: _secrets, ...config } = testConfig(home);
   // A file where the store's folder should be.
   writeFileSync(join(home, 'not-a-dir'), '');
-  const writer = new IntakeWriter({ dbPath: join(home, 'not-a-dir', 'bugbot.db'), config, salt: undefined });
+  const writer = new IntakeWriter({ dbPath: join(home, 'not-a-dir', 'bugbot.db'), config, salt: undefined, maskedValues: [] });
   t.after(() => writer.close());
   await assert.rejects(writer.start(), /intake's writer thread did not start: .*(EEXIST|ENOTDIR)/);
   await assert.rejects(writer.submit([event(1)], {}), (err: Error & { status?: number }) => err.status === 503);

@@ -5,7 +5,8 @@ import { createRedactor } from '../../lib/redact.ts';
 import { redactEvent } from '../../control/intake/redact-event.ts';
 import type { TriggerEvent } from '../../control/types.ts';
 import { createTriage, priorityOf } from '../../control/intake/triage.ts';
-import { loadConfig } from '../../control/config.ts';
+import { configuredRedactor, loadConfig } from '../../control/config.ts';
+import { tmpdir } from 'node:os';
 
 test('redaction masks secrets of every common shape', () => {
   const r = createRedactor({ salt: 'pepper' });
@@ -52,6 +53,17 @@ test('an event is redacted in every field that is stored: the service, label nam
   for (const leaked of [/S3cretPw/, /hunter2/, /abcdef123456/, /ZXhhbXBsZWtleQ/]) assert.doesNotMatch(out, leaked, out);
   assert.equal(redactEvent(r, e).reporter?.address, 'a@example.com', 'the reply address is kept: the reply goes there');
   assert.equal(redactEvent(r, { ...e, service: 'checkout-api' }).service, 'checkout-api');
+});
+
+test("the config's secret values are masked wherever they appear; user names and short values are not", () => {
+  const config = loadConfig({
+    cwd: tmpdir(),
+    env: { GT: 'grafana-token-123456', GU: 'grafana-user', GP: 'pw-0123456789', SHORT: 'abc' },
+    flags: { triggers: { grafana: { tokenEnv: 'GT', basicUserEnv: 'GU', basicPasswordEnv: 'GP' }, latency: { tokenEnv: 'SHORT' } } },
+  });
+  const r = configuredRedactor(config);
+  assert.equal(r.text('pasted grafana-token-123456 and pw-0123456789 here'), 'pasted [REDACTED:secret] and [REDACTED:secret] here');
+  assert.equal(r.text('grafana-user said abc'), 'grafana-user said abc');
 });
 
 test('extra redaction patterns from config', () => {
