@@ -126,7 +126,11 @@ export function checkExpr(ctx: GuardCtx, node: Node | undefined, level: Level, o
       if ('A_Indices' in i) {
         sub(i.A_Indices.lidx);
         sub(i.A_Indices.uidx);
-      } else if (!('String' in i)) throw new GuardError(`unexpected ${kindOf(i)} in a field or subscript`);
+      } else if ('String' in i) {
+        // PostgreSQL reads (x).f as the call f(x) for any one-argument function f: none of
+        // the function checks would see it. Composite fields are not worth that.
+        throw new GuardError(`field selection (...).${i.String.sval ?? ''} is not allowed: PostgreSQL may read it as a call of the function ${i.String.sval ?? ''}(); select the column itself`);
+      } else throw new GuardError(`unexpected ${kindOf(i)} in a field or subscript`);
     }
   } else if ('SubLink' in node) {
     const s = node.SubLink;

@@ -36,6 +36,10 @@ export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: str
       const v = params[n - 1];
       bind[String(n)] = typeof v === 'boolean' ? Number(v) : v;
       out += `?${n}`;
+    } else if (text === '[' || text === ']') {
+      // SQLite reads [...] as a quoted name: a PostgreSQL subscript around a string
+      // literal's quote would turn the guarded literal into SQL.
+      throw new ToolError('[...] subscripts are PostgreSQL-only (SQLite reads [...] as a quoted name); use json_extract() or ->> on SQLite');
     } else if (/^[a-z]*&?['"$]/i.test(text) && !/^['"]/.test(text)) {
       throw new ToolError(`${text.slice(0, 20)}: E'...', U&'...', $$...$$, B'...' and X'...' literals are PostgreSQL-only; use plain '...' strings on SQLite`);
     } else {

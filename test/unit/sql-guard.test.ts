@@ -129,6 +129,9 @@ describe('sql guard: rejected, naming the offending part', () => {
     ["SELECT 'users'::regclass", 'cast to regclass'],
     ['SELECT id FROM users WHERE email OPERATOR(public.===) $1', 'operator public.==='],
     ['SELECT [password_hash] FROM users', 'syntax error', 'PostgreSQL'],
+    // (x).f is the call f(x) in PostgreSQL: ts_stat runs the SQL in its string.
+    ["SELECT (CAST('SELECT CAST(password_hash AS tsvector) FROM users' AS text)).ts_stat", 'field selection', 'ts_stat()'],
+    ['SELECT (CAST(1 AS float8)).pg_sleep', 'field selection', 'pg_sleep()'],
     ['SELECT `password_hash` FROM users', 'syntax error'],
     ['SELECT email FROM users GROUP BY e ORDER BY 1', 'column e'],
     [' ; -- nothing', 'no SQL statement'],
@@ -203,6 +206,9 @@ describe('guard policy and SQLite translation', () => {
       await assert.rejects(toSqlite(`SELECT ${lit} FROM users`, []), /PostgreSQL-only/, lit);
     }
     await assert.rejects(toSqlite('SELECT id FROM users WHERE id = $2', [1]), /uses \$2 but only 1 params/);
+    // A subscript around a string's quotes: PostgreSQL sees a constant, SQLite the quoted
+    // names '] and [x' around a live password_hash.
+    await assert.rejects(toSqlite("SELECT u.id['], password_hash [x'] FROM users u", []), /subscripts are PostgreSQL-only/);
   });
 
   test('multibyte text does not shift what runs: offsets are bytes (the statement checked is the statement cut)', async () => {
