@@ -61,7 +61,11 @@ export class OriginPolicy {
     if (s.startsWith('/') && !s.startsWith('//')) {
       const root = base && this.allows(base) ? new URL(base).origin : this.origins[0];
       if (!root) throw new ToolError(`Cannot open the path '${s}': ${this.describe()}.`);
-      return new URL(s, root);
+      // Checked like any URL: '/\\host:port/' is a path to no one but the URL parser,
+      // which reads a backslash as a slash and so another host.
+      const url = new URL(s, root);
+      if (!this.allows(url)) throw new ToolError(`Refused to open ${url.href}: it is outside the dev server; ${this.describe()} (and about:blank).`);
+      return url;
     }
     let url: URL;
     try {
