@@ -94,7 +94,7 @@ export function registerApi(app: Hono, deps: AppDeps): void {
 
   // Approval mode: 404 unknown ticket, 409 when its state (or an approval in flight, or a
   // merge conflict) stops the action, 502 when the merge or the pull request failed.
-  const decision = (act: (approvals: ApprovalActions, id: number, by: string, body: { reason?: string }) => ApprovalResult | Promise<ApprovalResult>) =>
+  const decision = (act: (approvals: ApprovalActions, id: number, by: string, body: DecisionBody) => ApprovalResult | Promise<ApprovalResult>) =>
     async (c: Context) => {
       const id = intParam(c.req.param('id'), 'id', 0, 1, Number.MAX_SAFE_INTEGER);
       if (!deps.approvals) throw new HttpError(503, 'unavailable', 'approvals are not available in this process');
@@ -106,13 +106,19 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       if (failure === 'not_found') throw notFound(r.message);
       return c.json({ ...result, error: { code: failure ?? 'conflict', message: r.message } }, failure === 'error' ? 502 : 409);
     };
-  app.post('/api/tickets/:id/approve', decision((a, id, by) => a.approve(id, by)));
+  app.post('/api/tickets/:id/approve', decision((a, id, by, body) => a.approve(id, by, { run: body.run })));
   app.post('/api/tickets/:id/skip', decision((a, id, by, body) => a.skip(id, by, body.reason)));
   app.post('/api/tickets/:id/requeue', decision((a, id, by) => a.requeue(id, by)));
 }
 
-/** An optional JSON object body ({} when empty), e.g. {"reason": "..."} for skip. */
-async function optionalJson(c: Context): Promise<{ reason?: string }> {
+/** What an approve, skip or requeue may say: why (skip), and which run's fix was looked at (approve). */
+interface DecisionBody {
+  reason?: string;
+  run?: number;
+}
+
+/** An optional JSON object body ({} when empty), e.g. {"reason": "..."} for skip, {"run": 12} for approve. */
+async function optionalJson(c: Context): Promise<DecisionBody> {
   const text = (await c.req.text()).trim();
   if (!text) return {};
   let v: unknown;
@@ -122,9 +128,10 @@ async function optionalJson(c: Context): Promise<{ reason?: string }> {
     throw badRequest(`body is not valid JSON: ${(err as Error).message}`);
   }
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw badRequest('body must be a JSON object');
-  const reason = (v as { reason?: unknown }).reason;
+  const { reason, run } = v as { reason?: unknown; run?: unknown };
   if (reason !== undefined && typeof reason !== 'string') throw badRequest('reason must be a string');
-  return reason ? { reason: reason.slice(0, 1000) } : {};
+  if (run !== undefined && !(typeof run === 'number' && Number.isSafeInteger(run) && run > 0)) throw badRequest('run must be a positive integer (the run whose fix was looked at)');
+  return { ...(reason ? { reason: reason.slice(0, 1000) } : {}), ...(typeof run === 'number' ? { run } : {}) };
 }
 
 function intParam(raw: string | undefined, name: string, dflt: number, min: number, max: number): number {

@@ -364,8 +364,9 @@ export function buildProgram(): Command {
     .description('approval mode: merge a fix waiting on its bot branch into staging (or open its pull request)')
     .argument('<id>', 'ticket id', intArg)
     .option('--by <name>', 'who approves', process.env.USER ?? 'cli')
-    .action(async (id: number, o: { by: string }, cmd: Command) => {
-      await approvalCommand(load(cmd), id, 'approve', o.by);
+    .option('--run <n>', "the run whose fix you looked at (bugbot ticket <id> lists them): refused if the ticket's fix is another run's by now", positiveIntArg)
+    .action(async (id: number, o: { by: string; run?: number }, cmd: Command) => {
+      await approvalCommand(load(cmd), id, 'approve', o.by, undefined, o.run);
     });
 
   program
@@ -554,9 +555,9 @@ function indent(s: string): string {
  * notifications go out from there); otherwise the decision is made here, on the same
  * database: the store's claim keeps the two from ever merging one fix twice.
  */
-async function approvalCommand(config: BugbotConfig, id: number, action: 'approve' | 'skip' | 'requeue', by: string, reason?: string): Promise<void> {
+async function approvalCommand(config: BugbotConfig, id: number, action: 'approve' | 'skip' | 'requeue', by: string, reason?: string, run?: number): Promise<void> {
   const server = readServerInfo(config.home);
-  let r = server ? await approvalViaServer(config, server, id, action, by, reason) : null;
+  let r = server ? await approvalViaServer(config, server, id, action, by, reason, run) : null;
   const via = r && server ? ` (via the control plane at ${server.url})` : '';
   if (!r) {
     const logger = createLogger({ level: 'warn' });
@@ -569,7 +570,7 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
       const notifier = new Notifier({ config, store, logger });
       const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home, { redact: configuredRedactor(config).text }), onFixed: (notice) => void notifier.notify(notice) });
       try {
-        r = action === 'approve' ? await approvals.approve(id, by) : action === 'skip' ? approvals.skip(id, by, reason) : approvals.requeue(id, by);
+        r = action === 'approve' ? await approvals.approve(id, by, { run }) : action === 'skip' ? approvals.skip(id, by, reason) : approvals.requeue(id, by);
       } finally {
         await notifier.close();
       }
@@ -626,6 +627,7 @@ async function approvalViaServer(
   action: string,
   by: string,
   reason?: string,
+  run?: number,
 ): Promise<ApprovalResult | null> {
   const url = server.url;
   // The API token when one is configured, else the server's local key.
@@ -635,7 +637,7 @@ async function approvalViaServer(
     res = await fetch(`${url}/api/tickets/${id}/${action}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-bugbot-user': by, ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify(reason ? { reason } : {}),
+      body: JSON.stringify({ ...(reason ? { reason } : {}), ...(run !== undefined ? { run } : {}) }),
       // An approval rebases and pushes (or opens a pull request): it may take a while, not forever.
       signal: AbortSignal.timeout(APPROVAL_TIMEOUT_MS),
     });

@@ -155,7 +155,11 @@ export interface ApprovalResult {
 
 /** The approval actions other parts (dashboard, Slack buttons, API) call. */
 export interface ApprovalActions {
-  approve(ticketId: number, actor: string): Promise<ApprovalResult>;
+  /**
+   * `run`: the run whose fix the person looked at; the approval is refused when the
+   * ticket's latest fix is another run's (requeued since, say).
+   */
+  approve(ticketId: number, actor: string, opts?: { run?: number }): Promise<ApprovalResult>;
   skip(ticketId: number, actor: string, reason?: string): ApprovalResult;
   requeue(ticketId: number, actor: string): ApprovalResult;
 }
@@ -166,6 +170,8 @@ export interface TicketNotice {
   ticket: Ticket;
   /** Commit on the staging branch (fixed) or on the bot branch (awaiting_approval). */
   commit?: string;
+  /** The run whose fix waits for approval (awaiting_approval). */
+  run?: number;
   branch?: string;
   prUrl?: string;
   reason?: string;

@@ -65,12 +65,12 @@ export class Approvals implements ApprovalActions {
 
   constructor(private readonly deps: ApprovalsDeps) {}
 
-  approve(ticketId: number, actor: string): Promise<ApprovalResult> {
+  approve(ticketId: number, actor: string, opts: { run?: number } = {}): Promise<ApprovalResult> {
     if (this.closed) {
       const state = this.deps.store.getTicket(ticketId)?.state ?? 'dropped';
       return Promise.resolve({ ok: false, ticketId, state, message: 'bugbot is shutting down: approve again once it is back', failure: 'busy' });
     }
-    const work = this.approveNow(ticketId, actor);
+    const work = this.approveNow(ticketId, actor, opts.run);
     this.inFlight.add(work);
     void work.finally(() => this.inFlight.delete(work));
     return work;
@@ -85,10 +85,10 @@ export class Approvals implements ApprovalActions {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  private async approveNow(ticketId: number, actor: string): Promise<ApprovalResult> {
+  private async approveNow(ticketId: number, actor: string, expectedRun: number | undefined): Promise<ApprovalResult> {
     const { config, store, logger } = this.deps;
     const target = config.approval.target;
-    const claim = beginApproval(store, ticketId, actor, target, APPROVAL_STALE_SECONDS);
+    const claim = beginApproval(store, ticketId, actor, target, APPROVAL_STALE_SECONDS, expectedRun);
     if (isRefusal(claim)) return refused(ticketId, claim);
     const ticket = toTicket(claim.ticket);
     const branch = claim.run.branch!;

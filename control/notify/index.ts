@@ -267,7 +267,7 @@ function transientSmtp(err: unknown): boolean {
  * needs_human → failed with the reason. Other states (requeued) tell nobody anything.
  */
 export function noticeForRun(
-  row: Pick<OutcomeRow, 'state' | 'reason' | 'commit' | 'branch' | 'pushed_to'>,
+  row: Pick<OutcomeRow, 'state' | 'reason' | 'commit' | 'branch' | 'pushed_to'> & { run_id?: number },
   ticket: Ticket,
 ): TicketNotice | undefined {
   const commit = row.commit ?? undefined;
@@ -275,7 +275,7 @@ export function noticeForRun(
     case 'pushed':
       return { kind: 'fixed', ticket, ...(commit ? { commit } : {}), ...(row.pushed_to ? { branch: row.pushed_to } : {}) };
     case 'awaiting_approval':
-      return { kind: 'awaiting_approval', ticket, ...(commit ? { commit } : {}), ...(row.branch ? { branch: row.branch } : {}) };
+      return { kind: 'awaiting_approval', ticket, ...(commit ? { commit } : {}), ...(row.branch ? { branch: row.branch } : {}), ...(row.run_id ? { run: row.run_id } : {}) };
     case 'failed':
     case 'needs_human':
       return { kind: 'failed', ticket, reason: row.reason };

@@ -60,7 +60,8 @@ export function slackMessage(notice: TicketNotice, opts: MessageOptions): SlackM
         action_id: action,
         text: { type: 'plain_text', text: label },
         style,
-        value: String(t.id),
+        // The run too: a click on an older request does not approve a newer fix.
+        value: notice.run ? `${t.id}:${notice.run}` : String(t.id),
       });
       return {
         text,

@@ -89,6 +89,7 @@ export function beginApproval(
   actor: string,
   target: string,
   staleSeconds: number,
+  expectedRun?: number,
 ): ApprovalClaim | Refusal {
   return store.tx(() => {
     const ticket = store.getTicketRow(ticketId);
@@ -99,6 +100,10 @@ export function beginApproval(
     const run = latestRunWithBranch(store, ticketId);
     if (!run) {
       return { failure: 'state', state: ticket.state as TicketState, message: `ticket ${ticketId} has no run with a branch to approve` } satisfies Refusal;
+    }
+    if (expectedRun !== undefined && run.id !== expectedRun) {
+      const message = `ticket ${ticketId}'s fix is run ${run.id}'s now, not run ${expectedRun}'s that was approved: look at its diff and approve again`;
+      return { failure: 'state', state: ticket.state as TicketState, message } satisfies Refusal;
     }
     const r = store
       .stmt(

@@ -24,6 +24,8 @@ export const SKIP_ACTION = 'bugbot_skip';
 export interface ApprovalClick {
   action: 'approve' | 'skip';
   ticketId: number;
+  /** The run whose fix the request showed (buttons sent before runs were named carry none). */
+  run?: number;
   /** Who clicked. */
   user: string;
   channel: string;
@@ -62,11 +64,13 @@ export function parseApprovalClick(body: unknown): ApprovalClick | { problem: st
   const channel = (isRecord(body.channel) ? str(body.channel.id) : undefined) ?? str(container.channel_id);
   if (!channel) return { problem: 'block_actions payload without a channel to answer in' };
   const value = str(action.value);
-  if (!value || !/^[1-9]\d{0,15}$/.test(value)) return { problem: `button value ${JSON.stringify(action.value ?? null)} is not a ticket id` };
+  const m = value ? /^([1-9]\d{0,15})(?::([1-9]\d{0,15}))?$/.exec(value) : null;
+  if (!m) return { problem: `button value ${JSON.stringify(action.value ?? null)} is not a ticket id` };
   const messageTs = str(container.message_ts) ?? str(message.ts);
   return {
     action: action.action_id === APPROVE_ACTION ? 'approve' : 'skip',
-    ticketId: Number(value),
+    ticketId: Number(m[1]),
+    ...(m[2] ? { run: Number(m[2]) } : {}),
     user,
     channel,
     messageTs,
@@ -99,7 +103,7 @@ export async function handleApprovalClick(click: ApprovalClick, deps: ApprovalCl
   const actor = `slack:${click.user}`;
   let result: ApprovalResult;
   try {
-    result = click.action === 'approve' ? await deps.approvals.approve(click.ticketId, actor) : deps.approvals.skip(click.ticketId, actor, 'skipped from Slack');
+    result = click.action === 'approve' ? await deps.approvals.approve(click.ticketId, actor, { run: click.run }) : deps.approvals.skip(click.ticketId, actor, 'skipped from Slack');
   } catch (err) {
     logger.error('slack approval failed', { ...fields, error: (err as Error).message });
     await tell(`Could not ${click.action} ticket #${click.ticketId}: ${escapeMrkdwn((err as Error).message)}`);

@@ -280,7 +280,12 @@ test('API: approve / skip / requeue answer 200, 404 for an unknown ticket, 409 w
   const other = s.awaiting('Skip me', 'other.txt', 'changed\n');
   const queued = fileTicket(s.intake, 'Still queued', 'Error: still queued');
 
-  const ok = await postJson(app, `/api/tickets/${fix.ticketId}/approve`, '', { 'x-bugbot-user': 'dana' });
+  // The run looked at, when given, must be the fix's: a stale one is a 409, a malformed one a 400.
+  assert.equal((await postJson(app, `/api/tickets/${fix.ticketId}/approve`, '{"run": "latest"}')).status, 400);
+  const stale = await postJson(app, `/api/tickets/${fix.ticketId}/approve`, { run: fix.run.id + 1 });
+  assert.equal(stale.status, 409);
+  assert.match(((await stale.json()) as { message: string }).message, /not run \d+'s that was approved/);
+  const ok = await postJson(app, `/api/tickets/${fix.ticketId}/approve`, { run: fix.run.id }, { 'x-bugbot-user': 'dana' });
   assert.equal(ok.status, 200);
   const okBody = (await ok.json()) as { ok: boolean; state: string; message: string; commit: string };
   assert.equal(okBody.ok, true);

@@ -15,10 +15,13 @@ import { DiffView } from '../../control/dashboard/diff-view.tsx';
 import { ApprovalsPage } from '../../control/dashboard/pages/approvals.tsx';
 import { parseUnifiedDiff, sideBySide } from '../../control/dashboard/git-diff.ts';
 import { parseFilter } from '../../control/dashboard/outcome-stats.ts';
+import { Approvals } from '../../control/dispatcher/approvals.ts';
 import { Intake } from '../../control/intake/index.ts';
+import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { silentLogger } from '../../control/log.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
+import { finishAwaiting } from '../support/approval.ts';
 import { buildTestApp, tempDir, testConfig } from '../support/helpers.ts';
 
 const EXPOSED: ConfigFile = {
@@ -138,6 +141,32 @@ test('on loopback without a login: a session for the CSRF token; posts need it a
   });
   assert.equal(approve.status, 303);
   assert.match(await (await app.request('http://localhost/approvals', { headers: { cookie: `bugbot_session=${session}` } })).text(), /approve: approvals are not available/);
+});
+
+test('Approve carries the run whose fix the page showed: once the ticket has a newer fix, that click merges nothing', async (t) => {
+  const home = tempDir(t);
+  const config = testConfig(home, { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' } });
+  const store = new Store(join(home, 'bugbot.db'));
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor() });
+  const approvals = new Approvals({ config, store, logger: silentLogger, archive: new OutcomeArchive(home) });
+  const app = createApp({ config, store, intake, logger: silentLogger, approvals });
+  const id = fileTicket(intake, 'Stale approval');
+  const { run } = finishAwaiting({ store, config, ticketId: id });
+  const first = await app.request('http://localhost/approvals', { headers: { accept: 'text/html' } });
+  const session = cookieOf(first)!;
+  const html = await first.text();
+  assert.match(html, new RegExp(`<input type="hidden" name="run" value="${run.id}"/?>`), 'the form names the run shown');
+  // The form a person kept open while the ticket got another run's fix.
+  const res = await app.request(`http://localhost/approvals/${id}/approve`, {
+    method: 'POST',
+    headers: { cookie: `bugbot_session=${session}`, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({ _csrf: csrfOf(html)!, run: String(run.id + 1) }),
+  });
+  assert.equal(res.status, 303);
+  assert.equal(store.getTicket(id)!.state, 'awaiting_approval', 'nothing merged');
+  const after = await (await app.request('http://localhost/approvals', { headers: { cookie: `bugbot_session=${session}` } })).text();
+  assert.match(after, new RegExp(`fix is run ${run.id}&#39;s now, not run ${run.id + 1}&#39;s that was approved|fix is run ${run.id}'s now, not run ${run.id + 1}'s that was approved`));
 });
 
 test("with the server's local key (bugbot start): pages stay open on loopback, actions need a session opened with the key, the API's actions the key itself", async (t) => {

@@ -563,16 +563,19 @@ describe('Slack: thread replies and Approve / Skip buttons', () => {
     assert.ok(failures.some((l) => l.includes('"via":"email"') && l.includes('550') && !l.includes(BOUNCING)));
   });
 
-  it('asks for approval in the thread with Approve / Skip buttons carrying the ticket id', async () => {
+  it('asks for approval in the thread with Approve / Skip buttons carrying the ticket id and the run', async () => {
     const id = await mention('C0SHOP05', '1700000005.000500', 'U0GRACE');
     const { posted, blocks } = await approvalRequest(id, 'C0SHOP05', '1700000005.000500');
     assert.match(posted.params.text, new RegExp(`^A fix for ticket #${id} .* is ready on \`bot/ticket-${id}\` \\(commit <https://git\\.shop\\.test/shop/commit/[0-9a-f]{40}\\|\`[0-9a-f]{7}\`>\\) and waits for approval\\.$`));
     const buttons = blocks.find((b) => b.type === 'actions')!.elements!;
+    // The run too: a click on this request cannot approve a later run's fix.
+    const runId = Number(String(buttons[0]!.value).split(':')[1]);
+    assert.ok(Number.isSafeInteger(runId) && runId > 0, String(buttons[0]!.value));
     assert.deepEqual(
       buttons.map((b) => [b.type, b.action_id, b.value, (b.text as { text: string }).text]),
       [
-        ['button', 'bugbot_approve', String(id), 'Approve'],
-        ['button', 'bugbot_skip', String(id), 'Skip'],
+        ['button', 'bugbot_approve', `${id}:${runId}`, 'Approve'],
+        ['button', 'bugbot_skip', `${id}:${runId}`, 'Skip'],
       ],
     );
     assert.equal(postsTo(APPROVALS_CHANNEL).filter((c) => c.params.text.includes(`#${id} `)).length, 0, 'a ticket with a thread is asked there');

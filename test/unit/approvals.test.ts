@@ -193,6 +193,20 @@ test('one approval at a time: a second one, a skip or a requeue is refused while
   assert.ok(store.auditTrail(id).some((a) => a.action === 'approval-abandoned'));
 });
 
+test("an approval names the run whose fix was looked at: refused once the ticket's fix is another run's", async (t) => {
+  const { store, intake, config, approvals } = setup(t);
+  const id = fileTicket(intake, 'Slow page', 'Error: slow page');
+  const { run } = finishAwaiting({ store, config, ticketId: id });
+  const stale = await approvals.approve(id, 'alice', { run: run.id + 1 });
+  assert.equal(stale.ok, false);
+  assert.equal(stale.failure, 'state');
+  assert.match(stale.message, new RegExp(`fix is run ${run.id}'s now, not run ${run.id + 1}'s that was approved`));
+  assert.equal(store.getTicket(id)!.state, 'awaiting_approval', 'nothing merged');
+  assert.deepEqual(approvalsForTicket(store, id), [], 'nothing started');
+  const claim = beginApproval(store, id, 'alice', 'staging', 900, run.id);
+  assert.ok(!isRefusal(claim), 'the run looked at is the fix: it goes ahead');
+});
+
 test('a merge that fails leaves the ticket awaiting approval and releases the claim', async (t) => {
   // target.repo is not a git repository: merge.sh cannot fetch the branch.
   const { store, intake, config, approvals, home } = setup(t, { target: { repo: 'no-such-repo' } });

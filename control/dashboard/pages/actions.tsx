@@ -20,7 +20,11 @@ export function offered(action: Action, state: TicketState): boolean {
   return OFFERED[action].includes(state);
 }
 
-export function TicketActions(props: { viewer: Viewer; ticket: Ticket; approvalsEnabled: boolean; returnTo: string }) {
+/**
+ * `run`: the run whose fix the page shows. Approve carries it, and is refused when the
+ * ticket's fix is another run's by the time it is clicked (requeued meanwhile).
+ */
+export function TicketActions(props: { viewer: Viewer; ticket: Ticket; approvalsEnabled: boolean; returnTo: string; run?: number }) {
   const { ticket: t } = props;
   const shown = ACTIONS.filter((a) => offered(a, t.state));
   if (!shown.length) return null;
@@ -45,7 +49,7 @@ export function TicketActions(props: { viewer: Viewer; ticket: Ticket; approvals
   };
   return (
     <div class="actions" data-ticket={t.id}>
-      {shown.includes('approve') ? form('approve', 'Approve', 'primary') : null}
+      {shown.includes('approve') ? form('approve', 'Approve', 'primary', props.run !== undefined ? <input type="hidden" name="run" value={String(props.run)} /> : null) : null}
       {shown.includes('skip') ? form('skip', 'Skip', undefined, <input type="text" name="reason" placeholder="reason (optional)" maxlength={500} />) : null}
       {shown.includes('requeue') ? form('requeue', 'Requeue') : null}
       {shown.includes('cancel') ? form('cancel', 'Cancel', 'danger') : null}

@@ -64,7 +64,7 @@ function Item(props: { item: ApprovalItem; viewer: Viewer; scrub: Scrub; mask: S
       ) : (
         <p class="muted">No run recorded.</p>
       )}
-      <TicketActions viewer={props.viewer} ticket={t} approvalsEnabled={props.approvalsEnabled} returnTo="/approvals" />
+      <TicketActions viewer={props.viewer} ticket={t} approvalsEnabled={props.approvalsEnabled} returnTo="/approvals" run={run?.id} />
       {files?.plan ? (
         <details>
           <summary>plan.md</summary>

@@ -118,7 +118,7 @@ export function TicketPage(p: TicketPageProps) {
       <h1>
         #{t.id} {t.title} <StateBadge state={t.state} />
       </h1>
-      <TicketActions viewer={p.viewer} ticket={t} approvalsEnabled={p.approvalsEnabled} returnTo={`/tickets/${t.id}`} />
+      <TicketActions viewer={p.viewer} ticket={t} approvalsEnabled={p.approvalsEnabled} returnTo={`/tickets/${t.id}`} run={p.selected?.id} />
       <div class="grid">
         <div class="card" id="triage">
           <h2>Triage</h2>

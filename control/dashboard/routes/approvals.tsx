@@ -58,10 +58,12 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
     const form = await c.req.parseBody();
     const back = localPath(form.return_to, '/approvals');
     const reason = typeof form.reason === 'string' && form.reason.trim() ? form.reason.trim().slice(0, 500) : undefined;
+    // The run whose fix the page showed (an approve form carries it).
+    const run = typeof form.run === 'string' && /^[1-9]\d{0,15}$/.test(form.run) ? Number(form.run) : undefined;
     const actor = `dashboard:${v.user}`;
     let result: Pick<ApprovalResult, 'ok' | 'message'>;
     try {
-      result = await act(action, id, actor, reason);
+      result = await act(action, id, actor, reason, run);
     } catch (err) {
       deps.logger.error('dashboard action failed', { ticket: id, action, error: (err as Error).message });
       result = { ok: false, message: `${action} failed: ${(err as Error).message}` };
@@ -71,7 +73,7 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
     return c.redirect(back, 303);
   });
 
-  const act = async (action: Action, id: number, actor: string, reason: string | undefined): Promise<Pick<ApprovalResult, 'ok' | 'message'>> => {
+  const act = async (action: Action, id: number, actor: string, reason: string | undefined, run: number | undefined): Promise<Pick<ApprovalResult, 'ok' | 'message'>> => {
     if (action === 'cancel') {
       const r = cancelTicket(store, id, actor);
       if (!r) return { ok: false, message: `ticket #${id} is ${store.getTicket(id)?.state}: nothing to cancel` };
@@ -81,7 +83,7 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
     }
     const approvals = deps.approvals;
     if (!approvals) return { ok: false, message: `${action}: approvals are not available in this process` };
-    if (action === 'approve') return approvals.approve(id, actor);
+    if (action === 'approve') return approvals.approve(id, actor, { run });
     if (action === 'skip') return approvals.skip(id, actor, reason);
     const r = await approvals.requeue(id, actor);
     if (r.ok) deps.dispatcher?.poke();
