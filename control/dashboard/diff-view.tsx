@@ -52,7 +52,7 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
         // change, say an API_TOKEN = "..." assignment, in the @@ header): scrubbed like its lines.
         const name = scrub(f.status === 'renamed' ? `${f.oldPath} → ${f.newPath}` : f.status === 'deleted' ? f.oldPath : f.newPath);
         return (
-          <div class="diff-file" data-path={f.newPath}>
+          <div class="diff-file" data-path={scrub(f.newPath)}>
             <h3>
               {name} <span class="muted small">{`${f.status}, +${f.additions} −${f.deletions}`}</span>
             </h3>

@@ -389,6 +389,13 @@ test('a diff\'s hunk headers and file names are scrubbed like its lines', async 
   const html = String(await DiffView({ diff: { base: 'main', ref: 'bot/1', files, truncated: false }, scrub, mask: scrub }));
   assert.match(html, /@@ -5,3 \+5,3 @@ API_TOKEN = &quot;\[REDACTED\]&quot;/);
   assert.doesNotMatch(html, /ghp_abcdefghij/);
+  // A name holding a token: in the heading and in the element's attribute alike.
+  const named = parseUnifiedDiff(
+    ['diff --git a/notes-ghp_abcdefghijklmnopqrstuvwxyz0123456789.txt b/notes-ghp_abcdefghijklmnopqrstuvwxyz0123456789.txt', 'new file mode 100644', '--- /dev/null', '+++ b/notes-ghp_abcdefghijklmnopqrstuvwxyz0123456789.txt', '@@ -0,0 +1 @@', '+x', ''].join('\n'),
+  );
+  const page = String(await DiffView({ diff: { base: 'main', ref: 'bot/1', files: named, truncated: false }, scrub, mask: scrub }));
+  assert.match(page, /data-path="notes-\[REDACTED:github-token\]\.txt"/);
+  assert.doesNotMatch(page, /ghp_abcdefghij/);
 });
 
 test('the outcomes export masks a secret holding a quote or a backslash (JSON escapes them)', async (t) => {
