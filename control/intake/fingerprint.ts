@@ -120,6 +120,7 @@ const RUBY_FRAME = /^\s*(?:from )?([^:\s]+\.rb):\d+:in [`'](.+)'/;
 /** Parse stack frames from JS, Python, Java, Go and Ruby traces; library frames dropped. */
 export function parseFrames(stack: string): Frame[] {
   const out: Frame[] = [];
+  let python = false;
   const lines = stack.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
@@ -127,18 +128,22 @@ export function parseFrames(stack: string): Frame[] {
     if ((m = JAVA_FRAME.exec(line))) {
       out.push({ file: m[3]!, fn: `${lastSegment(m[1]!, '.')}.${m[2]}` });
     } else if ((m = PY_FRAME.exec(line))) {
+      python = true;
       out.push({ file: m[1]!, fn: m[2]! });
     } else if ((m = RUBY_FRAME.exec(line))) {
       out.push({ file: m[1]!, fn: m[2]! });
     } else if ((m = GO_FRAME.exec(line))) {
-      // Go prints the function on the line before the file:line.
-      const fn = (lines[i - 1] ?? '').trim().replace(/\(.*\)$/, '');
+      // Go prints the function on the line before the file:line, its arguments last:
+      // api.(*Server).CreatePet(0xc0, {0x1}) is api.(*Server).CreatePet.
+      const fn = (lines[i - 1] ?? '').trim().replace(/\([^()]*\)$/, '');
       out.push({ file: m[1]!, fn: lastSegment(fn, '/') });
     } else if (/^\s*at /.test(line) && (m = JS_FRAME.exec(line))) {
       out.push({ file: m[2]!, fn: m[1] ?? '<anonymous>' });
     }
   }
-  return out;
+  // Innermost first, as the other runtimes print them: Python prints the call where the
+  // error happened last ("most recent call last").
+  return python ? out.reverse() : out;
 }
 
 function lastSegment(s: string, sep: string): string {
@@ -147,7 +152,7 @@ function lastSegment(s: string, sep: string): string {
 }
 
 const LIBRARY =
-  /node_modules|node:internal|^internal\/|site-packages|dist-packages|\/usr\/lib\/|^java\.|^javax\.|^sun\.|^jdk\.|\/go\/pkg\/mod\/|\/gems\/|<frozen /;
+  /node_modules|node:internal|^internal\/|site-packages|dist-packages|\/usr\/lib\/|^java\.|^javax\.|^sun\.|^jdk\.|\/go\/pkg\/mod\/|\/usr\/local\/go\/src\/|\/gems\/|<frozen /;
 
 function isLibraryFrame(f: Frame): boolean {
   return LIBRARY.test(f.file) || /^(java|javax|sun|jdk)\./.test(f.fn);

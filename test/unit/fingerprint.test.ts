@@ -61,6 +61,25 @@ main.chargeCard(0x0)
   assert.deepEqual(inAppFrames(go, 5), ['pay.go:main.chargeCard']);
 });
 
+test('Go methods keep their receiver and name; the frames nearest the error count first, in Python too', () => {
+  const goPanic = (method: string) => `panic: runtime error: invalid memory address or nil pointer dereference
+goroutine 7 [running]:
+github.com/acme/svc/api.(*Server).${method}(0xc000010000, {0x1, 0x2})
+	/src/svc/api/server.go:88 +0x1d
+net/http.HandlerFunc.ServeHTTP(0xc0, {0x7f})
+	/usr/local/go/src/net/http/server.go:2136 +0x29`;
+  assert.deepEqual(inAppFrames(goPanic('CreatePet'), 5), ['server.go:api.(*Server).CreatePet'], 'the standard library is not the app');
+  assert.notEqual(fingerprintEvent(ev({ stack: goPanic('CreatePet') })).fingerprint, fingerprintEvent(ev({ stack: goPanic('DeleteOrder') })).fingerprint);
+  // Python prints the call where the error happened last: with more frames than are
+  // kept, the innermost must be the ones kept.
+  const pyTrace = (fn: string) =>
+    `Traceback (most recent call last):\n${['main', 'run', 'handle', 'dispatch', 'step', 'compute']
+      .map((f) => `  File "/app/${f}.py", line 3, in ${f}\n    ${f}()`)
+      .join('\n')}\n  File "/app/calc.py", line 9, in ${fn}\n    return a / b\nZeroDivisionError: division by zero`;
+  assert.deepEqual(inAppFrames(pyTrace('average'), 2), ['calc.py:average', 'compute.py:compute']);
+  assert.notEqual(fingerprintEvent(ev({ stack: pyTrace('average') })).fingerprint, fingerprintEvent(ev({ stack: pyTrace('ratio') })).fingerprint);
+});
+
 test('a fingerprint label wins over everything else', () => {
   const a = fingerprintEvent(ev({ message: 'one', labels: { fingerprint: 'checkout-timeouts' } }));
   const b = fingerprintEvent(ev({ message: 'completely different', route: 'GET /x', labels: { fingerprint: 'checkout-timeouts' } }));
