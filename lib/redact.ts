@@ -109,7 +109,7 @@ export function createRedactor(opts: { salt?: string; extra?: string[]; literals
 
   const text = (s: string): string => {
     let out = s;
-    for (const v of literals) if (out.includes(v)) out = out.split(v).join('[REDACTED:secret]');
+    for (const v of literals) if (out.includes(v)) out = out.split(v).join('[secret]');
     if (maybeSecret && !maybeSecret.test(out)) return out;
     for (const r of rules) {
       r.re.lastIndex = 0;

@@ -171,6 +171,9 @@ const MIGRATIONS: string[] = [
   ALTER TABLE runs ADD COLUMN folder_removed_at TEXT;
   CREATE INDEX runs_folder_kept ON runs(id) WHERE folder_removed_at IS NULL AND state != 'running';
   `,
+  /* 7: pruning used one-time values by age: each signed request's prune reads only the expired ones */ `
+  CREATE INDEX nonces_seen ON nonces(scope, seen_at);
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -107,3 +107,22 @@ test('a cancel that came after the run pushed: the push stands (ticket pushed, r
   const run = store.stmt('SELECT state, outcome FROM runs WHERE id = ?').get(a.run.id) as { state: string; outcome: string };
   assert.deepEqual(run, { state: 'finished', outcome: 'clean' });
 });
+
+test("the queue's hot paths read their own index, not the table: the settle scheduler's two queries, a nonce prune", (t) => {
+  const store = new Store(join(tempDir(t), 'bugbot.db'));
+  t.after(() => store.close());
+  // The statements the store runs, as it runs them, and SQLite's plan for each.
+  const seen: string[] = [];
+  const prepare = store.stmt.bind(store);
+  store.stmt = (sql: string) => (seen.push(sql), prepare(sql));
+  store.dueSettling('2026-01-01T00:00:00.000Z');
+  store.nextSettleDeadline();
+  store.useNonce('grafana', 'sig-1', 300);
+  const plan = (sql: string) =>
+    (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...(sql.match(/\?/g) ?? []).map(() => null)) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+  const settle = seen.filter((q) => q.includes('settle_deadline'));
+  assert.equal(settle.length, 2);
+  for (const q of settle) assert.match(plan(q), /USING (COVERING )?INDEX tickets_settle/, q);
+  const prune = seen.find((q) => q.startsWith('DELETE FROM nonces'))!;
+  assert.match(plan(prune), /USING INDEX nonces_seen/);
+});

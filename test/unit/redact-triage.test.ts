@@ -62,7 +62,7 @@ test("the config's secret values are masked wherever they appear; user names and
     flags: { triggers: { grafana: { tokenEnv: 'GT', basicUserEnv: 'GU', basicPasswordEnv: 'GP' }, latency: { tokenEnv: 'SHORT' } } },
   });
   const r = configuredRedactor(config);
-  assert.equal(r.text('pasted grafana-token-123456 and pw-0123456789 here'), 'pasted [REDACTED:secret] and [REDACTED:secret] here');
+  assert.equal(r.text('pasted grafana-token-123456 and pw-0123456789 here'), 'pasted [secret] and [secret] here');
   assert.equal(r.text('grafana-user said abc'), 'grafana-user said abc');
 });
 
