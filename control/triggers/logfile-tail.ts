@@ -197,6 +197,7 @@ export class LogTailer {
     else t.readPos = saved || this.opts.fromStart ? 0 : Math.min(t.endAtStart ?? st.size, st.size);
     t.fh = fh;
     t.inode = st.ino;
+    t.parser.setInode(st.ino);
     t.carry = EMPTY;
     t.waiting = false;
     t.lastDataAt = Date.now();

@@ -28,6 +28,12 @@ export interface LogParser {
    * persist a resume offset past it, or a crash would lose the entry.
    */
   pendingOffset(): number | undefined;
+  /**
+   * The file's inode, part of every later sourceEventId: after a rotation the new file's
+   * offsets start at 0 again, and a line repeated at an offset the old file had would
+   * otherwise be taken for one already stored.
+   */
+  setInode(inode: number): void;
 }
 
 const MAX_STACK_LINES = 200;
@@ -76,6 +82,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
   const fileLabel = basename(opts.file);
   let lineNo = 0;
   let open: Entry | undefined;
+  let inode: number | undefined;
 
   const build = (e: {
     at: number;
@@ -99,7 +106,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       firstSeen: e.time,
       lastSeen: e.time,
       human: false,
-      sourceEventId: `${opts.file}:${e.at}:${e.hash}`,
+      sourceEventId: inode === undefined ? `${opts.file}:${e.at}:${e.hash}` : `${opts.file}:${inode}:${e.at}:${e.hash}`,
     };
     if (e.stack) ev.stack = clip(e.stack, MAX_TEXT_BYTES);
     const service = e.service ?? opts.service;
@@ -194,6 +201,9 @@ export function createLogParser(opts: LogParserOptions): LogParser {
   };
 
   return {
+    setInode(n) {
+      inode = n;
+    },
     push(raw, offset) {
       lineNo++;
       const at = offset ?? lineNo;
