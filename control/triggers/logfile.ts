@@ -45,11 +45,15 @@ const MAX_TITLE = 200;
 const ERROR_LEVELS = new Set(['error', 'err', 'fatal', 'critical', 'crit', 'alert', 'emerg', 'emergency', 'panic']);
 const LEVEL_KEYS = ['level', 'severity', 'log.level', 'levelname'];
 
-const START = /\b(?:ERROR|FATAL|CRITICAL)\b|Exception|Traceback|Error:/;
+const START = /\b(?:ERROR|FATAL|CRITICAL)\b|Exception|Traceback|Error:|^panic: |^fatal error: /;
 const LEVEL_WORD = /\b(ERROR|FATAL|CRITICAL)\b/;
 const INDENTED = /^\s+\S/;
 const CONT_PREFIX = /^(?:Caused by:|Suppressed:|\.\.\.)/;
 const PY_TRACEBACK = /^Traceback \(most recent call last\):/;
+// A Go program's crash on stderr: the panic, then its goroutines' stacks, whose function
+// lines (main.chargeCard(0x0)) are not indented; only their file lines are.
+const GO_PANIC = /^(?:panic: |fatal error: )/;
+const GO_STACK_LINE = /^(?:\[signal |goroutine \d+ \[|created by |exit status \d+$|[\w./*()-]+\(.*\)$)/;
 const PY_CHAIN = /^(?:During handling of the above exception|The above exception was the direct cause)/;
 // The `XxxError: message` line that closes a Python traceback (also bare `StopIteration`).
 const PY_FINAL = /^[A-Za-z_][\w.]*(?::|$)/;
@@ -74,6 +78,8 @@ interface Entry {
   /** The exception line: the one after the record, or a Python traceback's last line. */
   summary?: string;
   inPyTrace: boolean;
+  /** A Go panic: its goroutine stacks follow, function lines unindented. */
+  goPanic: boolean;
 }
 
 /** Creates a parser for one log file; JSON-lines and plain-text entries are detected per line. */
@@ -180,6 +186,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
     if (line.trim() === '' || INDENTED.test(line) || CONT_PREFIX.test(line)) return true;
     if (PY_TRACEBACK.test(line) || PY_CHAIN.test(line)) return true;
     if (e.inPyTrace) return PY_FINAL.test(line);
+    if (e.goPanic) return GO_STACK_LINE.test(line);
     return e.lines.length === 1 && e.record && EXC_HEADER.test(line);
   };
 
@@ -195,6 +202,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       level: level ?? 'error',
       record: level !== undefined,
       inPyTrace: PY_TRACEBACK.test(line),
+      goPanic: GO_PANIC.test(line),
     };
     keep(e, line);
     return e;

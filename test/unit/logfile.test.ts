@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inAppFrames } from '../../control/intake/fingerprint.ts';
 import { createLogParser } from '../../control/triggers/logfile.ts';
 import { LogTailer, type LogTailerOptions, type OffsetStore } from '../../control/triggers/logfile-tail.ts';
 import type { TriggerEvent } from '../../control/types.ts';
@@ -167,6 +168,33 @@ describe('log parser: plain text', () => {
         ['db unreachable', 'error', 0],
       ],
     );
+  });
+
+  test("a Go panic on stderr is one event with its goroutines' stacks (function lines unindented), until the next record", () => {
+    const text = [
+      '2026-11-21T10:00:00Z INFO started',
+      'panic: runtime error: invalid memory address or nil pointer dereference',
+      '[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a5b6c]',
+      '',
+      'goroutine 1 [running]:',
+      'github.com/acme/pay/api.(*Server).Charge(0xc000010000, {0x1})',
+      '\t/src/pay/api/server.go:31 +0x1d',
+      'main.main()',
+      '\t/src/pay/main.go:10 +0x25',
+      'exit status 2',
+      '2026-11-21T10:00:01Z INFO restarted',
+      'fatal error: all goroutines are asleep - deadlock!',
+      '',
+    ].join('\n');
+    const events = parseAll(text);
+    assert.deepEqual(
+      events.map((e) => [e.title, e.stack?.split('\n').length ?? 0]),
+      [
+        ['panic: runtime error: invalid memory address or nil pointer dereference', 9],
+        ['fatal error: all goroutines are asleep - deadlock!', 0],
+      ],
+    );
+    assert.deepEqual(inAppFrames(events[0]!.stack!, 5), ['server.go:api.(*Server).Charge', 'main.go:main.main']);
   });
 
   test('a huge stack is capped; the id still covers every line', () => {
