@@ -61,12 +61,15 @@ if ! harness_git_locked "$repo" fetch --quiet "$remote" "+refs/heads/$branch:ref
   echo "merge: could not fetch $branch from $remote: $(tr '\n' ' ' <"$TICKET_DIR/push.err")" >&2
   exit 1
 fi
-if [ -n "$expected" ] && [ "$(git -C "$repo" rev-parse "refs/remotes/$remote/$branch")" != "$(git -C "$repo" rev-parse --verify --quiet "$expected^{commit}" || echo "$expected")" ]; then
+# The commit is resolved once, and that commit (not the ref, which a fetch could move
+# meanwhile) is what is checked and merged.
+fetched=$(git -C "$repo" rev-parse "refs/remotes/$remote/$branch")
+if [ -n "$expected" ] && [ "$fetched" != "$(git -C "$repo" rev-parse --verify --quiet "$expected^{commit}" || echo "$expected")" ]; then
   echo "merge: $branch has moved since it was reviewed (expected $expected): not merging what nobody reviewed" >&2
   exit 4
 fi
-harness_git_locked "$repo" worktree add --quiet --detach "$WORKTREE" "refs/remotes/$remote/$branch" ||
-  { echo "merge: could not add a worktree at $remote/$branch" >&2; exit 1; }
+harness_git_locked "$repo" worktree add --quiet --detach "$WORKTREE" "$fetched" ||
+  { echo "merge: could not add a worktree at $remote/$branch ($fetched)" >&2; exit 1; }
 
 rc=0
 commit=$(harness_push_staging "$WORKTREE" "$remote" "$staging" "$base" "$retries") || rc=$?
