@@ -87,14 +87,27 @@ function luhn(digits: string): boolean {
 }
 
 /**
+ * Masks each of `values` as `[secret]` wherever it appears, the longest first (a secret
+ * holding another is masked whole). The dashboard's mark, and redaction's for the
+ * secrets the config names.
+ */
+export function literalMask(values: readonly string[]): (text: string) => string {
+  const sorted = [...new Set(values)].filter((v) => v.length > 0).sort((a, b) => b.length - a.length);
+  return (text) => {
+    let out = text;
+    for (const v of sorted) if (out.includes(v)) out = out.split(v).join('[secret]');
+    return out;
+  };
+}
+
+/**
  * Build a redactor. `salt` keys the one-way hashes; `extra` are config patterns masked
  * whole; `literals` are values masked wherever they appear (the secrets the config names:
  * a token pasted into a report matches no pattern of its own).
  */
 export function createRedactor(opts: { salt?: string; extra?: string[]; literals?: string[] } = {}): Redactor {
   const salt = opts.salt ?? 'bugbot';
-  // Longest first, so a secret holding another is masked whole.
-  const literals = [...new Set(opts.literals ?? [])].filter((v) => v.length > 0).sort((a, b) => b.length - a.length);
+  const mask = literalMask(opts.literals ?? []);
   const hash = (v: string) => createHmac('sha256', salt).update(v).digest('hex').slice(0, 12);
   const rules = builtinRules(hash);
   for (const [i, p] of (opts.extra ?? []).entries()) {
@@ -108,8 +121,7 @@ export function createRedactor(opts: { salt?: string; extra?: string[]; literals
     : /BEGIN|eyJ|:\/\/|AKIA|ASIA|gh[pousr]_|github_pat|xox|xapp|[spr]k[-_]|AIza|bearer|basic|token|pass|secret|key|auth|credential|session|cookie|(?:\d[ -]?){13}|@|user|uid|customer|account/i;
 
   const text = (s: string): string => {
-    let out = s;
-    for (const v of literals) if (out.includes(v)) out = out.split(v).join('[secret]');
+    let out = mask(s);
     if (maybeSecret && !maybeSecret.test(out)) return out;
     for (const r of rules) {
       r.re.lastIndex = 0;

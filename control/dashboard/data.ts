@@ -14,20 +14,17 @@ import { workspacePaths } from '../dispatcher/workspace.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { RunRow } from '../queue/leases.ts';
 import { parseUnifiedDiff, runDiff, type RunDiff } from './git-diff.ts';
+import { literalMask } from '../../lib/redact.ts';
 
 export type Scrub = (text: string) => string;
 
 /** Redact, then mask the config's secret values; `secretsOnly` keeps data verbatim otherwise (exports). */
 export function createScrub(config: BugbotConfig, opts: { secretsOnly?: boolean } = {}): Scrub {
   const redactor = opts.secretsOnly ? null : configuredRedactor(config);
-  const values = [...new Set(secretNames(config).map((n) => config.secrets.get(n)).filter((v): v is string => Boolean(v && v.length >= 4)))];
-  // Longest first, so a secret containing another is masked whole.
-  values.sort((a, b) => b.length - a.length);
-  return (text) => {
-    let out = redactor ? redactor.text(text) : text;
-    for (const v of values) if (out.includes(v)) out = out.split(v).join('[secret]');
-    return out;
-  };
+  // Every secret value of 4 characters or more, user names included: shorter ones than
+  // intake masks, since a page shows what the agent wrote too.
+  const mask = literalMask(secretNames(config).map((n) => config.secrets.get(n)).filter((v): v is string => Boolean(v && v.length >= 4)));
+  return (text) => mask(redactor ? redactor.text(text) : text);
 }
 
 /** At most `max` bytes of a file (its head, or its tail), or null when it is missing. */
