@@ -93,7 +93,7 @@ async function slackStub(t: TestContext, thread: string[]): Promise<{ url: strin
  * sampled while they run.
  */
 class ProcessWatch {
-  readonly seen = new Map<string, { pid: number; ppid: number; cmd: string; env: Record<string, string> }>();
+  readonly seen = new Map<string, { pid: number; ppid: number; cmd: string; env: Record<string, string>; ancestors: string[] }>();
   private timer: NodeJS.Timeout | undefined;
   constructor(
     private readonly root: () => number | undefined,
@@ -138,7 +138,26 @@ class ProcessWatch {
         // gone, or not ours to read
       }
     }
-    const cmdOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    const cmds = new Map<number, string>();
+    const cmdOf = (pid: number) => {
+      let cmd = cmds.get(pid);
+      if (cmd === undefined) cmds.set(pid, (cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()));
+      return cmd;
+    };
+    // Ancestors' command lines as they are now: a pid's command changes when it execs (a
+    // subshell that ran `$(dirname ...)` and then became bwrap), so ancestry read later
+    // from the pid alone would put that dirname under bwrap.
+    const ancestorsOf = (pid: number) => {
+      const out: string[] = [];
+      for (let q = parent.get(pid); q !== undefined && q > 1 && out.length < 64; q = parent.get(q)) {
+        try {
+          out.push(cmdOf(q));
+        } catch {
+          out.push('');
+        }
+      }
+      return out;
+    };
     let rootCmd = '';
     try {
       rootCmd = cmdOf(root);
@@ -160,7 +179,7 @@ class ProcessWatch {
             .filter(Boolean)
             .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
         );
-        this.seen.set(key, { pid, ppid: parent.get(pid)!, cmd, env });
+        this.seen.set(key, { pid, ppid: parent.get(pid)!, cmd, env, ancestors: ancestorsOf(pid) });
       } catch {
         // gone, or a zombie
       }
@@ -171,14 +190,9 @@ class ProcessWatch {
     return [...this.seen.values()];
   }
 
-  /** Processes whose ancestry (as sampled) includes one matching re. */
+  /** Processes one of whose ancestors, when the process was sampled, matched re. */
   under(re: RegExp) {
-    const all = this.all();
-    const byPid = new Map(all.map((p) => [p.pid, p]));
-    return all.filter((p) => {
-      for (let q = byPid.get(p.ppid); q; q = byPid.get(q.ppid)) if (re.test(q.cmd)) return true;
-      return false;
-    });
+    return this.all().filter((p) => p.ancestors.some((cmd) => re.test(cmd)));
   }
 }
 
