@@ -32,6 +32,18 @@ export interface WorkerOutcome {
 export const LANDED_STATES = ['pushed', 'awaiting_approval', 'needs_human'] as const;
 
 /**
+ * How a cancelled run ends (the pool's, or one the reconciler stops at start). A cancel
+ * that came after the push to staging is too late: the fix is there, the ticket pushed.
+ * One that came after a push to the bot branch stands: nothing was merged, and the person
+ * who cancelled said not to.
+ */
+export function cancelledRunEnd(outcome: Pick<WorkerOutcome, 'state' | 'reason'> | null, cancel: string, branch: string | null): { state: 'pushed' | 'failed'; reason: string; overCancel: boolean } {
+  if (outcome?.state === 'pushed') return { state: 'pushed', reason: `${outcome.reason} (it had pushed before the cancel — ${cancel} — took effect)`, overCancel: true };
+  const onBranch = outcome?.state === 'awaiting_approval' ? ` (its fix is on ${branch ?? 'its branch'}, awaiting approval when the cancel took effect: not merged)` : '';
+  return { state: 'failed', reason: `${cancel}${onBranch}`, overCancel: false };
+}
+
+/**
  * The worker's outcome.json. A worker writes it on its way out (its trap); one killed
  * after it pushed (SIGKILL, a control plane killed with it) never does, yet its result
  * line already says where it got: then the outcome is written here from what the run

@@ -16,7 +16,7 @@ import type { Ticket, TicketState } from '../types.ts';
 import type { OutcomeArchive } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
-import { archiveRow, attemptsNote, buildOutcomeRow, LANDED_STATES, readOutcome } from './outcome.ts';
+import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
 import { removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
 
@@ -95,6 +95,9 @@ export class Dispatcher {
     const deadline = new Promise<void>((r) => setTimeout(r, timeoutMs).unref());
     await Promise.race([Promise.all(exits), deadline]);
     for (const w of this.active.values()) this.kill(w, 'SIGKILL');
+    // Their ends recorded while still stopping (finished(): requeued, not failed), before
+    // the caller closes the store.
+    await Promise.race([Promise.all(exits), new Promise<void>((r) => setTimeout(r, 2000).unref())]);
     this.state = 'stopped';
   }
 
@@ -274,15 +277,10 @@ export class Dispatcher {
     const outcome = readOutcome(w.ws.ticketDir);
     let state: TicketState;
     let reason: string;
-    const cancelledElsewhere = cancelledReason(store, w.run.id);
-    // A cancel that came after the push: the fix is on staging (or its bot branch) already.
-    const pushedFirst = Boolean((w.cancelled || cancelledElsewhere) && outcome && (outcome.state === 'pushed' || outcome.state === 'awaiting_approval'));
-    if (pushedFirst) {
-      state = outcome!.state as TicketState;
-      reason = `${outcome!.reason} (it had pushed before the cancel${cancelledElsewhere ? ` — ${cancelledElsewhere} —` : ''} took effect)`;
-    } else if (w.cancelled || cancelledElsewhere) {
-      state = 'failed';
-      reason = cancelledElsewhere ?? w.cancelled!;
+    const cancel = cancelledReason(store, w.run.id) ?? w.cancelled;
+    let pushedFirst = false;
+    if (cancel) {
+      ({ state, reason, overCancel: pushedFirst } = cancelledRunEnd(outcome, cancel, w.ws.branch));
     } else if (outcome && outcome.state === 'cancelled' && this.state === 'stopping') {
       // The control plane stopped (a restart, a deploy), not a person: like a crash, the
       // ticket gets another attempt; its partial work is on its branch.

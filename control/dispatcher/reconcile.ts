@@ -12,10 +12,10 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { activeRuns, finishRun, reclaimRuns, type RunRow } from '../queue/leases.ts';
+import { activeRuns, finishRun, reclaimRuns, stoppingRuns, type RunRow } from '../queue/leases.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { Ticket } from '../types.ts';
-import { archiveRow, attemptsNote, buildOutcomeRow, LANDED_STATES, readOutcome } from './outcome.ts';
+import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome } from './outcome.ts';
 import { REPO_ROOT } from './phases.ts';
 import type { Store } from '../queue/store.ts';
 import { runTmpRoot } from './workspace.ts';
@@ -102,7 +102,7 @@ export function reconcile(
   logger: Logger,
   archive?: OutcomeArchive,
 ): { requeued: number; failed: number; worktreesRemoved: number; finished: FinishedWhileDown[] } {
-  const finished = finishRunsThatLanded(config, store, logger, archive);
+  const finished = [...finishRunsThatLanded(config, store, logger, archive), ...finishCancelledRuns(config, store, logger, archive)];
   const orphans = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: false, reason: 'control plane restarted' });
   for (const { run, ticketState } of orphans) {
     stopRunProcesses(config.home, run, { logger });
@@ -150,6 +150,34 @@ function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger
     finishRun(store, run.id, { ticketState: state, outcome: row.outcome, reason });
     store.saveStages(run.id, row.stages);
     logger.warn('run finished while the control plane was down', { run: run.id, ticket: run.ticket_id, state });
+    out.push({ row, ticket: store.getTicket(run.ticket_id) ?? ticket });
+  }
+  return out;
+}
+
+/**
+ * Runs cancelled while no control plane saw their worker stop (a cancel from the CLI
+ * with none up, or a control plane killed before the worker ended): the worker may still
+ * be going, and would push a cancelled fix. It is stopped; its run ends as the pool
+ * ends a cancelled one (the cancel stands unless the fix was on staging first), with
+ * its outcome row. Its worktree goes with the orphans', its partial work on its branch.
+ */
+function finishCancelledRuns(config: BugbotConfig, store: Store, logger: Logger, archive?: OutcomeArchive): FinishedWhileDown[] {
+  const out: FinishedWhileDown[] = [];
+  for (const run of stoppingRuns(store)) {
+    stopRunProcesses(config.home, run, { logger });
+    const ticketDir = join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`);
+    const outcome = readOutcome(ticketDir);
+    const end = cancelledRunEnd(outcome, run.reason ?? 'cancelled', run.branch);
+    const { state, overCancel: pushedFirst } = end;
+    const reason = pushedFirst ? end.reason : `${end.reason}; its worker was stopped when the control plane started`;
+    logger.warn('stopped a cancelled run left going', { run: run.id, ticket: run.ticket_id, state });
+    const ticket = store.getTicket(run.ticket_id);
+    const row = ticket && buildOutcomeRow({ ticket, run, outcome, state, reason, model: config.harness.model ?? null, ticketDir });
+    if (row) archiveRow(archive, row, logger);
+    finishRun(store, run.id, { ticketState: state, outcome: row?.outcome ?? 'failed', reason }, { overCancel: pushedFirst });
+    if (!ticket || !row) continue;
+    if (Object.keys(row.stages).length) store.saveStages(run.id, row.stages);
     out.push({ row, ticket: store.getTicket(run.ticket_id) ?? ticket });
   }
   return out;

@@ -6,7 +6,7 @@
  * per ticket) and finished after the merge: two approvals never merge the same fix twice.
  */
 import { OPEN_STATES, type TicketState } from '../types.ts';
-import type { RunRow } from './leases.ts';
+import { STOPPING_RUN, type RunRow } from './leases.ts';
 import type { Store, TicketRow } from './store.ts';
 
 export type ApprovalStatus = 'running' | 'done' | 'conflict' | 'failed' | 'abandoned';
@@ -166,8 +166,11 @@ function decide(
     const running = runningApproval(store, ticketId, staleSeconds);
     if (running) return busy(running, t.state as TicketState);
     if (!allowed.includes(t.state as TicketState)) return notAllowed(t, action === 'skip' ? 'skipped' : 'requeued', allowed);
-    const live = store.stmt(`SELECT id FROM runs WHERE ticket_id = ? AND state = 'running'`).get(ticketId) as { id: number } | undefined;
-    if (live) return { failure: 'busy', state: t.state as TicketState, message: `ticket ${ticketId} still has a running worker (run ${live.id})` } satisfies Refusal;
+    const live = store.stmt(`SELECT id, state FROM runs WHERE ticket_id = ? AND (state = 'running' OR (${STOPPING_RUN}))`).get(ticketId) as { id: number; state: string } | undefined;
+    if (live) {
+      const what = live.state === 'running' ? 'a running worker' : 'a cancelled worker not yet seen to stop (a running control plane stops it within a heartbeat; else the next start does)';
+      return { failure: 'busy', state: t.state as TicketState, message: `ticket ${ticketId} still has ${what} (run ${live.id})` } satisfies Refusal;
+    }
     if (next === 'queued') {
       // One open ticket per error: a newer one (a person reported it again after this one
       // failed) carries it on, and a second would have the same bug fixed twice.

@@ -91,8 +91,14 @@ export function finishRun(
 ): void {
   store.tx(() => {
     const run = store.stmt('SELECT * FROM runs WHERE id = ?').get(runId) as RunRow | undefined;
-    if (!run || (run.state !== 'running' && !(opts.overCancel && run.state === 'cancelled'))) return;
+    if (!run) return;
     const now = store.nowIso();
+    if (run.state === 'cancelled' && !opts.overCancel) {
+      // The cancel stands (the ticket moved already); its worker has stopped now.
+      store.stmt('UPDATE runs SET finished_at = COALESCE(finished_at, ?) WHERE id = ?').run(now, runId);
+      return;
+    }
+    if (run.state !== 'running' && !(opts.overCancel && run.state === 'cancelled')) return;
     store
       .stmt(`UPDATE runs SET state = 'finished', outcome = ?, reason = ?, finished_at = ? WHERE id = ?`)
       .run(result.outcome, result.reason, now, runId);
@@ -138,8 +144,10 @@ export function reclaimRuns(
 
 /**
  * Cancel a ticket. A running run is marked cancelled: its worker's next heartbeat
- * fails and the dispatcher stops it (from any process: the CLI needs no server).
- * A ticket not yet running is dropped. Returns what happened, or null if nothing could be.
+ * fails and the dispatcher stops it (from any process: the CLI needs no server). Until
+ * its worker has stopped (finishRun, or the reconciler at the next start) the run keeps
+ * no finished_at: see stoppingRuns. A ticket not yet running is dropped. Returns what
+ * happened, or null if nothing could be.
  */
 export function cancelTicket(store: Store, ticketId: number, by: string): { was: string; now: TicketState; refused?: string } | null {
   return store.tx(() => {
@@ -151,7 +159,7 @@ export function cancelTicket(store: Store, ticketId: number, by: string): { was:
     const now = store.nowIso();
     const reason = `cancelled by ${by}`;
     if (t.state === 'running') {
-      store.stmt(`UPDATE runs SET state = 'cancelled', outcome = 'failed', reason = ?, finished_at = ? WHERE ticket_id = ? AND state = 'running'`).run(reason, now, ticketId);
+      store.stmt(`UPDATE runs SET state = 'cancelled', outcome = 'failed', reason = ? WHERE ticket_id = ? AND state = 'running'`).run(reason, ticketId);
       store.stmt(`UPDATE tickets SET state = 'failed', triage_reason = COALESCE(triage_reason, ''), updated_at = ? WHERE id = ?`).run(now, ticketId);
       store.audit(ticketId, by, 'cancelled', 'running run stopped');
       return { was: 'running', now: 'failed' as TicketState };
@@ -168,6 +176,17 @@ export function cancelTicket(store: Store, ticketId: number, by: string): { was:
 export function cancelledReason(store: Store, runId: number): string | null {
   const r = store.stmt(`SELECT reason FROM runs WHERE id = ? AND state = 'cancelled'`).get(runId) as { reason: string } | undefined;
   return r?.reason ?? null;
+}
+
+/**
+ * Runs cancelled whose worker has not been seen to stop: the worker may still be
+ * running (cleaning up, or with no control plane up to stop it), so the ticket must not
+ * run again yet, and the next start stops what is left of it (reconcile.ts).
+ */
+export const STOPPING_RUN = `state = 'cancelled' AND finished_at IS NULL`;
+
+export function stoppingRuns(store: Store): RunRow[] {
+  return store.stmt(`SELECT * FROM runs WHERE ${STOPPING_RUN} ORDER BY id`).all() as RunRow[];
 }
 
 export function activeRuns(store: Store): RunRow[] {

@@ -15,7 +15,7 @@ import { silentLogger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { recheckRegressions } from '../../control/outcomes/regression.ts';
 import { approvalsForTicket, beginApproval, isRefusal } from '../../control/queue/approvals.ts';
-import { claimNext, finishRun } from '../../control/queue/leases.ts';
+import { cancelTicket, claimNext, finishRun, stoppingRuns } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { createGitTarget, fileTicket, finishAwaiting } from '../support/approval.ts';
@@ -362,4 +362,26 @@ test('requeue refuses a failed ticket whose error a newer open ticket carries on
   assert.equal(r.ok, false);
   assert.match(r.message, new RegExp(`ticket ${second} \\(the same error, filed later\\) is open`));
   assert.equal(store.getTicket(first)!.state, 'failed');
+});
+
+test('a cancelled run whose worker has not been seen to stop keeps its ticket from running again: requeue waits for it', (t) => {
+  const { store, intake, approvals } = setup(t);
+  const id = fileTicket(intake, 'Cancelled mid-run', 'Error: cancelled while its worker ran');
+  const { run } = claimNext(store, 1, null, 60)!;
+  assert.deepEqual(cancelTicket(store, id, 'cli'), { was: 'running', now: 'failed' });
+  // The worker is still cleaning up (or no control plane is up to stop it): a second run
+  // now would put two workers on one ticket.
+  const early = approvals.requeue(id, 'carol');
+  assert.equal(early.failure, 'busy');
+  assert.match(early.message, /a cancelled worker not yet seen to stop .*\(run \d+\)/);
+  assert.equal(store.getTicket(id)!.state, 'failed');
+  assert.deepEqual(stoppingRuns(store).map((r) => r.id), [run.id]);
+  // Its end, recorded: the cancel stands, the run is over, and the ticket may go again.
+  finishRun(store, run.id, { ticketState: 'failed', outcome: 'failed', reason: 'cancelled by cli' });
+  assert.deepEqual(stoppingRuns(store), []);
+  const row = store.stmt('SELECT state, finished_at FROM runs WHERE id = ?').get(run.id) as { state: string; finished_at: string | null };
+  assert.equal(row.state, 'cancelled');
+  assert.ok(row.finished_at);
+  assert.equal(store.getTicket(id)!.state, 'failed');
+  assert.equal(approvals.requeue(id, 'carol').ok, true);
 });

@@ -8,10 +8,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { cancelledRunEnd } from '../../control/dispatcher/outcome.ts';
+import { REPO_ROOT } from '../../control/dispatcher/phases.ts';
 import { reconcile, stopRunProcesses } from '../../control/dispatcher/reconcile.ts';
 import { runTmpDir, runTmpRoot } from '../../control/dispatcher/workspace.ts';
 import type { Logger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
+import { cancelTicket, setRunProcess, stoppingRuns } from '../../control/queue/leases.ts';
 import { claimedRun } from '../support/helpers.ts';
 
 type Warning = { msg: string; fields: Record<string, unknown> };
@@ -228,4 +231,61 @@ test("the worker's PID from the database is killed only while it is that run's w
   await execed(worker, ticketDir);
   stopRunProcesses(home, { ...run, pid: worker.pid }, { logger });
   assert.equal(await exited(worker), true, "the run's worker is killed");
+});
+
+test('a run cancelled while no control plane saw its worker stop: the next start stops the worker and ends the run, the cancel standing', async (t) => {
+  const { home, config, store, run, ticketDir } = runningRun(t);
+  // The worker as the pool starts it (bash harness/worker.sh SLOT TICKET_DIR), still going.
+  const worker = spawnGroup(t, process.execPath, ['-e', 'setTimeout(() => {}, 30_000)', '--', join(REPO_ROOT, 'harness', 'worker.sh'), '1', ticketDir]);
+  await execed(worker, ticketDir);
+  setRunProcess(store, run.id, { pid: worker.pid });
+  // `bugbot cancel` with the control plane down (or killed before the worker stopped).
+  assert.deepEqual(cancelTicket(store, run.ticket_id, 'cli'), { was: 'running', now: 'failed' });
+  const archive = new OutcomeArchive(home);
+
+  const out = reconcile(config, store, recordingLogger().logger, archive);
+
+  assert.equal(await exited(worker), true, 'the worker is stopped: it would have pushed a cancelled fix');
+  assert.deepEqual(stoppingRuns(store), []);
+  const row = store.stmt('SELECT state, finished_at FROM runs WHERE id = ?').get(run.id) as { state: string; finished_at: string | null };
+  assert.equal(row.state, 'cancelled');
+  assert.ok(row.finished_at, 'the run is over');
+  assert.equal(store.getTicket(run.ticket_id)!.state, 'failed');
+  assert.deepEqual([out.requeued, out.failed], [0, 0], 'a cancelled run is not requeued');
+  const [archived] = archive.readAll();
+  assert.deepEqual([archived?.run_id, archived?.outcome, archived?.state], [run.id, 'failed', 'failed']);
+  assert.match(archived!.reason, /cancelled by cli; its worker was stopped when the control plane started/);
+  assert.deepEqual(out.finished.map((f) => f.row.run_id), [run.id], 'its reporters are told');
+});
+
+test('a run cancelled after it pushed to staging, reconciled at start: the push stands', (t) => {
+  const { home, config, store, run, ticketDir } = runningRun(t);
+  writeFileSync(
+    join(ticketDir, 'outcome.json'),
+    JSON.stringify({ state: 'pushed', outcome: 'clean', reason: 'pushed to staging', cost_usd: 0.5, stages: { research: { tokens: 10, tool_calls: 1, cost_usd: 0.5, duration_s: 1 } } }),
+  );
+  cancelTicket(store, run.ticket_id, 'cli');
+
+  const out = reconcile(config, store, recordingLogger().logger, new OutcomeArchive(home));
+
+  assert.equal(store.getTicket(run.ticket_id)!.state, 'pushed');
+  assert.deepEqual(stoppingRuns(store), []);
+  assert.equal(out.finished[0]?.row.state, 'pushed');
+  assert.match(out.finished[0]!.row.reason, /pushed to staging \(it had pushed before the cancel — cancelled by cli — took effect\)/);
+});
+
+test('a cancel after the push to the bot branch stands: the ticket fails, nothing is merged, the branch is named', () => {
+  assert.deepEqual(cancelledRunEnd({ state: 'awaiting_approval', reason: 'pushed bot/ticket-4-x for approval' }, 'cancelled by alice', 'bot/ticket-4-x'), {
+    state: 'failed',
+    reason: 'cancelled by alice (its fix is on bot/ticket-4-x, awaiting approval when the cancel took effect: not merged)',
+    overCancel: false,
+  });
+  assert.deepEqual(cancelledRunEnd({ state: 'pushed', reason: 'pushed to staging' }, 'cancelled by alice', null), {
+    state: 'pushed',
+    reason: 'pushed to staging (it had pushed before the cancel — cancelled by alice — took effect)',
+    overCancel: true,
+  });
+  for (const outcome of [null, { state: 'failed', reason: 'tests failed' }, { state: 'needs_human', reason: 'conflict' }]) {
+    assert.deepEqual(cancelledRunEnd(outcome, 'cancelled by cli', null), { state: 'failed', reason: 'cancelled by cli', overCancel: false });
+  }
 });
