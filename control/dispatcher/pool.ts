@@ -302,6 +302,8 @@ export class Dispatcher {
         (w.spawnError ? `worker could not be started (${w.spawnError}); ` : `worker exited (${signal ?? `status ${code}`}) without an outcome; `) +
         attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
     }
+    // It can quote git's or the model endpoint's errors: as redacted as the archive's row, in the log and the run too.
+    reason = archive.redact(reason);
     const row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
     archiveRow(archive, row, logger);
     finishRun(store, w.run.id, { ticketState: state, outcome: row.outcome, reason }, { overCancel: pushedFirst });

@@ -20,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BugbotConfig } from '../config.ts';
+import { configuredRedactor, type BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { OutcomeRow } from '../outcomes/archive.ts';
 import { deferNotification, finishNotification, pendingNotifications, recordNotification, type NotificationRow } from '../queue/notifications.ts';
@@ -35,6 +35,8 @@ export interface NotifierDeps {
   logger: Logger;
   /** The outbox: record each message before sending it (dedupe, and nothing lost to a stop). */
   store?: Store;
+  /** Redaction for a failure's reason (default: the config's, as intake redacts). */
+  redact?: (text: string) => string;
 }
 
 /** One message of a notice: to whom (recorded with it), how to send it, how to say why it failed. */
@@ -59,12 +61,14 @@ export class Notifier {
   private readonly retryDelaysMs: number[];
   /** Aborted by close(): retries waiting for their turn give up. */
   private readonly closing = new AbortController();
+  private readonly redact: (text: string) => string;
 
   constructor(deps: NotifierDeps) {
     const { config } = deps;
     const n = config.notify;
     this.logger = deps.logger;
     this.store = deps.store;
+    this.redact = deps.redact ?? configuredRedactor(config).text;
     const slackCfg = config.triggers.slack;
     this.messages = {
       stagingBranch: config.target.stagingBranch,
@@ -97,7 +101,10 @@ export class Notifier {
 
   /** Send a notice to every reporter it concerns. Resolves when all sends are done; never rejects. */
   notify(notice: TicketNotice): Promise<void> {
-    return this.track(notice, () => this.send(notice));
+    // A failure's reason can quote git's or the model endpoint's error text (a remote's URL
+    // with its credentials): redacted before the outbox records it and a thread shows it.
+    const told = notice.reason === undefined ? notice : { ...notice, reason: this.redact(notice.reason) };
+    return this.track(told, () => this.send(told));
   }
 
   /**

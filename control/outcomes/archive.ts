@@ -108,7 +108,8 @@ export interface OutcomeArchiveOptions {
 
 export class OutcomeArchive {
   readonly path: string;
-  private readonly redact: (text: string) => string;
+  /** The archive's redaction: what rows' reasons go through (the pool's logs and runs too). */
+  readonly redact: (text: string) => string;
 
   constructor(home: string, opts: OutcomeArchiveOptions = {}) {
     this.path = join(home, 'outcomes.jsonl');

@@ -537,6 +537,13 @@ describe('Slack: thread replies and Approve / Skip buttons', () => {
     // Untrusted text cannot ping the channel: Slack's control characters are escaped.
     assert.match(failed.params.text, /tests fail: &lt;!channel&gt; expected 3 &gt; 2 &amp; more\. A person needs to look at it\.$/);
     assert.equal(postsTo(APPROVALS_CHANNEL).filter((c) => c.params.text.includes(`#${failedId}`)).length, 0, 'only approval requests go to the approvals channel');
+    // A reason quoting git's error (the remote's URL with its credentials) is redacted first.
+    const token = 'ghp_R3dact3dN0tShownAnywhere0123456789';
+    await notifier.notify({ kind: 'failed', ticket: failedRun.ticket, reason: `could not push: fatal: Authentication failed for 'https://bugbot:${token}@git.shop.test/shop.git/'` });
+    const pushFailed = postsTo('C0SHOP02', '1700000002.000200').find((c) => c.params.text.includes('could not push'));
+    assert.ok(pushFailed, 'the push failure is told');
+    assert.ok(!pushFailed.params.text.includes(token), pushFailed.params.text);
+    assert.match(pushFailed.params.text, /Authentication failed for 'https:\/\/\S*REDACTED\S*@git\.shop\.test\/shop\.git\//);
   });
 
   it('one failed send stops none of the others', async () => {
