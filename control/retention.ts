@@ -8,8 +8,8 @@
  * behind them, and in slices of the event loop, one a second, not one long stall.
  */
 import { existsSync } from 'node:fs';
-import { rm, rmdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { chmod, readdir, rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { BugbotConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { markRunFolderRemoved, runsEndedBefore } from './queue/leases.ts';
@@ -59,6 +59,28 @@ function expiredRunFolders(config: BugbotConfig, store: Store, before: string): 
   }));
 }
 
+/**
+ * rm -rf that also takes what the run left unwritable: a run's HOME holds what its tests
+ * and tools wrote (Go's module cache is read-only, and agent code may chmod anything), and
+ * a folder without write permission keeps its entries from an unprivileged user.
+ */
+async function removeTree(dir: string): Promise<void> {
+  try {
+    await rm(dir, { recursive: true, force: true });
+  } catch (err) {
+    if (!['EACCES', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    await writableDirs(dir);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Give the owner rwx on every folder below dir (links not followed). */
+async function writableDirs(dir: string): Promise<void> {
+  await chmod(dir, 0o700).catch(() => undefined);
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) if (e.isDirectory()) await writableDirs(join(dir, e.name));
+}
+
 export class Retention {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
@@ -93,7 +115,13 @@ export class Retention {
     if (this.cursor === null && runFoldersDays > 0) {
       for (const { runId, dir } of expiredRunFolders(config, store, days(runFoldersDays))) {
         if (existsSync(dir)) {
-          await rm(dir, { recursive: true, force: true });
+          try {
+            await removeTree(dir);
+          } catch (err) {
+            // One folder that cannot go stops neither the others nor the events' pruning.
+            this.deps.logger.warn("could not remove an expired run's folder; tried again next pass", { dir, error: (err as Error).message });
+            continue;
+          }
           // The ticket's folder too, once its last run's is gone.
           await rmdir(dirname(dir)).catch(() => undefined);
           runFolders++;

@@ -3,7 +3,8 @@
  * counts, and the folders people still need (approvals, needs_human, running) stay.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
@@ -151,4 +152,58 @@ test("finished runs' folders go after retention.runFoldersDays, except where peo
   store.setState(human.id, 'failed');
   assert.equal((await retention.sweep()).runFolders, 1);
   assert.equal(existsSync(old.human), false, 'the needs_human run, its ticket since failed');
+});
+
+test("a run's folder left unwritable is still removed, and one that cannot go stops neither the others nor the events' pruning", async (t) => {
+  // Permissions bind a user without root's capabilities (bugbot's own user): the sweep runs
+  // in a child that is uid 0 without CAP_DAC_OVERRIDE / CAP_FOWNER (setpriv), so a folder
+  // without write permission stops its rm, as it would for any other user.
+  assert.equal(process.getuid?.(), 0, 'this test builds a folder its own user cannot remove (chown): run it as root, as CI does');
+  const { home, clock, config, store, intake, count } = setup(t, { retention: { eventsDays: 30, runFoldersDays: 30 } });
+  const runWith = (name: string): string => {
+    intake.accept([alertEvent({ message: `TypeError: Cannot read properties of undefined (reading "${name}")`, title: name, route: `GET /${name}`, sourceEventId: name })]);
+    const claim = claimNext(store, 1, null, 600)!;
+    finishRun(store, claim.run.id, { ticketState: 'failed', outcome: 'failed', reason: name });
+    const dir = workspacePaths(config, claim.ticket, claim.run).ticketDir;
+    mkdirSync(join(dir, 'home', 'go', 'pkg', 'mod', 'example.com', 'x@v1'), { recursive: true });
+    writeFileSync(join(dir, 'home', 'go', 'pkg', 'mod', 'example.com', 'x@v1', 'go.mod'), 'module x\n');
+    return dir;
+  };
+  // Go's module cache: read-only folders, the run's own.
+  const readOnly = runWith('readonly');
+  for (const d of ['example.com/x@v1', 'example.com', '']) chmodSync(join(readOnly, 'home', 'go', 'pkg', 'mod', d), 0o555);
+  // A folder of another user's, read-only: nothing short of root takes it.
+  const stuck = runWith('stuck');
+  const foreign = join(stuck, 'home', 'go', 'pkg', 'mod', 'example.com');
+  chownSync(foreign, 65534, 65534);
+  chmodSync(foreign, 0o555);
+  t.after(() => existsSync(foreign) && chmodSync(foreign, 0o755));
+  clock.advance(31 * 86_400);
+  assert.equal(count('SELECT COUNT(*) AS n FROM events'), 2);
+
+  const script = `
+    import { Store } from ${JSON.stringify(join(import.meta.dirname, '../../control/queue/store.ts'))};
+    import { Retention } from ${JSON.stringify(join(import.meta.dirname, '../../control/retention.ts'))};
+    import { testConfig } from ${JSON.stringify(join(import.meta.dirname, '../support/helpers.ts'))};
+    const [home, now] = process.argv.slice(-2);
+    const store = new Store(home + '/bugbot.db', { now: () => new Date(now) });
+    const warnings = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (msg, f) => warnings.push([msg, f.dir]), child() { return logger; } };
+    const config = testConfig(home, { intake: { settleSeconds: 0 }, retention: { eventsDays: 30, runFoldersDays: 30 } });
+    const result = await new Retention({ config, store, logger }).sweep();
+    store.close();
+    console.log(JSON.stringify({ result, warnings }));
+  `;
+  const out = execFileSync(
+    'setpriv',
+    ['--bounding-set=-dac_override,-dac_read_search,-fowner', '--', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, home, clock.now().toISOString()],
+    { encoding: 'utf8', cwd: join(import.meta.dirname, '../..') },
+  );
+  const { result, warnings } = JSON.parse(out.trim().split('\n').at(-1)!) as { result: { events: number; runFolders: number }; warnings: [string, string][] };
+
+  assert.equal(existsSync(readOnly), false, 'the read-only module cache went with its run folder');
+  assert.equal(existsSync(stuck), true);
+  assert.deepEqual(warnings, [["could not remove an expired run's folder; tried again next pass", stuck]]);
+  assert.deepEqual(result, { events: 2, runFolders: 1, done: true }, 'the events were pruned all the same');
+  assert.equal(count('SELECT COUNT(*) AS n FROM events'), 0);
 });
