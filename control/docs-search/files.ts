@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 
 /** Directories never worth walking into. */
 const SKIP_DIRS = new Set(['.git', 'node_modules']);
@@ -59,6 +59,8 @@ export function findDocFiles(repo: string, globs: string[]): string[] {
 
 function* walk(root: string, base: string): Generator<string> {
   const dir = join(root, base);
+  // A glob's base may be a link (docs -> ../elsewhere): only what lies inside is walked.
+  if (!isInside(root, dir)) return;
   let entries;
   try {
     entries = readdirSync(dir, { withFileTypes: true });
@@ -78,9 +80,17 @@ function* walk(root: string, base: string): Generator<string> {
 /** A regular file whose real path stays inside the repository (a symlink to /etc/passwd is not a doc). */
 function isFileInside(root: string, path: string): boolean {
   try {
-    if (!existsSync(path) || !statSync(path).isFile()) return false;
-    const rel = relative(root, realpathSync(path));
-    return !rel.startsWith(`..${sep}`) && rel !== '..';
+    return existsSync(path) && statSync(path).isFile() && isInside(root, path);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether path, links resolved, is the repository or below it; false when it is not there. */
+function isInside(root: string, path: string): boolean {
+  try {
+    const rel = relative(realpathSync(root), realpathSync(path));
+    return !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
   } catch {
     return false;
   }

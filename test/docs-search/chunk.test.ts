@@ -3,6 +3,7 @@
  * sections and files, broken markdown, empty and binary files, globs.
  */
 import assert from 'node:assert/strict';
+import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chunkMarkdown } from '../../control/docs-search/chunk.ts';
@@ -127,4 +128,16 @@ test('globs: **, *, ?, braces; .git and node_modules are never entered', (t) => 
   });
   assert.deepEqual(findDocFiles(repo, ['docs/**/*.md', 'CLAUDE.md', 'missing/**/*.md', 'NOPE.md']), ['CLAUDE.md', 'docs/a.md', 'docs/sub/b.md']);
   assert.deepEqual(findDocFiles(repo, ['./**/*.md']), ['CLAUDE.md', 'README.md', 'docs/a.md', 'docs/sub/b.md']);
+});
+
+test("a glob's base folder that is a link out of the repository finds nothing there; one inside it is walked", (t) => {
+  const outside = tempRepo(t, { 'private.md': "another reporter's brief", 'sub/deep.md': 'x' }).repo;
+  const { repo } = tempRepo(t, { 'CLAUDE.md': 'x', 'real/in.md': 'x' });
+  symlinkSync(outside, join(repo, 'docs'));
+  symlinkSync(join(repo, 'real'), join(repo, 'guides'));
+  assert.deepEqual(findDocFiles(repo, ['docs/**/*.md', 'docs/sub/*.md', 'guides/**/*.md', 'CLAUDE.md']), ['CLAUDE.md', 'guides/in.md']);
+  // A repository reached through a link of its own is still itself.
+  const alias = join(outside, 'alias');
+  symlinkSync(repo, alias);
+  assert.deepEqual(findDocFiles(alias, ['**/*.md']), ['CLAUDE.md', 'real/in.md']);
 });
