@@ -10,7 +10,7 @@ import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { cancelledReason, claimNext, finishRun, heartbeat, setRunProcess, setRunProgress, type RunRow } from '../queue/leases.ts';
+import { cancelledReason, claimNext, finishRun, heartbeat, reclaimRuns, setRunProcess, setRunProgress, type RunRow } from '../queue/leases.ts';
 import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketState } from '../types.ts';
 import type { OutcomeArchive } from '../outcomes/archive.ts';
@@ -149,6 +149,7 @@ export class Dispatcher {
         else if (this.heldFor) logger.info('workers resume: what they lacked is there now');
         this.heldFor = held;
       }
+      this.reclaimLost();
       for (let slot = 1; slot <= config.workers && !held; slot++) {
         if (this.active.has(slot)) continue;
         const claim = claimNext(store, slot, config.target.basePort + slot, config.queue.leaseSeconds);
@@ -161,37 +162,72 @@ export class Dispatcher {
     this.schedule(this.deps.pollMs ?? 2000);
   }
 
+  /**
+   * Runs left running in the database with no worker of ours on them (a launch that
+   * failed after its claim, an end that could not be recorded): once their lease has
+   * expired, what is left of them is stopped and their tickets go back to the queue
+   * within the attempt limit, with their outcome rows.
+   */
+  private reclaimLost(): void {
+    const { config, store, logger, archive } = this.deps;
+    const keep = new Set([...this.active.values()].map((w) => w.run.id));
+    const lost = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: true, reason: 'its lease expired with no worker on it', keep });
+    for (const { run, ticketState } of lost) {
+      stopRunProcesses(config.home, run, { logger });
+      removeWorktreeInBackground(config.target.repo, run.worktree ?? join(config.home, 'worktrees', `ticket-${run.ticket_id}-run-${run.id}`), logger, { keepWorkOf: config.home });
+      const reason = `its lease expired with no worker on it; ${attemptsNote(run.attempt, config.queue.maxAttempts, ticketState === 'queued')}`;
+      logger.warn('reclaimed a run with no worker', { run: run.id, ticket: run.ticket_id, now: ticketState });
+      const ticket = store.getTicket(run.ticket_id);
+      if (!ticket) continue;
+      const row = buildOutcomeRow({ ticket, run, outcome: null, state: ticketState, reason, model: config.harness.model ?? null });
+      archiveRow(archive, row, logger);
+      this.deps.onRunFinished?.(row, ticket);
+    }
+  }
+
   private launch(slot: number, run: RunRow, ticket: Ticket): void {
     const { config, store, logger } = this.deps;
-    let ws: PreparedWorkspace;
-    try {
-      ws = prepareWorkspace(config, ticket, run);
-    } catch (err) {
-      // A run like any other: its outcome row, and its reporters told.
-      const reason = `could not prepare the ticket folder: ${(err as Error).message}`;
+    /** A run like any other: its outcome row, and its reporters told. */
+    const notStarted = (reason: string) => {
       const row = buildOutcomeRow({ ticket, run, outcome: null, state: 'failed', reason, model: config.harness.model ?? null });
       archiveRow(this.deps.archive, row, logger);
       finishRun(store, run.id, { ticketState: 'failed', outcome: row.outcome, reason });
       logger.error('worker not started', { worker: slot, ticket: ticket.id, run: run.id, reason });
       this.deps.onRunFinished?.(row, ticket);
+    };
+    let ws: PreparedWorkspace;
+    try {
+      ws = prepareWorkspace(config, ticket, run);
+    } catch (err) {
+      notStarted(`could not prepare the ticket folder: ${(err as Error).message}`);
       return;
     }
-    // The worker's log is a file, not a pipe to this process: a worker outlives a control
-    // plane that is killed (its next write to a dead pipe would end it), finishes its work,
-    // and the restart reads its outcome.json (reconcile.ts).
-    const logFd = openSync(join(ws.ticketDir, 'worker.log'), 'a');
-    let child: ChildProcess;
+    let child: ChildProcess | undefined;
     try {
-      child = spawn('bash', [join(REPO_ROOT, 'harness', 'worker.sh'), String(slot), ws.ticketDir], {
-        cwd: ws.ticketDir,
-        env: this.workerEnv(),
-        stdio: ['ignore', 'ignore', logFd],
-        detached: true,
-      });
-    } finally {
-      closeSync(logFd);
+      // The worker's log is a file, not a pipe to this process: a worker outlives a control
+      // plane that is killed (its next write to a dead pipe would end it), finishes its work,
+      // and the restart reads its outcome.json (reconcile.ts).
+      const logFd = openSync(join(ws.ticketDir, 'worker.log'), 'a');
+      try {
+        child = spawn('bash', [join(REPO_ROOT, 'harness', 'worker.sh'), String(slot), ws.ticketDir], {
+          cwd: ws.ticketDir,
+          env: this.workerEnv(),
+          stdio: ['ignore', 'ignore', logFd],
+          detached: true,
+        });
+      } finally {
+        closeSync(logFd);
+      }
+      setRunProcess(store, run.id, { pid: child.pid, branch: ws.branch, worktree: ws.worktree });
+    } catch (err) {
+      // A worker nobody watches (no heartbeat, no end recorded, its port handed out again)
+      // must not go on.
+      child?.on('error', () => undefined);
+      if (child?.pid) this.killGroup(child.pid, 'SIGKILL');
+      removeWorktreeInBackground(config.target.repo, ws.worktree, logger);
+      notStarted(`could not start the worker: ${(err as Error).message}`);
+      return;
     }
-    setRunProcess(store, run.id, { pid: child.pid, branch: ws.branch, worktree: ws.worktree });
     const w: ActiveWorker = {
       slot,
       run,
@@ -235,6 +271,16 @@ export class Dispatcher {
   private lastBeat = new Map<number, number>();
 
   private tick(w: ActiveWorker): void {
+    try {
+      this.beat(w);
+    } catch (err) {
+      // A busy or full database is not worth the control plane (an uncaught throw in a
+      // timer ends it): the next tick tries again, and a lease that runs out meanwhile is lost.
+      this.deps.logger.warn('could not record a worker\'s heartbeat or progress', { worker: w.slot, run: w.run.id, error: (err as Error).message });
+    }
+  }
+
+  private beat(w: ActiveWorker): void {
     const { config, store } = this.deps;
     const p = readProgress(w.ws.ticketDir);
     if (p) Object.assign(w.progress, p);
@@ -256,8 +302,12 @@ export class Dispatcher {
       if (w.termSent) return;
       w.termSent = true;
     }
+    if (w.child.pid) this.killGroup(w.child.pid, signal);
+  }
+
+  private killGroup(pid: number, signal: NodeJS.Signals): void {
     try {
-      if (w.child.pid) process.kill(-w.child.pid, signal);
+      process.kill(-pid, signal);
     } catch {
       // already gone
     }
@@ -306,8 +356,13 @@ export class Dispatcher {
     reason = archive.redact(reason);
     const row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
     archiveRow(archive, row, logger);
-    finishRun(store, w.run.id, { ticketState: state, outcome: row.outcome, reason }, { overCancel: pushedFirst });
-    if (Object.keys(row.stages).length) store.saveStages(w.run.id, row.stages);
+    try {
+      finishRun(store, w.run.id, { ticketState: state, outcome: row.outcome, reason }, { overCancel: pushedFirst });
+      if (Object.keys(row.stages).length) store.saveStages(w.run.id, row.stages);
+    } catch (err) {
+      // Left running in the database: its lease runs out and reclaimLost requeues it.
+      logger.error("could not record a run's end", { run: w.run.id, ticket: w.ticket.id, error: (err as Error).message });
+    }
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
     this.deps.onRunFinished?.(row, w.ticket);
     if (existsSync(join(w.ws.ticketDir, 'outcome.json'))) this.poke();

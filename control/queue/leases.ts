@@ -113,18 +113,19 @@ export function finishRun(
 /**
  * Return the tickets of dead runs to the queue. `onlyExpired` false treats every
  * running run as dead: used on start, when no worker of a previous process survives.
+ * `keep`: runs known to be alive (the dispatcher's own workers), never reclaimed.
  */
 export function reclaimRuns(
   store: Store,
-  opts: { maxAttempts: number; onlyExpired: boolean; reason: string },
+  opts: { maxAttempts: number; onlyExpired: boolean; reason: string; keep?: ReadonlySet<number> },
 ): Array<{ run: RunRow; ticketState: TicketState }> {
   return store.tx(() => {
     const now = store.nowIso();
     const runs = (
-      opts.onlyExpired
+      (opts.onlyExpired
         ? store.stmt(`SELECT * FROM runs WHERE state = 'running' AND lease_until < ?`).all(now)
-        : store.stmt(`SELECT * FROM runs WHERE state = 'running'`).all()
-    ) as RunRow[];
+        : store.stmt(`SELECT * FROM runs WHERE state = 'running'`).all()) as RunRow[]
+    ).filter((r) => !opts.keep?.has(r.id));
     const out: Array<{ run: RunRow; ticketState: TicketState }> = [];
     for (const run of runs) {
       const ticketState: TicketState = run.attempt >= opts.maxAttempts ? 'failed' : 'queued';
