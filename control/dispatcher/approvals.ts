@@ -117,6 +117,17 @@ export class Approvals implements ApprovalActions {
         regressions_detected_24h: null,
       });
       this.notify({ kind: 'fixed', ticket: store.getTicket(ticketId)!, commit: out.commit ?? undefined, prUrl: out.prUrl ?? undefined, branch });
+    } else if (state === 'needs_human') {
+      // The approved fix did not merge (a conflict): it never shipped, and a person takes over.
+      const prev = this.latestRow(claim.run.id);
+      if (prev) {
+        this.appendRevision(claim.run, {
+          state: 'needs_human',
+          outcome: 'failed',
+          trigger_to_push_s: null,
+          reason: `${prev.reason}; approved by ${actor}, but it did not merge: ${out.message}`,
+        });
+      }
     }
     return {
       ok: out.status === 'done',

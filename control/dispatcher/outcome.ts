@@ -146,7 +146,8 @@ export function buildOutcomeRow(a: {
     service: a.ticket.service,
     started: o?.started ?? a.run.started_at,
     finished,
-    trigger_to_push_s: pushed ? Math.round((Date.parse(finished) - Date.parse(a.ticket.firstSeen)) / 1000) : null,
+    // Time to the push to staging: a fix waiting for approval gets its time with the approval's revision.
+    trigger_to_push_s: a.state === 'pushed' ? Math.round((Date.parse(finished) - Date.parse(a.ticket.firstSeen)) / 1000) : null,
     stages: spent.stages,
     outcome: label,
     state: a.state,

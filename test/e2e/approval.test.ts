@@ -138,6 +138,10 @@ test('a staging change that conflicts sends the ticket to needs_human naming the
   assert.deepEqual(worktrees(s.target), [`worktree ${s.target.repo}`]);
   assert.deepEqual(existsSync(join(s.home, 'approvals')) ? readdirSync(join(s.home, 'approvals')) : [], []);
   assert.equal(s.notices.length, 0);
+  // The archive says it never shipped: no clean fix, no time to push, the conflict named.
+  const latest = s.archive.latest().find((x) => x.run_id === fix.run.id)!;
+  assert.deepEqual([latest.revision, latest.state, latest.outcome, latest.trigger_to_push_s], [2, 'needs_human', 'failed', null]);
+  assert.match(latest.reason, /approved by alice, but it did not merge: rebase onto staging conflicts in: greeting\.txt$/);
   // A person can still requeue it for a fresh run.
   assert.equal(s.approvals.requeue(fix.ticketId, 'alice').state, 'queued');
 });
