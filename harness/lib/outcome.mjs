@@ -3,7 +3,7 @@
 // stats (tokens, tool calls, cost, duration, denials), the result line, the push
 // record and the test log. The control plane turns it into the archive row.
 // Usage: node outcome.mjs <ticket-dir>
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { denialRecord } from './denial.mjs';
 
@@ -99,4 +99,6 @@ const out = {
   rework,
   denials,
 };
-writeFileSync(join(dir, 'outcome.json'), JSON.stringify(out, null, 2));
+// Whole or not at all: the control plane may read it while a worker it lost track of writes it.
+writeFileSync(join(dir, 'outcome.json.tmp'), JSON.stringify(out, null, 2));
+renameSync(join(dir, 'outcome.json.tmp'), join(dir, 'outcome.json'));

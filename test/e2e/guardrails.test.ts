@@ -100,8 +100,12 @@ test('a stalled model is killed after the idle limit; failed with the reason, ev
   assert.equal(ticketState, 'failed');
   assert.equal(row.outcome, 'failed');
   assert.match(row.reason, /implement: idle: no stream event for 10 s/);
-  const implement = JSON.parse(readFileSync(join(ticketDir, 'stats-implement.json'), 'utf8')) as { duration_s: number; killed: string };
-  assert.ok(implement.duration_s < 30, `killed within the limit (${implement.duration_s} s)`);
+  const implement = JSON.parse(readFileSync(join(ticketDir, 'stats-implement.json'), 'utf8')) as { duration_s: number; killed: string; ready_at: string | null; finished: string };
+  // From the session's first event (its start-up is not idling, and takes longer on a busy
+  // machine) to its end: the 10 s limit, then the kill and its grace.
+  assert.ok(implement.ready_at, 'the session started');
+  const idleToEnd = (Date.parse(implement.finished) - Date.parse(implement.ready_at)) / 1000;
+  assert.ok(idleToEnd >= 9 && idleToEnd < 20, `killed within the limit (${idleToEnd} s after its first event; ${implement.duration_s} s in all)`);
   assert.ok(Date.now() - started < 120_000);
   await assertCleanedUp(env, ticketDir);
 });

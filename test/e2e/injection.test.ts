@@ -179,6 +179,9 @@ class ProcessWatch {
             .filter(Boolean)
             .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
         );
+        // It exec'd between the two reads (a worker's subshell becoming the dev server):
+        // that environment is the new program's; the next sample sees it under its own name.
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim() !== cmd) continue;
         this.seen.set(key, { pid, ppid: parent.get(pid)!, cmd, env, ancestors: ancestorsOf(pid) });
       } catch {
         // gone, or a zombie

@@ -153,14 +153,15 @@ test('review asks for rework: implement runs once more with the reasons, the fix
         : tool('Edit', { file_path: join(wt(req), 'src/pets.ts'), old_string: 'ownerName: pet.owner!.name', new_string: 'ownerName: null' }),
     (req) => say(rework(req) ? 'Owners keep their names now.' : 'Strays no longer throw.'),
   ]);
-  // Review: the diff it is shown decides. The first verdict waits a little, so the test
-  // gate on the first attempt has finished (and failed) before the rework changes the code.
+  // Review: the diff it is shown decides. The first verdict waits for the test gate on the
+  // first attempt to finish (and fail) before the rework changes the code.
   const fixed = (req: MessagesRequest) => promptOf(req).includes('pet.owner?.name ?? null');
+  const gateRc = join(env.home, 'tickets', '1', 'run-1', 'gate.rc');
   env.model.script('review', [
     (req) =>
       fixed(req)
         ? tool('StructuredOutput', { verdict: 'approved', reasons: [], edits: 0 })
-        : { delayMs: 6000, then: tool('StructuredOutput', { verdict: 'needs-rework', reasons: ['owners lost their names: ownerName is now always null'], edits: 0 }) },
+        : { until: () => existsSync(gateRc) && readFileSync(gateRc, 'utf8').trim() !== '', then: tool('StructuredOutput', { verdict: 'needs-rework', reasons: ['owners lost their names: ownerName is now always null'], edits: 0 }) },
     say('Done.'),
   ]);
   const bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });

@@ -39,7 +39,7 @@ teardown() { teardown_tmp; }
   # Held elsewhere past the limit: the command fails and says why, instead of hanging.
   flock "$lock" sleep 3 &
   holder=$!
-  sleep 0.3
+  wait_until eval '! flock -n "$lock" true'
   HARNESS_LOCK_WAIT_S=1 run harness_git_locked "$TMP/lockrepo" status --short
   [ "$status" -eq 75 ]
   [[ "$output" == *"was held for 1 s"* ]]

@@ -113,9 +113,8 @@ git_untouched() {
 @test "a confined dev server outlives the subshell that started it" {
   # The worker starts it inside $(...): that subshell ends while the server runs on.
   PID=$(harness_devserver_start "$TMP/wt" 1 "sleep 30" "$TMP/dev.log"; sleep 0.5)
-  sleep 0.5
   kill -0 "$PID"
-  [ -n "$(pgrep -P "$PID")" ]
+  wait_until pgrep -P "$PID" >/dev/null
 }
 
 @test "confined: bugbot's home is read-only but for the command's own folder; its database and local key are unreadable" {
@@ -194,12 +193,11 @@ git_untouched() {
   grep -q 'ok 1 - passes' "$TICKET_DIR/tests.log"
 
   harness_gate_start "$TMP/wt" "sleep 30" "$TICKET_DIR/tests.log" origin/main
-  sleep 0.5
+  wait_until test -s "$TICKET_DIR/gate.pid"
   pgid=$(cat "$TICKET_DIR/gate.pid")
-  pgrep -g "$pgid" >/dev/null
+  wait_until pgrep -g "$pgid" >/dev/null
   harness_gate_stop
-  sleep 0.2
-  [ -z "$(group_alive "$pgid")" ]
+  wait_until eval '[ -z "$(group_alive "$pgid")" ]'
   [ ! -f "$TICKET_DIR/gate.pid" ]
   [ ! -e "$TMP/wt.gate" ]
 }
@@ -215,8 +213,7 @@ git_untouched() {
   [ $((SECONDS - started)) -le 8 ]
   [ "$(tail -1 "$TICKET_DIR/tests.log")" = "harness: the test command ran past harness.testTimeoutSeconds (2 s) and was stopped" ]
   [ ! -e "$TICKET_DIR/tests-base.log" ]
-  sleep 0.2
-  [ -z "$(pgrep -f 'sleep 98765')" ]
+  wait_until no_process 'sleep 98765'
   [ ! -e "$TMP/wt.gate" ] && [ ! -e "$TMP/wt.base" ]
   # A command's own status 124, before the limit, is an ordinary failure.
   BUGBOT_TEST_TIMEOUT_S=30 run harness_test_run "$TMP/wt" 'exit 124' "$TICKET_DIR/own.log"
@@ -255,8 +252,7 @@ git_untouched() {
   [ "$status" -eq 1 ]
   [ $((SECONDS - started)) -le 8 ]
   grep -qx 'harness: the test command ran past harness.testTimeoutSeconds (2 s) and was stopped' "$TICKET_DIR/tests-base.log"
-  sleep 0.2
-  [ -z "$(pgrep -f 'sleep 987654')" ]
+  wait_until no_process 'sleep 987654'
   [ ! -e "$TMP/wt.base" ]
 }
 
@@ -264,7 +260,7 @@ git_untouched() {
   export BUGBOT_TEST_TIMEOUT_S=2
   started=$SECONDS
   harness_gate_start "$TMP/wt" 'trap "" TERM; sleep 987655' "$TICKET_DIR/tests.log" origin/main
-  sleep 0.5
+  wait_until test -s "$TICKET_DIR/gate.pid"
   pgid=$(cat "$TICKET_DIR/gate.pid")
   rc=0
   harness_gate_wait || rc=$?

@@ -35,3 +35,17 @@ source "$HARNESS/lib/worktree.sh"
 source "$HARNESS/lib/devserver.sh"
 # shellcheck source=../../harness/lib/push.sh
 source "$HARNESS/lib/push.sh"
+
+# wait_until CMD... : run CMD until it succeeds, for up to 5 s (a busy machine starts and
+# stops processes late); its last status is the result.
+wait_until() {
+  local _
+  for _ in $(seq 100); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  "$@"
+}
+
+# no_process PATTERN : no process's command line matches PATTERN (pgrep -f).
+no_process() { [ -z "$(pgrep -f "$1")" ]; }

@@ -358,6 +358,8 @@ describe('browser MCP server against real Chromium', () => {
     await server.client.close();
     await waitFor(() => pidsWith(`--user-data-dir=${userDataDir}`).length === 0, 10_000, 'chromium to exit');
     assert.match(server.stderr(), /shutting down \(stdin closed\)/);
+    // Removed after Chromium's exit: a moment later on a busy machine.
+    await waitFor(() => !existsSync(userDataDir!), 5_000, `the profile to be removed:\n${server.stderr()}`).catch(() => undefined);
     assert.equal(existsSync(userDataDir), false, `the profile was removed:\n${server.stderr()}`);
   });
 

@@ -34,6 +34,8 @@ export type Step =
   | { stall: true }
   /** Answer `then` after a pause (a slow model; keeps a session busy). */
   | { delayMs: number; then: Step }
+  /** Answer `then` once `until()` holds (polled every 100 ms; after `timeoutMs`, 60 s by default, answer anyway). */
+  | { until: () => boolean; timeoutMs?: number; then: Step }
   /** Answer with an HTTP error (overloaded = 529, server error = 500...). */
   | { status: number; body?: unknown }
   /** Decide from the request (e.g. read a tool result). */
@@ -118,25 +120,33 @@ export async function startScriptedModel(opts: { defaultText?: string } = {}): P
       if (!phase || !scripts.has(phase)) step = say(opts.defaultText ?? 'OK');
       else if (!step) step = say('Done.');
       let delay = 0;
+      const conditions: Array<{ until: () => boolean; timeoutMs?: number }> = [];
       for (;;) {
         if (typeof step === 'function') step = step(body, { phase, turn, toolResults });
         else if ('delayMs' in step) {
           delay += step.delayMs;
           step = step.then;
+        } else if ('until' in step) {
+          conditions.push(step);
+          step = step.then;
         } else break;
       }
       const final = step;
-      if (delay) {
+      const started = Date.now();
+      const ready = () => conditions.every((c) => Date.now() - started >= (c.timeoutMs ?? 60_000) || c.until());
+      const later = (ms: number) => {
         const timer = setTimeout(() => {
           timers.delete(timer);
-          reply(final, body, turn);
-        }, delay);
+          if (ready()) reply(final, body, turn);
+          else later(100);
+        }, ms);
         timers.add(timer);
-      }
+      };
+      if (delay || !ready()) later(delay);
       else reply(final, body, turn);
     });
 
-    function reply(step: Exclude<Step, ((...a: never[]) => Step) | { delayMs: number; then: Step }>, body: MessagesRequest, turn: number): void {
+    function reply(step: Exclude<Step, ((...a: never[]) => Step) | { delayMs: number; then: Step } | { until: () => boolean; then: Step }>, body: MessagesRequest, turn: number): void {
       if (res.destroyed) return;
       if ('stall' in step) {
         stalled.add(res);

@@ -435,8 +435,9 @@ describe('LogTailer', () => {
     const { file, got, logs, make } = setup();
     const t = make();
     t.start();
-    await sleep(50);
-    assert.equal(logs.filter((l) => l.includes('waiting for')).length, 1);
+    await waitFor(() => logs.some((l) => l.includes('waiting for')), 'the waiting notice');
+    await sleep(100);
+    assert.equal(logs.filter((l) => l.includes('waiting for')).length, 1, 'logged once, not each poll');
     writeFileSync(file, 'ERROR born with an error\n');
     await waitFor(() => got.length === 1, 'event');
     await t.stop();
