@@ -3,8 +3,9 @@
  * pointing at both, and scripts for the happy path of fixing the pet shop's
  * "stray has no owner" bug. The REAL Claude Code CLI runs every phase.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
@@ -36,17 +37,51 @@ export function planPathOf(req: MessagesRequest): string {
 }
 
 /**
- * A base port whose next `workers` ports are free, below Linux's ephemeral range
- * (32768+) so other tests' outgoing connections and servers cannot take a worker's port.
+ * A base port whose next `workers` ports (at most 9) are free, below Linux's ephemeral
+ * range (32768+) so other tests' outgoing connections and servers cannot take a worker's
+ * port. The block is claimed by a file too: test files running side by side each check
+ * their block is free before any of their dev servers listens, so both could pick one.
  */
-export async function freeBasePort(workers: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 12_000);
+export async function freeBasePort(workers: number, t?: TestContext): Promise<number> {
+  if (workers > 9) throw new Error('a block holds 9 worker ports');
+  mkdirSync(PORT_CLAIMS, { recursive: true });
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const block = Math.floor(Math.random() * 1200);
+    const base = 20_000 + block * 10;
+    if (!claimBlock(block)) continue;
     let ok = true;
     for (let i = 1; i <= workers && ok; i++) ok = await canBind(base + i);
-    if (ok) return base;
+    if (ok) {
+      t?.after(() => rmSync(join(PORT_CLAIMS, String(block)), { force: true }));
+      return base;
+    }
+    rmSync(join(PORT_CLAIMS, String(block)), { force: true });
   }
   throw new Error('no free block of worker ports between 20000 and 32000');
+}
+
+const PORT_CLAIMS = join(tmpdir(), 'bugbot-test-port-blocks');
+
+/** Claim a block of ports for this process; one a dead process claimed is taken over. */
+function claimBlock(block: number): boolean {
+  const path = join(PORT_CLAIMS, String(block));
+  for (let i = 0; i < 2; i++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      return true;
+    } catch {
+      let holder: number;
+      try {
+        holder = Number(readFileSync(path, 'utf8').trim());
+      } catch {
+        continue; // released meanwhile: try again
+      }
+      // Empty: claimed a moment ago, its pid not written yet.
+      if (!holder || holder === process.pid || existsSync(`/proc/${holder}`)) return false;
+      rmSync(path, { force: true });
+    }
+  }
+  return false;
 }
 
 function canBind(port: number): Promise<boolean> {
@@ -63,7 +98,7 @@ export async function setupPipeline(t: TestContext, flags: ConfigFile = {}): Pro
   const model = await startScriptedModel();
   t.after(() => model.close());
   const home = join(dir, 'home');
-  const basePort = await freeBasePort(8);
+  const basePort = await freeBasePort(8, t);
   const config: ConfigFile = {
     home,
     workers: 1,
