@@ -93,7 +93,9 @@ export function archivedDenial(d: OutcomeDenial, redact: (text: string) => strin
     const v = [i.command, i.file_path, i.notebook_path, i.url, i.sql, i.path, i.pattern, i.query].find((x) => typeof x === 'string' && x);
     summary = typeof v === 'string' ? v : null;
   }
-  const out: OutcomeDenial = { phase: String(d.phase), by: String(d.by), tool: String(d.tool), summary: summary === null ? null : clip(redact(summary), SUMMARY_MAX) };
+  // The tool's name is the model's to choose (an MCP tool it made up): clipped and redacted like the rest.
+  const short = (v: unknown) => redact(String(v)).slice(0, 120);
+  const out: OutcomeDenial = { phase: short(d.phase), by: short(d.by), tool: short(d.tool), summary: summary === null ? null : clip(redact(summary), SUMMARY_MAX) };
   if (typeof d.reason === 'string') out.reason = clip(redact(d.reason), REASON_MAX);
   return out;
 }

@@ -59,7 +59,7 @@ export function summarize(rows: OutcomeRow[]): OutcomeSummary {
 
 /** "7d", "24h", "90m" → milliseconds. */
 export function parseSince(s: string): number {
-  const m = /^(\d+)\s*(m|h|d|w)$/.exec(s.trim());
+  const m = /^([1-9]\d*)\s*(m|h|d|w)$/.exec(s.trim());
   if (!m) throw new Error(`--since takes a duration like 90m, 24h, 7d or 2w, not "${s}"`);
   const unit = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 'm' | 'h' | 'd' | 'w'];
   return Number(m[1]) * unit;

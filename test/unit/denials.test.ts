@@ -164,6 +164,11 @@ test('the archive drops the input of an older outcome and redacts summaries and 
   assert.match(row!.denials[1]!.summary!, /\[MASKED\]/);
   assert.match(row!.denials[1]!.reason!, /\[MASKED\]/);
   assert.equal(archivedDenial({ phase: 'p', by: 'cli', tool: 'WebFetch', summary: null }, (x) => x).summary, null);
+  // The tool's name is the model's choice: redacted and clipped like its input.
+  const named = archivedDenial({ phase: 'implement', by: 'cli', tool: `mcp__x__${'a'.repeat(500)}sk-live-123`, summary: null }, (x) => x.replace(/sk-live-\d+/g, '[MASKED]'));
+  assert.equal(named.tool, `mcp__x__${'a'.repeat(112)}`);
+  const masked = archivedDenial({ phase: 'implement', by: 'cli', tool: 'mcp__sk-live-123', summary: null }, (x) => x.replace(/sk-live-\d+/g, '[MASKED]'));
+  assert.equal(masked.tool, 'mcp__[MASKED]');
 });
 
 test('by default the archive masks with the built-in redaction rules', (t) => {

@@ -36,6 +36,7 @@ test('summary: rates, median time to push, cost per ticket and per clean fix, to
   assert.deepEqual(s.tokensPerStage, { research: 300, implement: 900 });
   assert.equal(parseSince('7d'), 7 * 86_400_000);
   assert.throws(() => parseSince('soon'), /duration like/);
+  assert.throws(() => parseSince('0d'), /duration like/, 'an empty window is a mistake, not an empty report');
 });
 
 test('the archive keeps the latest revision; a torn last line is skipped', (t) => {
