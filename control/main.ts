@@ -16,7 +16,8 @@ import { workersHeld } from './dispatcher/requirements.ts';
 import { modelEnv } from './dispatcher/model-env.ts';
 import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
 import { createModelClassifier } from './intake/model-classifier.ts';
-import { OutcomeArchive } from './outcomes/archive.ts';
+import { OutcomeArchive, type OutcomeRow } from './outcomes/archive.ts';
+import type { Ticket } from './types.ts';
 import { recheckRegressions } from './outcomes/regression.ts';
 import { Retention } from './retention.ts';
 import { lockHome, newLocalKey, readServerInfo, removeServerInfo, writeServerInfo } from './server-info.ts';
@@ -97,11 +98,6 @@ export async function startServer(
   const notifier = new Notifier({ config, store, logger: logger.child({ component: 'notify' }) });
   // What the last run of bugbot left unsent (a stop during an email's retry waits, a crash).
   void notifier.resume();
-  // Runs that ended while no control plane ran: their reporters hear of it now.
-  for (const f of rec.finished) {
-    const notice = noticeForRun(f.row, f.ticket);
-    if (notice) void notifier.notify(notice);
-  }
   const approvals = new Approvals({
     config,
     store,
@@ -116,36 +112,40 @@ export async function startServer(
     if (Date.now() - heldCheck.at >= (heldCheck.reason ? 10_000 : 60_000)) heldCheck = { at: Date.now(), reason: workersHeld(config) };
     return heldCheck.reason;
   };
+  /** A run's end: pushed → fixed, failed → why, awaiting approval → the auto-approval rules, else Approve / Skip buttons. */
+  function runFinished(row: OutcomeRow, ticket: Ticket): void {
+    const notice = noticeForRun(row, store.getTicket(ticket.id) ?? ticket);
+    const tell = () => void (notice && notifier.notify(notice));
+    // Approval mode: a fix within the auto-approval rules goes out without a person.
+    if (row.state === 'awaiting_approval' && config.approval.autoApprove.enabled) {
+      approvals.considerAutoApproval(ticket.id).then(
+        // Declined by the rules, or tried and failed (a conflict, a push refused): tell
+        // people as if no rule applied. Approved: its fixed notice comes through onFixed.
+        (r) => {
+          if (r?.ok) return;
+          if (r) logger.warn('auto-approval did not go through', { ticket: ticket.id, state: r.state, message: r.message });
+          const now = store.getTicket(ticket.id);
+          if (now?.state === 'needs_human') void notifier.notify({ kind: 'failed', ticket: now, reason: r?.message ?? 'needs a person' });
+          else tell();
+        },
+        (err: unknown) => {
+          logger.error('auto-approval failed', { ticket: ticket.id, error: String(err) });
+          tell();
+        },
+      );
+    } else tell();
+  }
   const dispatcher = new Dispatcher({
     config,
     store,
     archive,
     held,
     logger: logger.child({ component: 'dispatcher' }),
-    onRunFinished: (row, ticket) => {
-      // Pushed → fixed, failed → why, awaiting approval → Approve / Skip buttons.
-      const notice = noticeForRun(row, store.getTicket(ticket.id) ?? ticket);
-      const tell = () => void (notice && notifier.notify(notice));
-      // Approval mode: a fix within the auto-approval rules goes out without a person.
-      if (row.state === 'awaiting_approval' && config.approval.autoApprove.enabled) {
-        approvals.considerAutoApproval(ticket.id).then(
-          // Declined by the rules, or tried and failed (a conflict, a push refused): tell
-          // people as if no rule applied. Approved: its fixed notice comes through onFixed.
-          (r) => {
-            if (r?.ok) return;
-            if (r) logger.warn('auto-approval did not go through', { ticket: ticket.id, state: r.state, message: r.message });
-            const now = store.getTicket(ticket.id);
-            if (now?.state === 'needs_human') void notifier.notify({ kind: 'failed', ticket: now, reason: r?.message ?? 'needs a person' });
-            else tell();
-          },
-          (err: unknown) => {
-            logger.error('auto-approval failed', { ticket: ticket.id, error: String(err) });
-            tell();
-          },
-        );
-      } else tell();
-    },
+    onRunFinished: runFinished,
   });
+  // Runs that ended while no control plane ran: as if they had ended now (the auto-approval
+  // rules, then their reporters told).
+  for (const f of rec.finished) runFinished(f.row, f.ticket);
   settle.onSettled(() => dispatcher.poke());
 
   let slack: SlackTrigger | undefined;
