@@ -613,6 +613,17 @@ export function servingProblems(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'
     // Optional secrets: naming one that is unset is almost always a deployment mistake.
     if (name && !env[name]) out.push(`${where} names ${name}, which is not set in the environment`);
   }
+  const loki = cfg.mcp.loki;
+  if (loki.url) {
+    // Unset, Loki answers 401 to every query of the agent's and of alert enrichment.
+    for (const [where, name] of [
+      ['mcp.loki.tokenEnv', loki.tokenEnv],
+      ['mcp.loki.basicUserEnv', loki.basicUserEnv],
+      ['mcp.loki.basicPasswordEnv', loki.basicPasswordEnv],
+    ] as const) {
+      if (name && !env[name]) out.push(`${where} names ${name}, which is not set in the environment`);
+    }
+  }
   const mail = cfg.notify.email;
   if (mail.host && Boolean(env[mail.userEnv]) !== Boolean(env[mail.passwordEnv])) {
     out.push(`notify.email: set both ${mail.userEnv} and ${mail.passwordEnv} for an SMTP login, or neither`);

@@ -94,6 +94,7 @@ test('semantic problems: bad regexes, unset secret variables, exposed API withou
       server: { host: '0.0.0.0' },
       triage: { criticalPatterns: ['(unclosed'] },
       triggers: { grafana: { tokenEnv: 'GRAFANA_TOKEN_NOT_SET' } },
+      mcp: { loki: { url: 'http://loki:3100', tokenEnv: 'LOKI_TOKEN_NOT_SET' } },
     }),
   );
   assert.throws(
@@ -102,6 +103,7 @@ test('semantic problems: bad regexes, unset secret variables, exposed API withou
       const text = (err as ConfigError).problems.join('\n');
       assert.match(text, /triage\.criticalPatterns\.0: not a valid regular expression/);
       assert.match(text, /names GRAFANA_TOKEN_NOT_SET, which is not set/);
+      assert.match(text, /mcp\.loki\.tokenEnv names LOKI_TOKEN_NOT_SET, which is not set/);
       assert.match(text, /set BUGBOT_API_TOKEN so the API is not open/);
       assert.match(text, /triggers\.latency needs tokenEnv/);
       assert.match(text, /set BUGBOT_EMAIL_TOKEN/);
