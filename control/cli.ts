@@ -352,7 +352,7 @@ export function buildProgram(): Command {
         if (!r) fail(`ticket ${id} is ${store.getTicket(id)!.state}: nothing to cancel`, 1);
         if (r.refused) fail(r.refused, 1);
         process.stdout.write(
-          `ticket ${id}: ${r.was} → ${r.now}${r.was === 'running' ? ' (the worker stops at its next heartbeat)' : ''}\n`,
+          `ticket ${id}: ${r.was} → ${r.now}${r.was === 'running' ? ' (a running bugbot start stops its worker at the next heartbeat; with none up, the next start does)' : ''}\n`,
         );
       } finally {
         store.close();

@@ -63,7 +63,11 @@ export class Approvals implements ApprovalActions {
   private readonly inFlight = new Set<Promise<ApprovalResult>>();
   private closed = false;
 
-  constructor(private readonly deps: ApprovalsDeps) {}
+  private readonly redact: (text: string) => string;
+
+  constructor(private readonly deps: ApprovalsDeps) {
+    this.redact = deps.archive?.redact ?? configuredRedactor(deps.config).text;
+  }
 
   approve(ticketId: number, actor: string, opts: { run?: number } = {}): Promise<ApprovalResult> {
     if (this.closed) {
@@ -103,6 +107,8 @@ export class Approvals implements ApprovalActions {
     } catch (err) {
       out = { status: 'failed', message: (err as Error).message };
     }
+    // git's or GitHub's words (a remote's URL with its credentials) reach the audit, the API and Slack.
+    out = { ...out, message: this.redact(out.message) };
     const state = finishApproval(store, claim.approval.id, out);
     logger.info('approval finished', { ticket: ticketId, actor, target, status: out.status, state, commit: out.commit, pr: out.prUrl });
     if (out.status === 'done') {
@@ -117,7 +123,7 @@ export class Approvals implements ApprovalActions {
         regressions_detected_24h: null,
       });
       this.notify({ kind: 'fixed', ticket: store.getTicket(ticketId)!, commit: out.commit ?? undefined, prUrl: out.prUrl ?? undefined, branch });
-    } else if (state === 'needs_human') {
+    } else if (out.status === 'conflict' && state === 'needs_human') {
       // The approved fix did not merge (a conflict): it never shipped, and a person takes over.
       const prev = this.latestRow(claim.run.id);
       if (prev) {

@@ -13,12 +13,12 @@ import type { Logger } from '../log.ts';
 import { cancelledReason, claimNext, finishRun, heartbeat, reclaimRuns, setRunProcess, setRunProgress, type RunRow } from '../queue/leases.ts';
 import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketState } from '../types.ts';
-import type { OutcomeArchive } from '../outcomes/archive.ts';
+import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
-import { removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
+import { finishCancelledRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
 
 export interface ActiveWorker {
   slot: number;
@@ -170,7 +170,14 @@ export class Dispatcher {
    */
   private reclaimLost(): void {
     const { config, store, logger, archive } = this.deps;
-    const keep = new Set([...this.active.values()].map((w) => w.run.id));
+    // Ends that could not be recorded (a busy or full database): recorded now, as decided.
+    for (const [runId, end] of this.unrecorded) if (this.record(runId, end.result, end.overCancel, end.stages, false) !== null) this.unrecorded.delete(runId);
+    const keep = new Set([...this.active.values()].map((w) => w.run.id).concat([...this.unrecorded.keys()]));
+    // Cancelled runs no worker of ours is on (cancelled after they were lost): ended like any cancelled run.
+    for (const f of finishCancelledRuns(config, store, logger, archive, { keep, expired: true, when: 'once its lease ran out' })) {
+      removeWorktreeInBackground(config.target.repo, join(config.home, 'worktrees', `ticket-${f.ticket.id}-run-${f.row.run_id}`), logger, { keepWorkOf: config.home });
+      this.deps.onRunFinished?.(f.row, f.ticket);
+    }
     const lost = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: true, reason: 'its lease expired with no worker on it', keep });
     for (const { run, ticketState } of lost) {
       stopRunProcesses(config.home, run, { logger });
@@ -188,10 +195,11 @@ export class Dispatcher {
   private launch(slot: number, run: RunRow, ticket: Ticket): void {
     const { config, store, logger } = this.deps;
     /** A run like any other: its outcome row, and its reporters told. */
-    const notStarted = (reason: string) => {
+    const notStarted = (why: string) => {
+      const reason = this.deps.archive.redact(why);
       const row = buildOutcomeRow({ ticket, run, outcome: null, state: 'failed', reason, model: config.harness.model ?? null });
       archiveRow(this.deps.archive, row, logger);
-      finishRun(store, run.id, { ticketState: 'failed', outcome: row.outcome, reason });
+      this.record(run.id, { ticketState: 'failed', outcome: row.outcome, reason }, false, {});
       logger.error('worker not started', { worker: slot, ticket: ticket.id, run: run.id, reason });
       this.deps.onRunFinished?.(row, ticket);
     };
@@ -313,6 +321,29 @@ export class Dispatcher {
     }
   }
 
+  /** Runs whose end could not be recorded yet, as decided: tried again each poll (reclaimLost), never reclaimed meanwhile. */
+  private readonly unrecorded = new Map<number, { result: Parameters<typeof finishRun>[2]; overCancel: boolean; stages: OutcomeRow['stages'] }>();
+
+  /**
+   * Record a run's end (finishRun, and its stages); null when the database would not take
+   * it now (busy, full): kept to be tried again, not an uncaught throw, and the run is not
+   * taken for a lost one meanwhile (which would requeue a fix that landed).
+   */
+  private record(runId: number, result: Parameters<typeof finishRun>[2], overCancel: boolean, stages: OutcomeRow['stages'], keep = true): ReturnType<typeof finishRun> | null {
+    const { store, logger } = this.deps;
+    try {
+      const done = finishRun(store, runId, result, { overCancel });
+      if (Object.keys(stages).length) store.saveStages(runId, stages);
+      return done;
+    } catch (err) {
+      if (keep) {
+        this.unrecorded.set(runId, { result, overCancel, stages });
+        logger.error("could not record a run's end; tried again", { run: runId, error: (err as Error).message });
+      }
+      return null;
+    }
+  }
+
   private finished(w: ActiveWorker, code: number | null, signal: NodeJS.Signals | null): void {
     const { store, archive, logger, config } = this.deps;
     if (w.done) return;
@@ -327,7 +358,12 @@ export class Dispatcher {
     const outcome = readOutcome(w.ws.ticketDir);
     let state: TicketState;
     let reason: string;
-    const cancel = cancelledReason(store, w.run.id) ?? w.cancelled;
+    let cancel: string | null = w.cancelled;
+    try {
+      cancel = cancelledReason(store, w.run.id) ?? w.cancelled;
+    } catch (err) {
+      logger.warn('could not read whether the run was cancelled', { run: w.run.id, error: (err as Error).message });
+    }
     let pushedFirst = false;
     if (cancel) {
       ({ state, reason, overCancel: pushedFirst } = cancelledRunEnd(outcome, cancel, w.ws.branch));
@@ -354,14 +390,17 @@ export class Dispatcher {
     }
     // It can quote git's or the model endpoint's errors: as redacted as the archive's row, in the log and the run too.
     reason = archive.redact(reason);
-    const row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
+    let row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
     archiveRow(archive, row, logger);
-    try {
-      finishRun(store, w.run.id, { ticketState: state, outcome: row.outcome, reason }, { overCancel: pushedFirst });
-      if (Object.keys(row.stages).length) store.saveStages(w.run.id, row.stages);
-    } catch (err) {
-      // Left running in the database: its lease runs out and reclaimLost requeues it.
-      logger.error("could not record a run's end", { run: w.run.id, ticket: w.ticket.id, error: (err as Error).message });
+    if (this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason }, pushedFirst, row.stages) === 'cancelled' && !cancel) {
+      // Cancelled after it was looked at, before its end was recorded: it ends as a
+      // cancelled run, and the archive's next row (the one readers keep) says so.
+      const end = cancelledRunEnd(outcome, cancelledReason(store, w.run.id) ?? 'cancelled', w.ws.branch);
+      state = end.state;
+      reason = archive.redact(end.reason);
+      row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
+      archiveRow(archive, row, logger);
+      if (end.overCancel) this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason }, true, {});
     }
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
     this.deps.onRunFinished?.(row, w.ticket);

@@ -144,7 +144,7 @@ function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger
     const ticket = store.getTicket(run.ticket_id);
     if (!outcome || !state || !ticket) continue;
     stopRunProcesses(config.home, run, { logger });
-    const reason = `${outcome.reason} (finished while the control plane was down)`;
+    const reason = (archive?.redact ?? ((text: string) => text))(`${outcome.reason} (finished while the control plane was down)`);
     const row = buildOutcomeRow({ ticket, run, outcome, state, reason, model: config.harness.model ?? null });
     archiveRow(archive, row, logger);
     finishRun(store, run.id, { ticketState: state, outcome: row.outcome, reason });
@@ -162,15 +162,25 @@ function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger
  * ends a cancelled one (the cancel stands unless the fix was on staging first), with
  * its outcome row. Its worktree goes with the orphans', its partial work on its branch.
  */
-function finishCancelledRuns(config: BugbotConfig, store: Store, logger: Logger, archive?: OutcomeArchive): FinishedWhileDown[] {
+export function finishCancelledRuns(
+  config: BugbotConfig,
+  store: Store,
+  logger: Logger,
+  archive?: OutcomeArchive,
+  /** The dispatcher's: runs whose workers it watches are left to it, and only runs whose lease ran out are taken. */
+  opts: { keep?: ReadonlySet<number>; expired?: boolean; when?: string } = {},
+): FinishedWhileDown[] {
   const out: FinishedWhileDown[] = [];
+  const now = store.nowIso();
   for (const run of stoppingRuns(store)) {
+    if (opts.keep?.has(run.id) || (opts.expired && !(run.lease_until < now))) continue;
     stopRunProcesses(config.home, run, { logger });
     const ticketDir = join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`);
     const outcome = readOutcome(ticketDir);
     const end = cancelledRunEnd(outcome, run.reason ?? 'cancelled', run.branch);
     const { state, overCancel: pushedFirst } = end;
-    const reason = pushedFirst ? end.reason : `${end.reason}; its worker was stopped when the control plane started`;
+    const redact = archive?.redact ?? ((text: string) => text);
+    const reason = redact(pushedFirst ? end.reason : `${end.reason}; its worker was stopped ${opts.when ?? 'when the control plane started'}`);
     logger.warn('stopped a cancelled run left going', { run: run.id, ticket: run.ticket_id, state });
     const ticket = store.getTicket(run.ticket_id);
     const row = ticket && buildOutcomeRow({ ticket, run, outcome, state, reason, model: config.harness.model ?? null, ticketDir });

@@ -81,24 +81,29 @@ export function setRunProcess(store: Store, runId: number, fields: { pid?: numbe
     .run(fields.pid ?? null, fields.branch ?? null, fields.worktree ?? null, runId);
 }
 
-/** Close a run and move its ticket to its next state, atomically. */
+/**
+ * Close a run and move its ticket to its next state, atomically. Returns what it did:
+ * `finished` as asked; `cancelled` when the run had been cancelled (the cancel stands,
+ * unless `overCancel`; the run's worker is over now); `none` when the run was no longer
+ * running (reclaimed, finished before).
+ */
 export function finishRun(
   store: Store,
   runId: number,
   result: { ticketState: TicketState; outcome: string; reason: string },
   /** The run was cancelled after it had pushed: what it did stands over the cancel. */
   opts: { overCancel?: boolean } = {},
-): void {
-  store.tx(() => {
+): 'finished' | 'cancelled' | 'none' {
+  return store.tx(() => {
     const run = store.stmt('SELECT * FROM runs WHERE id = ?').get(runId) as RunRow | undefined;
-    if (!run) return;
+    if (!run) return 'none';
     const now = store.nowIso();
     if (run.state === 'cancelled' && !opts.overCancel) {
       // The cancel stands (the ticket moved already); its worker has stopped now.
       store.stmt('UPDATE runs SET finished_at = COALESCE(finished_at, ?) WHERE id = ?').run(now, runId);
-      return;
+      return 'cancelled';
     }
-    if (run.state !== 'running' && !(opts.overCancel && run.state === 'cancelled')) return;
+    if (run.state !== 'running' && !(opts.overCancel && run.state === 'cancelled')) return 'none';
     store
       .stmt(`UPDATE runs SET state = 'finished', outcome = ?, reason = ?, finished_at = ? WHERE id = ?`)
       .run(result.outcome, result.reason, now, runId);
@@ -107,6 +112,7 @@ export function finishRun(
       .stmt('UPDATE tickets SET state = ?, pushed_at = COALESCE(?, pushed_at), updated_at = ? WHERE id = ?')
       .run(result.ticketState, pushedAt, now, run.ticket_id);
     store.audit(run.ticket_id, `worker-${run.worker_id}`, `run-${result.outcome}`, result.reason);
+    return 'finished';
   });
 }
 
@@ -204,7 +210,8 @@ export function runsEndedBefore(store: Store, before: string, keepStates: readon
   return store
     .stmt(
       `SELECT r.id, r.ticket_id FROM runs r INDEXED BY runs_folder_kept JOIN tickets t ON t.id = r.ticket_id
-        WHERE r.folder_removed_at IS NULL AND r.state != 'running' AND COALESCE(r.finished_at, r.heartbeat_at) < ?
+        WHERE r.folder_removed_at IS NULL AND r.state != 'running' AND NOT (r.state = 'cancelled' AND r.finished_at IS NULL)
+          AND COALESCE(r.finished_at, r.heartbeat_at) < ?
           AND t.state NOT IN (SELECT value FROM json_each(?))`,
     )
     .all(before, JSON.stringify(keepStates)) as Array<Pick<RunRow, 'id' | 'ticket_id'>>;

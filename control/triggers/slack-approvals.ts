@@ -16,7 +16,7 @@ import type { Logger } from '../log.ts';
 import type { ApprovalActions, ApprovalResult } from '../types.ts';
 import { escapeMrkdwn } from './slack-thread.ts';
 
-/** The buttons' action_ids; their value is the ticket id. */
+/** The buttons' action_ids; their value is `<ticket>:<run>` (the run whose fix the message shows). */
 export const APPROVE_ACTION = 'bugbot_approve';
 export const SKIP_ACTION = 'bugbot_skip';
 

@@ -9,8 +9,14 @@ import { test } from 'node:test';
 import { Dispatcher } from '../../control/dispatcher/pool.ts';
 import { silentLogger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
-import { claimNext, reclaimRuns } from '../../control/queue/leases.ts';
-import { claimedRun } from '../support/helpers.ts';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Approvals } from '../../control/dispatcher/approvals.ts';
+import { Intake } from '../../control/intake/index.ts';
+import { cancelTicket, claimNext, reclaimRuns, stoppingRuns } from '../../control/queue/leases.ts';
+import { Store } from '../../control/queue/store.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { alertEvent, claimedRun, FakeClock, tempDir, testConfig, waitFor } from '../support/helpers.ts';
 
 test('a run with no worker on it goes back to the queue once its lease expires, with its outcome row and its reporters told', async (t) => {
   // Claimed, then nothing: as when the worker's log could not be opened or its spawn threw.
@@ -51,4 +57,67 @@ test("reclaimRuns keeps the runs it is told are alive, whatever their lease says
   assert.equal(store.getTicket(run.ticket_id)!.state, 'running');
   assert.equal(reclaimRuns(store, { maxAttempts: 3, onlyExpired: true, reason: 'x' }).length, 1);
   assert.equal(claimNext(store, 1, null, 60)?.run.attempt, 2);
+});
+
+test('a cancelled run no worker is on (cancelled after it was lost) is ended once its lease runs out: the ticket may run again', async (t) => {
+  const { home, clock, config, store, run } = claimedRun(t);
+  assert.deepEqual(cancelTicket(store, run.ticket_id, 'cli'), { was: 'running', now: 'failed' });
+  const archive = new OutcomeArchive(home);
+  const dispatcher = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20, held: () => 'held for the test' });
+  dispatcher.start();
+  t.after(() => dispatcher.stop(100));
+  await sleep(100);
+  assert.deepEqual(stoppingRuns(store).map((r) => r.id), [run.id], 'its lease still runs: its worker may be stopping');
+
+  clock.advance(601);
+  await waitFor(() => stoppingRuns(store).length === 0, 5_000, 'the stopping run to be ended');
+  assert.equal(store.getTicket(run.ticket_id)!.state, 'failed', 'the cancel stands');
+  const [row] = archive.readAll();
+  assert.deepEqual([row?.run_id, row?.outcome, row?.state], [run.id, 'failed', 'failed']);
+  assert.equal(row!.reason, 'cancelled by cli; its worker was stopped once its lease ran out');
+  assert.equal(new Approvals({ config, store, logger: silentLogger }).requeue(run.ticket_id, 'alice').ok, true);
+});
+
+test("a run's end the database would not take is kept and recorded later as decided, never reclaimed as lost meanwhile", async (t) => {
+  const home = tempDir(t);
+  const clock = new FakeClock();
+  const config = testConfig(home, { intake: { settleSeconds: 0 }, workers: 1 });
+  const real = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => real.close());
+  const [filed] = new Intake({ store: real, config, redactor: createRedactor() }).accept([alertEvent()]);
+  const ticketId = filed!.ticketId!;
+  // Its folder cannot be made (a file is in the way): the launch fails after the claim.
+  mkdirSync(join(home, 'tickets'), { recursive: true });
+  writeFileSync(join(home, 'tickets', String(ticketId)), '');
+  // And the database refuses to record that end for now (busy, full), as SQLite would.
+  let refuse = true;
+  const store = new Proxy(real, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (prop !== 'tx' || typeof v !== 'function') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      return (fn: () => unknown) => {
+        if (refuse && new Error().stack?.includes('finishRun')) throw new Error('SQLITE_BUSY: database is locked');
+        return (v as (f: () => unknown) => unknown).call(target, fn);
+      };
+    },
+  });
+  const archive = new OutcomeArchive(home);
+  const dispatcher = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20 });
+  dispatcher.start();
+  t.after(() => dispatcher.stop(100));
+
+  await waitFor(() => archive.readAll().length === 1, 5_000, 'the failed launch to be archived');
+  assert.equal(real.getTicket(ticketId)!.state, 'running', 'its end is not recorded yet');
+  // Its lease runs out meanwhile: it is not taken for a lost run (no second row, no requeue).
+  clock.advance(601);
+  await sleep(200);
+  assert.equal(real.getTicket(ticketId)!.state, 'running');
+  assert.equal(archive.readAll().length, 1);
+
+  refuse = false;
+  await waitFor(() => real.getTicket(ticketId)!.state === 'failed', 5_000, 'the end to be recorded');
+  assert.equal(archive.readAll().length, 1, 'one row for the run');
+  assert.match(archive.readAll()[0]!.reason, /could not prepare the ticket folder/);
+  const run = real.stmt('SELECT state FROM runs WHERE ticket_id = ?').get(ticketId) as { state: string };
+  assert.equal(run.state, 'finished');
 });
