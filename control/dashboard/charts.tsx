@@ -13,7 +13,8 @@ export interface Series {
 
 export interface Column {
   label: string;
-  values: Record<string, number>;
+  /** null: nothing to show that day (no push, no clean fix): no mark, not a zero. */
+  values: Record<string, number | null>;
 }
 
 const W = 600;
@@ -76,6 +77,7 @@ export function ColumnChart(props: { id: string; title: string; columns: Column[
           return (
             <g data-label={c.label}>
               {series.map((s, k) => {
+                if (c.values[s.key] === null) return null;
                 const v = c.values[s.key] ?? 0;
                 const top = mode === 'stacked' ? y(acc + v) : y(v);
                 const height = mode === 'stacked' ? y(acc) - y(acc + v) : y(0) - y(v);

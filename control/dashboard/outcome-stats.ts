@@ -57,9 +57,10 @@ export interface DayStats {
   messy: number;
   failed: number;
   /** Median seconds from the first occurrence to the push, of runs that pushed. */
-  medianPushS: number;
-  costPerTicket: number;
-  costPerCleanFix: number;
+  /** null on a day without a push (or a ticket, or a clean fix): nothing to draw, not a zero. */
+  medianPushS: number | null;
+  costPerTicket: number | null;
+  costPerCleanFix: number | null;
 }
 
 /** Every day from the first to the last row (empty days included, at most `maxDays` of the latest). */
@@ -86,9 +87,9 @@ export function perDay(rows: OutcomeRow[], maxDays = 120): DayStats[] {
       clean,
       messy: rs.filter((r) => r.outcome === 'messy').length,
       failed: rs.filter((r) => r.outcome === 'failed').length,
-      medianPushS: median(rs.flatMap((r) => (typeof r.trigger_to_push_s === 'number' ? [r.trigger_to_push_s] : []))) ?? 0,
-      costPerTicket: tickets ? cost / tickets : 0,
-      costPerCleanFix: clean ? cost / clean : 0,
+      medianPushS: median(rs.flatMap((r) => (typeof r.trigger_to_push_s === 'number' ? [r.trigger_to_push_s] : []))) ?? null,
+      costPerTicket: tickets ? cost / tickets : null,
+      costPerCleanFix: clean ? cost / clean : null,
     });
   }
   return out;

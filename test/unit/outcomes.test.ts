@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ColumnChart } from '../../control/dashboard/charts.tsx';
+import { perDay } from '../../control/dashboard/outcome-stats.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { claimNext, finishRun } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
@@ -113,4 +115,29 @@ test('24 hours after a push the run is appended again with the regression flag',
   assert.equal(again!.outcome, 'messy');
   assert.deepEqual(recheckRegressions(store, archive), [], 'checked once');
   assert.equal(archive.latest()[0]!.revision, 2);
+});
+
+test('per day: a day without a push or a clean fix has no median and no cost per clean fix, and its chart draws no mark (not a zero)', () => {
+  const days = perDay([
+    row({ run_id: 1, ticket_id: 1, finished: '2026-11-20T10:00:00.000Z', trigger_to_push_s: 600, cost_usd: 0.04 }),
+    row({ run_id: 2, ticket_id: 2, finished: '2026-11-21T10:00:00.000Z', outcome: 'failed', state: 'failed', trigger_to_push_s: null, cost_usd: 0.02 }),
+  ]);
+  assert.deepEqual(
+    days.map((d) => [d.day, d.medianPushS, d.costPerTicket, d.costPerCleanFix]),
+    [
+      ['2026-11-20', 600, 0.04, 0.04],
+      ['2026-11-21', null, 0.02, null],
+    ],
+  );
+  const svg = String(
+    ColumnChart({
+      id: 'c',
+      title: 'push',
+      mode: 'grouped',
+      columns: days.map((d) => ({ label: d.day, values: { push: d.medianPushS } })),
+      series: [{ key: 'push', label: 'push', cls: 's-a' }],
+    }),
+  );
+  assert.match(svg, /<rect[^>]*data-label="2026-11-20"[^>]*data-value="600"/);
+  assert.doesNotMatch(svg, /<rect[^>]*data-label="2026-11-21"/);
 });
