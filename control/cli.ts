@@ -4,13 +4,13 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, configuredRedactor, loadConfig, secretNames, servingProblems, type BugbotConfig, type ConfigFile } from './config.ts';
 import { HttpError } from './http-error.ts';
 import { fingerprintEvent } from './intake/fingerprint.ts';
 import { redactEvent } from './intake/redact-event.ts';
-import { createLogger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
 import { openServices } from './services.ts';
 import { latestRevisions, OutcomeArchive } from './outcomes/archive.ts';
 import { readServerInfo, type ServerInfo } from './server-info.ts';
@@ -247,7 +247,7 @@ export function buildProgram(): Command {
     .action((o: { state?: string; limit: number; json?: boolean }, cmd: Command) => {
       if (o.state && !TICKET_STATES.includes(o.state as TicketState)) fail(`unknown state "${o.state}"; one of: ${TICKET_STATES.join(', ')}`, 2);
       const config = load(cmd);
-      const { store } = openServices(config, createLogger());
+      const { store } = openExisting(config);
       try {
         const tickets = store.listTickets({ state: o.state as TicketState | undefined, limit: o.limit });
         if (o.json) {
@@ -267,7 +267,7 @@ export function buildProgram(): Command {
     .option('--json', 'JSON output')
     .action((id: number, o: { json?: boolean }, cmd: Command) => {
       const config = load(cmd);
-      const { store } = openServices(config, createLogger());
+      const { store } = openExisting(config);
       try {
         const t = store.getTicket(id);
         if (!t) fail(`no ticket ${id}`, 1);
@@ -297,7 +297,7 @@ export function buildProgram(): Command {
     .option('--release', 'give the ticket back to the bot')
     .action((id: number, o: { by: string; release?: boolean }, cmd: Command) => {
       const config = load(cmd);
-      const { store, intake } = openServices(config, createLogger());
+      const { store, intake } = openExisting(config);
       try {
         if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
         const r = intake.claim(id, o.release ? null : o.by);
@@ -314,25 +314,29 @@ export function buildProgram(): Command {
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const config = load(cmd);
       const { workersFromStore } = await import('./api.ts');
-      const { store } = openServices(config, createLogger());
+      const { store } = openExisting(config);
       try {
         const counts = store.countByState();
         const workers = workersFromStore(store);
         const server = await serverStatus(config);
         const held = server.held;
+        // No control plane to ask: what a start from this shell (its PATH, its environment) would lack.
+        const wouldHold = server.state === 'stopped' ? (await import('./dispatcher/requirements.ts')).workersHeld(config) : null;
         if (o.json) {
-          process.stdout.write(JSON.stringify({ server: { state: server.state, url: server.url, pid: server.pid }, counts, workers, held }, null, 2) + '\n');
+          process.stdout.write(JSON.stringify({ home: config.home, server: { state: server.state, url: server.url, pid: server.pid }, counts, workers, held, wouldHold }, null, 2) + '\n');
           return;
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
         process.stdout.write(`control plane: ${serverLine(server)}\n`);
         process.stdout.write(`tickets: ${states || 'none'}\nworkers: ${workers.length}/${config.workers} busy\n`);
         if (held) process.stdout.write(`  held: ${held}; tickets wait in the queue until then\n`);
+        if (wouldHold) process.stdout.write(`  a bugbot start from this shell would hold the workers: ${wouldHold}\n`);
         for (const w of workers) {
           process.stdout.write(
             `  worker ${w.worker} (port ${w.port}): ticket ${w.ticket} ${w.title.slice(0, 50)} | ${w.phase ?? 'starting'} | ${w.elapsed_s}s | ${w.tokens} tokens | $${w.cost_usd.toFixed(4)}\n`,
           );
         }
+        process.stdout.write(`home: ${config.home}\n`);
       } finally {
         store.close();
       }
@@ -345,7 +349,7 @@ export function buildProgram(): Command {
     .option('--by <name>', 'who cancels', process.env.USER ?? 'cli')
     .action((id: number, o: { by: string }, cmd: Command) => {
       const config = load(cmd);
-      const { store } = openServices(config, createLogger());
+      const { store } = openExisting(config);
       try {
         if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
         const r = cancelTicket(store, id, o.by);
@@ -561,7 +565,7 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
   const via = r && server ? ` (via the control plane at ${server.url})` : '';
   if (!r) {
     const logger = createLogger({ level: 'warn' });
-    const { store } = openServices(config, logger);
+    const { store } = openExisting(config, logger);
     try {
       if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
       // No server to send the "fixed" notice: this process tells the reporters itself; what
@@ -661,6 +665,21 @@ const APPROVAL_TIMEOUT_MS = 120_000;
 function refusedCredential(config: BugbotConfig): string {
   const name = config.server.apiTokenEnv;
   return config.secrets.get(name) ? `${name} is set here, but it is not the server's API token` : `it has an API token: set ${name} to it`;
+}
+
+/**
+ * The store of a home that exists, for commands that read or act on it: run where no
+ * config is, they would otherwise make an empty home there and report nothing at all.
+ */
+function openExisting(config: BugbotConfig, logger: Logger = createLogger()): ReturnType<typeof openServices> {
+  if (!existsSync(join(config.home, 'bugbot.db'))) {
+    fail(
+      `no bugbot home at ${config.home} (no bugbot.db there)${config.configPath ? `, the home of ${config.configPath}` : ', and no bugbot.config.json here'}: ` +
+        'run this where your bugbot.config.json is, or name it with --config (or the home with --home / BUGBOT_HOME)',
+      2,
+    );
+  }
+  return openServices(config, logger);
 }
 
 function fail(message: string, code: number): never {

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, tempDir, waitFor } from '../support/helpers.ts';
@@ -121,8 +121,10 @@ test("only start asks for the server's secrets: a config bound to the network st
   const dir = tempDir(t);
   const env = { BUGBOT_API_TOKEN: '', BUGBOT_DASHBOARD_TOKEN: '', BUGBOT_EMAIL_TOKEN: '' };
   writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ home: join(dir, 'home'), server: { host: '0.0.0.0' }, triggers: { grafana: { tokenEnv: 'NOPE_TOKEN' } } }));
+  assert.equal(bugbot(['enqueue', '-t', 'Checkout page is blank'], { cwd: dir, env }).code, 0);
   const list = bugbot(['tickets'], { cwd: dir, env });
   assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /Checkout page is blank/);
   const cfg = bugbot(['config'], { cwd: dir, env });
   assert.equal(cfg.code, 0, cfg.stderr);
   assert.equal((JSON.parse(cfg.stdout) as { server: { host: string } }).server.host, '0.0.0.0');
@@ -132,6 +134,22 @@ test("only start asks for the server's secrets: a config bound to the network st
   assert.equal(start.code, 2);
   assert.match(start.stderr, /names NOPE_TOKEN, which is not set/);
   assert.match(start.stderr, /set BUGBOT_API_TOKEN so the API is not open/);
+});
+
+test('commands that read a home refuse one that is not there (run from the wrong folder), and make none; status says which home and what a start would lack', (t) => {
+  const dir = tempDir(t);
+  for (const args of [['status'], ['tickets'], ['ticket', '1'], ['cancel', '1'], ['requeue', '1'], ['claim', '1']]) {
+    const r = bugbot(args, { cwd: dir });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`no bugbot home at ${join(dir, '.bugbot')} \\(no bugbot\\.db there\\), and no bugbot\\.config\\.json here: run this where your bugbot\\.config\\.json is`));
+  }
+  assert.equal(existsSync(join(dir, '.bugbot')), false, 'no empty home made');
+  // Once there is one: its path, and what a start from this shell would lack (no server to ask).
+  assert.equal(bugbot(['enqueue', '-t', 'Search is slow'], { cwd: dir }).code, 0);
+  const status = bugbot(['status'], { cwd: dir, env: { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: '', ANTHROPIC_BASE_URL: '' } });
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, new RegExp(`^home: ${join(dir, '.bugbot')}$`, 'm'));
+  assert.match(status.stdout, /a bugbot start from this shell would hold the workers: .*no model credentials/);
 });
 
 test('enqueue, tickets, ticket, claim and status work on the same home', (t) => {
