@@ -26,7 +26,7 @@ const store = new Store(init.dbPath, { durability: config.queue.durability });
 const intake = new Intake({ store, config, redactor: configuredRedactor(config, init.maskedValues) });
 const parseOptions = { alerts: alertParseOptions(config, store.now), latency: alertParseOptions(config, store.now, true) };
 
-type Slot = ItemOutcome | { at: number; source?: TriggerSource; rejected?: AlertsAccepted['rejected'] };
+type Slot = ItemOutcome | { at: number; source?: TriggerSource; rejected?: AlertsAccepted['rejected']; ignored?: AlertsAccepted['ignored'] };
 
 function commit(requests: WriterRequest[]): void {
   const toStore: Array<{ events: TriggerEvent[]; opts: AcceptOptions }> = [];
@@ -36,7 +36,7 @@ function commit(requests: WriterRequest[]): void {
     if ('events' in it) return { at: toStore.push(it) - 1 };
     try {
       const p = parseAlertWebhook(parseJsonText(it.alerts.text), it.alerts.latency ? parseOptions.latency : parseOptions.alerts);
-      return { at: toStore.push({ events: p.events, opts: it.opts }) - 1, source: p.source, rejected: p.rejected };
+      return { at: toStore.push({ events: p.events, opts: it.opts }) - 1, source: p.source, rejected: p.rejected, ignored: p.ignored };
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       return { refused: { status: err.status, code: err.code, message: err.message, details: err.details } };
@@ -46,7 +46,7 @@ function commit(requests: WriterRequest[]): void {
   const outcomes = slots.map((s): ItemOutcome => {
     if (!('at' in s)) return s;
     const r = stored[s.at]!;
-    return r instanceof ReplayError ? { replay: r.nonce } : { results: r, source: s.source, rejected: s.rejected };
+    return r instanceof ReplayError ? { replay: r.nonce } : { results: r, source: s.source, rejected: s.rejected, ignored: s.ignored };
   });
   let i = 0;
   for (const r of requests) {

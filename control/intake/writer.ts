@@ -58,10 +58,11 @@ export interface AlertsAccepted {
   source: TriggerSource;
   results: AcceptResult[];
   rejected: Array<{ index: number; problem: string }>;
+  ignored: Array<{ index: number; reason: string }>;
 }
 
 export type ItemOutcome =
-  | { results: AcceptResult[]; source?: TriggerSource; rejected?: AlertsAccepted['rejected'] }
+  | { results: AcceptResult[]; source?: TriggerSource; rejected?: AlertsAccepted['rejected']; ignored?: AlertsAccepted['ignored'] }
   | { replay: Nonce }
   | { refused: { status: HttpError['status']; code: string; message: string; details?: unknown } };
 

@@ -85,9 +85,12 @@ export interface AlertParseResult {
   source: TriggerSource;
   events: TriggerEvent[];
   rejected: Array<{ index: number; problem: string }>;
+  /** Alerts taken and set aside, with why: Grafana's test notifications. */
+  ignored: Array<{ index: number; reason: string }>;
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
+const GRAFANA_TEST = "a Grafana test notification (a contact point's Test button): nothing to fix, nothing stored";
 
 export function parseAlertWebhook(body: unknown, opts: AlertParseOptions): AlertParseResult {
   if (!isObject(body)) throw badRequest('invalid alert webhook: body: expected a JSON object');
@@ -109,17 +112,22 @@ export function parseAlertWebhook(body: unknown, opts: AlertParseOptions): Alert
   const source: TriggerSource = version === '1' ? 'grafana' : 'alertmanager';
   const events: TriggerEvent[] = [];
   const rejected: AlertParseResult['rejected'] = [];
+  const ignored: AlertParseResult['ignored'] = [];
   body.alerts.forEach((raw: unknown, index: number) => {
     try {
-      events.push(alertToEvent(toAlert(raw, `alerts[${index}]`), `alerts[${index}]`, source, groupStatus, opts));
+      const alert = toAlert(raw, `alerts[${index}]`);
+      // Grafana's test notification starts at the zero time (a real alert never does):
+      // taken as an alert, every click would be a new occurrence of a ticket for "alert1".
+      if (source === 'grafana' && alert.startsAt === ZERO_TIME) ignored.push({ index, reason: GRAFANA_TEST });
+      else events.push(alertToEvent(alert, `alerts[${index}]`, source, groupStatus, opts));
     } catch (err) {
       rejected.push({ index, problem: (err as Error).message });
     }
   });
-  if (events.length === 0 && body.alerts.length > 0) {
+  if (events.length === 0 && ignored.length === 0 && body.alerts.length > 0) {
     throw badRequest(`invalid alert webhook: no valid alerts (${rejected.map((r) => r.problem).join('; ')})`, rejected);
   }
-  return { source, events, rejected };
+  return { source, events, rejected, ignored };
 }
 
 function pick(map: Record<string, string> | undefined, keys: string[]): string | undefined {

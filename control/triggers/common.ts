@@ -72,7 +72,7 @@ export async function acceptAlertWebhook(c: Context, deps: AppDeps, parse: Alert
     async (o) => {
       if (writer) return writer.submitAlerts({ text, latency: Boolean(parse.forceLatency) }, o);
       const p = parseAlertWebhook(parseJsonText(text), parse);
-      return { source: p.source, rejected: p.rejected, results: await deps.intake.acceptQueued(p.events, o) };
+      return { source: p.source, rejected: p.rejected, ignored: p.ignored, results: await deps.intake.acceptQueued(p.events, o) };
     },
     (r) => r.results,
   );

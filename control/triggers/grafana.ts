@@ -39,7 +39,7 @@ export function registerGrafana(app: Hono, deps: AppDeps): void {
       : []),
     async (c) => {
       const accepted = await acceptAlertWebhook(c, deps, parse);
-      return c.json({ source: accepted.source, ...summarize(accepted.results), rejected: accepted.rejected });
+      return c.json({ source: accepted.source, ...summarize(accepted.results), rejected: accepted.rejected, ignored: accepted.ignored ?? [] });
     },
   );
 }

@@ -14,7 +14,6 @@ interface WebhookReply {
 const GRAFANA = [
   'webhook_firing_docs.json',
   'webhook_firing_values_v11_zulip.json',
-  'webhook_default_payload_alerting_test.json',
   'webhook_mixed_firing_resolved_v9_zulip.json',
   'webhook_resolved_v9_zulip.json',
 ];
@@ -40,6 +39,27 @@ test('every Grafana fixture is accepted: one event per alert, firing ones become
   assert.ok(titles.includes('High memory usage'), titles.join(', '));
   assert.ok(titles.includes('Testing **another** failing alert'), titles.join(', '));
   assert.equal(store.countEvents(), GRAFANA.reduce((n, f) => n + fixtureJson<{ alerts: unknown[] }>('grafana', f).alerts.length, 0));
+});
+
+test("Grafana's test notification (a contact point's Test button) is acknowledged and set aside: no event, no ticket, however often it is clicked", async (t) => {
+  const { app, store } = buildTestApp(t);
+  const body = fixtureJson<{ alerts: Array<{ startsAt: string }> }>('grafana', 'webhook_default_payload_alerting_test.json');
+  assert.equal(body.alerts[0]!.startsAt, '0001-01-01T00:00:00Z');
+  for (let click = 0; click < 3; click++) {
+    const res = await postJson(app, '/triggers/grafana', body);
+    assert.equal(res.status, 200);
+    const reply = (await res.json()) as WebhookReply & { ignored: Array<{ index: number; reason: string }> };
+    assert.deepEqual([reply.accepted, reply.duplicates, reply.results, reply.rejected], [0, 0, [], []]);
+    assert.deepEqual(reply.ignored.map((i) => i.index), [0]);
+    assert.match(reply.ignored[0]!.reason, /a Grafana test notification/);
+  }
+  assert.equal(store.countEvents(), 0);
+  assert.deepEqual(store.listTickets(), []);
+  // Beside a real alert, only the test is set aside; Alertmanager's zero time is not Grafana's button.
+  const real = fixtureJson<{ alerts: unknown[] }>('grafana', 'webhook_firing_docs.json');
+  const mixed = await postJson(app, '/triggers/grafana', { ...real, alerts: [...real.alerts, body.alerts[0]] });
+  const reply = (await mixed.json()) as WebhookReply & { ignored: Array<{ index: number }> };
+  assert.deepEqual([reply.accepted, reply.ignored.map((i) => i.index)], [real.alerts.length, [real.alerts.length]]);
 });
 
 test('Alertmanager fixtures: service and message from labels/annotations; numbers do not split a group', async (t) => {
