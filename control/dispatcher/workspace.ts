@@ -75,7 +75,10 @@ function isOwnFolder(path: string): boolean {
 }
 
 export function workspacePaths(cfg: BugbotConfig, ticket: Pick<Ticket, 'id'>, run: Pick<RunRow, 'id' | 'worker_id' | 'started_at'>): Workspace {
-  const stamp = run.started_at.replace(/[-:T]/g, '').slice(0, 14);
+  // 20261122T071908: the T keeps the digits short of a card number's length, which
+  // redaction would mask in every message naming the branch (ticket-1-20261122071908
+  // is 15 digits with a dash, and one in ten pass the Luhn check).
+  const stamp = run.started_at.replace(/[-:]/g, '').slice(0, 15);
   return {
     ticketDir: join(cfg.home, 'tickets', String(ticket.id), `run-${run.id}`),
     worktree: join(cfg.home, 'worktrees', `ticket-${ticket.id}-run-${run.id}`),

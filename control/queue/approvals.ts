@@ -41,7 +41,8 @@ export interface ApprovalClaim {
 
 export const APPROVABLE: readonly TicketState[] = ['awaiting_approval'];
 export const SKIPPABLE: readonly TicketState[] = ['awaiting_approval', 'needs_human'];
-export const REQUEUEABLE: readonly TicketState[] = ['awaiting_approval', 'needs_human', 'failed'];
+/** `dropped` too: a cancel (or a skip) typed for the wrong ticket is undone by asking for a run. */
+export const REQUEUEABLE: readonly TicketState[] = ['awaiting_approval', 'needs_human', 'failed', 'dropped'];
 
 function getApproval(store: Store, id: number): ApprovalRow {
   return store.stmt('SELECT * FROM approvals WHERE id = ?').get(id) as ApprovalRow;

@@ -109,7 +109,7 @@ test('approve, skip and requeue refuse states that do not allow them, and say wh
   assert.equal(a.state, 'queued');
   assert.match(a.message, /ticket \d+ is queued: only a ticket that is awaiting_approval can be approved/);
   assert.match(approvals.skip(id, 'alice').message, /is queued: only a ticket that is awaiting_approval or needs_human can be skipped/);
-  assert.match(approvals.requeue(id, 'alice').message, /is queued: only a ticket that is awaiting_approval or needs_human or failed can be requeued/);
+  assert.match(approvals.requeue(id, 'alice').message, /is queued: only a ticket that is awaiting_approval or needs_human or failed or dropped can be requeued/);
   assert.equal(store.getTicket(id)!.state, 'queued', 'nothing changed');
 
   const missing = await approvals.approve(999, 'alice');
@@ -216,7 +216,7 @@ test('a merge that fails leaves the ticket awaiting approval and releases the cl
   assert.equal(r.ok, false);
   assert.equal(r.failure, 'error');
   assert.equal(r.state, 'awaiting_approval');
-  assert.match(r.message, /could not merge bot\/ticket-\d+-\d+ into staging: merge: .*no-such-repo does not exist/);
+  assert.match(r.message, /could not merge bot\/ticket-\d+-\d{8}T\d{6} into staging: merge: .*no-such-repo does not exist/);
   assert.equal(store.getTicket(id)!.state, 'awaiting_approval');
   assert.deepEqual(approvalsForTicket(store, id).map((x) => x.status), ['failed']);
   assert.equal(store.auditTrail(id).at(-1)!.action, 'approval-failed');
@@ -384,4 +384,14 @@ test('a cancelled run whose worker has not been seen to stop keeps its ticket fr
   assert.ok(row.finished_at);
   assert.equal(store.getTicket(id)!.state, 'failed');
   assert.equal(approvals.requeue(id, 'carol').ok, true);
+});
+
+test('a cancel typed for the wrong ticket is undone by a requeue: a dropped ticket may run again', (t) => {
+  const { store, intake, approvals } = setup(t);
+  const id = fileTicket(intake, 'Dropped by mistake', 'Error: a real bug cancelled by a typo');
+  assert.deepEqual(cancelTicket(store, id, 'cli'), { was: 'queued', now: 'dropped' });
+  const r = approvals.requeue(id, 'carol');
+  assert.equal(r.ok, true, r.message);
+  assert.equal(store.getTicket(id)!.state, 'queued');
+  assert.equal(claimNext(store, 1, null, 60)?.ticket.id, id);
 });

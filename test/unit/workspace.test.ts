@@ -7,7 +7,8 @@ import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { prepareWorkspace, runTmpDir, runTmpRoot } from '../../control/dispatcher/workspace.ts';
+import { prepareWorkspace, runTmpDir, runTmpRoot, workspacePaths } from '../../control/dispatcher/workspace.ts';
+import { createRedactor } from '../../lib/redact.ts';
 import { claimedRun, tempDir } from '../support/helpers.ts';
 
 test('one root per home, made by mkdtemp in the system temp folder, recorded, and short', (t) => {
@@ -60,4 +61,17 @@ test("prepareWorkspace makes the run's temp folder private and hands it to the w
   assert.ok(settings.sandbox.filesystem.allowWrite.includes(ws.tmp));
   assert.ok(settings.sandbox.filesystem.allowRead.includes(ws.tmp));
   assert.ok(settings.sandbox.filesystem.denyRead.includes(root), "other runs' temp folders are not the agent's to read");
+});
+
+test("a run's branch names its start in a form redaction leaves alone (no run of digits a card number could be)", (t) => {
+  const { config } = claimedRun(t);
+  const redact = createRedactor().text;
+  // Every second of a day: ticket-1-20261122071908 (15 digits with a dash) passed the Luhn check one time in ten.
+  for (let s = 0; s < 86_400; s += 7) {
+    const started = new Date(Date.parse('2026-11-22T00:00:00.000Z') + s * 1000).toISOString();
+    const { branch } = workspacePaths(config, { id: 1 }, { id: 1, worker_id: 1, started_at: started });
+    const text = `merged ${branch} into staging`;
+    assert.equal(redact(text), text, branch);
+  }
+  assert.equal(workspacePaths(config, { id: 12 }, { id: 3, worker_id: 1, started_at: '2026-11-22T07:19:08.123Z' }).branch, 'bot/ticket-12-20261122T071908');
 });

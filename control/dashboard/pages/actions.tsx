@@ -12,7 +12,7 @@ export type Action = (typeof ACTIONS)[number];
 const OFFERED: Record<Action, readonly TicketState[]> = {
   approve: ['awaiting_approval'],
   skip: ['awaiting_approval', 'needs_human'],
-  requeue: ['awaiting_approval', 'needs_human', 'failed'],
+  requeue: ['awaiting_approval', 'needs_human', 'failed', 'dropped'],
   cancel: ['settling', 'queued', 'deferred', 'running', 'awaiting_approval', 'needs_human'],
 };
 
