@@ -23,14 +23,20 @@ const RULES: Array<{ cls: Classification; weight: number; re: RegExp; label: str
   { cls: 'feature', weight: 3, re: /\b(feature request|would be (nice|great|cool)|it would help|please add|could you add|can you add|wish(list)?|suggestion|enhancement)\b/i, label: 'asks for something new' },
   { cls: 'feature', weight: 2, re: /\b(support for|ability to|option to|allow (us|me|users) to|integrate with|dark mode)\b/i, label: 'asks for a capability' },
   // question signals
-  { cls: 'question', weight: 2, re: /^(how|what|where|when|why|who|is there|can i|do you|does it|is it)\b[^.!]*\?/im, label: 'asks a question' },
+  // Bounded: [^.!]* from every line start ran to the end of the text (quadratic: a megabyte
+  // of "how" lines took minutes). 300 characters still reach across a hard-wrapped line.
+  { cls: 'question', weight: 2, re: /^(how|what|where|when|why|who|is there|can i|do you|does it|is it)\b[^.!?]{0,300}\?/im, label: 'asks a question' },
   { cls: 'question', weight: 2, re: /\b(how do i|how can i|how to|is it possible|where can i find|any docs?|documentation)\b/i, label: 'asks how to' },
   // noise signals
   { cls: 'noise', weight: 3, re: /\b(unsubscribe|out of (the )?office|auto-?reply|automatic reply|newsletter|webinar|promo(tion)?|discount)\b/i, label: 'looks automated or promotional' },
   { cls: 'noise', weight: 2, re: /^\s*(thanks?( you)?|thx|ty|ok(ay)?|lol|\+1|:\w+:|👍|🙏)[\s!.]*$/i, label: 'is only an acknowledgement' },
 ];
 
-export function classifyText(text: string): ClassifyResult {
+/** What the rules read of a report: its signals are at its start, and the rules' time stays bounded. */
+const READ_CHARS = 20_000;
+
+export function classifyText(full: string): ClassifyResult {
+  const text = full.slice(0, READ_CHARS);
   const scores: Record<Classification, number> = { bug: 0, feature: 0, question: 0, noise: 0 };
   const why: Record<Classification, string[]> = { bug: [], feature: [], question: [], noise: [] };
   for (const r of RULES) {

@@ -1,8 +1,10 @@
 /**
  * Model-based classification of free-text reports: one tool-less `claude -p` call
  * with `--json-schema` (the CLI enforces the shape through its StructuredOutput tool).
- * Used by intake when `triage.classifier` is "model"; any failure falls back to the
- * rule classifier, with the reason saying so.
+ * Used by intake for emailed reports when `triage.classifier` is "model" (a Slack
+ * mention must be acknowledged within 3 s: its thread is classified by the rules); any
+ * failure, a timeout or calls beyond the limit fall back to the rule classifier, with the
+ * reason saying so.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -38,21 +40,42 @@ export interface ModelClassifierOptions {
   /** Model endpoint credentials (ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL / CLAUDE_CODE_OAUTH_TOKEN). */
   env: Record<string, string>;
   model?: string;
+  /** How long a report's acknowledgement may wait for the model (default 20 s); then the rules decide. */
   timeoutMs?: number;
+  /** Calls at once (default 2): a flood of reports is not a flood of model sessions; beyond it, the rules decide. */
+  concurrency?: number;
 }
+
+const DEFAULT_TIMEOUT_MS = 20_000;
 
 export type Classifier = (text: string) => Promise<ModelClassification>;
 
 export function createModelClassifier(opts: ModelClassifierOptions): Classifier {
   const instructions = readFileSync(join(opts.promptsDir, 'triage.md'), 'utf8');
+  const limit = opts.concurrency ?? 2;
+  let running = 0;
   return async (text) => {
+    const byRules = (why: string): ModelClassification => {
+      const rules = classifyText(text);
+      return { ...rules, by: 'rules', reason: `${rules.reason} (model classifier ${why})` };
+    };
+    if (running >= limit) return byRules(`busy: ${running} call(s) under way`);
+    running++;
     try {
       return await runModel(instructions, text, opts);
     } catch (err) {
-      const rules = classifyText(text);
-      return { ...rules, by: 'rules', reason: `${rules.reason} (model classifier unavailable: ${(err as Error).message})` };
+      return byRules(`unavailable: ${(err as Error).message}`);
+    } finally {
+      running--;
     }
   };
+}
+
+/** A string field of the answer, trimmed and cut; anything else (an object, a number) is dropped. */
+function field(v: unknown, max: number): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  const t = v.trim().slice(0, max);
+  return t || undefined;
 }
 
 function runModel(instructions: string, text: string, opts: ModelClassifierOptions): Promise<ModelClassification> {
@@ -82,15 +105,19 @@ function runModel(instructions: string, text: string, opts: ModelClassifierOptio
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, HOME: home, CLAUDE_CONFIG_DIR: join(home, 'config'), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', ...opts.env },
   });
+  // A CLI that exits before reading (a bad flag, a wrapper without its binary) breaks the
+  // pipe: an unhandled EPIPE would end the control plane; the exit is reported by 'close'.
+  child.stdin.on('error', () => undefined);
   child.stdin.end(`${instructions}\n\n${fence('report', text.slice(0, 20_000))}\n`);
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.resume();
   return new Promise((resolve, reject) => {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`no answer within ${opts.timeoutMs ?? 60_000} ms`));
-    }, opts.timeoutMs ?? 60_000);
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
       reject(err);
@@ -99,20 +126,24 @@ function runModel(instructions: string, text: string, opts: ModelClassifierOptio
       clearTimeout(timer);
       rmSync(home, { recursive: true, force: true });
       try {
-        const result = JSON.parse(out) as { structured_output?: Record<string, string>; is_error?: boolean; result?: string };
+        const result = JSON.parse(out) as { structured_output?: Record<string, unknown>; is_error?: boolean; result?: unknown };
         const s = result.structured_output;
-        if (!s || !['bug', 'feature', 'question', 'noise'].includes(s.classification ?? '')) {
-          throw new Error(`no classification in the answer (exit ${code}${result.result ? `: ${result.result.slice(0, 200)}` : ''})`);
+        const cls = s && typeof s === 'object' ? s.classification : undefined;
+        if (typeof cls !== 'string' || !['bug', 'feature', 'question', 'noise'].includes(cls)) {
+          const said = typeof result.result === 'string' ? `: ${result.result.slice(0, 200)}` : '';
+          throw new Error(`no classification in the answer (exit ${code}${said})`);
         }
-        const cls = s.classification as Classification;
+        const service = field(s!.service, 200);
+        const route = field(s!.route, 200);
+        const errorText = field(s!.error_text, 2000);
         resolve({
-          classification: cls,
-          reason: `model: ${s.reason ?? ''}`.trim(),
+          classification: cls as Classification,
+          reason: `model: ${field(s!.reason, 500) ?? ''}`.trim(),
           scores: { bug: 0, feature: 0, question: 0, noise: 0, [cls]: 1 },
           by: 'model',
-          ...(s.service ? { service: s.service } : {}),
-          ...(s.route ? { route: s.route } : {}),
-          ...(s.error_text ? { errorText: s.error_text } : {}),
+          ...(service ? { service } : {}),
+          ...(route ? { route } : {}),
+          ...(errorText ? { errorText } : {}),
         });
       } catch (err) {
         reject(err instanceof SyntaxError ? new Error(`unreadable answer (exit ${code})`) : err);

@@ -44,6 +44,34 @@ test('the model classifies a report through the real CLI; a failing model falls 
   assert.match(fallback.reason, /model classifier unavailable/);
 });
 
+test('a model that does not answer holds a report only until the timeout, and calls beyond the limit go to the rules at once', { timeout: 120_000 }, async (t) => {
+  const model = await startScriptedModel();
+  t.after(() => model.close());
+  const classify = createModelClassifier({
+    claude: claudeBinary(testConfig(tempDir(t))),
+    promptsDir: join(REPO_ROOT, 'prompts'),
+    env: { ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'sk-scripted' },
+    timeoutMs: 8_000,
+    concurrency: 1,
+  });
+  model.script('triage', [{ stall: true }]);
+  const stalled = classify('Checkout fails with a 500 since the deploy');
+  const second = await classify('The export button does not work anymore');
+  assert.equal(second.by, 'rules');
+  assert.match(second.reason, /model classifier busy: 1 call\(s\) under way/);
+  const first = await stalled;
+  assert.equal(first.by, 'rules');
+  assert.equal(first.classification, 'bug');
+  assert.match(first.reason, /model classifier unavailable: no answer within 8000 ms/);
+  // The slot is free again.
+  model.script('triage', [tool('StructuredOutput', { classification: 'question', reason: 'asks how to export', service: `  billing ${'x'.repeat(400)}`, route: 'GET /export' })]);
+  const third = await classify('How do I export my invoices?');
+  assert.equal(third.by, 'model', third.reason);
+  assert.equal(third.classification, 'question');
+  assert.equal(third.service, `billing ${'x'.repeat(192)}`, 'trimmed and cut to 200 characters');
+  assert.equal(third.route, 'GET /export');
+});
+
 test('intake uses the model classification for an email: a feature request is not acted on', { timeout: 120_000 }, async (t) => {
   const model = await startScriptedModel();
   t.after(() => model.close());

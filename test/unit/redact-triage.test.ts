@@ -110,3 +110,13 @@ test('rule classifier: bug / feature / question / noise with reasons', () => {
     assert.ok(r.reason.length > 0);
   }
 });
+
+test('classification rules read a bounded start of a report (a megabyte of question-like lines took minutes), and questions within 300 characters', () => {
+  // Only the first 20,000 characters count: what lies beyond is not read at all.
+  assert.equal(classifyText(`${'word '.repeat(4_001)}TypeError: checkout crashed`).scores.bug, 0);
+  assert.equal(classifyText(`${'word '.repeat(3_000)}TypeError: checkout crashed`).classification, 'bug');
+  assert.equal(classifyText('how\n'.repeat(250_000)).classification, 'bug', 'no question mark: no question, only silence');
+  assert.equal(classifyText(`how ${'x'.repeat(301)}?`).scores.question, 0, 'a question mark too far from its question word');
+  assert.equal(classifyText('How do I export my invoices?\nThanks').classification, 'question');
+  assert.equal(classifyText('how does the\nexport work? I tried').scores.question, 2, 'a question hard-wrapped over two lines');
+});
