@@ -181,7 +181,7 @@ VERDICT=""
 review() {
   local label=$1
   git -C "$WORKTREE" diff "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD >"$AGENT/diff.patch"
-  harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "$AGENT/plan.md" "$AGENT/diff.patch"
+  harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "$AGENT/plan.md" "fenced:$AGENT/diff.patch"
   harness_phase_run review "$TICKET_DIR/prompt-$label.md" "$label" || harness_fail "review: $(harness_phase_reason "$label")"
   node -e '
     const fs = require("fs");
@@ -212,7 +212,7 @@ if [ "$VERDICT" != approved ]; then
 fi
 
 # --- phase 4: docs ------------------------------------------------------------------
-harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "$AGENT/ticket.md" "$AGENT/plan.md" "$AGENT/diff.patch"
+harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "$AGENT/ticket.md" "$AGENT/plan.md" "fenced:$AGENT/diff.patch"
 if ! harness_phase_run docs "$TICKET_DIR/prompt-docs.md"; then
   harness_log "docs phase failed ($(harness_phase_reason docs)); the fix is pushed without doc updates"
 fi

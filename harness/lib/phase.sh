@@ -4,16 +4,29 @@
 # settings with the guard hook, limits); this assembles the prompt from files and
 # runs the session through run-phase.mjs (idle kill, wall clock, stream watcher).
 
-# harness_phase_prompt PHASE OUT FILE... : prompt = prompts/PHASE.md + the given files (missing ones skipped).
+# harness_phase_prompt PHASE OUT FILE... : prompt = prompts/PHASE.md + the given files (missing ones skipped);
+# a file given as fenced:FILE goes in under its name, fenced as data (lib/fence.mjs).
 harness_phase_prompt() {
   local phase=$1 out=$2 f
   shift 2
   cat "$BUGBOT_PROMPTS/$phase.md" >"$out"
   for f in "$@"; do
-    if [ -s "$f" ]; then
-      printf '\n\n' >>"$out"
-      cat "$f" >>"$out"
-    fi
+    case $f in
+      fenced:*)
+        # What the agent wrote from the report (the diff's tests quote it): data, fenced
+        # (harness/lib/fence.mjs) so quoted text cannot close its block and speak as the prompt.
+        f=${f#fenced:}
+        [ -s "$f" ] || continue
+        printf '\n\n## %s\n\n' "$(basename "$f")" >>"$out"
+        node "$HARNESS_BUGBOT_ROOT/harness/lib/fence.mjs" "$(basename "$f")" "$f" >>"$out" || harness_fail "could not fence $f for the $phase prompt"
+        ;;
+      *)
+        if [ -s "$f" ]; then
+          printf '\n\n' >>"$out"
+          cat "$f" >>"$out"
+        fi
+        ;;
+    esac
   done
 }
 
