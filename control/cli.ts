@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ConfigError, configuredRedactor, loadConfig, secretNames, servingProblems, type BugbotConfig, type ConfigFile } from './config.ts';
+import { ConfigError, configuredRedactor, loadConfig, secretNames, servingProblems, servingWarnings, type BugbotConfig, type ConfigFile } from './config.ts';
 import { HttpError } from './http-error.ts';
 import { fingerprintEvent } from './intake/fingerprint.ts';
 import { redactEvent } from './intake/redact-event.ts';
@@ -443,6 +443,8 @@ export function buildProgram(): Command {
       // Checked against this shell's environment: the server's may hold more.
       const refused = servingProblems(rest, process.env);
       if (refused.length) process.stderr.write(`bugbot start would refuse to start with this environment:\n${refused.map((p) => `  - ${p}`).join('\n')}\n`);
+      const warned = servingWarnings(rest, process.env);
+      if (warned.length) process.stderr.write(`bugbot start would warn:\n${warned.map((p) => `  - ${p}`).join('\n')}\n`);
     });
 
   program

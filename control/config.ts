@@ -596,6 +596,16 @@ function semanticProblems(cfg: z.output<typeof configSchema>): string[] {
  * reachable from the network authenticates every endpoint. Other commands only read
  * the config and the home, so they do not ask for the server's secrets.
  */
+/** What `bugbot start` warns of but runs with (the embedded defaults must run). */
+export function servingWarnings(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'>, env: NodeJS.ProcessEnv): string[] {
+  const salt = cfg.intake.hashSaltEnv;
+  if (env[salt]) return [];
+  return [
+    `${salt} is not set: reporters' email addresses and user ids are hashed with bugbot's public default salt, ` +
+      'which anyone can reverse by trying addresses; set it to a long random secret, and keep it (hashes made with another salt do not match)',
+  ];
+}
+
 export function servingProblems(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'>, env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
   const g = cfg.triggers.grafana;

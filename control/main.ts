@@ -7,7 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
-import { ConfigError, isLoopback, type BugbotConfig } from './config.ts';
+import { ConfigError, isLoopback, servingWarnings, type BugbotConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
 import { Approvals } from './dispatcher/approvals.ts';
@@ -270,6 +270,7 @@ function banner(config: BugbotConfig, url: string, slack: boolean, localKey: str
     `  workers   ${config.workers} (ports ${config.target.basePort + 1}-${config.target.basePort + config.workers}), push: ${config.harness.pushMode}`,
     // The workers lack what a run needs (the dispatcher's own reason): tickets wait in the queue.
     ...(held ? [`  WARNING   fixes cannot run: ${held}; tickets wait in the queue until then`] : []),
+    ...servingWarnings(config, { [config.intake.hashSaltEnv]: s.get(config.intake.hashSaltEnv) }).map((w) => `  WARNING   ${w}`),
     'triggers:',
   ];
   if (t.grafana.enabled) {

@@ -119,7 +119,7 @@ test('fingerprint --explain groups ids together and shows what went in', (t) => 
 
 test("only start asks for the server's secrets: a config bound to the network still lists tickets and shows what start would refuse", (t) => {
   const dir = tempDir(t);
-  const env = { BUGBOT_API_TOKEN: '', BUGBOT_DASHBOARD_TOKEN: '', BUGBOT_EMAIL_TOKEN: '' };
+  const env = { BUGBOT_API_TOKEN: '', BUGBOT_DASHBOARD_TOKEN: '', BUGBOT_EMAIL_TOKEN: '', BUGBOT_HASH_SALT: '' };
   writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ home: join(dir, 'home'), server: { host: '0.0.0.0' }, triggers: { grafana: { tokenEnv: 'NOPE_TOKEN' } } }));
   assert.equal(bugbot(['enqueue', '-t', 'Checkout page is blank'], { cwd: dir, env }).code, 0);
   const list = bugbot(['tickets'], { cwd: dir, env });
@@ -130,6 +130,8 @@ test("only start asks for the server's secrets: a config bound to the network st
   assert.equal((JSON.parse(cfg.stdout) as { server: { host: string } }).server.host, '0.0.0.0');
   assert.match(cfg.stderr, /bugbot start would refuse to start with this environment:\n {2}- triggers\.grafana\.tokenEnv names NOPE_TOKEN, which is not set/);
   assert.match(cfg.stderr, /set BUGBOT_API_TOKEN so the API is not open/);
+  assert.match(cfg.stderr, /bugbot start would warn:\n {2}- BUGBOT_HASH_SALT is not set: reporters' email addresses and user ids are hashed with bugbot's public default salt/);
+  assert.doesNotMatch(bugbot(['config'], { cwd: dir, env: { ...env, BUGBOT_HASH_SALT: 'a-long-random-secret-salt' } }).stderr, /would warn/);
   const start = bugbot(['start', '--port', '1'], { cwd: dir, env });
   assert.equal(start.code, 2);
   assert.match(start.stderr, /names NOPE_TOKEN, which is not set/);
