@@ -49,7 +49,7 @@ const held = new Map<string, Database.Database>();
  */
 export function lockHome(home: string): HomeLock | null {
   if (held.has(home)) return null;
-  mkdirSync(home, { recursive: true });
+  mkdirSync(home, { recursive: true, mode: 0o700 });
   // timeout 0: a held lock is SQLITE_BUSY at once, not after the default 5 s of retries.
   const db = new Database(join(home, 'bugbot.lock.db'), { timeout: 0 });
   try {

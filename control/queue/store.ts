@@ -7,7 +7,7 @@
  * also survives power loss. Webhooks are acknowledged only after their commit.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
   Classification,
@@ -89,8 +89,12 @@ export class Store {
   readonly now: () => Date;
 
   constructor(path: string, opts: StoreOptions = {}) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    // Private: reporters' addresses, report text and run logs live here. Only what this
+    // makes (a new home, a new database; SQLite gives its WAL the database's mode).
+    const fresh = path !== ':memory:' && !existsSync(path);
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.db = new Database(path);
+    if (fresh) chmodSync(path, 0o600);
     // First: switching a new file to WAL and migrating it take the write lock, which
     // another process opening the same new home may hold for a moment.
     this.db.pragma('busy_timeout = 5000');

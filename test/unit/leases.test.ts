@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Intake } from '../../control/intake/index.ts';
 import { createRedactor } from '../../lib/redact.ts';
@@ -125,4 +126,14 @@ test("the queue's hot paths read their own index, not the table: the settle sche
   for (const q of settle) assert.match(plan(q), /USING (COVERING )?INDEX tickets_settle/, q);
   const prune = seen.find((q) => q.startsWith('DELETE FROM nonces'))!;
   assert.match(plan(prune), /USING INDEX nonces_seen/);
+});
+
+test('a new home and its database are private: the folder 0700, the database and its WAL 0600', (t) => {
+  const home = join(tempDir(t), 'fresh', 'home');
+  const store = new Store(join(home, 'bugbot.db'));
+  t.after(() => store.close());
+  store.audit(null, 'test', 'write', 'the WAL exists now');
+  assert.equal(statSync(home).mode & 0o777, 0o700);
+  assert.equal(statSync(dirname(home)).mode & 0o777, 0o700, 'every folder it made');
+  for (const f of ['bugbot.db', 'bugbot.db-wal', 'bugbot.db-shm']) assert.equal(statSync(join(home, f)).mode & 0o777, 0o600, f);
 });
