@@ -295,11 +295,18 @@ export function buildProgram(): Command {
     .argument('<id>', 'ticket id', intArg)
     .option('--by <name>', 'who takes it', process.env.USER ?? 'someone')
     .option('--release', 'give the ticket back to the bot')
-    .action((id: number, o: { by: string; release?: boolean }, cmd: Command) => {
+    .option('--force', "take it over from the person who claimed it")
+    .action((id: number, o: { by: string; release?: boolean; force?: boolean }, cmd: Command) => {
       const config = load(cmd);
       const { store, intake } = openExisting(config);
       try {
-        if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
+        const t = store.getTicket(id);
+        if (!t) fail(`no ticket ${id}`, 1);
+        if (o.release && !t.claimedBy) {
+          process.stdout.write(`ticket ${id} was not claimed: nothing to release (${t.state})\n`);
+          return;
+        }
+        if (!o.release && t.claimedBy && t.claimedBy !== o.by && !o.force) fail(`ticket ${id} is claimed by ${t.claimedBy}: ask them, or take it over with --force`, 1);
         const r = intake.claim(id, o.release ? null : o.by);
         process.stdout.write(`ticket ${id}: ${r.state} (${r.reason})\n`);
       } finally {

@@ -169,6 +169,11 @@ test('enqueue, tickets, ticket, claim and status work on the same home', (t) => 
   assert.match(one.stdout, /history:/);
   const claim = bugbot([...home, 'claim', '1', '--by', 'alice'], { cwd: dir });
   assert.match(claim.stdout, /ticket 1: deferred \(claimed by alice/);
+  // Someone else's claim is not taken over by accident.
+  const bob = bugbot([...home, 'claim', '1', '--by', 'bob'], { cwd: dir });
+  assert.deepEqual([bob.code, bob.stderr.trim()], [1, 'bugbot: ticket 1 is claimed by alice: ask them, or take it over with --force']);
+  assert.match(bugbot([...home, 'claim', '1', '--by', 'bob', '--force'], { cwd: dir }).stdout, /claimed by bob/);
+  assert.match(bugbot([...home, 'claim', '1', '--by', 'bob'], { cwd: dir }).stdout, /claimed by bob/, "one's own claim again is fine");
   assert.match(bugbot([...home, 'status'], { cwd: dir }).stdout, /deferred 1/);
   assert.equal(bugbot([...home, 'ticket', '42'], { cwd: dir }).code, 1);
   assert.equal(bugbot([...home, 'tickets', '--state', 'bogus'], { cwd: dir }).code, 2);
