@@ -476,6 +476,8 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
   const fileBase = configPath ? dirname(configPath) : cwd;
   const merged = withAbsolutePaths(structuredClone(fileData) as Record<string, unknown>, fileBase);
   const fromEnv: Record<string, unknown> = {};
+  /** Settings the environment gave (and no flag overrode): a problem with one names its variable. */
+  const envNames = new Map<string, string>();
   for (const [name, path, type] of ENV_OVERRIDES) {
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
@@ -485,6 +487,7 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
       continue;
     }
     setPath(fromEnv, path, value);
+    if (getPath(opts.flags ?? {}, path) === undefined) envNames.set(path.join('.'), name);
   }
   deepMerge(merged, withAbsolutePaths(fromEnv, cwd));
   deepMerge(merged, withAbsolutePaths((opts.flags ?? {}) as Record<string, unknown>, cwd));
@@ -493,7 +496,8 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const at = issue.path.length ? issue.path.join('.') : '(top level)';
-      problems.push(`${at}: ${issue.message}`);
+      const name = envNames.get(at);
+      problems.push(`${at}: ${issue.message}${name ? ` (from ${name}=${JSON.stringify(env[name])})` : ''}`);
     }
     throw new ConfigError(problems);
   }
@@ -750,6 +754,15 @@ function withAbsolutePaths(layer: Record<string, unknown>, base: string): Record
     out.mcp = mcp;
   }
   return out;
+}
+
+function getPath(obj: unknown, path: string[]): unknown {
+  let cur = obj;
+  for (const key of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
 }
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {

@@ -13,17 +13,25 @@ export interface Logger {
 }
 
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+let warnedLevel = false;
 
 export function createLogger(
   opts: { level?: Level; write?: (line: string) => void; base?: Record<string, unknown> } = {},
 ): Logger {
-  const min = ORDER[opts.level ?? ((process.env.BUGBOT_LOG_LEVEL as Level | undefined) ?? 'info')] ?? ORDER.info;
+  const fromEnv = process.env.BUGBOT_LOG_LEVEL;
+  const unknown = !opts.level && fromEnv && !(fromEnv in ORDER);
+  const min = ORDER[opts.level ?? ((fromEnv as Level | undefined) ?? 'info')] ?? ORDER.info;
   const write = opts.write ?? ((line: string) => process.stderr.write(line + '\n'));
   const base = opts.base ?? {};
   const log = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
     write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }));
   };
+  // Said once, by the first logger made (children are made with opts.base).
+  if (unknown && !opts.base && !warnedLevel) {
+    warnedLevel = true;
+    log('warn', `BUGBOT_LOG_LEVEL=${JSON.stringify(fromEnv)} is not a level (${Object.keys(ORDER).join(', ')}): logging at info`);
+  }
   return {
     debug: (m, f) => log('debug', m, f),
     info: (m, f) => log('info', m, f),

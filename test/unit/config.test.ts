@@ -84,6 +84,19 @@ test('every problem is reported at once', (t) => {
     assert.match(text, /typo/);
     assert.ok(err.problems.length >= 5, text);
   }
+  // A value the environment gave names its variable; one a flag overrode does not.
+  assert.throws(
+    () => loadConfig({ cwd: tempDir(t), env: { BUGBOT_WORKERS: '20', BUGBOT_PORT: '0' } }),
+    (err: unknown) => {
+      const text = (err as ConfigError).problems.join('\n');
+      assert.match(text, /^workers: .* \(from BUGBOT_WORKERS="20"\)$/m);
+      return true;
+    },
+  );
+  assert.throws(
+    () => loadConfig({ cwd: tempDir(t), env: { BUGBOT_WORKERS: '3' }, flags: { workers: 20 } }),
+    (err: unknown) => /^workers: [^(]*$/m.test((err as ConfigError).problems.join('\n')),
+  );
 });
 
 test('semantic problems: bad regexes, unset secret variables, exposed API without a token', (t) => {
