@@ -116,9 +116,13 @@ export function parseAlertWebhook(body: unknown, opts: AlertParseOptions): Alert
   body.alerts.forEach((raw: unknown, index: number) => {
     try {
       const alert = toAlert(raw, `alerts[${index}]`);
-      // Grafana's test notification starts at the zero time (a real alert never does):
-      // taken as an alert, every click would be a new occurrence of a ticket for "alert1".
-      if (source === 'grafana' && alert.startsAt === ZERO_TIME) ignored.push({ index, reason: GRAFANA_TEST });
+      // Grafana's test notification: a contact point's Test button sends the alert
+      // {alertname="TestAlert", instance="Grafana"} stamped now (older builds and
+      // grafana/alerting's own tests: the zero time, which a real alert never has). Taken
+      // as an alert, every click would be a new occurrence of a "Notification test" ticket.
+      if (source === 'grafana' && ((alert.labels.alertname === 'TestAlert' && alert.labels.instance === 'Grafana') || alert.startsAt === ZERO_TIME)) {
+        ignored.push({ index, reason: GRAFANA_TEST });
+      }
       else events.push(alertToEvent(alert, `alerts[${index}]`, source, groupStatus, opts));
     } catch (err) {
       rejected.push({ index, problem: (err as Error).message });

@@ -39,7 +39,8 @@ export function registerGrafana(app: Hono, deps: AppDeps): void {
       : []),
     async (c) => {
       const accepted = await acceptAlertWebhook(c, deps, parse);
-      return c.json({ source: accepted.source, ...summarize(accepted.results), rejected: accepted.rejected, ignored: accepted.ignored ?? [] });
+      // `ignored` only when something was set aside (a test notification): its presence says so.
+      return c.json({ source: accepted.source, ...summarize(accepted.results), rejected: accepted.rejected, ...(accepted.ignored?.length ? { ignored: accepted.ignored } : {}) });
     },
   );
 }

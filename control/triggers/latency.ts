@@ -69,7 +69,7 @@ export function registerLatency(app: Hono, deps: AppDeps): void {
       if (isAlertWebhook) {
         const parsed = parseAlertWebhook(body, parse);
         const results = await acceptRequest(c, deps, parsed.events);
-        return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected, ignored: parsed.ignored });
+        return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected, ...(parsed.ignored.length ? { ignored: parsed.ignored } : {}) });
       }
       const ev = parseLatencyJson(body, deps.store.now());
       if (ev.latency!.p95Ms <= ev.latency!.thresholdMs) {

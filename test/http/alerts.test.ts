@@ -53,13 +53,39 @@ test("Grafana's test notification (a contact point's Test button) is acknowledge
     assert.deepEqual(reply.ignored.map((i) => i.index), [0]);
     assert.match(reply.ignored[0]!.reason, /a Grafana test notification/);
   }
+  // What the Test button of a current Grafana sends: the reserved TestAlert, stamped now.
+  const button = {
+    receiver: '',
+    status: 'firing',
+    alerts: [
+      {
+        status: 'firing',
+        labels: { alertname: 'TestAlert', instance: 'Grafana' },
+        annotations: { summary: 'Notification test' },
+        startsAt: new Date().toISOString(),
+        endsAt: '0001-01-01T00:00:00Z',
+        generatorURL: '',
+        fingerprint: '57c6d9296de2ad39',
+        values: null,
+        valueString: "[ metric='foo' labels={instance=bar} value=10 ]",
+      },
+    ],
+    commonLabels: { alertname: 'TestAlert', instance: 'Grafana' },
+    version: '1',
+    title: '[FIRING:1] (TestAlert Grafana)',
+    state: 'alerting',
+  };
+  const clicked = (await (await postJson(app, '/triggers/grafana', button)).json()) as WebhookReply & { ignored: unknown[] };
+  assert.deepEqual([clicked.accepted, clicked.ignored.length], [0, 1]);
   assert.equal(store.countEvents(), 0);
   assert.deepEqual(store.listTickets(), []);
-  // Beside a real alert, only the test is set aside; Alertmanager's zero time is not Grafana's button.
+  // Beside a real alert, only the test is set aside; a reply with nothing set aside has no `ignored`.
   const real = fixtureJson<{ alerts: unknown[] }>('grafana', 'webhook_firing_docs.json');
   const mixed = await postJson(app, '/triggers/grafana', { ...real, alerts: [...real.alerts, body.alerts[0]] });
   const reply = (await mixed.json()) as WebhookReply & { ignored: Array<{ index: number }> };
   assert.deepEqual([reply.accepted, reply.ignored.map((i) => i.index)], [real.alerts.length, [real.alerts.length]]);
+  const plain = (await (await postJson(app, '/triggers/grafana', fixtureJson('grafana', 'webhook_firing_docs.json'))).json()) as Record<string, unknown>;
+  assert.equal('ignored' in plain, false);
 });
 
 test('Alertmanager fixtures: service and message from labels/annotations; numbers do not split a group', async (t) => {
