@@ -392,7 +392,7 @@ export function buildProgram(): Command {
 
   program
     .command('requeue')
-    .description('queue a ticket again (awaiting approval, needs a person, or failed) with its attempts reset')
+    .description('queue a ticket again (awaiting approval, needs a person, failed or dropped) with its attempts reset')
     .argument('<id>', 'ticket id', intArg)
     .option('--by <name>', 'who requeues', process.env.USER ?? 'cli')
     .action(async (id: number, o: { by: string }, cmd: Command) => {

@@ -174,16 +174,27 @@ function decide(
     }
     if (next === 'queued') {
       // One open ticket per error: a newer one (a person reported it again after this one
-      // failed) carries it on, and a second would have the same bug fixed twice.
+      // failed) carries it on, and a second would have the same bug fixed twice. A dropped
+      // ticket gives way to any newer one: its error's occurrences go to the newest.
+      const states = t.state === 'dropped' ? null : OPEN_STATES;
       const newer = store
-        .stmt(`SELECT id, state FROM tickets WHERE fingerprint = ? AND id > ? AND state IN (${OPEN_STATES.map(() => '?').join(', ')}) ORDER BY id LIMIT 1`)
-        .get(t.fingerprint, ticketId, ...OPEN_STATES) as { id: number; state: string } | undefined;
+        .stmt(`SELECT id, state FROM tickets WHERE fingerprint = ? AND id > ?${states ? ` AND state IN (${states.map(() => '?').join(', ')})` : ''} ORDER BY id LIMIT 1`)
+        .get(t.fingerprint, ticketId, ...(states ?? [])) as { id: number; state: string } | undefined;
       if (newer) {
-        return { failure: 'state', state: t.state as TicketState, message: `ticket ${newer.id} (the same error, filed later) is open (${newer.state}): it carries this one on; requeue that one instead` } satisfies Refusal;
+        return { failure: 'state', state: t.state as TicketState, message: OPEN_STATES.includes(newer.state as TicketState)
+            ? `ticket ${newer.id} (the same error, filed later) is open (${newer.state}): it carries this one on; requeue that one instead`
+            : `ticket ${newer.id} (the same error, filed later; ${newer.state}) carries this dropped one on: requeue that one instead` } satisfies Refusal;
       }
     }
     const now = store.nowIso();
-    if (next === 'queued') {
+    if (next === 'queued' && t.state === 'dropped') {
+      // A person overrules the drop (triage's, a cancel's, a skip's): the brief says so, not
+      // "classified as a question", and a later pass of triage does not drop it again for that.
+      const reason = `requeued by ${actor}: a person asked for a run (it was dropped${t.triage_reason ? `: ${t.triage_reason}` : ''})`;
+      store
+        .stmt(`UPDATE tickets SET state = 'queued', attempt = 0, classification = 'bug', triage_reason = ?, updated_at = ? WHERE id = ?`)
+        .run(reason, now, ticketId);
+    } else if (next === 'queued') {
       // A person asked for another go: it gets the full attempt budget again.
       store.stmt(`UPDATE tickets SET state = 'queued', attempt = 0, updated_at = ? WHERE id = ?`).run(now, ticketId);
     } else {
@@ -207,7 +218,7 @@ export function skipTicket(store: Store, ticketId: number, actor: string, reason
   return decide(store, ticketId, actor, 'skip', SKIPPABLE, 'dropped', reason, staleSeconds);
 }
 
-/** awaiting_approval / needs_human / failed → queued, with the attempt count reset to 0. */
+/** awaiting_approval / needs_human / failed / dropped → queued, with the attempt count reset to 0. */
 export function requeueTicket(store: Store, ticketId: number, actor: string, staleSeconds: number) {
   return decide(store, ticketId, actor, 'requeue', REQUEUEABLE, 'queued', 'attempts reset', staleSeconds);
 }

@@ -392,6 +392,24 @@ test('a cancel typed for the wrong ticket is undone by a requeue: a dropped tick
   assert.deepEqual(cancelTicket(store, id, 'cli'), { was: 'queued', now: 'dropped' });
   const r = approvals.requeue(id, 'carol');
   assert.equal(r.ok, true, r.message);
-  assert.equal(store.getTicket(id)!.state, 'queued');
+  const t2 = store.getTicket(id)!;
+  assert.equal(t2.state, 'queued');
+  // The brief and a later pass of triage see a person's decision, not the drop's reason.
+  assert.equal(t2.classification, 'bug');
+  assert.match(t2.triageReason ?? '', /^requeued by carol: a person asked for a run \(it was dropped/);
   assert.equal(claimNext(store, 1, null, 60)?.ticket.id, id);
+});
+
+test('a dropped ticket gives way to any newer ticket of its error, open or not: requeue that one', (t) => {
+  const { store, intake, approvals } = setup(t);
+  const old = fileTicket(intake, 'Export fails', 'Error: export failed for the invoices');
+  cancelTicket(store, old, 'cli');
+  const newer = fileTicket(intake, 'Export fails', 'Error: export failed for the invoices');
+  assert.notEqual(newer, old);
+  const c = claimNext(store, 1, null, 60)!;
+  finishRun(store, c.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  const r = approvals.requeue(old, 'carol');
+  assert.equal(r.ok, false);
+  assert.match(r.message, new RegExp(`ticket ${newer} \\(the same error, filed later; pushed\\) carries this dropped one on`));
+  assert.equal(store.getTicket(old)!.state, 'dropped');
 });
