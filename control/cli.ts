@@ -306,7 +306,9 @@ export function buildProgram(): Command {
           process.stdout.write(`ticket ${id} was not claimed: nothing to release (${t.state})\n`);
           return;
         }
-        if (!o.release && t.claimedBy && t.claimedBy !== o.by && !o.force) fail(`ticket ${id} is claimed by ${t.claimedBy}: ask them, or take it over with --force`, 1);
+        if (t.claimedBy && t.claimedBy !== o.by && !o.force) {
+          fail(`ticket ${id} is claimed by ${t.claimedBy}: ask them, or ${o.release ? 'release it for them' : 'take it over'} with --force`, 1);
+        }
         const r = intake.claim(id, o.release ? null : o.by);
         process.stdout.write(`ticket ${id}: ${r.state} (${r.reason})\n`);
       } finally {

@@ -594,12 +594,6 @@ function semanticProblems(cfg: z.output<typeof configSchema>): string[] {
   return out;
 }
 
-/**
- * What the control plane needs from its environment before it may serve (bugbot start
- * refuses to start without it): the secrets the config names are set, and a server
- * reachable from the network authenticates every endpoint. Other commands only read
- * the config and the home, so they do not ask for the server's secrets.
- */
 /** What `bugbot start` warns of but runs with (the embedded defaults must run). */
 export function servingWarnings(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'>, env: NodeJS.ProcessEnv): string[] {
   const salt = cfg.intake.hashSaltEnv;
@@ -610,6 +604,12 @@ export function servingWarnings(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'
   ];
 }
 
+/**
+ * What the control plane needs from its environment before it may serve (bugbot start
+ * refuses to start without it): the secrets the config names are set, and a server
+ * reachable from the network authenticates every endpoint. Other commands only read
+ * the config and the home, so they do not ask for the server's secrets.
+ */
 export function servingProblems(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'>, env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
   const g = cfg.triggers.grafana;

@@ -19,8 +19,8 @@ export function createLogger(
   opts: { level?: Level; write?: (line: string) => void; base?: Record<string, unknown> } = {},
 ): Logger {
   const fromEnv = process.env.BUGBOT_LOG_LEVEL;
-  const unknown = !opts.level && fromEnv && !(fromEnv in ORDER);
-  const min = ORDER[opts.level ?? ((fromEnv as Level | undefined) ?? 'info')] ?? ORDER.info;
+  const unknown = !opts.level && fromEnv && !Object.hasOwn(ORDER, fromEnv);
+  const min = ORDER[opts.level ?? (unknown ? 'info' : ((fromEnv as Level | undefined) ?? 'info'))] ?? ORDER.info;
   const write = opts.write ?? ((line: string) => process.stderr.write(line + '\n'));
   const base = opts.base ?? {};
   const log = (level: Level, msg: string, fields?: Record<string, unknown>) => {

@@ -6,7 +6,7 @@
  *
  *   node fence.mjs SOURCE FILE   prints FILE fenced as data from SOURCE
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -88,7 +88,8 @@ function fold(text) {
   return { folded, from, to };
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+// Run as a script (argv[1] may name it through a link; the module's URL is its real path).
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const [source, file] = process.argv.slice(2);
   if (!source || !file) {
     process.stderr.write('usage: node fence.mjs SOURCE FILE\n');

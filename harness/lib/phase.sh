@@ -18,7 +18,11 @@ harness_phase_prompt() {
         f=${f#fenced:}
         [ -s "$f" ] || continue
         printf '\n\n## %s\n\n' "$(basename "$f")" >>"$out"
-        node "$HARNESS_BUGBOT_ROOT/harness/lib/fence.mjs" "$(basename "$f")" "$f" >>"$out" || harness_fail "could not fence $f for the $phase prompt"
+        local fenced=""
+        if ! fenced=$(node "$HARNESS_BUGBOT_ROOT/harness/lib/fence.mjs" "$(basename "$f")" "$f") || [ -z "$fenced" ]; then
+          harness_fail "could not fence $f for the $phase prompt"
+        fi
+        printf '%s\n' "$fenced" >>"$out"
         ;;
       *)
         if [ -s "$f" ]; then

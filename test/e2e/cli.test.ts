@@ -174,6 +174,7 @@ test('enqueue, tickets, ticket, claim and status work on the same home', (t) => 
   assert.deepEqual([bob.code, bob.stderr.trim()], [1, 'bugbot: ticket 1 is claimed by alice: ask them, or take it over with --force']);
   assert.match(bugbot([...home, 'claim', '1', '--by', 'bob', '--force'], { cwd: dir }).stdout, /claimed by bob/);
   assert.match(bugbot([...home, 'claim', '1', '--by', 'bob'], { cwd: dir }).stdout, /claimed by bob/, "one's own claim again is fine");
+  assert.equal(bugbot([...home, 'claim', '1', '--release', '--by', 'alice'], { cwd: dir }).code, 1, "releasing someone else's claim needs --force too");
   assert.match(bugbot([...home, 'status'], { cwd: dir }).stdout, /deferred 1/);
   assert.equal(bugbot([...home, 'ticket', '42'], { cwd: dir }).code, 1);
   assert.equal(bugbot([...home, 'tickets', '--state', 'bogus'], { cwd: dir }).code, 2);
