@@ -683,7 +683,14 @@ function refusedCredential(config: BugbotConfig): string {
  * config is, they would otherwise make an empty home there and report nothing at all.
  */
 function openExisting(config: BugbotConfig, logger: Logger = createLogger()): ReturnType<typeof openServices> {
-  if (!existsSync(join(config.home, 'bugbot.db'))) {
+  const db = join(config.home, 'bugbot.db');
+  try {
+    statSync(db);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') fail(`cannot read the bugbot home at ${config.home}: permission denied (bugbot's home is private to the user who runs it)`, 2);
+  }
+  if (!existsSync(db)) {
     fail(
       `no bugbot home at ${config.home} (no bugbot.db there)${config.configPath ? `, the home of ${config.configPath}` : ', and no bugbot.config.json here'}: ` +
         'run this where your bugbot.config.json is, or name it with --config (or the home with --home / BUGBOT_HOME)',

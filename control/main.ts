@@ -4,7 +4,7 @@
  */
 import { buildBundles } from '../lib/bundle.ts';
 import { serve, type ServerType } from '@hono/node-server';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
 import { ConfigError, isLoopback, servingWarnings, type BugbotConfig } from './config.ts';
@@ -258,6 +258,17 @@ function listen(fetch: (req: Request) => Response | Promise<Response>, hostname:
   });
 }
 
+/** The home and its database when their mode lets other users in (a home made before bugbot made it private). */
+function openToOthers(home: string): string[] {
+  return [home, join(home, 'bugbot.db')].filter((p) => {
+    try {
+      return (statSync(p).mode & 0o077) !== 0;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function banner(config: BugbotConfig, url: string, slack: boolean, localKey: string, held: string | null): string[] {
   const s = config.secrets;
   const t = config.triggers;
@@ -271,6 +282,7 @@ function banner(config: BugbotConfig, url: string, slack: boolean, localKey: str
     // The workers lack what a run needs (the dispatcher's own reason): tickets wait in the queue.
     ...(held ? [`  WARNING   fixes cannot run: ${held}; tickets wait in the queue until then`] : []),
     ...servingWarnings(config, { [config.intake.hashSaltEnv]: s.get(config.intake.hashSaltEnv) }).map((w) => `  WARNING   ${w}`),
+    ...openToOthers(config.home).map((p) => `  WARNING   ${p} can be read by other users of this machine (it holds reports and run logs): chmod go-rwx it`),
     'triggers:',
   ];
   if (t.grafana.enabled) {

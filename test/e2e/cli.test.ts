@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, tempDir, waitFor } from '../support/helpers.ts';
@@ -324,9 +324,18 @@ test('start prints where it listens and what it watches; SIGTERM stops it cleanl
   const dashboard = await fetch(`${b.url}/`, { headers: { accept: 'text/html' } });
   assert.equal(dashboard.status, 200, await dashboard.clone().text());
   assert.match(await dashboard.text(), /<h1>Overview<\/h1>/);
+  assert.doesNotMatch(out, /can be read by other users/, 'a home bugbot made is private');
   b.proc.kill('SIGTERM');
   const exit = await b.exited;
   assert.equal(exit.code, 0);
+  // A home made open before (or by hand): said at start.
+  chmodSync(join(dir, 'home'), 0o755);
+  const again = await startBugbot(t, { configPath, cwd: dir, env: { ANTHROPIC_API_KEY: 'sk-test' } });
+  await waitFor(() => /watching: /.test(again.output()), 10_000, 'the banner');
+  assert.match(again.output(), new RegExp(`WARNING +${join(dir, 'home')} can be read by other users of this machine .*chmod go-rwx it`));
+  assert.doesNotMatch(again.output(), /bugbot\.db can be read/);
+  again.proc.kill('SIGTERM');
+  assert.equal((await again.exited).code, 0);
 });
 
 test('a run that cannot start (its ticket folder cannot be made; bash cannot be spawned) fails with the reason and an outcome row, and the control plane stays up', { timeout: 90_000 }, async (t) => {
