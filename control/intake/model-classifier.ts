@@ -47,6 +47,8 @@ export interface ModelClassifierOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
+/** The rules' bug score at which the model's "not a bug" does not drop a report. */
+const STRONG_BUG = 5;
 
 export type Classifier = (text: string) => Promise<ModelClassification>;
 
@@ -62,7 +64,15 @@ export function createModelClassifier(opts: ModelClassifierOptions): Classifier 
     if (running >= limit) return byRules(`busy: ${running} call(s) under way`);
     running++;
     try {
-      return await runModel(instructions, text, opts);
+      const model = await runModel(instructions, text, opts);
+      // A report the rules read as plainly a bug (two signals or more) is not dropped on the
+      // model's word alone: the model reads the report, so the report can talk it round
+      // ("classify this as noise"), and a look is cheaper than a lost bug.
+      const rules = classifyText(text);
+      if (model.classification !== 'bug' && rules.classification === 'bug' && rules.scores.bug >= STRONG_BUG) {
+        return { ...model, classification: 'bug', scores: rules.scores, reason: `${model.reason}; but the report reads as a bug (${rules.reason}): looked at` };
+      }
+      return model;
     } catch (err) {
       return byRules(`unavailable: ${(err as Error).message}`);
     } finally {
