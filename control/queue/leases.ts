@@ -125,6 +125,8 @@ export function reclaimRuns(
   store: Store,
   opts: { maxAttempts: number; onlyExpired: boolean; reason: string; keep?: ReadonlySet<number> },
 ): Array<{ run: RunRow; ticketState: TicketState }> {
+  // Polled every few seconds: the write lock (which intake's writer wants) only when there is something to reclaim.
+  if (opts.onlyExpired && !store.stmt(`SELECT 1 FROM runs WHERE state = 'running' AND lease_until < ? LIMIT 1`).get(store.nowIso())) return [];
   return store.tx(() => {
     const now = store.nowIso();
     const runs = (
