@@ -17,10 +17,10 @@ export function fence(source, text) {
   return `<untrusted-data source="${source}">\n${defuse(text)}\n</untrusted-data>`;
 }
 
-/** What a reader may take for `<`, `/` and `>` around a tag name (after folding). */
-const OPEN = String.raw`<|‹|«|〈|⟨|❬|❮|˂|ᐸ|&lt;?|&#0*60;?|&#x0*3c;?`;
+/** What a reader may take for `<`, `/` and `>` around a tag name (after folding); `\u003c` is how Go's JSON writes `<` in a log line. */
+const OPEN = String.raw`<|‹|«|〈|⟨|❬|❮|˂|ᐸ|&lt;?|&#0*60;?|&#x0*3c;?|\\u003c`;
 const SLASH = String.raw`[/∕⁄⧸\\]`;
-const CLOSE = String.raw`>|›|»|〉|⟩|❭|❯|˃|ᐳ|&gt;?|&#0*62;?|&#x0*3e;?`;
+const CLOSE = String.raw`>|›|»|〉|⟩|❭|❯|˃|ᐳ|&gt;?|&#0*62;?|&#x0*3e;?|\\u003e`;
 const FENCE_TAG = new RegExp(String.raw`(?:(${OPEN})\s*)?(?:(${SLASH})\s*)?untrusted[-_\s]?data(?:\s*(${CLOSE}))?`, 'g');
 
 /** Characters a reader does not see: format controls (zero-width, bidi), combining marks, other default-ignorables. */
