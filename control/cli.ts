@@ -178,7 +178,8 @@ export function buildProgram(): Command {
     .description('tail application log files and feed their errors in')
     .argument('<files...>', 'log files (JSON lines or plain text with stack traces)')
     .option('--service <name>', 'service name for events that do not carry one')
-    .action(async (files: string[], o: { service?: string }, cmd: Command) => {
+    .option('--from-start', 'read a file never read before from its beginning (default: only what is appended from now on)')
+    .action(async (files: string[], o: { service?: string; fromStart?: boolean }, cmd: Command) => {
       const config = load(cmd, o.service ? { watch: { service: o.service } } : {});
       // A file that does not exist yet is waited for (a log not yet rotated in); a folder never becomes one.
       for (const f of files) if (existsSync(f) && statSync(f).isDirectory()) fail(`${f} is a directory: name the log files in it`, 2);
@@ -191,6 +192,7 @@ export function buildProgram(): Command {
         store,
         intake,
         logger,
+        fromStart: Boolean(o.fromStart),
         onEvents: (n, file) => {
           process.stdout.write(`${file}: ${n} error event(s) stored\n`);
           settle.poke();

@@ -22,6 +22,8 @@ export interface WatchDeps {
   logger: Logger;
   /** After a batch is committed: how many events, from which file. */
   onEvents?: (count: number, file: string) => void;
+  /** A file never read before is read from its beginning (default: from its end, only what is appended). */
+  fromStart?: boolean;
 }
 
 export function startWatchers(files: string[], deps: WatchDeps): Watchers {
@@ -31,6 +33,7 @@ export function startWatchers(files: string[], deps: WatchDeps): Watchers {
     files,
     service: deps.config.watch.service,
     pollMs: deps.config.watch.pollMs,
+    ...(deps.fromStart ? { fromStart: true } : {}),
     store: { get: (p) => deps.store.getOffset(p), set: (p, inode, offset) => deps.store.setOffset(p, inode, offset) },
     logger: { info: (m) => log.info(m), warn: (m) => log.warn(m) },
     onEvents: (events, file) => {

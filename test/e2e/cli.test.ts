@@ -203,6 +203,17 @@ test('watch tails a log file and its errors become tickets', { timeout: 60_000 }
   assert.equal(list.tickets[0]!.source, 'logfile');
   assert.equal(list.tickets[0]!.service, 'petstore');
   assert.equal(list.tickets[0]!.route, 'GET /api/pets/3');
+
+  // --from-start: a file never read before is read from its beginning (its old errors too).
+  const old = join(dir, 'old.log');
+  writeFileSync(old, JSON.stringify({ level: 50, msg: 'Payment webhook rejected a valid transaction as a duplicate' }) + '\n');
+  const fromStart = spawnLogged(t, process.execPath, [BIN, '--home', join(dir, 'home'), 'watch', old, '--from-start'], {
+    cwd: dir,
+    env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', BUGBOT_SETTLE_SECONDS: '0' },
+  });
+  await waitFor(() => /old\.log: 1 error event\(s\) stored/.test(fromStart.output()), 15_000, 'the error already in the file to be stored');
+  fromStart.proc.kill('SIGTERM');
+  await fromStart.exited;
 });
 
 test('start names what the workers lack (the sandbox\'s bubblewrap and socat, grep) and how to install it', { timeout: 60_000 }, async (t) => {
