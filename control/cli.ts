@@ -127,7 +127,7 @@ export function buildProgram(): Command {
       if (existsSync(out) && !o.force) fail(`${out} already exists (use --force to overwrite)`, 2);
       writeFileSync(out, STARTER_CONFIG);
       // bugbot start finds ./bugbot.config.json by itself; any other file is named.
-      const start = out === resolve('bugbot.config.json') ? 'bugbot start' : `bugbot --config ${JSON.stringify(o.output)} start`;
+      const start = out === resolve('bugbot.config.json') ? 'npx bugbot start' : `npx bugbot --config ${JSON.stringify(o.output)} start`;
       process.stdout.write(`wrote ${out}\nnext: edit it, set the secrets it names in your environment, then run: ${start}\n`);
     });
 

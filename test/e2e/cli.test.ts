@@ -43,6 +43,7 @@ test('init writes a commented starter config that loads; a broken config reports
   const dir = tempDir(t);
   const r = bugbot(['init'], { cwd: dir });
   assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /then run: npx bugbot start$/m, 'a command that works in a checkout too (bugbot is not on PATH there)');
   assert.match(readFileSync(join(dir, 'bugbot.config.json'), 'utf8'), /^\/\/ bugbot configuration/);
   assert.equal(bugbot(['init'], { cwd: dir }).code, 2, 'does not overwrite');
   const cfg = bugbot(['config'], { cwd: dir, env: { BUGBOT_API_TOKEN: 'tok-secret-value', SLACK_BOT_TOKEN: '' } });
