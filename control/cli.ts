@@ -478,8 +478,9 @@ export function buildProgram(): Command {
 function toEvent(o: Record<string, unknown>, lineNo: number): TriggerEvent {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('expected a JSON object');
   const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
-  const message = str('message') ?? str('msg') ?? str('title');
-  if (!message) throw new Error('needs a "message" (or "title") string');
+  // The names a log line or an alert annotation uses for it, as intake reads them.
+  const message = str('message') ?? str('msg') ?? str('error') ?? str('title');
+  if (!message) throw new Error('needs a "message" string (or "msg", "error", "title")');
   const now = new Date().toISOString();
   const ev: TriggerEvent = {
     source: 'manual',

@@ -116,6 +116,10 @@ test('fingerprint --explain groups ids together and shows what went in', (t) => 
   assert.equal(fps[0], fps[1]);
   assert.match(r.stdout, /route\s+GET \/api\/pets\/:id/);
   assert.match(r.stdout, /message\s+Pet <\*> not found/);
+  // A log line's or an alert's name for the message does too; a line with none says which names it takes.
+  const named = bugbot(['fingerprint'], { cwd: dir, input: `${JSON.stringify({ error: 'Pet 7 not found' })}\n${JSON.stringify({ level: 'error' })}\n` });
+  assert.match(named.stdout, /^[0-9a-f]{16}\tPet 7 not found$/m);
+  assert.match(named.stderr, /line 2: needs a "message" string \(or "msg", "error", "title"\)/);
 });
 
 test("only start asks for the server's secrets: a config bound to the network still lists tickets and shows what start would refuse", (t) => {
