@@ -10,7 +10,7 @@ import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { cancelledReason, claimNext, finishRun, heartbeat, reclaimRuns, setRunProcess, setRunProgress, type RunRow } from '../queue/leases.ts';
+import { cancelledReason, claimNext, finishRun, heartbeat, setRunProcess, setRunProgress, type RunRow } from '../queue/leases.ts';
 import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketState } from '../types.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
@@ -18,7 +18,7 @@ import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
-import { finishCancelledRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
+import { finishCancelledRuns, reclaimDeadRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
 
 export interface ActiveWorker {
   slot: number;
@@ -178,17 +178,10 @@ export class Dispatcher {
       removeWorktreeInBackground(config.target.repo, join(config.home, 'worktrees', `ticket-${f.ticket.id}-run-${f.row.run_id}`), logger, { keepWorkOf: config.home });
       this.deps.onRunFinished?.(f.row, f.ticket);
     }
-    const lost = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: true, reason: 'its lease expired with no worker on it', keep });
-    for (const { run, ticketState } of lost) {
-      stopRunProcesses(config.home, run, { logger });
+    const why = 'its lease expired with no worker on it';
+    for (const { run, row, ticket } of reclaimDeadRuns(config, store, logger, archive, { onlyExpired: true, keep, audit: why, why })) {
       removeWorktreeInBackground(config.target.repo, run.worktree ?? join(config.home, 'worktrees', `ticket-${run.ticket_id}-run-${run.id}`), logger, { keepWorkOf: config.home });
-      const reason = `its lease expired with no worker on it; ${attemptsNote(run.attempt, config.queue.maxAttempts, ticketState === 'queued')}`;
-      logger.warn('reclaimed a run with no worker', { run: run.id, ticket: run.ticket_id, now: ticketState });
-      const ticket = store.getTicket(run.ticket_id);
-      if (!ticket) continue;
-      const row = buildOutcomeRow({ ticket, run, outcome: null, state: ticketState, reason, model: config.harness.model ?? null });
-      archiveRow(archive, row, logger);
-      this.deps.onRunFinished?.(row, ticket);
+      if (row && ticket) this.deps.onRunFinished?.(row, ticket);
     }
   }
 

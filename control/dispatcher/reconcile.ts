@@ -14,7 +14,7 @@ import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { activeRuns, finishRun, reclaimRuns, stoppingRuns, type RunRow } from '../queue/leases.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
-import type { Ticket } from '../types.ts';
+import type { Ticket, TicketState } from '../types.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome } from './outcome.ts';
 import { REPO_ROOT } from './phases.ts';
 import type { Store } from '../queue/store.ts';
@@ -103,23 +103,11 @@ export function reconcile(
   archive?: OutcomeArchive,
 ): { requeued: number; failed: number; worktreesRemoved: number; finished: FinishedWhileDown[] } {
   const finished = [...finishRunsThatLanded(config, store, logger, archive), ...finishCancelledRuns(config, store, logger, archive)];
-  const orphans = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: false, reason: 'control plane restarted' });
-  for (const { run, ticketState } of orphans) {
-    stopRunProcesses(config.home, run, { logger });
-    logger.warn('reconciled orphaned run', { run: run.id, ticket: run.ticket_id, now: ticketState });
-    // A run like any other: its row (what it spent, from its outcome.json when the worker
-    // got that far), labelled failed, with what became of the ticket.
-    const ticket = store.getTicket(run.ticket_id);
-    if (!ticket) continue;
-    const ticketDir = join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`);
-    const outcome = readOutcome(ticketDir);
-    const reason =
-      `the control plane restarted while the run was under way${outcome ? ` (it had reached: ${outcome.reason})` : ''}; ` +
-      attemptsNote(run.attempt, config.queue.maxAttempts, ticketState === 'queued');
-    const row = buildOutcomeRow({ ticket, run, outcome, state: ticketState, reason, model: config.harness.model ?? null, ticketDir });
-    archiveRow(archive, row, logger);
-    if (Object.keys(row.stages).length) store.saveStages(run.id, row.stages);
-  }
+  const orphans = reclaimDeadRuns(config, store, logger, archive, {
+    onlyExpired: false,
+    audit: 'control plane restarted',
+    why: 'the control plane restarted while the run was under way',
+  });
   const removed = removeOrphanWorktrees(config, store, logger);
   removeOrphanTmp(config, store, logger);
   return {
@@ -128,6 +116,37 @@ export function reconcile(
     worktreesRemoved: removed,
     finished,
   };
+}
+
+/**
+ * Return dead runs' tickets to the queue (within the attempt limit, else failed): every
+ * running run at start, or (the dispatcher's poll) those whose lease ran out with no
+ * worker of `keep` on them. What is left of each is stopped; each gets its row (what it
+ * spent, from its outcome.json when the worker got that far), labelled failed, with what
+ * became of the ticket.
+ */
+export function reclaimDeadRuns(
+  config: BugbotConfig,
+  store: Store,
+  logger: Logger,
+  archive: OutcomeArchive | undefined,
+  opts: { onlyExpired: boolean; keep?: ReadonlySet<number>; audit: string; why: string },
+): Array<{ run: RunRow; ticketState: TicketState; row: OutcomeRow | null; ticket: Ticket | null }> {
+  const dead = reclaimRuns(store, { maxAttempts: config.queue.maxAttempts, onlyExpired: opts.onlyExpired, reason: opts.audit, ...(opts.keep ? { keep: opts.keep } : {}) });
+  return dead.map(({ run, ticketState }) => {
+    stopRunProcesses(config.home, run, { logger });
+    logger.warn('reclaimed a run no worker is on', { run: run.id, ticket: run.ticket_id, now: ticketState, why: opts.why });
+    const ticket = store.getTicket(run.ticket_id) ?? null;
+    if (!ticket) return { run, ticketState, row: null, ticket };
+    const ticketDir = join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`);
+    const outcome = readOutcome(ticketDir);
+    const reason =
+      `${opts.why}${outcome ? ` (it had reached: ${outcome.reason})` : ''}; ` + attemptsNote(run.attempt, config.queue.maxAttempts, ticketState === 'queued');
+    const row = buildOutcomeRow({ ticket, run, outcome, state: ticketState, reason, model: config.harness.model ?? null, ticketDir });
+    archiveRow(archive, row, logger);
+    if (Object.keys(row.stages).length) store.saveStages(run.id, row.stages);
+    return { run, ticketState, row, ticket };
+  });
 }
 
 /**
