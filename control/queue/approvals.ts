@@ -169,7 +169,7 @@ function decide(
     if (!allowed.includes(t.state as TicketState)) return notAllowed(t, action === 'skip' ? 'skipped' : 'requeued', allowed);
     const live = store.stmt(`SELECT id, state FROM runs WHERE ticket_id = ? AND (state = 'running' OR (${STOPPING_RUN}))`).get(ticketId) as { id: number; state: string } | undefined;
     if (live) {
-      const what = live.state === 'running' ? 'a running worker' : 'a cancelled worker not yet seen to stop (a running control plane stops it within a heartbeat; else the next start does)';
+      const what = live.state === 'running' ? 'a running worker' : 'a cancelled worker not yet seen to stop (a running control plane stops it within a heartbeat, or ends the run once its lease runs out; else the next start does)';
       return { failure: 'busy', state: t.state as TicketState, message: `ticket ${ticketId} still has ${what} (run ${live.id})` } satisfies Refusal;
     }
     if (next === 'queued') {
