@@ -25,6 +25,8 @@ const claude = join(root, 'node_modules/.bin/claude');
 // --keep leaves the run's folder (tickets' status, stream logs, worker logs) for a look at where the time goes.
 const { values: args } = parseArgs({ options: { tickets: { type: 'string', default: '3' }, keep: { type: 'boolean', default: false } } });
 const TICKETS = Number(args.tickets);
+// How long one ticket may take (a scripted model answers at once: seconds, not minutes).
+const TICKET_TIMEOUT_MS = 180_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'bugbot-bench-harness-'));
 const target = createTargetRepo(dir);
@@ -73,44 +75,61 @@ interface Split {
 }
 const rows: Array<{ ticket: number; toFirstMs: number; toPushMs: number; floorMs: number; split: Split }> = [];
 const cpuAtStart = cpuSample();
-for (let i = 1; i <= TICKETS; i++) {
-  const floorMs = await floor(i);
-  for (const [phase, steps] of Object.entries(happyPathScripts(env, i))) model.script(phase, steps);
-  const before = model.requests.length;
-  await fetch(`${url}/api/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: `Strays crash the pet page, report ${"abcdefghij"[i - 1]}`, message: 'GET /api/pets/5 fails: owner is undefined' }) });
-  const ticketDir = join(home, 'tickets', String(i), `run-${i}`);
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 200));
-    try {
-      if (/\tfinished\t/.test(readFileSync(join(ticketDir, 'status'), 'utf8'))) break;
-    } catch {
-      // not started yet
+// A ticket that cannot run ends the bench (exit 2) after the servers are stopped.
+let failure: Error | undefined;
+try {
+  for (let i = 1; i <= TICKETS; i++) {
+    const floorMs = await floor(i);
+    for (const [phase, steps] of Object.entries(happyPathScripts(env, i))) model.script(phase, steps);
+    const before = model.requests.length;
+    await fetch(`${url}/api/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: `Strays crash the pet page, report ${"abcdefghij"[i - 1]}`, message: 'GET /api/pets/5 fails: owner is undefined' }) });
+    const ticketDir = join(home, 'tickets', String(i), `run-${i}`);
+    const waitUntil = Date.now() + TICKET_TIMEOUT_MS;
+    for (let polls = 1; ; polls++) {
+      await new Promise((r) => setTimeout(r, 200));
+      try {
+        if (/\tfinished\t/.test(readFileSync(join(ticketDir, 'status'), 'utf8'))) break;
+      } catch {
+        // not started yet
+      }
+      // A bench that waits for workers that claim nothing would wait forever.
+      if (polls % 10 === 0) {
+        const { held } = (await (await fetch(`${url}/api/workers`)).json()) as { held: string | null };
+        if (held) throw new Error(`ticket ${i} cannot run: workers hold (${held})`);
+      }
+      if (Date.now() > waitUntil) throw new Error(`ticket ${i} did not finish within ${TICKET_TIMEOUT_MS / 1000} s (see ${ticketDir})`);
     }
+    const status = readFileSync(join(ticketDir, 'status'), 'utf8').trim().split('\n').map((l) => l.split('\t'));
+    const pushDone = status.find((s) => s[1] === 'push' && s[2] === 'done');
+    if (!pushDone) throw new Error(`ticket ${i} did not push: ${status.at(-1)?.join(' ')}`);
+    const db = new Database(join(home, 'bugbot.db'), { readonly: true });
+    const claimed = Date.parse((db.prepare('SELECT started_at FROM runs WHERE id = ?').get(i) as { started_at: string }).started_at);
+    db.close();
+    const mine = model.requests.slice(before).filter((q) => q.phase && q.phase !== 'floor');
+    const firstRequest = Math.min(...mine.map((q) => q.at));
+    const lastReply = Math.max(...mine.map((q) => q.repliedAt ?? q.at));
+    const research = JSON.parse(readFileSync(join(ticketDir, 'stats-research.json'), 'utf8')) as { spawned_at: string; ready_at: string };
+    const split = { toSpawnMs: Date.parse(research.spawned_at) - claimed, spawnToReadyMs: Date.parse(research.ready_at) - Date.parse(research.spawned_at) };
+    rows.push({ ticket: i, toFirstMs: firstRequest - claimed, toPushMs: Date.parse(pushDone[0]!) - lastReply, floorMs, split });
+    // Staging starts over so every ticket pushes the same fix for real (each new report of
+    // the fixed error is a regression: a new ticket, since the grace period is 0). It is
+    // reset rather than deleted: a deployment has its staging branch.
+    target.originGit('update-ref', 'refs/heads/staging', 'refs/heads/main');
   }
-  const status = readFileSync(join(ticketDir, 'status'), 'utf8').trim().split('\n').map((l) => l.split('\t'));
-  const pushDone = status.find((s) => s[1] === 'push' && s[2] === 'done');
-  if (!pushDone) throw new Error(`ticket ${i} did not push: ${status.at(-1)?.join(' ')}`);
-  const db = new Database(join(home, 'bugbot.db'), { readonly: true });
-  const claimed = Date.parse((db.prepare('SELECT started_at FROM runs WHERE id = ?').get(i) as { started_at: string }).started_at);
-  db.close();
-  const mine = model.requests.slice(before).filter((q) => q.phase && q.phase !== 'floor');
-  const firstRequest = Math.min(...mine.map((q) => q.at));
-  const lastReply = Math.max(...mine.map((q) => q.repliedAt ?? q.at));
-  const research = JSON.parse(readFileSync(join(ticketDir, 'stats-research.json'), 'utf8')) as { spawned_at: string; ready_at: string };
-  const split = { toSpawnMs: Date.parse(research.spawned_at) - claimed, spawnToReadyMs: Date.parse(research.ready_at) - Date.parse(research.spawned_at) };
-  rows.push({ ticket: i, toFirstMs: firstRequest - claimed, toPushMs: Date.parse(pushDone[0]!) - lastReply, floorMs, split });
-  // Staging starts over so every ticket pushes the same fix for real (each new report of
-  // the fixed error is a regression: a new ticket, since the grace period is 0). It is
-  // reset rather than deleted: a deployment has its staging branch.
-  target.originGit('update-ref', 'refs/heads/staging', 'refs/heads/main');
+} catch (err) {
+  failure = err as Error;
 }
 
 const steal = stealPercent(cpuAtStart, cpuSample());
 bugbot.kill('SIGTERM');
 await new Promise((r) => bugbot.once('exit', r));
 await model.close();
-if (args.keep) console.log(`kept ${dir}`);
+if (args.keep || failure) console.log(`kept ${dir}`);
 else rmSync(dir, { recursive: true, force: true });
+if (failure) {
+  console.error(`bench/harness: ${failure.message}`);
+  process.exit(2);
+}
 
 console.log('bench/harness: overhead = (claim → first model request) + (last model reply → push done); floor = git worktree add + claude -p start-up to its first request');
 console.log('ticket  claim→first ms  last reply→push ms  overhead ms  floor ms  ratio  | claim→claude started ms  claude start-up ms');
