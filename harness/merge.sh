@@ -7,7 +7,7 @@
 #
 # Usage: harness/merge.sh <repo> <remote> <branch> <staging> <base> <retries> <work-dir> [<commit>]
 #   <repo>      the target's base checkout (target.repo), shared with the workers
-#   <work-dir>  scratch folder: the worktree, push.err and conflict.txt go here
+#   <work-dir>  scratch folder: the worktree, push.err, conflict.txt and merge.pid go here
 #   <commit>    the commit a person reviewed: refused if the branch has moved since
 # Prints the commit pushed to staging.
 # Exit: 0 merged, 3 rebase conflict (files in <work-dir>/conflict.txt), 4 the branch moved,
@@ -25,6 +25,9 @@ esac
 mkdir -p "$7"
 # push.sh's helpers write push.err and conflict.txt into $TICKET_DIR.
 TICKET_DIR=$(cd "$7" && pwd)
+# This merge's process group (the control plane starts it as a group leader): a control
+# plane that starts after one killed mid-merge stops what is left of it.
+echo "$$" >"$TICKET_DIR/merge.pid"
 BUGBOT_HARNESS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUGBOT_WORKER_ID=${BUGBOT_WORKER_ID:-approve}
 export TICKET_DIR BUGBOT_HARNESS BUGBOT_WORKER_ID

@@ -29,7 +29,7 @@ import type { ApprovalActions, ApprovalResult, Ticket, TicketNotice } from '../t
 import { autoApprovalDecision, readPushEnv, type PushEnv } from './auto-approve.ts';
 import { REPO_ROOT } from './phases.ts';
 import { openPullRequest, pullRequestBody, pullRequestTitle } from './pull-request.ts';
-import { workspacePaths } from './workspace.ts';
+import { approvalWorkDir, workspacePaths } from './workspace.ts';
 
 const run = promisify(execFile);
 
@@ -195,7 +195,7 @@ export class Approvals implements ApprovalActions {
   private async mergeToStaging(ticket: Ticket, branch: string, approvalId: number, reviewed: string | null): Promise<Outcome> {
     const { config } = this.deps;
     const t = config.target;
-    const workDir = join(config.home, 'approvals', `ticket-${ticket.id}-${approvalId}`);
+    const workDir = approvalWorkDir(config.home, ticket.id, approvalId);
     const args = [join(REPO_ROOT, 'harness', 'merge.sh'), t.repo, t.remote, branch, t.stagingBranch, t.baseBranch, String(config.harness.pushRetries), workDir];
     if (reviewed) args.push(reviewed);
     try {

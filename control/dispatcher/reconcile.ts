@@ -3,7 +3,8 @@
  * Workers it left running (kill -9 of the control plane leaves its children) are
  * stopped by process group, with their dev servers and Claude sessions; their runs
  * are requeued within the attempt limit (else failed); worktrees and temp folders that
- * belong to no live run are removed, keeping the worktrees' branches.
+ * belong to no live run are removed, keeping the worktrees' branches. Approvals whose
+ * process died mid-merge are given up, their merges stopped and their folders removed.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -12,13 +13,15 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { abandonApproval, approvalGiveUp, type ApprovalRow } from '../queue/approvals.ts';
 import { activeRuns, finishRun, reclaimRuns, stoppingRuns, type RunRow } from '../queue/leases.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { Ticket, TicketState } from '../types.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome } from './outcome.ts';
+import { APPROVAL_STALE_SECONDS } from './approvals.ts';
 import { REPO_ROOT } from './phases.ts';
 import type { Store } from '../queue/store.ts';
-import { runTmpRoot } from './workspace.ts';
+import { approvalWorkDir, runTmpRoot } from './workspace.ts';
 
 /** The files a run's helpers record their process group in (harness/worker.sh, lib/run-phase.mjs, lib/push.sh). */
 const PID_FILES = ['devserver.pid', 'phase.pid', 'gate.pid'] as const;
@@ -86,7 +89,7 @@ function notTheRunsProcess(info: ProcInfo, recordedAtS: number, paths: string[])
   if (boot === null || !Number.isFinite(info.startTicks)) return 'its start time cannot be read';
   if (recordedAtS < boot) return 'the pid file predates this boot';
   if (boot + info.startTicks / CLOCK_TICKS_PER_S > recordedAtS + START_SLACK_S) return 'the process started after the pid file was written';
-  if (!mentions(info.argv, paths)) return "its command line names neither the run's ticket folder nor its worktree";
+  if (!mentions(info.argv, paths)) return `its command line names none of ${paths.join(', ')}`;
   return null;
 }
 
@@ -110,6 +113,7 @@ export function reconcile(
   });
   const removed = removeOrphanWorktrees(config, store, logger);
   removeOrphanTmp(config, store, logger);
+  reconcileApprovals(config, store, logger);
   return {
     requeued: orphans.filter((o) => o.ticketState === 'queued').length,
     failed: orphans.filter((o) => o.ticketState === 'failed').length,
@@ -233,23 +237,29 @@ export function stopRunProcesses(
     if (info && info.argv.some((a) => a.endsWith('worker.sh')) && info.argv.includes(ticketDir)) killPgid(run.pid);
     else if (info) opts.logger?.warn('left a process alone: not the run\'s worker', { run: run.id, pid: run.pid });
   }
-  for (const file of PID_FILES) {
-    const path = join(ticketDir, file);
-    let pid: number;
-    let recordedAtS: number;
-    try {
-      pid = Number(readFileSync(path, 'utf8').trim());
-      recordedAtS = statSync(path).mtimeMs / 1000;
-    } catch {
-      continue; // not recorded
-    }
-    if (!Number.isInteger(pid) || pid <= 1) continue;
-    const info = procInfo(pid);
-    if (!info) continue; // gone
-    const why = notTheRunsProcess(info, recordedAtS, [ticketDir, worktree]);
-    if (why === null) killPgid(pid);
-    else opts.logger?.warn('left a recorded process alone: not provably the run\'s', { run: run.id, pid, file: path, reason: why });
+  for (const file of PID_FILES) stopRecordedGroup(join(ticketDir, file), [ticketDir, worktree], opts.logger);
+}
+
+/**
+ * Kill the process group a pid file names, when its leader is provably the one that
+ * wrote it (notTheRunsProcess: this boot, started before the file, a command line that
+ * names one of `paths`); one that is not is left alone, and logged.
+ */
+function stopRecordedGroup(path: string, paths: string[], logger?: Logger): void {
+  let pid: number;
+  let recordedAtS: number;
+  try {
+    pid = Number(readFileSync(path, 'utf8').trim());
+    recordedAtS = statSync(path).mtimeMs / 1000;
+  } catch {
+    return; // not recorded
   }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const info = procInfo(pid);
+  if (!info) return; // gone
+  const why = notTheRunsProcess(info, recordedAtS, paths);
+  if (why === null) killPgid(pid);
+  else logger?.warn('left a recorded process alone: not provably the one that wrote its pid file', { pid, file: path, reason: why });
 }
 
 /** Remove one worktree (its branch stays), under the harness's lock on the shared checkout. */
@@ -349,6 +359,44 @@ function removeOrphanTmp(config: BugbotConfig, store: Store, logger: Logger): vo
     if (live.has(name)) continue;
     rmSync(join(root, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     logger.warn("removed a run's orphaned temp folder", { path: join(root, name) });
+  }
+}
+
+/**
+ * What an approving process killed mid-merge left (the control plane, or the CLI with
+ * none up): its approval in flight is given up at once, so the ticket can be approved,
+ * skipped or requeued again without waiting out APPROVAL_STALE_SECONDS; the rest of its
+ * merge is stopped first (harness/merge.sh runs in a process group of its own and would
+ * go on to push with nobody to record it); and every folder under <home>/approvals that
+ * no approval in flight owns goes, with the worktree a merge killed outright left
+ * registered in the target's checkout. Approvals of live processes are left alone.
+ */
+function reconcileApprovals(config: BugbotConfig, store: Store, logger: Logger): void {
+  const dir = join(config.home, 'approvals');
+  const running = store.stmt(`SELECT * FROM approvals WHERE status = 'running'`).all() as ApprovalRow[];
+  const live = new Set<string>();
+  for (const a of running) {
+    const workDir = approvalWorkDir(config.home, a.ticket_id, a.id);
+    const why = approvalGiveUp(store, a, APPROVAL_STALE_SECONDS);
+    if (why === null) {
+      live.add(basename(workDir));
+      continue;
+    }
+    stopRecordedGroup(join(workDir, 'merge.pid'), [workDir], logger);
+    store.tx(() => abandonApproval(store, a, why));
+    logger.warn('gave up an approval its process left', { ticket: a.ticket_id, approval: a.id, why });
+  }
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    if (live.has(name) || !/^ticket-\d+-\d+$/.test(name)) continue;
+    const path = join(dir, name);
+    try {
+      removeWorktree(config.target.repo, join(path, 'worktree'));
+      rmSync(path, { recursive: true, force: true });
+      logger.warn("removed a finished approval's folder", { path });
+    } catch (err) {
+      logger.warn("could not remove a finished approval's folder", { path, error: (err as Error).message });
+    }
   }
 }
 

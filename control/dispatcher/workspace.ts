@@ -87,6 +87,11 @@ export function workspacePaths(cfg: BugbotConfig, ticket: Pick<Ticket, 'id'>, ru
   };
 }
 
+/** An approval's scratch folder (harness/merge.sh's worktree, push.err, conflict.txt, merge.pid). */
+export function approvalWorkDir(home: string, ticketId: number, approvalId: number): string {
+  return join(home, 'approvals', `ticket-${ticketId}-${approvalId}`);
+}
+
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -5,6 +5,7 @@
  * database. An approval is claimed first (a `running` row; a unique index allows one
  * per ticket) and finished after the merge: two approvals never merge the same fix twice.
  */
+import { processGone, processIdentity } from '../process-identity.ts';
 import { OPEN_STATES, type TicketState } from '../types.ts';
 import { STOPPING_RUN, type RunRow } from './leases.ts';
 import type { Store, TicketRow } from './store.ts';
@@ -24,6 +25,8 @@ export interface ApprovalRow {
   message: string | null;
   started_at: string;
   finished_at: string | null;
+  /** The approving process (control/process-identity.ts), or null where it could not be told. */
+  owner: string | null;
 }
 
 /** Why a decision was refused: no such ticket, a state that does not allow it, or an approval in flight. */
@@ -49,18 +52,36 @@ function getApproval(store: Store, id: number): ApprovalRow {
 }
 
 /**
- * The approval in flight for a ticket, if any. One older than `staleSeconds` belongs to
- * a process that died mid-merge: it is marked abandoned so the ticket can be approved again.
+ * Why an approval in flight is given up, or null while it may still finish: its process
+ * is gone (killed mid-merge), or, where that cannot be told, it is older than `staleSeconds`.
+ */
+export function approvalGiveUp(store: Store, row: ApprovalRow, staleSeconds: number): string | null {
+  if (row.owner && processGone(row.owner)) {
+    const pid = row.owner.split('/').at(-2);
+    return `the approving process (pid ${pid}) stopped before it finished; whether the merge reached staging or not, approving again is safe (a fix already there merges as nothing new)`;
+  }
+  if (store.now().getTime() - Date.parse(row.started_at) < staleSeconds * 1000) return null;
+  return `no result within ${staleSeconds} s (the approving process stopped)`;
+}
+
+/** Mark an approval in flight abandoned (see approvalGiveUp), with a line in the ticket's audit trail. */
+export function abandonApproval(store: Store, row: ApprovalRow, message: string): void {
+  store
+    .stmt(`UPDATE approvals SET status = 'abandoned', message = ?, finished_at = ? WHERE id = ? AND status = 'running'`)
+    .run(message, store.nowIso(), row.id);
+  store.audit(row.ticket_id, row.actor, 'approval-abandoned', message);
+}
+
+/**
+ * The approval in flight for a ticket, if any. One whose process died mid-merge is marked
+ * abandoned so the ticket can be approved (or skipped, or requeued) again.
  */
 function runningApproval(store: Store, ticketId: number, staleSeconds: number): ApprovalRow | undefined {
   const row = store.stmt(`SELECT * FROM approvals WHERE ticket_id = ? AND status = 'running'`).get(ticketId) as ApprovalRow | undefined;
   if (!row) return undefined;
-  if (store.now().getTime() - Date.parse(row.started_at) < staleSeconds * 1000) return row;
-  const message = `no result within ${staleSeconds} s (the approving process stopped)`;
-  store
-    .stmt(`UPDATE approvals SET status = 'abandoned', message = ?, finished_at = ? WHERE id = ?`)
-    .run(message, store.nowIso(), row.id);
-  store.audit(ticketId, row.actor, 'approval-abandoned', message);
+  const why = approvalGiveUp(store, row, staleSeconds);
+  if (why === null) return row;
+  abandonApproval(store, row, why);
   return undefined;
 }
 
@@ -108,10 +129,10 @@ export function beginApproval(
     }
     const r = store
       .stmt(
-        `INSERT INTO approvals (ticket_id, run_id, actor, action, status, target, started_at)
-         VALUES (?, ?, ?, 'approve', 'running', ?, ?)`,
+        `INSERT INTO approvals (ticket_id, run_id, actor, action, status, target, started_at, owner)
+         VALUES (?, ?, ?, 'approve', 'running', ?, ?, ?)`,
       )
-      .run(ticketId, run.id, actor, target, store.nowIso());
+      .run(ticketId, run.id, actor, target, store.nowIso(), processIdentity());
     store.audit(ticketId, actor, 'approval-started', `${target}: ${run.branch}`);
     return { approval: getApproval(store, Number(r.lastInsertRowid)), run, ticket };
   });

@@ -174,6 +174,9 @@ const MIGRATIONS: string[] = [
   /* 7: pruning used one-time values by age: each signed request's prune reads only the expired ones */ `
   CREATE INDEX nonces_seen ON nonces(scope, seen_at);
   `,
+  /* 8: which process an approval in flight belongs to (control/process-identity.ts): one whose process is gone is given up at once */ `
+  ALTER TABLE approvals ADD COLUMN owner TEXT;
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -8,7 +8,7 @@ import { Hono } from 'hono';
 import assert from 'node:assert/strict';
 import { cancelTicket } from '../../control/queue/leases.ts';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createApp } from '../../control/app.ts';
@@ -374,3 +374,70 @@ test('CLI: bugbot approve / skip / requeue on their own, and through a running b
   assert.equal((await server.exited).code, 0);
   assert.equal(existsSync(join(s.home, 'server.json')), false, 'a stopped server removes its server.json');
 });
+
+test('a control plane killed mid-merge: its restart gives the approval up at once, stops the merge and removes its worktree; approving again merges once', { timeout: 120_000 }, async (t) => {
+  const s = setup(t);
+  const configPath = join(s.dir, 'bugbot.config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({ home: s.home, workers: 1, intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' }, target: { repo: s.target.repo } }),
+  );
+  const fix = s.awaiting('Killed mid-merge');
+  // The origin holds every push until told: the merge is caught inside its push.
+  const hook = join(s.target.origin, 'hooks', 'pre-receive');
+  // (for a minute at most: a failing test leaves nothing waiting behind it)
+  writeFileSync(hook, '#!/bin/sh\ntouch entered\ni=0\nwhile [ ! -e release ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n', { mode: 0o755 });
+  // As the CLI asks a running server: with the local key it wrote to server.json.
+  const approve = (url: string) => {
+    const { key } = JSON.parse(readFileSync(join(s.home, 'server.json'), 'utf8')) as { key: string };
+    return fetch(`${url}/api/tickets/${fix.ticketId}/approve`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, 'x-bugbot-user': 'alice' },
+      body: '{}',
+    });
+  };
+  let server = await startBugbot(t, { configPath });
+  const pending = approve(server.url).catch((err: Error) => err);
+  await waitFor(() => existsSync(join(s.target.origin, 'entered')), 30_000, 'the merge to reach its push');
+  const workDir = join(s.home, 'approvals', `ticket-${fix.ticketId}-1`);
+  const mergePid = Number(readFileSync(join(workDir, 'merge.pid'), 'utf8'));
+  t.after(() => {
+    if (alive(mergePid)) process.kill(-mergePid, 'SIGKILL');
+  });
+  server.proc.kill('SIGKILL');
+  await server.exited;
+  assert.ok(await pending instanceof Error, 'the approving request died with its server');
+  assert.equal(alive(mergePid), true, 'the merge runs on without its control plane (its own process group)');
+  assert.deepEqual(approvalsForTicket(s.store, fix.ticketId).map((a) => a.status), ['running']);
+  assert.equal(worktrees(s.target).length, 2, "the merge's worktree is registered in the target's checkout");
+
+  server = await startBugbot(t, { configPath });
+  const [given] = approvalsForTicket(s.store, fix.ticketId);
+  assert.equal(given!.status, 'abandoned', 'given up at the restart, not 15 minutes later');
+  assert.match(given!.message!, /^the approving process \(pid \d+\) stopped before it finished; .*approving again is safe/);
+  assert.ok(s.store.auditTrail(fix.ticketId).some((a) => a.action === 'approval-abandoned'));
+  await waitFor(() => !alive(mergePid), 5_000, 'the merge left behind to be stopped');
+  assert.equal(existsSync(workDir), false, "the approval's folder is removed");
+  assert.equal(worktrees(s.target).length, 1, "and the merge's worktree with it");
+  assert.equal(stagingHas(s.target, `bugbot: fix for ticket ${fix.ticketId}`), 0, 'the stopped merge pushed nothing');
+  assert.equal(s.store.getTicket(fix.ticketId)!.state, 'awaiting_approval');
+
+  writeFileSync(join(s.target.origin, 'release'), '');
+  const res = await approve(server.url);
+  const body = (await res.json()) as { ok: boolean; state: string; message: string };
+  assert.equal(res.status, 200, body.message);
+  assert.equal(body.state, 'pushed');
+  assert.equal(stagingHas(s.target, `bugbot: fix for ticket ${fix.ticketId}`), 1);
+  assert.deepEqual(approvalsForTicket(s.store, fix.ticketId).map((a) => a.status), ['abandoned', 'done']);
+  server.proc.kill('SIGTERM');
+  assert.equal((await server.exited).code, 0);
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

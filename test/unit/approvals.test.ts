@@ -3,7 +3,9 @@
  * requeue, and the store's claim that keeps two approvals from merging one fix twice.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { ConfigError, loadConfig, type ConfigFile } from '../../control/config.ts';
@@ -11,6 +13,7 @@ import { Approvals, changedFiles } from '../../control/dispatcher/approvals.ts';
 import { autoApprovalDecision, globToRegExp, sensitiveFiles, type AutoApproveRules } from '../../control/dispatcher/auto-approve.ts';
 import { codeFence, pullRequestBody, pullRequestTitle } from '../../control/dispatcher/pull-request.ts';
 import { Intake } from '../../control/intake/index.ts';
+import { processGone, processIdentity } from '../../control/process-identity.ts';
 import { silentLogger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { recheckRegressions } from '../../control/outcomes/regression.ts';
@@ -191,6 +194,40 @@ test('one approval at a time: a second one, a skip or a requeue is refused while
   const rows = approvalsForTicket(store, id);
   assert.deepEqual(rows.map((r) => [r.actor, r.status]), [['alice', 'abandoned'], ['bob', 'running']]);
   assert.ok(store.auditTrail(id).some((a) => a.action === 'approval-abandoned'));
+});
+
+test('an approval whose process is gone is given up at once, by whoever comes next (the CLI with no server up included)', async (t) => {
+  const { store, intake, config, approvals } = setup(t);
+  const id = fileTicket(intake, 'Slow page', 'Error: slow page');
+  finishAwaiting({ store, config, ticketId: id });
+  const first = beginApproval(store, id, 'alice', 'staging', 900);
+  assert.ok(!isRefusal(first));
+  assert.equal(first.approval.owner, processIdentity(), 'the approving process is recorded');
+  const second = beginApproval(store, id, 'bob', 'staging', 900);
+  assert.ok(isRefusal(second) && second.failure === 'busy', 'its process runs: it may still finish');
+
+  // Alice's approving process dies mid-merge (killed outright: nothing recorded its end).
+  const dead = spawn('sleep', ['30']);
+  const identity = processIdentity(dead.pid!)!;
+  dead.kill('SIGKILL');
+  await new Promise((r) => dead.once('exit', r));
+  store.stmt('UPDATE approvals SET owner = ? WHERE id = ?').run(identity, first.approval.id);
+  assert.equal(approvals.skip(id, 'bob').ok, true, 'not busy, with no 15 minutes to wait');
+  const [given] = approvalsForTicket(store, id);
+  assert.equal(given!.status, 'abandoned');
+  assert.match(given!.message!, new RegExp(`^the approving process \\(pid ${dead.pid}\\) stopped before it finished`));
+});
+
+test('process identity: provably gone only for this host, this boot, and a process that is not running any more', async () => {
+  const me = processIdentity()!;
+  assert.match(me, new RegExp(`^${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/[0-9a-f-]{36}/${process.pid}/\\d+$`));
+  assert.equal(processGone(me), false);
+  const [host, boot, pid, start] = me.split('/') as [string, string, string, string];
+  assert.equal(processGone(`${host}/${boot}/${pid}/${Number(start) + 1}`), true, 'another process under the same PID (reused)');
+  assert.equal(processGone(`${host}/00000000-0000-0000-0000-000000000000/${pid}/${start}`), true, 'a process of an earlier boot');
+  assert.equal(processGone(`another-host/${boot}/${pid}/${Number(start) + 1}`), false, "another machine's: this one cannot tell");
+  assert.equal(processGone('garbage'), false);
+  assert.equal(processIdentity(2 ** 22 + 12345), null, 'no such process: no identity');
 });
 
 test("an approval names the run whose fix was looked at: refused once the ticket's fix is another run's", async (t) => {

@@ -116,7 +116,7 @@ test('a recorded PID now held by an unrelated process is left alone, and logged'
       [stranger.pid, join(ticketDir, 'phase.pid')],
     ],
   );
-  assert.match(String(left[0]!.fields.reason), /names neither the run's ticket folder nor its worktree/);
+  assert.match(String(left[0]!.fields.reason), /its command line names none of /);
 });
 
 test('a run reclaimed at start gets its outcome row: failed, what it spent, what became of the ticket', (t) => {
