@@ -85,6 +85,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'harness_set_result cancelled "stopped by the control plane (SIGTERM)"; exit 143' TERM INT
 
+# harness_deferred_stop STATUS : a SIGTERM or SIGINT held off during a push that failed
+# (STATUS not 0) stops the run now, as it would have then.
+harness_deferred_stop() {
+  [ -n "$HARNESS_DEFERRED_SIGNAL" ] && [ "$1" -ne 0 ] || return 0
+  harness_set_result cancelled "stopped by the control plane (SIG$HARNESS_DEFERRED_SIGNAL) during the push, which did not go through"
+  exit 143
+}
+
 # --- setup: worktree, dependencies; research's session starting meanwhile ----------
 # The sandbox's placeholders are excluded from every git command of this run, the
 # agent's included (the file is written below); the harness's own run no hooks.
@@ -249,14 +257,21 @@ if [[ $shortstat =~ ([0-9]+)\ deletion ]]; then diff_deletions=${BASH_REMATCH[1]
   echo "tests_preexisting=$preexisting"
 } >"$TICKET_DIR/push.env"
 
+# The push itself is not stopped halfway (harness_run_uninterrupted): a cancel or a
+# shutdown that comes meanwhile takes effect once its result is recorded.
+commit=""
 if [ "$BUGBOT_PUSH_MODE" = approve ]; then
-  commit=$(harness_push_branch "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_BRANCH") || harness_fail "could not push $BUGBOT_BRANCH: $(cat "$TICKET_DIR/push.err")"
+  rc=0
+  harness_run_uninterrupted commit harness_push_branch "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_BRANCH" || rc=$?
+  harness_deferred_stop "$rc"
+  [ "$rc" -eq 0 ] || harness_fail "could not push $BUGBOT_BRANCH: $(cat "$TICKET_DIR/push.err")"
   PUSHED=1
   { echo "commit=$commit"; echo "pushed_to=$BUGBOT_BRANCH"; } >>"$TICKET_DIR/push.env"
   harness_set_result awaiting_approval "pushed $BUGBOT_BRANCH for approval"
 else
   rc=0
-  commit=$(harness_push_staging "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_STAGING" "$BUGBOT_BASE" "$BUGBOT_PUSH_RETRIES") || rc=$?
+  harness_run_uninterrupted commit harness_push_staging "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_STAGING" "$BUGBOT_BASE" "$BUGBOT_PUSH_RETRIES" || rc=$?
+  harness_deferred_stop "$rc"
   if [ "$rc" -eq 3 ]; then
     harness_set_result needs_human "rebase onto $BUGBOT_STAGING conflicts in: $(harness_conflicts)"
     exit 3
@@ -277,6 +292,11 @@ harness_now push_finished
   echo "finished=$push_finished"
 } >>"$TICKET_DIR/push.env"
 harness_status push "done" "$commit"
+# Stopped during the push, which went through: the fix is out, and nothing more is done.
+if [ -n "$HARNESS_DEFERRED_SIGNAL" ]; then
+  harness_log "SIG$HARNESS_DEFERRED_SIGNAL came during the push; it went through first"
+  exit 143
+fi
 # Refresh the docs index with what was pushed (the docs phase may have changed docs);
 # incremental by content hash, and never a reason to fail a pushed fix.
 if [ -n "${BUGBOT_BIN:-}" ]; then

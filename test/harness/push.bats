@@ -257,3 +257,61 @@ fix_while_staging_moves() {
   run git -C "$TMP/wt" show --name-only --format= HEAD
   [ "$output" = "fix.txt" ]
 }
+
+# push_in_group FUNCTION ARGS... : in a process group of its own (as the control plane
+# starts a worker), with the worker's kind of TERM trap, run a push through
+# harness_run_uninterrupted, note what it returned, then TERM itself (is the trap back?).
+# Its notes go to $TMP/events; its PID (the group's) is $PUSH_PID.
+push_in_group() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  setsid bash -c 'source "$BUGBOT_HARNESS/lib/common.sh"; source "$BUGBOT_HARNESS/lib/push.sh"
+    trap "echo trapped >>\"$TMP/events\"; exit 143" TERM
+    rc=0
+    harness_run_uninterrupted out "$@" || rc=$?
+    echo "rc=$rc out=$out deferred=$HARNESS_DEFERRED_SIGNAL" >>"$TMP/events"
+    kill -TERM $$
+    echo "not trapped" >>"$TMP/events"' _ "$@" &
+  PUSH_PID=$!
+}
+
+# The origin holds every push until $TMP/origin.git/release exists (a minute at most).
+hold_pushes() {
+  printf '#!/bin/sh\ntouch entered\ni=0\nwhile [ ! -e release ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n' >"$TMP/origin.git/hooks/pre-receive"
+  chmod +x "$TMP/origin.git/hooks/pre-receive"
+}
+
+@test "a TERM to the whole group during a push is held off until the push ends, then named; the caller's trap is back" {
+  printf 'fix\n' >"$TMP/wt/fix.txt"
+  git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m fix
+  hold_pushes
+  export TMP
+  push_in_group harness_push_staging "$TMP/wt" origin staging main 1
+  wait_until test -e "$TMP/origin.git/entered"
+  kill -TERM -- "-$PUSH_PID"
+  sleep 0.3
+  : >"$TMP/origin.git/release"
+  status=0
+  wait "$PUSH_PID" || status=$?
+  [ "$status" -eq 143 ]
+  run cat "$TMP/events"
+  [ "${lines[0]}" = "rc=0 out=$(git -C "$TMP/wt" rev-parse HEAD) deferred=TERM" ]
+  [ "${lines[1]}" = "trapped" ]
+  [ "$(git -C "$TMP/origin.git" log -1 --format=%s staging)" = "fix" ]
+}
+
+@test "a push that fails with a TERM held off returns its own status, the signal named" {
+  export TMP
+  # A push that fails (status 5) after the TERM came, once told to go on.
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  push_in_group bash -c ': >"$TMP/started"; while [ ! -e "$TMP/go" ]; do sleep 0.05; done; : >"$TMP/finished"; exit 5'
+  wait_until test -e "$TMP/started"
+  kill -TERM -- "-$PUSH_PID"
+  sleep 0.3
+  : >"$TMP/go"
+  status=0
+  wait "$PUSH_PID" || status=$?
+  [ "$status" -eq 143 ]
+  run cat "$TMP/events"
+  [ "${lines[0]}" = "rc=5 out= deferred=TERM" ]
+  [ -e "$TMP/finished" ]
+}
