@@ -22,6 +22,13 @@ export interface Redactor {
 /**
  * Built-in rules. Order matters: structured secrets (keys, JWTs, URLs with
  * credentials) before generic `password=...` pairs, before emails.
+ *
+ * Every rule runs in time linear in the text (all text here is untrusted: an email body,
+ * an alert, a Slack message): no rule may try a run of characters from each of its
+ * positions and then backtrack through it. A key is taken whole where its run starts,
+ * never from inside it (a lookbehind, and a lookahead whose capture cannot be given
+ * back), separators are not two optional runs of the same characters side by side, and
+ * the parts of an address or a URL's credentials are bounded as the standards bound them.
  */
 function builtinRules(hash: (v: string) => string): Rule[] {
   return [
@@ -33,7 +40,7 @@ function builtinRules(hash: (v: string) => string): Rule[] {
     { name: 'jwt', re: /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g, replace: '[REDACTED:jwt]' },
     {
       name: 'url-credentials',
-      re: /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:/@]+):([^\s@/]+)@/gi,
+      re: /\b([a-z][a-z0-9+.-]{0,31}:\/\/)([^\s:/@]{1,256}):([^\s@/]{1,256})@/gi,
       replace: (_m, scheme: string) => `${scheme}[REDACTED]@`,
     },
     { name: 'aws-access-key', re: /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, replace: '[REDACTED:aws-key]' },
@@ -50,7 +57,7 @@ function builtinRules(hash: (v: string) => string): Rule[] {
     {
       // password=..., "api_key": "...", secret: ..., token=... (value up to a delimiter)
       name: 'secret-pair',
-      re: /\b([\w-]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|access[_-]?key|auth|credential|session[_-]?id|cookie)[\w-]*)(["']?\s*[:=]\s*["']?)([^\s"',;&}]+)/gi,
+      re: /(?<![\w-])(?=[\w-]*?(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|access[_-]?key|auth|credential|session[_-]?id|cookie))(?=([\w-]+))\1(["']?\s*[:=]\s*["']?)([^\s"',;&}]+)/gi,
       replace: (_m, key: string, sep: string) => `${key}${sep}[REDACTED]`,
     },
     {
@@ -60,14 +67,15 @@ function builtinRules(hash: (v: string) => string): Rule[] {
     },
     {
       name: 'email',
-      re: /\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b/g,
+      re: /\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}\b/g,
       replace: (m) => `<email:${hash(m.toLowerCase())}>`,
     },
     {
       // user_id=123, userId: "abc", user 42, uid=...
       name: 'user-id',
-      re: /(?<!<)\b(user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id|user)(["']?\s*[:=#]?\s*["']?)([A-Za-z0-9_-]*\d[A-Za-z0-9_-]*)/gi,
-      replace: (_m, key: string, sep: string, id: string) => `${key}${sep}<user:${hash(id)}>`,
+      re: /(?<!<)\b(user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id|user)(["']?\s*(?:[:=#]\s*)?["']?)((?=([A-Za-z0-9_-]+))\4)/gi,
+      // An id has a digit in it ("user admin" is a word, not an id).
+      replace: (m, key: string, sep: string, id: string) => (/\d/.test(id) ? `${key}${sep}<user:${hash(id)}>` : m),
     },
   ];
 }

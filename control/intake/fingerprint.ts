@@ -111,7 +111,6 @@ interface Frame {
   fn: string;
 }
 
-const JS_FRAME = /^\s*at (?:(?:async )?(.+?) \()?(.+?)(?::\d+)?(?::\d+)?\)?\s*$/;
 const PY_FRAME = /^\s*File "([^"]+)", line \d+, in (\S+)/;
 const JAVA_FRAME = /^\s*at ([\w$.<>]+)\.([\w$<>]+)\(([^:)]+)(?::\d+)?\)/;
 const GO_FRAME = /^\s*([\w./-]+\.go):\d+/;
@@ -137,13 +136,39 @@ export function parseFrames(stack: string): Frame[] {
       // api.(*Server).CreatePet(0xc0, {0x1}) is api.(*Server).CreatePet.
       const fn = (lines[i - 1] ?? '').trim().replace(/\([^()]*\)$/, '');
       out.push({ file: m[1]!, fn: lastSegment(fn, '/') });
-    } else if (/^\s*at /.test(line) && (m = JS_FRAME.exec(line))) {
-      out.push({ file: m[2]!, fn: m[1] ?? '<anonymous>' });
+    } else {
+      const js = jsFrame(line);
+      if (js) out.push(js);
     }
   }
   // Innermost first, as the other runtimes print them: Python prints the call where the
   // error happened last ("most recent call last").
   return python ? out.reverse() : out;
+}
+
+/**
+ * A V8 frame: "at fn (file:line:col)", "at async fn (file:line:col)" or "at file:line:col".
+ * Read by hand rather than by one regular expression: a pattern with two lazy runs (the
+ * function, then the file) retries every split of a line it cannot match, and a stack is
+ * untrusted text (one crafted 100 KB line took seconds).
+ */
+function jsFrame(line: string): Frame | null {
+  const at = /^\s*at /.exec(line);
+  if (!at) return null;
+  let rest = line.slice(at[0].length).trimEnd();
+  let fn = '<anonymous>';
+  const open = rest.indexOf(' (');
+  if (open > 0 && open + 2 < rest.length) {
+    fn = rest.slice(0, open).replace(/^async /, '');
+    rest = rest.slice(open + 2);
+  }
+  if (rest.endsWith(')')) rest = rest.slice(0, -1);
+  for (let i = 0; i < 2; i++) {
+    const n = /:\d+$/.exec(rest);
+    if (!n || n.index === 0) break;
+    rest = rest.slice(0, n.index);
+  }
+  return rest ? { file: rest, fn } : null;
 }
 
 function lastSegment(s: string, sep: string): string {

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fingerprintEvent, inAppFrames, templateRouteWithMethod } from '../../control/intake/fingerprint.ts';
 import type { TriggerEvent } from '../../control/types.ts';
+import { CRAFTED_STACK } from '../support/crafted-text.ts';
+import { repoRoot } from '../support/helpers.ts';
 
 function ev(o: Partial<TriggerEvent>): TriggerEvent {
   return {
@@ -114,4 +117,18 @@ test('different errors get different fingerprints', () => {
   const c = fingerprintEvent(ev({ message: 'connect ECONNREFUSED 10.0.0.2:5433' }));
   assert.notEqual(a.fingerprint, b.fingerprint);
   assert.equal(a.fingerprint, c.fingerprint);
+});
+
+test('stack frames: a crafted line is read in time in line with its length, and every V8 form still reads', () => {
+  // Once read by a pattern with two lazy runs: 120 KB of "a (" took 8.6 s, the 400 KB here minutes. In a process of
+  // its own with a limit: a backtracking pattern would hold this thread.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/crafted-text.ts', 'frames'], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.stdout, 'ok\n', `a crafted stack was not read within 20 s (${r.signal ?? `status ${r.status}`}): ${r.stderr}`);
+  assert.equal(inAppFrames(CRAFTED_STACK, 3).at(-1), 'pets.js:handler');
+  const frames = (line: string) => inAppFrames(`Error: boom\n${line}`, 1)[0];
+  assert.equal(frames('    at Object.<anonymous> (/app/src/pets.js:12:5)'), 'pets.js:<anonymous>');
+  assert.equal(frames('    at async loadPet (/app/src/pets.js:12:5)'), 'pets.js:loadPet');
+  assert.equal(frames('    at /app/src/server.js:3:9'), 'server.js:<anonymous>');
+  assert.equal(frames('    at new Shop (file:///app/src/shop.mjs:3:4)\r'), 'shop.mjs:new Shop');
+  assert.equal(frames('    at a.b [as c] (/app/src/y.ts:10)'), 'y.ts:a.b [as c]');
 });

@@ -6,7 +6,9 @@ import { redactEvent } from '../../control/intake/redact-event.ts';
 import type { TriggerEvent } from '../../control/types.ts';
 import { createTriage, priorityOf } from '../../control/intake/triage.ts';
 import { configuredRedactor, loadConfig } from '../../control/config.ts';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import { repoRoot } from '../support/helpers.ts';
 
 test('redaction masks secrets of every common shape', () => {
   const r = createRedactor({ salt: 'pepper' });
@@ -119,4 +121,13 @@ test('classification rules read a bounded start of a report (a megabyte of quest
   assert.equal(classifyText(`how ${'x'.repeat(301)}?`).scores.question, 0, 'a question mark too far from its question word');
   assert.equal(classifyText('How do I export my invoices?\nThanks').classification, 'question');
   assert.equal(classifyText('how does the\nexport work? I tried').scores.question, 2, 'a question hard-wrapped over two lines');
+});
+
+test('redaction takes time in line with the text, whatever its shape: crafted 100 KB texts', () => {
+  // In a process of its own with a limit: a backtracking pattern would hold this thread for hours.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/crafted-text.ts', 'redact'], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.stdout, 'ok\n', `redaction of crafted texts did not finish within 20 s (${r.signal ?? `status ${r.status}`}): ${r.stderr}`);
+  // And the rules still find what they are for, beside such text.
+  const out = createRedactor({ salt: 'pepper' }).text(`${'token-'.repeat(1000)} password=hunter2 mail bob@example.com user 42 https://u:pw@h.example/ ${'a.'.repeat(1000)}`);
+  assert.doesNotMatch(out, /hunter2|bob@example|user 42|u:pw@/);
 });

@@ -1,0 +1,38 @@
+/**
+ * Untrusted text of crafted shapes that once took time growing with the square or the
+ * cube of its length in redaction and stack parsing (10 KB of "token-" in an email body:
+ * 14 s; 100 KB: hours). Run as a process of its own (`node --import tsx
+ * test/support/crafted-text.ts redact|frames`) by tests that give it a time limit: a
+ * regular expression that backtracks holds its thread, so no in-process timer could stop it.
+ * Prints "ok" when every text was processed.
+ */
+import { inAppFrames } from '../../control/intake/fingerprint.ts';
+import { createRedactor } from '../../lib/redact.ts';
+
+const N = 100_000;
+
+export const CRAFTED_FOR_REDACTION = [
+  'token-'.repeat(N / 6),
+  'a.'.repeat(N / 2),
+  ('a'.repeat(60) + '@' + 'b.'.repeat(100)).repeat(N / 261),
+  'x://' + 'a:'.repeat(N / 2),
+  'user' + ' '.repeat(N) + 'x',
+  ('user ' + 'a'.repeat(50) + ' ').repeat(N / 56),
+  'password ='.repeat(N / 10),
+];
+
+export const CRAFTED_STACK = `Error: x\n    at ${'a ('.repeat(130_000)}\rx\n    at handler (/app/src/pets.js:12:5)`;
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const what = process.argv[2];
+  if (what === 'redact') {
+    const r = createRedactor({ salt: 'pepper' });
+    for (const text of CRAFTED_FOR_REDACTION) r.text(text);
+  } else if (what === 'frames') {
+    inAppFrames(CRAFTED_STACK, 3);
+  } else {
+    process.stderr.write('usage: crafted-text.ts redact|frames\n');
+    process.exit(2);
+  }
+  process.stdout.write('ok\n');
+}
