@@ -38,8 +38,10 @@ function commit(requests: WriterRequest[]): void {
       const p = parseAlertWebhook(parseJsonText(it.alerts.text), it.alerts.latency ? parseOptions.latency : parseOptions.alerts);
       return { at: toStore.push({ events: p.events, opts: it.opts }) - 1, source: p.source, rejected: p.rejected, ignored: p.ignored };
     } catch (err) {
-      if (!(err instanceof HttpError)) throw err;
-      return { refused: { status: err.status, code: err.code, message: err.message, details: err.details } };
+      if (err instanceof HttpError) return { refused: { status: err.status, code: err.code, message: err.message, details: err.details } };
+      // A body this code could not read (a fault of bugbot's, not the sender's): that
+      // request alone fails, not the others that share its transaction.
+      return { refused: { status: 500, code: 'internal', message: `could not read this webhook: ${(err as Error)?.message ?? String(err)}` } };
     }
   });
   const stored = toStore.length ? intake.acceptMany(toStore) : [];

@@ -90,6 +90,20 @@ export interface AlertParseResult {
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/**
+ * A sender's value as an error message shows it: cut short, and never a throw (a value
+ * nested too deep for JSON.stringify would turn a 400 into a 500).
+ */
+function brief(v: unknown): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? '[...]' : '{...}';
+  }
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}
 const GRAFANA_TEST = "a Grafana test notification (a contact point's Test button): nothing to fix, nothing stored";
 
 export function parseAlertWebhook(body: unknown, opts: AlertParseOptions): AlertParseResult {
@@ -99,10 +113,10 @@ export function parseAlertWebhook(body: unknown, opts: AlertParseOptions): Alert
     throw badRequest('invalid alert webhook: version: required ("1" for Grafana, "4" for Alertmanager)');
   }
   if (typeof version !== 'string') {
-    throw badRequest(`invalid alert webhook: version: expected a string ("1" for Grafana, "4" for Alertmanager), got ${typeof version} ${JSON.stringify(version)}`);
+    throw badRequest(`invalid alert webhook: version: expected a string ("1" for Grafana, "4" for Alertmanager), got ${typeof version} ${brief(version)}`);
   }
   if (version !== '1' && version !== '4') {
-    throw badRequest(`invalid alert webhook: version "${version}" is not supported ("1" = Grafana, "4" = Alertmanager)`);
+    throw badRequest(`invalid alert webhook: version ${brief(version)} is not supported ("1" = Grafana, "4" = Alertmanager)`);
   }
   if (!Array.isArray(body.alerts)) throw badRequest('invalid alert webhook: alerts: expected an array');
   const groupStatus = body.status;

@@ -57,6 +57,7 @@ test('alert webhooks stored on the writer thread get the same replies as on the 
     ['no alerts array', JSON.stringify({ version: '1' })],
     ['unknown version', JSON.stringify({ version: '7', alerts: [] })],
     ['every alert bad', JSON.stringify({ version: '4', alerts: [{ labels: 'x' }] })],
+    ['a version nested too deep to print', `{"version": ${'['.repeat(100_000)}${']'.repeat(100_000)}, "alerts": []}`],
   ];
   const requests: Array<[string, string, string, Record<string, string>?]> = bodies.map(([what, body]) => [what, '/triggers/grafana', body]);
   // Events parsed on the HTTP thread go over as events (a manual ticket with its classification).
@@ -96,6 +97,21 @@ test('group commit: a storm of concurrent requests all commit, one ticket counts
   // Acknowledged means committed: a fresh connection (another process) sees every one.
   const again = await writer.submit([event(7)], {});
   assert.equal(again[0]!.status, 'duplicate', 'the idempotency key was committed');
+});
+
+test('a webhook the writer cannot take is refused alone (400, a short reason); the requests sharing its transaction commit', async (t) => {
+  const { writer, store } = services(t, true);
+  const good = (n: number) => JSON.stringify({ version: '4', alerts: [{ status: 'firing', labels: { alertname: 'Shared' }, annotations: { message: `TypeError: shared batch ${n}` }, startsAt: new Date(Date.UTC(2026, 0, 1) + n).toISOString(), fingerprint: `batch-${n}` }] });
+  // A version JSON.stringify cannot print once failed the whole transaction with a 500.
+  const bad = `{"version": ${'['.repeat(100_000)}${']'.repeat(100_000)}, "alerts": []}`;
+  const replies = await Promise.allSettled([good(1), bad, good(2), good(3)].map((text) => writer.submitAlerts({ text, latency: false }, {})));
+  assert.deepEqual(replies.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+  const err = (replies[1] as PromiseRejectedResult).reason as HttpError;
+  assert.ok(err instanceof HttpError);
+  assert.equal(err.status, 400);
+  assert.match(err.message, /^invalid alert webhook: version: expected a string .*, got object \[\.\.\.\]$/);
+  assert.ok(err.message.length < 200, `the sender's value is cut short in the reason (${err.message.length} characters)`);
+  assert.equal(store.countEvents(), 3);
 });
 
 test('a replayed one-time value is refused and stores nothing; other requests in the batch are unaffected', async (t) => {
