@@ -178,7 +178,7 @@ function sameReport(stored: TriggerEvent, ev: TriggerEvent, redact: (s: string) 
     stored.message === redact(ev.message) &&
     (stored.route ?? '') === redact(ev.route ?? '') &&
     (stored.stack ?? '') === redact(ev.stack ?? '') &&
-    (stored.service ?? '') === (ev.service ?? '') &&
+    (stored.service ?? '') === redact(ev.service ?? '') &&
     stored.kind === ev.kind
   );
 }

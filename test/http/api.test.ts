@@ -236,6 +236,11 @@ test('Idempotency-Key: a retry gets the ticket its first request filed; a differ
   }
   assert.equal(store.listTickets().length, 3);
   assert.equal((await postJson(app, '/api/tickets', { title: 'x' }, { 'idempotency-key': 'k'.repeat(201) })).status, 400);
+  // Every field is compared as it was stored, redacted: a service name redaction rewrites
+  // (user-service2 reads as a user id) is still the same report when it is sent again.
+  const report = { title: 'Sign-up fails', message: 'TypeError in user42 profile', service: 'user-service2', route: 'POST /api/users/42', stack: 'at save (/app/u.js:1:1)' };
+  assert.equal((await postJson(app, '/api/tickets', report, { 'idempotency-key': 'k2' })).status, 201);
+  assert.equal((await postJson(app, '/api/tickets', report, { 'idempotency-key': 'k2' })).status, 200);
 });
 
 test('latency: a measurement within its threshold is answered, not filed', async (t) => {
