@@ -13,10 +13,26 @@ import type { Store } from './queue/store.ts';
 import { credentialAuth } from './triggers/auth.ts';
 import { readJson } from './triggers/common.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
-import { TICKET_STATES, type ApprovalActions, type ApprovalResult, type TicketState, type TriggerEvent } from './types.ts';
+import { TICKET_STATES, type ApprovalActions, type ApprovalResult, type Reporter, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
+import { redactLines } from '../lib/redact.ts';
+import { createScrub } from './scrub.ts';
 
 export function registerApi(app: Hono, deps: AppDeps): void {
   const { store } = deps;
+  // As the dashboard shows them (docs/dashboard.md, "What is never shown"): what a log or
+  // an agent wrote is redacted, reporters' addresses are hashed, and bugbot's own text
+  // (run reasons, audit details, delivery errors) has the config's secret values masked.
+  // Without an API token these reads need no credential on loopback, where the dev server
+  // running the agent's code is too.
+  const scrub = createScrub(deps.config);
+  const mask = createScrub(deps.config, { secretsOnly: true });
+  const reporter = (r: Reporter): Reporter => ({
+    ...r,
+    id: scrub(r.id),
+    ...(r.address !== undefined ? { address: scrub(r.address) } : {}),
+    ...(r.thread !== undefined ? { thread: scrub(r.thread) } : {}),
+  });
+  const shown = (t: Ticket): Ticket => ({ ...t, reporter: t.reporter && reporter(t.reporter), reporters: t.reporters.map(reporter) });
   const apiToken = deps.config.secrets.get(deps.config.server.apiTokenEnv);
   app.use('/api/*', credentialAuth({ name: 'API', token: apiToken }));
   // Without an API token (loopback), people's decisions still need a credential: the
@@ -40,10 +56,10 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       if (first && !sameReport(first.event, ev, (s) => deps.intake.redactText(s))) {
         throw new HttpError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different report${ticket ? ` (ticket ${ticket.id})` : ''}; use a new key`);
       }
-      return c.json({ status: 'duplicate', ticket }, 200);
+      return c.json({ status: 'duplicate', ticket: ticket && shown(ticket) }, 200);
     }
     const ticket = result!.ticketId ? store.getTicket(result!.ticketId) : undefined;
-    return c.json({ status: result!.status, ticket }, result!.status === 'created' ? 201 : 200);
+    return c.json({ status: result!.status, ticket: ticket && shown(ticket) }, result!.status === 'created' ? 201 : 200);
   });
 
   app.get('/api/tickets', (c) => {
@@ -54,7 +70,7 @@ export function registerApi(app: Hono, deps: AppDeps): void {
     const limit = intParam(c.req.query('limit'), 'limit', 100, 1, 1000);
     const offset = intParam(c.req.query('offset'), 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
     const tickets = store.listTickets({ state: state as TicketState | undefined, limit, offset });
-    return c.json({ tickets, counts: store.countByState() });
+    return c.json({ tickets: tickets.map(shown), counts: store.countByState() });
   });
 
   app.get('/api/tickets/:id', (c) => {
@@ -62,20 +78,21 @@ export function registerApi(app: Hono, deps: AppDeps): void {
     const ticket = store.getTicket(id);
     if (!ticket) throw notFound(`no ticket ${id}`);
     return c.json({
-      ticket,
+      ticket: shown(ticket),
       triage: { decision: ticket.triageDecision, reason: ticket.triageReason, severity: ticket.severity, classification: ticket.classification },
       occurrences: store.occurrences(id),
       related: store.relatedTickets(id),
-      runs: runsForTicket(store, id),
-      approvals: approvalsForTicket(store, id),
-      notifications: notificationSummaries(store, id),
-      audit: store.auditTrail(id),
+      runs: runsForTicket(store, id).map((r) => ({ ...r, reason: r.reason === null ? null : mask(r.reason) })),
+      approvals: approvalsForTicket(store, id).map((a) => ({ ...a, message: a.message === null ? null : mask(a.message) })),
+      notifications: notificationSummaries(store, id).map((n) => ({ ...n, to: JSON.parse(scrub(JSON.stringify(n.to))) as Record<string, unknown>, error: n.error === null ? null : mask(n.error) })),
+      audit: store.auditTrail(id).map((a) => ({ ...a, actor: scrub(a.actor), detail: a.detail === null ? null : mask(a.detail) })),
     });
   });
 
   app.get('/api/workers', (c) =>
     c.json({
-      workers: deps.dispatcher ? deps.dispatcher.workers() : workersFromStore(store),
+      // A private key spans lines: the tail is redacted as lines.
+      workers: deps.dispatcher ? deps.dispatcher.workers().map((w) => ({ ...w, tail: redactLines(w.tail, scrub) })) : workersFromStore(store),
       // Why the workers claim nothing now (tickets wait in the queue), or null.
       held: deps.dispatcher?.held() ?? null,
     }),

@@ -94,6 +94,28 @@ function luhn(digits: string): boolean {
   return sum % 10 === 0;
 }
 
+const KEY_BEGIN = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+const KEY_END = /-----END [A-Z ]*PRIVATE KEY-----/;
+
+/**
+ * Redact text that comes as lines (a diff's, a log's tail), each with `redact`. A private
+ * key spans lines and none of its body lines alone looks like one, so every line from one
+ * that begins a key through the one that ends it (to the last line, when none does) is
+ * masked whole.
+ */
+export function redactLines(lines: readonly string[], redact: (text: string) => string): string[] {
+  let inKey = false;
+  return lines.map((line) => {
+    if (inKey) {
+      if (KEY_END.test(line)) inKey = false;
+      return '[REDACTED:private-key]';
+    }
+    const begin = line.search(KEY_BEGIN);
+    if (begin !== -1 && !KEY_END.test(line.slice(begin))) inKey = true;
+    return redact(line);
+  });
+}
+
 /**
  * Masks each of `values` as `[secret]` wherever it appears, the longest first (a secret
  * holding another is masked whole). The dashboard's mark, and redaction's for the

@@ -9,23 +9,15 @@ import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from '
 import { join } from 'node:path';
 import { workersFromStore } from '../api.ts';
 import type { AppDeps } from '../app.ts';
-import { configuredRedactor, secretNames, type BugbotConfig } from '../config.ts';
+import type { BugbotConfig } from '../config.ts';
 import { workspacePaths } from '../dispatcher/workspace.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { RunRow } from '../queue/leases.ts';
 import { parseUnifiedDiff, runDiff, type RunDiff } from './git-diff.ts';
-import { literalMask } from '../../lib/redact.ts';
+import { redactLines } from '../../lib/redact.ts';
+import type { Scrub } from '../scrub.ts';
 
-export type Scrub = (text: string) => string;
-
-/** Redact, then mask the config's secret values; `secretsOnly` keeps data verbatim otherwise (exports). */
-export function createScrub(config: BugbotConfig, opts: { secretsOnly?: boolean } = {}): Scrub {
-  const redactor = opts.secretsOnly ? null : configuredRedactor(config);
-  // Every secret value of 4 characters or more, user names included: shorter ones than
-  // intake masks, since a page shows what the agent wrote too.
-  const mask = literalMask(secretNames(config).map((n) => config.secrets.get(n)).filter((v): v is string => Boolean(v && v.length >= 4)));
-  return (text) => mask(redactor ? redactor.text(text) : text);
-}
+export { createScrub, type Scrub } from '../scrub.ts';
 
 /** At most `max` bytes of a file (its head, or its tail), or null when it is missing. */
 export function readBounded(path: string, max: number, from: 'head' | 'tail' = 'head'): { text: string; truncated: boolean } | null {
@@ -177,7 +169,8 @@ export function liveWorkers(deps: AppDeps, scrub: Scrub): LiveWorker[] {
     cost_usd: w.cost_usd,
     tool_calls: w.tool_calls,
     // Scrubbed whole, then cut: a secret cut in half no longer looks like one to the redactor.
-    log: w.tail.slice(-8).map((l) => clip(scrub(l), 300)),
+    // A private key spans lines, and no line of it alone looks like one: the whole tail is read as lines.
+    log: redactLines(w.tail, scrub).slice(-8).map((l) => clip(l, 300)),
     phaseTail: w.phase ? phaseTail(join(runDir(deps.config, w.ticket, w.run), `stage-${w.phase}.jsonl`), 8, scrub) : [],
   }));
 }

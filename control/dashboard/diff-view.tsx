@@ -2,13 +2,15 @@
  * The side-by-side diff: old on the left, new on the right, a run of deleted
  * lines facing the lines that replace it. Every line is text (escaped by JSX).
  */
+import { redactLines } from '../../lib/redact.ts';
 import type { Scrub } from './data.ts';
 import { sideBySide, type DiffLine, type RunDiff } from './git-diff.ts';
 
 /** Rows drawn per page; past this the view says how much it left out. */
 const MAX_ROWS = 4000;
 
-function Cell(props: { line: DiffLine | null; side: 'old' | 'new'; scrub: Scrub }) {
+/** One side of a row; its text is redacted already. */
+function Cell(props: { line: DiffLine | null; side: 'old' | 'new' }) {
   const { line } = props;
   if (!line) {
     return (
@@ -22,7 +24,7 @@ function Cell(props: { line: DiffLine | null; side: 'old' | 'new'; scrub: Scrub 
   return (
     <>
       <td class="ln">{props.side === 'old' ? line.old : line.new}</td>
-      <td class={cls}>{props.scrub(line.text)}</td>
+      <td class={cls}>{line.text}</td>
     </>
   );
 }
@@ -44,7 +46,15 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
         {diff.truncated ? ' — cut at dashboard.maxDiffBytes' : ''}
       </p>
       {diff.files.map((f) => {
-        const rows = f.hunks.flatMap((h) => [{ hunk: h.header }, ...sideBySide(h)]);
+        // A file's lines are redacted in order, as lines (redactLines): a private key added
+        // line by line is masked whole, not just the line that begins it.
+        const texts = redactLines(
+          f.hunks.flatMap((h) => h.lines.map((l) => l.text)),
+          scrub,
+        );
+        let at = 0;
+        const hunks = f.hunks.map((h) => ({ header: h.header, lines: h.lines.map((l) => ({ ...l, text: texts[at++]! })) }));
+        const rows = hunks.flatMap((h) => [{ hunk: h.header }, ...sideBySide(h)]);
         const shown = rows.slice(0, Math.max(0, budget));
         budget -= shown.length;
         left += rows.length - shown.length;
@@ -74,8 +84,8 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
                       </tr>
                     ) : (
                       <tr>
-                        <Cell line={r.left} side="old" scrub={scrub} />
-                        <Cell line={r.right} side="new" scrub={scrub} />
+                        <Cell line={r.left} side="old" />
+                        <Cell line={r.right} side="new" />
                       </tr>
                     ),
                   )}

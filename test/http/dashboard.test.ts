@@ -438,3 +438,77 @@ test('a script with the dashboard token in its header reads a page and posts its
   assert.equal(res.status, 303, await res.clone().text());
   assert.equal(store.getTicket(id)!.state, 'dropped', 'the cancel went through');
 });
+
+test('a private key in a diff is masked whole, its body lines too, not just the line that begins it', async () => {
+  const body = ['MIIEowIBAAKCAQEAzVeryS3cretK3yB0dyL1neAAAAAAAAAAAAAAAAAAAAAA', 'SECONDLINEofKEYmaterialXYZSECONDLINEofKEYmaterialXYZ'];
+  const files = parseUnifiedDiff(
+    [
+      'diff --git a/deploy/key.pem b/deploy/key.pem',
+      'new file mode 100644',
+      '--- /dev/null',
+      '+++ b/deploy/key.pem',
+      '@@ -0,0 +1,4 @@',
+      '+-----BEGIN RSA PRIVATE KEY-----',
+      ...body.map((l) => `+${l}`),
+      '+-----END RSA PRIVATE KEY-----',
+      'diff --git a/src/a.ts b/src/a.ts',
+      '--- a/src/a.ts',
+      '+++ b/src/a.ts',
+      '@@ -1 +1 @@',
+      '-old line',
+      '+new line',
+      '',
+    ].join('\n'),
+  );
+  const scrub = createRedactor().text;
+  const html = String(await DiffView({ diff: { base: 'main', ref: 'bot/1', files, truncated: false }, scrub, mask: scrub }));
+  for (const line of body) assert.ok(!html.includes(line), `a key line is shown: ${line}`);
+  assert.equal(html.split('[REDACTED:private-key]').length - 1, 4, 'each of its four lines masked');
+  assert.match(html, /new line/, 'the lines after the key are shown');
+});
+
+test('the JSON API shows what the dashboard shows: tails redacted as lines, secrets masked in reasons and audit, reporters hashed', async (t) => {
+  const token = 'ghs_FAKEgithubTOKEN1234567890abcdef';
+  const home = tempDir(t);
+  const config = testConfig(home, { intake: { settleSeconds: 0 }, approval: { github: { tokenEnv: 'GH_TOKEN' } } }, { GH_TOKEN: token });
+  const store = new Store(join(home, 'bugbot.db'));
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor() });
+  const at = new Date().toISOString();
+  const [r] = intake.accept([
+    {
+      source: 'email',
+      kind: 'report',
+      title: 'Checkout is broken',
+      message: 'help',
+      labels: {},
+      count: 1,
+      firstSeen: at,
+      lastSeen: at,
+      human: true,
+      sourceEventId: 'api-shows-1',
+      reporter: { kind: 'email', id: 'alice.secret@example.com', address: 'alice.secret@example.com', thread: '<m1@mail.example.com>', subject: 'hi' },
+    },
+  ]);
+  const id = r!.ticketId!;
+  store.audit(id, 'approvals', 'approval-failed', `git said https://x-access-token:${token}@github.com/o/r.git`);
+  const tail = ['-----BEGIN OPENSSH PRIVATE KEY-----', 'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW', '-----END OPENSSH PRIVATE KEY-----', 'password=hunter2hunter2', `pushed with ${token}`];
+  const dispatcher = {
+    workers: () => [{ worker: 1, ticket: id, title: 't', run: 1, port: 4001, phase: null, elapsed_s: 1, tokens: 0, cost_usd: 0, tool_calls: 0, tail }],
+    held: () => null,
+    cancel: () => false,
+    poke: () => {},
+  };
+  const app = createApp({ config, store, intake, logger: silentLogger, dispatcher: dispatcher as never });
+  const workers = await (await app.request('http://127.0.0.1/api/workers')).text();
+  for (const secret of ['b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ', 'hunter2hunter2', token]) assert.ok(!workers.includes(secret), `/api/workers shows ${secret}`);
+  for (const path of ['/api/tickets', `/api/tickets/${id}`, `/tickets/${id}`]) {
+    const text = await (await app.request(`http://127.0.0.1${path}`)).text();
+    assert.ok(!text.includes("alice.secret@example.com"), `${path} shows the reporter's address: ${text.slice(Math.max(0, text.indexOf("alice.secret") - 200), text.indexOf("alice.secret") + 50)}`);
+    assert.ok(!text.includes(token), `${path} shows the token`);
+  }
+  const detail = (await (await app.request(`http://127.0.0.1/api/tickets/${id}`)).json()) as { ticket: { reporters: Array<{ id: string }> }; audit: Array<{ actor: string; detail: string }> };
+  assert.match(detail.ticket.reporters[0]!.id, /^<email:[0-9a-f]{12}>$/, 'hashed, as "reported by" on the page');
+  assert.ok(detail.audit.some((a) => /^email:<email:[0-9a-f]{12}>$/.test(a.actor)), 'the audit names the reporter by the hash too');
+  assert.ok(detail.audit.some((a) => a.detail === 'git said https://x-access-token:[secret]@github.com/o/r.git'), "bugbot's own text: the secret masked, the rest as written");
+});

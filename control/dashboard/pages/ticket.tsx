@@ -192,7 +192,7 @@ export function TicketPage(p: TicketPageProps) {
             {p.timeline.map((e) => (
               <li data-action={e.action}>
                 <Time iso={e.at} />
-                <b>{e.action}</b> <span class="muted">{`by ${e.actor}`}</span>
+                <b>{e.action}</b> <span class="muted">{`by ${s(e.actor)}`}</span>
                 {e.detail ? <div class="small">{p.mask(e.detail)}</div> : null}
               </li>
             ))}
