@@ -55,7 +55,13 @@ export function checkInsert(ctx: GuardCtx, s: InsertStmt): void {
   if (s.override && s.override !== 'OVERRIDING_NOT_SET') throw new GuardError('OVERRIDING ... VALUE is not allowed');
   if (!s.selectStmt || !('SelectStmt' in s.selectStmt)) throw new GuardError('INSERT needs VALUES or a SELECT');
   const sel = s.selectStmt.SelectStmt;
-  if (sel.valuesLists && !sel.fromClause && !sel.withClause) {
+  if (sel.valuesLists) {
+    // Plain VALUES rows only: a trailing ORDER BY, LIMIT or OFFSET (or anything else the
+    // parser hangs on the VALUES) would hold expressions the row check below never sees.
+    const extra = Object.keys(sel).filter((k) => k !== 'valuesLists' && k !== 'op' && k !== 'limitOption');
+    if (extra.length || sel.op !== 'SETOP_NONE' || sel.limitOption !== 'LIMIT_OPTION_DEFAULT') {
+      throw new GuardError('INSERT ... VALUES takes its rows only (no ORDER BY, LIMIT, OFFSET or WITH on the VALUES); use INSERT ... SELECT for more');
+    }
     // VALUES rows cannot see the target table; DEFAULT is allowed there.
     for (const row of sel.valuesLists) checkExpr(ctx, row, level, { allowDefault: true });
   } else {

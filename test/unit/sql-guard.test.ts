@@ -175,6 +175,11 @@ describe('sql guard: write variant', () => {
       ['DROP TABLE orders', 'DROP is not allowed'],
       ["INSERT INTO orders (status) VALUES ('x') ON CONFLICT DO NOTHING", 'ON CONFLICT'],
       ['WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING id) SELECT id FROM d', 'writable CTEs'],
+      // Clauses hung on the VALUES: their subqueries were never checked (a hidden column read through a cast error).
+      ["INSERT INTO orders (user_id, total_cents, status) VALUES (1, 1, 'x') ORDER BY (SELECT CAST(password_hash AS int) FROM users LIMIT 1)", 'VALUES takes its rows only'],
+      ["INSERT INTO orders (status) VALUES ('x') LIMIT (SELECT count(*) FROM secrets)", 'VALUES takes its rows only'],
+      ["INSERT INTO orders (status) VALUES ('x') OFFSET (SELECT length(card_number) FROM orders LIMIT 1)", 'VALUES takes its rows only'],
+      ["INSERT INTO orders (status) VALUES ('x') UNION VALUES ((SELECT password_hash FROM users LIMIT 1))", 'password_hash'],
     ];
     for (const [sql, fragment] of cases) {
       await assert.rejects(checkSql(sql, writable), (e: Error) => e instanceof GuardError && e.message.includes(fragment), sql);
