@@ -7,14 +7,21 @@
 import { z } from 'zod';
 
 /**
- * Functions that read files, other tables or sessions, sleep, change settings or
- * sequences, or reach other servers. Listing one in `functions` is a config error.
+ * Functions that read files, other tables or sessions, run SQL given as text, sleep,
+ * change settings, sequences or the server's state, or reach other servers. Listing one
+ * in `functions` is a config error.
  */
 export const FORBIDDEN_FUNCTIONS: readonly RegExp[] = [
   /^pg_sleep/, /^set_config$/, /^current_setting$/, /^dblink/, /^(nextval|setval|currval|lastval)$/,
-  /^lo_/, /^pg_read_/, /^pg_ls_/, /^pg_stat_file$/, /^pg_(terminate|cancel)_backend$/, /^pg_advisory/,
+  /^lo_/, /^pg_read_/, /^pg_ls_/, /^pg_stat_/, /^pg_(terminate|cancel|signal)_backend$/, /^pg_(try_)?advisory/,
   /^pg_notify$/, /^(query|table|database|cursor)_to_xml/, /^(schema|database)_to_xml/, /^xpath/,
   /^row_to_json$/, /^txid_current/, /^pg_current_xact_id/, /^pg_reload_conf$/, /^pg_rotate_logfile$/,
+  // SQL given as text: ts_stat('SELECT secret FROM t') reads any table the role can.
+  /^ts_stat$/, /^ts_rewrite$/,
+  // Replication, backups, WAL, snapshots and maintenance: the server's state, not data.
+  /^pg_logical_/, /^pg_replication_/, /^pg_create_/, /^pg_drop_replication/, /^pg_promote$/, /^pg_switch_wal$/,
+  /^pg_(start|stop)_backup$/, /^pg_backup_/, /^pg_wal_replay_/, /^pg_export_snapshot$/, /^pg_import_/,
+  /^pg_log_backend_memory_contexts$/, /^pg_file_/, /^pg_logdir_/, /^brin_/, /^gin_clean_pending_list$/,
 ];
 
 const identifier = z.string().min(1).max(63);

@@ -262,5 +262,10 @@ describe('db settings', () => {
     assert.match(text, /users\.password_hash is listed in both/);
     assert.match(text, /pg_sleep can never be allowed/);
     assert.ok(!dbSettingsSchema.safeParse({ allowWrites: true }).success, 'settings cannot switch writes on');
+    // Functions that run SQL given as text (ts_stat('SELECT password_hash FROM users')) or change the server's state.
+    for (const fn of ['ts_stat', 'ts_rewrite', 'pg_logical_slot_peek_changes', 'pg_promote', 'pg_stat_get_activity', 'pg_try_advisory_lock', 'pg_signal_backend', 'pg_switch_wal']) {
+      assert.ok(!dbSettingsSchema.safeParse({ functions: [fn] }).success, `${fn} can be listed`);
+    }
+    assert.ok(dbSettingsSchema.safeParse({ functions: ['to_tsvector', 'initcap'] }).success, 'harmless ones still can');
   });
 });
