@@ -150,6 +150,25 @@ describe('sql guard: rejected, naming the offending part', () => {
   });
 });
 
+describe('sql guard: what the planner would make of it', () => {
+  test('nested queries whose inlining would multiply expressions past the bound are refused; MATERIALIZED ones are not', async () => {
+    const terms = (t: string, n: number) => Array(n).fill(`${t}.id`).join(' + ');
+    // Each level references the one below it 8 times: 8^6 copies once the planner inlines them
+    // (seven levels of nine took 19 s and 4 GB of the database's memory, past any timeout).
+    let ctes = 'WITH l0 AS (SELECT o.id FROM orders o)';
+    for (let i = 1; i <= 6; i++) ctes += `, l${i} AS (SELECT ${terms(`l${i - 1}`, 8)} AS id FROM l${i - 1})`;
+    await rejects(`${ctes} SELECT l6.id FROM l6`, 'query too complex', 'MATERIALIZED');
+    let nested = 'SELECT o.id FROM orders o';
+    for (let i = 1; i <= 7; i++) nested = `SELECT ${terms(`x${i}`, 8)} AS id FROM (${nested} OFFSET 0) x${i}`;
+    await rejects(nested, 'query too complex');
+    await checkSql(`${ctes.replace(/ AS \(/g, ' AS MATERIALIZED (')} SELECT l6.id FROM l6`, readOnly);
+    await checkSql(
+      "WITH recent AS (SELECT o.id, o.user_id, o.status FROM orders o WHERE o.status <> 'x') SELECT r.status, count(*) FROM recent r JOIN users u ON u.id = r.user_id GROUP BY r.status ORDER BY r.status",
+      readOnly,
+    );
+  });
+});
+
 describe('sql guard: write variant', () => {
   test('allowed columns of allowed tables can be written', async () => {
     for (const sql of [
