@@ -23,7 +23,20 @@ let loaded: Promise<void> | undefined;
 
 /** Parse and check one statement against the policy; throws GuardError when refused. */
 export async function checkSql(sql: string, policy: Policy): Promise<GuardedSql> {
+  try {
+    return await check(sql, policy);
+  } catch (err) {
+    // A tree deeper than the checks can walk (SELECT 1 + 1 + ... thousands of times):
+    // refused as such, not a crash with a stack trace in the log.
+    if (err instanceof RangeError) throw new GuardError('the query is nested too deeply to check (thousands of operators or levels): simplify it');
+    throw err;
+  }
+}
+
+async function check(sql: string, policy: Policy): Promise<GuardedSql> {
   if (!sql.trim()) throw new GuardError('no SQL statement given');
+  // The parser stops at a NUL; the server would be sent the whole text.
+  if (sql.includes('\u0000')) throw new GuardError('the SQL text holds a NUL character: remove it');
   await (loaded ??= loadModule());
   let stmts;
   try {

@@ -329,4 +329,33 @@ describe('db MCP server on SQLite', () => {
     assert.equal(hash(), before, 'the SQLite file changed');
     for (const text of seen) assert.ok(!text.includes('CANARY-'), `leaked: ${text}`);
   });
+
+  test('a reply carries at most 256 KB of cells: whole rows while they fit, and says it cut them', async (t) => {
+    const file = join(tempDir(t, 'bugbot-sqlite-'), 'app.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)');
+    for (let i = 1; i <= 200; i++) db.prepare('INSERT INTO notes VALUES (?, ?)').run(i, `${i}:`.padEnd(4000, 'x'));
+    db.close();
+    const settings = dbSettingsSchema.parse({ driver: 'sqlite', sqlitePath: file, tables: { notes: ['id', 'body'] }, rowLimit: 200 });
+    const { server, close } = createDbServer({ settings, allowWrites: false, sqlitePath: file });
+    const [serverSide, clientSide] = InMemoryTransport.createLinkedPair();
+    const client = new Client({ name: 'db-test', version: '0.0.0' });
+    await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
+    t.after(async () => {
+      await client.close();
+      await close();
+    });
+    const many = await call(client, 'db_query', { sql: 'SELECT n.id, n.body FROM notes n ORDER BY n.id' });
+    const r = rows(many);
+    assert.ok(r.rows.length > 10 && r.rows.length < 200, `${r.rows.length} rows`);
+    assert.ok(Buffer.byteLength(many.text) < 300 * 1024, `${Buffer.byteLength(many.text)} bytes`);
+    assert.equal(r.truncated, true);
+    assert.match(many.text, new RegExp(`^Reply size limit reached: showing the first ${r.rows.length} of 200 rows`));
+    assert.deepEqual(r.rows.map((x) => x[0]), Array.from({ length: r.rows.length }, (_, i) => i + 1), 'whole rows, in order');
+    // One row wider than the limit: it comes, its cells cut to share the room.
+    const wide = await call(client, 'db_query', { sql: `SELECT ${Array(200).fill('n.body').join(', ')} FROM notes n WHERE n.id = 1` });
+    assert.ok(Buffer.byteLength(wide.text) < 300 * 1024, `${Buffer.byteLength(wide.text)} bytes`);
+    assert.equal(rows(wide).rows.length, 1);
+    assert.match(String(rows(wide).rows[0]![0]), /^1:x+… \[cut: 4000 bytes/);
+  });
 });

@@ -162,6 +162,10 @@ describe('sql guard: what the planner would make of it', () => {
     for (let i = 1; i <= 7; i++) nested = `SELECT ${terms(`x${i}`, 8)} AS id FROM (${nested} OFFSET 0) x${i}`;
     await rejects(nested, 'query too complex');
     await checkSql(`${ctes.replace(/ AS \(/g, ' AS MATERIALIZED (')} SELECT l6.id FROM l6`, readOnly);
+    // Too deep to walk: refused as such (it overflowed the stack, logged as a crash).
+    await rejects(`SELECT ${Array(5000).fill('1').join(' + ')}`, 'nested too deeply');
+    // The parser stops at a NUL; the server would be sent all of it.
+    await rejects('SELECT id FROM users\u0000 WHERE id = 1', 'NUL');
     await checkSql(
       "WITH recent AS (SELECT o.id, o.user_id, o.status FROM orders o WHERE o.status <> 'x') SELECT r.status, count(*) FROM recent r JOIN users u ON u.id = r.user_id GROUP BY r.status ORDER BY r.status",
       readOnly,

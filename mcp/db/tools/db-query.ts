@@ -24,8 +24,34 @@ function cell(v: unknown, maxBytes: number): unknown {
   return `${Buffer.from(s).subarray(0, maxBytes).toString()}… [cut: ${bytes} bytes, limit ${maxBytes}]`;
 }
 
-function summary(q: GuardedSql, r: QueryResult, rowLimit: number): string {
+/**
+ * The most a reply carries, all cells together (JSON): maxCellBytes bounds one cell, this
+ * the many (a row of hundreds of wide columns, or a few hundred wide rows).
+ */
+export const MAX_REPLY_BYTES = 256 * 1024;
+
+/** The rows that fit in MAX_REPLY_BYTES, whole rows only; at least the first, its cells cut to share the room. */
+function fitRows(rows: unknown[][], maxCellBytes: number): { rows: unknown[][]; cut: boolean } {
+  const out: unknown[][] = [];
+  let used = 0;
+  for (const row of rows) {
+    const cells = row.map((v) => cell(v, maxCellBytes));
+    const bytes = Buffer.byteLength(JSON.stringify(cells));
+    if (used + bytes > MAX_REPLY_BYTES) {
+      if (!out.length) out.push(row.map((v) => cell(v, Math.max(16, Math.floor(MAX_REPLY_BYTES / Math.max(1, row.length) / 2)))));
+      return { rows: out, cut: true };
+    }
+    out.push(cells);
+    used += bytes;
+  }
+  return { rows: out, cut: false };
+}
+
+function summary(q: GuardedSql, r: QueryResult, rowLimit: number, shown: number, cut: boolean): string {
   const head = q.kind === 'select' ? '' : `${q.kind.toUpperCase()}: ${r.changes ?? 0} row(s) changed. `;
+  if (cut) {
+    return `${head}Reply size limit reached: showing the first ${shown} of ${r.rows.length}${r.truncated ? '+' : ''} rows (${MAX_REPLY_BYTES / 1024} KB of cells at most). Select fewer or narrower columns, or fewer rows.`;
+  }
   if (r.truncated) {
     return `${head}Row limit reached: showing the first ${rowLimit} rows; the query returns more. Add a LIMIT, a narrower WHERE or an aggregate to see the rest.`;
   }
@@ -62,8 +88,8 @@ export function dbQueryTool(allowWrites: boolean) {
       }
       const r = await ctx.backend.run(guarded, params ?? []);
       const { maxCellBytes, rowLimit } = ctx.settings;
-      const rows = r.rows.map((row) => row.map((v) => cell(v, maxCellBytes)));
-      return text(`${summary(guarded, r, rowLimit)}\n${JSON.stringify({ columns: r.columns, rows, truncated: r.truncated })}`);
+      const { rows, cut } = fitRows(r.rows, maxCellBytes);
+      return text(`${summary(guarded, r, rowLimit, rows.length, cut)}\n${JSON.stringify({ columns: r.columns, rows, truncated: r.truncated || cut })}`);
     },
   });
 }
