@@ -4,7 +4,8 @@
  * block comments, so `/* /* *\/ , secret /* *\/ ...` hides a column from PostgreSQL
  * but not from SQLite; and E'..', U&'..', $$..$$ and B'..' strings mean other things
  * to it. So the statement is rebuilt from PostgreSQL's own tokens: comments become
- * spaces, only plain '...' strings and "..." identifiers are kept, `$n` becomes `?n`.
+ * spaces, only plain '...' strings and "..." identifiers are kept, `$n` becomes `?n`,
+ * TRUE and FALSE become 1 and 0 (SQLite reads a column named true first, where one exists).
  */
 import { loadModule, scanSync } from 'libpg-query';
 import { ToolError } from '../shared/tool.ts';
@@ -40,6 +41,12 @@ export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: str
       // SQLite reads [...] as a quoted name: a PostgreSQL subscript around a string
       // literal's quote would turn the guarded literal into SQL.
       throw new ToolError('[...] subscripts are PostgreSQL-only (SQLite reads [...] as a quoted name); use json_extract() or ->> on SQLite');
+    } else if (/^(true|false)$/i.test(text)) {
+      // PostgreSQL's boolean constants; SQLite reads a column of that name, where one exists, first.
+      out += /^true$/i.test(text) ? '1' : '0';
+    } else if (/^unknown$/i.test(text)) {
+      // IS [NOT] UNKNOWN: SQLite would read a column named unknown (testing a hidden value against a guess).
+      throw new ToolError('IS [NOT] UNKNOWN is PostgreSQL-only; use IS NULL / IS NOT NULL on SQLite');
     } else if (/^[a-z]*&?['"$]/i.test(text) && !/^['"]/.test(text)) {
       throw new ToolError(`${text.slice(0, 20)}: E'...', U&'...', $$...$$, B'...' and X'...' literals are PostgreSQL-only; use plain '...' strings on SQLite`);
     } else {

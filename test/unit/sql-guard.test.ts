@@ -237,6 +237,10 @@ describe('guard policy and SQLite translation', () => {
     // A subscript around a string's quotes: PostgreSQL sees a constant, SQLite the quoted
     // names '] and [x' around a live password_hash.
     await assert.rejects(toSqlite("SELECT u.id['], password_hash [x'] FROM users u", []), /subscripts are PostgreSQL-only/);
+    // PostgreSQL's keywords, which SQLite would read as a (hidden) column named true, false or unknown.
+    assert.equal((await toSqlite('SELECT u.id, true AS t, FALSE FROM users u WHERE u.id IS NOT TRUE', [])).sql, 'SELECT u.id, 1 AS t, 0 FROM users u WHERE u.id IS NOT 1');
+    await assert.rejects(toSqlite('SELECT u.id FROM users u WHERE CAST($1 AS text) IS UNKNOWN', ['guess']), /IS \[NOT\] UNKNOWN is PostgreSQL-only/);
+    assert.equal((await toSqlite('SELECT u."true" FROM users u', [])).sql, 'SELECT u."true" FROM users u', 'a quoted name stays a name');
   });
 
   test('multibyte text does not shift what runs: offsets are bytes (the statement checked is the statement cut)', async () => {
