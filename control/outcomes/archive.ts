@@ -180,7 +180,7 @@ export class OutcomeArchive {
       if (Array.isArray(row.denials) && row.denials.some((d: unknown) => typeof d === 'object' && d !== null && 'input' in d)) {
         row.denials = row.denials.map((d) => archivedDenial(d, this.redact));
       }
-      rows.push(row);
+      rows.push(readable(row));
     }
     return { rows, skipped };
   }
@@ -193,6 +193,27 @@ export class OutcomeArchive {
 
 function isRow(v: unknown): v is OutcomeRow {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { run_id?: unknown }).run_id === 'number';
+}
+
+/**
+ * A row as the readers (the dashboard's pages and charts, `bugbot outcomes`, the
+ * regression check) take it: a field a hand-edited or foreign row lacks, or holds with
+ * another type, reads as empty (state and outcome "unknown", no stages, no cost) instead
+ * of failing every page that reads the archive. Rows bugbot writes are whole.
+ */
+function readable(r: OutcomeRow): OutcomeRow {
+  const row = r as unknown as Record<string, unknown>;
+  const str = (k: string, fallback: string) => {
+    if (typeof row[k] !== 'string') row[k] = fallback;
+  };
+  for (const k of ['fingerprint', 'trigger_source', 'started', 'finished', 'reason']) str(k, '');
+  str('state', 'unknown');
+  str('outcome', 'unknown');
+  if (typeof row.stages !== 'object' || row.stages === null || Array.isArray(row.stages)) row.stages = {};
+  if (typeof row.cost_usd !== 'number') row.cost_usd = 0;
+  if (!Array.isArray(row.denials)) row.denials = [];
+  if (typeof row.tests !== 'object' || row.tests === null) row.tests = { passed: null, failed: null };
+  return r;
 }
 
 /** The latest revision of each run, in archive order (a row without one is revision 1). */

@@ -410,6 +410,17 @@ test('the outcomes export masks a secret holding a quote or a backslash (JSON es
   assert.ok(!text.includes('word1'), text);
 });
 
+test('rows of the outcomes archive that lack fields (hand-edited, another tool\'s) leave every page that reads it working', async (t) => {
+  const { app, config } = buildTestApp(t);
+  const whole = { run_id: 1, ticket_id: 1, fingerprint: 'fp1', trigger_source: 'manual', service: null, started: '2026-11-21T09:59:00.000Z', finished: '2026-11-21T10:00:00.000Z', trigger_to_push_s: 60, stages: {}, outcome: 'clean', state: 'pushed', reason: 'ok', cost_usd: 0.5, tests: { passed: 1, failed: 0 }, denials: [], revision: 1 };
+  const odd = [{ ...whole, run_id: 2, state: null }, { ...whole, run_id: 3, fingerprint: undefined }, { ...whole, run_id: 4, stages: 'x', cost_usd: '1', denials: 7, outcome: 5 }, { run_id: 5 }];
+  writeFileSync(join(config.home, 'outcomes.jsonl'), [whole, ...odd].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  for (const path of ['/', '/outcomes', '/outcomes?since=30d', '/outcomes/export']) {
+    const res = await app.request(path);
+    assert.equal(res.status, 200, `${path}: ${res.status}`);
+  }
+});
+
 test('the approvals page draws the first runs\' diffs and links the rest to their tickets (one GET stays bounded)', async (t) => {
   const { intake, store } = buildTestApp(t);
   const ticket = { ...store.getTicket(fileTicket(intake, 'Checkout is blank'))!, state: 'awaiting_approval' as const };
