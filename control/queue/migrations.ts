@@ -177,6 +177,9 @@ const MIGRATIONS: string[] = [
   /* 8: which process an approval in flight belongs to (control/process-identity.ts): one whose process is gone is given up at once */ `
   ALTER TABLE approvals ADD COLUMN owner TEXT;
   `,
+  /* 9: how many times a tailed log file was truncated in place (copytruncate): part of its events' ids */ `
+  ALTER TABLE watch_offsets ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -415,14 +415,14 @@ export class Store {
 
   // ---- log-file offsets ---------------------------------------------------------------
 
-  getOffset(path: string): { inode: number; offset: number } | undefined {
-    return this.stmt('SELECT inode, offset FROM watch_offsets WHERE path = ?').get(path) as { inode: number; offset: number } | undefined;
+  getOffset(path: string): { inode: number; offset: number; generation: number } | undefined {
+    return this.stmt('SELECT inode, offset, generation FROM watch_offsets WHERE path = ?').get(path) as { inode: number; offset: number; generation: number } | undefined;
   }
 
-  setOffset(path: string, inode: number, offset: number): void {
+  setOffset(path: string, inode: number, offset: number, generation = 0): void {
     this.stmt(
-      'INSERT INTO watch_offsets (path, inode, offset) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset',
-    ).run(path, inode, offset);
+      'INSERT INTO watch_offsets (path, inode, offset, generation) VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset, generation = excluded.generation',
+    ).run(path, inode, offset, generation);
   }
 
   // ---- prepared statement cache -----------------------------------------------------

@@ -5,8 +5,9 @@ import { createLogParser, type LogParser } from './logfile.ts';
 
 /** Where each file's resume position survives restarts. */
 export interface OffsetStore {
-  get(path: string): { inode: number; offset: number } | undefined;
-  set(path: string, inode: number, offset: number): void;
+  /** `generation`: how many times the file (this inode) was truncated in place; 0 when absent. */
+  get(path: string): { inode: number; offset: number; generation?: number } | undefined;
+  set(path: string, inode: number, offset: number, generation?: number): void;
 }
 
 /** The subset of `console` the tailer writes to. */
@@ -46,6 +47,8 @@ interface Tracked {
   parser: LogParser;
   fh?: FileHandle;
   inode: number;
+  /** Truncations in place of this inode (see pollFile). */
+  generation: number;
   /** Next byte to read. */
   readPos: number;
   /** Bytes after the last newline: an incomplete line, parsed once it ends. */
@@ -92,6 +95,7 @@ export class LogTailer {
       path,
       parser: createLogParser({ file: path, service: this.opts.service }),
       inode: 0,
+      generation: 0,
       readPos: 0,
       carry: EMPTY,
       lastDataAt: Date.now(),
@@ -152,6 +156,12 @@ export class LogTailer {
       const events = t.parser.flush();
       t.readPos = 0;
       t.carry = EMPTY;
+      // Its offsets start at 0 again under the same inode: the same line at an offset the
+      // old content had would get a stored event's id and be taken for a duplicate (an
+      // error logged first thing after every rotation, a regression after a fix). Each
+      // truncation is a generation of its own, part of every later id.
+      t.generation++;
+      t.parser.setInode(t.inode, t.generation);
       if (!(await this.deliver(t, events, 0))) return;
     }
     const read = await this.drain(t, fh);
@@ -192,16 +202,19 @@ export class LogTailer {
     const saved = this.opts.store.get(t.path);
     // A stored offset counts only for the same file (inode) and only if it still fits;
     // a file rotated while we were down is read whole (its predecessor's tail is lost).
+    const same = saved !== undefined && saved.inode === st.ino;
     if (t.fresh) t.readPos = 0;
-    else if (saved && saved.inode === st.ino && saved.offset <= st.size) t.readPos = saved.offset;
+    else if (same && saved.offset <= st.size) t.readPos = saved.offset;
     else t.readPos = saved || this.opts.fromStart ? 0 : Math.min(t.endAtStart ?? st.size, st.size);
+    // Truncated while we were down (the offset no longer fits): another generation.
+    t.generation = same ? (saved.generation ?? 0) + (saved.offset > st.size && !t.fresh ? 1 : 0) : 0;
     t.fh = fh;
     t.inode = st.ino;
-    t.parser.setInode(st.ino);
+    t.parser.setInode(st.ino, t.generation);
     t.carry = EMPTY;
     t.waiting = false;
     t.lastDataAt = Date.now();
-    this.opts.store.set(t.path, t.inode, t.readPos);
+    this.opts.store.set(t.path, t.inode, t.readPos, t.generation);
     this.logger.info(`logfile: following ${t.path} from byte ${t.readPos}`);
     return true;
   }
@@ -254,7 +267,7 @@ export class LogTailer {
     }
     t.retry = undefined;
     t.lastWarning = undefined;
-    this.opts.store.set(t.path, t.inode, offset);
+    this.opts.store.set(t.path, t.inode, offset, t.generation);
     return true;
   }
 

@@ -31,9 +31,10 @@ export interface LogParser {
   /**
    * The file's inode, part of every later sourceEventId: after a rotation the new file's
    * offsets start at 0 again, and a line repeated at an offset the old file had would
-   * otherwise be taken for one already stored.
+   * otherwise be taken for one already stored. `generation` counts truncations in place
+   * (copytruncate) of that inode, for the same reason; ids of generation 0 carry none.
    */
-  setInode(inode: number): void;
+  setInode(inode: number, generation?: number): void;
 }
 
 const MAX_STACK_LINES = 200;
@@ -89,6 +90,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
   let lineNo = 0;
   let open: Entry | undefined;
   let inode: number | undefined;
+  let generation = 0;
 
   const build = (e: {
     at: number;
@@ -112,7 +114,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       firstSeen: e.time,
       lastSeen: e.time,
       human: false,
-      sourceEventId: inode === undefined ? `${opts.file}:${e.at}:${e.hash}` : `${opts.file}:${inode}:${e.at}:${e.hash}`,
+      sourceEventId: inode === undefined ? `${opts.file}:${e.at}:${e.hash}` : `${opts.file}:${inode}${generation ? `.${generation}` : ''}:${e.at}:${e.hash}`,
     };
     if (e.stack) ev.stack = clip(e.stack, MAX_TEXT_BYTES);
     const service = e.service ?? opts.service;
@@ -209,8 +211,9 @@ export function createLogParser(opts: LogParserOptions): LogParser {
   };
 
   return {
-    setInode(n) {
+    setInode(n, g = 0) {
       inode = n;
+      generation = g;
     },
     push(raw, offset) {
       lineNo++;

@@ -1,12 +1,13 @@
 import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inAppFrames } from '../../control/intake/fingerprint.ts';
 import { createLogParser } from '../../control/triggers/logfile.ts';
 import { LogTailer, type LogTailerOptions, type OffsetStore } from '../../control/triggers/logfile-tail.ts';
+import { Store } from '../../control/queue/store.ts';
 import type { TriggerEvent } from '../../control/types.ts';
 
 /** Feeds text to a fresh parser with real byte offsets, then flushes. */
@@ -219,12 +220,12 @@ describe('log parser: plain text', () => {
 // ---- tailer ----
 
 class MemoryStore implements OffsetStore {
-  readonly map = new Map<string, { inode: number; offset: number }>();
+  readonly map = new Map<string, { inode: number; offset: number; generation: number }>();
   get(path: string) {
     return this.map.get(path);
   }
-  set(path: string, inode: number, offset: number) {
-    this.map.set(path, { inode, offset });
+  set(path: string, inode: number, offset: number, generation = 0) {
+    this.map.set(path, { inode, offset, generation });
   }
 }
 
@@ -345,6 +346,37 @@ describe('LogTailer', () => {
     assert.deepEqual(titles(), ['a fairly long line before the truncation', 'short']);
   });
 
+  test('after a truncation in place (copytruncate) the same line at the same offset is a new event, across restarts too', async () => {
+    const { file, store, got, make, titles } = setup();
+    writeFileSync(file, '');
+    const first = make();
+    first.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    const inode = statSync(file).ino;
+    const line = 'ERROR payment failed: card declined\n';
+    appendFileSync(file, line);
+    await waitFor(() => titles().length === 1, 'first');
+    truncateSync(file, 0);
+    await waitFor(() => store.get(file)?.generation === 1, 'the truncation seen');
+    appendFileSync(file, line);
+    await waitFor(() => titles().length === 2, 'the same line again');
+    await first.stop();
+    const ids = got.flatMap((g) => g.events.map((e) => e.sourceEventId));
+    assert.match(ids[0]!, new RegExp(`app\\.log:${inode}:0:`), 'the first generation keeps the ids it always had');
+    assert.match(ids[1]!, new RegExp(`app\\.log:${inode}\\.1:0:`));
+    assert.notEqual(ids[0], ids[1], 'two occurrences, not a duplicate');
+    // Truncated again while nothing was watching: the next start counts that generation too.
+    truncateSync(file, 0);
+    const second = make();
+    second.start();
+    await waitFor(() => store.get(file)?.generation === 2, 'the truncation found at the start');
+    appendFileSync(file, line);
+    await waitFor(() => titles().length === 3, 'the line after the restart');
+    await second.stop();
+    assert.match(got.at(-1)!.events[0]!.sourceEventId, new RegExp(`app\\.log:${inode}\\.2:0:`));
+    assert.equal(store.get(file)?.generation, 2);
+  });
+
   test('resumes from the persisted offset without duplicates; never commits past an open trace', async () => {
     const { file, store, got, make, titles } = setup({ idleFlushMs: 60_000 });
     writeFileSync(file, '');
@@ -450,4 +482,15 @@ test('epoch times in seconds, milliseconds, microseconds (zerolog) and nanosecon
   const lines = [at / 1000, at, at * 1000, at * 1e6].map((time, i) => JSON.stringify({ level: 'error', time, msg: `TypeError: boom ${'abcd'[i]}` }));
   const events = parseAll(lines.join('\n') + '\n');
   assert.deepEqual(events.map((e) => e.firstSeen), Array(4).fill('2026-11-21T10:00:00.000Z'));
+});
+
+test("the store keeps a tailed file's truncation count with its offset (and 0 for a file never truncated)", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bugbot-offsets-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new Store(join(dir, 'bugbot.db'));
+  t.after(() => store.close());
+  store.setOffset('/var/log/a.log', 42, 100, 3);
+  store.setOffset('/var/log/b.log', 43, 7);
+  assert.deepEqual(store.getOffset('/var/log/a.log'), { inode: 42, offset: 100, generation: 3 });
+  assert.deepEqual(store.getOffset('/var/log/b.log'), { inode: 43, offset: 7, generation: 0 });
 });
