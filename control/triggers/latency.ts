@@ -3,8 +3,10 @@
  * (every alert in it is a latency alert) or a small JSON body:
  *   { "service": "api", "route": "GET /api/pets", "p95_ms": 1840, "threshold_ms": 500,
  *     "id"?: "...", "observed_at"?: ISO-8601 }
+ * A retry is recognised by its id, else by observed_at, else by its body within five minutes.
  */
 import type { Hono } from 'hono';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AppDeps } from '../app.ts';
 import { badRequest } from '../http-error.ts';
@@ -23,6 +25,17 @@ const smallSchema = z
     observed_at: z.iso.datetime({ offset: true }).optional(),
   })
   .strict();
+
+/**
+ * The id of a measurement that names neither `id` nor `observed_at`: a sender's retry of
+ * it (the same body) within the same five minutes is the same delivery, not a second
+ * occurrence. "Now" alone made every retry a new event.
+ */
+export const RETRY_WINDOW_MS = 5 * 60_000;
+function retryKey(b: z.infer<typeof smallSchema>, now: Date): string {
+  const body = createHash('sha256').update(JSON.stringify([b.service, b.route, b.p95_ms, b.threshold_ms])).digest('hex').slice(0, 16);
+  return `${b.service}:${b.route}:${body}:${Math.floor(now.getTime() / RETRY_WINDOW_MS)}`;
+}
 
 export function parseLatencyJson(body: unknown, now: Date): TriggerEvent {
   const r = smallSchema.safeParse(body);
@@ -45,7 +58,7 @@ export function parseLatencyJson(body: unknown, now: Date): TriggerEvent {
     firstSeen: at,
     lastSeen: at,
     human: false,
-    sourceEventId: b.id ?? `${b.service}:${b.route}:${at}`,
+    sourceEventId: b.id ?? (b.observed_at ? `${b.service}:${b.route}:${at}` : retryKey(b, now)),
     latency: { p95Ms: b.p95_ms, thresholdMs: b.threshold_ms },
   };
 }

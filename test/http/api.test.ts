@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import type { Ticket } from '../../control/types.ts';
-import { buildTestApp, fixtureJson, fixtureText, postJson } from '../support/helpers.ts';
+import { buildTestApp, FakeClock, fixtureJson, fixtureText, postJson } from '../support/helpers.ts';
 
 test('latency: the small JSON form and alert webhooks become latency tickets', async (t) => {
   const { app, store } = buildTestApp(t);
@@ -23,6 +23,22 @@ test('latency: the small JSON form and alert webhooks become latency tickets', a
   });
   assert.equal(latencyOnGrafana.status, 200);
   assert.equal(store.listTickets().find((x) => x.service === 'shop')!.kind, 'latency', 'alert names matching the latency pattern');
+});
+
+test('latency: a resent measurement is the same delivery, by its id, its observed_at, or else its body within five minutes', async (t) => {
+  const clock = new FakeClock(Date.UTC(2026, 10, 21, 10, 0, 30));
+  const { app, store } = buildTestApp(t, { clock });
+  const body = { service: 'api', route: 'GET /pets', p95_ms: 1800, threshold_ms: 500 };
+  const send = async (b: Record<string, unknown>) => ((await (await postJson(app, '/triggers/latency', b)).json()) as { results: Array<{ status: string }> }).results[0]!.status;
+  assert.equal(await send(body), 'created');
+  clock.advance(60);
+  assert.equal(await send(body), 'duplicate', 'the retry a minute later');
+  assert.equal(await send({ ...body, p95_ms: 1900 }), 'merged', 'another measurement');
+  clock.advance(300);
+  assert.equal(await send(body), 'merged', 'the same figures five minutes on: another occurrence');
+  assert.equal(await send({ ...body, id: 'm-1' }), 'merged');
+  assert.equal(await send({ ...body, id: 'm-1' }), 'duplicate');
+  assert.equal(store.countEvents(), 4);
 });
 
 test('latency: bad small JSON is a 400 naming each problem', async (t) => {
