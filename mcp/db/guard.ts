@@ -115,62 +115,156 @@ function sameStatement(text: string, stmt: unknown): boolean {
  * query that reads them: every reference to one of their columns becomes a copy of that
  * column's expression. Nested, the copies multiply (nine references a level, seven levels:
  * 4.8 million nodes, 19 s and 4 GB in the planner, which no statement timeout interrupts).
- * The estimate: a query's column references times the largest estimate among what its FROM
- * reads (a subquery, or a WITH query not declared MATERIALIZED), the largest over every
- * query in the statement. It overestimates (not every reference names a nested column)
- * and is cheap: linear in the tree.
+ * The estimate follows it column by column: a column's size is its expression's nodes,
+ * a reference counting as the size of the column it names in a query that can be inlined
+ * (a WITH query not declared MATERIALIZED, a subquery without grouping, aggregates,
+ * DISTINCT, LIMIT or OFFSET); the statement's size is its largest query's. WITH names
+ * resolve as PostgreSQL resolves them: the nearest enclosing definition. It overestimates
+ * (a WITH query read twice is not inlined) rather than under.
  */
 export const MAX_INLINED_SIZE = 100_000;
 
 type Node = Record<string, unknown>;
+/** A query's output columns as the planner would inline them: size by name, and the largest. */
+interface Cols {
+  byName: Map<string, number>;
+  most: number;
+}
+interface Cte {
+  body: Node;
+  inline: boolean;
+  /** The names its body sees: its own WITH list and those around it. */
+  scope: Array<Map<string, Cte>>;
+  cols?: Cols;
+}
+const FLAT: Cols = { byName: new Map(), most: 1 };
+const AGGREGATES = /^(count|sum|avg|min|max|array_agg|string_agg|json_agg|jsonb_agg|json_object_agg|jsonb_object_agg|bool_and|bool_or|every|bit_and|bit_or|stddev.*|var.*|percentile_.*|mode|xmlagg)$/;
 
 export function inlinedSize(stmt: unknown): number {
-  const ctes = new Map<string, { body: Node; materialized: boolean }>();
-  const selects: Node[] = [];
-  walk(stmt, (key, v) => {
-    if (key === 'CommonTableExpr') {
-      const c = v as { ctename?: string; ctequery?: { SelectStmt?: Node }; ctematerialized?: string };
-      if (c.ctename && c.ctequery?.SelectStmt) ctes.set(c.ctename, { body: c.ctequery.SelectStmt, materialized: c.ctematerialized === 'CTEMaterializeAlways' });
-    }
-    if (key === 'SelectStmt') selects.push(v as Node);
-  });
-  const memo = new Map<Node, number>();
-  const size = (sel: Node): number => {
-    const known = memo.get(sel);
-    if (known !== undefined) return known;
-    memo.set(sel, 1); // a recursive WITH query reads itself
-    let v: number;
+  let worst = 1;
+  const sval = (n: unknown) => (n as { String?: { sval?: string } }).String?.sval;
+
+  const query = (sel: Node, scope: Array<Map<string, Cte>>): Cols => {
     if (sel.op && sel.op !== 'SETOP_NONE') {
-      v = Math.max(size(((sel.larg as Node) ?? {}) as Node), size(((sel.rarg as Node) ?? {}) as Node));
-    } else {
-      let refs = 0;
-      for (const [k, x] of Object.entries(sel)) {
-        if (k === 'fromClause' || k === 'withClause') continue;
-        walk(x, (key) => {
-          if (key === 'ColumnRef') refs++;
-        }, 'SelectStmt');
-      }
-      let inner = 1;
-      for (const f of (sel.fromClause as unknown[]) ?? []) inner = Math.max(inner, from(f));
-      v = Math.max(1, refs) * inner;
+      const l = query(sel.larg as Node, scope);
+      const r = query(sel.rarg as Node, scope);
+      return { byName: l.byName, most: Math.max(l.most, r.most) };
     }
-    memo.set(sel, v);
-    return v;
+    const frame = new Map<string, Cte>();
+    const inner = [frame, ...scope];
+    for (const c of ((sel.withClause as { ctes?: unknown[] } | undefined)?.ctes ?? []) as Array<{ CommonTableExpr?: Node }>) {
+      const e = c.CommonTableExpr;
+      const body = (e?.ctequery as { SelectStmt?: Node } | undefined)?.SelectStmt;
+      if (!e || typeof e.ctename !== 'string' || !body) continue;
+      frame.set(e.ctename, { body, inline: e.ctematerialized !== 'CTEMaterializeAlways', scope: inner });
+    }
+    // What each FROM item (by its alias) offers when referenced.
+    const items = new Map<string, Cols>();
+    const from = (f: unknown): void => {
+      const n = f as { RangeSubselect?: { subquery?: { SelectStmt?: Node }; alias?: { aliasname?: string } }; RangeVar?: { relname?: string; schemaname?: string; alias?: { aliasname?: string } }; JoinExpr?: { larg?: unknown; rarg?: unknown; quals?: unknown } };
+      if (n.RangeSubselect?.subquery?.SelectStmt) {
+        const sub = n.RangeSubselect.subquery.SelectStmt;
+        const cols = query(sub, inner);
+        items.set(n.RangeSubselect.alias?.aliasname ?? '', pullable(sub) ? cols : FLAT);
+      } else if (n.RangeVar?.relname) {
+        const name = n.RangeVar.relname;
+        const cte = n.RangeVar.schemaname ? undefined : inner.find((m) => m.has(name))?.get(name);
+        let cols = FLAT;
+        if (cte) {
+          if (!cte.cols) {
+            cte.cols = FLAT; // a recursive WITH query reads itself
+            cte.cols = query(cte.body, cte.scope);
+          }
+          if (cte.inline && pullable(cte.body)) cols = cte.cols;
+        }
+        items.set(n.RangeVar.alias?.aliasname ?? name, cols);
+      } else if (n.JoinExpr) {
+        from(n.JoinExpr.larg);
+        from(n.JoinExpr.rarg);
+      }
+    };
+    for (const f of (sel.fromClause as unknown[]) ?? []) from(f);
+    const ref = (fields: unknown[]): number => {
+      const names = fields.map(sval);
+      if (names.length >= 2 && names[0] !== undefined) {
+        const cols = items.get(names[0]);
+        const col = names[names.length - 1];
+        return cols ? (col !== undefined ? (cols.byName.get(col) ?? cols.most) : cols.most) : 1;
+      }
+      let most = 1;
+      for (const cols of items.values()) {
+        const n = names[0] !== undefined ? cols.byName.get(names[0]) : undefined;
+        if (n !== undefined) most = Math.max(most, n);
+      }
+      return most;
+    };
+    const cost = (expr: unknown): number => {
+      let total = 0;
+      walk(
+        expr,
+        (key, v) => {
+          if (key === 'ColumnRef') total += ref(((v as { fields?: unknown[] }).fields ?? []) as unknown[]);
+          else if (key === 'SubLink') {
+            const sub = (v as { subselect?: { SelectStmt?: Node } }).subselect?.SelectStmt;
+            if (sub) query(sub, inner);
+            total += 1;
+          } else if (/^[A-Z]/.test(key)) total += 1;
+        },
+        ['ColumnRef', 'SubLink'],
+      );
+      return total;
+    };
+    const out = new Map<string, number>();
+    let most = 1;
+    let all = 0;
+    for (const t of (sel.targetList as Array<{ ResTarget?: { name?: string; val?: unknown } }>) ?? []) {
+      const size = Math.max(1, cost(t.ResTarget?.val));
+      all += size;
+      most = Math.max(most, size);
+      const fields = (t.ResTarget?.val as { ColumnRef?: { fields?: unknown[] } } | undefined)?.ColumnRef?.fields;
+      const name = t.ResTarget?.name ?? (fields ? sval(fields[fields.length - 1]) : undefined);
+      if (name !== undefined) out.set(name, Math.max(out.get(name) ?? 0, size));
+    }
+    for (const k of ['whereClause', 'havingClause', 'groupClause', 'sortClause', 'distinctClause']) all += cost(sel[k]);
+    for (const f of (sel.fromClause as unknown[]) ?? []) all += cost((f as { JoinExpr?: { quals?: unknown } }).JoinExpr?.quals);
+    worst = Math.max(worst, all);
+    return { byName: out, most };
   };
-  const from = (f: unknown): number => {
-    const n = f as { RangeSubselect?: { subquery?: { SelectStmt?: Node } }; RangeVar?: { relname?: string; schemaname?: string }; JoinExpr?: { larg?: unknown; rarg?: unknown } };
-    if (n.RangeSubselect?.subquery?.SelectStmt) return size(n.RangeSubselect.subquery.SelectStmt);
-    if (n.JoinExpr) return Math.max(from(n.JoinExpr.larg), from(n.JoinExpr.rarg));
-    const cte = n.RangeVar && !n.RangeVar.schemaname && n.RangeVar.relname ? ctes.get(n.RangeVar.relname) : undefined;
-    return cte && !cte.materialized ? size(cte.body) : 1;
+
+  /** Whether PostgreSQL can pull a query up into the one that reads it (its columns then inline). */
+  const pullable = (sel: Node): boolean => {
+    if (sel.op && sel.op !== 'SETOP_NONE') return false;
+    if (sel.groupClause || sel.havingClause || sel.distinctClause || sel.limitCount || sel.limitOffset || sel.windowClause) return false;
+    let aggregate = false;
+    walk(sel.targetList, (key, v) => {
+      if (key !== 'FuncCall') return;
+      const f = v as { funcname?: unknown[]; agg_star?: boolean; over?: unknown };
+      const name = sval(f.funcname?.[f.funcname.length - 1]);
+      if (f.agg_star || f.over || (name !== undefined && AGGREGATES.test(name))) aggregate = true;
+    });
+    return !aggregate;
   };
-  let most = 1;
-  for (const sel of selects) most = Math.max(most, size(sel));
-  return most;
+
+  // A write is read as the query it holds: its WITH list, what it reads, its expressions.
+  const top = (stmt as Record<string, Node | undefined> | undefined) ?? {};
+  const ins = top.InsertStmt;
+  const upd = top.UpdateStmt;
+  const del = top.DeleteStmt;
+  const root: Node | undefined = top.SelectStmt
+    ? top.SelectStmt
+    : ins
+      ? { withClause: ins.withClause, fromClause: ins.selectStmt ? [{ RangeSubselect: { subquery: ins.selectStmt } }] : [], targetList: ins.returningList ?? [] }
+      : upd
+        ? { withClause: upd.withClause, fromClause: upd.fromClause ?? [], targetList: [...((upd.targetList as unknown[]) ?? []), ...((upd.returningList as unknown[]) ?? [])], whereClause: upd.whereClause }
+        : del
+          ? { withClause: del.withClause, fromClause: del.usingClause ?? [], targetList: del.returningList ?? [], whereClause: del.whereClause }
+          : undefined;
+  if (root) query(root, []);
+  return worst;
 }
 
 /** Visit every keyed value of a parse tree (iteratively: trees can be deep); `stopAt` keys are visited but not entered. */
-function walk(root: unknown, visit: (key: string, value: unknown) => void, stopAt?: string): void {
+function walk(root: unknown, visit: (key: string, value: unknown) => void, stopAt: readonly string[] = []): void {
   const stack: unknown[] = [root];
   while (stack.length) {
     const v = stack.pop();
@@ -179,7 +273,7 @@ function walk(root: unknown, visit: (key: string, value: unknown) => void, stopA
     } else if (v && typeof v === 'object') {
       for (const [k, x] of Object.entries(v as Node)) {
         visit(k, x);
-        if (k !== stopAt) stack.push(x);
+        if (!stopAt.includes(k)) stack.push(x);
       }
     }
   }
