@@ -258,7 +258,8 @@ if [[ $shortstat =~ ([0-9]+)\ deletion ]]; then diff_deletions=${BASH_REMATCH[1]
 } >"$TICKET_DIR/push.env"
 
 # The push itself is not stopped halfway (harness_run_uninterrupted): a cancel or a
-# shutdown that comes meanwhile takes effect once its result is recorded.
+# shutdown that comes meanwhile takes effect once its result is recorded (the traps come
+# back with harness_signals_restore; a failed push exits while they are held off).
 commit=""
 if [ "$BUGBOT_PUSH_MODE" = approve ]; then
   rc=0
@@ -268,6 +269,7 @@ if [ "$BUGBOT_PUSH_MODE" = approve ]; then
   PUSHED=1
   { echo "commit=$commit"; echo "pushed_to=$BUGBOT_BRANCH"; } >>"$TICKET_DIR/push.env"
   harness_set_result awaiting_approval "pushed $BUGBOT_BRANCH for approval"
+  harness_signals_restore
 else
   rc=0
   harness_run_uninterrupted commit harness_push_staging "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_STAGING" "$BUGBOT_BASE" "$BUGBOT_PUSH_RETRIES" || rc=$?
@@ -284,6 +286,7 @@ else
   PUSHED=1
   { echo "commit=$commit"; echo "pushed_to=$BUGBOT_STAGING"; } >>"$TICKET_DIR/push.env"
   harness_set_result pushed "pushed to $BUGBOT_STAGING"
+  harness_signals_restore
 fi
 push_finished=""
 harness_now push_finished

@@ -297,28 +297,34 @@ harness_push_staging() {
 }
 
 # harness_run_uninterrupted VAR FUNCTION ARGS... : run a push (FUNCTION ARGS...) with
-# SIGTERM and SIGINT held off until it ends; its output goes to VAR, its status is
-# returned. Killed halfway, git may already have updated the remote while the run would
-# be recorded as stopped: a fix on staging that no record says is there. Its commands
-# inherit the ignored signals (a TERM to the whole process group included); one that came
-# meanwhile is named in HARNESS_DEFERRED_SIGNAL, for the caller to act on once the push's
-# result is recorded. The caller's own TERM and INT traps are put back afterwards.
+# SIGTERM and SIGINT held off; its output goes to VAR, its status is returned. Killed
+# halfway, git may already have updated the remote while the run would be recorded as
+# stopped: a fix on staging that no record says is there. Its commands inherit the
+# ignored signals (a TERM to the whole process group included); one that comes, during
+# the push or until the caller has recorded its result and called
+# harness_signals_restore, is named in HARNESS_DEFERRED_SIGNAL for the caller to act on.
 # shellcheck disable=SC2034 # read by worker.sh
 HARNESS_DEFERRED_SIGNAL=""
+HARNESS_SAVED_TRAPS=""
 # shellcheck disable=SC2034 # HARNESS_DEFERRED_SIGNAL: read by worker.sh
 harness_run_uninterrupted() {
-  local __var=$1 __term __int __out __rc=0
+  local __var=$1 __out __rc=0
   shift
-  __term=$(trap -p TERM)
-  __int=$(trap -p INT)
+  HARNESS_SAVED_TRAPS="$(trap -p TERM)"$'\n'"$(trap -p INT)"
   HARNESS_DEFERRED_SIGNAL=""
   trap 'HARNESS_DEFERRED_SIGNAL=TERM' TERM
   trap 'HARNESS_DEFERRED_SIGNAL=INT' INT
   __out=$(trap '' TERM INT; "$@") || __rc=$?
-  if [ -n "$__term" ]; then eval "$__term"; else trap - TERM; fi
-  if [ -n "$__int" ]; then eval "$__int"; else trap - INT; fi
   printf -v "$__var" '%s' "$__out"
   return "$__rc"
+}
+
+# harness_signals_restore : put back the TERM and INT traps harness_run_uninterrupted
+# replaced (none: the default), once the push's result is recorded.
+harness_signals_restore() {
+  trap - TERM INT
+  if [ -n "${HARNESS_SAVED_TRAPS//$'\n'/}" ]; then eval "$HARNESS_SAVED_TRAPS"; fi
+  HARNESS_SAVED_TRAPS=""
 }
 
 # harness_conflicts : the files of the last rebase conflict ($TICKET_DIR/conflict.txt), comma-separated.

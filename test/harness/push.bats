@@ -260,7 +260,8 @@ fix_while_staging_moves() {
 
 # push_in_group FUNCTION ARGS... : in a process group of its own (as the control plane
 # starts a worker), with the worker's kind of TERM trap, run a push through
-# harness_run_uninterrupted, note what it returned, then TERM itself (is the trap back?).
+# harness_run_uninterrupted, note what it returned, TERM itself (still held off until the
+# result is recorded), restore the traps and TERM itself again (is the trap back?).
 # Its notes go to $TMP/events; its PID (the group's) is $PUSH_PID.
 push_in_group() {
   # shellcheck disable=SC2016 # expanded by the inner bash
@@ -269,6 +270,9 @@ push_in_group() {
     rc=0
     harness_run_uninterrupted out "$@" || rc=$?
     echo "rc=$rc out=$out deferred=$HARNESS_DEFERRED_SIGNAL" >>"$TMP/events"
+    kill -TERM $$
+    echo "held until restored" >>"$TMP/events"
+    harness_signals_restore
     kill -TERM $$
     echo "not trapped" >>"$TMP/events"' _ "$@" &
   PUSH_PID=$!
@@ -295,7 +299,8 @@ hold_pushes() {
   [ "$status" -eq 143 ]
   run cat "$TMP/events"
   [ "${lines[0]}" = "rc=0 out=$(git -C "$TMP/wt" rev-parse HEAD) deferred=TERM" ]
-  [ "${lines[1]}" = "trapped" ]
+  [ "${lines[1]}" = "held until restored" ]
+  [ "${lines[2]}" = "trapped" ]
   [ "$(git -C "$TMP/origin.git" log -1 --format=%s staging)" = "fix" ]
 }
 
