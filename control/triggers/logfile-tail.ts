@@ -206,8 +206,9 @@ export class LogTailer {
     if (t.fresh) t.readPos = 0;
     else if (same && saved.offset <= st.size) t.readPos = saved.offset;
     else t.readPos = saved || this.opts.fromStart ? 0 : Math.min(t.endAtStart ?? st.size, st.size);
-    // Truncated while we were down (the offset no longer fits): another generation.
-    t.generation = same ? (saved.generation ?? 0) + (saved.offset > st.size && !t.fresh ? 1 : 0) : 0;
+    // Read from 0 again under an inode whose ids were used (truncated while we were down,
+    // or a file removed and made again that got its inode back): another generation.
+    t.generation = same ? (saved.generation ?? 0) + (t.fresh || saved.offset > st.size ? 1 : 0) : 0;
     t.fh = fh;
     t.inode = st.ino;
     t.parser.setInode(st.ino, t.generation);

@@ -218,14 +218,16 @@ test('an approval whose process is gone is given up at once, by whoever comes ne
   assert.match(given!.message!, new RegExp(`^the approving process \\(pid ${dead.pid}\\) stopped before it finished`));
 });
 
-test('process identity: provably gone only for this host, this boot, and a process that is not running any more', async () => {
+test('process identity: provably gone only for this host, this boot, this PID namespace, and a process that is not running any more', async () => {
   const me = processIdentity()!;
-  assert.match(me, new RegExp(`^${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/[0-9a-f-]{36}/${process.pid}/\\d+$`));
+  assert.match(me, new RegExp(`^${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/[0-9a-f-]{36}/\\d+/${process.pid}/\\d+$`));
   assert.equal(processGone(me), false);
-  const [host, boot, pid, start] = me.split('/') as [string, string, string, string];
-  assert.equal(processGone(`${host}/${boot}/${pid}/${Number(start) + 1}`), true, 'another process under the same PID (reused)');
-  assert.equal(processGone(`${host}/00000000-0000-0000-0000-000000000000/${pid}/${start}`), true, 'a process of an earlier boot');
-  assert.equal(processGone(`another-host/${boot}/${pid}/${Number(start) + 1}`), false, "another machine's: this one cannot tell");
+  const [host, boot, ns, pid, start] = me.split('/') as [string, string, string, string, string];
+  assert.equal(processGone(`${host}/${boot}/${ns}/${pid}/${Number(start) + 1}`), true, 'another process under the same PID (reused)');
+  assert.equal(processGone(`${host}/${boot}/${ns}/${2 ** 22 + 12345}/${start}`), true, 'no such process');
+  assert.equal(processGone(`${host}/00000000-0000-0000-0000-000000000000/${ns}/${pid}/${start}`), true, 'a process of an earlier boot');
+  assert.equal(processGone(`another-host/${boot}/${ns}/${pid}/${Number(start) + 1}`), false, "another machine's: this one cannot tell");
+  assert.equal(processGone(`${host}/${boot}/1/${pid}/${Number(start) + 1}`), false, "another PID namespace's (a container's): this one cannot tell");
   assert.equal(processGone('garbage'), false);
   assert.equal(processIdentity(2 ** 22 + 12345), null, 'no such process: no identity');
 });
