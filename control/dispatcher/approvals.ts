@@ -15,6 +15,7 @@ import { configuredRedactor, type BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import {
+  APPROVAL_STALE_SECONDS,
   beginApproval,
   finishApproval,
   isRefusal,
@@ -28,17 +29,14 @@ import { toTicket, type Store } from '../queue/store.ts';
 import type { ApprovalActions, ApprovalResult, Ticket, TicketNotice } from '../types.ts';
 import { autoApprovalDecision, readPushEnv, type PushEnv } from './auto-approve.ts';
 import { REPO_ROOT } from './phases.ts';
+import { stopGivenUpMerge } from './reconcile.ts';
 import { openPullRequest, pullRequestBody, pullRequestTitle } from './pull-request.ts';
 import { approvalWorkDir, workspacePaths } from './workspace.ts';
 
 const run = promisify(execFile);
 
-/**
- * An approval still `running` after this long belongs to a process that died mid-merge
- * and may be taken over. Longer than any live one: merge.sh is killed after
- * MERGE_TIMEOUT_MS and the GitHub call times out after a minute.
- */
-export const APPROVAL_STALE_SECONDS = 900;
+export { APPROVAL_STALE_SECONDS } from '../queue/approvals.ts';
+/** Below APPROVAL_STALE_SECONDS: an approval older than that is no longer a live one's. */
 const MERGE_TIMEOUT_MS = 10 * 60_000;
 
 export interface ApprovalsDeps {
@@ -92,6 +90,7 @@ export class Approvals implements ApprovalActions {
   private async approveNow(ticketId: number, actor: string, expectedRun: number | undefined): Promise<ApprovalResult> {
     const { config, store, logger } = this.deps;
     const target = config.approval.target;
+    stopGivenUpMerge(config, store, ticketId, logger);
     const claim = beginApproval(store, ticketId, actor, target, APPROVAL_STALE_SECONDS, expectedRun);
     if (isRefusal(claim)) return refused(ticketId, claim);
     const ticket = toTicket(claim.ticket);
@@ -147,6 +146,7 @@ export class Approvals implements ApprovalActions {
   }
 
   skip(ticketId: number, actor: string, reason?: string): ApprovalResult {
+    stopGivenUpMerge(this.deps.config, this.deps.store, ticketId, this.deps.logger);
     const r = skipTicket(this.deps.store, ticketId, actor, reason?.trim() || null, APPROVAL_STALE_SECONDS);
     if (isRefusal(r)) return refused(ticketId, r);
     const run = r.runId ? this.runRow(r.runId) : undefined;
@@ -166,6 +166,7 @@ export class Approvals implements ApprovalActions {
   }
 
   requeue(ticketId: number, actor: string): ApprovalResult {
+    stopGivenUpMerge(this.deps.config, this.deps.store, ticketId, this.deps.logger);
     const r = requeueTicket(this.deps.store, ticketId, actor, APPROVAL_STALE_SECONDS);
     if (isRefusal(r)) return refused(ticketId, r);
     return { ok: true, ticketId, state: r.state, message: `ticket ${ticketId} requeued (${r.was} → queued, attempts reset)` };

@@ -13,12 +13,11 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { abandonApproval, approvalGiveUp, type ApprovalRow } from '../queue/approvals.ts';
+import { abandonApproval, approvalGiveUp, APPROVAL_STALE_SECONDS, type ApprovalRow } from '../queue/approvals.ts';
 import { activeRuns, finishRun, reclaimRuns, stoppingRuns, type RunRow } from '../queue/leases.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { Ticket, TicketState } from '../types.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome } from './outcome.ts';
-import { APPROVAL_STALE_SECONDS } from './approvals.ts';
 import { REPO_ROOT } from './phases.ts';
 import type { Store } from '../queue/store.ts';
 import { approvalWorkDir, runTmpRoot } from './workspace.ts';
@@ -382,7 +381,7 @@ function reconcileApprovals(config: BugbotConfig, store: Store, logger: Logger):
       live.add(basename(workDir));
       continue;
     }
-    stopRecordedGroup(join(workDir, 'merge.pid'), [workDir], logger);
+    stopApprovalMerge(config.home, a, logger);
     store.tx(() => abandonApproval(store, a, why));
     logger.warn('gave up an approval its process left', { ticket: a.ticket_id, approval: a.id, why });
   }
@@ -398,6 +397,23 @@ function reconcileApprovals(config: BugbotConfig, store: Store, logger: Logger):
       logger.warn("could not remove a finished approval's folder", { path, error: (err as Error).message });
     }
   }
+}
+
+/** Stop what is left of an approval's merge (harness/merge.sh's process group, merge.pid), when it is provably that merge. */
+export function stopApprovalMerge(home: string, a: Pick<ApprovalRow, 'ticket_id' | 'id'>, logger?: Logger): void {
+  const workDir = approvalWorkDir(home, a.ticket_id, a.id);
+  stopRecordedGroup(join(workDir, 'merge.pid'), [workDir], logger);
+}
+
+/**
+ * Before anyone acts on a ticket (approve, skip, requeue): an approval in flight that is
+ * about to be given up (its process gone) may have left its merge running in a process
+ * group of its own, which would go on to push a fix that is skipped, or merge twice. It
+ * is stopped first; the store then gives the approval up.
+ */
+export function stopGivenUpMerge(config: BugbotConfig, store: Store, ticketId: number, logger?: Logger): void {
+  const a = store.stmt(`SELECT * FROM approvals WHERE ticket_id = ? AND status = 'running'`).get(ticketId) as ApprovalRow | undefined;
+  if (a && approvalGiveUp(store, a, APPROVAL_STALE_SECONDS) !== null) stopApprovalMerge(config.home, a, logger);
 }
 
 function removeOrphanWorktrees(config: BugbotConfig, store: Store, logger: Logger): number {

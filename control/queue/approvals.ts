@@ -47,6 +47,13 @@ export const SKIPPABLE: readonly TicketState[] = ['awaiting_approval', 'needs_hu
 /** `dropped` too: a cancel (or a skip) typed for the wrong ticket is undone by asking for a run. */
 export const REQUEUEABLE: readonly TicketState[] = ['awaiting_approval', 'needs_human', 'failed', 'dropped'];
 
+/**
+ * An approval still `running` after this long belongs to a process that died mid-merge
+ * and may be taken over, where its process cannot be told gone sooner. Longer than any
+ * live one: merge.sh is killed after 10 minutes and the GitHub call after one.
+ */
+export const APPROVAL_STALE_SECONDS = 900;
+
 function getApproval(store: Store, id: number): ApprovalRow {
   return store.stmt('SELECT * FROM approvals WHERE id = ?').get(id) as ApprovalRow;
 }

@@ -218,6 +218,31 @@ test('an approval whose process is gone is given up at once, by whoever comes ne
   assert.match(given!.message!, new RegExp(`^the approving process \\(pid ${dead.pid}\\) stopped before it finished`));
 });
 
+test('the merge a gone approver left running is stopped before anyone acts on its ticket (it would push a skipped fix)', async (t) => {
+  const { store, intake, config, approvals } = setup(t);
+  const id = fileTicket(intake, 'Slow page', 'Error: slow page');
+  finishAwaiting({ store, config, ticketId: id });
+  const first = beginApproval(store, id, 'alice', 'staging', 900);
+  assert.ok(!isRefusal(first));
+  // What a control plane killed mid-merge leaves: merge.sh in a process group of its own,
+  // its pid in the approval's folder, and an owner that is gone.
+  const workDir = join(config.home, 'approvals', `ticket-${id}-${first.approval.id}`);
+  mkdirSync(workDir, { recursive: true });
+  const merge = spawn('bash', ['-c', 'sleep 60; true', 'merge.sh', workDir], { detached: true, stdio: 'ignore' });
+  t.after(() => {
+    if (merge.exitCode === null && merge.signalCode === null) process.kill(-merge.pid!, 'SIGKILL');
+  });
+  writeFileSync(join(workDir, 'merge.pid'), String(merge.pid));
+  const dead = spawn('sleep', ['30']);
+  const owner = processIdentity(dead.pid!)!;
+  dead.kill('SIGKILL');
+  await new Promise((r) => dead.once('exit', r));
+  store.stmt('UPDATE approvals SET owner = ? WHERE id = ?').run(owner, first.approval.id);
+  const exited = new Promise((r) => merge.once('exit', r));
+  assert.equal(approvals.skip(id, 'bob').ok, true);
+  assert.equal(await Promise.race([exited.then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still running'), 5000))]), 'stopped');
+});
+
 test('process identity: provably gone only for this host, this boot, this PID namespace, and a process that is not running any more', async () => {
   const me = processIdentity()!;
   assert.match(me, new RegExp(`^${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/[0-9a-f-]{36}/\\d+/${process.pid}/\\d+$`));
