@@ -40,7 +40,7 @@ function builtinRules(hash: (v: string) => string): Rule[] {
     { name: 'jwt', re: /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g, replace: '[REDACTED:jwt]' },
     {
       name: 'url-credentials',
-      re: /\b([a-z][a-z0-9+.-]{0,31}:\/\/)([^\s:/@]{1,256}):([^\s@/]{1,256})@/gi,
+      re: /\b([a-z][a-z0-9+.-]{0,31}:\/\/)(?=([^\s:/@]+))\2:(?=([^\s@/]+))\3@/gi,
       replace: (_m, scheme: string) => `${scheme}[REDACTED]@`,
     },
     { name: 'aws-access-key', re: /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, replace: '[REDACTED:aws-key]' },
@@ -67,13 +67,15 @@ function builtinRules(hash: (v: string) => string): Rule[] {
     },
     {
       name: 'email',
-      re: /\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}\b/g,
+      re: /\b[A-Za-z0-9._%+-]{1,256}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}\b/g,
       replace: (m) => `<email:${hash(m.toLowerCase())}>`,
     },
     {
       // user_id=123, userId: "abc", user 42, uid=...
       name: 'user-id',
-      re: /(?<!<)\b(user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id|user)(["']?\s*(?:[:=#]\s*)?["']?)((?=([A-Za-z0-9_-]+))\4)/gi,
+      // The id is taken whole (no backtracking into it), and is never itself a key: in
+      // "user uid=1000" the id is 1000 (uid's), not "uid".
+      re: /(?<!<)\b(user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id|user)(["']?\s*(?:[:=#]\s*)?["']?)((?!(?:user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id)\b)(?=([A-Za-z0-9_-]+))\4)/gi,
       // An id has a digit in it ("user admin" is a word, not an id).
       replace: (m, key: string, sep: string, id: string) => (/\d/.test(id) ? `${key}${sep}<user:${hash(id)}>` : m),
     },
@@ -94,26 +96,46 @@ function luhn(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-const KEY_BEGIN = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
-const KEY_END = /-----END [A-Z ]*PRIVATE KEY-----/;
+/** A line that is a key's armour (it ends with the marker: a string in code that names one does not). */
+const KEY_BEGIN = /-----BEGIN [A-Z ]*PRIVATE KEY-----\s*$/;
+const KEY_END = /-----END [A-Z ]*PRIVATE KEY-----\s*$/;
+/** A line of a key's body: base64, or one of the old PEM headers (Proc-Type, DEK-Info). */
+const KEY_BODY = /^\s*(?:[A-Za-z0-9+/=]{8,}|[A-Za-z-]+: .*|)\s*$/;
 
 /**
  * Redact text that comes as lines (a diff's, a log's tail), each with `redact`. A private
- * key spans lines and none of its body lines alone looks like one, so every line from one
- * that begins a key through the one that ends it (to the last line, when none does) is
- * masked whole.
+ * key spans lines and none of its body lines alone looks like one, so the lines of a key
+ * are masked whole: from the line that begins it while the lines look like a key's body,
+ * through the line that ends it; and at the top of a window that starts inside a key (a
+ * log's last lines), the body lines above the line that ends it.
  */
 export function redactLines(lines: readonly string[], redact: (text: string) => string): string[] {
+  const out = lines.map((line) => redact(line));
   let inKey = false;
-  return lines.map((line) => {
+  let sawBegin = false;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
     if (inKey) {
-      if (KEY_END.test(line)) inKey = false;
-      return '[REDACTED:private-key]';
+      if (KEY_END.test(line)) {
+        inKey = false;
+        out[i] = '[REDACTED:private-key]';
+      } else if (KEY_BODY.test(line)) {
+        out[i] = '[REDACTED:private-key]';
+      } else {
+        inKey = false;
+      }
+      continue;
     }
-    const begin = line.search(KEY_BEGIN);
-    if (begin !== -1 && !KEY_END.test(line.slice(begin))) inKey = true;
-    return redact(line);
-  });
+    if (KEY_BEGIN.test(line)) {
+      inKey = sawBegin = true;
+      out[i] = '[REDACTED:private-key]';
+    } else if (KEY_END.test(line) && !sawBegin) {
+      // The window starts inside a key: the body lines just above are its.
+      out[i] = '[REDACTED:private-key]';
+      for (let j = i - 1; j >= 0 && KEY_BODY.test(lines[j]!); j--) out[j] = '[REDACTED:private-key]';
+    }
+  }
+  return out;
 }
 
 /**

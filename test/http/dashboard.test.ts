@@ -20,7 +20,7 @@ import { Intake } from '../../control/intake/index.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { silentLogger } from '../../control/log.ts';
 import { Store } from '../../control/queue/store.ts';
-import { createRedactor } from '../../lib/redact.ts';
+import { createRedactor, redactLines } from '../../lib/redact.ts';
 import { finishAwaiting } from '../support/approval.ts';
 import { buildTestApp, tempDir, testConfig } from '../support/helpers.ts';
 
@@ -476,6 +476,11 @@ test('a private key in a diff is masked whole, its body lines too, not just the 
   for (const line of body) assert.ok(!html.includes(line), `a key line is shown: ${line}`);
   assert.equal(html.split('[REDACTED:private-key]').length - 1, 4, 'each of its four lines masked');
   assert.match(html, /new line/, 'the lines after the key are shown');
+  // A log's last lines may start inside a key: the body above its END line is the key's.
+  const tail = redactLines(['worker-1 step done', 'MIIEowIBAAKCAQEAzVeryS3cretK3yB0dyL1ne', 'SECONDLINEofKEYmaterialXYZ', '-----END RSA PRIVATE KEY-----', 'next'], scrub);
+  assert.deepEqual(tail, ['worker-1 step done', '[REDACTED:private-key]', '[REDACTED:private-key]', '[REDACTED:private-key]', 'next']);
+  // Code that names the marker in a string is not a key: the lines after it are shown.
+  assert.deepEqual(redactLines(["const HEADER = '-----BEGIN PRIVATE KEY-----';", 'return parse(pem);'], scrub).at(-1), 'return parse(pem);');
 });
 
 test('the JSON API shows what the dashboard shows: tails redacted as lines, secrets masked in reasons and audit, reporters hashed', async (t) => {

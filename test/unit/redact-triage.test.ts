@@ -127,6 +127,18 @@ test('redaction takes time in line with the text, whatever its shape: crafted 10
   // In a process of its own with a limit: a backtracking pattern would hold this thread for hours.
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/crafted-text.ts', 'redact'], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
   assert.equal(r.stdout, 'ok\n', `redaction of crafted texts did not finish within 20 s (${r.signal ?? `status ${r.status}`}): ${r.stderr}`);
+  // Made linear without losing what they found before: a key word followed by its own
+  // key (the id is uid's), credentials longer than any bound (an IAM token as a password).
+  const r2 = createRedactor({ salt: 'pepper' });
+  for (const [text, hidden] of [
+    ['user uid=1000 logged in', '1000'],
+    ['user account_id=12345 paid', '12345'],
+    ['user userId="abc123"', 'abc123'],
+    [`postgres://app:${'t0k3n'.repeat(200)}@db.internal/prod`, 't0k3n'],
+    [`${'long.local.part'.repeat(6)}@example.com wrote`, 'long.local.part'],
+  ] as const) {
+    assert.ok(!r2.text(text).includes(hidden), `${text.slice(0, 40)} → ${r2.text(text).slice(0, 80)}`);
+  }
   // And the rules still find what they are for, beside such text.
   const out = createRedactor({ salt: 'pepper' }).text(`${'token-'.repeat(1000)} password=hunter2 mail bob@example.com user 42 https://u:pw@h.example/ ${'a.'.repeat(1000)}`);
   assert.doesNotMatch(out, /hunter2|bob@example|user 42|u:pw@/);
