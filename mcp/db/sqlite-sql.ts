@@ -19,6 +19,8 @@ export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: str
   let out = '';
   let pos = 0;
   const bind: Record<string, unknown> = {};
+  /** The previous token that is not a comment. */
+  let last = '';
   // Token offsets count UTF-8 bytes: cut the bytes, not the string (one multibyte
   // character would shift every later token, and a refused literal would slip through).
   const bytes = Buffer.from(sql, 'utf8');
@@ -29,6 +31,8 @@ export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: str
     out += gap;
     pos = tok.end;
     const text = at(tok.start, tok.end);
+    const prev = last;
+    if (!COMMENTS.has(tok.tokenName)) last = text;
     if (COMMENTS.has(tok.tokenName)) {
       out += ' ';
     } else if (tok.tokenName === 'PARAM') {
@@ -41,10 +45,11 @@ export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: str
       // SQLite reads [...] as a quoted name: a PostgreSQL subscript around a string
       // literal's quote would turn the guarded literal into SQL.
       throw new ToolError('[...] subscripts are PostgreSQL-only (SQLite reads [...] as a quoted name); use json_extract() or ->> on SQLite');
-    } else if (/^(true|false)$/i.test(text)) {
-      // PostgreSQL's boolean constants; SQLite reads a column of that name, where one exists, first.
+    } else if (/^(true|false)$/i.test(text) && prev !== '.' && !/^as$/i.test(prev)) {
+      // PostgreSQL's boolean constants; SQLite reads a column of that name, where one
+      // exists, first. (After AS or a dot it is a name: an alias, t.true.)
       out += /^true$/i.test(text) ? '1' : '0';
-    } else if (/^unknown$/i.test(text)) {
+    } else if (/^unknown$/i.test(text) && prev !== '.' && !/^as$/i.test(prev)) {
       // IS [NOT] UNKNOWN: SQLite would read a column named unknown (testing a hidden value against a guess).
       throw new ToolError('IS [NOT] UNKNOWN is PostgreSQL-only; use IS NULL / IS NOT NULL on SQLite');
     } else if (/^[a-z]*&?['"$]/i.test(text) && !/^['"]/.test(text)) {

@@ -251,6 +251,7 @@ describe('guard policy and SQLite translation', () => {
     assert.equal((await toSqlite('SELECT u.id, true AS t, FALSE FROM users u WHERE u.id IS NOT TRUE', [])).sql, 'SELECT u.id, 1 AS t, 0 FROM users u WHERE u.id IS NOT 1');
     await assert.rejects(toSqlite('SELECT u.id FROM users u WHERE CAST($1 AS text) IS UNKNOWN', ['guess']), /IS \[NOT\] UNKNOWN is PostgreSQL-only/);
     assert.equal((await toSqlite('SELECT u."true" FROM users u', [])).sql, 'SELECT u."true" FROM users u', 'a quoted name stays a name');
+    assert.equal((await toSqlite('SELECT u.id AS true, u.unknown FROM users u', [])).sql, 'SELECT u.id AS true, u.unknown FROM users u', 'after AS or a dot they are names');
   });
 
   test('multibyte text does not shift what runs: offsets are bytes (the statement checked is the statement cut)', async () => {
