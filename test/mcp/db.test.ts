@@ -6,12 +6,12 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import Database from 'better-sqlite3';
-import { dbSettingsSchema } from '../../lib/mcp/db-settings.ts';
+import { dbSettingsSchema, type DbSettings } from '../../lib/mcp/db-settings.ts';
 import { createDbServer } from '../../mcp/db/server.ts';
 import { repoRoot, tempDir } from '../support/helpers.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
@@ -268,6 +268,19 @@ describe('db MCP server on PostgreSQL', () => {
   });
 });
 
+/** A read-only db server on a SQLite file, and an MCP client connected to it in memory; both closed after the test. */
+async function sqliteClient(t: TestContext, settings: DbSettings, file: string): Promise<Client> {
+  const { server, close } = createDbServer({ settings, allowWrites: false, sqlitePath: file });
+  const [serverSide, clientSide] = InMemoryTransport.createLinkedPair();
+  const client = new Client({ name: 'db-test', version: '0.0.0' });
+  await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
+  t.after(async () => {
+    await client.close();
+    await close();
+  });
+  return client;
+}
+
 describe('db MCP server on SQLite', () => {
   test('a real SQLite file: guarded, read-only, row cap and timeout enforced', async (t) => {
     const file = join(tempDir(t, 'bugbot-sqlite-'), 'app.db');
@@ -287,14 +300,7 @@ describe('db MCP server on SQLite', () => {
       rowLimit: 25,
       statementTimeoutMs: 500,
     });
-    const { server, close } = createDbServer({ settings, allowWrites: false, sqlitePath: file });
-    const [serverSide, clientSide] = InMemoryTransport.createLinkedPair();
-    const client = new Client({ name: 'db-test', version: '0.0.0' });
-    await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
-    t.after(async () => {
-      await client.close();
-      await close();
-    });
+    const client = await sqliteClient(t, settings, file);
 
     assert.deepEqual(rows(await call(client, 'db_query', { sql: 'SELECT id, email FROM users WHERE id = $1', params: [2] })).rows, [[2, 'u2@example.com']]);
     assert.deepEqual(rows(await call(client, 'db_query', { sql: 'SELECT count(*) FROM users WHERE id > $2 AND email LIKE $1', params: ['u%', 7] })).rows, [[3]]);
@@ -337,14 +343,7 @@ describe('db MCP server on SQLite', () => {
     for (let i = 1; i <= 200; i++) db.prepare('INSERT INTO notes VALUES (?, ?)').run(i, `${i}:`.padEnd(4000, 'x'));
     db.close();
     const settings = dbSettingsSchema.parse({ driver: 'sqlite', sqlitePath: file, tables: { notes: ['id', 'body'] }, rowLimit: 200 });
-    const { server, close } = createDbServer({ settings, allowWrites: false, sqlitePath: file });
-    const [serverSide, clientSide] = InMemoryTransport.createLinkedPair();
-    const client = new Client({ name: 'db-test', version: '0.0.0' });
-    await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
-    t.after(async () => {
-      await client.close();
-      await close();
-    });
+    const client = await sqliteClient(t, settings, file);
     const many = await call(client, 'db_query', { sql: 'SELECT n.id, n.body FROM notes n ORDER BY n.id' });
     const r = rows(many);
     assert.ok(r.rows.length > 10 && r.rows.length < 200, `${r.rows.length} rows`);

@@ -196,6 +196,15 @@ test('one approval at a time: a second one, a skip or a requeue is refused while
   assert.ok(store.auditTrail(id).some((a) => a.action === 'approval-abandoned'));
 });
 
+/** The identity of a process that ran and is gone (killed outright). */
+async function goneProcess(): Promise<{ pid: number; identity: string }> {
+  const p = spawn('sleep', ['30']);
+  const identity = processIdentity(p.pid!)!;
+  p.kill('SIGKILL');
+  await new Promise((r) => p.once('exit', r));
+  return { pid: p.pid!, identity };
+}
+
 test('an approval whose process is gone is given up at once, by whoever comes next (the CLI with no server up included)', async (t) => {
   const { store, intake, config, approvals } = setup(t);
   const id = fileTicket(intake, 'Slow page', 'Error: slow page');
@@ -207,11 +216,8 @@ test('an approval whose process is gone is given up at once, by whoever comes ne
   assert.ok(isRefusal(second) && second.failure === 'busy', 'its process runs: it may still finish');
 
   // Alice's approving process dies mid-merge (killed outright: nothing recorded its end).
-  const dead = spawn('sleep', ['30']);
-  const identity = processIdentity(dead.pid!)!;
-  dead.kill('SIGKILL');
-  await new Promise((r) => dead.once('exit', r));
-  store.stmt('UPDATE approvals SET owner = ? WHERE id = ?').run(identity, first.approval.id);
+  const dead = await goneProcess();
+  store.stmt('UPDATE approvals SET owner = ? WHERE id = ?').run(dead.identity, first.approval.id);
   assert.equal(approvals.skip(id, 'bob').ok, true, 'not busy, with no 15 minutes to wait');
   const [given] = approvalsForTicket(store, id);
   assert.equal(given!.status, 'abandoned');
@@ -233,11 +239,7 @@ test('the merge a gone approver left running is stopped before anyone acts on it
     if (merge.exitCode === null && merge.signalCode === null) process.kill(-merge.pid!, 'SIGKILL');
   });
   writeFileSync(join(workDir, 'merge.pid'), String(merge.pid));
-  const dead = spawn('sleep', ['30']);
-  const owner = processIdentity(dead.pid!)!;
-  dead.kill('SIGKILL');
-  await new Promise((r) => dead.once('exit', r));
-  store.stmt('UPDATE approvals SET owner = ? WHERE id = ?').run(owner, first.approval.id);
+  store.stmt('UPDATE approvals SET owner = ? WHERE id = ?').run((await goneProcess()).identity, first.approval.id);
   const exited = new Promise((r) => merge.once('exit', r));
   assert.equal(approvals.skip(id, 'bob').ok, true);
   assert.equal(await Promise.race([exited.then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still running'), 5000))]), 'stopped');
