@@ -129,43 +129,73 @@ type Node = Record<string, unknown>;
 interface Cols {
   byName: Map<string, number>;
   most: number;
+  /** Sizes by position (what column aliases rename). */
+  order: number[];
 }
 interface Cte {
   body: Node;
   inline: boolean;
   /** The names its body sees: its own WITH list and those around it. */
   scope: Array<Map<string, Cte>>;
+  /** WITH name(a, b) AS ...: its columns renamed by position. */
+  names: Array<string | undefined>;
   cols?: Cols;
 }
-const FLAT: Cols = { byName: new Map(), most: 1 };
+const FLAT: Cols = { byName: new Map(), most: 1, order: [] };
+
+/** Columns renamed by position (WITH name(a, b), FROM (...) alias(a, b)); unnamed ones keep their names. */
+function renamed(cols: Cols, names: Array<string | undefined>): Cols {
+  if (!names.length) return cols;
+  const byName = new Map(cols.byName);
+  names.forEach((n, k) => {
+    if (n !== undefined) byName.set(n, cols.order[k] ?? cols.most);
+  });
+  return { ...cols, byName };
+}
+
+/** A FROM item's JOIN conditions (ON), nested joins included. */
+function joinQuals(f: unknown): unknown[] {
+  const j = (f as { JoinExpr?: { larg?: unknown; rarg?: unknown; quals?: unknown } }).JoinExpr;
+  return j ? [j.quals, ...joinQuals(j.larg), ...joinQuals(j.rarg)] : [];
+}
 const AGGREGATES = /^(count|sum|avg|min|max|array_agg|string_agg|json_agg|jsonb_agg|json_object_agg|jsonb_object_agg|bool_and|bool_or|every|bit_and|bit_or|stddev.*|var.*|percentile_.*|mode|xmlagg)$/;
 
 export function inlinedSize(stmt: unknown): number {
   let worst = 1;
   const sval = (n: unknown) => (n as { String?: { sval?: string } }).String?.sval;
 
-  const query = (sel: Node, scope: Array<Map<string, Cte>>): Cols => {
-    if (sel.op && sel.op !== 'SETOP_NONE') {
-      const l = query(sel.larg as Node, scope);
-      const r = query(sel.rarg as Node, scope);
-      return { byName: l.byName, most: Math.max(l.most, r.most) };
-    }
+  const scored = new Set<Node>();
+  const query = (sel: Node, scope: Array<Map<string, Cte>>, outer: Array<Map<string, Cols>> = []): Cols => {
+    scored.add(sel);
+    // The WITH list first: a set operation carries it on its own node.
     const frame = new Map<string, Cte>();
     const inner = [frame, ...scope];
     for (const c of ((sel.withClause as { ctes?: unknown[] } | undefined)?.ctes ?? []) as Array<{ CommonTableExpr?: Node }>) {
       const e = c.CommonTableExpr;
       const body = (e?.ctequery as { SelectStmt?: Node } | undefined)?.SelectStmt;
       if (!e || typeof e.ctename !== 'string' || !body) continue;
-      frame.set(e.ctename, { body, inline: e.ctematerialized !== 'CTEMaterializeAlways', scope: inner });
+      const names = ((e.aliascolnames as unknown[]) ?? []).map(sval);
+      frame.set(e.ctename, { body, inline: e.ctematerialized !== 'CTEMaterializeAlways', scope: inner, names });
+    }
+    if (sel.op && sel.op !== 'SETOP_NONE') {
+      const l = query(sel.larg as Node, inner, outer);
+      const r = query(sel.rarg as Node, inner, outer);
+      worst = Math.max(worst, cost(sel, ['larg', 'rarg', 'withClause'], inner, outer, new Map()));
+      return { byName: l.byName, most: Math.max(l.most, r.most), order: l.order };
     }
     // What each FROM item (by its alias) offers when referenced.
     const items = new Map<string, Cols>();
     const from = (f: unknown): void => {
-      const n = f as { RangeSubselect?: { subquery?: { SelectStmt?: Node }; alias?: { aliasname?: string } }; RangeVar?: { relname?: string; schemaname?: string; alias?: { aliasname?: string } }; JoinExpr?: { larg?: unknown; rarg?: unknown; quals?: unknown } };
+      const n = f as {
+        RangeSubselect?: { subquery?: { SelectStmt?: Node }; alias?: { aliasname?: string; colnames?: unknown[] }; lateral?: boolean };
+        RangeVar?: { relname?: string; schemaname?: string; alias?: { aliasname?: string; colnames?: unknown[] } };
+        JoinExpr?: { larg?: unknown; rarg?: unknown; quals?: unknown };
+      };
       if (n.RangeSubselect?.subquery?.SelectStmt) {
         const sub = n.RangeSubselect.subquery.SelectStmt;
-        const cols = query(sub, inner);
-        items.set(n.RangeSubselect.alias?.aliasname ?? '', pullable(sub) ? cols : FLAT);
+        const cols = query(sub, inner, n.RangeSubselect.lateral ? [items, ...outer] : outer);
+        const named = renamed(cols, (n.RangeSubselect.alias?.colnames ?? []).map(sval));
+        items.set(n.RangeSubselect.alias?.aliasname ?? '', pullable(sub) ? named : FLAT);
       } else if (n.RangeVar?.relname) {
         const name = n.RangeVar.relname;
         const cte = n.RangeVar.schemaname ? undefined : inner.find((m) => m.has(name))?.get(name);
@@ -173,9 +203,9 @@ export function inlinedSize(stmt: unknown): number {
         if (cte) {
           if (!cte.cols) {
             cte.cols = FLAT; // a recursive WITH query reads itself
-            cte.cols = query(cte.body, cte.scope);
+            cte.cols = renamed(query(cte.body, cte.scope), cte.names);
           }
-          if (cte.inline && pullable(cte.body)) cols = cte.cols;
+          if (cte.inline && pullable(cte.body)) cols = renamed(cte.cols, (n.RangeVar.alias?.colnames ?? []).map(sval));
         }
         items.set(n.RangeVar.alias?.aliasname ?? name, cols);
       } else if (n.JoinExpr) {
@@ -184,51 +214,80 @@ export function inlinedSize(stmt: unknown): number {
       }
     };
     for (const f of (sel.fromClause as unknown[]) ?? []) from(f);
-    const ref = (fields: unknown[]): number => {
-      const names = fields.map(sval);
-      if (names.length >= 2 && names[0] !== undefined) {
-        const cols = items.get(names[0]);
-        const col = names[names.length - 1];
-        return cols ? (col !== undefined ? (cols.byName.get(col) ?? cols.most) : cols.most) : 1;
-      }
-      let most = 1;
-      for (const cols of items.values()) {
-        const n = names[0] !== undefined ? cols.byName.get(names[0]) : undefined;
-        if (n !== undefined) most = Math.max(most, n);
-      }
-      return most;
-    };
-    const cost = (expr: unknown): number => {
-      let total = 0;
-      walk(
-        expr,
-        (key, v) => {
-          if (key === 'ColumnRef') total += ref(((v as { fields?: unknown[] }).fields ?? []) as unknown[]);
-          else if (key === 'SubLink') {
-            const sub = (v as { subselect?: { SelectStmt?: Node } }).subselect?.SelectStmt;
-            if (sub) query(sub, inner);
-            total += 1;
-          } else if (/^[A-Z]/.test(key)) total += 1;
-        },
-        ['ColumnRef', 'SubLink'],
-      );
-      return total;
-    };
+    const levels = [items, ...outer];
     const out = new Map<string, number>();
+    const order: number[] = [];
     let most = 1;
-    let all = 0;
+    const rows = sel.valuesLists as Array<{ List?: { items?: unknown[] } }> | undefined;
+    if (rows) {
+      // VALUES: its columns by position (named by the alias that reads it).
+      for (const row of rows) {
+        (row.List?.items ?? []).forEach((cell, k) => {
+          const size = Math.max(1, cost(cell, [], inner, outer, items));
+          order[k] = Math.max(order[k] ?? 1, size);
+          most = Math.max(most, size);
+        });
+      }
+    }
     for (const t of (sel.targetList as Array<{ ResTarget?: { name?: string; val?: unknown } }>) ?? []) {
-      const size = Math.max(1, cost(t.ResTarget?.val));
-      all += size;
+      const size = Math.max(1, cost(t.ResTarget?.val, [], inner, levels.slice(1), items));
+      order.push(size);
       most = Math.max(most, size);
       const fields = (t.ResTarget?.val as { ColumnRef?: { fields?: unknown[] } } | undefined)?.ColumnRef?.fields;
       const name = t.ResTarget?.name ?? (fields ? sval(fields[fields.length - 1]) : undefined);
       if (name !== undefined) out.set(name, Math.max(out.get(name) ?? 0, size));
     }
-    for (const k of ['whereClause', 'havingClause', 'groupClause', 'sortClause', 'distinctClause']) all += cost(sel[k]);
-    for (const f of (sel.fromClause as unknown[]) ?? []) all += cost((f as { JoinExpr?: { quals?: unknown } }).JoinExpr?.quals);
+    // The query's own size: every expression it holds (select list, WHERE, JOIN conditions,
+    // VALUES, LIMIT, ORDER BY ...), the subqueries in them scored as they go.
+    let all = order.reduce((a, b) => a + b, 0);
+    all += cost(sel, ['targetList', 'fromClause', 'withClause', 'valuesLists'], inner, outer, items);
+    for (const f of (sel.fromClause as unknown[]) ?? []) all += cost(joinQuals(f), [], inner, outer, items);
     worst = Math.max(worst, all);
-    return { byName: out, most };
+    return { byName: out, most, order };
+  };
+
+  /** The nodes of an expression, a column reference counting as the size of what it names, a subquery as its largest column. */
+  const cost = (expr: unknown, skip: readonly string[], scope: Array<Map<string, Cte>>, outer: Array<Map<string, Cols>>, items: Map<string, Cols>): number => {
+    const levels = [items, ...outer];
+    let total = 0;
+    const visit = (key: string, v: unknown) => {
+      if (key === 'ColumnRef') total += ref(levels, ((v as { fields?: unknown[] }).fields ?? []) as unknown[]);
+      else if (key === 'SubLink' || key === 'SelectStmt') {
+        const sub = key === 'SelectStmt' ? (v as Node) : (v as { subselect?: { SelectStmt?: Node } }).subselect?.SelectStmt;
+        // A subquery in an expression is copied with it, and sees the queries around it.
+        if (sub) total += query(sub, scope, levels).most;
+        else total += 1;
+        if (key === 'SubLink') total += cost((v as { testexpr?: unknown }).testexpr, [], scope, outer, items);
+      } else if (/^[A-Z]/.test(key)) total += 1;
+    };
+    if (expr && typeof expr === 'object' && !Array.isArray(expr) && skip.length) {
+      for (const [k, x] of Object.entries(expr as Node)) if (!skip.includes(k)) walk(x, visit, ['ColumnRef', 'SubLink', 'SelectStmt']);
+    } else {
+      walk(expr, visit, ['ColumnRef', 'SubLink', 'SelectStmt']);
+    }
+    return total;
+  };
+
+  /** A column reference's size: the column it names, in this query's FROM or, correlated, an enclosing one's. */
+  const ref = (levels: Array<Map<string, Cols>>, fields: unknown[]): number => {
+    const names = fields.map(sval);
+    const col = names[names.length - 1];
+    if (names.length >= 2 && names[0] !== undefined) {
+      for (const items of levels) {
+        const cols = items.get(names[0]);
+        if (cols) return col !== undefined ? (cols.byName.get(col) ?? cols.most) : cols.most;
+      }
+      return 1;
+    }
+    // Unqualified: the first level that has a column of that name; else the largest it could be.
+    for (const items of levels) {
+      let found = 0;
+      for (const cols of items.values()) found = Math.max(found, col !== undefined ? (cols.byName.get(col) ?? 0) : 0);
+      if (found) return found;
+    }
+    let most = 1;
+    for (const items of levels) for (const cols of items.values()) most = Math.max(most, cols.most);
+    return most;
   };
 
   /** Whether PostgreSQL can pull a query up into the one that reads it (its columns then inline). */
@@ -260,6 +319,11 @@ export function inlinedSize(stmt: unknown): number {
           ? { withClause: del.withClause, fromClause: del.usingClause ?? [], targetList: del.returningList ?? [], whereClause: del.whereClause }
           : undefined;
   if (root) query(root, []);
+  // Anything the walk above did not reach (a place this estimate does not know) is scored
+  // on its own: never left out.
+  walk(top, (key, v) => {
+    if (key === 'SelectStmt' && !scored.has(v as Node)) query(v as Node, []);
+  });
   return worst;
 }
 

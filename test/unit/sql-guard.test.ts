@@ -178,6 +178,19 @@ describe('sql guard: what the planner would make of it', () => {
     // Names resolve to the nearest definition: decoys of the same names elsewhere change nothing.
     const decoys = Array.from({ length: 7 }, (_, i) => `l${i} AS (SELECT 1 AS id)`).join(', ');
     await rejects(`${ctes} SELECT l6.id, (WITH ${decoys} SELECT 1) AS z FROM l6`, 'query too complex');
+    // Wherever the chain hides: behind a set operation, renamed columns, a correlated
+    // subquery in the select list, VALUES, LIMIT.
+    let renamedChain = 'WITH l0(v) AS (SELECT o.id FROM orders o)';
+    let correlated = 'WITH l0 AS (SELECT o.id FROM orders o)';
+    for (let i = 1; i <= 6; i++) {
+      renamedChain += `, l${i}(v) AS (SELECT ${Array(8).fill('v').join(' + ')} FROM l${i - 1})`;
+      correlated += `, l${i} AS (SELECT (SELECT ${terms(`l${i - 1}`, 8)}) AS id FROM l${i - 1})`;
+    }
+    await rejects(`${ctes} SELECT l6.id FROM l6 UNION ALL SELECT 1`, 'query too complex');
+    await rejects(`${renamedChain} SELECT l6.v FROM l6`, 'query too complex');
+    await rejects(`${correlated} SELECT l6.id FROM l6`, 'query too complex');
+    await rejects(`SELECT v.x FROM (VALUES ((${ctes} SELECT max(l6.id) FROM l6))) v(x)`, 'query too complex');
+    await rejects(`SELECT o.id FROM orders o LIMIT (${ctes} SELECT max(l6.id) FROM l6)`, 'query too complex');
     // A subquery the planner cannot pull up (an aggregate, OFFSET) is planned on its own: no copies.
     await checkSql(`SELECT ${terms('x', 8)} AS id FROM (SELECT count(*) AS id FROM (${nested}) y) x`.replace(nested, 'SELECT o.id FROM orders o'), readOnly);
   });
