@@ -99,8 +99,9 @@ function luhn(digits: string): boolean {
 /** A line that is a key's armour (it ends with the marker: a string in code that names one does not). */
 const KEY_BEGIN = /-----BEGIN [A-Z ]*PRIVATE KEY-----\s*$/;
 const KEY_END = /-----END [A-Z ]*PRIVATE KEY-----\s*$/;
-/** A line of a key's body: base64, or one of the old PEM headers (Proc-Type, DEK-Info). */
-const KEY_BODY = /^\s*(?:[A-Za-z0-9+/=]{8,}|[A-Za-z-]+: .*|)\s*$/;
+/** A line of a key's body (trimmed, a diff's +/- marker off): base64, or an old PEM header (Proc-Type, DEK-Info). */
+const KEY_BODY = /^(?:[A-Za-z0-9+/=]{8,}|[A-Za-z-]+: .*)?$/;
+const keyBody = (line: string) => KEY_BODY.test(line.trim().replace(/^[-+](?=[A-Za-z0-9+/=]{8,}$)/, ''));
 
 /**
  * Redact text that comes as lines (a diff's, a log's tail), each with `redact`. A private
@@ -119,7 +120,7 @@ export function redactLines(lines: readonly string[], redact: (text: string) => 
       if (KEY_END.test(line)) {
         inKey = false;
         out[i] = '[REDACTED:private-key]';
-      } else if (KEY_BODY.test(line)) {
+      } else if (keyBody(line)) {
         out[i] = '[REDACTED:private-key]';
       } else {
         inKey = false;
@@ -132,7 +133,7 @@ export function redactLines(lines: readonly string[], redact: (text: string) => 
     } else if (KEY_END.test(line) && !sawBegin) {
       // The window starts inside a key: the body lines just above are its.
       out[i] = '[REDACTED:private-key]';
-      for (let j = i - 1; j >= 0 && KEY_BODY.test(lines[j]!); j--) out[j] = '[REDACTED:private-key]';
+      for (let j = i - 1; j >= 0 && keyBody(lines[j]!); j--) out[j] = '[REDACTED:private-key]';
     }
   }
   return out;

@@ -202,13 +202,14 @@ export class LogTailer {
     const saved = this.opts.store.get(t.path);
     // A stored offset counts only for the same file (inode) and only if it still fits;
     // a file rotated while we were down is read whole (its predecessor's tail is lost).
-    const same = saved !== undefined && saved.inode === st.ino;
-    if (t.fresh) t.readPos = 0;
-    else if (same && saved.offset <= st.size) t.readPos = saved.offset;
+    const resume = !t.fresh && saved !== undefined && saved.inode === st.ino && saved.offset <= st.size;
+    if (resume) t.readPos = saved.offset;
+    else if (t.fresh) t.readPos = 0;
     else t.readPos = saved || this.opts.fromStart ? 0 : Math.min(t.endAtStart ?? st.size, st.size);
-    // Read from 0 again under an inode whose ids were used (truncated while we were down,
-    // or a file removed and made again that got its inode back): another generation.
-    t.generation = same ? (saved.generation ?? 0) + (t.fresh || saved.offset > st.size ? 1 : 0) : 0;
+    // Every time the path is read again from another place than where it stopped (a
+    // truncation while we were down, a rotation, a file made again: its inode may be one
+    // an earlier file of this path had, with ids already stored), another generation.
+    t.generation = saved === undefined ? 0 : (saved.generation ?? 0) + (resume ? 0 : 1);
     t.fh = fh;
     t.inode = st.ino;
     t.parser.setInode(st.ino, t.generation);

@@ -479,6 +479,13 @@ test('a private key in a diff is masked whole, its body lines too, not just the 
   // A log's last lines may start inside a key: the body above its END line is the key's.
   const tail = redactLines(['worker-1 step done', 'MIIEowIBAAKCAQEAzVeryS3cretK3yB0dyL1ne', 'SECONDLINEofKEYmaterialXYZ', '-----END RSA PRIVATE KEY-----', 'next'], scrub);
   assert.deepEqual(tail, ['worker-1 step done', '[REDACTED:private-key]', '[REDACTED:private-key]', '[REDACTED:private-key]', 'next']);
+  // A key a diff removes: each line carries the diff's marker.
+  assert.deepEqual(redactLines(['------BEGIN RSA PRIVATE KEY-----', '-MIIEvQIBADANBgkqhkiG9w0BAQEFAASC', '------END RSA PRIVATE KEY-----', ' context'], scrub), [
+    '[REDACTED:private-key]',
+    '[REDACTED:private-key]',
+    '[REDACTED:private-key]',
+    ' context',
+  ]);
   // Code that names the marker in a string is not a key: the lines after it are shown.
   assert.deepEqual(redactLines(["const HEADER = '-----BEGIN PRIVATE KEY-----';", 'return parse(pem);'], scrub).at(-1), 'return parse(pem);');
 });

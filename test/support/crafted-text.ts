@@ -7,7 +7,7 @@
  * Prints "ok" when every text was processed.
  */
 import { inAppFrames } from '../../control/intake/fingerprint.ts';
-import { createRedactor } from '../../lib/redact.ts';
+import { createRedactor, redactLines } from '../../lib/redact.ts';
 
 const N = 100_000;
 
@@ -28,6 +28,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (what === 'redact') {
     const r = createRedactor({ salt: 'pepper' });
     for (const text of CRAFTED_FOR_REDACTION) r.text(text);
+    // Lines of a key's body are told by a pattern too.
+    redactLines(['-----BEGIN RSA PRIVATE KEY-----', `${' '.repeat(N)}x`], r.text);
+    redactLines([`${' '.repeat(N)}x`, '-----END RSA PRIVATE KEY-----'], r.text);
   } else if (what === 'frames') {
     inAppFrames(CRAFTED_STACK, 3);
   } else {

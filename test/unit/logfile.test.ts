@@ -323,9 +323,10 @@ describe('LogTailer', () => {
     await waitFor(() => titles().length === 3, 'three events');
     await t.stop();
     assert.deepEqual(titles().sort(), ['before rotation', 'in the new file', 'late write to the old file']);
-    // The new file's first line is at offset 0 like the old one's: the inode tells them apart.
+    // The new file's first line is at offset 0 like the old one's: the inode and the path's
+    // next generation tell them apart (the new file may get an inode an earlier one had).
     const newInode = statSync(file).ino;
-    assert.match(got.at(-1)?.events[0]?.sourceEventId ?? '', new RegExp(`app\\.log:${newInode}:0:`));
+    assert.match(got.at(-1)?.events[0]?.sourceEventId ?? '', new RegExp(`app\\.log:${newInode}\\.1:0:`));
     const firstOld = got.flatMap((g) => g.events).find((e) => e.title === 'before rotation')!;
     assert.match(firstOld.sourceEventId, new RegExp(`app\\.log:${oldInode}:0:`));
     assert.notEqual(store.get(file)?.inode, oldInode);
