@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -422,6 +422,7 @@ describe('Slack: thread replies and Approve / Skip buttons', () => {
     await slack.stop();
     await notifier.close();
     store.close();
+    if (!process.env.BUGBOT_KEEP_TMP) rmSync(home, { recursive: true, force: true });
   });
 
   function signed(body: string, opts: { ts?: number; secret?: string; contentType?: string } = {}) {
