@@ -16,7 +16,8 @@ import { workersHeld } from './dispatcher/requirements.ts';
 import { modelEnv } from './dispatcher/model-env.ts';
 import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
 import { createModelClassifier } from './intake/model-classifier.ts';
-import { OutcomeArchive, type OutcomeRow } from './outcomes/archive.ts';
+import { OutcomeArchive } from './outcomes/archive.ts';
+import { clearRunNotice, pendingRunNotices, type RunNotice } from './queue/leases.ts';
 import type { Ticket } from './types.ts';
 import { recheckRegressions } from './outcomes/regression.ts';
 import { Retention } from './retention.ts';
@@ -112,21 +113,39 @@ export async function startServer(
     if (Date.now() - heldCheck.at >= (heldCheck.reason ? 10_000 : 60_000)) heldCheck = { at: Date.now(), reason: workersHeld(config) };
     return heldCheck.reason;
   };
-  /** A run's end: pushed → fixed, failed → why, awaiting approval → the auto-approval rules, else Approve / Skip buttons. */
-  function runFinished(row: OutcomeRow, ticket: Ticket): void {
+  /**
+   * A run's end: pushed → fixed, failed → why, awaiting approval → the auto-approval rules,
+   * else Approve / Skip buttons. The run's notice (written with its end) is cleared once
+   * the messages are in the outbox, or the rules have decided: a crash before that leaves
+   * it for the next start.
+   */
+  function runFinished(row: RunNotice, ticket: Ticket): void {
     const notice = noticeForRun(row, store.getTicket(ticket.id) ?? ticket);
-    const tell = () => void (notice && notifier.notify(notice));
+    const told = () => {
+      try {
+        clearRunNotice(store, row.run_id);
+      } catch (err) {
+        // A stop closed the database meanwhile: the next start tells them (the outbox skips what went out).
+        logger.warn("could not mark a run's end as told; the next start tells it again", { run: row.run_id, error: (err as Error).message });
+      }
+    };
+    const tell = () => {
+      if (notice) void notifier.notify(notice);
+      told();
+    };
     // Approval mode: a fix within the auto-approval rules goes out without a person.
     if (row.state === 'awaiting_approval' && config.approval.autoApprove.enabled) {
       approvals.considerAutoApproval(ticket.id).then(
         // Declined by the rules, or tried and failed (a conflict, a push refused): tell
         // people as if no rule applied. Approved: its fixed notice comes through onFixed.
         (r) => {
-          if (r?.ok) return;
+          if (r?.ok) return told();
           if (r) logger.warn('auto-approval did not go through', { ticket: ticket.id, state: r.state, message: r.message });
           const now = store.getTicket(ticket.id);
-          if (now?.state === 'needs_human') void notifier.notify({ kind: 'failed', ticket: now, reason: r?.message ?? 'needs a person' });
-          else tell();
+          if (now?.state === 'needs_human') {
+            void notifier.notify({ kind: 'failed', ticket: now, reason: r?.message ?? 'needs a person' });
+            told();
+          } else tell();
         },
         (err: unknown) => {
           logger.error('auto-approval failed', { ticket: ticket.id, error: String(err) });
@@ -143,9 +162,14 @@ export async function startServer(
     logger: logger.child({ component: 'dispatcher' }),
     onRunFinished: runFinished,
   });
-  // Runs that ended while no control plane ran: as if they had ended now (the auto-approval
-  // rules, then their reporters told).
-  for (const f of rec.finished) runFinished(f.row, f.ticket);
+  // Runs whose end no reporter has heard of: those that ended while no control plane ran
+  // (reconcile), and those a crash or a stop came between the end and the telling. As if
+  // they had ended now: the auto-approval rules, then their reporters told.
+  for (const { notice, ticketId } of pendingRunNotices(store)) {
+    const ticket = store.getTicket(ticketId);
+    if (ticket) runFinished(notice, ticket);
+    else clearRunNotice(store, notice.run_id);
+  }
   settle.onSettled(() => dispatcher.poke());
 
   let slack: SlackTrigger | undefined;

@@ -24,7 +24,7 @@ import {
   skipTicket,
   type Refusal,
 } from '../queue/approvals.ts';
-import type { RunRow } from '../queue/leases.ts';
+import { clearRunNotice, type RunNotice, type RunRow } from '../queue/leases.ts';
 import { toTicket, type Store } from '../queue/store.ts';
 import type { ApprovalActions, ApprovalResult, Ticket, TicketNotice } from '../types.ts';
 import { autoApprovalDecision, readPushEnv, type PushEnv } from './auto-approve.ts';
@@ -108,7 +108,11 @@ export class Approvals implements ApprovalActions {
     }
     // git's or GitHub's words (a remote's URL with its credentials) reach the audit, the API and Slack.
     out = { ...out, message: this.redact(out.message) };
-    const state = finishApproval(store, claim.approval.id, out);
+    const fixed: RunNotice | undefined =
+      out.status === 'done'
+        ? { run_id: claim.run.id, state: 'pushed', reason: out.message, commit: out.commit ?? null, branch, pushed_to: out.prUrl ?? config.target.stagingBranch, pr_url: out.prUrl ?? null }
+        : undefined;
+    const state = finishApproval(store, claim.approval.id, out, fixed);
     logger.info('approval finished', { ticket: ticketId, actor, target, status: out.status, state, commit: out.commit, pr: out.prUrl });
     if (out.status === 'done') {
       this.appendRevision(claim.run, {
@@ -122,6 +126,8 @@ export class Approvals implements ApprovalActions {
         regressions_detected_24h: null,
       });
       this.notify({ kind: 'fixed', ticket: store.getTicket(ticketId)!, commit: out.commit ?? undefined, prUrl: out.prUrl ?? undefined, branch });
+      // Its messages are in the outbox now; a crash before this line leaves the notice for the next start.
+      clearRunNotice(store, claim.run.id);
     } else if (out.status === 'conflict' && state === 'needs_human') {
       // The approved fix did not merge (a conflict): it never shipped, and a person takes over.
       const prev = this.latestRow(claim.run.id);

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import type { OutcomeArchive, OutcomeRow, StageStats } from '../outcomes/archive.ts';
-import type { RunRow } from '../queue/leases.ts';
+import type { RunNotice, RunRow } from '../queue/leases.ts';
 import type { Ticket, TicketState } from '../types.ts';
 import { REPO_ROOT } from './phases.ts';
 
@@ -174,6 +174,11 @@ export function archiveRow(archive: OutcomeArchive | undefined, row: OutcomeRow,
   } catch (err) {
     logger.error('could not append the outcome row', { run: row.run_id, error: (err as Error).message });
   }
+}
+
+/** What a run's end tells its reporters, kept with the run until they have been told (finishRun). */
+export function runNotice(row: OutcomeRow): RunNotice {
+  return { run_id: row.run_id, state: row.state, reason: row.reason, commit: row.commit, branch: row.branch, pushed_to: row.pushed_to };
 }
 
 /** What became of a ticket whose run was cut short: another attempt, or none left. */

@@ -16,7 +16,7 @@ import type { Ticket, TicketState } from '../types.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
-import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome } from './outcome.ts';
+import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome, runNotice } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
 import { finishCancelledRuns, reclaimDeadRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
 
@@ -192,7 +192,7 @@ export class Dispatcher {
       const reason = this.deps.archive.redact(why);
       const row = buildOutcomeRow({ ticket, run, outcome: null, state: 'failed', reason, model: config.harness.model ?? null });
       archiveRow(this.deps.archive, row, logger);
-      this.record(run.id, { ticketState: 'failed', outcome: row.outcome, reason }, false, {});
+      this.record(run.id, { ticketState: 'failed', outcome: row.outcome, reason, notice: runNotice(row) }, false, {});
       logger.error('worker not started', { worker: slot, ticket: ticket.id, run: run.id, reason });
       this.deps.onRunFinished?.(row, ticket);
     };
@@ -330,7 +330,10 @@ export class Dispatcher {
       return done;
     } catch (err) {
       if (keep) {
-        this.unrecorded.set(runId, { result, overCancel, stages });
+        // Its reporters are told now all the same (the caller goes on to onRunFinished):
+        // recorded later, the end carries nothing left to tell.
+        const { notice: _told, ...untold } = result;
+        this.unrecorded.set(runId, { result: untold, overCancel, stages });
         logger.error("could not record a run's end; tried again", { run: runId, error: (err as Error).message });
       }
       return null;
@@ -385,7 +388,7 @@ export class Dispatcher {
     reason = archive.redact(reason);
     let row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
     archiveRow(archive, row, logger);
-    if (this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason }, pushedFirst, row.stages) === 'cancelled' && !cancel) {
+    if (this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) }, pushedFirst, row.stages) === 'cancelled' && !cancel) {
       // Cancelled after it was looked at, before its end was recorded: it ends as a
       // cancelled run, and the archive's next row (the one readers keep) says so.
       const end = cancelledRunEnd(outcome, cancelledReason(store, w.run.id) ?? 'cancelled', w.ws.branch);
@@ -393,7 +396,7 @@ export class Dispatcher {
       reason = archive.redact(end.reason);
       row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
       archiveRow(archive, row, logger);
-      if (end.overCancel) this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason }, true, {});
+      if (end.overCancel) this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) }, true, {});
     }
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
     this.deps.onRunFinished?.(row, w.ticket);

@@ -14,10 +14,10 @@ import { promisify } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { abandonApproval, approvalGiveUp, APPROVAL_STALE_SECONDS, type ApprovalRow } from '../queue/approvals.ts';
-import { activeRuns, finishRun, reclaimRuns, stoppingRuns, type RunRow } from '../queue/leases.ts';
+import { activeRuns, finishRun, reclaimRuns, setRunNotice, stoppingRuns, type RunRow } from '../queue/leases.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { Ticket, TicketState } from '../types.ts';
-import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome } from './outcome.ts';
+import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome, runNotice } from './outcome.ts';
 import { REPO_ROOT } from './phases.ts';
 import type { Store } from '../queue/store.ts';
 import { approvalWorkDir, runTmpRoot } from './workspace.ts';
@@ -148,6 +148,8 @@ export function reclaimDeadRuns(
     const row = buildOutcomeRow({ ticket, run, outcome, state: ticketState, reason, model: config.harness.model ?? null, ticketDir });
     archiveRow(archive, row, logger);
     if (Object.keys(row.stages).length) store.saveStages(run.id, row.stages);
+    // The failure its reporters hear of, in the row's words (reclaimRuns left a shorter one).
+    if (ticketState === 'failed') setRunNotice(store, run.id, runNotice(row));
     return { run, ticketState, row, ticket };
   });
 }
@@ -169,7 +171,7 @@ function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger
     const reason = (archive?.redact ?? ((text: string) => text))(`${outcome.reason} (finished while the control plane was down)`);
     const row = buildOutcomeRow({ ticket, run, outcome, state, reason, model: config.harness.model ?? null });
     archiveRow(archive, row, logger);
-    finishRun(store, run.id, { ticketState: state, outcome: row.outcome, reason });
+    finishRun(store, run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) });
     store.saveStages(run.id, row.stages);
     logger.warn('run finished while the control plane was down', { run: run.id, ticket: run.ticket_id, state });
     out.push({ row, ticket: store.getTicket(run.ticket_id) ?? ticket });
@@ -207,7 +209,7 @@ export function finishCancelledRuns(
     const ticket = store.getTicket(run.ticket_id);
     const row = ticket && buildOutcomeRow({ ticket, run, outcome, state, reason, model: config.harness.model ?? null, ticketDir });
     if (row) archiveRow(archive, row, logger);
-    finishRun(store, run.id, { ticketState: state, outcome: row?.outcome ?? 'failed', reason }, { overCancel: pushedFirst });
+    finishRun(store, run.id, { ticketState: state, outcome: row?.outcome ?? 'failed', reason, ...(row ? { notice: runNotice(row) } : {}) }, { overCancel: pushedFirst });
     if (!ticket || !row) continue;
     if (Object.keys(row.stages).length) store.saveStages(run.id, row.stages);
     out.push({ row, ticket: store.getTicket(run.ticket_id) ?? ticket });

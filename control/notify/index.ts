@@ -274,12 +274,14 @@ function transientSmtp(err: unknown): boolean {
  * needs_human → failed with the reason. Other states (requeued) tell nobody anything.
  */
 export function noticeForRun(
-  row: Pick<OutcomeRow, 'state' | 'reason' | 'commit' | 'branch' | 'pushed_to'> & { run_id?: number },
+  row: Pick<OutcomeRow, 'state' | 'reason' | 'commit' | 'branch' | 'pushed_to'> & { run_id?: number; pr_url?: string | null },
   ticket: Ticket,
 ): TicketNotice | undefined {
   const commit = row.commit ?? undefined;
   switch (row.state) {
     case 'pushed':
+      // An approval: the pull request it opened (and the bot branch), as Approvals words it.
+      if (row.pr_url) return { kind: 'fixed', ticket, ...(commit ? { commit } : {}), prUrl: row.pr_url, ...(row.branch ? { branch: row.branch } : {}) };
       return { kind: 'fixed', ticket, ...(commit ? { commit } : {}), ...(row.pushed_to ? { branch: row.pushed_to } : {}) };
     case 'awaiting_approval':
       return { kind: 'awaiting_approval', ticket, ...(commit ? { commit } : {}), ...(row.branch ? { branch: row.branch } : {}), ...(row.run_id ? { run: row.run_id } : {}) };

@@ -7,7 +7,7 @@
  */
 import { processGone, processIdentity } from '../process-identity.ts';
 import { OPEN_STATES, type TicketState } from '../types.ts';
-import { STOPPING_RUN, type RunRow } from './leases.ts';
+import { STOPPING_RUN, type RunNotice, type RunRow } from './leases.ts';
 import type { Store, TicketRow } from './store.ts';
 
 export type ApprovalStatus = 'running' | 'done' | 'conflict' | 'failed' | 'abandoned';
@@ -154,6 +154,8 @@ export function finishApproval(
   store: Store,
   approvalId: number,
   r: { status: 'done' | 'conflict' | 'failed'; message: string; commit?: string | null; prUrl?: string | null },
+  /** A fix that went out: what its run's reporters are told, kept with the run until they were (see RunNotice). */
+  notice?: RunNotice,
 ): TicketState {
   return store.tx(() => {
     const a = getApproval(store, approvalId);
@@ -167,6 +169,7 @@ export function finishApproval(
       // then that run decides its state.
       const live = store.stmt(`SELECT 1 FROM runs WHERE ticket_id = ? AND state = 'running'`).get(a.ticket_id);
       if (!live) store.stmt(`UPDATE tickets SET state = 'pushed', pushed_at = ?, updated_at = ? WHERE id = ?`).run(now, now, a.ticket_id);
+      if (notice) store.stmt('UPDATE runs SET notice = ? WHERE id = ?').run(JSON.stringify(notice), notice.run_id);
       store.audit(a.ticket_id, a.actor, 'approved', live ? `${r.message} (after the approval was given up; the ticket runs again)` : r.message);
     } else if (r.status === 'conflict') {
       store.stmt(`UPDATE tickets SET state = 'needs_human', updated_at = ? WHERE id = ? AND state = 'awaiting_approval'`).run(now, a.ticket_id);

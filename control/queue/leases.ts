@@ -29,6 +29,23 @@ export interface RunRow {
   folder_removed_at: string | null;
 }
 
+/**
+ * What a run's end tells its reporters (control/notify's noticeForRun reads it): written
+ * in the transaction that ends the run, cleared once the reporters' messages are in the
+ * outbox (or, in approval mode, once the auto-approval rules have had their say). One
+ * left set at start (a crash between the two) is acted on then: see pendingRunNotices.
+ */
+export interface RunNotice {
+  run_id: number;
+  state: string;
+  reason: string;
+  commit: string | null;
+  branch: string | null;
+  pushed_to: string | null;
+  /** An approval that opened a pull request. */
+  pr_url?: string | null;
+}
+
 export interface Claim {
   run: RunRow;
   ticket: TicketRow;
@@ -90,7 +107,7 @@ export function setRunProcess(store: Store, runId: number, fields: { pid?: numbe
 export function finishRun(
   store: Store,
   runId: number,
-  result: { ticketState: TicketState; outcome: string; reason: string },
+  result: { ticketState: TicketState; outcome: string; reason: string; notice?: RunNotice },
   /** The run was cancelled after it had pushed: what it did stands over the cancel. */
   opts: { overCancel?: boolean } = {},
 ): 'finished' | 'cancelled' | 'none' {
@@ -105,8 +122,8 @@ export function finishRun(
     }
     if (run.state !== 'running' && !(opts.overCancel && run.state === 'cancelled')) return 'none';
     store
-      .stmt(`UPDATE runs SET state = 'finished', outcome = ?, reason = ?, finished_at = ? WHERE id = ?`)
-      .run(result.outcome, result.reason, now, runId);
+      .stmt(`UPDATE runs SET state = 'finished', outcome = ?, reason = ?, finished_at = ?, notice = ? WHERE id = ?`)
+      .run(result.outcome, result.reason, now, result.notice ? JSON.stringify(result.notice) : null, runId);
     const pushedAt = result.ticketState === 'pushed' ? now : null;
     store
       .stmt('UPDATE tickets SET state = ?, pushed_at = COALESCE(?, pushed_at), updated_at = ? WHERE id = ?')
@@ -114,6 +131,22 @@ export function finishRun(
     store.audit(run.ticket_id, `worker-${run.worker_id}`, `run-${result.outcome}`, result.reason);
     return 'finished';
   });
+}
+
+/** Replace what a run's end has yet to tell (a better-worded reason); nothing once it was told. */
+export function setRunNotice(store: Store, runId: number, notice: RunNotice): void {
+  store.stmt('UPDATE runs SET notice = ? WHERE id = ? AND notice IS NOT NULL').run(JSON.stringify(notice), runId);
+}
+
+/** The run's reporters have been told (their messages are in the outbox) or need not be. */
+export function clearRunNotice(store: Store, runId: number): void {
+  store.stmt('UPDATE runs SET notice = NULL WHERE id = ? AND notice IS NOT NULL').run(runId);
+}
+
+/** Runs whose end has not been told yet (a crash came between the end and the telling), oldest first. */
+export function pendingRunNotices(store: Store): Array<{ notice: RunNotice; ticketId: number }> {
+  const rows = store.stmt('SELECT id, ticket_id, notice FROM runs WHERE notice IS NOT NULL ORDER BY id').all() as Array<{ id: number; ticket_id: number; notice: string }>;
+  return rows.map((r) => ({ notice: JSON.parse(r.notice) as RunNotice, ticketId: r.ticket_id }));
 }
 
 /**
@@ -138,9 +171,11 @@ export function reclaimRuns(
     for (const run of runs) {
       const ticketState: TicketState = run.attempt >= opts.maxAttempts ? 'failed' : 'queued';
       const reason = `${opts.reason} (attempt ${run.attempt} of ${opts.maxAttempts})`;
+      // A ticket that failed for good is news for its reporters (the caller words it better: setRunNotice).
+      const notice: RunNotice | null = ticketState === 'failed' ? { run_id: run.id, state: 'failed', reason, commit: null, branch: run.branch, pushed_to: null } : null;
       store
-        .stmt(`UPDATE runs SET state = 'lost', outcome = 'failed', reason = ?, finished_at = ? WHERE id = ?`)
-        .run(reason, now, run.id);
+        .stmt(`UPDATE runs SET state = 'lost', outcome = 'failed', reason = ?, finished_at = ?, notice = ? WHERE id = ?`)
+        .run(reason, now, notice ? JSON.stringify(notice) : null, run.id);
       store
         .stmt(`UPDATE tickets SET state = ?, updated_at = ? WHERE id = ? AND state = 'running'`)
         .run(ticketState, now, run.ticket_id);

@@ -180,6 +180,10 @@ const MIGRATIONS: string[] = [
   /* 9: how many times a tailed log file was truncated in place (copytruncate): part of its events' ids */ `
   ALTER TABLE watch_offsets ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
   `,
+  /* 10: what a run's end has yet to tell its reporters, written with the end (control/queue/leases.ts): a crash before they were told leaves it for the next start */ `
+  ALTER TABLE runs ADD COLUMN notice TEXT;
+  CREATE INDEX runs_notice ON runs(id) WHERE notice IS NOT NULL;
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -23,7 +23,8 @@ import { Intake } from '../../control/intake/index.ts';
 import { createLogger, silentLogger, type Logger } from '../../control/log.ts';
 import { noticeForRun, Notifier } from '../../control/notify/index.ts';
 import { slackMessage } from '../../control/notify/slack.ts';
-import { claimNext, finishRun, setRunProcess } from '../../control/queue/leases.ts';
+import { startServer } from '../../control/main.ts';
+import { claimNext, finishRun, pendingRunNotices, setRunProcess } from '../../control/queue/leases.ts';
 import { notificationsForTicket } from '../../control/queue/notifications.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createSlackTrigger, type SlackTrigger } from '../../control/triggers/slack.ts';
@@ -119,6 +120,9 @@ function captureLog(): { logger: Logger; lines: string[] } {
 const SHA = '3f786850e387550fdab836ed7e6dc881de23001b';
 
 const slackApi = new SlackApi();
+/** What was posted to a channel (and thread). */
+const postsTo = (channel: string, threadTs?: string) =>
+  slackApi.of('chat.postMessage').filter((c) => c.params.channel === channel && (threadTs === undefined || c.params.thread_ts === threadTs));
 const smtp = new TestSmtpServer({ user: SMTP_USER, pass: SMTP_PASS, refuseDomain: BOUNCING });
 let apiUrl: string;
 let smtpPort: number;
@@ -222,7 +226,9 @@ describe('email: the "fixed" reply goes out only after a successful push', () =>
     assert.deepEqual(d!.mail.to?.map((a) => a.address), ['xxx@gmail.com']);
     assert.equal(mailHeader(d!.mail, 'auto-submitted'), 'auto-replied');
     assert.match(d!.mail.text ?? '', /fixed and live: the fix is on staging, commit 3f78685 \(https:\/\/git\.shop\.test\/shop\/commit\/3f786850e387550fdab836ed7e6dc881de23001b\)/);
-    assert.match(d!.mail.text ?? '', new RegExp(`Ticket #${ticketId}: `));
+    assert.match(d!.mail.text ?? '', new RegExp(`Your report is tracked as ticket #${ticketId}\\.`));
+    // The ticket's title is the first report's words: never in a reply to a reporter.
+    assert.ok(!(d!.mail.text ?? '').includes(ticket.title), d!.mail.text);
 
     // Neither the address nor the SMTP password is ever logged.
     assert.ok(lines.some((l) => /"msg":"notified".*"via":"email"/.test(l)), lines.join('\n'));
@@ -379,6 +385,62 @@ describe('the outbox: nothing lost to a stop, nothing sent twice', () => {
   });
 });
 
+describe('a run whose end its reporters never heard of (a crash came between)', () => {
+  it('the next start tells them, once: a fix that landed, and a ticket the restart gave up on', async (t) => {
+    const home = tempDir(t, 'bugbot-notify-untold-');
+    const config = notifyConfig(home, { server: { port: 0 }, queue: { maxAttempts: 1 } });
+    const store = new Store(join(home, 'bugbot.db'));
+    const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
+    const app = createApp({ config, store, intake, logger: silentLogger });
+    const fileEmail = async () => {
+      const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket;
+    };
+    // A fix pushed, its end recorded, and the control plane killed before it told anyone:
+    // what finishRun leaves (the notice with the end, in one transaction), and nothing more.
+    const fixedId = await fileEmail();
+    const { address } = store.getTicket(fixedId)!.reporters[0] as { address: string };
+    store.addReporter(fixedId, { kind: 'slack', id: 'U0KATE', thread: 'C0SHOP09:1700000009.000900' });
+    const landed = claimNext(store, 1, null, 60)!;
+    const notice = { run_id: landed.run.id, state: 'pushed', reason: 'pushed to staging', commit: SHA, branch: `bot/ticket-${fixedId}`, pushed_to: 'staging' };
+    assert.equal(finishRun(store, landed.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging', notice }), 'finished');
+    // Another ticket's worker was at its last attempt when the control plane died.
+    const filedByHand = await app.request('/api/tickets', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Totals are wrong', message: 'RangeError: order total exceeds limit' }) });
+    assert.equal(filedByHand.status, 201);
+    const lostId = ((await filedByHand.json()) as { ticket: { id: number } }).ticket.id;
+    store.addReporter(lostId, { kind: 'slack', id: 'U0LEO', thread: 'C0SHOP10:1700000010.001000' });
+    const lostRun = claimNext(store, 1, null, 60)!;
+    assert.equal(lostRun.ticket.id, lostId);
+    store.close();
+
+    const mails = smtp.delivered.length;
+    const server = await startServer(config, silentLogger, () => undefined);
+    let stopped = false;
+    t.after(() => (stopped ? undefined : server.stop()));
+    const fixedPost = await waitFor(() => postsTo('C0SHOP09', '1700000009.000900').find((c) => c.params.text.startsWith('Fixed')), 10_000, 'the fixed reply');
+    assert.ok(fixedPost.params.text.includes(SHA.slice(0, 7)), fixedPost.params.text);
+    const mail = await waitFor(() => smtp.delivered.slice(mails).find((m) => m.rcptTo.includes(address)), 10_000, 'the fixed email');
+    assert.match(mail.mail.text ?? '', new RegExp(`fixed and live: the fix is on staging, commit ${SHA.slice(0, 7)}`));
+    const failedPost = await waitFor(() => postsTo('C0SHOP10', '1700000010.001000').find((c) => c.params.text.startsWith('Not fixed')), 10_000, 'the failure');
+    assert.match(failedPost.params.text, /the control plane restarted while the run was under way; attempt 1 of 1, giving up/);
+    await server.stop();
+    stopped = true;
+
+    // Told: nothing left to tell, and the start after sends nothing again.
+    const after = new Store(join(home, 'bugbot.db'));
+    assert.deepEqual(pendingRunNotices(after), []);
+    assert.equal(after.getTicket(lostRun.ticket.id)!.state, 'failed');
+    after.close();
+    const posts = slackApi.of('chat.postMessage').length;
+    const delivered = smtp.delivered.length;
+    const again = await startServer(config, silentLogger, () => undefined);
+    await again.stop();
+    assert.equal(slackApi.of('chat.postMessage').length, posts, 'no thread told twice');
+    assert.equal(smtp.delivered.length, delivered, 'no second email');
+  });
+});
+
 describe('Slack: thread replies and Approve / Skip buttons', () => {
   let home: string;
   let config: BugbotConfig;
@@ -491,9 +553,6 @@ describe('Slack: thread replies and Approve / Skip buttons', () => {
     git(repo, 'checkout', '--quiet', 'main');
     return { branch, commit };
   }
-
-  const postsTo = (channel: string, threadTs?: string) =>
-    slackApi.of('chat.postMessage').filter((c) => c.params.channel === channel && (threadTs === undefined || c.params.thread_ts === threadTs));
 
   /** The approval request posted in a thread, and a block_actions click on one of its buttons. */
   async function approvalRequest(ticketId: number, channel: string, threadTs: string) {
