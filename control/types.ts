@@ -19,6 +19,8 @@ export interface Reporter {
   address?: string;
   /** Email subject, kept for threading the reply. */
   subject?: string;
+  /** Email from a program (Auto-Submitted, Precedence: bulk/list/junk, List-Id): never answered (RFC 3834 §2). */
+  automatic?: true;
 }
 
 /** One occurrence (or a batch of them) of something that may be a bug. */

@@ -1,6 +1,6 @@
 /**
  * Redaction of a whole TriggerEvent: every free-text field, the service, every label (its
- * name and its value) and the email subject kept for the reply.
+ * name and its value); the email subject kept for the reply only when it has nothing to redact.
  */
 import type { Redactor } from '../../lib/redact.ts';
 import type { TriggerEvent } from '../types.ts';
@@ -12,6 +12,13 @@ export function redactEvent(r: Redactor, e: TriggerEvent): TriggerEvent {
   if (e.service !== undefined) out.service = r.text(e.service);
   if (e.stack !== undefined) out.stack = r.text(e.stack);
   if (e.route !== undefined) out.route = r.text(e.route);
-  if (e.reporter?.subject !== undefined) out.reporter = { ...e.reporter, subject: r.text(e.reporter.subject) };
+  if (e.reporter?.subject !== undefined) {
+    // The subject is kept only to thread the reply under the sender's message (mail clients
+    // match subjects). One that redaction would change is not kept: a reply titled
+    // "Re: Invoice [REDACTED:card]" threads nowhere and shows the sender their own words
+    // mangled; the reply gets a neutral subject instead.
+    const { subject, ...reporter } = e.reporter;
+    out.reporter = r.text(subject) === subject ? e.reporter : reporter;
+  }
   return out;
 }

@@ -39,12 +39,14 @@ export function replySubject(subject: string | undefined, fallback: string): str
 
 /**
  * The "fixed and live" reply to an email reporter; undefined for any other notice (a
- * reporter hears by email only once the fix is pushed) or without an address.
+ * reporter hears by email only once the fix is pushed), without an address to answer,
+ * or for mail a program sent.
  */
 export function fixedReply(notice: TicketNotice, reporter: Reporter, opts: MessageOptions & { from: string }): MailReply | undefined {
-  if (notice.kind !== 'fixed' || reporter.kind !== 'email') return undefined;
-  const to = reporter.address ?? reporter.id;
-  if (!to.includes('@')) return undefined;
+  if (notice.kind !== 'fixed' || reporter.kind !== 'email' || reporter.automatic) return undefined;
+  // Only the address intake found safe to answer (the trigger leaves it out otherwise).
+  const to = reporter.address;
+  if (!to?.includes('@')) return undefined;
   const t = notice.ticket;
   const ref = commitRef(notice.commit, opts.commitUrl);
   const commit = ref ? `commit ${ref.short}${ref.url ? ` (${ref.url})` : ''}` : undefined;
@@ -56,7 +58,9 @@ export function fixedReply(notice: TicketNotice, reporter: Reporter, opts: Messa
       ? `The problem you reported is fixed: the fix has been pushed and is in a pull request, ${pr}${commit ? ` (${commit})` : ''}.`
       : `The problem you reported is fixed and live: the fix is on ${opts.stagingBranch}${commit ? `, ${commit}` : ''}.`,
     '',
-    `Ticket #${t.id}: ${t.title}`,
+    // The ticket's number only: its title is the first report's subject, and a report
+    // merged into it may come from someone else (a customer must not read another's words).
+    `Your report is tracked as ticket #${t.id}.`,
     '',
     'Thank you for the report.',
     '',

@@ -73,7 +73,8 @@ export function parseMailgunForm(fields: Record<string, string>): TriggerEvent {
   const from = mailboxOf(fields['from'] ?? header('from'));
   return buildEvent({
     senderId: sender,
-    replyAddress: mailboxOf(header('reply-to')) ?? from ?? sender,
+    replyAddress: replyAddress([mailboxOf(header('reply-to')), from, sender]),
+    automatic: isAutomatic(header),
     subject: fields['subject'] ?? header('subject') ?? '',
     message,
     messageId: header('message-id'),
@@ -120,9 +121,12 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
 
   const messageId = email.messageId?.trim() || undefined;
   const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
+  const headers = new Map<string, string>();
+  for (const h of email.headers) if (!headers.has(h.key.toLowerCase())) headers.set(h.key.toLowerCase(), h.value);
   return buildEvent({
     senderId: from,
-    replyAddress: addressOf(email.replyTo?.[0]) ?? from,
+    replyAddress: replyAddress([addressOf(email.replyTo?.[0]), from]),
+    automatic: isAutomatic((name) => headers.get(name)),
     subject: email.subject ?? '',
     message,
     messageId,
@@ -173,6 +177,29 @@ function addressOf(address: Address | undefined): string | undefined {
   return addr && /^[^\s@]+@[^\s@]+$/.test(addr) ? addr : undefined;
 }
 
+/**
+ * Where a reply may go: the first candidate that is a plain address (RFC 5322 dot-atom
+ * parts). A quoted local part ("x,victim"@corp.test) comes out of the parsers without its
+ * quotes, and a mailer reading that back may split it into other recipients: such a
+ * sender gets no reply rather than a reply somewhere else.
+ */
+function replyAddress(candidates: Array<string | undefined>): string | undefined {
+  return candidates.find((a) => a !== undefined && PLAIN_ADDRESS.test(a));
+}
+const PLAIN_ADDRESS = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/;
+
+/**
+ * Mail a program sent (RFC 3834 §2: Auto-Submitted other than "no"; Precedence bulk, list
+ * or junk; a mailing list's List-Id): filed like any report, never answered, so a reply
+ * cannot start a loop with an autoresponder or go to a whole list.
+ */
+function isAutomatic(header: (name: string) => string | undefined): boolean {
+  const submitted = header('auto-submitted')?.trim().toLowerCase();
+  if (submitted && !/^no\b/.test(submitted)) return true;
+  if (/^\s*(bulk|list|junk)\b/i.test(header('precedence') ?? '')) return true;
+  return header('list-id') !== undefined;
+}
+
 /** One line, reply/forward prefixes dropped ("Re: Fwd: AW:" …), at most MAX_TITLE characters. */
 function titleOf(subject: string): string {
   const line = subject
@@ -193,7 +220,8 @@ function seenAt(date: string | undefined): string {
 
 function buildEvent(p: {
   senderId: string;
-  replyAddress: string;
+  replyAddress: string | undefined;
+  automatic: boolean;
   subject: string;
   message: string;
   messageId: string | undefined;
@@ -215,9 +243,10 @@ function buildEvent(p: {
     reporter: {
       kind: 'email',
       id: p.senderId,
-      address: p.replyAddress,
+      ...(p.replyAddress ? { address: p.replyAddress } : {}),
       ...(p.messageId ? { thread: p.messageId } : {}),
       ...(subject ? { subject } : {}),
+      ...(p.automatic ? { automatic: true as const } : {}),
     },
     human: true,
     sourceEventId: p.sourceEventId,

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpError } from '../../control/http-error.ts';
+import { fixedReply } from '../../control/notify/email.ts';
 import { parseMailgunForm, parseRawEmail, verifyMailgunSignature } from '../../control/triggers/email.ts';
 import { htmlToText, stripQuotedReply } from '../../control/triggers/email-text.ts';
 
@@ -161,6 +162,33 @@ describe('parseMailgunForm', () => {
     assert.equal(event.reporter?.id, 'james@opennorth.ca');
   });
 
+  it('files mail a program sent (RFC 3834) like any report, marked never to be answered', () => {
+    for (const extra of [['Auto-Submitted', 'auto-replied'], ['Auto-Submitted', 'auto-generated; type=alert'], ['Precedence', 'bulk'], ['Precedence', 'list'], ['List-Id', 'Shop users <users.shop.test>']]) {
+      const form = routeForm();
+      const headers = JSON.parse(form['message-headers']!) as [string, string][];
+      headers.push(extra as [string, string]);
+      form['message-headers'] = JSON.stringify(headers);
+      const event = parseMailgunForm(form);
+      assert.equal(event.reporter?.automatic, true, extra.join(': '));
+      assert.equal(event.title, 'Test', 'still filed');
+    }
+    const form = routeForm();
+    const headers = JSON.parse(form['message-headers']!) as [string, string][];
+    headers.push(['Auto-Submitted', 'no']);
+    form['message-headers'] = JSON.stringify(headers);
+    assert.equal(parseMailgunForm(form).reporter?.automatic, undefined, 'Auto-Submitted: no is a person');
+    assert.equal(parseMailgunForm(routeForm()).reporter?.automatic, undefined);
+  });
+
+  it('answers only a plain address: a quoted local part (which a mailer could split) gets no reply address', () => {
+    const form = routeForm();
+    const headers = JSON.parse(form['message-headers']!) as [string, string][];
+    headers.push(['Reply-To', '"x,victim1"@corp.test']);
+    form['message-headers'] = JSON.stringify(headers);
+    // The Reply-To is no plain address: the reply goes to From instead.
+    assert.equal(parseMailgunForm(form).reporter?.address, 'james@opennorth.ca');
+  });
+
   it('rejects a missing or empty sender with 400 naming it', () => {
     for (const sender of [undefined, '', 'not an address']) {
       const form = routeForm();
@@ -220,6 +248,32 @@ describe('parseRawEmail', () => {
       human: true,
       sourceEventId: messageId,
     });
+  });
+
+  it('marks an autoresponder or a mailing list message as never to be answered', async () => {
+    const raw = fixture('reply_gmail_quoted.eml').toString('latin1');
+    for (const header of ['Auto-Submitted: auto-replied', 'Precedence: junk', 'List-Id: <dev.lists.shop.test>']) {
+      const event = await parseRawEmail(`${header}\r\n${raw}`);
+      assert.equal(event.reporter?.automatic, true, header);
+    }
+    assert.equal((await parseRawEmail(raw)).reporter?.automatic, undefined);
+  });
+
+  it('the "fixed" reply skips mail a program sent and a reporter with no address to answer', async () => {
+    const ticket = { id: 7, title: 'Checkout fails', reporters: [] } as unknown as Parameters<typeof fixedReply>[0]['ticket'];
+    const opts = { stagingBranch: 'staging', buttons: false, from: 'bugbot@shop.test' };
+    const person = { kind: 'email' as const, id: 'a@shop.test', address: 'a@shop.test', subject: 'Checkout fails' };
+    assert.equal(fixedReply({ kind: 'fixed', ticket }, person, opts)?.to, 'a@shop.test');
+    assert.equal(fixedReply({ kind: 'fixed', ticket }, { ...person, automatic: true }, opts), undefined);
+    const { address: _none, ...unanswerable } = person;
+    assert.equal(fixedReply({ kind: 'fixed', ticket }, unanswerable, opts), undefined);
+  });
+
+  it('a sender whose address has a quoted local part is filed, with no address to answer', async () => {
+    const raw = fixture('reply_gmail_quoted.eml').toString('latin1').replace(/^From: .*$/m, 'From: "x,victim1"@corp.test');
+    const event = await parseRawEmail(raw);
+    assert.equal(event.reporter?.id, 'x,victim1@corp.test', 'the parser drops the quotes');
+    assert.equal(event.reporter?.address, undefined, 'so no reply goes to what a mailer would read as two addresses');
   });
 
   it('Outlook reply: keeps "Hello"; no Message-ID or Date, so sha256 id and now', async () => {

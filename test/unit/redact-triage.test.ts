@@ -55,6 +55,11 @@ test('an event is redacted in every field that is stored: the service, label nam
   for (const leaked of [/S3cretPw/, /hunter2/, /abcdef123456/, /ZXhhbXBsZWtleQ/]) assert.doesNotMatch(out, leaked, out);
   assert.equal(redactEvent(r, e).reporter?.address, 'a@example.com', 'the reply address is kept: the reply goes there');
   assert.equal(redactEvent(r, { ...e, service: 'checkout-api' }).service, 'checkout-api');
+  // The subject is kept only to title the reply: one redaction would change is dropped
+  // (a reply titled "Re: … [REDACTED]" threads nowhere), a clean one is kept as it is.
+  assert.equal(redactEvent(r, e).reporter?.subject, undefined);
+  assert.equal(redactEvent(r, { ...e, reporter: { ...e.reporter!, subject: 'Invoice 4111 1111 1111 1111 shows twice' } }).reporter?.subject, undefined);
+  assert.equal(redactEvent(r, { ...e, reporter: { ...e.reporter!, subject: 'Checkout fails on step 2' } }).reporter?.subject, 'Checkout fails on step 2');
 });
 
 test("the config's secret values are masked wherever they appear; user names and short values are not", () => {
