@@ -26,6 +26,9 @@ const CHROMIUM_ARGS = [
   '--no-first-run',
   // QUIC is UDP and would not go through the guard proxy.
   '--disable-quic',
+  // Nor would WebRTC: a page's RTCPeerConnection sends STUN over UDP to any host (and
+  // resolves a STUN server's name over DNS, a channel of its own). Only proxied traffic.
+  '--webrtc-ip-handling-policy=disable_non_proxied_udp',
   '--disable-gpu',
 ];
 

