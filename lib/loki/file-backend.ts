@@ -98,7 +98,9 @@ function compile(q: LogQuery, redact: (s: string) => string): Predicate {
     if (m.op === '!=') return (f) => value(f) !== m.value;
     const re = jsRegex(m.value, true);
     if (!re) {
-      throw new LokiError(`regex ${JSON.stringify(m.value)} for ${m.name} is not valid JavaScript regex syntax, which the file backend needs`);
+      throw new LokiError(
+        `regex ${JSON.stringify(m.value)} for ${m.name} is not one the file backend can run: it needs RE2-style syntax that runs in linear time (no backreferences or lookaround)`,
+      );
     }
     return m.op === '=~' ? (f) => re.test(value(f)) : (f) => !re.test(value(f));
   });

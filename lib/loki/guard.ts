@@ -4,7 +4,7 @@
  * forgotten limit must never turn into Loki's default scan of the whole retention. It
  * may not look inside lines either (raw-logql.ts): Loki would do so before redaction.
  */
-import { RAW_LOGQL_ALLOWED, refusedConstructs } from './raw-logql.ts';
+import { RAW_LOGQL_ALLOWED, rangeMs, refusedConstructs } from './raw-logql.ts';
 import { formatDuration } from './time-range.ts';
 import { LokiError } from './types.ts';
 
@@ -25,6 +25,9 @@ export function checkRawLogQL(req: RawQueryRequest, bounds: { maxLines: number; 
   if (!/\{[^}]*\}/.test(req.logql)) problems.push('raw LogQL must contain a stream selector such as {service_name="api"}');
   const refused = refusedLogQL(req.logql);
   if (refused) problems.push(refused);
+  // A range vector looks back from each step by its own length: time_range alone does not bound it.
+  const tooLong = refusedConstructs(req.logql).ranges.filter((r) => !(rangeMs(r) <= bounds.maxRangeHours * 3_600_000));
+  if (tooLong.length) problems.push(`the range${tooLong.length > 1 ? 's' : ''} ${listed(tooLong.map((r) => `\`${r.replace(/\s+/g, '')}\``))} look${tooLong.length > 1 ? '' : 's'} back further than ${range} (mcp.loki.maxRangeHours)`);
   if (req.alsoGiven.length) problems.push(`give either logql or ${req.alsoGiven.join('/')}, not both`);
   if (problems.length) throw new LokiError(problems.join('; '));
 }

@@ -53,7 +53,7 @@ export function createHttpBackend(opts: HttpBackendOptions): Backend {
       direction: q.direction,
     });
     const body = await get(`${base}/loki/api/v1/query_range?${params}`, headers, opts, signal);
-    return parse(body, logql, q.limit);
+    return parse(body, logql, q.limit, opts.redact);
   };
   return {
     kind: 'http',
@@ -78,7 +78,8 @@ async function get(url: string, headers: Record<string, string>, opts: HttpBacke
     throw new LokiError(`${where} is unreachable (${cause?.code ?? cause?.message ?? (err as Error).message}): check mcp.loki.url and that Loki is running`);
   }
   const text = await readCapped(res);
-  if (!res.ok) throw new LokiError(httpProblem(res.status, opts.redact(text.trim().slice(0, 500)), where));
+  // Redacted whole, then cut: a secret cut in half first could slip past its pattern.
+  if (!res.ok) throw new LokiError(httpProblem(res.status, opts.redact(text.trim()).slice(0, 500), where));
   return text;
 }
 
@@ -89,7 +90,7 @@ async function readCapped(res: Response): Promise<string> {
   for await (const chunk of res.body) {
     size += chunk.byteLength;
     if (size > MAX_RESPONSE_BYTES) {
-      await res.body.cancel();
+      // Leaving the loop cancels the body (the stream is locked to it until then).
       throw new LokiError(`Loki's answer exceeded ${MAX_RESPONSE_BYTES} bytes: narrow the query or lower limit`);
     }
     chunks.push(Buffer.from(chunk));
@@ -107,12 +108,13 @@ function httpProblem(status: number, body: string, where: string): string {
   return `${where} answered ${status}${said}`;
 }
 
-function parse(text: string, logql: string, limit: number): BackendResult {
+function parse(text: string, logql: string, limit: number, redact: (s: string) => string): BackendResult {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    throw new LokiError(`Loki's answer is not JSON (is mcp.loki.url the Loki API root?): ${text.slice(0, 200)}`);
+    // A proxy's or gateway's page, say: as redacted as any other text Loki's side sends.
+    throw new LokiError(`Loki's answer is not JSON (is mcp.loki.url the Loki API root?): ${redact(text).slice(0, 200)}`);
   }
   const res = responseSchema.safeParse(json);
   if (!res.success) throw new LokiError(`Loki's answer is not a query_range response: ${z.prettifyError(res.error)}`);

@@ -3,6 +3,7 @@
  * lexer unquotes double-quoted strings with Go's rules), so a quote, a backslash or a
  * newline in a value can never end the string and inject query syntax.
  */
+import { setFlagsFromString } from 'node:v8';
 import { LokiError, type LabelMatcher, type LogQuery, type MatchOp } from './types.ts';
 
 const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -90,10 +91,22 @@ export function pipeline(q: LogQuery): string {
 export function jsRegex(pattern: string, anchored: boolean): RegExp | undefined {
   const ci = pattern.startsWith('(?i)');
   const body = ci ? pattern.slice(4) : pattern;
+  // The agent writes these patterns, and they run over every line a query reads: compiled
+  // for V8's linear-time engine, as Loki's RE2 runs them, so no pattern can backtrack for
+  // ever (`(.*)*x`). What that engine cannot run (backreferences, lookaround) RE2 refuses too.
+  enableLinearRegExps();
   try {
-    return new RegExp(anchored ? `^(?:${body})$` : body, ci ? 'i' : '');
+    return new RegExp(anchored ? `^(?:${body})$` : body, ci ? 'il' : 'l');
   } catch {
     return undefined;
   }
+}
+
+let linear = false;
+/** V8's linear-time regexp engine (the `l` flag) is behind a flag; set once, before the first such pattern. */
+function enableLinearRegExps(): void {
+  if (linear) return;
+  setFlagsFromString('--enable-experimental-regexp-engine');
+  linear = true;
 }
 

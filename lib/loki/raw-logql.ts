@@ -34,6 +34,15 @@ function at(re: RegExp, s: string, i: number): string | undefined {
   return re.exec(s)?.[0];
 }
 
+const RANGE_UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
+
+/** How far back a range vector such as `[1h30m]` looks, in milliseconds. */
+export function rangeMs(range: string): number {
+  let ms = 0;
+  for (const m of range.matchAll(/(\d+)(ms|[smhdwy])/g)) ms += Number(m[1]) * RANGE_UNIT_MS[m[2]!]!;
+  return ms;
+}
+
 /** The index just past a `{...}` selector of label matchers starting at `i`, or -1. */
 function selectorEnd(s: string, i: number): number {
   let j = i + 1;
@@ -51,10 +60,12 @@ function selectorEnd(s: string, i: number): number {
  * The constructs of `logql` that raw LogQL may not use, each named once, in order
  * (`| line_format`, the line filter `|=`, `label_replace`, ...); empty when allowed.
  */
-export function refusedConstructs(logql: string): { stages: string[]; filters: string[]; other: string[] } {
+export function refusedConstructs(logql: string): { stages: string[]; filters: string[]; other: string[]; ranges: string[] } {
   const stages = new Set<string>();
   const filters = new Set<string>();
   const other = new Set<string>();
+  /** Range vectors (`[5m]`): how far back each looks is bounded by the caller. */
+  const ranges: string[] = [];
   let inPipeline = false;
   let groupNext = false;
   let inGroup = false;
@@ -107,7 +118,9 @@ export function refusedConstructs(logql: string): { stages: string[]; filters: s
       inGroup = false;
       i++;
     } else {
-      const token = ch === ',' ? ch : (at(RANGE, logql, i) ?? at(NUMBER, logql, i) ?? at(OPERATOR, logql, i));
+      const range = ch === '[' ? at(RANGE, logql, i) : undefined;
+      if (range !== undefined) ranges.push(range);
+      const token = ch === ',' ? ch : (range ?? at(NUMBER, logql, i) ?? at(OPERATOR, logql, i));
       if (token === undefined) {
         // After a refused stage its arguments (label filters, templates) are not worth naming too.
         if (!inPipeline) other.add(`\`${ch}\``);
@@ -117,5 +130,5 @@ export function refusedConstructs(logql: string): { stages: string[]; filters: s
       }
     }
   }
-  return { stages: [...stages], filters: [...filters], other: [...other] };
+  return { stages: [...stages], filters: [...filters], other: [...other], ranges };
 }

@@ -52,6 +52,8 @@ export function resolveTimeRange(
 
 function boundRange(range: TimeRange, maxRangeHours: number): TimeRange {
   const span = range.end.getTime() - range.start.getTime();
+  // A duration so long its start is no date at all.
+  if (!Number.isFinite(span)) throw new LokiError(`time_range is longer than the ${formatDuration(maxRangeHours * 3_600_000)} allowed: ${HINT}`);
   if (span <= 0) {
     throw new LokiError(`time_range start (${range.start.toISOString()}) must be before its end (${range.end.toISOString()})`);
   }

@@ -288,6 +288,29 @@ describe('loki MCP server, HTTP backend', () => {
     assert.match(windowed.text, /\[note: only the newest 3 lines of the range were searched \(mcp\.loki\.scanLines\)\]/);
   });
 
+  // Review findings: a gateway's HTML page came back unredacted; an answer over the size
+  // cap failed with "ReadableStream is locked" instead of saying so.
+  test("Loki's side's text is redacted whatever its shape, and an oversized answer says so", async (t) => {
+    const page = '<html>gateway debug: password=hunter2 Authorization: Bearer abcdefghijklmnop</html>';
+    const huge = 'x'.repeat(33 * 1024 * 1024);
+    let answer: { status: number; body: string } = { status: 200, body: page };
+    const loki = await fakeLoki(t, () => answer);
+    const { call } = await startServer(t, { url: loki.url });
+    const notJson = await call('loki_query', { labels: { job: 'api' } });
+    assert.equal(notJson.isError, true);
+    assert.match(notJson.text, /Loki's answer is not JSON \(is mcp\.loki\.url the Loki API root\?\)/);
+    for (const secret of ['hunter2', 'abcdefghijklmnop']) assert.ok(!notJson.text.includes(secret), notJson.text);
+    // The error text is cut at 500 characters: in the middle of this token.
+    answer = { status: 500, body: `${'e'.repeat(470)} Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123456789` };
+    const cut = await call('loki_query', { labels: { job: 'api' } });
+    assert.match(cut.text, /answered 500: e+/);
+    assert.ok(!cut.text.includes('abcdefg'), `redacted before it is cut: ${cut.text.slice(-80)}`);
+    answer = { status: 200, body: huge };
+    const big = await call('loki_query', { labels: { job: 'api' } });
+    assert.equal(big.isError, true);
+    assert.match(big.text, /Loki's answer exceeded 33554432 bytes: narrow the query or lower limit/);
+  });
+
   test('an unreachable Loki is a clear isError and the server keeps serving', async (t) => {
     const port = await freePort();
     const { client, call } = await startServer(t, { url: `http://127.0.0.1:${port}` });
@@ -392,6 +415,29 @@ describe('loki MCP server, file backend', () => {
     assert.equal(await count({ labels: { ...web, authorization: { op: '!~', value: 'Bearer a.*' } } }), 5);
     assert.equal(await count({ labels: { ...web, msg: { op: '=~', value: 'POST /login.*' } } }), 1);
     assert.equal(await count({ labels: { ...web, authorization: { op: '=~', value: '.+' } } }), 1);
+  });
+
+  // Review finding: a pattern that backtracks for ever ((.*)*x over a line of 40 "a"s)
+  // held the file backend's only thread, and every session of the ticket with it.
+  test('label regexes run in linear time, as Loki runs them; what needs backtracking is refused, naming why', async (t) => {
+    const dir = tempDir(t, 'bugbot-loki-redos-');
+    const file = join(dir, 'app.log');
+    writeFileSync(file, [0, 1, 2].map((i) => line({ time: `2025-03-01T10:0${i}:00.000Z`, service: 'web', msg: 'a'.repeat(40 + i) })).join('\n') + '\n');
+    const { client } = await startServer(t, { files: [file] });
+    const range = { start: '2025-03-01T09:00:00Z', end: '2025-03-01T11:00:00Z' };
+    const query = async (value: string) => {
+      const r = await client.callTool({ name: 'loki_query', arguments: { labels: { service: 'web', msg: { op: '=~', value } }, time_range: range } }, undefined, { timeout: 15_000 });
+      return { text: (r.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('\n'), isError: r.isError === true };
+    };
+    for (const evil of ['(.*)*x', '(a|aa)*b', '(a*)*b']) {
+      const r = await query(evil);
+      assert.equal(r.isError, false, r.text);
+      assert.match(r.text, /^0 lines from log file /, evil);
+    }
+    assert.match((await query("(a+)+")).text, /^3 lines from log file /);
+    const backref = await query('(a)\\1.*');
+    assert.equal(backref.isError, true);
+    assert.match(backref.text, /not one the file backend can run: it needs RE2-style syntax that runs in linear time \(no backreferences or lookaround\)/);
   });
 
   test('results hitting the line and byte caps say they were truncated', async (t) => {

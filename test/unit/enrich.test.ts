@@ -72,6 +72,18 @@ describe('time ranges and the raw LogQL guard', () => {
       () => resolveTimeRange({ start: '2025-03-01T10:00:00Z', end: '2025-03-01T09:00:00Z' }, { now, maxRangeHours: 24 }),
       /must be before its end/,
     );
+    // A duration too long to be a date: refused like any other too long, not a NaN further on.
+    assert.throws(() => resolveTimeRange('100000000000000d', { now, maxRangeHours: 24 }), /^LokiError: time_range is longer than the 24h allowed: use a duration like/);
+  });
+
+  test("raw LogQL's range vectors look back no further than maxRangeHours", () => {
+    const bounds = { maxLines: 200, maxRangeHours: 24 };
+    const check = (logql: string) => () => checkRawLogQL({ logql, hasTimeRange: true, limit: 5, alsoGiven: [] }, bounds);
+    assert.doesNotThrow(check('sum(count_over_time({app="x"}[24h]))'));
+    assert.doesNotThrow(check('rate({app="x"}[1h30m]) / rate({app="y"}[23h59m60s])'));
+    assert.doesNotThrow(check('{app="x[365d]"}'), 'a label value is not a range');
+    assert.throws(check('sum(count_over_time({app="x"}[365d]))'), /the range `\[365d\]` looks back further than 24h \(mcp\.loki\.maxRangeHours\)/);
+    assert.throws(check('rate({app="x"}[2w]) + rate({app="x"}[ 1d1ms ])'), /the ranges `\[2w\]` and `\[1d1ms\]` look back further than 24h/);
   });
 
   test('raw LogQL needs a range, a limit and a stream selector', () => {
