@@ -55,10 +55,14 @@ function builtinRules(hash: (v: string) => string): Rule[] {
       replace: (_m, scheme: string) => `${scheme} [REDACTED]`,
     },
     {
-      // password=..., "api_key": "...", secret: ..., token=... (value up to a delimiter)
+      // password=..., "api_key": "...", secret: ..., token=..., "credentials": {...}. A
+      // quoted value is taken to its closing quote (spaces, commas and all), an object or
+      // array to its first closing bracket, anything else up to a delimiter. Each part is
+      // taken whole (a lookahead's capture), so an unclosed quote costs one pass, not one
+      // per candidate key.
       name: 'secret-pair',
-      re: /(?<![\w-])(?=[\w-]*?(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|access[_-]?key|auth|credential|session[_-]?id|cookie))(?=([\w-]+))\1(["']?\s*[:=]\s*["']?)([^\s"',;&}]+)/gi,
-      replace: (_m, key: string, sep: string) => `${key}${sep}[REDACTED]`,
+      re: /(?<![\w-])(?=[\w-]*?(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|access[_-]?key|auth|credential|session[_-]?id|cookie))(?=([\w-]+))\1(["']?\s*[:=]\s*)(?:(")(?=((?:[^"\\\r\n]|\\.)*))\4"?|(')(?=((?:[^'\\\r\n]|\\.)*))\6'?|[{[](?=([^{}[\]\r\n]*))\7[}\]]?|(?=([^\s"',;&}]+))\8)/gi,
+      replace: (_m, key: string, sep: string, dq?: string, _d?: string, sq?: string) => `${key}${sep}${dq ?? sq ?? ''}[REDACTED]${dq ?? sq ?? ''}`,
     },
     {
       name: 'card-number',

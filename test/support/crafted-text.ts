@@ -19,6 +19,11 @@ export const CRAFTED_FOR_REDACTION = [
   'user' + ' '.repeat(N) + 'x',
   ('user ' + 'a'.repeat(50) + ' ').repeat(N / 56),
   'password ='.repeat(N / 10),
+  // Quoted and bracketed values are taken to their end: unclosed ones, once each.
+  'password="'.repeat(N / 10),
+  "token='".repeat(N / 7),
+  'secret={'.repeat(N / 8),
+  'auth=['.repeat(N / 6),
 ];
 
 export const CRAFTED_STACK = `Error: x\n    at ${'a ('.repeat(130_000)}\rx\n    at handler (/app/src/pets.js:12:5)`;

@@ -24,6 +24,14 @@ test('redaction masks secrets of every common shape', () => {
     ['-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----', /MIIEow/],
     ['mail from Jane.Doe@Example.com bounced', /Jane\.Doe/],
     ['user_id=48213 failed', /48213/],
+    // Review finding (Loki MCP): a quoted value was masked only up to its first space, comma
+    // or semicolon, and an object under a secret's key only at its first character.
+    ['{"password":"correct horse battery staple"}', /horse|battery|staple/],
+    ['"password":"p@ss,word;42"', /p@ss|,word|;42/],
+    ['{"credentials":{"user":"bob","pw":"hunter2"}}', /hunter2|bob/],
+    ["secret='a b c' next", /'a|b c/],
+    ['api_key: "x\\"y z" after', /y z/],
+    ['password="never closed, the rest of the line goes', /never|closed|rest/],
   ];
   for (const [input, leaked] of cases) {
     const out = r.text(input);
@@ -33,6 +41,8 @@ test('redaction masks secrets of every common shape', () => {
   assert.notEqual(createRedactor({ salt: 'other' }).text('jane@example.com'), r.text('jane@example.com'));
   assert.equal(r.text('order 1234 shipped in 5 days'), 'order 1234 shipped in 5 days', 'ordinary text is untouched');
   assert.equal(r.text('card 4111 1111 1111 1111 declined'), 'card [REDACTED:card] declined', 'the text around a card number stays as it was');
+  // A JSON line stays JSON, and what follows a masked value is still there.
+  assert.equal(r.text('{"password":"a b","credentials":{"k":"v"},"user":"x"}'), '{"password":"[REDACTED]","credentials":[REDACTED],"user":"x"}');
 });
 
 test('an event is redacted in every field that is stored: the service, label names and values, the email subject', () => {
