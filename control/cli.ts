@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, configuredRedactor, loadConfig, secretNames, servingProblems, servingWarnings, type BugbotConfig, type ConfigFile } from './config.ts';
 import { HttpError } from './http-error.ts';
@@ -114,10 +114,12 @@ export function buildProgram(): Command {
     .option('-o, --output <path>', 'where to write it', 'bugbot.config.json')
     .option('-f, --force', 'overwrite an existing file')
     .option('--target <path>', 'write a starter docs/ and CLAUDE.md auto-load table into this repository instead')
-    .action((o: { output: string; force?: boolean; target?: string }) => {
+    .action((o: { output: string; force?: boolean; target?: string }, cmd: Command) => {
       if (o.target) {
         const dir = resolve(o.target);
-        if (!existsSync(dir)) fail(`${dir} does not exist`, 2);
+        if (!existsSync(dir)) fail(`--target ${dir} does not exist`, 2);
+        if (!statSync(dir).isDirectory()) fail(`--target ${dir} is not a directory (give the repository's folder)`, 2);
+        if (cmd.getOptionValueSource('output') === 'cli') fail('--output writes a config file; with --target, starter docs go into the repository: give one or the other', 2);
         const r = initTargetDocs(dir);
         for (const w of r.written) process.stdout.write(`wrote ${w}\n`);
         for (const k of r.kept) process.stdout.write(`kept ${k.path}: ${k.reason}\n`);
@@ -125,6 +127,7 @@ export function buildProgram(): Command {
       }
       const out = resolve(o.output);
       if (existsSync(out) && !o.force) fail(`${out} already exists (use --force to overwrite)`, 2);
+      if (!existsSync(dirname(out))) fail(`--output ${out}: folder ${dirname(out)} does not exist`, 2);
       writeFileSync(out, STARTER_CONFIG);
       // bugbot start finds ./bugbot.config.json by itself; any other file is named.
       const start = out === resolve('bugbot.config.json') ? 'npx bugbot start' : `npx bugbot --config ${JSON.stringify(o.output)} start`;
@@ -152,9 +155,11 @@ export function buildProgram(): Command {
           process.stderr.write(`line ${lineNo}: ${(err as Error).message}\n`);
           continue;
         }
-        const fp = fingerprintEvent(redactEvent(redactor, ev), { frames: config.intake.stackFrames });
+        const redacted = redactEvent(redactor, ev);
+        const fp = fingerprintEvent(redacted, { frames: config.intake.stackFrames });
         if (!o.explain) {
-          process.stdout.write(`${fp.fingerprint}\t${ev.title}\n`);
+          // As intake would store it: redacted.
+          process.stdout.write(`${fp.fingerprint}\t${redacted.title}\n`);
           continue;
         }
         const p = fp.parts;
@@ -220,19 +225,17 @@ export function buildProgram(): Command {
     .option('--by <name>', 'who is filing it')
     .action((o: { title: string; message?: string; service?: string; route?: string; stackFile?: string; by?: string }, cmd: Command) => {
       const config = load(cmd);
+      // Everything checked before the home is opened (or made): a mistake leaves nothing behind.
+      let stack: string | undefined;
+      if (o.stackFile) {
+        const path = resolve(o.stackFile);
+        if (!existsSync(path)) fail(`--stack-file ${path} does not exist`, 2);
+        if (!statSync(path).isFile()) fail(`--stack-file ${path} is not a file`, 2);
+        stack = readFileSync(path, 'utf8');
+      }
+      const ev = parseManual({ title: o.title, message: o.message, service: o.service, route: o.route, stack, filed_by: o.by }, { now: new Date() });
       const { store, intake } = openServices(config, createLogger());
       try {
-        const ev = parseManual(
-          {
-            title: o.title,
-            message: o.message,
-            service: o.service,
-            route: o.route,
-            stack: o.stackFile ? readFileSync(o.stackFile, 'utf8') : undefined,
-            filed_by: o.by,
-          },
-          { now: store.now() },
-        );
         const [r] = intake.accept([ev], { classifications: new Map([[ev.sourceEventId, MANUAL_CLASSIFICATION]]) });
         process.stdout.write(`ticket ${r!.ticketId} ${r!.status} (${r!.state}${r!.reason ? `: ${r!.reason}` : ''})\n`);
       } finally {
@@ -275,7 +278,7 @@ export function buildProgram(): Command {
         if (!t) fail(`no ticket ${id}`, 1);
         const detail = {
           ticket: t,
-          occurrences: store.occurrences(id, 20),
+          occurrences: store.occurrences(id, OCCURRENCES_SHOWN),
           related: store.relatedTickets(id),
           runs: runsForTicket(store, id),
           notifications: notificationSummaries(store, id),
@@ -295,7 +298,7 @@ export function buildProgram(): Command {
     .command('claim')
     .description('take a ticket yourself: the bot keeps off it (--release gives it back)')
     .argument('<id>', 'ticket id', intArg)
-    .option('--by <name>', 'who takes it', process.env.USER ?? 'someone')
+    .option('--by <name>', 'who takes (or releases) it', process.env.USER ?? 'cli')
     .option('--release', 'give the ticket back to the bot')
     .option('--force', "take it over from the person who claimed it")
     .action((id: number, o: { by: string; release?: boolean; force?: boolean }, cmd: Command) => {
@@ -311,7 +314,7 @@ export function buildProgram(): Command {
         if (t.claimedBy && t.claimedBy !== o.by && !o.force) {
           fail(`ticket ${id} is claimed by ${t.claimedBy}: ask them, or ${o.release ? 'release it for them' : 'take it over'} with --force`, 1);
         }
-        const r = intake.claim(id, o.release ? null : o.by);
+        const r = intake.claim(id, o.by, { release: o.release === true, forced: o.force === true });
         process.stdout.write(`ticket ${id}: ${r.state} (${r.reason})\n`);
       } finally {
         store.close();
@@ -417,6 +420,8 @@ export function buildProgram(): Command {
         fail((err as Error).message, 2);
       }
       const from = Date.now() - windowMs;
+      // A home that is not there is a wrong folder, not a week without runs.
+      requireHome(config);
       const archive = new OutcomeArchive(config.home, { redact: configuredRedactor(config).text });
       const read = archive.read();
       if (read.skipped) process.stderr.write(`bugbot: skipped ${read.skipped} unreadable line(s) in ${archive.path} (a torn line from a crash, or not a row)\n`);
@@ -474,6 +479,14 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** `labels`: an object of strings (as an alert's labels are), or nothing. */
+function labelsOf(v: unknown): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new Error('"labels" must be an object of strings');
+  for (const [k, x] of Object.entries(v)) if (typeof x !== 'string') throw new Error(`labels.${k} must be a string, not ${Array.isArray(x) ? 'an array' : x === null ? 'null' : typeof x}`);
+  return v as Record<string, string>;
+}
+
 /** Events on stdin may be full TriggerEvents or just {message, stack?, route?, service?, labels?}. */
 function toEvent(o: Record<string, unknown>, lineNo: number): TriggerEvent {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('expected a JSON object');
@@ -487,7 +500,7 @@ function toEvent(o: Record<string, unknown>, lineNo: number): TriggerEvent {
     kind: o.kind === 'latency' || o.kind === 'report' ? o.kind : 'error',
     title: str('title') ?? message.split('\n')[0]!,
     message,
-    labels: (o.labels && typeof o.labels === 'object' ? o.labels : {}) as Record<string, string>,
+    labels: labelsOf(o.labels),
     count: 1,
     firstSeen: now,
     lastSeen: now,
@@ -520,6 +533,9 @@ function formatTicketTable(tickets: Ticket[], counts: Record<string, number>): s
   return [fmt(head), ...rows.map(fmt), '', `totals: ${summary}`, ''].join('\n');
 }
 
+/** How many of a ticket's occurrences `bugbot ticket` shows, newest first. */
+const OCCURRENCES_SHOWN = 20;
+
 function formatTicket(d: {
   ticket: Ticket;
   occurrences: { at: string; count: number; source: string }[];
@@ -545,6 +561,11 @@ function formatTicket(d: {
   for (const r of d.related) lines.push(`  ${r.relation === 'regression_of' ? 'regression of' : 'regressed by'} ticket ${r.id} (${r.state})`);
   lines.push('', 'message:', indent(t.message));
   if (t.stack) lines.push('', 'stack:', indent(t.stack));
+  if (d.occurrences.length) {
+    const shown = d.occurrences.length >= OCCURRENCES_SHOWN ? ` (the latest ${OCCURRENCES_SHOWN})` : '';
+    lines.push('', `occurrences${shown}:`);
+    for (const o of d.occurrences) lines.push(`  ${o.at}  ${o.source}${o.count > 1 ? ` ×${o.count}` : ''}`);
+  }
   if (d.runs.length) {
     lines.push('', 'runs:');
     for (const r of d.runs) lines.push(`  run ${r.id} attempt ${r.attempt} on worker ${r.worker_id}: ${r.state}${r.outcome ? ` → ${r.outcome}` : ''}${r.reason ? ` (${r.reason})` : ''}`);
@@ -686,6 +707,12 @@ function refusedCredential(config: BugbotConfig): string {
  * config is, they would otherwise make an empty home there and report nothing at all.
  */
 function openExisting(config: BugbotConfig, logger: Logger = createLogger()): ReturnType<typeof openServices> {
+  requireHome(config);
+  return openServices(config, logger);
+}
+
+/** Refuses (exit 2, saying where it looked) unless `config.home` is a bugbot home. */
+function requireHome(config: BugbotConfig): void {
   const db = join(config.home, 'bugbot.db');
   try {
     statSync(db);
@@ -700,7 +727,6 @@ function openExisting(config: BugbotConfig, logger: Logger = createLogger()): Re
       2,
     );
   }
-  return openServices(config, logger);
 }
 
 function fail(message: string, code: number): never {

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { envName } from '../lib/mcp/env-name.ts';
 import { browserSettingsSchema } from '../lib/mcp/browser-settings.ts';
 import { dbSettingsSchema } from '../lib/mcp/db-settings.ts';
 import { lokiSettingsSchema } from '../lib/mcp/loki-settings.ts';
@@ -14,9 +15,6 @@ import { createRedactor, type Redactor } from '../lib/redact.ts';
 import { docsSettingsSchema } from './docs-search/settings.ts';
 import { SEVERITIES } from './types.ts';
 
-const envName = z
-  .string()
-  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name (A-Z, 0-9, _)');
 
 /** Auth for a webhook endpoint: any configured method that matches admits the request. */
 const webhookAuth = {
@@ -458,10 +456,11 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
   let configPath: string | null = null;
   if (existsSync(candidate)) {
     configPath = candidate;
+    const text = readFileSync(candidate, 'utf8');
     try {
-      fileData = JSON.parse(stripJsonComments(readFileSync(candidate, 'utf8')));
+      fileData = JSON.parse(stripJsonComments(text));
     } catch (err) {
-      problems.push(`${candidate}: not valid JSON: ${(err as Error).message}`);
+      problems.push(`${candidate}: not valid JSON: ${jsonErrorAt((err as Error).message, text)}`);
     }
   } else if (explicit) {
     problems.push(`config file ${candidate} does not exist`);
@@ -610,6 +609,13 @@ export function servingWarnings(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'
  * reachable from the network authenticates every endpoint. Other commands only read
  * the config and the home, so they do not ask for the server's secrets.
  */
+let defaults: z.output<typeof configSchema> | undefined;
+/** The embedded defaults (the variable names a config that names none uses). */
+function defaultNames(): z.output<typeof configSchema> {
+  defaults ??= configSchema.parse({});
+  return defaults;
+}
+
 export function servingProblems(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'>, env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
   const g = cfg.triggers.grafana;
@@ -626,6 +632,19 @@ export function servingProblems(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'
   ] as const) {
     // Optional secrets: naming one that is unset is almost always a deployment mistake.
     if (name && !env[name]) out.push(`${where} names ${name}, which is not set in the environment`);
+  }
+  // Credentials with a default name: unset, the route or page runs without them (loopback
+  // only) or the trigger stays off. One named away from its default was named on purpose.
+  const d = defaultNames();
+  for (const [where, name, fallback] of [
+    ['server.apiTokenEnv', cfg.server.apiTokenEnv, d.server.apiTokenEnv],
+    ['dashboard.tokenEnv', cfg.dashboard.tokenEnv, d.dashboard.tokenEnv],
+    ['triggers.email.rawTokenEnv', cfg.triggers.email.enabled ? cfg.triggers.email.rawTokenEnv : undefined, d.triggers.email.rawTokenEnv],
+    ['triggers.email.mailgunSigningKeyEnv', cfg.triggers.email.enabled ? cfg.triggers.email.mailgunSigningKeyEnv : undefined, d.triggers.email.mailgunSigningKeyEnv],
+    ['triggers.slack.signingSecretEnv', cfg.triggers.slack.enabled ? cfg.triggers.slack.signingSecretEnv : undefined, d.triggers.slack.signingSecretEnv],
+    ['triggers.slack.botTokenEnv', cfg.triggers.slack.enabled ? cfg.triggers.slack.botTokenEnv : undefined, d.triggers.slack.botTokenEnv],
+  ] as const) {
+    if (name && name !== fallback && !env[name]) out.push(`${where} names ${name}, which is not set in the environment`);
   }
   const loki = cfg.mcp.loki;
   if (loki.url) {
@@ -787,9 +806,29 @@ function deepMerge(into: Record<string, unknown>, from: Record<string, unknown>)
   }
 }
 
-/** JSON with // and /* *\/ comments and trailing commas (like tsconfig.json). */
+/**
+ * JSON with // and /* *\/ comments and trailing commas (like tsconfig.json). They become
+ * spaces (newlines stay), so a position in the result is the same in the text.
+ */
 export function stripJsonComments(text: string): string {
   return scanJson(scanJson(text, 'comments'), 'commas');
+}
+
+/** JSON.parse's "at position N" told as a line and column of the file as written. */
+function jsonErrorAt(message: string, text: string): string {
+  const m = /at position (\d+)/.exec(message);
+  if (!m) return message;
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split('\n').length;
+  return `${message} (line ${line}, column ${before.length - before.lastIndexOf('\n')})`;
+}
+
+const blank = (s: string) => s.replace(/[^\n]/g, ' ');
+
+/** Whether the next character past whitespace (comments are whitespace by now) closes an object or array. */
+function closesNext(text: string, i: number): boolean {
+  while (i < text.length && /\s/.test(text[i]!)) i++;
+  return text[i] === '}' || text[i] === ']';
 }
 
 function scanJson(text: string, mode: 'comments' | 'commas'): string {
@@ -813,11 +852,17 @@ function scanJson(text: string, mode: 'comments' | 'commas'): string {
       out += ch;
       i++;
     } else if (mode === 'comments' && ch === '/' && next === '/') {
-      while (i < text.length && text[i] !== '\n') i++;
+      const end = text.indexOf('\n', i);
+      const stop = end === -1 ? text.length : end;
+      out += blank(text.slice(i, stop));
+      i = stop;
     } else if (mode === 'comments' && ch === '/' && next === '*') {
       const end = text.indexOf('*/', i + 2);
-      i = end === -1 ? text.length : end + 2;
-    } else if (mode === 'commas' && ch === ',' && /^\s*[}\]]/.test(text.slice(i + 1, i + 200))) {
+      const stop = end === -1 ? text.length : end + 2;
+      out += blank(text.slice(i, stop));
+      i = stop;
+    } else if (mode === 'commas' && ch === ',' && closesNext(text, i + 1)) {
+      out += ' ';
       i++;
     } else {
       out += ch;

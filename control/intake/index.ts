@@ -252,13 +252,18 @@ export class Intake {
     });
   }
 
-  /** A person takes a ticket (the bot keeps off it) or gives it back (re-triaged). */
-  claim(ticketId: number, who: string | null): { state: TicketState; reason: string } {
+  /**
+   * A person takes a ticket (the bot keeps off it) or gives it back (`release`: re-triaged).
+   * `by` is who did it, for the history (and who holds it, when taken); `forced` when it
+   * was someone else's claim.
+   */
+  claim(ticketId: number, by: string, opts: { release?: boolean; forced?: boolean } = {}): { state: TicketState; reason: string } {
     return this.store.tx(() => {
       const t = this.store.getTicketRow(ticketId);
       if (!t) throw new Error(`no ticket ${ticketId}`);
-      this.store.setClaimedBy(ticketId, who);
-      this.store.audit(ticketId, who ?? 'cli', who ? 'claimed-by-person' : 'unclaimed');
+      this.store.setClaimedBy(ticketId, opts.release ? null : by);
+      const over = opts.forced && t.claimed_by && t.claimed_by !== by ? `over ${t.claimed_by}'s claim` : undefined;
+      this.store.audit(ticketId, by, opts.release ? 'unclaimed' : 'claimed-by-person', over);
       // Only tickets triage still decides go back through it: one running, awaiting
       // approval or needing a person keeps its state (a claim of those is noted, not acted on).
       if (!TRIAGED_STATES.includes(t.state as TicketState)) {

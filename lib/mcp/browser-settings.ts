@@ -4,10 +4,8 @@
  * (the worker's own dev server) and the config names the dev-login roles.
  */
 import { z } from 'zod';
+import { envName } from './env-name.ts';
 
-const envName = z
-  .string()
-  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name (A-Z, 0-9, _)');
 
 /**
  * A bare http(s) origin such as `http://127.0.0.1:4101`, normalized by the URL parser

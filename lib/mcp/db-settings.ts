@@ -5,6 +5,7 @@
  * from settings: only the harness's explicit `--allow-writes` flag does that.
  */
 import { z } from 'zod';
+import { envName } from './env-name.ts';
 
 /**
  * Functions that read files, other tables or sessions, run SQL given as text, sleep,
@@ -32,9 +33,9 @@ export const dbSettingsSchema = z
   .object({
     driver: z.enum(['postgres', 'sqlite']).default('postgres'),
     /** Environment variable holding the read-only connection URL (postgres). */
-    urlEnv: identifier.default('BUGBOT_DB_READONLY_URL'),
+    urlEnv: envName.default('BUGBOT_DB_READONLY_URL'),
     /** Environment variable holding the URL used with `--allow-writes` (postgres). */
-    writeUrlEnv: identifier.default('BUGBOT_DB_WRITE_URL'),
+    writeUrlEnv: envName.default('BUGBOT_DB_WRITE_URL'),
     /** SQLite database file; relative paths resolve against the settings file's folder. */
     sqlitePath: z.string().min(1).optional(),
     /** The columns the agent may read (and, with `--allow-writes`, write), per table. */

@@ -4,8 +4,8 @@
  * Secrets are named by environment variable, never written here.
  */
 import { z } from 'zod';
+import { envName } from './env-name.ts';
 
-const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name (A-Z, 0-9, _)');
 const labelName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a Loki label name ([A-Za-z_][A-Za-z0-9_]*)');
 
 export const lokiSettingsSchema = z

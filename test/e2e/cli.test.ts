@@ -73,14 +73,20 @@ test('usage errors exit 2 with the usage hint; expected failures are one line, n
   for (const [args, re, code] of [
     // A value the command cannot take is a usage error; a file that is not there, a failure.
     [['enqueue', '-t', ' '], /^bugbot: invalid ticket: title: title is required\n$/, 2],
-    [['enqueue', '-t', 'x', '--stack-file', join(dir, 'missing.txt')], /^bugbot: ENOENT: no such file or directory, open '.*missing\.txt'\n$/, 1],
-    [['init', '-o', join(dir, 'no/such/dir/c.json')], /^bugbot: ENOENT: no such file or directory/, 1],
+    [['enqueue', '-t', 'x', '--stack-file', join(dir, 'missing.txt')], /^bugbot: --stack-file .*missing\.txt does not exist\n$/, 2],
+    [['enqueue', '-t', 'x', '--stack-file', dir], /^bugbot: --stack-file .* is not a file\n$/, 2],
+    [['init', '-o', join(dir, 'no/such/dir/c.json')], /^bugbot: --output .*c\.json: folder .*no\/such\/dir does not exist\n$/, 2],
+    [['init', '--target', join(dir, 'nope')], /^bugbot: --target .*nope does not exist\n$/, 2],
+    [['init', '--target', BIN], /^bugbot: --target .* is not a directory \(give the repository's folder\)\n$/, 2],
+    [['init', '--target', dir, '-o', 'x.json'], /^bugbot: --output writes a config file; with --target, starter docs go into the repository: give one or the other\n$/, 2],
+    [['outcomes'], /^bugbot: no bugbot home at .* \(no bugbot\.db there\)/, 2],
   ] as Array<[string[], RegExp, number]>) {
     const r = bugbot(args, { cwd: dir });
-    assert.equal(r.code, code, args.join(' '));
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, re, args.join(' '));
     assert.doesNotMatch(r.stderr, /\n\s+at /, `${args.join(' ')}: no stack trace`);
   }
+  assert.equal(existsSync(join(dir, '.bugbot')), false, 'a refused enqueue makes no home');
 
   const folder = bugbot(['watch', dir], { cwd: dir });
   assert.equal(folder.code, 2);
@@ -120,12 +126,23 @@ test('fingerprint --explain groups ids together and shows what went in', (t) => 
   const named = bugbot(['fingerprint'], { cwd: dir, input: `${JSON.stringify({ error: 'Pet 7 not found' })}\n${JSON.stringify({ level: 'error' })}\n` });
   assert.match(named.stdout, /^[0-9a-f]{16}\tPet 7 not found$/m);
   assert.match(named.stderr, /line 2: needs a "message" string \(or "msg", "error", "title"\)/);
+  // A label that is not a string is that line's error; the lines after it are still read.
+  const labels = bugbot(['fingerprint'], { cwd: dir, input: `${JSON.stringify({ message: 'a', labels: { fingerprint: 5 } })}\n${JSON.stringify({ message: 'b' })}\n` });
+  assert.equal(labels.code, 1);
+  assert.match(labels.stderr, /^line 1: labels\.fingerprint must be a string, not number\n$/);
+  assert.match(labels.stdout, /^[0-9a-f]{16}\tb$/m);
+  // What it prints is what intake would store: redacted.
+  const secret = bugbot(['fingerprint'], { cwd: dir, input: `${JSON.stringify({ message: 'login failed for bob@example.com password=hunter2hunter2' })}\n` });
+  assert.match(secret.stdout, /^[0-9a-f]{16}\tlogin failed for <email:[0-9a-f]+> password=\[REDACTED\]$/m);
 });
 
 test("only start asks for the server's secrets: a config bound to the network still lists tickets and shows what start would refuse", (t) => {
   const dir = tempDir(t);
   const env = { BUGBOT_API_TOKEN: '', BUGBOT_DASHBOARD_TOKEN: '', BUGBOT_EMAIL_TOKEN: '', BUGBOT_HASH_SALT: '' };
-  writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ home: join(dir, 'home'), server: { host: '0.0.0.0' }, triggers: { grafana: { tokenEnv: 'NOPE_TOKEN' } } }));
+  writeFileSync(
+    join(dir, 'bugbot.config.json'),
+    JSON.stringify({ home: join(dir, 'home'), server: { host: '0.0.0.0' }, triggers: { grafana: { tokenEnv: 'NOPE_TOKEN' }, email: { rawTokenEnv: 'NOPE_RAW_TOKEN' } }, dashboard: { tokenEnv: 'NOPE_DASH_TOKEN' } }),
+  );
   assert.equal(bugbot(['enqueue', '-t', 'Checkout page is blank'], { cwd: dir, env }).code, 0);
   const list = bugbot(['tickets'], { cwd: dir, env });
   assert.equal(list.code, 0, list.stderr);
@@ -134,6 +151,9 @@ test("only start asks for the server's secrets: a config bound to the network st
   assert.equal(cfg.code, 0, cfg.stderr);
   assert.equal((JSON.parse(cfg.stdout) as { server: { host: string } }).server.host, '0.0.0.0');
   assert.match(cfg.stderr, /bugbot start would refuse to start with this environment:\n {2}- triggers\.grafana\.tokenEnv names NOPE_TOKEN, which is not set/);
+  // A credential with a default name, named otherwise on purpose: unset, start refuses too.
+  assert.match(cfg.stderr, /- dashboard\.tokenEnv names NOPE_DASH_TOKEN, which is not set/);
+  assert.match(cfg.stderr, /- triggers\.email\.rawTokenEnv names NOPE_RAW_TOKEN, which is not set/);
   assert.match(cfg.stderr, /set BUGBOT_API_TOKEN so the API is not open/);
   assert.match(cfg.stderr, /bugbot start would warn:\n {2}- BUGBOT_HASH_SALT is not set: reporters' email addresses and user ids are hashed with bugbot's public default salt/);
   assert.doesNotMatch(bugbot(['config'], { cwd: dir, env: { ...env, BUGBOT_HASH_SALT: 'a-long-random-secret-salt' } }).stderr, /would warn/);
@@ -171,6 +191,8 @@ test('enqueue, tickets, ticket, claim and status work on the same home', (t) => 
   assert.equal(json.tickets.length, 1);
   const one = bugbot([...home, 'ticket', '1'], { cwd: dir });
   assert.match(one.stdout, /triage\s+queue: filed by a person/);
+  // Its occurrences, newest first, each with where it came from.
+  assert.match(one.stdout, /\noccurrences:\n {2}\d{4}-\d\d-\d\dT[\d:.]+Z {2}manual\n/);
   assert.match(one.stdout, /history:/);
   const claim = bugbot([...home, 'claim', '1', '--by', 'alice'], { cwd: dir });
   assert.match(claim.stdout, /ticket 1: deferred \(claimed by alice/);
@@ -180,6 +202,10 @@ test('enqueue, tickets, ticket, claim and status work on the same home', (t) => 
   assert.match(bugbot([...home, 'claim', '1', '--by', 'bob', '--force'], { cwd: dir }).stdout, /claimed by bob/);
   assert.match(bugbot([...home, 'claim', '1', '--by', 'bob'], { cwd: dir }).stdout, /claimed by bob/, "one's own claim again is fine");
   assert.equal(bugbot([...home, 'claim', '1', '--release', '--by', 'alice'], { cwd: dir }).code, 1, "releasing someone else's claim needs --force too");
+  assert.equal(bugbot([...home, 'claim', '1', '--release', '--by', 'alice', '--force'], { cwd: dir }).code, 0);
+  // The history names who released it, and whose claim it was.
+  assert.match(bugbot([...home, 'ticket', '1'], { cwd: dir }).stdout, /alice\s+unclaimed: over bob's claim/);
+  assert.match(bugbot([...home, 'claim', '1', '--by', 'bob'], { cwd: dir }).stdout, /claimed by bob/);
   assert.match(bugbot([...home, 'status'], { cwd: dir }).stdout, /deferred 1/);
   assert.equal(bugbot([...home, 'ticket', '42'], { cwd: dir }).code, 1);
   assert.equal(bugbot([...home, 'tickets', '--state', 'bogus'], { cwd: dir }).code, 2);

@@ -69,7 +69,7 @@ test('every problem is reported at once', (t) => {
   const dir = tempDir(t);
   writeFileSync(
     join(dir, 'bugbot.config.json'),
-    JSON.stringify({ workers: 9, server: { port: 'x' }, intake: { settleSeconds: -1 }, typo: true }),
+    JSON.stringify({ workers: 9, server: { port: 'x' }, intake: { settleSeconds: -1 }, typo: true, mcp: { db: { urlEnv: 'not a var!', writeUrlEnv: 'x y' } } }),
   );
   try {
     loadConfig({ cwd: dir, env: { BUGBOT_WORKERS: 'many' } });
@@ -82,7 +82,10 @@ test('every problem is reported at once', (t) => {
     assert.match(text, /server\.port/);
     assert.match(text, /intake\.settleSeconds/);
     assert.match(text, /typo/);
-    assert.ok(err.problems.length >= 5, text);
+    // Every *Env setting names a variable, the database server's too.
+    assert.match(text, /mcp\.db\.urlEnv: must be an environment variable name/);
+    assert.match(text, /mcp\.db\.writeUrlEnv: must be an environment variable name/);
+    assert.ok(err.problems.length >= 7, text);
   }
   // A value the environment gave names its variable; one a flag overrode does not.
   assert.throws(
@@ -175,4 +178,19 @@ test('harness.testTimeoutSeconds: 900 by default, a positive whole number of sec
 test('JSON comments and trailing commas are allowed, but not inside strings', () => {
   const text = '{ // c\n "a": "x // not a comment, }", /* b */ "b": [1, 2,], }';
   assert.deepEqual(JSON.parse(stripJsonComments(text)), { a: 'x // not a comment, }', b: [1, 2] });
+  // A block's tail commented out: the comma before it is still a trailing comma, however
+  // long the comments after it.
+  const tail = `{ "workers": 2,\n${Array.from({ length: 30 }, (_, i) => `        // option ${i}: a long explanation of what it does`).join('\n')}\n}`;
+  assert.deepEqual(JSON.parse(stripJsonComments(tail)), { workers: 2 });
+  // Offsets are kept, so JSON's own error positions are the file's.
+  assert.equal(stripJsonComments(text).length, text.length);
+});
+
+test("a config file's JSON error names the line and column as written", (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'bugbot.config.json'), '{\n  // workers\n  /* a\n  block */\n  "workers": 2 "host": "x"\n}\n');
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {} }),
+    (err: unknown) => err instanceof ConfigError && err.problems.some((p) => /not valid JSON: .*\(line 5, column 16\)$/.test(p)),
+  );
 });

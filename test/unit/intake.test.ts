@@ -164,7 +164,15 @@ test('a person wins: their report joins the bot ticket and gets it acted on; a c
   assert.equal(r.state, 'deferred');
   assert.match(r.reason, /claimed by alice/);
   assert.equal(claimNext(store, 1, null, 60), undefined, 'a claimed ticket is never dispatched');
-  assert.equal(intake.claim(ticket.id, null).state, 'queued');
+  assert.equal(intake.claim(ticket.id, 'bob', { forced: true }).state, 'deferred');
+  assert.equal(intake.claim(ticket.id, 'carol', { release: true, forced: true }).state, 'queued');
+  // The history says who did what (a release or a takeover too).
+  const history = store.auditTrail(ticket.id).map((a) => [a.actor, a.action, a.detail]);
+  assert.deepEqual(history.filter(([, action]) => action === 'claimed-by-person' || action === 'unclaimed'), [
+    ['alice', 'claimed-by-person', null],
+    ['bob', 'claimed-by-person', "over alice's claim"],
+    ['carol', 'unclaimed', "over bob's claim"],
+  ]);
 });
 
 test('free-text reports are classified; a feature request is not acted on, with the reason', (t) => {
@@ -225,7 +233,7 @@ test('claiming or releasing a ticket that awaits approval or needs a person keep
     intake.settleDue();
     store.setState(r!.ticketId!, state);
     assert.equal(intake.claim(r!.ticketId!, 'alice').state, state);
-    assert.equal(intake.claim(r!.ticketId!, null).state, state);
+    assert.equal(intake.claim(r!.ticketId!, 'alice', { release: true }).state, state);
     assert.equal(store.getTicket(r!.ticketId!)!.state, state);
   }
 });
