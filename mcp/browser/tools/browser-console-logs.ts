@@ -4,6 +4,9 @@ import { defineTool, text } from '../../shared/tool.ts';
 import type { BrowserToolContext } from '../browser.ts';
 import { formatEntry } from '../console-log.ts';
 
+/** At most this much text in one answer. */
+const MAX_RESULT_CHARS = 40_000;
+
 export const browserConsoleLogs = defineTool({
   name: 'browser_console_logs',
   title: 'Read console logs and page errors',
@@ -24,7 +27,19 @@ export const browserConsoleLogs = defineTool({
       return text(`No console messages, page errors or blocked requests${since}.`);
     }
     const dropped = buffer.droppedCount() ? ` (${buffer.droppedCount()} older entries were dropped)` : '';
-    const header = `${entries.length} entries, #${entries[0]!.id} to #${entries.at(-1)!.id}${dropped}:`;
-    return text([header, ...entries.map(formatEntry)].join('\n'));
+    // Oldest first, as many as fit in MAX_RESULT_CHARS (a model reads ~25k tokens of a
+    // tool's answer); the rest are one call away (after=).
+    const lines: string[] = [];
+    let size = 0;
+    for (const e of entries) {
+      const line = formatEntry(e);
+      if (lines.length && size + line.length + 1 > MAX_RESULT_CHARS) break;
+      lines.push(line);
+      size += line.length + 1;
+    }
+    const last = entries[lines.length - 1]!;
+    const more = lines.length < entries.length ? `; ${entries.length - lines.length} newer entries did not fit in this answer: call again with after=${last.id}` : '';
+    const header = `${lines.length} entries, #${entries[0]!.id} to #${last.id}${dropped}${more}:`;
+    return text([header, ...lines].join('\n'));
   },
 });
