@@ -420,8 +420,9 @@ export function buildProgram(): Command {
         fail((err as Error).message, 2);
       }
       const from = Date.now() - windowMs;
-      // A home that is not there is a wrong folder, not a week without runs.
-      requireHome(config);
+      // A home that is not there is a wrong folder, not a week without runs (an archive
+      // alone, copied for a review, is read as it is).
+      if (!existsSync(join(config.home, 'outcomes.jsonl'))) requireHome(config);
       const archive = new OutcomeArchive(config.home, { redact: configuredRedactor(config).text });
       const read = archive.read();
       if (read.skipped) process.stderr.write(`bugbot: skipped ${read.skipped} unreadable line(s) in ${archive.path} (a torn line from a crash, or not a row)\n`);
