@@ -136,7 +136,10 @@ test('a writer thread that dies fails what it held (nothing acknowledged), and t
   // Kill the thread while a batch is on its way to it.
   const held = writer.submit([event(2)], {});
   await new Promise((r) => setImmediate(r));
-  const w = (writer as unknown as { worker: { terminate(): Promise<number> } }).worker;
+  const w = (writer as unknown as { worker: { terminate(): Promise<number>; removeAllListeners(e: string): void } }).worker;
+  // The batch is posted; the thread dies before its answer is read (a busy machine could
+  // otherwise deliver the answer before the kill, and the test would race).
+  w.removeAllListeners('message');
   await w.terminate();
   await assert.rejects(held, (err: Error & { status?: number }) => err.status === 503 && /writer thread stopped/.test(err.message));
   // Whatever the thread had done with it, the sender was told it failed; a retry is safe.
