@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stripVTControlCharacters } from 'node:util';
 import { join } from 'node:path';
 import type { BrowserContext, Page, Route } from 'playwright-core';
 import type { BrowserSettings } from '../../lib/mcp/browser-settings.ts';
@@ -295,7 +296,7 @@ export async function waitForListener(target: URL, waitMs: number): Promise<void
 export function errorText(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   // Playwright's messages carry its call log and terminal colours: neither helps the model.
-  return msg.split('\nCall log:')[0]!.replace(/\x1b\[[0-9;]*m/g, '').trim().slice(0, 800);
+  return stripVTControlCharacters(msg.split('\nCall log:')[0]!).trim().slice(0, 800);
 }
 
 /**
