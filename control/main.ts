@@ -99,6 +99,8 @@ export async function startServer(
   const notifier = new Notifier({ config, store, logger: logger.child({ component: 'notify' }) });
   // What the last run of bugbot left unsent (a stop during an email's retry waits, a crash).
   void notifier.resume();
+  // A person who reports an error whose fix just went out hears of the fix too.
+  intake.whenReporterJoinsFixed((ticketId) => void notifier.tellLatecomers(ticketId));
   const approvals = new Approvals({
     config,
     store,

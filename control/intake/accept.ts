@@ -25,6 +25,8 @@ export interface AcceptResult {
   state: TicketState | null;
   /** Why, when the ticket was triaged right away (reports by people) or not acted on. */
   reason: string | null;
+  /** A person's report joined a ticket whose fix is already out: they are told it (Intake.whenReporterJoinsFixed). */
+  joinedFixed?: true;
 }
 
 export interface Prepared {
@@ -181,12 +183,14 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
       // Still the old code (deploy lag): count it against the fix, open nothing.
       if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate();
       batch.occur(ref.id, e, null);
+      const reason = 'seen within the grace period after the fix';
       if (e.human) {
-        // A person who reports it now hears what becomes of the fix, like any reporter.
+        // A person who reports it now hears of the fix, as its other reporters did.
         store.addReporter(ref.id, e.reporter);
         store.audit(ref.id, actorOf(e), 'merged-report', e.title);
+        return { ...base, status: 'merged', ticketId: ref.id, state, reason, ...(e.reporter ? { joinedFixed: true as const } : {}) };
       }
-      return { ...base, status: 'merged', ticketId: ref.id, state, reason: 'seen within the grace period after the fix' };
+      return { ...base, status: 'merged', ticketId: ref.id, state, reason };
     }
     if (batch.now.getTime() - pushedMs <= config.triage.regressionWindowDays * 86_400_000) regressionOf = ref.id;
   }

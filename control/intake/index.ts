@@ -79,11 +79,26 @@ export class Intake {
     return this.writerThread;
   }
 
+  private joinedFixed?: (ticketId: number) => void;
+
+  /**
+   * Called (after the commit) for each report by a person that joined a ticket whose fix
+   * is already out (within the regression grace period): the control plane tells them.
+   */
+  whenReporterJoinsFixed(fn: (ticketId: number) => void): void {
+    this.joinedFixed = fn;
+  }
+
+  private told(results: AcceptResult[]): AcceptResult[] {
+    for (const r of results) if (r.joinedFixed && r.ticketId !== null) this.joinedFixed?.(r.ticketId);
+    return results;
+  }
+
   /** Store a batch durably, now. When this returns, every event in it is committed. */
   accept(events: TriggerEvent[], opts: AcceptOptions = {}): AcceptResult[] {
     const [result] = this.commit([{ prepared: this.prepare(events), opts }]);
     if (result instanceof ReplayError) throw result;
-    return result!;
+    return this.told(result!);
   }
 
   /**
@@ -93,9 +108,9 @@ export class Intake {
    * commit, so the caller still acknowledges nothing that is not durable.
    */
   acceptQueued(events: TriggerEvent[], opts: AcceptOptions = {}): Promise<AcceptResult[]> {
-    if (this.writerThread) return this.writerThread.submit(events, opts);
+    if (this.writerThread) return this.writerThread.submit(events, opts).then((r) => this.told(r));
     const prepared = this.prepare(events);
-    return new Promise((resolve, reject) => {
+    return new Promise<AcceptResult[]>((resolve, reject) => {
       this.pending.push({ prepared, opts, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -103,7 +118,7 @@ export class Intake {
         this.lastSize = 0;
         setImmediate(() => this.maybeFlush());
       }
-    });
+    }).then((r) => this.told(r));
   }
 
   /**

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { configuredRedactor, type BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { OutcomeRow } from '../outcomes/archive.ts';
-import { deferNotification, finishNotification, pendingNotifications, recordNotification, type NotificationRow } from '../queue/notifications.ts';
+import { deferNotification, finishNotification, notificationsForTicket, pendingNotifications, recordNotification, type NotificationRow } from '../queue/notifications.ts';
 import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketNotice } from '../types.ts';
 import { EmailNotifier, fixedReply } from './email.ts';
@@ -105,6 +105,19 @@ export class Notifier {
     // with its credentials): redacted before the outbox records it and a thread shows it.
     const told = notice.reason === undefined ? notice : { ...notice, reason: this.redact(notice.reason) };
     return this.track(told, () => this.send(told));
+  }
+
+  /**
+   * A person reported a ticket whose fix is already out (and they were added to its
+   * reporters): they get its last "fixed" notice, as the others did (who are not told
+   * twice: the outbox knows them). Nothing when no fix was ever told, or without an outbox.
+   */
+  tellLatecomers(ticketId: number): Promise<void> {
+    const store = this.store;
+    const ticket = store?.getTicket(ticketId);
+    const last = store && notificationsForTicket(store, ticketId).filter((r) => r.kind === 'fixed').at(-1);
+    if (!ticket || !last) return Promise.resolve();
+    return this.notify({ ...(JSON.parse(last.notice_json) as TicketNotice), ticket });
   }
 
   /**

@@ -249,6 +249,39 @@ describe('email: the "fixed" reply goes out only after a successful push', () =>
   });
 });
 
+describe('a report that joins a ticket whose fix is already out', () => {
+  // Review finding: a person whose report was merged into a fixed ticket (within the
+  // regression grace period) was added to its reporters but never heard of the fix.
+  it('is told of the fix as the first reporter was; nobody else is told twice', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-latecomer-'));
+    const { store, ticket } = await filed(t, config);
+    const notifier = new Notifier({ config, store, logger: silentLogger });
+    t.after(() => notifier.close());
+    const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
+    const told: Array<Promise<void>> = [];
+    intake.whenReporterJoinsFixed((id) => told.push(notifier.tellLatecomers(id)));
+    const app = createApp({ config, store, intake, logger: silentLogger });
+    const claim = claimNext(store, 1, null, 60)!;
+    finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+    const before = smtp.delivered.length;
+    await notifier.notify({ kind: 'fixed', ticket: store.getTicket(ticket.id)!, commit: SHA, branch: 'staging' });
+    assert.equal(smtp.delivered.length, before + 1, 'the first reporter is told');
+
+    // Another customer writes in about the same error, a moment after the push.
+    const raw = fixtureText('mailgun', 'reply_outlook_quoted.eml').replace(/^From: me@example\.com$/m, 'From: bob@customer.test').replace(/^Subject: Test$/m, 'Subject: Test\r\nMessage-ID: <bob-1@customer.test>');
+    const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: raw });
+    assert.equal(res.status, 200);
+    const [r] = ((await res.json()) as { results: Array<{ status: string; ticket: number; reason: string }> }).results;
+    assert.deepEqual([r!.status, r!.ticket, r!.reason], ['merged', ticket.id, 'seen within the grace period after the fix']);
+    await Promise.all(told);
+    assert.equal(smtp.delivered.length, before + 2, 'the newcomer is told, the first reporter not again');
+    const mail = smtp.delivered.at(-1)!;
+    assert.deepEqual(mail.rcptTo, ['bob@customer.test']);
+    assert.equal(mail.mail.inReplyTo, '<bob-1@customer.test>', 'threaded under their own message');
+    assert.match(mail.mail.text ?? '', /fixed and live: the fix is on staging, commit 3f78685/);
+  });
+});
+
 describe('email: a busy server is tried again, a refusal is not', () => {
   it('a temporary 451 twice: the reply goes out on the third try, after the configured waits', async (t) => {
     const config = notifyConfig(tempDir(t, 'bugbot-notify-retry-'));
