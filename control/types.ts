@@ -19,6 +19,8 @@ export interface Reporter {
   address?: string;
   /** Email subject, kept for threading the reply. */
   subject?: string;
+  /** The message's own References (the thread before it), for the reply's (RFC 5322 §3.6.4). */
+  references?: string;
   /** Email from a program (Auto-Submitted, Precedence: bulk/list/junk, List-Id): never answered (RFC 3834 §2). */
   automatic?: true;
 }

@@ -73,7 +73,8 @@ export function fixedReply(notice: TicketNotice, reporter: Reporter, opts: Messa
     to,
     subject: replySubject(reporter.subject, `Fixed: ticket #${t.id}`),
     text,
-    ...(reporter.thread ? { inReplyTo: reporter.thread, references: reporter.thread } : {}),
+    // References: the thread before their message, then their message (RFC 5322 §3.6.4).
+    ...(reporter.thread ? { inReplyTo: reporter.thread, references: [reporter.references, reporter.thread].filter(Boolean).join(' ') } : {}),
     // RFC 3834: an automatic reply, so vacation responders do not answer it.
     headers: { 'Auto-Submitted': 'auto-replied' },
   };

@@ -75,6 +75,7 @@ export function parseMailgunForm(fields: Record<string, string>): TriggerEvent {
     senderId: sender,
     replyAddress: replyAddress([mailboxOf(header('reply-to')), from, sender]),
     automatic: isAutomatic(header),
+    references: header('references'),
     subject: fields['subject'] ?? header('subject') ?? '',
     message,
     messageId: header('message-id'),
@@ -127,6 +128,7 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
     senderId: from,
     replyAddress: replyAddress([addressOf(email.replyTo?.[0]), from]),
     automatic: isAutomatic((name) => headers.get(name)),
+    references: email.references,
     subject: email.subject ?? '',
     message,
     messageId,
@@ -189,6 +191,15 @@ function replyAddress(candidates: Array<string | undefined>): string | undefined
 const PLAIN_ADDRESS = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/;
 
 /**
+ * The message ids of a References header (`<id@host>` each), the last 20 of them: enough to
+ * thread a reply, bounded however long the thread (or the header a sender made up).
+ */
+function threadOf(references: string | undefined): string | undefined {
+  const ids = references?.match(/<[^<>\s]{1,250}>/g);
+  return ids?.length ? ids.slice(-20).join(' ') : undefined;
+}
+
+/**
  * Mail a program sent (RFC 3834 §2: Auto-Submitted other than "no"; Precedence bulk, list
  * or junk; a mailing list's List-Id): filed like any report, never answered, so a reply
  * cannot start a loop with an autoresponder or go to a whole list.
@@ -222,6 +233,7 @@ function buildEvent(p: {
   senderId: string;
   replyAddress: string | undefined;
   automatic: boolean;
+  references: string | undefined;
   subject: string;
   message: string;
   messageId: string | undefined;
@@ -247,6 +259,7 @@ function buildEvent(p: {
       ...(p.messageId ? { thread: p.messageId } : {}),
       ...(subject ? { subject } : {}),
       ...(p.automatic ? { automatic: true as const } : {}),
+      ...(threadOf(p.references) ? { references: threadOf(p.references) } : {}),
     },
     human: true,
     sourceEventId: p.sourceEventId,

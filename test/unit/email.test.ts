@@ -259,6 +259,23 @@ describe('parseRawEmail', () => {
     assert.equal((await parseRawEmail(raw)).reporter?.automatic, undefined);
   });
 
+  it("the reply's References carry the thread before the report, then the report (RFC 5322 §3.6.4)", async () => {
+    const raw = fixture('reply_gmail_quoted.eml').toString('latin1');
+    const chained = `References: <first@shop.test>\r\n <second@shop.test> junk <${'x'.repeat(300)}@long>\r\n${raw}`;
+    const event = await parseRawEmail(chained);
+    assert.equal(event.reporter?.references, '<first@shop.test> <second@shop.test>', 'ids only, each of a sane length');
+    const ticket = { id: 7, title: 'Checkout fails', reporters: [] } as unknown as Parameters<typeof fixedReply>[0]['ticket'];
+    const reply = fixedReply({ kind: 'fixed', ticket }, event.reporter!, { stagingBranch: 'staging', buttons: false, from: 'bugbot@shop.test' });
+    assert.equal(reply?.inReplyTo, event.reporter?.thread);
+    assert.equal(reply?.references, `<first@shop.test> <second@shop.test> ${event.reporter?.thread}`);
+    const form = routeForm();
+    const headers = JSON.parse(form['message-headers']!) as [string, string][];
+    headers.push(['References', '<a@b.test>']);
+    form['message-headers'] = JSON.stringify(headers);
+    assert.equal(parseMailgunForm(form).reporter?.references, '<a@b.test>');
+    assert.equal((await parseRawEmail(raw)).reporter?.references, undefined);
+  });
+
   it('the "fixed" reply skips mail a program sent and a reporter with no address to answer', async () => {
     const ticket = { id: 7, title: 'Checkout fails', reporters: [] } as unknown as Parameters<typeof fixedReply>[0]['ticket'];
     const opts = { stagingBranch: 'staging', buttons: false, from: 'bugbot@shop.test' };
