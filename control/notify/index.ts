@@ -265,9 +265,15 @@ export class Notifier {
   }
 }
 
-/** One key per notice and reporter: what it says (kind, commit, pull request, reason) and to whom. */
+/**
+ * One key per notice and reporter: what it says (kind, commit, pull request, reason, and
+ * for an approval request the run its buttons act on) and to whom.
+ */
 function dedupeKey(notice: TicketNotice, to: Record<string, unknown>): string {
-  const what = [notice.ticket.id, notice.kind, notice.commit ?? '', notice.prUrl ?? '', notice.reason ?? '', JSON.stringify(to)].join('\n');
+  const parts = [notice.ticket.id, notice.kind, notice.commit ?? '', notice.prUrl ?? '', notice.reason ?? '', JSON.stringify(to)];
+  // Only when set: the keys of other notices stay as they were.
+  if (notice.run !== undefined) parts.push(`run ${notice.run}`);
+  const what = parts.join('\n');
   return createHash('sha256').update(what).digest('hex');
 }
 

@@ -403,6 +403,11 @@ describe('the outbox: nothing lost to a stop, nothing sent twice', () => {
     // A new commit is a new notice.
     await notifier.notify({ ...request, commit: 'b'.repeat(40) });
     assert.equal(slackApi.of('chat.postMessage').length, posts + 2);
+    // So is another run's request for the same commit (its buttons act on that run).
+    await notifier.notify({ ...request, run: 7 });
+    await notifier.notify({ ...request, run: 8 });
+    await notifier.notify({ ...request, run: 8 });
+    assert.equal(slackApi.of('chat.postMessage').length, posts + 4);
 
     const bouncing = { ...ticket, reporters: ticket.reporters.map((r) => ({ ...r, address: `someone${BOUNCING}`, id: `someone${BOUNCING}` })) };
     const before = smtp.delivered.length;
