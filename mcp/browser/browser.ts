@@ -77,6 +77,8 @@ export class BrowserSession {
   /** The one page, launching Chromium on first use (and again after it died). */
   async page(): Promise<Page> {
     if (this.closing) throw new ToolError('The browser is shutting down.');
+    // Each tool call starts afresh: a refusal it names is one its own action met.
+    this.blockedNavigation = undefined;
     if (!this.live) {
       const launching = this.launch();
       this.live = launching;
@@ -197,6 +199,7 @@ export class BrowserSession {
       // Redirect hops skip the route guard (microsoft/playwright#33882); the proxy refuses them.
       const from = req.redirectedFrom();
       if (from && !this.policy.allows(req.url())) {
+        if (req.isNavigationRequest() && req.resourceType() === 'document') this.blockedNavigation = req.url();
         this.blocked(`${req.method()} ${req.url()} (${req.resourceType()}, redirected from ${from.url()}; refused by the guard proxy)`);
       }
     });
@@ -247,6 +250,7 @@ export class BrowserSession {
     try {
       if (this.policy.allows(req.url())) return await route.continue();
       const kind = req.isNavigationRequest() ? `${req.resourceType()} navigation` : req.resourceType();
+      if (req.isNavigationRequest() && req.resourceType() === 'document') this.blockedNavigation = req.url();
       this.blocked(`${req.method()} ${req.url()} (${kind})`);
       await route.abort('blockedbyclient');
     } catch (err) {
@@ -254,6 +258,9 @@ export class BrowserSession {
       this.log(`route guard: ${(err as Error).message}`);
     }
   }
+
+  /** The last page load the guard refused: Chromium shows its error page under chrome-error://, not the URL. */
+  blockedNavigation: string | undefined;
 
   private blocked(what: string): void {
     this.console.push('blocked', 'error', `${what}: outside the dev server; ${this.policy.describe()}`);
@@ -304,11 +311,12 @@ export function errorText(err: unknown): string {
  * redirect and Chromium shows that refusal under the foreign URL), go back to
  * about:blank and return the foreign URL so the tool can say what was blocked.
  */
-export async function leaveForeignPage(page: Page, policy: OriginPolicy): Promise<string | undefined> {
+export async function leaveForeignPage(page: Page, policy: OriginPolicy, blockedNavigation?: string): Promise<string | undefined> {
   const landed = page.url();
   if (landed === 'about:blank' || policy.allows(landed)) return undefined;
   await page.goto('about:blank').catch(() => undefined);
-  return landed;
+  // Refused by the route guard, the page shows Chromium's error page: name what was refused.
+  return landed.startsWith('chrome-error://') && blockedNavigation ? blockedNavigation : landed;
 }
 
 /** How long a page may take to answer a question about itself (its title, `1`) before it counts as hung. */

@@ -48,7 +48,7 @@ export async function startGuardProxy(policy: OriginPolicy, onBlocked: (what: st
       return;
     }
     const upstream = httpRequest(
-      { agent, host: url.hostname, port: url.port || 80, method: req.method, path: url.pathname + url.search, headers: forwardable(req.headers) },
+      { agent, host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || 80, method: req.method, path: url.pathname + url.search, headers: forwardable(req.headers) },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardable(up.headers));
         up.pipe(res);

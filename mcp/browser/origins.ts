@@ -19,7 +19,8 @@ export class OriginPolicy {
     this.authorities = new Set(
       origins.map((o) => {
         const u = new URL(o);
-        return `${u.hostname}:${u.port || DEFAULT_PORT[u.protocol]}`;
+        // An IPv6 host without its brackets, as allowsAuthority compares it.
+        return `${u.hostname.replace(/^\[|\]$/g, '')}:${u.port || DEFAULT_PORT[u.protocol]}`;
       }),
     );
   }

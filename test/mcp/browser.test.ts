@@ -87,6 +87,8 @@ new WebSocket('${outside().replace('http', 'ws')}/ws?secret=4');</script>`));
           return url.searchParams.get('password') === ENTERPRISE_PASSWORD
             ? html(200, page('Signed in', '<p id="whoami">Logged in as enterprise</p>'), { 'set-cookie': 'role=enterprise; Path=/; HttpOnly' })
             : html(401, page('Bad credentials', 'bad credentials'));
+        case 'GET /link-out':
+          return html(200, page('Link out', `<a id="out" href="${outside()}/clicked?secret=6">out</a>`));
         case 'GET /tall':
           return html(200, page('Tall', '<div style="height:30000px;background:linear-gradient(#fff,#00f)">tall</div>'));
         case 'GET /flood':
@@ -187,6 +189,9 @@ describe('browser settings and origin policy', () => {
     assert.equal(p.resolve('about:blank').href, 'about:blank');
     assert.ok(p.allows('ws://127.0.0.1:4101/socket'));
     assert.ok(p.allowsAuthority('127.0.0.1', '4201') && !p.allowsAuthority('127.0.0.1', '4301'));
+    // An IPv6 origin: a tunnel's host comes with its brackets or without.
+    const v6 = new OriginPolicy(['http://[::1]:4101']);
+    assert.ok(v6.allowsAuthority('[::1]', '4101') && v6.allowsAuthority('::1', '4101') && !v6.allowsAuthority('::1', '4102'));
     // '/\\host:port/' looks like a path; the URL parser reads the backslash as a slash: another host.
     for (const bad of ['http://127.0.0.1:4301/', 'https://127.0.0.1:4101/', '//evil.test/x', '/\\localhost:22/', '/\\evil.test/x', 'file:///etc/passwd', 'javascript:alert(1)', 'data:text/html,x']) {
       assert.throws(() => p.resolve(bad), /allowed origins: http:\/\/127\.0\.0\.1:4101, http:\/\/127\.0\.0\.1:4201/, bad);
@@ -434,6 +439,14 @@ describe('browser MCP server against real Chromium', () => {
     } finally {
       udp.close();
     }
+  });
+
+  it('a click on a link to another origin names where it led', async () => {
+    await server.call('browser_navigate', { url: '/link-out' });
+    const r = await server.call('browser_click', { selector: '#out' });
+    assert.equal(r.isError, true);
+    assert.match(textOf(r), new RegExp(`^Clicking #out led to ${outsideOrigin}/clicked\\?secret=6, outside the dev server: blocked, page reset to about:blank`));
+    assert.deepEqual(outsideHits, [], 'nothing reached the outside server');
   });
 
   it('closes Chromium when the client closes stdin', async () => {

@@ -27,7 +27,7 @@ export const browserClick = defineTool({
       );
     }
     await page.waitForLoadState('load').catch(() => undefined);
-    const foreign = await leaveForeignPage(page, policy);
+    const foreign = await leaveForeignPage(page, policy, session.blockedNavigation);
     if (foreign) {
       throw new ToolError(`Clicking ${selector} led to ${foreign}, outside the dev server: blocked, page reset to about:blank; ${policy.describe()}.`);
     }

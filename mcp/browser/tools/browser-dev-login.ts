@@ -68,7 +68,7 @@ export const browserDevLogin = defineTool({
     } catch (err) {
       throw new ToolError(`Logging in as '${name}' via ${how} failed: ${errorText(err)}${newEntriesNote(session.console, before)}`);
     }
-    const foreign = await leaveForeignPage(page, policy);
+    const foreign = await leaveForeignPage(page, policy, session.blockedNavigation);
     if (foreign) throw new ToolError(`Logging in as '${name}' via ${how} led to ${foreign}, outside the dev server: blocked; ${policy.describe()}.`);
     if (!role.form && status !== undefined && status >= 400) {
       throw new ToolError(`Logging in as '${name}': ${how} answered HTTP ${status}; is the dev-login route enabled in the dev server?`);

@@ -28,7 +28,7 @@ export const browserNavigate = defineTool({
     } catch (err) {
       throw new ToolError(`Opening ${target.href} failed: ${errorText(err)}${newEntriesNote(session.console, before)}`);
     }
-    const foreign = await leaveForeignPage(page, policy);
+    const foreign = await leaveForeignPage(page, policy, session.blockedNavigation);
     if (foreign) {
       throw new ToolError(
         `${target.href} redirected to ${foreign}, outside the dev server: the redirect was blocked and the page reset to about:blank; ${policy.describe()}.`,
