@@ -55,6 +55,7 @@ function load(cmd: Command, flags: ConfigFile = {}, opts: { serving?: boolean } 
 export function buildProgram(): Command {
   const program = new Command('bugbot')
     .description('Self-hosted autonomous bug fixing: alerts, Slack threads and emails become verified fixes.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('-c, --config <path>', 'config file (default: ./bugbot.config.json, or $BUGBOT_CONFIG)')
     .option('--home <dir>', 'state directory (default: .bugbot next to the config file, or $BUGBOT_HOME)')
     // Each command's --help lists --config and --home too.
@@ -486,6 +487,11 @@ function labelsOf(v: unknown): Record<string, string> {
   if (typeof v !== 'object' || Array.isArray(v)) throw new Error('"labels" must be an object of strings');
   for (const [k, x] of Object.entries(v)) if (typeof x !== 'string') throw new Error(`labels.${k} must be a string, not ${Array.isArray(x) ? 'an array' : x === null ? 'null' : typeof x}`);
   return v as Record<string, string>;
+}
+
+/** bugbot's version, from its package.json. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** Events on stdin may be full TriggerEvents or just {message, stack?, route?, service?, labels?}. */

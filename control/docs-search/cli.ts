@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { createEmbedder, type Embedder } from './embed.ts';
 import { indexDocs, type IndexReport } from './index.ts';
 import { renderPreContext } from './precontext.ts';
@@ -86,9 +86,11 @@ export function registerDocsCommands(
     .option('--repo <path>', 'repository to search (default: target.repo)')
     .option('--no-refresh', 'search the index as it is, without re-reading changed files')
     .option('--json', 'JSON output')
-    .option('--pre-context <file>', 'also write pre-context.md for the harness (never fails: problems become warnings in the file)')
+    .option('--pre-context <file>', 'also write pre-context.md for the harness (a retrieval problem becomes a warning in the file, not a failure)')
     .action(async (text: string | undefined, o: SearchOpts, cmd: Command) => {
       if (text === undefined && !o.queryFile) cmd.error('error: give the text to search for, or --query-file FILE', { exitCode: 2 });
+      if (o.queryFile && !existsSync(o.queryFile)) cmd.error(`error: --query-file ${resolve(o.queryFile)} does not exist`, { exitCode: 2 });
+      if (o.preContext && !existsSync(dirname(resolve(o.preContext)))) cmd.error(`error: --pre-context ${resolve(o.preContext)}: folder ${dirname(resolve(o.preContext))} does not exist`, { exitCode: 2 });
       const query = o.queryFile ? readFileSync(o.queryFile, 'utf8') : text!;
       const ctx = open(cmd, o.repo);
       // With --pre-context a missing repository is only a warning in the file (the index may still hold its docs).
