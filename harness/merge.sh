@@ -40,8 +40,10 @@ source "$BUGBOT_HARNESS/lib/worktree.sh"
 source "$BUGBOT_HARNESS/lib/push.sh"
 
 [ -d "$repo" ] || { echo "merge: $repo does not exist" >&2; exit 2; }
-# No repository hooks: they would run the fix's code outside any sandbox.
+# No repository hooks: they would run the fix's code outside any sandbox. And the shared
+# repository pinned: this worktree is made while agents of other tickets may be at work.
 harness_git_env /dev/null
+harness_git_pin "$repo" || { echo "merge: $repo is not a git repository" >&2; exit 2; }
 # The rebase writes new commits: the committer is bugbot, the author stays the fix's.
 export GIT_COMMITTER_NAME="${BUGBOT_GIT_NAME:-bugbot}" GIT_COMMITTER_EMAIL="${BUGBOT_GIT_EMAIL:-bugbot@localhost}"
 WORKTREE="$TICKET_DIR/worktree"

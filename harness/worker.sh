@@ -97,6 +97,7 @@ harness_deferred_stop() {
 # The sandbox's placeholders are excluded from every git command of this run, the
 # agent's included (the file is written below); the harness's own run no hooks.
 harness_git_env "$TICKET_DIR/config/git-excludes"
+harness_git_pin "$BUGBOT_REPO" || harness_fail "$BUGBOT_REPO is not a git repository"
 harness_status setup start
 if [ -n "${BUGBOT_DEV_COMMAND:-}" ] && harness_port_taken "$BUGBOT_PORT"; then
   harness_fail "port $BUGBOT_PORT (target.basePort + worker $BUGBOT_WORKER_ID) is taken by another process: the dev server could not listen there, and the browser would reach that process instead"
@@ -220,11 +221,20 @@ if [ "$VERDICT" != approved ]; then
 fi
 
 # --- phase 4: docs ------------------------------------------------------------------
+REVIEWED=$(git -C "$WORKTREE" rev-parse HEAD)
 harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "$AGENT/ticket.md" "$AGENT/plan.md" "fenced:$AGENT/diff.patch"
 if ! harness_phase_run docs "$TICKET_DIR/prompt-docs.md"; then
   harness_log "docs phase failed ($(harness_phase_reason docs)); the fix is pushed without doc updates"
 fi
 harness_force_commit "$WORKTREE" "bugbot: docs for ticket $BUGBOT_TICKET_ID" >/dev/null
+# The docs phase writes docs/ and CLAUDE.md only. Anything else it changed (through a
+# command its guard let pass) is not what review approved: its commit is dropped, and the
+# reviewed fix goes out without doc updates.
+outside_docs=$(git -C "$WORKTREE" diff --name-only "$REVIEWED" HEAD -- . ':(exclude)docs/' ':(exclude)CLAUDE.md')
+if [ -n "$outside_docs" ]; then
+  harness_log "the docs phase changed files outside docs/ and CLAUDE.md ($(printf '%s' "$outside_docs" | tr '\n' ' ')): its changes are dropped; the reviewed fix is pushed without doc updates"
+  git -C "$WORKTREE" reset --quiet --hard "$REVIEWED" || harness_fail "could not drop the docs phase's changes"
+fi
 
 # --- phase 5: push ------------------------------------------------------------------
 harness_status push start
@@ -233,8 +243,8 @@ changed=$(harness_changed_files "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE") || ha
 [ -n "$changed" ] || harness_fail "no changes to push"
 protected=$(printf '%s\n' "$changed" | harness_protected_paths) || harness_fail "could not check the diff against protected paths (grep -P)"
 [ -z "$protected" ] || harness_fail "the diff touches protected paths: $(echo "$protected" | tr '\n' ' ')"
-# The docs phase may write only docs/ and CLAUDE.md (its guard policy); anything else
-# changed since the gate started and it runs again on what is pushed.
+# Only docs changed since the gate started (the docs phase's other changes were dropped),
+# so it does not start again; if code did change, it runs again on what is pushed.
 gate_on_head
 harness_gate_wait ||
   harness_fail "the test command failed with new failures ($BUGBOT_TEST_COMMAND; see tests.log and tests-compare.json)"

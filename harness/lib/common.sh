@@ -138,9 +138,30 @@ harness_git_readonly() {
 # Entry 1: no repository hooks. The harness's git commands run outside any sandbox, and a
 # hook (a core.hooksPath of .husky, a post-commit, a pre-push) would run what the agent
 # wrote there, with the worker's environment.
+# Entry 2: no fsmonitor command (a repository's config could name one for git to run).
 harness_git_env() {
-  export GIT_CONFIG_COUNT=2 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0="$1"
+  export GIT_CONFIG_COUNT=3 GIT_CONFIG_KEY_0=core.excludesFile GIT_CONFIG_VALUE_0="$1"
   export GIT_CONFIG_KEY_1=core.hooksPath GIT_CONFIG_VALUE_1=/dev/null
+  export GIT_CONFIG_KEY_2=core.fsmonitor GIT_CONFIG_VALUE_2=false
+}
+
+# harness_git_pin REPO : pin the shared repository of REPO (the base checkout) for every
+# git command the harness runs from now on (see git below).
+HARNESS_GIT_COMMON=""
+harness_git_pin() {
+  HARNESS_GIT_COMMON=$(command git -C "$1" rev-parse --path-format=absolute --git-common-dir) && [ -d "$HARNESS_GIT_COMMON" ]
+}
+
+# git : the harness's own git. A worktree finds the shared repository through the
+# `commondir` file in the shared .git, which an agent's sandbox can write for worktrees
+# made after its session started (another ticket's, this ticket's gate checkout). Pointed
+# at a repository of the agent's making, git would read that repository's config and run
+# what it names (core.fsmonitor, a filter, an ssh command) outside the sandbox, with the
+# worker's environment. With the shared repository pinned (GIT_COMMON_DIR), no commondir
+# file is read. (Children such as the test command are not affected: a function is not
+# inherited.)
+git() {
+  if [ -n "$HARNESS_GIT_COMMON" ]; then GIT_COMMON_DIR=$HARNESS_GIT_COMMON command git "$@"; else command git "$@"; fi
 }
 
 # harness_git_locked REPO ARGS... : git in REPO, holding the repository's lock. Workers
@@ -152,7 +173,8 @@ harness_git_locked() {
   local repo=$1 common
   shift
   common=$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir)
-  flock -w "${HARNESS_LOCK_WAIT_S:-600}" -E 75 "$common/bugbot.lock" git -C "$repo" "$@" || {
+  # flock runs git itself (not the function above): the pin goes in its environment.
+  flock -w "${HARNESS_LOCK_WAIT_S:-600}" -E 75 "$common/bugbot.lock" env ${HARNESS_GIT_COMMON:+GIT_COMMON_DIR="$HARNESS_GIT_COMMON"} git -C "$repo" "$@" || {
     local rc=$?
     [ "$rc" -ne 75 ] || echo "harness: the repository lock ($common/bugbot.lock) was held for ${HARNESS_LOCK_WAIT_S:-600} s; git $1 not run" >&2
     return "$rc"

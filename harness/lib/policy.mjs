@@ -132,6 +132,11 @@ function checkSegment(seg, ctx, depth = 0) {
     if (BANNED_GIT.has(g.sub)) return deny(`${BANNED_GIT.get(g.sub)} (git ${g.sub})`);
     if (g.sub === 'reset' && rest.includes('--hard')) return deny('git reset --hard destroys work');
     if (g.sub === 'clean' && rest.some((x) => /^-[a-zA-Z]*f/.test(x))) return deny('git clean -f destroys untracked work');
+    // "Read-only" commands that write or run: `git log --format=<any text> --output=<any
+    // file>` writes any file (code, after review), `git grep -O<cmd>` runs a command.
+    if (rest.some((x) => /^--output(=|$)/.test(x))) return deny(`git ${g.sub} --output writes a file: read the output instead`);
+    if (g.sub === 'grep' && rest.some((x) => /^(-O|--open-files-in-pager)/.test(x))) return deny('git grep -O runs a command');
+    if (rest.includes('--ext-diff')) return deny('git --ext-diff runs an external program');
   }
   if (name === 'rm' && w.some((x) => /^-[a-zA-Z]*[rR]/.test(x) || x === '--recursive')) {
     const target = w.slice(1).find((x) => !x.startsWith('-') && /^(\/|~|\$HOME|\.\.)/.test(x));
@@ -344,6 +349,14 @@ function within(root, abs) {
 
 function checkShell(cmd, ctx) {
   for (const [re, reason] of BANNED_ANYWHERE) if (re.test(cmd)) return deny(reason);
+  // git's options that write a file or run a program, wherever they stand in a command
+  // that runs git (a quoted `;` in a --format would split it into two segments).
+  if (/(^|[\s;&|(`'"])git\b/.test(cmd)) {
+    const m = /(?:^|[\s'"])(--output\b|--ext-diff\b|-O\S*|--open-files-in-pager\b)/.exec(cmd);
+    if (m?.[1]?.startsWith('--output')) return deny('git --output writes a file: read the output instead');
+    if (m?.[1] === '--ext-diff') return deny('git --ext-diff runs an external program');
+    if (m && /\bgit\s+(\S+\s+)*?grep\b/.test(cmd)) return deny('git grep -O runs a command');
+  }
   // Credentials named anywhere, whatever the prefix (an absolute home, a variable).
   const secret = pathCandidates(cmd).find((c) => SECRET_READS.some((re) => re.test(c)));
   if (secret) return deny(`reading credentials is not allowed (${secret})`);

@@ -78,6 +78,34 @@ test('banned actions are denied before they run; the run goes on and the outcome
   await assertCleanedUp(env, ticketDir);
 });
 
+// Review finding: the docs phase runs after review, and `git log --format=<code>
+// --output=src/...` (its read-only git) wrote code that went out unreviewed. (Should some
+// other way remain, worker.sh drops the docs commit when it changed anything outside docs/
+// and CLAUDE.md.)
+test('the docs phase cannot change code after review', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t);
+  const scripts = happyPathScripts(env);
+  for (const p of ['research', 'implement', 'review']) env.model.script(p, scripts[p]!);
+  // After its own doc edit and commit (the last step is its closing words).
+  const docs = scripts.docs!;
+  env.model.script('docs', [
+    tool('Bash', { command: 'git log -1 --format="tformat:export const x = 1;" --output=src/main.ts', description: 'rewrite code' }),
+    ...docs.slice(0, -1),
+    // A read-only command's output redirected into the code.
+    tool('Bash', { command: 'git show HEAD:src/pets.ts > src/copy.ts', description: 'copy' }),
+    docs.at(-1)!,
+  ]);
+  const { row, ticketState, ticketDir } = await runTicket(t, env);
+  assert.equal(ticketState, 'pushed', row.reason);
+  assert.ok(row.denials.some((d) => d.tool === 'Bash' && /--output writes a file/.test(d.reason ?? '')), JSON.stringify(row.denials));
+  // Claude Code itself refuses the redirect (outside its write roots for Bash).
+  assert.match(readFileSync(join(ticketDir, 'stage-docs.jsonl'), 'utf8'), /Output redirection to '[^']*src\/copy\.ts' was blocked/);
+  assert.equal(env.target.originGit('ls-tree', 'staging', 'src/copy.ts'), '', 'not on staging');
+  assert.doesNotMatch(env.target.originGit('show', 'staging:src/main.ts'), /export const x = 1;/);
+  assert.match(env.target.originGit('log', '--format=%s', 'staging'), /docs: strays have no owner/, 'the doc edit went out');
+  await assertCleanedUp(env, ticketDir);
+});
+
 test('with onBannedAction "kill", the first banned attempt ends the run', { timeout: 200_000 }, async (t) => {
   const env = await setupPipeline(t, { harness: { onBannedAction: 'kill', idleTimeoutSeconds: 60, heartbeatSeconds: 1 } } as ConfigFile);
   const m = markers(env);

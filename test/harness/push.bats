@@ -320,3 +320,31 @@ hold_pushes() {
   [ "${lines[0]}" = "rc=5 out= deferred=TERM" ]
   [ -e "$TMP/finished" ]
 }
+
+# Review finding: an agent's sandbox can write the shared .git, so it could point another
+# worktree's `commondir` (one made after its session started) at a repository of its own
+# whose config names a command (a clean filter, an fsmonitor); the harness's next git
+# command in that worktree ran it, outside the sandbox, with the worker's environment.
+@test "a worktree's commondir pointed elsewhere runs nothing: the harness's git reads the pinned repository" {
+  harness_git_env "$TICKET_DIR/config/git-excludes"
+  harness_worktree_add "$TMP/repo" origin main bot/other "$TMP/other"
+  git init --quiet "$TMP/evil"
+  # (harness_git_env turns core.fsmonitor off too; a clean filter it cannot know of.)
+  printf '[core]\n\tfsmonitor = "touch %s/PWNED; false"\n[filter "x"]\n\tclean = "touch %s/PWNED; cat"\n' "$TMP" "$TMP" >>"$TMP/evil/.git/config"
+  printf '%s\n' "$TMP/evil/.git" >"$TMP/repo/.git/worktrees/other/commondir"
+  printf '* filter=x\n' >"$TMP/other/.gitattributes"
+  printf 'fix\n' >"$TMP/other/fix.txt"
+  # The attack is real: a git that reads the commondir file runs the command.
+  command git -C "$TMP/other" add -A >/dev/null 2>&1 || true
+  [ -e "$TMP/PWNED" ]
+  rm -f "$TMP/PWNED"
+  harness_git_pin "$TMP/repo"
+  run harness_force_commit "$TMP/other" "bugbot: fix"
+  [ "$status" -eq 0 ]
+  [ "$output" = "committed" ]
+  run harness_push_staging "$TMP/other" origin staging main 1
+  [ "$status" -eq 0 ]
+  [ ! -e "$TMP/PWNED" ]
+  # The commit is the real repository's, and it reached the origin.
+  [ "$(command git -C "$TMP/origin.git" log -1 --format=%s staging)" = "bugbot: fix" ]
+}
