@@ -321,8 +321,9 @@ export const configSchema = z
           ]),
         highPatterns: z
           .array(z.string())
-          // A 5xx status is a number of its own: not the 5 in "cart 5871".
-          .default(['TypeError', 'ReferenceError', 'NullPointerException', 'undefined is not', 'cannot read propert', '\\b5\\d\\d\\b']),
+          // A 5xx status is a number of its own: not the 5 in "cart 5871", nor a duration
+          // ("P95 1840 ms exceeds 500 ms": a latency alert is not a server error).
+          .default(['TypeError', 'ReferenceError', 'NullPointerException', 'undefined is not', 'cannot read propert', '\\b5\\d\\d\\b(?!\\s*(?:ms|milliseconds?|s|seconds?)\\b)']),
         /** Occurrence counts that raise severity to at least the named level. */
         countThresholds: z
           .object({

@@ -113,7 +113,7 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
     // Automated tickets below this severity wait (deferred) until more occurrences arrive.
     "minSeverity": "medium",
     "criticalPatterns": ["payment", "checkout", "data loss", "corrupt", "out of memory", "\\\\bOOM", "panic", "deadlock", "security", "unauthori[sz]ed access"],
-    "highPatterns": ["TypeError", "ReferenceError", "NullPointerException", "undefined is not", "cannot read propert", "\\\\b5\\\\d\\\\d\\\\b"],
+    "highPatterns": ["TypeError", "ReferenceError", "NullPointerException", "undefined is not", "cannot read propert", "\\\\b5\\\\d\\\\d\\\\b(?!\\\\s*(?:ms|milliseconds?|s|seconds?)\\\\b)"],
     // Occurrence counts that raise severity to at least this level.
     "countThresholds": { "medium": 3, "high": 25, "critical": 500 },
     // Matching automated events are dropped with the reason (people's reports are not).

@@ -55,7 +55,8 @@ export function fingerprintEvent(e: TriggerEvent, opts: FingerprintOptions = {})
 
   if (kind === 'report') {
     const text = `${e.title}\n${e.message}`;
-    const err = extractErrorText(text);
+    const py = pythonTraceback(text);
+    const err = py?.error ?? extractErrorText(text);
     const url = err ? undefined : extractUrlPath(text);
     if (err) {
       method = 'report-error';
@@ -67,7 +68,7 @@ export function fingerprintEvent(e: TriggerEvent, opts: FingerprintOptions = {})
       method = 'report-subject';
       message = normalizeSubject(e.title || e.message);
     }
-    frames = e.stack ? inAppFrames(e.stack, maxFrames) : [];
+    frames = e.stack ? inAppFrames(e.stack, maxFrames) : py ? inAppFrames(py.trace, maxFrames) : [];
   } else if (isBareAlert(e)) {
     // An alert whose rule gave no message is known by its rule's name alone: an
     // identifier, kept whole ("Http5xxRate" and "DiskUsage90Percent" are two alerts,
@@ -76,8 +77,11 @@ export function fingerprintEvent(e: TriggerEvent, opts: FingerprintOptions = {})
     message = e.message.trim();
     frames = e.stack ? inAppFrames(e.stack, maxFrames) : [];
   } else {
-    message = normalizeMessage(firstLine(e.message || e.title));
-    frames = e.stack ? inAppFrames(e.stack, maxFrames) : [];
+    // A Python traceback in the message (an alert annotation, a log line's): its error is
+    // its last line, not its "Traceback (most recent call last):" header.
+    const py = pythonTraceback(e.message);
+    message = normalizeMessage(py?.error ?? firstLine(e.message || e.title));
+    frames = e.stack ? inAppFrames(e.stack, maxFrames) : py ? inAppFrames(py.trace, maxFrames) : [];
   }
 
   const parts: FingerprintParts = { method, service, kind, message, frames, route };
@@ -198,7 +202,29 @@ function basename(p: string): string {
 }
 
 const ERROR_LINE =
-  /\b([A-Z][A-Za-z]*(?:Error|Exception)|Traceback|panic|FATAL|ERROR)\b[:\s]+[^\n]{3,}|\b(?:HTTP|status(?: code)?)\s*[45]\d\d\b[^\n]*/;
+  /\b([A-Z][A-Za-z]*(?:Error|Exception)|panic|FATAL|ERROR)\b[:\s]+[^\n]{3,}|\b(?:HTTP|status(?: code)?)\s*[45]\d\d\b[^\n]*/;
+
+const PY_HEADER = 'Traceback (most recent call last):';
+/** The exception line that ends a Python traceback: `KeyError: 'sku'`, `pkg.mod.Error`. */
+const PY_EXCEPTION = /^[A-Za-z_][\w.]*(?::\s|:$|$)/;
+
+/**
+ * A Python traceback in free text: its frames (from the header on) and the exception
+ * line that ends it (the first line after the header that is not indented and reads as
+ * one), or undefined without a header or such a line. Line by line, no backtracking.
+ */
+export function pythonTraceback(text: string): { trace: string; error: string } | undefined {
+  const at = text.indexOf(PY_HEADER);
+  if (at === -1) return undefined;
+  const lines = text.slice(at + PY_HEADER.length).split('\n');
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!.trimEnd();
+    if (!line || /^\s/.test(line)) continue;
+    if (!PY_EXCEPTION.test(line)) return undefined;
+    return { trace: lines.slice(0, i).join('\n'), error: line.slice(0, 500) };
+  }
+  return undefined;
+}
 
 /** The first line of free text that looks like an error message, if any. */
 export function extractErrorText(text: string): string | undefined {

@@ -243,15 +243,22 @@ export class Intake {
     for (;;) {
       const due = this.store.dueSettling(this.store.nowIso(), 100);
       if (!due.length) return n;
+      let decided = 0;
       this.store.tx(() => {
+        const now = this.store.nowIso();
         for (const t of due) {
           const fresh = this.store.getTicketRow(t.id);
-          if (fresh?.state === 'settling') {
+          // Read again inside the transaction: the writer thread (another connection) may
+          // have committed an occurrence meanwhile, which moved the deadline.
+          if (fresh?.state === 'settling' && fresh.settle_deadline !== null && fresh.settle_deadline <= now) {
             this.decide(t.id);
-            n++;
+            decided++;
           }
         }
       });
+      n += decided;
+      // Every one of them had its deadline moved: they are not due now.
+      if (!decided) return n;
     }
   }
 

@@ -103,6 +103,29 @@ test('free-text reports: by error text, else by URL, else by subject', () => {
   assert.equal(s1.fingerprint, s2.fingerprint);
 });
 
+// Review finding: every Python traceback was known by its header, "Traceback (most recent
+// call last):", so unrelated Python errors (pasted in a report, or in an alert's annotation)
+// merged into one ticket.
+test('a Python traceback in a message or a report is known by its exception line and its frames', () => {
+  const tb = (file: string, fn: string, error: string) =>
+    `Traceback (most recent call last):\n  File "/srv/app/${file}", line 12, in ${fn}\n    total = compute(order)\n  File "/srv/app/lib/util.py", line 3, in compute\n    return x[k]\n${error}`;
+  const orders = tb('orders.py', 'create_order', "KeyError: 'sku'");
+  const billing = tb('billing.py', 'charge', 'ZeroDivisionError: division by zero');
+  for (const kind of ['report', 'error'] as const) {
+    const a = fingerprintEvent(ev({ kind, title: 'checkout broke', message: `It failed:\n${orders}\nthanks` }));
+    const b = fingerprintEvent(ev({ kind, title: 'checkout broke', message: `It failed:\n${billing}\nthanks` }));
+    assert.notEqual(a.fingerprint, b.fingerprint, kind);
+    assert.match(a.parts.message, /^KeyError: /, kind);
+    assert.deepEqual(a.parts.frames, ['util.py:compute', 'orders.py:create_order'], kind);
+    // The same error again, its code moved by a few lines: the same ticket.
+    const again = fingerprintEvent(ev({ kind, title: 'checkout broke', message: `It failed:\n${orders.replace('line 12', 'line 14').replace('line 3', 'line 5')}\nthanks` }));
+    assert.equal(again.fingerprint, a.fingerprint, kind);
+  }
+  // An alert whose message is the traceback itself.
+  const alert = fingerprintEvent(ev({ message: billing }));
+  assert.match(alert.parts.message, /^ZeroDivisionError: division by zero$/);
+});
+
 test('route templating keeps the method and drops the query string', () => {
   assert.equal(templateRouteWithMethod('POST /api/pets/123?x=1'), 'POST /api/pets/:id');
   assert.equal(

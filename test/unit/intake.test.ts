@@ -72,6 +72,27 @@ test('settle window: stored deadline, reset per occurrence, capped; the ticket i
   assert.match(ticket.triageReason!, /severity high/);
 });
 
+// Review finding: the due list is read outside the transaction that settles, and the
+// writer thread (another connection) may commit an occurrence in between that moves the
+// deadline; the ticket was triaged early all the same.
+test('a ticket whose deadline moved after it was found due is not settled early', (t) => {
+  const { intake, store, clock } = setup(t);
+  const [first] = intake.accept([alert()]);
+  const id = first!.ticketId!;
+  clock.advance(31);
+  // Found due; then, before the settling transaction, an occurrence moves the deadline.
+  const due = store.dueSettling(store.nowIso(), 100);
+  assert.deepEqual(due.map((d) => d.id), [id]);
+  intake.accept([alert()]);
+  const dueSettling = store.dueSettling.bind(store);
+  let calls = 0;
+  store.dueSettling = (now: string, limit: number) => (calls++ === 0 ? due : dueSettling(now, limit));
+  assert.equal(intake.settleDue(), 0);
+  assert.equal(store.getTicket(id)!.state, 'settling');
+  clock.advance(31);
+  assert.equal(intake.settleDue(), 1, 'due at its new deadline');
+});
+
 test('settle deadlines survive a restart of the store', (t) => {
   const { intake, store, clock, config, home } = setup(t);
   const [r] = intake.accept([alert()]);

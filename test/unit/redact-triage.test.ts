@@ -106,6 +106,10 @@ test('severity: labels, patterns, latency and counts', () => {
   }
   assert.equal(triage.severity({ ...base, message: 'container OOMKilled' }).severity, 'critical');
   assert.equal(triage.severity({ ...base, message: 'upstream answered 503 Service Unavailable' }).severity, 'high');
+  // Review finding: a latency threshold of 500-599 ms read as a 5xx status (high, and past
+  // auto-approval's medium). A duration is not a status.
+  assert.equal(triage.severity({ ...base, kind: 'latency', message: 'P95 of GET /api/pets/:id is 1840 ms; it exceeds 500 ms' }).severity, 'medium');
+  assert.equal(triage.severity({ ...base, message: 'timeout after 550ms, then 502 from the gateway' }).severity, 'high', 'the 502 still counts');
   assert.ok(priorityOf('high', 1, false) > priorityOf('medium', 10_000, true), 'severity dominates priority');
   assert.ok(priorityOf('medium', 1, true) > priorityOf('medium', 1000, false), 'people before volume');
 });
