@@ -90,9 +90,9 @@ export function registerDocsCommands(
     .action(async (text: string | undefined, o: SearchOpts, cmd: Command) => {
       if (text === undefined && !o.queryFile) cmd.error('error: give the text to search for, or --query-file FILE', { exitCode: 2 });
       if (o.queryFile && !existsSync(o.queryFile)) cmd.error(`error: --query-file ${resolve(o.queryFile)} does not exist`, { exitCode: 2 });
-      if (o.preContext && !existsSync(dirname(resolve(o.preContext)))) cmd.error(`error: --pre-context ${resolve(o.preContext)}: folder ${dirname(resolve(o.preContext))} does not exist`, { exitCode: 2 });
       const query = o.queryFile ? readFileSync(o.queryFile, 'utf8') : text!;
       const ctx = open(cmd, o.repo);
+      if (o.preContext && !existsSync(dirname(resolve(o.preContext)))) cmd.error(`error: --pre-context ${resolve(o.preContext)}: folder ${dirname(resolve(o.preContext))} does not exist`, { exitCode: 2 });
       // With --pre-context a missing repository is only a warning in the file (the index may still hold its docs).
       if (!o.preContext && o.refresh) requireRepo(cmd, ctx.repo);
       const k = o.k ?? (o.preContext ? ctx.settings.preContextK : 5);

@@ -327,15 +327,18 @@ hold_pushes() {
 # command in that worktree ran it, outside the sandbox, with the worker's environment.
 @test "a worktree's commondir pointed elsewhere runs nothing: the harness's git reads the pinned repository" {
   harness_git_env "$TICKET_DIR/config/git-excludes"
-  harness_worktree_add "$TMP/repo" origin main bot/other "$TMP/other"
   git init --quiet "$TMP/evil"
   # (harness_git_env turns core.fsmonitor off too; a clean filter it cannot know of.)
   printf '[core]\n\tfsmonitor = "touch %s/PWNED; false"\n[filter "x"]\n\tclean = "touch %s/PWNED; cat"\n' "$TMP" "$TMP" >>"$TMP/evil/.git/config"
-  printf '%s\n' "$TMP/evil/.git" >"$TMP/repo/.git/worktrees/other/commondir"
-  printf '* filter=x\n' >"$TMP/other/.gitattributes"
-  printf 'fix\n' >"$TMP/other/fix.txt"
+  local wt
+  for wt in demo other; do
+    harness_worktree_add "$TMP/repo" origin main "bot/$wt" "$TMP/$wt"
+    printf '%s\n' "$TMP/evil/.git" >"$TMP/repo/.git/worktrees/$wt/commondir"
+    printf '* filter=x\n' >"$TMP/$wt/.gitattributes"
+    printf 'fix\n' >"$TMP/$wt/fix.txt"
+  done
   # The attack is real: a git that reads the commondir file runs the command.
-  command git -C "$TMP/other" add -A >/dev/null 2>&1 || true
+  command git -C "$TMP/demo" add -A >/dev/null 2>&1 || true
   [ -e "$TMP/PWNED" ]
   rm -f "$TMP/PWNED"
   harness_git_pin "$TMP/repo"
