@@ -92,7 +92,6 @@ export function registerDocsCommands(
       if (o.queryFile && !existsSync(o.queryFile)) cmd.error(`error: --query-file ${resolve(o.queryFile)} does not exist`, { exitCode: 2 });
       const query = o.queryFile ? readFileSync(o.queryFile, 'utf8') : text!;
       const ctx = open(cmd, o.repo);
-      if (o.preContext && !existsSync(dirname(resolve(o.preContext)))) cmd.error(`error: --pre-context ${resolve(o.preContext)}: folder ${dirname(resolve(o.preContext))} does not exist`, { exitCode: 2 });
       // With --pre-context a missing repository is only a warning in the file (the index may still hold its docs).
       if (!o.preContext && o.refresh) requireRepo(cmd, ctx.repo);
       const k = o.k ?? (o.preContext ? ctx.settings.preContextK : 5);
@@ -106,6 +105,7 @@ export function registerDocsCommands(
       }
       for (const w of result.warnings) io.err(`warning: ${w}\n`);
       if (o.preContext) {
+        if (!existsSync(dirname(resolve(o.preContext)))) cmd.error(`error: --pre-context ${resolve(o.preContext)}: folder ${dirname(resolve(o.preContext))} does not exist`, { exitCode: 2 });
         const md = renderPreContext(result, ctx.settings.preContextBytes);
         writeFileSync(o.preContext, md);
         io.err(`wrote ${o.preContext} (${result.hits.length} section(s), ${Buffer.byteLength(md)} bytes)\n`);
