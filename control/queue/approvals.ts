@@ -203,18 +203,22 @@ function decide(
       const what = live.state === 'running' ? 'a running worker' : 'a cancelled worker not yet seen to stop (a running control plane stops it within a heartbeat, or ends the run once its lease runs out; else the next start does)';
       return { failure: 'busy', state: t.state as TicketState, message: `ticket ${ticketId} still has ${what} (run ${live.id})` } satisfies Refusal;
     }
+    if (next === 'queued' && t.claimed_by) {
+      // The dispatcher never takes a claimed ticket: queued, it would wait for ever.
+      return { failure: 'state', state: t.state as TicketState, message: `ticket ${ticketId} is claimed by ${t.claimed_by}: release the claim first (bugbot claim ${ticketId} --release), or let them work on it` } satisfies Refusal;
+    }
     if (next === 'queued') {
-      // One open ticket per error: a newer one (a person reported it again after this one
-      // failed) carries it on, and a second would have the same bug fixed twice. A dropped
-      // ticket gives way to any newer one: its error's occurrences go to the newest.
-      const states = t.state === 'dropped' ? null : OPEN_STATES;
+      // One ticket per error: a newer one (a person reported it again after this one
+      // failed) carries it on, whatever became of it (its error's occurrences go to the
+      // newest), and a second open one would have the same bug fixed twice. Only a dropped
+      // newer ticket gives way; a dropped ticket gives way to any newer one.
       const newer = store
-        .stmt(`SELECT id, state FROM tickets WHERE fingerprint = ? AND id > ?${states ? ` AND state IN (${states.map(() => '?').join(', ')})` : ''} ORDER BY id LIMIT 1`)
-        .get(t.fingerprint, ticketId, ...(states ?? [])) as { id: number; state: string } | undefined;
+        .stmt(`SELECT id, state FROM tickets WHERE fingerprint = ? AND id > ?${t.state === 'dropped' ? '' : ` AND state <> 'dropped'`} ORDER BY id LIMIT 1`)
+        .get(t.fingerprint, ticketId) as { id: number; state: string } | undefined;
       if (newer) {
         return { failure: 'state', state: t.state as TicketState, message: OPEN_STATES.includes(newer.state as TicketState)
             ? `ticket ${newer.id} (the same error, filed later) is open (${newer.state}): it carries this one on; requeue that one instead`
-            : `ticket ${newer.id} (the same error, filed later; ${newer.state}) carries this dropped one on: requeue that one instead` } satisfies Refusal;
+            : `ticket ${newer.id} (the same error, filed later; ${newer.state}) carries this one on: requeue that one instead` } satisfies Refusal;
       }
     }
     const now = store.nowIso();

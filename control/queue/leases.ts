@@ -128,9 +128,21 @@ export function finishRun(
     store
       .stmt('UPDATE tickets SET state = ?, pushed_at = COALESCE(?, pushed_at), updated_at = ? WHERE id = ?')
       .run(result.ticketState, pushedAt, now, run.ticket_id);
+    if (result.ticketState === 'queued') deferIfClaimed(store, run.ticket_id, now);
     store.audit(run.ticket_id, `worker-${run.worker_id}`, `run-${result.outcome}`, result.reason);
     return 'finished';
   });
+}
+
+/**
+ * A ticket going back to the queue that a person claimed meanwhile is deferred instead,
+ * as triage would decide it: the dispatcher never takes a claimed ticket, and `queued`
+ * would say it waits for the bot when it waits for the claim's release.
+ */
+function deferIfClaimed(store: Store, ticketId: number, now: string): void {
+  store
+    .stmt(`UPDATE tickets SET state = 'deferred', triage_reason = 'claimed by ' || claimed_by || ': a person is on it', updated_at = ? WHERE id = ? AND state = 'queued' AND claimed_by IS NOT NULL`)
+    .run(now, ticketId);
 }
 
 /** Replace what a run's end has yet to tell (a better-worded reason); nothing once it was told. */
@@ -179,6 +191,7 @@ export function reclaimRuns(
       store
         .stmt(`UPDATE tickets SET state = ?, updated_at = ? WHERE id = ? AND state = 'running'`)
         .run(ticketState, now, run.ticket_id);
+      if (ticketState === 'queued') deferIfClaimed(store, run.ticket_id, now);
       store.audit(run.ticket_id, 'reconciler', ticketState === 'queued' ? 'requeued' : 'failed', reason);
       out.push({ run, ticketState });
     }

@@ -18,7 +18,7 @@ import { silentLogger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { recheckRegressions } from '../../control/outcomes/regression.ts';
 import { approvalsForTicket, beginApproval, isRefusal } from '../../control/queue/approvals.ts';
-import { cancelTicket, claimNext, finishRun, stoppingRuns } from '../../control/queue/leases.ts';
+import { cancelTicket, claimNext, finishRun, reclaimRuns, stoppingRuns } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { createGitTarget, fileTicket, finishAwaiting } from '../support/approval.ts';
@@ -476,6 +476,42 @@ test('a dropped ticket gives way to any newer ticket of its error, open or not: 
   finishRun(store, c.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
   const r = approvals.requeue(old, 'carol');
   assert.equal(r.ok, false);
-  assert.match(r.message, new RegExp(`ticket ${newer} \\(the same error, filed later; pushed\\) carries this dropped one on`));
+  assert.match(r.message, new RegExp(`ticket ${newer} \\(the same error, filed later; pushed\\) carries this one on`));
   assert.equal(store.getTicket(old)!.state, 'dropped');
+});
+
+// Review findings: a failed ticket was requeued past a newer ticket of its error that had
+// failed too (two tickets for one error, occurrences going to the failed one); and a
+// claimed ticket requeued, or sent back by a lost run, sat "queued" for ever (the
+// dispatcher never takes a claimed ticket).
+test('a failed ticket is not requeued past a newer one of its error; a claimed ticket is neither requeued nor put back in the queue', (t) => {
+  const { store, intake, approvals } = setup(t, { queue: { maxAttempts: 1 } });
+  const first = fileTicket(intake, 'Export fails', 'Error: export failed for the invoices');
+  const c1 = claimNext(store, 1, null, 60)!;
+  finishRun(store, c1.run.id, { ticketState: 'failed', outcome: 'failed', reason: 'tests failed' });
+  const second = fileTicket(intake, 'Export fails', 'Error: export failed for the invoices');
+  assert.notEqual(second, first);
+  const c2 = claimNext(store, 1, null, 60)!;
+  finishRun(store, c2.run.id, { ticketState: 'failed', outcome: 'failed', reason: 'tests failed' });
+  const r = approvals.requeue(first, 'carol');
+  assert.equal(r.ok, false);
+  assert.match(r.message, new RegExp(`ticket ${second} \\(the same error, filed later; failed\\) carries this one on: requeue that one instead`));
+  assert.equal(store.getTicket(first)!.state, 'failed');
+
+  intake.claim(second, 'alice');
+  const claimed = approvals.requeue(second, 'carol');
+  assert.equal(claimed.ok, false);
+  assert.match(claimed.message, new RegExp(`ticket ${second} is claimed by alice: release the claim first`));
+  intake.claim(second, 'alice', { release: true });
+  assert.equal(approvals.requeue(second, 'carol').ok, true);
+
+  // Claimed while its run was under way, and the run is lost: deferred, not queued.
+  const c3 = claimNext(store, 1, null, 60)!;
+  assert.equal(c3.ticket.id, second);
+  intake.claim(second, 'bob');
+  store.stmt('UPDATE runs SET lease_until = ? WHERE id = ?').run('2000-01-01T00:00:00.000Z', c3.run.id);
+  reclaimRuns(store, { maxAttempts: 3, onlyExpired: true, reason: 'lease expired' });
+  const after = store.getTicket(second)!;
+  assert.equal(after.state, 'deferred');
+  assert.equal(after.triageReason, 'claimed by bob: a person is on it');
 });
