@@ -83,6 +83,11 @@ export const OPEN_STATES: readonly TicketState[] = [
 ];
 
 /** States that mean "a fix went out": a later occurrence is a regression. */
+/** Why a ticket a person claimed waits (triage's decision, and a run that sends one back). */
+export function claimedReason(who: string): string {
+  return `claimed by ${who}: a person is on it`;
+}
+
 export const FIXED_STATES: readonly TicketState[] = ['pushed', 'resolved'];
 
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;

@@ -6,7 +6,7 @@
 import type { BugbotConfig } from '../config.ts';
 import { compilePattern } from '../config.ts';
 import type { Classification, EventKind, Severity } from '../types.ts';
-import { severityRank } from '../types.ts';
+import { claimedReason, severityRank } from '../types.ts';
 
 export interface TriageInput {
   kind: EventKind;
@@ -88,7 +88,7 @@ export function createTriage(cfg: BugbotConfig['triage']): Triage {
       const priority = priorityOf(sev, input.count, input.human);
       const text = `${input.service ?? ''}\n${input.title}\n${input.message}`;
       if (input.claimedBy) {
-        return { decision: 'defer', severity: sev, priority, reason: `claimed by ${input.claimedBy}: a person is on it` };
+        return { decision: 'defer', severity: sev, priority, reason: claimedReason(input.claimedBy) };
       }
       if (input.classification && input.classification !== 'bug') {
         return {

@@ -4,7 +4,7 @@
  * heartbeats; a lease that runs out (the worker or the control plane died) sends
  * the ticket back to `queued` with attempt + 1, or to `failed` past the limit.
  */
-import type { TicketState } from '../types.ts';
+import { claimedReason, type TicketState } from '../types.ts';
 import type { Store, TicketRow } from './store.ts';
 
 export interface RunRow {
@@ -140,9 +140,9 @@ export function finishRun(
  * would say it waits for the bot when it waits for the claim's release.
  */
 function deferIfClaimed(store: Store, ticketId: number, now: string): void {
-  store
-    .stmt(`UPDATE tickets SET state = 'deferred', triage_reason = 'claimed by ' || claimed_by || ': a person is on it', updated_at = ? WHERE id = ? AND state = 'queued' AND claimed_by IS NOT NULL`)
-    .run(now, ticketId);
+  const t = store.getTicketRow(ticketId);
+  if (t?.state !== 'queued' || !t.claimed_by) return;
+  store.stmt(`UPDATE tickets SET state = 'deferred', triage_reason = ?, updated_at = ? WHERE id = ?`).run(claimedReason(t.claimed_by), now, ticketId);
 }
 
 /** Replace what a run's end has yet to tell (a better-worded reason); nothing once it was told. */
