@@ -427,7 +427,12 @@ export function buildProgram(): Command {
       const archive = new OutcomeArchive(config.home, { redact: configuredRedactor(config).text });
       const read = archive.read();
       if (read.skipped) process.stderr.write(`bugbot: skipped ${read.skipped} unreadable line(s) in ${archive.path} (a torn line from a crash, or not a row)\n`);
-      const rows = latestRevisions(read.rows).filter((r) => Date.parse(r.finished) >= from);
+      // A row dated after now (a clock set wrong when it was written) is in no window up to now.
+      const now = Date.now();
+      const latest = latestRevisions(read.rows);
+      const rows = latest.filter((r) => Date.parse(r.finished) >= from && Date.parse(r.finished) <= now);
+      const future = latest.filter((r) => Date.parse(r.finished) > now).length;
+      if (future) process.stderr.write(`bugbot: left out ${future} run(s) dated after now in ${archive.path} (a clock set wrong when they were written)\n`);
       const sum = summarize(rows);
       if (o.json) {
         process.stdout.write(JSON.stringify({ since: o.since, summary: sum, rows }, null, 2) + '\n');

@@ -29,6 +29,8 @@ function niceMax(v: number): number {
 }
 
 const r2 = (n: number) => Math.round(n * 100) / 100;
+/** A value as a script or test reads it: rounded for the float's noise only (a $0.004 cost is not 0). */
+const exact = (n: number) => Math.round(n * 1e6) / 1e6;
 
 export function Legend(props: { series: Series[] }) {
   return (
@@ -84,7 +86,7 @@ export function ColumnChart(props: { id: string; title: string; columns: Column[
                 const x = mode === 'stacked' ? x0 : x0 + k * groupW;
                 acc += v;
                 return (
-                  <rect class={s.cls} x={r2(x)} y={r2(top)} width={r2(mode === 'stacked' ? barW : groupW)} height={r2(Math.max(0, height))} data-series={s.key} data-label={c.label} data-value={r2(v)}>
+                  <rect class={s.cls} x={r2(x)} y={r2(top)} width={r2(mode === 'stacked' ? barW : groupW)} height={r2(Math.max(0, height))} data-series={s.key} data-label={c.label} data-value={exact(v)}>
                     <title>{`${c.label} ${s.label}: ${fmt(v)}`}</title>
                   </rect>
                 );
@@ -125,7 +127,7 @@ export function BarList(props: { id: string; title: string; bars: Array<{ label:
         return (
           <g data-label={b.label}>
             {b.href ? <a href={b.href}>{text}</a> : text}
-            <rect class="s-a" x={labelW} y={i * rowH + 4} width={r2((b.value / max) * plotW)} height={rowH - 8} data-series="value" data-label={b.label} data-value={r2(b.value)}>
+            <rect class="s-a" x={labelW} y={i * rowH + 4} width={r2((b.value / max) * plotW)} height={rowH - 8} data-series="value" data-label={b.label} data-value={exact(b.value)}>
               <title>{`${b.label}: ${fmt(b.value)}${b.note ? ` (${b.note})` : ''}`}</title>
             </rect>
             <text x={r2(labelW + (b.value / max) * plotW + 6)} y={i * rowH + 15}>

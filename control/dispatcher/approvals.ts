@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { configuredRedactor, type BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
+import { nextRevision, type OutcomeArchive, type OutcomeRow } from '../outcomes/archive.ts';
 import {
   APPROVAL_STALE_SECONDS,
   beginApproval,
@@ -253,7 +253,7 @@ export class Approvals implements ApprovalActions {
         logger.warn('no outcome row for the approved run', { run: runRow.id });
         return;
       }
-      archive.append({ ...prev, ...patch, revision: prev.revision + 1 });
+      archive.append({ ...prev, ...patch, revision: nextRevision(prev) });
     } catch (err) {
       logger.error('could not append the outcome revision', { run: runRow.id, error: (err as Error).message });
     }

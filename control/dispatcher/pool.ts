@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts';
 import { cancelledReason, claimNext, finishRun, heartbeat, setRunProcess, setRunProgress, type RunRow } from '../queue/leases.ts';
 import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketState } from '../types.ts';
-import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
+import { nextRevision, type OutcomeArchive, type OutcomeRow } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome, runNotice } from './outcome.ts';
@@ -394,7 +394,7 @@ export class Dispatcher {
       const end = cancelledRunEnd(outcome, cancelledReason(store, w.run.id) ?? 'cancelled', w.ws.branch);
       state = end.state;
       reason = archive.redact(end.reason);
-      row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
+      row = { ...buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir }), revision: nextRevision(row) };
       archiveRow(archive, row, logger);
       if (end.overCancel) this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) }, true, {});
     }

@@ -54,6 +54,14 @@ export interface OutcomeRow {
   pr_url?: string | null;
 }
 
+/**
+ * The revision a new row of `row`'s run gets: one past it (a row written without one, as
+ * DESIGN §6 lists the fields, counts as the first).
+ */
+export function nextRevision(row: Pick<OutcomeRow, 'revision'>): number {
+  return (Number.isInteger(row.revision) && row.revision > 0 ? row.revision : 1) + 1;
+}
+
 /** A tool call the guard layers refused (harness/lib/denial.mjs writes them). */
 export interface OutcomeDenial {
   phase: string;
@@ -128,14 +136,20 @@ export class OutcomeArchive {
 
   /**
    * Append one row; its denials are reduced to what a reviewer needs and redacted first,
-   * and so is its reason (it can quote git's or the model endpoint's error text, with a
-   * remote's URL in it). A torn last line (a crash mid-append) is ended first, so this
+   * and so are its reason (it can quote git's or the model endpoint's error text, with a
+   * remote's URL in it), its stages' results (a kill's reason quotes the model's command),
+   * the approver and the pull request's URL. A torn last line (a crash mid-append) is ended first, so this
    * row stays whole.
    */
   append(row: OutcomeRow): void {
+    const text = <T extends string | null | undefined>(v: T): T => (typeof v === 'string' ? (this.redact(v) as T) : v);
     const safe: OutcomeRow = {
       ...row,
       ...(typeof row.reason === 'string' ? { reason: this.redact(row.reason) } : {}),
+      // A stage's result can be a kill's reason, which quotes what the model typed.
+      stages: Object.fromEntries(Object.entries(row.stages ?? {}).map(([k, st]) => [k, st && 'result' in st ? { ...st, result: text(st.result) } : st])),
+      ...(row.approved_by !== undefined ? { approved_by: text(row.approved_by) } : {}),
+      ...(row.pr_url !== undefined ? { pr_url: text(row.pr_url) } : {}),
       denials: (row.denials ?? []).map((d) => archivedDenial(d, this.redact)),
     };
     const fd = openSync(this.path, 'a+');

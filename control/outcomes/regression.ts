@@ -5,7 +5,7 @@
  * A regression is a ticket that intake linked to this run's ticket within 24 hours.
  */
 import type { Store } from '../queue/store.ts';
-import type { OutcomeArchive, OutcomeRow } from './archive.ts';
+import { nextRevision, type OutcomeArchive, type OutcomeRow } from './archive.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -21,7 +21,7 @@ export function recheckRegressions(store: Store, archive: OutcomeArchive, now = 
     const regressed = store
       .stmt('SELECT 1 FROM tickets WHERE regression_of = ? AND created_at <= ? LIMIT 1')
       .get(row.ticket_id, until) as unknown;
-    const next: OutcomeRow = { ...row, regressions_detected_24h: Boolean(regressed), revision: row.revision + 1 };
+    const next: OutcomeRow = { ...row, regressions_detected_24h: Boolean(regressed), revision: nextRevision(row) };
     // A fix that regressed within a day was not clean after all.
     if (next.regressions_detected_24h && next.outcome === 'clean') {
       next.outcome = 'messy';

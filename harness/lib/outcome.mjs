@@ -54,14 +54,21 @@ const push = kv(read('push.env'));
 if (push.duration_s) stages.push = { duration_s: Number(push.duration_s), tokens: 0, tool_calls: 0, cost_usd: 0 };
 const [state = 'failed', reason = 'the worker stopped without a result'] = read('result').trim().split('\t');
 
-/** Test counts from common runners' summaries (node:test, jest/vitest, pytest, TAP). */
+/** Test counts from common runners' summaries (node:test, TAP, jest, vitest, pytest). */
 function testCounts(log) {
-  const n = (re) => {
-    const m = re.exec(log);
-    return m ? Number(m[1]) : null;
+  // The last match: a summary ends the output, and the output before it can say anything.
+  const last = (re, text) => {
+    const all = [...text.matchAll(re)];
+    return all.length ? Number(all[all.length - 1][1]) : null;
   };
-  const passed = n(/^(?:# |ℹ )pass (\d+)/m) ?? n(/(\d+) passed/) ?? n(/Tests:.*?(\d+) passed/);
-  const failed = n(/^(?:# |ℹ )fail (\d+)/m) ?? n(/(\d+) failed/) ?? (passed !== null ? 0 : null);
+  const tap = last(/^(?:# |ℹ )pass (\d+)/gm, log);
+  if (tap !== null) return { passed: tap, failed: last(/^(?:# |ℹ )fail (\d+)/gm, log) ?? 0 };
+  // jest ("Tests:       1 failed, 41 passed, 42 total") and vitest ("Tests  57 passed (57)"):
+  // the tests' line, not the suites' or files' before it.
+  const tests = [...log.matchAll(/^\s*Tests:?[ \t]+(.*)$/gm)].pop()?.[1];
+  const text = tests ?? log;
+  const passed = last(/(\d+) passed/g, text);
+  const failed = last(/(\d+) failed/g, text) ?? (passed !== null ? 0 : null);
   return { passed, failed };
 }
 const tests = { ...testCounts(read('tests.log')), preexisting_failures: Number(push.tests_preexisting ?? 0) };

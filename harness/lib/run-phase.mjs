@@ -101,6 +101,8 @@ const stats = {
 // The same policy the PreToolUse hook applies (config/<phase>.policy.json).
 const policyCtx = o.policy ? loadPolicy(o.policy) : { phase: o.phase, worktree: o.worktree, ticketDir: o['ticket-dir'], ticketWrites: [] };
 const pendingBanned = new Map();
+/** File edits asked for and not answered yet: an edit counts once its result is not an error (a denied or failed one changed nothing). */
+const pendingEdits = new Set();
 /** Banned calls the CLI refused itself (a tool it does not have): recorded as denials too. */
 const refusedBanned = [];
 
@@ -220,7 +222,7 @@ function onEvent(e) {
       stats.tool_calls++;
       stats.tools[b.name] = (stats.tools[b.name] ?? 0) + 1;
       stats.lastTool = b.name;
-      if (['Edit', 'Write', 'MultiEdit', 'NotebookEdit'].includes(b.name)) stats.edits++;
+      if (['Edit', 'Write', 'MultiEdit', 'NotebookEdit'].includes(b.name)) pendingEdits.add(b.id);
       const d = checkToolUse(b.name, b.input ?? {}, policyCtx);
       if (d) {
         const banned = { tool: b.name, summary: summarizeInput(b.input), reason: d.reason };
@@ -231,6 +233,7 @@ function onEvent(e) {
     }
   } else if (e.type === 'user') {
     for (const b of Array.isArray(e.message?.content) ? e.message.content : []) {
+      if (b.type === 'tool_result' && pendingEdits.delete(b.tool_use_id) && !b.is_error) stats.edits++;
       if (b.type !== 'tool_result' || !pendingBanned.has(b.tool_use_id)) continue;
       const banned = pendingBanned.get(b.tool_use_id);
       pendingBanned.delete(b.tool_use_id);
@@ -250,13 +253,28 @@ function onEvent(e) {
     for (const d of e.permission_denials ?? []) {
       stats.denials.push(denialRecord({ by: 'allowlist', tool: d.tool_name, input: d.tool_input }));
     }
+    // The session's totals, where the stream's per-message usage falls short (it reports a
+    // message's usage as it starts): the result's usage, and its per-model usage, which is
+    // the whole session's even when the result's usage is not (a budget stop).
+    const totals = [];
     if (e.usage) {
       const u = e.usage;
-      const inTok = (u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0);
-      if (inTok + (u.output_tokens ?? 0) > stats.tokens) {
+      totals.push([(u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0), u.output_tokens ?? 0]);
+    }
+    if (e.modelUsage && typeof e.modelUsage === 'object') {
+      let inTok = 0;
+      let outTok = 0;
+      for (const m of Object.values(e.modelUsage)) {
+        inTok += (Number(m?.inputTokens) || 0) + (Number(m?.cacheReadInputTokens) || 0) + (Number(m?.cacheCreationInputTokens) || 0);
+        outTok += Number(m?.outputTokens) || 0;
+      }
+      totals.push([inTok, outTok]);
+    }
+    for (const [inTok, outTok] of totals) {
+      if (inTok + outTok > stats.tokens) {
         stats.input_tokens = inTok;
-        stats.output_tokens = u.output_tokens ?? 0;
-        stats.tokens = inTok + stats.output_tokens;
+        stats.output_tokens = outTok;
+        stats.tokens = inTok + outTok;
       }
     }
   }

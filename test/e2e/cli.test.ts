@@ -432,3 +432,17 @@ test('outcomes reads past a torn line, says how many lines it skipped, and masks
   assert.doesNotMatch(json.stdout, /hunter2/);
   assert.match(json.stdout, /"summary": ".env"/);
 });
+
+test('outcomes leaves out a run dated after now (a clock set wrong) and says so: it is in no window up to now', (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, '.bugbot');
+  mkdirSync(home, { recursive: true });
+  const row = (id: number, finished: string, s: number) => JSON.stringify({ run_id: id, ticket_id: id, outcome: 'clean', state: 'pushed', finished, trigger_to_push_s: s, cost_usd: 0.5, stages: {}, denials: [], revision: 1 });
+  const later = new Date(Date.now() + 400 * 86_400_000).toISOString();
+  writeFileSync(join(home, 'outcomes.jsonl'), `${row(1, new Date().toISOString(), 500)}\n${row(2, later, 100_000)}\n`);
+  const r = bugbot(['--home', home, 'outcomes', '--since', '1h'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /1 run\(s\) on 1 ticket\(s\)/);
+  assert.match(r.stdout, /median time from trigger to push: 500 s/);
+  assert.match(r.stderr, /left out 1 run\(s\) dated after now/);
+});

@@ -421,6 +421,22 @@ test('rows of the outcomes archive that lack fields (hand-edited, another tool\'
   }
 });
 
+test('the outcomes page says when its charts show fewer days than its figures count (charts keep the last 120 days)', async (t) => {
+  const { app, config } = buildTestApp(t);
+  const row = (id: number, finished: string) => ({ run_id: id, ticket_id: id, fingerprint: 'fp', trigger_source: 'manual', service: null, started: finished, finished, trigger_to_push_s: 60, stages: {}, outcome: 'clean', state: 'pushed', reason: 'ok', cost_usd: 0.004, tests: { passed: 1, failed: 0 }, denials: [], revision: 1 });
+  const day = 86_400_000;
+  const now = Date.now();
+  const write = (rows: object[]) => writeFileSync(join(config.home, 'outcomes.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  write([row(1, new Date(now - 200 * day).toISOString()), row(2, new Date(now).toISOString())]);
+  let html = await (await app.request('/outcomes')).text();
+  assert.match(html, /id="chart-window">The charts show the last 120 days/);
+  // A cost under a cent is drawn as itself, not rounded to 0.
+  assert.match(html, /id="chart-cost"[\s\S]*?data-value="0\.004"/);
+  write([row(1, new Date(now - 20 * day).toISOString()), row(2, new Date(now).toISOString())]);
+  html = await (await app.request('/outcomes')).text();
+  assert.doesNotMatch(html, /chart-window/);
+});
+
 test('the approvals page draws the first runs\' diffs and links the rest to their tickets (one GET stays bounded)', async (t) => {
   const { intake, store } = buildTestApp(t);
   const ticket = { ...store.getTicket(fileTicket(intake, 'Checkout is blank'))!, state: 'awaiting_approval' as const };

@@ -18,6 +18,8 @@ export interface OutcomesPageProps {
   services: string[];
   summary: OutcomeSummary;
   days: DayStats[];
+  /** The charts' days start after the first run's (perDay's window): the figures above count every run. */
+  daysCut: boolean;
   fingerprints: FingerprintStats[];
   /** Newest first. */
   rows: OutcomeRow[];
@@ -97,6 +99,11 @@ export function OutcomesPage(p: OutcomesPageProps) {
 
       {s.runs ? (
         <>
+          {p.daysCut && p.days.length ? (
+            <p class="muted" id="chart-window">
+              The charts show the last {p.days.length} days ({p.days[0]!.day} on); the figures above count every run in the filter.
+            </p>
+          ) : null}
           <div class="grid">
             <div class="card">
               <h2>Clean / messy / failed per day</h2>

@@ -13,7 +13,7 @@ import { TICKET_STATES, type TicketState } from '../../types.ts';
 import { byFinished, page, render, type Dash } from '../context.ts';
 import { diffForRun, liveWorkers, readRunFiles, type RunFiles } from '../data.ts';
 import type { RunDiff } from '../git-diff.ts';
-import { distinct, matches, parseFilter, perDay, topFingerprints } from '../outcome-stats.ts';
+import { dayOf, distinct, matches, parseFilter, perDay, topFingerprints } from '../outcome-stats.ts';
 import { ErrorPage } from '../pages/login.tsx';
 import { OutcomesPage } from '../pages/outcomes.tsx';
 import { OverviewPage, QueuePanel, RecentOutcomesPanel, WorkersPanel } from '../pages/overview.tsx';
@@ -149,6 +149,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
     const { filter, problems } = parseFilter(c.req.query());
     const all = outcomes.latest();
     const rows = all.filter((r) => matches(r, filter));
+    const days = perDay(rows);
     return page(
       c,
       <OutcomesPage
@@ -158,7 +159,8 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         sources={distinct(all, (r) => r.trigger_source)}
         services={distinct(all, (r) => r.service)}
         summary={summarize(rows)}
-        days={perDay(rows)}
+        days={days}
+        daysCut={days.length > 0 && rows.some((r) => dayOf(r) < days[0]!.day)}
         fingerprints={topFingerprints(rows)}
         rows={byFinished(rows)}
       />,
