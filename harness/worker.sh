@@ -130,7 +130,7 @@ fi
 harness_status docs-retrieval "done"
 
 # --- phase 1: research -> plan.md ---------------------------------------------------
-harness_phase_deliver "$TICKET_DIR/prompt-research.md" research "$AGENT/ticket.md" "$AGENT/pre-context.md"
+harness_phase_deliver "$TICKET_DIR/prompt-research.md" research "$AGENT/ticket.md" "notes:$AGENT/pre-context.md"
 if [ -n "${BUGBOT_DEV_COMMAND:-}" ]; then
   # The dev server starts once the session is up (not to slow its start-up) and comes up
   # while the model thinks; the browser tools wait until it listens, implementing waits
@@ -161,7 +161,7 @@ fi
 [ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
 
 # --- phase 2: implement -------------------------------------------------------------
-harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "$AGENT/pre-context.md" "$AGENT/plan.md"
+harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "notes:$AGENT/pre-context.md" "notes:$AGENT/plan.md"
 harness_phase_run implement "$TICKET_DIR/prompt-implement.md" || harness_fail "implement: $(harness_phase_reason implement)"
 harness_force_commit "$WORKTREE" "bugbot: fix for ticket $BUGBOT_TICKET_ID" >/dev/null
 
@@ -190,7 +190,7 @@ VERDICT=""
 review() {
   local label=$1
   git -C "$WORKTREE" diff "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD >"$AGENT/diff.patch"
-  harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "$AGENT/plan.md" "fenced:$AGENT/diff.patch"
+  harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
   harness_phase_run review "$TICKET_DIR/prompt-$label.md" "$label" || harness_fail "review: $(harness_phase_reason "$label")"
   node -e '
     const fs = require("fs");
@@ -211,7 +211,7 @@ if [ "$VERDICT" != approved ]; then
     const lines = ["# Review notes", "", "The review asked for rework. Address every point, then stop:", "", ...(v.reasons ?? []).map((r) => `- ${r}`)];
     require("fs").writeFileSync(process.argv[2], lines.join("\n") + "\n");
   ' "$AGENT/verdict.json" "$AGENT/review-notes.md"
-  harness_phase_prompt implement "$TICKET_DIR/prompt-implement-rework.md" "$AGENT/ticket.md" "$AGENT/plan.md" "$AGENT/review-notes.md"
+  harness_phase_prompt implement "$TICKET_DIR/prompt-implement-rework.md" "$AGENT/ticket.md" "notes:$AGENT/plan.md" "notes:$AGENT/review-notes.md"
   harness_phase_run implement "$TICKET_DIR/prompt-implement-rework.md" implement-rework ||
     harness_fail "rework: $(harness_phase_reason implement-rework)"
   harness_force_commit "$WORKTREE" "bugbot: rework for ticket $BUGBOT_TICKET_ID" >/dev/null
@@ -222,7 +222,7 @@ fi
 
 # --- phase 4: docs ------------------------------------------------------------------
 REVIEWED=$(git -C "$WORKTREE" rev-parse HEAD)
-harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "$AGENT/ticket.md" "$AGENT/plan.md" "fenced:$AGENT/diff.patch"
+harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
 if ! harness_phase_run docs "$TICKET_DIR/prompt-docs.md"; then
   harness_log "docs phase failed ($(harness_phase_reason docs)); the fix is pushed without doc updates"
 fi

@@ -75,11 +75,17 @@ function builtinRules(hash: (v: string) => string): Rule[] {
       replace: (m) => `<email:${hash(m.toLowerCase())}>`,
     },
     {
+      // A Slack member's mention, <@U061F7AUR> or <@U061F7AUR|alice>: the id hashed, a display name dropped.
+      name: 'slack-user',
+      re: /<@([UW][A-Z0-9]{6,20})(?:\|[^>\n]{0,200})?>/g,
+      replace: (_m, id: string) => `<@user:${hash(id)}>`,
+    },
+    {
       // user_id=123, userId: "abc", user 42, uid=...
       name: 'user-id',
       // The id is taken whole (no backtracking into it), and is never itself a key: in
       // "user uid=1000" the id is 1000 (uid's), not "uid".
-      re: /(?<!<)\b(user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id|user)(["']?\s*(?:[:=#]\s*)?["']?)((?!(?:user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id)\b)(?=([A-Za-z0-9_-]+))\4)/gi,
+      re: /(?<!<@?)\b(user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id|user)(["']?\s*(?:[:=#]\s*)?["']?)((?!(?:user[_-]?id|userid|uid|customer[_-]?id|account[_-]?id)\b)(?=([A-Za-z0-9_-]+))\4)/gi,
       // An id has a digit in it ("user admin" is a word, not an id).
       replace: (m, key: string, sep: string, id: string) => (/\d/.test(id) ? `${key}${sep}<user:${hash(id)}>` : m),
     },

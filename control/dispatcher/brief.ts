@@ -31,13 +31,34 @@ function inlineFence(source: string, v: string | null | undefined): string {
   return text === '-' ? text : `<untrusted-data source="${source}">${defuse(text)}</untrusted-data>`;
 }
 
-/** One-line trusted values: no newlines, no markdown table breakers. */
+/**
+ * One-line values: no line breaks of any kind (U+2028, NEL, vertical tab included), no
+ * markdown table breakers; cut before escaping, so no escape is cut in half.
+ */
 function line(v: string | number | null | undefined): string {
   if (v === null || v === undefined || v === '') return '-';
-  return String(v).replace(/[\r\n]+/g, ' ').replace(/\|/g, '\\|').slice(0, 300);
+  return String(v)
+    .replace(/[\r\n\v\f\u0085\u2028\u2029]+/g, ' ')
+    .slice(0, 300)
+    .replace(/\|/g, '\\|');
 }
 
-export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: string } = {}): string {
+/**
+ * The most of one untrusted block (a message, a stack, the labels) the brief carries, in
+ * characters: past it, the start and the end are kept and the cut is said. A block of
+ * hundreds of kilobytes would fill every phase's context; the whole text stays on the
+ * ticket (`bugbot ticket`, the dashboard).
+ */
+export const BLOCK_MAX_CHARS = 30_000;
+
+function bounded(text: string): string {
+  if (text.length <= BLOCK_MAX_CHARS) return text;
+  const head = Math.floor(BLOCK_MAX_CHARS * 0.8);
+  const tail = BLOCK_MAX_CHARS - head;
+  return `${text.slice(0, head)}\n[… ${text.length - head - tail} characters cut: the whole text is on the ticket …]\n${text.slice(-tail)}`;
+}
+
+export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: string; testCommand?: string } = {}): string {
   const kind = briefKind(t);
   const template = readFileSync(join(promptsDir, 'tickets', `${kind}.md`), 'utf8');
   const labels = Object.entries(t.labels)
@@ -68,14 +89,17 @@ export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: s
     filed_by: t.labels.filed_by ? ` by ${inlineFence(t.source, t.labels.filed_by)}` : '',
   };
   const untrusted: Record<string, string> = {
-    message: fence(t.source, t.message || '(empty)'),
-    stack: t.stack ? fence(t.source, t.stack) : '(none)',
-    labels: labels ? fence(t.source, labels) : '(none)',
+    message: fence(t.source, bounded(t.message || '(empty)')),
+    stack: t.stack ? fence(t.source, bounded(t.stack)) : '(none)',
+    labels: labels ? fence(t.source, bounded(labels)) : '(none)',
   };
   // One pass, so text inside untrusted values is never itself treated as a placeholder.
   let out = template.replace(/\{\{(untrusted:)?(\w+)\}\}/g, (_m, u: string | undefined, k: string) =>
     u ? (untrusted[k] ?? '(none)') : (trusted[k] ?? ''),
   );
-  if (extra.planPath) out += `\n\n---\nThe research phase writes its plan to: \`${extra.planPath}\`\n`;
+  if (extra.planPath || extra.testCommand) out += '\n\n---\n';
+  if (extra.planPath) out += `The research phase writes its plan to: \`${extra.planPath}\`\n`;
+  // The operator's setting (target.testCommand), the command the push is gated on.
+  if (extra.testCommand) out += `The test command (run in the worktree): \`${line(extra.testCommand)}\`\n`;
   return out;
 }

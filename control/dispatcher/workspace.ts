@@ -141,7 +141,7 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
       '\n',
   );
   writeFileSync(join(ws.ticketDir, 'ticket.json'), JSON.stringify({ ticket, run: { id: run.id, attempt: run.attempt, worker: run.worker_id }, workspace: ws }, null, 2));
-  writeFileSync(join(ws.ticketDir, 'agent', 'ticket.md'), renderBrief(join(REPO_ROOT, 'prompts'), ticket, { planPath: join(ws.ticketDir, 'agent', 'plan.md') }));
+  writeFileSync(join(ws.ticketDir, 'agent', 'ticket.md'), renderBrief(join(REPO_ROOT, 'prompts'), ticket, { planPath: join(ws.ticketDir, 'agent', 'plan.md'), testCommand: cfg.target.testCommand }));
 
   const ctx = { config: cfg, ticketDir: ws.ticketDir, worktree: ws.worktree, port: ws.port, tmp: ws.tmp };
   for (const phase of PHASES) {

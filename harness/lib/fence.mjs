@@ -4,9 +4,11 @@
  * (control/dispatcher/brief.ts) and by the harness for the files it appends to a
  * phase's prompt (phase.sh harness_phase_prompt):
  *
- *   node fence.mjs SOURCE FILE   prints FILE fenced as data from SOURCE
+ *   node fence.mjs SOURCE FILE                  prints FILE fenced as data from SOURCE
+ *   node fence.mjs --prompt OUT BASE SPEC...     writes a phase's prompt (assemblePrompt)
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -14,35 +16,49 @@ import { fileURLToPath } from 'node:url';
  * defused, so the content cannot end its own block and speak as the prompt.
  */
 export function fence(source, text) {
-  return `<untrusted-data source="${source}">\n${defuse(text)}\n</untrusted-data>`;
+  // A NUL is no text a reader sees, and a shell reading the prompt drops it (joining what
+  // stood around it): shown as the replacement character instead.
+  return `<untrusted-data source="${source}">\n${defuse(text).replace(/\0/g, '\uFFFD')}\n</untrusted-data>`;
 }
 
 /** What a reader may take for `<`, `/` and `>` around a tag name (after folding); `\u003c` is how Go's JSON writes `<` in a log line. */
-const OPEN = String.raw`<|‹|«|〈|⟨|❬|❮|˂|ᐸ|&lt;?|&#0*60;?|&#x0*3c;?|\\u003c`;
+const OPEN = String.raw`<|‹|«|〈|⟨|❬|❮|˂|ᐸ|\[|&lt;?|&#0*60;?|&#x0*3c;?|\\u003c|%3c`;
 const SLASH = String.raw`[/∕⁄⧸\\]`;
-const CLOSE = String.raw`>|›|»|〉|⟩|❭|❯|˃|ᐳ|&gt;?|&#0*62;?|&#x0*3e;?|\\u003e`;
-const FENCE_TAG = new RegExp(String.raw`(?:(${OPEN})\s*)?(?:(${SLASH})\s*)?untrusted[-_\s]?data(?:\s*(${CLOSE}))?`, 'g');
+const CLOSE = String.raw`>|›|»|〉|⟩|❭|❯|˃|ᐳ|\]|&gt;?|&#0*62;?|&#x0*3e;?|\\u003e|%3e`;
+const FENCE_TAG = new RegExp(String.raw`(?:(${OPEN})\s*)?(?:(${SLASH})\s*)?untrusted[^a-z0-9<>]{0,3}data(?:\s*(${CLOSE}))?`, 'g');
 
-/** Characters a reader does not see: format controls (zero-width, bidi), combining marks, other default-ignorables. */
-const INVISIBLE = /^[\p{Cf}\p{Mn}\p{Me}\p{Default_Ignorable_Code_Point}]$/u;
+/**
+ * Characters a reader does not see: format controls (zero-width, bidi), combining marks,
+ * other default-ignorables, control characters other than tab and line ends (a NUL, a
+ * backspace, an escape), and the blank braille pattern.
+ */
+const INVISIBLE = /^[\p{Cf}\p{M}\p{Default_Ignorable_Code_Point}\u2800]$|^(?![\t\n\r])\p{Cc}$/u;
+const MARK = /\p{M}/gu;
+// eslint-disable-next-line no-control-regex -- an escape sequence is what it matches
+const ANSI = /^\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])/;
 const DASH = /^[\p{Pd}\u2212]$/u;
-/** Letters of other scripts (and small capitals) that look like those of `untrusted-data`. */
+/**
+ * Letters of other scripts (and small capitals) that look like those of `untrusted-data`,
+ * looked up before and after lower-casing (a capital's lower case may look like nothing
+ * Latin: Greek Ν is ν, Cherokee Ꭲ is ꭲ).
+ */
 const LOOKALIKE = {
-  'а': 'a', 'ɑ': 'a', 'α': 'a', 'ᴀ': 'a',
-  'ԁ': 'd', 'ᴅ': 'd',
-  'е': 'e', 'ε': 'e', 'ᴇ': 'e',
-  'п': 'n', 'η': 'n', 'ո': 'n', 'ɴ': 'n',
-  'г': 'r', 'ʀ': 'r',
-  'ѕ': 's', 'ꜱ': 's',
-  'т': 't', 'τ': 't', 'ᴛ': 't',
-  'υ': 'u', 'ս': 'u', 'ᴜ': 'u',
+  'а': 'a', 'ɑ': 'a', 'α': 'a', 'ᴀ': 'a', 'Ꭺ': 'a', 'ꓮ': 'a', 'ᗅ': 'a',
+  'ԁ': 'd', 'ᴅ': 'd', 'Ꭰ': 'd', 'ꓓ': 'd', 'ᗪ': 'd',
+  'е': 'e', 'ε': 'e', 'ᴇ': 'e', 'Ꭼ': 'e', 'ꓰ': 'e', 'Ⲉ': 'e',
+  'п': 'n', 'η': 'n', 'ո': 'n', 'ɴ': 'n', 'Ν': 'n', 'ν': 'n', 'ꓠ': 'n', 'Ⲛ': 'n',
+  'г': 'r', 'ʀ': 'r', 'Ꮢ': 'r', 'ꓣ': 'r', 'ꓤ': 'r', 'ᖇ': 'r',
+  'ѕ': 's', 'ꜱ': 's', 'Ꮪ': 's', 'ꓢ': 's', 'Տ': 's',
+  'т': 't', 'τ': 't', 'ᴛ': 't', 'Ꭲ': 't', 'ꓔ': 't', 'Ⲧ': 't',
+  'υ': 'u', 'ս': 'u', 'ᴜ': 'u', 'Ս': 'u', 'ꓴ': 'u', 'ᑌ': 'u',
 };
 
 /**
  * Defuse every fence tag in text, opening or closing, however it is spelled: a tag is
  * found in a folded copy of the text (invisible characters such as zero-width spaces,
- * bidi controls and combining marks removed; NFKC, so fullwidth `＜` and small `﹤` read
- * as `<`; lower case; any dash as `-`; look-alike letters of other scripts as Latin),
+ * bidi controls, combining marks and control characters removed; NFKD with its marks
+ * dropped, so fullwidth `＜` and small `﹤` read as `<` and an accented `ü` as `u`; lower
+ * case; any dash as `-`; look-alike letters of other scripts as Latin),
  * beginning at an opening bracket or ending at a closing one (`<`, `‹`, `〈`, `&lt;`, ...).
  * The original characters of each tag are replaced by a plain defused spelling,
  * `‹/untrusted-data›`, which no reader takes for the fence.
@@ -71,10 +87,15 @@ function fold(text) {
   const from = [];
   const to = [];
   let i = 0;
+  let skipTo = 0;
   for (const ch of text) {
     const next = i + ch.length;
-    if (!INVISIBLE.test(ch)) {
-      for (const c of ch.normalize('NFKC').toLowerCase()) {
+    // A terminal's escape sequence (a colour) shows as nothing: skipped whole.
+    if (ch === '\x1b') skipTo = i + (ANSI.exec(text.slice(i, i + 64))?.[0].length ?? 1);
+    if (i >= skipTo && !INVISIBLE.test(ch)) {
+      // NFKD, marks dropped: `ü` (one character) reads as `u`, fullwidth `＜` as `<`.
+      for (const d of ch.normalize('NFKD').replace(MARK, '')) {
+        const c = LOOKALIKE[d] ?? d.toLowerCase();
         folded += LOOKALIKE[c] ?? (DASH.test(c) ? '-' : c);
         // Every code unit just added maps back to this code point of the original.
         for (let k = folded.length - from.length; k > 0; k--) {
@@ -88,12 +109,42 @@ function fold(text) {
   return { folded, from, to };
 }
 
+/**
+ * A phase's prompt: BASE (prompts/<phase>.md), then each FILE that is there and not empty,
+ * in order: as it is (`FILE`: the brief, whose untrusted parts are fenced already), under
+ * its name with fence tags defused (`notes:FILE`: what an earlier phase or the docs search
+ * wrote, which may quote the report), or under its name fenced as data (`fenced:FILE`:
+ * the diff, whose tests quote the report).
+ */
+export function assemblePrompt(base, specs) {
+  let out = readFileSync(base, 'utf8');
+  for (const spec of specs) {
+    const [, kind = '', file] = /^(?:(notes|fenced):)?(.*)$/s.exec(spec);
+    let text;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if (err.code === 'ENOENT') continue;
+      throw err;
+    }
+    if (!text) continue;
+    const name = basename(file);
+    if (kind === 'fenced') out += `\n\n## ${name}\n\n${fence(name, text.replace(/\n$/, ''))}\n`;
+    else if (kind === 'notes') out += `\n\n## ${name}\n\n${defuse(text).replace(/\0/g, '\uFFFD')}`;
+    else out += `\n\n${text}`;
+  }
+  return out;
+}
+
 // Run as a script (argv[1] may name it through a link; the module's URL is its real path).
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const [source, file] = process.argv.slice(2);
-  if (!source || !file) {
-    process.stderr.write('usage: node fence.mjs SOURCE FILE\n');
+  const args = process.argv.slice(2);
+  if (args[0] === '--prompt' && args.length >= 3) {
+    writeFileSync(args[1], assemblePrompt(args[2], args.slice(3)));
+  } else if (args.length === 2 && !args[0].startsWith('--')) {
+    process.stdout.write(`${fence(args[0], readFileSync(args[1], 'utf8').replace(/\n$/, ''))}\n`);
+  } else {
+    process.stderr.write('usage: node fence.mjs SOURCE FILE | --prompt OUT BASE [FILE | notes:FILE | fenced:FILE]...\n');
     process.exit(2);
   }
-  process.stdout.write(`${fence(source, readFileSync(file, 'utf8').replace(/\n$/, ''))}\n`);
 }

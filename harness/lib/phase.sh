@@ -4,34 +4,17 @@
 # settings with the guard hook, limits); this assembles the prompt from files and
 # runs the session through run-phase.mjs (idle kill, wall clock, stream watcher).
 
-# harness_phase_prompt PHASE OUT FILE... : prompt = prompts/PHASE.md + the given files (missing ones skipped);
-# a file given as fenced:FILE goes in under its name, fenced as data (lib/fence.mjs).
+# harness_phase_prompt PHASE OUT SPEC... : prompt = prompts/PHASE.md + the given files
+# (missing or empty ones skipped), assembled by lib/fence.mjs (assemblePrompt): FILE as it
+# is (the brief, fenced inside already), notes:FILE under its name with fence tags defused
+# (what an earlier phase wrote, the docs search's excerpts), fenced:FILE under its name
+# fenced as data (the diff, whose tests quote the report). Written by node straight to
+# OUT: a shell's $(...) would drop NUL characters and join what stood around them.
 harness_phase_prompt() {
-  local phase=$1 out=$2 f
+  local phase=$1 out=$2
   shift 2
-  cat "$BUGBOT_PROMPTS/$phase.md" >"$out"
-  for f in "$@"; do
-    case $f in
-      fenced:*)
-        # What the agent wrote from the report (the diff's tests quote it): data, fenced
-        # (harness/lib/fence.mjs) so quoted text cannot close its block and speak as the prompt.
-        f=${f#fenced:}
-        [ -s "$f" ] || continue
-        printf '\n\n## %s\n\n' "$(basename "$f")" >>"$out"
-        local fenced=""
-        if ! fenced=$(node "$HARNESS_BUGBOT_ROOT/harness/lib/fence.mjs" "$(basename "$f")" "$f") || [ -z "$fenced" ]; then
-          harness_fail "could not fence $f for the $phase prompt"
-        fi
-        printf '%s\n' "$fenced" >>"$out"
-        ;;
-      *)
-        if [ -s "$f" ]; then
-          printf '\n\n' >>"$out"
-          cat "$f" >>"$out"
-        fi
-        ;;
-    esac
-  done
+  node "$HARNESS_BUGBOT_ROOT/harness/lib/fence.mjs" --prompt "$out" "$BUGBOT_PROMPTS/$phase.md" "$@" ||
+    harness_fail "could not assemble the $phase prompt"
 }
 
 # harness_phase_run PHASE PROMPT_FILE [LABEL] : run the session; its log and stats are

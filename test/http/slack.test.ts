@@ -247,14 +247,18 @@ describe('POST /slack/events', () => {
       const now = store.getTicket(t.id)!;
       return now.message.includes('three for the land') && now;
     });
-    // The fixture's thread does not hold the mention itself, so it comes last.
+    // The fixture's thread does not hold the mention itself, so it comes last. A member's
+    // id is hashed (DESIGN §3.2), the same member the same hash (the fixture's redacted
+    // XXXXXXXX is no Slack id).
+    const member = /^(<@user:[0-9a-f]{12}>): island$/.exec(enriched.message.split('\n')[0]!)?.[1] ?? 'no hashed member';
     assert.deepEqual(enriched.message.split('\n'), [
-      '<@U061F7AUR>: island',
-      '<@U061F7AUR>: one island',
-      '<@U061F7AUR>: two island',
-      '<@U061F7AUR>: three for the land',
+      `${member}: island`,
+      `${member}: one island`,
+      `${member}: two island`,
+      `${member}: three for the land`,
       '<@XXXXXXXX>: <@XXXXXXXX> say hello',
     ]);
+    assert.doesNotMatch(JSON.stringify(store.getTicket(t.id)), /U061F7AUR/);
     const call = stub.repliesCalls[0]!;
     assert.deepEqual([call.channel, call.ts, call.authorization], ['XXXXXXXX', '1687864866.335329', `Bearer ${BOT_TOKEN}`]);
     // The fixture says has_more with a next_cursor; served again for that cursor, the repeated cursor ends the loop.
