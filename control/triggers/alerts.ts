@@ -198,7 +198,14 @@ function alertToEvent(a: Alert, at: string, source: TriggerSource, groupStatus: 
   if (service) ev.service = service;
   if (stack) ev.stack = stack;
   if (route) ev.route = route;
-  if (kind === 'latency') ev.latency = latencyOf(a, opts.defaultThresholdMs);
+  if (kind === 'latency') {
+    ev.latency = latencyOf(a, opts.defaultThresholdMs);
+    // The brief shows the figures from these labels (the small JSON body's names).
+    if (ev.latency.p95Ms > 0) {
+      ev.labels.p95_ms ??= String(Math.round(ev.latency.p95Ms * 10) / 10);
+      ev.labels.threshold_ms ??= String(ev.latency.thresholdMs);
+    }
+  }
   return ev;
 }
 
@@ -219,12 +226,24 @@ function countOf(a: Alert): number {
   return n !== undefined && n !== null && Number.isFinite(n) && n >= 1 ? Math.min(1e9, Math.round(n)) : 1;
 }
 
+/**
+ * The P95 and the threshold in milliseconds. A `p95_ms` value or annotation is taken as it
+ * is. A bare value (`p95`, the query's `A`, a `value` annotation) is in the unit a `unit`
+ * annotation or label names (`s`, `seconds`, `ms`, `milliseconds`); without one, a value
+ * under the threshold that reaches it as seconds is seconds (a firing alert's P95 is over
+ * its threshold, and Prometheus measures in seconds), any other milliseconds.
+ */
 function latencyOf(a: Alert, defaultThresholdMs: number): { p95Ms: number; thresholdMs: number } {
   const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Number(v));
-  const p95 =
-    num(a.values?.p95_ms) ?? num(a.annotations.p95_ms) ?? num(a.values?.p95) ?? num(a.values?.A) ?? num(a.annotations.value);
-  const threshold = num(a.annotations.threshold_ms) ?? num(a.labels.threshold_ms) ?? defaultThresholdMs;
-  return { p95Ms: p95 !== undefined && Number.isFinite(p95) ? p95 : 0, thresholdMs: Number.isFinite(threshold) ? threshold : defaultThresholdMs };
+  const given = num(a.annotations.threshold_ms) ?? num(a.labels.threshold_ms);
+  const thresholdMs = given !== undefined && Number.isFinite(given) && given > 0 ? given : defaultThresholdMs;
+  const ms = num(a.values?.p95_ms) ?? num(a.annotations.p95_ms);
+  if (ms !== undefined) return { p95Ms: Number.isFinite(ms) && ms >= 0 ? ms : 0, thresholdMs };
+  const raw = num(a.values?.p95) ?? num(a.values?.A) ?? num(a.annotations.value);
+  if (raw === undefined || !Number.isFinite(raw) || raw < 0) return { p95Ms: 0, thresholdMs };
+  const unit = (a.annotations.unit ?? a.labels.unit ?? '').trim().toLowerCase();
+  const seconds = ['s', 'sec', 'secs', 'second', 'seconds'].includes(unit) || (!['ms', 'millisecond', 'milliseconds'].includes(unit) && raw < thresholdMs && raw * 1000 >= thresholdMs);
+  return { p95Ms: seconds ? raw * 1000 : raw, thresholdMs };
 }
 
 /** Grafana and Alertmanager send RFC 3339 times ("2026-11-21T10:00:00.123456789Z", "…+01:00"). */

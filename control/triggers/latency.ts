@@ -15,12 +15,14 @@ import { credentialAuth } from './auth.ts';
 import { alertParseOptions, parseAlertWebhook } from './alerts.ts';
 import { acceptRequest, readJson, summarize } from './common.ts';
 
+const DAY_MS = 86_400_000;
 const smallSchema = z
   .object({
-    service: z.string().min(1),
-    route: z.string().min(1),
-    p95_ms: z.number().nonnegative(),
-    threshold_ms: z.number().positive(),
+    service: z.string().trim().min(1),
+    route: z.string().trim().min(1),
+    // At most a day: a figure past it is a unit mistake, not a measurement.
+    p95_ms: z.number().nonnegative().max(DAY_MS),
+    threshold_ms: z.number().positive().max(DAY_MS),
     id: z.string().min(1).optional(),
     observed_at: z.iso.datetime({ offset: true }).optional(),
   })

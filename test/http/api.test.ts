@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
+import { join } from 'node:path';
+import { renderBrief } from '../../control/dispatcher/brief.ts';
+import { REPO_ROOT } from '../../control/dispatcher/phases.ts';
 import type { Ticket } from '../../control/types.ts';
 import { buildTestApp, FakeClock, fixtureJson, fixtureText, postJson } from '../support/helpers.ts';
 
@@ -39,6 +42,38 @@ test('latency: a resent measurement is the same delivery, by its id, its observe
   assert.equal(await send({ ...body, id: 'm-1' }), 'merged');
   assert.equal(await send({ ...body, id: 'm-1' }), 'duplicate');
   assert.equal(store.countEvents(), 4);
+});
+
+test('latency: an alert webhook keeps its P95 and threshold for the brief, in milliseconds whether the query gave seconds or milliseconds', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const alert = (labels: Record<string, string>, values: Record<string, number>, annotations: Record<string, string> = {}) => ({
+    receiver: 'bugbot', status: 'firing', version: '1',
+    alerts: [{ status: 'firing', labels: { alertname: 'ApiP95', ...labels }, annotations: { summary: 'API p95 latency', ...annotations }, values, startsAt: '2026-11-21T10:00:00Z', fingerprint: labels.service }],
+  });
+  // Prometheus measures in seconds: 1.84 under a 500 ms threshold is 1.84 s.
+  assert.equal((await postJson(app, '/triggers/latency', alert({ service: 'a', route: '/a' }, { A: 1.84 }, { threshold_ms: '500' }))).status, 200);
+  // A query in milliseconds, and a unit named.
+  assert.equal((await postJson(app, '/triggers/latency', alert({ service: 'b', route: '/b' }, { A: 1840 }, { threshold_ms: '500' }))).status, 200);
+  assert.equal((await postJson(app, '/triggers/latency', alert({ service: 'c', route: '/c' }, { A: 2 }, { threshold_ms: '1', unit: 's' }))).status, 200);
+  const labels = (service: string) => store.listTickets().find((x) => x.service === service)!.labels;
+  assert.deepEqual([labels('a').p95_ms, labels('a').threshold_ms], ['1840', '500']);
+  assert.deepEqual([labels('b').p95_ms, labels('b').threshold_ms], ['1840', '500']);
+  assert.deepEqual([labels('c').p95_ms, labels('c').threshold_ms], ['2000', '1']);
+  const brief = renderBrief(join(REPO_ROOT, 'prompts'), store.listTickets().find((x) => x.service === 'a')!);
+  assert.match(brief, /1840 ms \/ 500 ms/);
+});
+
+test('latency: blank names and figures past a day are refused', async (t) => {
+  const { app, store } = buildTestApp(t);
+  for (const body of [
+    { service: ' ', route: 'GET /a', p95_ms: 1800, threshold_ms: 500 },
+    { service: 'api', route: '  ', p95_ms: 1800, threshold_ms: 500 },
+    { service: 'api', route: 'GET /a', p95_ms: 1e300, threshold_ms: 500 },
+  ]) {
+    const res = await postJson(app, '/triggers/latency', body);
+    assert.equal(res.status, 400, JSON.stringify(body));
+  }
+  assert.equal(store.countEvents(), 0);
 });
 
 test('latency: bad small JSON is a 400 naming each problem', async (t) => {
