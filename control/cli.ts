@@ -15,7 +15,8 @@ import { openServices } from './services.ts';
 import { latestRevisions, OutcomeArchive } from './outcomes/archive.ts';
 import { readServerInfo, type ServerInfo } from './server-info.ts';
 import { parseSince, summarize } from './outcomes/summary.ts';
-import { cancelTicket, runsForTicket } from './queue/leases.ts';
+import { cancelTicket, runsForTicket, stoppingRuns } from './queue/leases.ts';
+import { askRunsWorkerToStop } from './dispatcher/reconcile.ts';
 import { notificationSummaries, recipientText, type NotificationSummary } from './queue/notifications.ts';
 import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
@@ -370,9 +371,16 @@ export function buildProgram(): Command {
         const r = cancelTicket(store, id, o.by);
         if (!r) fail(`ticket ${id} is ${store.getTicket(id)!.state}: nothing to cancel`, 1);
         if (r.refused) fail(r.refused, 1);
-        process.stdout.write(
-          `ticket ${id}: ${r.was} → ${r.now}${r.was === 'running' ? ' (a running bugbot start stops its worker at the next heartbeat; with none up, the next start does)' : ''}\n`,
-        );
+        let note = '';
+        if (r.was === 'running' && readServerInfo(config.home)) note = ' (the running bugbot start stops its worker at the next heartbeat)';
+        else if (r.was === 'running') {
+          // No control plane is up to stop it: a worker it left going would push the cancelled fix.
+          const run = stoppingRuns(store).find((x) => x.ticket_id === id);
+          note = run && askRunsWorkerToStop(config.home, run)
+            ? ' (its worker, left going by a control plane that is no longer up, was asked to stop; the next start records its end)'
+            : ' (no worker of it is running; the next start records its end)';
+        }
+        process.stdout.write(`ticket ${id}: ${r.was} → ${r.now}${note}\n`);
       } finally {
         store.close();
       }

@@ -83,13 +83,13 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'harness_set_result cancelled "stopped by the control plane (SIGTERM)"; exit 143' TERM INT
+trap 'harness_set_result cancelled "stopped by a signal (SIGTERM or SIGINT)"; exit 143' TERM INT
 
 # harness_deferred_stop STATUS : a SIGTERM or SIGINT held off during a push that failed
 # (STATUS not 0) stops the run now, as it would have then.
 harness_deferred_stop() {
   [ -n "$HARNESS_DEFERRED_SIGNAL" ] && [ "$1" -ne 0 ] || return 0
-  harness_set_result cancelled "stopped by the control plane (SIG$HARNESS_DEFERRED_SIGNAL) during the push, which did not go through"
+  harness_set_result cancelled "stopped by a signal (SIG$HARNESS_DEFERRED_SIGNAL) during the push, which did not go through"
   exit 143
 }
 

@@ -363,13 +363,14 @@ export class Dispatcher {
     let pushedFirst = false;
     if (cancel) {
       ({ state, reason, overCancel: pushedFirst } = cancelledRunEnd(outcome, cancel, w.ws.branch));
-    } else if (outcome && outcome.state === 'cancelled' && this.state === 'stopping') {
-      // The control plane stopped (a restart, a deploy), not a person: like a crash, the
+    } else if (outcome && outcome.state === 'cancelled' && (this.state === 'stopping' || !w.termSent)) {
+      // The control plane stopped (a restart, a deploy), or a signal came from outside
+      // bugbot (a person's kill, a service manager): not a cancel. Like a crash, the
       // ticket gets another attempt; its partial work is on its branch.
       const again = w.run.attempt < config.queue.maxAttempts;
       state = again ? 'queued' : 'failed';
       reason =
-        'stopped with the control plane mid-run; ' +
+        (this.state === 'stopping' ? 'stopped with the control plane mid-run; ' : `its worker was stopped from outside bugbot (${outcome.reason}); `) +
         attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
     } else if (outcome) {
       state = LANDED_STATES.find((s) => s === outcome.state) ?? 'failed';

@@ -1,8 +1,9 @@
 /**
  * Start-up reconciliation: nothing a previous control plane started survives it.
- * Workers it left running (kill -9 of the control plane leaves its children) are
- * stopped by process group, with their dev servers and Claude sessions; their runs
- * are requeued within the attempt limit (else failed); worktrees and temp folders that
+ * Workers it left running (kill -9 of the control plane leaves its children) are asked
+ * to stop and waited for (a push under way finishes and is recorded), then stopped by
+ * process group, with their dev servers and Claude sessions; their runs are finished as
+ * they ended when they got that far, else requeued within the attempt limit (else failed); worktrees and temp folders that
  * belong to no live run are removed, keeping the worktrees' branches. Approvals whose
  * process died mid-merge are given up, their merges stopped and their folders removed.
  */
@@ -98,12 +99,69 @@ export interface FinishedWhileDown {
   ticket: Ticket;
 }
 
+/**
+ * How long a start waits for the workers a previous control plane left going to stop, as
+ * long as the pool waits for its own when it stops.
+ */
+export const LEFT_WORKERS_WAIT_MS = 20_000;
+
+/** Whether a process is the run's worker: the pool runs `bash harness/worker.sh SLOT TICKET_DIR`. */
+function isRunsWorker(info: ProcInfo, ticketDir: string): boolean {
+  return info.argv.some((a) => a.endsWith('worker.sh')) && info.argv.includes(ticketDir);
+}
+
+/**
+ * Ask a run's worker to stop as the pool asks its own (SIGTERM to its process group): it
+ * writes its outcome on the way out, and a push under way finishes first
+ * (harness_run_uninterrupted). False when no worker of the run is there (or the PID is
+ * not provably its worker).
+ */
+export function askRunsWorkerToStop(home: string, run: Pick<RunRow, 'pid' | 'ticket_id' | 'id'>): boolean {
+  if (!run.pid) return false;
+  const info = procInfo(run.pid);
+  if (!info || !isRunsWorker(info, runDir(home, run))) return false;
+  try {
+    process.kill(-run.pid, 'SIGTERM');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The workers a killed control plane left going are asked to stop, and waited for (up to
+ * `waitMs`), before their runs are looked at: one that was pushing finishes its push and
+ * says so in its outcome, so its fix is recorded as pushed instead of made again by the
+ * next attempt (a SIGKILL could land between the remote's update and the record). What is
+ * still there after the wait is killed with the rest of its run.
+ */
+function stopLeftWorkers(config: BugbotConfig, store: Store, logger: Logger, waitMs: number): void {
+  const left = [...activeRuns(store), ...stoppingRuns(store)].filter((run) => askRunsWorkerToStop(config.home, run));
+  if (!left.length) return;
+  logger.warn('asked the workers a previous control plane left going to stop; waiting for them', { runs: left.map((r) => r.id), waitSeconds: waitMs / 1000 });
+  const alive = () => left.filter((run) => {
+    const info = run.pid ? procInfo(run.pid) : null;
+    return info !== null && isRunsWorker(info, runDir(config.home, run));
+  });
+  const until = Date.now() + waitMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (alive().length && Date.now() < until) Atomics.wait(pause, 0, 0, 50);
+  const still = alive();
+  if (still.length) logger.warn('workers still going after the wait: they are killed', { runs: still.map((r) => r.id) });
+}
+
+function runDir(home: string, run: Pick<RunRow, 'ticket_id' | 'id'>): string {
+  return join(home, 'tickets', String(run.ticket_id), `run-${run.id}`);
+}
+
 export function reconcile(
   config: BugbotConfig,
   store: Store,
   logger: Logger,
   archive?: OutcomeArchive,
+  opts: { leftWorkersWaitMs?: number } = {},
 ): { requeued: number; failed: number; worktreesRemoved: number; finished: FinishedWhileDown[] } {
+  stopLeftWorkers(config, store, logger, opts.leftWorkersWaitMs ?? LEFT_WORKERS_WAIT_MS);
   const finished = [...finishRunsThatLanded(config, store, logger, archive), ...finishCancelledRuns(config, store, logger, archive)];
   const orphans = reclaimDeadRuns(config, store, logger, archive, {
     onlyExpired: false,
@@ -156,15 +214,18 @@ export function reclaimDeadRuns(
 
 /**
  * Workers outlive a control plane that was killed: one may have pushed (or reached
- * approval, or a conflict) before this start. Its outcome.json says so; the run is
- * finished as it ended, with its outcome row, instead of being requeued to fix the same
- * bug again. The caller tells the reporters.
+ * approval, or a conflict, or failed) before this start. Its outcome.json says so; the
+ * run is finished as it ended, with its outcome row, instead of being requeued to fix the
+ * same bug again. The caller tells the reporters.
  */
 function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger, archive?: OutcomeArchive): FinishedWhileDown[] {
   const out: FinishedWhileDown[] = [];
   for (const run of activeRuns(store)) {
     const outcome = readOutcome(join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`));
-    const state = LANDED_STATES.find((s) => s === outcome?.state);
+    // A run that failed is over as well: the pool fails its ticket, and so does a start
+    // (another attempt would only pay for the same failure). One stopped by a signal
+    // (cancelled) is not: reclaimDeadRuns gives it its attempts.
+    const state = LANDED_STATES.find((s) => s === outcome?.state) ?? (outcome?.state === 'failed' ? ('failed' as const) : undefined);
     const ticket = store.getTicket(run.ticket_id);
     if (!outcome || !state || !ticket) continue;
     stopRunProcesses(config.home, run, { logger });
@@ -233,9 +294,8 @@ export function stopRunProcesses(
   const worktree = join(home, 'worktrees', `ticket-${run.ticket_id}-run-${run.id}`);
   if (run.pid && opts.leaderGone) killPgid(run.pid);
   else if (run.pid) {
-    // The pool runs `bash harness/worker.sh SLOT TICKET_DIR`.
     const info = procInfo(run.pid);
-    if (info && info.argv.some((a) => a.endsWith('worker.sh')) && info.argv.includes(ticketDir)) killPgid(run.pid);
+    if (info && isRunsWorker(info, ticketDir)) killPgid(run.pid);
     else if (info) opts.logger?.warn('left a process alone: not the run\'s worker', { run: run.id, pid: run.pid });
   }
   for (const file of PID_FILES) stopRecordedGroup(join(ticketDir, file), [ticketDir, worktree], opts.logger);

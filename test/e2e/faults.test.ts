@@ -183,6 +183,20 @@ test('a worker killed (kill -9) mid-phase: its session, MCP servers and dev serv
   await assertNothingLeft(env, 2);
 });
 
+test('a worker stopped by a SIGTERM from outside bugbot (a person, a service manager) is requeued like a crash, not failed as a cancel', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, faster());
+  env.model.script('research', [() => ({ stall: true })]);
+  const bugbot = await fire(t, env);
+  await waitFor(() => env.model.requests.some((r) => r.phase === 'research'), 90_000, 'research to start');
+  const runs = ((await (await fetch(`${bugbot.url}/api/tickets/1`)).json()) as { runs: Array<{ pid: number }> }).runs;
+  process.kill(runs[0]!.pid, 'SIGTERM');
+
+  const first = await outcomeRow(env, 1, 30_000);
+  assert.equal(first.outcome, 'failed');
+  assert.match(first.reason, /^its worker was stopped from outside bugbot \(stopped by a signal \(SIGTERM or SIGINT\)\); requeued \(attempt 1 of 3\)/);
+  await assertNothingLeft(env, 1);
+});
+
 test('a dev server that exits at once ends research without waiting on the model: failed naming the dev server', { timeout: 200_000 }, async (t) => {
   const env = await setupPipeline(t, faster());
   const cfg = JSON.parse(readFileSync(env.configPath, 'utf8')) as { target: Record<string, unknown> };

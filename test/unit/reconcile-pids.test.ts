@@ -4,7 +4,7 @@
  * the run started: after a reboot (or once a PID is reused) they name someone else's.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -121,10 +121,10 @@ test('a recorded PID now held by an unrelated process is left alone, and logged'
 
 test('a run reclaimed at start gets its outcome row: failed, what it spent, what became of the ticket', (t) => {
   const { home, config, store, run, ticketDir } = runningRun(t);
-  // The worker got as far as writing a failed outcome before the control plane came back.
+  // The worker got as far as its trap (stopped by a signal) before the control plane came back.
   writeFileSync(
     join(ticketDir, 'outcome.json'),
-    JSON.stringify({ state: 'failed', outcome: 'failed', reason: 'implement: error_max_turns', cost_usd: 1.2, stages: { research: { tokens: 900, tool_calls: 3, cost_usd: 1.2, duration_s: 4 } } }),
+    JSON.stringify({ state: 'cancelled', outcome: 'failed', reason: 'stopped by a signal (SIGTERM or SIGINT)', cost_usd: 1.2, stages: { research: { tokens: 900, tool_calls: 3, cost_usd: 1.2, duration_s: 4 } } }),
   );
   const archive = new OutcomeArchive(home);
 
@@ -134,7 +134,43 @@ test('a run reclaimed at start gets its outcome row: failed, what it spent, what
   const [row] = archive.readAll();
   assert.equal(row?.run_id, run.id);
   assert.deepEqual([row!.outcome, row!.state, row!.cost_usd, row!.stages.research?.tokens, row!.trigger_to_push_s], ['failed', 'queued', 1.2, 900, null]);
-  assert.match(row!.reason, /control plane restarted .*implement: error_max_turns.*requeued \(attempt 1 of/);
+  assert.match(row!.reason, /control plane restarted .*stopped by a signal.*requeued \(attempt 1 of/);
+});
+
+test('a run that failed while no control plane was up is failed at start, as the pool fails it: not retried', (t) => {
+  const { home, config, store, run, ticketDir } = runningRun(t);
+  writeFileSync(
+    join(ticketDir, 'outcome.json'),
+    JSON.stringify({ state: 'failed', outcome: 'failed', reason: 'implement: error_max_turns', cost_usd: 1.2, stages: { research: { tokens: 900, tool_calls: 3, cost_usd: 1.2, duration_s: 4 } } }),
+  );
+  const archive = new OutcomeArchive(home);
+  const out = reconcile(config, store, recordingLogger().logger, archive);
+  assert.equal(out.requeued, 0);
+  assert.equal(store.getTicket(run.ticket_id)!.state, 'failed');
+  const [row] = archive.readAll();
+  assert.deepEqual([row!.run_id, row!.outcome, row!.state, row!.stages.research?.tokens], [run.id, 'failed', 'failed', 900]);
+  assert.match(row!.reason, /^implement: error_max_turns \(finished while the control plane was down\)$/);
+  assert.deepEqual(out.finished.map((f) => f.row.run_id), [run.id], 'its reporters are told');
+});
+
+test('a worker left pushing when the control plane restarts is asked to stop and waited for: its push stands, recorded, not made again', async (t) => {
+  const { home, config, store, run, ticketDir } = runningRun(t);
+  // The worker as the pool starts it, in the middle of its push: SIGTERM is held off until
+  // the push is through (harness_run_uninterrupted), then its trap writes the outcome.
+  writeFileSync(join(ticketDir, 'outcome.pending'), JSON.stringify({ state: 'pushed', outcome: 'clean', reason: 'pushed to staging', cost_usd: 0.5, stages: {} }));
+  const script = `trap 'sleep 0.4; mv "$2/outcome.pending" "$2/outcome.json"; exit 0' TERM; : >"$2/trapped"; while :; do sleep 0.05; done`;
+  const worker = spawnGroup(t, 'bash', ['-c', script, join(REPO_ROOT, 'harness', 'worker.sh'), '1', ticketDir]);
+  for (let i = 0; i < 500 && !existsSync(join(ticketDir, 'trapped')); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(existsSync(join(ticketDir, 'trapped')), 'the worker set its trap');
+  setRunProcess(store, run.id, { pid: worker.pid });
+  const archive = new OutcomeArchive(home);
+
+  const out = reconcile(config, store, recordingLogger().logger, archive, { leftWorkersWaitMs: 10_000 });
+
+  assert.equal(await exited(worker), true);
+  assert.equal(store.getTicket(run.ticket_id)!.state, 'pushed', 'recorded as pushed, not requeued to fix the same bug again');
+  assert.equal(out.requeued, 0);
+  assert.match(archive.readAll()[0]!.reason, /^pushed to staging \(finished while the control plane was down\)$/);
 });
 
 test("temp folders of runs that are not running go at start (a worker killed before its trap leaves its own)", (t) => {
@@ -288,4 +324,15 @@ test('a cancel after the push to the bot branch stands: the ticket fails, nothin
   for (const outcome of [null, { state: 'failed', reason: 'tests failed' }, { state: 'needs_human', reason: 'conflict' }]) {
     assert.deepEqual(cancelledRunEnd(outcome, 'cancelled by cli', null), { state: 'failed', reason: 'cancelled by cli', overCancel: false });
   }
+});
+
+test('bugbot cancel with no control plane up asks the worker one left going to stop (it would push the cancelled fix)', async (t) => {
+  const { home, store, run, ticketDir } = runningRun(t);
+  const worker = spawnGroup(t, process.execPath, ['-e', 'setTimeout(() => {}, 30_000)', '--', join(REPO_ROOT, 'harness', 'worker.sh'), '1', ticketDir]);
+  await execed(worker, ticketDir);
+  setRunProcess(store, run.id, { pid: worker.pid });
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'bugbot.js'), '--home', home, 'cancel', String(run.ticket_id), '--by', 'cli'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /running → failed \(its worker, left going by a control plane that is no longer up, was asked to stop/);
+  assert.equal(await exited(worker), true, 'the worker is stopped');
 });
