@@ -38,7 +38,8 @@ export interface LogTailerOptions {
 }
 
 const CHUNK_BYTES = 256 * 1024;
-// A line longer than this is parsed in pieces so a runaway writer cannot exhaust memory.
+// A line longer than this is cut: its first MAX_LINE_BYTES are parsed as the line, the
+// rest is skipped up to its newline, so a runaway writer cannot exhaust memory.
 const MAX_LINE_BYTES = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
@@ -53,6 +54,8 @@ interface Tracked {
   readPos: number;
   /** Bytes after the last newline: an incomplete line, parsed once it ends. */
   carry: Buffer;
+  /** The rest of a line past MAX_LINE_BYTES is being skipped, up to its newline (its head was parsed). */
+  skipping?: boolean;
   lastDataAt: number;
   /** The file appeared or was replaced while we watched: read it from byte 0. */
   fresh: boolean;
@@ -240,13 +243,24 @@ export class LogTailer {
     t.readPos += chunk.length;
     const events: TriggerEvent[] = [];
     let start = 0;
-    for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
+    if (t.skipping) {
+      const nl = data.indexOf(0x0a);
+      if (nl === -1) {
+        t.carry = EMPTY;
+        return events;
+      }
+      start = nl + 1;
+      t.skipping = false;
+    }
+    for (let nl = data.indexOf(0x0a, start); nl !== -1; nl = data.indexOf(0x0a, start)) {
       events.push(...t.parser.push(data.toString('utf8', start, nl), base + start));
       start = nl + 1;
     }
     if (data.length - start > MAX_LINE_BYTES) {
-      events.push(...t.parser.push(data.toString('utf8', start), base + start));
+      // One line, its head: not pieces that each read as a line of their own.
+      events.push(...t.parser.push(data.toString('utf8', start, start + MAX_LINE_BYTES), base + start, { cut: true }));
       start = data.length;
+      t.skipping = true;
     }
     // Copy: `chunk` is the shared read buffer and is overwritten by the next read.
     t.carry = Buffer.from(data.subarray(start));

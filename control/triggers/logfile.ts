@@ -20,7 +20,7 @@ export interface LogParser {
    * Without it the 1-based line number is used, which is stable only when the file is
    * always read from its beginning.
    */
-  push(line: string, offset?: number): TriggerEvent[];
+  push(line: string, offset?: number, how?: { cut?: boolean }): TriggerEvent[];
   /** Emits the buffered multi-line entry, if any (end of input, idle file). */
   flush(): TriggerEvent[];
   /**
@@ -44,10 +44,22 @@ const MAX_TITLE = 200;
 // JSON levels that mean "error": pino/bunyan numbers >= 50, or one of these names
 // (winston, structlog, GCP severity, syslog spellings).
 const ERROR_LEVELS = new Set(['error', 'err', 'fatal', 'critical', 'crit', 'alert', 'emerg', 'emergency', 'panic']);
-const LEVEL_KEYS = ['level', 'severity', 'log.level', 'levelname'];
+// `@l` is Serilog's compact JSON (absent there means Information).
+const LEVEL_KEYS = ['level', 'severity', 'log.level', 'levelname', 'lvl', '@l'];
 
-const START = /\b(?:ERROR|FATAL|CRITICAL)\b|Exception|Traceback|Error:|^panic: |^fatal error: /;
-const LEVEL_WORD = /\b(ERROR|FATAL|CRITICAL)\b/;
+// What opens an error entry in plain text: a level word (upper case, Apache's and nginx's
+// `[error]`, logrus's `level=error`, klog's `E1122 ...`), an exception, a Python
+// traceback, a Go or Rust panic.
+const START =
+  /\b(?:ERROR|FATAL|CRITICAL)\b|\[(?:error|crit|alert|emerg)\]|\blevel=(?:error|fatal|panic)\b|^[EF]\d{4} \d{2}:\d{2}:\d{2}|Exception|Traceback|Error:|^panic: |^fatal error: |^thread '[^']*' panicked at /;
+/** The level a line names for itself, error or worse: the first group that matched. */
+const LEVEL_WORD = /\b(ERROR|FATAL|CRITICAL)\b|\[(error|crit|alert|emerg)\]|\blevel=(error|fatal|panic)\b|^([EF])\d{4} \d{2}:\d{2}:\d{2}/;
+/**
+ * A lower level the line gives itself: an exception named in an INFO or WARN record (a
+ * retry after a timeout, a handled error) is not an error entry. It counts when it comes
+ * before what would open one.
+ */
+const LOWER_LEVEL = /\b(?:INFO|WARN(?:ING)?|DEBUG|TRACE|NOTICE)\b|\[(?:info|warn|warning|debug|notice)\]|\blevel=(?:info|warn|warning|debug|trace)\b/;
 const INDENTED = /^\s+\S/;
 const CONT_PREFIX = /^(?:Caused by:|Suppressed:|\.\.\.)/;
 const PY_TRACEBACK = /^Traceback \(most recent call last\):/;
@@ -130,13 +142,15 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       at,
       hash: sha1(line),
       level,
-      // `event` is structlog's message key; a bare string `err`/`error` is winston's.
-      message: pick(o, ['msg', 'message', 'error.message', 'err.message', 'event', 'err', 'error']) ?? '',
-      // `exception` is where structlog's format_exc_info puts the traceback.
-      stack: pick(o, ['err.stack', 'error.stack', 'stack', 'exception']),
+      message: jsonMessage(o),
+      // `exception` is where structlog's format_exc_info puts the traceback; `stacktrace`
+      // zap's, `stack_trace` logstash-logback's, `error.stack_trace` ECS's, `exc_info`
+      // python-json-logger's, `@x` Serilog's.
+      stack: pick(o, ['err.stack', 'error.stack', 'stack', 'exception', 'stacktrace', 'stack_trace', 'error.stack_trace', 'exc_info', 'exc_text', '@x']),
       service: pick(o, ['service', 'service.name', 'name', 'app']),
       route: jsonRoute(o),
-      time: toIso(o.time ?? o.timestamp ?? o['@timestamp'], now),
+      // `ts` is zap's (epoch seconds or ISO), `@t` Serilog's.
+      time: toIso(o.time ?? o.timestamp ?? o['@timestamp'] ?? o.ts ?? o['@t'], now),
     });
   };
 
@@ -193,7 +207,9 @@ export function createLogParser(opts: LogParserOptions): LogParser {
   };
 
   const begin = (line: string, at: number): Entry => {
-    const level = LEVEL_WORD.exec(line)?.[1]?.toLowerCase();
+    const m = LEVEL_WORD.exec(line);
+    const word = m?.slice(1).find((g) => g !== undefined)?.toLowerCase();
+    const level = word === 'e' ? 'error' : word === 'f' ? 'fatal' : word === 'crit' ? 'critical' : word;
     const e: Entry = {
       offset: at,
       lines: [],
@@ -215,7 +231,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       inode = n;
       generation = g;
     },
-    push(raw, offset) {
+    push(raw, offset, how) {
       lineNo++;
       const at = offset ?? lineNo;
       const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
@@ -225,11 +241,13 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       }
       const out = open ? [emit(open)] : [];
       open = undefined;
-      const json = parseJson(line);
+      // A JSON record cut short (a line past the reader's limit) no longer parses: what it
+      // says of its level and message is read from its head.
+      const json = parseJson(line) ?? (how?.cut ? headOfJson(line) : undefined);
       if (json) {
         const ev = jsonEvent(json, line, at);
         if (ev) out.push(ev);
-      } else if (START.test(line)) open = begin(line, at);
+      } else if (opensEntry(line)) open = begin(line, at);
       return out;
     },
     flush() {
@@ -239,6 +257,46 @@ export function createLogParser(opts: LogParserOptions): LogParser {
     },
     pendingOffset: () => open?.offset,
   };
+}
+
+/** Whether a plain-text line opens an error entry: something that does, not after a lower level the line gives itself. */
+function opensEntry(line: string): boolean {
+  const start = START.exec(line);
+  if (!start) return false;
+  const lower = LOWER_LEVEL.exec(line);
+  return !lower || lower.index > start.index;
+}
+
+/**
+ * A JSON record's message: `msg`, `message` (`event` is structlog's, `@m`/`@mt` Serilog's;
+ * else the error's message, or a bare string `err`/`error` as winston writes it), with a
+ * bare string error's words after it when the record has both (zap: "msg":"charge
+ * failed","error":"card declined").
+ */
+function jsonMessage(o: Obj): string {
+  const msg = pick(o, ['msg', 'message', 'event', '@m', '@mt']);
+  if (!msg) return pick(o, ['error.message', 'err.message', 'err', 'error']) ?? '';
+  // An error object's words are in its stack (pino's err); a bare string is not anywhere else.
+  const err = pick(o, ['error', 'err']);
+  return err && !msg.includes(err) ? `${msg}: ${err}` : msg;
+}
+
+/** The level and message keys of a JSON record's head, read without parsing the whole (its end was cut off). */
+function headOfJson(line: string): Obj | undefined {
+  if (!line.trimStart().startsWith('{')) return undefined;
+  const value = (keys: string) => {
+    const m = new RegExp(`"(?:${keys})"\\s*:\\s*("(?:[^"\\\\]|\\\\.){0,4000}"|-?\\d+)`).exec(line.slice(0, 64 * 1024));
+    if (!m) return undefined;
+    try {
+      return JSON.parse(m[1]!) as unknown;
+    } catch {
+      return undefined;
+    }
+  };
+  const level = value('level|severity|levelname|lvl|@l');
+  if (level === undefined) return undefined;
+  const msg = value('msg|message|@m|@mt');
+  return { level, msg: `${typeof msg === 'string' ? msg : ''} [line cut: over ${Math.round(Buffer.byteLength(line) / 1024)} KiB]`.trim() };
 }
 
 function parseJson(line: string): Obj | undefined {

@@ -80,6 +80,66 @@ describe('log parser: JSON lines', () => {
   });
 });
 
+describe('log parser: the JSON of other loggers', () => {
+  test('zap, logstash-logback, ECS, python-json-logger and Serilog: their stacks, times, levels and error words are read', () => {
+    const lines = [
+      // zap: `stacktrace`, `ts` in epoch seconds, the error a bare string beside msg.
+      { level: 'error', ts: 1714521601.5, msg: 'charge failed', error: 'card declined', stacktrace: 'main.charge\n\t/src/pay.go:31' },
+      // logstash-logback
+      { '@timestamp': '2024-05-01T00:00:02Z', level: 'ERROR', message: 'request failed', stack_trace: 'java.lang.NullPointerException: pet\n\tat com.acme.PetService.get(PetService.java:42)' },
+      // ECS (Java/.NET)
+      { '@timestamp': '2024-05-01T00:00:03Z', 'log.level': 'error', message: 'request failed', 'error.stack_trace': 'java.lang.IllegalStateException: pool\n\tat com.acme.Pool.take(Pool.java:9)' },
+      // python-json-logger
+      { asctime: 'x', levelname: 'ERROR', message: 'job failed', exc_info: 'Traceback (most recent call last):\n  File "job.py", line 3, in run\nKeyError: id' },
+      // Serilog compact JSON
+      { '@t': '2024-05-01T00:00:05Z', '@l': 'Error', '@mt': 'Payment {Id} failed', Id: 7, '@x': 'System.InvalidOperationException: closed\n   at Acme.Pay.Run()' },
+      // Serilog's Information has no @l: not an error.
+      { '@t': '2024-05-01T00:00:06Z', '@mt': 'listening' },
+    ];
+    const events = parseAll(lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    assert.deepEqual(
+      events.map((e) => [e.message, e.stack?.split('\n')[0], e.firstSeen]),
+      [
+        ['charge failed: card declined', 'main.charge', '2024-05-01T00:00:01.500Z'],
+        ['request failed', 'java.lang.NullPointerException: pet', '2024-05-01T00:00:02.000Z'],
+        ['request failed', 'java.lang.IllegalStateException: pool', '2024-05-01T00:00:03.000Z'],
+        ['job failed', 'Traceback (most recent call last):', '2024-05-01T00:00:00.000Z'],
+        ['Payment {Id} failed', 'System.InvalidOperationException: closed', '2024-05-01T00:00:05.000Z'],
+      ],
+    );
+    // Two different exceptions under one message are two errors, not one.
+    assert.notEqual(events[1]!.stack, events[2]!.stack);
+  });
+});
+
+describe('log parser: levels in plain text', () => {
+  test("an exception named in an INFO, WARN or DEBUG record is not an error entry; Apache's [error], logrus's level=error, klog's E-lines and a Rust panic are", () => {
+    const text = [
+      '2024-01-01 10:00:00 INFO user clicked Error: button label',
+      '2024-01-01 10:00:01 INFO retrying after TimeoutException',
+      'WARN: retrying TimeoutException',
+      'DEBUG no errors found (ERROR count=0)',
+      '2015-07-29 17:41:44,747 - INFO  [QuorumPeer] - Got user-level KeeperException when processing',
+      '[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6',
+      'time="2024-05-01T00:00:07Z" level=error msg="db down"',
+      "E1122 10:00:08.000000    1234 reflector.go:138] failed to list pods",
+      "thread 'main' panicked at src/main.rs:3:5:",
+      '2024-01-01 10:00:09 ERROR payment failed: NullPointerException',
+      '',
+    ].join('\n');
+    assert.deepEqual(
+      parseAll(text).map((e) => [e.title, e.labels.level]),
+      [
+        ['[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6', 'error'],
+        ['time="2024-05-01T00:00:07Z" level=error msg="db down"', 'error'],
+        ['E1122 10:00:08.000000    1234 reflector.go:138] failed to list pods', 'error'],
+        ["thread 'main' panicked at src/main.rs:3:5:", 'error'],
+        ['payment failed: NullPointerException', 'error'],
+      ],
+    );
+  });
+});
+
 describe('log parser: plain text', () => {
   test('a Java exception with Caused by and "... N more" is one event, emitted at the next record', () => {
     const trace = [
@@ -289,6 +349,26 @@ describe('LogTailer', () => {
     assert.equal(got[0]?.file, file);
     assert.equal(store.get(file)?.offset, statSync(file).size);
     assert.equal(store.get(file)?.inode, statSync(file).ino);
+  });
+
+  test('a line past 1 MB is one line: its head parsed once (a JSON record by its level and message), the rest skipped to its newline', async () => {
+    const { file, store, got, make, titles } = setup();
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    const big = 'x'.repeat(3 * 1024 * 1024);
+    appendFileSync(file, `${JSON.stringify({ level: 'error', msg: 'big payload failed', body: big })}\n`);
+    appendFileSync(file, `ERROR start ${big} Error: tail\n`);
+    appendFileSync(file, `INFO ${big} Exception in the skipped part\n`);
+    appendFileSync(file, 'ERROR after the long lines\n');
+    await waitFor(() => titles().includes('after the long lines'), 'the line after', 10_000);
+    await t.stop();
+    assert.deepEqual(
+      titles().map((x) => x.slice(0, 30)),
+      ['big payload failed [line cut: ', `start ${'x'.repeat(24)}`, 'after the long lines'],
+    );
+    assert.equal(got.flatMap((g) => g.events).length, 3, 'no piece of a long line read as a line of its own');
   });
 
   test('a line written in two writes is parsed once complete', async () => {
