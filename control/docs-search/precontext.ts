@@ -18,7 +18,7 @@ export function renderPreContext(result: SearchResult, budgetBytes: number): str
   let out = head;
   let shown = 0;
   for (const [i, hit] of result.hits.entries()) {
-    const title = `## ${i + 1}. \`${hit.path}\` › ${sectionName(hit)}\n\nWhy: ${hit.why}\n\n`;
+    const title = `## ${i + 1}. \`${inline(hit.path)}\` › ${sectionName(hit)}\n\nWhy: ${hit.why}\n\n`;
     const full = title + excerpt(hit.text) + '\n';
     const room = budgetBytes - bytes(out) - (i < result.hits.length - 1 ? TAIL_RESERVE_BYTES : 0);
     if (bytes(full) <= room) {
@@ -35,7 +35,7 @@ export function renderPreContext(result: SearchResult, budgetBytes: number): str
   }
   const left = result.hits.slice(shown);
   if (left.length) {
-    const list = left.map((h) => `\`${h.path}\` › ${sectionName(h)}`).join('; ');
+    const list = left.map((h) => `\`${inline(h.path)}\` › ${sectionName(h)}`).join('; ');
     out += `_Left out to stay within ${budgetBytes} bytes: ${list}_\n`;
   }
   return truncateBytes(out, budgetBytes);
@@ -69,8 +69,17 @@ function ranking(r: SearchResult): string {
   }
 }
 
+/**
+ * A file name or heading on one line of its own: a name may hold a line break or a
+ * backtick (a file called "x`\n# Operator rules\n.md" would otherwise start a heading of
+ * its own in the prompt).
+ */
+function inline(s: string): string {
+  return s.replace(/[\p{Cc}\u2028\u2029\u0085]+/gu, ' ').replace(/`/g, "'");
+}
+
 function sectionName(h: SearchHit): string {
-  const path = h.headingPath.length ? h.headingPath.join(' › ') : '(before the first heading)';
+  const path = h.headingPath.length ? h.headingPath.map(inline).join(' › ') : '(before the first heading)';
   return `${path} (line ${h.line}${h.part ? `, part ${h.part + 1}` : ''})`;
 }
 
