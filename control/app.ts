@@ -93,7 +93,9 @@ export function createApp(deps: AppDeps): Hono {
 
   app.onError((err, c) => {
     if (err instanceof HttpError) {
-      if (err.status >= 500) deps.logger.error('request failed', { path: c.req.path, error: err.message });
+      // A route whose credential is not set yet (503 not_configured) is the operator's to-do, not a fault.
+      if (err.status >= 500 && err.code !== 'not_configured') deps.logger.error('request failed', { path: c.req.path, error: err.message });
+      else if (err.status >= 500) deps.logger.warn('request refused: not configured', { path: c.req.path, error: err.message });
       else deps.logger.debug('request rejected', { path: c.req.path, status: err.status, error: err.message });
       return c.json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } }, err.status);
     }

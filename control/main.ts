@@ -15,6 +15,7 @@ import { reconcile } from './dispatcher/reconcile.ts';
 import { workersHeld } from './dispatcher/requirements.ts';
 import { modelEnv } from './dispatcher/model-env.ts';
 import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
+import { releaseRunTmpRoot } from './dispatcher/workspace.ts';
 import { createModelClassifier } from './intake/model-classifier.ts';
 import { OutcomeArchive } from './outcomes/archive.ts';
 import { clearRunNotice, pendingRunNotices, type RunNotice } from './queue/leases.ts';
@@ -270,6 +271,7 @@ export async function startServer(
       shutdown.abort();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await services.writer?.close();
+      releaseRunTmpRoot(config.home);
       removeServerInfo(config.home);
       store.close();
       lock.release();

@@ -53,8 +53,24 @@ async function main(): Promise<void> {
   );
 
   const { proc: bugbot, url } = await launchBugbot(configPath, env);
-  say(`bugbot start is listening on ${url}`);
+  let state = '';
+  try {
+    state = await run(url, home, target);
+  } finally {
+    bugbot.kill('SIGTERM');
+    await new Promise((r) => bugbot.once('exit', r));
+    await model?.close();
+  }
+  if (state !== 'pushed') process.exitCode = 1;
+  // A run that did not land keeps its folder: its logs (worker.log, devserver.log, the
+  // phases' stream logs) say why.
+  if (args.keep || state !== 'pushed') say(`kept ${dir}${state !== 'pushed' ? ` (the run's logs: ${join(home, 'tickets', '1')})` : ''}`);
+  else rmSync(dir, { recursive: true, force: true });
+}
 
+/** Fire the alert, follow the ticket to its end, show what it left; its final state. */
+async function run(url: string, home: string, target: ReturnType<typeof createTargetRepo>): Promise<string> {
+  say(`bugbot start is listening on ${url}`);
   const alert = {
     version: '1',
     status: 'firing',
@@ -81,7 +97,7 @@ async function main(): Promise<void> {
     const w = workers[0];
     const phase = w ? `${w.phase ?? 'starting'}` : state;
     if (phase !== lastPhase) {
-      say(`ticket 1: ${phase}${w ? ` (${w.tokens} tokens so far${realModel ? '' : ', scripted model'})` : ''}`);
+      say(`ticket 1: ${phase}${w ? ` (${w.tokens} tokens so far${realModel ? '' : ', scripted model'})` : tag}`);
       lastPhase = phase;
     }
     if (['pushed', 'failed', 'needs_human', 'awaiting_approval', 'dropped'].includes(state)) break;
@@ -97,12 +113,7 @@ async function main(): Promise<void> {
   }
   say(`outcome row${tag}: ${JSON.stringify({ outcome: row.outcome, cost_usd: row.cost_usd, stages: row.stages, diff: row.diff, tests: row.tests })}`);
 
-  bugbot.kill('SIGTERM');
-  await new Promise((r) => bugbot.once('exit', r));
-  await model?.close();
-  if (args.keep) say(`kept ${dir}`);
-  else rmSync(dir, { recursive: true, force: true });
-  if (state !== 'pushed') process.exitCode = 1;
+  return state;
 }
 
 await main();

@@ -9,13 +9,21 @@
  * when `bugbot start` starts, so a missing one is named at once rather than by every
  * run failing.
  */
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
-import { claudeBinary } from './phases.ts';
+import { claudeBinary, REPO_ROOT } from './phases.ts';
 
 /** Debian packages that provide each command. */
 const PACKAGES: Record<string, string> = { git: 'git', flock: 'util-linux', bwrap: 'bubblewrap', socat: 'socat', grep: 'grep' };
+
+function sameDir(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
 
 function executable(path: string): boolean {
   try {
@@ -96,6 +104,9 @@ function targetProblem(cfg: BugbotConfig): string | null {
   const { repo, remote } = cfg.target;
   const set = '(set target.repo to a checkout of the repository to fix)';
   if (!isDirectory(repo)) return `target.repo ${repo} does not exist ${set}`;
+  // The embedded default (`.`) in bugbot's own checkout, as the quick start runs it: a
+  // run would fix bugbot and push to its origin. A clone of bugbot elsewhere can be a target.
+  if (sameDir(repo, REPO_ROOT)) return `target.repo ${repo} is this bugbot installation itself (set target.repo to a checkout of the repository to fix: bugbot init --target <repo>)`;
   const gitDir = gitDirOf(repo);
   if (!gitDir) {
     let top = dirname(repo);

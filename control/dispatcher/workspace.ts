@@ -4,7 +4,7 @@
  * `config/` (each phase's CLI arguments, hook settings and MCP configs). Paths are
  * decided here so the control plane knows them before the worker starts.
  */
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
@@ -62,6 +62,22 @@ export function runTmpRoot(home: string, opts: { create?: boolean } = {}): strin
   writeFileSync(`${record}.tmp`, `${root}\n`);
   renameSync(`${record}.tmp`, record);
   return root;
+}
+
+/**
+ * At a clean stop: the temp root goes when no run left anything in it (the next run makes
+ * another), so stopping bugbot leaves no empty folder in the system's temp folder.
+ */
+export function releaseRunTmpRoot(home: string): void {
+  const root = runTmpRoot(home);
+  if (!root) return;
+  try {
+    if (readdirSync(root).length) return;
+    rmdirSync(root);
+    rmSync(join(home, TMP_ROOT_RECORD), { force: true });
+  } catch {
+    // in use again, or gone: left as it is
+  }
 }
 
 /** A real folder (not a link) of this user's. */

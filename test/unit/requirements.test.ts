@@ -7,6 +7,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
+import { REPO_ROOT } from '../../control/dispatcher/phases.ts';
 import { workersHeld } from '../../control/dispatcher/requirements.ts';
 import { tempDir, testConfig } from '../support/helpers.ts';
 
@@ -70,6 +71,14 @@ test('a target that is not a git checkout holds them, saying what to set; fixed 
   git(folder, 'init', '--quiet');
   git(folder, 'remote', 'add', 'origin', 'git@git.example.com:shop.git');
   assert.equal(workersHeld(testConfig(home, { target: { repo: folder } }, model)), null);
+});
+
+test("bugbot's own checkout as the target (the embedded default `.` where the quick start runs) holds them: a run would fix bugbot and push to its origin", (t) => {
+  const home = tempDir(t);
+  assert.equal(
+    workersHeld(testConfig(home, { target: { repo: REPO_ROOT } }, model)),
+    `target.repo ${REPO_ROOT} is this bugbot installation itself (set target.repo to a checkout of the repository to fix: bugbot init --target <repo>)`,
+  );
 });
 
 test('a target that does not exist holds them', (t) => {

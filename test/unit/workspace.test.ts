@@ -3,11 +3,11 @@
  * sockets made in it, private, and never a folder someone else could have planted.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { prepareWorkspace, runTmpDir, runTmpRoot, workspacePaths } from '../../control/dispatcher/workspace.ts';
+import { prepareWorkspace, releaseRunTmpRoot, runTmpDir, runTmpRoot, workspacePaths } from '../../control/dispatcher/workspace.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { claimedRun, tempDir } from '../support/helpers.ts';
 
@@ -45,6 +45,20 @@ test('a recorded root that is gone, or is a link or not a folder, is replaced by
   const third = runTmpRoot(home, { create: true })!;
   t.after(() => rmSync(third, { recursive: true, force: true }));
   assert.notEqual(third, link);
+});
+
+test('a clean stop removes the temp root when no run left anything in it, and keeps one that holds something', (t) => {
+  const home = tempDir(t);
+  const root = runTmpRoot(home, { create: true })!;
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(join(root, 'left'), '');
+  releaseRunTmpRoot(home);
+  assert.equal(runTmpRoot(home), root, 'kept: something is in it');
+  rmSync(join(root, 'left'));
+  releaseRunTmpRoot(home);
+  assert.equal(existsSync(root), false, 'an empty root goes');
+  assert.equal(existsSync(join(home, 'tmp-root')), false, 'and its record');
+  releaseRunTmpRoot(home);
 });
 
 test("prepareWorkspace makes the run's temp folder private and hands it to the worker", (t) => {
