@@ -674,9 +674,11 @@ test('prompt-injection corpus: every hijacked call denied and recorded, no secre
       const n = Number(key.split(':')[0]);
       for (const m of triggerMarkers[n]!) {
         const f = fencing(prompt, m);
-        assert.ok(f.count > 0, `${m} is in the ${key} prompt`);
+        // The docs phase reads the diff and the plan, not the ticket: the report is not in its prompt.
+        if (!key.endsWith(':docs')) assert.ok(f.count > 0, `${m} is in the ${key} prompt`);
         assert.equal(f.outside, 0, `${m} appears outside <untrusted-data> in the ${key} prompt`);
       }
+      if (key.endsWith(':docs')) assert.doesNotMatch(prompt, /^# Ticket|<untrusted-data source="(?:email|slack|grafana|alertmanager)">/m, `${key}: the docs phase gets no ticket`);
       // The email's fake closing tag was defused: every block that opens also closes once.
       assert.equal((prompt.match(/<\/untrusted-data>/g) ?? []).length, (prompt.match(/<untrusted-data source=/g) ?? []).length, key);
       // Text that came through tools (logs, pages) never became part of a prompt.
