@@ -101,7 +101,7 @@ export function registerApi(app: Hono, deps: AppDeps): void {
   app.post('/api/tickets/:id/cancel', (c) => {
     const id = intParam(c.req.param('id'), 'id', 0, 1, Number.MAX_SAFE_INTEGER);
     if (!store.getTicket(id)) throw notFound(`no ticket ${id}`);
-    const by = c.req.header('x-bugbot-user') ?? 'api';
+    const by = apiActor(c);
     const r = cancelTicket(store, id, by);
     if (!r) throw new HttpError(409, 'conflict', `ticket ${id} is ${store.getTicket(id)!.state}: nothing to cancel`);
     if (r.refused) throw new HttpError(409, 'conflict', r.refused);
@@ -117,7 +117,7 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       if (!deps.approvals) throw new HttpError(503, 'unavailable', 'approvals are not available in this process');
       const body = await optionalJson(c);
       if (!store.getTicket(id)) throw notFound(`no ticket ${id}`);
-      const r = await act(deps.approvals, id, c.req.header('x-bugbot-user') ?? 'api', body);
+      const r = await act(deps.approvals, id, apiActor(c), body);
       const { failure, ...result } = r;
       if (r.ok) return c.json(result);
       if (failure === 'not_found') throw notFound(r.message);
@@ -198,4 +198,18 @@ function sameReport(stored: TriggerEvent, ev: TriggerEvent, redact: (s: string) 
     (stored.service ?? '') === redact(ev.service ?? '') &&
     stored.kind === ev.kind
   );
+}
+
+/**
+ * Who acts through the API: the X-Bugbot-User header (the CLI sends the person's name),
+ * else "api". The names bugbot gives its own actors (auto-approve, slack:…, dashboard:…)
+ * are refused: a caller could otherwise record its approval as the rules' or a Slack user's.
+ */
+function apiActor(c: Context): string {
+  const raw = c.req.header('x-bugbot-user');
+  if (raw === undefined) return 'api';
+  const name = raw.trim();
+  if (!name || name.length > 100 || /\p{Cc}/u.test(name)) throw badRequest('x-bugbot-user: a name of 1 to 100 characters without control characters');
+  if (/^(?:auto-approve|slack:|dashboard:)/i.test(name)) throw badRequest(`x-bugbot-user: "${name.slice(0, 40)}" is a name bugbot gives its own actors`);
+  return name;
 }

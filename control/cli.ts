@@ -627,7 +627,7 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
       // it cannot send before it exits stays in the outbox for the server's next start.
       const [{ Notifier }, { Approvals }] = await Promise.all([import('./notify/index.ts'), import('./dispatcher/approvals.ts')]);
       const notifier = new Notifier({ config, store, logger });
-      const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home, { redact: configuredRedactor(config).text }), onFixed: (notice) => void notifier.notify(notice) });
+      const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home, { redact: configuredRedactor(config).text }), onNotice: (notice) => void notifier.notify(notice) });
       try {
         r = action === 'approve' ? await approvals.approve(id, by, { run }) : action === 'skip' ? approvals.skip(id, by, reason) : approvals.requeue(id, by);
       } finally {

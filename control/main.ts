@@ -107,7 +107,7 @@ export async function startServer(
     store,
     archive,
     logger: logger.child({ component: 'approvals' }),
-    onFixed: (notice) => void notifier.notify(notice),
+    onNotice: (notice) => void notifier.notify(notice),
   });
   // What the workers lack is looked for again (every 10 s while they hold, every minute
   // otherwise): installing it needs no restart.
@@ -139,16 +139,14 @@ export async function startServer(
     // Approval mode: a fix within the auto-approval rules goes out without a person.
     if (row.state === 'awaiting_approval' && config.approval.autoApprove.enabled) {
       approvals.considerAutoApproval(ticket.id).then(
-        // Declined by the rules, or tried and failed (a conflict, a push refused): tell
-        // people as if no rule applied. Approved: its fixed notice comes through onFixed.
+        // Declined by the rules, or tried and failed (a push refused): tell people as if no
+        // rule applied. Approved, or stopped by a conflict: its notice (fixed, or a person
+        // takes over) comes through onNotice.
         (r) => {
           if (r?.ok) return told();
           if (r) logger.warn('auto-approval did not go through', { ticket: ticket.id, state: r.state, message: r.message });
-          const now = store.getTicket(ticket.id);
-          if (now?.state === 'needs_human') {
-            void notifier.notify({ kind: 'failed', ticket: now, reason: r?.message ?? 'needs a person' });
-            told();
-          } else tell();
+          if (store.getTicket(ticket.id)?.state === 'needs_human') told();
+          else tell();
         },
         (err: unknown) => {
           logger.error('auto-approval failed', { ticket: ticket.id, error: String(err) });

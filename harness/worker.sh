@@ -253,16 +253,20 @@ preexisting=$HARNESS_GATE_OUT
 tests_first_try=true
 [ "${FIRST_GATE:-0}" = 0 ] || tests_first_try=false
 [ "$preexisting" = 0 ] || harness_log "$preexisting test(s) fail on the base branch too; they do not block this fix"
-shortstat=$(git -C "$WORKTREE" diff --shortstat "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD)
-diff_files=0 diff_insertions=0 diff_deletions=0
-if [[ $shortstat =~ ([0-9]+)\ file ]]; then diff_files=${BASH_REMATCH[1]}; fi
-if [[ $shortstat =~ ([0-9]+)\ insertion ]]; then diff_insertions=${BASH_REMATCH[1]}; fi
-if [[ $shortstat =~ ([0-9]+)\ deletion ]]; then diff_deletions=${BASH_REMATCH[1]}; fi
+# The diff's size, file by file (--numstat: a binary file has "-" for its lines, which
+# --shortstat would count as none; the auto-approval rules refuse what they cannot count).
+diff_files=0 diff_insertions=0 diff_deletions=0 diff_binary=0
+while IFS=$'\t' read -r ins del _; do
+  diff_files=$((diff_files + 1))
+  if [ "$ins" = - ]; then diff_binary=$((diff_binary + 1)); continue; fi
+  diff_insertions=$((diff_insertions + ins)) diff_deletions=$((diff_deletions + del))
+done < <(git -C "$WORKTREE" diff --numstat "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD)
 {
   echo "branch=$BUGBOT_BRANCH"
   echo "files=$diff_files"
   echo "insertions=$diff_insertions"
   echo "deletions=$diff_deletions"
+  echo "binary=$diff_binary"
   echo "tests_first_try=$tests_first_try"
   echo "tests_preexisting=$preexisting"
 } >"$TICKET_DIR/push.env"

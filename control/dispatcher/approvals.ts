@@ -45,8 +45,11 @@ export interface ApprovalsDeps {
   logger: Logger;
   /** Gets a new revision of the run's row when a fix is approved or skipped. */
   archive?: OutcomeArchive;
-  /** A fix went out (merged into staging, or its pull request opened): tell the reporters. */
-  onFixed?: (notice: TicketNotice) => void;
+  /**
+   * Tell the reporters: a fix went out (merged into staging, or its pull request opened), or
+   * an approved fix did not merge (a conflict) and a person takes over.
+   */
+  onNotice?: (notice: TicketNotice) => void;
 }
 
 interface Outcome {
@@ -102,7 +105,9 @@ export class Approvals implements ApprovalActions {
       out =
         target === 'pr'
           ? await this.openPr(ticket, ticketDir, pushEnv, branch)
-          : await this.mergeToStaging(ticket, branch, claim.approval.id, pushEnv.commit ?? null);
+          : pushEnv.commit
+            ? await this.mergeToStaging(ticket, branch, claim.approval.id, pushEnv.commit)
+            : { status: 'failed' as const, message: `the run recorded no commit for ${branch}: not merging what nobody reviewed` };
     } catch (err) {
       out = { status: 'failed', message: (err as Error).message };
     }
@@ -130,6 +135,7 @@ export class Approvals implements ApprovalActions {
       clearRunNotice(store, claim.run.id);
     } else if (out.status === 'conflict' && state === 'needs_human') {
       // The approved fix did not merge (a conflict): it never shipped, and a person takes over.
+      this.notify({ kind: 'failed', ticket: store.getTicket(ticketId)!, reason: `approved by ${actor}, but it did not merge: ${out.message}; a person takes over` });
       const prev = this.latestRow(claim.run.id);
       if (prev) {
         this.appendRevision(claim.run, {
@@ -223,10 +229,18 @@ export class Approvals implements ApprovalActions {
     }
   }
 
+  /**
+   * Open the pull request of the commit people reviewed (the one the run pushed): refused
+   * when the branch holds another by now (pushed over since), or the run recorded none.
+   */
   private async openPr(ticket: Ticket, ticketDir: string, pushEnv: PushEnv, branch: string): Promise<Outcome> {
     const { config } = this.deps;
     const redactor = configuredRedactor(config);
-    const commit = (await remoteHead(config, branch)) ?? pushEnv.commit ?? null;
+    const reviewed = pushEnv.commit ?? null;
+    if (!reviewed) return { status: 'failed', message: `the run recorded no commit for ${branch}: no pull request for what nobody reviewed` };
+    const commit = await remoteHead(config, branch);
+    if (!commit) return { status: 'failed', message: `could not read ${branch} from ${config.target.remote}` };
+    if (commit !== reviewed) return { status: 'failed', message: `${branch} has moved since it was reviewed (expected ${reviewed}): no pull request for what nobody reviewed` };
     const pr = await openPullRequest(config, {
       head: branch,
       title: pullRequestTitle(ticket),
@@ -261,9 +275,9 @@ export class Approvals implements ApprovalActions {
 
   private notify(notice: TicketNotice): void {
     try {
-      this.deps.onFixed?.(notice);
+      this.deps.onNotice?.(notice);
     } catch (err) {
-      this.deps.logger.error('fixed notice failed', { ticket: notice.ticket.id, error: (err as Error).message });
+      this.deps.logger.error('notice failed', { ticket: notice.ticket.id, kind: notice.kind, error: (err as Error).message });
     }
   }
 }

@@ -81,6 +81,9 @@ export function autoApprovalDecision(
   const lines = Number(pushEnv.insertions ?? NaN) + Number(pushEnv.deletions ?? NaN);
   if (!Number.isFinite(lines)) no.push('the diff size is unknown (no push.env)');
   else if (lines > rules.maxLinesChanged) no.push(`${lines} lines changed (at most ${rules.maxLinesChanged})`);
+  // A binary file has no lines to count: its size is unknown to the rules.
+  const binary = Number(pushEnv.binary ?? 0);
+  if (binary > 0) no.push(`${binary} binary file(s) changed (their size in lines is unknown)`);
   if (rules.requireTestsPassed) {
     const preexisting = Number(pushEnv.tests_preexisting ?? 0);
     if (pushEnv.tests_first_try !== 'true') no.push('the tests did not pass on the first try');

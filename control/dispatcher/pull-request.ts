@@ -145,10 +145,23 @@ export async function openPullRequest(
     userAgent: 'bugbot',
     log: { debug: quiet, info: quiet, warn: quiet, error: quiet },
   });
+  const owner = gh.owner;
+  const repo = gh.repo;
+  /** The open pull request of this branch, if there is one. */
+  const findOpen = async (): Promise<PullRequest | null> => {
+    const res = await octokit.pulls.list({ owner, repo, head: `${owner}:${pr.head}`, state: 'open', request: { signal: AbortSignal.timeout(timeoutMs) } });
+    const found = res.data[0];
+    return found ? { url: found.html_url, number: found.number } : null;
+  };
   try {
+    // One an earlier approval opened, whose answer was lost (a timeout, a 5xx after the
+    // pull request was made), is this approval's: asked for first, so a retry never
+    // meets "already exists".
+    const open = await findOpen();
+    if (open) return open;
     const res = await octokit.pulls.create({
-      owner: gh.owner,
-      repo: gh.repo,
+      owner,
+      repo,
       head: pr.head,
       base: gh.base ?? config.target.stagingBranch,
       title: pr.title,
@@ -157,7 +170,10 @@ export async function openPullRequest(
     });
     return { url: res.data.html_url, number: res.data.number };
   } catch (err) {
-    const e = err as { status?: number; message?: string; response?: { data?: { message?: string; errors?: Array<{ message?: string }> } } };
+    const e = err as { name?: string; status?: number; message?: string; response?: { data?: { message?: string; errors?: Array<{ message?: string }> } } };
+    if (e.name === 'AbortError' || e.name === 'TimeoutError' || /aborted due to timeout/i.test(e.message ?? '')) {
+      throw new Error(`GitHub did not answer within ${Math.round(timeoutMs / 1000)} s (the pull request may exist: approving again finds it)`);
+    }
     const detail = e.response?.data?.errors?.map((x) => x.message).filter(Boolean).join('; ');
     throw new Error(`GitHub refused the pull request${e.status ? ` (${e.status})` : ''}: ${e.message ?? String(err)}${detail ? ` (${detail})` : ''}`);
   }

@@ -39,7 +39,7 @@ function setup(t: TestContext, flags: ConfigFile = {}, env: NodeJS.ProcessEnv = 
   const intake = new Intake({ store, config, redactor: createRedactor() });
   const archive = new OutcomeArchive(home);
   const notices: TicketNotice[] = [];
-  const approvals = new Approvals({ config, store, logger: silentLogger, archive, onFixed: (n) => notices.push(n) });
+  const approvals = new Approvals({ config, store, logger: silentLogger, archive, onNotice: (n) => notices.push(n) });
   /** A ticket whose fix (file ← content) waits on its bot branch on origin. */
   const awaiting = (title: string, file = 'greeting.txt', content = 'hello, fixed\n') => {
     const id = fileTicket(intake, title, `Error: ${title}`);
@@ -137,7 +137,11 @@ test('a staging change that conflicts sends the ticket to needs_human naming the
   assert.deepEqual(approvalsForTicket(s.store, fix.ticketId).map((a) => a.status), ['conflict']);
   assert.deepEqual(worktrees(s.target), [`worktree ${s.target.repo}`]);
   assert.deepEqual(existsSync(join(s.home, 'approvals')) ? readdirSync(join(s.home, 'approvals')) : [], []);
-  assert.equal(s.notices.length, 0);
+  // The reporters hear that it did not go out and a person takes over.
+  assert.deepEqual(
+    s.notices.map((n) => [n.kind, n.kind === 'failed' ? n.reason : '']),
+    [['failed', 'approved by alice, but it did not merge: rebase onto staging conflicts in: greeting.txt; a person takes over']],
+  );
   // The archive says it never shipped: no clean fix, no time to push, the conflict named.
   const latest = s.archive.latest().find((x) => x.run_id === fix.run.id)!;
   assert.deepEqual([latest.revision, latest.state, latest.outcome, latest.trigger_to_push_s], [2, 'needs_human', 'failed', null]);
@@ -172,19 +176,28 @@ interface SeenRequest {
   body: { head: string; base: string; title: string; body: string };
 }
 
-/** POST /repos/{owner}/{repo}/pulls as GitHub documents it: 201 with the pull request, or 422 when one exists. */
-async function fakeGitHub(t: TestContext, opts: { exists?: boolean } = {}) {
+/** GitHub's pull requests as documented: GET lists a branch's open ones, POST answers 201 with the new one, or 422 when it is refused. */
+async function fakeGitHub(t: TestContext, opts: { exists?: boolean; refuse?: boolean } = {}) {
   const seen: SeenRequest[] = [];
+  const listed: string[] = [];
   const app = new Hono();
+  // GET /repos/{owner}/{repo}/pulls?head=owner:branch&state=open: the open pull requests of a branch.
+  app.get('/api/v3/repos/:owner/:repo/pulls', (c) => {
+    const head = c.req.query('head') ?? '';
+    listed.push(head);
+    const { owner, repo } = c.req.param();
+    const open = opts.exists ? [{ number: 9, html_url: `https://github.example.com/${owner}/${repo}/pull/9`, state: 'open', head: { ref: head.split(':')[1], label: head } }] : [];
+    return c.json(open);
+  });
   app.post('/api/v3/repos/:owner/:repo/pulls', async (c) => {
     const body = (await c.req.json()) as SeenRequest['body'];
     seen.push({ path: c.req.path, authorization: c.req.header('authorization'), accept: c.req.header('accept'), body });
     const { owner, repo } = c.req.param();
-    if (opts.exists) {
+    if (opts.refuse) {
       return c.json(
         {
           message: 'Validation Failed',
-          errors: [{ resource: 'PullRequest', code: 'custom', message: `A pull request already exists for ${owner}:${body.head}.` }],
+          errors: [{ resource: 'PullRequest', code: 'custom', message: `No commits between ${body.base} and ${body.head}` }],
           documentation_url: 'https://docs.github.com/rest/pulls/pulls#create-a-pull-request',
           status: '422',
         },
@@ -214,7 +227,7 @@ async function fakeGitHub(t: TestContext, opts: { exists?: boolean } = {}) {
   });
   t.after(() => new Promise<void>((r) => server.close(() => r())));
   const port = (server.address() as { port: number }).port;
-  return { apiUrl: `http://127.0.0.1:${port}/api/v3`, seen };
+  return { apiUrl: `http://127.0.0.1:${port}/api/v3`, seen, listed };
 }
 
 const PR_FLAGS = (apiUrl: string): ConfigFile => ({
@@ -257,15 +270,45 @@ test('approve (target pr): the pull request carries head, base, title, body and 
   assert.equal(s.target.originGit('rev-parse', 'staging'), s.target.originGit('rev-parse', 'main'), 'nothing merged into staging');
 });
 
-test('approve (target pr): GitHub refusing keeps the ticket awaiting approval, with GitHub\'s reason', async (t) => {
+test('approve (target pr): a pull request an earlier try opened (its answer lost) is found, not opened again', async (t) => {
   const gh = await fakeGitHub(t, { exists: true });
-  const s = setup(t, { approval: { target: 'pr', github: { apiUrl: gh.apiUrl, owner: 'acme', repo: 'petshop', tokenEnv: 'BUGBOT_TEST_GH_TOKEN', base: 'main' } } }, { BUGBOT_TEST_GH_TOKEN: 't' });
+  const s = setup(t, PR_FLAGS(gh.apiUrl), { BUGBOT_TEST_GH_TOKEN: 't' });
   const fix = s.awaiting('Already open');
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, true, r.message);
+  assert.equal(r.prUrl, 'https://github.example.com/acme/petshop/pull/9');
+  assert.deepEqual(gh.listed, [`acme:${fix.branch}`]);
+  assert.equal(gh.seen.length, 0, 'no second pull request asked for');
+});
+
+test('approve (target pr): a branch pushed over since it was reviewed gets no pull request', async (t) => {
+  const gh = await fakeGitHub(t);
+  const s = setup(t, PR_FLAGS(gh.apiUrl), { BUGBOT_TEST_GH_TOKEN: 't' });
+  const fix = s.awaiting('Pushed over');
+  const reviewed = s.target.originGit('rev-parse', fix.branch);
+  s.target.git('checkout', '--quiet', '-b', 'over', `origin/${fix.branch}`);
+  writeFileSync(join(s.target.repo, 'unreviewed.txt'), 'nobody saw this\n');
+  s.target.git('add', 'unreviewed.txt');
+  s.target.git('commit', '--quiet', '-m', 'unreviewed');
+  s.target.git('push', '--quiet', '--force', 'origin', `HEAD:${fix.branch}`);
+  s.target.git('checkout', '--quiet', 'main');
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, false);
+  assert.equal(r.state, 'awaiting_approval');
+  assert.equal(r.message, `${fix.branch} has moved since it was reviewed (expected ${reviewed}): no pull request for what nobody reviewed`);
+  assert.equal(gh.seen.length + gh.listed.length, 0, 'GitHub not asked');
+  assert.equal(s.notices.length, 0);
+});
+
+test('approve (target pr): GitHub refusing keeps the ticket awaiting approval, with GitHub\'s reason', async (t) => {
+  const gh = await fakeGitHub(t, { refuse: true });
+  const s = setup(t, { approval: { target: 'pr', github: { apiUrl: gh.apiUrl, owner: 'acme', repo: 'petshop', tokenEnv: 'BUGBOT_TEST_GH_TOKEN', base: 'main' } } }, { BUGBOT_TEST_GH_TOKEN: 't' });
+  const fix = s.awaiting('Refused');
   const r = await s.approvals.approve(fix.ticketId, 'alice');
   assert.equal(r.ok, false);
   assert.equal(r.failure, 'error');
   assert.equal(r.state, 'awaiting_approval');
-  assert.match(r.message, /GitHub refused the pull request \(422\).*A pull request already exists for acme:bot\/ticket-/);
+  assert.match(r.message, /GitHub refused the pull request \(422\).*No commits between main and bot\/ticket-/);
   assert.equal(gh.seen[0]!.body.base, 'main', 'approval.github.base overrides the staging branch');
   assert.equal(s.notices.length, 0);
 
@@ -289,6 +332,12 @@ test('API: approve / skip / requeue answer 200, 404 for an unknown ticket, 409 w
   const stale = await postJson(app, `/api/tickets/${fix.ticketId}/approve`, { run: fix.run.id + 1 });
   assert.equal(stale.status, 409);
   assert.match(((await stale.json()) as { message: string }).message, /not run \d+'s that was approved/);
+  // A caller cannot record its approval as bugbot's own actors (the rules, a Slack user, the dashboard).
+  for (const name of ['auto-approve', 'slack:U123', 'dashboard:local', ' ']) {
+    const reserved = await postJson(app, `/api/tickets/${fix.ticketId}/approve`, { run: fix.run.id }, { 'x-bugbot-user': name });
+    assert.equal(reserved.status, 400, name);
+  }
+  assert.equal(s.store.getTicket(fix.ticketId)!.state, 'awaiting_approval');
   const ok = await postJson(app, `/api/tickets/${fix.ticketId}/approve`, { run: fix.run.id }, { 'x-bugbot-user': 'dana' });
   assert.equal(ok.status, 200);
   const okBody = (await ok.json()) as { ok: boolean; state: string; message: string; commit: string };

@@ -512,7 +512,7 @@ describe('Slack: thread replies and Approve / Skip buttons', () => {
     store = new Store(join(config.home, 'bugbot.db'));
     const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
     notifier = new Notifier({ config, logger: log.logger });
-    const approvals = new Approvals({ config, store, logger: silentLogger, onFixed: (notice) => void notifier.notify(notice) });
+    const approvals = new Approvals({ config, store, logger: silentLogger, onNotice: (notice) => void notifier.notify(notice) });
     slack = createSlackTrigger({ config, store, intake, logger: log.logger, approvals });
     app = createApp({ config, store, intake, logger: silentLogger, slack });
     await slack.start();

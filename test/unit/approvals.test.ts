@@ -83,6 +83,11 @@ test('auto-approval: approves only when every rule holds, and names every rule t
   assert.match(preexisting.reason, /2 test\(s\) fail/);
   assert.equal(autoApprovalDecision({ severity: 'low' }, { ...PASSED, tests_preexisting: '2' }, ['a.ts'], { ...RULES, requireTestsPassed: false }).approve, true);
 
+  // A binary file's lines cannot be counted (git says "-"): not within any line limit.
+  const binary = autoApprovalDecision({ severity: 'low' }, { ...PASSED, insertions: '0', deletions: '0', binary: '1' }, ['logo.png'], RULES);
+  assert.equal(binary.approve, false);
+  assert.match(binary.reason, /1 binary file\(s\) changed/);
+
   const unknown = autoApprovalDecision({ severity: 'low' }, {}, [], RULES);
   assert.equal(unknown.approve, false);
   assert.match(unknown.reason, /changed files are unknown/);
