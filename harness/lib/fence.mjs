@@ -22,10 +22,11 @@ export function fence(source, text) {
 }
 
 /** What a reader may take for `<`, `/` and `>` around a tag name (after folding); `\u003c` is how Go's JSON writes `<` in a log line. */
-const OPEN = String.raw`<|‹|«|〈|⟨|❬|❮|˂|ᐸ|\[|&lt;?|&#0*60;?|&#x0*3c;?|\\u003c|%3c`;
+// `[` only before a slash: `[/untrusted-data]` reads as a closing tag, `[untrusted data](…)` is a link.
+const OPEN = String.raw`<|‹|«|〈|⟨|❬|❮|˂|ᐸ|\[(?=\s*[/∕⁄⧸\\])|&lt;?|&#0*60;?|&#x0*3c;?|\\u003c|%3c`;
 const SLASH = String.raw`[/∕⁄⧸\\]`;
 const CLOSE = String.raw`>|›|»|〉|⟩|❭|❯|˃|ᐳ|\]|&gt;?|&#0*62;?|&#x0*3e;?|\\u003e|%3e`;
-const FENCE_TAG = new RegExp(String.raw`(?:(${OPEN})\s*)?(?:(${SLASH})\s*)?untrusted[^a-z0-9<>]{0,3}data(?:\s*(${CLOSE}))?`, 'g');
+const FENCE_TAG = new RegExp(String.raw`(?:(${OPEN})\s*)?(?:(${SLASH})\s*)?untrusted[^a-z0-9<>\n\r]{0,3}data(?:\s*(${CLOSE}))?`, 'g');
 
 /**
  * Characters a reader does not see: format controls (zero-width, bidi), combining marks,
@@ -34,8 +35,10 @@ const FENCE_TAG = new RegExp(String.raw`(?:(${OPEN})\s*)?(?:(${SLASH})\s*)?untru
  */
 const INVISIBLE = /^[\p{Cf}\p{M}\p{Default_Ignorable_Code_Point}\u2800]$|^(?![\t\n\r])\p{Cc}$/u;
 const MARK = /\p{M}/gu;
+// A terminal's colour code (SGR: digits and separators, then `m`) shows as nothing. Only
+// that: other escape sequences may hold `<`, `/` and letters, which must stay to be read.
 // eslint-disable-next-line no-control-regex -- an escape sequence is what it matches
-const ANSI = /^\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])/;
+const COLOUR = /^\x1b\[[0-9;:]*m/;
 const DASH = /^[\p{Pd}\u2212]$/u;
 /**
  * Letters of other scripts (and small capitals) that look like those of `untrusted-data`,
@@ -70,6 +73,7 @@ export function defuse(text) {
   for (const m of folded.matchAll(FENCE_TAG)) {
     const [all, open, slash, close] = m;
     if (!open && !close) continue; // the bare words, with no bracket: not a tag
+    if (!open && !slash && close === ']') continue; // `[untrusted data]`, a link's text: not a tag
     const start = from[m.index];
     const end = to[m.index + all.length - 1];
     out += `${text.slice(last, start)}‹${slash ? '/' : ''}untrusted-data${close ? '›' : ''}`;
@@ -90,8 +94,8 @@ function fold(text) {
   let skipTo = 0;
   for (const ch of text) {
     const next = i + ch.length;
-    // A terminal's escape sequence (a colour) shows as nothing: skipped whole.
-    if (ch === '\x1b') skipTo = i + (ANSI.exec(text.slice(i, i + 64))?.[0].length ?? 1);
+    // A colour code is skipped whole; a lone escape is invisible like any control character.
+    if (ch === '\x1b') skipTo = i + (COLOUR.exec(text.slice(i, i + 64))?.[0].length ?? 1);
     if (i >= skipTo && !INVISIBLE.test(ch)) {
       // NFKD, marks dropped: `ü` (one character) reads as `u`, fullwidth `＜` as `<`.
       for (const d of ch.normalize('NFKD').replace(MARK, '')) {
