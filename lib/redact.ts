@@ -70,15 +70,17 @@ function builtinRules(hash: (v: string) => string): Rule[] {
       replace: (m) => (luhn(m.replace(/\D/g, '')) ? '[REDACTED:card]' : m),
     },
     {
+      // A Slack member's mention, <@U061F7AUR> or <@U061F7AUR|alice>: the id hashed, a display
+      // name dropped (before the email rule, which would take an address given as the name).
+      // An id has a digit: <@USERNAME> is a template's placeholder.
+      name: 'slack-user',
+      re: /<@((?=[A-Z0-9]*\d)[UW][A-Z0-9]{6,20})(?:\|[^>\n]{0,200})?>/g,
+      replace: (_m, id: string) => `<@user:${hash(id)}>`,
+    },
+    {
       name: 'email',
       re: /\b[A-Za-z0-9._%+-]{1,256}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}\b/g,
       replace: (m) => `<email:${hash(m.toLowerCase())}>`,
-    },
-    {
-      // A Slack member's mention, <@U061F7AUR> or <@U061F7AUR|alice>: the id hashed, a display name dropped.
-      name: 'slack-user',
-      re: /<@([UW][A-Z0-9]{6,20})(?:\|[^>\n]{0,200})?>/g,
-      replace: (_m, id: string) => `<@user:${hash(id)}>`,
     },
     {
       // user_id=123, userId: "abc", user 42, uid=...

@@ -43,6 +43,14 @@ function line(v: string | number | null | undefined): string {
     .replace(/\|/g, '\\|');
 }
 
+/** Text as inline code, on one line, as it is: a fence of more backticks than any run inside it. */
+function codeSpan(v: string): string {
+  const text = v.replace(/[\r\n\v\f\u0085\u2028\u2029]+/g, ' ');
+  const fence = '`'.repeat(Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length)) + 1);
+  const pad = text.startsWith('`') || text.endsWith('`') ? ' ' : '';
+  return `${fence}${pad}${text}${pad}${fence}`;
+}
+
 /**
  * The most of one untrusted block (a message, a stack, the labels) the brief carries, in
  * characters: past it, the start and the end are kept and the cut is said. A block of
@@ -100,6 +108,6 @@ export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: s
   if (extra.planPath || extra.testCommand) out += '\n\n---\n';
   if (extra.planPath) out += `The research phase writes its plan to: \`${extra.planPath}\`\n`;
   // The operator's setting (target.testCommand), the command the push is gated on.
-  if (extra.testCommand) out += `The test command (run in the worktree): \`${line(extra.testCommand)}\`\n`;
+  if (extra.testCommand) out += `The test command (run in the worktree): ${codeSpan(extra.testCommand)}\n`;
   return out;
 }

@@ -45,7 +45,8 @@ export function classifyText(full: string): ClassifyResult {
       why[r.cls].push(r.label);
     }
   }
-  const trimmed = text.replace(/<@[A-Z0-9]+>/g, '').trim();
+  // Mentions say who, not what: as Slack sends them, or as redaction hashed them.
+  const trimmed = text.replace(/<@(?:[A-Z0-9]+|user:[0-9a-f]+)>/g, '').trim();
   if (trimmed.length < 8) {
     scores.noise += 3;
     why.noise.push('is too short to act on');

@@ -137,8 +137,8 @@ export class OutcomeArchive {
   /**
    * Append one row; its denials are reduced to what a reviewer needs and redacted first,
    * and so are its reason (it can quote git's or the model endpoint's error text, with a
-   * remote's URL in it), its stages' results (a kill's reason quotes the model's command),
-   * the approver and the pull request's URL. A torn last line (a crash mid-append) is ended first, so this
+   * remote's URL in it), its stages' results (a kill's reason quotes the model's command)
+   * and the approver (a pull request's URL is GitHub's, left whole). A torn last line (a crash mid-append) is ended first, so this
    * row stays whole.
    */
   append(row: OutcomeRow): void {
@@ -149,7 +149,6 @@ export class OutcomeArchive {
       // A stage's result can be a kill's reason, which quotes what the model typed.
       stages: Object.fromEntries(Object.entries(row.stages ?? {}).map(([k, st]) => [k, st && 'result' in st ? { ...st, result: text(st.result) } : st])),
       ...(row.approved_by !== undefined ? { approved_by: text(row.approved_by) } : {}),
-      ...(row.pr_url !== undefined ? { pr_url: text(row.pr_url) } : {}),
       denials: (row.denials ?? []).map((d) => archivedDenial(d, this.redact)),
     };
     const fd = openSync(this.path, 'a+');

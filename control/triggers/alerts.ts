@@ -199,9 +199,11 @@ function alertToEvent(a: Alert, at: string, source: TriggerSource, groupStatus: 
   if (stack) ev.stack = stack;
   if (route) ev.route = route;
   if (kind === 'latency') {
-    ev.latency = latencyOf(a, opts.defaultThresholdMs);
-    // The brief shows the figures from these labels (the small JSON body's names).
-    if (ev.latency.p95Ms > 0) {
+    const latency = latencyOf(a, opts.defaultThresholdMs, status === 'firing');
+    ev.latency = { p95Ms: latency.p95Ms, thresholdMs: latency.thresholdMs };
+    // The brief shows the figures from these labels (the small JSON body's names): only
+    // when the unit is known, never a guess shown as fact.
+    if (latency.unitKnown && latency.p95Ms > 0) {
       ev.labels.p95_ms ??= String(Math.round(ev.latency.p95Ms * 10) / 10);
       ev.labels.threshold_ms ??= String(ev.latency.thresholdMs);
     }
@@ -227,24 +229,35 @@ function countOf(a: Alert): number {
 }
 
 /**
- * The P95 and the threshold in milliseconds. A `p95_ms` value or annotation is taken as it
- * is. A bare value (`p95`, the query's `A`, a `value` annotation) is in the unit a `unit`
- * annotation or label names (`s`, `seconds`, `ms`, `milliseconds`); without one, a value
- * under the threshold that reaches it as seconds is seconds (a firing alert's P95 is over
- * its threshold, and Prometheus measures in seconds), any other milliseconds.
+ * The P95 and the threshold in milliseconds, and whether the P95's unit is known. A
+ * `p95_ms` value or annotation is milliseconds. A bare value (`p95`, the query's `A`, a
+ * `value` annotation) is in the unit a `unit` annotation or label names (`s`, `seconds`,
+ * `ms`, `milliseconds`, ...); without one, only a firing alert whose own rule gives its
+ * threshold (`threshold_ms`) tells: a value under it that reaches it as seconds is seconds
+ * (a firing alert's P95 is over its threshold; Prometheus measures in seconds), one at or
+ * over it milliseconds. Otherwise the unit is unknown.
  */
-function latencyOf(a: Alert, defaultThresholdMs: number): { p95Ms: number; thresholdMs: number } {
+function latencyOf(a: Alert, defaultThresholdMs: number, firing: boolean): { p95Ms: number; thresholdMs: number; unitKnown: boolean } {
   const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Number(v));
   const given = num(a.annotations.threshold_ms) ?? num(a.labels.threshold_ms);
-  const thresholdMs = given !== undefined && Number.isFinite(given) && given > 0 ? given : defaultThresholdMs;
+  const ruleThreshold = given !== undefined && Number.isFinite(given) && given > 0 ? given : undefined;
+  const thresholdMs = ruleThreshold ?? defaultThresholdMs;
   const ms = num(a.values?.p95_ms) ?? num(a.annotations.p95_ms);
-  if (ms !== undefined) return { p95Ms: Number.isFinite(ms) && ms >= 0 ? ms : 0, thresholdMs };
+  if (ms !== undefined) return { p95Ms: Number.isFinite(ms) && ms >= 0 ? ms : 0, thresholdMs, unitKnown: Number.isFinite(ms) && ms >= 0 };
   const raw = num(a.values?.p95) ?? num(a.values?.A) ?? num(a.annotations.value);
-  if (raw === undefined || !Number.isFinite(raw) || raw < 0) return { p95Ms: 0, thresholdMs };
+  if (raw === undefined || !Number.isFinite(raw) || raw < 0) return { p95Ms: 0, thresholdMs, unitKnown: false };
   const unit = (a.annotations.unit ?? a.labels.unit ?? '').trim().toLowerCase();
-  const seconds = ['s', 'sec', 'secs', 'second', 'seconds'].includes(unit) || (!['ms', 'millisecond', 'milliseconds'].includes(unit) && raw < thresholdMs && raw * 1000 >= thresholdMs);
-  return { p95Ms: seconds ? raw * 1000 : raw, thresholdMs };
+  if (SECONDS.has(unit)) return { p95Ms: raw * 1000, thresholdMs, unitKnown: true };
+  if (MILLISECONDS.has(unit)) return { p95Ms: raw, thresholdMs, unitKnown: true };
+  if (!unit && firing && ruleThreshold !== undefined) {
+    const seconds = raw < ruleThreshold && raw * 1000 >= ruleThreshold;
+    return { p95Ms: seconds ? raw * 1000 : raw, thresholdMs, unitKnown: seconds || raw >= ruleThreshold };
+  }
+  return { p95Ms: raw, thresholdMs, unitKnown: false };
 }
+
+const SECONDS = new Set(['s', 'sec', 'secs', 'second', 'seconds']);
+const MILLISECONDS = new Set(['ms', 'msec', 'msecs', 'millisecond', 'milliseconds']);
 
 /** Grafana and Alertmanager send RFC 3339 times ("2026-11-21T10:00:00.123456789Z", "…+01:00"). */
 const RFC3339 = /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;

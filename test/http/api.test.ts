@@ -44,7 +44,7 @@ test('latency: a resent measurement is the same delivery, by its id, its observe
   assert.equal(store.countEvents(), 4);
 });
 
-test('latency: an alert webhook keeps its P95 and threshold for the brief, in milliseconds whether the query gave seconds or milliseconds', async (t) => {
+test('latency: an alert webhook keeps its P95 and threshold for the brief, in milliseconds whether the query gave seconds or milliseconds, and none when its unit is unknown', async (t) => {
   const { app, store } = buildTestApp(t);
   const alert = (labels: Record<string, string>, values: Record<string, number>, annotations: Record<string, string> = {}) => ({
     receiver: 'bugbot', status: 'firing', version: '1',
@@ -55,7 +55,10 @@ test('latency: an alert webhook keeps its P95 and threshold for the brief, in mi
   // A query in milliseconds, and a unit named.
   assert.equal((await postJson(app, '/triggers/latency', alert({ service: 'b', route: '/b' }, { A: 1840 }, { threshold_ms: '500' }))).status, 200);
   assert.equal((await postJson(app, '/triggers/latency', alert({ service: 'c', route: '/c' }, { A: 2 }, { threshold_ms: '1', unit: 's' }))).status, 200);
+  // Neither a unit nor the rule's own threshold: the figure's unit is unknown, and the brief shows none rather than a guess.
+  assert.equal((await postJson(app, '/triggers/latency', alert({ service: 'd', route: '/d' }, { A: 450 }))).status, 200);
   const labels = (service: string) => store.listTickets().find((x) => x.service === service)!.labels;
+  assert.equal(labels('d').p95_ms, undefined);
   assert.deepEqual([labels('a').p95_ms, labels('a').threshold_ms], ['1840', '500']);
   assert.deepEqual([labels('b').p95_ms, labels('b').threshold_ms], ['1840', '500']);
   assert.deepEqual([labels('c').p95_ms, labels('c').threshold_ms], ['2000', '1']);

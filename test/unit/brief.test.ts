@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { BLOCK_MAX_CHARS, defuse, fence, renderBrief } from '../../control/dispatcher/brief.ts';
 import { REPO_ROOT } from '../../control/dispatcher/phases.ts';
+import { classifyText } from '../../control/intake/classify.ts';
 import type { Ticket } from '../../control/types.ts';
 
 const FIELDS = ['title', 'service', 'route', 'message', 'stack', 'label', 'filer', 'reason', 'p95'] as const;
@@ -143,4 +144,11 @@ test('a huge message is cut to its start and end, and the brief says so; the tes
   assert.ok(brief.length < BLOCK_MAX_CHARS * 3 + 10_000, `brief of ${brief.length} characters`);
   assert.match(brief, /START x+\n\[… \d+ characters cut: the whole text is on the ticket …\]\nx+ END/);
   assert.match(brief, /The test command \(run in the worktree\): `make test`/);
+  // As it is, in a code span its backticks cannot close: no table escapes.
+  const piped = renderBrief(join(REPO_ROOT, 'prompts'), t, { testCommand: 'npm test 2>&1 | tee `date`.log' });
+  assert.match(piped, /The test command \(run in the worktree\): ``npm test 2>&1 \| tee `date`\.log``\n/);
+});
+
+test('a mention alone is too short to act on, hashed by redaction or not', () => {
+  for (const text of ['<@U061F7AUR> ?', '<@user:1a2b3c4d5e6f> ?']) assert.equal(classifyText(text).classification, 'noise', text);
 });
