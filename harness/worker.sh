@@ -6,6 +6,7 @@
 #   <ticket-dir>/ticket.env     settings written by the control plane (sourced)
 #   <ticket-dir>/agent/         what the agent may read: ticket.md, pre-context.md, plan.md, ...
 #   <ticket-dir>/config/        per-phase CLI arguments, hook settings, MCP configs
+#   <ticket-dir>/query.txt      the ticket's own words, what phase 0 searches the docs for
 # Writes: status (progress lines), stage-<phase>.jsonl, stats-<phase>.json, result,
 #   push.env, tests.log, outcome.json.
 # Exit: 0 pushed or awaiting approval, 1 failed, 3 needs a person, 2 bad usage.
@@ -118,10 +119,12 @@ harness_status setup "done" "port $BUGBOT_PORT"
 # --- phase 0: docs retrieval, while phase 1's session starts up ------------------------
 # Research gets its prompt, and its limits start counting, once ticket + pre-context are written.
 harness_status docs-retrieval start
+query="$TICKET_DIR/query.txt"
+[ -f "$query" ] || query="$AGENT/ticket.md"
 if [ -n "${BUGBOT_BIN:-}" ] && [ -x "$BUGBOT_BIN" ]; then
   # Niced: it runs while research's Claude Code starts up, which is on the path to the
   # first model request; the search is done well before the session reads its prompt.
-  nice -n 10 "$BUGBOT_BIN" docs-search --repo "$WORKTREE" --pre-context "$AGENT/pre-context.md" --query-file "$AGENT/ticket.md" \
+  nice -n 10 "$BUGBOT_BIN" docs-search --repo "$WORKTREE" --pre-context "$AGENT/pre-context.md" --query-file "$query" \
     >"$TICKET_DIR/docs-search.log" 2>&1 ||
     printf '# Pre-context\n\nDocs retrieval failed (see docs-search.log); work from the repository itself.\n' >"$AGENT/pre-context.md"
 else

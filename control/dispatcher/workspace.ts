@@ -80,6 +80,11 @@ export function releaseRunTmpRoot(home: string): void {
   }
 }
 
+/** What the docs search looks for: the ticket's title, service, route, message and stack. */
+export function docsQuery(t: Pick<Ticket, 'title' | 'service' | 'route' | 'message' | 'stack'>): string {
+  return [t.title, t.service, t.route, t.message, t.stack].filter((x): x is string => Boolean(x?.trim())).join('\n') + '\n';
+}
+
 /** A real folder (not a link) of this user's. */
 function isOwnFolder(path: string): boolean {
   try {
@@ -158,6 +163,9 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
   );
   writeFileSync(join(ws.ticketDir, 'ticket.json'), JSON.stringify({ ticket, run: { id: run.id, attempt: run.attempt, worker: run.worker_id }, workspace: ws }, null, 2));
   writeFileSync(join(ws.ticketDir, 'agent', 'ticket.md'), renderBrief(join(REPO_ROOT, 'prompts'), ticket, { planPath: join(ws.ticketDir, 'agent', 'plan.md'), testCommand: cfg.target.testCommand }));
+  // Phase 0 searches the docs with the ticket's own words: the brief's template around
+  // them (its headings, the test command, the plan's path) would outrank them.
+  writeFileSync(join(ws.ticketDir, 'query.txt'), docsQuery(ticket));
 
   const ctx = { config: cfg, ticketDir: ws.ticketDir, worktree: ws.worktree, port: ws.port, tmp: ws.tmp };
   for (const phase of PHASES) {

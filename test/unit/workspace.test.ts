@@ -75,6 +75,10 @@ test("prepareWorkspace makes the run's temp folder private and hands it to the w
   assert.ok(settings.sandbox.filesystem.allowWrite.includes(ws.tmp));
   assert.ok(settings.sandbox.filesystem.allowRead.includes(ws.tmp));
   assert.ok(settings.sandbox.filesystem.denyRead.includes(root), "other runs' temp folders are not the agent's to read");
+  // Phase 0 searches the docs for the ticket's own words, not the brief's template around them.
+  const query = readFileSync(join(ws.ticketDir, 'query.txt'), 'utf8');
+  assert.equal(query, `${ticket.title}\n${ticket.message}\n`);
+  assert.doesNotMatch(query, /Ticket|test command|plan/);
 });
 
 test("a run's branch names its start in a form redaction leaves alone (no run of digits a card number could be)", (t) => {
