@@ -360,9 +360,9 @@ export const configSchema = z
     retention: z
       .object({
         /** Days an event (one alert, report or log line) is kept; its ticket keeps the counts. */
-        eventsDays: z.number().int().min(0).default(30),
+        eventsDays: z.number().int().min(0).max(36_500).default(30),
         /** Days a finished run's folder (stream logs, prompts, plan) is kept after the run ended. */
-        runFoldersDays: z.number().int().min(0).default(30),
+        runFoldersDays: z.number().int().min(0).max(36_500).default(30),
       })
       .strict()
       .prefault({}),

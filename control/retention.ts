@@ -114,6 +114,8 @@ export class Retention {
     let runFolders = 0;
     if (this.cursor === null && runFoldersDays > 0) {
       for (const { runId, dir } of expiredRunFolders(config, store, days(runFoldersDays))) {
+        // A stop does not wait for the whole backlog: the next start's pass goes on with it.
+        if (this.stopped) break;
         if (existsSync(dir)) {
           try {
             await removeTree(dir);

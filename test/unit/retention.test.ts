@@ -207,3 +207,24 @@ test("a run's folder left unwritable is still removed, and one that cannot go st
   assert.deepEqual(result, { events: 2, runFolders: 1, done: true }, 'the events were pruned all the same');
   assert.equal(count('SELECT COUNT(*) AS n FROM events'), 0);
 });
+
+test('a stop does not wait for the backlog of expired folders (the next pass goes on with it); days past 100 years are refused', async (t) => {
+  const { clock, config, store, intake, retention } = setup(t, { retention: { eventsDays: 0, runFoldersDays: 30 } });
+  const dirs: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    intake.accept([alertEvent({ message: `TypeError: Cannot read properties of undefined (reading "f${i}")`, title: `f${i}`, route: `GET /f${i}` })]);
+    const claim = claimNext(store, 1, null, 600)!;
+    finishRun(store, claim.run.id, { ticketState: 'failed', outcome: 'failed', reason: 'x' });
+    const dir = workspacePaths(config, claim.ticket, claim.run).ticketDir;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'stage-research.jsonl'), '{}\n');
+    dirs.push(dir);
+  }
+  clock.advance(31 * 86_400);
+  const sweeping = retention.sweep();
+  await retention.stop();
+  await sweeping;
+  const left = dirs.filter((d) => existsSync(d)).length;
+  assert.ok(left > 0 && left < 20, `${left} of 20 folders left: the stop came after the first`);
+  assert.throws(() => testConfig(tempDir(t), { retention: { runFoldersDays: 1e9 } }), /retention\.runFoldersDays/);
+});
