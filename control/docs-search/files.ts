@@ -86,11 +86,15 @@ function isFileInside(root: string, path: string): boolean {
   }
 }
 
-/** Whether path, links resolved, is the repository or below it; false when it is not there. */
+/**
+ * Whether path, links resolved, is the repository or below it, and not inside a folder
+ * never entered (a link into .git would index its config, a remote's credentials with it);
+ * false when it is not there.
+ */
 function isInside(root: string, path: string): boolean {
   try {
     const rel = relative(realpathSync(root), realpathSync(path));
-    return !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
+    return !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel) && !rel.split(sep).some((part) => SKIP_DIRS.has(part));
   } catch {
     return false;
   }

@@ -3,7 +3,7 @@
  * sections and files, broken markdown, empty and binary files, globs.
  */
 import assert from 'node:assert/strict';
-import { symlinkSync } from 'node:fs';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chunkMarkdown } from '../../control/docs-search/chunk.ts';
@@ -140,4 +140,13 @@ test("a glob's base folder that is a link out of the repository finds nothing th
   const alias = join(outside, 'alias');
   symlinkSync(repo, alias);
   assert.deepEqual(findDocFiles(alias, ['**/*.md']), ['CLAUDE.md', 'real/in.md']);
+});
+
+test('a link into .git (or node_modules) is no doc: the index would hold the repository config, a remote credential with it', (t) => {
+  const { repo } = tempRepo(t, { 'CLAUDE.md': 'x', '.git/config': '[remote "origin"]\n\turl = https://bot:ghp_SECRET@git.example.com/x.git\n', 'node_modules/pkg/README.md': 'x' });
+  symlinkSync('../.git/config', join(repo, 'docs-git.md'));
+  mkdirSync(join(repo, 'docs'));
+  symlinkSync('../.git', join(repo, 'docs', 'git'));
+  symlinkSync('../node_modules/pkg/README.md', join(repo, 'docs', 'pkg.md'));
+  assert.deepEqual(findDocFiles(repo, ['*.md', 'docs/**/*', 'docs/git/config']), ['CLAUDE.md']);
 });
