@@ -55,6 +55,13 @@ export function createEmbedder(settings: EmbeddingsSettings, apiKey: string | un
         if (!Array.isArray(d.embedding) || d.embedding.length !== dims || dims === 0) {
           throw new Error('the endpoint returned vectors of differing or zero size');
         }
+        // A vector of nulls, NaNs or zeros points nowhere: every section would be as near.
+        let norm = 0;
+        for (const x of d.embedding) {
+          if (typeof x !== 'number' || !Number.isFinite(x)) throw new Error('the endpoint returned a vector holding a value that is not a finite number');
+          norm += x * x;
+        }
+        if (norm === 0) throw new Error('the endpoint returned a vector of zeros');
         return Float32Array.from(d.embedding);
       });
     },

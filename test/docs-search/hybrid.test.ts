@@ -96,3 +96,33 @@ test('an endpoint answering nonsense is a failure like any other', async (t) => 
   assert.equal(report.vectorState, 'failed');
   assert.match(report.warnings.join(), /asked for \d+ embeddings, got 1|differing or zero size/);
 });
+
+test('vectors of zeros, nulls or NaN point nowhere: the index falls back to full text, saying why', async (t) => {
+  for (const [what, value, why] of [
+    ['zeros', 0, /vector of zeros/],
+    ['nulls', null, /not a finite number/],
+    ['NaN as a string', 'NaN', /not a finite number/],
+  ] as const) {
+    const odd = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const n = (JSON.parse(body) as { input: string[] }).input.length;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ object: 'list', data: Array.from({ length: n }, (_, index) => ({ index, embedding: [value, value, value, value] })) }));
+      });
+    });
+    await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      odd.closeAllConnections();
+      odd.close();
+    });
+    const { port } = odd.address() as AddressInfo;
+    const cfg = settings({ embeddings: { baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 } });
+    const { repo, home } = tempRepo(t, SAMPLE_DOCS);
+    const store = openStore(t, home);
+    const report = await indexDocs({ repo, settings: cfg, store, embedder: createEmbedder(cfg.embeddings, undefined) });
+    assert.equal(report.vectorState, 'failed', what);
+    assert.match(report.warnings.join(), why, what);
+  }
+});
