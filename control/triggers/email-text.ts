@@ -25,23 +25,32 @@ const MOBILE_SIGNATURE = /^(Sent from (my )?\S.{0,60}|Sent with \S.{0,60}|Get Ou
 // Outlook's "________________________________" rule above the quoted header block.
 const SEPARATOR = /^[_-]{5,}$/;
 
-/** First line of a quoted reply's header ("On … wrote:", Outlook's header block), or -1. */
-function replyHeaderStart(lines: string[]): number {
+/**
+ * A quoted reply's header ("On … wrote:", Outlook's header block): where it starts, and
+ * how many lines it takes when it is an attribution line (1, or 2 when wrapped; 0 for a
+ * header block, whose quote is not marked line by line). Null when there is none.
+ */
+function replyHeader(lines: string[]): { start: number; attribution: number } | null {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
-    if (FORWARD_MARKER.test(line)) return -1;
-    if (ORIGINAL_MESSAGE.test(line)) return i;
+    if (FORWARD_MARKER.test(line)) return null;
+    if (ORIGINAL_MESSAGE.test(line)) return { start: i, attribution: 0 };
     if (line.startsWith('On ')) {
-      if (isOnWrote(line)) return i;
+      if (isOnWrote(line)) return { start: i, attribution: 1 };
       const next = lines[i + 1]?.trim();
-      if (next !== undefined && isOnWrote(`${line} ${next}`)) return i;
+      if (next !== undefined && isOnWrote(`${line} ${next}`)) return { start: i, attribution: 2 };
     }
     if (HEADER_FROM.test(line)) {
       const block = lines.slice(i + 1, i + 6).map((l) => l.trim());
-      if (block.some((l) => HEADER_SENT.test(l)) && block.some((l) => HEADER_SUBJECT.test(l))) return i;
+      if (block.some((l) => HEADER_SENT.test(l)) && block.some((l) => HEADER_SUBJECT.test(l))) return { start: i, attribution: 0 };
     }
   }
-  return -1;
+  return null;
+}
+
+/** A forward's subject ("Fwd:", Outlook's "FW:", German "WG:", French "TR:", Spanish "RV:"): what follows its header block is the report. */
+export function isForwardSubject(subject: string): boolean {
+  return /^\s*(?:fwd?|wg|tr|rv|doorst)\s*:/i.test(subject);
 }
 
 /** Normalizes line breaks and blank runs: LF only, no trailing spaces, at most one blank line in a row. */
@@ -59,14 +68,25 @@ export function tidyText(text: string): string {
  * Keeps only the sender's own text of an email body: drops the quoted message of a reply
  * ("On … wrote:" blocks, `>` lines, Outlook "-----Original Message-----" and
  * From:/Sent:/To:/Subject: blocks), the signature after a `-- ` line, and mobile
- * signatures such as "Sent from my iPhone". Text below a forward marker is kept.
+ * signatures such as "Sent from my iPhone". Text below a forward marker is kept, and so is
+ * what follows the header block of a forward (`forward`: its subject says so). A reply
+ * written below the quote (or between its lines) keeps its text, the quote gone.
  */
-export function stripQuotedReply(text: string): string {
-  let lines = text.replace(/\r\n?/g, '\n').split('\n');
-  const header = replyHeaderStart(lines);
-  if (header >= 0) lines = lines.slice(0, header);
+export function stripQuotedReply(text: string, opts: { forward?: boolean } = {}): string {
+  const all = text.replace(/\r\n?/g, '\n').split('\n');
+  // A forward (its subject says so) carries the report below its header block: kept.
+  const header = opts.forward ? null : replyHeader(all);
+  const own = stripLines(header ? all.slice(0, header.start) : all);
+  if (own || !header?.attribution) return own;
+  // Nothing above the attribution line: a reply written below the quote, or between its
+  // lines. Only the attribution and the quoted (">") lines go.
+  return stripLines([...all.slice(0, header.start), ...all.slice(header.start + header.attribution)]);
+}
+
+/** The sender's lines: quoted (">") lines, the signature and trailing separators or mobile signatures dropped. */
+function stripLines(input: string[]): string {
   // RFC 3676 §4.5: quoted lines start with ">"; interleaved replies keep the text between them.
-  lines = lines.filter((l) => !l.startsWith('>'));
+  let lines = input.filter((l) => !l.startsWith('>'));
   // RFC 3676 §4.3: the signature follows a "-- " line. Many clients trim the trailing space
   // (the Mailgun capture has a bare "--"), so accept both; the last one is the signature.
   const sig = lines.findLastIndex((l) => l.trimEnd() === '--');

@@ -6,7 +6,7 @@ import PostalMime, { addressParser } from 'postal-mime';
 import type { Address, Email } from 'postal-mime';
 import { badRequest, unauthorized } from '../http-error.ts';
 import type { TriggerEvent } from '../types.ts';
-import { htmlToText, stripQuotedReply, tidyText } from './email-text.ts';
+import { htmlToText, isForwardSubject, stripQuotedReply, tidyText } from './email-text.ts';
 
 const MAX_TITLE = 200;
 
@@ -66,8 +66,11 @@ export function parseMailgunForm(fields: Record<string, string>): TriggerEvent {
     throw badRequest('Mailgun form has no "body-plain" or "stripped-text" field');
   }
   // Mailgun leaves stripped-text empty when it found nothing but quotes; our own pass
-  // over body-plain then gets the final say.
-  const message = (stripped && tidyText(stripped)) || (plain !== undefined ? stripQuotedReply(plain) : '');
+  // over body-plain then gets the final say. A forward's stripped-text is only the note
+  // above the forwarded mail, which is the report: body-plain, its header block kept.
+  const subject = fields['subject'] ?? header('subject') ?? '';
+  const forward = isForwardSubject(subject);
+  const message = (!forward && stripped && tidyText(stripped)) || (plain !== undefined ? stripQuotedReply(plain, { forward }) : stripped ? tidyText(stripped) : '');
   if (!message) throw badRequest('Mailgun form field "body-plain" has no text once quotes and signature are removed');
 
   const from = mailboxOf(fields['from'] ?? header('from'));
@@ -76,7 +79,7 @@ export function parseMailgunForm(fields: Record<string, string>): TriggerEvent {
     replyAddress: replyAddress([mailboxOf(header('reply-to')), from, sender]),
     automatic: isAutomatic(header),
     references: header('references'),
-    subject: fields['subject'] ?? header('subject') ?? '',
+    subject,
     message,
     messageId: header('message-id'),
     date: header('date'),
@@ -106,13 +109,17 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
   }
   const from = addressOf(email.from);
   if (!from) throw badRequest('email has no From address');
+  const headers = new Map<string, string>();
+  for (const h of email.headers) if (!headers.has(h.key.toLowerCase())) headers.set(h.key.toLowerCase(), h.value);
+  if (isBounce((name) => headers.get(name), from)) throw badRequest('email is a delivery status notification (a bounce), not a report');
 
   // An empty text/plain part beside a real HTML one happens, so try each in turn.
   const bodies = [() => email.text, () => (email.html === undefined ? undefined : htmlToText(email.html))];
   let message = '';
+  const forward = isForwardSubject(email.subject ?? '');
   for (const body of bodies) {
     const text = body();
-    if (text !== undefined) message = stripQuotedReply(text);
+    if (text !== undefined) message = stripQuotedReply(text, { forward });
     if (message) break;
   }
   if (!message) {
@@ -122,8 +129,6 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
 
   const messageId = email.messageId?.trim() || undefined;
   const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
-  const headers = new Map<string, string>();
-  for (const h of email.headers) if (!headers.has(h.key.toLowerCase())) headers.set(h.key.toLowerCase(), h.value);
   return buildEvent({
     senderId: from,
     replyAddress: replyAddress([addressOf(email.replyTo?.[0]), from]),
@@ -207,8 +212,21 @@ function threadOf(references: string | undefined): string | undefined {
 function isAutomatic(header: (name: string) => string | undefined): boolean {
   const submitted = header('auto-submitted')?.trim().toLowerCase();
   if (submitted && !/^no\b/.test(submitted)) return true;
-  if (/^\s*(bulk|list|junk)\b/i.test(header('precedence') ?? '')) return true;
+  if (/^\s*(bulk|list|junk|auto_reply)\b/i.test(header('precedence') ?? '')) return true;
+  // Vacation responders that set neither (Exchange's, older ones).
+  if (header('x-autoreply') !== undefined || header('x-autorespond') !== undefined || header('x-auto-response-suppress') !== undefined) return true;
   return header('list-id') !== undefined;
+}
+
+/**
+ * A delivery status notification (a bounce): an empty envelope sender (Return-Path: <>),
+ * a multipart/report body, or a mail system's own address. Not a report, and never to be
+ * answered: the bounce of one of bugbot's own replies would loop.
+ */
+function isBounce(header: (name: string) => string | undefined, from: string): boolean {
+  if (/^\s*<\s*>\s*$/.test(header('return-path') ?? '')) return true;
+  if (/^\s*multipart\/report\b/i.test(header('content-type') ?? '')) return true;
+  return /^(?:mailer-daemon|postmaster)@/i.test(from);
 }
 
 /** One line, reply/forward prefixes dropped ("Re: Fwd: AW:" …), at most MAX_TITLE characters. */

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { HttpError } from '../../control/http-error.ts';
 import { fixedReply } from '../../control/notify/email.ts';
 import { parseMailgunForm, parseRawEmail, verifyMailgunSignature } from '../../control/triggers/email.ts';
-import { htmlToText, stripQuotedReply } from '../../control/triggers/email-text.ts';
+import { htmlToText, isForwardSubject, stripQuotedReply } from '../../control/triggers/email-text.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(repoRoot, '../shared/fixtures/mailgun');
@@ -124,6 +124,12 @@ describe('parseMailgunForm', () => {
     assert.deepEqual(parseMailgunForm(routeForm()), expected);
   });
 
+  it("takes a forward's whole body, not Mailgun's stripped-text (only the note above the forwarded mail)", () => {
+    const body = 'FYI, see below.\n\nFrom: Customer <c@example.com>\nSent: Monday\nTo: support@example.com\nSubject: Checkout broken\n\nCheckout shows a blank page.';
+    const ev = parseMailgunForm({ ...routeForm(), subject: 'FW: Checkout broken', 'body-plain': body, 'stripped-text': 'FYI, see below.' });
+    assert.match(ev.message, /Checkout shows a blank page\./);
+  });
+
   it('gives the same event from the raw multipart/form-data capture', async () => {
     const capture = fixture('inbound_route_parsed_multipart_raw.txt').toString('latin1');
     const split = capture.indexOf('\r\n\r\n');
@@ -163,7 +169,7 @@ describe('parseMailgunForm', () => {
   });
 
   it('files mail a program sent (RFC 3834) like any report, marked never to be answered', () => {
-    for (const extra of [['Auto-Submitted', 'auto-replied'], ['Auto-Submitted', 'auto-generated; type=alert'], ['Precedence', 'bulk'], ['Precedence', 'list'], ['List-Id', 'Shop users <users.shop.test>']]) {
+    for (const extra of [['Auto-Submitted', 'auto-replied'], ['Auto-Submitted', 'auto-generated; type=alert'], ['Precedence', 'bulk'], ['Precedence', 'list'], ['Precedence', 'auto_reply'], ['X-Autoreply', 'yes'], ['X-Auto-Response-Suppress', 'All'], ['List-Id', 'Shop users <users.shop.test>']]) {
       const form = routeForm();
       const headers = JSON.parse(form['message-headers']!) as [string, string][];
       headers.push(extra as [string, string]);
@@ -232,6 +238,19 @@ describe('parseMailgunForm', () => {
 });
 
 describe('parseRawEmail', () => {
+  it('refuses a bounce (empty Return-Path, a multipart/report, a mail system sender): not a report, never answered', async () => {
+    const mail = (headers: string, body = 'Delivery to the following recipient failed permanently.') =>
+      `${headers}\r\nTo: support@example.com\r\nSubject: Delivery Status Notification (Failure)\r\nMessage-ID: <b1@mx.example.com>\r\n\r\n${body}\r\n`;
+    for (const headers of [
+      'From: Mail Delivery System <bounces@mx.example.com>\r\nReturn-Path: <>',
+      'From: mailer-daemon@mx.example.com',
+      'From: Postmaster <postmaster@mx.example.com>',
+      'From: x@mx.example.com\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"',
+    ]) {
+      await assert.rejects(parseRawEmail(mail(headers)), /a delivery status notification \(a bounce\), not a report/, headers);
+    }
+  });
+
   it('Gmail reply: keeps "Hello", drops the quote, threads on the Message-ID', async () => {
     const event = await parseRawEmail(fixture('reply_gmail_quoted.eml'));
     const messageId = '<CAKsfaBW4hj0Gek6TwbR3erng4P1y0CZzJ0d=pXtCNnYnbe7PLg@mail.gmail.com>';
@@ -424,6 +443,22 @@ describe('stripQuotedReply', () => {
     assert.equal(stripQuotedReply(forward), forward);
     const own = 'On Monday the upload failed twice.\nError: 413 from /api/upload';
     assert.equal(stripQuotedReply(own), own);
+  });
+
+  it("keeps an Outlook forward's forwarded mail (its subject says it is one), with or without a note above it", () => {
+    const block = 'From: Customer <c@example.com>\nSent: Monday, March 2, 2026 10:00 AM\nTo: support@example.com\nSubject: Checkout broken\n\nCheckout shows a blank page since this morning.';
+    assert.ok(isForwardSubject('FW: Checkout broken') && isForwardSubject('Fwd: x') && isForwardSubject('WG: x') && !isForwardSubject('Re: x'));
+    assert.equal(stripQuotedReply(`FYI, see below.\n\n________________________________\n${block}`, { forward: true }), `FYI, see below.\n\n________________________________\n${block}`);
+    assert.equal(stripQuotedReply(block, { forward: true }), block);
+    assert.equal(stripQuotedReply(`FYI, see below.\n\n________________________________\n${block}`), 'FYI, see below.', 'a reply: the block is its quote');
+  });
+
+  it('keeps a reply written below the quote, or between its lines after the attribution', () => {
+    assert.equal(stripQuotedReply('On Mon, Apr 2, 2026 at 6:26 PM, Support <s@example.com> wrote:\n> Does it still fail?\n\nYes, the export is still empty.'), 'Yes, the export is still empty.');
+    assert.equal(
+      stripQuotedReply('On Mon, Apr 2, 2026 at 6:26 PM, Support <s@example.com> wrote:\n> Which page?\nThe cart.\n> Which browser?\nFirefox 128.'),
+      'The cart.\nFirefox 128.',
+    );
   });
 });
 
