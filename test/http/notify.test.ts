@@ -19,6 +19,7 @@ import { createApp } from '../../control/app.ts';
 import type { BugbotConfig } from '../../control/config.ts';
 import { Approvals } from '../../control/dispatcher/approvals.ts';
 import { buildOutcomeRow } from '../../control/dispatcher/outcome.ts';
+import { workspacePaths } from '../../control/dispatcher/workspace.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { createLogger, silentLogger, type Logger } from '../../control/log.ts';
 import { noticeForRun, Notifier } from '../../control/notify/index.ts';
@@ -558,6 +559,12 @@ describe('Slack: thread replies and Approve / Skip buttons', () => {
     assert.equal(claim?.ticket.id, ticketId, 'the ticket just filed is the one claimed');
     const branch = o.branch ?? `bot/ticket-${ticketId}`;
     setRunProcess(store, claim.run.id, { branch });
+    // What the worker records of its push (the commit an approval merges, and no other).
+    if (o.commit) {
+      const dir = workspacePaths(config, { id: ticketId }, claim.run).ticketDir;
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'push.env'), `branch=${branch}\ncommit=${o.commit}\n`);
+    }
     const reason = o.reason ?? (state === 'failed' ? 'tests failed' : 'review approved');
     const outcome = {
       state,
