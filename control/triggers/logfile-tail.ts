@@ -54,8 +54,12 @@ interface Tracked {
   readPos: number;
   /** Bytes after the last newline: an incomplete line, parsed once it ends. */
   carry: Buffer;
-  /** The rest of a line past MAX_LINE_BYTES is being skipped, up to its newline (its head was parsed). */
-  skipping?: boolean;
+  /**
+   * Where the line past MAX_LINE_BYTES that is being skipped up to its newline starts (its
+   * head was parsed): the offset committed meanwhile, so a restart reads its head again
+   * (the same event id, a duplicate) and goes on skipping.
+   */
+  skipFrom?: number;
   lastDataAt: number;
   /** The file appeared or was replaced while we watched: read it from byte 0. */
   fresh: boolean;
@@ -159,6 +163,7 @@ export class LogTailer {
       const events = t.parser.flush();
       t.readPos = 0;
       t.carry = EMPTY;
+      t.skipFrom = undefined;
       // Its offsets start at 0 again under the same inode: the same line at an offset the
       // old content had would get a stored event's id and be taken for a duplicate (an
       // error logged first thing after every rotation, a regression after a fix). Each
@@ -217,6 +222,7 @@ export class LogTailer {
     t.inode = st.ino;
     t.parser.setInode(st.ino, t.generation);
     t.carry = EMPTY;
+    t.skipFrom = undefined;
     t.waiting = false;
     t.lastDataAt = Date.now();
     this.opts.store.set(t.path, t.inode, t.readPos, t.generation);
@@ -243,14 +249,14 @@ export class LogTailer {
     t.readPos += chunk.length;
     const events: TriggerEvent[] = [];
     let start = 0;
-    if (t.skipping) {
+    if (t.skipFrom !== undefined) {
       const nl = data.indexOf(0x0a);
       if (nl === -1) {
         t.carry = EMPTY;
         return events;
       }
       start = nl + 1;
-      t.skipping = false;
+      t.skipFrom = undefined;
     }
     for (let nl = data.indexOf(0x0a, start); nl !== -1; nl = data.indexOf(0x0a, start)) {
       events.push(...t.parser.push(data.toString('utf8', start, nl), base + start));
@@ -259,8 +265,8 @@ export class LogTailer {
     if (data.length - start > MAX_LINE_BYTES) {
       // One line, its head: not pieces that each read as a line of their own.
       events.push(...t.parser.push(data.toString('utf8', start, start + MAX_LINE_BYTES), base + start, { cut: true }));
+      t.skipFrom = base + start;
       start = data.length;
-      t.skipping = true;
     }
     // Copy: `chunk` is the shared read buffer and is overwritten by the next read.
     t.carry = Buffer.from(data.subarray(start));
@@ -269,7 +275,7 @@ export class LogTailer {
 
   /** First byte not yet turned into delivered events: an incomplete line or an open stack trace. */
   private commitPoint(t: Tracked): number {
-    return Math.min(t.readPos - t.carry.length, t.parser.pendingOffset() ?? Infinity);
+    return Math.min(t.readPos - t.carry.length, t.parser.pendingOffset() ?? Infinity, t.skipFrom ?? Infinity);
   }
 
   /** Hands events to the callback, then persists the offset; false (and queued for retry) if it threw. */

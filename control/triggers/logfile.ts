@@ -51,15 +51,19 @@ const LEVEL_KEYS = ['level', 'severity', 'log.level', 'levelname', 'lvl', '@l'];
 // `[error]`, logrus's `level=error`, klog's `E1122 ...`), an exception, a Python
 // traceback, a Go or Rust panic.
 const START =
-  /\b(?:ERROR|FATAL|CRITICAL)\b|\[(?:error|crit|alert|emerg)\]|\blevel=(?:error|fatal|panic)\b|^[EF]\d{4} \d{2}:\d{2}:\d{2}|Exception|Traceback|Error:|^panic: |^fatal error: |^thread '[^']*' panicked at /;
+  /\b(?:ERROR|FATAL|CRITICAL)\b|\[(?:[\w-]+:)?(?:error|crit|alert|emerg)\]|\blevel=(?:error|fatal|panic)\b|^[EF]\d{4} \d{2}:\d{2}:\d{2}|Exception|Traceback|Error:|^panic: |^fatal error: |^thread '[^']*' panicked at /;
 /** The level a line names for itself, error or worse: the first group that matched. */
-const LEVEL_WORD = /\b(ERROR|FATAL|CRITICAL)\b|\[(error|crit|alert|emerg)\]|\blevel=(error|fatal|panic)\b|^([EF])\d{4} \d{2}:\d{2}:\d{2}/;
+const LEVEL_WORD = /\b(ERROR|FATAL|CRITICAL)\b|\[(?:[\w-]+:)?(error|crit|alert|emerg)\]|\blevel=(error|fatal|panic)\b|^([EF])\d{4} \d{2}:\d{2}:\d{2}/;
 /**
  * A lower level the line gives itself: an exception named in an INFO or WARN record (a
  * retry after a timeout, a handled error) is not an error entry. It counts when it comes
  * before what would open one.
  */
-const LOWER_LEVEL = /\b(?:INFO|WARN(?:ING)?|DEBUG|TRACE|NOTICE)\b|\[(?:info|warn|warning|debug|notice)\]|\blevel=(?:info|warn|warning|debug|trace)\b/;
+// A whole token: "[DEBUG-pool-1] ERROR ..." names a thread, not a level. klog's I and W lines too.
+const LOWER_LEVEL =
+  /(?<![\w-])(?:INFO|WARN(?:ING)?|DEBUG|TRACE|NOTICE)(?![\w-])|\[(?:[\w-]+:)?(?:info|warn|warning|debug|notice)\]|\blevel=(?:info|warn|warning|debug|trace)\b|^[IW]\d{4} \d{2}:\d{2}:\d{2}/;
+// Rust's panic (1.73 on) gives its message on the line after "thread '…' panicked at …:".
+const RUST_PANIC = /^thread '[^']*' panicked at /;
 const INDENTED = /^\s+\S/;
 const CONT_PREFIX = /^(?:Caused by:|Suppressed:|\.\.\.)/;
 const PY_TRACEBACK = /^Traceback \(most recent call last\):/;
@@ -93,6 +97,8 @@ interface Entry {
   inPyTrace: boolean;
   /** A Go panic: its goroutine stacks follow, function lines unindented. */
   goPanic: boolean;
+  /** A Rust panic: its message is the next line. */
+  rustPanic: boolean;
 }
 
 /** Creates a parser for one log file; JSON-lines and plain-text entries are detected per line. */
@@ -142,11 +148,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       at,
       hash: sha1(line),
       level,
-      message: jsonMessage(o),
-      // `exception` is where structlog's format_exc_info puts the traceback; `stacktrace`
-      // zap's, `stack_trace` logstash-logback's, `error.stack_trace` ECS's, `exc_info`
-      // python-json-logger's, `@x` Serilog's.
-      stack: pick(o, ['err.stack', 'error.stack', 'stack', 'exception', 'stacktrace', 'stack_trace', 'error.stack_trace', 'exc_info', 'exc_text', '@x']),
+      ...jsonMessageAndStack(o),
       service: pick(o, ['service', 'service.name', 'name', 'app']),
       route: jsonRoute(o),
       // `ts` is zap's (epoch seconds or ISO), `@t` Serilog's.
@@ -194,6 +196,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       e.summary = line;
       e.inPyTrace = false;
     } else if (e.record && e.lines.length === 1 && EXC_HEADER.test(line)) e.summary = line;
+    else if (e.rustPanic && e.lines.length === 1) e.summary = line;
     keep(e, line);
   };
 
@@ -203,6 +206,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
     if (PY_TRACEBACK.test(line) || PY_CHAIN.test(line)) return true;
     if (e.inPyTrace) return PY_FINAL.test(line);
     if (e.goPanic) return GO_STACK_LINE.test(line);
+    if (e.rustPanic && e.lines.length === 1) return true;
     return e.lines.length === 1 && e.record && EXC_HEADER.test(line);
   };
 
@@ -221,6 +225,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       record: level !== undefined,
       inPyTrace: PY_TRACEBACK.test(line),
       goPanic: GO_PANIC.test(line),
+      rustPanic: RUST_PANIC.test(line),
     };
     keep(e, line);
     return e;
@@ -268,35 +273,77 @@ function opensEntry(line: string): boolean {
 }
 
 /**
- * A JSON record's message: `msg`, `message` (`event` is structlog's, `@m`/`@mt` Serilog's;
- * else the error's message, or a bare string `err`/`error` as winston writes it), with a
- * bare string error's words after it when the record has both (zap: "msg":"charge
- * failed","error":"card declined").
+ * A JSON record's message and stack. The message: `msg`, `message` (`event` is structlog's,
+ * `@m`/`@mt` Serilog's), else the error's message or a bare string `err`/`error` as winston
+ * writes it. The stack: `exception` is where structlog's format_exc_info puts the
+ * traceback, `stacktrace` zap's, `stack_trace` logstash-logback's, `error.stack_trace`
+ * ECS's, `exc_info` python-json-logger's, `@x` Serilog's. A bare string error beside a
+ * message (zap: "msg":"upload failed","error":"open /tmp/q3.pdf: no such file") heads the
+ * stack: shown with the ticket, while the message, which groups the occurrences, stays the
+ * record's own words (the error's carry data: a file name, a product).
  */
-function jsonMessage(o: Obj): string {
+function jsonMessageAndStack(o: Obj): { message: string; stack?: string } {
+  const stack = pick(o, ['err.stack', 'error.stack', 'stack', 'exception', 'stacktrace', 'stack_trace', 'error.stack_trace', 'exc_info', 'exc_text', '@x']);
   const msg = pick(o, ['msg', 'message', 'event', '@m', '@mt']);
-  if (!msg) return pick(o, ['error.message', 'err.message', 'err', 'error']) ?? '';
-  // An error object's words are in its stack (pino's err); a bare string is not anywhere else.
+  if (!msg) return { message: pick(o, ['error.message', 'err.message', 'err', 'error']) ?? '', ...(stack ? { stack } : {}) };
   const err = pick(o, ['error', 'err']);
-  return err && !msg.includes(err) ? `${msg}: ${err}` : msg;
+  const lead = err && !msg.includes(err) && !stack?.includes(err) ? err : undefined;
+  const full = [lead, stack].filter(Boolean).join('\n');
+  return { message: msg, ...(full ? { stack: full } : {}) };
 }
 
-/** The level and message keys of a JSON record's head, read without parsing the whole (its end was cut off). */
+/**
+ * The level and message of a JSON record's head, its end cut off (a line past the reader's
+ * limit), read without parsing the whole: the record's own keys only (depth 1), not a
+ * nested object's (`"ctx":{"level":"error"}` under an info record), in its first 64 KiB.
+ */
 function headOfJson(line: string): Obj | undefined {
-  if (!line.trimStart().startsWith('{')) return undefined;
-  const value = (keys: string) => {
-    const m = new RegExp(`"(?:${keys})"\\s*:\\s*("(?:[^"\\\\]|\\\\.){0,4000}"|-?\\d+)`).exec(line.slice(0, 64 * 1024));
-    if (!m) return undefined;
-    try {
-      return JSON.parse(m[1]!) as unknown;
-    } catch {
-      return undefined;
+  const head = line.slice(0, 64 * 1024);
+  const start = head.indexOf('{');
+  if (start === -1 || head.slice(0, start).trim()) return undefined;
+  const top: Obj = {};
+  let depth = 0;
+  for (let i = start; i < head.length; i++) {
+    const c = head[i];
+    if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    else if (c === '"') {
+      const key = jsonString(head, i);
+      if (!key) break;
+      i = key.end;
+      if (depth !== 1) continue;
+      const colon = /^\s*:\s*/.exec(head.slice(i + 1, i + 64));
+      if (!colon) continue;
+      const at = i + 1 + colon[0].length;
+      if (head[at] === '"') {
+        const value = jsonString(head, at);
+        if (!value) break;
+        top[key.text] = value.text;
+        i = value.end;
+      } else {
+        const num = /^-?\d+(?:\.\d+)?/.exec(head.slice(at, at + 32));
+        if (num) top[key.text] = Number(num[0]);
+      }
     }
-  };
-  const level = value('level|severity|levelname|lvl|@l');
-  if (level === undefined) return undefined;
-  const msg = value('msg|message|@m|@mt');
-  return { level, msg: `${typeof msg === 'string' ? msg : ''} [line cut: over ${Math.round(Buffer.byteLength(line) / 1024)} KiB]`.trim() };
+  }
+  if (jsonLevel(top) === undefined) return undefined;
+  const msg = pick(top, ['msg', 'message', '@m', '@mt']);
+  return { level: top.level ?? top.severity ?? top.levelname ?? top.lvl ?? top['@l'], msg: `${msg ?? ''} [line cut: over ${Math.round(Buffer.byteLength(line) / 1024)} KiB]`.trim() };
+}
+
+/** The JSON string starting at `at` (a quote): its text and the index of its closing quote; null when it does not close. */
+function jsonString(text: string, at: number): { text: string; end: number } | null {
+  for (let i = at + 1; i < text.length; i++) {
+    if (text[i] === '\\') i++;
+    else if (text[i] === '"') {
+      try {
+        return { text: JSON.parse(text.slice(at, i + 1)) as string, end: i };
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
 }
 
 function parseJson(line: string): Obj | undefined {

@@ -100,7 +100,7 @@ describe('log parser: the JSON of other loggers', () => {
     assert.deepEqual(
       events.map((e) => [e.message, e.stack?.split('\n')[0], e.firstSeen]),
       [
-        ['charge failed: card declined', 'main.charge', '2024-05-01T00:00:01.500Z'],
+        ['charge failed', 'card declined', '2024-05-01T00:00:01.500Z'],
         ['request failed', 'java.lang.NullPointerException: pet', '2024-05-01T00:00:02.000Z'],
         ['request failed', 'java.lang.IllegalStateException: pool', '2024-05-01T00:00:03.000Z'],
         ['job failed', 'Traceback (most recent call last):', '2024-05-01T00:00:00.000Z'],
@@ -109,6 +109,14 @@ describe('log parser: the JSON of other loggers', () => {
     );
     // Two different exceptions under one message are two errors, not one.
     assert.notEqual(events[1]!.stack, events[2]!.stack);
+  });
+
+  test("a JSON record cut short is read by its own level and message, not a nested object's", () => {
+    const p = createLogParser({ file: 'app.log', now: () => new Date('2024-05-01T00:00:00Z') });
+    const cut = (o: string) => [...p.push(o, 0, { cut: true }), ...p.flush()];
+    assert.deepEqual(cut('{"ctx":{"level":"error","msg":"inner"},"level":"info","msg":"big payload","body":"xxxx'), []);
+    assert.deepEqual(cut('{"note":"level \\"error\\" in text","level":"info","body":"xxx'), []);
+    assert.deepEqual(cut('{"level":50,"msg":"boom","body":"xxxx').map((e) => e.title), ['boom [line cut: over 0 KiB]']);
   });
 });
 
@@ -124,6 +132,10 @@ describe('log parser: levels in plain text', () => {
       'time="2024-05-01T00:00:07Z" level=error msg="db down"',
       "E1122 10:00:08.000000    1234 reflector.go:138] failed to list pods",
       "thread 'main' panicked at src/main.rs:3:5:",
+      'index out of bounds: the len is 3 but the index is 7',
+      '[Wed Oct 11 14:32:52.123 2026] [core:error] [pid 123] AH00126: Invalid URI in request',
+      '[DEBUG-pool-1] ERROR c.e.Job - failed',
+      'I1122 10:00:10.000000    1234 sync.go:50] retrying after Error: timeout',
       '2024-01-01 10:00:09 ERROR payment failed: NullPointerException',
       '',
     ].join('\n');
@@ -133,7 +145,9 @@ describe('log parser: levels in plain text', () => {
         ['[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6', 'error'],
         ['time="2024-05-01T00:00:07Z" level=error msg="db down"', 'error'],
         ['E1122 10:00:08.000000    1234 reflector.go:138] failed to list pods', 'error'],
-        ["thread 'main' panicked at src/main.rs:3:5:", 'error'],
+        ['index out of bounds: the len is 3 but the index is 7', 'error'],
+        ['[Wed Oct 11 14:32:52.123 2026] [core:error] [pid 123] AH00126: Invalid URI in request', 'error'],
+        ['[DEBUG-pool-1] ERROR c.e.Job - failed', 'error'],
         ['payment failed: NullPointerException', 'error'],
       ],
     );
@@ -369,6 +383,30 @@ describe('LogTailer', () => {
       ['big payload failed [line cut: ', `start ${'x'.repeat(24)}`, 'after the long lines'],
     );
     assert.equal(got.flatMap((g) => g.events).length, 3, 'no piece of a long line read as a line of its own');
+  });
+
+  test('a long line cut off by a truncation (copytruncate) or a restart mid-line: what follows is read as it should be', async () => {
+    const { file, store, make, titles } = setup();
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, `INFO ${'y'.repeat(1536 * 1024)}`);
+    await waitFor(() => (store.get(file)?.offset ?? -1) === 0 && titles().length === 0, 'the head of the long line read');
+    await sleep(50);
+    truncateSync(file, 0);
+    appendFileSync(file, 'ERROR payment service down\n');
+    await waitFor(() => titles().includes('payment service down'), 'the error after the truncation', 10_000);
+    // A restart in the middle of a long line goes on skipping it: its tail is no line of its own.
+    appendFileSync(file, `INFO ${'z'.repeat(1536 * 1024)}`);
+    await sleep(100);
+    await t.stop();
+    const again = make();
+    again.start();
+    appendFileSync(file, ' and the rest mentions an ERROR here\nERROR second error\n');
+    await waitFor(() => titles().includes('second error'), 'the error after the long line', 10_000);
+    await again.stop();
+    assert.deepEqual(titles(), ['payment service down', 'second error']);
   });
 
   test('a line written in two writes is parsed once complete', async () => {
