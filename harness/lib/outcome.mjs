@@ -54,21 +54,26 @@ const push = kv(read('push.env'));
 if (push.duration_s) stages.push = { duration_s: Number(push.duration_s), tokens: 0, tool_calls: 0, cost_usd: 0 };
 const [state = 'failed', reason = 'the worker stopped without a result'] = read('result').trim().split('\t');
 
-/** Test counts from common runners' summaries (node:test, TAP, jest, vitest, pytest). */
+/**
+ * Test counts from common runners' summaries: node:test and TAP (their summary), jest and
+ * vitest (every "Tests:" line, summed: a workspace runs one per package), cargo (every
+ * "test result:" line: unit tests, then doc tests), pytest and others (the last summary).
+ */
 function testCounts(log) {
-  // The last match: a summary ends the output, and the output before it can say anything.
+  const num = (re, text) => Number(re.exec(text)?.[1] ?? 0);
   const last = (re, text) => {
     const all = [...text.matchAll(re)];
     return all.length ? Number(all[all.length - 1][1]) : null;
   };
   const tap = last(/^(?:# |ℹ )pass (\d+)/gm, log);
   if (tap !== null) return { passed: tap, failed: last(/^(?:# |ℹ )fail (\d+)/gm, log) ?? 0 };
-  // jest ("Tests:       1 failed, 41 passed, 42 total") and vitest ("Tests  57 passed (57)"):
-  // the tests' line, not the suites' or files' before it.
-  const tests = [...log.matchAll(/^\s*Tests:?[ \t]+(.*)$/gm)].pop()?.[1];
-  const text = tests ?? log;
-  const passed = last(/(\d+) passed/g, text);
-  const failed = last(/(\d+) failed/g, text) ?? (passed !== null ? 0 : null);
+  // Summed over lines: the tests' lines of jest/vitest (not their suites' or files'), cargo's results.
+  const lines = [...log.matchAll(/^\s*Tests:?[ \t]+(.*)$/gm), ...log.matchAll(/^test result: \w+\. (.*)$/gm)].map((m) => m[1]);
+  if (lines.length) {
+    return { passed: lines.reduce((n, l) => n + num(/(\d+) passed/, l), 0), failed: lines.reduce((n, l) => n + num(/(\d+) failed/, l), 0) };
+  }
+  const passed = last(/(\d+) passed/g, log);
+  const failed = last(/(\d+) failed/g, log) ?? (passed !== null ? 0 : null);
   return { passed, failed };
 }
 const tests = { ...testCounts(read('tests.log')), preexisting_failures: Number(push.tests_preexisting ?? 0) };

@@ -88,6 +88,11 @@ test("the tests' count is read from the tests' summary line, not the suites' or 
   const nodeTest = 'ℹ tests 12\nℹ suites 0\nℹ pass 11\nℹ fail 1\n';
   assert.deepEqual(counts(t, nodeTest), { passed: 11, failed: 1 });
   assert.deepEqual(counts(t, 'no summary here\n'), { passed: null, failed: null });
+  // Several summaries: a workspace's packages (jest), cargo's unit tests then doc tests.
+  const workspace = 'Tests:       1 failed, 4 passed, 5 total\n...\nTests:       3 passed, 3 total\n';
+  assert.deepEqual(counts(t, workspace), { passed: 7, failed: 1 });
+  const cargo = 'running 5 tests\ntest result: FAILED. 4 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n\n   Doc-tests shop\nrunning 0 tests\ntest result: ok. 0 passed; 0 failed; 0 ignored\n';
+  assert.deepEqual(counts(t, cargo), { passed: 4, failed: 1 });
 });
 
 test("the archive redacts a stage's result (a kill's reason quotes the model's command) and the approver", (t) => {
