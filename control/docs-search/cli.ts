@@ -67,8 +67,9 @@ export function registerDocsCommands(
     .action(async (o: { repo?: string; json?: boolean }, cmd: Command) => {
       const ctx = open(cmd, o.repo);
       requireRepo(cmd, ctx.repo);
-      const store = new DocsStore(ctx.indexPath);
+      const { store, rebuilt } = DocsStore.open(ctx.indexPath);
       try {
+        if (rebuilt) io.err(`warning: ${rebuilt}\n`);
         const report = await indexDocs({ repo: ctx.repo, settings: ctx.settings, store, embedder: ctx.embedder });
         for (const w of report.warnings) io.err(`warning: ${w}\n`);
         io.out(o.json ? JSON.stringify({ indexPath: ctx.indexPath, ...report }, null, 2) + '\n' : formatReport(report, ctx.indexPath));
@@ -136,9 +137,9 @@ interface Context {
 
 /** Refresh (incrementally) then search. With `soft`, a failed refresh is a warning and the index is searched as it is. */
 async function search(ctx: Context, text: string, k: number, opts: { refresh: boolean; soft: boolean }): Promise<SearchResult> {
-  const store = new DocsStore(ctx.indexPath);
+  const { store, rebuilt } = DocsStore.open(ctx.indexPath);
   try {
-    const warnings: string[] = [];
+    const warnings: string[] = rebuilt ? [rebuilt] : [];
     let endpointFailed = false;
     if (opts.refresh) {
       try {
@@ -159,7 +160,7 @@ async function search(ctx: Context, text: string, k: number, opts: { refresh: bo
 }
 
 function emptyResult(query: string, warning: string): SearchResult {
-  return { query, mode: 'fts', vectorState: 'off', hits: [], indexed: { files: 0, chunks: 0, vectors: 0 }, warnings: [warning] };
+  return { query, mode: 'fts', vectorState: 'off', hits: [], indexed: { files: 0, chunks: 0, vectors: 0 }, warnings: [warning], failed: true };
 }
 
 function formatReport(r: IndexReport, indexPath: string): string {

@@ -26,9 +26,13 @@ export function renderPreContext(result: SearchResult, budgetBytes: number): str
       shown++;
       continue;
     }
-    const textRoom = room - bytes(title) - bytes(excerpt('')) - 64;
+    // What the cut excerpt adds to its text: the note, and fences as long as the whole
+    // text's would be (the cut part's are no longer), so its closing fence always fits.
+    const note = '\n… (cut to fit the budget; the rest is in the file)';
+    const frame = bytes(excerpt(hit.text)) - bytes(hit.text);
+    const textRoom = room - bytes(title) - frame - bytes(note) - 1;
     if (textRoom >= MIN_EXCERPT_BYTES) {
-      out += title + excerpt(`${truncateBytes(hit.text, textRoom)}\n… (cut to fit the budget; the rest is in the file)`) + '\n';
+      out += title + excerpt(`${truncateBytes(hit.text, textRoom)}${note}`) + '\n';
       shown++;
     }
     break;
@@ -48,7 +52,9 @@ function header(r: SearchResult): string {
   lines.push("Retrieved from the target repository's docs for this ticket's text.", '');
   for (const w of r.warnings) lines.push(`> **Warning:** ${w}`, '');
   lines.push(`Ranking: ${ranking(r)}.`, '');
-  if (r.indexed.chunks === 0) {
+  if (r.failed) {
+    lines.push('Nothing was retrieved (see the warning above): work from the repository itself.', '');
+  } else if (r.indexed.chunks === 0) {
     lines.push('The docs index is empty: no file matched the configured globs, or `bugbot docs index` has not run for this repository. Nothing was retrieved.', '');
   } else if (r.hits.length === 0) {
     lines.push(`No section of the ${r.indexed.files} indexed file(s) matched this ticket.`, '');

@@ -53,6 +53,8 @@ export interface SearchResult {
   indexed: { files: number; chunks: number; vectors: number };
   /** Plain sentences for people and for pre-context.md (endpoint down, index without vectors, ...). */
   warnings: string[];
+  /** The search could not run at all (the index could not be opened): nothing was looked at. */
+  failed?: boolean;
 }
 
 /** Ticket text → a safe FTS5 query: distinct word tokens, quoted, OR-ed. `match` is null when no word is left. */

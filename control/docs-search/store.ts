@@ -6,7 +6,7 @@
  * cosine distance; rowid = chunk id).
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as sqliteVec from 'sqlite-vec';
 import type { Chunk } from './chunk.ts';
@@ -83,6 +83,24 @@ export class DocsStore {
     }
     this.vecError = vecError;
     this.db.exec(SCHEMA);
+  }
+
+  /**
+   * Open the index at `path`; one SQLite cannot read (a crash mid-write on a full disk, a
+   * file overwritten) is moved aside and made again: the index is a cache of the docs, and
+   * the next refresh fills it. `rebuilt` then says so (for the caller's warning).
+   */
+  static open(path: string): { store: DocsStore; rebuilt: string | null } {
+    try {
+      return { store: new DocsStore(path), rebuilt: null };
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (path === ':memory:' || !/^SQLITE_(?:NOTADB|CORRUPT)/.test(code)) throw err;
+      const aside = `${path}.corrupt-${Date.now()}`;
+      renameSync(path, aside);
+      for (const extra of ['-wal', '-shm']) rmSync(`${path}${extra}`, { force: true });
+      return { store: new DocsStore(path), rebuilt: `the docs index ${path} could not be read (${(err as Error).message}): moved to ${aside} and built again` };
+    }
   }
 
   close(): void {

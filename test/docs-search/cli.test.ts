@@ -76,7 +76,15 @@ test('with --pre-context nothing fails the ticket: a broken index or endpoint be
   const pre = join(home, 'pre.md');
   const r = await bugbot(['docs-search', 'duplicate', '--pre-context', pre], { home, target: { repo } }, broken);
   assert.match(r.err, /warning: docs retrieval failed/);
-  assert.match(readFileSync(pre, 'utf8'), /> \*\*Warning:\*\* docs retrieval failed: .*\n[\s\S]*The docs index is empty/);
+  assert.match(readFileSync(pre, 'utf8'), /> \*\*Warning:\*\* docs retrieval failed: .*\n[\s\S]*Nothing was retrieved \(see the warning above\)/);
+  assert.doesNotMatch(readFileSync(pre, 'utf8'), /The docs index is empty/, 'a failure is not an empty index');
+
+  // An index SQLite cannot read (overwritten, a crash on a full disk) is moved aside and built again.
+  const corrupt = settings({ indexPath: 'corrupt.db' });
+  writeFileSync(join(home, 'corrupt.db'), 'garbage, not a database '.repeat(200));
+  const fixed = await bugbot(['docs-search', 'duplicate deliveries', '--pre-context', pre], { home, target: { repo } }, corrupt);
+  assert.match(fixed.err, /warning: the docs index .*corrupt\.db could not be read .*moved to .*corrupt\.db\.corrupt-\d+ and built again/);
+  assert.match(readFileSync(pre, 'utf8'), /Duplicate deliveries/);
   await assert.rejects(bugbot(['docs-search', 'duplicate'], { home, target: { repo } }, broken));
 
   const gone = { home, target: { repo: join(home, 'no-such-worktree') } };

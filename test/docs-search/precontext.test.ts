@@ -85,3 +85,12 @@ test('truncateBytes never splits a character', () => {
   assert.equal(truncateBytes('🐕🐕', 5), '🐕');
   assert.equal(truncateBytes('abc', 10), 'abc');
 });
+
+test('a cut excerpt always closes its fence, however long the backtick runs in the doc', () => {
+  const text = `${'`'.repeat(30)}\n${'x'.repeat(5000)}`;
+  for (let budget = 800; budget < 1200; budget++) {
+    const md = renderPreContext(result([{ ...hit(0, text), path: 'docs/a.md' }]), budget);
+    assert.ok(Buffer.byteLength(md) <= budget, `${budget}: ${Buffer.byteLength(md)} bytes`);
+    assert.equal(md.trimEnd().split('\n').at(-1), '`'.repeat(31), `budget ${budget}: the excerpt ends with its closing fence`);
+  }
+});
