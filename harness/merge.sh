@@ -81,6 +81,7 @@ commit=$(harness_push_staging "$WORKTREE" "$remote" "$staging" "$base" "$retries
 case $rc in
   0) echo "$commit" ;;
   3) echo "merge: rebase onto $staging conflicts in: $(harness_conflicts)" >&2 ;;
+  5) echo "merge: every change of $branch is on $staging already (at ${commit:0:12}): nothing merged again" >&2 ;;
   *)
     what="push to $staging failed after $retries attempt(s)"
     [ "$rc" -ne 4 ] || what="rebase onto $staging failed (not a conflict)"

@@ -295,15 +295,24 @@ else
     harness_set_result needs_human "rebase onto $BUGBOT_STAGING conflicts in: $(harness_conflicts)"
     exit 3
   fi
-  if [ "$rc" -ne 0 ]; then
+  if [ "$rc" -eq 5 ]; then
+    # Every change is on staging already (an earlier attempt's push went through): the
+    # fix is out; staging's head is not its commit.
+    PUSHED=1
+    echo "pushed_to=$BUGBOT_STAGING" >>"$TICKET_DIR/push.env"
+    harness_set_result pushed "its changes are on $BUGBOT_STAGING already: nothing pushed again"
+    harness_signals_restore
+    commit=""
+  elif [ "$rc" -ne 0 ]; then
     why=$(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null | cut -c1-300)
     [ "$rc" -ne 4 ] || harness_fail "rebase onto $BUGBOT_STAGING failed (not a conflict): $why"
     harness_fail "push to $BUGBOT_STAGING failed after $BUGBOT_PUSH_RETRIES attempts: $why"
+  else
+    PUSHED=1
+    { echo "commit=$commit"; echo "pushed_to=$BUGBOT_STAGING"; } >>"$TICKET_DIR/push.env"
+    harness_set_result pushed "pushed to $BUGBOT_STAGING"
+    harness_signals_restore
   fi
-  PUSHED=1
-  { echo "commit=$commit"; echo "pushed_to=$BUGBOT_STAGING"; } >>"$TICKET_DIR/push.env"
-  harness_set_result pushed "pushed to $BUGBOT_STAGING"
-  harness_signals_restore
 fi
 push_finished=""
 harness_now push_finished

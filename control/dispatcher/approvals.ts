@@ -218,6 +218,9 @@ export class Approvals implements ApprovalActions {
     } catch (err) {
       const e = err as { code?: number | string; stderr?: string; message: string };
       if (e.code === 4) return { status: 'failed', message: (e.stderr ?? '').trim().split('\n').pop() ?? `${branch} has moved since it was reviewed` };
+      // An earlier merge of this fix went through before it was stopped: it is live, under
+      // no commit of its own to name (staging's head is someone else's).
+      if (e.code === 5) return { status: 'done', commit: null, message: `${branch}'s changes are on ${t.stagingBranch} already (an earlier merge went through before it was stopped): nothing merged again` };
       if (e.code === 3) {
         const files = readLines(join(workDir, 'conflict.txt'));
         return { status: 'conflict', message: `rebase onto ${t.stagingBranch} conflicts in: ${files.join(', ') || '(unknown files)'}` };

@@ -262,7 +262,9 @@ harness_gate_stop() {
 # and push HEAD:staging. Prints the pushed commit. Returns 0 pushed, 3 on a rebase
 # conflict (needs a person; the conflicting files go to $TICKET_DIR/conflict.txt), 4 when
 # the rebase failed for another reason, 1 when every push was refused (git's last error in
-# $TICKET_DIR/push.err for both).
+# $TICKET_DIR/push.err for both), 5 when nothing is left to push: every change of the
+# branch is on staging already (a merge stopped after its push went through), and
+# staging's commit is printed, which is not this branch's.
 harness_push_staging() {
   local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 attempt=0 onto
   while [ "$attempt" -lt "$retries" ]; do
@@ -284,6 +286,10 @@ harness_push_staging() {
       # (a dirty or broken worktree) is a failure, with git's words in push.err.
       [ -s "$TICKET_DIR/conflict.txt" ] && return 3
       return 4
+    fi
+    if [ "$(git -C "$dir" rev-parse HEAD)" = "$(git -C "$dir" rev-parse "$onto")" ]; then
+      git -C "$dir" rev-parse HEAD
+      return 5
     fi
     if git -C "$dir" push --quiet "$remote" "HEAD:refs/heads/$staging" 2>"$TICKET_DIR/push.err"; then
       git -C "$dir" rev-parse HEAD

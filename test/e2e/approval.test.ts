@@ -94,6 +94,28 @@ test('approve (target staging): the fix is rebased onto staging and pushed; the 
   assert.match(again.message, /is pushed: only a ticket that is awaiting_approval can be approved/);
 });
 
+test('approving a fix whose changes are on staging already (an earlier merge went through before it was stopped) names no one else\'s commit', async (t) => {
+  const s = setup(t);
+  const fix = s.awaiting('Greeting says hello');
+  // The earlier merge's push went through; then someone else pushed on top.
+  s.target.git('checkout', '--quiet', '-b', 'st', `origin/${fix.branch}`);
+  s.target.git('push', '--quiet', 'origin', 'HEAD:staging');
+  writeFileSync(join(s.target.repo, 'other.txt'), 'one\n');
+  s.target.git('add', 'other.txt');
+  s.target.git('commit', '--quiet', '-m', 'someone else on staging');
+  s.target.git('push', '--quiet', 'origin', 'HEAD:staging');
+  s.target.git('checkout', '--quiet', 'main');
+  const before = s.target.originGit('rev-parse', 'staging');
+
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, true, r.message);
+  assert.equal(r.state, 'pushed');
+  assert.equal(r.commit, undefined, "staging's head is someone else's commit, not the fix's");
+  assert.match(r.message, new RegExp(`${fix.branch}'s changes are on staging already .*nothing merged again`));
+  assert.equal(s.target.originGit('rev-parse', 'staging'), before, 'nothing pushed');
+  assert.equal(s.notices[0]?.commit, undefined);
+});
+
 test('two approvals of the same ticket at once merge it exactly once', async (t) => {
   const s = setup(t);
   const fix = s.awaiting('Double click approves twice');
