@@ -31,6 +31,8 @@ export function registerApi(app: Hono, deps: AppDeps): void {
     id: scrub(r.id),
     ...(r.address !== undefined ? { address: scrub(r.address) } : {}),
     ...(r.thread !== undefined ? { thread: scrub(r.thread) } : {}),
+    // The thread's Message-IDs name people as the thread's own id does.
+    ...(r.references !== undefined ? { references: scrub(r.references) } : {}),
   });
   const shown = (t: Ticket): Ticket => ({ ...t, reporter: t.reporter && reporter(t.reporter), reporters: t.reporters.map(reporter) });
   const apiToken = deps.config.secrets.get(deps.config.server.apiTokenEnv);

@@ -84,14 +84,16 @@ export function parseMailgunForm(fields: Record<string, string>): TriggerEvent {
     messageId: header('message-id'),
     date: header('date'),
     to: fields['recipient'],
-    sourceEventId: token,
+    // The message, not the delivery: the same mail delivered twice (two route addresses, a
+    // resend) is one occurrence. The token stays the request's nonce.
+    sourceEventId: messageEventId(sender, header('message-id')) ?? token,
   });
 }
 
 /**
  * Parses a raw RFC 5322 message (MIME multipart, quoted-printable, base64, charsets) into a
  * report event. Prefers the text/plain body, else the HTML one as text. `sourceEventId` is
- * the Message-ID, or the sha256 of the bytes without one. Throws `badRequest` for input
+ * the Message-ID with its sender (messageEventId), or the sha256 of the bytes without one. Throws `badRequest` for input
  * that is not a message, has no From or no text.
  */
 export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEvent> {
@@ -139,7 +141,7 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
     messageId,
     date: email.date,
     to: email.deliveredTo ?? addressOf(email.to?.[0]),
-    sourceEventId: messageId ?? createHash('sha256').update(bytes).digest('hex'),
+    sourceEventId: messageEventId(from, messageId) ?? createHash('sha256').update(bytes).digest('hex'),
   });
 }
 
@@ -173,8 +175,24 @@ function mailgunHeaders(fields: Record<string, string>): (name: string) => strin
 }
 
 /** The first mailbox address in a header value such as `James <james@example.org>`. */
+/**
+ * A message's id across deliveries: its Message-ID with its sender (a Message-ID is the
+ * sender's to choose, so another sender's mail reusing it is another message).
+ */
+function messageEventId(from: string, messageId: string | undefined): string | undefined {
+  const id = messageId?.trim();
+  return id ? `msg:${createHash('sha256').update(`${from}\n${id}`).digest('hex')}` : undefined;
+}
+
 function mailboxOf(value: string | undefined): string | undefined {
-  return value ? addressOf(addressParser(value)[0]) : undefined;
+  // The first entry with an address: `Doe, John <john@…>` (a comma left unquoted) parses
+  // as a name "Doe" without one, then the mailbox.
+  if (!value) return undefined;
+  for (const a of addressParser(value)) {
+    const addr = addressOf(a);
+    if (addr) return addr;
+  }
+  return undefined;
 }
 
 /** A mailbox's address, or a group's first member's; lower-cased to key the reporter. */

@@ -526,7 +526,7 @@ test('the JSON API shows what the dashboard shows: tails redacted as lines, secr
       lastSeen: at,
       human: true,
       sourceEventId: 'api-shows-1',
-      reporter: { kind: 'email', id: 'alice.secret@example.com', address: 'alice.secret@example.com', thread: '<m1@mail.example.com>', subject: 'hi' },
+      reporter: { kind: 'email', id: 'alice.secret@example.com', address: 'alice.secret@example.com', thread: '<m1@mail.example.com>', subject: 'hi', references: '<0.alice.secret@example.com>' },
     },
   ]);
   const id = r!.ticketId!;

@@ -40,6 +40,9 @@ function rejects(status: number, pattern: RegExp) {
 
 const crlf = (lines: string[]) => lines.join('\r\n');
 
+/** An email's event id: its Message-ID with its sender, so a second delivery is a duplicate and another sender's reuse is not. */
+const msgId = (from: string, messageId: string) => `msg:${createHash('sha256').update(`${from}\n${messageId}`).digest('hex')}`;
+
 describe('verifyMailgunSignature', () => {
   const tolerance = 300;
 
@@ -117,8 +120,21 @@ describe('parseMailgunForm', () => {
       subject: 'Test',
     },
     human: true,
-    sourceEventId: '5o56tmpwd3dnwthehwclemd-i-7u2gv9vb3u745ywj67d0mc87',
+    // The message (its Message-ID with its sender), not the delivery (the token).
+    sourceEventId: msgId('james@opennorth.ca', '<E102015D-F580-4316-81FA-7324838A3AE8@opennorth.ca>'),
   };
+
+  it('the same message delivered twice (another token) is one event; another sender reusing its Message-ID is another', () => {
+    const again = parseMailgunForm({ ...routeForm(), token: 'another-token-of-a-second-delivery' });
+    assert.equal(again.sourceEventId, parseMailgunForm(routeForm()).sourceEventId);
+    const other = parseMailgunForm({ ...routeForm(), sender: 'mallory@example.net', from: 'Mallory <mallory@example.net>' });
+    assert.notEqual(other.sourceEventId, again.sourceEventId);
+  });
+
+  it('reads a From whose display name holds an unquoted comma', () => {
+    const ev = parseMailgunForm({ ...routeForm(), from: 'Doe, John <john@example.com>' });
+    assert.equal(ev.reporter?.address, 'john@example.com');
+  });
 
   it('turns the real route capture (JSON form) into a report event', () => {
     assert.deepEqual(parseMailgunForm(routeForm()), expected);
@@ -265,7 +281,7 @@ describe('parseRawEmail', () => {
       lastSeen: '2012-04-02T16:21:52.000Z',
       reporter: { kind: 'email', id: 'xxx@gmail.com', address: 'xxx@gmail.com', thread: messageId, subject: 'Re: Test' },
       human: true,
-      sourceEventId: messageId,
+      sourceEventId: msgId('xxx@gmail.com', messageId),
     });
   });
 
@@ -359,7 +375,7 @@ describe('parseRawEmail', () => {
     assert.equal(event.reporter?.id, 'juergen@example.de');
     assert.equal(event.reporter?.address, 'support-thread@example.de');
     assert.equal(event.firstSeen, '2026-03-03T09:15:00.000Z');
-    assert.equal(event.sourceEventId, '<abc123@example.de>');
+    assert.equal(event.sourceEventId, msgId('juergen@example.de', '<abc123@example.de>'));
   });
 
   it('falls back to a quoted-printable latin-1 HTML body as text', async () => {
