@@ -80,8 +80,16 @@ export function renderAutoLoad(rows: AutoLoadRow[]): string {
  * CLAUDE.md text with its auto-load table replaced by `rows`; without a table, the block
  * goes right after the document's `# title` (or first), and every other byte is kept.
  */
-export function updateAutoLoad(text: string, rows: AutoLoadRow[]): string {
-  const block = renderAutoLoad(rows);
+export function updateAutoLoad(original: string, rows: AutoLoadRow[]): string {
+  // A byte-order mark stays first, and a CRLF file stays CRLF.
+  const bom = original.startsWith('\uFEFF') ? '\uFEFF' : '';
+  const crlf = /\r\n/.test(original);
+  const text = (bom ? original.slice(1) : original).replace(/\r\n/g, '\n');
+  const out = updateLf(text, renderAutoLoad(rows));
+  return bom + (crlf ? out.replace(/\n/g, '\r\n') : out);
+}
+
+function updateLf(text: string, block: string): string {
   const lines = text.split('\n');
   const start = lines.findIndex((l) => l.trim() === AUTO_LOAD_START);
   const end = lines.findIndex((l, i) => i > start && l.trim() === AUTO_LOAD_END);

@@ -4,7 +4,7 @@
  * auto-load table points at it. Nothing that exists is overwritten; an existing CLAUDE.md
  * without a table only gains the table block.
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAutoLoad, updateAutoLoad, type AutoLoadRow } from './auto-load.ts';
 import { findDocFiles } from './files.ts';
@@ -54,8 +54,13 @@ export function initTargetDocs(repo: string): InitTargetResult {
   const result: InitTargetResult = { written: [], kept: [] };
 
   const existing = findDocFiles(repo, ['docs/**/*.md']);
+  // A docs folder or file that is a link (to elsewhere, maybe out of the repository) is
+  // not written through: what it points at is not this repository's to change.
+  const linked = ['docs', 'docs/README.md', 'CLAUDE.md'].filter((p) => isLink(join(repo, p)));
   if (existing.length) {
     result.kept.push({ path: 'docs/', reason: `already holds ${existing.length} markdown file(s)` });
+  } else if (linked.includes('docs') || linked.includes('docs/README.md') || existsSync(join(repo, 'docs/README.md'))) {
+    result.kept.push({ path: 'docs/README.md', reason: linked.length ? `${linked.filter((p) => p !== 'CLAUDE.md').join(', ')} is a link: not written through` : 'already there' });
   } else {
     mkdirSync(join(repo, 'docs'), { recursive: true });
     writeFileSync(join(repo, 'docs/README.md'), STARTER_README, { flag: 'wx' });
@@ -64,7 +69,9 @@ export function initTargetDocs(repo: string): InitTargetResult {
   const rows = existing.length ? starterRows(repo, existing) : [{ topic: 'overview: architecture, running and testing', docs: ['docs/README.md'] }];
 
   const claudePath = join(repo, 'CLAUDE.md');
-  if (!existsSync(claudePath)) {
+  if (linked.includes('CLAUDE.md')) {
+    result.kept.push({ path: 'CLAUDE.md', reason: 'is a link: not written through' });
+  } else if (!existsSync(claudePath)) {
     writeFileSync(claudePath, updateAutoLoad(STARTER_CLAUDE, rows), { flag: 'wx' });
     result.written.push('CLAUDE.md');
   } else {
@@ -78,6 +85,14 @@ export function initTargetDocs(repo: string): InitTargetResult {
     }
   }
   return result;
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** One row per doc, its topic taken from the doc's `# title` (else its file name). */

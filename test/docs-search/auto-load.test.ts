@@ -3,7 +3,7 @@
  * `initTargetDocs`, which writes a starter one without overwriting anything.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -111,4 +111,25 @@ test('initTargetDocs with docs and a CLAUDE.md lacking a table: adds only the ta
   assert.ok(text.startsWith('# My manual\n\n<!-- bugbot:auto-load:start -->'));
   assert.ok(text.endsWith('\n\nDo not touch this.\n'));
   assert.throws(() => initTargetDocs(join(repo, 'missing')), /is not a directory/);
+});
+
+test('initTargetDocs writes through no link: a docs folder or CLAUDE.md pointing elsewhere is kept, saying so', (t) => {
+  const outside = tempRepo(t, { 'README.md': 'not this repository\'s' }).repo;
+  const { repo } = tempRepo(t, { 'src/a.ts': 'x' });
+  symlinkSync(outside, join(repo, 'docs'));
+  symlinkSync(join(outside, 'README.md'), join(repo, 'CLAUDE.md'));
+  const r = initTargetDocs(repo);
+  assert.deepEqual(r.written, []);
+  assert.deepEqual(r.kept.map((k) => k.path), ['docs/README.md', 'CLAUDE.md']);
+  assert.match(r.kept[0]!.reason, /docs is a link: not written through/);
+  assert.equal(readFileSync(join(outside, 'README.md'), 'utf8'), "not this repository's", 'nothing written outside the repository');
+});
+
+test('updateAutoLoad keeps a CRLF file CRLF and a byte-order mark first', () => {
+  const rows = [{ topic: 'payments', docs: ['docs/payments.md'] }];
+  const crlf = updateAutoLoad('# My Project\r\n\r\nIntro.\r\n', rows);
+  assert.doesNotMatch(crlf.replace(/\r\n/g, ''), /\n/, 'no bare LF');
+  assert.match(crlf, /^# My Project\r\n\r\n<!-- bugbot:auto-load:start -->\r\n/);
+  const bom = updateAutoLoad('\uFEFF# Title\nText\n', rows);
+  assert.ok(bom.startsWith('\uFEFF# Title\n\n<!-- bugbot:auto-load:start -->'), JSON.stringify(bom.slice(0, 40)));
 });
