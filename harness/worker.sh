@@ -290,7 +290,8 @@ if [ "$BUGBOT_PUSH_MODE" = approve ]; then
 else
   rc=0
   harness_run_uninterrupted commit harness_push_staging "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_STAGING" "$BUGBOT_BASE" "$BUGBOT_PUSH_RETRIES" || rc=$?
-  harness_deferred_stop "$rc"
+  # 5: nothing left to push, the fix on staging already: out, like a push that went through.
+  if [ "$rc" -eq 5 ]; then harness_deferred_stop 0; else harness_deferred_stop "$rc"; fi
   if [ "$rc" -eq 3 ]; then
     harness_set_result needs_human "rebase onto $BUGBOT_STAGING conflicts in: $(harness_conflicts)"
     exit 3
