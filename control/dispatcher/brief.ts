@@ -31,6 +31,9 @@ function inlineFence(source: string, v: string | null | undefined): string {
   return text === '-' ? text : `<untrusted-data source="${source}">${defuse(text)}</untrusted-data>`;
 }
 
+/** Every kind of line break a reader may see: CR, LF, vertical tab, form feed, NEL, U+2028, U+2029. */
+const LINE_BREAKS = /[\r\n\v\f\u0085\u2028\u2029]+/g;
+
 /**
  * One-line values: no line breaks of any kind (U+2028, NEL, vertical tab included), no
  * markdown table breakers; cut before escaping, so no escape is cut in half.
@@ -38,14 +41,14 @@ function inlineFence(source: string, v: string | null | undefined): string {
 function line(v: string | number | null | undefined): string {
   if (v === null || v === undefined || v === '') return '-';
   return String(v)
-    .replace(/[\r\n\v\f\u0085\u2028\u2029]+/g, ' ')
+    .replace(LINE_BREAKS, ' ')
     .slice(0, 300)
     .replace(/\|/g, '\\|');
 }
 
 /** Text as inline code, on one line, as it is: a fence of more backticks than any run inside it. */
 function codeSpan(v: string): string {
-  const text = v.replace(/[\r\n\v\f\u0085\u2028\u2029]+/g, ' ');
+  const text = v.replace(LINE_BREAKS, ' ');
   const fence = '`'.repeat(Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length)) + 1);
   const pad = text.startsWith('`') || text.endsWith('`') ? ' ' : '';
   return `${fence}${pad}${text}${pad}${fence}`;

@@ -18,7 +18,7 @@ import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome, runNotice } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
-import { finishCancelledRuns, reclaimDeadRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses } from './reconcile.ts';
+import { finishCancelledRuns, reclaimDeadRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses, WORKER_STOP_WAIT_MS } from './reconcile.ts';
 
 export interface ActiveWorker {
   slot: number;
@@ -84,7 +84,7 @@ export class Dispatcher {
   }
 
   /** Stop claiming; ask workers to stop (they clean up and record a partial outcome); wait. */
-  async stop(timeoutMs = 20_000): Promise<void> {
+  async stop(timeoutMs = WORKER_STOP_WAIT_MS): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
     if (this.timer) clearTimeout(this.timer);

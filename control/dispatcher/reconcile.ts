@@ -3,8 +3,9 @@
  * Workers it left running (kill -9 of the control plane leaves its children) are asked
  * to stop and waited for (a push under way finishes and is recorded), then stopped by
  * process group, with their dev servers and Claude sessions; their runs are finished as
- * they ended when they got that far, else requeued within the attempt limit (else failed); worktrees and temp folders that
- * belong to no live run are removed, keeping the worktrees' branches. Approvals whose
+ * they ended when they got that far, else requeued within the attempt limit (else
+ * failed); worktrees and temp folders that belong to no live run are removed, keeping the
+ * worktrees' branches. Approvals whose
  * process died mid-merge are given up, their merges stopped and their folders removed.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -100,10 +101,11 @@ export interface FinishedWhileDown {
 }
 
 /**
- * How long a start waits for the workers a previous control plane left going to stop, as
- * long as the pool waits for its own when it stops.
+ * How long workers are given to stop on a SIGTERM (their cleanup, a push under way) before
+ * they are killed: by the pool when the control plane stops, and by a start for the
+ * workers a previous control plane left going.
  */
-export const LEFT_WORKERS_WAIT_MS = 20_000;
+export const WORKER_STOP_WAIT_MS = 20_000;
 
 /** Whether a process is the run's worker: the pool runs `bash harness/worker.sh SLOT TICKET_DIR`. */
 function isRunsWorker(info: ProcInfo, ticketDir: string): boolean {
@@ -150,6 +152,7 @@ function stopLeftWorkers(config: BugbotConfig, store: Store, logger: Logger, wai
   if (still.length) logger.warn('workers still going after the wait: they are killed', { runs: still.map((r) => r.id) });
 }
 
+/** A run's folder, as workspace.ts names it. */
 function runDir(home: string, run: Pick<RunRow, 'ticket_id' | 'id'>): string {
   return join(home, 'tickets', String(run.ticket_id), `run-${run.id}`);
 }
@@ -161,7 +164,7 @@ export function reconcile(
   archive?: OutcomeArchive,
   opts: { leftWorkersWaitMs?: number } = {},
 ): { requeued: number; failed: number; worktreesRemoved: number; finished: FinishedWhileDown[] } {
-  stopLeftWorkers(config, store, logger, opts.leftWorkersWaitMs ?? LEFT_WORKERS_WAIT_MS);
+  stopLeftWorkers(config, store, logger, opts.leftWorkersWaitMs ?? WORKER_STOP_WAIT_MS);
   const finished = [...finishRunsThatLanded(config, store, logger, archive), ...finishCancelledRuns(config, store, logger, archive)];
   const orphans = reclaimDeadRuns(config, store, logger, archive, {
     onlyExpired: false,
@@ -199,7 +202,7 @@ export function reclaimDeadRuns(
     logger.warn('reclaimed a run no worker is on', { run: run.id, ticket: run.ticket_id, now: ticketState, why: opts.why });
     const ticket = store.getTicket(run.ticket_id) ?? null;
     if (!ticket) return { run, ticketState, row: null, ticket };
-    const ticketDir = join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`);
+    const ticketDir = runDir(config.home, run);
     const outcome = readOutcome(ticketDir);
     const reason =
       `${opts.why}${outcome ? ` (it had reached: ${outcome.reason})` : ''}; ` + attemptsNote(run.attempt, config.queue.maxAttempts, ticketState === 'queued');
@@ -221,7 +224,7 @@ export function reclaimDeadRuns(
 function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger, archive?: OutcomeArchive): FinishedWhileDown[] {
   const out: FinishedWhileDown[] = [];
   for (const run of activeRuns(store)) {
-    const outcome = readOutcome(join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`));
+    const outcome = readOutcome(runDir(config.home, run));
     // A run that failed is over as well: the pool fails its ticket, and so does a start
     // (another attempt would only pay for the same failure). One stopped by a signal
     // (cancelled) is not: reclaimDeadRuns gives it its attempts.
@@ -260,7 +263,7 @@ export function finishCancelledRuns(
   for (const run of stoppingRuns(store)) {
     if (opts.keep?.has(run.id) || (opts.expired && !(run.lease_until < now))) continue;
     stopRunProcesses(config.home, run, { logger });
-    const ticketDir = join(config.home, 'tickets', String(run.ticket_id), `run-${run.id}`);
+    const ticketDir = runDir(config.home, run);
     const outcome = readOutcome(ticketDir);
     const end = cancelledRunEnd(outcome, run.reason ?? 'cancelled', run.branch);
     const { state, overCancel: pushedFirst } = end;
@@ -290,7 +293,7 @@ export function stopRunProcesses(
   opts: { leaderGone?: boolean; logger?: Logger } = {},
 ): void {
   // The paths workspace.ts gives the run.
-  const ticketDir = join(home, 'tickets', String(run.ticket_id), `run-${run.id}`);
+  const ticketDir = runDir(home, run);
   const worktree = join(home, 'worktrees', `ticket-${run.ticket_id}-run-${run.id}`);
   if (run.pid && opts.leaderGone) killPgid(run.pid);
   else if (run.pid) {
