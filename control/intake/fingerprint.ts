@@ -8,7 +8,8 @@
  *   shifts lines does not split a group.
  * - A user-supplied `fingerprint` label wins, as in Sentry's custom fingerprints.
  * - Free-text reports are fingerprinted by the error text or URL they contain, else by
- *   their normalized subject.
+ *   their normalized subject; a Slack mention with neither, by its thread (its words,
+ *   "can you fix this?", say nothing about the bug).
  */
 import { createHash } from 'node:crypto';
 import type { TriggerEvent } from '../types.ts';
@@ -16,7 +17,7 @@ import { normalizeMessage, templateRoute } from './normalize.ts';
 
 export interface FingerprintParts {
   /** 'label' when a fingerprint label decided it. */
-  method: 'label' | 'error' | 'alert-name' | 'report-error' | 'report-url' | 'report-subject';
+  method: 'label' | 'error' | 'alert-name' | 'report-error' | 'report-url' | 'report-subject' | 'report-thread';
   service: string;
   kind: string;
   message: string;
@@ -64,6 +65,12 @@ export function fingerprintEvent(e: TriggerEvent, opts: FingerprintOptions = {})
     } else if (url) {
       method = 'report-url';
       message = templateRoute(url);
+    } else if (e.source === 'slack' && e.labels.slack_channel && e.labels.slack_thread_ts) {
+      // The thread is the report (read after the ack): two threads whose mentions both
+      // say "can you fix this?" are two reports, and a later mention in the same thread
+      // is the same one.
+      method = 'report-thread';
+      message = `slack thread ${e.labels.slack_team ? `${e.labels.slack_team}:` : ''}${e.labels.slack_channel}:${e.labels.slack_thread_ts}`;
     } else {
       method = 'report-subject';
       message = normalizeSubject(e.title || e.message);

@@ -187,7 +187,10 @@ export class Intake {
       e.firstSeen = saneTime(e.firstSeen, now);
       if (e.firstSeen > e.lastSeen) e.firstSeen = e.lastSeen;
       const fp = fingerprintEvent(e, { frames: this.cfg.intake.stackFrames });
-      return { e, fingerprint: fp.fingerprint, fpJson: JSON.stringify(fp.parts) };
+      // A mention known only by its thread, in a thread that already reported an open
+      // ticket (its first mention quoted the error): the same report, asked about again.
+      const joined = fp.parts.method === 'report-thread' && e.reporter?.thread ? this.store.openTicketOfThread(e.reporter.kind, e.reporter.thread) : undefined;
+      return { e, fingerprint: joined ?? fp.fingerprint, fpJson: JSON.stringify(fp.parts) };
     });
   }
 

@@ -19,6 +19,7 @@ import type {
   TriggerEvent,
   TriggerSource,
 } from '../types.ts';
+import { OPEN_STATES } from '../types.ts';
 import { migrate } from './migrations.ts';
 
 export interface StoreOptions {
@@ -233,6 +234,18 @@ export class Store {
   }
 
   /** The hot-path view of the newest ticket of a fingerprint. */
+  /**
+   * The fingerprint of the newest open ticket a reporter's thread (a Slack `channel:ts`)
+   * already reported to, if any: a later mention in that thread joins it.
+   */
+  openTicketOfThread(kind: Reporter['kind'], thread: string): string | undefined {
+    const rows = this.stmt(
+      `SELECT fingerprint, reporters_json FROM tickets WHERE state IN (${OPEN_STATES.map(() => '?').join(', ')}) AND instr(reporters_json, ?) > 0 ORDER BY id DESC`,
+    ).all(...OPEN_STATES, JSON.stringify(thread)) as Array<{ fingerprint: string; reporters_json: string }>;
+    // instr() only narrows the rows down; the reporters decide.
+    return rows.find((r) => (JSON.parse(r.reporters_json) as Reporter[]).some((p) => p.kind === kind && p.thread === thread))?.fingerprint;
+  }
+
   newestTicketRef(fingerprint: string): TicketRef | undefined {
     return this.stmt(
       'SELECT id, state, settle_cap, triage_reason, pushed_at FROM tickets WHERE fingerprint = ? ORDER BY id DESC LIMIT 1',

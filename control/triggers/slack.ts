@@ -20,7 +20,7 @@ import { ErrorCode, type WebClient } from '@slack/web-api';
 import type { Hono } from 'hono';
 import { format } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
-import type { AcceptResult, Intake } from '../intake/index.ts';
+import { ReplayError, type AcceptResult, type Intake } from '../intake/index.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../queue/store.ts';
 import type { ApprovalActions } from '../types.ts';
@@ -49,6 +49,11 @@ export interface SlackTrigger {
 const ADMITTED = 'bugbotMention';
 /** Slack retries a failed delivery for up to about an hour; remember other events' ids for a day. */
 const EVENT_ID_KEEP_SECONDS = 86_400;
+/**
+ * A message (`channel:ts`) is filed once: Slack sends an edited mention again as a new
+ * event (a new event_id, the same ts, an `edited` field), weeks later if need be.
+ */
+const MESSAGE_KEEP_SECONDS = 90 * 86_400;
 
 interface AdmittedMention {
   mention: Mention;
@@ -109,7 +114,18 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
       return { context: nothing };
     }
     if (isFromBot(mention, bot)) return { ignored: 'mention posted by a bot', context: nothing };
-    const [result] = intake.accept([mentionEvent(mention, bot, store.now())]);
+    let result: AcceptResult | undefined;
+    try {
+      [result] = intake.accept([mentionEvent(mention, bot, store.now())], {
+        nonce: { scope: 'slack-message', value: `${mention.channel}:${mention.ts}`, keepSeconds: MESSAGE_KEEP_SECONDS },
+      });
+    } catch (err) {
+      // A retry, or an edit of a mention already filed and answered: nothing new to file or say.
+      if (err instanceof ReplayError) {
+        return { ignored: 'event already received (a retry, or an edit of a mention already filed)', context: nothing, summary: { accepted: 0, duplicates: 1, results: [] } };
+      }
+      throw err;
+    }
     const summary = summarize([result!]);
     if (result!.status === 'duplicate') return { ignored: 'event already received', context: nothing, summary };
     const admitted: AdmittedMention = { mention, result: result! };

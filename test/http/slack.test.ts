@@ -374,6 +374,50 @@ describe('POST /slack/events', () => {
     assert.equal(stub.repliesCalls.filter((c) => c.channel === 'CSHOP00002').length, 0);
   });
 
+  // Review finding: a mention was grouped by its own words, so two threads whose mentions
+  // both said "can you fix this?" made one ticket, and the second thread was never read.
+  it('groups a mention without an error or URL by its thread: two threads, two tickets; a follow-up joins its thread', async () => {
+    const ask = `<@${BOT_USER}> can you fix this?`;
+    const a = await post(mention('EvASK1', { channel: 'CASK000001', user: 'U0ALICE', ts: '1700000101.000100', thread_ts: '1700000100.000100', text: ask }));
+    const b = await post(mention('EvASK2', { channel: 'CASK000002', user: 'U0BOB', ts: '1700000201.000100', thread_ts: '1700000200.000100', text: ask }));
+    assert.equal(((await a.json()) as { results: { status: string }[] }).results[0]!.status, 'created');
+    assert.equal(((await b.json()) as { results: { status: string }[] }).results[0]!.status, 'created');
+    const ta = ticketBySourceEvent('EvASK1')!;
+    const tb = ticketBySourceEvent('EvASK2')!;
+    assert.notEqual(ta.id, tb.id);
+    await until('second thread read', () => stub.repliesCalls.some((c) => c.channel === 'CASK000002'));
+
+    // A mention that quoted an error, then "any update?" in the same thread: one ticket.
+    const error = "RangeError: Invalid time value at formatDate (dates.ts:14)";
+    await post(mention('EvASK3', { channel: 'CASK000003', user: 'U0CAROL', ts: '1700000301.000100', thread_ts: '1700000300.000100', text: `<@${BOT_USER}> ${error}` }));
+    const followUp = await post(
+      mention('EvASK4', { channel: 'CASK000003', user: 'U0CAROL', ts: '1700000302.000100', thread_ts: '1700000300.000100', text: `<@${BOT_USER}> any update?` }),
+    );
+    assert.equal(((await followUp.json()) as { results: { status: string }[] }).results[0]!.status, 'merged');
+    assert.equal(ticketBySourceEvent('EvASK4')!.id, ticketBySourceEvent('EvASK3')!.id);
+    // "any update?" elsewhere is another thread's report, not this one.
+    await post(mention('EvASK5', { channel: 'CASK000004', user: 'U0DAN', ts: '1700000401.000100', thread_ts: '1700000400.000100', text: `<@${BOT_USER}> any update?` }));
+    assert.notEqual(ticketBySourceEvent('EvASK5')!.id, ticketBySourceEvent('EvASK3')!.id);
+  });
+
+  // Review finding: Slack sends an edited mention again (a new event_id, the same ts, an
+  // `edited` field); fixing a typo filed the report a second time and the bot answered twice.
+  it('files an edited mention once: the edit is acknowledged and ignored, with no second reply', async () => {
+    const event = { channel: 'CEDIT00001', user: 'U0ERIN', ts: '1700000501.000100', thread_ts: '1700000500.000100', text: `<@${BOT_USER}> cart.totl is undefined on checkout` };
+    const first = await post(mention('EvEDIT1', event));
+    assert.equal(((await first.json()) as { results: { status: string }[] }).results[0]!.status, 'created');
+    await until('first reply', () => stub.posted.find((p) => p.channel === 'CEDIT00001'));
+    const before = tickets().length;
+    const edit = await post(
+      mention('EvEDIT2', { ...event, text: `<@${BOT_USER}> cart.total is undefined on checkout`, edited: { user: 'U0ERIN', ts: '1700000509.000000' } }),
+    );
+    assert.equal(edit.status, 200);
+    assert.equal(tickets().length, before, 'no second ticket');
+    assert.equal(ticketBySourceEvent('EvEDIT2'), undefined, 'the edit was not stored');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(stub.posted.filter((p) => p.channel === 'CEDIT00001').length, 1, 'one reply');
+  });
+
   it('replies under a top-level mention (no thread_ts) by starting a thread on it', async () => {
     const body = fixture('event_callback_app_mention_vercel_chat.json');
     const res = await post(JSON.stringify({ ...body, event_id: 'EvVERCEL' }));
