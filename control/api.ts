@@ -126,11 +126,11 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       return c.json({ ...result, error: { code: failure ?? 'conflict', message: r.message } }, failure === 'error' ? 502 : 409);
     };
   app.post('/api/tickets/:id/approve', decision((a, id, by, body) => a.approve(id, by, { run: body.run })));
-  app.post('/api/tickets/:id/skip', decision((a, id, by, body) => a.skip(id, by, body.reason)));
+  app.post('/api/tickets/:id/skip', decision((a, id, by, body) => a.skip(id, by, body.reason, { run: body.run })));
   app.post('/api/tickets/:id/requeue', decision((a, id, by) => a.requeue(id, by)));
 }
 
-/** What an approve, skip or requeue may say: why (skip), and which run's fix was looked at (approve). */
+/** What an approve, skip or requeue may say: why (skip), and which run's fix was looked at (approve, skip). */
 interface DecisionBody {
   reason?: string;
   run?: number;

@@ -402,8 +402,9 @@ export function buildProgram(): Command {
     .argument('<id>', 'ticket id', intArg)
     .option('--reason <text>', 'why (kept in the ticket history)')
     .option('--by <name>', 'who skips', process.env.USER ?? 'cli')
-    .action(async (id: number, o: { by: string; reason?: string }, cmd: Command) => {
-      await approvalCommand(load(cmd), id, 'skip', o.by, o.reason);
+    .option('--run <n>', "the run whose fix you looked at: refused if the ticket's fix is another run's by now", positiveIntArg)
+    .action(async (id: number, o: { by: string; reason?: string; run?: number }, cmd: Command) => {
+      await approvalCommand(load(cmd), id, 'skip', o.by, o.reason, o.run);
     });
 
   program
@@ -629,7 +630,7 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
       const notifier = new Notifier({ config, store, logger });
       const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home, { redact: configuredRedactor(config).text }), onNotice: (notice) => void notifier.notify(notice) });
       try {
-        r = action === 'approve' ? await approvals.approve(id, by, { run }) : action === 'skip' ? approvals.skip(id, by, reason) : approvals.requeue(id, by);
+        r = action === 'approve' ? await approvals.approve(id, by, { run }) : action === 'skip' ? approvals.skip(id, by, reason, { run }) : approvals.requeue(id, by);
       } finally {
         await notifier.close();
       }

@@ -169,7 +169,8 @@ export interface ApprovalActions {
    * ticket's latest fix is another run's (requeued since, say).
    */
   approve(ticketId: number, actor: string, opts?: { run?: number }): Promise<ApprovalResult>;
-  skip(ticketId: number, actor: string, reason?: string): ApprovalResult;
+  /** `run`: as for approve; a skip meant for an earlier run's fix does not drop a newer one. */
+  skip(ticketId: number, actor: string, reason?: string, opts?: { run?: number }): ApprovalResult;
   requeue(ticketId: number, actor: string): ApprovalResult;
 }
 

@@ -157,9 +157,9 @@ export class Approvals implements ApprovalActions {
     };
   }
 
-  skip(ticketId: number, actor: string, reason?: string): ApprovalResult {
+  skip(ticketId: number, actor: string, reason?: string, opts: { run?: number } = {}): ApprovalResult {
     stopGivenUpMerge(this.deps.config, this.deps.store, ticketId, this.deps.logger);
-    const r = skipTicket(this.deps.store, ticketId, actor, reason?.trim() || null, APPROVAL_STALE_SECONDS);
+    const r = skipTicket(this.deps.store, ticketId, actor, reason?.trim() || null, APPROVAL_STALE_SECONDS, opts.run);
     if (isRefusal(r)) return refused(ticketId, r);
     const run = r.runId ? this.runRow(r.runId) : undefined;
     if (run && r.was === 'awaiting_approval') {

@@ -191,6 +191,7 @@ function decide(
   next: TicketState,
   message: string | null,
   staleSeconds: number,
+  expectedRun?: number,
 ): { was: TicketState; state: TicketState; runId: number | null } | Refusal {
   return store.tx(() => {
     const t = store.getTicketRow(ticketId);
@@ -202,6 +203,12 @@ function decide(
     if (live) {
       const what = live.state === 'running' ? 'a running worker' : 'a cancelled worker not yet seen to stop (a running control plane stops it within a heartbeat, or ends the run once its lease runs out; else the next start does)';
       return { failure: 'busy', state: t.state as TicketState, message: `ticket ${ticketId} still has ${what} (run ${live.id})` } satisfies Refusal;
+    }
+    const latest = store.stmt('SELECT id FROM runs WHERE ticket_id = ? ORDER BY id DESC LIMIT 1').get(ticketId) as { id: number } | undefined;
+    if (expectedRun !== undefined && latest?.id !== expectedRun) {
+      // A button or page of an earlier run (the ticket was requeued and ran again).
+      const now = latest ? `run ${latest.id}` : 'none';
+      return { failure: 'state', state: t.state as TicketState, message: `ticket ${ticketId}'s latest run is ${now}, not run ${expectedRun} that was ${action === 'skip' ? 'skipped' : 'requeued'}: look at it and decide again` } satisfies Refusal;
     }
     if (next === 'queued' && t.claimed_by) {
       // The dispatcher never takes a claimed ticket: queued, it would wait for ever.
@@ -249,8 +256,8 @@ function decide(
 }
 
 /** awaiting_approval / needs_human → dropped; the reason goes to the audit trail and the decision row. */
-export function skipTicket(store: Store, ticketId: number, actor: string, reason: string | null, staleSeconds: number) {
-  return decide(store, ticketId, actor, 'skip', SKIPPABLE, 'dropped', reason, staleSeconds);
+export function skipTicket(store: Store, ticketId: number, actor: string, reason: string | null, staleSeconds: number, expectedRun?: number) {
+  return decide(store, ticketId, actor, 'skip', SKIPPABLE, 'dropped', reason, staleSeconds, expectedRun);
 }
 
 /** awaiting_approval / needs_human / failed / dropped → queued, with the attempt count reset to 0. */

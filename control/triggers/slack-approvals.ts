@@ -103,7 +103,7 @@ export async function handleApprovalClick(click: ApprovalClick, deps: ApprovalCl
   const actor = `slack:${click.user}`;
   let result: ApprovalResult;
   try {
-    result = click.action === 'approve' ? await deps.approvals.approve(click.ticketId, actor, { run: click.run }) : deps.approvals.skip(click.ticketId, actor, 'skipped from Slack');
+    result = click.action === 'approve' ? await deps.approvals.approve(click.ticketId, actor, { run: click.run }) : deps.approvals.skip(click.ticketId, actor, 'skipped from Slack', { run: click.run });
   } catch (err) {
     logger.error('slack approval failed', { ...fields, error: (err as Error).message });
     await tell(`Could not ${click.action} ticket #${click.ticketId}: ${escapeMrkdwn((err as Error).message)}`);

@@ -278,6 +278,25 @@ test("an approval names the run whose fix was looked at: refused once the ticket
   assert.ok(!isRefusal(claim), 'the run looked at is the fix: it goes ahead');
 });
 
+// Review finding: Skip on an earlier run's Slack request (the ticket requeued and run again
+// since) dropped the newer fix; only Approve checked the run.
+test("a skip naming an earlier run is refused: the ticket's newer fix stays", (t) => {
+  const { store, intake, config, approvals } = setup(t);
+  const id = fileTicket(intake, 'Cart badge wrong', 'Error: cart badge count');
+  const first = finishAwaiting({ store, config, ticketId: id });
+  assert.equal(approvals.requeue(id, 'alice').ok, true);
+  const second = finishAwaiting({ store, config, ticketId: id });
+  assert.ok(second.run.id > first.run.id);
+  const stale = approvals.skip(id, 'bob', 'from the old message', { run: first.run.id });
+  assert.equal(stale.ok, false);
+  assert.equal(stale.failure, 'state');
+  assert.match(stale.message, new RegExp(`latest run is run ${second.run.id}, not run ${first.run.id} that was skipped`));
+  assert.equal(store.getTicket(id)!.state, 'awaiting_approval', 'the newer fix still waits');
+  const r = approvals.skip(id, 'bob', 'looked at it', { run: second.run.id });
+  assert.equal(r.ok, true, r.message);
+  assert.equal(store.getTicket(id)!.state, 'dropped');
+});
+
 test('a merge that fails leaves the ticket awaiting approval and releases the claim', async (t) => {
   // target.repo is not a git repository: merge.sh cannot fetch the branch.
   const { store, intake, config, approvals, home } = setup(t, { target: { repo: 'no-such-repo' } });

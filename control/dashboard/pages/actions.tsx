@@ -50,7 +50,12 @@ export function TicketActions(props: { viewer: Viewer; ticket: Ticket; approvals
   return (
     <div class="actions" data-ticket={t.id}>
       {shown.includes('approve') ? form('approve', 'Approve', 'primary', props.run !== undefined ? <input type="hidden" name="run" value={String(props.run)} /> : null) : null}
-      {shown.includes('skip') ? form('skip', 'Skip', undefined, <input type="text" name="reason" placeholder="reason (optional)" maxlength={500} />) : null}
+      {shown.includes('skip')
+        ? form('skip', 'Skip', undefined, [
+            props.run !== undefined ? <input type="hidden" name="run" value={String(props.run)} /> : null,
+            <input type="text" name="reason" placeholder="reason (optional)" maxlength={500} />,
+          ])
+        : null}
       {shown.includes('requeue') ? form('requeue', 'Requeue') : null}
       {shown.includes('cancel') ? form('cancel', 'Cancel', 'danger') : null}
     </div>

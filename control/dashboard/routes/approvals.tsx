@@ -84,7 +84,7 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
     const approvals = deps.approvals;
     if (!approvals) return { ok: false, message: `${action}: approvals are not available in this process` };
     if (action === 'approve') return approvals.approve(id, actor, { run });
-    if (action === 'skip') return approvals.skip(id, actor, reason);
+    if (action === 'skip') return approvals.skip(id, actor, reason, { run });
     const r = await approvals.requeue(id, actor);
     if (r.ok) deps.dispatcher?.poke();
     return r;
