@@ -79,6 +79,13 @@ export function isFromBot(m: { user?: string; botId?: string; subtype?: string }
   return m.botId !== undefined || m.subtype === 'bot_message' || m.user === undefined || (bot.userId !== undefined && m.user === bot.userId);
 }
 
+/** Posted by this bot (its user or its app): its own answers are no part of a report. */
+function isOwnMessage(m: { user?: string; botId?: string; subtype?: string }, bot: BotIdentity): boolean {
+  // Until Slack has said who the bot is, every app's message might be its own.
+  if (bot.botId === undefined && bot.userId === undefined) return isFromBot(m, bot);
+  return (bot.botId !== undefined && m.botId === bot.botId) || (bot.userId !== undefined && m.user === bot.userId);
+}
+
 /**
  * Remove the bot's own `<@U…>` mentions (Slack's user-mention syntax, optionally
  * `<@U…|name>`). Until the bot's id is known, only a leading mention goes: an
@@ -143,17 +150,20 @@ export async function fetchThread(client: WebClient, channel: string, threadTs: 
 
 /**
  * The thread as the report: `<@U…>: text` lines, oldest first, the bot's own
- * messages left out and its mentions stripped. The mention itself is always in it
- * (last, when Slack's answer does not include it). Capped at MAX_REPORT_CHARS.
+ * messages left out and its mentions stripped. Other apps' messages stay (an alerting
+ * app's post is often what the thread is about), under `<app:B…>`. The mention itself
+ * is always in it (last, when Slack's answer does not include it). Capped at
+ * MAX_REPORT_CHARS.
  */
 export function formatThread(messages: ThreadMessage[], mention: Mention, bot: BotIdentity): { text: string; messages: number } {
-  const people = messages.filter((m) => !isFromBot(m, bot));
+  const people = messages.filter((m) => !isOwnMessage(m, bot));
   // Missing only when the thread outgrew the pages read: the mention is then the newest.
   if (!people.some((m) => m.ts === mention.ts)) people.push({ ts: mention.ts, user: mention.user, text: mention.text });
   const lines = people.map((m) => {
     // Without the bot's id only the mention's leading handle is known to be the bot.
     const text = bot.userId || m.ts === mention.ts ? stripBotMention(m.text, bot.userId) : m.text.trim();
-    return clip(`<@${m.user ?? 'unknown'}>: ${text.replace(/\n/g, '\n  ')}`, MAX_MESSAGE_CHARS);
+    const who = m.user && !m.botId ? `<@${m.user}>` : m.botId ? `<app:${m.botId}>` : `<@${m.user ?? 'unknown'}>`;
+    return clip(`${who}: ${text.replace(/\n/g, '\n  ')}`, MAX_MESSAGE_CHARS);
   });
   return { text: capLines(lines), messages: lines.length };
 }

@@ -570,6 +570,24 @@ describe('formatThread', () => {
     assert.equal(out.messages, 3);
   });
 
+  // Review finding: every app's message was dropped, so a thread under an alerting app's
+  // post ("TypeError … 312 events") lost what it was about.
+  it("keeps other apps' messages (an alert the thread is about) and drops only the bot's own", () => {
+    const out = formatThread(
+      [
+        { ts: '1.0', botId: 'B0SENTRY', subtype: 'bot_message', text: 'TypeError: total is undefined at checkout.js:42 (312 events)' },
+        { ts: '2.0', user: 'UBOT', botId: 'B1', text: 'Thanks — I opened ticket #3' },
+        { ts: '2.1', botId: 'B1', subtype: 'bot_message', text: 'ticket #3 fixed' },
+      ],
+      m,
+      bot,
+    );
+    assert.deepEqual(out.text.split('\n'), ['<app:B0SENTRY>: TypeError: total is undefined at checkout.js:42 (312 events)', '<@U2>: please look']);
+    // Until Slack has said who the bot is, no app's message can be told from its own.
+    const unknown = formatThread([{ ts: '1.0', botId: 'B0SENTRY', subtype: 'bot_message', text: 'TypeError' }], m, {});
+    assert.deepEqual(unknown.text.split('\n'), ['<@U2>: please look']);
+  });
+
   it(`caps a long thread at ${MAX_REPORT_CHARS} characters, keeping its start and its end`, () => {
     const many = Array.from({ length: 500 }, (_, i) => ({ ts: `${i + 1}.0`, user: 'U1', text: `message ${i} ${'x'.repeat(100)}` }));
     const out = formatThread(many, { ...m, ts: '501.0' }, bot);
