@@ -238,7 +238,7 @@ export class Notifier {
           to: { via: 'slack', channel: target.channel, threadTs: target.threadTs },
           run: (tries) => {
             tries.n++;
-            return slack.post(target, message);
+            return slack.post(target, message, this.closing.signal);
           },
           why: slackErrorText,
           retried: false,

@@ -10,7 +10,7 @@
 import { WebClient } from '@slack/web-api';
 import type { Logger } from '../log.ts';
 import { APPROVE_ACTION, isWebUrl, SKIP_ACTION } from '../triggers/slack-approvals.ts';
-import { escapeMrkdwn } from '../triggers/slack-thread.ts';
+import { escapeMrkdwn, withRateLimit } from '../triggers/slack-thread.ts';
 import { toBoltLogger } from '../triggers/slack.ts';
 import type { TicketNotice } from '../types.ts';
 import { commitRef, type MessageOptions } from './format.ts';
@@ -79,16 +79,29 @@ export class SlackNotifier {
   private readonly client: WebClient;
 
   constructor(opts: { token: string; apiUrl: string; logger: Logger }) {
-    // Few quick retries: a notification is not worth holding a shutdown for.
-    this.client = new WebClient(opts.token, { slackApiUrl: opts.apiUrl, retryConfig: { retries: 2 }, timeout: 10_000, logger: toBoltLogger(opts.logger) });
+    // Few quick retries: a notification is not worth holding a shutdown for. A rate limit
+    // is waited out by withRateLimit (bounded, and cut short by `signal`), not by the
+    // client, which would wait its Retry-After in full before each retry.
+    this.client = new WebClient(opts.token, {
+      slackApiUrl: opts.apiUrl,
+      retryConfig: { retries: 2 },
+      timeout: 10_000,
+      rejectRateLimitedCalls: true,
+      logger: toBoltLogger(opts.logger),
+    });
   }
 
-  async post(to: SlackTarget, message: SlackMessage): Promise<void> {
-    await this.client.chat.postMessage({
-      channel: to.channel,
-      text: message.text,
-      ...(to.threadTs ? { thread_ts: to.threadTs } : {}),
-      ...(message.blocks ? { blocks: message.blocks } : {}),
-    });
+  /** `signal`: the notifier closing; a wait on a rate limit ends then. */
+  async post(to: SlackTarget, message: SlackMessage, signal: AbortSignal = new AbortController().signal): Promise<void> {
+    await withRateLimit(
+      () =>
+        this.client.chat.postMessage({
+          channel: to.channel,
+          text: message.text,
+          ...(to.threadTs ? { thread_ts: to.threadTs } : {}),
+          ...(message.blocks ? { blocks: message.blocks } : {}),
+        }),
+      signal,
+    );
   }
 }

@@ -14,7 +14,7 @@
 import type { WebClient } from '@slack/web-api';
 import type { Logger } from '../log.ts';
 import type { ApprovalActions, ApprovalResult } from '../types.ts';
-import { escapeMrkdwn } from './slack-thread.ts';
+import { escapeMrkdwn, withRateLimit } from './slack-thread.ts';
 
 /** The buttons' action_ids; their value is `<ticket>:<run>` (the run whose fix the message shows). */
 export const APPROVE_ACTION = 'bugbot_approve';
@@ -41,6 +41,8 @@ export interface ApprovalClickDeps {
   /** Undefined when this control plane has no approvals (the click is then refused, saying so). */
   approvals: ApprovalActions | undefined;
   logger: Logger;
+  /** Aborted when the trigger stops: a wait on Slack's rate limit ends then. */
+  signal?: AbortSignal;
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -81,9 +83,10 @@ export function parseApprovalClick(body: unknown): ApprovalClick | { problem: st
 /** Act on a click: refuse non-approvers (saying why), else approve or skip and show the result. */
 export async function handleApprovalClick(click: ApprovalClick, deps: ApprovalClickDeps): Promise<void> {
   const { client, logger } = deps;
+  const signal = deps.signal ?? new AbortController().signal;
   const fields = { ticket: click.ticketId, action: click.action, user: click.user, channel: click.channel };
   const tell = async (text: string): Promise<void> => {
-    await client.chat.postEphemeral({ channel: click.channel, user: click.user, text, ...(click.threadTs ? { thread_ts: click.threadTs } : {}) });
+    await withRateLimit(() => client.chat.postEphemeral({ channel: click.channel, user: click.user, text, ...(click.threadTs ? { thread_ts: click.threadTs } : {}) }), signal);
   };
 
   if (!deps.approvers.includes(click.user)) {
@@ -120,11 +123,11 @@ export async function handleApprovalClick(click: ApprovalClick, deps: ApprovalCl
   if (click.messageTs) {
     try {
       // Replace the request (and its buttons) with what was decided.
-      await client.chat.update({ channel: click.channel, ts: click.messageTs, text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
+      await withRateLimit(() => client.chat.update({ channel: click.channel, ts: click.messageTs!, text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] }), signal);
       return;
     } catch (err) {
       logger.warn('could not update the approval request; replying in its thread instead', { ...fields, error: (err as Error).message });
     }
   }
-  await client.chat.postMessage({ channel: click.channel, text, ...(click.threadTs ? { thread_ts: click.threadTs } : {}) });
+  await withRateLimit(() => client.chat.postMessage({ channel: click.channel, text, ...(click.threadTs ? { thread_ts: click.threadTs } : {}) }), signal);
 }

@@ -6,7 +6,8 @@
  * Everything that comes from Slack is untrusted text: it is stored, redacted by
  * intake and shown to people, never interpolated into anything that runs.
  */
-import type { WebClient } from '@slack/web-api';
+import { ErrorCode, type WebClient } from '@slack/web-api';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AcceptResult } from '../intake/index.ts';
 import type { Ticket, TriggerEvent } from '../types.ts';
 
@@ -211,4 +212,27 @@ export function replyText(result: AcceptResult, ticket: Ticket | undefined): str
   }
   const regression = result.status === 'regression' && ticket?.regressionOf ? ` It looks like a regression of ticket #${ticket.regressionOf}.` : '';
   return `Thanks — I opened ticket ${id} (${result.state}, ${reason}).${regression}`;
+}
+
+/** The longest Retry-After waited for; a longer one fails the call at once. */
+export const RATE_LIMIT_MAX_WAIT_S = 30;
+const RATE_LIMIT_TRIES = 3;
+
+/**
+ * A Web API call from a client with `rejectRateLimitedCalls`, tried again after Slack's
+ * Retry-After (up to RATE_LIMIT_MAX_WAIT_S, RATE_LIMIT_TRIES in all). An abort (a stop)
+ * ends the wait, and the rate limit's error stands.
+ */
+export async function withRateLimit<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const e = err as { code?: unknown; retryAfter?: unknown };
+      const after = e?.code === ErrorCode.RateLimitedError && typeof e.retryAfter === 'number' ? e.retryAfter : NaN;
+      if (!(after >= 0 && after <= RATE_LIMIT_MAX_WAIT_S) || attempt >= RATE_LIMIT_TRIES || signal.aborted) throw err;
+      await sleep(Math.max(after, 1) * 1000, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) throw err;
+    }
+  }
 }

@@ -34,6 +34,7 @@ import {
   mentionEvent,
   parseMention,
   replyText,
+  withRateLimit,
   type BotIdentity,
   type Mention,
 } from './slack-thread.ts';
@@ -132,8 +133,13 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
     return { context: { [ADMITTED]: admitted }, summary };
   };
 
-  // Few quick retries: replies happen after the ack and stop() waits for them.
+  // Few quick retries: replies happen after the ack and stop() waits for them. The
+  // listeners' client (replies, thread reads, approval answers) refuses a rate-limited
+  // call at once, and withRateLimit() waits for it, bounded and cut short by stop(): the
+  // WebClient's own wait takes Retry-After in full before each retry, which held a stop
+  // for minutes.
   const clientOptions = { slackApiUrl: cfg.apiUrl, retryConfig: { retries: 2 }, timeout: 10_000 };
+  const stopping = new AbortController();
   const receiver = cfg.socketMode
     ? new SocketModeReceiver({
         appToken: appToken!,
@@ -156,7 +162,7 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
     // never waits on the network, so Bolt's ack is not held up by it.
     authorize: () => Promise.resolve({ botToken, botUserId: bot.userId, botId: bot.botId }),
     logger: boltLogger,
-    clientOptions,
+    clientOptions: { ...clientOptions, rejectRateLimitedCalls: true },
     convoStore: false,
   });
   bolt.error((err) => {
@@ -213,7 +219,7 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
     if (cfg.fetchThread && (result.status === 'created' || result.status === 'regression')) {
       let thread: { text: string; messages: number } | undefined;
       try {
-        thread = formatThread(await fetchThread(client, mention.channel, mention.threadTs), mention, bot);
+        thread = formatThread(await withRateLimit(() => fetchThread(client, mention.channel, mention.threadTs), stopping.signal), mention, bot);
       } catch (err) {
         logger.warn('could not read the slack thread; the ticket keeps the mention text', {
           ticket: ticketId,
@@ -225,11 +231,10 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
       if (thread && thread.messages > 1) intake.enrichReport(ticketId, thread.text);
     }
     try {
-      await client.chat.postMessage({
-        channel: mention.channel,
-        thread_ts: mention.threadTs,
-        text: replyText(result, store.getTicket(ticketId)),
-      });
+      await withRateLimit(
+        () => client.chat.postMessage({ channel: mention.channel, thread_ts: mention.threadTs, text: replyText(result, store.getTicket(ticketId)) }),
+        stopping.signal,
+      );
     } catch (err) {
       logger.warn('could not reply in the slack thread', { ticket: ticketId, channel: mention.channel, error: slackError(err) });
     }
@@ -261,7 +266,7 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
       return;
     }
     await track(
-      handleApprovalClick(click, { client, approvers: cfg.approvers, approvals: deps.approvals, logger }).catch((err: unknown) =>
+      handleApprovalClick(click, { client, approvers: cfg.approvers, approvals: deps.approvals, logger, signal: stopping.signal }).catch((err: unknown) =>
         logger.warn('could not answer a slack approval click', { ticket: click.ticketId, user: click.user, error: slackError(err) }),
       ),
     );
@@ -282,6 +287,8 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
     },
     stop() {
       return (stopped ??= (async () => {
+        // Work waiting out a rate limit gives up now rather than hold the stop.
+        stopping.abort();
         if (started) {
           await started.catch(() => undefined);
           // SocketModeReceiver.stop() returns before the WebSocket close handshake is over

@@ -16,7 +16,8 @@ import { silentLogger } from '../../control/log.ts';
 import { Store } from '../../control/queue/store.ts';
 import type { Ticket } from '../../control/types.ts';
 import { createSlackTrigger, type SlackTrigger } from '../../control/triggers/slack.ts';
-import { formatThread, MAX_REPORT_CHARS, type Mention } from '../../control/triggers/slack-thread.ts';
+import { ErrorCode } from '@slack/web-api';
+import { formatThread, MAX_REPORT_CHARS, RATE_LIMIT_MAX_WAIT_S, withRateLimit, type Mention } from '../../control/triggers/slack-thread.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(repoRoot, '../shared/fixtures/slack');
@@ -52,11 +53,22 @@ class SlackStub {
   hold: Promise<void> | undefined;
   /** JSON messages the Socket Mode client sent (its acks). */
   readonly received: Record<string, unknown>[] = [];
+  /** While `times` > 0, chat.postMessage answers 429 with this Retry-After (Slack's rate limit). */
+  limited: { retryAfter: number; times: number } | undefined;
+  limitedHits = 0;
   private server: Server | undefined;
   private socket: Socket | undefined;
 
   async listen(): Promise<string> {
     this.server = createServer((req, res) => {
+      if (req.url === '/api/chat.postMessage' && this.limited && this.limited.times > 0) {
+        this.limited.times--;
+        this.limitedHits++;
+        req.resume();
+        res.writeHead(429, { 'retry-after': String(this.limited.retryAfter), 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: false, error: 'ratelimited' }));
+        return;
+      }
       void this.handle(req).then((body) => {
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
         res.end(body);
@@ -418,6 +430,18 @@ describe('POST /slack/events', () => {
     assert.equal(stub.posted.filter((p) => p.channel === 'CEDIT00001').length, 1, 'one reply');
   });
 
+  it("waits out Slack's rate limit (Retry-After) and then replies", async () => {
+    stub.limited = { retryAfter: 1, times: 1 };
+    const hits = stub.limitedHits;
+    const started = Date.now();
+    await post(mention('EvRATE1', { channel: 'CRATE00001', user: 'U0FRANK', ts: '1700000601.000100', thread_ts: '1700000600.000100', text: `<@${BOT_USER}> the invoice page 500s` }));
+    const posted = await until('reply after the rate limit', () => stub.posted.find((p) => p.channel === 'CRATE00001'));
+    assert.match(posted.text, /I opened ticket/);
+    assert.equal(stub.limitedHits - hits, 1);
+    assert.ok(Date.now() - started >= 900, 'waited for Retry-After');
+    stub.limited = undefined;
+  });
+
   it('replies under a top-level mention (no thread_ts) by starting a thread on it', async () => {
     const body = fixture('event_callback_app_mention_vercel_chat.json');
     const res = await post(JSON.stringify({ ...body, event_id: 'EvVERCEL' }));
@@ -453,6 +477,59 @@ describe('POST /slack/events', () => {
     assert.equal(forged.status, 401);
     const noPayload = await post('command=%2Fbugbot', { contentType: 'application/x-www-form-urlencoded' });
     assert.equal(noPayload.status, 400);
+  });
+});
+
+// Review finding: the WebClient waited out Retry-After in full before each of its retries,
+// and stop() waits for replies: a 60 s Retry-After held `bugbot stop` for about 3 minutes.
+describe('Slack rate limits and stopping', () => {
+  it('a stop cuts a wait on a long Retry-After short: the reply is given up, not waited for', async () => {
+    const stub = new SlackStub();
+    const apiUrl = await stub.listen();
+    const dir = mkdtempSync(join(tmpdir(), 'bugbot-slack-rate-'));
+    const config = loadConfig({ env: { SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: BOT_TOKEN }, flags: { home: dir, triggers: { slack: { apiUrl } } }, cwd: dir });
+    const store = new Store(join(dir, 'bugbot.db'));
+    const intake = new Intake({ store, config, redactor: createRedactor() });
+    const slack = createSlackTrigger({ config, store, intake, logger: silentLogger });
+    const app = createApp({ config, store, intake, logger: silentLogger, slack });
+    try {
+      await slack.start();
+      stub.limited = { retryAfter: 15, times: 100 };
+      const base = fixture('event_callback_app_mention_in_thread_camunda_docs.json');
+      const body = JSON.stringify({ ...base, event_id: 'EvRATE2', event: { ...(base.event as object), channel: 'CRATE00002', user: 'U0GINA', ts: '1700000701.000100', thread_ts: '1700000700.000100', text: `<@${BOT_USER}> search is down` } });
+      const ts = String(Math.floor(Date.now() / 1000));
+      const res = await app.request('/slack/events', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-slack-request-timestamp': ts, 'x-slack-signature': 'v0=' + createHmac('sha256', SECRET).update(`v0:${ts}:${body}`).digest('hex') },
+        body,
+      });
+      assert.equal(res.status, 200);
+      await until('the reply hit the rate limit', () => stub.limitedHits > 0);
+      const started = Date.now();
+      await slack.stop();
+      assert.ok(Date.now() - started < 3000, `stopped in ${Date.now() - started} ms`);
+      assert.equal(stub.posted.length, 0, 'given up, not posted');
+      assert.equal(stub.limitedHits, 1, 'no retry after the stop');
+    } finally {
+      await slack.stop();
+      store.close();
+      await stub.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it(`withRateLimit: retries after Retry-After up to ${RATE_LIMIT_MAX_WAIT_S} s, fails at once past it, and passes other errors through`, async () => {
+    const limited = (after: number) => Object.assign(new Error('rate limited'), { code: ErrorCode.RateLimitedError, retryAfter: after });
+    const never = new AbortController().signal;
+    let calls = 0;
+    assert.equal(await withRateLimit(async () => (++calls === 1 ? Promise.reject(limited(0)) : 'ok'), never), 'ok');
+    assert.equal(calls, 2);
+    calls = 0;
+    await assert.rejects(withRateLimit(async () => { calls++; throw limited(RATE_LIMIT_MAX_WAIT_S + 1); }, never), /rate limited/);
+    assert.equal(calls, 1, 'a Retry-After past the cap is not waited for');
+    calls = 0;
+    await assert.rejects(withRateLimit(async () => { calls++; throw new Error('invalid_auth'); }, never), /invalid_auth/);
+    assert.equal(calls, 1);
   });
 });
 
