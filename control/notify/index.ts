@@ -19,6 +19,8 @@
  * docs/notifications.md.
  */
 import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configuredRedactor, type BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -62,6 +64,8 @@ export class Notifier {
   /** Aborted by close(): retries waiting for their turn give up. */
   private readonly closing = new AbortController();
   private readonly redact: (text: string) => string;
+  /** This machine's folders a reason may name, longest first, and what a reporter reads instead. */
+  private readonly paths: Array<[string, string]>;
 
   constructor(deps: NotifierDeps) {
     const { config } = deps;
@@ -69,6 +73,12 @@ export class Notifier {
     this.logger = deps.logger;
     this.store = deps.store;
     this.redact = deps.redact ?? configuredRedactor(config).text;
+    const paths: Array<[string, string]> = [
+      [resolve(config.home), '<bugbot home>'],
+      [resolve(config.target.repo), '<repository>'],
+      [resolve(tmpdir()), '<tmp>'],
+    ];
+    this.paths = paths.filter(([p]) => p.length > 1).sort((a, b) => b[0].length - a[0].length);
     const slackCfg = config.triggers.slack;
     this.messages = {
       stagingBranch: config.target.stagingBranch,
@@ -94,6 +104,10 @@ export class Notifier {
     }
   }
 
+  private hidePaths(text: string): string {
+    return this.paths.reduce((s, [path, name]) => s.split(path).join(name), text);
+  }
+
   /** Which channels are configured (for the start banner and tests). */
   get channels(): { slack: boolean; email: boolean } {
     return { slack: this.slack !== undefined, email: this.email !== undefined };
@@ -103,7 +117,9 @@ export class Notifier {
   notify(notice: TicketNotice): Promise<void> {
     // A failure's reason can quote git's or the model endpoint's error text (a remote's URL
     // with its credentials): redacted before the outbox records it and a thread shows it.
-    const told = notice.reason === undefined ? notice : { ...notice, reason: this.redact(notice.reason) };
+    // It can also name this machine's folders (a ticket folder it could not make, a
+    // worktree): reporters read what went wrong, not where bugbot keeps its files.
+    const told = notice.reason === undefined ? notice : { ...notice, reason: this.hidePaths(this.redact(notice.reason)) };
     return this.track(told, () => this.send(told));
   }
 

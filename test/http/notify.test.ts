@@ -649,6 +649,12 @@ describe('Slack: thread replies and Approve / Skip buttons', () => {
     assert.ok(pushFailed, 'the push failure is told');
     assert.ok(!pushFailed.params.text.includes(token), pushFailed.params.text);
     assert.match(pushFailed.params.text, /Authentication failed for 'https:\/\/\S*REDACTED\S*@git\.shop\.test\/shop\.git\//);
+    // Review finding: a reason naming this machine's folders went to the thread as it was.
+    await notifier.notify({ kind: 'failed', ticket: failedRun.ticket, reason: `could not prepare the ticket folder: EACCES: permission denied, mkdir '${config.home}/tickets/${failedId}'; ${config.target.repo} is not a git repository` });
+    const folder = postsTo('C0SHOP02', '1700000002.000200').find((c) => c.params.text.includes('could not prepare'));
+    assert.ok(folder, 'the failure is told');
+    assert.ok(!folder.params.text.includes(config.home) && !folder.params.text.includes(config.target.repo), folder.params.text);
+    assert.match(folder.params.text, new RegExp(`mkdir '&lt;bugbot home&gt;/tickets/${failedId}'; &lt;repository&gt; is not a git repository`));
   });
 
   it('one failed send stops none of the others', async () => {
