@@ -36,6 +36,11 @@ export function registerApi(app: Hono, deps: AppDeps): void {
   });
   const shown = (t: Ticket): Ticket => ({ ...t, reporter: t.reporter && reporter(t.reporter), reporters: t.reporters.map(reporter) });
   const apiToken = deps.config.secrets.get(deps.config.server.apiTokenEnv);
+  // Tickets, reporters and runs are no cache's to keep (a browser's, a proxy's).
+  app.use('/api/*', async (c, next) => {
+    await next();
+    c.res.headers.set('cache-control', 'no-store');
+  });
   app.use('/api/*', credentialAuth({ name: 'API', token: apiToken }));
   // Without an API token (loopback), people's decisions still need a credential: the
   // server's local key, which only its owner can read (server.json). Anything else running
@@ -84,7 +89,7 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       triage: { decision: ticket.triageDecision, reason: ticket.triageReason, severity: ticket.severity, classification: ticket.classification },
       occurrences: store.occurrences(id),
       related: store.relatedTickets(id),
-      runs: runsForTicket(store, id).map((r) => ({ ...r, reason: r.reason === null ? null : mask(r.reason) })),
+      runs: runsForTicket(store, id).map((r) => ({ ...r, reason: r.reason === null ? null : scrub(r.reason) })),
       approvals: approvalsForTicket(store, id).map((a) => ({ ...a, message: a.message === null ? null : mask(a.message) })),
       notifications: notificationSummaries(store, id).map((n) => ({ ...n, to: JSON.parse(scrub(JSON.stringify(n.to))) as Record<string, unknown>, error: n.error === null ? null : mask(n.error) })),
       audit: store.auditTrail(id).map((a) => ({ ...a, actor: scrub(a.actor), detail: a.detail === null ? null : mask(a.detail) })),

@@ -102,29 +102,34 @@ export class DashboardAccess {
   /**
    * The user an Authorization header (Bearer token or Basic) names, or null. Failures
    * count against the same per-minute limit as the login form: no guessing at full speed.
+   * `countFailure: false` for a request already logged in by its cookie (see resolve).
    */
-  headerUser(header: string | undefined): string | null {
+  headerUser(header: string | undefined, opts: { countFailure?: boolean } = {}): string | null {
     if (!header) return null;
     const minute = Math.floor(this.now() / 60_000);
     if (this.failures.minute !== minute) this.failures = { minute, count: 0 };
     if (this.failures.count >= MAX_FAILURES_PER_MINUTE) return null;
     const user = this.parseHeader(header);
-    if (!user) this.failures.count++;
+    // A scheme this dashboard takes no credential for (a reverse proxy's own basic auth,
+    // forwarded with every request) guesses at nothing: not a failure.
+    if (user === undefined) return null;
+    if (!user && opts.countFailure !== false) this.failures.count++;
     return user;
   }
 
-  private parseHeader(header: string): string | null {
+  /** The header's user; null for a wrong credential, undefined for a scheme not configured. */
+  private parseHeader(header: string): string | null | undefined {
     const i = header.indexOf(' ');
     const scheme = (i === -1 ? header : header.slice(0, i)).toLowerCase();
     const value = i === -1 ? '' : header.slice(i + 1).trim();
-    if (scheme === 'bearer') return this.credentialUser({ token: value });
-    if (scheme === 'basic') {
+    if (scheme === 'bearer' && this.opts.token) return this.credentialUser({ token: value });
+    if (scheme === 'basic' && this.opts.basic) {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       const j = decoded.indexOf(':');
       if (j === -1) return null;
       return this.credentialUser({ user: decoded.slice(0, j), password: decoded.slice(j + 1) });
     }
-    return null;
+    return undefined;
   }
 
   /** A new session (its cookie set on the response); the action key goes to the signed-in page only. */
@@ -165,11 +170,16 @@ export class DashboardAccess {
       // auth) is that credential's viewer, whatever cookie it also sends: one server-side
       // session per credential, so the CSRF token of the page a script read still holds
       // for the form it posts with the same header.
-      const header = c.req.header('authorization');
-      const user = header ? this.headerUser(header) : null;
-      if (user) return { id: this.credentialSession(header!, user), user, byHeader: true };
+      // A header that names nobody falls back to the cookie's session. With a live one it
+      // is no guess either: a proxy in front (nginx forwards its basic auth by default)
+      // sends it with every page a logged-in person views, and counting those would lock
+      // everyone out of the login form. (Who is logged in already gains nothing by guessing.)
       const s = id ? this.sessions.get(id) : undefined;
-      if (id && s && s.expires > this.now()) return { id, user: s.user };
+      const live = Boolean(id && s && s.expires > this.now());
+      const header = c.req.header('authorization');
+      const user = header ? this.headerUser(header, { countFailure: !live }) : null;
+      if (user) return { id: this.credentialSession(header!, user), user, byHeader: true };
+      if (live) return { id: id!, user: s!.user };
       return null;
     }
     // No login on loopback: every browser still gets a session id for its CSRF token.

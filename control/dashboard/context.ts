@@ -33,7 +33,25 @@ export async function page(c: Context, el: JSX.Element, status: 200 | 401 | 404 
 /** Newest first. */
 export const byFinished = (rows: OutcomeRow[]) => [...rows].sort((a, b) => (b.finished ?? '').localeCompare(a.finished ?? ''));
 
-/** A local path to come back to; anything else (another site, //host) becomes the fallback. */
+/**
+ * A path on this site, then printable ASCII only: Node refuses a Location header holding a
+ * control character (a 500 after the form's action was done), and a browser may read a
+ * space or a backslash as the start of another host.
+ */
+const LOCAL_PATH = /^\/(?![/\\])[\x21-\x7e]{0,1998}$/;
+
+/**
+ * A local path to come back to; anything else (another site, //host, a control
+ * character) becomes the fallback. Non-ASCII characters (/☃) are percent-encoded as a
+ * browser sends them, then checked like the rest.
+ */
 export function localPath(v: unknown, fallback = '/'): string {
-  return typeof v === 'string' && /^\/(?![/\\])[^\s]*$/.test(v) && v.length < 2000 ? v : fallback;
+  if (typeof v !== 'string' || v.length >= 2000) return fallback;
+  let encoded: string;
+  try {
+    encoded = v.replace(/[\u0080-\uffff]+/g, (s) => encodeURIComponent(s));
+  } catch {
+    return fallback; // a lone surrogate (URIError)
+  }
+  return LOCAL_PATH.test(encoded) ? encoded : fallback;
 }

@@ -29,6 +29,9 @@ function Cell(props: { line: DiffLine | null; side: 'old' | 'new' }) {
   );
 }
 
+/** The heading of a file whose name git wrote in a way the parser cannot read. */
+export const UNNAMED = '(a file whose name could not be read)';
+
 /** `scrub` redacts the lines (agent-written code); `mask` only hides secret values (git's own messages). */
 export function DiffView(props: { diff: RunDiff | { error: string } | null; scrub: Scrub; mask: Scrub }) {
   const { diff, scrub } = props;
@@ -60,7 +63,9 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
         left += rows.length - shown.length;
         // Names and hunk headers are text of the diff too (git puts the nearest line above a
         // change, say an API_TOKEN = "..." assignment, in the @@ header): scrubbed like its lines.
-        const name = scrub(f.status === 'renamed' ? `${f.oldPath} → ${f.newPath}` : f.status === 'deleted' ? f.oldPath : f.newPath);
+        // A name the parser could not read is said to be one, never an empty heading.
+        const named = (n: string) => n || UNNAMED;
+        const name = scrub(f.status === 'renamed' ? `${named(f.oldPath)} → ${named(f.newPath)}` : named(f.status === 'deleted' ? f.oldPath : f.newPath));
         return (
           <div class="diff-file" data-path={scrub(f.newPath)}>
             <h3>

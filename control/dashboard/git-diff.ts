@@ -113,7 +113,7 @@ export async function runDiff(req: DiffRequest): Promise<RunDiff | { error: stri
   if (!base) return { error: `the base branch ${req.baseBranch} is not in the target repository` };
   const r = await git(
     req.repo,
-    ['diff', '--no-color', '--no-ext-diff', '--no-textconv', '-M', '--unified=3', `${base.sha}...${ref.sha}`, '--'],
+    ['diff', '--no-color', '--no-ext-diff', '--no-textconv', '--src-prefix=a/', '--dst-prefix=b/', '-M', '--unified=3', `${base.sha}...${ref.sha}`, '--'],
     req.maxBytes,
     20_000,
   );
@@ -123,7 +123,94 @@ export async function runDiff(req: DiffRequest): Promise<RunDiff | { error: stri
   return { base: short(base.name), ref: label, files: parseUnifiedDiff(r.stdout), truncated: r.truncated };
 }
 
-/** Parse `git diff` output (unified, with git's extended headers). */
+/** C escapes git writes in a quoted name, besides octal bytes (\NNN). */
+const C_ESCAPES: Record<string, number> = { a: 7, b: 8, t: 9, n: 10, v: 11, f: 12, r: 13, '"': 34, '\\': 92 };
+
+/**
+ * A name git C-quoted (it holds a quote, a backslash, a control character, or, with
+ * core.quotePath, a byte past ASCII): `"a/\"x\"\t\303\251"` → `a/"x"<tab>é`. From the
+ * opening quote at `s[0]`; the name and where its closing quote ends, or null when it is
+ * not one (an unknown escape, no closing quote).
+ */
+function cUnquote(s: string): { name: string; end: number } | null {
+  if (s[0] !== '"') return null;
+  const bytes: number[] = [];
+  let i = 1;
+  while (i < s.length) {
+    const ch = s[i]!;
+    if (ch === '"') return { name: Buffer.from(bytes).toString('utf8'), end: i + 1 };
+    if (ch !== '\\') {
+      // A run of plain text at once: a character outside the BMP is two code units.
+      const stop = s.slice(i).search(/["\\]/);
+      const j = stop === -1 ? s.length : i + stop;
+      bytes.push(...Buffer.from(s.slice(i, j), 'utf8'));
+      i = j;
+      continue;
+    }
+    const e = s[i + 1];
+    const octal = /^[0-3][0-7]{2}/.exec(s.slice(i + 1, i + 4));
+    if (octal) {
+      bytes.push(parseInt(octal[0], 8));
+      i += 4;
+    } else if (e !== undefined && Object.hasOwn(C_ESCAPES, e)) {
+      bytes.push(C_ESCAPES[e]!);
+      i += 2;
+    } else return null;
+  }
+  return null;
+}
+
+/**
+ * The name of a `---` / `+++` / `rename from` line (what follows the keyword), without
+ * `prefix` (a/, b/); null for /dev/null or what cannot be read. Git ends the ---/+++
+ * names that hold a space with a tab; a name that holds a tab itself is quoted.
+ */
+function headerName(raw: string, prefix: string): string | null {
+  const text = raw.endsWith('\t') ? raw.slice(0, -1) : raw;
+  if (text === '/dev/null') return null;
+  let name = text;
+  if (text.startsWith('"')) {
+    const q = cUnquote(text);
+    if (!q || q.end !== text.length) return null;
+    name = q.name;
+  }
+  if (!prefix) return name || null;
+  return name.startsWith(prefix) && name.length > prefix.length ? name.slice(prefix.length) : null;
+}
+
+/**
+ * The names on a `diff --git a/X b/Y` line, where they are certain: both quoted, or the
+ * same name twice (a change that is no rename: `a/config.ts b/README.md b/config.ts
+ * b/README.md` is one file). A rename's names come from its rename lines, and every
+ * change with text from its ---/+++ lines, which the parser reads after this.
+ */
+function gitLineNames(rest: string): { oldPath: string; newPath: string } {
+  if (rest.startsWith('"')) {
+    const a = cUnquote(rest);
+    if (!a || rest[a.end] !== ' ') return { oldPath: '', newPath: '' };
+    return { oldPath: a.name.startsWith('a/') ? a.name.slice(2) : '', newPath: headerName(rest.slice(a.end + 1), 'b/') ?? '' };
+  }
+  // Unquoted a/ followed by a quoted b/ (a rename to a name git quotes).
+  const quotedB = rest.indexOf(' "b/');
+  if (rest.startsWith('a/') && quotedB !== -1 && rest.endsWith('"')) {
+    const b = headerName(rest.slice(quotedB + 1), 'b/');
+    if (b !== null) return { oldPath: rest.slice(2, quotedB), newPath: b };
+  }
+  const half = (rest.length - 3) / 2;
+  if (Number.isInteger(half) && half > 2 && rest.startsWith('a/') && rest.slice(half, half + 3) === ' b/' && rest.slice(2, half) === rest.slice(half + 3)) {
+    const name = rest.slice(2, half);
+    return { oldPath: name, newPath: name };
+  }
+  // Different names, unquoted: certain only when " b/" occurs once.
+  const at = rest.indexOf(' b/');
+  if (rest.startsWith('a/') && at !== -1 && rest.indexOf(' b/', at + 1) === -1) return { oldPath: rest.slice(2, at), newPath: rest.slice(at + 3) };
+  return { oldPath: '', newPath: '' };
+}
+
+/**
+ * Parse `git diff` output (unified, with git's extended headers). A name that cannot be
+ * read is left empty (the view says so).
+ */
 export function parseUnifiedDiff(text: string): DiffFile[] {
   const files: DiffFile[] = [];
   let file: DiffFile | null = null;
@@ -132,22 +219,33 @@ export function parseUnifiedDiff(text: string): DiffFile[] {
   let newNo = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith('diff --git ')) {
-      const m = /^diff --git a\/(.*) b\/(.*)$/.exec(line);
-      file = { oldPath: m?.[1] ?? '', newPath: m?.[2] ?? '', status: 'modified', binary: false, additions: 0, deletions: 0, hunks: [] };
+      file = { ...gitLineNames(line.slice('diff --git '.length)), status: 'modified', binary: false, additions: 0, deletions: 0, hunks: [] };
       files.push(file);
       hunk = null;
       continue;
     }
     if (!file) continue;
     if (!hunk) {
+      // The names git writes on these lines are exact (quoted where needed); the
+      // `diff --git` line's are ambiguous when a name holds " b/".
       if (line.startsWith('new file mode')) file.status = 'added';
       else if (line.startsWith('deleted file mode')) file.status = 'deleted';
       else if (line.startsWith('rename from ')) {
         file.status = 'renamed';
-        file.oldPath = line.slice('rename from '.length);
-      } else if (line.startsWith('rename to ')) file.newPath = line.slice('rename to '.length);
+        file.oldPath = headerName(line.slice('rename from '.length), '') ?? '';
+      } else if (line.startsWith('rename to ')) file.newPath = headerName(line.slice('rename to '.length), '') ?? '';
       else if (line.startsWith('Binary files ')) file.binary = true;
-      else if (line.startsWith('--- ') || line.startsWith('+++ ')) continue;
+      else if (line.startsWith('--- ')) {
+        const name = headerName(line.slice(4), 'a/');
+        if (name !== null) file.oldPath = name;
+        else if (line === '--- /dev/null') file.status = 'added';
+        continue;
+      } else if (line.startsWith('+++ ')) {
+        const name = headerName(line.slice(4), 'b/');
+        if (name !== null) file.newPath = name;
+        else if (line === '+++ /dev/null') file.status = 'deleted';
+        continue;
+      }
     }
     const h = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@(.*)$/.exec(line);
     if (h) {
@@ -168,6 +266,11 @@ export function parseUnifiedDiff(text: string): DiffFile[] {
       hunk.lines.push({ kind: 'ctx', old: oldNo++, new: newNo++, text: line.slice(1) });
     }
     // "\ No newline at end of file" and the empty last line carry nothing to show.
+  }
+  // An added file's old name, a deleted one's new name: the other side's.
+  for (const f of files) {
+    if (f.status === 'added' && !f.oldPath) f.oldPath = f.newPath;
+    if (f.status === 'deleted' && !f.newPath) f.newPath = f.oldPath;
   }
   return files;
 }

@@ -69,7 +69,14 @@ export function registerDashboard(app: Hono, deps: AppDeps): void {
   const guard = access.guard((c, v) => viewers.set(c.req.raw, v));
   // '/approvals' matches both '/approvals' and '/approvals/*': guard each request once.
   const guardOnce: MiddlewareHandler = async (c, next) => (viewers.has(c.req.raw) ? next() : guard(c, next));
-  for (const path of GUARDED) app.use(path, headers, guardOnce);
+  // What a guarded route answers is one viewer's (tickets, diffs, a CSRF token): never
+  // kept by the browser's or a proxy's cache, nor shown again from it after a logout.
+  // A route that says otherwise keeps its own (the live stream's no-cache).
+  const noStore: MiddlewareHandler = async (c, next) => {
+    await next();
+    if (!c.res.headers.has('cache-control')) c.res.headers.set('cache-control', 'no-store');
+  };
+  for (const path of GUARDED) app.use(path, headers, noStore, guardOnce);
   app.use('/login', headers);
   registerAssets(app);
 

@@ -5,23 +5,25 @@
  * The browser side is test/e2e/dashboard.test.ts.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createApp } from '../../control/app.ts';
 import { loadConfig, type ConfigError, type ConfigFile } from '../../control/config.ts';
 import { phaseTail } from '../../control/dashboard/data.ts';
-import { DiffView } from '../../control/dashboard/diff-view.tsx';
+import { localPath } from '../../control/dashboard/context.ts';
+import { DiffView, UNNAMED } from '../../control/dashboard/diff-view.tsx';
 import { ApprovalsPage } from '../../control/dashboard/pages/approvals.tsx';
-import { parseUnifiedDiff, sideBySide } from '../../control/dashboard/git-diff.ts';
+import { parseUnifiedDiff, runDiff, sideBySide } from '../../control/dashboard/git-diff.ts';
 import { parseFilter } from '../../control/dashboard/outcome-stats.ts';
 import { Approvals } from '../../control/dispatcher/approvals.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { silentLogger } from '../../control/log.ts';
+import { claimNext, finishRun } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor, redactLines } from '../../lib/redact.ts';
-import { finishAwaiting } from '../support/approval.ts';
+import { createGitTarget, finishAwaiting } from '../support/approval.ts';
 import { buildTestApp, tempDir, testConfig } from '../support/helpers.ts';
 
 const EXPOSED: ConfigFile = {
@@ -550,4 +552,159 @@ test('the JSON API shows what the dashboard shows: tails redacted as lines, secr
   assert.match(detail.ticket.reporters[0]!.id, /^<email:[0-9a-f]{12}>$/, 'hashed, as "reported by" on the page');
   assert.ok(detail.audit.some((a) => /^email:<email:[0-9a-f]{12}>$/.test(a.actor)), 'the audit names the reporter by the hash too');
   assert.ok(detail.audit.some((a) => a.detail === 'git said https://x-access-token:[secret]@github.com/o/r.git'), "bugbot's own text: the secret masked, the rest as written");
+  // A run's reason quotes git's and the model's words: redacted as the dashboard redacts it.
+  const claim = claimNext(store, 1, null, 600)!;
+  assert.equal(claim.ticket.id, id);
+  finishRun(store, claim.run.id, { ticketState: 'failed', outcome: 'failed', reason: `could not push: bob.secret@example.com has no access (${token})` });
+  const runs = ((await (await app.request(`http://127.0.0.1/api/tickets/${id}`)).json()) as { runs: Array<{ reason: string }> }).runs;
+  assert.match(runs[0]!.reason, /^could not push: <email:[0-9a-f]{12}> has no access/);
+  assert.ok(!runs[0]!.reason.includes(token), runs[0]!.reason);
+});
+
+test('where a form or a login goes back to: printable ASCII on this site, non-ASCII percent-encoded, anything else the default (Node refuses a control character in Location)', async (t) => {
+  assert.equal(localPath('/tickets/3?run=2'), '/tickets/3?run=2');
+  assert.equal(localPath('/☃'), '/%E2%98%83', 'as a browser sends it');
+  for (const bad of ['/\x01', '/tickets/3\x7f', '/a b', '/a\tb', '//evil.example', '/\\evil.example', 'tickets', '/\ud800', `/${'a'.repeat(2000)}`]) {
+    assert.equal(localPath(bad, '/approvals'), '/approvals', JSON.stringify(bad.slice(0, 20)));
+  }
+  const { app, intake, store } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } } });
+  for (const [next, location] of [['/%01', '/'], ['/tickets/1%7F', '/'], ['/%E2%98%83', '/%E2%98%83']]) {
+    const res = await app.request(`http://localhost/login?next=${next}`);
+    assert.equal(res.status, 303, next);
+    assert.equal(res.headers.get('location'), location, next);
+  }
+  // The action is done before the redirect: a return_to Node would refuse must not turn it into a 500.
+  const id = fileTicket(intake, 'Control character');
+  const first = await app.request(`http://localhost/tickets/${id}`, { headers: { accept: 'text/html' } });
+  const session = cookieOf(first)!;
+  const res = await app.request(`http://localhost/approvals/${id}/cancel`, {
+    method: 'POST',
+    headers: { cookie: `bugbot_session=${session}`, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({ _csrf: csrfOf(await first.text())!, return_to: `/tickets/${id}\x7f` }),
+  });
+  assert.equal(res.status, 303);
+  assert.equal(res.headers.get('location'), '/approvals');
+  assert.equal(store.getTicket(id)!.state, 'dropped');
+});
+
+test('dashboard pages and the JSON API are never cached (no-store); the live stream keeps its no-cache', async (t) => {
+  const { app, intake } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } } });
+  const id = fileTicket(intake, 'Cached page');
+  for (const path of ['/', '/approvals', `/tickets/${id}`, '/tickets/999', '/outcomes', '/outcomes/export', '/api/tickets', `/api/tickets/${id}`, '/api/tickets/999', '/api/workers']) {
+    const res = await app.request(`http://localhost${path}`);
+    assert.equal(res.headers.get('cache-control'), 'no-store', `${path} (${res.status})`);
+  }
+  const exposed = buildTestApp(t, { flags: EXPOSED, env: EXPOSED_ENV }).app;
+  assert.equal((await exposed.request('/approvals', { headers: { authorization: 'Bearer dash-token-456' } })).headers.get('cache-control'), 'no-store');
+  const live = await app.request('http://localhost/live');
+  assert.match(live.headers.get('content-type') ?? '', /^text\/event-stream/);
+  assert.equal(live.headers.get('cache-control'), 'no-cache');
+  await live.body!.cancel();
+});
+
+test("a proxy's own Authorization header on a logged-in person's pages is no failed login: the login form and the token keep working", async (t) => {
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' };
+  const proxy = { authorization: `Basic ${Buffer.from('proxy-user:proxy-pass').toString('base64')}` };
+  // Token only: a Basic header is a scheme this dashboard takes no credential for.
+  const { app } = buildTestApp(t, { flags: EXPOSED, env: EXPOSED_ENV });
+  const login = await app.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'dash-token-456' }) });
+  const cookie = `bugbot_session=${cookieOf(login)}`;
+  for (let i = 0; i < 25; i++) assert.equal((await app.request('http://localhost/approvals', { headers: { ...proxy, cookie } })).status, 200);
+  // Before the login too (the redirect to the form): nothing was guessed.
+  for (let i = 0; i < 25; i++) assert.equal((await app.request('http://localhost/approvals', { headers: proxy })).status, 401);
+  assert.equal((await app.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'dash-token-456' }) })).status, 200);
+  assert.equal((await app.request('http://localhost/', { headers: { authorization: 'Bearer dash-token-456' } })).status, 200);
+
+  // Basic configured as well: the proxy's pair is a wrong one, yet a person logged in by cookie guesses nothing.
+  const both = buildTestApp(t, {
+    flags: { ...EXPOSED, dashboard: { basicUserEnv: 'DASH_USER', basicPasswordEnv: 'DASH_PASS' } },
+    env: { ...EXPOSED_ENV, DASH_USER: 'ops', DASH_PASS: 'pa:ss-789' },
+  }).app;
+  const login2 = await both.request('http://localhost/login', { method: 'POST', headers, body: form({ user: 'ops', password: 'pa:ss-789' }) });
+  const cookie2 = `bugbot_session=${cookieOf(login2)}`;
+  for (let i = 0; i < 25; i++) assert.equal((await both.request('http://localhost/approvals', { headers: { ...proxy, cookie: cookie2 } })).status, 200);
+  assert.equal((await both.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'dash-token-456' }) })).status, 200);
+  // Without a cookie the same wrong pair is a guess, and counts.
+  for (let i = 0; i < 20; i++) assert.equal((await both.request('http://localhost/approvals', { headers: proxy })).status, 401);
+  assert.equal((await both.request('http://localhost/login', { method: 'POST', headers, body: form({ token: 'dash-token-456' }) })).status, 429);
+});
+
+test('file names in a diff as git writes them: a name holding " b/", names git quotes (quote, backslash, tab, newline, octal bytes), renames, added and deleted', async (t) => {
+  const files = parseUnifiedDiff(
+    [
+      'diff --git a/config.ts b/README.md b/config.ts b/README.md',
+      'index 7898192..d49c2e7 100644',
+      '--- a/config.ts b/README.md\t',
+      '+++ b/config.ts b/README.md\t',
+      '@@ -1 +1,2 @@',
+      ' a',
+      '+more',
+      'diff --git "a/q\\"uo\\\\te\\tx" "b/q\\"uo\\\\te\\tx"',
+      '--- "a/q\\"uo\\\\te\\tx"',
+      '+++ "b/q\\"uo\\\\te\\tx"',
+      '@@ -1 +1 @@',
+      '-a',
+      '+b',
+      'diff --git "a/snow\\342\\230\\203\\nline" "b/snow\\342\\230\\203\\nline"',
+      'new file mode 100644',
+      '--- /dev/null',
+      '+++ "b/snow\\342\\230\\203\\nline"',
+      '@@ -0,0 +1 @@',
+      '+x',
+      'diff --git a/old b/x "b/new \\"b/x"',
+      'similarity index 100%',
+      'rename from old b/x',
+      'rename to "new \\"b/x"',
+      'diff --git "a/gone \\"x" "b/gone \\"x"',
+      'deleted file mode 100644',
+      'Binary files "a/gone \\"x" and /dev/null differ',
+      'diff --git a/one b/two b/three',
+      'old mode 100644',
+      'new mode 100755',
+      '',
+    ].join('\n'),
+  );
+  assert.deepEqual(
+    files.map((f) => [f.oldPath, f.newPath, f.status]),
+    [
+      ['config.ts b/README.md', 'config.ts b/README.md', 'modified'],
+      ['q"uo\\te\tx', 'q"uo\\te\tx', 'modified'],
+      ['snow☃\nline', 'snow☃\nline', 'added'],
+      ['old b/x', 'new "b/x', 'renamed'],
+      ['gone "x', 'gone "x', 'deleted'],
+      ['', '', 'modified'],
+    ],
+  );
+  // Which of "a/one b/two b/three" is the name cannot be told: the heading says so.
+  const html = String(await DiffView({ diff: { base: 'main', ref: 'bot/1', files: files.slice(-1), truncated: false }, scrub: (s) => s, mask: (s) => s }));
+  assert.ok(html.includes(UNNAMED), html);
+
+  // Real git, quotePath as the dashboard runs it: every name exact.
+  const target = createGitTarget(tempDir(t));
+  const names = ['config.ts b/README.md', 'q"uote\\back', 'tab\there', 'new\nline', 'snow☃', 'sp ace', 'emoji 🐛 "quoted"'];
+  target.git('checkout', '--quiet', '-b', 'bot/names');
+  for (const name of names) {
+    mkdirSync(join(target.repo, name, '..'), { recursive: true });
+    writeFileSync(join(target.repo, name), 'x\n');
+  }
+  target.git('add', '-A');
+  target.git('commit', '--quiet', '-m', 'names');
+  const diff = await runDiff({ repo: target.repo, remote: 'origin', baseBranch: 'main', branch: 'bot/names', maxBytes: 1_000_000 });
+  assert.ok(!('error' in diff), JSON.stringify(diff));
+  assert.deepEqual(diff.files.map((f) => f.newPath).sort(), [...names].sort());
+});
+
+test("a run's reason is redacted like agent text wherever it is shown (it carries git's and the model's words)", async (t) => {
+  const { app, intake, store, config } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' } } });
+  const id = fileTicket(intake, 'Push refused');
+  const { run } = finishAwaiting({ store, config, ticketId: id });
+  const token = `ghp_${'Zy9Xw8Vu7T'.repeat(4)}`;
+  const reason = `push failed: remote: invalid credentials ${token} for alice.push@example.com`;
+  const row = { run_id: run.id, ticket_id: id, trigger_source: 'manual', service: null, outcome: 'failed', state: 'awaiting_approval', reason, started: run.started_at, finished: new Date().toISOString(), revision: 1, stages: {}, denials: [] };
+  writeFileSync(join(config.home, 'outcomes.jsonl'), JSON.stringify(row) + '\n');
+  for (const path of ['/', `/tickets/${id}`, '/approvals']) {
+    const html = await (await app.request(`http://localhost${path}`)).text();
+    assert.match(html, /push failed: remote: invalid credentials \[REDACTED:github-token\]/, path);
+    assert.ok(!html.includes(token) && !html.includes('alice.push@example.com'), `${path} shows the reason as written`);
+  }
 });

@@ -49,7 +49,7 @@ function Item(props: { item: ApprovalItem; viewer: Viewer; scrub: Scrub; mask: S
           <dt>commit</dt>
           <dd class="commit">{run.commit ?? '—'}</dd>
           <dt>why</dt>
-          <dd>{run.reason ? props.mask(run.reason) : '—'}</dd>
+          <dd>{run.reason ? props.scrub(run.reason) : '—'}</dd>
           <dt>finished</dt>
           <dd>
             <Time iso={run.finishedAt} />

@@ -39,7 +39,11 @@ export interface TicketPageProps {
   ticket: Ticket;
   /** Redaction for agent and log text. */
   scrub: Scrub;
-  /** Secret values only, for bugbot's own text (reasons, audit details), which the redactor would mangle. */
+  /**
+   * Secret values only, for bugbot's own text (audit details, delivery errors), which the
+   * redactor would mangle. Not for a run's reason: it carries what git and the model wrote
+   * (a push's stderr, file names, an API error), which is scrubbed like agent text.
+   */
   mask: Scrub;
   occurrences: OccurrenceRow[];
   timeline: Array<{ at: string; actor: string; action: string; detail: string | null }>;
@@ -290,7 +294,7 @@ function RunDetail(props: { run: RunInfo; files: RunFiles | null; diff: RunDiff 
             <dt>outcome</dt>
             <dd>{run.outcome ? <OutcomeBadge outcome={run.outcome} /> : run.state}</dd>
             <dt>reason</dt>
-            <dd>{run.reason ? props.mask(run.reason) : '—'}</dd>
+            <dd>{run.reason ? props.scrub(run.reason) : '—'}</dd>
             <dt>branch</dt>
             <dd class="branch">{run.branch ?? '—'}</dd>
             <dt>commit</dt>

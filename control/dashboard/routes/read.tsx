@@ -24,10 +24,12 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
   const { config, store } = deps;
   const d = config.dashboard;
 
+  // A run's reason carries what git and the model wrote (a push's stderr, file names, an
+  // API error): scrubbed like agent text, as on the ticket and approvals pages.
   const recentOutcomes = (): OutcomeRow[] =>
     byFinished(outcomes.latest())
       .slice(0, 10)
-      .map((r) => ({ ...r, reason: maskSecrets(r.reason ?? '') }));
+      .map((r) => ({ ...r, reason: scrub(r.reason ?? '') }));
   const stateParam = (c: Context) => {
     const s = c.req.query('state');
     return s && (TICKET_STATES as readonly string[]).includes(s) ? (s as TicketState) : undefined;
