@@ -192,7 +192,9 @@ gate_on_head
 VERDICT=""
 review() {
   local label=$1
-  git -C "$WORKTREE" diff "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD >"$AGENT/diff.patch"
+  # Plain a/ b/ names and git's own diff, whatever the repository's config says
+  # (diff.noprefix, an external diff or textconv driver).
+  git -C "$WORKTREE" diff --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD >"$AGENT/diff.patch"
   harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
   harness_phase_run review "$TICKET_DIR/prompt-$label.md" "$label" || harness_fail "review: $(harness_phase_reason "$label")"
   node -e '
