@@ -7,7 +7,7 @@
  * `password=b`, ... let through would spell out a masked value.
  */
 import type { LokiSettings } from '../mcp/loki-settings.ts';
-import { createRedactor, type Redactor } from '../redact.ts';
+import { createRedactor, redactLines, type Redactor } from '../redact.ts';
 import { redactedValue } from './fields.ts';
 import { createFileBackend } from './file-backend.ts';
 import { createHttpBackend } from './http-backend.ts';
@@ -71,8 +71,10 @@ export function createLokiClient(settings: LokiSettings, secrets: SecretSource, 
     const notes = [...raw.notes];
     if (raw.limitReached) notes.push(`only the ${q.direction === 'backward' ? 'newest' : 'oldest'} ${settings.scanLines} lines of the range were searched (mcp.loki.scanLines)`);
     const query = contains.length ? `${raw.query}, then lines containing ${contains.map(quote).join(' and ')} (matched after redaction)` : raw.query;
-    const r = redactResult({ ...raw, query, entries: keep ? raw.entries.filter(keep) : raw.entries, notes }, redactor);
-    const entries = r.entries.filter((e) => contains.every((c) => e.line.includes(c)));
+    // Redacted before `keep` drops any line: a private key's body is known as one only
+    // next to the line that begins it (redactResult), which `keep` may not keep.
+    const r = redactResult({ ...raw, query, notes }, redactor);
+    const entries = (keep ? r.entries.filter((_, i) => keep(raw.entries[i]!)) : r.entries).filter((e) => contains.every((c) => e.line.includes(c)));
     const limited = q.direction === 'backward' ? entries.slice(-q.limit) : entries.slice(0, q.limit);
     return { ...r, entries: limited, limitReached: entries.length > q.limit };
   };
@@ -87,6 +89,7 @@ export function createLokiClient(settings: LokiSettings, secrets: SecretSource, 
       const b = ready();
       // Loki would match `contains` on the raw lines: it gets the query without, and the
       // lines it returns are matched here once redacted. The file backend redacts first itself.
+      if (b.kind === 'http') refuseSecretLabels(q.matchers, redactor);
       const local = b.kind === 'http' && q.contains.length > 0;
       const raw = await b.query(scanned(local ? { ...q, contains: [] } : q, Boolean(o.keep) || local), o.signal);
       return finish(raw, q, o.keep, local ? q.contains : []);
@@ -118,16 +121,53 @@ function pickBackend(settings: LokiSettings, secrets: SecretSource, redactor: Re
   return settings.files.length ? createFileBackend(settings.files, { redact: redactor.text }) : undefined;
 }
 
+/**
+ * Loki matches stream label matchers on the raw values: a matcher on a label whose every
+ * value is masked (`password`, `api_key`, `session_id`) would test what the answer hides
+ * (`password=~"h.*"`, then `"hu.*"`, ...), so it is refused. The file backend matches
+ * redacted values and needs no such rule.
+ */
+function refuseSecretLabels(matchers: LogQuery['matchers'], redactor: Redactor): void {
+  const secret = [...new Set(matchers.map((m) => m.name))].filter((name) => redactedValue(name, 'probe0value', redactor.text) === '[REDACTED]');
+  if (secret.length) {
+    throw new LokiError(
+      `${secret.join(', ')} ${secret.length > 1 ? 'hold' : 'holds'} secrets: ${secret.length > 1 ? 'their values are' : 'its value is'} masked in every answer, and Loki would match ${secret.length > 1 ? 'them' : 'it'} unredacted, so ${secret.length > 1 ? 'they' : 'it'} cannot be matched. Select streams with other labels`,
+    );
+  }
+}
+
+/** Entries map one to one, in order (finish() relies on it). */
 function redactResult(r: BackendResult, redactor: Redactor): BackendResult {
   return {
     ...r,
     query: redactor.text(r.query),
-    entries: r.entries.map((e) => ({ ts: e.ts, labels: redactLabels(e.labels, redactor), line: redactor.text(e.line) })),
+    entries: redactEntries(r.entries, redactor),
     series: r.series?.map((s) => ({ labels: redactLabels(s.labels, redactor), values: s.values })),
     notes: r.notes.map(redactor.text),
   };
 }
 
+/**
+ * Lines redacted as the lines of their stream, in time order (redactLines): a private key
+ * logged one line per entry has a body no line of which looks like a key on its own.
+ */
+function redactEntries(entries: LogEntry[], redactor: Redactor): LogEntry[] {
+  const streams = new Map<string, number[]>();
+  entries.forEach((e, i) => {
+    const key = JSON.stringify(e.labels);
+    const at = streams.get(key);
+    if (at) at.push(i);
+    else streams.set(key, [i]);
+  });
+  const lines: string[] = [];
+  for (const at of streams.values()) {
+    const order = [...at].sort((a, b) => (entries[a]!.ts < entries[b]!.ts ? -1 : entries[a]!.ts > entries[b]!.ts ? 1 : a - b));
+    redactLines(order.map((i) => entries[i]!.line), redactor.text).forEach((line, j) => (lines[order[j]!] = line));
+  }
+  return entries.map((e, i) => ({ ts: e.ts, labels: redactLabels(e.labels, redactor), line: lines[i]! }));
+}
+
+/** Names too: a label named after a token (`sk_live_...`) is as much a secret as a value. */
 function redactLabels(labels: Record<string, string>, redactor: Redactor): Record<string, string> {
-  return Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, redactedValue(k, v, redactor.text)]));
+  return Object.fromEntries(Object.entries(labels).map(([k, v]) => [redactor.text(k), redactedValue(k, v, redactor.text)]));
 }

@@ -52,13 +52,22 @@ export function fieldValue(e: LogEntry, label: string, parser: 'json' | 'logfmt'
   return parseLogfmt(e.line)[label];
 }
 
+/** Marks that redaction masked something (`[REDACTED]`, `[REDACTED:jwt]`, a configured literal's `[secret]`). */
+const MASK = /\[REDACTED[\]:]|\[secret\]/g;
+const masks = (s: string) => s.match(MASK)?.length ?? 0;
+
 /**
  * A label or field value as redaction shows it: redacted with its name in front so
  * key-aware rules apply (`user_id` = "42" becomes a user hash, `password` = "x" is masked).
+ * Once anything in it is masked the whole value is: `password=correct horse` is masked
+ * only up to the space as text, and a label shown (or matched: the file backend's
+ * `password=~"\\[REDACTED\\] h.*"`) as `[REDACTED] horse` would give the rest away.
  */
 export function redactedValue(name: string, value: string, redact: (s: string) => string): string {
   const r = redact(`${name}=${value}`);
-  return r.startsWith(`${name}=`) ? r.slice(name.length + 1) : '[REDACTED]';
+  if (!r.startsWith(`${name}=`)) return '[REDACTED]';
+  const shown = r.slice(name.length + 1);
+  return masks(shown) > masks(value) ? '[REDACTED]' : shown;
 }
 
 /**

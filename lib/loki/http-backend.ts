@@ -117,26 +117,39 @@ function parse(text: string, logql: string, limit: number, redact: (s: string) =
     throw new LokiError(`Loki's answer is not JSON (is mcp.loki.url the Loki API root?): ${redact(text).slice(0, 200)}`);
   }
   const res = responseSchema.safeParse(json);
-  if (!res.success) throw new LokiError(`Loki's answer is not a query_range response: ${z.prettifyError(res.error)}`);
+  if (!res.success) throw new LokiError(`Loki's answer is not a query_range response: ${lokiSaid(z.prettifyError(res.error), redact)}`);
   const { resultType, result, stats } = res.data.data;
   const parsedStats = statsSchema.safeParse(stats);
   const base = { query: logql, notes: [], stats: parsedStats.success ? toStats(parsedStats.data.summary) : undefined };
   if (resultType === 'streams') {
-    const streams = shape(streamsSchema, result, 'streams');
+    const streams = shape(streamsSchema, result, 'streams', redact);
     const entries = streams.flatMap((s) => s.values.map(([ts, line]) => ({ ts: BigInt(ts), labels: s.stream, line })));
     entries.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
     return { ...base, entries, limitReached: entries.length >= limit };
   }
   if (resultType === 'matrix') {
-    const series = shape(matrixSchema, result, 'matrix').map((s) => ({ labels: s.metric, values: s.values }));
+    const series = shape(matrixSchema, result, 'matrix', redact).map((s) => ({ labels: s.metric, values: s.values }));
     return { ...base, entries: [], series, limitReached: false };
   }
-  throw new LokiError(`Loki answered with resultType ${JSON.stringify(resultType)}; only streams and matrix results are supported`);
+  throw new LokiError(`Loki answered with resultType ${lokiSaid(JSON.stringify(resultType), redact)}; only streams and matrix results are supported`);
 }
 
-function shape<T>(schema: z.ZodType<T>, result: unknown, type: string): T {
+/** Most of Loki's side's text an error shows. */
+const MAX_SAID_CHARS = 500;
+
+/**
+ * Text from Loki's answer in an error (a resultType it echoed, a schema error naming its
+ * keys and values): redacted whole, then cut, like an HTTP error's body; a secret cut in
+ * half first could slip past its pattern.
+ */
+function lokiSaid(text: string, redact: (s: string) => string): string {
+  const r = redact(text);
+  return r.length > MAX_SAID_CHARS ? `${r.slice(0, MAX_SAID_CHARS)}… [${r.length - MAX_SAID_CHARS} more chars]` : r;
+}
+
+function shape<T>(schema: z.ZodType<T>, result: unknown, type: string, redact: (s: string) => string): T {
   const r = schema.safeParse(result);
-  if (!r.success) throw new LokiError(`Loki's ${type} result has an unexpected shape: ${z.prettifyError(r.error)}`);
+  if (!r.success) throw new LokiError(`Loki's ${type} result has an unexpected shape: ${lokiSaid(z.prettifyError(r.error), redact)}`);
   return r.data;
 }
 

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import type { BrowserContext, Page, Route } from 'playwright-core';
 import type { BrowserSettings } from '../../lib/mcp/browser-settings.ts';
 import { ToolError } from '../shared/tool.ts';
-import { ConsoleBuffer } from './console-log.ts';
-import { startGuardProxy } from './guard-proxy.ts';
+import { clip, ConsoleBuffer } from './console-log.ts';
+import { GUARD_PROXY_HOST, startGuardProxy } from './guard-proxy.ts';
 import type { OriginPolicy } from './origins.ts';
 
 const CHROMIUM_ARGS = [
@@ -31,6 +31,12 @@ const CHROMIUM_ARGS = [
   // Nor would WebRTC: a page's RTCPeerConnection sends STUN over UDP to any host (and
   // resolves a STUN server's name over DNS, a channel of its own). Only proxied traffic.
   '--webrtc-ip-handling-policy=disable_non_proxied_udp',
+  // No DNS lookups at all: a TURN server over TCP (`turn:<data>.example.com?transport=tcp`)
+  // is proxied, but Chromium resolves its name first, and the query itself carries data
+  // out. Every name fails here; only the guard proxy's address (GUARD_PROXY_HOST, an IP
+  // literal that the rules would otherwise fail too) is left alone. Pages still load: the
+  // proxy resolves the dev server's name, Chromium only ever connects to the proxy.
+  `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${GUARD_PROXY_HOST}`,
   '--disable-gpu',
 ];
 
@@ -70,8 +76,14 @@ export class BrowserSession {
     private readonly log: (msg: string) => void,
     /** The server's environment; Chromium gets only the INHERITED_ENV part of it. */
     private readonly env: NodeJS.ProcessEnv = {},
+    /**
+     * Masks the seeded users' secrets (server.ts). Whatever cuts page text (the console
+     * buffer, errorText, describePage) masks first: a cut through a secret leaves a prefix
+     * that no longer matches the mask.
+     */
+    readonly mask: (text: string) => string = (t) => t,
   ) {
-    this.console = new ConsoleBuffer(settings.maxConsoleEntries);
+    this.console = new ConsoleBuffer(settings.maxConsoleEntries, mask);
   }
 
   /** The one page, launching Chromium on first use (and again after it died). */
@@ -104,8 +116,9 @@ export class BrowserSession {
     if (!page || page.isClosed()) return undefined;
     const answered = await Promise.race([page.evaluate('1').then(() => true, () => true), sleep(PAGE_ANSWER_MS).then(() => false)]);
     if (answered) return undefined;
-    this.log(`the page at ${page.url()} stopped answering; closing it`);
-    this.console.push('pageerror', 'error', `the page at ${page.url()} stopped answering (a script on it may be looping) and was closed`);
+    const url = pageText(page.url(), this.mask);
+    this.log(`the page at ${url} stopped answering; closing it`);
+    this.console.push('pageerror', 'error', `the page at ${url} stopped answering (a script on it may be looping) and was closed`);
     await Promise.race([page.close({ runBeforeUnload: false }).catch(() => undefined), sleep(5_000)]);
     return 'The page stopped answering (a script on it may be looping), so it was closed: the next browser tool call opens a fresh page.';
   }
@@ -299,11 +312,22 @@ export async function waitForListener(target: URL, waitMs: number): Promise<void
   }
 }
 
-/** A Playwright error's message without its call log, short enough for a tool result. */
-export function errorText(err: unknown): string {
+/** A Playwright error's message without its call log, masked (`mask`), then cut short enough for a tool result. */
+export function errorText(err: unknown, mask: (text: string) => string): string {
   const msg = err instanceof Error ? err.message : String(err);
   // Playwright's messages carry its call log and terminal colours: neither helps the model.
-  return stripVTControlCharacters(msg.split('\nCall log:')[0]!).trim().slice(0, 800);
+  return clip(mask(stripVTControlCharacters(msg.split('\nCall log:')[0]!).trim()), 800);
+}
+
+/**
+ * The most of a page's URL or title a tool result shows: both are the page's to choose
+ * (`document.title = 'T'.repeat(3e6)` made a 3 MB answer).
+ */
+const MAX_PAGE_TEXT = 300;
+
+/** A URL or title the page chose, masked (`mask`) and then cut to MAX_PAGE_TEXT. */
+export function pageText(text: string, mask: (text: string) => string): string {
+  return clip(mask(text), MAX_PAGE_TEXT);
 }
 
 /**
@@ -311,12 +335,12 @@ export function errorText(err: unknown): string {
  * redirect and Chromium shows that refusal under the foreign URL), go back to
  * about:blank and return the foreign URL so the tool can say what was blocked.
  */
-export async function leaveForeignPage(page: Page, policy: OriginPolicy, blockedNavigation?: string): Promise<string | undefined> {
+export async function leaveForeignPage(page: Page, policy: OriginPolicy, blockedNavigation: string | undefined, mask: (text: string) => string): Promise<string | undefined> {
   const landed = page.url();
   if (landed === 'about:blank' || policy.allows(landed)) return undefined;
   await page.goto('about:blank').catch(() => undefined);
   // Refused by the route guard, the page shows Chromium's error page: name what was refused.
-  return landed.startsWith('chrome-error://') && blockedNavigation ? blockedNavigation : landed;
+  return pageText(landed.startsWith('chrome-error://') && blockedNavigation ? blockedNavigation : landed, mask);
 }
 
 /** How long a page may take to answer a question about itself (its title, `1`) before it counts as hung. */
@@ -326,8 +350,9 @@ const PAGE_ANSWER_MS = 2_000;
  * `http://127.0.0.1:4101/plans — "Plans"`: where the page is now, for tool results. A
  * page too busy to say its title throws (the tool's caller then closes it: recoverIfHung).
  */
-export async function describePage(page: Page): Promise<string> {
+export async function describePage(page: Page, mask: (text: string) => string): Promise<string> {
   const title = await Promise.race([page.title().catch(() => ''), sleep(PAGE_ANSWER_MS).then(() => undefined)]);
-  if (title === undefined) throw new ToolError(`The page at ${page.url()} does not answer (not even with its title).`);
-  return `${page.url()} — "${title}"`;
+  const url = pageText(page.url(), mask);
+  if (title === undefined) throw new ToolError(`The page at ${url} does not answer (not even with its title).`);
+  return `${url} — "${pageText(title, mask)}"`;
 }

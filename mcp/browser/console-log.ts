@@ -18,16 +18,28 @@ export interface ConsoleEntry {
   text: string;
 }
 
+/**
+ * `text` cut to `max` characters, saying how much was left out. Text that may hold a
+ * secret is masked first: a secret cut in half no longer matches its mask.
+ */
+export function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}… [${text.length - max} more chars]` : text;
+}
+
 /** A ring of the last `max` entries. */
 export class ConsoleBuffer {
   private entries: ConsoleEntry[] = [];
   private nextId = 1;
   private dropped = 0;
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    /** Masks the seeded users' secrets (server.ts): before the cut, which could halve one past the mask. */
+    private readonly mask: (text: string) => string = (t) => t,
+  ) {}
 
   push(kind: ConsoleKind, level: string, text: string): ConsoleEntry {
-    const cut = text.length > MAX_ENTRY_CHARS ? `${text.slice(0, MAX_ENTRY_CHARS)}… [${text.length - MAX_ENTRY_CHARS} more chars]` : text;
+    const cut = clip(this.mask(text), MAX_ENTRY_CHARS);
     const entry: ConsoleEntry = { id: this.nextId++, time: new Date().toISOString(), kind, level, text: cut };
     this.entries.push(entry);
     if (this.entries.length > this.max) {

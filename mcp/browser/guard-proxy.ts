@@ -17,6 +17,9 @@ export interface GuardProxy {
   close(): Promise<void>;
 }
 
+/** Where the proxy listens: an IP literal, the one host Chromium's resolver rules leave alone (browser.ts). */
+export const GUARD_PROXY_HOST = '127.0.0.1';
+
 /** Headers that describe one hop (RFC 9110 §7.6.1) and must not be forwarded. */
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
@@ -25,7 +28,7 @@ function forwardable(headers: IncomingHttpHeaders): IncomingHttpHeaders {
 }
 
 /**
- * Starts the proxy on 127.0.0.1 (an ephemeral port). `onBlocked` hears every refused
+ * Starts the proxy on GUARD_PROXY_HOST (an ephemeral port). `onBlocked` hears every refused
  * request or tunnel (`GET http://evil.test/x`, `CONNECT evil.test:443`) with its host:port.
  */
 export async function startGuardProxy(policy: OriginPolicy, onBlocked: (what: string, authority: string) => void): Promise<GuardProxy> {
@@ -99,11 +102,11 @@ export async function startGuardProxy(policy: OriginPolicy, onBlocked: (what: st
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, GUARD_PROXY_HOST, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${GUARD_PROXY_HOST}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -39,16 +39,39 @@ function instructions(settings: BrowserSettings, policy: OriginPolicy): string {
 }
 
 /**
- * The seeded users' secrets the roles name (`{ env: NAME }`), as typed and as a URL or a
- * form encodes them: never in what the model reads (a login form that sends them in its
- * URL would show them in the page's address, an error or an HTTP log entry).
+ * A secret as a page may print it: as typed, URL- and form-encoded (a login form that
+ * sends its fields in the URL), inside a JSON string (`console.log(JSON.stringify(body))`
+ * writes `Pw\"x` for `Pw"x`) and HTML-escaped (a page echoing the form's value).
+ */
+function encodings(secret: string): string[] {
+  const forms = [secret, encodeURIComponent(secret), new URLSearchParams({ v: secret }).toString().slice(2), JSON.stringify(secret).slice(1, -1)];
+  // Serializers differ in what they escape besides `&`: a text node `<` and `>`, an
+  // attribute `"` (and, in recent Chromium, `<` and `>`), other escapers `'` too.
+  for (const angle of [true, false]) {
+    for (const quot of ['&quot;', '"']) {
+      for (const apos of ['&#39;', '&#x27;', "'"]) {
+        let v = secret.replace(/&/g, '&amp;');
+        if (angle) v = v.replace(/</g, '&lt;').replace(/>/g, '&gt;');
+        forms.push(v.replace(/"/g, quot).replace(/'/g, apos));
+      }
+    }
+  }
+  return forms;
+}
+
+/**
+ * The seeded users' secrets the roles name (`{ env: NAME }`), in each form `encodings`
+ * gives: never in what the model reads (a login form that sends them in its URL would
+ * show them in the page's address, an error or an HTTP log entry). The session masks
+ * page text before it cuts it (console entries, errors, titles), so no cut leaves a
+ * prefix of a secret that this mask no longer matches.
  */
 function secretMask(settings: BrowserSettings, env: NodeJS.ProcessEnv): (text: string) => string {
   const values: string[] = [];
   for (const role of Object.values(settings.roles)) {
     for (const v of Object.values(role.form?.fields ?? {})) {
       const secret = typeof v === 'object' ? env[v.env] : undefined;
-      if (secret && secret.length >= 3) values.push(secret, encodeURIComponent(secret), new URLSearchParams({ v: secret }).toString().slice(2));
+      if (secret && secret.length >= 3) values.push(...encodings(secret));
     }
   }
   return literalMask(values);
@@ -69,11 +92,11 @@ function guarded(tool: ToolDef<z.ZodRawShape, BrowserToolContext>, session: Brow
         return { ...result, content: result.content.map((c) => (c.type === 'text' ? { ...c, text: mask(c.text) } : c)) };
       } catch (err) {
         const recovered = await session.recoverIfHung();
-        const said = mask(err instanceof ToolError ? err.message : `${tool.name} failed: ${errorText(err)}`);
+        const said = mask(err instanceof ToolError ? err.message : `${tool.name} failed: ${errorText(err, mask)}`);
         if (recovered) throw new ToolError(`${said} ${recovered}`);
         if (err instanceof ToolError) throw new ToolError(said);
         // Unexpected: logged with its stack by registerTools, told to the model cleaned.
-        const cleaned = new Error(mask(errorText(err)));
+        const cleaned = new Error(errorText(err, mask));
         cleaned.stack = mask(String((err as Error).stack));
         throw cleaned;
       }
@@ -86,9 +109,9 @@ export function createBrowserServer(opts: BrowserServerOptions): BrowserServer {
   const log = opts.log ?? stderrLog('browser');
   const policy = new OriginPolicy(opts.settings.origins);
   const env = opts.env ?? {};
-  const session = new BrowserSession(opts.settings, policy, log, env);
-  const server = createServer('bugbot-browser', '0.1.0', instructions(opts.settings, policy));
   const mask = secretMask(opts.settings, env);
+  const session = new BrowserSession(opts.settings, policy, log, env, mask);
+  const server = createServer('bugbot-browser', '0.1.0', instructions(opts.settings, policy));
   registerTools(server, browserTools.map((tool) => guarded(tool, session, mask)), { session, settings: opts.settings, policy, secret: (name) => env[name] }, log);
   return { server, session, close: () => session.close() };
 }

@@ -17,12 +17,16 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { browserSettingsSchema } from '../../lib/mcp/browser-settings.ts';
+import { errorText } from '../../mcp/browser/browser.ts';
+import { ConsoleBuffer } from '../../mcp/browser/console-log.ts';
 import { OriginPolicy } from '../../mcp/browser/origins.ts';
 import { repoRoot, waitFor } from '../support/helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(repoRoot, 'test-artifacts/browser');
 const ENTERPRISE_PASSWORD = `pw-${process.pid}-${Date.now()}`;
+/** A password that JSON, HTML and URLs each escape differently. */
+const SPECIAL_PASSWORD = `Pw"sec<ret>\\${process.pid}&x'`;
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -100,6 +104,29 @@ new WebSocket('${outside().replace('http', 'ws')}/ws?secret=4');</script>`));
           // ICE gathering sends STUN over UDP, past any HTTP proxy (and resolves a STUN host name over DNS).
           return html(200, page('WebRTC', `<script>const pc = new RTCPeerConnection({ iceServers: [{ urls: 'stun:127.0.0.1:${Number(url.searchParams.get('port'))}' }] });
 pc.createDataChannel('x'); pc.createOffer().then((o) => pc.setLocalDescription(o)).catch((e) => console.log('webrtc: ' + e.message));</script>`));
+        case 'GET /turn':
+          // A TURN server over TCP is proxied (CONNECT), but Chromium looks its name up first.
+          return html(200, page('TURN', `<script>const pc = new RTCPeerConnection({ iceServers: [{ urls: 'turn:${url.searchParams.get('name')}.example.com:3478?transport=tcp', username: 'u', credential: 'c' }] });
+pc.createDataChannel('x'); pc.createOffer().then((o) => pc.setLocalDescription(o)).catch((e) => console.log('webrtc: ' + e.message));</script>`));
+        case 'GET /login-echo':
+          return html(200, page('Sign in', '<form method="post" action="/login-echo"><input id="password" name="password" type="password"><button type="submit">Sign in</button></form>'));
+        case 'POST /login-echo': {
+          // An app that logs what it got: as JSON, as HTML, and at the end of a long line
+          // (cut at 2000 characters in the middle of the password).
+          const pw = JSON.stringify(new URLSearchParams(await body(req)).get('password') ?? '').replace(/</g, '\\u003c');
+          return html(200, page('Echo', `<script>const pw = ${pw};
+console.log('login body ' + JSON.stringify({ password: pw }));
+console.log('x'.repeat(1990) + pw);
+const input = document.createElement('input'); input.setAttribute('value', pw); console.log(input.outerHTML);
+const p = document.createElement('p'); p.textContent = pw; console.log(p.innerHTML);</script>`));
+        }
+        case 'GET /big-title':
+          return html(200, `<!doctype html><script>document.title = 'T'.repeat(3_000_000)</script>`);
+        case 'GET /redirect-long':
+          return redirect(`${outside()}/landing?long=${'y'.repeat(5000)}`);
+        case 'GET /tall-lie':
+          // Tells scripts it is 500 px high; it is 20000.
+          return html(200, `<!doctype html><title>Tall lie</title><script>Object.defineProperty(Element.prototype, 'scrollHeight', { get() { return 500; } });</script><body style="margin:0"><div style="height:20000px;background:linear-gradient(#fff,#00f)"></div></body>`);
         case 'GET /redirect-img':
           return redirect(`${outside()}/img-redirect?secret=5`);
         case 'GET /redirect-out':
@@ -198,6 +225,16 @@ describe('browser settings and origin policy', () => {
     }
   });
 
+  // Review finding: errorText cut at 800 characters and the console buffer at 2000 before
+  // the password mask ran, so a cut through a password left its first characters.
+  it('masks before it cuts: a Playwright error cut in a password shows no part of it', () => {
+    const mask = (t: string) => t.split(SPECIAL_PASSWORD).join('[secret]');
+    const said = errorText(new Error(`${'e'.repeat(795)}${SPECIAL_PASSWORD}\nCall log:\n  - x`), mask);
+    assert.equal(said, `${'e'.repeat(795)}[secr… [3 more chars]`);
+    const buffer = new ConsoleBuffer(10, mask);
+    assert.equal(buffer.push('console', 'log', `${'x'.repeat(1995)}${SPECIAL_PASSWORD}`).text, `${'x'.repeat(1995)}[secr… [3 more chars]`);
+  });
+
   it('main.ts exits 2 naming the bad setting', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bugbot-browser-settings-'));
     try {
@@ -251,6 +288,7 @@ describe('browser MCP server against real Chromium', () => {
         'no-secret': { description: 'password variable unset', form: { ...form, fields: { '#password': { env: 'BUGBOT_TEST_UNSET_PASSWORD' } } } },
         'via-get': { description: 'a login form that sends its fields in the URL', form: { ...form, url: '/login-get' }, expect: 'text=Logged in as enterprise' },
         'wrong-proof': { description: 'login that does not show its proof', loginUrl: '/dev-login?role=free', expect: 'text=Logged in as someone else' },
+        echo: { description: 'a login page that logs the password', form: { url: '/login-echo', fields: { '#password': { env: 'BUGBOT_TEST_SPECIAL_PASSWORD' } }, submit: 'button[type=submit]' } },
       },
     };
     writeFileSync(join(tmp, 'browser.json'), JSON.stringify(settings));
@@ -258,6 +296,7 @@ describe('browser MCP server against real Chromium', () => {
     server = await spawnServer(['--settings', join(tmp, 'browser.json'), '--origin', appOrigin], {
       TMPDIR: tmp,
       BUGBOT_TEST_ENTERPRISE_PASSWORD: ENTERPRISE_PASSWORD,
+      BUGBOT_TEST_SPECIAL_PASSWORD: SPECIAL_PASSWORD,
     });
   });
 
@@ -392,6 +431,50 @@ describe('browser MCP server against real Chromium', () => {
     assert.ok(!logs.includes(ENTERPRISE_PASSWORD) && !logs.includes(encodeURIComponent(ENTERPRISE_PASSWORD)), logs);
   });
 
+  // Review finding: the mask knew the password as typed and URL-encoded only, and ran
+  // after the console buffer had cut an entry at 2000 characters: a page printing it as
+  // JSON (`Pw\"...`), as HTML (`&quot;`) or at the end of a long line showed it, whole or
+  // its first characters.
+  it("masks a seeded user's password as JSON, as HTML, and before a long entry is cut", async () => {
+    const mark = lastEntry(textOf(await server.call('browser_console_logs')));
+    const login = await server.call('browser_dev_login', { role: 'echo' });
+    assert.ok(!login.isError, textOf(login));
+    const logs = await waitFor(async () => {
+      const t = textOf(await server.call('browser_console_logs', { after: mark }));
+      return lastEntry(t) - mark >= 4 ? t : undefined;
+    }, 5_000, 'the echo page to log four lines');
+    assert.match(logs, /login body \{"password":"\[secret\]"\}/);
+    assert.match(logs, /x{1990}\[secret\]/);
+    assert.match(logs, /<input value="\[secret\]">/);
+    // Its distinctive middle, in every form the page printed it.
+    for (const leak of ['sec<ret', 'sec&lt;ret', 'sec\\u003cret', `${process.pid}&`, `${process.pid}&amp;`]) assert.ok(!logs.includes(leak), `${leak} in:\n${logs}`);
+  });
+
+  // Review finding: `document.title = 'T'.repeat(3e6)` made a 3 MB answer, and a redirect
+  // to a 5000-character URL a 5000-character error.
+  it("cuts the page's title and a foreign URL, saying so", async () => {
+    const nav = await server.call('browser_navigate', { url: '/big-title' });
+    assert.ok(!nav.isError, textOf(nav));
+    assert.ok(textOf(nav).length < 1_000, `${textOf(nav).length} characters`);
+    assert.match(textOf(nav), /"T{300}… \[2999700 more chars\]"/);
+    const out = await server.call('browser_navigate', { url: '/redirect-long' });
+    assert.equal(out.isError, true);
+    assert.ok(textOf(out).length < 1_000, `${textOf(out).length} characters`);
+    assert.match(textOf(out), /redirected to http:\/\/127\.0\.0\.1:\d+\/landing\?long=y+… \[\d+ more chars\], outside the dev server/);
+    assert.deepEqual(outsideHits, [], 'nothing reached the outside server');
+  });
+
+  // Review finding: the 8000 px cut trusted scrollHeight, which the page's own script can
+  // redefine: a 20000 px page said it was 500 px high and came back whole.
+  it("a full-page screenshot is cut by Chromium's layout size, not by what the page's scripts say", async () => {
+    await server.call('browser_navigate', { url: '/tall-lie' });
+    const shot = await server.call('browser_screenshot', { full_page: true });
+    assert.ok(!shot.isError, textOf(shot));
+    const image = shot.content.find((c) => c.type === 'image') as { data: string };
+    assert.deepEqual(pngSize(Buffer.from(image.data, 'base64')), { width: 800, height: 8000 });
+    assert.match(textOf(shot), /\(the page is 800×20000 px: only its top-left 800×8000 px are shown\)/);
+  });
+
   // Review findings: a 30000 px page made a 32 MB image (models take about 8000 px), and
   // 300 long console errors a 410,000-character answer.
   it('a full-page screenshot is cut at 8000 px and says so; console logs come in answers of bounded size, the rest one call away', async () => {
@@ -439,6 +522,44 @@ describe('browser MCP server against real Chromium', () => {
     } finally {
       udp.close();
     }
+  });
+
+  // Review finding: a TURN server's name (`turn:<data>.example.com?transport=tcp`) was
+  // looked up over DNS, outside the guard proxy: the query itself carries the data out.
+  // Chromium's own net log (through a chromiumPath wrapper adding --log-net-log) shows
+  // every DNS transaction it starts, without root or a packet capture.
+  it('looks up no name over DNS, not even a TURN server a page names', async () => {
+    const netLog = join(tmp, 'net-log.json');
+    const wrapper = join(tmp, 'chromium-net-log');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${CHROMIUM} --log-net-log=${netLog} --net-log-capture-mode=Everything "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(tmp, 'net-log-browser.json'), JSON.stringify({ chromiumPath: wrapper }));
+    const s = await spawnServer(['--settings', join(tmp, 'net-log-browser.json'), '--origin', appOrigin], { TMPDIR: tmp });
+    const name = `leak-${process.pid}`;
+    try {
+      const nav = await s.call('browser_navigate', { url: `/turn?name=${name}` });
+      assert.ok(!nav.isError, textOf(nav));
+      // ICE gathering starts at once; the lookup (when there is one) follows within a second.
+      await new Promise((r) => setTimeout(r, 2_000));
+    } finally {
+      await s.client.close();
+    }
+    // Chromium writes the log's end when it exits.
+    const log = await waitFor(() => {
+      try {
+        return JSON.parse(readFileSync(netLog, 'utf8')) as { constants: { logEventTypes: Record<string, number> }; events: Array<{ type: number; params?: unknown }> };
+      } catch {
+        return undefined;
+      }
+    }, 10_000, `a complete net log at ${netLog}`);
+    const types = log.constants.logEventTypes;
+    const dns = new Set(['DNS_TRANSACTION', 'DNS_TRANSACTION_QUERY', 'HOST_RESOLVER_SYSTEM_TASK'].map((t) => types[t]));
+    assert.ok(types.DNS_TRANSACTION !== undefined, 'this Chromium logs DNS transactions');
+    const about = log.events.filter((e) => JSON.stringify(e.params ?? {}).includes(name));
+    // The page did ask for the TURN server (through the proxy, which refused it)...
+    assert.ok(about.some((e) => e.type === types.HTTP_TRANSACTION_SEND_TUNNEL_HEADERS), 'the TURN connection went to the guard proxy');
+    // ...and no name was looked up, neither the TURN server's nor any other.
+    const lookups = log.events.filter((e) => dns.has(e.type)).map((e) => JSON.stringify(e.params));
+    assert.deepEqual(lookups, []);
   });
 
   it('a click on a link to another origin names where it led', async () => {

@@ -311,6 +311,69 @@ describe('loki MCP server, HTTP backend', () => {
     assert.match(big.text, /Loki's answer exceeded 33554432 bytes: narrow the query or lower limit/);
   });
 
+  // Review findings: `"password":"correct horse battery staple"` as a stream label showed
+  // `[REDACTED] horse battery staple` (the pair rule's unquoted form stops at a space), a
+  // label named after a token showed the token, and a matcher on such a label was
+  // evaluated by Loki on the raw value: an oracle on what the answer masks.
+  test('a stream label holding a secret is masked whole, names too, and cannot be matched', async (t) => {
+    const ns = String(BigInt(Date.parse('2025-03-01T10:00:00Z')) * 1_000_000n);
+    const stream = { service_name: 'api', password: 'correct horse battery staple', api_key: 'sk live 1234 5678', sk_live_abcdefghijklmnopqrstuv: 'x' };
+    const loki = await fakeLoki(t, () => ({ status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'streams', result: [{ stream, values: [[ns, 'hello']] }] } }) }));
+    const { call } = await startServer(t, { url: loki.url });
+    const range = { start: '2025-03-01T09:00:00Z', end: '2025-03-01T11:00:00Z' };
+    const r = await call('loki_query', { labels: { service_name: 'api' }, time_range: range });
+    assert.equal(r.isError, false, r.text);
+    assert.match(r.text, /password="\[REDACTED\]", api_key="\[REDACTED\]", \[REDACTED:api-key\]="\[REDACTED\]"/);
+    for (const leak of ['horse', '1234', 'abcdefghijklmnop']) assert.ok(!r.text.includes(leak), `${leak} in:\n${r.text}`);
+
+    const probe = await call('loki_query', { labels: { service_name: 'api', password: { op: '=~', value: 'correct h.*' } }, time_range: range });
+    assert.equal(probe.isError, true);
+    assert.match(probe.text, /password holds secrets: its value is masked in every answer, and Loki would match it unredacted/);
+    assert.equal(loki.seen.length, 1, 'the probe never reached Loki');
+  });
+
+  // Review finding: a private key logged one line per entry had its BEGIN line masked and
+  // its body and END lines shown (and `contains: "MIIEow"` found them).
+  test('a private key logged one line per entry is masked whole, its stream read in time order', async (t) => {
+    const ns = (s: number) => String(BigInt(Date.parse('2025-03-01T10:00:00Z')) * 1_000_000n + BigInt(s) * 1_000_000_000n);
+    const key = ['-----BEGIN RSA PRIVATE KEY-----', 'MIIEowIBAAKCAQEAx7Hq3Zk0ZK8V1Qe2u9o1m4X5c3b2a1d0e9f8g7h6i5j4k3l2', 'm1n0o9p8q7r6s5t4u3v2w1x0y9z8A7B6C5D4E3F2G1H0I9J8K7L6M5N4O3P2Q1R0', '-----END RSA PRIVATE KEY-----'];
+    // Newest first, as Loki sends a backward query, with another stream's lines in between.
+    const api = { stream: { service_name: 'api' }, values: ['loading config', ...key, 'done'].map((l, i) => [ns(2 * i), l]).reverse() };
+    const web = { stream: { service_name: 'web' }, values: [1, 3, 5].map((i) => [ns(i), `GET /health ${i}`]) };
+    const loki = await fakeLoki(t, () => ({ status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'streams', result: [api, web] } }) }));
+    const { call } = await startServer(t, { url: loki.url });
+    const range = { start: '2025-03-01T09:00:00Z', end: '2025-03-01T11:00:00Z' };
+    const r = await call('loki_query', { labels: { service_name: { op: '=~', value: 'api|web' } }, time_range: range });
+    assert.equal(r.isError, false, r.text);
+    assert.equal(r.text.match(/\[REDACTED:private-key\]/g)?.length, 4, r.text);
+    assert.match(r.text, /loading config/);
+    assert.match(r.text, /GET \/health 3/);
+    for (const leak of ['MIIEow', 'm1n0o9', 'END RSA']) assert.ok(!r.text.includes(leak), `${leak} in:\n${r.text}`);
+    const found = await call('loki_query', { labels: { service_name: 'api' }, contains: 'MIIEow', time_range: range });
+    assert.match(found.text, /^0 lines from /);
+  });
+
+  // Review finding: text from Loki's answer in an error (an echoed resultType, a schema
+  // error naming a label key) was neither redacted nor cut: a 5 MB resultType made a 5 MB error.
+  test("text from Loki's answer in an error is redacted and cut", async (t) => {
+    let body = '';
+    const loki = await fakeLoki(t, () => ({ status: 200, body }));
+    const { call } = await startServer(t, { url: loki.url });
+    const answers = [
+      { resultType: `password=hunter2 ${'x'.repeat(5_000_000)}`, result: [] },
+      { resultType: 'streams', result: [{ stream: { [`api_token_${'A'.repeat(100_000)}`]: 1 }, values: [] }] },
+      { resultType: 'streams', result: [{ stream: { a: 'b' }, values: Array.from({ length: 20_000 }, (_, i) => [String(i), i]) }] },
+    ];
+    for (const data of answers) {
+      body = JSON.stringify({ status: 'success', data });
+      const r = await call('loki_query', { labels: { job: 'api' } });
+      assert.equal(r.isError, true);
+      assert.ok(r.text.length < 1_500, `${r.text.length} characters: ${r.text.slice(0, 200)}`);
+      assert.match(r.text, /… \[\d+ more chars\]/);
+      assert.ok(!r.text.includes('hunter2'), r.text.slice(0, 200));
+    }
+  });
+
   test('an unreachable Loki is a clear isError and the server keeps serving', async (t) => {
     const port = await freePort();
     const { client, call } = await startServer(t, { url: `http://127.0.0.1:${port}` });
@@ -413,8 +476,28 @@ describe('loki MCP server, file backend', () => {
     assert.equal(await count({ labels: { ...web, msg: { op: '=~', value: '.*hunter.*' } } }), 0);
     assert.equal(await count({ labels: { ...web, authorization: { op: '=~', value: 'Bearer a.*' } } }), 0);
     assert.equal(await count({ labels: { ...web, authorization: { op: '!~', value: 'Bearer a.*' } } }), 5);
-    assert.equal(await count({ labels: { ...web, msg: { op: '=~', value: 'POST /login.*' } } }), 1);
+    // A field with anything masked in it is masked whole (see the test below).
+    assert.equal(await count({ labels: { ...web, msg: { op: '=~', value: 'POST /login.*' } } }), 0);
+    assert.equal(await count({ labels: { ...web, msg: '[REDACTED]' } }), 1);
+    assert.equal(await count({ labels: { ...web, msg: { op: '=~', value: 'GET /cart' } } }), 1);
     assert.equal(await count({ labels: { ...web, authorization: { op: '=~', value: '.+' } } }), 1);
+  });
+
+  // Review finding: `"password":"correct horse battery staple"` was matched as
+  // `[REDACTED] horse battery staple` (the pair rule's unquoted form stops at a space), so
+  // `password=~"\\[REDACTED\\] h.*"`, `"... ho.*"`, ... spelled out the hidden words.
+  test('a field with a masked part is masked whole: a matcher cannot probe past the mask', async (t) => {
+    const file = join(tempDir(t, 'bugbot-loki-pw-'), 'app.log');
+    writeFileSync(file, [line({ time: '2025-03-01T10:00:00.000Z', msg: 'login', password: 'correct horse battery staple' }), line({ time: '2025-03-01T10:01:00.000Z', msg: 'login', password: 'hunter2;x=1' })].join('\n') + '\n');
+    const { call } = await startServer(t, { files: [file] });
+    const range = { start: '2025-03-01T09:00:00Z', end: '2025-03-01T11:00:00Z' };
+    const count = async (password: unknown) => {
+      const r = await call('loki_query', { labels: { msg: 'login', password }, time_range: range });
+      assert.equal(r.isError, false, r.text);
+      return Number(/^(\d+) lines? from/.exec(r.text)?.[1]);
+    };
+    for (const value of ['\\[REDACTED\\] h.*', '\\[REDACTED\\] .+', '\\[REDACTED\\];x=1', '.*horse.*']) assert.equal(await count({ op: '=~', value }), 0, value);
+    assert.equal(await count('[REDACTED]'), 2);
   });
 
   // Review finding: a pattern that backtracks for ever ((.*)*x over a line of 40 "a"s)

@@ -1,7 +1,7 @@
 /** browser_click: click one element on the page. */
 import { z } from 'zod';
 import { defineTool, text, ToolError } from '../../shared/tool.ts';
-import { describePage, errorText, leaveForeignPage, type BrowserToolContext } from '../browser.ts';
+import { describePage, errorText, leaveForeignPage, pageText, type BrowserToolContext } from '../browser.ts';
 import { newEntriesNote } from '../console-log.ts';
 
 export const browserClick = defineTool({
@@ -23,14 +23,14 @@ export const browserClick = defineTool({
       await page.locator(selector).click();
     } catch (err) {
       throw new ToolError(
-        `Could not click ${selector} on ${page.url()} (waited up to ${settings.actionTimeoutMs} ms): ${errorText(err)}`,
+        `Could not click ${selector} on ${pageText(page.url(), session.mask)} (waited up to ${settings.actionTimeoutMs} ms): ${errorText(err, session.mask)}`,
       );
     }
     await page.waitForLoadState('load').catch(() => undefined);
-    const foreign = await leaveForeignPage(page, policy, session.blockedNavigation);
+    const foreign = await leaveForeignPage(page, policy, session.blockedNavigation, session.mask);
     if (foreign) {
       throw new ToolError(`Clicking ${selector} led to ${foreign}, outside the dev server: blocked, page reset to about:blank; ${policy.describe()}.`);
     }
-    return text(`Clicked ${selector}. Page: ${await describePage(page)}.${newEntriesNote(session.console, before)}`);
+    return text(`Clicked ${selector}. Page: ${await describePage(page, session.mask)}.${newEntriesNote(session.console, before)}`);
   },
 });

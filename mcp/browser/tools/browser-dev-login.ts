@@ -66,9 +66,9 @@ export const browserDevLogin = defineTool({
         await page.waitForLoadState('load');
       }
     } catch (err) {
-      throw new ToolError(`Logging in as '${name}' via ${how} failed: ${errorText(err)}${newEntriesNote(session.console, before)}`);
+      throw new ToolError(`Logging in as '${name}' via ${how} failed: ${errorText(err, session.mask)}${newEntriesNote(session.console, before)}`);
     }
-    const foreign = await leaveForeignPage(page, policy, session.blockedNavigation);
+    const foreign = await leaveForeignPage(page, policy, session.blockedNavigation, session.mask);
     if (foreign) throw new ToolError(`Logging in as '${name}' via ${how} led to ${foreign}, outside the dev server: blocked; ${policy.describe()}.`);
     if (!role.form && status !== undefined && status >= 400) {
       throw new ToolError(`Logging in as '${name}': ${how} answered HTTP ${status}; is the dev-login route enabled in the dev server?`);
@@ -79,11 +79,11 @@ export const browserDevLogin = defineTool({
       } catch {
         throw new ToolError(
           `Logging in as '${name}' via ${how} did not work: ${role.expect} did not appear within ${settings.actionTimeoutMs} ms. ` +
-            `Page: ${await describePage(page)}.${newEntriesNote(session.console, before)}`,
+            `Page: ${await describePage(page, session.mask)}.${newEntriesNote(session.console, before)}`,
         );
       }
     }
     const proof = role.expect ? `; the page shows ${role.expect}` : '';
-    return text(`Logged in as '${name}' (${role.description}) via ${how}${proof}. Page: ${await describePage(page)}.${newEntriesNote(session.console, before)}`);
+    return text(`Logged in as '${name}' (${role.description}) via ${how}${proof}. Page: ${await describePage(page, session.mask)}.${newEntriesNote(session.console, before)}`);
   },
 });

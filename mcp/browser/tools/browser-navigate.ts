@@ -26,15 +26,15 @@ export const browserNavigate = defineTool({
     try {
       status = (await page.goto(target.href, { waitUntil: 'load' }))?.status();
     } catch (err) {
-      throw new ToolError(`Opening ${target.href} failed: ${errorText(err)}${newEntriesNote(session.console, before)}`);
+      throw new ToolError(`Opening ${target.href} failed: ${errorText(err, session.mask)}${newEntriesNote(session.console, before)}`);
     }
-    const foreign = await leaveForeignPage(page, policy, session.blockedNavigation);
+    const foreign = await leaveForeignPage(page, policy, session.blockedNavigation, session.mask);
     if (foreign) {
       throw new ToolError(
         `${target.href} redirected to ${foreign}, outside the dev server: the redirect was blocked and the page reset to about:blank; ${policy.describe()}.`,
       );
     }
     const http = status === undefined ? '' : ` (HTTP ${status})`;
-    return text(`Opened ${await describePage(page)}${http}.${newEntriesNote(session.console, before)}`);
+    return text(`Opened ${await describePage(page, session.mask)}${http}.${newEntriesNote(session.console, before)}`);
   },
 });

@@ -1,11 +1,28 @@
 /** browser_screenshot: what the page looks like now, as a PNG image. */
 import { z } from 'zod';
+import type { Page } from 'playwright-core';
 import { defineTool, ToolError } from '../../shared/tool.ts';
+import { describePage, type BrowserToolContext } from '../browser.ts';
 
 /** The longest side of a screenshot, and its largest size: about what a model takes in one image. */
 const MAX_SIDE_PX = 8_000;
 const MAX_IMAGE_BYTES = 4_500_000;
-import { describePage, type BrowserToolContext } from '../browser.ts';
+
+/** The page's content size in CSS px, as Chromium laid it out (CDP Page.getLayoutMetrics). */
+async function layoutSize(page: Page): Promise<{ w: number; h: number }> {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { cssContentSize } = await cdp.send('Page.getLayoutMetrics');
+    return { w: Math.ceil(cssContentSize.width), h: Math.ceil(cssContentSize.height) };
+  } finally {
+    await cdp.detach().catch(() => undefined);
+  }
+}
+
+/** Width and height of a PNG, from its IHDR chunk (bytes 16 to 23). */
+function pngSize(png: Buffer): { w: number; h: number } {
+  return { w: png.readUInt32BE(16), h: png.readUInt32BE(20) };
+}
 
 export const browserScreenshot = defineTool({
   name: 'browser_screenshot',
@@ -22,15 +39,22 @@ export const browserScreenshot = defineTool({
     const page = await session.page();
     let clip: { x: number; y: number; width: number; height: number } | undefined;
     let note = '';
-    if (full_page) {
-      // A model takes images up to about 8000 px a side (and a few MB): a longer page is cut.
-      const size = (await page.evaluate('({ w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight })')) as { w: number; h: number };
-      if (size.h > MAX_SIDE_PX || size.w > MAX_SIDE_PX) {
-        clip = { x: 0, y: 0, width: Math.min(size.w, MAX_SIDE_PX), height: Math.min(size.h, MAX_SIDE_PX) };
-        note = ` (the page is ${size.w}×${size.h} px: only its top-left ${clip.width}×${clip.height} px are shown)`;
-      }
-    }
+    const cutTo = (size: { w: number; h: number }) => {
+      clip = { x: 0, y: 0, width: Math.min(size.w, MAX_SIDE_PX), height: Math.min(size.h, MAX_SIDE_PX) };
+      note = ` (the page is ${size.w}×${size.h} px: only its top-left ${clip.width}×${clip.height} px are shown)`;
+    };
+    // A model takes images up to about 8000 px a side (and a few MB): a longer page is cut.
+    // The size comes from Chromium's layout, not from the page's own scripts, which could
+    // redefine scrollHeight and so pass a 20000 px page for a short one.
+    const size = full_page ? await layoutSize(page) : undefined;
+    if (size && (size.h > MAX_SIDE_PX || size.w > MAX_SIDE_PX)) cutTo(size);
     let image = await page.screenshot({ type: 'png', fullPage: full_page, ...(clip ? { clip } : {}) });
+    // The image itself is the last word (the page may have grown between the two calls).
+    const taken = pngSize(image);
+    if (taken.w > MAX_SIDE_PX || taken.h > MAX_SIDE_PX) {
+      cutTo(taken);
+      image = await page.screenshot({ type: 'png', fullPage: full_page, clip });
+    }
     let mimeType = 'image/png';
     if (image.length > MAX_IMAGE_BYTES) {
       image = await page.screenshot({ type: 'jpeg', quality: 60, fullPage: full_page, ...(clip ? { clip } : {}) });
@@ -43,7 +67,7 @@ export const browserScreenshot = defineTool({
     return {
       content: [
         { type: 'image', data: image.toString('base64'), mimeType },
-        { type: 'text', text: `Screenshot of ${await describePage(page)}${note}` },
+        { type: 'text', text: `Screenshot of ${await describePage(page, session.mask)}${note}` },
       ],
     };
   },
