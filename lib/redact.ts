@@ -61,8 +61,13 @@ function builtinRules(hash: (v: string) => string): Rule[] {
       // taken whole (a lookahead's capture), so an unclosed quote costs one pass, not one
       // per candidate key.
       name: 'secret-pair',
-      re: /(?<![\w-])(?=[\w-]*?(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|access[_-]?key|auth|credential|session[_-]?id|cookie))(?=([\w-]+))\1(["']?\s*[:=]\s*)(?:(")(?=((?:[^"\\\r\n]|\\.)*))\4"?|(')(?=((?:[^'\\\r\n]|\\.)*))\6'?|[{[](?=([^{}[\]\r\n]*))\7[}\]]?|(?=([^\s"',;&}]+))\8)/gi,
-      replace: (_m, key: string, sep: string, dq?: string, _d?: string, sq?: string) => `${key}${sep}${dq ?? sq ?? ''}[REDACTED]${dq ?? sq ?? ''}`,
+      re: /(?<![\w-])(?=[\w-]*?(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|access[_-]?key|auth|credential|session[_-]?id|cookie))(?=([\w-]+))\1(["']?\s*[:=]\s*)(?:(")(?=((?:[^"\\\r\n]|\\.)*))\4"?|(')(?=((?:[^'\\\r\n]|\\.)*))\6'?|[{[](?=([^{}[\]\r\n]*))\7[}\]]?|(\\")(?=((?:[^"\\\r\n]|\\[^"\r\n])*))\9(?:\\")?|(?=([^\s"',;&}]+))\10)/gi,
+      // A value quoted inside a quoted string (JSON's "msg":"token: \"abc def\"") is taken
+      // to its escaped closing quote, not cut at the backslash.
+      replace: (_m, key: string, sep: string, dq?: string, _d?: string, sq?: string, _s?: string, _b?: string, eq?: string) => {
+        const q = dq ?? sq ?? eq ?? '';
+        return `${key}${sep}${q}[REDACTED]${q}`;
+      },
     },
     {
       name: 'card-number',

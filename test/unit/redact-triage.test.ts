@@ -32,6 +32,8 @@ test('redaction masks secrets of every common shape', () => {
     ["secret='a b c' next", /'a|b c/],
     ['api_key: "x\\"y z" after', /y z/],
     ['password="never closed, the rest of the line goes', /never|closed|rest/],
+    // Review finding: a value quoted inside a JSON string was cut at its backslash, the rest shown.
+    ['{"msg":"login with token: \\"abc def\\" failed"}', /abc|def/],
   ];
   for (const [input, leaked] of cases) {
     const out = r.text(input);
@@ -43,6 +45,7 @@ test('redaction masks secrets of every common shape', () => {
   assert.equal(r.text('card 4111 1111 1111 1111 declined'), 'card [REDACTED:card] declined', 'the text around a card number stays as it was');
   // A JSON line stays JSON, and what follows a masked value is still there.
   assert.equal(r.text('{"password":"a b","credentials":{"k":"v"},"user":"x"}'), '{"password":"[REDACTED]","credentials":[REDACTED],"user":"x"}');
+  assert.equal(r.text('{"msg":"token: \\"abc def\\" end"}'), '{"msg":"token: \\"[REDACTED]\\" end"}', 'the JSON string stays whole');
 });
 
 test('an event is redacted in every field that is stored: the service, label names and values, the email subject', () => {
