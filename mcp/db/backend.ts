@@ -12,6 +12,16 @@ export type Param = string | number | boolean | null;
 export interface Limits {
   rowLimit: number;
   statementTimeoutMs: number;
+  /** Longer cells are cut (by the database where it can: see CutCell). */
+  maxCellBytes: number;
+}
+
+/** A cell the database cut before sending it: its first characters, and the whole value's length in bytes. */
+export class CutCell {
+  constructor(
+    readonly head: string,
+    readonly bytes: number,
+  ) {}
 }
 
 export interface QueryResult {

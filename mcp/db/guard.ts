@@ -118,9 +118,10 @@ function sameStatement(text: string, stmt: unknown): boolean {
  * The estimate follows it column by column: a column's size is its expression's nodes,
  * a reference counting as the size of the column it names in a query that can be inlined
  * (a WITH query not declared MATERIALIZED, a subquery without grouping, aggregates,
- * DISTINCT, LIMIT or OFFSET); the statement's size is its largest query's. WITH names
- * resolve as PostgreSQL resolves them: the nearest enclosing definition. It overestimates
- * (a WITH query read twice is not inlined) rather than under.
+ * DISTINCT, LIMIT or OFFSET, or a UNION ALL of them, its columns its branches' together);
+ * the statement's size is its largest query's. WITH names resolve as PostgreSQL resolves
+ * them: the nearest enclosing definition. It overestimates (a WITH query read twice is
+ * not inlined) rather than under.
  */
 export const MAX_INLINED_SIZE = 100_000;
 
@@ -131,6 +132,8 @@ interface Cols {
   most: number;
   /** Sizes by position (what column aliases rename). */
   order: number[];
+  /** Output names by position (a set operation's columns are named by its first branch). */
+  names: Array<string | undefined>;
 }
 interface Cte {
   body: Node;
@@ -141,7 +144,7 @@ interface Cte {
   names: Array<string | undefined>;
   cols?: Cols;
 }
-const FLAT: Cols = { byName: new Map(), most: 1, order: [] };
+const FLAT: Cols = { byName: new Map(), most: 1, order: [], names: [] };
 
 /** Columns renamed by position (WITH name(a, b), FROM (...) alias(a, b)); unnamed ones keep their names. */
 function renamed(cols: Cols, names: Array<string | undefined>): Cols {
@@ -150,7 +153,7 @@ function renamed(cols: Cols, names: Array<string | undefined>): Cols {
   names.forEach((n, k) => {
     if (n !== undefined) byName.set(n, cols.order[k] ?? cols.most);
   });
-  return { ...cols, byName };
+  return { ...cols, byName, names: cols.order.map((_, k) => names[k] ?? cols.names[k]) };
 }
 
 /** A FROM item's JOIN conditions (ON), nested joins included. */
@@ -181,7 +184,18 @@ export function inlinedSize(stmt: unknown): number {
       const l = query(sel.larg as Node, inner, outer);
       const r = query(sel.rarg as Node, inner, outer);
       worst = Math.max(worst, cost(sel, ['larg', 'rarg', 'withClause'], inner, outer, new Map()));
-      return { byName: l.byName, most: Math.max(l.most, r.most), order: l.order };
+      // PostgreSQL flattens a UNION ALL read from FROM into an append of its branches, and
+      // a reference to one of its columns becomes that column's expression in every branch
+      // it can pull up: a column is as large as its branches' together (twelve nested
+      // levels of three references each, 2 KB of SQL, planned for 100 s in 10 GB). A branch
+      // it cannot pull up is read as a plain relation.
+      const side = (b: Node, c: Cols, k: number) => (pullable(b) ? (c.order[k] ?? c.most) : 1);
+      const order = l.order.map((_, k) => side(sel.larg as Node, l, k) + side(sel.rarg as Node, r, k));
+      const byName = new Map<string, number>();
+      l.names.forEach((n, k) => {
+        if (n !== undefined) byName.set(n, Math.max(byName.get(n) ?? 0, order[k]!));
+      });
+      return { byName, most: Math.max(1, ...order), order, names: l.names };
     }
     // What each FROM item (by its alias) offers when referenced.
     const items = new Map<string, Cols>();
@@ -217,6 +231,7 @@ export function inlinedSize(stmt: unknown): number {
     const levels = [items, ...outer];
     const out = new Map<string, number>();
     const order: number[] = [];
+    const names: Array<string | undefined> = [];
     let most = 1;
     const rows = sel.valuesLists as Array<{ List?: { items?: unknown[] } }> | undefined;
     if (rows) {
@@ -235,6 +250,7 @@ export function inlinedSize(stmt: unknown): number {
       most = Math.max(most, size);
       const fields = (t.ResTarget?.val as { ColumnRef?: { fields?: unknown[] } } | undefined)?.ColumnRef?.fields;
       const name = t.ResTarget?.name ?? (fields ? sval(fields[fields.length - 1]) : undefined);
+      names.push(name);
       if (name !== undefined) out.set(name, Math.max(out.get(name) ?? 0, size));
     }
     // The query's own size: every expression it holds (select list, WHERE, JOIN conditions,
@@ -243,7 +259,7 @@ export function inlinedSize(stmt: unknown): number {
     all += cost(sel, ['targetList', 'fromClause', 'withClause', 'valuesLists'], inner, outer, items);
     for (const f of (sel.fromClause as unknown[]) ?? []) all += cost(joinQuals(f), [], inner, outer, items);
     worst = Math.max(worst, all);
-    return { byName: out, most, order };
+    return { byName: out, most, order, names };
   };
 
   /** The nodes of an expression, a column reference counting as the size of what it names, a subquery as its largest column. */
@@ -292,7 +308,9 @@ export function inlinedSize(stmt: unknown): number {
 
   /** Whether PostgreSQL can pull a query up into the one that reads it (its columns then inline). */
   const pullable = (sel: Node): boolean => {
-    if (sel.op && sel.op !== 'SETOP_NONE') return false;
+    // UNION ALL becomes an append of its branches (unless LIMIT / OFFSET hold it together);
+    // UNION, INTERSECT and EXCEPT are planned on their own.
+    if (sel.op && sel.op !== 'SETOP_NONE') return sel.op === 'SETOP_UNION' && sel.all === true && !sel.limitCount && !sel.limitOffset;
     if (sel.groupClause || sel.havingClause || sel.distinctClause || sel.limitCount || sel.limitOffset || sel.windowClause) return false;
     let aggregate = false;
     walk(sel.targetList, (key, v) => {

@@ -38,7 +38,7 @@ const INSTRUCTIONS =
 export function createDbServer(opts: DbServerOptions): DbServer {
   const { settings, allowWrites } = opts;
   const log = opts.log ?? (() => {});
-  const limits = { rowLimit: settings.rowLimit, statementTimeoutMs: settings.statementTimeoutMs };
+  const limits = { rowLimit: settings.rowLimit, statementTimeoutMs: settings.statementTimeoutMs, maxCellBytes: settings.maxCellBytes };
   let backend: DbBackend;
   if (settings.driver === 'sqlite') {
     if (!opts.sqlitePath) throw new Error('db server: driver "sqlite" needs a database file (sqlitePath)');

@@ -6,12 +6,33 @@
  * to it. So the statement is rebuilt from PostgreSQL's own tokens: comments become
  * spaces, only plain '...' strings and "..." identifiers are kept, `$n` becomes `?n`,
  * TRUE and FALSE become 1 and 0 (SQLite reads a column named true first, where one exists).
+ * PostgreSQL's other reserved words that SQLite does not know (TRIM(LEADING ...), BETWEEN
+ * SYMMETRIC, VARIADIC, UNKNOWN ...) are refused: SQLite would read them as column names.
  */
 import { loadModule, scanSync } from 'libpg-query';
 import { ToolError } from '../shared/tool.ts';
 import type { Param } from './backend.ts';
 
 const COMMENTS = new Set(['C_COMMENT', 'SQL_COMMENT']);
+
+/** libpg-query's keyword kinds that PostgreSQL never reads as a plain column name. */
+const TYPE_FUNC_NAME_KEYWORD = 3;
+const RESERVED_KEYWORD = 4;
+
+/** SQLite's keywords (sqlite.org/lang_keywords.html): a PostgreSQL keyword among them is a keyword to SQLite too. */
+const SQLITE_KEYWORDS = new Set(
+  (
+    'abort action add after all alter always analyze and as asc attach autoincrement before begin between by cascade case cast ' +
+    'check collate column commit conflict constraint create cross current current_date current_time current_timestamp database ' +
+    'default deferrable deferred delete desc detach distinct do drop each else end escape except exclude exclusive exists explain ' +
+    'fail filter first following for foreign from full generated glob group groups having if ignore immediate in index indexed ' +
+    'initially inner insert instead intersect into is isnull join key last left like limit match materialized natural no not ' +
+    'nothing notnull null nulls of offset on or order others outer over partition plan pragma preceding primary query raise range ' +
+    'recursive references regexp reindex release rename replace restrict returning right rollback row rows savepoint select set ' +
+    'table temp temporary then ties to transaction trigger unbounded union unique update using vacuum values view virtual when ' +
+    'where window with without'
+  ).split(' '),
+);
 
 /** SQLite text and named bindings ({ '1': v1, ... }) for a guarded statement. */
 export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: string; bind: Record<string, unknown> }> {
@@ -52,6 +73,15 @@ export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: str
     } else if (/^unknown$/i.test(text) && prev !== '.' && !/^as$/i.test(prev)) {
       // IS [NOT] UNKNOWN: SQLite would read a column named unknown (testing a hidden value against a guess).
       throw new ToolError('IS [NOT] UNKNOWN is PostgreSQL-only; use IS NULL / IS NOT NULL on SQLite');
+    } else if (
+      (tok.keywordKind === RESERVED_KEYWORD || tok.keywordKind === TYPE_FUNC_NAME_KEYWORD) &&
+      !SQLITE_KEYWORDS.has(text.toLowerCase()) &&
+      prev !== '.' &&
+      !/^as$/i.test(prev)
+    ) {
+      // A word PostgreSQL reads as syntax, SQLite as a column: TRIM(LEADING || '') selected a
+      // hidden column named leading, x BETWEEN SYMMETRIC || '' AND 'z' compared one with a guess.
+      throw new ToolError(`${text} is PostgreSQL syntax SQLite does not have (it would read a column named ${text.toLowerCase()}); rewrite the query without it`);
     } else if (/^[a-z]*&?['"$]/i.test(text) && !/^['"]/.test(text)) {
       throw new ToolError(`${text.slice(0, 20)}: E'...', U&'...', $$...$$, B'...' and X'...' literals are PostgreSQL-only; use plain '...' strings on SQLite`);
     } else {

@@ -336,6 +336,33 @@ describe('db MCP server on SQLite', () => {
     for (const text of seen) assert.ok(!text.includes('CANARY-'), `leaked: ${text}`);
   });
 
+  test("PostgreSQL's reserved words that SQLite reads as column names are refused: a hidden column named leading stays hidden", async (t) => {
+    const file = join(tempDir(t, 'bugbot-sqlite-'), 'app.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, leading TEXT, symmetric TEXT, variadic TEXT)');
+    db.prepare("INSERT INTO users VALUES (1, 'u1@example.com', 'CANARY-LEADING', 'CANARY-SYM-2', 'CANARY-VARIADIC')").run();
+    db.close();
+    const settings = dbSettingsSchema.parse({
+      driver: 'sqlite',
+      sqlitePath: file,
+      tables: { users: ['id', 'email'] },
+      sensitive: { users: ['leading', 'symmetric', 'variadic'] },
+    });
+    const client = await sqliteClient(t, settings, file);
+    for (const sql of [
+      "SELECT u.id, TRIM(LEADING || '') AS x FROM users u",
+      "SELECT u.id, concat(VARIADIC || '') AS x FROM users u",
+      // A yes/no answer to a guess at the hidden value.
+      "SELECT u.id FROM users u WHERE 'CANARY-SYM-2' BETWEEN SYMMETRIC || '' AND 'z'",
+    ]) {
+      const r = await call(client, 'db_query', { sql });
+      assert.ok(r.isError, `accepted: ${sql}\n${r.text}`);
+      assert.match(r.text, /PostgreSQL syntax SQLite does not have/, sql);
+    }
+    assert.deepEqual(rows(await call(client, 'db_query', { sql: 'SELECT u.id, u.email FROM users u' })).rows, [[1, 'u1@example.com']]);
+    for (const text of seen) assert.ok(!text.includes('CANARY-'), `leaked: ${text}`);
+  });
+
   test('a reply carries at most 256 KB of cells: whole rows while they fit, and says it cut them', async (t) => {
     const file = join(tempDir(t, 'bugbot-sqlite-'), 'app.db');
     const db = new Database(file);

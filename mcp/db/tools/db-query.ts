@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { defineTool, text, ToolError } from '../../shared/tool.ts';
-import type { DbCtx, QueryResult } from '../backend.ts';
+import { CutCell, type DbCtx, type QueryResult } from '../backend.ts';
 import { checkSql, GuardError, type GuardedSql } from '../guard.ts';
 
 const param = z.union([z.string(), z.number(), z.boolean(), z.null()]);
@@ -13,6 +13,8 @@ const param = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 function cell(v: unknown, maxBytes: number): unknown {
   if (v === null || v === undefined) return null;
   if (typeof v === 'number' || typeof v === 'boolean') return v;
+  const cut = (s: string, bytes: number) => `${Buffer.from(s).subarray(0, maxBytes).toString()}… [cut: ${bytes} bytes, limit ${maxBytes}]`;
+  if (v instanceof CutCell) return cut(v.head, v.bytes);
   let s: string;
   if (typeof v === 'string') s = v;
   else if (typeof v === 'bigint') s = v.toString();
@@ -20,8 +22,7 @@ function cell(v: unknown, maxBytes: number): unknown {
   else if (v instanceof Uint8Array) s = `\\x${Buffer.from(v).toString('hex')}`;
   else s = JSON.stringify(v);
   const bytes = Buffer.byteLength(s);
-  if (bytes <= maxBytes) return s;
-  return `${Buffer.from(s).subarray(0, maxBytes).toString()}… [cut: ${bytes} bytes, limit ${maxBytes}]`;
+  return bytes <= maxBytes ? s : cut(s, bytes);
 }
 
 /**

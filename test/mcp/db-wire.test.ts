@@ -1,0 +1,161 @@
+// The db MCP server against what PostgreSQL sends it: the server process (mcp/db/main.ts,
+// spawned over stdio) talks to a real PostgreSQL (test/support/postgres.ts) through a
+// proxy here that counts the bytes of every reply and can corrupt one. The read-only role
+// has standard_conforming_strings off, as some older databases do. Sensitive columns hold
+// CANARY- values; no response may contain one.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { repoRoot } from '../support/helpers.ts';
+import { startPostgres, type TestPostgres } from '../support/postgres.ts';
+
+const BIG = 5_000_000;
+const SCHEMA = `
+  CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL, password_hash text NOT NULL);
+  INSERT INTO users (email, password_hash) SELECT 'user' || i || '@example.com', 'CANARY-PW-' || i FROM generate_series(1, 5) i;
+  CREATE TABLE notes (id int PRIMARY KEY, body text, flag boolean, n bigint, at timestamptz, meta jsonb, tags int[]);
+  INSERT INTO notes VALUES (1, repeat('x', ${BIG}), true, 5, '2026-01-02T03:04:05Z', '{"a": 1}', '{1,2}'),
+                           (2, 'short', NULL, NULL, NULL, NULL, NULL);`;
+
+const SETTINGS = {
+  urlEnv: 'TEST_DB_URL',
+  tables: { users: ['id', 'email'], notes: ['id', 'body', 'flag', 'n', 'at', 'meta', 'tags'] },
+  sensitive: { users: ['password_hash'] },
+  statementTimeoutMs: 5000,
+  rowLimit: 50,
+  maxCellBytes: 200,
+};
+
+interface Reply {
+  text: string;
+  isError: boolean;
+}
+const seen: string[] = [];
+
+async function call(client: Client, sql: string): Promise<Reply> {
+  const r = await client.callTool({ name: 'db_query', arguments: { sql } });
+  const text = (r.content as Array<{ text?: string }>).map((c) => c.text ?? '').join('\n');
+  seen.push(text);
+  return { text, isError: r.isError === true };
+}
+
+function rows(reply: Reply): { columns: string[]; rows: unknown[][] } {
+  assert.ok(!reply.isError, reply.text);
+  return JSON.parse(reply.text.slice(reply.text.indexOf('\n') + 1)) as { columns: string[]; rows: unknown[][] };
+}
+
+/** A TCP proxy to PostgreSQL: counts the bytes it sends back; `poison()` replaces the next reply with a malformed message. */
+function proxy(port: number): Promise<{ port: number; received: () => number; poison: () => void; close: () => void }> {
+  let received = 0;
+  let poisoned = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d: Buffer) => {
+      if (poisoned) {
+        poisoned = false;
+        // A DataRow that says it has one field and ends before the field's length:
+        // pg-protocol throws reading past the buffer, from the socket's data handler.
+        client.write(Buffer.from([0x44, 0, 0, 0, 6, 0, 1]));
+        return;
+      }
+      received += d.length;
+      client.write(d);
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as { port: number }).port,
+        received: () => received,
+        poison: () => (poisoned = true),
+        close: () => {
+          for (const s of sockets) s.destroy();
+          server.close();
+        },
+      }),
+    ),
+  );
+}
+
+describe('db MCP server: what PostgreSQL sends back', () => {
+  let pg: TestPostgres;
+  let wire: Awaited<ReturnType<typeof proxy>>;
+  let client: Client;
+  let dir: string;
+  let stderr = '';
+
+  before(async () => {
+    pg = await startPostgres(undefined, { schemaSql: SCHEMA });
+    await pg.admin('ALTER ROLE bugbot_ro SET standard_conforming_strings = off');
+    wire = await proxy(pg.port);
+    dir = mkdtempSync(join(tmpdir(), 'bugbot-db-wire-'));
+    writeFileSync(join(dir, 'db.json'), JSON.stringify(SETTINGS));
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: ['--import', 'tsx', join(repoRoot, 'mcp/db/main.ts'), '--settings', join(dir, 'db.json')],
+      cwd: repoRoot,
+      env: { ...getDefaultEnvironment(), TEST_DB_URL: pg.readonlyUrl.replace(`:${pg.port}/`, `:${wire.port}/`) },
+      stderr: 'pipe',
+    });
+    transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    client = new Client({ name: 'db-wire-test', version: '0.0.0' });
+    await client.connect(transport);
+  });
+  after(async () => {
+    await client?.close();
+    wire?.close();
+    await pg?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a long cell is cut by the database: a few hundred bytes cross the wire, not the value; other types come as before', async () => {
+    const before = wire.received();
+    const r = rows(await call(client, 'SELECT n.id, n.body, n.flag, n.n, n.at, n.meta, n.tags, n.body AS again FROM notes n ORDER BY n.id'));
+    const sent = wire.received() - before;
+    assert.ok(sent < 20_000, `${sent} bytes came from the database for a ${BIG}-byte cell`);
+    assert.deepEqual(r.columns, ['id', 'body', 'flag', 'n', 'at', 'meta', 'tags', 'again']);
+    const cut = `${'x'.repeat(200)}… [cut: ${BIG} bytes, limit 200]`;
+    assert.deepEqual(r.rows, [
+      [1, cut, true, '5', '2026-01-02T03:04:05.000Z', '{"a": 1}', '{1,2}', cut],
+      [2, 'short', null, null, null, null, null, 'short'],
+    ]);
+    // Values that fit, a trailing comment, parameters: the query reads as written.
+    assert.deepEqual(rows(await call(client, 'SELECT n.body FROM notes n WHERE n.id = 2 -- the short one')).rows, [['short']]);
+    assert.deepEqual(rows(await call(client, "SELECT count(*) AS n, string_agg(u.email, ',' ORDER BY u.id) AS e FROM users u")).rows[0]?.[0], '5');
+  });
+
+  test('with standard_conforming_strings off for the role, a backslash cannot turn a literal the guard read into columns', async () => {
+    // Read with the setting off, '\' AS a, ' is one string and password_hash a column.
+    const r = rows(await call(client, "SELECT '\\' AS a, ' AS b, password_hash AS c --'\nFROM users LIMIT 2"));
+    assert.equal(r.columns.length, 2);
+    assert.deepEqual(r.rows[0], ['\\', ' AS b, password_hash AS c --']);
+  });
+
+  test('a reply the driver cannot read fails the call, and the server keeps working', async () => {
+    wire.poison();
+    const r = await call(client, 'SELECT u.id FROM users u ORDER BY u.id LIMIT 1');
+    assert.ok(r.isError, r.text);
+    assert.match(r.text, /reply could not be read/);
+    assert.deepEqual(rows(await call(client, 'SELECT u.id FROM users u ORDER BY u.id LIMIT 1')).rows, [[1]], stderr);
+  });
+
+  test('no response ever contained a sensitive value', () => {
+    assert.ok(seen.length >= 5);
+    for (const text of seen) assert.ok(!/CANARY-/.test(text), `leaked: ${text}`);
+  });
+});
