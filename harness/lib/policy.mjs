@@ -3,7 +3,8 @@
 // by the stream watcher (harness/lib/run-phase.mjs), which kills a session when a
 // banned call got through. Plain JavaScript so both start in milliseconds.
 import { readFileSync, realpathSync } from 'node:fs';
-import { dirname, isAbsolute, normalize, relative, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, normalize, posix, relative, resolve } from 'node:path';
 
 /** Paths no phase may write: repository machinery, agent config, CI, hooks (protected-paths.txt). */
 const PROTECTED = readFileSync(new URL('./protected-paths.txt', import.meta.url), 'utf8')
@@ -11,19 +12,25 @@ const PROTECTED = readFileSync(new URL('./protected-paths.txt', import.meta.url)
   .filter((l) => l && !l.startsWith('#'))
   .map((l) => new RegExp(l));
 
-/** Paths no phase may read: credentials and process environments. */
+/** Paths no phase may read: credentials (HARNESS_CREDENTIALS in common.sh) and process environments. */
 const SECRET_READS = [
   /(^|\/)\.ssh(\/|$)/,
   /(^|\/)\.aws(\/|$)/,
   /(^|\/)\.gnupg(\/|$)/,
+  /(^|\/)\.kube(\/|$)/,
+  /(^|\/)\.azure(\/|$)/,
+  /(^|\/)\.config\/gcloud(\/|$)/,
+  // Only its login: a repository's own .docker/ folder holds Dockerfiles.
   /(^|\/)\.docker\/config\.json$/,
   /(^|\/)\.netrc$/,
   /(^|\/)\.npmrc$/,
+  /(^|\/)\.pgpass$/,
   /(^|\/)\.git-credentials$/,
   /(^|\/)\.config\/gh(\/|$)/,
   // A Claude Code login: the operator's, or any session's.
   /(^|\/)\.claude\/\.credentials\.json$/,
   /(^|\/)\.claude\.json$/,
+  /(^|\/)\.config\/claude(\/|$)/,
   /^\/proc\/[^/]+\/(environ|cmdline|mem)$/,
   /^\/etc\/(shadow|gshadow|sudoers)/,
   /(^|\/)\.env(\.|$)(?!example)/,
@@ -57,22 +64,178 @@ const GIT_VALUE_OPTIONS = new Set(['-C', '-c', '--git-dir', '--work-tree', '--na
 /** git subcommands that only read (and commit, whose message may name any path). */
 const GIT_READ_ONLY = new Set(['log', 'show', 'diff', 'status', 'blame', 'grep', 'shortlog', 'rev-parse', 'ls-files', 'commit']);
 
+/**
+ * Configuration that git -c / --config-env may not set: what runs a program or any git
+ * command (`git -c alias.p=push p` is a push the subcommand check never sees), skips or
+ * replaces hooks, sends data elsewhere, or reads configuration from another file.
+ */
+const GIT_CONFIG_BANNED =
+  /^(alias|include|includeif|protocol|url|remote|credential|filter|difftool|mergetool|gpg|ssh|sendemail|uploadpack|receive)\.|^core\.(hookspath|sshcommand|fsmonitor|gitproxy|askpass|alternaterefscommand|attributesfile|worktree)$|^diff\.external$|\.(command|cmd|program|driver|helper|textconv|process|clean|smudge|tool)$/;
+/** Keys whose value is a program git runs: allowed only with a value that runs nothing else. */
+const GIT_PROGRAM_KEYS = /^(core\.(pager|editor)|sequence\.editor|pager\.[^.]+)$/;
+/** A pager or editor that runs nothing else (`-c core.pager=cat`, `GIT_PAGER=cat`, `pager.log=false`). */
+const SAFE_PROGRAM = /^\s*(cat|less|more|true|false|:)?(\s+-[\w-]+)*\s*$/;
+
+/** Why git may not run with this `-c` entry (`name=value`), or null. byEnv: --config-env, whose value is not in the command. */
+function gitConfigProblem(entry, byEnv) {
+  const eq = entry.indexOf('=');
+  const key = (eq < 0 ? entry : entry.slice(0, eq)).toLowerCase();
+  if (GIT_PROGRAM_KEYS.test(key) ? byEnv || !SAFE_PROGRAM.test(entry.slice(eq + 1)) : GIT_CONFIG_BANNED.test(key)) {
+    return `git -c ${key} is not allowed: it runs a program, or another git command than the one named`;
+  }
+  return null;
+}
+
+/** Variables that configure git like -c does (GIT_CONFIG_COUNT/KEY_n/VALUE_n, _PARAMETERS, _GLOBAL) or name a program it runs. Reading them ($X, ${X}) is fine. */
+const GIT_ENV_NAMES = 'GIT_CONFIG\\w*|GIT_EXEC_PATH|GIT_SSH\\w*|GIT_ASKPASS|SSH_ASKPASS|GIT_PROXY_COMMAND|GIT_EXTERNAL_DIFF|GIT_TEMPLATE_DIR';
+const GIT_ENV = new RegExp(`(?<!\\$\\{)(?<![$\\w.])(${GIT_ENV_NAMES})\\b|\\$\\{(${GIT_ENV_NAMES})\\b(?!\\})`);
+/** Pagers and editors git runs, set in the command; allowed with a SAFE_PROGRAM value. */
+const PROGRAM_ENV_NAMES = 'GIT_PAGER|PAGER|GIT_EDITOR|EDITOR|VISUAL|GIT_SEQUENCE_EDITOR';
+const PROGRAM_ENV = new RegExp(`(?<![$\\w.])(${PROGRAM_ENV_NAMES})=('[^']*'|"[^"]*"|[^\\s;&|)]*)|\\$\\{(${PROGRAM_ENV_NAMES}):?=`, 'g');
+
 /** Commands that run the rest of their words as another command. */
 const WRAPPERS = new Set(['env', 'command', 'exec', 'nohup', 'nice', 'time', 'timeout', 'xargs', 'setsid', 'stdbuf', 'builtin']);
 
-/** Split a shell command into its simple commands (by ; && || | newlines and substitutions). */
+/** Commands whose arguments are text (a pattern), never a command: a `git push` there is not run. */
+const TEXT_COMMANDS = new Set(['grep', 'egrep', 'fgrep', 'rg']);
+
+/** The longest command the guard reads: the hook must decide well within its timeout, or Claude Code runs the call. */
+const MAX_COMMAND = 16 * 1024;
+
+/** Separators of simple commands: ; & && || | |& newlines, substitutions and subshells. */
+const SEPARATORS = /;|&&|\|\||\|&?|(?<![<>])&(?!>)|\n|\$\(|`|\(|\)/g;
+
+/**
+ * Split a shell command into its simple commands, quotes or not (a quoted `;` splits too:
+ * the guard would rather read too many commands than miss one). sub: a substitution
+ * follows, whose output the command gets as words (`rm -rf src/$(...)`).
+ */
 function segments(cmd) {
-  return cmd
-    .split(/;|&&|\|\||\||\n|\$\(|`|\(|\)/)
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const out = [];
+  let start = 0;
+  const push = (end, sep) => {
+    const text = cmd.slice(start, end).trim();
+    if (text) out.push({ text, sub: sep === '$(' || sep === '`', whole: cmd, at: start, end });
+  };
+  for (const m of cmd.matchAll(SEPARATORS)) {
+    push(m.index, m[0]);
+    start = m.index + m[0].length;
+  }
+  push(cmd.length, '');
+  return out;
 }
 
-/** The words of a simple command, without leading VAR=value assignments. */
-function words(segment) {
-  const w = segment.split(/\s+/);
-  while (w.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(w[0])) w.shift();
-  return w;
+/**
+ * Where the simple command that starts at `at` ends as the shell reads it (a quoted `;` does
+ * not end it), or -1 when a substitution makes that uncertain (the command goes on after it).
+ */
+function commandEnd(cmd, at) {
+  let quote = null;
+  for (let i = at; i < cmd.length; i++) {
+    const c = cmd[i];
+    if (quote === "'") {
+      if (c === "'") quote = null;
+    } else if (quote === "$'") {
+      if (c === '\\') i++;
+      else if (c === "'") quote = null;
+    } else if (c === '\\') i++;
+    else if (c === '`' || (c === '$' && cmd[i + 1] === '(') || ((c === '<' || c === '>') && cmd[i + 1] === '(')) return -1;
+    else if (quote) {
+      if (c === quote) quote = null;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === '$' && cmd[i + 1] === "'") quote = cmd.slice(i, ++i + 1);
+    else if (c === '#' && (i === at || /\s/.test(cmd[i - 1]))) return cmd.includes('\n', i) ? cmd.indexOf('\n', i) : cmd.length;
+    else if (';&|\n()'.includes(c)) return i;
+  }
+  return cmd.length;
+}
+
+/** The character an ANSI-C escape (`$'\x70ush'`) stands for, and how many characters it took after the backslash. */
+function ansiEscape(s, i) {
+  const simple = { n: '\n', t: '\t', r: '\r', a: '\x07', b: '\b', e: '\x1b', E: '\x1b', f: '\f', v: '\v' };
+  const c = s[i];
+  if (c in simple) return [simple[c], 1];
+  const hex = /^(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8})/.exec(s.slice(i, i + 9));
+  if (hex) return [String.fromCodePoint(parseInt(hex[0].slice(1), 16)), hex[0].length];
+  const oct = /^[0-7]{1,3}/.exec(s.slice(i, i + 3));
+  if (oct) return [String.fromCharCode(parseInt(oct[0], 8)), oct[0].length];
+  return [c ?? '', 1];
+}
+
+/**
+ * The words of a simple command, without redirections and their targets (`push>/dev/null`,
+ * `push<&-` and `push 2>&1` are all `push`). quoted: quotes join words and backslashes
+ * escape, as in the shell; otherwise every blank ends a word and quote characters are
+ * dropped, so a quoted phrase reads as its words. Segments are cut without regard to
+ * quotes, so neither reading is always the shell's: the guard checks both.
+ */
+function lex(seg, quoted, starts) {
+  /** @type {string[] & { open?: boolean }} open: the segment ends inside quotes (it was cut there). */
+  const out = [];
+  let cur = '';
+  let any = false;
+  let target = false;
+  let from = 0;
+  const end = () => {
+    if (any) {
+      if (target) target = false;
+      else {
+        out.push(cur);
+        starts?.push(from);
+      }
+    }
+    cur = '';
+    any = false;
+  };
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg[i];
+    if (!any) from = i;
+    if (quoted && (c === "'" || c === '"' || (c === '$' && (seg[i + 1] === "'" || seg[i + 1] === '"')))) {
+      const ansi = c === '$' && seg[i + 1] === "'";
+      const q = c === '$' ? seg[++i] : c;
+      any = true;
+      for (i++; i < seg.length && seg[i] !== q; i++) {
+        if (i === seg.length - 1) out.open = true;
+        if (seg[i] === '\\' && i + 1 < seg.length && (ansi || (q === '"' && '"\\$`'.includes(seg[i + 1])))) {
+          if (ansi && !`'"\\?`.includes(seg[i + 1])) {
+            const [ch, n] = ansiEscape(seg, i + 1);
+            cur += ch;
+            i += n;
+          } else cur += seg[++i];
+        } else cur += seg[i];
+      }
+    } else if (c === "'" || c === '"') {
+      any = true;
+    } else if (c === '\\') {
+      if (quoted && i + 1 < seg.length) cur += seg[++i];
+      any = true;
+    } else if (/\s/.test(c)) {
+      end();
+    } else if (c === '<' || c === '>' || (c === '&' && seg[i + 1] === '>')) {
+      // A number right before the operator is its file descriptor (2>x); any other word ends here.
+      if (/^\d+$/.test(cur)) {
+        cur = '';
+        any = false;
+      } else end();
+      while (i + 1 < seg.length && '<>&|'.includes(seg[i + 1])) i++;
+      target = true;
+    } else {
+      cur += c;
+      any = true;
+    }
+  }
+  end();
+  return out;
+}
+
+/** The words of a simple command (one reading, see lex), without leading VAR=value assignments. */
+function words(segment, quoted) {
+  const w = lex(segment, quoted);
+  let i = 0;
+  while (i < w.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(w[i])) i++;
+  const out = w.slice(i);
+  out.open = w.open;
+  return out;
 }
 
 const unquote = (x) => String(x ?? '').replace(/^['"]+|['"]+$/g, '');
@@ -83,64 +246,197 @@ const baseName = (x) => unquote(x).replace(/^.*\//, '');
  * `nohup`, `xargs -0`, ...) with their options are peeled off.
  */
 function commandWords(w) {
-  let i = 0;
+  return w.slice(commandStart(w, 0));
+}
+
+/** Where the command that runs starts in w, from index i (see commandWords). */
+function commandStart(w, i) {
   for (;;) {
     while (i < w.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(w[i])) i++;
     const name = baseName(w[i]);
-    if (!WRAPPERS.has(name)) return w.slice(i);
+    if (!WRAPPERS.has(name)) return i;
     // `env` alone (or with only options and names) is an environment dump, checked as env.
-    if (name === 'env' && w.slice(i + 1).every((x) => x.startsWith('-') || /^[A-Za-z_][A-Za-z0-9_]*$/.test(x))) return w.slice(i);
+    let j = i + 1;
+    if (name === 'env') while (j < w.length && (w[j].startsWith('-') || /^[A-Za-z_][A-Za-z0-9_]*$/.test(w[j]))) j++;
+    if (name === 'env' && j === w.length) return i;
     i++;
     while (i < w.length && (w[i].startsWith('-') || /^\d+(\.\d+)?[smhd]?$/.test(w[i]))) i++;
   }
 }
 
-/** git's subcommand after the `git` word at index i, skipping global options and their values. */
+/**
+ * git's subcommand after the `git` word at index i, skipping global options and their
+ * values; problem: a global option that makes git run something else (-c alias.p=push).
+ */
 function gitSubcommand(w, i) {
+  let problem = null;
   for (let j = i + 1; j < w.length; j++) {
+    // No honest command has this many; scanning on would make many `git` words quadratic.
+    if (j - i > 64) return { sub: '', at: j, problem: "too many options before git's subcommand" };
     const x = unquote(w[j]);
+    if (x === '-c' || x === '--config-env') problem ??= gitConfigProblem(w[j + 1] ?? '', x === '--config-env');
+    else if (x.startsWith('--config-env=')) problem ??= gitConfigProblem(x.slice('--config-env='.length), true);
+    else if (x.startsWith('--exec-path=')) problem ??= 'git --exec-path runs git commands from another folder';
     if (GIT_VALUE_OPTIONS.has(x)) j++;
-    else if (!x.startsWith('-')) return { sub: x, at: j };
+    else if (!x.startsWith('-')) return { sub: x, at: j, problem };
+  }
+  return problem ? { sub: '', at: w.length, problem } : null;
+}
+
+/**
+ * Options the git checks look for after a subcommand. -n is --no-verify for commit and am
+ * (for merge and rebase it is --no-stat); a cluster (-nm) counts until an option that takes
+ * the rest as its value (-mn is the message "n").
+ */
+const GIT_FLAGS = {
+  hard: /^--hard$/,
+  force: /^(-[a-zA-Z]*f|--force$)/,
+  output: /^--output(=|$)/,
+  pager: /^(-O|--open-files-in-pager)/,
+  ext: /^--ext-diff$/,
+  commitN: /^-[^-mFcCtuS]*n/,
+  amN: /^-[^-CpS]*n/,
+};
+
+/**
+ * Where each option of GIT_FLAGS last stands in w, so each `git` word's check is a lookup,
+ * not a scan of the words after it: a command of thousands of `git` words must still be
+ * decided in time.
+ */
+function gitFlags(w) {
+  const last = {};
+  for (let i = 0; i < w.length; i++) for (const k in GIT_FLAGS) if (GIT_FLAGS[k].test(w[i])) last[k] = i;
+  return last;
+}
+
+/** The checks of every `git` word of a command (xargs git push, a wrapper we do not know). */
+function checkGit(w, name, shell, exact) {
+  const last = gitFlags(w);
+  // The pattern of grep, a commit's message, git log --grep: text, whose `git` words are not
+  // commands (unless the command defines functions or aliases, which could make them one).
+  const text = shell.textArgs && (TEXT_COMMANDS.has(name) || (name === 'git' && GIT_READ_ONLY.has(gitSubcommand(w, 0)?.sub)));
+  for (let i = 0; i < w.length; i++) {
+    if (baseName(w[i]) !== 'git') continue;
+    if (i > 0 && text) break;
+    const d = checkGitWord(w, i, last, exact);
+    if (d) return d;
   }
   return null;
 }
 
+/** The checks of the `git` word w[i]; last: gitFlags(w). */
+function checkGitWord(w, i, last, exact) {
+  const after = (k, at) => (last[k] ?? -1) > at;
+  const g = gitSubcommand(w, i);
+  if (!g) return null;
+  if (BANNED_GIT.has(g.sub)) return deny(`${BANNED_GIT.get(g.sub)} (git ${g.sub})`);
+  if (g.problem) return deny(g.problem);
+  if (g.sub === '' || /[$`]/.test(g.sub)) return deny('git\'s subcommand must be written out, not taken from a variable or a substitution');
+  if (g.sub === 'reset' && after('hard', g.at)) return deny('git reset --hard destroys work');
+  if (g.sub === 'clean' && after('force', g.at)) return deny('git clean -f destroys untracked work');
+  // "Read-only" commands that write or run: `git log --format=<any text> --output=<any
+  // file>` writes any file (code, after review), `git grep -O<cmd>` runs a command.
+  if (after('output', g.at)) return deny(`git ${g.sub} --output writes a file: read the output instead`);
+  if (g.sub === 'grep' && after('pager', g.at)) return deny('git grep -O runs a command');
+  if (after('ext', g.at)) return deny('git --ext-diff runs an external program');
+  if (exact && ((g.sub === 'commit' && after('commitN', g.at)) || (g.sub === 'am' && after('amN', g.at)))) {
+    return deny(`git ${g.sub} -n is --no-verify: it skips the repository's checks`);
+  }
+  return null;
+}
+
+/** Brace expansions of a word (`{dist,../x}`), or null when there are too many to check. */
+function braces(word) {
+  let out = [word];
+  for (let round = 0; round < 8; round++) {
+    const next = [];
+    for (const x of out) {
+      const m = /\{([^{}]*,[^{}]*)\}/.exec(x);
+      if (!m) next.push(x);
+      else for (const alt of m[1].split(',')) next.push(x.slice(0, m.index) + alt + x.slice(m.index + m[0].length));
+    }
+    if (next.length === out.length && next.every((x, k) => x === out[k])) return out;
+    if (next.length > 64) return null;
+    out = next;
+  }
+  return null;
+}
+
+/** Whether an rm target may lie outside the worktree: absolute, home, a variable or substitution, or climbing out once normalised. */
+function outsideTarget(t) {
+  if (/[$`]|^[/~]/.test(t)) return true;
+  const n = posix.normalize(t);
+  return n === '..' || n.startsWith('../') || n.startsWith('/');
+}
+
 const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'eval']);
 
-function checkSegment(seg, ctx, depth = 0) {
-  const w = commandWords(words(seg));
+/** seg: a segment (see segments); shell: { ctx, textArgs } for the whole command. */
+function checkSegment(seg, shell, depth = 0) {
+  // --no-verify, and its abbreviations git accepts (--no-veri, and --no-v for git am).
+  if (seg.text.includes('--no-verify') || /(^|[\s'"])--no-v(e(r(i[a-z]*)?)?)?(?![\w-])/.test(seg.text)) return deny("--no-verify skips the repository's checks");
+  let hit = null;
+  const protectedHit = () => (hit ??= [pathHit(seg.text, PROTECTED)])[0];
+  // Which options a command gets is read from the shell's reading (`git commit -m "Add -n"`
+  // has no -n) where that reading is certain; else from every reading.
+  const end = commandEnd(seg.whole, seg.at);
+  const exact = words(seg.text, true);
+  for (const w of [words(seg.text, false), exact]) {
+    const d = checkWords(commandWords(w), seg, shell, depth, protectedHit, w === exact || end === -1);
+    if (d) return d;
+  }
+  // Cut inside quotes (`git commit -m "a;b" -n`): git's options also from the whole command,
+  // or from the rest of the command line when where it ends is uncertain.
+  if (end > seg.end) {
+    const w = commandWords(words(seg.whole.slice(seg.at, end), true));
+    if (baseName(w[0]) === 'git') return checkGitWord(w, 0, gitFlags(w), true);
+  }
+  if (end === -1) {
+    // The words of the whole line, read once (every segment would otherwise read the rest of it).
+    let line = shell.lines.get(seg.whole);
+    if (!line) {
+      const starts = [];
+      const w = lex(seg.whole.replace(/[;&|()\n`]/g, ' '), false, starts);
+      line = { w, starts, last: gitFlags(w) };
+      shell.lines.set(seg.whole, line);
+    }
+    let lo = 0;
+    for (let hi = line.starts.length; lo < hi; ) {
+      const mid = (lo + hi) >> 1;
+      if (line.starts[mid] < seg.at) lo = mid + 1;
+      else hi = mid;
+    }
+    const i = commandStart(line.w, lo);
+    if (baseName(line.w[i]) === 'git') return checkGitWord(line.w, i, line.last, true);
+  }
+  return null;
+}
+
+/** exact: whether options read from w are the command's (see checkSegment). */
+function checkWords(w, seg, shell, depth, protectedHit, exact) {
   if (!w.length) return null;
+  const ctx = shell.ctx;
   const name = baseName(w[0]);
   if (BANNED_COMMANDS.has(name)) return deny(`${BANNED_COMMANDS.get(name)} (${name})`);
-  if (seg.includes('--no-verify')) return deny("--no-verify skips the repository's checks");
   // A command string handed to a shell is checked as a command too.
   if (SHELLS.has(name) && depth < 3) {
     const k = name === 'eval' ? 0 : w.findIndex((x) => /^-[a-z]*c$/.test(x));
     if (k >= 0) {
-      for (const inner of segments(unquote(w.slice(k + 1).join(' ')))) {
-        const d = checkSegment(inner, ctx, depth + 1);
+      for (const inner of segments(w.slice(k + 1).join(' '))) {
+        const d = checkSegment(inner, shell, depth + 1);
         if (d) return d;
       }
     }
   }
-  // Every `git` word, wherever it stands (xargs git push, a wrapper we do not know).
-  for (let i = 0; i < w.length; i++) {
-    if (baseName(w[i]) !== 'git') continue;
-    const g = gitSubcommand(w, i);
-    if (!g) continue;
-    const rest = w.slice(g.at + 1).map(unquote);
-    if (BANNED_GIT.has(g.sub)) return deny(`${BANNED_GIT.get(g.sub)} (git ${g.sub})`);
-    if (g.sub === 'reset' && rest.includes('--hard')) return deny('git reset --hard destroys work');
-    if (g.sub === 'clean' && rest.some((x) => /^-[a-zA-Z]*f/.test(x))) return deny('git clean -f destroys untracked work');
-    // "Read-only" commands that write or run: `git log --format=<any text> --output=<any
-    // file>` writes any file (code, after review), `git grep -O<cmd>` runs a command.
-    if (rest.some((x) => /^--output(=|$)/.test(x))) return deny(`git ${g.sub} --output writes a file: read the output instead`);
-    if (g.sub === 'grep' && rest.some((x) => /^(-O|--open-files-in-pager)/.test(x))) return deny('git grep -O runs a command');
-    if (rest.includes('--ext-diff')) return deny('git --ext-diff runs an external program');
-  }
-  if (name === 'rm' && w.some((x) => /^-[a-zA-Z]*[rR]/.test(x) || x === '--recursive')) {
-    const target = w.slice(1).find((x) => !x.startsWith('-') && /^(\/|~|\$HOME|\.\.)/.test(x));
-    if (target) return deny(`rm -r on an absolute, home or parent path (${target})`);
+  const dg = checkGit(w, name, shell, exact);
+  if (dg) return dg;
+  if (name === 'rm' && w.some((x) => /^-[a-zA-Z]*[rR]/.test(x) || x.startsWith('--r'))) {
+    if (seg.sub) return deny('rm -r of a command substitution: name the paths in the worktree');
+    for (const x of w.slice(1)) {
+      if (x.startsWith('-')) continue;
+      const all = braces(x);
+      if (!all || all.some(outsideTarget)) return deny(`rm -r on an absolute, home, variable or parent path (${x})`);
+    }
   }
   if ((name === 'env' || name === 'printenv') && w.slice(1).every((x) => x.startsWith('-') || /^[A-Za-z_][A-Za-z0-9_]*$/.test(x))) {
     return deny('dumping the environment is not allowed');
@@ -151,14 +447,14 @@ function checkSegment(seg, ctx, depth = 0) {
   if (name === 'npm' && ['publish', 'adduser', 'login', 'token'].includes(w[1] ?? '')) return deny('publishing is not allowed');
   if (name === 'chmod' && w.some((x) => /\+s|[4267][0-7]{3}/.test(x))) return deny('setuid is not allowed');
   if (name === 'curl' || name === 'wget') {
-    const d = checkFetcher(name, seg, ctx);
+    const d = checkFetcher(name, seg.text, ctx);
     if (d) return d;
   }
   // Protected paths named anywhere in a command that is not a read-only git command
   // (node -e "fs.writeFileSync('.husky/pre-commit', ...)", cp, mv, ln, sed -i ...).
   const g = name === 'git' ? gitSubcommand(w, 0) : null;
   if (!(g && GIT_READ_ONLY.has(g.sub))) {
-    const hit = pathCandidates(seg).find((c) => PROTECTED.some((re) => re.test(c)));
+    const hit = protectedHit();
     if (hit) return deny(`commands may not touch ${hit} (repository, agent, CI and hook configuration)`);
   }
   return null;
@@ -167,23 +463,34 @@ function checkSegment(seg, ctx, depth = 0) {
 /** Argument patterns that are banned wherever they appear. */
 const BANNED_ANYWHERE = [
   [/\/proc\/[^\s/]+\/(environ|cmdline|mem)\b/, 'reading process environments is not allowed'],
-  [/(^|[\s'"=])(~|\$HOME|\/root|\/home\/[^/\s]+)\/\.(ssh|aws|gnupg|netrc|npmrc|git-credentials|config\/gh)\b/, 'reading credentials is not allowed'],
+  [/(^|[\s'"=])(~|\$HOME|\/root|\/home\/[^/\s]+)\/\.(ssh|aws|gnupg|kube|azure|netrc|npmrc|pgpass|git-credentials|config\/(gh|gcloud))\b/, 'reading credentials is not allowed'],
   [/\/dev\/(tcp|udp)\//, 'raw network connections are not allowed'],
 ];
 
-/** Path-like words of a command and every path suffix of each (`/x/.git/config` → `.git/config`). */
-function pathCandidates(text) {
-  const out = [];
+/**
+ * Whether a regular expression must be tried on every path suffix too (`/x/.git/config` →
+ * `.git/config`): one anchored at the start. One that starts with (^|/) matches a path
+ * whenever it matches a suffix of it, so trying the path is enough (and stays linear).
+ */
+const onSuffixes = (re) => re.source.includes('^') && !/^\(\^\|\\?\/\)/.test(re.source);
+
+/** The first path-like word of text, or path suffix of one, that one of res matches. */
+function pathHit(text, res) {
+  const anchored = res.filter(onSuffixes);
   for (const tok of text.split(/[\s'"`=,;:()<>|&{}[\]]+/)) {
     const t = tok.replace(/^(\.\/)+/, '');
     if (!t) continue;
-    out.push(t);
-    for (let i = t.indexOf('/'); i !== -1; i = t.indexOf('/', i + 1)) if (i + 1 < t.length) out.push(t.slice(i + 1));
+    if (res.some((re) => re.test(t))) return t;
+    for (let i = t.indexOf('/'); i !== -1; i = t.indexOf('/', i + 1)) {
+      const s = t.slice(i + 1);
+      if (s && anchored.some((re) => re.test(s))) return s;
+    }
   }
-  return out;
+  return undefined;
 }
 
-const URL_RE = /\b([a-z][a-z0-9+.-]*):\/\/(?:[^\s/@'"]*@)?(\[[^\]\s]*\]|[^\s/:'"?#]+)(?::(\d+))?/gi;
+// The scheme is bounded: unbounded, a long run of `a.a.a.…` costs quadratic time.
+const URL_RE = /([a-z][a-z0-9+.-]{0,31}):\/\/(?:[^\s/@'"]*@)?(\[[^\]\s]*\]|[^\s/:'"?#]+)(?::(\d+))?/gi;
 
 function isLoopbackHost(host) {
   return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
@@ -348,20 +655,31 @@ function within(root, abs) {
 }
 
 function checkShell(cmd, ctx) {
+  if (cmd.length > MAX_COMMAND) return deny(`a command of more than ${MAX_COMMAND} characters is not allowed: write a script file and run it, or split the command`);
   for (const [re, reason] of BANNED_ANYWHERE) if (re.test(cmd)) return deny(reason);
+  // git configured from the environment: an alias or a program git runs, which no check of
+  // the command itself would see (GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=alias.p ... git p).
+  const env = GIT_ENV.exec(cmd);
+  if (env) return deny(`setting ${env[1] ?? env[2]} is not allowed: it changes what git runs`);
+  for (const m of cmd.matchAll(PROGRAM_ENV)) {
+    if (m[2] === undefined || !SAFE_PROGRAM.test(unquote(m[2]))) return deny(`setting ${m[1] ?? m[3]} to a program is not allowed (cat, or less, is)`);
+  }
   // git's options that write a file or run a program, wherever they stand in a command
   // that runs git (a quoted `;` in a --format would split it into two segments).
-  if (/(^|[\s;&|(`'"])git\b/.test(cmd)) {
+  const gitAt = cmd.search(/(^|[\s;&|(`'"])git\b/);
+  if (gitAt >= 0) {
     const m = /(?:^|[\s'"])(--output\b|--ext-diff\b|-O\S*|--open-files-in-pager\b)/.exec(cmd);
     if (m?.[1]?.startsWith('--output')) return deny('git --output writes a file: read the output instead');
     if (m?.[1] === '--ext-diff') return deny('git --ext-diff runs an external program');
-    if (m && /\bgit\s+(\S+\s+)*?grep\b/.test(cmd)) return deny('git grep -O runs a command');
+    if (m && /\bgrep\b/.test(cmd.slice(gitAt))) return deny('git grep -O runs a command');
   }
   // Credentials named anywhere, whatever the prefix (an absolute home, a variable).
-  const secret = pathCandidates(cmd).find((c) => SECRET_READS.some((re) => re.test(c)));
+  const secret = pathHit(cmd, SECRET_READS);
   if (secret) return deny(`reading credentials is not allowed (${secret})`);
+  // A function or alias could turn a grep pattern or a commit message into a command.
+  const shell = { ctx, textArgs: !/\b(function|alias)\b|\(\s*\)/.test(cmd), lines: new Map() };
   for (const seg of segments(cmd)) {
-    const d = checkSegment(seg, ctx);
+    const d = checkSegment(seg, shell);
     if (d) return d;
   }
   // Network: only the worker's dev server on loopback.
@@ -424,6 +742,40 @@ function navigable(url, origins) {
   }
 }
 
+/** Whether p (one reading of a Write/Edit path) may be written. */
+function checkWrite(p, ctx) {
+  const worktree = ctx.worktree;
+  const abs = isAbsolute(p) ? normalize(p) : resolve(worktree, p);
+  if (ctx.ticketDir && inside(ctx.ticketDir, abs) !== null) {
+    const rel = within(ctx.ticketDir, abs);
+    const allowed = ctx.ticketWrites ?? [];
+    return rel !== null && allowed.includes(rel) ? null : deny(`in the ticket folder this phase may write only ${allowed.join(', ') || 'nothing'}`);
+  }
+  const rel = within(worktree, abs);
+  if (rel === null) return deny(`${p} is outside the worktree`);
+  const realRel = inside(real(worktree), real(abs)) ?? rel;
+  if (PROTECTED.some((re) => re.test(rel) || re.test(realRel))) return deny(`${rel} is protected (repository, agent, CI and hook configuration)`);
+  const roots = ctx.writeRoots;
+  if (roots && !roots.some((r) => (r.endsWith('/') ? rel.startsWith(r) : rel === r))) {
+    return deny(`the ${ctx.phase} phase may only write ${roots.join(', ') || 'nothing in the worktree'}`);
+  }
+  return null;
+}
+
+/**
+ * The paths a tool's path argument may stand for, or why it is refused. Claude Code trims
+ * a path and expands `~` and `~/` to HOME before using it, but hands the hook Grep's and
+ * Glob's paths as written, and the stream watcher sees every path as written: so both
+ * readings are checked (HOME: this process's, the session's for the hook). `~user` is
+ * refused rather than guessed at.
+ */
+function cliPaths(p) {
+  const t = p.trim();
+  const cli = t === '~' ? homedir() : t.startsWith('~/') ? homedir() + t.slice(1) : t;
+  if (cli.startsWith('~')) return `${p} is not allowed: name the path without ~user`;
+  return cli === p ? [p] : [p, cli];
+}
+
 /**
  * Decide on one tool call.
  * ctx: { phase, worktree, ticketDir, ticketWrites, writeRoots?, mcpTools?, origins? } (loadPolicy)
@@ -433,12 +785,17 @@ export function checkToolUse(toolName, input, ctx) {
   if (toolName === 'Bash') return checkShell(String(input?.command ?? ''), ctx);
 
   if (toolName === 'Read' || toolName === 'Grep' || toolName === 'Glob' || toolName === 'NotebookRead') {
-    const p = String(input?.file_path ?? input?.notebook_path ?? input?.path ?? '');
-    const paths = p ? [p] : [];
+    const given = String(input?.file_path ?? input?.notebook_path ?? input?.path ?? '');
+    const bases = given ? cliPaths(given) : [''];
+    if (typeof bases === 'string') return deny(bases);
+    const paths = given ? [...bases] : [];
     // An absolute or climbing glob pattern names its own folder.
     const pattern = toolName === 'Glob' ? String(input?.pattern ?? '') : '';
-    const fixed = pattern.split(/[*?[{]/)[0];
-    if (fixed && (isAbsolute(fixed) || fixed.split('/').includes('..'))) paths.push(resolve(p ? resolve(worktree, p) : worktree, fixed));
+    const fixed = pattern ? cliPaths(pattern.split(/[*?[{]/)[0]) : [];
+    if (typeof fixed === 'string') return deny(fixed);
+    for (const f of fixed) {
+      if (f && (isAbsolute(f) || f.split('/').includes('..'))) paths.push(...bases.map((b) => resolve(resolve(worktree, b), f)));
+    }
     for (const q of paths) {
       const abs = isAbsolute(q) ? normalize(q) : resolve(worktree, q);
       if (SECRET_READS.some((re) => re.test(abs) || re.test(q))) return deny(`reading ${q} is not allowed (credentials)`);
@@ -451,21 +808,13 @@ export function checkToolUse(toolName, input, ctx) {
   }
 
   if (['Write', 'Edit', 'MultiEdit', 'NotebookEdit'].includes(toolName)) {
-    const p = String(input?.file_path ?? input?.notebook_path ?? '');
-    if (!p) return deny('a file path is required');
-    const abs = isAbsolute(p) ? normalize(p) : resolve(worktree, p);
-    if (ctx.ticketDir && inside(ctx.ticketDir, abs) !== null) {
-      const rel = within(ctx.ticketDir, abs);
-      const allowed = ctx.ticketWrites ?? [];
-      return rel !== null && allowed.includes(rel) ? null : deny(`in the ticket folder this phase may write only ${allowed.join(', ') || 'nothing'}`);
-    }
-    const rel = within(worktree, abs);
-    if (rel === null) return deny(`${p} is outside the worktree`);
-    const realRel = inside(real(worktree), real(abs)) ?? rel;
-    if (PROTECTED.some((re) => re.test(rel) || re.test(realRel))) return deny(`${rel} is protected (repository, agent, CI and hook configuration)`);
-    const roots = ctx.writeRoots;
-    if (roots && !roots.some((r) => (r.endsWith('/') ? rel.startsWith(r) : rel === r))) {
-      return deny(`the ${ctx.phase} phase may only write ${roots.join(', ') || 'nothing in the worktree'}`);
+    const given = String(input?.file_path ?? input?.notebook_path ?? '');
+    if (!given) return deny('a file path is required');
+    const paths = cliPaths(given);
+    if (typeof paths === 'string') return deny(paths);
+    for (const p of paths) {
+      const d = checkWrite(p, ctx);
+      if (d) return d;
     }
     return null;
   }
