@@ -33,6 +33,8 @@ export interface Prepared {
   e: TriggerEvent;
   fingerprint: string;
   fpJson: string;
+  /** How the event itself was fingerprinted (FingerprintParts.method). */
+  method?: string;
 }
 
 export interface AcceptOptions {
@@ -202,7 +204,14 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
     return { ...base, status: 'merged', ticketId: ref.id, state, reason: ref.triage_reason };
   }
 
-  const cls = e.kind === 'report' ? (opts.classifications?.get(e.sourceEventId) ?? classifyText(`${e.title}\n${e.message}`)) : undefined;
+  // A Slack report's title is its message's first line: classified once, not twice ("thanks!"
+  // twice over read as a bug, the acknowledgement rule being for one line).
+  const head = e.title.replace(/…$/, '');
+  const text = head && e.message.startsWith(head) ? e.message : `${e.title}\n${e.message}`;
+  const cls = e.kind === 'report' ? (opts.classifications?.get(e.sourceEventId) ?? classifyText(text)) : undefined;
+  // A mention that quotes no error ("thanks!" or "still broken?" under the fixed thread)
+  // says nothing of the error coming back: the fix stands, and the new ticket is its own.
+  if (p.method === 'report-thread') regressionOf = null;
   const settleMs = config.intake.settleSeconds * 1000;
   const settleNow = e.human || settleMs === 0;
   const ticketId = store.insertTicket({

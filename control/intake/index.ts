@@ -5,7 +5,7 @@
  */
 import type { BugbotConfig } from '../config.ts';
 import type { Store } from '../queue/store.ts';
-import { severityRank, type Classification, type Severity, type TicketState, type TriggerEvent } from '../types.ts';
+import { OPEN_STATES, severityRank, type Classification, type Severity, type TicketState, type TriggerEvent } from '../types.ts';
 import { acceptOne, Batch, ReplayError, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
 import { fingerprintEvent } from './fingerprint.ts';
 import { redactEvent } from './redact-event.ts';
@@ -187,11 +187,26 @@ export class Intake {
       e.firstSeen = saneTime(e.firstSeen, now);
       if (e.firstSeen > e.lastSeen) e.firstSeen = e.lastSeen;
       const fp = fingerprintEvent(e, { frames: this.cfg.intake.stackFrames });
-      // A mention known only by its thread, in a thread that already reported an open
-      // ticket (its first mention quoted the error): the same report, asked about again.
-      const joined = fp.parts.method === 'report-thread' && e.reporter?.thread ? this.store.openTicketOfThread(e.reporter.kind, e.reporter.thread) : undefined;
-      return { e, fingerprint: joined ?? fp.fingerprint, fpJson: JSON.stringify(fp.parts) };
+      return { e, fingerprint: this.threadFingerprint(e, fp.parts.method) ?? fp.fingerprint, fpJson: JSON.stringify(fp.parts), method: fp.parts.method };
     });
+  }
+
+  /**
+   * A later Slack mention in a thread that already reported a ticket is that report again
+   * when either side knows no error: "any update?" under a mention that quoted the error,
+   * or the error pasted under "can you fix this?". It joins the ticket while it is open,
+   * and a fixed one within the grace period (its reporter is told of the fix); after that,
+   * the mention is a report of its own (quoting no error, it is no recurrence of one, and
+   * it must not take the error's fingerprint over from the fixed ticket). Two errors in one
+   * thread stay two tickets.
+   */
+  private threadFingerprint(e: TriggerEvent, method: string): string | undefined {
+    if (e.source !== 'slack' || e.kind !== 'report' || !e.reporter?.thread) return undefined;
+    const t = this.store.ticketOfThread(e.reporter.kind, e.reporter.thread);
+    if (!t || (method !== 'report-thread' && t.method !== 'report-thread')) return undefined;
+    if (OPEN_STATES.includes(t.state)) return t.fingerprint;
+    const graceEnds = t.pushedAt ? Date.parse(t.pushedAt) + this.cfg.triage.regressionGraceSeconds * 1000 : -Infinity;
+    return Date.parse(e.lastSeen) <= graceEnds ? t.fingerprint : undefined;
   }
 
   /**

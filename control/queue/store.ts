@@ -19,7 +19,7 @@ import type {
   TriggerEvent,
   TriggerSource,
 } from '../types.ts';
-import { OPEN_STATES } from '../types.ts';
+import { FIXED_STATES, OPEN_STATES } from '../types.ts';
 import { migrate } from './migrations.ts';
 
 export interface StoreOptions {
@@ -235,15 +235,25 @@ export class Store {
 
   /** The hot-path view of the newest ticket of a fingerprint. */
   /**
-   * The fingerprint of the newest open ticket a reporter's thread (a Slack `channel:ts`)
-   * already reported to, if any: a later mention in that thread joins it.
+   * The newest open or fixed ticket a reporter's thread (a Slack `channel:ts`) already
+   * reported to, if any, with how it was fingerprinted: a later mention in that thread
+   * may be the same report (Intake.prepare decides).
    */
-  openTicketOfThread(kind: Reporter['kind'], thread: string): string | undefined {
+  ticketOfThread(kind: Reporter['kind'], thread: string): { fingerprint: string; method: string | undefined; state: TicketState; pushedAt: string | null } | undefined {
+    const states = [...OPEN_STATES, ...FIXED_STATES];
+    // Only people's tickets have reporters; instr() narrows the rows down, the reporters decide.
     const rows = this.stmt(
-      `SELECT fingerprint, reporters_json FROM tickets WHERE state IN (${OPEN_STATES.map(() => '?').join(', ')}) AND instr(reporters_json, ?) > 0 ORDER BY id DESC`,
-    ).all(...OPEN_STATES, JSON.stringify(thread)) as Array<{ fingerprint: string; reporters_json: string }>;
-    // instr() only narrows the rows down; the reporters decide.
-    return rows.find((r) => (JSON.parse(r.reporters_json) as Reporter[]).some((p) => p.kind === kind && p.thread === thread))?.fingerprint;
+      `SELECT fingerprint, fingerprint_json, reporters_json, state, pushed_at FROM tickets WHERE human = 1 AND state IN (${states.map(() => '?').join(', ')}) AND instr(reporters_json, ?) > 0 ORDER BY id DESC`,
+    ).all(...states, JSON.stringify(thread)) as Array<{ fingerprint: string; fingerprint_json: string; reporters_json: string; state: TicketState; pushed_at: string | null }>;
+    const row = rows.find((r) => (JSON.parse(r.reporters_json) as Reporter[]).some((p) => p.kind === kind && p.thread === thread));
+    if (!row) return undefined;
+    let method: string | undefined;
+    try {
+      method = (JSON.parse(row.fingerprint_json) as { method?: string }).method;
+    } catch {
+      method = undefined;
+    }
+    return { fingerprint: row.fingerprint, method, state: row.state, pushedAt: row.pushed_at };
   }
 
   newestTicketRef(fingerprint: string): TicketRef | undefined {
