@@ -48,6 +48,8 @@ harness_phase_start() {
   [ -z "${GIT_CONFIG_KEY_0:-}" ] || git_count=1
   # The session's environment holds only what it needs: no control-plane secrets.
   # MCP_CONNECTION_NONBLOCKING=0: the first turn waits until the MCP servers are up.
+  # GIT_CONFIG_GLOBAL=/dev/null: the session's HOME is writable (its sandbox lets it), and
+  # an alias in a ~/.gitconfig it wrote would run `git push` under another name.
   env -i \
     PATH="$PATH" \
     HOME="$TICKET_DIR/home" \
@@ -67,6 +69,7 @@ harness_phase_start() {
     ${CLAUDE_CODE_OAUTH_TOKEN:+CLAUDE_CODE_OAUTH_TOKEN="$CLAUDE_CODE_OAUTH_TOKEN"} \
     GIT_AUTHOR_NAME="${GIT_AUTHOR_NAME:-bugbot}" GIT_AUTHOR_EMAIL="${GIT_AUTHOR_EMAIL:-bugbot@localhost}" \
     GIT_COMMITTER_NAME="${GIT_COMMITTER_NAME:-bugbot}" GIT_COMMITTER_EMAIL="${GIT_COMMITTER_EMAIL:-bugbot@localhost}" \
+    GIT_CONFIG_GLOBAL=/dev/null \
     GIT_CONFIG_COUNT="$git_count" \
     GIT_CONFIG_KEY_0="${GIT_CONFIG_KEY_0:-}" \
     GIT_CONFIG_VALUE_0="${GIT_CONFIG_VALUE_0:-}" \

@@ -1,0 +1,48 @@
+#!/usr/bin/env bats
+# harness_phase_start: what a Claude Code session's environment holds. A stand-in for
+# the CLI (BUGBOT_CLAUDE) reports what git reads there.
+
+load test_helper
+
+setup() {
+  setup_tmp
+  make_repo
+  # shellcheck source=../../harness/lib/phase.sh
+  source "$HARNESS/lib/phase.sh"
+  WORKTREE="$TMP/repo"
+  BUGBOT_PORT=1
+  BUGBOT_IDLE_S=30
+  BUGBOT_ON_BANNED=deny
+  mkdir -p "$TICKET_DIR/home"
+  : >"$TICKET_DIR/config/research.args"
+  printf '{}' >"$TICKET_DIR/config/research.policy.json"
+  # The session's HOME holds an alias the agent wrote: `git p` would push.
+  printf '[alias]\n\tp = push\n' >"$TICKET_DIR/home/.gitconfig"
+  mkdir -p "$TICKET_DIR/home/.config/git"
+  printf '[alias]\n\tq = push\n' >"$TICKET_DIR/home/.config/git/config"
+  BUGBOT_CLAUDE="$TMP/claude"
+  # What it finds goes to $TMP/probe (its environment holds no TMP: the path is written in).
+  cat >"$BUGBOT_CLAUDE" <<SH
+#!/usr/bin/env bash
+{
+  echo "global=\${GIT_CONFIG_GLOBAL:-unset}"
+  echo "alias.p=\$(git config alias.p || echo none)"
+  echo "alias.q=\$(git config alias.q || echo none)"
+} >"$TMP/probe"
+echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"ok"}'
+SH
+  chmod +x "$BUGBOT_CLAUDE"
+  printf 'go\n' >"$TICKET_DIR/prompt.md"
+}
+
+teardown() { teardown_tmp; }
+
+@test "a session's git reads no global config: an alias written into its HOME does not run" {
+  harness_phase_start research "$TICKET_DIR/prompt.md"
+  wait "$HARNESS_PHASE_PID" || true
+  run cat "$TMP/probe"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "global=/dev/null" ]
+  [ "${lines[1]}" = "alias.p=none" ]
+  [ "${lines[2]}" = "alias.q=none" ]
+}
