@@ -16,11 +16,14 @@ export interface Limits {
   maxCellBytes: number;
 }
 
-/** A cell the database cut before sending it: its first characters, and the whole value's length in bytes. */
+/**
+ * A cell the database cut before sending it: its first characters, and the whole value's
+ * length in bytes (undefined: only known to be more than maxCellBytes).
+ */
 export class CutCell {
   constructor(
     readonly head: string,
-    readonly bytes: number,
+    readonly bytes?: number,
   ) {}
 }
 

@@ -73,20 +73,40 @@ function containDriverErrors(client: pg.Client, log: (msg: string) => void): voi
   }
 }
 
+/** char(n): its text keeps the padding (c::text trims it) and NULL stays NULL. */
+const BPCHAR = 1042;
+
+/** PostgreSQL's limit on a select list (MaxTupleAttributeNumber). */
+const MAX_COLUMNS = 1664;
+
 /**
- * The query as a subquery whose long columns the server cuts to `max` characters, each
- * with its length in bytes appended as an extra column (how long the whole value was).
- * OFFSET 0 keeps the planner from inlining the query into the wrapper (which would
- * copy each column's expression into both references). The newline ends a trailing -- comment.
+ * The query as a subquery whose long columns (`wide`) the server cuts to `max` characters,
+ * each with its length in bytes appended as an extra column (how long the whole value was).
+ * A long column is made text once, in the inner level; OFFSET 0 keeps the planner from
+ * merging the levels (which would convert it again for each reference). When the extra
+ * columns would pass PostgreSQL's 1664, none are added (`measured` false): long columns
+ * come cut to max + 1 characters, so a cut one shows it was longer, not by how much.
+ * The newline ends a trailing -- comment.
  */
-function cutQuery(sql: string, wide: boolean[], max: number): string {
-  const col = (k: number) => `bugbot_q.c${k + 1}`;
-  const out = wide.map((w, k) => (w ? `left(${col(k)}::text, ${max})` : col(k)));
-  wide.forEach((w, k) => {
-    if (w) out.push(`octet_length(${col(k)}::text)`);
+export function cutQuery(sql: string, types: number[], max: number): { text: string; measured: boolean } {
+  const wide = types.map((t) => !BOUNDED_TYPES.has(t));
+  const measured = types.length + wide.filter(Boolean).length <= MAX_COLUMNS;
+  const inner = types.map((t, k) => {
+    const c = `bugbot_q.c${k + 1}`;
+    return `${!wide[k] ? c : t === BPCHAR ? `textin(bpcharout(${c}))` : `${c}::text`} AS s${k + 1}`;
   });
-  const names = wide.map((_, k) => `c${k + 1}`).join(', ');
-  return `SELECT ${out.join(', ')} FROM (SELECT * FROM (${sql}\n) bugbot_q OFFSET 0) bugbot_q(${names})`;
+  const s = (k: number) => `bugbot_s.s${k + 1}`;
+  const out = types.map((_, k) => (wide[k] ? `left(${s(k)}, ${measured ? max : max + 1})` : s(k)));
+  if (measured) {
+    wide.forEach((w, k) => {
+      if (w) out.push(`octet_length(${s(k)})`);
+    });
+  }
+  const names = types.map((_, k) => `c${k + 1}`).join(', ');
+  return {
+    text: `SELECT ${out.join(', ')} FROM (SELECT ${inner.join(', ')} FROM (${sql}\n) bugbot_q(${names}) OFFSET 0) bugbot_s`,
+    measured,
+  };
 }
 
 /**
@@ -119,8 +139,6 @@ export class PostgresBackend implements DbBackend {
       max: 2,
       idleTimeoutMillis: 30_000,
       connectionTimeoutMillis: 10_000,
-      // Client-side backstop in case the server never answers (statement_timeout is the real limit).
-      query_timeout: limits.statementTimeoutMs + 5000,
       allowExitOnIdle: true,
       application_name: 'bugbot-mcp-db',
     });
@@ -129,31 +147,50 @@ export class PostgresBackend implements DbBackend {
     this.pool.on('connect', (client) => containDriverErrors(client, log));
   }
 
-  private async inTransaction<T>(write: boolean, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * One call, one transaction, one deadline: statementTimeoutMs from the start. `within`
+   * sets the statement timeout to what is left of it before each further statement that
+   * can take time (a query is planned by each DECLARE, run by FETCH), and fails as the
+   * timeout does when nothing is left. A client-side timer (the deadline + 5 s), for a
+   * server that never answers, abandons the connection.
+   */
+  private async inTransaction<T>(write: boolean, fn: (c: pg.PoolClient, within: () => Promise<void>) => Promise<T>): Promise<T> {
+    const ms = Math.trunc(this.limits.statementTimeoutMs);
     const client = await this.pool.connect();
+    const deadline = Date.now() + ms;
     let broken = false;
+    let abandoned = false;
+    const noAnswer = `the database did not answer within ${ms + 5000} ms; the query was abandoned`;
+    const backstop = setTimeout(() => {
+      abandoned = true;
+      (client as unknown as { connection?: { stream?: Duplex } }).connection?.stream?.destroy(new DriverError(noAnswer));
+    }, ms + 5000);
+    const within = async () => {
+      const left = Math.trunc(deadline - Date.now());
+      if (left < 1) throw new ToolError(timeoutMessage(ms));
+      await client.query(`SET LOCAL statement_timeout = ${left}`);
+    };
     try {
       await client.query(write ? 'BEGIN READ WRITE' : 'BEGIN READ ONLY');
       // The guard read the statement with standard_conforming_strings on (PostgreSQL's
       // default); a role or database set to off would read '\' as an open string, and
       // text the guard took for a literal as a column list. bytea_output: long columns
       // come as text (run()), bytea as \x hex whatever the role says.
-      await client.query(
-        `SET LOCAL statement_timeout = ${Math.trunc(this.limits.statementTimeoutMs)}; ` +
-          'SET LOCAL standard_conforming_strings = on; SET LOCAL bytea_output = hex',
-      );
-      const out = await fn(client);
+      await client.query(`SET LOCAL statement_timeout = ${ms}; SET LOCAL standard_conforming_strings = on; SET LOCAL bytea_output = hex`);
+      const out = await fn(client, within);
       await client.query(write ? 'COMMIT' : 'ROLLBACK');
       return out;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => (broken = true));
       const e = err as Error & { code?: string };
       if (e instanceof DriverError) throw new ToolError(e.message);
-      if (e.code === QUERY_CANCELED) throw new ToolError(timeoutMessage(this.limits.statementTimeoutMs));
+      if (abandoned) throw new ToolError(noAnswer);
+      if (e.code === QUERY_CANCELED) throw new ToolError(timeoutMessage(ms));
       if (e.code) throw new ToolError(`database error: ${e.message}`);
       throw err;
     } finally {
-      client.release(broken);
+      clearTimeout(backstop);
+      client.release(broken || abandoned);
     }
   }
 
@@ -166,7 +203,7 @@ export class PostgresBackend implements DbBackend {
       });
     }
     const max = this.limits.maxCellBytes;
-    return this.inTransaction(false, async (c) => {
+    return this.inTransaction(false, async (c, within) => {
       // The guard proved q.sql is one SELECT without a trailing semicolon.
       await c.query(extended({ text: `DECLARE bugbot_rows NO SCROLL CURSOR FOR ${q.sql}`, values: params }));
       // Its columns, before it runs: FETCH 0 at the start returns no row, only their names and types.
@@ -174,18 +211,30 @@ export class PostgresBackend implements DbBackend {
       // A cell is cut by the server, not after it arrived: one value of 585 MB (built
       // by a few nested replace() within the timeout) was all sent, and past 512 MB the
       // driver could not make it a string. Columns of bounded types are read as they are.
-      const wide = shape.fields.map((f) => !BOUNDED_TYPES.has(f.dataTypeID));
+      const types = shape.fields.map((f) => f.dataTypeID);
+      const wide = types.map((t) => !BOUNDED_TYPES.has(t));
+      let measured = true;
       if (wide.some(Boolean)) {
         await c.query('CLOSE bugbot_rows');
-        await c.query(extended({ text: `DECLARE bugbot_rows NO SCROLL CURSOR FOR ${cutQuery(q.sql, wide, max)}`, values: params }));
+        const cut = cutQuery(q.sql, types, max);
+        measured = cut.measured;
+        // Planned again: under what is left of the one timeout, not a second one.
+        await within();
+        await c.query(extended({ text: `DECLARE bugbot_rows NO SCROLL CURSOR FOR ${cut.text}`, values: params }));
       }
+      await within();
       const r = await c.query({ text: `FETCH FORWARD ${cap + 1} FROM bugbot_rows`, rowMode: 'array' });
       const rows = (r.rows as unknown[][]).slice(0, cap).map((row) => {
         let extra = wide.length;
         return wide.map((w, k) => {
-          if (!w) return row[k];
-          const bytes = row[extra++] as number | null;
-          return bytes !== null && bytes > max ? new CutCell(row[k] as string, bytes) : row[k];
+          const v = row[k];
+          if (!w) return v;
+          if (measured) {
+            const bytes = row[extra++] as number | null;
+            return bytes !== null && bytes > max ? new CutCell(v as string, bytes) : v;
+          }
+          // Cut to max + 1 characters: more than max of them, the value was cut (its length unknown).
+          return typeof v === 'string' && [...v].length > max ? new CutCell(v) : v;
         });
       });
       return { columns: shape.fields.map((f) => f.name), rows, truncated: r.rows.length > cap };

@@ -1,6 +1,6 @@
 // The db MCP server against what PostgreSQL sends it: the server process (mcp/db/main.ts,
 // spawned over stdio) talks to a real PostgreSQL (test/support/postgres.ts) through a
-// proxy here that counts the bytes of every reply and can corrupt one. The read-only role
+// proxy here that counts the bytes of every reply, can corrupt one and can delay them. The read-only role
 // has standard_conforming_strings off, as some older databases do. Sensitive columns hold
 // CANARY- values; no response may contain one.
 import assert from 'node:assert/strict';
@@ -13,18 +13,19 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { repoRoot } from '../support/helpers.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
+import { cutQuery } from '../../mcp/db/postgres.ts';
 
 const BIG = 5_000_000;
 const SCHEMA = `
   CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL, password_hash text NOT NULL);
   INSERT INTO users (email, password_hash) SELECT 'user' || i || '@example.com', 'CANARY-PW-' || i FROM generate_series(1, 5) i;
-  CREATE TABLE notes (id int PRIMARY KEY, body text, flag boolean, n bigint, at timestamptz, meta jsonb, tags int[]);
-  INSERT INTO notes VALUES (1, repeat('x', ${BIG}), true, 5, '2026-01-02T03:04:05Z', '{"a": 1}', '{1,2}'),
-                           (2, 'short', NULL, NULL, NULL, NULL, NULL);`;
+  CREATE TABLE notes (id int PRIMARY KEY, body text, flag boolean, n bigint, at timestamptz, meta jsonb, tags int[], code char(6));
+  INSERT INTO notes VALUES (1, repeat('x', ${BIG}), true, 5, '2026-01-02T03:04:05Z', '{"a": 1}', '{1,2}', 'ab'),
+                           (2, 'short', NULL, NULL, NULL, NULL, NULL, NULL);`;
 
 const SETTINGS = {
   urlEnv: 'TEST_DB_URL',
-  tables: { users: ['id', 'email'], notes: ['id', 'body', 'flag', 'n', 'at', 'meta', 'tags'] },
+  tables: { users: ['id', 'email'], notes: ['id', 'body', 'flag', 'n', 'at', 'meta', 'tags', 'code'] },
   sensitive: { users: ['password_hash'] },
   statementTimeoutMs: 5000,
   rowLimit: 50,
@@ -49,10 +50,14 @@ function rows(reply: Reply): { columns: string[]; rows: unknown[][] } {
   return JSON.parse(reply.text.slice(reply.text.indexOf('\n') + 1)) as { columns: string[]; rows: unknown[][] };
 }
 
-/** A TCP proxy to PostgreSQL: counts the bytes it sends back; `poison()` replaces the next reply with a malformed message. */
-function proxy(port: number): Promise<{ port: number; received: () => number; poison: () => void; close: () => void }> {
+/**
+ * A TCP proxy to PostgreSQL: counts the bytes it sends back; `poison()` replaces the next
+ * reply with a malformed message; `delay(ms)` holds every reply that long.
+ */
+function proxy(port: number): Promise<{ port: number; received: () => number; poison: () => void; delay: (ms: number) => void; close: () => void }> {
   let received = 0;
   let poisoned = false;
+  let delayMs = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = connect(port, '127.0.0.1');
@@ -74,7 +79,8 @@ function proxy(port: number): Promise<{ port: number; received: () => number; po
         return;
       }
       received += d.length;
-      client.write(d);
+      if (delayMs) setTimeout(() => client.write(d), delayMs);
+      else client.write(d);
     });
   });
   return new Promise((resolve) =>
@@ -83,6 +89,7 @@ function proxy(port: number): Promise<{ port: number; received: () => number; po
         port: (server.address() as { port: number }).port,
         received: () => received,
         poison: () => (poisoned = true),
+        delay: (ms) => (delayMs = ms),
         close: () => {
           for (const s of sockets) s.destroy();
           server.close();
@@ -98,26 +105,35 @@ describe('db MCP server: what PostgreSQL sends back', () => {
   let client: Client;
   let dir: string;
   let stderr = '';
+  const clients: Client[] = [];
+
+  /** The server, with these settings, connected through the proxy. */
+  async function spawn(settings: object): Promise<Client> {
+    const file = join(dir, `db-${clients.length}.json`);
+    writeFileSync(file, JSON.stringify(settings));
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: ['--import', 'tsx', join(repoRoot, 'mcp/db/main.ts'), '--settings', file],
+      cwd: repoRoot,
+      env: { ...getDefaultEnvironment(), TEST_DB_URL: pg.readonlyUrl.replace(`:${pg.port}/`, `:${wire.port}/`) },
+      stderr: 'pipe',
+    });
+    transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const c = new Client({ name: 'db-wire-test', version: '0.0.0' });
+    await c.connect(transport);
+    clients.push(c);
+    return c;
+  }
 
   before(async () => {
     pg = await startPostgres(undefined, { schemaSql: SCHEMA });
     await pg.admin('ALTER ROLE bugbot_ro SET standard_conforming_strings = off');
     wire = await proxy(pg.port);
     dir = mkdtempSync(join(tmpdir(), 'bugbot-db-wire-'));
-    writeFileSync(join(dir, 'db.json'), JSON.stringify(SETTINGS));
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: ['--import', 'tsx', join(repoRoot, 'mcp/db/main.ts'), '--settings', join(dir, 'db.json')],
-      cwd: repoRoot,
-      env: { ...getDefaultEnvironment(), TEST_DB_URL: pg.readonlyUrl.replace(`:${pg.port}/`, `:${wire.port}/`) },
-      stderr: 'pipe',
-    });
-    transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    client = new Client({ name: 'db-wire-test', version: '0.0.0' });
-    await client.connect(transport);
+    client = await spawn(SETTINGS);
   });
   after(async () => {
-    await client?.close();
+    for (const c of clients.splice(0)) await c.close();
     wire?.close();
     await pg?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -152,6 +168,51 @@ describe('db MCP server: what PostgreSQL sends back', () => {
     assert.ok(r.isError, r.text);
     assert.match(r.text, /reply could not be read/);
     assert.deepEqual(rows(await call(client, 'SELECT u.id FROM users u ORDER BY u.id LIMIT 1')).rows, [[1]], stderr);
+  });
+
+  test('char(n) keeps its padding (and NULL) when long columns are cut', async () => {
+    assert.deepEqual(rows(await call(client, 'SELECT n.id, n.code FROM notes n ORDER BY n.id')).rows, [
+      [1, 'ab    '],
+      [2, null],
+    ]);
+    // Inside an array the elements kept it already.
+    assert.deepEqual(rows(await call(client, "SELECT ARRAY[n.code] AS a FROM notes n WHERE n.id = 1")).rows, [['{"ab    "}']]);
+  });
+
+  test('more long columns than PostgreSQL can measure: they still come cut by the database, the length only "more than"', async () => {
+    // 1 + 840 long columns: with a length column each, 1682 > PostgreSQL's 1664.
+    const sql = `SELECT n.body, ${Array(840).fill('n.meta').join(', ')} FROM notes n ORDER BY n.id`;
+    const before = wire.received();
+    const r = rows(await call(client, sql));
+    const sent = wire.received() - before;
+    assert.ok(sent < 100_000, `${sent} bytes came from the database`);
+    assert.equal(r.columns.length, 841);
+    assert.equal(r.rows[0]?.[0], `${'x'.repeat(200)}… [cut: more than 200 bytes, limit 200]`);
+    assert.equal(r.rows[0]?.[840], '{"a": 1}');
+    assert.deepEqual(r.rows[1]?.slice(0, 2), ['short', null]);
+  });
+
+  test('a long column is converted to text once, not once for the cut and again for its length', async () => {
+    const { text, measured } = cutQuery('SELECT n.id, n.meta, n.tags, n.body FROM notes n', [23, 3802, 1007, 25], 200);
+    assert.equal(measured, true);
+    const plan = (await pg.admin(`EXPLAIN (VERBOSE, COSTS OFF) ${text}`)).rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+    // jsonb and int[] each made text once (text itself needs no conversion).
+    assert.equal(plan.match(/::text/g)?.length, 2, plan);
+  });
+
+  test('the client-side backstop covers the whole call, not each round trip', async () => {
+    // Statement timeout 100 ms: backstop at 5.1 s. Each reply held 1.5 s: no one round
+    // trip passes it, the seven of a call (BEGIN ... ROLLBACK) together do.
+    const slow = await spawn({ ...SETTINGS, statementTimeoutMs: 100 });
+    assert.deepEqual(rows(await call(slow, 'SELECT n.id FROM notes n WHERE n.id = 2')).rows, [[2]]);
+    wire.delay(1500);
+    const t0 = Date.now();
+    const r = await call(slow, 'SELECT n.id FROM notes n WHERE n.id = 2').finally(() => wire.delay(0));
+    const took = Date.now() - t0;
+    assert.ok(r.isError, r.text);
+    assert.match(r.text, /did not answer within 5100 ms/);
+    assert.ok(took < 7000, `took ${took} ms`);
+    assert.deepEqual(rows(await call(slow, 'SELECT n.id FROM notes n WHERE n.id = 2')).rows, [[2]], stderr);
   });
 
   test('no response ever contained a sensitive value', () => {

@@ -224,6 +224,33 @@ describe('db MCP server on PostgreSQL', () => {
     assert.deepEqual(rows(await call(ro, 'db_query', { sql: 'SELECT count(*) FROM users' })).rows, [['20']]);
   });
 
+  test('one deadline for the whole call: a query planned again to cut its long columns gets what is left of the timeout', async () => {
+    // A constant folded at plan time (nested replace() on a literal): each DECLARE plans it.
+    const folded = (chars: number) => {
+      let e = `'${'x'.repeat(chars)}'`;
+      for (let i = 0; i < 5; i++) e = `replace(${e}, 'x', 'xxxxxxxxxx')`;
+      return e;
+    };
+    const planMs = async (chars: number) => {
+      const r = await pg.admin(`EXPLAIN (SUMMARY ON, FORMAT JSON) SELECT length(${folded(chars)}) AS n`);
+      return (r.rows[0]['QUERY PLAN'] as Array<{ 'Planning Time': number }>)[0]!['Planning Time'];
+    };
+    // About 250 ms of planning on this machine; the timeout 1.6 times that: one plan fits, two do not.
+    const chars = Math.max(20, Math.min(2000, Math.round((100 * 250) / Math.max(1, await planMs(100)))));
+    const timeout = Math.max(100, Math.ceil(1.6 * Math.max(await planMs(chars), await planMs(chars))));
+    const path = join(dir, 'deadline.json');
+    writeFileSync(path, JSON.stringify({ ...SETTINGS, statementTimeoutMs: timeout }));
+    const client = await spawnServer(path, { TEST_DB_URL: pg.readonlyUrl });
+    // u.email is text: the cursor is declared a second time, over the wrapper.
+    const t0 = Date.now();
+    const r = await call(client, 'db_query', { sql: `SELECT u.id, length(${folded(chars)}) AS n, u.email FROM users u WHERE u.id = 1` });
+    const took = Date.now() - t0;
+    assert.ok(r.isError, `planned twice in ${took} ms under a ${timeout} ms timeout: ${r.text.slice(0, 200)}`);
+    assert.match(r.text, new RegExp(`query cancelled: it ran past the ${timeout} ms statement timeout`));
+    assert.ok(took < timeout + 1000, `took ${took} ms under a ${timeout} ms timeout`);
+    assert.deepEqual(rows(await call(client, 'db_query', { sql: 'SELECT u.id, u.email FROM users u WHERE u.id = 1' })).rows, [[1, 'user1@example.com']]);
+  });
+
   test(`${ATTACKS.length} attack strings are refused by the guard, as the read-only role and as superuser`, async () => {
     assert.ok(ATTACKS.length >= 20);
     // As superuser only the guard and the READ ONLY transaction stand in the way.

@@ -13,7 +13,8 @@ const param = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 function cell(v: unknown, maxBytes: number): unknown {
   if (v === null || v === undefined) return null;
   if (typeof v === 'number' || typeof v === 'boolean') return v;
-  const cut = (s: string, bytes: number) => `${Buffer.from(s).subarray(0, maxBytes).toString()}… [cut: ${bytes} bytes, limit ${maxBytes}]`;
+  const cut = (s: string, bytes: number | undefined) =>
+    `${Buffer.from(s).subarray(0, maxBytes).toString()}… [cut: ${bytes ?? `more than ${maxBytes}`} bytes, limit ${maxBytes}]`;
   if (v instanceof CutCell) return cut(v.head, v.bytes);
   let s: string;
   if (typeof v === 'string') s = v;
