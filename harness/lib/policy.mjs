@@ -102,8 +102,8 @@ const TEXT_COMMANDS = new Set(['grep', 'egrep', 'fgrep', 'rg']);
 /** The longest command the guard reads: the hook must decide well within its timeout, or Claude Code runs the call. */
 const MAX_COMMAND = 16 * 1024;
 
-/** Separators of simple commands: ; & && || | |& newlines, substitutions and subshells. */
-const SEPARATORS = /;|&&|\|\||\|&?|(?<![<>])&(?!>)|\n|\$\(|`|\(|\)/g;
+/** Separators of simple commands: ; & && || | |& newlines, substitutions and subshells (`>|` and `>&` are redirections). */
+const SEPARATORS = /;|&&|\|\||(?<!>)\|&?|(?<![<>])&(?!>)|\n|\$\(|`|\(|\)/g;
 
 /**
  * Split a shell command into its simple commands, quotes or not (a quoted `;` splits too:
@@ -127,7 +127,8 @@ function segments(cmd) {
 
 /**
  * Where the simple command that starts at `at` ends as the shell reads it (a quoted `;` does
- * not end it), or -1 when a substitution makes that uncertain (the command goes on after it).
+ * not end it, nor does one inside a substitution: `-m "$(cat <<'EOF' ... EOF\n)" && ...`), or
+ * -1 when a substitution is not closed (the command may go on after it).
  */
 function commandEnd(cmd, at) {
   let quote = null;
@@ -139,15 +140,122 @@ function commandEnd(cmd, at) {
       if (c === '\\') i++;
       else if (c === "'") quote = null;
     } else if (c === '\\') i++;
-    else if (c === '`' || (c === '$' && cmd[i + 1] === '(') || ((c === '<' || c === '>') && cmd[i + 1] === '(')) return -1;
-    else if (quote) {
+    else if (c === '`' || (c === '$' && cmd[i + 1] === '(') || (!quote && (c === '<' || c === '>') && cmd[i + 1] === '(')) {
+      const j = substEnd(cmd, i);
+      if (j < 0) return -1;
+      i = j - 1;
+    } else if (quote) {
       if (c === quote) quote = null;
     } else if (c === "'" || c === '"') quote = c;
     else if (c === '$' && cmd[i + 1] === "'") quote = cmd.slice(i, ++i + 1);
     else if (c === '#' && (i === at || /\s/.test(cmd[i - 1]))) return cmd.includes('\n', i) ? cmd.indexOf('\n', i) : cmd.length;
+    else if ((c === '&' && (cmd[i + 1] === '>' || cmd[i - 1] === '>' || cmd[i - 1] === '<')) || (c === '|' && cmd[i - 1] === '>')) continue;
     else if (';&|\n()'.includes(c)) return i;
   }
   return cmd.length;
+}
+
+/** substEnd's answers for the texts being checked (the command, its simple commands): each substitution is scanned once. */
+const substMemo = new Map();
+
+/**
+ * Where the substitution that opens at i (`$(`, `<(`, `>(`, a backtick) ends, the index after
+ * it, or -1 when it is not closed where the guard can tell: its own quotes, nested
+ * substitutions and here-documents (`<<'EOF'`, whose body runs to the EOF line) are skipped.
+ * A `case` inside (whose patterns end in an unmatched `)`), a body line that starts with the
+ * delimiter without being it (bash ends the body at `EOF)`), or nesting too deep: -1.
+ */
+function substEnd(s, i, depth = 0) {
+  let memo = substMemo.get(s);
+  if (!memo) {
+    if (substMemo.size > 8) substMemo.clear();
+    substMemo.set(s, (memo = new Map()));
+  }
+  const known = memo.get(i);
+  if (known !== undefined) return known;
+  const end = depth > 16 ? -1 : s[i] === '`' ? backtickEnd(s, i) : parenEnd(s, i, depth);
+  memo.set(i, end);
+  return end;
+}
+
+function backtickEnd(s, i) {
+  for (let j = i + 1; j < s.length; j++) {
+    if (s[j] === '\\') j++;
+    else if (s[j] === '`') return j + 1;
+  }
+  return -1;
+}
+
+function parenEnd(s, i, depth) {
+  let parens = 0;
+  let quote = null;
+  const heredocs = [];
+  for (let j = i + 2; j < s.length; j++) {
+    const c = s[j];
+    if (quote === "'") {
+      if (c === "'") quote = null;
+    } else if (quote === "$'") {
+      if (c === '\\') j++;
+      else if (c === "'") quote = null;
+    } else if (c === '\\') j++;
+    else if (c === '`' || (c === '$' && s[j + 1] === '(') || (!quote && (c === '<' || c === '>') && s[j + 1] === '(')) {
+      const k = substEnd(s, j, depth + 1);
+      if (k < 0) return -1;
+      j = k - 1;
+    } else if (quote) {
+      if (c === quote) quote = null;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === '$' && s[j + 1] === "'") quote = s.slice(j, ++j + 1);
+    else if (c === '#' && /[\s(;&|]/.test(s[j - 1])) {
+      const nl = s.indexOf('\n', j);
+      if (nl < 0) return -1;
+      j = nl - 1;
+    } else if (c === '<' && s[j + 1] === '<' && s[j + 2] !== '<') {
+      const h = heredocWord(s, j + 2);
+      if (!h) return -1;
+      heredocs.push(h);
+      j = h.end - 1;
+    } else if (c === '\n' && heredocs.length) {
+      // The bodies follow this line, each up to its delimiter's line.
+      for (const h of heredocs.splice(0)) {
+        for (;;) {
+          const nl = s.indexOf('\n', j + 1);
+          if (nl < 0) return -1;
+          const line = h.dash ? s.slice(j + 1, nl).replace(/^\t+/, '') : s.slice(j + 1, nl);
+          j = nl;
+          if (line === h.word) break;
+          // bash also ends the body at `EOF)`, and the substitution with it: too uncertain.
+          if (line.startsWith(h.word)) return -1;
+        }
+      }
+    } else if (c === 'c' && /^case\s/.test(s.slice(j, j + 5)) && (j === i + 2 || /[\s;&|(]/.test(s[j - 1]))) return -1;
+    else if (c === '(') parens++;
+    else if (c === ')') {
+      if (parens === 0) return j + 1;
+      parens--;
+    }
+  }
+  return -1;
+}
+
+/** The delimiter of a here-document whose `<<` ends just before i (quotes removed), and where it ends. */
+function heredocWord(s, i) {
+  let j = i;
+  const dash = s[j] === '-';
+  if (dash) j++;
+  while (s[j] === ' ' || s[j] === '\t') j++;
+  let word = '';
+  for (; j < s.length && !/[\s;&|()<>]/.test(s[j]); j++) {
+    const c = s[j];
+    if (c === "'" || c === '"') {
+      const close = s.indexOf(c, j + 1);
+      if (close < 0) return null;
+      word += s.slice(j + 1, close);
+      j = close;
+    } else if (c === '\\') word += s[++j] ?? '';
+    else word += c;
+  }
+  return word ? { word, dash, end: j } : null;
 }
 
 /** The character an ANSI-C escape (`$'\x70ush'`) stands for, and how many characters it took after the backslash. */
@@ -196,7 +304,13 @@ function lex(seg, quoted, starts) {
       any = true;
       for (i++; i < seg.length && seg[i] !== q; i++) {
         if (i === seg.length - 1) out.open = true;
-        if (seg[i] === '\\' && i + 1 < seg.length && (ansi || (q === '"' && '"\\$`'.includes(seg[i + 1])))) {
+        if (q === '"' && (seg[i] === '`' || (seg[i] === '$' && seg[i + 1] === '('))) {
+          // A substitution inside the quotes is part of the word, its own quotes included.
+          const j = substEnd(seg, i);
+          cur += seg.slice(i, j < 0 ? seg.length : j);
+          if (j < 0) out.open = true;
+          i = (j < 0 ? seg.length : j) - 1;
+        } else if (seg[i] === '\\' && i + 1 < seg.length && (ansi || (q === '"' && '"\\$`'.includes(seg[i + 1])))) {
           if (ansi && !`'"\\?`.includes(seg[i + 1])) {
             const [ch, n] = ansiEscape(seg, i + 1);
             cur += ch;
@@ -204,6 +318,12 @@ function lex(seg, quoted, starts) {
           } else cur += seg[++i];
         } else cur += seg[i];
       }
+    } else if (quoted && (c === '`' || (c === '$' && seg[i + 1] === '('))) {
+      const j = substEnd(seg, i);
+      cur += seg.slice(i, j < 0 ? seg.length : j);
+      if (j < 0) out.open = true;
+      i = (j < 0 ? seg.length : j) - 1;
+      any = true;
     } else if (c === "'" || c === '"') {
       any = true;
     } else if (c === '\\') {
@@ -249,10 +369,13 @@ function commandWords(w) {
   return w.slice(commandStart(w, 0));
 }
 
+/** Reserved words before a command (`then rm -rf ../x`, `! git push`, `{ git push; }`). */
+const KEYWORDS = new Set(['if', 'then', 'else', 'elif', 'do', 'while', 'until', '!', '{']);
+
 /** Where the command that runs starts in w, from index i (see commandWords). */
 function commandStart(w, i) {
   for (;;) {
-    while (i < w.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(w[i])) i++;
+    while (i < w.length && (/^[A-Za-z_][A-Za-z0-9_]*=/.test(w[i]) || KEYWORDS.has(w[i]))) i++;
     const name = baseName(w[i]);
     if (!WRAPPERS.has(name)) return i;
     // `env` alone (or with only options and names) is an environment dump, checked as env.
@@ -289,8 +412,9 @@ function gitSubcommand(w, i) {
  * the rest as its value (-mn is the message "n").
  */
 const GIT_FLAGS = {
-  hard: /^--hard$/,
-  force: /^(-[a-zA-Z]*f|--force$)/,
+  // git takes any unambiguous prefix of a long option (`reset --ha`, `clean --fo`).
+  hard: /^--ha(r(d)?)?$/,
+  force: /^(-[a-zA-Z]*f|--f(o(r(ce?)?)?)?$)/,
   output: /^--output(=|$)/,
   pager: /^(-O|--open-files-in-pager)/,
   ext: /^--ext-diff$/,
@@ -307,6 +431,44 @@ function gitFlags(w) {
   const last = {};
   for (let i = 0; i < w.length; i++) for (const k in GIT_FLAGS) if (GIT_FLAGS[k].test(w[i])) last[k] = i;
   return last;
+}
+
+/** Options of commit and am that take the next word as their value: long ones, and short letters (the last of a cluster). */
+const GIT_VALUE_NEXT = {
+  commit: {
+    long: new Set(['--message', '--file', '--reuse-message', '--reedit-message', '--template', '--author', '--date', '--cleanup', '--fixup', '--squash', '--trailer', '--pathspec-from-file']),
+    short: 'mFCct',
+  },
+  am: { long: new Set(['--directory', '--exclude', '--include', '--patch-format', '--resolvemsg', '--quoted-cr', '--empty']), short: '' },
+};
+
+/**
+ * Whether a word of `git commit` / `git am` (from index at, the subcommand) that a variable
+ * or a substitution makes could be an option, -n (`git commit "$(printf -- -n)"`): one
+ * where an option may stand, not an option's value (`-m "$(cat <<'EOF' ...)"`) nor after `--`.
+ */
+function dynamicOption(w, at, sub) {
+  const spec = GIT_VALUE_NEXT[sub];
+  for (let j = at + 1; j < w.length; j++) {
+    const x = w[j];
+    if (x === '--') return false;
+    if (/^[$`]/.test(x)) return true;
+    if (!x.startsWith('-') || x === '-') continue;
+    if (x.startsWith('--')) {
+      const name = x.split('=')[0];
+      if (/[$`]/.test(name)) return true;
+      if (!x.includes('=') && spec.long.has(x)) j++;
+      continue;
+    }
+    for (let k = 1; k < x.length; k++) {
+      if (x[k] === '$' || x[k] === '`') return true;
+      if (spec.short.includes(x[k])) {
+        if (k === x.length - 1) j++;
+        break;
+      }
+    }
+  }
+  return false;
 }
 
 /** The checks of every `git` word of a command (xargs git push, a wrapper we do not know). */
@@ -341,6 +503,9 @@ function checkGitWord(w, i, last, exact) {
   if (after('ext', g.at)) return deny('git --ext-diff runs an external program');
   if (exact && ((g.sub === 'commit' && after('commitN', g.at)) || (g.sub === 'am' && after('amN', g.at)))) {
     return deny(`git ${g.sub} -n is --no-verify: it skips the repository's checks`);
+  }
+  if (exact && (g.sub === 'commit' || g.sub === 'am') && dynamicOption(w, g.at, g.sub)) {
+    return deny(`git ${g.sub} with an option from a variable or a substitution is not allowed (it could be -n, --no-verify): write the options out`);
   }
   return null;
 }
@@ -385,11 +550,23 @@ function checkSegment(seg, shell, depth = 0) {
     const d = checkWords(commandWords(w), seg, shell, depth, protectedHit, w === exact || end === -1);
     if (d) return d;
   }
-  // Cut inside quotes (`git commit -m "a;b" -n`): git's options also from the whole command,
-  // or from the rest of the command line when where it ends is uncertain.
+  // Cut inside quotes or at a substitution (`rm -rf "tmp&" ../x`, `git commit -m "a;b" -n`,
+  // `git commit -m "$(cat <<'EOF' ...)"`): the whole command as the shell reads it is checked
+  // too, every check; or, when where it ends is uncertain, git's options from the rest of the line.
   if (end > seg.end) {
-    const w = commandWords(words(seg.whole.slice(seg.at, end), true));
-    if (baseName(w[0]) === 'git') return checkGitWord(w, 0, gitFlags(w), true);
+    const text = seg.whole.slice(seg.at, end);
+    const whole = { text, sub: false, whole: seg.whole, at: seg.at, end };
+    let wholeHit = null;
+    const w = commandWords(words(text, true));
+    const d = checkWords(w, whole, shell, depth, () => (wholeHit ??= [pathHit(text, PROTECTED)])[0], true);
+    if (d) return d;
+    // A substitution's output is more words of the command (`git reset $(echo --hard)`); for
+    // commit and am, words that could be options are refused instead (see dynamicOption).
+    const sub = baseName(w[0]) === 'git' ? gitSubcommand(w, 0)?.sub : null;
+    if (sub && sub !== 'commit' && sub !== 'am' && /\$\(|`|[<>]\(/.test(text)) {
+      const all = commandWords(lex(text.replace(/[;&|()\n`]/g, ' '), false));
+      if (baseName(all[0]) === 'git') return checkGitWord(all, 0, gitFlags(all), false);
+    }
   }
   if (end === -1) {
     // The words of the whole line, read once (every segment would otherwise read the rest of it).
@@ -418,6 +595,8 @@ function checkWords(w, seg, shell, depth, protectedHit, exact) {
   const ctx = shell.ctx;
   const name = baseName(w[0]);
   if (BANNED_COMMANDS.has(name)) return deny(`${BANNED_COMMANDS.get(name)} (${name})`);
+  // --no-verify quoted or escaped (`--no-"verify"`, `$'--no-\x76erify'`).
+  if (w.some((x) => /^--no-v(e(r(i[a-z]*)?)?)?$/.test(x))) return deny("--no-verify skips the repository's checks");
   // A command string handed to a shell is checked as a command too.
   if (SHELLS.has(name) && depth < 3) {
     const k = name === 'eval' ? 0 : w.findIndex((x) => /^-[a-z]*c$/.test(x));
@@ -532,9 +711,9 @@ const FETCH_BANNED = {
   wget: /^(-e|--execute|-i|--input-file|-B|--base|--bind-address|--config|--proxy|--use-askpass|--no-config)$/,
 };
 
-/** curl / wget: every URL must be the dev server; no options that reroute the request. */
+/** curl / wget: every URL must be the dev server; no options that reroute the request. Redirections are not URLs (`> /dev/null`). */
 function checkFetcher(name, seg, ctx) {
-  const w = shellWords(seg);
+  const w = lex(seg, true);
   let i = w.findIndex((x) => baseName(x) === name) + 1;
   for (; i < w.length; i++) {
     const x = w[i];
@@ -587,37 +766,6 @@ function fetchTarget(name, arg, ctx) {
   return why ? deny(why) : null;
 }
 
-/** Shell words of one simple command, quotes removed (an unbalanced quote runs to the end). */
-function shellWords(seg) {
-  const out = [];
-  let cur = '';
-  let quote = null;
-  let any = false;
-  for (let i = 0; i < seg.length; i++) {
-    const c = seg[i];
-    if (quote) {
-      if (c === quote) quote = null;
-      else if (c === '\\' && quote === '"' && i + 1 < seg.length) cur += seg[++i];
-      else cur += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      any = true;
-    } else if (c === '\\' && i + 1 < seg.length) {
-      cur += seg[++i];
-      any = true;
-    } else if (/\s/.test(c)) {
-      if (any) out.push(cur);
-      cur = '';
-      any = false;
-    } else {
-      cur += c;
-      any = true;
-    }
-  }
-  if (any) out.push(cur);
-  return out;
-}
-
 /** A deny decision, or null to let the call proceed. */
 function deny(reason) {
   return { deny: true, reason: `bugbot guard: ${reason}` };
@@ -654,15 +802,128 @@ function within(root, abs) {
   return inside(real(root), real(abs)) === null ? null : rel;
 }
 
+/** Commands that only search or cut text: a command of nothing else sets no variable (see mentionsOnly). */
+const SEARCH_COMMANDS = new Set([...TEXT_COMMANDS, 'head', 'tail', 'wc', 'sort', 'uniq', 'cut']);
+
+/**
+ * Whether every simple command of cmd is a search (`grep -rn "GIT_SSH_COMMAND" src | head`),
+ * named first (no assignment, no wrapper), with no substitution, here-document, function or
+ * alias: a variable's name there is a pattern, nothing sets it.
+ */
+function mentionsOnly(cmd) {
+  if (/\$\(|`|[<>]\(|<<|\b(function|alias)\b|\(\s*\)/.test(cmd)) return false;
+  let any = false;
+  for (let at = 0; at < cmd.length; ) {
+    const end = commandEnd(cmd, at);
+    if (end < 0) return false;
+    const w = lex(cmd.slice(at, end), true);
+    if (w.length) {
+      if (!SEARCH_COMMANDS.has(w[0])) return false;
+      any = true;
+    }
+    at = end + 1;
+  }
+  return any;
+}
+
 function checkShell(cmd, ctx) {
   if (cmd.length > MAX_COMMAND) return deny(`a command of more than ${MAX_COMMAND} characters is not allowed: write a script file and run it, or split the command`);
+  // A backslash-newline is removed before the shell reads words (`git pu\<newline>sh`): the
+  // command is checked that way too.
+  if (cmd.includes('\\\n')) {
+    const d = checkCommand(cmd.replace(/\\\n/g, ''), ctx);
+    if (d) return d;
+  }
+  return checkCommand(cmd, ctx);
+}
+
+/**
+ * cmd with the bodies of commit messages written as `git commit -m "$(cat <<'EOF' ... EOF\n)"`
+ * (Claude Code's idiom) left out: text git stores, never run nor read as options, which the
+ * checks would otherwise read as commands (`git push`, `.env`, a URL). Only where that is
+ * certain: `git` named first in a command of the line, its `-m` in option position, the
+ * delimiter quoted (no expansion), no other here-document, no function or alias.
+ */
+function withoutMessages(cmd) {
+  if (!cmd.includes("<<'") || /\b(function|alias)\b|\(\s*\)/.test(cmd)) return cmd;
+  const cut = [];
+  for (let at = 0; at < cmd.length; ) {
+    while (at < cmd.length && /[\s;&|()]/.test(cmd[at])) at++;
+    const end = commandEnd(cmd, at);
+    if (end < 0) break;
+    const starts = [];
+    const w = lex(cmd.slice(at, end), true, starts);
+    let i = 0;
+    while (i < w.length && (/^[A-Za-z_][A-Za-z0-9_]*=/.test(w[i]) || KEYWORDS.has(w[i]))) i++;
+    const g = w[i] === 'git' ? gitSubcommand(w, i) : null;
+    if (g?.sub === 'commit' && !g.problem) {
+      for (const k of messageWords(w, g.at)) {
+        const m = /"\$\(cat <<'(\w+)'\n([^]*?\n)?\1\n\)"/y;
+        m.lastIndex = at + starts[k];
+        const hit = m.exec(cmd);
+        if (hit && m.lastIndex <= end && !(hit[2] ?? '').split('\n').some((l) => l.startsWith(hit[1]))) {
+          cut.push([hit.index + hit[0].indexOf('\n') + 1, hit.index + hit[0].indexOf('\n') + 1 + (hit[2] ?? '').length]);
+        }
+      }
+    }
+    at = end + 1;
+  }
+  // Any other here-document (one whose body a shell could run) and the command is read whole.
+  if (!cut.length || cmd.split('<<').length - 1 !== cut.length) return cmd;
+  let out = '';
+  let from = 0;
+  for (const [a, b] of cut) {
+    out += cmd.slice(from, a);
+    from = b;
+  }
+  return out + cmd.slice(from);
+}
+
+/** Indices in w of the values of commit's -m (from index at, the subcommand), where they are values. */
+function messageWords(w, at) {
+  const out = [];
+  const spec = GIT_VALUE_NEXT.commit;
+  for (let j = at + 1; j < w.length; j++) {
+    const x = w[j];
+    if (x === '--') break;
+    if (!x.startsWith('-') || x === '-') continue;
+    if (x.startsWith('--')) {
+      if (!x.includes('=') && spec.long.has(x)) {
+        if (x === '--message') out.push(j + 1);
+        j++;
+      }
+      continue;
+    }
+    for (let k = 1; k < x.length; k++) {
+      if (spec.short.includes(x[k])) {
+        if (k === x.length - 1) {
+          if (x[k] === 'm') out.push(j + 1);
+          j++;
+        }
+        break;
+      }
+    }
+  }
+  return out.filter((k) => k < w.length);
+}
+
+function checkCommand(given, ctx) {
+  const cmd = withoutMessages(given);
   for (const [re, reason] of BANNED_ANYWHERE) if (re.test(cmd)) return deny(reason);
   // git configured from the environment: an alias or a program git runs, which no check of
   // the command itself would see (GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=alias.p ... git p).
-  const env = GIT_ENV.exec(cmd);
-  if (env) return deny(`setting ${env[1] ?? env[2]} is not allowed: it changes what git runs`);
-  for (const m of cmd.matchAll(PROGRAM_ENV)) {
-    if (m[2] === undefined || !SAFE_PROGRAM.test(unquote(m[2]))) return deny(`setting ${m[1] ?? m[3]} to a program is not allowed (cat, or less, is)`);
+  // Read as written and with quotes removed (`GIT_CONF''IG_COUNT=1`, `$'GIT_CONFIG_...'=`);
+  // a name that is only a search pattern is fine.
+  const readings = [cmd, lex(cmd.replace(/\$(?=['"])/g, ''), false).join(' '), lex(cmd, true).join(' ')];
+  let mentions = null;
+  for (const text of readings) {
+    const env = GIT_ENV.exec(text);
+    if (env && !(mentions ??= mentionsOnly(cmd))) return deny(`setting ${env[1] ?? env[2]} is not allowed: it changes what git runs`);
+    for (const m of text.matchAll(PROGRAM_ENV)) {
+      if ((m[2] === undefined || !SAFE_PROGRAM.test(unquote(m[2]))) && !(mentions ??= mentionsOnly(cmd))) {
+        return deny(`setting ${m[1] ?? m[3]} to a program is not allowed (cat, or less, is)`);
+      }
+    }
   }
   // git's options that write a file or run a program, wherever they stand in a command
   // that runs git (a quoted `;` in a --format would split it into two segments).
@@ -688,7 +949,7 @@ function checkShell(cmd, ctx) {
     if (why) return deny(why);
   }
   // Redirections into protected places.
-  const redirect = /(?:>|>>|\btee\b(?:\s+-a)?)\s*([^\s;&|]+)/g;
+  const redirect = /(?:>>?\|?|\btee\b(?:\s+-a)?)\s*([^\s;&|]+)/g;
   for (const m of cmd.matchAll(redirect)) {
     const target = m[1].replace(/^['"]|['"]$/g, '');
     const rel = target.replace(/^\.\//, '');

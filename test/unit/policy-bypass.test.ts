@@ -2,10 +2,13 @@
 // Claude Code expands (`~/`, blanks) but the guard read as written, git configured to run
 // another command (-c alias.p=push, GIT_CONFIG_*), subcommands hidden by a redirection or
 // `&` glued to them, `git commit -n`, rm -r paths that leave the worktree once unquoted or
-// normalised, and commands long enough to outlast the hook's timeout. And the commands an
-// honest agent runs that the guard used to refuse (a `git push` in a commit message).
+// normalised, and commands long enough to outlast the hook's timeout; a quoted `&`, `;` or `|`
+// that hid the words after it, `>|`, line continuations, quoted --no-verify, and options from
+// substitutions. And the commands an honest agent runs that the guard used to refuse (a
+// `git push` in a commit message, Claude Code's here-document commit followed by `git log -n 3`).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -104,6 +107,56 @@ describe('bypasses the guard refuses', () => {
     ['rm -rf src/$(...)', 'Bash', bash('rm -rf src/$(echo ../..)'), /rm -r/],
     ['rm -rf with a brace alternative out', 'Bash', bash('rm -rf {a,b/..,c}/..'), /rm -r/],
     ['rm --recursive abbreviated', 'Bash', bash('rm --recur /tmp/x'), /rm -r/],
+    // A quoted `&`, `;`, `|` or `(` does not end the command: its words after it are checked.
+    ['rm -rf past a quoted &', 'Bash', bash('rm -rf "tmp&" ../../x'), /rm -r/],
+    ["rm -rf ~ past a single-quoted &", 'Bash', bash("rm -rf 'x&' ~"), /rm -r/],
+    ['rm -rf past a quoted ;', 'Bash', bash('rm -rf "a;" ../x'), /rm -r/],
+    ['rm -rf past a quoted |', 'Bash', bash('rm -rf "a|" ../x'), /rm -r/],
+    ['rm -rf past a quoted (', 'Bash', bash('rm -rf "a(" ../x'), /rm -r/],
+    ['curl --unix-socket past a quoted &', 'Bash', bash('curl -s "http://127.0.0.1:4101/x?a&" --unix-socket /var/run/docker.sock'), /--unix-socket/],
+    ['curl to another host past a quoted &', 'Bash', bash('curl -s "http://127.0.0.1:4101/?a=1&" example.com'), /example\.com/],
+    ['curl --connect-to past a quoted &', 'Bash', bash('curl -s "localhost:4101/?a&" --connect-to localhost:4101:evil.com:80'), /--connect-to/],
+    ['wget -e past a quoted &', 'Bash', bash('wget -q "http://127.0.0.1:4101/?a&" -e http_proxy=evil:80'), /wget -e/],
+    ['chmod setuid past a quoted &', 'Bash', bash('chmod "x&" 4755 f'), /setuid/],
+    ['rm -rf after then', 'Bash', bash('if true; then rm -rf ../x; fi'), /rm -r/],
+    ['rm -rf inside { }', 'Bash', bash('{ rm -rf ../x; }'), /rm -r/],
+    // Substitutions: skipped as a whole where the command's end is read, never a way to -n.
+    ['git commit -n after a message from a substitution', 'Bash', bash('git commit -m "$(echo x)" -n'), /--no-verify/],
+    ['git commit -n after a here-document message', 'Bash', bash(`git commit -m "$(cat <<'EOF'\nFix\nEOF\n)" -n`), /--no-verify/],
+    ['git commit with -n from a substitution', 'Bash', bash('git commit "$(printf -- -n)"'), /could be -n/],
+    ['git commit with -n from an unquoted substitution', 'Bash', bash('git commit -m x $(echo -n)'), /could be -n/],
+    ['git commit with -n from a variable', 'Bash', bash('N=-n; git commit $N -m x'), /could be -n/],
+    ['git commit -F taking -m, then -n from a substitution', 'Bash', bash('git commit -F -m "$(echo -n)"'), /could be -n/],
+    ['git reset --hard from a substitution', 'Bash', bash('git reset "$(echo --hard)"'), /reset --hard/],
+    ['git commit -n past a body line bash ends at (EOF))', 'Bash', bash(`git commit -m $(cat <<'EOF'\nx\nEOF) -n\nEOF\n)`), /--no-verify/],
+    ['a here-document message does not hide a git push after it', 'Bash', bash(`git commit -m "$(cat <<'EOF'\nFix\nEOF\n)" && git push origin HEAD:main`), /git push/],
+    ['a message in a comment is no message', 'Bash', bash(`git commit -m x # -m "$(cat <<'EOF'\ngit push\nEOF\n)"`), /git push/],
+    ['a message body fed to a shell', 'Bash', bash(`bash <<'X'\ngit commit -m "$(cat <<'EOF'\nx\nEOF\n)"\ngit push\nX`), /git push/],
+    // `>|` is a redirection, not a pipe.
+    ['git >| x push', 'Bash', bash('git >| /dev/null push origin HEAD:main'), /git push/],
+    ['git reset >| x --hard', 'Bash', bash('git reset >| x --hard'), /reset --hard/],
+    ['git commit >| x -n', 'Bash', bash('git commit >|x -n -m x'), /--no-verify/],
+    // Line continuations are removed before the shell reads words.
+    ['git pu\\<newline>sh', 'Bash', bash('git pu\\\nsh origin HEAD:main'), /git push/],
+    ['git reset \\<newline>--hard', 'Bash', bash('git reset \\\n--hard'), /reset --hard/],
+    ['--no-\\<newline>verify', 'Bash', bash('git commit --no-\\\nverify -m x'), /--no-verify/],
+    ['git commit -m x \\<newline>-n', 'Bash', bash('git commit -m x \\\n-n'), /--no-verify/],
+    // Quoted or escaped --no-verify and GIT_CONFIG_*.
+    ['--no-"verify"', 'Bash', bash('git commit --no-"verify" -m x'), /--no-verify/],
+    ["--no-''verify", 'Bash', bash("git commit --no-''verify -m x"), /--no-verify/],
+    ['--no-\\verify', 'Bash', bash('git commit --no-\\verify -m x'), /--no-verify/],
+    ["$'--no-\\x76erify'", 'Bash', bash("git commit $'--no-\\x76erify' -m x"), /--no-verify/],
+    ["GIT_CONF''IG_COUNT", 'Bash', bash("export GIT_CONF''IG_COUNT=1 GIT_CONF''IG_KEY_0=alias.p GIT_CONF''IG_VALUE_0=push; git p"), /GIT_CONFIG_COUNT/],
+    ['GIT_CONF""IG_PARAMETERS', 'Bash', bash(`env GIT_CONF""IG_PARAMETERS="'alias.p=push'" git p`), /GIT_CONFIG_PARAMETERS/],
+    ["$'GIT_CONFIG_PARAMETERS'=", 'Bash', bash(`env $'GIT_CONFIG_PARAMETERS'="'alias.p=push'" git p`), /GIT_CONFIG_PARAMETERS/],
+    // git's abbreviations of long options.
+    ['git reset --ha', 'Bash', bash('git reset --ha'), /reset --hard/],
+    ['git clean --fo', 'Bash', bash('git clean --fo'), /clean -f/],
+    // A variable's name in a search is fine; set, or beside another command, it is not.
+    ['GIT_CONFIG_COUNT beside a grep', 'Bash', bash('grep -rn x src; export GIT_CONFIG_COUNT=1'), /GIT_CONFIG_COUNT/],
+    ['GIT_CONFIG_COUNT set for a grep', 'Bash', bash('GIT_CONFIG_COUNT=1 grep x src'), /GIT_CONFIG_COUNT/],
+    ['GIT_CONFIG_COUNT in a substitution in a grep', 'Bash', bash('grep "$(GIT_CONFIG_COUNT=1 git p)" src'), /GIT_CONFIG_COUNT/],
+    ['GIT_SSH_COMMAND searched and piped to a shell', 'Bash', bash('grep GIT_SSH_COMMAND f | sh'), /GIT_SSH_COMMAND/],
     // Credentials the sandbox hides, named in a command.
     ['~/.kube', 'Bash', bash('cat ~/.kube/config'), /credentials/],
     ['.pgpass', 'Bash', bash('cat /home/op/.pgpass'), /credentials/],
@@ -131,7 +184,7 @@ describe('bypasses the guard refuses', () => {
     let t = Date.now();
     assert.match(decide('Bash', bash(long), ctx)!.reason, /more than 16384 characters/);
     assert.ok(Date.now() - t < 1000, `${Date.now() - t} ms`);
-    const worst = ['git ', 'git -c git ', 'a/', 'tee ', 'a.', `'"`, 'a& ', '>x ', 'x $(git -n;', 'git "a;" '].map((u) => u.repeat(Math.floor(16000 / u.length)) + '; git push');
+    const worst = ['git ', 'git -c git ', 'a/', 'tee ', 'a.', `'"`, 'a& ', '>x ', 'x $(git -n;', 'git "a;" ', `"';`, `"$(';`, '$( \'', "$(cat <<'E'\n", 'E)\n', '"(', 'x\\\n', 'git commit "$(x)" ', 'grep GIT_SSH '].map((u) => u.repeat(Math.floor(16000 / u.length)) + '; git push');
     for (const c of worst) {
       t = Date.now();
       assert.ok(decide('Bash', bash(c), ctx), c.slice(0, 20));
@@ -170,6 +223,45 @@ describe('what an honest agent does is still allowed', () => {
     ['Bash', bash('rm -rf dist build coverage/tmp')],
     ['Bash', bash('rm -rf {dist,build}')],
     ['Bash', bash('rm -rf test/tmp/* ./coverage src/../dist')],
+    // Claude Code's commit idiom: a here-document message, then more commands.
+    ['Bash', bash(`git add src/pets.ts test/pets.test.ts && git commit -m "$(cat <<'EOF'\nFix null owner in getPet\nEOF\n)" && git log --oneline -n 3`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\nEOF\n)"; git log -n 2 --stat`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\nEOF\n)"\ngit log -n 3`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\nEOF\n)" | tail -n 3`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\nEOF\n)" 2>&1 | tail -n 5`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\nEOF\n)" && echo -n done`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\nEOF\n)" && grep -n owner src/a.ts`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\nEOF\n)" && ls -lan`)],
+    ['Bash', bash(`git add -A && git commit -m "$(printf 'Fix owner\\n\\nDetails')" && git log -n 1`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix: reject -inf and NaN in parsePrice\nEOF\n)"`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix: CLI -name flag was ignored\nEOF\n)"`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix the sort; use numeric compare (sort -n)\nEOF\n)"`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nSet a "b -n c" d; don't (sort -n) & more\nEOF\n)"`)],
+    // Its body is text, whatever it says.
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\n\nDo not git push from tests\nEOF\n)"`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\n\nThe .env file is not loaded in tests\nEOF\n)"`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix owner\n\nSee https://github.com/acme/pets/issues/12\nEOF\n)"`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix: handle the --output flag\nEOF\n)"`)],
+    ['Bash', bash(`git commit -m "$(cat <<'EOF'\nFix (sudo) check; env vars read lazily\nEOF\n)"`)],
+    ['Bash', bash(`git commit -am "$(cat <<'EOF'\nFix owner\n\nCo-Authored-By: Claude <noreply@anthropic.com>\nEOF\n)"`)],
+    // Substitutions elsewhere than an option's place, and -n after the command ends.
+    ['Bash', bash('git commit -m "$MSG" && git log -n 1')],
+    ['Bash', bash('git commit -F "$F"')],
+    ['Bash', bash('git commit -m x -- "$(git diff --name-only)"')],
+    ['Bash', bash('git log -n 3 $(git merge-base HEAD main)..HEAD')],
+    ['Bash', bash('git commit -m "Fix (owner)" && git log -n 1')],
+    // Redirections.
+    ['Bash', bash('git diff HEAD~1 >| /tmp/x.diff')],
+    ['Bash', bash('curl -s http://127.0.0.1:4101/health > /dev/null')],
+    ['Bash', bash('until curl -s localhost:4101 > /dev/null; do sleep 1; done')],
+    // Line continuations, and a quoted & that is text.
+    ['Bash', bash('npx vitest run \\\n  src/a.test.ts \\\n  src/b.test.ts')],
+    ['Bash', bash(`sed -i 's/a & b/a and b/' src/x.ts`)],
+    ['Bash', bash('rm -rf "tmp&" dist')],
+    // A git variable's name as a search pattern.
+    ['Bash', bash('grep -rn "GIT_SSH_COMMAND" src')],
+    ['Bash', bash('grep -rn GIT_CONFIG_COUNT src | head -20')],
+    ['Bash', bash(`rg -n 'GIT_EXEC_PATH' .`)],
     // Paths with nothing to expand.
     ['Grep', { pattern: 'owner', path: 'src' }],
     ['Glob', { pattern: 'src/**/*.ts', path: worktree }],
@@ -179,4 +271,21 @@ describe('what an honest agent does is still allowed', () => {
   for (const [tool, input] of allowed) {
     test(`${tool} ${JSON.stringify(input).slice(0, 90)}`, () => assert.equal(decide(tool, input, ctx), null));
   }
+
+  test('the hook itself lets Claude Code commit with a here-document message, and refuses it with -n', () => {
+    const policy = join(root, 'implement.policy.json');
+    writeFileSync(policy, JSON.stringify({ ...ctx, ticketDir: undefined }));
+    const hook = (command: string) =>
+      spawnSync(process.execPath, [join(import.meta.dirname, '../../harness/hooks/guard.mjs'), '--policy', policy], {
+        input: JSON.stringify({ tool_name: 'Bash', tool_input: { command } }),
+        encoding: 'utf8',
+      });
+    const idiom = `git add src/pets.ts test/pets.test.ts && git commit -m "$(cat <<'EOF'\nFix null owner in getPet\nEOF\n)" && git log --oneline -n 3`;
+    const ok = hook(idiom);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout, '');
+    const denied = hook(idiom.replace(')" &&', ')" -n &&'));
+    assert.equal(denied.status, 0, denied.stderr);
+    assert.match(denied.stdout, /"permissionDecision":\s*"deny"[^]*--no-verify/);
+  });
 });
