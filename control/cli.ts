@@ -41,6 +41,13 @@ function positiveIntArg(value: string): number {
   return n;
 }
 
+/** A person's name for --by: a blank one would claim or decide as nobody. */
+function actorArg(value: string): string {
+  const name = value.trim();
+  if (!name) throw new InvalidArgumentError('expected a name');
+  return name;
+}
+
 /**
  * The configuration for a command. Only `start` serves: the others do not need the
  * server's secrets in their environment (servingProblems), so an operator can still list
@@ -224,7 +231,7 @@ export function buildProgram(): Command {
     .option('-s, --service <name>', 'service')
     .option('-r, --route <route>', 'e.g. "POST /api/pets/:id"')
     .option('--stack-file <path>', 'file holding a stack trace')
-    .option('--by <name>', 'who is filing it')
+    .option('--by <name>', 'who is filing it', actorArg)
     .action((o: { title: string; message?: string; service?: string; route?: string; stackFile?: string; by?: string }, cmd: Command) => {
       const config = load(cmd);
       // Everything checked before the home is opened (or made): a mistake leaves nothing behind.
@@ -300,7 +307,7 @@ export function buildProgram(): Command {
     .command('claim')
     .description('take a ticket yourself: the bot keeps off it (--release gives it back)')
     .argument('<id>', 'ticket id', intArg)
-    .option('--by <name>', 'who takes (or releases) it', process.env.USER ?? 'cli')
+    .option('--by <name>', 'who takes (or releases) it', actorArg, process.env.USER || 'cli')
     .option('--release', 'give the ticket back to the bot')
     .option('--force', "take it over from the person who claimed it")
     .action((id: number, o: { by: string; release?: boolean; force?: boolean }, cmd: Command) => {
@@ -362,7 +369,7 @@ export function buildProgram(): Command {
     .command('cancel')
     .description('cancel a ticket: a running worker is stopped (partial work stays on its branch)')
     .argument('<id>', 'ticket id', intArg)
-    .option('--by <name>', 'who cancels', process.env.USER ?? 'cli')
+    .option('--by <name>', 'who cancels', actorArg, process.env.USER || 'cli')
     .action((id: number, o: { by: string }, cmd: Command) => {
       const config = load(cmd);
       const { store } = openExisting(config);
@@ -390,7 +397,7 @@ export function buildProgram(): Command {
     .command('approve')
     .description('approval mode: merge a fix waiting on its bot branch into staging (or open its pull request)')
     .argument('<id>', 'ticket id', intArg)
-    .option('--by <name>', 'who approves', process.env.USER ?? 'cli')
+    .option('--by <name>', 'who approves', actorArg, process.env.USER || 'cli')
     .option('--run <n>', "the run whose fix you looked at (bugbot ticket <id> lists them): refused if the ticket's fix is another run's by now", positiveIntArg)
     .action(async (id: number, o: { by: string; run?: number }, cmd: Command) => {
       await approvalCommand(load(cmd), id, 'approve', o.by, undefined, o.run);
@@ -401,7 +408,7 @@ export function buildProgram(): Command {
     .description('approval mode: drop a fix waiting for approval (or a ticket that needs a person)')
     .argument('<id>', 'ticket id', intArg)
     .option('--reason <text>', 'why (kept in the ticket history)')
-    .option('--by <name>', 'who skips', process.env.USER ?? 'cli')
+    .option('--by <name>', 'who skips', actorArg, process.env.USER || 'cli')
     .option('--run <n>', "the run whose fix you looked at: refused if the ticket's fix is another run's by now", positiveIntArg)
     .action(async (id: number, o: { by: string; reason?: string; run?: number }, cmd: Command) => {
       await approvalCommand(load(cmd), id, 'skip', o.by, o.reason, o.run);
@@ -411,7 +418,7 @@ export function buildProgram(): Command {
     .command('requeue')
     .description('queue a ticket again (awaiting approval, needs a person, failed or dropped) with its attempts reset')
     .argument('<id>', 'ticket id', intArg)
-    .option('--by <name>', 'who requeues', process.env.USER ?? 'cli')
+    .option('--by <name>', 'who requeues', actorArg, process.env.USER || 'cli')
     .action(async (id: number, o: { by: string }, cmd: Command) => {
       await approvalCommand(load(cmd), id, 'requeue', o.by);
     });
@@ -640,7 +647,8 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
   }
   const stateNamed = r.failure === 'not_found' || r.message.includes(`ticket ${id} is ${r.state}`);
   if (!r.ok) fail(`${r.message}${stateNamed ? '' : ` (ticket ${id} is ${r.state})`}${via}`, 1);
-  process.stdout.write(`ticket ${id}: ${r.message}; now ${r.state}${via}\n`);
+  // The message names the ticket too ("ticket 3 requeued (…)"): said once.
+  process.stdout.write(`ticket ${id}: ${r.message.replace(new RegExp(`^ticket ${id} `), '')}; now ${r.state}${via}\n`);
   if (r.commit) process.stdout.write(`  commit ${r.commit}\n`);
   if (r.prUrl) process.stdout.write(`  pull request ${r.prUrl}\n`);
 }
@@ -742,8 +750,12 @@ function requireHome(config: BugbotConfig): void {
     if (code === 'EACCES' || code === 'EPERM') fail(`cannot read the bugbot home at ${config.home}: permission denied (bugbot's home is private to the user who runs it)`, 2);
   }
   if (!existsSync(db)) {
+    // A config was found: its home just has not been made yet (bugbot start makes it).
+    if (config.configPath) {
+      fail(`no bugbot home at ${config.home} yet (the home of ${config.configPath}): bugbot start (or bugbot enqueue) creates it`, 2);
+    }
     fail(
-      `no bugbot home at ${config.home} (no bugbot.db there)${config.configPath ? `, the home of ${config.configPath}` : ', and no bugbot.config.json here'}: ` +
+      `no bugbot home at ${config.home} (no bugbot.db there), and no bugbot.config.json here: ` +
         'run this where your bugbot.config.json is, or name it with --config (or the home with --home / BUGBOT_HOME)',
       2,
     );

@@ -4,7 +4,7 @@
  * Secrets never live in the file: the file names environment variables, and
  * `loadConfig` resolves them here, at the edge, so nothing deeper reads process.env.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { envName } from '../lib/mcp/env-name.ts';
@@ -455,7 +455,9 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
   const candidate = explicit ? resolve(cwd, explicit) : resolve(cwd, 'bugbot.config.json');
   let fileData: unknown = {};
   let configPath: string | null = null;
-  if (existsSync(candidate)) {
+  if (existsSync(candidate) && !statSync(candidate).isFile()) {
+    problems.push(`config file ${candidate} is not a file (name the JSON file itself)`);
+  } else if (existsSync(candidate)) {
     configPath = candidate;
     const text = readFileSync(candidate, 'utf8');
     try {
@@ -495,9 +497,19 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
-      const at = issue.path.length ? issue.path.join('.') : '(top level)';
-      const name = envNames.get(at);
-      problems.push(`${at}: ${issue.message}${name ? ` (from ${name}=${JSON.stringify(env[name])})` : ''}`);
+      if (issue.code === 'unrecognized_keys') {
+        // Each key by its whole path, with the nearest known key: a typo, most likely.
+        const known = knownKeys(issue.path.map(String));
+        for (const key of issue.keys) {
+          const near = nearest(key, known);
+          problems.push(`${pathText([...issue.path, key])}: unknown key${near ? ` (did you mean "${pathText([...issue.path, near])}"?)` : ''}`);
+        }
+        continue;
+      }
+      const at = issue.path.length ? pathText(issue.path) : '(top level)';
+      const name = envNames.get(issue.path.join('.'));
+      const message = issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? `required (${issue.message.replace(/, received undefined$/, '')})` : issue.message;
+      problems.push(`${at}: ${message}${name ? ` (from ${name}=${JSON.stringify(env[name])})` : ''}`);
     }
     throw new ConfigError(problems);
   }
@@ -522,6 +534,40 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
   };
 }
 
+
+/** A config path as people write it: `triage.ignore[0].pattern`. */
+function pathText(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
+}
+
+/** The keys a config section has (with every default filled in), to suggest for a typo. */
+function knownKeys(path: string[]): string[] {
+  let v: unknown = configSchema.parse({});
+  for (const p of path) v = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[p] : undefined;
+  return v && typeof v === 'object' && !Array.isArray(v) ? Object.keys(v) : [];
+}
+
+/** The known key closest to `key` (at most two edits away, or one of them a prefix of the other). */
+function nearest(key: string, known: string[]): string | undefined {
+  const k = key.toLowerCase();
+  let best: { name: string; d: number } | undefined;
+  for (const name of known) {
+    const n = name.toLowerCase();
+    const d = n.startsWith(k) || k.startsWith(n) ? 1 : editDistance(k, n);
+    if (d <= 2 && (!best || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
 /** Every environment variable name the config points at for a secret. */
 export function secretNames(cfg: z.output<typeof configSchema>): string[] {
   const t = cfg.triggers;
@@ -596,12 +642,19 @@ function semanticProblems(cfg: z.output<typeof configSchema>): string[] {
 
 /** What `bugbot start` warns of but runs with (the embedded defaults must run). */
 export function servingWarnings(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'>, env: NodeJS.ProcessEnv): string[] {
+  const out: string[] = [];
   const salt = cfg.intake.hashSaltEnv;
-  if (env[salt]) return [];
-  return [
-    `${salt} is not set: reporters' email addresses and user ids are hashed with bugbot's public default salt, ` +
-      'which anyone can reverse by trying addresses; set it to a long random secret, and keep it (hashes made with another salt do not match)',
-  ];
+  if (!env[salt]) {
+    out.push(
+      `${salt} is not set: reporters' email addresses and user ids are hashed with bugbot's public default salt, ` +
+        'which anyone can reverse by trying addresses; set it to a long random secret, and keep it (hashes made with another salt do not match)',
+    );
+  }
+  const gh = cfg.approval.github;
+  if (cfg.harness.pushMode === 'approve' && cfg.approval.target === 'pr' && !env[gh.tokenEnv]) {
+    out.push(`approval.target is "pr" and ${gh.tokenEnv} is not set: an approved fix cannot open its pull request; set ${gh.tokenEnv} to a token that may open pull requests on ${gh.owner ?? '<owner>'}/${gh.repo ?? '<repo>'}`);
+  }
+  return out;
 }
 
 /**

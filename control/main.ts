@@ -304,10 +304,13 @@ function banner(config: BugbotConfig, url: string, slack: boolean, localKey: str
     `  home      ${config.home}${config.configPath ? `   config ${config.configPath}` : '   (embedded defaults: no bugbot.config.json)'}`,
     `  target    ${config.target.repo} (${config.target.baseBranch} → ${config.target.stagingBranch})`,
     `  settle    ${config.intake.settleSeconds}s (cap ${config.intake.settleCapSeconds}s), min severity ${config.triage.minSeverity}`,
-    `  workers   ${config.workers} (ports ${config.target.basePort + 1}-${config.target.basePort + config.workers}), push: ${config.harness.pushMode}`,
+    `  workers   ${config.workers} (${config.workers === 1 ? `port ${config.target.basePort + 1}` : `ports ${config.target.basePort + 1}-${config.target.basePort + config.workers}`}), push: ${config.harness.pushMode}`,
     // The workers lack what a run needs (the dispatcher's own reason): tickets wait in the queue.
     ...(held ? [`  WARNING   fixes cannot run: ${held}; tickets wait in the queue until then`] : []),
-    ...servingWarnings(config, { [config.intake.hashSaltEnv]: s.get(config.intake.hashSaltEnv) }).map((w) => `  WARNING   ${w}`),
+    ...servingWarnings(config, {
+      [config.intake.hashSaltEnv]: s.get(config.intake.hashSaltEnv),
+      [config.approval.github.tokenEnv]: s.get(config.approval.github.tokenEnv),
+    }).map((w) => `  WARNING   ${w}`),
     ...openToOthers(config.home).map((p) => `  WARNING   ${p} can be read by other users of this machine (it holds reports and run logs): chmod go-rwx it`),
     'triggers:',
   ];

@@ -106,7 +106,7 @@ function targetProblem(cfg: BugbotConfig): string | null {
   if (!isDirectory(repo)) return `target.repo ${repo} does not exist ${set}`;
   // The embedded default (`.`) in bugbot's own checkout, as the quick start runs it: a
   // run would fix bugbot and push to its origin. A clone of bugbot elsewhere can be a target.
-  if (sameDir(repo, REPO_ROOT)) return `target.repo ${repo} is this bugbot installation itself (set target.repo to a checkout of the repository to fix: bugbot init --target <repo>)`;
+  if (sameDir(repo, REPO_ROOT)) return `target.repo ${repo} is this bugbot installation itself (name the repository to fix: target.repo in bugbot.config.json, which bugbot init writes, or BUGBOT_TARGET_REPO=<path>)`;
   const gitDir = gitDirOf(repo);
   if (!gitDir) {
     let top = dirname(repo);

@@ -171,6 +171,15 @@ test('commands that read a home refuse one that is not there (run from the wrong
     assert.match(r.stderr, new RegExp(`no bugbot home at ${join(dir, '.bugbot')} \\(no bugbot\\.db there\\), and no bugbot\\.config\\.json here: run this where your bugbot\\.config\\.json is`));
   }
   assert.equal(existsSync(join(dir, '.bugbot')), false, 'no empty home made');
+  // Right after bugbot init: the config is found, its home is not made yet.
+  assert.equal(bugbot(['init'], { cwd: dir }).code, 0);
+  const fresh = bugbot(['tickets'], { cwd: dir });
+  assert.equal(fresh.code, 2);
+  assert.match(fresh.stderr, new RegExp(`no bugbot home at ${join(dir, '.bugbot')} yet \\(the home of ${join(dir, 'bugbot.config.json')}\\): bugbot start \\(or bugbot enqueue\\) creates it`));
+  // A blank name is no one to claim or decide as.
+  const blank = bugbot(['claim', '1', '--by', ' '], { cwd: dir });
+  assert.equal(blank.code, 2, blank.stderr);
+  assert.match(blank.stderr, /--by <name>.*expected a name/);
   // Once there is one: its path, and what a start from this shell would lack (no server to ask).
   assert.equal(bugbot(['enqueue', '-t', 'Search is slow'], { cwd: dir }).code, 0);
   const status = bugbot(['status'], { cwd: dir, env: { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: '', ANTHROPIC_BASE_URL: '' } });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, loadConfig, stripJsonComments } from '../../control/config.ts';
+import { ConfigError, loadConfig, servingWarnings, stripJsonComments } from '../../control/config.ts';
 import { STARTER_CONFIG } from '../../control/starter-config.ts';
 import { tempDir } from '../support/helpers.ts';
 
@@ -87,6 +87,8 @@ test('every problem is reported at once', (t) => {
     assert.match(text, /mcp\.db\.writeUrlEnv: must be an environment variable name/);
     assert.ok(err.problems.length >= 7, text);
   }
+  // A folder given as the config file: said so, not a read error (EISDIR).
+  assert.throws(() => loadConfig({ cwd: dir, env: { BUGBOT_CONFIG: dir } }), (err: unknown) => /config file .* is not a file \(name the JSON file itself\)/.test((err as ConfigError).problems.join('\n')));
   // A value the environment gave names its variable; one a flag overrode does not.
   assert.throws(
     () => loadConfig({ cwd: tempDir(t), env: { BUGBOT_WORKERS: '20', BUGBOT_PORT: '0' } }),
@@ -100,6 +102,40 @@ test('every problem is reported at once', (t) => {
     () => loadConfig({ cwd: tempDir(t), env: { BUGBOT_WORKERS: '3' }, flags: { workers: 20 } }),
     (err: unknown) => /^workers: [^(]*$/m.test((err as ConfigError).problems.join('\n')),
   );
+});
+
+// Review finding (a new user): "server: Unrecognized key: \"prot\"" named the parent
+// only, with no hint; a missing field read "expected string, received undefined".
+test('an unknown key is named by its whole path with the nearest known key; a missing field is "required"', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ server: { prot: 7777 }, tiggers: {}, docs: { glob: ['x'] }, triage: { ignore: [{ patern: 'x' }] }, zzzz: 1 }));
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {} }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(
+        [...err.problems].sort(),
+        [
+          'docs.glob: unknown key (did you mean "docs.globs"?)',
+          'server.prot: unknown key (did you mean "server.port"?)',
+          'tiggers: unknown key (did you mean "triggers"?)',
+          'triage.ignore[0].patern: unknown key',
+          'triage.ignore[0].pattern: required (Invalid input: expected string)',
+          'zzzz: unknown key',
+        ],
+      );
+      return true;
+    },
+  );
+});
+
+test('approvals by pull request warn when the token to open one is not set', (t) => {
+  const flags = { harness: { pushMode: 'approve' as const }, approval: { target: 'pr' as const, github: { owner: 'shop', repo: 'web' } } };
+  const cfg = loadConfig({ cwd: tempDir(t), env: {}, flags, serving: false });
+  assert.ok(servingWarnings(cfg, {}).some((w) => /approval\.target is "pr" and GITHUB_TOKEN is not set: .* pull requests on shop\/web/.test(w)), servingWarnings(cfg, {}).join('\n'));
+  assert.ok(!servingWarnings(cfg, { GITHUB_TOKEN: 'x' }).some((w) => /GITHUB_TOKEN/.test(w)));
+  const staging = loadConfig({ cwd: tempDir(t), env: {}, flags: { harness: { pushMode: 'approve' } }, serving: false });
+  assert.ok(!servingWarnings(staging, {}).some((w) => /GITHUB_TOKEN/.test(w)), 'no pull requests, no token needed');
 });
 
 test('semantic problems: bad regexes, unset secret variables, exposed API without a token', (t) => {

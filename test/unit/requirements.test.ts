@@ -77,7 +77,7 @@ test("bugbot's own checkout as the target (the embedded default `.` where the qu
   const home = tempDir(t);
   assert.equal(
     workersHeld(testConfig(home, { target: { repo: REPO_ROOT } }, model)),
-    `target.repo ${REPO_ROOT} is this bugbot installation itself (set target.repo to a checkout of the repository to fix: bugbot init --target <repo>)`,
+    `target.repo ${REPO_ROOT} is this bugbot installation itself (name the repository to fix: target.repo in bugbot.config.json, which bugbot init writes, or BUGBOT_TARGET_REPO=<path>)`,
   );
 });
 
