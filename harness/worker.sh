@@ -110,6 +110,10 @@ harness_mcp_host_start
 harness_phase_start research "$TICKET_DIR/prompt-research.md" research wait "$TICKET_DIR/worktree.ready"
 harness_worktree_add "$BUGBOT_REPO" "$BUGBOT_REMOTE" "$BUGBOT_BASE" "$BUGBOT_BRANCH" "$WORKTREE" ||
   harness_fail "could not create the worktree from $BUGBOT_REMOTE/$BUGBOT_BASE"
+# The commit the fix starts from, taken before any session runs: the agent's sandbox can
+# write the shared repository's refs (refs/remotes/<remote>/<base> among them), so what
+# the fix changed, what review reads and what the push replays are measured from this.
+BASE_SHA=$(git -C "$WORKTREE" rev-parse HEAD) || harness_fail "could not read the worktree's commit"
 harness_sandbox_excludes "$WORKTREE" "$TICKET_DIR/config/git-excludes"
 : >"$TICKET_DIR/worktree.ready"
 deps=$(harness_deps_install "$BUGBOT_REPO" "$WORKTREE") || harness_fail "dependency install failed in the worktree"
@@ -183,7 +187,7 @@ gate_on_head() {
     harness_log "code changed since the test gate started: it runs again on $head"
   fi
   GATE_REV=$head
-  harness_gate_start "$WORKTREE" "$BUGBOT_TEST_COMMAND" "$TICKET_DIR/tests.log" "$BUGBOT_REMOTE/$BUGBOT_BASE" "$head"
+  harness_gate_start "$WORKTREE" "$BUGBOT_TEST_COMMAND" "$TICKET_DIR/tests.log" "$BASE_SHA" "$head"
 }
 gate_on_head
 
@@ -194,7 +198,7 @@ review() {
   local label=$1
   # Plain a/ b/ names and git's own diff, whatever the repository's config says
   # (diff.noprefix, an external diff or textconv driver).
-  git -C "$WORKTREE" diff --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD >"$AGENT/diff.patch"
+  git -C "$WORKTREE" diff --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$BASE_SHA"...HEAD >"$AGENT/diff.patch"
   harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
   harness_phase_run review "$TICKET_DIR/prompt-$label.md" "$label" || harness_fail "review: $(harness_phase_reason "$label")"
   node -e '
@@ -244,7 +248,7 @@ fi
 # --- phase 5: push ------------------------------------------------------------------
 harness_status push start
 push_started=$EPOCHSECONDS
-changed=$(harness_changed_files "$WORKTREE" "$BUGBOT_REMOTE/$BUGBOT_BASE") || harness_fail "could not list the changed files"
+changed=$(harness_changed_files "$WORKTREE" "$BASE_SHA") || harness_fail "could not list the changed files"
 [ -n "$changed" ] || harness_fail "no changes to push"
 protected=$(printf '%s\n' "$changed" | harness_protected_paths) || harness_fail "could not check the diff against protected paths (grep -P)"
 [ -z "$protected" ] || harness_fail "the diff touches protected paths: $(echo "$protected" | tr '\n' ' ')"
@@ -265,7 +269,7 @@ while IFS=$'\t' read -r ins del _; do
   diff_files=$((diff_files + 1))
   if [ "$ins" = - ]; then diff_binary=$((diff_binary + 1)); continue; fi
   diff_insertions=$((diff_insertions + ins)) diff_deletions=$((diff_deletions + del))
-done < <(git -C "$WORKTREE" diff --numstat "$BUGBOT_REMOTE/$BUGBOT_BASE"...HEAD)
+done < <(git -C "$WORKTREE" diff --numstat "$BASE_SHA"...HEAD)
 {
   echo "branch=$BUGBOT_BRANCH"
   echo "files=$diff_files"
@@ -291,7 +295,7 @@ if [ "$BUGBOT_PUSH_MODE" = approve ]; then
   harness_signals_restore
 else
   rc=0
-  harness_run_uninterrupted commit harness_push_staging "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_STAGING" "$BUGBOT_BASE" "$BUGBOT_PUSH_RETRIES" || rc=$?
+  harness_run_uninterrupted commit harness_push_staging "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_STAGING" "$BUGBOT_BASE" "$BUGBOT_PUSH_RETRIES" "$BASE_SHA" || rc=$?
   # 5: nothing left to push, the fix on staging already: out, like a push that went through.
   if [ "$rc" -eq 5 ]; then harness_deferred_stop 0; else harness_deferred_stop "$rc"; fi
   if [ "$rc" -eq 3 ]; then

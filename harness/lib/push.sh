@@ -207,13 +207,16 @@ harness_gate_start() {
   rm -f "$TICKET_DIR/gate.rc" "$TICKET_DIR/gate.out" "$TICKET_DIR/gate.pid"
   HARNESS_GATE_DIR=$dir
   # shellcheck disable=SC2016 # the inner script's own arguments, expanded when it runs
+  # The inner shell sources the libraries afresh: the shared repository stays pinned ($8),
+  # or its git would follow a commondir file the agent could have redirected.
   setsid --wait bash -c '
     echo "$$" >"$6/gate.pid"
     source "$1/lib/common.sh"; source "$1/lib/worktree.sh"; source "$1/lib/push.sh"
+    HARNESS_GIT_COMMON=$8
     rc=0
     harness_tests_gate "$2" "$3" "$4" "$5" "$7" >"$6/gate.out" || rc=$?
     echo "$rc" >"$6/gate.rc"
-  ' gate "$BUGBOT_HARNESS" "$dir" "$command" "$log" "$base" "$TICKET_DIR" "$rev" </dev/null &
+  ' gate "$BUGBOT_HARNESS" "$dir" "$command" "$log" "$base" "$TICKET_DIR" "$rev" "$HARNESS_GIT_COMMON" </dev/null &
   HARNESS_GATE_PID=$!
 }
 
@@ -258,15 +261,23 @@ harness_gate_stop() {
   harness_worktree_remove "$HARNESS_GATE_DIR" "$HARNESS_GATE_DIR.base"
 }
 
-# harness_push_staging DIR REMOTE STAGING BASE RETRIES : rebase onto the latest staging
-# and push HEAD:staging. Prints the pushed commit. Returns 0 pushed, 3 on a rebase
+# harness_push_staging DIR REMOTE STAGING BASE RETRIES [FROM] : rebase onto the latest
+# staging and push HEAD:staging. Prints the pushed commit. FROM (the commit the worktree
+# was made from): only FROM..HEAD is replayed, the branch's own commits, so a base that
+# was force-pushed since does not bring back what it dropped; a branch that no longer
+# descends from FROM (its history rewritten) is a failure (4). What is pushed is checked
+# against the protected paths once more, as rebased: a failure (4) if it touches one. Returns 0 pushed, 3 on a rebase
 # conflict (needs a person; the conflicting files go to $TICKET_DIR/conflict.txt), 4 when
 # the rebase failed for another reason, 1 when every push was refused (git's last error in
 # $TICKET_DIR/push.err for both), 5 when nothing is left to push: every change of the
 # branch is on staging already (a merge stopped after its push went through), and
 # staging's commit is printed, which is not this branch's.
 harness_push_staging() {
-  local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 attempt=0 onto
+  local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 from=${6:-} attempt=0 onto changed protected
+  if [ -n "$from" ] && ! git -C "$dir" merge-base --is-ancestor "$from" HEAD 2>/dev/null; then
+    echo "the branch no longer descends from $from, the commit its worktree was made from: its history was rewritten" >"$TICKET_DIR/push.err"
+    return 4
+  fi
   while [ "$attempt" -lt "$retries" ]; do
     attempt=$((attempt + 1))
     # Explicit refspecs: the remote-tracking refs are written whatever the remote's fetch
@@ -278,7 +289,7 @@ harness_push_staging() {
       harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$base:refs/remotes/$remote/$base"
       onto="$remote/$base"
     fi
-    if ! git -C "$dir" rebase --quiet "$onto" >/dev/null 2>"$TICKET_DIR/push.err"; then
+    if ! git -C "$dir" rebase --quiet ${from:+--onto} "$onto" ${from:+"$from"} >/dev/null 2>"$TICKET_DIR/push.err"; then
       # One name a line, as it is (not quoted with octal escapes).
       git -C "$dir" -c core.quotePath=false diff -z --name-only --diff-filter=U | tr '\0' '\n' >"$TICKET_DIR/conflict.txt"
       git -C "$dir" rebase --abort >/dev/null 2>&1 || true
@@ -290,6 +301,17 @@ harness_push_staging() {
     if [ "$(git -C "$dir" rev-parse HEAD)" = "$(git -C "$dir" rev-parse "$onto")" ]; then
       git -C "$dir" rev-parse HEAD
       return 5
+    fi
+    # A retry replays only what the last rebase put on top of staging.
+    [ -z "$from" ] || from=$(git -C "$dir" rev-parse "$onto")
+    # Exactly what staging gains, whatever the refs the checks before read.
+    if ! changed=$(harness_changed_files "$dir" "$onto") || ! protected=$(printf '%s\n' "$changed" | harness_protected_paths); then
+      echo "could not check what is to be pushed against the protected paths" >"$TICKET_DIR/push.err"
+      return 4
+    fi
+    if [ -n "$protected" ]; then
+      echo "what is to be pushed touches protected paths: $(printf '%s' "$protected" | tr '\n' ' ')" >"$TICKET_DIR/push.err"
+      return 4
     fi
     if git -C "$dir" push --quiet "$remote" "HEAD:refs/heads/$staging" 2>"$TICKET_DIR/push.err"; then
       git -C "$dir" rev-parse HEAD

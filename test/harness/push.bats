@@ -173,11 +173,12 @@ fix_while_staging_moves() {
 @test "the harness's git commands run no repository hooks, not even ones the fix adds under core.hooksPath" {
   harness_git_env "$TICKET_DIR/config/git-excludes"
   : >"$TICKET_DIR/config/git-excludes"
-  git -C "$TMP/repo" config core.hooksPath .husky
-  mkdir -p "$TMP/wt/.husky"
+  # (A folder the protected paths do not name: .husky/ would stop the push by itself.)
+  git -C "$TMP/repo" config core.hooksPath scripts/hooks
+  mkdir -p "$TMP/wt/scripts/hooks"
   for hook in post-commit prepare-commit-msg post-rewrite post-checkout pre-push reference-transaction; do
-    printf '#!/bin/sh\necho %s >>"%s/ran"\n' "$hook" "$TMP" >"$TMP/wt/.husky/$hook"
-    chmod +x "$TMP/wt/.husky/$hook"
+    printf '#!/bin/sh\necho %s >>"%s/ran"\n' "$hook" "$TMP" >"$TMP/wt/scripts/hooks/$hook"
+    chmod +x "$TMP/wt/scripts/hooks/$hook"
   done
   # A hook the base checkout itself has runs no more than the fix's.
   printf '#!/bin/sh\necho base-pre-push >>"%s/ran"\n' "$TMP" >"$TMP/repo/.git/hooks/pre-push"
@@ -346,8 +347,81 @@ hold_pushes() {
   [ "$status" -eq 0 ]
   [ "$output" = "committed" ]
   run harness_push_staging "$TMP/other" origin staging main 1
-  [ "$status" -eq 0 ]
   [ ! -e "$TMP/PWNED" ]
-  # The commit is the real repository's, and it reached the origin.
-  [ "$(command git -C "$TMP/origin.git" log -1 --format=%s staging)" = "bugbot: fix" ]
+  # What would be pushed is checked once more, as rebased: the .gitattributes stops it.
+  [ "$status" -eq 4 ]
+  grep -q 'what is to be pushed touches protected paths: .gitattributes' "$TICKET_DIR/push.err"
+}
+
+# Review finding: the gate's inner shell sourced the libraries afresh, which unpinned the
+# shared repository: its git followed a commondir the agent redirected, and a clean filter
+# named in that repository's config ran outside the sandbox.
+@test "the test gate's git stays pinned: a redirected commondir's filter does not run" {
+  harness_git_env "$TICKET_DIR/config/git-excludes"
+  harness_git_pin "$TMP/repo"
+  printf 'fix\n' >"$TMP/wt/fix.txt"
+  harness_force_commit "$TMP/wt" fix >/dev/null
+  local rev
+  rev=$(git -C "$TMP/wt" rev-parse HEAD)
+  command git init --quiet "$TMP/evil"
+  printf '%s\n' "$TMP/repo/.git/objects" >"$TMP/evil/.git/objects/info/alternates"
+  command git -C "$TMP/evil" update-ref refs/heads/bot/t1 "$rev"
+  printf '[filter "x"]\n\tsmudge = "touch %s/PWNED; cat"\n\tclean = "touch %s/PWNED; cat"\n' "$TMP" "$TMP" >>"$TMP/evil/.git/config"
+  printf '* filter=x\n' >"$TMP/wt/.gitattributes"
+  harness_force_commit "$TMP/wt" attrs >/dev/null
+  rev=$(git -C "$TMP/wt" rev-parse HEAD)
+  command git -C "$TMP/evil" update-ref refs/heads/bot/t1 "$rev"
+  printf '%s\n' "$TMP/evil/.git" >"$TMP/repo/.git/worktrees/wt/commondir"
+  harness_gate_start "$TMP/wt" true "$TICKET_DIR/tests.log" main "$rev"
+  harness_gate_wait || true
+  [ ! -e "$TMP/PWNED" ]
+}
+
+# Review finding: the agent's sandbox can move the shared repository's refs. With
+# refs/remotes/origin/main moved onto its own commit (a CI workflow), the changed-files
+# check measured from there saw only the fix, and the workflow reached staging.
+@test "push_staging replays only the branch's own commits from the worktree's first commit, and checks what it pushes" {
+  git -C "$TMP/repo" push --quiet origin main:staging
+  local from c
+  from=$(git -C "$TMP/wt" rev-parse HEAD)
+  mkdir -p "$TMP/wt/.github/workflows"
+  printf 'on: push\n' >"$TMP/wt/.github/workflows/ci.yml"
+  git -C "$TMP/wt" add -A && git -C "$TMP/wt" commit --quiet -m "C: workflow"
+  c=$(git -C "$TMP/wt" rev-parse HEAD)
+  printf '%s\n' "$c" >"$TMP/repo/.git/refs/remotes/origin/main"
+  printf 'fix\n' >"$TMP/wt/fix.txt"
+  harness_force_commit "$TMP/wt" "bugbot: fix" >/dev/null
+  run harness_push_staging "$TMP/wt" origin staging main 3 "$from"
+  [ "$status" -eq 4 ]
+  grep -q 'what is to be pushed touches protected paths: .github/workflows/ci.yml' "$TICKET_DIR/push.err"
+  [ "$(git -C "$TMP/origin.git" rev-parse staging)" = "$(git -C "$TMP/origin.git" rev-parse main)" ]
+}
+
+# Review finding: a base force-pushed after the worktree was made (a leaked key dropped)
+# came back: the rebase replayed every commit of the branch not on staging.
+@test "push_staging: a base force-pushed since the worktree was made does not bring back what it dropped" {
+  teardown_tmp; setup_tmp; make_repo
+  printf 'AKIA-leaked\n' >"$TMP/repo/secret.txt"
+  git -C "$TMP/repo" add -A && git -C "$TMP/repo" commit --quiet -m "B: leaked a key" && git -C "$TMP/repo" push --quiet origin main
+  harness_worktree_add "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  local from
+  from=$(git -C "$TMP/wt" rev-parse HEAD)
+  git clone --quiet "$TMP/origin.git" "$TMP/op"
+  git -C "$TMP/op" reset --quiet --hard HEAD~1
+  git -C "$TMP/op" push --quiet --force origin main
+  git -C "$TMP/op" push --quiet origin main:staging
+  printf 'fix\n' >"$TMP/wt/fix.txt"
+  harness_force_commit "$TMP/wt" "bugbot: fix" >/dev/null
+  run harness_push_staging "$TMP/wt" origin staging main 3 "$from"
+  [ "$status" -eq 0 ]
+  run git -C "$TMP/origin.git" log --format=%s staging
+  [ "${lines[0]}" = "bugbot: fix" ]
+  [ "${lines[1]}" = "init" ]
+  [ "${#lines[@]}" -eq 2 ]
+  # A branch that no longer descends from its first commit (history rewritten) is refused.
+  git -C "$TMP/wt" reset --quiet --soft HEAD~1
+  git -C "$TMP/wt" commit --quiet -m rewritten
+  run harness_push_staging "$TMP/wt" origin staging main 3 "$from"
+  [ "$status" -eq 4 ]
+  grep -q 'no longer descends from' "$TICKET_DIR/push.err"
 }
