@@ -164,6 +164,25 @@ git() {
   if [ -n "$HARNESS_GIT_COMMON" ]; then GIT_COMMON_DIR=$HARNESS_GIT_COMMON command git "$@"; else command git "$@"; fi
 }
 
+# harness_stale_locks REF... : remove the lock of each REF (refs/remotes/<remote>/<branch>)
+# that a killed git left behind: one older than HARNESS_STALE_LOCK_S (30 s), which no live
+# git holds for a ref update. Left there, every later fetch of that ref fails ("cannot lock
+# ref") for every ticket until someone removes it by hand.
+HARNESS_STALE_LOCK_S=30
+harness_stale_locks() {
+  local ref lock mtime
+  [ -n "$HARNESS_GIT_COMMON" ] || return 0
+  for ref in "$@"; do
+    lock="$HARNESS_GIT_COMMON/$ref.lock"
+    [ -e "$lock" ] || continue
+    mtime=$(stat -c %Y -- "$lock" 2>/dev/null) || continue
+    if [ $((EPOCHSECONDS - mtime)) -gt "$HARNESS_STALE_LOCK_S" ]; then
+      rm -f -- "$lock" && harness_log "removed $lock, left by a git that was stopped halfway"
+    fi
+  done
+  return 0
+}
+
 # harness_git_locked REPO ARGS... : git in REPO, holding the repository's lock. Workers
 # share the base checkout's .git (worktrees, remote refs); git's own lock files make
 # concurrent fetches and worktree changes fail rather than wait, so we queue them.

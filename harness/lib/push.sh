@@ -282,8 +282,13 @@ harness_push_staging() {
     attempt=$((attempt + 1))
     # Explicit refspecs: the remote-tracking refs are written whatever the remote's fetch
     # config (a --single-branch clone would leave them missing or stale).
-    if harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$staging:refs/remotes/$remote/$staging" 2>/dev/null; then
+    harness_stale_locks "refs/remotes/$remote/$staging" "refs/remotes/$remote/$base"
+    if harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$staging:refs/remotes/$remote/$staging" 2>"$TICKET_DIR/push.err"; then
       onto="$remote/$staging"
+    elif git -C "$dir" ls-remote --exit-code "$remote" "refs/heads/$staging" >/dev/null 2>&1; then
+      # Staging is there, the fetch failed: that is the failure (git's words in push.err),
+      # not a push onto the base that every retry would see refused.
+      return 4
     else
       # No staging branch yet: the first push creates it from this branch.
       harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$base:refs/remotes/$remote/$base"

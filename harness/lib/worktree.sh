@@ -6,6 +6,7 @@ harness_worktree_add() {
   local repo=$1 remote=$2 base=$3 branch=$4 dir=$5
   # An explicit refspec: $remote/$base is written whatever the remote's fetch config
   # (a --single-branch clone maps nothing else).
+  harness_stale_locks "refs/remotes/$remote/$base"
   harness_git_locked "$repo" fetch --quiet "$remote" "+refs/heads/$base:refs/remotes/$remote/$base" || return 1
   mkdir -p "$(dirname "$dir")"
   # --no-track: no upstream written to the shared .git/config (concurrent workers would

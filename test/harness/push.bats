@@ -425,3 +425,35 @@ hold_pushes() {
   [ "$status" -eq 4 ]
   grep -q 'no longer descends from' "$TICKET_DIR/push.err"
 }
+
+# Review finding: a fetch killed mid-update (a shutdown's SIGKILL) left
+# refs/remotes/origin/<branch>.lock behind, and every later ticket failed on it; a staging
+# fetch failing that way was taken for "no staging yet", and every push was refused.
+@test "a ref lock a killed git left is removed once stale; a staging fetch that fails is the failure, not a push onto the base" {
+  git -C "$TMP/repo" push --quiet origin main:staging
+  harness_git_env "$TICKET_DIR/config/git-excludes"
+  harness_git_pin "$TMP/repo"
+  local common="$TMP/repo/.git"
+  mkdir -p "$common/refs/remotes/origin"
+  : >"$common/refs/remotes/origin/main.lock"
+  touch -d '2 minutes ago' "$common/refs/remotes/origin/main.lock"
+  run harness_worktree_add "$TMP/repo" origin main bot/t2 "$TMP/wt2"
+  [ "$status" -eq 0 ]
+  [ ! -e "$common/refs/remotes/origin/main.lock" ]
+  # A fresh lock is some git's at work: left alone, and the fetch's failure is named.
+  printf 'fix\n' >"$TMP/wt2/fix.txt"
+  harness_force_commit "$TMP/wt2" "bugbot: fix" >/dev/null
+  # (Staging moved on, so the fetch has a ref to update.)
+  command git clone --quiet "$TMP/origin.git" "$TMP/op"
+  command git -C "$TMP/op" commit --quiet --allow-empty -m "someone else on staging"
+  command git -C "$TMP/op" push --quiet origin HEAD:staging
+  : >"$common/refs/remotes/origin/staging.lock"
+  run harness_push_staging "$TMP/wt2" origin staging main 2
+  [ "$status" -eq 4 ]
+  grep -q 'staging.lock' "$TICKET_DIR/push.err"
+  # Stale: removed, and the push goes through.
+  touch -d '2 minutes ago' "$common/refs/remotes/origin/staging.lock"
+  run harness_push_staging "$TMP/wt2" origin staging main 2
+  [ "$status" -eq 0 ]
+  [ "$(git -C "$TMP/origin.git" log -1 --format=%s staging)" = "bugbot: fix" ]
+}
