@@ -5,7 +5,8 @@
 # HEAD:staging, retrying (bounded) when someone else pushed first. The worktree is
 # removed on every exit path; the bot branch stays.
 #
-# Usage: harness/merge.sh <repo> <remote> <branch> <staging> <base> <retries> <work-dir> [<commit>]
+# Usage: harness/merge.sh <repo> <remote> <branch> <staging> <base> <retries> <work-dir> [<commit> [<from>]]
+#   <from>: the commit the fix's worktree was made from; only <from>..<commit> is replayed.
 #   <repo>      the target's base checkout (target.repo), shared with the workers
 #   <work-dir>  scratch folder: the worktree, push.err, conflict.txt and merge.pid go here
 #   <commit>    the commit a person reviewed: refused if the branch has moved since
@@ -14,11 +15,11 @@
 #   1 failed, 2 bad usage.
 set -euo pipefail
 
-if [ "$#" -ne 7 ] && [ "$#" -ne 8 ]; then
-  echo "usage: $0 <repo> <remote> <branch> <staging> <base> <retries> <work-dir> [<commit>]" >&2
+if [ "$#" -lt 7 ] || [ "$#" -gt 9 ]; then
+  echo "usage: $0 <repo> <remote> <branch> <staging> <base> <retries> <work-dir> [<commit> [<from>]]" >&2
   exit 2
 fi
-repo=$1 remote=$2 branch=$3 staging=$4 base=$5 retries=$6 expected=${8:-}
+repo=$1 remote=$2 branch=$3 staging=$4 base=$5 retries=$6 expected=${8:-} from=${9:-}
 case $retries in
   '' | *[!0-9]* | 0) echo "merge: retries must be a positive integer, got '$retries'" >&2; exit 2 ;;
 esac
@@ -77,7 +78,7 @@ harness_git_locked "$repo" worktree add --quiet --detach "$WORKTREE" "$fetched" 
   { echo "merge: could not add a worktree at $remote/$branch ($fetched)" >&2; exit 1; }
 
 rc=0
-commit=$(harness_push_staging "$WORKTREE" "$remote" "$staging" "$base" "$retries") || rc=$?
+commit=$(harness_push_staging "$WORKTREE" "$remote" "$staging" "$base" "$retries" "$from") || rc=$?
 case $rc in
   0) echo "$commit" ;;
   3) echo "merge: rebase onto $staging conflicts in: $(harness_conflicts)" >&2 ;;
@@ -85,6 +86,7 @@ case $rc in
   *)
     what="push to $staging failed after $retries attempt(s)"
     [ "$rc" -ne 4 ] || what="rebase onto $staging failed (not a conflict)"
+    grep -qs '^what is to be pushed\|^the branch no longer descends' "$TICKET_DIR/push.err" && what="not merged"
     echo "merge: $what: $(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null)" >&2
     rc=1
     ;;

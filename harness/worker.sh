@@ -272,6 +272,9 @@ while IFS=$'\t' read -r ins del _; do
 done < <(git -C "$WORKTREE" diff --numstat "$BASE_SHA"...HEAD)
 {
   echo "branch=$BUGBOT_BRANCH"
+  # The commit the fix starts from (refs the agent could move are not): what approval
+  # diffs, auto-approval's file rules and the merge measure from.
+  echo "base_commit=$BASE_SHA"
   echo "files=$diff_files"
   echo "insertions=$diff_insertions"
   echo "deletions=$diff_deletions"

@@ -98,7 +98,7 @@ export async function diffForRun(
   const commit = run.commit ?? files?.push.commit ?? null;
   if (!branch && !commit) return null;
   const t = config.target;
-  const diff = await runDiff({ repo: t.repo, remote: t.remote, baseBranch: t.baseBranch, branch, commit, maxBytes: config.dashboard.maxDiffBytes });
+  const diff = await runDiff({ repo: t.repo, remote: t.remote, baseBranch: t.baseBranch, branch, commit, baseCommit: files?.push.base_commit ?? null, maxBytes: config.dashboard.maxDiffBytes });
   if ('error' in diff && files?.reviewDiff) {
     return { base: t.baseBranch, ref: 'the diff the review phase saw', files: parseUnifiedDiff(files.reviewDiff.text), truncated: files.reviewDiff.truncated };
   }

@@ -98,6 +98,8 @@ export interface DiffRequest {
   commit?: string | null;
   /** The run's bot branch. */
   branch?: string | null;
+  /** The commit the run's worktree was made from (push.env base_commit), if recorded. */
+  baseCommit?: string | null;
   maxBytes: number;
 }
 
@@ -109,7 +111,9 @@ export async function runDiff(req: DiffRequest): Promise<RunDiff | { error: stri
     req.branch ? `refs/remotes/${req.remote}/${req.branch}` : null,
   ]);
   if (!ref) return { error: `neither the run's commit nor its branch ${req.branch ?? '(none)'} is in the target repository` };
-  const base = await resolveCommit(req.repo, [`refs/remotes/${req.remote}/${req.baseBranch}`, `refs/heads/${req.baseBranch}`]);
+  // The run's own starting commit first: the agent's sandbox could move the remote-tracking
+  // ref, and a diff measured from there would hide files from the person approving.
+  const base = await resolveCommit(req.repo, [req.baseCommit ?? null, `refs/remotes/${req.remote}/${req.baseBranch}`, `refs/heads/${req.baseBranch}`]);
   if (!base) return { error: `the base branch ${req.baseBranch} is not in the target repository` };
   const r = await git(
     req.repo,

@@ -106,7 +106,7 @@ export class Approvals implements ApprovalActions {
         target === 'pr'
           ? await this.openPr(ticket, ticketDir, pushEnv, branch)
           : pushEnv.commit
-            ? await this.mergeToStaging(ticket, branch, claim.approval.id, pushEnv.commit)
+            ? await this.mergeToStaging(ticket, branch, claim.approval.id, pushEnv.commit, pushEnv.base_commit)
             : { status: 'failed' as const, message: `the run recorded no commit for ${branch}: not merging what nobody reviewed` };
     } catch (err) {
       out = { status: 'failed', message: (err as Error).message };
@@ -197,7 +197,7 @@ export class Approvals implements ApprovalActions {
     const runRow = latestRunWithBranch(store, ticketId);
     if (!runRow) return null;
     const pushEnv = readPushEnv(workspacePaths(config, ticket, runRow).ticketDir);
-    const files = await changedFiles(config, pushEnv.commit ?? `${config.target.remote}/${runRow.branch}`);
+    const files = await changedFiles(config, pushEnv.commit ?? `${config.target.remote}/${runRow.branch}`, pushEnv.base_commit);
     const decision = autoApprovalDecision(ticket, pushEnv, files, rules);
     store.audit(ticketId, 'auto-approve', decision.approve ? 'auto-approval' : 'auto-approval-declined', decision.reason);
     if (!decision.approve) return null;
@@ -205,12 +205,14 @@ export class Approvals implements ApprovalActions {
   }
 
   /** Merge the bot branch; `reviewed` is the commit people saw (refused if the branch moved since). */
-  private async mergeToStaging(ticket: Ticket, branch: string, approvalId: number, reviewed: string | null): Promise<Outcome> {
+  private async mergeToStaging(ticket: Ticket, branch: string, approvalId: number, reviewed: string | null, from?: string): Promise<Outcome> {
     const { config } = this.deps;
     const t = config.target;
     const workDir = approvalWorkDir(config.home, ticket.id, approvalId);
     const args = [join(REPO_ROOT, 'harness', 'merge.sh'), t.repo, t.remote, branch, t.stagingBranch, t.baseBranch, String(config.harness.pushRetries), workDir];
     if (reviewed) args.push(reviewed);
+    // Only the fix's own commits are replayed onto staging (see harness_push_staging).
+    if (reviewed && from && /^[0-9a-f]{40,64}$/i.test(from)) args.push(from);
     try {
       const { stdout } = await runGroup('bash', args, { env: gitEnv(), timeoutMs: MERGE_TIMEOUT_MS });
       const commit = stdout.trim().split('\n').pop() ?? '';
@@ -342,13 +344,16 @@ function readLines(path: string): string[] {
  * auto-approval) when git cannot tell, or when a name holds a newline, which the
  * sensitive-path globs (`.*` stops at a newline) could not see whole.
  */
-export async function changedFiles(config: BugbotConfig, commit: string): Promise<string[]> {
+export async function changedFiles(config: BugbotConfig, commit: string, base?: string): Promise<string[]> {
   const t = config.target;
+  // From the commit the run started at when the worker recorded it: the agent's sandbox
+  // could move the remote-tracking ref, and a file hidden from these rules is auto-approved.
+  const from = base && /^[0-9a-f]{40,64}$/i.test(base) ? base : `${t.remote}/${t.baseBranch}`;
   try {
     // -z: names verbatim, NUL-terminated. Line by line, git quotes a name with a byte
     // outside printable ASCII (core.quotePath: "infra/d\303\251.yaml", quotes included),
     // which no glob anchored at the root matches.
-    const args = ['-C', t.repo, 'diff', '-z', '--name-only', '--no-renames', `${t.remote}/${t.baseBranch}...${commit}`];
+    const args = ['-C', t.repo, 'diff', '-z', '--name-only', '--no-renames', `${from}...${commit}`];
     const { stdout } = await run('git', args, { env: gitEnv(), timeout: 60_000 });
     const files = stdout.split('\0').filter(Boolean);
     return files.some((f) => f.includes('\n')) ? [] : files;

@@ -72,3 +72,30 @@ on_staging() {
   run "$HARNESS/merge.sh" "$TMP/repo" origin bot/t1 staging main 3 "$TMP/work" "$reviewed"
   [ "$status" -eq 0 ]
 }
+
+# The worker records the commit its worktree was made from (push.env base_commit); with
+# it, the merge replays only the fix's own commits: a base force-pushed since (a leaked
+# key dropped) brings nothing back onto staging.
+@test "with <from>, only the fix's own commits are replayed onto staging" {
+  teardown_tmp; setup_tmp; make_repo
+  printf 'AKIA-leaked\n' >"$TMP/repo/secret.txt"
+  git -C "$TMP/repo" add -A && git -C "$TMP/repo" commit --quiet -m "B: leaked a key" && git -C "$TMP/repo" push --quiet origin main
+  harness_worktree_add "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  local from commit
+  from=$(git -C "$TMP/wt" rev-parse HEAD)
+  printf 'fixed\n' >"$TMP/wt/a.txt"
+  git -C "$TMP/wt" commit --quiet -am "bugbot: fix"
+  git -C "$TMP/wt" push --quiet origin HEAD:refs/heads/bot/t1
+  commit=$(git -C "$TMP/wt" rev-parse HEAD)
+  harness_worktree_remove "$TMP/repo" "$TMP/wt"
+  git clone --quiet "$TMP/origin.git" "$TMP/op"
+  git -C "$TMP/op" reset --quiet --hard HEAD~1
+  git -C "$TMP/op" push --quiet --force origin main
+  git -C "$TMP/op" push --quiet origin main:staging
+  run "$HARNESS/merge.sh" "$TMP/repo" origin bot/t1 staging main 3 "$TMP/work" "$commit" "$from"
+  [ "$status" -eq 0 ]
+  run git -C "$TMP/origin.git" log --format=%s staging
+  [ "${lines[0]}" = "bugbot: fix" ]
+  [ "${lines[1]}" = "init" ]
+  [ "${#lines[@]}" -eq 2 ]
+}

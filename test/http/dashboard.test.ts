@@ -694,6 +694,28 @@ test('file names in a diff as git writes them: a name holding " b/", names git q
   assert.deepEqual(diff.files.map((f) => f.newPath).sort(), [...names].sort());
 });
 
+// Review finding: the approval diff was measured from refs/remotes/origin/main, which the
+// agent's sandbox can move onto its own commit, hiding what it added from the approver.
+test("the approval diff starts at the run's recorded first commit, not a ref the agent could move", async (t) => {
+  const target = createGitTarget(tempDir(t));
+  const base = target.git('rev-parse', 'HEAD');
+  target.git('checkout', '--quiet', '-b', 'bot/sneak');
+  mkdirSync(join(target.repo, 'infra'));
+  writeFileSync(join(target.repo, 'infra', 'deploy.yaml'), 'replicas: 0\n');
+  target.git('add', '-A');
+  target.git('commit', '--quiet', '-m', 'sneak');
+  target.git('update-ref', 'refs/remotes/origin/main', 'HEAD');
+  writeFileSync(join(target.repo, 'greeting.txt'), 'fixed\n');
+  target.git('commit', '--quiet', '-am', 'fix');
+  const req = { repo: target.repo, remote: 'origin', baseBranch: 'main', branch: 'bot/sneak', maxBytes: 1_000_000 };
+  const moved = await runDiff(req);
+  assert.ok(!('error' in moved));
+  assert.deepEqual(moved.files.map((f) => f.newPath), ['greeting.txt'], 'from the moved ref, the file is hidden');
+  const recorded = await runDiff({ ...req, baseCommit: base });
+  assert.ok(!('error' in recorded));
+  assert.deepEqual(recorded.files.map((f) => f.newPath).sort(), ['greeting.txt', 'infra/deploy.yaml']);
+});
+
 test("a run's reason is redacted like agent text wherever it is shown (it carries git's and the model's words)", async (t) => {
   const { app, intake, store, config } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' } } });
   const id = fileTicket(intake, 'Push refused');

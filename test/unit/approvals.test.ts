@@ -373,6 +373,28 @@ test('auto-approval sees changed files by their exact names, not as git quotes t
   assert.deepEqual(await changedFiles(config, target.git('rev-parse', 'HEAD')), []);
 });
 
+// Review finding: auto-approval measured the fix from refs/remotes/origin/main, which the
+// agent's sandbox can move onto its own commit: a sensitive file added there was hidden.
+test("auto-approval measures the fix from the run's recorded first commit, not a ref the agent could move", async (t) => {
+  const target = createGitTarget(tempDir(t));
+  const { config } = setup(t, { target: { repo: target.repo } });
+  const base = target.git('rev-parse', 'HEAD');
+  target.git('checkout', '--quiet', '-b', 'fix');
+  mkdirSync(join(target.repo, 'infra'));
+  writeFileSync(join(target.repo, 'infra', 'deploy.yaml'), 'replicas: 0\n');
+  target.git('add', '-A');
+  target.git('commit', '--quiet', '-m', 'sneak');
+  // The agent moves the remote-tracking ref onto its own commit, then the fix follows.
+  target.git('update-ref', 'refs/remotes/origin/main', 'HEAD');
+  writeFileSync(join(target.repo, 'greeting.txt'), 'fixed\n');
+  target.git('commit', '--quiet', '-am', 'fix');
+  const head = target.git('rev-parse', 'HEAD');
+  assert.deepEqual(await changedFiles(config, head), ['greeting.txt'], 'from the moved ref, the sensitive file is hidden');
+  const files = await changedFiles(config, head, base);
+  assert.deepEqual(files, ['greeting.txt', 'infra/deploy.yaml']);
+  assert.match(autoApprovalDecision({ severity: 'low' }, PASSED, files, RULES).reason, /sensitive paths touched: infra\/deploy\.yaml/);
+});
+
 test('pull request title and body: the ticket, plan, verdict and tests; untrusted text fenced so it cannot close its block', (t) => {
   const { store, intake, config } = setup(t);
   const id = fileTicket(intake, 'Login\nbroken @everyone', 'Error: ```` closes? @admin see https://evil.example');
