@@ -171,6 +171,11 @@ fi
 harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "notes:$AGENT/pre-context.md" "notes:$AGENT/plan.md"
 harness_phase_run implement "$TICKET_DIR/prompt-implement.md" || harness_fail "implement: $(harness_phase_reason implement)"
 harness_force_commit "$WORKTREE" "bugbot: fix for ticket $BUGBOT_TICKET_ID" >/dev/null
+# A session may commit, and `commit --amend` before a commit of its own rewrites the base
+# commit: nothing of such a branch can be pushed (see harness_push_staging), so the run
+# ends now rather than after review, docs and the test gate.
+git -C "$WORKTREE" merge-base --is-ancestor "$BASE_SHA" HEAD ||
+  harness_fail "the branch no longer descends from $BASE_SHA, the commit its worktree was made from (a commit --amend or a reset below it rewrote it): nothing of it can be pushed"
 
 # --- phase 5's test gate, early: it tests the committed fix in a checkout of its own
 # while review and docs run, and starts over whenever code (not docs) changes.

@@ -273,26 +273,38 @@ harness_gate_stop() {
 # branch is on staging already (a merge stopped after its push went through), and
 # staging's commit is printed, which is not this branch's.
 harness_push_staging() {
-  local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 from=${6:-} attempt=0 onto changed protected
+  local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 from=${6:-} attempt=0 onto lease changed protected
   if [ -n "$from" ] && ! git -C "$dir" merge-base --is-ancestor "$from" HEAD 2>/dev/null; then
     echo "the branch no longer descends from $from, the commit its worktree was made from: its history was rewritten" >"$TICKET_DIR/push.err"
     return 4
   fi
   while [ "$attempt" -lt "$retries" ]; do
     attempt=$((attempt + 1))
+    [ "$attempt" -eq 1 ] || sleep "0.$((RANDOM % 9 + 1))"
     # Explicit refspecs: the remote-tracking refs are written whatever the remote's fetch
     # config (a --single-branch clone would leave them missing or stale).
     harness_stale_locks "refs/remotes/$remote/$staging" "refs/remotes/$remote/$base"
     if harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$staging:refs/remotes/$remote/$staging" 2>"$TICKET_DIR/push.err"; then
-      onto="$remote/$staging"
+      onto=$(git -C "$dir" rev-parse --verify --quiet "refs/remotes/$remote/$staging^{commit}") || return 4
+      lease=$onto
     elif git -C "$dir" ls-remote --exit-code "$remote" "refs/heads/$staging" >/dev/null 2>&1; then
-      # Staging is there, the fetch failed: that is the failure (git's words in push.err),
-      # not a push onto the base that every retry would see refused.
-      return 4
+      # Staging is there and the fetch failed (a ref another push was updating, the
+      # network): tried again, and the fetch's words are what the run reports at the end.
+      harness_log "fetching $staging failed (attempt $attempt of $retries): $(tr '\n' ' ' <"$TICKET_DIR/push.err")"
+      continue
     else
       # No staging branch yet: the first push creates it from this branch.
       harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$base:refs/remotes/$remote/$base"
-      onto="$remote/$base"
+      onto=$(git -C "$dir" rev-parse --verify --quiet "refs/remotes/$remote/$base^{commit}") || return 4
+      lease=""
+    fi
+    # Everything below uses that one commit, not the ref (another agent's sandbox can move
+    # the shared repository's refs), and the push is leased on it: staging moves only from
+    # the commit the fix was rebased onto and checked against.
+    if [ -n "$from" ] && ! git -C "$dir" cherry "$onto" HEAD "$from" | grep -q '^+'; then
+      # Every commit of the fix is on staging already (a merge stopped after its push).
+      git -C "$dir" rev-parse "$onto"
+      return 5
     fi
     if ! git -C "$dir" rebase --quiet ${from:+--onto} "$onto" ${from:+"$from"} >/dev/null 2>"$TICKET_DIR/push.err"; then
       # One name a line, as it is (not quoted with octal escapes).
@@ -303,13 +315,13 @@ harness_push_staging() {
       [ -s "$TICKET_DIR/conflict.txt" ] && return 3
       return 4
     fi
-    if [ "$(git -C "$dir" rev-parse HEAD)" = "$(git -C "$dir" rev-parse "$onto")" ]; then
+    if [ "$(git -C "$dir" rev-parse HEAD)" = "$onto" ]; then
       git -C "$dir" rev-parse HEAD
       return 5
     fi
-    # A retry replays only what the last rebase put on top of staging.
-    [ -z "$from" ] || from=$(git -C "$dir" rev-parse "$onto")
-    # Exactly what staging gains, whatever the refs the checks before read.
+    # A retry replays only what this rebase put on top of staging.
+    [ -z "$from" ] || from=$onto
+    # Exactly what staging gains.
     if ! changed=$(harness_changed_files "$dir" "$onto") || ! protected=$(printf '%s\n' "$changed" | harness_protected_paths); then
       echo "could not check what is to be pushed against the protected paths" >"$TICKET_DIR/push.err"
       return 4
@@ -318,13 +330,12 @@ harness_push_staging() {
       echo "what is to be pushed touches protected paths: $(printf '%s' "$protected" | tr '\n' ' ')" >"$TICKET_DIR/push.err"
       return 4
     fi
-    if git -C "$dir" push --quiet "$remote" "HEAD:refs/heads/$staging" 2>"$TICKET_DIR/push.err"; then
+    if git -C "$dir" push --quiet --force-with-lease="refs/heads/$staging:$lease" "$remote" "HEAD:refs/heads/$staging" 2>"$TICKET_DIR/push.err"; then
       git -C "$dir" rev-parse HEAD
       return 0
     fi
     # Rejected (another worker pushed first): fetch, rebase again, retry after a short jittered wait.
     harness_log "push to $staging rejected (attempt $attempt of $retries): $(tr '\n' ' ' <"$TICKET_DIR/push.err")"
-    sleep "0.$((RANDOM % 9 + 1))"
   done
   return 1
 }

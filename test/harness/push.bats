@@ -429,7 +429,7 @@ hold_pushes() {
 # Review finding: a fetch killed mid-update (a shutdown's SIGKILL) left
 # refs/remotes/origin/<branch>.lock behind, and every later ticket failed on it; a staging
 # fetch failing that way was taken for "no staging yet", and every push was refused.
-@test "a ref lock a killed git left is removed once stale; a staging fetch that fails is the failure, not a push onto the base" {
+@test "a ref lock a killed git left is removed once stale; a staging fetch that fails is retried, then the failure, not a push onto the base" {
   git -C "$TMP/repo" push --quiet origin main:staging
   harness_git_env "$TICKET_DIR/config/git-excludes"
   harness_git_pin "$TMP/repo"
@@ -449,11 +449,41 @@ hold_pushes() {
   command git -C "$TMP/op" push --quiet origin HEAD:staging
   : >"$common/refs/remotes/origin/staging.lock"
   run harness_push_staging "$TMP/wt2" origin staging main 2
-  [ "$status" -eq 4 ]
+  # Tried again, then a failure whose words are the fetch's (not a push refused as stale).
+  [ "$status" -eq 1 ]
   grep -q 'staging.lock' "$TICKET_DIR/push.err"
   # Stale: removed, and the push goes through.
   touch -d '2 minutes ago' "$common/refs/remotes/origin/staging.lock"
   run harness_push_staging "$TMP/wt2" origin staging main 2
   [ "$status" -eq 0 ]
   [ "$(git -C "$TMP/origin.git" log -1 --format=%s staging)" = "bugbot: fix" ]
+}
+
+# Review finding on the rebase from the worktree's first commit: a fix already on staging
+# (a merge stopped after its push, run again) conflicted instead of "nothing left".
+@test "push_staging with FROM: a fix on staging already is nothing left to push, whatever staging did to its lines since" {
+  git -C "$TMP/repo" push --quiet origin main:staging
+  local from
+  from=$(git -C "$TMP/wt" rev-parse HEAD)
+  printf 'fixed\n' >"$TMP/wt/a.txt"
+  harness_force_commit "$TMP/wt" "bugbot: fix" >/dev/null
+  run harness_push_staging "$TMP/wt" origin staging main 2 "$from"
+  [ "$status" -eq 0 ]
+  # Staging then changes the same lines; the same fix comes again (from its old commit).
+  command git clone --quiet --branch staging "$TMP/origin.git" "$TMP/op"
+  printf 'fixed, then improved\n' >"$TMP/op/a.txt"
+  command git -C "$TMP/op" commit --quiet -am improved
+  command git -C "$TMP/op" push --quiet origin HEAD:staging
+  harness_worktree_add "$TMP/repo" origin main bot/t2 "$TMP/wt2"
+  printf 'fixed\n' >"$TMP/wt2/a.txt"
+  harness_force_commit "$TMP/wt2" "bugbot: fix" >/dev/null
+  run harness_push_staging "$TMP/wt2" origin staging main 2 "$from"
+  [ "$status" -eq 5 ]
+  # A fix of its own still lands on top.
+  harness_worktree_add "$TMP/repo" origin main bot/t3 "$TMP/wt3"
+  printf 'other\n' >"$TMP/wt3/c.txt"
+  harness_force_commit "$TMP/wt3" "bugbot: another fix" >/dev/null
+  run harness_push_staging "$TMP/wt3" origin staging main 1 "$(git -C "$TMP/wt3" rev-parse HEAD~1)"
+  [ "$status" -eq 0 ]
+  [ "$(command git -C "$TMP/origin.git" log -1 --format=%s staging)" = "bugbot: another fix" ]
 }
