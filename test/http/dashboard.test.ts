@@ -23,7 +23,7 @@ import { silentLogger } from '../../control/log.ts';
 import { claimNext, finishRun } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor, redactLines } from '../../lib/redact.ts';
-import { createGitTarget, finishAwaiting } from '../support/approval.ts';
+import { createGitTarget, finishAwaiting, sneakBehindMovedBase } from '../support/approval.ts';
 import { buildTestApp, tempDir, testConfig } from '../support/helpers.ts';
 
 const EXPOSED: ConfigFile = {
@@ -698,15 +698,7 @@ test('file names in a diff as git writes them: a name holding " b/", names git q
 // agent's sandbox can move onto its own commit, hiding what it added from the approver.
 test("the approval diff starts at the run's recorded first commit, not a ref the agent could move", async (t) => {
   const target = createGitTarget(tempDir(t));
-  const base = target.git('rev-parse', 'HEAD');
-  target.git('checkout', '--quiet', '-b', 'bot/sneak');
-  mkdirSync(join(target.repo, 'infra'));
-  writeFileSync(join(target.repo, 'infra', 'deploy.yaml'), 'replicas: 0\n');
-  target.git('add', '-A');
-  target.git('commit', '--quiet', '-m', 'sneak');
-  target.git('update-ref', 'refs/remotes/origin/main', 'HEAD');
-  writeFileSync(join(target.repo, 'greeting.txt'), 'fixed\n');
-  target.git('commit', '--quiet', '-am', 'fix');
+  const { base } = sneakBehindMovedBase(target, 'bot/sneak');
   const req = { repo: target.repo, remote: 'origin', baseBranch: 'main', branch: 'bot/sneak', maxBytes: 1_000_000 };
   const moved = await runDiff(req);
   assert.ok(!('error' in moved));

@@ -139,6 +139,24 @@ export function createGitTarget(dir: string): GitTarget {
 }
 
 /**
+ * A branch `branch` whose first commit adds infra/deploy.yaml (a sensitive path) and
+ * moves refs/remotes/origin/main onto itself, as an agent's sandbox could, then the fix
+ * (greeting.txt). Returns the commit the run started from and the branch's head.
+ */
+export function sneakBehindMovedBase(target: GitTarget, branch: string): { base: string; head: string } {
+  const base = target.git('rev-parse', 'HEAD');
+  target.git('checkout', '--quiet', '-b', branch);
+  mkdirSync(join(target.repo, 'infra'));
+  writeFileSync(join(target.repo, 'infra', 'deploy.yaml'), 'replicas: 0\n');
+  target.git('add', '-A');
+  target.git('commit', '--quiet', '-m', 'sneak');
+  target.git('update-ref', 'refs/remotes/origin/main', 'HEAD');
+  writeFileSync(join(target.repo, 'greeting.txt'), 'fixed\n');
+  target.git('commit', '--quiet', '-am', 'fix');
+  return { base, head: target.git('rev-parse', 'HEAD') };
+}
+
+/**
  * What a worker does for a fix: a worktree of the base checkout on the bot branch from
  * origin/main, a commit, the branch pushed to origin, the worktree removed.
  */

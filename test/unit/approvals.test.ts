@@ -21,7 +21,7 @@ import { approvalsForTicket, beginApproval, isRefusal } from '../../control/queu
 import { cancelTicket, claimNext, finishRun, reclaimRuns, stoppingRuns } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
-import { createGitTarget, fileTicket, finishAwaiting } from '../support/approval.ts';
+import { createGitTarget, fileTicket, finishAwaiting, sneakBehindMovedBase } from '../support/approval.ts';
 import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
 
 const RULES: AutoApproveRules = {
@@ -378,17 +378,8 @@ test('auto-approval sees changed files by their exact names, not as git quotes t
 test("auto-approval measures the fix from the run's recorded first commit, not a ref the agent could move", async (t) => {
   const target = createGitTarget(tempDir(t));
   const { config } = setup(t, { target: { repo: target.repo } });
-  const base = target.git('rev-parse', 'HEAD');
-  target.git('checkout', '--quiet', '-b', 'fix');
-  mkdirSync(join(target.repo, 'infra'));
-  writeFileSync(join(target.repo, 'infra', 'deploy.yaml'), 'replicas: 0\n');
-  target.git('add', '-A');
-  target.git('commit', '--quiet', '-m', 'sneak');
   // The agent moves the remote-tracking ref onto its own commit, then the fix follows.
-  target.git('update-ref', 'refs/remotes/origin/main', 'HEAD');
-  writeFileSync(join(target.repo, 'greeting.txt'), 'fixed\n');
-  target.git('commit', '--quiet', '-am', 'fix');
-  const head = target.git('rev-parse', 'HEAD');
+  const { base, head } = sneakBehindMovedBase(target, 'fix');
   assert.deepEqual(await changedFiles(config, head), ['greeting.txt'], 'from the moved ref, the sensitive file is hidden');
   const files = await changedFiles(config, head, base);
   assert.deepEqual(files, ['greeting.txt', 'infra/deploy.yaml']);
