@@ -133,26 +133,40 @@ function segments(cmd) {
 function commandEnd(cmd, at) {
   let quote = null;
   for (let i = at; i < cmd.length; i++) {
+    const q = quoting(cmd, i, quote, 0);
+    if (q) {
+      if (q.i < 0) return -1;
+      ({ i, quote } = q);
+      continue;
+    }
     const c = cmd[i];
-    if (quote === "'") {
-      if (c === "'") quote = null;
-    } else if (quote === "$'") {
-      if (c === '\\') i++;
-      else if (c === "'") quote = null;
-    } else if (c === '\\') i++;
-    else if (c === '`' || (c === '$' && cmd[i + 1] === '(') || (!quote && (c === '<' || c === '>') && cmd[i + 1] === '(')) {
-      const j = substEnd(cmd, i);
-      if (j < 0) return -1;
-      i = j - 1;
-    } else if (quote) {
-      if (c === quote) quote = null;
-    } else if (c === "'" || c === '"') quote = c;
-    else if (c === '$' && cmd[i + 1] === "'") quote = cmd.slice(i, ++i + 1);
-    else if (c === '#' && (i === at || /\s/.test(cmd[i - 1]))) return cmd.includes('\n', i) ? cmd.indexOf('\n', i) : cmd.length;
-    else if ((c === '&' && (cmd[i + 1] === '>' || cmd[i - 1] === '>' || cmd[i - 1] === '<')) || (c === '|' && cmd[i - 1] === '>')) continue;
-    else if (';&|\n()'.includes(c)) return i;
+    if (c === '#' && (i === at || /\s/.test(cmd[i - 1]))) return cmd.includes('\n', i) ? cmd.indexOf('\n', i) : cmd.length;
+    if ((c === '&' && (cmd[i + 1] === '>' || cmd[i - 1] === '>' || cmd[i - 1] === '<')) || (c === '|' && cmd[i - 1] === '>')) continue;
+    if (';&|\n()'.includes(c)) return i;
   }
   return cmd.length;
+}
+
+/**
+ * The shell's quoting at s[i], which both scanners (commandEnd, parenEnd) skip alike:
+ * inside '…' or $'…', a backslash's next character, a quote opening or closing, and a
+ * substitution (`$(`, `<(`, `>(`, a backtick), skipped whole. Returns where to go on from
+ * ({ i, quote }: i the last index taken; i -1 for a substitution that is not closed), or
+ * null when s[i] is the scanner's own to read: unquoted, outside any substitution.
+ */
+function quoting(s, i, quote, depth) {
+  const c = s[i];
+  if (quote === "'") return { i, quote: c === "'" ? null : quote };
+  if (quote === "$'") return c === '\\' ? { i: i + 1, quote } : { i, quote: c === "'" ? null : quote };
+  if (c === '\\') return { i: i + 1, quote };
+  if (c === '`' || (c === '$' && s[i + 1] === '(') || (!quote && (c === '<' || c === '>') && s[i + 1] === '(')) {
+    const j = substEnd(s, i, depth);
+    return { i: j < 0 ? -1 : j - 1, quote };
+  }
+  if (quote) return { i, quote: c === quote ? null : quote };
+  if (c === "'" || c === '"') return { i, quote: c };
+  if (c === '$' && s[i + 1] === "'") return { i: i + 1, quote: "$'" };
+  return null;
 }
 
 /** substEnd's answers for the texts being checked (the command, its simple commands): each substitution is scanned once. */
@@ -191,22 +205,14 @@ function parenEnd(s, i, depth) {
   let quote = null;
   const heredocs = [];
   for (let j = i + 2; j < s.length; j++) {
+    const q = quoting(s, j, quote, depth + 1);
+    if (q) {
+      if (q.i < 0) return -1;
+      ({ i: j, quote } = q);
+      continue;
+    }
     const c = s[j];
-    if (quote === "'") {
-      if (c === "'") quote = null;
-    } else if (quote === "$'") {
-      if (c === '\\') j++;
-      else if (c === "'") quote = null;
-    } else if (c === '\\') j++;
-    else if (c === '`' || (c === '$' && s[j + 1] === '(') || (!quote && (c === '<' || c === '>') && s[j + 1] === '(')) {
-      const k = substEnd(s, j, depth + 1);
-      if (k < 0) return -1;
-      j = k - 1;
-    } else if (quote) {
-      if (c === quote) quote = null;
-    } else if (c === "'" || c === '"') quote = c;
-    else if (c === '$' && s[j + 1] === "'") quote = s.slice(j, ++j + 1);
-    else if (c === '#' && /[\s(;&|]/.test(s[j - 1])) {
+    if (c === '#' && /[\s(;&|]/.test(s[j - 1])) {
       const nl = s.indexOf('\n', j);
       if (nl < 0) return -1;
       j = nl - 1;
