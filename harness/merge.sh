@@ -62,8 +62,7 @@ trap 'exit 143' TERM INT
 
 # A worktree left by an attempt that was killed outright.
 harness_worktree_remove "$repo" "$WORKTREE"
-# An explicit refspec: the remote-tracking ref is written whatever the remote's fetch config.
-if ! harness_git_locked "$repo" fetch --quiet "$remote" "+refs/heads/$branch:refs/remotes/$remote/$branch" 2>"$TICKET_DIR/push.err"; then
+if ! harness_fetch_locked "$repo" "$remote" "$branch" 2>"$TICKET_DIR/push.err"; then
   echo "merge: could not fetch $branch from $remote: $(tr '\n' ' ' <"$TICKET_DIR/push.err")" >&2
   exit 1
 fi

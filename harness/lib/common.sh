@@ -167,7 +167,9 @@ git() {
 # harness_stale_locks REF... : remove the lock of each REF (refs/remotes/<remote>/<branch>)
 # that a killed git left behind: one older than HARNESS_STALE_LOCK_S (30 s), which no live
 # git holds for a ref update. Left there, every later fetch of that ref fails ("cannot lock
-# ref") for every ticket until someone removes it by hand.
+# ref") for every ticket until someone removes it by hand. Called holding the repository's
+# lock (harness_fetch_locked): no other worker's git can take the ref's lock between the
+# age check and the removal.
 HARNESS_STALE_LOCK_S=30
 harness_stale_locks() {
   local ref lock mtime
@@ -189,13 +191,46 @@ harness_stale_locks() {
 # Waiting is bounded (HARNESS_LOCK_WAIT_S, default 600): a lock held that long (a hung
 # fetch of another worker's) fails this command, with the reason, instead of the run hanging.
 harness_git_locked() {
-  local repo=$1 common
+  local repo=$1
   shift
-  common=$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir)
-  # flock runs git itself (not the function above): the pin goes in its environment.
-  flock -w "${HARNESS_LOCK_WAIT_S:-600}" -E 75 "$common/bugbot.lock" env ${HARNESS_GIT_COMMON:+GIT_COMMON_DIR="$HARNESS_GIT_COMMON"} git -C "$repo" "$@" || {
-    local rc=$?
-    [ "$rc" -ne 75 ] || echo "harness: the repository lock ($common/bugbot.lock) was held for ${HARNESS_LOCK_WAIT_S:-600} s; git $1 not run" >&2
-    return "$rc"
-  }
+  harness_locked "$repo" "git $1" harness_git_pinned "$repo" "$@"
+}
+
+# harness_fetch_locked REPO REMOTE BRANCH : fetch BRANCH into refs/remotes/REMOTE/BRANCH (an
+# explicit refspec: written whatever the remote's fetch config; a --single-branch clone
+# maps nothing else), holding the repository's lock, after removing a stale lock of that ref.
+harness_fetch_locked() {
+  local repo=$1 remote=$2 branch=$3
+  harness_locked "$repo" "git fetch" harness_fetch_unlocked "$repo" "$remote" "$branch"
+}
+
+harness_fetch_unlocked() {
+  harness_stale_locks "refs/remotes/$2/$3"
+  harness_git_pinned "$1" fetch --quiet "$2" "+refs/heads/$3:refs/remotes/$2/$3"
+}
+
+# harness_git_pinned REPO ARGS... : git in REPO with the shared repository pinned (the git
+# function above, spelt out for commands run under the lock).
+harness_git_pinned() {
+  local repo=$1
+  shift
+  env ${HARNESS_GIT_COMMON:+GIT_COMMON_DIR="$HARNESS_GIT_COMMON"} git -C "$repo" "$@"
+}
+
+# harness_locked REPO WHAT COMMAND... : run COMMAND holding the lock of REPO's shared .git
+# (an empty file of bugbot's own, bugbot.lock), waiting at most HARNESS_LOCK_WAIT_S.
+harness_locked() {
+  local repo=$1 what=$2 common fd rc
+  shift 2
+  common=$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir) || return 1
+  exec {fd}>>"$common/bugbot.lock" || return 1
+  if ! flock -w "${HARNESS_LOCK_WAIT_S:-600}" "$fd"; then
+    exec {fd}>&-
+    echo "harness: the repository lock ($common/bugbot.lock) was held for ${HARNESS_LOCK_WAIT_S:-600} s; $what not run" >&2
+    return 75
+  fi
+  "$@"
+  rc=$?
+  exec {fd}>&-
+  return "$rc"
 }

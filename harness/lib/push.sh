@@ -281,10 +281,7 @@ harness_push_staging() {
   while [ "$attempt" -lt "$retries" ]; do
     attempt=$((attempt + 1))
     [ "$attempt" -eq 1 ] || sleep "0.$((RANDOM % 9 + 1))"
-    # Explicit refspecs: the remote-tracking refs are written whatever the remote's fetch
-    # config (a --single-branch clone would leave them missing or stale).
-    harness_stale_locks "refs/remotes/$remote/$staging" "refs/remotes/$remote/$base"
-    if harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$staging:refs/remotes/$remote/$staging" 2>"$TICKET_DIR/push.err"; then
+    if harness_fetch_locked "$dir" "$remote" "$staging" 2>"$TICKET_DIR/push.err"; then
       onto=$(git -C "$dir" rev-parse --verify --quiet "refs/remotes/$remote/$staging^{commit}") || return 4
       lease=$onto
     elif git -C "$dir" ls-remote --exit-code "$remote" "refs/heads/$staging" >/dev/null 2>&1; then
@@ -294,7 +291,7 @@ harness_push_staging() {
       continue
     else
       # No staging branch yet: the first push creates it from this branch.
-      harness_git_locked "$dir" fetch --quiet "$remote" "+refs/heads/$base:refs/remotes/$remote/$base"
+      harness_fetch_locked "$dir" "$remote" "$base"
       onto=$(git -C "$dir" rev-parse --verify --quiet "refs/remotes/$remote/$base^{commit}") || return 4
       lease=""
     fi

@@ -4,10 +4,7 @@
 # harness_worktree_add REPO REMOTE BASE BRANCH DIR : fetch BASE, add a worktree on a new branch.
 harness_worktree_add() {
   local repo=$1 remote=$2 base=$3 branch=$4 dir=$5
-  # An explicit refspec: $remote/$base is written whatever the remote's fetch config
-  # (a --single-branch clone maps nothing else).
-  harness_stale_locks "refs/remotes/$remote/$base"
-  harness_git_locked "$repo" fetch --quiet "$remote" "+refs/heads/$base:refs/remotes/$remote/$base" || return 1
+  harness_fetch_locked "$repo" "$remote" "$base" || return 1
   mkdir -p "$(dirname "$dir")"
   # --no-track: no upstream written to the shared .git/config (concurrent workers would
   # fight over its lock); the commit identity comes from GIT_AUTHOR_* / GIT_COMMITTER_*.

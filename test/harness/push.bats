@@ -459,6 +459,30 @@ hold_pushes() {
   [ "$(git -C "$TMP/origin.git" log -1 --format=%s staging)" = "bugbot: fix" ]
 }
 
+# A stale ref lock is judged and removed only while holding the workers' repository lock:
+# checked before it, another worker's fetch could take the ref's lock in between and lose it.
+@test "a stale ref lock is removed only once the repository lock is held" {
+  harness_git_env "$TICKET_DIR/config/git-excludes"
+  harness_git_pin "$TMP/repo"
+  local common="$TMP/repo/.git"
+  mkdir -p "$common/refs/remotes/origin"
+  : >"$common/refs/remotes/origin/main.lock"
+  touch -d '2 minutes ago' "$common/refs/remotes/origin/main.lock"
+  harness_git_locked "$TMP/repo" status --short >/dev/null
+  flock "$common/bugbot.lock" sleep 2 &
+  local holder=$!
+  wait_until eval '! flock -n "$common/bugbot.lock" true'
+  harness_fetch_locked "$TMP/repo" origin main &
+  local fetcher=$!
+  sleep 1
+  # Still waiting for the lock: the stale ref lock is untouched.
+  [ -e "$common/refs/remotes/origin/main.lock" ]
+  wait "$holder"
+  wait "$fetcher"
+  [ ! -e "$common/refs/remotes/origin/main.lock" ]
+  [ "$(command git -C "$TMP/repo" rev-parse origin/main)" = "$(command git -C "$TMP/origin.git" rev-parse main)" ]
+}
+
 # Review finding on the rebase from the worktree's first commit: a fix already on staging
 # (a merge stopped after its push, run again) conflicted instead of "nothing left".
 @test "push_staging with FROM: a fix on staging already is nothing left to push, whatever staging did to its lines since" {
