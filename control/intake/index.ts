@@ -170,7 +170,7 @@ export class Intake {
       const out = items.map((it) => {
         const n = it.opts.nonce;
         if (n && !this.store.useNonce(n.scope, n.value, n.keepSeconds)) return new ReplayError(n);
-        return it.prepared.map((p) => acceptOne(ctx, batch, p, it.opts));
+        return it.prepared.map((p) => acceptOne(ctx, batch, this.inThread(p), it.opts));
       });
       batch.finish();
       return out;
@@ -187,8 +187,18 @@ export class Intake {
       e.firstSeen = saneTime(e.firstSeen, now);
       if (e.firstSeen > e.lastSeen) e.firstSeen = e.lastSeen;
       const fp = fingerprintEvent(e, { frames: this.cfg.intake.stackFrames });
-      return { e, fingerprint: this.threadFingerprint(e, fp.parts.method) ?? fp.fingerprint, fpJson: JSON.stringify(fp.parts), method: fp.parts.method };
+      return { e, fingerprint: fp.fingerprint, fpJson: JSON.stringify(fp.parts), method: fp.parts.method };
     });
+  }
+
+  /**
+   * The event with its thread's fingerprint where it has one (threadFingerprint), looked
+   * up inside the transaction just before the event is stored: an earlier mention of the
+   * same thread in the same batch has made its ticket by then.
+   */
+  private inThread(p: Prepared): Prepared {
+    const fingerprint = this.threadFingerprint(p.e, p.method ?? '');
+    return fingerprint && fingerprint !== p.fingerprint ? { ...p, fingerprint } : p;
   }
 
   /**

@@ -1,6 +1,6 @@
 /**
  * Slack mentions grouped by their thread (intake/fingerprint.ts 'report-thread',
- * Intake.prepare): what a later mention in a thread does to the thread's ticket, open or
+ * Intake.inThread): what a later mention in a thread does to the thread's ticket, open or
  * fixed. Review findings: "thanks!" under a fixed thread marked the fix regressed and
  * started another run; the error pasted under "can you fix this?" opened a second ticket
  * while the first ran; "thanks!" itself read as a bug.
@@ -36,7 +36,7 @@ function setup(t: TestContext) {
     assert.equal(c.ticket.id, ticketId);
     finishRun(store, c.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
   };
-  return { clock, store, say, push };
+  return { clock, store, intake, say, push };
 }
 
 test('a thank-you is noise, not a bug: the title (the first line) is not read twice', (t) => {
@@ -97,4 +97,17 @@ test('the error pasted under "can you fix this?" joins the thread\'s running tic
   const other = say('6.0', `search fails:\nRangeError: Invalid time value at formatDate (src/dates.ts:14)`);
   const second = say('6.0', `and also:\n${ERROR}`);
   assert.notEqual(second.ticketId, other.ticketId, 'two errors, two tickets');
+});
+
+test('two mentions of one thread in one batch (one transaction) make one ticket, as they would one after the other', (t) => {
+  const { store, intake } = setup(t);
+  const mention = (n: number, text: string) =>
+    mentionEvent({ eventId: `EvB${n}`, user: 'U0ALICE', text: `<@UBOT> ${text}`, channel: 'C1', ts: `7.000${n}`, threadTs: '7.0' }, { userId: 'UBOT' }, store.now());
+  const [a, b] = intake.acceptMany([
+    { events: [mention(1, 'checkout is broken for me, can you fix this?')], opts: {} },
+    { events: [mention(2, `here is the error I get:\n${ERROR}`)], opts: {} },
+  ]) as Array<Array<{ ticketId: number | null; status: string }>>;
+  assert.equal(a![0]!.status, 'created');
+  assert.equal(b![0]!.status, 'merged');
+  assert.equal(b![0]!.ticketId, a![0]!.ticketId);
 });
