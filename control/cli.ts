@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, configuredRedactor, loadConfig, secretNames, servingProblems, servingWarnings, type BugbotConfig, type ConfigFile } from './config.ts';
 import { HttpError } from './http-error.ts';
@@ -58,6 +58,12 @@ function load(cmd: Command, flags: ConfigFile = {}, opts: { serving?: boolean } 
   const merged: ConfigFile = { ...flags };
   if (g.home) merged.home = g.home;
   return loadConfig({ path: g.config, flags: merged, serving: opts.serving ?? false });
+}
+
+/** A path as a command line to copy would name it: relative below the working directory, else absolute. */
+function shownPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
 }
 
 export function buildProgram(): Command {
@@ -120,26 +126,31 @@ export function buildProgram(): Command {
   program
     .command('init')
     .description('write a commented starter bugbot.config.json (or, with --target, starter docs into a target repo)')
-    .option('-o, --output <path>', 'where to write it', 'bugbot.config.json')
+    .option('-o, --output <path>', 'where to write it, a file or a folder (default: the --config path, $BUGBOT_CONFIG, or ./bugbot.config.json)')
     .option('-f, --force', 'overwrite an existing file')
     .option('--target <path>', 'write a starter docs/ and CLAUDE.md auto-load table into this repository instead')
-    .action((o: { output: string; force?: boolean; target?: string }, cmd: Command) => {
+    .action((o: { output?: string; force?: boolean; target?: string }, cmd: Command) => {
       if (o.target) {
         const dir = resolve(o.target);
         if (!existsSync(dir)) fail(`--target ${dir} does not exist`, 2);
         if (!statSync(dir).isDirectory()) fail(`--target ${dir} is not a directory (give the repository's folder)`, 2);
-        if (cmd.getOptionValueSource('output') === 'cli') fail('--output writes a config file; with --target, starter docs go into the repository: give one or the other', 2);
+        if (o.output !== undefined) fail('--output writes a config file; with --target, starter docs go into the repository: give one or the other', 2);
         const r = initTargetDocs(dir);
         for (const w of r.written) process.stdout.write(`wrote ${w}\n`);
         for (const k of r.kept) process.stdout.write(`kept ${k.path}: ${k.reason}\n`);
         return;
       }
-      const out = resolve(o.output);
+      // Where start will read it: the file --config (or $BUGBOT_CONFIG) names, unless told otherwise.
+      const given = o.output ?? cmd.optsWithGlobals<GlobalOpts>().config ?? process.env.BUGBOT_CONFIG ?? 'bugbot.config.json';
+      let out = resolve(given);
+      // A folder: the starter goes into it under the default name.
+      if (existsSync(out) && statSync(out).isDirectory()) out = join(out, 'bugbot.config.json');
       if (existsSync(out) && !o.force) fail(`${out} already exists (use --force to overwrite)`, 2);
-      if (!existsSync(dirname(out))) fail(`--output ${out}: folder ${dirname(out)} does not exist`, 2);
+      if (existsSync(out) && !statSync(out).isFile()) fail(`${out} is not a file`, 2);
+      if (!existsSync(dirname(out))) fail(`${o.output === undefined ? '' : '--output '}${out}: folder ${dirname(out)} does not exist`, 2);
       writeFileSync(out, STARTER_CONFIG);
       // bugbot start finds ./bugbot.config.json by itself; any other file is named.
-      const start = out === resolve('bugbot.config.json') ? 'npx bugbot start' : `npx bugbot --config ${JSON.stringify(o.output)} start`;
+      const start = out === resolve('bugbot.config.json') ? 'npx bugbot start' : `npx bugbot --config ${JSON.stringify(shownPath(out))} start`;
       process.stdout.write(`wrote ${out}\nnext: edit it, set the secrets it names in your environment, then run: ${start}\n`);
     });
 

@@ -61,6 +61,27 @@ test('init writes a commented starter config that loads; a broken config reports
   assert.match(bad.stderr, /server\.port/);
 });
 
+test('init writes where start will read: the --config path or $BUGBOT_CONFIG; --output may name a folder', (t) => {
+  const dir = tempDir(t);
+  const named = bugbot(['--config', 'ops/bugbot.json', 'init'], { cwd: dir });
+  assert.equal(named.code, 2, 'a folder that is not there is said so');
+  assert.match(named.stderr, /^bugbot: .*ops\/bugbot\.json: folder .*ops does not exist\n$/);
+  mkdirSync(join(dir, 'ops'));
+  const r = bugbot(['--config', 'ops/bugbot.json', 'init'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /then run: npx bugbot --config "ops\/bugbot\.json" start$/m);
+  assert.ok(existsSync(join(dir, 'ops/bugbot.json')) && !existsSync(join(dir, 'bugbot.config.json')));
+  assert.equal(bugbot(['--config', 'ops/bugbot.json', 'config'], { cwd: dir }).code, 0, 'start reads what init wrote');
+  const env = bugbot(['init'], { cwd: dir, env: { BUGBOT_CONFIG: join(dir, 'env.json') } });
+  assert.equal(env.code, 0, env.stderr);
+  assert.ok(existsSync(join(dir, 'env.json')));
+  // A folder: the starter goes in under its default name; a second time, not overwritten.
+  const folder = bugbot(['init', '-o', 'ops'], { cwd: dir });
+  assert.equal(folder.code, 0, folder.stderr);
+  assert.match(readFileSync(join(dir, 'ops/bugbot.config.json'), 'utf8'), /^\/\/ bugbot configuration/);
+  assert.match(bugbot(['init', '-o', 'ops'], { cwd: dir }).stderr, /ops\/bugbot\.config\.json already exists \(use --force to overwrite\)/);
+});
+
 test('usage errors exit 2 with the usage hint; expected failures are one line, no stack; a closed pipe ends the output quietly', (t) => {
   const dir = tempDir(t);
   for (const args of [['tickets', '-n', '0'], ['ticket', 'abc'], ['ticket', '99999999999999999999'], ['bogus'], ['tickets', '--bogus'], ['enqueue']]) {
