@@ -184,6 +184,9 @@ const MIGRATIONS: string[] = [
   ALTER TABLE runs ADD COLUMN notice TEXT;
   CREATE INDEX runs_notice ON runs(id) WHERE notice IS NOT NULL;
   `,
+  /* 11: what a tailed log file held just before its offset (control/triggers/logfile-tail.ts): a file truncated in place and grown back past the offset while nothing watched is told from the one that was read; NULL in rows saved before, whose offset is trusted */ `
+  ALTER TABLE watch_offsets ADD COLUMN fingerprint TEXT;
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -438,14 +438,16 @@ export class Store {
 
   // ---- log-file offsets ---------------------------------------------------------------
 
-  getOffset(path: string): { inode: number; offset: number; generation: number } | undefined {
-    return this.stmt('SELECT inode, offset, generation FROM watch_offsets WHERE path = ?').get(path) as { inode: number; offset: number; generation: number } | undefined;
+  getOffset(path: string): { inode: number; offset: number; generation: number; fingerprint: string | null } | undefined {
+    return this.stmt('SELECT inode, offset, generation, fingerprint FROM watch_offsets WHERE path = ?').get(path) as
+      | { inode: number; offset: number; generation: number; fingerprint: string | null }
+      | undefined;
   }
 
-  setOffset(path: string, inode: number, offset: number, generation = 0): void {
+  setOffset(path: string, inode: number, offset: number, generation = 0, fingerprint?: string): void {
     this.stmt(
-      'INSERT INTO watch_offsets (path, inode, offset, generation) VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset, generation = excluded.generation',
-    ).run(path, inode, offset, generation);
+      'INSERT INTO watch_offsets (path, inode, offset, generation, fingerprint) VALUES (?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset, generation = excluded.generation, fingerprint = excluded.fingerprint',
+    ).run(path, inode, offset, generation, fingerprint ?? null);
   }
 
   // ---- prepared statement cache -----------------------------------------------------

@@ -1,13 +1,18 @@
+import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { TriggerEvent } from '../types.ts';
 import { createLogParser, type LogParser } from './logfile.ts';
 
-/** Where each file's resume position survives restarts. */
+/**
+ * Where each file's resume position survives restarts. `generation`: how many times the
+ * file (this inode) was truncated in place; 0 when absent. `fingerprint`: the length and
+ * hash of the bytes before `offset`, an opaque string, absent when `offset` is 0. State
+ * saved without one is trusted as it is.
+ */
 export interface OffsetStore {
-  /** `generation`: how many times the file (this inode) was truncated in place; 0 when absent. */
-  get(path: string): { inode: number; offset: number; generation?: number } | undefined;
-  set(path: string, inode: number, offset: number, generation?: number): void;
+  get(path: string): { inode: number; offset: number; generation?: number; fingerprint?: string | null } | undefined;
+  set(path: string, inode: number, offset: number, generation?: number, fingerprint?: string): void;
 }
 
 /** The subset of `console` the tailer writes to. */
@@ -34,6 +39,12 @@ export interface LogTailerOptions {
   idleFlushMs?: number;
   /** Read a file with no stored offset from its beginning instead of its end. Default false. */
   fromStart?: boolean;
+  /**
+   * How long a renamed or removed file is still read after the rename is seen, before the
+   * new file at its path is: logrotate's `create` with a postrotate reload leaves the
+   * application writing to the old file for a moment. Default 5000.
+   */
+  rotateWaitMs?: number;
   logger?: TailLogger;
 }
 
@@ -42,6 +53,10 @@ const CHUNK_BYTES = 256 * 1024;
 // rest is skipped up to its newline, so a runaway writer cannot exhaust memory.
 const MAX_LINE_BYTES = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
+// How much of what comes before an offset tells whether a file is still the one that was
+// read up to there (see fingerprint()). Log lines carry timestamps, so 256 bytes of them
+// are all but never written twice.
+const PRINT_BYTES = 256;
 
 interface Tracked {
   path: string;
@@ -54,6 +69,10 @@ interface Tracked {
   readPos: number;
   /** Bytes after the last newline: an incomplete line, parsed once it ends. */
   carry: Buffer;
+  /** The last PRINT_BYTES bytes before readPos, as read: still there if the file was not truncated. */
+  tail: Buffer;
+  /** When the path was seen to name another file or none: the old one is read until rotateWaitMs later. */
+  rotatedAt?: number;
   /**
    * Where the line past MAX_LINE_BYTES that is being skipped up to its newline starts (its
    * head was parsed): the offset committed meanwhile, so a restart reads its head again
@@ -79,6 +98,7 @@ export class LogTailer {
   private readonly opts: LogTailerOptions;
   private readonly pollMs: number;
   private readonly idleFlushMs: number;
+  private readonly rotateWaitMs: number;
   private readonly logger: TailLogger;
   private readonly buf = Buffer.alloc(CHUNK_BYTES);
   private tracked: Tracked[] = [];
@@ -91,6 +111,7 @@ export class LogTailer {
     this.opts = opts;
     this.pollMs = opts.pollMs ?? 500;
     this.idleFlushMs = opts.idleFlushMs ?? Math.max(1000, 2 * this.pollMs);
+    this.rotateWaitMs = opts.rotateWaitMs ?? 5000;
     this.logger = opts.logger ?? console;
   }
 
@@ -105,6 +126,7 @@ export class LogTailer {
       generation: 0,
       readPos: 0,
       carry: EMPTY,
+      tail: EMPTY,
       lastDataAt: Date.now(),
       fresh: false,
       waiting: false,
@@ -157,12 +179,15 @@ export class LogTailer {
     if (!t.fh && !(await this.open(t))) return;
     const fh = t.fh;
     if (!fh) return;
-    if ((await fh.stat()).size < t.readPos) {
-      // Truncated in place (copytruncate): what is buffered is complete, the rest is new.
+    // Truncated in place (copytruncate): shorter than where we are, or grown back past it
+    // between two polls, when the bytes before it are no longer those we read.
+    if ((await fh.stat()).size < t.readPos || !(await endsWith(fh, t.readPos, t.tail))) {
+      // What is buffered is complete, the rest is new.
       this.logger.info(`logfile: ${t.path} was truncated; reading from the start`);
       const events = t.parser.flush();
       t.readPos = 0;
       t.carry = EMPTY;
+      t.tail = EMPTY;
       t.skipFrom = undefined;
       // Its offsets start at 0 again under the same inode: the same line at an offset the
       // old content had would get a stored event's id and be taken for a duplicate (an
@@ -174,18 +199,26 @@ export class LogTailer {
     }
     const read = await this.drain(t, fh);
     if (t.retry) return;
-    const current = await statIfExists(t.path);
-    if (current?.ino !== t.inode) {
-      // Rotated away or deleted. The old handle still reads the old file: drain it once
-      // more, since the writer may have added lines between the read above and the
-      // rename. The new file (if any) is opened on the next poll.
+    if (t.rotatedAt === undefined && (await statIfExists(t.path))?.ino !== t.inode) {
+      // Rotated away or deleted. The old handle still reads the old file, and the
+      // application may go on writing to it until it reopens its log (a reload after the
+      // rename, as fluentd's rotate_wait and filebeat's close_renamed allow for): it is
+      // read for rotateWaitMs more, and only then the new file, so that the old file's
+      // lines come first and the saved offset, still the old file's, never runs ahead of
+      // what was read of the new one (a restart meanwhile reads the new file whole).
+      t.rotatedAt = Date.now();
+      this.logger.info(`logfile: ${t.path} was rotated or removed; reading the old file for ${this.rotateWaitMs} ms more`);
+    }
+    if (t.rotatedAt !== undefined && (final || Date.now() - t.rotatedAt >= this.rotateWaitMs)) {
+      // Once more: the writer may have added lines since the read above.
       await this.drain(t, fh);
       if (t.retry) return;
       if (!(await this.deliver(t, t.parser.flush(), this.commitPoint(t)))) return;
       await fh.close();
       t.fh = undefined;
       t.fresh = true;
-      this.logger.info(`logfile: ${t.path} was rotated or removed`);
+      t.rotatedAt = undefined;
+      this.logger.info(`logfile: closed the old ${t.path}`);
       return;
     }
     const idle = read === 0 && Date.now() - t.lastDataAt >= this.idleFlushMs;
@@ -208,10 +241,17 @@ export class LogTailer {
     }
     const st = await fh.stat();
     const saved = this.opts.store.get(t.path);
-    // A stored offset counts only for the same file (inode) and only if it still fits;
-    // a file rotated while we were down is read whole (its predecessor's tail is lost).
-    const resume = !t.fresh && saved !== undefined && saved.inode === st.ino && saved.offset <= st.size;
-    if (resume) t.readPos = saved.offset;
+    // A stored offset counts only for the same file (inode), only if it still fits, and
+    // only if what comes before it is what was read (a nightly copytruncate, then a
+    // restart once the file has grown back past the offset: resuming there would skip
+    // what was written since and start mid-line); a file rotated while we were down is
+    // read whole (its predecessor's tail is lost).
+    let resume = !t.fresh && saved !== undefined && saved.inode === st.ino && saved.offset <= st.size;
+    if (resume && saved?.fingerprint && (await fingerprintAt(fh, saved.offset, saved.fingerprint)) !== saved.fingerprint) {
+      this.logger.info(`logfile: ${t.path} is not what was read up to byte ${saved.offset} (truncated while not followed); reading it from the start`);
+      resume = false;
+    }
+    if (resume && saved) t.readPos = saved.offset;
     else if (t.fresh) t.readPos = 0;
     else t.readPos = saved || this.opts.fromStart ? 0 : Math.min(t.endAtStart ?? st.size, st.size);
     // Every time the path is read again from another place than where it stopped (a
@@ -222,10 +262,11 @@ export class LogTailer {
     t.inode = st.ino;
     t.parser.setInode(st.ino, t.generation);
     t.carry = EMPTY;
+    t.tail = await bytesBefore(fh, t.readPos, PRINT_BYTES);
     t.skipFrom = undefined;
     t.waiting = false;
     t.lastDataAt = Date.now();
-    this.opts.store.set(t.path, t.inode, t.readPos, t.generation);
+    this.opts.store.set(t.path, t.inode, t.readPos, t.generation, fingerprint(t.tail));
     this.logger.info(`logfile: following ${t.path} from byte ${t.readPos}`);
     return true;
   }
@@ -247,6 +288,8 @@ export class LogTailer {
     const data = t.carry.length > 0 ? Buffer.concat([t.carry, chunk]) : chunk;
     const base = t.readPos - t.carry.length;
     t.readPos += chunk.length;
+    const recent = chunk.length >= PRINT_BYTES ? chunk : Buffer.concat([t.tail, chunk]);
+    t.tail = Buffer.from(recent.subarray(recent.length - Math.min(PRINT_BYTES, recent.length)));
     const events: TriggerEvent[] = [];
     let start = 0;
     if (t.skipFrom !== undefined) {
@@ -289,8 +332,23 @@ export class LogTailer {
     }
     t.retry = undefined;
     t.lastWarning = undefined;
-    this.opts.store.set(t.path, t.inode, offset, t.generation);
+    this.opts.store.set(t.path, t.inode, offset, t.generation, await this.fingerprintOf(t, offset));
     return true;
+  }
+
+  /**
+   * The fingerprint of what comes before `offset`, from memory when it is where reading
+   * stopped. None (the offset is then trusted) when it cannot be read: the events are
+   * delivered already, and a failed read must not lose their commit.
+   */
+  private async fingerprintOf(t: Tracked, offset: number): Promise<string | undefined> {
+    if (offset === t.readPos) return fingerprint(t.tail);
+    if (!t.fh) return undefined;
+    try {
+      return fingerprint(await bytesBefore(t.fh, offset, PRINT_BYTES));
+    } catch {
+      return undefined;
+    }
   }
 
   /** Logs a problem once per streak: a failure that repeats every poll would flood the log. */
@@ -298,6 +356,34 @@ export class LogTailer {
     if (msg !== t.lastWarning) this.logger.warn(msg);
     t.lastWarning = msg;
   }
+}
+
+/** Up to `max` bytes that end at `offset` (fewer if the file is now shorter). */
+async function bytesBefore(fh: FileHandle, offset: number, max: number): Promise<Buffer> {
+  const n = Math.min(max, offset);
+  const buf = Buffer.alloc(n);
+  const { bytesRead } = n > 0 ? await fh.read(buf, 0, n, offset - n) : { bytesRead: 0 };
+  return buf.subarray(0, bytesRead);
+}
+
+/** Whether the file still holds `expected` just before `offset`. */
+async function endsWith(fh: FileHandle, offset: number, expected: Buffer): Promise<boolean> {
+  if (expected.length === 0) return true;
+  return (await bytesBefore(fh, offset, expected.length)).equals(expected);
+}
+
+/** "length:hash" of the bytes before an offset; none for none (offset 0 always fits). */
+function fingerprint(bytes: Buffer): string | undefined {
+  if (bytes.length === 0) return undefined;
+  return `${bytes.length}:${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}`;
+}
+
+/** The fingerprint, made like `saved`, of what the file now holds before `offset`. */
+async function fingerprintAt(fh: FileHandle, offset: number, saved: string): Promise<string | undefined> {
+  const length = Number(/^(\d+):/.exec(saved)?.[1] ?? NaN);
+  if (!(length > 0 && length <= offset)) return undefined;
+  const bytes = await bytesBefore(fh, offset, length);
+  return bytes.length === length ? fingerprint(bytes) : undefined;
 }
 
 function sizeNow(path: string): number | undefined {

@@ -49,9 +49,11 @@ const LEVEL_KEYS = ['level', 'severity', 'log.level', 'levelname', 'lvl', '@l'];
 
 // What opens an error entry in plain text: a level word (upper case, Apache's and nginx's
 // `[error]`, logrus's `level=error`, klog's `E1122 ...`), an exception, a Python
-// traceback, a Go or Rust panic.
+// traceback, a Go or Rust panic, a panic a Go net/http handler recovered, Ruby's uncaught
+// exception ("/app/cart.rb:12:in 'total': undefined method ... (NoMethodError)"; before
+// Ruby 3.4 "in `total'").
 const START =
-  /\b(?:ERROR|FATAL|CRITICAL)\b|\[(?:[\w-]+:)?(?:error|crit|alert|emerg)\]|\blevel=(?:error|fatal|panic)\b|^[EF]\d{4} \d{2}:\d{2}:\d{2}|Exception|Traceback|Error:|^panic: |^fatal error: |^thread '[^']*' panicked at /;
+  /\b(?:ERROR|FATAL|CRITICAL)\b|\[(?:[\w-]+:)?(?:error|crit|alert|emerg)\]|\blevel=(?:error|fatal|panic)\b|^[EF]\d{4} \d{2}:\d{2}:\d{2}|Exception|Traceback|Error:|^panic: |^fatal error: |^thread '[^']*' panicked at |\bhttp: panic serving |^\S+\.rb:\d+:in [`'][^']*': .*\([A-Z]\w*(?:::\w+)*\)$/;
 /** The level a line names for itself, error or worse: the first group that matched. */
 const LEVEL_WORD = /\b(ERROR|FATAL|CRITICAL)\b|\[(?:[\w-]+:)?(error|crit|alert|emerg)\]|\blevel=(error|fatal|panic)\b|^([EF])\d{4} \d{2}:\d{2}:\d{2}/;
 /**
@@ -68,8 +70,12 @@ const INDENTED = /^\s+\S/;
 const CONT_PREFIX = /^(?:Caused by:|Suppressed:|\.\.\.)/;
 const PY_TRACEBACK = /^Traceback \(most recent call last\):/;
 // A Go program's crash on stderr: the panic, then its goroutines' stacks, whose function
-// lines (main.chargeCard(0x0)) are not indented; only their file lines are.
-const GO_PANIC = /^(?:panic: |fatal error: )/;
+// lines (main.chargeCard(0x0)) are not indented; only their file lines are. net/http
+// recovers a handler's panic and logs it, with the same stack, through the log package,
+// behind its date: "2024/05/01 10:00:00 http: panic serving 10.0.0.1:5678: ...".
+const GO_PANIC = /^(?:panic: |fatal error: )|\bhttp: panic serving /;
+// Where net/http's message starts: the title, without the log package's date in front.
+const GO_HTTP_PANIC = /\bhttp: panic serving /;
 const GO_STACK_LINE = /^(?:\[signal |goroutine \d+ \[|created by |exit status \d+$|[\w./*()-]+\(.*\)$)/;
 const PY_CHAIN = /^(?:During handling of the above exception|The above exception was the direct cause)/;
 // The `XxxError: message` line that closes a Python traceback (also bare `StopIteration`).
@@ -227,6 +233,8 @@ export function createLogParser(opts: LogParserOptions): LogParser {
       goPanic: GO_PANIC.test(line),
       rustPanic: RUST_PANIC.test(line),
     };
+    const http = GO_HTTP_PANIC.exec(line);
+    if (http && level === undefined) e.summary = line.slice(http.index);
     keep(e, line);
     return e;
   };

@@ -34,7 +34,7 @@ export function startWatchers(files: string[], deps: WatchDeps): Watchers {
     service: deps.config.watch.service,
     pollMs: deps.config.watch.pollMs,
     ...(deps.fromStart ? { fromStart: true } : {}),
-    store: { get: (p) => deps.store.getOffset(p), set: (p, inode, offset, generation) => deps.store.setOffset(p, inode, offset, generation) },
+    store: { get: (p) => deps.store.getOffset(p), set: (p, inode, offset, generation, fingerprint) => deps.store.setOffset(p, inode, offset, generation, fingerprint) },
     logger: { info: (m) => log.info(m), warn: (m) => log.warn(m) },
     onEvents: (events, file) => {
       const results = deps.intake.accept(events);

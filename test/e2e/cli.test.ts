@@ -265,6 +265,21 @@ test('watch tails a log file and its errors become tickets', { timeout: 60_000 }
   assert.equal(list.tickets[0]!.service, 'petstore');
   assert.equal(list.tickets[0]!.route, 'GET /api/pets/3');
 
+  // Truncated in place (copytruncate) while nothing watched, and grown back past where the
+  // watch stopped: read from its start on the next watch, not from the old offset.
+  const before = readFileSync(log, 'utf8').length;
+  writeFileSync(log, JSON.stringify({ level: 50, msg: 'Payment provider refused the refund request' }) + '\n');
+  while (readFileSync(log, 'utf8').length <= before + 100) appendFileSync(log, '{"level":30,"msg":"request served"}\n');
+  const again = spawnLogged(t, process.execPath, [BIN, '--home', join(dir, 'home'), 'watch', log, '--service', 'petstore'], {
+    cwd: dir,
+    env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', BUGBOT_SETTLE_SECONDS: '0' },
+  });
+  await waitFor(() => /1 error event\(s\) stored/.test(again.output()), 15_000, 'the error written since the truncation to be stored');
+  again.proc.kill('SIGTERM');
+  await again.exited;
+  const titles = (JSON.parse(bugbot(['--home', join(dir, 'home'), 'tickets', '--json'], { cwd: dir }).stdout) as { tickets: Array<{ title: string }> }).tickets.map((x) => x.title);
+  assert.ok(titles.some((x) => /refund request/.test(x)), titles.join(' | '));
+
   // --from-start: a file never read before is read from its beginning (its old errors too).
   const old = join(dir, 'old.log');
   writeFileSync(old, JSON.stringify({ level: 50, msg: 'Payment webhook rejected a valid transaction as a duplicate' }) + '\n');

@@ -272,6 +272,45 @@ describe('log parser: plain text', () => {
     assert.deepEqual(inAppFrames(events[0]!.stack!, 5), ['server.go:api.(*Server).Charge', 'main.go:main.main']);
   });
 
+  test("a panic Go's net/http recovered and Ruby's uncaught exception are one event each with their stacks; INFO lines saying panic or Error are not errors", () => {
+    const go = [
+      '2024/05/01 10:00:00 http: panic serving 10.0.0.1:5678: runtime error: invalid memory address or nil pointer dereference',
+      'goroutine 7 [running]:',
+      'net/http.(*conn).serve.func1()',
+      '\t/usr/local/go/src/net/http/server.go:1898 +0xbe',
+      'panic({0x6b5e40?, 0x8c1f40?})',
+      '\t/usr/local/go/src/runtime/panic.go:770 +0x132',
+      'main.handler({0x7a1b28?, 0xc0001360e0?}, 0xc000150000?)',
+      '\t/app/main.go:12 +0x1d',
+      'net/http.HandlerFunc.ServeHTTP(0x0?, {0x7a1b28?, 0xc0001360e0?}, 0x0?)',
+      '\t/usr/local/go/src/net/http/server.go:2166 +0x29',
+      'created by net/http.(*Server).Serve in goroutine 1',
+      '\t/usr/local/go/src/net/http/server.go:3285 +0x4b4',
+    ];
+    // Ruby 3.4 quotes 'method'; earlier versions `method'.
+    const ruby = ["/app/cart.rb:12:in 'Cart#total': undefined method 'price' for nil (NoMethodError)", "\tfrom /app/checkout.rb:3:in 'Checkout#run'", "\tfrom /app/main.rb:7:in '<main>'"];
+    const ruby33 = ["/app/cart.rb:12:in `total': undefined method `price' for nil:NilClass (NoMethodError)", "\tfrom /app/main.rb:7:in `<main>'"];
+    const text = [
+      ...go,
+      '2024/05/01 10:00:01 INFO http: panic serving 10.0.0.2:1234: recovered, answered 500',
+      ...ruby,
+      'I, [2024-05-01T10:00:02 #1]  INFO -- : retried after a panic: NoMethodError in the cart (NoMethodError)',
+      ...ruby33,
+      '2024-05-01 10:00:03 INFO app.rb:12:in block: panic averted (NoMethodError)',
+      '',
+    ].join('\n');
+    const events = parseAll(text);
+    assert.deepEqual(
+      events.map((e) => [e.title, e.stack]),
+      [
+        ['http: panic serving 10.0.0.1:5678: runtime error: invalid memory address or nil pointer dereference', go.join('\n')],
+        [ruby[0], ruby.join('\n')],
+        [ruby33[0], ruby33.join('\n')],
+      ],
+    );
+    assert.deepEqual(inAppFrames(events[0]!.stack!, 5), ['main.go:main.handler']);
+  });
+
   test('a huge stack is capped; the id still covers every line', () => {
     const frames = Array.from({ length: 1000 }, (_, i) => `    at f${i} (/app/x.js:${i}:1)`);
     const [a] = parseAll(`Error: deep\n${frames.join('\n')}\n`);
@@ -294,12 +333,12 @@ describe('log parser: plain text', () => {
 // ---- tailer ----
 
 class MemoryStore implements OffsetStore {
-  readonly map = new Map<string, { inode: number; offset: number; generation: number }>();
+  readonly map = new Map<string, { inode: number; offset: number; generation: number; fingerprint?: string }>();
   get(path: string) {
     return this.map.get(path);
   }
-  set(path: string, inode: number, offset: number, generation = 0) {
-    this.map.set(path, { inode, offset, generation });
+  set(path: string, inode: number, offset: number, generation = 0, fingerprint?: string) {
+    this.map.set(path, { inode, offset, generation, ...(fingerprint === undefined ? {} : { fingerprint }) });
   }
 }
 
@@ -333,6 +372,7 @@ describe('LogTailer', () => {
         pollMs: 10,
         // Short, so single-line records (held in case a stack follows) come out quickly.
         idleFlushMs: 20,
+        rotateWaitMs: 30,
         logger,
         onEvents: (events, f, offset) => void got.push({ events, file: f, offset }),
         ...over,
@@ -496,6 +536,128 @@ describe('LogTailer', () => {
     assert.equal(store.get(file)?.generation, 2);
   });
 
+  test('regression: copytruncate while stopped, the file grown back past the saved offset, is read from its start as a new generation', async () => {
+    const { file, store, make, titles, logs } = setup();
+    writeFileSync(file, '');
+    const first = make();
+    first.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, '2024-05-01 00:00:01 ERROR before the rotation\n2024-05-01 00:00:02 INFO fine\n');
+    await waitFor(() => store.get(file)?.offset === statSync(file).size, 'all read');
+    await first.stop();
+    const saved = store.get(file)!;
+    assert.ok(saved.fingerprint, 'the offset is saved with what comes before it');
+    // The nightly copytruncate, then more written than there was when the watcher stopped.
+    truncateSync(file, 0);
+    appendFileSync(file, `2024-05-02 00:00:01 ERROR after the rotation\n${'2024-05-02 00:00:02 INFO padding the file out\n'.repeat(3)}`);
+    assert.ok(statSync(file).size > saved.offset);
+    const second = make();
+    second.start();
+    await waitFor(() => titles().length === 2, 'the error written since the rotation');
+    await second.stop();
+    assert.deepEqual(titles(), ['before the rotation', 'after the rotation']);
+    assert.equal(store.get(file)?.generation, saved.generation + 1, 'its ids are not the old content\'s');
+    assert.ok(logs.some((l) => l.includes('truncated while not followed')));
+  });
+
+  test('an offset saved without a fingerprint (older state) is trusted as it is', async () => {
+    const { file, store, make, titles, logs } = setup();
+    writeFileSync(file, 'ERROR read before the upgrade\nINFO ok\n');
+    store.map.set(file, { inode: statSync(file).ino, offset: statSync(file).size, generation: 0 });
+    appendFileSync(file, 'ERROR after the upgrade\n');
+    const t = make();
+    t.start();
+    await waitFor(() => titles().length === 1, 'the appended error');
+    await t.stop();
+    assert.deepEqual(titles(), ['after the upgrade']);
+    assert.equal(store.get(file)?.generation, 0);
+    assert.ok(!logs.some((l) => l.includes('truncated')));
+  });
+
+  test('regression: truncated and grown back past where it was between two polls, it is read from its start', async () => {
+    const where = { file: '' };
+    const delivered: string[] = [];
+    const { file, store, make, logs } = setup({
+      onEvents: (events) => {
+        delivered.push(...events.map((e) => e.title));
+        // Inside the tailer's poll, after its last read: the next poll is the first to see
+        // the file again, and it is longer than before.
+        if (delivered.length === 1) {
+          truncateSync(where.file, 0);
+          appendFileSync(where.file, `2024-05-02 00:00:01 ERROR after the rotation\n${'2024-05-02 00:00:02 INFO padding the file out\n'.repeat(3)}`);
+        }
+      },
+    });
+    where.file = file;
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, '2024-05-01 00:00:01 ERROR before the rotation\n');
+    await waitFor(() => delivered.length === 2, 'the error written after the truncation');
+    await t.stop();
+    assert.deepEqual(delivered, ['before the rotation', 'after the rotation']);
+    assert.equal(store.get(file)?.generation, 1);
+    assert.ok(logs.some((l) => l.includes('was truncated')));
+  });
+
+  test('regression: rename rotation: what the application writes to the renamed file before it reopens its log is read, before the new file', async () => {
+    const where = { file: '' };
+    const { file, store, make, titles } = setup({
+      rotateWaitMs: 100,
+      logger: {
+        info: (m: string) => {
+          // Written right when the rename is seen, in the poll that saw it: an application
+          // reloaded by postrotate a moment after the rename.
+          if (m.includes('was rotated')) appendFileSync(`${where.file}.1`, 'ERROR written to the old file after the rename\n');
+        },
+        warn: () => undefined,
+      },
+    });
+    where.file = file;
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, 'ERROR before the rotation\n');
+    await waitFor(() => titles().length === 1, 'the first error');
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, 'ERROR in the new file\n');
+    await waitFor(() => titles().includes('in the new file'), 'the new file read');
+    await t.stop();
+    assert.deepEqual(titles(), ['before the rotation', 'written to the old file after the rename', 'in the new file'], 'each once, the old file first');
+    assert.equal(store.get(file)?.inode, statSync(file).ino);
+    assert.equal(store.get(file)?.offset, statSync(file).size);
+  });
+
+  test('a restart while a renamed file is still read: nothing read twice, the new file read whole', async () => {
+    const { file, store, make, titles, logs } = setup({ rotateWaitMs: 60_000 });
+    writeFileSync(file, '');
+    const first = make();
+    first.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    appendFileSync(file, 'ERROR before the rotation\n');
+    await waitFor(() => titles().length === 1, 'the first error');
+    const oldInode = statSync(file).ino;
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, 'ERROR in the new file\n');
+    await waitFor(() => logs.some((l) => l.includes('was rotated')), 'the rename seen');
+    appendFileSync(`${file}.1`, 'ERROR late write to the old file\n');
+    await waitFor(() => titles().length === 2, 'the late write');
+    // A crash now: what a restart sees is this copy of the store.
+    const crashed = new MemoryStore();
+    for (const [k, v] of store.map) crashed.map.set(k, { ...v });
+    assert.equal(crashed.get(file)?.inode, oldInode, 'the old file is still the one saved');
+    await first.stop();
+    assert.deepEqual(titles(), ['before the rotation', 'late write to the old file'], 'the new file waits for the old one');
+    const second = make({ store: crashed });
+    second.start();
+    await waitFor(() => titles().length === 3, 'the new file');
+    await second.stop();
+    assert.deepEqual(titles(), ['before the rotation', 'late write to the old file', 'in the new file']);
+    assert.equal(crashed.get(file)?.offset, statSync(file).size);
+  });
+
   test('resumes from the persisted offset without duplicates; never commits past an open trace', async () => {
     const { file, store, got, make, titles } = setup({ idleFlushMs: 60_000 });
     writeFileSync(file, '');
@@ -603,13 +765,13 @@ test('epoch times in seconds, milliseconds, microseconds (zerolog) and nanosecon
   assert.deepEqual(events.map((e) => e.firstSeen), Array(4).fill('2026-11-21T10:00:00.000Z'));
 });
 
-test("the store keeps a tailed file's truncation count with its offset (and 0 for a file never truncated)", (t) => {
+test("the store keeps a tailed file's truncation count and fingerprint with its offset (0 and none for a file saved without)", (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bugbot-offsets-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const store = new Store(join(dir, 'bugbot.db'));
   t.after(() => store.close());
-  store.setOffset('/var/log/a.log', 42, 100, 3);
+  store.setOffset('/var/log/a.log', 42, 100, 3, '100:0123abcd');
   store.setOffset('/var/log/b.log', 43, 7);
-  assert.deepEqual(store.getOffset('/var/log/a.log'), { inode: 42, offset: 100, generation: 3 });
-  assert.deepEqual(store.getOffset('/var/log/b.log'), { inode: 43, offset: 7, generation: 0 });
+  assert.deepEqual(store.getOffset('/var/log/a.log'), { inode: 42, offset: 100, generation: 3, fingerprint: '100:0123abcd' });
+  assert.deepEqual(store.getOffset('/var/log/b.log'), { inode: 43, offset: 7, generation: 0, fingerprint: null });
 });
