@@ -96,7 +96,7 @@ export function buildProgram(): Command {
       serving = true;
       const logger = createLogger();
       // Loaded here: other commands should not pay for the HTTP server, Slack and the dashboard.
-      const { startServer } = await import('./main.ts');
+      const { startServer, STOP_BUDGET_MS } = await import('./main.ts');
       // Handled from before the start: a signal while it starts up (after the banner, say)
       // stops it cleanly once it is up, instead of killing it halfway.
       let server: Awaited<ReturnType<typeof startServer>> | null = null;
@@ -107,7 +107,12 @@ export function buildProgram(): Command {
           return;
         }
         logger.info('shutting down', { signal });
-        const hard = setTimeout(() => process.exit(1), 10_000);
+        const running = server.dispatcher.workers().length;
+        process.stdout.write(`stopping (${signal})${running ? `: ${running} worker(s) commit their partial work and clean up first; their tickets go back to the queue` : ''}\n`);
+        const hard = setTimeout(() => {
+          logger.error('shutdown took too long: exiting now; workers may be left running (the next start reconciles them)', { waitedSeconds: STOP_BUDGET_MS / 1000 });
+          process.exit(1);
+        }, STOP_BUDGET_MS);
         hard.unref();
         server.stop().then(
           () => process.exit(0),

@@ -11,7 +11,7 @@ import { ConfigError, isLoopback, servingWarnings, type BugbotConfig } from './c
 import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
 import { Approvals } from './dispatcher/approvals.ts';
-import { reconcile } from './dispatcher/reconcile.ts';
+import { reconcile, WORKER_STOP_WAIT_MS } from './dispatcher/reconcile.ts';
 import { workersHeld } from './dispatcher/requirements.ts';
 import { modelEnv } from './dispatcher/model-env.ts';
 import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
@@ -30,6 +30,14 @@ import { noticeForRun, Notifier } from './notify/index.ts';
 import { openServices, type Services } from './services.ts';
 
 export { openServices, type Services };
+
+/**
+ * How long a stop may take before `bugbot start` exits regardless: the workers' cleanup
+ * (WORKER_STOP_WAIT_MS, then their SIGKILL and their ends recorded), approvals and
+ * notices under way. Cut shorter, the exit would leave workers running, their runs
+ * recorded as running, and the home's lock and server.json behind.
+ */
+export const STOP_BUDGET_MS = WORKER_STOP_WAIT_MS + 40_000;
 
 export interface RunningServer {
   url: string;

@@ -98,10 +98,10 @@ harness_deferred_stop() {
 # The sandbox's placeholders are excluded from every git command of this run, the
 # agent's included (the file is written below); the harness's own run no hooks.
 harness_git_env "$TICKET_DIR/config/git-excludes"
-harness_git_pin "$BUGBOT_REPO" || harness_fail "$BUGBOT_REPO is not a git repository"
+harness_git_pin "$BUGBOT_REPO" || harness_fail_env "$BUGBOT_REPO is not a git repository"
 harness_status setup start
 if [ -n "${BUGBOT_DEV_COMMAND:-}" ] && harness_port_taken "$BUGBOT_PORT"; then
-  harness_fail "port $BUGBOT_PORT (target.basePort + worker $BUGBOT_WORKER_ID) is taken by another process: the dev server could not listen there, and the browser would reach that process instead"
+  harness_fail_env "port $BUGBOT_PORT (target.basePort + worker $BUGBOT_WORKER_ID) is taken by another process: the dev server could not listen there, and the browser would reach that process instead"
 fi
 # The MCP servers start first: the sessions connect to them instead of starting them.
 harness_mcp_host_start
@@ -109,14 +109,14 @@ harness_mcp_host_start
 # pre-context: its start-up overlaps both.
 harness_phase_start research "$TICKET_DIR/prompt-research.md" research wait "$TICKET_DIR/worktree.ready"
 harness_worktree_add "$BUGBOT_REPO" "$BUGBOT_REMOTE" "$BUGBOT_BASE" "$BUGBOT_BRANCH" "$WORKTREE" ||
-  harness_fail "could not create the worktree from $BUGBOT_REMOTE/$BUGBOT_BASE"
+  harness_fail_env "could not create the worktree from $BUGBOT_REMOTE/$BUGBOT_BASE"
 # The commit the fix starts from, taken before any session runs: the agent's sandbox can
 # write the shared repository's refs (refs/remotes/<remote>/<base> among them), so what
 # the fix changed, what review reads and what the push replays are measured from this.
-BASE_SHA=$(git -C "$WORKTREE" rev-parse HEAD) || harness_fail "could not read the worktree's commit"
+BASE_SHA=$(git -C "$WORKTREE" rev-parse HEAD) || harness_fail_env "could not read the worktree's commit"
 harness_sandbox_excludes "$WORKTREE" "$TICKET_DIR/config/git-excludes"
 : >"$TICKET_DIR/worktree.ready"
-deps=$(harness_deps_install "$BUGBOT_REPO" "$WORKTREE") || harness_fail "dependency install failed in the worktree"
+deps=$(harness_deps_install "$BUGBOT_REPO" "$WORKTREE") || harness_fail_env "dependency install failed in the worktree"
 harness_log "dependencies: ${deps:-none}"
 harness_status setup "done" "port $BUGBOT_PORT"
 

@@ -64,9 +64,20 @@ export interface DispatcherDeps {
   held?: () => string | null;
 }
 
+/**
+ * After a run the machine could not host (harness_fail_env: the slot's port taken, the
+ * remote out of reach; or the worker not started at all), the workers pause: 30 s, twice
+ * as long after each such run in a row, at most 10 minutes. The ticket goes back to the
+ * queue with its attempt not counted.
+ */
+const PAUSE_FIRST_MS = 30_000;
+const PAUSE_MAX_MS = 600_000;
+
 export class Dispatcher {
   private readonly active = new Map<number, ActiveWorker>();
   private heldFor: string | null = null;
+  /** Workers paused after environment failures (see PAUSE_FIRST_MS); kept until a run gets past its setup. */
+  private pause: { reason: string; until: number; failures: number } | null = null;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private timer: NodeJS.Timeout | null = null;
 
@@ -143,12 +154,7 @@ export class Dispatcher {
     if (this.state !== 'running') return;
     const { config, store, logger } = this.deps;
     try {
-      const held = this.deps.held?.() ?? null;
-      if (held !== this.heldFor) {
-        if (held) logger.warn('workers hold: tickets wait in the queue', { reason: held });
-        else if (this.heldFor) logger.info('workers resume: what they lacked is there now');
-        this.heldFor = held;
-      }
+      const held = this.updateHeld();
       this.reclaimLost();
       for (let slot = 1; slot <= config.workers && !held; slot++) {
         if (this.active.has(slot)) continue;
@@ -162,6 +168,33 @@ export class Dispatcher {
     this.schedule(this.deps.pollMs ?? 2000);
   }
 
+  /** Why no run can start now, as held() reports it; a change is logged. */
+  private updateHeld(): string | null {
+    const { logger } = this.deps;
+    const held = this.deps.held?.() ?? this.paused();
+    if (held !== this.heldFor) {
+      if (held) logger.warn('workers hold: tickets wait in the queue', { reason: held });
+      else if (this.heldFor) logger.info('workers resume: what they lacked is there now');
+      this.heldFor = held;
+    }
+    return held;
+  }
+
+  /** Why the workers pause after environment failures, while they do; null once the pause is over. */
+  private paused(): string | null {
+    const p = this.pause;
+    if (!p || Date.now() >= p.until) return null;
+    return `paused after ${p.failures === 1 ? 'a run' : `${p.failures} runs in a row`} the machine could not host (${p.reason}); trying again at ${new Date(p.until).toISOString()}`;
+  }
+
+  /** A run failed for the machine's sake: pause the workers, longer each time in a row. */
+  private pauseFor(reason: string): void {
+    const failures = (this.pause?.failures ?? 0) + 1;
+    const ms = Math.min(PAUSE_MAX_MS, PAUSE_FIRST_MS * 2 ** (failures - 1));
+    this.pause = { reason, until: Date.now() + ms, failures };
+    this.updateHeld();
+  }
+
   /**
    * Runs left running in the database with no worker of ours on them (a launch that
    * failed after its claim, an end that could not be recorded): once their lease has
@@ -171,7 +204,7 @@ export class Dispatcher {
   private reclaimLost(): void {
     const { config, store, logger, archive } = this.deps;
     // Ends that could not be recorded (a busy or full database): recorded now, as decided.
-    for (const [runId, end] of this.unrecorded) if (this.record(runId, end.result, end.overCancel, end.stages, false) !== null) this.unrecorded.delete(runId);
+    for (const [runId, end] of this.unrecorded) if (this.record(runId, end.result, end.overCancel, end.stages, false, end.refund) !== null) this.unrecorded.delete(runId);
     const keep = new Set([...this.active.values()].map((w) => w.run.id).concat([...this.unrecorded.keys()]));
     // Cancelled runs no worker of ours is on (cancelled after they were lost): ended like any cancelled run.
     for (const f of finishCancelledRuns(config, store, logger, archive, { keep, expired: true, when: 'once its lease ran out' })) {
@@ -187,12 +220,17 @@ export class Dispatcher {
 
   private launch(slot: number, run: RunRow, ticket: Ticket): void {
     const { config, store, logger } = this.deps;
-    /** A run like any other: its outcome row, and its reporters told. */
+    /**
+     * The machine could not start it (no ticket folder, no bash): a run with its outcome
+     * row, whose ticket goes back to the queue with the attempt not counted while the
+     * workers pause (failing it would fail every queued ticket the same way).
+     */
     const notStarted = (why: string) => {
-      const reason = this.deps.archive.redact(why);
-      const row = buildOutcomeRow({ ticket, run, outcome: null, state: 'failed', reason, model: config.harness.model ?? null });
+      const reason = this.deps.archive.redact(`${why}; ${ENV_REQUEUED}`);
+      const row = buildOutcomeRow({ ticket, run, outcome: null, state: 'queued', reason, model: config.harness.model ?? null });
       archiveRow(this.deps.archive, row, logger);
-      this.record(run.id, { ticketState: 'failed', outcome: row.outcome, reason, notice: runNotice(row) }, false, {});
+      this.record(run.id, { ticketState: 'queued', outcome: row.outcome, reason, notice: runNotice(row) }, false, {}, true, true);
+      this.pauseFor(why);
       logger.error('worker not started', { worker: slot, ticket: ticket.id, run: run.id, reason });
       this.deps.onRunFinished?.(row, ticket);
     };
@@ -315,17 +353,17 @@ export class Dispatcher {
   }
 
   /** Runs whose end could not be recorded yet, as decided: tried again each poll (reclaimLost), never reclaimed meanwhile. */
-  private readonly unrecorded = new Map<number, { result: Parameters<typeof finishRun>[2]; overCancel: boolean; stages: OutcomeRow['stages'] }>();
+  private readonly unrecorded = new Map<number, { result: Parameters<typeof finishRun>[2]; overCancel: boolean; stages: OutcomeRow['stages']; refund: boolean }>();
 
   /**
    * Record a run's end (finishRun, and its stages); null when the database would not take
    * it now (busy, full): kept to be tried again, not an uncaught throw, and the run is not
    * taken for a lost one meanwhile (which would requeue a fix that landed).
    */
-  private record(runId: number, result: Parameters<typeof finishRun>[2], overCancel: boolean, stages: OutcomeRow['stages'], keep = true): ReturnType<typeof finishRun> | null {
+  private record(runId: number, result: Parameters<typeof finishRun>[2], overCancel: boolean, stages: OutcomeRow['stages'], keep = true, refund = false): ReturnType<typeof finishRun> | null {
     const { store, logger } = this.deps;
     try {
-      const done = finishRun(store, runId, result, { overCancel });
+      const done = finishRun(store, runId, result, { overCancel, refund });
       if (Object.keys(stages).length) store.saveStages(runId, stages);
       return done;
     } catch (err) {
@@ -333,7 +371,7 @@ export class Dispatcher {
         // Its reporters are told now all the same (the caller goes on to onRunFinished):
         // recorded later, the end carries nothing left to tell.
         const { notice: _told, ...untold } = result;
-        this.unrecorded.set(runId, { result: untold, overCancel, stages });
+        this.unrecorded.set(runId, { result: untold, overCancel, stages, refund });
         logger.error("could not record a run's end; tried again", { run: runId, error: (err as Error).message });
       }
       return null;
@@ -361,35 +399,57 @@ export class Dispatcher {
       logger.warn('could not read whether the run was cancelled', { run: w.run.id, error: (err as Error).message });
     }
     let pushedFirst = false;
+    // The attempt is given back: the run says nothing about the ticket.
+    let refund = false;
+    const envFailure = outcome?.state === 'failed' ? environmentFailure(w.ws.ticketDir) : null;
     if (cancel) {
       ({ state, reason, overCancel: pushedFirst } = cancelledRunEnd(outcome, cancel, w.ws.branch));
-    } else if (outcome && outcome.state === 'cancelled' && (this.state === 'stopping' || !w.termSent)) {
-      // The control plane stopped (a restart, a deploy), or a signal came from outside
-      // bugbot (a person's kill, a service manager): not a cancel. Like a crash, the
-      // ticket gets another attempt; its partial work is on its branch.
+      if (!trapRan) removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
+    } else if (outcome && outcome.state === 'cancelled' && this.state === 'stopping') {
+      // The control plane stopped (a restart, a deploy): not the ticket's doing. It goes
+      // back to the queue with this attempt not counted (three deploys during one run must
+      // not fail it); its partial work is on its branch.
+      state = 'queued';
+      reason = 'stopped with the control plane mid-run; requeued (this attempt not counted)';
+      refund = true;
+    } else if (outcome && outcome.state === 'cancelled' && !w.termSent) {
+      // A signal from outside bugbot (a person's kill, a service manager): not a cancel.
+      // Like a crash, the ticket gets another attempt; its partial work is on its branch.
       const again = w.run.attempt < config.queue.maxAttempts;
       state = again ? 'queued' : 'failed';
-      reason =
-        (this.state === 'stopping' ? 'stopped with the control plane mid-run; ' : `its worker was stopped from outside bugbot (${outcome.reason}); `) +
-        attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
+      reason = `its worker was stopped from outside bugbot (${outcome.reason}); ` + attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
+    } else if (envFailure !== null) {
+      // The machine could not host the run (harness_fail_env): requeued, not counted, and
+      // the workers pause instead of failing the next ticket the same way.
+      state = 'queued';
+      reason = `${envFailure}; ${ENV_REQUEUED}`;
+      refund = true;
+      this.pauseFor(envFailure);
     } else if (outcome) {
       state = LANDED_STATES.find((s) => s === outcome.state) ?? 'failed';
       reason = outcome.reason;
       if (!trapRan) removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
+    } else if (w.spawnError) {
+      // bash could not be started (EAGAIN, EMFILE): the machine's doing, as above.
+      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
+      state = 'queued';
+      reason = `worker could not be started (${w.spawnError}); ${ENV_REQUEUED}`;
+      refund = true;
+      this.pauseFor(`worker could not be started (${w.spawnError})`);
     } else {
       // Died without its trap: clean up after it and give the ticket another attempt.
       removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
       const again = w.run.attempt < config.queue.maxAttempts;
       state = again ? 'queued' : 'failed';
-      reason =
-        (w.spawnError ? `worker could not be started (${w.spawnError}); ` : `worker exited (${signal ?? `status ${code}`}) without an outcome; `) +
-        attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
+      reason = `worker exited (${signal ?? `status ${code}`}) without an outcome; ` + attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
     }
+    // A run that got past its setup: the machine hosts runs again.
+    if (outcome && envFailure === null && !cancel) this.pause = null;
     // It can quote git's or the model endpoint's errors: as redacted as the archive's row, in the log and the run too.
     reason = archive.redact(reason);
     let row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
     archiveRow(archive, row, logger);
-    if (this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) }, pushedFirst, row.stages) === 'cancelled' && !cancel) {
+    if (this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) }, pushedFirst, row.stages, true, refund) === 'cancelled' && !cancel) {
       // Cancelled after it was looked at, before its end was recorded: it ends as a
       // cancelled run, and the archive's next row (the one readers keep) says so.
       const end = cancelledRunEnd(outcome, cancelledReason(store, w.run.id) ?? 'cancelled', w.ws.branch);
@@ -401,8 +461,20 @@ export class Dispatcher {
     }
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
     this.deps.onRunFinished?.(row, w.ticket);
-    if (existsSync(join(w.ws.ticketDir, 'outcome.json'))) this.poke();
+    if (refund && this.pause) this.schedule(this.pause.until - Date.now());
+    else if (existsSync(join(w.ws.ticketDir, 'outcome.json'))) this.poke();
     else this.schedule(1000);
+  }
+}
+
+const ENV_REQUEUED = 'requeued (this attempt not counted), and the workers pause';
+
+/** Why the machine could not host the run (harness_fail_env wrote it), or null. */
+function environmentFailure(ticketDir: string): string | null {
+  try {
+    return readFileSync(join(ticketDir, 'environment-failure'), 'utf8').trim().slice(0, 1000) || null;
+  } catch {
+    return null;
   }
 }
 

@@ -108,8 +108,12 @@ export function finishRun(
   store: Store,
   runId: number,
   result: { ticketState: TicketState; outcome: string; reason: string; notice?: RunNotice },
-  /** The run was cancelled after it had pushed: what it did stands over the cancel. */
-  opts: { overCancel?: boolean } = {},
+  /**
+   * overCancel: the run was cancelled after it had pushed: what it did stands over the
+   * cancel. refund: a ticket going back to the queue gets this attempt back (the run said
+   * nothing about it: the control plane stopped, the machine could not host it).
+   */
+  opts: { overCancel?: boolean; refund?: boolean } = {},
 ): 'finished' | 'cancelled' | 'none' {
   return store.tx(() => {
     const run = store.stmt('SELECT * FROM runs WHERE id = ?').get(runId) as RunRow | undefined;
@@ -128,6 +132,7 @@ export function finishRun(
     store
       .stmt('UPDATE tickets SET state = ?, pushed_at = COALESCE(?, pushed_at), updated_at = ? WHERE id = ?')
       .run(result.ticketState, pushedAt, now, run.ticket_id);
+    if (result.ticketState === 'queued' && opts.refund) store.stmt('UPDATE tickets SET attempt = MAX(attempt - 1, 0) WHERE id = ?').run(run.ticket_id);
     if (result.ticketState === 'queued') deferIfClaimed(store, run.ticket_id, now);
     store.audit(run.ticket_id, `worker-${run.worker_id}`, `run-${result.outcome}`, result.reason);
     return 'finished';

@@ -37,6 +37,15 @@ harness_fail() {
   exit 1
 }
 
+# harness_fail_env REASON : fail before any session ran, for a reason of the machine's
+# (the slot's port taken, the remote out of reach, an install that could not run), not
+# the ticket's. The control plane requeues the ticket without counting the attempt and
+# pauses its workers for a while, instead of failing every queued ticket the same way.
+harness_fail_env() {
+  printf '%s\n' "$1" >"$TICKET_DIR/environment-failure"
+  harness_fail "$1"
+}
+
 # harness_set_result STATE REASON : the run's final state (first call wins).
 harness_set_result() {
   if [ ! -s "$TICKET_DIR/result" ]; then

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, tempDir, waitFor } from '../support/helpers.ts';
@@ -425,36 +427,62 @@ test('start prints where it listens and what it watches; SIGTERM stops it cleanl
   assert.equal((await again.exited).code, 0);
 });
 
-test('a run that cannot start (its ticket folder cannot be made; bash cannot be spawned) fails with the reason and an outcome row, and the control plane stays up', { timeout: 90_000 }, async (t) => {
-  for (const how of ['folder', 'spawn'] as const) {
+// Review finding: a run the machine could not host failed its ticket at attempt 1 and the
+// slot claimed the next at once: one environment problem failed the whole queue in seconds.
+test('a run the machine cannot host (its ticket folder cannot be made; bash cannot be spawned; the slot\'s port is taken) is requeued with its attempt not counted, the workers pause and say why, and the control plane stays up', { timeout: 120_000 }, async (t) => {
+  for (const how of ['folder', 'spawn', 'port'] as const) {
     const dir = tempDir(t);
     const home = join(dir, 'home');
     const configPath = join(dir, 'bugbot.config.json');
-    writeFileSync(configPath, JSON.stringify({ home, workers: 1, intake: { settleSeconds: 0 }, target: { repo: dir } }));
+    let target: Record<string, unknown> = { repo: dir };
+    if (how === 'port') {
+      // Something else listens on worker 1's port (another bugbot home's dev server, say).
+      const other = createServer().listen(0, '127.0.0.1');
+      await once(other, 'listening');
+      t.after(() => other.close());
+      target = { ...target, devCommand: 'npm run dev', basePort: (other.address() as AddressInfo).port - 1 };
+    }
+    writeFileSync(configPath, JSON.stringify({ home, workers: 1, intake: { settleSeconds: 0 }, target }));
     gitCheckout(dir);
     const env: NodeJS.ProcessEnv = { ANTHROPIC_API_KEY: 'sk-test' };
     if (how === 'folder') {
       mkdirSync(home, { recursive: true });
       writeFileSync(join(home, 'tickets'), 'not a folder');
-    } else {
+    } else if (how === 'spawn') {
       env.PATH = pathWithout(join(dir, 'bin'), ['bash']);
     }
     const b = await startBugbot(t, { configPath, cwd: dir, env });
-    const filed = await fetch(`${b.url}/api/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Search is slow' }) });
-    assert.equal(filed.status, 201);
-    const reason = how === 'folder' ? /^could not prepare the ticket folder: / : /^worker could not be started \(spawn bash ENOENT\)/;
-    const runs = await waitFor(
+    for (const title of ['Search is slow', 'Checkout is blank']) {
+      const filed = await fetch(`${b.url}/api/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title }) });
+      assert.equal(filed.status, 201);
+    }
+    const reason = {
+      folder: /^could not prepare the ticket folder: .*; requeued \(this attempt not counted\), and the workers pause$/,
+      spawn: /^worker could not be started \(spawn bash ENOENT\); requeued \(this attempt not counted\)/,
+      port: /^port \d+ \(target\.basePort \+ worker 1\) is taken by another process: .*; requeued \(this attempt not counted\), and the workers pause$/,
+    }[how];
+    type Detail = { ticket: { state: string; attempt: number }; runs: Array<{ state: string; reason: string | null }> };
+    const detail = (id: number) => fetch(`${b.url}/api/tickets/${id}`).then((r) => r.json() as Promise<Detail>);
+    const first = await waitFor(
       async () => {
-        const d = (await (await fetch(`${b.url}/api/tickets/1`)).json()) as { runs: Array<{ state: string; reason: string | null }> };
-        return d.runs.length && d.runs[0]!.state !== 'running' ? d.runs : undefined;
+        const d = await detail(1);
+        return d.runs.length && d.runs[0]!.state !== 'running' ? d : undefined;
       },
       30_000,
       `the ${how} failure to be recorded`,
     );
-    assert.match(runs[0]!.reason ?? '', reason, how);
+    assert.match(first.runs[0]!.reason ?? '', reason, how);
+    assert.equal(first.ticket.state, 'queued', `${how}: back in the queue`);
+    assert.equal(first.ticket.attempt, 0, `${how}: the attempt is not counted`);
+    const workers = (await (await fetch(`${b.url}/api/workers`)).json()) as { held: string | null };
+    assert.match(workers.held ?? '', /^paused after a run the machine could not host \(.+\); trying again at \d{4}-/, how);
+    // Paused: neither ticket is tried again meanwhile (the slot used to take the next at once).
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.equal((await detail(1)).runs.length, 1, how);
+    assert.equal((await detail(2)).runs.length, 0, `${how}: the next ticket waits too`);
     assert.equal((await fetch(`${b.url}/healthz`)).status, 200, `${how}: the control plane is up`);
-    const rows = readFileSync(join(home, 'outcomes.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { outcome: string; reason: string });
-    assert.ok(rows.some((r) => r.outcome === 'failed' && reason.test(r.reason)), `${how}: an outcome row says why`);
+    const rows = readFileSync(join(home, 'outcomes.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { state: string; reason: string });
+    assert.ok(rows.some((r) => r.state === 'queued' && reason.test(r.reason)), `${how}: an outcome row says why`);
     b.proc.kill('SIGTERM');
     assert.equal((await b.exited).code, 0);
   }
