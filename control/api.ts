@@ -102,6 +102,8 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       workers: deps.dispatcher ? deps.dispatcher.workers().map((w) => ({ ...w, tail: redactLines(w.tail, scrub) })) : workersFromStore(store),
       // Why the workers claim nothing now (tickets wait in the queue), or null.
       held: deps.dispatcher?.held() ?? null,
+      // This server's worker count (a --workers flag may differ from the config file).
+      slots: deps.config.workers,
     }),
   );
 

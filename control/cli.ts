@@ -356,23 +356,29 @@ export function buildProgram(): Command {
       const { store } = openExisting(config);
       try {
         const counts = store.countByState();
-        const workers = workersFromStore(store);
         const server = await serverStatus(config);
+        // The server's own view when it answers (its worker count, workers still stopping);
+        // else what the database says, which no live process may back.
+        const workers: StatusWorker[] = server.workers ?? workersFromStore(store);
+        const slots = server.slots ?? config.workers;
         const held = server.held;
         // No control plane to ask: what a start from this shell (its PATH, its environment) would lack.
         const wouldHold = server.state === 'stopped' ? (await import('./dispatcher/requirements.ts')).workersHeld(config) : null;
         if (o.json) {
-          process.stdout.write(JSON.stringify({ home: config.home, server: { state: server.state, url: server.url, pid: server.pid }, counts, workers, held, wouldHold }, null, 2) + '\n');
+          process.stdout.write(JSON.stringify({ home: config.home, server: { state: server.state, url: server.url, pid: server.pid }, counts, slots, workers, held, wouldHold }, null, 2) + '\n');
           return;
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
         process.stdout.write(`control plane: ${serverLine(server)}\n`);
-        process.stdout.write(`tickets: ${states || 'none'}\nworkers: ${workers.length}/${config.workers} busy\n`);
+        process.stdout.write(`tickets: ${states || 'none'}\nworkers: ${workers.length}/${slots} busy\n`);
+        if (workers.length && server.state !== 'running') {
+          process.stdout.write('  (from the database: no control plane answers, so these runs\' workers may be gone; the next start reconciles them)\n');
+        }
         if (held) process.stdout.write(`  held: ${held}; tickets wait in the queue until then\n`);
         if (wouldHold) process.stdout.write(`  a bugbot start from this shell would hold the workers: ${wouldHold}\n`);
         for (const w of workers) {
           process.stdout.write(
-            `  worker ${w.worker} (port ${w.port}): ticket ${w.ticket} ${w.title.slice(0, 50)} | ${w.phase ?? 'starting'} | ${w.elapsed_s}s | ${w.tokens} tokens | $${w.cost_usd.toFixed(4)}\n`,
+            `  worker ${w.worker} (port ${w.port}): ticket ${w.ticket} ${w.title.slice(0, 50)} | ${w.stopping ? 'stopping' : (w.phase ?? 'starting')} | ${w.elapsed_s}s | ${w.tokens} tokens | $${w.cost_usd.toFixed(4)}\n`,
           );
         }
         process.stdout.write(`home: ${config.home}\n`);
@@ -669,6 +675,19 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
   if (r.prUrl) process.stdout.write(`  pull request ${r.prUrl}\n`);
 }
 
+/** One worker as `bugbot status` shows it (api.ts workersFromStore, or the server's /api/workers). */
+interface StatusWorker {
+  worker: number;
+  ticket: number;
+  title: string;
+  port: number | null;
+  phase: string | null;
+  elapsed_s: number;
+  tokens: number;
+  cost_usd: number;
+  stopping?: boolean;
+}
+
 interface ServerStatus {
   /** running: it answered; not-answering: its process is there, its API is not; stopped: no server for this home. */
   state: 'running' | 'not-answering' | 'stopped';
@@ -676,6 +695,9 @@ interface ServerStatus {
   pid: number | null;
   /** Why its workers claim nothing (null: they do, or no server). */
   held: string | null;
+  /** What it said of its workers, when it answered: its worker count and its live workers (those stopping too). */
+  slots?: number;
+  workers?: StatusWorker[];
   /** What went wrong asking it. */
   problem?: string;
 }
@@ -689,8 +711,14 @@ async function serverStatus(config: BugbotConfig): Promise<ServerStatus> {
   try {
     const res = await fetch(`${server.url}/api/workers`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
     if (res.status === 401) return { state: 'running', ...base, held: null, problem: `it refused this shell's credentials: ${refusedCredential(config)}` };
-    const body = (await res.json()) as { held?: unknown };
-    return { state: 'running', ...base, held: typeof body.held === 'string' ? body.held : null };
+    const body = (await res.json()) as { held?: unknown; slots?: unknown; workers?: unknown };
+    return {
+      state: 'running',
+      ...base,
+      held: typeof body.held === 'string' ? body.held : null,
+      ...(typeof body.slots === 'number' ? { slots: body.slots } : {}),
+      ...(Array.isArray(body.workers) ? { workers: body.workers as NonNullable<ServerStatus['workers']> } : {}),
+    };
   } catch (err) {
     const why = (err as Error).name === 'TimeoutError' ? 'no answer within 5 s' : (err as Error).message;
     return { state: 'not-answering', ...base, held: null, problem: why };

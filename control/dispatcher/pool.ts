@@ -50,6 +50,8 @@ export interface WorkerView {
   cost_usd: number;
   tool_calls: number;
   tail: string[];
+  /** Cancelled or stopped, cleaning up: its slot and port are still taken. */
+  stopping: boolean;
 }
 
 export interface DispatcherDeps {
@@ -131,6 +133,7 @@ export class Dispatcher {
       cost_usd: w.progress.cost_usd,
       tool_calls: w.progress.tool_calls,
       tail: w.progress.tail,
+      stopping: w.termSent === true,
     }));
   }
 

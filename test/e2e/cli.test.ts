@@ -2,6 +2,7 @@
  * The `bugbot` command as a user runs it: a real process, real files.
  */
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -292,6 +293,33 @@ test('watch tails a log file and its errors become tickets', { timeout: 60_000 }
   await waitFor(() => /old\.log: 1 error event\(s\) stored/.test(fromStart.output()), 15_000, 'the error already in the file to be stored');
   fromStart.proc.kill('SIGTERM');
   await fromStart.exited;
+});
+
+// Review finding: status divided by the CLI's own worker count ("2/1 busy" under a
+// start with another), and showed the runs of a dead control plane as busy workers.
+test("status counts the server's own workers, and says when no control plane backs the runs it lists", { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const configPath = join(dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home, workers: 1 }));
+  const b = await startBugbot(t, { configPath, cwd: dir, env: { BUGBOT_WORKERS: '2' } });
+  const live = bugbot(['--config', configPath, 'status'], { cwd: dir, env: { BUGBOT_WORKERS: '' } });
+  assert.equal(live.code, 0, live.stderr);
+  assert.match(live.stdout, /^workers: 0\/2 busy$/m);
+  assert.equal((JSON.parse(bugbot(['--config', configPath, 'status', '--json'], { cwd: dir, env: { BUGBOT_WORKERS: '' } }).stdout) as { slots: number }).slots, 2);
+  b.proc.kill('SIGTERM');
+  assert.equal((await b.exited).code, 0);
+  // A run left running in the database (its control plane killed): listed, and said to be unconfirmed.
+  assert.equal(bugbot(['--config', configPath, 'enqueue', '-t', 'Search is slow'], { cwd: dir }).code, 0);
+  const db = new Database(join(home, 'bugbot.db'));
+  const now = new Date().toISOString();
+  db.prepare(`UPDATE tickets SET state = 'running' WHERE id = 1`).run();
+  db.prepare(`INSERT INTO runs (ticket_id, attempt, worker_id, port, state, lease_until, heartbeat_at, started_at) VALUES (1, 1, 1, 4101, 'running', ?, ?, ?)`).run(now, now, now);
+  db.close();
+  const stale = bugbot(['--config', configPath, 'status'], { cwd: dir });
+  assert.equal(stale.code, 0, stale.stderr);
+  assert.match(stale.stdout, /^workers: 1\/1 busy\n {2}\(from the database: no control plane answers, so these runs' workers may be gone; the next start reconciles them\)$/m);
+  assert.match(stale.stdout, /worker 1 \(port 4101\): ticket 1 Search is slow/);
 });
 
 test('start names what the workers lack (the sandbox\'s bubblewrap and socat, grep) and how to install it', { timeout: 60_000 }, async (t) => {
