@@ -47,13 +47,14 @@ export interface AppDeps {
 }
 
 /**
- * 413 for bodies over the limit. A declared Content-Length is checked from the
- * header alone; only chunked bodies go through Hono's streaming bodyLimit, because
- * touching `req.raw.body` turns node-server's fast body path into web streams.
+ * 413 for bodies over the limit, naming the setting that sets it. A declared
+ * Content-Length is checked from the header alone; only chunked bodies go through
+ * Hono's streaming bodyLimit, because touching `req.raw.body` turns node-server's fast
+ * body path into web streams.
  */
-function sizeLimit(maxBytes: number): MiddlewareHandler {
+function sizeLimit(maxBytes: number, setting: string): MiddlewareHandler {
   const tooLarge = () => {
-    throw new HttpError(413, 'payload_too_large', `body exceeds ${maxBytes} bytes (server.maxBodyBytes)`);
+    throw new HttpError(413, 'payload_too_large', `body exceeds ${maxBytes} bytes (${setting})`);
   };
   const streaming = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return async function sizeLimitMiddleware(c, next) {
@@ -120,7 +121,14 @@ export function createApp(deps: AppDeps): Hono {
   );
 
   if (isLoopback(deps.config.server.host)) app.use('*', loopbackHostOnly(deps.config.dashboard.allowedOrigins));
-  app.use('*', sizeLimit(deps.config.server.maxBodyBytes));
+  // A mail with a screenshot or an attached mail is far larger than a webhook: the email
+  // routes have their own limit (Mailgun's 25 MB message size by default), every other
+  // route keeps the global one.
+  const globalBodyLimit = sizeLimit(deps.config.server.maxBodyBytes, 'server.maxBodyBytes');
+  const emailBodyLimit = sizeLimit(deps.config.triggers.email.maxBodyBytes, 'triggers.email.maxBodyBytes');
+  app.use('*', async function routeSizeLimit(c, next) {
+    return c.req.path.startsWith('/triggers/email/') ? emailBodyLimit(c, next) : globalBodyLimit(c, next);
+  });
 
   app.get('/healthz', (c) => {
     // A cheap query proves the database is open and readable.

@@ -72,7 +72,13 @@ const emailSchema = z
     mailgunSigningKeyEnv: envName.default('MAILGUN_SIGNING_KEY'),
     /** Bearer token for POST /triggers/email/raw. */
     rawTokenEnv: envName.default('BUGBOT_EMAIL_TOKEN'),
-    toleranceSeconds: z.number().int().positive().default(300),
+    /**
+     * How old a Mailgun timestamp may be. Mailgun retries a failed route POST for 8 hours
+     * with the first timestamp, so the default is 9 hours; used tokens are kept as long.
+     */
+    toleranceSeconds: z.number().int().positive().default(9 * 60 * 60),
+    /** Body limit of /triggers/email/* (instead of server.maxBodyBytes): Mailgun's 25 MB message size. */
+    maxBodyBytes: z.number().int().positive().default(25 * 1024 * 1024),
   })
   .strict()
   .prefault({});

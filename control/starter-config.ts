@@ -174,6 +174,9 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
       "enabled": true,
       "mailgunSigningKeyEnv": "MAILGUN_SIGNING_KEY",
       "rawTokenEnv": "BUGBOT_EMAIL_TOKEN"
+      // How old a Mailgun timestamp may be (Mailgun retries for 8 hours), and the body
+      // limit of the email routes (a mail with a screenshot):
+      // "toleranceSeconds": 32400, "maxBodyBytes": 26214400
     }
   },
 

@@ -1,17 +1,20 @@
 /**
  * Email triggers:
  * - POST /triggers/email/mailgun: a Mailgun inbound route (form fields). The
- *   signature is HMAC-SHA256(timestamp + token) with the signing key; stale
- *   timestamps and reused tokens are refused (Mailgun's replay advice).
+ *   signature is HMAC-SHA256(timestamp + token) with the signing key; timestamps
+ *   older than triggers.email.toleranceSeconds and reused tokens are refused
+ *   (Mailgun's replay advice).
  * - POST /triggers/email/raw: an RFC 5322 message as the body (content-type
  *   message/rfc822), bearer token.
+ * Both take bodies up to triggers.email.maxBodyBytes (app.ts), not server.maxBodyBytes:
+ * a mail with a screenshot is larger than a webhook.
  */
 import type { Context, Hono } from 'hono';
 import type { AppDeps } from '../app.ts';
 import { badRequest, HttpError, unauthorized } from '../http-error.ts';
 import { credentialAuth } from './auth.ts';
 import { acceptRequest, mediaType, summarize } from './common.ts';
-import { parseMailgunForm, parseRawEmail, verifyMailgunSignature } from './email.ts';
+import { forwardedMessageText, MAILGUN_CLOCK_SKEW_SECONDS, MAX_ATTACHED_MESSAGES, parseMailgunForm, parseRawEmail, verifyMailgunSignature } from './email.ts';
 import type { AcceptOptions } from '../intake/index.ts';
 import type { TriggerEvent } from '../types.ts';
 
@@ -31,18 +34,25 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     if (!signingKey) {
       throw new HttpError(503, 'not_configured', `mailgun trigger is not configured: set ${cfg.mailgunSigningKeyEnv}`);
     }
-    const fields = await formFields(c);
+    const { fields, messages } = await formFields(c);
     verifyMailgunSignature(fields, signingKey, {
       nowSeconds: Math.floor(deps.store.now().getTime() / 1000),
       toleranceSeconds: cfg.toleranceSeconds,
+      skewSeconds: MAILGUN_CLOCK_SKEW_SECONDS,
     });
     // Used up only when the message is stored: Mailgun retries a request that failed
-    // with the same token, and that retry must get in.
-    const nonce = { scope: 'mailgun-token', value: fields.token!, keepSeconds: cfg.toleranceSeconds * 2 };
+    // with the same token, and that retry must get in. Kept as long as its signature is
+    // accepted (the window plus the skew), so no replay outlives the record of its token.
+    const nonce = { scope: 'mailgun-token', value: fields.token!, keepSeconds: cfg.toleranceSeconds + MAILGUN_CLOCK_SKEW_SECONDS };
     if (deps.store.nonceUsed(nonce.scope, nonce.value, nonce.keepSeconds)) {
       throw unauthorized('replayed request: this Mailgun token was already used');
     }
-    const ev = parseMailgunForm(fields);
+    const forwarded: string[] = [];
+    for (const m of messages) {
+      const text = await forwardedMessageText(new Uint8Array(await m.arrayBuffer()));
+      if (text) forwarded.push(text);
+    }
+    const ev = parseMailgunForm(fields, forwarded);
     const results = await acceptRequest(c, deps, [ev], { ...(await classify(deps, ev)), nonce });
     return c.json({ source: 'email', ...summarize(results) });
   });
@@ -67,8 +77,12 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
   );
 }
 
-/** Mailgun's form fields; a body that is no form is a 400 saying so, not a 500. */
-async function formFields(c: Context): Promise<Record<string, string>> {
+/**
+ * Mailgun's form fields, and its file parts that are mails (a forward as attachment arrives
+ * as `attachment-N` of type message/rfc822); other attachments are left unread. A body
+ * that is no form is a 400 saying so, not a 500.
+ */
+async function formFields(c: Context): Promise<{ fields: Record<string, string>; messages: File[] }> {
   let form: Record<string, unknown>;
   try {
     form = await c.req.parseBody();
@@ -76,8 +90,12 @@ async function formFields(c: Context): Promise<Record<string, string>> {
     throw badRequest(`body is not a form (multipart/form-data or application/x-www-form-urlencoded): ${(err as Error).message}`);
   }
   const fields: Record<string, string> = {};
-  for (const [k, v] of Object.entries(form)) if (typeof v === 'string') fields[k] = v;
-  return fields;
+  const messages: File[] = [];
+  for (const [k, v] of Object.entries(form)) {
+    if (typeof v === 'string') fields[k] = v;
+    else if (v instanceof File && /^message\/(rfc822|global)\s*(;|$)/i.test(v.type) && messages.length < MAX_ATTACHED_MESSAGES) messages.push(v);
+  }
+  return { fields, messages };
 }
 
 /**

@@ -40,17 +40,45 @@ function replyHeader(lines: string[]): { start: number; attribution: number } | 
       const next = lines[i + 1]?.trim();
       if (next !== undefined && isOnWrote(`${line} ${next}`)) return { start: i, attribution: 2 };
     }
-    if (HEADER_FROM.test(line)) {
-      const block = lines.slice(i + 1, i + 6).map((l) => l.trim());
-      if (block.some((l) => HEADER_SENT.test(l)) && block.some((l) => HEADER_SUBJECT.test(l))) return { start: i, attribution: 0 };
-    }
+    if (isHeaderBlock(lines, i)) return { start: i, attribution: 0 };
   }
   return null;
+}
+
+/** Whether an Outlook-style From:/Sent:/Subject: header block starts at line `i`. */
+function isHeaderBlock(lines: string[], i: number): boolean {
+  if (!HEADER_FROM.test(lines[i]!.trim())) return false;
+  const block = lines.slice(i + 1, i + 6).map((l) => l.trim());
+  return block.some((l) => HEADER_SENT.test(l)) && block.some((l) => HEADER_SUBJECT.test(l));
 }
 
 /** A forward's subject ("Fwd:", Outlook's "FW:", German "WG:", French "TR:", Spanish "RV:"): what follows its header block is the report. */
 export function isForwardSubject(subject: string): boolean {
   return /^\s*(?:fwd?|wg|tr|rv|doorst)\s*:/i.test(subject);
+}
+
+/**
+ * A reply's subject: "Re:" (also "Re[2]:"), German "AW:", Scandinavian "SV:", Finnish "VS:",
+ * Dutch "Antw:", Polish "Odp:", Italian "RIF:", Portuguese "RES:".
+ */
+export function isReplySubject(subject: string): boolean {
+  return /^\s*(?:re|aw|sv|vs|antw|odp|rif|res)(?:\[\d+\])?\s*:/i.test(subject);
+}
+
+/**
+ * What a mail is, which decides how much of its text is the sender's own: `reply` (its
+ * quote goes), `forward` (the forwarded mail is the report), or `new` (all of it is).
+ */
+export type MailKind = 'reply' | 'forward' | 'new';
+
+/**
+ * A forward by its subject, else a reply by its threading headers (In-Reply-To or
+ * References, RFC 5322 §3.6.4) or its subject, else a new mail. Only a reply has a quote to
+ * strip: a new mail that pastes a header block or `>` lines of console output keeps them.
+ */
+export function mailKind(subject: string, threaded: boolean): MailKind {
+  if (isForwardSubject(subject)) return 'forward';
+  return threaded || isReplySubject(subject) ? 'reply' : 'new';
 }
 
 /** Normalizes line breaks and blank runs: LF only, no trailing spaces, at most one blank line in a row. */
@@ -65,17 +93,18 @@ export function tidyText(text: string): string {
 }
 
 /**
- * Keeps only the sender's own text of an email body: drops the quoted message of a reply
- * ("On … wrote:" blocks, `>` lines, Outlook "-----Original Message-----" and
- * From:/Sent:/To:/Subject: blocks), the signature after a `-- ` line, and mobile
- * signatures such as "Sent from my iPhone". Text below a forward marker is kept, and so is
- * what follows the header block of a forward (`forward`: its subject says so). A reply
- * written below the quote (or between its lines) keeps its text, the quote gone.
+ * Keeps only the sender's own text of an email body. For a `reply` (the default) it drops
+ * the quoted message ("On … wrote:" blocks, `>` lines, Outlook "-----Original Message-----"
+ * and From:/Sent:/To:/Subject: blocks); a reply written below the quote (or between its
+ * lines) keeps its text, the quote gone. Every kind loses its signature (after a `-- `
+ * line) and a trailing mobile signature such as "Sent from my iPhone". A `forward` keeps
+ * the forwarded mail whole, a signature above it included; a `new` mail keeps all the rest.
  */
-export function stripQuotedReply(text: string, opts: { forward?: boolean } = {}): string {
+export function stripQuotedReply(text: string, opts: { kind?: MailKind } = {}): string {
   const all = text.replace(/\r\n?/g, '\n').split('\n');
-  // A forward (its subject says so) carries the report below its header block: kept.
-  const header = opts.forward ? null : replyHeader(all);
+  if (opts.kind === 'forward') return stripLines(withoutNoteSignature(all), { quotes: false });
+  if (opts.kind === 'new') return stripLines(all, { quotes: false });
+  const header = replyHeader(all);
   const own = stripLines(header ? all.slice(0, header.start) : all);
   if (own || !header?.attribution) return own;
   // Nothing above the attribution line: a reply written below the quote, or between its
@@ -83,10 +112,22 @@ export function stripQuotedReply(text: string, opts: { forward?: boolean } = {})
   return stripLines([...all.slice(0, header.start), ...all.slice(header.start + header.attribution)]);
 }
 
-/** The sender's lines: quoted (">") lines, the signature and trailing separators or mobile signatures dropped. */
-function stripLines(input: string[]): string {
+/**
+ * A forward's lines without the forwarder's signature: a `--` line above the forwarded
+ * mail's start (a forward marker or a From:/Sent:/Subject: block) would otherwise count as
+ * the last signature and take the forwarded mail with it.
+ */
+function withoutNoteSignature(lines: string[]): string[] {
+  const start = lines.findIndex((l, i) => FORWARD_MARKER.test(l.trim()) || isHeaderBlock(lines, i));
+  if (start < 0) return lines;
+  const sig = lines.slice(0, start).findLastIndex((l) => l.trimEnd() === '--');
+  return sig < 0 ? lines : [...lines.slice(0, sig), '', ...lines.slice(start)];
+}
+
+/** The sender's lines: quoted (">") lines (unless `quotes` is false), the signature and trailing separators or mobile signatures dropped. */
+function stripLines(input: string[], opts: { quotes?: boolean } = {}): string {
   // RFC 3676 §4.5: quoted lines start with ">"; interleaved replies keep the text between them.
-  let lines = input.filter((l) => !l.startsWith('>'));
+  let lines = opts.quotes === false ? input : input.filter((l) => !l.startsWith('>'));
   // RFC 3676 §4.3: the signature follows a "-- " line. Many clients trim the trailing space
   // (the Mailgun capture has a bare "--"), so accept both; the last one is the signature.
   const sig = lines.findLastIndex((l) => l.trimEnd() === '--');
@@ -106,15 +147,48 @@ const PARAGRAPH = new Set(['p', 'table', 'ul', 'ol', 'dl', 'h1', 'h2', 'h3', 'h4
 const LINE = new Set(['br', 'div', 'tr', 'hr', 'dt', 'dd', 'section', 'article', 'header', 'footer', 'address', 'center']);
 const TAG = /(\/?)([a-zA-Z][\w:-]*)/y;
 
-const NAMED_ENTITIES: Record<string, string> = {
-  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ', ndash: '–', mdash: '—', hellip: '…',
-  lsquo: '‘', rsquo: '’', ldquo: '“', rdquo: '”', laquo: '«', raquo: '»', bull: '•', copy: '©',
-  reg: '®', trade: '™', euro: '€',
+// HTML 4.01's named character references (§24: Latin-1, symbols and Greek, special) at
+// their HTML5 code points, plus HTML5's upper-case aliases of the commonest. HTML5 names
+// 2,231 in all, but no direct dependency exports that table (postal-mime keeps its copy
+// private), and these are the ones mail clients write. Latin-1's run from U+00A0 in order.
+const LATIN1 =
+  'nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 acute micro para middot cedil sup1 ordm raquo frac14 frac12 frac34 iquest ' +
+  'Agrave Aacute Acirc Atilde Auml Aring AElig Ccedil Egrave Eacute Ecirc Euml Igrave Iacute Icirc Iuml ETH Ntilde Ograve Oacute Ocirc Otilde Ouml times Oslash Ugrave Uacute Ucirc Uuml Yacute THORN szlig ' +
+  'agrave aacute acirc atilde auml aring aelig ccedil egrave eacute ecirc euml igrave iacute icirc iuml eth ntilde ograve oacute ocirc otilde ouml divide oslash ugrave uacute ucirc uuml yacute thorn yuml';
+// Greek capitals from U+0391 (U+03A2 is unassigned), small letters from U+03B1.
+const GREEK_UPPER = 'Alpha Beta Gamma Delta Epsilon Zeta Eta Theta Iota Kappa Lambda Mu Nu Xi Omicron Pi Rho - Sigma Tau Upsilon Phi Chi Psi Omega';
+const GREEK_LOWER = 'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigmaf sigma tau upsilon phi chi psi omega';
+const OTHER_ENTITIES: Record<string, number> = {
+  quot: 0x22, amp: 0x26, apos: 0x27, lt: 0x3c, gt: 0x3e, QUOT: 0x22, AMP: 0x26, LT: 0x3c, GT: 0x3e, COPY: 0xa9, REG: 0xae,
+  OElig: 0x152, oelig: 0x153, Scaron: 0x160, scaron: 0x161, Yuml: 0x178, fnof: 0x192, circ: 0x2c6, tilde: 0x2dc,
+  thetasym: 0x3d1, upsih: 0x3d2, piv: 0x3d6,
+  ensp: 0x2002, emsp: 0x2003, thinsp: 0x2009, zwnj: 0x200c, zwj: 0x200d, lrm: 0x200e, rlm: 0x200f,
+  ndash: 0x2013, mdash: 0x2014, lsquo: 0x2018, rsquo: 0x2019, sbquo: 0x201a, ldquo: 0x201c, rdquo: 0x201d, bdquo: 0x201e,
+  dagger: 0x2020, Dagger: 0x2021, bull: 0x2022, hellip: 0x2026, permil: 0x2030, prime: 0x2032, Prime: 0x2033,
+  lsaquo: 0x2039, rsaquo: 0x203a, oline: 0x203e, frasl: 0x2044, euro: 0x20ac,
+  image: 0x2111, weierp: 0x2118, real: 0x211c, trade: 0x2122, alefsym: 0x2135,
+  larr: 0x2190, uarr: 0x2191, rarr: 0x2192, darr: 0x2193, harr: 0x2194, crarr: 0x21b5,
+  lArr: 0x21d0, uArr: 0x21d1, rArr: 0x21d2, dArr: 0x21d3, hArr: 0x21d4,
+  forall: 0x2200, part: 0x2202, exist: 0x2203, empty: 0x2205, nabla: 0x2207, isin: 0x2208, notin: 0x2209, ni: 0x220b,
+  prod: 0x220f, sum: 0x2211, minus: 0x2212, lowast: 0x2217, radic: 0x221a, prop: 0x221d, infin: 0x221e, ang: 0x2220,
+  and: 0x2227, or: 0x2228, cap: 0x2229, cup: 0x222a, int: 0x222b, there4: 0x2234, sim: 0x223c, cong: 0x2245, asymp: 0x2248,
+  ne: 0x2260, equiv: 0x2261, le: 0x2264, ge: 0x2265, sub: 0x2282, sup: 0x2283, nsub: 0x2284, sube: 0x2286, supe: 0x2287,
+  oplus: 0x2295, otimes: 0x2297, perp: 0x22a5, sdot: 0x22c5, lceil: 0x2308, rceil: 0x2309, lfloor: 0x230a, rfloor: 0x230b,
+  lang: 0x27e8, rang: 0x27e9, loz: 0x25ca, spades: 0x2660, clubs: 0x2663, hearts: 0x2665, diams: 0x2666,
 };
+// A Map, not an object: "&constructor;" must not find Object.prototype's.
+const NAMED_ENTITIES = new Map<string, string>([
+  ...LATIN1.split(' ').map((name, i): [string, string] => [name, String.fromCodePoint(0xa0 + i)]),
+  ...GREEK_UPPER.split(' ').map((name, i): [string, string] => [name, String.fromCodePoint(0x391 + i)]),
+  ...GREEK_LOWER.split(' ').map((name, i): [string, string] => [name, String.fromCodePoint(0x3b1 + i)]),
+  ...Object.entries(OTHER_ENTITIES).map(([name, cp]): [string, string] => [name, String.fromCodePoint(cp)]),
+  // A plain space: text is matched and fingerprinted, and U+00A0 would keep "a&nbsp;b" apart from "a b".
+  ['nbsp', ' '],
+]);
 
 function decodeEntities(s: string): string {
   return s.replace(/&(#[xX][0-9a-fA-F]{1,6}|#[0-9]{1,7}|[a-zA-Z][a-zA-Z0-9]{1,31});/g, (m, e: string) => {
-    if (e[0] !== '#') return NAMED_ENTITIES[e] ?? m;
+    if (e[0] !== '#') return NAMED_ENTITIES.get(e) ?? m;
     const cp = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
     // HTML §13.2.5.80: NUL, surrogates and values past U+10FFFF become U+FFFD.
     return cp === 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? '\uFFFD' : String.fromCodePoint(cp);
@@ -124,16 +198,18 @@ function decodeEntities(s: string): string {
 /**
  * Renders an HTML mail body as plain text: block elements become line breaks, `<pre>`
  * keeps its whitespace, script/style are dropped, and so are `<blockquote>`s, which mail
- * clients use for the quoted message of a reply (Gmail `gmail_quote`, Apple `type=cite`).
+ * clients use for the quoted message of a reply (Gmail `gmail_quote`, Apple `type=cite`),
+ * unless `keepQuotes`: Apple Mail puts a forwarded mail in one too, and in a new mail a
+ * blockquote is the sender's own text.
  */
-export function htmlToText(html: string): string {
+export function htmlToText(html: string, opts: { keepQuotes?: boolean } = {}): string {
   const out: string[] = [];
   // Output is empty or ends in whitespace, so collapsed text drops its leading space.
   let softBreak = true;
   let quoteDepth = 0;
   let preDepth = 0;
   const emit = (s: string) => {
-    if (quoteDepth > 0 || s === '') return;
+    if ((quoteDepth > 0 && !opts.keepQuotes) || s === '') return;
     out.push(s);
     softBreak = /\s$/.test(s);
   };
@@ -180,6 +256,7 @@ export function htmlToText(html: string): string {
       i = from = end < 0 ? html.length : end + 1;
     } else if (name === 'blockquote') {
       quoteDepth = Math.max(0, quoteDepth + (closing ? -1 : 1));
+      emit('\n');
     } else if (name === 'pre') {
       preDepth = Math.max(0, preDepth + (closing ? -1 : 1));
       emit('\n\n');

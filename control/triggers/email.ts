@@ -2,23 +2,31 @@
 // parsed-form POST or a raw RFC 5322 message into a TriggerEvent. Pure functions; the
 // HTTP routes, body limits and token-reuse checks live with the caller.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import PostalMime, { addressParser } from 'postal-mime';
-import type { Address, Email } from 'postal-mime';
+import PostalMime, { addressParser, decodeWords } from 'postal-mime';
+import type { Address, Attachment, Email } from 'postal-mime';
 import { badRequest, unauthorized } from '../http-error.ts';
 import type { TriggerEvent } from '../types.ts';
-import { htmlToText, isForwardSubject, stripQuotedReply, tidyText } from './email-text.ts';
+import { htmlToText, mailKind, stripQuotedReply, tidyText, type MailKind } from './email-text.ts';
 
 const MAX_TITLE = 200;
 
 /**
+ * How far in the future a Mailgun timestamp may be: clock skew between Mailgun and this
+ * host. Only the past needs a long window (Mailgun's retries resend the first timestamp).
+ */
+export const MAILGUN_CLOCK_SKEW_SECONDS = 300;
+
+/**
  * Checks a Mailgun route/webhook signature: `signature` must be the hex HMAC-SHA256 of
- * `timestamp + token` under the signing key, and `timestamp` within `toleranceSeconds` of
- * `nowSeconds`. Throws `HttpError` 401 otherwise. Token reuse is the caller's check.
+ * `timestamp + token` under the signing key, and `timestamp` at most `toleranceSeconds`
+ * before `nowSeconds` and at most `skewSeconds` (default MAILGUN_CLOCK_SKEW_SECONDS) after
+ * it. Throws `HttpError` 401 otherwise. Token reuse is the caller's check; it must keep
+ * used tokens for `toleranceSeconds + skewSeconds`, as long as their signature is accepted.
  */
 export function verifyMailgunSignature(
   fields: { timestamp?: string; token?: string; signature?: string },
   signingKey: string,
-  opts: { nowSeconds: number; toleranceSeconds: number },
+  opts: { nowSeconds: number; toleranceSeconds: number; skewSeconds?: number },
 ): void {
   // An empty key would let anyone compute a valid signature: a configuration bug, not a 401.
   if (!signingKey) throw new Error('Mailgun signing key is empty');
@@ -38,20 +46,30 @@ export function verifyMailgunSignature(
     throw unauthorized('Mailgun signature check failed: "signature" does not match (wrong signing key?)');
   }
 
-  // The signed timestamp bounds how long a captured request can be replayed.
+  // Mailgun retries a route POST that failed for up to 8 hours, resending the first
+  // timestamp, token and signature, so the window into the past is long; the token, used
+  // up with the stored message, is what stops a replay inside it.
+  // https://documentation.mailgun.com/docs/mailgun/user-manual/receive-forward-store/receive-http
   const age = opts.nowSeconds - Number(timestamp);
-  if (Math.abs(age) > opts.toleranceSeconds) {
-    const when = age > 0 ? `${age}s old` : `${-age}s in the future`;
-    throw unauthorized(`Mailgun signature check failed: "timestamp" is ${when}, over the ${opts.toleranceSeconds}s tolerance`);
+  const skew = opts.skewSeconds ?? MAILGUN_CLOCK_SKEW_SECONDS;
+  if (age > opts.toleranceSeconds) {
+    throw unauthorized(
+      `Mailgun signature check failed: "timestamp" is ${age}s old, older than the ${opts.toleranceSeconds}s window (triggers.email.toleranceSeconds)`,
+    );
+  }
+  if (-age > skew) {
+    throw unauthorized(`Mailgun signature check failed: "timestamp" is ${-age}s in the future, over the ${skew}s allowed for clock skew`);
   }
 }
 
 /**
  * Turns the fields of a Mailgun inbound route POST (parsed, not `message-url`/MIME) into a
- * report event. Uses Mailgun's `stripped-text` when present, else strips `body-plain`.
+ * report event. A reply's text is Mailgun's `stripped-text` when present, else body-plain
+ * stripped here; a new mail's or a forward's is body-plain, only its signature removed.
+ * `forwarded` are the rendered texts of attached messages (forwardedMessageText), appended.
  * Throws `badRequest` naming the missing or invalid field.
  */
-export function parseMailgunForm(fields: Record<string, string>): TriggerEvent {
+export function parseMailgunForm(fields: Record<string, string>, forwarded: string[] = []): TriggerEvent {
   const header = mailgunHeaders(fields);
   // `sender` is the SMTP MAIL FROM. Bounces have an empty one (RFC 5321 §4.5.5); refusing
   // them keeps delivery-failure notices from becoming reports or looping replies.
@@ -62,15 +80,17 @@ export function parseMailgunForm(fields: Record<string, string>): TriggerEvent {
 
   const stripped = fields['stripped-text'];
   const plain = fields['body-plain'];
-  if (stripped === undefined && plain === undefined) {
+  if (stripped === undefined && plain === undefined && forwarded.length === 0) {
     throw badRequest('Mailgun form has no "body-plain" or "stripped-text" field');
   }
-  // Mailgun leaves stripped-text empty when it found nothing but quotes; our own pass
-  // over body-plain then gets the final say. A forward's stripped-text is only the note
-  // above the forwarded mail, which is the report: body-plain, its header block kept.
+  // Mailgun strips every mail as a reply (quoted lines, header blocks), so its
+  // stripped-text serves replies only, as our own stripping does on the raw route; it is
+  // empty when Mailgun found nothing but quotes, and body-plain then gets the final say.
+  // A forward's stripped-text is only the note above the forwarded mail.
   const subject = fields['subject'] ?? header('subject') ?? '';
-  const forward = isForwardSubject(subject);
-  const message = (!forward && stripped && tidyText(stripped)) || (plain !== undefined ? stripQuotedReply(plain, { forward }) : stripped ? tidyText(stripped) : '');
+  const kind = mailKind(subject, header('in-reply-to') !== undefined || header('references') !== undefined);
+  const own = (kind === 'reply' && stripped && tidyText(stripped)) || (plain !== undefined ? stripQuotedReply(plain, { kind }) : stripped ? tidyText(stripped) : '');
+  const message = withForwarded(own, forwarded);
   if (!message) throw badRequest('Mailgun form field "body-plain" has no text once quotes and signature are removed');
 
   const from = mailboxOf(fields['from'] ?? header('from'));
@@ -92,9 +112,10 @@ export function parseMailgunForm(fields: Record<string, string>): TriggerEvent {
 
 /**
  * Parses a raw RFC 5322 message (MIME multipart, quoted-printable, base64, charsets) into a
- * report event. Prefers the text/plain body, else the HTML one as text. `sourceEventId` is
- * the Message-ID with its sender (messageEventId), or the sha256 of the bytes without one. Throws `badRequest` for input
- * that is not a message, has no From or no text.
+ * report event. Prefers the text/plain body, else the HTML one as text, and appends the
+ * text of attached messages (a forward as attachment). `sourceEventId` is the Message-ID
+ * with its sender (messageEventId), or the sha256 of the bytes without one. Throws
+ * `badRequest` for input that is not a message, has no From or no text.
  */
 export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEvent> {
   if (raw.length === 0) throw badRequest('email is empty');
@@ -115,15 +136,13 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
   for (const h of email.headers) if (!headers.has(h.key.toLowerCase())) headers.set(h.key.toLowerCase(), h.value);
   if (isBounce((name) => headers.get(name), from)) throw badRequest('email is a delivery status notification (a bounce), not a report');
 
-  // An empty text/plain part beside a real HTML one happens, so try each in turn.
-  const bodies = [() => email.text, () => (email.html === undefined ? undefined : htmlToText(email.html))];
-  let message = '';
-  const forward = isForwardSubject(email.subject ?? '');
-  for (const body of bodies) {
-    const text = body();
-    if (text !== undefined) message = stripQuotedReply(text, { forward });
-    if (message) break;
+  const kind = mailKind(email.subject ?? '', headers.has('in-reply-to') || headers.has('references'));
+  const forwarded: string[] = [];
+  for (const a of email.attachments.filter(isAttachedMessage).slice(0, MAX_ATTACHED_MESSAGES)) {
+    const text = await forwardedMessageText(typeof a.content === 'string' ? Buffer.from(a.content) : new Uint8Array(a.content));
+    if (text) forwarded.push(text);
   }
+  const message = withForwarded(bodyText(email, kind), forwarded);
   if (!message) {
     const problem = email.text === undefined && email.html === undefined ? 'no text/plain or text/html body' : 'no text once quotes and signature are removed';
     throw badRequest(`email has ${problem}`);
@@ -143,6 +162,62 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
     to: email.deliveredTo ?? addressOf(email.to?.[0]),
     sourceEventId: messageEventId(from, messageId) ?? createHash('sha256').update(bytes).digest('hex'),
   });
+}
+
+/**
+ * Attached messages read per mail. Each is parsed in full, so a body of many tiny ones
+ * would cost many parses; a forward carries one, a digest a handful.
+ */
+export const MAX_ATTACHED_MESSAGES = 10;
+
+/**
+ * An attached mail. postal-mime inlines a message/rfc822 part into the body itself (with
+ * a header block) unless its disposition is "attachment", as a forward-as-attachment's is.
+ */
+function isAttachedMessage(a: Attachment): boolean {
+  return /^message\/(rfc822|global)$/i.test(a.mimeType);
+}
+
+/**
+ * The sender's text of a message: text/plain, else the HTML as text (an empty text/plain
+ * part beside a real HTML one happens), stripped as its kind needs.
+ */
+function bodyText(email: Email, kind: MailKind): string {
+  const bodies = [() => email.text, () => (email.html === undefined ? undefined : htmlToText(email.html, { keepQuotes: kind !== 'reply' }))];
+  for (const body of bodies) {
+    const text = body();
+    const message = text === undefined ? '' : stripQuotedReply(text, { kind });
+    if (message) return message;
+  }
+  return '';
+}
+
+/**
+ * An attached message (a mail forwarded as an attachment, `message/rfc822`) as text for
+ * the report: a forward marker, its From, Date and Subject, then its whole text, quotes
+ * included (the forwarded mail is the report). Undefined when it cannot be parsed or holds
+ * neither text nor subject. Its own attachments are not read.
+ */
+export async function forwardedMessageText(raw: Uint8Array): Promise<string | undefined> {
+  let email: Email;
+  try {
+    email = await PostalMime.parse(raw);
+  } catch {
+    return undefined;
+  }
+  const text = tidyText(email.text ?? (email.html === undefined ? '' : htmlToText(email.html, { keepQuotes: true })));
+  const subject = email.subject?.replace(/\s+/g, ' ').trim();
+  if (!text && !subject) return undefined;
+  // As the mail showed them: From with its RFC 2047 encoded words decoded, Date as written.
+  const header = (name: string) => email.headers.find((h) => h.key.toLowerCase() === name)?.value.replace(/\s+/g, ' ').trim();
+  const from = header('from');
+  const fields = [['From', from && decodeWords(from)], ['Date', header('date')], ['Subject', subject]].filter((f) => f[1]).map(([name, value]) => `${name}: ${value}`);
+  return tidyText(['---------- Forwarded message ----------', ...fields, '', text].join('\n'));
+}
+
+/** The sender's own text with the forwarded messages after it. */
+function withForwarded(own: string, forwarded: string[]): string {
+  return [own, ...forwarded].filter(Boolean).join('\n\n');
 }
 
 /**
@@ -265,6 +340,20 @@ function seenAt(date: string | undefined): string {
   return new Date(Number.isNaN(t) || t > now ? now : t).toISOString();
 }
 
+/**
+ * How much of a mail's text becomes the report: a pasted log can run to megabytes (the
+ * route takes 25 MB for attachments), and all of it would be stored and handed to the agent.
+ */
+export const MAX_REPORT_CHARS = 100_000;
+
+/** The report's text, cut at MAX_REPORT_CHARS (at a line end where one is near) and said so. */
+function reportText(text: string): string {
+  if (text.length <= MAX_REPORT_CHARS) return text;
+  const nl = text.lastIndexOf('\n', MAX_REPORT_CHARS);
+  const end = nl > MAX_REPORT_CHARS * 0.9 ? nl : MAX_REPORT_CHARS;
+  return `${text.slice(0, end)}\n[… the mail's text goes on for ${text.length - end} more characters, left out]`;
+}
+
 function buildEvent(p: {
   senderId: string;
   replyAddress: string | undefined;
@@ -283,7 +372,7 @@ function buildEvent(p: {
     source: 'email',
     kind: 'report',
     title: titleOf(subject),
-    message: p.message,
+    message: reportText(p.message),
     labels: p.to ? { to: p.to } : {},
     count: 1,
     firstSeen: seen,

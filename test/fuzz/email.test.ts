@@ -189,7 +189,8 @@ test('POST /triggers/email/mailgun: unsigned, forged, stale and replayed forms â
         unsigned: { ...FORM, timestamp: ts, token },
         'wrong-key': { ...FORM, timestamp: ts, token, signature: sign(ts, token, 'not-the-key') },
         'other-token': { ...FORM, timestamp: ts, token, signature: sign(ts, `${token}x`) },
-        stale: { ...FORM, timestamp: String(now - 3600), token, signature: sign(String(now - 3600), token) },
+        // Past the 9-hour window into the past; past the 300 s clock skew into the future.
+        stale: { ...FORM, timestamp: String(now - 9 * 3600 - 60), token, signature: sign(String(now - 9 * 3600 - 60), token) },
         future: { ...FORM, timestamp: String(now + 3600), token, signature: sign(String(now + 3600), token) },
         garbage: { ...FORM, timestamp: ts, token, signature: garbage },
         'no-timestamp': { ...FORM, token, signature: sign('', token) },

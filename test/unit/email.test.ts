@@ -6,8 +6,9 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpError } from '../../control/http-error.ts';
 import { fixedReply } from '../../control/notify/email.ts';
-import { parseMailgunForm, parseRawEmail, verifyMailgunSignature } from '../../control/triggers/email.ts';
-import { htmlToText, isForwardSubject, stripQuotedReply } from '../../control/triggers/email-text.ts';
+import { configSchema } from '../../control/config.ts';
+import { forwardedMessageText, MAX_REPORT_CHARS, parseMailgunForm, parseRawEmail, verifyMailgunSignature } from '../../control/triggers/email.ts';
+import { htmlToText, isForwardSubject, mailKind, stripQuotedReply } from '../../control/triggers/email-text.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(repoRoot, '../shared/fixtures/mailgun');
@@ -44,7 +45,8 @@ const crlf = (lines: string[]) => lines.join('\r\n');
 const msgId = (from: string, messageId: string) => `msg:${createHash('sha256').update(`${from}\n${messageId}`).digest('hex')}`;
 
 describe('verifyMailgunSignature', () => {
-  const tolerance = 300;
+  // The default window: Mailgun retries a failed route POST for 8 hours with its first timestamp.
+  const tolerance = configSchema.parse({}).triggers.email.toleranceSeconds;
 
   for (const v of vectors) {
     it(`${v.expected_valid ? 'accepts' : 'rejects'} vector ${v.token.slice(0, 8)}…`, () => {
@@ -58,14 +60,22 @@ describe('verifyMailgunSignature', () => {
   const good = vectors.find((v) => v.expected_valid)!;
   const at = (now: number) => () => verifyMailgunSignature(good, good.signing_key, { nowSeconds: now, toleranceSeconds: tolerance });
 
-  it('accepts a timestamp exactly at the tolerance, either way', () => {
-    at(Number(good.timestamp) + tolerance)();
-    at(Number(good.timestamp) - tolerance)();
+  it("accepts Mailgun's last retry (8 hours after the first POST, same timestamp) with the default window: retries were refused at 300 s", () => {
+    assert.equal(tolerance, 9 * 3600);
+    at(Number(good.timestamp) + 10 * 60)();
+    at(Number(good.timestamp) + 8 * 3600 + 60)();
   });
 
-  it('rejects a stale or future timestamp with 401', () => {
-    assert.throws(at(Number(good.timestamp) + tolerance + 1), rejects(401, /301s old, over the 300s tolerance/));
-    assert.throws(at(Number(good.timestamp) - tolerance - 1), rejects(401, /301s in the future/));
+  it('accepts a timestamp exactly at the window in the past, or at the 300 s clock skew in the future', () => {
+    at(Number(good.timestamp) + tolerance)();
+    at(Number(good.timestamp) - 300)();
+  });
+
+  it('rejects a timestamp older than the window, or further ahead than the clock skew, with 401 naming the limit', () => {
+    assert.throws(at(Number(good.timestamp) + tolerance + 1), rejects(401, /32401s old, older than the 32400s window \(triggers\.email\.toleranceSeconds\)/));
+    assert.throws(at(Number(good.timestamp) - 301), rejects(401, /301s in the future, over the 300s allowed for clock skew/));
+    // The window into the past is not the one into the future.
+    assert.throws(at(Number(good.timestamp) - 3600), rejects(401, /in the future/));
   });
 
   it('rejects the wrong key, a malformed signature and a non-numeric timestamp', () => {
@@ -107,7 +117,9 @@ describe('parseMailgunForm', () => {
     source: 'email',
     kind: 'report',
     title: 'Test',
-    message: 'bold text\n\nsome more bold text\n\nsome italic text',
+    // A new mail (no In-Reply-To or References, no "Re:"): its ">" lines are the sender's
+    // own, so Mailgun's stripped-text (which drops them) is not used; the signature goes.
+    message: 'bold text\n\nsome more bold text\n\nsome italic text\n\n> multiline\n> quoted\n> text',
     labels: { to: 'foo+bar@multimail.mailgun.org' },
     count: 1,
     firstSeen: '2013-04-16T00:20:12.000Z',
@@ -146,6 +158,27 @@ describe('parseMailgunForm', () => {
     assert.match(ev.message, /Checkout shows a blank page\./);
   });
 
+  it('a new mail keeps its pasted header block and "> " lines (not Mailgun\'s stripped-text); a reply uses stripped-text, as the raw route strips', () => {
+    const body = 'Login fails:\r\n> TypeError: user is undefined\r\n\r\nFrom: Shop <noreply@shop.test>\r\nDate: Monday\r\nSubject: Reset\r\n\r\nthe reset mail\r\n\r\n-- \r\nOps';
+    const fields: Record<string, string> = { ...routeForm(), subject: 'Login fails', 'body-plain': body, 'stripped-text': 'Login fails:' };
+    const kept = 'Login fails:\n> TypeError: user is undefined\n\nFrom: Shop <noreply@shop.test>\nDate: Monday\nSubject: Reset\n\nthe reset mail';
+    assert.equal(parseMailgunForm(fields).message, kept);
+    assert.equal(parseMailgunForm({ ...fields, subject: 'RE: Login fails' }).message, 'Login fails:');
+    const headers = JSON.parse(fields['message-headers']!) as [string, string][];
+    headers.push(['In-Reply-To', '<t1@shop.test>']);
+    assert.equal(parseMailgunForm({ ...fields, 'message-headers': JSON.stringify(headers) }).message, 'Login fails:');
+  });
+
+  it('appends the text of attached mails (a forward as attachment) after the note', () => {
+    const forwarded = '---------- Forwarded message ----------\nFrom: C <c@shop.test>\n\nBlank page.';
+    const fields = { ...routeForm(), subject: 'Fwd: Checkout', 'body-plain': 'FYI, see the attached mail\r\n', 'stripped-text': 'FYI, see the attached mail' };
+    assert.equal(parseMailgunForm(fields, [forwarded]).message, `FYI, see the attached mail\n\n${forwarded}`);
+    const bare = routeForm();
+    delete bare['body-plain'];
+    delete bare['stripped-text'];
+    assert.equal(parseMailgunForm(bare, [forwarded]).message, forwarded);
+  });
+
   it('gives the same event from the raw multipart/form-data capture', async () => {
     const capture = fixture('inbound_route_parsed_multipart_raw.txt').toString('latin1');
     const split = capture.indexOf('\r\n\r\n');
@@ -169,7 +202,7 @@ describe('parseMailgunForm', () => {
 
   it('never carries the raw message, HTML or headers', () => {
     const json = JSON.stringify(parseMailgunForm(routeForm()));
-    for (const leak of ['Signature block', 'multiline', '<b>', 'X-Mailgun', 'Received', 'attachment']) {
+    for (const leak of ['Signature block', '<b>', 'X-Mailgun', 'Received', 'attachment']) {
       assert.ok(!json.includes(leak), `event contains ${leak}`);
     }
   });
@@ -226,6 +259,8 @@ describe('parseMailgunForm', () => {
     delete form['body-plain'];
     assert.throws(() => parseMailgunForm(form), rejects(400, /"body-plain" or "stripped-text"/));
     form['body-plain'] = '> only a quote\r\n\r\n-- \r\nsig';
+    assert.throws(() => parseMailgunForm({ ...form, subject: 'Re: Test' }), rejects(400, /"body-plain" has no text/));
+    form['body-plain'] = '\r\n-- \r\nsig';
     assert.throws(() => parseMailgunForm(form), rejects(400, /"body-plain" has no text/));
   });
 
@@ -254,6 +289,14 @@ describe('parseMailgunForm', () => {
 });
 
 describe('parseRawEmail', () => {
+  it('cuts a report of megabytes (a pasted log: the route takes 25 MB) at MAX_REPORT_CHARS, at a line end, and says so', async () => {
+    const line = 'ERROR 2026-11-21T10:00:00Z payment worker failed: timeout after 30000 ms\n';
+    const body = line.repeat(Math.ceil((3 * MAX_REPORT_CHARS) / line.length));
+    const event = await parseRawEmail(`From: Ann <ann@example.com>\r\nTo: support@example.com\r\nSubject: payments keep failing\r\nMessage-ID: <big@example.com>\r\n\r\n${body}`);
+    assert.ok(event.message.length < MAX_REPORT_CHARS + 200, String(event.message.length));
+    assert.match(event.message, /timeout after 30000 ms\n\[… the mail's text goes on for \d+ more characters, left out\]$/);
+  });
+
   it('refuses a bounce (empty Return-Path, a multipart/report, a mail system sender): not a report, never answered', async () => {
     const mail = (headers: string, body = 'Delivery to the following recipient failed permanently.') =>
       `${headers}\r\nTo: support@example.com\r\nSubject: Delivery Status Notification (Failure)\r\nMessage-ID: <b1@mx.example.com>\r\n\r\n${body}\r\n`;
@@ -329,7 +372,8 @@ describe('parseRawEmail', () => {
   });
 
   it('Outlook reply: keeps "Hello"; no Message-ID or Date, so sha256 id and now', async () => {
-    const raw = fixture('reply_outlook_quoted.eml');
+    // The capture has neither In-Reply-To nor a "Re:" subject; the header says it is a reply.
+    const raw = Buffer.concat([Buffer.from('In-Reply-To: <loop-4f50f20e@xxx.mailgun.org>\r\n'), fixture('reply_outlook_quoted.eml')]);
     const before = Date.now();
     const event = await parseRawEmail(raw);
     assert.equal(event.message, 'Hello');
@@ -378,12 +422,13 @@ describe('parseRawEmail', () => {
     assert.equal(event.sourceEventId, msgId('juergen@example.de', '<abc123@example.de>'));
   });
 
-  it('falls back to a quoted-printable latin-1 HTML body as text', async () => {
+  it("falls back to a quoted-printable latin-1 HTML body as text, a reply's blockquote dropped", async () => {
     const raw = crlf([
       'From: Ana <ana@example.com>',
       'Subject: Checkout broken',
       'Content-Type: text/html; charset=iso-8859-1',
       'Content-Transfer-Encoding: quoted-printable',
+      'In-Reply-To: <q1@example.com>',
       '',
       '<html><head><style>p { color: red; }</style><title>x</title></head><body>',
       '<p>The checkout fails for M=FCnchen addresses &amp; shows &lt;blank&gt;:</p>',
@@ -401,6 +446,118 @@ describe('parseRawEmail', () => {
     );
   });
 
+  it('a forward with the customer\'s mail attached (message/rfc822) files the attached mail\'s text, marked as forwarded', async () => {
+    const customer = crlf([
+      'From: Customer <customer@shop.test>',
+      'To: support@example.com',
+      'Subject: Checkout broken',
+      'Date: Mon, 02 Mar 2026 10:00:00 +0000',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'Checkout shows a blank page after "Pay".',
+      '> TypeError: Cannot read properties of undefined (reading \'total\')',
+    ]);
+    const raw = crlf([
+      'From: Agent <agent@example.com>',
+      'To: bugs@example.com',
+      'Subject: Fwd: Checkout broken',
+      'Message-ID: <fwd1@example.com>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="m1"',
+      '',
+      '--m1',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'FYI, see the attached mail',
+      '',
+      '-- ',
+      'Agent, Support',
+      '--m1',
+      'Content-Type: message/rfc822; name="Checkout broken.eml"',
+      'Content-Disposition: attachment; filename="Checkout broken.eml"',
+      '',
+      customer,
+      '--m1',
+      'Content-Type: image/png; name="shot.png"',
+      'Content-Disposition: attachment; filename="shot.png"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      'iVBORw0KGgo=',
+      '--m1--',
+      '',
+    ]);
+    const event = await parseRawEmail(raw);
+    assert.equal(
+      event.message,
+      [
+        'FYI, see the attached mail',
+        '',
+        '---------- Forwarded message ----------',
+        'From: Customer <customer@shop.test>',
+        'Date: Mon, 02 Mar 2026 10:00:00 +0000',
+        'Subject: Checkout broken',
+        '',
+        'Checkout shows a blank page after "Pay".',
+        "> TypeError: Cannot read properties of undefined (reading 'total')",
+      ].join('\n'),
+    );
+    assert.equal(event.title, 'Checkout broken');
+    assert.equal(event.reporter?.id, 'agent@example.com', 'the forwarder reported it');
+    // The attached mail alone (no note above it) is a report too.
+    const bare = raw.replace('FYI, see the attached mail\r\n\r\n-- \r\nAgent, Support', '');
+    assert.match((await parseRawEmail(bare)).message, /^---------- Forwarded message ----------\nFrom: Customer[^]*blank page/);
+  });
+
+  it("an HTML-only Apple Mail forward keeps the forwarded mail in its blockquote ('Begin forwarded message')", async () => {
+    const html = [
+      '<html><body><div>FYI</div><div><br><div>Begin forwarded message:</div><br class=3D"Apple-interchange-newline">',
+      '<blockquote type=3D"cite"><div><span><b>From: </b></span><span>Customer &lt;customer@shop.test&gt;</span></div>',
+      '<div><span><b>Subject: </b></span><span>Checkout broken</span></div><br>',
+      '<div>The checkout page is blank after I click &ldquo;Pay&rdquo;.</div></blockquote></div></body></html>',
+    ].join('\r\n');
+    const mail = (subject: string, extra: string[] = []) =>
+      crlf(['From: Agent <agent@example.com>', `Subject: ${subject}`, ...extra, 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', html, '']);
+    const event = await parseRawEmail(mail('Fwd: Checkout broken'));
+    assert.equal(event.message, 'FYI\n\nBegin forwarded message:\n\nFrom: Customer <customer@shop.test>\n\nSubject: Checkout broken\n\nThe checkout page is blank after I click “Pay”.');
+    // A reply's blockquote is its quote: dropped.
+    assert.equal((await parseRawEmail(mail('Re: Checkout broken', ['In-Reply-To: <x@shop.test>']))).message, 'FYI\n\nBegin forwarded message:');
+  });
+
+  it('a new mail (no In-Reply-To, References or reply subject) keeps a pasted From:/Date:/Subject: block and its "> " lines', async () => {
+    const body = [
+      'The invoice mail we send looks broken. It went out as:',
+      '',
+      'From: Shop <noreply@shop.test>',
+      'Date: Mon, 2 Mar 2026 10:00',
+      'To: customer@example.com',
+      'Subject: Your invoice',
+      '',
+      'Dear {{ name }}, your invoice is attached.',
+      '',
+      'and the worker log says:',
+      '> TypeError: Cannot read properties of undefined (reading \'name\')',
+      '>     at render (mailer.js:12:5)',
+    ].join('\n');
+    const mail = (headers: string[]) => crlf(['From: Ops <ops@example.com>', ...headers, '', ...body.split('\n'), '', '-- ', 'Ops team']);
+    assert.equal((await parseRawEmail(mail(['Subject: Invoice mail broken']))).message, body);
+    // A reply (its headers or its subject say so) loses the quote, as before.
+    for (const headers of [['Subject: Invoice mail broken', 'In-Reply-To: <a@shop.test>'], ['Subject: Invoice mail broken', 'References: <a@shop.test>'], ['Subject: AW: Invoice mail broken'], ['Subject: SV: Invoice mail broken']]) {
+      assert.equal((await parseRawEmail(mail(headers))).message, 'The invoice mail we send looks broken. It went out as:', headers.join(' / '));
+    }
+  });
+
+  it('a new HTML-only mail keeps its blockquote, and decodes named entities (&auml; &szlig; &eacute; &ntilde;)', async () => {
+    const raw = crlf([
+      'From: J\u00fcrgen <j@example.de>',
+      'Subject: Fehler beim Speichern',
+      'Content-Type: text/html; charset=utf-8',
+      '',
+      '<p>Gr&uuml;&szlig;e, die Seite st&uuml;rzt ab &ndash; Caf&eacute; Espa&ntilde;a &euro;:</p><blockquote>Error: Stra&szlig;e is not valid</blockquote>',
+      '',
+    ]);
+    assert.equal((await parseRawEmail(raw)).message, 'Grüße, die Seite stürzt ab – Café España €:\n\nError: Straße is not valid');
+  });
+
   it('rejects garbage, empty and non-message input with 400', async () => {
     await assert.rejects(parseRawEmail(''), rejects(400, /empty/));
     await assert.rejects(parseRawEmail(new Uint8Array()), rejects(400, /empty/));
@@ -414,7 +571,7 @@ describe('parseRawEmail', () => {
     await assert.rejects(parseRawEmail(crlf(['From: undisclosed-recipients:;', '', 'body'])), rejects(400, /no From/));
     await assert.rejects(parseRawEmail(crlf(['From: a@example.com', 'Subject: hi', '', ''])), rejects(400, /no text\/plain or text\/html body/));
     await assert.rejects(
-      parseRawEmail(crlf(['From: a@example.com', '', 'On Mon, Mar 2, 2026 at 1:00 PM, Bob wrote:', '> hi'])),
+      parseRawEmail(crlf(['From: a@example.com', 'Subject: Re: hi', '', 'On Mon, Mar 2, 2026 at 1:00 PM, Bob wrote:', '> hi'])),
       rejects(400, /no text once quotes and signature are removed/),
     );
   });
@@ -464,9 +621,28 @@ describe('stripQuotedReply', () => {
   it("keeps an Outlook forward's forwarded mail (its subject says it is one), with or without a note above it", () => {
     const block = 'From: Customer <c@example.com>\nSent: Monday, March 2, 2026 10:00 AM\nTo: support@example.com\nSubject: Checkout broken\n\nCheckout shows a blank page since this morning.';
     assert.ok(isForwardSubject('FW: Checkout broken') && isForwardSubject('Fwd: x') && isForwardSubject('WG: x') && !isForwardSubject('Re: x'));
-    assert.equal(stripQuotedReply(`FYI, see below.\n\n________________________________\n${block}`, { forward: true }), `FYI, see below.\n\n________________________________\n${block}`);
-    assert.equal(stripQuotedReply(block, { forward: true }), block);
+    assert.equal(stripQuotedReply(`FYI, see below.\n\n________________________________\n${block}`, { kind: 'forward' }), `FYI, see below.\n\n________________________________\n${block}`);
+    assert.equal(stripQuotedReply(block, { kind: 'forward' }), block);
     assert.equal(stripQuotedReply(`FYI, see below.\n\n________________________________\n${block}`), 'FYI, see below.', 'a reply: the block is its quote');
+  });
+
+  it("keeps a forward's forwarded mail when the forwarder's signature stands above it", () => {
+    const forwarded = '---------- Forwarded message ---------\nFrom: C <c@example.com>\nDate: Mon, Mar 2, 2026\nSubject: Bug\n\nThe app crashes on start.';
+    assert.equal(stripQuotedReply(`FYI\n\n-- \nAgent, Support\n\n${forwarded}`, { kind: 'forward' }), `FYI\n\n${forwarded}`);
+    assert.equal(stripQuotedReply(`FYI\n\n${forwarded}\n\n-- \nC, ACME`, { kind: 'forward' }), `FYI\n\n${forwarded}`);
+  });
+
+  it('a new mail loses only its signature: no reply header or ">" line is looked for', () => {
+    const text = 'Steps:\n> npm start\n> TypeError: x is undefined\n\nFrom: a@b.c\nSent: Monday\nSubject: x\n\nOn Mon, Apr 2, 2026 at 6:26 PM, Support <s@example.com> wrote:\n-----Original Message-----';
+    assert.equal(stripQuotedReply(`${text}\n\n-- \nJane\n\nSent from my iPhone`, { kind: 'new' }), text);
+  });
+
+  it('tells a reply, a forward and a new mail apart by subject and threading headers', () => {
+    assert.equal(mailKind('Checkout broken', false), 'new');
+    assert.equal(mailKind('Checkout broken', true), 'reply');
+    for (const s of ['Re: x', 'RE: x', 'AW: x', 'SV: x', 'Re[2]: x', 'Antw: x']) assert.equal(mailKind(s, false), 'reply', s);
+    for (const s of ['Fwd: x', 'FW: x', 'WG: x']) assert.equal(mailKind(s, true), 'forward', s);
+    assert.equal(mailKind('Regression in checkout', false), 'new', 'a word starting with "re" is no prefix');
   });
 
   it('keeps a reply written below the quote, or between its lines after the attribution', () => {
@@ -493,5 +669,26 @@ describe('linear time on hostile input', () => {
 describe('htmlToText', () => {
   it('decodes entities, keeps a literal "<" and drops comments', () => {
     assert.equal(htmlToText('a &lt; b &#x1F41E; &#0; &bogus; <!-- hidden --> 1 < 2 <br>next'), 'a < b 🐞 \uFFFD &bogus; 1 < 2\nnext');
+  });
+
+  it('decodes the Latin-1, Greek, symbol and typographic named entities of HTML mail', () => {
+    assert.equal(
+      htmlToText('&auml;&ouml;&uuml;&Auml;&Ouml;&Uuml;&szlig; &eacute;&egrave;&ecirc;&ccedil;&agrave; &ntilde;&Ntilde;&iexcl;&iquest; &oslash;&aring;&aelig;&AElig; &yuml;&thorn;&ETH;'),
+      'äöüÄÖÜß éèêçà ñÑ¡¿ øåæÆ ÿþÐ',
+    );
+    assert.equal(htmlToText('&sbquo;x&lsquo; &bdquo;y&ldquo; &lsaquo;z&rsaquo; &OElig;&oelig;&Scaron;&scaron; &permil; &dagger; &times;&divide;&plusmn;&deg;&micro;&sup2;&frac12;'), '‚x‘ „y“ ‹z› ŒœŠš ‰ † ×÷±°µ²½');
+    assert.equal(htmlToText('&alpha;&beta;&Omega;&sigmaf;&sigma; &rarr;&larr;&hArr; &le;&ge;&ne;&infin; &AMP;&LT;&GT;&QUOT;'), 'αβΩςσ →←⇔ ≤≥≠∞ &<>"');
+    // Names are looked up as names, not as properties of an object.
+    assert.equal(htmlToText('&constructor; &toString; &hasOwnProperty;'), '&constructor; &toString; &hasOwnProperty;');
+  });
+});
+
+describe('forwardedMessageText', () => {
+  it('renders an attached mail with a forward marker and its header fields; nothing for bytes that hold no mail', async () => {
+    const eml = Buffer.from(crlf(['From: C <c@shop.test>', 'Subject: Checkout', '', 'Blank page.']));
+    assert.equal(await forwardedMessageText(eml), '---------- Forwarded message ----------\nFrom: C <c@shop.test>\nSubject: Checkout\n\nBlank page.');
+    const encoded = Buffer.from(crlf(['From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <j@shop.test>', 'Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=', '', 'Hallo']));
+    assert.equal(await forwardedMessageText(encoded), '---------- Forwarded message ----------\nFrom: Jürgen Müller <j@shop.test>\nSubject: Grüße\n\nHallo');
+    assert.equal(await forwardedMessageText(new Uint8Array()), undefined);
   });
 });
