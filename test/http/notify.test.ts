@@ -156,12 +156,21 @@ function notifyConfig(home: string, extra: Record<string, unknown> = {}): Bugbot
 }
 
 /** A ticket filed by the raw-email trigger in a fresh store (its reporter is the email's sender), and the store. */
+/**
+ * The Outlook reply of the shared fixtures, as a reply: the capture has neither an
+ * In-Reply-To header nor a "Re:" subject, without which its quoted block is kept as a new
+ * mail's own text (and its quoted newsletter reads as noise).
+ */
+function outlookReply(): string {
+  return `In-Reply-To: <loop-4f50f20e@xxx.mailgun.org>\r\n${fixtureText('mailgun', 'reply_outlook_quoted.eml')}`;
+}
+
 async function filed(t: TestContext, config: BugbotConfig) {
   const store = new Store(join(config.home, 'bugbot.db'));
   t.after(() => store.close());
   const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
   const app = createApp({ config, store, intake, logger: silentLogger });
-  const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
+  const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: outlookReply() });
   assert.equal(res.status, 200);
   return { store, ticket: store.getTicket(((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket)! };
 }
@@ -269,7 +278,7 @@ describe('a report that joins a ticket whose fix is already out', () => {
     assert.equal(smtp.delivered.length, before + 1, 'the first reporter is told');
 
     // Another customer writes in about the same error, a moment after the push.
-    const raw = fixtureText('mailgun', 'reply_outlook_quoted.eml').replace(/^From: me@example\.com$/m, 'From: bob@customer.test').replace(/^Subject: Test$/m, 'Subject: Test\r\nMessage-ID: <bob-1@customer.test>');
+    const raw = outlookReply().replace(/^From: me@example\.com$/m, 'From: bob@customer.test').replace(/^Subject: Test$/m, 'Subject: Test\r\nMessage-ID: <bob-1@customer.test>');
     const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: raw });
     assert.equal(res.status, 200);
     const [r] = ((await res.json()) as { results: Array<{ status: string; ticket: number; reason: string }> }).results;
@@ -432,7 +441,7 @@ describe('a run whose end its reporters never heard of (a crash came between)', 
     const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
     const app = createApp({ config, store, intake, logger: silentLogger });
     const fileEmail = async () => {
-      const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: fixtureText('mailgun', 'reply_outlook_quoted.eml') });
+      const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: outlookReply() });
       assert.equal(res.status, 200);
       return ((await res.json()) as { results: { ticket: number }[] }).results[0]!.ticket;
     };
