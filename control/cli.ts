@@ -14,7 +14,7 @@ import { createLogger, type Logger } from './log.ts';
 import { openServices } from './services.ts';
 import { latestRevisions, OutcomeArchive } from './outcomes/archive.ts';
 import { readServerInfo, type ServerInfo } from './server-info.ts';
-import { parseSince, summarize } from './outcomes/summary.ts';
+import { inWindow, parseSince, summarize, summaryNotes } from './outcomes/summary.ts';
 import { cancelTicket, runsForTicket, stoppingRuns } from './queue/leases.ts';
 import { askRunsWorkerToStop } from './dispatcher/reconcile.ts';
 import { notificationSummaries, recipientText, type NotificationSummary } from './queue/notifications.ts';
@@ -448,8 +448,8 @@ export function buildProgram(): Command {
   program
     .command('outcomes')
     .description('summarise the outcomes archive: clean/messy/failed, time to push, cost, tokens per stage')
-    .option('--since <duration>', 'only runs finished within this long, e.g. 24h, 7d', '7d')
-    .option('--json', 'JSON output (summary and rows)')
+    .option('--since <duration>', 'only runs pushed (or, not pushed, finished) within this long, e.g. 24h, 7d', '7d')
+    .option('--json', 'JSON output (summary, notes and rows)')
     .action((o: { since: string; json?: boolean }, cmd: Command) => {
       const config = load(cmd);
       let windowMs: number;
@@ -458,34 +458,37 @@ export function buildProgram(): Command {
       } catch (err) {
         fail((err as Error).message, 2);
       }
-      const from = Date.now() - windowMs;
+      const now = Date.now();
       // A home that is not there is a wrong folder, not a week without runs (an archive
       // alone, copied for a review, is read as it is).
       if (!existsSync(join(config.home, 'outcomes.jsonl'))) requireHome(config);
       const archive = new OutcomeArchive(config.home, { redact: configuredRedactor(config).text });
       const read = archive.read();
       if (read.skipped) process.stderr.write(`bugbot: skipped ${read.skipped} unreadable line(s) in ${archive.path} (a torn line from a crash, or not a row)\n`);
-      // A row dated after now (a clock set wrong when it was written) is in no window up to now.
-      const now = Date.now();
-      const latest = latestRevisions(read.rows);
-      const rows = latest.filter((r) => Date.parse(r.finished) >= from && Date.parse(r.finished) <= now);
-      const future = latest.filter((r) => Date.parse(r.finished) > now).length;
+      // A fix approved today out of a run finished last week went out today: the window
+      // takes the push's time. A row dated after now (a clock set wrong when it was
+      // written) is in no window up to now.
+      const { rows, future } = inWindow(latestRevisions(read.rows), now - windowMs, now);
       if (future) process.stderr.write(`bugbot: left out ${future} run(s) dated after now in ${archive.path} (a clock set wrong when they were written)\n`);
       const sum = summarize(rows);
+      const notes = summaryNotes(sum);
       if (o.json) {
-        process.stdout.write(JSON.stringify({ since: o.since, summary: sum, rows }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ since: o.since, summary: sum, notes, rows }, null, 2) + '\n');
         return;
       }
       const pct = (x: number) => `${Math.round(x * 100)}%`;
       const money = (x: number | null) => (x === null ? '-' : `$${x.toFixed(4)}`);
+      // A lower bound says so where it is shown.
+      const atLeast = sum.costUnknownRuns ? 'at least ' : '';
       process.stdout.write(
         [
           `outcomes over the last ${o.since}: ${sum.runs} run(s) on ${sum.tickets} ticket(s)`,
-          `  clean ${sum.clean} (${pct(sum.rates.clean)})   messy ${sum.messy} (${pct(sum.rates.messy)})   failed ${sum.failed} (${pct(sum.rates.failed)})`,
+          `  clean ${sum.clean} (${pct(sum.rates.clean)})   messy ${sum.messy} (${pct(sum.rates.messy)})   failed ${sum.failed} (${pct(sum.rates.failed)})   interrupted ${sum.interrupted}`,
           `  median time from trigger to push: ${sum.medianTriggerToPushS === null ? '-' : `${Math.round(sum.medianTriggerToPushS)} s`}`,
-          `  cost: ${money(sum.costUsd)} total, ${money(sum.costPerTicketUsd)} per ticket, ${money(sum.costPerCleanFixUsd)} per clean fix`,
+          `  cost: ${atLeast}${money(sum.costUsd)} total, ${money(sum.costPerTicketUsd)} per ticket, ${money(sum.costPerCleanFixUsd)} per clean fix`,
           `  tokens per stage: ${Object.entries(sum.tokensPerStage).map(([k, v]) => `${k} ${v}`).join(', ') || '-'}`,
           `  denied agent actions: ${sum.denials}`,
+          ...notes.map((n) => `  note: ${n}`),
           '',
         ].join('\n'),
       );

@@ -1,10 +1,10 @@
 /**
  * The outcomes page's numbers: the filter from the query string (source, service,
- * date range over the day a run finished, UTC) and the per-day series the charts
- * draw. Pure functions over archive rows.
+ * date range over the day a run's fix went out, else the day it finished, UTC) and the
+ * per-day series the charts draw. Pure functions over archive rows.
  */
 import type { OutcomeRow } from '../outcomes/archive.ts';
-import { median } from '../outcomes/summary.ts';
+import { isInterrupted, median, pushedAt } from '../outcomes/summary.ts';
 
 export interface OutcomeFilter {
   source?: string | undefined;
@@ -40,7 +40,19 @@ export function filterQuery(f: OutcomeFilter): string {
   return s ? `?${s}` : '';
 }
 
-export const dayOf = (row: OutcomeRow): string => (row.finished ?? row.started ?? '').slice(0, 10);
+/** A run's day: an approved fix's is the day it was approved (it went out then), as `bugbot outcomes --since` counts it. */
+export const dayOf = (row: OutcomeRow): string => (pushedAt(row) || row.started || '').slice(0, 10);
+
+/**
+ * The rows dated up to `now`, and how many are after it: a row from a clock set wrong
+ * would stretch the charts' days to its own, and the last `maxDays` of them would hold
+ * nothing but it (`bugbot outcomes` leaves them out too).
+ */
+export function withoutFuture(rows: OutcomeRow[], now: number): { rows: OutcomeRow[]; future: number } {
+  const after = (r: OutcomeRow) => Date.parse(pushedAt(r) || r.started) > now;
+  const kept = rows.filter((r) => !after(r));
+  return { rows: kept, future: rows.length - kept.length };
+}
 
 export function matches(row: OutcomeRow, f: OutcomeFilter): boolean {
   if (f.source && row.trigger_source !== f.source) return false;
@@ -55,6 +67,7 @@ export interface DayStats {
   day: string;
   clean: number;
   messy: number;
+  /** Runs that ended failed: not those interrupted and requeued (summarize's `interrupted`). */
   failed: number;
   /** Median seconds from the first occurrence to the push, of runs that pushed. */
   /** null on a day without a push (or a ticket, or a clean fix): nothing to draw, not a zero. */
@@ -86,7 +99,7 @@ export function perDay(rows: OutcomeRow[], maxDays = 120): DayStats[] {
       day,
       clean,
       messy: rs.filter((r) => r.outcome === 'messy').length,
-      failed: rs.filter((r) => r.outcome === 'failed').length,
+      failed: rs.filter((r) => r.outcome === 'failed' && !isInterrupted(r)).length,
       medianPushS: median(rs.flatMap((r) => (typeof r.trigger_to_push_s === 'number' ? [r.trigger_to_push_s] : []))) ?? null,
       costPerTicket: tickets ? cost / tickets : null,
       costPerCleanFix: clean ? cost / clean : null,

@@ -83,16 +83,18 @@ const PHASES = ['research', 'implement', 'review', 'docs'] as const;
  * spent, from what its phases wrote as they went: each finished session's stats file
  * (summed like harness/lib/outcome.mjs does) and, for the session under way, its last
  * progress snapshot (tokens and tool calls; Claude Code reports a session's cost only at
- * its end, so that part of the cost is not known).
+ * its end, so that part of the cost is not known, and its stage says so: `cost_reported`
+ * false).
  */
 export function spentSoFar(ticketDir: string): { stages: Record<string, StageStats>; cost_usd: number } {
   const stages: Record<string, StageStats> = {};
   let cost = 0;
   const add = (phase: string, s: StageStats) => {
-    const st = (stages[phase] ??= { tokens: 0, tool_calls: 0, cost_usd: 0, duration_s: 0, turns: 0, result: null });
+    const st = (stages[phase] ??= { tokens: 0, tool_calls: 0, cost_usd: 0, cost_reported: true, duration_s: 0, turns: 0, result: null });
     st.tokens += s.tokens;
     st.tool_calls += s.tool_calls;
     st.cost_usd = Math.round((st.cost_usd + s.cost_usd) * 1e6) / 1e6;
+    st.cost_reported = st.cost_reported !== false && s.cost_reported !== false;
     st.duration_s = Math.round((st.duration_s + s.duration_s) * 10) / 10;
     st.turns = (st.turns ?? 0) + (s.turns ?? 0);
     st.result = s.result ?? null;
@@ -112,13 +114,15 @@ export function spentSoFar(ticketDir: string): { stages: Record<string, StageSta
       const s = read(`stats-${label}.json`);
       if (!s) continue;
       const result = (s.killed ?? s.subtype ?? null) as string | null;
-      add(phase, { tokens: num(s.tokens), tool_calls: num(s.tool_calls), cost_usd: num(s.cost_usd), duration_s: num(s.duration_s), turns: num(s.num_turns), result });
+      // As harness/lib/outcome.mjs reads it: stats from before the flag say it by having no result.
+      const reported = typeof s.cost_reported === 'boolean' ? s.cost_reported : s.subtype != null;
+      add(phase, { tokens: num(s.tokens), tool_calls: num(s.tool_calls), cost_usd: num(s.cost_usd), cost_reported: reported, duration_s: num(s.duration_s), turns: num(s.num_turns), result });
     }
   }
   // The session under way, if one was: its last snapshot (a finished one's says done).
   const p = read('progress.json');
   if (p && p.done !== true && PHASES.includes(p.phase as (typeof PHASES)[number])) {
-    add(p.phase as string, { tokens: num(p.tokens), tool_calls: num(p.tool_calls), cost_usd: num(p.cost_usd), duration_s: num(p.elapsed_s), result: 'stopped mid-session' });
+    add(p.phase as string, { tokens: num(p.tokens), tool_calls: num(p.tool_calls), cost_usd: num(p.cost_usd), cost_reported: false, duration_s: num(p.elapsed_s), result: 'stopped mid-session' });
   }
   return { stages, cost_usd: Math.round(cost * 1e6) / 1e6 };
 }
@@ -158,6 +162,8 @@ export function buildOutcomeRow(a: {
     diff: o?.diff ?? null,
     tests: o?.tests ?? { passed: null, failed: null },
     cost_usd: spent.cost_usd,
+    // A stage stopped before Claude Code reported its cost makes the run's a lower bound.
+    cost_reported: !Object.values(spent.stages).some((st) => st?.cost_reported === false),
     model: a.model,
     attempt: a.run.attempt,
     worker: a.run.worker_id,

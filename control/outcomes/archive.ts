@@ -5,7 +5,7 @@
  * Appends are fsynced: the archive is what people review, so it never holds a denied
  * call's input: each denial is written as its tool, reason and a short summary, redacted.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRedactor } from '../../lib/redact.ts';
 
@@ -15,6 +15,12 @@ export interface StageStats {
   tokens: number;
   tool_calls: number;
   cost_usd: number;
+  /**
+   * False when a session of the stage ended before Claude Code reported its cost (killed:
+   * idle, wall clock, cancelled, a banned action): `cost_usd` is then what is known, a
+   * lower bound. Absent on rows written before it was recorded, and on the push.
+   */
+  cost_reported?: boolean;
   duration_s: number;
   edits?: number;
   turns?: number;
@@ -41,6 +47,8 @@ export interface OutcomeRow {
   diff: { files: number; insertions: number; deletions: number } | null;
   tests: { passed: number | null; failed: number | null };
   cost_usd: number;
+  /** False when a stage's cost is not known in full (StageStats.cost_reported): `cost_usd` is a lower bound. */
+  cost_reported?: boolean;
   model: string | null;
   attempt: number;
   worker: number;
@@ -120,6 +128,8 @@ export class OutcomeArchive {
   readonly path: string;
   /** The archive's redaction: what rows' reasons go through (the pool's logs and runs too). */
   readonly redact: (text: string) => string;
+  /** What read() has parsed so far, for the next read to go on from. */
+  private cache: ReadCache | null = null;
 
   constructor(home: string, opts: OutcomeArchiveOptions = {}) {
     this.path = join(home, 'outcomes.jsonl');
@@ -138,19 +148,11 @@ export class OutcomeArchive {
    * Append one row; its denials are reduced to what a reviewer needs and redacted first,
    * and so are its reason (it can quote git's or the model endpoint's error text, with a
    * remote's URL in it), its stages' results (a kill's reason quotes the model's command)
-   * and the approver (a pull request's URL is GitHub's, left whole). A torn last line (a crash mid-append) is ended first, so this
-   * row stays whole.
+   * and the approver (a pull request's URL is GitHub's, left whole). A torn last line (a
+   * crash mid-append) is ended first, so this row stays whole.
    */
   append(row: OutcomeRow): void {
-    const text = <T extends string | null | undefined>(v: T): T => (typeof v === 'string' ? (this.redact(v) as T) : v);
-    const safe: OutcomeRow = {
-      ...row,
-      ...(typeof row.reason === 'string' ? { reason: this.redact(row.reason) } : {}),
-      // A stage's result can be a kill's reason, which quotes what the model typed.
-      stages: Object.fromEntries(Object.entries(row.stages ?? {}).map(([k, st]) => [k, st && 'result' in st ? { ...st, result: text(st.result) } : st])),
-      ...(row.approved_by !== undefined ? { approved_by: text(row.approved_by) } : {}),
-      denials: (row.denials ?? []).map((d) => archivedDenial(d, this.redact)),
-    };
+    const safe = this.redacted(row, (row.denials ?? []).map((d) => archivedDenial(d, this.redact)));
     const fd = openSync(this.path, 'a+');
     try {
       const size = fstatSync(fd).size;
@@ -164,6 +166,19 @@ export class OutcomeArchive {
     }
   }
 
+  /** The row's free text through the archive's redaction (idempotent: a redacted text stays as it is), with `denials`. */
+  private redacted(row: OutcomeRow, denials: OutcomeDenial[]): OutcomeRow {
+    const text = <T>(v: T): T => (typeof v === 'string' ? (this.redact(v) as T) : v);
+    return {
+      ...row,
+      ...(typeof row.reason === 'string' ? { reason: this.redact(row.reason) } : {}),
+      // A stage's result can be a kill's reason, which quotes what the model typed.
+      stages: Object.fromEntries(Object.entries(row.stages ?? {}).map(([k, st]) => [k, st && 'result' in st ? { ...st, result: text(st.result) } : st])),
+      ...(row.approved_by !== undefined ? { approved_by: text(row.approved_by) } : {}),
+      denials,
+    };
+  }
+
   /** Every row as written (all revisions). */
   readAll(): OutcomeRow[] {
     return this.read().rows;
@@ -171,48 +186,170 @@ export class OutcomeArchive {
 
   /**
    * Every row as written (all revisions), and how many lines could not be read: a torn
-   * line from a crash mid-append, or anything that is not a row. The denials of rows an
-   * older harness wrote (with the call's whole input) are reduced as append() does now.
+   * line from a crash mid-append, or anything that is not a row. Rows an older version
+   * wrote are read as append() writes them now: their reason, stages' results, approver
+   * and denials redacted (an older harness archived a denied call's whole input).
+   *
+   * The file is read in chunks, line by line: a whole-file string fails past 512 MiB
+   * (V8's longest string) and holds the text and its lines at once. What was read is
+   * kept: while the file only grows, a read parses the lines appended since the last one.
+   * The rows are shared between reads: a caller copies one before changing it.
    */
   read(): { rows: OutcomeRow[]; skipped: number } {
-    const rows: OutcomeRow[] = [];
-    let skipped = 0;
-    if (!existsSync(this.path)) return { rows, skipped };
-    for (const line of readFileSync(this.path, 'utf8').split('\n')) {
-      if (!line.trim()) continue;
-      let row: unknown;
-      try {
-        row = JSON.parse(line);
-      } catch {
-        row = null;
-      }
-      if (!isRow(row)) {
-        skipped++;
-        continue;
-      }
-      if (Array.isArray(row.denials) && row.denials.some((d: unknown) => typeof d === 'object' && d !== null && 'input' in d)) {
-        row.denials = row.denials.map((d) => archivedDenial(d, this.redact));
-      }
-      rows.push(readable(row));
+    let fd: number;
+    try {
+      fd = openSync(this.path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.cache = null;
+      return { rows: [], skipped: 0 };
     }
-    return { rows, skipped };
+    try {
+      const st = fstatSync(fd);
+      let c = this.cache;
+      const same = c !== null && c.dev === st.dev && c.ino === st.ino;
+      if (!c || !same || c.size !== st.size || c.mtimeMs !== st.mtimeMs) {
+        // Only an append keeps what was read: another file in its place, or one cut short
+        // or rewritten (the same size, or the last line read no longer ends where it did),
+        // is read from the start.
+        if (!c || !same || st.size <= c.size || (c.offset > 0 && !endsLineAt(fd, c.offset))) {
+          c = { dev: st.dev, ino: st.ino, size: 0, mtimeMs: 0, offset: 0, rows: [], skipped: 0, last: undefined };
+        }
+        const tail = this.readLines(fd, c, st.size);
+        // A last line without its newline is torn (a crash mid-append) or still being
+        // written: counted now, and read again once it is whole.
+        c.last = tail === undefined ? undefined : this.parse(tail);
+        c.size = st.size;
+        c.mtimeMs = st.mtimeMs;
+        this.cache = c;
+      }
+      // A new array each time: a caller's sort or splice is not the next reader's.
+      return { rows: c.last ? [...c.rows, c.last] : [...c.rows], skipped: c.skipped + (c.last === null ? 1 : 0) };
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** The latest revision of each run, in archive order. */
   latest(): OutcomeRow[] {
     return latestRevisions(this.readAll());
   }
+
+  /**
+   * Parse the whole lines from `c.offset` up to `size` into `c`, a chunk at a time (a line
+   * that crosses a chunk's end is split on its newline byte, then decoded whole); returns
+   * the text after the last newline: undefined when there is none, null when it is longer
+   * than a row can be.
+   */
+  private readLines(fd: number, c: ReadCache, size: number): string | null | undefined {
+    const buf = Buffer.alloc(READ_CHUNK);
+    // The line under way where it crosses chunks; one longer than LINE_MAX is not kept.
+    let parts: Buffer[] = [];
+    let partLength = 0;
+    let pos = c.offset;
+    while (pos < size) {
+      const n = readSync(fd, buf, 0, Math.min(READ_CHUNK, size - pos), pos);
+      if (n === 0) break;
+      const chunk = buf.subarray(0, n);
+      pos += n;
+      let start = 0;
+      for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+        const line = partLength > LINE_MAX ? null : (parts.length ? Buffer.concat([...parts, chunk.subarray(start, nl)]) : chunk.subarray(start, nl)).toString('utf8');
+        const row = this.parse(line);
+        if (row) c.rows.push(row);
+        else if (row === null) c.skipped++;
+        parts = [];
+        partLength = 0;
+        start = nl + 1;
+        c.offset = pos - n + start;
+      }
+      if (start === n) continue;
+      partLength += n - start;
+      // Copied: `buf` is read into again.
+      if (partLength <= LINE_MAX) parts.push(Buffer.from(chunk.subarray(start)));
+      else parts = [];
+    }
+    if (partLength > LINE_MAX) return null;
+    return partLength ? Buffer.concat(parts).toString('utf8') : undefined;
+  }
+
+  /** One line as a readable, redacted row; null when it is not a row, undefined when it is blank. */
+  private parse(line: string | null): OutcomeRow | null | undefined {
+    if (line !== null && !line.trim()) return undefined;
+    let row: unknown = null;
+    try {
+      if (line !== null) row = JSON.parse(line);
+    } catch {
+      // not JSON: counted below
+    }
+    if (!isRow(row)) return null;
+    const r = readable(row);
+    // Reduced as append() does now (an older harness kept a denied call's whole input);
+    // the others' text only redacted again: clipping twice would cut them shorter.
+    const denials = r.denials.some((d: unknown) => typeof d === 'object' && d !== null && 'input' in d)
+      ? r.denials.map((d) => archivedDenial(d, this.redact))
+      : r.denials.map((d) => redactedDenial(d, this.redact));
+    return this.redacted(r, denials);
+  }
+}
+
+/** Bytes read at a time: the archive is never held whole. */
+const READ_CHUNK = 1 << 20;
+/**
+ * The longest line read as a possible row (a row bugbot writes is a few KiB): a longer
+ * one (a file written over by something else) is counted as unreadable, not held.
+ */
+const LINE_MAX = 64 << 20;
+
+interface ReadCache {
+  dev: number;
+  ino: number;
+  /** The file's size and mtime when it was last read. */
+  size: number;
+  mtimeMs: number;
+  /** Where the first line not read yet starts (after the last newline read). */
+  offset: number;
+  /** The rows of the whole lines before `offset`, and how many of those lines were not rows. */
+  rows: OutcomeRow[];
+  skipped: number;
+  /** The line after the last newline: a row, null when it is not one (torn), undefined when there is none. */
+  last: OutcomeRow | null | undefined;
+}
+
+
+/** Whether the byte before `offset` is a newline: what was read up to there is still there. */
+function endsLineAt(fd: number, offset: number): boolean {
+  const b = Buffer.alloc(1);
+  return readSync(fd, b, 0, 1, offset - 1) === 1 && b[0] === 0x0a;
+}
+
+/** A denial as archived, its summary and reason redacted (already clipped when it was written). */
+function redactedDenial(d: OutcomeDenial, redact: (text: string) => string): OutcomeDenial {
+  if (typeof d !== 'object' || d === null) return d;
+  return {
+    ...d,
+    ...(typeof d.summary === 'string' ? { summary: redact(d.summary) } : {}),
+    ...(typeof d.reason === 'string' ? { reason: redact(d.reason) } : {}),
+  };
 }
 
 function isRow(v: unknown): v is OutcomeRow {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { run_id?: unknown }).run_id === 'number';
 }
 
+/** A finite number from a number or a numeric string (a hand-edited row's "1200"), else 0. */
+function num(v: unknown): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() ? Number(v) : Number.NaN;
+  return Number.isFinite(n) ? n : 0;
+}
+
 /**
  * A row as the readers (the dashboard's pages and charts, `bugbot outcomes`, the
  * regression check) take it: a field a hand-edited or foreign row lacks, or holds with
  * another type, reads as empty (state and outcome "unknown", no stages, no cost) instead
- * of failing every page that reads the archive. Rows bugbot writes are whole.
+ * of failing every page that reads the archive. Numbers are numbers: a revision "9" would
+ * beat "10" (strings compare by characters), and tokens "1200" would be joined, not added.
+ * Rows bugbot writes are whole.
  */
 function readable(r: OutcomeRow): OutcomeRow {
   const row = r as unknown as Record<string, unknown>;
@@ -222,8 +359,21 @@ function readable(r: OutcomeRow): OutcomeRow {
   for (const k of ['fingerprint', 'trigger_source', 'started', 'finished', 'reason']) str(k, '');
   str('state', 'unknown');
   str('outcome', 'unknown');
-  if (typeof row.stages !== 'object' || row.stages === null || Array.isArray(row.stages)) row.stages = {};
-  if (typeof row.cost_usd !== 'number') row.cost_usd = 0;
+  if (row.approved_at !== undefined && typeof row.approved_at !== 'string') delete row.approved_at;
+  const revision = num(row.revision);
+  row.revision = Number.isInteger(revision) && revision > 0 ? revision : 1;
+  const stages = typeof row.stages === 'object' && row.stages !== null && !Array.isArray(row.stages) ? (row.stages as Record<string, unknown>) : {};
+  row.stages = Object.fromEntries(
+    Object.entries(stages).flatMap(([k, v]) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return [];
+      const st = { ...(v as Record<string, unknown>) };
+      for (const f of ['tokens', 'tool_calls', 'cost_usd', 'duration_s']) st[f] = num(st[f]);
+      for (const f of ['edits', 'turns']) if (f in st) st[f] = num(st[f]);
+      if ('result' in st && typeof st.result !== 'string') st.result = null;
+      return [[k, st]];
+    }),
+  );
+  row.cost_usd = num(row.cost_usd);
   if (!Array.isArray(row.denials)) row.denials = [];
   if (typeof row.tests !== 'object' || row.tests === null) row.tests = { passed: null, failed: null };
   return r;

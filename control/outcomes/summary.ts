@@ -10,11 +10,20 @@ export interface OutcomeSummary {
   clean: number;
   messy: number;
   failed: number;
+  /**
+   * Runs cut short and requeued (a control-plane restart, a worker lost): labelled
+   * `failed` in the archive, but nothing was decided about the fix; left out of the rates.
+   */
+  interrupted: number;
+  /** Of clean, messy and failed: the runs that ran to an end. */
   rates: { clean: number; messy: number; failed: number };
   medianTriggerToPushS: number | null;
+  /** What the runs are known to have cost: a lower bound when `costUnknownRuns` is not 0. */
   costUsd: number;
   costPerTicketUsd: number | null;
   costPerCleanFixUsd: number | null;
+  /** Runs with a session stopped before Claude Code reported its cost. */
+  costUnknownRuns: number;
   tokensPerStage: Record<string, number>;
   denials: number;
 }
@@ -28,33 +37,67 @@ export function median(xs: number[]): number | null {
 
 const round = (n: number, d = 4) => Math.round(n * 10 ** d) / 10 ** d;
 
+/**
+ * A run cut short and requeued: the dispatcher archives it with the ticket's state at the
+ * time, `queued` (another attempt follows), labelled failed (buildOutcomeRow).
+ */
+export const isInterrupted = (r: OutcomeRow): boolean => r.state === 'queued';
+
+/** Whether part of the run's cost is unknown: a session, or its stage, stopped before reporting it. */
+export const costUnknown = (r: OutcomeRow): boolean => r.cost_reported === false || Object.values(r.stages ?? {}).some((st) => st?.cost_reported === false);
+
+/** When the run's fix went out: an approved one when it was approved, else when the run finished. */
+export const pushedAt = (r: OutcomeRow): string => r.approved_at ?? r.finished;
+
 export function summarize(rows: OutcomeRow[]): OutcomeSummary {
-  const count = (l: OutcomeRow['outcome']) => rows.filter((r) => r.outcome === l).length;
+  const ended = rows.filter((r) => !isInterrupted(r));
+  const count = (l: OutcomeRow['outcome']) => ended.filter((r) => r.outcome === l).length;
   const clean = count('clean');
   const messy = count('messy');
   const failed = count('failed');
   const runs = rows.length;
   const tickets = new Set(rows.map((r) => r.ticket_id)).size;
+  // Interrupted runs' cost and tokens count: they were spent all the same.
   const cost = rows.reduce((a, r) => a + (r.cost_usd ?? 0), 0);
   const tokensPerStage: Record<string, number> = {};
   for (const r of rows) {
     for (const [stage, st] of Object.entries(r.stages ?? {})) tokensPerStage[stage] = (tokensPerStage[stage] ?? 0) + (st?.tokens ?? 0);
   }
-  const rate = (n: number) => (runs ? round(n / runs, 3) : 0);
+  const rate = (n: number) => (ended.length ? round(n / ended.length, 3) : 0);
   return {
     runs,
     tickets,
     clean,
     messy,
     failed,
+    interrupted: runs - ended.length,
     rates: { clean: rate(clean), messy: rate(messy), failed: rate(failed) },
     medianTriggerToPushS: median(rows.flatMap((r) => (typeof r.trigger_to_push_s === 'number' ? [r.trigger_to_push_s] : []))),
     costUsd: round(cost),
     costPerTicketUsd: tickets ? round(cost / tickets) : null,
     costPerCleanFixUsd: clean ? round(cost / clean) : null,
+    costUnknownRuns: rows.filter(costUnknown).length,
     tokensPerStage,
     denials: rows.reduce((a, r) => a + (r.denials?.length ?? 0), 0),
   };
+}
+
+/** What a summary's numbers leave out or hold back, in words; empty when nothing. */
+export function summaryNotes(s: OutcomeSummary): string[] {
+  const notes: string[] = [];
+  if (s.interrupted) notes.push(`${s.interrupted} run(s) interrupted and requeued (a control-plane restart, a lost worker): not in the rates`);
+  if (s.costUnknownRuns) notes.push(`cost of ${s.costUnknownRuns} run(s) unknown in part: sessions stopped before reporting it (the cost shown is a lower bound)`);
+  return notes;
+}
+
+/**
+ * The runs whose fix went out (or, unpushed, that finished) from `from` to `now`, and
+ * how many are dated after now (a clock set wrong when they were written): those are in
+ * no window up to now.
+ */
+export function inWindow(rows: OutcomeRow[], from: number, now: number): { rows: OutcomeRow[]; future: number } {
+  const at = (r: OutcomeRow) => Date.parse(pushedAt(r));
+  return { rows: rows.filter((r) => at(r) >= from && at(r) <= now), future: rows.filter((r) => at(r) > now).length };
 }
 
 /** "7d", "24h", "90m" → milliseconds. */

@@ -34,10 +34,13 @@ for (const phase of PHASES) {
   for (const f of [`stats-${phase}.json`, `stats-${phase}-rework.json`]) {
     const s = json(f);
     if (!s) continue;
-    const st = (stages[phase] ??= { tokens: 0, tool_calls: 0, cost_usd: 0, duration_s: 0, turns: 0, result: null });
+    const st = (stages[phase] ??= { tokens: 0, tool_calls: 0, cost_usd: 0, cost_reported: true, duration_s: 0, turns: 0, result: null });
     st.tokens += s.tokens ?? 0;
     st.tool_calls += s.tool_calls ?? 0;
     st.cost_usd = Math.round((st.cost_usd + (s.cost_usd ?? 0)) * 1e6) / 1e6;
+    // A session stopped before its result event reported no cost: the stage's is then a
+    // lower bound (stats written before the flag existed say it by having no result).
+    st.cost_reported &&= s.cost_reported ?? s.subtype != null;
     st.duration_s = Math.round((st.duration_s + (s.duration_s ?? 0)) * 10) / 10;
     st.turns += s.num_turns ?? 0;
     st.result = s.killed ?? s.subtype ?? null;

@@ -78,6 +78,9 @@ const stats = {
   is_error: null,
   num_turns: 0,
   cost_usd: 0,
+  // Claude Code reports a session's cost only in its result event: a session killed before
+  // it (idle, wall clock, a banned action, a cancel) cost something nobody knows.
+  cost_reported: false,
   tokens: 0,
   input_tokens: 0,
   output_tokens: 0,
@@ -101,6 +104,8 @@ const stats = {
 // The same policy the PreToolUse hook applies (config/<phase>.policy.json).
 const policyCtx = o.policy ? loadPolicy(o.policy) : { phase: o.phase, worktree: o.worktree, ticketDir: o['ticket-dir'], ticketWrites: [] };
 const pendingBanned = new Map();
+/** The usage counted for each reply so far, by message id: [input tokens, output tokens]. */
+const usageById = new Map();
 /** File edits asked for and not answered yet: an edit counts once its result is not an error (a denied or failed one changed nothing). */
 const pendingEdits = new Set();
 /** Banned calls the CLI refused itself (a tool it does not have): recorded as denials too. */
@@ -213,9 +218,16 @@ function onEvent(e) {
     // The CLI reports a failed model request (after its retries) as a "<synthetic>" message.
     stats.model_error = e.message?.model === '<synthetic>';
     const u = e.message?.usage ?? {};
-    const inTok = (u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0);
-    stats.input_tokens += inTok;
-    stats.output_tokens += u.output_tokens ?? 0;
+    const usage = [(u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0), u.output_tokens ?? 0];
+    // Claude Code sends one assistant event per content block of a reply (text, then each
+    // tool call), each with the reply's id and the same usage: a reply counts once, with
+    // the latest usage seen for its id. An event without an id is a reply of its own. (A
+    // scripted model that gives every reply one id is counted right by the result's totals.)
+    const id = typeof e.message?.id === 'string' ? e.message.id : null;
+    const prev = id !== null ? usageById.get(id) : undefined;
+    if (id !== null) usageById.set(id, usage);
+    stats.input_tokens += usage[0] - (prev?.[0] ?? 0);
+    stats.output_tokens += usage[1] - (prev?.[1] ?? 0);
     stats.tokens = stats.input_tokens + stats.output_tokens;
     for (const b of e.message?.content ?? []) {
       if (b.type !== 'tool_use') continue;
@@ -246,6 +258,7 @@ function onEvent(e) {
     stats.is_error = e.is_error ?? null;
     stats.num_turns = e.num_turns ?? 0;
     stats.cost_usd = e.total_cost_usd ?? 0;
+    stats.cost_reported = typeof e.total_cost_usd === 'number';
     stats.result = typeof e.result === 'string' ? e.result.slice(0, 4000) : null;
     // The model endpoint failed (5xx, 529, timeout) after the CLI's own retries.
     stats.api_error_status = e.api_error_status ?? null;

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ColumnChart } from '../../control/dashboard/charts.tsx';
-import { perDay } from '../../control/dashboard/outcome-stats.ts';
+import { dayOf, matches, perDay, withoutFuture } from '../../control/dashboard/outcome-stats.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { claimNext, finishRun } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
-import { OutcomeArchive, type OutcomeRow } from '../../control/outcomes/archive.ts';
+import { nextRevision, OutcomeArchive, type OutcomeRow } from '../../control/outcomes/archive.ts';
 import { recheckRegressions } from '../../control/outcomes/regression.ts';
-import { parseSince, summarize } from '../../control/outcomes/summary.ts';
+import { inWindow, parseSince, pushedAt, summarize, summaryNotes } from '../../control/outcomes/summary.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
 
@@ -140,4 +140,140 @@ test('per day: a day without a push or a clean fix has no median and no cost per
   );
   assert.match(svg, /<rect[^>]*data-label="2026-11-20"[^>]*data-value="600"/);
   assert.doesNotMatch(svg, /<rect[^>]*data-label="2026-11-21"/);
+});
+
+test('a run interrupted by a restart and requeued counts apart, out of the rates: a ticket then fixed cleanly is 100 % clean (review finding 3)', () => {
+  const interrupted = row({
+    run_id: 1, outcome: 'failed', state: 'queued', trigger_to_push_s: null, pushed_to: null, cost_usd: 0.01,
+    reason: 'stopped with the control plane mid-run; requeued (attempt 1 of 3)', finished: '2026-11-21T09:00:00.000Z',
+  });
+  const s = summarize([interrupted, row({ run_id: 2, finished: '2026-11-21T10:10:00.000Z' })]);
+  assert.deepEqual([s.runs, s.clean, s.messy, s.failed, s.interrupted], [2, 1, 0, 0, 1]);
+  assert.deepEqual(s.rates, { clean: 1, messy: 0, failed: 0 });
+  assert.equal(s.costUsd, 0.05, 'what the interrupted run spent counts');
+  assert.match(summaryNotes(s).join('\n'), /1 run\(s\) interrupted and requeued .*not in the rates/);
+  // The dashboard's days agree: the day has one clean run and no failed one.
+  assert.deepEqual(perDay([interrupted, row({ run_id: 2 })]).map((d) => [d.day, d.clean, d.failed]), [['2026-11-21', 1, 0]]);
+  // A run that gave up (its last attempt) is failed.
+  assert.equal(summarize([{ ...interrupted, state: 'failed' }]).failed, 1);
+});
+
+test('the summary counts the runs whose cost is unknown in part and says so (review finding 2)', () => {
+  const killed = row({ run_id: 2, cost_usd: 0.01, cost_reported: false, stages: { research: { tokens: 100, tool_calls: 1, cost_usd: 0.01, cost_reported: true, duration_s: 1 }, implement: { tokens: 900, tool_calls: 4, cost_usd: 0, cost_reported: false, duration_s: 300, result: 'idle: no stream event for 300 s' } } });
+  const s = summarize([row({ run_id: 1 }), killed]);
+  assert.equal(s.costUnknownRuns, 1);
+  assert.match(summaryNotes(s).join('\n'), /cost of 1 run\(s\) unknown in part: sessions stopped before reporting it/);
+  assert.deepEqual(summaryNotes(summarize([row({ run_id: 1 })])), []);
+});
+
+test('a row dated after now is left out of the charts, which would end on its day and show nothing else (review finding 4)', () => {
+  const now = Date.parse('2026-11-21T12:00:00.000Z');
+  const rows = [row({ run_id: 1, finished: '2026-11-21T10:00:00.000Z' }), row({ run_id: 2, finished: '2027-12-25T10:00:00.000Z' })];
+  const { rows: kept, future } = withoutFuture(rows, now);
+  assert.equal(future, 1);
+  assert.deepEqual(perDay(kept).map((d) => [d.day, d.clean]), [['2026-11-21', 1]]);
+});
+
+test('the archive is read in chunks: rows across a chunk end, multi-byte text and a torn last line read as before (review finding 5)', (t) => {
+  const home = tempDir(t);
+  const a = new OutcomeArchive(home, { redact: (s) => s });
+  // About 2.5 MiB of rows, each with multi-byte characters: some cross the 1 MiB chunk ends.
+  const reason = `pushed — ${'é✓'.repeat(3000)}`;
+  for (let i = 1; i <= 250; i++) a.append(row({ run_id: i, reason }));
+  appendFileSync(a.path, '{"run_id": 999, "tic');
+  const { rows, skipped } = a.read();
+  assert.equal(rows.length, 250);
+  assert.ok(rows.every((r, i) => r.run_id === i + 1 && r.reason === reason));
+  assert.equal(skipped, 1);
+});
+
+test('an archive past V8\'s longest string (512 MiB) is read, not refused: its rows are there (review finding 5)', (t) => {
+  const home = tempDir(t);
+  const a = new OutcomeArchive(home);
+  a.append(row({ run_id: 1 }));
+  // 600 MiB of one line that is not a row (a sparse file: no disk, no time), then a row.
+  truncateSync(a.path, statSync(a.path).size + 600 * 2 ** 20);
+  appendFileSync(a.path, '\n');
+  a.append(row({ run_id: 2 }));
+  const { rows, skipped } = a.read();
+  assert.deepEqual(rows.map((r) => r.run_id), [1, 2]);
+  assert.equal(skipped, 1);
+});
+
+test('a second read parses only the lines appended since the first; a torn line is read again once whole (review finding 5)', (t) => {
+  const home = tempDir(t);
+  let redactions = 0;
+  const a = new OutcomeArchive(home, { redact: (s) => (redactions++, s) });
+  for (let i = 1; i <= 50; i++) a.append(row({ run_id: i }));
+  assert.equal(a.read().rows.length, 50);
+  redactions = 0;
+  assert.equal(a.read().rows.length, 50);
+  assert.equal(redactions, 0, 'nothing new: nothing parsed');
+  appendFileSync(a.path, JSON.stringify(row({ run_id: 51 })) + '\n{"run_id": 52, "ticket_id"');
+  const before = redactions;
+  const r = a.read();
+  assert.deepEqual([r.rows.length, r.skipped], [51, 1]);
+  assert.ok(redactions - before <= 4, `only the new lines were parsed (${redactions - before} redactions)`);
+  appendFileSync(a.path, ': 52}\n');
+  assert.deepEqual(a.read().rows.map((x) => x.run_id).slice(-2), [51, 52]);
+  assert.equal(a.read().skipped, 0);
+  // Another file in its place (cut shorter) is read from the start.
+  writeFileSync(a.path, JSON.stringify(row({ run_id: 7 })) + '\n');
+  assert.deepEqual(a.read().rows.map((x) => x.run_id), [7]);
+  // Callers get their own array.
+  a.read().rows.length = 0;
+  assert.equal(a.read().rows.length, 1);
+});
+
+test('rows an older version wrote are read redacted: reason, stage results, approver, denials (review finding 6)', (t) => {
+  const home = tempDir(t);
+  const key = 'sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefgh';
+  const old = {
+    ...row({}),
+    reason: `push failed: https://bot:${key}@git.example.com/shop.git rejected`,
+    stages: { implement: { tokens: 1, tool_calls: 1, cost_usd: 0, duration_s: 1, result: `banned action attempted: curl -H "Authorization: Bearer ${key}"` } },
+    approved_by: 'api:alice@corp.example',
+    denials: [{ phase: 'implement', by: 'hook', tool: 'Bash', summary: `echo ${key}`, reason: 'protected' }],
+  };
+  appendFileSync(join(home, 'outcomes.jsonl'), JSON.stringify(old) + '\n');
+  const [r] = new OutcomeArchive(home).readAll();
+  const text = JSON.stringify(r);
+  assert.ok(!text.includes(key.slice(0, 20)), text);
+  assert.ok(!text.includes('alice@corp.example'), text);
+  assert.match(r!.reason, /^push failed: https:\/\/\[REDACTED\]@git\.example\.com\/shop\.git rejected$/);
+  assert.match(r!.approved_by!, /^api:<email:[0-9a-f]+>$/);
+});
+
+test('numbers in a hand-edited row are read as numbers: revision "10" beats "9", tokens "1200" add up (review finding 7)', (t) => {
+  const home = tempDir(t);
+  const raw = (over: Record<string, unknown>) => JSON.stringify({ ...row({}), ...over }) + '\n';
+  appendFileSync(
+    join(home, 'outcomes.jsonl'),
+    raw({ revision: '10', reason: 'ten' }) +
+      raw({ revision: '9', reason: 'nine' }) +
+      raw({ run_id: 2, revision: 'x', stages: { research: { tokens: '1200', tool_calls: '3', cost_usd: 'a lot', duration_s: null, edits: '2' }, review: 'x' }, cost_usd: '0.5' }),
+  );
+  const a = new OutcomeArchive(home);
+  const latest = a.latest();
+  assert.equal(latest.find((r) => r.run_id === 1)!.reason, 'ten');
+  const two = latest.find((r) => r.run_id === 2)!;
+  assert.equal(two.revision, 1);
+  assert.deepEqual(two.stages, { research: { tokens: 1200, tool_calls: 3, cost_usd: 0, duration_s: 0, edits: 2 } });
+  assert.equal(two.cost_usd, 0.5);
+  assert.deepEqual(summarize(latest).tokensPerStage, { research: 1300, implement: 300 });
+  assert.equal(nextRevision(two), 2);
+});
+
+test('a fix approved today out of a run finished eight days ago is in the last 7 days, on today, on the dashboard too (review finding 8)', () => {
+  const now = Date.parse('2026-11-21T12:00:00.000Z');
+  const day = 86_400_000;
+  const approved = row({ run_id: 1, finished: new Date(now - 8 * day).toISOString(), approved_at: new Date(now - 3_600_000).toISOString(), revision: 2 });
+  const old = row({ run_id: 2, finished: new Date(now - 8 * day).toISOString() });
+  const week = inWindow([approved, old], now - 7 * day, now);
+  assert.deepEqual(week.rows.map((r) => r.run_id), [1]);
+  assert.equal(pushedAt(approved), approved.approved_at);
+  assert.equal(dayOf(approved), '2026-11-21');
+  assert.ok(matches(approved, { from: '2026-11-21', to: '2026-11-21' }));
+  // An approval dated after now is in no window up to now, like a run finished then.
+  assert.equal(inWindow([{ ...approved, approved_at: new Date(now + day).toISOString() }], now - 7 * day, now).future, 1);
 });

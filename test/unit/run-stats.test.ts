@@ -8,8 +8,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { readOutcome } from '../../control/dispatcher/outcome.ts';
+import { buildOutcomeRow, readOutcome } from '../../control/dispatcher/outcome.ts';
 import { nextRevision, OutcomeArchive, type OutcomeRow } from '../../control/outcomes/archive.ts';
+import type { RunRow } from '../../control/queue/leases.ts';
+import type { Ticket } from '../../control/types.ts';
 import { fixturePath, repoRoot, tempDir } from '../support/helpers.ts';
 
 const RUN_PHASE = join(repoRoot, 'harness/lib/run-phase.mjs');
@@ -20,6 +22,10 @@ interface Stats {
   tokens: number;
   input_tokens: number;
   output_tokens: number;
+  tool_calls: number;
+  tools: Record<string, number>;
+  cost_usd: number;
+  cost_reported: boolean;
   killed?: string;
 }
 
@@ -67,6 +73,80 @@ test("a budget stop's tokens are the session's (per-model usage), not the last m
   // The other captures agree with what they say.
   assert.equal(watch(t, fixturePath('claude', 'real_cli_error_max_turns.jsonl'), 'implement').stats.tokens, 240);
   assert.equal(watch(t, fixturePath('claude', 'real_cli_success_with_permission_denials.jsonl'), 'implement').stats.tokens, 600);
+});
+
+test('a reply split into one event per content block counts its tokens once, and every tool call (review finding 1)', (t) => {
+  const dir = tempDir(t);
+  // Claude Code's stream-json: one assistant event per block of a reply, each with the
+  // reply's id and its usage (reported as the reply starts).
+  const usageA = { input_tokens: 1000, cache_read_input_tokens: 200, cache_creation_input_tokens: 50, output_tokens: 30 };
+  const usageB = { input_tokens: 1400, output_tokens: 60 };
+  const msgA = (content: object[]) => line({ type: 'assistant', message: { id: 'msg_A', model: 'm', usage: usageA, content } });
+  const msgB = (content: object[]) => line({ type: 'assistant', message: { id: 'msg_B', model: 'm', usage: usageB, content } });
+  const stream =
+    line({ type: 'system', subtype: 'init', mcp_servers: [] }) +
+    msgA([{ type: 'text', text: 'Looking at the handler.' }]) +
+    msgA([{ type: 'tool_use', id: 'r1', name: 'Read', input: { file_path: 'src/a.ts' } }]) +
+    msgA([{ type: 'tool_use', id: 'g1', name: 'Grep', input: { pattern: 'checkout' } }]) +
+    line({ type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: 'r1', content: 'x' }, { type: 'tool_result', tool_use_id: 'g1', content: 'y' }] } }) +
+    msgB([{ type: 'tool_use', id: 'r2', name: 'Read', input: { file_path: 'src/b.ts' } }]);
+  const noResult = join(dir, 'no-result.jsonl');
+  writeFileSync(noResult, stream);
+  const { stats } = watch(t, noResult, 'research');
+  assert.equal(stats.input_tokens, 1250 + 1400);
+  assert.equal(stats.output_tokens, 30 + 60);
+  assert.equal(stats.tokens, 1280 + 1460, 'msg_A once, msg_B once');
+  assert.equal(stats.tool_calls, 3);
+  assert.deepEqual(stats.tools, { Read: 2, Grep: 1 });
+
+  // With a result, the session's totals stand (they are larger: the stream's output
+  // tokens are a reply's at its start).
+  const withResult = join(dir, 'result.jsonl');
+  writeFileSync(
+    withResult,
+    stream + line({ type: 'result', subtype: 'success', is_error: false, num_turns: 2, total_cost_usd: 0.02, result: 'ok', usage: { input_tokens: 2650, output_tokens: 400 } }),
+  );
+  const done = watch(t, withResult, 'research').stats;
+  assert.deepEqual([done.input_tokens, done.output_tokens, done.tokens, done.tool_calls], [2650, 400, 3050, 3]);
+});
+
+test("a session stopped before its result event says its cost is unknown, and so do its stage and the run's row (review finding 2)", (t) => {
+  const dir = tempDir(t);
+  const stream = join(dir, 'stream.jsonl');
+  writeFileSync(
+    stream,
+    line({ type: 'system', subtype: 'init', mcp_servers: [] }) +
+      line({ type: 'assistant', message: { id: 'msg_1', model: 'm', usage: { input_tokens: 500, output_tokens: 10 }, content: [{ type: 'tool_use', id: 'b1', name: 'Bash', input: { command: 'sleep 1' } }] } }),
+  );
+  // A research session that ended with its result, then an implement session killed idle:
+  // the stand-in for the CLI prints a reply, then goes quiet.
+  const research = watch(t, fixturePath('claude', 'real_cli_success_with_permission_denials.jsonl'), 'research');
+  assert.equal(research.stats.cost_reported, true);
+  const quiet = join(dir, 'quiet.sh');
+  writeFileSync(quiet, `#!/bin/sh
+cat '${stream}'
+exec sleep 30
+`, { mode: 0o755 });
+  const killed = spawnSync(
+    process.execPath,
+    [RUN_PHASE, '--phase', 'implement', '--log', join(research.dir, 'implement.log'), '--stats', join(research.dir, 'stats-implement.json'), '--idle', '1', '--worktree', join(research.dir, 'wt'), '--', quiet],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  assert.equal(killed.status, 1, killed.stderr);
+  const stats = JSON.parse(readFileSync(join(research.dir, 'stats-implement.json'), 'utf8')) as Stats;
+  assert.match(stats.killed ?? '', /^idle/);
+  assert.equal(stats.cost_usd, 0);
+  assert.equal(stats.cost_reported, false);
+  assert.equal(stats.tokens, 510);
+
+  execFileSync(process.execPath, [OUTCOME, research.dir]);
+  const outcome = readOutcome(research.dir)!;
+  assert.equal(outcome.stages.research!.cost_reported, true);
+  assert.equal(outcome.stages.implement!.cost_reported, false);
+  assert.equal(outcome.stages.implement!.cost_usd, 0, 'what is known: nothing');
+  const row = buildOutcomeRow({ ticket: { id: 1, fingerprint: 'f', source: 'manual', service: null, firstSeen: '2026-11-21T09:00:00.000Z' } as Ticket, run: { id: 1, attempt: 1, worker_id: 1, branch: null, started_at: '2026-11-21T10:00:00.000Z' } as RunRow, outcome, state: 'failed', reason: 'implement: idle', model: null });
+  assert.equal(row.cost_reported, false);
+  assert.equal(row.cost_usd, 0.003, "the research session's, reported");
 });
 
 /** outcome.mjs's test counts for a test log. */

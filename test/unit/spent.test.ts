@@ -65,3 +65,28 @@ test('no outcome.json and nothing written yet: an empty row, cost 0', (t) => {
   const gone = buildOutcomeRow({ ticket, run, outcome: null, state: 'failed', reason: 'x', model: null, ticketDir: join(dir, 'missing') });
   assert.equal(gone.cost_usd, 0);
 });
+
+test("no outcome.json: a session under way or killed before its result leaves its stage's and the run's cost unknown in part (review finding 2)", (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'stats-research.json'), JSON.stringify(stats({ tokens: 1200, cost_usd: 0.021, cost_reported: true })));
+  // Killed idle: no result event, so no cost.
+  writeFileSync(join(dir, 'stats-implement.json'), JSON.stringify(stats({ tokens: 3000, cost_usd: 0, cost_reported: false, subtype: null, killed: 'idle: no stream event for 300 s' })));
+  let row = buildOutcomeRow({ ticket, run, outcome: null, state: 'failed', reason: 'x', model: null, ticketDir: dir });
+  assert.equal(row.stages.research!.cost_reported, true);
+  assert.equal(row.stages.implement!.cost_reported, false);
+  assert.equal(row.cost_reported, false);
+  assert.equal(row.cost_usd, 0.021, 'what is known');
+
+  // A stats file from before the flag: a session without a result reported no cost.
+  writeFileSync(join(dir, 'stats-implement.json'), JSON.stringify({ ...stats({ tokens: 3000, subtype: null }), cost_reported: undefined }));
+  assert.equal(spentSoFar(dir).stages.implement!.cost_reported, false);
+  writeFileSync(join(dir, 'stats-implement.json'), JSON.stringify(stats({ tokens: 3000, cost_usd: 0.05 })));
+  row = buildOutcomeRow({ ticket, run, outcome: null, state: 'failed', reason: 'x', model: null, ticketDir: dir });
+  assert.equal(row.cost_reported, true);
+
+  // The session under way when the worker died: its cost is never reported.
+  writeFileSync(join(dir, 'progress.json'), JSON.stringify({ phase: 'review', elapsed_s: 6, tokens: 450, tool_calls: 3, cost_usd: 0, done: false }));
+  row = buildOutcomeRow({ ticket, run, outcome: null, state: 'queued', reason: 'x', model: null, ticketDir: dir });
+  assert.equal(row.stages.review!.cost_reported, false);
+  assert.equal(row.cost_reported, false);
+});

@@ -5,7 +5,7 @@
  * of the same slice.
  */
 import type { OutcomeRow } from '../../outcomes/archive.ts';
-import type { OutcomeSummary } from '../../outcomes/summary.ts';
+import { summaryNotes, type OutcomeSummary } from '../../outcomes/summary.ts';
 import { BarList, ColumnChart } from '../charts.tsx';
 import { fmtCost, fmtDuration, fmtInt, Layout, OutcomeBadge, TicketLink, Time, type Viewer } from '../layout.tsx';
 import { filterQuery, type DayStats, type FingerprintStats, type OutcomeFilter } from '../outcome-stats.ts';
@@ -20,6 +20,8 @@ export interface OutcomesPageProps {
   days: DayStats[];
   /** The charts' days start after the first run's (perDay's window): the figures above count every run. */
   daysCut: boolean;
+  /** Runs left out for being dated after now (a clock set wrong when they were written). */
+  future: number;
   fingerprints: FingerprintStats[];
   /** Newest first. */
   rows: OutcomeRow[];
@@ -69,6 +71,11 @@ export function OutcomesPage(p: OutcomesPageProps) {
         </a>
       </form>
       {p.problems.length ? <p class="flash err">{p.problems.join('; ')}</p> : null}
+      {p.future ? (
+        <p class="muted" id="future-runs">
+          Left out {p.future} run(s) dated after now (a clock set wrong when they were written).
+        </p>
+      ) : null}
 
       <div class="card" id="summary" data-runs={s.runs}>
         <span class="stat">
@@ -86,6 +93,11 @@ export function OutcomesPage(p: OutcomesPageProps) {
         <span class="stat">
           failed<b>{fmtInt(s.failed)}</b>
         </span>
+        {s.interrupted ? (
+          <span class="stat" data-interrupted={s.interrupted}>
+            interrupted<b>{fmtInt(s.interrupted)}</b>
+          </span>
+        ) : null}
         <span class="stat">
           median trigger → push<b>{fmtDuration(s.medianTriggerToPushS)}</b>
         </span>
@@ -95,6 +107,9 @@ export function OutcomesPage(p: OutcomesPageProps) {
         <span class="stat">
           cost per clean fix<b>{fmtCost(s.costPerCleanFixUsd)}</b>
         </span>
+        {summaryNotes(s).map((n) => (
+          <p class="muted summary-note">{n}</p>
+        ))}
       </div>
 
       {s.runs ? (

@@ -13,7 +13,7 @@ import { TICKET_STATES, type TicketState } from '../../types.ts';
 import { byFinished, page, render, type Dash } from '../context.ts';
 import { diffForRun, liveWorkers, readRunFiles, type RunFiles } from '../data.ts';
 import type { RunDiff } from '../git-diff.ts';
-import { dayOf, distinct, matches, parseFilter, perDay, topFingerprints } from '../outcome-stats.ts';
+import { dayOf, distinct, matches, parseFilter, perDay, topFingerprints, withoutFuture } from '../outcome-stats.ts';
 import { ErrorPage } from '../pages/login.tsx';
 import { OutcomesPage } from '../pages/outcomes.tsx';
 import { OverviewPage, QueuePanel, RecentOutcomesPanel, WorkersPanel } from '../pages/overview.tsx';
@@ -150,7 +150,9 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
   app.get('/outcomes', (c) => {
     const { filter, problems } = parseFilter(c.req.query());
     const all = outcomes.latest();
-    const rows = all.filter((r) => matches(r, filter));
+    // A run dated after now (a clock set wrong when it was written) is left out, and the
+    // page says so: the charts end at their latest day, which would be its day.
+    const { rows, future } = withoutFuture(all.filter((r) => matches(r, filter)), Date.now());
     const days = perDay(rows);
     return page(
       c,
@@ -163,6 +165,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         summary={summarize(rows)}
         days={days}
         daysCut={days.length > 0 && rows.some((r) => dayOf(r) < days[0]!.day)}
+        future={future}
         fingerprints={topFingerprints(rows)}
         rows={byFinished(rows)}
       />,
