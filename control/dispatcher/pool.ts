@@ -207,7 +207,13 @@ export class Dispatcher {
   private reclaimLost(): void {
     const { config, store, logger, archive } = this.deps;
     // Ends that could not be recorded (a busy or full database): recorded now, as decided.
-    for (const [runId, end] of this.unrecorded) if (this.record(runId, end.result, end.overCancel, end.stages, false, end.refund) !== null) this.unrecorded.delete(runId);
+    for (const [runId, end] of this.unrecorded) {
+      const done = this.record(runId, end.result, end.overCancel, end.stages, false, end.refund);
+      if (done === null) continue;
+      this.unrecorded.delete(runId);
+      // Cancelled while its end waited: it ends as a cancelled run (a fix it pushed stands).
+      if (done === 'cancelled') end.onCancelled?.();
+    }
     const keep = new Set([...this.active.values()].map((w) => w.run.id).concat([...this.unrecorded.keys()]));
     // Cancelled runs no worker of ours is on (cancelled after they were lost): ended like any cancelled run.
     for (const f of finishCancelledRuns(config, store, logger, archive, { keep, expired: true, when: 'once its lease ran out' })) {
@@ -356,14 +362,25 @@ export class Dispatcher {
   }
 
   /** Runs whose end could not be recorded yet, as decided: tried again each poll (reclaimLost), never reclaimed meanwhile. */
-  private readonly unrecorded = new Map<number, { result: Parameters<typeof finishRun>[2]; overCancel: boolean; stages: OutcomeRow['stages']; refund: boolean }>();
+  private readonly unrecorded = new Map<
+    number,
+    { result: Parameters<typeof finishRun>[2]; overCancel: boolean; stages: OutcomeRow['stages']; refund: boolean; onCancelled?: () => void }
+  >();
 
   /**
    * Record a run's end (finishRun, and its stages); null when the database would not take
    * it now (busy, full): kept to be tried again, not an uncaught throw, and the run is not
    * taken for a lost one meanwhile (which would requeue a fix that landed).
    */
-  private record(runId: number, result: Parameters<typeof finishRun>[2], overCancel: boolean, stages: OutcomeRow['stages'], keep = true, refund = false): ReturnType<typeof finishRun> | null {
+  private record(
+    runId: number,
+    result: Parameters<typeof finishRun>[2],
+    overCancel: boolean,
+    stages: OutcomeRow['stages'],
+    keep = true,
+    refund = false,
+    onCancelled?: () => void,
+  ): ReturnType<typeof finishRun> | null {
     const { store, logger } = this.deps;
     try {
       const done = finishRun(store, runId, result, { overCancel, refund });
@@ -374,7 +391,7 @@ export class Dispatcher {
         // Its reporters are told now all the same (the caller goes on to onRunFinished):
         // recorded later, the end carries nothing left to tell.
         const { notice: _told, ...untold } = result;
-        this.unrecorded.set(runId, { result: untold, overCancel, stages, refund });
+        this.unrecorded.set(runId, { result: untold, overCancel, stages, refund, ...(onCancelled ? { onCancelled } : {}) });
         logger.error("could not record a run's end; tried again", { run: runId, error: (err as Error).message });
       }
       return null;
@@ -452,16 +469,19 @@ export class Dispatcher {
     reason = archive.redact(reason);
     let row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
     archiveRow(archive, row, logger);
-    if (this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) }, pushedFirst, row.stages, true, refund) === 'cancelled' && !cancel) {
-      // Cancelled after it was looked at, before its end was recorded: it ends as a
-      // cancelled run, and the archive's next row (the one readers keep) says so.
+    // Cancelled after it was looked at, before its end was recorded (now, or when a busy
+    // database takes it later): it ends as a cancelled run, a fix it pushed standing over
+    // the cancel, and the archive's next row (the one readers keep) says so.
+    const endCancelled = () => {
       const end = cancelledRunEnd(outcome, cancelledReason(store, w.run.id) ?? 'cancelled', w.ws.branch);
       state = end.state;
       reason = archive.redact(end.reason);
       row = { ...buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir }), revision: nextRevision(row) };
       archiveRow(archive, row, logger);
       if (end.overCancel) this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) }, true, {});
-    }
+    };
+    const recorded = this.record(w.run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) }, pushedFirst, row.stages, true, refund, cancel ? undefined : endCancelled);
+    if (recorded === 'cancelled' && !cancel) endCancelled();
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
     this.deps.onRunFinished?.(row, w.ticket);
     if (refund && this.pause) this.schedule(this.pause.until - Date.now());

@@ -123,3 +123,41 @@ test("a run's end the database would not take is kept and recorded later as deci
   const run = real.stmt('SELECT state FROM runs WHERE ticket_id = ?').get(ticketId) as { state: string };
   assert.equal(run.state, 'finished');
 });
+
+// Review finding: a cancel that landed while a pushed run's end waited for a busy database
+// turned the pushed fix into a failed ticket (the retry ignored that the run was cancelled),
+// and a later requeue would have made the fix again.
+test('a cancel that lands while a pushed run\'s end waits for the database: the fix stands over it, and the archive says so', async (t) => {
+  const { home, config, store: real, run, ticket } = claimedRun(t);
+  let refuse = true;
+  const store = new Proxy(real, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (prop !== 'tx' || typeof v !== 'function') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      return (fn: () => unknown) => {
+        if (refuse && new Error().stack?.includes('finishRun')) throw new Error('SQLITE_BUSY: database is locked');
+        return (v as (f: () => unknown) => unknown).call(target, fn);
+      };
+    },
+  });
+  const archive = new OutcomeArchive(home);
+  const dispatcher = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20, held: () => 'held for the test' });
+  // The worker ended pushed (its outcome, as its trap writes it); its end cannot be recorded now.
+  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
+  mkdirSync(ticketDir, { recursive: true });
+  writeFileSync(join(ticketDir, 'outcome.json'), JSON.stringify({ state: 'pushed', outcome: 'clean', reason: 'pushed to staging', started: null, finished: null, stages: {}, branch: 'bot/x', commit: 'abc123', pushed_to: 'staging', diff: null, tests: { passed: 1, failed: 0 }, cost_usd: 0, denials: [] }));
+  const child = { pid: undefined, exitCode: 0, once: () => undefined, on: () => undefined };
+  const worker = { slot: 1, run, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: Date.now(), cancelled: null, progress: { phase: 'push', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) };
+  (dispatcher as unknown as { finished(w: unknown, code: number, signal: null): void }).finished(worker, 0, null);
+  assert.equal(real.getTicket(ticket.id)!.state, 'running', 'its end is not recorded yet');
+  // A person cancels meanwhile (the ticket still reads running).
+  assert.equal(cancelTicket(real, ticket.id, 'alice')?.now, 'failed');
+
+  refuse = false;
+  dispatcher.start();
+  t.after(() => dispatcher.stop(100));
+  await waitFor(() => real.getTicket(ticket.id)!.state === 'pushed', 5_000, 'the pushed end to stand over the cancel');
+  const rows = archive.readAll();
+  assert.equal(rows.at(-1)!.state, 'pushed');
+  assert.match(rows.at(-1)!.reason, /it had pushed before the cancel — cancelled by alice — took effect/);
+});
