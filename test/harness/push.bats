@@ -426,17 +426,23 @@ hold_pushes() {
   grep -q 'no longer descends from' "$TICKET_DIR/push.err"
 }
 
+# stale_main_lock : the run's git set up (pinned to $TMP/repo), and the lock of
+# refs/remotes/origin/main a git killed two minutes ago would have left.
+stale_main_lock() {
+  harness_git_env "$TICKET_DIR/config/git-excludes"
+  harness_git_pin "$TMP/repo"
+  mkdir -p "$TMP/repo/.git/refs/remotes/origin"
+  : >"$TMP/repo/.git/refs/remotes/origin/main.lock"
+  touch -d '2 minutes ago' "$TMP/repo/.git/refs/remotes/origin/main.lock"
+}
+
 # Review finding: a fetch killed mid-update (a shutdown's SIGKILL) left
 # refs/remotes/origin/<branch>.lock behind, and every later ticket failed on it; a staging
 # fetch failing that way was taken for "no staging yet", and every push was refused.
 @test "a ref lock a killed git left is removed once stale; a staging fetch that fails is retried, then the failure, not a push onto the base" {
   git -C "$TMP/repo" push --quiet origin main:staging
-  harness_git_env "$TICKET_DIR/config/git-excludes"
-  harness_git_pin "$TMP/repo"
   local common="$TMP/repo/.git"
-  mkdir -p "$common/refs/remotes/origin"
-  : >"$common/refs/remotes/origin/main.lock"
-  touch -d '2 minutes ago' "$common/refs/remotes/origin/main.lock"
+  stale_main_lock
   run harness_worktree_add "$TMP/repo" origin main bot/t2 "$TMP/wt2"
   [ "$status" -eq 0 ]
   [ ! -e "$common/refs/remotes/origin/main.lock" ]
@@ -462,12 +468,8 @@ hold_pushes() {
 # A stale ref lock is judged and removed only while holding the workers' repository lock:
 # checked before it, another worker's fetch could take the ref's lock in between and lose it.
 @test "a stale ref lock is removed only once the repository lock is held" {
-  harness_git_env "$TICKET_DIR/config/git-excludes"
-  harness_git_pin "$TMP/repo"
   local common="$TMP/repo/.git"
-  mkdir -p "$common/refs/remotes/origin"
-  : >"$common/refs/remotes/origin/main.lock"
-  touch -d '2 minutes ago' "$common/refs/remotes/origin/main.lock"
+  stale_main_lock
   harness_git_locked "$TMP/repo" status --short >/dev/null
   flock "$common/bugbot.lock" sleep 2 &
   local holder=$!

@@ -18,6 +18,22 @@ import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { alertEvent, claimedRun, FakeClock, tempDir, testConfig, waitFor } from '../support/helpers.ts';
 
+/** The store, refusing to record a run's end (finishRun's transaction) as a busy or full SQLite would, until allow(). */
+function refusingRunEnds(real: Store): { store: Store; allow: () => void } {
+  let refuse = true;
+  const store = new Proxy(real, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (prop !== 'tx' || typeof v !== 'function') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      return (fn: () => unknown) => {
+        if (refuse && new Error().stack?.includes('finishRun')) throw new Error('SQLITE_BUSY: database is locked');
+        return (v as (f: () => unknown) => unknown).call(target, fn);
+      };
+    },
+  });
+  return { store, allow: () => (refuse = false) };
+}
+
 test('a run with no worker on it goes back to the queue once its lease expires, with its outcome row and its reporters told', async (t) => {
   // Claimed, then nothing: as when the worker's log could not be opened or its spawn threw.
   const { home, clock, config, store, run } = claimedRun(t, { queue: { maxAttempts: 3 } });
@@ -90,17 +106,7 @@ test("a run's end the database would not take is kept and recorded later as deci
   mkdirSync(join(home, 'tickets'), { recursive: true });
   writeFileSync(join(home, 'tickets', String(ticketId)), '');
   // And the database refuses to record that end for now (busy, full), as SQLite would.
-  let refuse = true;
-  const store = new Proxy(real, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      if (prop !== 'tx' || typeof v !== 'function') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      return (fn: () => unknown) => {
-        if (refuse && new Error().stack?.includes('finishRun')) throw new Error('SQLITE_BUSY: database is locked');
-        return (v as (f: () => unknown) => unknown).call(target, fn);
-      };
-    },
-  });
+  const { store, allow } = refusingRunEnds(real);
   const archive = new OutcomeArchive(home);
   const dispatcher = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20 });
   dispatcher.start();
@@ -114,7 +120,7 @@ test("a run's end the database would not take is kept and recorded later as deci
   assert.equal(real.getTicket(ticketId)!.state, 'running');
   assert.equal(archive.readAll().length, 1);
 
-  refuse = false;
+  allow();
   // As decided: back in the queue with the attempt not counted (the machine could not host the run).
   await waitFor(() => real.getTicket(ticketId)!.state === 'queued', 5_000, 'the end to be recorded');
   assert.equal(real.getTicket(ticketId)!.attempt, 0);
@@ -129,17 +135,7 @@ test("a run's end the database would not take is kept and recorded later as deci
 // and a later requeue would have made the fix again.
 test('a cancel that lands while a pushed run\'s end waits for the database: the fix stands over it, and the archive says so', async (t) => {
   const { home, config, store: real, run, ticket } = claimedRun(t);
-  let refuse = true;
-  const store = new Proxy(real, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      if (prop !== 'tx' || typeof v !== 'function') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      return (fn: () => unknown) => {
-        if (refuse && new Error().stack?.includes('finishRun')) throw new Error('SQLITE_BUSY: database is locked');
-        return (v as (f: () => unknown) => unknown).call(target, fn);
-      };
-    },
-  });
+  const { store, allow } = refusingRunEnds(real);
   const archive = new OutcomeArchive(home);
   const dispatcher = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20, held: () => 'held for the test' });
   // The worker ended pushed (its outcome, as its trap writes it); its end cannot be recorded now.
@@ -153,7 +149,7 @@ test('a cancel that lands while a pushed run\'s end waits for the database: the 
   // A person cancels meanwhile (the ticket still reads running).
   assert.equal(cancelTicket(real, ticket.id, 'alice')?.now, 'failed');
 
-  refuse = false;
+  allow();
   dispatcher.start();
   t.after(() => dispatcher.stop(100));
   await waitFor(() => real.getTicket(ticket.id)!.state === 'pushed', 5_000, 'the pushed end to stand over the cancel');
