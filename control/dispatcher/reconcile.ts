@@ -37,13 +37,19 @@ interface ProcInfo {
   startTicks: number;
 }
 
-/** A live process as /proc shows it; null when there is none (or it cannot be read). */
+/**
+ * A live process as /proc shows it; null when there is none, it cannot be read, or it has
+ * exited and waits to be reaped (a zombie: its command line reads empty, so it would be
+ * taken for another program's process, and there is nothing left of it to stop).
+ */
 function procInfo(pid: number): ProcInfo | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     // "pid (comm) state ...": comm may hold spaces and parentheses; starttime is field 22.
-    return { argv, startTicks: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) };
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return null;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    return { argv, startTicks: Number(fields[19]) };
   } catch {
     return null;
   }

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -267,6 +268,25 @@ test("the worker's PID from the database is killed only while it is that run's w
   await execed(worker, ticketDir);
   stopRunProcesses(home, { ...run, pid: worker.pid }, { logger });
   assert.equal(await exited(worker), true, "the run's worker is killed");
+});
+
+// Review finding: a worker in its last moments (exited, not yet reaped: a zombie, whose
+// command line reads empty) was logged as "not the run's worker", which reads as PID reuse.
+test("a worker that has exited and waits to be reaped is nothing to stop, not another program's process", async (t) => {
+  const { home, run } = runningRun(t);
+  // A child its parent never waits for: a zombie once it exits.
+  const parent = spawn('bash', ['-c', 'sleep 0.1 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => parent.kill('SIGKILL'));
+  const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+  const zombie = Number(line.toString().trim());
+  const deadline = Date.now() + 5000;
+  while (!/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8'))) {
+    assert.ok(Date.now() < deadline, 'the child to exit');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const { logger, warnings } = recordingLogger();
+  stopRunProcesses(home, { ...run, pid: zombie }, { logger });
+  assert.deepEqual(warnings, []);
 });
 
 test('a run cancelled while no control plane saw its worker stop: the next start stops the worker and ends the run, the cancel standing', async (t) => {
