@@ -229,6 +229,7 @@ export function buildProgram(): Command {
         },
       });
       process.stdout.write(`watching ${files.join(', ')} (Ctrl-C to stop)\n`);
+      for (const f of files) if (!existsSync(f)) process.stdout.write(`  ${f} does not exist yet: read from its start once it appears\n`);
       const stop = async () => {
         settle.stop();
         await watchers.stop();

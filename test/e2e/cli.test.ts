@@ -295,6 +295,21 @@ test('watch tails a log file and its errors become tickets', { timeout: 60_000 }
   await fromStart.exited;
 });
 
+test('watch says when a file is not there yet, and reads it whole once it appears', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const log = join(dir, 'later.log');
+  const w = spawnLogged(t, process.execPath, [BIN, '--home', join(dir, 'home'), 'watch', log], {
+    cwd: dir,
+    env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', BUGBOT_SETTLE_SECONDS: '0' },
+  });
+  await waitFor(() => /watching/.test(w.output()), 15_000, 'watch to start');
+  assert.match(w.output(), new RegExp(`^ {2}${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} does not exist yet: read from its start once it appears$`, 'm'));
+  writeFileSync(log, JSON.stringify({ level: 50, msg: 'Inventory sync crashed on a missing SKU' }) + '\n');
+  await waitFor(() => /later\.log: 1 error event\(s\) stored/.test(w.output()), 15_000, 'the error in the new file to be stored');
+  w.proc.kill('SIGTERM');
+  await w.exited;
+});
+
 // Review finding: status divided by the CLI's own worker count ("2/1 busy" under a
 // start with another), and showed the runs of a dead control plane as busy workers.
 test("status counts the server's own workers, and says when no control plane backs the runs it lists", { timeout: 60_000 }, async (t) => {
