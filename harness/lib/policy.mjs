@@ -372,7 +372,11 @@ const baseName = (x) => unquote(x).replace(/^.*\//, '');
  * `nohup`, `xargs -0`, ...) with their options are peeled off.
  */
 function commandWords(w) {
-  return w.slice(commandStart(w, 0));
+  const start = commandStart(w, 0);
+  const out = w.slice(start);
+  // Whether xargs runs it: what xargs reads becomes more of its words (see checkGitWord).
+  out.xargs = w.slice(0, start).some((x) => baseName(unquote(x)) === 'xargs');
+  return out;
 }
 
 /** Reserved words before a command (`then rm -rf ../x`, `! git push`, `{ git push; }`). */
@@ -496,10 +500,14 @@ function checkGit(w, name, shell, exact) {
 function checkGitWord(w, i, last, exact) {
   const after = (k, at) => (last[k] ?? -1) > at;
   const g = gitSubcommand(w, i);
-  if (!g) return null;
+  // xargs adds what it reads to the command (or puts it where -I's string stands): a
+  // subcommand it supplies (`echo push | xargs git`) is not written out either.
+  const fed = w.xargs === true || w.slice(0, i).some((x) => baseName(unquote(x)) === 'xargs');
+  if (!g) return fed ? deny("git's subcommand must be written out, not read from input (xargs git)") : null;
   if (BANNED_GIT.has(g.sub)) return deny(`${BANNED_GIT.get(g.sub)} (git ${g.sub})`);
   if (g.problem) return deny(g.problem);
   if (g.sub === '' || /[$`]/.test(g.sub)) return deny('git\'s subcommand must be written out, not taken from a variable or a substitution');
+  if (fed && !/^[a-z][a-z0-9-]*$/.test(g.sub)) return deny("git's subcommand must be written out, not read from input (xargs git)");
   if (g.sub === 'reset' && after('hard', g.at)) return deny('git reset --hard destroys work');
   if (g.sub === 'clean' && after('force', g.at)) return deny('git clean -f destroys untracked work');
   // "Read-only" commands that write or run: `git log --format=<any text> --output=<any
