@@ -134,10 +134,13 @@ if [ -n "${BUGBOT_BIN:-}" ] && [ -x "$BUGBOT_BIN" ]; then
 else
   printf '# Pre-context\n\nNo docs index is available for this repository: work from the code and its docs directly.\n' >"$AGENT/pre-context.md"
 fi
+# The repository's CLAUDE.md as the base has it, for every session: they run without
+# project settings (the repository's .claude/ hooks would run), and so without its memory.
+harness_project_notes "$WORKTREE" "$AGENT/project-notes.md"
 harness_status docs-retrieval "done"
 
 # --- phase 1: research -> plan.md ---------------------------------------------------
-harness_phase_deliver "$TICKET_DIR/prompt-research.md" research "$AGENT/ticket.md" "notes:$AGENT/pre-context.md"
+harness_phase_deliver "$TICKET_DIR/prompt-research.md" research "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/pre-context.md"
 if [ -n "${BUGBOT_DEV_COMMAND:-}" ]; then
   # The dev server starts once the session is up (not to slow its start-up) and comes up
   # while the model thinks; the browser tools wait until it listens, implementing waits
@@ -168,7 +171,7 @@ fi
 [ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
 
 # --- phase 2: implement -------------------------------------------------------------
-harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "notes:$AGENT/pre-context.md" "notes:$AGENT/plan.md"
+harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/pre-context.md" "notes:$AGENT/plan.md"
 harness_phase_run implement "$TICKET_DIR/prompt-implement.md" || harness_fail "implement: $(harness_phase_reason implement)"
 harness_force_commit "$WORKTREE" "bugbot: fix for ticket $BUGBOT_TICKET_ID" >/dev/null
 # A session may commit, and `commit --amend` before a commit of its own rewrites the base
@@ -204,7 +207,7 @@ review() {
   # Plain a/ b/ names and git's own diff, whatever the repository's config says
   # (diff.noprefix, an external diff or textconv driver).
   git -C "$WORKTREE" diff --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$BASE_SHA"...HEAD >"$AGENT/diff.patch"
-  harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
+  harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
   harness_phase_run review "$TICKET_DIR/prompt-$label.md" "$label" || harness_fail "review: $(harness_phase_reason "$label")"
   node -e '
     const fs = require("fs");
@@ -225,7 +228,7 @@ if [ "$VERDICT" != approved ]; then
     const lines = ["# Review notes", "", "The review asked for rework. Address every point, then stop:", "", ...(v.reasons ?? []).map((r) => `- ${r}`)];
     require("fs").writeFileSync(process.argv[2], lines.join("\n") + "\n");
   ' "$AGENT/verdict.json" "$AGENT/review-notes.md"
-  harness_phase_prompt implement "$TICKET_DIR/prompt-implement-rework.md" "$AGENT/ticket.md" "notes:$AGENT/plan.md" "notes:$AGENT/review-notes.md"
+  harness_phase_prompt implement "$TICKET_DIR/prompt-implement-rework.md" "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/plan.md" "notes:$AGENT/review-notes.md"
   harness_phase_run implement "$TICKET_DIR/prompt-implement-rework.md" implement-rework ||
     harness_fail "rework: $(harness_phase_reason implement-rework)"
   harness_force_commit "$WORKTREE" "bugbot: rework for ticket $BUGBOT_TICKET_ID" >/dev/null
@@ -236,7 +239,7 @@ fi
 
 # --- phase 4: docs ------------------------------------------------------------------
 REVIEWED=$(git -C "$WORKTREE" rev-parse HEAD)
-harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
+harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
 if ! harness_phase_run docs "$TICKET_DIR/prompt-docs.md"; then
   harness_log "docs phase failed ($(harness_phase_reason docs)); the fix is pushed without doc updates"
 fi

@@ -184,6 +184,23 @@ harness_mcp_host_start() {
   HARNESS_MCP_HOST_PID=$!
 }
 
+# harness_project_notes DIR OUT : the repository's CLAUDE.md (at most 32 KB) as a notes
+# file for the sessions' prompts: its auto-load table names the docs to read per topic.
+# Not a link (the harness reads it outside any sandbox: a link could name any file).
+harness_project_notes() {
+  local dir=$1 out=$2 max=32768 size
+  if [ -f "$dir/CLAUDE.md" ] && [ ! -L "$dir/CLAUDE.md" ]; then
+    size=$(stat -c %s -- "$dir/CLAUDE.md")
+    {
+      printf "# Project notes (the repository's CLAUDE.md)\n\n"
+      head -c "$max" -- "$dir/CLAUDE.md"
+      [ "$size" -le "$max" ] || printf '\n\n… (cut at %d of %d bytes: the rest is in CLAUDE.md)\n' "$max" "$size"
+    } >"$out"
+  else
+    printf '# Project notes\n\nThe repository has no CLAUDE.md%s.\n' "$([ -L "$dir/CLAUDE.md" ] && echo ' (only a link, not read)')" >"$out"
+  fi
+}
+
 # harness_mcp_host_stop : stop the MCP servers (their sessions have ended) and wait for them.
 harness_mcp_host_stop() {
   [ -n "$HARNESS_MCP_HOST_PID" ] || return 0

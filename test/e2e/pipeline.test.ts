@@ -72,6 +72,11 @@ test('alert → six phases with the real Claude Code CLI → fix on staging, cle
   // Every phase ran through the real CLI against the scripted model.
   const phases = new Set(env.model.requests.map((r) => r.phase).filter(Boolean));
   assert.deepEqual([...phases].sort(), ['docs', 'implement', 'research', 'review']);
+  // Every phase's prompt carries the repository's CLAUDE.md, its auto-load table with it.
+  for (const phase of phases) {
+    const first = env.model.requests.find((r) => r.phase === phase)!;
+    assert.match(promptOf(first.body), /\| pets API, owners, strays \| docs\/pets-api\.md \|/, `${phase}'s prompt has the project notes`);
+  }
 
   // The outcome row: clean, with non-zero per-stage tokens and tool calls from the stream.
   const rows = readOutcomes(env.home);

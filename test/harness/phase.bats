@@ -46,3 +46,28 @@ teardown() { teardown_tmp; }
   [ "${lines[1]}" = "alias.p=none" ]
   [ "${lines[2]}" = "alias.q=none" ]
 }
+
+# Review finding: the sessions run without project settings, so Claude Code never loaded
+# the repository's CLAUDE.md: its auto-load table reached no session.
+@test "project notes: the repository's CLAUDE.md for the prompts, cut at 32 KB and said so; a link is not followed" {
+  printf '# Shop\n\n| topic | docs |\n|---|---|\n| pets | docs/pets.md |\n' >"$TMP/repo/CLAUDE.md"
+  harness_project_notes "$TMP/repo" "$TMP/notes.md"
+  grep -q "^# Project notes (the repository's CLAUDE.md)" "$TMP/notes.md"
+  grep -qF '| pets | docs/pets.md |' "$TMP/notes.md"
+
+  head -c 40000 /dev/zero | tr '\0' 'x' >"$TMP/repo/CLAUDE.md"
+  harness_project_notes "$TMP/repo" "$TMP/notes.md"
+  [ "$(wc -c <"$TMP/notes.md")" -lt 33000 ]
+  grep -q 'cut at 32768 of 40000 bytes' "$TMP/notes.md"
+
+  printf 'secret\n' >"$TMP/elsewhere"
+  rm "$TMP/repo/CLAUDE.md"
+  ln -s "$TMP/elsewhere" "$TMP/repo/CLAUDE.md"
+  harness_project_notes "$TMP/repo" "$TMP/notes.md"
+  ! grep -q secret "$TMP/notes.md"
+  grep -q 'only a link, not read' "$TMP/notes.md"
+
+  rm "$TMP/repo/CLAUDE.md"
+  harness_project_notes "$TMP/repo" "$TMP/notes.md"
+  grep -q 'The repository has no CLAUDE.md.' "$TMP/notes.md"
+}
