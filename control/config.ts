@@ -12,7 +12,7 @@ import { browserSettingsSchema } from '../lib/mcp/browser-settings.ts';
 import { dbSettingsSchema } from '../lib/mcp/db-settings.ts';
 import { lokiSettingsSchema } from '../lib/mcp/loki-settings.ts';
 import { createRedactor, type Redactor } from '../lib/redact.ts';
-import { docsSettingsSchema } from './docs-search/settings.ts';
+import { docsSettingsSchema, resolveIndexPath } from './docs-search/settings.ts';
 import { SEVERITIES } from './types.ts';
 
 
@@ -639,6 +639,16 @@ function semanticProblems(cfg: z.output<typeof configSchema>): string[] {
   // One without the other would leave the route without basic auth, and open.
   for (const [where, t] of [['triggers.grafana', g], ['triggers.latency', cfg.triggers.latency], ['dashboard', cfg.dashboard]] as const) {
     if (Boolean(t.basicUserEnv) !== Boolean(t.basicPasswordEnv)) out.push(`${where}: basicUserEnv and basicPasswordEnv must be set together`);
+  }
+  if (cfg.docs.indexPath) {
+    // The agent's sandbox is denied the index's whole folder (control/dispatcher/phases.ts
+    // unwritable: a forged chunk would reach every later ticket's pre-context), which must
+    // then not be bugbot's home or hold it: the runs write there.
+    const dir = dirname(resolveIndexPath(cfg.home, cfg.target.repo, cfg.docs));
+    const home = resolve(cfg.home);
+    if (dir === home || home.startsWith(`${dir}/`) || dir === '/') {
+      out.push(`docs.indexPath: the index needs a folder of its own, not ${dir} (it is bugbot's home or holds it): e.g. "docs-index/custom.db"`);
+    }
   }
   if (cfg.approval.target === 'pr' && (!cfg.approval.github.owner || !cfg.approval.github.repo)) {
     out.push('approval.target is "pr": set approval.github.owner and approval.github.repo');

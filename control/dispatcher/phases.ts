@@ -7,11 +7,12 @@
  */
 import { freshBundle } from '../../lib/bundle-fresh.mjs';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BugbotConfig } from '../config.ts';
+import { resolveIndexPath } from '../docs-search/settings.ts';
 
 export const PHASES = ['research', 'implement', 'review', 'docs'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -146,7 +147,24 @@ function unwritable(cfg: BugbotConfig): string[] {
   const startup = ['.bashrc', '.profile', '.bash_profile', '.zshrc', '.gitconfig', '.config/git'].map((p) => join(home, p));
   const git = ['hooks', 'config', 'info'].map((p) => resolve(cfg.target.repo, '.git', p));
   const code = OWN_CODE.map((p) => join(REPO_ROOT, p));
-  return [...state, ...code, ...git, ...CREDENTIALS.map((p) => join(home, p)), ...startup].filter((p) => existsSync(p));
+  return [...state, ...docsIndexFolder(cfg), ...code, ...git, ...CREDENTIALS.map((p) => join(home, p)), ...startup].filter((p) => existsSync(p));
+}
+
+/**
+ * The folder of a docs index configured elsewhere than `<home>/docs-index` (docs.indexPath;
+ * config.ts makes sure it is a folder of its own), made if missing: the whole folder, since
+ * SQLite's -wal and -shm files beside the index come and go. A chunk written into the index
+ * would reach every later ticket's pre-context.
+ */
+function docsIndexFolder(cfg: BugbotConfig): string[] {
+  if (!cfg.docs.indexPath) return [];
+  const dir = dirname(resolveIndexPath(cfg.home, cfg.target.repo, cfg.docs));
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch {
+    // Not ours to make: left out if it is not there (existsSync below), as any path.
+  }
+  return [dir];
 }
 
 /** The configured test command as an allow rule (e.g. "Bash(make test:*)"). */

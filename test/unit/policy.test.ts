@@ -219,3 +219,16 @@ test("the agent's sandbox cannot take the workers' lock on the shared checkout (
   const settings = JSON.parse(files['implement.settings.json']!) as { sandbox: { filesystem: { denyRead: string[] } } };
   assert.ok(settings.sandbox.filesystem.denyRead.includes(join(repo, '.git', 'bugbot.lock')), settings.sandbox.filesystem.denyRead.join('\n'));
 });
+
+// Review finding: with docs.indexPath set elsewhere than <home>/docs-index, the agent's
+// sandbox could write the index, and a forged chunk survived every refresh into later
+// tickets' pre-context.
+test("a docs index configured elsewhere is out of the agent's sandbox's reach, in a folder of its own", (t) => {
+  const home = tempDir(t);
+  const config = testConfig(home, { docs: { indexPath: 'cache/docs.db' } });
+  const { files } = phaseFiles('implement', { config, ticketDir: join(home, 'tickets', '1', 'run-1'), worktree: join(home, 'wt'), port: 1, tmp: join(home, 'tmp', '1-1') });
+  const settings = JSON.parse(files['implement.settings.json']!) as { sandbox: { filesystem: { denyWrite: string[] } } };
+  assert.ok(settings.sandbox.filesystem.denyWrite.includes(join(home, 'cache')), settings.sandbox.filesystem.denyWrite.join('\n'));
+  // Its folder would be bugbot's home itself (the runs write there): refused, with an example.
+  assert.throws(() => testConfig(home, { docs: { indexPath: 'docs.db' } }), /docs\.indexPath: the index needs a folder of its own, not .* e\.g\. "docs-index\/custom\.db"/);
+});
