@@ -90,8 +90,10 @@ export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: s
     severity: t.severity,
     // A model classifier's reason can echo the report's own words: fenced like them.
     triage_reason: inlineFence(t.source, t.triageReason),
-    service: inlineFence(t.source, t.service),
-    route: inlineFence(t.source, t.route),
+    // A report's own service and route, else the model classifier's guesses (labels kept
+    // out of the fingerprint: they vary from one call to the next), said to be guesses.
+    service: t.service || !t.labels.model_service ? inlineFence(t.source, t.service) : `${inlineFence(t.source, t.labels.model_service)} (the triage model's guess)`,
+    route: t.route || !t.labels.model_route ? inlineFence(t.source, t.route) : `${inlineFence(t.source, t.labels.model_route)} (the triage model's guess)`,
     count: String(t.count),
     first_seen: t.firstSeen,
     last_seen: t.lastSeen,

@@ -6,7 +6,7 @@
  * failure, a timeout or calls beyond the limit fall back to the rule classifier, with the
  * reason saying so.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,10 @@ import { fence } from '../dispatcher/brief.ts';
 import type { Classification } from '../types.ts';
 import { classifyText, type ClassifyResult } from './classify.ts';
 
+/**
+ * The answer's shape. No error text is asked for: the report's own text, which the ticket
+ * and the brief carry whole, is what its fingerprint reads.
+ */
 export const TRIAGE_SCHEMA = {
   type: 'object',
   properties: {
@@ -21,16 +25,16 @@ export const TRIAGE_SCHEMA = {
     reason: { type: 'string' },
     service: { type: 'string' },
     route: { type: 'string' },
-    error_text: { type: 'string' },
   },
   required: ['classification', 'reason'],
   additionalProperties: false,
 } as const;
 
 export interface ModelClassification extends ClassifyResult {
+  /** The service the model read in the report: kept on the ticket as a label (email-routes.ts), never fingerprinted. */
   service?: string;
+  /** The route or page the model read in the report: kept on the ticket as a label, never fingerprinted. */
   route?: string;
-  errorText?: string;
   by: 'model' | 'rules';
 }
 
@@ -42,11 +46,16 @@ export interface ModelClassifierOptions {
   model?: string;
   /** How long a report's acknowledgement may wait for the model (default 20 s); then the rules decide. */
   timeoutMs?: number;
-  /** Calls at once (default 2): a flood of reports is not a flood of model sessions; beyond it, the rules decide. */
+  /**
+   * Calls at once (default 2): a flood of reports is not a flood of model sessions; beyond
+   * it, the rules decide. A call holds its slot until its processes are gone, past its timeout.
+   */
   concurrency?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
+/** How long a timed-out CLI has to exit on SIGTERM before its process group is killed. */
+export const KILL_GRACE_MS = 2_000;
 /** The rules' bug score at which the model's "not a bug" does not drop a report. */
 const STRONG_BUG = 5;
 
@@ -62,9 +71,14 @@ export function createModelClassifier(opts: ModelClassifierOptions): Classifier 
       return { ...rules, by: 'rules', reason: `${rules.reason} (model classifier ${why})` };
     };
     if (running >= limit) return byRules(`busy: ${running} call(s) under way`);
+    // The slot is given back when the CLI's processes are gone, not when the report stops
+    // waiting: a timed-out CLI still running would let a flood of reports start more
+    // sessions than the limit.
     running++;
+    const run = runModel(instructions, text, opts);
+    void run.gone.then(() => running--);
     try {
-      const model = await runModel(instructions, text, opts);
+      const model = await run.answer;
       // A report the rules read as plainly a bug (two signals or more) is not dropped on the
       // model's word alone: the model reads the report, so the report can talk it round
       // ("classify this as noise"), and a look is cheaper than a lost bug.
@@ -75,8 +89,6 @@ export function createModelClassifier(opts: ModelClassifierOptions): Classifier 
       return model;
     } catch (err) {
       return byRules(`unavailable: ${(err as Error).message}`);
-    } finally {
-      running--;
     }
   };
 }
@@ -88,8 +100,35 @@ function field(v: unknown, max: number): string | undefined {
   return t || undefined;
 }
 
-function runModel(instructions: string, text: string, opts: ModelClassifierOptions): Promise<ModelClassification> {
-  const home = mkdtempSync(join(tmpdir(), 'bugbot-triage-'));
+/**
+ * The CLIs under way. Detached, they would outlive a control plane that exits first (a
+ * Ctrl-C reaches its process group, not theirs): their groups are killed on the way out.
+ */
+const live = new Set<ChildProcess>();
+let exitHooked = false;
+
+function track(child: ChildProcess): void {
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on('exit', () => live.forEach((c) => signalGroup(c, 'SIGKILL')));
+  }
+  live.add(child);
+}
+
+interface ModelRun {
+  /** The model's classification; rejected at the timeout, while the CLI may still be stopping. */
+  answer: Promise<ModelClassification>;
+  /** Resolves once the CLI has closed, its process group is killed and its folder removed; never rejects. */
+  gone: Promise<void>;
+}
+
+function runModel(instructions: string, text: string, opts: ModelClassifierOptions): ModelRun {
+  let home: string;
+  try {
+    home = mkdtempSync(join(tmpdir(), 'bugbot-triage-'));
+  } catch (err) {
+    return { answer: Promise.reject(err as Error), gone: Promise.resolve() };
+  }
   const args = [
     '-p',
     '--output-format',
@@ -110,11 +149,22 @@ function runModel(instructions: string, text: string, opts: ModelClassifierOptio
     '3',
     ...(opts.model ? ['--model', opts.model] : []),
   ];
-  const child = spawn(opts.claude, args, {
-    cwd: home,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, HOME: home, CLAUDE_CONFIG_DIR: join(home, 'config'), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', ...opts.env },
-  });
+  let child: ChildProcessWithoutNullStreams;
+  try {
+    // Detached: the CLI leads its own process group, so a timeout stops what it started too
+    // (a wrapper's real CLI, its helpers), not only the process spawned here.
+    child = spawn(opts.claude, args, {
+      cwd: home,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, HOME: home, CLAUDE_CONFIG_DIR: join(home, 'config'), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', ...opts.env },
+    });
+  } catch (err) {
+    rmSync(home, { recursive: true, force: true });
+    return { answer: Promise.reject(err as Error), gone: Promise.resolve() };
+  }
+  track(child);
+  const group = (signal: NodeJS.Signals) => signalGroup(child, signal);
   // A CLI that exits before reading (a bad flag, a wrapper without its binary) breaks the
   // pipe: an unhandled EPIPE would end the control plane; the exit is reported by 'close'.
   child.stdin.on('error', () => undefined);
@@ -122,42 +172,81 @@ function runModel(instructions: string, text: string, opts: ModelClassifierOptio
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.resume();
-  return new Promise((resolve, reject) => {
+
+  let gone!: () => void;
+  const goneP = new Promise<void>((resolve) => (gone = resolve));
+  const answer = new Promise<ModelClassification>((resolve, reject) => {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    let grace: NodeJS.Timeout | undefined;
+    // The report stops waiting at the timeout; the CLI gets SIGTERM to end its session
+    // cleanly, then SIGKILL for what is still there.
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
       reject(new Error(`no answer within ${timeoutMs} ms`));
+      group('SIGTERM');
+      grace = setTimeout(() => group('SIGKILL'), KILL_GRACE_MS);
     }, timeoutMs);
-    child.on('error', (err) => {
+    let closed = false;
+    // 'close' comes on every path, a failed spawn's included (after its 'error'), once
+    // nothing holds the CLI's output open.
+    const finish = () => {
+      if (closed) return;
+      closed = true;
       clearTimeout(timer);
+      clearTimeout(grace);
+      group('SIGKILL');
+      live.delete(child);
+      rmSync(home, { recursive: true, force: true });
+      gone();
+    };
+    // What the CLI left running in its group would keep its output open (no 'close') and
+    // outlive the call: it goes once the CLI has exited; what it wrote is still in the pipe.
+    child.on('exit', () => group('SIGKILL'));
+    child.on('error', (err) => {
+      // A spawn that failed has no process to wait for: its slot is free before the report
+      // hears of it, as after a 'close'.
+      if (child.pid === undefined) finish();
       reject(err);
     });
     child.on('close', (code) => {
-      clearTimeout(timer);
-      rmSync(home, { recursive: true, force: true });
+      finish();
       try {
-        const result = JSON.parse(out) as { structured_output?: Record<string, unknown>; is_error?: boolean; result?: unknown };
-        const s = result.structured_output;
-        const cls = s && typeof s === 'object' ? s.classification : undefined;
-        if (typeof cls !== 'string' || !['bug', 'feature', 'question', 'noise'].includes(cls)) {
-          const said = typeof result.result === 'string' ? `: ${result.result.slice(0, 200)}` : '';
-          throw new Error(`no classification in the answer (exit ${code}${said})`);
-        }
-        const service = field(s!.service, 200);
-        const route = field(s!.route, 200);
-        const errorText = field(s!.error_text, 2000);
-        resolve({
-          classification: cls as Classification,
-          reason: `model: ${field(s!.reason, 500) ?? ''}`.trim(),
-          scores: { bug: 0, feature: 0, question: 0, noise: 0, [cls]: 1 },
-          by: 'model',
-          ...(service ? { service } : {}),
-          ...(route ? { route } : {}),
-          ...(errorText ? { errorText } : {}),
-        });
+        resolve(parseAnswer(out, code));
       } catch (err) {
-        reject(err instanceof SyntaxError ? new Error(`unreadable answer (exit ${code})`) : err);
+        reject(err instanceof SyntaxError ? new Error(`unreadable answer (exit ${code})`) : (err as Error));
       }
     });
   });
+  return { answer, gone: goneP };
+}
+
+/** Signal the CLI's process group; one already gone is fine. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch (err) {
+    // ESRCH: nothing left in the group. Anything else (no process groups here): the CLI alone.
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') child.kill(signal);
+  }
+}
+
+/** The classification in the CLI's JSON output; throws, saying why, when there is none. */
+function parseAnswer(out: string, code: number | null): ModelClassification {
+  const result = JSON.parse(out) as { structured_output?: Record<string, unknown>; is_error?: boolean; result?: unknown };
+  const s = result.structured_output;
+  const cls = s && typeof s === 'object' ? s.classification : undefined;
+  if (typeof cls !== 'string' || !['bug', 'feature', 'question', 'noise'].includes(cls)) {
+    const said = typeof result.result === 'string' ? `: ${result.result.slice(0, 200)}` : '';
+    throw new Error(`no classification in the answer (exit ${code}${said})`);
+  }
+  const service = field(s!.service, 200);
+  const route = field(s!.route, 200);
+  return {
+    classification: cls as Classification,
+    reason: `model: ${field(s!.reason, 500) ?? ''}`.trim(),
+    scores: { bug: 0, feature: 0, question: 0, noise: 0, [cls]: 1 },
+    by: 'model',
+    ...(service ? { service } : {}),
+    ...(route ? { route } : {}),
+  };
 }

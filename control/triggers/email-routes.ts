@@ -102,12 +102,18 @@ async function formFields(c: Context): Promise<{ fields: Record<string, string>;
  * The model classifier's decision (when configured), for intake to use instead of the
  * rules. The model sees the report redacted, as the agent will; what it answers is
  * redacted again before it is stored.
+ *
+ * The service and route it read go on labels (model_service, model_route), which the
+ * ticket and the brief show and intake redacts with the rest of the event, and never on
+ * ev.service / ev.route: those are fingerprinted, and the model's guesses vary from call
+ * to call (the rules, when the model is busy or slow, guess none), so one error reported
+ * twice would become two tickets.
  */
 async function classify(deps: AppDeps, ev: TriggerEvent): Promise<AcceptOptions> {
   if (!deps.classifier) return {};
   const redact = (s: string) => deps.intake.redactText(s);
   const c = await deps.classifier(redact(`${ev.title}\n${ev.message}`));
-  if (!ev.service && c.service) ev.service = redact(c.service);
-  if (!ev.route && c.route) ev.route = c.route;
+  if (c.service) ev.labels.model_service = c.service;
+  if (c.route) ev.labels.model_route = c.route;
   return { classifications: new Map([[ev.sourceEventId, { ...c, reason: redact(c.reason) }]]) };
 }

@@ -152,3 +152,11 @@ test('a huge message is cut to its start and end, and the brief says so; the tes
 test('a mention alone is too short to act on, hashed by redaction or not', () => {
   for (const text of ['<@U061F7AUR> ?', '<@user:1a2b3c4d5e6f> ?']) assert.equal(classifyText(text).classification, 'noise', text);
 });
+
+test("an email's brief shows the triage model's service and route guesses, fenced and said to be guesses, when the report names none", () => {
+  const t = { ...ticket('email', 'report'), service: null, route: null, labels: { model_service: `checkout ${evil('service')}`, model_route: 'POST /api/checkout' } };
+  const brief = renderBrief(join(REPO_ROOT, 'prompts'), t);
+  assert.match(brief, /\| service \| <untrusted-data source="email">checkout .*<\/untrusted-data> \(the triage model's guess\) \|/);
+  assert.match(brief, /\| route \| <untrusted-data source="email">POST \/api\/checkout<\/untrusted-data> \(the triage model's guess\) \|/);
+  assert.doesNotMatch(brief, /<\/untrusted-data>\s*SYSTEM/);
+});
