@@ -22,7 +22,7 @@ import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
-import { severityDetail, severityText, TICKET_STATES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
+import { severityDetail, severityText, TICKET_STATES, TRIGGER_SOURCES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent, type TriggerSource } from './types.ts';
 
 interface GlobalOpts {
   config?: string;
@@ -196,6 +196,7 @@ export function buildProgram(): Command {
             `  message  ${p.message}`,
             `  route    ${p.route || '-'}`,
             `  frames   ${p.frames.length ? p.frames.join(' | ') : '-'}`,
+            ...(p.rule ? [`  rule     ${p.rule}  (an alert that reports no error text: its rule's name counts)`] : []),
             '',
           ].join('\n'),
         );
@@ -549,8 +550,11 @@ function toEvent(o: Record<string, unknown>, lineNo: number): TriggerEvent {
   const message = str('message') ?? str('msg') ?? str('error') ?? str('title');
   if (!message) throw new Error('needs a "message" string (or "msg", "error", "title")');
   const now = new Date().toISOString();
+  // Where it came from, as intake fingerprints it (an alert's rule name counts, see fingerprint.ts).
+  const source = str('source') ?? 'manual';
+  if (!(TRIGGER_SOURCES as readonly string[]).includes(source)) throw new Error(`"source" must be one of ${TRIGGER_SOURCES.join(', ')}`);
   const ev: TriggerEvent = {
-    source: 'manual',
+    source: source as TriggerSource,
     kind: o.kind === 'latency' || o.kind === 'report' ? o.kind : 'error',
     title: str('title') ?? message.split('\n')[0]!,
     message,

@@ -1,7 +1,7 @@
 /**
  * Where one event goes, inside a batch transaction: a duplicate, an occurrence of
- * the open ticket with its fingerprint, a resolved alert, a regression of a fixed
- * ticket, a count against a dropped/failed one, or a new settling ticket.
+ * the open ticket with its fingerprint, a resolved alert (on the ticket its firing
+ * went to), a regression of a fixed ticket, a count against a dropped/failed one, or a new settling ticket.
  *
  * A Batch keeps what one transaction already knows: the newest ticket of each
  * fingerprint, and occurrence counters summed per ticket and written once at the
@@ -140,24 +140,40 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   const { store, config } = ctx;
   const { e, fingerprint } = p;
   const base = { sourceEventId: e.sourceEventId, fingerprint };
-  // Received again: its key is kept alive (retention goes by the last time it came).
+  const alert = e.source === 'grafana' || e.source === 'alertmanager';
+  // Received again: its key is kept alive (retention goes by the last time it came). An
+  // alert's firing event again means it fires (again): its ticket is no longer resolved;
+  // its resolution again, after such a repeat, resolves it again when nothing else fires.
   const duplicate = (): AcceptResult => {
     store.touchEvent(e.source, e.sourceEventId, batch.nowIso);
+    if (alert && e.status === 'resolved') {
+      const ticketId = store.ticketOfEvent(e.source, e.sourceEventId);
+      if (typeof ticketId === 'number') resolveWhenQuiet(ctx, batch, ticketId, e);
+    } else if (alert) {
+      store.clearAlertResolvedByEvent(e.source, e.sourceEventId, batch.nowIso);
+    }
     return { ...base, status: 'duplicate', ticketId: null, state: null, reason: 'event already received' };
   };
-  const ref = batch.ref(fingerprint);
-  const state = ref?.state as TicketState | undefined;
 
   if (e.status === 'resolved') {
     if (store.eventExists(e.source, e.sourceEventId)) return duplicate();
-    if (ref) {
-      // Occurrences before it in this batch first: their write clears an earlier resolution.
-      batch.settle(ref.id);
-      store.markAlertResolved(ref.id, e.lastSeen, batch.nowIso);
-    }
-    store.insertEvent(e, fingerprint, ref?.id ?? null, batch.nowIso);
-    return { ...base, status: 'resolved', ticketId: ref?.id ?? null, state: state ?? null, reason: ref ? 'alert resolved' : 'resolved alert with no ticket' };
+    // The ticket is the one its firing event went to (the same key without ":resolved",
+    // triggers/alerts.ts). Grafana resolves with other annotations than it fired with
+    // (none, only __dashboardUid__, "[no value]" for the figure), so the resolution's own
+    // fingerprint finds the alert's ticket only by chance: it is the fallback for an
+    // alert whose firing was never received (or is past retention).
+    const firing = alert && e.sourceEventId.endsWith(RESOLVED) ? store.firingAlertEvent(e.source, e.sourceEventId.slice(0, -RESOLVED.length)) : undefined;
+    const byText = firing ? undefined : batch.ref(fingerprint);
+    const target = firing ?? (byText ? { ticketId: byText.id, fingerprint, state: byText.state as TicketState } : undefined);
+    store.insertEvent(e, target?.fingerprint ?? fingerprint, target?.ticketId ?? null, batch.nowIso);
+    if (!target) return { ...base, status: 'resolved', ticketId: null, state: null, reason: 'resolved alert with no ticket' };
+    const quiet = resolveWhenQuiet(ctx, batch, target.ticketId, e);
+    const reason = quiet ? 'alert resolved' : 'alert resolved; other alerts of this ticket still fire';
+    return { ...base, fingerprint: target.fingerprint, status: 'resolved', ticketId: target.ticketId, state: target.state, reason };
   }
+
+  const ref = batch.ref(fingerprint);
+  const state = ref?.state as TicketState | undefined;
 
   // The hot path (an alert storm on a known error): the insert doubles as the
   // idempotency check, so it comes before anything else is written.
@@ -237,6 +253,20 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   if (!settleNow) return { ...base, status, ticketId, state: 'settling', reason: null };
   const d = ctx.decide(ticketId, batch);
   return { ...base, status, ticketId, state: d.state, reason: d.reason };
+}
+
+const RESOLVED = ':resolved';
+
+/**
+ * Mark the ticket's alert resolved when no alert of it still fires (one pod's alert
+ * resolving says nothing of the other pods' on the same ticket). Returns whether it did.
+ */
+function resolveWhenQuiet(ctx: AcceptContext, batch: Batch, ticketId: number, e: TriggerEvent): boolean {
+  // Occurrences before it in this batch first: their write clears an earlier resolution.
+  batch.settle(ticketId);
+  if (ctx.store.alertStillFiring(ticketId)) return false;
+  ctx.store.markAlertResolved(ticketId, e.lastSeen, batch.nowIso);
+  return true;
 }
 
 /** A settling ticket's new deadline: now + settle, never past its cap. */

@@ -1,12 +1,16 @@
 /**
  * Fingerprinting: events that are the same bug get the same fingerprint.
  *
- * fingerprint = sha256(service | kind | normalized message | top in-app frames | route template)
+ * fingerprint = sha256(service | kind | normalized message | top in-app frames | route template
+ *                      [| alert rule name])
  *
  * - The message is normalized at token level (ids, numbers, uuids, hosts... masked).
  * - Stack frames keep file basename + function, never line numbers, so a deploy that
  *   shifts lines does not split a group.
  * - A user-supplied `fingerprint` label wins, as in Sentry's custom fingerprints.
+ * - An alert whose message carries no error text (a figure: "12.5% of requests failed",
+ *   "93.2%") is known by its rule's name too; one that reports an error (an exception
+ *   message, a stack) is not, so rules that see the same error collapse into one ticket.
  * - Free-text reports are fingerprinted by the error text or URL they contain, else by
  *   their normalized subject; a Slack mention with neither, by its thread (its words,
  *   "can you fix this?", say nothing about the bug).
@@ -23,6 +27,8 @@ export interface FingerprintParts {
   message: string;
   frames: string[];
   route: string;
+  /** The alert rule's name, for an alert whose message carries no error text. */
+  rule?: string;
 }
 
 export interface Fingerprint {
@@ -89,15 +95,28 @@ export function fingerprintEvent(e: TriggerEvent, opts: FingerprintOptions = {})
     const py = pythonTraceback(e.message);
     message = normalizeMessage(py?.error ?? firstLine(e.message || e.title));
     frames = e.stack ? inAppFrames(e.stack, maxFrames) : py ? inAppFrames(py.trace, maxFrames) : [];
+    // An alert that reports a figure, not an error: with the figure masked, every rule of
+    // a service that words its figure alike ("3.1% of requests failed in the last 5m")
+    // or gives the figure alone ("93.2%", "412s") would read the same, so the rule's name
+    // tells them apart. An error's own text (or stack) identifies it, whichever rule saw it.
+    const rule = e.labels.alertname?.trim();
+    if (rule && isAlert(e) && !e.stack?.trim() && !py && !extractErrorText(e.message)) {
+      const parts: FingerprintParts = { method, service, kind, message, frames, route, rule };
+      return { fingerprint: digest([service, kind, message, frames.join('\n'), route, rule]), parts };
+    }
   }
 
   const parts: FingerprintParts = { method, service, kind, message, frames, route };
   return { fingerprint: digest([service, kind, message, frames.join('\n'), route]), parts };
 }
 
+function isAlert(e: TriggerEvent): boolean {
+  return e.source === 'grafana' || e.source === 'alertmanager';
+}
+
 /** An alert with no message annotation: its message is its alertname (alerts.ts). */
 function isBareAlert(e: TriggerEvent): boolean {
-  return (e.source === 'grafana' || e.source === 'alertmanager') && !!e.message.trim() && e.message === e.labels.alertname;
+  return isAlert(e) && !!e.message.trim() && e.message === e.labels.alertname;
 }
 
 function digest(parts: string[]): string {

@@ -320,9 +320,61 @@ export class Store {
     this.stmt('UPDATE tickets SET claimed_by = ?, updated_at = ? WHERE id = ?').run(who, this.nowIso(), ticketId);
   }
 
-  /** Record that an alert of this ticket resolved. */
+  /** Record that the alerts of this ticket resolved (alertStillFiring says whether all did). */
   markAlertResolved(ticketId: number, at: string, nowIso: string): void {
     this.stmt('UPDATE tickets SET alert_resolved_at = ?, updated_at = ? WHERE id = ?').run(at, nowIso, ticketId);
+  }
+
+  /**
+   * The alert (firing) event a resolution belongs to, by its idempotency key, with its
+   * ticket: Grafana often resolves with other annotations than it fired with, so the
+   * resolution's own text cannot be trusted to find the ticket.
+   */
+  firingAlertEvent(source: TriggerSource, sourceEventId: string): { ticketId: number; fingerprint: string; state: TicketState } | undefined {
+    return this.stmt(
+      `SELECT e.ticket_id AS ticketId, t.fingerprint, t.state FROM events e JOIN tickets t ON t.id = e.ticket_id
+       WHERE e.source = ? AND e.source_event_id = ? AND e.status = 'firing'`,
+    ).get(source, sourceEventId) as { ticketId: number; fingerprint: string; state: TicketState } | undefined;
+  }
+
+  /**
+   * Whether an alert of this ticket still fires: a firing alert event with no resolution
+   * (its key plus ":resolved", see triggers/alerts.ts) received since it was last received.
+   * The newest are looked at first: those are the ones still firing, so the answer comes
+   * after one row in a storm's resolutions, not after every alert of the ticket.
+   */
+  alertStillFiring(ticketId: number): boolean {
+    return (
+      this.stmt(
+        `SELECT 1 FROM events f
+         WHERE f.ticket_id = ? AND f.status = 'firing' AND f.source IN ('grafana', 'alertmanager')
+           AND NOT EXISTS (SELECT 1 FROM events r WHERE r.source = f.source AND r.source_event_id = f.source_event_id || ':resolved'
+             AND COALESCE(r.last_received_at, r.received_at) >= COALESCE(f.last_received_at, f.received_at))
+         ORDER BY f.seen_at DESC LIMIT 1`,
+      ).get(ticketId) !== undefined
+    );
+  }
+
+  /** An alert of this ticket fires again (its firing event received again): the ticket is no longer resolved. */
+  clearAlertResolvedByEvent(source: TriggerSource, sourceEventId: string, nowIso: string): void {
+    this.stmt(
+      `UPDATE tickets SET alert_resolved_at = NULL, updated_at = ?
+       WHERE alert_resolved_at IS NOT NULL AND id = (SELECT ticket_id FROM events WHERE source = ? AND source_event_id = ?)`,
+    ).run(nowIso, source, sourceEventId);
+  }
+
+  /** The ticket an event went to, by its idempotency key (null: none; undefined: no such event). */
+  ticketOfEvent(source: TriggerSource, sourceEventId: string): number | null | undefined {
+    const row = this.stmt('SELECT ticket_id FROM events WHERE source = ? AND source_event_id = ?').get(source, sourceEventId) as { ticket_id: number | null } | undefined;
+    return row?.ticket_id;
+  }
+
+  /**
+   * A stack found for a ticket after it was stored (an alert's error lines from Loki,
+   * already redacted): set only where the ticket still has none.
+   */
+  attachStack(ticketId: number, stack: string, nowIso: string): boolean {
+    return this.stmt('UPDATE tickets SET stack = ?, updated_at = ? WHERE id = ? AND stack IS NULL').run(stack, nowIso, ticketId).changes === 1;
   }
 
   // Both on the partial index of settling tickets (the planner would take tickets_state

@@ -178,8 +178,11 @@ function alertToEvent(a: Alert, at: string, source: TriggerSource, groupStatus: 
   const startsAt = a.startsAt && a.startsAt !== ZERO_TIME ? rfc3339(a.startsAt, `${at}.startsAt`) : opts.now().toISOString();
   const endsAt = a.endsAt && a.endsAt !== ZERO_TIME ? rfc3339(a.endsAt, `${at}.endsAt`) : undefined;
   // An empty fingerprint is no fingerprint: shared by every such alert, it would make
-  // different alerts in one delivery duplicates of the first.
-  const fp = a.fingerprint?.trim() || createHash('sha256').update(JSON.stringify(Object.entries(labels).sort())).digest('hex').slice(0, 16);
+  // different alerts in one delivery duplicates of the first. The key is stored and echoed
+  // as it is (never redacted): only Grafana's and Alertmanager's own form (16 hex digits)
+  // is kept as sent, anything else a sender put there (label text, a token) is hashed.
+  const given = a.fingerprint?.trim();
+  const fp = given && ALERT_FINGERPRINT.test(given) ? given : shortHash(given ? ['fingerprint', given] : Object.entries(labels).sort());
 
   const ev: TriggerEvent = {
     source,
@@ -211,6 +214,12 @@ function alertToEvent(a: Alert, at: string, source: TriggerSource, groupStatus: 
   return ev;
 }
 
+const ALERT_FINGERPRINT = /^[0-9a-f]{16}$/i;
+
+function shortHash(v: unknown): string {
+  return createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
+}
+
 function prefixed(map: Record<string, string>, prefix: string, skip: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(map)) if (!skip.includes(k)) out[prefix + k] = v;
@@ -233,9 +242,11 @@ function countOf(a: Alert): number {
  * `p95_ms` value or annotation is milliseconds. A bare value (`p95`, the query's `A`, a
  * `value` annotation) is in the unit a `unit` annotation or label names (`s`, `seconds`,
  * `ms`, `milliseconds`, ...); without one, only a firing alert whose own rule gives its
- * threshold (`threshold_ms`) tells: a value under it that reaches it as seconds is seconds
- * (a firing alert's P95 is over its threshold; Prometheus measures in seconds), one at or
- * over it milliseconds. Otherwise the unit is unknown.
+ * threshold (`threshold_ms`) tells: a value at or over it is milliseconds (a firing
+ * alert's P95 is over its threshold), one far under it (under a tenth) that reaches it as
+ * seconds, and stays within a day as such, is seconds (Prometheus measures in seconds).
+ * Otherwise the unit is unknown: 450 under a 500 ms threshold may be 450 ms just under it
+ * (the rule's own query may differ) as well as 450 s, and a guess would be shown as fact.
  */
 function latencyOf(a: Alert, defaultThresholdMs: number, firing: boolean): { p95Ms: number; thresholdMs: number; unitKnown: boolean } {
   const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Number(v));
@@ -250,12 +261,14 @@ function latencyOf(a: Alert, defaultThresholdMs: number, firing: boolean): { p95
   if (SECONDS.has(unit)) return { p95Ms: raw * 1000, thresholdMs, unitKnown: true };
   if (MILLISECONDS.has(unit)) return { p95Ms: raw, thresholdMs, unitKnown: true };
   if (!unit && firing && ruleThreshold !== undefined) {
-    const seconds = raw < ruleThreshold && raw * 1000 >= ruleThreshold;
-    return { p95Ms: seconds ? raw * 1000 : raw, thresholdMs, unitKnown: seconds || raw >= ruleThreshold };
+    if (raw >= ruleThreshold) return { p95Ms: raw, thresholdMs, unitKnown: true };
+    const seconds = raw < ruleThreshold / 10 && raw * 1000 >= ruleThreshold && raw * 1000 <= DAY_MS;
+    if (seconds) return { p95Ms: raw * 1000, thresholdMs, unitKnown: true };
   }
   return { p95Ms: raw, thresholdMs, unitKnown: false };
 }
 
+const DAY_MS = 86_400_000;
 const SECONDS = new Set(['s', 'sec', 'secs', 'second', 'seconds']);
 const MILLISECONDS = new Set(['ms', 'msec', 'msecs', 'millisecond', 'milliseconds']);
 

@@ -29,14 +29,18 @@ const smallSchema = z
   .strict();
 
 /**
- * The id of a measurement that names neither `id` nor `observed_at`: a sender's retry of
- * it (the same body) within the same five minutes is the same delivery, not a second
- * occurrence. "Now" alone made every retry a new event.
+ * The measurement's idempotency key: its `id`, else its `observed_at`, else its body
+ * within the same five minutes (a sender's retry of it is the same delivery, not a second
+ * occurrence; "now" alone made every retry a new event). A hash of those parts, never
+ * their text: the key is stored and echoed as it is, unredacted, and a route (or an id)
+ * can carry a secret ("GET /reset?token=...").
  */
 export const RETRY_WINDOW_MS = 5 * 60_000;
-function retryKey(b: z.infer<typeof smallSchema>, now: Date): string {
-  const body = createHash('sha256').update(JSON.stringify([b.service, b.route, b.p95_ms, b.threshold_ms])).digest('hex').slice(0, 16);
-  return `${b.service}:${b.route}:${body}:${Math.floor(now.getTime() / RETRY_WINDOW_MS)}`;
+function eventKey(b: z.infer<typeof smallSchema>, at: string, now: Date): string {
+  const key = (kind: string, parts: unknown[]) => `latency-${kind}:${createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32)}`;
+  if (b.id !== undefined) return key('id', [b.service, b.route, b.id]);
+  if (b.observed_at) return key('at', [b.service, b.route, at]);
+  return key('retry', [b.service, b.route, b.p95_ms, b.threshold_ms, Math.floor(now.getTime() / RETRY_WINDOW_MS)]);
 }
 
 export function parseLatencyJson(body: unknown, now: Date): TriggerEvent {
@@ -60,7 +64,7 @@ export function parseLatencyJson(body: unknown, now: Date): TriggerEvent {
     firstSeen: at,
     lastSeen: at,
     human: false,
-    sourceEventId: b.id ?? (b.observed_at ? `${b.service}:${b.route}:${at}` : retryKey(b, now)),
+    sourceEventId: eventKey(b, at, now),
     latency: { p95Ms: b.p95_ms, thresholdMs: b.threshold_ms },
   };
 }

@@ -146,6 +146,21 @@ test('fingerprint --explain groups ids together and shows what went in', (t) => 
   assert.equal(fps[0], fps[1]);
   assert.match(r.stdout, /route\s+GET \/api\/pets\/:id/);
   assert.match(r.stdout, /message\s+Pet <\*> not found/);
+  // Alerts as intake fingerprints them (source): two rules that word their figures alike
+  // stay apart by the rule's name, which --explain shows; an unknown source is that line's error.
+  const rules = bugbot(['fingerprint', '--explain'], {
+    cwd: dir,
+    input: [
+      JSON.stringify({ source: 'grafana', message: '12.5% of requests failed in the last 5m', service: 'web', labels: { alertname: 'CheckoutRequestsFailing' } }),
+      JSON.stringify({ source: 'grafana', message: '3.1% of requests failed in the last 5m', service: 'web', labels: { alertname: 'LoginRequestsFailing' } }),
+      JSON.stringify({ source: 'pagerduty', message: 'x' }),
+    ].join('\n'),
+  });
+  assert.equal(rules.code, 1);
+  const ruleFps = [...rules.stdout.matchAll(/^([0-9a-f]{16}) /gm)].map((m) => m[1]);
+  assert.equal(new Set(ruleFps).size, 2, rules.stdout);
+  assert.match(rules.stdout, /^ {2}rule {5}CheckoutRequestsFailing /m);
+  assert.match(rules.stderr, /line 3: "source" must be one of grafana, alertmanager, /);
   // A log line's or an alert's name for the message does too; a line with none says which names it takes.
   const named = bugbot(['fingerprint'], { cwd: dir, input: `${JSON.stringify({ error: 'Pet 7 not found' })}\n${JSON.stringify({ level: 'error' })}\n` });
   assert.match(named.stdout, /^[0-9a-f]{16}\tPet 7 not found$/m);

@@ -5,9 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
+import { createApp } from '../../control/app.ts';
+import type { ConfigFile } from '../../control/config.ts';
+import type { Logger } from '../../control/log.ts';
+import { openServices } from '../../control/services.ts';
 import { enrichWithLoki } from '../../control/triggers/enrich.ts';
 import type { TriggerEvent } from '../../control/types.ts';
 import { createLokiClient } from '../../lib/loki/client.ts';
@@ -16,7 +21,7 @@ import { buildLogQL, quote } from '../../lib/loki/logql.ts';
 import { parseDuration, resolveTimeRange } from '../../lib/loki/time-range.ts';
 import type { LogQuery } from '../../lib/loki/types.ts';
 import { lokiSettingsSchema } from '../../lib/mcp/loki-settings.ts';
-import { fixtureJson, tempDir } from '../support/helpers.ts';
+import { fixtureJson, postJson, tempDir, testConfig, waitFor } from '../support/helpers.ts';
 import { freePort } from '../support/process.ts';
 
 const range = { start: new Date('2025-03-01T09:00:00Z'), end: new Date('2025-03-01T11:00:00Z') };
@@ -195,5 +200,99 @@ describe('enrichWithLoki', () => {
     assert.deepEqual(await enrichWithLoki(events, client, { logger }), events);
     assert.equal(warnings.length, 1);
     assert.match(String(warnings[0]![1]?.error), /is unreachable \(ECONNREFUSED\)/);
+  });
+});
+
+// Review finding: enrichWithLoki had no caller, while mcp.md promised that error alerts
+// without a stack get the matching log lines. The alert webhook now looks them up for the
+// tickets it created, after its commit and reply, with intake on this thread or on its
+// writer thread, so a slow Loki holds no acknowledgement.
+describe('alert webhooks get log lines as the stack of the tickets they create (mcp.loki)', () => {
+  function app(t: TestContext, loki: { files?: string[]; url?: string }, writerThread: boolean) {
+    const home = tempDir(t, 'bugbot-enrich-app-');
+    const config = testConfig(home, { mcp: { loki } } as ConfigFile, { BUGBOT_HASH_SALT: 'enrich-test' });
+    const warnings: string[] = [];
+    const logger: Logger = { debug: () => {}, info: () => {}, error: () => {}, warn: (m, f) => void warnings.push(`${m} ${JSON.stringify(f)}`), child: () => logger };
+    const s = openServices(config, logger, { writerThread });
+    t.after(async () => {
+      await s.writer?.close();
+      s.store.close();
+    });
+    return { ...s, warnings, app: createApp({ config, store: s.store, intake: s.intake, logger }) };
+  }
+
+  const webhook = (fingerprint: string, startsAt: string) => ({
+    version: '4',
+    status: 'firing',
+    alerts: [
+      {
+        status: 'firing',
+        labels: { alertname: 'PetErrors', service: 'pets', route: 'GET /api/pets/17' },
+        annotations: { message: "TypeError: Cannot read properties of undefined (reading 'owner')" },
+        startsAt,
+        fingerprint,
+      },
+    ],
+  });
+
+  function logFile(t: TestContext): string {
+    const log = join(tempDir(t, 'bugbot-enrich-log-'), 'app.log');
+    const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+    writeFileSync(
+      log,
+      [
+        JSON.stringify({ time: at(3), level: 'info', service_name: 'pets', msg: 'GET /api/pets/17 started', route: '/api/pets/17' }),
+        JSON.stringify({
+          time: at(1),
+          level: 'error',
+          service_name: 'pets',
+          msg: "TypeError: Cannot read properties of undefined (reading 'owner')",
+          stack: "TypeError: Cannot read properties of undefined (reading 'owner')\n    at getPet (/srv/app/routes/pets.js:42:17)",
+          route: '/api/pets/17',
+          session: 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.abcdefghijk',
+        }),
+      ].join('\n') + '\n',
+    );
+    return log;
+  }
+
+  for (const writerThread of [false, true]) {
+    test(`a log file's matching error lines become the new ticket's stack, redacted (${writerThread ? "intake's writer thread" : 'intake on the HTTP thread'})`, async (t) => {
+      const { app: a, store } = app(t, { files: [logFile(t)] }, writerThread);
+      const res = await postJson(a, '/triggers/grafana', webhook('9900000000000001', new Date(Date.now() - 2 * 60_000).toISOString()));
+      assert.equal(res.status, 200, await res.clone().text());
+      const id = ((await res.json()) as { results: Array<{ ticket: number }> }).results[0]!.ticket;
+      const stack = await waitFor(() => store.getTicket(id)!.stack, 5000, 'the log lines');
+      assert.match(stack, /^Latest error lines from log file .*app\.log/);
+      assert.match(stack, /at getPet \(\/srv\/app\/routes\/pets\.js:42:17\)/);
+      assert.ok(!stack.includes('eyJhbGciOiJIUzI1NiJ9') && !stack.includes('started'), stack);
+      assert.ok(store.auditTrail(id).some((x) => x.action === 'stack-from-logs'));
+      // The fingerprint is the alert's own: the same alert again (another id) joins the ticket.
+      const again = (await (await postJson(a, '/triggers/grafana', webhook('9900000000000002', new Date(Date.now() - 60_000).toISOString()))).json()) as { results: Array<{ ticket: number; status: string }> };
+      assert.deepEqual([again.results[0]!.status, again.results[0]!.ticket], ['merged', id]);
+    });
+  }
+
+  test('a Loki that does not answer holds no acknowledgement: the webhook is answered at once, the ticket keeps no stack', async (t) => {
+    const asked: string[] = [];
+    const loki: Server = createServer((req) => void asked.push(req.url ?? ''));
+    await new Promise<void>((r) => loki.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => { loki.closeAllConnections(); loki.close(() => r()); }));
+    const { port } = loki.address() as { port: number };
+    const { app: a, store, warnings, writer } = app(t, { url: `http://127.0.0.1:${port}` }, true);
+    await writer!.start();
+    const started = performance.now();
+    const res = await postJson(a, '/triggers/grafana', webhook('9900000000000003', new Date(Date.now() - 2 * 60_000).toISOString()));
+    const took = performance.now() - started;
+    assert.equal(res.status, 200);
+    const id = ((await res.json()) as { results: Array<{ ticket: number }> }).results[0]!.ticket;
+    await waitFor(() => asked.length > 0, 5000, 'the Loki query');
+    assert.ok(took < 500, `answered after ${Math.round(took)} ms`);
+    assert.equal(store.getTicket(id)!.stack, null);
+    // Loki goes away: the lookup fails, is logged, and the ticket stays as it came.
+    loki.closeAllConnections();
+    await waitFor(() => warnings.length > 0, 8000, 'the warning');
+    assert.match(warnings[0]!, /loki enrichment failed/);
+    assert.equal(store.getTicket(id)!.stack, null);
   });
 });

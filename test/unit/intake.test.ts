@@ -283,9 +283,63 @@ test('a resolved alert is no occurrence; firing again clears the resolution, eve
   assert.ok(store.getTicket(id)!.alertResolvedAt);
   intake.accept([alert({ sourceEventId: 'a:2' })]);
   assert.equal(store.getTicket(id)!.alertResolvedAt, null, 'firing again');
-  // Firing, then resolved, in one batch: resolved it stays.
+  // Firing, then resolved, in one batch: resolved it stays (a:2 resolved first).
+  intake.accept([alert({ sourceEventId: 'a:2:resolved', status: 'resolved', lastSeen: '2026-11-21T10:04:00.000Z' })]);
   intake.accept([alert({ sourceEventId: 'a:3' }), alert({ sourceEventId: 'a:3:resolved', status: 'resolved', lastSeen: '2026-11-21T10:05:00.000Z' })]);
   assert.equal(store.getTicket(id)!.alertResolvedAt, '2026-11-21T10:05:00.000Z');
+});
+
+// Review finding: one alert resolving marked a ticket resolved that other alerts (other
+// pods) still fired on, and their repeats, duplicates, never cleared it.
+test('a ticket is resolved only when every alert on it has resolved; any of them firing again, a repeat too, reopens it', (t) => {
+  const { intake, store, clock } = setup(t);
+  const [a] = intake.accept([alert({ sourceEventId: 'pod-a:1', labels: { instance: 'pod-a' } }), alert({ sourceEventId: 'pod-b:1', labels: { instance: 'pod-b' } })]);
+  const id = a!.ticketId!;
+  assert.equal(store.listTickets().length, 1);
+  clock.advance(60);
+  const [r] = intake.accept([alert({ sourceEventId: 'pod-a:1:resolved', status: 'resolved', lastSeen: '2026-11-21T10:01:00.000Z' })]);
+  assert.deepEqual([r!.ticketId, r!.reason], [id, 'alert resolved; other alerts of this ticket still fire']);
+  assert.equal(store.getTicket(id)!.alertResolvedAt, null, 'pod-b still fires');
+  clock.advance(60);
+  const [repeat] = intake.accept([alert({ sourceEventId: 'pod-b:1', labels: { instance: 'pod-b' } })]);
+  assert.equal(repeat!.status, 'duplicate');
+  assert.equal(store.getTicket(id)!.alertResolvedAt, null);
+  clock.advance(60);
+  intake.accept([alert({ sourceEventId: 'pod-b:1:resolved', status: 'resolved', lastSeen: '2026-11-21T10:03:00.000Z' })]);
+  assert.equal(store.getTicket(id)!.alertResolvedAt, '2026-11-21T10:03:00.000Z', 'every alert resolved');
+  // pod-b fires again with the same startsAt (Alertmanager resends it so after a flap): a
+  // duplicate event, but the ticket is open again, until that alert resolves once more.
+  clock.advance(60);
+  assert.equal(intake.accept([alert({ sourceEventId: 'pod-b:1', labels: { instance: 'pod-b' } })])[0]!.status, 'duplicate');
+  assert.equal(store.getTicket(id)!.alertResolvedAt, null, 'a repeated firing reopens it');
+  clock.advance(60);
+  intake.accept([alert({ sourceEventId: 'pod-a:1:resolved', status: 'resolved' })]);
+  assert.equal(store.getTicket(id)!.alertResolvedAt, null, "pod-a's resolution again says nothing of pod-b");
+  intake.accept([alert({ sourceEventId: 'pod-b:1:resolved', status: 'resolved', lastSeen: '2026-11-21T10:06:00.000Z' })]);
+  assert.equal(store.getTicket(id)!.alertResolvedAt, '2026-11-21T10:06:00.000Z');
+  // A new alert (another pod) firing clears it as well.
+  intake.accept([alert({ sourceEventId: 'pod-c:1', labels: { instance: 'pod-c' } })]);
+  assert.equal(store.getTicket(id)!.alertResolvedAt, null);
+});
+
+// Review finding: the resolution was matched by a fingerprint of its own annotations, and
+// Grafana resolves with other ones ({}, only __dashboardUid__/__panelId__, the figure
+// rendered as "[no value]"): the resolution found no ticket, or another one.
+test("a resolution goes to its firing event's ticket, whatever text it resolves with; the text decides only when no firing was seen", (t) => {
+  const { intake, store } = setup(t);
+  const [f] = intake.accept([alert({ sourceEventId: 'fp1:start', message: 'Checkout error rate is 7.31% (threshold 5%)', route: undefined, labels: { alertname: 'CheckoutErrors' } })]);
+  const [r] = intake.accept([
+    alert({ sourceEventId: 'fp1:start:resolved', status: 'resolved', message: 'CheckoutErrors', title: 'CheckoutErrors', route: undefined, labels: { alertname: 'CheckoutErrors' }, lastSeen: '2026-11-21T10:04:00.000Z' }),
+  ]);
+  assert.deepEqual([r!.ticketId, r!.fingerprint, r!.reason], [f!.ticketId, f!.fingerprint, 'alert resolved']);
+  assert.equal(store.getTicket(f!.ticketId!)!.alertResolvedAt, '2026-11-21T10:04:00.000Z');
+  // No firing event with its key (fired before retention, say): found by its text.
+  const [old] = intake.accept([alert({ sourceEventId: 'elsewhere:resolved', status: 'resolved' })]);
+  const pets = intake.accept([alert()])[0]!;
+  assert.equal(pets.status, 'created', 'a new error');
+  assert.equal(old!.ticketId, null, 'no ticket yet');
+  const [later] = intake.accept([alert({ sourceEventId: 'gone:resolved', status: 'resolved' })]);
+  assert.equal(later!.ticketId, pets.ticketId);
 });
 
 test('four processes opening one new home at once all get the migrated store (bugbot start and bugbot watch on a fresh home)', async (t) => {
