@@ -31,8 +31,7 @@ export interface AutoLoadTable {
 /** Read the auto-load table out of CLAUDE.md text. Never throws; odd lines become problems. */
 export function parseAutoLoad(text: string): AutoLoadTable {
   const lines = text.split(/\r\n?|\n/);
-  const start = lines.findIndex((l) => l.trim() === AUTO_LOAD_START);
-  const end = lines.findIndex((l, i) => i > start && l.trim() === AUTO_LOAD_END);
+  const { start, end } = findMarkers(lines);
   if (start === -1) return { found: false, rows: [], problems: [] };
   if (end === -1) return { found: false, rows: [], problems: [`line ${start + 1}: ${AUTO_LOAD_START} has no ${AUTO_LOAD_END} after it`] };
   const rows: AutoLoadRow[] = [];
@@ -59,7 +58,7 @@ export function parseAutoLoad(text: string): AutoLoadTable {
       problems.push(`${at}: expected 2 cells (topic, docs), found ${cells.length}`);
       continue;
     }
-    const docs = cells[1]!.split(',').map(docPath).filter(Boolean);
+    const docs = splitDocs(cells[1]!).map(docPath).filter(Boolean);
     if (!cells[0] || !docs.length) {
       problems.push(`${at}: a row needs a topic and at least one doc`);
       continue;
@@ -91,8 +90,7 @@ export function updateAutoLoad(original: string, rows: AutoLoadRow[]): string {
 
 function updateLf(text: string, block: string): string {
   const lines = text.split('\n');
-  const start = lines.findIndex((l) => l.trim() === AUTO_LOAD_START);
-  const end = lines.findIndex((l, i) => i > start && l.trim() === AUTO_LOAD_END);
+  const { start, end } = findMarkers(lines);
   if (start !== -1 && end !== -1) return [...lines.slice(0, start), block, ...lines.slice(end + 1)].join('\n');
   if (/^# /.test(lines[0] ?? '')) {
     const rest = lines.slice(1);
@@ -113,9 +111,68 @@ function splitRow(line: string): string[] {
   return inner.split(/(?<!\\)\|/).map((c) => c.trim().replaceAll('\\|', '|'));
 }
 
-/** `docs/a.md`, [a](docs/a.md) or a bare path → the path. */
+/**
+ * The lines of the start marker and of the first end marker after it (-1 when missing).
+ * Marker lines inside a code fence are an example (a CLAUDE.md showing the format), not
+ * the table: reading them took the example's rows, and an update rewrote the example.
+ */
+function findMarkers(lines: string[]): { start: number; end: number } {
+  const fenced = fencedLines(lines);
+  const start = lines.findIndex((l, i) => !fenced[i] && l.trim() === AUTO_LOAD_START);
+  const end = start === -1 ? -1 : lines.findIndex((l, i) => i > start && !fenced[i] && l.trim() === AUTO_LOAD_END);
+  return { start, end };
+}
+
+const FENCE_OPEN = /^ {0,3}(`{3,}|~{3,})(.*)$/;
+const FENCE_CLOSE = /^ {0,3}(`{3,}|~{3,})[ \t]*$/;
+
+/** Which lines belong to a fenced code block, delimiters included; an unclosed fence is text, as when indexing (chunk.ts). */
+function fencedLines(lines: string[]): boolean[] {
+  const fenced = new Array<boolean>(lines.length).fill(false);
+  for (let i = 0; i < lines.length; i++) {
+    const open = FENCE_OPEN.exec(lines[i]!);
+    if (!open || (open[1]![0] === '`' && open[2]!.includes('`'))) continue;
+    const close = lines.findIndex((l, j) => {
+      if (j <= i) return false;
+      const c = FENCE_CLOSE.exec(l);
+      return c !== null && c[1]![0] === open[1]![0] && c[1]!.length >= open[1]!.length;
+    });
+    if (close === -1) continue;
+    fenced.fill(true, i, close + 1);
+    i = close;
+  }
+  return fenced;
+}
+
+/** The docs cell's entries: commas inside a link's text or target, or a code span, do not separate (`[Payments, refunds](docs/payments.md)`). */
+function splitDocs(cell: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let code = false;
+  let from = 0;
+  for (let i = 0; i < cell.length; i++) {
+    const c = cell[i]!;
+    if (c === '`') code = !code;
+    else if (code) continue;
+    else if (c === '[' || c === '(') depth++;
+    else if ((c === ']' || c === ')') && depth > 0) depth--;
+    else if (c === ',' && depth === 0) {
+      out.push(cell.slice(from, i));
+      from = i + 1;
+    }
+  }
+  out.push(cell.slice(from));
+  return out;
+}
+
+/**
+ * `docs/a.md`, [a](docs/a.md), [a](<docs/a.md> "title") or a bare path → the path, without
+ * a `#section` anchor or a leading `./`: the table names files, and the path is checked
+ * against the repository as it is.
+ */
 function docPath(cell: string): string {
   const s = cell.trim();
-  const link = /^\[[^\]]*\]\(([^)\s]+)\)$/.exec(s);
-  return (link ? link[1]! : s.replace(/^`+|`+$/g, '')).trim();
+  const link = /^\[(?:[^\]\\]|\\.)*\]\(\s*(<[^<>\n]*>|[^\s()]+)(?:\s+(?:"[^"]*"|'[^']*'|\([^()]*\)))?\s*\)$/.exec(s);
+  const target = link ? link[1]!.replace(/^<|>$/g, '') : s.replace(/^`+|`+$/g, '');
+  return target.replace(/#.*$/, '').replace(/^(?:\.\/)+/, '').trim();
 }

@@ -3,12 +3,21 @@
  * path. Code fences are respected (a `#` line inside a fence is code, not a heading);
  * an unclosed fence is treated as text, so one stray ``` in a broken file does not hide
  * every heading after it. Sections longer than the limit are split at blank lines, then
- * at lines, then mid-line; a file yields at most `maxChunks` chunks.
+ * at lines, then mid-line; a file yields at most `maxChunks` chunks, cut from its longest
+ * sections. Encoded data (inline images, base64 and hex blobs) is left out first.
  */
 
 export interface Chunk {
   /** Headings from the top of the document down to this section. */
   headingPath: string[];
+  /**
+   * The heading path as the full-text index weighs it: without the file's H1 when it has
+   * only one. That title is in every section's path, so at heading weight it ranked each
+   * section of the file for words that tell none of them apart (CLAUDE.md's "Pet shop"
+   * lifted its Layout section for any ticket about a pet). The file path and the H1's own
+   * line in its section's text still carry it.
+   */
+  rankedPath: string[];
   /** The section's own heading; '' for text before the first heading. */
   heading: string;
   /** 1-based line of the chunk's first line in the file. */
@@ -36,6 +45,8 @@ interface Section {
   headingLines: number;
   heading: string;
   headingPath: string[];
+  /** Level (1-6) of each heading in `headingPath`. */
+  levels: number[];
 }
 
 const ATX = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$/;
@@ -49,20 +60,100 @@ const NOT_SETEXT_TEXT = /^(?: {4}|\t)|^\s*(?:[-*+>|]|\d+[.)])(?:\s|$)/;
 export function chunkMarkdown(source: string, opts: ChunkOptions): ChunkResult {
   const lines = source.split(/\r\n?|\n/);
   const notes: string[] = [];
+  shortenEncodedData(lines, notes);
   const first = frontMatterEnd(lines);
   const fenced = fenceMask(lines, first, notes);
-  const sections = findSections(lines, first, fenced);
-  const chunks: Chunk[] = [];
-  for (const s of sections) {
-    for (const piece of splitSection(lines, fenced, s, opts.maxChunkChars)) {
-      chunks.push({ headingPath: s.headingPath, heading: s.heading, ...piece });
+  const all = findSections(lines, first, fenced);
+  const singleTitle = all.filter((s) => s.levels.length === 1 && s.levels[0] === 1).length === 1;
+  // A heading with nothing under it (a title right above its first subsection) would only
+  // add a chunk that matches on words its subsections already carry in their heading path.
+  const sections = all.filter((s) => lines.slice(s.start + s.headingLines, s.end).some((l) => l.trim() !== ''));
+  const perSection = sections.map((s) => {
+    const rankedPath = singleTitle && s.levels[0] === 1 ? s.headingPath.slice(1) : s.headingPath;
+    return splitSection(lines, fenced, s, opts.maxChunkChars).map((piece) => ({ headingPath: s.headingPath, rankedPath, heading: s.heading, ...piece }));
+  });
+  return { chunks: capChunks(perSection, opts.maxChunks, notes), notes };
+}
+
+/** Encoded data (a data: URI, a base64 or hex blob) at least this long is left out of the index. */
+const ENCODED_MIN_CHARS = 256;
+const DATA_URI = /\bdata:([^,\s()"'<>]{0,100}),[^\s()"'<>]{256,}/gi;
+const ENCODED_RUN = /[A-Za-z0-9+/_-]{256,}={0,2}/g;
+/** One line of a wrapped base64 or hex blob (PEM and MIME wrap at 64 and 76 characters). */
+const ENCODED_LINE = /^[ \t]*[A-Za-z0-9+/]{40,}={0,2}[ \t]*$/;
+
+/**
+ * Encoded data says nothing a search could find, yet an inline image of 1 MB made
+ * hundreds of chunks, filled the file's chunk budget and pushed out every section after
+ * it. Each run is replaced by a short marker within its line (a wrapped blob's other
+ * lines are emptied), so line numbers stay true.
+ */
+function shortenEncodedData(lines: string[], notes: string[]): void {
+  let runs = 0;
+  let chars = 0;
+  const marker = (n: number) => {
+    runs++;
+    chars += n;
+    return `[${n} characters of encoded data left out]`;
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.length >= ENCODED_MIN_CHARS) {
+      lines[i] = line
+        .replace(DATA_URI, (m: string, meta: string) => `data:${meta},${marker(m.length - meta.length - 6)}`)
+        .replace(ENCODED_RUN, (m) => (looksEncoded(m) ? marker(m.length) : m));
+      continue;
+    }
+    let j = i;
+    let size = 0;
+    while (j < lines.length && ENCODED_LINE.test(lines[j]!) && looksEncoded(lines[j]!)) size += lines[j++]!.trim().length;
+    if (j - i > 1 && size >= ENCODED_MIN_CHARS) {
+      lines[i] = marker(size);
+      lines.fill('', i + 1, j);
+      i = j - 1;
     }
   }
-  if (chunks.length > opts.maxChunks) {
-    notes.push(`kept the first ${opts.maxChunks} of ${chunks.length} chunks`);
-    chunks.length = opts.maxChunks;
+  if (runs) notes.push(`left out ${runs} run(s) of encoded data (data: URIs, base64, hex; ${chars} characters)`);
+}
+
+/** Digits mixed with letters, as in base64 and hex; a long row of dashes or a slug of words is text. */
+function looksEncoded(s: string): boolean {
+  const digits = s.replace(/\D/g, '').length;
+  return digits >= s.length / 20 && /[A-Za-z]/.test(s);
+}
+
+/**
+ * At most `max` chunks for the file, cut from its longest sections: every section keeps
+ * its first pieces, as many as an even share of the budget allows, so one huge section
+ * cannot push the sections after it out of the index. Only a file with more sections
+ * than `max` loses whole sections (the last ones); the rest keep their first piece.
+ */
+function capChunks(perSection: Chunk[][], max: number, notes: string[]): Chunk[] {
+  const total = perSection.reduce((n, s) => n + s.length, 0);
+  if (total <= max) return perSection.flat();
+  if (perSection.length >= max) {
+    notes.push(`kept the first ${max} of ${total} chunks (the first piece of each of the first ${max} sections)`);
+    return perSection.slice(0, max).map((s) => s[0]!);
   }
-  return { chunks, notes };
+  // The largest per-section allowance that fits, then one more piece for as many of the
+  // sections still cut short as the remainder allows.
+  const kept = (limit: number) => perSection.reduce((n, s) => n + Math.min(s.length, limit), 0);
+  let limit = 1;
+  while (kept(limit + 1) <= max) limit++;
+  let spare = max - kept(limit);
+  const cut: string[] = [];
+  const out = perSection.flatMap((s) => {
+    let take = Math.min(s.length, limit);
+    if (take < s.length && spare > 0) {
+      take++;
+      spare--;
+    }
+    if (take < s.length) cut.push(s[0]!.headingPath.join(' › ') || '(before the first heading)');
+    return s.slice(0, take);
+  });
+  const named = cut.slice(0, 3).join('; ') + (cut.length > 3 ? `; and ${cut.length - 3} more` : '');
+  notes.push(`kept ${max} of ${total} chunks: the longest sections were cut short (${named})`);
+  return out;
 }
 
 /** YAML front matter (`---` ... `---` on the first line) is metadata, and its closing `---` must not read as a setext underline. */
@@ -118,14 +209,14 @@ function fenceMask(lines: string[], first: number, notes: string[]): Uint8Array 
 function findSections(lines: string[], first: number, fenced: Uint8Array): Section[] {
   const sections: Section[] = [];
   const stack: Array<{ level: number; text: string }> = [];
-  let cur: Section = { start: first, end: lines.length, headingLines: 0, heading: '', headingPath: [] };
+  let cur: Section = { start: first, end: lines.length, headingLines: 0, heading: '', headingPath: [], levels: [] };
   const isHeading = new Uint8Array(lines.length);
   const open = (start: number, headingLines: number, level: number, text: string) => {
     cur.end = start;
     sections.push(cur);
     while (stack.length && stack[stack.length - 1]!.level >= level) stack.pop();
     stack.push({ level, text });
-    cur = { start, end: lines.length, headingLines, heading: text, headingPath: stack.map((h) => h.text) };
+    cur = { start, end: lines.length, headingLines, heading: text, headingPath: stack.map((h) => h.text), levels: stack.map((h) => h.level) };
   };
   for (let i = first; i < lines.length; i++) {
     if (fenced[i]) continue;
@@ -153,9 +244,7 @@ function findSections(lines: string[], first: number, fenced: Uint8Array): Secti
     }
   }
   sections.push(cur);
-  // A heading with nothing under it (a title right above its first subsection) would only
-  // add a chunk that matches on words its subsections already carry in their heading path.
-  return sections.filter((s) => lines.slice(s.start + s.headingLines, s.end).some((l) => l.trim() !== ''));
+  return sections;
 }
 
 /**
@@ -163,7 +252,7 @@ function findSections(lines: string[], first: number, fenced: Uint8Array): Secti
  * blocks) are packed greedily; a block that alone is too long is cut at lines, and a line
  * that alone is too long is cut mid-line.
  */
-function splitSection(lines: string[], fenced: Uint8Array, s: Section, max: number): Array<Omit<Chunk, 'heading' | 'headingPath'>> {
+function splitSection(lines: string[], fenced: Uint8Array, s: Section, max: number): Array<Omit<Chunk, 'heading' | 'headingPath' | 'rankedPath'>> {
   let end = s.end;
   while (end > s.start && lines[end - 1]!.trim() === '') end--;
   const whole = lines.slice(s.start, end).join('\n');
@@ -186,7 +275,7 @@ function splitSection(lines: string[], fenced: Uint8Array, s: Section, max: numb
   }
   flushBlock(end);
 
-  const out: Array<Omit<Chunk, 'heading' | 'headingPath'>> = [];
+  const out: Array<Omit<Chunk, 'heading' | 'headingPath' | 'rankedPath'>> = [];
   let buf: { line: number; text: string } | null = null;
   for (const u of units) {
     if (buf && buf.text.length + 2 + u.text.length <= max) {

@@ -68,6 +68,17 @@ export function createEmbedder(settings: EmbeddingsSettings, apiKey: string | un
   };
 }
 
+/**
+ * The endpoint refused these inputs, not the request: 400 (bad input), 413 (too long for
+ * the model, as TEI and vLLM answer) or 422 (validation). Other answers (401/403 a key,
+ * 404 a URL or model, 429 a rate limit, 5xx, no answer) are about the endpoint, and
+ * splitting a batch would only send the same failure once per chunk.
+ */
+export function refusesInput(err: unknown): boolean {
+  const status = (err as { status?: unknown } | undefined)?.status;
+  return status === 400 || status === 413 || status === 422;
+}
+
 /** One line saying what went wrong with the endpoint (never the key), down to the root cause (e.g. ECONNREFUSED). */
 export function describeEmbedError(baseURL: string, err: unknown): string {
   const parts: string[] = [];

@@ -7,13 +7,17 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { chunkMarkdown, type Chunk } from './chunk.ts';
-import { describeEmbedError, type Embedder } from './embed.ts';
+import { describeEmbedError, refusesInput, type Embedder } from './embed.ts';
 import { findDocFiles, readDocFile, type DocFile } from './files.ts';
 import type { DocsSettings } from './settings.ts';
 import type { ChunkRow, DocsStore } from './store.ts';
 
-/** Bump when chunking changes, so existing indexes are rebuilt instead of mixing two chunkings. */
-const CHUNKER_VERSION = 1;
+/**
+ * Bump when chunking or what the full-text index holds changes, so existing indexes are
+ * rebuilt instead of mixing two. 2: identifiers split into their parts, a file's single
+ * H1 out of the weighted heading column, encoded data left out, the cap per section.
+ */
+const CHUNKER_VERSION = 2;
 /** Parsed files (and their bytes) held before one write transaction: few transactions, bounded memory. */
 const FLUSH_FILES = 200;
 const FLUSH_BYTES = 32 * 1024 * 1024;
@@ -33,6 +37,8 @@ export interface IndexReport {
   notes: Array<{ path: string; note: string }>;
   embeddedFiles: number;
   embeddedChunks: number;
+  /** Chunks the embeddings endpoint refused on their own (too long for its model): searched by full text only. */
+  refusedChunks: number;
   /** Totals in the index after this run. */
   files: number;
   chunks: number;
@@ -76,7 +82,7 @@ export async function indexDocs(opts: IndexOptions): Promise<IndexReport> {
   const paths = findDocFiles(repo, settings.globs);
   const report: IndexReport = {
     repo, scanned: paths.length, changed: 0, unchanged: 0, removed: 0, skipped: [], notes: [],
-    embeddedFiles: 0, embeddedChunks: 0, files: 0, chunks: 0, vectors: 0, vectorState: 'off', warnings: [], ms: 0,
+    embeddedFiles: 0, embeddedChunks: 0, refusedChunks: 0, files: 0, chunks: 0, vectors: 0, vectorState: 'off', warnings: [], ms: 0,
   };
 
   let pending: Pending[] = [];
@@ -140,6 +146,26 @@ export function embeddingText(c: Pick<ChunkRow, 'headingPath' | 'text'>): string
   return `${c.headingPath.join(' > ')}\n\n${c.text}`;
 }
 
+/** The endpoint answered vectors of another size than the index holds (checked per batch). */
+class VectorSizeChanged extends Error {
+  constructor(
+    readonly dims: number,
+    readonly stored: string,
+  ) {
+    super(`the embeddings endpoint now returns ${dims}-dimensional vectors, not ${stored}`);
+  }
+}
+
+/**
+ * Embed the chunks of every file not embedded yet, a batch at a time. A batch the
+ * endpoint refuses for its input (embed.ts `refusesInput`: 413 for a chunk over the
+ * model's length limit) is halved until the refused chunks stand alone; those are left
+ * without a vector, the rest of the batch is embedded, and the run goes on. A chunk that
+ * was refused on its own counts as done, so its file is marked embedded: it is not sent
+ * again until the file or the embeddings settings change, and full-text search still
+ * finds it. Any other failure stops the run with a warning, leaving the files not yet
+ * embedded for the next run.
+ */
 async function embedPending(store: DocsStore, embedder: Embedder, report: IndexReport): Promise<void> {
   if (store.vecError) {
     report.vectorState = 'unavailable';
@@ -154,38 +180,86 @@ async function embedPending(store: DocsStore, embedder: Embedder, report: IndexR
   const left = new Map(todo.map((f) => [f.path, f.chunks]));
   const hashes = new Map(todo.map((f) => [f.path, f.hash]));
   const chunks = store.chunksOf(todo.map((f) => f.path));
-  for (let i = 0; i < chunks.length; i += embedder.batchSize) {
-    const batch = chunks.slice(i, i + embedder.batchSize);
+  // Call inside a transaction: a file whose chunks are all done is marked embedded.
+  const settle = (done: ChunkRow[]) => {
+    for (const c of done) {
+      const n = left.get(c.path)! - 1;
+      if (n > 0) {
+        left.set(c.path, n);
+        continue;
+      }
+      left.delete(c.path);
+      if (store.markEmbedded(c.path, hashes.get(c.path)!)) report.embeddedFiles++;
+    }
+  };
+  // Vectors under this key prove the endpoint takes ordinary input; without them, a
+  // refusal could be a misconfigured endpoint refusing everything (see the probe below).
+  let accepted = store.hasVectors();
+  const refused: Array<{ chunk: ChunkRow; err: unknown }> = [];
+  const embedBatch = async (batch: ChunkRow[]): Promise<void> => {
     let vectors: Float32Array[];
     try {
       vectors = await embedder.embed(batch.map(embeddingText));
     } catch (err) {
-      report.vectorState = 'failed';
-      report.warnings.push(`${describeEmbedError(embedder.baseURL, err)}; ${left.size} file(s) have no vectors yet (full-text search covers them; the next index run retries)`);
+      if (!refusesInput(err)) throw err;
+      if (batch.length === 1) refused.push({ chunk: batch[0]!, err });
+      else {
+        const half = Math.ceil(batch.length / 2);
+        await embedBatch(batch.slice(0, half));
+        await embedBatch(batch.slice(half));
+      }
       return;
     }
     const dims = vectors[0]!.length;
     const storedDims = store.meta('vec_dims');
-    if (storedDims !== undefined && Number(storedDims) !== dims) {
-      // Same endpoint and model name, different vectors: the server changed models. Start over next run.
-      store.tx(() => store.resetVectors());
-      report.vectorState = 'failed';
-      report.warnings.push(`the embeddings endpoint now returns ${dims}-dimensional vectors, not ${storedDims}; vectors were dropped and will be rebuilt by the next index run`);
-      return;
-    }
+    if (storedDims !== undefined && Number(storedDims) !== dims) throw new VectorSizeChanged(dims, storedDims);
     store.tx(() => {
       store.ensureVectors(embedder.key, dims);
       store.writeVectors(batch.map((c, j) => ({ id: c.id, vector: vectors[j]! })));
-      for (const c of batch) {
-        const n = left.get(c.path)! - 1;
-        if (n > 0) {
-          left.set(c.path, n);
-          continue;
-        }
-        left.delete(c.path);
-        if (store.markEmbedded(c.path, hashes.get(c.path)!)) report.embeddedFiles++;
-      }
+      settle(batch);
     });
+    accepted = true;
     report.embeddedChunks += batch.length;
+  };
+
+  try {
+    for (let i = 0; i < chunks.length; i += embedder.batchSize) {
+      await embedBatch(chunks.slice(i, i + embedder.batchSize));
+      if (!refused.length) continue;
+      // Every input refused so far: one short input tells a chunk too long for the model
+      // from an endpoint that refuses everything (a wrong model name answers 400 on some
+      // servers), which must stop the run like any other failure.
+      if (!accepted) {
+        try {
+          await embedder.embed([embeddingText(refused[0]!.chunk).slice(0, 200)]);
+          accepted = true;
+        } catch {
+          throw refused[0]!.err;
+        }
+      }
+      const done = refused.splice(0);
+      store.tx(() => settle(done.map((r) => r.chunk)));
+      noteRefused(report, done);
+    }
+  } catch (err) {
+    report.vectorState = 'failed';
+    if (err instanceof VectorSizeChanged) {
+      // Same endpoint and model name, different vectors: the server changed models. Start over next run.
+      store.tx(() => store.resetVectors());
+      report.warnings.push(`${err.message}; vectors were dropped and will be rebuilt by the next index run`);
+      return;
+    }
+    report.warnings.push(`${describeEmbedError(embedder.baseURL, err)}; ${left.size} file(s) have no vectors yet (full-text search covers them; the next index run retries)`);
+  }
+}
+
+function noteRefused(report: IndexReport, done: Array<{ chunk: ChunkRow; err: unknown }>): void {
+  report.refusedChunks += done.length;
+  const byPath = new Map<string, Array<{ chunk: ChunkRow; err: unknown }>>();
+  for (const r of done) byPath.set(r.chunk.path, [...(byPath.get(r.chunk.path) ?? []), r]);
+  for (const [path, rs] of byPath) {
+    const status = (rs[0]!.err as { status?: number }).status;
+    const lines = rs.map((r) => r.chunk.line).join(', ');
+    report.notes.push({ path, note: `the embeddings endpoint refused ${rs.length} chunk(s) (HTTP ${status}; line ${lines}): no vector for them, full-text search still finds them` });
   }
 }

@@ -59,14 +59,124 @@ export interface SearchResult {
 
 /** Ticket text → a safe FTS5 query: distinct word tokens, quoted, OR-ed. `match` is null when no word is left. */
 export function buildFtsQuery(text: string): { match: string | null; terms: string[] } {
-  // Markup tags (the harness wraps ticket text in <untrusted-data>) are not what the ticket is about.
-  const words = text.replace(/<\/?[A-Za-z][\w-]*(?:\s[^<>]*)?>/g, ' ');
-  const tokens = words.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((t) => t.length > 1 || /\d/.test(t));
+  const tokens: string[] = [];
+  for (const [word] of namesOfEngineMessages(withoutStackLocations(text.replace(FENCE_TAG, ' '))).matchAll(WORD)) {
+    // The identifier's own tokens first, then its parts or whole (see identifierExtras).
+    for (const t of [...word.split('_').map((w) => w.toLowerCase()), ...identifierExtras(word)]) {
+      if (t.length > 1 && !isPlainNumber(t)) tokens.push(t);
+    }
+  }
   const content = tokens.filter((t) => !STOPWORDS.has(t) && !isIdentifierNoise(t));
   // A query made only of stopwords still deserves an answer.
   const terms = [...new Set(content.length ? content : tokens)].slice(0, MAX_TERMS);
   if (!terms.length) return { match: null, terms };
   return { match: orQuery(terms), terms };
+}
+
+/**
+ * Only the harness's own fence tags are markup here: the ticket text inside them is the
+ * reporter's, and a tag-like word there is content (React's `(<CheckoutForm>)` names the
+ * component the ticket is about).
+ */
+const FENCE_TAG = /<\/?untrusted-data\b[^<>]*>/gi;
+
+/** A word of text as code writes it: letters and digits, perhaps joined by underscores. */
+const WORD = /[\p{L}\p{N}_]+/gu;
+/** A lower-to-upper step (ownerName, s3Bucket) or an acronym before a word (HTTPServer). */
+const CAMEL_STEP = /[\p{Ll}\p{N}]\p{Lu}|\p{Lu}\p{Lu}\p{Ll}/u;
+const CAMEL_PART = /\p{Lu}+(?=\p{Lu}\p{Ll})|\p{Lu}?[\p{Ll}\p{N}]+|\p{Lu}[\p{Lu}\p{N}]*/gu;
+const CASED_WORD = /^[\p{Lu}\p{Ll}\p{N}]+$/u;
+
+/**
+ * The words an identifier stands for beyond the tokens FTS5 itself cuts it into (at
+ * underscores, never at case): the parts of a camelCase name (ownerName: owner, name;
+ * getHTTPResponse: get, http, response) and the whole of a snake_case one (owner_name:
+ * ownername, which is also ownerName's token). Indexing and querying both add them, so a
+ * ticket's `getPet` meets a doc's "pet" and a doc's `ownerName` a ticket's "name".
+ */
+function identifierExtras(word: string): string[] {
+  if (BUILTIN_ERRORS.has(word)) return [];
+  const own = word.split('_').filter(Boolean);
+  if (own.length > 1 || (own.length === 1 && CAMEL_STEP.test(own[0]!))) {
+    const parts = own.flatMap((w) => (CAMEL_STEP.test(w) && CASED_WORD.test(w) ? (w.match(CAMEL_PART) ?? [w]) : [w]));
+    const out = new Set<string>();
+    if (own.length > 1) out.add(own.join('').toLowerCase());
+    if (parts.length > own.length) for (const p of parts) out.add(p.toLowerCase());
+    for (const w of own) out.delete(w.toLowerCase());
+    return [...out].filter((t) => t.length > 1);
+  }
+  return [];
+}
+
+/**
+ * The language's own error classes stay whole: the "type" of TypeError or the "key" of
+ * KeyError is no word of the application's (TypeError lifted every doc mentioning a
+ * `type` field). An application's own (PaymentDeclinedError) is split like any name.
+ */
+const BUILTIN_ERRORS = new Set(
+  ('EvalError RangeError ReferenceError SyntaxError TypeError URIError AggregateError InternalError ' +
+    'AttributeError KeyError IndexError NameError ValueError ImportError ModuleNotFoundError RuntimeError OSError IOError ' +
+    'LookupError ZeroDivisionError AssertionError NotImplementedError RecursionError NoneType ' +
+    'NullPointerException IllegalArgumentException IllegalStateException ClassCastException IndexOutOfBoundsException ' +
+    'ArrayIndexOutOfBoundsException NumberFormatException UnsupportedOperationException ConcurrentModificationException').split(' '),
+);
+
+/**
+ * The wording of a runtime's error messages is the same for every such bug, and only the
+ * names in it say which one this is: "Cannot read properties of undefined (reading
+ * 'name')" is about `name`, and its "read" and "reading" had ranked a section on read
+ * endpoints above the doc about the missing value. Each message is cut to its names and
+ * the missing value (undefined, null).
+ */
+function namesOfEngineMessages(text: string): string {
+  return ENGINE_MESSAGES.reduce((t, [re, keep]) => t.replace(re, keep), text);
+}
+
+const ENGINE_MESSAGES: Array<[RegExp, string]> = [
+  // V8 (Node, Chrome): since 2021, and the older form.
+  [/Cannot (?:read|set) properties of (undefined|null) \((?:reading|setting) '([^'\n]*)'\)/g, ' $1 $2 '],
+  [/Cannot (?:read|set) property '([^'\n]*)' of (undefined|null)/g, ' $2 $1 '],
+  [/Cannot destructure property '([^'\n]*)' of '([^'\n]*)' as it is (undefined|null)/g, ' $3 $1 $2 '],
+  [/([\w$.]+)(?:\(\.\.\.\))? is not (?:a function|a constructor|defined|iterable)/g, ' $1 '],
+  // CPython.
+  [/'(\w+)' object has no attribute '([^'\n]*)'/g, ' $1 $2 '],
+  [/'(\w+)' object is not (?:subscriptable|callable|iterable)/g, ' $1 '],
+];
+
+/** `text` with its identifiers' extra words appended, for the full-text index (see identifierExtras). */
+export function withIdentifierParts(text: string): string {
+  const extra: string[] = [];
+  for (const [word] of text.matchAll(WORD)) extra.push(...identifierExtras(word));
+  return extra.length ? `${text}\n${extra.join(' ')}` : text;
+}
+
+/**
+ * Frames and source locations of a stack trace name the code, not the docs: `src`,
+ * `server`, `ts` and line numbers matched every layout section instead of the one about
+ * the failing behaviour. A frame keeps its function name (`at getPet (src/pets.ts:14:94)`
+ * is getPet); frames inside node's internals or node_modules go whole.
+ */
+function withoutStackLocations(text: string): string {
+  return text
+    .replace(JS_FRAME, (_, fn: string | undefined, where: string | undefined) => (!fn || /^(?:node:|internal\/)|node_modules/.test(where ?? '') ? '' : fn))
+    .replace(PY_FRAME, (_, fn: string | undefined) => fn ?? '')
+    .replace(SOURCE_LOCATION, ' ');
+}
+
+/** `at fn (file:line:col)`, `at async fn (...)`, Java's `at a.b.C.fn(File.java:12)`, or a bare `at file:line:col`. */
+const JS_FRAME = /^[ \t]*at[ \t]+(?:async[ \t]+)?(?:new[ \t]+)?(?:(\S.*?)[ \t]*\(([^()\n]*:\d+(?::\d+)?|native|<anonymous>|Native Method|Unknown Source)\)|\S+:\d+(?::\d+)?)[ \t]*$/gm;
+/** Python's `File "/app/x.py", line 12, in handler`. */
+const PY_FRAME = /^[ \t]*File "[^"\n]*", line \d+(?:, in (\S+))?.*$/gm;
+/** `src/pets.ts:14:94`, `file:///srv/app.mjs:3`: a source file with a line number, anywhere in the text. */
+const SOURCE_LOCATION = /(?:file:\/\/)?[\w@~.+/\\-]*\.(?:[cm]?[jt]sx?|py|rb|go|java|kt|rs|php|cs|swift|scala|exs?|erl|c|cc|cpp|h|hpp|vue|svelte|dart|lua)\b:\d+(?::\d+)?/gi;
+
+/**
+ * Numbers in a ticket are ids, counts, ports and line numbers (`/api/pets/5`), which no
+ * doc is about; HTTP status codes (404, 503) are the exception, since docs say which
+ * status an endpoint answers.
+ */
+function isPlainNumber(t: string): boolean {
+  return /^\d+$/.test(t) && !/^[1-5]\d\d$/.test(t);
 }
 
 function orQuery(terms: string[]): string {

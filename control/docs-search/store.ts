@@ -10,6 +10,7 @@ import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as sqliteVec from 'sqlite-vec';
 import type { Chunk } from './chunk.ts';
+import { withIdentifierParts } from './search.ts';
 
 export interface FileRow {
   path: string;
@@ -136,7 +137,11 @@ export class DocsStore {
     return new Map(rows.map((r) => [r.path, r]));
   }
 
-  /** Replace everything indexed for one file (call inside `tx`). */
+  /**
+   * Replace everything indexed for one file (call inside `tx`). The full-text row holds
+   * the ranked heading path (no file title) and the identifiers' parts besides the text
+   * as written; the chunk row keeps the text and heading path that are shown.
+   */
   replaceFile(path: string, f: { hash: string; bytes: number; note: string | null }, chunks: Chunk[]): void {
     this.removeFile(path);
     const insFile = this.stmt('INSERT INTO files(path, hash, bytes, chunks, note, embedded) VALUES (?, ?, ?, ?, ?, 0)');
@@ -145,7 +150,7 @@ export class DocsStore {
     const insFts = this.stmt('INSERT INTO chunks_fts(rowid, heading, path, body) VALUES (?, ?, ?, ?)');
     chunks.forEach((c, i) => {
       const id = insChunk.run(path, i, c.heading, JSON.stringify(c.headingPath), c.line, c.part, c.text).lastInsertRowid;
-      insFts.run(BigInt(id), c.headingPath.join(' > '), path, c.text);
+      insFts.run(BigInt(id), withIdentifierParts(c.rankedPath.join(' > ')), withIdentifierParts(path), withIdentifierParts(c.text));
     });
   }
 

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { missingAutoLoadDocs, parseAutoLoad, renderAutoLoad, updateAutoLoad, type AutoLoadRow } from '../../control/docs-search/auto-load.ts';
+import { AUTO_LOAD_END, AUTO_LOAD_START, missingAutoLoadDocs, parseAutoLoad, renderAutoLoad, updateAutoLoad, type AutoLoadRow } from '../../control/docs-search/auto-load.ts';
 import { initTargetDocs } from '../../control/docs-search/init-target.ts';
 import { tempRepo } from './support.ts';
 
@@ -132,4 +132,27 @@ test('updateAutoLoad keeps a CRLF file CRLF and a byte-order mark first', () => 
   assert.match(crlf, /^# My Project\r\n\r\n<!-- bugbot:auto-load:start -->\r\n/);
   const bom = updateAutoLoad('\uFEFF# Title\nText\n', rows);
   assert.ok(bom.startsWith('\uFEFF# Title\n\n<!-- bugbot:auto-load:start -->'), JSON.stringify(bom.slice(0, 40)));
+});
+
+test('docs cells: a comma inside a link is no separator; link titles and #anchors are not part of the path (review-phase0)', () => {
+  const table = (docs: string) => `${AUTO_LOAD_START}\n| topic | docs |\n|---|---|\n| pay | ${docs} |\n${AUTO_LOAD_END}\n`;
+  const docs = (cell: string) => parseAutoLoad(table(cell)).rows[0]?.docs;
+  assert.deepEqual(docs('[Payments, refunds](docs/payments.md), `docs/b.md`'), ['docs/payments.md', 'docs/b.md']);
+  assert.deepEqual(docs('[a](docs/a.md "Payments, refunds"), [b](<docs/b.md> \'B\')'), ['docs/a.md', 'docs/b.md']);
+  assert.deepEqual(docs('docs/a.md#refunds, ./docs/b.md, [c](docs/c.md#top)'), ['docs/a.md', 'docs/b.md', 'docs/c.md']);
+});
+
+test('marker lines inside a code fence are an example, not the table, and an update leaves them alone (review-phase0)', () => {
+  const example = ['```markdown', AUTO_LOAD_START, '| topic | docs |', '|---|---|', '| ex | docs/ex.md |', AUTO_LOAD_END, '```'].join('\n');
+  const real = [AUTO_LOAD_START, '| topic | docs |', '|---|---|', '| real | docs/real.md |', AUTO_LOAD_END].join('\n');
+  const text = `# T\n\nThe table looks like this:\n\n${example}\n\n${real}\n`;
+  assert.deepEqual(parseAutoLoad(text).rows, [{ topic: 'real', docs: ['docs/real.md'] }]);
+  const rows = [{ topic: 'new', docs: ['docs/new.md'] }];
+  assert.equal(updateAutoLoad(text, rows), `# T\n\nThe table looks like this:\n\n${example}\n\n${renderAutoLoad(rows)}\n`);
+  // Only an example: there is no table, and the update adds one after the title.
+  const onlyExample = `# T\n\n${example}\n`;
+  assert.deepEqual(parseAutoLoad(onlyExample), { found: false, rows: [], problems: [] });
+  assert.equal(updateAutoLoad(onlyExample, rows), `# T\n\n${renderAutoLoad(rows)}\n\n${example}\n`);
+  // An unclosed fence is text (as when indexing): the markers after it still count.
+  assert.deepEqual(parseAutoLoad(`# T\n\n~~~\n\n${real}\n`).rows, [{ topic: 'real', docs: ['docs/real.md'] }]);
 });

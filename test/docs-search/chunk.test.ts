@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { chunkMarkdown } from '../../control/docs-search/chunk.ts';
 import { findDocFiles, globToRegExp, readDocFile } from '../../control/docs-search/files.ts';
 import { indexDocs } from '../../control/docs-search/index.ts';
+import { searchDocs } from '../../control/docs-search/search.ts';
 import { openStore, settings, tempRepo } from './support.ts';
 
 const opts = { maxChunkChars: 2000, maxChunks: 400 };
@@ -73,6 +74,37 @@ test('a file with too many sections keeps the first maxChunks and says so', () =
   const { chunks, notes } = chunkMarkdown(md, { maxChunkChars: 2000, maxChunks: 10 });
   assert.equal(chunks.length, 10);
   assert.match(notes.join(), /kept the first 10 of 50 chunks/);
+});
+
+test('the chunk cap cuts the longest sections first: every section keeps its first piece (review-phase0)', () => {
+  const long = (n: number) => Array.from({ length: n }, (_, i) => `paragraph ${i} ${'words '.repeat(15)}`).join('\n\n');
+  const md = ['# Guide', '', '## Huge', '', long(60), '', '## Middle', '', long(6), '', '## Small', '', 'one line', '', '## Last', '', 'the end'].join('\n');
+  const { chunks, notes } = chunkMarkdown(md, { maxChunkChars: 200, maxChunks: 12 });
+  assert.equal(chunks.length, 12);
+  const count = (h: string) => chunks.filter((c) => c.heading === h).length;
+  assert.deepEqual(['Huge', 'Middle', 'Small', 'Last'].map(count), [5, 5, 1, 1]);
+  assert.deepEqual(chunks.filter((c) => c.heading === 'Huge').map((c) => c.part), [0, 1, 2, 3, 4], 'a cut section keeps its first pieces');
+  assert.match(notes.join(), /kept 12 of \d+ chunks: the longest sections were cut short \(Guide › Huge; Guide › Middle\)/);
+});
+
+test('an inline image of 1 MB is left out, and the sections after it are indexed (review-phase0)', async (t) => {
+  const png = Buffer.from(Array.from({ length: 700_000 }, (_, i) => (i * 7919) % 251)).toString('base64');
+  const wrapped = (png.slice(0, 76 * 40).match(/.{1,76}/g) ?? []).join('\n');
+  const guide = ['# Guide', '', '## Screenshots', '', `![dashboard](data:image/png;base64,${png})`, '', '## Key', '', '```', wrapped, '```', '',
+    '## Refund policy', '', 'Refunds are idempotent: a repeated refund_id refunds nothing.', '', '| a |', `|${'-'.repeat(300)}|`, ''].join('\n');
+  const { chunks, notes } = chunkMarkdown(guide, opts);
+  assert.deepEqual(chunks.map((c) => [c.heading, c.line]), [['Screenshots', 3], ['Key', 7], ['Refund policy', 52]], 'line numbers stay true');
+  assert.equal(chunks[0]!.text, `## Screenshots\n\n![dashboard](data:image/png;base64,[${png.length} characters of encoded data left out])`);
+  assert.match(chunks[1]!.text, /^## Key\n\n```\n\[3040 characters of encoded data left out\]\n+```$/);
+  assert.ok(chunks[2]!.text.includes('-'.repeat(300)), 'a long table rule is not encoded data');
+  assert.match(notes.join(), /left out 2 run\(s\) of encoded data/);
+
+  const { repo, home } = tempRepo(t, { 'docs/guide.md': guide });
+  const store = openStore(t, home);
+  const r = await indexDocs({ repo, settings: settings(), store, embedder: null });
+  assert.equal(r.chunks, 3);
+  const hits = await searchDocs(store, 'refund policy', { k: 1, embedder: null });
+  assert.equal(hits.hits[0]?.heading, 'Refund policy');
 });
 
 test('readDocFile: empty and binary files are skipped with a reason; a huge file is cut at a line', (t) => {

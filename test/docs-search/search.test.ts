@@ -3,8 +3,10 @@
  * say why they matched, and the ranking finds the section a ticket is about.
  */
 import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { docsQuery } from '../../control/dispatcher/workspace.ts';
 import { indexDocs } from '../../control/docs-search/index.ts';
 import { buildFtsQuery, searchDocs } from '../../control/docs-search/search.ts';
 import { openStore, SAMPLE_DOCS, settings, tempRepo } from './support.ts';
@@ -89,4 +91,80 @@ test('an empty index and a query with no match both answer with no hits', async 
   const none = await searchDocs(store2, 'kubernetes helm chart', { k: 5, embedder: null });
   assert.equal(none.hits.length, 0);
   assert.ok(none.indexed.chunks > 0);
+});
+
+test('buildFtsQuery: identifiers give their parts, stack locations and plain numbers go, only the fence tags are markup (review-phase0)', () => {
+  assert.deepEqual(buildFtsQuery('getPet reads ownerName and owner_name').terms, ['getpet', 'pet', 'reads', 'ownername', 'owner', 'name']);
+  assert.deepEqual(buildFtsQuery('XMLHttpRequest').terms, ['xmlhttprequest', 'xml', 'http', 'request']);
+  assert.deepEqual(
+    buildFtsQuery('Warning: Cannot update a component (<CheckoutForm>) while rendering').terms,
+    ['warning', 'cannot', 'update', 'component', 'checkoutform', 'checkout', 'form', 'rendering'],
+    'a tag-like word in the ticket is content',
+  );
+  assert.deepEqual(buildFtsQuery('<untrusted-data source="alert">refund</untrusted-data >').terms, ['refund']);
+  const stack = 'boom\n    at getPet (src/pets.ts:14:94)\n    at async route (/srv/app/src/server.ts:57:17)\n    at /srv/app/src/main.ts:3:1\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)';
+  assert.deepEqual(buildFtsQuery(stack).terms, ['boom', 'getpet', 'pet', 'route']);
+  assert.deepEqual(buildFtsQuery('failed in lib/pay.py:88 and src/cart.tsx:12:5 on pets/5 port 3000').terms, ['failed', 'pets', 'port']);
+  assert.deepEqual(buildFtsQuery('GET /api/pets/999 returns 500 instead of 404').terms, ['api', 'pets', 'returns', '500', 'instead', '404'], 'HTTP statuses stay');
+  assert.deepEqual(buildFtsQuery("TypeError: Cannot read properties of undefined (reading 'name')").terms, ['typeerror', 'undefined', 'name']);
+  assert.deepEqual(buildFtsQuery("AttributeError: 'NoneType' object has no attribute 'owner'").terms, ['attributeerror', 'nonetype', 'owner']);
+});
+
+test('indexed identifiers are split too: ownerName meets "owner name", and owner_name meets ownerName', async (t) => {
+  const { repo, home } = tempRepo(t, {
+    'docs/a.md': '# A\n\n## Strays\n\nFor them `ownerName` is null.\n\n## Other\n\nNothing here.\n',
+    'docs/b.md': '# B\n\n## Columns\n\nThe `owner_name` column.\n',
+  });
+  const store = openStore(t, home);
+  await indexDocs({ repo, settings: settings(), store, embedder: null });
+  const words = await searchDocs(store, 'the name of the owner', { k: 5, embedder: null });
+  assert.deepEqual(words.hits.map((h) => h.heading).sort(), ['Columns', 'Strays']);
+  const camel = await searchDocs(store, 'ownerName', { k: 5, embedder: null });
+  assert.deepEqual(camel.hits.map((h) => h.heading).sort(), ['Columns', 'Strays']);
+});
+
+test("a file's single H1 is shown in the heading path but not weighed as every section's heading", async (t) => {
+  const { repo, home } = tempRepo(t, {
+    'CLAUDE.md': '# Pet shop\n\n## Layout\n\nsrc/server.ts routes requests.\n',
+    'docs/two.md': '# Shop one\n\ntext\n\n# Shop two\n\n## Layout\n\nmore text\n',
+  });
+  const store = openStore(t, home);
+  await indexDocs({ repo, settings: settings(), store, embedder: null });
+  const r = await searchDocs(store, 'pet layout', { k: 5, embedder: null });
+  const layout = r.hits.find((h) => h.path === 'CLAUDE.md')!;
+  assert.deepEqual(layout.headingPath, ['Pet shop', 'Layout']);
+  assert.deepEqual(layout.headingTerms, ['layout'], layout.why);
+  const shop = await searchDocs(store, 'shop layout', { k: 5, embedder: null });
+  const two = shop.hits.find((h) => h.path === 'docs/two.md' && h.heading === 'Layout')!;
+  assert.deepEqual(two.headingTerms.sort(), ['layout', 'shop'], 'a file with two H1s keeps them');
+});
+
+test('an index built by the previous chunker is rebuilt', async (t) => {
+  const { repo, home } = tempRepo(t, SAMPLE_DOCS);
+  const store = openStore(t, home);
+  await indexDocs({ repo, settings: settings(), store, embedder: null });
+  const s = settings();
+  store.setMeta('chunker', JSON.stringify([1, s.maxChunkChars, s.maxChunksPerFile, s.maxFileBytes]));
+  const again = await indexDocs({ repo, settings: s, store, embedder: null });
+  assert.equal(again.changed, 3, 'identifiers were not split in it: every file is indexed again');
+});
+
+test("the stray-owner alert finds the example app's doc on owners and strays (review-phase0)", async (t) => {
+  const { home } = tempRepo(t, {});
+  const store = openStore(t, home);
+  const examples = resolve(import.meta.dirname, '../../examples');
+  await indexDocs({ repo: examples, settings: settings(), store, embedder: null });
+  // The ticket test/support/pipeline.ts `strayOwnerAlert` makes, as the harness queries it.
+  const stack = "TypeError: Cannot read properties of undefined (reading 'name')\n    at getPet (src/pets.ts:14:94)\n    at route (src/server.ts:57:17)";
+  const query = docsQuery({
+    title: 'Unhandled error on GET /api/pets/:id',
+    service: 'petshop',
+    route: 'GET /api/pets/5',
+    message: "TypeError: Cannot read properties of undefined (reading 'name')",
+    stack,
+  });
+  const r = await searchDocs(store, query, { k: 6, embedder: null });
+  const rank = r.hits.findIndex((h) => h.path === 'docs/pets-api.md' && h.heading === 'Owners and strays');
+  assert.ok(rank >= 0 && rank < 3, `Owners and strays ranks ${rank + 1}: ${r.hits.map((h) => `${h.path} › ${h.heading}`).join(' | ')}`);
+  assert.ok(!r.hits.slice(0, 3).some((h) => h.heading === 'Layout'), 'the stack frames no longer point at the layout section');
 });
