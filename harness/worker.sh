@@ -167,12 +167,12 @@ if [ -n "$DEV_WATCH_PID" ]; then
 fi
 [ ! -e "$TICKET_DIR/devserver.failed" ] ||
   harness_fail "dev server did not listen on port $BUGBOT_PORT within ${BUGBOT_DEV_TIMEOUT_S:-60} s, or exited (see devserver.log)"
-[ "$research_rc" -eq 0 ] || harness_fail "research: $(harness_phase_reason research)"
+[ "$research_rc" -eq 0 ] || harness_phase_fail research research
 [ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
 
 # --- phase 2: implement -------------------------------------------------------------
 harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/pre-context.md" "notes:$AGENT/plan.md"
-harness_phase_run implement "$TICKET_DIR/prompt-implement.md" || harness_fail "implement: $(harness_phase_reason implement)"
+harness_phase_run implement "$TICKET_DIR/prompt-implement.md" || harness_phase_fail implement implement
 harness_force_commit "$WORKTREE" "bugbot: fix for ticket $BUGBOT_TICKET_ID" >/dev/null
 # A session may commit, and `commit --amend` before a commit of its own rewrites the base
 # commit: nothing of such a branch can be pushed (see harness_push_staging), so the run
@@ -208,7 +208,7 @@ review() {
   # (diff.noprefix, an external diff or textconv driver).
   git -C "$WORKTREE" diff --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$BASE_SHA"...HEAD >"$AGENT/diff.patch"
   harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
-  harness_phase_run review "$TICKET_DIR/prompt-$label.md" "$label" || harness_fail "review: $(harness_phase_reason "$label")"
+  harness_phase_run review "$TICKET_DIR/prompt-$label.md" "$label" || harness_phase_fail review "$label"
   node -e '
     const fs = require("fs");
     const s = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
@@ -230,7 +230,7 @@ if [ "$VERDICT" != approved ]; then
   ' "$AGENT/verdict.json" "$AGENT/review-notes.md"
   harness_phase_prompt implement "$TICKET_DIR/prompt-implement-rework.md" "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/plan.md" "notes:$AGENT/review-notes.md"
   harness_phase_run implement "$TICKET_DIR/prompt-implement-rework.md" implement-rework ||
-    harness_fail "rework: $(harness_phase_reason implement-rework)"
+    harness_phase_fail rework implement-rework
   harness_force_commit "$WORKTREE" "bugbot: rework for ticket $BUGBOT_TICKET_ID" >/dev/null
   gate_on_head
   review review-rework

@@ -113,7 +113,7 @@ export function spentSoFar(ticketDir: string): { stages: Record<string, StageSta
     for (const label of [phase, `${phase}-rework`]) {
       const s = read(`stats-${label}.json`);
       if (!s) continue;
-      const result = (s.killed ?? s.subtype ?? null) as string | null;
+      const result = sessionResult(s);
       // As harness/lib/outcome.mjs reads it: stats from before the flag say it by having no result.
       const reported = typeof s.cost_reported === 'boolean' ? s.cost_reported : s.subtype != null;
       add(phase, { tokens: num(s.tokens), tool_calls: num(s.tool_calls), cost_usd: num(s.cost_usd), cost_reported: reported, duration_s: num(s.duration_s), turns: num(s.num_turns), result });
@@ -190,4 +190,14 @@ export function runNotice(row: OutcomeRow): RunNotice {
 /** What became of a ticket whose run was cut short: another attempt, or none left. */
 export function attemptsNote(attempt: number, maxAttempts: number, again: boolean): string {
   return again ? `requeued (attempt ${attempt} of ${maxAttempts})` : `attempt ${attempt} of ${maxAttempts}, giving up`;
+}
+
+/**
+ * How a session ended, in a word, from its stats file: as harness/lib/outcome.mjs reads
+ * it (a failed model request ends with subtype "success" and is_error set: no success).
+ */
+function sessionResult(s: Record<string, unknown>): string | null {
+  if (typeof s.killed === 'string' && s.killed) return s.killed;
+  if (s.is_error === true && (!s.subtype || s.subtype === 'success')) return s.model_error || s.api_error_status ? 'model endpoint failed' : 'error_during_execution';
+  return typeof s.subtype === 'string' ? s.subtype : null;
 }

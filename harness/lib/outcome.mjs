@@ -43,7 +43,7 @@ for (const phase of PHASES) {
     st.cost_reported &&= s.cost_reported ?? s.subtype != null;
     st.duration_s = Math.round((st.duration_s + (s.duration_s ?? 0)) * 10) / 10;
     st.turns += s.num_turns ?? 0;
-    st.result = s.killed ?? s.subtype ?? null;
+    st.result = sessionResult(s);
     if (phase === 'review') st.edits = (st.edits ?? 0) + (s.edits ?? 0);
     cost += s.cost_usd ?? 0;
     // Tool, reason and a short summary only: never a denied call's input (a Write's contents).
@@ -117,3 +117,14 @@ const out = {
 // Whole or not at all: the control plane may read it while a worker it lost track of writes it.
 writeFileSync(join(dir, 'outcome.json.tmp'), JSON.stringify(out, null, 2));
 renameSync(join(dir, 'outcome.json.tmp'), join(dir, 'outcome.json'));
+
+/**
+ * How a session ended, in a word: killed (why), else its result's subtype, except that a
+ * failed model request ends with subtype "success" and is_error set: that is no success.
+ * (control/dispatcher/outcome.ts reads stats files the same way.)
+ */
+function sessionResult(s) {
+  if (s.killed) return s.killed;
+  if (s.is_error && (!s.subtype || s.subtype === 'success')) return s.model_error || s.api_error_status ? 'model endpoint failed' : 'error_during_execution';
+  return s.subtype ?? null;
+}

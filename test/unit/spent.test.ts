@@ -90,3 +90,17 @@ test("no outcome.json: a session under way or killed before its result leaves it
   assert.equal(row.stages.review!.cost_reported, false);
   assert.equal(row.cost_reported, false);
 });
+
+// Review finding: a session whose model request failed ends with subtype "success" and
+// is_error set, and its stage read "success" on the dashboard while the run failed there.
+test('a session that failed on the model endpoint is no success, in the harness\'s outcome and in a row made without it', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'stats-research.json'), JSON.stringify(stats({ is_error: true, model_error: true, result: 'API Error: Unable to connect to API (ConnectionRefused)' })));
+  writeFileSync(join(dir, 'stats-implement.json'), JSON.stringify(stats({ is_error: true, subtype: 'success' })));
+  assert.equal(spentSoFar(dir).stages.research!.result, 'model endpoint failed');
+  assert.equal(spentSoFar(dir).stages.implement!.result, 'error_during_execution');
+  execFileSync(process.execPath, [join(repoRoot, 'harness/lib/outcome.mjs'), dir]);
+  const harness = readOutcome(dir)!;
+  assert.equal(harness.stages.research!.result, 'model endpoint failed');
+  assert.equal(harness.stages.implement!.result, 'error_during_execution');
+});
