@@ -3,7 +3,7 @@
  * edge, and passes it down. Exit codes: 0 ok, 1 failure, 2 usage/config error.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, configuredRedactor, loadConfig, secretNames, servingProblems, servingWarnings, type BugbotConfig, type ConfigFile } from './config.ts';
@@ -148,7 +148,9 @@ export function buildProgram(): Command {
       // Where start will read it: the file --config (or $BUGBOT_CONFIG) names, unless told otherwise.
       const given = o.output ?? cmd.optsWithGlobals<GlobalOpts>().config ?? process.env.BUGBOT_CONFIG ?? 'bugbot.config.json';
       let out = resolve(given);
-      // A folder: the starter goes into it under the default name.
+      // A folder (one that is there, or a path ending in "/", made now): the starter goes
+      // into it under the default name.
+      if (/[/\\]$/.test(given) && !existsSync(out)) mkdirSync(out, { recursive: true });
       if (existsSync(out) && statSync(out).isDirectory()) out = join(out, 'bugbot.config.json');
       if (existsSync(out) && !o.force) fail(`${out} already exists (use --force to overwrite)`, 2);
       if (existsSync(out) && !statSync(out).isFile()) fail(`${out} is not a file`, 2);
@@ -166,6 +168,8 @@ export function buildProgram(): Command {
     .action(async (o: { explain?: boolean }, cmd: Command) => {
       const config = load(cmd);
       const redactor = configuredRedactor(config);
+      // Typed at a terminal, it would sit waiting with no word of why.
+      if (process.stdin.isTTY) process.stderr.write('reading events as JSON lines from stdin (one per line; Ctrl-D to end)\n');
       const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
       let lineNo = 0;
       let bad = 0;
@@ -394,8 +398,12 @@ export function buildProgram(): Command {
     .description('cancel a ticket: a running worker is stopped (partial work stays on its branch)')
     .argument('<id>', 'ticket id', intArg)
     .option('--by <name>', 'who cancels', actorArg, process.env.USER || 'cli')
-    .action((id: number, o: { by: string }, cmd: Command) => {
+    .action(async (id: number, o: { by: string }, cmd: Command) => {
       const config = load(cmd);
+      // A running control plane cancels at once (its worker is stopped now, not at the
+      // next heartbeat); unreachable, the CLI cancels in the database itself.
+      const server = readServerInfo(config.home);
+      if (server && (await cancelViaServer(config, server, id, o.by))) return;
       const { store } = openExisting(config);
       try {
         if (!store.getTicket(id)) fail(`no ticket ${id}`, 1);
@@ -737,6 +745,27 @@ function serverLine(s: ServerStatus): string {
   if (s.state === 'stopped') return 'not running (start it with bugbot start; queued tickets wait until then)';
   if (s.state === 'not-answering') return `not answering at ${s.url} (pid ${s.pid}: ${s.problem})`;
   return `running at ${s.url} (pid ${s.pid})${s.problem ? `; ${s.problem}` : ''}`;
+}
+
+/** Cancel through the running server; false when it cannot be reached (then the CLI cancels itself). */
+async function cancelViaServer(config: BugbotConfig, server: ServerInfo, id: number, by: string): Promise<boolean> {
+  const token = config.secrets.get(config.server.apiTokenEnv) ?? server.key;
+  let res: Response;
+  try {
+    res = await fetch(`${server.url}/api/tickets/${id}/cancel`, {
+      method: 'POST',
+      headers: { 'x-bugbot-user': by, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch {
+    return false;
+  }
+  const body = (await res.json().catch(() => ({}))) as { was?: string; now?: string; error?: { message?: string } };
+  if (res.status === 401) fail(`the running bugbot start refused this shell's credentials: ${refusedCredential(config)}`, 1);
+  if (!res.ok) fail(body.error?.message ?? `the control plane at ${server.url} answered ${res.status}`, 1);
+  const note = body.was === 'running' ? ' (its worker is being stopped; its partial work stays on its branch)' : '';
+  process.stdout.write(`ticket ${id}: ${body.was} → ${body.now}${note}\n`);
+  return true;
 }
 
 /** Ask the running server; null when it cannot be reached (then the CLI acts itself). */

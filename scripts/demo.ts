@@ -18,7 +18,27 @@ import { launchBugbot } from '../test/support/process.ts';
 import { startScriptedModel, type ScriptedModel } from '../test/support/scripted-model.ts';
 import { createTargetRepo } from '../test/support/target-repo.ts';
 
-const { values: args } = parseArgs({ options: { keep: { type: 'boolean', default: false } } });
+const USAGE = `usage: npm run demo [-- --keep]
+
+Runs the whole loop on examples/: a Grafana alert for the pet shop's "stray has no owner"
+bug, the six phases, the fix on a local bare origin's staging branch, the outcome row.
+Uses the real model when ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN is set, else a
+scripted one (the Claude Code CLI, tools, git and tests are real either way).
+
+  --keep   keep the run's folder (the copy, its origin, bugbot's home) afterwards
+  --help   this text
+`;
+let args: { keep: boolean; help: boolean };
+try {
+  ({ values: args } = parseArgs({ options: { keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } }));
+} catch (err) {
+  process.stderr.write(`demo: ${(err as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (args.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const realModel = Boolean(process.env.ANTHROPIC_API_KEY || process.env.CLAUDE_CODE_OAUTH_TOKEN);
 const tag = realModel ? '' : ' (scripted model)';
 const say = (line: string) => process.stdout.write(`demo: ${line}\n`);

@@ -111,6 +111,11 @@ export function latestRunWithBranch(store: Store, ticketId: number): RunRow | un
     | undefined;
 }
 
+/** Whether run `runId` is one of the ticket's runs. */
+function runOfTicket(store: Store, ticketId: number, runId: number): boolean {
+  return store.stmt('SELECT 1 FROM runs WHERE id = ? AND ticket_id = ?').get(runId, ticketId) !== undefined;
+}
+
 /** Claim a ticket awaiting approval for one approver; a Refusal when it cannot be. */
 export function beginApproval(
   store: Store,
@@ -131,7 +136,9 @@ export function beginApproval(
       return { failure: 'state', state: ticket.state as TicketState, message: `ticket ${ticketId} has no run with a branch to approve` } satisfies Refusal;
     }
     if (expectedRun !== undefined && run.id !== expectedRun) {
-      const message = `ticket ${ticketId}'s fix is run ${run.id}'s now, not run ${expectedRun}'s that was approved: look at its diff and approve again`;
+      const message = runOfTicket(store, ticketId, expectedRun)
+        ? `ticket ${ticketId}'s fix is run ${run.id}'s now, not run ${expectedRun}'s that was approved: look at its diff and approve again`
+        : `ticket ${ticketId} has no run ${expectedRun} (the fix waiting for approval is run ${run.id}'s)`;
       return { failure: 'state', state: ticket.state as TicketState, message } satisfies Refusal;
     }
     const r = store
@@ -201,14 +208,21 @@ function decide(
     if (!allowed.includes(t.state as TicketState)) return notAllowed(t, action === 'skip' ? 'skipped' : 'requeued', allowed);
     const live = store.stmt(`SELECT id, state FROM runs WHERE ticket_id = ? AND (state = 'running' OR (${STOPPING_RUN}))`).get(ticketId) as { id: number; state: string } | undefined;
     if (live) {
-      const what = live.state === 'running' ? 'a running worker' : 'a cancelled worker not yet seen to stop (a running control plane stops it within a heartbeat, or ends the run once its lease runs out; else the next start does)';
-      return { failure: 'busy', state: t.state as TicketState, message: `ticket ${ticketId} still has ${what} (run ${live.id})` } satisfies Refusal;
+      const message =
+        live.state === 'running'
+          ? `ticket ${ticketId} still has a running worker (run ${live.id})`
+          : `ticket ${ticketId}'s cancelled worker (run ${live.id}) is still stopping: try again in a few seconds (with no control plane up, after the next bugbot start)`;
+      return { failure: 'busy', state: t.state as TicketState, message } satisfies Refusal;
     }
     const latest = store.stmt('SELECT id FROM runs WHERE ticket_id = ? ORDER BY id DESC LIMIT 1').get(ticketId) as { id: number } | undefined;
     if (expectedRun !== undefined && latest?.id !== expectedRun) {
-      // A button or page of an earlier run (the ticket was requeued and ran again).
+      // A button or page of an earlier run (the ticket was requeued and ran again), or a run
+      // the ticket never had (a typo in --run).
       const now = latest ? `run ${latest.id}` : 'none';
-      return { failure: 'state', state: t.state as TicketState, message: `ticket ${ticketId}'s latest run is ${now}, not run ${expectedRun} that was ${action === 'skip' ? 'skipped' : 'requeued'}: look at it and decide again` } satisfies Refusal;
+      const message = runOfTicket(store, ticketId, expectedRun)
+        ? `ticket ${ticketId}'s latest run is ${now}, not run ${expectedRun} that was ${action === 'skip' ? 'skipped' : 'requeued'}: look at it and decide again`
+        : `ticket ${ticketId} has no run ${expectedRun} (its latest run is ${now})`;
+      return { failure: 'state', state: t.state as TicketState, message } satisfies Refusal;
     }
     if (next === 'queued' && t.claimed_by) {
       // The dispatcher never takes a claimed ticket: queued, it would wait for ever.

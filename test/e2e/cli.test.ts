@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -83,6 +83,10 @@ test('init writes where start will read: the --config path or $BUGBOT_CONFIG; --
   assert.equal(folder.code, 0, folder.stderr);
   assert.match(readFileSync(join(dir, 'ops/bugbot.config.json'), 'utf8'), /^\/\/ bugbot configuration/);
   assert.match(bugbot(['init', '-o', 'ops'], { cwd: dir }).stderr, /ops\/bugbot\.config\.json already exists \(use --force to overwrite\)/);
+  // A path ending in "/" is a folder too, made if it is not there.
+  const slash = bugbot(['init', '-o', 'conf/'], { cwd: dir });
+  assert.equal(slash.code, 0, slash.stderr);
+  assert.ok(statSync(join(dir, 'conf')).isDirectory() && existsSync(join(dir, 'conf/bugbot.config.json')));
 });
 
 test('usage errors exit 2 with the usage hint; expected failures are one line, no stack; a closed pipe ends the output quietly', (t) => {
@@ -323,6 +327,31 @@ test('watch says when a file is not there yet, and reads it whole once it appear
   await waitFor(() => /later\.log: 1 error event\(s\) stored/.test(w.output()), 15_000, 'the error in the new file to be stored');
   w.proc.kill('SIGTERM');
   await w.exited;
+});
+
+// Review finding: cancel wrote the database and left the running control plane to notice at
+// its next heartbeat (up to 15 s), while approve, skip and requeue went through it.
+test('cancel goes through the running control plane, with this shell\'s credentials', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const configPath = join(dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home') }));
+  const b = await startBugbot(t, { configPath, cwd: dir, env: { BUGBOT_API_TOKEN: 'tok-server-side-0123456789' } });
+  for (const title of ['Search is slow', 'Cart is empty']) assert.equal(bugbot(['--config', configPath, 'enqueue', '-t', title], { cwd: dir }).code, 0);
+  // The server has an API token this shell lacks: its refusal is the server's, and said so.
+  const refused = bugbot(['--config', configPath, 'cancel', '1'], { cwd: dir, env: { BUGBOT_API_TOKEN: '' } });
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^bugbot: the running bugbot start refused this shell's credentials: it has an API token: set BUGBOT_API_TOKEN to it\n$/);
+  const done = bugbot(['--config', configPath, 'cancel', '1', '--by', 'alice'], { cwd: dir, env: { BUGBOT_API_TOKEN: 'tok-server-side-0123456789' } });
+  assert.equal(done.code, 0, done.stderr);
+  assert.match(done.stdout, /^ticket 1: \w+ → \w+\n$/);
+  const detail = (await (await fetch(`${b.url}/api/tickets/1`, { headers: { authorization: 'Bearer tok-server-side-0123456789' } })).json()) as { audit: Array<{ actor: string; action: string }> };
+  assert.ok(detail.audit.some((a) => a.actor === 'alice' && /cancel/.test(a.action)), JSON.stringify(detail.audit));
+  // No control plane: the CLI cancels in the database itself.
+  b.proc.kill('SIGTERM');
+  await b.exited;
+  const offline = bugbot(['--config', configPath, 'cancel', '2'], { cwd: dir });
+  assert.equal(offline.code, 0, offline.stderr);
+  assert.match(offline.stdout, /^ticket 2: \w+ → \w+\n$/);
 });
 
 // Review finding: status divided by the CLI's own worker count ("2/1 busy" under a

@@ -268,13 +268,19 @@ test("an approval names the run whose fix was looked at: refused once the ticket
   const { store, intake, config, approvals } = setup(t);
   const id = fileTicket(intake, 'Slow page', 'Error: slow page');
   const { run } = finishAwaiting({ store, config, ticketId: id });
+  // A run the ticket never had (a typo in --run) is said to be so, not taken for an earlier one.
   const stale = await approvals.approve(id, 'alice', { run: run.id + 1 });
   assert.equal(stale.ok, false);
   assert.equal(stale.failure, 'state');
-  assert.match(stale.message, new RegExp(`fix is run ${run.id}'s now, not run ${run.id + 1}'s that was approved`));
+  assert.match(stale.message, new RegExp(`^ticket ${id} has no run ${run.id + 1} \\(the fix waiting for approval is run ${run.id}'s\\)$`));
   assert.equal(store.getTicket(id)!.state, 'awaiting_approval', 'nothing merged');
   assert.deepEqual(approvalsForTicket(store, id), [], 'nothing started');
-  const claim = beginApproval(store, id, 'alice', 'staging', 900, run.id);
+  // An earlier run's fix (the ticket was requeued and ran again since).
+  assert.equal(approvals.requeue(id, 'alice').ok, true);
+  const second = finishAwaiting({ store, config, ticketId: id });
+  const earlier = await approvals.approve(id, 'alice', { run: run.id });
+  assert.match(earlier.message, new RegExp(`fix is run ${second.run.id}'s now, not run ${run.id}'s that was approved`));
+  const claim = beginApproval(store, id, 'alice', 'staging', 900, second.run.id);
   assert.ok(!isRefusal(claim), 'the run looked at is the fix: it goes ahead');
 });
 
@@ -290,6 +296,7 @@ test("a skip naming an earlier run is refused: the ticket's newer fix stays", (t
   const stale = approvals.skip(id, 'bob', 'from the old message', { run: first.run.id });
   assert.equal(stale.ok, false);
   assert.equal(stale.failure, 'state');
+  assert.match(approvals.skip(id, 'bob', undefined, { run: second.run.id + 100 }).message, new RegExp(`^ticket ${id} has no run ${second.run.id + 100} \\(its latest run is run ${second.run.id}\\)$`));
   assert.match(stale.message, new RegExp(`latest run is run ${second.run.id}, not run ${first.run.id} that was skipped`));
   assert.equal(store.getTicket(id)!.state, 'awaiting_approval', 'the newer fix still waits');
   const r = approvals.skip(id, 'bob', 'looked at it', { run: second.run.id });
@@ -476,7 +483,7 @@ test('a cancelled run whose worker has not been seen to stop keeps its ticket fr
   // now would put two workers on one ticket.
   const early = approvals.requeue(id, 'carol');
   assert.equal(early.failure, 'busy');
-  assert.match(early.message, /a cancelled worker not yet seen to stop .*\(run \d+\)/);
+  assert.match(early.message, new RegExp(`^ticket ${id}'s cancelled worker \\(run ${run.id}\\) is still stopping: try again in a few seconds`));
   assert.equal(store.getTicket(id)!.state, 'failed');
   assert.deepEqual(stoppingRuns(store).map((r) => r.id), [run.id]);
   // Its end, recorded: the cancel stands, the run is over, and the ticket may go again.
