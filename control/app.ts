@@ -139,7 +139,14 @@ export function createApp(deps: AppDeps): Hono {
   registerGrafana(app, deps);
   registerLatency(app, deps);
   registerEmail(app, deps);
-  deps.slack?.register(app);
+  if (deps.slack) deps.slack.register(app);
+  else {
+    // Said as the email routes say it: a Slack app pointed here gets the reason, not a 404.
+    const slack = deps.config.triggers.slack;
+    app.post('/slack/events', () => {
+      throw new HttpError(503, 'not_configured', slack.enabled ? `slack trigger is not configured: set ${slack.botTokenEnv} (and ${slack.signingSecretEnv})` : 'slack trigger is off (triggers.slack.enabled is false)');
+    });
+  }
   registerApi(app, deps);
   registerDashboard(app, deps);
   return app;

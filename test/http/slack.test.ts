@@ -674,3 +674,24 @@ describe('formatThread', () => {
     assert.match(out.text, /<@U2>: please look$/);
   });
 });
+
+describe('POST /slack/events without a Slack trigger', () => {
+  // Review finding: a Slack app pointed at a bugbot without its token got a bare 404, where
+  // the email routes name what to set.
+  it('answers 503 naming what to set, or that the trigger is off', async () => {
+    for (const [enabled, said] of [
+      [true, /^slack trigger is not configured: set SLACK_BOT_TOKEN \(and SLACK_SIGNING_SECRET\)$/],
+      [false, /^slack trigger is off \(triggers\.slack\.enabled is false\)$/],
+    ] as const) {
+      const dir = mkdtempSync(join(tmpdir(), 'bugbot-slack-off-'));
+      const config = loadConfig({ env: {}, flags: { home: dir, triggers: { slack: { enabled } } }, cwd: dir });
+      const store = new Store(join(dir, 'bugbot.db'));
+      const app = createApp({ config, store, intake: new Intake({ store, config, redactor: createRedactor() }), logger: silentLogger });
+      const res = await app.request('/slack/events', { method: 'POST', body: '{}' });
+      assert.equal(res.status, 503);
+      assert.match(((await res.json()) as { error: { message: string } }).error.message, said);
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
