@@ -37,7 +37,7 @@ Invariants that are easy to break, and why they exist.
 
 const STARTER_CLAUDE = `# CLAUDE.md
 
-Operating manual for changing this repository. The table below says which docs to read
+Operating manual for changing this repository. The table above says which docs to read
 for which topic; keep it true when docs are added, moved or removed.
 
 ## Commands
