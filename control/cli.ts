@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ConfigError, configuredRedactor, loadConfig, secretNames, servingProblems, servingWarnings, type BugbotConfig, type ConfigFile } from './config.ts';
+import { ConfigError, configuredRedactor, isLoopback, loadConfig, secretNames, servingProblems, servingWarnings, type BugbotConfig, type ConfigFile } from './config.ts';
 import { HttpError } from './http-error.ts';
 import { fingerprintEvent } from './intake/fingerprint.ts';
 import { redactEvent } from './intake/redact-event.ts';
@@ -376,6 +376,11 @@ export function buildProgram(): Command {
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
         process.stdout.write(`control plane: ${serverLine(server)}\n`);
+        // The dashboard's login link changes with every start: here as start printed it.
+        const info = server.state === 'running' ? readServerInfo(config.home) : null;
+        if (info && config.dashboard.enabled && isLoopback(config.server.host) && !config.dashboard.requireLogin && !config.secrets.get(config.dashboard.tokenEnv) && !config.secrets.get(config.dashboard.basicUserEnv)) {
+          process.stdout.write(`dashboard: ${info.url}/  (to approve or cancel from it, open ${info.url}/login?key=${info.key})\n`);
+        }
         process.stdout.write(`tickets: ${states || 'none'}\nworkers: ${workers.length}/${slots} busy\n`);
         if (workers.length && server.state !== 'running') {
           process.stdout.write('  (from the database: no control plane answers, so these runs\' workers may be gone; the next start reconciles them)\n');

@@ -365,6 +365,9 @@ test("status counts the server's own workers, and says when no control plane bac
   const live = bugbot(['--config', configPath, 'status'], { cwd: dir, env: { BUGBOT_WORKERS: '' } });
   assert.equal(live.code, 0, live.stderr);
   assert.match(live.stdout, /^workers: 0\/2 busy$/m);
+  // The dashboard's login link of this start (it changes with every start), as start printed it.
+  const key = (JSON.parse(readFileSync(join(home, 'server.json'), 'utf8')) as { key: string }).key;
+  assert.ok(live.stdout.includes(`dashboard: ${b.url}/  (to approve or cancel from it, open ${b.url}/login?key=${key})\n`), live.stdout);
   assert.equal((JSON.parse(bugbot(['--config', configPath, 'status', '--json'], { cwd: dir, env: { BUGBOT_WORKERS: '' } }).stdout) as { slots: number }).slots, 2);
   b.proc.kill('SIGTERM');
   assert.equal((await b.exited).code, 0);
