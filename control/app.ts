@@ -2,10 +2,12 @@
  * `createApp(deps)` builds the Hono app without listening, so tests drive it with
  * `app.request()` and main.ts binds it to a port.
  */
-import { Hono, type MiddlewareHandler } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bodyLimit } from 'hono/body-limit';
 import { registerApi } from './api.ts';
 import { registerDashboard } from './dashboard/index.tsx';
+import { errorPage } from './dashboard/errors.tsx';
 import { isLoopback, type BugbotConfig } from './config.ts';
 import { HttpError } from './http-error.ts';
 import type { AcceptResult, Intake } from './intake/index.ts';
@@ -92,33 +94,33 @@ export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   const started = Date.now();
 
+  // A browser asking for a dashboard page gets the error as a page (dashboard/errors.tsx);
+  // everything else, the API and the webhooks always, the JSON error.
+  const fail = (c: Context, status: ContentfulStatusCode, error: { code: string; message: string; details?: unknown }, err?: unknown) =>
+    errorPage(c, deps.config, status, error.message, err) ?? c.json({ error }, status);
+
   app.onError((err, c) => {
     if (err instanceof HttpError) {
       // A route whose credential is not set yet (503 not_configured) is the operator's to-do, not a fault.
       if (err.status >= 500 && err.code !== 'not_configured') deps.logger.error('request failed', { path: c.req.path, error: err.message });
       else if (err.status >= 500) deps.logger.warn('request refused: not configured', { path: c.req.path, error: err.message });
       else deps.logger.debug('request rejected', { path: c.req.path, status: err.status, error: err.message });
-      return c.json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } }, err.status);
+      return fail(c, err.status, { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) }, err);
     }
     const sqlite = (err as { code?: unknown }).code;
     if (typeof sqlite === 'string' && (sqlite === 'SQLITE_FULL' || sqlite.startsWith('SQLITE_IOERR'))) {
       // The transaction rolled back: nothing of this request was stored, so the sender must retry.
       deps.logger.error('storage failed; request refused', { path: c.req.path, error: sqlite });
-      return c.json(
-        { error: { code: 'storage_full', message: `could not store the request (${sqlite}): the disk holding bugbot's home is full or failing; nothing was stored, retry later` } },
-        507,
-      );
+      return fail(c, 507, { code: 'storage_full', message: `could not store the request (${sqlite}): the disk holding bugbot's home is full or failing; nothing was stored, retry later` });
     }
     if (sqlite === 'SQLITE_BUSY') {
       c.header('retry-after', '1');
-      return c.json({ error: { code: 'busy', message: 'the database is busy; nothing was stored, retry' } }, 503);
+      return fail(c, 503, { code: 'busy', message: 'the database is busy; nothing was stored, retry' });
     }
     deps.logger.error('unhandled error', { path: c.req.path, error: (err as Error).stack ?? String(err) });
-    return c.json({ error: { code: 'internal', message: 'internal error; see the control plane log' } }, 500);
+    return fail(c, 500, { code: 'internal', message: 'internal error; see the control plane log' });
   });
-  app.notFound((c) =>
-    c.json({ error: { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404),
-  );
+  app.notFound((c) => fail(c, 404, { code: 'not_found', message: `no route for ${c.req.method} ${c.req.path}` }));
 
   if (isLoopback(deps.config.server.host)) app.use('*', loopbackHostOnly(deps.config.dashboard.allowedOrigins));
   // A mail with a screenshot or an attached mail is far larger than a webhook: the email

@@ -23,12 +23,15 @@ import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
 import { HTTPException } from 'hono/http-exception';
 import { safeEqual } from '../triggers/auth.ts';
+import { PageError } from './context.ts';
 import type { Viewer } from './layout.tsx';
 
 export const SESSION_COOKIE = 'bugbot_session';
 const ID_RE = /^[A-Za-z0-9_-]{43}$/;
 /** Failed logins allowed per minute before the form answers 429 (guessing a token is then hopeless). */
 const MAX_FAILURES_PER_MINUTE = 20;
+const ACTION_KEY_MISSING =
+  "this browser does not hold the session's action key (kept in the dashboard's local storage at sign-in; scripts must be on): sign in again";
 /** Sessions kept at most (oldest dropped first). */
 const MAX_SESSIONS = 10_000;
 
@@ -233,19 +236,23 @@ export class DashboardAccess {
           return c.redirect(`/login?next=${encodeURIComponent(nextPath)}`, 303);
         }
         c.header('WWW-Authenticate', this.opts.basic ? 'Basic realm="bugbot dashboard"' : 'Bearer realm="bugbot dashboard"');
-        return c.json({ error: { code: 'unauthorized', message: 'dashboard: log in first (/login), or send a bearer token or basic auth' } }, 401);
+        throw new PageError(401, 'unauthorized', 'dashboard: log in first (/login), or send a bearer token or basic auth', 'login');
       }
       const token = this.csrfToken(who.id);
       if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
         if (!this.mayAct(who.id)) {
-          return c.json({ error: { code: 'forbidden', message: 'actions on this dashboard need the local key: open the /login?key=... link `bugbot start` printed' } }, 403);
+          throw new PageError(403, 'forbidden', 'actions on this dashboard need the local key: open the /login?key=... link `bugbot start` printed', 'local-key');
         }
         // A stored session (a login, or keyed) acts only with its action key, unless the
         // request authenticated itself with a header.
         // Logging out needs no key: a stranger ending a session costs nothing.
         const actionKey = who.byHeader || c.req.path === '/logout' ? null : (this.sessions.get(who.id)?.actionKey ?? null);
-        const refusal = (await this.checkOrigin(c)) ?? (await this.checkToken(c, token, actionKey));
-        if (refusal) return c.json({ error: { code: 'forbidden', message: refusal } }, 403);
+        const refusal = (await this.checkOrigin(c)) ?? (await this.checkToken(c, token));
+        if (refusal) throw new PageError(403, 'forbidden', refusal);
+        if (actionKey !== null && !(await this.hasActionKey(c, actionKey))) {
+          // A login signs in again at the form; an open dashboard's session, with the key link.
+          throw new PageError(403, 'forbidden', ACTION_KEY_MISSING, this.required ? 'login' : 'local-key');
+        }
       }
       const flash = this.flashes.get(who.id);
       if (flash && c.req.method === 'GET') this.flashes.delete(who.id);
@@ -265,17 +272,20 @@ export class DashboardAccess {
     }
   }
 
-  private async checkToken(c: Context, expected: string, actionKey: string | null): Promise<string | null> {
+  private async checkToken(c: Context, expected: string): Promise<string | null> {
     const type = c.req.header('content-type') ?? '';
     if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) return 'dashboard actions are form posts carrying a CSRF token';
     const body = await c.req.parseBody();
     const got = typeof body._csrf === 'string' ? body._csrf : '';
     if (!got || !safeEqual(got, expected)) return 'missing or wrong CSRF token: reload the page and try again';
-    if (actionKey === null) return null;
+    return null;
+  }
+
+  /** Whether a form post (its CSRF token already checked) carries the session's action key. */
+  private async hasActionKey(c: Context, actionKey: string): Promise<boolean> {
+    const body = await c.req.parseBody();
     const key = typeof body._action === 'string' ? body._action : '';
-    return key && safeEqual(key, actionKey)
-      ? null
-      : "this browser does not hold the session's action key (kept in the dashboard's local storage at sign-in; scripts must be on): sign in again";
+    return Boolean(key) && safeEqual(key, actionKey);
   }
 
   private setSessionCookie(c: Context, id: string, maxAgeMs: number): void {

@@ -63,6 +63,8 @@ svg.chart .s-a { fill: var(--accent); } svg.chart .s-b { fill: var(--messy); } s
 .legend .s-a { background: var(--accent); } .legend .s-b { background: var(--messy); }
 .stat { display: inline-block; margin-right: 26px; } .stat b { display: block; font-size: 20px; }
 .login { max-width: 360px; margin: 80px auto; } .login label { display: block; margin: 10px 0 4px; } .login input { width: 100%; }
+.local-key { max-width: 560px; } .local-key label { display: block; margin: 10px 0 4px; } .local-key input { width: 100%; margin-bottom: 8px; }
+.tests-new { color: var(--failed); font-weight: 600; } .priority { border-bottom: 1px dotted var(--muted); cursor: help; }
 ol.timeline { list-style: none; padding: 0; margin: 0; } ol.timeline li { padding: 4px 0 4px 14px; border-left: 2px solid var(--line); }
 ol.timeline time { color: var(--muted); font-size: 12px; margin-right: 8px; }
 `;

@@ -4,7 +4,9 @@
  */
 import type { Context } from 'hono';
 import type { JSX } from 'hono/jsx/jsx-runtime';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppDeps } from '../app.ts';
+import { HttpError } from '../http-error.ts';
 import type { OutcomeRow } from '../outcomes/archive.ts';
 import type { DashboardAccess } from './access.ts';
 import type { OutcomesCache, Scrub } from './data.ts';
@@ -26,9 +28,38 @@ export async function render(el: JSX.Element): Promise<string> {
   return (await el).toString();
 }
 
-export async function page(c: Context, el: JSX.Element, status: 200 | 401 | 404 | 429 = 200) {
+export async function page(c: Context, el: JSX.Element, status: ContentfulStatusCode = 200) {
   return c.html(`<!DOCTYPE html>${await render(el)}`, status);
 }
+
+/** What a page tells a person about an error besides its message (see PageError). */
+export type ErrorHelp = 'local-key' | 'login';
+
+/**
+ * A dashboard refusal. A browser gets it as a page (dashboard/errors.tsx) that adds
+ * `help`, what to do about it; every other client gets the JSON error every route
+ * answers with, code and message as before.
+ */
+export class PageError extends HttpError {
+  readonly help: ErrorHelp | null;
+
+  constructor(status: HttpError['status'], code: string, message: string, help: ErrorHelp | null = null) {
+    super(status, code, message);
+    this.help = help;
+  }
+}
+
+/** The pages' Content-Security-Policy: the dashboard's own script and stylesheet, no framing, forms posting only here. */
+export const PAGE_CSP = {
+  defaultSrc: ["'none'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", 'data:'],
+  connectSrc: ["'self'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+  baseUri: ["'none'"],
+};
 
 /** Newest first. */
 export const byFinished = (rows: OutcomeRow[]) => [...rows].sort((a, b) => (b.finished ?? '').localeCompare(a.finished ?? ''));

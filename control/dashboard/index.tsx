@@ -19,10 +19,10 @@ import { isLoopback } from '../config.ts';
 import { OutcomeArchive } from '../outcomes/archive.ts';
 import { DashboardAccess } from './access.ts';
 import { registerAssets } from './assets.ts';
-import { localPath, page, type Dash } from './context.ts';
+import { localPath, page, PageError, PAGE_CSP, type Dash } from './context.ts';
 import { createScrub, OutcomesCache } from './data.ts';
 import type { Viewer } from './layout.tsx';
-import { LoginPage, SignedInPage } from './pages/login.tsx';
+import { LocalKeyPage, LoginPage, SignedInPage } from './pages/login.tsx';
 import { registerApprovalRoutes } from './routes/approvals.tsx';
 import { registerReadRoutes } from './routes/read.tsx';
 
@@ -54,16 +54,7 @@ export function registerDashboard(app: Hono, deps: AppDeps): void {
   };
 
   const headers = secureHeaders({
-    contentSecurityPolicy: {
-      defaultSrc: ["'none'"],
-      scriptSrc: ["'self'"],
-      styleSrc: ["'self'"],
-      imgSrc: ["'self'", 'data:'],
-      connectSrc: ["'self'"],
-      formAction: ["'self'"],
-      frameAncestors: ["'none'"],
-      baseUri: ["'none'"],
-    },
+    contentSecurityPolicy: PAGE_CSP,
     referrerPolicy: 'no-referrer',
   });
   const guard = access.guard((c, v) => viewers.set(c.req.raw, v));
@@ -84,12 +75,15 @@ export function registerDashboard(app: Hono, deps: AppDeps): void {
 
   app.get('/login', (c) => {
     if (!access.required) {
-      // The link `bugbot start` prints: opens a session that may act.
+      // The link `bugbot start` prints: opens a session that may act. Without a key, the
+      // page says where to find it (nobody needs a login just to look); a server without
+      // a local key lets every session act, so there is nothing to unlock.
       const key = c.req.query('key');
-      if (!key) return c.redirect(localPath(c.req.query('next')), 303);
+      const next = localPath(c.req.query('next'));
+      if (!key) return deps.localKey ? page(c, <LocalKeyPage next={next} home={config.home} />) : c.redirect(next, 303);
       const actionKey = access.openKeyedSession(c, key);
-      if (!actionKey) return c.json({ error: { code: 'unauthorized', message: 'wrong local key (it changes with every start of bugbot)' } }, 401);
-      return signedIn(c, localPath(c.req.query('next')), actionKey);
+      if (!actionKey) throw new PageError(401, 'unauthorized', 'wrong local key (it changes with every start of bugbot)', deps.localKey ? 'local-key' : null);
+      return signedIn(c, next, actionKey);
     }
     return page(c, <LoginPage next={localPath(c.req.query('next'))} {...access.methods} />);
   });
@@ -97,7 +91,7 @@ export function registerDashboard(app: Hono, deps: AppDeps): void {
   app.post('/login', async (c) => {
     if (!access.required) return c.redirect('/', 303);
     const refused = await access.checkOrigin(c);
-    if (refused) return c.json({ error: { code: 'forbidden', message: refused } }, 403);
+    if (refused) throw new PageError(403, 'forbidden', refused);
     const form = await c.req.parseBody();
     const str = (k: string) => (typeof form[k] === 'string' ? form[k] : undefined);
     const next = localPath(str('next'));

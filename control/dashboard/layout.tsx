@@ -43,7 +43,8 @@ export function Document(props: { title: string; live?: string | undefined; chil
   );
 }
 
-export function Layout(props: { title: string; here: string; viewer: Viewer; live?: string; children?: Child }) {
+/** `viewer` is absent on an error page the app's own handlers render (a path no route has). */
+export function Layout(props: { title: string; here: string; viewer?: Viewer | undefined; live?: string; children?: Child }) {
   const { viewer } = props;
   return (
     <Document title={props.title} live={props.live}>
@@ -60,7 +61,7 @@ export function Layout(props: { title: string; here: string; viewer: Viewer; liv
               <span id="live-dot" class="live-dot"></span>live
             </span>
           ) : null}
-          {viewer.loggedIn ? (
+          {viewer?.loggedIn ? (
             <>
               <span class="small">{viewer.user}</span>
               <form method="post" action="/logout">
@@ -72,7 +73,7 @@ export function Layout(props: { title: string; here: string; viewer: Viewer; liv
         </span>
       </header>
       <main>
-        {viewer.flash ? <div class={`flash ${viewer.flash.ok ? 'ok' : 'err'}`} role="status">{viewer.flash.text}</div> : null}
+        {viewer?.flash ? <div class={`flash ${viewer.flash.ok ? 'ok' : 'err'}`} role="status">{viewer.flash.text}</div> : null}
         {props.children}
       </main>
     </Document>

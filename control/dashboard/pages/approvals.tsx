@@ -6,12 +6,21 @@ import type { Ticket } from '../../types.ts';
 import type { RunFiles, Scrub } from '../data.ts';
 import { DiffView } from '../diff-view.tsx';
 import type { RunDiff } from '../git-diff.ts';
-import { Layout, StateBadge, TicketLink, Time, type Viewer } from '../layout.tsx';
+import { Layout, OutcomeBadge, StateBadge, TicketLink, Time, type Viewer } from '../layout.tsx';
+import { TestResult, type TestCounts } from '../tests-view.tsx';
 import { TicketActions } from './actions.tsx';
 
 export interface ApprovalItem {
   ticket: Ticket;
-  run: { id: number; branch: string | null; commit: string | null; reason: string | null; finishedAt: string | null } | null;
+  run: {
+    id: number;
+    branch: string | null;
+    commit: string | null;
+    reason: string | null;
+    finishedAt: string | null;
+    outcome?: string | null;
+    tests?: TestCounts | null;
+  } | null;
   files: RunFiles | null;
   /** 'elsewhere': past the page's first DIFFS_SHOWN runs, the diff is on the ticket's page. */
   diff: RunDiff | { error: string } | null | 'elsewhere';
@@ -48,8 +57,14 @@ function Item(props: { item: ApprovalItem; viewer: Viewer; scrub: Scrub; mask: S
           <dd class="branch">{run.branch ?? '—'}</dd>
           <dt>commit</dt>
           <dd class="commit">{run.commit ?? '—'}</dd>
+          <dt>outcome</dt>
+          <dd>{run.outcome ? <OutcomeBadge outcome={run.outcome} /> : '—'}</dd>
           <dt>why</dt>
           <dd>{run.reason ? props.scrub(run.reason) : '—'}</dd>
+          <dt>tests</dt>
+          <dd>
+            <TestResult tests={run.tests ?? null} />
+          </dd>
           <dt>finished</dt>
           <dd>
             <Time iso={run.finishedAt} />

@@ -1,6 +1,8 @@
 /**
- * The login form (token, or user name and password), the signed-in page and the plain error page.
+ * The login form (token, or user name and password), the signed-in page, and on an open
+ * loopback dashboard the page that says where this start's local key is.
  */
+import { join } from 'node:path';
 import { Document as Shell } from '../layout.tsx';
 
 export function LoginPage(props: { next: string; token: boolean; basic: boolean; error?: string | undefined }) {
@@ -51,15 +53,43 @@ export function SignedInPage(props: { next: string; actionKey: string }) {
   );
 }
 
-export function ErrorPage(props: { status: number; message: string }) {
+/**
+ * Where a person finds the local key that unlocks the actions of an open loopback
+ * dashboard, with a form to paste it. The key itself is never shown: the page is open to
+ * any program on the machine, and the key is what keeps such programs from acting.
+ */
+export function LocalKeyHelp(props: { next: string; home: string }) {
   return (
-    <Shell title={String(props.status)}>
+    <div class="card local-key" id="local-key-help">
+      <p>
+        Looking needs no login here. Approve, skip, requeue and cancel need this start's local key: open the <code>/login?key=…</code> link that{' '}
+        <code>bugbot start</code> printed (<code>bugbot status</code> prints it again). The key changes with every start of bugbot, so a link from an earlier start no longer works.
+      </p>
+      <p>
+        The current key is the <code>key</code> field of <code>{join(props.home, 'server.json')}</code>, readable only by the account that runs bugbot. Paste it here:
+      </p>
+      <form method="get" action="/login">
+        <input type="hidden" name="next" value={props.next} />
+        <label for="key">Local key</label>
+        <input id="key" name="key" type="password" autocomplete="off" />
+        <button class="primary" type="submit">
+          Unlock actions
+        </button>
+      </form>
+      <p>
+        Or <a href={props.next}>continue without</a>.
+      </p>
+    </div>
+  );
+}
+
+/** GET /login on an open loopback dashboard, without a key. */
+export function LocalKeyPage(props: { next: string; home: string }) {
+  return (
+    <Shell title="Local key">
       <main>
-        <h1>{String(props.status)}</h1>
-        <p>{props.message}</p>
-        <p>
-          <a href="/">Overview</a>
-        </p>
+        <h1>bugbot dashboard</h1>
+        <LocalKeyHelp {...props} />
       </main>
     </Shell>
   );

@@ -8,13 +8,14 @@ import type { StageStats } from '../../outcomes/archive.ts';
 import type { OccurrenceRow } from '../../queue/store.ts';
 import { recipientText, type NotificationSummary } from '../../queue/notifications.ts';
 import type { Ticket } from '../../types.ts';
-import { severityDetail } from '../../types.ts';
+import { severityText } from '../../types.ts';
 import { ColumnChart } from '../charts.tsx';
 import type { LiveWorker, RunFiles } from '../data.ts';
 import { DiffView } from '../diff-view.tsx';
 import type { RunDiff } from '../git-diff.ts';
 import { fmtCost, fmtDuration, fmtInt, Layout, OutcomeBadge, StateBadge, TicketLink, Time, type Viewer } from '../layout.tsx';
 import type { Scrub } from '../data.ts';
+import { TestResult, type TestCounts } from '../tests-view.tsx';
 import { TicketActions } from './actions.tsx';
 
 export interface RunInfo {
@@ -31,7 +32,7 @@ export interface RunInfo {
   reason: string | null;
   stages: Array<[string, Partial<StageStats>]>;
   costUsd: number | null;
-  tests: { passed: number | null; failed: number | null } | null;
+  tests: TestCounts | null;
 }
 
 export interface TicketPageProps {
@@ -50,6 +51,8 @@ export interface TicketPageProps {
   related: Array<{ id: number; relation: string; state: string }>;
   runs: RunInfo[];
   selected: RunInfo | null;
+  /** The `?run=` asked for when the ticket has no such run (the page then shows its latest). */
+  missingRun: string | null;
   files: RunFiles | null;
   diff: RunDiff | { error: string } | null;
   live: LiveWorker | null;
@@ -113,6 +116,24 @@ function Phases(props: { run: RunInfo }) {
   );
 }
 
+/**
+ * The severity and the queue priority it gives. The priority is a sort key, not a date:
+ * 2025 is "high" (2000) plus 25 for one occurrence (intake/triage.ts priorityOf), so the
+ * number says where the ticket stands in the queue and the tooltip how it is made.
+ */
+function Severity(props: { ticket: Ticket }) {
+  const t = props.ticket;
+  if (t.state === 'settling') return <>{`${severityText(t)} (decided at triage)`}</>;
+  return (
+    <>
+      {`${severityText(t)} `}
+      <span class="priority" title="Order in the queue, highest first: 1000 per severity step above low, +500 when a person filed it, up to +499 for how often it occurred">
+        {`(queue priority ${t.priority})`}
+      </span>
+    </>
+  );
+}
+
 export function TicketPage(p: TicketPageProps) {
   const t = p.ticket;
   const s = p.scrub;
@@ -122,6 +143,11 @@ export function TicketPage(p: TicketPageProps) {
       <h1>
         #{t.id} {t.title} <StateBadge state={t.state} />
       </h1>
+      {p.missingRun !== null ? (
+        <p class="flash err" id="missing-run" role="status">
+          {`Ticket #${t.id} has no run ${p.missingRun.slice(0, 40)}${p.selected ? `; showing its latest run, #${p.selected.id}` : ''}.`}
+        </p>
+      ) : null}
       <TicketActions viewer={p.viewer} ticket={t} approvalsEnabled={p.approvalsEnabled} returnTo={`/tickets/${t.id}`} run={p.selected?.id} />
       <div class="grid">
         <div class="card" id="triage">
@@ -132,7 +158,9 @@ export function TicketPage(p: TicketPageProps) {
             <dt>reason</dt>
             <dd class="reason">{t.triageReason ?? '—'}</dd>
             <dt>severity</dt>
-            <dd>{severityDetail(t)}</dd>
+            <dd>
+              <Severity ticket={t} />
+            </dd>
             <dt>classification</dt>
             <dd>{t.classification ?? '—'}</dd>
             <dt>filed by</dt>
@@ -302,7 +330,9 @@ function RunDetail(props: { run: RunInfo; files: RunFiles | null; diff: RunDiff 
             <dt>pushed to</dt>
             <dd>{run.pushedTo ?? '—'}</dd>
             <dt>tests</dt>
-            <dd>{run.tests && run.tests.passed !== null ? `${run.tests.passed} passed, ${run.tests.failed ?? 0} failed` : '—'}</dd>
+            <dd>
+              <TestResult tests={run.tests} />
+            </dd>
             <dt>finished</dt>
             <dd>
               <Time iso={run.finishedAt} />

@@ -9,7 +9,8 @@ import { localPath, page, type Dash } from '../context.ts';
 import { diffForRun, readRunFiles } from '../data.ts';
 import { ACTIONS, type Action } from '../pages/actions.tsx';
 import { ApprovalsPage, type ApprovalItem } from '../pages/approvals.tsx';
-import { ErrorPage } from '../pages/login.tsx';
+import { ErrorPage } from '../pages/error.tsx';
+import { testCounts } from '../tests-view.tsx';
 
 /** Approval queue shown per state on one page. */
 const APPROVALS_PER_STATE = 30;
@@ -41,7 +42,15 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
       }
       const row = latest.find((r) => r.run_id === run.id);
       const files = readRunFiles(config, scrub, run);
-      const info = { id: run.id, branch: row?.branch ?? run.branch ?? files.push.branch ?? null, commit: row?.commit ?? files.push.commit ?? null, reason: row?.reason ?? run.reason, finishedAt: run.finished_at };
+      const info = {
+        id: run.id,
+        branch: row?.branch ?? run.branch ?? files.push.branch ?? null,
+        commit: row?.commit ?? files.push.commit ?? null,
+        reason: row?.reason ?? run.reason,
+        finishedAt: run.finished_at,
+        outcome: row?.outcome ?? run.outcome,
+        tests: testCounts(row?.tests, files.push),
+      };
       const diff = items.filter((i) => i.diff !== null && i.diff !== 'elsewhere').length < DIFFS_SHOWN ? await diffForRun(config, info, files) : 'elsewhere';
       items.push({ ticket, run: info, files, diff });
     }
@@ -52,9 +61,9 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
     const v = viewer(c);
     const id = Number(c.req.param('id'));
     const action = c.req.param('action') as Action;
-    if (!ACTIONS.includes(action)) return page(c, <ErrorPage status={404} message={`No action "${action}"; one of: ${ACTIONS.join(', ')}.`} />, 404);
+    if (!ACTIONS.includes(action)) return page(c, <ErrorPage viewer={viewer(c)} status={404} message={`No action "${action}"; one of: ${ACTIONS.join(', ')}.`} />, 404);
     const ticket = Number.isSafeInteger(id) && id > 0 ? store.getTicket(id) : undefined;
-    if (!ticket) return page(c, <ErrorPage status={404} message={`No ticket ${c.req.param('id')}.`} />, 404);
+    if (!ticket) return page(c, <ErrorPage viewer={viewer(c)} status={404} message={`No ticket ${c.req.param('id')}.`} />, 404);
     const form = await c.req.parseBody();
     const back = localPath(form.return_to, '/approvals');
     const reason = typeof form.reason === 'string' && form.reason.trim() ? form.reason.trim().slice(0, 500) : undefined;

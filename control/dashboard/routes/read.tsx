@@ -5,6 +5,7 @@
 import type { Context, Hono } from 'hono';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import { streamSSE } from 'hono/streaming';
+import { badRequest } from '../../http-error.ts';
 import type { OutcomeRow } from '../../outcomes/archive.ts';
 import { summarize } from '../../outcomes/summary.ts';
 import { runsForTicket, type RunRow } from '../../queue/leases.ts';
@@ -14,10 +15,11 @@ import { byFinished, page, render, type Dash } from '../context.ts';
 import { diffForRun, liveWorkers, readRunFiles, type RunFiles } from '../data.ts';
 import type { RunDiff } from '../git-diff.ts';
 import { dayOf, distinct, matches, parseFilter, perDay, topFingerprints, withoutFuture } from '../outcome-stats.ts';
-import { ErrorPage } from '../pages/login.tsx';
+import { ErrorPage } from '../pages/error.tsx';
 import { OutcomesPage } from '../pages/outcomes.tsx';
 import { OverviewPage, QueuePanel, RecentOutcomesPanel, WorkersPanel } from '../pages/overview.tsx';
 import { TicketPage, type RunInfo } from '../pages/ticket.tsx';
+import { testCounts } from '../tests-view.tsx';
 
 export function registerReadRoutes(app: Hono, dash: Dash): void {
   const { deps, scrub, maskSecrets, outcomes, viewer } = dash;
@@ -96,24 +98,26 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
       reason: row?.reason ?? run.reason,
       stages,
       costUsd: row ? row.cost_usd : null,
-      tests: row?.tests ?? null,
+      tests: testCounts(row?.tests),
     };
   };
 
   app.get('/tickets/:id', async (c) => {
     const id = Number(c.req.param('id'));
     const ticket = Number.isSafeInteger(id) && id > 0 ? store.getTicket(id) : undefined;
-    if (!ticket) return page(c, <ErrorPage status={404} message={`No ticket ${c.req.param('id')}.`} />, 404);
+    if (!ticket) return page(c, <ErrorPage viewer={viewer(c)} status={404} message={`No ticket ${c.req.param('id')}.`} />, 404);
     const rows = outcomes.latest().filter((r) => r.ticket_id === id);
     const runs = runsForTicket(store, id).map((r) => runInfo(r, rows.find((o) => o.run_id === r.id)));
-    const wanted = Number(c.req.query('run'));
-    const selected = runs.find((r) => r.id === wanted) ?? runs[runs.length - 1] ?? null;
+    const asked = c.req.query('run');
+    const wanted = runs.find((r) => asked !== undefined && String(r.id) === asked);
+    const selected = wanted ?? runs[runs.length - 1] ?? null;
     let files: RunFiles | null = null;
     let diff: RunDiff | { error: string } | null = null;
     if (selected) {
       files = readRunFiles(config, scrub, { id: selected.id, ticket_id: id });
       selected.commit ??= files.push.commit ?? null;
       selected.pushedTo ??= files.push.pushed_to ?? null;
+      selected.tests = testCounts(rows.find((o) => o.run_id === selected.id)?.tests, files.push);
       diff = await diffForRun(config, selected, files);
     }
     const related = [
@@ -136,6 +140,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         related={related.filter((r) => !seen.has(r.id) && seen.add(r.id))}
         runs={runs}
         selected={selected}
+        missingRun={asked !== undefined && !wanted ? asked : null}
         files={files}
         diff={diff}
         live={liveWorkers(deps, scrub).find((w) => w.ticket === id) ?? null}
@@ -174,7 +179,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
 
   app.get('/outcomes/export', (c) => {
     const { filter, problems } = parseFilter(c.req.query());
-    if (problems.length) return c.json({ error: { code: 'bad_request', message: problems.join('; ') } }, 400);
+    if (problems.length) throw badRequest(problems.join('; '));
     // Every revision of the matching runs, as archived (readers keep the latest per run_id).
     const lines = outcomes
       .all()
