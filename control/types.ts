@@ -100,7 +100,7 @@ export function severityText(t: { state: TicketState; severity: Severity }): str
 
 /** The same with its priority, or when it will be decided (a ticket's page). */
 export function severityDetail(t: { state: TicketState; severity: Severity; priority: number }): string {
-  return `${severityText(t)} (${t.state === 'settling' ? 'decided at triage' : `priority ${t.priority}`})`;
+  return `${severityText(t)} (${t.state === 'settling' ? 'decided at triage' : `queue priority ${t.priority}`})`;
 }
 
 export function severityRank(s: Severity): number {

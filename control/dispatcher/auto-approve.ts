@@ -86,7 +86,7 @@ export function autoApprovalDecision(
   if (binary > 0) no.push(`${binary} binary file(s) changed (their size in lines is unknown)`);
   if (rules.requireTestsPassed) {
     const preexisting = Number(pushEnv.tests_preexisting ?? 0);
-    if (pushEnv.tests_first_try !== 'true') no.push('the tests did not pass on the first try');
+    if (pushEnv.tests_first_try !== 'true') no.push('the first test gate found new failures');
     else if (preexisting > 0) no.push(`${preexisting} test(s) fail (also on the base branch)`);
   }
   const sensitive = sensitiveFiles(changedFiles, rules.sensitivePaths);

@@ -102,7 +102,7 @@ export function pullRequestBody(ticket: Ticket, ticketDir: string, pushEnv: Push
     '',
     '## Tests',
     '',
-    `- test command passed on the first try: ${n('tests_first_try')}`,
+    `- first test gate without new failures: ${n('tests_first_try')}`,
     `- failures that the base branch has too: ${n('tests_preexisting')}`,
     ...testCounts(ticketDir),
     `- diff: ${n('files')} file(s), +${n('insertions')} -${n('deletions')}`,

@@ -92,7 +92,7 @@ if (state === 'pushed' || state === 'awaiting_approval') {
 const why = [];
 if (outcome === 'messy') {
   if (reviewEdits > 5) why.push(`review made ${reviewEdits} edits`);
-  if (!testsFirstTry) why.push('tests did not pass on the first try');
+  if (!testsFirstTry) why.push('the first test gate found new failures');
   if (rework) why.push('needed a rework loop');
 }
 

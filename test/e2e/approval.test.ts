@@ -278,7 +278,7 @@ test('approve (target pr): the pull request carries head, base, title, body and 
   assert.match(req.body.body, /```text\nError: Greeting is wrong\n```/, 'the report, fenced');
   assert.match(req.body.body, /Root cause: greeting\(\) returns the wrong word/, 'plan.md');
   assert.match(req.body.body, /Verdict: approved/);
-  assert.match(req.body.body, /test command passed on the first try: true/);
+  assert.match(req.body.body, /first test gate without new failures: true/);
   assert.match(req.body.body, /tests: 12 passed, 0 failed/);
   assert.match(req.body.body, new RegExp(`branch {5}${fix.branch}`));
 

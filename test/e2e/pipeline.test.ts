@@ -187,7 +187,7 @@ test('review asks for rework: implement runs once more with the reasons, the fix
   // The first fix failed the test gate (a new failure), the reworked one passed it.
   assert.match(safeRead(join(ticketDir, 'push.env')), /^tests_first_try=false$/m);
   assert.equal(row.outcome, 'messy');
-  assert.match(row.reason, /tests did not pass on the first try/);
+  assert.match(row.reason, /the first test gate found new failures/);
   assert.match(row.reason, /needed a rework loop/);
   assert.match(env.target.originGit('show', 'staging:src/pets.ts'), /ownerName: pet\.owner\?\.name \?\? null/);
 });

@@ -77,7 +77,7 @@ test('auto-approval: approves only when every rule holds, and names every rule t
   assert.match(sensitive.reason, /sensitive paths touched: db\/migrations\/004_add\.sql/);
 
   const retried = autoApprovalDecision({ severity: 'low' }, { ...PASSED, tests_first_try: 'false' }, ['a.ts'], RULES);
-  assert.match(retried.reason, /tests did not pass on the first try/);
+  assert.match(retried.reason, /the first test gate found new failures/);
   const preexisting = autoApprovalDecision({ severity: 'low' }, { ...PASSED, tests_preexisting: '2' }, ['a.ts'], RULES);
   assert.equal(preexisting.approve, false);
   assert.match(preexisting.reason, /2 test\(s\) fail/);
@@ -403,7 +403,7 @@ test('pull request title and body: the ticket, plan, verdict and tests; untruste
   assert.match(body, /## Plan\n\n```markdown\n# Plan\n\nRoot cause: greeting\(\) returns the wrong word\./);
   assert.match(body, /Verdict: approved, 0 edit\(s\) by the review/);
   assert.match(body, /- the test covers the bug/);
-  assert.match(body, /- test command passed on the first try: true/);
+  assert.match(body, /- first test gate without new failures: true/);
   assert.match(body, /- tests: 12 passed, 0 failed/);
   // The report sits in a five-backtick fence: its own four backticks cannot end it.
   const m = /### Report \(untrusted text, as received\)\n\n(`{5})text\n([\s\S]*?)\n\1\n/.exec(body);
