@@ -487,22 +487,24 @@ function checkGit(w, name, shell, exact) {
   // The pattern of grep, a commit's message, git log --grep: text, whose `git` words are not
   // commands (unless the command defines functions or aliases, which could make them one).
   const text = shell.textArgs && (TEXT_COMMANDS.has(name) || (name === 'git' && GIT_READ_ONLY.has(gitSubcommand(w, 0)?.sub)));
+  // Where xargs first stands (a git word after it may be fed by it), found once: the
+  // command can hold thousands of words.
+  const xargsAt = w.findIndex((x) => baseName(unquote(x)) === 'xargs');
   for (let i = 0; i < w.length; i++) {
     if (baseName(w[i]) !== 'git') continue;
     if (i > 0 && text) break;
-    const d = checkGitWord(w, i, last, exact);
+    const d = checkGitWord(w, i, last, exact, w.xargs === true || (xargsAt >= 0 && xargsAt < i));
     if (d) return d;
   }
   return null;
 }
 
-/** The checks of the `git` word w[i]; last: gitFlags(w). */
-function checkGitWord(w, i, last, exact) {
+/** The checks of the `git` word w[i]; last: gitFlags(w); fed: whether xargs runs it. */
+function checkGitWord(w, i, last, exact, fed) {
   const after = (k, at) => (last[k] ?? -1) > at;
   const g = gitSubcommand(w, i);
   // xargs adds what it reads to the command (or puts it where -I's string stands): a
   // subcommand it supplies (`echo push | xargs git`) is not written out either.
-  const fed = w.xargs === true || w.slice(0, i).some((x) => baseName(unquote(x)) === 'xargs');
   if (!g) return fed ? deny("git's subcommand must be written out, not read from input (xargs git)") : null;
   if (BANNED_GIT.has(g.sub)) return deny(`${BANNED_GIT.get(g.sub)} (git ${g.sub})`);
   if (g.problem) return deny(g.problem);
