@@ -353,7 +353,8 @@ test('API: approve / skip / requeue answer 200, 404 for an unknown ticket, 409 w
   assert.equal((await postJson(app, `/api/tickets/${fix.ticketId}/approve`, '{"run": "latest"}')).status, 400);
   const stale = await postJson(app, `/api/tickets/${fix.ticketId}/approve`, { run: fix.run.id + 1 });
   assert.equal(stale.status, 409);
-  assert.match(((await stale.json()) as { message: string }).message, /not run \d+'s that was approved/);
+  // (Run fix.run.id + 1 is the other ticket's: this ticket never had it.)
+  assert.match(((await stale.json()) as { message: string }).message, /has no run \d+ \(the fix waiting for approval is run \d+'s\)/);
   // A caller cannot record its approval as bugbot's own actors (the rules, a Slack user, the dashboard).
   for (const name of ['auto-approve', 'slack:U123', 'dashboard:local', ' ']) {
     const reserved = await postJson(app, `/api/tickets/${fix.ticketId}/approve`, { run: fix.run.id }, { 'x-bugbot-user': name });
