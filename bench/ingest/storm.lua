@@ -47,7 +47,7 @@ function request()
     '{"receiver":"bugbot","status":"firing","version":"1","groupKey":"{}:{alertname=\\"E%d\\"}","alerts":[{"status":"firing",' ..
     '"labels":{"alertname":"E%d","service":"petstore","route":"/api/pets/%d","method":"GET"},' ..
     '"annotations":{"summary":"errors in petstore (%d)","message":"%s"},' ..
-    '"startsAt":"%s.%03dZ","endsAt":"0001-01-01T00:00:00Z","fingerprint":"bench-%d","values":{"B":1,"C":1}}]}',
+    '"startsAt":"%s.%03dZ","endsAt":"0001-01-01T00:00:00Z","fingerprint":"%016x","values":{"B":1,"C":1}}]}',
     kind, kind, n, kind, errors[kind % #errors + 1](n), os.date("!%Y-%m-%dT%H:%M:%S", base + math.floor(n / 1000)), ms, n)
   n = n + step
   sent = sent + 1
