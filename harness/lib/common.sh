@@ -238,7 +238,12 @@ harness_locked() {
     echo "harness: the repository lock ($common/bugbot.lock) was held for ${HARNESS_LOCK_WAIT_S:-600} s; $what not run" >&2
     return 75
   fi
-  "$@"
+  # Run without the lock's descriptor: what the command leaves running (git's gc --auto
+  # detaching after a fetch) would hold the lock as long as it runs.
+  (
+    exec {fd}>&-
+    "$@"
+  )
   rc=$?
   exec {fd}>&-
   return "$rc"

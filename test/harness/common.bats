@@ -48,6 +48,15 @@ teardown() { teardown_tmp; }
   [[ " ${HARNESS_GIT_RO[*]} " == *" --ro-bind /dev/null $lock "* ]]
 }
 
+# What a locked command leaves running (git's gc --auto detaches after a fetch) must not
+# hold the workers' lock: it would stall every worker's git for as long as it runs.
+@test "the repository lock is not held by what a locked command leaves running" {
+  git init --quiet "$TMP/lockrepo"
+  git -C "$TMP/lockrepo" commit --quiet --allow-empty -m init
+  harness_locked "$TMP/lockrepo" "a detaching command" bash -c 'sleep 5 </dev/null >/dev/null 2>&1 &'
+  flock -n "$TMP/lockrepo/.git/bugbot.lock" true
+}
+
 @test "a phase prompt: the phase's instructions, then the files given; notes: and fenced: files go in under their names, their fence tags defused, a fenced: file as data its content cannot close, a NUL kept out of the way" {
   # shellcheck source=../../harness/lib/phase.sh
   source "$HARNESS/lib/phase.sh"
