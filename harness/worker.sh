@@ -101,7 +101,7 @@ harness_git_env "$TICKET_DIR/config/git-excludes"
 harness_git_pin "$BUGBOT_REPO" || harness_fail_env "$BUGBOT_REPO is not a git repository"
 harness_status setup start
 if [ -n "${BUGBOT_DEV_COMMAND:-}" ] && harness_port_taken "$BUGBOT_PORT"; then
-  harness_fail_env "port $BUGBOT_PORT (target.basePort + worker $BUGBOT_WORKER_ID) is taken by another process: the dev server could not listen there, and the browser would reach that process instead"
+  harness_fail_env "port $BUGBOT_PORT (target.basePort + worker $BUGBOT_WORKER_ID) is taken by another process: the dev server could not listen there, and the browser would reach that process instead" slot
 fi
 # The MCP servers start first: the sessions connect to them instead of starting them.
 harness_mcp_host_start

@@ -64,6 +64,8 @@ export interface DispatcherDeps {
   pollMs?: number;
   /** Why no run can start now (see requirements.ts workersHeld), or null: nothing is claimed meanwhile. */
   held?: () => string | null;
+  /** The first pause after a run the machine could not host (PAUSE_FIRST_MS; shorter in tests). */
+  pauseFirstMs?: number;
 }
 
 /**
@@ -79,7 +81,9 @@ export class Dispatcher {
   private readonly active = new Map<number, ActiveWorker>();
   private heldFor: string | null = null;
   /** Workers paused after environment failures (see PAUSE_FIRST_MS); kept until a run gets past its setup. */
-  private pause: { reason: string; until: number; failures: number } | null = null;
+  private pause: Pause | null = null;
+  /** Slots paused alone (their port taken by another process: the other slots' are not). */
+  private readonly slotPauses = new Map<number, Pause>();
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private timer: NodeJS.Timeout | null = null;
 
@@ -159,8 +163,9 @@ export class Dispatcher {
     try {
       const held = this.updateHeld();
       this.reclaimLost();
-      for (let slot = 1; slot <= config.workers && !held; slot++) {
-        if (this.active.has(slot)) continue;
+      // A launch that fails at once pauses the workers: no further claim in this pass.
+      for (let slot = 1; slot <= config.workers && !held && !this.paused(); slot++) {
+        if (this.active.has(slot) || this.slotPaused(slot)) continue;
         const claim = claimNext(store, slot, config.target.basePort + slot, config.queue.leaseSeconds);
         if (!claim) break;
         this.launch(slot, claim.run, store.getTicket(claim.ticket.id)!);
@@ -183,19 +188,56 @@ export class Dispatcher {
     return held;
   }
 
-  /** Why the workers pause after environment failures, while they do; null once the pause is over. */
+  /**
+   * Why the workers pause after environment failures, while they do (all of them, or every
+   * slot on its own); null once the pause is over.
+   */
   private paused(): string | null {
     const p = this.pause;
-    if (!p || Date.now() >= p.until) return null;
-    return `paused after ${p.failures === 1 ? 'a run' : `${p.failures} runs in a row`} the machine could not host (${p.reason}); trying again at ${new Date(p.until).toISOString()}`;
+    if (p && Date.now() < p.until) {
+      return `paused after ${p.failures === 1 ? 'a run' : `${p.failures} runs in a row`} the machine could not host (${p.reason}); trying again at ${new Date(p.until).toISOString()}`;
+    }
+    const slots = Array.from({ length: this.deps.config.workers }, (_, i) => i + 1);
+    const first = this.slotPauses.get(1);
+    if (first && slots.every((s) => this.slotPaused(s))) {
+      return `paused: every worker's slot failed a run the machine could not host (${first.reason}); trying again at ${new Date(Math.min(...slots.map((s) => this.slotPauses.get(s)!.until))).toISOString()}`;
+    }
+    return null;
   }
 
-  /** A run failed for the machine's sake: pause the workers, longer each time in a row. */
-  private pauseFor(reason: string): void {
-    const failures = (this.pause?.failures ?? 0) + 1;
-    const ms = Math.min(PAUSE_MAX_MS, PAUSE_FIRST_MS * 2 ** (failures - 1));
-    this.pause = { reason, until: Date.now() + ms, failures };
+  private slotPaused(slot: number): boolean {
+    const p = this.slotPauses.get(slot);
+    return p !== undefined && Date.now() < p.until;
+  }
+
+  /** A run failed for the machine's sake: pause the workers (or its slot alone), longer each time in a row. */
+  private pauseFor(reason: string, slot?: number): void {
+    const prev = slot === undefined ? this.pause : this.slotPauses.get(slot);
+    const failures = (prev?.failures ?? 0) + 1;
+    const pause = { reason, until: Date.now() + Math.min(PAUSE_MAX_MS, (this.deps.pauseFirstMs ?? PAUSE_FIRST_MS) * 2 ** (failures - 1)), failures };
+    if (slot === undefined) this.pause = pause;
+    else {
+      this.slotPauses.set(slot, pause);
+      this.deps.logger.warn('worker slot pauses: a run the machine could not host on it', { worker: slot, reason, until: new Date(pause.until).toISOString() });
+    }
     this.updateHeld();
+  }
+
+  /**
+   * How a run the machine could not host ends: back to the queue with its attempt not
+   * counted, ENV_REFUNDS times for one ticket; after that the attempt counts (what looks
+   * like the machine's fault may be the ticket's: a ticket folder that cannot be made for
+   * it, a dependency install its branch breaks), so no ticket loops for ever. The workers
+   * pause either way (the slot alone for `slotOnly`).
+   */
+  private environmentEnd(run: RunRow, why: string, slot: number, slotOnly: boolean): { state: TicketState; reason: string; refund: boolean } {
+    const { store, config } = this.deps;
+    this.pauseFor(why, slotOnly ? slot : undefined);
+    const pause = slotOnly ? 'this worker pauses' : 'the workers pause';
+    const before = (store.stmt('SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ? AND id != ? AND reason LIKE ?').get(run.ticket_id, run.id, `%${ENV_MARK}%`) as { n: number }).n;
+    if (before < ENV_REFUNDS) return { state: 'queued', reason: `${why}; ${ENV_MARK}: requeued (this attempt not counted), and ${pause}`, refund: true };
+    const again = run.attempt < config.queue.maxAttempts;
+    return { state: again ? 'queued' : 'failed', reason: `${why}; ${ENV_MARK} ${before + 1} times for this ticket: ${attemptsNote(run.attempt, config.queue.maxAttempts, again)}, and ${pause}`, refund: false };
   }
 
   /**
@@ -235,11 +277,11 @@ export class Dispatcher {
      * workers pause (failing it would fail every queued ticket the same way).
      */
     const notStarted = (why: string) => {
-      const reason = this.deps.archive.redact(`${why}; ${ENV_REQUEUED}`);
-      const row = buildOutcomeRow({ ticket, run, outcome: null, state: 'queued', reason, model: config.harness.model ?? null });
+      const end = this.environmentEnd(run, why, slot, false);
+      const reason = this.deps.archive.redact(end.reason);
+      const row = buildOutcomeRow({ ticket, run, outcome: null, state: end.state, reason, model: config.harness.model ?? null });
       archiveRow(this.deps.archive, row, logger);
-      this.record(run.id, { ticketState: 'queued', outcome: row.outcome, reason, notice: runNotice(row) }, false, {}, true, true);
-      this.pauseFor(why);
+      this.record(run.id, { ticketState: end.state, outcome: row.outcome, reason, notice: runNotice(row) }, false, {}, true, end.refund);
       logger.error('worker not started', { worker: slot, ticket: ticket.id, run: run.id, reason });
       this.deps.onRunFinished?.(row, ticket);
     };
@@ -441,10 +483,7 @@ export class Dispatcher {
     } else if (envFailure !== null) {
       // The machine could not host the run (harness_fail_env): requeued, not counted, and
       // the workers pause instead of failing the next ticket the same way.
-      state = 'queued';
-      reason = `${envFailure}; ${ENV_REQUEUED}`;
-      refund = true;
-      this.pauseFor(envFailure);
+      ({ state, reason, refund } = this.environmentEnd(w.run, envFailure.reason, w.slot, envFailure.slotOnly));
     } else if (outcome) {
       state = LANDED_STATES.find((s) => s === outcome.state) ?? 'failed';
       reason = outcome.reason;
@@ -452,10 +491,7 @@ export class Dispatcher {
     } else if (w.spawnError) {
       // bash could not be started (EAGAIN, EMFILE): the machine's doing, as above.
       removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
-      state = 'queued';
-      reason = `worker could not be started (${w.spawnError}); ${ENV_REQUEUED}`;
-      refund = true;
-      this.pauseFor(`worker could not be started (${w.spawnError})`);
+      ({ state, reason, refund } = this.environmentEnd(w.run, `worker could not be started (${w.spawnError})`, w.slot, false));
     } else {
       // Died without its trap: clean up after it and give the ticket another attempt.
       removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
@@ -463,8 +499,11 @@ export class Dispatcher {
       state = again ? 'queued' : 'failed';
       reason = `worker exited (${signal ?? `status ${code}`}) without an outcome; ` + attemptsNote(w.run.attempt, config.queue.maxAttempts, again);
     }
-    // A run that got past its setup: the machine hosts runs again.
-    if (outcome && envFailure === null && !cancel) this.pause = null;
+    // A run that got past its setup: the machine (and this slot) hosts runs again.
+    if (outcome && envFailure === null && !cancel) {
+      this.pause = null;
+      this.slotPauses.delete(w.slot);
+    }
     // It can quote git's or the model endpoint's errors: as redacted as the archive's row, in the log and the run too.
     reason = archive.redact(reason);
     let row = buildOutcomeRow({ ticket: w.ticket, run: w.run, outcome, state, reason, model: config.harness.model ?? null, ticketDir: w.ws.ticketDir });
@@ -484,21 +523,34 @@ export class Dispatcher {
     if (recorded === 'cancelled' && !cancel) endCancelled();
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
     this.deps.onRunFinished?.(row, w.ticket);
-    if (refund && this.pause) this.schedule(this.pause.until - Date.now());
+    if (refund && this.pause && Date.now() < this.pause.until) this.schedule(this.pause.until - Date.now());
     else if (existsSync(join(w.ws.ticketDir, 'outcome.json'))) this.poke();
     else this.schedule(1000);
   }
 }
 
-const ENV_REQUEUED = 'requeued (this attempt not counted), and the workers pause';
+interface Pause {
+  reason: string;
+  until: number;
+  failures: number;
+}
 
-/** Why the machine could not host the run (harness_fail_env wrote it), or null. */
-function environmentFailure(ticketDir: string): string | null {
+/** What a run's reason says when the machine could not host it (counted per ticket: environmentEnd). */
+const ENV_MARK = 'the machine could not host it';
+/** How many times one ticket's attempt is given back for runs the machine could not host. */
+const ENV_REFUNDS = 3;
+
+/** Why the machine could not host the run, and whether only its slot is concerned (harness_fail_env wrote it), or null. */
+function environmentFailure(ticketDir: string): { reason: string; slotOnly: boolean } | null {
+  let text: string;
   try {
-    return readFileSync(join(ticketDir, 'environment-failure'), 'utf8').trim().slice(0, 1000) || null;
+    text = readFileSync(join(ticketDir, 'environment-failure'), 'utf8');
   } catch {
     return null;
   }
+  const [first = '', ...rest] = text.split('\n');
+  const reason = first.trim().slice(0, 1000);
+  return reason ? { reason, slotOnly: rest.some((l) => l.trim() === 'scope: slot') } : null;
 }
 
 /** The last `n` lines of a worker's log (its last 8 KiB). */

@@ -37,12 +37,13 @@ harness_fail() {
   exit 1
 }
 
-# harness_fail_env REASON : fail before any session ran, for a reason of the machine's
-# (the slot's port taken, the remote out of reach, an install that could not run), not
-# the ticket's. The control plane requeues the ticket without counting the attempt and
-# pauses its workers for a while, instead of failing every queued ticket the same way.
+# harness_fail_env REASON [slot] : fail for a reason of the machine's (the remote out of
+# reach, an install that could not run, the model endpoint down), not the ticket's. The
+# control plane requeues the ticket without counting the attempt (a few times) and pauses
+# its workers for a while, instead of failing every queued ticket the same way; with
+# `slot`, only this worker's slot pauses (its port is taken: the others' are not).
 harness_fail_env() {
-  printf '%s\n' "$1" >"$TICKET_DIR/environment-failure"
+  printf '%s\n%s\n' "$1" "${2:+scope: slot}" >"$TICKET_DIR/environment-failure"
   harness_fail "$1"
 }
 

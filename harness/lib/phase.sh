@@ -160,18 +160,19 @@ harness_phase_reason() {
 }
 
 # harness_phase_fail WHAT LABEL : fail the run for the session LABEL that failed, named
-# WHAT. A model endpoint out of reach or failing on its side (no answer, 5xx, 529, 429,
-# or refusing the credentials) is the machine's problem, not the ticket's: every ticket
-# would fail the same way, so the run fails as one the machine could not host
-# (harness_fail_env). A request the endpoint refused for what it held (other 4xx) is the
-# ticket's.
+# WHAT. A model endpoint out of reach or failing on its side (no connection, a timeout,
+# 5xx, 529, or refusing the credentials) is the machine's problem, not the ticket's: every
+# ticket would fail the same way, so the run fails as one the machine could not host
+# (harness_fail_env). What the endpoint refused for what the request held (a prompt too
+# long, a 429 for a request over the per-minute token limit, other 4xx) is the ticket's.
 harness_phase_fail() {
   local why
   why="$1: $(harness_phase_reason "$2")"
   if node -e '
     const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     const st = Number(s.api_error_status) || 0;
-    const endpoint = s.is_error && (s.model_error || st) && (st === 0 || st >= 500 || [401, 403, 408, 429].includes(st));
+    const unreachable = /unable to connect|connection (error|refused|reset)|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|socket hang up|fetch failed|timed? ?out/i.test(String(s.result ?? ""));
+    const endpoint = s.is_error && (st >= 500 || [401, 403, 408].includes(st) || (s.model_error && !st && unreachable));
     process.exit(endpoint ? 0 : 1);
   ' "$TICKET_DIR/stats-$2.json" 2>/dev/null; then
     harness_fail_env "$why"

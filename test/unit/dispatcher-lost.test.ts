@@ -157,3 +157,40 @@ test('a cancel that lands while a pushed run\'s end waits for the database: the 
   assert.equal(rows.at(-1)!.state, 'pushed');
   assert.match(rows.at(-1)!.reason, /it had pushed before the cancel — cancelled by alice — took effect/);
 });
+
+// Review findings on the environment pause: one failed launch paused the workers once per
+// free slot in the same pass (and claimed the same ticket for each); and a failure that is
+// the ticket's after all (its folder cannot be made) requeued it for ever, never counted.
+test('a run the machine cannot host pauses the workers after one claim, and one ticket gets its attempt back only so often', async (t) => {
+  const { home, config, store, ticket } = blockedTicket(t, { workers: 4, queue: { maxAttempts: 2 } });
+  const archive = new OutcomeArchive(home);
+  const slow = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20 });
+  slow.start();
+  await sleep(300);
+  await slow.stop(100);
+  assert.equal((store.stmt('SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ?').get(ticket) as { n: number }).n, 1, 'one claim, then the pause');
+  assert.match(slow.held() ?? '', /^paused after a run the machine could not host/);
+
+  const fast = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20, pauseFirstMs: 5 });
+  fast.start();
+  t.after(() => fast.stop(100));
+  await waitFor(() => store.getTicket(ticket)!.state === 'failed', 10_000, 'the ticket to fail in the end');
+  const runs = store.stmt('SELECT attempt, reason FROM runs WHERE ticket_id = ? ORDER BY id').all(ticket) as Array<{ attempt: number; reason: string }>;
+  // Three attempts given back, then maxAttempts (2) counted ones.
+  assert.deepEqual(runs.map((r) => r.attempt), [1, 1, 1, 1, 2]);
+  assert.match(runs[2]!.reason, /the machine could not host it: requeued \(this attempt not counted\)/);
+  assert.match(runs[4]!.reason, /the machine could not host it 5 times for this ticket: attempt 2 of 2, giving up/);
+});
+
+/** A queued ticket whose ticket folder cannot be made (a file is in the way): every launch of it fails. */
+function blockedTicket(t: Parameters<typeof tempDir>[0], flags: Parameters<typeof testConfig>[1]) {
+  const home = tempDir(t);
+  const config = testConfig(home, { intake: { settleSeconds: 0 }, ...flags });
+  const store = new Store(join(home, 'bugbot.db'));
+  t.after(() => store.close());
+  const [filed] = new Intake({ store, config, redactor: createRedactor() }).accept([alertEvent()]);
+  const ticket = filed!.ticketId!;
+  mkdirSync(join(home, 'tickets'), { recursive: true });
+  writeFileSync(join(home, 'tickets', String(ticket)), '');
+  return { home, config, store, ticket };
+}
