@@ -76,6 +76,8 @@ export class Batch {
   readonly nowIso: string;
   private readonly refs = new Map<string, TicketRef | null>();
   private readonly pending = new Map<number, Pending>();
+  /** Tickets an alert resolution of this batch went to: when it was last seen, and its results to word. */
+  private readonly resolutions = new Map<number, { at: string; results: AcceptResult[] }>();
 
   constructor(
     private readonly store: Store,
@@ -124,8 +126,28 @@ export class Batch {
     if (p.queued) this.onQueuedGrowth(ticketId);
   }
 
+  /**
+   * An alert of the ticket resolved: once this batch's occurrences are written (finish),
+   * the ticket is marked resolved if none of its alerts still fires. Once per ticket and
+   * batch, not per resolution: a storm of resolutions would read the ticket's events once
+   * for each of them.
+   */
+  resolveLater(ticketId: number, at: string, result?: AcceptResult): void {
+    const r = this.resolutions.get(ticketId) ?? { at, results: [] };
+    if (at > r.at) r.at = at;
+    if (result) r.results.push(result);
+    this.resolutions.set(ticketId, r);
+  }
+
   finish(): void {
     for (const id of [...this.pending.keys()]) this.settle(id);
+    for (const [id, r] of this.resolutions) {
+      const quiet = !this.store.alertStillFiring(id);
+      if (quiet) this.store.markAlertResolved(id, r.at, this.nowIso);
+      // One pod's alert resolving says nothing of the other pods' on the same ticket.
+      for (const result of r.results) result.reason = quiet ? 'alert resolved' : 'alert resolved; other alerts of this ticket still fire';
+    }
+    this.resolutions.clear();
   }
 }
 
@@ -148,7 +170,7 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
     store.touchEvent(e.source, e.sourceEventId, batch.nowIso);
     if (alert && e.status === 'resolved') {
       const ticketId = store.ticketOfEvent(e.source, e.sourceEventId);
-      if (typeof ticketId === 'number') resolveWhenQuiet(ctx, batch, ticketId, e);
+      if (typeof ticketId === 'number') batch.resolveLater(ticketId, e.lastSeen);
     } else if (alert) {
       store.clearAlertResolvedByEvent(e.source, e.sourceEventId, batch.nowIso);
     }
@@ -167,9 +189,10 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
     const target = firing ?? (byText ? { ticketId: byText.id, fingerprint, state: byText.state as TicketState } : undefined);
     store.insertEvent(e, target?.fingerprint ?? fingerprint, target?.ticketId ?? null, batch.nowIso);
     if (!target) return { ...base, status: 'resolved', ticketId: null, state: null, reason: 'resolved alert with no ticket' };
-    const quiet = resolveWhenQuiet(ctx, batch, target.ticketId, e);
-    const reason = quiet ? 'alert resolved' : 'alert resolved; other alerts of this ticket still fire';
-    return { ...base, fingerprint: target.fingerprint, status: 'resolved', ticketId: target.ticketId, state: target.state, reason };
+    // Worded when the batch is finished (Batch.resolveLater).
+    const result: AcceptResult = { ...base, fingerprint: target.fingerprint, status: 'resolved', ticketId: target.ticketId, state: target.state, reason: 'alert resolved' };
+    batch.resolveLater(target.ticketId, e.lastSeen, result);
+    return result;
   }
 
   const ref = batch.ref(fingerprint);
@@ -256,18 +279,6 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
 }
 
 const RESOLVED = ':resolved';
-
-/**
- * Mark the ticket's alert resolved when no alert of it still fires (one pod's alert
- * resolving says nothing of the other pods' on the same ticket). Returns whether it did.
- */
-function resolveWhenQuiet(ctx: AcceptContext, batch: Batch, ticketId: number, e: TriggerEvent): boolean {
-  // Occurrences before it in this batch first: their write clears an earlier resolution.
-  batch.settle(ticketId);
-  if (ctx.store.alertStillFiring(ticketId)) return false;
-  ctx.store.markAlertResolved(ticketId, e.lastSeen, batch.nowIso);
-  return true;
-}
 
 /** A settling ticket's new deadline: now + settle, never past its cap. */
 function nextDeadline(config: BugbotConfig, now: Date, t: TicketRef): string {

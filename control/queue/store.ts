@@ -340,8 +340,8 @@ export class Store {
   /**
    * Whether an alert of this ticket still fires: a firing alert event with no resolution
    * (its key plus ":resolved", see triggers/alerts.ts) received since it was last received.
-   * The newest are looked at first: those are the ones still firing, so the answer comes
-   * after one row in a storm's resolutions, not after every alert of the ticket.
+   * The newest are looked at first, those most likely still firing; a batch asks once per
+   * ticket (intake/accept.ts Batch.resolveLater), not once per resolution.
    */
   alertStillFiring(ticketId: number): boolean {
     return (

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { Dispatcher } from '../../control/dispatcher/pool.ts';
 import { silentLogger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
@@ -183,7 +183,7 @@ test('a run the machine cannot host pauses the workers after one claim, and one 
 });
 
 /** A queued ticket whose ticket folder cannot be made (a file is in the way): every launch of it fails. */
-function blockedTicket(t: Parameters<typeof tempDir>[0], flags: Parameters<typeof testConfig>[1]) {
+function blockedTicket(t: TestContext, flags: Parameters<typeof testConfig>[1]) {
   const home = tempDir(t);
   const config = testConfig(home, { intake: { settleSeconds: 0 }, ...flags });
   const store = new Store(join(home, 'bugbot.db'));

@@ -389,3 +389,20 @@ test('a queued ticket\'s severity and priority follow its occurrences and report
   assert.equal(reported.priority - grown.priority >= 500, true, `${grown.priority} → ${reported.priority}`);
   assert.equal(reported.state, 'queued');
 });
+
+// Review finding: each resolution read the ticket's events to see whether another alert
+// still fired: 8,000 resolutions on one ticket took 5 s inside one transaction.
+test('a batch of resolutions asks once per ticket whether its alerts still fire, and words every reply', (t) => {
+  const { store, intake } = setup(t);
+  intake.accept(Array.from({ length: 200 }, (_, i) => alert({ sourceEventId: `pod${i}:s` })));
+  let asked = 0;
+  const still = store.alertStillFiring.bind(store);
+  store.alertStillFiring = (id: number) => (asked++, still(id));
+  const some = intake.accept(Array.from({ length: 150 }, (_, i) => alert({ sourceEventId: `pod${i}:s:resolved`, status: 'resolved', lastSeen: '2026-11-21T10:05:00.000Z' })));
+  assert.equal(asked, 1);
+  assert.ok(some.every((r) => r.reason === 'alert resolved; other alerts of this ticket still fire'), some[0]!.reason ?? '');
+  const rest = intake.accept(Array.from({ length: 50 }, (_, i) => alert({ sourceEventId: `pod${150 + i}:s:resolved`, status: 'resolved', lastSeen: '2026-11-21T10:06:00.000Z' })));
+  assert.equal(asked, 2);
+  assert.ok(rest.every((r) => r.reason === 'alert resolved'));
+  assert.notEqual(store.getTicket(rest[0]!.ticketId!)!.alertResolvedAt, null, 'all of its alerts resolved');
+});
