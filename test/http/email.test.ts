@@ -156,6 +156,24 @@ test('email routes refuse a body over triggers.email.maxBodyBytes with 413 namin
   assert.equal(store.countEvents(), 0);
 });
 
+// Review finding: a 24 MB urlencoded body of millions of empty fields, unsigned, took seconds
+// and a gigabyte to parse before the signature (one of its fields) could be checked.
+test('Mailgun: a form of more fields than a Mailgun route posts is refused before it is parsed, urlencoded or multipart', async (t) => {
+  const { app, store } = buildTestApp(t, { env: { MAILGUN_SIGNING_KEY: KEY } });
+  const many = Array.from({ length: 20_000 }, (_, i) => `k${i}=`).join('&');
+  const urlencoded = await app.request(ROUTE, { method: 'POST', body: many, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.equal(urlencoded.status, 413);
+  assert.match(await message(urlencoded), /^the form has \d+ fields, over the 500 a Mailgun route posts at most$/);
+  const form = new FormData();
+  for (let i = 0; i < 600; i++) form.append(`k${i}`, '');
+  const multipart = await app.request(ROUTE, { method: 'POST', body: form });
+  assert.equal(multipart.status, 413);
+  assert.equal(store.countEvents(), 0);
+  // A real route's form still goes through.
+  const now = Math.floor(Date.now() / 1000);
+  assert.equal((await app.request(ROUTE, { method: 'POST', body: signedForm(routeFields(), now, 'tok-fields') })).status, 200);
+});
+
 test("Mailgun: a mail attached to a forward (attachment-1, message/rfc822) is read into the report; the forwarder's note alone was filed before", async (t) => {
   const { app, store } = buildTestApp(t, { env: { MAILGUN_SIGNING_KEY: KEY } });
   const customer = ['From: Customer <customer@shop.test>', 'Subject: Checkout broken', 'Date: Mon, 02 Mar 2026 10:00:00 +0000', '', 'Checkout shows a blank page after "Pay".', ''].join('\r\n');
