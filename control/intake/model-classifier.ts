@@ -200,7 +200,15 @@ function runModel(instructions: string, text: string, opts: ModelClassifierOptio
     };
     // What the CLI left running in its group would keep its output open (no 'close') and
     // outlive the call: it goes once the CLI has exited; what it wrote is still in the pipe.
-    child.on('exit', () => group('SIGKILL'));
+    // One that left its group (setsid, a daemon) is out of reach and may hold the output
+    // open for good: a moment after the exit, the pipes are let go, and 'close' comes.
+    child.on('exit', () => {
+      group('SIGKILL');
+      setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }, EXIT_PIPE_GRACE_MS).unref();
+    });
     child.on('error', (err) => {
       // A spawn that failed has no process to wait for: its slot is free before the report
       // hears of it, as after a 'close'.
@@ -218,6 +226,9 @@ function runModel(instructions: string, text: string, opts: ModelClassifierOptio
   });
   return { answer, gone: goneP };
 }
+
+/** How long the CLI's output may stay open after it exited (a process it started still writing). */
+const EXIT_PIPE_GRACE_MS = 250;
 
 /** Signal the CLI's process group; one already gone is fine. */
 function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {

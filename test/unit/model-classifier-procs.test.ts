@@ -108,3 +108,26 @@ test('a CLI that cannot be started leaves no folder and gives its slot back', as
     await waitFor(() => tmp.folders().length === 0, 5_000, `no temp folder left by ${JSON.stringify(claude)}`);
   }
 });
+
+// Review finding: a CLI that left a process outside its group (setsid, a daemon) holding
+// its output kept its slot for good: 'close' never came, and the group kill cannot reach it.
+test('a CLI that leaves a process of its own session holding its output still answers and gives its slot back', { timeout: 30_000 }, async (t) => {
+  const tmp = ownTmp(t);
+  const cli = join(tmp.dir, 'claude-escapes.sh');
+  const pidFile = join(tmp.dir, 'escaped.pid');
+  writeFileSync(cli, `#!/bin/bash\nsetsid sleep 20 &\necho $! > "${pidFile}"\ncat >/dev/null\necho '{"structured_output":{"classification":"bug","reason":"checkout fails"}}'\n`);
+  chmodSync(cli, 0o755);
+  t.after(() => {
+    try {
+      process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  });
+  const classify = createModelClassifier({ claude: cli, promptsDir: join(REPO_ROOT, 'prompts'), env: {}, concurrency: 1, timeoutMs: 5_000 });
+  const first = await classify('Checkout fails with a 500');
+  assert.equal(first.by, 'model', first.reason);
+  const second = await classify('Export is broken');
+  assert.equal(second.by, 'model', 'the slot was given back');
+  await waitFor(() => tmp.folders().length === 0, 5_000, 'the temp folder removed');
+});
