@@ -762,14 +762,18 @@ async function cancelViaServer(config: BugbotConfig, server: ServerInfo, id: num
       headers: { 'x-bugbot-user': by, ...(token ? { authorization: `Bearer ${token}` } : {}) },
       signal: AbortSignal.timeout(10_000),
     });
-  } catch {
+  } catch (err) {
+    // Busy, not gone: it may still make the cancel, which must not be made twice.
+    if ((err as Error).name === 'TimeoutError') fail(`the control plane at ${server.url} did not answer within 10 s; the cancel may still be made: see bugbot ticket ${id}`, 1);
     return false;
   }
+  // Credentials this shell lacks: the cancel is made in the database, as with no control
+  // plane up (which stops the worker at its next heartbeat).
+  if (res.status === 401) return false;
   const body = (await res.json().catch(() => ({}))) as { was?: string; now?: string; error?: { message?: string } };
-  if (res.status === 401) fail(`the running bugbot start refused this shell's credentials: ${refusedCredential(config)}`, 1);
   if (!res.ok) fail(body.error?.message ?? `the control plane at ${server.url} answered ${res.status}`, 1);
   const note = body.was === 'running' ? ' (its worker is being stopped; its partial work stays on its branch)' : '';
-  process.stdout.write(`ticket ${id}: ${body.was} → ${body.now}${note}\n`);
+  process.stdout.write(`ticket ${id}: ${body.was} → ${body.now}${note} (via the control plane at ${server.url})\n`);
   return true;
 }
 
