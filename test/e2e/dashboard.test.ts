@@ -10,7 +10,7 @@
  * strangers, forged posts and an unguarded exposed start are refused.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -207,6 +207,12 @@ test('the dashboard: pages with real data, live workers, charts from the archive
   const shots = artifactsDir();
   t.diagnostic(`dashboard screenshots: ${shots}`);
   process.stdout.write(`# dashboard screenshots: ${shots}\n`);
+  // Kept under BUGBOT_TEST_ARTIFACTS, or for a look when the test failed; else removed
+  // (each run left a folder of screenshots in the temp folder).
+  let passed = false;
+  t.after(() => {
+    if (passed && !process.env.BUGBOT_TEST_ARTIFACTS) rmSync(shots, { recursive: true, force: true });
+  });
 
   const env = await setupPipeline(t, {
     workers: 1,
@@ -454,6 +460,7 @@ test('the dashboard: pages with real data, live workers, charts from the archive
 
   assert.deepEqual(pageErrors, [], 'no script errors or CSP violations');
   await browser.close();
+  passed = true;
 });
 
 test('bugbot start refuses a dashboard that would be open: exposed or requireLogin without a credential', { timeout: 60_000 }, async (t) => {
