@@ -53,11 +53,14 @@ function actorArg(value: string): string {
  * server's secrets in their environment (servingProblems), so an operator can still list
  * tickets, or run `bugbot config` to see what is missing, from a shell without them.
  */
+/** The flags that set config values, by the value's path: a problem with one names the flag. */
+const FLAG_NAMES: Record<string, string> = { 'server.port': '--port', 'server.host': '--host', workers: '--workers', home: '--home', 'watch.service': '--service' };
+
 function load(cmd: Command, flags: ConfigFile = {}, opts: { serving?: boolean } = {}): BugbotConfig {
   const g = cmd.optsWithGlobals<GlobalOpts>();
   const merged: ConfigFile = { ...flags };
   if (g.home) merged.home = g.home;
-  return loadConfig({ path: g.config, flags: merged, serving: opts.serving ?? false });
+  return loadConfig({ path: g.config, flags: merged, flagNames: FLAG_NAMES, serving: opts.serving ?? false });
 }
 
 /** A path as a command line to copy would name it: relative below the working directory, else absolute. */

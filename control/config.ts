@@ -433,6 +433,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** CLI flags, already shaped like the file. */
   flags?: ConfigFile;
+  /** The flag that sets each path (`server.port` → `--port`), to name it in a problem with its value. */
+  flagNames?: Record<string, string>;
   cwd?: string;
   /**
    * Whether the control plane is to serve with it (the default): then what it needs from
@@ -451,6 +453,16 @@ const ENV_OVERRIDES: Array<[string, string[], 'string' | 'int' | 'number' | 'boo
   ['BUGBOT_SETTLE_SECONDS', ['intake', 'settleSeconds'], 'number'],
   ['BUGBOT_MIN_SEVERITY', ['triage', 'minSeverity'], 'string'],
 ];
+
+/** The value at a path of an object, or undefined. */
+function valueAt(obj: unknown, path: PropertyKey[]): unknown {
+  let v: unknown = obj;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
 
 export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
   const env = opts.env ?? process.env;
@@ -514,8 +526,11 @@ export function loadConfig(opts: LoadOptions = {}): BugbotConfig {
       }
       const at = issue.path.length ? pathText(issue.path) : '(top level)';
       const name = envNames.get(issue.path.join('.'));
+      const flag = opts.flagNames?.[issue.path.join('.')];
+      const flagValue = flag ? valueAt(opts.flags, issue.path) : undefined;
+      const from = flagValue !== undefined ? ` (from ${flag} ${JSON.stringify(flagValue)})` : name ? ` (from ${name}=${JSON.stringify(env[name])})` : '';
       const message = issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? `required (${issue.message.replace(/, received undefined$/, '')})` : issue.message;
-      problems.push(`${at}: ${message}${name ? ` (from ${name}=${JSON.stringify(env[name])})` : ''}`);
+      problems.push(`${at}: ${message}${from}`);
     }
     throw new ConfigError(problems);
   }

@@ -102,6 +102,16 @@ test('every problem is reported at once', (t) => {
     () => loadConfig({ cwd: tempDir(t), env: { BUGBOT_WORKERS: '3' }, flags: { workers: 20 } }),
     (err: unknown) => /^workers: [^(]*$/m.test((err as ConfigError).problems.join('\n')),
   );
+  // A value a named flag gave names the flag (bugbot start -w 20, --port 99999).
+  assert.throws(
+    () => loadConfig({ cwd: tempDir(t), env: { BUGBOT_WORKERS: '3' }, flags: { workers: 20, server: { port: 99_999 } }, flagNames: { workers: '--workers', 'server.port': '--port' } }),
+    (err: unknown) => {
+      const text = (err as ConfigError).problems.join('\n');
+      assert.match(text, /^workers: .* \(from --workers 20\)$/m);
+      assert.match(text, /^server\.port: .* \(from --port 99999\)$/m);
+      return true;
+    },
+  );
 });
 
 // Review finding (a new user): "server: Unrecognized key: \"prot\"" named the parent
