@@ -8,28 +8,19 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { TestResult, testCounts } from '../../control/dashboard/tests-view.tsx';
-import type { Intake } from '../../control/intake/index.ts';
-import { finishAwaiting } from '../support/approval.ts';
-import { buildTestApp } from '../support/helpers.ts';
+import { fileTicket, finishAwaiting } from '../support/approval.ts';
+import { buildTestApp, cookieOf, csrfOf } from '../support/helpers.ts';
 
 const HTML = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' };
 const KEY = 'local-key-0123456789abcdefghij';
 
-function fileTicket(intake: Intake, title: string): number {
-  const at = new Date().toISOString();
-  const [r] = intake.accept([{ source: 'manual', kind: 'error', title, message: 'it broke', labels: {}, count: 1, firstSeen: at, lastSeen: at, human: true, sourceEventId: `pages-${title}` }]);
-  return r!.ticketId!;
-}
-
-const cookieOf = (res: Response) => /bugbot_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
-const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
 const apostrophe = (s: string) => s.replace(/'/g, '&#39;');
 
 // Found by a new user: with the example app's two other open bugs, a clean fix read
 // "tests 5 passed, 2 failed" with nothing saying the 2 fail on the base branch as well.
 test("a fix's test failures that the base branch has too are said to be not its own, on its ticket page and on /approvals; others stand out", async (t) => {
   const { app, intake, store, config } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' } } });
-  const id = fileTicket(intake, 'Basket total');
+  const id = fileTicket(intake, 'Basket total', 'it broke');
   const { run, ticketDir } = finishAwaiting({ store, config, ticketId: id });
   let revision = 0;
   const archive = (tests: object) => {
@@ -70,7 +61,7 @@ test('test counts: none recorded, all passing, all failures on the base branch t
 // post without the action key each showed the browser raw JSON.
 test('a browser gets dashboard errors as pages (status kept, message escaped, the way back); the API, webhooks and other clients keep the JSON', async (t) => {
   const { app, intake, config } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } }, localKey: KEY });
-  const id = fileTicket(intake, 'Checkout');
+  const id = fileTicket(intake, 'Checkout', 'it broke');
 
   const oldLink = await app.request('http://localhost/login?key=key-of-an-earlier-start', { headers: HTML });
   assert.equal(oldLink.status, 401);
@@ -165,7 +156,7 @@ test("the login page of an open loopback dashboard says where this start's local
 
 test('a ticket page asked for a run the ticket does not have says so; the priority says what it is', async (t) => {
   const { app, intake, store, config } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' } } });
-  const id = fileTicket(intake, 'Slow search');
+  const id = fileTicket(intake, 'Slow search', 'it broke');
   const { run } = finishAwaiting({ store, config, ticketId: id });
   const html = await (await app.request(`http://localhost/tickets/${id}?run=999`, { headers: HTML })).text();
   assert.match(html, new RegExp(`id="missing-run"[^>]*>Ticket #${id} has no run 999; showing its latest run, #${run.id}\\.<`));

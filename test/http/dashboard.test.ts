@@ -24,7 +24,7 @@ import { claimNext, finishRun } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor, redactLines } from '../../lib/redact.ts';
 import { createGitTarget, finishAwaiting, sneakBehindMovedBase } from '../support/approval.ts';
-import { buildTestApp, tempDir, testConfig } from '../support/helpers.ts';
+import { buildTestApp, cookieOf, csrfOf, tempDir, testConfig } from '../support/helpers.ts';
 
 const EXPOSED: ConfigFile = {
   server: { host: '0.0.0.0' },
@@ -38,8 +38,6 @@ function fileTicket(intake: Intake, title: string): number {
   return r!.ticketId!;
 }
 
-const cookieOf = (res: Response) => /bugbot_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
-const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 /** The signed-in page a login answers with: where it goes on, and the session's action key for the dashboard's script. */
 async function signedInOf(res: Response): Promise<{ next: string; actionKey: string }> {

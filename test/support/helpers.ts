@@ -143,3 +143,9 @@ export function claimedRun(
   const { ticket, run } = claimNext(store, 1, null, 600)!;
   return { home, clock, config, store, ticket: store.getTicket(ticket.id)!, run };
 }
+
+/** The dashboard's session cookie a response sets, if any. */
+export const cookieOf = (res: Response): string | undefined => /bugbot_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
+
+/** The CSRF token of the first dashboard form in a page, if any. */
+export const csrfOf = (html: string): string | undefined => /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
