@@ -184,10 +184,13 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
     // (none, only __dashboardUid__, "[no value]" for the figure), so the resolution's own
     // fingerprint finds the alert's ticket only by chance: it is the fallback for an
     // alert whose firing was never received (or is past retention).
-    const firing = alert && e.sourceEventId.endsWith(RESOLVED) ? store.firingAlertEvent(e.source, e.sourceEventId.slice(0, -RESOLVED.length)) : undefined;
+    // The alert's own key, or the newest of its recurrences after a fix (AFTER_FIX).
+    const firing = alert && e.sourceEventId.endsWith(RESOLVED) ? store.firingAlertEvent(e.source, e.sourceEventId.slice(0, -RESOLVED.length), AFTER_FIX) : undefined;
     const byText = firing ? undefined : batch.ref(fingerprint);
     const target = firing ?? (byText ? { ticketId: byText.id, fingerprint, state: byText.state as TicketState } : undefined);
-    store.insertEvent(e, target?.fingerprint ?? fingerprint, target?.ticketId ?? null, batch.nowIso);
+    // Stored as the resolution of the firing it ends (Store.alertStillFiring pairs them by key).
+    const resolution = firing && e.sourceEventId !== `${firing.key}${RESOLVED}` ? { ...e, sourceEventId: `${firing.key}${RESOLVED}` } : e;
+    store.insertEvent(resolution, target?.fingerprint ?? fingerprint, target?.ticketId ?? null, batch.nowIso);
     if (!target) return { ...base, status: 'resolved', ticketId: null, state: null, reason: 'resolved alert with no ticket' };
     // Worded when the batch is finished (Batch.resolveLater).
     const result: AcceptResult = { ...base, fingerprint: target.fingerprint, status: 'resolved', ticketId: target.ticketId, state: target.state, reason: 'alert resolved' };
@@ -215,12 +218,20 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
     return { ...base, status: 'merged', ticketId: ref.id, state, reason: ref.triage_reason };
   }
 
-  if (store.eventExists(e.source, e.sourceEventId)) return duplicate();
+  if (store.eventExists(e.source, e.sourceEventId)) {
+    // Alertmanager and Grafana send a firing alert again (their repeat interval) under the
+    // key it first had: a duplicate, unless its ticket was fixed since and it still fires
+    // past the grace period. Then the fix did not stop it: it recurs, under a key of its own
+    // per fix (so once per fix).
+    if (!alert || !ref || !state || !FIXED_STATES.includes(state) || !pastGrace(config, ref, e)) return duplicate();
+    duplicate();
+    return acceptOne(ctx, batch, { ...p, e: { ...e, sourceEventId: `${e.sourceEventId}${AFTER_FIX}${ref.id}` } }, opts);
+  }
 
   let regressionOf: number | null = null;
   if (ref && state && FIXED_STATES.includes(state) && ref.pushed_at) {
     const pushedMs = Date.parse(ref.pushed_at);
-    if (Date.parse(e.lastSeen) <= pushedMs + config.triage.regressionGraceSeconds * 1000) {
+    if (!pastGrace(config, ref, e)) {
       // Still the old code (deploy lag): count it against the fix, open nothing.
       if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate();
       batch.occur(ref.id, e, null);
@@ -279,6 +290,13 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
 }
 
 const RESOLVED = ':resolved';
+/** The key of an alert that still fires after its ticket's fix: `<its key>:after-fix-<ticket>`. */
+const AFTER_FIX = ':after-fix-';
+
+/** Seen after the fix's grace period (the old code's deploy lag) was over. */
+function pastGrace(config: BugbotConfig, ref: TicketRef, e: TriggerEvent): boolean {
+  return ref.pushed_at !== null && Date.parse(e.lastSeen) > Date.parse(ref.pushed_at) + config.triage.regressionGraceSeconds * 1000;
+}
 
 /** A settling ticket's new deadline: now + settle, never past its cap. */
 function nextDeadline(config: BugbotConfig, now: Date, t: TicketRef): string {

@@ -328,13 +328,24 @@ export class Store {
   /**
    * The alert (firing) event a resolution belongs to, by its idempotency key, with its
    * ticket: Grafana often resolves with other annotations than it fired with, so the
-   * resolution's own text cannot be trusted to find the ticket.
+   * resolution's own text cannot be trusted to find the ticket. With `laterPrefix`, the
+   * newest of the key and the keys `<key><laterPrefix>...` (the alert's recurrences after a
+   * fix, intake/accept.ts); `key` is the one found.
    */
-  firingAlertEvent(source: TriggerSource, sourceEventId: string): { ticketId: number; fingerprint: string; state: TicketState } | undefined {
+  firingAlertEvent(
+    source: TriggerSource,
+    sourceEventId: string,
+    laterPrefix?: string,
+  ): { key: string; ticketId: number; fingerprint: string; state: TicketState } | undefined {
+    // The prefix's keys as a range of the (source, source_event_id) index: its last
+    // character one higher ends the range.
+    const from = laterPrefix ? sourceEventId + laterPrefix : sourceEventId;
+    const to = laterPrefix ? from.slice(0, -1) + String.fromCharCode(from.charCodeAt(from.length - 1) + 1) : sourceEventId;
     return this.stmt(
-      `SELECT e.ticket_id AS ticketId, t.fingerprint, t.state FROM events e JOIN tickets t ON t.id = e.ticket_id
-       WHERE e.source = ? AND e.source_event_id = ? AND e.status = 'firing'`,
-    ).get(source, sourceEventId) as { ticketId: number; fingerprint: string; state: TicketState } | undefined;
+      `SELECT e.source_event_id AS key, e.ticket_id AS ticketId, t.fingerprint, t.state FROM events e JOIN tickets t ON t.id = e.ticket_id
+       WHERE e.source = ? AND (e.source_event_id = ? OR (e.source_event_id > ? AND e.source_event_id < ?)) AND e.status = 'firing'
+       ORDER BY e.id DESC LIMIT 1`,
+    ).get(source, sourceEventId, from, to) as { key: string; ticketId: number; fingerprint: string; state: TicketState } | undefined;
   }
 
   /**

@@ -159,6 +159,43 @@ test('dedupe against open tickets, then a recurrence after the fix is a linked r
   assert.deepEqual(store.relatedTickets(a!.ticketId!), [{ id: reg!.ticketId, relation: 'regressed_by', state: 'settling' }]);
 });
 
+// Review finding: an alert that kept firing through its fix was only ever re-sent under its
+// first key (Alertmanager's and Grafana's repeat interval), a duplicate: the fix that did
+// not stop it counted as held, and no ticket took the error up again.
+test('an alert still firing past the fix\'s grace period is a regression, once per fix; its resolution then ends the new ticket\'s alert', (t) => {
+  const { intake, store, clock, config } = setup(t);
+  const now = () => clock.now().toISOString();
+  const [a] = intake.accept([alert({ sourceEventId: 'fp9:start', lastSeen: now() })]);
+  clock.advance(31);
+  intake.settleDue();
+  const claim = claimNext(store, 1, 4101, 60)!;
+  finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'fixed' });
+
+  // Re-sent within the grace period: the old code may still run; a duplicate.
+  clock.advance(60);
+  const [lag] = intake.accept([alert({ sourceEventId: 'fp9:start', lastSeen: now() })]);
+  assert.deepEqual([lag!.status, store.getTicket(a!.ticketId!)!.state], ['duplicate', 'pushed']);
+
+  // Re-sent after it (the repeat interval): the fix did not stop it.
+  clock.advance(config.triage.regressionGraceSeconds + 60);
+  const [again] = intake.accept([alert({ sourceEventId: 'fp9:start', lastSeen: now() })]);
+  assert.equal(again!.status, 'regression');
+  assert.equal(store.getTicket(again!.ticketId!)!.regressionOf, a!.ticketId);
+  assert.equal(store.getTicket(a!.ticketId!)!.state, 'regressed');
+  const tickets = store.listTickets().length;
+
+  // And again: once per fix.
+  clock.advance(4 * 3600);
+  const [repeat] = intake.accept([alert({ sourceEventId: 'fp9:start', lastSeen: now() })]);
+  assert.equal(repeat!.status, 'duplicate');
+  assert.equal(store.listTickets().length, tickets);
+
+  // Its resolution goes to the new ticket, and ends that ticket's alert.
+  const [r] = intake.accept([alert({ sourceEventId: 'fp9:start:resolved', status: 'resolved', lastSeen: now() })]);
+  assert.deepEqual([r!.status, r!.ticketId, r!.reason], ['resolved', again!.ticketId, 'alert resolved']);
+  assert.equal(store.getTicket(again!.ticketId!)!.alertResolvedAt, now());
+});
+
 test('a person wins: their report joins the bot ticket and gets it acted on; a claim keeps the bot off', (t) => {
   const { intake, store, clock } = setup(t);
   const [bot] = intake.accept([alert({ message: 'Slow thumbnail render', title: 'thumbnail', route: 'GET /thumbs/1' })]);
