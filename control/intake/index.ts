@@ -261,7 +261,9 @@ export class Intake {
     const state: TicketState = d.decision === 'queue' ? 'queued' : d.decision === 'drop' ? 'dropped' : 'deferred';
     const reason = t.classification && t.classify_reason && d.decision !== 'drop' ? `${d.reason}; report reads as a bug (${t.classify_reason})` : d.reason;
     this.store.setTriage(ticketId, state, d.severity, d.priority, d.decision, reason);
-    this.store.audit(ticketId, 'triage', d.decision, reason);
+    // A deferred ticket is decided again at every occurrence (a claimed one for as long as
+    // the claim holds): the trail records a decision, not each time it was made again.
+    if (state !== t.state || d.decision !== t.triage_decision || d.severity !== t.severity) this.store.audit(ticketId, 'triage', d.decision, reason);
     return { state, reason };
   }
 

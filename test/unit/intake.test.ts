@@ -233,6 +233,27 @@ test('a person wins: their report joins the bot ticket and gets it acted on; a c
   ]);
 });
 
+// Review finding: every occurrence of a claimed (or otherwise deferred) ticket decided it
+// again and wrote a row to its trail: a claimed alert storm grew the audit table without
+// end, and the ticket page read it all.
+test('a deferred ticket decided again at each occurrence records the decision once', (t) => {
+  const { intake, store, clock } = setup(t);
+  const [first] = intake.accept([alert()]);
+  clock.advance(31);
+  intake.settleDue();
+  const id = first!.ticketId!;
+  assert.equal(intake.claim(id, 'alice').state, 'deferred');
+  const trail = () => store.auditTrail(id).filter((a) => a.actor === 'triage').length;
+  const before = trail();
+  const results = intake.accept(Array.from({ length: 100 }, () => alert()));
+  assert.ok(results.every((r) => r.status === 'merged' && r.state === 'deferred' && /claimed by alice/.test(r.reason ?? '')));
+  assert.equal(store.getTicket(id)!.count, 101);
+  assert.equal(trail(), before, 'no triage row per occurrence');
+  // A decision that changes is recorded.
+  intake.claim(id, 'alice', { release: true });
+  assert.equal(trail(), before + 1);
+});
+
 test('free-text reports are classified; a feature request is not acted on, with the reason', (t) => {
   const { intake } = setup(t);
   const [r] = intake.accept([
