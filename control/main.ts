@@ -232,11 +232,16 @@ export async function startServer(
   writeServerInfo(lock, url, localKey);
   settle.start();
   dispatcher.start();
-  // The 24-hour regression re-check of pushed runs (appends revision 2 of their rows).
+  // The 24-hour regression re-check of pushed runs (appends the final revision of their rows),
+  // once what recurred while this process was not up has had time to arrive.
+  const upSince = store.now();
   const recheck = () => {
     try {
-      const rows = recheckRegressions(store, archive);
-      if (rows.length) logger.info('regression re-check', { runs: rows.length, regressed: rows.filter((r) => r.regressions_detected_24h).length });
+      const rows = recheckRegressions(store, archive, store.now(), upSince);
+      if (rows.length) {
+        const runs = (regressed: boolean) => rows.filter((r) => r.regressions_detected_24h === regressed).map((r) => r.run_id);
+        logger.info('regression re-check: runs a day after their fix', { held: runs(false), regressed: runs(true) });
+      }
     } catch (err) {
       logger.error('regression re-check failed', { error: (err as Error).message });
     }

@@ -89,9 +89,14 @@ export interface OutcomeDenial {
 const SUMMARY_MAX = 200;
 const REASON_MAX = 300;
 
-/** At most `max` characters; a word cut at the limit is dropped whole (harness/lib/denial.mjs `clip`). */
+/**
+ * At most `max` characters; a word cut at the limit is dropped whole (harness/lib/denial.mjs
+ * `clip`). Text it clipped already is left as it is: a later revision of a row (an
+ * approval's, the 24-hour re-check's) appends its denials again, and a second clip would
+ * take a word off one cut at a space.
+ */
 function clip(s: string, max: number): string {
-  if (s.length <= max) return s;
+  if (s.length <= max || (s.length === max + 1 && s.endsWith('…'))) return s;
   const head = s.slice(0, max);
   return `${/\s/.test(s[max] ?? '') ? head : head.replace(/\S+$/, '')}…`;
 }

@@ -2,33 +2,65 @@
  * The 24-hour regression re-check (DESIGN §6): once a pushed run is a day old, we
  * know whether its fix held. The run is appended again with the final
  * `regressions_detected_24h` and `revision + 1`; readers keep the latest revision.
- * A regression is a ticket that intake linked to this run's ticket within 24 hours.
+ * A regression is a ticket that intake linked to this run's ticket, its error seen within
+ * 24 hours of the fix going out.
+ *
+ * Occurrences reach intake late: an alert after its pipeline's waits (evaluation,
+ * pending period, group wait), a log line or a retried webhook once a control plane that
+ * was down comes back. So a regression counts by when its error was seen, not when its
+ * ticket was made, and the flag is written only LATE_MS past the 24-hour mark and past the
+ * control plane's start: what recurred in time has been read by then.
  */
 import type { Store } from '../queue/store.ts';
 import { nextRevision, type OutcomeArchive, type OutcomeRow } from './archive.ts';
 
 const DAY_MS = 86_400_000;
+/** How long after the 24-hour mark (or the control plane's start) an occurrence may still arrive. */
+export const LATE_MS = 3_600_000;
 
-export function recheckRegressions(store: Store, archive: OutcomeArchive, now = store.now()): OutcomeRow[] {
+/**
+ * Append the final revision of every pushed run whose 24 hours are over. `upSince`: when
+ * this control plane started taking events (a run whose mark passed while it was down
+ * waits LATE_MS from then).
+ */
+export function recheckRegressions(store: Store, archive: OutcomeArchive, now = store.now(), upSince?: Date): OutcomeRow[] {
   const appended: OutcomeRow[] = [];
   for (const row of archive.latest()) {
     // Only fixes that went out: a fix awaiting approval (or skipped) is not live yet.
     if (row.regressions_detected_24h !== null || !row.pushed_to || row.state !== 'pushed') continue;
     // An approved fix went out when it was approved, not when its run finished.
-    const finished = Date.parse(row.approved_at ?? row.finished);
-    if (!Number.isFinite(finished) || now.getTime() - finished < DAY_MS) continue;
-    const until = new Date(finished + DAY_MS).toISOString();
-    const regressed = store
-      .stmt('SELECT 1 FROM tickets WHERE regression_of = ? AND created_at <= ? LIMIT 1')
-      .get(row.ticket_id, until) as unknown;
-    const next: OutcomeRow = { ...row, regressions_detected_24h: Boolean(regressed), revision: nextRevision(row) };
+    const out = Date.parse(row.approved_at ?? row.finished);
+    if (!Number.isFinite(out)) continue;
+    const until = out + DAY_MS;
+    if (now.getTime() < Math.max(until, upSince?.getTime() ?? -Infinity) + LATE_MS) continue;
+    const regressions = regressionsSeenBy(store, row.ticket_id, until);
+    const next: OutcomeRow = { ...row, regressions_detected_24h: regressions.length > 0, revision: nextRevision(row) };
     // A fix that regressed within a day was not clean after all.
     if (next.regressions_detected_24h && next.outcome === 'clean') {
       next.outcome = 'messy';
-      next.reason = `${row.reason}; regressed within 24 h`;
+      next.reason = `${row.reason}; regressed within 24 h (ticket ${regressions.join(', ')})`;
     }
     archive.append(next);
     appended.push(next);
   }
   return appended;
+}
+
+/**
+ * The regressions of a ticket whose error was seen by `until` (epoch ms): by the earlier of
+ * the time its source gave (intake keeps it sane: at most minutes ahead) and when it was
+ * received. Parsed, not compared as text.
+ */
+function regressionsSeenBy(store: Store, ticketId: number, until: number): number[] {
+  const rows = store.stmt('SELECT id, first_seen, created_at FROM tickets WHERE regression_of = ? ORDER BY id').all(ticketId) as Array<{
+    id: number;
+    first_seen: string;
+    created_at: string;
+  }>;
+  return rows
+    .filter((t) => {
+      const seen = [t.first_seen, t.created_at].map((s) => Date.parse(s)).filter((ms) => Number.isFinite(ms));
+      return seen.length > 0 && Math.min(...seen) <= until;
+    })
+    .map((t) => t.id);
 }

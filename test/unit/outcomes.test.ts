@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { ColumnChart } from '../../control/dashboard/charts.tsx';
 import { dayOf, matches, perDay, withoutFuture } from '../../control/dashboard/outcome-stats.ts';
 import { Intake } from '../../control/intake/index.ts';
@@ -115,6 +115,82 @@ test('24 hours after a push the run is appended again with the regression flag',
   assert.equal(again!.outcome, 'messy');
   assert.deepEqual(recheckRegressions(store, archive), [], 'checked once');
   assert.equal(archive.latest()[0]!.revision, 2);
+});
+
+/** A store, intake and archive with one fix pushed now (run 1 of ticket 1, archived), and the error's events. */
+function pushedFix(t: TestContext, over: Partial<OutcomeRow> = {}) {
+  const home = tempDir(t);
+  const clock = new FakeClock(Date.parse('2026-11-21T10:00:00.000Z'));
+  const config = testConfig(home, { intake: { settleSeconds: 0 } });
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor() });
+  const archive = new OutcomeArchive(home);
+  const pushed = clock.now().getTime();
+  /** The error, seen `hoursAfter` the push (received whenever it is accepted). */
+  const ev = (id: string, hoursAfter: number, count = 1) => {
+    const at = new Date(pushed + hoursAfter * 3_600_000).toISOString();
+    return { source: 'logfile' as const, kind: 'error' as const, title: 'x', message: 'Error: boom in checkout', labels: {}, count, firstSeen: at, lastSeen: at, human: false, sourceEventId: id };
+  };
+  // Often enough to be acted on at once.
+  const [a] = intake.accept([ev('a', 0, 500)]);
+  const claim = claimNext(store, 1, null, 60)!;
+  finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed' });
+  archive.append(row({ run_id: claim.run.id, ticket_id: a!.ticketId!, finished: clock.now().toISOString(), ...over }));
+  return { clock, store, intake, archive, ev, ticketId: a!.ticketId! };
+}
+
+test('a recurrence within the 24 hours that reaches intake after the mark (an alert pipeline\'s waits) still counts: the flag waits for it (review: regression re-check)', (t) => {
+  const { clock, store, intake, archive, ev, ticketId } = pushedFix(t);
+  clock.advance(24 * 3600 + 600);
+  assert.deepEqual(recheckRegressions(store, archive, clock.now()), [], 'ten minutes past the mark: a late occurrence may still be on its way');
+  clock.advance(600);
+  // Seen at 23 h 50 min, received at 24 h 20 min.
+  const [late] = intake.accept([ev('late', 23 + 5 / 6)]);
+  assert.equal(late!.status, 'regression');
+  clock.advance(3600);
+  const [row2] = recheckRegressions(store, archive, clock.now());
+  assert.equal(row2!.regressions_detected_24h, true);
+  assert.equal(row2!.outcome, 'messy');
+  assert.match(row2!.reason, new RegExp(`regressed within 24 h \\(ticket ${late!.ticketId}\\)`));
+  assert.notEqual(late!.ticketId, ticketId);
+});
+
+test('a control plane down at the 24-hour mark counts what recurred meanwhile once it has read it, not before (review: regression re-check)', (t) => {
+  const { clock, store, intake, archive, ev } = pushedFix(t);
+  // Down from 20 h to 30 h after the push; the error recurred at 22 h, in a log read again at the start.
+  clock.advance(30 * 3600);
+  const upSince = clock.now();
+  assert.deepEqual(recheckRegressions(store, archive, clock.now(), upSince), [], 'just started: what came while it was down is still being read');
+  clock.advance(5);
+  assert.equal(intake.accept([ev('while-down', 22)])[0]!.status, 'regression');
+  // A recurrence after the 24 hours is a regression of the ticket too, but not of the 24 hours.
+  clock.advance(3600);
+  const [checked] = recheckRegressions(store, archive, clock.now(), upSince);
+  assert.equal(checked!.revision, 2);
+  assert.equal(checked!.regressions_detected_24h, true, 'seen 22 h after the push, read 30 h after it');
+  assert.deepEqual(recheckRegressions(store, archive, clock.now(), upSince), [], 'checked once');
+});
+
+test('the re-check\'s revision keeps the denials as the first row archived them: text clipped once is not clipped again (review: regression re-check)', (t) => {
+  // Cut at a space: archived as 200 characters and "…", which a second clip took a word off.
+  const denial = { phase: 'implement', by: 'hook', tool: 'Bash', summary: `x${'word '.repeat(60)}`, reason: `y${'no '.repeat(120)}` };
+  const { clock, store, archive } = pushedFix(t, { denials: [denial] });
+  const [first] = archive.readAll();
+  clock.advance(26 * 3600);
+  const [checked] = recheckRegressions(store, archive, clock.now());
+  assert.equal(checked!.revision, 2);
+  assert.equal(first!.denials[0]!.summary!.length, 201);
+  assert.deepEqual(archive.latest()[0]!.denials, first!.denials);
+});
+
+test('a recurrence first seen after the 24 hours is no regression of them, however soon it was read', (t) => {
+  const { clock, store, intake, archive, ev } = pushedFix(t);
+  clock.advance(25 * 3600);
+  assert.equal(intake.accept([ev('next-day', 24.5)])[0]!.status, 'regression');
+  const [checked] = recheckRegressions(store, archive, clock.now());
+  assert.equal(checked!.regressions_detected_24h, false);
+  assert.equal(checked!.outcome, 'clean');
 });
 
 test('per day: a day without a push or a clean fix has no median and no cost per clean fix, and its chart draws no mark (not a zero)', () => {
