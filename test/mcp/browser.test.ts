@@ -100,6 +100,9 @@ new WebSocket('${outside().replace('http', 'ws')}/ws?secret=4');</script>`));
         case 'GET /busy':
           // Loads, then its script never yields again.
           return html(200, page('Busy', '<script>addEventListener("load", () => setTimeout(() => { for (;;) {} }, 0));</script>'));
+        case 'GET /busy-later':
+          // Answers for a second after its load, then its script never yields again.
+          return html(200, page('Busy later', '<script>setTimeout(() => { for (;;) {} }, 1000);</script>'));
         case 'GET /webrtc':
           // ICE gathering sends STUN over UDP, past any HTTP proxy (and resolves a STUN host name over DNS).
           return html(200, page('WebRTC', `<script>const pc = new RTCPeerConnection({ iceServers: [{ urls: 'stun:127.0.0.1:${Number(url.searchParams.get('port'))}' }] });
@@ -507,6 +510,21 @@ describe('browser MCP server against real Chromium', () => {
     const next = await server.call('browser_navigate', { url: '/' });
     assert.ok(!next.isError, textOf(next));
     assert.match(textOf(next), /^Opened http:\/\/127\.0\.0\.1:\d+\/ — "Home/);
+  });
+
+  // Review finding: a full-page screenshot asked the page for its size over CDP without a
+  // time limit, so a page looping after its load held the call for ever (the session with it).
+  it('a full-page screenshot of a page that stopped answering fails in bounded time and the page is replaced', async () => {
+    const nav = await server.call('browser_navigate', { url: '/busy-later' });
+    assert.ok(!nav.isError, textOf(nav));
+    await new Promise((r) => setTimeout(r, 1_500));
+    const started = Date.now();
+    const shot = (await server.client.callTool({ name: 'browser_screenshot', arguments: { full_page: true } }, undefined, { timeout: 30_000 })) as CallToolResult;
+    assert.equal(shot.isError, true, textOf(shot));
+    assert.match(textOf(shot), /did not say how large it is within 1500 ms.*stopped answering \(a script on it may be looping\), so it was closed/s);
+    assert.ok(Date.now() - started < 15_000, `answered in ${Date.now() - started} ms`);
+    const next = await server.call('browser_navigate', { url: '/' });
+    assert.ok(!next.isError, textOf(next));
   });
 
   it('sends nothing over WebRTC: no STUN packet leaves for a host the guard proxy would refuse', async () => {

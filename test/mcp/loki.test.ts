@@ -23,13 +23,15 @@ interface Seen {
 }
 
 /** A local stand-in for Loki: records each request and answers with `answer`. */
-async function fakeLoki(t: TestContext, answer: (params: URLSearchParams) => { status: number; body: string } | 'hang') {
+async function fakeLoki(t: TestContext, answer: (params: URLSearchParams) => { status: number; body: string } | 'hang' | 'stall') {
   const seen: Seen[] = [];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://loki');
     seen.push({ path: url.pathname, params: url.searchParams, headers: req.headers });
     const a = answer(url.searchParams);
     if (a === 'hang') return;
+    // Headers and the start of an answer, then nothing more.
+    if (a === 'stall') return void res.writeHead(200, { 'content-type': 'application/json' }).write('{"status":"success","data":');
     res.writeHead(a.status, { 'content-type': a.status === 200 ? 'application/json' : 'text/plain' }).end(a.body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -142,7 +144,7 @@ describe('loki MCP server, HTTP backend', () => {
 
   test("Loki's refusals, timeouts and bad arguments are isError results naming the problem", async (t) => {
     const loki = await fakeLoki(t, (p) =>
-      p.get('query')!.includes('slow') ? 'hang' : { status: 400, body: 'parse error at line 1, col 9: syntax error: unexpected IDENTIFIER' },
+      p.get('query')!.includes('slow') ? 'hang' : p.get('query')!.includes('stall') ? 'stall' : { status: 400, body: 'parse error at line 1, col 9: syntax error: unexpected IDENTIFIER' },
     );
     const { call } = await startServer(t, { url: loki.url });
     const rejected = await call('loki_query', { logql: 'sum(count_over_time({job="x"}))', time_range: '1h', limit: 5 });
@@ -153,6 +155,11 @@ describe('loki MCP server, HTTP backend', () => {
     const slow = await impatient.call('loki_query', { labels: { job: 'slow' } });
     assert.equal(slow.isError, true);
     assert.match(slow.text, /did not answer within 500 ms \(mcp\.loki\.timeoutMs\): narrow the time range/);
+    // Review finding: the timeout also cut an answer whose body stalled, but the error was
+    // the runtime's own ("loki_query failed: The operation was aborted due to timeout").
+    const stalled = await impatient.call('loki_query', { labels: { job: 'stall' } });
+    assert.equal(stalled.isError, true);
+    assert.match(stalled.text, /^Loki at http:\/\/127\.0\.0\.1:\d+ did not answer within 500 ms \(mcp\.loki\.timeoutMs\): narrow the time range/);
     const sent = loki.seen.length;
 
     const badName = await call('loki_query', { labels: { 'bad-name': 'x', '1st': 'y' } });
@@ -330,6 +337,33 @@ describe('loki MCP server, HTTP backend', () => {
     assert.equal(probe.isError, true);
     assert.match(probe.text, /password holds secrets: its value is masked in every answer, and Loki would match it unredacted/);
     assert.equal(loki.seen.length, 1, 'the probe never reached Loki');
+  });
+
+  // Review finding: the matcher form refused a matcher on a label that holds secrets, but raw
+  // LogQL's stream selectors went to Loki as written, and Loki matches them on the raw
+  // values: `count_over_time({service_name="api", password=~"h.*"}[1h])`, then `"hu.*"`, ...
+  // spelled the password out by whether a count came back.
+  test('raw LogQL may not match a label that holds secrets either, in any of its selectors', async (t) => {
+    const loki = await fakeLoki(t, () => ({ status: 200, body: matrix() }));
+    const { call } = await startServer(t, { url: loki.url });
+    const bounds = { time_range: '1h', limit: 10 };
+    const refused: Array<[string, RegExp]> = [
+      ['sum(count_over_time({service_name="api", password=~"h.*"}[1h]))', /^password holds secrets/],
+      ['{service_name="api",api_key="sk-1"}', /^api_key holds secrets/],
+      ['count_over_time({service_name="api"}[5m]) / count_over_time({ service_name = "api" , session_id !~ `x.*` }[5m])', /^session_id holds secrets/],
+      ['rate({service_name="a}{", Authorization=~"Bearer a.*", password="x"}[5m])', /^Authorization, password hold secrets/],
+    ];
+    for (const [logql, named] of refused) {
+      const r = await call('loki_query', { logql, ...bounds });
+      assert.equal(r.isError, true, `accepted: ${logql}\n${r.text}`);
+      assert.match(r.text, named);
+      assert.match(r.text, /Loki would match (it|them) unredacted/);
+    }
+    assert.equal(loki.seen.length, 0, 'no probe may reach Loki');
+    // A value that merely mentions a secret's name is no matcher on it.
+    const ok = await call('loki_query', { logql: 'sum by (level) (count_over_time({service_name="password=x", path=~"/api_key/.*"}[5m]))', ...bounds });
+    assert.equal(ok.isError, false, ok.text);
+    assert.equal(loki.seen.length, 1);
   });
 
   // Review finding: a private key logged one line per entry had its BEGIN line masked and

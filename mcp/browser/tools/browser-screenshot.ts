@@ -1,5 +1,6 @@
 /** browser_screenshot: what the page looks like now, as a PNG image. */
 import { z } from 'zod';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import { defineTool, ToolError } from '../../shared/tool.ts';
 import { describePage, type BrowserToolContext } from '../browser.ts';
@@ -19,6 +20,20 @@ async function layoutSize(page: Page): Promise<{ w: number; h: number }> {
   }
 }
 
+/**
+ * layoutSize within `ms`: the renderer answers Page.getLayoutMetrics, and a CDP call has
+ * no timeout of its own, so a page whose script loops held the call for ever. Failing
+ * here lets the tool's caller close that page (recoverIfHung).
+ */
+async function layoutSizeWithin(page: Page, ms: number): Promise<{ w: number; h: number }> {
+  const asked = layoutSize(page);
+  // Settles after the page is closed; by then no one waits for it.
+  asked.catch(() => undefined);
+  const size = await Promise.race([asked, sleep(ms).then(() => undefined)]);
+  if (!size) throw new ToolError(`The page did not say how large it is within ${ms} ms, so no full-page screenshot was taken.`);
+  return size;
+}
+
 /** Width and height of a PNG, from its IHDR chunk (bytes 16 to 23). */
 function pngSize(png: Buffer): { w: number; h: number } {
   return { w: png.readUInt32BE(16), h: png.readUInt32BE(20) };
@@ -35,7 +50,7 @@ export const browserScreenshot = defineTool({
     full_page: z.boolean().default(false).describe('Capture the whole scrollable page instead of the viewport'),
   },
   annotations: { title: 'Screenshot the page', readOnlyHint: true, openWorldHint: false },
-  handler: async ({ full_page }, { session }: BrowserToolContext) => {
+  handler: async ({ full_page }, { session, settings }: BrowserToolContext) => {
     const page = await session.page();
     let clip: { x: number; y: number; width: number; height: number } | undefined;
     let note = '';
@@ -46,7 +61,7 @@ export const browserScreenshot = defineTool({
     // A model takes images up to about 8000 px a side (and a few MB): a longer page is cut.
     // The size comes from Chromium's layout, not from the page's own scripts, which could
     // redefine scrollHeight and so pass a 20000 px page for a short one.
-    const size = full_page ? await layoutSize(page) : undefined;
+    const size = full_page ? await layoutSizeWithin(page, settings.actionTimeoutMs) : undefined;
     if (size && (size.h > MAX_SIDE_PX || size.w > MAX_SIDE_PX)) cutTo(size);
     let image = await page.screenshot({ type: 'png', fullPage: full_page, ...(clip ? { clip } : {}) });
     // The image itself is the last word (the page may have grown between the two calls).

@@ -16,6 +16,7 @@ import {
   type TimeRange,
 } from '../../../lib/loki/index.ts';
 import { defineTool, text } from '../../shared/tool.ts';
+import { refuseSecretLabels, selectorLabels } from '../secret-labels.ts';
 import type { LokiToolContext } from '../server.ts';
 
 export const lokiQuery = defineTool({
@@ -63,6 +64,7 @@ export const lokiQuery = defineTool({
     if (args.logql !== undefined) {
       const alsoGiven = [args.labels && 'labels', args.contains && 'contains'].filter((x): x is string => Boolean(x));
       checkRawLogQL({ logql: args.logql, hasTimeRange: args.time_range !== undefined, limit: args.limit, alsoGiven }, s);
+      refuseSecretLabels(selectorLabels(args.logql), ctx.client.redactor.text);
       checkLimit(limit, s.maxLines);
       range = resolveTimeRange(args.time_range!, { now: ctx.now(), maxRangeHours: s.maxRangeHours });
       result = await ctx.client.queryLogQL(args.logql, { range, limit, direction });
