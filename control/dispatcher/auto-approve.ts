@@ -64,14 +64,18 @@ export function sensitiveFiles(files: string[], globs: string[]): string[] {
   return files.filter((f) => res.some((r) => r.test(f)));
 }
 
-/** Whether a fix waiting for approval may be approved without a person, and why (every failed rule named). */
+/**
+ * Whether a fix waiting for approval may be approved without a person, and why (every failed
+ * rule named). Never one a person claimed (`bugbot claim`: the bot keeps off it), whatever it holds.
+ */
 export function autoApprovalDecision(
-  ticket: Pick<Ticket, 'severity'>,
+  ticket: Pick<Ticket, 'severity'> & Partial<Pick<Ticket, 'claimedBy'>>,
   pushEnv: PushEnv,
   changedFiles: string[],
   rules: AutoApproveRules,
 ): { approve: boolean; reason: string } {
   if (!rules.enabled) return { approve: false, reason: 'auto-approval is off (approval.autoApprove.enabled)' };
+  if (ticket.claimedBy) return { approve: false, reason: `claimed by ${ticket.claimedBy}: a person decides` };
   const no: string[] = [];
   if (severityRank(ticket.severity) > severityRank(rules.maxSeverity)) {
     no.push(`severity ${ticket.severity} is above ${rules.maxSeverity}`);

@@ -21,7 +21,7 @@ import { approvalsForTicket, beginApproval, isRefusal } from '../../control/queu
 import { cancelTicket, claimNext, finishRun, reclaimRuns, stoppingRuns } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
-import { createGitTarget, fileTicket, finishAwaiting, sneakBehindMovedBase } from '../support/approval.ts';
+import { createGitTarget, fileTicket, finishAwaiting, pushFixBranch, sneakBehindMovedBase } from '../support/approval.ts';
 import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
 
 const RULES: AutoApproveRules = {
@@ -353,6 +353,31 @@ test('auto-approval is a no-op when the rules are off; declined decisions are au
   assert.equal(last.action, 'auto-approval-declined');
   assert.match(last.detail!, /severity critical is above medium/);
   assert.equal(on.store.getTicket(id2)!.state, 'awaiting_approval');
+});
+
+// Review finding: a person's claim (`bugbot claim`: "the bot keeps off it") made while the
+// run was under way was noted and nothing more: the fix it ended with was then merged by
+// the auto-approval rules, without the person who had taken the ticket.
+test('auto-approval leaves a ticket a person claimed to that person', async (t) => {
+  assert.match(autoApprovalDecision({ severity: 'low', claimedBy: 'dana' }, PASSED, ['a.ts'], RULES).reason, /^claimed by dana: a person decides$/);
+  const s = setup(t, { approval: { autoApprove: { enabled: true } } });
+  const target = createGitTarget(tempDir(t));
+  s.config.target.repo = target.repo;
+  const id = fileTicket(s.intake, 'Greeting says hello', 'Error: greeting says hello', 'low');
+  finishAwaiting({ store: s.store, config: s.config, ticketId: id }, (branch) => pushFixBranch(target, branch, 'greeting.txt', 'hello, fixed\n'));
+  const staging = target.originGit('rev-parse', 'staging');
+  s.intake.claim(id, 'dana');
+  assert.equal(await s.approvals.considerAutoApproval(id), null);
+  const last = s.store.auditTrail(id).at(-1)!;
+  assert.deepEqual([last.actor, last.action], ['auto-approve', 'auto-approval-declined']);
+  assert.match(last.detail!, /claimed by dana: a person decides/);
+  assert.equal(s.store.getTicket(id)!.state, 'awaiting_approval');
+  assert.equal(target.originGit('rev-parse', 'staging'), staging, 'nothing merged');
+  // Released, the rules decide as for any other fix.
+  s.intake.claim(id, 'dana', { release: true });
+  const r = await s.approvals.considerAutoApproval(id);
+  assert.equal(r?.ok, true, r?.message);
+  assert.notEqual(target.originGit('rev-parse', 'staging'), staging);
 });
 
 test('auto-approval sees changed files by their exact names, not as git quotes them', async (t) => {
