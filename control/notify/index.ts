@@ -10,8 +10,9 @@
  *
  * Every send is independent: a failure is logged and the others still go out; nothing
  * throws out of notify(). An email the server could not take for now (unreachable, or a
- * temporary 4xx refusal) is tried again after notify.email.retryDelaysSeconds; stopping
- * the server ends the waiting.
+ * temporary 4xx refusal) is tried again after notify.email.retryDelaysSeconds, a Slack
+ * reply after the rate limit's Retry-After; stopping the server ends the waiting (and the
+ * outbox keeps such a message for the next start).
  *
  * With a store, every message is recorded in the outbox (control/queue/notifications.ts)
  * before it is sent: the same notice to the same reporter goes out once, and a message a
@@ -25,12 +26,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { configuredRedactor, type BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { OutcomeRow } from '../outcomes/archive.ts';
-import { deferNotification, finishNotification, notificationsForTicket, pendingNotifications, recordNotification, type NotificationRow } from '../queue/notifications.ts';
+import { deferNotification, finishNotification, keepUntoldFix, notificationsForTicket, pendingNotifications, recordNotification, type NotificationRow } from '../queue/notifications.ts';
 import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketNotice } from '../types.ts';
 import { EmailNotifier, fixedReply } from './email.ts';
 import type { MessageOptions } from './format.ts';
-import { parseSlackThread, SlackNotifier, slackMessage, type SlackTarget } from './slack.ts';
+import { parseSlackThread, rateLimited, SlackNotifier, slackMessage, type SlackTarget } from './slack.ts';
 
 export interface NotifierDeps {
   config: BugbotConfig;
@@ -46,8 +47,11 @@ interface Job {
   to: Record<string, unknown>;
   run: (tries: { n: number }) => Promise<unknown>;
   why: (err: unknown) => string;
-  /** Email: tried again after a transient refusal; a stop cutting the waits short leaves it pending. */
-  retried: boolean;
+  /**
+   * Whether a failure a stop cut short leaves the message pending for the next start: an
+   * email waiting to be tried again after a transient refusal, a Slack reply waiting out a rate limit.
+   */
+  deferrable: (err: unknown) => boolean;
 }
 
 /** Sends each notice to the ticket's reporters over Slack and email, as configured. */
@@ -126,7 +130,8 @@ export class Notifier {
   /**
    * A person reported a ticket whose fix is already out (and they were added to its
    * reporters): they get its last "fixed" notice, as the others did (who are not told
-   * twice: the outbox knows them). Nothing when no fix was ever told, or without an outbox.
+   * twice: the outbox knows them), also when it went to nobody then (keepUntoldFix).
+   * Nothing when no fix was ever noticed, or without an outbox.
    */
   tellLatecomers(ticketId: number): Promise<void> {
     const store = this.store;
@@ -194,7 +199,12 @@ export class Notifier {
   private async send(notice: TicketNotice, resumed?: NotificationRow[]): Promise<void> {
     const store = this.store;
     const work: Array<{ job: Job; id?: number }> = [];
-    for (const job of this.jobs(notice)) {
+    const jobs = this.jobs(notice);
+    if (store && !resumed && notice.kind === 'fixed' && jobs.length === 0) {
+      // Nobody to tell now; a person whose report joins the fixed ticket later is told this.
+      keepUntoldFix(store, { ticketId: notice.ticket.id, dedupeKey: dedupeKey(notice, {}), notice });
+    }
+    for (const job of jobs) {
       if (!store) {
         work.push({ job });
         continue;
@@ -222,7 +232,7 @@ export class Notifier {
         return;
       }
       const error = job.why(r.reason);
-      if (id !== undefined && job.retried && this.closing.signal.aborted && transientSmtp(r.reason)) {
+      if (id !== undefined && this.closing.signal.aborted && job.deferrable(r.reason)) {
         // Stopped while it waited to try again: the next start sends it.
         deferNotification(store!, id, tries[i]!.n, error);
         this.logger.warn('notification not sent yet; it goes out at the next start', { ...fields, error });
@@ -257,7 +267,7 @@ export class Notifier {
             return slack.post(target, message, this.closing.signal);
           },
           why: slackErrorText,
-          retried: false,
+          deferrable: rateLimited,
         });
       }
     } else if (threads.size) {
@@ -274,7 +284,7 @@ export class Notifier {
         sent.add(`${mail.to}\n${mail.inReplyTo ?? ''}`);
         // The log names the reporter by position, never by address.
         const to = { via: 'email', reporter: i };
-        jobs.push({ to, run: (tries) => this.retrying(() => email.send(mail), { ticket: ticket.id, kind: notice.kind, ...to }, tries), why: smtpErrorText, retried: true });
+        jobs.push({ to, run: (tries) => this.retrying(() => email.send(mail), { ticket: ticket.id, kind: notice.kind, ...to }, tries), why: smtpErrorText, deferrable: transientSmtp });
       });
     }
     return jobs;

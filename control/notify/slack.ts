@@ -7,7 +7,7 @@
  * Ticket titles and failure reasons are untrusted text: escaped for mrkdwn so they
  * cannot ping people or forge links.
  */
-import { WebClient } from '@slack/web-api';
+import { ErrorCode, WebClient } from '@slack/web-api';
 import type { Logger } from '../log.ts';
 import { APPROVE_ACTION, isWebUrl, SKIP_ACTION } from '../triggers/slack-approvals.ts';
 import { escapeMrkdwn, withRateLimit } from '../triggers/slack-thread.ts';
@@ -72,6 +72,11 @@ export function slackMessage(notice: TicketNotice, opts: MessageOptions): SlackM
       };
     }
   }
+}
+
+/** Whether a Web API call failed on Slack's rate limit (HTTP 429): worth sending again later. */
+export function rateLimited(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === ErrorCode.RateLimitedError;
 }
 
 /** Posts through the Web API with the bot token (chat:write). */

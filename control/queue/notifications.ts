@@ -14,7 +14,8 @@ export interface NotificationRow {
   dedupe_key: string;
   notice_json: string;
   target_json: string;
-  state: 'pending' | 'sent' | 'failed';
+  /** none: a "fixed" notice nobody could be told of, kept for later reporters (keepUntoldFix); never listed. */
+  state: 'pending' | 'sent' | 'failed' | 'none';
   attempts: number;
   last_error: string | null;
   created_at: string;
@@ -33,6 +34,21 @@ export function recordNotification(
     )
     .run(n.ticketId, n.kind, n.dedupeKey, JSON.stringify(n.notice), JSON.stringify(n.target), store.nowIso());
   return r.changes === 1 ? Number(r.lastInsertRowid) : undefined;
+}
+
+/**
+ * Keep a "fixed" notice that went to nobody (no reporter could be answered: a ticket filed
+ * by hand, mail a program sent, a channel that is off): the outbox knows the fix all the
+ * same, and a person whose report joins the fixed ticket later is told it
+ * (Notifier.tellLatecomers). Not a message: never sent, and not among what reporters were told.
+ */
+export function keepUntoldFix(store: Store, n: { ticketId: number; dedupeKey: string; notice: unknown }): void {
+  store
+    .stmt(
+      `INSERT OR IGNORE INTO notifications (ticket_id, kind, dedupe_key, notice_json, target_json, state, created_at, finished_at)
+       VALUES (?, 'fixed', ?, ?, '{}', 'none', ?, ?)`,
+    )
+    .run(n.ticketId, n.dedupeKey, JSON.stringify(n.notice), store.nowIso(), store.nowIso());
 }
 
 /** Sent, or refused for good (with why). */
@@ -68,15 +84,17 @@ export interface NotificationSummary {
 }
 
 export function notificationSummaries(store: Store, ticketId: number): NotificationSummary[] {
-  return notificationsForTicket(store, ticketId).map((r) => ({
-    kind: r.kind,
-    to: JSON.parse(r.target_json) as Record<string, unknown>,
-    state: r.state,
-    attempts: r.attempts,
-    error: r.last_error,
-    createdAt: r.created_at,
-    finishedAt: r.finished_at,
-  }));
+  return notificationsForTicket(store, ticketId)
+    .filter((r) => r.state !== 'none')
+    .map((r) => ({
+      kind: r.kind,
+      to: JSON.parse(r.target_json) as Record<string, unknown>,
+      state: r.state,
+      attempts: r.attempts,
+      error: r.last_error,
+      createdAt: r.created_at,
+      finishedAt: r.finished_at,
+    }));
 }
 
 /** Who a message went to, as people read it: a Slack channel or thread, an email reporter by position. */

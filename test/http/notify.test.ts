@@ -26,7 +26,7 @@ import { noticeForRun, Notifier } from '../../control/notify/index.ts';
 import { slackMessage } from '../../control/notify/slack.ts';
 import { startServer } from '../../control/main.ts';
 import { claimNext, finishRun, pendingRunNotices, setRunProcess } from '../../control/queue/leases.ts';
-import { notificationsForTicket } from '../../control/queue/notifications.ts';
+import { notificationsForTicket, notificationSummaries } from '../../control/queue/notifications.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createSlackTrigger, type SlackTrigger } from '../../control/triggers/slack.ts';
 import type { TicketState } from '../../control/types.ts';
@@ -64,6 +64,8 @@ interface ApiCall {
 /** A local Slack Web API: the methods notifications and the buttons call, answered as documented. */
 class SlackApi {
   readonly calls: ApiCall[] = [];
+  /** chat.postMessage to these channels is refused with 429 and a Retry-After of 20 s (Slack's rate limit). */
+  readonly rateLimited = new Set<string>();
   private server: Server | undefined;
   private seq = 0;
 
@@ -74,9 +76,10 @@ class SlackApi {
       req.on('end', () => {
         const method = (req.url ?? '').replace(/^\/api\//, '');
         const params: Params = { text: '', channel: '', ...Object.fromEntries(new URLSearchParams(raw)) };
-        const response = this.answer(method, params);
+        const limited = method === 'chat.postMessage' && this.rateLimited.has(params.channel);
+        const response = limited ? { ok: false, error: 'ratelimited' } : this.answer(method, params);
         this.calls.push({ method, params, authorization: req.headers.authorization, response });
-        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+        res.writeHead(limited ? 429 : 200, { 'content-type': 'application/json; charset=utf-8', ...(limited ? { 'retry-after': '20' } : {}) });
         res.end(JSON.stringify(response));
       });
     });
@@ -290,6 +293,52 @@ describe('a report that joins a ticket whose fix is already out', () => {
     assert.equal(mail.mail.inReplyTo, '<bob-1@customer.test>', 'threaded under their own message');
     assert.match(mail.mail.text ?? '', /fixed and live: the fix is on staging, commit 3f78685/);
   });
+
+  // Review finding: a fix nobody could be told of (the ticket's only report was mail a
+  // program sent, never answered; or one filed by hand, with no reporter) left no "fixed"
+  // message in the outbox, and a person whose report joined the fixed ticket later was
+  // told nothing at all: neither a new ticket nor the fix.
+  it('is told of the fix even when nobody could be told before', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-latecomer-untold-'));
+    const store = new Store(join(config.home, 'bugbot.db'));
+    t.after(() => store.close());
+    const intake = new Intake({ store, config, redactor: createRedactor({ salt: 'test' }) });
+    const notifier = new Notifier({ config, store, logger: silentLogger });
+    t.after(() => notifier.close());
+    const told: Array<Promise<void>> = [];
+    intake.whenReporterJoinsFixed((id) => told.push(notifier.tellLatecomers(id)));
+    const app = createApp({ config, store, intake, logger: silentLogger });
+    const file = async (raw: string) => {
+      const res = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: raw });
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { results: Array<{ status: string; ticket: number; reason: string }> }).results[0]!;
+    };
+    // The first report: a monitoring system's mail, filed but never answered.
+    const first = await file(`Auto-Submitted: auto-generated\r\n${outlookReply()}`);
+    assert.equal(first.status, 'created');
+    assert.equal((store.getTicket(first.ticket)!.reporters[0] as { automatic?: boolean }).automatic, true);
+    const claim = claimNext(store, 1, null, 60)!;
+    finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+    const before = smtp.delivered.length;
+    await notifier.notify({ kind: 'fixed', ticket: store.getTicket(first.ticket)!, commit: SHA, branch: 'staging' });
+    assert.equal(smtp.delivered.length, before, 'a program is never answered');
+
+    // A customer writes in about the same error, a moment after the push.
+    const raw = outlookReply().replace(/^From: me@example\.com$/m, 'From: bob@customer.test').replace(/^Subject: Test$/m, 'Subject: Test\r\nMessage-ID: <bob-2@customer.test>');
+    const r = await file(raw);
+    assert.deepEqual([r.status, r.ticket, r.reason], ['merged', first.ticket, 'seen within the grace period after the fix']);
+    await Promise.all(told);
+    assert.equal(smtp.delivered.length, before + 1, 'the customer is told of the fix');
+    const mail = smtp.delivered.at(-1)!;
+    assert.deepEqual(mail.rcptTo, ['bob@customer.test']);
+    assert.equal(mail.mail.inReplyTo, '<bob-2@customer.test>');
+    assert.match(mail.mail.text ?? '', /fixed and live: the fix is on staging, commit 3f78685/);
+    // What the reporters were told lists the customer's mail only.
+    assert.deepEqual(
+      notificationSummaries(store, first.ticket).map((n) => [n.kind, n.to, n.state]),
+      [['fixed', { via: 'email', reporter: 1 }, 'sent']],
+    );
+  });
 });
 
 describe('email: a busy server is tried again, a refusal is not', () => {
@@ -430,6 +479,40 @@ describe('the outbox: nothing lost to a stop, nothing sent twice', () => {
     await next.resume();
     assert.equal(smtp.delivered.length, before, 'not tried again');
     assert.equal(notificationsForTicket(store, ticket.id).filter((r) => r.state === 'pending').length, 0);
+  });
+});
+
+describe('the outbox: a stop during a wait on Slack\'s rate limit', () => {
+  // Review finding: a stop (or `bugbot approve` exiting) while a thread reply waited out
+  // Slack's rate limit marked the reply failed for good: the thread never heard, though an
+  // email cut short the same way goes out at the next start.
+  it('leaves the thread reply in the outbox; the next start sends it, once', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-ratelimit-'));
+    const { store, ticket: filedTicket } = await filed(t, config);
+    store.addReporter(filedTicket.id, { kind: 'slack', id: 'U0LIMIT', thread: 'C0LIMITED:1700000011.001100' });
+    const ticket = store.getTicket(filedTicket.id)!;
+    const { logger, lines } = captureLog();
+    slackApi.rateLimited.add('C0LIMITED');
+    t.after(() => slackApi.rateLimited.delete('C0LIMITED'));
+    const first = new Notifier({ config, store, logger });
+    const sending = first.notify({ kind: 'failed', ticket, reason: 'tests still fail after the fix' });
+    await waitFor(() => postsTo('C0LIMITED').length > 0, 10_000, 'the rate-limited post');
+    const started = Date.now();
+    await first.close();
+    await sending;
+    assert.ok(Date.now() - started < 5_000, 'close() did not wait out the rate limit');
+    assert.deepEqual(notificationsForTicket(store, ticket.id).map((r) => [r.kind, r.state]), [['failed', 'pending']], lines.join('\n'));
+
+    // The next start: the rate limit is over.
+    slackApi.rateLimited.delete('C0LIMITED');
+    const before = postsTo('C0LIMITED').length;
+    const second = new Notifier({ config, store, logger });
+    t.after(() => second.close());
+    await second.resume();
+    const posts = postsTo('C0LIMITED', '1700000011.001100').slice(before);
+    assert.equal(posts.length, 1, lines.join('\n'));
+    assert.match(posts[0]!.params.text, /^Not fixed: .*tests still fail after the fix/);
+    assert.deepEqual(notificationsForTicket(store, ticket.id).map((r) => r.state), ['sent']);
   });
 });
 
