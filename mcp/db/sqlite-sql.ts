@@ -8,6 +8,7 @@
  * TRUE and FALSE become 1 and 0 (SQLite reads a column named true first, where one exists).
  * PostgreSQL's other reserved words that SQLite does not know (TRIM(LEADING ...), BETWEEN
  * SYMMETRIC, VARIADIC, UNKNOWN ...) are refused: SQLite would read them as column names.
+ * So are names longer than 63 bytes: PostgreSQL cuts them to 63, SQLite reads them whole.
  */
 import { loadModule, scanSync } from 'libpg-query';
 import { ToolError } from '../shared/tool.ts';
@@ -33,6 +34,14 @@ const SQLITE_KEYWORDS = new Set(
     'where window with without'
   ).split(' '),
 );
+
+/** PostgreSQL's longest name (NAMEDATALEN - 1): longer ones are cut to it. */
+const MAX_NAME_BYTES = 63;
+
+/** An identifier token's name in bytes ("a""b" is a"b). */
+function nameBytes(text: string): number {
+  return Buffer.byteLength(text.startsWith('"') ? text.slice(1, -1).replaceAll('""', '"') : text);
+}
 
 /** SQLite text and named bindings ({ '1': v1, ... }) for a guarded statement. */
 export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: string; bind: Record<string, unknown> }> {
@@ -82,6 +91,15 @@ export async function toSqlite(sql: string, params: Param[]): Promise<{ sql: str
       // A word PostgreSQL reads as syntax, SQLite as a column: TRIM(LEADING || '') selected a
       // hidden column named leading, x BETWEEN SYMMETRIC || '' AND 'z' compared one with a guess.
       throw new ToolError(`${text} is PostgreSQL syntax SQLite does not have (it would read a column named ${text.toLowerCase()}); rewrite the query without it`);
+    } else if (tok.tokenName === 'IDENT' && nameBytes(text) > MAX_NAME_BYTES) {
+      // PostgreSQL (and so the guard) cuts a longer name to its first 63 bytes; SQLite reads it
+      // whole. The guard took `SELECT <hidden column's 72-byte name> FROM (SELECT o.status AS
+      // <its first 63 bytes>x ...) s` for s's column, SQLite found none in s and read the
+      // hidden column of an outer query's table.
+      throw new ToolError(
+        `the name ${text.slice(0, 40)}... is longer than ${MAX_NAME_BYTES} bytes: PostgreSQL cuts names to ${MAX_NAME_BYTES} bytes and SQLite does not, ` +
+          'so the two would read different columns; use a shorter alias',
+      );
     } else if (/^[a-z]*&?['"$]/i.test(text) && !/^['"]/.test(text)) {
       throw new ToolError(`${text.slice(0, 20)}: E'...', U&'...', $$...$$, B'...' and X'...' literals are PostgreSQL-only; use plain '...' strings on SQLite`);
     } else {

@@ -390,6 +390,35 @@ describe('db MCP server on SQLite', () => {
     for (const text of seen) assert.ok(!text.includes('CANARY-'), `leaked: ${text}`);
   });
 
+  test('names longer than 63 bytes are refused: PostgreSQL cuts them to 63, SQLite reads them whole (and finds the hidden column of that name)', async (t) => {
+    const file = join(tempDir(t, 'bugbot-sqlite-'), 'app.db');
+    // 72 bytes: not listed (settings names are at most 63 characters), so hidden.
+    const hidden = 'legacy_password_hash_kept_for_the_old_login_flow_until_all_users_migrate';
+    const cut = hidden.slice(0, 63);
+    const db = new Database(file);
+    db.exec(`CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, ${hidden} TEXT); CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)`);
+    db.prepare("INSERT INTO users VALUES (1, 'u1@example.com', 'CANARY-LEGACY-1')").run();
+    db.prepare("INSERT INTO orders VALUES (1, 'paid')").run();
+    db.close();
+    const settings = dbSettingsSchema.parse({ driver: 'sqlite', sqlitePath: file, tables: { users: ['id', 'email'], orders: ['id', 'status'] } });
+    const client = await sqliteClient(t, settings, file);
+    for (const sql of [
+      // To the guard both names are `cut`, an output column of s; SQLite finds no such column
+      // in s and reads the correlated u.<hidden> instead.
+      `SELECT u.id, (SELECT ${hidden} FROM (SELECT o.status AS ${cut}x FROM orders o) s LIMIT 1) AS leak FROM users u`,
+      // ORDER BY a select-list alias to the guard; the hidden column to SQLite.
+      `SELECT u.email AS ${cut}x FROM users u ORDER BY ${hidden}`,
+      `SELECT u.id, (SELECT "${hidden}" FROM (SELECT o.status AS "${cut}x" FROM orders o) s LIMIT 1) AS leak FROM users u`,
+    ]) {
+      const r = await call(client, 'db_query', { sql });
+      assert.ok(r.isError, `accepted: ${sql}\n${r.text}`);
+      assert.match(r.text, /longer than 63 bytes/, sql);
+    }
+    // A name of 63 bytes is fine.
+    assert.deepEqual(rows(await call(client, 'db_query', { sql: `SELECT u.email AS ${cut} FROM users u ORDER BY ${cut}` })).rows, [['u1@example.com']]);
+    for (const text of seen) assert.ok(!text.includes('CANARY-'), `leaked: ${text}`);
+  });
+
   test('a reply carries at most 256 KB of cells: whole rows while they fit, and says it cut them', async (t) => {
     const file = join(tempDir(t, 'bugbot-sqlite-'), 'app.db');
     const db = new Database(file);
