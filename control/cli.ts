@@ -682,9 +682,14 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
       const [{ Notifier }, { Approvals }] = await Promise.all([import('./notify/index.ts'), import('./dispatcher/approvals.ts')]);
       const notifier = new Notifier({ config, store, logger });
       const approvals = new Approvals({ config, store, logger, archive: new OutcomeArchive(config.home, { redact: configuredRedactor(config).text }), onNotice: (notice) => void notifier.notify(notice) });
+      // A merge is not stopped halfway (it runs in a process group of its own, out of the
+      // terminal's reach): a Ctrl-C while it runs waits for it and its record, or staging
+      // could hold a fix whose ticket still waits for approval (and a skip then drops it).
+      const stopping = approveUninterrupted(action === 'approve');
       try {
         r = action === 'approve' ? await approvals.approve(id, by, { run }) : action === 'skip' ? approvals.skip(id, by, reason, { run }) : approvals.requeue(id, by);
       } finally {
+        stopping.done();
         await notifier.close();
       }
     } finally {
@@ -697,6 +702,25 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
   process.stdout.write(`ticket ${id}: ${r.message.replace(new RegExp(`^ticket ${id} `), '')}; now ${r.state}${via}\n`);
   if (r.commit) process.stdout.write(`  commit ${r.commit}\n`);
   if (r.prUrl) process.stdout.write(`  pull request ${r.prUrl}\n`);
+}
+
+/**
+ * While an approval merges here: SIGINT, SIGTERM and SIGHUP say the merge finishes first
+ * (and are otherwise let be); the same signal again leaves at once, the merge running on
+ * (a later approve or skip gives it up: reconcile.ts stopGivenUpMerge).
+ */
+function approveUninterrupted(on: boolean): { done(): void } {
+  if (!on) return { done: () => undefined };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const seen = new Set<string>();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (seen.has(sig)) process.exit(sig === 'SIGINT' ? 130 : 143);
+    seen.add(sig);
+    if (sig === 'SIGHUP') return; // no terminal to tell
+    process.stderr.write(`bugbot: ${sig}: the merge under way finishes first and is recorded (it is not stopped halfway); ${sig} again leaves it running without this command\n`);
+  };
+  for (const sig of signals) process.on(sig, onSignal);
+  return { done: () => signals.forEach((sig) => process.off(sig, onSignal)) };
 }
 
 /** One worker as `bugbot status` shows it (api.ts workersFromStore, or the server's /api/workers). */

@@ -7,7 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import assert from 'node:assert/strict';
 import { cancelTicket } from '../../control/queue/leases.ts';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -445,6 +445,53 @@ test('CLI: bugbot approve / skip / requeue on their own, and through a running b
   server.proc.kill('SIGTERM');
   assert.equal((await server.exited).code, 0);
   assert.equal(existsSync(join(s.home, 'server.json')), false, 'a stopped server removes its server.json');
+});
+
+// Review finding: a Ctrl-C of `bugbot approve` (no server) ended the command and left
+// its merge running in its own process group: the merge pushed, the ticket still waited
+// for approval with its approval "running", and a skip then dropped a fix on staging.
+test('CLI: a Ctrl-C while bugbot approve merges waits for the merge and records it; a second one leaves at once', { timeout: 120_000 }, async (t) => {
+  const s = setup(t);
+  const configPath = join(s.dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home: s.home, workers: 1, harness: { pushMode: 'approve' }, target: { repo: s.target.repo } }));
+  const fix = s.awaiting('Interrupted approval');
+  const other = s.awaiting('Left running', 'other.txt', 'changed\n');
+  const hook = join(s.target.origin, 'hooks', 'pre-receive');
+  // Holds each push until told (a minute at most: a failing test leaves nothing waiting).
+  writeFileSync(hook, '#!/bin/sh\ntouch entered\ni=0\nwhile [ ! -e release ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\nrm -f entered release\n', { mode: 0o755 });
+  const approve = (id: number) => {
+    const proc = spawn(process.execPath, [BIN, '--config', configPath, 'approve', String(id), '--by', 'erin'], { cwd: s.dir, env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn' } });
+    let stderr = '';
+    let stdout = '';
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    t.after(() => proc.kill('SIGKILL'));
+    return { proc, exited, out: () => ({ stdout, stderr }) };
+  };
+  const entered = join(s.target.origin, 'entered');
+
+  const cli = approve(fix.ticketId);
+  await waitFor(() => existsSync(entered), 30_000, 'the merge to reach its push');
+  cli.proc.kill('SIGINT');
+  await waitFor(() => cli.out().stderr.includes('finishes first'), 10_000, 'the CLI to say it waits');
+  assert.equal(cli.proc.exitCode, null, 'still waiting for the merge');
+  writeFileSync(join(s.target.origin, 'release'), '');
+  assert.equal(await cli.exited, 0, cli.out().stderr);
+  assert.match(cli.out().stdout, /merged .* into staging .*; now pushed/);
+  assert.equal(s.store.getTicket(fix.ticketId)!.state, 'pushed');
+  assert.equal(stagingHas(s.target, `bugbot: fix for ticket ${fix.ticketId}`), 1);
+  assert.deepEqual(approvalsForTicket(s.store, fix.ticketId).map((a) => a.status), ['done']);
+
+  // Twice: the command goes, the merge goes on (an approve or skip later gives it up).
+  const second = approve(other.ticketId);
+  await waitFor(() => existsSync(entered), 30_000, 'the second merge to reach its push');
+  second.proc.kill('SIGINT');
+  await waitFor(() => second.out().stderr.includes('finishes first'), 10_000, 'the CLI to say it waits');
+  second.proc.kill('SIGINT');
+  assert.equal(await second.exited, 130);
+  writeFileSync(join(s.target.origin, 'release'), '');
+  await waitFor(() => !existsSync(entered), 10_000, 'the merge left running to finish its push');
 });
 
 test('a control plane killed mid-merge: its restart gives the approval up at once, stops the merge and removes its worktree; approving again merges once', { timeout: 120_000 }, async (t) => {
