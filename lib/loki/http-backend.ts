@@ -66,18 +66,26 @@ export function createHttpBackend(opts: HttpBackendOptions): Backend {
 async function get(url: string, headers: Record<string, string>, opts: HttpBackendOptions, signal?: AbortSignal): Promise<string> {
   const where = `Loki at ${opts.url}`;
   const timeout = AbortSignal.timeout(opts.timeoutMs);
+  // The timeout covers the whole answer: the body too, which comes after the headers.
+  const failed = (err: unknown, said: (cause: string) => string): LokiError => {
+    if (err instanceof LokiError) return err;
+    if (signal?.aborted) return new LokiError('the Loki query was cancelled');
+    if (timeout.aborted) return new LokiError(`${where} did not answer within ${opts.timeoutMs} ms (mcp.loki.timeoutMs): narrow the time range or add label matchers`);
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    return new LokiError(`${where} ${said(cause?.code ?? cause?.message ?? (err as Error).message)}`);
+  };
   let res: Response;
   try {
     res = await fetch(url, { headers, signal: signal ? AbortSignal.any([timeout, signal]) : timeout });
   } catch (err) {
-    if (signal?.aborted) throw new LokiError('the Loki query was cancelled');
-    if (timeout.aborted) {
-      throw new LokiError(`${where} did not answer within ${opts.timeoutMs} ms (mcp.loki.timeoutMs): narrow the time range or add label matchers`);
-    }
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new LokiError(`${where} is unreachable (${cause?.code ?? cause?.message ?? (err as Error).message}): check mcp.loki.url and that Loki is running`);
+    throw failed(err, (cause) => `is unreachable (${cause}): check mcp.loki.url and that Loki is running`);
   }
-  const text = await readCapped(res);
+  let text: string;
+  try {
+    text = await readCapped(res);
+  } catch (err) {
+    throw failed(err, (cause) => `broke its answer off (${cause})`);
+  }
   // Redacted whole, then cut: a secret cut in half first could slip past its pattern.
   if (!res.ok) throw new LokiError(httpProblem(res.status, opts.redact(text.trim()).slice(0, 500), where));
   return text;

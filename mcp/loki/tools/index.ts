@@ -1,8 +1,8 @@
 /**
  * The loki server's tools. The client's expected refusals (LokiError: a bad matcher,
- * an unbounded range, Loki unreachable; and a timeout while Loki's answer was still
- * arriving) become ToolErrors here, in one place, so the model gets their message as an
- * isError result without a stack trace in the logs.
+ * an unbounded range, Loki unreachable, slow or breaking its answer off) become ToolErrors
+ * here, in one place, so the model gets their message as an isError result without a
+ * stack trace in the logs.
  */
 import type { z } from 'zod';
 import { LokiError } from '../../../lib/loki/index.ts';
@@ -20,16 +20,7 @@ function refusalsAsToolErrors<S extends z.ZodRawShape>(tool: ToolDef<S, LokiTool
       try {
         return await tool.handler(args, ctx);
       } catch (err) {
-        if (err instanceof LokiError) throw new ToolError(err.message);
-        // The client's timeout (mcp.loki.timeoutMs) covers the whole answer; one that fires
-        // while the body is still arriving comes out of the body's stream as the runtime's
-        // own TimeoutError, past the client's message for a request that timed out.
-        if (err instanceof Error && err.name === 'TimeoutError') {
-          throw new ToolError(
-            `${ctx.client.where} did not answer within ${ctx.settings.timeoutMs} ms (mcp.loki.timeoutMs): narrow the time range or add label matchers`,
-          );
-        }
-        throw err;
+        throw err instanceof LokiError ? new ToolError(err.message) : err;
       }
     },
   };
