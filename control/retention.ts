@@ -1,15 +1,18 @@
 /**
  * What piles up goes after `retention`'s days: events (one row per alert, report or log
  * line; an alert storm writes thousands a minute) and finished runs' folders (stream
- * logs, prompts, plans: megabytes a run). Tickets, their counts and the outcomes archive
- * stay. An event is kept while it keeps being re-sent (a firing alert comes back every few
+ * logs, prompts, plans: megabytes a run) with their local branches in the target
+ * repository (`bot/ticket-...`: a run's partial work, one more branch every run). Tickets,
+ * their counts, the outcomes archive and what was pushed stay. An event is kept while it keeps being re-sent (a firing alert comes back every few
  * hours with the same key): its key must keep answering "duplicate". The events are
  * walked in small transactions, so intake's writer (another connection) never waits long
  * behind them, and in slices of the event loop, one a second, not one long stall.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, readdir, rm, rmdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
+import { promisify } from 'node:util';
 import type { BugbotConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { markRunFolderRemoved, runsEndedBefore } from './queue/leases.ts';
@@ -29,6 +32,8 @@ const KEEP_FOLDERS_OF: readonly TicketState[] = ['running', 'awaiting_approval',
 export interface SweepResult {
   events: number;
   runFolders: number;
+  /** Local branches of those runs deleted (present only when some were). */
+  branches?: number;
   /** False when the slice ran out of time before the end of the events table. */
   done: boolean;
 }
@@ -52,11 +57,47 @@ function pruneEvents(store: Store, before: string, after = 0, deadline = Infinit
 }
 
 /** Finished runs whose folders may go: ended before `before`, their tickets no longer waiting on anyone. */
-function expiredRunFolders(config: BugbotConfig, store: Store, before: string): Array<{ runId: number; dir: string }> {
+function expiredRunFolders(config: BugbotConfig, store: Store, before: string): Array<{ runId: number; dir: string; branch: string | null }> {
   return runsEndedBefore(store, before, KEEP_FOLDERS_OF).map((r) => ({
     runId: r.id,
     dir: workspacePaths(config, { id: r.ticket_id }, { id: r.id, worker_id: 0, started_at: '' }).ticketDir,
+    branch: r.branch,
   }));
+}
+
+/** A run's branch as the dispatcher names it (workspace.ts): nothing else is ever deleted. */
+const RUN_BRANCH = /^bot\/ticket-\d+-[0-9A-Za-z]+$/;
+/** Branches per `git branch -D`. */
+const BRANCH_BATCH = 200;
+
+/**
+ * Delete the local branches of runs whose folders went, where the target repository still
+ * has them, under the workers' repository lock (worktree.sh). Git refuses one checked
+ * out in a worktree, and deletes the others.
+ */
+async function deleteRunBranches(repo: string, branches: string[], logger: Logger): Promise<number> {
+  const names = branches.filter((b) => RUN_BRANCH.test(b));
+  if (!names.length || !isAbsolute(repo) || !existsSync(repo)) return 0;
+  const git = promisify(execFile);
+  const refs = await git('git', ['-C', repo, 'for-each-ref', '--format=%(refname:short)', 'refs/heads/bot/']).catch(() => null);
+  if (!refs) return 0;
+  const present = new Set(refs.stdout.split('\n'));
+  const doomed = names.filter((b) => present.has(b));
+  if (!doomed.length) return 0;
+  const common = (await git('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'])).stdout.trim();
+  let deleted = 0;
+  for (let i = 0; i < doomed.length; i += BRANCH_BATCH) {
+    const batch = doomed.slice(i, i + BRANCH_BATCH);
+    try {
+      await git('flock', [join(common, 'bugbot.lock'), 'git', '-C', repo, 'branch', '-D', ...batch]);
+      deleted += batch.length;
+    } catch (err) {
+      const refused = (err as { stderr?: string }).stderr?.split('\n').filter((l) => l.startsWith('error:')) ?? [];
+      deleted += batch.length - refused.length;
+      logger.warn("could not delete some expired runs' branches; they are left as they are", { repo, refused: refused.slice(0, 5) });
+    }
+  }
+  return deleted;
 }
 
 /**
@@ -112,8 +153,10 @@ export class Retention {
     const days = (d: number) => new Date(now - d * 86_400_000).toISOString();
     const { eventsDays, runFoldersDays } = config.retention;
     let runFolders = 0;
+    let branches = 0;
     if (this.cursor === null && runFoldersDays > 0) {
-      for (const { runId, dir } of expiredRunFolders(config, store, days(runFoldersDays))) {
+      const expired: string[] = [];
+      for (const { runId, dir, branch } of expiredRunFolders(config, store, days(runFoldersDays))) {
         // A stop does not wait for the whole backlog: the next start's pass goes on with it.
         if (this.stopped) break;
         if (existsSync(dir)) {
@@ -129,12 +172,15 @@ export class Retention {
           runFolders++;
         }
         markRunFolderRemoved(store, runId, new Date(now).toISOString());
+        if (branch) expired.push(branch);
       }
+      branches = await deleteRunBranches(config.target.repo, expired, this.deps.logger);
     }
-    if (eventsDays === 0) return { events: 0, runFolders, done: true };
+    const more = branches ? { branches } : {};
+    if (eventsDays === 0) return { events: 0, runFolders, ...more, done: true };
     const ev = pruneEvents(store, days(eventsDays), this.cursor ?? 0, performance.now() + sliceMs);
     this.cursor = ev.next;
-    return { events: ev.deleted, runFolders, done: ev.next === null };
+    return { events: ev.deleted, runFolders, ...more, done: ev.next === null };
   }
 
   private schedule(ms: number): void {
@@ -143,7 +189,7 @@ export class Retention {
       this.timer = null;
       this.running = this.sweep()
         .then((r) => {
-          if (r.events || r.runFolders) this.deps.logger.info('retention', { events: r.events, runFolders: r.runFolders, more: !r.done });
+          if (r.events || r.runFolders || r.branches) this.deps.logger.info('retention', { events: r.events, runFolders: r.runFolders, branches: r.branches ?? 0, more: !r.done });
           this.schedule(r.done ? HOUR_MS : 1000);
         })
         .catch((err: Error) => {

@@ -261,15 +261,15 @@ export function activeRuns(store: Store): RunRow[] {
  * partial index holds the others), so a pass costs the runs of its days, not every run
  * ever.
  */
-export function runsEndedBefore(store: Store, before: string, keepStates: readonly TicketState[]): Array<Pick<RunRow, 'id' | 'ticket_id'>> {
+export function runsEndedBefore(store: Store, before: string, keepStates: readonly TicketState[]): Array<Pick<RunRow, 'id' | 'ticket_id' | 'branch'>> {
   return store
     .stmt(
-      `SELECT r.id, r.ticket_id FROM runs r INDEXED BY runs_folder_kept JOIN tickets t ON t.id = r.ticket_id
+      `SELECT r.id, r.ticket_id, r.branch FROM runs r INDEXED BY runs_folder_kept JOIN tickets t ON t.id = r.ticket_id
         WHERE r.folder_removed_at IS NULL AND r.state != 'running' AND NOT (r.state = 'cancelled' AND r.finished_at IS NULL)
           AND COALESCE(r.finished_at, r.heartbeat_at) < ?
           AND t.state NOT IN (SELECT value FROM json_each(?))`,
     )
-    .all(before, JSON.stringify(keepStates)) as Array<Pick<RunRow, 'id' | 'ticket_id'>>;
+    .all(before, JSON.stringify(keepStates)) as Array<Pick<RunRow, 'id' | 'ticket_id' | 'branch'>>;
 }
 
 /** Retention removed the run's folder (or found it gone): later passes skip the run. */

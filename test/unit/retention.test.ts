@@ -228,3 +228,39 @@ test('a stop does not wait for the backlog of expired folders (the next pass goe
   assert.ok(left > 0 && left < 20, `${left} of 20 folders left: the stop came after the first`);
   assert.throws(() => testConfig(tempDir(t), { retention: { runFoldersDays: 1e9 } }), /retention\.runFoldersDays/);
 });
+
+// Review finding: every run leaves a local branch in the target repository (its partial
+// work), and nothing ever deleted one: a year of runs is thousands of bot/ branches.
+test("an expired run's local branch goes with its folder; a kept run's, a checked-out one and other branches stay", async (t) => {
+  const repo = join(tempDir(t), 'target');
+  const git = (...args: string[]) => execFileSync('git', ['-C', repo, ...args], { encoding: 'utf8' });
+  mkdirSync(repo);
+  git('init', '-q', '-b', 'main');
+  git('-c', 'user.name=t', '-c', 'user.email=t@localhost', 'commit', '-q', '--allow-empty', '-m', 'base');
+  const { clock, store, intake, retention } = setup(t, { retention: { eventsDays: 0, runFoldersDays: 30 }, target: { repo } });
+  const runWith = (name: string, state: TicketState): string => {
+    intake.accept([alertEvent({ message: `TypeError: Cannot read properties of undefined (reading "${name}")`, title: name, route: `GET /${name}` })]);
+    const claim = claimNext(store, 1, null, 600)!;
+    const branch = `bot/ticket-${claim.ticket.id}-20261121T10000${claim.run.id}`;
+    store.stmt('UPDATE runs SET branch = ? WHERE id = ?').run(branch, claim.run.id);
+    git('branch', branch);
+    finishRun(store, claim.run.id, { ticketState: state, outcome: 'failed', reason: name });
+    return branch;
+  };
+  const failed = runWith('failed', 'failed');
+  const pushed = runWith('pushed', 'pushed');
+  const approval = runWith('approval', 'awaiting_approval');
+  const checkedOut = runWith('checked-out', 'failed');
+  git('worktree', 'add', '-q', join(dirname(repo), 'wt'), checkedOut);
+  git('branch', 'bot/someone-elses');
+  clock.advance(31 * 86_400);
+  const recent = runWith('recent', 'failed');
+
+  const r = await retention.sweep();
+
+  assert.equal(r.branches, 2);
+  const left = git('for-each-ref', '--format=%(refname:short)', 'refs/heads/').split('\n').filter(Boolean).sort();
+  assert.deepEqual(left, [approval, checkedOut, 'bot/someone-elses', recent, 'main'].sort());
+  assert.ok(!left.includes(failed) && !left.includes(pushed));
+  assert.equal((await retention.sweep()).branches, undefined, 'nothing left to delete');
+});
