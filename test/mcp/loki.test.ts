@@ -490,6 +490,10 @@ describe('loki MCP server, file backend', () => {
     const raw = await call('loki_query', { logql: '{service="web"}', time_range: range, limit: 5 });
     assert.equal(raw.isError, true);
     assert.match(raw.text, /raw LogQL needs the Loki HTTP backend \(mcp\.loki\.url\)/);
+    // The answer repeats what it matched: a megabyte of `contains` would fill it past maxBytes.
+    const huge = await call('loki_query', { labels: { level: 'error' }, contains: 'x'.repeat(501), time_range: range });
+    assert.equal(huge.isError, true);
+    assert.match(huge.text, /contains/);
   });
 
   // Review finding (Loki contains oracle), file backend: contains and the fields used as

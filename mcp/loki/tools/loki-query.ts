@@ -34,7 +34,7 @@ export const lokiQuery = defineTool({
     labels: labelsArg.optional(),
     time_range: timeRangeArg.optional().describe('Default "1h". Required with logql.'),
     contains: z
-      .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(5)])
+      .union([z.string().min(1).max(500), z.array(z.string().min(1).max(500)).min(1).max(5)])
       .optional()
       .describe(
         'Text every returned line must contain (case-sensitive), as shown: matched after redaction, so a masked value ' +
