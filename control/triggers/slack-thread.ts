@@ -91,17 +91,34 @@ function isOwnMessage(m: { user?: string; botId?: string; subtype?: string }, bo
  * Remove the bot's own `<@U…>` mentions (Slack's user-mention syntax, optionally
  * `<@U…|name>`). Until the bot's id is known, only a leading mention goes: an
  * app_mention starts with the bot's handle far more often than with anyone else's.
+ *
+ * A label runs to the next `<` or `>` at most (Slack sends a literal `<` as `&lt;`), so
+ * each `<@U…|` is tried over its own stretch of text only: `[^>]*` tried from every
+ * `<@U…|` of a message full of them ran to the end each time (quadratic, seconds per
+ * thread of such messages, on the event loop).
  */
 export function stripBotMention(text: string, botUserId: string | undefined): string {
   const out = botUserId
-    ? text.replace(/<@([A-Z0-9]+)(?:\|[^>]*)?>/g, (whole, id: string) => (id === botUserId ? '' : whole))
-    : text.replace(/^\s*<@[A-Z0-9]+(?:\|[^>]*)?>/, '');
+    ? text.replace(/<@([A-Z0-9]+)(?:\|[^<>]*)?>/g, (whole, id: string) => (id === botUserId ? '' : whole))
+    : text.replace(/^\s*<@[A-Z0-9]+(?:\|[^<>]*)?>/, '');
   return out.replace(/[ \t]{2,}/g, ' ').trim();
+}
+
+const SLACK_ENTITIES: Record<string, string> = { '&lt;': '<', '&gt;': '>', '&amp;': '&' };
+
+/**
+ * Slack sends `&`, `<` and `>` that people typed as `&amp;`, `&lt;` and `&gt;`
+ * (https://docs.slack.dev/messaging/formatting-message-text#escaping): decoded, once,
+ * after the markup was read, so the report holds what was written ("Unexpected token <
+ * in JSON", `() => x`), as an emailed report does.
+ */
+export function unescapeSlack(text: string): string {
+  return text.replace(/&(?:lt|gt|amp);/g, (e) => SLACK_ENTITIES[e]!);
 }
 
 /** The report as first stored, from the mention alone (the thread is read after the ack). */
 export function mentionEvent(m: Mention, bot: BotIdentity, now: Date): TriggerEvent {
-  const text = stripBotMention(m.text, bot.userId) || '(the bot was mentioned without any text)';
+  const text = unescapeSlack(stripBotMention(m.text, bot.userId)) || '(the bot was mentioned without any text)';
   const at = now.toISOString();
   const firstLine = text.split('\n', 1)[0]!.trim();
   return {
@@ -162,7 +179,7 @@ export function formatThread(messages: ThreadMessage[], mention: Mention, bot: B
   if (!people.some((m) => m.ts === mention.ts)) people.push({ ts: mention.ts, user: mention.user, text: mention.text });
   const lines = people.map((m) => {
     // Without the bot's id only the mention's leading handle is known to be the bot.
-    const text = bot.userId || m.ts === mention.ts ? stripBotMention(m.text, bot.userId) : m.text.trim();
+    const text = unescapeSlack(bot.userId || m.ts === mention.ts ? stripBotMention(m.text, bot.userId) : m.text.trim());
     const who = m.user && !m.botId ? `<@${m.user}>` : m.botId ? `<app:${m.botId}>` : `<@${m.user ?? 'unknown'}>`;
     return clip(`${who}: ${text.replace(/\n/g, '\n  ')}`, MAX_MESSAGE_CHARS);
   });

@@ -228,7 +228,12 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
           error: slackError(err),
         });
       }
-      if (thread && thread.messages > 1) intake.enrichReport(ticketId, thread.text);
+      try {
+        if (thread && thread.messages > 1) intake.enrichReport(ticketId, thread.text);
+      } catch (err) {
+        // The database busy or full: the ticket keeps the mention, and the person still hears of it.
+        logger.warn('could not store the slack thread in the ticket; it keeps the mention text', { ticket: ticketId, error: slackError(err) });
+      }
     }
     try {
       await withRateLimit(

@@ -17,7 +17,7 @@ import { Store } from '../../control/queue/store.ts';
 import type { Ticket } from '../../control/types.ts';
 import { createSlackTrigger, type SlackTrigger } from '../../control/triggers/slack.ts';
 import { ErrorCode } from '@slack/web-api';
-import { formatThread, MAX_REPORT_CHARS, RATE_LIMIT_MAX_WAIT_S, withRateLimit, type Mention } from '../../control/triggers/slack-thread.ts';
+import { formatThread, MAX_REPORT_CHARS, mentionEvent, RATE_LIMIT_MAX_WAIT_S, stripBotMention, withRateLimit, type Mention } from '../../control/triggers/slack-thread.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(repoRoot, '../shared/fixtures/slack');
@@ -170,6 +170,7 @@ describe('POST /slack/events', () => {
   let store: Store;
   let slack: SlackTrigger;
   let app: Hono;
+  let intake: Intake;
 
   before(async () => {
     const apiUrl = await stub.listen();
@@ -180,7 +181,7 @@ describe('POST /slack/events', () => {
       cwd: dir,
     });
     store = new Store(join(dir, 'bugbot.db'));
-    const intake = new Intake({ store, config, redactor: createRedactor() });
+    intake = new Intake({ store, config, redactor: createRedactor() });
     slack = createSlackTrigger({ config, store, intake, logger: silentLogger });
     app = createApp({ config, store, intake, logger: silentLogger, slack });
     await slack.start();
@@ -430,6 +431,24 @@ describe('POST /slack/events', () => {
     assert.equal(stub.posted.filter((p) => p.channel === 'CEDIT00001').length, 1, 'one reply');
   });
 
+  // Review finding: a failure to store the thread (the database busy or full) escaped the
+  // listener, so the person who asked never got the reply, though their ticket existed.
+  it('still replies when the thread cannot be stored in the ticket', async () => {
+    const enrich = intake.enrichReport.bind(intake);
+    intake.enrichReport = () => {
+      throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    };
+    try {
+      const res = await post(mention('EvENRICH', { channel: 'CENRICH001', user: 'U0HANK', ts: '1700000801.000100', thread_ts: '1700000800.000100', text: `<@${BOT_USER}> the cart page 500s` }));
+      assert.equal(res.status, 200);
+      const posted = await until('the reply', () => stub.posted.find((p) => p.channel === 'CENRICH001'));
+      assert.match(posted.text, /I opened ticket/);
+      assert.equal(ticketBySourceEvent('EvENRICH')!.message, 'the cart page 500s', 'the ticket keeps the mention');
+    } finally {
+      intake.enrichReport = enrich;
+    }
+  });
+
   it("waits out Slack's rate limit (Retry-After) and then replies", async () => {
     stub.limited = { retryAfter: 1, times: 1 };
     const hits = stub.limitedHits;
@@ -663,6 +682,41 @@ describe('formatThread', () => {
     // Until Slack has said who the bot is, no app's message can be told from its own.
     const unknown = formatThread([{ ts: '1.0', botId: 'B0SENTRY', subtype: 'bot_message', text: 'TypeError' }], m, {});
     assert.deepEqual(unknown.text.split('\n'), ['<@U2>: please look']);
+  });
+
+  // Review finding: Slack sends the `&`, `<` and `>` people type as `&amp;`, `&lt;` and
+  // `&gt;`; the report kept them so, and the agent read "Unexpected token &lt; in JSON".
+  it('decodes what Slack escaped (&amp; &lt; &gt;) in the mention and the thread, once, after the markup', () => {
+    const out = formatThread(
+      [
+        { ts: '1.0', user: 'U1', text: 'SyntaxError: Unexpected token &lt; in JSON at position 0' },
+        { ts: '2.0', user: 'U3', text: 'const f = () =&gt; a &amp;&amp; b; I typed &amp;lt; literally, cc <@U1> <https://shop.test/a?b=1&amp;c=2|the page>' },
+      ],
+      { ...m, text: '<@UBOT> same here &lt;3' },
+      bot,
+    );
+    assert.deepEqual(out.text.split('\n'), [
+      '<@U1>: SyntaxError: Unexpected token < in JSON at position 0',
+      '<@U3>: const f = () => a && b; I typed &lt; literally, cc <@U1> <https://shop.test/a?b=1&c=2|the page>',
+      '<@U2>: same here <3',
+    ]);
+    const e = mentionEvent({ ...m, text: '<@UBOT> SyntaxError: Unexpected token &lt; in JSON\nat &lt;anonymous&gt;' }, bot, new Date('2026-11-21T10:00:00Z'));
+    assert.equal(e.title, 'SyntaxError: Unexpected token < in JSON');
+    assert.equal(e.message, 'SyntaxError: Unexpected token < in JSON\nat <anonymous>');
+  });
+
+  // Review finding: the label of `<@U…|name>` was matched as `[^>]*`, tried from every `<@U…|`
+  // to the end of the text: a thread of messages full of them held the event loop for seconds
+  // (CLAUDE.md: patterns on untrusted text run in linear time).
+  it('strips mentions in time linear in the text, whatever its shape', () => {
+    const crafted = '<@U1|'.repeat(8_000); // 40,000 characters: Slack's longest message
+    const started = performance.now();
+    assert.equal(stripBotMention(crafted, 'UBOT'), crafted);
+    const out = formatThread(Array.from({ length: 30 }, (_, i) => ({ ts: `1.${i}`, user: 'U1', text: crafted })), m, bot);
+    const ms = performance.now() - started;
+    assert.equal(out.messages, 31);
+    assert.ok(ms < 1000, `took ${Math.round(ms)} ms`);
+    assert.equal(stripBotMention('hi <@UBOT|bugbot> and <@U1|ann>, <@UBOT>!', 'UBOT'), 'hi and <@U1|ann>, !');
   });
 
   it(`caps a long thread at ${MAX_REPORT_CHARS} characters, keeping its start and its end`, () => {
