@@ -13,7 +13,8 @@ teardown() { teardown_tmp; }
   [[ $at =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]]
   local secs
   secs=$(date -u -d "$at" +%s)
-  [ "$secs" -ge "$before" ] && [ "$secs" -le "$after" ]
+  [ "$secs" -ge "$before" ]
+  [ "$secs" -le "$after" ]
   TZ=America/New_York harness_now at ms
   [[ $at =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$ ]]
   secs=$(date -u -d "$at" +%s)

@@ -214,7 +214,8 @@ git_untouched() {
   [ "$(tail -1 "$TICKET_DIR/tests.log")" = "harness: the test command ran past harness.testTimeoutSeconds (2 s) and was stopped" ]
   [ ! -e "$TICKET_DIR/tests-base.log" ]
   wait_until no_process 'sleep 98765'
-  [ ! -e "$TMP/wt.gate" ] && [ ! -e "$TMP/wt.base" ]
+  [ ! -e "$TMP/wt.gate" ]
+  [ ! -e "$TMP/wt.base" ]
   # A command's own status 124, before the limit, is an ordinary failure.
   BUGBOT_TEST_TIMEOUT_S=30 run harness_test_run "$TMP/wt" 'exit 124' "$TICKET_DIR/own.log"
   [ "$status" -eq 1 ]

@@ -64,7 +64,7 @@ teardown() { teardown_tmp; }
   rm "$TMP/repo/CLAUDE.md"
   ln -s "$TMP/elsewhere" "$TMP/repo/CLAUDE.md"
   harness_project_notes "$TMP/repo" "$TMP/notes.md"
-  ! grep -q secret "$TMP/notes.md"
+  [ "$(grep -c secret "$TMP/notes.md")" = 0 ]
   grep -q 'only a link, not read' "$TMP/notes.md"
 
   rm "$TMP/repo/CLAUDE.md"

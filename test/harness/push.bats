@@ -85,10 +85,12 @@ protected_in() {
 
 @test "protected_paths fails rather than pass a diff it could not check" {
   run bash -c 'source "$BUGBOT_HARNESS/lib/push.sh"; printf ".github/workflows/ci.yml\n" | harness_protected_paths' </dev/null
-  [ "$status" -eq 0 ] && [ "$output" = ".github/workflows/ci.yml" ]
+  [ "$status" -eq 0 ]
+  [ "$output" = ".github/workflows/ci.yml" ]
   # Nothing protected: empty output, success.
   run bash -c 'source "$BUGBOT_HARNESS/lib/push.sh"; printf "src/a.ts\n" | harness_protected_paths'
-  [ "$status" -eq 0 ] && [ -z "$output" ]
+  [ "$status" -eq 0 ]
+  [ -z "$output" ]
   # A pattern file grep cannot read, or a grep without -P: an error, not "nothing protected".
   mkdir -p "$TMP/h/lib" && printf '(unclosed\n' >"$TMP/h/lib/protected-paths.txt"
   run bash -c 'source "$BUGBOT_HARNESS/lib/push.sh"; BUGBOT_HARNESS=$1; printf "src/a.ts\n" | harness_protected_paths' _ "$TMP/h"
@@ -100,11 +102,13 @@ protected_in() {
 
 @test "tests gate passes, and tolerates failures that the base has too, but not new ones" {
   run harness_tests_gate "$TMP/wt" "true" "$TICKET_DIR/tests.log" origin/main
-  [ "$status" -eq 0 ] && [ "$output" = "0" ]
+  [ "$status" -eq 0 ]
+  [ "$output" = "0" ]
   # A runner that reports one failing test on the base and the same one now.
   printf '#!/bin/sh\necho "not ok 1 - old bug"\nexit 1\n' >"$TMP/wt/t.sh"
   run harness_tests_gate "$TMP/wt" "sh $TMP/wt/t.sh" "$TICKET_DIR/tests.log" origin/main
-  [ "$status" -eq 0 ] && [ "$output" = "1" ]
+  [ "$status" -eq 0 ]
+  [ "$output" = "1" ]
   # A new failure that the base does not have blocks the push.
   git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m runner
   printf '#!/bin/sh\n[ -f fixed ] && { echo "not ok 2 - new bug"; exit 1; }\necho "ok 1"\n' >"$TMP/wt/t2.sh"
@@ -122,9 +126,11 @@ protected_in() {
   printf 'later\n' >"$TMP/wt/later.txt"
   git -C "$TMP/wt" add later.txt && git -C "$TMP/wt" commit --quiet -m later
   run harness_tests_gate "$TMP/wt" "sh t.sh; test ! -e later.txt" "$TICKET_DIR/tests.log" origin/main "$rev"
-  [ "$status" -eq 0 ] && [ "$output" = "0" ]
+  [ "$status" -eq 0 ]
+  [ "$output" = "0" ]
   grep -q 'ok 1 - committed code' "$TICKET_DIR/tests.log"
-  [ ! -e "$TMP/wt.gate" ] && [ ! -e "$TMP/wt.base" ]
+  [ ! -e "$TMP/wt.gate" ]
+  [ ! -e "$TMP/wt.base" ]
   [ -z "$(git -C "$TMP/wt" worktree list | grep -e '\.gate' -e '\.base')" ]
 }
 

@@ -2,9 +2,10 @@
 // and they behave as the sources do.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { buildBundles, freshBundle, PACKAGE_ROOT } from '../../lib/bundle.ts';
 
@@ -45,6 +46,28 @@ test('bugbot build makes every bundle; the CLI and the MCP servers run from them
   const run = (env: Record<string, string>) =>
     execFileSync(process.execPath, [join(PACKAGE_ROOT, 'bin/bugbot.js'), '--help'], { encoding: 'utf8', env: { ...process.env, ...env } });
   assert.equal(run({}), run({ BUGBOT_NO_BUNDLE: '1' }));
+  // ...and that is the bundle answering: the command loads it, not the sources (the
+  // comparison above holds just as well when both runs are the sources). A loader hook
+  // notes every module the run loads.
+  const loaded = (env: Record<string, string>): string[] => {
+    const trace = join(tmpdir(), `bugbot-bundle-trace-${process.pid}.txt`);
+    rmSync(trace, { force: true });
+    const hooks = `import { appendFileSync } from 'node:fs';
+export async function load(url, context, next) { appendFileSync(${JSON.stringify(trace)}, url + '\\n'); return next(url, context); }`;
+    const preload = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+    execFileSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(preload)}`, join(PACKAGE_ROOT, 'bin/bugbot.js'), '--help'], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+    });
+    const urls = readFileSync(trace, 'utf8').split('\n').filter(Boolean);
+    rmSync(trace, { force: true });
+    return urls;
+  };
+  const bundled = loaded({});
+  assert.ok(bundled.includes(pathToFileURL(freshBundle('cli')!).href), `the CLI's bundle is loaded:\n${bundled.join('\n')}`);
+  assert.ok(!bundled.some((u) => u.endsWith('/control/cli.ts')), `the sources are not:\n${bundled.join('\n')}`);
+  const sources = loaded({ BUGBOT_NO_BUNDLE: '1' });
+  assert.ok(sources.some((u) => u.endsWith('/control/cli.ts')), `BUGBOT_NO_BUNDLE runs the sources:\n${sources.join('\n')}`);
   const where = execFileSync(
     process.execPath,
     ['--input-type=module', '-e', `const m = await import(${JSON.stringify(freshBundle('cli'))}); console.log(typeof m.main)`],

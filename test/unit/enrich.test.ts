@@ -258,9 +258,18 @@ describe('alert webhooks get log lines as the stack of the tickets they create (
 
   for (const writerThread of [false, true]) {
     test(`a log file's matching error lines become the new ticket's stack, redacted (${writerThread ? "intake's writer thread" : 'intake on the HTTP thread'})`, async (t) => {
-      const { app: a, store } = app(t, { files: [logFile(t)] }, writerThread);
+      const { app: a, store, writer } = app(t, { files: [logFile(t)] }, writerThread);
+      // Which thread committed it: the writer's calls are counted (it still does the work).
+      let viaWriter = 0;
+      if (writer) {
+        const submit = writer.submit.bind(writer);
+        const submitAlerts = writer.submitAlerts.bind(writer);
+        writer.submit = (...args) => (viaWriter++, submit(...args));
+        writer.submitAlerts = (...args) => (viaWriter++, submitAlerts(...args));
+      }
       const res = await postJson(a, '/triggers/grafana', webhook('9900000000000001', new Date(Date.now() - 2 * 60_000).toISOString()));
       assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(viaWriter > 0, writerThread, writerThread ? 'committed by the writer thread' : 'committed on this thread');
       const id = ((await res.json()) as { results: Array<{ ticket: number }> }).results[0]!.ticket;
       const stack = await waitFor(() => store.getTicket(id)!.stack, 5000, 'the log lines');
       assert.match(stack, /^Latest error lines from log file .*app\.log/);

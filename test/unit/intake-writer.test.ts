@@ -41,6 +41,14 @@ test('alert webhooks stored on the writer thread get the same replies as on the 
   const threaded = services(t, true);
   assert.equal(inline.writer, null);
   assert.ok(threaded.writer, 'openServices({ writerThread: true }) starts a writer');
+  // Each request the threaded app stores goes through its writer (counted; it still does the
+  // work): otherwise both apps would store on this thread and agree trivially.
+  let viaWriter = 0;
+  const submit = threaded.writer.submit.bind(threaded.writer);
+  const submitAlerts = threaded.writer.submitAlerts.bind(threaded.writer);
+  threaded.writer.submit = (...args) => (viaWriter++, submit(...args));
+  threaded.writer.submitAlerts = (...args) => (viaWriter++, submitAlerts(...args));
+  let stored = 0;
 
   const grafana = (name: string) => fixtureText('grafana', name);
   const docs = fixtureJson<{ alerts: Array<Record<string, unknown>> }>('grafana', 'webhook_firing_docs.json');
@@ -72,10 +80,12 @@ test('alert webhooks stored on the writer thread get the same replies as on the 
     const b = await postJson(threaded.app, path, body, headers);
     const [ja, jb] = [await a.json(), await b.json()];
     assert.equal(b.status, a.status, `${what}: status`);
+    if (b.status < 300) stored++;
     // When each store received it differs (manual tickets are seen when filed); nothing else does.
     const strip = (x: unknown) => JSON.parse(JSON.stringify(x, (k, v: unknown) => (/^(created_at|updated_at|createdAt|updatedAt|received_at|receivedAt|firstSeen|lastSeen|first_seen|last_seen)$/.test(k) ? undefined : v)));
     assert.deepEqual(strip(jb), strip(ja), `${what}: reply`);
   }
+  assert.ok(stored > 0 && viaWriter >= stored, `${stored} request(s) stored, ${viaWriter} through the writer thread`);
   // And the same rows: tickets, events, what triage decided.
   const rows = (s: ReturnType<typeof services>) => ({
     tickets: s.store.db.prepare('SELECT fingerprint, kind, state, count, title, message, classification, triage_reason FROM tickets ORDER BY id').all(),
