@@ -1,7 +1,7 @@
 /**
  * The dashboard: server-rendered pages (hono/jsx) served by the control plane.
  *
- *   GET  /                      overview: queue by state, workers (live), latest tickets, recent outcomes
+ *   GET  /                      overview: queue by state, workers (live), latest tickets (?state=, ?page=), recent outcomes
  *   GET  /live                  Server-Sent Events: the overview's panels, re-rendered when they change
  *   GET  /tickets/:id           a ticket's timeline, runs, plan, verdict and diff
  *   GET  /outcomes              charts of the outcomes archive; ?source=&service=&from=&to=

@@ -164,3 +164,115 @@ test('a ticket page asked for a run the ticket does not have says so; the priori
   const priority = store.getTicket(id)!.priority;
   assert.match(html, new RegExp(`<span class="priority" title="Order in the queue, highest first[^"]*">\\(queue priority ${priority}\\)</span>`));
 });
+
+/** A ticket for each of `n` different errors (their fingerprints differ: words, not digits). */
+function fileMany(intake: Parameters<typeof fileTicket>[0], n: number, prefix: string): number[] {
+  const word = (i: number) => [...i.toString(26)].map((d) => String.fromCharCode(97 + parseInt(d, 26))).join('');
+  return Array.from({ length: n }, (_, i) => fileTicket(intake, `${prefix} ${word(i)}`, `error in module ${word(i)}x`));
+}
+
+// Review finding: the overview listed the newest 50 tickets of a state and nothing else:
+// with 60 queued, "queued 60" led to 50 of them, with no word of the other 10 nor a way to them.
+test('the overview pages through a state\'s tickets, 50 at a time, and says which of how many it shows', async (t) => {
+  const { app, intake } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } } });
+  const ids = fileMany(intake, 60, 'Paged');
+  const rows = (html: string) => [...html.matchAll(/<tr data-ticket="(\d+)"/g)].map((m) => Number(m[1]));
+  const first = await (await app.request('http://localhost/?state=queued', { headers: HTML })).text();
+  assert.deepEqual(rows(first), ids.slice(10).reverse(), 'the newest 50');
+  assert.match(first, /id="ticket-pages"[^>]*>Tickets 1–50 of 60/);
+  assert.match(first, /<a href="\/\?state=queued&amp;page=2"[^>]*>older<\/a>/);
+  const second = await (await app.request('http://localhost/?state=queued&page=2', { headers: HTML })).text();
+  assert.deepEqual(rows(second), ids.slice(0, 10).reverse(), 'the 10 older ones');
+  assert.match(second, /Tickets 51–60 of 60/);
+  assert.match(second, /<a href="\/\?state=queued"[^>]*>newer<\/a>/);
+  assert.doesNotMatch(second, />older</);
+  // All states: the same paging; a page past the end says so and leads back.
+  assert.match(await (await app.request('http://localhost/?page=2', { headers: HTML })).text(), /Tickets 51–60 of 60/);
+  const past = await (await app.request('http://localhost/?state=queued&page=9', { headers: HTML })).text();
+  assert.deepEqual(rows(past), []);
+  assert.match(past, /No tickets on page 9 \(60 in all\)/);
+  assert.match(past, /<a href="\/\?state=queued"[^>]*>first page<\/a>/);
+  // A page number that is none is the first page.
+  assert.deepEqual(rows(await (await app.request('http://localhost/?state=queued&page=x', { headers: HTML })).text()), ids.slice(10).reverse());
+  // Few tickets: no pager at all.
+  const few = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } } });
+  fileMany(few.intake, 3, 'Few');
+  assert.doesNotMatch(await (await few.app.request('http://localhost/', { headers: HTML })).text(), /ticket-pages/);
+});
+
+// Review finding: the outcomes page's table of runs stopped at 200 without a word, under
+// a summary counting every run of the filter.
+test('the outcomes page says when its table of runs shows only the latest 200, and where the rest are', async (t) => {
+  const { app, config } = buildTestApp(t);
+  const row = (i: number) => {
+    const at = new Date(Date.now() - i * 3_600_000).toISOString();
+    return JSON.stringify({ run_id: i, ticket_id: i, fingerprint: 'fp', trigger_source: 'manual', service: null, outcome: 'clean', state: 'pushed', reason: 'pushed', started: at, finished: at, stages: {}, denials: [], revision: 1 });
+  };
+  const archive = join(config.home, 'outcomes.jsonl');
+  appendFileSync(archive, Array.from({ length: 200 }, (_, i) => row(i + 1)).join('\n') + '\n');
+  const all = await (await app.request('http://localhost/outcomes', { headers: HTML })).text();
+  assert.equal([...all.matchAll(/<tr data-run=/g)].length, 200);
+  assert.doesNotMatch(all, /id="runs-cut"/, 'every run is in the table');
+  appendFileSync(archive, `${row(201)}\n${row(202)}\n`);
+  const cut = await (await app.request('http://localhost/outcomes', { headers: HTML })).text();
+  assert.equal([...cut.matchAll(/<tr data-run=/g)].length, 200);
+  assert.match(cut, /id="runs-cut"[^>]*>The latest 200 of 202 runs; <a href="\/outcomes\/export">the export<\/a> has them all/);
+  assert.doesNotMatch(cut, /data-run="202"/, 'the oldest left out');
+});
+
+// Review finding: every report merged into a ticket adds a line to its timeline and a name
+// to "reported by", all of them drawn: a flood of 3,000 emails made a 800 KB page whose
+// runs, plan and diff lay below 3,000 lines of "merged-report".
+test("a ticket's timeline shows its first and latest entries and says how many lie between; reporters past the first 20 are counted", async (t) => {
+  const { app, intake, store } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } } });
+  const id = fileTicket(intake, 'Checkout broken for everyone', 'it broke');
+  for (let i = 0; i < 300; i++) store.audit(id, `email:r${i}`, 'merged-report', `report ${i}`);
+  for (let i = 0; i < 45; i++) store.addReporter(id, { kind: 'slack', id: `U${i}` });
+  const html = await (await app.request(`http://localhost/tickets/${id}`, { headers: HTML })).text();
+  const entries = [...html.matchAll(/<li data-action="([^"]+)">/g)].map((m) => m[1]);
+  assert.equal(store.auditTrail(id).length, 302, 'created, queued, 300 reports');
+  assert.equal(entries.length, 200, 'the first 20 and the latest 180');
+  assert.deepEqual(entries.slice(0, 2), ['created', 'queue']);
+  assert.ok(html.includes('report 17<') && !html.includes('report 18<'), 'the first 20 (created, queued and 18 reports)');
+  assert.ok(!html.includes('report 119<') && html.includes('report 120<') && html.includes('report 299<'), 'the latest 180');
+  assert.match(html, new RegExp(`id="timeline-cut"[^>]*>102 entries not shown here \\(/api/tickets/${id} lists every one\\)<`));
+  assert.match(html, /<dd>slack U0, slack U1, [^<]*slack U19 and 25 more<\/dd>/);
+  // A short story is shown whole.
+  const short = fileTicket(intake, 'Search is slow', 'search takes a minute');
+  const whole = await (await app.request(`http://localhost/tickets/${short}`, { headers: HTML })).text();
+  assert.doesNotMatch(whole, /timeline-cut/);
+});
+
+// Review finding: "Occurrences over time" drew the newest 500 reports of a ticket (what the
+// store hands out) as if they were all: an alert storm's week read as its last hour.
+test("a ticket's occurrence chart says when it draws only the latest reports, and since when", async (t) => {
+  const { app, intake, store } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } } });
+  const start = Date.now() - 7 * 86_400_000;
+  const storm = (from: number, n: number) =>
+    intake.accept(
+      Array.from({ length: n }, (_, i) => {
+        const at = new Date(start + (from + i) * 60_000).toISOString();
+        return { source: 'alertmanager' as const, kind: 'error' as const, service: 'shop', title: 'Checkout 500s', message: 'upstream timed out', labels: {}, count: 1, firstSeen: at, lastSeen: at, human: false, sourceEventId: `storm-${from + i}` };
+      }),
+    );
+  storm(0, 500);
+  const id = store.listTickets({ limit: 1 })[0]!.id;
+  const whole = await (await app.request(`http://localhost/tickets/${id}`, { headers: HTML })).text();
+  assert.doesNotMatch(whole, /occurrences-cut/, 'all 500 drawn');
+  storm(500, 20);
+  const html = await (await app.request(`http://localhost/tickets/${id}`, { headers: HTML })).text();
+  const since = new Date(start + 20 * 60_000).toISOString();
+  assert.match(html, new RegExp(`id="occurrences-cut"[^>]*>The chart draws the latest 500 reports, since <time datetime="${since}">[^<]+</time>; the ticket counts 520 occurrences in all\\.<`));
+});
+
+// Review finding: a filter naming a source or service no run has (a link from elsewhere,
+// a typo) showed "No runs match." under a select reading "all".
+test('the outcomes filter shows the source and service it applies, even one no run has', async (t) => {
+  const { app, config } = buildTestApp(t);
+  const at = new Date().toISOString();
+  appendFileSync(join(config.home, 'outcomes.jsonl'), JSON.stringify({ run_id: 1, ticket_id: 1, fingerprint: 'fp', trigger_source: 'grafana', service: 'shop', outcome: 'clean', state: 'pushed', reason: 'pushed', started: at, finished: at, stages: {}, denials: [], revision: 1 }) + '\n');
+  const html = await (await app.request('http://localhost/outcomes?source=slakc&service=shop', { headers: HTML })).text();
+  assert.match(html, /No runs match\./);
+  assert.match(html, /<select name="source"><option value="">all<\/option><option value="grafana">grafana<\/option><option value="slakc" selected="">slakc \(no runs\)<\/option><\/select>/);
+  assert.match(html, /<select name="service"><option value="">all<\/option><option value="shop" selected="">shop<\/option><\/select>/);
+});

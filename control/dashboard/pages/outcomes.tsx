@@ -27,6 +27,9 @@ export interface OutcomesPageProps {
   rows: OutcomeRow[];
 }
 
+/** Rows of the runs table (the newest); the export holds every one. */
+const RUNS_SHOWN = 200;
+
 const minutes = (s: number) => (s >= 3600 ? `${Math.round((s / 3600) * 10) / 10}h` : `${Math.round(s / 60)}m`);
 
 function Select(props: { name: string; label: string; options: string[]; value: string | undefined }) {
@@ -40,6 +43,12 @@ function Select(props: { name: string; label: string; options: string[]; value: 
             {o}
           </option>
         ))}
+        {/* The filter in force, even when no run has it: the select must not read "all" then. */}
+        {props.value && !props.options.includes(props.value) ? (
+          <option value={props.value} selected>
+            {`${props.value} (no runs)`}
+          </option>
+        ) : null}
       </select>
     </label>
   );
@@ -180,6 +189,12 @@ export function OutcomesPage(p: OutcomesPageProps) {
           </div>
           <div class="card">
             <h2>Runs</h2>
+            {p.rows.length > RUNS_SHOWN ? (
+              <p class="muted" id="runs-cut">
+                {`The latest ${RUNS_SHOWN} of ${fmtInt(p.rows.length)} runs; `}
+                <a href={`/outcomes/export${q}`}>the export</a> has them all.
+              </p>
+            ) : null}
             <table id="runs">
               <thead>
                 <tr>
@@ -194,7 +209,7 @@ export function OutcomesPage(p: OutcomesPageProps) {
               </thead>
               <tbody>
                 {p.rows
-                  .slice(0, 200)
+                  .slice(0, RUNS_SHOWN)
                   .map((r) => (
                     <tr data-run={r.run_id}>
                       <td>

@@ -163,6 +163,47 @@ export function TicketTable(props: { tickets: Ticket[] }) {
   );
 }
 
+/** Which page of the ticket list is shown: 1-based, `total` tickets in the list's state (or all). */
+export interface TicketPages {
+  page: number;
+  perPage: number;
+  total: number;
+}
+
+/**
+ * Where the ticket list stands ("Tickets 51–100 of 230") and the links to the newer and
+ * older pages; nothing when one page holds them all.
+ */
+function Pager(props: { pages: TicketPages; state?: string | undefined; shown: number }) {
+  const { page, perPage, total } = props.pages;
+  if (page === 1 && total <= perPage) return null;
+  const href = (n: number) => {
+    const q = new URLSearchParams();
+    if (props.state) q.set('state', props.state);
+    if (n > 1) q.set('page', String(n));
+    const s = q.toString();
+    return s ? `/?${s}` : '/';
+  };
+  if (!props.shown) {
+    return (
+      <p class="muted" id="ticket-pages">
+        {`No tickets on page ${page} (${fmtInt(total)} in all). `}
+        <a href={href(1)}>first page</a>
+      </p>
+    );
+  }
+  const from = (page - 1) * perPage + 1;
+  const last = page * perPage >= total;
+  return (
+    <p class="small" id="ticket-pages">
+      {`Tickets ${fmtInt(from)}–${fmtInt(from + props.shown - 1)} of ${fmtInt(total)}, newest first. `}
+      {page > 1 ? <a href={href(page - 1)} rel="prev">newer</a> : null}
+      {page > 1 && !last ? ' · ' : null}
+      {last ? null : <a href={href(page + 1)} rel="next">older</a>}
+    </p>
+  );
+}
+
 export function OverviewPage(props: {
   viewer: Viewer;
   counts: Record<string, number>;
@@ -171,6 +212,7 @@ export function OverviewPage(props: {
   slots: number;
   held: string | null;
   tickets: Ticket[];
+  pages: TicketPages;
   recent: OutcomeRow[];
 }) {
   return (
@@ -191,7 +233,8 @@ export function OverviewPage(props: {
       <div class="grid">
         <div class="card">
           <h2>{props.state ? `Tickets: ${props.state.replace(/_/g, ' ')}` : 'Latest tickets'}</h2>
-          <TicketTable tickets={props.tickets} />
+          <Pager pages={props.pages} state={props.state} shown={props.tickets.length} />
+          {props.tickets.length || props.pages.page === 1 ? <TicketTable tickets={props.tickets} /> : null}
         </div>
         <div class="card">
           <h2>

@@ -46,7 +46,10 @@ export interface TicketPageProps {
    * (a push's stderr, file names, an API error), which is scrubbed like agent text.
    */
   mask: Scrub;
+  /** The latest reports, newest first. */
   occurrences: OccurrenceRow[];
+  /** Whether the ticket has older reports than `occurrences` holds. */
+  occurrencesCut: boolean;
   timeline: Array<{ at: string; actor: string; action: string; detail: string | null }>;
   related: Array<{ id: number; relation: string; state: string }>;
   runs: RunInfo[];
@@ -59,6 +62,23 @@ export interface TicketPageProps {
   approvalsEnabled: boolean;
   /** What the reporters were told (the notifications outbox). */
   notifications: NotificationSummary[];
+}
+
+/**
+ * A timeline's entries as drawn: every report merged into a ticket adds one (an email
+ * flood, thousands), so past TIMELINE_HEAD + TIMELINE_TAIL only the first (how it began)
+ * and the latest (its runs, approvals) are, with a line counting those between.
+ */
+const TIMELINE_HEAD = 20;
+const TIMELINE_TAIL = 180;
+/** Reporters named under "reported by"; the rest are counted. */
+const REPORTERS_SHOWN = 20;
+
+type TimelineEntry = TicketPageProps['timeline'][number];
+
+function timelineShown(entries: TimelineEntry[]): Array<TimelineEntry | { hidden: number }> {
+  if (entries.length <= TIMELINE_HEAD + TIMELINE_TAIL) return entries;
+  return [...entries.slice(0, TIMELINE_HEAD), { hidden: entries.length - TIMELINE_HEAD - TIMELINE_TAIL }, ...entries.slice(-TIMELINE_TAIL)];
 }
 
 /** Occurrences per day (per hour when they span less than two days). */
@@ -187,7 +207,12 @@ export function TicketPage(p: TicketPageProps) {
             {t.reporters.length ? (
               <>
                 <dt>reported by</dt>
-                <dd>{t.reporters.map((r) => s(`${r.kind} ${r.id}`)).join(', ')}</dd>
+                <dd>
+                  {t.reporters
+                    .slice(0, REPORTERS_SHOWN)
+                    .map((r) => s(`${r.kind} ${r.id}`))
+                    .join(', ') + (t.reporters.length > REPORTERS_SHOWN ? ` and ${fmtInt(t.reporters.length - REPORTERS_SHOWN)} more` : '')}
+                </dd>
               </>
             ) : null}
           </dl>
@@ -204,6 +229,13 @@ export function TicketPage(p: TicketPageProps) {
           ) : (
             <p class="muted">No occurrences recorded.</p>
           )}
+          {p.occurrencesCut && p.occurrences.length ? (
+            <p class="muted small" id="occurrences-cut">
+              {`The chart draws the latest ${fmtInt(p.occurrences.length)} reports, since `}
+              <Time iso={p.occurrences[p.occurrences.length - 1]!.at} />
+              {`; the ticket counts ${fmtInt(t.count)} occurrences in all.`}
+            </p>
+          ) : null}
           <table>
             <tbody>
               {p.occurrences.slice(0, 15).map((o) => (
@@ -221,13 +253,17 @@ export function TicketPage(p: TicketPageProps) {
         <div class="card" id="timeline">
           <h2>Timeline</h2>
           <ol class="timeline">
-            {p.timeline.map((e) => (
-              <li data-action={e.action}>
-                <Time iso={e.at} />
-                <b>{e.action}</b> <span class="muted">{`by ${s(e.actor)}`}</span>
-                {e.detail ? <div class="small">{p.mask(e.detail)}</div> : null}
-              </li>
-            ))}
+            {timelineShown(p.timeline).map((e) =>
+              'hidden' in e ? (
+                <li class="muted" id="timeline-cut">{`${fmtInt(e.hidden)} entries not shown here (/api/tickets/${t.id} lists every one)`}</li>
+              ) : (
+                <li data-action={e.action}>
+                  <Time iso={e.at} />
+                  <b>{e.action}</b> <span class="muted">{`by ${s(e.actor)}`}</span>
+                  {e.detail ? <div class="small">{p.mask(e.detail)}</div> : null}
+                </li>
+              ),
+            )}
           </ol>
           {p.related.length ? (
             <>

@@ -21,6 +21,11 @@ import { OverviewPage, QueuePanel, RecentOutcomesPanel, WorkersPanel } from '../
 import { TicketPage, type RunInfo } from '../pages/ticket.tsx';
 import { testCounts } from '../tests-view.tsx';
 
+/** Tickets per page of the overview's list. */
+const TICKETS_PER_PAGE = 50;
+/** A ticket's latest reports its occurrence chart draws (an alert storm has many thousand). */
+const OCCURRENCES_DRAWN = 500;
+
 export function registerReadRoutes(app: Hono, dash: Dash): void {
   const { deps, scrub, maskSecrets, outcomes, viewer } = dash;
   const { config, store } = deps;
@@ -40,6 +45,11 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
   app.get('/', (c) => {
     const state = stateParam(c);
     const counts = store.countByState();
+    // Newest first, a page at a time: a state's count links here, and every ticket it
+    // counts must be reachable from it.
+    const total = state ? (counts[state] ?? 0) : Object.values(counts).reduce((a, b) => a + b, 0);
+    const asked = c.req.query('page');
+    const pageNo = asked && /^[1-9]\d{0,6}$/.test(asked) ? Number(asked) : 1;
     return page(
       c,
       <OverviewPage
@@ -49,7 +59,8 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         workers={liveWorkers(deps, scrub)}
         slots={config.workers}
         held={deps.dispatcher?.held() ?? null}
-        tickets={store.listTickets({ state, limit: 50 })}
+        tickets={store.listTickets({ state, limit: TICKETS_PER_PAGE, offset: (pageNo - 1) * TICKETS_PER_PAGE })}
+        pages={{ page: pageNo, perPage: TICKETS_PER_PAGE, total }}
         recent={recentOutcomes()}
       />,
     );
@@ -128,6 +139,8 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         .map((r) => ({ id: r.id, relation: 'same_fingerprint', state: r.state })),
     ];
     const seen = new Set<number>();
+    // One more than drawn: whether there are older ones, which the page then mentions.
+    const occurrences = store.occurrences(id, OCCURRENCES_DRAWN + 1);
     return page(
       c,
       <TicketPage
@@ -135,7 +148,8 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         ticket={ticket}
         scrub={scrub}
         mask={maskSecrets}
-        occurrences={store.occurrences(id)}
+        occurrences={occurrences.slice(0, OCCURRENCES_DRAWN)}
+        occurrencesCut={occurrences.length > OCCURRENCES_DRAWN}
         timeline={store.auditTrail(id)}
         related={related.filter((r) => !seen.has(r.id) && seen.add(r.id))}
         runs={runs}
