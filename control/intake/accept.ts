@@ -46,6 +46,12 @@ export interface AcceptOptions {
    * commit can be retried as sent; one stored cannot be replayed.
    */
   nonce?: Nonce;
+  /**
+   * A person's new report waits this long before triage instead of none (a Slack mention,
+   * until its thread is read: Intake.threadRead decides it then). The deadline is stored,
+   * so a report whose thread never comes is decided on what it has.
+   */
+  holdSeconds?: number;
 }
 
 export interface Nonce {
@@ -263,14 +269,15 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   // says nothing of the error coming back: the fix stands, and the new ticket is its own.
   if (p.method === 'report-thread') regressionOf = null;
   const settleMs = config.intake.settleSeconds * 1000;
-  const settleNow = e.human || settleMs === 0;
+  const holdMs = e.human && opts.holdSeconds ? opts.holdSeconds * 1000 : 0;
+  const settleNow = !holdMs && (e.human || settleMs === 0);
   const ticketId = store.insertTicket({
     fingerprint,
     fingerprintJson: p.fpJson,
     event: e,
     state: 'settling',
-    settleDeadline: settleNow ? batch.nowIso : new Date(batch.now.getTime() + settleMs).toISOString(),
-    settleCap: new Date(batch.now.getTime() + config.intake.settleCapSeconds * 1000).toISOString(),
+    settleDeadline: settleNow ? batch.nowIso : new Date(batch.now.getTime() + (holdMs || settleMs)).toISOString(),
+    settleCap: new Date(batch.now.getTime() + (holdMs || config.intake.settleCapSeconds * 1000)).toISOString(),
     regressionOf,
     classification: (cls?.classification ?? null) as Classification | null,
     classifyReason: cls?.reason ?? null,

@@ -5,6 +5,7 @@
  */
 import type { BugbotConfig } from '../config.ts';
 import type { Store } from '../queue/store.ts';
+import { classifyText } from './classify.ts';
 import { OPEN_STATES, severityRank, type Classification, type Severity, type TicketState, type TriggerEvent } from '../types.ts';
 import { acceptOne, Batch, ReplayError, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
 import { fingerprintEvent } from './fingerprint.ts';
@@ -293,14 +294,27 @@ export class Intake {
   }
 
   /**
-   * Replace a report's text with a fuller account of it (a Slack mention's whole
-   * thread), redacted. Fingerprint and triage decision stay as accepted.
+   * A held report's fuller account has been read (a Slack mention's whole thread; none
+   * when it could not be): its text becomes that, redacted, classified again on it (a
+   * question under a stack trace is a bug report), and the report is triaged now if it
+   * still waits. Its fingerprint stays as accepted. Returns the ticket's state and reason.
    */
-  enrichReport(ticketId: number, text: string): void {
-    const redacted = this.redactor.text(text);
-    this.store.tx(() => {
-      this.store.updateTicketText(ticketId, redacted);
-      this.store.audit(ticketId, 'intake', 'report-enriched', `text replaced (${redacted.length} chars)`);
+  threadRead(ticketId: number, text?: string): { state: TicketState; reason: string | null } {
+    return this.store.tx(() => {
+      if (text !== undefined) {
+        const redacted = this.redactor.text(text);
+        this.store.updateTicketText(ticketId, redacted);
+        // Classified again only while it waits: a decided report keeps what it was decided on.
+        if (this.store.getTicketRow(ticketId)?.state === 'settling') {
+          const cls = classifyText(redacted);
+          this.store.setClassification(ticketId, cls.classification, cls.reason);
+        }
+        this.store.audit(ticketId, 'intake', 'report-enriched', `text replaced (${redacted.length} chars)`);
+      }
+      const t = this.store.getTicketRow(ticketId);
+      if (!t) throw new Error(`no ticket ${ticketId}`);
+      if (t.state === 'settling') return this.decide(ticketId);
+      return { state: t.state as TicketState, reason: t.triage_reason };
     });
   }
 

@@ -311,6 +311,11 @@ export class Store {
     this.stmt('UPDATE tickets SET state = ?, updated_at = ? WHERE id = ?').run(state, this.nowIso(), ticketId);
   }
 
+  /** A report's free-text classification, made again (on a fuller text). */
+  setClassification(ticketId: number, classification: string, reason: string): void {
+    this.stmt('UPDATE tickets SET classification = ?, classify_reason = ?, updated_at = ? WHERE id = ?').run(classification, reason, this.nowIso(), ticketId);
+  }
+
   /** Replace a ticket's text (already redacted by the caller). */
   updateTicketText(ticketId: number, message: string): void {
     this.stmt('UPDATE tickets SET message = ?, updated_at = ? WHERE id = ?').run(message, this.nowIso(), ticketId);

@@ -228,6 +228,8 @@ export function replyText(result: AcceptResult, ticket: Ticket | undefined): str
     return `This is already tracked as ticket ${id} (${n} ${n === 1 ? 'report' : 'reports'}, ${result.state}).`;
   }
   const regression = result.status === 'regression' && ticket?.regressionOf ? ` It looks like a regression of ticket #${ticket.regressionOf}.` : '';
+  // Its thread could not be stored: triaged on the mention once its hold ends.
+  if (result.state === 'settling') return `Thanks — I opened ticket ${id}; it is triaged shortly.${regression}`;
   return `Thanks — I opened ticket ${id} (${result.state}, ${reason}).${regression}`;
 }
 

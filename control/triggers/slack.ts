@@ -55,6 +55,11 @@ const EVENT_ID_KEEP_SECONDS = 86_400;
  * event (a new event_id, the same ts, an `edited` field), weeks later if need be.
  */
 const MESSAGE_KEEP_SECONDS = 90 * 86_400;
+/**
+ * How long a new report waits for its thread before it is triaged on the mention alone
+ * (the thread read failed, or bugbot stopped before it): a read and rate-limit waits.
+ */
+const THREAD_HOLD_SECONDS = 90;
 
 interface AdmittedMention {
   mention: Mention;
@@ -119,6 +124,8 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
     try {
       [result] = intake.accept([mentionEvent(mention, bot, store.now())], {
         nonce: { scope: 'slack-message', value: `${mention.channel}:${mention.ts}`, keepSeconds: MESSAGE_KEEP_SECONDS },
+        // Triaged, and so claimable, once its thread is read (followUp), not on the mention alone.
+        ...(cfg.fetchThread ? { holdSeconds: THREAD_HOLD_SECONDS } : {}),
       });
     } catch (err) {
       // A retry, or an edit of a mention already filed and answered: nothing new to file or say.
@@ -209,8 +216,9 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
 
   const pending = new Set<Promise<void>>();
 
-  /** After the ack: read the thread into the ticket, then answer in the thread. */
-  const followUp = async ({ mention, result }: AdmittedMention, client: WebClient): Promise<void> => {
+  /** After the ack: read the thread into the ticket, triage it on that, then answer in the thread. */
+  const followUp = async ({ mention, result: accepted }: AdmittedMention, client: WebClient): Promise<void> => {
+    let result = accepted;
     const ticketId = result.ticketId;
     if (ticketId === null) return;
     await identify();
@@ -229,9 +237,11 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
         });
       }
       try {
-        if (thread && thread.messages > 1) intake.enrichReport(ticketId, thread.text);
+        const decided = intake.threadRead(ticketId, thread && thread.messages > 1 ? thread.text : undefined);
+        result = { ...result, ...decided };
       } catch (err) {
-        // The database busy or full: the ticket keeps the mention, and the person still hears of it.
+        // The database busy or full: the ticket keeps the mention (triaged on it when its hold
+        // ends), and the person still hears of it.
         logger.warn('could not store the slack thread in the ticket; it keeps the mention text', { ticket: ticketId, error: slackError(err) });
       }
     }

@@ -51,6 +51,8 @@ class SlackStub {
   readonly repliesCalls: Record<string, string | undefined>[] = [];
   /** While set, conversations.replies waits for it: proves the ack does not wait on the Web API. */
   hold: Promise<void> | undefined;
+  /** Threads of our own, by channel, served in the documented response's shape (messages, has_more). */
+  readonly threads = new Map<string, Array<{ type: 'message'; user: string; text: string; ts: string }>>();
   /** JSON messages the Socket Mode client sent (its acks). */
   readonly received: Record<string, unknown>[] = [];
   /** While `times` > 0, chat.postMessage answers 429 with this Retry-After (Slack's rate limit). */
@@ -127,6 +129,7 @@ class SlackStub {
       case '/api/conversations.replies':
         this.repliesCalls.push({ ...params, authorization: req.headers.authorization ?? '' });
         await this.hold;
+        if (this.threads.has(params.channel!)) return JSON.stringify({ ok: true, messages: this.threads.get(params.channel!), has_more: false });
         return fixtureText(params.channel === MISSING_CHANNEL ? 'conversations_replies_error_openapi_example.json' : 'conversations_replies_response_openapi_example.json');
       case '/api/apps.connections.open':
         return JSON.stringify({ ok: req.headers.authorization === `Bearer ${APP_TOKEN}`, url: `ws://127.0.0.1:${this.port()}/link` });
@@ -431,11 +434,40 @@ describe('POST /slack/events', () => {
     assert.equal(stub.posted.filter((p) => p.channel === 'CEDIT00001').length, 1, 'one reply');
   });
 
+  // Review finding: a person's report was triaged on the mention alone and queued at once,
+  // before its thread was read: "@bugbot what is going on here?" under a stack trace was
+  // dropped as a question, and a worker could claim the ticket (its brief written from
+  // the mention) before the thread was stored.
+  it('triages a report on its whole thread, and nothing claims it before the thread is read', async () => {
+    stub.threads.set('CTHREAD001', [
+      { type: 'message', user: 'U0IVY', text: 'checkout is down for everyone:\nTypeError: Cannot read properties of undefined (reading \'total\')\n    at cartTotal (src/cart.ts:41:12)', ts: '1700000900.000100' },
+      { type: 'message', user: 'U0JAY', text: `<@${BOT_USER}> what is going on here?`, ts: '1700000901.000100' },
+    ]);
+    let release!: () => void;
+    stub.hold = new Promise<void>((r) => (release = r));
+    try {
+      const res = await post(mention('EvTHREAD1', { channel: 'CTHREAD001', user: 'U0JAY', ts: '1700000901.000100', thread_ts: '1700000900.000100', text: `<@${BOT_USER}> what is going on here?` }));
+      assert.equal(res.status, 200);
+      const held = ticketBySourceEvent('EvTHREAD1')!;
+      assert.equal(held.state, 'settling', 'waits for its thread: not queued, so no worker claims it');
+    } finally {
+      release();
+      stub.hold = undefined;
+    }
+    const posted = await until('the reply', () => stub.posted.find((p) => p.channel === 'CTHREAD001'));
+    const t = ticketBySourceEvent('EvTHREAD1')!;
+    assert.match(t.message, /TypeError: Cannot read properties of undefined/);
+    assert.equal(t.classification, 'bug', t.triageReason ?? '');
+    assert.equal(t.state, 'queued');
+    assert.match(posted.text, new RegExp(`^Thanks — I opened ticket #${t.id} \\(queued, `));
+    assert.match(t.message, /at cartTotal/);
+  });
+
   // Review finding: a failure to store the thread (the database busy or full) escaped the
   // listener, so the person who asked never got the reply, though their ticket existed.
   it('still replies when the thread cannot be stored in the ticket', async () => {
-    const enrich = intake.enrichReport.bind(intake);
-    intake.enrichReport = () => {
+    const enrich = intake.threadRead.bind(intake);
+    intake.threadRead = () => {
       throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
     };
     try {
@@ -445,7 +477,7 @@ describe('POST /slack/events', () => {
       assert.match(posted.text, /I opened ticket/);
       assert.equal(ticketBySourceEvent('EvENRICH')!.message, 'the cart page 500s', 'the ticket keeps the mention');
     } finally {
-      intake.enrichReport = enrich;
+      intake.threadRead = enrich;
     }
   });
 

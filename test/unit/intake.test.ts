@@ -254,6 +254,27 @@ test('a deferred ticket decided again at each occurrence records the decision on
   assert.equal(trail(), before + 1);
 });
 
+test('a held report is triaged when its thread is read, on the thread; one whose thread never comes, at its hold\'s end', (t) => {
+  const { intake, store, clock } = setup(t, { intake: { settleSeconds: 0 } });
+  const report = (id: string, message: string) =>
+    alert({ source: 'slack', kind: 'report', human: true, title: message, message, sourceEventId: id, reporter: { kind: 'slack', id: 'U1', thread: `C1:${id}` } });
+  const [a] = intake.accept([report('m1', 'what is going on here?')], { holdSeconds: 90 });
+  assert.equal(a!.state, 'settling', 'held, even with no settle window');
+  const decided = intake.threadRead(a!.ticketId!, '<@U2>: TypeError: Cannot read properties of undefined (reading "total")\n<@U1>: what is going on here?');
+  assert.equal(decided.state, 'queued');
+  assert.equal(store.getTicket(a!.ticketId!)!.classification, 'bug');
+  // Read again later (decided by then): the text is kept, the decision and classification stand.
+  intake.threadRead(a!.ticketId!, 'thanks!');
+  assert.deepEqual([store.getTicket(a!.ticketId!)!.state, store.getTicket(a!.ticketId!)!.classification], ['queued', 'bug']);
+
+  const [b] = intake.accept([report('m2', 'checkout shows a blank page for everyone')], { holdSeconds: 90 });
+  clock.advance(60);
+  assert.equal(intake.settleDue(), 0);
+  clock.advance(31);
+  assert.equal(intake.settleDue(), 1, 'decided on the mention once the hold is over');
+  assert.equal(store.getTicket(b!.ticketId!)!.state, 'queued');
+});
+
 test('free-text reports are classified; a feature request is not acted on, with the reason', (t) => {
   const { intake } = setup(t);
   const [r] = intake.accept([
