@@ -542,6 +542,9 @@ test('the JSON API shows what the dashboard shows: tails redacted as lines, secr
   const app = createApp({ config, store, intake, logger: silentLogger, dispatcher: dispatcher as never });
   const workers = await (await app.request('http://127.0.0.1/api/workers')).text();
   for (const secret of ['b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ', 'hunter2hunter2', token]) assert.ok(!workers.includes(secret), `/api/workers shows ${secret}`);
+  // Redacted, not dropped: the tail's lines are there, what they hide masked.
+  const shown = (JSON.parse(workers) as { workers: Array<{ tail: string[] }> }).workers[0]!.tail;
+  assert.deepEqual(shown, ['[REDACTED:private-key]', '[REDACTED:private-key]', '[REDACTED:private-key]', 'password=[REDACTED]', 'pushed with [secret]']);
   for (const path of ['/api/tickets', `/api/tickets/${id}`, `/tickets/${id}`]) {
     const text = await (await app.request(`http://127.0.0.1${path}`)).text();
     assert.ok(!text.includes("alice.secret@example.com"), `${path} shows the reporter's address: ${text.slice(Math.max(0, text.indexOf("alice.secret") - 200), text.indexOf("alice.secret") + 50)}`);
