@@ -96,7 +96,7 @@ export class Approvals implements ApprovalActions {
     stopGivenUpMerge(config, store, ticketId, logger);
     const claim = beginApproval(store, ticketId, actor, target, APPROVAL_STALE_SECONDS, expectedRun);
     if (isRefusal(claim)) return refused(ticketId, claim);
-    const ticket = toTicket(claim.ticket);
+    const ticket = toTicket(claim.ticket, store.reportersOf(ticketId));
     const branch = claim.run.branch!;
     const ticketDir = workspacePaths(config, ticket, claim.run).ticketDir;
     const pushEnv = readPushEnv(ticketDir);

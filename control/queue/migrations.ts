@@ -187,6 +187,24 @@ const MIGRATIONS: string[] = [
   /* 11: what a tailed log file held just before its offset (control/triggers/logfile-tail.ts): a file truncated in place and grown back past the offset while nothing watched is told from the one that was read; NULL in rows saved before, whose offset is trusted */ `
   ALTER TABLE watch_offsets ADD COLUMN fingerprint TEXT;
   `,
+  /* 12: a ticket's reporters, a row each (control/queue/store.ts): a list in the ticket's row was parsed and written whole for every report merged into it, quadratic in a flood of reports; tickets.reporters_json is left empty */ `
+  CREATE TABLE ticket_reporters (
+    id            INTEGER PRIMARY KEY,
+    ticket_id     INTEGER NOT NULL REFERENCES tickets(id),
+    kind          TEXT NOT NULL,
+    reporter_id   TEXT NOT NULL,
+    thread        TEXT NOT NULL DEFAULT '',
+    reporter_json TEXT NOT NULL,
+    UNIQUE (ticket_id, kind, reporter_id, thread)
+  );
+  CREATE INDEX ticket_reporters_thread ON ticket_reporters(kind, thread) WHERE thread != '';
+  INSERT OR IGNORE INTO ticket_reporters (ticket_id, kind, reporter_id, thread, reporter_json)
+    SELECT t.id, json_extract(j.value, '$.kind'), json_extract(j.value, '$.id'), COALESCE(json_extract(j.value, '$.thread'), ''), j.value
+      FROM tickets t, json_each(t.reporters_json) j
+     WHERE t.reporters_json != '[]'
+     ORDER BY t.id, j.key;
+  UPDATE tickets SET reporters_json = '[]' WHERE reporters_json != '[]';
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

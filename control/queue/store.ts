@@ -47,6 +47,7 @@ export interface TicketRow {
   users: number;
   human: number;
   claimed_by: string | null;
+  /** Empty since migration 12: a ticket's reporters are rows of ticket_reporters (reportersOf). */
   reporters_json: string;
   classification: string | null;
   classify_reason: string | null;
@@ -219,7 +220,7 @@ export class Store {
       e.count,
       e.users ?? 0,
       e.human ? 1 : 0,
-      JSON.stringify(e.reporter ? [e.reporter] : []),
+      '[]',
       t.classification,
       t.classifyReason,
       t.regressionOf,
@@ -230,7 +231,25 @@ export class Store {
       now,
       now,
     );
-    return Number(r.lastInsertRowid);
+    const id = Number(r.lastInsertRowid);
+    if (e.reporter) this.insertReporter(id, e.reporter);
+    return id;
+  }
+
+  /** A reporter of the ticket, once per (kind, id, thread); false when it was one already. */
+  private insertReporter(ticketId: number, reporter: Reporter): boolean {
+    return (
+      this.stmt(
+        'INSERT INTO ticket_reporters (ticket_id, kind, reporter_id, thread, reporter_json) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      ).run(ticketId, reporter.kind, reporter.id, reporter.thread ?? '', JSON.stringify(reporter)).changes === 1
+    );
+  }
+
+  /** A ticket's reporters, first first. */
+  reportersOf(ticketId: number): Reporter[] {
+    return (this.stmt('SELECT reporter_json FROM ticket_reporters WHERE ticket_id = ? ORDER BY id').all(ticketId) as { reporter_json: string }[]).map(
+      (r) => JSON.parse(r.reporter_json) as Reporter,
+    );
   }
 
   /** The hot-path view of the newest ticket of a fingerprint. */
@@ -241,11 +260,11 @@ export class Store {
    */
   ticketOfThread(kind: Reporter['kind'], thread: string): { fingerprint: string; method: string | undefined; state: TicketState; pushedAt: string | null } | undefined {
     const states = [...OPEN_STATES, ...FIXED_STATES];
-    // Only people's tickets have reporters; instr() narrows the rows down, the reporters decide.
-    const rows = this.stmt(
-      `SELECT fingerprint, fingerprint_json, reporters_json, state, pushed_at FROM tickets WHERE human = 1 AND state IN (${states.map(() => '?').join(', ')}) AND instr(reporters_json, ?) > 0 ORDER BY id DESC`,
-    ).all(...states, JSON.stringify(thread)) as Array<{ fingerprint: string; fingerprint_json: string; reporters_json: string; state: TicketState; pushed_at: string | null }>;
-    const row = rows.find((r) => (JSON.parse(r.reporters_json) as Reporter[]).some((p) => p.kind === kind && p.thread === thread));
+    if (!thread) return undefined;
+    const row = this.stmt(
+      `SELECT t.fingerprint, t.fingerprint_json, t.state, t.pushed_at FROM ticket_reporters r INDEXED BY ticket_reporters_thread JOIN tickets t ON t.id = r.ticket_id
+        WHERE r.kind = ? AND r.thread = ? AND r.thread != '' AND t.human = 1 AND t.state IN (${states.map(() => '?').join(', ')}) ORDER BY t.id DESC LIMIT 1`,
+    ).get(kind, thread, ...states) as { fingerprint: string; fingerprint_json: string; state: TicketState; pushed_at: string | null } | undefined;
     if (!row) return undefined;
     let method: string | undefined;
     try {
@@ -279,13 +298,8 @@ export class Store {
 
   /** A person joined an existing ticket: it becomes human-filed and keeps the reporter for replies. */
   addReporter(ticketId: number, reporter: Reporter | undefined): void {
-    const row = this.getTicketRow(ticketId);
-    if (!row) return;
-    const reporters = JSON.parse(row.reporters_json) as Reporter[];
-    if (reporter && !reporters.some((r) => r.kind === reporter.kind && r.id === reporter.id && r.thread === reporter.thread)) {
-      reporters.push(reporter);
-    }
-    this.stmt('UPDATE tickets SET human = 1, reporters_json = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(reporters), this.nowIso(), ticketId);
+    if (this.stmt('UPDATE tickets SET human = 1, updated_at = ? WHERE id = ?').run(this.nowIso(), ticketId).changes === 0) return;
+    if (reporter) this.insertReporter(ticketId, reporter);
   }
 
   /** A queued ticket's severity and priority as its occurrences grow (its decision unchanged). */
@@ -412,7 +426,7 @@ export class Store {
 
   getTicket(id: number): Ticket | undefined {
     const row = this.getTicketRow(id);
-    return row ? toTicket(row) : undefined;
+    return row ? toTicket(row, this.reportersOf(id)) : undefined;
   }
 
   listTickets(opts: { state?: TicketState; limit?: number; offset?: number } = {}): Ticket[] {
@@ -421,7 +435,7 @@ export class Store {
     const rows = opts.state
       ? this.stmt('SELECT * FROM tickets WHERE state = ? ORDER BY id DESC LIMIT ? OFFSET ?').all(opts.state, limit, offset)
       : this.stmt('SELECT * FROM tickets ORDER BY id DESC LIMIT ? OFFSET ?').all(limit, offset);
-    return (rows as TicketRow[]).map(toTicket);
+    return (rows as TicketRow[]).map((r) => toTicket(r, this.reportersOf(r.id)));
   }
 
   countByState(): Record<string, number> {
@@ -532,8 +546,8 @@ export class Store {
   }
 }
 
-export function toTicket(r: TicketRow): Ticket {
-  const reporters = JSON.parse(r.reporters_json) as Reporter[];
+/** A ticket as the rest of bugbot sees it, from its row and its reporters (Store.reportersOf). */
+export function toTicket(r: TicketRow, reporters: Reporter[]): Ticket {
   return {
     id: r.id,
     fingerprint: r.fingerprint,
