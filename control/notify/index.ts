@@ -277,11 +277,14 @@ export class Notifier {
     // Email only once the fix is pushed: the reporter hears nothing before it is live.
     if (notice.kind === 'fixed' && this.email && this.from) {
       const email = this.email;
+      // One mail per address, in reply to the first report it sent: a person who wrote twice
+      // (or replied "thanks!" to an earlier notice, a report of its own) is told once; the
+      // key's reporter position then stays that first report's, so the outbox knows them.
       const sent = new Set<string>();
       ticket.reporters.forEach((r, i) => {
         const mail = fixedReply(notice, r, { ...this.messages, from: this.from! });
-        if (!mail || sent.has(`${mail.to}\n${mail.inReplyTo ?? ''}`)) return;
-        sent.add(`${mail.to}\n${mail.inReplyTo ?? ''}`);
+        if (!mail || sent.has(mail.to.toLowerCase())) return;
+        sent.add(mail.to.toLowerCase());
         // The log names the reporter by position, never by address.
         const to = { via: 'email', reporter: i };
         jobs.push({ to, run: (tries) => this.retrying(() => email.send(mail), { ticket: ticket.id, kind: notice.kind, ...to }, tries), why: smtpErrorText, deferrable: transientSmtp });

@@ -292,6 +292,16 @@ describe('a report that joins a ticket whose fix is already out', () => {
     assert.deepEqual(mail.rcptTo, ['bob@customer.test']);
     assert.equal(mail.mail.inReplyTo, '<bob-1@customer.test>', 'threaded under their own message');
     assert.match(mail.mail.text ?? '', /fixed and live: the fix is on staging, commit 3f78685/);
+
+    // Review finding: bob writes again ("thanks!" in reply to the notice: a message of its
+    // own) and was told of the same fix again, in reply to it. Once per person.
+    const again = outlookReply().replace(/^From: me@example\.com$/m, 'From: Bob <BOB@customer.test>').replace(/^Subject: Test$/m, 'Subject: Re: Test\r\nMessage-ID: <bob-2@customer.test>\r\nIn-Reply-To: <bob-1@customer.test>');
+    const res2 = await app.request('/triggers/email/raw', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: again });
+    assert.equal(res2.status, 200);
+    const [r2] = ((await res2.json()) as { results: Array<{ status: string; ticket: number }> }).results;
+    assert.deepEqual([r2!.status, r2!.ticket], ['merged', ticket.id]);
+    await Promise.all(told);
+    assert.equal(smtp.delivered.length, before + 2, 'bob is not told twice');
   });
 
   // Review finding: a fix nobody could be told of (the ticket's only report was mail a
