@@ -66,7 +66,8 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       return c.json({ status: 'duplicate', ticket: ticket && shown(ticket) }, 200);
     }
     const ticket = result!.ticketId ? store.getTicket(result!.ticketId) : undefined;
-    return c.json({ status: result!.status, ticket: ticket && shown(ticket) }, result!.status === 'created' ? 201 : 200);
+    // A regression opens a ticket as much as a first report does.
+    return c.json({ status: result!.status, ticket: ticket && shown(ticket) }, result!.status === 'created' || result!.status === 'regression' ? 201 : 200);
   });
 
   app.get('/api/tickets', (c) => {

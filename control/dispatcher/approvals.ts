@@ -262,7 +262,7 @@ export class Approvals implements ApprovalActions {
     return this.deps.archive?.latest().find((r) => r.run_id === runId);
   }
 
-  /** Readers keep the latest revision per run (DESIGN §6): a decision appends one. */
+  /** Readers keep the latest revision per run (outcomes/archive.ts): a decision appends one. */
   private appendRevision(runRow: RunRow, patch: Partial<OutcomeRow>): void {
     const { archive, logger } = this.deps;
     if (!archive) return;

@@ -1,6 +1,6 @@
 /**
  * From a worker's `outcome.json` (written by harness/lib/outcome.mjs) to the
- * archive row of DESIGN §6. A run that left no outcome (killed, crashed) still
+ * outcomes archive's row (docs/harness.md, "Outcomes"). A run that left no outcome (killed, crashed) still
  * gets a row: failed, with the reason.
  */
 import { execFileSync } from 'node:child_process';

@@ -1,6 +1,6 @@
 /**
  * The outcomes archive: `<home>/outcomes.jsonl`, append-only, one JSON object per
- * run (DESIGN §6). A row is never rewritten: the 24-hour regression check appends
+ * run (its fields: OutcomeRow, below; docs/harness.md, "Outcomes"). A row is never rewritten: the 24-hour regression check appends
  * the same run again with `revision + 1`, and readers keep the latest revision.
  * Appends are fsynced: the archive is what people review, so it never holds a denied
  * call's input: each denial is written as its tool, reason and a short summary, redacted.
@@ -64,7 +64,7 @@ export interface OutcomeRow {
 
 /**
  * The revision a new row of `row`'s run gets: one past it (a row written without one, as
- * DESIGN §6 lists the fields, counts as the first).
+ * rows before revisions were numbered had, counts as the first).
  */
 export function nextRevision(row: Pick<OutcomeRow, 'revision'>): number {
   return (Number.isInteger(row.revision) && row.revision > 0 ? row.revision : 1) + 1;

@@ -1,5 +1,5 @@
 /**
- * The 24-hour regression re-check (DESIGN §6): once a pushed run is a day old, we
+ * The 24-hour regression re-check (docs/harness.md, "Outcomes"): once a pushed run is a day old, we
  * know whether its fix held. The run is appended again with the final
  * `regressions_detected_24h` and `revision + 1`; readers keep the latest revision.
  * A regression is a ticket that intake linked to this run's ticket, its error seen within

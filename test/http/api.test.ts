@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { renderBrief } from '../../control/dispatcher/brief.ts';
 import { REPO_ROOT } from '../../control/dispatcher/phases.ts';
 import type { Ticket } from '../../control/types.ts';
+import { claimNext, finishRun } from '../../control/queue/leases.ts';
 import { buildTestApp, FakeClock, fixtureJson, fixtureText, postJson } from '../support/helpers.ts';
 
 test('latency: the small JSON form and alert webhooks become latency tickets', async (t) => {
@@ -109,6 +110,21 @@ test('manual filing: API token, idempotency key, 400 naming the field', async (t
   const msg = ((await bad.json()) as { error: { message: string } }).error.message;
   assert.match(msg, /title/);
   assert.match(msg, /extra/);
+});
+
+test('manual filing: a report that opens a regression ticket is a 201 too, saying so', async (t) => {
+  const clock = new FakeClock(Date.UTC(2026, 10, 21, 10, 0, 0));
+  const { app, store, config } = buildTestApp(t, { clock, env: { BUGBOT_API_TOKEN: 'api-secret' } });
+  const auth = { authorization: 'Bearer api-secret' };
+  const body = { title: 'Invoice PDF is blank', message: 'TypeError: Cannot read properties of undefined (reading "lines")', service: 'billing' };
+  const first = (await (await postJson(app, '/api/tickets', body, auth)).json()) as { ticket: Ticket };
+  const claim = claimNext(store, 1, null, 60)!;
+  finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed' });
+  clock.advance(config.triage.regressionGraceSeconds + 60);
+  const res = await postJson(app, '/api/tickets', body, auth);
+  const again = (await res.json()) as { status: string; ticket: Ticket };
+  assert.deepEqual([res.status, again.status], [201, 'regression']);
+  assert.notEqual(again.ticket.id, first.ticket.id);
 });
 
 test('read side: list by state, one ticket with occurrences and triage, health', async (t) => {

@@ -264,7 +264,7 @@ describe('POST /slack/events', () => {
       return now.message.includes('three for the land') && now;
     });
     // The fixture's thread does not hold the mention itself, so it comes last. A member's
-    // id is hashed (DESIGN §3.2), the same member the same hash (the fixture's redacted
+    // id is hashed (docs/architecture.md, redaction), the same member the same hash (the fixture's redacted
     // XXXXXXXX is no Slack id).
     const member = /^(<@user:[0-9a-f]{12}>): island$/.exec(enriched.message.split('\n')[0]!)?.[1] ?? 'no hashed member';
     assert.deepEqual(enriched.message.split('\n'), [

@@ -84,7 +84,7 @@ test('ensure() creates an empty archive once and leaves an existing one alone', 
   assert.equal(a.readAll().length, 1);
 });
 
-test('summary: a row without trigger_to_push_s or revision (DESIGN\'s fields only) is no NaN', () => {
+test('summary: a row without trigger_to_push_s or revision (the first fields rows had) is no NaN', () => {
   const bare = row({}) as Partial<OutcomeRow>;
   delete bare.trigger_to_push_s;
   delete bare.revision;
