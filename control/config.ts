@@ -731,6 +731,11 @@ export function servingProblems(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'
   ] as const) {
     if (name && name !== fallback && !env[name]) out.push(`${where} names ${name}, which is not set in the environment`);
   }
+  const slack = cfg.triggers.slack;
+  if (slack.enabled && slack.socketMode && env[slack.botTokenEnv] && !env[slack.appTokenEnv]) {
+    // The bot token turns the trigger on; Socket Mode then cannot connect without the app-level token.
+    out.push(`triggers.slack.socketMode is on but ${slack.appTokenEnv} (triggers.slack.appTokenEnv) is not set: Socket Mode connects with an app-level token (xapp-...)`);
+  }
   const loki = cfg.mcp.loki;
   if (loki.url) {
     // Unset, Loki answers 401 to every query of the agent's and of alert enrichment.

@@ -174,6 +174,19 @@ test('semantic problems: bad regexes, unset secret variables, exposed API withou
   );
 });
 
+test('Slack in Socket Mode with the bot token but no app-level token is a problem named before start, not a failure inside it', (t) => {
+  const flags = { triggers: { slack: { socketMode: true } } };
+  assert.throws(
+    () => loadConfig({ cwd: tempDir(t), env: { SLACK_BOT_TOKEN: 'xoxb-1' }, flags }),
+    (err: unknown) => {
+      assert.match((err as ConfigError).problems.join('\n'), /triggers\.slack\.socketMode is on but SLACK_APP_TOKEN \(triggers\.slack\.appTokenEnv\) is not set/);
+      return true;
+    },
+  );
+  loadConfig({ cwd: tempDir(t), env: { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1' }, flags });
+  loadConfig({ cwd: tempDir(t), env: {}, flags });
+});
+
 test('basic auth on an alert route names both variables or neither: a user alone would leave the route open', (t) => {
   for (const route of ['grafana', 'latency'] as const) {
     assert.throws(
