@@ -669,7 +669,10 @@ describe('Slack Socket Mode', () => {
 
 describe('createSlackTrigger', () => {
   it('refuses Socket Mode without an app-level token', () => {
-    const config = loadConfig({ env: { SLACK_BOT_TOKEN: BOT_TOKEN }, flags: { home: tmpdir(), triggers: { slack: { socketMode: true } } }, cwd: tmpdir() });
+    const options = { env: { SLACK_BOT_TOKEN: BOT_TOKEN }, flags: { home: tmpdir(), triggers: { slack: { socketMode: true } } }, cwd: tmpdir() };
+    // Named with the config's other problems before start (config.test.ts); the trigger checks too.
+    assert.throws(() => loadConfig(options), /socketMode is on but SLACK_APP_TOKEN/);
+    const config = loadConfig({ ...options, serving: false });
     const store = new Store(':memory:');
     try {
       const intake = new Intake({ store, config, redactor: createRedactor() });
