@@ -3,7 +3,7 @@
  * edge, and passes it down. Exit codes: 0 ok, 1 failure, 2 usage/config error.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, configuredRedactor, isLoopback, loadConfig, secretNames, servingProblems, servingWarnings, type BugbotConfig, type ConfigFile } from './config.ts';
@@ -21,8 +21,8 @@ import { notificationSummaries, recipientText, type NotificationSummary } from '
 import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
-import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
-import { severityDetail, severityText, TICKET_STATES, TRIGGER_SOURCES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent, type TriggerSource } from './types.ts';
+import { MANUAL_CLASSIFICATION, manualSchema, parseManual } from './triggers/manual.ts';
+import { EVENT_KINDS, severityDetail, severityText, TICKET_STATES, TRIGGER_SOURCES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent, type TriggerSource } from './types.ts';
 
 interface GlobalOpts {
   config?: string;
@@ -39,6 +39,17 @@ function positiveIntArg(value: string): number {
   const n = intArg(value);
   if (n < 1) throw new InvalidArgumentError('expected a positive integer');
   return n;
+}
+
+/**
+ * A path or a host for a flag. An empty one (`--home "$DIR"` with DIR unset) would read as
+ * no flag at all: the command would use the default home, config or address without a word.
+ */
+function nonEmptyArg(what: string): (value: string) => string {
+  return (value) => {
+    if (value === '') throw new InvalidArgumentError(`expected a ${what}, not an empty string`);
+    return value;
+  };
 }
 
 /** A person's name for --by: a blank one would claim or decide as nobody. */
@@ -73,8 +84,8 @@ export function buildProgram(): Command {
   const program = new Command('bugbot')
     .description('Self-hosted autonomous bug fixing: alerts, Slack threads and emails become verified fixes.')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .option('-c, --config <path>', 'config file (default: ./bugbot.config.json, or $BUGBOT_CONFIG)')
-    .option('--home <dir>', 'state directory (default: .bugbot next to the config file, or $BUGBOT_HOME)')
+    .option('-c, --config <path>', 'config file (default: ./bugbot.config.json, or $BUGBOT_CONFIG)', nonEmptyArg('path'))
+    .option('--home <dir>', 'state directory (default: .bugbot next to the config file, or $BUGBOT_HOME)', nonEmptyArg('path'))
     // Each command's --help lists --config and --home too.
     .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError('(run bugbot --help for usage)')
@@ -85,7 +96,7 @@ export function buildProgram(): Command {
     .command('start')
     .description('run the control plane: webhooks, intake, queue, workers, API and dashboard')
     .option('-p, --port <port>', 'port to listen on (default 7777)', intArg)
-    .option('--host <host>', 'address to bind (default 127.0.0.1)')
+    .option('--host <host>', 'address to bind (default 127.0.0.1)', nonEmptyArg('host name or address'))
     .option('-w, --workers <n>', 'worker count, 1-8', intArg)
     .action(async (o: { port?: number; host?: string; workers?: number }, cmd: Command) => {
       const config = load(
@@ -96,6 +107,7 @@ export function buildProgram(): Command {
         },
         { serving: true },
       );
+      usableHome(config);
       serving = true;
       const logger = createLogger();
       // Loaded here: other commands should not pay for the HTTP server, Slack and the dashboard.
@@ -191,19 +203,19 @@ export function buildProgram(): Command {
         const fp = fingerprintEvent(redacted, { frames: config.intake.stackFrames });
         if (!o.explain) {
           // As intake would store it: redacted.
-          process.stdout.write(`${fp.fingerprint}\t${redacted.title}\n`);
+          process.stdout.write(`${fp.fingerprint}\t${oneLine(redacted.title)}\n`);
           continue;
         }
         const p = fp.parts;
         process.stdout.write(
           [
             `${fp.fingerprint}  (line ${lineNo}, by ${p.method})`,
-            `  service  ${p.service || '-'}`,
+            `  service  ${oneLine(p.service || '-')}`,
             `  kind     ${p.kind}`,
-            `  message  ${p.message}`,
-            `  route    ${p.route || '-'}`,
-            `  frames   ${p.frames.length ? p.frames.join(' | ') : '-'}`,
-            ...(p.rule ? [`  rule     ${p.rule}  (an alert that reports no error text: its rule's name counts)`] : []),
+            `  message  ${oneLine(p.message)}`,
+            `  route    ${oneLine(p.route || '-')}`,
+            `  frames   ${p.frames.length ? p.frames.map(oneLine).join(' | ') : '-'}`,
+            ...(p.rule ? [`  rule     ${oneLine(p.rule)}  (an alert that reports no error text: its rule's name counts)`] : []),
             '',
           ].join('\n'),
         );
@@ -221,6 +233,12 @@ export function buildProgram(): Command {
       const config = load(cmd, o.service ? { watch: { service: o.service } } : {});
       // A file that does not exist yet is waited for (a log not yet rotated in); a folder never becomes one.
       for (const f of files) if (existsSync(f) && statSync(f).isDirectory()) fail(`${f} is a directory: name the log files in it`, 2);
+      // One this user may not read would never be: the watch would sit there for nothing.
+      for (const f of files) {
+        const why = unreadable(f);
+        if (why) fail(`${f} cannot be read by this user (${why}): run bugbot watch as a user who may read it`, 2);
+      }
+      usableHome(config);
       const logger = createLogger();
       const { store, intake, settle } = openServices(config, logger);
       settle.start();
@@ -267,7 +285,8 @@ export function buildProgram(): Command {
         if (!statSync(path).isFile()) fail(`--stack-file ${path} is not a file`, 2);
         stack = readFileSync(path, 'utf8');
       }
-      const ev = parseManual({ title: o.title, message: o.message, service: o.service, route: o.route, stack, filed_by: o.by }, { now: new Date() });
+      const ev = manualEvent({ title: o.title, message: o.message, service: o.service, route: o.route, stack, filed_by: o.by });
+      usableHome(config);
       const { store, intake } = openServices(config, createLogger());
       try {
         const [r] = intake.accept([ev], { classifications: new Map([[ev.sourceEventId, MANUAL_CLASSIFICATION]]) });
@@ -330,7 +349,7 @@ export function buildProgram(): Command {
 
   program
     .command('claim')
-    .description('take a ticket yourself: the bot keeps off it (--release gives it back)')
+    .description('take a ticket yourself: the bot takes it no more (a run under way goes on: bugbot cancel stops it); --release gives it back')
     .argument('<id>', 'ticket id', intArg)
     .option('--by <name>', 'who takes (or releases) it', actorArg, process.env.USER || 'cli')
     .option('--release', 'give the ticket back to the bot')
@@ -349,7 +368,7 @@ export function buildProgram(): Command {
           fail(`ticket ${id} is claimed by ${t.claimedBy}: ask them, or ${o.release ? 'release it for them' : 'take it over'} with --force`, 1);
         }
         const r = intake.claim(id, o.by, { release: o.release === true, forced: o.force === true });
-        process.stdout.write(`ticket ${id}: ${r.state} (${r.reason})\n`);
+        process.stdout.write(terminalText(TRIAGED.includes(t.state) ? `ticket ${id}: ${r.state} (${r.reason})\n` : claimNote(id, o.by, r.state, o.release === true)));
       } finally {
         store.close();
       }
@@ -388,11 +407,11 @@ export function buildProgram(): Command {
         if (workers.length && server.state !== 'running') {
           process.stdout.write('  (from the database: no control plane answers, so these runs\' workers may be gone; the next start reconciles them)\n');
         }
-        if (held) process.stdout.write(`  held: ${held}; tickets wait in the queue until then\n`);
+        if (held) process.stdout.write(`  held: ${terminalText(held)}; tickets wait in the queue until then\n`);
         if (wouldHold) process.stdout.write(`  a bugbot start from this shell would hold the workers: ${wouldHold}\n`);
         for (const w of workers) {
           process.stdout.write(
-            `  worker ${w.worker} (port ${w.port}): ticket ${w.ticket} ${w.title.slice(0, 50)} | ${w.stopping ? 'stopping' : (w.phase ?? 'starting')} | ${w.elapsed_s}s | ${w.tokens} tokens | $${w.cost_usd.toFixed(4)}\n`,
+            `  worker ${w.worker} (port ${w.port}): ticket ${w.ticket} ${oneLine(w.title).slice(0, 50)} | ${w.stopping ? 'stopping' : (w.phase ?? 'starting')} | ${w.elapsed_s}s | ${w.tokens} tokens | $${w.cost_usd.toFixed(4)}\n`,
           );
         }
         process.stdout.write(`home: ${config.home}\n`);
@@ -549,8 +568,13 @@ export function buildProgram(): Command {
 function labelsOf(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw new Error('"labels" must be an object of strings');
-  for (const [k, x] of Object.entries(v)) if (typeof x !== 'string') throw new Error(`labels.${k} must be a string, not ${Array.isArray(x) ? 'an array' : x === null ? 'null' : typeof x}`);
+  for (const [k, x] of Object.entries(v)) if (typeof x !== 'string') throw new Error(`labels.${k} must be a string, not ${typeName(x)}`);
   return v as Record<string, string>;
+}
+
+/** A JSON value's type as an error names it. */
+function typeName(x: unknown): string {
+  return Array.isArray(x) ? 'an array' : x === null ? 'null' : typeof x;
 }
 
 /** bugbot's version, from its package.json. */
@@ -569,6 +593,12 @@ function toEvent(o: Record<string, unknown>, lineNo: number): TriggerEvent {
   // Where it came from, as intake fingerprints it (an alert's rule name counts, see fingerprint.ts).
   const source = str('source') ?? 'manual';
   if (!(TRIGGER_SOURCES as readonly string[]).includes(source)) throw new Error(`"source" must be one of ${TRIGGER_SOURCES.join(', ')}`);
+  // A field of another type is the line's error, as a wrong "message" is: dropped, it would
+  // change the fingerprint without a word (a stack given as an array of frames). null is absent.
+  for (const k of ['source', 'stack', 'route', 'service']) {
+    if (o[k] !== undefined && o[k] !== null && typeof o[k] !== 'string') throw new Error(`"${k}" must be a string, not ${typeName(o[k])}`);
+  }
+  if (o.kind !== undefined && o.kind !== null && !(EVENT_KINDS as readonly unknown[]).includes(o.kind)) throw new Error(`"kind" must be one of ${EVENT_KINDS.join(', ')}`);
   const ev: TriggerEvent = {
     source: source as TriggerSource,
     kind: o.kind === 'latency' || o.kind === 'report' ? o.kind : 'error',
@@ -592,14 +622,10 @@ function toEvent(o: Record<string, unknown>, lineNo: number): TriggerEvent {
 
 function formatTicketTable(tickets: Ticket[], counts: Record<string, number>): string {
   if (!tickets.length) return 'no tickets\n';
-  const rows = tickets.map((t) => [
-    String(t.id),
-    t.state,
-    severityText(t),
-    String(t.count),
-    t.service ?? '-',
-    t.title.length > 60 ? t.title.slice(0, 57) + '...' : t.title,
-  ]);
+  const rows = tickets.map((t) => {
+    const title = oneLine(t.title);
+    return [String(t.id), t.state, severityText(t), String(t.count), oneLine(t.service ?? '-'), title.length > 60 ? title.slice(0, 57) + '...' : title];
+  });
   const head = ['ID', 'STATE', 'SEVERITY', 'COUNT', 'SERVICE', 'TITLE'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
@@ -619,14 +645,15 @@ function formatTicket(d: {
   audit: { at: string; actor: string; action: string; detail: string | null }[];
 }): string {
   const t = d.ticket;
+  // A title, a name or a reason is one line: a newline in one would forge the lines after it.
   const lines = [
-    `ticket ${t.id}: ${t.title}`,
-    `  state        ${t.state}${t.claimedBy ? ` (claimed by ${t.claimedBy})` : ''}`,
-    `  severity     ${severityDetail(t)}`,
-    `  triage       ${t.triageDecision ?? 'pending'}${t.triageReason ? `: ${t.triageReason}` : ''}`,
+    `ticket ${t.id}: ${oneLine(t.title)}`,
+    `  state        ${t.state}${t.claimedBy ? ` (claimed by ${oneLine(t.claimedBy)})` : ''}`,
+    `  severity     ${oneLine(severityDetail(t))}`,
+    `  triage       ${t.triageDecision ?? 'pending'}${t.triageReason ? `: ${oneLine(t.triageReason)}` : ''}`,
     `  source       ${t.source} (${t.kind})${t.human ? ', filed by a person' : ''}`,
-    `  service      ${t.service ?? '-'}`,
-    `  route        ${t.route ?? '-'}`,
+    `  service      ${oneLine(t.service ?? '-')}`,
+    `  route        ${oneLine(t.route ?? '-')}`,
     `  fingerprint  ${t.fingerprint}`,
     `  occurrences  ${t.count} (first ${t.firstSeen}, last ${t.lastSeen})`,
   ];
@@ -642,17 +669,18 @@ function formatTicket(d: {
   }
   if (d.runs.length) {
     lines.push('', 'runs:');
-    for (const r of d.runs) lines.push(`  run ${r.id} attempt ${r.attempt} on worker ${r.worker_id}: ${r.state}${r.outcome ? ` → ${r.outcome}` : ''}${r.reason ? ` (${r.reason})` : ''}`);
+    for (const r of d.runs) lines.push(`  run ${r.id} attempt ${r.attempt} on worker ${r.worker_id}: ${r.state}${r.outcome ? ` → ${r.outcome}` : ''}${r.reason ? ` (${oneLine(r.reason)})` : ''}`);
   }
   if (d.notifications.length) {
     lines.push('', 'reporters told:');
     for (const n of d.notifications) {
-      lines.push(`  ${n.kind.replace(/_/g, ' ')} → ${recipientText(n.to)}: ${n.state}${n.attempts > 1 ? ` after ${n.attempts} tries` : ''}${n.error ? ` (${n.error})` : ''}`);
+      lines.push(`  ${n.kind.replace(/_/g, ' ')} → ${oneLine(recipientText(n.to))}: ${n.state}${n.attempts > 1 ? ` after ${n.attempts} tries` : ''}${n.error ? ` (${oneLine(n.error)})` : ''}`);
     }
   }
   lines.push('', 'history:');
-  for (const a of d.audit) lines.push(`  ${a.at}  ${a.actor.padEnd(14)} ${a.action}${a.detail ? `: ${a.detail}` : ''}`);
-  return lines.join('\n') + '\n';
+  for (const a of d.audit) lines.push(`  ${a.at}  ${oneLine(a.actor).padEnd(14)} ${a.action}${a.detail ? `: ${oneLine(a.detail)}` : ''}`);
+  // The message and the stack keep their lines; what else they hold is shown, not obeyed.
+  return terminalText(lines.join('\n') + '\n');
 }
 
 function indent(s: string): string {
@@ -854,6 +882,8 @@ function refusedCredential(config: BugbotConfig): string {
  */
 function openExisting(config: BugbotConfig, logger: Logger = createLogger()): ReturnType<typeof openServices> {
   requireHome(config);
+  // Opening the store writes (its journal, migrations): said now, not as SQLite's "readonly database".
+  writableHome(config.home);
   return openServices(config, logger);
 }
 
@@ -877,6 +907,116 @@ function requireHome(config: BugbotConfig): void {
       2,
     );
   }
+}
+
+/** The states triage still decides: a claim takes the ticket from the bot. */
+const TRIAGED: readonly TicketState[] = ['settling', 'queued', 'deferred'];
+
+/** What a claim of a ticket triage no longer decides does: it is noted; a run or an approval under way goes on. */
+function claimNote(id: number, by: string, state: TicketState, release: boolean): string {
+  if (release) return `ticket ${id}: claim released (it is ${state})\n`;
+  if (state === 'running') return `ticket ${id}: claimed by ${by}, but its run goes on (bugbot cancel ${id} stops it)\n`;
+  if (state === 'awaiting_approval') {
+    return `ticket ${id}: claimed by ${by}; its fix waits for a person to approve it, never automatically while claimed (bugbot approve ${id}, or bugbot skip ${id})\n`;
+  }
+  return `ticket ${id}: claimed by ${by} (it is ${state})\n`;
+}
+
+const HOME_FLAG = 'name a folder with --home (or BUGBOT_HOME, or home in the config)';
+
+/**
+ * Make the home (as the store would) for a command that writes it, or refuse (exit 2) one
+ * it cannot use, by name: the store's own failure is the call's ("EEXIST: file already
+ * exists, mkdir", "attempt to write a readonly database"), which says neither.
+ */
+function usableHome(config: BugbotConfig): void {
+  const home = config.home;
+  if (existsSync(home) && !statSync(home).isDirectory()) fail(`the bugbot home ${home} is a file, not a folder: ${HOME_FLAG}`, 2);
+  try {
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST') fail(`the bugbot home ${home} cannot be made: ${fileOnPath(home)} is a file, not a folder: ${HOME_FLAG}`, 2);
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      fail(`the bugbot home ${home} cannot be made (${code === 'EROFS' ? 'read-only file system' : 'permission denied'}): ${HOME_FLAG}, one this user may write`, 2);
+    }
+    throw err;
+  }
+  writableHome(home);
+}
+
+/** Refuses (exit 2) a home, or its database, this user may not write: made by another user, or read-only. */
+function writableHome(home: string): void {
+  for (const [path, mode] of [
+    [home, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK],
+    [join(home, 'bugbot.db'), fsConstants.R_OK | fsConstants.W_OK],
+  ] as const) {
+    try {
+      accessSync(path, mode);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw err;
+      fail(`the bugbot home ${home} is not writable by this user (${code === 'EROFS' ? 'read-only file system' : 'permission denied'}): run bugbot as the user who owns it, or name another home with --home`, 2);
+    }
+  }
+}
+
+/** The first path from the root down to `path` that is a file, where a folder must be. */
+function fileOnPath(path: string): string {
+  let p = dirname(path);
+  while (p !== dirname(p) && !existsSync(p)) p = dirname(p);
+  return p;
+}
+
+/** Why this user cannot read a log file (null: it can, or it is not there yet). */
+function unreadable(file: string): string | null {
+  try {
+    statSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM' ? 'permission denied on its folder' : null;
+  }
+  try {
+    accessSync(file, fsConstants.R_OK);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM' ? 'permission denied' : null;
+  }
+}
+
+/** The flag of each field of a ticket filed by hand, to name in what enqueue refuses. */
+const ENQUEUE_FLAGS: Record<string, string> = { title: '--title', message: '--message', service: '--service', route: '--route', stack: '--stack-file', filed_by: '--by' };
+
+/** A ticket filed by hand, or a usage error (exit 2) naming each flag whose value it refuses. */
+function manualEvent(input: { title: string; message?: string; service?: string; route?: string; stack?: string; filed_by?: string }): TriggerEvent {
+  const r = manualSchema.safeParse(input);
+  if (!r.success) {
+    fail(`invalid ticket: ${r.error.issues.map((i) => `${ENQUEUE_FLAGS[String(i.path[0])] ?? i.path.join('.')}: ${i.message}`).join('; ')}`, 2);
+  }
+  return parseManual(input, { now: new Date() });
+}
+
+/**
+ * Text for a terminal. What triggers wrote (an email's subject, a log line, a title filed
+ * through the API) may hold control characters: written raw, the terminal would obey an
+ * escape sequence (clear the screen, rewrite the lines above, set the clipboard by OSC 52)
+ * and a carriage return would hide what came before it. Each is shown as \xHH; newlines and
+ * tabs stay. --json is left as it is: a JSON reader gets the text as stored.
+ */
+function terminalText(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it replaces
+  return text.replace(/\r\n/g, '\n').replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, hexEscape);
+}
+
+/** terminalText for one line (a table's cell, a title): its newlines and tabs shown too. */
+function oneLine(text: string): string {
+  return terminalText(text).replace(/[\n\t]/g, hexEscape);
+}
+
+function hexEscape(c: string): string {
+  return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
 }
 
 function fail(message: string, code: number): never {

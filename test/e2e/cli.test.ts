@@ -22,13 +22,22 @@ function gitCheckout(dir: string): void {
   }
 }
 
-function bugbot(args: string[], opts: { cwd: string; input?: string; env?: NodeJS.ProcessEnv }) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
+/**
+ * Run the CLI. `asUser`: bound by file permissions as bugbot's own user is: as root (CI), the
+ * process keeps uid 0 but loses the capabilities that override them (setpriv), as in
+ * test/unit/retention.test.ts.
+ */
+function bugbot(args: string[], opts: { cwd: string; input?: string; env?: NodeJS.ProcessEnv; timeout?: number; asUser?: boolean }) {
+  const [cmd, argv] =
+    opts.asUser && process.getuid?.() === 0
+      ? ['setpriv', ['--bounding-set=-dac_override,-dac_read_search,-fowner', '--', process.execPath, BIN, ...args]]
+      : [process.execPath, [BIN, ...args]];
+  const r = spawnSync(cmd, argv, {
     cwd: opts.cwd,
     input: opts.input,
     encoding: 'utf8',
     env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', ...opts.env },
-    timeout: 30_000,
+    timeout: opts.timeout ?? 30_000,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -100,7 +109,7 @@ test('usage errors exit 2 with the usage hint; expected failures are one line, n
 
   for (const [args, re, code] of [
     // A value the command cannot take is a usage error; a file that is not there, a failure.
-    [['enqueue', '-t', ' '], /^bugbot: invalid ticket: title: title is required\n$/, 2],
+    [['enqueue', '-t', ' '], /^bugbot: invalid ticket: --title: title is required\n$/, 2],
     [['enqueue', '-t', 'x', '--stack-file', join(dir, 'missing.txt')], /^bugbot: --stack-file .*missing\.txt does not exist\n$/, 2],
     [['enqueue', '-t', 'x', '--stack-file', dir], /^bugbot: --stack-file .* is not a file\n$/, 2],
     [['init', '-o', join(dir, 'no/such/dir/c.json')], /^bugbot: --output .*c\.json: folder .*no\/such\/dir does not exist\n$/, 2],
@@ -606,4 +615,168 @@ test('outcomes leaves out a run dated after now (a clock set wrong) and says so:
   assert.match(r.stdout, /1 run\(s\) on 1 ticket\(s\)/);
   assert.match(r.stdout, /median time from trigger to push: 500 s/);
   assert.match(r.stderr, /left out 1 run\(s\) dated after now/);
+});
+
+/** A character a terminal acts on rather than shows (C0 but newline and tab, DEL, C1). */
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const TERMINAL_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;
+
+// Review finding: what a trigger wrote (a customer's email subject, a log line, a title filed
+// through the API) went to the terminal raw: `bugbot tickets` and `bugbot ticket` had the
+// terminal obey its escape sequences (clear the screen, set the clipboard by OSC 52,
+// recolour), and a carriage return hid the text before it on its line.
+test('tickets, ticket and fingerprint show the control characters of what a trigger wrote instead of sending them to the terminal; --json keeps the text', (t) => {
+  const dir = tempDir(t);
+  const home = ['--home', join(dir, 'home')];
+  const title = 'Checkout \x1b]52;c;cm0gLXJmIH4=\x07fails \x1b[2J';
+  const message = 'first line\r\nsecond \x1b[31mred\x1b[0m\rhidden \x9b2J';
+  const e = bugbot([...home, 'enqueue', '-t', title, '-m', message, '-s', 'web\tshop'], { cwd: dir });
+  assert.equal(e.code, 0, e.stderr);
+  const list = bugbot([...home, 'tickets'], { cwd: dir });
+  assert.equal(list.code, 0, list.stderr);
+  assert.doesNotMatch(list.stdout, TERMINAL_CONTROL, JSON.stringify(list.stdout));
+  assert.match(list.stdout, /^1 +queued +\w+ +1 +web\\x09shop +Checkout \\x1b\]52;c;cm0gLXJmIH4=\\x07fails \\x1b\[2J$/m, list.stdout);
+  const one = bugbot([...home, 'ticket', '1'], { cwd: dir });
+  assert.equal(one.code, 0, one.stderr);
+  assert.doesNotMatch(one.stdout, TERMINAL_CONTROL, JSON.stringify(one.stdout));
+  assert.match(one.stdout, /^ticket 1: Checkout \\x1b\]52;c;cm0gLXJmIH4=\\x07fails \\x1b\[2J$/m);
+  assert.ok(one.stdout.includes('\nmessage:\n  first line\n  second \\x1b[31mred\\x1b[0m\\x0dhidden \\x9b2J\n'), one.stdout);
+  const json = JSON.parse(bugbot([...home, 'ticket', '1', '--json'], { cwd: dir }).stdout) as { ticket: { title: string; message: string } };
+  assert.equal(json.ticket.title, title, 'JSON escapes them itself: the text as stored');
+  assert.equal(json.ticket.message, message);
+  const fp = bugbot(['fingerprint', '--explain'], { cwd: dir, input: `${JSON.stringify({ message: 'Pet \x1b[2J not found', route: 'GET /pets\x1b[1A' })}\n` });
+  assert.equal(fp.code, 0, fp.stderr);
+  assert.doesNotMatch(fp.stdout, TERMINAL_CONTROL, JSON.stringify(fp.stdout));
+  assert.match(fp.stdout, /route +GET \/pets\\x1b\[1A$/m);
+  const plain = bugbot(['fingerprint'], { cwd: dir, input: `${JSON.stringify({ message: 'Pet \x1b[2J not found' })}\n` });
+  assert.match(plain.stdout, /^[0-9a-f]{16}\tPet \\x1b\[2J not found\n$/);
+});
+
+// Review finding: claiming a ticket whose run was under way printed its state and triage
+// reason ("ticket 1: running (filed by a person; ...)"), as if the bot now kept off it: its
+// worker goes on and may still push its fix.
+test('claim says what a claim does not stop: a run under way goes on (cancel stops it); a fix awaiting approval waits for a person', (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  for (const title of ['Search is slow', 'Cart is empty']) assert.equal(bugbot(['--home', home, 'enqueue', '-t', title], { cwd: dir }).code, 0);
+  const db = new Database(join(home, 'bugbot.db'));
+  db.prepare(`UPDATE tickets SET state = 'running' WHERE id = 1`).run();
+  db.prepare(`UPDATE tickets SET state = 'awaiting_approval' WHERE id = 2`).run();
+  db.close();
+  const running = bugbot(['--home', home, 'claim', '1', '--by', 'alice'], { cwd: dir });
+  assert.equal(running.code, 0, running.stderr);
+  assert.equal(running.stdout, 'ticket 1: claimed by alice, but its run goes on (bugbot cancel 1 stops it)\n');
+  const waiting = bugbot(['--home', home, 'claim', '2', '--by', 'alice'], { cwd: dir });
+  assert.equal(waiting.code, 0, waiting.stderr);
+  assert.equal(waiting.stdout, 'ticket 2: claimed by alice; its fix waits for a person to approve it, never automatically while claimed (bugbot approve 2, or bugbot skip 2)\n');
+  const released = bugbot(['--home', home, 'claim', '1', '--by', 'alice', '--release'], { cwd: dir });
+  assert.equal(released.stdout, 'ticket 1: claim released (it is running)\n');
+  assert.match(bugbot(['claim', '--help'], { cwd: dir }).stdout, /a run under way goes on/);
+});
+
+// Review finding: a home that could not be used came out as the call that failed
+// ("EEXIST: file already exists, mkdir '…'", "attempt to write a readonly database"), exit
+// 1, without saying it was bugbot's home or what to do about it.
+test('a home that is a file, lies under one, or is not writable by this user is refused by name with exit 2', (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'afile');
+  writeFileSync(file, '');
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const [home, why] of [
+    [file, 'is a file, not a folder'],
+    [join(file, 'sub'), `cannot be made: ${esc(file)} is a file, not a folder`],
+  ] as Array<[string, string]>) {
+    for (const args of [['enqueue', '-t', 'Search is slow'], ['watch', join(dir, 'app.log')], ['start', '--port', '0']]) {
+      const r = bugbot(['--home', home, ...args], { cwd: dir, timeout: 20_000 });
+      assert.equal(r.code, 2, `${home} ${args[0]}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^bugbot: the bugbot home ${esc(home)} ${why}: name a folder with --home \\(or BUGBOT_HOME, or home in the config\\)\\n$`), r.stderr);
+    }
+  }
+  // Made by another user, or made read-only: this user cannot use it.
+  const home = join(dir, 'home');
+  assert.equal(bugbot(['--home', home, 'enqueue', '-t', 'Search is slow'], { cwd: dir }).code, 0);
+  chmodSync(join(home, 'bugbot.db'), 0o400);
+  chmodSync(home, 0o500);
+  t.after(() => existsSync(home) && chmodSync(home, 0o700));
+  for (const args of [['enqueue', '-t', 'Cart is empty'], ['tickets'], ['claim', '1'], ['start', '--port', '0']]) {
+    const r = bugbot(['--home', home, ...args], { cwd: dir, asUser: true, timeout: 20_000 });
+    assert.equal(r.code, 2, `${args[0]}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^bugbot: the bugbot home ${esc(home)} is not writable by this user \\(permission denied\\): run bugbot as the user who owns it, or name another home with --home\\n$`), r.stderr);
+  }
+  chmodSync(home, 0o700);
+});
+
+// Review finding: an empty --home or --config (`--home "$BUGBOT_DIR"` with the variable
+// unset) was taken for no flag at all: the command used ./.bugbot or ./bugbot.config.json.
+test('an empty --home, --config or --host is a usage error, not the default', (t) => {
+  const dir = tempDir(t);
+  for (const args of [['--home', '', 'enqueue', '-t', 'Search is slow'], ['--home=', 'enqueue', '-t', 'Search is slow'], ['--config', '', 'config'], ['start', '--host', '', '--port', '0']]) {
+    const r = bugbot(args, { cwd: dir, timeout: 20_000 });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /^error: option '.+' argument '' is invalid\. expected a (path|host name or address), not an empty string\n/, args.join(' '));
+  }
+  assert.equal(existsSync(join(dir, '.bugbot')), false, 'no default home made');
+});
+
+// Review finding: watch took a log file it may not read, or one in a folder it may not look
+// into (said to "not exist yet"), and sat there for ever after one JSON warning.
+test('watch refuses a log file this user may not read, and one in a folder it may not look into', (t) => {
+  const dir = tempDir(t);
+  const log = join(dir, 'app.log');
+  writeFileSync(log, '');
+  chmodSync(log, 0o000);
+  const closed = join(dir, 'closed');
+  mkdirSync(closed);
+  writeFileSync(join(closed, 'app.log'), '');
+  chmodSync(closed, 0o000);
+  t.after(() => existsSync(closed) && chmodSync(closed, 0o700));
+  for (const [file, message] of [
+    [log, `${log} cannot be read by this user (permission denied)`],
+    [join(closed, 'app.log'), `${join(closed, 'app.log')} cannot be read by this user (permission denied on its folder)`],
+  ] as Array<[string, string]>) {
+    const r = bugbot(['--home', join(dir, 'home'), 'watch', file], { cwd: dir, asUser: true, timeout: 15_000 });
+    assert.equal(r.code, 2, `${file}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stderr, `bugbot: ${message}: run bugbot watch as a user who may read it\n`);
+  }
+  chmodSync(closed, 0o700);
+});
+
+// Review finding: a field of the wrong type was dropped without a word (a stack given as an
+// array of frames was fingerprinted without its frames), where a wrong "message" or
+// "labels" is that line's error.
+test('fingerprint takes a line whose stack, route, service or kind has the wrong type as that line\'s error', (t) => {
+  const dir = tempDir(t);
+  const input = [
+    { message: 'a', stack: ['at getPet (/app/pets.ts:1:1)'] },
+    { message: 'b', service: 5 },
+    { message: 'c', route: ['GET /pets'] },
+    { message: 'd', kind: 'bogus' },
+    { message: 'null is absent', route: null, stack: null },
+    { message: 'e', stack: 'TypeError: e\n    at getPet (/app/pets.ts:1:1)' },
+  ].map((o) => JSON.stringify(o)).join('\n');
+  const r = bugbot(['fingerprint'], { cwd: dir, input });
+  assert.equal(r.code, 1);
+  assert.equal(
+    r.stderr,
+    [
+      'line 1: "stack" must be a string, not an array',
+      'line 2: "service" must be a string, not number',
+      'line 3: "route" must be a string, not an array',
+      'line 4: "kind" must be one of error, latency, report',
+      '',
+    ].join('\n'),
+  );
+  assert.match(r.stdout, /^[0-9a-f]{16}\tnull is absent\n[0-9a-f]{16}\te\n$/);
+});
+
+// Review finding: enqueue named what it refused by the API's field ("stack: Too big"), not by
+// the flag the user gave (--stack-file).
+test('enqueue names the flag whose value it refuses', (t) => {
+  const dir = tempDir(t);
+  const stack = join(dir, 'stack.txt');
+  writeFileSync(stack, 'x'.repeat(100_001));
+  const r = bugbot(['enqueue', '-t', 'x'.repeat(301), '--stack-file', stack], { cwd: dir });
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'bugbot: invalid ticket: --title: Too big: expected string to have <=300 characters; --stack-file: Too big: expected string to have <=100000 characters\n');
+  assert.equal(existsSync(join(dir, '.bugbot')), false);
 });
