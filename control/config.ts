@@ -5,7 +5,8 @@
  * `loadConfig` resolves them here, at the edge, so nothing deeper reads process.env.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { envName } from '../lib/mcp/env-name.ts';
 import { browserSettingsSchema } from '../lib/mcp/browser-settings.ts';
@@ -844,11 +845,13 @@ function coerce(raw: string, type: 'string' | 'int' | 'number' | 'bool'): unknow
 
 /**
  * One layer with its relative paths (`home`, `target.repo`, `watch.files`) made absolute
- * against `base`; the layer itself is not changed, and values of the wrong type are left
+ * against `base` (and `~/` against the user's home folder); the layer itself is not changed, and values of the wrong type are left
  * for the schema to report.
  */
 function withAbsolutePaths(layer: Record<string, unknown>, base: string): Record<string, unknown> {
-  const abs = (p: unknown): unknown => (typeof p === 'string' && !isAbsolute(p) ? resolve(base, p) : p);
+  // `~/...` is the user's home folder, as a shell would read it (a JSON file has no shell).
+  const abs = (p: unknown): unknown =>
+    typeof p !== 'string' ? p : p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : isAbsolute(p) ? p : resolve(base, p);
   const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
   const out = { ...layer };
   if ('home' in out) out.home = abs(out.home);

@@ -223,7 +223,7 @@ export async function startServer(
     store.close();
     lock.release();
     const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'EADDRINUSE' ? 'the port is in use (give this one another --port)' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    const why = e.code === 'EADDRINUSE' ? 'the port is in use (give this one another --port)' : e.code === 'EACCES' ? `permission denied${config.server.port > 0 && config.server.port < 1024 ? ' (a port below 1024 needs root or CAP_NET_BIND_SERVICE: pick one above it, as the default 7777 is)' : ''}` : e.message;
     throw new StartRefused(`cannot listen on ${config.server.host}:${config.server.port}: ${why}`);
   }
   const port = (server.address() as { port: number }).port;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfig, servingWarnings, stripJsonComments } from '../../control/config.ts';
@@ -172,6 +173,15 @@ test('semantic problems: bad regexes, unset secret variables, exposed API withou
       return true;
     },
   );
+});
+
+test('a path that starts with ~/ in the config file is in the user\'s home folder, not a folder named ~', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ home: '~/bugbot-state', target: { repo: '~' }, watch: { files: ['~/logs/app.log', 'rel.log'] } }));
+  const cfg = loadConfig({ cwd: dir, env: {}, serving: false });
+  assert.equal(cfg.home, join(homedir(), 'bugbot-state'));
+  assert.equal(cfg.target.repo, homedir());
+  assert.deepEqual(cfg.watch.files, [join(homedir(), 'logs/app.log'), join(dir, 'rel.log')]);
 });
 
 test('Slack in Socket Mode with the bot token but no app-level token is a problem named before start, not a failure inside it', (t) => {
