@@ -111,7 +111,7 @@ export function registerDocsCommands(
         writeFileSync(o.preContext, md);
         io.err(`wrote ${o.preContext} (${result.hits.length} section(s), ${Buffer.byteLength(md)} bytes)\n`);
       }
-      io.out(o.json ? JSON.stringify(result, null, 2) + '\n' : formatHits(result));
+      io.out(o.json ? JSON.stringify(result, null, 2) + '\n' : formatHits(result, o.refresh ? ctx.settings.globs : undefined));
     });
 }
 
@@ -174,8 +174,14 @@ function formatReport(r: IndexReport, indexPath: string): string {
   return lines.join('\n') + '\n';
 }
 
-function formatHits(r: SearchResult): string {
-  if (r.indexed.chunks === 0) return 'the docs index is empty (run: bugbot docs index)\n';
+/** `refreshedWith`: the globs the index was just brought up to date with (none: it was searched as it was). */
+function formatHits(r: SearchResult, refreshedWith?: string[]): string {
+  if (r.indexed.chunks === 0) {
+    // Just indexed: running the index again would find the same nothing.
+    return refreshedWith
+      ? `the docs index is empty: no file of the repository matches docs.globs (${refreshedWith.join(', ')}); write docs there, or set docs.globs\n`
+      : 'the docs index is empty (run: bugbot docs index)\n';
+  }
   if (!r.hits.length) return `no section matched (${r.indexed.chunks} chunks searched, ${r.mode})\n`;
   const lines: string[] = [];
   r.hits.forEach((h, i) => {

@@ -37,6 +37,14 @@ test('docs index reports scanned, changed, unchanged, removed and skipped files;
   await assert.rejects(bugbot(['docs', 'index', '--repo', join(repo, 'nope')], cfg), (e: CommanderError) => e.exitCode === 2);
 });
 
+test('docs-search in a repository with no docs says which files it looks for, not to index again', async (t) => {
+  const { repo, home } = tempRepo(t, { 'src/main.ts': 'export {};\n' });
+  const cfg = { home, target: { repo } };
+  const r = await bugbot(['docs-search', 'checkout crash'], cfg);
+  assert.equal(r.out, 'the docs index is empty: no file of the repository matches docs.globs (docs/**/*.md, CLAUDE.md); write docs there, or set docs.globs\n');
+  assert.equal((await bugbot(['docs-search', 'checkout crash', '--no-refresh'], cfg)).out, 'the docs index is empty (run: bugbot docs index)\n');
+});
+
 test('docs-search prints ranked sections; --json, --k, --query-file and --pre-context', async (t) => {
   const { repo, home } = tempRepo(t, SAMPLE_DOCS);
   const cfg = { home, target: { repo: join(home, 'elsewhere') } };
