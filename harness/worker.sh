@@ -79,7 +79,7 @@ cleanup() {
   harness_worktree_remove "$BUGBOT_REPO" "$WORKTREE"
   harness_set_result failed "worker exited with status $rc before finishing"
   node "$BUGBOT_HARNESS/lib/outcome.mjs" "$TICKET_DIR"
-  if [ -n "${BUGBOT_RUN_TMP:-}" ]; then rm -rf -- "$BUGBOT_RUN_TMP"; fi
+  if [ -n "${BUGBOT_RUN_TMP:-}" ]; then harness_rm_tree "$BUGBOT_RUN_TMP"; fi
   harness_status finished "$(cut -f1 "$TICKET_DIR/result")" "$(cut -f2 "$TICKET_DIR/result")"
   exit "$rc"
 }

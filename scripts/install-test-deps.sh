@@ -2,12 +2,12 @@
 # Installs the system packages the test suite drives for real: Prometheus and
 # Alertmanager (a real alert sender), PostgreSQL (the read-only database MCP),
 # Chromium (the browser MCP), bubblewrap and socat (the agent sandbox), bats and shellcheck
-# (the bash harness), git.
+# (the bash harness), git, and the locales' sources (a harness test runs in a Turkish locale).
 # Idempotent; skips packages that are already installed. Needs root (or sudo).
 # Usage: bash scripts/install-test-deps.sh
 set -euo pipefail
 
-packages=(prometheus prometheus-alertmanager bats shellcheck git postgresql chromium bubblewrap socat)
+packages=(prometheus prometheus-alertmanager bats shellcheck git postgresql chromium bubblewrap socat locales)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -23,11 +23,12 @@ harness_log() {
   printf '%s worker-%s %s\n' "$at" "${BUGBOT_WORKER_ID:-?}" "$*" >&2
 }
 
-# harness_status PHASE STATE [DETAIL] : one progress line for the control plane.
+# harness_status PHASE STATE [DETAIL] : one progress line for the control plane (tabs and
+# line breaks in STATE and DETAIL, such as git's words in a reason, become spaces).
 harness_status() {
-  local phase=$1 state=$2 detail=${3:-} at
+  local phase=$1 state=${2//[$'\t\r\n']/ } detail=${3:-} at
   harness_now at ms
-  printf '%s\t%s\t%s\t%s\n' "$at" "$phase" "$state" "$detail" >>"$TICKET_DIR/status"
+  printf '%s\t%s\t%s\t%s\n' "$at" "$phase" "$state" "${detail//[$'\t\r\n']/ }" >>"$TICKET_DIR/status"
 }
 
 # harness_fail REASON : record why the run failed (first reason wins) and stop.
@@ -47,11 +48,23 @@ harness_fail_env() {
   harness_fail "$1"
 }
 
-# harness_set_result STATE REASON : the run's final state (first call wins).
+# harness_set_result STATE REASON : the run's final state (first call wins), one line:
+# tabs and line breaks in REASON (git's words, a remote's message) become spaces.
 harness_set_result() {
   if [ ! -s "$TICKET_DIR/result" ]; then
-    printf '%s\t%s\n' "$1" "$2" >"$TICKET_DIR/result"
+    printf '%s\t%s\n' "$1" "${2//[$'\t\r\n']/ }" >"$TICKET_DIR/result"
   fi
+}
+
+# harness_rm_tree DIR : remove DIR and all it holds, folders left without write permission
+# included (what ran there, a test of permission errors or a module cache, may leave
+# them; rm -rf alone cannot empty them). Only folders are made writable, each before find
+# goes into it (a file's mode does not stop its removal, and a hard-linked one is shared);
+# links are not followed.
+harness_rm_tree() {
+  rm -rf -- "$1" 2>/dev/null && return 0
+  find "$1" -type d ! -perm -u=rwx -exec chmod u+rwx -- {} \; 2>/dev/null
+  rm -rf -- "$1"
 }
 
 # harness_require VAR... : fail when a required variable is empty.
@@ -84,17 +97,20 @@ HARNESS_STARTUP=(.bashrc .profile .bash_profile .zshrc .gitconfig .config/git)
 # key hidden (bubblewrap; BWRAP_ARGS add to it, e.g. --bind DIR DIR for the worktree). No
 # --die-with-parent here: the dev server outlives the subshell that starts it.
 harness_confine() {
-  local p
+  local p home=${HOME:-}
+  # No HOME in the environment (a service manager may start bugbot without one): the
+  # passwd entry's, where Claude Code's sandbox (os.homedir()) hides the same files.
+  [ -n "$home" ] || home=$(getent passwd "$(id -u)" | cut -d: -f6)
   mkdir -p "$TICKET_DIR/home"
   # A PID namespace of its own with its own /proc: the worker and the Claude Code session
   # hold the model key in their environments, readable through /proc by the same user.
   HARNESS_CONFINE=(env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN -u CLAUDE_CODE_OAUTH_TOKEN "HOME=$TICKET_DIR/home"
     bwrap --dev-bind / / --unshare-pid --proc /proc)
   for p in "${HARNESS_CREDENTIALS[@]}"; do
-    if [ -d "$HOME/$p" ]; then
-      HARNESS_CONFINE+=(--tmpfs "$HOME/$p")
-    elif [ -e "$HOME/$p" ]; then
-      HARNESS_CONFINE+=(--ro-bind /dev/null "$HOME/$p")
+    if [ -d "$home/$p" ]; then
+      HARNESS_CONFINE+=(--tmpfs "$home/$p")
+    elif [ -e "$home/$p" ]; then
+      HARNESS_CONFINE+=(--ro-bind /dev/null "$home/$p")
     fi
   done
   # Read-only: what runs later outside any confinement (bugbot's code, the operator's git
@@ -103,7 +119,7 @@ harness_confine() {
     [ ! -e "$HARNESS_BUGBOT_ROOT/$p" ] || HARNESS_CONFINE+=(--ro-bind "$HARNESS_BUGBOT_ROOT/$p" "$HARNESS_BUGBOT_ROOT/$p")
   done
   for p in "${HARNESS_STARTUP[@]}"; do
-    [ ! -e "$HOME/$p" ] || HARNESS_CONFINE+=(--ro-bind "$HOME/$p" "$HOME/$p")
+    [ ! -e "$home/$p" ] || HARNESS_CONFINE+=(--ro-bind "$home/$p" "$home/$p")
   done
   # The control plane's home: read-only; its database, local key (server.json) and
   # outcomes archive unreadable, and of the tickets' folders (other people's reports, MCP

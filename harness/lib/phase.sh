@@ -140,8 +140,10 @@ harness_phase_stop() {
   HARNESS_PHASE_PID=""
 }
 
-# harness_phase_limit PHASE NAME : BUGBOT_<PHASE>_<NAME>, else BUGBOT_<NAME>.
+# harness_phase_limit PHASE NAME : BUGBOT_<PHASE>_<NAME>, else BUGBOT_<NAME>. Upper-cased
+# in the C locale: in a Turkish one, ${1^^} makes "implement" "İMPLEMENT", not a name.
 harness_phase_limit() {
+  local LC_ALL=C
   local var="BUGBOT_${1^^}_$2" fallback="BUGBOT_$2"
   echo "${!var:-${!fallback:-1800}}"
 }

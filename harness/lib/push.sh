@@ -46,19 +46,21 @@ harness_force_commit() {
   # the run's excludes hide it from `add -A`, so it is added by name without them (the
   # project's own ignore rules still apply). Protected names among them are refused at the
   # push as any others; node_modules (the installed dependencies) never is the fix's.
+  # Without the excludes only: entry 0 (harness_git_env) is made a copy of entry 1, so the
+  # harness's other settings (no hooks, no fsmonitor) hold for these commands too.
   if [ -f "$TICKET_DIR/config/git-excludes" ]; then
     while IFS= read -r p; do
       p=${p#/}
       if [ ! -e "$dir/$p" ] || [ "$p" = node_modules ]; then continue; fi
-      GIT_CONFIG_COUNT=0 git -C "$dir" check-ignore -q -- "$p" && continue
-      GIT_CONFIG_COUNT=0 git -C "$dir" add -- "$p" || return 1
+      GIT_CONFIG_KEY_0=core.hooksPath GIT_CONFIG_VALUE_0=/dev/null git -C "$dir" check-ignore -q -- "$p" && continue
+      GIT_CONFIG_KEY_0=core.hooksPath GIT_CONFIG_VALUE_0=/dev/null git -C "$dir" add -- "$p" || return 1
     done <"$TICKET_DIR/config/git-excludes"
   fi
   if git -C "$dir" diff --cached --quiet; then
     echo clean
     return 0
   fi
-  git -C "$dir" commit --quiet --no-verify -m "$message"
+  git -C "$dir" commit --quiet --no-verify -m "$message" || return 1
   echo committed
 }
 
@@ -268,12 +270,12 @@ harness_gate_stop() {
 # descends from FROM (its history rewritten) is a failure (4). What is pushed is checked
 # against the protected paths once more, as rebased: a failure (4) if it touches one. Returns 0 pushed, 3 on a rebase
 # conflict (needs a person; the conflicting files go to $TICKET_DIR/conflict.txt), 4 when
-# the rebase failed for another reason, 1 when every push was refused (git's last error in
+# the rebase (or git cherry before it) failed for another reason, 1 when every push was refused (git's last error in
 # $TICKET_DIR/push.err for both), 5 when nothing is left to push: every change of the
 # branch is on staging already (a merge stopped after its push went through), and
 # staging's commit is printed, which is not this branch's.
 harness_push_staging() {
-  local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 from=${6:-} attempt=0 onto lease changed protected
+  local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 from=${6:-} attempt=0 onto lease changed protected cherry
   if [ -n "$from" ] && ! git -C "$dir" merge-base --is-ancestor "$from" HEAD 2>/dev/null; then
     echo "the branch no longer descends from $from, the commit its worktree was made from: its history was rewritten" >"$TICKET_DIR/push.err"
     return 4
@@ -298,10 +300,16 @@ harness_push_staging() {
     # Everything below uses that one commit, not the ref (another agent's sandbox can move
     # the shared repository's refs), and the push is leased on it: staging moves only from
     # the commit the fix was rebased onto and checked against.
-    if [ -n "$from" ] && ! git -C "$dir" cherry "$onto" HEAD "$from" | grep -q '^+'; then
-      # Every commit of the fix is on staging already (a merge stopped after its push).
-      git -C "$dir" rev-parse "$onto"
-      return 5
+    if [ -n "$from" ]; then
+      # The list whole, not piped to grep -q: grep leaves at the first match, git dies of
+      # SIGPIPE writing the rest (a fix of a hundred commits), and under pipefail that read
+      # as "on staging already". A git that failed is a failure, not "on staging" either.
+      cherry=$(git -C "$dir" cherry "$onto" HEAD "$from" 2>"$TICKET_DIR/push.err") || return 4
+      if [[ $'\n'$cherry != *$'\n+'* ]]; then
+        # Every commit of the fix is on staging already (a merge stopped after its push).
+        git -C "$dir" rev-parse "$onto"
+        return 5
+      fi
     fi
     if ! git -C "$dir" rebase --quiet ${from:+--onto} "$onto" ${from:+"$from"} >/dev/null 2>"$TICKET_DIR/push.err"; then
       # One name a line, as it is (not quoted with octal escapes).

@@ -8,7 +8,8 @@
 // A test file reported as failed (one that did not load: a syntax error, a missing
 // module) counts as a failure like a test; the roots, the checkouts the logs were run
 // in, are cut from such a file's path so the same file matches in both logs.
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 const TEST_FILE = /\.(test|spec)\.[cm]?[jt]sx?$/;
 
@@ -47,7 +48,9 @@ export function compare(headNames, baseNames) {
   return { head: headNames.filter((t) => !isTestFile(t)), base: baseNames.filter((t) => !isTestFile(t)), new: fresh, fixed };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run as a script: argv[1] may name it through a link, and the module's URL is its real
+// path, percent-encoded (a space, non-ASCII), so the two are compared as real paths.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const [headLog, baseLog, headRoot, baseRoot] = process.argv.slice(2);
   if (!headLog || !baseLog) {
     process.stderr.write('usage: test-failures.mjs <head.log> <base.log> [<head-root> <base-root>]\n');

@@ -15,7 +15,7 @@ harness_worktree_add() {
 harness_worktree_remove() {
   local repo=$1 dir=$2
   [ -d "$dir" ] || return 0
-  harness_git_locked "$repo" worktree remove --force "$dir" 2>/dev/null || rm -rf "$dir"
+  harness_git_locked "$repo" worktree remove --force "$dir" 2>/dev/null || harness_rm_tree "$dir"
   harness_git_locked "$repo" worktree prune
 }
 

@@ -31,6 +31,27 @@ teardown() { teardown_tmp; }
   [ "$phase" = push ] && [ "$state" = done ] && [ "$detail" = abc123 ]
 }
 
+# Review finding: a reason with git's words in it (a refused push: several lines, a
+# remote's message with tabs) made result several lines and cut its reason at the tab, and
+# the trap's last status line (`cut -f1` and `-f2` of result) came out as several lines,
+# git's last one taken for the run's phase.
+@test "a reason or a detail of several lines, or with tabs, stays one line of result and of status" {
+  harness_set_result failed $'could not push bot/1: remote: rejected\tby policy\nTo /o.git\n ! [remote rejected] HEAD -> bot/1\n'
+  harness_set_result pushed "a later result does not replace the first"
+  run cat "$TICKET_DIR/result"
+  [ "${#lines[@]}" -eq 1 ]
+  [ "$output" = $'failed\tcould not push bot/1: remote: rejected by policy To /o.git  ! [remote rejected] HEAD -> bot/1 ' ]
+  harness_status finished "$(cut -f1 "$TICKET_DIR/result")" "$(cut -f2 "$TICKET_DIR/result")"
+  harness_status push $'fail\ned' $'a\tb\r\nc'
+  run cat "$TICKET_DIR/status"
+  [ "${#lines[@]}" -eq 2 ]
+  IFS=$'\t' read -r at phase state detail <<<"${lines[0]}"
+  [ "$phase" = finished ] && [ "$state" = failed ]
+  [ "$detail" = 'could not push bot/1: remote: rejected by policy To /o.git  ! [remote rejected] HEAD -> bot/1 ' ]
+  IFS=$'\t' read -r at phase state detail <<<"${lines[1]}"
+  [ "$phase" = push ] && [ "$state" = 'fail ed' ] && [ "$detail" = 'a b  c' ]
+}
+
 @test "the repository lock: waiting for it is bounded, and confined code locks a file of its own" {
   git init --quiet "$TMP/lockrepo"
   git -C "$TMP/lockrepo" commit --quiet --allow-empty -m init

@@ -273,3 +273,24 @@ git_untouched() {
   [ -z "$(pgrep -f 'sleep 987655')" ]
   [ ! -e "$TMP/wt.gate" ]
 }
+
+# Review finding: with no HOME in the worker's environment (the control plane passes on
+# its own, which a service manager may not set), harness_confine stopped on "HOME: unbound
+# variable" under set -u: no dev server ever started, and devserver.log said nothing.
+@test "confined code runs when the worker has no HOME; the home of its passwd entry is masked instead" {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  run env -u HOME bash -c 'set -euo pipefail
+    source "$BUGBOT_HARNESS/lib/common.sh"; source "$BUGBOT_HARNESS/lib/push.sh"
+    harness_isolated "$1" "echo \"home=\$HOME\""
+    harness_confine
+    printf "%s\n" "${HARNESS_CONFINE[@]}"' _ "$TMP/wt"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "home=$TICKET_DIR/home" ]
+  # What it hides is named under the passwd entry's home, as Claude Code's sandbox does (os.homedir()).
+  local home p
+  home=$(getent passwd "$(id -u)" | cut -d: -f6)
+  [[ " ${lines[*]} " != *" /.ssh "* ]]
+  for p in .ssh .aws .netrc .claude .claude.json .npmrc; do
+    [ ! -e "$home/$p" ] || [[ " ${lines[*]} " == *" $home/$p "* ]]
+  done
+}

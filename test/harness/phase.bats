@@ -71,3 +71,25 @@ teardown() { teardown_tmp; }
   harness_project_notes "$TMP/repo" "$TMP/notes.md"
   grep -q 'The repository has no CLAUDE.md.' "$TMP/notes.md"
 }
+
+# Review finding: harness_phase_limit upper-cased the phase's name with ${1^^}, which
+# follows the locale: under LANG=tr_TR.UTF-8 "implement" became "İMPLEMENT", not a
+# variable name, the wall-clock limit came out empty, and run-phase.mjs took it for 0 s:
+# every run failed at implement ("wall clock: phase exceeded  s").
+@test "a phase's limits are read whatever the locale (Turkish upper-cases i as İ)" {
+  mkdir -p "$TMP/locale"
+  localedef -i tr_TR -f UTF-8 "$TMP/locale/tr_TR.UTF-8" 2>/dev/null ||
+    { echo "cannot build the tr_TR.UTF-8 locale: install the locales package (apt-get install locales)" >&2; false; }
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  run env LOCPATH="$TMP/locale" LANG=tr_TR.UTF-8 BUGBOT_IMPLEMENT_WALL_S=600 BUGBOT_WALL_S=1200 bash -c '
+    source "$BUGBOT_HARNESS/lib/phase.sh"
+    i=i; echo "${i^^}"
+    harness_phase_limit implement WALL_S
+    harness_phase_limit review WALL_S'
+  [ "$status" -eq 0 ]
+  # The locale is in force (the test can fail), and the limits are the ones set.
+  [ "${lines[0]}" = "İ" ]
+  [ "${lines[1]}" = 600 ]
+  [ "${lines[2]}" = 1200 ]
+  [ "${#lines[@]}" -eq 3 ]
+}

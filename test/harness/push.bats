@@ -519,3 +519,82 @@ stale_main_lock() {
   [ "$status" -eq 0 ]
   [ "$(command git -C "$TMP/origin.git" log -1 --format=%s staging)" = "bugbot: another fix" ]
 }
+
+# Review finding: test-failures.mjs compared the logs only when its URL was "file://" +
+# argv[1], which never holds for a path with a space or non-ASCII (the URL is
+# percent-encoded) or one through a link (the URL is the real path): run from
+# ~/My Projects/bugbot or /opt/bugbot -> bugbot-1.2 it printed nothing and succeeded, and
+# every fix of a repository with a failing test the base has too failed the gate.
+@test "tests gate tolerates a failure the base has too wherever bugbot is installed (a space, non-ASCII, a link)" {
+  printf '#!/bin/sh\necho "not ok 1 - old bug"\nexit 1\n' >"$TMP/wt/t.sh"
+  git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m "a runner with a failing test"
+  local base
+  base=$(git -C "$TMP/wt" rev-parse HEAD)
+  printf 'fix\n' >"$TMP/wt/fix.txt"
+  git -C "$TMP/wt" add fix.txt && git -C "$TMP/wt" commit --quiet -m fix
+  ln -s "$HARNESS" "$TMP/bug bot é"
+  BUGBOT_HARNESS="$TMP/bug bot é" run harness_tests_gate "$TMP/wt" "sh t.sh" "$TICKET_DIR/tests.log" "$base"
+  [ "$status" -eq 0 ]
+  [ "$output" = "1" ]
+  grep -q '"new":\[\]' "$TICKET_DIR/tests-compare.json"
+}
+
+# Review finding: `git cherry ... | grep -q '^+'` under pipefail. grep leaves at the first
+# match; git, writing the rest of a list longer than one write (a hundred commits or so),
+# dies of SIGPIPE, and the pipeline's failure read as "every change is on staging
+# already" (status 5): nothing was pushed and the ticket was recorded as pushed.
+@test "push_staging with FROM: a fix of many commits is pushed, not taken for one on staging already" {
+  git -C "$TMP/repo" push --quiet origin main:staging
+  local from i
+  from=$(git -C "$TMP/wt" rev-parse HEAD)
+  # 400 commits, each changing a file of its own (fast-import: quicker than 400 commits).
+  for i in $(seq 400); do
+    printf 'commit refs/heads/bot/t1\ncommitter bugbot <bugbot@localhost> %d +0000\ndata 4\nfix\n' "$((1700000000 + i))"
+    [ "$i" -gt 1 ] || printf 'from %s\n' "$from"
+    printf 'M 100644 inline f%d.txt\ndata 2\n%d\n\n' "$i" "$((i % 10))"
+  done | git -C "$TMP/repo" fast-import --quiet --force
+  git -C "$TMP/wt" reset --quiet --hard bot/t1
+  # As worker.sh and merge.sh run it.
+  set -o pipefail
+  run harness_push_staging "$TMP/wt" origin staging main 1 "$from"
+  [ "$status" -eq 0 ]
+  [ "$output" = "$(git -C "$TMP/origin.git" rev-parse staging)" ]
+  [ "$(git -C "$TMP/origin.git" rev-list --count staging)" -eq 401 ]
+}
+
+# Review finding: what is left under a placeholder's name was added with
+# GIT_CONFIG_COUNT=0, which dropped the harness's own settings (no hooks, no fsmonitor)
+# together with the run's excludes: a core.fsmonitor in the repository's config ran,
+# outside any sandbox, on every commit of a fix with a new scripts/.
+@test "work under a placeholder's name is added with the harness's settings: the repository's fsmonitor does not run" {
+  harness_sandbox_excludes "$TMP/wt" "$TICKET_DIR/config/git-excludes"
+  harness_git_env "$TICKET_DIR/config/git-excludes"
+  printf '#!/bin/sh\necho ran >>"%s/fsmonitor-ran"\nexit 1\n' "$TMP" >"$TMP/fsmonitor"
+  chmod +x "$TMP/fsmonitor"
+  git -C "$TMP/repo" config core.fsmonitor "$TMP/fsmonitor"
+  mkdir -p "$TMP/wt/scripts"
+  printf 'echo migrate\n' >"$TMP/wt/scripts/migrate.sh"
+  printf 'fix\n' >"$TMP/wt/a.txt"
+  run harness_force_commit "$TMP/wt" "bugbot: fix"
+  [ "$output" = "committed" ]
+  [ ! -e "$TMP/fsmonitor-ran" ]
+  run git -C "$TMP/wt" show --name-only --format= HEAD
+  [ "$output" = "$(printf 'a.txt\nscripts/migrate.sh')" ]
+  # The setting is real: git without the harness's settings runs it (the test can fail).
+  (unset GIT_CONFIG_COUNT; git -C "$TMP/wt" status --short >/dev/null)
+  [ -e "$TMP/fsmonitor-ran" ]
+}
+
+# Review finding: harness_force_commit said "committed" and succeeded when `git commit`
+# itself failed (here the operator's commit.gpgSign with no usable key), so the worker's
+# trap neither kept the partial work nor said it was lost: it went with the worktree.
+@test "force_commit fails when the commit fails, and says nothing was committed" {
+  git -C "$TMP/repo" config commit.gpgSign true
+  git -C "$TMP/repo" config gpg.program false
+  printf 'partial\n' >"$TMP/wt/fix.txt"
+  run harness_force_commit "$TMP/wt" "bugbot: partial work"
+  [ "$status" -ne 0 ]
+  [[ "$output" != *committed* ]]
+  run harness_keep_partial_work "$TMP/wt" "bugbot: partial work"
+  [ "$status" -ne 0 ]
+}

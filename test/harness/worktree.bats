@@ -68,3 +68,30 @@ teardown() { teardown_tmp; }
   [ "${#lines[@]}" -eq 10 ]
   run ! grep -q . "$TMP"/err*
 }
+
+# as_owner COMMAND... : COMMAND with only an owner's rights over files: bats may run as
+# root, whom no permission stops (it runs without CAP_DAC_OVERRIDE then).
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    setpriv --bounding-set -dac_override,-dac_read_search --inh-caps -dac_override,-dac_read_search "$@"
+  else
+    "$@"
+  fi
+}
+
+# Review finding: what runs in a checkout (the test command in <worktree>.gate, the dev
+# server, the agent's commands) may leave a folder without write permission (a test of
+# permission errors, a module cache). Neither git nor rm -rf could then remove the
+# checkout: it stayed, and every later test gate failed at once ("already exists").
+@test "worktree_remove removes a checkout holding a folder without write permission" {
+  harness_worktree_add "$TMP/repo" origin main bot/t5 "$TMP/wt"
+  mkdir -p "$TMP/wt/fixture/locked/sealed"
+  : >"$TMP/wt/fixture/locked/f"
+  : >"$TMP/wt/fixture/locked/sealed/g"
+  chmod 000 "$TMP/wt/fixture/locked/sealed"
+  chmod a-w "$TMP/wt/fixture/locked"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  as_owner bash -c 'source "$BUGBOT_HARNESS/lib/common.sh"; source "$BUGBOT_HARNESS/lib/worktree.sh"; harness_worktree_remove "$1" "$2"' _ "$TMP/repo" "$TMP/wt"
+  [ ! -e "$TMP/wt" ]
+  [ "$(git -C "$TMP/repo" worktree list | wc -l)" -eq 1 ]
+}
