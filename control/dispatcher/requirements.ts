@@ -95,10 +95,28 @@ function hasRemoteUrl(text: string, name: string): boolean {
   return false;
 }
 
+/** Whether git config text turns `[section] key` on (true, yes, on, 1, or the key alone); names ignore case. */
+function configOn(text: string, section: string, key: string): boolean {
+  let inSection = false;
+  let on = false;
+  for (const raw of text.split(/\r?\n/)) {
+    let line = raw.trim();
+    const header = /^\[\s*([\w.-]+)(?:\s+"(?:[^"\\]|\\.)*")?\s*\]/.exec(line);
+    if (header) {
+      inSection = header[1]!.toLowerCase() === section && !header[0].includes('"');
+      line = line.slice(header[0].length).trim();
+    }
+    const m = inSection ? /^([\w-]+)\s*(?:=\s*([^#;]*))?/.exec(line) : null;
+    if (m && m[1]!.toLowerCase() === key) on = m[2] === undefined || /^(true|yes|on|1)$/i.test(m[2].trim());
+  }
+  return on;
+}
+
 /**
  * Why the workers cannot make a worktree from target.repo, or null: it is not a checkout,
- * or has no target.remote to fetch the base branch from. Read from the files git keeps:
- * the git directory's config, and for a linked worktree its main repository's (`commondir`).
+ * or has no target.remote to fetch the base branch from, or it reads per-worktree config.
+ * Read from the files git keeps: the git directory's config, and for a linked worktree its
+ * main repository's (`commondir`).
  */
 function targetProblem(cfg: BugbotConfig): string | null {
   const { repo, remote } = cfg.target;
@@ -115,7 +133,14 @@ function targetProblem(cfg: BugbotConfig): string | null {
     return `target.repo ${repo} is not a git repository ${set}`;
   }
   const common = readText(join(gitDir, 'commondir'))?.trim();
-  const configs = [join(common ? resolve(gitDir, common) : gitDir, 'config'), join(gitDir, 'config.worktree')];
+  const mainConfig = join(common ? resolve(gitDir, common) : gitDir, 'config');
+  // With it, git reads each worktree's own config.worktree, a file in the git folder the
+  // agent's sandbox can write (.git/config and hooks it cannot): a gpg.program or an
+  // uploadpack put there would run from the harness's own git, outside the sandbox.
+  if (configOn(readText(mainConfig) ?? '', 'extensions', 'worktreeconfig')) {
+    return `target.repo ${repo} has extensions.worktreeConfig on (git sparse-checkout sets it): each worktree's config.worktree would be the agent's to write and the harness's git would run what it names; give bugbot a checkout without it (git -C ${repo} config --unset extensions.worktreeConfig)`;
+  }
+  const configs = [mainConfig, join(gitDir, 'config.worktree')];
   if (configs.some((file) => hasRemoteUrl(readText(file) ?? '', remote))) return null;
   return `target.repo ${repo} has no remote "${remote}" (git remote add ${remote} <url>, or set target.remote)`;
 }

@@ -107,6 +107,24 @@ test('a checkout without target.remote holds them, with how to add it; one with 
   assert.match(workersHeld(testConfig(home, { target: { repo: bare, remote: 'upstream' } }, model)) ?? '', /has no remote "upstream"/);
 });
 
+// Review finding: with extensions.worktreeConfig on (git sparse-checkout sets it), git
+// reads each worktree's config.worktree, which the agent's sandbox can write: a gpg.program
+// or uploadpack there ran from the harness's own git, outside the sandbox.
+test('a checkout that reads per-worktree config holds them, saying how to turn it off', (t) => {
+  const home = tempDir(t);
+  const repo = checkout(t);
+  git(repo, 'config', 'extensions.worktreeConfig', 'true');
+  assert.equal(
+    workersHeld(testConfig(home, { target: { repo } }, model)),
+    `target.repo ${repo} has extensions.worktreeConfig on (git sparse-checkout sets it): each worktree's config.worktree would be the agent's to write and the harness's git would run what it names; give bugbot a checkout without it (git -C ${repo} config --unset extensions.worktreeConfig)`,
+  );
+  git(repo, 'config', 'extensions.worktreeConfig', 'false');
+  assert.equal(workersHeld(testConfig(home, { target: { repo } }, model)), null);
+  git(repo, 'config', '--unset', 'extensions.worktreeConfig');
+  git(repo, 'sparse-checkout', 'init', '--cone');
+  assert.match(workersHeld(testConfig(home, { target: { repo } }, model)) ?? '', /extensions\.worktreeConfig on/, 'as sparse-checkout leaves it');
+});
+
 test('a linked worktree (a .git file) finds the remote in its main repository\'s config', (t) => {
   const home = tempDir(t);
   const repo = checkout(t);
