@@ -93,21 +93,10 @@ test('summary: a row without trigger_to_push_s or revision (the first fields row
 });
 
 test('24 hours after a push the run is appended again with the regression flag', (t) => {
-  const home = tempDir(t);
-  const clock = new FakeClock(Date.parse('2026-11-21T10:00:00.000Z'));
-  const config = testConfig(home, { intake: { settleSeconds: 0 } });
-  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
-  t.after(() => store.close());
-  const intake = new Intake({ store, config, redactor: createRedactor() });
-  const archive = new OutcomeArchive(home);
-  const ev = (id: string) => ({ source: 'manual' as const, kind: 'error' as const, title: 'x', message: 'Error: boom in checkout', labels: {}, count: 1, firstSeen: clock.now().toISOString(), lastSeen: clock.now().toISOString(), human: true, sourceEventId: id });
-  const [a] = intake.accept([ev('a')]);
-  const claim = claimNext(store, 1, null, 60)!;
-  finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed' });
-  archive.append(row({ run_id: claim.run.id, ticket_id: a!.ticketId!, finished: clock.now().toISOString() }));
+  const { clock, store, intake, archive, ev } = pushedFix(t);
   assert.deepEqual(recheckRegressions(store, archive), [], 'not a day old yet');
   clock.advance(3600);
-  intake.accept([ev('b')]); // the same error again, after the grace period: a regression
+  intake.accept([ev('b', 1)]); // the same error again, after the grace period: a regression
   clock.advance(86_400);
   const [again] = recheckRegressions(store, archive);
   assert.equal(again!.revision, 2);
