@@ -2,9 +2,9 @@
  * Test support: temp homes, configs, an app over a real store, and the shared
  * fixtures (read from ../shared, never copied into the repo).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { createApp } from '../../control/app.ts';
@@ -44,6 +44,7 @@ export function tempDir(t: TestContext | undefined, prefix = 'bugbot-test-'): st
     // after hooks run in registration order, so processes a test started later (a
     // bugbot start and its workers) may still be writing here: retry, and never fail a
     // test over its scratch folder.
+    removeRunTmpRoots(dir);
     try {
       rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
     } catch (err) {
@@ -51,6 +52,29 @@ export function tempDir(t: TestContext | undefined, prefix = 'bugbot-test-'): st
     }
   });
   return dir;
+}
+
+/**
+ * The runs' temp roots the homes in `dir` made in the system's temp folder (recorded in
+ * `<home>/tmp-root`, workspace.ts): a control plane that was not stopped cleanly (most
+ * tests' stores and pools, a kill -9) leaves its root behind, one empty folder a test.
+ */
+function removeRunTmpRoots(dir: string): void {
+  let homes: string[];
+  try {
+    homes = [dir, ...readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name))];
+  } catch {
+    return;
+  }
+  for (const home of homes) {
+    let root: string;
+    try {
+      root = readFileSync(join(home, 'tmp-root'), 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (dirname(root) === tmpdir() && basename(root).startsWith('bugbot-')) rmSync(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  }
 }
 
 export function testConfig(home: string, flags: ConfigFile = {}, env: NodeJS.ProcessEnv = {}): BugbotConfig {
