@@ -183,6 +183,15 @@ const harnessSchema = z
     /** "autopush": fixes go to the staging branch; "approve": they wait on bot/<ticket> for a person. */
     pushMode: z.enum(['autopush', 'approve']).default('autopush'),
     pushRetries: z.number().int().min(1).max(20).default(5),
+    /** Who the commits of a run are by (the agent's and the harness's), and the committer of an approved fix's rebase. */
+    gitIdentity: z
+      .object({
+        // What git takes as an ident: no angle brackets or line breaks in either.
+        name: z.string().trim().min(1).max(200).regex(/^[^<>\n\r\0]+$/, 'no <, > or line breaks').default('bugbot'),
+        email: z.string().trim().min(1).max(254).regex(/^[^<>\s]+$/, 'no <, > or spaces').default('bugbot@localhost'),
+      })
+      .strict()
+      .prefault({}),
     /** Extra shell commands the implement and review phases may run, as Claude Code rules, e.g. "Bash(make test:*)". */
     allowedCommands: z.array(z.string()).default([]),
     phases: z

@@ -56,6 +56,8 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
     // "autopush" pushes fixes to the staging branch; "approve" waits on bot/<ticket> for a person.
     "pushMode": "autopush",
     "pushRetries": 5,
+    // Who the bot's commits are by.
+    "gitIdentity": { "name": "bugbot", "email": "bugbot@localhost" },
     // Extra shell commands implement and review may run, e.g. "Bash(make test:*)".
     "allowedCommands": [],
     "phases": {

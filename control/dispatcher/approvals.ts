@@ -214,7 +214,7 @@ export class Approvals implements ApprovalActions {
     // Only the fix's own commits are replayed onto staging (see harness_push_staging).
     if (reviewed && from && /^[0-9a-f]{40,64}$/i.test(from)) args.push(from);
     try {
-      const { stdout } = await runGroup('bash', args, { env: gitEnv(), timeoutMs: MERGE_TIMEOUT_MS });
+      const { stdout } = await runGroup('bash', args, { env: { ...gitEnv(), BUGBOT_GIT_NAME: config.harness.gitIdentity.name, BUGBOT_GIT_EMAIL: config.harness.gitIdentity.email }, timeoutMs: MERGE_TIMEOUT_MS });
       const commit = stdout.trim().split('\n').pop() ?? '';
       return { status: 'done', commit, message: `merged ${branch} into ${t.stagingBranch} at ${commit.slice(0, 12)}` };
     } catch (err) {

@@ -259,12 +259,12 @@ export class Dispatcher {
     const keep = new Set([...this.active.values()].map((w) => w.run.id).concat([...this.unrecorded.keys()]));
     // Cancelled runs no worker of ours is on (cancelled after they were lost): ended like any cancelled run.
     for (const f of finishCancelledRuns(config, store, logger, archive, { keep, expired: true, when: 'once its lease ran out' })) {
-      removeWorktreeInBackground(config.target.repo, join(config.home, 'worktrees', `ticket-${f.ticket.id}-run-${f.row.run_id}`), logger, { keepWorkOf: config.home });
+      removeWorktreeInBackground(config.target.repo, join(config.home, 'worktrees', `ticket-${f.ticket.id}-run-${f.row.run_id}`), logger, { keepWorkOf: config });
       this.deps.onRunFinished?.(f.row, f.ticket);
     }
     const why = 'its lease expired with no worker on it';
     for (const { run, row, ticket } of reclaimDeadRuns(config, store, logger, archive, { onlyExpired: true, keep, audit: why, why })) {
-      removeWorktreeInBackground(config.target.repo, run.worktree ?? join(config.home, 'worktrees', `ticket-${run.ticket_id}-run-${run.id}`), logger, { keepWorkOf: config.home });
+      removeWorktreeInBackground(config.target.repo, run.worktree ?? join(config.home, 'worktrees', `ticket-${run.ticket_id}-run-${run.id}`), logger, { keepWorkOf: config });
       if (row && ticket) this.deps.onRunFinished?.(row, ticket);
     }
   }
@@ -466,7 +466,7 @@ export class Dispatcher {
     const envFailure = outcome?.state === 'failed' ? environmentFailure(w.ws.ticketDir) : null;
     if (cancel) {
       ({ state, reason, overCancel: pushedFirst } = cancelledRunEnd(outcome, cancel, w.ws.branch));
-      if (!trapRan) removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
+      if (!trapRan) removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
     } else if (outcome && outcome.state === 'cancelled' && this.state === 'stopping') {
       // The control plane stopped (a restart, a deploy): not the ticket's doing. It goes
       // back to the queue with this attempt not counted (three deploys during one run must
@@ -487,14 +487,14 @@ export class Dispatcher {
     } else if (outcome) {
       state = LANDED_STATES.find((s) => s === outcome.state) ?? 'failed';
       reason = outcome.reason;
-      if (!trapRan) removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
+      if (!trapRan) removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
     } else if (w.spawnError) {
       // bash could not be started (EAGAIN, EMFILE): the machine's doing, as above.
-      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
+      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
       ({ state, reason, refund } = this.environmentEnd(w.run, `worker could not be started (${w.spawnError})`, w.slot, false));
     } else {
       // Died without its trap: clean up after it and give the ticket another attempt.
-      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config.home });
+      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
       const again = w.run.attempt < config.queue.maxAttempts;
       state = again ? 'queued' : 'failed';
       reason = `worker exited (${signal ?? `status ${code}`}) without an outcome; ` + attemptsNote(w.run.attempt, config.queue.maxAttempts, again);

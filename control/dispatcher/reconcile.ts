@@ -22,7 +22,7 @@ import type { Ticket, TicketState } from '../types.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome, runNotice } from './outcome.ts';
 import { REPO_ROOT } from './phases.ts';
 import type { Store } from '../queue/store.ts';
-import { approvalWorkDir, runTmpRoot } from './workspace.ts';
+import { approvalWorkDir, gitIdentityEnv, runTmpRoot } from './workspace.ts';
 
 /** The files a run's helpers record their process group in (harness/worker.sh, lib/run-phase.mjs, lib/push.sh). */
 const PID_FILES = ['devserver.pid', 'phase.pid', 'gate.pid'] as const;
@@ -355,10 +355,10 @@ export function removeWorktree(repo: string, path: string): boolean {
 /**
  * removeWorktree for a running control plane: off the event loop, since the repository's
  * lock may be held for a while (another worker's fetch) and nothing else may wait on it.
- * With `keepWorkOf` (bugbot's home), what the worktree holds uncommitted is committed to
+ * With `keepWorkOf` (bugbot's configuration: its home, the commits' identity), what the worktree holds uncommitted is committed to
  * its branch first (keepPartialWork). The test gate's checkouts beside it go too.
  */
-export function removeWorktreeInBackground(repo: string, path: string, logger: Logger, opts: { keepWorkOf?: string } = {}): void {
+export function removeWorktreeInBackground(repo: string, path: string, logger: Logger, opts: { keepWorkOf?: KeepWorkOf } = {}): void {
   const paths = [path, `${path}.gate`, `${path}.base`].filter((p) => existsSync(p));
   if (!paths.length) return;
   const run = promisify(execFile);
@@ -381,10 +381,12 @@ const KEEP_FAILED = "could not commit a stopped run's partial work to its branch
  * with the run's git settings: its excludes, no hooks). Null for what is not a run's
  * worktree (the test gate's checkouts).
  */
-function partialWorkCommand(home: string, worktree: string): { file: string; args: string[]; options: { env: NodeJS.ProcessEnv; timeout: number } } | null {
+type KeepWorkOf = Pick<BugbotConfig, 'home' | 'harness'>;
+
+function partialWorkCommand(cfg: KeepWorkOf, worktree: string): { file: string; args: string[]; options: { env: NodeJS.ProcessEnv; timeout: number } } | null {
   const m = /^ticket-(\d+)-run-(\d+)$/.exec(basename(worktree));
   if (!m || !existsSync(worktree)) return null;
-  const ticketDir = join(home, 'tickets', m[1]!, `run-${m[2]}`);
+  const ticketDir = join(cfg.home, 'tickets', m[1]!, `run-${m[2]}`);
   const script =
     'set -euo pipefail; TICKET_DIR=$2; source "$1/lib/common.sh"; source "$1/lib/push.sh"; harness_git_env "$2/config/git-excludes"; ' +
     'harness_keep_partial_work "$3" "$4" >/dev/null';
@@ -393,15 +395,15 @@ function partialWorkCommand(home: string, worktree: string): { file: string; arg
     file: 'bash',
     args: ['-c', script, 'keep-partial-work', join(REPO_ROOT, 'harness'), ticketDir, worktree, message],
     options: {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, GIT_AUTHOR_NAME: 'bugbot', GIT_AUTHOR_EMAIL: 'bugbot@localhost', GIT_COMMITTER_NAME: 'bugbot', GIT_COMMITTER_EMAIL: 'bugbot@localhost' },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...gitIdentityEnv(cfg) },
       timeout: 120_000,
     },
   };
 }
 
 /** partialWorkCommand, waited for (at start-up, before the orphans' worktrees go). */
-function keepPartialWork(home: string, worktree: string, logger: Logger): void {
-  const keep = partialWorkCommand(home, worktree);
+function keepPartialWork(cfg: KeepWorkOf, worktree: string, logger: Logger): void {
+  const keep = partialWorkCommand(cfg, worktree);
   if (!keep) return;
   try {
     execFileSync(keep.file, keep.args, { ...keep.options, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -497,7 +499,7 @@ function removeOrphanWorktrees(config: BugbotConfig, store: Store, logger: Logge
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (live.has(path)) continue;
-    keepPartialWork(config.home, path, logger);
+    keepPartialWork(config, path, logger);
     removeWorktree(config.target.repo, path);
     n++;
     logger.warn('removed orphaned worktree', { path });

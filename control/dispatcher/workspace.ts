@@ -145,6 +145,8 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
     ...(cfg.configPath ? { BUGBOT_CONFIG: cfg.configPath } : {}),
     BUGBOT_PUSH_MODE: h.pushMode === 'approve' ? 'approve' : 'autopush',
     BUGBOT_PUSH_RETRIES: h.pushRetries,
+    BUGBOT_GIT_NAME: h.gitIdentity.name,
+    BUGBOT_GIT_EMAIL: h.gitIdentity.email,
     BUGBOT_IDLE_S: h.idleTimeoutSeconds,
     BUGBOT_MODEL_RETRIES: h.modelRetries,
     BUGBOT_MODEL_TIMEOUT_MS: h.modelTimeoutSeconds * 1000,
@@ -177,4 +179,10 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
   // The MCP servers the harness starts before the first session (harness/lib/mcp-host.mjs).
   for (const [name, content] of Object.entries(mcpHostFiles(ctx))) writeFileSync(join(ws.ticketDir, 'config', name), content, { mode: 0o600 });
   return ws;
+}
+
+/** The environment of git commands that commit for a run outside the harness's worker (harness/worker.sh sets its own from BUGBOT_GIT_NAME / BUGBOT_GIT_EMAIL). */
+export function gitIdentityEnv(cfg: Pick<BugbotConfig, 'harness'>): Record<string, string> {
+  const { name, email } = cfg.harness.gitIdentity;
+  return { GIT_AUTHOR_NAME: name, GIT_AUTHOR_EMAIL: email, GIT_COMMITTER_NAME: name, GIT_COMMITTER_EMAIL: email };
 }

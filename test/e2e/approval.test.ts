@@ -94,6 +94,23 @@ test('approve (target staging): the fix is rebased onto staging and pushed; the 
   assert.match(again.message, /is pushed: only a ticket that is awaiting_approval can be approved/);
 });
 
+test("the merge's commits are by the configured identity (harness.gitIdentity), the fix's author kept", async (t) => {
+  const s = setup(t, { harness: { pushMode: 'approve', gitIdentity: { name: 'Fix Bot', email: 'fixbot@example.com' } } });
+  const fix = s.awaiting('Greeting says hi');
+  // Staging moved on: the rebase writes a new commit, with a committer.
+  s.target.git('checkout', '--quiet', '-b', 'st2', 'origin/staging');
+  writeFileSync(join(s.target.repo, 'other.txt'), 'moved\n');
+  s.target.git('add', 'other.txt');
+  s.target.git('commit', '--quiet', '-m', 'staging moved');
+  s.target.git('push', '--quiet', 'origin', 'HEAD:staging');
+  s.target.git('checkout', '--quiet', 'main');
+
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, true, r.message);
+  assert.equal(s.target.originGit('log', '-1', '--format=%cn <%ce>', 'staging'), 'Fix Bot <fixbot@example.com>');
+  assert.equal(s.target.originGit('log', '-1', '--format=%an', 'staging'), s.target.git('log', '-1', '--format=%an', `origin/${fix.branch}`));
+});
+
 test('approving a fix whose changes are on staging already (an earlier merge went through before it was stopped) names no one else\'s commit', async (t) => {
   const s = setup(t);
   const fix = s.awaiting('Greeting says hello');

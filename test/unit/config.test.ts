@@ -244,6 +244,21 @@ test('harness.testTimeoutSeconds: 900 by default, a positive whole number of sec
   }
 });
 
+test('harness.gitIdentity: bugbot <bugbot@localhost> by default; a name or address git would refuse is a problem', (t) => {
+  assert.deepEqual(loadConfig({ cwd: tempDir(t), env: {} }).harness.gitIdentity, { name: 'bugbot', email: 'bugbot@localhost' });
+  assert.deepEqual(loadConfig({ cwd: tempDir(t), env: {}, flags: { harness: { gitIdentity: { email: 'fixbot@example.com' } } } }).harness.gitIdentity, {
+    name: 'bugbot',
+    email: 'fixbot@example.com',
+  });
+  for (const bad of [{ name: '' }, { name: 'a <b>' }, { name: 'two\nlines' }, { email: 'a b@example.com' }, { email: '<x@example.com>' }, { mail: 'x@example.com' }]) {
+    assert.throws(
+      () => loadConfig({ cwd: tempDir(t), env: {}, flags: { harness: { gitIdentity: bad } } as never }),
+      (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.includes('harness.gitIdentity')),
+      JSON.stringify(bad),
+    );
+  }
+});
+
 test('JSON comments and trailing commas are allowed, but not inside strings', () => {
   const text = '{ // c\n "a": "x // not a comment, }", /* b */ "b": [1, 2,], }';
   assert.deepEqual(JSON.parse(stripJsonComments(text)), { a: 'x // not a comment, }', b: [1, 2] });

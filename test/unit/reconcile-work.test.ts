@@ -51,6 +51,15 @@ test('a run killed mid-phase: its uncommitted work is committed to its branch be
   assert.equal(git(repo, 'show', `${branch}:app.js`), 'module.exports = 2; // the fix, half done');
   assert.deepEqual(git(repo, 'ls-tree', '--name-only', branch).split('\n').sort(), ['app.js', 'app.test.js']);
   assert.equal(git(repo, 'log', '-1', '--format=%s', 'main'), 'init', 'nothing but its branch');
+  assert.equal(git(repo, 'log', '-1', '--format=%an <%ae> %cn <%ce>', branch), 'bugbot <bugbot@localhost> bugbot <bugbot@localhost>', 'by the default identity');
+});
+
+test("a killed run's partial work is committed by the configured identity (harness.gitIdentity)", (t) => {
+  const { repo, config, store, worktree, branch } = runWithWorktree(t);
+  const named = { ...config, harness: { ...config.harness, gitIdentity: { name: 'Fix Bot', email: 'fixbot@example.com' } } };
+  writeFileSync(join(worktree, 'app.js'), 'module.exports = 3;\n');
+  reconcile(named, store, quiet);
+  assert.equal(git(repo, 'log', '-1', '--format=%an <%ae> %cn <%ce>', branch), 'Fix Bot <fixbot@example.com> Fix Bot <fixbot@example.com>');
 });
 
 test('a run whose worker pushed and was killed before writing its outcome: finished as pushed, not run again', (t) => {

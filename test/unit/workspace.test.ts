@@ -69,6 +69,7 @@ test("prepareWorkspace makes the run's temp folder private and hands it to the w
   assert.equal(ws.tmp, runTmpDir(root, ticket.id, run.id));
   assert.equal(statSync(ws.tmp).mode & 0o777, 0o700);
   assert.match(readFileSync(join(ws.ticketDir, 'ticket.env'), 'utf8'), new RegExp(`^export BUGBOT_RUN_TMP='${ws.tmp}'$`, 'm'));
+  assert.match(readFileSync(join(ws.ticketDir, 'ticket.env'), 'utf8'), /^export BUGBOT_GIT_NAME='bugbot'\nexport BUGBOT_GIT_EMAIL='bugbot@localhost'$/m, "the commits' identity");
   const settings = JSON.parse(readFileSync(join(ws.ticketDir, 'config', 'implement.settings.json'), 'utf8')) as {
     sandbox: { filesystem: { allowWrite: string[]; allowRead: string[]; denyRead: string[] } };
   };
