@@ -118,7 +118,7 @@ function pickBackend(settings: LokiSettings, secrets: SecretSource, redactor: Re
       redact: redactor.text,
     });
   }
-  return settings.files.length ? createFileBackend(settings.files, { redact: redactor.text }) : undefined;
+  return settings.files.length ? createFileBackend(settings.files, { redact: redactor.text, timeoutMs: settings.timeoutMs }) : undefined;
 }
 
 /**

@@ -20,13 +20,36 @@ type Predicate = (fields: Record<string, string>, line: string) => boolean;
 export interface FileBackendOptions {
   /** The client's redaction of a text: what labels and `contains` are matched against. */
   redact: (s: string) => string;
+  /** A query's whole read of the files stops after this long (mcp.loki.timeoutMs), as an HTTP request to Loki does. */
+  timeoutMs: number;
 }
 
 export function createFileBackend(files: string[], opts: FileBackendOptions): Backend {
+  const where = files.length === 1 ? `log file ${files[0]}` : `${files.length} log files`;
   return {
     kind: 'file',
-    where: files.length === 1 ? `log file ${files[0]}` : `${files.length} log files`,
-    query: (q, signal) => scanFiles(files, q, opts.redact, signal),
+    where,
+    query: async (q, signal) => {
+      const timeout = AbortSignal.timeout(opts.timeoutMs);
+      const either = signal ? AbortSignal.any([timeout, signal]) : timeout;
+      let onAbort = () => {};
+      // Raced as well: a read that waits on the file (a pipe with nothing more to say) checks no signal.
+      const aborted = new Promise<never>((_resolve, reject) => {
+        onAbort = () => reject(either.reason as Error);
+        either.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        return await Promise.race([scanFiles(files, q, opts.redact, either), aborted]);
+      } catch (err) {
+        // Its own limit, not the caller's cancel: named, with what to do about it.
+        if (timeout.aborted && !signal?.aborted) {
+          throw new LokiError(`reading ${where} took longer than ${opts.timeoutMs} ms (mcp.loki.timeoutMs): narrow the time range or add label matchers`);
+        }
+        throw err;
+      } finally {
+        either.removeEventListener('abort', onAbort);
+      }
+    },
   };
 }
 
@@ -52,6 +75,8 @@ async function scanFiles(files: string[], q: LogQuery, redact: (s: string) => st
     // A file last written before the range began (a rotated one) holds no line in it.
     if (mtimeMs < q.range.start.getTime()) continue;
     const input = createReadStream(file, { encoding: 'utf8' });
+    const stop = () => input.destroy();
+    signal?.addEventListener('abort', stop, { once: true });
     try {
       for await (const raw of createInterface({ input, crlfDelay: Infinity })) {
         signal?.throwIfAborted();
@@ -70,8 +95,10 @@ async function scanFiles(files: string[], q: LogQuery, redact: (s: string) => st
         if (kept.length >= 2 * q.limit) trim(kept, q);
       }
     } finally {
+      signal?.removeEventListener('abort', stop);
       input.destroy();
     }
+    signal?.throwIfAborted();
   }
   if (files.length === 0 || unreadable === files.length) {
     throw new LokiError(`no log file could be read (${notes.join('; ') || 'mcp.loki.files is empty'}): check mcp.loki.files`);

@@ -5,6 +5,7 @@
  * files for the file backend.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -559,6 +560,32 @@ describe('loki MCP server, file backend', () => {
     const backref = await query('(a)\\1.*');
     assert.equal(backref.isError, true);
     assert.match(backref.text, /not one the file backend can run: it needs RE2-style syntax that runs in linear time \(no backreferences or lookaround\)/);
+  });
+
+  test('a read of the log files past mcp.loki.timeoutMs stops there, naming the limit; the server keeps serving', async (t) => {
+    const dir = tempDir(t, 'bugbot-loki-slow-');
+    // A file too big to read in 100 ms, and a pipe that says one line and then nothing more.
+    const big = join(dir, 'big.log');
+    writeFileSync(big, (line({ time: '2025-03-01T10:00:00.000Z', service: 'web', msg: `GET /cart ${'x'.repeat(80)}` }) + '\n').repeat(300_000));
+    const pipe = join(dir, 'pipe.log');
+    execFileSync('mkfifo', [pipe]);
+    spawnLogged(t, 'bash', ['-c', 'exec 3>"$1"; echo "$2" >&3; exec sleep 120', 'writer', pipe, line({ time: new Date().toISOString(), service: 'web', msg: 'hello' })]);
+    const now = Date.now();
+    const ranges = new Map([
+      [big, { start: '2025-03-01T09:00:00Z', end: '2025-03-01T11:00:00Z' }],
+      [pipe, { start: new Date(now - 3_600_000).toISOString(), end: new Date(now + 3_600_000).toISOString() }],
+    ]);
+    for (const [file, range] of ranges) {
+      const files = [file];
+      const { call } = await startServer(t, { files, timeoutMs: 100 });
+      for (const attempt of [1, 2]) {
+        const started = Date.now();
+        const r = await call('loki_query', { labels: { service: 'web' }, contains: 'never there', time_range: range });
+        assert.equal(r.isError, true, `${files[0]} ${attempt}: ${r.text}`);
+        assert.match(r.text, /^reading log file .+ took longer than 100 ms \(mcp\.loki\.timeoutMs\): narrow the time range or add label matchers/);
+        assert.ok(Date.now() - started < 5_000, `${Date.now() - started} ms`);
+      }
+    }
   });
 
   test('results hitting the line and byte caps say they were truncated', async (t) => {
