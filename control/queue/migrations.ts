@@ -198,10 +198,12 @@ const MIGRATIONS: string[] = [
     UNIQUE (ticket_id, kind, reporter_id, thread)
   );
   CREATE INDEX ticket_reporters_thread ON ticket_reporters(kind, thread) WHERE thread != '';
+  -- Only lists of objects: json_each() and json_extract() stop the migration on text that is
+  -- no JSON (an empty column) or a bare id; CASE reads the list only once it is known valid.
   INSERT OR IGNORE INTO ticket_reporters (ticket_id, kind, reporter_id, thread, reporter_json)
     SELECT t.id, json_extract(j.value, '$.kind'), json_extract(j.value, '$.id'), COALESCE(json_extract(j.value, '$.thread'), ''), j.value
-      FROM tickets t, json_each(t.reporters_json) j
-     WHERE t.reporters_json != '[]'
+      FROM tickets t, json_each(CASE WHEN json_valid(t.reporters_json) THEN CASE json_type(t.reporters_json) WHEN 'array' THEN t.reporters_json END END) j
+     WHERE t.reporters_json != '[]' AND j.type = 'object'
      ORDER BY t.id, j.key;
   UPDATE tickets SET reporters_json = '[]' WHERE reporters_json != '[]';
   `,

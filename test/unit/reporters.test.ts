@@ -75,3 +75,32 @@ test('migration 12 moves the reporters an older database kept in the ticket row,
   assert.equal(store.ticketOfThread('slack', 'C2:1700000000.000200')?.fingerprint, store.getTicket(b!.ticketId!)!.fingerprint, 'the newest of its tickets');
   assert.deepEqual(store.stmt("SELECT COUNT(*) AS n FROM tickets WHERE reporters_json != '[]'").get(), { n: 0 });
 });
+
+// Review finding: migration 12 read every older ticket's list with json_each(), which
+// stops on text that is not JSON (an empty or hand-edited column) or on a list of bare
+// ids: the migration failed, and with it every start of bugbot on that database.
+test('migration 12 moves what it can of odd reporter lists, and the database opens', (t) => {
+  const home = tempDir(t);
+  const path = join(home, 'bugbot.db');
+  let store = new Store(path);
+  const intake = new Intake({ store, config: testConfig(home, { intake: { settleSeconds: 0 } }), redactor: createRedactor() });
+  const amy: Reporter = { kind: 'slack', id: 'U0AMY', thread: 'C3:1700000000.000300' };
+  const ids = intake.accept(['TypeError: a is undefined', 'TypeError: b is undefined', 'TypeError: c is undefined', 'TypeError: d is undefined', 'TypeError: e is undefined'].map((message, i) => ({ ...report(i, amy), title: message, message }))).map((r) => r.ticketId!);
+  assert.equal(new Set(ids).size, 5);
+  const [empty, garbage, bare, mixed, single] = ids as [number, number, number, number, number];
+  // As schema 11 had it, with what an older database may hold.
+  store.db.exec('DROP TABLE ticket_reporters; PRAGMA user_version = 11;');
+  const set = store.db.prepare('UPDATE tickets SET reporters_json = ? WHERE id = ?');
+  set.run('', empty);
+  set.run('[{"kind":"slack","id":"U0AMY"', garbage);
+  set.run('["U0AMY", 7, null]', bare);
+  set.run(JSON.stringify(['U0OLD', amy, { kind: 'slack' }, amy, { ...amy, id: 'U0BEN' }]), mixed);
+  set.run(JSON.stringify(amy), single);
+  store.close();
+
+  store = new Store(path);
+  t.after(() => store.close());
+  for (const id of [empty, garbage, bare, single]) assert.deepEqual(store.getTicket(id)!.reporters, [], `ticket ${id}`);
+  assert.deepEqual(store.getTicket(mixed)!.reporters, [amy, { ...amy, id: 'U0BEN' }], 'the reporters it names, once each, in order');
+  assert.equal(store.ticketOfThread('slack', amy.thread!)?.fingerprint, store.getTicket(mixed)!.fingerprint);
+});
