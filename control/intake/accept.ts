@@ -211,12 +211,15 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   // idempotency check, so it comes before anything else is written.
   if (ref && state && OPEN_STATES.includes(state)) {
     if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate();
-    batch.occur(ref.id, e, state === 'settling' ? nextDeadline(config, batch.now, ref) : null, state === 'queued');
+    // A person's report settling is one held for its thread (any other is triaged at once):
+    // Intake.threadRead decides it, or its hold's end; what joins it meanwhile waits too.
+    const held = state === 'settling' && ref.human === 1;
+    batch.occur(ref.id, e, state === 'settling' && !held ? nextDeadline(config, batch.now, ref) : null, state === 'queued');
     if (e.human) {
       store.addReporter(ref.id, e.reporter);
       store.audit(ref.id, actorOf(e), 'merged-report', e.title);
     }
-    if (state === 'deferred' || (state === 'settling' && e.human)) {
+    if (state === 'deferred' || (state === 'settling' && e.human && !held)) {
       const d = ctx.decide(ref.id, batch);
       batch.forget(fingerprint);
       return { ...base, status: 'merged', ticketId: ref.id, state: d.state, reason: d.reason };

@@ -65,7 +65,7 @@ export interface TicketRow {
   updated_at: string;
 }
 
-export type TicketRef = Pick<TicketRow, 'id' | 'state' | 'settle_cap' | 'triage_reason' | 'pushed_at'>;
+export type TicketRef = Pick<TicketRow, 'id' | 'state' | 'settle_cap' | 'triage_reason' | 'pushed_at' | 'human'>;
 
 export interface NewTicket {
   fingerprint: string;
@@ -277,7 +277,7 @@ export class Store {
 
   newestTicketRef(fingerprint: string): TicketRef | undefined {
     return this.stmt(
-      'SELECT id, state, settle_cap, triage_reason, pushed_at FROM tickets WHERE fingerprint = ? ORDER BY id DESC LIMIT 1',
+      'SELECT id, state, settle_cap, triage_reason, pushed_at, human FROM tickets WHERE fingerprint = ? ORDER BY id DESC LIMIT 1',
     ).get(fingerprint) as TicketRef | undefined;
   }
 

@@ -10,6 +10,7 @@ import { silentLogger } from '../../control/log.ts';
 import { finishRun, claimNext } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import type { TriggerEvent } from '../../control/types.ts';
+import { mentionEvent } from '../../control/triggers/slack-thread.ts';
 import type { ConfigFile } from '../../control/config.ts';
 import { alertEvent, FakeClock, tempDir, testConfig } from '../support/helpers.ts';
 
@@ -273,6 +274,25 @@ test('a held report is triaged when its thread is read, on the thread; one whose
   clock.advance(31);
   assert.equal(intake.settleDue(), 1, 'decided on the mention once the hold is over');
   assert.equal(store.getTicket(b!.ticketId!)!.state, 'queued');
+});
+
+// Review finding: a second mention in the thread (or any person's report of the same
+// thing) while the first waited for its thread decided the ticket at once, on the mention
+// alone ("what is going on here?": dropped as a question), and moved its deadline to the
+// settle window's: the thread read after it changed nothing.
+test('a report joining a held report leaves it waiting for its thread', (t) => {
+  const { intake, store, clock } = setup(t, { intake: { settleSeconds: 0 } });
+  const mention = (eventId: string, user: string, ts: string, text: string) =>
+    mentionEvent({ eventId, user, text: `<@UBOT> ${text}`, channel: 'C1', ts, threadTs: '1700000000.000100' }, { userId: 'UBOT' }, clock.now());
+  const [a] = intake.accept([mention('Ev1', 'U1', '1700000001.000100', 'what is going on here?')], { holdSeconds: 90 });
+  const [b] = intake.accept([mention('Ev2', 'U2', '1700000002.000100', 'hello??')], { holdSeconds: 90 });
+  assert.deepEqual([b!.status, b!.ticketId, b!.state], ['merged', a!.ticketId, 'settling']);
+  clock.advance(1);
+  assert.equal(intake.settleDue(), 0, 'still held');
+  const decided = intake.threadRead(a!.ticketId!, '<@U3>: TypeError: Cannot read properties of undefined (reading "total")\n<@U1>: what is going on here?\n<@U2>: hello??');
+  assert.equal(decided.state, 'queued');
+  assert.equal(store.getTicket(a!.ticketId!)!.classification, 'bug');
+  assert.equal(store.getTicket(a!.ticketId!)!.reporters.length, 2);
 });
 
 test('free-text reports are classified; a feature request is not acted on, with the reason', (t) => {
