@@ -378,10 +378,10 @@ const KEEP_FAILED = "could not commit a stopped run's partial work to its branch
  * A worker killed without its trap (SIGKILL; a control plane killed with it, whose restart
  * stops the workers it left) never committed what its worktree held: commit it to the
  * run's branch before the worktree goes, as the trap would (harness_keep_partial_work,
- * with the run's git settings: its excludes, no hooks). Null for what is not a run's
+ * with the run's git settings: its excludes, no hooks, the shared repository pinned). Null for what is not a run's
  * worktree (the test gate's checkouts).
  */
-type KeepWorkOf = Pick<BugbotConfig, 'home' | 'harness'>;
+type KeepWorkOf = Pick<BugbotConfig, 'home' | 'harness' | 'target'>;
 
 function partialWorkCommand(cfg: KeepWorkOf, worktree: string): { file: string; args: string[]; options: { env: NodeJS.ProcessEnv; timeout: number } } | null {
   const m = /^ticket-(\d+)-run-(\d+)$/.exec(basename(worktree));
@@ -389,11 +389,12 @@ function partialWorkCommand(cfg: KeepWorkOf, worktree: string): { file: string; 
   const ticketDir = join(cfg.home, 'tickets', m[1]!, `run-${m[2]}`);
   const script =
     'set -euo pipefail; TICKET_DIR=$2; source "$1/lib/common.sh"; source "$1/lib/push.sh"; harness_git_env "$2/config/git-excludes"; ' +
-    'harness_keep_partial_work "$3" "$4" >/dev/null';
+    // Pinned as in the worker: the worktree's commondir is the agent's to rewrite.
+    'harness_git_pin "$5"; harness_keep_partial_work "$3" "$4" >/dev/null';
   const message = `bugbot: partial work on ticket ${m[1]} (run ${m[2]} stopped without finishing)`;
   return {
     file: 'bash',
-    args: ['-c', script, 'keep-partial-work', join(REPO_ROOT, 'harness'), ticketDir, worktree, message],
+    args: ['-c', script, 'keep-partial-work', join(REPO_ROOT, 'harness'), ticketDir, worktree, message, cfg.target.repo],
     options: {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...gitIdentityEnv(cfg) },
       timeout: 120_000,

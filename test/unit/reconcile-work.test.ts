@@ -75,3 +75,25 @@ test('a run whose worker pushed and was killed before writing its outcome: finis
   assert.ok(existsSync(join(ticketDir, 'outcome.json')), 'its outcome, written from what the run left');
   assert.equal(result.finished[0]!.row.commit, 'abc123');
 });
+
+// Review finding: the restart's commit of a killed run's partial work ran the harness's
+// git unpinned (no harness_git_pin): it found the shared repository through the worktree's
+// `commondir`, a file the agent's sandbox can rewrite, and ran what the config of a
+// repository of the agent's making named (here a clean filter) outside any sandbox.
+test("a killed run's partial work is kept with the shared repository pinned: a redirected commondir runs nothing", (t) => {
+  const { repo, config, store, worktree } = runWithWorktree(t);
+  const evil = join(tempDir(t), 'evil');
+  const marker = join(tempDir(t), 'filter-ran');
+  git(repo, 'clone', '--quiet', '--bare', repo, evil);
+  git(evil, 'config', 'filter.pwn.clean', `sh -c 'touch ${marker}; cat'`);
+  const admin = git(worktree, 'rev-parse', '--path-format=absolute', '--git-dir');
+  writeFileSync(join(admin, 'commondir'), `${evil}\n`);
+  assert.equal(git(worktree, 'rev-parse', '--path-format=absolute', '--git-common-dir'), evil, 'the redirect is real: unpinned git follows it');
+  writeFileSync(join(worktree, '.gitattributes'), '* filter=pwn\n');
+  writeFileSync(join(worktree, 'app.js'), 'module.exports = 4;\n');
+
+  reconcile(config, store, quiet);
+
+  assert.equal(existsSync(marker), false, "the agent's filter ran outside the sandbox");
+  assert.equal(existsSync(worktree), false);
+});
