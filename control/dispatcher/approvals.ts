@@ -198,7 +198,11 @@ export class Approvals implements ApprovalActions {
     if (!runRow) return null;
     const pushEnv = readPushEnv(workspacePaths(config, ticket, runRow).ticketDir);
     const files = await changedFiles(config, pushEnv.commit ?? `${config.target.remote}/${runRow.branch}`, pushEnv.base_commit);
-    const decision = autoApprovalDecision(ticket, pushEnv, files, rules);
+    // Read again after git: a person may have claimed it meanwhile (approve() below runs
+    // synchronously up to its claim of the approval in the store).
+    const now = store.getTicket(ticketId);
+    if (now?.state !== 'awaiting_approval') return null;
+    const decision = autoApprovalDecision(now, pushEnv, files, rules);
     store.audit(ticketId, 'auto-approve', decision.approve ? 'auto-approval' : 'auto-approval-declined', decision.reason);
     if (!decision.approve) return null;
     return this.approve(ticketId, 'auto-approve');

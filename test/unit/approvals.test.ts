@@ -584,3 +584,21 @@ test('a failed ticket is not requeued past a newer one of its error; a claimed t
   assert.equal(after.state, 'deferred');
   assert.equal(after.triageReason, 'claimed by bob: a person is on it');
 });
+
+// Review finding: the claim was read before the changed files were listed (git, off the
+// event loop), and the rules then decided on that reading: a claim made meanwhile was
+// not seen, and the fix was merged without the person who had just taken the ticket.
+test('auto-approval sees a claim made while it lists the changed files', async (t) => {
+  const s = setup(t, { approval: { autoApprove: { enabled: true } } });
+  const target = createGitTarget(tempDir(t));
+  s.config.target.repo = target.repo;
+  const id = fileTicket(s.intake, 'Greeting says hello', 'Error: greeting says hello', 'low');
+  finishAwaiting({ store: s.store, config: s.config, ticketId: id }, (branch) => pushFixBranch(target, branch, 'greeting.txt', 'hello, fixed\n'));
+  const staging = target.originGit('rev-parse', 'staging');
+  const deciding = s.approvals.considerAutoApproval(id);
+  s.intake.claim(id, 'dana');
+  assert.equal(await deciding, null);
+  assert.match(s.store.auditTrail(id).at(-1)!.detail!, /claimed by dana: a person decides/);
+  assert.equal(s.store.getTicket(id)!.state, 'awaiting_approval');
+  assert.equal(target.originGit('rev-parse', 'staging'), staging, 'nothing merged');
+});
