@@ -95,7 +95,11 @@ function hasRemoteUrl(text: string, name: string): boolean {
   return false;
 }
 
-/** Whether git config text turns `[section] key` on (true, yes, on, 1, or the key alone); names ignore case. */
+/**
+ * Whether git config text turns `[section] key` on, as git reads a boolean: the key alone, or
+ * any value but false, no, off, zero or nothing (quotes dropped: "true" and 2 are on too).
+ * Names ignore case.
+ */
 function configOn(text: string, section: string, key: string): boolean {
   let inSection = false;
   let on = false;
@@ -107,7 +111,7 @@ function configOn(text: string, section: string, key: string): boolean {
       line = line.slice(header[0].length).trim();
     }
     const m = inSection ? /^([\w-]+)\s*(?:=\s*([^#;]*))?/.exec(line) : null;
-    if (m && m[1]!.toLowerCase() === key) on = m[2] === undefined || /^(true|yes|on|1)$/i.test(m[2].trim());
+    if (m && m[1]!.toLowerCase() === key) on = m[2] === undefined || !/^(false|no|off|[-+]?0+)?$/i.test(m[2].replace(/"/g, '').trim());
   }
   return on;
 }

@@ -3,7 +3,7 @@
 // side is in test/e2e/cli.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
@@ -123,6 +123,25 @@ test('a checkout that reads per-worktree config holds them, saying how to turn i
   git(repo, 'config', '--unset', 'extensions.worktreeConfig');
   git(repo, 'sparse-checkout', 'init', '--cone');
   assert.match(workersHeld(testConfig(home, { target: { repo } }, model)) ?? '', /extensions\.worktreeConfig on/, 'as sparse-checkout leaves it');
+});
+
+// Review finding: the check took only true, yes, on and 1 for on, where git takes any
+// boolean it can read: "true" in quotes, 2, On. Such a checkout read each worktree's
+// config.worktree and the workers did not hold.
+test('extensions.worktreeConfig holds them however git would read it as on', (t) => {
+  const home = tempDir(t);
+  const repo = checkout(t);
+  const config = join(repo, '.git', 'config');
+  const base = readFileSync(config, 'utf8');
+  for (const value of ['"true"', '2', 'On', '"tr"ue']) {
+    writeFileSync(config, `${base}[extensions]\n\tworktreeConfig = ${value}\n`);
+    assert.match(git(repo, 'config', '--type=bool', 'extensions.worktreeConfig'), /^true/, `git reads ${value} as on`);
+    assert.match(workersHeld(testConfig(home, { target: { repo } }, model)) ?? '', /extensions\.worktreeConfig on/, value);
+  }
+  for (const value of ['false', '0', '"no"', 'off', '']) {
+    writeFileSync(config, `${base}[extensions]\n\tworktreeConfig = ${value}\n`);
+    assert.equal(workersHeld(testConfig(home, { target: { repo } }, model)), null, value);
+  }
 });
 
 test('a linked worktree (a .git file) finds the remote in its main repository\'s config', (t) => {
