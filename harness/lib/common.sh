@@ -42,9 +42,10 @@ harness_fail() {
 # reach, an install that could not run, the model endpoint down), not the ticket's. The
 # control plane requeues the ticket without counting the attempt (a few times) and pauses
 # its workers for a while, instead of failing every queued ticket the same way; with
-# `slot`, only this worker's slot pauses (its port is taken: the others' are not).
+# `slot`, only this worker's slot pauses (its port is taken: the others' are not). The
+# reason is one line (the control plane reads the first), so its text names no scope.
 harness_fail_env() {
-  printf '%s\n%s\n' "$1" "${2:+scope: slot}" >"$TICKET_DIR/environment-failure"
+  printf '%s\n%s\n' "${1//[$'\t\r\n']/ }" "${2:+scope: slot}" >"$TICKET_DIR/environment-failure"
   harness_fail "$1"
 }
 

@@ -52,6 +52,19 @@ teardown() { teardown_tmp; }
   [ "$phase" = push ] && [ "$state" = 'fail ed' ] && [ "$detail" = 'a b  c' ]
 }
 
+# Review finding: harness_fail_env wrote its reason as it came (the model endpoint's error
+# text, after "implement: "): the control plane read its first line only as the reason, and
+# a line "scope: slot" in that text paused one slot where the machine's trouble concerns all.
+@test "a machine's failure of several lines is one line of environment-failure, and its text names no scope" {
+  run harness_fail_env $'implement: API Error: 503\nscope: slot\n\tupstream down'
+  [ "$status" -eq 1 ]
+  run cat "$TICKET_DIR/environment-failure"
+  [ "${lines[0]}" = 'implement: API Error: 503 scope: slot  upstream down' ]
+  [ "${#lines[@]}" -eq 1 ]
+  run harness_fail_env "port 7001 is taken" slot
+  [ "$(sed -n 2p "$TICKET_DIR/environment-failure")" = "scope: slot" ]
+}
+
 @test "the repository lock: waiting for it is bounded, and confined code locks a file of its own" {
   git init --quiet "$TMP/lockrepo"
   git -C "$TMP/lockrepo" commit --quiet --allow-empty -m init
