@@ -15,8 +15,11 @@ import { openServices } from './services.ts';
 import { latestRevisions, OutcomeArchive } from './outcomes/archive.ts';
 import { readServerInfo, type ServerInfo } from './server-info.ts';
 import { inWindow, parseSince, summarize, summaryNotes } from './outcomes/summary.ts';
-import { cancelTicket, runsForTicket, stoppingRuns } from './queue/leases.ts';
+import { cancelTicket, runsForTicket, stoppingRuns, type RunRow } from './queue/leases.ts';
 import { askRunsWorkerToStop } from './dispatcher/reconcile.ts';
+import { workspacePaths } from './dispatcher/workspace.ts';
+import { createScrub } from './scrub.ts';
+import { readTranscript, type SessionEnd, type TranscriptEntry, type TranscriptSession } from './transcript.ts';
 import { notificationSummaries, recipientText, type NotificationSummary } from './queue/notifications.ts';
 import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
@@ -345,6 +348,43 @@ export function buildProgram(): Command {
       } finally {
         store.close();
       }
+    });
+
+  program
+    .command('transcript')
+    .description("what the agent did in a run, session by session: what it said, its tool calls and their results, permission denials, how each session ended")
+    .argument('<id>', 'ticket id', intArg)
+    .option('--run <n>', 'this run of the ticket (bugbot ticket <id> lists them; default: its latest)', positiveIntArg)
+    .option('--phase <label>', 'only this session (research, implement, review, implement-rework, review-rework, docs)')
+    .option('--json', 'JSON output')
+    .action((id: number, o: { run?: number; phase?: string; json?: boolean }, cmd: Command) => {
+      const config = load(cmd);
+      const { store } = openExisting(config);
+      let run: RunRow;
+      try {
+        const t = store.getTicket(id);
+        if (!t) fail(`no ticket ${id}`, 1);
+        const runs = runsForTicket(store, id);
+        if (!runs.length) fail(`ticket ${id} has not run yet (it is ${t.state}): no transcript`, 1);
+        const picked = o.run === undefined ? runs[runs.length - 1] : runs.find((r) => r.id === o.run);
+        if (!picked) fail(`run ${o.run} is not a run of ticket ${id} (its runs: ${runs.map((r) => r.id).join(', ')})`, 1);
+        run = picked;
+      } finally {
+        store.close();
+      }
+      const scrub = createScrub(config);
+      const transcript = readTranscript(workspacePaths(config, { id }, run).ticketDir, scrub);
+      if (!transcript.sessions.length) fail(noSessionLogs(id, run, transcript), 1);
+      const sessions = o.phase === undefined ? transcript.sessions : transcript.sessions.filter((s) => s.label === o.phase);
+      if (!sessions.length) {
+        fail(`run ${run.id} of ticket ${id} has no session "${oneLine(o.phase ?? '')}"; its sessions: ${transcript.sessions.map((s) => oneLine(s.label)).join(', ')}`, 1);
+      }
+      const runInfo = { id: run.id, attempt: run.attempt, state: run.state, outcome: run.outcome, reason: run.reason === null ? null : scrub(run.reason) };
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ ticket: id, run: runInfo, dir: transcript.dir, sessions }, null, 2) + '\n');
+        return;
+      }
+      process.stdout.write(formatTranscript(id, runInfo, sessions));
     });
 
   program
@@ -680,6 +720,75 @@ function formatTicket(d: {
   lines.push('', 'history:');
   for (const a of d.audit) lines.push(`  ${a.at}  ${oneLine(a.actor).padEnd(14)} ${a.action}${a.detail ? `: ${oneLine(a.detail)}` : ''}`);
   // The message and the stack keep their lines; what else they hold is shown, not obeyed.
+  return terminalText(lines.join('\n') + '\n');
+}
+
+/** Why a run shows no sessions: its folder removed by retention, never made, or holding no logs (yet). */
+function noSessionLogs(id: number, run: RunRow, t: { dir: string; folder: boolean }): string {
+  const which = `run ${run.id} of ticket ${id}`;
+  if (run.folder_removed_at) {
+    return `${which} has no session logs any more: retention removed its folder on ${run.folder_removed_at} (retention.runFoldersDays); bugbot ticket ${id} still shows how it ended`;
+  }
+  if (!t.folder) return `${which} has no folder at ${t.dir} (it was removed): no session logs to show`;
+  if (run.state === 'running') return `${which} has no session logs yet: it is running, and its first session has not started`;
+  return `${which} left no session logs in ${t.dir} (it ended before its first session began)`;
+}
+
+/** A duration as a person reads it: 850 ms, 4.2 s, 42 s, 3m 05s. */
+function seconds(ms: number): string {
+  const s = ms / 1000;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 60) return `${Math.round(s)} s`;
+  const whole = Math.round(s);
+  return `${Math.floor(whole / 60)}m ${String(whole % 60).padStart(2, '0')}s`;
+}
+
+function sessionEndText(e: SessionEnd | null, cut: boolean): string {
+  if (!e) return cut ? 'no end found (its log was cut before it)' : 'no end recorded (stopped before it ended, or still running)';
+  const parts = [`${oneLine(e.subtype)} after ${e.turns ?? '?'} turns`];
+  if (e.costUsd !== null) parts.push(`$${e.costUsd.toFixed(4)}`);
+  if (e.durationMs !== null) parts.push(seconds(e.durationMs));
+  return parts.join(', ');
+}
+
+/** `text`'s lines, the first after `first`, the rest under it. */
+function hanging(first: string, text: string | string[]): string[] {
+  const lines = Array.isArray(text) ? text : text.split('\n');
+  const pad = ' '.repeat(first.length);
+  return lines.map((l, i) => `${i === 0 ? first : pad}${l}`.trimEnd());
+}
+
+function entryText(e: TranscriptEntry): string[] {
+  switch (e.kind) {
+    case 'text':
+      return hanging('  said: ', e.text);
+    case 'tool_call':
+      return [`  → ${oneLine(e.tool)}${e.arg ? `  ${oneLine(e.arg)}` : ''}`];
+    case 'tool_result': {
+      // A tab is layout (Read numbers its lines with one), not a character to show escaped.
+      const lines = e.lines.length ? e.lines.map((l) => oneLine(l.replace(/\t/g, '  '))) : ['(no output)'];
+      if (e.more) lines.push(`… ${e.more} more line(s)`);
+      return hanging(`  ← ${e.tool ? `${oneLine(e.tool)} ` : ''}${e.isError ? 'error' : 'ok'}: `, lines);
+    }
+    case 'denial':
+      return [`  denied: ${oneLine(e.tool)}${e.arg ? `  ${oneLine(e.arg)}` : ''}`];
+    case 'end':
+      return [`  ended: ${sessionEndText(e, false)}${e.errors.length ? ` (${e.errors.map(oneLine).join('; ')})` : ''}`];
+  }
+}
+
+/** `bugbot transcript`: each session's summary line, then what it did; text from the agent and its tools escaped for the terminal. */
+function formatTranscript(id: number, run: { id: number; attempt: number; state: string; outcome: string | null; reason: string | null }, sessions: TranscriptSession[]): string {
+  const lines = [`ticket ${id}, run ${run.id} (attempt ${run.attempt}): ${run.state}${run.outcome ? ` → ${run.outcome}` : ''}${run.reason ? ` (${oneLine(run.reason)})` : ''}`];
+  for (const s of sessions) {
+    lines.push('', `== ${oneLine(s.label)}: ${sessionEndText(s.end, s.cut)}${s.model ? ` [${oneLine(s.model)}]` : ''}`);
+    for (const e of s.entries) lines.push(...entryText(e));
+    if (s.entriesCut) lines.push(`  (${s.entriesCut} more entries not shown)`);
+    if (s.cut) lines.push(`  (cut: ${s.file} is ${s.bytes} bytes; only its first ${s.readBytes} were read: what the session did after them is not shown)`);
+    if (s.unparseable) lines.push(`  (${s.unparseable} line(s) of ${s.file} were not stream-json events: skipped)`);
+  }
+  // What the agent and its tools wrote keeps its lines; the control characters in it are shown, not obeyed.
   return terminalText(lines.join('\n') + '\n');
 }
 

@@ -67,6 +67,17 @@ svg.chart .s-a { fill: var(--accent); } svg.chart .s-b { fill: var(--messy); } s
 .tests-new { color: var(--failed); font-weight: 600; } .priority { border-bottom: 1px dotted var(--muted); cursor: help; }
 ol.timeline { list-style: none; padding: 0; margin: 0; } ol.timeline li { padding: 4px 0 4px 14px; border-left: 2px solid var(--line); }
 ol.timeline time { color: var(--muted); font-size: 12px; margin-right: 8px; }
+details.session { border-top: 1px solid var(--line); padding: 6px 0; } details.session > summary { cursor: pointer; }
+details.session .end { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; background: #e3f5ea; color: #1f6b3e; }
+details.session .end.end-bad { background: #fdeaea; color: #9b2c2c; }
+ol.transcript { list-style: none; padding: 0; margin: 6px 0; font-size: 13px; }
+ol.transcript li { display: grid; grid-template-columns: 56px 1fr; gap: 8px; padding: 3px 0; border-bottom: 1px solid var(--line); }
+ol.transcript .t-kind { color: var(--muted); font-size: 11px; text-transform: uppercase; letter-spacing: .03em; padding-top: 2px; }
+ol.transcript .t-body { white-space: pre-wrap; word-break: break-word; }
+ol.transcript code, ol.transcript .t-arg { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; word-break: break-all; }
+ol.transcript pre.t-out { margin: 0; padding: 4px 8px; max-height: 160px; font-size: 12px; }
+ol.transcript .t-error .t-kind, ol.transcript .t-denial .t-kind { color: var(--failed); font-weight: 600; }
+ol.transcript .t-error pre.t-out { background: #fdeaea; }
 `;
 
 /**

@@ -1,11 +1,11 @@
 /**
- * What the pages read besides the store: the files a run leaves in its ticket
- * folder (plan, verdict, push record, the phase's stream log), the outcomes archive
- * (cached until the file changes), the live workers. Everything that came from an
- * agent or a log goes through `scrub` before it is shown: the redactor, then every
- * secret value the config resolved, masked wherever it appears.
+ * What the pages read besides the store: the files a run leaves in its ticket folder
+ * (plan, verdict, push record, the sessions' stream logs, read by ../transcript.ts), the
+ * outcomes archive (cached until the file changes), the live workers. Everything that
+ * came from an agent or a log goes through `scrub` before it is shown: the redactor,
+ * then every secret value the config resolved, masked wherever it appears.
  */
-import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { workersFromStore } from '../api.ts';
 import type { AppDeps } from '../app.ts';
@@ -16,27 +16,9 @@ import type { RunRow } from '../queue/leases.ts';
 import { parseUnifiedDiff, runDiff, type RunDiff } from './git-diff.ts';
 import { redactLines } from '../../lib/redact.ts';
 import type { Scrub } from '../scrub.ts';
+import { clip, DEFAULT_TRANSCRIPT_LIMITS, entryLine, eventEntries, flat, parseEvent, readBounded, readTranscript, type RunTranscript, type TranscriptLimits } from '../transcript.ts';
 
 export { createScrub, type Scrub } from '../scrub.ts';
-
-/** At most `max` bytes of a file (its head, or its tail), or null when it is missing. */
-export function readBounded(path: string, max: number, from: 'head' | 'tail' = 'head'): { text: string; truncated: boolean } | null {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return null;
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const n = Math.min(size, max);
-    const buf = Buffer.alloc(n);
-    readSync(fd, buf, 0, n, from === 'head' ? 0 : size - n);
-    return { text: buf.toString('utf8'), truncated: size > max };
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export interface RunFiles {
   dir: string;
@@ -175,8 +157,6 @@ export function liveWorkers(deps: AppDeps, scrub: Scrub): LiveWorker[] {
   }));
 }
 
-const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
-
 /**
  * The last `n` things a Claude Code session did, one line each, from its stream-json log,
  * each scrubbed before it is cut to length.
@@ -189,41 +169,23 @@ export function phaseTail(path: string, n: number, scrub: Scrub): string[] {
   const out: string[] = [];
   for (const line of lines) {
     if (!line.trim()) continue;
-    let e: StreamEvent;
-    try {
-      e = JSON.parse(line) as StreamEvent;
-    } catch {
-      continue;
+    const e = parseEvent(line);
+    if (!e) continue;
+    for (const entry of eventEntries(e)) {
+      const l = entryLine(entry);
+      if (l !== null) out.push(l);
     }
-    out.push(...describeEvent(e));
   }
-  return out.slice(-n).map((l) => clip(scrub(l.replace(/\s+/g, ' ').trim()), 240));
+  return out.slice(-n).map((l) => clip(flat(scrub(l)), 240));
 }
 
-interface StreamEvent {
-  type?: string;
-  subtype?: string;
-  message?: { content?: Array<{ type?: string; text?: string; name?: string; input?: Record<string, unknown>; is_error?: boolean; content?: unknown }> | string };
-  num_turns?: number;
-  total_cost_usd?: number;
-}
+/**
+ * What the ticket page shows of a run's sessions: fewer entries a session than the CLI
+ * (each a few lines at most), so a run of long sessions stays a page a browser opens.
+ */
+export const PAGE_TRANSCRIPT_LIMITS: TranscriptLimits = { ...DEFAULT_TRANSCRIPT_LIMITS, maxEntries: 200, resultLines: 5, lineChars: 200 };
 
-function describeEvent(e: StreamEvent): string[] {
-  if (e.type === 'system' && e.subtype === 'init') return ['session started'];
-  if (e.type === 'result') return [`finished: ${e.subtype ?? 'done'} after ${e.num_turns ?? '?'} turns`];
-  const content = Array.isArray(e.message?.content) ? e.message.content : [];
-  const out: string[] = [];
-  for (const b of content) {
-    if (e.type === 'assistant' && b.type === 'text' && b.text) out.push(`says: ${b.text}`);
-    if (e.type === 'assistant' && b.type === 'tool_use') out.push(`${b.name ?? 'tool'} ${toolArg(b.input ?? {})}`);
-    if (e.type === 'user' && b.type === 'tool_result' && b.is_error) out.push(`tool error: ${typeof b.content === 'string' ? b.content : 'see the log'}`);
-  }
-  return out;
-}
-
-function toolArg(input: Record<string, unknown>): string {
-  for (const k of ['file_path', 'command', 'pattern', 'url', 'path', 'query']) {
-    if (typeof input[k] === 'string') return input[k];
-  }
-  return '';
+/** The sessions of a run, as its ticket page shows them. */
+export function runTranscript(config: BugbotConfig, scrub: Scrub, run: Pick<RunRow, 'id' | 'ticket_id'>): RunTranscript {
+  return readTranscript(runDir(config, run.ticket_id, run.id), scrub, PAGE_TRANSCRIPT_LIMITS);
 }

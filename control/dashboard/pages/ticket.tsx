@@ -1,8 +1,9 @@
 /**
  * One ticket's story: its triggers and occurrences over time, the triage decision
  * and reason, every run with its phases (duration, tokens, tool calls, cost), the
- * plan, the review verdict, the diff side by side, branch and commit, the outcome,
- * and links to related tickets (regressions, same fingerprint, merged reports).
+ * sessions (what the agent did in each, from its stream log), the plan, the review
+ * verdict, the diff side by side, branch and commit, the outcome, and links to related
+ * tickets (regressions, same fingerprint, merged reports).
  */
 import type { StageStats } from '../../outcomes/archive.ts';
 import type { OccurrenceRow } from '../../queue/store.ts';
@@ -16,6 +17,7 @@ import type { RunDiff } from '../git-diff.ts';
 import { fmtCost, fmtDuration, fmtInt, Layout, OutcomeBadge, StateBadge, TicketLink, Time, type Viewer } from '../layout.tsx';
 import type { Scrub } from '../data.ts';
 import { TestResult, type TestCounts } from '../tests-view.tsx';
+import type { RunTranscript, SessionEnd, TranscriptEntry, TranscriptSession } from '../../transcript.ts';
 import { TicketActions } from './actions.tsx';
 
 export interface RunInfo {
@@ -57,6 +59,8 @@ export interface TicketPageProps {
   /** The `?run=` asked for when the ticket has no such run (the page then shows its latest). */
   missingRun: string | null;
   files: RunFiles | null;
+  /** What the agent did in the selected run's sessions (scrubbed and bounded: data.ts runTranscript). */
+  transcript: RunTranscript | null;
   diff: RunDiff | { error: string } | null;
   live: LiveWorker | null;
   approvalsEnabled: boolean;
@@ -340,12 +344,12 @@ export function TicketPage(p: TicketPageProps) {
         )}
       </div>
 
-      {p.selected ? <RunDetail run={p.selected} files={p.files} diff={p.diff} scrub={s} mask={p.mask} /> : null}
+      {p.selected ? <RunDetail ticketId={t.id} run={p.selected} files={p.files} transcript={p.transcript} diff={p.diff} scrub={s} mask={p.mask} /> : null}
     </Layout>
   );
 }
 
-function RunDetail(props: { run: RunInfo; files: RunFiles | null; diff: RunDiff | { error: string } | null; scrub: Scrub; mask: Scrub }) {
+function RunDetail(props: { ticketId: number; run: RunInfo; files: RunFiles | null; transcript: RunTranscript | null; diff: RunDiff | { error: string } | null; scrub: Scrub; mask: Scrub }) {
   const { run, files } = props;
   return (
     <div id="run-detail">
@@ -396,6 +400,7 @@ function RunDetail(props: { run: RunInfo; files: RunFiles | null; diff: RunDiff 
           )}
         </div>
       </div>
+      <Sessions ticketId={props.ticketId} run={run} transcript={props.transcript} />
       <div class="card" id="plan">
         <h2>plan.md</h2>
         {files?.plan ? <pre class="plan">{files.plan.text + (files.plan.truncated ? '\n…' : '')}</pre> : <p class="muted">No plan (research did not write one).</p>}
@@ -406,4 +411,101 @@ function RunDetail(props: { run: RunInfo; files: RunFiles | null; diff: RunDiff 
       </div>
     </div>
   );
+}
+
+/**
+ * Each session of the run, collapsed to its summary line (phase, how it ended, turns, cost,
+ * time), opening to what the agent did. Every string was scrubbed and cut when it was read
+ * (transcript.ts); JSX escapes it.
+ */
+function Sessions(props: { ticketId: number; run: RunInfo; transcript: RunTranscript | null }) {
+  const t = props.transcript;
+  let none: string | null = null;
+  if (!t || !t.folder) none = "No session logs: the run's folder is not there any more (retention removes finished runs' folders after retention.runFoldersDays).";
+  else if (!t.sessions.length) none = props.run.state === 'running' ? 'No session has started yet.' : 'No session logs: the run ended before its first session.';
+  return (
+    <div class="card" id="sessions">
+      <h2>Sessions</h2>
+      {none !== null || !t ? (
+        <p class="muted">{none}</p>
+      ) : (
+        t.sessions.map((s) => <Session session={s} cli={`bugbot transcript ${props.ticketId} --run ${props.run.id} --phase ${s.label}`} />)
+      )}
+    </div>
+  );
+}
+
+function endText(e: SessionEnd | null, cut: boolean): string {
+  if (!e) return cut ? 'no end found (log cut)' : 'no end recorded';
+  return e.subtype;
+}
+
+function Session(props: { session: TranscriptSession; cli: string }) {
+  const s = props.session;
+  const e = s.end;
+  const figures = e ? [`${e.turns ?? '?'} turns`, fmtCost(e.costUsd), fmtDuration(e.durationMs === null ? null : e.durationMs / 1000)] : [];
+  const calls = s.entries.filter((x) => x.kind === 'tool_call').length;
+  return (
+    <details class="session" data-phase={s.label}>
+      <summary>
+        <b>{s.label}</b> <span class={`end${!e || e.isError ? ' end-bad' : ''}`}>{endText(e, s.cut)}</span>{' '}
+        <span class="muted small">{[...figures, `${fmtInt(calls)} tool calls`].join(' · ')}</span>
+      </summary>
+      {s.cut ? (
+        <p class="muted small session-cut">{`The log is ${fmtInt(s.bytes)} bytes; only its first ${fmtInt(s.readBytes)} were read: what the session did after them is not shown${e ? ' (its end is from the log\'s last lines)' : ''}.`}</p>
+      ) : null}
+      <ol class="transcript">
+        {s.entries.map((x) => (
+          <Entry entry={x} />
+        ))}
+      </ol>
+      {s.entriesCut ? <p class="muted small session-cut">{`${fmtInt(s.entriesCut)} more entries not shown here (${props.cli} lists more).`}</p> : null}
+      {s.unparseable ? <p class="muted small">{`${fmtInt(s.unparseable)} lines of ${s.file} were not stream-json events: skipped.`}</p> : null}
+    </details>
+  );
+}
+
+function Entry(props: { entry: TranscriptEntry }) {
+  const e = props.entry;
+  switch (e.kind) {
+    case 'text':
+      return (
+        <li class="t-text">
+          <span class="t-kind">said</span>
+          <div class="t-body">{e.text}</div>
+        </li>
+      );
+    case 'tool_call':
+      return (
+        <li class="t-call">
+          <span class="t-kind">call</span>
+          <span>
+            <code>{e.tool}</code> <span class="t-arg">{e.arg}</span>
+          </span>
+        </li>
+      );
+    case 'tool_result':
+      return (
+        <li class={e.isError ? 't-result t-error' : 't-result'}>
+          <span class="t-kind">{e.isError ? 'error' : 'result'}</span>
+          <pre class="t-out">{(e.lines.length ? e.lines.join('\n') : '(no output)') + (e.more ? `\n… ${e.more} more lines` : '')}</pre>
+        </li>
+      );
+    case 'denial':
+      return (
+        <li class="t-denial">
+          <span class="t-kind">denied</span>
+          <span>
+            <code>{e.tool}</code> <span class="t-arg">{e.arg}</span>
+          </span>
+        </li>
+      );
+    case 'end':
+      return (
+        <li class={e.isError ? 't-end t-error' : 't-end'}>
+          <span class="t-kind">end</span>
+          <span>{`${e.subtype} after ${e.turns ?? '?'} turns, ${fmtCost(e.costUsd)}, ${fmtDuration(e.durationMs === null ? null : e.durationMs / 1000)}${e.errors.length ? `: ${e.errors.join('; ')}` : ''}`}</span>
+        </li>
+      );
+  }
 }

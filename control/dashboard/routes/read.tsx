@@ -12,7 +12,7 @@ import { runsForTicket, type RunRow } from '../../queue/leases.ts';
 import { notificationSummaries } from '../../queue/notifications.ts';
 import { TICKET_STATES, type TicketState } from '../../types.ts';
 import { byFinished, page, render, type Dash } from '../context.ts';
-import { diffForRun, liveWorkers, readRunFiles, type RunFiles } from '../data.ts';
+import { diffForRun, liveWorkers, readRunFiles, runTranscript, type RunFiles } from '../data.ts';
 import type { RunDiff } from '../git-diff.ts';
 import { dayOf, distinct, matches, parseFilter, perDay, topFingerprints, withoutFuture } from '../outcome-stats.ts';
 import { ErrorPage } from '../pages/error.tsx';
@@ -156,6 +156,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         selected={selected}
         missingRun={asked !== undefined && !wanted ? asked : null}
         files={files}
+        transcript={selected ? runTranscript(config, scrub, { id: selected.id, ticket_id: id }) : null}
         diff={diff}
         live={liveWorkers(deps, scrub).find((w) => w.ticket === id) ?? null}
         approvalsEnabled={Boolean(deps.approvals)}
