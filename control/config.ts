@@ -187,7 +187,15 @@ const harnessSchema = z
     gitIdentity: z
       .object({
         // What git takes as an ident: no angle brackets or line breaks in either.
-        name: z.string().trim().min(1).max(200).regex(/^[^<>\n\r\0]+$/, 'no <, > or line breaks').default('bugbot'),
+        name: z
+          .string()
+          .trim()
+          .min(1)
+          .max(200)
+          .regex(/^[^<>\n\r\0]+$/, 'no <, > or line breaks')
+          // git drops these from an ident's ends, and refuses a name of nothing else.
+          .regex(/[^\s.,:;"'\\]/, 'not only punctuation git drops (. , : ; " \' \\)')
+          .default('bugbot'),
         email: z.string().trim().min(1).max(254).regex(/^[^<>\s]+$/, 'no <, > or spaces').default('bugbot@localhost'),
       })
       .strict()

@@ -250,7 +250,7 @@ test('harness.gitIdentity: bugbot <bugbot@localhost> by default; a name or addre
     name: 'bugbot',
     email: 'fixbot@example.com',
   });
-  for (const bad of [{ name: '' }, { name: 'a <b>' }, { name: 'two\nlines' }, { email: 'a b@example.com' }, { email: '<x@example.com>' }, { mail: 'x@example.com' }]) {
+  for (const bad of [{ name: '' }, { name: '.' }, { name: `'..'` }, { name: 'a <b>' }, { name: 'two\nlines' }, { email: 'a b@example.com' }, { email: '<x@example.com>' }, { mail: 'x@example.com' }]) {
     assert.throws(
       () => loadConfig({ cwd: tempDir(t), env: {}, flags: { harness: { gitIdentity: bad } } as never }),
       (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.includes('harness.gitIdentity')),
