@@ -2,6 +2,8 @@
  * Structured logging: one JSON object per line on stderr (stdout is for command
  * output). Fields are redacted by the caller; this never logs request bodies.
  */
+import { fstatSync, writeSync } from 'node:fs';
+
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Logger {
@@ -21,7 +23,7 @@ export function createLogger(
   const fromEnv = process.env.BUGBOT_LOG_LEVEL;
   const unknown = !opts.level && fromEnv && !Object.hasOwn(ORDER, fromEnv);
   const min = ORDER[opts.level ?? (unknown ? 'info' : ((fromEnv as Level | undefined) ?? 'info'))] ?? ORDER.info;
-  const write = opts.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const write = opts.write ?? ((line: string) => writeStderr(line + '\n'));
   const base = opts.base ?? {};
   const log = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
@@ -39,6 +41,34 @@ export function createLogger(
     error: (m, f) => log('error', m, f),
     child: (fields) => createLogger({ ...opts, base: { ...base, ...fields } }),
   };
+}
+
+let stderrIsFile: boolean | undefined;
+
+/**
+ * A stderr that is a file (`bugbot start 2>>bugbot.log`, systemd's `append:`) on a full
+ * disk fails the write with ENOSPC: through process.stderr that is an 'error' event
+ * nothing handles, and the process died without a word. A file is written directly
+ * instead, and a line the disk cannot take is dropped; the next goes out once there is space.
+ */
+function writeStderr(text: string): void {
+  if (stderrIsFile === undefined) {
+    try {
+      stderrIsFile = fstatSync(2).isFile();
+    } catch {
+      stderrIsFile = false;
+    }
+  }
+  if (!stderrIsFile) {
+    process.stderr.write(text);
+    return;
+  }
+  const buf = Buffer.from(text);
+  try {
+    for (let off = 0; off < buf.length; ) off += writeSync(2, buf, off, buf.length - off);
+  } catch {
+    // ENOSPC, EIO: logging is not worth the control plane.
+  }
 }
 
 /** A logger that drops everything (tests). */

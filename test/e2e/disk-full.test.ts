@@ -5,23 +5,14 @@
  * and once space is back the same server accepts again.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { fixtureJson } from '../support/helpers.ts';
+import { fixtureJson, repoRoot, tempDir, waitFor } from '../support/helpers.ts';
 import { startBugbot } from '../support/process.ts';
-
-function mountTmpfs(dir: string, size: string): void {
-  if (process.getuid?.() !== 0) throw new Error('disk-full.test.ts mounts a tmpfs and must run as root (CI does)');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (err) {
-    throw new Error(`could not mount a tmpfs at ${dir} (needs root and mount rights): ${(err as Error).message}`);
-  }
-}
+import { fillDisk, smallDisk } from '../support/tmpfs.ts';
 
 const diskFp = (i: number) => `d15c${i.toString(16).padStart(12, '0')}`;
 
@@ -39,20 +30,8 @@ function alert(i: number): unknown {
 }
 
 test('BUGBOT_HOME on a full disk: 507 naming the problem, nothing acknowledged is lost, accepting again once space is back', { timeout: 120_000 }, async (t) => {
-  // Not tempDir(): its removal would run before the unmount (after-hooks run in order).
-  const dir = mkdtempSync(join(tmpdir(), 'bugbot-diskfull-'));
-  const home = join(dir, 'home');
-  mkdirSync(home);
-  mountTmpfs(home, '6m');
-  t.after(() => {
-    try {
-      execFileSync('umount', [home], { stdio: 'ignore' });
-    } catch {
-      execFileSync('umount', ['-l', home], { stdio: 'ignore' });
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const configPath = join(dir, 'bugbot.config.json');
+  const home = smallDisk(t, '6m');
+  const configPath = join(tempDir(t), 'bugbot.config.json');
   writeFileSync(configPath, JSON.stringify({ home, intake: { settleSeconds: 3600, settleCapSeconds: 3600 }, workers: 1 }));
   const bugbot = await startBugbot(t, { configPath });
 
@@ -97,4 +76,52 @@ test('BUGBOT_HOME on a full disk: 507 naming the problem, nothing acknowledged i
   assert.equal(stored.size, accepted.length, 'nothing refused was stored');
   const orphans = db.prepare('SELECT count(*) AS n FROM events e LEFT JOIN tickets t ON t.id = e.ticket_id WHERE t.id IS NULL').get() as { n: number };
   assert.equal(orphans.n, 0, 'every stored event belongs to a ticket: nothing half-written');
+});
+
+test('a log file on the full disk (bugbot start 2>>log): the control plane stays up, refuses with 507, and logs again once space is back', { timeout: 120_000 }, async (t) => {
+  const disk = smallDisk(t, '6m');
+  const home = join(disk, 'home');
+  const logPath = join(disk, 'bugbot.log');
+  const configPath = join(tempDir(t), 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home, intake: { settleSeconds: 3600, settleCapSeconds: 3600 }, workers: 1 }));
+  const logFd = openSync(logPath, 'a');
+  const proc = spawn(process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', configPath, 'start', '--port', '0'], {
+    cwd: repoRoot,
+    env: { ...process.env, BUGBOT_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', logFd],
+  });
+  closeSync(logFd);
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  // Runs after smallDisk's unmount (hooks run in order), which falls back to a lazy one while this holds the log open.
+  t.after(async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGKILL');
+    await exited;
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const url = await waitFor(() => {
+    if (proc.exitCode !== null) throw new Error(`bugbot start exited (${proc.exitCode}):\n${out}\n${readFileSync(logPath, 'utf8')}`);
+    return /^watching: /m.test(out) ? /listening on (http:\/\/\S+)/.exec(out)?.[1] : undefined;
+  }, 20_000, 'bugbot start listening');
+
+  // Every byte taken: the refusals' log lines cannot be written either, once they are past
+  // the log's last page (tmpfs allocates by the page; a line is about 150 bytes).
+  const filler = fillDisk(disk);
+  const died = (err: Error) => {
+    throw new Error(`the control plane died on the full disk (exit code ${proc.exitCode}): ${err.message}`);
+  };
+  for (let i = 1; i <= 60; i++) {
+    const res = await fetch(`${url}/triggers/grafana`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alert(i)) }).catch(died);
+    assert.equal(res.status, 507, await res.text());
+  }
+  assert.equal((await fetch(`${url}/healthz`).catch(died)).status, 200);
+
+  // Space back: the same process stores and logs again.
+  rmSync(filler);
+  const again = await fetch(`${url}/triggers/grafana`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alert(61)) });
+  assert.equal(again.status, 200, await again.text());
+  proc.kill('SIGTERM');
+  assert.equal(await exited, 0, readFileSync(logPath, 'utf8'));
+  assert.match(readFileSync(logPath, 'utf8'), /"msg":"shutting down"/, 'a line logged after the space came back');
 });

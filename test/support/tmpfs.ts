@@ -1,0 +1,41 @@
+/**
+ * A small disk to fill: a tmpfs mounted for one test. Tests run as root (CI does); without
+ * the right to mount, the test fails saying so, never skips.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+
+/** A fresh tmpfs of `size` (mount's form: "1m"), unmounted and removed when the test ends. */
+export function smallDisk(t: TestContext, size: string): string {
+  if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs and must run as root (CI does)');
+  // Not tempDir(): its removal would run before the unmount (after-hooks run in order).
+  const dir = mkdtempSync(join(tmpdir(), 'bugbot-disk-'));
+  const disk = join(dir, 'disk');
+  mkdirSync(disk);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', disk], { stdio: 'pipe' });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`could not mount a tmpfs at ${disk} (needs root and mount rights): ${(err as Error).message}`);
+  }
+  t.after(() => {
+    try {
+      execFileSync('umount', [disk], { stdio: 'ignore' });
+    } catch {
+      execFileSync('umount', ['-l', disk], { stdio: 'ignore' });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return disk;
+}
+
+/** Take every free byte of the disk holding `dir`; returns the filler, whose removal gives the space back. */
+export function fillDisk(dir: string): string {
+  const filler = join(dir, 'filler');
+  const fs = statfsSync(dir);
+  writeFileSync(filler, Buffer.alloc(fs.bavail * fs.bsize));
+  return filler;
+}
