@@ -5,7 +5,7 @@
  * Appends are fsynced: the archive is what people review, so it never holds a denied
  * call's input: each denial is written as its tool, reason and a short summary, redacted.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRedactor } from '../../lib/redact.ts';
 
@@ -154,7 +154,8 @@ export class OutcomeArchive {
    * and so are its reason (it can quote git's or the model endpoint's error text, with a
    * remote's URL in it), its stages' results (a kill's reason quotes the model's command)
    * and the approver (a pull request's URL is GitHub's, left whole). A torn last line (a
-   * crash mid-append) is ended first, so this row stays whole.
+   * crash mid-append) is ended first, so this row stays whole. A write that fails (a full
+   * disk takes part of the row) is cut off again before the error goes on: no torn line.
    */
   append(row: OutcomeRow): void {
     const safe = this.redacted(row, (row.denials ?? []).map((d) => archivedDenial(d, this.redact)));
@@ -164,8 +165,17 @@ export class OutcomeArchive {
       const last = Buffer.alloc(1);
       const torn = size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a;
       const buf = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(safe)}\n`);
-      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-      fsyncSync(fd);
+      try {
+        for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+        fsyncSync(fd);
+      } catch (err) {
+        try {
+          ftruncateSync(fd, size);
+        } catch {
+          // The part written stays, a torn line the readers skip and the next append ends.
+        }
+        throw err;
+      }
     } finally {
       closeSync(fd);
     }
