@@ -210,9 +210,18 @@ export class Notifier {
         continue;
       }
       const target = JSON.stringify(job.to);
-      const id = resumed
-        ? resumed.find((r) => r.target_json === target)?.id
-        : recordNotification(store, { ticketId: notice.ticket.id, kind: notice.kind, dedupeKey: dedupeKey(notice, job.to), notice, target: job.to });
+      let id: number | undefined;
+      try {
+        id = resumed
+          ? resumed.find((r) => r.target_json === target)?.id
+          : recordNotification(store, { ticketId: notice.ticket.id, kind: notice.kind, dedupeKey: dedupeKey(notice, job.to), notice, target: job.to });
+      } catch (err) {
+        // The outbox could not take it (a full disk): sent unrecorded rather than never, since
+        // nothing else keeps it (a run's end the database refused is recorded without its notice).
+        this.logger.warn('could not record a notification in the outbox; sending it unrecorded', { ticket: notice.ticket.id, kind: notice.kind, ...job.to, error: (err as Error).message });
+        work.push({ job });
+        continue;
+      }
       if (id !== undefined) work.push({ job, id });
       else if (!resumed) this.logger.debug('already notified', { ticket: notice.ticket.id, kind: notice.kind, ...job.to });
     }
