@@ -177,6 +177,8 @@ const harnessSchema = z
     /** A banned attempt is denied and the session goes on ("deny"), or ends it ("kill"). */
     onBannedAction: z.enum(['deny', 'kill']).default('deny'),
     devTimeoutSeconds: z.number().int().positive().default(60),
+    /** Workers claim nothing while the disk holding bugbot's home (worktrees, ticket folders) has less free than this; 0: never. */
+    minFreeDiskMb: z.number().int().min(0).max(1_000_000).default(200),
     /** Each run of the test command (the gate, and the base branch's run) is stopped after this long; the gate then fails. */
     testTimeoutSeconds: z.number().int().positive().default(900),
     heartbeatSeconds: z.number().int().positive().default(15),

@@ -12,7 +12,7 @@ import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
 import { Approvals } from './dispatcher/approvals.ts';
 import { reconcile, WORKER_STOP_WAIT_MS } from './dispatcher/reconcile.ts';
-import { workersHeld } from './dispatcher/requirements.ts';
+import { lowDisk, workersHeld } from './dispatcher/requirements.ts';
 import { modelEnv } from './dispatcher/model-env.ts';
 import { claudeBinary, REPO_ROOT } from './dispatcher/phases.ts';
 import { releaseRunTmpRoot } from './dispatcher/workspace.ts';
@@ -120,7 +120,10 @@ export async function startServer(
   // What the workers lack is looked for again (every 10 s while they hold, every minute
   // otherwise): installing it needs no restart.
   let heldCheck = { at: 0, reason: null as string | null };
+  // The disk's free space is asked every time (one statfs): it runs out between two checks.
   const held = () => {
+    const disk = lowDisk(config);
+    if (disk) return disk;
     if (Date.now() - heldCheck.at >= (heldCheck.reason ? 10_000 : 60_000)) heldCheck = { at: Date.now(), reason: workersHeld(config) };
     return heldCheck.reason;
   };

@@ -50,6 +50,8 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
     // A banned attempt is denied and the session goes on ("deny"), or ends it ("kill").
     "onBannedAction": "deny",
     "devTimeoutSeconds": 60,
+    // Workers claim nothing while the disk holding bugbot's home has less free (MB); 0: never.
+    "minFreeDiskMb": 200,
     // A run of the test command that takes longer is stopped, and the test gate fails.
     "testTimeoutSeconds": 900,
     "heartbeatSeconds": 15,

@@ -16,6 +16,7 @@ import type { Ticket, TicketState } from '../types.ts';
 import { nextRevision, type OutcomeArchive, type OutcomeRow } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
+import { lowDisk } from './requirements.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome, runNotice } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
 import { finishCancelledRuns, reclaimDeadRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses, WORKER_STOP_WAIT_MS } from './reconcile.ts';
@@ -463,7 +464,9 @@ export class Dispatcher {
     let pushedFirst = false;
     // The attempt is given back: the run says nothing about the ticket.
     let refund = false;
-    const envFailure = outcome?.state === 'failed' ? environmentFailure(w.ws.ticketDir) : null;
+    // A failed run on a full disk is the disk's doing too: whatever write came first failed.
+    const disk = outcome?.state !== 'pushed' && !cancel ? lowDisk(config) : null;
+    const envFailure = outcome?.state === 'failed' ? (environmentFailure(w.ws.ticketDir) ?? (disk ? { reason: `${outcome.reason}; ${disk}`, slotOnly: false } : null)) : null;
     if (cancel) {
       ({ state, reason, overCancel: pushedFirst } = cancelledRunEnd(outcome, cancel, w.ws.branch));
       if (!trapRan) removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
@@ -492,6 +495,11 @@ export class Dispatcher {
       // bash could not be started (EAGAIN, EMFILE): the machine's doing, as above.
       removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
       ({ state, reason, refund } = this.environmentEnd(w.run, `worker could not be started (${w.spawnError})`, w.slot, false));
+    } else if (disk) {
+      // Died on a full disk, where even the file that would say so could not be written:
+      // the machine's doing, as above.
+      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
+      ({ state, reason, refund } = this.environmentEnd(w.run, `worker exited (${signal ?? `status ${code}`}) without an outcome; ${disk}`, w.slot, false));
     } else {
       // Died without its trap: clean up after it and give the ticket another attempt.
       removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });

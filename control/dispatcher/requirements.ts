@@ -9,7 +9,7 @@
  * when `bugbot start` starts, so a missing one is named at once rather than by every
  * run failing.
  */
-import { accessSync, constants, readFileSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import { claudeBinary, REPO_ROOT } from './phases.ts';
@@ -158,6 +158,8 @@ function targetProblem(cfg: BugbotConfig): string | null {
  */
 export function workersHeld(cfg: BugbotConfig, path = process.env.PATH ?? ''): string | null {
   const reasons: string[] = [];
+  const disk = lowDisk(cfg);
+  if (disk) reasons.push(disk);
   const { missing, hint } = missingForWorkers(cfg, path);
   if (missing.length) reasons.push(`${missing.join(', ')} not found (${hint})`);
   const h = cfg.harness;
@@ -166,4 +168,25 @@ export function workersHeld(cfg: BugbotConfig, path = process.env.PATH ?? ''): s
   const target = targetProblem(cfg);
   if (target) reasons.push(target);
   return reasons.length ? reasons.join('; ') : null;
+}
+
+/**
+ * Whether the disk holding bugbot's home (the runs' worktrees, ticket folders, logs) has
+ * less free than harness.minFreeDiskMb: a run started there fails at whatever write comes
+ * first, often where the harness cannot even say why (the file that would say it is a
+ * write too), and each such run would count against its ticket. Cheap (one statfs):
+ * asked before every claim.
+ */
+export function lowDisk(cfg: Pick<BugbotConfig, 'home' | 'harness'>): string | null {
+  const min = cfg.harness.minFreeDiskMb;
+  if (min === 0) return null;
+  let free: number;
+  try {
+    const fs = statfsSync(cfg.home);
+    free = fs.bavail * fs.bsize;
+  } catch {
+    return null; // not made yet, or gone: other checks say so
+  }
+  if (free >= min * 1024 * 1024) return null;
+  return `the disk holding bugbot's home (${cfg.home}) has ${(free / 1024 / 1024).toFixed(free < 10 * 1024 * 1024 ? 1 : 0)} MB free; runs start again once it has ${min} MB (harness.minFreeDiskMb)`;
 }

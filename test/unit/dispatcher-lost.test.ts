@@ -17,6 +17,7 @@ import { cancelTicket, claimNext, reclaimRuns, stoppingRuns } from '../../contro
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { alertEvent, claimedRun, FakeClock, tempDir, testConfig, waitFor } from '../support/helpers.ts';
+import { fillDisk, smallDisk } from '../support/tmpfs.ts';
 
 /** The store, refusing to record a run's end (finishRun's transaction) as a busy or full SQLite would, until allow(). */
 function refusingRunEnds(real: Store): { store: Store; allow: () => void } {
@@ -180,6 +181,28 @@ test('a run the machine cannot host pauses the workers after one claim, and one 
   assert.deepEqual(runs.map((r) => r.attempt), [1, 1, 1, 1, 2]);
   assert.match(runs[2]!.reason, /the machine could not host it: requeued \(this attempt not counted\)/);
   assert.match(runs[4]!.reason, /the machine could not host it 5 times for this ticket: attempt 2 of 2, giving up/);
+});
+
+// A worker on a full disk fails at whatever write comes first, often before the one that
+// would say why (its environment-failure file): such a run counted against its ticket, and
+// the next ticket was claimed onto the same full disk.
+test('a worker that dies without an outcome on a full disk: the attempt is given back and the workers pause', async (t) => {
+  const { home, config: base, store, ticket, run } = claimedRun(t, { queue: { maxAttempts: 1 } });
+  const disk = smallDisk(t, '4m');
+  const config = { ...base, home: disk, harness: { ...base.harness, minFreeDiskMb: 2 } };
+  const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger: silentLogger, pollMs: 20 });
+  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
+  mkdirSync(ticketDir, { recursive: true });
+  const child = { pid: undefined, exitCode: 1, once: () => undefined, on: () => undefined };
+  const worker = (r: typeof run) => ({ slot: 1, run: r, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: Date.now(), cancelled: null, progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) });
+  const finish = (r: typeof run) => (dispatcher as unknown as { finished(w: unknown, code: number, signal: null): void }).finished(worker(r), 1, null);
+
+  fillDisk(disk);
+  finish(run);
+  assert.equal(store.getTicket(ticket.id)!.state, 'queued', 'its one attempt given back');
+  const reason = (store.stmt('SELECT reason FROM runs WHERE id = ?').get(run.id) as { reason: string }).reason;
+  assert.match(reason, /^worker exited \(status 1\) without an outcome; the disk holding bugbot's home \(.+\) has \d+\.\d MB free; runs start again once it has 2 MB \(harness\.minFreeDiskMb\); the machine could not host it: requeued \(this attempt not counted\), and the workers pause$/);
+  assert.match(dispatcher.held() ?? '', /^paused after a run the machine could not host/);
 });
 
 /** A queued ticket whose ticket folder cannot be made (a file is in the way): every launch of it fails. */

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { REPO_ROOT } from '../../control/dispatcher/phases.ts';
-import { workersHeld } from '../../control/dispatcher/requirements.ts';
+import { lowDisk, workersHeld } from '../../control/dispatcher/requirements.ts';
 import { tempDir, testConfig } from '../support/helpers.ts';
+import { fillDisk, smallDisk } from '../support/tmpfs.ts';
 
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -158,4 +159,20 @@ test('a linked worktree (a .git file) finds the remote in its main repository\'s
   // A .git file pointing nowhere is no checkout.
   rmSync(join(repo, '.git'), { recursive: true });
   assert.match(workersHeld(testConfig(home, { target: { repo: linked } }, model)) ?? '', /is not a git repository/);
+});
+
+test("the workers hold while the disk holding bugbot's home has less free than harness.minFreeDiskMb, and go on once it has", (t) => {
+  const home = smallDisk(t, '8m');
+  const repo = checkout(t);
+  const config = testConfig(home, { target: { repo }, harness: { minFreeDiskMb: 4 } }, model);
+  assert.equal(lowDisk(config), null);
+  assert.equal(workersHeld(config), null);
+  const filler = fillDisk(home);
+  const reason = `the disk holding bugbot's home (${home}) has 0.0 MB free; runs start again once it has 4 MB (harness.minFreeDiskMb)`;
+  assert.equal(lowDisk(config), reason);
+  assert.equal(workersHeld(config), reason);
+  assert.equal(lowDisk({ ...config, harness: { ...config.harness, minFreeDiskMb: 0 } }), null, '0: never');
+  rmSync(filler);
+  assert.equal(workersHeld(config), null);
+  assert.equal(testConfig(tempDir(t), {}).harness.minFreeDiskMb, 200, 'the default');
 });
