@@ -381,7 +381,9 @@ export function buildProgram(): Command {
       }
       const runInfo = { id: run.id, attempt: run.attempt, state: run.state, outcome: run.outcome, reason: run.reason === null ? null : scrub(run.reason) };
       if (o.json) {
-        process.stdout.write(JSON.stringify({ ticket: id, run: runInfo, dir: transcript.dir, sessions }, null, 2) + '\n');
+        // JSON escapes C0 itself; DEL and C1 (a terminal may take \x9b for CSI) it leaves raw: same value, escaped.
+        const json = JSON.stringify({ ticket: id, run: runInfo, dir: transcript.dir, sessions }, null, 2);
+        process.stdout.write(json.replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n');
         return;
       }
       process.stdout.write(formatTranscript(id, runInfo, sessions));

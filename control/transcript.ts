@@ -11,20 +11,25 @@
  * redactor to miss. Logs are read bounded: the first `maxBytes` of each file (its end
  * event then looked for in its last bytes), the lines that are not JSON counted, not shown.
  */
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Scrub } from './scrub.ts';
 
-/** At most `max` bytes of a file (its head, or its tail), or null when it is missing. */
+/**
+ * At most `max` bytes of a file (its head, or its tail), or null when it is missing or is
+ * no regular file: a folder would throw on read, and a FIFO's open would block the server.
+ */
 export function readBounded(path: string, max: number, from: 'head' | 'tail' = 'head'): { text: string; truncated: boolean; size: number } | null {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch {
     return null;
   }
   try {
-    const size = fstatSync(fd).size;
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return null;
+    const size = stat.size;
     const n = Math.min(size, max);
     const buf = Buffer.alloc(n);
     readSync(fd, buf, 0, n, from === 'head' ? 0 : size - n);
@@ -75,9 +80,9 @@ export interface SessionEnd {
 export type RawEntry =
   | { kind: 'start'; model: string | null }
   | { kind: 'text'; text: string }
-  | { kind: 'tool_call'; id: string | null; tool: string; arg: string }
+  | { kind: 'tool_call'; id: string | null; tool: string; input: unknown }
   | { kind: 'tool_result'; id: string | null; isError: boolean; text: string }
-  | { kind: 'denial'; tool: string; arg: string }
+  | { kind: 'denial'; tool: string; input: unknown }
   | ({ kind: 'end' } & SessionEnd);
 
 /** One thing a session did, as shown: every string scrubbed, then cut. */
@@ -105,6 +110,8 @@ export interface TranscriptSession {
   entries: TranscriptEntry[];
   /** Entries past `maxEntries` (and denials past `maxDenials`) not kept. */
   entriesCut: number;
+  /** Tool calls read, those not kept too. */
+  toolCalls: number;
   /** Null: no `result` event (the session was stopped, is still running, or its log was cut before it and its tail holds none). */
   end: SessionEnd | null;
 }
@@ -162,8 +169,12 @@ const STATUS_BYTES = 256 * 1024;
 /** The argument that says most about a call, by the name tools give it (built-in tools, then bugbot's MCP servers'). */
 const ARG_KEYS = ['file_path', 'notebook_path', 'command', 'pattern', 'url', 'path', 'query', 'sql', 'logql', 'selector', 'role', 'user_id', 'contains', 'skill', 'description', 'prompt'];
 
-/** A call's most telling argument: a named one, else the input as compact JSON (an MCP tool's labels), else nothing. */
-export function toolArg(input: unknown): string {
+/**
+ * A call's most telling argument: a named one, else the input as compact JSON (an MCP
+ * tool's labels), else nothing. The JSON's strings go through `mask` before it is written:
+ * JSON escapes a secret holding `"` or `\`, and the escaped one is no value a mask knows.
+ */
+export function toolArg(input: unknown, mask: Scrub): string {
   if (!input || typeof input !== 'object' || Array.isArray(input)) return '';
   const o = input as Record<string, unknown>;
   for (const k of ARG_KEYS) {
@@ -171,8 +182,30 @@ export function toolArg(input: unknown): string {
     if (typeof v === 'string' && v) return v;
     if (Array.isArray(v) && v.length && v.every((x) => typeof x === 'string')) return v.join(' ');
   }
-  return Object.keys(o).length ? JSON.stringify(o) : '';
+  return Object.keys(o).length ? (maskedJson(o, mask) ?? '(an input nested too deep to show)') : '';
 }
+
+/**
+ * Compact JSON, each string masked (up to SCRUB_WINDOW characters of them: far more than
+ * is shown; the rest written as `…`), or null when it nests deeper than JSON.stringify can
+ * walk (a model's input may).
+ */
+function maskedJson(v: unknown, mask: Scrub): string | null {
+  let left = SCRUB_WINDOW;
+  try {
+    return JSON.stringify(v, (_k, x: unknown) => {
+      if (typeof x !== 'string') return x;
+      if (left <= 0) return '…';
+      left -= x.length;
+      return mask(windowed(x));
+    });
+  } catch {
+    return null;
+  }
+}
+
+/** A string the log gave, or `fallback` for anything else (String() of an object the log made may throw). */
+const str = (v: unknown, fallback: string): string => (typeof v === 'string' ? v : fallback);
 
 /** A tool result's text: a string, or its text blocks (an image is named, not shown). */
 function resultText(content: unknown): string {
@@ -192,15 +225,15 @@ export function eventEntries(e: StreamEvent): RawEntry[] {
   if (e.type === 'result') {
     const denials = Array.isArray(e.permission_denials) ? e.permission_denials : [];
     return [
-      ...denials.map((d): RawEntry => ({ kind: 'denial', tool: String(d?.tool_name ?? 'tool'), arg: toolArg(d?.tool_input) })),
+      ...denials.map((d): RawEntry => ({ kind: 'denial', tool: str(d?.tool_name, 'tool'), input: d?.tool_input })),
       {
         kind: 'end',
-        subtype: typeof e.subtype === 'string' ? e.subtype : 'done',
+        subtype: str(e.subtype, 'done'),
         isError: e.is_error === true,
         turns: num(e.num_turns),
         costUsd: num(e.total_cost_usd),
         durationMs: num(e.duration_ms),
-        errors: Array.isArray(e.errors) ? e.errors.map(String) : [],
+        errors: Array.isArray(e.errors) ? e.errors.slice(0, 5).map((x: unknown) => (typeof x === 'string' ? x : (maskedJson(x, (s) => s) ?? '?'))) : [],
       },
     ];
   }
@@ -209,7 +242,7 @@ export function eventEntries(e: StreamEvent): RawEntry[] {
   for (const b of content) {
     if (!b || typeof b !== 'object') continue;
     if (e.type === 'assistant' && b.type === 'text' && typeof b.text === 'string' && b.text.trim()) out.push({ kind: 'text', text: b.text });
-    if (e.type === 'assistant' && b.type === 'tool_use') out.push({ kind: 'tool_call', id: typeof b.id === 'string' ? b.id : null, tool: String(b.name ?? 'tool'), arg: toolArg(b.input) });
+    if (e.type === 'assistant' && b.type === 'tool_use') out.push({ kind: 'tool_call', id: typeof b.id === 'string' ? b.id : null, tool: str(b.name, 'tool'), input: b.input });
     if (e.type === 'user' && b.type === 'tool_result') out.push({ kind: 'tool_result', id: typeof b.tool_use_id === 'string' ? b.tool_use_id : null, isError: b.is_error === true, text: resultText(b.content) });
   }
   return out;
@@ -217,6 +250,8 @@ export function eventEntries(e: StreamEvent): RawEntry[] {
 
 /** One event a line, or null for a line that is none (not JSON, or not an object). */
 export function parseEvent(line: string): StreamEvent | null {
+  // Not an object: no JSON.parse to throw (a few microseconds each, a million lines of output seconds).
+  if (!/^\s*\{/.test(line)) return null;
   try {
     const e = JSON.parse(line) as unknown;
     return e && typeof e === 'object' && !Array.isArray(e) ? (e as StreamEvent) : null;
@@ -225,19 +260,19 @@ export function parseEvent(line: string): StreamEvent | null {
   }
 }
 
-/** One line for the live tail (dashboard): null for what the tail leaves out (a result that is not an error). */
-export function entryLine(e: RawEntry): string | null {
+/** One line for the live tail (dashboard): null for what the tail leaves out (a result that is not an error). `mask`: toolArg's. */
+export function entryLine(e: RawEntry, mask: Scrub): string | null {
   switch (e.kind) {
     case 'start':
       return 'session started';
     case 'text':
       return `says: ${e.text}`;
     case 'tool_call':
-      return `${e.tool} ${e.arg}`;
+      return `${e.tool} ${toolArg(e.input, mask)}`;
     case 'tool_result':
       return e.isError ? `tool error: ${e.text || 'see the log'}` : null;
     case 'denial':
-      return `denied: ${e.tool} ${e.arg}`;
+      return `denied: ${e.tool} ${toolArg(e.input, mask)}`;
     case 'end':
       return `finished: ${e.subtype} after ${e.turns ?? '?'} turns`;
   }
@@ -245,8 +280,17 @@ export function entryLine(e: RawEntry): string | null {
 
 export const clip = (s: string, n: number): string => (s.length > n ? `${s.slice(0, Math.max(0, n - 1))}…` : s);
 
-/** The part of a string that is scrubbed (SCRUB_WINDOW). */
-const windowed = (s: string) => (s.length > SCRUB_WINDOW ? s.slice(0, SCRUB_WINDOW) : s);
+/**
+ * The part of a string that is scrubbed (SCRUB_WINDOW), ended at white space: a word the
+ * edge cut could be the first half of a secret no rule knows any more, and runs of white
+ * space made one (`flat`) could bring it into what is shown.
+ */
+function windowed(s: string): string {
+  if (s.length <= SCRUB_WINDOW) return s;
+  let end = SCRUB_WINDOW;
+  while (end > 0 && !/\s/.test(s[end]!)) end--;
+  return s.slice(0, end || SCRUB_WINDOW);
+}
 
 /** A string on one line: its runs of white space one space. */
 export const flat = (s: string): string => s.replace(/\s+/g, ' ').trim();
@@ -275,6 +319,7 @@ export function readSession(path: string, label: string, scrub: Scrub, limits: T
     model: null,
     entries: [],
     entriesCut: 0,
+    toolCalls: 0,
     end: null,
   };
   const raw: RawEntry[] = [];
@@ -285,7 +330,8 @@ export function readSession(path: string, label: string, scrub: Scrub, limits: T
       session.unparseable++;
       continue;
     }
-    raw.push(...eventEntries(e));
+    // One at a time: an event may list more entries than a call takes arguments.
+    for (const r of eventEntries(e)) raw.push(r);
   }
   if (head.truncated && !raw.some((r) => r.kind === 'end')) {
     // The session's end is what a reader looks for first: taken from the file's tail.
@@ -293,9 +339,12 @@ export function readSession(path: string, label: string, scrub: Scrub, limits: T
     const tailLines = tail?.text.split('\n') ?? [];
     if (tail?.truncated) tailLines.shift(); // begins inside a line
     const last = tailLines.reverse().map(parseEvent).find((e) => e?.type === 'result');
-    if (last) raw.push(...eventEntries(last));
+    if (last) for (const r of eventEntries(last)) raw.push(r);
   }
   const tools = new Map<string, string>();
+  // A tool's name as shown, scrubbed once however many results name it.
+  const names = new Map<string, string>();
+  const name = (tool: string) => names.get(tool) ?? names.set(tool, shown(tool, scrub, limits.argChars, true)).get(tool)!;
   const flow: TranscriptEntry[] = [];
   const denials: TranscriptEntry[] = [];
   for (const r of raw) {
@@ -306,16 +355,17 @@ export function readSession(path: string, label: string, scrub: Scrub, limits: T
       session.end = { ...end, subtype: shown(end.subtype, scrub, limits.argChars), errors: end.errors.slice(0, 5).map((x) => shown(x, scrub, limits.lineChars, true)) };
     } else if (r.kind === 'denial') {
       if (denials.length >= limits.maxDenials) session.entriesCut++;
-      else denials.push({ kind: 'denial', tool: shown(r.tool, scrub, limits.argChars, true), arg: shown(r.arg, scrub, limits.argChars, true) });
+      else denials.push({ kind: 'denial', tool: name(r.tool), arg: shown(toolArg(r.input, scrub), scrub, limits.argChars, true) });
     } else {
+      if (r.kind === 'tool_call') session.toolCalls++;
       if (r.kind === 'tool_call' && r.id) tools.set(r.id, r.tool);
       if (flow.length >= limits.maxEntries) {
         session.entriesCut++;
         continue;
       }
       if (r.kind === 'text') flow.push({ kind: 'text', text: shown(r.text.trim(), scrub, limits.textChars) });
-      else if (r.kind === 'tool_call') flow.push({ kind: 'tool_call', tool: shown(r.tool, scrub, limits.argChars, true), arg: shown(r.arg, scrub, limits.argChars, true) });
-      else flow.push(resultEntry(r, r.id ? (tools.get(r.id) ?? null) : null, scrub, limits));
+      else if (r.kind === 'tool_call') flow.push({ kind: 'tool_call', tool: name(r.tool), arg: shown(toolArg(r.input, scrub), scrub, limits.argChars, true) });
+      else flow.push(resultEntry(r, r.id && tools.has(r.id) ? name(tools.get(r.id)!) : null, scrub, limits));
     }
   }
   session.entries = [...flow, ...denials, ...(session.end ? [{ kind: 'end' as const, ...session.end }] : [])];
@@ -324,12 +374,13 @@ export function readSession(path: string, label: string, scrub: Scrub, limits: T
 
 function resultEntry(r: Extract<RawEntry, { kind: 'tool_result' }>, tool: string | null, scrub: Scrub, limits: TranscriptLimits): TranscriptEntry {
   // Scrubbed as one text before it is split: a private key spans lines.
-  const text = scrub(windowed(r.text)).replace(/\r\n/g, '\n').trimEnd();
+  const window = windowed(r.text);
+  const text = scrub(window).replace(/\r\n/g, '\n').trimEnd();
   const all = text ? text.split('\n') : [];
   const kept = all.slice(0, limits.resultLines);
   // Lines past the window are counted as they are (the window's last line goes on in them).
-  const beyond = r.text.length > SCRUB_WINDOW ? r.text.slice(SCRUB_WINDOW).trimEnd().split('\n').length - 1 : 0;
-  return { kind: 'tool_result', tool: tool === null ? null : shown(tool, scrub, limits.argChars, true), isError: r.isError, lines: kept.map((l) => clip(l, limits.lineChars)), more: all.length - kept.length + beyond };
+  const beyond = r.text.length > window.length ? r.text.slice(window.length).trimEnd().split('\n').length - 1 : 0;
+  return { kind: 'tool_result', tool, isError: r.isError, lines: kept.map((l) => clip(l, limits.lineChars)), more: all.length - kept.length + beyond };
 }
 
 /** Sorts after every placed session. */

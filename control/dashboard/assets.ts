@@ -69,7 +69,7 @@ ol.timeline { list-style: none; padding: 0; margin: 0; } ol.timeline li { paddin
 ol.timeline time { color: var(--muted); font-size: 12px; margin-right: 8px; }
 details.session { border-top: 1px solid var(--line); padding: 6px 0; } details.session > summary { cursor: pointer; }
 details.session .end { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; background: #e3f5ea; color: #1f6b3e; }
-details.session .end.end-bad { background: #fdeaea; color: #9b2c2c; }
+details.session .end.end-bad { background: #fdeaea; color: #9b2c2c; } details.session .end.end-running { background: #e8f0fe; color: #1a4f9c; }
 ol.transcript { list-style: none; padding: 0; margin: 6px 0; font-size: 13px; }
 ol.transcript li { display: grid; grid-template-columns: 56px 1fr; gap: 8px; padding: 3px 0; border-bottom: 1px solid var(--line); }
 ol.transcript .t-kind { color: var(--muted); font-size: 11px; text-transform: uppercase; letter-spacing: .03em; padding-top: 2px; }

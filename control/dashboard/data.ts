@@ -16,7 +16,7 @@ import type { RunRow } from '../queue/leases.ts';
 import { parseUnifiedDiff, runDiff, type RunDiff } from './git-diff.ts';
 import { redactLines } from '../../lib/redact.ts';
 import type { Scrub } from '../scrub.ts';
-import { clip, DEFAULT_TRANSCRIPT_LIMITS, entryLine, eventEntries, flat, parseEvent, readBounded, readTranscript, type RunTranscript, type TranscriptLimits } from '../transcript.ts';
+import { clip, DEFAULT_TRANSCRIPT_LIMITS, entryLine, eventEntries, flat, parseEvent, readBounded, readTranscript, type RawEntry, type RunTranscript, type TranscriptLimits } from '../transcript.ts';
 
 export { createScrub, type Scrub } from '../scrub.ts';
 
@@ -166,17 +166,16 @@ export function phaseTail(path: string, n: number, scrub: Scrub): string[] {
   if (!chunk) return [];
   const lines = chunk.text.split('\n');
   if (chunk.truncated) lines.shift(); // a partial first line
-  const out: string[] = [];
+  const out: RawEntry[] = [];
   for (const line of lines) {
     if (!line.trim()) continue;
     const e = parseEvent(line);
     if (!e) continue;
-    for (const entry of eventEntries(e)) {
-      const l = entryLine(entry);
-      if (l !== null) out.push(l);
-    }
+    // A result that is no error is left out (entryLine's null).
+    for (const entry of eventEntries(e)) if (entry.kind !== 'tool_result' || entry.isError) out.push(entry);
   }
-  return out.slice(-n).map((l) => clip(flat(scrub(l)), 240));
+  // Only the lines shown are written: an MCP call's argument masks each of its strings.
+  return out.slice(-n).flatMap((entry) => entryLine(entry, scrub) ?? []).map((l) => clip(flat(scrub(l)), 240));
 }
 
 /**

@@ -147,3 +147,23 @@ test('transcript says why there is nothing to show: no such ticket, no runs, a r
     assert.equal(r.stdout, '', args.join(' '));
   }
 });
+
+test("a stage log's name and DEL or C1 characters in what a tool wrote cannot move the terminal: the name shown escaped in every line naming the file, --json escaping DEL and C1 (JSON leaves them raw)", (t) => {
+  const home = setup(t);
+  const dir = join(home, 'tickets', '1', 'run-1');
+  const log = claude('real_cli_error_max_turns.jsonl').replace('Blocked by policy', 'Blocked \u009b2J by \u007f policy');
+  writeFileSync(join(dir, 'stage-x\x1b[2J.jsonl'), `stray output\n${log}`);
+  const r = bugbot(home, ['transcript', '1', '--run', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, TERMINAL_CONTROL, JSON.stringify(r.stdout));
+  assert.ok(r.stdout.includes('\n== x\\x1b[2J: error_max_turns after 3 turns'), r.stdout);
+  assert.ok(r.stdout.includes('  (1 line(s) of stage-x\\x1b[2J.jsonl were not stream-json events: skipped)\n'), r.stdout);
+  assert.ok(r.stdout.includes('Blocked \\x9b2J by \\x7f policy'), r.stdout);
+
+  const json = bugbot(home, ['transcript', '1', '--run', '1', '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  assert.doesNotMatch(json.stdout, TERMINAL_CONTROL, json.stdout);
+  const data = JSON.parse(json.stdout) as { sessions: Array<{ label: string; entries: Array<{ kind: string; lines?: string[] }> }> };
+  const x = data.sessions.find((s) => s.label === 'x\x1b[2J');
+  assert.ok(x?.entries.some((e) => e.lines?.[0]?.includes('Blocked \u009b2J by \u007f policy')), json.stdout);
+});

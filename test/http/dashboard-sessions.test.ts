@@ -3,9 +3,11 @@
  * from the real Claude Code stream-json logs (the shared fixtures) in its ticket folder.
  */
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { workspacePaths } from '../../control/dispatcher/workspace.ts';
+import { claimNext } from '../../control/queue/leases.ts';
 import { fileTicket, finishAwaiting } from '../support/approval.ts';
 import { buildTestApp, fixtureText } from '../support/helpers.ts';
 
@@ -76,6 +78,7 @@ test("a long session is cut on the page and says so, with the command that lists
   const s = sessionsOf(await (await app.request(`http://localhost/tickets/${id}`, { headers: HTML })).text());
   const impl = s.of('implement');
   assert.equal([...impl.matchAll(/<li class="t-(?:call|result)/g)].length, 200);
+  assert.match(impl, /<summary><b>implement<\/b> <span class="end end-bad">error_max_turns<\/span> <span class="muted small">3 turns · \$0\.0012 · 0s · 151 tool calls<\/span><\/summary>/, 'every call counted, not those shown');
   assert.ok(impl.includes(`<p class="muted small session-cut">102 more entries not shown here (bugbot transcript ${id} --run ${run.id} --phase implement lists more).</p>`), impl);
   assert.ok(impl.includes('<li class="t-end t-error"><span class="t-kind">end</span><span>error_max_turns after 3 turns'), 'its end is still shown');
 
@@ -83,4 +86,20 @@ test("a long session is cut on the page and says so, with the command that lists
   const gone = sessionsOf(await (await app.request(`http://localhost/tickets/${id}`, { headers: HTML })).text());
   assert.deepEqual(gone.phases, []);
   assert.ok(gone.card.includes("No session logs: the run&#39;s folder is not there any more (retention removes finished runs&#39; folders after retention.runFoldersDays)."), gone.card);
+});
+
+test("a running run's last session, its log still being written, reads as running, not as a session that failed to end", async (t) => {
+  const { app, intake, store, config } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } } });
+  const id = fileTicket(intake, 'Basket total', 'it broke');
+  const claim = claimNext(store, 1, null, 600);
+  assert.equal(claim?.ticket.id, id);
+  const dir = workspacePaths(config, { id }, claim.run).ticketDir;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'stage-research.jsonl'), claude('real_cli_error_max_turns.jsonl'));
+  const [init, call] = claude('real_cli_success_with_permission_denials.jsonl').split('\n');
+  writeFileSync(join(dir, 'stage-implement.jsonl'), `${init}\n${call}\n`);
+  const s = sessionsOf(await (await app.request(`http://localhost/tickets/${id}`, { headers: HTML })).text());
+  assert.deepEqual(s.phases, ['research', 'implement']);
+  assert.ok(s.of('implement').includes('<summary><b>implement</b> <span class="end end-running">running</span> <span class="muted small">1 tool calls</span></summary>'), s.of('implement'));
+  assert.ok(s.of('research').includes('<span class="end end-bad">error_max_turns</span>'), 'an earlier session keeps its end');
 });

@@ -5,6 +5,7 @@
  * sessions in the order the harness ran them.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -206,4 +207,100 @@ test("the live tail reads its lines through the same parser: calls, what the age
     'finished: success after 5 turns',
   ]);
   assert.deepEqual(phaseTail(logOf(dir, 'research', claude(MAX_TURNS)), 2, plain), ['denied: Bash git push origin main', 'finished: error_max_turns after 3 turns']);
+});
+
+test('a log shaped to break its reader reads without throwing (the ticket page, the overview and the CLI share it): values of the wrong type, an MCP input nested past what JSON.stringify can walk, a result listing 600,000 denials', (t) => {
+  const dir = tempDir(t);
+  const odd = { toString: 1 }; // String() of it throws
+  const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+  const text = [
+    JSON.stringify({ type: 'system', subtype: 'init', model: odd }),
+    JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', id: 'a', name: odd, input: { command: 'ls' } }] } }),
+    JSON.stringify({ type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: 'a', content: 'ok' }] } }),
+    `{"type":"assistant","message":{"content":[{"type":"tool_use","id":"b","name":"mcp__db__query","input":{"rows":${deep}}}]}}`,
+    JSON.stringify({ type: 'result', subtype: odd, errors: ['out of turns', odd, 42], permission_denials: [{ tool_name: odd, tool_input: { command: 'curl x' } }] }),
+  ].join('\n');
+  const s = readSession(logOf(dir, 'implement', text), 'implement', plain)!;
+  assert.deepEqual(s.entries.map(brief), [
+    'call tool ls',
+    'result tool ok',
+    'call mcp__db__query (an input nested too deep to show)',
+    'denied tool curl x',
+    'end done ok turns=null cost=null ms=null out of turns; {"toString":1}; 42',
+  ]);
+  assert.deepEqual(phaseTail(join(dir, 'stage-implement.jsonl'), 3, plain), ['mcp__db__query (an input nested too deep to show)', 'denied: tool curl x', 'finished: done after ? turns']);
+
+  const many = JSON.stringify({ type: 'result', subtype: 'success', permission_denials: Array.from({ length: 600_000 }, () => ({})) });
+  const flood = readSession(logOf(dir, 'review', many), 'review', plain)!;
+  assert.deepEqual([flood.entries.length, flood.entriesCut, flood.end?.subtype], [DEFAULT_TRANSCRIPT_LIMITS.maxDenials + 1, 600_000 - DEFAULT_TRANSCRIPT_LIMITS.maxDenials, 'success']);
+});
+
+test("a secret the scrub window's edge would cut in half is not shown in part: the window ends at white space", (t) => {
+  const dir = tempDir(t);
+  const window = 64 * 1024;
+  // A command padded with white space (one space once on a line) and a result whose first
+  // line fills the window but for the start of the second: the edge falls inside each token.
+  const command = `echo${' '.repeat(window - 4 - 6)}ghp_${'a1B2c3D4e5'.repeat(4)}`;
+  const output = `${'x'.repeat(window - 19)}\nAPI: sk_live_4eC39HqLyjWDarjtT1zdp7dc\nlast`;
+  const text = lines(DENIALS)
+    .map((l) => l.replace('"command":"echo hello-from-bash"', `"command":${JSON.stringify(command)}`))
+    .map((l) => l.replace('"content":"hello-from-bash"', `"content":${JSON.stringify(output)}`))
+    .join('\n');
+  const s = readSession(logOf(dir, 'implement', text), 'implement', plain)!;
+  const call = s.entries.find((e) => e.kind === 'tool_call' && e.arg.startsWith('echo'));
+  assert.deepEqual(call, { kind: 'tool_call', tool: 'Bash', arg: 'echo' });
+  const result = s.entries.find((e) => e.kind === 'tool_result' && !e.isError);
+  assert.ok(result && result.kind === 'tool_result');
+  assert.deepEqual([result.lines.length, result.lines[1], result.more], [2, 'API:', 1]);
+  for (const part of ['ghp_', 'sk_live', '4eC39']) assert.ok(!JSON.stringify(s).includes(part), `shows ${part}`);
+});
+
+test("a configured secret holding a quote or a backslash is masked in an MCP tool's JSON argument and a denial's (JSON would escape it past the mask), on the page, the CLI and the live tail", (t) => {
+  const dir = tempDir(t);
+  const secret = 'pa"ss\\word-0123';
+  const scrub = createScrub(testConfig(dir, {}, { BUGBOT_API_TOKEN: secret }));
+  const input = { note: `connect with ${secret}`, rows: [secret] };
+  const text = [
+    JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', id: 'a', name: 'mcp__db__query', input }] } }),
+    JSON.stringify({ type: 'result', subtype: 'success', permission_denials: [{ tool_name: 'mcp__db__query', tool_input: input }] }),
+  ].join('\n');
+  const s = readSession(logOf(dir, 'implement', text), 'implement', scrub)!;
+  assert.deepEqual(s.entries.map(brief), ['call mcp__db__query {"note":"connect with [secret]","rows":["[secret]"]}', 'denied mcp__db__query {"note":"connect with [secret]","rows":["[secret]"]}', 'end success ok turns=null cost=null ms=null']);
+  const tail = phaseTail(join(dir, 'stage-implement.jsonl'), 3, scrub);
+  assert.deepEqual(tail, ['mcp__db__query {"note":"connect with [secret]","rows":["[secret]"]}', 'denied: mcp__db__query {"note":"connect with [secret]","rows":["[secret]"]}', 'finished: success after ? turns']);
+});
+
+test('a stage log that is no regular file (a folder, a FIFO) is left out: reading it would throw, opening it block the server', (t) => {
+  const dir = tempDir(t);
+  logOf(dir, 'implement', claude(DENIALS));
+  mkdirSync(join(dir, 'stage-review.jsonl'));
+  const fifo = spawnSync('mkfifo', [join(dir, 'stage-docs.jsonl')]);
+  assert.equal(fifo.status, 0, `mkfifo (coreutils) is needed: ${fifo.stderr}`);
+  assert.deepEqual(readTranscript(dir, plain).sessions.map((s) => s.label), ['implement']);
+  assert.deepEqual(phaseTail(join(dir, 'stage-docs.jsonl'), 3, plain), []);
+});
+
+test("lines that are plainly not events cost no JSON.parse (a million lines of stray output took seconds); a tool's name is scrubbed once, however many results name it", (t) => {
+  const dir = tempDir(t);
+  const [init, ...rest] = lines(DENIALS);
+  const stray = Array.from({ length: 10_000 }, (_, i) => `make: *** [all] Error ${i}`);
+  const path = logOf(dir, 'implement', [init, ...stray, ...rest].join('\n'));
+  const parse = t.mock.method(JSON, 'parse');
+  const s = readSession(path, 'implement', plain)!;
+  const parses = parse.mock.callCount();
+  parse.mock.restore();
+  assert.equal(s.unparseable, 10_000);
+  assert.equal(parses, 1 + rest.length, 'one parse an event');
+
+  const name = `mcp__x__${'n'.repeat(5000)}`;
+  const results = Array.from({ length: 50 }, () => ({ type: 'tool_result', tool_use_id: 'a', content: 'ok' }));
+  const many = [JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', id: 'a', name, input: {} }] } }), JSON.stringify({ type: 'user', message: { content: results } })].join('\n');
+  let named = 0;
+  const counting = (text: string) => {
+    if (text.includes('nnnnn')) named++;
+    return plain(text);
+  };
+  const m = readSession(logOf(dir, 'review', many), 'review', counting)!;
+  assert.equal(m.entries.length, 51);
+  assert.equal(named, 1);
 });

@@ -429,7 +429,10 @@ function Sessions(props: { ticketId: number; run: RunInfo; transcript: RunTransc
       {none !== null || !t ? (
         <p class="muted">{none}</p>
       ) : (
-        t.sessions.map((s) => <Session session={s} cli={`bugbot transcript ${props.ticketId} --run ${props.run.id} --phase ${s.label}`} />)
+        t.sessions.map((s, i) => (
+          // A running run's last session is the one whose log is being written: no end yet is no failure.
+          <Session session={s} running={props.run.state === 'running' && i === t.sessions.length - 1} cli={`bugbot transcript ${props.ticketId} --run ${props.run.id} --phase ${s.label}`} />
+        ))
       )}
     </div>
   );
@@ -440,16 +443,15 @@ function endText(e: SessionEnd | null, cut: boolean): string {
   return e.subtype;
 }
 
-function Session(props: { session: TranscriptSession; cli: string }) {
+function Session(props: { session: TranscriptSession; running: boolean; cli: string }) {
   const s = props.session;
   const e = s.end;
   const figures = e ? [`${e.turns ?? '?'} turns`, fmtCost(e.costUsd), fmtDuration(e.durationMs === null ? null : e.durationMs / 1000)] : [];
-  const calls = s.entries.filter((x) => x.kind === 'tool_call').length;
   return (
     <details class="session" data-phase={s.label}>
       <summary>
-        <b>{s.label}</b> <span class={`end${!e || e.isError ? ' end-bad' : ''}`}>{endText(e, s.cut)}</span>{' '}
-        <span class="muted small">{[...figures, `${fmtInt(calls)} tool calls`].join(' · ')}</span>
+        <b>{s.label}</b> {!e && props.running ? <span class="end end-running">running</span> : <span class={`end${!e || e.isError ? ' end-bad' : ''}`}>{endText(e, s.cut)}</span>}{' '}
+        <span class="muted small">{[...figures, `${fmtInt(s.toolCalls)} tool calls`].join(' · ')}</span>
       </summary>
       {s.cut ? (
         <p class="muted small session-cut">{`The log is ${fmtInt(s.bytes)} bytes; only its first ${fmtInt(s.readBytes)} were read: what the session did after them is not shown${e ? ' (its end is from the log\'s last lines)' : ''}.`}</p>
