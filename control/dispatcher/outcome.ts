@@ -173,12 +173,16 @@ export function buildOutcomeRow(a: {
   };
 }
 
-/** Append a run's row; a failure to write it is logged, never thrown (the run still finishes). */
+/**
+ * Append a run's row; a failure to write it is logged, never thrown (the run still
+ * finishes): the archive keeps the row and writes it once it can (the dispatcher retries).
+ */
 export function archiveRow(archive: OutcomeArchive | undefined, row: OutcomeRow, logger: Logger): void {
   try {
     archive?.append(row);
   } catch (err) {
-    logger.error('could not append the outcome row', { run: row.run_id, error: (err as Error).message });
+    const { pending, dropped } = archive!.unwritten();
+    logger.error('could not append the outcome row; kept, to be written once the archive can take it', { run: row.run_id, error: (err as Error).message, pending, dropped });
   }
 }
 

@@ -162,6 +162,7 @@ export class Dispatcher {
     if (this.state !== 'running') return;
     const { config, store, logger } = this.deps;
     try {
+      this.flushArchive();
       const held = this.updateHeld();
       this.reclaimLost();
       // A launch that fails at once pauses the workers: no further claim in this pass.
@@ -175,6 +176,19 @@ export class Dispatcher {
       logger.error('dispatch failed', { error: (err as Error).message });
     }
     this.schedule(this.deps.pollMs ?? 2000);
+  }
+
+  /** Outcome rows a failed write left (a full disk) are written once the archive takes them. */
+  private flushArchive(): void {
+    const { archive, logger } = this.deps;
+    const before = archive.unwritten().pending;
+    if (!before) return;
+    try {
+      archive.flushPending();
+      logger.info('outcome rows written after all', { rows: before, dropped: archive.unwritten().dropped });
+    } catch {
+      // Still failing: tried again next pass (the failure was logged when the row came).
+    }
   }
 
   /** Why no run can start now, as held() reports it; a change is logged. */

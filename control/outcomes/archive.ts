@@ -129,12 +129,22 @@ export interface OutcomeArchiveOptions {
   redact?: (text: string) => string;
 }
 
+/** Rows kept in memory while the archive cannot be written (each a few KB). */
+const MAX_PENDING = 10_000;
+
 export class OutcomeArchive {
   readonly path: string;
   /** The archive's redaction: what rows' reasons go through (the pool's logs and runs too). */
   readonly redact: (text: string) => string;
   /** What read() has parsed so far, for the next read to go on from. */
   private cache: ReadCache | null = null;
+  /**
+   * Rows a failed write left (a full disk), oldest first: written before the next row, or
+   * by flushPending() once the disk takes them, so none is lost while the process lives.
+   * At most MAX_PENDING; past that the oldest go (`dropped` counts them).
+   */
+  private pending: OutcomeRow[] = [];
+  private droppedRows = 0;
 
   constructor(home: string, opts: OutcomeArchiveOptions = {}) {
     this.path = join(home, 'outcomes.jsonl');
@@ -155,9 +165,39 @@ export class OutcomeArchive {
    * remote's URL in it), its stages' results (a kill's reason quotes the model's command)
    * and the approver (a pull request's URL is GitHub's, left whole). A torn last line (a
    * crash mid-append) is ended first, so this row stays whole. A write that fails (a full
-   * disk takes part of the row) is cut off again before the error goes on: no torn line.
+   * disk takes part of the row) is cut off again before the error goes on: no torn line,
+   * and the row is kept to be written later (see `pending`), after those kept before it.
    */
   append(row: OutcomeRow): void {
+    this.pending.push(row);
+    if (this.pending.length > MAX_PENDING) {
+      this.pending.shift();
+      this.droppedRows++;
+    }
+    this.flushPending();
+  }
+
+  /** Rows kept from failed writes, not written yet, and those dropped past MAX_PENDING. */
+  unwritten(): { pending: number; dropped: number } {
+    return { pending: this.pending.length, dropped: this.droppedRows };
+  }
+
+  /** Write the rows failed writes left, oldest first; throws (keeping them) while the write still fails. */
+  flushPending(): void {
+    while (this.pending.length) {
+      try {
+        this.write(this.pending[0]!);
+      } catch (err) {
+        // Only what the file system refused waits: a row that cannot be written at all
+        // (no error code: not the disk's) would hold up every row after it.
+        if (!(err as NodeJS.ErrnoException).code) this.pending.shift();
+        throw err;
+      }
+      this.pending.shift();
+    }
+  }
+
+  private write(row: OutcomeRow): void {
     const safe = this.redacted(row, (row.denials ?? []).map((d) => archivedDenial(d, this.redact)));
     const fd = openSync(this.path, 'a+');
     try {

@@ -9,7 +9,7 @@ import { test, type TestContext } from 'node:test';
 import { Dispatcher } from '../../control/dispatcher/pool.ts';
 import { silentLogger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Approvals } from '../../control/dispatcher/approvals.ts';
 import { Intake } from '../../control/intake/index.ts';
@@ -203,6 +203,31 @@ test('a worker that dies without an outcome on a full disk: the attempt is given
   const reason = (store.stmt('SELECT reason FROM runs WHERE id = ?').get(run.id) as { reason: string }).reason;
   assert.match(reason, /^worker exited \(status 1\) without an outcome; the disk holding bugbot's home \(.+\) has \d+\.\d MB free; runs start again once it has 2 MB \(harness\.minFreeDiskMb\); the machine could not host it: requeued \(this attempt not counted\), and the workers pause$/);
   assert.match(dispatcher.held() ?? '', /^paused after a run the machine could not host/);
+});
+
+test("a run's outcome row a full disk refused is kept and written by the dispatcher once there is space", async (t) => {
+  const { home, config, store, ticket, run } = claimedRun(t);
+  const disk = smallDisk(t, '4m');
+  const archive = new OutcomeArchive(disk);
+  archive.ensure();
+  const dispatcher = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20, held: () => 'held for the test' });
+  t.after(() => dispatcher.stop(100));
+  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
+  mkdirSync(ticketDir, { recursive: true });
+  const child = { pid: undefined, exitCode: 1, once: () => undefined, on: () => undefined };
+  const worker = { slot: 1, run, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: Date.now(), cancelled: null, progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) };
+
+  const filler = fillDisk(disk);
+  (dispatcher as unknown as { finished(w: unknown, code: number, signal: null): void }).finished(worker, 1, null);
+  assert.equal(store.getTicket(ticket.id)!.state, 'queued', 'the run is recorded all the same');
+  assert.equal(archive.unwritten().pending, 1);
+  assert.equal(archive.readAll().length, 0);
+
+  rmSync(filler);
+  dispatcher.start();
+  await waitFor(() => archive.readAll().length === 1, 5_000, 'the kept row to be written');
+  assert.equal(archive.readAll()[0]!.run_id, run.id);
+  assert.equal(archive.unwritten().pending, 0);
 });
 
 /** A queued ticket whose ticket folder cannot be made (a file is in the way): every launch of it fails. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { test } from 'node:test';
 import { OutcomeArchive, type OutcomeRow } from '../../control/outcomes/archive.ts';
+import { tempDir } from '../support/helpers.ts';
 import { fillDisk, smallDisk } from '../support/tmpfs.ts';
 
 function row(runId: number, reason: string): OutcomeRow {
@@ -13,7 +14,7 @@ function row(runId: number, reason: string): OutcomeRow {
   };
 }
 
-test('an append the full disk cut short leaves no torn line: the archive reads whole, and the next append after space is back too', (t) => {
+test('an append the full disk cut short leaves no torn line and keeps the row: written, in order, once space is back', (t) => {
   const disk = smallDisk(t, '1m');
   const archive = new OutcomeArchive(disk);
   archive.append(row(1, 'first'));
@@ -23,10 +24,24 @@ test('an append the full disk cut short leaves no torn line: the archive reads w
   const text = readFileSync(archive.path, 'utf8');
   assert.ok(text.endsWith('\n'), `no torn line: ...${JSON.stringify(text.slice(-80))}`);
   assert.deepEqual(new OutcomeArchive(disk).read().skipped, 0);
+  assert.deepEqual(archive.unwritten(), { pending: 1, dropped: 0 });
+  // Still full: the next row waits behind it, and a flush fails keeping both.
+  assert.throws(() => archive.append(row(3, `second ${'y'.repeat(20_000)}`)), /ENOSPC/);
+  assert.throws(() => archive.flushPending(), /ENOSPC/);
+  assert.deepEqual(archive.unwritten(), { pending: 2, dropped: 0 });
 
   rmSync(filler);
-  archive.append(row(3, 'after the space came back'));
+  archive.append(row(4, 'after the space came back'));
+  assert.deepEqual(archive.unwritten(), { pending: 0, dropped: 0 });
   const read = new OutcomeArchive(disk).read();
-  assert.deepEqual(read.rows.map((r) => r.run_id), [1, 3]);
+  assert.deepEqual(read.rows.map((r) => r.run_id), [1, 2, 3, 4]);
   assert.equal(read.skipped, 0);
+});
+
+test('a row that cannot be written at all (no error of the disk) is not kept: it would hold up every row after it', (t) => {
+  const archive = new OutcomeArchive(tempDir(t));
+  assert.throws(() => archive.append({ ...row(1, 'odd'), cost_usd: 1n as unknown as number }), /BigInt/);
+  assert.deepEqual(archive.unwritten(), { pending: 0, dropped: 0 });
+  archive.append(row(2, 'next'));
+  assert.deepEqual(archive.readAll().map((r) => r.run_id), [2]);
 });
