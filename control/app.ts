@@ -23,6 +23,9 @@ import type { Classifier } from './intake/model-classifier.ts';
 import type { OutcomeArchive } from './outcomes/archive.ts';
 import type { ApprovalActions } from './types.ts';
 
+/** At most one log line this often for requests refused because the database could not write. */
+const STORAGE_LOG_MS = 10_000;
+
 export interface AppDeps {
   config: BugbotConfig;
   store: Store;
@@ -93,6 +96,8 @@ function loopbackHostOnly(allowedOrigins: string[]): MiddlewareHandler {
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   const started = Date.now();
+  // Storage failures come one per request in a storm: logged once per STORAGE_LOG_MS, with a count.
+  let storageLog = { at: -Infinity, refused: 0 };
 
   // A browser asking for a dashboard page gets the error as a page (dashboard/errors.tsx);
   // everything else, the API and the webhooks always, the JSON error.
@@ -110,7 +115,12 @@ export function createApp(deps: AppDeps): Hono {
     const sqlite = (err as { code?: unknown }).code;
     if (typeof sqlite === 'string' && (sqlite === 'SQLITE_FULL' || sqlite.startsWith('SQLITE_IOERR'))) {
       // The transaction rolled back: nothing of this request was stored, so the sender must retry.
-      deps.logger.error('storage failed; request refused', { path: c.req.path, error: sqlite });
+      storageLog.refused++;
+      if (Date.now() - storageLog.at >= STORAGE_LOG_MS) {
+        const disk = sqlite === 'SQLITE_FULL' ? "the disk holding bugbot's home is full" : "the disk holding bugbot's home is failing";
+        deps.logger.error(`storage failed: ${disk}; requests refused (507) until it takes writes again`, { path: c.req.path, error: sqlite, refused: storageLog.refused });
+        storageLog = { at: Date.now(), refused: 0 };
+      }
       return fail(c, 507, { code: 'storage_full', message: `could not store the request (${sqlite}): the disk holding bugbot's home is full or failing; nothing was stored, retry later` });
     }
     if (sqlite === 'SQLITE_BUSY') {
