@@ -1143,6 +1143,9 @@ function fail(message: string, code: number): never {
 function failureText(err: unknown): string {
   if (err instanceof HttpError) return err.message;
   const e = err as NodeJS.ErrnoException | undefined;
+  // SQLite says only "database or disk is full" / "disk I/O error": which disk, and what to do.
+  if (e instanceof Error && (e.code === 'SQLITE_FULL' || e.code === 'ENOSPC')) return `${e.message}: the disk holding bugbot's home is full (free some space, then run this again)`;
+  if (e instanceof Error && e.code?.startsWith('SQLITE_IOERR')) return `${e.message}: the disk holding bugbot's home is failing (${e.code})`;
   if (e instanceof Error && typeof e.code === 'string') return e.message;
   return e instanceof Error ? (e.stack ?? e.message) : String(err);
 }
@@ -1153,8 +1156,10 @@ let serving = false;
 export async function main(argv: string[]): Promise<void> {
   // The reader of our output went away (bugbot tickets --json | head -1): stop quietly.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // A server keeps serving whatever became of its stdout (a file on a full disk: ENOSPC).
+    if (serving) return;
     if (err.code !== 'EPIPE') throw err;
-    if (!serving) process.exit(0);
+    process.exit(0);
   });
   try {
     await buildProgram().parseAsync(argv);

@@ -5,7 +5,7 @@
  * and once space is back the same server accepts again.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -124,4 +124,14 @@ test('a log file on the full disk (bugbot start 2>>log): the control plane stays
   proc.kill('SIGTERM');
   assert.equal(await exited, 0, readFileSync(logPath, 'utf8'));
   assert.match(readFileSync(logPath, 'utf8'), /"msg":"shutting down"/, 'a line logged after the space came back');
+});
+
+test('bugbot start on a full disk says which disk and what to do, exit 1', { timeout: 60_000 }, (t) => {
+  const home = smallDisk(t, '2m');
+  const configPath = join(tempDir(t), 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home }));
+  fillDisk(home);
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', configPath, 'start', '--port', '0'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /the disk holding bugbot's home is full \(free some space, then run this again\)/);
 });
