@@ -1117,8 +1117,14 @@ function manualEvent(input: { title: string; message?: string; service?: string;
  * tabs stay. --json is left as it is: a JSON reader gets the text as stored.
  */
 function terminalText(text: string): string {
-  // eslint-disable-next-line no-control-regex -- control characters are what it replaces
-  return text.replace(/\r\n/g, '\n').replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, hexEscape);
+  return (
+    text
+      .replace(/\r\n/g, '\n')
+      // eslint-disable-next-line no-control-regex -- control characters are what it replaces
+      .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, hexEscape)
+      // Bidirectional overrides and isolates reorder what follows them on screen ("Trojan Source").
+      .replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`)
+  );
 }
 
 /** terminalText for one line (a table's cell, a title): its newlines and tabs shown too. */

@@ -629,7 +629,7 @@ test('tickets, ticket and fingerprint show the control characters of what a trig
   const dir = tempDir(t);
   const home = ['--home', join(dir, 'home')];
   const title = 'Checkout \x1b]52;c;cm0gLXJmIH4=\x07fails \x1b[2J';
-  const message = 'first line\r\nsecond \x1b[31mred\x1b[0m\rhidden \x9b2J';
+  const message = 'first line\r\nsecond \x1b[31mred\x1b[0m\rhidden \x9b2J \u202egnirts';
   const e = bugbot([...home, 'enqueue', '-t', title, '-m', message, '-s', 'web\tshop'], { cwd: dir });
   assert.equal(e.code, 0, e.stderr);
   const list = bugbot([...home, 'tickets'], { cwd: dir });
@@ -640,7 +640,7 @@ test('tickets, ticket and fingerprint show the control characters of what a trig
   assert.equal(one.code, 0, one.stderr);
   assert.doesNotMatch(one.stdout, TERMINAL_CONTROL, JSON.stringify(one.stdout));
   assert.match(one.stdout, /^ticket 1: Checkout \\x1b\]52;c;cm0gLXJmIH4=\\x07fails \\x1b\[2J$/m);
-  assert.ok(one.stdout.includes('\nmessage:\n  first line\n  second \\x1b[31mred\\x1b[0m\\x0dhidden \\x9b2J\n'), one.stdout);
+  assert.ok(one.stdout.includes('\nmessage:\n  first line\n  second \\x1b[31mred\\x1b[0m\\x0dhidden \\x9b2J \\u202egnirts\n'), one.stdout);
   const json = JSON.parse(bugbot([...home, 'ticket', '1', '--json'], { cwd: dir }).stdout) as { ticket: { title: string; message: string } };
   assert.equal(json.ticket.title, title, 'JSON escapes them itself: the text as stored');
   assert.equal(json.ticket.message, message);
