@@ -52,12 +52,8 @@ export function recheckRegressions(store: Store, archive: OutcomeArchive, now = 
  * received. Parsed, not compared as text.
  */
 function regressionsSeenBy(store: Store, ticketId: number, until: number): number[] {
-  const rows = store.stmt('SELECT id, first_seen, created_at FROM tickets WHERE regression_of = ? ORDER BY id').all(ticketId) as Array<{
-    id: number;
-    first_seen: string;
-    created_at: string;
-  }>;
-  return rows
+  return store
+    .regressionsOf(ticketId)
     .filter((t) => {
       const seen = [t.first_seen, t.created_at].map((s) => Date.parse(s)).filter((ms) => Number.isFinite(ms));
       return seen.length > 0 && Math.min(...seen) <= until;

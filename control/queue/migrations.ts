@@ -207,6 +207,10 @@ const MIGRATIONS: string[] = [
      ORDER BY t.id, j.key;
   UPDATE tickets SET reporters_json = '[]' WHERE reporters_json != '[]';
   `,
+  /* 13: a year's tickets: a state's page newest first (listTickets) read from an index in id order, not the whole state sorted (15,000 dropped tickets: 4 ms a page, 85 ms at offset 10,000); a ticket's regressions (the ticket page, the 24-hour re-check) without a scan of every ticket (IF NOT EXISTS: a database set back to an older version, as tests do, keeps them) */ `
+  CREATE INDEX IF NOT EXISTS tickets_state_id ON tickets(state, id);
+  CREATE INDEX IF NOT EXISTS tickets_regression ON tickets(regression_of) WHERE regression_of IS NOT NULL;
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -458,10 +458,18 @@ export class Store {
       const prev = this.getTicketRow(row.regression_of);
       if (prev) out.push({ id: prev.id, relation: 'regression_of', state: prev.state });
     }
-    for (const r of this.stmt('SELECT id, state FROM tickets WHERE regression_of = ?').all(ticketId) as { id: number; state: string }[]) {
-      out.push({ id: r.id, relation: 'regressed_by', state: r.state });
-    }
+    for (const r of this.regressionsOf(ticketId)) out.push({ id: r.id, relation: 'regressed_by', state: r.state });
     return out;
+  }
+
+  /** The tickets intake opened as regressions of this one, oldest first (on tickets_regression, not a scan of every ticket). */
+  regressionsOf(ticketId: number): { id: number; state: string; first_seen: string; created_at: string }[] {
+    return this.stmt('SELECT id, state, first_seen, created_at FROM tickets WHERE regression_of = ? ORDER BY id').all(ticketId) as {
+      id: number;
+      state: string;
+      first_seen: string;
+      created_at: string;
+    }[];
   }
 
   /** Other tickets of the same fingerprint (earlier or later ones), newest first. */
