@@ -13,6 +13,7 @@ import type { BugbotConfig } from '../config.ts';
 import { workspacePaths } from '../dispatcher/workspace.ts';
 import type { OutcomeArchive, OutcomeRow } from '../outcomes/archive.ts';
 import type { RunRow } from '../queue/leases.ts';
+import { byFinished } from './context.ts';
 import { parseUnifiedDiff, runDiff, type RunDiff } from './git-diff.ts';
 import { redactLines } from '../../lib/redact.ts';
 import type { Scrub } from '../scrub.ts';
@@ -92,6 +93,8 @@ export class OutcomesCache {
   private key = '';
   private rows: OutcomeRow[] = [];
   private raw: OutcomeRow[] = [];
+  /** `rows` newest finished first, sorted once per change of the file (the live stream asks every few seconds). */
+  private newestFirst: OutcomeRow[] | null = null;
 
   constructor(readonly archive: OutcomeArchive) {}
 
@@ -99,6 +102,13 @@ export class OutcomesCache {
   latest(): OutcomeRow[] {
     this.refresh();
     return this.rows;
+  }
+
+  /** The latest revisions of the `n` runs that finished last. */
+  newest(n: number): OutcomeRow[] {
+    this.refresh();
+    this.newestFirst ??= byFinished(this.rows);
+    return this.newestFirst.slice(0, n);
   }
 
   /** Every row as written (all revisions), for the export. */
@@ -117,6 +127,7 @@ export class OutcomesCache {
     this.key = key;
     this.raw = this.archive.readAll();
     this.rows = this.archive.latest();
+    this.newestFirst = null;
   }
 }
 

@@ -3,6 +3,7 @@ import { appendFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { ColumnChart } from '../../control/dashboard/charts.tsx';
+import { OutcomesCache } from '../../control/dashboard/data.ts';
 import { dayOf, matches, perDay, withoutFuture } from '../../control/dashboard/outcome-stats.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { claimNext, finishRun } from '../../control/queue/leases.ts';
@@ -341,4 +342,18 @@ test('a fix approved today out of a run finished eight days ago is in the last 7
   assert.ok(matches(approved, { from: '2026-11-21', to: '2026-11-21' }));
   // An approval dated after now is in no window up to now, like a run finished then.
   assert.equal(inWindow([{ ...approved, approved_at: new Date(now + day).toISOString() }], now - 7 * day, now).future, 1);
+});
+
+test("the dashboard's newest runs: the latest revision of the runs that finished last, again once the archive changes", (t) => {
+  const archive = new OutcomeArchive(tempDir(t));
+  const cache = new OutcomesCache(archive);
+  assert.deepEqual(cache.newest(2), []);
+  archive.append(row({ run_id: 1, finished: '2026-11-21T10:00:00.000Z' }));
+  archive.append(row({ run_id: 2, finished: '2026-11-21T12:00:00.000Z' }));
+  archive.append(row({ run_id: 3, finished: '2026-11-21T11:00:00.000Z' }));
+  assert.deepEqual(cache.newest(2).map((r) => r.run_id), [2, 3]);
+  assert.deepEqual(cache.newest(2).map((r) => r.run_id), [2, 3], 'asked again, the same');
+  archive.append(row({ run_id: 4, finished: '2026-11-21T13:00:00.000Z' }));
+  archive.append(row({ run_id: 2, finished: '2026-11-21T12:00:00.000Z', outcome: 'messy', revision: 2 }));
+  assert.deepEqual(cache.newest(3).map((r) => [r.run_id, r.outcome]), [[4, 'clean'], [2, 'messy'], [3, 'clean']]);
 });

@@ -34,8 +34,8 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
   // A run's reason carries what git and the model wrote (a push's stderr, file names, an
   // API error): scrubbed like agent text, as on the ticket and approvals pages.
   const recentOutcomes = (): OutcomeRow[] =>
-    byFinished(outcomes.latest())
-      .slice(0, 10)
+    outcomes
+      .newest(10)
       .map((r) => ({ ...r, reason: scrub(r.reason ?? '') }));
   const stateParam = (c: Context) => {
     const s = c.req.query('state');
