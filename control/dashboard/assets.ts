@@ -54,6 +54,8 @@ table.diff col.ln { width: 48px; } table.diff td.ln { color: var(--muted); text-
 table.diff td.add { background: var(--add); } table.diff td.del { background: var(--del); } table.diff td.none { background: #f6f7f9; }
 table.diff tr.hunk td { background: #eef3fd; color: var(--muted); padding: 2px 6px; }
 .diff-file { margin: 10px 0 18px; } .diff-file h3 { font-family: ui-monospace, monospace; font-size: 13px; }
+.hidden-char { background: #fde68a; color: #7c2d12; border-radius: 3px; padding: 0 2px; font-size: 10px; }
+.hidden-warning { background: #fff7ed; border: 1px solid #fdba74; color: #7c2d12; padding: 4px 8px; border-radius: 4px; }
 svg.chart { width: 100%; height: auto; max-width: 720px; display: block; }
 svg.chart text { font-size: 11px; fill: var(--muted); } svg.chart .axis { stroke: var(--line); }
 svg.chart .s-clean { fill: var(--clean); } svg.chart .s-messy { fill: var(--messy); } svg.chart .s-failed { fill: var(--failed); }

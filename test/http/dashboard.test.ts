@@ -467,6 +467,43 @@ test('a script with the dashboard token in its header reads a page and posts its
   assert.equal(store.getTicket(id)!.state, 'dropped', 'the cancel went through');
 });
 
+// A fix whose code reads one way and runs another ("Trojan Source": a right-to-left
+// override moves what follows it on screen) was drawn as the browser lays it out: a person
+// approving it saw the reordered text and no sign of the character.
+test('a diff holding bidirectional or invisible characters draws each as its code point and says so above the file', async () => {
+  const files = parseUnifiedDiff(
+    [
+      'diff --git a/src/auth.ts b/src/auth.ts',
+      '--- a/src/auth.ts',
+      '+++ b/src/auth.ts',
+      '@@ -1 +1 @@',
+      '-if (role === "admin") allow();',
+      '+if (role === "user\u202e \u2066// admin\u2069 \u2066") allow();',
+      'diff --git a/src/b.ts b/src/b.ts',
+      '--- a/src/b.ts',
+      '+++ b/src/b.ts',
+      '@@ -1 +1 @@',
+      '-const a = 1;',
+      '+const a\u200b = 2;',
+      'diff --git a/src/c.ts b/src/c.ts',
+      '--- a/src/c.ts',
+      '+++ b/src/c.ts',
+      '@@ -1 +1 @@',
+      '-plain',
+      '+plainer',
+      '',
+    ].join('\n'),
+  );
+  const html = String(await DiffView({ diff: { base: 'main', ref: 'bot/1', files, truncated: false }, scrub: (s) => s, mask: (s) => s }));
+  assert.doesNotMatch(html, /[\u200b\u202e\u2066\u2069]/, 'no such character reaches the page as itself');
+  assert.ok(html.includes('if (role === &quot;user<span class="hidden-char"'), html);
+  for (const cp of ['U+202E', 'U+2066', 'U+2069', 'U+200B']) assert.ok(html.includes(`>${cp}</span>`), cp);
+  const warnings = html.split('class="hidden-warning"').length - 1;
+  assert.equal(warnings, 2, 'the two files that hold one, not the third');
+  const c = html.slice(html.indexOf('data-path="src/c.ts"'));
+  assert.ok(!c.includes('hidden-warning') && c.includes('plainer'));
+});
+
 test('a private key in a diff is masked whole, its body lines too, not just the line that begins it', async () => {
   const body = ['MIIEowIBAAKCAQEAzVeryS3cretK3yB0dyL1neAAAAAAAAAAAAAAAAAAAAAA', 'SECONDLINEofKEYmaterialXYZSECONDLINEofKEYmaterialXYZ'];
   const files = parseUnifiedDiff(
