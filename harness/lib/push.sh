@@ -112,6 +112,21 @@ harness_protected_paths() {
   LC_ALL=C grep -a -P -e "$pattern" || [ "$?" -eq 1 ]
 }
 
+# harness_bidi_files DIR BASE : of the files changed since HEAD's merge base with BASE,
+# prints those whose added lines hold a bidirectional override or isolate (U+202A-U+202E,
+# U+2066-U+2069), one a line: code that reads one way on screen and runs another ("Trojan
+# Source"), which nobody reviews before an autopush. Fails when git does.
+harness_bidi_files() {
+  local dir=$1 base=$2 merge_base diff
+  merge_base=$(git -C "$dir" merge-base HEAD "$base") || return 1
+  diff=$(git -C "$dir" -c core.quotePath=false diff --no-color --no-ext-diff --no-textconv -U0 "$merge_base" HEAD) || return 1
+  # Bytes (LC_ALL=C): each added line after its file's name, then the UTF-8 of those code points.
+  printf '%s\n' "$diff" |
+    LC_ALL=C awk '/^\+\+\+ / { file = substr($0, 5); sub(/^b\//, "", file); next } /^\+/ { print file "\t" substr($0, 2) }' |
+    { LC_ALL=C grep -a -P '\t.*(?:\xE2\x80[\xAA-\xAE]|\xE2\x81[\xA6-\xA9])' || [ "$?" -eq 1 ]; } |
+    cut -f1 | sort -u
+}
+
 # harness_isolated DIR COMMAND [SECONDS] : run COMMAND (a shell string) in DIR as the
 # agent's own commands run: it is code the agent wrote (tests), so besides
 # harness_confine's limits it gets no network beyond its own loopback (a fresh network
@@ -275,7 +290,7 @@ harness_gate_stop() {
 # branch is on staging already (a merge stopped after its push went through), and
 # staging's commit is printed, which is not this branch's.
 harness_push_staging() {
-  local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 from=${6:-} attempt=0 onto lease changed protected cherry
+  local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 from=${6:-} attempt=0 onto lease changed protected cherry bidi
   if [ -n "$from" ] && ! git -C "$dir" merge-base --is-ancestor "$from" HEAD 2>/dev/null; then
     echo "the branch no longer descends from $from, the commit its worktree was made from: its history was rewritten" >"$TICKET_DIR/push.err"
     return 4
@@ -333,6 +348,14 @@ harness_push_staging() {
     fi
     if [ -n "$protected" ]; then
       echo "what is to be pushed touches protected paths: $(printf '%s' "$protected" | tr '\n' ' ')" >"$TICKET_DIR/push.err"
+      return 4
+    fi
+    if ! bidi=$(harness_bidi_files "$dir" "$onto"); then
+      echo "could not check what is to be pushed for bidirectional control characters" >"$TICKET_DIR/push.err"
+      return 4
+    fi
+    if [ -n "$bidi" ]; then
+      echo "what is to be pushed adds bidirectional control characters (U+202A-U+202E, U+2066-U+2069: code that reads one way and runs another) in: $(printf '%s' "$bidi" | tr '\n' ' ')" >"$TICKET_DIR/push.err"
       return 4
     fi
     if git -C "$dir" push --quiet --force-with-lease="refs/heads/$staging:$lease" "$remote" "HEAD:refs/heads/$staging" 2>"$TICKET_DIR/push.err"; then
