@@ -27,6 +27,7 @@ export interface ActiveWorker {
   ticket: Ticket;
   ws: PreparedWorkspace;
   child: ChildProcess;
+  /** performance.now() at its launch: a duration, not a time (the wall clock may be stepped meanwhile). */
   started: number;
   cancelled: string | null;
   progress: { phase: string | null; tokens: number; cost_usd: number; tool_calls: number; tail: string[] };
@@ -125,7 +126,7 @@ export class Dispatcher {
   }
 
   workers(): WorkerView[] {
-    const now = Date.now();
+    const now = performance.now();
     return [...this.active.values()].map((w) => ({
       worker: w.slot,
       ticket: w.ticket.id,
@@ -209,31 +210,31 @@ export class Dispatcher {
    */
   private paused(): string | null {
     const p = this.pause;
-    if (p && Date.now() < p.until) {
-      return `paused after ${p.failures === 1 ? 'a run' : `${p.failures} runs in a row`} the machine could not host (${p.reason}); trying again at ${new Date(p.until).toISOString()}`;
+    if (p && performance.now() < p.until) {
+      return `paused after ${p.failures === 1 ? 'a run' : `${p.failures} runs in a row`} the machine could not host (${p.reason}); trying again at ${wallTime(p.until)}`;
     }
     const slots = Array.from({ length: this.deps.config.workers }, (_, i) => i + 1);
     const first = this.slotPauses.get(1);
     if (first && slots.every((s) => this.slotPaused(s))) {
-      return `paused: every worker's slot failed a run the machine could not host (${first.reason}); trying again at ${new Date(Math.min(...slots.map((s) => this.slotPauses.get(s)!.until))).toISOString()}`;
+      return `paused: every worker's slot failed a run the machine could not host (${first.reason}); trying again at ${wallTime(Math.min(...slots.map((s) => this.slotPauses.get(s)!.until)))}`;
     }
     return null;
   }
 
   private slotPaused(slot: number): boolean {
     const p = this.slotPauses.get(slot);
-    return p !== undefined && Date.now() < p.until;
+    return p !== undefined && performance.now() < p.until;
   }
 
   /** A run failed for the machine's sake: pause the workers (or its slot alone), longer each time in a row. */
   private pauseFor(reason: string, slot?: number): void {
     const prev = slot === undefined ? this.pause : this.slotPauses.get(slot);
     const failures = (prev?.failures ?? 0) + 1;
-    const pause = { reason, until: Date.now() + Math.min(PAUSE_MAX_MS, (this.deps.pauseFirstMs ?? PAUSE_FIRST_MS) * 2 ** (failures - 1)), failures };
+    const pause = { reason, until: performance.now() + Math.min(PAUSE_MAX_MS, (this.deps.pauseFirstMs ?? PAUSE_FIRST_MS) * 2 ** (failures - 1)), failures };
     if (slot === undefined) this.pause = pause;
     else {
       this.slotPauses.set(slot, pause);
-      this.deps.logger.warn('worker slot pauses: a run the machine could not host on it', { worker: slot, reason, until: new Date(pause.until).toISOString() });
+      this.deps.logger.warn('worker slot pauses: a run the machine could not host on it', { worker: slot, reason, until: wallTime(pause.until) });
     }
     this.updateHeld();
   }
@@ -339,7 +340,7 @@ export class Dispatcher {
       ticket,
       ws,
       child,
-      started: Date.now(),
+      started: performance.now(),
       cancelled: null,
       progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] },
       timer: setInterval(() => this.tick(w), Math.min(1000, config.harness.heartbeatSeconds * 1000)),
@@ -373,6 +374,7 @@ export class Dispatcher {
     };
   }
 
+  /** When each run's lease was last extended (performance.now(): a step of the wall clock back must not hold the next one off). */
   private lastBeat = new Map<number, number>();
 
   private tick(w: ActiveWorker): void {
@@ -390,8 +392,8 @@ export class Dispatcher {
     const p = readProgress(w.ws.ticketDir);
     if (p) Object.assign(w.progress, p);
     w.progress.tail = logTail(join(w.ws.ticketDir, 'worker.log'), 20);
-    const now = Date.now();
-    if (now - (this.lastBeat.get(w.run.id) ?? 0) >= config.harness.heartbeatSeconds * 1000) {
+    const now = performance.now();
+    if (now - (this.lastBeat.get(w.run.id) ?? -Infinity) >= config.harness.heartbeatSeconds * 1000) {
       this.lastBeat.set(w.run.id, now);
       if (!heartbeat(store, w.run.id, config.queue.leaseSeconds, w.progress.phase ?? undefined)) {
         // The run is no longer ours (reclaimed after a stall, or cancelled elsewhere).
@@ -545,7 +547,7 @@ export class Dispatcher {
     if (recorded === 'cancelled' && !cancel) endCancelled();
     logger.info('worker finished', { worker: w.slot, ticket: w.ticket.id, run: w.run.id, state, outcome: row.outcome, reason });
     this.deps.onRunFinished?.(row, w.ticket);
-    if (refund && this.pause && Date.now() < this.pause.until) this.schedule(this.pause.until - Date.now());
+    if (refund && this.pause && performance.now() < this.pause.until) this.schedule(this.pause.until - performance.now());
     else if (existsSync(join(w.ws.ticketDir, 'outcome.json'))) this.poke();
     else this.schedule(1000);
   }
@@ -553,8 +555,17 @@ export class Dispatcher {
 
 interface Pause {
   reason: string;
+  /**
+   * performance.now() when it ends: NTP stepping the wall clock back ten minutes made a
+   * 30-second pause last ten and a half, and a step forward ended it at once.
+   */
   until: number;
   failures: number;
+}
+
+/** A performance.now() value as the wall-clock time it will be (for people to read). */
+function wallTime(mono: number): string {
+  return new Date(Date.now() + mono - performance.now()).toISOString();
 }
 
 /** What a run's reason says when the machine could not host it (counted per ticket: environmentEnd). */

@@ -151,9 +151,10 @@ function stopLeftWorkers(config: BugbotConfig, store: Store, logger: Logger, wai
     const info = run.pid ? procInfo(run.pid) : null;
     return info !== null && isRunsWorker(info, runDir(config.home, run));
   });
-  const until = Date.now() + waitMs;
+  // A duration (performance.now()): a step of the wall clock forward cut a push's wait short, one back stalled the start.
+  const until = performance.now() + waitMs;
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  while (alive().length && Date.now() < until) Atomics.wait(pause, 0, 0, 50);
+  while (alive().length && performance.now() < until) Atomics.wait(pause, 0, 0, 50);
   const still = alive();
   if (still.length) logger.warn('workers still going after the wait: they are killed', { runs: still.map((r) => r.id) });
 }

@@ -22,6 +22,7 @@
 // Exit: 0 on a successful result, 1 otherwise, 2 on bad usage.
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { denialRecord, summarizeInput } from './denial.mjs';
@@ -63,11 +64,14 @@ if (o['wait-for-stdin'] && !o.stdin) {
 }
 const idleMs = Number(o.idle) * 1000;
 const wallMs = Number(o.wall) * 1000;
-let started = Date.now();
+// Durations and deadlines are measured on performance.now(): NTP may step the wall clock
+// while a phase runs (an hour forward ended a session waiting for its worktree at once;
+// ten minutes back froze its live progress for ten minutes). Times people read stay wall-clock.
+let started = performance.now();
 
 const stats = {
   phase: o.phase,
-  started: new Date(started).toISOString(),
+  started: new Date().toISOString(),
   finished: null,
   duration_s: 0,
   exit_code: null,
@@ -113,9 +117,9 @@ const refusedBanned = [];
 
 writeFileSync(o.log, '');
 if (o['start-when']) {
-  const deadline = Date.now() + wallMs;
+  const deadline = performance.now() + wallMs;
   while (!existsSync(o['start-when'])) {
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       process.stderr.write(`run-phase.mjs: ${o['start-when']} did not appear within ${o.wall} s\n`);
       process.exit(1);
     }
@@ -151,8 +155,8 @@ function kill(reason) {
 let idleTimer = null;
 let wallTimer = null;
 function startClock() {
-  started = Date.now();
-  stats.started = new Date(started).toISOString();
+  started = performance.now();
+  stats.started = new Date().toISOString();
   stats.prompt_at = stats.started;
   idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
   wallTimer = setTimeout(() => kill(`wall clock: phase exceeded ${o.wall} s`), wallMs);
@@ -160,13 +164,13 @@ function startClock() {
 
 if (waitForStdin) {
   // Hand the prompt over once it exists; give up (and end the session) after the wall limit.
-  const deadline = Date.now() + wallMs;
+  const deadline = performance.now() + wallMs;
   const poll = setInterval(() => {
     let prompt;
     try {
       prompt = readFileSync(o.stdin);
     } catch {
-      if (Date.now() > deadline) {
+      if (performance.now() > deadline) {
         clearInterval(poll);
         kill(`no prompt: ${o.stdin} did not appear within ${o.wall} s`);
       }
@@ -182,11 +186,11 @@ if (waitForStdin) {
   startClock();
 }
 
-let lastProgress = 0;
+let lastProgress = -Infinity;
 /** `done`: the session is over and its numbers are in the stats file (the last snapshot says so). */
 function progress(force = false, done = false) {
   if (!o.progress) return;
-  const now = Date.now();
+  const now = performance.now();
   if (!force && now - lastProgress < 1000) return;
   lastProgress = now;
   const snapshot = {
@@ -339,7 +343,7 @@ function finish(code, signal) {
   stats.exit_code = code;
   stats.signal = signal;
   stats.finished = new Date().toISOString();
-  stats.duration_s = Math.round((Date.now() - started) / 100) / 10;
+  stats.duration_s = Math.round((performance.now() - started) / 100) / 10;
   if (o['ticket-dir']) {
     try {
       const rows = readFileSync(`${o['ticket-dir']}/denials.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));

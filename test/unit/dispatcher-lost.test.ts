@@ -144,7 +144,7 @@ test('a cancel that lands while a pushed run\'s end waits for the database: the 
   mkdirSync(ticketDir, { recursive: true });
   writeFileSync(join(ticketDir, 'outcome.json'), JSON.stringify({ state: 'pushed', outcome: 'clean', reason: 'pushed to staging', started: null, finished: null, stages: {}, branch: 'bot/x', commit: 'abc123', pushed_to: 'staging', diff: null, tests: { passed: 1, failed: 0 }, cost_usd: 0, denials: [] }));
   const child = { pid: undefined, exitCode: 0, once: () => undefined, on: () => undefined };
-  const worker = { slot: 1, run, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: Date.now(), cancelled: null, progress: { phase: 'push', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) };
+  const worker = { slot: 1, run, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: performance.now(), cancelled: null, progress: { phase: 'push', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) };
   (dispatcher as unknown as { finished(w: unknown, code: number, signal: null): void }).finished(worker, 0, null);
   assert.equal(real.getTicket(ticket.id)!.state, 'running', 'its end is not recorded yet');
   // A person cancels meanwhile (the ticket still reads running).
@@ -194,7 +194,7 @@ test('a worker that dies without an outcome on a full disk: the attempt is given
   const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
   mkdirSync(ticketDir, { recursive: true });
   const child = { pid: undefined, exitCode: 1, once: () => undefined, on: () => undefined };
-  const worker = (r: typeof run) => ({ slot: 1, run: r, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: Date.now(), cancelled: null, progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) });
+  const worker = (r: typeof run) => ({ slot: 1, run: r, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: performance.now(), cancelled: null, progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) });
   const finish = (r: typeof run) => (dispatcher as unknown as { finished(w: unknown, code: number, signal: null): void }).finished(worker(r), 1, null);
 
   fillDisk(disk);
@@ -215,7 +215,7 @@ test("a run's outcome row a full disk refused is kept and written by the dispatc
   const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
   mkdirSync(ticketDir, { recursive: true });
   const child = { pid: undefined, exitCode: 1, once: () => undefined, on: () => undefined };
-  const worker = { slot: 1, run, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: Date.now(), cancelled: null, progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) };
+  const worker = { slot: 1, run, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: performance.now(), cancelled: null, progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) };
 
   const filler = fillDisk(disk);
   (dispatcher as unknown as { finished(w: unknown, code: number, signal: null): void }).finished(worker, 1, null);
