@@ -71,7 +71,7 @@ interface Tracked {
   carry: Buffer;
   /** The last PRINT_BYTES bytes before readPos, as read: still there if the file was not truncated. */
   tail: Buffer;
-  /** When the path was seen to name another file or none: the old one is read until rotateWaitMs later. */
+  /** When (performance.now(): the wall clock may be stepped) the path was seen to name another file or none: the old one is read until rotateWaitMs later. */
   rotatedAt?: number;
   /**
    * Where the line past MAX_LINE_BYTES that is being skipped up to its newline starts (its
@@ -127,7 +127,7 @@ export class LogTailer {
       readPos: 0,
       carry: EMPTY,
       tail: EMPTY,
-      lastDataAt: Date.now(),
+      lastDataAt: performance.now(),
       fresh: false,
       waiting: false,
       // "From the end" means the end as of start(): a line appended before the first
@@ -206,10 +206,10 @@ export class LogTailer {
       // read for rotateWaitMs more, and only then the new file, so that the old file's
       // lines come first and the saved offset, still the old file's, never runs ahead of
       // what was read of the new one (a restart meanwhile reads the new file whole).
-      t.rotatedAt = Date.now();
+      t.rotatedAt = performance.now();
       this.logger.info(`logfile: ${t.path} was rotated or removed; reading the old file for ${this.rotateWaitMs} ms more`);
     }
-    if (t.rotatedAt !== undefined && (final || Date.now() - t.rotatedAt >= this.rotateWaitMs)) {
+    if (t.rotatedAt !== undefined && (final || performance.now() - t.rotatedAt >= this.rotateWaitMs)) {
       // Once more: the writer may have added lines since the read above.
       await this.drain(t, fh);
       if (t.retry) return;
@@ -221,7 +221,7 @@ export class LogTailer {
       this.logger.info(`logfile: closed the old ${t.path}`);
       return;
     }
-    const idle = read === 0 && Date.now() - t.lastDataAt >= this.idleFlushMs;
+    const idle = read === 0 && performance.now() - t.lastDataAt >= this.idleFlushMs;
     if (t.parser.pendingOffset() !== undefined && (final || idle)) {
       await this.deliver(t, t.parser.flush(), this.commitPoint(t));
     }
@@ -265,7 +265,7 @@ export class LogTailer {
     t.tail = await bytesBefore(fh, t.readPos, PRINT_BYTES);
     t.skipFrom = undefined;
     t.waiting = false;
-    t.lastDataAt = Date.now();
+    t.lastDataAt = performance.now();
     this.opts.store.set(t.path, t.inode, t.readPos, t.generation, fingerprint(t.tail));
     this.logger.info(`logfile: following ${t.path} from byte ${t.readPos}`);
     return true;
@@ -278,7 +278,7 @@ export class LogTailer {
       const { bytesRead } = await fh.read(this.buf, 0, CHUNK_BYTES, t.readPos);
       if (bytesRead === 0) return total;
       total += bytesRead;
-      t.lastDataAt = Date.now();
+      t.lastDataAt = performance.now();
       const events = this.parse(t, this.buf.subarray(0, bytesRead));
       if (!(await this.deliver(t, events, this.commitPoint(t)))) return total;
     }

@@ -630,6 +630,28 @@ describe('LogTailer', () => {
     assert.equal(store.get(file)?.offset, statSync(file).size);
   });
 
+  // The waits were timed on the wall clock: NTP stepping it an hour forward ended the old
+  // file's wait at once, and what the application still wrote to it was never read.
+  test("a step of the wall clock does not cut the renamed file's wait short", async (t) => {
+    const { file, titles, logs, make } = setup({ rotateWaitMs: 60_000 });
+    writeFileSync(file, '');
+    const tail = make();
+    tail.start();
+    appendFileSync(file, 'ERROR before the rotation\n');
+    await waitFor(() => titles().length === 1, 'the first error');
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, 'ERROR in the new file\n');
+    await waitFor(() => logs.some((l) => l.includes('was rotated')), 'the rename seen');
+    const realNow = Date.now;
+    Date.now = () => realNow() + 3_600_000;
+    t.after(() => (Date.now = realNow));
+    appendFileSync(`${file}.1`, 'ERROR late write to the old file\n');
+    await waitFor(() => titles().length === 2, 'the late write');
+    await tail.stop();
+    Date.now = realNow;
+    assert.deepEqual(titles(), ['before the rotation', 'late write to the old file'], 'still on the old file, an hour of wall clock later');
+  });
+
   test('a restart while a renamed file is still read: nothing read twice, the new file read whole', async () => {
     const { file, store, make, titles, logs } = setup({ rotateWaitMs: 60_000 });
     writeFileSync(file, '');
