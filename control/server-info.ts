@@ -10,7 +10,8 @@
  * commands that need the server's process (an approval whose notifications the server
  * sends) can ask it instead of acting on the database alone. Written by the lock's holder
  * when it listens, removed by that process when it stops; a file left by a killed server
- * names a dead process and is ignored.
+ * names a dead process (or, its PID reused, another one: the file holds the server's
+ * process identity) and is ignored.
  *
  * It also holds the server's local key (readable by its owner only): on loopback without
  * an API token, the API's actions (approve, skip, requeue, cancel) need it, so code that
@@ -20,12 +21,15 @@ import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processGone, processIdentity } from './process-identity.ts';
 
 export interface ServerInfo {
   pid: number;
   url: string;
   /** Bearer credential for the API's actions when no API token is configured. */
   key: string;
+  /** The server's process identity (process-identity.ts): its PID, once reused, names another process. */
+  identity?: string | null;
 }
 
 /** This process's hold on a home: the only one that may write its server.json. */
@@ -76,7 +80,7 @@ export function lockHome(home: string): HomeLock | null {
 export function writeServerInfo(lock: HomeLock, url: string, key: string): void {
   const tmp = `${file(lock.home)}.${process.pid}.tmp`;
   rmSync(tmp, { force: true });
-  writeFileSync(tmp, JSON.stringify({ pid: process.pid, url, key } satisfies ServerInfo) + '\n', { mode: 0o600 });
+  writeFileSync(tmp, JSON.stringify({ pid: process.pid, url, key, identity: processIdentity() } satisfies ServerInfo) + '\n', { mode: 0o600 });
   // A rename: a CLI command reading meanwhile sees the old file or the new one, never half.
   renameSync(tmp, file(lock.home));
 }
@@ -101,6 +105,9 @@ export function readServerInfo(home: string): ServerInfo | null {
     // EPERM: alive but someone else's; ESRCH: gone.
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return null;
   }
+  // Alive, but another process with the killed server's PID (files written before
+  // server.json held an identity are taken by their PID, as then).
+  if (typeof info.identity === 'string' && processGone(info.identity)) return null;
   return info;
 }
 
