@@ -140,8 +140,9 @@ export function buildProgram(): Command {
           },
         );
       };
-      process.once('SIGINT', () => shutdown('SIGINT'));
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      // SIGHUP too: the terminal or SSH session it runs in closed. Its default (exit at
+      // once) would leave the workers going and their runs recorded running.
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => shutdown(sig));
       server = await startServer(config, logger);
       if (asked) shutdown(asked);
     });

@@ -1,10 +1,11 @@
 /**
  * `bugbot start`: config → the home's lock → store → reconcile → intake → app → listen,
- * plus the settle scheduler and log-file watchers. SIGINT/SIGTERM drain and exit.
+ * plus the settle scheduler and log-file watchers. SIGINT, SIGTERM and SIGHUP (cli.ts) drain and exit.
  */
 import { buildBundles } from '../lib/bundle.ts';
 import { serve, type ServerType } from '@hono/node-server';
 import { mkdirSync, statSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
 import { ConfigError, isLoopback, servingWarnings, type BugbotConfig } from './config.ts';
@@ -229,6 +230,12 @@ export async function startServer(
     const why = e.code === 'EADDRINUSE' ? 'the port is in use (give this one another --port)' : e.code === 'EACCES' ? `permission denied${config.server.port > 0 && config.server.port < 1024 ? ' (a port below 1024 needs root or CAP_NET_BIND_SERVICE: pick one above it, as the default 7777 is)' : ''}` : e.message;
     throw new StartRefused(`cannot listen on ${config.server.host}:${config.server.port}: ${why}`);
   }
+  // A stop's server.close() waits for every connection to end, and a client that keeps
+  // sending on its keep-alive connection (Alertmanager in an alert storm) would hold it
+  // open until the stop budget ran out. Once stopping, each reply closes its connection.
+  (server as HttpServer).prependListener('request', (_req, res) => {
+    if (shutdown.signal.aborted) res.setHeader('connection', 'close');
+  });
   const port = (server.address() as { port: number }).port;
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;

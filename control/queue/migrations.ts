@@ -220,7 +220,15 @@ export function migrate(db: Database.Database): void {
     const more = db
       .transaction(() => {
         const v = db.pragma('user_version', { simple: true }) as number;
-        if (v >= MIGRATIONS.length) return false;
+        // A bugbot rolled back after an upgrade: reading a schema it does not know would
+        // misread it quietly (migration 12's reporters, in a table an older one never reads).
+        if (v > MIGRATIONS.length) {
+          throw Object.assign(
+            new Error(`${db.name} has schema version ${v}, newer than this bugbot's ${MIGRATIONS.length}: a newer bugbot wrote it; run that version (or one at least as new) on this home`),
+            { code: 'BUGBOT_SCHEMA_NEWER' },
+          );
+        }
+        if (v === MIGRATIONS.length) return false;
         db.exec(MIGRATIONS[v]!);
         db.pragma(`user_version = ${v + 1}`);
         return true;
