@@ -63,3 +63,17 @@ export function processGone(identity: string): boolean {
   const current = startTicks(Number(pid));
   return current !== null && current !== start;
 }
+
+/**
+ * Whether the process an identity names provably runs now: this host, this boot, this PID
+ * namespace, and its PID's process started when it did. False whenever this cannot be
+ * told (the cases processGone cannot tell either) and when it is gone.
+ */
+export function processAlive(identity: string): boolean {
+  const parts = identity.split('/');
+  if (parts.length < 5) return false;
+  const [boot, ns, pid, start] = parts.slice(-4) as [string, string, string, string];
+  if (parts.slice(0, -4).join('/') !== hostname() || !/^\d+$/.test(pid)) return false;
+  if (bootId() !== boot || pidNamespace() !== ns) return false;
+  return startTicks(Number(pid)) === start;
+}

@@ -5,7 +5,7 @@
  * database. An approval is claimed first (a `running` row; a unique index allows one
  * per ticket) and finished after the merge: two approvals never merge the same fix twice.
  */
-import { processGone, processIdentity } from '../process-identity.ts';
+import { processAlive, processGone, processIdentity } from '../process-identity.ts';
 import { OPEN_STATES, type TicketState } from '../types.ts';
 import { STOPPING_RUN, type RunNotice, type RunRow } from './leases.ts';
 import type { Store, TicketRow } from './store.ts';
@@ -61,12 +61,16 @@ function getApproval(store: Store, id: number): ApprovalRow {
 /**
  * Why an approval in flight is given up, or null while it may still finish: its process
  * is gone (killed mid-merge), or, where that cannot be told, it is older than `staleSeconds`.
+ * One whose process provably still runs is never given up by time: its merge has a time
+ * limit of its own, and a wall clock stepped forward would otherwise start a second merge
+ * beside it (and stop the first).
  */
 export function approvalGiveUp(store: Store, row: ApprovalRow, staleSeconds: number): string | null {
   if (row.owner && processGone(row.owner)) {
     const pid = row.owner.split('/').at(-2);
     return `the approving process (pid ${pid}) stopped before it finished; whether the merge reached staging or not, approving again is safe (a fix already there merges as nothing new)`;
   }
+  if (row.owner && processAlive(row.owner)) return null;
   if (store.now().getTime() - Date.parse(row.started_at) < staleSeconds * 1000) return null;
   return `no result within ${staleSeconds} s (the approving process stopped)`;
 }

@@ -193,12 +193,31 @@ test('one approval at a time: a second one, a skip or a requeue is refused while
     store.stmt(`INSERT INTO approvals (ticket_id, actor, action, status, started_at) VALUES (?, 'x', 'approve', 'running', ?)`).run(id, store.nowIso()),
   );
 
-  clock.advance(901);
+  // An approver whose process cannot be told (another host's): given up by time only.
+  store.stmt(`UPDATE approvals SET owner = 'another-host/boot/4026531836/4242/123' WHERE ticket_id = ?`).run(id);
+  clock.advance(899);
+  assert.ok(isRefusal(beginApproval(store, id, 'bob', 'staging', 900)), 'not yet');
+  clock.advance(2);
   const third = beginApproval(store, id, 'bob', 'staging', 900);
   assert.ok(!isRefusal(third), 'the approver that died no longer blocks the ticket');
   const rows = approvalsForTicket(store, id);
   assert.deepEqual(rows.map((r) => [r.actor, r.status]), [['alice', 'abandoned'], ['bob', 'running']]);
   assert.ok(store.auditTrail(id).some((a) => a.action === 'approval-abandoned'));
+});
+
+// Review finding (clock jumps): an approval was given up after 900 s however alive its
+// process was; the wall clock stepped an hour forward during a merge let the next approve
+// stop that merge and start a second one beside it.
+test('an approval whose process provably still runs is never given up by time', (t) => {
+  const { store, intake, config, clock } = setup(t);
+  const id = fileTicket(intake, 'Slow page', 'Error: slow page');
+  finishAwaiting({ store, config, ticketId: id });
+  assert.ok(!isRefusal(beginApproval(store, id, 'alice', 'staging', 900)));
+  assert.equal(approvalsForTicket(store, id)[0]!.owner, processIdentity(), 'this process holds it');
+  clock.advance(3600);
+  const again = beginApproval(store, id, 'bob', 'staging', 900);
+  assert.ok(isRefusal(again));
+  assert.match(again.message, /being approved by alice/);
 });
 
 /** The identity of a process that ran and is gone (killed outright). */
