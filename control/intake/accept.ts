@@ -37,6 +37,9 @@ export interface Prepared {
   method?: string;
 }
 
+/** The longest a report is held for its fuller account (AcceptOptions.holdSeconds); settleDue relies on it. */
+export const MAX_HOLD_SECONDS = 300;
+
 export interface AcceptOptions {
   /** Classifications decided before accept (e.g. by the model classifier), by sourceEventId. */
   classifications?: Map<string, ClassifyResult>;
@@ -272,7 +275,7 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   // says nothing of the error coming back: the fix stands, and the new ticket is its own.
   if (p.method === 'report-thread') regressionOf = null;
   const settleMs = config.intake.settleSeconds * 1000;
-  const holdMs = e.human && opts.holdSeconds ? opts.holdSeconds * 1000 : 0;
+  const holdMs = e.human && opts.holdSeconds ? Math.min(opts.holdSeconds, MAX_HOLD_SECONDS) * 1000 : 0;
   const settleNow = !holdMs && (e.human || settleMs === 0);
   const ticketId = store.insertTicket({
     fingerprint,

@@ -7,7 +7,7 @@ import type { BugbotConfig } from '../config.ts';
 import type { Store } from '../queue/store.ts';
 import { classifyText } from './classify.ts';
 import { OPEN_STATES, severityRank, type Classification, type Severity, type TicketState, type TriggerEvent } from '../types.ts';
-import { acceptOne, Batch, ReplayError, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
+import { acceptOne, Batch, MAX_HOLD_SECONDS, ReplayError, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
 import { fingerprintEvent } from './fingerprint.ts';
 import { redactEvent } from './redact-event.ts';
 import type { Redactor } from '../../lib/redact.ts';
@@ -271,17 +271,21 @@ export class Intake {
   /** Triage every ticket whose settle window has closed. Returns how many were decided. */
   settleDue(): number {
     let n = 0;
+    // No window sets a deadline further ahead than this: one beyond it was set before the
+    // wall clock was stepped back (NTP, a resumed VM), and would otherwise wait out the step.
+    const horizon = () => new Date(this.store.now().getTime() + (Math.max(this.cfg.intake.settleSeconds, MAX_HOLD_SECONDS) + 5) * 1000).toISOString();
     for (;;) {
-      const due = this.store.dueSettling(this.store.nowIso(), 100);
+      const due = this.store.dueSettling(this.store.nowIso(), 100, horizon());
       if (!due.length) return n;
       let decided = 0;
       this.store.tx(() => {
         const now = this.store.nowIso();
+        const beyond = horizon();
         for (const t of due) {
           const fresh = this.store.getTicketRow(t.id);
           // Read again inside the transaction: the writer thread (another connection) may
           // have committed an occurrence meanwhile, which moved the deadline.
-          if (fresh?.state === 'settling' && fresh.settle_deadline !== null && fresh.settle_deadline <= now) {
+          if (fresh?.state === 'settling' && fresh.settle_deadline !== null && (fresh.settle_deadline <= now || fresh.settle_deadline > beyond)) {
             this.decide(t.id);
             decided++;
           }

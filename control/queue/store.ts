@@ -414,10 +414,19 @@ export class Store {
 
   // Both on the partial index of settling tickets (the planner would take tickets_state
   // and sort: milliseconds with many tickets settling, on every poke of the scheduler).
-  dueSettling(nowIso: string, limit = 100): TicketRow[] {
-    return this.stmt(
+  /**
+   * Settling tickets whose deadline has come; with `horizonIso`, also those whose deadline
+   * lies past it, further ahead than any window sets one (the wall clock was stepped back).
+   */
+  dueSettling(nowIso: string, limit = 100, horizonIso?: string): TicketRow[] {
+    const due = this.stmt(
       `SELECT * FROM tickets INDEXED BY tickets_settle WHERE state = 'settling' AND settle_deadline <= ? ORDER BY settle_deadline LIMIT ?`,
     ).all(nowIso, limit) as TicketRow[];
+    if (horizonIso === undefined || due.length >= limit) return due;
+    const beyond = this.stmt(
+      `SELECT * FROM tickets INDEXED BY tickets_settle WHERE state = 'settling' AND settle_deadline > ? ORDER BY settle_deadline LIMIT ?`,
+    ).all(horizonIso, limit - due.length) as TicketRow[];
+    return [...due, ...beyond];
   }
 
   nextSettleDeadline(): string | null {

@@ -28,6 +28,22 @@ function setup(t: TestContext, flags: ConfigFile = {}) {
 
 const alert = alertEvent;
 
+// Review finding (clock jumps): a settle deadline is a time on the wall clock; stepped back
+// ten minutes (NTP, a resumed VM), a ticket with a 30 s window waited out the step too.
+test('a settle deadline further ahead than any window sets (the clock stepped back) is due now; one within a window is not', (t) => {
+  const { intake, store, clock } = setup(t, { intake: { settleSeconds: 30 } });
+  const [before] = intake.accept([alert()]);
+  clock.advance(-600);
+  const [after] = intake.accept([alertEvent({ title: 'TypeError: other is undefined', message: 'TypeError: other is undefined' })]);
+  assert.notEqual(before!.ticketId, after!.ticketId);
+  clock.advance(1);
+  assert.equal(intake.settleDue(), 1, 'the one set before the step');
+  assert.equal(store.getTicket(before!.ticketId!)!.state, 'queued');
+  assert.equal(store.getTicket(after!.ticketId!)!.state, 'settling', 'the one set after it waits its 30 s');
+  clock.advance(30);
+  assert.equal(intake.settleDue(), 1);
+});
+
 test('1,000 alerts for one error with different ids → one ticket with count 1,000; another error → a second ticket', (t) => {
   const { intake, store } = setup(t);
   const events: TriggerEvent[] = [];
