@@ -120,12 +120,12 @@ export async function startServer(
   });
   // What the workers lack is looked for again (every 10 s while they hold, every minute
   // otherwise): installing it needs no restart.
-  let heldCheck = { at: 0, reason: null as string | null };
+  let heldCheck = { at: -Infinity, reason: null as string | null };
   // The disk's free space is asked every time (one statfs): it runs out between two checks.
   const held = () => {
     const disk = lowDisk(config);
     if (disk) return disk;
-    if (Date.now() - heldCheck.at >= (heldCheck.reason ? 10_000 : 60_000)) heldCheck = { at: Date.now(), reason: workersHeld(config) };
+    if (performance.now() - heldCheck.at >= (heldCheck.reason ? 10_000 : 60_000)) heldCheck = { at: performance.now(), reason: workersHeld(config) };
     return heldCheck.reason;
   };
   /**
