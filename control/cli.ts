@@ -678,6 +678,14 @@ function formatTicketTable(tickets: Ticket[], counts: Record<string, number>): s
 
 /** How many of a ticket's occurrences `bugbot ticket` shows, newest first. */
 const OCCURRENCES_SHOWN = 20;
+/** `bugbot ticket`'s bounds on the rest: the latest runs and messages, the history's first and latest entries. */
+const RUNS_SHOWN = 20;
+const NOTIFICATIONS_SHOWN = 20;
+const HISTORY_FIRST = 10;
+const HISTORY_LATEST = 40;
+
+/** The last `n` of a list kept oldest first. */
+const latestOf = <T,>(items: T[], n: number): T[] => (items.length > n ? items.slice(-n) : items);
 
 function formatTicket(d: {
   ticket: Ticket;
@@ -712,16 +720,28 @@ function formatTicket(d: {
   }
   if (d.runs.length) {
     lines.push('', 'runs:');
-    for (const r of d.runs) lines.push(`  run ${r.id} attempt ${r.attempt} on worker ${r.worker_id}: ${r.state}${r.outcome ? ` → ${r.outcome}` : ''}${r.reason ? ` (${oneLine(r.reason)})` : ''}`);
+    const runs = latestOf(d.runs, RUNS_SHOWN);
+    if (runs.length < d.runs.length) lines.push(`  (${d.runs.length - runs.length} earlier runs not shown: bugbot ticket ${t.id} --json lists every one)`);
+    for (const r of runs) lines.push(`  run ${r.id} attempt ${r.attempt} on worker ${r.worker_id}: ${r.state}${r.outcome ? ` → ${r.outcome}` : ''}${r.reason ? ` (${oneLine(r.reason)})` : ''}`);
   }
   if (d.notifications.length) {
     lines.push('', 'reporters told:');
-    for (const n of d.notifications) {
+    const told = latestOf(d.notifications, NOTIFICATIONS_SHOWN);
+    if (told.length < d.notifications.length) lines.push(`  (${d.notifications.length - told.length} earlier messages not shown: bugbot ticket ${t.id} --json lists every one)`);
+    for (const n of told) {
       lines.push(`  ${n.kind.replace(/_/g, ' ')} → ${oneLine(recipientText(n.to))}: ${n.state}${n.attempts > 1 ? ` after ${n.attempts} tries` : ''}${n.error ? ` (${oneLine(n.error)})` : ''}`);
     }
   }
   lines.push('', 'history:');
-  for (const a of d.audit) lines.push(`  ${a.at}  ${oneLine(a.actor).padEnd(14)} ${a.action}${a.detail ? `: ${oneLine(a.detail)}` : ''}`);
+  // Its start (how it came to be) and its latest entries: an alert storm on a claimed
+  // ticket, or thousands of reporters, made it a terminal's worth of scrolling.
+  const entry = (a: (typeof d.audit)[number]) => `  ${a.at}  ${oneLine(a.actor).padEnd(14)} ${a.action}${a.detail ? `: ${oneLine(a.detail)}` : ''}`;
+  if (d.audit.length <= HISTORY_FIRST + HISTORY_LATEST) for (const a of d.audit) lines.push(entry(a));
+  else {
+    for (const a of d.audit.slice(0, HISTORY_FIRST)) lines.push(entry(a));
+    lines.push(`  … ${d.audit.length - HISTORY_FIRST - HISTORY_LATEST} entries between (bugbot ticket ${t.id} --json lists every one)`);
+    for (const a of d.audit.slice(-HISTORY_LATEST)) lines.push(entry(a));
+  }
   // The message and the stack keep their lines; what else they hold is shown, not obeyed.
   return terminalText(lines.join('\n') + '\n');
 }

@@ -652,6 +652,34 @@ test('tickets, ticket and fingerprint show the control characters of what a trig
   assert.match(plain.stdout, /^[0-9a-f]{16}\tPet \\x1b\[2J not found\n$/);
 });
 
+// A claimed ticket under an alert storm (an audit line per decision change), a ticket run
+// many times, or one with thousands of reporters printed a terminal's worth of scrolling.
+test('ticket shows the start and the latest of a long history, the latest runs, and says how to see every one', (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  assert.equal(bugbot(['--home', home, 'enqueue', '-t', 'Search is slow'], { cwd: dir }).code, 0);
+  const db = new Database(join(home, 'bugbot.db'));
+  const at = '2026-11-21T10:00:00.000Z';
+  for (let i = 1; i <= 100; i++) db.prepare(`INSERT INTO audit (ticket_id, at, actor, action, detail) VALUES (1, ?, 'intake', 'note', ?)`).run(at, `entry ${i}`);
+  for (let i = 1; i <= 25; i++) {
+    db.prepare(`INSERT INTO runs (ticket_id, attempt, worker_id, state, lease_until, heartbeat_at, started_at, finished_at, outcome, reason) VALUES (1, 1, 1, 'finished', ?, ?, ?, ?, 'failed', ?)`).run(at, at, at, at, `reason ${i}`);
+  }
+  db.close();
+  const r = bugbot(['--home', home, 'ticket', '1'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  const runs = r.stdout.split('\nruns:\n')[1]!.split('\n\n')[0]!.split('\n');
+  assert.equal(runs[0], '  (5 earlier runs not shown: bugbot ticket 1 --json lists every one)');
+  assert.deepEqual([runs.length, runs[1]!.includes('(reason 6)'), runs.at(-1)!.includes('(reason 25)')], [21, true, true]);
+  const json = JSON.parse(bugbot(['--home', home, 'ticket', '1', '--json'], { cwd: dir }).stdout) as { runs: unknown[]; audit: Array<{ action: string }> };
+  assert.equal(json.runs.length, 25, '--json lists every run');
+  assert.ok(json.audit.length > 100);
+  const history = r.stdout.split('\nhistory:\n')[1]!.trimEnd().split('\n');
+  assert.equal(history.length, 51, history.join('\n'));
+  assert.match(history[0]!, / created/, 'how it came to be');
+  assert.equal(history[10], `  … ${json.audit.length - 50} entries between (bugbot ticket 1 --json lists every one)`);
+  assert.match(history.at(-1)!, /note: entry 100$/);
+});
+
 // Review finding: claiming a ticket whose run was under way printed its state and triage
 // reason ("ticket 1: running (filed by a person; ...)"), as if the bot now kept off it: its
 // worker goes on and may still push its fix.
