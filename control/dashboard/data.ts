@@ -104,6 +104,12 @@ export class OutcomesCache {
     return this.rows;
   }
 
+  /** Which state of the file the rows are of: it changes whenever they may have (for caches of what is worked out from them). */
+  version(): string {
+    this.refresh();
+    return this.key;
+  }
+
   /** The latest revisions of the `n` runs that finished last. */
   newest(n: number): OutcomeRow[] {
     this.refresh();
