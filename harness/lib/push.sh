@@ -117,12 +117,22 @@ harness_protected_paths() {
 # U+2066-U+2069), one a line: code that reads one way on screen and runs another ("Trojan
 # Source"), which nobody reviews before an autopush. Fails when git does.
 harness_bidi_files() {
-  local dir=$1 base=$2 merge_base diff
-  merge_base=$(git -C "$dir" merge-base HEAD "$base") || return 1
-  diff=$(git -C "$dir" -c core.quotePath=false diff --no-color --no-ext-diff --no-textconv -U0 "$merge_base" HEAD) || return 1
-  # Bytes (LC_ALL=C): each added line after its file's name, then the UTF-8 of those code points.
+  local dir=$1 base=$2 diff rc=0
+  # BASE...HEAD: from their merge base, in the one git call.
+  diff=$(git -C "$dir" -c core.quotePath=false diff --no-color --no-ext-diff --no-textconv -U0 "$base...HEAD") || return 1
+  # Bytes (LC_ALL=C): the UTF-8 of those code points on an added line (or in a new file's
+  # name). The usual case, none at all, costs this one grep; the files are looked for only
+  # when there is one, telling a file's header from an added line that reads like one
+  # ("++ i", added, is "+++ i") by where it stands: before the file's first hunk.
+  LC_ALL=C grep -a -q -P '^\+.*(?:\xE2\x80[\xAA-\xAE]|\xE2\x81[\xA6-\xA9])' <<<"$diff" || rc=$?
+  [ "$rc" -ne 1 ] || return 0
+  [ "$rc" -eq 0 ] || return 1
   printf '%s\n' "$diff" |
-    LC_ALL=C awk '/^\+\+\+ / { file = substr($0, 5); sub(/^b\//, "", file); next } /^\+/ { print file "\t" substr($0, 2) }' |
+    LC_ALL=C awk '
+      /^diff --git / { header = 1; next }
+      header && /^\+\+\+ / { file = substr($0, 5); sub(/^b\//, "", file); print file "\t" file; next }
+      /^@@/ { header = 0; next }
+      !header && /^\+/ { print file "\t" substr($0, 2) }' |
     { LC_ALL=C grep -a -P '\t.*(?:\xE2\x80[\xAA-\xAE]|\xE2\x81[\xA6-\xA9])' || [ "$?" -eq 1 ]; } |
     cut -f1 | sort -u
 }

@@ -168,15 +168,17 @@ fix_while_staging_moves() {
   mkdir -p "$TMP/wt/src dir"
   printf 'if (role === "user\xe2\x80\xae \xe2\x81\xa6// admin\xe2\x81\xa9 \xe2\x81\xa6") allow();\n' >"$TMP/wt/src dir/auth.ts"
   printf 'plain\n' >"$TMP/wt/plain.ts"
+  # An added line that reads like a file's header in the diff ("+" then "++ ...").
+  printf '++ count; // \xe2\x80\xae\n' >"$TMP/wt/count.js"
   git -C "$TMP/wt" add -A
   git -C "$TMP/wt" commit --quiet -m fix
   run harness_push_staging "$TMP/wt" origin staging main 3
   [ "$status" -eq 4 ]
-  [ "$(cat "$TICKET_DIR/push.err")" = "what is to be pushed adds bidirectional control characters (U+202A-U+202E, U+2066-U+2069: code that reads one way and runs another) in: src dir/auth.ts" ]
+  [ "$(cat "$TICKET_DIR/push.err")" = "what is to be pushed adds bidirectional control characters (U+202A-U+202E, U+2066-U+2069: code that reads one way and runs another) in: count.js src dir/auth.ts" ]
   run git -C "$TMP/origin.git" rev-parse --verify --quiet refs/heads/staging
   [ "$status" -ne 0 ]
   # Removing one is fine, and so is other non-ASCII text (a right-to-left language itself).
-  git -C "$TMP/wt" rm --quiet "src dir/auth.ts"
+  git -C "$TMP/wt" rm --quiet "src dir/auth.ts" count.js
   printf 'greeting = "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d"  # caf\xc3\xa9\n' >"$TMP/wt/plain.ts"
   git -C "$TMP/wt" commit --quiet -am "without it"
   run harness_push_staging "$TMP/wt" origin staging main 3
