@@ -119,30 +119,24 @@ export function buildProgram(): Command {
       // stops it cleanly once it is up, instead of killing it halfway.
       let server: Awaited<ReturnType<typeof startServer>> | null = null;
       let asked: string | null = null;
+      const stopper = stopOnSignals({
+        logger,
+        budgetMs: STOP_BUDGET_MS,
+        workers: () => server!.dispatcher.workers().length,
+        stop: () => server!.stop(),
+        write: (text) => process.stdout.write(text),
+        exit: (code) => process.exit(code),
+      });
       const shutdown = (signal: string) => {
         if (!server) {
           asked = signal;
           return;
         }
-        logger.info('shutting down', { signal });
-        const running = server.dispatcher.workers().length;
-        process.stdout.write(`stopping (${signal})${running ? `: ${running} worker(s) commit their partial work and clean up first; their tickets go back to the queue` : ''}\n`);
-        const hard = setTimeout(() => {
-          logger.error('shutdown took too long: exiting now; workers may be left running (the next start reconciles them)', { waitedSeconds: STOP_BUDGET_MS / 1000 });
-          process.exit(1);
-        }, STOP_BUDGET_MS);
-        hard.unref();
-        server.stop().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            logger.error('shutdown failed', { error: String(err) });
-            process.exit(1);
-          },
-        );
+        stopper(signal);
       };
       // SIGHUP too: the terminal or SSH session it runs in closed. Its default (exit at
       // once) would leave the workers going and their runs recorded running.
-      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => shutdown(sig));
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => shutdown(sig));
       server = await startServer(config, logger);
       if (asked) shutdown(asked);
     });
@@ -1175,6 +1169,49 @@ function failureText(err: unknown): string {
   if (e instanceof Error && e.code?.startsWith('SQLITE_IOERR')) return `${e.message}: the disk holding bugbot's home is failing (${e.code})`;
   if (e instanceof Error && typeof e.code === 'string') return e.message;
   return e instanceof Error ? (e.stack ?? e.message) : String(err);
+}
+
+/**
+ * What `bugbot start` does on a signal: the first stops it (the workers commit their
+ * partial work and clean up, their tickets go back to the queue), within `budgetMs`. While
+ * it stops, a second Ctrl-C (SIGINT) leaves at once, saying what it leaves behind; a
+ * repeated SIGTERM or SIGHUP (a service manager, a closed terminal) changes nothing.
+ */
+export function stopOnSignals(d: {
+  logger: Logger;
+  budgetMs: number;
+  workers: () => number;
+  stop: () => Promise<void>;
+  write: (text: string) => void;
+  exit: (code: number) => void;
+}): (signal: string) => void {
+  let stopping = false;
+  return (signal) => {
+    if (stopping) {
+      if (signal !== 'SIGINT') return;
+      const left = d.workers();
+      d.logger.warn('stopped at once (a second Ctrl-C)', { workers: left });
+      d.write(`quitting now${left ? `: ${left} worker(s) left to finish on their own; the next bugbot start stops what is still running and requeues their tickets` : ''}\n`);
+      d.exit(130);
+      return;
+    }
+    stopping = true;
+    d.logger.info('shutting down', { signal });
+    const running = d.workers();
+    d.write(`stopping (${signal})${running ? `: ${running} worker(s) commit their partial work and clean up first; their tickets go back to the queue (Ctrl-C again to quit at once)` : ''}\n`);
+    const hard = setTimeout(() => {
+      d.logger.error('shutdown took too long: exiting now; workers may be left running (the next start reconciles them)', { waitedSeconds: d.budgetMs / 1000 });
+      d.exit(1);
+    }, d.budgetMs);
+    hard.unref();
+    d.stop().then(
+      () => d.exit(0),
+      (err: unknown) => {
+        d.logger.error('shutdown failed', { error: String(err) });
+        d.exit(1);
+      },
+    );
+  };
 }
 
 /** Set by `start`: a server whose stdout reader went away keeps serving. */
