@@ -20,8 +20,10 @@ import {
   finishApproval,
   isRefusal,
   latestRunWithBranch,
+  releaseApproval,
   requeueTicket,
   skipTicket,
+  type ApprovalClaim,
   type Refusal,
 } from '../queue/approvals.ts';
 import { clearRunNotice, type RunNotice, type RunRow } from '../queue/leases.ts';
@@ -77,7 +79,9 @@ export class Approvals implements ApprovalActions {
     }
     const work = this.approveNow(ticketId, actor, opts.run);
     this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+    // Not work.finally(): its rejection (a write that failed) would go unhandled and end the process.
+    const forget = () => void this.inFlight.delete(work);
+    work.then(forget, forget);
     return work;
   }
 
@@ -96,6 +100,18 @@ export class Approvals implements ApprovalActions {
     stopGivenUpMerge(config, store, ticketId, logger);
     const claim = beginApproval(store, ticketId, actor, target, APPROVAL_STALE_SECONDS, expectedRun);
     if (isRefusal(claim)) return refused(ticketId, claim);
+    try {
+      return await this.carryOut(claim, actor);
+    } finally {
+      releaseApproval(claim.approval.id);
+    }
+  }
+
+  /** Merge (or open the pull request for) a claimed approval, and record what came of it. */
+  private async carryOut(claim: ApprovalClaim, actor: string): Promise<ApprovalResult> {
+    const { config, store, logger } = this.deps;
+    const target = config.approval.target;
+    const ticketId = claim.ticket.id;
     const ticket = toTicket(claim.ticket, store.reportersOf(ticketId));
     const branch = claim.run.branch!;
     const ticketDir = workspacePaths(config, ticket, claim.run).ticketDir;

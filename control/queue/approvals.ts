@@ -54,6 +54,18 @@ export const REQUEUEABLE: readonly TicketState[] = ['awaiting_approval', 'needs_
  */
 export const APPROVAL_STALE_SECONDS = 900;
 
+/**
+ * The approvals this process claimed and still works on. A claim of this process's that is
+ * not among them was lost (what would have recorded its result failed: a full disk):
+ * nothing will finish it, and alive as this process is, it would hold its ticket for good.
+ */
+const claimedHere = new Set<number>();
+
+/** This process no longer works on approval `id`: finished, or what would have finished it failed. */
+export function releaseApproval(id: number): void {
+  claimedHere.delete(id);
+}
+
 function getApproval(store: Store, id: number): ApprovalRow {
   return store.stmt('SELECT * FROM approvals WHERE id = ?').get(id) as ApprovalRow;
 }
@@ -70,7 +82,10 @@ export function approvalGiveUp(store: Store, row: ApprovalRow, staleSeconds: num
     const pid = row.owner.split('/').at(-2);
     return `the approving process (pid ${pid}) stopped before it finished; whether the merge reached staging or not, approving again is safe (a fix already there merges as nothing new)`;
   }
-  if (row.owner && processAlive(row.owner)) return null;
+  if (row.owner && processAlive(row.owner)) {
+    if (row.owner !== processIdentity() || claimedHere.has(row.id)) return null;
+    return 'this process stopped working on it without recording a result (the write failed); whether the merge reached staging or not, approving again is safe (a fix already there merges as nothing new)';
+  }
   if (store.now().getTime() - Date.parse(row.started_at) < staleSeconds * 1000) return null;
   return `no result within ${staleSeconds} s (the approving process stopped)`;
 }
@@ -152,6 +167,7 @@ export function beginApproval(
       )
       .run(ticketId, run.id, actor, target, store.nowIso(), processIdentity());
     store.audit(ticketId, actor, 'approval-started', `${target}: ${run.branch}`);
+    claimedHere.add(Number(r.lastInsertRowid));
     return { approval: getApproval(store, Number(r.lastInsertRowid)), run, ticket };
   });
 }

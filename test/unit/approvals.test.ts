@@ -220,6 +220,32 @@ test('an approval whose process provably still runs is never given up by time', 
   assert.match(again.message, /being approved by alice/);
 });
 
+// Review finding (day 1, fb2717f): an approval of the server's own process that nothing
+// finishes (recording its result failed: a full disk) was never given up, the server
+// being alive: its ticket could be neither approved, skipped nor requeued until a restart
+// (before, 900 s). And approve()'s own bookkeeping left that failure's rejection unhandled,
+// which ends the control plane.
+test("an approval this process no longer works on is given up, alive as the process is", async (t) => {
+  const { store, intake, config, approvals, clock } = setup(t, { target: { repo: 'no-such-repo' } });
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown) => void unhandled.push(err);
+  process.on('unhandledRejection', onUnhandled);
+  t.after(() => process.off('unhandledRejection', onUnhandled));
+  const id = fileTicket(intake, 'Broken', 'Error: broken thing');
+  finishAwaiting({ store, config, ticketId: id });
+  // The write that records the merge's result fails, as on a full disk.
+  store.db.exec(`CREATE TEMP TRIGGER full BEFORE UPDATE ON approvals BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END`);
+  await assert.rejects(approvals.approve(id, 'alice'), /disk is full/);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(unhandled, [], 'no rejection left unhandled');
+  store.db.exec('DROP TRIGGER temp.full');
+  assert.deepEqual(approvalsForTicket(store, id).map((x) => x.status), ['running'], 'left claimed');
+  clock.advance(3600);
+  const again = await approvals.approve(id, 'bob');
+  assert.equal(again.failure, 'error', `not busy: ${again.message}`);
+  assert.deepEqual(approvalsForTicket(store, id).map((x) => x.status), ['abandoned', 'failed']);
+});
+
 /** The identity of a process that ran and is gone (killed outright). */
 async function goneProcess(): Promise<{ pid: number; identity: string }> {
   const p = spawn('sleep', ['30']);
