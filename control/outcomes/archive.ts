@@ -198,7 +198,7 @@ export class OutcomeArchive {
   }
 
   private write(row: OutcomeRow): void {
-    const safe = this.redacted(row, (row.denials ?? []).map((d) => archivedDenial(d, this.redact)));
+    const safe = this.safe(row);
     const fd = openSync(this.path, 'a+');
     try {
       const size = fstatSync(fd).size;
@@ -219,6 +219,11 @@ export class OutcomeArchive {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** A row as append() writes it. */
+  private safe(row: OutcomeRow): OutcomeRow {
+    return this.redacted(row, (row.denials ?? []).map((d) => archivedDenial(d, this.redact)));
   }
 
   /** The row's free text through the archive's redaction (idempotent: a redacted text stays as it is), with `denials`. */
@@ -285,9 +290,12 @@ export class OutcomeArchive {
     }
   }
 
-  /** The latest revision of each run, in archive order. */
+  /**
+   * The latest revision of each run, in archive order. Rows kept from failed writes count,
+   * as written: a revision made meanwhile (an approval's) builds on them, not the one before.
+   */
   latest(): OutcomeRow[] {
-    return latestRevisions(this.readAll());
+    return latestRevisions([...this.readAll(), ...this.pending.map((r) => this.safe(r))]);
   }
 
   /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { test } from 'node:test';
-import { OutcomeArchive, type OutcomeRow } from '../../control/outcomes/archive.ts';
+import { nextRevision, OutcomeArchive, type OutcomeRow } from '../../control/outcomes/archive.ts';
 import { tempDir } from '../support/helpers.ts';
 import { fillDisk, smallDisk } from '../support/tmpfs.ts';
 
@@ -44,4 +44,22 @@ test('a row that cannot be written at all (no error of the disk) is not kept: it
   assert.deepEqual(archive.unwritten(), { pending: 0, dropped: 0 });
   archive.append(row(2, 'next'));
   assert.deepEqual(archive.readAll().map((r) => r.run_id), [2]);
+});
+
+// Review finding (day 1, ff8409f): a kept row was invisible to latest(), which the approvals
+// and the 24-hour re-check build their revisions on: an approval meanwhile found no row for
+// its run (or an older one) and its revision was lost or numbered as the kept row's.
+test("a kept row is its run's latest in this process: a revision made meanwhile builds on it", (t) => {
+  const disk = smallDisk(t, '1m');
+  const archive = new OutcomeArchive(disk);
+  archive.append(row(1, 'started'));
+  const filler = fillDisk(disk);
+  assert.throws(() => archive.append({ ...row(1, `awaiting approval ${'x'.repeat(20_000)}`), state: 'awaiting_approval', revision: 2 }), /ENOSPC/);
+  const latest = archive.latest().find((r) => r.run_id === 1);
+  assert.equal(latest?.revision, 2, 'the kept row');
+  rmSync(filler);
+  archive.append({ ...latest!, state: 'pushed', revision: nextRevision(latest!) });
+  const read = new OutcomeArchive(disk);
+  assert.deepEqual(read.readAll().map((r) => [r.revision, r.state]), [[1, 'failed'], [2, 'awaiting_approval'], [3, 'pushed']]);
+  assert.deepEqual(read.latest().map((r) => r.revision), [3]);
 });
