@@ -129,7 +129,14 @@ export function buildProgram(): Command {
       });
       const shutdown = (signal: string) => {
         if (!server) {
-          asked = signal;
+          // A second Ctrl-C before it is up (Slack not answering holds the start) quits at
+          // once, as one while it stops does: these handlers replaced SIGINT's default.
+          if (asked && signal === 'SIGINT') {
+            logger.warn('stopped at once while starting up (a second Ctrl-C)');
+            process.stdout.write('quitting now, before it finished starting up; the next bugbot start stops what is still running and requeues their tickets\n');
+            process.exit(130);
+          }
+          asked ??= signal;
           return;
         }
         stopper(signal);

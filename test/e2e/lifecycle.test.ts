@@ -5,14 +5,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { SCHEMA_VERSION } from '../../control/queue/migrations.ts';
 import { Store } from '../../control/queue/store.ts';
-import { repoRoot, tempDir } from '../support/helpers.ts';
-import { startBugbot } from '../support/process.ts';
+import { repoRoot, tempDir, waitFor } from '../support/helpers.ts';
+import { spawnLogged, startBugbot } from '../support/process.ts';
 
 const noModel = { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: '', ANTHROPIC_BASE_URL: '' };
 
@@ -119,4 +120,35 @@ test('a stop under a steady stream of alerts on keep-alive connections ends at o
   const db = new Database(join(home, 'bugbot.db'), { readonly: true });
   t.after(() => db.close());
   assert.equal((db.prepare('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n, acked, 'each acknowledged alert is stored');
+});
+
+// Review finding: once SIGINT was handled with process.on (so a second Ctrl-C while it
+// stops quits at once), a second Ctrl-C while it was still starting up did nothing: a
+// start held up (Slack's API not answering: three tries of 10 s) could not be quit from
+// its terminal at all. With process.once the second one had killed it.
+test('a second Ctrl-C while bugbot start is still starting up quits at once', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  // A Slack API that takes the connection and never answers holds the start-up in slack.start().
+  const silent = createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    silent.closeAllConnections();
+    silent.close();
+  });
+  const apiUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/api/`;
+  const configPath = join(dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home, workers: 1, triggers: { slack: { apiUrl } } }));
+  const env = { ...process.env, ...noModel, BUGBOT_LOG_LEVEL: 'warn', SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: 'secret' };
+  const s = spawnLogged(t, process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', configPath, 'start', '--port', '0'], { env, cwd: dir });
+  // It listens (server.json) before it connects to Slack, and prints its banner after.
+  await waitFor(() => existsSync(join(home, 'server.json')), 20_000, 'server.json');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.doesNotMatch(s.output(), /listening on/, 'still starting up');
+  s.proc.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 300));
+  s.proc.kill('SIGINT');
+  const exited = await Promise.race([s.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 5_000))]);
+  assert.deepEqual(exited, { code: 130, signal: null }, s.output());
+  assert.match(s.output(), /^quitting now/m, s.output());
 });
