@@ -94,9 +94,9 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
         return (
           <div class="diff-file" data-path={scrub(f.newPath)}>
             <h3>
-              {name} <span class="muted small">{`${f.status}, +${f.additions} −${f.deletions}`}</span>
+              <Shown text={name} /> <span class="muted small">{`${f.status}, +${f.additions} −${f.deletions}`}</span>
             </h3>
-            {texts.some((t) => t.match(HIDDEN)) ? (
+            {[name, ...f.hunks.map((h) => h.header), ...texts].some((t) => t.match(HIDDEN)) ? (
               <p class="hidden-warning">
                 This file's diff holds bidirectional or invisible Unicode characters (drawn as <span class="hidden-char">U+…</span>): the code may not do what it reads as.
               </p>
@@ -115,7 +115,9 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
                   {shown.map((r) =>
                     'hunk' in r ? (
                       <tr class="hunk">
-                        <td colspan={4}>{scrub(r.hunk)}</td>
+                        <td colspan={4}>
+                          <Shown text={scrub(r.hunk)} />
+                        </td>
                       </tr>
                     ) : (
                       <tr>

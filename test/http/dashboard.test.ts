@@ -504,6 +504,36 @@ test('a diff holding bidirectional or invisible characters draws each as its cod
   assert.ok(!c.includes('hidden-warning') && c.includes('plainer'));
 });
 
+// Review finding: only a diff's lines were marked. A file name holding a right-to-left
+// override (docs/notes\u202edm.js draws as "docs/notessj.md": code shown as a note) and
+// a hunk header holding one (git quotes the line above the change) were drawn as the
+// browser reorders them, and the file was not flagged.
+test('a file name or hunk header holding a bidirectional character draws it as its code point and flags the file', async () => {
+  const files = parseUnifiedDiff(
+    [
+      'diff --git a/docs/notes\u202edm.js b/docs/notes\u202edm.js',
+      'new file mode 100644',
+      '--- /dev/null',
+      '+++ b/docs/notes\u202edm.js',
+      '@@ -0,0 +1 @@',
+      '+fetch(process.env.URL);',
+      'diff --git a/src/d.ts b/src/d.ts',
+      '--- a/src/d.ts',
+      '+++ b/src/d.ts',
+      '@@ -1,3 +1,3 @@ const role = "user\u202e";',
+      ' a',
+      '-b',
+      '+c',
+      '',
+    ].join('\n'),
+  );
+  const html = String(await DiffView({ diff: { base: 'main', ref: 'bot/1', files, truncated: false }, scrub: (s) => s, mask: (s) => s }));
+  const shown = html.replace(/ data-path="[^"]*"/g, '');
+  assert.doesNotMatch(shown, /\u202e/, 'no such character is drawn as itself');
+  assert.ok(shown.includes('docs/notes<span class="hidden-char"'), shown);
+  assert.equal(html.split('class="hidden-warning"').length - 1, 2, 'both files flagged');
+});
+
 test('a private key in a diff is masked whole, its body lines too, not just the line that begins it', async () => {
   const body = ['MIIEowIBAAKCAQEAzVeryS3cretK3yB0dyL1neAAAAAAAAAAAAAAAAAAAAAA', 'SECONDLINEofKEYmaterialXYZSECONDLINEofKEYmaterialXYZ'];
   const files = parseUnifiedDiff(
