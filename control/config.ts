@@ -195,8 +195,9 @@ const harnessSchema = z
           .min(1)
           .max(200)
           .regex(/^[^<>\n\r\0]+$/, 'no <, > or line breaks')
-          // git drops these from an ident's ends, and refuses a name of nothing else.
-          .regex(/[^\s.,:;"'\\]/, 'not only punctuation git drops (. , : ; " \' \\)')
+          // git drops these (and every byte up to a space) from an ident's ends, and refuses a name of nothing else.
+          // eslint-disable-next-line no-control-regex -- control characters are among what git drops
+          .regex(/[^\s\x00-\x20.,:;"'\\]/, 'not only control characters or punctuation git drops (. , : ; " \' \\)')
           .default('bugbot'),
         email: z.string().trim().min(1).max(254).regex(/^[^<>\s]+$/, 'no <, > or spaces').default('bugbot@localhost'),
       })

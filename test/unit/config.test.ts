@@ -259,6 +259,21 @@ test('harness.gitIdentity: bugbot <bugbot@localhost> by default; a name or addre
   }
 });
 
+// Review finding: git drops every byte up to a space from an ident's ends, control
+// characters included ("name consists only of disallowed characters"), but the check knew
+// only white space and punctuation: a name of control characters passed, and every run's
+// commit failed.
+test('harness.gitIdentity: a name of only control characters is a problem, as git refuses it', (t) => {
+  for (const name of ['\x01', '\x1b\x07', '.\x01,']) {
+    assert.throws(
+      () => loadConfig({ cwd: tempDir(t), env: {}, flags: { harness: { gitIdentity: { name } } } }),
+      (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.includes('harness.gitIdentity.name')),
+      JSON.stringify(name),
+    );
+  }
+  assert.equal(loadConfig({ cwd: tempDir(t), env: {}, flags: { harness: { gitIdentity: { name: 'Fix\x01bot' } } } }).harness.gitIdentity.name, 'Fix\x01bot', 'git takes one inside a name');
+});
+
 test('JSON comments and trailing commas are allowed, but not inside strings', () => {
   const text = '{ // c\n "a": "x // not a comment, }", /* b */ "b": [1, 2,], }';
   assert.deepEqual(JSON.parse(stripJsonComments(text)), { a: 'x // not a comment, }', b: [1, 2] });
