@@ -2,7 +2,7 @@
  * Test support: temp homes, configs, an app over a real store, and the shared
  * fixtures (read from ../shared, never copied into the repo).
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -166,6 +166,46 @@ export function claimedRun(
   ]);
   const { ticket, run } = claimNext(store, 1, null, 600)!;
   return { home, clock, config, store, ticket: store.getTicket(ticket.id)!, run };
+}
+
+/**
+ * A worker as the dispatcher keeps one (pool.ts ActiveWorker) with no process behind it,
+ * its ticket folder made: for driving the pool's end and heartbeat code directly.
+ */
+export function fakeWorker(home: string, ticket: Ticket, run: RunRow, opts: { exitCode?: number | null; phase?: string } = {}) {
+  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
+  mkdirSync(ticketDir, { recursive: true });
+  const child = { pid: undefined, exitCode: opts.exitCode === undefined ? 1 : opts.exitCode, once: () => undefined, on: () => undefined };
+  return {
+    slot: 1,
+    run,
+    ticket,
+    ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 },
+    child,
+    started: performance.now(),
+    cancelled: null as string | null,
+    termSent: false,
+    progress: { phase: opts.phase ?? 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] as string[] },
+    timer: setInterval(() => undefined, 60_000).unref(),
+  };
+}
+
+/** What the pool does when a worker's process exits (pool.ts finished()), for a fakeWorker. */
+export function endWorker(dispatcher: object, worker: ReturnType<typeof fakeWorker>, code: number): void {
+  (dispatcher as { finished(w: unknown, code: number, signal: null): void }).finished(worker, code, null);
+}
+
+/** A queued ticket whose ticket folder cannot be made (a file is in the way): every launch of it fails, as the machine's failure. */
+export function blockedTicket(t: TestContext, flags: ConfigFile = {}) {
+  const home = tempDir(t);
+  const config = testConfig(home, { intake: { settleSeconds: 0 }, ...flags });
+  const store = new Store(join(home, 'bugbot.db'));
+  t.after(() => store.close());
+  const [filed] = new Intake({ store, config, redactor: createRedactor() }).accept([alertEvent()]);
+  const ticket = filed!.ticketId!;
+  mkdirSync(join(home, 'tickets'), { recursive: true });
+  writeFileSync(join(home, 'tickets', String(ticket)), '');
+  return { home, config, store, ticket };
 }
 
 /** The dashboard's session cookie a response sets, if any. */

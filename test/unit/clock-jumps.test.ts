@@ -15,13 +15,10 @@ import { pathToFileURL } from 'node:url';
 import { Dispatcher } from '../../control/dispatcher/pool.ts';
 import { REPO_ROOT } from '../../control/dispatcher/phases.ts';
 import { reconcile } from '../../control/dispatcher/reconcile.ts';
-import { Intake } from '../../control/intake/index.ts';
 import { silentLogger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { cancelTicket, setRunProcess } from '../../control/queue/leases.ts';
-import { Store } from '../../control/queue/store.ts';
-import { createRedactor } from '../../lib/redact.ts';
-import { alertEvent, claimedRun, repoRoot, tempDir, testConfig, waitFor } from '../support/helpers.ts';
+import { blockedTicket, claimedRun, fakeWorker, repoRoot, tempDir, waitFor } from '../support/helpers.ts';
 
 const TEN_MINUTES = 600_000;
 const AN_HOUR = 3_600_000;
@@ -33,15 +30,8 @@ function stepDateNow(t: TestContext, ms: number): void {
 }
 
 test('a clock stepped back ten minutes does not stretch the workers\' 200 ms pause after a run the machine could not host', async (t) => {
-  const home = tempDir(t);
-  const config = testConfig(home, { intake: { settleSeconds: 0 } });
-  const store = new Store(join(home, 'bugbot.db'));
-  t.after(() => store.close());
-  const [filed] = new Intake({ store, config, redactor: createRedactor() }).accept([alertEvent()]);
-  const ticket = filed!.ticketId!;
   // Its ticket folder cannot be made (a file is in the way): every launch is the machine's failure.
-  mkdirSync(join(home, 'tickets'), { recursive: true });
-  writeFileSync(join(home, 'tickets', String(ticket)), '');
+  const { home, config, store, ticket } = blockedTicket(t);
   const runs = () => (store.stmt('SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ?').get(ticket) as { n: number }).n;
   const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger: silentLogger, pollMs: 20, pauseFirstMs: 200 });
   dispatcher.start();
@@ -56,10 +46,7 @@ test('a clock stepped back ten minutes does not stretch the workers\' 200 ms pau
 test("a clock stepped back ten minutes does not hold off the pool's heartbeats: a cancel from the database is seen at the next one", async (t) => {
   const { home, config, store, ticket, run } = claimedRun(t, { harness: { heartbeatSeconds: 1 } });
   const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger: silentLogger, held: () => 'held for the test' });
-  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
-  mkdirSync(ticketDir, { recursive: true });
-  const child = { pid: undefined, exitCode: null, once: () => undefined, on: () => undefined };
-  const w = { slot: 1, run, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: performance.now(), cancelled: null as string | null, termSent: false, progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) };
+  const w = fakeWorker(home, ticket, run, { exitCode: null });
   t.after(() => clearInterval(w.timer));
   const beat = () => (dispatcher as unknown as { beat(w: unknown): void }).beat(w);
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { Dispatcher } from '../../control/dispatcher/pool.ts';
 import { silentLogger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
@@ -16,7 +16,7 @@ import { Intake } from '../../control/intake/index.ts';
 import { cancelTicket, claimNext, reclaimRuns, stoppingRuns } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { createRedactor } from '../../lib/redact.ts';
-import { alertEvent, claimedRun, FakeClock, tempDir, testConfig, waitFor } from '../support/helpers.ts';
+import { alertEvent, blockedTicket, claimedRun, endWorker, fakeWorker, FakeClock, tempDir, testConfig, waitFor } from '../support/helpers.ts';
 import { fillDisk, smallDisk } from '../support/tmpfs.ts';
 
 /** The store, refusing to record a run's end (finishRun's transaction) as a busy or full SQLite would, until allow(). */
@@ -140,12 +140,9 @@ test('a cancel that lands while a pushed run\'s end waits for the database: the 
   const archive = new OutcomeArchive(home);
   const dispatcher = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20, held: () => 'held for the test' });
   // The worker ended pushed (its outcome, as its trap writes it); its end cannot be recorded now.
-  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
-  mkdirSync(ticketDir, { recursive: true });
-  writeFileSync(join(ticketDir, 'outcome.json'), JSON.stringify({ state: 'pushed', outcome: 'clean', reason: 'pushed to staging', started: null, finished: null, stages: {}, branch: 'bot/x', commit: 'abc123', pushed_to: 'staging', diff: null, tests: { passed: 1, failed: 0 }, cost_usd: 0, denials: [] }));
-  const child = { pid: undefined, exitCode: 0, once: () => undefined, on: () => undefined };
-  const worker = { slot: 1, run, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: performance.now(), cancelled: null, progress: { phase: 'push', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) };
-  (dispatcher as unknown as { finished(w: unknown, code: number, signal: null): void }).finished(worker, 0, null);
+  const worker = fakeWorker(home, ticket, run, { exitCode: 0, phase: 'push' });
+  writeFileSync(join(worker.ws.ticketDir, 'outcome.json'), JSON.stringify({ state: 'pushed', outcome: 'clean', reason: 'pushed to staging', started: null, finished: null, stages: {}, branch: 'bot/x', commit: 'abc123', pushed_to: 'staging', diff: null, tests: { passed: 1, failed: 0 }, cost_usd: 0, denials: [] }));
+  endWorker(dispatcher, worker, 0);
   assert.equal(real.getTicket(ticket.id)!.state, 'running', 'its end is not recorded yet');
   // A person cancels meanwhile (the ticket still reads running).
   assert.equal(cancelTicket(real, ticket.id, 'alice')?.now, 'failed');
@@ -191,14 +188,10 @@ test('a worker that dies without an outcome on a full disk: the attempt is given
   const disk = smallDisk(t, '4m');
   const config = { ...base, home: disk, harness: { ...base.harness, minFreeDiskMb: 2 } };
   const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger: silentLogger, pollMs: 20 });
-  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
-  mkdirSync(ticketDir, { recursive: true });
-  const child = { pid: undefined, exitCode: 1, once: () => undefined, on: () => undefined };
-  const worker = (r: typeof run) => ({ slot: 1, run: r, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: performance.now(), cancelled: null, progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) });
-  const finish = (r: typeof run) => (dispatcher as unknown as { finished(w: unknown, code: number, signal: null): void }).finished(worker(r), 1, null);
+  const worker = fakeWorker(home, ticket, run);
 
   fillDisk(disk);
-  finish(run);
+  endWorker(dispatcher, worker, 1);
   assert.equal(store.getTicket(ticket.id)!.state, 'queued', 'its one attempt given back');
   const reason = (store.stmt('SELECT reason FROM runs WHERE id = ?').get(run.id) as { reason: string }).reason;
   assert.match(reason, /^worker exited \(status 1\) without an outcome; the disk holding bugbot's home \(.+\) has \d+\.\d MB free; runs start again once it has 2 MB \(harness\.minFreeDiskMb\); the machine could not host it: requeued \(this attempt not counted\), and the workers pause$/);
@@ -212,13 +205,10 @@ test("a run's outcome row a full disk refused is kept and written by the dispatc
   archive.ensure();
   const dispatcher = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20, held: () => 'held for the test' });
   t.after(() => dispatcher.stop(100));
-  const ticketDir = join(home, 'tickets', String(ticket.id), `run-${run.id}`);
-  mkdirSync(ticketDir, { recursive: true });
-  const child = { pid: undefined, exitCode: 1, once: () => undefined, on: () => undefined };
-  const worker = { slot: 1, run, ticket, ws: { ticketDir, worktree: join(home, 'wt-none'), tmp: join(home, 'tmp-none'), branch: 'bot/x', port: 4101 }, child, started: performance.now(), cancelled: null, progress: { phase: 'setup', tokens: 0, cost_usd: 0, tool_calls: 0, tail: [] }, timer: setInterval(() => undefined, 60_000) };
+  const worker = fakeWorker(home, ticket, run);
 
   const filler = fillDisk(disk);
-  (dispatcher as unknown as { finished(w: unknown, code: number, signal: null): void }).finished(worker, 1, null);
+  endWorker(dispatcher, worker, 1);
   assert.equal(store.getTicket(ticket.id)!.state, 'queued', 'the run is recorded all the same');
   assert.equal(archive.unwritten().pending, 1);
   assert.equal(archive.readAll().length, 0);
@@ -230,15 +220,3 @@ test("a run's outcome row a full disk refused is kept and written by the dispatc
   assert.equal(archive.unwritten().pending, 0);
 });
 
-/** A queued ticket whose ticket folder cannot be made (a file is in the way): every launch of it fails. */
-function blockedTicket(t: TestContext, flags: Parameters<typeof testConfig>[1]) {
-  const home = tempDir(t);
-  const config = testConfig(home, { intake: { settleSeconds: 0 }, ...flags });
-  const store = new Store(join(home, 'bugbot.db'));
-  t.after(() => store.close());
-  const [filed] = new Intake({ store, config, redactor: createRedactor() }).accept([alertEvent()]);
-  const ticket = filed!.ticketId!;
-  mkdirSync(join(home, 'tickets'), { recursive: true });
-  writeFileSync(join(home, 'tickets', String(ticket)), '');
-  return { home, config, store, ticket };
-}
