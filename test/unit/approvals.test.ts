@@ -400,17 +400,22 @@ test('auto-approval is a no-op when the rules are off; declined decisions are au
   assert.equal(on.store.getTicket(id2)!.state, 'awaiting_approval');
 });
 
-// Review finding: a person's claim (`bugbot claim`: "the bot keeps off it") made while the
-// run was under way was noted and nothing more: the fix it ended with was then merged by
-// the auto-approval rules, without the person who had taken the ticket.
-test('auto-approval leaves a ticket a person claimed to that person', async (t) => {
-  assert.match(autoApprovalDecision({ severity: 'low', claimedBy: 'dana' }, PASSED, ['a.ts'], RULES).reason, /^claimed by dana: a person decides$/);
+/** Auto-approval on, and a small low-severity fix waiting on its bot branch in a real origin; staging's head before any merge. */
+function smallFixAwaiting(t: TestContext) {
   const s = setup(t, { approval: { autoApprove: { enabled: true } } });
   const target = createGitTarget(tempDir(t));
   s.config.target.repo = target.repo;
   const id = fileTicket(s.intake, 'Greeting says hello', 'Error: greeting says hello', 'low');
   finishAwaiting({ store: s.store, config: s.config, ticketId: id }, (branch) => pushFixBranch(target, branch, 'greeting.txt', 'hello, fixed\n'));
-  const staging = target.originGit('rev-parse', 'staging');
+  return { s, target, id, staging: target.originGit('rev-parse', 'staging') };
+}
+
+// Review finding: a person's claim (`bugbot claim`: "the bot keeps off it") made while the
+// run was under way was noted and nothing more: the fix it ended with was then merged by
+// the auto-approval rules, without the person who had taken the ticket.
+test('auto-approval leaves a ticket a person claimed to that person', async (t) => {
+  assert.match(autoApprovalDecision({ severity: 'low', claimedBy: 'dana' }, PASSED, ['a.ts'], RULES).reason, /^claimed by dana: a person decides$/);
+  const { s, target, id, staging } = smallFixAwaiting(t);
   s.intake.claim(id, 'dana');
   assert.equal(await s.approvals.considerAutoApproval(id), null);
   const last = s.store.auditTrail(id).at(-1)!;
@@ -634,12 +639,7 @@ test('a failed ticket is not requeued past a newer one of its error; a claimed t
 // event loop), and the rules then decided on that reading: a claim made meanwhile was
 // not seen, and the fix was merged without the person who had just taken the ticket.
 test('auto-approval sees a claim made while it lists the changed files', async (t) => {
-  const s = setup(t, { approval: { autoApprove: { enabled: true } } });
-  const target = createGitTarget(tempDir(t));
-  s.config.target.repo = target.repo;
-  const id = fileTicket(s.intake, 'Greeting says hello', 'Error: greeting says hello', 'low');
-  finishAwaiting({ store: s.store, config: s.config, ticketId: id }, (branch) => pushFixBranch(target, branch, 'greeting.txt', 'hello, fixed\n'));
-  const staging = target.originGit('rev-parse', 'staging');
+  const { s, target, id, staging } = smallFixAwaiting(t);
   const deciding = s.approvals.considerAutoApproval(id);
   s.intake.claim(id, 'dana');
   assert.equal(await deciding, null);
