@@ -262,20 +262,7 @@ export async function startServer(
   // Old events and finished runs' folders go after retention's days.
   const retention = new Retention({ config, store, logger: logger.child({ component: 'retention' }) });
   retention.start();
-  await slack?.start();
   const watchers: Watchers = startWatchers(config.watch.files, { config, store, intake, logger, onEvents: () => settle.poke() });
-
-  const ch = notifier.channels;
-  const mail = config.notify.email;
-  const lines = banner(config, url, slack !== undefined, localKey, held());
-  // Before the last line ("watching: ..."), which ends the banner.
-  lines.splice(
-    -1,
-    0,
-    `notify: Slack threads ${ch.slack ? 'on' : config.notify.slack.enabled ? `off (needs ${config.triggers.slack.botTokenEnv})` : 'off'}, ` +
-      `email ${ch.email ? `via ${mail.host}:${mail.port}` : 'off (set notify.email.host and from)'}`,
-  );
-  for (const line of lines) print(line);
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
@@ -297,7 +284,41 @@ export async function startServer(
       store.close();
       lock.release();
     })());
+
+  try {
+    await slack?.start();
+  } catch (err) {
+    // Socket Mode's connection refused for good (a revoked app token, Slack out of reach;
+    // what Slack may answer later is retried inside start()): bugbot does not run without
+    // a trigger it was configured with. What started meanwhile (the workers) stops first.
+    await stop();
+    const s = config.triggers.slack;
+    const why = slackStartError(err);
+    const hint = why.code
+      ? `is ${s.appTokenEnv} an app-level token of this app, with connections:write?`
+      : 'Slack was out of reach: check the network, or triggers.slack.apiUrl';
+    throw new StartRefused(`Slack ${s.socketMode ? 'Socket Mode could not connect' : 'could not start'}: ${why.text} (${hint})`);
+  }
+
+  const ch = notifier.channels;
+  const mail = config.notify.email;
+  const lines = banner(config, url, slack !== undefined, localKey, held());
+  // Before the last line ("watching: ..."), which ends the banner.
+  lines.splice(
+    -1,
+    0,
+    `notify: Slack threads ${ch.slack ? 'on' : config.notify.slack.enabled ? `off (needs ${config.triggers.slack.botTokenEnv})` : 'off'}, ` +
+      `email ${ch.email ? `via ${mail.host}:${mail.port}` : 'off (set notify.email.host and from)'}`,
+  );
+  for (const line of lines) print(line);
   return { url, port, services, dispatcher, approvals, stop };
+}
+
+/** Slack's error code when it answered with one (invalid_auth), else the error's message. */
+function slackStartError(err: unknown): { text: string; code?: string } {
+  const e = err as { data?: { error?: unknown }; message?: unknown };
+  if (typeof e?.data?.error === 'string') return { text: e.data.error, code: e.data.error };
+  return { text: typeof e?.message === 'string' ? e.message : String(err) };
 }
 
 function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {

@@ -9,6 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Hono } from 'hono';
 import { createApp } from '../../control/app.ts';
+import { StartRefused, startServer } from '../../control/main.ts';
+import { lockHome, readServerInfo } from '../../control/server-info.ts';
 import { loadConfig } from '../../control/config.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { createRedactor } from '../../lib/redact.ts';
@@ -132,7 +134,9 @@ class SlackStub {
         if (this.threads.has(params.channel!)) return JSON.stringify({ ok: true, messages: this.threads.get(params.channel!), has_more: false });
         return fixtureText(params.channel === MISSING_CHANNEL ? 'conversations_replies_error_openapi_example.json' : 'conversations_replies_response_openapi_example.json');
       case '/api/apps.connections.open':
-        return JSON.stringify({ ok: req.headers.authorization === `Bearer ${APP_TOKEN}`, url: `ws://127.0.0.1:${this.port()}/link` });
+        // A token Slack does not know: the documented error (auth.test's and every method's).
+        if (req.headers.authorization !== `Bearer ${APP_TOKEN}`) return JSON.stringify({ ok: false, error: 'invalid_auth' });
+        return JSON.stringify({ ok: true, url: `ws://127.0.0.1:${this.port()}/link` });
       case '/api/chat.postMessage':
         this.posted.push({ channel: params.channel!, thread_ts: params.thread_ts!, text: params.text!, authorization: req.headers.authorization });
         return JSON.stringify({ ok: true, channel: params.channel, ts: '1700000000.000100' });
@@ -664,6 +668,40 @@ describe('Slack Socket Mode', () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(store.countEvents(), events);
     assert.equal(stub.posted.length, replies);
+  });
+});
+
+describe('bugbot start with Slack Socket Mode', () => {
+  it('a Socket Mode connection Slack refuses refuses the start, naming Slack, and leaves nothing running', async (t) => {
+    const stub = new SlackStub();
+    const apiUrl = await stub.listen();
+    const home = mkdtempSync(join(tmpdir(), 'bugbot-slack-start-'));
+    t.after(async () => {
+      await stub.close();
+      rmSync(home, { recursive: true, force: true });
+    });
+    const config = loadConfig({
+      // Not the app-level token the stub knows: apps.connections.open answers invalid_auth.
+      env: { SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_APP_TOKEN: 'xapp-revoked-token' },
+      flags: { home, server: { port: 0 }, triggers: { slack: { apiUrl, socketMode: true } } },
+      cwd: home,
+    });
+    const lines: string[] = [];
+    let err: unknown;
+    try {
+      const running = await startServer(config, silentLogger, (l) => lines.push(l));
+      await running.stop();
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof StartRefused, `refused, not ${String(err)}`);
+    assert.match(err.message, /^Slack Socket Mode could not connect: invalid_auth \(is SLACK_APP_TOKEN an app-level token of this app/);
+    assert.deepEqual(lines, [], 'no banner: bugbot did not start');
+    // Everything it had started is stopped: the home is free for the next start.
+    const lock = lockHome(home);
+    assert.ok(lock, 'the home lock is released');
+    lock.release();
+    assert.equal(readServerInfo(home), null, 'no server.json left behind');
   });
 });
 
