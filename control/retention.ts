@@ -56,7 +56,7 @@ function pruneEvents(store: Store, before: string, after = 0, deadline = Infinit
   }
 }
 
-/** Finished runs whose folders may go: ended before `before`, their tickets no longer waiting on anyone. */
+/** Finished runs whose folders may go: ended before `before`, their tickets no longer waiting on anyone nor claimed by a person. */
 function expiredRunFolders(config: BugbotConfig, store: Store, before: string): Array<{ runId: number; dir: string; branch: string | null }> {
   return runsEndedBefore(store, before, KEEP_FOLDERS_OF).map((r) => ({
     runId: r.id,

@@ -257,7 +257,8 @@ export function activeRuns(store: Store): RunRow[] {
 
 /**
  * Finished runs ended before `before` (ISO time) whose folders retention has not removed yet, their
- * tickets in none of `keepStates`. Runs already handled are not looked at again (a
+ * tickets in none of `keepStates` and claimed by no one (a person on a ticket works from its
+ * runs' branches and logs). Runs already handled are not looked at again (a
  * partial index holds the others), so a pass costs the runs of its days, not every run
  * ever.
  */
@@ -267,7 +268,7 @@ export function runsEndedBefore(store: Store, before: string, keepStates: readon
       `SELECT r.id, r.ticket_id, r.branch FROM runs r INDEXED BY runs_folder_kept JOIN tickets t ON t.id = r.ticket_id
         WHERE r.folder_removed_at IS NULL AND r.state != 'running' AND NOT (r.state = 'cancelled' AND r.finished_at IS NULL)
           AND COALESCE(r.finished_at, r.heartbeat_at) < ?
-          AND t.state NOT IN (SELECT value FROM json_each(?))`,
+          AND t.state NOT IN (SELECT value FROM json_each(?)) AND t.claimed_by IS NULL`,
     )
     .all(before, JSON.stringify(keepStates)) as Array<Pick<RunRow, 'id' | 'ticket_id' | 'branch'>>;
 }

@@ -154,6 +154,25 @@ test("finished runs' folders go after retention.runFoldersDays, except where peo
   assert.equal(existsSync(old.human), false, 'the needs_human run, its ticket since failed');
 });
 
+test("a claimed ticket's runs keep their folders and branches while a person is on it", async (t) => {
+  const { clock, config, store, intake, retention } = setup(t, { retention: { eventsDays: 0, runFoldersDays: 30 } });
+  intake.accept([alertEvent({ message: 'TypeError: Cannot read properties of undefined (reading "claimed")', title: 'claimed', route: 'GET /claimed' })]);
+  const claim = claimNext(store, 1, null, 600)!;
+  finishRun(store, claim.run.id, { ticketState: 'failed', outcome: 'failed', reason: 'max turns' });
+  const dir = workspacePaths(config, claim.ticket, claim.run).ticketDir;
+  mkdirSync(join(dir, 'agent'), { recursive: true });
+  // A person took the failed ticket over, to go on from the run's partial work.
+  store.setClaimedBy(claim.ticket.id, 'alice');
+  clock.advance(31 * 86_400);
+
+  assert.equal((await retention.sweep()).runFolders, 0);
+  assert.equal(existsSync(dir), true, "the claimed ticket's run folder stays");
+  // Released: the person is done with it, and retention goes on as for any ticket.
+  store.setClaimedBy(claim.ticket.id, null);
+  assert.equal((await retention.sweep()).runFolders, 1);
+  assert.equal(existsSync(dir), false);
+});
+
 test("a run's folder left unwritable is still removed, and one that cannot go stops neither the others nor the events' pruning", async (t) => {
   // Permissions bind a user without root's capabilities (bugbot's own user): the sweep runs
   // in a child that is uid 0 without CAP_DAC_OVERRIDE / CAP_FOWNER (setpriv), so a folder
