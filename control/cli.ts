@@ -314,7 +314,7 @@ export function buildProgram(): Command {
       try {
         const tickets = store.listTickets({ state: o.state as TicketState | undefined, limit: o.limit });
         if (o.json) {
-          process.stdout.write(JSON.stringify({ tickets, counts: store.countByState() }, null, 2) + '\n');
+          printJson({ tickets, counts: store.countByState() });
           return;
         }
         process.stdout.write(formatTicketTable(tickets, store.countByState()));
@@ -343,7 +343,7 @@ export function buildProgram(): Command {
           audit: store.auditTrail(id),
         };
         if (o.json) {
-          process.stdout.write(JSON.stringify(detail, null, 2) + '\n');
+          printJson(detail);
           return;
         }
         process.stdout.write(formatTicket(detail));
@@ -383,9 +383,7 @@ export function buildProgram(): Command {
       }
       const runInfo = { id: run.id, attempt: run.attempt, state: run.state, outcome: run.outcome, reason: run.reason === null ? null : scrub(run.reason) };
       if (o.json) {
-        // JSON escapes C0 itself; DEL and C1 (a terminal may take \x9b for CSI) it leaves raw: same value, escaped.
-        const json = JSON.stringify({ ticket: id, run: runInfo, dir: transcript.dir, sessions }, null, 2);
-        process.stdout.write(json.replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n');
+        printJson({ ticket: id, run: runInfo, dir: transcript.dir, sessions });
         return;
       }
       process.stdout.write(formatTranscript(id, runInfo, sessions));
@@ -437,7 +435,7 @@ export function buildProgram(): Command {
         // No control plane to ask: what a start from this shell (its PATH, its environment) would lack.
         const wouldHold = server.state === 'stopped' ? (await import('./dispatcher/requirements.ts')).workersHeld(config) : null;
         if (o.json) {
-          process.stdout.write(JSON.stringify({ home: config.home, server: { state: server.state, url: server.url, pid: server.pid }, counts, slots, workers, held, wouldHold }, null, 2) + '\n');
+          printJson({ home: config.home, server: { state: server.state, url: server.url, pid: server.pid }, counts, slots, workers, held, wouldHold });
           return;
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
@@ -554,7 +552,7 @@ export function buildProgram(): Command {
       const sum = summarize(rows);
       const notes = summaryNotes(sum);
       if (o.json) {
-        process.stdout.write(JSON.stringify({ since: o.since, summary: sum, notes, rows }, null, 2) + '\n');
+        printJson({ since: o.since, summary: sum, notes, rows });
         return;
       }
       const pct = (x: number) => `${Math.round(x * 100)}%`;
@@ -584,7 +582,7 @@ export function buildProgram(): Command {
       // The variables the configuration reads secrets from, and whether each is set: never a value.
       const names = [...new Set(secretNames(rest))].sort();
       const secretState = Object.fromEntries(names.map((n) => [n, secrets.get(n) ? 'set' : 'unset']));
-      process.stdout.write(JSON.stringify({ ...rest, secrets: secretState }, null, 2) + '\n');
+      printJson({ ...rest, secrets: secretState });
       // Checked against this shell's environment: the server's may hold more.
       const refused = servingProblems(rest, process.env);
       if (refused.length) process.stderr.write(`bugbot start would refuse to start with this environment:\n${refused.map((p) => `  - ${p}`).join('\n')}\n`);
@@ -1136,7 +1134,7 @@ function manualEvent(input: { title: string; message?: string; service?: string;
  * through the API) may hold control characters: written raw, the terminal would obey an
  * escape sequence (clear the screen, rewrite the lines above, set the clipboard by OSC 52)
  * and a carriage return would hide what came before it. Each is shown as \xHH; newlines and
- * tabs stay. --json is left as it is: a JSON reader gets the text as stored.
+ * tabs stay. --json gets the text as stored (printJson).
  */
 function terminalText(text: string): string {
   return (
@@ -1147,6 +1145,16 @@ function terminalText(text: string): string {
       // Bidirectional overrides and isolates reorder what follows them on screen ("Trojan Source").
       .replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`)
   );
+}
+
+/**
+ * --json output. JSON escapes C0 itself; DEL, C1 (a terminal may take \x9b for CSI) and
+ * the bidirectional controls it leaves raw, and `--json` is read on terminals too: those
+ * are written as \u escapes, the same string to a JSON reader.
+ */
+function printJson(value: unknown): void {
+  const json = JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  process.stdout.write(json + '\n');
 }
 
 /** terminalText for one line (a table's cell, a title): its newlines and tabs shown too. */

@@ -625,7 +625,7 @@ const TERMINAL_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;
 // through the API) went to the terminal raw: `bugbot tickets` and `bugbot ticket` had the
 // terminal obey its escape sequences (clear the screen, set the clipboard by OSC 52,
 // recolour), and a carriage return hid the text before it on its line.
-test('tickets, ticket and fingerprint show the control characters of what a trigger wrote instead of sending them to the terminal; --json keeps the text', (t) => {
+test('tickets, ticket and fingerprint show the control characters of what a trigger wrote instead of sending them to the terminal; --json keeps the text, escaped', (t) => {
   const dir = tempDir(t);
   const home = ['--home', join(dir, 'home')];
   const title = 'Checkout \x1b]52;c;cm0gLXJmIH4=\x07fails \x1b[2J';
@@ -641,8 +641,15 @@ test('tickets, ticket and fingerprint show the control characters of what a trig
   assert.doesNotMatch(one.stdout, TERMINAL_CONTROL, JSON.stringify(one.stdout));
   assert.match(one.stdout, /^ticket 1: Checkout \\x1b\]52;c;cm0gLXJmIH4=\\x07fails \\x1b\[2J$/m);
   assert.ok(one.stdout.includes('\nmessage:\n  first line\n  second \\x1b[31mred\\x1b[0m\\x0dhidden \\x9b2J \\u202egnirts\n'), one.stdout);
+  // --json is read on terminals too: DEL, C1 and the bidi controls (which JSON leaves raw) are
+  // \u escapes, the same string to a JSON reader.
+  for (const args of [['ticket', '1', '--json'], ['tickets', '--json']]) {
+    const out = bugbot([...home, ...args], { cwd: dir }).stdout;
+    assert.doesNotMatch(out, /[\x7f-\x9f\u202a-\u202e\u2066-\u2069]/, `${args.join(' ')}: ${JSON.stringify(out)}`);
+    assert.ok(out.includes('hidden \\u009b2J \\u202egnirts'), out);
+  }
   const json = JSON.parse(bugbot([...home, 'ticket', '1', '--json'], { cwd: dir }).stdout) as { ticket: { title: string; message: string } };
-  assert.equal(json.ticket.title, title, 'JSON escapes them itself: the text as stored');
+  assert.equal(json.ticket.title, title, 'the text as stored');
   assert.equal(json.ticket.message, message);
   const fp = bugbot(['fingerprint', '--explain'], { cwd: dir, input: `${JSON.stringify({ message: 'Pet \x1b[2J not found', route: 'GET /pets\x1b[1A' })}\n` });
   assert.equal(fp.code, 0, fp.stderr);
