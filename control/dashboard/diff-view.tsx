@@ -5,32 +5,10 @@
 import { redactLines } from '../../lib/redact.ts';
 import type { Scrub } from './data.ts';
 import { sideBySide, type DiffLine, type RunDiff } from './git-diff.ts';
+import { hasHidden, Shown } from './hidden-chars.tsx';
 
 /** Rows drawn per page; past this the view says how much it left out. */
 const MAX_ROWS = 4000;
-
-/**
- * Characters that change how code reads without being seen: bidirectional overrides and
- * isolates (they reorder what follows them, "Trojan Source"), zero-width ones and the BOM.
- * A reviewer approving a fix must see them: each is drawn as its code point, and the file
- * is flagged.
- */
-const HIDDEN = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
-
-/** A line's text with its hidden characters drawn as marked code points. */
-function Shown(props: { text: string }) {
-  const { text } = props;
-  if (!text.match(HIDDEN)) return <>{text}</>;
-  const parts: unknown[] = [];
-  let at = 0;
-  for (const m of text.matchAll(HIDDEN)) {
-    parts.push(text.slice(at, m.index));
-    parts.push(<span class="hidden-char" title="a character that is not seen: it changes how the code reads">{`U+${m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`}</span>);
-    at = m.index + m[0].length;
-  }
-  parts.push(text.slice(at));
-  return <>{parts}</>;
-}
 
 /** One side of a row; its text is redacted already. */
 function Cell(props: { line: DiffLine | null; side: 'old' | 'new' }) {
@@ -48,7 +26,7 @@ function Cell(props: { line: DiffLine | null; side: 'old' | 'new' }) {
     <>
       <td class="ln">{props.side === 'old' ? line.old : line.new}</td>
       <td class={cls}>
-        <Shown text={line.text} />
+        <Shown text={line.text} what="code" />
       </td>
     </>
   );
@@ -94,9 +72,9 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
         return (
           <div class="diff-file" data-path={scrub(f.newPath)}>
             <h3>
-              <Shown text={name} /> <span class="muted small">{`${f.status}, +${f.additions} −${f.deletions}`}</span>
+              <Shown text={name} what="code" /> <span class="muted small">{`${f.status}, +${f.additions} −${f.deletions}`}</span>
             </h3>
-            {[name, ...f.hunks.map((h) => h.header), ...texts].some((t) => t.match(HIDDEN)) ? (
+            {[name, ...f.hunks.map((h) => h.header), ...texts].some(hasHidden) ? (
               <p class="hidden-warning">
                 This file's diff holds bidirectional or invisible Unicode characters (drawn as <span class="hidden-char">U+…</span>): the code may not do what it reads as.
               </p>
@@ -116,7 +94,7 @@ export function DiffView(props: { diff: RunDiff | { error: string } | null; scru
                     'hunk' in r ? (
                       <tr class="hunk">
                         <td colspan={4}>
-                          <Shown text={scrub(r.hunk)} />
+                          <Shown text={scrub(r.hunk)} what="code" />
                         </td>
                       </tr>
                     ) : (

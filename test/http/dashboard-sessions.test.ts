@@ -67,6 +67,27 @@ test("a run's sessions on its ticket page: one collapsed section each, in the or
   assert.ok(!html.includes('<script>alert'), 'what the agent wrote is text, not markup');
 });
 
+test("bidirectional and invisible characters in what the agent read, ran and said are drawn as marked code points, not obeyed", async (t) => {
+  const { app, intake, store, config } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' } } });
+  const id = fileTicket(intake, 'Access check', 'admins only');
+  const { run, ticketDir } = finishAwaiting({ store, config, ticketId: id });
+  // Trojan Source: a file whose comment hides code behind a right-to-left override, as the
+  // agent's Read would return it, and a command and a reply that carry the same characters.
+  const rlo = '/* check admin \u202e } \u2066if (isAdmin)\u2069 \u2066 begin admins only */';
+  const log = claude('real_cli_success_with_permission_denials.jsonl')
+    .replace('"content":"hello-from-bash"', `"content":${JSON.stringify(rlo)}`)
+    .replace('"text":"All done."', `"text":${JSON.stringify('Done\u200b: see \u202eevil')}`)
+    .replace('"command":"echo hello-from-bash"', `"command":${JSON.stringify('echo \u2067hi')}`);
+  assert.notEqual(log, claude('real_cli_success_with_permission_denials.jsonl'));
+  writeFileSync(join(ticketDir, 'stage-implement.jsonl'), log);
+  const impl = sessionsOf(await (await app.request(`http://localhost/tickets/${id}?run=${run.id}`, { headers: HTML })).text()).of('implement');
+  assert.doesNotMatch(impl, /[\u200b-\u200f\u202a-\u202e\u2066-\u2069]/, 'no hidden character reaches the page raw');
+  const mark = (cp: string) => `<span class="hidden-char" title="a character that is not seen: it changes how the text reads">U+${cp}</span>`;
+  for (const part of [`/* check admin ${mark('202E')} } ${mark('2066')}if (isAdmin)${mark('2069')}`, `Done${mark('200B')}: see ${mark('202E')}evil`, `echo ${mark('2067')}hi`]) {
+    assert.ok(impl.includes(part), `missing ${part} in ${impl}`);
+  }
+});
+
 test("a long session is cut on the page and says so, with the command that lists more; a run whose folder is gone says why there is nothing", async (t) => {
   const { app, intake, store, config } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' } } });
   const id = fileTicket(intake, 'Slow search', 'it crawls');

@@ -18,6 +18,7 @@ import { fmtCost, fmtDuration, fmtInt, Layout, OutcomeBadge, StateBadge, TicketL
 import type { Scrub } from '../data.ts';
 import { TestResult, type TestCounts } from '../tests-view.tsx';
 import type { RunTranscript, SessionEnd, TranscriptEntry, TranscriptSession } from '../../transcript.ts';
+import { Shown } from '../hidden-chars.tsx';
 import { TicketActions } from './actions.tsx';
 
 export interface RunInfo {
@@ -474,7 +475,9 @@ function Entry(props: { entry: TranscriptEntry }) {
       return (
         <li class="t-text">
           <span class="t-kind">said</span>
-          <div class="t-body">{e.text}</div>
+          <div class="t-body">
+            <Shown text={e.text} />
+          </div>
         </li>
       );
     case 'tool_call':
@@ -482,7 +485,7 @@ function Entry(props: { entry: TranscriptEntry }) {
         <li class="t-call">
           <span class="t-kind">call</span>
           <span>
-            <code>{e.tool}</code> <span class="t-arg">{e.arg}</span>
+            <code>{e.tool}</code> <span class="t-arg"><Shown text={e.arg} /></span>
           </span>
         </li>
       );
@@ -490,7 +493,9 @@ function Entry(props: { entry: TranscriptEntry }) {
       return (
         <li class={e.isError ? 't-result t-error' : 't-result'}>
           <span class="t-kind">{e.isError ? 'error' : 'result'}</span>
-          <pre class="t-out">{(e.lines.length ? e.lines.join('\n') : '(no output)') + (e.more ? `\n… ${e.more} more lines` : '')}</pre>
+          <pre class="t-out">
+            <Shown text={(e.lines.length ? e.lines.join('\n') : '(no output)') + (e.more ? `\n… ${e.more} more lines` : '')} />
+          </pre>
         </li>
       );
     case 'denial':
@@ -498,7 +503,7 @@ function Entry(props: { entry: TranscriptEntry }) {
         <li class="t-denial">
           <span class="t-kind">denied</span>
           <span>
-            <code>{e.tool}</code> <span class="t-arg">{e.arg}</span>
+            <code>{e.tool}</code> <span class="t-arg"><Shown text={e.arg} /></span>
           </span>
         </li>
       );
