@@ -395,12 +395,33 @@ function partialWorkCommand(cfg: KeepWorkOf, worktree: string): { file: string; 
   const message = `bugbot: partial work on ticket ${m[1]} (run ${m[2]} stopped without finishing)`;
   return {
     file: 'bash',
-    args: ['-c', script, 'keep-partial-work', join(REPO_ROOT, 'harness'), ticketDir, worktree, message, cfg.target.repo],
+    args: ['-c', script, 'keep-partial-work', join(REPO_ROOT, 'harness'), ticketDir, worktree, message, runRepo(cfg, worktree)],
     options: {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...gitIdentityEnv(cfg) },
       timeout: 120_000,
     },
   };
+}
+
+/**
+ * The repository a run's worktree was made in: the BUGBOT_REPO of its ticket.env, which
+ * the control plane that claimed it wrote in the run's folder (out of the agent's reach),
+ * else the configured one. They differ when target.repo was changed between a kill -9 and
+ * the restart: the old worktrees are the old repository's, and their partial work goes to
+ * its branches.
+ */
+export function runRepo(cfg: Pick<BugbotConfig, 'home' | 'target'>, worktree: string): string {
+  const m = /^ticket-(\d+)-run-(\d+)$/.exec(basename(worktree));
+  if (!m) return cfg.target.repo;
+  let env: string;
+  try {
+    env = readFileSync(join(cfg.home, 'tickets', m[1]!, `run-${m[2]}`, 'ticket.env'), 'utf8');
+  } catch {
+    return cfg.target.repo;
+  }
+  // Single-quoted as workspace.ts writes it: a quote inside is '\''.
+  const q = /^export BUGBOT_REPO='((?:[^']|'\\'')*)'$/m.exec(env);
+  return q ? q[1]!.replace(/'\\''/g, "'") : cfg.target.repo;
 }
 
 /** partialWorkCommand, waited for (at start-up, before the orphans' worktrees go). */
@@ -502,9 +523,10 @@ function removeOrphanWorktrees(config: BugbotConfig, store: Store, logger: Logge
     const path = join(dir, name);
     if (live.has(path)) continue;
     keepPartialWork(config, path, logger);
-    removeWorktree(config.target.repo, path);
+    const repo = runRepo(config, path);
+    removeWorktree(repo, path);
     n++;
-    logger.warn('removed orphaned worktree', { path });
+    logger.warn('removed orphaned worktree', { path, ...(repo !== config.target.repo ? { repo } : {}) });
   }
   try {
     execFileSync('git', ['-C', config.target.repo, 'worktree', 'prune'], { stdio: 'ignore' });

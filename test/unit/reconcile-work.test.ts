@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { reconcile } from '../../control/dispatcher/reconcile.ts';
+import { reconcile, runRepo } from '../../control/dispatcher/reconcile.ts';
 import type { Logger } from '../../control/log.ts';
 import { claimedRun, tempDir } from '../support/helpers.ts';
 
@@ -52,6 +52,39 @@ test('a run killed mid-phase: its uncommitted work is committed to its branch be
   assert.deepEqual(git(repo, 'ls-tree', '--name-only', branch).split('\n').sort(), ['app.js', 'app.test.js']);
   assert.equal(git(repo, 'log', '-1', '--format=%s', 'main'), 'init', 'nothing but its branch');
   assert.equal(git(repo, 'log', '-1', '--format=%an <%ae> %cn <%ce>', branch), 'bugbot <bugbot@localhost> bugbot <bugbot@localhost>', 'by the default identity');
+});
+
+// Review finding: with target.repo changed between a kill -9 and the restart, the restart
+// committed the old worktrees' partial work pinned to the new repository (where their
+// branches are not) and removed them through it: the work was lost.
+test("a killed run's worktree is the repository's it was made in: target.repo changed before the restart keeps its work there", (t) => {
+  const { repo, config, store, run, ticketDir, worktree, branch } = runWithWorktree(t);
+  // As prepareWorkspace writes it, shell-quoted.
+  writeFileSync(join(ticketDir, 'ticket.env'), `export BUGBOT_TICKET_ID='${run.ticket_id}'\nexport BUGBOT_REPO='${repo}'\n`);
+  writeFileSync(join(worktree, 'app.js'), 'module.exports = 5; // half done\n');
+  const other = join(tempDir(t), 'other');
+  mkdirSync(other);
+  git(other, 'init', '--quiet', '--initial-branch=main');
+  git(other, 'commit', '--quiet', '--allow-empty', '-m', 'another project');
+
+  const result = reconcile({ ...config, target: { ...config.target, repo: other } }, store, quiet);
+
+  assert.equal(result.worktreesRemoved, 1);
+  assert.equal(existsSync(worktree), false);
+  assert.equal(git(repo, 'show', `${branch}:app.js`), 'module.exports = 5; // half done', 'its partial work, on its branch in its repository');
+  assert.doesNotMatch(git(repo, 'worktree', 'list', '--porcelain'), new RegExp(worktree), 'unregistered from its repository');
+  assert.equal(git(other, 'for-each-ref', 'refs/heads/bot/'), '', 'nothing written to the newly configured one');
+});
+
+test("runRepo reads a run's repository as workspace.ts quotes it, and falls back to the configured one", (t) => {
+  const home = tempDir(t);
+  const cfg = { home, target: { repo: '/srv/configured' } } as Parameters<typeof runRepo>[0];
+  const wt = join(home, 'worktrees', 'ticket-7-run-9');
+  assert.equal(runRepo(cfg, wt), '/srv/configured', 'no ticket.env');
+  mkdirSync(join(home, 'tickets', '7', 'run-9'), { recursive: true });
+  writeFileSync(join(home, 'tickets', '7', 'run-9', 'ticket.env'), `export BUGBOT_REPO='/srv/bob'\\''s shop'\nexport BUGBOT_BASE='main'\n`);
+  assert.equal(runRepo(cfg, wt), "/srv/bob's shop");
+  assert.equal(runRepo(cfg, join(home, 'worktrees', 'something-else')), '/srv/configured', 'not a run worktree');
 });
 
 test("a killed run's partial work is committed by the configured identity (harness.gitIdentity)", (t) => {
