@@ -25,7 +25,7 @@ import { recheckRegressions } from './outcomes/regression.ts';
 import { Retention } from './retention.ts';
 import { lockHome, newLocalKey, readServerInfo, removeServerInfo, writeServerInfo } from './server-info.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
-import { createSlackTrigger, type SlackTrigger } from './triggers/slack.ts';
+import { createSlackTrigger, settleHeldMentions, type SlackTrigger } from './triggers/slack.ts';
 import { noticeForRun, Notifier } from './notify/index.ts';
 
 import { openServices, type Services } from './services.ts';
@@ -188,7 +188,7 @@ export async function startServer(
   let slack: SlackTrigger | undefined;
   if (config.triggers.slack.enabled && config.secrets.get(config.triggers.slack.botTokenEnv)) {
     slack = createSlackTrigger({ config, store, intake, logger: logger.child({ component: 'slack' }), approvals });
-  }
+  } else settleHeldMentions({ config, store, intake, logger: logger.child({ component: 'slack' }) });
 
   // Ends long-lived responses (the dashboard's live stream) so the server can close.
   const shutdown = new AbortController();

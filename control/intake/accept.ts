@@ -55,6 +55,13 @@ export interface AcceptOptions {
    * so a report whose thread never comes is decided on what it has.
    */
   holdSeconds?: number;
+  /**
+   * What the holder needs to finish a report it holds (a Slack mention: where its thread
+   * is, to read it and answer there), stored with the ticket the report opens until the
+   * holder releases it (Store.releaseHeldReport): a stop or a crash before then leaves it
+   * for the next start. For a batch of one report.
+   */
+  holdNote?: { source: string; note: Record<string, unknown> };
 }
 
 export interface Nonce {
@@ -290,6 +297,7 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   });
   batch.forget(fingerprint);
   store.insertEvent(e, fingerprint, ticketId, batch.nowIso);
+  if (holdMs && opts.holdNote) store.holdReport(ticketId, opts.holdNote.source, opts.holdNote.note);
   store.audit(ticketId, actorOf(e), 'created', `${e.source}: ${e.title}`);
   if (regressionOf !== null) {
     store.setState(regressionOf, 'regressed');

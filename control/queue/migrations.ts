@@ -211,6 +211,14 @@ const MIGRATIONS: string[] = [
   CREATE INDEX IF NOT EXISTS tickets_state_id ON tickets(state, id);
   CREATE INDEX IF NOT EXISTS tickets_regression ON tickets(regression_of) WHERE regression_of IS NOT NULL;
   `,
+  /* 14: reports held for their fuller account (a Slack mention, for its thread: control/triggers/slack.ts), written with the ticket they open and removed once the holder has read it and answered: a stop or a crash in between left the ticket to be triaged on the mention alone and the reporter unanswered; the next start finishes it (IF NOT EXISTS: a database set back to an older version, as tests do, keeps it) */ `
+  CREATE TABLE IF NOT EXISTS held_reports (
+    ticket_id INTEGER PRIMARY KEY REFERENCES tickets(id),
+    source    TEXT NOT NULL,
+    -- What the holder needs to finish it (a Slack mention: its channel, thread and ts).
+    note_json TEXT NOT NULL
+  );
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -412,6 +412,30 @@ export class Store {
     return this.stmt('UPDATE tickets SET stack = ?, updated_at = ? WHERE id = ? AND stack IS NULL').run(stack, nowIso, ticketId).changes === 1;
   }
 
+  // ---- held reports (intake/accept.ts AcceptOptions.holdNote) ------------------------
+
+  /** A report held for its fuller account: what its holder needs to finish it after a restart. */
+  holdReport(ticketId: number, source: string, note: Record<string, unknown>): void {
+    this.stmt('INSERT INTO held_reports (ticket_id, source, note_json) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(ticketId, source, JSON.stringify(note));
+  }
+
+  /** The reports a source's holder has not finished (a stop or a crash came first), oldest first. */
+  heldReports(source: string): Array<{ ticketId: number; note: Record<string, unknown> }> {
+    return (this.stmt('SELECT ticket_id, note_json FROM held_reports WHERE source = ? ORDER BY ticket_id').all(source) as { ticket_id: number; note_json: string }[]).map(
+      (r) => ({ ticketId: r.ticket_id, note: JSON.parse(r.note_json) as Record<string, unknown> }),
+    );
+  }
+
+  /** The holder is done with a report (read and answered, or given up): no start finishes it again. */
+  releaseHeldReport(ticketId: number): void {
+    this.stmt('DELETE FROM held_reports WHERE ticket_id = ?').run(ticketId);
+  }
+
+  /** A held report still waiting (settling) waits until `deadline` again; false when it was decided already. */
+  holdAgain(ticketId: number, deadline: string): boolean {
+    return this.stmt(`UPDATE tickets SET settle_deadline = ?, updated_at = ? WHERE id = ? AND state = 'settling'`).run(deadline, this.nowIso(), ticketId).changes === 1;
+  }
+
   // Both on the partial index of settling tickets (the planner would take tickets_state
   // and sort: milliseconds with many tickets settling, on every poke of the scheduler).
   /**

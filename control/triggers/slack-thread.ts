@@ -138,6 +138,24 @@ export function mentionEvent(m: Mention, bot: BotIdentity, now: Date): TriggerEv
 }
 
 /**
+ * What a held mention's ticket keeps until the bot has answered (AcceptOptions.holdNote):
+ * where to read its thread and answer. Not its text: the stored event has it, redacted.
+ */
+export function heldNote(m: Mention): Record<string, unknown> {
+  return { eventId: m.eventId, user: m.user, channel: m.channel, ts: m.ts, threadTs: m.threadTs, team: m.team };
+}
+
+/** A held mention back from its note (heldNote) and its stored text; undefined for a note that is not one. */
+export function mentionOfNote(note: Record<string, unknown>, text: string): Mention | undefined {
+  const eventId = str(note.eventId);
+  const channel = str(note.channel);
+  const ts = str(note.ts);
+  const threadTs = str(note.threadTs);
+  if (!eventId || !channel || !ts || !threadTs) return undefined;
+  return { eventId, user: str(note.user), text, channel, ts, threadTs, team: str(note.team) };
+}
+
+/**
  * Every message of a thread, oldest first, following `response_metadata.next_cursor`
  * (https://docs.slack.dev/reference/methods/conversations.replies). The loop never
  * trusts the server to end it: a repeated cursor or MAX_PAGES stops it.

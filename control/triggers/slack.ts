@@ -11,27 +11,31 @@
  * in both modes (HTTP: before dispatching to Bolt; Socket Mode: in the receiver's
  * customPropertiesExtractor, which runs before Bolt acks). Reading the thread
  * (`conversations.replies`) and replying (`chat.postMessage`) happen after the ack.
+ * A mention held for its thread is kept with its ticket until it is answered (held_reports):
+ * the next start reads and answers what a stop or a crash left unanswered.
  *
  * Approve / Skip buttons on approval requests (`block_actions`) arrive the same two
  * ways; slack-approvals.ts decides who may act and answers after the ack.
  */
 import { App, LogLevel, SocketModeReceiver, type Logger as BoltLogger } from '@slack/bolt';
-import { ErrorCode, type WebClient } from '@slack/web-api';
+import { ErrorCode, WebClient } from '@slack/web-api';
 import type { Hono } from 'hono';
 import { format } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
 import { ReplayError, type AcceptResult, type Intake } from '../intake/index.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../queue/store.ts';
-import type { ApprovalActions } from '../types.ts';
+import type { ApprovalActions, TicketState } from '../types.ts';
 import { summarize } from './common.ts';
 import { APPROVE_ACTION, handleApprovalClick, parseApprovalClick, SKIP_ACTION } from './slack-approvals.ts';
 import { SlackEventsReceiver, type Admission } from './slack-receiver.ts';
 import {
   fetchThread,
   formatThread,
+  heldNote,
   isFromBot,
   mentionEvent,
+  mentionOfNote,
   parseMention,
   replyText,
   withRateLimit,
@@ -57,13 +61,16 @@ const EVENT_ID_KEEP_SECONDS = 86_400;
 const MESSAGE_KEEP_SECONDS = 90 * 86_400;
 /**
  * How long a new report waits for its thread before it is triaged on the mention alone
- * (the thread read failed, or bugbot stopped before it): a read and rate-limit waits.
+ * (the thread read failed, or took longer): a read and rate-limit waits. One that bugbot
+ * stopped or crashed before answering waits again from the next start (resumeHeld).
  */
 const THREAD_HOLD_SECONDS = 90;
 
 interface AdmittedMention {
   mention: Mention;
   result: AcceptResult;
+  /** It opened its ticket and holds it for its thread: followUp reads the thread, triages, answers, and releases it. */
+  held: boolean;
 }
 
 export interface SlackTriggerDeps {
@@ -124,8 +131,9 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
     try {
       [result] = intake.accept([mentionEvent(mention, bot, store.now())], {
         nonce: { scope: 'slack-message', value: `${mention.channel}:${mention.ts}`, keepSeconds: MESSAGE_KEEP_SECONDS },
-        // Triaged, and so claimable, once its thread is read (followUp), not on the mention alone.
-        ...(cfg.fetchThread ? { holdSeconds: THREAD_HOLD_SECONDS } : {}),
+        // Triaged, and so claimable, once its thread is read (followUp), not on the mention alone;
+        // the note outlives a stop or a crash before the answer (resumeHeld).
+        ...(cfg.fetchThread ? { holdSeconds: THREAD_HOLD_SECONDS, holdNote: { source: 'slack', note: heldNote(mention) } } : {}),
       });
     } catch (err) {
       // A retry, or an edit of a mention already filed and answered: nothing new to file or say.
@@ -136,7 +144,8 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
     }
     const summary = summarize([result!]);
     if (result!.status === 'duplicate') return { ignored: 'event already received', context: nothing, summary };
-    const admitted: AdmittedMention = { mention, result: result! };
+    const held = cfg.fetchThread && (result!.status === 'created' || result!.status === 'regression');
+    const admitted: AdmittedMention = { mention, result: result!, held };
     return { context: { [ADMITTED]: admitted }, summary };
   };
 
@@ -217,24 +226,27 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
   const pending = new Set<Promise<void>>();
 
   /** After the ack: read the thread into the ticket, triage it on that, then answer in the thread. */
-  const followUp = async ({ mention, result: accepted }: AdmittedMention, client: WebClient): Promise<void> => {
+  const followUp = async ({ mention, result: accepted, held }: AdmittedMention, client: WebClient): Promise<void> => {
     let result = accepted;
     const ticketId = result.ticketId;
     if (ticketId === null) return;
     await identify();
     // Only a ticket this mention opened takes the thread as its text; a merged mention
     // must not overwrite the report someone else filed.
-    if (cfg.fetchThread && (result.status === 'created' || result.status === 'regression')) {
+    if (held) {
       let thread: { text: string; messages: number } | undefined;
-      try {
-        thread = formatThread(await withRateLimit(() => fetchThread(client, mention.channel, mention.threadTs), stopping.signal), mention, bot);
-      } catch (err) {
-        logger.warn('could not read the slack thread; the ticket keeps the mention text', {
-          ticket: ticketId,
-          channel: mention.channel,
-          threadTs: mention.threadTs,
-          error: slackError(err),
-        });
+      // A mention held before a restart that turned fetchThread off: triaged on the mention, now.
+      if (cfg.fetchThread) {
+        try {
+          thread = formatThread(await withRateLimit(() => fetchThread(client, mention.channel, mention.threadTs), stopping.signal), mention, bot);
+        } catch (err) {
+          logger.warn('could not read the slack thread; the ticket keeps the mention text', {
+            ticket: ticketId,
+            channel: mention.channel,
+            threadTs: mention.threadTs,
+            error: slackError(err),
+          });
+        }
       }
       try {
         const decided = intake.threadRead(ticketId, thread && thread.messages > 1 ? thread.text : undefined);
@@ -245,15 +257,64 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
         logger.warn('could not store the slack thread in the ticket; it keeps the mention text', { ticket: ticketId, error: slackError(err) });
       }
     }
+    let answered = false;
     try {
       await withRateLimit(
         () => client.chat.postMessage({ channel: mention.channel, thread_ts: mention.threadTs, text: replyText(result, store.getTicket(ticketId)) }),
         stopping.signal,
       );
+      answered = true;
     } catch (err) {
       logger.warn('could not reply in the slack thread', { ticket: ticketId, channel: mention.channel, error: slackError(err) });
     }
+    // Answered, or refused for good (channel_not_found): no start answers it again. A stop
+    // that cut a wait on a rate limit short leaves it for the next start.
+    if (held && (answered || !stopping.signal.aborted)) {
+      try {
+        store.releaseHeldReport(ticketId);
+      } catch (err) {
+        logger.warn('could not record that the slack mention was answered; the next start answers it again', { ticket: ticketId, error: slackError(err) });
+      }
+    }
   };
+
+  /**
+   * Mentions held for their thread that the last process did not answer (it was stopped or
+   * killed first): those still waiting wait for their thread again, from now, and start()
+   * reads it and answers as followUp would have. Done when the trigger is made, before
+   * main.ts starts the settle scheduler, whose first pass would otherwise triage them on
+   * the mention alone (their hold ended while nothing ran, or ends before Slack answers).
+   */
+  const resumeHeld = (): AdmittedMention[] => {
+    const out: AdmittedMention[] = [];
+    try {
+      const rehold = new Date(store.now().getTime() + THREAD_HOLD_SECONDS * 1000).toISOString();
+      for (const { ticketId, note } of store.heldReports('slack')) {
+        const t = store.getTicketRow(ticketId);
+        const mention = t && mentionOfNote(note, store.eventBySourceId('slack', String(note.eventId))?.event.message ?? t.title);
+        if (!t || !mention) {
+          logger.warn('a held slack mention could not be read back; its ticket is triaged when its hold ends, unanswered', { ticket: ticketId });
+          store.releaseHeldReport(ticketId);
+          continue;
+        }
+        if (cfg.fetchThread) store.holdAgain(ticketId, rehold);
+        const result: AcceptResult = {
+          sourceEventId: mention.eventId,
+          status: t.regression_of !== null ? 'regression' : 'created',
+          fingerprint: t.fingerprint,
+          ticketId,
+          state: t.state as TicketState,
+          reason: t.triage_reason,
+        };
+        out.push({ mention, result, held: true });
+      }
+    } catch (err) {
+      // The database busy or full: they are triaged when their holds end, unanswered.
+      logger.error('could not look for slack mentions left unanswered by the last stop', { error: slackError(err) });
+    }
+    return out;
+  };
+  const unanswered = resumeHeld();
 
   /** Work after the ack that stop() waits for. */
   const track = async (work: Promise<void>): Promise<void> => {
@@ -298,6 +359,11 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
         await identify();
         await bolt.start();
         logger.info(cfg.socketMode ? 'slack socket mode connected' : 'slack events endpoint ready', { bot: bot.userId });
+        if (!unanswered.length) return;
+        logger.info('reading the threads of slack mentions the last stop left unanswered, to answer them', { tickets: unanswered.map((m) => m.result.ticketId) });
+        // Bolt's listeners get a client per event; these have no event: one like it.
+        const client = new WebClient(botToken, { ...clientOptions, rejectRateLimitedCalls: true, logger: boltLogger });
+        for (const m of unanswered.splice(0)) void track(followUp(m, client));
       })());
     },
     stop() {
@@ -314,6 +380,34 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
       })());
     },
   };
+}
+
+/**
+ * `bugbot start` without the Slack trigger (turned off, or its bot token gone): mentions held
+ * for their thread when bugbot last stopped can be neither read nor answered. Each is
+ * triaged now, on the mention alone, rather than when its hold ends, and the log says why
+ * and where the unanswered thread is.
+ */
+export function settleHeldMentions(deps: { config: BugbotConfig; store: Store; intake: Intake; logger: Logger }): void {
+  const { config, store, intake, logger } = deps;
+  const cfg = config.triggers.slack;
+  const why = cfg.enabled ? `${cfg.botTokenEnv} is not set` : 'triggers.slack.enabled is false';
+  try {
+    for (const { ticketId, note } of store.heldReports('slack')) {
+      const decided = store.tx(() => {
+        store.releaseHeldReport(ticketId);
+        return store.getTicketRow(ticketId) ? intake.threadRead(ticketId) : undefined;
+      });
+      logger.warn(
+        `a slack mention was waiting for its thread when bugbot stopped, and the Slack trigger is off now (${why}): ` +
+          'its ticket is triaged on the mention alone and nobody answers in the thread; answer there by hand if the reporter should hear',
+        { ticket: ticketId, channel: note.channel, threadTs: note.threadTs, state: decided?.state, reason: decided?.reason },
+      );
+    }
+  } catch (err) {
+    // The database busy or full: they are triaged when their holds end.
+    logger.error('could not triage slack mentions left waiting for their thread by the last stop', { error: slackError(err) });
+  }
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

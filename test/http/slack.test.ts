@@ -1,7 +1,7 @@
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,12 +14,14 @@ import { lockHome, readServerInfo } from '../../control/server-info.ts';
 import { loadConfig } from '../../control/config.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { createRedactor } from '../../lib/redact.ts';
-import { silentLogger } from '../../control/log.ts';
+import { createLogger, silentLogger } from '../../control/log.ts';
 import { Store } from '../../control/queue/store.ts';
 import type { Ticket } from '../../control/types.ts';
 import { createSlackTrigger, type SlackTrigger } from '../../control/triggers/slack.ts';
 import { ErrorCode } from '@slack/web-api';
 import { formatThread, MAX_REPORT_CHARS, mentionEvent, RATE_LIMIT_MAX_WAIT_S, stripBotMention, withRateLimit, type Mention } from '../../control/triggers/slack-thread.ts';
+import { tempDir } from '../support/helpers.ts';
+import { startBugbot } from '../support/process.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(repoRoot, '../shared/fixtures/slack');
@@ -702,6 +704,131 @@ describe('bugbot start with Slack Socket Mode', () => {
     assert.ok(lock, 'the home lock is released');
     lock.release();
     assert.equal(readServerInfo(home), null, 'no server.json left behind');
+  });
+});
+
+// Review finding: a mention held for its thread when bugbot was stopped or killed was
+// triaged on the mention alone once its hold ended, and nobody read its thread or answered
+// in it: the person who asked never heard back, and the report lacked the thread.
+describe('bugbot start after a kill -9 while a mention was held for its thread', () => {
+  const stub = new SlackStub();
+  const env = { SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: BOT_TOKEN };
+  let apiUrl: string;
+
+  before(async () => {
+    apiUrl = await stub.listen();
+  });
+  after(() => stub.close());
+
+  const readsOf = (channel: string) => stub.repliesCalls.filter((c) => c.channel === channel).length;
+  const postsTo = (channel: string) => stub.posted.filter((p) => p.channel === channel);
+
+  /** A signed app_mention to a running bugbot, answered with what it filed. */
+  async function mentionTo(url: string, eventId: string, event: Record<string, unknown>): Promise<number> {
+    const base = fixture('event_callback_app_mention_in_thread_camunda_docs.json');
+    const body = JSON.stringify({ ...base, event_id: eventId, event: { ...(base.event as object), ...event } });
+    const ts = String(Math.floor(Date.now() / 1000));
+    const res = await fetch(`${url}/slack/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-slack-request-timestamp': ts, 'x-slack-signature': 'v0=' + createHmac('sha256', SECRET).update(`v0:${ts}:${body}`).digest('hex') },
+      body,
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    const reply = (await res.json()) as { results: { status: string; ticket: number }[] };
+    assert.equal(reply.results[0]!.status, 'created');
+    return reply.results[0]!.ticket;
+  }
+
+  /**
+   * `bugbot start` (a process of its own) with the Slack trigger: files a mention in
+   * `channel` and is killed (SIGKILL) while that mention's thread is being read, before its
+   * ticket is triaged or anyone answered. `beforeKill` runs first, against the same process.
+   */
+  async function killedWhileHeld(t: TestContext, channel: string, text: string, beforeKill?: (url: string) => Promise<void>) {
+    const dir = tempDir(t, 'bugbot-slack-held-');
+    const configPath = join(dir, 'bugbot.config.json');
+    writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), triggers: { slack: { apiUrl } } }));
+    const first = await startBugbot(t, { configPath, env });
+    await beforeKill?.(first.url);
+    let release!: () => void;
+    stub.hold = new Promise<void>((r) => (release = r));
+    try {
+      const ticketId = await mentionTo(first.url, `Ev${channel}`, { channel, user: 'U0JAY', ts: '1700002001.000100', thread_ts: '1700002000.000100', text: `<@${BOT_USER}> ${text}` });
+      await until('the thread read under way', () => readsOf(channel) > 0, 10_000);
+      first.proc.kill('SIGKILL');
+      assert.equal((await first.exited).signal, 'SIGKILL');
+      return { dir, configPath, ticketId };
+    } finally {
+      stub.hold = undefined;
+      release();
+    }
+  }
+
+  it('reads the thread and answers in it at the next start, once; a mention answered before the kill is not answered again', { timeout: 90_000 }, async (t) => {
+    stub.threads.set('CHELD00001', [
+      { type: 'message', user: 'U0IVY', text: "checkout is down for everyone:\nTypeError: Cannot read properties of undefined (reading 'total')\n    at cartTotal (src/cart.ts:41:12)", ts: '1700002000.000100' },
+      { type: 'message', user: 'U0JAY', text: `<@${BOT_USER}> what is going on here?`, ts: '1700002001.000100' },
+    ]);
+    const { dir, configPath, ticketId } = await killedWhileHeld(t, 'CHELD00001', 'what is going on here?', async (url) => {
+      // The first process got as far as answering this one.
+      await mentionTo(url, 'EvANSWERED', { channel: 'CANSWER001', user: 'U0KIM', ts: '1700002101.000100', thread_ts: '1700002100.000100', text: `<@${BOT_USER}> the search page 500s` });
+      await until('the answer before the kill', () => postsTo('CANSWER001').length > 0, 10_000);
+    });
+    const reads = readsOf('CHELD00001');
+    const answeredReads = readsOf('CANSWER001');
+
+    const config = loadConfig({ env, path: configPath, cwd: dir, flags: { server: { port: 0 } } });
+    let server = await startServer(config, silentLogger, () => undefined);
+    let stopped = false;
+    t.after(() => (stopped ? undefined : server.stop()));
+    const posted = await until('the answer after the restart', () => postsTo('CHELD00001')[0], 10_000);
+    assert.ok(readsOf('CHELD00001') > reads, 'the thread was read again');
+    const ticket = server.services.store.getTicket(ticketId)!;
+    assert.match(ticket.message, /TypeError: Cannot read properties of undefined/, 'the report holds the thread');
+    assert.equal(ticket.classification, 'bug', ticket.triageReason ?? '');
+    assert.equal(ticket.state, 'queued', 'triaged on the thread');
+    assert.equal(posted.thread_ts, '1700002000.000100');
+    assert.match(posted.text, new RegExp(`^Thanks — I opened ticket #${ticketId} \\(queued, `));
+    await server.stop();
+    stopped = true;
+    assert.equal(postsTo('CHELD00001').length, 1);
+    assert.equal(postsTo('CANSWER001').length, 1, 'the mention answered before the kill is not answered again');
+    assert.equal(readsOf('CANSWER001'), answeredReads, 'nor its thread read again');
+
+    // The start after: everything was answered.
+    const heldReads = readsOf('CHELD00001');
+    server = await startServer(config, silentLogger, () => undefined);
+    stopped = false;
+    await server.stop();
+    stopped = true;
+    assert.equal(postsTo('CHELD00001').length, 1, 'answered once');
+    assert.equal(readsOf('CHELD00001'), heldReads);
+    assert.equal(postsTo('CANSWER001').length, 1);
+  });
+
+  it('triages a held mention at once when Slack is off at the next start, and says why in the log', { timeout: 60_000 }, async (t) => {
+    const { dir, configPath, ticketId } = await killedWhileHeld(t, 'CHELD00002', 'the cart page 500s');
+    const reads = readsOf('CHELD00002');
+    const lines: string[] = [];
+    // The bot token is gone: the Slack trigger is off.
+    const config = loadConfig({ env: { SLACK_SIGNING_SECRET: SECRET }, path: configPath, cwd: dir, flags: { server: { port: 0 } } });
+    const server = await startServer(config, createLogger({ level: 'info', write: (l) => lines.push(l) }), () => undefined);
+    let stopped = false;
+    t.after(() => (stopped ? undefined : server.stop()));
+    const ticket = await until('the ticket triaged', () => {
+      const now = server.services.store.getTicket(ticketId)!;
+      return now.state !== 'settling' && now;
+    }, 5_000);
+    assert.equal(ticket.state, 'queued', ticket.triageReason ?? '');
+    assert.equal(ticket.message, 'the cart page 500s', 'triaged on the mention alone');
+    const said = lines.map((l) => JSON.parse(l) as { level: string; msg: string; ticket?: number }).find((l) => l.ticket === ticketId && /thread/.test(l.msg));
+    assert.ok(said, lines.join('\n'));
+    assert.equal(said.level, 'warn');
+    assert.match(said.msg, /SLACK_BOT_TOKEN is not set/);
+    await server.stop();
+    stopped = true;
+    assert.equal(readsOf('CHELD00002'), reads, 'no thread read without Slack');
+    assert.equal(postsTo('CHELD00002').length, 0);
   });
 });
 

@@ -8,6 +8,7 @@ import { createRedactor } from '../../lib/redact.ts';
 import { SettleScheduler } from '../../control/intake/settle.ts';
 import { silentLogger } from '../../control/log.ts';
 import { finishRun, claimNext } from '../../control/queue/leases.ts';
+import { SCHEMA_VERSION } from '../../control/queue/migrations.ts';
 import { Store } from '../../control/queue/store.ts';
 import type { TriggerEvent } from '../../control/types.ts';
 import { mentionEvent } from '../../control/triggers/slack-thread.ts';
@@ -309,6 +310,45 @@ test('a report joining a held report leaves it waiting for its thread', (t) => {
   assert.equal(decided.state, 'queued');
   assert.equal(store.getTicket(a!.ticketId!)!.classification, 'bug');
   assert.equal(store.getTicket(a!.ticketId!)!.reporters.length, 2);
+});
+
+// Review finding: a held report kept nothing of what its holder needed, so a Slack mention
+// held when bugbot was stopped or killed was triaged on the mention alone when its hold
+// ended, its thread never read and nobody answered (test/http/slack.test.ts).
+test("a held report keeps its holder's note with the ticket it opens until the holder releases it; a restart holds it again while it waits", (t) => {
+  const { intake, store, clock } = setup(t, { intake: { settleSeconds: 0 } });
+  const mention = (eventId: string, user: string, ts: string, text: string) =>
+    mentionEvent({ eventId, user, text: `<@UBOT> ${text}`, channel: 'C1', ts, threadTs: '1700000000.000100' }, { userId: 'UBOT' }, clock.now());
+  const holdNote = (ts: string) => ({ source: 'slack', note: { channel: 'C1', ts } });
+  const [a] = intake.accept([mention('Ev1', 'U1', '1700000001.000100', 'what is going on here?')], { holdSeconds: 90, holdNote: holdNote('1') });
+  // Joining it, or not held: no note of their own.
+  const [b] = intake.accept([mention('Ev2', 'U2', '1700000002.000100', 'hello??')], { holdSeconds: 90, holdNote: holdNote('2') });
+  assert.equal(b!.ticketId, a!.ticketId);
+  const [c] = intake.accept([alert({ source: 'slack', kind: 'report', human: true, title: 'the cart page 500s', message: 'the cart page 500s', sourceEventId: 'Ev3' })], { holdNote: holdNote('3') });
+  assert.notEqual(c!.ticketId, a!.ticketId);
+  assert.deepEqual(store.heldReports('slack'), [{ ticketId: a!.ticketId, note: { channel: 'C1', ts: '1' } }]);
+  assert.deepEqual(store.heldReports('email'), []);
+
+  // A start after its hold ended: it waits again, from then.
+  clock.advance(600);
+  assert.equal(store.holdAgain(a!.ticketId!, new Date(clock.now().getTime() + 90_000).toISOString()), true);
+  assert.equal(intake.settleDue(), 0, 'held again');
+  assert.equal(intake.threadRead(a!.ticketId!, '<@U3>: TypeError: Cannot read properties of undefined (reading "total")\n<@U1>: what is going on here?').state, 'queued');
+  assert.equal(store.holdAgain(a!.ticketId!, clock.now().toISOString()), false, 'decided: not held again');
+  assert.equal(store.heldReports('slack').length, 1, 'kept until its reporter is answered');
+  store.releaseHeldReport(a!.ticketId!);
+  assert.deepEqual(store.heldReports('slack'), []);
+});
+
+test('migration 14 gives a database of schema 13 its held reports, none', (t) => {
+  const { home, store } = setup(t);
+  store.db.exec('DROP TABLE held_reports; PRAGMA user_version = 13;');
+  store.close();
+  const again = new Store(join(home, 'bugbot.db'));
+  t.after(() => again.close());
+  assert.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  assert.equal(SCHEMA_VERSION, 14);
+  assert.deepEqual(again.heldReports('slack'), []);
 });
 
 test('free-text reports are classified; a feature request is not acted on, with the reason', (t) => {
