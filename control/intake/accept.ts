@@ -220,7 +220,17 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   // The hot path (an alert storm on a known error): the insert doubles as the
   // idempotency check, so it comes before anything else is written.
   if (ref && state && OPEN_STATES.includes(state)) {
-    if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate();
+    if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) {
+      // Another pod's alert that kept firing through the fix this ticket is the regression
+      // of: its key is the fixed ticket's, and its re-sends are this ticket's from now on,
+      // under the key per fix the first recurring alert got (below), once.
+      const owner = alert && !e.sourceEventId.includes(AFTER_FIX) ? store.ticketOfEvent(e.source, e.sourceEventId) : null;
+      if (typeof owner === 'number' && owner !== ref.id && store.getTicketRow(ref.id)?.regression_of === owner) {
+        duplicate();
+        return acceptOne(ctx, batch, { ...p, e: { ...e, sourceEventId: `${e.sourceEventId}${AFTER_FIX}${owner}` } }, opts);
+      }
+      return duplicate();
+    }
     // A person's report settling is one held for its thread (any other is triaged at once):
     // Intake.threadRead decides it, or its hold's end; what joins it meanwhile waits too.
     const held = state === 'settling' && ref.human === 1;

@@ -214,6 +214,41 @@ test('an alert still firing past the fix\'s grace period is a regression, once p
   assert.equal(store.getTicket(again!.ticketId!)!.alertResolvedAt, now());
 });
 
+// Review finding: two pods' alerts for one error (two keys) both firing through its fix:
+// the first one re-sent past the grace opened the regression, the second's re-sends were
+// duplicates of its key on the fixed ticket, never counted on the regression, and its
+// resolution ended nothing there.
+test("a second alert key firing through the fix joins the regression its first key opened, and its resolution counts there", (t) => {
+  const { intake, store, clock, config } = setup(t);
+  const now = () => clock.now().toISOString();
+  const [a] = intake.accept([alert({ sourceEventId: 'pod-a:start', lastSeen: now() }), alert({ sourceEventId: 'pod-b:start', lastSeen: now() })]);
+  clock.advance(31);
+  intake.settleDue();
+  const claim = claimNext(store, 1, 4101, 60)!;
+  finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'fixed' });
+
+  clock.advance(config.triage.regressionGraceSeconds + 60);
+  const [first] = intake.accept([alert({ sourceEventId: 'pod-a:start', lastSeen: now() })]);
+  assert.equal(first!.status, 'regression');
+  const reg = first!.ticketId!;
+  const count = store.getTicket(reg)!.count;
+
+  const [second] = intake.accept([alert({ sourceEventId: 'pod-b:start', lastSeen: now() })]);
+  assert.deepEqual([second!.status, second!.ticketId], ['merged', reg], 'pod b counts on the regression');
+  assert.equal(store.getTicket(reg)!.count, count + 1);
+  const [again] = intake.accept([alert({ sourceEventId: 'pod-b:start', lastSeen: now() })]);
+  assert.equal(again!.status, 'duplicate', 'once per fix, as the first key');
+  assert.equal(store.getTicket(reg)!.count, count + 1);
+  assert.equal(store.getTicket(a!.ticketId!)!.state, 'regressed');
+
+  // Pod a resolves: pod b still fires on the regression. Then pod b resolves: it is quiet.
+  const [ra] = intake.accept([alert({ sourceEventId: 'pod-a:start:resolved', status: 'resolved', lastSeen: now() })]);
+  assert.deepEqual([ra!.ticketId, ra!.reason], [reg, 'alert resolved; other alerts of this ticket still fire']);
+  const [rb] = intake.accept([alert({ sourceEventId: 'pod-b:start:resolved', status: 'resolved', lastSeen: now() })]);
+  assert.deepEqual([rb!.ticketId, rb!.reason], [reg, 'alert resolved']);
+  assert.equal(store.getTicket(reg)!.alertResolvedAt, now());
+});
+
 test('a person wins: their report joins the bot ticket and gets it acted on; a claim keeps the bot off', (t) => {
   const { intake, store, clock } = setup(t);
   const [bot] = intake.accept([alert({ message: 'Slow thumbnail render', title: 'thumbnail', route: 'GET /thumbs/1' })]);
