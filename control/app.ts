@@ -49,6 +49,11 @@ export interface AppDeps {
   approvals?: ApprovalActions;
   /** Aborted when the server stops: long-lived responses (the dashboard's live stream) end. */
   shutdown?: AbortSignal;
+  /**
+   * Why nothing can be stored any more (the database file was deleted or replaced under
+   * the running process: main.ts), or null: /healthz then answers 503 saying so.
+   */
+  databaseGone?: () => string | null;
 }
 
 /**
@@ -106,8 +111,10 @@ export function createApp(deps: AppDeps): Hono {
 
   app.onError((err, c) => {
     if (err instanceof HttpError) {
-      // A route whose credential is not set yet (503 not_configured) is the operator's to-do, not a fault.
-      if (err.status >= 500 && err.code !== 'not_configured') deps.logger.error('request failed', { path: c.req.path, error: err.message });
+      // A route whose credential is not set yet (503 not_configured) is the operator's to-do, not a fault;
+      // a request refused because the database file is gone is one of many, logged once (main.ts).
+      if (err.code === 'database_gone') deps.logger.debug('request refused: the database file is gone', { path: c.req.path });
+      else if (err.status >= 500 && err.code !== 'not_configured') deps.logger.error('request failed', { path: c.req.path, error: err.message });
       else if (err.status >= 500) deps.logger.warn('request refused: not configured', { path: c.req.path, error: err.message });
       else deps.logger.debug('request rejected', { path: c.req.path, status: err.status, error: err.message });
       return fail(c, err.status, { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) }, err);
@@ -143,9 +150,13 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get('/healthz', (c) => {
+    const uptimeSeconds = Math.round((Date.now() - started) / 1000);
+    // The open database still answers, but it is no longer the file bugbot.db: what it takes is lost.
+    const gone = deps.databaseGone?.();
+    if (gone) return c.json({ ok: false, uptimeSeconds, error: { code: 'database_gone', message: gone } }, 503);
     // A cheap query proves the database is open and readable.
     const counts = deps.store.countByState();
-    return c.json({ ok: true, uptimeSeconds: Math.round((Date.now() - started) / 1000), schema: SCHEMA_VERSION, tickets: counts });
+    return c.json({ ok: true, uptimeSeconds, schema: SCHEMA_VERSION, tickets: counts });
   });
 
   registerGrafana(app, deps);

@@ -13,7 +13,8 @@ import { redactEvent } from './intake/redact-event.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openServices } from './services.ts';
 import { latestRevisions, OutcomeArchive } from './outcomes/archive.ts';
-import { readServerInfo, type ServerInfo } from './server-info.ts';
+import { homeLocked, readServerInfo, type ServerInfo } from './server-info.ts';
+import { Store } from './queue/store.ts';
 import { inWindow, parseSince, summarize, summaryNotes } from './outcomes/summary.ts';
 import { cancelTicket, runsForTicket, stoppingRuns, type RunRow } from './queue/leases.ts';
 import { askRunsWorkerToStop } from './dispatcher/reconcile.ts';
@@ -310,7 +311,7 @@ export function buildProgram(): Command {
     .action((o: { state?: string; limit: number; json?: boolean }, cmd: Command) => {
       if (o.state && !TICKET_STATES.includes(o.state as TicketState)) fail(`unknown state "${o.state}"; one of: ${TICKET_STATES.join(', ')}`, 2);
       const config = load(cmd);
-      const { store } = openExisting(config);
+      const { store } = openForReading(config);
       try {
         const tickets = store.listTickets({ state: o.state as TicketState | undefined, limit: o.limit });
         if (o.json) {
@@ -330,7 +331,7 @@ export function buildProgram(): Command {
     .option('--json', 'JSON output')
     .action((id: number, o: { json?: boolean }, cmd: Command) => {
       const config = load(cmd);
-      const { store } = openExisting(config);
+      const { store } = openForReading(config);
       try {
         const t = store.getTicket(id);
         if (!t) fail(`no ticket ${id}`, 1);
@@ -338,7 +339,7 @@ export function buildProgram(): Command {
           ticket: t,
           occurrences: store.occurrences(id, OCCURRENCES_SHOWN),
           related: store.relatedTickets(id),
-          runs: runsForTicket(store, id),
+          runs: runsForTicket(store, id).map((r) => runWithFolder(config, id, r)),
           notifications: notificationSummaries(store, id),
           audit: store.auditTrail(id),
         };
@@ -361,7 +362,7 @@ export function buildProgram(): Command {
     .option('--json', 'JSON output')
     .action((id: number, o: { run?: number; phase?: string; json?: boolean }, cmd: Command) => {
       const config = load(cmd);
-      const { store } = openExisting(config);
+      const { store } = openForReading(config);
       let run: RunRow;
       try {
         const t = store.getTicket(id);
@@ -423,7 +424,7 @@ export function buildProgram(): Command {
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const config = load(cmd);
       const { workersFromStore } = await import('./api.ts');
-      const { store } = openExisting(config);
+      const { store, readOnly } = openForReading(config);
       try {
         const counts = store.countByState();
         const server = await serverStatus(config);
@@ -435,7 +436,7 @@ export function buildProgram(): Command {
         // No control plane to ask: what a start from this shell (its PATH, its environment) would lack.
         const wouldHold = server.state === 'stopped' ? (await import('./dispatcher/requirements.ts')).workersHeld(config) : null;
         if (o.json) {
-          printJson({ home: config.home, server: { state: server.state, url: server.url, pid: server.pid }, counts, slots, workers, held, wouldHold });
+          printJson({ home: config.home, readOnly, server: { state: server.state, url: server.url, pid: server.pid }, counts, slots, workers, held, wouldHold });
           return;
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
@@ -456,7 +457,8 @@ export function buildProgram(): Command {
             `  worker ${w.worker} (port ${w.port}): ticket ${w.ticket} ${oneLine(w.title).slice(0, 50)} | ${w.stopping ? 'stopping' : (w.phase ?? 'starting')} | ${w.elapsed_s}s | ${w.tokens} tokens | $${w.cost_usd.toFixed(4)}\n`,
           );
         }
-        process.stdout.write(`home: ${config.home}\n`);
+        // Read where it could not be written: what the control plane stores there fails too.
+        process.stdout.write(`home: ${config.home}${readOnly ? ` (${readOnly}: read only, nothing can be stored there)` : ''}\n`);
       } finally {
         store.close();
       }
@@ -690,7 +692,7 @@ function formatTicket(d: {
   ticket: Ticket;
   occurrences: { at: string; count: number; source: string }[];
   related: { id: number; relation: string; state: string }[];
-  runs: { id: number; attempt: number; worker_id: number; state: string; outcome: string | null; reason: string | null }[];
+  runs: ReturnType<typeof runWithFolder>[];
   notifications: NotificationSummary[];
   audit: { at: string; actor: string; action: string; detail: string | null }[];
 }): string {
@@ -721,7 +723,12 @@ function formatTicket(d: {
     lines.push('', 'runs:');
     const runs = latestOf(d.runs, RUNS_SHOWN);
     if (runs.length < d.runs.length) lines.push(`  (${d.runs.length - runs.length} earlier runs not shown: bugbot ticket ${t.id} --json lists every one)`);
-    for (const r of runs) lines.push(`  run ${r.id} attempt ${r.attempt} on worker ${r.worker_id}: ${r.state}${r.outcome ? ` → ${r.outcome}` : ''}${r.reason ? ` (${oneLine(r.reason)})` : ''}`);
+    for (const r of runs) {
+      lines.push(`  run ${r.id} attempt ${r.attempt} on worker ${r.worker_id}: ${r.state}${r.outcome ? ` → ${r.outcome}` : ''}${r.reason ? ` (${oneLine(r.reason)})` : ''}`);
+      // Where its logs (worker.log, tests.log, devserver.log, the sessions') are, or were.
+      const gone = r.folder_removed_at ? ` (removed by retention on ${r.folder_removed_at})` : r.folder_exists ? '' : ' (not there: never made, or removed)';
+      lines.push(`    folder ${oneLine(r.folder)}${gone}`);
+    }
   }
   if (d.notifications.length) {
     lines.push('', 'reporters told:');
@@ -743,6 +750,15 @@ function formatTicket(d: {
   }
   // The message and the stack keep their lines; what else they hold is shown, not obeyed.
   return terminalText(lines.join('\n') + '\n');
+}
+
+/**
+ * A run with its folder (<home>/tickets/<id>/run-<n>: the logs its reason points to) and
+ * whether the folder is still there; `folder_removed_at` says when retention removed it.
+ */
+function runWithFolder(config: BugbotConfig, ticketId: number, run: RunRow): RunRow & { folder: string; folder_exists: boolean } {
+  const folder = workspacePaths(config, { id: ticketId }, run).ticketDir;
+  return { ...run, folder, folder_exists: existsSync(folder) };
 }
 
 /** Why a run shows no sessions: its folder removed by retention, never made, or holding no logs (yet). */
@@ -1028,6 +1044,7 @@ function requireHome(config: BugbotConfig): void {
     if (code === 'EACCES' || code === 'EPERM') fail(`cannot read the bugbot home at ${config.home}: permission denied (bugbot's home is private to the user who runs it)`, 2);
   }
   if (!existsSync(db)) {
+    refuseWithoutDatabase(config);
     // A config was found: its home just has not been made yet (bugbot start makes it).
     if (config.configPath) {
       fail(`no bugbot home at ${config.home} yet (the home of ${config.configPath}): bugbot start (or bugbot enqueue) creates it`, 2);
@@ -1073,11 +1090,43 @@ function usableHome(config: BugbotConfig): void {
     }
     throw err;
   }
+  refuseWithoutDatabase(config);
   writableHome(home);
+}
+
+/**
+ * Refuses (exit 2) a home whose bugbot.db is gone while a control plane runs on it (`rm
+ * bugbot.db*` under a running `bugbot start`, which goes on with the deleted file open and
+ * stores nothing more): a command that reads would find no home, and one that writes
+ * would make a second, empty database beside the server's.
+ */
+function refuseWithoutDatabase(config: BugbotConfig): void {
+  const db = join(config.home, 'bugbot.db');
+  if (existsSync(db) || !existsSync(config.home)) return;
+  const server = readServerInfo(config.home);
+  if (server) {
+    fail(
+      `bugbot start (pid ${server.pid}, ${server.url}) runs on this home (${config.home}) but its database file ${db} is gone: ` +
+        'restart it (it makes a new, empty one there); until then it stores nothing, and no other command makes a database beside it',
+      2,
+    );
+  }
+  if (homeLocked(config.home)) {
+    fail(`a bugbot start runs on this home (${config.home}: it holds bugbot.lock.db) but ${db} is not there: it is starting up (run this again in a moment), or its database file was deleted (restart it)`, 2);
+  }
 }
 
 /** Refuses (exit 2) a home, or its database, this user may not write: made by another user, or read-only. */
 function writableHome(home: string): void {
+  const why = unwritable(home);
+  if (why === 'read-only file system') {
+    fail(`the bugbot home ${home} is on a read-only file system: nothing can be stored there (remount it read-write, or name another home with --home); commands that only read (status, tickets, ticket, transcript, outcomes) still work`, 2);
+  }
+  if (why) fail(`the bugbot home ${home} is not writable by this user (${why}): run bugbot as the user who owns it, or name another home with --home`, 2);
+}
+
+/** Why this user may not write the home or its database (null: it may, or they are not there yet). */
+function unwritable(home: string): 'read-only file system' | 'permission denied' | null {
   for (const [path, mode] of [
     [home, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK],
     [join(home, 'bugbot.db'), fsConstants.R_OK | fsConstants.W_OK],
@@ -1087,9 +1136,37 @@ function writableHome(home: string): void {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue;
-      if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw err;
-      fail(`the bugbot home ${home} is not writable by this user (${code === 'EROFS' ? 'read-only file system' : 'permission denied'}): run bugbot as the user who owns it, or name another home with --home`, 2);
+      if (code === 'EROFS') return 'read-only file system';
+      if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+      throw err;
     }
+  }
+  return null;
+}
+
+/**
+ * The store of an existing home for a command that only reads it. On one this user cannot
+ * write (a read-only file system, another user's) it is opened read-only, which works
+ * while SQLite's bugbot.db-shm is there (a control plane has the database open, or was
+ * killed); without it, the command says how to read a copy. `readOnly`: why it was.
+ */
+function openForReading(config: BugbotConfig): { store: Store; readOnly: string | null } {
+  requireHome(config);
+  const why = unwritable(config.home);
+  if (!why) return { store: openServices(config, createLogger()).store, readOnly: null };
+  try {
+    return { store: new Store(join(config.home, 'bugbot.db'), { readonly: true }), readOnly: why };
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    // CANTOPEN on a read-only file system; READONLY (and its kinds) where permissions forbid making it.
+    if (typeof code === 'string' && (code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_READONLY'))) {
+      fail(
+        `the bugbot home ${config.home} is ${why === 'read-only file system' ? 'on a read-only file system' : 'not writable by this user (permission denied)'}, and its database cannot be read in place: ` +
+          'SQLite needs bugbot.db-shm beside it, which only a process that may write there makes. Copy the home somewhere writable (cp -a) and name the copy with --home',
+        2,
+      );
+    }
+    throw err;
   }
 }
 

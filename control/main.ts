@@ -9,6 +9,7 @@ import type { Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
 import { ConfigError, isLoopback, servingWarnings, type BugbotConfig } from './config.ts';
+import { HttpError } from './http-error.ts';
 import type { Logger } from './log.ts';
 import { Dispatcher } from './dispatcher/pool.ts';
 import { Approvals } from './dispatcher/approvals.ts';
@@ -39,6 +40,16 @@ export { openServices, type Services };
  * recorded as running, and the home's lock and server.json behind.
  */
 export const STOP_BUDGET_MS = WORKER_STOP_WAIT_MS + 40_000;
+
+/** How often `bugbot start` checks that its database is still the file at <home>/bugbot.db (one stat). */
+export const DATABASE_CHECK_MS = 2_000;
+
+/**
+ * What senders and /healthz are told once the database file is gone (no path: /healthz
+ * needs no credential; the log names the file).
+ */
+const DATABASE_GONE_REPLY =
+  "bugbot's database file was deleted or replaced while bugbot start ran: nothing can be stored until bugbot start is restarted";
 
 export interface RunningServer {
   url: string;
@@ -95,6 +106,25 @@ export async function startServer(
     throw err;
   }
 
+  // The database file deleted or replaced under this process (`rm bugbot.db*`, a backup
+  // copied over it): both connections (this thread's, the writer thread's) go on writing
+  // the file they have open, which no later start will see, so everything acknowledged
+  // from then on would be lost. Noticed by a stat, on a timer, before each claim and at
+  // each /healthz: from then on intake refuses events with 503 (the sender sends them
+  // again later), the workers hold and /healthz answers 503. Only a restart cures it.
+  let databaseGone: string | null = null;
+  const checkDatabase = (): string | null => {
+    if (databaseGone !== null) return databaseGone;
+    const why = services.databaseGone();
+    if (!why) return null;
+    databaseGone = `bugbot's database ${why} while this bugbot start ran: nothing it stores now would be kept; restart bugbot start (it opens the database at that path again: a new, empty one unless the file is put back)`;
+    logger.error('database file gone: intake refuses events (503) and the workers hold until bugbot start is restarted', { reason: databaseGone });
+    const refusal = new HttpError(503, 'database_gone', `${DATABASE_GONE_REPLY}; this request was not stored nor acknowledged: send it again later`);
+    store.refuseEvents(refusal);
+    services.writer?.refuse(refusal);
+    return databaseGone;
+  };
+
   // Nothing of a previous process survives it: stop its workers, requeue their runs.
   const archive = new OutcomeArchive(config.home, { redact: (text) => intake.redactText(text) });
   // The agent's sandbox keeps bugbot's state unwritable by naming paths that exist: these
@@ -122,10 +152,12 @@ export async function startServer(
   // otherwise): installing it needs no restart.
   let heldCheck = { at: -Infinity, reason: null as string | null };
   // The disk's free space is asked every time (one statfs): it runs out between two checks.
-  const held = () => {
+  const held = (recheck = false) => {
+    const gone = checkDatabase();
+    if (gone) return gone;
     const disk = lowDisk(config);
     if (disk) return disk;
-    if (performance.now() - heldCheck.at >= (heldCheck.reason ? 10_000 : 60_000)) heldCheck = { at: performance.now(), reason: workersHeld(config) };
+    if (recheck || performance.now() - heldCheck.at >= (heldCheck.reason ? 10_000 : 60_000)) heldCheck = { at: performance.now(), reason: workersHeld(config) };
     return heldCheck.reason;
   };
   /**
@@ -205,6 +237,7 @@ export async function startServer(
     dispatcher,
     archive,
     approvals,
+    databaseGone: () => (checkDatabase() === null ? null : DATABASE_GONE_REPLY),
     classifier:
       config.triage.classifier === 'model'
         ? createModelClassifier({ claude: claudeBinary(config), promptsDir: join(REPO_ROOT, 'prompts'), env: modelEnv(config), model: config.harness.model })
@@ -240,6 +273,8 @@ export async function startServer(
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;
   writeServerInfo(lock, url, localKey);
+  const databaseTimer = setInterval(checkDatabase, DATABASE_CHECK_MS);
+  databaseTimer.unref();
   settle.start();
   dispatcher.start();
   // The 24-hour regression re-check of pushed runs (appends the final revision of their rows),
@@ -268,6 +303,7 @@ export async function startServer(
   const stop = () =>
     (stopping ??= (async () => {
       clearInterval(recheckTimer);
+      clearInterval(databaseTimer);
       await retention.stop();
       settle.stop();
       await dispatcher.stop();

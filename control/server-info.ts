@@ -76,6 +76,30 @@ export function lockHome(home: string): HomeLock | null {
   };
 }
 
+/**
+ * Whether a process holds the home's lock (a `bugbot start` of it is running or starting
+ * up), asked without taking it and without making anything: false when there is no lock
+ * file. A read of the file needs the shared lock the holder's exclusive one keeps out;
+ * it holds that for one statement, so a start at that instant is not turned away.
+ */
+export function homeLocked(home: string): boolean {
+  if (held.has(home)) return true;
+  let db: Database.Database;
+  try {
+    db = new Database(join(home, 'bugbot.lock.db'), { readonly: true, fileMustExist: true, timeout: 0 });
+  } catch {
+    return false;
+  }
+  try {
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    return false;
+  } catch (err) {
+    return (err as { code?: string }).code === 'SQLITE_BUSY';
+  } finally {
+    db.close();
+  }
+}
+
 /** Tell CLI commands where this server listens (replacing what a killed server left). */
 export function writeServerInfo(lock: HomeLock, url: string, key: string): void {
   const tmp = `${file(lock.home)}.${process.pid}.tmp`;

@@ -4,6 +4,7 @@
  * Kept apart from main.ts so those commands do not load the HTTP server, Slack and the
  * dashboard.
  */
+import { statSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { configuredRedactor, maskedSecretValues, type BugbotConfig } from './config.ts';
 import { Intake } from './intake/index.ts';
@@ -18,6 +19,11 @@ export interface Services {
   settle: SettleScheduler;
   /** The thread webhooks' events are committed on (`bugbot start` only); close it before the store. */
   writer: IntakeWriter | null;
+  /**
+   * Why the database file this process opened is no longer the file at its path (deleted,
+   * or another put in its place), or null while it is. One stat: cheap enough for a timer.
+   */
+  databaseGone(): string | null;
 }
 
 /**
@@ -40,5 +46,29 @@ export function openServices(config: BugbotConfig, logger: Logger, opts: { write
     void writer.start();
   }
   const settle = new SettleScheduler({ store, intake, logger });
-  return { store, intake, settle, writer };
+  return { store, intake, settle, writer, databaseGone: sameFileCheck(dbPath) };
+}
+
+/**
+ * Whether `path` is still the file this process opened there: compared by device and
+ * inode, stated when the store opened it. A file this process holds open keeps its inode
+ * number (nothing else can be given it), so a file at the path with another one is
+ * another file. Once `rm bugbot.db` ran under a live process, its connections (this
+ * thread's and intake's writer thread's) go on reading and writing the unlinked file,
+ * which the next start never sees: everything stored from then on is lost.
+ */
+function sameFileCheck(path: string): () => string | null {
+  const opened = statSync(path, { bigint: true });
+  return () => {
+    let now: BigIntStats;
+    try {
+      now = statSync(path, { bigint: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // The file, or a folder above it, is gone; any other failure (EACCES, EIO) proves nothing about it.
+      if (code === 'ENOENT' || code === 'ENOTDIR') return `${path} was deleted`;
+      return null;
+    }
+    return now.dev === opened.dev && now.ino === opened.ino ? null : `${path} was replaced by another file`;
+  };
 }

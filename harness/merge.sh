@@ -85,6 +85,8 @@ case $rc in
   *)
     what="push to $staging failed after $retries attempt(s)"
     [ "$rc" -ne 4 ] || what="rebase onto $staging failed (not a conflict)"
+    # Not retried: the remote takes no push at all (not writable, this user refused).
+    [ "$rc" -ne 6 ] || what="$remote refused the push to $staging, not for another push coming first"
     grep -qs '^what is to be pushed\|^the branch no longer descends' "$TICKET_DIR/push.err" && what="not merged"
     echo "merge: $what: $(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null)" >&2
     rc=1

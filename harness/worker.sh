@@ -108,8 +108,7 @@ harness_mcp_host_start
 # Claude Code starts once the worktree exists, and gets its prompt once phase 0 wrote the
 # pre-context: its start-up overlaps both.
 harness_phase_start research "$TICKET_DIR/prompt-research.md" research wait "$TICKET_DIR/worktree.ready"
-harness_worktree_add "$BUGBOT_REPO" "$BUGBOT_REMOTE" "$BUGBOT_BASE" "$BUGBOT_BRANCH" "$WORKTREE" ||
-  harness_fail_env "could not create the worktree from $BUGBOT_REMOTE/$BUGBOT_BASE"
+harness_worktree_create "$BUGBOT_REPO" "$BUGBOT_REMOTE" "$BUGBOT_BASE" "$BUGBOT_BRANCH" "$WORKTREE"
 # The commit the fix starts from, taken before any session runs: the agent's sandbox can
 # write the shared repository's refs (refs/remotes/<remote>/<base> among them), so what
 # the fix changed, what review reads and what the push replays are measured from this.
@@ -165,8 +164,17 @@ if [ -n "$DEV_WATCH_PID" ]; then
   wait "$DEV_WATCH_PID" || true
   DEV_WATCH_PID=""
 fi
-[ ! -e "$TICKET_DIR/devserver.failed" ] ||
-  harness_fail "dev server did not listen on port $BUGBOT_PORT within ${BUGBOT_DEV_TIMEOUT_S:-60} s, or exited (see devserver.log)"
+if [ -e "$TICKET_DIR/devserver.failed" ]; then
+  why="dev server did not listen on port $BUGBOT_PORT within ${BUGBOT_DEV_TIMEOUT_S:-60} s, or exited (see devserver.log)"
+  # Nothing of the fix is in the worktree yet (research may write only agent/plan.md; its
+  # tracked files and commit are checked all the same): the dev server ran the base commit
+  # and would fail the same way for every ticket. Not the ticket's doing: target.devCommand,
+  # the base branch or the machine is at fault.
+  if [ "$(git -C "$WORKTREE" rev-parse HEAD)" = "$BASE_SHA" ] && tracked=$(git -C "$WORKTREE" status --porcelain --untracked-files=no) && [ -z "$tracked" ]; then
+    harness_fail_env "$why, on the base commit before any change: check target.devCommand"
+  fi
+  harness_fail "$why"
+fi
 [ "$research_rc" -eq 0 ] || harness_phase_fail research research
 [ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
 
@@ -263,8 +271,22 @@ protected=$(printf '%s\n' "$changed" | harness_protected_paths) || harness_fail 
 # Only docs changed since the gate started (the docs phase's other changes were dropped),
 # so it does not start again; if code did change, it runs again on what is pushed.
 gate_on_head
-harness_gate_wait ||
-  harness_fail "the test command failed with new failures ($BUGBOT_TEST_COMMAND; see tests.log and tests-compare.json)"
+gate_rc=0
+harness_gate_wait || gate_rc=$?
+case $gate_rc in
+  0) ;;
+  # It names no failing test, and passed (or named some) on the base: the fix broke it.
+  2)
+    said=$(harness_first_line "$TICKET_DIR/tests.log")
+    harness_fail "the test command failed and names no failing test ($BUGBOT_TEST_COMMAND): ${said:-it printed nothing} (see tests.log)"
+    ;;
+  # It cannot run at all, fix or no fix: every ticket would pay all its phases to end here.
+  3)
+    said=$(harness_first_line "$TICKET_DIR/tests-base.log")
+    harness_fail_env "target.testCommand fails on the base commit too and names no test: ${said:-it printed nothing} ($BUGBOT_TEST_COMMAND; see tests-base.log)"
+    ;;
+  *) harness_fail "the test command failed with new failures ($BUGBOT_TEST_COMMAND; see tests.log and tests-compare.json)" ;;
+esac
 preexisting=$HARNESS_GATE_OUT
 # The gate that just passed was the first to finish unless an earlier one had (and failed).
 tests_first_try=true
@@ -299,6 +321,9 @@ if [ "$BUGBOT_PUSH_MODE" = approve ]; then
   rc=0
   harness_run_uninterrupted commit harness_push_branch "$WORKTREE" "$BUGBOT_REMOTE" "$BUGBOT_BRANCH" || rc=$?
   harness_deferred_stop "$rc"
+  if [ "$rc" -ne 0 ] && harness_push_refused_by_machine "$TICKET_DIR/push.err"; then
+    harness_fail_env "could not push $BUGBOT_BRANCH: $BUGBOT_REMOTE refused it for a reason of its own, not the fix's: $(tr '\n' ' ' <"$TICKET_DIR/push.err" | cut -c1-300) (the fix stays on the local branch $BUGBOT_BRANCH)"
+  fi
   [ "$rc" -eq 0 ] || harness_fail "could not push $BUGBOT_BRANCH: $(cat "$TICKET_DIR/push.err")"
   PUSHED=1
   { echo "commit=$commit"; echo "pushed_to=$BUGBOT_BRANCH"; } >>"$TICKET_DIR/push.env"
@@ -324,6 +349,9 @@ else
   elif [ "$rc" -ne 0 ]; then
     why=$(tr '\n' ' ' <"$TICKET_DIR/push.err" 2>/dev/null | cut -c1-300)
     [ "$rc" -ne 4 ] || harness_fail "rebase onto $BUGBOT_STAGING failed (not a conflict): $why"
+    # The remote takes no push at all (read-only, this user refused): not the fix's doing,
+    # and every later ticket's push would fail the same way.
+    [ "$rc" -ne 6 ] || harness_fail_env "push to $BUGBOT_STAGING refused by $BUGBOT_REMOTE, not for another push coming first: $why (the fix stays on the local branch $BUGBOT_BRANCH)"
     harness_fail "push to $BUGBOT_STAGING failed after $BUGBOT_PUSH_RETRIES attempts: $why"
   else
     PUSHED=1

@@ -16,7 +16,7 @@ import type { Ticket, TicketState } from '../types.ts';
 import { nextRevision, type OutcomeArchive, type OutcomeRow } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
 import { REPO_ROOT } from './phases.ts';
-import { lowDisk } from './requirements.ts';
+import { homeWriteFailure, lowDisk } from './requirements.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome, runNotice } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
 import { finishCancelledRuns, reclaimDeadRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses, WORKER_STOP_WAIT_MS } from './reconcile.ts';
@@ -64,8 +64,12 @@ export interface DispatcherDeps {
   /** After a run ends (notifications, dashboard). */
   onRunFinished?: (row: ReturnType<typeof buildOutcomeRow>, ticket: Ticket) => void;
   pollMs?: number;
-  /** Why no run can start now (see requirements.ts workersHeld), or null: nothing is claimed meanwhile. */
-  held?: () => string | null;
+  /**
+   * Why no run can start now (see requirements.ts workersHeld), or null: nothing is claimed
+   * meanwhile. `recheck`: look again now rather than trust an earlier look (asked after a
+   * run the machine could not host: what it lacked may be what the workers need).
+   */
+  held?: (recheck?: boolean) => string | null;
   /** The first pause after a run the machine could not host (PAUSE_FIRST_MS; shorter in tests). */
   pauseFirstMs?: number;
 }
@@ -82,6 +86,8 @@ const PAUSE_MAX_MS = 600_000;
 export class Dispatcher {
   private readonly active = new Map<number, ActiveWorker>();
   private heldFor: string | null = null;
+  /** A run the machine could not host ended since the requirements were last looked at (see DispatcherDeps.held). */
+  private recheckDue = false;
   /** Workers paused after environment failures (see PAUSE_FIRST_MS); kept until a run gets past its setup. */
   private pause: Pause | null = null;
   /** Slots paused alone (their port taken by another process: the other slots' are not). */
@@ -192,15 +198,25 @@ export class Dispatcher {
     }
   }
 
-  /** Why no run can start now, as held() reports it; a change is logged. */
-  private updateHeld(): string | null {
+  /**
+   * Why no run can start now, as held() reports it; a change is logged. The requirements
+   * are looked at afresh after a run the machine could not host (now, and once more
+   * before the first claim after the pause): a command removed under a running bugbot
+   * holds the workers at once, not a minute later.
+   */
+  private updateHeld(recheckNow = false): string | null {
     const { logger } = this.deps;
-    const held = this.deps.held?.() ?? this.paused();
-    if (held !== this.heldFor) {
+    const paused = this.paused();
+    const recheck = recheckNow || (this.recheckDue && !paused);
+    if (!paused) this.recheckDue = false;
+    const held = this.deps.held?.(recheck) ?? paused;
+    // The pause's "trying again at" time moves by a millisecond from one look to the next
+    // (it is computed from two clocks): the same reason is not logged again for it.
+    if (untimed(held) !== untimed(this.heldFor)) {
       if (held) logger.warn('workers hold: tickets wait in the queue', { reason: held });
       else if (this.heldFor) logger.info('workers resume: what they lacked is there now');
-      this.heldFor = held;
     }
+    this.heldFor = held;
     return held;
   }
 
@@ -236,20 +252,26 @@ export class Dispatcher {
       this.slotPauses.set(slot, pause);
       this.deps.logger.warn('worker slot pauses: a run the machine could not host on it', { worker: slot, reason, until: wallTime(pause.until) });
     }
-    this.updateHeld();
+    this.updateHeld(true);
   }
 
   /**
    * How a run the machine could not host ends: back to the queue with its attempt not
    * counted, ENV_REFUNDS times for one ticket; after that the attempt counts (what looks
    * like the machine's fault may be the ticket's: a ticket folder that cannot be made for
-   * it, a dependency install its branch breaks), so no ticket loops for ever. The workers
-   * pause either way (the slot alone for `slotOnly`).
+   * it, a dependency install its branch breaks), so no ticket loops for ever. A failure
+   * the harness marks `uncounted` (no ticket can cause it: the model endpoint refusing
+   * the key or out of credit, nothing answering at its address) is given back however
+   * often, and is not one of those ENV_REFUNDS (ENV_ALWAYS_MARK, not ENV_MARK): the
+   * pause, doubling to its cap, bounds how often it is tried. The workers pause either
+   * way (the slot alone for `slotOnly`), and the requirements are looked at afresh.
    */
-  private environmentEnd(run: RunRow, why: string, slot: number, slotOnly: boolean): { state: TicketState; reason: string; refund: boolean } {
+  private environmentEnd(run: RunRow, why: string, slot: number, slotOnly: boolean, uncounted = false): { state: TicketState; reason: string; refund: boolean } {
     const { store, config } = this.deps;
+    this.recheckDue = true;
     this.pauseFor(why, slotOnly ? slot : undefined);
     const pause = slotOnly ? 'this worker pauses' : 'the workers pause';
+    if (uncounted) return { state: 'queued', reason: `${why}; ${ENV_ALWAYS_MARK}: requeued (this attempt not counted, however often), and ${pause}`, refund: true };
     const before = (store.stmt('SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ? AND id != ? AND reason LIKE ?').get(run.ticket_id, run.id, `%${ENV_MARK}%`) as { n: number }).n;
     if (before < ENV_REFUNDS) return { state: 'queued', reason: `${why}; ${ENV_MARK}: requeued (this attempt not counted), and ${pause}`, refund: true };
     const again = run.attempt < config.queue.maxAttempts;
@@ -305,7 +327,7 @@ export class Dispatcher {
     try {
       ws = prepareWorkspace(config, ticket, run);
     } catch (err) {
-      notStarted(`could not prepare the ticket folder: ${(err as Error).message}`);
+      notStarted(`could not prepare the ticket folder: ${homeWriteFailure(err)}`);
       return;
     }
     let child: ChildProcess | undefined;
@@ -482,7 +504,7 @@ export class Dispatcher {
     let refund = false;
     // A failed run on a full disk is the disk's doing too: whatever write came first failed.
     const disk = outcome?.state !== 'pushed' && !cancel ? lowDisk(config) : null;
-    const envFailure = outcome?.state === 'failed' ? (environmentFailure(w.ws.ticketDir) ?? (disk ? { reason: `${outcome.reason}; ${disk}`, slotOnly: false } : null)) : null;
+    const envFailure = outcome?.state === 'failed' ? (environmentFailure(w.ws.ticketDir) ?? (disk ? { reason: `${outcome.reason}; ${disk}`, slotOnly: false, uncounted: false } : null)) : null;
     if (cancel) {
       ({ state, reason, overCancel: pushedFirst } = cancelledRunEnd(outcome, cancel, w.ws.branch));
       if (!trapRan) removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
@@ -502,7 +524,7 @@ export class Dispatcher {
     } else if (envFailure !== null) {
       // The machine could not host the run (harness_fail_env): requeued, not counted, and
       // the workers pause instead of failing the next ticket the same way.
-      ({ state, reason, refund } = this.environmentEnd(w.run, envFailure.reason, w.slot, envFailure.slotOnly));
+      ({ state, reason, refund } = this.environmentEnd(w.run, envFailure.reason, w.slot, envFailure.slotOnly, envFailure.uncounted));
     } else if (outcome) {
       state = LANDED_STATES.find((s) => s === outcome.state) ?? 'failed';
       reason = outcome.reason;
@@ -572,9 +594,20 @@ function wallTime(mono: number): string {
 const ENV_MARK = 'the machine could not host it';
 /** How many times one ticket's attempt is given back for runs the machine could not host. */
 const ENV_REFUNDS = 3;
+/** What a run's reason says when no ticket could have caused its failure (never counted; not matched by ENV_MARK). */
+const ENV_ALWAYS_MARK = 'no ticket can cause this';
 
-/** Why the machine could not host the run, and whether only its slot is concerned (harness_fail_env wrote it), or null. */
-function environmentFailure(ticketDir: string): { reason: string; slotOnly: boolean } | null {
+/** A held() reason without its pause's "trying again at" time (see updateHeld). */
+function untimed(reason: string | null): string | null {
+  return reason?.replace(/; trying again at \S+$/, '') ?? null;
+}
+
+/**
+ * Why the machine could not host the run (harness_fail_env wrote it), whether only its
+ * slot is concerned (`scope: slot`), and whether no ticket can cause it (`counts: never`),
+ * or null.
+ */
+function environmentFailure(ticketDir: string): { reason: string; slotOnly: boolean; uncounted: boolean } | null {
   let text: string;
   try {
     text = readFileSync(join(ticketDir, 'environment-failure'), 'utf8');
@@ -583,7 +616,7 @@ function environmentFailure(ticketDir: string): { reason: string; slotOnly: bool
   }
   const [first = '', ...rest] = text.split('\n');
   const reason = first.trim().slice(0, 1000);
-  return reason ? { reason, slotOnly: rest.some((l) => l.trim() === 'scope: slot') } : null;
+  return reason ? { reason, slotOnly: rest.some((l) => l.trim() === 'scope: slot'), uncounted: rest.some((l) => l.trim() === 'counts: never') } : null;
 }
 
 /** The last `n` lines of a worker's log (its last 8 KiB). */

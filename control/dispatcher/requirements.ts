@@ -9,7 +9,7 @@
  * when `bugbot start` starts, so a missing one is named at once rather than by every
  * run failing.
  */
-import { accessSync, constants, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, realpathSync, statfsSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import { claudeBinary, REPO_ROOT } from './phases.ts';
@@ -42,13 +42,26 @@ function onPath(cmd: string, path = process.env.PATH ?? ''): boolean {
 function missingForWorkers(cfg: BugbotConfig, path = process.env.PATH ?? ''): { missing: string[]; hint: string } {
   const missing = Object.keys(PACKAGES).filter((cmd) => !onPath(cmd, path));
   const claude = claudeBinary(cfg);
-  const claudeMissing = claude.includes('/') ? !executable(claude) : !onPath(claude, path);
+  // One harness.claude names is the operator's own: reinstalling bugbot would not bring it (claudeProblem says what is wrong with it).
+  const claudeMissing = !cfg.harness.claude && (claude.includes('/') ? !executable(claude) : !onPath(claude, path));
   const packages = missing.map((cmd) => PACKAGES[cmd]!);
   const hints = [
     ...(packages.length ? [`apt-get install ${packages.join(' ')}`] : []),
     ...(claudeMissing ? ['npm ci (Claude Code comes with bugbot), or set harness.claude'] : []),
   ];
   return { missing: [...missing, ...(claudeMissing ? [`claude (${claude})`] : [])], hint: hints.join('; ') };
+}
+
+/** What is wrong with the Claude Code command harness.claude names (null: it is not set, or runs). */
+function claudeProblem(cfg: BugbotConfig, path: string): string | null {
+  const claude = cfg.harness.claude;
+  if (!claude) return null;
+  const fix = 'point harness.claude at the Claude Code CLI, or unset it to use the one that comes with bugbot';
+  if (!claude.includes('/')) return onPath(claude, path) ? null : `harness.claude names ${claude}, which is not on PATH (${fix})`;
+  const st = statSync(claude, { throwIfNoEntry: false });
+  if (!st) return `harness.claude names ${claude}, which does not exist (${fix})`;
+  if (st.isDirectory()) return `harness.claude names ${claude}, which is a folder (${fix})`;
+  return executable(claude) ? null : `harness.claude names ${claude}, which is not executable (chmod +x it, or ${fix})`;
 }
 
 function readText(file: string): string | null {
@@ -162,6 +175,8 @@ export function workersHeld(cfg: BugbotConfig, path = process.env.PATH ?? ''): s
   if (disk) reasons.push(disk);
   const { missing, hint } = missingForWorkers(cfg, path);
   if (missing.length) reasons.push(`${missing.join(', ')} not found (${hint})`);
+  const claude = claudeProblem(cfg, path);
+  if (claude) reasons.push(claude);
   const h = cfg.harness;
   const credentials = [h.apiKeyEnv, h.oauthTokenEnv, h.baseUrlEnv].some((name) => cfg.secrets.get(name));
   if (!credentials && !h.claude) reasons.push(`no model credentials (start bugbot with ${h.apiKeyEnv} or ${h.oauthTokenEnv} set)`);
@@ -189,4 +204,26 @@ export function lowDisk(cfg: Pick<BugbotConfig, 'home' | 'harness'>): string | n
   }
   if (free >= min * 1024 * 1024) return null;
   return `the disk holding bugbot's home (${cfg.home}) has ${(free / 1024 / 1024).toFixed(free < 10 * 1024 * 1024 ? 1 : 0)} MB free; runs start again once it has ${min} MB (harness.minFreeDiskMb)`;
+}
+
+/**
+ * A failure to make a folder under the home (a run's ticket folder), with its cause when
+ * the home cannot be written: Node's recursive mkdir reports a read-only file system as
+ * ENOENT on the deepest folder ("no such file or directory, mkdir .../agent"), which
+ * reads as a bug of bugbot's. The nearest folder that exists is asked.
+ */
+export function homeWriteFailure(err: unknown): string {
+  const message = (err as Error)?.message ?? String(err);
+  let dir = (err as NodeJS.ErrnoException)?.path;
+  if (typeof dir !== 'string') return message;
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    accessSync(dir, constants.W_OK);
+    return message;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') return `${dir} is on a read-only file system (remount it read-write; bugbot's home must be writable): ${message}`;
+    if (code === 'EACCES' || code === 'EPERM') return `${dir} is not writable by this user (run bugbot as the user who owns its home): ${message}`;
+    return message;
+  }
 }

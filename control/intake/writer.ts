@@ -90,7 +90,8 @@ export class IntakeWriter {
   private flushScheduled = false;
   private nextId = 1;
   private readonly inFlight = new Map<number, Waiting[]>();
-  private closed = false;
+  /** What every new request is refused with, once set (a stop; the database file gone: refuse()). */
+  private refusal: Error | null = null;
   private idle: Array<() => void> = [];
 
   constructor(
@@ -127,9 +128,18 @@ export class IntakeWriter {
     return n;
   }
 
+  /**
+   * Refuse every request from now on with `err` (an HttpError: its status is the reply),
+   * before it reaches the thread: the control plane found that the database file the
+   * thread writes is no longer at its path (main.ts), so what it committed would be lost.
+   */
+  refuse(err: Error): void {
+    this.refusal = err;
+  }
+
   /** Let what was submitted commit, then stop the thread. */
   async close(): Promise<void> {
-    this.closed = true;
+    this.refusal = new HttpError(503, 'unavailable', 'bugbot is shutting down; this request was not acknowledged: send it again');
     if (this.inFlightCount > 0) await new Promise<void>((r) => this.idle.push(r));
     const w = this.worker;
     this.worker = null;
@@ -137,7 +147,7 @@ export class IntakeWriter {
   }
 
   private enqueue(item: WriterItem): Promise<ItemOutcome & { results: AcceptResult[] }> {
-    if (this.closed) return Promise.reject(new HttpError(503, 'unavailable', 'bugbot is shutting down; this request was not acknowledged: send it again'));
+    if (this.refusal) return Promise.reject(this.refusal);
     return new Promise((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
       // A burst: the thread starts on its first part while this thread reads the rest.

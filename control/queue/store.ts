@@ -20,12 +20,19 @@ import type {
   TriggerSource,
 } from '../types.ts';
 import { FIXED_STATES, OPEN_STATES } from '../types.ts';
-import { migrate } from './migrations.ts';
+import { migrate, SCHEMA_VERSION } from './migrations.ts';
 
 export interface StoreOptions {
   durability?: 'normal' | 'full';
   /** Fake clock for tests. */
   now?: () => Date;
+  /**
+   * Open an existing database read-only (CLI commands that only read, on a home this user
+   * cannot write: a read-only file system): nothing is made, set or migrated; one of
+   * another schema version is refused. SQLite's WAL needs bugbot.db-shm beside it: one a
+   * control plane (running, or killed) left there will do, none cannot be made (SQLITE_CANTOPEN).
+   */
+  readonly?: boolean;
 }
 
 export interface TicketRow {
@@ -89,8 +96,32 @@ export interface OccurrenceRow {
 export class Store {
   readonly db: Database.Database;
   readonly now: () => Date;
+  /** Set by refuseEvents: what storing or touching an event throws. */
+  private eventsRefused: Error | null = null;
 
   constructor(path: string, opts: StoreOptions = {}) {
+    this.now = opts.now ?? (() => new Date());
+    if (opts.readonly) {
+      this.db = new Database(path, { readonly: true, fileMustExist: true });
+      try {
+        this.db.pragma('busy_timeout = 5000');
+        const v = this.db.pragma('user_version', { simple: true }) as number;
+        if (v !== SCHEMA_VERSION) {
+          throw Object.assign(
+            new Error(
+              v > SCHEMA_VERSION
+                ? `${path} has schema version ${v}, newer than this bugbot's ${SCHEMA_VERSION}: a newer bugbot wrote it; run that version (or one at least as new) on this home`
+                : `${path} has schema version ${v}, older than this bugbot's ${SCHEMA_VERSION}, and read-only it cannot be brought up to date: run a bugbot command that may write the home once (bugbot start)`,
+            ),
+            { code: v > SCHEMA_VERSION ? 'BUGBOT_SCHEMA_NEWER' : 'BUGBOT_SCHEMA_OLDER' },
+          );
+        }
+      } catch (err) {
+        this.db.close();
+        throw err;
+      }
+      return;
+    }
     // Private: reporters' addresses, report text and run logs live here. Only what this
     // makes (a new home, a new database; SQLite gives its WAL the database's mode).
     const fresh = path !== ':memory:' && !existsSync(path);
@@ -109,7 +140,6 @@ export class Store {
       this.db.close();
       throw err;
     }
-    this.now = opts.now ?? (() => new Date());
   }
 
   nowIso(): string {
@@ -125,10 +155,21 @@ export class Store {
     if (this.db.open) this.db.close();
   }
 
+  /**
+   * From now on, storing an event (or touching one received again) throws `err`, rolling
+   * back its transaction: the control plane found its database file deleted or replaced
+   * (main.ts), and an event committed to the file it still has open would be acknowledged
+   * and then lost. The rest of the store goes on as it was.
+   */
+  refuseEvents(err: Error): void {
+    this.eventsRefused = err;
+  }
+
   // ---- events ----------------------------------------------------------------
 
   /** Insert an event (an occurrence of ticketId); returns its id, or null when (source, source_event_id) was seen before. */
   insertEvent(e: TriggerEvent, fingerprint: string, ticketId: number | null, receivedAt = this.nowIso()): number | null {
+    if (this.eventsRefused) throw this.eventsRefused;
     const r = this.stmt(
       `INSERT INTO events (source, source_event_id, received_at, kind, status, fingerprint, ticket_id, seen_at, count, event_json)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, source_event_id) DO NOTHING`,
@@ -153,6 +194,7 @@ export class Store {
 
   /** An event received again (a duplicate): retention keeps its key while it keeps coming. */
   touchEvent(source: TriggerSource, sourceEventId: string, at: string): void {
+    if (this.eventsRefused) throw this.eventsRefused;
     this.stmt('UPDATE events SET last_received_at = ? WHERE source = ? AND source_event_id = ?').run(at, source, sourceEventId);
   }
 

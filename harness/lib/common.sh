@@ -38,15 +38,41 @@ harness_fail() {
   exit 1
 }
 
-# harness_fail_env REASON [slot] : fail for a reason of the machine's (the remote out of
+# harness_fail_env REASON [FLAG...] : fail for a reason of the machine's (the remote out of
 # reach, an install that could not run, the model endpoint down), not the ticket's. The
-# control plane requeues the ticket without counting the attempt (a few times) and pauses
-# its workers for a while, instead of failing every queued ticket the same way; with
-# `slot`, only this worker's slot pauses (its port is taken: the others' are not). The
-# reason is one line (the control plane reads the first), so its text names no scope.
+# control plane requeues the ticket without counting the attempt (a few times: what looks
+# like the machine's fault may be the ticket's) and pauses its workers for a while,
+# instead of failing every queued ticket the same way. FLAGs: `slot`: only this worker's
+# slot pauses (its port is taken: the others' are not); `uncounted`: no ticket can cause
+# this failure (the model endpoint refused the key, is out of credit, or nothing answers
+# at its address), so the attempt is never counted, however often it happens. The reason
+# is one line (the control plane reads the first), so its text names no flag.
 harness_fail_env() {
-  printf '%s\n%s\n' "${1//[$'\t\r\n']/ }" "${2:+scope: slot}" >"$TICKET_DIR/environment-failure"
+  local flag flags=""
+  for flag in "${@:2}"; do
+    case $flag in
+      slot) flags+=$'scope: slot\n' ;;
+      uncounted) flags+=$'counts: never\n' ;;
+    esac
+  done
+  printf '%s\n%s' "${1//[$'\t\r\n']/ }" "$flags" >"$TICKET_DIR/environment-failure"
   harness_fail "$1"
+}
+
+# harness_first_line FILE : the first line of FILE that says something (blank lines, and
+# npm's "> package@version script" banners, skipped; at most 200 characters), for a reason
+# that quotes what a command said (git's error, a test command's output); empty when none.
+harness_first_line() {
+  local line
+  [ -r "$1" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line//[$'\t\r']/ }
+    [[ $line =~ [^[:space:]] ]] || continue
+    [[ $line =~ ^\>\  ]] && continue
+    [[ $line =~ ^(npm\ (error|ERR!)[[:space:]]*)$ ]] && continue
+    printf '%s\n' "${line:0:200}"
+    return 0
+  done <"$1"
 }
 
 # harness_set_result STATE REASON : the run's final state (first call wins), one line:

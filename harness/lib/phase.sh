@@ -162,23 +162,41 @@ harness_phase_reason() {
 }
 
 # harness_phase_fail WHAT LABEL : fail the run for the session LABEL that failed, named
-# WHAT. A model endpoint out of reach or failing on its side (no connection, a timeout,
-# 5xx, 529, or refusing the credentials) is the machine's problem, not the ticket's: every
-# ticket would fail the same way, so the run fails as one the machine could not host
-# (harness_fail_env). What the endpoint refused for what the request held (a prompt too
-# long, a 429 for a request over the per-minute token limit, other 4xx) is the ticket's.
+# WHAT. What would fail every ticket the same way is the machine's problem, not the
+# ticket's, and the run fails as one the machine could not host (harness_fail_env):
+# - never counted against a ticket (`uncounted`), since nothing in a ticket can cause it:
+#   the endpoint refusing the credentials (401, 403), the account out of credit (a
+#   billing error: Claude Code's `billing_error`, or a 400 or 402 saying "credit balance"
+#   or "billing"), nothing answering at its address (connection refused, the name not
+#   resolving);
+# - given back a few times, then counted (the control plane's ENV_REFUNDS): a 5xx or 529,
+#   a 408 or a timeout, a connection cut, a 429 (after Claude Code's own retries: the
+#   organisation's rate limit, every ticket's requests refused alike; a request too big
+#   for the per-minute token limit is refused the same way, and ends counted after its
+#   refunds), and Claude Code that could not be started (removed or made not executable
+#   under a running bugbot: an `npm ci`).
+# What the endpoint refused for what the request held (a prompt too long, other 4xx) is
+# the ticket's.
 harness_phase_fail() {
-  local why
+  local why class
   why="$1: $(harness_phase_reason "$2")"
-  if node -e '
+  class=$(node -e '
     const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     const st = Number(s.api_error_status) || 0;
-    const unreachable = /unable to connect|connection (error|refused|reset)|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|socket hang up|fetch failed|timed? ?out/i.test(String(s.result ?? ""));
-    const endpoint = s.is_error && (st >= 500 || [401, 403, 408].includes(st) || (s.model_error && !st && unreachable));
-    process.exit(endpoint ? 0 : 1);
-  ' "$TICKET_DIR/stats-$2.json" 2>/dev/null; then
-    harness_fail_env "$why"
-  fi
+    const text = String(s.result ?? "");
+    const kind = String(s.model_error_kind ?? "");
+    const noConnection = s.model_error && !st;
+    const uncounted = [401, 403].includes(st) || kind === "authentication_failed" || kind === "billing_error" ||
+      ([400, 402].includes(st) && /credit balance|billing/i.test(text)) ||
+      (noConnection && /ConnectionRefused|ECONNREFUSED|connection refused|ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(text));
+    const machine = st >= 500 || [408, 429].includes(st) || kind === "rate_limit" ||
+      (noConnection && /unable to connect|connection (error|reset)|ECONNRESET|ETIMEDOUT|socket hang up|fetch failed|timed? ?out/i.test(text));
+    process.stdout.write(/^could not start /.test(String(s.killed ?? "")) ? "machine" : !s.is_error ? "ticket" : uncounted ? "uncounted" : machine ? "machine" : "ticket");
+  ' "$TICKET_DIR/stats-$2.json" 2>/dev/null) || class=ticket
+  case $class in
+    uncounted) harness_fail_env "$why" uncounted ;;
+    machine) harness_fail_env "$why" ;;
+  esac
   harness_fail "$why"
 }
 

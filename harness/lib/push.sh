@@ -204,8 +204,12 @@ harness_checkout() {
 # not block this fix). Prints the number of such pre-existing failures. Each run of the
 # test command has harness_test_run's time limit; returns 124 when the one on REV ran past
 # it: a failure whatever it printed (the tests it never reached may fail), no comparison.
+# When it failed naming no failing test (test-failures.mjs does not read its output: a
+# script that does not exist, a runner that never ran): 3 when the base failed naming none
+# too (target.testCommand cannot run here: the machine's or the configuration's, not the
+# fix's), else 2; 1 for new failures (or a checkout that could not be made).
 harness_tests_gate() {
-  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-} run=0 rc=0
+  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-} run=0 base_run=0 rc=0
   [ -n "$rev" ] || rev=$(git -C "$dir" rev-parse HEAD)
   harness_checkout "$dir" "$dir.gate" "$rev" || return 1
   harness_test_run "$dir.gate" "$command" "$log" || run=$?
@@ -217,9 +221,12 @@ harness_tests_gate() {
   [ "$run" -ne 124 ] || return 124
   # A base run stopped at the limit names fewer failures: more of these count as new.
   harness_checkout "$dir" "$dir.base" "$(git -C "$dir" merge-base "$rev" "$base")" || return 1
-  harness_test_run "$dir.base" "$command" "${log%.log}-base.log" || true
+  harness_test_run "$dir.base" "$command" "${log%.log}-base.log" || base_run=$?
   harness_worktree_remove "$dir" "$dir.base"
   node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" "$dir.gate" "$dir.base" >"${log%.log}-compare.json" || rc=$?
+  # test-failures.mjs: 2, the fix's log names no failing test; 3, neither log does.
+  if [ "$rc" -eq 3 ] && [ "$base_run" -ne 0 ] && [ "$base_run" -ne 124 ]; then return 3; fi
+  if [ "$rc" -eq 2 ] || [ "$rc" -eq 3 ]; then return 2; fi
   [ "$rc" -eq 0 ] || return 1
   node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).head.length))' "${log%.log}-compare.json"
 }
@@ -298,7 +305,9 @@ harness_gate_stop() {
 # the rebase (or git cherry before it) failed for another reason, 1 when every push was refused (git's last error in
 # $TICKET_DIR/push.err for both), 5 when nothing is left to push: every change of the
 # branch is on staging already (a merge stopped after its push went through), and
-# staging's commit is printed, which is not this branch's.
+# staging's commit is printed, which is not this branch's; 6 when the remote refused the
+# push for a reason no retry changes and no fix causes (harness_push_refused_by_machine:
+# it cannot be written, or not by this user), at once, git's words in push.err.
 harness_push_staging() {
   local dir=$1 remote=$2 staging=$3 base=$4 retries=$5 from=${6:-} attempt=0 onto lease changed protected cherry bidi
   if [ -n "$from" ] && ! git -C "$dir" merge-base --is-ancestor "$from" HEAD 2>/dev/null; then
@@ -372,10 +381,28 @@ harness_push_staging() {
       git -C "$dir" rev-parse HEAD
       return 0
     fi
-    # Rejected (another worker pushed first): fetch, rebase again, retry after a short jittered wait.
     harness_log "push to $staging rejected (attempt $attempt of $retries): $(tr '\n' ' ' <"$TICKET_DIR/push.err")"
+    # The remote cannot take any push: every later ticket's would fail the same way.
+    if harness_push_refused_by_machine "$TICKET_DIR/push.err"; then return 6; fi
+    # Rejected (another worker pushed first): fetch, rebase again, retry after a short jittered wait.
   done
   return 1
+}
+
+# harness_push_refused_by_machine FILE : whether git's words in FILE (a push that failed)
+# say the remote cannot take a push at all: its repository not writable (a read-only
+# mount, files of another user: "unpacker error", "unable to create temporary object
+# directory", "permission denied", "read-only file system", "insufficient permission"),
+# or the remote refusing this user or out of reach ("could not read from remote
+# repository", an authentication failure, a 403). Not a lease or non-fast-forward
+# rejection (another push came first: worth a retry), and not a hook that declined this
+# push (a pre-receive or branch protection hook judges what is pushed: the fix's).
+harness_push_refused_by_machine() {
+  [ -s "$1" ] || return 1
+  ! LC_ALL=C grep -a -q -i -e 'hook declined' -e 'non-fast-forward' -e 'fetch first' -e 'stale info' "$1" || return 1
+  LC_ALL=C grep -a -q -i -e 'unpacker error' -e 'unpack failed' -e 'unable to create temporary object directory' \
+    -e 'permission denied' -e 'read-only file system' -e 'insufficient permission' -e 'could not read from remote repository' \
+    -e 'authentication failed' -e 'returned error: 403' -e 'does not appear to be a git repository' "$1"
 }
 
 # harness_run_uninterrupted VAR FUNCTION ARGS... : run a push (FUNCTION ARGS...) with

@@ -78,6 +78,9 @@ const stats = {
   signal: null,
   killed: null,
   model_error: false,
+  // How Claude Code named that failure (its event's `error`: billing_error, rate_limit,
+  // authentication_failed, server_error...): harness_phase_fail tells the machine's from the ticket's by it.
+  model_error_kind: null,
   subtype: null,
   is_error: null,
   num_turns: 0,
@@ -221,6 +224,7 @@ function onEvent(e) {
   } else if (e.type === 'assistant') {
     // The CLI reports a failed model request (after its retries) as a "<synthetic>" message.
     stats.model_error = e.message?.model === '<synthetic>';
+    stats.model_error_kind = stats.model_error && typeof e.error === 'string' ? e.error : null;
     const u = e.message?.usage ?? {};
     const usage = [(u.input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0), u.output_tokens ?? 0];
     // Claude Code sends one assistant event per content block of a reply (text, then each

@@ -3,8 +3,10 @@
 // Usage: node test-failures.mjs <head.log> <base.log> [<head-root> <base-root>]
 // Prints a JSON object { head: [...], base: [...], new: [...], fixed: [...] } and
 // exits 0 when no test fails now that passed on the base (pre-existing failures,
-// e.g. other open bugs, do not block a fix), 1 otherwise, 2 when the logs name no
-// failing tests at all (the runner's output is not understood: count as failing).
+// e.g. other open bugs, do not block a fix), 1 otherwise, 2 when the head's log names no
+// failing test (the runner's output is not understood, or no test ran: count as failing),
+// 3 when neither log names one (the caller tells a test command that cannot run at all
+// from a fix that broke it by whether the base's run failed).
 // A test file reported as failed (one that did not load: a syntax error, a missing
 // module) counts as a failure like a test; the roots, the checkouts the logs were run
 // in, are cut from such a file's path so the same file matches in both logs.
@@ -60,6 +62,6 @@ if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.me
   const base = failures(readFileSync(baseLog, 'utf8')).map((n) => relativeTo(baseRoot, n));
   const result = compare(head, base);
   process.stdout.write(JSON.stringify(result) + '\n');
-  if (!head.length) process.exit(2);
+  if (!head.length) process.exit(base.length ? 2 : 3);
   process.exit(result.new.length ? 1 : 0);
 }

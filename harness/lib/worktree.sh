@@ -11,6 +11,20 @@ harness_worktree_add() {
   harness_git_locked "$repo" worktree add --quiet --no-track -b "$branch" "$dir" "$remote/$base" || return 1
 }
 
+# harness_worktree_create REPO REMOTE BASE BRANCH DIR : harness_worktree_add, or the run
+# fails as one the machine could not host, its reason quoting the first line of git's own
+# error (which still goes to the worker's log whole).
+harness_worktree_create() {
+  local err="$TICKET_DIR/worktree.err" why
+  if harness_worktree_add "$@" 2>"$err"; then
+    cat -- "$err" >&2
+    return 0
+  fi
+  cat -- "$err" >&2
+  why=$(harness_first_line "$err")
+  harness_fail_env "could not create the worktree from $2/$3${why:+: $why}"
+}
+
 # harness_worktree_remove REPO DIR : remove the worktree; its branch (and any work on it) stays.
 harness_worktree_remove() {
   local repo=$1 dir=$2

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, tempDir, waitFor } from '../support/helpers.ts';
 import { pathWithout, spawnLogged, startBugbot } from '../support/process.ts';
+import { readOnlyDisk } from '../support/tmpfs.ts';
 
 const BIN = join(repoRoot, 'bin/bugbot.js');
 
@@ -674,7 +675,8 @@ test('ticket shows the start and the latest of a long history, the latest runs, 
   db.close();
   const r = bugbot(['--home', home, 'ticket', '1'], { cwd: dir });
   assert.equal(r.code, 0, r.stderr);
-  const runs = r.stdout.split('\nruns:\n')[1]!.split('\n\n')[0]!.split('\n');
+  // (Each run's line is followed by its folder's.)
+  const runs = r.stdout.split('\nruns:\n')[1]!.split('\n\n')[0]!.split('\n').filter((l) => !l.startsWith('    folder '));
   assert.equal(runs[0], '  (5 earlier runs not shown: bugbot ticket 1 --json lists every one)');
   assert.deepEqual([runs.length, runs[1]!.includes('(reason 6)'), runs.at(-1)!.includes('(reason 25)')], [21, true, true]);
   const json = JSON.parse(bugbot(['--home', home, 'ticket', '1', '--json'], { cwd: dir }).stdout) as { runs: unknown[]; audit: Array<{ action: string }> };
@@ -685,6 +687,40 @@ test('ticket shows the start and the latest of a long history, the latest runs, 
   assert.match(history[0]!, / created/, 'how it came to be');
   assert.equal(history[10], `  … ${json.audit.length - 50} entries between (bugbot ticket 1 --json lists every one)`);
   assert.match(history.at(-1)!, /note: entry 100$/);
+});
+
+// Review finding: a run's reason says "see tests.log", but neither ticket nor --json said
+// where that log is (only the worktree's path, removed when the run ended).
+test("ticket names each run's folder, where its logs are, and says when it is gone", (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  assert.equal(bugbot(['--home', home, 'enqueue', '-t', 'Search is slow'], { cwd: dir }).code, 0);
+  const db = new Database(join(home, 'bugbot.db'));
+  const at = '2026-11-21T10:00:00.000Z';
+  const run = db.prepare(`INSERT INTO runs (ticket_id, attempt, worker_id, state, lease_until, heartbeat_at, started_at, finished_at, outcome, reason, worktree, folder_removed_at) VALUES (1, ?, 1, 'finished', ?, ?, ?, ?, 'failed', ?, ?, ?)`);
+  run.run(1, at, at, at, at, 'tests failed: see tests.log', join(home, 'worktrees', 'ticket-1-run-1'), at);
+  run.run(2, at, at, at, at, 'the dev server never answered: see devserver.log', join(home, 'worktrees', 'ticket-1-run-2'), null);
+  run.run(3, at, at, at, at, 'worker not started', null, null);
+  db.close();
+  mkdirSync(join(home, 'tickets', '1', 'run-2'), { recursive: true });
+  const r = bugbot(['--home', home, 'ticket', '1'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  const runs = r.stdout.split('\nruns:\n')[1]!.split('\n\n')[0]!.split('\n');
+  assert.deepEqual(runs.filter((l) => l.startsWith('    folder ')), [
+    `    folder ${join(home, 'tickets', '1', 'run-1')} (removed by retention on ${at})`,
+    `    folder ${join(home, 'tickets', '1', 'run-2')}`,
+    `    folder ${join(home, 'tickets', '1', 'run-3')} (not there: never made, or removed)`,
+  ]);
+  assert.match(runs[2]!, /^ {2}run 2 attempt 2 on worker 1: finished → failed \(the dev server never answered: see devserver\.log\)$/);
+  const json = JSON.parse(bugbot(['--home', home, 'ticket', '1', '--json'], { cwd: dir }).stdout) as { runs: Array<{ folder: string; folder_exists: boolean; folder_removed_at: string | null }> };
+  assert.deepEqual(
+    json.runs.map((x) => [x.folder, x.folder_exists, x.folder_removed_at]),
+    [
+      [join(home, 'tickets', '1', 'run-1'), false, at],
+      [join(home, 'tickets', '1', 'run-2'), true, null],
+      [join(home, 'tickets', '1', 'run-3'), false, null],
+    ],
+  );
 });
 
 // Review finding: claiming a ticket whose run was under way printed its state and triage
@@ -733,12 +769,58 @@ test('a home that is a file, lies under one, or is not writable by this user is 
   chmodSync(join(home, 'bugbot.db'), 0o400);
   chmodSync(home, 0o500);
   t.after(() => existsSync(home) && chmodSync(home, 0o700));
-  for (const args of [['enqueue', '-t', 'Cart is empty'], ['tickets'], ['claim', '1'], ['start', '--port', '0']]) {
+  for (const args of [['enqueue', '-t', 'Cart is empty'], ['claim', '1'], ['start', '--port', '0']]) {
     const r = bugbot(['--home', home, ...args], { cwd: dir, asUser: true, timeout: 20_000 });
     assert.equal(r.code, 2, `${args[0]}: ${r.stdout}${r.stderr}`);
     assert.match(r.stderr, new RegExp(`^bugbot: the bugbot home ${esc(home)} is not writable by this user \\(permission denied\\): run bugbot as the user who owns it, or name another home with --home\\n$`), r.stderr);
   }
+  // A command that only reads opens it read-only, which SQLite cannot do here (no bugbot.db-shm, none to be made).
+  const read = bugbot(['--home', home, 'tickets'], { cwd: dir, asUser: true, timeout: 20_000 });
+  assert.equal(read.code, 2, `${read.stdout}${read.stderr}`);
+  assert.match(read.stderr, new RegExp(`^bugbot: the bugbot home ${esc(home)} is not writable by this user \\(permission denied\\), and its database cannot be read in place: .*Copy the home somewhere writable \\(cp -a\\) and name the copy with --home\\n$`), read.stderr);
   chmodSync(home, 0o700);
+});
+
+// Review finding: on a home whose file system went read-only, status, tickets and ticket
+// were refused as "not writable by this user ...: run bugbot as the user who owns it":
+// wrong advice, and reading needs no writing.
+test('a home on a read-only file system: commands that read work, those that write say the file system is read-only', { timeout: 60_000 }, (t) => {
+  const dir = tempDir(t);
+  const { disk, readOnly, writable } = readOnlyDisk(t, '32m');
+  const home = join(disk, 'home');
+  const run = (...args: string[]) => bugbot(['--home', home, ...args], { cwd: dir });
+  assert.equal(run('enqueue', '-t', 'Search is slow').code, 0);
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+  // A control plane has the database open (its bugbot.db-shm is there): it reads in place.
+  const server = new Database(join(home, 'bugbot.db'));
+  t.after(() => server.open && server.close());
+  server.prepare('SELECT count(*) FROM tickets').get();
+  readOnly();
+  const tickets = run('tickets');
+  assert.equal(tickets.code, 0, tickets.stderr);
+  assert.match(tickets.stdout, /1\s+queued\s+.*Search is slow/);
+  const one = run('ticket', '1', '--json');
+  assert.equal(one.code, 0, one.stderr);
+  assert.equal((JSON.parse(one.stdout) as { ticket: { title: string } }).ticket.title, 'Search is slow');
+  const status = run('status');
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /^tickets: queued 1$/m);
+  assert.match(status.stdout, new RegExp(`^home: ${esc(home)} \\(read-only file system: read only, nothing can be stored there\\)$`, 'm'));
+  assert.equal(run('outcomes').code, 0);
+  for (const args of [['enqueue', '-t', 'Cart is empty'], ['claim', '1']]) {
+    const r = run(...args);
+    assert.equal(r.code, 2, `${args[0]}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^bugbot: the bugbot home ${esc(home)} is on a read-only file system: nothing can be stored there \\(remount it read-write, or name another home with --home\\); commands that only read \\(status, tickets, ticket, transcript, outcomes\\) still work\\n$`), args[0]);
+  }
+
+  // No process has it open (a clean stop removed bugbot.db-shm), and none can be made: said, with what to do.
+  writable();
+  server.close();
+  readOnly();
+  const r = run('tickets');
+  assert.equal(r.code, 2, `${r.stdout}${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`^bugbot: the bugbot home ${esc(home)} is on a read-only file system, and its database cannot be read in place: SQLite needs bugbot\\.db-shm beside it, which only a process that may write there makes\\. Copy the home somewhere writable \\(cp -a\\) and name the copy with --home\\n$`));
 });
 
 // Review finding: an empty --home or --config (`--home "$BUGBOT_DIR"` with the variable

@@ -8,7 +8,7 @@
  * disk-full.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
@@ -56,6 +56,17 @@ function retarget(step: Step, from: string, to: string): Step {
 const faster = (flags: Record<string, unknown> = {}): ConfigFile =>
   ({ harness: { idleTimeoutSeconds: 60, heartbeatSeconds: 1, ...flags } }) as ConfigFile;
 
+async function heldReason(bugbot: BugbotProcess): Promise<string> {
+  return ((await (await fetch(`${bugbot.url}/api/workers`)).json()) as { held: string | null }).held ?? '';
+}
+
+/** Change the pipeline's config file (target settings, say) before bugbot starts. */
+function editConfig(env: PipelineEnv, edit: (cfg: { target: Record<string, unknown>; harness: Record<string, unknown> }) => void): void {
+  const cfg = JSON.parse(readFileSync(env.configPath, 'utf8')) as { target: Record<string, unknown>; harness: Record<string, unknown> };
+  edit(cfg);
+  writeFileSync(env.configPath, JSON.stringify(cfg));
+}
+
 // Review finding: an endpoint outage (or a wrong URL) failed every queued ticket at its first
 // attempt; it is the machine's problem, as a port taken is: requeued, not counted, workers paused.
 test('the model answering 529 on every try: the phase fails after the configured retries, with the API error as the reason; the ticket waits for the endpoint, its attempt not counted', { timeout: 200_000 }, async (t) => {
@@ -73,6 +84,58 @@ test('the model answering 529 on every try: the phase fails after the configured
   assert.match(held ?? '', /^paused after a run the machine could not host \(research: /);
   const tries = env.model.requests.filter((r) => r.phase === 'research').length;
   assert.equal(tries, 2, `one request and modelRetries (1) retry, got ${tries}`);
+  await assertNothingLeft(env);
+});
+
+// Review finding: with the account out of credit (a 400 billing error), every queued ticket
+// failed for good within seconds, nothing held, nothing logged above info. No ticket can
+// cause it: requeued however often, the workers paused.
+test('the model account out of credit: the ticket waits, its attempt never counted, and the workers hold naming it', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, faster({ modelRetries: 1 }));
+  env.model.script('research', [{ status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: 'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.' } } }]);
+  const bugbot = await fire(t, env);
+  const row = await outcomeRow(env);
+  assert.equal(row.state, 'queued', row.reason);
+  assert.equal(await ticketState(bugbot), 'queued');
+  assert.match(row.reason, /^research: model endpoint failed: .*credit balance is too low.*; no ticket can cause this: requeued \(this attempt not counted, however often\), and the workers pause$/i);
+  assert.match(await heldReason(bugbot), /^paused after a run the machine could not host \(research: model endpoint failed: .*credit balance/i);
+  assert.equal(((await (await fetch(`${bugbot.url}/api/tickets/1`)).json()) as { ticket: { attempt: number } }).ticket.attempt, 0);
+  await assertNothingLeft(env);
+});
+
+// Review finding: the organisation's rate limit (429 after Claude Code's retries) failed
+// every queued ticket for good. It is the machine's, within the bounded refunds (a request
+// too big for the per-minute limit looks the same, and counts after them).
+test("a 429 after Claude Code's retries: the ticket waits, its attempt not counted, and the workers pause", { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, faster({ modelRetries: 1 }));
+  env.model.script('research', [{ status: 429, body: { type: 'error', error: { type: 'rate_limit_error', message: 'This request would exceed the rate limit for your organization of 50 requests per minute.' } } }]);
+  const bugbot = await fire(t, env);
+  const row = await outcomeRow(env);
+  assert.equal(row.state, 'queued', row.reason);
+  assert.match(row.reason, /^research: model endpoint failed: .*429.*; the machine could not host it: requeued \(this attempt not counted\), and the workers pause$/);
+  assert.match(await heldReason(bugbot), /^paused after a run the machine could not host \(research: .*429/);
+  await assertNothingLeft(env);
+});
+
+// Review finding: Claude Code removed under a running bugbot (an npm ci) failed each run
+// for good ("could not start ... ENOENT") while nothing was held: the requirements were
+// looked at again only a minute later.
+test('Claude Code removed after bugbot started: the run is the machine\'s, and the workers hold naming what is missing at once', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, faster());
+  const claude = join(env.dir, 'claude-wrapper');
+  writeFileSync(claude, '#!/bin/sh\nexit 1\n');
+  chmodSync(claude, 0o755);
+  editConfig(env, (cfg) => (cfg.harness.claude = claude));
+  const bugbot = await startBugbot(t, { configPath: env.configPath, env: env.env });
+  rmSync(claude);
+  const res = await fetch(`${bugbot.url}/triggers/grafana`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(strayOwnerAlert()) });
+  assert.equal(res.status, 200);
+  const row = await outcomeRow(env);
+  assert.equal(row.state, 'queued', row.reason);
+  assert.match(row.reason, /^research: could not start .*claude-wrapper.*ENOENT; the machine could not host it: requeued \(this attempt not counted\)/);
+  const held = await heldReason(bugbot);
+  assert.match(held, /claude-wrapper/, held);
+  assert.doesNotMatch(held, /^paused/, 'what is missing, not only the pause');
   await assertNothingLeft(env);
 });
 
@@ -203,18 +266,21 @@ test('a worker stopped by a SIGTERM from outside bugbot (a person, a service man
   await assertNothingLeft(env, 1);
 });
 
-test('a dev server that exits at once ends research without waiting on the model: failed naming the dev server', { timeout: 200_000 }, async (t) => {
+// Review finding: a dev server that never comes up on the base commit failed the ticket for
+// good, and every ticket after it the same way. Nothing of the fix is in the worktree then
+// (research writes only its plan): the machine's or target.devCommand's, not the ticket's.
+test('a dev server that exits at once ends research without waiting on the model: the ticket waits, and the workers pause naming the dev server', { timeout: 200_000 }, async (t) => {
   const env = await setupPipeline(t, faster());
-  const cfg = JSON.parse(readFileSync(env.configPath, 'utf8')) as { target: Record<string, unknown> };
-  cfg.target.devCommand = 'echo "Error: Cannot find module server.js" >&2; exit 1';
-  writeFileSync(env.configPath, JSON.stringify(cfg));
+  editConfig(env, (cfg) => (cfg.target.devCommand = 'echo "Error: Cannot find module server.js" >&2; exit 1'));
   // The model would keep research busy for ten minutes.
   env.model.script('research', [{ delayMs: 600_000, then: say('too late') }]);
   const started = Date.now();
-  await fire(t, env);
+  const bugbot = await fire(t, env);
   const row = await outcomeRow(env);
   assert.equal(row.outcome, 'failed');
-  assert.match(row.reason, /dev server did not listen on port \d+ .*or exited \(see devserver\.log\)/, row.reason);
+  assert.equal(row.state, 'queued', row.reason);
+  assert.match(row.reason, /^dev server did not listen on port \d+ .*or exited \(see devserver\.log\), on the base commit before any change: check target\.devCommand; the machine could not host it: requeued \(this attempt not counted\), and the workers pause$/, row.reason);
+  assert.match(await heldReason(bugbot), /^paused after a run the machine could not host \(dev server did not listen on port \d+/);
   assert.ok(Date.now() - started < 90_000, `ended by the dead dev server, not a limit (${Date.now() - started} ms)`);
   assert.match(readFileSync(join(env.home, 'tickets', '1', 'run-1', 'devserver.log'), 'utf8'), /Cannot find module/);
   await assertNothingLeft(env);
@@ -234,6 +300,47 @@ test('the push rejected by the remote: failed naming the push, the work kept on 
   assert.throws(() => env.target.originGit('rev-parse', '--verify', 'refs/heads/staging'), 'nothing reached staging');
   const branch = String(row.branch);
   assert.match(env.target.git('show', `${branch}:src/pets.ts`), /pet\.owner\?\.name \?\? null/, 'the fix is kept on its branch');
+  await assertNothingLeft(env);
+});
+
+// Review finding: a test command that cannot run (a missing npm script) ended "with new
+// failures ... see tests-compare.json", which named none, and every ticket paid all four
+// phases to fail the same way. It fails on the base commit too: the machine's (or the
+// configuration's), and the workers pause.
+test('a test command that fails on the base commit too and names no test: the ticket waits, and the workers pause quoting it', { timeout: 240_000 }, async (t) => {
+  const env = await setupPipeline(t, faster());
+  editConfig(env, (cfg) => (cfg.target.testCommand = 'npm run test:ci'));
+  const happy = happyPathScripts(env);
+  for (const p of ['research', 'implement', 'review', 'docs']) env.model.script(p, happy[p]!);
+  const bugbot = await fire(t, env);
+  const row = await outcomeRow(env);
+  assert.equal(row.state, 'queued', row.reason);
+  assert.match(row.reason, /^target\.testCommand fails on the base commit too and names no test: npm error Missing script: "test:ci" \(npm run test:ci; see tests-base\.log\); the machine could not host it: requeued/, row.reason);
+  assert.match(await heldReason(bugbot), /^paused after a run the machine could not host \(target\.testCommand fails on the base commit too/);
+  assert.throws(() => env.target.originGit('rev-parse', '--verify', 'refs/heads/staging'), 'nothing reached staging');
+  await assertNothingLeft(env);
+});
+
+// Review finding: an origin that can be read but not written (a read-only mount) was taken
+// for a lost race: retried, then failed for the ticket, and every later ticket paid all its
+// phases to fail the same way. (A hook that declines one push stays the ticket's: above.)
+test('an origin that cannot be written: the push is the machine\'s at once, the fix kept on its branch, the ticket waits', { timeout: 240_000 }, async (t) => {
+  const env = await setupPipeline(t, faster({ pushRetries: 3 }));
+  // The remote's receive-pack sees its repository on a read-only mount (bubblewrap).
+  const receivePack = join(env.dir, 'ro-receive-pack');
+  writeFileSync(receivePack, `#!/bin/sh\nexec bwrap --dev-bind / / --ro-bind '${env.target.origin}' '${env.target.origin}' git-receive-pack "$@"\n`);
+  chmodSync(receivePack, 0o755);
+  env.target.git('config', 'remote.origin.receivepack', receivePack);
+  const happy = happyPathScripts(env);
+  for (const p of ['research', 'implement', 'review', 'docs']) env.model.script(p, happy[p]!);
+  const bugbot = await fire(t, env);
+  const row = await outcomeRow(env);
+  assert.equal(row.state, 'queued', row.reason);
+  assert.match(row.reason, /^push to staging refused by origin, not for another push coming first: .*unpacker error.*\(the fix stays on the local branch bot\/[^)]+\); the machine could not host it: requeued/, row.reason);
+  assert.match(await heldReason(bugbot), /^paused after a run the machine could not host \(push to staging refused by origin/);
+  const log = readFileSync(join(env.home, 'tickets', '1', 'run-1', 'worker.log'), 'utf8');
+  assert.equal(log.match(/push to staging rejected \(attempt/g)?.length, 1, 'not retried');
+  assert.match(env.target.git('show', `${String(row.branch)}:src/pets.ts`), /pet\.owner\?\.name \?\? null/, 'the fix is kept on its branch');
   await assertNothingLeft(env);
 });
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -151,4 +151,62 @@ test('a second Ctrl-C while bugbot start is still starting up quits at once', { 
   const exited = await Promise.race([s.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 5_000))]);
   assert.deepEqual(exited, { code: 130, signal: null }, s.output());
   assert.match(s.output(), /^quitting now/m, s.output());
+});
+
+// Review finding: after `rm home/bugbot.db*` under a running bugbot start, webhooks still got
+// 200 "created", filings 201 and /healthz 200 while everything went into the unlinked file,
+// gone at the next start; `bugbot enqueue` made a new bugbot.db beside the running server,
+// and `bugbot status` said there was no home yet.
+test('bugbot.db deleted under a running bugbot start: events refused with 503, never acknowledged; /healthz 503; the workers hold; the CLI names the server and makes no database; a restart takes events again', { timeout: 90_000 }, async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const configPath = join(dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home, workers: 1, intake: { settleSeconds: 0 } }));
+  const env = { ...noModel, BUGBOT_LOG_LEVEL: 'error' };
+  const a = await startBugbot(t, { configPath, cwd: dir, env });
+  const file = (title: string) => fetch(`${a.url}/api/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title }) });
+  const alert = () =>
+    fetch(`${a.url}/triggers/grafana`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        version: '4',
+        status: 'firing',
+        alerts: [{ status: 'firing', startsAt: '2026-11-21T10:00:00Z', labels: { alertname: 'PetErrors', service: 'petstore' }, annotations: { message: "TypeError: Cannot read properties of undefined (reading 'owner')" } }],
+      }),
+    });
+  assert.equal((await file('Checkout is blank')).status, 201);
+
+  for (const f of ['bugbot.db', 'bugbot.db-wal', 'bugbot.db-shm']) rmSync(join(home, f), { force: true });
+  // Noticed on its own (a timer), and logged once.
+  await waitFor(() => /database file gone/.test(a.output()), 10_000, 'the control plane to notice');
+  assert.match(a.output(), new RegExp(`${join(home, 'bugbot.db').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} was deleted while this bugbot start ran.*restart bugbot start`));
+  for (const res of [await alert(), await file('Cart is empty')]) {
+    assert.equal(res.status, 503, res.url);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'database_gone');
+    assert.match(body.error.message, /deleted or replaced while bugbot start ran: nothing can be stored until bugbot start is restarted; this request was not stored nor acknowledged: send it again later/);
+  }
+  const health = await fetch(`${a.url}/healthz`);
+  assert.equal(health.status, 503);
+  assert.equal(((await health.json()) as { ok: boolean; error: { code: string } }).error.code, 'database_gone');
+  // (As the workers see it at their next poll.)
+  await waitFor(async () => /bugbot\.db was deleted while this bugbot start ran/.test(((await (await fetch(`${a.url}/api/workers`)).json()) as { held: string | null }).held ?? ''), 10_000, 'the workers to hold');
+  assert.equal(a.output().match(/database file gone/g)?.length, 1, 'one error, not one per request');
+
+  // The CLI: the server is named, and nothing makes a database beside it.
+  for (const args of [['status'], ['tickets'], ['enqueue', '-t', 'Search is slow']]) {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', configPath, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+    assert.equal(r.status, 2, `${args[0]}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^bugbot: bugbot start \\(pid ${a.proc.pid}, .*\\) runs on this home .* but its database file .*bugbot\\.db is gone: restart it`), args[0]);
+  }
+  assert.equal(existsSync(join(home, 'bugbot.db')), false, 'no new database beside the running server');
+
+  a.proc.kill('SIGTERM');
+  assert.deepEqual(await a.exited, { code: 0, signal: null }, a.output());
+  // The restart opens a database at the path again: events are stored and kept.
+  const b = await startBugbot(t, { configPath, cwd: dir, env });
+  const again = await fetch(`${b.url}/api/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Cart is empty' }) });
+  assert.equal(again.status, 201);
+  assert.equal((await fetch(`${b.url}/healthz`)).status, 200);
 });

@@ -109,3 +109,23 @@ teardown() { teardown_tmp; }
   [ "$(grep -c '</untrusted-data>' "$TMP/prompt.md")" -eq 2 ]
   [ "$(tr -dc '\000' <"$TMP/prompt.md" | wc -c)" -eq 0 ]
 }
+
+# A failure no ticket can cause (a key refused, an account out of credit) is never counted
+# against a ticket: the control plane reads the flag's line (pool.ts environmentFailure).
+@test "harness_fail_env: uncounted and slot are lines of their own after the reason" {
+  run harness_fail_env "research: model endpoint failed: Invalid API key" uncounted
+  [ "$status" -eq 1 ]
+  [ "$(paste -sd '|' "$TICKET_DIR/environment-failure")" = "research: model endpoint failed: Invalid API key|counts: never" ]
+  run harness_fail_env "port 7001 is taken" slot uncounted
+  [ "$(paste -sd '|' "$TICKET_DIR/environment-failure")" = "port 7001 is taken|scope: slot|counts: never" ]
+}
+
+@test "harness_first_line: the first line that says something, npm's banners and empty error lines skipped, cut at 200 characters" {
+  printf '\n> petshop@1.0.0 test:ci\n> node --test\n\nnpm error\nnpm error Missing script: "test:ci"\nnpm error\n' >"$TMP/log"
+  [ "$(harness_first_line "$TMP/log")" = 'npm error Missing script: "test:ci"' ]
+  printf '%0300d\n' 0 >"$TMP/log"
+  [ "$(harness_first_line "$TMP/log" | wc -c)" -eq 201 ]
+  : >"$TMP/log"
+  [ -z "$(harness_first_line "$TMP/log")" ]
+  [ -z "$(harness_first_line "$TMP/none")" ]
+}

@@ -93,3 +93,81 @@ teardown() { teardown_tmp; }
   [ "${lines[2]}" = 1200 ]
   [ "${#lines[@]}" -eq 3 ]
 }
+
+# phase_stats JSON : a failed session's stats (run-phase.mjs writes them), for harness_phase_fail.
+phase_stats() {
+  printf '%s\n' "$1" >"$TICKET_DIR/stats-research.json"
+  rm -f "$TICKET_DIR/environment-failure" "$TICKET_DIR/result"
+}
+
+# env_failure : the environment-failure file's lines, joined by "|" ("none" without one).
+env_failure() {
+  if [ -e "$TICKET_DIR/environment-failure" ]; then paste -sd '|' "$TICKET_DIR/environment-failure"; else echo none; fi
+}
+
+# Review findings: with the model account out of credit (a 400 billing error) or the
+# organisation's rate limit hit (a 429 after Claude Code's retries), every queued ticket
+# failed for good within seconds; a key refused or an endpoint nothing answers at was given
+# back only three times per ticket, though no ticket can cause either; and Claude Code
+# removed under a running bugbot (spawn ENOENT) failed each ticket for good.
+@test "a failed session is the machine's when every ticket would fail alike; never counted when no ticket can cause it" {
+  phase_stats '{"is_error":true,"model_error":true,"model_error_kind":"billing_error","api_error_status":400,"result":"Credit balance is too low"}'
+  run harness_phase_fail research research
+  [ "$status" -eq 1 ]
+  [ "$(env_failure)" = "research: model endpoint failed: Credit balance is too low|counts: never" ]
+
+  phase_stats '{"is_error":true,"model_error":true,"api_error_status":400,"result":"API Error: 400 Your credit balance is too low to access the Anthropic API."}'
+  run harness_phase_fail research research
+  [[ $(env_failure) == *"|counts: never" ]]
+
+  phase_stats '{"is_error":true,"model_error":true,"model_error_kind":"authentication_failed","api_error_status":401,"result":"Invalid API key · Fix external API key"}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = "research: model endpoint failed: Invalid API key · Fix external API key|counts: never" ]
+
+  phase_stats '{"is_error":true,"model_error":true,"model_error_kind":"unknown","api_error_status":null,"result":"API Error: Unable to connect to API (ConnectionRefused)"}'
+  run harness_phase_fail research research
+  [[ $(env_failure) == *"|counts: never" ]]
+
+  # The machine's, given back a few times and then counted: a request too big for the
+  # per-minute limit is refused the same way as the organisation's limit.
+  phase_stats '{"is_error":true,"model_error":true,"model_error_kind":"rate_limit","api_error_status":429,"result":"API Error: Request rejected (429) · This request would exceed the rate limit for your organization of 50 requests per minute."}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = "research: model endpoint failed: API Error: Request rejected (429) · This request would exceed the rate limit for your organization of 50 requests per minute." ]
+
+  phase_stats '{"is_error":true,"model_error":true,"api_error_status":529,"result":"API Error: 529 Overloaded"}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = "research: model endpoint failed: API Error: 529 Overloaded" ]
+
+  phase_stats '{"is_error":true,"model_error":true,"api_error_status":null,"result":"API Error: Unable to connect to API (ECONNRESET)"}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = "research: model endpoint failed: API Error: Unable to connect to API (ECONNRESET)" ]
+
+  phase_stats '{"killed":"could not start /opt/claude: spawn /opt/claude ENOENT","is_error":null,"result":null}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = "research: could not start /opt/claude: spawn /opt/claude ENOENT" ]
+
+  # The ticket's: what the endpoint refused for what this request held, and the session's own failures.
+  phase_stats '{"is_error":true,"model_error":true,"model_error_kind":"invalid_request","api_error_status":400,"result":"API Error: 400 prompt is too long: 210000 tokens > 200000 maximum"}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = none ]
+  [ "$(cut -f2 "$TICKET_DIR/result")" = "research: model endpoint failed: API Error: 400 prompt is too long: 210000 tokens > 200000 maximum" ]
+  phase_stats '{"killed":"idle: no stream event for 300 s","is_error":null}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = none ]
+  phase_stats '{"subtype":"error_max_turns","is_error":true}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = none ]
+}
+
+# A Claude Code that cannot be started ends the session with the reason run-phase.mjs gives.
+@test "a session whose command is gone: could not start, and the run is the machine's" {
+  BUGBOT_CLAUDE="$TMP/no-such-claude"
+  rm -f "$TICKET_DIR/environment-failure"
+  harness_phase_start research "$TICKET_DIR/prompt.md"
+  rc=0
+  wait "$HARNESS_PHASE_PID" || rc=$?
+  [ "$rc" -ne 0 ]
+  run harness_phase_fail research research
+  [ "$status" -eq 1 ]
+  [[ $(env_failure) == "research: could not start $TMP/no-such-claude: spawn $TMP/no-such-claude ENOENT" ]]
+}

@@ -621,3 +621,73 @@ stale_main_lock() {
   run harness_keep_partial_work "$TMP/wt" "bugbot: partial work"
   [ "$status" -ne 0 ]
 }
+
+# Review finding: a test command that names no test (a missing npm script) ended the run
+# "with new failures ... see tests-compare.json", which named none; and when it cannot run
+# on the base commit either, every ticket paid all four phases to fail the same way.
+@test "tests gate: a test command that names no failing test is told apart, and one that fails on the base too (status 3) from one the fix broke (status 2)" {
+  run harness_tests_gate "$TMP/wt" "sh no-such-tests.sh" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 3 ]
+  grep -q 'no-such-tests.sh' "$TICKET_DIR/tests-base.log"
+  [ "$(harness_first_line "$TICKET_DIR/tests.log")" = "$(head -1 "$TICKET_DIR/tests.log")" ]
+
+  # It runs on the base; the fix breaks it before it names a test.
+  printf '#!/bin/sh\necho "ok 1 - works"\n' >"$TMP/wt/t.sh"
+  command git -C "$TMP/wt" add t.sh && command git -C "$TMP/wt" commit --quiet -m runner
+  base=$(command git -C "$TMP/wt" rev-parse HEAD)
+  printf '#!/bin/sh\necho "SyntaxError: Unexpected token" >&2\nexit 1\n' >"$TMP/wt/t.sh"
+  command git -C "$TMP/wt" commit --quiet -am "the fix breaks the runner"
+  run harness_tests_gate "$TMP/wt" "sh t.sh" "$TICKET_DIR/tests.log" "$base"
+  [ "$status" -eq 2 ]
+  [ "$(harness_first_line "$TICKET_DIR/tests.log")" = "SyntaxError: Unexpected token" ]
+
+  # Both fail without naming a test, but the base's run was stopped at the limit: not told apart.
+  printf '#!/bin/sh\n[ -f fixed ] && exit 1\nsleep 30\n' >"$TMP/wt/t.sh"
+  command git -C "$TMP/wt" commit --quiet -am "a runner that hangs on the base"
+  base=$(command git -C "$TMP/wt" rev-parse HEAD)
+  : >"$TMP/wt/fixed"
+  command git -C "$TMP/wt" add fixed && command git -C "$TMP/wt" commit --quiet -m fixed
+  BUGBOT_TEST_TIMEOUT_S=1 run harness_tests_gate "$TMP/wt" "sh t.sh" "$TICKET_DIR/tests.log" "$base"
+  [ "$status" -eq 2 ]
+}
+
+# origin_read_only : pushes to $TMP/origin.git go through a receive-pack that sees it on a
+# read-only mount (bubblewrap), as on a read-only NFS export or a mount of another user's.
+origin_read_only() {
+  printf '#!/bin/sh\nexec bwrap --dev-bind / / --ro-bind "%s" "%s" git-receive-pack "$@"\n' "$TMP/origin.git" "$TMP/origin.git" >"$TMP/ro-receive-pack"
+  chmod +x "$TMP/ro-receive-pack"
+  command git -C "$TMP/repo" config remote.origin.receivepack "$TMP/ro-receive-pack"
+}
+
+# Review finding: with the origin readable but not writable, the push was retried as if
+# another worker had pushed first, and the run failed for the ticket: every later ticket
+# paid all its phases to fail the same way.
+@test "push_staging: a remote that cannot be written is status 6 at once, with git's words; a race is still retried" {
+  fix_while_staging_moves
+  origin_read_only
+  run harness_push_staging "$TMP/wt" origin staging main 3
+  [ "$status" -eq 6 ]
+  grep -q 'unpacker error' "$TICKET_DIR/push.err"
+  [ "$(grep -c 'rejected (attempt' <<<"$output")" -eq 1 ]
+  run harness_push_refused_by_machine "$TICKET_DIR/push.err"
+  [ "$status" -eq 0 ]
+  # Refusals that are not the machine's: a lost race, a hook judging this push.
+  printf ' ! [rejected]        HEAD -> staging (non-fast-forward)\nerror: failed to push some refs to %s\n' "'/o.git'" >"$TMP/race.err"
+  run harness_push_refused_by_machine "$TMP/race.err"
+  [ "$status" -eq 1 ]
+  printf 'remote: permission denied: staging is frozen\n ! [remote rejected] HEAD -> staging (pre-receive hook declined)\n' >"$TMP/hook.err"
+  run harness_push_refused_by_machine "$TMP/hook.err"
+  [ "$status" -eq 1 ]
+  printf "ERROR: Permission to org/shop.git denied to bugbot.\nfatal: Could not read from remote repository.\n" >"$TMP/denied.err"
+  run harness_push_refused_by_machine "$TMP/denied.err"
+  [ "$status" -eq 0 ]
+}
+
+@test "push_staging: a pre-receive hook that declines the push is retried and ends as a refused push (status 1), not the machine's" {
+  fix_while_staging_moves
+  printf '#!/bin/sh\necho "staging is frozen" >&2\nexit 1\n' >"$TMP/origin.git/hooks/pre-receive"
+  chmod +x "$TMP/origin.git/hooks/pre-receive"
+  run harness_push_staging "$TMP/wt" origin staging main 2
+  [ "$status" -eq 1 ]
+  grep -q 'pre-receive hook declined' "$TICKET_DIR/push.err"
+}

@@ -95,3 +95,21 @@ as_owner() {
   [ ! -e "$TMP/wt" ]
   [ "$(git -C "$TMP/repo" worktree list | wc -l)" -eq 1 ]
 }
+
+# Review finding: "could not create the worktree from origin/main" said nothing of why; git's
+# own words were in worker.log only.
+@test "worktree_create: a worktree that cannot be made fails as the machine's, quoting git's first line" {
+  mv "$TMP/origin.git" "$TMP/origin.gone"
+  run harness_worktree_create "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  [ "$status" -eq 1 ]
+  [[ $(head -1 "$TICKET_DIR/environment-failure") == "could not create the worktree from origin/main: fatal: '$TMP/origin.git' does not appear to be a git repository" ]]
+  [[ $(cut -f2 "$TICKET_DIR/result") == "could not create the worktree from origin/main: fatal: "* ]]
+  # git's words, whole, still go to the worker's log.
+  [[ $output == *"Could not read from remote repository"* ]]
+
+  mv "$TMP/origin.gone" "$TMP/origin.git"
+  rm -f "$TICKET_DIR/environment-failure" "$TICKET_DIR/result"
+  run harness_worktree_create "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  [ "$status" -eq 0 ]
+  [ -d "$TMP/wt" ] && [ ! -e "$TICKET_DIR/environment-failure" ]
+}

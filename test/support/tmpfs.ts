@@ -39,3 +39,49 @@ export function fillDisk(dir: string): string {
   writeFileSync(filler, Buffer.alloc(fs.bavail * fs.bsize));
   return filler;
 }
+
+/**
+ * A tmpfs for one test that `readOnly()` turns read-only the way a file system remounted
+ * read-only under a running process is: by a read-only bind mount over it, so files already
+ * open for writing stay so (a plain remount refuses while any is: EBUSY). `writable()`
+ * takes the bind mount off. Unmounted and removed when the test ends.
+ */
+export function readOnlyDisk(t: TestContext, size: string): { disk: string; readOnly(): void; writable(): void } {
+  if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs and must run as root (CI does)');
+  const dir = mkdtempSync(join(tmpdir(), 'bugbot-disk-'));
+  const disk = join(dir, 'disk');
+  mkdirSync(disk);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', disk], { stdio: 'pipe' });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`could not mount a tmpfs at ${disk} (needs root and mount rights): ${(err as Error).message}`);
+  }
+  let bound = false;
+  const unmount = () => {
+    try {
+      execFileSync('umount', [disk], { stdio: 'ignore' });
+    } catch {
+      execFileSync('umount', ['-l', disk], { stdio: 'ignore' });
+    }
+  };
+  t.after(() => {
+    if (bound) unmount();
+    unmount();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    disk,
+    readOnly() {
+      if (bound) return;
+      execFileSync('mount', ['--bind', disk, disk], { stdio: 'pipe' });
+      bound = true;
+      execFileSync('mount', ['-o', 'remount,ro,bind', disk], { stdio: 'pipe' });
+    },
+    writable() {
+      if (!bound) return;
+      unmount();
+      bound = false;
+    },
+  };
+}

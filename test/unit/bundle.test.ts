@@ -1,13 +1,14 @@
 // Prebuilt bundles (lib/bundle.ts): used only while every source in them is unchanged,
-// and they behave as the sources do.
+// and only by the folder they were built for; they behave as the sources do.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
-import { buildBundles, freshBundle, PACKAGE_ROOT } from '../../lib/bundle.ts';
+import { BUNDLES, buildBundles, freshBundle, PACKAGE_ROOT } from '../../lib/bundle.ts';
+import type { BundleName } from '../../lib/bundle.ts';
 
 test('a bundle is fresh while its sources keep their size and mtime, stale after any change', (t) => {
   const root = mkdtempSync(join(tmpdir(), 'bugbot-bundle-'));
@@ -17,12 +18,18 @@ test('a bundle is fresh while its sources keep their size and mtime, stale after
   writeFileSync(join(dir, 'x-0123456789ab', 'main.mjs'), 'export {};\n');
   writeFileSync(join(root, 'a.ts'), 'export const a = 1;\n');
   const st = statSync(join(root, 'a.ts'));
-  const manifest = (inputs: Record<string, [number, number]>) =>
-    writeFileSync(join(dir, 'x.json'), JSON.stringify({ dir: 'x-0123456789ab', esbuild: '0', inputs }));
+  const manifest = (inputs: Record<string, [number, number]>, builtFor: string | null = root) =>
+    writeFileSync(join(dir, 'x.json'), JSON.stringify({ dir: 'x-0123456789ab', ...(builtFor === null ? {} : { root: builtFor }), esbuild: '0', inputs }));
 
   manifest({ 'a.ts': [st.size, st.mtimeMs] });
   assert.equal(freshBundle('x', dir, root), join(dir, 'x-0123456789ab', 'main.mjs'));
   assert.equal(freshBundle('y', dir, root), null, 'no manifest: no bundle');
+  manifest({ 'a.ts': [st.size, st.mtimeMs] }, '/elsewhere/bugbot');
+  assert.equal(freshBundle('x', dir, root), null, 'a bundle built for another folder is stale');
+  manifest({ 'a.ts': [st.size, st.mtimeMs] }, null);
+  assert.equal(freshBundle('x', dir, root), null, 'a manifest naming no root is stale');
+  manifest({ 'a.ts': [st.size, st.mtimeMs] });
+  assert.ok(freshBundle('x', dir, root));
 
   utimesSync(join(root, 'a.ts'), st.atime, new Date(st.mtimeMs + 5000));
   assert.equal(freshBundle('x', dir, root), null, 'a touched source makes it stale');
@@ -85,4 +92,93 @@ export async function load(url, context, next) { appendFileSync(${JSON.stringify
     rmSync(join(tmpdir(), `bugbot-bundle-${process.pid}.sqlite`), { force: true });
     assert.match(out, /"serverInfo":\{"name":"bugbot-/, `${name} answered initialize`);
   }
+});
+
+/** Builds into a scratch folder, not the package's own cache (tests may run side by side). */
+function scratch(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bugbot-bundles-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('bundles build from any working directory', { timeout: 120_000 }, async (t) => {
+  // The README's quick start runs `npx bugbot start` from the user's own folder; esbuild
+  // names its inputs relative to the working directory unless told otherwise.
+  const dir = join(scratch(t), 'bundles');
+  const cwd = process.cwd();
+  process.chdir(tmpdir());
+  let results;
+  try {
+    results = await buildBundles({ force: true, dir });
+  } finally {
+    process.chdir(cwd);
+  }
+  assert.deepEqual(results.filter((r) => r.status !== 'built'), []);
+  for (const name of ['cli', 'mcp-browser', 'mcp-loki', 'mcp-db', 'intake-writer']) {
+    assert.ok(freshBundle(name, dir), `${name} is fresh after a build from ${tmpdir()}`);
+    const manifest = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as { root: string; inputs: Record<string, unknown> };
+    assert.equal(manifest.root, PACKAGE_ROOT);
+    assert.ok(Object.keys(manifest.inputs).includes(BUNDLES[name as BundleName]), `${name}'s manifest names its entry relative to the package root`);
+  }
+});
+
+test('a copied installation does not run the original\'s bundles, and a failed build there is reported as failed', { timeout: 120_000 }, async (t) => {
+  const work = scratch(t);
+  const dir = join(work, 'bundles');
+  assert.deepEqual((await buildBundles({ dir })).filter((r) => r.status === 'failed'), []);
+  // `cp -a` of the installation: every source with its size and mtime, node_modules
+  // (shared here by a link, its cache aside) and the bundles folder.
+  const copy = join(work, 'copy');
+  const copyDir = join(copy, 'bundles');
+  const names = Object.keys(BUNDLES) as BundleName[];
+  for (const name of names) {
+    const { inputs } = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as { inputs: Record<string, unknown> };
+    for (const file of Object.keys(inputs)) {
+      mkdirSync(dirname(join(copy, file)), { recursive: true });
+      cpSync(join(PACKAGE_ROOT, file), join(copy, file), { preserveTimestamps: true });
+    }
+  }
+  symlinkSync(join(PACKAGE_ROOT, 'node_modules'), join(copy, 'node_modules'));
+  cpSync(dir, copyDir, { recursive: true, preserveTimestamps: true });
+  for (const name of names) {
+    assert.ok(freshBundle(name, dir), `${name} is fresh where it was built`);
+    assert.equal(freshBundle(name, copyDir, copy), null, `${name}: the copy's bundles hold the original's paths, so they are stale there`);
+  }
+
+  // A build that fails in the copy (there: the cache not writable by the service user;
+  // here: a source whose size and mtime did not change) is a failure, not "fresh".
+  const cli = join(copy, BUNDLES.cli);
+  const good = readFileSync(cli);
+  const breakCli = () => {
+    const { atime, mtime } = statSync(cli);
+    writeFileSync(cli, '('.repeat(good.length));
+    utimesSync(cli, atime, mtime);
+  };
+  const restoreCli = () => {
+    const { atime, mtime } = statSync(cli);
+    writeFileSync(cli, good);
+    utimesSync(cli, atime, mtime);
+  };
+  breakCli();
+  const failed = await buildBundles({ root: copy, dir: copyDir });
+  assert.equal(failed.find((r) => r.name === 'cli')?.status, 'failed', JSON.stringify(failed));
+  assert.equal(freshBundle('cli', copyDir, copy), null);
+
+  // Built there, the copy's bundles are its own: they name the copy's sources.
+  restoreCli();
+  const built = await buildBundles({ root: copy, dir: copyDir });
+  assert.deepEqual(built.filter((r) => r.status === 'failed'), []);
+  const entry = freshBundle('cli', copyDir, copy);
+  assert.ok(entry, 'the copy builds its own bundles');
+  const code = readdirSync(dirname(entry))
+    .map((f) => readFileSync(join(dirname(entry), f), 'utf8'))
+    .join('\n');
+  assert.ok(code.includes(JSON.stringify(join(copy, 'control'))), 'the bundle locates files beside the copy\'s sources');
+  assert.ok(!code.includes(JSON.stringify(join(PACKAGE_ROOT, 'control'))), 'and not beside the original\'s');
+
+  // A forced rebuild that fails is reported as failed even though the manifest is fresh.
+  breakCli();
+  const forced = await buildBundles({ root: copy, dir: copyDir, force: true });
+  assert.equal(forced.find((r) => r.name === 'cli')?.status, 'failed', JSON.stringify(forced));
+  restoreCli();
 });

@@ -3,7 +3,7 @@
 // side is in test/e2e/cli.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
@@ -175,4 +175,21 @@ test("the workers hold while the disk holding bugbot's home has less free than h
   rmSync(filler);
   assert.equal(workersHeld(config), null);
   assert.equal(testConfig(tempDir(t), {}).harness.minFreeDiskMb, 200, 'the default');
+});
+
+test('harness.claude naming a command that is not there says so, not to reinstall bugbot', (t) => {
+  const home = tempDir(t);
+  const target = { repo: checkout(t) };
+  const dir = tempDir(t);
+  const held = (claude: string) => workersHeld(testConfig(home, { target, harness: { claude } }, model));
+  const fix = 'point harness.claude at the Claude Code CLI, or unset it to use the one that comes with bugbot';
+  const gone = join(dir, 'claude');
+  assert.equal(held(gone), `harness.claude names ${gone}, which does not exist (${fix})`);
+  writeFileSync(gone, '#!/bin/sh\n', { mode: 0o644 });
+  assert.equal(held(gone), `harness.claude names ${gone}, which is not executable (chmod +x it, or ${fix})`);
+  assert.equal(held(dir), `harness.claude names ${dir}, which is a folder (${fix})`);
+  assert.equal(held('no-such-claude-cli'), `harness.claude names no-such-claude-cli, which is not on PATH (${fix})`);
+  // Fixed in place, the hold lifts.
+  chmodSync(gone, 0o755);
+  assert.equal(held(gone), null);
 });

@@ -1,0 +1,103 @@
+/**
+ * Runs the machine could not host (harness_fail_env writes environment-failure): which are
+ * given back how often, what the workers say while they pause, and when the requirements
+ * are looked at again.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { Dispatcher } from '../../control/dispatcher/pool.ts';
+import { silentLogger, type Logger } from '../../control/log.ts';
+import { OutcomeArchive } from '../../control/outcomes/archive.ts';
+import { cancelTicket, claimNext } from '../../control/queue/leases.ts';
+import { blockedTicket, claimedRun, endWorker, fakeWorker } from '../support/helpers.ts';
+
+/** A run's end as its worker's trap leaves it after harness_fail_env REASON [FLAG lines]. */
+function endedByMachine(dispatcher: Dispatcher, worker: ReturnType<typeof fakeWorker>, reason: string, flags: string[] = []): void {
+  writeFileSync(join(worker.ws.ticketDir, 'environment-failure'), [reason, ...flags].join('\n') + '\n');
+  writeFileSync(
+    join(worker.ws.ticketDir, 'outcome.json'),
+    JSON.stringify({ state: 'failed', outcome: 'failed', reason, started: null, finished: null, stages: {}, branch: 'bot/x', commit: null, pushed_to: null, diff: null, tests: null, cost_usd: 0, denials: [] }),
+  );
+  endWorker(dispatcher, worker, 1);
+}
+
+// Review finding: a revoked key (401) or an endpoint nothing listens at was given back
+// three times per ticket and then counted, though no ticket can cause it: with the
+// defaults, a key revoked overnight failed about eight tickets for good.
+test('a failure no ticket can cause (counts: never) is given back however often, without using up the refunds of other machine failures', (t) => {
+  const { home, config, store, ticket, run: first } = claimedRun(t, { queue: { maxAttempts: 1 } });
+  const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger: silentLogger, pauseFirstMs: 1 });
+  let run = first;
+  for (let i = 1; i <= 6; i++) {
+    endedByMachine(dispatcher, fakeWorker(home, ticket, run), 'research: model endpoint failed: Invalid API key · Fix external API key', ['counts: never']);
+    assert.equal(store.getTicket(ticket.id)!.state, 'queued', `run ${i}: back in the queue`);
+    assert.equal(store.getTicket(ticket.id)!.attempt, 0, `run ${i}: not counted`);
+    assert.match(dispatcher.held() ?? '', i === 1 ? /^paused after a run the machine could not host \(research: / : new RegExp(`^paused after ${i} runs in a row the machine could not host`));
+    run = claimNext(store, 1, null, 600)!.run;
+  }
+  const reason = (store.stmt('SELECT reason FROM runs WHERE ticket_id = ? ORDER BY id DESC LIMIT 1 OFFSET 1').get(ticket.id) as { reason: string }).reason;
+  assert.equal(reason, 'research: model endpoint failed: Invalid API key · Fix external API key; no ticket can cause this: requeued (this attempt not counted, however often), and the workers pause');
+  // A failure that may be the ticket's still gets its three refunds, then counts.
+  for (let i = 1; i <= 3; i++) {
+    endedByMachine(dispatcher, fakeWorker(home, ticket, run), 'research: model endpoint failed: API Error: 529 Overloaded');
+    assert.equal(store.getTicket(ticket.id)!.state, 'queued', `bounded refund ${i}`);
+    run = claimNext(store, 1, null, 600)!.run;
+  }
+  endedByMachine(dispatcher, fakeWorker(home, ticket, run), 'research: model endpoint failed: API Error: 529 Overloaded');
+  assert.equal(store.getTicket(ticket.id)!.state, 'failed');
+  const last = (store.stmt('SELECT reason FROM runs WHERE id = ?').get(run.id) as { reason: string }).reason;
+  assert.match(last, /the machine could not host it 4 times for this ticket: attempt 1 of 1, giving up/);
+});
+
+// Review finding: Claude Code removed under a running bugbot (an npm ci) failed runs while
+// the requirements, looked at once a minute, still said nothing was missing.
+test('after a run the machine could not host, the requirements are looked at afresh: at once, and before the first claim after the pause', async (t) => {
+  const { home, config, store, ticket, run } = claimedRun(t);
+  const asked: boolean[] = [];
+  let missing: string | null = null;
+  const dispatcher = new Dispatcher({
+    config,
+    store,
+    archive: new OutcomeArchive(home),
+    logger: silentLogger,
+    pollMs: 10,
+    pauseFirstMs: 400,
+    held: (recheck) => {
+      asked.push(recheck === true);
+      return recheck ? missing : null;
+    },
+  });
+  missing = 'claude (/opt/claude) not found (npm ci (Claude Code comes with bugbot), or set harness.claude)';
+  endedByMachine(dispatcher, fakeWorker(home, ticket, run), 'research: could not start /opt/claude: spawn /opt/claude ENOENT');
+  assert.deepEqual(asked, [true], 'looked at afresh when the run ended');
+  assert.equal(dispatcher.held(), missing, 'what the workers lack is named, not only the pause');
+
+  missing = null;
+  asked.length = 0;
+  // Nothing to claim after the pause (a claim would start a real worker).
+  assert.equal(cancelTicket(store, ticket.id, 'test')?.now, 'dropped');
+  dispatcher.start();
+  t.after(() => dispatcher.stop(100));
+  await sleep(100);
+  assert.ok(asked.length > 2 && asked.every((r) => !r), 'not looked at afresh on every poll of the pause');
+  await sleep(700);
+  assert.equal(asked.filter((r) => r).length, 1, 'looked at afresh once the pause is over');
+});
+
+// Review finding: the "workers hold" line was logged again whenever the pause's "trying
+// again at" time, computed from two clocks, moved by a millisecond.
+test('a pause is logged once, however often its "trying again at" time is computed again', async (t) => {
+  const { home, config, store } = blockedTicket(t);
+  const warned: string[] = [];
+  const logger: Logger = { ...silentLogger, warn: (msg, fields) => void warned.push(`${msg}: ${String(fields?.reason ?? '')}`), child: () => logger };
+  const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger, pollMs: 1, pauseFirstMs: 60_000 });
+  dispatcher.start();
+  t.after(() => dispatcher.stop(100));
+  await sleep(1500);
+  const holds = warned.filter((w) => w.startsWith('workers hold'));
+  assert.equal(holds.length, 1, holds.join('\n'));
+  assert.match(dispatcher.held() ?? '', /; trying again at \d{4}-\d\d-\d\dT/);
+});
