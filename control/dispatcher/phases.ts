@@ -7,7 +7,7 @@
  */
 import { freshBundle } from '../../lib/bundle-fresh.mjs';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -98,6 +98,80 @@ function policy(phase: Phase, cfg: BugbotConfig): PhasePolicy {
 export const CREDENTIALS = ['.ssh', '.aws', '.gnupg', '.config/gh', '.config/gcloud', '.azure', '.kube', '.docker', '.netrc', '.git-credentials', '.npmrc', '.pgpass', '.claude', '.claude.json', '.config/claude'];
 
 /**
+ * What runs later, outside any sandbox, from the home of the user running bugbot: shell
+ * start-up and logout files, git's configuration (the harness's own git reads it), systemd
+ * user units and environment, a folder login shells put on PATH. Kept equal to
+ * HARNESS_STARTUP in harness/lib/common.sh (test/unit/policy.test.ts).
+ */
+export const STARTUP = [
+  '.bashrc',
+  '.profile',
+  '.bash_profile',
+  '.bash_login',
+  '.bash_logout',
+  '.zshenv',
+  '.zprofile',
+  '.zshrc',
+  '.zlogin',
+  '.zlogout',
+  '.pam_environment',
+  '.gitconfig',
+  '.config/git',
+  '.config/systemd',
+  '.config/environment.d',
+  '.local/bin',
+];
+
+/** Of STARTUP and the credentials, what guardOperatorHome makes when missing: folders (the rest are files). */
+const GUARDED_DIRS = new Set(['.config/git', '.config/systemd', '.config/environment.d', '.local/bin', '.ssh', '.claude']);
+/** Credentials whose file, made by the agent, something outside the sandbox would act on (npm ci's ~/.npmrc, ssh's config, Claude Code's own). */
+const GUARDED_CREDENTIALS = ['.ssh', '.npmrc', '.netrc', '.git-credentials', '.claude', '.claude.json'];
+
+/**
+ * Make, empty, what is missing of STARTUP (and of the credentials something outside the
+ * sandbox would act on) in the home of the user running bugbot, once, before any run.
+ * Claude Code's Linux sandbox leaves that home writable and keeps read-only only the
+ * files that exist (denyWrite, see unwritable()); one that is missing it blocks with a
+ * placeholder mounted for the session and removed at its end, and removing it there takes
+ * it away from every other session of the same home (eight workers share it). A missing
+ * ~/.gitconfig or ~/.config/git/attributes made by the agent would name a filter the
+ * harness's own git runs, unconfined; a ~/.bash_profile would run at the next login. An
+ * empty file changes nothing for the programs that read it, but a ~/.bash_profile hides
+ * ~/.profile from login shells: the one made here reads it, as they would without it.
+ * Returns what was made, and what could not be (with why).
+ */
+export function guardOperatorHome(home = homedir()): { made: string[]; failed: Array<{ path: string; error: string }> } {
+  const made: string[] = [];
+  const failed: Array<{ path: string; error: string }> = [];
+  if (!home || home === '/' || !existsSync(home)) return { made, failed };
+  for (const rel of [...STARTUP, ...GUARDED_CREDENTIALS]) {
+    // bash reads the first of ~/.bash_profile, ~/.bash_login, ~/.profile: with the first
+    // there, the second is never read, and one already there is read as it is.
+    if (rel === '.bash_login' && existsSync(join(home, '.bash_profile'))) continue;
+    if (rel === '.bash_profile' && existsSync(join(home, '.bash_login'))) continue;
+    const path = join(home, rel);
+    if (existsSync(path)) continue;
+    try {
+      if (GUARDED_DIRS.has(rel)) mkdirSync(path, { recursive: true, mode: 0o700 });
+      else {
+        mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        const content =
+          rel === '.bash_profile'
+            ? '# Made by bugbot, so that the agent\'s sandbox keeps it read-only (see its docs/security.md).\n# Login shells read ~/.profile, as they would without this file.\n[ -f ~/.profile ] && . ~/.profile\n'
+            : rel === '.claude.json'
+              ? '{}\n'
+              : '';
+        writeFileSync(path, content, { flag: 'wx', mode: 0o600 });
+      }
+      made.push(path);
+    } catch (err) {
+      failed.push({ path, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
+    }
+  }
+  return { made, failed };
+}
+
+/**
  * What the agent's commands may not read even inside the sandbox (which otherwise reads
  * the whole machine): the operator's credentials, the control plane's database, its
  * local key (server.json) and outcomes archive, and every ticket's folder, this one's
@@ -144,7 +218,7 @@ function unwritable(cfg: BugbotConfig): string[] {
   const home = homedir();
   const store = join(cfg.home, 'bugbot.db');
   const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'bugbot.lock.db'), join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl'), join(cfg.home, 'docs-index')];
-  const startup = ['.bashrc', '.profile', '.bash_profile', '.zshrc', '.gitconfig', '.config/git'].map((p) => join(home, p));
+  const startup = STARTUP.map((p) => join(home, p));
   const git = ['hooks', 'config', 'info'].map((p) => resolve(cfg.target.repo, '.git', p));
   const code = OWN_CODE.map((p) => join(REPO_ROOT, p));
   return [...state, ...docsIndexFolder(cfg), ...code, ...git, ...CREDENTIALS.map((p) => join(home, p)), ...startup].filter((p) => existsSync(p));

@@ -15,7 +15,7 @@ import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketState } from '../types.ts';
 import { nextRevision, type OutcomeArchive, type OutcomeRow } from '../outcomes/archive.ts';
 import { modelEnv } from './model-env.ts';
-import { REPO_ROOT } from './phases.ts';
+import { guardOperatorHome, REPO_ROOT } from './phases.ts';
 import { homeWriteFailure, lowDisk } from './requirements.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome, runNotice } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
@@ -323,6 +323,11 @@ export class Dispatcher {
       logger.error('worker not started', { worker: slot, ticket: ticket.id, run: run.id, reason });
       this.deps.onRunFinished?.(row, ticket);
     };
+    // What the agent's sandbox can keep read-only in this user's home must be there first
+    // (phases.ts guardOperatorHome): made before each run, so one deleted since is made again.
+    const guarded = guardOperatorHome();
+    if (guarded.made.length) this.deps.logger.info("made the missing start-up and git files of this user's home, empty, so that the agent's sandbox keeps them read-only", { made: guarded.made });
+    for (const f of guarded.failed) this.deps.logger.warn("could not make a missing start-up or git file of this user's home: the agent's sandbox could create it", { path: f.path, error: f.error });
     let ws: PreparedWorkspace;
     try {
       ws = prepareWorkspace(config, ticket, run);

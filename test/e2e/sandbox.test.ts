@@ -12,10 +12,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { ConfigFile } from '../../control/config.ts';
-import { phaseFiles } from '../../control/dispatcher/phases.ts';
+import { guardOperatorHome, phaseFiles } from '../../control/dispatcher/phases.ts';
 import { repoRoot, tempDir, testConfig } from '../support/helpers.ts';
 import { pathWithout } from '../support/process.ts';
 import { say, startScriptedModel, tool, type ScriptedModel } from '../support/scripted-model.ts';
@@ -93,6 +93,49 @@ function outsideAddress(): string {
   if (!m) throw new Error('this machine has no non-loopback IPv4 address to aim the network probe at');
   return m;
 }
+
+// Review finding: the sandbox kept read-only only the operator's files that existed, and a
+// new user's home has none: the agent made ~/.gitconfig and ~/.config/git/attributes naming
+// a clean filter, and the harness's own git ran it outside any sandbox with the model key
+// in its environment. What is missing is made (guardOperatorHome) before the session.
+test("the operator's start-up and git files missing from the home are made before a run and cannot be written from the sandbox", { timeout: 120_000 }, async (t) => {
+  requireBinary('bwrap');
+  requireBinary('socat');
+  const model = await startScriptedModel();
+  t.after(() => model.close());
+  // The home of the user running bugbot: under /tmp, which the sandbox leaves writable, as it does /home and /root.
+  const operator = tempDir(t, 'bugbot-operator-home-');
+  const targets = ['.gitconfig', '.config/git/attributes', '.config/git/config', '.bash_profile', '.ssh/config', '.local/bin/git', '.npmrc', '.config/systemd/user/x.service'].map((p) => join(operator, p));
+  model.script('implement', [
+    // ~/.ssh is hidden (unreadable): an empty scratch folder inside the sandbox, whose writes stay there (checked on the host below).
+    tool('Bash', { command: targets.map((f) => `(mkdir -p ${dirname(f)}; echo evil >> ${f}) 2>&1 | tail -1; grep -qs evil ${f} && echo MADE ${f}`).join('; '), description: 'write the operator home' }),
+    say('Done.'),
+  ]);
+  const saved = process.env.HOME;
+  t.after(() => {
+    process.env.HOME = saved;
+  });
+  const s = await session(t, model, {
+    prepare: () => {
+      // What the dispatcher does before a run; the settings then name what exists.
+      assert.deepEqual(guardOperatorHome(operator).failed, []);
+      process.env.HOME = operator;
+      return { flags: {}, prompt: '' };
+    },
+  });
+  process.env.HOME = saved;
+  assert.equal(s.results.length, 1, s.out.slice(-2000));
+  assert.deepEqual([...s.results[0]!.text.matchAll(/MADE (\S+?)(?:\\n|")/g)].map((m) => m[1]), [join(operator, '.ssh/config')], s.results[0]!.text);
+  for (const f of targets) {
+    let content = '';
+    try {
+      content = readFileSync(f, 'utf8');
+    } catch {
+      // not there: not written either
+    }
+    assert.doesNotMatch(content, /evil/, `${f} written from the sandbox`);
+  }
+});
 
 test('the sandbox: work in the folder runs; bugbot\'s state, the base checkout\'s git hooks and config, and the root filesystem are not writable; no connection off loopback', { timeout: 120_000 }, async (t) => {
   requireBinary('bwrap');

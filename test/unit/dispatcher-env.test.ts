@@ -4,7 +4,7 @@
  * are looked at again.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -12,7 +12,7 @@ import { Dispatcher } from '../../control/dispatcher/pool.ts';
 import { silentLogger, type Logger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { cancelTicket, claimNext } from '../../control/queue/leases.ts';
-import { blockedTicket, claimedRun, endWorker, fakeWorker } from '../support/helpers.ts';
+import { blockedTicket, claimedRun, endWorker, fakeWorker, waitFor } from '../support/helpers.ts';
 
 /** A run's end as its worker's trap leaves it after harness_fail_env REASON [FLAG lines]. */
 function endedByMachine(dispatcher: Dispatcher, worker: ReturnType<typeof fakeWorker>, reason: string, flags: string[] = []): void {
@@ -100,4 +100,26 @@ test('a pause is logged once, however often its "trying again at" time is comput
   const holds = warned.filter((w) => w.startsWith('workers hold'));
   assert.equal(holds.length, 1, holds.join('\n'));
   assert.match(dispatcher.held() ?? '', /; trying again at \d{4}-\d\d-\d\dT/);
+});
+
+// Review finding: Claude Code's sandbox keeps read-only only the operator's files that exist
+// (phases.ts guardOperatorHome): the dispatcher makes the missing ones before every run.
+test("before a run, the missing start-up and git files of the user's home are made, so that the sandbox keeps them read-only", async (t) => {
+  const { home, config, store } = blockedTicket(t, { workers: 1, harness: { minFreeDiskMb: 0 } });
+  const operator = join(home, 'operator');
+  mkdirSync(operator);
+  const saved = process.env.HOME;
+  process.env.HOME = operator;
+  t.after(() => {
+    process.env.HOME = saved;
+  });
+  const logged: string[] = [];
+  const logger: Logger = { ...silentLogger, info: (msg: string) => void logged.push(msg), child: () => logger };
+  const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger, pollMs: 20 });
+  dispatcher.start();
+  t.after(() => dispatcher.stop(100));
+  // The launch itself fails (its ticket folder cannot be made); what comes before it is done.
+  await waitFor(() => store.stmt('SELECT reason FROM runs WHERE reason IS NOT NULL').get(), 5_000, 'the launch');
+  for (const rel of ['.gitconfig', '.config/git', '.bash_profile', '.ssh', '.local/bin']) assert.ok(existsSync(join(operator, rel)), rel);
+  assert.ok(logged.some((m) => m.startsWith('made the missing start-up and git files')), logged.join('\n'));
 });

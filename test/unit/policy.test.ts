@@ -4,13 +4,13 @@
 // not. The same calls go through the real CLI in test/e2e/injection.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 // @ts-expect-error: plain JavaScript module without types (shared by the hook and the watcher)
 import { checkToolUse, protectedPaths } from '../../harness/lib/policy.mjs';
-import { CREDENTIALS, OWN_CODE, phaseFiles } from '../../control/dispatcher/phases.ts';
+import { CREDENTIALS, guardOperatorHome, OWN_CODE, phaseFiles, STARTUP } from '../../control/dispatcher/phases.ts';
 import { tempDir, testConfig } from '../support/helpers.ts';
 import { CORPUS, type CaseContext } from '../e2e/injection-corpus.ts';
 
@@ -192,6 +192,49 @@ test("the agent's sandbox (phases.ts) and the harness's confinement (common.sh) 
   for (const p of ['.ssh', '.claude', '.claude.json']) assert.ok(CREDENTIALS.includes(p), p);
   const code = execFileSync('bash', ['-c', 'source "$1/lib/common.sh"; printf "%s\\n" "${HARNESS_OWN_CODE[@]}"', '_', harness], { encoding: 'utf8' });
   assert.deepEqual(code.split('\n').filter(Boolean), OWN_CODE, "bugbot's own code: read-only to both");
+});
+
+test("the agent's sandbox and the harness's confinement keep the same start-up and git files of the operator's home", () => {
+  const harness = join(import.meta.dirname, '../../harness');
+  const viaBash = execFileSync('bash', ['-c', 'source "$1/lib/common.sh"; printf "%s\\n" "${HARNESS_STARTUP[@]}"', '_', harness], { encoding: 'utf8' });
+  assert.deepEqual(viaBash.split('\n').filter(Boolean), STARTUP);
+  for (const p of ['.gitconfig', '.config/git', '.bash_profile', '.profile', '.bashrc', '.zshenv', '.local/bin']) assert.ok(STARTUP.includes(p), p);
+});
+
+// Review finding: Claude Code's sandbox keeps read-only only what exists; a missing
+// ~/.gitconfig or ~/.config/git/attributes the agent made named a filter the harness's own
+// git ran, unconfined. What is missing is made before a run, so that it exists.
+test("guardOperatorHome makes what is missing of the start-up, git and acted-on credential files, leaves what is there, and keeps login shells reading ~/.profile", (t) => {
+  const home = tempDir(t);
+  writeFileSync(join(home, '.profile'), 'export EDITOR=vi\n');
+  writeFileSync(join(home, '.gitconfig'), '[user]\n\tname = op\n');
+  const { made, failed } = guardOperatorHome(home);
+  assert.deepEqual(failed, []);
+  for (const rel of ['.bashrc', '.bash_profile', '.bash_logout', '.zshenv', '.zshrc', '.pam_environment', '.config/git', '.config/systemd', '.local/bin', '.ssh', '.npmrc', '.claude', '.claude.json']) {
+    assert.ok(made.includes(join(home, rel)), `made ${rel}`);
+  }
+  assert.ok(statSync(join(home, '.config', 'git')).isDirectory());
+  assert.equal(statSync(join(home, '.ssh')).mode & 0o777, 0o700);
+  assert.equal(readFileSync(join(home, '.gitconfig'), 'utf8'), '[user]\n\tname = op\n', 'what was there is left as it was');
+  assert.equal(readFileSync(join(home, '.profile'), 'utf8'), 'export EDITOR=vi\n');
+  assert.equal(existsSync(join(home, '.bash_login')), false, 'never read once ~/.bash_profile is there');
+  assert.equal(readFileSync(join(home, '.bashrc'), 'utf8'), '');
+  assert.equal(readFileSync(join(home, '.claude.json'), 'utf8'), '{}\n');
+  // A login shell reads ~/.profile through the ~/.bash_profile made here, as it did without it.
+  const login = execFileSync('bash', ['--login', '-c', 'echo "editor=$EDITOR"'], { env: { HOME: home, PATH: process.env.PATH }, encoding: 'utf8' });
+  assert.match(login, /editor=vi/);
+  assert.deepEqual(guardOperatorHome(home), { made: [], failed: [] }, 'nothing made twice');
+  // Every one of them is among what the sandbox keeps read-only, now that it exists.
+  const saved = process.env.HOME;
+  process.env.HOME = home;
+  try {
+    const cfgHome = tempDir(t);
+    const { files } = phaseFiles('implement', { config: testConfig(cfgHome), ticketDir: join(cfgHome, 't'), worktree: join(cfgHome, 'wt'), port: 1, tmp: join(cfgHome, 'tmp', '1-1') });
+    const denyWrite = (JSON.parse(files['implement.settings.json']!) as { sandbox: { filesystem: { denyWrite: string[] } } }).sandbox.filesystem.denyWrite;
+    for (const p of made) assert.ok(denyWrite.includes(p), `${p} kept read-only`);
+  } finally {
+    process.env.HOME = saved;
+  }
 });
 
 test('protected: all of .github (workflows run its actions, CODEOWNERS guards reviews), hooks folders, any .gitattributes (filters run code), direnv files', () => {
