@@ -4,7 +4,7 @@
  * against the origin allowlist twice (the route guard here, the proxy in
  * guard-proxy.ts for what routing cannot see), and closed with the server.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
@@ -19,8 +19,7 @@ import { GUARD_PROXY_HOST, startGuardProxy } from './guard-proxy.ts';
 import type { OriginPolicy } from './origins.ts';
 
 const CHROMIUM_ARGS = [
-  // Workers run as root in their container, where Chromium's sandbox cannot start.
-  '--no-sandbox',
+  // Chromium's own sandbox is on but for root (chromiumSandboxArgs below).
   // Without these Chromium calls Google (updates, sync, field trials) on start.
   '--disable-background-networking',
   '--disable-component-update',
@@ -39,6 +38,23 @@ const CHROMIUM_ARGS = [
   `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${GUARD_PROXY_HOST}`,
   '--disable-gpu',
 ];
+
+/**
+ * `--no-sandbox` for root, where Chromium refuses to start with its sandbox, and once
+ * its sandbox has failed to start in this process (`sandboxFailed`); none otherwise:
+ * Chromium's sandbox confines its renderers, which run the pages under test. It needs
+ * unprivileged user namespaces (or a setuid helper), which some systems restrict
+ * (Ubuntu 24.04's AppArmor, `kernel.unprivileged_userns_clone=0`).
+ */
+export function chromiumSandboxArgs(uid: number | undefined, sandboxFailed: boolean): string[] {
+  return uid === 0 || sandboxFailed ? ['--no-sandbox'] : [];
+}
+
+/**
+ * Set once a Chromium launched with its sandbox failed and one without it started: later
+ * launches in this process skip the attempt (and the warning, which is logged once).
+ */
+let sandboxFailed = false;
 
 /**
  * The only variables Chromium inherits: a home, a locale, fonts and (for headless: false)
@@ -82,6 +98,8 @@ export class BrowserSession {
      * that no longer matches the mask.
      */
     readonly mask: (text: string) => string = (t) => t,
+    /** Whose process this is (root gets `--no-sandbox`); for tests. */
+    private readonly uid: number | undefined = process.getuid?.(),
   ) {
     this.console = new ConsoleBuffer(settings.maxConsoleEntries, mask);
   }
@@ -162,27 +180,51 @@ export class BrowserSession {
     try {
       // Loaded on first launch, not at server start: the session waits for this server to connect.
       const { chromium } = await import('playwright-core');
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: chromiumPath,
-        headless: this.settings.headless,
-        // '<-loopback>' removes Chromium's implicit proxy bypass for 127.0.0.1 and localhost,
-        // which is exactly where other workers' dev servers and the control plane listen.
-        args: [...CHROMIUM_ARGS, `--proxy-server=${proxy.url}`, '--proxy-bypass-list=<-loopback>'],
-        viewport: this.settings.viewport,
-        env: {
-          ...Object.fromEntries(Object.entries(this.env).filter(([k]) => INHERITED_ENV.test(k))),
-          // Crashpad's database would otherwise land in ~/.config/chromium, outside the fresh profile.
-          BREAKPAD_DUMP_LOCATION: join(userDataDir, 'Crash Reports'),
-        },
-        // A service worker's fetches would bypass the route guard.
-        serviceWorkers: 'block',
-        acceptDownloads: false,
-        // serve() orders shutdown (close Chromium, then exit); Playwright must not race it.
-        handleSIGINT: false,
-        handleSIGTERM: false,
-        handleSIGHUP: false,
-        timeout: 30_000,
-      });
+      const launch = (noSandbox: boolean) =>
+        chromium.launchPersistentContext(userDataDir, {
+          executablePath: chromiumPath,
+          headless: this.settings.headless,
+          // '<-loopback>' removes Chromium's implicit proxy bypass for 127.0.0.1 and localhost,
+          // which is exactly where other workers' dev servers and the control plane listen.
+          args: [...chromiumSandboxArgs(this.uid, noSandbox), ...CHROMIUM_ARGS, `--proxy-server=${proxy.url}`, '--proxy-bypass-list=<-loopback>'],
+          // Playwright adds --no-sandbox itself unless told otherwise: the choice is ours.
+          chromiumSandbox: chromiumSandboxArgs(this.uid, noSandbox).length === 0,
+          viewport: this.settings.viewport,
+          env: {
+            ...Object.fromEntries(Object.entries(this.env).filter(([k]) => INHERITED_ENV.test(k))),
+            // Crashpad's database would otherwise land in ~/.config/chromium, outside the fresh profile.
+            BREAKPAD_DUMP_LOCATION: join(userDataDir, 'Crash Reports'),
+          },
+          // A service worker's fetches would bypass the route guard.
+          serviceWorkers: 'block',
+          acceptDownloads: false,
+          // serve() orders shutdown (close Chromium, then exit); Playwright must not race it.
+          handleSIGINT: false,
+          handleSIGTERM: false,
+          handleSIGHUP: false,
+          timeout: 30_000,
+        });
+      const sandboxed = chromiumSandboxArgs(this.uid, sandboxFailed).length === 0;
+      try {
+        context = await launch(!sandboxed);
+      } catch (err) {
+        if (!sandboxed) throw err;
+        // Its sandbox could not start (no unprivileged user namespaces): the browser tools
+        // still work without it, which the operator is told, once. A fresh profile: the
+        // failed Chromium may have left its lock there.
+        rmSync(userDataDir, { recursive: true, force: true });
+        mkdirSync(userDataDir, { mode: 0o700 });
+        context = await launch(true);
+        if (!sandboxFailed) {
+          sandboxFailed = true;
+          this.log(
+            `warning: Chromium's sandbox could not start, so Chromium runs with --no-sandbox (its renderers unconfined; ` +
+              `the worker's own sandbox is the boundary). Chromium's sandbox needs unprivileged user namespaces ` +
+              `(Ubuntu 24.04 restricts them with AppArmor: allow them for ${chromiumPath}, see docs/mcp.md). ` +
+              `The launch with the sandbox: ${launchFailure((err as Error).message)}`,
+          );
+        }
+      }
     } catch (err) {
       await proxy.close();
       rmSync(userDataDir, { recursive: true, force: true });
@@ -228,7 +270,8 @@ export class BrowserSession {
       }
     });
     const page = this.watch(context.pages()[0] ?? (await context.newPage()));
-    this.log(`chromium started: user-data-dir=${userDataDir} guard-proxy=${proxy.url}`);
+    const sandbox = chromiumSandboxArgs(this.uid, sandboxFailed).length ? 'off' : 'on';
+    this.log(`chromium started: user-data-dir=${userDataDir} guard-proxy=${proxy.url} sandbox=${sandbox}`);
     return { context, page, dispose };
   }
 
@@ -313,6 +356,17 @@ export async function waitForListener(target: URL, waitMs: number): Promise<void
 }
 
 /** A Playwright error's message without its call log, masked (`mask`), then cut short enough for a tool result. */
+/** A failed launch in a line: Playwright's first line and what Chromium said on stderr (its call log). */
+function launchFailure(message: string): string {
+  const lines = stripVTControlCharacters(message)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const said = lines.flatMap((l) => /\[pid=\d+\]\[err\] (.*)/.exec(l)?.[1] ?? []);
+  const why = said.find((l) => /sandbox|namespace|FATAL/i.test(l)) ?? said[0];
+  return `${lines[0] ?? ''}${why ? `; Chromium said: ${why}` : ''}`.slice(0, 500);
+}
+
 export function errorText(err: unknown, mask: (text: string) => string): string {
   const msg = err instanceof Error ? err.message : String(err);
   // Playwright's messages carry its call log and terminal colours: neither helps the model.

@@ -17,7 +17,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { browserSettingsSchema } from '../../lib/mcp/browser-settings.ts';
-import { errorText } from '../../mcp/browser/browser.ts';
+import { BrowserSession, chromiumSandboxArgs, errorText } from '../../mcp/browser/browser.ts';
 import { ConsoleBuffer } from '../../mcp/browser/console-log.ts';
 import { OriginPolicy } from '../../mcp/browser/origins.ts';
 import { repoRoot, waitFor } from '../support/helpers.ts';
@@ -238,6 +238,15 @@ describe('browser settings and origin policy', () => {
     assert.equal(buffer.push('console', 'log', `${'x'.repeat(1995)}${SPECIAL_PASSWORD}`).text, `${'x'.repeat(1995)}[secr… [3 more chars]`);
   });
 
+  // Review finding: Chromium always ran with --no-sandbox, also for the unprivileged user
+  // docs/security.md says to run bugbot as; its renderers run the pages under test.
+  it("turns Chromium's sandbox off only for root, or once it failed to start", () => {
+    assert.deepEqual(chromiumSandboxArgs(0, false), ['--no-sandbox']);
+    assert.deepEqual(chromiumSandboxArgs(1001, false), []);
+    assert.deepEqual(chromiumSandboxArgs(undefined, false), []);
+    assert.deepEqual(chromiumSandboxArgs(1001, true), ['--no-sandbox']);
+  });
+
   it('main.ts exits 2 naming the bad setting', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bugbot-browser-settings-'));
     try {
@@ -308,6 +317,20 @@ describe('browser MCP server against real Chromium', () => {
     await closeServer(app);
     await closeServer(outside);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("runs Chromium with its own sandbox unless this is root", async () => {
+    const nav = await server.call('browser_navigate', { url: '/' });
+    assert.ok(!nav.isError, textOf(nav));
+    const dir = /user-data-dir=(\S+)/.exec(server.stderr())?.[1] ?? '';
+    const root = process.getuid!() === 0;
+    // The browser process itself (its children get their own flags).
+    const cmdlines = pidsWith(`--user-data-dir=${dir}`).map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'));
+    const browser = cmdlines.find((args) => !args.some((a) => a.startsWith('--type=')));
+    assert.ok(browser, `Chromium's browser process runs:\n${server.stderr()}`);
+    assert.equal(browser.includes('--no-sandbox'), root, `uid ${process.getuid!()}: ${browser.join(' ')}`);
+    assert.match(server.stderr(), new RegExp(`chromium started: .* sandbox=${root ? 'off' : 'on'}`));
+    assert.doesNotMatch(server.stderr(), /sandbox could not start/);
   });
 
   it('lists five tools with honest annotations', async () => {
@@ -613,5 +636,61 @@ describe('browser MCP server against real Chromium', () => {
     } finally {
       await s.client.close();
     }
+  });
+});
+
+// Chromium's sandbox needs unprivileged user namespaces, which some systems restrict
+// (Ubuntu 24.04's AppArmor): there a launch with it fails, and the browser tools must
+// still work, without it, saying so once. A chromiumPath wrapper stands for such a system
+// (Chromium's own message, exit 1) whenever it is asked to run with the sandbox; the
+// session is told it is not root's.
+describe("Chromium's sandbox unavailable", () => {
+  let tmp = '';
+  before(() => {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (or run scripts/install-test-deps.sh)`);
+    tmp = mkdtempSync(join(tmpdir(), 'bugbot-browser-sandbox-'));
+  });
+  after(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('falls back to --no-sandbox with one warning in the log, and the tools work', async () => {
+    const calls = join(tmp, 'calls.txt');
+    const wrapper = join(tmp, 'chromium-no-userns');
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh
+echo "$*" >> ${calls}
+case " $* " in *" --no-sandbox "*) exec ${CHROMIUM} "$@" ;; esac
+echo "[0101/000000.000000:FATAL:zygote_host_impl_linux.cc(128)] No usable sandbox! If you are running on Ubuntu 23.10+ or another Linux distro that has disabled unprivileged user namespaces with AppArmor, see https://chromium.googlesource.com/chromium/src/+/main/docs/security/apparmor-userns-restrictions.md." >&2
+exit 1
+`,
+      { mode: 0o755 },
+    );
+    const settings = browserSettingsSchema.parse({ chromiumPath: wrapper });
+    const policy = new OriginPolicy([]);
+    const logged: string[] = [];
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmp, TMPDIR: tmp };
+    const sessions = [1, 2].map(() => new BrowserSession(settings, policy, (m) => logged.push(m), env, (t) => t, 1001));
+    try {
+      for (const session of sessions) {
+        const page = await session.page();
+        assert.equal(await page.evaluate('1 + 1'), 2);
+      }
+    } finally {
+      for (const session of sessions) await session.close();
+    }
+    const launches = readFileSync(calls, 'utf8').trim().split('\n');
+    // The first session tried the sandbox, then went without; the second went without at once.
+    assert.deepEqual(
+      launches.map((l) => ` ${l} `.includes(' --no-sandbox ')),
+      [false, true, true],
+      launches.join('\n'),
+    );
+    const warnings = logged.filter((l) => /sandbox could not start/.test(l));
+    assert.equal(warnings.length, 1, logged.join('\n'));
+    assert.match(warnings[0]!, /--no-sandbox/);
+    assert.match(warnings[0]!, /No usable sandbox!/, 'it says what Chromium said');
+    assert.equal(logged.filter((l) => /chromium started: .* sandbox=off/.test(l)).length, 2, logged.join('\n'));
   });
 });

@@ -3,7 +3,7 @@
  * pointing at both, and scripts for the happy path of fixing the pet shop's
  * "stray has no owner" bug. The REAL Claude Code CLI runs every phase.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,44 +41,72 @@ export function planPathOf(req: MessagesRequest): string {
  * range (32768+) so other tests' outgoing connections and servers cannot take a worker's
  * port. The block is claimed by a file too: test files running side by side each check
  * their block is free before any of their dev servers listens, so both could pick one.
+ * The claims are this user's (`portClaims()`); another user's runs are kept off a block
+ * only by the bind check.
  */
 export async function freeBasePort(workers: number, t?: TestContext): Promise<number> {
   if (workers > 9) throw new Error('a block holds 9 worker ports');
-  mkdirSync(PORT_CLAIMS, { recursive: true });
+  const claims = portClaims();
   for (let attempt = 0; attempt < 100; attempt++) {
     const block = Math.floor(Math.random() * 1200);
     const base = 20_000 + block * 10;
-    if (!claimBlock(block)) continue;
+    if (!claimBlock(block, claims)) continue;
     let ok = true;
     for (let i = 1; i <= workers && ok; i++) ok = await canBind(base + i);
     if (ok) {
-      t?.after(() => rmSync(join(PORT_CLAIMS, String(block)), { force: true }));
+      t?.after(() => rmSync(join(claims, String(block)), { force: true }));
       return base;
     }
-    rmSync(join(PORT_CLAIMS, String(block)), { force: true });
+    rmSync(join(claims, String(block)), { force: true });
   }
   throw new Error('no free block of worker ports between 20000 and 32000');
 }
 
-const PORT_CLAIMS = join(tmpdir(), 'bugbot-test-port-blocks');
+/**
+ * The folder of this user's port claims, made if missing: one per user (a uid in its
+ * name), since one user can neither write nor remove another's claims, and it must be
+ * this user's own folder (in a shared temp folder, anyone could make that name first).
+ * `dir` is for tests.
+ */
+export function portClaims(dir = join(tmpdir(), `bugbot-test-port-blocks-${process.getuid?.() ?? 'user'}`)): string {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid())) {
+    throw new Error(`${dir} (where tests claim blocks of ports) is not a folder of this user's (uid ${process.getuid?.()}): remove it`);
+  }
+  return dir;
+}
 
-/** Claim a block of ports for this process; one a dead process claimed is taken over. */
-function claimBlock(block: number): boolean {
-  const path = join(PORT_CLAIMS, String(block));
+/**
+ * Claim a block of ports for this process in `claims`; one a dead process claimed is
+ * taken over. A claim that cannot be read or removed counts as taken.
+ */
+export function claimBlock(block: number, claims: string): boolean {
+  const path = join(claims, String(block));
   for (let i = 0; i < 2; i++) {
     try {
       writeFileSync(path, String(process.pid), { flag: 'wx' });
       return true;
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
       let holder: number;
       try {
         holder = Number(readFileSync(path, 'utf8').trim());
-      } catch {
-        continue; // released meanwhile: try again
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile: try again
+        return false;
       }
       // Empty: claimed a moment ago, its pid not written yet.
       if (!holder || holder === process.pid || existsSync(`/proc/${holder}`)) return false;
-      rmSync(path, { force: true });
+      try {
+        rmSync(path, { force: true });
+      } catch {
+        return false; // not ours to remove (EACCES, EPERM): taken
+      }
     }
   }
   return false;

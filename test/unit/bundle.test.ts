@@ -2,13 +2,13 @@
 // and only by the folder they were built for; they behave as the sources do.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { BUNDLES, buildBundles, freshBundle, PACKAGE_ROOT } from '../../lib/bundle.ts';
-import type { BundleName } from '../../lib/bundle.ts';
+import type { BuildResult, BundleName } from '../../lib/bundle.ts';
 
 test('a bundle is fresh while its sources keep their size and mtime, stale after any change', (t) => {
   const root = mkdtempSync(join(tmpdir(), 'bugbot-bundle-'));
@@ -104,15 +104,12 @@ function scratch(t: { after: (fn: () => void) => void }): string {
 test('bundles build from any working directory', { timeout: 120_000 }, async (t) => {
   // The README's quick start runs `npx bugbot start` from the user's own folder; esbuild
   // names its inputs relative to the working directory unless told otherwise.
+  // A process of its own: esbuild keeps the working directory its service started in.
   const dir = join(scratch(t), 'bundles');
-  const cwd = process.cwd();
-  process.chdir(tmpdir());
-  let results;
-  try {
-    results = await buildBundles({ force: true, dir });
-  } finally {
-    process.chdir(cwd);
-  }
+  const script = `import { buildBundles } from ${JSON.stringify(pathToFileURL(join(PACKAGE_ROOT, 'lib/bundle.ts')).href)};
+console.log(JSON.stringify(await buildBundles({ force: true, dir: ${JSON.stringify(dir)} })));`;
+  const out = execFileSync(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], { cwd: tmpdir(), encoding: 'utf8', timeout: 100_000 });
+  const results = JSON.parse(out.trim().split('\n').at(-1)!) as BuildResult[];
   assert.deepEqual(results.filter((r) => r.status !== 'built'), []);
   for (const name of ['cli', 'mcp-browser', 'mcp-loki', 'mcp-db', 'intake-writer']) {
     assert.ok(freshBundle(name, dir), `${name} is fresh after a build from ${tmpdir()}`);
@@ -126,20 +123,20 @@ test('a copied installation does not run the original\'s bundles, and a failed b
   const work = scratch(t);
   const dir = join(work, 'bundles');
   assert.deepEqual((await buildBundles({ dir })).filter((r) => r.status === 'failed'), []);
-  // `cp -a` of the installation: every source with its size and mtime, node_modules
-  // (shared here by a link, its cache aside) and the bundles folder.
+  // `cp -a` of the installation (which keeps mtimes to the nanosecond): the sources the
+  // bundles hold, node_modules (shared here by a link, the bundles being elsewhere) and
+  // the bundles folder.
   const copy = join(work, 'copy');
   const copyDir = join(copy, 'bundles');
   const names = Object.keys(BUNDLES) as BundleName[];
+  const top = new Set<string>();
   for (const name of names) {
     const { inputs } = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as { inputs: Record<string, unknown> };
-    for (const file of Object.keys(inputs)) {
-      mkdirSync(dirname(join(copy, file)), { recursive: true });
-      cpSync(join(PACKAGE_ROOT, file), join(copy, file), { preserveTimestamps: true });
-    }
+    for (const file of Object.keys(inputs)) top.add(file.split('/')[0]!);
   }
+  mkdirSync(copy);
+  execFileSync('cp', ['-a', ...[...top].map((f) => join(PACKAGE_ROOT, f)), dir, copy]);
   symlinkSync(join(PACKAGE_ROOT, 'node_modules'), join(copy, 'node_modules'));
-  cpSync(dir, copyDir, { recursive: true, preserveTimestamps: true });
   for (const name of names) {
     assert.ok(freshBundle(name, dir), `${name} is fresh where it was built`);
     assert.equal(freshBundle(name, copyDir, copy), null, `${name}: the copy's bundles hold the original's paths, so they are stale there`);
