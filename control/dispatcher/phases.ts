@@ -99,8 +99,10 @@ export const CREDENTIALS = ['.ssh', '.aws', '.gnupg', '.config/gh', '.config/gcl
 
 /**
  * What runs later, outside any sandbox, from the home of the user running bugbot: shell
- * start-up and logout files, git's configuration (the harness's own git reads it), systemd
- * user units and environment, a folder login shells put on PATH. Kept equal to
+ * and desktop session start-up and logout files, git's configuration (the harness's own
+ * git reads it), systemd user units and environment, a folder login shells put on PATH,
+ * the folders Node looks in for a module it cannot find (the control plane's `ws` asks
+ * for an optional bufferutil). Kept equal to
  * HARNESS_STARTUP in harness/lib/common.sh (test/unit/policy.test.ts).
  */
 export const STARTUP = [
@@ -115,17 +117,44 @@ export const STARTUP = [
   '.zlogin',
   '.zlogout',
   '.pam_environment',
+  '.xprofile',
+  '.xsessionrc',
   '.gitconfig',
   '.config/git',
   '.config/systemd',
   '.config/environment.d',
+  '.config/autostart',
+  '.config/fish',
   '.local/bin',
+  '.node_modules',
+  '.node_libraries',
 ];
 
 /** Of STARTUP and the credentials, what guardOperatorHome makes when missing: folders (the rest are files). */
-const GUARDED_DIRS = new Set(['.config/git', '.config/systemd', '.config/environment.d', '.local/bin', '.ssh', '.claude']);
-/** Credentials whose file, made by the agent, something outside the sandbox would act on (npm ci's ~/.npmrc, ssh's config, Claude Code's own). */
-const GUARDED_CREDENTIALS = ['.ssh', '.npmrc', '.netrc', '.git-credentials', '.claude', '.claude.json'];
+const GUARDED_DIRS = new Set([
+  '.config/git',
+  '.config/systemd',
+  '.config/environment.d',
+  '.config/autostart',
+  '.config/fish',
+  '.local/bin',
+  '.node_modules',
+  '.node_libraries',
+  '.ssh',
+  '.claude',
+  '.aws',
+  '.kube',
+  '.docker',
+  '.config/gh',
+]);
+/**
+ * Credentials whose files, made by the agent, something outside the sandbox would act on:
+ * npm ci's ~/.npmrc, ssh's config, Claude Code's own, and the operator's cloud tools
+ * (an AWS credential_process, a kubeconfig exec plugin, a Docker credsStore, gh aliases).
+ */
+const GUARDED_CREDENTIALS = ['.ssh', '.npmrc', '.netrc', '.git-credentials', '.claude', '.claude.json', '.aws', '.kube', '.docker', '.config/gh'];
+/** Paths guardOperatorHome could not make, already logged once (a home this user cannot write: every run would say it again). */
+const unguardable = new Set<string>();
 
 /**
  * Make, empty, what is missing of STARTUP (and of the credentials something outside the
@@ -165,6 +194,8 @@ export function guardOperatorHome(home = homedir()): { made: string[]; failed: A
       }
       made.push(path);
     } catch (err) {
+      if (unguardable.has(path)) continue;
+      unguardable.add(path);
       failed.push({ path, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
     }
   }

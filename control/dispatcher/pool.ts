@@ -327,7 +327,8 @@ export class Dispatcher {
     // (phases.ts guardOperatorHome): made before each run, so one deleted since is made again.
     const guarded = guardOperatorHome();
     if (guarded.made.length) this.deps.logger.info("made the missing start-up and git files of this user's home, empty, so that the agent's sandbox keeps them read-only", { made: guarded.made });
-    for (const f of guarded.failed) this.deps.logger.warn("could not make a missing start-up or git file of this user's home: the agent's sandbox could create it", { path: f.path, error: f.error });
+    // What this user cannot make there, its agent's sandbox (the same user, more confined) cannot either.
+    for (const f of guarded.failed) this.deps.logger.debug("could not make a missing start-up or git file of this user's home (nor can the agent's sandbox)", { path: f.path, error: f.error });
     let ws: PreparedWorkspace;
     try {
       ws = prepareWorkspace(config, ticket, run);

@@ -113,11 +113,12 @@ HARNESS_CREDENTIALS=(.ssh .aws .gnupg .config/gh .config/gcloud .azure .kube .do
 # every later ticket. Kept equal to OWN_CODE in control/dispatcher/phases.ts.
 HARNESS_OWN_CODE=(bin control harness lib mcp prompts node_modules package.json tsconfig.json)
 HARNESS_BUGBOT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# What runs later, outside any sandbox, from the operator's home: shell start-up and
-# logout files, git's configuration (the harness's own git reads it), systemd user units
-# and environment, a folder login shells put on PATH. Kept equal to STARTUP in
+# What runs later, outside any sandbox, from the operator's home: shell and desktop
+# session start-up and logout files, git's configuration (the harness's own git reads it),
+# systemd user units and environment, a folder login shells put on PATH, the folders Node
+# looks in for a module it cannot find. Kept equal to STARTUP in
 # control/dispatcher/phases.ts (test/unit/policy.test.ts).
-HARNESS_STARTUP=(.bashrc .profile .bash_profile .bash_login .bash_logout .zshenv .zprofile .zshrc .zlogin .zlogout .pam_environment .gitconfig .config/git .config/systemd .config/environment.d .local/bin)
+HARNESS_STARTUP=(.bashrc .profile .bash_profile .bash_login .bash_logout .zshenv .zprofile .zshrc .zlogin .zlogout .pam_environment .xprofile .xsessionrc .gitconfig .config/git .config/systemd .config/environment.d .config/autostart .config/fish .local/bin .node_modules .node_libraries)
 
 # harness_confine [BWRAP_ARGS...] : sets HARNESS_CONFINE to the command prefix for code
 # the agent may have written that runs outside Claude Code's sandbox (the dev server, the
@@ -136,12 +137,6 @@ harness_confine() {
   # hold the model key in their environments, readable through /proc by the same user.
   HARNESS_CONFINE=(env -u ANTHROPIC_API_KEY -u ANTHROPIC_AUTH_TOKEN -u CLAUDE_CODE_OAUTH_TOKEN "HOME=$TICKET_DIR/home"
     bwrap --dev-bind / / --unshare-pid --proc /proc)
-  # The operator's home, read-only as a whole: a file that is not there yet (a
-  # ~/.gitconfig, ~/.config/git/attributes, ~/.ssh/config, ~/.bash_profile) would otherwise
-  # be created, and run later outside any sandbox by the harness's own git or the next
-  # login. What the command may write under it (bugbot's home, the worktree, when they are
-  # there) is bound back below and by the caller, after this.
-  if [ -d "$home" ] && [ "$home" != / ]; then HARNESS_CONFINE+=(--ro-bind "$home" "$home"); fi
   for p in "${HARNESS_CREDENTIALS[@]}"; do
     if [ -d "$home/$p" ]; then
       HARNESS_CONFINE+=(--tmpfs "$home/$p")
@@ -154,6 +149,9 @@ harness_confine() {
   for p in "${HARNESS_OWN_CODE[@]}"; do
     [ ! -e "$HARNESS_BUGBOT_ROOT/$p" ] || HARNESS_CONFINE+=(--ro-bind "$HARNESS_BUGBOT_ROOT/$p" "$HARNESS_BUGBOT_ROOT/$p")
   done
+  # Those missing were made before the run (the dispatcher's guardOperatorHome), so that
+  # they exist to be bound. (Not the whole home read-only: build tools that ignore HOME,
+  # Java's user.home among them, keep their caches there, ~/.m2, ~/.gradle.)
   for p in "${HARNESS_STARTUP[@]}"; do
     [ ! -e "$home/$p" ] || HARNESS_CONFINE+=(--ro-bind "$home/$p" "$home/$p")
   done

@@ -165,12 +165,13 @@ harness_phase_reason() {
 # WHAT. What would fail every ticket the same way is the machine's problem, not the
 # ticket's, and the run fails as one the machine could not host (harness_fail_env):
 # - never counted against a ticket (`uncounted`), since nothing in a ticket can cause it:
-#   the endpoint refusing the credentials (401, 403), the account out of credit (a
+#   the endpoint refusing the credentials (401), the account out of credit (a
 #   billing error: Claude Code's `billing_error`, or a 400 or 402 saying "credit balance"
 #   or "billing"), nothing answering at its address (connection refused, the name not
 #   resolving);
 # - given back a few times, then counted (the control plane's ENV_REFUNDS): a 5xx or 529,
-#   a 408 or a timeout, a connection cut, a 429 (after Claude Code's own retries: the
+#   a 403 (a key without access, but also a gateway's content filter refusing what one
+#   ticket's report says, which must not retry for ever), a 408 or a timeout, a connection cut, a 429 (after Claude Code's own retries: the
 #   organisation's rate limit, every ticket's requests refused alike; a request too big
 #   for the per-minute token limit is refused the same way, and ends counted after its
 #   refunds), and Claude Code that could not be started (removed or made not executable
@@ -186,10 +187,10 @@ harness_phase_fail() {
     const text = String(s.result ?? "");
     const kind = String(s.model_error_kind ?? "");
     const noConnection = s.model_error && !st;
-    const uncounted = [401, 403].includes(st) || kind === "authentication_failed" || kind === "billing_error" ||
+    const uncounted = st === 401 || (kind === "authentication_failed" && st !== 403) || kind === "billing_error" ||
       ([400, 402].includes(st) && /credit balance|billing/i.test(text)) ||
       (noConnection && /ConnectionRefused|ECONNREFUSED|connection refused|ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(text));
-    const machine = st >= 500 || [408, 429].includes(st) || kind === "rate_limit" ||
+    const machine = st >= 500 || [403, 408, 429].includes(st) || kind === "rate_limit" ||
       (noConnection && /unable to connect|connection (error|reset)|ECONNRESET|ETIMEDOUT|socket hang up|fetch failed|timed? ?out/i.test(text));
     process.stdout.write(/^could not start /.test(String(s.killed ?? "")) ? "machine" : !s.is_error ? "ticket" : uncounted ? "uncounted" : machine ? "machine" : "ticket");
   ' "$TICKET_DIR/stats-$2.json" 2>/dev/null) || class=ticket
@@ -214,12 +215,16 @@ harness_stat() {
 # HARNESS_MCP_HOST_PID. The host gets no credentials but the servers' own (in the spec);
 # it stops by itself once this worker is gone, however it ended. It runs at a lower CPU
 # priority: it starts beside research's session, whose start-up the ticket waits for.
+# Its HOME is a folder of the ticket's that the agent's sandbox can neither read nor write
+# (not the sessions' home, which it writes): Node looks for a module it cannot find in
+# ~/.node_modules (Playwright's optional bufferutil, pg's pg-native), so a module planted
+# there would run in the servers, outside any sandbox.
 HARNESS_MCP_HOST_PID=""
 harness_mcp_host_start() {
   local spec="$TICKET_DIR/config/mcp-host.json"
   [ -s "$spec" ] || return 0
-  mkdir -p "$TICKET_DIR/home"
-  env -i PATH="$PATH" HOME="$TICKET_DIR/home" LANG=C.UTF-8 TMPDIR="${TMPDIR:-/tmp}" \
+  mkdir -p "$TICKET_DIR/mcp-home"
+  env -i PATH="$PATH" HOME="$TICKET_DIR/mcp-home" LANG=C.UTF-8 TMPDIR="${TMPDIR:-/tmp}" \
     nice -n 10 node "$BUGBOT_HARNESS/lib/mcp-host.mjs" --spec "$spec" --parent "$$" --cwd "$BUGBOT_REPO" --log-dir "$TICKET_DIR" \
     </dev/null >>"$TICKET_DIR/mcp-host.log" 2>&1 &
   HARNESS_MCP_HOST_PID=$!

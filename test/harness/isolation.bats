@@ -143,20 +143,6 @@ git_untouched() {
   [ "$(cat "$HOME/.bashrc")" = 'export PS1=x' ]
 }
 
-# Review finding: only files that existed were kept read-only, so confined code (a test the
-# agent wrote) created what the operator did not have yet: a ~/.gitconfig and
-# ~/.config/git/attributes naming a clean filter the harness's own git then ran, unconfined,
-# with the model key in its environment; an ~/.ssh/config; a ~/.bash_profile.
-@test "confined: the operator's home is read-only as a whole: start-up and config files that do not exist yet cannot be made" {
-  [ ! -e "$HOME/.gitconfig" ] && [ ! -e "$HOME/.config" ] && [ ! -e "$HOME/.bash_profile" ]
-  run harness_isolated "$TMP/wt" \
-    "for f in $HOME/.gitconfig $HOME/.config/git/attributes $HOME/.bash_profile $HOME/.local/bin/git; do mkdir -p \$(dirname \$f) 2>/dev/null; echo evil >\$f 2>/dev/null && echo made \$f; done; echo x >$HOME/.ssh/config; echo y >made-here && echo wrote-own-folder"
-  [[ "$output" != *made\ * ]]
-  [[ "$output" == *wrote-own-folder* ]]
-  # ~/.ssh is an empty scratch folder to it (its keys hidden): what it writes there is gone after.
-  for f in .gitconfig .config .ssh/config .bash_profile .local; do [ ! -e "$HOME/$f" ]; done
-}
-
 @test "confined: of the tickets' folders only its own home is there (other reports, MCP credentials in config/ are not)" {
   export BUGBOT_HOME="$TMP/bb"
   export TICKET_DIR="$BUGBOT_HOME/tickets/1/run-1"

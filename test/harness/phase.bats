@@ -134,6 +134,11 @@ env_failure() {
   run harness_phase_fail research research
   [ "$(env_failure)" = "research: model endpoint failed: API Error: Request rejected (429) · This request would exceed the rate limit for your organization of 50 requests per minute." ]
 
+  # A 403 may be a gateway's content filter refusing one ticket's report: bounded, not for ever.
+  phase_stats '{"is_error":true,"model_error":true,"model_error_kind":"authentication_failed","api_error_status":403,"result":"API Error: 403 Request blocked by policy"}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = "research: model endpoint failed: API Error: 403 Request blocked by policy" ]
+
   phase_stats '{"is_error":true,"model_error":true,"api_error_status":529,"result":"API Error: 529 Overloaded"}'
   run harness_phase_fail research research
   [ "$(env_failure)" = "research: model endpoint failed: API Error: 529 Overloaded" ]
@@ -170,4 +175,27 @@ env_failure() {
   run harness_phase_fail research research
   [ "$status" -eq 1 ]
   [[ $(env_failure) == "research: could not start $TMP/no-such-claude: spawn $TMP/no-such-claude ENOENT" ]]
+}
+
+# Review finding: the MCP host ran with the sessions' HOME, which the agent's sandbox writes:
+# Node looks for a module it cannot find in ~/.node_modules (Playwright's optional
+# bufferutil), so a module planted there ran in the browser server, outside any sandbox.
+@test "mcp host: its servers' HOME is not the sessions' home, and a module planted there is not loaded" {
+  mkdir -p "$TICKET_DIR/home/.node_modules/planted"
+  printf 'require("fs").writeFileSync(process.env.PROBE_OUT, "LOADED");\n' >"$TICKET_DIR/home/.node_modules/planted/index.js"
+  # A server that reports its HOME and asks for a module no node_modules holds.
+  cat >"$TMP/server.sh" <<SH
+#!/usr/bin/env bash
+echo "\$HOME" >"$TMP/server-home"
+PROBE_OUT="$TMP/loaded" node -e 'try { require("planted") } catch { require("fs").writeFileSync("$TMP/missing", "") }'
+sleep 30
+SH
+  chmod +x "$TMP/server.sh"
+  printf '{"servers":{"probe":{"command":"%s","args":[],"env":{},"socket":"%s"}}}' "$TMP/server.sh" "$TICKET_DIR/mcp/probe.sock" >"$TICKET_DIR/config/mcp-host.json"
+  harness_mcp_host_start
+  for _ in $(seq 50); do [ -e "$TMP/missing" ] || [ -e "$TMP/loaded" ] && break; sleep 0.1; done
+  kill "$HARNESS_MCP_HOST_PID"
+  [ "$(cat "$TMP/server-home")" != "$TICKET_DIR/home" ]
+  [ -e "$TMP/missing" ]
+  [ ! -e "$TMP/loaded" ]
 }
