@@ -281,9 +281,12 @@ case $gate_rc in
     harness_fail "the test command failed and names no failing test ($BUGBOT_TEST_COMMAND): ${said:-it printed nothing} (see tests.log)"
     ;;
   # It cannot run at all, fix or no fix: every ticket would pay all its phases to end here.
+  # (Both checkouts use this run's installed dependencies, which the fix could have broken:
+  # given back three times only, as any failure that looks like the machine's, and the
+  # reason says so.)
   3)
     said=$(harness_first_line "$TICKET_DIR/tests-base.log")
-    harness_fail_env "target.testCommand fails on the base commit too and names no test: ${said:-it printed nothing} ($BUGBOT_TEST_COMMAND; see tests-base.log)"
+    harness_fail_env "target.testCommand fails on the base commit too and names no test: ${said:-it printed nothing} ($BUGBOT_TEST_COMMAND; see tests-base.log; both runs use this run's node_modules, which a fix could also have broken)"
     ;;
   *) harness_fail "the test command failed with new failures ($BUGBOT_TEST_COMMAND; see tests.log and tests-compare.json)" ;;
 esac
