@@ -1219,8 +1219,8 @@ function terminalText(text: string): string {
       .replace(/\r\n/g, '\n')
       // eslint-disable-next-line no-control-regex -- control characters are what it replaces
       .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, hexEscape)
-      // Bidirectional overrides and isolates reorder what follows them on screen ("Trojan Source").
-      .replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`)
+      // Bidirectional overrides, isolates and marks (U+061C, U+200E, U+200F) reorder what follows them on screen ("Trojan Source").
+      .replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
   );
 }
 
@@ -1230,7 +1230,7 @@ function terminalText(text: string): string {
  * are written as \u escapes, the same string to a JSON reader.
  */
 function printJson(value: unknown): void {
-  const json = JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const json = JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   process.stdout.write(json + '\n');
 }
 

@@ -1,10 +1,11 @@
 /**
- * Characters that change how text reads without being seen: bidirectional overrides and
- * isolates (they reorder what follows them, "Trojan Source"), zero-width ones and the BOM.
+ * Characters that change how text reads without being seen: bidirectional overrides,
+ * isolates and marks (they reorder what follows them, "Trojan Source"; the Arabic letter
+ * mark U+061C too), zero-width ones and the BOM.
  * A reviewer reading a fix, or what the agent read and wrote, must see them: each is drawn
  * as its code point, marked.
  */
-export const HIDDEN = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+export const HIDDEN = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
 
 /** Whether `text` holds any of them. */
 export function hasHidden(text: string): boolean {

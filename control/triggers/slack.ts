@@ -71,6 +71,12 @@ interface AdmittedMention {
   result: AcceptResult;
   /** It opened its ticket and holds it for its thread: followUp reads the thread, triages, answers, and releases it. */
   held: boolean;
+  /**
+   * Held by an earlier process (resumeHeld): its ticket may have been decided since (by
+   * that process, the CLI, or its hold's end while Socket Mode connected). A decided one
+   * keeps its text and triage: followUp only answers with its state.
+   */
+  resumed?: boolean;
 }
 
 export interface SlackTriggerDeps {
@@ -226,14 +232,28 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
   const pending = new Set<Promise<void>>();
 
   /** After the ack: read the thread into the ticket, triage it on that, then answer in the thread. */
-  const followUp = async ({ mention, result: accepted, held }: AdmittedMention, client: WebClient): Promise<void> => {
+  const followUp = async ({ mention, result: accepted, held, resumed }: AdmittedMention, client: WebClient): Promise<void> => {
     let result = accepted;
     const ticketId = result.ticketId;
     if (ticketId === null) return;
     await identify();
+    /** A resumed mention's ticket decided since: its state now, to answer with; undefined while it waits. */
+    const decidedSince = (): { state: TicketState; reason: string | null } | undefined => {
+      const t = resumed ? store.getTicketRow(ticketId) : undefined;
+      return t && t.state !== 'settling' ? { state: t.state as TicketState, reason: t.triage_reason } : undefined;
+    };
+    let decided: { state: TicketState; reason: string | null } | undefined;
+    try {
+      decided = decidedSince();
+    } catch (err) {
+      // The database busy: read as still waiting; threadRead below fails the same way, and the answer says what was known.
+      logger.warn('could not look up the ticket of a held slack mention', { ticket: ticketId, error: slackError(err) });
+    }
+    if (decided) result = { ...result, ...decided };
     // Only a ticket this mention opened takes the thread as its text; a merged mention
-    // must not overwrite the report someone else filed.
-    if (held) {
+    // must not overwrite the report someone else filed, nor a resumed one a decision made
+    // since (the thread is not read then).
+    if (held && !decided) {
       let thread: { text: string; messages: number } | undefined;
       // A mention held before a restart that turned fetchThread off: triaged on the mention, now.
       if (cfg.fetchThread) {
@@ -249,27 +269,33 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
         }
       }
       try {
-        const decided = intake.threadRead(ticketId, thread && thread.messages > 1 ? thread.text : undefined);
-        result = { ...result, ...decided };
+        // Looked at again in the same transaction: its hold may have ended while the thread was read.
+        result = { ...result, ...store.tx(() => decidedSince() ?? intake.threadRead(ticketId, thread && thread.messages > 1 ? thread.text : undefined)) };
       } catch (err) {
         // The database busy or full: the ticket keeps the mention (triaged on it when its hold
         // ends), and the person still hears of it.
         logger.warn('could not store the slack thread in the ticket; it keeps the mention text', { ticket: ticketId, error: slackError(err) });
       }
     }
-    let answered = false;
+    let done = false;
     try {
       await withRateLimit(
         () => client.chat.postMessage({ channel: mention.channel, thread_ts: mention.threadTs, text: replyText(result, store.getTicket(ticketId)) }),
         stopping.signal,
       );
-      answered = true;
+      done = true;
     } catch (err) {
-      logger.warn('could not reply in the slack thread', { ticket: ticketId, channel: mention.channel, error: slackError(err) });
+      done = refusedForGood(err);
+      logger.warn(done ? 'could not reply in the slack thread' : 'could not reply in the slack thread; the next start tries again', {
+        ticket: ticketId,
+        channel: mention.channel,
+        error: slackError(err),
+      });
     }
-    // Answered, or refused for good (channel_not_found): no start answers it again. A stop
-    // that cut a wait on a rate limit short leaves it for the next start.
-    if (held && (answered || !stopping.signal.aborted)) {
+    // Answered, or refused for good (channel_not_found, not_in_channel): no start answers it
+    // again. A network error, Slack's own trouble or a rate limit (a stop that cut its wait
+    // short too) leaves it held for the next start.
+    if (held && done) {
       try {
         store.releaseHeldReport(ticketId);
       } catch (err) {
@@ -306,7 +332,7 @@ export function createSlackTrigger(deps: SlackTriggerDeps): SlackTrigger {
           state: t.state as TicketState,
           reason: t.triage_reason,
         };
-        out.push({ mention, result, held: true });
+        out.push({ mention, result, held: true, resumed: true });
       }
     } catch (err) {
       // The database busy or full: they are triaged when their holds end, unanswered.
@@ -411,6 +437,22 @@ export function settleHeldMentions(deps: { config: BugbotConfig; store: Store; i
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Platform errors that are Slack's trouble of the moment, not a refusal of this call
+ * (https://docs.slack.dev/reference/methods/chat.postMessage#errors).
+ */
+const TRANSIENT_PLATFORM_ERRORS = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'ratelimited']);
+
+/**
+ * Whether Slack refused a call for good: a platform error code (channel_not_found,
+ * not_in_channel, is_archived, ...) but for its own transient ones. A request error
+ * (ECONNRESET, a timeout), an HTTP error or a rate limit is not: the call may go through later.
+ */
+function refusedForGood(err: unknown): boolean {
+  const e = err as { code?: unknown; data?: { error?: unknown } };
+  return e?.code === ErrorCode.PlatformError && typeof e.data?.error === 'string' && !TRANSIENT_PLATFORM_ERRORS.has(e.data.error);
+}
 
 /** Slack's error code (e.g. thread_not_found) when it gave one, else the message. */
 function slackError(err: unknown): string {

@@ -51,8 +51,10 @@ export function chromiumSandboxArgs(uid: number | undefined, sandboxFailed: bool
 }
 
 /**
- * Set once a Chromium launched with its sandbox failed and one without it started: later
- * launches in this process skip the attempt (and the warning, which is logged once).
+ * Set once a Chromium launched with its sandbox failed for the sandbox's sake (its stderr
+ * names the sandbox, user namespaces, setuid or the zygote: `sandboxRefused`) and one
+ * without it started: later launches in this process skip the attempt (and the warning,
+ * which is logged once). Any other failure (a timeout, a crash) leaves it unset.
  */
 let sandboxFailed = false;
 
@@ -208,7 +210,9 @@ export class BrowserSession {
       try {
         context = await launch(!sandboxed);
       } catch (err) {
-        if (!sandboxed) throw err;
+        // Only a failure of the sandbox itself turns it off: a timeout on a loaded machine
+        // or a crash is reported as it is, and the next launch tries the sandbox again.
+        if (!sandboxed || !sandboxRefused((err as Error).message, [chromiumPath, userDataDir])) throw err;
         // Its sandbox could not start (no unprivileged user namespaces): the browser tools
         // still work without it, which the operator is told, once. A fresh profile: the
         // failed Chromium may have left its lock there.
@@ -355,17 +359,46 @@ export async function waitForListener(target: URL, waitMs: number): Promise<void
   }
 }
 
-/** A Playwright error's message without its call log, masked (`mask`), then cut short enough for a tool result. */
-/** A failed launch in a line: Playwright's first line and what Chromium said on stderr (its call log). */
-function launchFailure(message: string): string {
-  const lines = stripVTControlCharacters(message)
+/** A failed launch's message as lines: Playwright's first line, then the rest. */
+function launchLines(message: string): string[] {
+  return stripVTControlCharacters(message)
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean);
-  const said = lines.flatMap((l) => /\[pid=\d+\]\[err\] (.*)/.exec(l)?.[1] ?? []);
-  const why = said.find((l) => /sandbox|namespace|FATAL/i.test(l)) ?? said[0];
+}
+
+/** What Chromium said on stderr during a failed launch (the `[pid=N][err]` lines of Playwright's message). */
+function chromiumSaid(lines: string[]): string[] {
+  return lines.flatMap((l) => /\[pid=\d+\]\[err\] (.*)/.exec(l)?.[1] ?? []);
+}
+
+/**
+ * Words of Chromium's sandbox failing to start: "No usable sandbox!" (user namespaces
+ * refused, from zygote_host_impl_linux.cc), "Failed to move to new namespace", "The SUID
+ * sandbox helper binary ...", "setuid sandbox".
+ */
+const SANDBOX_WORDS = /sandbox|namespace|setuid|suid|zygote/i;
+
+/**
+ * Whether a failed launch was the sandbox's: Playwright's first line or Chromium's stderr
+ * says so. The rest of the message (the command line Playwright logs) is not read, nor are
+ * the given paths (the executable's, the profile's), whose names may contain those words.
+ */
+function sandboxRefused(message: string, paths: string[]): boolean {
+  const lines = launchLines(message);
+  const told = [lines[0] ?? '', ...chromiumSaid(lines)].map((l) => paths.reduce((t, p) => t.split(p).join(' '), l));
+  return told.some((l) => SANDBOX_WORDS.test(l));
+}
+
+/** A failed launch in a line: Playwright's first line and what Chromium said on stderr (its call log). */
+function launchFailure(message: string): string {
+  const lines = launchLines(message);
+  const said = chromiumSaid(lines);
+  const why = said.find((l) => SANDBOX_WORDS.test(l) || /FATAL/.test(l)) ?? said[0];
   return `${lines[0] ?? ''}${why ? `; Chromium said: ${why}` : ''}`.slice(0, 500);
 }
+
+/** A Playwright error's message without its call log, masked (`mask`), then cut short enough for a tool result. */
 
 export function errorText(err: unknown, mask: (text: string) => string): string {
   const msg = err instanceof Error ? err.message : String(err);

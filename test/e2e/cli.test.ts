@@ -630,7 +630,8 @@ test('tickets, ticket and fingerprint show the control characters of what a trig
   const dir = tempDir(t);
   const home = ['--home', join(dir, 'home')];
   const title = 'Checkout \x1b]52;c;cm0gLXJmIH4=\x07fails \x1b[2J';
-  const message = 'first line\r\nsecond \x1b[31mred\x1b[0m\rhidden \x9b2J \u202egnirts';
+  // U+061C, the Arabic letter mark, is a bidirectional control too (review finding: it went out raw).
+  const message = 'first line\r\nsecond \x1b[31mred\x1b[0m\rhidden \x9b2J \u202egnirts \u061c1,2';
   const e = bugbot([...home, 'enqueue', '-t', title, '-m', message, '-s', 'web\tshop'], { cwd: dir });
   assert.equal(e.code, 0, e.stderr);
   const list = bugbot([...home, 'tickets'], { cwd: dir });
@@ -641,13 +642,14 @@ test('tickets, ticket and fingerprint show the control characters of what a trig
   assert.equal(one.code, 0, one.stderr);
   assert.doesNotMatch(one.stdout, TERMINAL_CONTROL, JSON.stringify(one.stdout));
   assert.match(one.stdout, /^ticket 1: Checkout \\x1b\]52;c;cm0gLXJmIH4=\\x07fails \\x1b\[2J$/m);
-  assert.ok(one.stdout.includes('\nmessage:\n  first line\n  second \\x1b[31mred\\x1b[0m\\x0dhidden \\x9b2J \\u202egnirts\n'), one.stdout);
+  assert.doesNotMatch(one.stdout, /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/, JSON.stringify(one.stdout));
+  assert.ok(one.stdout.includes('\nmessage:\n  first line\n  second \\x1b[31mred\\x1b[0m\\x0dhidden \\x9b2J \\u202egnirts \\u061c1,2\n'), one.stdout);
   // --json is read on terminals too: DEL, C1 and the bidi controls (which JSON leaves raw) are
   // \u escapes, the same string to a JSON reader.
   for (const args of [['ticket', '1', '--json'], ['tickets', '--json']]) {
     const out = bugbot([...home, ...args], { cwd: dir }).stdout;
-    assert.doesNotMatch(out, /[\x7f-\x9f\u202a-\u202e\u2066-\u2069]/, `${args.join(' ')}: ${JSON.stringify(out)}`);
-    assert.ok(out.includes('hidden \\u009b2J \\u202egnirts'), out);
+    assert.doesNotMatch(out, /[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/, `${args.join(' ')}: ${JSON.stringify(out)}`);
+    assert.ok(out.includes('hidden \\u009b2J \\u202egnirts \\u061c1,2'), out);
   }
   const json = JSON.parse(bugbot([...home, 'ticket', '1', '--json'], { cwd: dir }).stdout) as { ticket: { title: string; message: string } };
   assert.equal(json.ticket.title, title, 'the text as stored');

@@ -76,14 +76,15 @@ test("bidirectional and invisible characters in what the agent read, ran and sai
   const rlo = '/* check admin \u202e } \u2066if (isAdmin)\u2069 \u2066 begin admins only */';
   const log = claude('real_cli_success_with_permission_denials.jsonl')
     .replace('"content":"hello-from-bash"', `"content":${JSON.stringify(rlo)}`)
-    .replace('"text":"All done."', `"text":${JSON.stringify('Done\u200b: see \u202eevil')}`)
+    // U+061C, the Arabic letter mark, is a bidirectional control too (review finding: it was left out).
+    .replace('"text":"All done."', `"text":${JSON.stringify('Done\u200b: see \u202eevil \u061c1,2')}`)
     .replace('"command":"echo hello-from-bash"', `"command":${JSON.stringify('echo \u2067hi')}`);
   assert.notEqual(log, claude('real_cli_success_with_permission_denials.jsonl'));
   writeFileSync(join(ticketDir, 'stage-implement.jsonl'), log);
   const impl = sessionsOf(await (await app.request(`http://localhost/tickets/${id}?run=${run.id}`, { headers: HTML })).text()).of('implement');
-  assert.doesNotMatch(impl, /[\u200b-\u200f\u202a-\u202e\u2066-\u2069]/, 'no hidden character reaches the page raw');
+  assert.doesNotMatch(impl, /[\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069]/, 'no hidden character reaches the page raw');
   const mark = (cp: string) => `<span class="hidden-char" title="a character that is not seen: it changes how the text reads">U+${cp}</span>`;
-  for (const part of [`/* check admin ${mark('202E')} } ${mark('2066')}if (isAdmin)${mark('2069')}`, `Done${mark('200B')}: see ${mark('202E')}evil`, `echo ${mark('2067')}hi`]) {
+  for (const part of [`/* check admin ${mark('202E')} } ${mark('2066')}if (isAdmin)${mark('2069')}`, `Done${mark('200B')}: see ${mark('202E')}evil ${mark('061C')}1,2`, `echo ${mark('2067')}hi`]) {
     assert.ok(impl.includes(part), `missing ${part} in ${impl}`);
   }
 });

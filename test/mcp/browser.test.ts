@@ -654,6 +654,46 @@ describe("Chromium's sandbox unavailable", () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
+  // Review finding: any failed first launch (a timeout on a loaded machine, a crash) turned
+  // the sandbox off for the rest of the process, with a warning blaming user namespaces.
+  // Runs before the fallback test below, which turns it off for good in this process. The
+  // wrapper's path holds "sandbox" (this describe's folder): only what was said counts.
+  it('a launch that fails another way is reported as it is and leaves the sandbox on', async () => {
+    const calls = join(tmp, 'calls-crash.txt');
+    const wrapper = join(tmp, 'chromium-crashes');
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh
+echo "$*" >> ${calls}
+echo "${CHROMIUM}: error while loading shared libraries: libnss3.so: cannot open shared object file: No such file or directory" >&2
+exit 127
+`,
+      { mode: 0o755 },
+    );
+    const settings = browserSettingsSchema.parse({ chromiumPath: wrapper });
+    const logged: string[] = [];
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmp, TMPDIR: tmp };
+    const session = new BrowserSession(settings, new OriginPolicy([]), (m) => logged.push(m), env, (t) => t, 1001);
+    try {
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(session.page(), (err: Error) => {
+          assert.match(err.message, /did not start: .*libnss3\.so/s);
+          return true;
+        });
+      }
+    } finally {
+      await session.close();
+    }
+    const launches = readFileSync(calls, 'utf8').trim().split('\n');
+    // One launch per call, each with the sandbox: no relaunch without it, nothing remembered.
+    assert.deepEqual(
+      launches.map((l) => ` ${l} `.includes(' --no-sandbox ')),
+      [false, false],
+      launches.join('\n'),
+    );
+    assert.doesNotMatch(logged.join('\n'), /sandbox could not start|namespaces/, logged.join('\n'));
+  });
+
   it('falls back to --no-sandbox with one warning in the log, and the tools work', async () => {
     const calls = join(tmp, 'calls.txt');
     const wrapper = join(tmp, 'chromium-no-userns');
