@@ -130,29 +130,16 @@ export const STARTUP = [
   '.node_libraries',
 ];
 
-/** Of STARTUP and the credentials, what guardOperatorHome makes when missing: folders (the rest are files). */
-const GUARDED_DIRS = new Set([
-  '.config/git',
-  '.config/systemd',
-  '.config/environment.d',
-  '.config/autostart',
-  '.config/fish',
-  '.local/bin',
-  '.node_modules',
-  '.node_libraries',
-  '.ssh',
-  '.claude',
-  '.aws',
-  '.kube',
-  '.docker',
-  '.config/gh',
-]);
 /**
  * Credentials whose files, made by the agent, something outside the sandbox would act on:
  * npm ci's ~/.npmrc, ssh's config, Claude Code's own, and the operator's cloud tools
  * (an AWS credential_process, a kubeconfig exec plugin, a Docker credsStore, gh aliases).
+ * The folders among them, then the files.
  */
-const GUARDED_CREDENTIALS = ['.ssh', '.npmrc', '.netrc', '.git-credentials', '.claude', '.claude.json', '.aws', '.kube', '.docker', '.config/gh'];
+const GUARDED_CREDENTIAL_DIRS = ['.ssh', '.claude', '.aws', '.kube', '.docker', '.config/gh'];
+const GUARDED_CREDENTIALS = [...GUARDED_CREDENTIAL_DIRS, '.npmrc', '.netrc', '.git-credentials', '.claude.json'];
+/** Of STARTUP and those, what guardOperatorHome makes as a folder when missing (the rest are files). */
+const GUARDED_DIRS = new Set([...STARTUP.filter((p) => p.startsWith('.config/') || p.startsWith('.local/') || p.startsWith('.node_')), ...GUARDED_CREDENTIAL_DIRS]);
 /** Paths guardOperatorHome could not make, already logged once (a home this user cannot write: every run would say it again). */
 const unguardable = new Set<string>();
 
