@@ -331,7 +331,9 @@ test('watch says when a file is not there yet, and reads it whole once it appear
     cwd: dir,
     env: { ...process.env, BUGBOT_LOG_LEVEL: 'warn', BUGBOT_SETTLE_SECONDS: '0' },
   });
-  await waitFor(() => /watching/.test(w.output()), 15_000, 'watch to start');
+  // Two writes to stdout: wait for the second, not the first (a busy machine splits them).
+  await waitFor(() => /does not exist yet/.test(w.output()), 15_000, 'watch to start');
+  assert.match(w.output(), /^watching /);
   assert.match(w.output(), new RegExp(`^ {2}${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} does not exist yet: read from its start once it appears$`, 'm'));
   writeFileSync(log, JSON.stringify({ level: 50, msg: 'Inventory sync crashed on a missing SKU' }) + '\n');
   await waitFor(() => /later\.log: 1 error event\(s\) stored/.test(w.output()), 15_000, 'the error in the new file to be stored');
