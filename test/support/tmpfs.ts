@@ -8,8 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 
-/** A fresh tmpfs of `size` (mount's form: "1m"), unmounted and removed when the test ends. */
-export function smallDisk(t: TestContext, size: string): string {
+/**
+ * Mount a fresh tmpfs of `size` (mount's form: "1m") in a folder of its own; `unmount()`
+ * takes the topmost mount off it (lazily when busy). The caller removes `dir` after.
+ */
+function mountTmpfs(size: string): { dir: string; disk: string; unmount(): void } {
   if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs and must run as root (CI does)');
   // Not tempDir(): its removal would run before the unmount (after-hooks run in order).
   const dir = mkdtempSync(join(tmpdir(), 'bugbot-disk-'));
@@ -21,12 +24,21 @@ export function smallDisk(t: TestContext, size: string): string {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`could not mount a tmpfs at ${disk} (needs root and mount rights): ${(err as Error).message}`);
   }
-  t.after(() => {
+  const unmount = () => {
     try {
       execFileSync('umount', [disk], { stdio: 'ignore' });
     } catch {
       execFileSync('umount', ['-l', disk], { stdio: 'ignore' });
     }
+  };
+  return { dir, disk, unmount };
+}
+
+/** A fresh tmpfs of `size` (mount's form: "1m"), unmounted and removed when the test ends. */
+export function smallDisk(t: TestContext, size: string): string {
+  const { dir, disk, unmount } = mountTmpfs(size);
+  t.after(() => {
+    unmount();
     rmSync(dir, { recursive: true, force: true });
   });
   return disk;
@@ -47,24 +59,8 @@ export function fillDisk(dir: string): string {
  * takes the bind mount off. Unmounted and removed when the test ends.
  */
 export function readOnlyDisk(t: TestContext, size: string): { disk: string; readOnly(): void; writable(): void } {
-  if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs and must run as root (CI does)');
-  const dir = mkdtempSync(join(tmpdir(), 'bugbot-disk-'));
-  const disk = join(dir, 'disk');
-  mkdirSync(disk);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', disk], { stdio: 'pipe' });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`could not mount a tmpfs at ${disk} (needs root and mount rights): ${(err as Error).message}`);
-  }
+  const { dir, disk, unmount } = mountTmpfs(size);
   let bound = false;
-  const unmount = () => {
-    try {
-      execFileSync('umount', [disk], { stdio: 'ignore' });
-    } catch {
-      execFileSync('umount', ['-l', disk], { stdio: 'ignore' });
-    }
-  };
   t.after(() => {
     if (bound) unmount();
     unmount();
