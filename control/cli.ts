@@ -88,8 +88,8 @@ export function buildProgram(): Command {
   const program = new Command('bugbot')
     .description('Self-hosted autonomous bug fixing: alerts, Slack threads and emails become verified fixes.')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .option('-c, --config <path>', 'config file (default: ./bugbot.config.json, or $BUGBOT_CONFIG)', nonEmptyArg('path'))
-    .option('--home <dir>', 'state directory (default: .bugbot next to the config file, or $BUGBOT_HOME)', nonEmptyArg('path'))
+    .option('-c, --config <path>', 'config file (default: $BUGBOT_CONFIG, else ./bugbot.config.json)', nonEmptyArg('path'))
+    .option('--home <dir>', 'state directory (default: $BUGBOT_HOME, else the config file\'s "home", else .bugbot next to the config file or in the working directory)', nonEmptyArg('path'))
     // Each command's --help lists --config and --home too.
     .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError('(run bugbot --help for usage)')
@@ -99,9 +99,9 @@ export function buildProgram(): Command {
   program
     .command('start')
     .description('run the control plane: webhooks, intake, queue, workers, API and dashboard')
-    .option('-p, --port <port>', 'port to listen on (default 7777)', intArg)
-    .option('--host <host>', 'address to bind (default 127.0.0.1)', nonEmptyArg('host name or address'))
-    .option('-w, --workers <n>', 'worker count, 1-8', intArg)
+    .option('-p, --port <port>', 'port to listen on (default: server.port, 7777; 0 picks a free one)', intArg)
+    .option('--host <host>', 'address to bind (default: server.host, 127.0.0.1)', nonEmptyArg('host name or address'))
+    .option('-w, --workers <n>', 'worker count, 1-8 (default: workers, 2)', intArg)
     .action(async (o: { port?: number; host?: string; workers?: number }, cmd: Command) => {
       const config = load(
         cmd,
@@ -184,7 +184,7 @@ export function buildProgram(): Command {
 
   program
     .command('fingerprint')
-    .description('read events (JSON lines) on stdin and print each fingerprint')
+    .description('read events on stdin, one JSON object a line ("message", and "stack", "route", "service", "kind", "labels", "source" when there are), and print each fingerprint')
     .option('--explain', 'also print what went into each fingerprint')
     .action(async (o: { explain?: boolean }, cmd: Command) => {
       const config = load(cmd);
@@ -306,7 +306,7 @@ export function buildProgram(): Command {
     .command('tickets')
     .description('list tickets')
     .option('--state <state>', `only this state (${TICKET_STATES.join(', ')})`)
-    .option('-n, --limit <n>', 'how many', positiveIntArg, 50)
+    .option('-n, --limit <n>', 'how many, newest first', positiveIntArg, 50)
     .option('--json', 'JSON output')
     .action((o: { state?: string; limit: number; json?: boolean }, cmd: Command) => {
       if (o.state && !TICKET_STATES.includes(o.state as TicketState)) fail(`unknown state "${o.state}"; one of: ${TICKET_STATES.join(', ')}`, 2);
@@ -466,7 +466,7 @@ export function buildProgram(): Command {
 
   program
     .command('cancel')
-    .description('cancel a ticket: a running worker is stopped (partial work stays on its branch)')
+    .description('cancel a ticket: a running one\'s worker is stopped (partial work stays on its branch); one not running is dropped')
     .argument('<id>', 'ticket id', intArg)
     .option('--by <name>', 'who cancels', actorArg, process.env.USER || 'cli')
     .action(async (id: number, o: { by: string }, cmd: Command) => {
@@ -594,7 +594,7 @@ export function buildProgram(): Command {
 
   program
     .command('build')
-    .description('prebuild the JavaScript bundles of the CLI and the MCP servers (bugbot start does it too)')
+    .description('prebuild the JavaScript bundles of the CLI, the MCP servers and intake\'s writer thread (bugbot start does it too)')
     .option('-f, --force', 'rebuild even the fresh ones')
     .action(async (o: { force?: boolean }) => {
       const { buildBundles, BUNDLE_DIR } = await import('../lib/bundle.ts');
