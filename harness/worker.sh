@@ -281,13 +281,14 @@ case $gate_rc in
     harness_fail "the test command failed and names no failing test ($BUGBOT_TEST_COMMAND): ${said:-it printed nothing} (see tests.log)"
     ;;
   # It cannot run at all, fix or no fix: every ticket would pay all its phases to end here.
-  # (Both checkouts use this run's installed dependencies, which the fix could have broken:
-  # given back three times only, as any failure that looks like the machine's, and the
-  # reason says so.)
   3)
     said=$(harness_first_line "$TICKET_DIR/tests-base.log")
-    harness_fail_env "target.testCommand fails on the base commit too and names no test: ${said:-it printed nothing} ($BUGBOT_TEST_COMMAND; see tests-base.log; both runs use this run's node_modules, which a fix could also have broken)"
+    harness_fail_env "target.testCommand fails on the base commit too and names no test: ${said:-it printed nothing} ($BUGBOT_TEST_COMMAND; see tests-base.log)"
     ;;
+  # A checkout of the repository, or the base's own dependencies, could not be made: the
+  # disk, the network or the registry, not the fix.
+  4) harness_fail_env "the test gate could not make its checkout or install its dependencies (see tests.log and tests-base.log)" ;;
+  5) harness_fail "the fix changed package.json, its lockfile or .npmrc, and the test gate could not install from them (npm ci, confined: no credentials; see tests.log)" ;;
   *) harness_fail "the test command failed with new failures ($BUGBOT_TEST_COMMAND; see tests.log and tests-compare.json)" ;;
 esac
 preexisting=$HARNESS_GATE_OUT

@@ -206,16 +206,21 @@ function unreadable(cfg: BugbotConfig, ticketDir: string, tmp: string): string[]
   // The workers' lock on the shared checkout (harness_git_locked): flock needs only a read
   // descriptor, so a command holding it would stall every worker's fetch.
   const gitLock = resolve(cfg.target.repo, '.git', 'bugbot.lock');
-  return [...[...CREDENTIALS.map((p) => join(home, p)), ...state, gitLock].filter((p) => existsSync(p)), join(cfg.home, 'tickets'), ticketDir, dirname(tmp)];
+  // The other runs' worktrees and the test gate's checkouts beside them, and the approvals'
+  // merge checkouts: the sandbox leaves them writable (under /home, /root, /tmp or /var, as
+  // bugbot's home usually is), and what a session wrote there would be another ticket's
+  // fix, or pass this one's test gate. Only the session's own worktree is let back in.
+  const checkouts = [join(cfg.home, 'worktrees'), join(cfg.home, 'approvals')];
+  return [...[...CREDENTIALS.map((p) => join(home, p)), ...state, gitLock].filter((p) => existsSync(p)), join(cfg.home, 'tickets'), ticketDir, dirname(tmp), ...checkouts];
 }
 
 /**
- * What unreadable() took away that the agent's commands need: their ticket's agent/
- * folder and home, their run's temp folder, and the git excludes file every git command of the run reads
- * (core.excludesFile, see harness/worker.sh).
+ * What unreadable() took away that the agent's commands need: their worktree, their
+ * ticket's agent/ folder and home, their run's temp folder, and the git excludes file every
+ * git command of the run reads (core.excludesFile, see harness/worker.sh).
  */
-function readable(ticketDir: string, tmp: string): string[] {
-  return [join(ticketDir, 'agent'), join(ticketDir, 'home'), join(ticketDir, 'config', 'git-excludes'), tmp];
+function readable(ticketDir: string, worktree: string, tmp: string): string[] {
+  return [worktree, join(ticketDir, 'agent'), join(ticketDir, 'home'), join(ticketDir, 'config', 'git-excludes'), tmp];
 }
 
 /**
@@ -229,8 +234,8 @@ export const OWN_CODE = ['bin', 'control', 'harness', 'lib', 'mcp', 'prompts', '
  * What the agent's commands may not write even where the sandbox lets them (Claude Code's
  * Linux sandbox leaves /home, /root, /tmp, /var, /opt writable besides the working
  * folder): bugbot's state (database, local key, outcomes archive), bugbot's own code, the
- * base checkout's git hooks and config (they would run later, outside any sandbox), and
- * the operator's credentials and shell start-up files.
+ * base checkout's git hooks and config (they would run later, outside any sandbox) and its
+ * installed dependencies, and the operator's credentials and shell start-up files.
  */
 function unwritable(cfg: BugbotConfig): string[] {
   const home = homedir();
@@ -238,8 +243,10 @@ function unwritable(cfg: BugbotConfig): string[] {
   const state = [store, `${store}-wal`, `${store}-shm`, join(cfg.home, 'bugbot.lock.db'), join(cfg.home, 'server.json'), join(cfg.home, 'outcomes.jsonl'), join(cfg.home, 'docs-index')];
   const startup = STARTUP.map((p) => join(home, p));
   const git = ['hooks', 'config', 'info'].map((p) => resolve(cfg.target.repo, '.git', p));
+  // The base checkout's installed dependencies: every run's worktree and test gate copies them.
+  const deps = ['node_modules', 'package-lock.json'].map((p) => resolve(cfg.target.repo, p));
   const code = OWN_CODE.map((p) => join(REPO_ROOT, p));
-  return [...state, ...docsIndexFolder(cfg), ...code, ...git, ...CREDENTIALS.map((p) => join(home, p)), ...startup].filter((p) => existsSync(p));
+  return [...state, ...docsIndexFolder(cfg), ...code, ...git, ...deps, ...CREDENTIALS.map((p) => join(home, p)), ...startup].filter((p) => existsSync(p));
 }
 
 /**
@@ -320,7 +327,12 @@ export function phaseFiles(phase: Phase, ctx: PhaseContext): PhaseFiles {
         enabled: true,
         failIfUnavailable: true,
         allowUnsandboxedCommands: false,
-        filesystem: { allowWrite: [join(ticketDir, 'home'), ctx.tmp], denyRead: unreadable(cfg, ticketDir, ctx.tmp), allowRead: readable(ticketDir, ctx.tmp), denyWrite: unwritable(cfg) },
+        filesystem: {
+          allowWrite: [worktree, join(ticketDir, 'home'), ctx.tmp],
+          denyRead: unreadable(cfg, ticketDir, ctx.tmp),
+          allowRead: readable(ticketDir, worktree, ctx.tmp),
+          denyWrite: unwritable(cfg),
+        },
         network: { allowedDomains: ['localhost', '127.0.0.1'], allowLocalBinding: true },
       },
     },

@@ -185,16 +185,28 @@ harness_test_run() {
   return "$rc"
 }
 
-# harness_checkout DIR PATH REV : a detached worktree of DIR's repository at REV, with
-# DIR's node_modules as a hardlinked copy (harness_worktree_remove removes it). DIR is the
-# ticket's worktree, whose modules are its own copy (harness_deps_install), so the links
-# reach no other ticket's files nor the base checkout's. Under the worktrees folder, so a
-# crash leaves nothing the control plane's reconciler does not remove.
+# harness_checkout DIR PATH REV [CONFINED] : a detached worktree of DIR's repository at
+# REV (harness_worktree_remove removes it), with dependencies of its own from the base
+# checkout, $BUGBOT_REPO (harness_deps_install; CONFINED when REV's package files are the
+# fix's). Never DIR's node_modules: the agent's commands can write there (Claude Code's
+# sandbox leaves it writable), and a test runner or a dependency patched in place would
+# pass tests that fail in every other checkout, or fail the base's tests too, which then
+# excuse the fix's; the diff shows neither. Under the worktrees folder, out of the agent's
+# sight (phases.ts), so a crash leaves nothing the control plane's reconciler does not
+# remove.
 harness_checkout() {
   local dir=$1 path=$2 rev=$3
   harness_worktree_remove "$dir" "$path"
   harness_git_locked "$dir" worktree add --quiet --detach "$path" "$rev" || return 1
-  if [ -d "$dir/node_modules" ]; then cp -al "$dir/node_modules" "$path/node_modules" || return 1; fi
+  harness_deps_install "${BUGBOT_REPO:?the base checkout}" "$path" "${4:-}" >/dev/null || return 1
+}
+
+# harness_same_blob DIR REV_A REV_B PATH : PATH is the same at both commits (or at neither).
+harness_same_blob() {
+  local a b
+  a=$(git -C "$1" rev-parse --verify --quiet "$2:$4" 2>/dev/null) || a=""
+  b=$(git -C "$1" rev-parse --verify --quiet "$3:$4" 2>/dev/null) || b=""
+  [ "$a" = "$b" ]
 }
 
 # harness_tests_gate DIR COMMAND LOG BASE_REF [REV] : run the test command on commit REV
@@ -207,11 +219,22 @@ harness_checkout() {
 # When it failed naming no failing test (test-failures.mjs does not read its output: a
 # script that does not exist, a runner that never ran): 3 when the base failed naming none
 # too (target.testCommand cannot run here: the machine's or the configuration's, not the
-# fix's), else 2; 1 for new failures (or a checkout that could not be made).
+# fix's), else 2; 1 for new failures. 4 when a checkout or its dependencies could not be
+# made, 5 when it was an install from package files the fix changed (LOG says which).
 harness_tests_gate() {
-  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-} run=0 base_run=0 rc=0
+  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-} run=0 base_run=0 rc=0 from confined="" p
   [ -n "$rev" ] || rev=$(git -C "$dir" rev-parse HEAD)
-  harness_checkout "$dir" "$dir.gate" "$rev" || return 1
+  from=$(git -C "$dir" merge-base "$rev" "$base") || from=$base
+  # What an install reads and runs: changed by the fix, it is the agent's.
+  for p in package.json package-lock.json npm-shrinkwrap.json .npmrc; do
+    harness_same_blob "$dir" "$from" "$rev" "$p" || confined=1
+  done
+  if ! harness_checkout "$dir" "$dir.gate" "$rev" "$confined" 2>"$log"; then
+    printf 'harness: could not make the test checkout of %s or install its dependencies (above)\n' "$rev" >>"$log"
+    harness_worktree_remove "$dir" "$dir.gate"
+    if [ -n "$confined" ]; then return 5; fi
+    return 4
+  fi
   harness_test_run "$dir.gate" "$command" "$log" || run=$?
   harness_worktree_remove "$dir" "$dir.gate"
   if [ "$run" -eq 0 ]; then
@@ -220,7 +243,11 @@ harness_tests_gate() {
   fi
   [ "$run" -ne 124 ] || return 124
   # A base run stopped at the limit names fewer failures: more of these count as new.
-  harness_checkout "$dir" "$dir.base" "$(git -C "$dir" merge-base "$rev" "$base")" || return 1
+  if ! harness_checkout "$dir" "$dir.base" "$from" 2>"${log%.log}-base.log"; then
+    printf 'harness: could not make the test checkout of %s or install its dependencies (above)\n' "$from" >>"${log%.log}-base.log"
+    harness_worktree_remove "$dir" "$dir.base"
+    return 4
+  fi
   harness_test_run "$dir.base" "$command" "${log%.log}-base.log" || base_run=$?
   harness_worktree_remove "$dir" "$dir.base"
   node "$BUGBOT_HARNESS/lib/test-failures.mjs" "$log" "${log%.log}-base.log" "$dir.gate" "$dir.base" >"${log%.log}-compare.json" || rc=$?

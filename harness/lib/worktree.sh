@@ -33,21 +33,29 @@ harness_worktree_remove() {
   harness_git_locked "$repo" worktree prune
 }
 
-# harness_deps_install REPO DIR : node_modules for the worktree. When the lockfile
-# matches the base checkout's, a copy of its modules (no network; instant where the
-# filesystem shares blocks between copies, such as btrfs or XFS; a plain copy elsewhere);
-# otherwise an install from the lockfile. A copy, not hard links: code the agent wrote
-# runs in the worktree (tests, the dev server), and a file shared by a hard link is the
-# base checkout's own file, so writing to it would change the modules of every later
-# ticket and of the operator's checkout.
+# harness_deps_install REPO DIR [CONFINED] : node_modules for DIR (the worktree, or a
+# checkout of the test gate). When the lockfile matches the base checkout's, a copy of its
+# modules (no network; instant where the filesystem shares blocks between copies, such as
+# btrfs or XFS; a plain copy elsewhere); otherwise an install from the lockfile, under
+# harness_confine when CONFINED is given: DIR's package.json, lockfile or .npmrc are the
+# agent's, and the install scripts they name would otherwise run outside any sandbox with
+# the worker's environment. A copy, not hard links: code the agent wrote runs in DIR
+# (tests, the dev server), and a file shared by a hard link is the base checkout's own
+# file, so writing to it would change the modules of every later ticket and of the
+# operator's checkout.
 harness_deps_install() {
   local repo=$1 dir=$2
   [ -f "$dir/package.json" ] || return 0
   if [ -d "$repo/node_modules" ] && [ -f "$dir/package-lock.json" ] && cmp -s "$repo/package-lock.json" "$dir/package-lock.json"; then
     cp -a --reflink=auto "$repo/node_modules" "$dir/node_modules" || return 1
     echo "copied"
-  else
-    (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null) || return 1
-    echo "installed"
+    return 0
   fi
+  HARNESS_CONFINE=()
+  if [ -n "${3:-}" ]; then
+    harness_git_readonly "$dir" || return 1
+    harness_confine --die-with-parent --bind "$dir" "$dir" "${HARNESS_GIT_RO[@]}"
+  fi
+  (cd "$dir" && "${HARNESS_CONFINE[@]}" npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null) || return 1
+  echo "installed"
 }

@@ -31,10 +31,10 @@ function requireBinary(name: string): string {
 async function session(
   t: TestContext,
   model: ScriptedModel,
-  opts: { path?: string; prepare?: (home: string) => { flags: ConfigFile; prompt: string } } = {},
+  opts: { path?: string; prepare?: (home: string) => { flags: ConfigFile; prompt: string }; worktree?: string } = {},
 ) {
   const home = tempDir(t, 'bugbot-sandbox-');
-  const worktree = join(home, 'worktree');
+  const worktree = join(home, opts.worktree ?? 'worktree');
   const ticketDir = join(home, 'ticket');
   // The run's temp folder (runTmpDir): the worker's TMPDIR, which the session inherits.
   const tmp = join(home, 'tmp', '1-1');
@@ -244,6 +244,50 @@ test('the sandbox: other tickets\' folders and temp folders, this ticket\'s conf
   const tmpLine = /tmp=(\S+?)(?:\\n|")/.exec(s.results[1]!.text)?.[1] ?? '';
   assert.ok(tmpLine === s.tmp || tmpLine.startsWith(`${s.tmp}/`), `TMPDIR ${tmpLine} is in the run's folder ${s.tmp}`);
   assert.match(s.results[1]!.text, /scratch/, s.results[1]!.text);
+});
+
+test("the sandbox: the other runs' worktrees, the test gate's and the approvals' checkouts are out of reach, and the base checkout's installed dependencies read-only; its own worktree is not", { timeout: 120_000 }, async (t) => {
+  requireBinary('bwrap');
+  requireBinary('socat');
+  const model = await startScriptedModel();
+  t.after(() => model.close());
+  // What a session could otherwise change: another ticket's fix in progress, the checkout
+  // this run's test gate is testing (a failing test made to pass), an approval's merge, and
+  // the modules every later run copies.
+  const targets = (home: string) => ({
+    otherRun: join(home, 'worktrees', 'ticket-2-run-2', 'src', 'app.ts'),
+    gate: join(home, 'worktrees', 'ticket-1-run-1.gate', 'test', 'app.test.ts'),
+    approval: join(home, 'approvals', 'ticket-3-1', 'src', 'app.ts'),
+    deps: join(home, 'repo', 'node_modules', 'dep', 'index.js'),
+    lock: join(home, 'repo', 'package-lock.json'),
+  });
+  model.script('implement', [
+    (req) => {
+      const home = /SANDBOX_HOME=([\w/.-]+)/.exec(JSON.stringify(req.messages[0]))?.[1] ?? '';
+      const files = Object.values(targets(home));
+      return tool('Bash', {
+        command: [...files.map((f) => `(cat ${f}) 2>&1 | tail -1; (echo tampered >> ${f}) 2>&1 | tail -1`), 'echo mine > own.txt && cat own.txt'].join('; '),
+        description: 'reach past the worktree',
+      });
+    },
+    say('Done.'),
+  ]);
+  const s = await session(t, model, {
+    worktree: join('worktrees', 'ticket-1-run-1'),
+    prepare: (home) => {
+      for (const f of Object.values(targets(home))) {
+        mkdirSync(dirname(f), { recursive: true });
+        writeFileSync(f, 'CANARY-original\n');
+      }
+      mkdirSync(join(home, 'repo', '.git', 'hooks'), { recursive: true });
+      return { flags: { target: { repo: join(home, 'repo') } }, prompt: `SANDBOX_HOME=${home}` };
+    },
+  });
+  assert.equal(s.results.length, 1, s.out.slice(-2000));
+  for (const f of Object.values(targets(s.home))) assert.equal(readFileSync(f, 'utf8'), 'CANARY-original\n', `${f} untouched`);
+  assert.equal(readFileSync(join(s.worktree, 'own.txt'), 'utf8'), 'mine\n', 'its own worktree is writable');
+  // The base checkout's modules stay readable (a session may read a dependency's code); the others are out of sight.
+  assert.equal(s.results[0]!.text.match(/CANARY/g)?.length ?? 0, 2, s.results[0]!.text);
 });
 
 test('the sandbox: other processes of the same user (the worker, Claude Code itself) and their environments are out of sight', { timeout: 120_000 }, async (t) => {

@@ -118,6 +118,45 @@ protected_in() {
   [ "$status" -ne 0 ]
 }
 
+# package_repo : $TMP/repo with a package.json, its lockfile and installed modules (one
+# module, dep, exporting "real"), pushed; $TMP/wt2 a worktree of it with its dependencies.
+package_repo() {
+  printf '{"name":"t","version":"1.0.0"}\n' >"$TMP/repo/package.json"
+  printf '{"name":"t","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"t","version":"1.0.0"}}}\n' >"$TMP/repo/package-lock.json"
+  printf 'node_modules/\n' >"$TMP/repo/.gitignore"
+  git -C "$TMP/repo" add -A && git -C "$TMP/repo" commit --quiet -m package && git -C "$TMP/repo" push --quiet origin main
+  mkdir -p "$TMP/repo/node_modules/dep"
+  printf 'module.exports = "real"\n' >"$TMP/repo/node_modules/dep/index.js"
+  harness_worktree_add "$TMP/repo" origin main bot/t2 "$TMP/wt2"
+  [ "$(harness_deps_install "$TMP/repo" "$TMP/wt2")" = copied ]
+}
+
+@test "tests gate installs dependencies afresh from the base checkout: a module patched in the worktree passes nothing" {
+  package_repo
+  # The fix's test passes only with the module the agent patched in the worktree's copy.
+  printf '%s\n' "node -e 'if (require(\"dep\") !== \"patched\") { console.log(\"not ok 1 - dep is patched\"); process.exit(1) } console.log(\"ok 1\")'" >"$TMP/wt2/t.sh"
+  git -C "$TMP/wt2" add t.sh && git -C "$TMP/wt2" commit --quiet -m "the fix's test"
+  printf 'module.exports = "patched"\n' >"$TMP/wt2/node_modules/dep/index.js"
+  (cd "$TMP/wt2" && sh t.sh)
+  run harness_tests_gate "$TMP/wt2" "sh t.sh" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 1 ]
+  grep -q 'not ok 1 - dep is patched' "$TICKET_DIR/tests.log"
+  [ "$(cat "$TMP/repo/node_modules/dep/index.js")" = 'module.exports = "real"' ]
+  [ ! -e "$TMP/wt2.gate" ] && [ ! -e "$TMP/wt2.base" ]
+}
+
+@test "tests gate: a fix that changes package.json installs from it confined (its install scripts see no model key, no credentials)" {
+  package_repo
+  # Without the base checkout's lockfile to copy from, the gate installs (npm ci).
+  rm -rf "$TMP/repo/node_modules"
+  printf '{"name":"t","version":"1.0.0","scripts":{"postinstall":"echo \\"key=${ANTHROPIC_API_KEY:-none} home=$HOME\\" >%s"}}\n' "$TMP/installed" >"$TMP/wt2/package.json"
+  printf 'echo "ok 1"\n' >"$TMP/wt2/t.sh"
+  git -C "$TMP/wt2" add -A && git -C "$TMP/wt2" commit --quiet -m "the fix, with an install script"
+  ANTHROPIC_API_KEY=CANARY-key run harness_tests_gate "$TMP/wt2" "sh t.sh" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 0 ]
+  [ "$(cat "$TMP/installed")" = "key=none home=$TICKET_DIR/home" ]
+}
+
 @test "tests gate tests the given commit in a checkout of its own, not the working folder" {
   printf '#!/bin/sh\n[ -f wip ] && { echo "not ok 1 - unfinished work seen"; exit 1; }\necho "ok 1 - committed code"\n' >"$TMP/wt/t.sh"
   git -C "$TMP/wt" add t.sh && git -C "$TMP/wt" commit --quiet -m runner

@@ -16,6 +16,8 @@ teardown_tmp() {
 
 # make_repo: $TMP/repo (main, one commit) pushed to $TMP/origin.git
 make_repo() {
+  # The base checkout, as ticket.env names it (the test gate installs dependencies from it).
+  export BUGBOT_REPO="$TMP/repo"
   git init --quiet --bare --initial-branch=main "$TMP/origin.git"
   git init --quiet --initial-branch=main "$TMP/repo"
   git -C "$TMP/repo" config user.name test
