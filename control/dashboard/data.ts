@@ -5,7 +5,7 @@
  * came from an agent or a log goes through `scrub` before it is shown: the redactor,
  * then every secret value the config resolved, masked wherever it appears.
  */
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { workersFromStore } from '../api.ts';
 import type { AppDeps } from '../app.ts';
@@ -35,11 +35,38 @@ export function runDir(config: BugbotConfig, ticketId: number, runId: number): s
   return workspacePaths(config, { id: ticketId }, { id: runId, worker_id: 0, started_at: '' }).ticketDir;
 }
 
+/**
+ * readBounded for a file of the run's `agent/` folder, which the agent writes: never
+ * through a symbolic link (O_NOFOLLOW, in the open itself: a check before it would race
+ * the agent swapping the file). This process reads what the agent's sandbox hides (the
+ * local key in server.json, the operator's credentials, other tickets' reports), and an
+ * open loopback dashboard's pages are readable by any program on the machine, the dev
+ * server running the agent's code included: plan.md → <home>/server.json would hand it
+ * the key that approves its own fix. A link reads as no file.
+ */
+function readAgentFile(path: string, max: number): { text: string; truncated: boolean } | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch {
+    return null;
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return null;
+    const buf = Buffer.alloc(Math.min(stat.size, max));
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return { text: buf.subarray(0, n).toString('utf8'), truncated: stat.size > max };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function readRunFiles(config: BugbotConfig, scrub: Scrub, run: Pick<RunRow, 'id' | 'ticket_id'>): RunFiles {
   const dir = runDir(config, run.ticket_id, run.id);
-  const plan = readBounded(join(dir, 'agent', 'plan.md'), 200_000);
+  const plan = readAgentFile(join(dir, 'agent', 'plan.md'), 200_000);
   let verdict: RunFiles['verdict'] = null;
-  const v = readBounded(join(dir, 'agent', 'verdict.json'), 100_000);
+  const v = readAgentFile(join(dir, 'agent', 'verdict.json'), 100_000);
   if (v) {
     try {
       const j = JSON.parse(v.text) as { verdict?: unknown; reasons?: unknown; edits?: unknown };
@@ -58,7 +85,7 @@ export function readRunFiles(config: BugbotConfig, scrub: Scrub, run: Pick<RunRo
     // Written by the harness (branch, commit, counts): not redacted, which could mangle a branch name.
     if (i > 0) push[line.slice(0, i)] = line.slice(i + 1);
   }
-  const rd = readBounded(join(dir, 'agent', 'diff.patch'), config.dashboard.maxDiffBytes);
+  const rd = readAgentFile(join(dir, 'agent', 'diff.patch'), config.dashboard.maxDiffBytes);
   return {
     dir,
     plan: plan ? { text: scrub(plan.text), truncated: plan.truncated } : null,
@@ -82,7 +109,10 @@ export async function diffForRun(
   if (!branch && !commit) return null;
   const t = config.target;
   const diff = await runDiff({ repo: t.repo, remote: t.remote, baseBranch: t.baseBranch, branch, commit, baseCommit: files?.push.base_commit ?? null, maxBytes: config.dashboard.maxDiffBytes });
-  if ('error' in diff && files?.reviewDiff) {
+  // Only for a fix no longer there: diff.patch is in the agent's folder, which it may write
+  // after the review read it, and while the fix's commit is there (git failed, ran out of
+  // time, the base branch is missing) an Approve merges that commit, not what the file says.
+  if ('error' in diff && diff.gone && files?.reviewDiff) {
     return { base: t.baseBranch, ref: 'the diff the review phase saw', files: parseUnifiedDiff(files.reviewDiff.text), truncated: files.reviewDiff.truncated };
   }
   return diff;

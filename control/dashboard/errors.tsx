@@ -8,7 +8,9 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { BugbotConfig } from '../config.ts';
+import { notFound } from '../http-error.ts';
 import { localPath, page, PageError, PAGE_CSP } from './context.ts';
+import type { Viewer } from './layout.tsx';
 import { ErrorPage } from './pages/error.tsx';
 import { LocalKeyHelp } from './pages/login.tsx';
 
@@ -52,4 +54,19 @@ export function errorPage(c: Context, config: BugbotConfig, status: ContentfulSt
     />,
     status,
   );
+}
+
+/**
+ * A dashboard route's own 404 (no such ticket, no such action): a page in the viewer's
+ * layout (its flash, its logout button) for a browser, the JSON error for every other
+ * client, as the app's handlers answer.
+ */
+export function notFoundPage(c: Context, config: BugbotConfig, viewer: Viewer, message: string) {
+  if (!wantsErrorPage(c, config)) throw notFound(message);
+  return page(c, <ErrorPage viewer={viewer} status={404} message={message} />, 404);
+}
+
+/** A ticket id as the dashboard's paths write it (`/tickets/12`), or null: `0x0c`, `1e1` or `12.0` name no ticket. */
+export function ticketIdParam(raw: string | undefined): number | null {
+  return raw !== undefined && /^[1-9]\d{0,15}$/.test(raw) && Number.isSafeInteger(Number(raw)) ? Number(raw) : null;
 }

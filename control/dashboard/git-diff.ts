@@ -103,14 +103,24 @@ export interface DiffRequest {
   maxBytes: number;
 }
 
+/**
+ * Why a run has no diff to show. `gone`: neither its commit nor its branch is in the
+ * repository any more (nothing of it left to approve either); any other reason (the base
+ * branch missing, git failing or running out of time) leaves the fix itself there.
+ */
+export interface NoDiff {
+  error: string;
+  gone?: boolean;
+}
+
 /** The run's diff, or a reason there is none (no git, no such branch...). */
-export async function runDiff(req: DiffRequest): Promise<RunDiff | { error: string }> {
+export async function runDiff(req: DiffRequest): Promise<RunDiff | NoDiff> {
   const ref = await resolveCommit(req.repo, [
     req.commit,
     req.branch ? `refs/heads/${req.branch}` : null,
     req.branch ? `refs/remotes/${req.remote}/${req.branch}` : null,
   ]);
-  if (!ref) return { error: `neither the run's commit nor its branch ${req.branch ?? '(none)'} is in the target repository` };
+  if (!ref) return { error: `neither the run's commit nor its branch ${req.branch ?? '(none)'} is in the target repository`, gone: true };
   // The run's own starting commit first: the agent's sandbox could move the remote-tracking
   // ref, and a diff measured from there would hide files from the person approving.
   const base = await resolveCommit(req.repo, [req.baseCommit ?? null, `refs/remotes/${req.remote}/${req.baseBranch}`, `refs/heads/${req.baseBranch}`]);

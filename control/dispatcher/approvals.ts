@@ -215,13 +215,15 @@ export class Approvals implements ApprovalActions {
     const pushEnv = readPushEnv(workspacePaths(config, ticket, runRow).ticketDir);
     const files = await changedFiles(config, pushEnv.commit ?? `${config.target.remote}/${runRow.branch}`, pushEnv.base_commit);
     // Read again after git: a person may have claimed it meanwhile (approve() below runs
-    // synchronously up to its claim of the approval in the store).
+    // synchronously up to its claim of the approval in the store), or requeued it, and the
+    // fix waiting now is another run's, whose files and push.env the rules never saw: that
+    // run's own end asks them again. The approval names the run the rules judged.
     const now = store.getTicket(ticketId);
-    if (now?.state !== 'awaiting_approval') return null;
+    if (now?.state !== 'awaiting_approval' || latestRunWithBranch(store, ticketId)?.id !== runRow.id) return null;
     const decision = autoApprovalDecision(now, pushEnv, files, rules);
     store.audit(ticketId, 'auto-approve', decision.approve ? 'auto-approval' : 'auto-approval-declined', decision.reason);
     if (!decision.approve) return null;
-    return this.approve(ticketId, 'auto-approve');
+    return this.approve(ticketId, 'auto-approve', { run: runRow.id });
   }
 
   /** Merge the bot branch; `reviewed` is the commit people saw (refused if the branch moved since). */

@@ -22,10 +22,10 @@ import { Store } from '../../control/queue/store.ts';
 import type { TicketNotice } from '../../control/types.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { createGitTarget, fileTicket, finishAwaiting, pushFixBranch, type GitTarget } from '../support/approval.ts';
-import { postJson, repoRoot, tempDir, testConfig, waitFor } from '../support/helpers.ts';
+import { FakeClock, postJson, repoRoot, tempDir, testConfig, waitFor } from '../support/helpers.ts';
 import { startBugbot } from '../support/process.ts';
 
-function setup(t: TestContext, flags: ConfigFile = {}, env: NodeJS.ProcessEnv = {}) {
+function setup(t: TestContext, flags: ConfigFile = {}, env: NodeJS.ProcessEnv = {}, clock?: FakeClock) {
   const dir = tempDir(t, 'bugbot-approval-');
   const target = createGitTarget(dir);
   const home = join(dir, 'home');
@@ -34,7 +34,7 @@ function setup(t: TestContext, flags: ConfigFile = {}, env: NodeJS.ProcessEnv = 
     { intake: { settleSeconds: 0 }, harness: { pushMode: 'approve' }, target: { repo: target.repo }, ...flags },
     env,
   );
-  const store = new Store(join(home, 'bugbot.db'));
+  const store = new Store(join(home, 'bugbot.db'), { now: clock?.now });
   t.after(() => store.close());
   const intake = new Intake({ store, config, redactor: createRedactor() });
   const archive = new OutcomeArchive(home);
@@ -206,6 +206,32 @@ test('auto-approval: a small, tested fix goes out as auto-approve; one touching 
   const last = s.store.auditTrail(sensitive.ticketId).at(-1)!;
   assert.equal(last.action, 'auto-approval-declined');
   assert.match(last.detail!, /sensitive paths touched: package\.json/);
+});
+
+// The rules read a run's files with git, and the ticket could be requeued and wait again
+// with another run's fix meanwhile: that fix was approved on the first one's say-so.
+test("auto-approval approves the run it judged: another run's fix waiting by the time git answered is left to its own rules", async (t) => {
+  const clock = new FakeClock();
+  const s = setup(t, { approval: { autoApprove: { enabled: true } } }, {}, clock);
+  const first = s.awaiting('Judged fix');
+  const judging = s.approvals.considerAutoApproval(first.ticketId);
+  // While git lists the first run's files: a person requeues it, and the next run's fix
+  // (a sensitive path, which the rules would hold) is the one waiting. (A minute on: a
+  // bot branch is named after the second its run started.)
+  assert.equal(s.approvals.requeue(first.ticketId, 'alice').ok, true);
+  clock.advance(60);
+  const message = `bugbot: second fix for ticket ${first.ticketId}`;
+  const second = finishAwaiting({ store: s.store, config: s.config, archive: s.archive, ticketId: first.ticketId }, (branch) =>
+    pushFixBranch(s.target, branch, 'package.json', '{"name": "target"}\n', message),
+  );
+  assert.notEqual(second.run.id, first.run.id);
+  assert.equal(await judging, null, "the first run's verdict does not approve the second");
+  assert.equal(s.store.getTicket(first.ticketId)!.state, 'awaiting_approval');
+  assert.equal(stagingHas(s.target, message), 0, 'nothing merged');
+  assert.ok(!s.store.auditTrail(first.ticketId).some((a) => a.actor === 'auto-approve'), 'no verdict recorded for a run the rules did not see');
+  // The second run's own turn: its sensitive path holds it for a person.
+  assert.equal(await s.approvals.considerAutoApproval(first.ticketId), null);
+  assert.match(s.store.auditTrail(first.ticketId).at(-1)!.detail ?? '', /sensitive paths touched: package\.json/);
 });
 
 interface SeenRequest {

@@ -122,6 +122,45 @@ test('a browser gets dashboard errors as pages (status kept, message escaped, th
   assert.equal(((await (await post({}, browsing)).json()) as { error: { code: string } }).error.code, 'forbidden');
 });
 
+// A script asking for a ticket that is not there got the dashboard's HTML page (the route
+// rendered its 404 itself), and /tickets/0x1, /tickets/1e0 or /tickets/1.0 showed ticket 1.
+test("a ticket or an action the dashboard does not have: 404, a page for a browser, the JSON error for other clients; only a plain number names a ticket", async (t) => {
+  const { app, intake, store } = buildTestApp(t, { flags: { intake: { settleSeconds: 0 } } });
+  const id = fileTicket(intake, 'Checkout', 'it broke');
+  assert.equal(id, 1);
+  const first = await app.request(`http://localhost/tickets/${id}`, { headers: HTML });
+  const session = cookieOf(first)!;
+  const csrf = csrfOf(await first.text())!;
+  assert.ok(csrf);
+  const post = (path: string, headers: Record<string, string> = {}) =>
+    app.request(`http://localhost${path}`, {
+      method: 'POST',
+      headers: { cookie: `bugbot_session=${session}`, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams({ _csrf: csrf }).toString(),
+    });
+  type Ask = () => Response | Promise<Response>;
+  const cases: Array<[string, Ask, Ask, string]> = [
+    ['/tickets/999', () => app.request('http://localhost/tickets/999'), () => app.request('http://localhost/tickets/999', { headers: HTML }), 'No ticket 999.'],
+    ['/approvals/999/cancel', () => post('/approvals/999/cancel'), () => post('/approvals/999/cancel', HTML), 'No ticket 999.'],
+    ['/approvals/1/merge', () => post('/approvals/1/merge'), () => post('/approvals/1/merge', HTML), 'No action "merge"; one of: approve, skip, requeue, cancel.'],
+  ];
+  for (const bad of ['0x1', '1e0', '1.0', '01', '%201']) {
+    cases.push([`/tickets/${bad}`, () => app.request(`http://localhost/tickets/${bad}`), () => app.request(`http://localhost/tickets/${bad}`, { headers: HTML }), `No ticket ${decodeURIComponent(bad)}.`]);
+    cases.push([`/approvals/${bad}/cancel`, () => post(`/approvals/${bad}/cancel`), () => post(`/approvals/${bad}/cancel`, HTML), `No ticket ${decodeURIComponent(bad)}.`]);
+  }
+  for (const [path, asScript, asBrowser, message] of cases) {
+    const json = await asScript();
+    assert.equal(json.status, 404, path);
+    assert.match(json.headers.get('content-type') ?? '', /^application\/json/, path);
+    assert.deepEqual(await json.json(), { error: { code: 'not_found', message } }, path);
+    const html = await asBrowser();
+    assert.equal(html.status, 404, path);
+    assert.ok((await html.text()).includes(`<p class="message">${message.replace(/"/g, '&quot;')}</p>`), path);
+  }
+  assert.equal(store.getTicket(id)!.state, 'queued', 'no request above cancelled ticket 1');
+  assert.equal((await app.request('http://localhost/tickets/1')).status, 200);
+});
+
 test('on an exposed dashboard a browser posting without a login gets a page that leads to the login; a script gets the JSON 401', async (t) => {
   const { app } = buildTestApp(t, {
     flags: { server: { host: '0.0.0.0' }, triggers: { grafana: { enabled: false }, latency: { enabled: false }, email: { enabled: false } } },

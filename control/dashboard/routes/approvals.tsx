@@ -9,7 +9,7 @@ import { localPath, page, type Dash } from '../context.ts';
 import { diffForRun, readRunFiles } from '../data.ts';
 import { ACTIONS, type Action } from '../pages/actions.tsx';
 import { ApprovalsPage, type ApprovalItem } from '../pages/approvals.tsx';
-import { ErrorPage } from '../pages/error.tsx';
+import { notFoundPage, ticketIdParam } from '../errors.tsx';
 import { testCounts } from '../tests-view.tsx';
 
 /** Approval queue shown per state on one page. */
@@ -59,11 +59,11 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
 
   app.post('/approvals/:id/:action', async (c) => {
     const v = viewer(c);
-    const id = Number(c.req.param('id'));
+    const id = ticketIdParam(c.req.param('id'));
     const action = c.req.param('action') as Action;
-    if (!ACTIONS.includes(action)) return page(c, <ErrorPage viewer={viewer(c)} status={404} message={`No action "${action}"; one of: ${ACTIONS.join(', ')}.`} />, 404);
-    const ticket = Number.isSafeInteger(id) && id > 0 ? store.getTicket(id) : undefined;
-    if (!ticket) return page(c, <ErrorPage viewer={viewer(c)} status={404} message={`No ticket ${c.req.param('id')}.`} />, 404);
+    if (!ACTIONS.includes(action)) return notFoundPage(c, config, v, `No action "${action}"; one of: ${ACTIONS.join(', ')}.`);
+    const ticket = id === null ? undefined : store.getTicket(id);
+    if (!ticket || id === null) return notFoundPage(c, config, v, `No ticket ${c.req.param('id')}.`);
     const form = await c.req.parseBody();
     const back = localPath(form.return_to, '/approvals');
     const reason = typeof form.reason === 'string' && form.reason.trim() ? form.reason.trim().slice(0, 500) : undefined;

@@ -15,7 +15,7 @@ import { byFinished, page, render, type Dash } from '../context.ts';
 import { diffForRun, liveWorkers, readRunFiles, runTranscript, type RunFiles } from '../data.ts';
 import type { RunDiff } from '../git-diff.ts';
 import { dayOf, distinct, matches, parseFilter, perDay, topFingerprints, withoutFuture } from '../outcome-stats.ts';
-import { ErrorPage } from '../pages/error.tsx';
+import { notFoundPage, ticketIdParam } from '../errors.tsx';
 import { OutcomesPage } from '../pages/outcomes.tsx';
 import { OverviewPage, QueuePanel, RecentOutcomesPanel, WorkersPanel } from '../pages/overview.tsx';
 import { TicketPage, type RunInfo } from '../pages/ticket.tsx';
@@ -114,9 +114,9 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
   };
 
   app.get('/tickets/:id', async (c) => {
-    const id = Number(c.req.param('id'));
-    const ticket = Number.isSafeInteger(id) && id > 0 ? store.getTicket(id) : undefined;
-    if (!ticket) return page(c, <ErrorPage viewer={viewer(c)} status={404} message={`No ticket ${c.req.param('id')}.`} />, 404);
+    const id = ticketIdParam(c.req.param('id'));
+    const ticket = id === null ? undefined : store.getTicket(id);
+    if (!ticket || id === null) return notFoundPage(c, config, viewer(c), `No ticket ${c.req.param('id')}.`);
     const rows = outcomes.latest().filter((r) => r.ticket_id === id);
     const runs = runsForTicket(store, id).map((r) => runInfo(r, rows.find((o) => o.run_id === r.id)));
     const asked = c.req.query('run');
