@@ -41,7 +41,13 @@ export interface Cte {
 /** One query level (or a JOIN's ON clause): what its column references can see. */
 export interface Level {
   parent?: Level;
+  /** The WITH queries PostgreSQL lets a table name here read (earlier ones, or all under RECURSIVE). */
   ctes: Map<string, Cte>;
+  /**
+   * Every query of this level's WITH list, by lower-case name: SQLite reads a table name
+   * as any of them, later ones and the one being defined included, compared without case.
+   */
+  withNames: Map<string, string>;
   rels: Rel[];
   /** Columns merged by JOIN ... USING: unqualified use is not ambiguous. */
   merged: Set<string>;
@@ -58,7 +64,7 @@ export interface GuardCtx {
 
 /** A query level with no CTEs yet. */
 export function newLevel(parent: Level | undefined, rels: Rel[] = []): Level {
-  return { parent, ctes: new Map(), rels, merged: new Set() };
+  return { parent, ctes: new Map(), withNames: new Map(), rels, merged: new Set() };
 }
 
 /** The node's type name ({ ColumnRef: {...} } → 'ColumnRef'). */
@@ -124,11 +130,25 @@ export function registerRel(ctx: GuardCtx, rel: Rel): void {
   ctx.refnames.set(key, rel.id);
 }
 
-/** The CTE a bare table name refers to, innermost WITH first. */
+/**
+ * The CTE a bare table name refers to, innermost WITH first. PostgreSQL and SQLite must
+ * read the name as the same relation: SQLite takes the innermost WITH list holding the
+ * name in any case, any of its queries (a later one, or the one being defined), where
+ * PostgreSQL passes over those to an outer WITH query or the table. Read otherwise,
+ * a column the guard found in the relation PostgreSQL reads is missing from the one
+ * SQLite reads, and SQLite looks it up in an outer query: a hidden column of a table there.
+ */
 export function findCte(level: Level | undefined, name: string): Cte | undefined {
   for (let l = level; l; l = l.parent) {
+    const declared = l.withNames.get(name.toLowerCase());
+    if (declared === undefined) continue;
     const cte = l.ctes.get(name);
-    if (cte) return cte;
+    if (cte && declared === name) return cte;
+    throw new GuardError(
+      declared !== name
+        ? `FROM ${name}: SQLite would read the WITH query ${declared} here (it compares names without case), PostgreSQL another relation; name WITH queries apart from each other and from tables by more than case`
+        : `FROM ${name}: SQLite would read the WITH query ${name} here (a WITH query may read later ones of its list, and itself), PostgreSQL a table or an outer WITH query of that name; define a WITH query before those that read it, under a name no table has`,
+    );
   }
   return undefined;
 }

@@ -47,6 +47,11 @@ export function checkWith(ctx: GuardCtx, w: WithClause, level: Level): void {
     const cte = { id: `cte:${ctx.nextId()}`, columns: renamed(outputNames(q.SelectStmt), c.aliascolnames) };
     return { name: c.ctename ?? '', stmt: q.SelectStmt, cte };
   });
+  for (const c of ctes) {
+    const key = c.name.toLowerCase();
+    if (level.withNames.has(key)) throw new GuardError(`WITH ${c.name}: another query of this WITH list has that name (names are compared without case)`);
+    level.withNames.set(key, c.name);
+  }
   if (w.recursive) for (const c of ctes) level.ctes.set(c.name, c.cte);
   for (const c of ctes) {
     ctx.subquery(c.stmt, level);
@@ -72,7 +77,7 @@ function checkJoin(ctx: GuardCtx, j: JoinExpr, level: Level): FromResult {
     merged.add(col);
   }
   // ON sees only the two sides of this join (and outer queries), as in PostgreSQL.
-  const on: Level = { parent: level.parent, ctes: level.ctes, rels: [...left.rels, ...right.rels], merged };
+  const on: Level = { parent: level.parent, ctes: level.ctes, withNames: level.withNames, rels: [...left.rels, ...right.rels], merged };
   checkExpr(ctx, j.quals, on);
   return { rels: on.rels, merged };
 }
@@ -89,7 +94,7 @@ function checkFromItem(ctx: GuardCtx, node: Node, level: Level): FromResult {
     if (r.lateral) throw new GuardError('LATERAL subqueries are not supported; use a join or a correlated subquery');
     if (!r.subquery || !('SelectStmt' in r.subquery)) throw new GuardError('a subquery in FROM must be a SELECT');
     // A non-LATERAL subquery cannot see its siblings in FROM, only CTEs and outer queries.
-    const shadow: Level = { parent: level.parent, ctes: level.ctes, rels: [], merged: new Set() };
+    const shadow: Level = { parent: level.parent, ctes: level.ctes, withNames: level.withNames, rels: [], merged: new Set() };
     const names = ctx.subquery(r.subquery.SelectStmt, shadow);
     const rel: Rel = { refname: r.alias?.aliasname, id: `sub:${ctx.nextId()}`, aliased: true, columns: renamed(names, r.alias?.colnames) };
     registerRel(ctx, rel);

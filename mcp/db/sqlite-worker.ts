@@ -7,7 +7,13 @@
  */
 import Database from 'better-sqlite3';
 
-export type WorkerJob = { sql: string; params: Record<string, unknown>; rowLimit: number } | { describe: string[] };
+export type WorkerJob = { sql: string; params: Record<string, unknown>; rowLimit: number; maxCellBytes: number } | { describe: string[] };
+
+/** A cell longer than maxCellBytes, cut here: its head and the whole value's length in bytes (sqlite.ts makes it a CutCell). */
+export interface WorkerCut {
+  cut: string;
+  bytes: number;
+}
 export type WorkerRequest = WorkerJob & { id: number };
 
 export type WorkerReply =
@@ -36,6 +42,21 @@ function handle(req: WorkerRequest): WorkerReply {
     return { id: req.id, ok: true, columns: [], rows: [], truncated: false, changes: stmt.run(req.params).changes };
   }
   const columns = stmt.columns().map((c) => c.name);
+  // Cells are cut here, as PostgreSQL cuts them, not after they crossed to the server:
+  // nested replace() builds values of hundreds of megabytes within the timeout, and every
+  // row of them went whole through the pipe into the server's memory.
+  const max = req.maxCellBytes;
+  const cutCell = (v: unknown): unknown => {
+    if (typeof v === 'string' && v.length > max / 4) {
+      const bytes = Buffer.byteLength(v);
+      return bytes > max ? ({ cut: v.slice(0, max), bytes } satisfies WorkerCut) : v;
+    }
+    if (v instanceof Uint8Array && 2 + 2 * v.length > max) {
+      // As the server shows a blob: \x and two hex digits a byte.
+      return { cut: `\\x${Buffer.from(v.subarray(0, Math.ceil(max / 2))).toString('hex')}`, bytes: 2 + 2 * v.length } satisfies WorkerCut;
+    }
+    return v;
+  };
   const rows: unknown[][] = [];
   let truncated = false;
   // iterate() steps one row at a time, so rows past the cap are never produced.
@@ -44,7 +65,7 @@ function handle(req: WorkerRequest): WorkerReply {
       truncated = true;
       break;
     }
-    rows.push(row);
+    rows.push(row.map(cutCell));
   }
   return { id: req.id, ok: true, columns, rows, truncated };
 }

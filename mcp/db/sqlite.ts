@@ -9,10 +9,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ToolError } from '../shared/tool.ts';
-import { timeoutMessage, type DbBackend, type Limits, type Param, type QueryResult } from './backend.ts';
+import { CutCell, timeoutMessage, type DbBackend, type Limits, type Param, type QueryResult } from './backend.ts';
 import type { GuardedSql } from './guard.ts';
 import { toSqlite } from './sqlite-sql.ts';
-import type { WorkerJob, WorkerReply } from './sqlite-worker.ts';
+import type { WorkerCut, WorkerJob, WorkerReply } from './sqlite-worker.ts';
 
 const workerPath = fileURLToPath(new URL('./sqlite-worker.ts', import.meta.url));
 // The worker is TypeScript too: load tsx by absolute URL so any working directory works.
@@ -90,10 +90,13 @@ export class SqliteBackend implements DbBackend {
 
   async run(q: GuardedSql, params: Param[]): Promise<QueryResult> {
     const { sql, bind } = await toSqlite(q.sql, params);
-    const reply = await this.send({ sql, params: bind, rowLimit: this.limits.rowLimit });
+    const reply = await this.send({ sql, params: bind, rowLimit: this.limits.rowLimit, maxCellBytes: this.limits.maxCellBytes });
     if (!reply.ok) throw new ToolError(`database error: ${reply.error}`);
     if (!('rows' in reply)) throw new Error('unexpected worker reply');
-    return { columns: reply.columns, rows: reply.rows, truncated: reply.truncated, changes: reply.changes };
+    // SQLite's values are null, numbers, strings and blobs: any other object is a cell the worker cut.
+    const isCut = (v: unknown): v is WorkerCut => !!v && typeof v === 'object' && !(v instanceof Uint8Array);
+    const rows = reply.rows.map((row) => row.map((v) => (isCut(v) ? new CutCell(v.cut, v.bytes) : v)));
+    return { columns: reply.columns, rows, truncated: reply.truncated, changes: reply.changes };
   }
 
   async columnTypes(tables: string[]): Promise<Map<string, Map<string, string>>> {

@@ -155,6 +155,17 @@ describe('db MCP server: what PostgreSQL sends back', () => {
     assert.deepEqual(rows(await call(client, "SELECT count(*) AS n, string_agg(u.email, ',' ORDER BY u.id) AS e FROM users u")).rows[0]?.[0], '5');
   });
 
+  test('a numeric value is cut by the database too: its text runs to 150 KB, repeated across columns and rows to gigabytes', async () => {
+    const before = wire.received();
+    const r = rows(await call(client, 'SELECT s.c, s.c AS again, u.id FROM (SELECT 10::numeric ^ 131071 AS c) s, users u ORDER BY u.id LIMIT 2'));
+    const sent = wire.received() - before;
+    assert.ok(sent < 20_000, `${sent} bytes came from the database for two rows of two 131 KB numbers`);
+    assert.match(String(r.rows[0]?.[0]), /^10{199}… \[cut: 13\d{4} bytes, limit 200\]$/);
+    assert.deepEqual(r.rows.map((row) => row[2]), [1, 2]);
+    // Short numbers come as they did.
+    assert.deepEqual(rows(await call(client, 'SELECT 1.50::numeric AS n')).rows, [['1.50']]);
+  });
+
   test('with standard_conforming_strings off for the role, a backslash cannot turn a literal the guard read into columns', async () => {
     // Read with the setting off, '\' AS a, ' is one string and password_hash a column.
     const r = rows(await call(client, "SELECT '\\' AS a, ' AS b, password_hash AS c --'\nFROM users LIMIT 2"));

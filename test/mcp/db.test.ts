@@ -12,7 +12,9 @@ import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotoc
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import Database from 'better-sqlite3';
 import { dbSettingsSchema, type DbSettings } from '../../lib/mcp/db-settings.ts';
+import { CutCell } from '../../mcp/db/backend.ts';
 import { createDbServer } from '../../mcp/db/server.ts';
+import { SqliteBackend } from '../../mcp/db/sqlite.ts';
 import { repoRoot, tempDir } from '../support/helpers.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
 
@@ -419,6 +421,72 @@ describe('db MCP server on SQLite', () => {
     // A name of 63 bytes is fine.
     assert.deepEqual(rows(await call(client, 'db_query', { sql: `SELECT u.email AS ${cut} FROM users u ORDER BY ${cut}` })).rows, [['u1@example.com']]);
     for (const text of seen) assert.ok(!text.includes('CANARY-'), `leaked: ${text}`);
+  });
+
+  test('a WITH query name SQLite reads as another relation than PostgreSQL does is refused (by case, or a later query of the list)', async (t) => {
+    const file = join(tempDir(t, 'bugbot-sqlite-'), 'app.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, password_hash TEXT); CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)');
+    db.prepare("INSERT INTO users VALUES (1, 'u1@example.com', 'CANARY-PW-1')").run();
+    db.prepare("INSERT INTO orders VALUES (1, 'paid')").run();
+    db.close();
+    const settings = dbSettingsSchema.parse({
+      driver: 'sqlite',
+      sqlitePath: file,
+      tables: { users: ['id', 'email'], orders: ['id', 'status'] },
+      sensitive: { users: ['password_hash'] },
+    });
+    const client = await sqliteClient(t, settings, file);
+    // To the guard (and PostgreSQL) `FROM x` reads the outer x, whose column password_hash is
+    // o.id; SQLite reads the inner WITH query, finds no such column there and takes the
+    // correlated u.password_hash.
+    for (const [sql, fragment] of [
+      [
+        'WITH x AS (SELECT o.id AS password_hash FROM orders o) SELECT u.id, ' +
+          '(WITH "X" AS (SELECT o2.id AS foo FROM orders o2) SELECT password_hash FROM x LIMIT 1) AS leak FROM users u',
+        'compares names without case',
+      ],
+      [
+        'WITH x AS (SELECT o.id AS password_hash FROM orders o) SELECT u.id, ' +
+          '(WITH a AS (SELECT password_hash FROM x), x AS (SELECT o2.id AS foo FROM orders o2) SELECT a.password_hash FROM a LIMIT 1) AS leak FROM users u',
+        'may read later ones of its list',
+      ],
+      ['WITH x AS (SELECT o.id FROM orders o), "X" AS (SELECT o2.status FROM orders o2) SELECT x.id FROM x', 'another query of this WITH list'],
+    ] as const) {
+      const r = await call(client, 'db_query', { sql });
+      assert.ok(r.isError, `accepted: ${sql}\n${r.text}`);
+      assert.ok(r.text.includes(fragment), `${sql}: ${r.text}`);
+    }
+    // WITH queries read in order, under their own names, still work.
+    const ok = 'WITH a AS (SELECT o.id FROM orders o), b AS (SELECT a.id FROM a) SELECT u.email, (SELECT b.id FROM b LIMIT 1) AS n FROM users u';
+    assert.deepEqual(rows(await call(client, 'db_query', { sql: ok })).rows, [['u1@example.com', 1]]);
+    for (const text of seen) assert.ok(!text.includes('CANARY-'), `leaked: ${text}`);
+  });
+
+  test('long cells are cut by the SQLite worker, not after the whole value crossed into the server', async (t) => {
+    const file = join(tempDir(t, 'bugbot-sqlite-'), 'app.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, raw BLOB)');
+    db.prepare('INSERT INTO notes VALUES (?, ?, ?)').run(1, 'é'.repeat(60_000), Buffer.alloc(50_000, 0xab));
+    db.prepare('INSERT INTO notes VALUES (?, ?, ?)').run(2, 'short', Buffer.from([0, 255]));
+    db.close();
+    const backend = new SqliteBackend(file, false, { rowLimit: 10, statementTimeoutMs: 5000, maxCellBytes: 100 }, () => {});
+    t.after(() => backend.close());
+    const r = await backend.run({ kind: 'select', sql: 'SELECT n.body, n.raw FROM notes n ORDER BY n.id' }, []);
+    const [body, raw] = r.rows[0]!;
+    assert.ok(body instanceof CutCell, `the worker sent ${String(body).length} characters whole`);
+    assert.equal(body.bytes, 120_000);
+    assert.ok(body.head.length <= 100 && body.head.startsWith('éé'), body.head);
+    assert.ok(raw instanceof CutCell);
+    assert.equal(raw.bytes, 2 + 100_000);
+    assert.match(raw.head, /^\\x(ab){50}$/);
+    assert.deepEqual(r.rows[1], ['short', Buffer.from([0, 255])]);
+    // The model reads them as before: cut, with the whole value's size.
+    const settings = dbSettingsSchema.parse({ driver: 'sqlite', sqlitePath: file, tables: { notes: ['id', 'body', 'raw'] }, maxCellBytes: 100 });
+    const client = await sqliteClient(t, settings, file);
+    const shown = rows(await call(client, 'db_query', { sql: 'SELECT n.body, n.raw FROM notes n WHERE n.id = 1' })).rows[0]!;
+    assert.match(String(shown[0]), /^(é){50}… \[cut: 120000 bytes, limit 100\]$/);
+    assert.match(String(shown[1]), /^\\x(ab){49}… \[cut: 100002 bytes, limit 100\]$/);
   });
 
   test('a reply carries at most 256 KB of cells: whole rows while they fit, and says it cut them', async (t) => {
