@@ -653,10 +653,10 @@ export function secretNames(cfg: z.output<typeof configSchema>): string[] {
 function semanticProblems(cfg: z.output<typeof configSchema>): string[] {
   const out: string[] = [];
   const regexes: Array<[string, string]> = [
-    ...cfg.triage.criticalPatterns.map((p, i): [string, string] => [`triage.criticalPatterns.${i}`, p]),
-    ...cfg.triage.highPatterns.map((p, i): [string, string] => [`triage.highPatterns.${i}`, p]),
-    ...cfg.triage.ignore.map((r, i): [string, string] => [`triage.ignore.${i}.pattern`, r.pattern]),
-    ...cfg.intake.redactPatterns.map((p, i): [string, string] => [`intake.redactPatterns.${i}`, p]),
+    ...cfg.triage.criticalPatterns.map((p, i): [string, string] => [pathText(['triage', 'criticalPatterns', i]), p]),
+    ...cfg.triage.highPatterns.map((p, i): [string, string] => [pathText(['triage', 'highPatterns', i]), p]),
+    ...cfg.triage.ignore.map((r, i): [string, string] => [pathText(['triage', 'ignore', i, 'pattern']), r.pattern]),
+    ...cfg.intake.redactPatterns.map((p, i): [string, string] => [pathText(['intake', 'redactPatterns', i]), p]),
     ['triggers.latency.alertNamePattern', cfg.triggers.latency.alertNamePattern],
   ];
   for (const [where, source] of regexes) {

@@ -164,7 +164,7 @@ test('semantic problems: bad regexes, unset secret variables, exposed API withou
     () => loadConfig({ cwd: dir, env: {} }),
     (err: unknown) => {
       const text = (err as ConfigError).problems.join('\n');
-      assert.match(text, /triage\.criticalPatterns\.0: not a valid regular expression/);
+      assert.match(text, /^triage\.criticalPatterns\[0\]: not a valid regular expression/m);
       assert.match(text, /names GRAFANA_TOKEN_NOT_SET, which is not set/);
       assert.match(text, /mcp\.loki\.tokenEnv names LOKI_TOKEN_NOT_SET, which is not set/);
       assert.match(text, /set BUGBOT_API_TOKEN so the API is not open/);
@@ -172,6 +172,31 @@ test('semantic problems: bad regexes, unset secret variables, exposed API withou
       assert.match(text, /set BUGBOT_EMAIL_TOKEN/);
       return true;
     },
+  );
+});
+
+// Review finding (a new user): a bad pattern was named `triage.ignore.0.pattern`, a problem
+// with the file's shape `triage.ignore[0].pattern`: one config, two ways of naming a place in it.
+test('a bad pattern is named by its path as a shape problem is: triage.ignore[0].pattern', (t) => {
+  const dir = tempDir(t);
+  const ignore = [{ pattern: 'ok' }, { pattern: '(' }];
+  writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ triage: { ignore, highPatterns: ['ok', '['] }, intake: { redactPatterns: ['*'] } }));
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {}, serving: false }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(
+        err.problems.map((p) => p.replace(/: not a valid regular expression: .*/, '')),
+        ['triage.highPatterns[1]', 'triage.ignore[1].pattern', 'intake.redactPatterns[0]'],
+      );
+      return true;
+    },
+  );
+  // The same place with a shape problem, named the same way.
+  writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ triage: { ignore: [{ pattern: 'ok' }, { pattern: 5 }] } }));
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {}, serving: false }),
+    (err: unknown) => /^triage\.ignore\[1\]\.pattern: /m.test((err as ConfigError).problems.join('\n')),
   );
 });
 
