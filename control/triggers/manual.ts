@@ -20,7 +20,14 @@ export const manualSchema = z
     labels: z.record(z.string(), z.string()).optional(),
     filed_by: z.string().max(200).optional(),
   })
-  .strict();
+  .strict()
+  // Without a message, a title's first line is the title and the whole text the message;
+  // with one, the rest of the title would be kept nowhere.
+  .superRefine((b, ctx) => {
+    if (b.message !== undefined && b.title.includes('\n')) {
+      ctx.addIssue({ code: 'custom', path: ['title'], message: 'must be one line when a message is given (the title is its first line: put the rest in the message)' });
+    }
+  });
 
 export type ManualInput = z.input<typeof manualSchema>;
 

@@ -110,6 +110,17 @@ test('manual filing: API token, idempotency key, 400 naming the field', async (t
   const msg = ((await bad.json()) as { error: { message: string } }).error.message;
   assert.match(msg, /title/);
   assert.match(msg, /extra/);
+  // A title of several lines: its first line is the title and the whole text the message,
+  // unless a message is given too, whose other lines would be kept nowhere.
+  const lines = await postJson(app, '/api/tickets', { title: 'Blank invoice\nsince Monday' }, { authorization: 'Bearer api-secret' });
+  assert.equal(lines.status, 201);
+  const filed = ((await lines.json()) as { ticket: Ticket }).ticket;
+  assert.equal(filed.title, 'Blank invoice');
+  assert.equal(filed.message, 'Blank invoice\nsince Monday');
+  const both = await postJson(app, '/api/tickets', { title: 'Blank invoice\nsince Monday', message: 'PDF is empty' }, { authorization: 'Bearer api-secret' });
+  assert.equal(both.status, 400);
+  assert.match(((await both.json()) as { error: { message: string } }).error.message, /^invalid ticket: title: must be one line when a message is given/);
+  assert.equal(store.listTickets().length, 2);
 });
 
 test('manual filing: a report that opens a regression ticket is a 201 too, saying so', async (t) => {
