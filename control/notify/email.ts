@@ -5,6 +5,7 @@
  * the configured SMTP server with nodemailer.
  */
 import { createTransport } from 'nodemailer';
+import { addressParser } from 'postal-mime';
 import type { Reporter, TicketNotice } from '../types.ts';
 import { isWebUrl } from '../triggers/slack-approvals.ts';
 import { commitRef, type MessageOptions } from './format.ts';
@@ -46,7 +47,7 @@ export function fixedReply(notice: TicketNotice, reporter: Reporter, opts: Messa
   if (notice.kind !== 'fixed' || reporter.kind !== 'email' || reporter.automatic) return undefined;
   // Only the address intake found safe to answer (the trigger leaves it out otherwise).
   const to = reporter.address;
-  if (!to?.includes('@')) return undefined;
+  if (!to?.includes('@') || isOwnAddress(to, opts.from)) return undefined;
   const t = notice.ticket;
   const ref = commitRef(notice.commit, opts.commitUrl);
   const commit = ref ? `commit ${ref.short}${ref.url ? ` (${ref.url})` : ''}` : undefined;
@@ -78,6 +79,15 @@ export function fixedReply(notice: TicketNotice, reporter: Reporter, opts: Messa
     // RFC 3834: an automatic reply, so vacation responders do not answer it.
     headers: { 'Auto-Submitted': 'auto-replied' },
   };
+}
+
+/**
+ * Whether `to` is the replies' own From address (notify.email.from, "bugbot <bot@…>" or
+ * bare): a report "from" bugbot (spoofed, or its own reply come back) is not answered,
+ * as the mailbox that gets the reply may be one that feeds the email trigger.
+ */
+function isOwnAddress(to: string, from: string): boolean {
+  return addressParser(from).some((a) => a.address?.trim().toLowerCase() === to.trim().toLowerCase());
 }
 
 /** Sends through one SMTP server; connections are opened per message and closed after. */

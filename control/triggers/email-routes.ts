@@ -14,7 +14,7 @@ import type { AppDeps } from '../app.ts';
 import { badRequest, HttpError, unauthorized } from '../http-error.ts';
 import { credentialAuth } from './auth.ts';
 import { acceptRequest, mediaType, summarize } from './common.ts';
-import { forwardedMessageText, MAILGUN_CLOCK_SKEW_SECONDS, MAX_ATTACHED_MESSAGES, parseMailgunForm, parseRawEmail, verifyMailgunSignature } from './email.ts';
+import { forwardedMessageText, MAILGUN_CLOCK_SKEW_SECONDS, MAX_ATTACHED_MESSAGES, MAX_MIME_LINES, mimeLines, parseMailgunForm, parseRawEmail, tooManyLines, verifyMailgunSignature } from './email.ts';
 import type { AcceptOptions } from '../intake/index.ts';
 import type { TriggerEvent } from '../types.ts';
 
@@ -47,9 +47,12 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     if (deps.store.nonceUsed(nonce.scope, nonce.value, nonce.keepSeconds)) {
       throw unauthorized('replayed request: this Mailgun token was already used');
     }
+    const attached = await Promise.all(messages.map(async (m) => new Uint8Array(await m.arrayBuffer())));
+    // One budget for all of them, as the raw route has for its one message (MAX_MIME_LINES).
+    if (attached.reduce((n, bytes) => n + mimeLines(bytes), 0) > MAX_MIME_LINES) throw tooManyLines('the attached mails have');
     const forwarded: string[] = [];
-    for (const m of messages) {
-      const text = await forwardedMessageText(new Uint8Array(await m.arrayBuffer()));
+    for (const bytes of attached) {
+      const text = await forwardedMessageText(bytes);
       if (text) forwarded.push(text);
     }
     const ev = parseMailgunForm(fields, forwarded);

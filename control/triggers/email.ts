@@ -4,11 +4,12 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import PostalMime, { addressParser, decodeWords } from 'postal-mime';
 import type { Address, Attachment, Email } from 'postal-mime';
-import { badRequest, unauthorized } from '../http-error.ts';
+import { badRequest, HttpError, unauthorized } from '../http-error.ts';
 import type { TriggerEvent } from '../types.ts';
 import { htmlToText, mailKind, stripQuotedReply, tidyText, type MailKind } from './email-text.ts';
 
 const MAX_TITLE = 200;
+const MAX_SUBJECT = 998;
 
 /**
  * How far in the future a Mailgun timestamp may be: clock skew between Mailgun and this
@@ -94,6 +95,10 @@ export function parseMailgunForm(fields: Record<string, string>, forwarded: stri
   if (!message) throw badRequest('Mailgun form field "body-plain" has no text once quotes and signature are removed');
 
   const from = mailboxOf(fields['from'] ?? header('from'));
+  // As the raw route refuses them: a notice whose envelope sender is not empty (a forwarder
+  // or a mail system that sets its own) was filed and answered, its From a mailer-daemon.
+  const bounce = isBounceHeader(header) ? 'message-headers' : isMailSystem(sender) ? 'sender' : from && isMailSystem(from) ? 'from' : undefined;
+  if (bounce) throw badRequest(`Mailgun form field "${bounce}" shows a delivery status notification (a bounce), not a report`);
   return buildEvent({
     senderId: sender,
     replyAddress: replyAddress([mailboxOf(header('reply-to')), from, sender]),
@@ -119,9 +124,10 @@ export function parseMailgunForm(fields: Record<string, string>, forwarded: stri
  */
 export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEvent> {
   if (raw.length === 0) throw badRequest('email is empty');
+  if (mimeLines(raw) > MAX_MIME_LINES) throw tooManyLines('the email has');
   let email: Email;
   try {
-    email = await PostalMime.parse(raw);
+    email = await PostalMime.parse(raw, PARSE_OPTIONS);
   } catch (err) {
     throw badRequest(`email could not be parsed: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -134,7 +140,7 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
   if (!from) throw badRequest('email has no From address');
   const headers = new Map<string, string>();
   for (const h of email.headers) if (!headers.has(h.key.toLowerCase())) headers.set(h.key.toLowerCase(), h.value);
-  if (isBounce((name) => headers.get(name), from)) throw badRequest('email is a delivery status notification (a bounce), not a report');
+  if (isBounceHeader((name) => headers.get(name)) || isMailSystem(from)) throw badRequest('email is a delivery status notification (a bounce), not a report');
 
   const kind = mailKind(email.subject ?? '', headers.has('in-reply-to') || headers.has('references'));
   const forwarded: string[] = [];
@@ -162,6 +168,35 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
     to: email.deliveredTo ?? addressOf(email.to?.[0]),
     sourceEventId: messageEventId(from, messageId) ?? createHash('sha256').update(bytes).digest('hex'),
   });
+}
+
+/**
+ * Lines of a message postal-mime is given at most. It keeps each line of a part that is
+ * not base64 as a Blob part, which costs Node 20 about 10 µs a line, more as they grow,
+ * on the event loop every route shares: 24 MB of short lines blocked it for minutes and
+ * ended in an out-of-memory crash. A 25 MB mail of base64 attachments (76 characters a
+ * line) has about 340,000.
+ */
+export const MAX_MIME_LINES = 400_000;
+
+/**
+ * Inline message/rfc822 parts parsed in place: one level, as a forwarded mail sits in its
+ * forward. Each level parses its message again (postal-mime's default of 10 made a 1.2 MB
+ * mail take two minutes); a deeper one comes out as an attachment, read as an attached mail.
+ */
+const PARSE_OPTIONS = { maxRfc822NestingDepth: 1 };
+
+/** Line breaks in a message, counted up to one past MAX_MIME_LINES. */
+export function mimeLines(raw: string | Uint8Array): number {
+  const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  let n = 0;
+  for (let at = bytes.indexOf(10); at !== -1 && n <= MAX_MIME_LINES; at = bytes.indexOf(10, at + 1)) n++;
+  return n;
+}
+
+/** The 413 for a message (or the messages of one request) over MAX_MIME_LINES. */
+export function tooManyLines(what: 'the email has' | 'the attached mails have'): HttpError {
+  return new HttpError(413, 'payload_too_large', `${what} more than ${MAX_MIME_LINES} lines, more than bugbot parses (a 25 MB mail of attachments has about 340000)`);
 }
 
 /**
@@ -201,7 +236,7 @@ function bodyText(email: Email, kind: MailKind): string {
 export async function forwardedMessageText(raw: Uint8Array): Promise<string | undefined> {
   let email: Email;
   try {
-    email = await PostalMime.parse(raw);
+    email = await PostalMime.parse(raw, PARSE_OPTIONS);
   } catch {
     return undefined;
   }
@@ -270,11 +305,15 @@ function mailboxOf(value: string | undefined): string | undefined {
   return undefined;
 }
 
-/** A mailbox's address, or a group's first member's; lower-cased to key the reporter. */
+/**
+ * A mailbox's address, or a group's first member's; lower-cased to key the reporter. At
+ * most 254 characters (RFC 5321 §4.5.3.1.3's path less its brackets): the reporter's id and
+ * the `to` label are stored with every report.
+ */
 function addressOf(address: Address | undefined): string | undefined {
   const mailbox = address?.group ? address.group[0] : address;
   const addr = mailbox?.address?.trim().toLowerCase();
-  return addr && /^[^\s@]+@[^\s@]+$/.test(addr) ? addr : undefined;
+  return addr && addr.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(addr) ? addr : undefined;
 }
 
 /**
@@ -287,6 +326,19 @@ function replyAddress(candidates: Array<string | undefined>): string | undefined
   return candidates.find((a) => a !== undefined && PLAIN_ADDRESS.test(a));
 }
 const PLAIN_ADDRESS = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/;
+
+/**
+ * The Message-ID a reply's In-Reply-To names: one `<id@host>`, bounded as threadOf's ids. A
+ * comment or a second id after it, a line break an encoded word smuggled in, made the
+ * reply's In-Reply-To a header no client threads on.
+ */
+function msgIdOf(messageId: string | undefined): string | undefined {
+  const id = messageId?.match(/<[^<>\s]{1,250}>/)?.[0];
+  if (id) return id;
+  // Without brackets (some mailers write them so): the id alone, bracketed.
+  const bare = messageId?.trim();
+  return bare && /^[^<>\s]{1,250}$/.test(bare) ? `<${bare}>` : undefined;
+}
 
 /**
  * The message ids of a References header (`<id@host>` each), the last 20 of them: enough to
@@ -312,14 +364,18 @@ function isAutomatic(header: (name: string) => string | undefined): boolean {
 }
 
 /**
- * A delivery status notification (a bounce): an empty envelope sender (Return-Path: <>),
- * a multipart/report body, or a mail system's own address. Not a report, and never to be
- * answered: the bounce of one of bugbot's own replies would loop.
+ * A delivery status notification (a bounce) by its headers: an empty envelope sender
+ * (Return-Path: <>) or a multipart/report body; or (isMailSystem) sent by a mail system.
+ * Not a report, and never to be answered: the bounce of one of bugbot's own replies would loop.
  */
-function isBounce(header: (name: string) => string | undefined, from: string): boolean {
+function isBounceHeader(header: (name: string) => string | undefined): boolean {
   if (/^\s*<\s*>\s*$/.test(header('return-path') ?? '')) return true;
-  if (/^\s*multipart\/report\b/i.test(header('content-type') ?? '')) return true;
-  return /^(?:mailer-daemon|postmaster)@/i.test(from);
+  return /^\s*multipart\/report\b/i.test(header('content-type') ?? '');
+}
+
+/** A mail system's own address (RFC 5321 §4.5.1 postmaster, and the bounces' MAILER-DAEMON). */
+function isMailSystem(address: string): boolean {
+  return /^(?:mailer-daemon|postmaster)@/i.test(address);
 }
 
 /** One line, reply/forward prefixes dropped ("Re: Fwd: AW:" …), at most MAX_TITLE characters. */
@@ -368,21 +424,27 @@ function buildEvent(p: {
 }): TriggerEvent {
   const seen = seenAt(p.date);
   const subject = p.subject.replace(/\s+/g, ' ').trim();
+  const thread = msgIdOf(p.messageId);
+  const to = mailboxOf(p.to);
+  // Never the address the mail came in at: a reply there is filed as a report of its own.
+  const address = p.replyAddress === to ? undefined : p.replyAddress;
   return {
     source: 'email',
     kind: 'report',
     title: titleOf(subject),
     message: reportText(p.message),
-    labels: p.to ? { to: p.to } : {},
+    labels: to ? { to } : {},
     count: 1,
     firstSeen: seen,
     lastSeen: seen,
     reporter: {
       kind: 'email',
       id: p.senderId,
-      ...(p.replyAddress ? { address: p.replyAddress } : {}),
-      ...(p.messageId ? { thread: p.messageId } : {}),
-      ...(subject ? { subject } : {}),
+      ...(address ? { address } : {}),
+      ...(thread ? { thread } : {}),
+      // Kept for the reply's subject only; one past a header line's 998 characters (RFC 5322
+      // §2.1.1) is no subject a client threads on, and would be stored with every report.
+      ...(subject && subject.length <= MAX_SUBJECT ? { subject } : {}),
       ...(p.automatic ? { automatic: true as const } : {}),
       ...(threadOf(p.references) ? { references: threadOf(p.references) } : {}),
     },

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { HttpError } from '../../control/http-error.ts';
 import { fixedReply } from '../../control/notify/email.ts';
 import { configSchema } from '../../control/config.ts';
-import { forwardedMessageText, MAX_REPORT_CHARS, parseMailgunForm, parseRawEmail, verifyMailgunSignature } from '../../control/triggers/email.ts';
+import { forwardedMessageText, MAX_MIME_LINES, MAX_REPORT_CHARS, parseMailgunForm, parseRawEmail, verifyMailgunSignature } from '../../control/triggers/email.ts';
 import { htmlToText, isForwardSubject, mailKind, stripQuotedReply } from '../../control/triggers/email-text.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -253,6 +253,21 @@ describe('parseMailgunForm', () => {
     }
   });
 
+  // Review finding: only an empty sender was refused here; a mail system's notice whose
+  // envelope sender a forwarder had set was filed, and the fix answered to MAILER-DAEMON.
+  it('refuses a bounce as the raw route does (a multipart/report, a mail system as From or sender), naming the field', () => {
+    const bounce = (fields: Record<string, string>, headers: [string, string][] = []) => {
+      const form: Record<string, string> = { ...routeForm(), subject: 'Undelivered Mail Returned to Sender', ...fields };
+      form['message-headers'] = JSON.stringify([...(JSON.parse(form['message-headers']!) as [string, string][]).filter(([k]) => k !== 'Content-Type'), ...headers]);
+      return () => parseMailgunForm(form);
+    };
+    const dsn = /shows a delivery status notification \(a bounce\), not a report/;
+    assert.throws(bounce({}, [['Content-Type', 'multipart/report; report-type=delivery-status; boundary="b"']]), rejects(400, /^Mailgun form field "message-headers" shows/));
+    assert.throws(bounce({ from: 'Mail Delivery System <MAILER-DAEMON@mx.example.com>' }), rejects(400, /^Mailgun form field "from" shows/));
+    assert.throws(bounce({ sender: 'postmaster@mx.example.com' }), rejects(400, dsn));
+    assert.equal(parseMailgunForm(routeForm()).reporter?.address, 'james@opennorth.ca', 'a person still gets in');
+  });
+
   it('rejects a form without a body, or with nothing but quotes, with 400', () => {
     const form = routeForm();
     delete form['stripped-text'];
@@ -352,6 +367,68 @@ describe('parseRawEmail', () => {
     form['message-headers'] = JSON.stringify(headers);
     assert.equal(parseMailgunForm(form).reporter?.references, '<a@b.test>');
     assert.equal((await parseRawEmail(raw)).reporter?.references, undefined);
+  });
+
+  // Review finding: the Message-ID was kept as written, so a comment after it, a second id
+  // or a line break an encoded word decoded to went into the reply's In-Reply-To
+  // ("<x@y> (comment)>"): a header no client threads on.
+  it("threads the reply on the Message-ID's one <id>, whatever else its header holds", async () => {
+    const ticket = { id: 7, title: 'Checkout fails', reporters: [] } as unknown as Parameters<typeof fixedReply>[0]['ticket'];
+    const opts = { stagingBranch: 'staging', buttons: false, from: 'bugbot@shop.test' };
+    const mail = (messageId: string) => crlf(['From: Ann <ann@example.com>', 'To: bugs@shop.test', 'Subject: Checkout fails', `Message-ID: ${messageId}`, '', 'The checkout is blank.']);
+    for (const [header, thread] of [
+      ['<m1@example.com> (added by the gateway)', '<m1@example.com>'],
+      ['<m1@example.com> <m2@example.com>', '<m1@example.com>'],
+      ['=?utf-8?Q?<m1@example.com>=0D=0ABcc:_victim@evil.test?=', '<m1@example.com>'],
+      ['m1@example.com', '<m1@example.com>'],
+      [`<${'x'.repeat(300)}@example.com>`, undefined],
+    ] as const) {
+      const event = await parseRawEmail(mail(header));
+      assert.equal(event.reporter?.thread, thread, header);
+      const reply = fixedReply({ kind: 'fixed', ticket }, event.reporter!, opts);
+      assert.equal(reply?.inReplyTo, thread, header);
+      assert.equal(reply?.references, thread, header);
+    }
+    const form = routeForm();
+    const headers = (JSON.parse(form['message-headers']!) as [string, string][]).filter(([k]) => k !== 'Message-Id');
+    form['message-headers'] = JSON.stringify([...headers, ['Message-Id', '<m1@example.com>\r\nBcc: victim@evil.test']]);
+    delete form['Message-Id'];
+    assert.equal(parseMailgunForm(form).reporter?.thread, '<m1@example.com>');
+    // The event id still hashes the Message-ID as written: a redelivery stays a duplicate.
+    assert.equal((await parseRawEmail(mail('<m1@example.com> (x)'))).sourceEventId, msgId('ann@example.com', '<m1@example.com> (x)'));
+  });
+
+  // Review finding: a subject, Message-ID or Delivered-To of megabytes was stored whole with
+  // the reporter (and its labels) of every report, and the subject sent back in the reply.
+  it('keeps no subject, thread or "to" label past what a header holds', async () => {
+    const event = await parseRawEmail(
+      crlf(['From: ann@example.com', `Subject: ${'s'.repeat(600_000)}`, `Message-ID: <${'m'.repeat(600_000)}@h>`, `Delivered-To: ${'d'.repeat(600_000)}@h`, '', 'body']),
+    );
+    assert.equal(event.title.length, 200);
+    assert.equal(event.reporter?.subject, undefined);
+    assert.equal(event.reporter?.thread, undefined);
+    assert.deepEqual(event.labels, {});
+    const ok = await parseRawEmail(crlf(['From: ann@example.com', `Subject: ${'s'.repeat(998)}`, '', 'body']));
+    assert.equal(ok.reporter?.subject?.length, 998);
+  });
+
+  // Review finding: a Reply-To naming the address bugbot receives mail at (or a report "from"
+  // bugbot's own address) was answered: the reply came back in as a report of its own.
+  it('never answers the address the mail came in at, nor bugbot\'s own', async () => {
+    const raw = await parseRawEmail(crlf(['From: ann@example.com', 'Reply-To: Bugs <Bugs@Shop.test>', 'To: bugs@shop.test', 'Subject: Checkout fails', '', 'The checkout is blank.']));
+    assert.equal(raw.reporter?.id, 'ann@example.com');
+    assert.equal(raw.reporter?.address, undefined);
+    const form = routeForm();
+    const headers = JSON.parse(form['message-headers']!) as [string, string][];
+    form['message-headers'] = JSON.stringify([...headers, ['Reply-To', 'foo+bar@multimail.mailgun.org']]);
+    assert.equal(parseMailgunForm(form).reporter?.address, undefined);
+
+    const ticket = { id: 7, title: 'Checkout fails', reporters: [] } as unknown as Parameters<typeof fixedReply>[0]['ticket'];
+    const own = { kind: 'email' as const, id: 'bugbot@shop.test', address: 'bugbot@shop.test', subject: 'Re: Checkout fails' };
+    for (const from of ['bugbot@shop.test', 'Shop bugbot <BugBot@Shop.test>']) {
+      assert.equal(fixedReply({ kind: 'fixed', ticket }, own, { stagingBranch: 'staging', from }), undefined, from);
+    }
+    assert.equal(fixedReply({ kind: 'fixed', ticket }, { ...own, address: 'ann@example.com' }, { stagingBranch: 'staging', from: 'Shop bugbot <bugbot@shop.test>' })?.to, 'ann@example.com');
   });
 
   it('the "fixed" reply skips mail a program sent and a reporter with no address to answer', async () => {
@@ -556,6 +633,25 @@ describe('parseRawEmail', () => {
       '',
     ]);
     assert.equal((await parseRawEmail(raw)).message, 'Grüße, die Seite stürzt ab – Café España €:\n\nError: Straße is not valid');
+  });
+
+  // Review finding: postal-mime keeps each line of a text part as a Blob part, about 10 µs a
+  // line on the shared event loop: 24 MB of blank lines blocked it for minutes and crashed
+  // the process out of memory; each inline message/rfc822 level parsed the rest again.
+  it('refuses a message of more lines than it parses with 413, before parsing it', async () => {
+    const mail = (lines: number) => Buffer.from(`From: ann@example.com\r\nSubject: log\r\n\r\n${'a\r\n'.repeat(lines)}`);
+    const started = Date.now();
+    await assert.rejects(parseRawEmail(mail(MAX_MIME_LINES)), rejects(413, new RegExp(`^the email has more than ${MAX_MIME_LINES} lines, more than bugbot parses`)));
+    assert.ok(Date.now() - started < 1000, `refused in ${Date.now() - started} ms`);
+    assert.equal((await parseRawEmail(crlf(['From: ann@example.com', 'Subject: log', '', 'a', 'b']))).message, 'a\nb');
+  });
+
+  it('parses one inline message/rfc822 level in place; a deeper one is read as an attached mail', async () => {
+    let body = 'Content-Type: text/plain\r\n\r\nThe checkout page is blank.\r\n';
+    for (let i = 3; i > 0; i--) body = `Content-Type: message/rfc822\r\n\r\nFrom: c${i}@shop.test\r\nSubject: level ${i}\r\n${body}`;
+    const event = await parseRawEmail(`From: ann@example.com\r\nSubject: Fwd: nested\r\n${body}`);
+    assert.match(event.message, /^-+\nFrom: +c1@shop\.test\nSubject: level 1\n\n---------- Forwarded message ----------\nFrom: c2@shop\.test\nSubject: level 2\n/);
+    assert.match(event.message, /The checkout page is blank\.$/);
   });
 
   it('rejects garbage, empty and non-message input with 400', async () => {
