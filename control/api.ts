@@ -7,7 +7,7 @@ import type { Context, Hono } from 'hono';
 import type { AppDeps } from './app.ts';
 import { badRequest, HttpError, notFound } from './http-error.ts';
 import { approvalsForTicket } from './queue/approvals.ts';
-import { notificationSummaries } from './queue/notifications.ts';
+import { notificationCounts, notificationSummaries } from './queue/notifications.ts';
 import { activeRuns, cancelTicket, runsForTicket } from './queue/leases.ts';
 import type { Store } from './queue/store.ts';
 import { credentialAuth } from './triggers/auth.ts';
@@ -92,7 +92,9 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       related: store.relatedTickets(id),
       runs: runsForTicket(store, id).map((r) => ({ ...r, reason: r.reason === null ? null : scrub(r.reason) })),
       approvals: approvalsForTicket(store, id).map((a) => ({ ...a, message: a.message === null ? null : mask(a.message) })),
+      // A fix told to each reporter of an email flood is thousands of messages: the latest, and how many in all.
       notifications: notificationSummaries(store, id).map((n) => ({ ...n, to: JSON.parse(scrub(JSON.stringify(n.to))) as Record<string, unknown>, error: n.error === null ? null : mask(n.error) })),
+      notificationCounts: notificationCounts(store, id),
       audit: store.auditTrail(id).map((a) => ({ ...a, actor: scrub(a.actor), detail: a.detail === null ? null : mask(a.detail) })),
     });
   });
@@ -135,10 +137,10 @@ export function registerApi(app: Hono, deps: AppDeps): void {
     };
   app.post('/api/tickets/:id/approve', decision((a, id, by, body) => a.approve(id, by, { run: body.run })));
   app.post('/api/tickets/:id/skip', decision((a, id, by, body) => a.skip(id, by, body.reason, { run: body.run })));
-  app.post('/api/tickets/:id/requeue', decision((a, id, by) => a.requeue(id, by)));
+  app.post('/api/tickets/:id/requeue', decision((a, id, by, body) => a.requeue(id, by, { run: body.run })));
 }
 
-/** What an approve, skip or requeue may say: why (skip), and which run's fix was looked at (approve, skip). */
+/** What an approve, skip or requeue may say: why (skip), and which run was looked at (each). */
 interface DecisionBody {
   reason?: string;
   run?: number;

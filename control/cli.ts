@@ -21,12 +21,13 @@ import { askRunsWorkerToStop } from './dispatcher/reconcile.ts';
 import { workspacePaths } from './dispatcher/workspace.ts';
 import { createScrub } from './scrub.ts';
 import { readTranscript, type SessionEnd, type TranscriptEntry, type TranscriptSession } from './transcript.ts';
-import { notificationSummaries, recipientText, type NotificationSummary } from './queue/notifications.ts';
+import { NOTIFICATIONS_LISTED, notificationCounts, notificationSummaries, recipientText, type NotificationCounts, type NotificationSummary } from './queue/notifications.ts';
 import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
 import { MANUAL_CLASSIFICATION, manualSchema, parseManual } from './triggers/manual.ts';
 import { EVENT_KINDS, severityDetail, severityText, TICKET_STATES, TRIGGER_SOURCES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent, type TriggerSource } from './types.ts';
+import type { BuildResult } from '../lib/bundle.ts';
 
 interface GlobalOpts {
   config?: string;
@@ -39,9 +40,10 @@ function intArg(value: string): number {
   return n;
 }
 
+/** A count, or a run's or a ticket's id (ids start at 1: `ticket 0` is a usage error, as `ticket abc` is). */
 function positiveIntArg(value: string): number {
-  const n = intArg(value);
-  if (n < 1) throw new InvalidArgumentError('expected a positive integer');
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
   return n;
 }
 
@@ -275,7 +277,7 @@ export function buildProgram(): Command {
   program
     .command('enqueue')
     .description('file a ticket by hand')
-    .requiredOption('-t, --title <text>', 'one-line title')
+    .requiredOption('-t, --title <text>', 'one-line title (given more lines and no --message: the first is the title, the whole text the message)')
     .option('-m, --message <text>', 'what is wrong')
     .option('-s, --service <name>', 'service')
     .option('-r, --route <route>', 'e.g. "POST /api/pets/:id"')
@@ -327,7 +329,7 @@ export function buildProgram(): Command {
   program
     .command('ticket')
     .description('show one ticket: occurrences, triage decision, runs, audit trail')
-    .argument('<id>', 'ticket id', intArg)
+    .argument('<id>', 'ticket id', positiveIntArg)
     .option('--json', 'JSON output')
     .action((id: number, o: { json?: boolean }, cmd: Command) => {
       const config = load(cmd);
@@ -340,7 +342,9 @@ export function buildProgram(): Command {
           occurrences: store.occurrences(id, OCCURRENCES_SHOWN),
           related: store.relatedTickets(id),
           runs: runsForTicket(store, id).map((r) => runWithFolder(config, id, r)),
-          notifications: notificationSummaries(store, id),
+          // An email flood's fix is a message to each of thousands of reporters: the latest, and how many in all.
+          notifications: notificationSummaries(store, id, o.json ? NOTIFICATIONS_LISTED : NOTIFICATIONS_SHOWN),
+          notificationCounts: notificationCounts(store, id),
           audit: store.auditTrail(id),
         };
         if (o.json) {
@@ -356,7 +360,7 @@ export function buildProgram(): Command {
   program
     .command('transcript')
     .description("what the agent did in a run, session by session: what it said, its tool calls and their results, permission denials, how each session ended")
-    .argument('<id>', 'ticket id', intArg)
+    .argument('<id>', 'ticket id', positiveIntArg)
     .option('--run <n>', 'this run of the ticket (bugbot ticket <id> lists them; default: its latest)', positiveIntArg)
     .option('--phase <label>', 'only this session (research, implement, review, implement-rework, review-rework, docs)')
     .option('--json', 'JSON output')
@@ -393,7 +397,7 @@ export function buildProgram(): Command {
   program
     .command('claim')
     .description('take a ticket yourself: the bot takes it no more (a run under way goes on: bugbot cancel stops it); --release gives it back')
-    .argument('<id>', 'ticket id', intArg)
+    .argument('<id>', 'ticket id', positiveIntArg)
     .option('--by <name>', 'who takes (or releases) it', actorArg, process.env.USER || 'cli')
     .option('--release', 'give the ticket back to the bot')
     .option('--force', "take it over from the person who claimed it")
@@ -467,7 +471,7 @@ export function buildProgram(): Command {
   program
     .command('cancel')
     .description('cancel a ticket: a running one\'s worker is stopped (partial work stays on its branch); one not running is dropped')
-    .argument('<id>', 'ticket id', intArg)
+    .argument('<id>', 'ticket id', positiveIntArg)
     .option('--by <name>', 'who cancels', actorArg, process.env.USER || 'cli')
     .action(async (id: number, o: { by: string }, cmd: Command) => {
       const config = load(cmd);
@@ -499,7 +503,7 @@ export function buildProgram(): Command {
   program
     .command('approve')
     .description('approval mode: merge a fix waiting on its bot branch into staging (or open its pull request)')
-    .argument('<id>', 'ticket id', intArg)
+    .argument('<id>', 'ticket id', positiveIntArg)
     .option('--by <name>', 'who approves', actorArg, process.env.USER || 'cli')
     .option('--run <n>', "the run whose fix you looked at (bugbot ticket <id> lists them): refused if the ticket's fix is another run's by now", positiveIntArg)
     .action(async (id: number, o: { by: string; run?: number }, cmd: Command) => {
@@ -509,7 +513,7 @@ export function buildProgram(): Command {
   program
     .command('skip')
     .description('approval mode: drop a fix waiting for approval (or a ticket that needs a person)')
-    .argument('<id>', 'ticket id', intArg)
+    .argument('<id>', 'ticket id', positiveIntArg)
     .option('--reason <text>', 'why (kept in the ticket history)')
     .option('--by <name>', 'who skips', actorArg, process.env.USER || 'cli')
     .option('--run <n>', "the run whose fix you looked at: refused if the ticket's fix is another run's by now", positiveIntArg)
@@ -520,10 +524,11 @@ export function buildProgram(): Command {
   program
     .command('requeue')
     .description('queue a ticket again (awaiting approval, needs a person, failed or dropped) with its attempts reset')
-    .argument('<id>', 'ticket id', intArg)
+    .argument('<id>', 'ticket id', positiveIntArg)
     .option('--by <name>', 'who requeues', actorArg, process.env.USER || 'cli')
-    .action(async (id: number, o: { by: string }, cmd: Command) => {
-      await approvalCommand(load(cmd), id, 'requeue', o.by);
+    .option('--run <n>', 'the latest run you looked at (bugbot ticket <id> lists them): refused if the ticket has run again by now (its newer fix is not thrown away)', positiveIntArg)
+    .action(async (id: number, o: { by: string; run?: number }, cmd: Command) => {
+      await approvalCommand(load(cmd), id, 'requeue', o.by, undefined, o.run);
     });
 
   program
@@ -599,13 +604,19 @@ export function buildProgram(): Command {
     .action(async (o: { force?: boolean }) => {
       const { buildBundles, BUNDLE_DIR } = await import('../lib/bundle.ts');
       const results = await buildBundles({ force: o.force });
-      for (const r of results) process.stdout.write(`${r.name.padEnd(12)} ${r.status}${r.error ? `: ${r.error}` : ''}\n`);
+      process.stdout.write(buildReport(results));
       process.stdout.write(`in ${BUNDLE_DIR}\n`);
       if (results.some((r) => r.status === 'failed')) process.exitCode = 1;
     });
 
   registerDocsCommands(program, (cmd) => load(cmd));
   return program;
+}
+
+/** `bugbot build`'s table: a row a bundle, its status in one column whatever the names' lengths. */
+export function buildReport(results: readonly BuildResult[]): string {
+  const width = Math.max(0, ...results.map((r) => r.name.length));
+  return results.map((r) => `${r.name.padEnd(width)}  ${r.status}${r.error ? `: ${r.error}` : ''}\n`).join('');
 }
 
 /** `labels`: an object of strings (as an alert's labels are), or nothing. */
@@ -694,6 +705,7 @@ function formatTicket(d: {
   related: { id: number; relation: string; state: string }[];
   runs: ReturnType<typeof runWithFolder>[];
   notifications: NotificationSummary[];
+  notificationCounts: NotificationCounts;
   audit: { at: string; actor: string; action: string; detail: string | null }[];
 }): string {
   const t = d.ticket;
@@ -733,7 +745,10 @@ function formatTicket(d: {
   if (d.notifications.length) {
     lines.push('', 'reporters told:');
     const told = latestOf(d.notifications, NOTIFICATIONS_SHOWN);
-    if (told.length < d.notifications.length) lines.push(`  (${d.notifications.length - told.length} earlier messages not shown: bugbot ticket ${t.id} --json lists every one)`);
+    const c = d.notificationCounts;
+    if (told.length < c.total) {
+      lines.push(`  (${c.total - told.length} earlier messages not shown; ${c.total} in all: ${c.sent} sent, ${c.failed} failed, ${c.pending} waiting; bugbot ticket ${t.id} --json lists the latest ${NOTIFICATIONS_LISTED})`);
+    }
     for (const n of told) {
       lines.push(`  ${n.kind.replace(/_/g, ' ')} → ${oneLine(recipientText(n.to))}: ${n.state}${n.attempts > 1 ? ` after ${n.attempts} tries` : ''}${n.error ? ` (${oneLine(n.error)})` : ''}`);
     }
@@ -862,7 +877,7 @@ async function approvalCommand(config: BugbotConfig, id: number, action: 'approv
       // could hold a fix whose ticket still waits for approval (and a skip then drops it).
       const stopping = approveUninterrupted(action === 'approve');
       try {
-        r = action === 'approve' ? await approvals.approve(id, by, { run }) : action === 'skip' ? approvals.skip(id, by, reason, { run }) : approvals.requeue(id, by);
+        r = action === 'approve' ? await approvals.approve(id, by, { run }) : action === 'skip' ? approvals.skip(id, by, reason, { run }) : approvals.requeue(id, by, { run });
       } finally {
         stopping.done();
         await notifier.close();

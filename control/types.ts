@@ -171,7 +171,11 @@ export interface ApprovalActions {
   approve(ticketId: number, actor: string, opts?: { run?: number }): Promise<ApprovalResult>;
   /** `run`: as for approve; a skip meant for an earlier run's fix does not drop a newer one. */
   skip(ticketId: number, actor: string, reason?: string, opts?: { run?: number }): ApprovalResult;
-  requeue(ticketId: number, actor: string): ApprovalResult;
+  /**
+   * `run`: the ticket's latest run when the person decided; refused when it ran again since
+   * (a Requeue on a stale page would throw away a newer fix waiting for approval).
+   */
+  requeue(ticketId: number, actor: string, opts?: { run?: number }): ApprovalResult;
 }
 
 /** Something a reporter should hear about: sent by control/notify to Slack threads and email. */

@@ -193,9 +193,9 @@ export class Approvals implements ApprovalActions {
     return { ok: true, ticketId, state: r.state, message: `ticket ${ticketId} skipped (${r.was} → dropped)${reason ? `: ${reason}` : ''}` };
   }
 
-  requeue(ticketId: number, actor: string): ApprovalResult {
+  requeue(ticketId: number, actor: string, opts: { run?: number } = {}): ApprovalResult {
     stopGivenUpMerge(this.deps.config, this.deps.store, ticketId, this.deps.logger);
-    const r = requeueTicket(this.deps.store, ticketId, actor, APPROVAL_STALE_SECONDS);
+    const r = requeueTicket(this.deps.store, ticketId, actor, APPROVAL_STALE_SECONDS, opts.run);
     if (isRefusal(r)) return refused(ticketId, r);
     return { ok: true, ticketId, state: r.state, message: `ticket ${ticketId} requeued (${r.was} → queued, attempts reset)` };
   }

@@ -240,7 +240,7 @@ function decide(
       // the ticket never had (a typo in --run).
       const now = latest ? `run ${latest.id}` : 'none';
       const message = runOfTicket(store, ticketId, expectedRun)
-        ? `ticket ${ticketId}'s latest run is ${now}, not run ${expectedRun} that was ${action === 'skip' ? 'skipped' : 'requeued'}: look at it and decide again`
+        ? `ticket ${ticketId}'s latest run is ${now}, not run ${expectedRun} ${action === 'skip' ? 'that was skipped' : 'that the requeue named'}: look at it and decide again`
         : `ticket ${ticketId} has no run ${expectedRun} (its latest run is ${now})`;
       return { failure: 'state', state: t.state as TicketState, message } satisfies Refusal;
     }
@@ -295,8 +295,8 @@ export function skipTicket(store: Store, ticketId: number, actor: string, reason
 }
 
 /** awaiting_approval / needs_human / failed / dropped → queued, with the attempt count reset to 0. */
-export function requeueTicket(store: Store, ticketId: number, actor: string, staleSeconds: number) {
-  return decide(store, ticketId, actor, 'requeue', REQUEUEABLE, 'queued', 'attempts reset', staleSeconds);
+export function requeueTicket(store: Store, ticketId: number, actor: string, staleSeconds: number, expectedRun?: number) {
+  return decide(store, ticketId, actor, 'requeue', REQUEUEABLE, 'queued', 'attempts reset', staleSeconds, expectedRun);
 }
 
 /** Every decision on a ticket, oldest first (the dashboard's ticket timeline). */

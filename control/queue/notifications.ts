@@ -83,18 +83,50 @@ export interface NotificationSummary {
   finishedAt: string | null;
 }
 
-export function notificationSummaries(store: Store, ticketId: number): NotificationSummary[] {
-  return notificationsForTicket(store, ticketId)
-    .filter((r) => r.state !== 'none')
-    .map((r) => ({
-      kind: r.kind,
-      to: JSON.parse(r.target_json) as Record<string, unknown>,
-      state: r.state,
-      attempts: r.attempts,
-      error: r.last_error,
-      createdAt: r.created_at,
-      finishedAt: r.finished_at,
-    }));
+/**
+ * How many of a ticket's messages the API, `bugbot ticket --json` and the ticket page read:
+ * the latest. A fix told to thousands of reporters (an email flood) is thousands of rows,
+ * each with the whole ticket in its notice; notificationCounts says how many there are.
+ */
+export const NOTIFICATIONS_LISTED = 200;
+
+/** The ticket's latest `limit` messages, oldest first; the notice (the ticket it carried) is not read. */
+export function notificationSummaries(store: Store, ticketId: number, limit = NOTIFICATIONS_LISTED): NotificationSummary[] {
+  const rows = store
+    .stmt(
+      `SELECT kind, target_json, state, attempts, last_error, created_at, finished_at FROM notifications
+       WHERE ticket_id = ? AND state <> 'none' ORDER BY id DESC LIMIT ?`,
+    )
+    .all(ticketId, limit) as Pick<NotificationRow, 'kind' | 'target_json' | 'state' | 'attempts' | 'last_error' | 'created_at' | 'finished_at'>[];
+  return rows.reverse().map((r) => ({
+    kind: r.kind,
+    to: JSON.parse(r.target_json) as Record<string, unknown>,
+    state: r.state,
+    attempts: r.attempts,
+    error: r.last_error,
+    createdAt: r.created_at,
+    finishedAt: r.finished_at,
+  }));
+}
+
+/** How many messages a ticket's reporters were sent in all, and by state (what notificationSummaries leaves out counted). */
+export interface NotificationCounts {
+  total: number;
+  pending: number;
+  sent: number;
+  failed: number;
+}
+
+export function notificationCounts(store: Store, ticketId: number): NotificationCounts {
+  const rows = store
+    .stmt(`SELECT state, COUNT(*) AS n FROM notifications WHERE ticket_id = ? AND state <> 'none' GROUP BY state`)
+    .all(ticketId) as { state: string; n: number }[];
+  const counts: NotificationCounts = { total: 0, pending: 0, sent: 0, failed: 0 };
+  for (const r of rows) {
+    counts.total += r.n;
+    if (r.state === 'pending' || r.state === 'sent' || r.state === 'failed') counts[r.state] += r.n;
+  }
+  return counts;
 }
 
 /** Who a message went to, as people read it: a Slack channel or thread, an email reporter by position. */

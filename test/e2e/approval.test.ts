@@ -468,7 +468,12 @@ test('CLI: bugbot approve / skip / requeue on their own, and through a running b
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /no ticket 4242/);
 
-  const rq = cli('requeue', String(third.ticketId));
+  // --run names the run looked at: one that is not the ticket's latest is refused, nothing requeued.
+  const staleRq = cli('requeue', String(third.ticketId), '--run', String(third.run.id + 1000));
+  assert.equal(staleRq.code, 1);
+  assert.match(staleRq.stderr, new RegExp(`ticket ${third.ticketId} has no run ${third.run.id + 1000} \\(its latest run is run ${third.run.id}\\)`));
+  assert.equal(s.store.getTicket(third.ticketId)!.state, 'awaiting_approval');
+  const rq = cli('requeue', String(third.ticketId), '--run', String(third.run.id));
   assert.equal(rq.code, 0, rq.stderr);
   assert.match(rq.stdout, /requeued \(awaiting_approval → queued, attempts reset\); now queued/);
   // Nothing may wait in the queue once the server below starts: its dispatcher would run it.
@@ -477,6 +482,10 @@ test('CLI: bugbot approve / skip / requeue on their own, and through a running b
   // With bugbot start running on this home, the CLI goes through it.
   const server = await startBugbot(t, { configPath });
   await waitFor(() => existsSync(join(s.home, 'server.json')), 10_000, 'server.json');
+  const staleViaServer = cli('requeue', String(second.ticketId), '--run', String(second.run.id + 1000));
+  assert.equal(staleViaServer.code, 1);
+  assert.match(staleViaServer.stderr, new RegExp(`has no run ${second.run.id + 1000} \\(its latest run is run ${second.run.id}\\).*\\(via the control plane`));
+  assert.equal(s.store.getTicket(second.ticketId)!.state, 'awaiting_approval');
   const viaServer = cli('skip', String(second.ticketId), '--reason', 'duplicate of another fix', '--by', 'frank');
   assert.equal(viaServer.code, 0, viaServer.stderr + server.output());
   assert.match(viaServer.stdout, new RegExp(`skipped \\(awaiting_approval → dropped\\): duplicate of another fix; now dropped \\(via the control plane at ${server.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`));

@@ -901,3 +901,40 @@ test('enqueue names the flag whose value it refuses', (t) => {
   assert.equal(r.stderr, 'bugbot: invalid ticket: --title: Too big: expected string to have <=300 characters; --stack-file: Too big: expected string to have <=100000 characters\n');
   assert.equal(existsSync(join(dir, '.bugbot')), false);
 });
+
+// Review finding (a new user): `bugbot ticket 0` said "no ticket 0" (exit 1) and, with a
+// server up, `approve 0` passed on its API's "id must be between 1 and ..."; `-n abc` said
+// "expected a non-negative integer" of a flag that takes no 0.
+test('a ticket id, a run and a count are positive integers: anything else is a usage error saying so', (t) => {
+  const dir = tempDir(t);
+  const usage = (args: string[], what: string) => {
+    const r = bugbot(args, { cwd: dir });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^error: ${what} is invalid.*\\. expected a positive integer\\n\\(run bugbot --help for usage\\)`), args.join(' '));
+  };
+  for (const cmd of ['ticket', 'transcript', 'claim', 'cancel', 'approve', 'skip', 'requeue']) {
+    usage([cmd, '0'], "command-argument value '0'");
+    usage([cmd, 'abc'], "command-argument value 'abc'");
+  }
+  for (const args of [['tickets', '-n', 'abc'], ['tickets', '-n', '0'], ['transcript', '1', '--run', 'abc'], ['approve', '1', '--run', '0'], ['skip', '1', '--run', '-1']]) {
+    usage(args, `option '.+' argument '${args.at(-1)}'`);
+  }
+  // A port may be 0 (a free one).
+  assert.match(bugbot(['start', '--port', 'abc'], { cwd: dir }).stderr, /argument 'abc' is invalid\. expected a non-negative integer\n/);
+  assert.equal(existsSync(join(dir, '.bugbot')), false);
+});
+
+// Review finding (a new user): `enqueue -t $'a\nb' -m ...` filed "a" and dropped "b" without a
+// word. As the API files it, a title's first line is the title and the whole text the message.
+test('enqueue: a title of several lines is the message under its first line, or refused beside --message', (t) => {
+  const dir = tempDir(t);
+  const both = bugbot(['enqueue', '-t', 'Checkout is blank\nafter paying', '-m', 'since Monday'], { cwd: dir });
+  assert.equal(both.code, 2);
+  assert.equal(both.stderr, 'bugbot: invalid ticket: --title: must be one line when a message is given (the title is its first line: put the rest in the message)\n');
+  assert.equal(existsSync(join(dir, '.bugbot')), false, 'a refused enqueue makes no home');
+  // Lines around it, and the blank ones a shell's $(...) leaves, are not more lines.
+  assert.equal(bugbot(['enqueue', '-t', 'Search is slow\n', '-m', 'since Monday'], { cwd: dir }).code, 0);
+  assert.equal(bugbot(['enqueue', '-t', 'Checkout is blank\nafter paying'], { cwd: dir }).code, 0);
+  const shown = JSON.parse(bugbot(['ticket', '2', '--json'], { cwd: dir }).stdout) as { ticket: { title: string; message: string } };
+  assert.deepEqual([shown.ticket.title, shown.ticket.message], ['Checkout is blank', 'Checkout is blank\nafter paying']);
+});

@@ -21,13 +21,15 @@ export function offered(action: Action, state: TicketState): boolean {
 }
 
 /**
- * `run`: the run whose fix the page shows. Approve carries it, and is refused when the
- * ticket's fix is another run's by the time it is clicked (requeued meanwhile).
+ * `run`: the run whose fix the page shows. Approve, Skip and Requeue carry it, and are
+ * refused when the ticket ran again by the time they are clicked (requeued meanwhile): a
+ * stale page's Requeue would otherwise throw away a newer fix waiting for approval.
  */
 export function TicketActions(props: { viewer: Viewer; ticket: Ticket; approvalsEnabled: boolean; returnTo: string; run?: number }) {
   const { ticket: t } = props;
   const shown = ACTIONS.filter((a) => offered(a, t.state));
   if (!shown.length) return null;
+  const runField = props.run !== undefined ? <input type="hidden" name="run" value={String(props.run)} /> : null;
   const form = (action: Action, label: string, cls?: string, extra?: unknown) => {
     const needsBackend = action !== 'cancel' && !props.approvalsEnabled;
     const needsKey = !props.viewer.mayAct;
@@ -49,14 +51,11 @@ export function TicketActions(props: { viewer: Viewer; ticket: Ticket; approvals
   };
   return (
     <div class="actions" data-ticket={t.id}>
-      {shown.includes('approve') ? form('approve', 'Approve', 'primary', props.run !== undefined ? <input type="hidden" name="run" value={String(props.run)} /> : null) : null}
+      {shown.includes('approve') ? form('approve', 'Approve', 'primary', runField) : null}
       {shown.includes('skip')
-        ? form('skip', 'Skip', undefined, [
-            props.run !== undefined ? <input type="hidden" name="run" value={String(props.run)} /> : null,
-            <input type="text" name="reason" placeholder="reason (optional)" maxlength={500} />,
-          ])
+        ? form('skip', 'Skip', undefined, [runField, <input type="text" name="reason" placeholder="reason (optional)" maxlength={500} />])
         : null}
-      {shown.includes('requeue') ? form('requeue', 'Requeue') : null}
+      {shown.includes('requeue') ? form('requeue', 'Requeue', undefined, runField) : null}
       {shown.includes('cancel') ? form('cancel', 'Cancel', 'danger') : null}
     </div>
   );

@@ -7,7 +7,7 @@
  */
 import type { StageStats } from '../../outcomes/archive.ts';
 import type { OccurrenceRow } from '../../queue/store.ts';
-import { recipientText, type NotificationSummary } from '../../queue/notifications.ts';
+import { NOTIFICATIONS_LISTED, recipientText, type NotificationCounts, type NotificationSummary } from '../../queue/notifications.ts';
 import type { Ticket } from '../../types.ts';
 import { severityText } from '../../types.ts';
 import { ColumnChart } from '../charts.tsx';
@@ -65,8 +65,10 @@ export interface TicketPageProps {
   diff: RunDiff | { error: string } | null;
   live: LiveWorker | null;
   approvalsEnabled: boolean;
-  /** What the reporters were told (the notifications outbox). */
+  /** What the reporters were told (the notifications outbox): the latest messages, oldest first. */
   notifications: NotificationSummary[];
+  /** Every message, by state: how many `notifications` leaves out. */
+  notificationCounts: NotificationCounts;
 }
 
 /**
@@ -286,6 +288,11 @@ export function TicketPage(p: TicketPageProps) {
           {p.notifications.length ? (
             <>
               <h3>Reporters told</h3>
+              {p.notificationCounts.total > p.notifications.length ? (
+                <p class="muted" id="notifications-cut">
+                  {`${fmtInt(p.notificationCounts.total)} messages: ${fmtInt(p.notificationCounts.sent)} sent, ${fmtInt(p.notificationCounts.failed)} failed, ${fmtInt(p.notificationCounts.pending)} waiting; the latest ${fmtInt(p.notifications.length)} below (/api/tickets/${t.id} lists the latest ${NOTIFICATIONS_LISTED})`}
+                </p>
+              ) : null}
               <ul id="notifications">
                 {p.notifications.map((n) => (
                   <li data-state={n.state}>

@@ -67,7 +67,7 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
     const form = await c.req.parseBody();
     const back = localPath(form.return_to, '/approvals');
     const reason = typeof form.reason === 'string' && form.reason.trim() ? form.reason.trim().slice(0, 500) : undefined;
-    // The run whose fix the page showed (an approve form carries it).
+    // The run the page showed (approve, skip and requeue forms carry it).
     const run = typeof form.run === 'string' && /^[1-9]\d{0,15}$/.test(form.run) ? Number(form.run) : undefined;
     const actor = `dashboard:${v.user}`;
     let result: Pick<ApprovalResult, 'ok' | 'message'>;
@@ -94,7 +94,7 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
     if (!approvals) return { ok: false, message: `${action}: approvals are not available in this process` };
     if (action === 'approve') return approvals.approve(id, actor, { run });
     if (action === 'skip') return approvals.skip(id, actor, reason, { run });
-    const r = await approvals.requeue(id, actor);
+    const r = await approvals.requeue(id, actor, { run });
     if (r.ok) deps.dispatcher?.poke();
     return r;
   };

@@ -9,7 +9,7 @@ import { badRequest } from '../../http-error.ts';
 import type { OutcomeRow } from '../../outcomes/archive.ts';
 import { summarize } from '../../outcomes/summary.ts';
 import { runsForTicket, type RunRow } from '../../queue/leases.ts';
-import { notificationSummaries } from '../../queue/notifications.ts';
+import { notificationCounts, notificationSummaries } from '../../queue/notifications.ts';
 import { TICKET_STATES, type TicketState } from '../../types.ts';
 import { byFinished, page, render, type Dash } from '../context.ts';
 import { diffForRun, liveWorkers, readRunFiles, runTranscript, type RunFiles } from '../data.ts';
@@ -25,6 +25,11 @@ import { testCounts } from '../tests-view.tsx';
 const TICKETS_PER_PAGE = 50;
 /** A ticket's latest reports its occurrence chart draws (an alert storm has many thousand). */
 const OCCURRENCES_DRAWN = 500;
+/**
+ * Messages to reporters listed on a ticket's page, the latest: a fix told to every reporter
+ * of an email flood is thousands of them. The rest are counted by state.
+ */
+const NOTIFICATIONS_DRAWN = 50;
 
 export function registerReadRoutes(app: Hono, dash: Dash): void {
   const { deps, scrub, maskSecrets, outcomes, viewer } = dash;
@@ -160,7 +165,8 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         diff={diff}
         live={liveWorkers(deps, scrub).find((w) => w.ticket === id) ?? null}
         approvalsEnabled={Boolean(deps.approvals)}
-        notifications={notificationSummaries(store, id)}
+        notifications={notificationSummaries(store, id, NOTIFICATIONS_DRAWN)}
+        notificationCounts={notificationCounts(store, id)}
       />,
     );
   });
