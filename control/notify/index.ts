@@ -26,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { configuredRedactor, type BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { OutcomeRow } from '../outcomes/archive.ts';
-import { deferNotification, finishNotification, keepUntoldFix, notificationsForTicket, pendingNotifications, recordNotification, type NotificationRow } from '../queue/notifications.ts';
+import { deferNotification, finishNotification, keepUntoldFix, latestNotice, pendingNotifications, recordNotification, type NotificationRow } from '../queue/notifications.ts';
 import type { Store } from '../queue/store.ts';
 import type { Ticket, TicketNotice } from '../types.ts';
 import { EmailNotifier, fixedReply } from './email.ts';
@@ -136,9 +136,9 @@ export class Notifier {
   tellLatecomers(ticketId: number): Promise<void> {
     const store = this.store;
     const ticket = store?.getTicket(ticketId);
-    const last = store && notificationsForTicket(store, ticketId).filter((r) => r.kind === 'fixed').at(-1);
+    const last = store && latestNotice(store, ticketId, 'fixed');
     if (!ticket || !last) return Promise.resolve();
-    return this.notify({ ...(JSON.parse(last.notice_json) as TicketNotice), ticket });
+    return this.notify({ ...(JSON.parse(last) as TicketNotice), ticket });
   }
 
   /**

@@ -219,6 +219,9 @@ const MIGRATIONS: string[] = [
     note_json TEXT NOT NULL
   );
   `,
+  /* 15: a ticket's messages found by its id: the ticket page, the API and a latecomer's "fixed" notice read them, and scanned the whole outbox (every reporter of every ticket) to find them */ `
+  CREATE INDEX IF NOT EXISTS notifications_ticket ON notifications(ticket_id, id);
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

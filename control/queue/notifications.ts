@@ -71,6 +71,12 @@ export function notificationsForTicket(store: Store, ticketId: number): Notifica
   return store.stmt('SELECT * FROM notifications WHERE ticket_id = ? ORDER BY id').all(ticketId) as NotificationRow[];
 }
 
+/** The notice of a ticket's latest message of `kind` (one row, however many reporters were told). */
+export function latestNotice(store: Store, ticketId: number, kind: string): string | undefined {
+  const row = store.stmt('SELECT notice_json FROM notifications WHERE ticket_id = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(ticketId, kind) as { notice_json: string } | undefined;
+  return row?.notice_json;
+}
+
 /** What a ticket's reporters were told, for the API and the dashboard: without the notice (the ticket it carried). */
 export interface NotificationSummary {
   kind: string;

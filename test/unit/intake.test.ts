@@ -382,7 +382,7 @@ test('migration 14 gives a database of schema 13 its held reports, none', (t) =>
   const again = new Store(join(home, 'bugbot.db'));
   t.after(() => again.close());
   assert.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-  assert.equal(SCHEMA_VERSION, 14);
+  assert.equal(SCHEMA_VERSION, 15);
   assert.deepEqual(again.heldReports('slack'), []);
 });
 

@@ -11,12 +11,13 @@ import { test } from 'node:test';
 import {
   finishNotification,
   keepUntoldFix,
+  latestNotice,
   NOTIFICATIONS_LISTED,
   notificationCounts,
   notificationSummaries,
   recordNotification,
 } from '../../control/queue/notifications.ts';
-import type { Store } from '../../control/queue/store.ts';
+import { Store } from '../../control/queue/store.ts';
 import { buildTestApp, repoRoot } from '../support/helpers.ts';
 
 const MESSAGES = 260;
@@ -110,4 +111,18 @@ test('bugbot ticket: the latest 20 and a count of the rest by state; --json the 
   const json = JSON.parse(cli('ticket', String(id), '--json')) as { notifications: unknown[]; notificationCounts: unknown };
   assert.equal(json.notifications.length, NOTIFICATIONS_LISTED);
   assert.deepEqual(json.notificationCounts, counts);
+});
+
+test("a ticket's messages are found through an index (migration 15), and its latest notice of a kind is one row", (t) => {
+  const { store, config, id } = setup(t);
+  recordNotification(store, { ticketId: id, kind: 'fixed', dedupeKey: 'newest', notice: { kind: 'fixed', newest: true }, target: { via: 'email', reporter: 0 } });
+  assert.deepEqual(JSON.parse(latestNotice(store, id, 'fixed')!), { kind: 'fixed', newest: true });
+  assert.equal(latestNotice(store, id, 'failed'), undefined);
+  // An outbox of schema 14 gets the index; a lookup by ticket then searches it, not the table.
+  store.db.exec('DROP INDEX notifications_ticket; PRAGMA user_version = 14;');
+  store.close();
+  const again = new Store(join(config.home, 'bugbot.db'));
+  t.after(() => again.close());
+  const plan = again.db.prepare('EXPLAIN QUERY PLAN SELECT notice_json FROM notifications WHERE ticket_id = ? AND kind = ? ORDER BY id DESC LIMIT 1').all(id, 'fixed') as Array<{ detail: string }>;
+  assert.match(plan.map((p) => p.detail).join('\n'), /USING INDEX notifications_ticket/);
 });
