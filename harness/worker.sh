@@ -53,6 +53,10 @@ fi
 # Commits by the harness and the agent: an identity without touching the shared git config.
 export GIT_AUTHOR_NAME="${BUGBOT_GIT_NAME:-bugbot}" GIT_AUTHOR_EMAIL="${BUGBOT_GIT_EMAIL:-bugbot@localhost}"
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
+# The agent's sessions write agent/: what stands at a name there may be a symbolic link of
+# theirs, so the harness reads its files only without following one (fence.mjs,
+# agent-file.mjs) and writes them by a new file renamed over the name
+# (harness_replace_file, writeAgentFile), never through what is there.
 AGENT="$TICKET_DIR/agent"
 DEV_PID=""
 DEV_WATCH_PID=""
@@ -129,9 +133,9 @@ if [ -n "${BUGBOT_BIN:-}" ] && [ -x "$BUGBOT_BIN" ]; then
   # first model request; the search is done well before the session reads its prompt.
   nice -n 10 "$BUGBOT_BIN" docs-search --repo "$WORKTREE" --pre-context "$AGENT/pre-context.md" --query-file "$query" \
     >"$TICKET_DIR/docs-search.log" 2>&1 ||
-    printf '# Pre-context\n\nDocs retrieval failed (see docs-search.log); work from the repository itself.\n' >"$AGENT/pre-context.md"
+    printf '# Pre-context\n\nDocs retrieval failed (see docs-search.log); work from the repository itself.\n' | harness_replace_file "$AGENT/pre-context.md"
 else
-  printf '# Pre-context\n\nNo docs index is available for this repository: work from the code and its docs directly.\n' >"$AGENT/pre-context.md"
+  printf '# Pre-context\n\nNo docs index is available for this repository: work from the code and its docs directly.\n' | harness_replace_file "$AGENT/pre-context.md"
 fi
 # The repository's CLAUDE.md as the base has it, for every session: they run without
 # project settings (the repository's .claude/ hooks would run), and so without its memory.
@@ -176,7 +180,9 @@ if [ -e "$TICKET_DIR/devserver.failed" ]; then
   harness_fail "$why"
 fi
 [ "$research_rc" -eq 0 ] || harness_phase_fail research research
-[ -s "$AGENT/plan.md" ] || harness_fail "research finished without writing plan.md"
+# A regular file, as the prompts read it (a link there is not followed: fence.mjs).
+{ [ -f "$AGENT/plan.md" ] && [ ! -L "$AGENT/plan.md" ] && [ -s "$AGENT/plan.md" ]; } ||
+  harness_fail "research finished without writing plan.md$([ ! -L "$AGENT/plan.md" ] || echo ' (only a link, not read)')"
 
 # --- phase 2: implement -------------------------------------------------------------
 harness_phase_prompt implement "$TICKET_DIR/prompt-implement.md" "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/pre-context.md" "notes:$AGENT/plan.md"
@@ -214,16 +220,24 @@ review() {
   local label=$1
   # Plain a/ b/ names and git's own diff, whatever the repository's config says
   # (diff.noprefix, an external diff or textconv driver).
-  git -C "$WORKTREE" diff --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$BASE_SHA"...HEAD >"$AGENT/diff.patch"
+  git -C "$WORKTREE" diff --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$BASE_SHA"...HEAD | harness_replace_file "$AGENT/diff.patch"
   harness_phase_prompt review "$TICKET_DIR/prompt-$label.md" "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
   harness_phase_run review "$TICKET_DIR/prompt-$label.md" "$label" || harness_phase_fail review "$label"
-  node -e '
-    const fs = require("fs");
-    const s = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+  node --input-type=module -e '
+    import { readFileSync } from "node:fs";
+    import { pathToFileURL } from "node:url";
+    const { writeAgentFile } = await import(pathToFileURL(process.argv[1]).href);
+    const s = JSON.parse(readFileSync(process.argv[2], "utf8"));
     if (!s.structured_output) process.exit(1);
-    fs.writeFileSync(process.argv[2], JSON.stringify({ ...s.structured_output, edits_observed: s.edits }, null, 2));
-  ' "$TICKET_DIR/stats-$label.json" "$AGENT/verdict.json" || harness_fail "review returned no verdict"
-  VERDICT=$(node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).verdict))' "$AGENT/verdict.json")
+    writeAgentFile(process.argv[3], JSON.stringify({ ...s.structured_output, edits_observed: s.edits }, null, 2));
+  ' "$BUGBOT_HARNESS/lib/agent-file.mjs" "$TICKET_DIR/stats-$label.json" "$AGENT/verdict.json" || harness_fail "review returned no verdict"
+  VERDICT=$(node --input-type=module -e '
+    import { pathToFileURL } from "node:url";
+    const { readAgentFile } = await import(pathToFileURL(process.argv[1]).href);
+    const text = readAgentFile(process.argv[2]);
+    if (text === null) throw new Error(process.argv[2] + " is not a regular file");
+    process.stdout.write(String(JSON.parse(text).verdict));
+  ' "$BUGBOT_HARNESS/lib/agent-file.mjs" "$AGENT/verdict.json")
   harness_force_commit "$WORKTREE" "bugbot: review fixes for ticket $BUGBOT_TICKET_ID" >/dev/null
   gate_on_head
 }
@@ -231,11 +245,15 @@ review review
 if [ "$VERDICT" != approved ]; then
   harness_log "review asked for rework"
   # shellcheck disable=SC2016 # JavaScript, not shell: the backticks are a template literal
-  node -e '
-    const v = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  node --input-type=module -e '
+    import { pathToFileURL } from "node:url";
+    const { readAgentFile, writeAgentFile } = await import(pathToFileURL(process.argv[1]).href);
+    const text = readAgentFile(process.argv[2]);
+    if (text === null) throw new Error(process.argv[2] + " is not a regular file");
+    const v = JSON.parse(text);
     const lines = ["# Review notes", "", "The review asked for rework. Address every point, then stop:", "", ...(v.reasons ?? []).map((r) => `- ${r}`)];
-    require("fs").writeFileSync(process.argv[2], lines.join("\n") + "\n");
-  ' "$AGENT/verdict.json" "$AGENT/review-notes.md"
+    writeAgentFile(process.argv[3], lines.join("\n") + "\n");
+  ' "$BUGBOT_HARNESS/lib/agent-file.mjs" "$AGENT/verdict.json" "$AGENT/review-notes.md"
   harness_phase_prompt implement "$TICKET_DIR/prompt-implement-rework.md" "$AGENT/ticket.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/plan.md" "notes:$AGENT/review-notes.md"
   harness_phase_run implement "$TICKET_DIR/prompt-implement-rework.md" implement-rework ||
     harness_phase_fail rework implement-rework

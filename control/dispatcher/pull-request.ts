@@ -7,7 +7,7 @@
  * renders no links, mentions or references there.
  */
 import { Octokit } from '@octokit/rest';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import type { Ticket } from '../types.ts';
@@ -24,11 +24,27 @@ export function codeFence(text: string, info = 'text'): string {
   return `${ticks}${info}\n${body}\n${ticks}`;
 }
 
-function readText(path: string): string | null {
+/**
+ * A file of the run's `agent/` folder, which the agent writes, when it is a regular file:
+ * never through a symbolic link (O_NOFOLLOW in the open itself, then fstat: a check before
+ * the open would race a swap). This process reads what the agent's sandbox hides (the
+ * local key in server.json, the operator's ~/.ssh, other tickets' reports), and the body
+ * goes to GitHub: plan.md → a private key would publish it. A link, a FIFO (O_NONBLOCK: no
+ * wait for a writer) or a folder reads as no file.
+ */
+function readAgentFile(path: string): string | null {
+  let fd: number;
   try {
-    return readFileSync(path, 'utf8');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return null;
+  }
+  try {
+    return fstatSync(fd).isFile() ? readFileSync(fd, 'utf8') : null;
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -75,11 +91,11 @@ export function pullRequestBody(ticket: Ticket, ticketDir: string, pushEnv: Push
   ];
   if (ticket.stack) parts.push('', '### Stack', '', codeFence(ticket.stack));
 
-  const planRaw = readText(join(ticketDir, 'agent', 'plan.md'));
+  const planRaw = readAgentFile(join(ticketDir, 'agent', 'plan.md'));
   const plan = planRaw ? scrub(planRaw) : planRaw;
   parts.push('', '## Plan', '', plan ? codeFence(plan, 'markdown') : '(no plan.md in the run folder)');
 
-  const verdictText = readText(join(ticketDir, 'agent', 'verdict.json'));
+  const verdictText = readAgentFile(join(ticketDir, 'agent', 'verdict.json'));
   let verdict: Verdict | null = null;
   try {
     verdict = verdictText ? (JSON.parse(verdictText) as Verdict) : null;

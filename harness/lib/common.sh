@@ -94,6 +94,24 @@ harness_rm_tree() {
   rm -rf -- "$1"
 }
 
+# harness_replace_file FILE : stdin into FILE, by a new file renamed over it: what stood at
+# FILE is replaced, never written through. For the run's agent/ folder, which the agent's
+# sessions write: a symbolic link planted there (diff.patch → ~/.bashrc) would otherwise
+# have the harness, outside any sandbox, write agent-influenced text into the operator's
+# files. The new file's name is random and bash creates it with O_EXCL (noclobber), so
+# nothing planted at that name is opened either; mv -T renames over FILE even when it is
+# a link to a folder (plain mv would move the file into that folder). The mode is what
+# `>` would give.
+harness_replace_file() {
+  local - dest=$1 tmp
+  [[ $dest == */* ]] || dest=./$dest
+  tmp="${dest%/*}/.${dest##*/}.$BASHPID.${SRANDOM:-$RANDOM$RANDOM}.tmp"
+  set -o noclobber
+  if cat >"$tmp" && mv -f -T -- "$tmp" "$dest"; then return 0; fi
+  rm -f -- "$tmp"
+  return 1
+}
+
 # harness_require VAR... : fail when a required variable is empty.
 harness_require() {
   local v

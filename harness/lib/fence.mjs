@@ -7,9 +7,10 @@
  *   node fence.mjs SOURCE FILE                  prints FILE fenced as data from SOURCE
  *   node fence.mjs --prompt OUT BASE SPEC...     writes a phase's prompt (assemblePrompt)
  */
-import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { lstatSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readAgentFile } from './agent-file.mjs';
 
 /**
  * Fence untrusted text. Anything that looks like our fence tags inside it is
@@ -118,19 +119,16 @@ function fold(text) {
  * in order: as it is (`FILE`: the brief, whose untrusted parts are fenced already), under
  * its name with fence tags defused (`notes:FILE`: what an earlier phase or the docs search
  * wrote, which may quote the report), or under its name fenced as data (`fenced:FILE`:
- * the diff, whose tests quote the report).
+ * the diff, whose tests quote the report). The FILEs are the run's agent/ folder, which
+ * the agent writes: one that is no regular file (a symbolic link to the local key or a
+ * private key, a FIFO) is left out like a missing one, never followed (readAgentFile).
  */
 export function assemblePrompt(base, specs) {
   let out = readFileSync(base, 'utf8');
   for (const spec of specs) {
     const [, kind = '', file] = /^(?:(notes|fenced):)?(.*)$/s.exec(spec);
-    let text;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      if (err.code === 'ENOENT') continue;
-      throw err;
-    }
+    const text = readAgentFile(file);
+    if (text === null && existsNoFollow(file)) process.stderr.write(`fence.mjs: ${file} is not a regular file (a link?): left out of the prompt\n`);
     if (!text) continue;
     const name = basename(file);
     if (kind === 'fenced') out += `\n\n## ${name}\n\n${fence(name, text.replace(/\n$/, ''))}\n`;
@@ -138,6 +136,16 @@ export function assemblePrompt(base, specs) {
     else out += `\n\n${text}`;
   }
   return out;
+}
+
+/** Whether anything stands at PATH, a link included (not followed). */
+function existsNoFollow(path) {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 // Run as a script (argv[1] may name it through a link; the module's URL is its real path).

@@ -5,6 +5,7 @@
 // Usage: node outcome.mjs <ticket-dir>
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readAgentFile } from './agent-file.mjs';
 import { denialRecord } from './denial.mjs';
 
 const dir = process.argv[2];
@@ -13,14 +14,14 @@ if (!dir) {
   process.exit(2);
 }
 const read = (f) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : '');
-const json = (f) => {
-  const t = read(f);
+const parse = (t) => {
   try {
     return t ? JSON.parse(t) : null;
   } catch {
     return null;
   }
 };
+const json = (f) => parse(read(f));
 const kv = (text) => Object.fromEntries(text.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 
 const PHASES = ['research', 'implement', 'review', 'docs'];
@@ -80,7 +81,8 @@ function testCounts(log) {
   return { passed, failed };
 }
 const tests = { ...testCounts(read('tests.log')), preexisting_failures: Number(push.tests_preexisting ?? 0) };
-const verdict = json('agent/verdict.json');
+// The agent's folder: a link there (to the local key, another ticket's report) is not followed.
+const verdict = parse(readAgentFile(join(dir, 'agent', 'verdict.json')));
 const rework = existsSync(join(dir, 'stats-implement-rework.json'));
 const reviewEdits = stages.review?.edits ?? 0;
 const testsFirstTry = push.tests_first_try === 'true';

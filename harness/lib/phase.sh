@@ -232,7 +232,8 @@ harness_mcp_host_start() {
 
 # harness_project_notes DIR OUT : the repository's CLAUDE.md (at most 32 KB) as a notes
 # file for the sessions' prompts: its auto-load table names the docs to read per topic.
-# Not a link (the harness reads it outside any sandbox: a link could name any file).
+# Not a link (the harness reads it outside any sandbox: a link could name any file). OUT
+# is in the agent's folder: replaced, not written through a link there.
 harness_project_notes() {
   local dir=$1 out=$2 max=32768 size
   if [ -f "$dir/CLAUDE.md" ] && [ ! -L "$dir/CLAUDE.md" ]; then
@@ -241,9 +242,9 @@ harness_project_notes() {
       printf "# Project notes (the repository's CLAUDE.md)\n\n"
       head -c "$max" -- "$dir/CLAUDE.md"
       [ "$size" -le "$max" ] || printf '\n\n… (cut at %d of %d bytes: the rest is in CLAUDE.md)\n' "$max" "$size"
-    } >"$out"
+    } | harness_replace_file "$out"
   else
-    printf '# Project notes\n\nThe repository has no CLAUDE.md%s.\n' "$([ -L "$dir/CLAUDE.md" ] && echo ' (only a link, not read)')" >"$out"
+    printf '# Project notes\n\nThe repository has no CLAUDE.md%s.\n' "$([ -L "$dir/CLAUDE.md" ] && echo ' (only a link, not read)')" | harness_replace_file "$out"
   fi
 }
 
