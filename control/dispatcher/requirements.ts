@@ -90,6 +90,12 @@ function gitDirOf(dir: string): string | null {
   return statSync(join(abs, 'HEAD'), { throwIfNoEntry: false }) ? abs : null;
 }
 
+/** Whether `dir` is a bare repository: git's own files (HEAD, objects/, refs/) in it, and `core.bare` on in its config. */
+function isBare(dir: string): boolean {
+  if (!statSync(join(dir, 'HEAD'), { throwIfNoEntry: false })?.isFile() || !isDirectory(join(dir, 'objects')) || !isDirectory(join(dir, 'refs'))) return false;
+  return configOn(readText(join(dir, 'config')) ?? '', 'core', 'bare');
+}
+
 /** Whether git config text has a `[remote "<name>"]` section (or the old `[remote.<name>]`) with a url. */
 function hasRemoteUrl(text: string, name: string): boolean {
   let inRemote = false;
@@ -143,6 +149,12 @@ function targetProblem(cfg: BugbotConfig): string | null {
   // run would fix bugbot and push to its origin. A clone of bugbot elsewhere can be a target.
   if (sameDir(repo, REPO_ROOT)) return `target.repo ${repo} is this bugbot installation itself (name the repository to fix: target.repo in bugbot.config.json, which bugbot init writes, or BUGBOT_TARGET_REPO=<path>)`;
   const gitDir = gitDirOf(repo);
+  // A bare repository (a mirror, or the origin itself) has no files to run the dev server
+  // and the tests from, nor the node_modules the worktrees copy: "not a git repository"
+  // would send the operator looking for the wrong fault.
+  if (!gitDir && isBare(repo)) {
+    return `target.repo ${repo} is a bare repository: the workers need a checkout of it, with its dependencies installed (git clone ${repo} <folder>, then set target.repo to that folder)`;
+  }
   if (!gitDir) {
     let top = dirname(repo);
     while (top !== dirname(top) && !gitDirOf(top)) top = dirname(top);

@@ -113,3 +113,38 @@ as_owner() {
   [ "$status" -eq 0 ]
   [ -d "$TMP/wt" ] && [ ! -e "$TICKET_DIR/environment-failure" ]
 }
+
+# Review finding (ops): an origin out of reach failed each run at its fetch as a counted
+# machine failure: after three refunds the attempts counted, and an outage of half an hour
+# failed every queued ticket in turn while the workers only paused. No ticket can make a
+# fetch of the base branch fail: never counted. A worktree that cannot be added after the
+# fetch (a file where its folder goes) stays a counted one.
+@test "worktree_create: a fetch that fails is never counted against the ticket; a worktree add that fails is" {
+  mv "$TMP/origin.git" "$TMP/origin.gone"
+  run harness_worktree_create "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  [ "$status" -eq 1 ]
+  [ "$(sed -n 2p "$TICKET_DIR/environment-failure")" = "counts: never" ]
+
+  mv "$TMP/origin.gone" "$TMP/origin.git"
+  rm -f "$TICKET_DIR/environment-failure" "$TICKET_DIR/result"
+  : >"$TMP/wt"
+  run harness_worktree_create "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  [ "$status" -eq 1 ]
+  [[ $(head -1 "$TICKET_DIR/environment-failure") == "could not create the worktree from origin/main: fatal: "* ]]
+  [ "$(wc -l <"$TICKET_DIR/environment-failure")" -eq 1 ]
+}
+
+# Review finding (ops): two homes on one checkout claimed ticket 1 in the same second; the
+# second's worktree add met the first's branch, and the run was "one the machine could not
+# host", every worker of its home paused, nothing said why the branch was there.
+@test "worktree_create: the run's branch there already (another home's ticket of the same number) is named, only the slot pauses, never counted, and the branch is left alone" {
+  git -C "$TMP/repo" branch bot/t1 main
+  local before
+  before=$(git -C "$TMP/repo" rev-parse bot/t1)
+  run harness_worktree_create "$TMP/repo" origin main bot/t1 "$TMP/wt"
+  [ "$status" -eq 1 ]
+  [[ $(head -1 "$TICKET_DIR/environment-failure") == "could not create the worktree: branch bot/t1 exists already in $TMP/repo, made by another bugbot home working on this checkout (ticket numbers are each home's own) or by a person; this run left it alone (give each home a checkout of its own)" ]]
+  [ "$(sed -n 2,3p "$TICKET_DIR/environment-failure")" = $'scope: slot\ncounts: never' ]
+  [ "$(git -C "$TMP/repo" rev-parse bot/t1)" = "$before" ]
+  [ ! -e "$TMP/wt" ]
+}
