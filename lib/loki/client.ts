@@ -11,7 +11,8 @@ import { createRedactor, redactLines, type Redactor } from '../redact.ts';
 import { redactedValue } from './fields.ts';
 import { createFileBackend } from './file-backend.ts';
 import { createHttpBackend } from './http-backend.ts';
-import { quote } from './logql.ts';
+import { quote, selector } from './logql.ts';
+import { planMatchers, shownLabelTest } from './shown.ts';
 import { LokiError, type Backend, type BackendResult, type LogEntry, type LogQuery } from './types.ts';
 
 /** Where secrets come from: the control plane's `config.secrets`, or the process env in an MCP server. */
@@ -64,13 +65,16 @@ export function createLokiClient(settings: LokiSettings, secrets: SecretSource, 
     return backend;
   };
 
-  // `keep` sees raw entries (a hashed user id only matches the raw value); `contains`
-  // sees redacted ones. Either way the backend read up to scanLines lines, cut here to the limit.
-  const finish = (raw: BackendResult, q: Pick<LogQuery, 'limit' | 'direction'>, keep?: (e: LogEntry) => boolean, contains: string[] = []) => {
+  // `keep` sees raw entries (a hashed user id only matches the raw value; label matchers
+  // Loki may not run test the raw labels as redaction shows them); `contains` sees redacted
+  // ones. Either way the backend read up to scanLines lines, cut here to the limit.
+  // `then` says what was matched here, after the query.
+  const finish = (raw: BackendResult, q: Pick<LogQuery, 'limit' | 'direction'>, keep?: (e: LogEntry) => boolean, contains: string[] = [], then: string[] = []) => {
     if (!keep && !contains.length) return redactResult(raw, redactor);
     const notes = [...raw.notes];
     if (raw.limitReached) notes.push(`only the ${q.direction === 'backward' ? 'newest' : 'oldest'} ${settings.scanLines} lines of the range were searched (mcp.loki.scanLines)`);
-    const query = contains.length ? `${raw.query}, then lines containing ${contains.map(quote).join(' and ')} (matched after redaction)` : raw.query;
+    const steps = [...then, ...(contains.length ? [`lines containing ${contains.map(quote).join(' and ')} (matched after redaction)`] : [])];
+    const query = steps.length ? `${raw.query}, then ${steps.join(', then ')}` : raw.query;
     // Redacted before `keep` drops any line: a private key's body is known as one only
     // next to the line that begins it (redactResult), which `keep` may not keep.
     const r = redactResult({ ...raw, query, notes }, redactor);
@@ -87,12 +91,22 @@ export function createLokiClient(settings: LokiSettings, secrets: SecretSource, 
     redactor,
     async query(q, o = {}) {
       const b = ready();
-      // Loki would match `contains` on the raw lines: it gets the query without, and the
-      // lines it returns are matched here once redacted. The file backend redacts first itself.
       if (b.kind === 'http') refuseSecretLabels(q.matchers, redactor);
-      const local = b.kind === 'http' && q.contains.length > 0;
-      const raw = await b.query(scanned(local ? { ...q, contains: [] } : q, Boolean(o.keep) || local), o.signal);
-      return finish(raw, q, o.keep, local ? q.contains : []);
+      // Both backends: `=` against a raw id or email is refused (no answer shows one), so the
+      // agent learns to match the hash it was shown instead of getting a silent "no lines".
+      const plan = planMatchers(q.matchers, redactor.text);
+      // The file backend matches shown values itself (a bare user:<hash> as shown, <user:...>).
+      if (b.kind !== 'http') return finish(await b.query(scanned({ ...q, matchers: [...plan.loki, ...plan.shown] }, Boolean(o.keep)), o.signal), q, o.keep);
+      // Loki would match `contains` on the raw lines, and label matchers on the raw values: it
+      // gets the query without `contains` and with only the matchers whose outcome the shown
+      // values fix (shown.ts); the lines it returns are matched here on what the answer shows.
+      const local = q.contains.length > 0;
+      const byLabels = plan.shown.length ? shownLabelTest(plan.shown, redactor.text) : undefined;
+      const keep = byLabels ? (e: LogEntry) => byLabels(e.labels) && (o.keep?.(e) ?? true) : o.keep;
+      const sent = { ...q, matchers: plan.loki, contains: local ? [] : q.contains };
+      const raw = await b.query(scanned(sent, Boolean(keep) || local), o.signal);
+      const then = plan.shown.length ? [`streams whose labels as shown match ${selector(plan.shown)}`] : [];
+      return finish(raw, q, keep, local ? q.contains : [], then);
     },
     async queryLogQL(logql, q, o = {}) {
       const b = ready();

@@ -179,8 +179,10 @@ describe('loki MCP server, HTTP backend', () => {
   test('breadcrumbs over HTTP: LogQL on the user field; a hashed id is matched after the query', async (t) => {
     const ns = (at: string) => String(BigInt(Date.parse(at)) * 1_000_000n);
     const values: Array<[string, string]> = [
+      [ns('2025-03-01T10:02:30Z'), JSON.stringify({ user_id: 'guest', msg: 'GET /help' })],
       [ns('2025-03-01T10:02:00Z'), JSON.stringify({ user_id: '42', msg: 'POST /cart/checkout' })],
       [ns('2025-03-01T10:01:00Z'), JSON.stringify({ user_id: '77', msg: 'GET /other-user' })],
+      [ns('2025-03-01T10:00:30Z'), JSON.stringify({ user_id: 'guest', msg: 'GET /' })],
       [ns('2025-03-01T10:00:00Z'), JSON.stringify({ user_id: '42', msg: 'GET /cart' })],
     ];
     // The documented streams response, with these lines; filtered by user as Loki would for `user_id="42"`.
@@ -191,19 +193,25 @@ describe('loki MCP server, HTTP backend', () => {
     };
     const loki = await fakeLoki(t, (p) => ({
       status: 200,
-      body: answer(p.get('query')!.endsWith('user_id="42"') ? values.filter(([, l]) => l.includes('"42"')) : values),
+      body: answer(p.get('query')!.endsWith('user_id="guest"') ? values.filter(([, l]) => l.includes('"guest"')) : values),
     }));
     const { call } = await startServer(t, { url: loki.url }, { BUGBOT_HASH_SALT: 'test-salt' });
     const args = { time_range: '30m', before: '2025-03-01T10:03:00Z' };
 
-    const raw = await call('loki_user_breadcrumbs', { user_id: '42', labels: { service_name: 'web' }, ...args });
+    // A raw id that answers show hashed would confirm a guess (see the test of hashed labels).
+    const guess = await call('loki_user_breadcrumbs', { user_id: '42', labels: { service_name: 'web' }, ...args });
+    assert.equal(guess.isError, true, guess.text);
+    assert.equal(loki.seen.length, 0);
+    // One they show as it is goes to Loki as written.
+    const raw = await call('loki_user_breadcrumbs', { user_id: 'guest', labels: { service_name: 'web' }, ...args });
     assert.equal(raw.isError, false, raw.text);
     const byId = loki.seen[0]!.params;
-    assert.equal(byId.get('query'), '{service_name="web"} | json | user_id="42"');
+    assert.equal(byId.get('query'), '{service_name="web"} | json | user_id="guest"');
     assert.equal(byId.get('limit'), '200');
     assert.equal(byId.get('start'), ns('2025-03-01T09:33:00Z'));
     assert.equal(byId.get('end'), ns('2025-03-01T10:03:00Z'));
-    assert.ok(raw.text.indexOf('GET /cart') < raw.text.indexOf('POST /cart/checkout'), raw.text);
+    assert.match(raw.text, /^2 lines of /);
+    assert.ok(raw.text.indexOf('GET /"') < raw.text.indexOf('GET /help'), raw.text);
 
     // A ticket only knows the hash: Loki is asked for every line with a user (up to scanLines), the hash picks 42's.
     const hash = createRedactor({ salt: 'test-salt' }).hashUser('42');
@@ -213,7 +221,7 @@ describe('loki MCP server, HTTP backend', () => {
     assert.equal(byHash.get('query'), '{service_name=~".+"} | json | user_id!=""');
     assert.equal(byHash.get('limit'), '5000');
     assert.match(hashed.text, new RegExp(`^2 lines of ${hash} `));
-    assert.ok(!hashed.text.includes('other-user'), hashed.text);
+    assert.ok(!hashed.text.includes('other-user') && !hashed.text.includes('guest'), hashed.text);
     assert.ok(hashed.text.indexOf('GET /cart') < hashed.text.indexOf('POST /cart/checkout'), hashed.text);
     assert.ok(hashed.text.includes(`"user_id":"<${hash}>"`) && !hashed.text.includes('"user_id":"42"'), hashed.text);
   });
@@ -361,10 +369,139 @@ describe('loki MCP server, HTTP backend', () => {
       assert.match(r.text, /Loki would match (it|them) unredacted/);
     }
     assert.equal(loki.seen.length, 0, 'no probe may reach Loki');
-    // A value that merely mentions a secret's name is no matcher on it.
-    const ok = await call('loki_query', { logql: 'sum by (level) (count_over_time({service_name="password=x", path=~"/api_key/.*"}[5m]))', ...bounds });
+    // A value that merely mentions a secret's name is no matcher on it (one answers would
+    // show masked, `password=x`, cannot be matched: see the test of hashed labels).
+    const ok = await call('loki_query', { logql: 'sum by (level) (count_over_time({service_name="api_key", path=~"/password|/login"}[5m]))', ...bounds });
     assert.equal(ok.isError, false, ok.text);
     assert.equal(loki.seen.length, 1);
+    const masked = await call('loki_query', { logql: 'count_over_time({service_name="password=x"}[5m])', ...bounds });
+    assert.match(masked.text, /service_name= could test a value answers show hashed or masked/);
+    assert.equal(loki.seen.length, 1);
+  });
+
+  // Review finding (hashed labels): Loki matched `user_email=~"a.*"` (and `=`, `!=`, `!~`)
+  // on the raw value, so `"a.*"`, then `"al.*"`, ... spelled an address out by whether lines
+  // came back, though answers only ever showed its hash; `user_id="42"` confirmed a guessed
+  // id. Loki may only match what the values as shown decide; the rest is matched here.
+  test('a label shown hashed cannot be probed on its raw value; the hash an answer showed matches', async (t) => {
+    const salt = 'test-salt';
+    const redactor = createRedactor({ salt });
+    const ns = (at: string) => String(BigInt(Date.parse(at)) * 1_000_000n);
+    const all = [
+      { stream: { job: 'web', user_email: 'alice@example.com', user_id: '42' }, values: [[ns('2025-03-01T10:01:00Z'), '{"user_id":"42","msg":"GET /cart"}']] },
+      { stream: { job: 'web', user_email: 'bob@example.com', user_id: '77' }, values: [[ns('2025-03-01T10:00:00Z'), '{"user_id":"77","msg":"GET /other"}']] },
+    ];
+    // Loki's semantics: selectors match the raw label values (a missing label is ""), whole.
+    const test = (op: string, want: string, got: string) =>
+      op === '=' ? got === want : op === '!=' ? got !== want : op === '=~' ? new RegExp(`^(?:${want})$`).test(got) : !new RegExp(`^(?:${want})$`).test(got);
+    const loki = await fakeLoki(t, (p) => {
+      const query = p.get('query')!;
+      const matchers = [...query.slice(0, query.indexOf('}')).matchAll(/(\w+)(=~|!~|!=|=)("(?:[^"\\]|\\.)*")/g)];
+      const result = all.filter((s) => matchers.every(([, name, op, v]) => test(op!, JSON.parse(v!) as string, (s.stream as Record<string, string>)[name!] ?? '')));
+      return { status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'streams', result } }) };
+    });
+    const { call } = await startServer(t, { url: loki.url }, { BUGBOT_HASH_SALT: salt });
+    const range = { start: '2025-03-01T09:00:00Z', end: '2025-03-01T11:00:00Z' };
+    const query = (labels: Record<string, unknown>) => call('loki_query', { labels: { job: 'web', ...labels }, time_range: range });
+    const count = async (labels: Record<string, unknown>) => {
+      const r = await query(labels);
+      assert.equal(r.isError, false, r.text);
+      // Past the header, which echoes the guess.
+      const shown = r.text.split('\n').slice(1).join('\n');
+      assert.ok(!shown.includes('alice') && !shown.includes('"42"'), r.text);
+      return Number(/^(\d+) lines? from/.exec(r.text)?.[1]);
+    };
+
+    // The same answer whatever the guess: the regex is matched on the shown <email:...>.
+    for (const [op, same] of [['=~', 0], ['!~', 2]] as const) {
+      for (const guess of ['a.*', 'al.*', 'alice@example\\.com', 'b.*', 'z.*', '.*@.*']) {
+        assert.equal(await count({ user_email: { op, value: guess } }), same, `user_email${op}${guess}`);
+      }
+    }
+    assert.equal(await count({ user_id: { op: '=~', value: '4.*' } }), 0);
+    assert.ok(
+      loki.seen.every((s) => s.params.get('query') === '{job="web"}' && s.params.get('limit') === '5000'),
+      `Loki never matched a guess: ${loki.seen.map((s) => s.params.get('query')).join(' ')}`,
+    );
+
+    // `=` / `!=` against a raw value no answer shows: refused, saying what to do instead.
+    const sent = loki.seen.length;
+    for (const labels of [{ user_email: 'alice@example.com' }, { user_id: '42' }, { user_id: { op: '!=', value: '42' } }, { user_email: { op: '!=', value: 'bob@example.com' } }]) {
+      const r = await query(labels);
+      assert.equal(r.isError, true, `${JSON.stringify(labels)}: ${r.text}`);
+      assert.match(r.text, /answers never show this value as given .* would confirm a guess\. Match a label with the value an answer or the ticket showed, a hash included/);
+      assert.ok(!r.text.includes('alice') && !r.text.includes(redactor.hashUser('42')), r.text);
+    }
+    assert.equal(loki.seen.length, sent, 'no guess reached Loki');
+
+    // The hash an answer showed finds the stream, matched here on the shown values.
+    const email = redactor.text('alice@example.com');
+    const byEmail = await query({ user_email: email });
+    assert.equal(byEmail.isError, false, byEmail.text);
+    assert.match(byEmail.text, new RegExp(`^1 line from .* for \\{job="web"\\}, then streams whose labels as shown match \\{user_email="${email}"\\}`));
+    assert.match(byEmail.text, /GET \/cart/);
+    assert.equal(await count({ user_id: redactor.hashUser('42') }), 1, 'a ticket\'s user:<hash>');
+    assert.equal(await count({ user_id: { op: '!=', value: `<${redactor.hashUser('42')}>` } }), 1);
+    assert.equal(loki.seen.at(-1)!.params.get('query'), '{job="web"}');
+
+    // What the shown values decide still goes to Loki, at the asked limit.
+    assert.equal(await count({ job: { op: '=~', value: 'web|api' }, user_id: { op: '!=', value: '' }, level: { op: '!~', value: '.+' } }), 2);
+    assert.equal(loki.seen.at(-1)!.params.get('query'), '{job=~"web|api", user_id!="", level!~".+"}');
+    assert.equal(loki.seen.at(-1)!.params.get('limit'), '100');
+  });
+
+  test('raw LogQL may not match a hashed label on its raw value, however the value is spelled', async (t) => {
+    const loki = await fakeLoki(t, () => ({ status: 200, body: matrix() }));
+    const { call } = await startServer(t, { url: loki.url }, { BUGBOT_HASH_SALT: 'test-salt' });
+    const hash = createRedactor({ salt: 'test-salt' }).hashUser('42');
+    const bounds = { time_range: '1h', limit: 10 };
+    for (const logql of [
+      'sum(count_over_time({job="web", user_email=~"a.*"}[1h]))',
+      'count_over_time({job="web", user_email!~`b.*`}[1h])',
+      '{job="web", user_id="42"}',
+      '{job="web", user_id!="42"}',
+      '{job="web", user_email="\\x61lice@example.com"}',
+      '{job="web", user_email="\\u0061lice\\100example.com"}',
+      `{job="web", user_id="<${hash}>"}`,
+      '{job=~"web|api", user_id=~"42|77"}',
+      '{job="web", q="\\q"}',
+    ]) {
+      const r = await call('loki_query', { logql, ...bounds });
+      assert.equal(r.isError, true, `accepted: ${logql}\n${r.text}`);
+      assert.match(r.text, /^raw LogQL's selectors go to Loki as written, and Loki matches them on the raw label values, before redaction: (user_email|user_id|q)(=~|!~|=|!=) could test/);
+      assert.match(r.text, /use loki_query's labels instead/);
+    }
+    assert.equal(loki.seen.length, 0, 'no probe may reach Loki');
+    for (const logql of ['sum by (level) (count_over_time({job=~"web|api", user_id!="", user_email=~".+", level!~"debug|trace"}[5m]))', '{job="web", user_id="admin"}']) {
+      const r = await call('loki_query', { logql, ...bounds });
+      assert.equal(r.isError, false, `${logql}\n${r.text}`);
+    }
+    assert.equal(loki.seen.length, 2);
+  });
+
+  test('breadcrumbs take the hash a ticket shows, an email\'s too; a raw id answers show hashed is refused', async (t) => {
+    const salt = 'test-salt';
+    const redactor = createRedactor({ salt });
+    const ns = (at: string) => String(BigInt(Date.parse(at)) * 1_000_000n);
+    const values = [
+      [ns('2025-03-01T10:01:00Z'), JSON.stringify({ user_email: 'Alice@Example.com', msg: 'GET /cart' })],
+      [ns('2025-03-01T10:00:00Z'), JSON.stringify({ user_email: 'bob@example.com', msg: 'GET /other' })],
+    ];
+    const loki = await fakeLoki(t, () => ({ status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'streams', result: [{ stream: { job: 'web' }, values }] } }) }));
+    const { call } = await startServer(t, { url: loki.url, userLabel: 'user_email' }, { BUGBOT_HASH_SALT: salt });
+    const args = { time_range: '30m', before: '2025-03-01T10:03:00Z' };
+    for (const guess of ['alice@example.com', 'Alice@Example.com']) {
+      const r = await call('loki_user_breadcrumbs', { user_id: guess, ...args });
+      assert.equal(r.isError, true, r.text);
+      assert.match(r.text, /^user_id: answers show this id as a one-way hash, never as given, and matching it on the raw lines would confirm a guess\. Give the hash/);
+    }
+    assert.equal(loki.seen.length, 0, 'no guess reached Loki');
+    const shown = redactor.text('Alice@Example.com');
+    const r = await call('loki_user_breadcrumbs', { user_id: shown, ...args });
+    assert.equal(r.isError, false, r.text);
+    assert.equal(loki.seen[0]!.params.get('query'), '{service_name=~".+"} | json | user_email!=""');
+    assert.match(r.text, /^1 line of email:[0-9a-f]{12} /);
+    assert.ok(r.text.includes(`"user_email":"${shown}"`) && !r.text.includes('other'), r.text);
   });
 
   // Review finding: a private key logged one line per entry had its BEGIN line masked and
@@ -458,10 +595,13 @@ describe('loki MCP server, file backend', () => {
     return [web, api];
   }
 
-  test("a user's breadcrumbs: oldest first, before the error, redacted, by raw id or by hash", async (t) => {
+  test("a user's breadcrumbs: oldest first, before the error, redacted, by hash; a raw id shown hashed is refused", async (t) => {
     const { client, call } = await startServer(t, { files: writeLogs(t) }, { BUGBOT_HASH_SALT: salt });
     const args = { time_range: '10m', before: '2025-03-01T10:04:00Z' };
-    const r = await call('loki_user_breadcrumbs', { user_id: '42', ...args });
+    const guess = await call('loki_user_breadcrumbs', { user_id: '42', ...args });
+    assert.equal(guess.isError, true, guess.text);
+    assert.match(guess.text, /answers show this id as a one-way hash, never as given, and matching it on the raw lines would confirm a guess/);
+    const r = await call('loki_user_breadcrumbs', { user_id: hash, ...args });
     assert.equal(r.isError, false, r.text);
     const order = ['GET /cart', 'POST /login', 'GET /api/cart/items', 'POST /checkout failed'].map((s) => r.text.indexOf(s));
     assert.ok(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1]!)), `oldest first:\n${r.text}`);
@@ -520,6 +660,12 @@ describe('loki MCP server, file backend', () => {
     assert.equal(await count({ labels: { ...web, msg: '[REDACTED]' } }), 1);
     assert.equal(await count({ labels: { ...web, msg: { op: '=~', value: 'GET /cart' } } }), 1);
     assert.equal(await count({ labels: { ...web, authorization: { op: '=~', value: '.+' } } }), 1);
+    // A user id is matched as shown, its hash; the raw id is refused as with Loki, not a silent "no lines".
+    assert.equal(await count({ labels: { ...web, user_id: `<${createRedactor().hashUser('42')}>` } }), 4);
+    assert.equal(await count({ labels: { ...web, user_id: createRedactor().hashUser('42') } }), 4, 'as a ticket writes it');
+    const raw = await call('loki_query', { labels: { ...web, user_id: '42' }, time_range: range });
+    assert.equal(raw.isError, true, raw.text);
+    assert.match(raw.text, /^user_id=: answers never show this value as given/);
   });
 
   // Review finding: `"password":"correct horse battery staple"` was matched as
@@ -603,7 +749,7 @@ describe('loki MCP server, file backend', () => {
     assert.ok(Buffer.byteLength(r.text) <= 1024, `${Buffer.byteLength(r.text)} bytes`);
     assert.ok(r.text.includes('req 9') && !r.text.includes('req 6'), r.text);
 
-    const crumbs = await call('loki_user_breadcrumbs', { user_id: '42', time_range: range });
+    const crumbs = await call('loki_user_breadcrumbs', { user_id: createRedactor().hashUser('42'), time_range: range });
     assert.match(crumbs.text, /\[limit reached: .*These are the latest 3 before the end of the range/);
     assert.match(crumbs.text, /\[truncated: /);
   });

@@ -16,7 +16,7 @@ import {
   type TimeRange,
 } from '../../../lib/loki/index.ts';
 import { defineTool, text } from '../../shared/tool.ts';
-import { refuseSecretLabels, selectorLabels } from '../secret-labels.ts';
+import { refuseHiddenMatchers, refuseSecretLabels, selectorMatchers } from '../secret-labels.ts';
 import type { LokiToolContext } from '../server.ts';
 
 export const lokiQuery = defineTool({
@@ -27,8 +27,12 @@ export const lokiQuery = defineTool({
     'some text. Use it to see what a service logged around an error. Lines come back oldest first, redacted ' +
     '(secrets masked, user ids and emails hashed) and capped in lines and bytes; the answer says when it was ' +
     'truncated. `contains` is matched on the redacted lines, so text inside a masked secret never matches. ' +
+    'A label whose value answers show hashed (a user id, an email) is matched by that hash ({"user_id": "<user:0123456789ab>"}), ' +
+    'never by its raw value; regexes other than lists of plain values (error|warn) are matched on the values as shown, ' +
+    'after a query on the other labels. ' +
     '`logql` accepts raw LogQL for line counts over time (count_over_time, rate, sum/avg/max/topk... by stream labels), ' +
-    'only with an explicit time_range and limit; it may not use pipeline stages (line filters |= != |~ !~, parsers, ' +
+    'only with an explicit time_range and limit; its selectors may use = and != with values shown as they are, and =~ and !~ ' +
+    'only listing such values or as .+ / .*; it may not use pipeline stages (line filters |= != |~ !~, parsers, ' +
     'label filters, line_format, label_format): Loki runs them on the unredacted lines. Filter lines with labels and contains.',
   input: {
     labels: labelsArg.optional(),
@@ -51,7 +55,8 @@ export const lokiQuery = defineTool({
       .describe(
         'Raw LogQL instead of labels/contains, for counts: stream selectors, count_over_time/rate and aggregations ' +
           'by or without stream labels, e.g. sum by (level) (count_over_time({service_name="api"}[5m])). No pipeline ' +
-          'stages (|=, | json, | line_format, ...). Needs time_range and limit; Loki backend only.',
+          'stages (|=, | json, | line_format, ...), and no label matched on a value answers hide (a raw user id or email, ' +
+          'a regex other than a list of values). Needs time_range and limit; Loki backend only.',
       ),
   },
   annotations: { title: 'Query logs', readOnlyHint: true, openWorldHint: true },
@@ -64,7 +69,9 @@ export const lokiQuery = defineTool({
     if (args.logql !== undefined) {
       const alsoGiven = [args.labels && 'labels', args.contains && 'contains'].filter((x): x is string => Boolean(x));
       checkRawLogQL({ logql: args.logql, hasTimeRange: args.time_range !== undefined, limit: args.limit, alsoGiven }, s);
-      refuseSecretLabels(selectorLabels(args.logql), ctx.client.redactor.text);
+      const selectors = selectorMatchers(args.logql);
+      refuseSecretLabels(selectors.map((m) => m.name), ctx.client.redactor.text);
+      refuseHiddenMatchers(selectors, ctx.client.redactor.text);
       checkLimit(limit, s.maxLines);
       range = resolveTimeRange(args.time_range!, { now: ctx.now(), maxRangeHours: s.maxRangeHours });
       result = await ctx.client.queryLogQL(args.logql, { range, limit, direction });

@@ -20,10 +20,11 @@ export const lokiUserBreadcrumbs = defineTool({
   title: "A user's requests before an error",
   description:
     "The log lines of one user (their requests) in a time range before an error, oldest first, to reproduce what " +
-    'they did. user_id is the raw id or the hash a ticket shows (user:<12 hex>, also written <user:...>). Give ' +
+    'they did. user_id is the hash a ticket or a log line shows (user:<12 hex>, also written <user:...>, or <email:...>); ' +
+    'a raw id only when answers show it as it is (one they show hashed would confirm a guess, so it is refused). Give ' +
     'the error time as `before` (or as time_range.end). Lines are redacted and capped; the answer says when it was truncated.',
   input: {
-    user_id: z.string().min(1).max(200).describe('The user id, raw or as the ticket shows it (user:0123456789ab).'),
+    user_id: z.string().min(1).max(200).describe('The user as the ticket or a log line shows it (user:0123456789ab, <email:0123456789ab>).'),
     time_range: timeRangeArg,
     before: z.string().optional().describe('ISO-8601 time of the error: lines from then on are left out; a duration time_range ends here.'),
     labels: labelsArg.optional().describe('Optional matchers narrowing the search, e.g. {"service_name": "web"}.'),
