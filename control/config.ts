@@ -80,6 +80,11 @@ const emailSchema = z
     toleranceSeconds: z.number().int().positive().default(9 * 60 * 60),
     /** Body limit of /triggers/email/* (instead of server.maxBodyBytes): Mailgun's 25 MB message size. */
     maxBodyBytes: z.number().int().positive().default(25 * 1024 * 1024),
+    /**
+     * How long parsing one request's mails may take, on the parser thread (triggers/email-parse.ts);
+     * past it the request is 413. A 25 MB mail of attachments takes about a second.
+     */
+    parseTimeoutSeconds: z.number().positive().max(600).default(10),
   })
   .strict()
   .prefault({});

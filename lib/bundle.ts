@@ -32,6 +32,7 @@ export const BUNDLES = {
   'mcp-loki': 'mcp/loki/main.ts',
   'mcp-db': 'mcp/db/main.ts',
   'intake-writer': 'control/writer-thread.ts',
+  'email-parser': 'control/triggers/email-parse-thread.ts',
 } as const;
 export type BundleName = keyof typeof BUNDLES;
 

@@ -7,14 +7,16 @@
  * - POST /triggers/email/raw: an RFC 5322 message as the body (content-type
  *   message/rfc822), bearer token.
  * Both take bodies up to triggers.email.maxBodyBytes (app.ts), not server.maxBodyBytes:
- * a mail with a screenshot is larger than a webhook.
+ * a mail with a screenshot is larger than a webhook. Mails are parsed on a thread of their
+ * own within triggers.email.parseTimeoutSeconds (email-parse.ts), after the signature
+ * checks; one that runs past it is a 413 and nothing is stored.
  */
 import type { Context, Hono } from 'hono';
 import type { AppDeps } from '../app.ts';
 import { badRequest, HttpError, unauthorized } from '../http-error.ts';
 import { credentialAuth } from './auth.ts';
 import { acceptRequest, mediaType, summarize } from './common.ts';
-import { forwardedMessageText, MAILGUN_CLOCK_SKEW_SECONDS, MAX_ATTACHED_MESSAGES, MAX_MIME_LINES, mimeLines, parseMailgunForm, parseRawEmail, tooManyLines, verifyMailgunSignature } from './email.ts';
+import { forwardedMessageTexts, MAILGUN_CLOCK_SKEW_SECONDS, MAX_ATTACHED_MESSAGES, MAX_MIME_LINES, mimeLines, parseMailgunForm, parseRawEmail, tooManyLines, verifyMailgunSignature } from './email.ts';
 import type { AcceptOptions } from '../intake/index.ts';
 import type { TriggerEvent } from '../types.ts';
 
@@ -29,6 +31,7 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
   const cfg = deps.config.triggers.email;
   if (!cfg.enabled) return;
   const signingKey = deps.config.secrets.get(cfg.mailgunSigningKeyEnv);
+  const limits = { timeoutSeconds: cfg.parseTimeoutSeconds };
 
   app.post('/triggers/email/mailgun', async (c) => {
     if (!signingKey) {
@@ -50,11 +53,7 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
     const attached = await Promise.all(messages.map(async (m) => new Uint8Array(await m.arrayBuffer())));
     // One budget for all of them, as the raw route has for its one message (MAX_MIME_LINES).
     if (attached.reduce((n, bytes) => n + mimeLines(bytes), 0) > MAX_MIME_LINES) throw tooManyLines('the attached mails have');
-    const forwarded: string[] = [];
-    for (const bytes of attached) {
-      const text = await forwardedMessageText(bytes);
-      if (text) forwarded.push(text);
-    }
+    const forwarded = (await forwardedMessageTexts(attached, limits)).filter((text): text is string => !!text);
     const ev = parseMailgunForm(fields, forwarded);
     const results = await acceptRequest(c, deps, [ev], { ...(await classify(deps, ev)), nonce });
     return c.json({ source: 'email', ...summarize(results) });
@@ -73,7 +72,7 @@ export function registerEmail(app: Hono, deps: AppDeps): void {
         );
       }
       const raw = new Uint8Array(await c.req.arrayBuffer());
-      const ev = await parseRawEmail(raw);
+      const ev = await parseRawEmail(raw, limits);
       const results = await acceptRequest(c, deps, [ev], await classify(deps, ev));
       return c.json({ source: 'email', ...summarize(results) });
     },

@@ -1,11 +1,13 @@
 // The email trigger's input side: Mailgun route signature checks and turning a Mailgun
-// parsed-form POST or a raw RFC 5322 message into a TriggerEvent. Pure functions; the
-// HTTP routes, body limits and token-reuse checks live with the caller.
+// parsed-form POST or a raw RFC 5322 message into a TriggerEvent. Pure functions but for
+// the MIME parsing, done on the parser thread (email-parse.ts); the HTTP routes, body
+// limits and token-reuse checks live with the caller.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import PostalMime, { addressParser, decodeWords } from 'postal-mime';
-import type { Address, Attachment, Email } from 'postal-mime';
+import { addressParser, decodeWords } from 'postal-mime';
+import type { Address, Email } from 'postal-mime';
 import { badRequest, HttpError, unauthorized } from '../http-error.ts';
 import type { TriggerEvent } from '../types.ts';
+import { parseMime } from './email-parse.ts';
 import { htmlToText, mailKind, stripQuotedReply, tidyText, type MailKind } from './email-text.ts';
 
 const MAX_TITLE = 200;
@@ -115,22 +117,25 @@ export function parseMailgunForm(fields: Record<string, string>, forwarded: stri
   });
 }
 
+/** How long parsing one request's mails may take (triggers.email.parseTimeoutSeconds); see email-parse.ts. */
+export interface MimeLimits {
+  timeoutSeconds?: number;
+}
+
 /**
  * Parses a raw RFC 5322 message (MIME multipart, quoted-printable, base64, charsets) into a
  * report event. Prefers the text/plain body, else the HTML one as text, and appends the
  * text of attached messages (a forward as attachment). `sourceEventId` is the Message-ID
  * with its sender (messageEventId), or the sha256 of the bytes without one. Throws
- * `badRequest` for input that is not a message, has no From or no text.
+ * `badRequest` for input that is not a message, has no From or no text; a 413 for one over
+ * MAX_MIME_LINES, or whose parsing (on the parser thread) ran past its time or memory.
  */
-export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEvent> {
+export async function parseRawEmail(raw: string | Uint8Array, limits: MimeLimits = {}): Promise<TriggerEvent> {
   if (raw.length === 0) throw badRequest('email is empty');
   if (mimeLines(raw) > MAX_MIME_LINES) throw tooManyLines('the email has');
-  let email: Email;
-  try {
-    email = await PostalMime.parse(raw, PARSE_OPTIONS);
-  } catch (err) {
-    throw badRequest(`email could not be parsed: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const [parsed] = await parseMime([raw], { options: PARSE_OPTIONS, attached: MAX_ATTACHED_MESSAGES, timeoutSeconds: limits.timeoutSeconds, what: 'the email' });
+  if (!parsed || 'error' in parsed) throw badRequest(`email could not be parsed: ${parsed?.error ?? 'no result'}`);
+  const { email } = parsed;
   // postal-mime reads any text as headers; a message has at least one "name: value" field
   // (RFC 5322 §2.2), which a stray line of text does not.
   if (!email.headerLines.some((h) => h.line.includes(':'))) {
@@ -144,8 +149,8 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
 
   const kind = mailKind(email.subject ?? '', headers.has('in-reply-to') || headers.has('references'));
   const forwarded: string[] = [];
-  for (const a of email.attachments.filter(isAttachedMessage).slice(0, MAX_ATTACHED_MESSAGES)) {
-    const text = await forwardedMessageText(typeof a.content === 'string' ? Buffer.from(a.content) : new Uint8Array(a.content));
+  for (const a of parsed.attached) {
+    const text = a && forwardedText(a);
     if (text) forwarded.push(text);
   }
   const message = withForwarded(bodyText(email, kind), forwarded);
@@ -172,10 +177,11 @@ export async function parseRawEmail(raw: string | Uint8Array): Promise<TriggerEv
 
 /**
  * Lines of a message postal-mime is given at most. It keeps each line of a part that is
- * not base64 as a Blob part, which costs Node 20 about 10 µs a line, more as they grow,
- * on the event loop every route shares: 24 MB of short lines blocked it for minutes and
- * ended in an out-of-memory crash. A 25 MB mail of base64 attachments (76 characters a
- * line) has about 340,000.
+ * not base64 as a Blob part, which costs Node 20 about 10 µs a line, more as they grow:
+ * 24 MB of short lines took minutes (then on the event loop every route shares) and ended
+ * in an out-of-memory crash. Counted before the parser thread (email-parse.ts) gets the
+ * mail, whose time and heap limits bound what is left. A 25 MB mail of base64 attachments
+ * (76 characters a line) has about 340,000.
  */
 export const MAX_MIME_LINES = 400_000;
 
@@ -206,14 +212,6 @@ export function tooManyLines(what: 'the email has' | 'the attached mails have'):
 export const MAX_ATTACHED_MESSAGES = 10;
 
 /**
- * An attached mail. postal-mime inlines a message/rfc822 part into the body itself (with
- * a header block) unless its disposition is "attachment", as a forward-as-attachment's is.
- */
-function isAttachedMessage(a: Attachment): boolean {
-  return /^message\/(rfc822|global)$/i.test(a.mimeType);
-}
-
-/**
  * The sender's text of a message: text/plain, else the HTML as text (an empty text/plain
  * part beside a real HTML one happens), stripped as its kind needs.
  */
@@ -233,13 +231,22 @@ function bodyText(email: Email, kind: MailKind): string {
  * included (the forwarded mail is the report). Undefined when it cannot be parsed or holds
  * neither text nor subject. Its own attachments are not read.
  */
-export async function forwardedMessageText(raw: Uint8Array): Promise<string | undefined> {
-  let email: Email;
-  try {
-    email = await PostalMime.parse(raw, PARSE_OPTIONS);
-  } catch {
-    return undefined;
-  }
+export async function forwardedMessageText(raw: Uint8Array, limits: MimeLimits = {}): Promise<string | undefined> {
+  return (await forwardedMessageTexts([raw], limits))[0];
+}
+
+/**
+ * forwardedMessageText of each of `raws`, parsed as one request: one time limit for all of
+ * them, as MAX_MIME_LINES is one budget (a 413 when they run past it).
+ */
+export async function forwardedMessageTexts(raws: Uint8Array[], limits: MimeLimits = {}): Promise<Array<string | undefined>> {
+  if (!raws.length) return [];
+  const parsed = await parseMime(raws, { options: PARSE_OPTIONS, attached: 0, timeoutSeconds: limits.timeoutSeconds, what: 'the attached mails' });
+  return parsed.map((p) => ('email' in p ? forwardedText(p.email) : undefined));
+}
+
+/** forwardedMessageText of a parsed message. */
+function forwardedText(email: Email): string | undefined {
   const text = tidyText(email.text ?? (email.html === undefined ? '' : htmlToText(email.html, { keepQuotes: true })));
   const subject = email.subject?.replace(/\s+/g, ' ').trim();
   if (!text && !subject) return undefined;

@@ -46,7 +46,7 @@ test('a bundle is fresh while its sources keep their size and mtime, stale after
 test('bugbot build makes every bundle; the CLI and the MCP servers run from them as from the sources', { timeout: 120_000 }, async () => {
   const results = await buildBundles();
   assert.deepEqual(results.filter((r) => r.status === 'failed'), []);
-  for (const name of ['cli', 'mcp-browser', 'mcp-loki', 'mcp-db', 'intake-writer']) assert.ok(freshBundle(name), `${name} is fresh after a build`);
+  for (const name of ['cli', 'mcp-browser', 'mcp-loki', 'mcp-db', 'intake-writer', 'email-parser']) assert.ok(freshBundle(name), `${name} is fresh after a build`);
 
   // The CLI bundle answers like the sources, and finds the harness and prompts beside
   // its sources (import.meta of the sources, not of the bundle).
@@ -111,7 +111,7 @@ console.log(JSON.stringify(await buildBundles({ force: true, dir: ${JSON.stringi
   const out = execFileSync(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], { cwd: tmpdir(), encoding: 'utf8', timeout: 100_000 });
   const results = JSON.parse(out.trim().split('\n').at(-1)!) as BuildResult[];
   assert.deepEqual(results.filter((r) => r.status !== 'built'), []);
-  for (const name of ['cli', 'mcp-browser', 'mcp-loki', 'mcp-db', 'intake-writer']) {
+  for (const name of ['cli', 'mcp-browser', 'mcp-loki', 'mcp-db', 'intake-writer', 'email-parser']) {
     assert.ok(freshBundle(name, dir), `${name} is fresh after a build from ${tmpdir()}`);
     const manifest = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as { root: string; inputs: Record<string, unknown> };
     assert.equal(manifest.root, PACKAGE_ROOT);

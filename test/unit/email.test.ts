@@ -9,6 +9,8 @@ import { fixedReply } from '../../control/notify/email.ts';
 import { configSchema } from '../../control/config.ts';
 import { forwardedMessageText, MAX_MIME_LINES, MAX_REPORT_CHARS, parseMailgunForm, parseRawEmail, verifyMailgunSignature } from '../../control/triggers/email.ts';
 import { htmlToText, isForwardSubject, mailKind, stripQuotedReply } from '../../control/triggers/email-text.ts';
+import { parseMime } from '../../control/triggers/email-parse.ts';
+import PostalMime from 'postal-mime';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(repoRoot, '../shared/fixtures/mailgun');
@@ -786,5 +788,47 @@ describe('forwardedMessageText', () => {
     const encoded = Buffer.from(crlf(['From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <j@shop.test>', 'Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=', '', 'Hallo']));
     assert.equal(await forwardedMessageText(encoded), '---------- Forwarded message ----------\nFrom: Jürgen Müller <j@shop.test>\nSubject: Grüße\n\nHallo');
     assert.equal(await forwardedMessageText(new Uint8Array()), undefined);
+  });
+});
+
+describe('parseMime (the parser thread)', () => {
+  it('gives what postal-mime gives on this thread: the message whole (attachments too), and its attached mails parsed', async () => {
+    const options = { maxRfc822NestingDepth: 1 };
+    const customer = crlf(['From: Customer <customer@shop.test>', 'Subject: Checkout broken', 'Date: Mon, 02 Mar 2026 10:00:00 +0000', '', 'Blank page after "Pay".']);
+    const forward = crlf([
+      'From: Agent <agent@example.com>',
+      'Subject: Fwd: Checkout broken',
+      'Content-Type: multipart/mixed; boundary="m1"',
+      '',
+      '--m1',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'FYI',
+      '--m1',
+      'Content-Type: message/rfc822; name="Checkout broken.eml"',
+      'Content-Disposition: attachment; filename="Checkout broken.eml"',
+      '',
+      customer,
+      '--m1',
+      'Content-Type: image/png; name="shot.png"',
+      'Content-Disposition: attachment; filename="shot.png"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      'iVBORw0KGgo=',
+      '--m1--',
+      '',
+    ]);
+    const raws = [fixture('reply_gmail_quoted.eml'), fixture('reply_outlook_quoted.eml'), forward];
+    const parsed = await parseMime(raws, { options, attached: 10, what: 'the email' });
+    const expected = await Promise.all(
+      raws.map(async (raw) => {
+        const email = await PostalMime.parse(raw, options);
+        const mails = email.attachments.filter((a) => a.mimeType === 'message/rfc822');
+        return { email, attached: await Promise.all(mails.map((a) => PostalMime.parse(a.content, options))) };
+      }),
+    );
+    assert.deepEqual(parsed, expected);
+    const fwd = parsed[2]!;
+    assert.ok('email' in fwd && fwd.attached.length === 1 && fwd.email.attachments.some((a) => a.content instanceof ArrayBuffer && a.content.byteLength === 8));
   });
 });
