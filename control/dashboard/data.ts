@@ -5,8 +5,9 @@
  * came from an agent or a log goes through `scrub` before it is shown: the redactor,
  * then every secret value the config resolved, masked wherever it appears.
  */
-import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { readAgentFileHead } from '../../harness/lib/agent-file.mjs';
 import { workersFromStore } from '../api.ts';
 import type { AppDeps } from '../app.ts';
 import type { BugbotConfig } from '../config.ts';
@@ -37,28 +38,18 @@ export function runDir(config: BugbotConfig, ticketId: number, runId: number): s
 
 /**
  * readBounded for a file of the run's `agent/` folder, which the agent writes: never
- * through a symbolic link (O_NOFOLLOW, in the open itself: a check before it would race
- * the agent swapping the file). This process reads what the agent's sandbox hides (the
- * local key in server.json, the operator's credentials, other tickets' reports), and an
- * open loopback dashboard's pages are readable by any program on the machine, the dev
- * server running the agent's code included: plan.md → <home>/server.json would hand it
- * the key that approves its own fix. A link reads as no file.
+ * through a symbolic link (harness/lib/agent-file.mjs). This process reads what the
+ * agent's sandbox hides (the local key in server.json, the operator's credentials, other
+ * tickets' reports), and an open loopback dashboard's pages are readable by any program on
+ * the machine, the dev server running the agent's code included: plan.md →
+ * <home>/server.json would hand it the key that approves its own fix. A link, or a file
+ * that cannot be read, reads as no file.
  */
 function readAgentFile(path: string, max: number): { text: string; truncated: boolean } | null {
-  let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    return readAgentFileHead(path, max);
   } catch {
     return null;
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) return null;
-    const buf = Buffer.alloc(Math.min(stat.size, max));
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    return { text: buf.subarray(0, n).toString('utf8'), truncated: stat.size > max };
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -7,8 +7,9 @@
  * renders no links, mentions or references there.
  */
 import { Octokit } from '@octokit/rest';
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readAgentFile } from '../../harness/lib/agent-file.mjs';
 import type { BugbotConfig } from '../config.ts';
 import type { Ticket } from '../types.ts';
 import type { PushEnv } from './auto-approve.ts';
@@ -25,26 +26,15 @@ export function codeFence(text: string, info = 'text'): string {
 }
 
 /**
- * A file of the run's `agent/` folder, which the agent writes, when it is a regular file:
- * never through a symbolic link (O_NOFOLLOW in the open itself, then fstat: a check before
- * the open would race a swap). This process reads what the agent's sandbox hides (the
- * local key in server.json, the operator's ~/.ssh, other tickets' reports), and the body
- * goes to GitHub: plan.md → a private key would publish it. A link, a FIFO (O_NONBLOCK: no
- * wait for a writer) or a folder reads as no file.
+ * A file of the run's agent/ folder, which the agent writes: never read through a link
+ * (harness/lib/agent-file.mjs). This process reads what the agent's sandbox hides, and the
+ * body goes to GitHub: plan.md → a private key would publish it. Unreadable: no file.
  */
-function readAgentFile(path: string): string | null {
-  let fd: number;
+function agentFile(path: string): string | null {
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    return readAgentFile(path);
   } catch {
     return null;
-  }
-  try {
-    return fstatSync(fd).isFile() ? readFileSync(fd, 'utf8') : null;
-  } catch {
-    return null;
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -91,11 +81,11 @@ export function pullRequestBody(ticket: Ticket, ticketDir: string, pushEnv: Push
   ];
   if (ticket.stack) parts.push('', '### Stack', '', codeFence(ticket.stack));
 
-  const planRaw = readAgentFile(join(ticketDir, 'agent', 'plan.md'));
+  const planRaw = agentFile(join(ticketDir, 'agent', 'plan.md'));
   const plan = planRaw ? scrub(planRaw) : planRaw;
   parts.push('', '## Plan', '', plan ? codeFence(plan, 'markdown') : '(no plan.md in the run folder)');
 
-  const verdictText = readAgentFile(join(ticketDir, 'agent', 'verdict.json'));
+  const verdictText = agentFile(join(ticketDir, 'agent', 'verdict.json'));
   let verdict: Verdict | null = null;
   try {
     verdict = verdictText ? (JSON.parse(verdictText) as Verdict) : null;

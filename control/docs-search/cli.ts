@@ -4,9 +4,9 @@
  * would read. Failures throw, so `main()` in control/cli.ts sets the exit code.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { writeAgentFile } from '../../harness/lib/agent-file.mjs';
 import { createEmbedder, type Embedder } from './embed.ts';
 import { indexDocs, type IndexReport } from './index.ts';
 import { renderPreContext } from './precontext.ts';
@@ -109,39 +109,13 @@ export function registerDocsCommands(
       if (o.preContext) {
         if (!existsSync(dirname(resolve(o.preContext)))) cmd.error(`error: --pre-context ${resolve(o.preContext)}: folder ${dirname(resolve(o.preContext))} does not exist`, { exitCode: 2 });
         const md = renderPreContext(result, ctx.settings.preContextBytes);
-        writeReplacing(o.preContext, md);
+        // The run's agent/ folder, which the sessions write: a link at the name is replaced,
+        // never written through (pre-context.md → ~/.bashrc).
+        writeAgentFile(o.preContext, md);
         io.err(`wrote ${o.preContext} (${result.hits.length} section(s), ${Buffer.byteLength(md)} bytes)\n`);
       }
       io.out(o.json ? JSON.stringify(result, null, 2) + '\n' : formatHits(result, o.refresh ? ctx.settings.globs : undefined));
     });
-}
-
-/**
- * Write DATA to PATH by a new file beside it renamed over PATH: what stood there is
- * replaced, never written through. The harness's pre-context goes into the run's agent/
- * folder, which the agent's sessions write, and this runs outside their sandbox: a
- * symbolic link planted at the name (pre-context.md → ~/.bashrc) would otherwise have it
- * write the operator's files. The temporary name is opened with O_EXCL | O_NOFOLLOW, so
- * nothing planted there is opened either; the mode is a plain write's (the umask's).
- */
-function writeReplacing(path: string, data: string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
-  try {
-    try {
-      writeFileSync(fd, data);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // gone already
-    }
-    throw err;
-  }
 }
 
 function requireRepo(cmd: Command, repo: string): void {
