@@ -18,7 +18,7 @@ export interface Limits {
 
 /**
  * A cell the database cut before sending it: its first characters, and the whole value's
- * length in bytes (undefined: only known to be more than maxCellBytes).
+ * length in bytes (undefined: only known to be longer than `head`).
  */
 export class CutCell {
   constructor(
@@ -27,11 +27,29 @@ export class CutCell {
   ) {}
 }
 
+/**
+ * The most a db_query reply carries, all cells together (JSON): maxCellBytes bounds one
+ * cell, this the many (a row of hundreds of wide columns, or a few hundred wide rows).
+ * A backend may stop reading once the rows it has are more than this (see `overflow`).
+ */
+export const MAX_REPLY_BYTES = 256 * 1024;
+
+/** What a reply shows of each cell of a row wider than MAX_REPLY_BYTES, when it is the first. */
+export function replyCellShare(columns: number): number {
+  return Math.max(16, Math.floor(MAX_REPLY_BYTES / Math.max(1, columns) / 2));
+}
+
 export interface QueryResult {
   columns: string[];
   rows: unknown[][];
   /** More rows existed than the row limit; only the first rowLimit are in `rows`. */
   truncated: boolean;
+  /**
+   * Reading stopped at the last row of `rows`, which cannot be in a reply whole: the rows
+   * so far pass MAX_REPLY_BYTES, or it alone is wider (its long cells may come cut to
+   * replyCellShare). How many rows follow it is not known.
+   */
+  overflow?: boolean;
   /** Rows written by INSERT / UPDATE / DELETE. */
   changes?: number;
 }

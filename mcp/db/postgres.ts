@@ -3,14 +3,16 @@
  * in its own transaction (READ ONLY unless the server was started with
  * --allow-writes) with SET LOCAL statement_timeout and standard_conforming_strings,
  * over the extended protocol (one statement, parameters bound by the server). A SELECT
- * is read through a cursor, FETCH rowLimit + 1, so the row cap never rewrites the query
- * and the server stops producing rows past the cap; columns that can be long come
- * cut to maxCellBytes by the server (see run()). Read transactions always end in ROLLBACK.
+ * is read through a cursor, a few rows a FETCH up to rowLimit + 1, so the row cap never
+ * rewrites the query, the server stops producing rows past the cap, and reading stops
+ * once the reply (MAX_REPLY_BYTES) can hold no more; columns that can be long come cut to
+ * maxCellBytes by the server, and a row's to what a reply shows of it (see run()). Read
+ * transactions always end in ROLLBACK.
  */
 import type { Duplex } from 'node:stream';
 import pg from 'pg';
 import { ToolError } from '../shared/tool.ts';
-import { CutCell, timeoutMessage, type DbBackend, type Limits, type Param, type QueryResult } from './backend.ts';
+import { CutCell, MAX_REPLY_BYTES, replyCellShare, timeoutMessage, type DbBackend, type Limits, type Param, type QueryResult } from './backend.ts';
 import type { GuardedSql } from './guard.ts';
 
 const QUERY_CANCELED = '57014';
@@ -83,33 +85,91 @@ const BPCHAR = 1042;
 const MAX_COLUMNS = 1664;
 
 /**
- * The query as a subquery whose long columns (`wide`) the server cuts to `max` characters,
- * each with its length in bytes appended as an extra column (how long the whole value was).
- * A long column is made text once, in the inner level; OFFSET 0 keeps the planner from
- * merging the levels (which would convert it again for each reference). When the extra
- * columns would pass PostgreSQL's 1664, none are added (`measured` false): long columns
- * come cut to max + 1 characters, so a cut one shows it was longer, not by how much.
+ * The most one FETCH may bring at worst (its rows counted at their widest): a reply holds
+ * MAX_REPLY_BYTES of cells, so rows are fetched a few at a time and reading stops once the
+ * reply can take no more, rather than all rowLimit of them (10,000 rows of hundreds of
+ * columns of maxCellBytes each are terabytes).
+ */
+const FETCH_BYTES = 1024 * 1024;
+
+/** a + b + ... as a balanced tree: a chain of 1664 would nest as deep in the parser and planner. */
+function sumOf(terms: string[]): string {
+  if (terms.length === 1) return terms[0]!;
+  const half = terms.length >> 1;
+  return `(${sumOf(terms.slice(0, half))} + ${sumOf(terms.slice(half))})`;
+}
+
+/**
+ * How the long columns of cutQuery's rows come: `measured`, each followed (after the
+ * query's columns) by its length in bytes; else cut to one character more than kept, so a
+ * cut one shows it was longer. `fits` (a last column, when there is room for it) says the
+ * row's long cells, each as a reply would show it (maxCellBytes at most), total at most
+ * MAX_REPLY_BYTES. When they do not, they come cut to replyCellShare: such a row is never
+ * in a reply whole, only as its first row, its cells cut to that (otherwise one row of 1664
+ * cells of 1 MB was sent whole). Without room for `fits`, every row comes so.
+ */
+export interface Cut {
+  text: string;
+  measured: boolean;
+  fits: boolean;
+}
+
+/**
+ * The query as a subquery whose long columns (`wide`) the server cuts, each with its length
+ * in bytes appended as an extra column (how long the whole value was), then whether the
+ * row's long cells fit a reply (see Cut). A long column is made text once, in the inner level;
+ * OFFSET 0 keeps the planner from merging the levels (which would convert it again for each
+ * reference, and add the row's size up again for each cell). When the extra columns would
+ * pass PostgreSQL's 1664, no lengths are added (`measured` false), and past that no `fits`.
  * The newline ends a trailing -- comment.
  */
-export function cutQuery(sql: string, types: number[], max: number): { text: string; measured: boolean } {
+export function cutQuery(sql: string, types: number[], max: number): Cut {
   const wide = types.map((t) => !BOUNDED_TYPES.has(t));
-  const measured = types.length + wide.filter(Boolean).length <= MAX_COLUMNS;
+  const longs = wide.filter(Boolean).length;
+  const measured = types.length + longs + 1 <= MAX_COLUMNS;
+  const fits = types.length + 1 <= MAX_COLUMNS;
+  const share = Math.min(max, replyCellShare(types.length));
+  const plus = measured ? 0 : 1;
   const inner = types.map((t, k) => {
     const c = `bugbot_q.c${k + 1}`;
     return `${!wide[k] ? c : t === BPCHAR ? `textin(bpcharout(${c}))` : `${c}::text`} AS s${k + 1}`;
   });
   const s = (k: number) => `bugbot_s.s${k + 1}`;
-  const out = types.map((_, k) => (wide[k] ? `left(${s(k)}, ${measured ? max : max + 1})` : s(k)));
+  const m = (k: number) => `bugbot_m.s${k + 1}`;
+  const middle = types.map((_, k) => (wide[k] ? `left(${s(k)}, ${(fits ? max : share) + plus})` : s(k)) + ` AS s${k + 1}`);
+  const out = types.map((_, k) => (wide[k] && fits ? `CASE WHEN bugbot_m.fits THEN ${m(k)} ELSE left(${m(k)}, ${share + plus}) END` : m(k)));
   if (measured) {
     wide.forEach((w, k) => {
-      if (w) out.push(`octet_length(${s(k)})`);
+      if (!w) return;
+      middle.push(`octet_length(${s(k)}) AS n${k + 1}`);
+      out.push(`bugbot_m.n${k + 1}`);
     });
+  }
+  if (fits) {
+    // least() skips a NULL (least(NULL, 5) is 5): coalesce first.
+    const sizes = types.flatMap((_, k) => (wide[k] ? [`least(coalesce(octet_length(${s(k)}), 0), ${max})`] : []));
+    middle.push(`${sumOf(sizes)} <= ${MAX_REPLY_BYTES} AS fits`);
+    out.push('bugbot_m.fits');
   }
   const names = types.map((_, k) => `c${k + 1}`).join(', ');
   return {
-    text: `SELECT ${out.join(', ')} FROM (SELECT ${inner.join(', ')} FROM (${sql}\n) bugbot_q(${names}) OFFSET 0) bugbot_s`,
+    text:
+      `SELECT ${out.join(', ')} FROM (SELECT ${middle.join(', ')} FROM ` +
+      `(SELECT ${inner.join(', ')} FROM (${sql}\n) bugbot_q(${names}) OFFSET 0) bugbot_s OFFSET 0) bugbot_m`,
     measured,
+    fits,
   };
+}
+
+/**
+ * The least a value adds to a reply (cells are JSON there, a string cut to maxCellBytes):
+ * reading stops once the rows' total passes MAX_REPLY_BYTES, so it must not overstate.
+ */
+function replyBytes(v: unknown, max: number): number {
+  if (v instanceof CutCell) return Math.min(Buffer.byteLength(v.head), max);
+  if (typeof v === 'string') return Math.min(Buffer.byteLength(v), max);
+  if (typeof v === 'number') return String(v).length;
+  return 4; // null, true, a Date's ISO text (24)
 }
 
 /**
@@ -153,7 +213,7 @@ export class PostgresBackend implements DbBackend {
   /**
    * One call, one transaction, one deadline: statementTimeoutMs from the start. `within`
    * sets the statement timeout to what is left of it before each further statement that
-   * can take time (a query is planned by each DECLARE, run by FETCH), and fails as the
+   * can take time (a query is planned by each DECLARE, run by the FETCHes), and fails as the
    * timeout does when nothing is left. A client-side timer (the deadline + 5 s), for a
    * server that never answers, abandons the connection.
    */
@@ -216,31 +276,60 @@ export class PostgresBackend implements DbBackend {
       // driver could not make it a string. Columns of bounded types are read as they are.
       const types = shape.fields.map((f) => f.dataTypeID);
       const wide = types.map((t) => !BOUNDED_TYPES.has(t));
-      let measured = true;
+      let cut: Cut | undefined;
       if (wide.some(Boolean)) {
         await c.query('CLOSE bugbot_rows');
-        const cut = cutQuery(q.sql, types, max);
-        measured = cut.measured;
+        cut = cutQuery(q.sql, types, max);
         // Planned again: under what is left of the one timeout, not a second one.
         await within();
         await c.query(extended({ text: `DECLARE bugbot_rows NO SCROLL CURSOR FOR ${cut.text}`, values: params }));
       }
-      await within();
-      const r = await c.query({ text: `FETCH FORWARD ${cap + 1} FROM bugbot_rows`, rowMode: 'array' });
-      const rows = (r.rows as unknown[][]).slice(0, cap).map((row) => {
-        let extra = wide.length;
-        return wide.map((w, k) => {
-          const v = row[k];
-          if (!w) return v;
-          if (measured) {
-            const bytes = row[extra++] as number | null;
-            return bytes !== null && bytes > max ? new CutCell(v as string, bytes) : v;
+      // At worst: about 100 bytes of text for a short type, a long cell 4 bytes a character
+      // (UTF-8), but a row's long cells together at most MAX_REPLY_BYTES of characters (or
+      // all cut to replyCellShare), plus each field's 4-byte length.
+      const longs = wide.filter(Boolean).length;
+      const widest = (types.length - longs) * 104 + (longs ? longs * 20 + 4 * Math.min(longs * (max + 1), MAX_REPLY_BYTES) : 0);
+      const batch = Math.max(1, Math.floor(FETCH_BYTES / widest));
+      const rows: unknown[][] = [];
+      let used = 0;
+      let overflow = false;
+      while (!overflow && rows.length <= cap) {
+        const want = Math.min(batch, cap + 1 - rows.length);
+        await within();
+        const r = await c.query({ text: `FETCH FORWARD ${want} FROM bugbot_rows`, rowMode: 'array' });
+        for (const raw of r.rows as unknown[][]) {
+          const fits = !cut || (cut.fits ? raw[raw.length - 1] === true : false);
+          // A cell cut to less than maxCellBytes (its row too wide): more than `limit` characters.
+          const limit = fits ? max : Math.min(max, replyCellShare(types.length));
+          let extra = wide.length;
+          let shortened = false;
+          const row = wide.map((w, k) => {
+            const v = raw[k];
+            if (!w) return v;
+            if (cut?.measured) {
+              // Cut by the server iff it came shorter than it is: left() keeps a prefix.
+              const bytes = raw[extra++] as number | null;
+              return bytes !== null && bytes > Buffer.byteLength(v as string) ? new CutCell(v as string, bytes) : v;
+            }
+            // Cut to limit + 1 characters: more than limit of them, the value was cut (its length unknown).
+            if (typeof v === 'string' && [...v].length > limit) {
+              shortened = true;
+              return new CutCell(v);
+            }
+            return v;
+          });
+          rows.push(row);
+          used += row.reduce((n: number, v) => n + replyBytes(v, max), 0);
+          // Nothing after this row can be in the reply: stop reading (the rest of this batch is dropped).
+          if ((cut && (cut.fits ? !fits : shortened)) || used > MAX_REPLY_BYTES) {
+            overflow = true;
+            break;
           }
-          // Cut to max + 1 characters: more than max of them, the value was cut (its length unknown).
-          return typeof v === 'string' && [...v].length > max ? new CutCell(v) : v;
-        });
-      });
-      return { columns: shape.fields.map((f) => f.name), rows, truncated: r.rows.length > cap };
+        }
+        if (r.rows.length < want) break;
+      }
+      const truncated = rows.length > cap;
+      return { columns: shape.fields.map((f) => f.name), rows: rows.slice(0, cap), truncated, overflow: overflow && !truncated };
     });
   }
 

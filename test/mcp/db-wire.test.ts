@@ -21,7 +21,9 @@ const SCHEMA = `
   INSERT INTO users (email, password_hash) SELECT 'user' || i || '@example.com', 'CANARY-PW-' || i FROM generate_series(1, 5) i;
   CREATE TABLE notes (id int PRIMARY KEY, body text, flag boolean, n bigint, at timestamptz, meta jsonb, tags int[], code char(6));
   INSERT INTO notes VALUES (1, repeat('x', ${BIG}), true, 5, '2026-01-02T03:04:05Z', '{"a": 1}', '{1,2}', 'ab'),
-                           (2, 'short', NULL, NULL, NULL, NULL, NULL, NULL);`;
+                           (2, 'short', NULL, NULL, NULL, NULL, NULL, NULL);
+  CREATE TABLE many (id int PRIMARY KEY);
+  INSERT INTO many SELECT generate_series(1, 400);`;
 
 const SETTINGS = {
   urlEnv: 'TEST_DB_URL',
@@ -224,6 +226,48 @@ describe('db MCP server: what PostgreSQL sends back', () => {
     assert.match(r.text, /did not answer within 5100 ms/);
     assert.ok(took < 7000, `took ${took} ms`);
     assert.deepEqual(rows(await call(slow, 'SELECT n.id FROM notes n WHERE n.id = 2')).rows, [[2]], stderr);
+  });
+
+  /** The server at the highest limits the settings allow (10,000 rows of 1 MB cells). */
+  let high: Client | undefined;
+  async function highest(): Promise<Client> {
+    high ??= await spawn({ ...SETTINGS, tables: { ...SETTINGS.tables, many: ['id'] }, functions: ['repeat'], rowLimit: 10_000, maxCellBytes: 1_000_000 });
+    return high;
+  }
+
+  test('rows are read only while the reply can hold them: a few hundred KB cross the wire, not rowLimit rows', async () => {
+    // A reply shows 256 KB. The server read every row up to rowLimit first: here 400 rows
+    // of 50 KB (20 MB); at these limits, gigabytes into its memory within the timeout.
+    const cols = Array.from({ length: 10 }, (_, k) => `repeat('x', 5000) AS c${k}`).join(', ');
+    const before = wire.received();
+    const reply = await call(await highest(), `SELECT m.id, ${cols} FROM many m ORDER BY m.id`);
+    const sent = wire.received() - before;
+    assert.ok(sent < 2_000_000, `${sent} bytes came from the database for a reply of ${reply.text.length}`);
+    // Five rows of 50 KB fit; the sixth does not, and what follows it was never read.
+    assert.match(reply.text, /^Reply size limit reached: showing the first 5 of at least 6 rows \(256 KB of cells at most\)/);
+    const r = rows(reply);
+    assert.deepEqual(r.rows.map((row) => row[0]), [1, 2, 3, 4, 5]);
+    assert.deepEqual(r.rows[4], [5, ...Array(10).fill('x'.repeat(5000))]);
+    // Short rows still come all, up to the row limit; a NULL takes no room.
+    assert.equal(rows(await call(await highest(), 'SELECT m.id FROM many m ORDER BY m.id')).rows.length, 400);
+    assert.deepEqual(rows(await call(await highest(), 'SELECT n.id, n.meta, n.code FROM notes n ORDER BY n.id')).rows, [
+      [1, '{"a": 1}', 'ab    '],
+      [2, null, null],
+    ]);
+  });
+
+  test('a row far wider than a reply comes cut to what the reply shows of it, and nothing after it is read', async () => {
+    // 200 cells of 100 KB: 20 MB a row, all of which the server received (and 1,664 such
+    // cells past 1.6 GB); the reply shows 655 bytes of each, the first row alone.
+    const before = wire.received();
+    const wide = await call(await highest(), `SELECT ${Array(200).fill('w.a').join(', ')} FROM (SELECT repeat('é', 50000) AS a) w, many m WHERE m.id <= 3`);
+    const sent = wire.received() - before;
+    assert.ok(sent < 2_000_000, `${sent} bytes came from the database for a reply of ${wide.text.length}`);
+    assert.match(wide.text, /^Reply size limit reached: showing the first 1 of at least 1 rows/);
+    const shown = rows(wide).rows;
+    assert.equal(shown.length, 1);
+    // As before: cut to share the room, by bytes, with the whole value's size.
+    for (const v of shown[0]!) assert.equal(v, `${'é'.repeat(327)}\ufffd… [cut: 100000 bytes, limit 655]`);
   });
 
   test('no response ever contained a sensitive value', () => {

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { defineTool, text, ToolError } from '../../shared/tool.ts';
-import { CutCell, type DbCtx, type QueryResult } from '../backend.ts';
+import { CutCell, MAX_REPLY_BYTES, replyCellShare, type DbCtx, type QueryResult } from '../backend.ts';
 import { checkSql, GuardError, type GuardedSql } from '../guard.ts';
 
 const param = z.union([z.string(), z.number(), z.boolean(), z.null()]);
@@ -27,20 +27,17 @@ function cell(v: unknown, maxBytes: number): unknown {
 }
 
 /**
- * The most a reply carries, all cells together (JSON): maxCellBytes bounds one cell, this
- * the many (a row of hundreds of wide columns, or a few hundred wide rows).
+ * The rows that fit in MAX_REPLY_BYTES, whole rows only; at least the first, its cells cut to
+ * share the room. A row the backend says overflows is never whole: its cells may have come cut.
  */
-export const MAX_REPLY_BYTES = 256 * 1024;
-
-/** The rows that fit in MAX_REPLY_BYTES, whole rows only; at least the first, its cells cut to share the room. */
-function fitRows(rows: unknown[][], maxCellBytes: number): { rows: unknown[][]; cut: boolean } {
+function fitRows(r: QueryResult, maxCellBytes: number): { rows: unknown[][]; cut: boolean } {
   const out: unknown[][] = [];
   let used = 0;
-  for (const row of rows) {
+  for (const [i, row] of r.rows.entries()) {
     const cells = row.map((v) => cell(v, maxCellBytes));
     const bytes = Buffer.byteLength(JSON.stringify(cells));
-    if (used + bytes > MAX_REPLY_BYTES) {
-      if (!out.length) out.push(row.map((v) => cell(v, Math.max(16, Math.floor(MAX_REPLY_BYTES / Math.max(1, row.length) / 2)))));
+    if (used + bytes > MAX_REPLY_BYTES || (r.overflow && i === r.rows.length - 1)) {
+      if (!out.length) out.push(row.map((v) => cell(v, replyCellShare(row.length))));
       return { rows: out, cut: true };
     }
     out.push(cells);
@@ -52,7 +49,7 @@ function fitRows(rows: unknown[][], maxCellBytes: number): { rows: unknown[][]; 
 function summary(q: GuardedSql, r: QueryResult, rowLimit: number, shown: number, cut: boolean): string {
   const head = q.kind === 'select' ? '' : `${q.kind.toUpperCase()}: ${r.changes ?? 0} row(s) changed. `;
   if (cut) {
-    return `${head}Reply size limit reached: showing the first ${shown} of ${r.rows.length}${r.truncated ? '+' : ''} rows (${MAX_REPLY_BYTES / 1024} KB of cells at most). Select fewer or narrower columns, or fewer rows.`;
+    return `${head}Reply size limit reached: showing the first ${shown} of ${r.overflow ? `at least ${r.rows.length}` : `${r.rows.length}${r.truncated ? '+' : ''}`} rows (${MAX_REPLY_BYTES / 1024} KB of cells at most). Select fewer or narrower columns, or fewer rows.`;
   }
   if (r.truncated) {
     return `${head}Row limit reached: showing the first ${rowLimit} rows; the query returns more. Add a LIMIT, a narrower WHERE or an aggregate to see the rest.`;
@@ -90,7 +87,7 @@ export function dbQueryTool(allowWrites: boolean) {
       }
       const r = await ctx.backend.run(guarded, params ?? []);
       const { maxCellBytes, rowLimit } = ctx.settings;
-      const { rows, cut } = fitRows(r.rows, maxCellBytes);
+      const { rows, cut } = fitRows(r, maxCellBytes);
       return text(`${summary(guarded, r, rowLimit, rows.length, cut)}\n${JSON.stringify({ columns: r.columns, rows, truncated: r.truncated || cut })}`);
     },
   });
