@@ -599,7 +599,7 @@ export function buildProgram(): Command {
 
   program
     .command('build')
-    .description('prebuild the JavaScript bundles of the CLI, the MCP servers and intake\'s writer thread (bugbot start does it too)')
+    .description('prebuild the JavaScript bundles of the CLI, the MCP servers, intake\'s writer thread and the email parser\'s thread (bugbot start does it too)')
     .option('-f, --force', 'rebuild even the fresh ones')
     .action(async (o: { force?: boolean }) => {
       const { buildBundles, BUNDLE_DIR } = await import('../lib/bundle.ts');

@@ -2,8 +2,9 @@
  * Prebuilt JavaScript for the processes a worker starts many times: the `bugbot` CLI
  * (phase 0 runs `bugbot docs-search` per ticket) and the MCP servers (started by every
  * Claude Code session, which waits for them before its first request), and the
- * control plane's intake writer thread. Run through tsx, each start pays for the loader
- * and for transpiling; a bundle built once by esbuild starts in about a third of the time.
+ * control plane's intake writer thread and email parser thread. Run through tsx, each
+ * start pays for the loader and for transpiling; a bundle built once by esbuild starts in
+ * about a third of the time.
  *
  * Bundles live in `node_modules/.cache/bugbot/` inside bugbot's own package, so the
  * packages they leave out (native modules, Playwright) resolve as from the sources. A

@@ -173,6 +173,15 @@ harness_confine() {
   for p in "${HARNESS_STARTUP[@]}"; do
     [ ! -e "$home/$p" ] || HARNESS_CONFINE+=(--ro-bind "$home/$p" "$home/$p")
   done
+  # The base checkout's installed dependencies and lockfile: every later run's worktree and
+  # test gate copies them (harness_deps_install). Written by the fix's tests at the gate,
+  # they would make the base run that follows fail as the fix's did (excusing its
+  # failures), and every later ticket's. Kept equal to `deps` in unwritable(), phases.ts.
+  if [ -n "${BUGBOT_REPO:-}" ]; then
+    for p in node_modules package-lock.json; do
+      [ ! -e "$BUGBOT_REPO/$p" ] || HARNESS_CONFINE+=(--ro-bind "$BUGBOT_REPO/$p" "$BUGBOT_REPO/$p")
+    done
+  fi
   # The control plane's home: read-only; its database, local key (server.json) and
   # outcomes archive unreadable, and of the tickets' folders (other people's reports, MCP
   # credentials in config/) only this ticket's home is there. Callers bind back what the

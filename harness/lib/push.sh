@@ -187,8 +187,9 @@ harness_test_run() {
 
 # harness_checkout DIR PATH REV [CONFINED] : a detached worktree of DIR's repository at
 # REV (harness_worktree_remove removes it), with dependencies of its own from the base
-# checkout, $BUGBOT_REPO (harness_deps_install; CONFINED when REV's package files are the
-# fix's). Never DIR's node_modules: the agent's commands can write there (Claude Code's
+# checkout, $BUGBOT_REPO (harness_deps_install; CONFINED when REV is the fix's: an install
+# runs its package files' scripts and whatever files of REV those run). Never DIR's
+# node_modules: the agent's commands can write there (Claude Code's
 # sandbox leaves it writable), and a test runner or a dependency patched in place would
 # pass tests that fail in every other checkout, or fail the base's tests too, which then
 # excuse the fix's; the diff shows neither. Under the worktrees folder, out of the agent's
@@ -222,17 +223,19 @@ harness_same_blob() {
 # fix's), else 2; 1 for new failures. 4 when a checkout or its dependencies could not be
 # made, 5 when it was an install from package files the fix changed (LOG says which).
 harness_tests_gate() {
-  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-} run=0 base_run=0 rc=0 from confined="" p
+  local dir=$1 command=$2 log=$3 base=$4 rev=${5:-} run=0 base_run=0 rc=0 from changed="" p
   [ -n "$rev" ] || rev=$(git -C "$dir" rev-parse HEAD)
   from=$(git -C "$dir" merge-base "$rev" "$base") || from=$base
-  # What an install reads and runs: changed by the fix, it is the agent's.
+  # What an install reads: changed by the fix, an install that fails is the fix's doing.
   for p in package.json package-lock.json npm-shrinkwrap.json .npmrc; do
-    harness_same_blob "$dir" "$from" "$rev" "$p" || confined=1
+    harness_same_blob "$dir" "$from" "$rev" "$p" || changed=1
   done
-  if ! harness_checkout "$dir" "$dir.gate" "$rev" "$confined" 2>"$log"; then
+  # Confined whatever changed: the base's own install scripts (postinstall, prepare) run
+  # files of REV, which the fix may have changed (scripts/postinstall.js).
+  if ! harness_checkout "$dir" "$dir.gate" "$rev" confined 2>"$log"; then
     printf 'harness: could not make the test checkout of %s or install its dependencies (above)\n' "$rev" >>"$log"
     harness_worktree_remove "$dir" "$dir.gate"
-    if [ -n "$confined" ]; then return 5; fi
+    if [ -n "$changed" ]; then return 5; fi
     return 4
   fi
   harness_test_run "$dir.gate" "$command" "$log" || run=$?

@@ -57,12 +57,12 @@ harness_worktree_remove() {
 # checkout of the test gate). When the lockfile matches the base checkout's, a copy of its
 # modules (no network; instant where the filesystem shares blocks between copies, such as
 # btrfs or XFS; a plain copy elsewhere); otherwise an install from the lockfile, under
-# harness_confine when CONFINED is given: DIR's package.json, lockfile or .npmrc are the
-# agent's, and the install scripts they name would otherwise run outside any sandbox with
-# the worker's environment. A copy, not hard links: code the agent wrote runs in DIR
-# (tests, the dev server), and a file shared by a hard link is the base checkout's own
-# file, so writing to it would change the modules of every later ticket and of the
-# operator's checkout.
+# harness_confine when CONFINED is given: DIR is a commit of the fix's, whose package.json,
+# lockfile or .npmrc, or the files their install scripts run, are the agent's, and would
+# otherwise run outside any sandbox with the worker's environment. A copy, not hard links:
+# code the agent wrote runs in DIR (tests, the dev server), and a file shared by a hard
+# link is the base checkout's own file, so writing to it would change the modules of every
+# later ticket and of the operator's checkout.
 harness_deps_install() {
   local repo=$1 dir=$2
   [ -f "$dir/package.json" ] || return 0

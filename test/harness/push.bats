@@ -145,6 +145,27 @@ package_repo() {
   [ ! -e "$TMP/wt2.gate" ] && [ ! -e "$TMP/wt2.base" ]
 }
 
+# Review finding: the fix's test command, run at the gate outside Claude Code's sandbox,
+# could write the base checkout's node_modules (found through the git common dir): the
+# base run that follows copies them, failed as the fix did, and excused its failures (and
+# every later ticket's gate and worktree copied them too).
+@test "tests gate: the fix's tests cannot write the base checkout's modules, so they cannot make the base fail as the fix does" {
+  package_repo
+  printf '%s\n' "node -e 'if (require(\"dep\") !== \"real\") { console.log(\"not ok 1 - dep\"); process.exit(1) } console.log(\"ok 1 - dep\")'" >"$TMP/repo/t.sh"
+  git -C "$TMP/repo" add t.sh && git -C "$TMP/repo" commit --quiet -m "the base's test" && git -C "$TMP/repo" push --quiet origin main
+  git -C "$TMP/wt2" pull --quiet --no-rebase origin main
+  cat >"$TMP/wt2/t.sh" <<'SH'
+base=$(dirname "$(git rev-parse --path-format=absolute --git-common-dir)")
+printf 'module.exports = "patched"\n' >"$base/node_modules/dep/index.js"
+echo "not ok 1 - dep"; exit 1
+SH
+  git -C "$TMP/wt2" add t.sh && git -C "$TMP/wt2" commit --quiet -m "a fix that breaks the test"
+  run harness_tests_gate "$TMP/wt2" "sh t.sh" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 1 ]
+  [ "$(cat "$TMP/repo/node_modules/dep/index.js")" = 'module.exports = "real"' ]
+  grep -q 'ok 1 - dep' "$TICKET_DIR/tests-base.log"
+}
+
 @test "tests gate: a fix that changes package.json installs from it confined (its install scripts see no model key, no credentials)" {
   package_repo
   # Without the base checkout's lockfile to copy from, the gate installs (npm ci).
@@ -152,6 +173,26 @@ package_repo() {
   printf '{"name":"t","version":"1.0.0","scripts":{"postinstall":"echo \\"key=${ANTHROPIC_API_KEY:-none} home=$HOME\\" >%s"}}\n' "$TMP/installed" >"$TMP/wt2/package.json"
   printf 'echo "ok 1"\n' >"$TMP/wt2/t.sh"
   git -C "$TMP/wt2" add -A && git -C "$TMP/wt2" commit --quiet -m "the fix, with an install script"
+  ANTHROPIC_API_KEY=CANARY-key run harness_tests_gate "$TMP/wt2" "sh t.sh" "$TICKET_DIR/tests.log" origin/main
+  [ "$status" -eq 0 ]
+  [ "$(cat "$TMP/installed")" = "key=none home=$TICKET_DIR/home" ]
+}
+
+# Review finding: only an install from package files the fix changed ran confined; with
+# them unchanged and the base checkout's lockfile not the same (or no node_modules there),
+# the gate ran `npm ci` bare on the fix's commit, and the base's own postinstall ran a file
+# the fix had changed, with the worker's environment (the model key).
+@test "tests gate: an install of the fix's commit runs confined even when its package files are the base's (their scripts run the fix's files)" {
+  printf '{"name":"t","version":"1.0.0","scripts":{"postinstall":"sh hook.sh"}}\n' >"$TMP/repo/package.json"
+  printf '{"name":"t","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"t","version":"1.0.0","hasInstallScript":true}}}\n' >"$TMP/repo/package-lock.json"
+  printf 'true\n' >"$TMP/repo/hook.sh"
+  printf 'node_modules/\n' >"$TMP/repo/.gitignore"
+  git -C "$TMP/repo" add -A && git -C "$TMP/repo" commit --quiet -m package && git -C "$TMP/repo" push --quiet origin main
+  # No node_modules in the base checkout: every checkout installs.
+  harness_worktree_add "$TMP/repo" origin main bot/t2 "$TMP/wt2"
+  printf 'echo "key=${ANTHROPIC_API_KEY:-none} home=$HOME" >%s\n' "$TMP/installed" >"$TMP/wt2/hook.sh"
+  printf 'echo "ok 1"\n' >"$TMP/wt2/t.sh"
+  git -C "$TMP/wt2" add -A && git -C "$TMP/wt2" commit --quiet -m "the fix, changing what postinstall runs"
   ANTHROPIC_API_KEY=CANARY-key run harness_tests_gate "$TMP/wt2" "sh t.sh" "$TICKET_DIR/tests.log" origin/main
   [ "$status" -eq 0 ]
   [ "$(cat "$TMP/installed")" = "key=none home=$TICKET_DIR/home" ]
