@@ -6,8 +6,9 @@
  * is read through a cursor, a few rows a FETCH up to rowLimit + 1, so the row cap never
  * rewrites the query, the server stops producing rows past the cap, and reading stops
  * once the reply (MAX_REPLY_BYTES) can hold no more; columns that can be long come cut to
- * maxCellBytes by the server, and a row's to what a reply shows of it (see run()). Read
- * transactions always end in ROLLBACK.
+ * maxCellBytes by the server, and a row's to what a reply shows of it (see run()). A
+ * write's RETURNING rows are read alike, a few at a time, from a portal (see write()).
+ * Read transactions always end in ROLLBACK.
  */
 import type { Duplex } from 'node:stream';
 import pg from 'pg';
@@ -94,6 +95,7 @@ const FETCH_BYTES = 1024 * 1024;
 
 /** a + b + ... as a balanced tree: a chain of 1664 would nest as deep in the parser and planner. */
 function sumOf(terms: string[]): string {
+  if (!terms.length) return '0';
   if (terms.length === 1) return terms[0]!;
   const half = terms.length >> 1;
   return `(${sumOf(terms.slice(0, half))} + ${sumOf(terms.slice(half))})`;
@@ -112,6 +114,8 @@ export interface Cut {
   text: string;
   measured: boolean;
   fits: boolean;
+  /** A write's: each row ends (after `fits`) with how many rows the write returned in all. */
+  counted: boolean;
 }
 
 /**
@@ -122,12 +126,19 @@ export interface Cut {
  * reference, and add the row's size up again for each cell). When the extra columns would
  * pass PostgreSQL's 1664, no lengths are added (`measured` false), and past that no `fits`.
  * The newline ends a trailing -- comment.
+ *
+ * `write`: sql is an INSERT / UPDATE / DELETE ... RETURNING, read as a data-modifying WITH
+ * query (`WITH bugbot_w AS (<write>) SELECT ... FROM bugbot_w`): it runs once and to the
+ * end whatever the outer query reads, and its rows come cut as a SELECT's do. The command
+ * tag's count is then the outer SELECT's, so each row also carries the write's own (last
+ * column, `counted`); the caller must leave room for it (at most 1663 columns).
  */
-export function cutQuery(sql: string, types: number[], max: number): Cut {
+export function cutQuery(sql: string, types: number[], max: number, write = false): Cut {
   const wide = types.map((t) => !BOUNDED_TYPES.has(t));
   const longs = wide.filter(Boolean).length;
-  const measured = types.length + longs + 1 <= MAX_COLUMNS;
-  const fits = types.length + 1 <= MAX_COLUMNS;
+  const count = write ? 1 : 0;
+  const measured = types.length + longs + 1 + count <= MAX_COLUMNS;
+  const fits = types.length + 1 + count <= MAX_COLUMNS;
   const share = Math.min(max, replyCellShare(types.length));
   const plus = measured ? 0 : 1;
   const inner = types.map((t, k) => {
@@ -151,13 +162,15 @@ export function cutQuery(sql: string, types: number[], max: number): Cut {
     middle.push(`${sumOf(sizes)} <= ${MAX_REPLY_BYTES} AS fits`);
     out.push('bugbot_m.fits');
   }
+  if (write) out.push('(SELECT count(*) FROM bugbot_w)');
   const names = types.map((_, k) => `c${k + 1}`).join(', ');
   return {
     text:
-      `SELECT ${out.join(', ')} FROM (SELECT ${middle.join(', ')} FROM ` +
-      `(SELECT ${inner.join(', ')} FROM (${sql}\n) bugbot_q(${names}) OFFSET 0) bugbot_s OFFSET 0) bugbot_m`,
+      `${write ? `WITH bugbot_w AS (${sql}\n) ` : ''}SELECT ${out.join(', ')} FROM (SELECT ${middle.join(', ')} FROM ` +
+      `(SELECT ${inner.join(', ')} FROM ${write ? 'bugbot_w' : `(${sql}\n)`} bugbot_q(${names}) OFFSET 0) bugbot_s OFFSET 0) bugbot_m`,
     measured,
     fits,
+    counted: write,
   };
 }
 
@@ -178,6 +191,222 @@ function replyBytes(v: unknown, max: number): number {
  */
 function extended<T extends pg.QueryConfig<Param[]>>(config: T): T {
   return { ...config, queryMode: 'extended' };
+}
+
+/** The messages Describe and Portal send through pg's connection (pg-cursor sends the same). */
+interface Wire {
+  parse(m: { text: string }): void;
+  bind(m: { values: Array<string | null> }): void;
+  describe(m: { type: 'S' | 'P'; name: string }): void;
+  execute(m: { portal: string; rows: number }): void;
+  flush(): void;
+  sync(): void;
+}
+
+/**
+ * The columns a statement returns, from the server's description of it (Parse, Describe,
+ * Sync): nothing runs. pg has no call for it; this is what it hands the connection (a
+ * Submittable) and the messages it passes back. `fields` stays empty for a statement that
+ * returns no rows.
+ */
+class Describe implements pg.Submittable {
+  fields: Array<{ name: string; dataTypeID: number }> = [];
+  readonly done: Promise<void>;
+  private settle!: (err?: Error) => void;
+
+  constructor(private readonly text: string) {
+    this.done = new Promise((resolve, reject) => (this.settle = (err) => (err ? reject(err) : resolve())));
+  }
+
+  submit(connection: pg.Connection): void {
+    const wire = connection as unknown as Wire;
+    wire.parse({ text: this.text });
+    wire.describe({ type: 'S', name: '' });
+    wire.sync();
+  }
+
+  handleRowDescription(msg: { fields: Array<{ name: string; dataTypeID: number }> }): void {
+    this.fields = msg.fields;
+  }
+
+  handleReadyForQuery(): void {
+    this.settle();
+  }
+
+  /** A server error comes before the ReadyForQuery of the Sync already sent; a dead connection's alone. */
+  handleError(err: Error): void {
+    this.settle(err);
+  }
+}
+
+/**
+ * One statement's rows a batch at a time, by the extended protocol's Execute with a row
+ * count, as FETCH reads a cursor: DECLARE CURSOR refuses a write, and a query with one in
+ * WITH ("DECLARE CURSOR must not contain data-modifying statements in WITH"). PostgreSQL
+ * runs such a portal to the end at its first Execute (the write is done whatever is read)
+ * and keeps its rows, sending only as many as each Execute asks for. close() drops the
+ * rest; until it resolves the connection runs nothing else.
+ */
+class Portal implements pg.Submittable {
+  private wire?: Wire;
+  private want = 0;
+  private parsers: Array<(v: string) => unknown> = [];
+  private batch: unknown[][] = [];
+  private waiting?: { resolve: (rows: unknown[][]) => void; reject: (err: Error) => void };
+  private synced = false;
+  private done = false;
+  private failed?: Error;
+  private readonly closed: Promise<void>;
+  private onClosed!: () => void;
+
+  constructor(
+    private readonly text: string,
+    private readonly values: Param[],
+  ) {
+    this.closed = new Promise((resolve) => (this.onClosed = resolve));
+  }
+
+  submit(connection: pg.Connection): void {
+    this.wire = connection as unknown as Wire;
+    this.wire.parse({ text: this.text });
+    // As pg binds these values (String(true) is 'true'; parameters are text).
+    this.wire.bind({ values: this.values.map((v) => (v === null ? null : String(v))) });
+    this.wire.describe({ type: 'P', name: '' });
+    // Closed before pg sent it: end it at once, or the connection waits for a Sync forever.
+    if (this.synced) this.wire.sync();
+    else if (this.waiting) this.execute();
+  }
+
+  /** The next rows, at most `want` of them; fewer once the portal is at its end. */
+  read(want: number): Promise<unknown[][]> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.done) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      this.want = want;
+      if (this.wire) this.execute();
+    });
+  }
+
+  /** Ends the portal (rows not read are never sent); resolves once the connection is free. */
+  close(): Promise<void> {
+    if (!this.failed && !this.done) this.sync();
+    return this.closed;
+  }
+
+  private execute(): void {
+    this.wire!.execute({ portal: '', rows: this.want });
+    this.wire!.flush();
+  }
+
+  private sync(): void {
+    if (this.synced) return;
+    this.synced = true;
+    this.wire?.sync();
+  }
+
+  private answer(): void {
+    const rows = this.batch;
+    this.batch = [];
+    this.waiting?.resolve(rows);
+    this.waiting = undefined;
+  }
+
+  handleRowDescription(msg: { fields: Array<{ dataTypeID: number }> }): void {
+    this.parsers = msg.fields.map((f) => pg.types.getTypeParser(f.dataTypeID, 'text') as (v: string) => unknown);
+  }
+
+  handleDataRow(msg: { fields: Array<string | null> }): void {
+    this.batch.push(msg.fields.map((v, k) => (v === null ? null : this.parsers[k]!(v))));
+  }
+
+  handlePortalSuspended(): void {
+    this.answer();
+  }
+
+  handleCommandComplete(): void {
+    this.done = true;
+    this.sync();
+  }
+
+  handleReadyForQuery(): void {
+    this.done = true;
+    this.answer();
+    this.onClosed();
+  }
+
+  handleError(err: Error): void {
+    // The server skips what follows an error up to a Sync: send it (a dead connection needs none).
+    if (err instanceof pg.DatabaseError) this.sync();
+    this.failed = err;
+    this.waiting?.reject(err);
+    this.waiting = undefined;
+    this.onClosed();
+  }
+}
+
+/**
+ * Rows from `fetch` (a few at a time: the cursor's FETCH, the portal's Execute) up to
+ * rowLimit + 1, or until the reply can hold no more: the row that passes MAX_REPLY_BYTES,
+ * or one whose long cells came cut to its share (see Cut), is the last read. `count`: a
+ * write's count of rows (cutQuery's `counted`).
+ */
+async function readRows(
+  fetch: (want: number) => Promise<unknown[][]>,
+  types: number[],
+  cut: Cut | undefined,
+  cap: number,
+  max: number,
+): Promise<{ rows: unknown[][]; truncated: boolean; overflow: boolean; count: number }> {
+  const wide = types.map((t) => !BOUNDED_TYPES.has(t));
+  // At worst: about 100 bytes of text for a short type, a long cell 4 bytes a character
+  // (UTF-8), but a row's long cells together at most MAX_REPLY_BYTES of characters (or
+  // all cut to replyCellShare), plus each field's 4-byte length (and a write's count).
+  const longs = wide.filter(Boolean).length;
+  const widest = (types.length - longs) * 104 + (longs ? longs * 20 + 4 * Math.min(longs * (max + 1), MAX_REPLY_BYTES) : 0) + (cut?.counted ? 30 : 0);
+  const batch = Math.max(1, Math.floor(FETCH_BYTES / widest));
+  const rows: unknown[][] = [];
+  let used = 0;
+  let overflow = false;
+  let count = 0;
+  while (!overflow && rows.length <= cap) {
+    const want = Math.min(batch, cap + 1 - rows.length);
+    const fetched = await fetch(want);
+    for (const raw of fetched) {
+      // pg gives count(*) (bigint) as a string.
+      if (cut?.counted) count = Number(raw.pop());
+      const fits = !cut || (cut.fits ? raw[raw.length - 1] === true : false);
+      // A cell cut to less than maxCellBytes (its row too wide): more than `limit` characters.
+      const limit = fits ? max : Math.min(max, replyCellShare(types.length));
+      let extra = wide.length;
+      let shortened = false;
+      const row = wide.map((w, k) => {
+        const v = raw[k];
+        if (!w) return v;
+        if (cut?.measured) {
+          // Cut by the server iff it came shorter than it is: left() keeps a prefix.
+          const bytes = raw[extra++] as number | null;
+          return bytes !== null && bytes > Buffer.byteLength(v as string) ? new CutCell(v as string, bytes) : v;
+        }
+        // Cut to limit + 1 characters: more than limit of them, the value was cut (its length unknown).
+        if (typeof v === 'string' && [...v].length > limit) {
+          shortened = true;
+          return new CutCell(v);
+        }
+        return v;
+      });
+      rows.push(row);
+      used += row.reduce((n: number, v) => n + replyBytes(v, max), 0);
+      // Nothing after this row can be in the reply: stop reading (the rest of this batch is dropped).
+      if ((cut && (cut.fits ? !fits : shortened)) || used > MAX_REPLY_BYTES) {
+        overflow = true;
+        break;
+      }
+    }
+    if (fetched.length < want) break;
+  }
+  const truncated = rows.length > cap;
+  return { rows: rows.slice(0, cap), truncated, overflow: overflow && !truncated, count };
 }
 
 /** "users" → "users", "audit.events" → "audit"."events" (for to_regclass). */
@@ -259,13 +488,8 @@ export class PostgresBackend implements DbBackend {
 
   run(q: GuardedSql, params: Param[]): Promise<QueryResult> {
     const cap = this.limits.rowLimit;
-    if (q.kind !== 'select') {
-      return this.inTransaction(true, async (c) => {
-        const r = await c.query(extended<pg.QueryArrayConfig<Param[]>>({ text: q.sql, values: params, rowMode: 'array' }));
-        return { columns: r.fields.map((f) => f.name), rows: r.rows.slice(0, cap), truncated: r.rows.length > cap, changes: r.rowCount ?? 0 };
-      });
-    }
     const max = this.limits.maxCellBytes;
+    if (q.kind !== 'select') return this.inTransaction(true, (c, within) => this.write(c, within, q.sql, params));
     return this.inTransaction(false, async (c, within) => {
       // The guard proved q.sql is one SELECT without a trailing semicolon.
       await c.query(extended({ text: `DECLARE bugbot_rows NO SCROLL CURSOR FOR ${q.sql}`, values: params }));
@@ -275,62 +499,51 @@ export class PostgresBackend implements DbBackend {
       // by a few nested replace() within the timeout) was all sent, and past 512 MB the
       // driver could not make it a string. Columns of bounded types are read as they are.
       const types = shape.fields.map((f) => f.dataTypeID);
-      const wide = types.map((t) => !BOUNDED_TYPES.has(t));
       let cut: Cut | undefined;
-      if (wide.some(Boolean)) {
+      if (types.some((t) => !BOUNDED_TYPES.has(t))) {
         await c.query('CLOSE bugbot_rows');
         cut = cutQuery(q.sql, types, max);
         // Planned again: under what is left of the one timeout, not a second one.
         await within();
         await c.query(extended({ text: `DECLARE bugbot_rows NO SCROLL CURSOR FOR ${cut.text}`, values: params }));
       }
-      // At worst: about 100 bytes of text for a short type, a long cell 4 bytes a character
-      // (UTF-8), but a row's long cells together at most MAX_REPLY_BYTES of characters (or
-      // all cut to replyCellShare), plus each field's 4-byte length.
-      const longs = wide.filter(Boolean).length;
-      const widest = (types.length - longs) * 104 + (longs ? longs * 20 + 4 * Math.min(longs * (max + 1), MAX_REPLY_BYTES) : 0);
-      const batch = Math.max(1, Math.floor(FETCH_BYTES / widest));
-      const rows: unknown[][] = [];
-      let used = 0;
-      let overflow = false;
-      while (!overflow && rows.length <= cap) {
-        const want = Math.min(batch, cap + 1 - rows.length);
+      const fetch = async (want: number) => {
         await within();
-        const r = await c.query({ text: `FETCH FORWARD ${want} FROM bugbot_rows`, rowMode: 'array' });
-        for (const raw of r.rows as unknown[][]) {
-          const fits = !cut || (cut.fits ? raw[raw.length - 1] === true : false);
-          // A cell cut to less than maxCellBytes (its row too wide): more than `limit` characters.
-          const limit = fits ? max : Math.min(max, replyCellShare(types.length));
-          let extra = wide.length;
-          let shortened = false;
-          const row = wide.map((w, k) => {
-            const v = raw[k];
-            if (!w) return v;
-            if (cut?.measured) {
-              // Cut by the server iff it came shorter than it is: left() keeps a prefix.
-              const bytes = raw[extra++] as number | null;
-              return bytes !== null && bytes > Buffer.byteLength(v as string) ? new CutCell(v as string, bytes) : v;
-            }
-            // Cut to limit + 1 characters: more than limit of them, the value was cut (its length unknown).
-            if (typeof v === 'string' && [...v].length > limit) {
-              shortened = true;
-              return new CutCell(v);
-            }
-            return v;
-          });
-          rows.push(row);
-          used += row.reduce((n: number, v) => n + replyBytes(v, max), 0);
-          // Nothing after this row can be in the reply: stop reading (the rest of this batch is dropped).
-          if ((cut && (cut.fits ? !fits : shortened)) || used > MAX_REPLY_BYTES) {
-            overflow = true;
-            break;
-          }
-        }
-        if (r.rows.length < want) break;
-      }
-      const truncated = rows.length > cap;
-      return { columns: shape.fields.map((f) => f.name), rows: rows.slice(0, cap), truncated, overflow: overflow && !truncated };
+        return (await c.query({ text: `FETCH FORWARD ${want} FROM bugbot_rows`, rowMode: 'array' })).rows as unknown[][];
+      };
+      const { rows, truncated, overflow } = await readRows(fetch, types, cut, cap, max);
+      return { columns: shape.fields.map((f) => f.name), rows, truncated, overflow };
     });
+  }
+
+  /**
+   * INSERT / UPDATE / DELETE. One with RETURNING is run as cutQuery's WITH query, through a
+   * Portal, so its rows come as a SELECT's: long cells cut by the server, read a few at a
+   * time up to rowLimit + 1 or a full reply. Otherwise every returned row came whole (400
+   * rows of ten 50 KB cells: 200 MB into the server's memory for a 256 KB reply; a DELETE's
+   * RETURNING id, every deleted row's). Its columns are learned first from the server's
+   * description of the statement, which runs nothing.
+   */
+  private async write(c: pg.PoolClient, within: () => Promise<void>, sql: string, params: Param[]): Promise<QueryResult> {
+    const shape = c.query(new Describe(sql));
+    await shape.done;
+    if (!shape.fields.length) {
+      const r = await c.query(extended<pg.QueryArrayConfig<Param[]>>({ text: sql, values: params, rowMode: 'array' }));
+      return { columns: [], rows: [], truncated: false, changes: r.rowCount ?? 0 };
+    }
+    const types = shape.fields.map((f) => f.dataTypeID);
+    if (types.length >= MAX_COLUMNS) {
+      throw new ToolError(`RETURNING lists ${types.length} columns: at most ${MAX_COLUMNS - 1} come back (with the count of rows changed). Nothing was written.`);
+    }
+    const cut = cutQuery(sql, types, this.limits.maxCellBytes, true);
+    await within();
+    const portal = c.query(new Portal(cut.text, params));
+    try {
+      const { rows, truncated, overflow, count } = await readRows((want) => portal.read(want), types, cut, this.limits.rowLimit, this.limits.maxCellBytes);
+      return { columns: shape.fields.map((f) => f.name), rows, truncated, overflow, changes: count };
+    } finally {
+      await portal.close();
+    }
   }
 
   columnTypes(tables: string[]): Promise<Map<string, Map<string, string>>> {

@@ -6,6 +6,7 @@
  * Usage: sqlite-worker.ts <db file> ro|rw
  */
 import Database from 'better-sqlite3';
+import { MAX_REPLY_BYTES, replyCellShare } from './backend.ts';
 
 export type WorkerJob = { sql: string; params: Record<string, unknown>; rowLimit: number; maxCellBytes: number } | { describe: string[] };
 
@@ -17,7 +18,7 @@ export interface WorkerCut {
 export type WorkerRequest = WorkerJob & { id: number };
 
 export type WorkerReply =
-  | { id: number; ok: true; columns: string[]; rows: unknown[][]; truncated: boolean; changes?: number }
+  | { id: number; ok: true; columns: string[]; rows: unknown[][]; truncated: boolean; overflow?: boolean; changes?: number }
   | { id: number; ok: true; types: Array<[string, Array<[string, string]>]> }
   | { id: number; ok: false; error: string };
 
@@ -46,28 +47,55 @@ function handle(req: WorkerRequest): WorkerReply {
   // nested replace() builds values of hundreds of megabytes within the timeout, and every
   // row of them went whole through the pipe into the server's memory.
   const max = req.maxCellBytes;
-  const cutCell = (v: unknown): unknown => {
-    if (typeof v === 'string' && v.length > max / 4) {
+  const cutCell = (v: unknown, limit: number): unknown => {
+    if (typeof v === 'string' && v.length > limit / 4) {
       const bytes = Buffer.byteLength(v);
-      return bytes > max ? ({ cut: v.slice(0, max), bytes } satisfies WorkerCut) : v;
+      return bytes > limit ? ({ cut: v.slice(0, limit), bytes } satisfies WorkerCut) : v;
     }
-    if (v instanceof Uint8Array && 2 + 2 * v.length > max) {
+    if (v instanceof Uint8Array && 2 + 2 * v.length > limit) {
       // As the server shows a blob: \x and two hex digits a byte.
-      return { cut: `\\x${Buffer.from(v.subarray(0, Math.ceil(max / 2))).toString('hex')}`, bytes: 2 + 2 * v.length } satisfies WorkerCut;
+      return { cut: `\\x${Buffer.from(v.subarray(0, Math.ceil(limit / 2))).toString('hex')}`, bytes: 2 + 2 * v.length } satisfies WorkerCut;
     }
     return v;
   };
+  // The least a cell adds to the reply (JSON, each cell cut to maxCellBytes), as PostgreSQL's
+  // backend counts it: reading stops once the rows pass MAX_REPLY_BYTES, so it must not overstate.
+  const replyBytes = (v: unknown): number => {
+    if (typeof v === 'string') return Math.min(Buffer.byteLength(v), max);
+    if (typeof v === 'number') return String(v).length;
+    if (v instanceof Uint8Array) return Math.min(2 + 2 * v.length, max);
+    if (v && typeof v === 'object') return Math.min(Buffer.byteLength((v as WorkerCut).cut), max);
+    return 4;
+  };
   const rows: unknown[][] = [];
   let truncated = false;
-  // iterate() steps one row at a time, so rows past the cap are never produced.
-  for (const row of stmt.raw(true).iterate(req.params) as IterableIterator<unknown[]>) {
+  let overflow = false;
+  let used = 0;
+  // iterate() steps one row at a time, so rows past the cap are never produced. Nor rows
+  // past a full reply: it shows 256 KB (db-query.ts fitRows), and up to rowLimit rows of
+  // maxCellBytes cells crossed the pipe first (10,000 rows of ten 1 MB cells: 100 GB).
+  for (const raw of stmt.raw(true).iterate(req.params) as IterableIterator<unknown[]>) {
     if (rows.length === req.rowLimit) {
       truncated = true;
       break;
     }
-    rows.push(row.map(cutCell));
+    let row = raw.map((v) => cutCell(v, max));
+    const bytes = row.reduce((n: number, v) => n + replyBytes(v), 0);
+    // A row wider than a reply is shown only as its first, each cell cut to its share:
+    // send no more of it (2,000 columns of 1 MB were 2 GB through the pipe).
+    if (bytes > MAX_REPLY_BYTES) row = raw.map((v) => cutCell(v, Math.min(max, replyCellShare(raw.length))));
+    rows.push(row);
+    used += bytes;
+    // Nothing after this row can be in the reply: stop reading (how many follow is not known).
+    if (used > MAX_REPLY_BYTES) {
+      overflow = true;
+      break;
+    }
   }
-  return { id: req.id, ok: true, columns, rows, truncated };
+  // A write's RETURNING rows: SQLite made every change at the first step, so reading
+  // stopped early left none undone; changes() counts them.
+  const changes = stmt.readonly ? undefined : (db.prepare('SELECT changes()').pluck().get() as number);
+  return { id: req.id, ok: true, columns, rows, truncated, overflow, changes };
 }
 
 process.on('message', (req: WorkerRequest) => {

@@ -96,7 +96,7 @@ export class SqliteBackend implements DbBackend {
     // SQLite's values are null, numbers, strings and blobs: any other object is a cell the worker cut.
     const isCut = (v: unknown): v is WorkerCut => !!v && typeof v === 'object' && !(v instanceof Uint8Array);
     const rows = reply.rows.map((row) => row.map((v) => (isCut(v) ? new CutCell(v.cut, v.bytes) : v)));
-    return { columns: reply.columns, rows, truncated: reply.truncated, changes: reply.changes };
+    return { columns: reply.columns, rows, truncated: reply.truncated, overflow: reply.overflow, changes: reply.changes };
   }
 
   async columnTypes(tables: string[]): Promise<Map<string, Map<string, string>>> {

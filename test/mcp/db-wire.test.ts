@@ -23,7 +23,9 @@ const SCHEMA = `
   INSERT INTO notes VALUES (1, repeat('x', ${BIG}), true, 5, '2026-01-02T03:04:05Z', '{"a": 1}', '{1,2}', 'ab'),
                            (2, 'short', NULL, NULL, NULL, NULL, NULL, NULL);
   CREATE TABLE many (id int PRIMARY KEY);
-  INSERT INTO many SELECT generate_series(1, 400);`;
+  INSERT INTO many SELECT generate_series(1, 400);
+  CREATE TABLE scratch (id int PRIMARY KEY, body text);
+  INSERT INTO scratch SELECT i, 'b' FROM generate_series(1, 400) i;`;
 
 const SETTINGS = {
   urlEnv: 'TEST_DB_URL',
@@ -109,15 +111,16 @@ describe('db MCP server: what PostgreSQL sends back', () => {
   let stderr = '';
   const clients: Client[] = [];
 
-  /** The server, with these settings, connected through the proxy. */
-  async function spawn(settings: object): Promise<Client> {
+  /** The server, with these settings, connected through the proxy (with --allow-writes: as the superuser). */
+  async function spawn(settings: object, flags: string[] = []): Promise<Client> {
     const file = join(dir, `db-${clients.length}.json`);
     writeFileSync(file, JSON.stringify(settings));
+    const viaProxy = (url: string) => url.replace(`:${pg.port}/`, `:${wire.port}/`);
     const transport = new StdioClientTransport({
       command: process.execPath,
-      args: ['--import', 'tsx', join(repoRoot, 'mcp/db/main.ts'), '--settings', file],
+      args: ['--import', 'tsx', join(repoRoot, 'mcp/db/main.ts'), '--settings', file, ...flags],
       cwd: repoRoot,
-      env: { ...getDefaultEnvironment(), TEST_DB_URL: pg.readonlyUrl.replace(`:${pg.port}/`, `:${wire.port}/`) },
+      env: { ...getDefaultEnvironment(), TEST_DB_URL: viaProxy(pg.readonlyUrl), TEST_DB_WRITE_URL: viaProxy(pg.adminUrl) },
       stderr: 'pipe',
     });
     transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -268,6 +271,44 @@ describe('db MCP server: what PostgreSQL sends back', () => {
     assert.equal(shown.length, 1);
     // As before: cut to share the room, by bytes, with the whole value's size.
     for (const v of shown[0]!) assert.equal(v, `${'é'.repeat(327)}\ufffd… [cut: 100000 bytes, limit 655]`);
+  });
+
+  test("a write's RETURNING rows come as a SELECT's: cut by the database, read only while the reply can hold them, with the count of rows changed", async () => {
+    const writes = { ...SETTINGS, writeUrlEnv: 'TEST_DB_WRITE_URL', tables: { ...SETTINGS.tables, scratch: ['id', 'body'] }, functions: ['repeat'] };
+    const rw = await spawn({ ...writes, rowLimit: 10_000, maxCellBytes: 1_000_000 }, ['--allow-writes']);
+    // 400 rows of ten 5,000-byte cells: the server received all 20 MB (at these limits,
+    // rowLimit rows of 1 MB cells, gigabytes) for a reply that shows five of them.
+    const cols = Array.from({ length: 10 }, (_, k) => `s.body AS c${k}`).join(', ');
+    let before = wire.received();
+    const reply = await call(rw, `UPDATE scratch s SET body = repeat('x', 5000) WHERE s.id > 0 RETURNING s.id, ${cols}`);
+    let sent = wire.received() - before;
+    assert.ok(sent < 2_000_000, `${sent} bytes came from the database for a reply of ${reply.text.length}`);
+    assert.match(reply.text, /^UPDATE: 400 row\(s\) changed\. Reply size limit reached: showing the first 5 of at least 6 rows \(256 KB of cells at most\)/);
+    const r = rows(reply);
+    assert.equal(r.columns.length, 11);
+    assert.equal(r.rows.length, 5);
+    for (const row of r.rows) assert.deepEqual(row.slice(1), Array(10).fill('x'.repeat(5000)));
+    // The write itself ran to the end.
+    assert.equal((await pg.admin("SELECT count(*)::int AS n FROM scratch WHERE body = repeat('x', 5000)")).rows[0].n, 400);
+
+    // One cell of 5 MB: cut by the database to maxCellBytes, its size told.
+    const capped = await spawn(writes, ['--allow-writes']);
+    before = wire.received();
+    const big = await call(capped, `UPDATE scratch s SET body = repeat('y', ${BIG}) WHERE s.id = 1 RETURNING s.id, s.body`);
+    sent = wire.received() - before;
+    assert.ok(sent < 20_000, `${sent} bytes came from the database for a ${BIG}-byte cell`);
+    assert.deepEqual(rows(big).rows, [[1, `${'y'.repeat(200)}… [cut: ${BIG} bytes, limit 200]`]]);
+
+    // Ordinary writes answer as before: the row cap, short rows, no RETURNING, an error.
+    const many = await call(capped, "UPDATE scratch s SET body = 'b' WHERE s.id > 0 RETURNING s.id");
+    assert.match(many.text, /^UPDATE: 400 row\(s\) changed\. Row limit reached: showing the first 50 rows/);
+    assert.equal(rows(many).rows.length, 50);
+    const one = await call(capped, "INSERT INTO scratch (id, body) VALUES (1000, 'n') RETURNING id, body, id > 5 AS big");
+    assert.equal(one.text, 'INSERT: 1 row(s) changed. 1 row(s).\n{"columns":["id","body","big"],"rows":[[1000,"n",true]],"truncated":false}');
+    const dup = await call(capped, "INSERT INTO scratch (id, body) VALUES (1000, 'again') RETURNING id");
+    assert.ok(dup.isError && /duplicate key/.test(dup.text), dup.text);
+    assert.equal((await call(capped, 'DELETE FROM scratch s WHERE s.id = 1000')).text, 'DELETE: 1 row(s) changed. 0 row(s).\n{"columns":[],"rows":[],"truncated":false}');
+    assert.equal((await call(capped, 'DELETE FROM scratch s WHERE s.id = 1000 RETURNING s.id')).text, 'DELETE: 0 row(s) changed. 0 row(s).\n{"columns":["id"],"rows":[],"truncated":false}');
   });
 
   test('no response ever contained a sensitive value', () => {

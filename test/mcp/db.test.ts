@@ -502,12 +502,64 @@ describe('db MCP server on SQLite', () => {
     assert.ok(r.rows.length > 10 && r.rows.length < 200, `${r.rows.length} rows`);
     assert.ok(Buffer.byteLength(many.text) < 300 * 1024, `${Buffer.byteLength(many.text)} bytes`);
     assert.equal(r.truncated, true);
-    assert.match(many.text, new RegExp(`^Reply size limit reached: showing the first ${r.rows.length} of 200 rows`));
+    // The worker stopped reading at the row that passed the reply, as PostgreSQL's backend does.
+    const read = Number(/^Reply size limit reached: showing the first (\d+) of at least (\d+) rows/.exec(many.text)?.[2]);
+    assert.match(many.text, new RegExp(`^Reply size limit reached: showing the first ${r.rows.length} of`));
+    assert.ok(read > r.rows.length && read < 200, `${read} rows read`);
     assert.deepEqual(r.rows.map((x) => x[0]), Array.from({ length: r.rows.length }, (_, i) => i + 1), 'whole rows, in order');
     // One row wider than the limit: it comes, its cells cut to share the room.
     const wide = await call(client, 'db_query', { sql: `SELECT ${Array(200).fill('n.body').join(', ')} FROM notes n WHERE n.id = 1` });
     assert.ok(Buffer.byteLength(wide.text) < 300 * 1024, `${Buffer.byteLength(wide.text)} bytes`);
     assert.equal(rows(wide).rows.length, 1);
     assert.match(String(rows(wide).rows[0]![0]), /^1:x+… \[cut: 4000 bytes/);
+  });
+
+  test('the worker reads rows only while the reply can hold them: a few hundred KB cross the pipe, not rowLimit rows', async (t) => {
+    const file = join(tempDir(t, 'bugbot-sqlite-'), 'app.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)');
+    for (let i = 1; i <= 400; i++) db.prepare('INSERT INTO notes VALUES (?, ?)').run(i, 'x'.repeat(5000));
+    db.close();
+    // The highest limits the settings allow: 10,000 rows of 1 MB cells.
+    const limits = { rowLimit: 10_000, statementTimeoutMs: 5000, maxCellBytes: 1_000_000 };
+    const backend = new SqliteBackend(file, false, limits, () => {});
+    t.after(() => backend.close());
+    const crossed = (r: { rows: unknown[][] }) => r.rows.flat().reduce((n: number, v) => n + (v instanceof CutCell ? v.head.length : String(v).length), 0);
+    // 400 rows of ten 5,000-byte cells: all 20 MB crossed to the server for a reply of five.
+    const cols = Array(10).fill('n.body').join(', ');
+    const r = await backend.run({ kind: 'select', sql: `SELECT n.id, ${cols} FROM notes n ORDER BY n.id` }, []);
+    assert.ok(crossed(r) < 2_000_000, `${crossed(r)} characters crossed the pipe`);
+    assert.deepEqual(r.rows.map((row) => row[0]), [1, 2, 3, 4, 5, 6]);
+    assert.equal(r.overflow, true);
+    assert.equal(r.truncated, false);
+    // A row far wider than a reply (200 cells of 5,000): its cells come cut to what the reply shows.
+    const wide = await backend.run({ kind: 'select', sql: `SELECT ${Array(200).fill('n.body').join(', ')} FROM notes n WHERE n.id <= 3` }, []);
+    assert.equal(wide.rows.length, 1);
+    assert.equal(wide.overflow, true);
+    for (const v of wide.rows[0]!) assert.ok(v instanceof CutCell && v.head.length === 655 && v.bytes === 5000, String(v));
+    // Short rows still come all, up to the row limit.
+    const ids = await backend.run({ kind: 'select', sql: 'SELECT n.id FROM notes n ORDER BY n.id' }, []);
+    assert.equal(ids.rows.length, 400);
+    assert.ok(!ids.overflow && !ids.truncated);
+
+    // The model reads it as from PostgreSQL.
+    const settings = dbSettingsSchema.parse({ driver: 'sqlite', sqlitePath: file, tables: { notes: ['id', 'body'] }, ...limits });
+    const client = await sqliteClient(t, settings, file);
+    const reply = await call(client, 'db_query', { sql: `SELECT n.id, ${cols} FROM notes n ORDER BY n.id` });
+    assert.match(reply.text, /^Reply size limit reached: showing the first 5 of at least 6 rows \(256 KB of cells at most\)/);
+    assert.deepEqual(rows(reply).rows[4], [5, ...Array(10).fill('x'.repeat(5000))]);
+
+    // A write's RETURNING rows (--allow-writes) stop alike; every change is made, and counted.
+    const rw = new SqliteBackend(file, true, limits, () => {});
+    t.after(() => rw.close());
+    const w = await rw.run({ kind: 'update', sql: `UPDATE notes SET body = body || 'y' WHERE id > 0 RETURNING id, ${cols.replaceAll('n.', '')}` }, []);
+    assert.ok(crossed(w) < 2_000_000, `${crossed(w)} characters crossed the pipe`);
+    assert.equal(w.rows.length, 6);
+    assert.equal(w.changes, 400);
+    const one = await rw.run({ kind: 'insert', sql: "INSERT INTO notes (id, body) VALUES (1000, 'n') RETURNING id, body" }, []);
+    assert.deepEqual(one, { columns: ['id', 'body'], rows: [[1000, 'n']], truncated: false, overflow: false, changes: 1 });
+    const check = new Database(file, { readonly: true });
+    assert.equal(check.prepare("SELECT count(*) FROM notes WHERE body LIKE '%y'").pluck().get(), 400);
+    check.close();
   });
 });
