@@ -3,7 +3,7 @@
  * into `{ error: { code, message, details? } }` with the status.
  */
 export class HttpError extends Error {
-  readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
+  readonly status: 400 | 401 | 403 | 404 | 406 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
   readonly code: string;
   readonly details: unknown;
 
@@ -19,6 +19,11 @@ export class HttpError extends Error {
 export const badRequest = (message: string, details?: unknown) => new HttpError(400, 'bad_request', message, details);
 export const unauthorized = (message: string) => new HttpError(401, 'unauthorized', message);
 export const notFound = (message: string) => new HttpError(404, 'not_found', message);
+/**
+ * A well-formed delivery whose content bugbot declines (a bounce, a mail with no text of its
+ * own): Mailgun retries any other refusal for 8 hours, and a 406 stops it.
+ */
+export const notAcceptable = (message: string) => new HttpError(406, 'not_acceptable', message);
 
 /** Parse a request body as JSON; a 400 that says why when it is not. */
 export function parseJsonText(text: string): unknown {

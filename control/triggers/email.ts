@@ -5,7 +5,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { addressParser, decodeWords } from 'postal-mime';
 import type { Address, Email } from 'postal-mime';
-import { badRequest, HttpError, unauthorized } from '../http-error.ts';
+import { badRequest, HttpError, notAcceptable, unauthorized } from '../http-error.ts';
 import type { TriggerEvent } from '../types.ts';
 import { parseMime } from './email-parse.ts';
 import { htmlToText, mailKind, stripQuotedReply, tidyText, type MailKind } from './email-text.ts';
@@ -70,14 +70,16 @@ export function verifyMailgunSignature(
  * report event. A reply's text is Mailgun's `stripped-text` when present, else body-plain
  * stripped here; a new mail's or a forward's is body-plain, only its signature removed.
  * `forwarded` are the rendered texts of attached messages (forwardedMessageText), appended.
- * Throws `badRequest` naming the missing or invalid field.
+ * Throws `badRequest` naming the missing or invalid field, `notAcceptable` (406: Mailgun
+ * does not send it again) for a bounce or a mail with no text of its own.
  */
 export function parseMailgunForm(fields: Record<string, string>, forwarded: string[] = []): TriggerEvent {
   const header = mailgunHeaders(fields);
   // `sender` is the SMTP MAIL FROM. Bounces have an empty one (RFC 5321 §4.5.5); refusing
   // them keeps delivery-failure notices from becoming reports or looping replies.
+  if (fields['sender'] === undefined) throw badRequest('Mailgun form field "sender" is missing');
   const sender = mailboxOf(fields['sender']);
-  if (!sender) throw badRequest('Mailgun form field "sender" is missing or not an email address');
+  if (!sender) throw notAcceptable('Mailgun form field "sender" is empty or no email address: a delivery status notification (a bounce), not a report');
   const token = fields['token'];
   if (!token) throw badRequest('Mailgun form field "token" is missing');
 
@@ -94,13 +96,13 @@ export function parseMailgunForm(fields: Record<string, string>, forwarded: stri
   const kind = mailKind(subject, header('in-reply-to') !== undefined || header('references') !== undefined);
   const own = (kind === 'reply' && stripped && tidyText(stripped)) || (plain !== undefined ? stripQuotedReply(plain, { kind }) : stripped ? tidyText(stripped) : '');
   const message = withForwarded(own, forwarded);
-  if (!message) throw badRequest('Mailgun form field "body-plain" has no text once quotes and signature are removed');
+  if (!message) throw notAcceptable('Mailgun form field "body-plain" has no text once quotes and signature are removed');
 
   const from = mailboxOf(fields['from'] ?? header('from'));
   // As the raw route refuses them: a notice whose envelope sender is not empty (a forwarder
   // or a mail system that sets its own) was filed and answered, its From a mailer-daemon.
   const bounce = isBounceHeader(header) ? 'message-headers' : isMailSystem(sender) ? 'sender' : from && isMailSystem(from) ? 'from' : undefined;
-  if (bounce) throw badRequest(`Mailgun form field "${bounce}" shows a delivery status notification (a bounce), not a report`);
+  if (bounce) throw notAcceptable(`Mailgun form field "${bounce}" shows a delivery status notification (a bounce), not a report`);
   return buildEvent({
     senderId: sender,
     replyAddress: replyAddress([mailboxOf(header('reply-to')), from, sender]),

@@ -71,11 +71,13 @@ test("Mailgun's retries get in: the same timestamp, token and signature 10 minut
 
   // The first POST fails before the message is stored (a form missing its sender stands in
   // for any failure: a restart, a full disk); Mailgun retries it unchanged.
-  const broken = await app.request(ROUTE, { method: 'POST', body: signedForm({ ...routeFields(), sender: '' }, sent, 'tok-retry') });
+  const noSender = routeFields();
+  delete noSender['sender'];
+  const broken = await app.request(ROUTE, { method: 'POST', body: signedForm(noSender, sent, 'tok-retry') });
   assert.equal(broken.status, 400);
   for (const wait of [10 * 60, 10 * 60, 15 * 60, 30 * 60, 3600, 2 * 3600]) {
     clock.advance(wait);
-    const again = await app.request(ROUTE, { method: 'POST', body: signedForm({ ...routeFields(), sender: '' }, sent, 'tok-retry') });
+    const again = await app.request(ROUTE, { method: 'POST', body: signedForm(noSender, sent, 'tok-retry') });
     assert.equal(again.status, 400, `retry after ${wait}s reaches the parser: ${await again.clone().text()}`);
   }
   clock.advance(4 * 3600); // the last retry, 8 hours after the first POST
@@ -202,5 +204,25 @@ test('Mailgun: attached mails of more lines than bugbot parses, together, are 41
   const res = await app.request(ROUTE, { method: 'POST', body: signedForm({ ...routeFields(), subject: 'Fwd: logs' }, Math.floor(Date.now() / 1000), 'tok-lines', files) });
   assert.equal(res.status, 413);
   assert.match(await message(res), new RegExp(`^the attached mails have more than ${MAX_MIME_LINES} lines`));
+  assert.equal(store.countEvents(), 0);
+});
+
+// Mailgun posts again for 8 hours on any answer but 200 and 406: a bounce or a mail with no
+// text of its own, refused with a 400, came back six more times.
+test('Mailgun: a bounce or a mail of nothing but quotes is refused with 406 (not sent again), naming why; nothing stored', async (t) => {
+  const { app, store } = buildTestApp(t, { env: { MAILGUN_SIGNING_KEY: KEY } });
+  const now = Math.floor(Date.now() / 1000);
+  const bounce = await app.request(ROUTE, { method: 'POST', body: signedForm({ ...routeFields(), sender: '' }, now, 'tok-bounce') });
+  assert.equal(bounce.status, 406);
+  assert.deepEqual(((await bounce.clone().json()) as { error: { code: string } }).error.code, 'not_acceptable');
+  assert.match(await message(bounce), /"sender" is empty or no email address: a delivery status notification \(a bounce\)/);
+  const quotes = await app.request(ROUTE, { method: 'POST', body: signedForm({ ...routeFields(), subject: 'Re: Test', 'stripped-text': '', 'body-plain': '> only a quote\r\n' }, now, 'tok-quotes') });
+  assert.equal(quotes.status, 406);
+  assert.match(await message(quotes), /"body-plain" has no text/);
+  // A form without its fields is malformed, as before.
+  const fields = routeFields();
+  delete fields['sender'];
+  const malformed = await app.request(ROUTE, { method: 'POST', body: signedForm(fields, now, 'tok-malformed') });
+  assert.equal(malformed.status, 400);
   assert.equal(store.countEvents(), 0);
 });

@@ -246,39 +246,41 @@ describe('parseMailgunForm', () => {
     assert.equal(parseMailgunForm(form).reporter?.address, 'james@opennorth.ca');
   });
 
-  it('rejects a missing or empty sender with 400 naming it', () => {
-    for (const sender of [undefined, '', 'not an address']) {
-      const form = routeForm();
-      if (sender === undefined) delete form['sender'];
-      else form['sender'] = sender;
-      assert.throws(() => parseMailgunForm(form), rejects(400, /"sender"/));
+  // A form without the field is malformed (400); an empty envelope sender is a bounce, which
+  // Mailgun would post again for 8 hours on any refusal but a 406.
+  it('rejects a missing sender with 400 and an empty one (a bounce) with 406, naming it', () => {
+    const noSender = routeForm();
+    delete noSender['sender'];
+    assert.throws(() => parseMailgunForm(noSender), rejects(400, /"sender" is missing/));
+    for (const sender of ['', '<>', 'not an address']) {
+      assert.throws(() => parseMailgunForm({ ...routeForm(), sender }), rejects(406, /"sender" is empty or no email address: a delivery status notification/));
     }
   });
 
   // Review finding: only an empty sender was refused here; a mail system's notice whose
   // envelope sender a forwarder had set was filed, and the fix answered to MAILER-DAEMON.
-  it('refuses a bounce as the raw route does (a multipart/report, a mail system as From or sender), naming the field', () => {
+  it('refuses a bounce as the raw route does (a multipart/report, a mail system as From or sender), naming the field, with 406', () => {
     const bounce = (fields: Record<string, string>, headers: [string, string][] = []) => {
       const form: Record<string, string> = { ...routeForm(), subject: 'Undelivered Mail Returned to Sender', ...fields };
       form['message-headers'] = JSON.stringify([...(JSON.parse(form['message-headers']!) as [string, string][]).filter(([k]) => k !== 'Content-Type'), ...headers]);
       return () => parseMailgunForm(form);
     };
     const dsn = /shows a delivery status notification \(a bounce\), not a report/;
-    assert.throws(bounce({}, [['Content-Type', 'multipart/report; report-type=delivery-status; boundary="b"']]), rejects(400, /^Mailgun form field "message-headers" shows/));
-    assert.throws(bounce({ from: 'Mail Delivery System <MAILER-DAEMON@mx.example.com>' }), rejects(400, /^Mailgun form field "from" shows/));
-    assert.throws(bounce({ sender: 'postmaster@mx.example.com' }), rejects(400, dsn));
+    assert.throws(bounce({}, [['Content-Type', 'multipart/report; report-type=delivery-status; boundary="b"']]), rejects(406, /^Mailgun form field "message-headers" shows/));
+    assert.throws(bounce({ from: 'Mail Delivery System <MAILER-DAEMON@mx.example.com>' }), rejects(406, /^Mailgun form field "from" shows/));
+    assert.throws(bounce({ sender: 'postmaster@mx.example.com' }), rejects(406, dsn));
     assert.equal(parseMailgunForm(routeForm()).reporter?.address, 'james@opennorth.ca', 'a person still gets in');
   });
 
-  it('rejects a form without a body, or with nothing but quotes, with 400', () => {
+  it('rejects a form without a body with 400, and one with nothing but quotes with 406', () => {
     const form = routeForm();
     delete form['stripped-text'];
     delete form['body-plain'];
     assert.throws(() => parseMailgunForm(form), rejects(400, /"body-plain" or "stripped-text"/));
     form['body-plain'] = '> only a quote\r\n\r\n-- \r\nsig';
-    assert.throws(() => parseMailgunForm({ ...form, subject: 'Re: Test' }), rejects(400, /"body-plain" has no text/));
+    assert.throws(() => parseMailgunForm({ ...form, subject: 'Re: Test' }), rejects(406, /"body-plain" has no text/));
     form['body-plain'] = '\r\n-- \r\nsig';
-    assert.throws(() => parseMailgunForm(form), rejects(400, /"body-plain" has no text/));
+    assert.throws(() => parseMailgunForm(form), rejects(406, /"body-plain" has no text/));
   });
 
   it('rejects a missing token and malformed message-headers with 400', () => {
