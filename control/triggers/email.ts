@@ -329,11 +329,19 @@ function addressOf(address: Address | undefined): string | undefined {
  * Where a reply may go: the first candidate that is a plain address (RFC 5322 dot-atom
  * parts). A quoted local part ("x,victim"@corp.test) comes out of the parsers without its
  * quotes, and a mailer reading that back may split it into other recipients: such a
- * sender gets no reply rather than a reply somewhere else.
+ * sender gets no reply rather than a reply somewhere else. A no-reply address (a
+ * monitoring system's, a notification's) before one ends the search: its sender asked for
+ * none, and the reply would only bounce.
  */
 function replyAddress(candidates: Array<string | undefined>): string | undefined {
-  return candidates.find((a) => a !== undefined && PLAIN_ADDRESS.test(a));
+  for (const a of candidates) {
+    if (a === undefined) continue;
+    if (NO_REPLY.test(a)) return undefined;
+    if (PLAIN_ADDRESS.test(a)) return a;
+  }
+  return undefined;
 }
+const NO_REPLY = /^(?:no-?reply|do-?not-?reply)(?:[+._-][^@]*)?@/i;
 const PLAIN_ADDRESS = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/;
 
 /**

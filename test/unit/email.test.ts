@@ -237,6 +237,27 @@ describe('parseMailgunForm', () => {
     assert.equal(parseMailgunForm(routeForm()).reporter?.automatic, undefined);
   });
 
+  it('answers no no-reply address: a report from one is filed, and nobody is written to', () => {
+    for (const [from, replyTo] of [
+      ['GitHub <noreply@github.com>', undefined],
+      ['Alerts <no-reply+prod@monitor.example>', undefined],
+      ['DoNotReply@bank.example', undefined],
+      ['Ana <ana@example.com>', 'do-not-reply@example.com'],
+    ] as const) {
+      const form = { ...routeForm(), from };
+      const headers = (JSON.parse(form['message-headers']!) as [string, string][]).filter(([k]) => k !== 'From' && k !== 'Reply-To');
+      headers.push(['From', from]);
+      if (replyTo) headers.push(['Reply-To', replyTo]);
+      form['message-headers'] = JSON.stringify(headers);
+      const event = parseMailgunForm(form);
+      assert.equal(event.reporter?.address, undefined, `${from} ${replyTo ?? ''}`);
+      assert.ok(event.message.length > 0);
+    }
+    // Not every address that mentions it is one.
+    const form = { ...routeForm(), from: 'Noreplyson <noreplyson@example.com>' };
+    assert.equal(parseMailgunForm(form).reporter?.address, 'noreplyson@example.com');
+  });
+
   it('answers only a plain address: a quoted local part (which a mailer could split) gets no reply address', () => {
     const form = routeForm();
     const headers = JSON.parse(form['message-headers']!) as [string, string][];
