@@ -139,8 +139,11 @@ describe('sql guard: rejected, naming the offending part', () => {
   ];
   for (const [sql, ...fragments] of cases) test(sql || '(empty)', async () => void (await rejects(sql, ...fragments)));
 
-  test('a CTE sees only earlier CTEs, so a later one cannot shadow a table for it', async () => {
-    await rejects('WITH a AS (SELECT password_hash FROM users), users AS (SELECT 1 AS password_hash) SELECT password_hash FROM a', 'password_hash', 'sensitive');
+  // PostgreSQL reads the table users in a (a WITH query sees only those before it), SQLite
+  // the later WITH query users: the guard cannot check one reading and let the other run.
+  test('a later CTE named like a table an earlier one reads is refused: the two databases would read different relations', async () => {
+    await rejects('WITH a AS (SELECT password_hash FROM users), users AS (SELECT 1 AS password_hash) SELECT password_hash FROM a', 'FROM users', 'SQLite would read the WITH query users');
+    await rejects('WITH a AS (SELECT password_hash FROM users) SELECT password_hash FROM a', 'password_hash', 'sensitive');
   });
 
   test('ORDER BY may use a select-list alias but GROUP BY may not (PostgreSQL prefers a table column there)', async () => {
