@@ -310,15 +310,34 @@ harness_gate_wait() {
   return "$rc"
 }
 
+# harness_gate_group_alive PGID : true while a process of process group PGID is alive
+# (a zombie is dead: it only waits to be reaped).
+harness_gate_group_alive() {
+  ps -e -o pgid=,stat= 2>/dev/null | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { alive = 1 } END { exit !alive }'
+}
+
 # harness_gate_stop : stop a background gate still running (its whole process group)
-# and remove the checkouts it was testing in.
+# and remove the checkouts it was testing in. TERM, then KILL after 2 s, and it waits (up
+# to 2 s more) until no process of the group is left: the group's TERM comes once, and a
+# process starting at that moment can miss it. Seen on a loaded machine, a gate stopped
+# while its command was starting: the outer bubblewrap died of the TERM, and the init of
+# the command's PID namespace (which a TERM from outside does not end; --die-with-parent
+# did not end it either) ran the command to its end, 30 s of `sleep 30` in
+# test/harness/isolation.bats, in the checkout removed below.
 harness_gate_stop() {
   [ -n "$HARNESS_GATE_PID" ] || return 0
-  local pgid
+  local pgid waited=0
   pgid=$(cat "$TICKET_DIR/gate.pid" 2>/dev/null || true)
   if [ -n "$pgid" ]; then kill -TERM -- "-$pgid" 2>/dev/null || true; fi
   kill -TERM "$HARNESS_GATE_PID" 2>/dev/null || true
   wait "$HARNESS_GATE_PID" 2>/dev/null || true
+  if [ -n "$pgid" ]; then
+    while [ "$waited" -lt 80 ] && harness_gate_group_alive "$pgid"; do
+      if [ "$waited" -eq 40 ]; then kill -KILL -- "-$pgid" 2>/dev/null || true; fi
+      sleep 0.05
+      waited=$((waited + 1))
+    done
+  fi
   HARNESS_GATE_PID=""
   rm -f "$TICKET_DIR/gate.pid"
   harness_worktree_remove "$HARNESS_GATE_DIR" "$HARNESS_GATE_DIR.gate"

@@ -32,31 +32,6 @@ function signedForm(fields: Record<string, string>, token: string, files: Record
 
 const mailgunFields = { sender: 'ann@shop.test', from: 'Ann <ann@shop.test>', subject: 'Fwd: logs', 'body-plain': 'FYI, the log attached', recipient: 'bugs@bugbot.test' };
 
-// Review finding: within the line budget, one mail of short lines blocked the event loop
-// every route shares for about 5 s (12–30 s when an attached mail was parsed again), and
-// alert webhooks timed out meanwhile.
-test('a mail that takes seconds to parse leaves /healthz answering within 500 ms all along', async (t) => {
-  const { app } = buildTestApp(t, { env: { BUGBOT_EMAIL_TOKEN: 'mail-token' } });
-  let done = false;
-  const post = Promise.resolve(app.request(RAW, { method: 'POST', body: slowMail(), headers: HEADERS })).finally(() => (done = true));
-  let asked = 0;
-  let worst = 0;
-  while (!done) {
-    // From before the wait: a timer that fires late (the event loop was busy) counts.
-    const before = performance.now();
-    await sleep(50);
-    const health = await app.request('/healthz');
-    assert.equal(health.status, 200);
-    worst = Math.max(worst, performance.now() - before - 50);
-    asked++;
-  }
-  const res = await post;
-  // Within the default time limit on most machines, past it on a slow one: either way not a 5xx.
-  assert.ok(res.status === 200 || res.status === 413, `${res.status}: ${await res.clone().text()}`);
-  assert.ok(worst < 500, `/healthz waited ${Math.round(worst)} ms while a mail was parsed`);
-  assert.ok(asked >= 3, `the parse outlasted several health checks (${asked})`);
-});
-
 test('a mail whose parsing runs past triggers.email.parseTimeoutSeconds is 413 naming it, nothing is stored, and a mail sent beside it waits at most about that long', async (t) => {
   const { app, store } = buildTestApp(t, { env: { BUGBOT_EMAIL_TOKEN: 'mail-token' }, flags: { triggers: { email: { parseTimeoutSeconds: 0.5 } } } });
   // The thread is up (the limit is the parse's, not the thread's start).
@@ -90,4 +65,35 @@ test('Mailgun: attached mails whose parsing runs past the limit are 413, nothing
   const retry = await app.request('/triggers/email/mailgun', { method: 'POST', body: signedForm(mailgunFields, 'tok-slow') });
   assert.equal(retry.status, 200, await retry.clone().text());
   assert.equal(store.countEvents(), 1);
+});
+
+// Last in this file: the parser thread is one per process (email-parse.ts), and on a
+// loaded machine the first small mail on a thread that has just parsed this one (400,000
+// lines, a heap of hundreds of MB left to collect) took more than the 0.5 s limit the
+// tests above set: their warm-up mail was refused with a 413. Run first, they parse their
+// small mails on threads that never parsed a large one.
+//
+// Review finding: within the line budget, one mail of short lines blocked the event loop
+// every route shares for about 5 s (12–30 s when an attached mail was parsed again), and
+// alert webhooks timed out meanwhile.
+test('a mail that takes seconds to parse leaves /healthz answering within 500 ms all along', async (t) => {
+  const { app } = buildTestApp(t, { env: { BUGBOT_EMAIL_TOKEN: 'mail-token' } });
+  let done = false;
+  const post = Promise.resolve(app.request(RAW, { method: 'POST', body: slowMail(), headers: HEADERS })).finally(() => (done = true));
+  let asked = 0;
+  let worst = 0;
+  while (!done) {
+    // From before the wait: a timer that fires late (the event loop was busy) counts.
+    const before = performance.now();
+    await sleep(50);
+    const health = await app.request('/healthz');
+    assert.equal(health.status, 200);
+    worst = Math.max(worst, performance.now() - before - 50);
+    asked++;
+  }
+  const res = await post;
+  // Within the default time limit on most machines, past it on a slow one: either way not a 5xx.
+  assert.ok(res.status === 200 || res.status === 413, `${res.status}: ${await res.clone().text()}`);
+  assert.ok(worst < 500, `/healthz waited ${Math.round(worst)} ms while a mail was parsed`);
+  assert.ok(asked >= 3, `the parse outlasted several health checks (${asked})`);
 });

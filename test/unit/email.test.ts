@@ -244,7 +244,7 @@ describe('parseMailgunForm', () => {
       ['DoNotReply@bank.example', undefined],
       ['Ana <ana@example.com>', 'do-not-reply@example.com'],
     ] as const) {
-      const form = { ...routeForm(), from };
+      const form: Record<string, string> = { ...routeForm(), from };
       const headers = (JSON.parse(form['message-headers']!) as [string, string][]).filter(([k]) => k !== 'From' && k !== 'Reply-To');
       headers.push(['From', from]);
       if (replyTo) headers.push(['Reply-To', replyTo]);
