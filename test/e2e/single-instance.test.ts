@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -18,6 +19,20 @@ import { startBugbot } from '../support/process.ts';
 
 // Workers hold without model credentials: nothing of A's claims or runs on its own.
 const noModel = { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: '', ANTHROPIC_BASE_URL: '' };
+
+/**
+ * GET's status on a connection of its own. spawnSync blocks this test's event loop for as
+ * long as a second start runs, past the server's keep-alive: fetch's pooled connection
+ * from the POST may be closing just as it is reused ("other side closed", seen under load).
+ */
+function status(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+}
 
 function start(configPath: string, port: number, cwd: string) {
   const r = spawnSync(process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', configPath, 'start', '--port', String(port)], {
@@ -67,7 +82,7 @@ test('a second start of a live home refuses before changing anything; a kill -9 
     assert.equal(b.stdout, '', 'no banner');
     assert.equal(readFileSync(infoPath, 'utf8'), info, `--port ${p}: A's server.json is untouched`);
     assert.equal(statSync(infoPath).mtimeMs, infoMtime);
-    assert.equal((await fetch(`${a.url}/healthz`)).status, 200, 'A still answers');
+    assert.equal(await status(`${a.url}/healthz`), 200, 'A still answers');
     const [run] = runsForTicket(store, id);
     assert.equal(run?.state, 'running', `--port ${p}: A's run is not reconciled as lost`);
     assert.equal(store.getTicket(id)?.state, 'running');
