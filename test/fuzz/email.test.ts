@@ -153,7 +153,7 @@ const mutatedForm = fc.oneof(
   ),
 );
 
-test('POST /triggers/email/mailgun: signed mutated forms → 200 or a 400 naming the field', async (t) => {
+test('POST /triggers/email/mailgun: signed mutated forms → 200, or a 400 (malformed) or 406 (a bounce, no text) naming the field', async (t) => {
   const { app, store } = buildTestApp(t, { env: { MAILGUN_SIGNING_KEY: KEY } });
   let n = 0;
   await fc.assert(
