@@ -112,6 +112,20 @@ harness_replace_file() {
   return 1
 }
 
+# harness_reap PGID ALIVE... : after a TERM to process group PGID, wait while ALIVE (a
+# command) says something of it is left, KILL the group after 2 s, and give up 2 s later.
+# A killed process is not gone at once on a busy machine, and what runs next (removing the
+# folder it ran in, the next run on its port) needs it gone.
+harness_reap() {
+  local pgid=$1 waited=0
+  shift
+  while [ "$waited" -lt 80 ] && "$@"; do
+    if [ "$waited" -eq 40 ]; then kill -KILL -- "-$pgid" 2>/dev/null || kill -KILL "$pgid" 2>/dev/null || true; fi
+    sleep 0.05
+    waited=$((waited + 1))
+  done
+}
+
 # harness_require VAR... : fail when a required variable is empty.
 harness_require() {
   local v

@@ -62,17 +62,11 @@ harness_devserver_session_alive() {
 
 # harness_devserver_stop PID : stop the dev server's whole process group: TERM, then KILL
 # after 2 s. What is waited for is every process of it, not PID: the outer bubblewrap
-# exits at once, while a server that handles TERM (drains, or ignores it) lives on inside.
-# After KILL too, up to 2 s more: a killed process is not gone at once on a busy machine,
-# and what runs next (the worktree's removal, the next run on this port) needs it gone.
+# exits at once, while a server that handles TERM (drains, or ignores it) lives on inside
+# (harness_reap waits after the KILL too).
 harness_devserver_stop() {
-  local pid=$1 waited=0
+  local pid=$1
   [ -n "$pid" ] || return 0
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  while [ "$waited" -lt 80 ]; do
-    harness_devserver_session_alive "$pid" || return 0
-    if [ "$waited" -eq 40 ]; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi
-    sleep 0.05
-    waited=$((waited + 1))
-  done
+  harness_reap "$pid" harness_devserver_session_alive "$pid"
 }

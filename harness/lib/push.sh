@@ -326,18 +326,12 @@ harness_gate_group_alive() {
 # test/harness/isolation.bats, in the checkout removed below.
 harness_gate_stop() {
   [ -n "$HARNESS_GATE_PID" ] || return 0
-  local pgid waited=0
+  local pgid
   pgid=$(cat "$TICKET_DIR/gate.pid" 2>/dev/null || true)
   if [ -n "$pgid" ]; then kill -TERM -- "-$pgid" 2>/dev/null || true; fi
   kill -TERM "$HARNESS_GATE_PID" 2>/dev/null || true
   wait "$HARNESS_GATE_PID" 2>/dev/null || true
-  if [ -n "$pgid" ]; then
-    while [ "$waited" -lt 80 ] && harness_gate_group_alive "$pgid"; do
-      if [ "$waited" -eq 40 ]; then kill -KILL -- "-$pgid" 2>/dev/null || true; fi
-      sleep 0.05
-      waited=$((waited + 1))
-    done
-  fi
+  if [ -n "$pgid" ]; then harness_reap "$pgid" harness_gate_group_alive "$pgid"; fi
   HARNESS_GATE_PID=""
   rm -f "$TICKET_DIR/gate.pid"
   harness_worktree_remove "$HARNESS_GATE_DIR" "$HARNESS_GATE_DIR.gate"
