@@ -12,7 +12,7 @@ import { redactedValue } from './fields.ts';
 import { createFileBackend } from './file-backend.ts';
 import { createHttpBackend } from './http-backend.ts';
 import { quote, selector } from './logql.ts';
-import { planMatchers, shownLabelTest } from './shown.ts';
+import { planMatchers, refuseSecretLabels, shownLabelTest } from './shown.ts';
 import { LokiError, type Backend, type BackendResult, type LogEntry, type LogQuery } from './types.ts';
 
 /** Where secrets come from: the control plane's `config.secrets`, or the process env in an MCP server. */
@@ -91,7 +91,8 @@ export function createLokiClient(settings: LokiSettings, secrets: SecretSource, 
     redactor,
     async query(q, o = {}) {
       const b = ready();
-      if (b.kind === 'http') refuseSecretLabels(q.matchers, redactor);
+      // The file backend matches redacted values and needs no such rule.
+      if (b.kind === 'http') refuseSecretLabels(q.matchers.map((m) => m.name), redactor.text);
       // Both backends: `=` against a raw id or email is refused (no answer shows one), so the
       // agent learns to match the hash it was shown instead of getting a silent "no lines".
       const plan = planMatchers(q.matchers, redactor.text);
@@ -133,21 +134,6 @@ function pickBackend(settings: LokiSettings, secrets: SecretSource, redactor: Re
     });
   }
   return settings.files.length ? createFileBackend(settings.files, { redact: redactor.text, timeoutMs: settings.timeoutMs }) : undefined;
-}
-
-/**
- * Loki matches stream label matchers on the raw values: a matcher on a label whose every
- * value is masked (`password`, `api_key`, `session_id`) would test what the answer hides
- * (`password=~"h.*"`, then `"hu.*"`, ...), so it is refused. The file backend matches
- * redacted values and needs no such rule.
- */
-function refuseSecretLabels(matchers: LogQuery['matchers'], redactor: Redactor): void {
-  const secret = [...new Set(matchers.map((m) => m.name))].filter((name) => redactedValue(name, 'probe0value', redactor.text) === '[REDACTED]');
-  if (secret.length) {
-    throw new LokiError(
-      `${secret.join(', ')} ${secret.length > 1 ? 'hold' : 'holds'} secrets: ${secret.length > 1 ? 'their values are' : 'its value is'} masked in every answer, and Loki would match ${secret.length > 1 ? 'them' : 'it'} unredacted, so ${secret.length > 1 ? 'they' : 'it'} cannot be matched. Select streams with other labels`,
-    );
-  }
 }
 
 /** Entries map one to one, in order (finish() relies on it). */

@@ -106,3 +106,18 @@ export function shownLabelTest(shown: LabelMatcher[], redact: (s: string) => str
   });
   return (labels) => tests.every((t) => t(labels));
 }
+
+/**
+ * Throws a LokiError naming every label of `names` whose values redaction always masks
+ * (`password`, `api_key`, `session_id`): Loki would match them on the raw values, testing
+ * what every answer hides (`password=~"h.*"`, then `"hu.*"`, ...). `raw`: they came in raw
+ * LogQL, which the message says too.
+ */
+export function refuseSecretLabels(names: string[], redact: (s: string) => string, raw = false): void {
+  const secret = [...new Set(names)].filter((name) => redactedValue(name, 'probe0value', redact) === '[REDACTED]');
+  if (!secret.length) return;
+  const many = secret.length > 1;
+  throw new LokiError(
+    `${secret.join(', ')} ${many ? 'hold' : 'holds'} secrets: ${many ? 'their values are' : 'its value is'} masked in every answer, and Loki would match ${many ? 'them' : 'it'} unredacted, so ${many ? 'they' : 'it'} cannot be matched${raw ? ', in raw LogQL either' : ''}. Select streams with other labels`,
+  );
+}

@@ -8,9 +8,10 @@
  * `count_over_time({app="api", password=~"h.*"}[1h])`, then `"hu.*"`, ... spells a masked
  * value out by whether a count comes back, and `user_email=~"a.*"` a hashed one.
  */
-import { redactedValue } from '../../lib/loki/fields.ts';
 import { LokiError, type LabelMatcher } from '../../lib/loki/index.ts';
 import { lokiMayMatch } from '../../lib/loki/shown.ts';
+
+export { refuseSecretLabels } from '../../lib/loki/shown.ts';
 
 // A label matcher of a stream selector, strings read as LogQL's lexer reads them (Go
 // syntax), as lib/loki/raw-logql.ts reads them when it checks the query.
@@ -93,16 +94,6 @@ export function goUnquote(literal: string): string | undefined {
     }
   }
   return Buffer.from(bytes).toString('utf8');
-}
-
-/** Throws a LokiError naming every label of `names` whose values redaction always masks. */
-export function refuseSecretLabels(names: string[], redact: (s: string) => string): void {
-  const secret = [...new Set(names)].filter((name) => redactedValue(name, 'probe0value', redact) === '[REDACTED]');
-  if (!secret.length) return;
-  const many = secret.length > 1;
-  throw new LokiError(
-    `${secret.join(', ')} ${many ? 'hold' : 'holds'} secrets: ${many ? 'their values are' : 'its value is'} masked in every answer, and Loki would match ${many ? 'them' : 'it'} unredacted, so ${many ? 'they' : 'it'} cannot be matched, in raw LogQL either. Select streams with other labels`,
-  );
 }
 
 /**

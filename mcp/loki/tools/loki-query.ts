@@ -70,7 +70,7 @@ export const lokiQuery = defineTool({
       const alsoGiven = [args.labels && 'labels', args.contains && 'contains'].filter((x): x is string => Boolean(x));
       checkRawLogQL({ logql: args.logql, hasTimeRange: args.time_range !== undefined, limit: args.limit, alsoGiven }, s);
       const selectors = selectorMatchers(args.logql);
-      refuseSecretLabels(selectors.map((m) => m.name), ctx.client.redactor.text);
+      refuseSecretLabels(selectors.map((m) => m.name), ctx.client.redactor.text, true);
       refuseHiddenMatchers(selectors, ctx.client.redactor.text);
       checkLimit(limit, s.maxLines);
       range = resolveTimeRange(args.time_range!, { now: ctx.now(), maxRangeHours: s.maxRangeHours });
