@@ -17,6 +17,22 @@ import { docsSettingsSchema, resolveIndexPath } from './docs-search/settings.ts'
 import { SEVERITIES } from './types.ts';
 
 
+/** A setting that is used as it is written: empty would mean something else (the working directory, every interface, no test at all). */
+const nonEmpty = (what: string) => z.string().trim().min(1, `must not be empty: ${what}`);
+
+/**
+ * A branch or remote name as git accepts one (git check-ref-format), and never one that
+ * reads as an option on git's command line ("-f").
+ */
+const refName = (what: string) =>
+  nonEmpty(what).refine(
+    (s) =>
+      !s.startsWith('-') &&
+      !/[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/\.|^\.|^\/|\/$|\.$|\.lock$|\.lock\//.test(s) &&
+      s !== '@',
+    'must be a name git accepts for a branch or remote (no spaces, "..", "~^:?*[\\", no leading "-" or ".", no trailing "/", "." or ".lock")',
+  );
+
 /** Auth for a webhook endpoint: any configured method that matches admits the request. */
 const webhookAuth = {
   enabled: z.boolean().default(true),
@@ -31,8 +47,8 @@ const grafanaSchema = z
     ...webhookAuth,
     /** Grafana's HMAC signing secret; when set, every request must carry a valid signature. */
     hmacSecretEnv: envName.optional(),
-    hmacHeader: z.string().default('X-Grafana-Alerting-Signature'),
-    timestampHeader: z.string().default('X-Grafana-Alerting-Timestamp'),
+    hmacHeader: nonEmpty('the header Grafana sends the signature in').default('X-Grafana-Alerting-Signature'),
+    timestampHeader: nonEmpty('the header Grafana sends the signed timestamp in').default('X-Grafana-Alerting-Timestamp'),
     toleranceSeconds: z.number().int().positive().default(300),
   })
   .strict()
@@ -292,10 +308,10 @@ const approvalSchema = z
 export const configSchema = z
   .object({
     /** Where the database, outcomes archive, logs, ticket folders and worktrees live. */
-    home: z.string().default('.bugbot'),
+    home: nonEmpty('the folder bugbot keeps its state in').default('.bugbot'),
     server: z
       .object({
-        host: z.string().default('127.0.0.1'),
+        host: nonEmpty('the address to listen on (0.0.0.0 for every interface)').default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(7777),
         maxBodyBytes: z.number().int().positive().default(1024 * 1024),
         /** Bearer token for /api/*; required when host is not loopback. */
@@ -305,12 +321,13 @@ export const configSchema = z
       .prefault({}),
     target: z
       .object({
-        repo: z.string().default('.'),
-        remote: z.string().default('origin'),
-        baseBranch: z.string().default('main'),
-        stagingBranch: z.string().default('staging'),
+        repo: nonEmpty('the checkout of the repository to fix ("." for the working directory)').default('.'),
+        remote: refName('the remote fixes are fetched from and pushed to').default('origin'),
+        baseBranch: refName('the branch fixes start from').default('main'),
+        stagingBranch: refName('the branch fixes are pushed to').default('staging'),
         devCommand: z.string().default('npm run dev'),
-        testCommand: z.string().default('npm test'),
+        /** The push is gated on it: empty would pass every fix untested (a target without tests says so: "true"). */
+        testCommand: nonEmpty('every push is gated on the test command').default('npm test'),
         basePort: z.number().int().min(1024).max(65000).default(4100),
       })
       .strict()
@@ -423,7 +440,7 @@ export const configSchema = z
     watch: z
       .object({
         /** Log files `bugbot start` tails (same as `bugbot watch <file>...`). */
-        files: z.array(z.string()).default([]),
+        files: z.array(nonEmpty('a log file to tail')).default([]),
         service: z.string().optional(),
         pollMs: z.number().int().positive().default(500),
       })
@@ -876,7 +893,8 @@ function coerce(raw: string, type: 'string' | 'int' | 'number' | 'bool'): unknow
 function withAbsolutePaths(layer: Record<string, unknown>, base: string): Record<string, unknown> {
   // `~/...` is the user's home folder, as a shell would read it (a JSON file has no shell).
   const abs = (p: unknown): unknown =>
-    typeof p !== 'string' ? p : p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : isAbsolute(p) ? p : resolve(base, p);
+    // Empty is left for the schema to refuse: resolved, it would be `base` itself.
+    typeof p !== 'string' || !p.trim() ? p : p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : isAbsolute(p) ? p : resolve(base, p);
   const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
   const out = { ...layer };
   if ('home' in out) out.home = abs(out.home);

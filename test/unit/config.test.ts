@@ -175,6 +175,40 @@ test('semantic problems: bad regexes, unset secret variables, exposed API withou
   );
 });
 
+// Review finding: an empty setting was taken as written. `testCommand: ""` passed every
+// fix's gate (an empty command exits 0), `home: ""` made the config's folder the home, an
+// empty `hmacHeader` failed every alert with a 500, and a branch named "-f" read as an option.
+test('settings that cannot be empty are refused empty; branch and remote names must be names git accepts', (t) => {
+  const dir = tempDir(t);
+  writeFileSync(
+    join(dir, 'bugbot.config.json'),
+    JSON.stringify({
+      home: '',
+      server: { host: ' ' },
+      target: { repo: '', remote: '-f', baseBranch: 'a..b', stagingBranch: 'fix/x.lock', testCommand: '  ' },
+      triggers: { grafana: { hmacHeader: '', timestampHeader: '' } },
+      watch: { files: [''] },
+    }),
+  );
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {} }),
+    (err: unknown) => {
+      const text = (err as ConfigError).problems.join('\n');
+      for (const key of ['home', 'server\\.host', 'target\\.repo', 'target\\.testCommand', 'triggers\\.grafana\\.hmacHeader', 'triggers\\.grafana\\.timestampHeader', 'watch\\.files\\[0\\]']) {
+        assert.match(text, new RegExp(`^${key}: must not be empty`, 'm'));
+      }
+      for (const key of ['remote', 'baseBranch', 'stagingBranch']) {
+        assert.match(text, new RegExp(`^target\\.${key}: must be a name git accepts`, 'm'));
+      }
+      return true;
+    },
+  );
+  // Names with slashes, dots and dashes inside are branches like any other.
+  writeFileSync(join(dir, 'bugbot.config.json'), JSON.stringify({ target: { remote: 'up-stream', baseBranch: 'release/2026.11', stagingBranch: 'bot/staging-1' } }));
+  const cfg = loadConfig({ cwd: dir, env: {} });
+  assert.deepEqual([cfg.target.remote, cfg.target.baseBranch, cfg.target.stagingBranch], ['up-stream', 'release/2026.11', 'bot/staging-1']);
+});
+
 // Review finding (a new user): a bad pattern was named `triage.ignore.0.pattern`, a problem
 // with the file's shape `triage.ignore[0].pattern`: one config, two ways of naming a place in it.
 test('a bad pattern is named by its path as a shape problem is: triage.ignore[0].pattern', (t) => {
