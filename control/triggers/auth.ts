@@ -15,8 +15,11 @@ export function safeEqual(a: string, b: string): boolean {
   return ab.length === bb.length && timingSafeEqual(ab, bb);
 }
 
-export function hmacHex(key: string, data: string): string {
-  return createHmac('sha256', key).update(data).digest('hex');
+/** Hex HMAC-SHA256 of the parts, one after another. */
+export function hmacHex(key: string, ...parts: Array<string | Uint8Array>): string {
+  const h = createHmac('sha256', key);
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
 }
 
 export interface CredentialAuth {
@@ -87,8 +90,11 @@ export function grafanaHmacAuth(opts: GrafanaHmacOptions): MiddlewareHandler {
     if (skew > opts.toleranceSeconds) {
       throw unauthorized(`stale signature: timestamp is ${Math.round(skew)} s from now (window ${opts.toleranceSeconds} s)`);
     }
-    const body = await c.req.text();
-    const expected = hmacHex(opts.secret, `${ts}:${body}`);
+    // Grafana signs the bytes it sends (grafana/alerting http/hmac.go). The body read as
+    // text is not always those bytes: decoding drops a byte-order mark and replaces what
+    // is not UTF-8, which a contact point's custom payload template may write.
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    const expected = hmacHex(opts.secret, `${ts}:`, body);
     if (!safeEqual(sig.trim().toLowerCase().replace(/^sha256=/, ''), expected)) {
       throw unauthorized(`${opts.header} does not match the body`);
     }

@@ -48,6 +48,24 @@ export function summarize(results: AcceptResult[]) {
   };
 }
 
+/** Refused alerts named in the log, per request; the reply lists them all. */
+const LOGGED_PROBLEMS = 5;
+
+/**
+ * Alerts a webhook refused while the rest of its batch was taken: Grafana and
+ * Alertmanager take the 200 as delivered and never read its body, so the log is the only
+ * place an operator learns of them.
+ */
+export function logRejected(c: Context, deps: AppDeps, rejected: Array<{ index: number; problem: string }>): void {
+  if (!rejected.length) return;
+  deps.logger.warn('alert webhook: alerts refused; the rest of the batch was taken', {
+    path: c.req.path,
+    refused: rejected.length,
+    // A problem may quote a little of the value it refuses: redacted as stored text is.
+    problems: rejected.slice(0, LOGGED_PROBLEMS).map((r) => deps.intake.redactText(r.problem)),
+  });
+}
+
 /**
  * Store a request's events (group commit), using up the request's one-time value (a
  * signature, a token) in the same transaction; a replay is a 401. Wakes the settle

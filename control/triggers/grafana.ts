@@ -10,7 +10,7 @@ import { createLokiClient } from '../../lib/loki/index.ts';
 import type { AppDeps } from '../app.ts';
 import { credentialAuth, grafanaHmacAuth } from './auth.ts';
 import { alertParseOptions } from './alerts.ts';
-import { acceptAlertWebhook, summarize } from './common.ts';
+import { acceptAlertWebhook, logRejected, summarize } from './common.ts';
 import { TicketStackEnricher } from './enrich.ts';
 
 export function registerGrafana(app: Hono, deps: AppDeps): void {
@@ -57,6 +57,7 @@ export function registerGrafana(app: Hono, deps: AppDeps): void {
       const accepted = await acceptAlertWebhook(c, deps, parse);
       // Committed (here or on intake's writer thread): the lookup runs after the reply.
       enricher?.add(accepted.results);
+      logRejected(c, deps, accepted.rejected);
       // `ignored` only when something was set aside (a test notification): its presence says so.
       return c.json({ source: accepted.source, ...summarize(accepted.results), rejected: accepted.rejected, ...(accepted.ignored?.length ? { ignored: accepted.ignored } : {}) });
     },

@@ -13,7 +13,7 @@ import { badRequest } from '../http-error.ts';
 import type { TriggerEvent } from '../types.ts';
 import { credentialAuth } from './auth.ts';
 import { alertParseOptions, parseAlertWebhook } from './alerts.ts';
-import { acceptRequest, readJson, summarize } from './common.ts';
+import { acceptRequest, logRejected, readJson, summarize } from './common.ts';
 
 const DAY_MS = 86_400_000;
 const smallSchema = z
@@ -88,6 +88,7 @@ export function registerLatency(app: Hono, deps: AppDeps): void {
       if (isAlertWebhook) {
         const parsed = parseAlertWebhook(body, parse);
         const results = await acceptRequest(c, deps, parsed.events);
+        logRejected(c, deps, parsed.rejected);
         return c.json({ source: parsed.source, ...summarize(results), rejected: parsed.rejected, ...(parsed.ignored.length ? { ignored: parsed.ignored } : {}) });
       }
       const ev = parseLatencyJson(body, deps.store.now());

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
+import { createApp } from '../../control/app.ts';
+import { silentLogger, type Logger } from '../../control/log.ts';
 import { buildTestApp, fixtureJson, fixtureText, postJson } from '../support/helpers.ts';
 
 interface WebhookReply {
@@ -146,6 +148,34 @@ test('a partly bad batch stores the good alerts and names the bad ones', async (
   assert.equal(store.countEvents(), 2);
 });
 
+// Review finding: the alerts refused from a partly good batch were named only in the 200's
+// body, which Grafana and Alertmanager never read: they were lost without a trace.
+test('alerts refused from a partly good batch are logged (a warning naming each problem), on both alert routes', async (t) => {
+  const { config, store, intake } = buildTestApp(t);
+  const warnings: Array<[string, Record<string, unknown> | undefined]> = [];
+  const logger: Logger = { ...silentLogger, warn: (msg, fields) => void warnings.push([msg, fields]), child: () => logger };
+  const app = createApp({ config, store, intake, logger });
+  const good = { labels: { alertname: 'Good', service: 's' }, startsAt: '2026-11-21T10:00:00Z' };
+  const bad = { labels: { alertname: 'Bad', service: 's' }, startsAt: 'yesterday, token=tok_live_9f8e7d6c5b4a3f2e1d0cAB12' };
+  for (const path of ['/triggers/grafana', '/triggers/latency']) {
+    const res = await postJson(app, path, { version: '4', alerts: [good, bad, { labels: 5 }] });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as WebhookReply).rejected.length, 2);
+  }
+  assert.equal(warnings.length, 2, JSON.stringify(warnings));
+  for (const [msg, fields] of warnings) {
+    assert.match(msg, /alerts refused/);
+    assert.equal(fields?.refused, 2);
+    const problems = fields?.problems as string[];
+    assert.match(problems[0]!, /^alerts\[1\]\.startsAt: /);
+    assert.match(problems[1]!, /^alerts\[2\]\.labels: /);
+    assert.ok(!JSON.stringify(problems).includes('tok_live'), 'what a problem quotes is redacted');
+  }
+  // A batch with nothing refused logs nothing.
+  await postJson(app, '/triggers/grafana', fixtureJson('grafana', 'webhook_firing_docs.json'));
+  assert.equal(warnings.length, 2);
+});
+
 test('malformed payloads are 400s that name the problem, and store nothing', async (t) => {
   const { app, store } = buildTestApp(t);
   const cases: Array<[unknown, RegExp]> = [
@@ -257,6 +287,31 @@ test('Grafana HMAC: a signed request refused before it was stored (bad payload) 
   assert.ok(stored > 0);
   assert.equal((await postJson(app, '/triggers/grafana', body, signed(body))).status, 401);
   assert.equal(store.countEvents(), stored);
+});
+
+// Review finding: the signature was checked over the body decoded as text, not over the
+// bytes Grafana signs: a byte-order mark or a byte that is not UTF-8 (a custom payload
+// template's) made a correctly signed delivery a 401, and Grafana does not resend it.
+test('Grafana HMAC is over the bytes sent: a body with a byte-order mark or a byte that is not UTF-8 still verifies', async (t) => {
+  const { app, store } = buildTestApp(t, { env: { GF_HMAC: 'hmac-secret' }, flags: { triggers: { grafana: { hmacSecretEnv: 'GF_HMAC' } } } });
+  const now = String(Math.floor(Date.now() / 1000));
+  const alert = (name: string, value: Buffer) =>
+    Buffer.concat([Buffer.from(`{"version":"1","alerts":[{"labels":{"alertname":"${name}","host":"`), value, Buffer.from('"},"startsAt":"2026-11-21T10:00:00Z"}]}')]);
+  const bodies: Array<[string, Buffer]> = [
+    ['byte-order mark', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), alert('WithBom', Buffer.from('db1'))])],
+    ['latin-1 byte', alert('Latin1Host', Buffer.from([0x64, 0x62, 0xe9]))],
+  ];
+  for (const [what, body] of bodies) {
+    const sig = createHmac('sha256', 'hmac-secret').update(`${now}:`).update(body).digest('hex');
+    const res = await app.request('/triggers/grafana', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'X-Grafana-Alerting-Signature': sig, 'X-Grafana-Alerting-Timestamp': now },
+      body,
+    });
+    assert.equal(res.status, 200, `${what}: ${await res.clone().text()}`);
+    assert.equal(((await res.json()) as WebhookReply).accepted, 1, what);
+  }
+  assert.equal(store.countEvents(), 2);
 });
 
 test('alert times: an unreadable startsAt or endsAt refuses that alert by name (its retries would otherwise never dedupe); RFC 3339 forms pass', async (t) => {
