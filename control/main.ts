@@ -405,7 +405,9 @@ function banner(config: BugbotConfig, url: string, slack: boolean, localKey: str
   if (t.slack.enabled) {
     lines.push(
       slack
-        ? `  ${t.slack.socketMode ? 'Slack Socket Mode' : `POST ${url}/slack/events`}          Slack app_mention in threads`
+        ? t.slack.socketMode
+          ? '  Slack Socket Mode                   Slack app_mention in threads'
+          : `  POST ${url}/slack/events             Slack app_mention in threads${s.get(t.slack.signingSecretEnv) ? '' : `  (answers 503 until ${t.slack.signingSecretEnv} is set)`}`
         : `  Slack                               (disabled until ${t.slack.botTokenEnv} and ${t.slack.signingSecretEnv} are set)`,
     );
   }

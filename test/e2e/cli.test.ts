@@ -496,14 +496,16 @@ test('start prints where it listens and what it watches; SIGTERM stops it cleanl
   const configPath = join(dir, 'bugbot.config.json');
   const log = join(dir, 'app.log');
   writeFileSync(log, '');
-  writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), watch: { files: [log] } }));
+  // Slack's bot token without its signing secret: the events route answers 503, and the banner says so.
+  writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home'), watch: { files: [log] }, triggers: { slack: { apiUrl: 'http://127.0.0.1:9/api/' } } }));
   gitCheckout(dir);
   // Started from another folder, as in a user's project: bugbot still uses its own tsconfig (JSX).
-  const b = await startBugbot(t, { configPath, cwd: dir, env: { ANTHROPIC_API_KEY: 'sk-test' } });
+  const b = await startBugbot(t, { configPath, cwd: dir, env: { ANTHROPIC_API_KEY: 'sk-test', SLACK_BOT_TOKEN: 'xoxb-test' } });
   await waitFor(() => /watching: /.test(b.output()), 10_000, 'the banner');
   const out = b.output();
   assert.match(out, /POST http:\/\/127\.0\.0\.1:\d+\/triggers\/grafana/);
   assert.match(out, /no auth configured: loopback only/);
+  assert.match(out, /\/slack\/events +Slack app_mention in threads {2}\(answers 503 until SLACK_SIGNING_SECRET is set\)/);
   assert.doesNotMatch(out, /cannot run/, 'this machine has what the workers need, and the target is a checkout');
   assert.match(out, new RegExp(`watching: ${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   const health = await fetch(`${b.url}/healthz`);
