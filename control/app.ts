@@ -25,6 +25,8 @@ import type { ApprovalActions } from './types.ts';
 
 /** At most one log line this often for requests refused because the database could not write. */
 const STORAGE_LOG_MS = 10_000;
+/** At most one warning per webhook route this often for requests refused for their credentials. */
+const REFUSED_LOG_MS = 10 * 60_000;
 
 export interface AppDeps {
   config: BugbotConfig;
@@ -98,11 +100,24 @@ function loopbackHostOnly(allowedOrigins: string[]): MiddlewareHandler {
   };
 }
 
+/**
+ * A webhook request that brought credentials (a token, a password, a signature): one its
+ * sender means to be accepted. Mailgun's signature is in its form; anything posted to its
+ * route is taken for Mailgun's.
+ */
+function presentedCredentials(c: Context, deps: AppDeps): boolean {
+  const path = c.req.path;
+  if (!path.startsWith('/triggers/')) return false;
+  return path === '/triggers/email/mailgun' || Boolean(c.req.header('authorization') || c.req.header(deps.config.triggers.grafana.hmacHeader));
+}
+
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   const started = Date.now();
   // Storage failures come one per request in a storm: logged once per STORAGE_LOG_MS, with a count.
   let storageLog = { at: -Infinity, refused: 0 };
+  // Webhook credentials refused, per route: logged at warn once per REFUSED_LOG_MS, with a count.
+  const refusedLog = new Map<string, { at: number; refused: number }>();
 
   // A browser asking for a dashboard page gets the error as a page (dashboard/errors.tsx);
   // everything else, the API and the webhooks always, the JSON error.
@@ -116,7 +131,19 @@ export function createApp(deps: AppDeps): Hono {
       if (err.code === 'database_gone') deps.logger.debug('request refused: the database file is gone', { path: c.req.path });
       else if (err.status >= 500 && err.code !== 'not_configured') deps.logger.error('request failed', { path: c.req.path, error: err.message });
       else if (err.status >= 500) deps.logger.warn('request refused: not configured', { path: c.req.path, error: err.message });
-      else deps.logger.debug('request rejected', { path: c.req.path, status: err.status, error: err.message });
+      else if (err.status === 401 && presentedCredentials(c, deps)) {
+        // A webhook that came with credentials, refused: a token rotated on one side only,
+        // or a clock minutes off, refuses every alert (Grafana does not resend them); said
+        // where the operator looks, now and then. One without any is anyone's probe: debug.
+        const seen = refusedLog.get(c.req.path) ?? { at: -Infinity, refused: 0 };
+        seen.refused++;
+        if (Date.now() - seen.at >= REFUSED_LOG_MS) {
+          deps.logger.warn('webhook refused (401): its credentials do not match what this server is configured with; check the sender\'s token, password or signing secret against the variables the config names, and this machine\'s clock', { path: c.req.path, error: err.message, refused: seen.refused });
+          seen.at = Date.now();
+          seen.refused = 0;
+        }
+        refusedLog.set(c.req.path, seen);
+      } else deps.logger.debug('request rejected', { path: c.req.path, status: err.status, error: err.message });
       return fail(c, err.status, { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) }, err);
     }
     const sqlite = (err as { code?: unknown }).code;

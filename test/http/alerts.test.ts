@@ -176,6 +176,26 @@ test('alerts refused from a partly good batch are logged (a warning naming each 
   assert.equal(warnings.length, 2);
 });
 
+// Review finding: a webhook refused for its credentials was logged at debug only: a token
+// rotated on one side refused every alert, and Grafana does not resend them.
+test('a webhook refused for the credentials it brought is a warning (one per route every 10 minutes, with a count); one that brought none is not', async (t) => {
+  const { config, store, intake } = buildTestApp(t, { env: { GF_TOKEN: 'right-token' }, flags: { triggers: { grafana: { tokenEnv: 'GF_TOKEN' } } } });
+  const warnings: Array<[string, Record<string, unknown> | undefined]> = [];
+  const logger: Logger = { ...silentLogger, warn: (msg, fields) => void warnings.push([msg, fields]), child: () => logger };
+  const app = createApp({ config, store, intake, logger });
+  const body = fixtureJson('grafana', 'webhook_firing_docs.json');
+  const send = (headers: Record<string, string>) => app.request('/triggers/grafana', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  assert.equal((await send({})).status, 401);
+  assert.equal(warnings.length, 0, 'no credentials: anyone\'s probe');
+  for (let i = 0; i < 3; i++) assert.equal((await send({ authorization: 'Bearer old-token' })).status, 401);
+  assert.equal(warnings.length, 1, JSON.stringify(warnings));
+  assert.match(warnings[0]![0], /webhook refused \(401\): its credentials do not match/);
+  assert.equal(warnings[0]![1]?.path, '/triggers/grafana');
+  assert.ok(!JSON.stringify(warnings).includes('old-token') && !JSON.stringify(warnings).includes('right-token'), 'no token in the log');
+  assert.equal((await send({ authorization: 'Bearer right-token' })).status, 200);
+  assert.equal(warnings.length, 1);
+});
+
 test('malformed payloads are 400s that name the problem, and store nothing', async (t) => {
   const { app, store } = buildTestApp(t);
   const cases: Array<[unknown, RegExp]> = [
