@@ -138,7 +138,7 @@ export function createApp(deps: AppDeps): Hono {
         const seen = refusedLog.get(c.req.path) ?? { at: -Infinity, refused: 0 };
         seen.refused++;
         if (Date.now() - seen.at >= REFUSED_LOG_MS) {
-          deps.logger.warn('webhook refused (401): its credentials do not match what this server is configured with; check the sender\'s token, password or signing secret against the variables the config names, and this machine\'s clock', { path: c.req.path, error: err.message, refused: seen.refused });
+          deps.logger.warn('webhook refused (401) though it brought credentials: if the sender\'s own requests are refused (see error), check its token, password or signing secret against the variables the config names, and this machine\'s clock', { path: c.req.path, error: err.message, refused: seen.refused });
           seen.at = Date.now();
           seen.refused = 0;
         }
