@@ -86,6 +86,8 @@ export class BrowserSession {
   private live?: Promise<Live>;
   /** The launched browser, for questions that must not launch it. */
   private current?: Live;
+  /** The page being opened in place of a closed one: calls side by side share it. */
+  private opening?: Promise<Page>;
   private closing?: Promise<void>;
 
   constructor(
@@ -121,7 +123,14 @@ export class BrowserSession {
     }
     const live = await this.live;
     this.current = live;
-    if (live.page.isClosed()) live.page = this.watch(await live.context.newPage());
+    if (live.page.isClosed()) {
+      // Read-only tools may be called side by side: two new pages would leave one undriven.
+      this.opening ??= live.context
+        .newPage()
+        .then((page) => (live.page = this.watch(page)))
+        .finally(() => (this.opening = undefined));
+      await this.opening;
+    }
     return live.page;
   }
 
@@ -273,13 +282,24 @@ export class BrowserSession {
         this.console.push('http', 'error', `${res.status()} ${res.request().method()} ${res.url()}`);
       }
     });
-    const page = this.watch(context.pages()[0] ?? (await context.newPage()));
+    const live: Live = { context, page: this.watch(context.pages()[0] ?? (await context.newPage())), dispose };
+    // One page: any other is closed as it opens. Per context, not per page: a popup's own
+    // popup may arrive after its opener was closed, when no 'popup' event is emitted for it.
+    context.on('page', (page) => void this.closeUndriven(live, page));
     const sandbox = chromiumSandboxArgs(this.uid, sandboxFailed).length ? 'off' : 'on';
     this.log(`chromium started: user-data-dir=${userDataDir} guard-proxy=${proxy.url} sandbox=${sandbox}`);
-    return { context, page, dispose };
+    return live;
   }
 
-  /** Records what the page says and keeps it the only page. */
+  /** Closes, saying so, any page but the driven one: window.open, target=_blank, a popup's popup. */
+  private async closeUndriven(live: Live, page: Page): Promise<void> {
+    // The 'page' event of a page opened by page() comes before its newPage() resolves.
+    if (page === live.page || page === (await this.opening?.catch(() => undefined))) return;
+    this.console.push('popup', 'warning', `closed a new window opened for ${page.url()}: this server drives one page; use browser_navigate`);
+    await page.close().catch(() => undefined);
+  }
+
+  /** Records what the page says. */
   private watch(page: Page): Page {
     page.on('console', (msg) => {
       const { url, lineNumber } = msg.location();
@@ -290,13 +310,17 @@ export class BrowserSession {
     });
     page.on('pageerror', (err) => this.console.push('pageerror', 'error', err.stack ?? err.message));
     // Without a listener Playwright dismisses dialogs silently; an alert() often is the bug report.
+    // A beforeunload prompt ("leave with unsaved changes?") is accepted: dismissed, it keeps
+    // the page, and every later navigation and login failed with net::ERR_ABORTED.
     page.on('dialog', (dialog) => {
-      this.console.push('dialog', dialog.type(), `${dialog.type()}: ${dialog.message()} (dismissed)`);
-      void dialog.dismiss().catch(() => undefined);
+      const leave = dialog.type() === 'beforeunload';
+      this.console.push('dialog', dialog.type(), `${dialog.type()}: ${dialog.message()} (${leave ? 'accepted: the page was left' : 'dismissed'})`);
+      void (leave ? dialog.accept() : dialog.dismiss()).catch(() => undefined);
     });
-    page.on('popup', (popup) => {
-      this.console.push('popup', 'warning', `closed a new window opened for ${popup.url()}: this server drives one page; use browser_navigate`);
-      void popup.close().catch(() => undefined);
+    // Downloads are refused (acceptDownloads: false), but the event still comes: a click
+    // that started one would otherwise seem to have done nothing.
+    page.on('download', (download) => {
+      this.console.push('download', 'warning', `refused a download of ${download.url()} (${download.suggestedFilename()}): this browser saves no files`);
     });
     page.on('crash', () => {
       this.console.push('pageerror', 'error', 'the page crashed; the next tool call opens a fresh page');

@@ -7,7 +7,7 @@
 /** Longer entries (a minified bundle in a stack trace) are cut to keep results small. */
 const MAX_ENTRY_CHARS = 2_000;
 
-export type ConsoleKind = 'console' | 'pageerror' | 'dialog' | 'blocked' | 'requestfailed' | 'http' | 'popup';
+export type ConsoleKind = 'console' | 'pageerror' | 'dialog' | 'blocked' | 'requestfailed' | 'http' | 'popup' | 'download';
 
 export interface ConsoleEntry {
   id: number;

@@ -130,6 +130,20 @@ const p = document.createElement('p'); p.textContent = pw; console.log(p.innerHT
         case 'GET /tall-lie':
           // Tells scripts it is 500 px high; it is 20000.
           return html(200, `<!doctype html><title>Tall lie</title><script>Object.defineProperty(Element.prototype, 'scrollHeight', { get() { return 500; } });</script><body style="margin:0"><div style="height:20000px;background:linear-gradient(#fff,#00f)"></div></body>`);
+        case 'GET /unsaved':
+          // An editor that asks before it is left with unsaved changes.
+          return html(200, page('Unsaved', `<button id="edit">Edit</button>
+<script>addEventListener('beforeunload', (e) => { e.preventDefault(); e.returnValue = 'unsaved changes'; });</script>`));
+        case 'GET /popups':
+          // A popup whose own script opens a popup of its own, before anything could close the first.
+          return html(200, page('Popups', `<button id="open">Open</button>
+<script>document.getElementById('open').onclick = () => window.open('').document.write('<script>open("/popper2")<' + '/script>');</script>`));
+        case 'GET /popper2':
+          return html(200, page('Popper 2', `<script>setInterval(() => fetch('/tick'), 100);</script>`));
+        case 'GET /download':
+          return html(200, page('Download', '<a id="get" href="/export.csv">Export</a>'));
+        case 'GET /export.csv':
+          return res.writeHead(200, { 'content-type': 'text/csv', 'content-disposition': 'attachment; filename="export.csv"' }).end('a,b\n1,2\n');
         case 'GET /redirect-img':
           return redirect(`${outside()}/img-redirect?secret=5`);
         case 'GET /redirect-out':
@@ -144,6 +158,15 @@ const p = document.createElement('p'); p.textContent = pw; console.log(p.innerHT
 /** The highest entry number in a browser_console_logs result (0 when there is none). */
 function lastEntry(logs: string): number {
   return Math.max(0, ...[...logs.matchAll(/^#(\d+) /gm)].map((m) => Number(m[1])));
+}
+
+/** The number of the newest entry, through as many answers as the buffer takes. */
+async function newestEntry(call: Spawned['call']): Promise<number> {
+  for (let mark = 0; ; ) {
+    const next = lastEntry(textOf(await call('browser_console_logs', { after: mark })));
+    if (!next) return mark;
+    mark = next;
+  }
 }
 
 function textOf(r: CallToolResult): string {
@@ -609,6 +632,52 @@ describe('browser MCP server against real Chromium', () => {
     assert.equal(r.isError, true);
     assert.match(textOf(r), new RegExp(`^Clicking #out led to ${outsideOrigin}/clicked\\?secret=6, outside the dev server: blocked, page reset to about:blank`));
     assert.deepEqual(outsideHits, [], 'nothing reached the outside server');
+  });
+
+  // Review finding: a beforeunload prompt was dismissed, which keeps the page: once the
+  // page had been clicked, every later navigation and login failed with net::ERR_ABORTED.
+  it('leaves a page that asks before it is left, and says it asked', async () => {
+    await server.call('browser_navigate', { url: '/unsaved' });
+    // The prompt needs the user to have used the page.
+    assert.ok(!(await server.call('browser_click', { selector: '#edit' })).isError);
+    const mark = await newestEntry(server.call);
+    const nav = await server.call('browser_navigate', { url: '/' });
+    assert.ok(!nav.isError, textOf(nav));
+    assert.match(textOf(nav), /^Opened http:\/\/127\.0\.0\.1:\d+\/ — "Home/);
+    assert.match(textOf(await server.call('browser_console_logs', { after: mark })), /\[dialog\] beforeunload: .*\(accepted: the page was left\)/);
+  });
+
+  // Review finding: only the driven page's popups were closed; a popup's own popup stayed
+  // open, running its scripts (and making requests) for the rest of the session.
+  it("closes every page but the one it drives, a popup's popups too", async () => {
+    const ticks = () => seen.filter((s) => s.path === 'GET /tick').length;
+    await server.call('browser_navigate', { url: '/popups' });
+    const mark = await newestEntry(server.call);
+    assert.ok(!(await server.call('browser_click', { selector: '#open' })).isError);
+    const logs = await waitFor(async () => {
+      const t = textOf(await server.call('browser_console_logs', { after: mark }));
+      return t.includes('/popper2') ? t : undefined;
+    }, 5_000, "the popup's popup to be closed");
+    assert.match(logs, /\[popup\] closed a new window opened for about:blank:/);
+    await new Promise((r) => setTimeout(r, 500));
+    const before = ticks();
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(ticks(), before, 'no page is left fetching /tick');
+    assert.match(textOf(await server.call('browser_screenshot')), /Screenshot of http:\/\/127\.0\.0\.1:\d+\/popups/);
+  });
+
+  // Review finding: a click that started a download answered as if nothing had happened
+  // (downloads are refused), so an "export does nothing" report looked reproduced.
+  it('says when a click started a download, which it refuses', async () => {
+    await server.call('browser_navigate', { url: '/download' });
+    const mark = await newestEntry(server.call);
+    const click = await server.call('browser_click', { selector: '#get' });
+    assert.ok(!click.isError, textOf(click));
+    const logs = await waitFor(async () => {
+      const t = textOf(await server.call('browser_console_logs', { after: mark }));
+      return t.includes('[download]') ? t : undefined;
+    }, 5_000, 'the download in browser_console_logs');
+    assert.match(logs, /\[download\] refused a download of http:\/\/127\.0\.0\.1:\d+\/export\.csv \(export\.csv\): this browser saves no files/);
   });
 
   it('closes Chromium when the client closes stdin', async () => {
