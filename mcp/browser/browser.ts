@@ -18,6 +18,9 @@ import { clip, ConsoleBuffer } from './console-log.ts';
 import { GUARD_PROXY_HOST, startGuardProxy } from './guard-proxy.ts';
 import type { OriginPolicy } from './origins.ts';
 
+/** Hosts the guard proxy's refusals are logged for, at most, in a session's log. */
+const MAX_LOGGED_REFUSED_HOSTS = 200;
+
 const CHROMIUM_ARGS = [
   // Chromium's own sandbox is on but for root (chromiumSandboxArgs below).
   // Without these Chromium calls Google (updates, sync, field trials) on start.
@@ -181,11 +184,18 @@ export class BrowserSession {
     // Chromium itself calls update.googleapis.com and accounts.google.com every few seconds
     // despite the flags; those refusals go to stderr (once per host), not to the page's log.
     // What the page did is reported from Playwright's events (redirect hops, WebSockets).
+    // Hosts are the page's to make up (a WebSocket to a new name each time): the log names
+    // the first MAX_LOGGED_REFUSED_HOSTS, then says it stops. A URL may carry a seeded
+    // user's password (a refused redirect of a login): masked as tool results are.
     const refusedHosts = new Set<string>();
     const proxy = await startGuardProxy(this.policy, (what, host) => {
-      if (refusedHosts.has(host)) return;
+      if (refusedHosts.has(host) || refusedHosts.size > MAX_LOGGED_REFUSED_HOSTS) return;
       refusedHosts.add(host);
-      this.log(`guard proxy refused ${what} (later refusals for ${host} are not logged)`);
+      this.log(
+        refusedHosts.size > MAX_LOGGED_REFUSED_HOSTS
+          ? `guard proxy refused requests to ${MAX_LOGGED_REFUSED_HOSTS} hosts; refusals for further hosts are not logged`
+          : `guard proxy refused ${clip(this.mask(what), MAX_PAGE_TEXT)} (later refusals for ${clip(this.mask(host), MAX_PAGE_TEXT)} are not logged)`,
+      );
     });
     let context: BrowserContext;
     try {

@@ -91,6 +91,9 @@ new WebSocket('${outside().replace('http', 'ws')}/ws?secret=4');</script>`));
           return url.searchParams.get('password') === ENTERPRISE_PASSWORD
             ? html(200, page('Signed in', '<p id="whoami">Logged in as enterprise</p>'), { 'set-cookie': 'role=enterprise; Path=/; HttpOnly' })
             : html(401, page('Bad credentials', 'bad credentials'));
+        case 'GET /many-hosts':
+          // A page that makes up a host per request: each refused by the guard proxy.
+          return html(200, page('Many hosts', `<script>for (let i = 0; i < 260; i++) new WebSocket('ws://h' + i + '.example.test/ws');</script>`));
         case 'GET /link-out':
           return html(200, page('Link out', `<a id="out" href="${outside()}/clicked?secret=6">out</a>`));
         case 'GET /tall':
@@ -464,6 +467,17 @@ describe('browser MCP server against real Chromium', () => {
     // The second layer did the refusing for the redirects and the WebSocket.
     assert.match(server.stderr(), new RegExp(`guard proxy refused (GET|CONNECT) \\S*${outsideOrigin.slice(7)}`));
     assert.deepEqual(outsideHits, [], 'nothing reached the outside server');
+  });
+
+  // Review finding: the guard proxy's refusals were logged once per host, and hosts are the
+  // page's to make up: a page could write the server's log without end.
+  it("logs the guard proxy's refusals for at most 200 hosts, then says it stops", async () => {
+    await server.call('browser_navigate', { url: '/many-hosts' });
+    await waitFor(() => (/refusals for further hosts are not logged/.test(server.stderr()) ? true : undefined), 20_000, 'the last refusal line');
+    await new Promise((r) => setTimeout(r, 500));
+    const lines = server.stderr().split('\n').filter((l) => /guard proxy refused/.test(l));
+    assert.ok(lines.length <= 201, `${lines.length} refusal lines`);
+    assert.equal(lines.filter((l) => /further hosts are not logged/.test(l)).length, 1);
   });
 
   // Review finding: a login form that sends its fields in the URL showed the seeded
