@@ -38,8 +38,16 @@ export interface SlackEventsReceiverOptions {
   logger: Logger;
 }
 
+/**
+ * How often a refused request carrying Slack's headers is logged at warn: a wrong signing
+ * secret or a clock off by minutes refuses every one of Slack's requests, and the refusals
+ * themselves are logged at debug only (anyone can send them).
+ */
+const REFUSED_WARN_MS = 10 * 60_000;
+
 export class SlackEventsReceiver implements Receiver {
   private app: App | undefined;
+  private refusedWarnedAt = -Infinity;
 
   constructor(private readonly opts: SlackEventsReceiverOptions) {}
 
@@ -63,14 +71,25 @@ export class SlackEventsReceiver implements Receiver {
         throw new HttpError(503, 'not_configured', `slack events endpoint is not configured: set ${o.signingSecretEnv}`);
       }
       const raw = Buffer.from(await c.req.arrayBuffer());
-      verifySlackSignature({
-        signingSecret: o.signingSecret,
-        signature: c.req.header('x-slack-signature'),
-        timestamp: c.req.header('x-slack-request-timestamp'),
-        body: raw,
-        nowSeconds: Math.floor(o.now().getTime() / 1000),
-        toleranceSeconds: o.toleranceSeconds,
-      });
+      const signature = c.req.header('x-slack-signature');
+      const timestamp = c.req.header('x-slack-request-timestamp');
+      const now = o.now().getTime();
+      try {
+        verifySlackSignature({ signingSecret: o.signingSecret, signature, timestamp, body: raw, nowSeconds: Math.floor(now / 1000), toleranceSeconds: o.toleranceSeconds });
+      } catch (err) {
+        // Signed and timestamped, as Slack's requests are, yet refused: say so where the
+        // operator looks, now and then.
+        if (signature && timestamp && now - this.refusedWarnedAt >= REFUSED_WARN_MS) {
+          this.refusedWarnedAt = now;
+          o.logger.warn(
+            `slack request refused (401): if Slack's own requests are refused, mentions and button clicks go unanswered: check that ${o.signingSecretEnv} ` +
+              "holds the app's Signing Secret (Basic Information → App Credentials; not its Verification Token) and that this machine's clock is right " +
+              '(said at most every 10 minutes)',
+            { error: (err as Error).message },
+          );
+        }
+        throw err;
+      }
       const { form, body } = parseSlackBody(raw.toString('utf8'), c.req.header('content-type'));
 
       if (form) {

@@ -17,6 +17,8 @@ export const MAX_REPORT_CHARS = 20_000;
 const MAX_MESSAGE_CHARS = MAX_REPORT_CHARS / 4;
 /** conversations.replies pages read at most (200 messages each). */
 const MAX_PAGES = 10;
+/** A message's attachments read at most, and fields of each. */
+const MAX_ATTACHMENTS = 20;
 const TITLE_CHARS = 120;
 
 /** The bot's own ids (from auth.test); unknown until Slack has answered. */
@@ -174,7 +176,7 @@ export async function fetchThread(client: WebClient, channel: string, threadTs: 
         user: m.user,
         botId: m.bot_id,
         subtype: typeof subtype === 'string' ? subtype : undefined,
-        text: m.text ?? '',
+        text: messageText(m),
       });
     }
     cursor = r.response_metadata?.next_cursor || undefined;
@@ -182,6 +184,32 @@ export async function fetchThread(client: WebClient, channel: string, threadTs: 
     cursors.add(cursor);
   }
   return [...byTs.values()].sort((a, b) => Number(a.ts) - Number(b.ts));
+}
+
+/**
+ * A message's words: its text, then those of its attachments
+ * (https://docs.slack.dev/legacy/legacy-messaging/legacy-secondary-message-attachments).
+ * Alerting apps (Alertmanager's and Grafana's Slack notifiers) post the alert as an
+ * attachment's title and text, with no text of the message's own: without them, the alert
+ * a thread is about read as an empty line. Link previews Slack added (`from_url`,
+ * `is_app_unfurl`) are left out: the link is in the text already.
+ */
+function messageText(m: { text?: string; attachments?: unknown }): string {
+  const parts = [m.text ?? ''];
+  const attachments = Array.isArray(m.attachments) ? m.attachments.slice(0, MAX_ATTACHMENTS) : [];
+  for (const a of attachments) {
+    if (!isRecord(a) || a.from_url !== undefined || a.is_app_unfurl === true) continue;
+    const fields = Array.isArray(a.fields) ? a.fields.slice(0, MAX_ATTACHMENTS).filter(isRecord) : [];
+    const own = [
+      str(a.pretext),
+      str(a.title),
+      str(a.text),
+      ...fields.map((f) => (str(f.value) ? [str(f.title), str(f.value)].filter(Boolean).join(': ') : undefined)),
+    ].filter((p): p is string => p !== undefined);
+    // fallback: the plain-text summary Slack asks every attachment for, when it says nothing else.
+    parts.push(...(own.length ? own : [str(a.fallback) ?? '']));
+  }
+  return parts.filter(Boolean).join('\n');
 }
 
 /**
@@ -249,6 +277,24 @@ export function replyText(result: AcceptResult, ticket: Ticket | undefined): str
   // Its thread could not be stored: triaged on the mention once its hold ends.
   if (result.state === 'settling') return `Thanks — I opened ticket ${id}; it is triaged shortly.${regression}`;
   return `Thanks — I opened ticket ${id} (${result.state}, ${reason}).${regression}`;
+}
+
+/**
+ * Platform errors that are Slack's trouble of the moment, not a refusal of this call
+ * (https://docs.slack.dev/reference/methods/chat.postMessage#errors).
+ */
+export const TRANSIENT_PLATFORM_ERRORS = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'ratelimited']);
+
+/**
+ * Slack could not take a call for now: out of reach (a refused or lost connection, a
+ * timeout), an HTTP 5xx, or one of its transient platform errors. Neither a refusal
+ * (channel_not_found, invalid_auth) nor a rate limit (withRateLimit's to wait out).
+ */
+export function slackTrouble(err: unknown): boolean {
+  const e = err as { code?: unknown; statusCode?: unknown; data?: { error?: unknown } } | null;
+  if (e?.code === ErrorCode.RequestError) return true;
+  if (e?.code === ErrorCode.HTTPError) return typeof e.statusCode === 'number' && e.statusCode >= 500;
+  return e?.code === ErrorCode.PlatformError && typeof e.data?.error === 'string' && TRANSIENT_PLATFORM_ERRORS.has(e.data.error);
 }
 
 /** The longest Retry-After waited for; a longer one fails the call at once. */

@@ -38,6 +38,7 @@ import {
   mentionOfNote,
   parseMention,
   replyText,
+  TRANSIENT_PLATFORM_ERRORS,
   withRateLimit,
   type BotIdentity,
   type Mention,
@@ -437,12 +438,6 @@ export function settleHeldMentions(deps: { config: BugbotConfig; store: Store; i
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/**
- * Platform errors that are Slack's trouble of the moment, not a refusal of this call
- * (https://docs.slack.dev/reference/methods/chat.postMessage#errors).
- */
-const TRANSIENT_PLATFORM_ERRORS = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'ratelimited']);
 
 /**
  * Whether Slack refused a call for good: a platform error code (channel_not_found,

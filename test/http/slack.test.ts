@@ -20,7 +20,7 @@ import type { Ticket } from '../../control/types.ts';
 import { createSlackTrigger, type SlackTrigger } from '../../control/triggers/slack.ts';
 import { ErrorCode } from '@slack/web-api';
 import { formatThread, heldNote, MAX_REPORT_CHARS, mentionEvent, RATE_LIMIT_MAX_WAIT_S, stripBotMention, withRateLimit, type Mention } from '../../control/triggers/slack-thread.ts';
-import { tempDir } from '../support/helpers.ts';
+import { FakeClock, tempDir } from '../support/helpers.ts';
 import { startBugbot } from '../support/process.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -56,7 +56,7 @@ class SlackStub {
   /** While set, conversations.replies waits for it: proves the ack does not wait on the Web API. */
   hold: Promise<void> | undefined;
   /** Threads of our own, by channel, served in the documented response's shape (messages, has_more). */
-  readonly threads = new Map<string, Array<{ type: 'message'; user: string; text: string; ts: string }>>();
+  readonly threads = new Map<string, Array<{ type: 'message'; user?: string; bot_id?: string; subtype?: string; text: string; ts: string; attachments?: Array<Record<string, unknown>> }>>();
   /** JSON messages the Socket Mode client sent (its acks). */
   readonly received: Record<string, unknown>[] = [];
   /** While `times` > 0, chat.postMessage answers 429 with this Retry-After (Slack's rate limit). */
@@ -480,6 +480,47 @@ describe('POST /slack/events', () => {
     assert.equal(t.state, 'queued');
     assert.match(posted.text, new RegExp(`^Thanks — I opened ticket #${t.id} \\(queued, `));
     assert.match(t.message, /at cartTotal/);
+  });
+
+  // Review finding: an alerting app's post (Alertmanager's, Grafana's Slack notifier) carries
+  // the alert in an attachment's title and text, with no text of its own: the thread under it
+  // read as an empty line, and "@bugbot can you fix this?" was triaged as a question.
+  it("reads an app's post from its attachments (an alert the thread is about), but not link previews", async () => {
+    stub.threads.set('CALERT0001', [
+      {
+        type: 'message',
+        subtype: 'bot_message',
+        bot_id: 'B0ALERTMGR',
+        text: '',
+        ts: '1700001000.000100',
+        attachments: [
+          {
+            color: 'danger',
+            title: '[FIRING:1] CheckoutErrors (shop-api critical)',
+            title_link: 'http://alertmanager.shop.test/#/alerts',
+            text: "TypeError: Cannot read properties of undefined (reading 'total')\n    at cartTotal (src/cart.ts:41:12)",
+            fields: [{ title: 'route', value: 'POST /api/checkout', short: true }],
+            fallback: '[FIRING:1] CheckoutErrors | http://alertmanager.shop.test/#/alerts',
+          },
+        ],
+      },
+      {
+        type: 'message',
+        user: 'U0KIM',
+        text: 'same as <https://status.shop.test/incidents/42>',
+        ts: '1700001001.000100',
+        attachments: [{ from_url: 'https://status.shop.test/incidents/42', title: 'Incident 42', text: 'a preview of the status page', fallback: 'Status: Incident 42' }],
+      },
+      { type: 'message', user: 'U0KIM', text: `<@${BOT_USER}> can you fix this?`, ts: '1700001002.000100' },
+    ]);
+    const res = await post(mention('EvALERT1', { channel: 'CALERT0001', user: 'U0KIM', ts: '1700001002.000100', thread_ts: '1700001000.000100', text: `<@${BOT_USER}> can you fix this?` }));
+    assert.equal(res.status, 200);
+    await until('the reply', () => stub.posted.find((p) => p.channel === 'CALERT0001'));
+    const t = ticketBySourceEvent('EvALERT1')!;
+    assert.match(t.message, /^<app:B0ALERTMGR>: \[FIRING:1\] CheckoutErrors \(shop-api critical\)\n {2}TypeError: Cannot read properties of undefined \(reading 'total'\)\n\s+at cartTotal/);
+    assert.match(t.message, /\n {2}route: POST \/api\/checkout\n/);
+    assert.doesNotMatch(t.message, /preview of the status page|Incident 42/);
+    assert.equal(t.classification, 'bug', t.triageReason ?? '');
   });
 
   // Review finding: a failure to store the thread (the database busy or full) escaped the
@@ -943,6 +984,52 @@ describe('createSlackTrigger', () => {
     } finally {
       store.close();
     }
+  });
+});
+
+// Review finding: with the app's Verification Token pasted as the signing secret (or the
+// clock minutes off), every request Slack sent was refused with a 401 logged at debug
+// only: mentions went unanswered and the log said nothing.
+describe('Slack requests refused for a wrong signing secret or clock', () => {
+  it('says so at warn, naming the variable, at most every 10 minutes; requests without Slack headers stay quiet', async (t) => {
+    const dir = tempDir(t, 'bugbot-slack-refused-');
+    const clock = new FakeClock(Date.now());
+    const config = loadConfig({ env: { SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: BOT_TOKEN }, flags: { home: dir }, cwd: dir });
+    const store = new Store(join(dir, 'bugbot.db'), { now: clock.now });
+    t.after(() => store.close());
+    const intake = new Intake({ store, config, redactor: createRedactor() });
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', write: (l) => lines.push(l) });
+    const slack = createSlackTrigger({ config, store, intake, logger });
+    t.after(() => slack.stop());
+    const app = createApp({ config, store, intake, logger: silentLogger, slack });
+    const body = fixtureText('url_verification_zulip.json');
+    const post = (secret: string, skewSeconds = 0) => {
+      const ts = String(Math.floor(clock.now().getTime() / 1000) - skewSeconds);
+      const signature = 'v0=' + createHmac('sha256', secret).update(`v0:${ts}:${body}`).digest('hex');
+      return app.request('/slack/events', { method: 'POST', headers: { 'content-type': 'application/json', 'x-slack-request-timestamp': ts, 'x-slack-signature': signature }, body });
+    };
+    const warned = () => lines.filter((l) => l.includes('"level":"warn"') && l.includes('slack request refused'));
+
+    // The Verification Token where the Signing Secret belongs.
+    assert.equal((await post('Jhj5dZrVaK7ZwHHjRyZWjbDl')).status, 401);
+    assert.equal(warned().length, 1, lines.join('\n'));
+    assert.match(warned()[0]!, /SLACK_SIGNING_SECRET/);
+    assert.match(warned()[0]!, /X-Slack-Signature does not match/);
+    assert.ok(!lines.join('\n').includes(SECRET), 'the secret is never logged');
+    assert.equal((await post('Jhj5dZrVaK7ZwHHjRyZWjbDl')).status, 401);
+    assert.equal(warned().length, 1, 'not again within 10 minutes');
+
+    clock.advance(11 * 60);
+    const unsigned = await app.request('/slack/events', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    assert.equal(unsigned.status, 401);
+    assert.equal(warned().length, 1, 'a request without Slack headers is nobody to tell the operator about');
+    // The clock 7 minutes off.
+    assert.equal((await post(SECRET, 420)).status, 401);
+    assert.equal(warned().length, 2);
+    assert.match(warned()[1]!, /stale request: X-Slack-Request-Timestamp is 420 s from now/);
+    assert.equal((await post(SECRET)).status, 200);
+    assert.equal(warned().length, 2);
   });
 });
 
