@@ -28,7 +28,8 @@ const refName = (what: string) =>
   nonEmpty(what).refine(
     (s) =>
       !s.startsWith('-') &&
-      !/[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/\.|^\.|^\/|\/$|\.$|\.lock$|\.lock\//.test(s) &&
+      ![...s].some((ch) => ch <= ' ' || ch === '\x7f') &&
+      !/[~^:?*[\\]|\.\.|@\{|\/\/|\/\.|^\.|^\/|\/$|\.$|\.lock$|\.lock\//.test(s) &&
       s !== '@',
     'must be a name git accepts for a branch or remote (no spaces, "..", "~^:?*[\\", no leading "-" or ".", no trailing "/", "." or ".lock")',
   );
