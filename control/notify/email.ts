@@ -28,6 +28,8 @@ export interface MailReply {
   text: string;
   inReplyTo?: string;
   references?: string;
+  /** Set by the sender: the same for every time one outbox message is sent (replyMessageId). */
+  messageId?: string;
   headers: Record<string, string>;
 }
 
@@ -88,6 +90,18 @@ export function fixedReply(notice: TicketNotice, reporter: Reporter, opts: Messa
  */
 function isOwnAddress(to: string, from: string): boolean {
   return addressParser(from).some((a) => a.address?.trim().toLowerCase() === to.trim().toLowerCase());
+}
+
+/**
+ * The Message-ID of one outbox message (RFC 5322 §3.6.4), from its outbox key and the From
+ * address's domain: the same every time that message is sent. One sent again (a crash after
+ * the server took it and before the outbox marked it sent, a timeout after the server had
+ * it) is then the same message, which mail systems such as Gmail show once, not a second
+ * mail with an id of its own.
+ */
+export function replyMessageId(key: string, from: string): string {
+  const domain = addressParser(from).find((a) => a.address?.includes('@'))?.address?.split('@').pop() || 'localhost';
+  return `<bugbot.${key.slice(0, 32)}@${domain}>`;
 }
 
 /** Sends through one SMTP server; connections are opened per message and closed after. */

@@ -9,10 +9,11 @@
  *   the fix is pushed ("fixed and live"): never for a failure or a pending approval.
  *
  * Every send is independent: a failure is logged and the others still go out; nothing
- * throws out of notify(). An email the server could not take for now (unreachable, or a
+ * throws out of notify(). Emails go to the SMTP server SMTP_CONNECTIONS at a time, the others
+ * waiting their turn. An email the server could not take for now (unreachable, or a
  * temporary 4xx refusal) is tried again after notify.email.retryDelaysSeconds, a Slack
  * reply after the rate limit's Retry-After; stopping the server ends the waiting (and the
- * outbox keeps such a message for the next start).
+ * outbox keeps such a message, and an email still waiting its turn, for the next start).
  *
  * With a store, every message is recorded in the outbox (control/queue/notifications.ts)
  * before it is sent: the same notice to the same reporter goes out once, and a message a
@@ -20,6 +21,7 @@
  * docs/notifications.md.
  */
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,8 +30,9 @@ import type { Logger } from '../log.ts';
 import type { OutcomeRow } from '../outcomes/archive.ts';
 import { deferNotification, finishNotification, keepUntoldFix, latestNotice, pendingNotifications, recordNotification, type NotificationRow } from '../queue/notifications.ts';
 import type { Store } from '../queue/store.ts';
+import { slackTrouble } from '../triggers/slack-thread.ts';
 import type { Ticket, TicketNotice } from '../types.ts';
-import { EmailNotifier, fixedReply } from './email.ts';
+import { EmailNotifier, fixedReply, replyMessageId } from './email.ts';
 import type { MessageOptions } from './format.ts';
 import { parseSlackThread, rateLimited, SlackNotifier, slackMessage, type SlackTarget } from './slack.ts';
 
@@ -40,6 +43,22 @@ export interface NotifierDeps {
   store?: Store;
   /** Redaction for a failure's reason (default: the config's, as intake redacts). */
   redact?: (text: string) => string;
+}
+
+/**
+ * How many emails go to the SMTP server at once, each on a connection of its own. A fix told
+ * to thousands of reporters opened a connection for every one of them at the same moment:
+ * mail providers refuse past a few from one login (Exchange Online takes 3 and answers the
+ * rest "432 4.3.2 concurrent connections limit exceeded"), and the host ran short of sockets.
+ */
+export const SMTP_CONNECTIONS = 3;
+
+/** An email that still waited for a connection when bugbot stopped: never tried, it stays in the outbox for the next start. */
+class Stopped extends Error {
+  readonly code = 'ESTOPPED';
+  constructor() {
+    super('bugbot stopped before the message was sent');
+  }
 }
 
 /** One message of a notice: to whom (recorded with it), how to send it, how to say why it failed. */
@@ -67,6 +86,9 @@ export class Notifier {
   private readonly retryDelaysMs: number[];
   /** Aborted by close(): retries waiting for their turn give up. */
   private readonly closing = new AbortController();
+  /** Emails being sent now (at most SMTP_CONNECTIONS), and those waiting for one of them to end, first come first served. */
+  private smtpBusy = 0;
+  private readonly smtpWaiting: Array<{ go: () => void; stop: (err: Error) => void }> = [];
   private readonly redact: (text: string) => string;
   /** This machine's folders a reason may name, longest first, and what a reporter reads instead. */
   private readonly paths: Array<[string, string]>;
@@ -76,6 +98,13 @@ export class Notifier {
     const n = config.notify;
     this.logger = deps.logger;
     this.store = deps.store;
+    // Every retry waiting out its delay listens for the stop: thousands in a flood of
+    // reporters while the mail server refuses for now, which is no leak to warn of.
+    setMaxListeners(0, this.closing.signal);
+    // Emails still waiting for a connection are not sent once bugbot stops (the outbox keeps them).
+    this.closing.signal.addEventListener('abort', () => {
+      for (const w of this.smtpWaiting.splice(0)) w.stop(new Stopped());
+    });
     this.redact = deps.redact ?? configuredRedactor(config).text;
     const paths: Array<[string, string]> = [
       [resolve(config.home), '<bugbot home>'],
@@ -149,11 +178,21 @@ export class Notifier {
     const store = this.store;
     if (!store) return Promise.resolve();
     const byNotice = new Map<string, NotificationRow[]>();
-    for (const row of pendingNotifications(store)) byNotice.set(row.notice_json, [...(byNotice.get(row.notice_json) ?? []), row]);
-    if (byNotice.size) this.logger.info('sending notifications left unsent', { messages: [...byNotice.values()].flat().length });
+    let messages = 0;
+    for (const row of pendingNotifications(store)) {
+      const rows = byNotice.get(row.notice_json);
+      if (rows) rows.push(row);
+      else byNotice.set(row.notice_json, [row]);
+      messages++;
+    }
+    if (byNotice.size) this.logger.info('sending notifications left unsent', { messages });
     return Promise.all(
       [...byNotice].map(([json, rows]) => {
-        const notice = JSON.parse(json) as TicketNotice;
+        const kept = JSON.parse(json) as TicketNotice;
+        // The outbox keeps the ticket by id and title (outboxNotice): the reporters are the
+        // ticket's now. Its list only grows, so each row's reporter is still at the position
+        // the row names.
+        const notice = { ...kept, ticket: store.getTicket(kept.ticket.id) ?? kept.ticket };
         return this.track(notice, () => this.send(notice, rows));
       }),
     ).then(() => undefined);
@@ -168,7 +207,10 @@ export class Notifier {
     return work;
   }
 
-  /** Wait for notifications in flight (retries waiting stop), then close the SMTP transport. Idempotent. */
+  /**
+   * Wait for notifications in flight (retries waiting stop, and emails waiting for a
+   * connection are not sent: the outbox keeps both), then close the SMTP transport. Idempotent.
+   */
   async close(): Promise<void> {
     this.closing.abort();
     await Promise.allSettled([...this.pending]);
@@ -177,11 +219,14 @@ export class Notifier {
 
   /** Run an email send, again after each retry delay while it fails for a transient reason. */
   private async retrying<T>(run: () => Promise<T>, fields: Record<string, unknown>, tries: { n: number }): Promise<T> {
+    let last: unknown;
     for (let attempt = 0; ; attempt++) {
       try {
-        tries.n++;
-        return await run();
+        return await this.smtpTry(run, tries);
       } catch (err) {
+        // Stopped while it waited for a connection: the last refusal, if any, stands.
+        if (err instanceof Stopped) throw last ?? err;
+        last = err;
         const delay = this.retryDelaysMs[attempt];
         if (delay === undefined || !transientSmtp(err) || this.closing.signal.aborted) throw err;
         this.logger.warn('notification not sent yet; trying again', { ...fields, error: smtpErrorText(err), attempt: attempt + 1, retryInSeconds: delay / 1000 });
@@ -189,6 +234,22 @@ export class Notifier {
         await sleep(delay, undefined, { signal: this.closing.signal }).catch(() => undefined);
         if (this.closing.signal.aborted) throw err;
       }
+    }
+  }
+
+  /** One try of an email, once one of the SMTP_CONNECTIONS is free; rejects with Stopped when bugbot stops first. */
+  private async smtpTry<T>(run: () => Promise<T>, tries: { n: number }): Promise<T> {
+    if (this.closing.signal.aborted) throw new Stopped();
+    if (this.smtpBusy < SMTP_CONNECTIONS) this.smtpBusy++;
+    // The send that ends hands its connection over (smtpBusy stays as it is).
+    else await new Promise<void>((go, stop) => this.smtpWaiting.push({ go, stop }));
+    try {
+      tries.n++;
+      return await run();
+    } finally {
+      const next = this.smtpWaiting.shift();
+      if (next) next.go();
+      else this.smtpBusy--;
     }
   }
 
@@ -200,10 +261,12 @@ export class Notifier {
     const store = this.store;
     const work: Array<{ job: Job; id?: number }> = [];
     const jobs = this.jobs(notice);
+    const kept = outboxNotice(notice);
     if (store && !resumed && notice.kind === 'fixed' && jobs.length === 0) {
       // Nobody to tell now; a person whose report joins the fixed ticket later is told this.
-      keepUntoldFix(store, { ticketId: notice.ticket.id, dedupeKey: dedupeKey(notice, {}), notice });
+      keepUntoldFix(store, { ticketId: notice.ticket.id, dedupeKey: dedupeKey(notice, {}), notice: kept });
     }
+    const rowOf = new Map(resumed?.map((r) => [r.target_json, r.id]));
     for (const job of jobs) {
       if (!store) {
         work.push({ job });
@@ -213,8 +276,8 @@ export class Notifier {
       let id: number | undefined;
       try {
         id = resumed
-          ? resumed.find((r) => r.target_json === target)?.id
-          : recordNotification(store, { ticketId: notice.ticket.id, kind: notice.kind, dedupeKey: dedupeKey(notice, job.to), notice, target: job.to });
+          ? rowOf.get(target)
+          : recordNotification(store, { ticketId: notice.ticket.id, kind: notice.kind, dedupeKey: dedupeKey(notice, job.to), notice: kept, target: job.to });
       } catch (err) {
         // The outbox could not take it (a full disk): sent unrecorded rather than never, since
         // nothing else keeps it (a run's end the database refused is recorded without its notice).
@@ -226,8 +289,9 @@ export class Notifier {
       else if (!resumed) this.logger.debug('already notified', { ticket: notice.ticket.id, kind: notice.kind, ...job.to });
     }
     // Pending rows whose message this configuration no longer sends (a channel turned off).
+    const sending = new Set(work.map((w) => w.id));
     for (const row of resumed ?? []) {
-      if (!work.some((w) => w.id === row.id)) finishNotification(store!, row.id, 'failed', 0, 'no longer sent: its channel is not configured');
+      if (!sending.has(row.id)) finishNotification(store!, row.id, 'failed', 0, 'no longer sent: its channel is not configured');
     }
 
     const tries = work.map(() => ({ n: 0 }));
@@ -276,7 +340,8 @@ export class Notifier {
             return slack.post(target, message, this.closing.signal);
           },
           why: slackErrorText,
-          deferrable: rateLimited,
+          // Stopped while it waited out a rate limit or Slack's trouble of the moment.
+          deferrable: (err) => rateLimited(err) || slackTrouble(err),
         });
       }
     } else if (threads.size) {
@@ -296,11 +361,27 @@ export class Notifier {
         sent.add(mail.to.toLowerCase());
         // The log names the reporter by position, never by address.
         const to = { via: 'email', reporter: i };
-        jobs.push({ to, run: (tries) => this.retrying(() => email.send(mail), { ticket: ticket.id, kind: notice.kind, ...to }, tries), why: smtpErrorText, deferrable: transientSmtp });
+        const reply = { ...mail, messageId: replyMessageId(dedupeKey(notice, to), this.from!) };
+        jobs.push({
+          to,
+          run: (tries) => this.retrying(() => email.send(reply), { ticket: ticket.id, kind: notice.kind, ...to }, tries),
+          why: smtpErrorText,
+          deferrable: (err) => err instanceof Stopped || transientSmtp(err),
+        });
       });
     }
     return jobs;
   }
+}
+
+/**
+ * A notice as the outbox keeps it: what its messages say, and the ticket by id and title
+ * only. The whole ticket in every row (its reporters, its report's text of up to 100,000
+ * characters) made a fix told to thousands of reporters quadratic: 600 MB of outbox for
+ * 2,000 of them. A message sent again (resume()) reads the reporters from the ticket.
+ */
+function outboxNotice(notice: TicketNotice): unknown {
+  return { ...notice, ticket: { id: notice.ticket.id, title: notice.ticket.title } };
 }
 
 /**

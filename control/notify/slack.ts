@@ -8,9 +8,10 @@
  * cannot ping people or forge links.
  */
 import { ErrorCode, WebClient } from '@slack/web-api';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.ts';
 import { APPROVE_ACTION, isWebUrl, SKIP_ACTION } from '../triggers/slack-approvals.ts';
-import { escapeMrkdwn, withRateLimit } from '../triggers/slack-thread.ts';
+import { escapeMrkdwn, slackTrouble, withRateLimit } from '../triggers/slack-thread.ts';
 import { toBoltLogger } from '../triggers/slack.ts';
 import type { TicketNotice } from '../types.ts';
 import { commitRef, type MessageOptions } from './format.ts';
@@ -79,11 +80,21 @@ export function rateLimited(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === ErrorCode.RateLimitedError;
 }
 
+/**
+ * Waits before each new try of a message Slack could not take for now (out of reach, a 5xx,
+ * its own trouble): the client's quick retries span seconds, Slack's incidents minutes.
+ */
+export const SLACK_RETRY_DELAYS_MS = [5_000, 30_000, 120_000];
+
 /** Posts through the Web API with the bot token (chat:write). */
 export class SlackNotifier {
   private readonly client: WebClient;
+  private readonly logger: Logger;
+  private readonly retryDelaysMs: readonly number[];
 
-  constructor(opts: { token: string; apiUrl: string; logger: Logger }) {
+  constructor(opts: { token: string; apiUrl: string; logger: Logger; retryDelaysMs?: readonly number[] }) {
+    this.logger = opts.logger;
+    this.retryDelaysMs = opts.retryDelaysMs ?? SLACK_RETRY_DELAYS_MS;
     // Few quick retries: a notification is not worth holding a shutdown for. A rate limit
     // is waited out by withRateLimit (bounded, and cut short by `signal`), not by the
     // client, which would wait its Retry-After in full before each retry.
@@ -96,17 +107,36 @@ export class SlackNotifier {
     });
   }
 
-  /** `signal`: the notifier closing; a wait on a rate limit ends then. */
+  /**
+   * Post, waiting out a rate limit, and again after each of retryDelaysMs while Slack cannot
+   * take it for now. `signal`: the notifier closing; a wait ends then, and the last error stands.
+   */
   async post(to: SlackTarget, message: SlackMessage, signal: AbortSignal = new AbortController().signal): Promise<void> {
-    await withRateLimit(
-      () =>
-        this.client.chat.postMessage({
-          channel: to.channel,
-          text: message.text,
-          ...(to.threadTs ? { thread_ts: to.threadTs } : {}),
-          ...(message.blocks ? { blocks: message.blocks } : {}),
-        }),
-      signal,
-    );
+    const send = () =>
+      this.client.chat.postMessage({
+        channel: to.channel,
+        text: message.text,
+        ...(to.threadTs ? { thread_ts: to.threadTs } : {}),
+        ...(message.blocks ? { blocks: message.blocks } : {}),
+      });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await withRateLimit(send, signal);
+        return;
+      } catch (err) {
+        const delay = this.retryDelaysMs[attempt];
+        if (delay === undefined || !slackTrouble(err) || signal.aborted) throw err;
+        this.logger.warn('slack message not sent yet; trying again', { channel: to.channel, threadTs: to.threadTs, error: troubleText(err), attempt: attempt + 1, retryInSeconds: delay / 1000 });
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) throw err;
+      }
+    }
   }
+}
+
+/** Slack's error code (service_unavailable) when it gave one, else the message ("... statusCode = 503"). */
+function troubleText(err: unknown): string {
+  const e = err as { data?: { error?: unknown }; message?: unknown } | null;
+  if (typeof e?.data?.error === 'string') return e.data.error;
+  return typeof e?.message === 'string' ? e.message : String(err);
 }

@@ -22,7 +22,10 @@ export interface NotificationRow {
   finished_at: string | null;
 }
 
-/** Record a message about to be sent; undefined when the same one was recorded before. */
+/**
+ * Record a message about to be sent; undefined when the same one was recorded before.
+ * `notice`: what the message says, as Notifier keeps it (the ticket by id and title).
+ */
 export function recordNotification(
   store: Store,
   n: { ticketId: number; kind: string; dedupeKey: string; notice: unknown; target: unknown },
@@ -91,8 +94,8 @@ export interface NotificationSummary {
 
 /**
  * How many of a ticket's messages the API, `bugbot ticket --json` and the ticket page read:
- * the latest. A fix told to thousands of reporters (an email flood) is thousands of rows,
- * each with the whole ticket in its notice; notificationCounts says how many there are.
+ * the latest. A fix told to thousands of reporters (an email flood) is thousands of rows;
+ * notificationCounts says how many there are.
  */
 export const NOTIFICATIONS_LISTED = 200;
 

@@ -23,7 +23,7 @@ import { workspacePaths } from '../../control/dispatcher/workspace.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { createLogger, silentLogger, type Logger } from '../../control/log.ts';
 import { noticeForRun, Notifier } from '../../control/notify/index.ts';
-import { slackMessage } from '../../control/notify/slack.ts';
+import { SlackNotifier, slackMessage } from '../../control/notify/slack.ts';
 import { startServer } from '../../control/main.ts';
 import { claimNext, finishRun, pendingRunNotices, setRunProcess } from '../../control/queue/leases.ts';
 import { notificationsForTicket, notificationSummaries } from '../../control/queue/notifications.ts';
@@ -66,6 +66,12 @@ class SlackApi {
   readonly calls: ApiCall[] = [];
   /** chat.postMessage to these channels is refused with 429 and a Retry-After of 20 s (Slack's rate limit). */
   readonly rateLimited = new Set<string>();
+  /**
+   * Slack in trouble: chat.postMessage to a channel answers each of these in turn before it
+   * takes the message: 'reset' drops the connection, '503' is an HTTP 503, anything else
+   * Slack's error code (service_unavailable, internal_error).
+   */
+  readonly trouble = new Map<string, string[]>();
   private server: Server | undefined;
   private seq = 0;
 
@@ -76,6 +82,14 @@ class SlackApi {
       req.on('end', () => {
         const method = (req.url ?? '').replace(/^\/api\//, '');
         const params: Params = { text: '', channel: '', ...Object.fromEntries(new URLSearchParams(raw)) };
+        const trouble = method === 'chat.postMessage' ? this.trouble.get(params.channel)?.shift() : undefined;
+        if (trouble !== undefined) {
+          const response = { ok: false, error: trouble === '503' ? 'service_unavailable' : trouble };
+          this.calls.push({ method, params, authorization: req.headers.authorization, response });
+          if (trouble === 'reset') req.socket.destroy();
+          else res.writeHead(trouble === '503' ? 503 : 200, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(response));
+          return;
+        }
         const limited = method === 'chat.postMessage' && this.rateLimited.has(params.channel);
         const response = limited ? { ok: false, error: 'ratelimited' } : this.answer(method, params);
         this.calls.push({ method, params, authorization: req.headers.authorization, response });
@@ -523,6 +537,88 @@ describe('the outbox: a stop during a wait on Slack\'s rate limit', () => {
     assert.equal(posts.length, 1, lines.join('\n'));
     assert.match(posts[0]!.params.text, /^Not fixed: .*tests still fail after the fix/);
     assert.deepEqual(notificationsForTicket(store, ticket.id).map((r) => r.state), ['sent']);
+  });
+});
+
+// Review finding: a thread reply Slack could not take for the moment (a lost connection, a
+// 503, service_unavailable) got the client's retries, seconds apart, and was then marked
+// failed for good: a Slack incident of a minute and the reporter never heard of their fix.
+describe('Slack: a message Slack cannot take for now is tried again', () => {
+  const message = { text: 'Fixed: ticket #1 “cart total”: the fix is live on `staging`.' };
+
+  it('after Slack trouble of each kind the message goes out on a later try; a refusal is not tried again', async (t) => {
+    const { logger, lines } = captureLog();
+    const slack = new SlackNotifier({ token: BOT_TOKEN, apiUrl, logger, retryDelaysMs: [20, 20, 20] });
+    for (const [channel, trouble] of [
+      ['C0TROUBLE1', ['service_unavailable', 'internal_error']],
+      // The client's own quick retries (three calls a try) come first.
+      ['C0TROUBLE2', ['503', '503', '503']],
+      ['C0TROUBLE3', ['reset', 'reset', 'reset']],
+    ] as const) {
+      slackApi.trouble.set(channel, [...trouble]);
+      t.after(() => slackApi.trouble.delete(channel));
+      await slack.post({ channel, threadTs: '1700000031.000100' }, message);
+      const calls = postsTo(channel, '1700000031.000100');
+      assert.equal(calls.length, trouble.length + 1, `${channel}: ${lines.join('\n')}`);
+      assert.equal(calls.filter((c) => c.response.ok).length, 1, `${channel}: posted once`);
+    }
+    assert.equal(lines.filter((l) => l.includes('"msg":"slack message not sent yet; trying again"')).length, 4, lines.join('\n'));
+    assert.ok(!lines.join('\n').includes(BOT_TOKEN), 'the token is never logged');
+
+    const before = postsTo(DEAD_CHANNEL).length;
+    await assert.rejects(slack.post({ channel: DEAD_CHANNEL }, message), /channel_not_found/);
+    assert.equal(postsTo(DEAD_CHANNEL).length - before, 1, 'a refusal for good is not tried again');
+
+    slackApi.trouble.set('C0TROUBLE4', Array(10).fill('internal_error') as string[]);
+    t.after(() => slackApi.trouble.delete('C0TROUBLE4'));
+    await assert.rejects(slack.post({ channel: 'C0TROUBLE4' }, message), /internal_error/);
+    assert.equal(postsTo('C0TROUBLE4').length, 4, 'bounded: the first try and one after each wait');
+  });
+
+  it('stopping ends a wait at once', async (t) => {
+    const slack = new SlackNotifier({ token: BOT_TOKEN, apiUrl, logger: silentLogger, retryDelaysMs: [60_000] });
+    slackApi.trouble.set('C0TROUBLE5', ['service_unavailable', 'service_unavailable']);
+    t.after(() => slackApi.trouble.delete('C0TROUBLE5'));
+    const stop = new AbortController();
+    const sending = slack.post({ channel: 'C0TROUBLE5' }, message, stop.signal);
+    await waitFor(() => postsTo('C0TROUBLE5').length > 0, 5_000, 'the first try');
+    const started = Date.now();
+    stop.abort();
+    await assert.rejects(sending, /service_unavailable/);
+    assert.ok(Date.now() - started < 1_000, 'the wait ended with the stop');
+    assert.equal(postsTo('C0TROUBLE5').length, 1);
+  });
+
+  it('through the outbox: the reply Slack could not take at first is sent, and marked sent', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-trouble-'));
+    const { store, ticket: filedTicket } = await filed(t, config);
+    store.addReporter(filedTicket.id, { kind: 'slack', id: 'U0TROUBLE', thread: 'C0TROUBLE6:1700000036.003600' });
+    const ticket = store.getTicket(filedTicket.id)!;
+    slackApi.trouble.set('C0TROUBLE6', ['service_unavailable']);
+    t.after(() => slackApi.trouble.delete('C0TROUBLE6'));
+    const { logger, lines } = captureLog();
+    const notifier = new Notifier({ config, store, logger });
+    t.after(() => notifier.close());
+    await notifier.notify({ kind: 'failed', ticket, reason: 'tests still fail after the fix' });
+    const posts = postsTo('C0TROUBLE6', '1700000036.003600');
+    assert.deepEqual(posts.map((c) => c.response.ok), [false, true], lines.join('\n'));
+    assert.deepEqual(notificationsForTicket(store, ticket.id).map((r) => [r.kind, r.state]), [['failed', 'sent']], lines.join('\n'));
+  });
+
+  it('a stop while it waits to try again leaves it in the outbox for the next start', async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-trouble-stop-'));
+    const { store, ticket: filedTicket } = await filed(t, config);
+    store.addReporter(filedTicket.id, { kind: 'slack', id: 'U0TROUBLE', thread: 'C0TROUBLE7:1700000037.003700' });
+    const ticket = store.getTicket(filedTicket.id)!;
+    slackApi.trouble.set('C0TROUBLE7', ['service_unavailable']);
+    t.after(() => slackApi.trouble.delete('C0TROUBLE7'));
+    const { logger, lines } = captureLog();
+    const notifier = new Notifier({ config, store, logger });
+    const sending = notifier.notify({ kind: 'failed', ticket, reason: 'tests still fail after the fix' });
+    await waitFor(() => postsTo('C0TROUBLE7').length > 0, 5_000, 'the first try');
+    await notifier.close();
+    await sending;
+    assert.deepEqual(notificationsForTicket(store, ticket.id).map((r) => [r.kind, r.state]), [['failed', 'pending']], lines.join('\n'));
   });
 });
 

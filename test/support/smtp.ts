@@ -1,7 +1,7 @@
 /**
  * A real SMTP server (the `smtp-server` package) on loopback for tests that send mail:
- * it requires a login, refuses recipients at one domain (550), and keeps every message
- * it accepted, parsed with postal-mime.
+ * it requires a login, refuses recipients at one domain (550), keeps every message it
+ * accepted, parsed with postal-mime, and counts the connections open at once.
  */
 import type { AddressInfo } from 'node:net';
 import PostalMime, { type Email } from 'postal-mime';
@@ -30,6 +30,9 @@ export class TestSmtpServer {
   readonly delivered: Delivered[] = [];
   /** Refuse this many recipients next with a temporary 451 (a busy server). */
   temporaryRefusals = 0;
+  /** Connections open now, and the most there were at once (a test may set it back to 0). */
+  open = 0;
+  peakOpen = 0;
   private readonly server: SMTPServer;
 
   constructor(opts: SmtpOptions) {
@@ -38,6 +41,13 @@ export class TestSmtpServer {
       disabledCommands: ['STARTTLS'],
       allowInsecureAuth: true,
       logger: false,
+      onConnect: (_session, cb) => {
+        this.peakOpen = Math.max(this.peakOpen, ++this.open);
+        cb();
+      },
+      onClose: () => {
+        this.open--;
+      },
       onAuth: (auth, _session, cb) =>
         auth.username === opts.user && auth.password === opts.pass ? cb(null, { user: auth.username }) : cb(new Error('Invalid username or password')),
       onRcptTo: (address, _session, cb) => {
