@@ -725,6 +725,18 @@ export function servingWarnings(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'
         'which anyone can reverse by trying addresses; set it to a long random secret, and keep it (hashes made with another salt do not match)',
     );
   }
+  // Both ends must agree on TLS from the first byte: a mismatch times out or fails the
+  // handshake, every mail is retried as a temporary failure, then lost.
+  const mail = cfg.notify.email;
+  if (mail.host && mail.port === 465 && !mail.secure) {
+    out.push('notify.email.port is 465, which speaks TLS from the first byte: set notify.email.secure: true, or no mail goes out');
+  }
+  if (mail.host && (mail.port === 587 || mail.port === 25) && mail.secure) {
+    out.push(`notify.email.secure is true, but port ${mail.port} starts in plain text and upgrades with STARTTLS: set secure: false (requireTLS keeps it encrypted), or no mail goes out`);
+  }
+  if (mail.host && !mail.secure && !mail.requireTLS && env[mail.userEnv] && !isLoopback(mail.host)) {
+    out.push(`notify.email.requireTLS is false: the SMTP password (${mail.passwordEnv}) may cross the network to ${mail.host} unencrypted when the server offers no STARTTLS`);
+  }
   const gh = cfg.approval.github;
   if (cfg.harness.pushMode === 'approve' && cfg.approval.target === 'pr' && !env[gh.tokenEnv]) {
     out.push(`approval.target is "pr" and ${gh.tokenEnv} is not set: an approved fix cannot open its pull request; set ${gh.tokenEnv} to a token that may open pull requests on ${gh.owner ?? '<owner>'}/${gh.repo ?? '<repo>'}`);

@@ -140,6 +140,20 @@ test('an unknown key is named by its whole path with the nearest known key; a mi
   );
 });
 
+// Review finding: port 465 without `secure` (or 587 with it) timed out or failed its TLS
+// handshake; each mail was retried as a temporary failure and then lost, with no word at start.
+test('SMTP settings the server cannot agree with are warned of at start, as is a password that may go unencrypted', (t) => {
+  const warn = (email: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) =>
+    servingWarnings(loadConfig({ cwd: tempDir(t), env: {}, flags: { notify: { email: { host: 'smtp.example.com', from: 'bugbot@example.com', ...email } } }, serving: false }), env).join('\n');
+  assert.match(warn({ port: 465 }), /notify\.email\.port is 465, .* set notify\.email\.secure: true/);
+  assert.match(warn({ port: 587, secure: true }), /port 587 starts in plain text .* set secure: false/);
+  assert.match(warn({ requireTLS: false }, { BUGBOT_SMTP_USER: 'u', BUGBOT_SMTP_PASSWORD: 'p' }), /requireTLS is false: the SMTP password \(BUGBOT_SMTP_PASSWORD\) may cross the network/);
+  // Agreeing settings, a relay on this machine, or no login: nothing to say.
+  for (const ok of [warn({ port: 465, secure: true }), warn({ port: 587 }), warn({ requireTLS: false, host: 'localhost' }, { BUGBOT_SMTP_USER: 'u', BUGBOT_SMTP_PASSWORD: 'p' }), warn({ requireTLS: false })]) {
+    assert.doesNotMatch(ok, /notify\.email/, ok);
+  }
+});
+
 test('approvals by pull request warn when the token to open one is not set', (t) => {
   const flags = { harness: { pushMode: 'approve' as const }, approval: { target: 'pr' as const, github: { owner: 'shop', repo: 'web' } } };
   const cfg = loadConfig({ cwd: tempDir(t), env: {}, flags, serving: false });
