@@ -19,7 +19,7 @@ import { guardOperatorHome, REPO_ROOT } from './phases.ts';
 import { homeWriteFailure, lowDisk } from './requirements.ts';
 import { archiveRow, attemptsNote, buildOutcomeRow, cancelledRunEnd, LANDED_STATES, readOutcome, runNotice } from './outcome.ts';
 import { prepareWorkspace, type PreparedWorkspace } from './workspace.ts';
-import { finishCancelledRuns, reclaimDeadRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses, WORKER_STOP_WAIT_MS } from './reconcile.ts';
+import { environmentFailure, finishCancelledRuns, machineFailureEnd, reclaimDeadRuns, removeRunTmp, removeWorktreeInBackground, stopRunProcesses, WORKER_STOP_WAIT_MS } from './reconcile.ts';
 
 export interface ActiveWorker {
   slot: number;
@@ -256,26 +256,15 @@ export class Dispatcher {
   }
 
   /**
-   * How a run the machine could not host ends: back to the queue with its attempt not
-   * counted, ENV_REFUNDS times for one ticket; after that the attempt counts (what looks
-   * like the machine's fault may be the ticket's: a ticket folder that cannot be made for
-   * it, a dependency install its branch breaks), so no ticket loops for ever. A failure
-   * the harness marks `uncounted` (no ticket can cause it: the model endpoint refusing
-   * the key or out of credit, nothing answering at its address) is given back however
-   * often, and is not one of those ENV_REFUNDS (ENV_ALWAYS_MARK, not ENV_MARK): the
-   * pause, doubling to its cap, bounds how often it is tried. The workers pause either
-   * way (the slot alone for `slotOnly`), and the requirements are looked at afresh.
+   * How a run the machine could not host ends (machineFailureEnd: requeued, its attempt
+   * given back a few times, however often when no ticket can cause it): the pause,
+   * doubling to its cap, bounds how often it is tried. The workers pause (the slot alone
+   * for `slotOnly`), and the requirements are looked at afresh.
    */
   private environmentEnd(run: RunRow, why: string, slot: number, slotOnly: boolean, uncounted = false): { state: TicketState; reason: string; refund: boolean } {
-    const { store, config } = this.deps;
     this.recheckDue = true;
     this.pauseFor(why, slotOnly ? slot : undefined);
-    const pause = slotOnly ? 'this worker pauses' : 'the workers pause';
-    if (uncounted) return { state: 'queued', reason: `${why}; ${ENV_ALWAYS_MARK}: requeued (this attempt not counted, however often), and ${pause}`, refund: true };
-    const before = (store.stmt('SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ? AND id != ? AND reason LIKE ?').get(run.ticket_id, run.id, `%${ENV_MARK}%`) as { n: number }).n;
-    if (before < ENV_REFUNDS) return { state: 'queued', reason: `${why}; ${ENV_MARK}: requeued (this attempt not counted), and ${pause}`, refund: true };
-    const again = run.attempt < config.queue.maxAttempts;
-    return { state: again ? 'queued' : 'failed', reason: `${why}; ${ENV_MARK} ${before + 1} times for this ticket: ${attemptsNote(run.attempt, config.queue.maxAttempts, again)}, and ${pause}`, refund: false };
+    return machineFailureEnd(this.deps.store, this.deps.config, run, why, uncounted, slotOnly ? 'this worker pauses' : 'the workers pause');
   }
 
   /**
@@ -359,6 +348,7 @@ export class Dispatcher {
       child?.on('error', () => undefined);
       if (child?.pid) this.killGroup(child.pid, 'SIGKILL');
       removeWorktreeInBackground(config.target.repo, ws.worktree, logger);
+      removeRunTmp(ws.tmp, logger);
       notStarted(`could not start the worker: ${(err as Error).message}`);
       return;
     }
@@ -544,6 +534,13 @@ export class Dispatcher {
       // the machine's doing, as above.
       removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
       ({ state, reason, refund } = this.environmentEnd(w.run, `worker exited (${signal ?? `status ${code}`}) without an outcome; ${disk}`, w.slot, false));
+    } else if (this.state === 'stopping' && w.termSent) {
+      // Killed by the control plane's stop: its trap ran past WORKER_STOP_WAIT_MS (a slow
+      // push, a repository lock held). The stop's doing, as when the trap finished in time.
+      removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
+      state = 'queued';
+      reason = `stopped with the control plane mid-run, its worker killed (${signal ?? `status ${code}`}) before it finished stopping; requeued (this attempt not counted)`;
+      refund = true;
     } else {
       // Died without its trap: clean up after it and give the ticket another attempt.
       removeWorktreeInBackground(config.target.repo, w.ws.worktree, logger, { keepWorkOf: config });
@@ -596,33 +593,9 @@ function wallTime(mono: number): string {
   return new Date(Date.now() + mono - performance.now()).toISOString();
 }
 
-/** What a run's reason says when the machine could not host it (counted per ticket: environmentEnd). */
-const ENV_MARK = 'the machine could not host it';
-/** How many times one ticket's attempt is given back for runs the machine could not host. */
-const ENV_REFUNDS = 3;
-/** What a run's reason says when no ticket could have caused its failure (never counted; not matched by ENV_MARK). */
-const ENV_ALWAYS_MARK = 'no ticket can cause this';
-
 /** A held() reason without its pause's "trying again at" time (see updateHeld). */
 function untimed(reason: string | null): string | null {
   return reason?.replace(/; trying again at \S+$/, '') ?? null;
-}
-
-/**
- * Why the machine could not host the run (harness_fail_env wrote it), whether only its
- * slot is concerned (`scope: slot`), and whether no ticket can cause it (`counts: never`),
- * or null.
- */
-function environmentFailure(ticketDir: string): { reason: string; slotOnly: boolean; uncounted: boolean } | null {
-  let text: string;
-  try {
-    text = readFileSync(join(ticketDir, 'environment-failure'), 'utf8');
-  } catch {
-    return null;
-  }
-  const [first = '', ...rest] = text.split('\n');
-  const reason = first.trim().slice(0, 1000);
-  return reason ? { reason, slotOnly: rest.some((l) => l.trim() === 'scope: slot'), uncounted: rest.some((l) => l.trim() === 'counts: never') } : null;
 }
 
 /** The last `n` lines of a worker's log (its last 8 KiB). */

@@ -159,6 +159,60 @@ function stopLeftWorkers(config: BugbotConfig, store: Store, logger: Logger, wai
   if (still.length) logger.warn('workers still going after the wait: they are killed', { runs: still.map((r) => r.id) });
 }
 
+/** What a run's reason says when the machine could not host it (counted per ticket: machineFailureEnd). */
+const ENV_MARK = 'the machine could not host it';
+/** How many times one ticket's attempt is given back for runs the machine could not host. */
+const ENV_REFUNDS = 3;
+/** What a run's reason says when no ticket could have caused its failure (never counted; not matched by ENV_MARK). */
+const ENV_ALWAYS_MARK = 'no ticket can cause this';
+
+/**
+ * Why the machine could not host the run (harness_fail_env wrote it), whether only its
+ * slot is concerned (`scope: slot`), and whether no ticket can cause it (`counts: never`),
+ * or null. A failure of the slot's own is no ticket's either (uncounted): its port held by
+ * another process (another bugbot home with the same target.basePort, a dev server someone
+ * left running) is found before anything of the ticket runs. Counted, it failed for good
+ * the tickets that slot claimed each time its pause ended while the other slots were busy.
+ */
+export function environmentFailure(ticketDir: string): { reason: string; slotOnly: boolean; uncounted: boolean } | null {
+  let text: string;
+  try {
+    text = readFileSync(join(ticketDir, 'environment-failure'), 'utf8');
+  } catch {
+    return null;
+  }
+  const [first = '', ...rest] = text.split('\n');
+  const reason = first.trim().slice(0, 1000);
+  const slotOnly = rest.some((l) => l.trim() === 'scope: slot');
+  return reason ? { reason, slotOnly, uncounted: slotOnly || rest.some((l) => l.trim() === 'counts: never') } : null;
+}
+
+/**
+ * How a run the machine could not host ends: back to the queue with its attempt not
+ * counted, ENV_REFUNDS times for one ticket; after that the attempt counts (what looks
+ * like the machine's fault may be the ticket's: a ticket folder that cannot be made for
+ * it, a dependency install its branch breaks), so no ticket loops for ever. A failure
+ * the harness marks `uncounted` (no ticket can cause it: the model endpoint refusing
+ * the key or out of credit, nothing answering at its address) is given back however
+ * often, and is not one of those ENV_REFUNDS (ENV_ALWAYS_MARK, not ENV_MARK). `pause`:
+ * what the workers do meanwhile, for the reason (the pool's; none at start).
+ */
+export function machineFailureEnd(
+  store: Store,
+  config: Pick<BugbotConfig, 'queue'>,
+  run: Pick<RunRow, 'id' | 'ticket_id' | 'attempt'>,
+  why: string,
+  uncounted: boolean,
+  pause?: string,
+): { state: TicketState; reason: string; refund: boolean } {
+  const and = pause ? `, and ${pause}` : '';
+  if (uncounted) return { state: 'queued', reason: `${why}; ${ENV_ALWAYS_MARK}: requeued (this attempt not counted, however often)${and}`, refund: true };
+  const before = (store.stmt('SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ? AND id != ? AND reason LIKE ?').get(run.ticket_id, run.id, `%${ENV_MARK}%`) as { n: number }).n;
+  if (before < ENV_REFUNDS) return { state: 'queued', reason: `${why}; ${ENV_MARK}: requeued (this attempt not counted)${and}`, refund: true };
+  const again = run.attempt < config.queue.maxAttempts;
+  return { state: again ? 'queued' : 'failed', reason: `${why}; ${ENV_MARK} ${before + 1} times for this ticket: ${attemptsNote(run.attempt, config.queue.maxAttempts, again)}${and}`, refund: false };
+}
+
 /** A run's folder, as workspace.ts names it. */
 function runDir(home: string, run: Pick<RunRow, 'ticket_id' | 'id'>): string {
   return join(home, 'tickets', String(run.ticket_id), `run-${run.id}`);
@@ -231,7 +285,8 @@ export function reclaimDeadRuns(
 function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger, archive?: OutcomeArchive): FinishedWhileDown[] {
   const out: FinishedWhileDown[] = [];
   for (const run of activeRuns(store)) {
-    const outcome = readOutcome(runDir(config.home, run));
+    const ticketDir = runDir(config.home, run);
+    const outcome = readOutcome(ticketDir);
     // A run that failed is over as well: the pool fails its ticket, and so does a start
     // (another attempt would only pay for the same failure). One stopped by a signal
     // (cancelled) is not: reclaimDeadRuns gives it its attempts.
@@ -239,12 +294,19 @@ function finishRunsThatLanded(config: BugbotConfig, store: Store, logger: Logger
     const ticket = store.getTicket(run.ticket_id);
     if (!outcome || !state || !ticket) continue;
     stopRunProcesses(config.home, run, { logger });
-    const reason = (archive?.redact ?? ((text: string) => text))(`${outcome.reason} (finished while the control plane was down)`);
-    const row = buildOutcomeRow({ ticket, run, outcome, state, reason, model: config.harness.model ?? null });
+    // Unless the machine could not host it (harness_fail_env): the pool would requeue it,
+    // its attempt given back, and a start must not fail for good a ticket the remote, the
+    // model endpoint or the disk let down while no control plane was up.
+    const env = outcome.state === 'failed' ? environmentFailure(ticketDir) : null;
+    const end = env
+      ? machineFailureEnd(store, config, run, `${env.reason} (while the control plane was down)`, env.uncounted)
+      : { state, reason: `${outcome.reason} (finished while the control plane was down)`, refund: false };
+    const reason = (archive?.redact ?? ((text: string) => text))(end.reason);
+    const row = buildOutcomeRow({ ticket, run, outcome, state: end.state, reason, model: config.harness.model ?? null });
     archiveRow(archive, row, logger);
-    finishRun(store, run.id, { ticketState: state, outcome: row.outcome, reason, notice: runNotice(row) });
+    finishRun(store, run.id, { ticketState: end.state, outcome: row.outcome, reason, notice: runNotice(row) }, { refund: end.refund });
     store.saveStages(run.id, row.stages);
-    logger.warn('run finished while the control plane was down', { run: run.id, ticket: run.ticket_id, state });
+    logger.warn('run finished while the control plane was down', { run: run.id, ticket: run.ticket_id, state: end.state });
     out.push({ row, ticket: store.getTicket(run.ticket_id) ?? ticket });
   }
   return out;

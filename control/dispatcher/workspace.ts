@@ -4,7 +4,7 @@
  * `config/` (each phase's CLI arguments, hook settings and MCP configs). Paths are
  * decided here so the control plane knows them before the worker starts.
  */
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync, type Dirent } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
@@ -119,9 +119,14 @@ function shellQuote(s: string): string {
 
 export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow): PreparedWorkspace {
   const paths = workspacePaths(cfg, ticket, run);
+  // A run's folder that is there already is another database's run of the same numbers
+  // (bugbot.db deleted, or a backup restored: ids are handed out again). What it holds
+  // would pass for this run's: its `result` line wins over this run's (the first
+  // harness_set_result does), its outcome.json reads as this run's end, its
+  // environment-failure as this run's reason.
+  if (existsSync(paths.ticketDir)) removeTree(paths.ticketDir);
   for (const d of ['agent', 'config', 'home']) mkdirSync(join(paths.ticketDir, d), { recursive: true });
   const ws: PreparedWorkspace = { ...paths, tmp: runTmpDir(runTmpRoot(cfg.home, { create: true })!, ticket.id, run.id) };
-  mkdirSync(ws.tmp, { recursive: true, mode: 0o700 });
 
   const h = cfg.harness;
   const env: Record<string, string | number> = {
@@ -178,7 +183,40 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
   }
   // The MCP servers the harness starts before the first session (harness/lib/mcp-host.mjs).
   for (const [name, content] of Object.entries(mcpHostFiles(ctx))) writeFileSync(join(ws.ticketDir, 'config', name), content, { mode: 0o600 });
+  // Made last: a folder that fails above (a full disk) leaves no temp folder behind, which
+  // nothing would remove before the next start (no worker runs to remove it).
+  mkdirSync(ws.tmp, { recursive: true, mode: 0o700 });
   return ws;
+}
+
+/**
+ * rm -rf that also takes what a run left unwritable (its HOME holds what its tests and
+ * tools wrote: Go's module cache is read-only, and agent code may chmod anything).
+ */
+function removeTree(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch (err) {
+    if (!['EACCES', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    writableDirs(dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Give the owner rwx on every folder below dir (links not followed). */
+function writableDirs(dir: string): void {
+  try {
+    chmodSync(dir, 0o700);
+  } catch {
+    // not ours to change: rmSync says so
+  }
+  let entries: Dirent[] = [];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) writableDirs(join(dir, e.name));
 }
 
 /** The environment of git commands that commit for a run outside the harness's worker (harness/worker.sh sets its own from BUGBOT_GIT_NAME / BUGBOT_GIT_EMAIL). */

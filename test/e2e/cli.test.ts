@@ -559,7 +559,7 @@ test('a run the machine cannot host (its ticket folder cannot be made; bash cann
     const reason = {
       folder: /^could not prepare the ticket folder: .*; the machine could not host it: requeued \(this attempt not counted\), and the workers pause$/,
       spawn: /^worker could not be started \(spawn bash ENOENT\); the machine could not host it: requeued \(this attempt not counted\)/,
-      port: /^port \d+ \(target\.basePort \+ worker 1\) is taken by another process: .*; the machine could not host it: requeued \(this attempt not counted\), and this worker pauses$/,
+      port: /^port \d+ \(target\.basePort \+ worker 1\) is taken by another process: .*; no ticket can cause this: requeued \(this attempt not counted, however often\), and this worker pauses$/,
     }[how];
     type Detail = { ticket: { state: string; attempt: number }; runs: Array<{ state: string; reason: string | null }> };
     const detail = (id: number) => fetch(`${b.url}/api/tickets/${id}`).then((r) => r.json() as Promise<Detail>);

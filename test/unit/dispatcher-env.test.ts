@@ -52,6 +52,25 @@ test('a failure no ticket can cause (counts: never) is given back however often,
   assert.match(last, /the machine could not host it 4 times for this ticket: attempt 1 of 1, giving up/);
 });
 
+// Review finding: a slot whose port another process holds (a second bugbot home with the
+// same target.basePort, a dev server someone left running) failed each ticket it claimed,
+// and after three refunds those failures counted: the top of the queue, claimed by that
+// slot each time its pause ended while the other slots were busy, failed for good.
+test("a slot's port taken by another process is never counted against the ticket, however often: only that slot pauses", (t) => {
+  const { home, config, store, ticket, run: first } = claimedRun(t, { workers: 2, queue: { maxAttempts: 1 } });
+  const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger: silentLogger, pauseFirstMs: 1 });
+  const why = 'port 4101 (target.basePort + worker 1) is taken by another process: the dev server could not listen there, and the browser would reach that process instead';
+  let run = first;
+  for (let i = 1; i <= 6; i++) {
+    endedByMachine(dispatcher, fakeWorker(home, ticket, run), why, ['scope: slot']);
+    assert.deepEqual([store.getTicket(ticket.id)!.state, store.getTicket(ticket.id)!.attempt], ['queued', 0], `run ${i}: back in the queue, not counted`);
+    run = claimNext(store, 1, null, 600)!.run;
+  }
+  const reason = (store.stmt('SELECT reason FROM runs WHERE ticket_id = ? ORDER BY id DESC LIMIT 1 OFFSET 1').get(ticket.id) as { reason: string }).reason;
+  assert.equal(reason, `${why}; no ticket can cause this: requeued (this attempt not counted, however often), and this worker pauses`);
+  assert.equal(dispatcher.held(), null, 'the other slot goes on claiming');
+});
+
 // Review finding: Claude Code removed under a running bugbot (an npm ci) failed runs while
 // the requirements, looked at once a minute, still said nothing was missing.
 test('after a run the machine could not host, the requirements are looked at afresh: at once, and before the first claim after the pause', async (t) => {

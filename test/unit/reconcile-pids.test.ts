@@ -154,6 +154,27 @@ test('a run that failed while no control plane was up is failed at start, as the
   assert.deepEqual(out.finished.map((f) => f.row.run_id), [run.id], 'its reporters are told');
 });
 
+// Review finding: a run whose worker found the machine unable to host it (harness_fail_env:
+// the remote out of reach, the model endpoint down) while no control plane was up was
+// failed for good at the next start, its reporters told, where the pool requeues it.
+test('a run the machine could not host while no control plane was up is requeued at start, its attempt given back as the pool gives it', (t) => {
+  const { home, config, store, run, ticketDir } = runningRun(t);
+  const why = 'could not create the worktree from origin/main: fatal: unable to access: Could not resolve host: git.example.com';
+  writeFileSync(join(ticketDir, 'environment-failure'), `${why}\n`);
+  writeFileSync(join(ticketDir, 'outcome.json'), JSON.stringify({ state: 'failed', outcome: 'failed', reason: why, cost_usd: 0, stages: {} }));
+  const archive = new OutcomeArchive(home);
+
+  const out = reconcile(config, store, recordingLogger().logger, archive);
+
+  const ticket = store.getTicket(run.ticket_id)!;
+  assert.deepEqual([ticket.state, ticket.attempt], ['queued', 0], 'back in the queue, the attempt not counted');
+  const reason = `${why} (while the control plane was down); the machine could not host it: requeued (this attempt not counted)`;
+  assert.equal((store.stmt('SELECT reason FROM runs WHERE id = ?').get(run.id) as { reason: string }).reason, reason);
+  const [row] = archive.readAll();
+  assert.deepEqual([row!.run_id, row!.outcome, row!.state, row!.reason], [run.id, 'failed', 'queued', reason]);
+  assert.deepEqual(out.finished.map((f) => [f.row.run_id, f.ticket.state]), [[run.id, 'queued']]);
+});
+
 test('a worker left pushing when the control plane restarts is asked to stop and waited for: its push stands, recorded, not made again', async (t) => {
   const { home, config, store, run, ticketDir } = runningRun(t);
   // The worker as the pool starts it, in the middle of its push: SIGTERM is held off until

@@ -3,13 +3,16 @@
  * sockets made in it, private, and never a folder someone else could have planted.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { REPO_ROOT } from '../../control/dispatcher/phases.ts';
 import { prepareWorkspace, releaseRunTmpRoot, runTmpDir, runTmpRoot, workspacePaths } from '../../control/dispatcher/workspace.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { claimedRun, tempDir } from '../support/helpers.ts';
+import { fillDisk, smallDisk } from '../support/tmpfs.ts';
 
 test('one root per home, made by mkdtemp in the system temp folder, recorded, and short', (t) => {
   const home = tempDir(t);
@@ -93,4 +96,49 @@ test("a run's branch names its start in a form redaction leaves alone (no run of
     assert.equal(redact(text), text, branch);
   }
   assert.equal(workspacePaths(config, { id: 12 }, { id: 3, worker_id: 1, started_at: '2026-11-22T07:19:08.123Z' }).branch, 'bot/ticket-12-20261122T071908');
+});
+
+// Review finding: with bugbot.db deleted (or a backup restored) the new database hands out
+// ticket and run ids again, and a run's folder of the old one was taken over as it was: its
+// `result` line won over the new run's (harness_set_result keeps the first), so a run that
+// failed was recorded as the old run's push, and its outcome.json read as the new run's end.
+test("a run's folder left by another database's run of the same numbers holds nothing of it once the run starts", (t) => {
+  const { config, ticket, run } = claimedRun(t);
+  const stale = workspacePaths(config, ticket, run).ticketDir;
+  mkdirSync(join(stale, 'home', 'go', 'pkg'), { recursive: true });
+  writeFileSync(join(stale, 'result'), 'pushed\tfixed (an older database\'s run)\n');
+  writeFileSync(join(stale, 'outcome.json'), JSON.stringify({ state: 'pushed', outcome: 'clean', reason: 'fixed' }));
+  writeFileSync(join(stale, 'environment-failure'), 'remote out of reach\n');
+  writeFileSync(join(stale, 'home', 'go', 'pkg', 'mod.txt'), '');
+  // Go's module cache is read-only: a folder its owner cannot write into.
+  chmodSync(join(stale, 'home', 'go', 'pkg'), 0o500);
+  t.after(() => existsSync(join(stale, 'home', 'go', 'pkg')) && chmodSync(join(stale, 'home', 'go', 'pkg'), 0o700));
+
+  const ws = prepareWorkspace(config, ticket, run);
+
+  assert.equal(ws.ticketDir, stale);
+  for (const f of ['result', 'outcome.json', 'environment-failure', 'home/go']) assert.equal(existsSync(join(ws.ticketDir, f)), false, `${f} is gone`);
+  assert.ok(existsSync(join(ws.ticketDir, 'ticket.env')), 'the new run has its own files');
+  // The harness's first result of the run is the one kept.
+  const set = spawnSync('bash', ['-c', 'source "$1"; harness_set_result failed "research: no plan"; cat "$TICKET_DIR/result"', 'set-result', join(REPO_ROOT, 'harness', 'lib', 'common.sh')], {
+    env: { PATH: process.env.PATH, TICKET_DIR: ws.ticketDir },
+    encoding: 'utf8',
+  });
+  assert.equal(set.stdout, 'failed\tresearch: no plan\n');
+});
+
+// Review finding: the run's temp folder (in the system's temp folder) was made before the
+// ticket folder's files, and a launch that failed on them (a full disk) left it behind:
+// no worker ran to remove it, and the pool claims again after each pause.
+test('a ticket folder that cannot be written (a full disk) leaves no temp folder of the run behind', (t) => {
+  const { config: base, ticket, run } = claimedRun(t);
+  const disk = smallDisk(t, '2m');
+  const config = { ...base, home: disk };
+  // A home that ran before: its temp root is recorded.
+  const root = runTmpRoot(disk, { create: true })!;
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  fillDisk(disk);
+
+  assert.throws(() => prepareWorkspace(config, ticket, run), /ENOSPC/);
+  assert.equal(existsSync(runTmpDir(root, ticket.id, run.id)), false);
 });
