@@ -307,7 +307,23 @@ harness_fetch_locked() {
 
 harness_fetch_unlocked() {
   harness_stale_locks "refs/remotes/$2/$3"
-  harness_git_pinned "$1" fetch --quiet "$2" "+refs/heads/$3:refs/remotes/$2/$3"
+  harness_git_net "$1" fetch --quiet "$2" "+refs/heads/$3:refs/remotes/$2/$3"
+}
+
+# harness_git_net REPO ARGS... : git in REPO talking to the remote (fetch, ls-remote, push),
+# the shared repository pinned, stopped when it has not finished in HARNESS_GIT_NET_TIMEOUT_S
+# (300): a remote or a network that hangs (a stalled connection, an ssh that never answers)
+# would otherwise hold the run for ever, and with a fetch the repository's lock, which every
+# other worker then waits on. Not --foreground: timeout runs git in a process group of its
+# own and stops all of it; git killed alone leaves its ssh or git-remote-https running.
+harness_git_net() {
+  local repo=$1 secs=${HARNESS_GIT_NET_TIMEOUT_S:-300} rc=0
+  shift
+  timeout --kill-after=10s "$secs" env ${HARNESS_GIT_COMMON:+GIT_COMMON_DIR="$HARNESS_GIT_COMMON"} git -C "$repo" "$@" || rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "harness: git $1 had not finished after $secs s (the remote or the network stopped answering); stopped" >&2
+  fi
+  return "$rc"
 }
 
 # harness_git_pinned REPO ARGS... : git in REPO with the shared repository pinned (the git

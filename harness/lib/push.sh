@@ -363,7 +363,7 @@ harness_push_staging() {
     if harness_fetch_locked "$dir" "$remote" "$staging" 2>"$TICKET_DIR/push.err"; then
       onto=$(git -C "$dir" rev-parse --verify --quiet "refs/remotes/$remote/$staging^{commit}") || return 4
       lease=$onto
-    elif git -C "$dir" ls-remote --exit-code "$remote" "refs/heads/$staging" >/dev/null 2>&1; then
+    elif harness_git_net "$dir" ls-remote --exit-code "$remote" "refs/heads/$staging" >/dev/null 2>&1; then
       # Staging is there and the fetch failed (a ref another push was updating, the
       # network): tried again, and the fetch's words are what the run reports at the end.
       harness_log "fetching $staging failed (attempt $attempt of $retries): $(tr '\n' ' ' <"$TICKET_DIR/push.err")"
@@ -420,7 +420,7 @@ harness_push_staging() {
       echo "what is to be pushed adds bidirectional control characters (U+202A-U+202E, U+2066-U+2069: code that reads one way and runs another) in: $(printf '%s' "$bidi" | tr '\n' ' ')" >"$TICKET_DIR/push.err"
       return 4
     fi
-    if git -C "$dir" push --quiet --force-with-lease="refs/heads/$staging:$lease" "$remote" "HEAD:refs/heads/$staging" 2>"$TICKET_DIR/push.err"; then
+    if harness_git_net "$dir" push --quiet --force-with-lease="refs/heads/$staging:$lease" "$remote" "HEAD:refs/heads/$staging" 2>"$TICKET_DIR/push.err"; then
       git -C "$dir" rev-parse HEAD
       return 0
     fi
@@ -491,6 +491,6 @@ harness_conflicts() {
 # harness_push_branch DIR REMOTE BRANCH : push the bot branch for a person's approval; prints its commit.
 harness_push_branch() {
   local dir=$1 remote=$2 branch=$3
-  git -C "$dir" push --quiet --force-with-lease "$remote" "HEAD:refs/heads/$branch" 2>"$TICKET_DIR/push.err" || return 1
+  harness_git_net "$dir" push --quiet --force-with-lease "$remote" "HEAD:refs/heads/$branch" 2>"$TICKET_DIR/push.err" || return 1
   git -C "$dir" rev-parse HEAD
 }

@@ -92,6 +92,23 @@ teardown() { teardown_tmp; }
   flock -n "$TMP/lockrepo/.git/bugbot.lock" true
 }
 
+# Review finding: a fetch or push whose remote stopped answering had no limit: it held its
+# run for ever, and a fetch the repository's lock, which every other worker then waits on.
+@test "a remote that stops answering: the fetch is stopped at the limit with the reason, nothing of it left running, and the lock free" {
+  git init --quiet "$TMP/netrepo"
+  git -C "$TMP/netrepo" commit --quiet --allow-empty -m init
+  git -C "$TMP/netrepo" remote add origin ssh://hung.example.invalid/x.git
+  local started=$EPOCHSECONDS
+  GIT_SSH_COMMAND='sleep 7391 #' HARNESS_GIT_NET_TIMEOUT_S=1 run harness_fetch_locked "$TMP/netrepo" origin main
+  [ "$status" -eq 124 ]
+  [[ "$output" == *"git fetch had not finished after 1 s (the remote or the network stopped answering)"* ]]
+  [ $((EPOCHSECONDS - started)) -lt 10 ]
+  # The ssh git started was stopped with it (git killed alone leaves it running).
+  sleep 0.3
+  ! pgrep -f "sleep 7391" >/dev/null
+  flock -n "$TMP/netrepo/.git/bugbot.lock" true
+}
+
 @test "a phase prompt: the phase's instructions, then the files given; notes: and fenced: files go in under their names, their fence tags defused, a fenced: file as data its content cannot close, a NUL kept out of the way" {
   # shellcheck source=../../harness/lib/phase.sh
   source "$HARNESS/lib/phase.sh"
