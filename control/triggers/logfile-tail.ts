@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { constants, open, stat, type FileHandle } from 'node:fs/promises';
 import type { TriggerEvent } from '../types.ts';
 import { createLogParser, type LogParser } from './logfile.ts';
 
@@ -8,7 +8,8 @@ import { createLogParser, type LogParser } from './logfile.ts';
  * Where each file's resume position survives restarts. `generation`: how many times the
  * file (this inode) was truncated in place; 0 when absent. `fingerprint`: the length and
  * hash of the bytes before `offset`, an opaque string, absent when `offset` is 0. State
- * saved without one is trusted as it is.
+ * saved without one is trusted as it is. Inode 0 (no file's): the path was waited for
+ * before it existed, so the file that appears there is read from its start.
  */
 export interface OffsetStore {
   get(path: string): { inode: number; offset: number; generation?: number; fingerprint?: string | null } | undefined;
@@ -49,6 +50,9 @@ export interface LogTailerOptions {
 }
 
 const CHUNK_BYTES = 256 * 1024;
+// What stop() still reads of each file: what was appended since the last poll, not a
+// backlog (a restart resumes at the saved offset), or Ctrl-C would wait for all of it.
+const FINAL_READ_BYTES = 4 * CHUNK_BYTES;
 // A line longer than this is cut: its first MAX_LINE_BYTES are parsed as the line, the
 // rest is skipped up to its newline, so a runaway writer cannot exhaust memory.
 const MAX_LINE_BYTES = 1024 * 1024;
@@ -139,8 +143,9 @@ export class LogTailer {
   }
 
   /**
-   * Stops polling, reads what was appended so far, emits any buffered stack trace and
-   * closes the files. Resolves when done; safe to call repeatedly.
+   * Stops polling, reads what was appended since the last poll, emits any buffered stack
+   * trace and closes the files. A backlog (more than FINAL_READ_BYTES) is left where it
+   * is, for the next start. Resolves when done; safe to call repeatedly.
    */
   stop(): Promise<void> {
     if (!this.running) return this.stopped;
@@ -197,7 +202,7 @@ export class LogTailer {
       t.parser.setInode(t.inode, t.generation);
       if (!(await this.deliver(t, events, 0))) return;
     }
-    const read = await this.drain(t, fh);
+    const { read, atEnd } = await this.drain(t, fh, final ? 'final' : 'poll');
     if (t.retry) return;
     if (t.rotatedAt === undefined && (await statIfExists(t.path))?.ino !== t.inode) {
       // Rotated away or deleted. The old handle still reads the old file, and the
@@ -210,15 +215,29 @@ export class LogTailer {
       this.logger.info(`logfile: ${t.path} was rotated or removed; reading the old file for ${this.rotateWaitMs} ms more`);
     }
     if (t.rotatedAt !== undefined && (final || performance.now() - t.rotatedAt >= this.rotateWaitMs)) {
-      // Once more: the writer may have added lines since the read above.
-      await this.drain(t, fh);
+      // Once more, to its end (nothing reads it after this): the writer may have added lines since the read above.
+      await this.drain(t, fh, 'all');
       if (t.retry) return;
       if (!(await this.deliver(t, t.parser.flush(), this.commitPoint(t)))) return;
+      // Written to until late in the wait: not a reload that reopens the log a moment after
+      // the rename, but a writer that never does (stdout redirected to the file).
+      const late = t.lastDataAt - t.rotatedAt;
+      if (!final && late >= this.rotateWaitMs / 2) {
+        this.logger.warn(
+          `logfile: ${t.path} was renamed, and the renamed file was still written to ${Math.round(late)} ms later: the application does not reopen its log, and what it writes there from now on is not read (have it reopen its log after a rotation, with a postrotate reload, or rotate with copytruncate)`,
+        );
+      }
       await fh.close();
       t.fh = undefined;
       t.fresh = true;
       t.rotatedAt = undefined;
       this.logger.info(`logfile: closed the old ${t.path}`);
+      return;
+    }
+    if (final && !atEnd) {
+      // An open trace is left open: its end may be in what was not read, and the next start
+      // reads it again whole from the saved offset.
+      this.logger.info(`logfile: stopped before the end of ${t.path}; the next start reads it from byte ${this.commitPoint(t)}`);
       return;
     }
     const idle = read === 0 && performance.now() - t.lastDataAt >= this.idleFlushMs;
@@ -227,19 +246,50 @@ export class LogTailer {
     }
   }
 
-  /** Opens the file at its resume position; false while it does not exist. */
+  /** Opens the file at its resume position; false while it does not exist or is no regular file. */
   private async open(t: Tracked): Promise<boolean> {
     let fh: FileHandle;
     try {
-      fh = await open(t.path, 'r');
+      // A pipe, a socket or a device is not opened at all: opening a FIFO waits for a writer
+      // (no other file would be read, and stop() would never return), and one opened and
+      // closed again would end a writer's pipe under it. Non-blocking in case it became one
+      // since the stat (no effect on a regular file).
+      if (!(await stat(t.path)).isFile()) return this.notAFile(t);
+      fh = await open(t.path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       t.fresh = true;
-      if (!t.waiting) this.logger.info(`logfile: waiting for ${t.path} to appear`);
+      if (!t.waiting) {
+        this.logger.info(`logfile: waiting for ${t.path} to appear`);
+        // Saved as waited for (inode 0 is no file's): if it appears while nothing watches,
+        // the next start reads it from its start too, not from its end as a file never seen.
+        if (this.opts.store.get(t.path) === undefined) this.opts.store.set(t.path, 0, 0);
+      }
       t.waiting = true;
       return false;
     }
+    try {
+      return await this.follow(t, fh);
+    } catch (err) {
+      // Not yet followed: closed, or every poll that fails here (the store unreadable) would leak a descriptor.
+      if (t.fh !== fh) await fh.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private notAFile(t: Tracked): false {
+    t.fresh = true;
+    this.warn(t, `logfile: ${t.path} is not a regular file (a pipe, a socket or a device): log files are followed by byte offset, so that a restart resumes where it stopped; have the program write its log to a file and watch that`);
+    return false;
+  }
+
+  /** Takes `fh` as the file at `t.path` and finds where to read it from. */
+  private async follow(t: Tracked, fh: FileHandle): Promise<boolean> {
     const st = await fh.stat();
+    if (!st.isFile()) {
+      await fh.close();
+      return this.notAFile(t);
+    }
     const saved = this.opts.store.get(t.path);
     // A stored offset counts only for the same file (inode), only if it still fits, and
     // only if what comes before it is what was read (a nightly copytruncate, then a
@@ -271,16 +321,21 @@ export class LogTailer {
     return true;
   }
 
-  /** Reads to the current end of file; returns the bytes read. Stops early if delivery fails. */
-  private async drain(t: Tracked, fh: FileHandle): Promise<number> {
-    let total = 0;
+  /**
+   * Reads to the current end of file and returns the bytes read and whether it got there;
+   * stops early if delivery fails. `poll` also stops once stop() is called, `final` (stop()'s
+   * own read) after FINAL_READ_BYTES; `all` reads to the end whatever happens.
+   */
+  private async drain(t: Tracked, fh: FileHandle, mode: 'poll' | 'final' | 'all'): Promise<{ read: number; atEnd: boolean }> {
+    let read = 0;
     for (;;) {
+      if ((mode === 'poll' && !this.running) || (mode === 'final' && read >= FINAL_READ_BYTES)) return { read, atEnd: false };
       const { bytesRead } = await fh.read(this.buf, 0, CHUNK_BYTES, t.readPos);
-      if (bytesRead === 0) return total;
-      total += bytesRead;
+      if (bytesRead === 0) return { read, atEnd: true };
+      read += bytesRead;
       t.lastDataAt = performance.now();
       const events = this.parse(t, this.buf.subarray(0, bytesRead));
-      if (!(await this.deliver(t, events, this.commitPoint(t)))) return total;
+      if (!(await this.deliver(t, events, this.commitPoint(t)))) return { read, atEnd: false };
     }
   }
 
@@ -301,9 +356,10 @@ export class LogTailer {
       start = nl + 1;
       t.skipFrom = undefined;
     }
+    start = afterNuls(data, start);
     for (let nl = data.indexOf(0x0a, start); nl !== -1; nl = data.indexOf(0x0a, start)) {
       events.push(...t.parser.push(data.toString('utf8', start, nl), base + start));
-      start = nl + 1;
+      start = afterNuls(data, nl + 1);
     }
     if (data.length - start > MAX_LINE_BYTES) {
       // One line, its head: not pieces that each read as a line of their own.
@@ -356,6 +412,17 @@ export class LogTailer {
     if (msg !== t.lastWarning) this.logger.warn(msg);
     t.lastWarning = msg;
   }
+}
+
+/**
+ * The first byte at or after `i` that is not NUL. A program that writes its log without
+ * O_APPEND (its stdout redirected with `>`, not `>>`) goes on at its own offset after a
+ * copytruncate, and the file starts with a hole as long as it was, read as NUL bytes: no
+ * line, and it would otherwise run into the line written after it.
+ */
+function afterNuls(data: Buffer, i: number): number {
+  while (i < data.length && data[i] === 0) i++;
+  return i;
 }
 
 /** Up to `max` bytes that end at `offset` (fewer if the file is now shorter). */

@@ -82,6 +82,12 @@ const PY_CHAIN = /^(?:During handling of the above exception|The above exception
 const PY_FINAL = /^[A-Za-z_][\w.]*(?::|$)/;
 // An exception printed on the line after the log record that reported it.
 const EXC_HEADER = /^(?:[\w$]+\.)*[\w$]*(?:Error|Exception|Throwable)\b|^Exception in thread /;
+// An ECMA-48 control sequence (ESC [ parameters, intermediates, final byte): the colours of
+// a log written for a terminal (Spring Boot's ansi.enabled=always, FORCE_COLOR, pm2). The
+// `m` that ends one would glue it to the level word after it (no \b before ERROR). The
+// three classes are disjoint and none holds ESC: linear.
+// eslint-disable-next-line no-control-regex -- the escape character is what it matches
+const ANSI_CSI = /\x1b\[[0-?]*[ -/]*[@-~]/g;
 const TS_PREFIX = /^\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*/;
 const LEVEL_PREFIX = /^\[?(?:ERROR|FATAL|CRITICAL)\]?:?\s*/;
 
@@ -247,7 +253,7 @@ export function createLogParser(opts: LogParserOptions): LogParser {
     push(raw, offset, how) {
       lineNo++;
       const at = offset ?? lineNo;
-      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      const line = withoutColour(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
       if (open && continues(open, line)) {
         append(open, line);
         return [];
@@ -409,6 +415,7 @@ function toIso(v: unknown, now: () => Date): string {
   return Number.isFinite(d.getTime()) ? d.toISOString() : now().toISOString();
 }
 
+const withoutColour = (line: string): string => (line.includes('\x1b') ? line.replace(ANSI_CSI, '') : line);
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
 const sha1 = (s: string): string => createHash('sha1').update(s).digest('hex');

@@ -1,7 +1,8 @@
 import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdtempSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, closeSync, constants as fsConstants, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inAppFrames } from '../../control/intake/fingerprint.ts';
@@ -151,6 +152,32 @@ describe('log parser: levels in plain text', () => {
         ['payment failed: NullPointerException', 'error'],
       ],
     );
+  });
+
+  // Review finding: a log written in colour (Spring Boot's ansi.enabled=always, FORCE_COLOR,
+  // pm2 keeping a program's colours) hid its level words: the escape before a level ends in
+  // the letter `m`, so `\bERROR\b` found no word boundary, a coloured ERROR record was lost
+  // and a coloured WARN naming an exception was taken for an error.
+  test('colour codes (ANSI escape sequences) are not part of the line: levels are read through them and titles carry none', () => {
+    const text = [
+      '2024-05-01 10:00:00.123 \x1b[31mERROR\x1b[0;39m \x1b[35m4242\x1b[0;39m --- [nio-8080-exec-1] \x1b[36mo.a.c.c.C.[dispatcherServlet]\x1b[0;39m : Servlet.service() threw exception',
+      'java.lang.NullPointerException: Cannot invoke "Pet.getName()" because "pet" is null',
+      '\tat com.example.PetController.show(PetController.java:42)',
+      '2024-05-01 10:00:01.000 \x1b[33mWARN\x1b[0;39m retrying after TimeoutException',
+      '\x1b[1m\x1b[31mERROR\x1b[39m\x1b[22m payment failed',
+      '2024-05-01 10:00:02.000 \x1b[32mINFO\x1b[0;39m ok',
+      '',
+    ].join('\n');
+    const events = parseAll(text);
+    assert.deepEqual(
+      events.map((e) => [e.title, e.labels.level]),
+      [
+        ['4242 --- [nio-8080-exec-1] o.a.c.c.C.[dispatcherServlet] : Servlet.service() threw exception', 'error'],
+        ['payment failed', 'error'],
+      ],
+    );
+    assert.equal(events[0]?.stack, 'java.lang.NullPointerException: Cannot invoke "Pet.getName()" because "pet" is null\n\tat com.example.PetController.show(PetController.java:42)');
+    assert.ok(!events.some((e) => JSON.stringify(e).includes('\\u001b')), 'no escape is kept');
   });
 });
 
@@ -560,6 +587,34 @@ describe('LogTailer', () => {
     assert.ok(logs.some((l) => l.includes('truncated while not followed')));
   });
 
+  // Review finding: a program whose log is its stdout redirected with `>` (not `>>`) writes
+  // on at its own offset after a copytruncate, and the file starts with a hole of NUL bytes
+  // as long as it was: the first line after the hole was titled with NULs, and after a hole
+  // past 1 MiB it was skipped as the tail of an overlong line.
+  test('regression: after a copytruncate under a writer without O_APPEND, the NUL bytes before its next line are skipped', async () => {
+    const { file, store, make, titles } = setup();
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    await waitFor(() => store.get(file) !== undefined, 'open');
+    const writer = openSync(file, 'r+');
+    cleanups.push(() => closeSync(writer));
+    let at = 0;
+    const write = (text: string) => {
+      at += writeSync(writer, text, at);
+    };
+    for (const size of [4 * 1024, 1536 * 1024]) {
+      write(`2024-05-01 00:00:00 ERROR before a ${size}-byte hole\n`);
+      while (at < size) write('2024-05-01 00:00:01 INFO request served\n');
+      await waitFor(() => store.get(file)?.offset === at, 'all read');
+      truncateSync(file, 0);
+      write(`2024-05-01 00:00:02 ERROR after a ${size}-byte hole\n`);
+      await waitFor(() => titles().includes(`after a ${size}-byte hole`), 'the line after the hole', 10_000);
+    }
+    await t.stop();
+    assert.deepEqual(titles(), ['before a 4096-byte hole', 'after a 4096-byte hole', 'before a 1572864-byte hole', 'after a 1572864-byte hole']);
+  });
+
   test('an offset saved without a fingerprint (older state) is trusted as it is', async () => {
     const { file, store, make, titles, logs } = setup();
     writeFileSync(file, 'ERROR read before the upgrade\nINFO ok\n');
@@ -628,6 +683,30 @@ describe('LogTailer', () => {
     assert.deepEqual(titles(), ['before the rotation', 'written to the old file after the rename', 'in the new file'], 'each once, the old file first');
     assert.equal(store.get(file)?.inode, statSync(file).ino);
     assert.equal(store.get(file)?.offset, statSync(file).size);
+  });
+
+  // Review finding: an application that never reopens its log (stdout redirected to the
+  // file, no postrotate reload) goes on writing to the renamed file; once that file was
+  // closed, its errors were dropped without a word.
+  test('a renamed file still written to when its wait ends is named in a warning: the application does not reopen its log', async () => {
+    const { file, logs, make, titles } = setup({ rotateWaitMs: 200 });
+    writeFileSync(file, '');
+    const t = make();
+    t.start();
+    appendFileSync(file, 'ERROR before the rotation\n');
+    await waitFor(() => titles().length === 1, 'the first error');
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, '');
+    for (let i = 0; !logs.some((l) => l.includes('closed the old')); i++) {
+      appendFileSync(`${file}.1`, '2024-05-01 00:00:01 INFO still here\n');
+      await sleep(20);
+      assert.ok(i < 200, 'the old file is closed');
+    }
+    await t.stop();
+    assert.deepEqual(
+      logs.filter((l) => l.startsWith('warn')).map((l) => l.replace(/\d+ ms/, 'N ms')),
+      [`warn logfile: ${file} was renamed, and the renamed file was still written to N ms later: the application does not reopen its log, and what it writes there from now on is not read (have it reopen its log after a rotation, with a postrotate reload, or rotate with copytruncate)`],
+    );
   });
 
   // The waits were timed on the wall clock: NTP stepping it an hour forward ended the old
@@ -731,6 +810,39 @@ describe('LogTailer', () => {
     assert.equal(store.get(file)?.offset, statSync(file).size);
   });
 
+  // Review finding: stop() read a file's whole backlog before it resolved (`bugbot watch
+  // --from-start` on a big log, or a noisy log after a day down): Ctrl-C or SIGTERM took as
+  // long as storing every error left in it.
+  test('stop() during a backlog stops within a read or two; the next start reads the rest, nothing twice or lost', async () => {
+    const lines = 250_000;
+    const { file, store, got, make } = setup({
+      fromStart: true,
+      // Storing takes its time: reading to the end would take many of them.
+      onEvents: async (events, f, offset) => {
+        got.push({ events, file: f, offset });
+        await sleep(25);
+      },
+    });
+    writeFileSync(file, Array.from({ length: lines }, (_, i) => `2024-05-01 00:00:00 ERROR order ${i} failed\n`).join(''));
+    const first = make();
+    first.start();
+    await waitFor(() => got.length === 1, 'the first batch');
+    const stopping = performance.now();
+    await first.stop();
+    const took = performance.now() - stopping;
+    const batches = got.length;
+    assert.ok(batches < 10, `stopped after ${batches} batches (${Math.round(took)} ms), not at the end of a ${statSync(file).size}-byte backlog`);
+    const saved = store.get(file)!.offset;
+    assert.ok(saved < statSync(file).size, 'the rest is left for the next start');
+    const second = make();
+    second.start();
+    await waitFor(() => store.get(file)?.offset === statSync(file).size, 'the rest read', 30_000);
+    await second.stop();
+    const orders = got.flatMap((g) => g.events.map((e) => Number(/order (\d+)/.exec(e.title)?.[1])));
+    assert.equal(orders.length, lines, 'each error once');
+    assert.deepEqual(orders, Array.from({ length: lines }, (_, i) => i), 'in order, none lost');
+  });
+
   test('an idle file flushes its open trace after idleFlushMs', async () => {
     const { file, store, got, make } = setup({ idleFlushMs: 30 });
     writeFileSync(file, '');
@@ -764,6 +876,79 @@ describe('LogTailer', () => {
     assert.equal(delivered[0]?.title, 'must not be lost');
     assert.equal(store.get(file)?.offset, statSync(file).size);
     assert.equal(logs.filter((l) => l.includes('queue unavailable')).length, 1, 'repeated failures logged once');
+  });
+
+  // Review finding: a file waited for was read from its start only if it appeared while the
+  // tailer ran: one made while it was stopped (the application's first start between two
+  // watches, a reboot) was then taken for a file never seen, and read from its end.
+  test('a file waited for that appears while nothing watches is read from its start by the next start', async () => {
+    const { file, logs, make, titles } = setup();
+    const first = make();
+    first.start();
+    await waitFor(() => logs.some((l) => l.includes('waiting for')), 'the waiting notice');
+    await first.stop();
+    writeFileSync(file, 'ERROR written before the watch came back\n');
+    const second = make();
+    second.start();
+    await waitFor(() => titles().length === 1, 'the error already in the file');
+    appendFileSync(file, 'ERROR written after\n');
+    await waitFor(() => titles().length === 2, 'the error after');
+    await second.stop();
+    assert.deepEqual(titles(), ['written before the watch came back', 'written after']);
+  });
+
+  // Review finding: a named pipe (`bugbot watch <(kubectl logs -f ...)`, a FIFO in the list)
+  // blocked its open until a writer came: no other file was read, and stop() (Ctrl-C) never
+  // returned; a pipe already open (`... | bugbot watch /dev/stdin`) failed every read with "ESPIPE".
+  test('a pipe is refused with a message that says why; the other files are followed and stop() returns', async () => {
+    const { dir, file, got, logs, make } = setup();
+    const fifo = join(dir, 'pipe.log');
+    execFileSync('mkfifo', [fifo]);
+    writeFileSync(file, '');
+    const tail = make({ files: [fifo, file] });
+    // Before the tailer's stop(): lets an open blocked on the pipe return, so that this test ends where it fails.
+    cleanups.push(() => {
+      try {
+        closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK));
+      } catch {
+        // No reader: nothing is blocked.
+      }
+    });
+    tail.start();
+    await waitFor(() => logs.some((l) => l.includes(`following ${file}`)), 'the regular file followed');
+    appendFileSync(file, 'ERROR next to a pipe\n');
+    await waitFor(() => got.length === 1, 'the error in the regular file');
+    await sleep(50);
+    await Promise.race([tail.stop(), sleep(2000).then(() => assert.fail('stop() did not return'))]);
+    assert.equal(got[0]?.events[0]?.title, 'next to a pipe');
+    const refused = logs.filter((l) => l.includes(fifo));
+    assert.deepEqual(refused, [`warn logfile: ${fifo} is not a regular file (a pipe, a socket or a device): log files are followed by byte offset, so that a restart resumes where it stopped; have the program write its log to a file and watch that`], 'said once');
+  });
+
+  // Review finding: a failure between opening a file and following it (the store unreadable)
+  // left the descriptor open, one more each poll until the process ran out of them.
+  test('a store that fails while a file is being opened leaks no descriptor; the file is followed once it answers', async () => {
+    let failures = 30;
+    const memory = new MemoryStore();
+    const failing: OffsetStore = {
+      get: (p) => {
+        if (failures > 0 && failures--) throw new Error('disk I/O error');
+        return memory.get(p);
+      },
+      set: (...args) => memory.set(...args),
+    };
+    const { file, got, logs, make } = setup({ store: failing });
+    writeFileSync(file, '');
+    const before = readdirSync('/proc/self/fd').length;
+    const t = make();
+    t.start();
+    await waitFor(() => memory.get(file) !== undefined, 'the file followed');
+    const open = readdirSync('/proc/self/fd').length - before;
+    assert.ok(open <= 2, `${open} more descriptors open, for one followed file`);
+    assert.equal(logs.filter((l) => l.includes('disk I/O error')).length, 1);
+    appendFileSync(file, 'ERROR after the store came back\n');
+    await waitFor(() => got.length === 1, 'the error');
+    await t.stop();
   });
 
   test('a missing file is waited for (logged once) and read from the start when it appears', async () => {
