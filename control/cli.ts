@@ -240,7 +240,13 @@ export function buildProgram(): Command {
     .action(async (files: string[], o: { service?: string; fromStart?: boolean }, cmd: Command) => {
       const config = load(cmd, o.service ? { watch: { service: o.service } } : {});
       // A file that does not exist yet is waited for (a log not yet rotated in); a folder never becomes one.
-      for (const f of files) if (existsSync(f) && statSync(f).isDirectory()) fail(`${f} is a directory: name the log files in it`, 2);
+      for (const f of files) {
+        if (!existsSync(f)) continue;
+        const st = statSync(f);
+        if (st.isDirectory()) fail(`${f} is a directory: name the log files in it`, 2);
+        // A pipe has no offset to resume from (and opening one waits for a writer).
+        if (!st.isFile()) fail(`${f} is not a regular file (a pipe, a socket or a device): have the program write its log to a file and watch that`, 2);
+      }
       // One this user may not read would never be: the watch would sit there for nothing.
       for (const f of files) {
         const why = unreadable(f);

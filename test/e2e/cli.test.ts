@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
@@ -129,6 +129,12 @@ test('usage errors exit 2 with the usage hint; expected failures are one line, n
   const folder = bugbot(['watch', dir], { cwd: dir });
   assert.equal(folder.code, 2);
   assert.match(folder.stderr, /is a directory: name the log files in it/);
+  // A pipe: refused at once, not watched (opening one waits for a writer; it has no offset to resume from).
+  const fifo = join(dir, 'app.pipe');
+  execFileSync('mkfifo', [fifo]);
+  const pipe = bugbot(['watch', fifo], { cwd: dir });
+  assert.equal(pipe.code, 2, pipe.stderr);
+  assert.match(pipe.stderr, /app\.pipe is not a regular file \(a pipe, a socket or a device\)/);
 
   // More than a pipe holds (64 KiB), so the writer meets the closed pipe: distinct reports
   // (numbers would be masked and merge them into one ticket).
