@@ -71,6 +71,13 @@ interface Job {
    * email waiting to be tried again after a transient refusal, a Slack reply waiting out a rate limit.
    */
   deferrable: (err: unknown) => boolean;
+  /**
+   * Whether a failure that outlasted its retries leaves the message pending for the next
+   * start all the same: one its recipient has no part in (the server out of reach longer
+   * than the retries wait, bugbot's own login or TLS settings refused). Marked failed, it
+   * was lost for good, though the operator would fix the settings and restart.
+   */
+  keep?: (err: unknown) => boolean;
 }
 
 /** Sends each notice to the ticket's reporters over Slack and email, as configured. */
@@ -311,6 +318,11 @@ export class Notifier {
         this.logger.warn('notification not sent yet; it goes out at the next start', { ...fields, error });
         return;
       }
+      if (id !== undefined && job.keep?.(r.reason)) {
+        deferNotification(store!, id, tries[i]!.n, error);
+        this.logger.warn(`notification not sent: kept in the outbox, it goes out at the next start (check ${job.to.via === 'email' ? 'notify.email and the SMTP server' : "the Slack bot token and Slack's status"}, then restart bugbot)`, { ...fields, error });
+        return;
+      }
       this.logger.warn('notification not sent', { ...fields, error });
       if (id !== undefined) finishNotification(store!, id, 'failed', tries[i]!.n, error);
     });
@@ -342,6 +354,7 @@ export class Notifier {
           why: slackErrorText,
           // Stopped while it waited out a rate limit or Slack's trouble of the moment.
           deferrable: (err) => rateLimited(err) || slackTrouble(err),
+          keep: (err) => slackTrouble(err) || ownSlackTrouble(err),
         });
       }
     } else if (threads.size) {
@@ -367,6 +380,7 @@ export class Notifier {
           run: (tries) => this.retrying(() => email.send(reply), { ticket: ticket.id, kind: notice.kind, ...to }, tries),
           why: smtpErrorText,
           deferrable: (err) => err instanceof Stopped || transientSmtp(err),
+          keep: (err) => transientSmtp(err) || ownSmtpTrouble(err),
         });
       });
     }
@@ -442,6 +456,22 @@ function slackErrorText(err: unknown): string {
  * nodemailer's error code and the SMTP reply code (e.g. "EENVELOPE 550"), not its
  * message: server replies quote the recipient's address, which the log never holds.
  */
+/**
+ * The SMTP server refused bugbot's own settings, not the message: its login (EAUTH; 530,
+ * 534, 535, 538 are the authentication replies of RFC 4954) or the TLS it asked for.
+ */
+function ownSmtpTrouble(err: unknown): boolean {
+  const e = err as { code?: unknown; responseCode?: unknown };
+  if (typeof e?.code === 'string' && ['EAUTH', 'ENOAUTH', 'ETLS'].includes(e.code)) return true;
+  return typeof e?.responseCode === 'number' && [530, 534, 535, 538].includes(e.responseCode);
+}
+
+/** Slack refused the bot token itself (revoked, the app removed), not the message. */
+function ownSlackTrouble(err: unknown): boolean {
+  const e = err as { data?: { error?: unknown } } | null;
+  return typeof e?.data?.error === 'string' && ['invalid_auth', 'not_authed', 'token_revoked', 'token_expired', 'account_inactive'].includes(e.data.error);
+}
+
 function smtpErrorText(err: unknown): string {
   const e = err as { code?: unknown; responseCode?: unknown };
   const parts = [typeof e?.code === 'string' ? e.code : 'error', typeof e?.responseCode === 'number' ? String(e.responseCode) : ''];

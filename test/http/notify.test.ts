@@ -470,6 +470,39 @@ describe('the outbox: nothing lost to a stop, nothing sent twice', () => {
     assert.equal(smtp.delivered.length, before + 1, 'the same notice to the same reporter went out once');
   });
 
+  // Review finding: a mail the SMTP server refused for bugbot's own login (535), or one it
+  // could not take for longer than the retries wait, was marked failed for good: the
+  // operator fixed the password and restarted, and the reporter was never told.
+  it("a mail refused for bugbot's own SMTP login, or past its retries, stays in the outbox for the next start", async (t) => {
+    const config = notifyConfig(tempDir(t, 'bugbot-notify-keep-'));
+    config.notify.email.retryDelaysSeconds = [0.05];
+    const { store, ticket } = await filed(t, config);
+    const { logger, lines } = captureLog();
+    const before = smtp.delivered.length;
+    const wrongLogin = { ...config, secrets: { ...config.secrets, get: (name?: string) => (name === 'BUGBOT_SMTP_PASSWORD' ? 'not-the-password' : config.secrets.get(name)) } } as BugbotConfig;
+    const first = new Notifier({ config: wrongLogin, store, logger });
+    await first.notify({ kind: 'fixed', ticket, commit: SHA });
+    await first.close();
+    assert.equal(smtp.delivered.length, before);
+    assert.deepEqual(notificationsForTicket(store, ticket.id).map((r) => [r.state, r.last_error]), [['pending', 'EAUTH 535']], lines.join('\n'));
+    assert.ok(lines.some((l) => /"msg":"notification not sent: kept in the outbox, it goes out at the next start \(check notify\.email and the SMTP server/.test(l)), lines.join('\n'));
+
+    // The server busy past every retry: kept too.
+    const busy = new Notifier({ config, store, logger });
+    smtp.temporaryRefusals = 5;
+    await busy.resume();
+    smtp.temporaryRefusals = 0;
+    await busy.close();
+    assert.deepEqual(notificationsForTicket(store, ticket.id).map((r) => [r.state, r.last_error]), [['pending', 'EENVELOPE 451']], lines.join('\n'));
+
+    // Fixed, restarted: it goes out, once.
+    const next = new Notifier({ config, store, logger });
+    t.after(() => next.close());
+    await next.resume();
+    assert.equal(smtp.delivered.length, before + 1, lines.join('\n'));
+    assert.deepEqual(notificationsForTicket(store, ticket.id).map((r) => r.state), ['sent']);
+  });
+
   it('the same notice twice tells each reporter once; a refusal for good is recorded and not tried again at the next start', async (t) => {
     const config = notifyConfig(tempDir(t, 'bugbot-notify-dedupe-'));
     config.notify.email.retryDelaysSeconds = [0.1];
