@@ -759,6 +759,12 @@ function defaultNames(): z.output<typeof configSchema> {
 
 export function servingProblems(cfg: Omit<BugbotConfig, 'secrets' | 'configPath'>, env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
+  // Worker N's dev server listens on basePort + N: the control plane's own port there would
+  // read as "taken by another process" to that worker, which would then never run.
+  const { port } = cfg.server;
+  if (port > cfg.target.basePort && port <= cfg.target.basePort + cfg.workers) {
+    out.push(`server.port ${port} is worker ${port - cfg.target.basePort}'s dev server port (target.basePort ${cfg.target.basePort} + worker number): move one of them`);
+  }
   const g = cfg.triggers.grafana;
   for (const [where, name] of [
     ['triggers.grafana.tokenEnv', g.tokenEnv],

@@ -154,6 +154,19 @@ test('SMTP settings the server cannot agree with are warned of at start, as is a
   }
 });
 
+// Review finding: the control plane's port on a worker's dev server port (basePort + N)
+// read to that worker as "taken by another process": it paused, and never ran a ticket.
+test("server.port on a worker's dev server port is a problem for start, not for commands that only read", (t) => {
+  const flags = { server: { port: 4102 }, target: { basePort: 4100 }, workers: 2 };
+  assert.throws(
+    () => loadConfig({ cwd: tempDir(t), env: {}, flags }),
+    (err: unknown) => /^server\.port 4102 is worker 2's dev server port \(target\.basePort 4100 \+ worker number\)/m.test((err as ConfigError).problems.join('\n')),
+  );
+  assert.equal(loadConfig({ cwd: tempDir(t), env: {}, flags, serving: false }).server.port, 4102);
+  // Past the last worker's, or the base port itself (no worker 0): no clash.
+  for (const port of [4100, 4103]) assert.equal(loadConfig({ cwd: tempDir(t), env: {}, flags: { ...flags, server: { port } } }).server.port, port);
+});
+
 test('approvals by pull request warn when the token to open one is not set', (t) => {
   const flags = { harness: { pushMode: 'approve' as const }, approval: { target: 'pr' as const, github: { owner: 'shop', repo: 'web' } } };
   const cfg = loadConfig({ cwd: tempDir(t), env: {}, flags, serving: false });
