@@ -105,6 +105,8 @@ export function registerApi(app: Hono, deps: AppDeps): void {
       workers: deps.dispatcher ? deps.dispatcher.workers().map((w) => ({ ...w, tail: redactLines(w.tail, scrub) })) : workersFromStore(store),
       // Why the workers claim nothing now (tickets wait in the queue), or null.
       held: deps.dispatcher?.held() ?? null,
+      // Slots paused on their own while the others work (their port held by another process).
+      pausedSlots: (deps.dispatcher?.pausedSlots() ?? []).map((p) => ({ ...p, reason: scrub(p.reason) })),
       // This server's worker count (a --workers flag may differ from the config file).
       slots: deps.config.workers,
     }),

@@ -446,7 +446,7 @@ export function buildProgram(): Command {
         // No control plane to ask: what a start from this shell (its PATH, its environment) would lack.
         const wouldHold = server.state === 'stopped' ? (await import('./dispatcher/requirements.ts')).workersHeld(config) : null;
         if (o.json) {
-          printJson({ home: config.home, readOnly, server: { state: server.state, url: server.url, pid: server.pid }, counts, slots, workers, held, wouldHold });
+          printJson({ home: config.home, readOnly, server: { state: server.state, url: server.url, pid: server.pid }, counts, slots, workers, held, pausedSlots: server.pausedSlots ?? [], wouldHold });
           return;
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
@@ -462,6 +462,9 @@ export function buildProgram(): Command {
         }
         if (held) process.stdout.write(`  held: ${terminalText(held)}; tickets wait in the queue until then\n`);
         if (wouldHold) process.stdout.write(`  a bugbot start from this shell would hold the workers: ${wouldHold}\n`);
+        for (const p of server.pausedSlots ?? []) {
+          process.stdout.write(`  worker ${p.worker} paused until ${p.until}: ${terminalText(p.reason)}\n`);
+        }
         for (const w of workers) {
           process.stdout.write(
             `  worker ${w.worker} (port ${w.port}): ticket ${w.ticket} ${oneLine(w.title).slice(0, 50)} | ${w.stopping ? 'stopping' : (w.phase ?? 'starting')} | ${w.elapsed_s}s | ${w.tokens} tokens | $${w.cost_usd.toFixed(4)}\n`,
@@ -941,6 +944,8 @@ interface ServerStatus {
   held: string | null;
   /** What it said of its workers, when it answered: its worker count and its live workers (those stopping too). */
   slots?: number;
+  /** Slots paused on their own, with why and until when. */
+  pausedSlots?: Array<{ worker: number; reason: string; until: string }>;
   workers?: StatusWorker[];
   /** What went wrong asking it. */
   problem?: string;
@@ -955,13 +960,14 @@ async function serverStatus(config: BugbotConfig): Promise<ServerStatus> {
   try {
     const res = await fetch(`${server.url}/api/workers`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
     if (res.status === 401) return { state: 'running', ...base, held: null, problem: `it refused this shell's credentials: ${refusedCredential(config)}` };
-    const body = (await res.json()) as { held?: unknown; slots?: unknown; workers?: unknown };
+    const body = (await res.json()) as { held?: unknown; slots?: unknown; workers?: unknown; pausedSlots?: unknown };
     return {
       state: 'running',
       ...base,
       held: typeof body.held === 'string' ? body.held : null,
       ...(typeof body.slots === 'number' ? { slots: body.slots } : {}),
       ...(Array.isArray(body.workers) ? { workers: body.workers as NonNullable<ServerStatus['workers']> } : {}),
+      ...(Array.isArray(body.pausedSlots) ? { pausedSlots: body.pausedSlots as NonNullable<ServerStatus['pausedSlots']> } : {}),
     };
   } catch (err) {
     const why = (err as Error).name === 'TimeoutError' ? 'no answer within 5 s' : (err as Error).message;

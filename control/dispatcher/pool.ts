@@ -56,6 +56,13 @@ export interface WorkerView {
   stopping: boolean;
 }
 
+/** A worker slot that claims nothing until `until` (ISO time): its last run failed for the slot's sake. */
+export interface PausedSlot {
+  worker: number;
+  reason: string;
+  until: string;
+}
+
 export interface DispatcherDeps {
   config: BugbotConfig;
   store: Store;
@@ -129,6 +136,18 @@ export class Dispatcher {
   /** Why the workers claim nothing now (tickets wait in the queue), or null. */
   held(): string | null {
     return this.heldFor;
+  }
+
+  /**
+   * Slots paused on their own (their port held by another process, say) while the others
+   * claim tickets: held() speaks only of all of them, and an idle slot would seem free.
+   */
+  pausedSlots(): PausedSlot[] {
+    const out: PausedSlot[] = [];
+    for (const [worker, p] of this.slotPauses) {
+      if (this.slotPaused(worker) && !this.active.has(worker)) out.push({ worker, reason: p.reason, until: wallTime(p.until) });
+    }
+    return out.sort((a, b) => a.worker - b.worker);
   }
 
   workers(): WorkerView[] {

@@ -603,6 +603,7 @@ test('the JSON API shows what the dashboard shows: tails redacted as lines, secr
   const dispatcher = {
     workers: () => [{ worker: 1, ticket: id, title: 't', run: 1, port: 4001, phase: null, elapsed_s: 1, tokens: 0, cost_usd: 0, tool_calls: 0, tail }],
     held: () => null,
+    pausedSlots: () => [],
     cancel: () => false,
     poke: () => {},
   };

@@ -12,6 +12,9 @@ import { Dispatcher } from '../../control/dispatcher/pool.ts';
 import { silentLogger, type Logger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
 import { cancelTicket, claimNext } from '../../control/queue/leases.ts';
+import { createApp } from '../../control/app.ts';
+import { Intake } from '../../control/intake/index.ts';
+import { createRedactor } from '../../lib/redact.ts';
 import { blockedTicket, claimedRun, endWorker, fakeWorker, waitFor } from '../support/helpers.ts';
 
 /** A run's end as its worker's trap leaves it after harness_fail_env REASON [FLAG lines]. */
@@ -69,6 +72,30 @@ test("a slot's port taken by another process is never counted against the ticket
   const reason = (store.stmt('SELECT reason FROM runs WHERE ticket_id = ? ORDER BY id DESC LIMIT 1 OFFSET 1').get(ticket.id) as { reason: string }).reason;
   assert.equal(reason, `${why}; no ticket can cause this: requeued (this attempt not counted, however often), and this worker pauses`);
   assert.equal(dispatcher.held(), null, 'the other slot goes on claiming');
+});
+
+// Review finding: a slot paused on its own (its port held by another process) showed as an
+// idle slot: held() speaks only when every slot pauses, and tickets waited with no word why.
+test('a slot paused on its own is listed with why and until when: pausedSlots(), /api/workers, the dashboard', async (t) => {
+  const { home, config, store, ticket, run } = claimedRun(t, { workers: 2 });
+  const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger: silentLogger, pauseFirstMs: 60_000 });
+  assert.deepEqual(dispatcher.pausedSlots(), []);
+  const why = 'port 4101 (target.basePort + worker 1) is taken by another process: pid 4242, node server.js --token=sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789';
+  endedByMachine(dispatcher, fakeWorker(home, ticket, run), why, ['scope: slot']);
+  assert.equal(dispatcher.held(), null, 'the other slot goes on claiming');
+  const paused = dispatcher.pausedSlots();
+  assert.deepEqual(paused.map((p) => [p.worker, p.reason]), [[1, why]]);
+  assert.ok(Date.parse(paused[0]!.until) > Date.now() + 50_000, paused[0]!.until);
+
+  const intake = new Intake({ store, config, redactor: createRedactor() });
+  const app = createApp({ config, store, intake, logger: silentLogger, dispatcher });
+  const api = (await (await app.request('/api/workers')).json()) as { pausedSlots: Array<{ worker: number; reason: string }> };
+  assert.deepEqual(api.pausedSlots.map((p) => p.worker), [1]);
+  assert.match(api.pausedSlots[0]!.reason, /^port 4101 .* taken by another process/);
+  assert.ok(!JSON.stringify(api).includes('sk-ant-api03'), 'a secret in the command line is scrubbed');
+  const html = await (await app.request('/', { headers: { accept: 'text/html' } })).text();
+  assert.match(html, /data-paused-slot="1">Worker 1 pauses until [^:]+:[^<]*port 4101 \(target\.basePort \+ worker 1\) is taken by another process/);
+  assert.ok(!html.includes('sk-ant-api03'));
 });
 
 // Review finding: Claude Code removed under a running bugbot (an npm ci) failed runs while

@@ -2,6 +2,7 @@
  * Overview: the queue by state, the workers (live), the latest tickets and the
  * most recent outcomes. The three panels are also what the live stream sends.
  */
+import type { PausedSlot } from '../../dispatcher/pool.ts';
 import type { OutcomeRow } from '../../outcomes/archive.ts';
 import type { Ticket } from '../../types.ts';
 import { severityText, TICKET_STATES } from '../../types.ts';
@@ -25,11 +26,18 @@ export function QueuePanel(props: { counts: Record<string, number>; selected?: s
   );
 }
 
-export function WorkersPanel(props: { workers: LiveWorker[]; slots: number; queued: number; held: string | null }) {
-  // Why nothing is claimed: what the machine lacks, or no model credentials.
-  const held = props.held ? (
-    <p class="held state-needs_human" data-held="1">{`Workers hold: ${props.held}. Tickets wait in the queue until then.`}</p>
-  ) : null;
+export function WorkersPanel(props: { workers: LiveWorker[]; slots: number; queued: number; held: string | null; pausedSlots?: PausedSlot[] }) {
+  // Why nothing is claimed: what the machine lacks, or no model credentials; or why one slot claims nothing.
+  const paused = (props.pausedSlots ?? []).map((p) => (
+    <p class="held state-needs_human" data-paused-slot={p.worker}>{`Worker ${p.worker} pauses until ${p.until}: ${p.reason}.`}</p>
+  ));
+  const held =
+    props.held || paused.length ? (
+      <>
+        {props.held ? <p class="held state-needs_human" data-held="1">{`Workers hold: ${props.held}. Tickets wait in the queue until then.`}</p> : null}
+        {paused}
+      </>
+    ) : null;
   if (!props.workers.length) {
     const idle = (
       <p class="muted" data-workers="0">
@@ -211,6 +219,7 @@ export function OverviewPage(props: {
   workers: LiveWorker[];
   slots: number;
   held: string | null;
+  pausedSlots?: PausedSlot[];
   tickets: Ticket[];
   pages: TicketPages;
   recent: OutcomeRow[];
@@ -227,7 +236,7 @@ export function OverviewPage(props: {
       <div class="card">
         <h2>Workers</h2>
         <div id="live-workers">
-          <WorkersPanel workers={props.workers} slots={props.slots} queued={props.counts.queued ?? 0} held={props.held} />
+          <WorkersPanel workers={props.workers} slots={props.slots} queued={props.counts.queued ?? 0} held={props.held} pausedSlots={props.pausedSlots} />
         </div>
       </div>
       <div class="grid">

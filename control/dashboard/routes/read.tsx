@@ -42,6 +42,8 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
     outcomes
       .newest(10)
       .map((r) => ({ ...r, reason: scrub(r.reason ?? '') }));
+  // The reason names what held the slot's port (a process's command line): scrubbed too.
+  const pausedSlots = () => (deps.dispatcher?.pausedSlots() ?? []).map((p) => ({ ...p, reason: scrub(p.reason) }));
   const stateParam = (c: Context) => {
     const s = c.req.query('state');
     return s && (TICKET_STATES as readonly string[]).includes(s) ? (s as TicketState) : undefined;
@@ -64,6 +66,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         workers={liveWorkers(deps, scrub)}
         slots={config.workers}
         held={deps.dispatcher?.held() ?? null}
+        pausedSlots={pausedSlots()}
         tickets={store.listTickets({ state, limit: TICKETS_PER_PAGE, offset: (pageNo - 1) * TICKETS_PER_PAGE })}
         pages={{ page: pageNo, perPage: TICKETS_PER_PAGE, total }}
         recent={recentOutcomes()}
@@ -82,7 +85,7 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
         const counts = store.countByState();
         const parts: Array<[string, JSX.Element]> = [
           ['live-queue', <QueuePanel counts={counts} selected={state} />],
-          ['live-workers', <WorkersPanel workers={liveWorkers(deps, scrub)} slots={config.workers} queued={counts.queued ?? 0} held={deps.dispatcher?.held() ?? null} />],
+          ['live-workers', <WorkersPanel workers={liveWorkers(deps, scrub)} slots={config.workers} queued={counts.queued ?? 0} held={deps.dispatcher?.held() ?? null} pausedSlots={pausedSlots()} />],
           ['live-outcomes', <RecentOutcomesPanel rows={recentOutcomes()} />],
         ];
         for (const [id, el] of parts) {
