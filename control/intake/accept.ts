@@ -333,6 +333,11 @@ function pastGrace(config: BugbotConfig, ref: TicketRef, e: TriggerEvent): boole
 function nextDeadline(config: BugbotConfig, now: Date, t: TicketRef): string {
   const next = now.getTime() + config.intake.settleSeconds * 1000;
   const cap = t.settle_cap ? Date.parse(t.settle_cap) : next;
+  // No window sets a cap further ahead than this: one that lies beyond was set before the
+  // wall clock was stepped back (NTP, a resumed VM), and an error recurring since would hold
+  // the ticket for the step's length as well. Its window has been open since before the
+  // step: it is over (as Intake.settleDue takes a deadline beyond any window).
+  if (cap > now.getTime() + (Math.max(config.intake.settleCapSeconds, MAX_HOLD_SECONDS) + 5) * 1000) return now.toISOString();
   return new Date(Math.min(next, cap)).toISOString();
 }
 

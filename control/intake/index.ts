@@ -258,9 +258,11 @@ export class Intake {
       human: t.human === 1,
       claimedBy: t.claimed_by,
       classification: t.classification as Classification | null,
+      classifyReason: t.classify_reason,
     });
     const state: TicketState = d.decision === 'queue' ? 'queued' : d.decision === 'drop' ? 'dropped' : 'deferred';
-    const reason = t.classification && t.classify_reason && d.decision !== 'drop' ? `${d.reason}; report reads as a bug (${t.classify_reason})` : d.reason;
+    // A report that reads as something else is not called a bug: claimed, it is deferred, not dropped.
+    const reason = t.classification === 'bug' && t.classify_reason && d.decision !== 'drop' ? `${d.reason}; report reads as a bug (${t.classify_reason})` : d.reason;
     this.store.setTriage(ticketId, state, d.severity, d.priority, d.decision, reason);
     // A deferred ticket is decided again at every occurrence (a claimed one for as long as
     // the claim holds): the trail records a decision, not each time it was made again.

@@ -1,12 +1,14 @@
 /**
  * Untrusted text of crafted shapes that once took time growing with the square or the
- * cube of its length in redaction and stack parsing (10 KB of "token-" in an email body:
- * 14 s; 100 KB: hours). Run as a process of its own (`node --import tsx
- * test/support/crafted-text.ts redact|frames`) by tests that give it a time limit: a
+ * cube of its length in redaction, stack parsing and triage's patterns (10 KB of "token-"
+ * in an email body: 14 s; 100 KB: hours). Run as a process of its own (`node --import tsx
+ * test/support/crafted-text.ts redact|frames|triage`) by tests that give it a time limit: a
  * regular expression that backtracks holds its thread, so no in-process timer could stop it.
  * Prints "ok" when every text was processed.
  */
+import { loadConfig } from '../../control/config.ts';
 import { inAppFrames } from '../../control/intake/fingerprint.ts';
+import { createTriage } from '../../control/intake/triage.ts';
 import { createRedactor, redactLines } from '../../lib/redact.ts';
 
 const N = 100_000;
@@ -26,6 +28,9 @@ export const CRAFTED_FOR_REDACTION = [
   'auth=['.repeat(N / 6),
 ];
 
+/** An alert's message (up to server.maxBodyBytes) for the built-in third-party ignore rule's ".*". */
+export const CRAFTED_FOR_TRIAGE = ['ETIMEDOUT'.repeat(1_000_000 / 9), 'ECONNRESET '.repeat(1_000_000 / 11)];
+
 export const CRAFTED_STACK = `Error: x\n    at ${'a ('.repeat(130_000)}\rx\n    at handler (/app/src/pets.js:12:5)`;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -38,8 +43,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     redactLines([`${' '.repeat(N)}x`, '-----END RSA PRIVATE KEY-----'], r.text);
   } else if (what === 'frames') {
     inAppFrames(CRAFTED_STACK, 3);
+  } else if (what === 'triage') {
+    const triage = createTriage(loadConfig({ env: {}, cwd: '/' }).triage);
+    for (const message of CRAFTED_FOR_TRIAGE) {
+      triage.decide({ kind: 'error', service: 'api', title: 'x', message, labels: {}, count: 1, human: false, claimedBy: null, classification: null });
+    }
   } else {
-    process.stderr.write('usage: crafted-text.ts redact|frames\n');
+    process.stderr.write('usage: crafted-text.ts redact|frames|triage\n');
     process.exit(2);
   }
   process.stdout.write('ok\n');

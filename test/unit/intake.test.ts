@@ -45,6 +45,30 @@ test('a settle deadline further ahead than any window sets (the clock stepped ba
   assert.equal(intake.settleDue(), 1);
 });
 
+// Review finding (clock jumps): the settle cap is a time on the wall clock too; stepped back
+// an hour, an error recurring every 20 s reset its 30 s window for the hour as well, and
+// reached the queue after 65 minutes instead of the cap's 5.
+test('a settle cap further ahead than any window sets (the clock stepped back) still ends the window of an error that keeps recurring', (t) => {
+  const { intake, store, clock } = setup(t, { intake: { settleSeconds: 30, settleCapSeconds: 300 } });
+  const [first] = intake.accept([alert()]);
+  const id = first!.ticketId!;
+  // Stepped back an hour; the error recurs 20 s later.
+  clock.advance(-3600 + 20);
+  intake.accept([alert()]);
+  assert.equal(intake.settleDue(), 1, 'its window is over');
+  assert.equal(store.getTicket(id)!.state, 'queued');
+  // Without a step, a recurring error is held up to its cap, not beyond.
+  const [other] = intake.accept([alertEvent({ title: 'TypeError: other is undefined', message: 'TypeError: other is undefined' })]);
+  for (let s = 0; s < 280; s += 20) {
+    clock.advance(20);
+    intake.accept([alertEvent({ title: 'TypeError: other is undefined', message: 'TypeError: other is undefined' })]);
+    assert.equal(intake.settleDue(), 0, `${s + 20} s in`);
+  }
+  clock.advance(20);
+  assert.equal(intake.settleDue(), 1, 'at its cap');
+  assert.equal(store.getTicket(other!.ticketId!)!.state, 'queued');
+});
+
 test('1,000 alerts for one error with different ids → one ticket with count 1,000; another error → a second ticket', (t) => {
   const { intake, store } = setup(t);
   const events: TriggerEvent[] = [];
@@ -399,11 +423,25 @@ test('free-text reports are classified; a feature request is not acted on, with 
     }),
   ]);
   assert.equal(r!.state, 'dropped');
-  assert.match(r!.reason!, /classified as feature/);
+  assert.equal(r!.reason, 'classified as feature, not a bug (asks for something new, asks for a capability)', 'and what it read');
   const [bug] = intake.accept([
     alert({ source: 'slack', kind: 'report', human: true, title: 'checkout broken', message: 'Checkout fails with a 500 since the deploy', route: undefined }),
   ]);
   assert.equal(bug!.state, 'queued');
+});
+
+// Review finding: every decision on a classified report said it "reads as a bug", a
+// question claimed by a person too; and a dropped one never said what it read.
+test('a report that reads as a question is not said to read as a bug when a claim defers it', (t) => {
+  const { intake, store } = setup(t, { intake: { settleSeconds: 0 } });
+  const [a] = intake.accept(
+    [alert({ source: 'slack', kind: 'report', human: true, title: 'what is going on here?', message: 'what is going on here?', route: undefined, reporter: { kind: 'slack', id: 'U1', thread: 'C1:1.1' } })],
+    { holdSeconds: 90 },
+  );
+  assert.equal(store.getTicket(a!.ticketId!)!.classification, 'question');
+  const claimed = intake.claim(a!.ticketId!, 'alice');
+  assert.deepEqual(claimed, { state: 'deferred', reason: 'claimed by alice: a person is on it' });
+  assert.equal(intake.claim(a!.ticketId!, 'alice', { release: true }).reason, 'classified as question, not a bug (asks a question)');
 });
 
 test('secrets and emails are redacted before anything is stored', (t) => {

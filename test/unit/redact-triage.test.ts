@@ -117,6 +117,26 @@ test('severity: labels, patterns, latency and counts', () => {
   assert.ok(priorityOf('medium', 1, true) > priorityOf('medium', 1000, false), 'people before volume');
 });
 
+// Review finding: the patterns read a ticket's whole text, and the built-in third-party
+// rule's ".*" takes time growing with the square of a line: a 100 KB alert of "ETIMEDOUT"s
+// took 1.4 s to triage, a megabyte (server.maxBodyBytes) minutes, each time a deferred
+// ticket was decided again, inside the transaction every other event waits on.
+test("triage's patterns read a bounded start of a ticket, each text once however often it is decided again", (t) => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/crafted-text.ts', 'triage'], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.stdout, 'ok\n', `triage of crafted texts did not finish within 20 s (${r.signal ?? `status ${r.status}`}): ${r.stderr}`);
+  const triage = createTriage(loadConfig({ env: {}, cwd: '/' }).triage);
+  const base = { kind: 'error' as const, service: 'api', title: 'x', labels: {}, count: 1, human: false, claimedBy: null, classification: null };
+  assert.equal(triage.severity({ ...base, message: `${'word '.repeat(3_000)}payment declined` }).severity, 'critical');
+  assert.equal(triage.severity({ ...base, message: `${'word '.repeat(4_001)}payment declined` }).severity, 'low', 'past the first 20,000 characters');
+  assert.equal(triage.decide({ ...base, message: `${'word '.repeat(3_000)}ETIMEDOUT calling api.stripe.com` }).decision, 'drop');
+  // A storm on a deferred ticket: the same text decided again runs no pattern over it.
+  const message = `Error: read ETIMEDOUT ${'x'.repeat(19_000)}`;
+  assert.equal(triage.decide({ ...base, message }).decision, 'defer');
+  const patternRuns = t.mock.method(RegExp.prototype, 'test');
+  for (let i = 0; i < 100; i++) assert.equal(triage.decide({ ...base, message, count: 2 }).decision, 'defer');
+  assert.equal(patternRuns.mock.callCount(), 0);
+});
+
 test('rule classifier: bug / feature / question / noise with reasons', () => {
   const cases: Array<[string, string]> = [
     ['Checkout fails with a 500 error since the deploy', 'bug'],
