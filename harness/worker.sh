@@ -266,16 +266,22 @@ fi
 # --- phase 4: docs ------------------------------------------------------------------
 REVIEWED=$(git -C "$WORKTREE" rev-parse HEAD)
 harness_phase_prompt docs "$TICKET_DIR/prompt-docs.md" "notes:$AGENT/project-notes.md" "notes:$AGENT/plan.md" "fenced:$AGENT/diff.patch"
+docs_failed=""
 if ! harness_phase_run docs "$TICKET_DIR/prompt-docs.md"; then
-  harness_log "docs phase failed ($(harness_phase_reason docs)); the fix is pushed without doc updates"
+  docs_failed="docs phase failed ($(harness_phase_reason docs))"
 fi
 harness_force_commit "$WORKTREE" "bugbot: docs for ticket $BUGBOT_TICKET_ID" >/dev/null
 # The docs phase writes docs/ and CLAUDE.md only. Anything else it changed (through a
 # command its guard let pass) is not what review approved: its commit is dropped, and the
-# reviewed fix goes out without doc updates.
+# reviewed fix goes out without doc updates. So is what a session that failed left (its
+# commits too): half an edit when a limit stopped it, or the work of one ended for a
+# banned action; CLAUDE.md is in every later run's prompts.
 outside_docs=$(git -C "$WORKTREE" diff --name-only "$REVIEWED" HEAD -- . ':(exclude)docs/' ':(exclude)CLAUDE.md')
 if [ -n "$outside_docs" ]; then
-  harness_log "the docs phase changed files outside docs/ and CLAUDE.md ($(printf '%s' "$outside_docs" | tr '\n' ' ')): its changes are dropped; the reviewed fix is pushed without doc updates"
+  docs_failed="the docs phase changed files outside docs/ and CLAUDE.md ($(printf '%s' "$outside_docs" | tr '\n' ' '))"
+fi
+if [ -n "$docs_failed" ]; then
+  harness_log "$docs_failed: its changes are dropped; the reviewed fix is pushed without doc updates"
   git -C "$WORKTREE" reset --quiet --hard "$REVIEWED" || harness_fail "could not drop the docs phase's changes"
 fi
 

@@ -282,18 +282,26 @@ function ansiEscape(s, i) {
  * escape, as in the shell; otherwise every blank ends a word and quote characters are
  * dropped, so a quoted phrase reads as its words. Segments are cut without regard to
  * quotes, so neither reading is always the shell's: the guard checks both.
+ * A here-string (`<<< "git push"`) is the command's input, which a shell runs: the quoted
+ * reading keeps it apart (`herestrings`, checked as a command when a shell reads it),
+ * the other among the words, as any text that names git is.
  */
 function lex(seg, quoted, starts) {
-  /** @type {string[] & { open?: boolean }} open: the segment ends inside quotes (it was cut there). */
+  /** @type {string[] & { open?: boolean, herestrings?: string[] }} open: the segment ends inside quotes (it was cut there). */
   const out = [];
+  out.herestrings = [];
   let cur = '';
   let any = false;
   let target = false;
+  let here = false;
   let from = 0;
   const end = () => {
     if (any) {
       if (target) target = false;
-      else {
+      else if (here) {
+        here = false;
+        out.herestrings.push(cur);
+      } else {
         out.push(cur);
         starts?.push(from);
       }
@@ -343,8 +351,10 @@ function lex(seg, quoted, starts) {
         cur = '';
         any = false;
       } else end();
+      const herestring = seg.startsWith('<<<', i);
       while (i + 1 < seg.length && '<>&|'.includes(seg[i + 1])) i++;
-      target = true;
+      if (!herestring) target = true;
+      else if (quoted) here = true;
     } else {
       cur += c;
       any = true;
@@ -354,18 +364,108 @@ function lex(seg, quoted, starts) {
   return out;
 }
 
-/** The words of a simple command (one reading, see lex), without leading VAR=value assignments. */
+/**
+ * The words of a simple command (one reading, see lex), without leading VAR=value
+ * assignments, brace expansions expanded as the shell does before it runs anything
+ * (`{git,push}`, `git {push,x}`). tooMany: a word has more expansions than are checked.
+ */
 function words(segment, quoted) {
-  const w = lex(segment, quoted);
+  const lexed = lex(segment, quoted);
+  const w = [];
+  let tooMany = false;
+  for (const x of lexed) {
+    const all = braceGroup(x) ? braces(x) : [x];
+    if (!all) tooMany = true;
+    w.push(...(all ?? [x]));
+  }
+  envSplitStrings(w);
   let i = 0;
   while (i < w.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(w[i])) i++;
   const out = w.slice(i);
-  out.open = w.open;
+  out.open = lexed.open;
+  out.herestrings = lexed.herestrings;
+  out.tooMany = tooMany;
   return out;
+}
+
+/**
+ * `env -S STRING` (`--split-string`) runs STRING's words as the command
+ * (`env -S"git push" origin HEAD:main`): in w, in place, each such option and its string
+ * become those words.
+ */
+function envSplitStrings(w) {
+  for (let i = 0; i < w.length; i++) {
+    if (baseName(w[i]) !== 'env') continue;
+    for (let j = i + 1; j < w.length && w[j].startsWith('-') && w[j] !== '--'; j++) {
+      const x = w[j];
+      let rest = null;
+      if (x === '--split-string') rest = '';
+      else if (x.startsWith('--split-string=')) rest = x.slice('--split-string='.length);
+      else if (!x.startsWith('--')) {
+        for (let k = 1; k < x.length; k++) {
+          if (x[k] === 'S') rest = x.slice(k + 1);
+          if ('SuC'.includes(x[k])) break; // -u NAME and -C DIR take the rest as their value
+        }
+      }
+      if (rest === null) continue;
+      const taken = rest === '' ? 2 : 1;
+      const split = lex(rest === '' ? (w[j + 1] ?? '') : rest, true);
+      w.splice(j, taken, ...split);
+      j += split.length - 1;
+    }
+  }
 }
 
 const unquote = (x) => String(x ?? '').replace(/^['"]+|['"]+$/g, '');
 const baseName = (x) => unquote(x).replace(/^.*\//, '');
+
+/**
+ * Whether a word may run git: `git` by its name, or a pattern the shell expands to it
+ * (`/usr/bin/g?t`, `/usr/bin/gi[t]`: a file that exists is what the pattern becomes).
+ * A pattern of nothing but wildcards (`dist/*`) is a list of files, not a way to name git.
+ */
+function isGit(x) {
+  const name = baseName(x);
+  if (name === 'git') return true;
+  return /[*?[]/.test(name) && /[^*?[\]]/.test(name) && globMatches(name, 'git');
+}
+
+/**
+ * Whether the shell's pattern p (`*`, `?`, `[...]`, `[!...]`) matches the short string s,
+ * by the set of positions of s reached so far: no backtracking, and the scan of p ends
+ * once no position is left (a long p costs one pass).
+ */
+function globMatches(p, s) {
+  let at = [0];
+  for (let i = 0; i < p.length && at.length; i++) {
+    const c = p[i];
+    if (c === '*') {
+      at = Array.from({ length: s.length - at[0] + 1 }, (_, k) => at[0] + k);
+      continue;
+    }
+    let take = (ch) => ch === c;
+    const close = c === '[' ? p.indexOf(']', i + 2) : -1;
+    if (c === '?') take = () => true;
+    else if (close > 0) {
+      const body = p.slice(i + 1, close);
+      const negate = body[0] === '!' || body[0] === '^';
+      const set = negate ? body.slice(1) : body;
+      take = (ch) => {
+        let hit = false;
+        for (let j = 0; j < set.length; j++) {
+          if (set[j + 1] === '-' && j + 2 < set.length) {
+            hit ||= ch >= set[j] && ch <= set[j + 2];
+            j += 2;
+          } else hit ||= ch === set[j];
+        }
+        return hit !== negate;
+      };
+      i = close;
+    }
+    at = at.filter((k) => k < s.length && take(s[k])).map((k) => k + 1);
+  }
+  return at.includes(s.length);
+}
 
 /**
  * The words from the command that actually runs: wrappers (`env X=1`, `timeout 5`,
@@ -376,6 +476,8 @@ function commandWords(w) {
   const out = w.slice(start);
   // Whether xargs runs it: what xargs reads becomes more of its words (see checkGitWord).
   out.xargs = w.slice(0, start).some((x) => baseName(unquote(x)) === 'xargs');
+  out.herestrings = w.herestrings;
+  out.tooMany = w.tooMany;
   return out;
 }
 
@@ -491,7 +593,7 @@ function checkGit(w, name, shell, exact) {
   // command can hold thousands of words.
   const xargsAt = w.findIndex((x) => baseName(unquote(x)) === 'xargs');
   for (let i = 0; i < w.length; i++) {
-    if (baseName(w[i]) !== 'git') continue;
+    if (!isGit(w[i])) continue;
     if (i > 0 && text) break;
     const d = checkGitWord(w, i, last, exact, w.xargs === true || (xargsAt >= 0 && xargsAt < i));
     if (d) return d;
@@ -510,6 +612,9 @@ function checkGitWord(w, i, last, exact, fed) {
   if (g.problem) return deny(g.problem);
   if (g.sub === '' || /[$`]/.test(g.sub)) return deny('git\'s subcommand must be written out, not taken from a variable or a substitution');
   if (fed && !/^[a-z][a-z0-9-]*$/.test(g.sub)) return deny("git's subcommand must be written out, not read from input (xargs git)");
+  // A pattern the shell expands (`git p*sh` beside a file named push, `git {push,x}`) or a
+  // name another command fills in (`find push -exec git {} ...`).
+  if (/[*?[\]{}]/.test(g.sub)) return deny("git's subcommand must be written out, not a pattern or a placeholder");
   if (g.sub === 'reset' && after('hard', g.at)) return deny('git reset --hard destroys work');
   if (g.sub === 'clean' && after('force', g.at)) return deny('git clean -f destroys untracked work');
   // "Read-only" commands that write or run: `git log --format=<any text> --output=<any
@@ -526,15 +631,35 @@ function checkGitWord(w, i, last, exact, fed) {
   return null;
 }
 
+/**
+ * Where the first `{…,…}` of x with no brace inside stands ([start, end)), or null. A scan,
+ * not a pattern: `{` and a long run of commas would cost a pattern quadratic time.
+ */
+function braceGroup(x) {
+  let open = -1;
+  let comma = false;
+  for (let i = 0; i < x.length; i++) {
+    const c = x[i];
+    if (c === '{') {
+      open = i;
+      comma = false;
+    } else if (c === '}') {
+      if (open >= 0 && comma) return [open, i + 1];
+      open = -1;
+    } else if (c === ',' && open >= 0) comma = true;
+  }
+  return null;
+}
+
 /** Brace expansions of a word (`{dist,../x}`), or null when there are too many to check. */
 function braces(word) {
   let out = [word];
   for (let round = 0; round < 8; round++) {
     const next = [];
     for (const x of out) {
-      const m = /\{([^{}]*,[^{}]*)\}/.exec(x);
-      if (!m) next.push(x);
-      else for (const alt of m[1].split(',')) next.push(x.slice(0, m.index) + alt + x.slice(m.index + m[0].length));
+      const g = braceGroup(x);
+      if (!g) next.push(x);
+      else for (const alt of x.slice(g[0] + 1, g[1] - 1).split(',')) next.push(x.slice(0, g[0]) + alt + x.slice(g[1]));
     }
     if (next.length === out.length && next.every((x, k) => x === out[k])) return out;
     if (next.length > 64) return null;
@@ -610,14 +735,17 @@ function checkWords(w, seg, shell, depth, protectedHit, exact) {
   if (!w.length) return null;
   const ctx = shell.ctx;
   const name = baseName(w[0]);
+  if (w.tooMany) return deny('a brace expansion of more than 64 words is not allowed: write the words out');
   if (BANNED_COMMANDS.has(name)) return deny(`${BANNED_COMMANDS.get(name)} (${name})`);
   // --no-verify quoted or escaped (`--no-"verify"`, `$'--no-\x76erify'`).
   if (w.some((x) => /^--no-v(e(r(i[a-z]*)?)?)?$/.test(x))) return deny("--no-verify skips the repository's checks");
-  // A command string handed to a shell is checked as a command too.
-  if (SHELLS.has(name) && depth < 3) {
+  // A command string handed to a shell is checked as a command too: after -c, or as its
+  // input (`bash <<< "git push"`, `. /dev/stdin <<< ...`).
+  if ((SHELLS.has(name) || name === '.' || name === 'source') && depth < 3) {
     const k = name === 'eval' ? 0 : w.findIndex((x) => /^-[a-z]*c$/.test(x));
-    if (k >= 0) {
-      for (const inner of segments(w.slice(k + 1).join(' '))) {
+    const texts = [...(k >= 0 && SHELLS.has(name) ? [w.slice(k + 1).join(' ')] : []), ...(w.herestrings ?? [])];
+    for (const text of texts) {
+      for (const inner of segments(text)) {
         const d = checkSegment(inner, shell, depth + 1);
         if (d) return d;
       }
@@ -684,8 +812,10 @@ function pathHit(text, res) {
   return undefined;
 }
 
-// The scheme is bounded: unbounded, a long run of `a.a.a.…` costs quadratic time.
-const URL_RE = /([a-z][a-z0-9+.-]{0,31}):\/\/(?:[^\s/@'"]*@)?(\[[^\]\s]*\]|[^\s/:'"?#]+)(?::(\d+))?/gi;
+// The scheme is bounded: unbounded, a long run of `a.a.a.…` costs quadratic time. The
+// authority ends at `/`, `?` or `#`, as curl and browsers read it: an `@` after one of
+// them is no userinfo's (`http://evil.com#@127.0.0.1:3001` goes to evil.com).
+const URL_RE = /([a-z][a-z0-9+.-]{0,31}):\/\/(?:[^\s/?#@'"]*@)?(\[[^\]\s]*\]|[^\s/:'"?#]+)(?::(\d+))?/gi;
 
 function isLoopbackHost(host) {
   return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
@@ -776,7 +906,7 @@ function devVars(text, ctx) {
 function fetchTarget(name, arg, ctx) {
   const resolved = devVars(arg, ctx);
   const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(resolved) ? resolved : `http://${resolved}`;
-  const m = /^([a-z][a-z0-9+.-]*):\/\/(?:[^\s/@]*@)?(\[[^\]\s]*\]|[^\s/:?#]+)(?::(\d+))?(?:[/?#]|$)/i.exec(url);
+  const m = /^([a-z][a-z0-9+.-]*):\/\/(?:[^\s/?#@]*@)?(\[[^\]\s]*\]|[^\s/:?#]+)(?::(\d+))?(?:[/?#]|$)/i.exec(url);
   if (!m) return deny(`${name} may only fetch the dev server; ${arg} is not a URL on it`);
   const why = urlProblem(m[1], m[2], m[3], ctx);
   return why ? deny(why) : null;
@@ -959,10 +1089,15 @@ function checkCommand(given, ctx) {
     const d = checkSegment(seg, shell);
     if (d) return d;
   }
-  // Network: only the worker's dev server on loopback.
-  for (const m of devVars(cmd, ctx).matchAll(URL_RE)) {
-    const why = urlProblem(m[1], m[2], m[3], ctx);
-    if (why) return deny(why);
+  // Network: only the worker's dev server on loopback. A backslash is part of the
+  // authority to curl, a path separator to Node's fetch and browsers
+  // (`http://evil.com\\@127.0.0.1:3001`): both readings are checked.
+  const net = devVars(cmd, ctx);
+  for (const text of net.includes('\\') ? [net, net.replace(/\\/g, '/')] : [net]) {
+    for (const m of text.matchAll(URL_RE)) {
+      const why = urlProblem(m[1], m[2], m[3], ctx);
+      if (why) return deny(why);
+    }
   }
   // Redirections into protected places.
   const redirect = /(?:>>?\|?|\btee\b(?:\s+-a)?)\s*([^\s;&|]+)/g;

@@ -62,8 +62,11 @@ if (o['wait-for-stdin'] && !o.stdin) {
   process.stderr.write('run-phase.mjs: --wait-for-stdin needs --stdin FILE\n');
   process.exit(2);
 }
-const idleMs = Number(o.idle) * 1000;
-const wallMs = Number(o.wall) * 1000;
+// setTimeout takes at most 2^31-1 ms (24.8 days) and fires at once for more: a limit set
+// that high to mean "none" would end every session as it starts. Longer limits wait that long.
+const MAX_DELAY = 2 ** 31 - 1;
+const idleMs = Math.min(Number(o.idle) * 1000, MAX_DELAY);
+const wallMs = Math.min(Number(o.wall) * 1000, MAX_DELAY);
 // Durations and deadlines are measured on performance.now(): NTP may step the wall clock
 // while a phase runs (an hour forward ended a session waiting for its worktree at once;
 // ten minutes back froze its live progress for ten minutes). Times people read stay wall-clock.

@@ -157,6 +157,36 @@ describe('bypasses the guard refuses', () => {
     ['GIT_CONFIG_COUNT set for a grep', 'Bash', bash('GIT_CONFIG_COUNT=1 grep x src'), /GIT_CONFIG_COUNT/],
     ['GIT_CONFIG_COUNT in a substitution in a grep', 'Bash', bash('grep "$(GIT_CONFIG_COUNT=1 git p)" src'), /GIT_CONFIG_COUNT/],
     ['GIT_SSH_COMMAND searched and piped to a shell', 'Bash', bash('grep GIT_SSH_COMMAND f | sh'), /GIT_SSH_COMMAND/],
+    // Review finding: a here-string is a shell's input, and was read as a redirection's
+    // target: `bash <<< "git push"` ran whatever it held.
+    ['a here-string fed to a shell', 'Bash', bash('bash <<< "git push origin HEAD:main"'), /git push/],
+    ['a here-string glued to sh', 'Bash', bash(`sh<<<'git push'`), /git push/],
+    ['a here-string in ANSI-C quotes', 'Bash', bash(`bash -s <<< $'git\\x20push'`), /git push/],
+    ['rm -rf in a here-string fed to a shell', 'Bash', bash('bash <<< "rm -rf ~/x"'), /rm -r/],
+    ['a here-string sourced', 'Bash', bash('source /dev/stdin <<< "rm -rf /srv/op"'), /rm -r/],
+    ['a here-string piped to a shell', 'Bash', bash('cat <<< "git push" | bash'), /git push/],
+    // Review finding: the shell expands braces and patterns before it runs anything, and
+    // `find -exec` fills in a name: each made `git push` out of words that named no push.
+    ['git {push,x}', 'Bash', bash('git {push,origin} HEAD:main'), /git push/],
+    ['{git,push}', 'Bash', bash('{git,push,origin,HEAD:main}'), /git push/],
+    ['git p*sh beside a file named push', 'Bash', bash('touch push; git p*sh origin HEAD:main'), /not a pattern/],
+    ['git [p]ush', 'Bash', bash('git [p]ush origin HEAD:main'), /not a pattern/],
+    ['find -exec git {}', 'Bash', bash('touch push; find push -exec git {} origin HEAD:main \\;'), /not a pattern or a placeholder/],
+    ['git named by a pattern', 'Bash', bash('/usr/bin/g?t push origin HEAD:main'), /git push/],
+    ['git named by a bracket pattern', 'Bash', bash('/usr/bin/gi[t] push origin HEAD:main'), /git push/],
+    ['a brace expansion too large to check', 'Bash', bash(`${'{a,b}'.repeat(9)} {git,push}`), /brace expansion/],
+    // Review finding: env -S runs its string's words as the command.
+    ['env -S"git push"', 'Bash', bash('env -S"git push" origin HEAD:main'), /git push/],
+    ['env -iS', 'Bash', bash(`env -iS'git push origin' HEAD:main`), /git push/],
+    ['env --split-string=', 'Bash', bash('env --split-string="git push" origin HEAD:main'), /git push/],
+    ['env -S with rm -rf', 'Bash', bash('env -S"rm -rf /srv/op" x'), /rm -r/],
+    // Review finding: the authority ends at `/`, `?` or `#` (curl's reading), and a backslash
+    // is a path separator to Node's fetch: an `@` after one of them named no userinfo.
+    ['curl to a host before #@', 'Bash', bash('curl -s "http://192.0.2.2:9#@127.0.0.1:4101/"'), /192\.0\.2\.2 is not allowed/],
+    ['curl --url= to a host before ?@', 'Bash', bash('curl --url=http://192.0.2.2?@127.0.0.1:4101'), /192\.0\.2\.2 is not allowed/],
+    ['curl to another loopback port before ?@', 'Bash', bash('curl -s "http://127.0.0.1:7777?@127.0.0.1:4101"'), /port 7777 is not allowed/],
+    ['fetch to another loopback port before \\@', 'Bash', bash(`node -e 'fetch("http://127.0.0.1:7777\\\\@127.0.0.1:4101/")'`), /port 7777 is not allowed/],
+    ['curl to a host after \\@', 'Bash', bash('curl -s "http://127.0.0.1:4101\\@192.0.2.2/"'), /192\.0\.2\.2 is not allowed/],
     // Credentials the sandbox hides, named in a command.
     ['~/.kube', 'Bash', bash('cat ~/.kube/config'), /credentials/],
     ['.pgpass', 'Bash', bash('cat /home/op/.pgpass'), /credentials/],
@@ -184,7 +214,7 @@ describe('bypasses the guard refuses', () => {
     let t = Date.now();
     assert.match(decide('Bash', bash(long), ctx)!.reason, /more than 16384 characters/);
     assert.ok(Date.now() - t < 1000, `${Date.now() - t} ms`);
-    const worst = ['git ', 'git -c git ', 'a/', 'tee ', 'a.', `'"`, 'a& ', '>x ', 'x $(git -n;', 'git "a;" ', `"';`, `"$(';`, '$( \'', "$(cat <<'E'\n", 'E)\n', '"(', 'x\\\n', 'git commit "$(x)" ', 'grep GIT_SSH '].map((u) => u.repeat(Math.floor(16000 / u.length)) + '; git push');
+    const worst = ['git ', 'git -c git ', 'a/', 'tee ', 'a.', `'"`, 'a& ', '>x ', 'x $(git -n;', 'git "a;" ', `"';`, `"$(';`, '$( \'', "$(cat <<'E'\n", 'E)\n', '"(', 'x\\\n', 'git commit "$(x)" ', 'grep GIT_SSH ', '{', '{,', '{a,b}{c,d}{e,f}{g,h}{i,j}{k,l} ', '[', '*[', 'g?t ', '<<<"git '].map((u) => u.repeat(Math.floor(16000 / u.length)) + '; git push');
     for (const c of worst) {
       t = Date.now();
       assert.ok(decide('Bash', bash(c), ctx), c.slice(0, 20));
@@ -262,6 +292,20 @@ describe('what an honest agent does is still allowed', () => {
     ['Bash', bash('grep -rn "GIT_SSH_COMMAND" src')],
     ['Bash', bash('grep -rn GIT_CONFIG_COUNT src | head -20')],
     ['Bash', bash(`rg -n 'GIT_EXEC_PATH' .`)],
+    // Braces, patterns and test brackets that name no git command.
+    ['Bash', bash('cp dist/* config')],
+    ['Bash', bash('rm -rf {dist,build}/cache && ls src/*.ts')],
+    ['Bash', bash('[ "$STATUS" = push ] && echo yes')],
+    ['Bash', bash('env -S"node scripts/check.js" --fix')],
+    ['Bash', bash(`curl -s -d '{"name":"rex","age":2}' http://127.0.0.1:4101/api/pets`)],
+    ['Bash', bash('git commit -m "Parse {a,b} lists" && git log -n 1')],
+    // Here-strings that feed no shell, or a shell an honest command.
+    ['Bash', bash('git commit -F - <<< "Fix owner: never git push from tests"')],
+    ['Bash', bash('git commit -F - <<< "$MSG"')],
+    ['Bash', bash('grep -c "git push" <<< "$OUT"')],
+    ['Bash', bash('bash <<< "npm test"')],
+    // Userinfo, a query and a fragment on the dev server.
+    ['Bash', bash('curl -s "http://user:pw@127.0.0.1:4101/x?a=b@c#d"')],
     // Paths with nothing to expand.
     ['Grep', { pattern: 'owner', path: 'src' }],
     ['Glob', { pattern: 'src/**/*.ts', path: worktree }],
