@@ -15,7 +15,7 @@ import { openServices } from './services.ts';
 import { latestRevisions, OutcomeArchive } from './outcomes/archive.ts';
 import { homeLocked, readServerInfo, type ServerInfo } from './server-info.ts';
 import { Store } from './queue/store.ts';
-import { inWindow, parseSince, summarize, summaryNotes } from './outcomes/summary.ts';
+import { inWindow, parseSince, reportJson, summarize, summaryNotes } from './outcomes/summary.ts';
 import { cancelTicket, runsForTicket, stoppingRuns, type RunRow } from './queue/leases.ts';
 import { askRunsWorkerToStop } from './dispatcher/reconcile.ts';
 import { workspacePaths } from './dispatcher/workspace.ts';
@@ -568,7 +568,9 @@ export function buildProgram(): Command {
       const sum = summarize(rows);
       const notes = summaryNotes(sum);
       if (o.json) {
-        printJson({ since: o.since, summary: sum, notes, rows });
+        // Written a piece at a time: a year of rows can be more text than one string holds.
+        for (const piece of reportJson({ since: o.since, summary: sum, notes, rows })) process.stdout.write(jsonText(piece));
+        process.stdout.write('\n');
         return;
       }
       const pct = (x: number) => `${Math.round(x * 100)}%`;
@@ -1257,8 +1259,12 @@ function terminalText(text: string): string {
  * are written as \u escapes, the same string to a JSON reader.
  */
 function printJson(value: unknown): void {
-  const json = JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  process.stdout.write(json + '\n');
+  process.stdout.write(jsonText(JSON.stringify(value, null, 2)) + '\n');
+}
+
+/** JSON text with the characters a terminal would act on (C1 controls, bidi overrides) written as escapes. */
+function jsonText(json: string): string {
+  return json.replace(/[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** terminalText for one line (a table's cell, a title): its newlines and tabs shown too. */

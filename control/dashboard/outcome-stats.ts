@@ -40,8 +40,16 @@ export function filterQuery(f: OutcomeFilter): string {
   return s ? `?${s}` : '';
 }
 
-/** A run's day: an approved fix's is the day it was approved (it went out then), as `bugbot outcomes --since` counts it. */
-export const dayOf = (row: OutcomeRow): string => (pushedAt(row) || row.started || '').slice(0, 10);
+/**
+ * A run's day (UTC): an approved fix's is the day it was approved (it went out then), as
+ * `bugbot outcomes --since` counts it. A time with an offset (a row another tool or a
+ * person wrote: `23:30:00-05:00`) is the next day in UTC, not the day its text starts with.
+ */
+export const dayOf = (row: OutcomeRow): string => {
+  const at = pushedAt(row) || row.started || '';
+  const ms = at[10] === 'T' && /[+-]\d\d:?\d\d$/.test(at) ? Date.parse(at) : Number.NaN;
+  return Number.isFinite(ms) ? new Date(ms).toISOString().slice(0, 10) : at.slice(0, 10);
+};
 
 /**
  * The rows dated up to `now`, and how many are after it: a row from a clock set wrong

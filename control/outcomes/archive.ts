@@ -442,12 +442,27 @@ function readable(r: OutcomeRow): OutcomeRow {
   return r;
 }
 
-/** The latest revision of each run, in archive order (a row without one is revision 1). */
+/**
+ * The latest revision of each run, in archive order (a row without one is revision 1).
+ * A run is its number, its ticket and its start: the archive outlives the database, and
+ * once `bugbot.db` is deleted or a backup restored the new one gives the old numbers
+ * again. A later run of the same number is its own run, not a revision of the earlier one
+ * (whose revision 2 would hide the new run's first row, and an approval would build on
+ * it); the earlier one comes after the others, so that a look-up by number finds the run
+ * this database has.
+ */
 export function latestRevisions(rows: OutcomeRow[]): OutcomeRow[] {
   const byRun = new Map<number, OutcomeRow>();
+  const earlier: OutcomeRow[] = [];
   for (const r of rows) {
     const prev = byRun.get(r.run_id);
-    if (!prev || (r.revision ?? 1) >= (prev.revision ?? 1)) byRun.set(r.run_id, r);
+    if (prev && (prev.ticket_id !== r.ticket_id || prev.started !== r.started)) {
+      earlier.push(prev);
+      byRun.delete(r.run_id);
+    } else if (prev && (r.revision ?? 1) < (prev.revision ?? 1)) {
+      continue;
+    }
+    byRun.set(r.run_id, r);
   }
-  return [...byRun.values()];
+  return [...byRun.values(), ...earlier];
 }

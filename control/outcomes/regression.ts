@@ -11,6 +11,7 @@
  * ticket was made, and the flag is written only LATE_MS past the 24-hour mark and past the
  * control plane's start: what recurred in time has been read by then.
  */
+import { runsForTicket } from '../queue/leases.ts';
 import type { Store } from '../queue/store.ts';
 import { nextRevision, type OutcomeArchive, type OutcomeRow } from './archive.ts';
 
@@ -33,6 +34,7 @@ export function recheckRegressions(store: Store, archive: OutcomeArchive, now = 
     if (!Number.isFinite(out)) continue;
     const until = out + DAY_MS;
     if (now.getTime() < Math.max(until, upSince?.getTime() ?? -Infinity) + LATE_MS) continue;
+    if (!ofThisDatabase(store, row)) continue;
     const regressions = regressionsSeenBy(store, row.ticket_id, until);
     const next: OutcomeRow = { ...row, regressions_detected_24h: regressions.length > 0, revision: nextRevision(row) };
     // A fix that regressed within a day was not clean after all.
@@ -44,6 +46,21 @@ export function recheckRegressions(store: Store, archive: OutcomeArchive, now = 
     appended.push(next);
   }
   return appended;
+}
+
+/**
+ * Whether the row is of a run this database holds. The archive outlives the database: after
+ * `bugbot.db` is deleted or a backup restored, the numbers of the runs and tickets an
+ * earlier database gave are given again, to other runs of other tickets, and those
+ * tickets' regressions say nothing of the earlier fix. Such a row keeps its flag unset:
+ * what recurred after it was recorded in a database that is gone. The run's row here names
+ * the same ticket, of the same fingerprint, and the same branch (named for the ticket and
+ * the second of the claim); a run without one (never launched) started no later than the row.
+ */
+function ofThisDatabase(store: Store, row: OutcomeRow): boolean {
+  const run = runsForTicket(store, row.ticket_id).find((r) => r.id === row.run_id);
+  if (!run || store.getTicketRow(row.ticket_id)?.fingerprint !== row.fingerprint) return false;
+  return run.branch ? row.branch === run.branch : !(Date.parse(row.started) < Date.parse(run.started_at));
 }
 
 /**

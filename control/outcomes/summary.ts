@@ -100,6 +100,38 @@ export function inWindow(rows: OutcomeRow[], from: number, now: number): { rows:
   return { rows: rows.filter((r) => at(r) >= from && at(r) <= now), future: rows.filter((r) => at(r) > now).length };
 }
 
+/** What `bugbot outcomes --json` prints. */
+export interface OutcomesReport {
+  since: string;
+  summary: OutcomeSummary;
+  notes: string[];
+  rows: OutcomeRow[];
+}
+
+/**
+ * The report's JSON as `JSON.stringify(report, null, 2)` writes it, in pieces of at most
+ * `rowsPerPiece` rows: a long window of a large archive is more text than the longest
+ * string V8 makes (512 MiB), and one JSON.stringify of it throws instead of printing.
+ */
+export function* reportJson(report: OutcomesReport, rowsPerPiece = 500): Generator<string> {
+  const { rows, ...head } = report;
+  // `{ ...head }` without its closing "\n}": the rows go on from there.
+  const open = JSON.stringify(head, null, 2).slice(0, -2);
+  if (!rows.length) {
+    yield `${open},\n  "rows": []\n}`;
+    return;
+  }
+  let piece = `${open},\n  "rows": [`;
+  for (let i = 0; i < rows.length; i++) {
+    piece += `${i ? ',' : ''}\n    ${JSON.stringify(rows[i], null, 2).replace(/\n/g, '\n    ')}`;
+    if ((i + 1) % rowsPerPiece === 0) {
+      yield piece;
+      piece = '';
+    }
+  }
+  yield `${piece}\n  ]\n}`;
+}
+
 /** "7d", "24h", "90m" → milliseconds. */
 export function parseSince(s: string): number {
   const m = /^([1-9]\d*)\s*(m|h|d|w)$/.exec(s.trim());

@@ -6,11 +6,11 @@ import { ColumnChart } from '../../control/dashboard/charts.tsx';
 import { OutcomesCache } from '../../control/dashboard/data.ts';
 import { dayOf, matches, perDay, withoutFuture } from '../../control/dashboard/outcome-stats.ts';
 import { Intake } from '../../control/intake/index.ts';
-import { claimNext, finishRun } from '../../control/queue/leases.ts';
+import { claimNext, finishRun, setRunProcess } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { nextRevision, OutcomeArchive, type OutcomeRow } from '../../control/outcomes/archive.ts';
 import { recheckRegressions } from '../../control/outcomes/regression.ts';
-import { inWindow, parseSince, pushedAt, summarize, summaryNotes } from '../../control/outcomes/summary.ts';
+import { inWindow, parseSince, pushedAt, reportJson, summarize, summaryNotes } from '../../control/outcomes/summary.ts';
 import { createRedactor } from '../../lib/redact.ts';
 import { FakeClock, tempDir, testConfig } from '../support/helpers.ts';
 
@@ -75,6 +75,29 @@ test('denials an older harness archived with the call input are read back reduce
   assert.doesNotMatch(JSON.stringify(r), /hunter2|sk_live/);
 });
 
+// Review finding: after bugbot.db was deleted (or a backup restored) the new database's run 1
+// was taken for a revision of the earlier database's run 1: that run's re-checked revision 2
+// hid the new run's row from `bugbot outcomes` and the dashboard, and an approval of the new
+// run appended a revision of the old one (its ticket, its cost, its fix).
+test('a run whose number an earlier database gave too is a run of its own, found first by its number', (t) => {
+  const a = new OutcomeArchive(tempDir(t));
+  const old = row({ run_id: 1, ticket_id: 1, started: '2026-01-05T10:00:00.000Z', finished: '2026-01-05T10:10:00.000Z', cost_usd: 0.5 });
+  a.append(old);
+  a.append({ ...old, regressions_detected_24h: false, revision: 2 });
+  const fresh = row({ run_id: 1, ticket_id: 3, state: 'awaiting_approval', started: '2026-11-21T10:00:00.000Z', cost_usd: 0.25 });
+  a.append(fresh);
+  // The same run archived twice (its end written, then written again by the next start's reconcile): one run, the later row.
+  a.append({ ...fresh, reason: 'reconciled' });
+  const latest = a.latest();
+  assert.deepEqual(latest.map((r) => [r.run_id, r.ticket_id, r.revision]), [[1, 3, 1], [1, 1, 2]]);
+  const found = latest.find((r) => r.run_id === 1)!;
+  assert.equal(found.reason, 'reconciled');
+  a.append({ ...found, state: 'pushed', approved_at: '2026-11-21T12:00:00.000Z', revision: nextRevision(found) });
+  assert.deepEqual(a.latest().map((r) => [r.ticket_id, r.state, r.revision]), [[3, 'pushed', 2], [1, 'pushed', 2]]);
+  const s = summarize(a.latest());
+  assert.deepEqual([s.runs, s.tickets, s.costUsd], [2, 2, 0.75]);
+});
+
 test('ensure() creates an empty archive once and leaves an existing one alone', (t) => {
   const home = tempDir(t);
   const a = new OutcomeArchive(home);
@@ -126,7 +149,7 @@ function pushedFix(t: TestContext, over: Partial<OutcomeRow> = {}) {
   const [a] = intake.accept([ev('a', 0, 500)]);
   const claim = claimNext(store, 1, null, 60)!;
   finishRun(store, claim.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed' });
-  archive.append(row({ run_id: claim.run.id, ticket_id: a!.ticketId!, finished: clock.now().toISOString(), ...over }));
+  archive.append(row({ run_id: claim.run.id, ticket_id: a!.ticketId!, fingerprint: claim.ticket.fingerprint, finished: clock.now().toISOString(), ...over }));
   return { clock, store, intake, archive, ev, ticketId: a!.ticketId! };
 }
 
@@ -183,6 +206,48 @@ test('a recurrence first seen after the 24 hours is no regression of them, howev
   assert.equal(checked!.outcome, 'clean');
 });
 
+// Review finding: the archive outlives bugbot.db. Deleted (or a backup restored), the new
+// database gives the old numbers again, and the re-check read an earlier database's pushed
+// row against the regressions of whichever ticket now has its number: an unrelated ticket's
+// regression made that old fix messy, "regressed within 24 h".
+test("a row of an earlier database's run is not re-checked against the tickets this database gave its numbers to", (t) => {
+  const home = tempDir(t);
+  const clock = new FakeClock();
+  const config = testConfig(home, { intake: { settleSeconds: 0 } });
+  const archive = new OutcomeArchive(home);
+  const t0 = clock.now().getTime();
+  const at = (h: number) => new Date(t0 + h * 3_600_000).toISOString();
+  // The new database: tickets 1 and 2 and their runs 1 and 2; both fixes pushed, both regress.
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor() });
+  const ev = (id: string, message: string) => ({ source: 'logfile' as const, kind: 'error' as const, title: 'x', message, labels: {}, count: 500, firstSeen: clock.now().toISOString(), lastSeen: clock.now().toISOString(), human: false, sourceEventId: id });
+  clock.advance(3600);
+  intake.accept([ev('a', 'Error: boom in checkout'), ev('b', 'TypeError: cart is undefined')]);
+  for (let i = 0; i < 2; i++) finishRun(store, claimNext(store, 1, null, 60)!.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed' });
+  // Run 2 was launched (its branch is named for the second of its claim); run 1 never was.
+  setRunProcess(store, 2, { branch: 'bot/ticket-2-20261121T110000' });
+  // What earlier databases archived under those numbers, all pushed, never re-checked: run 1
+  // of ticket 1 for another error; runs 1 and 2 of these very errors, from before a backup
+  // was restored (run 1 started before this run 1's claim, run 2 on another branch).
+  const fp = (id: number) => store.getTicketRow(id)!.fingerprint;
+  archive.append(row({ run_id: 1, ticket_id: 1, fingerprint: 'another error', started: at(1), finished: at(1) }));
+  archive.append(row({ run_id: 1, ticket_id: 1, fingerprint: fp(1), started: at(-0.25), finished: at(0) }));
+  archive.append(row({ run_id: 2, ticket_id: 2, fingerprint: fp(2), branch: 'bot/ticket-2-20261121T093000', started: at(1), finished: at(1) }));
+  clock.advance(3600);
+  const recurred = intake.accept([ev('a2', 'Error: boom in checkout'), ev('b2', 'TypeError: cart is undefined')]);
+  assert.deepEqual(recurred.map((r) => r.status), ['regression', 'regression']);
+  clock.advance(26 * 3600);
+
+  assert.deepEqual(recheckRegressions(store, archive, clock.now()), [], "no row is of this database's runs");
+  assert.ok(archive.latest().every((r) => r.regressions_detected_24h === null && r.outcome === 'clean'));
+  // This database's own rows of those runs are re-checked as ever.
+  archive.append(row({ run_id: 1, ticket_id: 1, fingerprint: fp(1), started: at(1), finished: at(1) }));
+  archive.append(row({ run_id: 2, ticket_id: 2, fingerprint: fp(2), branch: 'bot/ticket-2-20261121T110000', started: at(1), finished: at(1) }));
+  const checked = recheckRegressions(store, archive, clock.now());
+  assert.deepEqual(checked.map((r) => [r.run_id, r.started, r.regressions_detected_24h]).sort(), [[1, at(1), true], [2, at(1), true]]);
+});
+
 test('per day: a day without a push or a clean fix has no median and no cost per clean fix, and its chart draws no mark (not a zero)', () => {
   const days = perDay([
     row({ run_id: 1, ticket_id: 1, finished: '2026-11-20T10:00:00.000Z', trigger_to_push_s: 600, cost_usd: 0.04 }),
@@ -206,6 +271,21 @@ test('per day: a day without a push or a clean fix has no median and no cost per
   );
   assert.match(svg, /<rect[^>]*data-label="2026-11-20"[^>]*data-value="600"/);
   assert.doesNotMatch(svg, /<rect[^>]*data-label="2026-11-21"/);
+});
+
+// Review finding: `bugbot outcomes --json` over a 400 MB archive (270,000 runs) died with
+// "RangeError: Invalid string length": the whole report was one JSON.stringify, past the
+// longest string V8 makes (512 MiB). It is printed a few hundred rows at a time now.
+test('the --json report comes in pieces of a few hundred rows, together the text one JSON.stringify wrote', () => {
+  const rows = Array.from({ length: 1201 }, (_, i) => row({ run_id: i + 1, reason: `pushed ${i}: "quoted"\nnext line` }));
+  const report = { since: '7d', summary: summarize(rows), notes: summaryNotes(summarize(rows)), rows };
+  const whole = JSON.stringify(report, null, 2);
+  const pieces = [...reportJson(report)];
+  assert.equal(pieces.join(''), whole);
+  assert.equal(pieces.length, 3, '500 rows, 500 rows, then the last 201');
+  assert.ok(Math.max(...pieces.map((p) => p.length)) < whole.length / 2);
+  const none = { ...report, rows: [] };
+  assert.deepEqual([...reportJson(none)], [JSON.stringify(none, null, 2)]);
 });
 
 test('a run interrupted by a restart and requeued counts apart, out of the rates: a ticket then fixed cleanly is 100 % clean (review finding 3)', () => {
@@ -342,6 +422,19 @@ test('a fix approved today out of a run finished eight days ago is in the last 7
   assert.ok(matches(approved, { from: '2026-11-21', to: '2026-11-21' }));
   // An approval dated after now is in no window up to now, like a run finished then.
   assert.equal(inWindow([{ ...approved, approved_at: new Date(now + day).toISOString() }], now - 7 * day, now).future, 1);
+});
+
+test("a time written with an offset is on its UTC day in the dashboard's charts and filter, as --since counts it", () => {
+  // 23:30 in New York on the 21st is 04:30 UTC on the 22nd.
+  const r = row({ finished: '2026-11-21T23:30:00-05:00' });
+  assert.equal(dayOf(r), '2026-11-22');
+  assert.ok(matches(r, { from: '2026-11-22', to: '2026-11-22' }));
+  assert.ok(!matches(r, { to: '2026-11-21' }));
+  assert.deepEqual(perDay([r, row({ run_id: 2, finished: '2026-11-22T01:00:00+00:00' })]).map((d) => [d.day, d.clean]), [['2026-11-22', 2]]);
+  assert.equal(inWindow([r], Date.parse('2026-11-22T00:00:00Z'), Date.parse('2026-11-23T00:00:00Z')).rows.length, 1);
+  // Without an offset a time is UTC, as bugbot writes them; what is not a time is left as it is.
+  assert.equal(dayOf(row({ finished: '2026-11-21T23:30:00' })), '2026-11-21');
+  assert.equal(dayOf(row({ finished: 'yesterday' })), 'yesterday');
 });
 
 test("the dashboard's newest runs: the latest revision of the runs that finished last, again once the archive changes", (t) => {

@@ -9,11 +9,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { Intake } from '../../control/intake/index.ts';
 import { claimNext } from '../../control/queue/leases.ts';
 import { Store } from '../../control/queue/store.ts';
 import { OutcomeArchive, type OutcomeRow } from '../../control/outcomes/archive.ts';
 import { recheckRegressions } from '../../control/outcomes/regression.ts';
-import { tempDir } from '../support/helpers.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { alertEvent, tempDir, testConfig } from '../support/helpers.ts';
 
 /** A store that records the SQL it prepares, and SQLite's plan for a statement. */
 function watched(t: TestContext) {
@@ -48,14 +50,17 @@ test("the dispatcher's claim keeps its own index (priority order), without a sor
 test("a ticket's regressions are found by index: the ticket page and the 24-hour re-check scan no table", (t) => {
   const { home, store, seen, plan } = watched(t);
   store.relatedTickets(1);
+  // A pushed run of this database's (the re-check reads only those), three days ago.
+  new Intake({ store, config: testConfig(home, { intake: { settleSeconds: 0 } }), redactor: createRedactor() }).accept([alertEvent()]);
+  const { run, ticket } = claimNext(store, 1, null, 60)!;
   const archive = new OutcomeArchive(home);
-  const finished = new Date(store.now().getTime() - 3 * 86_400_000).toISOString();
+  const finished = run.started_at;
   archive.append({
-    run_id: 1, ticket_id: 1, fingerprint: 'fp', trigger_source: 'grafana', service: null, started: finished, finished, trigger_to_push_s: 60,
+    run_id: run.id, ticket_id: ticket.id, fingerprint: ticket.fingerprint, trigger_source: 'grafana', service: null, started: finished, finished, trigger_to_push_s: 60,
     stages: {}, outcome: 'clean', state: 'pushed', reason: 'pushed', branch: null, commit: null, pushed_to: 'origin/staging', diff: null,
     tests: { passed: null, failed: null }, cost_usd: 0, model: null, attempt: 1, worker: 1, denials: [], regressions_detected_24h: null, revision: 1,
   } satisfies OutcomeRow);
-  assert.equal(recheckRegressions(store, archive, store.now(), new Date(0)).length, 1);
+  assert.equal(recheckRegressions(store, archive, new Date(Date.parse(finished) + 3 * 86_400_000), new Date(0)).length, 1);
   const qs = seen.filter((s) => s.includes('regression_of = ?'));
   assert.ok(qs.length >= 1, 'the regressions were asked for');
   for (const q of qs) {
