@@ -174,8 +174,9 @@ harness_phase_reason() {
 #   ticket's report says, which must not retry for ever), a 408 or a timeout, a connection cut, a 429 (after Claude Code's own retries: the
 #   organisation's rate limit, every ticket's requests refused alike; a request too big
 #   for the per-minute token limit is refused the same way, and ends counted after its
-#   refunds), and Claude Code that could not be started (removed or made not executable
-#   under a running bugbot: an `npm ci`).
+#   refunds), Claude Code that could not be started (removed or made not executable
+#   under a running bugbot: an `npm ci`), and a session killed for silence while it
+#   waited on the model (no tool call running: the endpoint stopped answering).
 # What the endpoint refused for what the request held (a prompt too long, other 4xx) is
 # the ticket's.
 harness_phase_fail() {
@@ -192,7 +193,9 @@ harness_phase_fail() {
       (noConnection && /ConnectionRefused|ECONNREFUSED|connection refused|ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(text));
     const machine = st >= 500 || [403, 408, 429].includes(st) || kind === "rate_limit" ||
       (noConnection && /unable to connect|connection (error|reset)|ECONNRESET|ETIMEDOUT|socket hang up|fetch failed|timed? ?out/i.test(text));
-    process.stdout.write(/^could not start /.test(String(s.killed ?? "")) ? "machine" : !s.is_error ? "ticket" : uncounted ? "uncounted" : machine ? "machine" : "ticket");
+    // Killed for silence while it waited on the model: the endpoint stopped answering.
+    const modelSilent = /^idle: /.test(String(s.killed ?? "")) && s.awaiting_model === true;
+    process.stdout.write(/^could not start /.test(String(s.killed ?? "")) || modelSilent ? "machine" : !s.is_error ? "ticket" : uncounted ? "uncounted" : machine ? "machine" : "ticket");
   ' "$TICKET_DIR/stats-$2.json" 2>/dev/null) || class=ticket
   case $class in
     uncounted) harness_fail_env "$why" uncounted ;;

@@ -80,6 +80,9 @@ const stats = {
   exit_code: null,
   signal: null,
   killed: null,
+  // Killed for silence while a model request was outstanding (no tool call running): the
+  // endpoint stopped answering, which is the machine's, not the ticket's (harness_phase_fail).
+  awaiting_model: false,
   model_error: false,
   // How Claude Code named that failure (its event's `error`: billing_error, rate_limit,
   // authentication_failed, server_error...): harness_phase_fail tells the machine's from the ticket's by it.
@@ -141,6 +144,20 @@ let killTimer = null;
 // The session's process group, for a control plane that must clean up after a crash.
 if (o['ticket-dir'] && child.pid) writeFileSync(`${o['ticket-dir']}/phase.pid`, String(child.pid));
 
+/**
+ * The tool calls asked for and not answered yet: while there are none, the session waits
+ * on the model (its first request, or the next after the tool results went back).
+ */
+const openToolCalls = new Set();
+
+/** The idle limit's kill: said as the model's silence when no tool call was running. */
+function idleKill() {
+  if (openToolCalls.size === 0 && !stats.killed) {
+    stats.awaiting_model = true;
+    kill(`idle: no answer from the model for ${o.idle} s (its endpoint stopped answering)`);
+  } else kill(`idle: no stream event for ${o.idle} s`);
+}
+
 function kill(reason) {
   if (stats.killed) return;
   stats.killed = reason;
@@ -164,7 +181,7 @@ function startClock() {
   started = performance.now();
   stats.started = new Date().toISOString();
   stats.prompt_at = stats.started;
-  idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
+  idleTimer = setTimeout(idleKill, idleMs);
   wallTimer = setTimeout(() => kill(`wall clock: phase exceeded ${o.wall} s`), wallMs);
 }
 
@@ -242,6 +259,7 @@ function onEvent(e) {
     stats.tokens = stats.input_tokens + stats.output_tokens;
     for (const b of e.message?.content ?? []) {
       if (b.type !== 'tool_use') continue;
+      openToolCalls.add(b.id);
       stats.tool_calls++;
       stats.tools[b.name] = (stats.tools[b.name] ?? 0) + 1;
       stats.lastTool = b.name;
@@ -256,6 +274,7 @@ function onEvent(e) {
     }
   } else if (e.type === 'user') {
     for (const b of Array.isArray(e.message?.content) ? e.message.content : []) {
+      if (b.type === 'tool_result') openToolCalls.delete(b.tool_use_id);
       if (b.type === 'tool_result' && pendingEdits.delete(b.tool_use_id) && !b.is_error) stats.edits++;
       if (b.type !== 'tool_result' || !pendingBanned.has(b.tool_use_id)) continue;
       const banned = pendingBanned.get(b.tool_use_id);
@@ -310,7 +329,7 @@ lines.on('line', (line) => {
   appendFileSync(o.log, line + '\n');
   if (idleTimer) {
     clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => kill(`idle: no stream event for ${o.idle} s`), idleMs);
+    idleTimer = setTimeout(idleKill, idleMs);
   }
   if (!line.startsWith('{')) return;
   let e;

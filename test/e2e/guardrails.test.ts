@@ -118,16 +118,18 @@ test('with onBannedAction "kill", the first banned attempt ends the run', { time
   await assertCleanedUp(env, ticketDir);
 });
 
-test('a stalled model is killed after the idle limit; failed with the reason, everything cleaned up', { timeout: 200_000 }, async (t) => {
+// A model that stops answering is the endpoint's trouble, as one refusing is: the run is
+// the machine's (requeued, the workers pause), not counted against the ticket.
+test('a stalled model is killed after the idle limit as the machine\'s trouble: requeued, not counted; everything cleaned up', { timeout: 200_000 }, async (t) => {
   const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 10, heartbeatSeconds: 1 } } as ConfigFile);
   const scripts = happyPathScripts(env);
   env.model.script('research', scripts.research!);
   env.model.script('implement', [{ stall: true }]);
   const started = Date.now();
   const { row, ticketState, ticketDir } = await runTicket(t, env);
-  assert.equal(ticketState, 'failed');
+  assert.equal(ticketState, 'queued', row.reason);
   assert.equal(row.outcome, 'failed');
-  assert.match(row.reason, /implement: idle: no stream event for 10 s/);
+  assert.match(row.reason, /^implement: idle: no answer from the model for 10 s \(its endpoint stopped answering\); the machine could not host it: requeued \(this attempt not counted\)/);
   const implement = JSON.parse(readFileSync(join(ticketDir, 'stats-implement.json'), 'utf8')) as { duration_s: number; killed: string; ready_at: string | null; finished: string };
   // From the session's first event (its start-up is not idling, and takes longer on a busy
   // machine) to its end: the 10 s limit, then the kill and its grace.
@@ -135,6 +137,18 @@ test('a stalled model is killed after the idle limit; failed with the reason, ev
   const idleToEnd = (Date.parse(implement.finished) - Date.parse(implement.ready_at)) / 1000;
   assert.ok(idleToEnd >= 9 && idleToEnd < 20, `killed within the limit (${idleToEnd} s after its first event; ${implement.duration_s} s in all)`);
   assert.ok(Date.now() - started < 120_000);
+  await assertCleanedUp(env, ticketDir);
+});
+
+// Silent while a tool call of its own runs: the session's doing, counted against the ticket.
+test('a session silent while its own command runs is killed after the idle limit and fails the ticket', { timeout: 200_000 }, async (t) => {
+  const env = await setupPipeline(t, { harness: { idleTimeoutSeconds: 10, heartbeatSeconds: 1 } } as ConfigFile);
+  const scripts = happyPathScripts(env);
+  env.model.script('research', scripts.research!);
+  env.model.script('implement', [tool('Bash', { command: 'sleep 60', description: 'wait' }), say('unreachable')]);
+  const { row, ticketState, ticketDir } = await runTicket(t, env);
+  assert.equal(ticketState, 'failed', row.reason);
+  assert.match(row.reason, /^implement: idle: no stream event for 10 s/);
   await assertCleanedUp(env, ticketDir);
 });
 

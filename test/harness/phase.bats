@@ -159,6 +159,10 @@ env_failure() {
   phase_stats '{"killed":"idle: no stream event for 300 s","is_error":null}'
   run harness_phase_fail research research
   [ "$(env_failure)" = none ]
+  # Silent while it waited on the model, no tool call running: the endpoint's, not the ticket's.
+  phase_stats '{"killed":"idle: no answer from the model for 300 s (its endpoint stopped answering)","awaiting_model":true,"is_error":null}'
+  run harness_phase_fail research research
+  [ "$(env_failure)" = "research: idle: no answer from the model for 300 s (its endpoint stopped answering)" ]
   phase_stats '{"subtype":"error_max_turns","is_error":true}'
   run harness_phase_fail research research
   [ "$(env_failure)" = none ]
