@@ -411,6 +411,29 @@ test('the outcomes export masks a secret holding a quote or a backslash (JSON es
   assert.ok(!text.includes('word1'), text);
 });
 
+// Review finding: the export was joined into one string: twice the archive in memory, and
+// past 512 MiB (V8's longest string) a failure instead of a file.
+test('the outcomes export is sent a few hundred rows at a time: every row, in order, none cut', async (t) => {
+  const { app, config } = buildTestApp(t);
+  const rows = Array.from({ length: 1_234 }, (_, i) => ({ run_id: i + 1, ticket_id: i + 1, trigger_source: 'manual', service: null, outcome: 'clean', state: 'pushed', reason: `run ${i + 1}`, started: '2026-11-21T09:59:00.000Z', finished: '2026-11-21T10:00:00.000Z', revision: 1, denials: [] }));
+  writeFileSync(join(config.home, 'outcomes.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const res = await app.request('/outcomes/export');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^application\/x-ndjson/);
+  assert.match(res.headers.get('content-disposition') ?? '', /^attachment; filename="outcomes\.jsonl"$/);
+  const reader = res.body!.getReader();
+  let pieces = 0;
+  let text = '';
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    pieces++;
+    text += new TextDecoder().decode(r.value);
+  }
+  assert.ok(pieces >= 3, `${pieces} pieces`);
+  const lines = text.split('\n');
+  assert.equal(lines.pop(), '', 'ends with a newline');
+  assert.deepEqual(lines.map((l) => (JSON.parse(l) as { run_id: number }).run_id), rows.map((r) => r.run_id));
+});
+
 test('rows of the outcomes archive that lack fields (hand-edited, another tool\'s) leave every page that reads it working', async (t) => {
   const { app, config } = buildTestApp(t);
   const whole = { run_id: 1, ticket_id: 1, fingerprint: 'fp1', trigger_source: 'manual', service: null, started: '2026-11-21T09:59:00.000Z', finished: '2026-11-21T10:00:00.000Z', trigger_to_push_s: 60, stages: {}, outcome: 'clean', state: 'pushed', reason: 'ok', cost_usd: 0.5, tests: { passed: 1, failed: 0 }, denials: [], revision: 1 };

@@ -4,7 +4,7 @@
  */
 import type { Context, Hono } from 'hono';
 import type { JSX } from 'hono/jsx/jsx-runtime';
-import { streamSSE } from 'hono/streaming';
+import { stream, streamSSE } from 'hono/streaming';
 import { badRequest } from '../../http-error.ts';
 import type { OutcomeRow } from '../../outcomes/archive.ts';
 import { summarize } from '../../outcomes/summary.ts';
@@ -30,6 +30,9 @@ const OCCURRENCES_DRAWN = 500;
  * of an email flood is thousands of them. The rest are counted by state.
  */
 const NOTIFICATIONS_DRAWN = 50;
+
+/** Outcome rows per piece of an export. */
+const EXPORT_ROWS = 500;
 
 export function registerReadRoutes(app: Hono, dash: Dash): void {
   const { deps, scrub, maskSecrets, outcomes, viewer } = dash;
@@ -224,15 +227,18 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
     const { filter, problems } = parseFilter(c.req.query());
     if (problems.length) throw badRequest(problems.join('; '));
     // Every revision of the matching runs, as archived (readers keep the latest per run_id).
-    const lines = outcomes
-      .all()
-      .filter((r) => matches(r, filter))
-      // Each string masked before it is serialised: JSON escapes a secret holding `"` or `\`.
-      .map((r) => JSON.stringify(r, (_k, v: unknown) => (typeof v === 'string' ? maskSecrets(v) : v)));
+    const rows = outcomes.all().filter((r) => matches(r, filter));
     const name = ['outcomes', filter.source, filter.service, filter.from, filter.to].filter(Boolean).join('-').replace(/[^\w.-]/g, '_');
-    return c.body(lines.length ? `${lines.join('\n')}\n` : '', 200, {
-      'content-type': 'application/x-ndjson; charset=utf-8',
-      'content-disposition': `attachment; filename="${name}.jsonl"`,
+    c.header('content-type', 'application/x-ndjson; charset=utf-8');
+    c.header('content-disposition', `attachment; filename="${name}.jsonl"`);
+    // Sent EXPORT_ROWS rows at a time: a year's archive is more text than one string holds
+    // (512 MiB), and would sit in memory whole, twice, while it was joined.
+    return stream(c, async (out) => {
+      for (let i = 0; i < rows.length && !out.aborted; i += EXPORT_ROWS) {
+        // Each string masked before it is serialised: JSON escapes a secret holding `"` or `\`.
+        const lines = rows.slice(i, i + EXPORT_ROWS).map((r) => JSON.stringify(r, (_k, v: unknown) => (typeof v === 'string' ? maskSecrets(v) : v)));
+        await out.write(`${lines.join('\n')}\n`);
+      }
     });
   });
 
