@@ -23,6 +23,7 @@ import { OutcomeArchive } from './outcomes/archive.ts';
 import { clearRunNotice, pendingRunNotices, type RunNotice } from './queue/leases.ts';
 import type { Ticket } from './types.ts';
 import { recheckRegressions } from './outcomes/regression.ts';
+import { checkPullRequests, PR_WATCH_MS } from './dispatcher/pr-watch.ts';
 import { Retention } from './retention.ts';
 import { lockHome, newLocalKey, readServerInfo, removeServerInfo, writeServerInfo } from './server-info.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
@@ -294,6 +295,23 @@ export async function startServer(
   recheck();
   const recheckTimer = setInterval(recheck, 10 * 60_000);
   recheckTimer.unref();
+  // Fixes approved as pull requests go live when they are merged: asked after now and then.
+  let prCheck: Promise<unknown> = Promise.resolve();
+  const prStop = new AbortController();
+  let prBusy = false;
+  const prWatch = () => {
+    if (prBusy) return;
+    prBusy = true;
+    prCheck = checkPullRequests(config, store, logger.child({ component: 'pr-watch' }), { signal: prStop.signal })
+      .then((moved) => {
+        for (const m of moved.filter((x) => x.now !== 'open')) logger.info(`pull request ${m.now}`, { ticket: m.ticketId, pr: m.prUrl, ...(m.at ? { at: m.at } : {}) });
+      })
+      .catch((err: unknown) => logger.error('pull request check failed', { error: (err as Error).message }))
+      .finally(() => (prBusy = false));
+  };
+  const prTimer = config.approval.target === 'pr' ? setInterval(prWatch, PR_WATCH_MS) : undefined;
+  prTimer?.unref();
+  if (prTimer) prWatch();
   // Old events and finished runs' folders go after retention's days.
   const retention = new Retention({ config, store, logger: logger.child({ component: 'retention' }) });
   retention.start();
@@ -304,6 +322,9 @@ export async function startServer(
     (stopping ??= (async () => {
       clearInterval(recheckTimer);
       clearInterval(databaseTimer);
+      clearInterval(prTimer);
+      prStop.abort();
+      await prCheck;
       await retention.stop();
       settle.stop();
       await dispatcher.stop();

@@ -258,13 +258,15 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
   }
 
   let regressionOf: number | null = null;
-  if (ref && state && FIXED_STATES.includes(state) && ref.pushed_at) {
-    const pushedMs = Date.parse(ref.pushed_at);
-    if (!pastGrace(config, ref, e)) {
-      // Still the old code (deploy lag): count it against the fix, open nothing.
+  // Pushed with no time: its fix is a pull request not merged yet (dispatcher/pr-watch.ts).
+  const awaitingMerge = ref !== null && state === 'pushed' && !ref.pushed_at;
+  if (ref && state && FIXED_STATES.includes(state) && (ref.pushed_at || awaitingMerge)) {
+    const pushedMs = ref.pushed_at ? Date.parse(ref.pushed_at) : batch.now.getTime();
+    if (awaitingMerge || !pastGrace(config, ref, e)) {
+      // Still the old code (deploy lag, or a fix not merged yet): count it against the fix, open nothing.
       if (store.insertEvent(e, fingerprint, ref.id, batch.nowIso) === null) return duplicate();
       batch.occur(ref.id, e, null);
-      const reason = 'seen within the grace period after the fix';
+      const reason = awaitingMerge ? 'seen while its fix waits in a pull request not merged yet' : 'seen within the grace period after the fix';
       if (e.human) {
         // A person who reports it now hears of the fix, as its other reporters did.
         store.addReporter(ref.id, e.reporter);

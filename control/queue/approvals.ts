@@ -195,7 +195,9 @@ export function finishApproval(
       // unless the ticket runs again (requeued after this approval was given up as stale):
       // then that run decides its state.
       const live = store.stmt(`SELECT 1 FROM runs WHERE ticket_id = ? AND state = 'running'`).get(a.ticket_id);
-      if (!live) store.stmt(`UPDATE tickets SET state = 'pushed', pushed_at = ?, updated_at = ? WHERE id = ?`).run(now, now, a.ticket_id);
+      // A pull request is not the fix live: pushed_at waits for its merge (dispatcher/pr-watch.ts),
+      // and until then a recurrence counts against this ticket instead of opening a regression.
+      if (!live) store.stmt(`UPDATE tickets SET state = 'pushed', pushed_at = ?, updated_at = ? WHERE id = ?`).run(r.prUrl ? null : now, now, a.ticket_id);
       if (notice) store.stmt('UPDATE runs SET notice = ? WHERE id = ?').run(JSON.stringify(notice), notice.run_id);
       store.audit(a.ticket_id, a.actor, 'approved', live ? `${r.message} (after the approval was given up; the ticket runs again)` : r.message);
     } else if (r.status === 'conflict') {

@@ -14,6 +14,7 @@ import { test, type TestContext } from 'node:test';
 import { createApp } from '../../control/app.ts';
 import type { ConfigFile } from '../../control/config.ts';
 import { Approvals } from '../../control/dispatcher/approvals.ts';
+import { checkPullRequests } from '../../control/dispatcher/pr-watch.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { silentLogger } from '../../control/log.ts';
 import { OutcomeArchive } from '../../control/outcomes/archive.ts';
@@ -245,7 +246,15 @@ interface SeenRequest {
 async function fakeGitHub(t: TestContext, opts: { exists?: boolean; refuse?: boolean } = {}) {
   const seen: SeenRequest[] = [];
   const listed: string[] = [];
+  /** What GET /repos/{owner}/{repo}/pulls/{number} answers of each pull request (open until set). */
+  const pulls = new Map<number, { state: 'open' | 'closed'; merged_at: string | null }>();
   const app = new Hono();
+  app.get('/api/v3/repos/:owner/:repo/pulls/:number', (c) => {
+    const number = Number(c.req.param('number'));
+    const { owner, repo } = c.req.param();
+    const pr = pulls.get(number) ?? { state: 'open', merged_at: null };
+    return c.json({ number, html_url: `https://github.example.com/${owner}/${repo}/pull/${number}`, state: pr.state, merged: pr.merged_at !== null, merged_at: pr.merged_at });
+  });
   // GET /repos/{owner}/{repo}/pulls?head=owner:branch&state=open: the open pull requests of a branch.
   app.get('/api/v3/repos/:owner/:repo/pulls', (c) => {
     const head = c.req.query('head') ?? '';
@@ -292,7 +301,7 @@ async function fakeGitHub(t: TestContext, opts: { exists?: boolean; refuse?: boo
   });
   t.after(() => new Promise<void>((r) => server.close(() => r())));
   const port = (server.address() as { port: number }).port;
-  return { apiUrl: `http://127.0.0.1:${port}/api/v3`, seen, listed };
+  return { apiUrl: `http://127.0.0.1:${port}/api/v3`, seen, listed, pulls };
 }
 
 const PR_FLAGS = (apiUrl: string): ConfigFile => ({
@@ -333,6 +342,45 @@ test('approve (target pr): the pull request carries head, base, title, body and 
   const latest = s.archive.latest().find((x) => x.run_id === fix.run.id)!;
   assert.deepEqual([latest.revision, latest.pushed_to, latest.pr_url], [2, r.prUrl, r.prUrl]);
   assert.equal(s.target.originGit('rev-parse', 'staging'), s.target.originGit('rev-parse', 'main'), 'nothing merged into staging');
+});
+
+// Review finding: a ticket whose fix was an open pull request was `pushed` from the moment
+// the pull request was opened: the error recurring an hour later (the code unchanged until
+// someone merges) opened a regression, and a second run fixed the same bug again.
+test('approve (target pr): the fix is live once its pull request is merged: recurrences count against it until then, a regression after; closed unmerged, a person looks', async (t) => {
+  const gh = await fakeGitHub(t);
+  const s = setup(t, PR_FLAGS(gh.apiUrl), { BUGBOT_TEST_GH_TOKEN: 't' });
+  const recur = (title: string, at: Date) =>
+    s.intake.accept([{ source: 'manual', kind: 'error', title, message: `Error: ${title}`, labels: {}, count: 1, firstSeen: at.toISOString(), lastSeen: at.toISOString(), human: false, sourceEventId: `recur-${title}-${at.getTime()}` }])[0]!;
+  const fix = s.awaiting('Greeting is wrong');
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, true, r.message);
+  assert.deepEqual([s.store.getTicket(fix.ticketId)!.state, s.store.getTicket(fix.ticketId)!.pushedAt], ['pushed', null], 'not live before the merge');
+
+  // An hour on, the pull request still open: the error is still the old code's.
+  const open = recur('Greeting is wrong', new Date(Date.now() + 3_600_000));
+  assert.deepEqual([open.status, open.ticketId, open.reason], ['merged', fix.ticketId, 'seen while its fix waits in a pull request not merged yet']);
+  assert.deepEqual(await checkPullRequests(s.config, s.store, silentLogger), [{ ticketId: fix.ticketId, prUrl: r.prUrl!, now: 'open' }]);
+  assert.equal(s.store.getTicket(fix.ticketId)!.pushedAt, null);
+
+  // Merged two hours ago: live from then, and a recurrence now, past the grace period, is a regression.
+  const mergedAt = new Date(Date.now() - 2 * 3_600_000).toISOString();
+  gh.pulls.set(17, { state: 'closed', merged_at: mergedAt });
+  assert.deepEqual(await checkPullRequests(s.config, s.store, silentLogger), [{ ticketId: fix.ticketId, prUrl: r.prUrl!, now: 'merged', at: mergedAt }]);
+  assert.equal(s.store.getTicket(fix.ticketId)!.pushedAt, mergedAt);
+  assert.ok(s.store.auditTrail(fix.ticketId).some((a) => a.actor === 'github' && a.action === 'pr-merged'));
+  assert.deepEqual(await checkPullRequests(s.config, s.store, silentLogger), [], 'asked no more');
+  const after = recur('Greeting is wrong', new Date());
+  assert.equal(after.status, 'regression');
+  assert.notEqual(after.ticketId, fix.ticketId);
+
+  // Another fix's pull request closed without merging: the ticket waits for a person.
+  const other = s.awaiting('Farewell is wrong', 'farewell.txt');
+  gh.pulls.set(17, { state: 'closed', merged_at: null });
+  assert.equal((await s.approvals.approve(other.ticketId, 'alice')).ok, true);
+  assert.deepEqual(await checkPullRequests(s.config, s.store, silentLogger), [{ ticketId: other.ticketId, prUrl: r.prUrl!, now: 'closed' }]);
+  assert.equal(s.store.getTicket(other.ticketId)!.state, 'needs_human');
+  assert.match(s.store.auditTrail(other.ticketId).at(-1)!.detail ?? '', /closed without merging: the fix never went live/);
 });
 
 test('approve (target pr): a pull request an earlier try opened (its answer lost) is found, not opened again', async (t) => {
