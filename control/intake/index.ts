@@ -216,7 +216,8 @@ export class Intake {
     const t = this.store.ticketOfThread(e.reporter.kind, e.reporter.thread);
     if (!t || (method !== 'report-thread' && t.method !== 'report-thread')) return undefined;
     if (OPEN_STATES.includes(t.state)) return t.fingerprint;
-    const graceEnds = t.pushedAt ? Date.parse(t.pushedAt) + this.cfg.triage.regressionGraceSeconds * 1000 : -Infinity;
+    // Pushed with no time: a pull request not merged yet (pr-watch.ts), the fix not live.
+    const graceEnds = t.state === 'pushed' && !t.pushedAt ? Infinity : t.pushedAt ? Date.parse(t.pushedAt) + this.cfg.triage.regressionGraceSeconds * 1000 : -Infinity;
     return Date.parse(e.lastSeen) <= graceEnds ? t.fingerprint : undefined;
   }
 
