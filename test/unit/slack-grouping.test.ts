@@ -87,6 +87,17 @@ test('within the grace period a follow-up joins the fixed ticket (its reporter i
   assert.equal(r.ticketId, first.ticketId);
 });
 
+test('a follow-up in the thread of a fix that waits in a pull request not merged yet joins its ticket, however late', (t) => {
+  const { clock, store, say, push } = setup(t);
+  const first = say('4.5', `the pet page crashes:\n${ERROR}`);
+  push(first.ticketId!);
+  // What an approval that opened a pull request leaves (queue/approvals.ts): pushed, not live.
+  store.stmt('UPDATE tickets SET pushed_at = NULL WHERE id = ?').run(first.ticketId!);
+  clock.advance(3 * 86_400);
+  const r = say('4.5', 'it is still happening');
+  assert.deepEqual([r.status, r.ticketId], ['merged', first.ticketId]);
+});
+
 test('the error pasted under "can you fix this?" joins the thread\'s running ticket; a second error in the thread is its own', (t) => {
   const { store, say } = setup(t);
   const first = say('5.0', 'checkout is broken for me, can you fix this?');
