@@ -121,49 +121,23 @@ teardown() { teardown_tmp; }
     ln -s "$TMP/victim-$name" "$AGENT/$name"
   done
   printf '{"verdict":"approved","reasons":["CANARY-other-ticket"]}\n' >"$TMP/other-verdict.json"
-  printf '# Ticket 1\n\nThe greeting is wrong.\n' >"$AGENT/ticket.md"
-  for phase in research implement review docs; do
-    printf 'bugbot-phase: %s\n' "$phase" >"$BUGBOT_PROMPTS/$phase.md"
-    : >"$TICKET_DIR/config/$phase.args"
-    printf '{"phase":"%s","worktree":"%s","ticketDir":"%s"}' "$phase" "$TMP/wt" "$TICKET_DIR" >"$TICKET_DIR/config/$phase.policy.json"
-  done
-  # The stand-in keeps each prompt it gets, and plays its phase: research writes the plan;
-  # implement fixes and then swaps the plan for a link to the local key; review asks for
-  # rework once; docs swaps the verdict for a link to another ticket's.
-  cat >"$TMP/claude" <<SH
-#!/usr/bin/env bash
-prompt=\$(cat)
-phase=\$(printf '%s\n' "\$prompt" | sed -n 's/^bugbot-phase: //p' | head -1)
-n=\$(ls "$TMP"/seen-"\$phase"-* 2>/dev/null | wc -l)
-printf '%s\n' "\$prompt" >"$TMP/seen-\$phase-\$n"
-out=''
-case \$phase in
-  research) printf '# Plan\n\nFix the greeting.\n' >"$AGENT/plan.md" ;;
-  implement)
-    printf 'fixed %s\n' "\$n" >a.txt
-    rm -f "$AGENT/plan.md" && ln -s "$TMP/server.json" "$AGENT/plan.md" ;;
-  review)
-    if [ "\$n" = 0 ]; then v=needs-rework; else v=approved; fi
-    out=',"structured_output":{"verdict":"'\$v'","reasons":["say why"],"edits":0}' ;;
-  docs) rm -f "$AGENT/verdict.json" && ln -s "$TMP/other-verdict.json" "$AGENT/verdict.json" ;;
-esac
-echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"ok"'"\$out"'}'
+  # The stand-in's sessions: research writes the plan; implement fixes and then swaps the
+  # plan for a link to the local key; review asks for rework once; docs swaps the verdict
+  # for a link to another ticket's.
+  worker_setup
+  for n in 0 1; do
+    cat >"$TMP/play/implement-$n.sh" <<SH
+printf 'fixed $n\n' >a.txt
+rm -f "$AGENT/plan.md" && ln -s "$TMP/server.json" "$AGENT/plan.md"
+echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"ok"}'
 SH
-  chmod +x "$TMP/claude"
-  cat >"$TICKET_DIR/ticket.env" <<ENV
-BUGBOT_TICKET_ID=1
-BUGBOT_REPO=$TMP/repo
-BUGBOT_REMOTE=origin
-BUGBOT_BASE=main
-BUGBOT_STAGING=staging
-BUGBOT_BRANCH=bot/ticket-1
-BUGBOT_WORKTREE=$TMP/wt
-BUGBOT_BASE_PORT=1
-BUGBOT_CLAUDE=$TMP/claude
-BUGBOT_PROMPTS=$BUGBOT_PROMPTS
-BUGBOT_TEST_COMMAND=true
-BUGBOT_PUSH_MODE=approve
-ENV
+  done
+  echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"ok","structured_output":{"verdict":"needs-rework","reasons":["say why"],"edits":0}}' >"$TMP/review-0.json"
+  printf 'cat %q\n' "$TMP/review-0.json" >"$TMP/play/review-0.sh"
+  cat >"$TMP/play/docs-0.sh" <<SH
+rm -f "$AGENT/verdict.json" && ln -s "$TMP/other-verdict.json" "$AGENT/verdict.json"
+echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"ok"}'
+SH
   run env -u BUGBOT_BIN bash "$HARNESS/worker.sh" 1 "$TICKET_DIR"
   [ "$(cut -f1 "$TICKET_DIR/result")" = awaiting_approval ] || { cat "$TICKET_DIR/result"; echo "$output"; false; }
   # Nothing was written through a link the run found in agent/.
@@ -172,10 +146,10 @@ ENV
   done
   # Research, implement (twice), review (twice) and docs got their prompts, none with the
   # local key or another ticket's verdict; the plan the sessions read was research's.
-  [ "$(ls "$TMP"/seen-* | wc -l)" = 6 ]
-  [ "$(cat "$TMP"/seen-* "$TICKET_DIR"/prompt-*.md | grep -c CANARY)" = 0 ]
-  grep -q 'Fix the greeting.' "$TMP/seen-implement-0"
-  grep -q '^- say why$' "$TMP/seen-implement-1"
-  grep -q '^+fixed 1$' "$TMP/seen-docs-0"
+  [ "$(ls "$TMP"/ran-* | wc -l)" = 6 ]
+  [ "$(cat "$TMP"/ran-* "$TICKET_DIR"/prompt-*.md | grep -c CANARY)" = 0 ]
+  grep -q 'Fix the greeting.' "$TMP/ran-implement-0"
+  grep -q '^- say why$' "$TMP/ran-implement-1"
+  grep -q '^+fixed 1$' "$TMP/ran-docs-0"
   [ "$(grep -c CANARY "$TICKET_DIR/outcome.json")" = 0 ]
 }

@@ -204,53 +204,6 @@ SH
   [ ! -e "$TMP/loaded" ]
 }
 
-# worker_setup : a ticket for harness/worker.sh on the repository setup made (approval mode: the fix is pushed to the
-# bot branch of $TMP/origin.git) and a stand-in for Claude Code. Each session plays
-# $TMP/play/<phase>-<n>.sh (n: how many sessions of that phase ran before it), else its
-# phase's default: research writes the plan, implement fixes a.txt, review approves, docs
-# does nothing. A play runs in the worktree and prints the session's result event.
-worker_setup() {
-  export BUGBOT_PROMPTS="$TMP/prompts"
-  mkdir -p "$BUGBOT_PROMPTS" "$TICKET_DIR/agent" "$TMP/play"
-  printf '# Ticket 1\n\nThe greeting is wrong.\n' >"$TICKET_DIR/agent/ticket.md"
-  for phase in research implement review docs; do
-    printf 'bugbot-phase: %s\n' "$phase" >"$BUGBOT_PROMPTS/$phase.md"
-    : >"$TICKET_DIR/config/$phase.args"
-    printf '{"phase":"%s","worktree":"%s","ticketDir":"%s"}' "$phase" "$TMP/wt" "$TICKET_DIR" >"$TICKET_DIR/config/$phase.policy.json"
-  done
-  cat >"$TMP/claude" <<SH
-#!/usr/bin/env bash
-phase=\$(sed -n 's/^bugbot-phase: //p' | head -1)
-n=\$(ls "$TMP"/ran-"\$phase"-* 2>/dev/null | wc -l)
-: >"$TMP/ran-\$phase-\$n"
-if [ -f "$TMP/play/\$phase-\$n.sh" ]; then exec bash "$TMP/play/\$phase-\$n.sh"; fi
-out=''
-case \$phase in
-  research) printf '# Plan\n\nFix the greeting.\n' >"$TICKET_DIR/agent/plan.md" ;;
-  implement) printf 'fixed %s\n' "\$n" >a.txt ;;
-  review) out=',"structured_output":{"verdict":"approved","reasons":[],"edits":0}' ;;
-esac
-echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"total_cost_usd":0.01,"result":"ok"'"\$out"'}'
-SH
-  chmod +x "$TMP/claude"
-  cat >"$TICKET_DIR/ticket.env" <<ENV
-BUGBOT_TICKET_ID=1
-BUGBOT_REPO=$TMP/repo
-BUGBOT_REMOTE=origin
-BUGBOT_BASE=main
-BUGBOT_STAGING=staging
-BUGBOT_BRANCH=bot/ticket-1
-BUGBOT_WORKTREE=$TMP/wt
-BUGBOT_BASE_PORT=1
-BUGBOT_CLAUDE=$TMP/claude
-BUGBOT_PROMPTS=$BUGBOT_PROMPTS
-BUGBOT_TEST_COMMAND=true
-BUGBOT_PUSH_MODE=approve
-ENV
-}
-
-# worker_result : the run's result line, state and reason joined by "|".
-worker_result() { tr '\t' '|' <"$TICKET_DIR/result"; }
 
 # Review finding: a docs session that failed (its turns, budget or wall clock spent, or
 # ended for a banned action) had its half-done edits committed and pushed with the fix,
