@@ -26,6 +26,25 @@ export const CRAFTED_FOR_REDACTION = [
   "token='".repeat(N / 7),
   'secret={'.repeat(N / 8),
   'auth=['.repeat(N / 6),
+  // Keys named by their prefix, a run without the end the rule wants after it each time.
+  ('glpat-' + 'a'.repeat(19) + '.').repeat(N / 26),
+  ('whsec_' + 'a'.repeat(30) + '_').repeat(N / 37),
+  'hooks.slack.com/services/'.repeat(N / 25),
+  '-----BEGIN PGP PRIVATE KEY BLOCK-----'.repeat(N / 37),
+  'x://:'.repeat(N / 5),
+  'redis://:' + 'p'.repeat(N),
+  // A Cookie header's pairs; a signed URL's keys (sig, ...Signature) one after the other.
+  'Cookie: a=b;'.repeat(N / 12),
+  'set-cookie:' + ' '.repeat(N) + ';',
+  'Cookie: a' + '; '.repeat(N / 2),
+  'sig-'.repeat(N / 4),
+  'X-Amz-Signature-'.repeat(N / 16),
+  'signature = '.repeat(N / 12),
+  // A link's named segment: one long segment full of the words it looks for, never closed.
+  '/' + 'reset'.repeat(N / 5),
+  '/login-'.repeat(N / 7),
+  '/reset/' + 'A1'.repeat(N / 2) + '.x',
+  ('/verify/' + 'a'.repeat(15)).repeat(N / 23),
 ];
 
 /** An alert's message (up to server.maxBodyBytes) for the built-in third-party ignore rule's ".*". */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classifyText } from '../../control/intake/classify.ts';
-import { createRedactor } from '../../lib/redact.ts';
+import { createRedactor, redactLines } from '../../lib/redact.ts';
 import { redactEvent } from '../../control/intake/redact-event.ts';
 import type { TriggerEvent } from '../../control/types.ts';
 import { createTriage, priorityOf } from '../../control/intake/triage.ts';
@@ -46,6 +46,68 @@ test('redaction masks secrets of every common shape', () => {
   // A JSON line stays JSON, and what follows a masked value is still there.
   assert.equal(r.text('{"password":"a b","credentials":{"k":"v"},"user":"x"}'), '{"password":"[REDACTED]","credentials":[REDACTED],"user":"x"}');
   assert.equal(r.text('{"msg":"token: \\"abc def\\" end"}'), '{"msg":"token: \\"[REDACTED]\\" end"}', 'the JSON string stays whole');
+});
+
+// Review finding: keys known by their prefix, webhook URLs, signed URLs' signatures, a session
+// cookie after another cookie and a reset link's token were stored as written.
+test('redaction masks the keys, webhook and signed URLs, cookies and links that errors, emails and Slack threads carry', () => {
+  const r = createRedactor({ salt: 'pepper' });
+  const cases: Array<[string, RegExp]> = [
+    ['git clone failed: remote rejected glpat-xYz12AbCdEfGhIjKlMnO', /xYz12AbC/],
+    ['runner registered with glrt-AbCdEf1234567890abcd', /AbCdEf1234/],
+    ['refresh failed for xoxe-1-My0xLTEyMzQ1Njc4OTAtMTIzNDU2', /My0xLTEy/],
+    ['POST https://hooks.slack.com/services/T01ABCDEF/B02GHIJKL/abcdEFGHijklMNOPqrstUVWX failed: 404', /abcdEFGH/],
+    ['https://discord.com/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789', /AbCdEfGh/],
+    [
+      'GET https://b.s3.amazonaws.com/r.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404 403',
+      /aeeed9bb|AKIAIOSF/,
+    ],
+    ['https://acct.blob.core.windows.net/c/b.txt?sv=2021-06-08&sp=rl&sig=Zm9vYmFyYmF6cXV4cXV1eDEy%3D', /Zm9vYmFy/],
+    ['callback /cb?id=5&signature=3f9a7c2b1e8d4f6a0b5c9e7d2a1f3b4c', /3f9a7c2b/],
+    ['Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=fe5f80f77d5fa3beca038a248ff027d0', /fe5f80f7/],
+    ['Stripe-Signature: t=1492774577,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd', /5257a869/],
+    ['Cookie: locale=en; _shop_session=BAh7CEkiD3Nlc3Npb25faWQ; theme=dark', /BAh7CEki/],
+    ['cookie: a=1; connect.sid=s%3AabcDEF123456.xyzSIG', /abcDEF12/],
+    ['Click https://app.example.com/reset-password/9f86d081884c7d659a2feaa0c55ad015 to reset', /9f86d081/],
+    ['Your sign-in link: https://app.example.com/auth/magic/Xk2J9vQpL7mN3rT8wY1zA4bC6dE', /Xk2J9vQp/],
+    ['GET /accounts/reset/MQ/5ba-8c2f1e4a7d6b3c9e0f12/ HTTP/1.1 500', /8c2f1e4a/],
+    ['webhook secret whsec_5f2a1b3c4d5e6f7a8b9c0d1e2f3a4b5c rejected', /5f2a1b3c/],
+    ['npm ERR! 401 with npm_abcdefghijklmnopqrstuvwxyz0123456789', /abcdefghijkl/],
+    ['client GOCSPX-AbCdEfGhIjKlMnOpQrStUvWxYz01 rejected; ya29.a0AfH6SMBxAbCdEfGhIjKlMnOp expired', /AbCdEfGh|a0AfH6SM/],
+    ['Twilio key SK0123456789abcdef0123456789abcdef', /0123456789abcdef/],
+    ['SendGrid 401: 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', /ngeVfQFY|TwL2iGAB/],
+    ['DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=Zm9vYmFyYmF6cXV4cXV1eDEyMzQ1Njc4OTA=;EndpointSuffix=core.windows.net', /Zm9vYmFy/],
+    ['DD_APP_KEY=0123456789abcdef0123456789abcdef01234567', /0123456789abcdef/],
+    ['Server=db;Uid=app;Pwd=sup3rsecret;Encrypt=yes', /sup3rsecret/],
+    ['redis://:s3cret@redis:6379/0', /s3cret/],
+    ['-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF0abcdefgh\n=Ab3d\n-----END PGP PRIVATE KEY BLOCK-----', /lQOYBF0a/],
+  ];
+  for (const [input, leaked] of cases) {
+    const out = r.text(input);
+    assert.doesNotMatch(out, leaked, `${input} → ${out}`);
+  }
+  assert.equal(r.text('Cookie: locale=en; sid=abc123 from 10.0.0.7'), 'Cookie: [REDACTED] from 10.0.0.7', 'the text after the cookies stays');
+  assert.deepEqual(
+    redactLines(['-----BEGIN PGP PRIVATE KEY BLOCK-----', 'Version: GnuPG v2', '', 'lQOYBF0abcdefgh', '=Ab3d', '-----END PGP PRIVATE KEY BLOCK-----', 'next'], r.text),
+    [...Array<string>(6).fill('[REDACTED:private-key]'), 'next'],
+  );
+  // What names no secret reads as written: the fingerprint is taken after redaction, and
+  // a mask in place of a file, a route or an id would merge errors that differ there.
+  for (const text of [
+    'SignatureVersion=2&SignatureMethod=HmacSHA256&SignedHeaders=host;x-amz-date',
+    'webhook signature: missing; a new mail loses only its signature: no reply header',
+    'worker received signal SIGTERM; design review assigned to the on-call',
+    'GET /reset-password/expired 410, then GET /password/reset/done/ 200',
+    '    at ResetPasswordController.handle (/app/src/controllers/reset-password/ResetPasswordController.ts:31:9)',
+    'Set-Cookie header missing in response',
+    'deployed 3f786850e387550fdab836ed7e6dc881de23001b; request 550e8400-e29b-41d4-a716-446655440000 failed',
+    'digest sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+    '<img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==">',
+    'npm_config_cache=/home/app/.npm; hf_transfer missing; glibc-2.36; SKU SK-1234',
+    'join us at https://discord.com/invite/abc',
+  ]) {
+    assert.equal(r.text(text), text);
+  }
 });
 
 test('an event is redacted in every field that is stored: the service, label names and values, the email subject', () => {
