@@ -23,7 +23,10 @@ import type { Classifier } from './intake/model-classifier.ts';
 import type { OutcomeArchive } from './outcomes/archive.ts';
 import type { ApprovalActions } from './types.ts';
 
-/** At most one log line this often for requests refused because the database could not write. */
+/**
+ * At most one log line this often for requests refused because the database could not
+ * write, and per error code for other refusals of bugbot's (5xx: the writer thread stopped).
+ */
 const STORAGE_LOG_MS = 10_000;
 /** At most one warning per webhook route this often for requests refused for their credentials. */
 const REFUSED_LOG_MS = 10 * 60_000;
@@ -63,6 +66,11 @@ export interface AppDeps {
  * Content-Length is checked from the header alone; only chunked bodies go through
  * Hono's streaming bodyLimit, because touching `req.raw.body` turns node-server's fast
  * body path into web streams.
+ *
+ * Bodies are read as sent: one with a content coding (gzip) is refused with 415 and
+ * `Accept-Encoding: identity` (RFC 9110 section 15.5.16, RFC 7694), not read as its
+ * compressed bytes (a 400 quoting binary, or a mail "with no header fields"), and never
+ * inflated (a small body can inflate to gigabytes).
  */
 function sizeLimit(maxBytes: number, setting: string): MiddlewareHandler {
   const tooLarge = () => {
@@ -72,6 +80,11 @@ function sizeLimit(maxBytes: number, setting: string): MiddlewareHandler {
   return async function sizeLimitMiddleware(c, next) {
     const method = c.req.method;
     if (method === 'GET' || method === 'HEAD') return next();
+    const coding = c.req.header('content-encoding');
+    if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+      c.header('accept-encoding', 'identity');
+      throw new HttpError(415, 'unsupported_content_encoding', `content-encoding ${JSON.stringify(coding)} is not accepted: send the body uncompressed`);
+    }
     const length = c.req.header('content-length');
     if (length !== undefined && !c.req.header('transfer-encoding')) {
       if (Number(length) > maxBytes) tooLarge();
@@ -118,6 +131,20 @@ export function createApp(deps: AppDeps): Hono {
   let storageLog = { at: -Infinity, refused: 0 };
   // Webhook credentials refused, per route: logged at warn once per REFUSED_LOG_MS, with a count.
   const refusedLog = new Map<string, { at: number; refused: number }>();
+  // Refusals of bugbot's own (5xx), per code: logged once per STORAGE_LOG_MS, with a count.
+  // The writer thread stopping refuses every request it held, and during a crash after
+  // crash every one a storm sends; the thread's own line says why.
+  const failedLog = new Map<string, { at: number; refused: number }>();
+  const logFailed = (path: string, err: HttpError) => {
+    const seen = failedLog.get(err.code) ?? { at: -Infinity, refused: 0 };
+    seen.refused++;
+    if (Date.now() - seen.at >= STORAGE_LOG_MS) {
+      deps.logger.error('request failed', { path, error: err.message, refused: seen.refused });
+      seen.at = Date.now();
+      seen.refused = 0;
+    }
+    failedLog.set(err.code, seen);
+  };
 
   // A browser asking for a dashboard page gets the error as a page (dashboard/errors.tsx);
   // everything else, the API and the webhooks always, the JSON error.
@@ -129,7 +156,7 @@ export function createApp(deps: AppDeps): Hono {
       // A route whose credential is not set yet (503 not_configured) is the operator's to-do, not a fault;
       // a request refused because the database file is gone is one of many, logged once (main.ts).
       if (err.code === 'database_gone') deps.logger.debug('request refused: the database file is gone', { path: c.req.path });
-      else if (err.status >= 500 && err.code !== 'not_configured') deps.logger.error('request failed', { path: c.req.path, error: err.message });
+      else if (err.status >= 500 && err.code !== 'not_configured') logFailed(c.req.path, err);
       else if (err.status >= 500) deps.logger.warn('request refused: not configured', { path: c.req.path, error: err.message });
       else if (err.status === 401 && presentedCredentials(c, deps)) {
         // A webhook that came with credentials, refused: a token rotated on one side only,
@@ -160,6 +187,13 @@ export function createApp(deps: AppDeps): Hono {
     if (sqlite === 'SQLITE_BUSY') {
       c.header('retry-after', '1');
       return fail(c, 503, { code: 'busy', message: 'the database is busy; nothing was stored, retry' });
+    }
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' && (err as Error).message === 'aborted') {
+      // node:http's error for a request whose connection closed before its body was read
+      // (a sender's timeout, a proxy, a slow client cut off at the server's request
+      // timeout): the sender's side, with no one left to answer; nothing was stored.
+      deps.logger.debug('request aborted by the client before its body was read', { path: c.req.path });
+      return fail(c, 400, { code: 'aborted', message: 'the connection closed before the request body was read; nothing was stored' });
     }
     deps.logger.error('unhandled error', { path: c.req.path, error: (err as Error).stack ?? String(err) });
     return fail(c, 500, { code: 'internal', message: 'internal error; see the control plane log' });

@@ -11,7 +11,7 @@ import { Store } from './queue/store.ts';
 import { alertParseOptions, parseAlertWebhook } from './triggers/alerts.ts';
 import type { TriggerEvent, TriggerSource } from './types.ts';
 import { Intake, ReplayError, type AcceptOptions } from './intake/index.ts';
-import { TRANSACTION_ITEMS, type AlertsAccepted, type ItemOutcome, type WriterInit, type WriterReply, type WriterRequest } from './intake/writer.ts';
+import { TRANSACTION_ITEMS, type AlertsAccepted, type ItemOutcome, type WriterInit, type WriterItem, type WriterReply, type WriterRequest } from './intake/writer.ts';
 
 if (!parentPort) throw new Error('writer-thread.ts runs as a worker thread (control/intake/writer.ts starts it)');
 const port: MessagePort = parentPort;
@@ -28,11 +28,12 @@ const parseOptions = { alerts: alertParseOptions(config, store.now), latency: al
 
 type Slot = ItemOutcome | { at: number; source?: TriggerSource; rejected?: AlertsAccepted['rejected']; ignored?: AlertsAccepted['ignored'] };
 
-function commit(requests: WriterRequest[]): void {
+/** Each item's outcome, all committed in one transaction; throws (rolled back: nothing of them stored) when it failed. */
+function commit(items: WriterItem[]): ItemOutcome[] {
   const toStore: Array<{ events: TriggerEvent[]; opts: AcceptOptions }> = [];
   // Per item: its refusal, or where its events are in toStore and what parsing found.
   // Alert webhooks' bodies are parsed here; one that is not a valid webhook is refused alone.
-  const slots = requests.flatMap((r) => r.items).map((it): Slot => {
+  const slots = items.map((it): Slot => {
     if ('events' in it) return { at: toStore.push(it) - 1 };
     try {
       const p = parseAlertWebhook(parseJsonText(it.alerts.text), it.alerts.latency ? parseOptions.latency : parseOptions.alerts);
@@ -45,15 +46,29 @@ function commit(requests: WriterRequest[]): void {
     }
   });
   const stored = toStore.length ? intake.acceptMany(toStore) : [];
-  const outcomes = slots.map((s): ItemOutcome => {
+  return slots.map((s): ItemOutcome => {
     if (!('at' in s)) return s;
     const r = stored[s.at]!;
     return r instanceof ReplayError ? { replay: r.nonce } : { results: r, source: s.source, rejected: s.rejected, ignored: s.ignored };
   });
-  let i = 0;
-  for (const r of requests) {
-    port.postMessage({ id: r.id, outcomes: outcomes.slice(i, i + r.items.length) } satisfies WriterReply);
-    i += r.items.length;
+}
+
+/**
+ * commit(), and when its transaction fails, each item's failure. The database's refusals
+ * (a full disk, busy) fail every item alike; any other error is a fault of bugbot's with
+ * one item's events, so the items are committed again one by one and only that one fails,
+ * as it would on the HTTP thread. The error keeps its stack: the log shows where it was thrown here.
+ */
+function outcomes(items: WriterItem[]): ItemOutcome[] {
+  try {
+    return commit(items);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const sqlite = typeof code === 'string' && code.startsWith('SQLITE_');
+    if (items.length > 1 && !sqlite) return items.flatMap((it) => outcomes([it]));
+    const e = err as Error | undefined;
+    const failed = { message: e?.message ?? String(err), ...(typeof code === 'string' ? { code } : {}), ...(typeof e?.stack === 'string' ? { stack: e.stack } : {}) };
+    return items.map(() => ({ failed }));
   }
 }
 
@@ -67,12 +82,11 @@ port.on('message', (first: WriterRequest) => {
     requests.push(more);
     items += more.items.length;
   }
-  try {
-    commit(requests);
-  } catch (err) {
-    // Nothing of these requests was committed (the transaction rolled back).
-    const code = (err as { code?: unknown }).code;
-    for (const r of requests) port.postMessage({ id: r.id, error: (err as Error).message, ...(typeof code === 'string' ? { code } : {}) } satisfies WriterReply);
+  const all = outcomes(requests.flatMap((r) => r.items));
+  let i = 0;
+  for (const r of requests) {
+    port.postMessage({ id: r.id, outcomes: all.slice(i, i + r.items.length) } satisfies WriterReply);
+    i += r.items.length;
   }
 });
 port.postMessage({ ready: true } satisfies WriterReply);

@@ -61,13 +61,18 @@ export interface AlertsAccepted {
   ignored: Array<{ index: number; reason: string }>;
 }
 
+/**
+ * `failed`: its transaction failed (rolled back), with the SQLite code (SQLITE_FULL, ...)
+ * when there is one and the thread's stack.
+ */
 export type ItemOutcome =
   | { results: AcceptResult[]; source?: TriggerSource; rejected?: AlertsAccepted['rejected']; ignored?: AlertsAccepted['ignored'] }
   | { replay: Nonce }
-  | { refused: { status: HttpError['status']; code: string; message: string; details?: unknown } };
+  | { refused: { status: HttpError['status']; code: string; message: string; details?: unknown } }
+  | { failed: { message: string; code?: string; stack?: string } };
 
-/** `ready`: the thread opened the store; `error`: the batch's transaction failed (rolled back), with the SQLite code (SQLITE_FULL, ...) when there is one. */
-export type WriterReply = { ready: true } | { id: number; outcomes: ItemOutcome[] } | { id: number; error: string; code?: string };
+/** `ready`: the thread opened the store. */
+export type WriterReply = { ready: true } | { id: number; outcomes: ItemOutcome[] };
 
 interface Waiting {
   item: WriterItem;
@@ -210,18 +215,15 @@ export class IntakeWriter {
     const batch = this.inFlight.get(m.id);
     if (!batch) return;
     this.inFlight.delete(m.id);
-    if ('error' in m) {
-      // As the error would be on this thread: the HTTP layer maps a full disk to 507, busy to 503.
-      const err = Object.assign(new Error(m.error), m.code ? { code: m.code } : {});
-      for (const b of batch) b.reject(err);
-    } else {
-      batch.forEach((b, i) => {
-        const o = m.outcomes[i]!;
-        if ('replay' in o) b.reject(new ReplayError(o.replay));
-        else if ('refused' in o) b.reject(new HttpError(o.refused.status, o.refused.code, o.refused.message, o.refused.details));
-        else b.resolve(o);
-      });
-    }
+    batch.forEach((b, i) => {
+      const o = m.outcomes[i]!;
+      if ('replay' in o) b.reject(new ReplayError(o.replay));
+      else if ('refused' in o) b.reject(new HttpError(o.refused.status, o.refused.code, o.refused.message, o.refused.details));
+      // As the error would be on this thread (the HTTP layer maps a full disk to 507, busy
+      // to 503), with the stack of where it was thrown there.
+      else if ('failed' in o) b.reject(Object.assign(new Error(o.failed.message), o.failed.code ? { code: o.failed.code } : {}, o.failed.stack ? { stack: o.failed.stack } : {}));
+      else b.resolve(o);
+    });
     this.checkIdle();
   }
 

@@ -9,10 +9,10 @@ import { createApp } from '../../control/app.ts';
 import { HttpError } from '../../control/http-error.ts';
 import { ReplayError } from '../../control/intake/index.ts';
 import { IntakeWriter } from '../../control/intake/writer.ts';
-import { silentLogger } from '../../control/log.ts';
+import { createLogger, silentLogger } from '../../control/log.ts';
 import { openServices } from '../../control/services.ts';
 import type { TriggerEvent } from '../../control/types.ts';
-import { alertEvent, fixtureJson, fixtureText, postJson, tempDir, testConfig } from '../support/helpers.ts';
+import { alertEvent, fixtureJson, fixtureText, postJson, tempDir, testConfig, waitFor } from '../support/helpers.ts';
 
 function services(t: TestContext, writerThread: boolean) {
   const home = tempDir(t);
@@ -124,6 +124,21 @@ test('a webhook the writer cannot take is refused alone (400, a short reason); t
   assert.equal(store.countEvents(), 3);
 });
 
+test("a fault of bugbot's with one request's events fails that request alone, logged with the thread's stack; the requests sharing its transaction commit", async (t) => {
+  const { writer, store } = services(t, true);
+  await writer.start();
+  // No trigger makes such an event (labels are parsed into an object): it stands for a bug
+  // in redaction or fingerprinting that one sender's payload runs into. It once failed
+  // every request of its transaction, each time the sender sent it again.
+  const replies = await Promise.allSettled([writer.submit([event(1)], {}), writer.submit([event(2, { labels: null as never })], {}), writer.submit([event(3)], {})]);
+  assert.deepEqual(replies.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+  const err = (replies[1] as PromiseRejectedResult).reason as Error;
+  assert.ok(!(err instanceof HttpError), 'a 500 (unhandled error, logged with its stack), not a refusal of the sender');
+  assert.match(err.stack ?? '', /^TypeError: .*null[^]*\n\s+at redactEvent /, "the stack is where it was thrown on the thread, not where this thread read the reply");
+  assert.equal(store.countEvents(), 2);
+  assert.equal(store.eventExists('grafana', 'writer-test-2'), false);
+});
+
 test('a replayed one-time value is refused and stores nothing; other requests in the batch are unaffected', async (t) => {
   const { writer, store } = services(t, true);
   const nonce = { scope: 'grafana-signature', value: 'sig-1', keepSeconds: 300 };
@@ -158,6 +173,34 @@ test('a writer thread that dies fails what it held (nothing acknowledged), and t
   const next = await writer.submit([event(3)], {});
   assert.equal(next[0]!.status, 'merged');
   assert.equal(store.eventExists('grafana', 'writer-test-3'), true);
+});
+
+test('a writer thread that dies under a storm: every webhook it held gets a 503 to send again, and the log says so in two lines, not one per request', async (t) => {
+  const home = tempDir(t);
+  const config = testConfig(home, {}, { BUGBOT_HASH_SALT: 'writer-test' });
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'info', write: (l) => lines.push(l) });
+  const { store, intake, writer } = openServices(config, logger, { writerThread: true });
+  t.after(async () => {
+    await writer?.close();
+    store.close();
+  });
+  const app = createApp({ config, store, intake, logger });
+  await writer!.start();
+  // The thread's answers are not read (as in the test above): the requests stay in it until it dies.
+  const w = (writer as unknown as { worker: { terminate(): Promise<number>; removeAllListeners(e: string): void } }).worker;
+  w.removeAllListeners('message');
+  const docs = fixtureJson<{ alerts: Array<Record<string, unknown>> }>('grafana', 'webhook_firing_docs.json');
+  const storm = Array.from({ length: 40 }, (_, i) => postJson(app, '/triggers/grafana', { ...docs, alerts: [{ ...docs.alerts[0], fingerprint: `storm-${i}` }] }));
+  await waitFor(() => writer!.inFlightCount === 40 && (writer as unknown as { pending: unknown[] }).pending.length === 0, 10_000, 'the storm held in the thread');
+  await w.terminate();
+  const replies = await Promise.all(storm);
+  assert.deepEqual([...new Set(replies.map((r) => r.status))], [503]);
+  assert.equal(((await replies[0]!.json()) as { error: { code: string } }).error.code, 'unavailable');
+  const errors = lines.filter((l) => l.includes('"level":"error"'));
+  assert.equal(errors.length, 2, errors.join('\n'));
+  assert.match(errors[0]!, /"msg":"intake writer thread stopped".*"requests":40/);
+  assert.match(errors[1]!, /"msg":"request failed".*writer thread stopped.*"refused":1/);
 });
 
 test('close() lets submitted requests commit before the thread stops; later ones are refused', async (t) => {
