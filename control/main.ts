@@ -334,7 +334,15 @@ export async function startServer(
       await slack?.stop();
       await notifier.close();
       shutdown.abort();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // close() waits for every connection: idle keep-alive ones end now, and one still
+        // sending (a client trickling its body) after the grace. Nothing acknowledged is
+        // lost: a request cut off was never answered, and its sender tries again.
+        const http = server as HttpServer;
+        http.closeIdleConnections();
+        setTimeout(() => http.closeAllConnections(), CLOSE_GRACE_MS).unref();
+      });
       await services.writer?.close();
       releaseRunTmpRoot(config.home);
       removeServerInfo(config.home);
@@ -378,9 +386,17 @@ function slackStartError(err: unknown): { text: string; code?: string } {
   return { text: typeof e?.message === 'string' ? e.message : String(err) };
 }
 
+/** How long a client may take to send a request's headers, and the whole request. */
+const HEADERS_TIMEOUT_MS = 20_000;
+const REQUEST_TIMEOUT_MS = 60_000;
+/** How long a stop lets requests under way finish before it closes their connections. */
+const CLOSE_GRACE_MS = 5_000;
+
 function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, hostname, port }, () => resolve(server));
+    // A request's headers and body must arrive within these (Node's default lets a client
+    // trickle its body for 300 s, holding a connection, and a stop, that long).
+    const server = serve({ fetch, hostname, port, serverOptions: { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS } }, () => resolve(server));
     server.once('error', reject);
   });
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -66,6 +66,29 @@ test('SIGHUP stops bugbot start as SIGTERM does', { timeout: 60_000 }, async (t)
   a.proc.kill('SIGHUP');
   assert.deepEqual(await a.exited, { code: 0, signal: null }, a.output());
   assert.match(a.output(), /^stopping \(SIGHUP\)/m);
+  assert.equal(existsSync(join(home, 'server.json')), false, 'the stop removed its server.json');
+});
+
+// Review finding: a client trickling its body held its connection for Node's default 300 s
+// request timeout, and a stop's server.close() with it: the stop ran out its budget (60 s)
+// and exited 1, leaving server.json and the lock behind.
+test('a stop does not wait for a client that never finishes sending its body', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const configPath = join(dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home, workers: 1 }));
+  const a = await startBugbot(t, { configPath, cwd: dir, env: noModel });
+  const { port } = new URL(a.url);
+  const slow = connect(Number(port), '127.0.0.1');
+  t.after(() => slow.destroy());
+  slow.on('error', () => undefined);
+  await new Promise<void>((resolve) => slow.once('connect', () => resolve()));
+  slow.write(`POST /triggers/grafana HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"version":"4",`);
+  await new Promise((r) => setTimeout(r, 300));
+  const started = Date.now();
+  a.proc.kill('SIGTERM');
+  assert.deepEqual(await a.exited, { code: 0, signal: null }, a.output());
+  assert.ok(Date.now() - started < 20_000, `stopped in ${Date.now() - started} ms`);
   assert.equal(existsSync(join(home, 'server.json')), false, 'the stop removed its server.json');
 });
 
