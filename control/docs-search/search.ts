@@ -137,7 +137,8 @@ const ENGINE_MESSAGES: Array<[RegExp, string]> = [
   [/Cannot (?:read|set) properties of (undefined|null) \((?:reading|setting) '([^'\n]*)'\)/g, ' $1 $2 '],
   [/Cannot (?:read|set) property '([^'\n]*)' of (undefined|null)/g, ' $2 $1 '],
   [/Cannot destructure property '([^'\n]*)' of '([^'\n]*)' as it is (undefined|null)/g, ' $3 $1 $2 '],
-  [/([\w$.]+)(?:\(\.\.\.\))? is not (?:a function|a constructor|defined|iterable)/g, ' $1 '],
+  // The name is taken whole from its start (see SOURCE_LOCATION).
+  [/(?<![\w$.])(?=([\w$.]+))\1(?:\(\.\.\.\))? is not (?:a function|a constructor|defined|iterable)/g, ' $1 '],
   // CPython.
   [/'(\w+)' object has no attribute '([^'\n]*)'/g, ' $1 $2 '],
   [/'(\w+)' object is not (?:subscriptable|callable|iterable)/g, ' $1 '],
@@ -163,12 +164,21 @@ function withoutStackLocations(text: string): string {
     .replace(SOURCE_LOCATION, ' ');
 }
 
-/** `at fn (file:line:col)`, `at async fn (...)`, Java's `at a.b.C.fn(File.java:12)`, or a bare `at file:line:col`. */
-const JS_FRAME = /^[ \t]*at[ \t]+(?:async[ \t]+)?(?:new[ \t]+)?(?:(\S.*?)[ \t]*\(([^()\n]*:\d+(?::\d+)?|native|<anonymous>|Native Method|Unknown Source)\)|\S+:\d+(?::\d+)?)[ \t]*$/gm;
+/**
+ * `at fn (file:line:col)`, `at async fn (...)`, Java's `at a.b.C.fn(File.java:12)`, or a bare
+ * `at file:line:col`. The name keeps the spaces before its `(`: a `[ \t]*` there was tried
+ * from every space of a long run.
+ */
+const JS_FRAME = /^[ \t]*at[ \t]+(?:async[ \t]+)?(?:new[ \t]+)?(?:(\S.*?)\(([^()\n]*:\d+(?::\d+)?|native|<anonymous>|Native Method|Unknown Source)\)|\S+:\d+(?::\d+)?)[ \t]*$/gm;
 /** Python's `File "/app/x.py", line 12, in handler`. */
 const PY_FRAME = /^[ \t]*File "[^"\n]*", line \d+(?:, in (\S+))?.*$/gm;
-/** `src/pets.ts:14:94`, `file:///srv/app.mjs:3`: a source file with a line number, anywhere in the text. */
-const SOURCE_LOCATION = /(?:file:\/\/)?[\w@~.+/\\-]*\.(?:[cm]?[jt]sx?|py|rb|go|java|kt|rs|php|cs|swift|scala|exs?|erl|c|cc|cpp|h|hpp|vue|svelte|dart|lua)\b:\d+(?::\d+)?/gi;
+/**
+ * `src/pets.ts:14:94`, `file:///srv/app.mjs:3`: a source file with a line number, anywhere in
+ * the text. The path is taken whole from its start, then its end is checked: a run tried
+ * from each of its characters took 4 s over 40 KB of `a.a.`, growing with the square (a
+ * minified bundle's line in a stack trace, a blob in an error message).
+ */
+const SOURCE_LOCATION = /(?:file:)?(?<![\w@~.+/\\-])(?=([\w@~.+/\\-]+))\1(?<=\.(?:[cm]?[jt]sx?|py|rb|go|java|kt|rs|php|cs|swift|scala|exs?|erl|c|cc|cpp|h|hpp|vue|svelte|dart|lua)):\d+(?::\d+)?/gi;
 
 /**
  * Numbers in a ticket are ids, counts, ports and line numbers (`/api/pets/5`), which no
@@ -184,17 +194,22 @@ function orQuery(terms: string[]): string {
 }
 
 /**
- * BM25 candidates without the too-common words (see COMMON_SHARE). When every word is
- * common, the chunks holding all of them are ranked (far fewer than those holding any),
- * and only when fewer than `limit` hold them all does the plain OR run.
+ * BM25 candidates without the too-common words (see COMMON_SHARE). When every word found
+ * is common, the chunks holding all of them are ranked (far fewer than those holding any),
+ * and only when fewer than `limit` hold them all does the plain OR run. A word in no chunk
+ * is neither: beside common ones it had left a query that found nothing at all (a ticket's
+ * "payments crash" where every section says payments and none crash).
  */
 function ftsCandidates(store: DocsStore, terms: string[], chunks: number, limit: number): Ranked[] {
   const cap = Math.max(COMMON_MIN_ROWS, Math.ceil(chunks * COMMON_SHARE));
   if (chunks <= cap || terms.length < 2) return store.ftsSearch(orQuery(terms), limit);
-  const useful = terms.filter((t) => store.countMatches(`"${t}"`, cap) < cap);
+  const counts = new Map(terms.map((t) => [t, store.countMatches(`"${t}"`, cap)]));
+  const found = terms.filter((t) => counts.get(t)! > 0);
+  const useful = found.filter((t) => counts.get(t)! < cap);
   if (useful.length) return store.ftsSearch(orQuery(useful), limit);
-  const all = store.ftsSearch(terms.map((t) => `"${t}"`).join(' AND '), limit);
-  return all.length >= limit ? all : store.ftsSearch(orQuery(terms), limit);
+  if (!found.length) return [];
+  const all = store.ftsSearch(found.map((t) => `"${t}"`).join(' AND '), limit);
+  return all.length >= limit ? all : store.ftsSearch(orQuery(found), limit);
 }
 
 /** Hashes, ids and long numbers from tickets (fingerprints, request ids, timestamps) match no doc and crowd out real terms. */

@@ -4,9 +4,10 @@
  * (full-text search only; vectors need `embeddings.baseURL`).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { readAgentFileHead } from '../../harness/lib/agent-file.mjs';
 
 const envName = z
   .string()
@@ -71,15 +72,18 @@ function repoIdentity(repo: string): string {
   const dotGit = join(repo, '.git');
   try {
     if (statSync(dotGit).isDirectory()) return realpathSync(dotGit);
-    // A worktree: `.git` is a file naming its private git dir, whose `commondir` points back to the shared one.
-    const gitdir = /^gitdir:\s*(.+)$/m.exec(readFileSync(dotGit, 'utf8'))?.[1]?.trim();
+    // A worktree: `.git` is a file naming its private git dir, whose `commondir` points back
+    // to the shared one. Both are read only as regular files: a run's agent can write them,
+    // and a FIFO planted there held the read, and the harness's refresh with it, forever.
+    const gitdir = /^gitdir:\s*(.+)$/m.exec(readAgentFileHead(dotGit, 4096)?.text ?? '')?.[1]?.trim();
     if (gitdir) {
       const own = resolve(repo, gitdir);
       let common = own;
       try {
-        common = resolve(own, readFileSync(join(own, 'commondir'), 'utf8').trim());
+        const commondir = readAgentFileHead(join(own, 'commondir'), 4096)?.text.trim();
+        if (commondir) common = resolve(own, commondir);
       } catch {
-        // a submodule's git dir has no commondir: it is its own repository
+        // unreadable; a submodule's git dir has none at all: it is its own repository
       }
       return realpathSync(common);
     }

@@ -87,20 +87,34 @@ export class DocsStore {
   }
 
   /**
-   * Open the index at `path`; one SQLite cannot read (a crash mid-write on a full disk, a
-   * file overwritten) is moved aside and made again: the index is a cache of the docs, and
-   * the next refresh fills it. `rebuilt` then says so (for the caller's warning).
+   * Run `use` on the index at `path`, closed after. One SQLite cannot read (a crash
+   * mid-write on a full disk, a file overwritten) is moved aside and made again: the index
+   * is a cache of the docs, and the next refresh fills it. A damaged page past the header
+   * shows only when a statement reads it, so a failure of `use` that says the file is
+   * damaged does the same, and `use` runs once more on the new index. `rebuilt` then says
+   * so (for the caller's warning).
    */
-  static open(path: string): { store: DocsStore; rebuilt: string | null } {
+  static async using<T>(path: string, use: (store: DocsStore, rebuilt: string | null) => Promise<T>): Promise<T> {
+    let rebuilt: string | null = null;
+    let store: DocsStore;
     try {
-      return { store: new DocsStore(path), rebuilt: null };
+      store = new DocsStore(path);
     } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      if (path === ':memory:' || !/^SQLITE_(?:NOTADB|CORRUPT)/.test(code)) throw err;
-      const aside = `${path}.corrupt-${Date.now()}`;
-      renameSync(path, aside);
-      for (const extra of ['-wal', '-shm']) rmSync(`${path}${extra}`, { force: true });
-      return { store: new DocsStore(path), rebuilt: `the docs index ${path} could not be read (${(err as Error).message}): moved to ${aside} and built again` };
+      if (path === ':memory:' || !isDamaged(err)) throw unusable(path, err);
+      rebuilt = moveAside(path, err);
+      store = new DocsStore(path);
+    }
+    try {
+      return await use(store, rebuilt);
+    } catch (err) {
+      // An index made anew that fails again, or a failure of another kind: the caller's.
+      if (rebuilt || path === ':memory:' || !isDamaged(err)) throw unusable(path, err);
+      store.close();
+      rebuilt = moveAside(path, err);
+      store = new DocsStore(path);
+      return await use(store, rebuilt);
+    } finally {
+      store.close();
     }
   }
 
@@ -267,6 +281,35 @@ export class DocsStore {
     );
     return st.all(vector, k) as Ranked[];
   }
+}
+
+/** SQLite says the file is no database or a damaged one (not a lock, a full disk or a permission). */
+export function isDamaged(err: unknown): boolean {
+  return /^SQLITE_(?:NOTADB|CORRUPT)/.test((err as { code?: string }).code ?? '');
+}
+
+/**
+ * SQLite's "unable to open database file" and "attempt to write a readonly database" name
+ * neither the file nor what to change; other errors pass as they are.
+ */
+function unusable(path: string, err: unknown): unknown {
+  const code = (err as { code?: string }).code ?? '';
+  if (!/^SQLITE_(?:CANTOPEN|READONLY)/.test(code)) return err;
+  const why = `the docs index ${path} could not be opened for writing (${(err as Error).message}): bugbot must be able to write it and its folder, where SQLite keeps its -wal and -shm files (or set docs.indexPath)`;
+  return Object.assign(new Error(why), { code });
+}
+
+/** Move a damaged index aside (`<path>.corrupt-<time>`); what to warn about. */
+function moveAside(path: string, err: unknown): string {
+  const aside = `${path}.corrupt-${Date.now()}`;
+  try {
+    renameSync(path, aside);
+  } catch (e) {
+    // Another process sharing the index moved it first.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  for (const extra of ['-wal', '-shm']) rmSync(`${path}${extra}`, { force: true });
+  return `the docs index ${path} could not be read (${(err as Error).message}): moved to ${aside} and built again`;
 }
 
 interface RawChunk {

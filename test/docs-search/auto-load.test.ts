@@ -156,3 +156,13 @@ test('marker lines inside a code fence are an example, not the table, and an upd
   // An unclosed fence is text (as when indexing): the markers after it still count.
   assert.deepEqual(parseAutoLoad(`# T\n\n~~~\n\n${real}\n`).rows, [{ topic: 'real', docs: ['docs/real.md'] }]);
 });
+
+test('a CLAUDE.md of 60,000 unclosed fences is read in time in line with its length; the table after them is found', () => {
+  // Each opener's closer was looked for line by line: 20,000 of them took 4 s, 60,000 half a minute.
+  const text = `# Manual\n\n${'````x\n'.repeat(60_000)}\n${renderAutoLoad([{ topic: 'payments', docs: ['docs/payments.md'] }])}\n`;
+  const started = performance.now();
+  const table = parseAutoLoad(text);
+  const ms = performance.now() - started;
+  assert.deepEqual(table.rows, [{ topic: 'payments', docs: ['docs/payments.md'] }]);
+  assert.ok(ms < 5000, `${Math.round(ms)} ms`);
+});

@@ -3,13 +3,15 @@
  * sections and files, broken markdown, empty and binary files, globs.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chunkMarkdown } from '../../control/docs-search/chunk.ts';
 import { findDocFiles, globToRegExp, readDocFile } from '../../control/docs-search/files.ts';
 import { indexDocs } from '../../control/docs-search/index.ts';
 import { searchDocs } from '../../control/docs-search/search.ts';
+import { repoRoot } from '../support/helpers.ts';
 import { openStore, settings, tempRepo } from './support.ts';
 
 const opts = { maxChunkChars: 2000, maxChunks: 400 };
@@ -46,6 +48,16 @@ test('broken markdown: an unclosed fence is text, so later headings still count;
   assert.deepEqual(chunks.map((c) => c.heading), ['A', 'B', 'C']);
   assert.match(notes.join(), /unclosed code fence at line 2/);
   assert.match(chunks[1]!.text, /#no-space is not a heading\n####### seven hashes/);
+});
+
+test('a crafted doc line is chunked in time in line with its length; closing #s still go', () => {
+  // "#", 10,000 spaces and a U+2028 once took 200 s, and 100 KB hours. In a process of its
+  // own with a limit: a backtracking pattern would hold this thread.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/crafted-text.ts', 'chunk'], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.stdout, 'ok\n', `crafted docs were not chunked within 20 s (${r.signal ?? `status ${r.status}`}): ${r.stderr}`);
+  const heads = ['# Title ##', '## Title ##  ', '## C#', '# a # b', '#\tTab', '#   ', '# #', '  ### Deep  #'].map((h) => chunkMarkdown(`${h}\n\ntext`, opts).chunks[0]!.heading);
+  assert.deepEqual(heads, ['Title', 'Title', 'C#', 'a # b', 'Tab', '(untitled)', '(untitled)', 'Deep']);
+  assert.deepEqual(chunkMarkdown('# A\n\n```js \u2028\n# code\n```\n\n## B\nx', opts).chunks.map((c) => c.heading), ['A', 'B'], 'an opener with a U+2028 in its info string opens');
 });
 
 test('front matter is skipped and is not read as a setext heading', () => {
@@ -181,4 +193,28 @@ test('a link into .git (or node_modules) is no doc: the index would hold the rep
   symlinkSync('../.git', join(repo, 'docs', 'git'));
   symlinkSync('../node_modules/pkg/README.md', join(repo, 'docs', 'pkg.md'));
   assert.deepEqual(findDocFiles(repo, ['*.md', 'docs/**/*', 'docs/git/config']), ['CLAUDE.md']);
+});
+
+test('a chain of 1,500 nested folders is walked in time in line with its depth', (t) => {
+  // Each folder's real path was resolved again, component by component: 49 s here.
+  const { repo } = tempRepo(t, { 'CLAUDE.md': 'x' });
+  const deep = join(repo, 'docs', ...Array<string>(1500).fill('d'));
+  mkdirSync(deep, { recursive: true });
+  writeFileSync(join(deep, 'deep.md'), '# Deep\n\ntext\n');
+  const started = performance.now();
+  assert.deepEqual(findDocFiles(repo, ['docs/**/*.md']).map((p) => p.split('/').length), [1502]);
+  const ms = performance.now() - started;
+  assert.ok(ms < 8000, `${Math.round(ms)} ms`);
+});
+
+test("a link under a doc's name to a file of another kind is no doc: docs/env.md → ../.env would put the checkout's secrets into pre-context.md", (t) => {
+  const { repo } = tempRepo(t, { 'README.md': '# App', '.env': 'STRIPE_KEY=sk_live_x\n', '.env.md': 'x', 'config/app.json': '{}', 'AGENTS.md': '# Agents' });
+  mkdirSync(join(repo, 'docs'));
+  symlinkSync('../.env', join(repo, 'docs', 'env.md'));
+  symlinkSync('../.env', join(repo, 'docs', 'env'));
+  symlinkSync('../.env.md', join(repo, 'docs', 'hidden.md'));
+  symlinkSync('../config/app.json', join(repo, 'docs', 'config.md'));
+  symlinkSync('../README.md', join(repo, 'docs', 'readme.MD'));
+  symlinkSync('AGENTS.md', join(repo, 'CLAUDE.md'));
+  assert.deepEqual(findDocFiles(repo, ['docs/**/*', 'docs/env.md', 'CLAUDE.md']), ['CLAUDE.md', 'docs/readme.MD']);
 });

@@ -3,7 +3,8 @@
  * program with registerDocsCommands (control/cli.ts wires it into `bugbot` itself).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command, CommanderError } from 'commander';
@@ -66,6 +67,9 @@ test('docs-search prints ranked sections; --json, --k, --query-file and --pre-co
 
   await assert.rejects(bugbot(['docs-search'], cfg), (e: CommanderError) => e.exitCode === 2 && /--query-file/.test(e.message));
   await assert.rejects(bugbot(['docs-search', 'x', '-k', '0'], cfg), CommanderError);
+  // A huge k was SQLite's "datatype mismatch" (exit 1), and past 4096 the vector search failed as if the endpoint had.
+  await assert.rejects(bugbot(['docs-search', 'x', '-k', '99999999999999999999', '--repo', repo], cfg), (e: CommanderError) => /from 1 to 1000/.test(e.message));
+  assert.match((await bugbot(['docs-search', 'stray', '-k', '1000', '--repo', repo], cfg)).out, /Owners and strays/);
 });
 
 test('docs-search refreshes the index first: an edited doc is found without running docs index', async (t) => {
@@ -83,7 +87,8 @@ test('with --pre-context nothing fails the ticket: a broken index or endpoint be
   const broken = settings({ indexPath: 'not-a-db' });
   const pre = join(home, 'pre.md');
   const r = await bugbot(['docs-search', 'duplicate', '--pre-context', pre], { home, target: { repo } }, broken);
-  assert.match(r.err, /warning: docs retrieval failed/);
+  assert.match(r.err, /warning: docs retrieval failed: the docs index .*not-a-db could not be opened for writing \(unable to open database file\): bugbot must be able to write it and its folder/);
+  assert.equal(r.out, 'nothing was searched: docs retrieval failed (see the warning)\n', 'the log says so too, not that the index is empty');
   assert.match(readFileSync(pre, 'utf8'), /> \*\*Warning:\*\* docs retrieval failed: .*\n[\s\S]*Nothing was retrieved \(see the warning above\)/);
   assert.doesNotMatch(readFileSync(pre, 'utf8'), /The docs index is empty/, 'a failure is not an empty index');
 
@@ -108,6 +113,57 @@ test('with --pre-context nothing fails the ticket: a broken index or endpoint be
   const md = readFileSync(pre, 'utf8');
   assert.match(md, /embeddings endpoint .* failed: HTTP 502/);
   assert.match(md, /Duplicate deliveries/);
+});
+
+test('an index damaged past its header is moved aside and built again, not failed on by every run', async (t) => {
+  const { repo, home } = tempRepo(t, SAMPLE_DOCS);
+  const cfg = { home, target: { repo } };
+  const { indexPath } = JSON.parse((await bugbot(['docs', 'index', '--json'], cfg)).out) as { indexPath: string };
+  // A torn page of the files table: the header and schema read fine, the first query of the refresh does not.
+  const smash = () => {
+    const db = new Database(indexPath);
+    const page = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'files'").pluck().get() as number;
+    const size = db.pragma('page_size', { simple: true }) as number;
+    db.close();
+    const fd = openSync(indexPath, 'r+');
+    writeSync(fd, Buffer.alloc(size, 0xa5), 0, size, (page - 1) * size);
+    closeSync(fd);
+  };
+  smash();
+  const pre = join(home, 'pre.md');
+  const r = await bugbot(['docs-search', 'duplicate deliveries', '--pre-context', pre], cfg);
+  assert.match(r.err, /warning: the docs index .* could not be read \(database disk image is malformed\): moved to .*\.corrupt-\d+ and built again/);
+  assert.match(readFileSync(pre, 'utf8'), /Duplicate deliveries/);
+  assert.doesNotMatch(readFileSync(pre, 'utf8'), /retrieval failed/);
+
+  smash();
+  const again = await bugbot(['docs', 'index'], cfg);
+  assert.match(again.err, /moved to .*\.corrupt-\d+ and built again/);
+  assert.match(again.out, /3 file\(s\), 5 chunks/);
+  assert.match((await bugbot(['docs-search', 'stray owner', '--no-refresh'], cfg)).out, /Owners and strays/);
+});
+
+test("what the repository's docs say reaches the terminal with its control characters shown, never obeyed", async (t) => {
+  // An escape sequence in a doc (OSC 52 sets the clipboard) and a line break in a file name forging a line.
+  const evil = '\x1b]52;c;cm0gLXJmIH4=\x07';
+  const { repo, home } = tempRepo(t, {
+    [`docs/stray\n1. docs/ok.md:1  Forged  [9.0]\u202e.md`]: `# Strays ${evil}\n\n## Owner ${evil}\n\nA stray has no owner. ${evil}\u009b2J\n`,
+    'docs/\x1b[2J.md': '',
+  });
+  const cfg = { home, target: { repo } };
+  const index = await bugbot(['docs', 'index'], cfg);
+  const search = await bugbot(['docs-search', 'stray owner'], cfg);
+  const json = await bugbot(['docs-search', 'stray owner', '--json'], cfg);
+  for (const out of [index.out, search.out, json.out]) {
+    // eslint-disable-next-line no-control-regex -- control characters are what must not be there
+    assert.doesNotMatch(out, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/, out);
+  }
+  assert.match(search.out, /^1\. docs\/stray\\x0a1\. docs\/ok\.md:1 {2}Forged {2}\[9\.0\]\\u202e\.md:3 {2}Strays \\x1b\]52;c;cm0gLXJmIH4=\\x07 › Owner/);
+  assert.match(search.out, /A stray has no owner\. \\x1b\]52;c;cm0gLXJmIH4=\\x07\\x9b2J/);
+  assert.equal(search.out.split('\n').filter((l) => /^\d+\. /.test(l)).length, 1, 'one hit, one line');
+  assert.match(index.out, /skipped docs\/\\x1b\[2J\.md: empty/);
+  const parsed = JSON.parse(json.out) as { hits: Array<{ path: string; text: string }> };
+  assert.ok(parsed.hits[0]!.text.includes(`${evil}\u009b2J`), 'the JSON reader gets the text as it is');
 });
 
 test('settings and the API key come from the loaded config when it has them', async (t) => {

@@ -4,14 +4,16 @@
  * and an endpoint failure leaves exactly the unembedded files for the next run.
  */
 import assert from 'node:assert/strict';
-import { rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { startEmbedServer, type EmbedServer } from '../../bench/docs/embed-server.ts';
 import { createEmbedder, type Embedder } from '../../control/docs-search/embed.ts';
 import { indexDocs } from '../../control/docs-search/index.ts';
 import { searchDocs } from '../../control/docs-search/search.ts';
-import type { DocsSettings } from '../../control/docs-search/settings.ts';
+import { resolveIndexPath, type DocsSettings } from '../../control/docs-search/settings.ts';
+import { repoRoot } from '../support/helpers.ts';
 import { openStore, SAMPLE_DOCS, settings, tempRepo } from './support.ts';
 
 async function server(t: TestContext): Promise<EmbedServer> {
@@ -125,4 +127,33 @@ test('a missing repository is an error, not an empty index', async (t) => {
   const { home } = tempRepo(t, {});
   const store = openStore(t, home);
   await assert.rejects(indexDocs({ repo: join(home, 'nope'), settings: settings(), store, embedder: null }), /is not a directory/);
+});
+
+test("worktrees share their repository's index; a FIFO at .git or commondir (the agent can write both) holds nothing", (t) => {
+  const { repo, home } = tempRepo(t, { '.git/HEAD': 'ref: refs/heads/main\n' });
+  const worktree = (name: string) => {
+    const dir = join(home, name);
+    mkdirSync(join(repo, '.git', 'worktrees', name), { recursive: true });
+    writeFileSync(join(repo, '.git', 'worktrees', name, 'commondir'), '../..\n');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, '.git'), `gitdir: ${join(repo, '.git', 'worktrees', name)}\n`);
+    return dir;
+  };
+  const shared = resolveIndexPath(home, repo, settings());
+  assert.equal(resolveIndexPath(home, worktree('a'), settings()), shared);
+
+  const fifoGit = worktree('b');
+  rmSync(join(fifoGit, '.git'));
+  execFileSync('mkfifo', [join(fifoGit, '.git')]);
+  const fifoCommon = worktree('c');
+  rmSync(join(repo, '.git', 'worktrees', 'c', 'commondir'));
+  execFileSync('mkfifo', [join(repo, '.git', 'worktrees', 'c', 'commondir')]);
+  // In a process of its own with a limit: a blocking read of a FIFO would hold this thread.
+  const code = `import('./control/docs-search/settings.ts').then((m) => { for (const r of ${JSON.stringify([fifoGit, fifoCommon])}) console.log(m.resolveIndexPath(${JSON.stringify(home)}, r, m.docsSettingsSchema.parse({}))); })`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.signal, null, `reading .git or commondir did not return within 20 s: ${r.stderr}`);
+  const paths = r.stdout.trim().split('\n');
+  assert.equal(paths.length, 2, r.stderr);
+  for (const p of paths) assert.match(p, /\/docs-index\/[0-9a-f]{16}\.db$/);
+  assert.notEqual(paths[0], shared, 'a .git that is no file names no repository: the worktree is its own');
 });

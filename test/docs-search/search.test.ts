@@ -3,12 +3,14 @@
  * say why they matched, and the ranking finds the section a ticket is about.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { docsQuery } from '../../control/dispatcher/workspace.ts';
 import { indexDocs } from '../../control/docs-search/index.ts';
 import { buildFtsQuery, searchDocs } from '../../control/docs-search/search.ts';
+import { repoRoot } from '../support/helpers.ts';
 import { openStore, SAMPLE_DOCS, settings, tempRepo } from './support.ts';
 
 const NASTY = [
@@ -108,6 +110,32 @@ test('buildFtsQuery: identifiers give their parts, stack locations and plain num
   assert.deepEqual(buildFtsQuery('GET /api/pets/999 returns 500 instead of 404').terms, ['api', 'pets', 'returns', '500', 'instead', '404'], 'HTTP statuses stay');
   assert.deepEqual(buildFtsQuery("TypeError: Cannot read properties of undefined (reading 'name')").terms, ['typeerror', 'undefined', 'name']);
   assert.deepEqual(buildFtsQuery("AttributeError: 'NoneType' object has no attribute 'owner'").terms, ['attributeerror', 'nonetype', 'owner']);
+});
+
+test('crafted ticket text is read in time in line with its length, and stack locations still go', () => {
+  // 40 KB of "a." once took 4 s and a 1 MB line of a minified bundle most of an hour. In a
+  // process of its own with a limit: a backtracking pattern would hold this thread.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/crafted-text.ts', 'query'], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.stdout, 'ok\n', `crafted queries were not read within 20 s (${r.signal ?? `status ${r.status}`}): ${r.stderr}`);
+  assert.deepEqual(buildFtsQuery('at getPet   (src/pets.ts:14:94)\nlook at file:///srv/app.mjs:3 and x:cart.py:9').terms, ['getpet', 'pet', 'look']);
+  assert.deepEqual(buildFtsQuery('x-pets.load(...) is not a function; main.go:12:1 foo.xc:1').terms, ['pets', 'load', 'foo', 'xc']);
+});
+
+test('in a large index, a common word beside words found nowhere still ranks its sections', async (t) => {
+  // 1,200 sections all about payments: the word is left out of the ranking as too common,
+  // and "crash" is in none of them. The query had been left with "crash" alone: no hit.
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 1200; i++) files[`docs/f${i}.md`] = `# Doc ${i}\n\n## Topic ${i}\n\nPayments note ${i === 7 ? 'about refunds' : 'in passing'}.\n`;
+  const { repo, home } = tempRepo(t, files);
+  const store = openStore(t, home);
+  const report = await indexDocs({ repo, settings: settings(), store, embedder: null });
+  assert.equal(report.chunks, 1200);
+  const r = await searchDocs(store, 'payments crash', { k: 5, embedder: null });
+  assert.equal(r.hits.length, 5);
+  assert.ok(r.hits.every((h) => h.terms.includes('payments')), r.hits.map((h) => h.why).join('; '));
+  const both = await searchDocs(store, 'payments crash refunds', { k: 5, embedder: null });
+  assert.equal(both.hits[0]?.path, 'docs/f7.md', 'a word found in few sections still ranks alone');
+  assert.equal((await searchDocs(store, 'crash outage', { k: 5, embedder: null })).hits.length, 0);
 });
 
 test('indexed identifiers are split too: ownerName meets "owner name", and owner_name meets ownerName', async (t) => {

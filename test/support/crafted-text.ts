@@ -1,12 +1,15 @@
 /**
  * Untrusted text of crafted shapes that once took time growing with the square or the
- * cube of its length in redaction, stack parsing and triage's patterns (10 KB of "token-"
- * in an email body: 14 s; 100 KB: hours). Run as a process of its own (`node --import tsx
- * test/support/crafted-text.ts redact|frames|triage`) by tests that give it a time limit: a
- * regular expression that backtracks holds its thread, so no in-process timer could stop it.
- * Prints "ok" when every text was processed.
+ * cube of its length in redaction, stack parsing, triage's patterns, chunking docs and
+ * reading a ticket's words for the docs search (10 KB of "token-" in an email body: 14 s;
+ * 100 KB: hours; "#", 10,000 spaces and a U+2028 in a doc: 200 s). Run as a process of its
+ * own (`node --import tsx test/support/crafted-text.ts redact|frames|triage|chunk|query`) by
+ * tests that give it a time limit: a regular expression that backtracks holds its thread, so
+ * no in-process timer could stop it. Prints "ok" when every text was processed.
  */
 import { loadConfig } from '../../control/config.ts';
+import { chunkMarkdown } from '../../control/docs-search/chunk.ts';
+import { buildFtsQuery } from '../../control/docs-search/search.ts';
 import { inAppFrames } from '../../control/intake/fingerprint.ts';
 import { createTriage } from '../../control/intake/triage.ts';
 import { createRedactor, redactLines } from '../../lib/redact.ts';
@@ -50,6 +53,25 @@ export const CRAFTED_FOR_REDACTION = [
 /** An alert's message (up to server.maxBodyBytes) for the built-in third-party ignore rule's ".*". */
 export const CRAFTED_FOR_TRIAGE = ['ETIMEDOUT'.repeat(1_000_000 / 9), 'ECONNRESET '.repeat(1_000_000 / 11)];
 
+/** Doc lines for chunking (a doc a branch may add: phase 0 of every later run reads it). */
+export const CRAFTED_DOCS = [
+  `#${' '.repeat(N)}\u2028`,
+  `# x${' '.repeat(N)}y`,
+  `# x${' \t'.repeat(N / 2)}#y`,
+  `${'`'.repeat(N)}x\u2028`,
+  `~~~${' '.repeat(N)}\u2028`,
+];
+
+/** Ticket text for the docs search's query. */
+export const CRAFTED_QUERIES = [
+  'a'.repeat(N),
+  'a.'.repeat(N / 2),
+  'a/'.repeat(N / 2),
+  `at x${' '.repeat(N)}y`,
+  `at x${'\t'.repeat(N)}(`,
+  `${'$'.repeat(N)} is nothing`,
+];
+
 export const CRAFTED_STACK = `Error: x\n    at ${'a ('.repeat(130_000)}\rx\n    at handler (/app/src/pets.js:12:5)`;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -67,8 +89,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     for (const message of CRAFTED_FOR_TRIAGE) {
       triage.decide({ kind: 'error', service: 'api', title: 'x', message, labels: {}, count: 1, human: false, claimedBy: null, classification: null });
     }
+  } else if (what === 'chunk') {
+    for (const doc of CRAFTED_DOCS) chunkMarkdown(doc, { maxChunkChars: 2000, maxChunks: 400 });
+  } else if (what === 'query') {
+    for (const q of CRAFTED_QUERIES) buildFtsQuery(q);
   } else {
-    process.stderr.write('usage: crafted-text.ts redact|frames|triage\n');
+    process.stderr.write('usage: crafted-text.ts redact|frames|triage|chunk|query\n');
     process.exit(2);
   }
   process.stdout.write('ok\n');
