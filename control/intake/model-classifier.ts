@@ -3,8 +3,8 @@
  * with `--json-schema` (the CLI enforces the shape through its StructuredOutput tool).
  * Used by intake for emailed reports when `triage.classifier` is "model" (a Slack
  * mention must be acknowledged within 3 s: its thread is classified by the rules); any
- * failure, a timeout or calls beyond the limit fall back to the rule classifier, with the
- * reason saying so.
+ * failure, a timeout or calls beyond the limits (at once, and in an hour) fall back to the
+ * rule classifier, with the reason saying so.
  */
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -51,9 +51,19 @@ export interface ModelClassifierOptions {
    * it, the rules decide. A call holds its slot until its processes are gone, past its timeout.
    */
   concurrency?: number;
+  /**
+   * Calls started in any hour (default 60). Anyone who can write to the bug inbox decides
+   * how many reports there are: without it, a flood of thousands of emails is a model
+   * call each, one after another, for as long as it lasts.
+   */
+  callsPerHour?: number;
+  /** Milliseconds since the epoch; tests pass a fake clock. */
+  now?: () => number;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
+const DEFAULT_CALLS_PER_HOUR = 60;
+const HOUR_MS = 3_600_000;
 /** How long a timed-out CLI has to exit on SIGTERM before its process group is killed. */
 export const KILL_GRACE_MS = 2_000;
 /** The rules' bug score at which the model's "not a bug" does not drop a report. */
@@ -64,13 +74,21 @@ export type Classifier = (text: string) => Promise<ModelClassification>;
 export function createModelClassifier(opts: ModelClassifierOptions): Classifier {
   const instructions = readFileSync(join(opts.promptsDir, 'triage.md'), 'utf8');
   const limit = opts.concurrency ?? 2;
+  const perHour = opts.callsPerHour ?? DEFAULT_CALLS_PER_HOUR;
+  const now = opts.now ?? Date.now;
   let running = 0;
+  /** When each call of the last hour started, oldest first. */
+  const started: number[] = [];
   return async (text) => {
     const byRules = (why: string): ModelClassification => {
       const rules = classifyText(text);
       return { ...rules, by: 'rules', reason: `${rules.reason} (model classifier ${why})` };
     };
     if (running >= limit) return byRules(`busy: ${running} call(s) under way`);
+    const at = now();
+    while (started.length > 0 && started[0]! <= at - HOUR_MS) started.shift();
+    if (started.length >= perHour) return byRules(`over its limit: ${started.length} calls in the last hour`);
+    started.push(at);
     // The slot is given back when the CLI's processes are gone, not when the report stops
     // waiting: a timed-out CLI still running would let a flood of reports start more
     // sessions than the limit.
@@ -157,7 +175,10 @@ function runModel(instructions: string, text: string, opts: ModelClassifierOptio
       cwd: home,
       detached: true,
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, HOME: home, CLAUDE_CONFIG_DIR: join(home, 'config'), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', ...opts.env },
+      // Two retries: the CLI's own default (ten, backing off to half a minute) outlasts the
+      // timeout, so a failing or rate-limited endpoint held every report for all of it, and
+      // its reason said "no answer" instead of the endpoint's error.
+      env: { PATH: process.env.PATH, HOME: home, CLAUDE_CONFIG_DIR: join(home, 'config'), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', CLAUDE_CODE_MAX_RETRIES: '2', ...opts.env },
     });
   } catch (err) {
     rmSync(home, { recursive: true, force: true });
@@ -170,7 +191,10 @@ function runModel(instructions: string, text: string, opts: ModelClassifierOptio
   child.stdin.on('error', () => undefined);
   child.stdin.end(`${instructions}\n\n${fence('report', text.slice(0, 20_000))}\n`);
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  // Decoded as a stream: a character cut between two reads (a reason in Japanese, an
+  // emoji) would otherwise reach the ticket as replacement characters.
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => (out += d));
   child.stderr.resume();
 
   let gone!: () => void;

@@ -115,3 +115,20 @@ test('intake uses the model classification for an email: a feature request is no
   assert.doesNotMatch(sent, /hunter2/, 'the model sees the report redacted, as the agent would');
   assert.doesNotMatch(JSON.stringify(store.getTicket(ticket!.id)), /hunter2/, "the model's answer is stored redacted");
 });
+
+// Review finding: the CLI retried a failing or rate-limited endpoint (500, 429) with its own
+// default, ten retries backing off to half a minute, so during an outage every report waited
+// out the whole timeout holding a slot, and its reason said "no answer" instead of the error.
+test('a failing, overloaded or rate-limited endpoint falls back to the rules at once, the reason naming its error', { timeout: 120_000 }, async (t) => {
+  const { model, classify } = await scriptedClassifier(t, { timeoutMs: 15_000 });
+  for (const status of [500, 529, 429]) {
+    model.script('triage', [{ status }]);
+    const before = model.requests.length;
+    const started = Date.now();
+    const r = await classify('The export button does not work anymore');
+    assert.equal(r.by, 'rules');
+    assert.match(r.reason, new RegExp(`model classifier unavailable: no classification in the answer \\(exit 1: .*\\b${status}\\b`));
+    assert.ok(Date.now() - started < 10_000, `${status}: answered in ${Date.now() - started} ms`);
+    assert.ok(model.requests.slice(before).filter((q) => q.phase === 'triage').length <= 3, `${status}: two retries at most`);
+  }
+});

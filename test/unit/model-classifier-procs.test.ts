@@ -131,3 +131,47 @@ test('a CLI that leaves a process of its own session holding its output still an
   assert.equal(second.by, 'model', 'the slot was given back');
   await waitFor(() => tmp.folders().length === 0, 5_000, 'the temp folder removed');
 });
+
+/** A `claude` that answers at once with `answer`, and counts its calls in `calls`. */
+function answeringCli(dir: string, answer: string): { cli: string; calls: () => number } {
+  const cli = join(dir, 'claude-answers.sh');
+  const callsFile = join(dir, 'calls');
+  writeFileSync(cli, `#!/bin/bash\ncat >/dev/null\necho x >> "${callsFile}"\nprintf '%s' '${answer}'\n`);
+  chmodSync(cli, 0o755);
+  return { cli, calls: () => (existsSync(callsFile) ? readFileSync(callsFile, 'utf8').trim().split('\n').length : 0) };
+}
+
+// Review finding: only the calls at once were limited. Each report of a flood of emails
+// (anyone can write to the bug inbox, and a report can ask the model to think at length)
+// was a model call of its own, one after another, for as long as the flood lasted.
+test('calls beyond the hourly limit go to the rules, saying so, until an hour has passed', async (t) => {
+  const tmp = ownTmp(t);
+  const { cli, calls } = answeringCli(tmp.dir, JSON.stringify({ structured_output: { classification: 'question', reason: 'asks how to export' } }));
+  let clock = Date.parse('2025-03-01T10:00:00Z');
+  const classify = createModelClassifier({ claude: cli, promptsDir: join(REPO_ROOT, 'prompts'), env: {}, callsPerHour: 2, now: () => clock });
+  for (let i = 0; i < 2; i++) assert.equal((await classify('How do I export my invoices?')).by, 'model');
+  clock += 30 * 60_000;
+  const over = await classify('Checkout fails with a 500 error');
+  assert.equal(over.by, 'rules');
+  assert.equal(over.classification, 'bug');
+  assert.match(over.reason, /\(model classifier over its limit: 2 calls in the last hour\)$/);
+  assert.equal(calls(), 2, 'no CLI started beyond the limit');
+  clock += 30 * 60_000;
+  const again = await classify('How do I export my invoices?');
+  assert.equal(again.by, 'model', again.reason);
+  assert.equal(calls(), 3);
+});
+
+// Review finding: the CLI's output was decoded read by read, so a character cut between two
+// reads reached the ticket's reason as replacement characters.
+test("a character cut between two of the CLI's writes is read whole", async (t) => {
+  const tmp = ownTmp(t);
+  const cli = join(tmp.dir, 'claude-split.sh');
+  // 日 is E6 97 A5 in UTF-8: its first byte ends the first write.
+  writeFileSync(cli, `#!/bin/bash\ncat >/dev/null\nprintf '{"structured_output":{"classification":"bug","reason":"\\xe6'\nsleep 0.3\nprintf '\\x97\\xa5本の表示が壊れている"}}'\n`);
+  chmodSync(cli, 0o755);
+  const classify = createModelClassifier({ claude: cli, promptsDir: join(REPO_ROOT, 'prompts'), env: {} });
+  const r = await classify('日本の表示が壊れている');
+  assert.equal(r.by, 'model', r.reason);
+  assert.equal(r.reason, 'model: 日本の表示が壊れている');
+});
