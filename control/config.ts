@@ -394,6 +394,8 @@ export const configSchema = z
         /** Ignore recurrences this soon after a push (deploy lag). */
         regressionGraceSeconds: z.number().min(0).default(600),
         classifier: z.enum(['rules', 'model']).default('rules'),
+        /** With classifier "model": model calls started in any hour; past it, the rules decide. */
+        modelCallsPerHour: z.number().int().min(1).max(100_000).default(60),
       })
       .strict()
       .prefault({}),

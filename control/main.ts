@@ -241,7 +241,7 @@ export async function startServer(
     databaseGone: () => (checkDatabase() === null ? null : DATABASE_GONE_REPLY),
     classifier:
       config.triage.classifier === 'model'
-        ? createModelClassifier({ claude: claudeBinary(config), promptsDir: join(REPO_ROOT, 'prompts'), env: modelEnv(config), model: config.harness.model })
+        ? createModelClassifier({ claude: claudeBinary(config), promptsDir: join(REPO_ROOT, 'prompts'), env: modelEnv(config), model: config.harness.model, callsPerHour: config.triage.modelCallsPerHour })
         : undefined,
     // Only a new ticket can bring the next settle deadline forward.
     onAccepted: (results) => {

@@ -129,8 +129,10 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
     "regressionWindowDays": 30,
     // ...unless it comes this soon after the push (the fix may not be deployed yet).
     "regressionGraceSeconds": 600,
-    // "rules", or "model" for a tool-less Claude call classifying free text.
-    "classifier": "rules"
+    // "rules", or "model" for a tool-less Claude call classifying free text...
+    "classifier": "rules",
+    // ...at most this many model calls an hour; past it, the rules decide.
+    "modelCallsPerHour": 60
   },
 
   "queue": {
