@@ -3,7 +3,7 @@
  * cube of its length in redaction, stack parsing, triage's patterns, chunking docs and
  * reading a ticket's words for the docs search (10 KB of "token-" in an email body: 14 s;
  * 100 KB: hours; "#", 10,000 spaces and a U+2028 in a doc: 200 s). Run as a process of its
- * own (`node --import tsx test/support/crafted-text.ts redact|frames|triage|chunk|query`) by
+ * own (`node --import tsx test/support/crafted-text.ts redact|frames|triage|chunk|query|email`) by
  * tests that give it a time limit: a regular expression that backtracks holds its thread, so
  * no in-process timer could stop it. Prints "ok" when every text was processed.
  */
@@ -11,6 +11,8 @@ import { loadConfig } from '../../control/config.ts';
 import { chunkMarkdown } from '../../control/docs-search/chunk.ts';
 import { buildFtsQuery } from '../../control/docs-search/search.ts';
 import { inAppFrames } from '../../control/intake/fingerprint.ts';
+import { parseMailgunForm } from '../../control/triggers/email.ts';
+import { htmlToText, stripQuotedReply, tidyText } from '../../control/triggers/email-text.ts';
 import { createTriage } from '../../control/intake/triage.ts';
 import { createRedactor, redactLines } from '../../lib/redact.ts';
 
@@ -72,6 +74,28 @@ export const CRAFTED_QUERIES = [
   `${'$'.repeat(N)} is nothing`,
 ];
 
+/**
+ * A mail's text and address fields, each a Mailgun form field's worth (server.maxBodyBytes):
+ * group openings (":") for the address parser, quote, attribution and signature shapes for
+ * the reply stripping.
+ */
+const MB = 1_000_000;
+export const CRAFTED_ADDRESSES = ['From: a\n'.repeat(MB / 8), 'Re: Fwd: '.repeat(MB / 9), 'a:'.repeat(MB / 2), 'Re[1]:'.repeat(MB / 6)];
+export const CRAFTED_MAIL_TEXT = [
+  '>'.repeat(MB),
+  'On 1, x\n'.repeat(MB / 8),
+  `On ${'1,'.repeat(MB / 2)} wrote`,
+  '-- \n'.repeat(MB / 4),
+  `--${' '.repeat(MB / 2)}Original Message${' '.repeat(MB / 2)}-x`,
+  'From: a\nSent: b\n'.repeat(MB / 16),
+  'Sent from my iPhone\n'.repeat(MB / 20),
+  '\r\r\n'.repeat(MB / 3),
+  `${'\u2003'.repeat(MB / 2)}x`,
+  `${'\u200b'.repeat(MB / 2)}\n`,
+  '<script>'.repeat(MB / 8),
+  `&${'a'.repeat(30)}`.repeat(MB / 31),
+];
+
 export const CRAFTED_STACK = `Error: x\n    at ${'a ('.repeat(130_000)}\rx\n    at handler (/app/src/pets.js:12:5)`;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -93,8 +117,29 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     for (const doc of CRAFTED_DOCS) chunkMarkdown(doc, { maxChunkChars: 2000, maxChunks: 400 });
   } else if (what === 'query') {
     for (const q of CRAFTED_QUERIES) buildFtsQuery(q);
+  } else if (what === 'email') {
+    const form = { sender: 'a@example.com', token: 't', 'body-plain': 'x' };
+    const event = (fields: Record<string, string>) => {
+      try {
+        parseMailgunForm(fields);
+      } catch {
+        // Refused (no sender, a bounce): the time it took is what counts.
+      }
+    };
+    for (const value of CRAFTED_ADDRESSES) {
+      event({ ...form, sender: value });
+      event({ ...form, from: value });
+      event({ ...form, recipient: value });
+      event({ ...form, 'message-headers': JSON.stringify([['Reply-To', value]]) });
+    }
+    for (const text of CRAFTED_MAIL_TEXT) {
+      for (const kind of ['reply', 'forward', 'new'] as const) stripQuotedReply(text, { kind });
+      tidyText(text);
+      htmlToText(text);
+      event({ ...form, 'body-plain': text, subject: `Re: ${text}` });
+    }
   } else {
-    process.stderr.write('usage: crafted-text.ts redact|frames|triage|chunk|query\n');
+    process.stderr.write('usage: crafted-text.ts redact|frames|triage|chunk|query|email\n');
     process.exit(2);
   }
   process.stdout.write('ok\n');

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -784,6 +785,15 @@ describe('linear time on hostile input', () => {
     htmlToText('<style '.repeat(150_000));
     htmlToText('<!--'.repeat(250_000));
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started}ms`);
+  });
+
+  it('reads crafted megabyte address fields and texts in time in line with them', () => {
+    // In a process of its own with a limit: a parser that takes the square of its input holds this thread.
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/crafted-text.ts', 'email'], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.stdout, 'ok\n', `crafted mail fields did not finish within 20 s (${r.signal ?? `status ${r.status}`}): ${r.stderr}`);
+    // The first mailbox is still found after a long display name and entries without one.
+    const ev = parseMailgunForm({ ...routeForm(), from: `"${'x'.repeat(900)}", Doe, John <john@example.com>, ${'a:'.repeat(100_000)}` });
+    assert.equal(ev.reporter?.address, 'john@example.com');
   });
 });
 
