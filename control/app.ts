@@ -30,6 +30,16 @@ import type { ApprovalActions } from './types.ts';
 const STORAGE_LOG_MS = 10_000;
 /** At most one warning per webhook route this often for requests refused for their credentials. */
 const REFUSED_LOG_MS = 10 * 60_000;
+/**
+ * How long a request refused for bugbot's own fault (a full disk, the writer thread gone)
+ * keeps /readyz at 503 when nothing has been stored since: no sender may have tried again.
+ */
+export const READY_WINDOW_MS = 5 * 60_000;
+/** What a sender that reads Retry-After is asked to wait before sending again after a 507. */
+const STORAGE_RETRY_AFTER_S = 30;
+
+/** Paths whose requests store events: their replies say whether intake takes writes. */
+const storesEvents = (method: string, path: string) => method === 'POST' && (path.startsWith('/triggers/') || path === '/api/tickets' || path === '/slack/events');
 
 export interface AppDeps {
   config: BugbotConfig;
@@ -127,6 +137,7 @@ function presentedCredentials(c: Context, deps: AppDeps): boolean {
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   const started = Date.now();
+  const stopping = () => deps.shutdown?.aborted ?? false;
   // Storage failures come one per request in a storm: logged once per STORAGE_LOG_MS, with a count.
   let storageLog = { at: -Infinity, refused: 0 };
   // Webhook credentials refused, per route: logged at warn once per REFUSED_LOG_MS, with a count.
@@ -135,6 +146,19 @@ export function createApp(deps: AppDeps): Hono {
   // The writer thread stopping refuses every request it held, and during a crash after
   // crash every one a storm sends; the thread's own line says why.
   const failedLog = new Map<string, { at: number; refused: number }>();
+  // The last request that could not be stored for bugbot's own fault, until one is stored
+  // again: /healthz tells it, /readyz answers 503 with it (READY_WINDOW_MS).
+  let intakeFailing: { at: number; since: number; refused: number; code: string; message: string } | null = null;
+  const intakeFailed = (code: string, message: string) => {
+    const now = Date.now();
+    const recent = intakeFailing && now - intakeFailing.at < READY_WINDOW_MS ? intakeFailing : null;
+    intakeFailing = { at: now, since: recent?.since ?? now, refused: (recent?.refused ?? 0) + 1, code, message };
+  };
+  const intakeState = () => {
+    if (!intakeFailing || Date.now() - intakeFailing.at >= READY_WINDOW_MS) return { ok: true as const };
+    const { at, since, refused, code, message } = intakeFailing;
+    return { ok: false as const, since: new Date(since).toISOString(), lastRefusedAt: new Date(at).toISOString(), refused, error: { code, message } };
+  };
   const logFailed = (path: string, err: HttpError) => {
     const seen = failedLog.get(err.code) ?? { at: -Infinity, refused: 0 };
     seen.refused++;
@@ -156,7 +180,10 @@ export function createApp(deps: AppDeps): Hono {
       // A route whose credential is not set yet (503 not_configured) is the operator's to-do, not a fault;
       // a request refused because the database file is gone is one of many, logged once (main.ts).
       if (err.code === 'database_gone') deps.logger.debug('request refused: the database file is gone', { path: c.req.path });
-      else if (err.status >= 500 && err.code !== 'not_configured') logFailed(c.req.path, err);
+      else if (err.status >= 500 && err.code !== 'not_configured') {
+        logFailed(c.req.path, err);
+        if (storesEvents(c.req.method, c.req.path) && !stopping()) intakeFailed(err.code, err.message);
+      }
       else if (err.status >= 500) deps.logger.warn('request refused: not configured', { path: c.req.path, error: err.message });
       else if (err.status === 401 && presentedCredentials(c, deps)) {
         // A webhook that came with credentials, refused: a token rotated on one side only,
@@ -182,7 +209,10 @@ export function createApp(deps: AppDeps): Hono {
         deps.logger.error(`storage failed: ${disk}; requests refused (507) until it takes writes again`, { path: c.req.path, error: sqlite, refused: storageLog.refused });
         storageLog = { at: Date.now(), refused: 0 };
       }
-      return fail(c, 507, { code: 'storage_full', message: `could not store the request (${sqlite}): the disk holding bugbot's home is full or failing; nothing was stored, retry later` });
+      const message = `could not store the request (${sqlite}): the disk holding bugbot's home is full or failing; nothing was stored, retry later`;
+      if (storesEvents(c.req.method, c.req.path)) intakeFailed('storage_full', message);
+      c.header('retry-after', String(STORAGE_RETRY_AFTER_S));
+      return fail(c, 507, { code: 'storage_full', message });
     }
     if (sqlite === 'SQLITE_BUSY') {
       c.header('retry-after', '1');
@@ -210,6 +240,14 @@ export function createApp(deps: AppDeps): Hono {
     return c.req.path.startsWith('/triggers/email/') ? emailBodyLimit(c, next) : globalBodyLimit(c, next);
   });
 
+  // A request that stored its events clears a failure seen before: intake takes writes again.
+  app.use('*', async function intakeRecovered(c, next) {
+    await next();
+    if (intakeFailing && c.res.status < 300 && storesEvents(c.req.method, c.req.path)) intakeFailing = null;
+  });
+
+  // Liveness: the process answers and its database is readable. 503 only when a restart is
+  // the cure (the database file gone); a full disk is not, so it is reported, not failed.
   app.get('/healthz', (c) => {
     const uptimeSeconds = Math.round((Date.now() - started) / 1000);
     // The open database still answers, but it is no longer the file bugbot.db: what it takes is lost.
@@ -217,7 +255,20 @@ export function createApp(deps: AppDeps): Hono {
     if (gone) return c.json({ ok: false, uptimeSeconds, error: { code: 'database_gone', message: gone } }, 503);
     // A cheap query proves the database is open and readable.
     const counts = deps.store.countByState();
-    return c.json({ ok: true, uptimeSeconds, schema: SCHEMA_VERSION, tickets: counts });
+    return c.json({ ok: true, uptimeSeconds, schema: SCHEMA_VERSION, tickets: counts, intake: intakeState() });
+  });
+
+  // Readiness: whether events sent now would be stored. 503 while the last request that
+  // should have stored some was refused for bugbot's own fault (a full or failing disk,
+  // the writer thread stopped) within READY_WINDOW_MS and none was stored since, while the
+  // database file is gone, and while the server stops.
+  app.get('/readyz', (c) => {
+    const gone = deps.databaseGone?.();
+    if (gone) return c.json({ ready: false, error: { code: 'database_gone', message: gone } }, 503);
+    if (stopping()) return c.json({ ready: false, error: { code: 'unavailable', message: 'bugbot is shutting down' } }, 503);
+    const intake = intakeState();
+    if (!intake.ok) return c.json({ ready: false, since: intake.since, lastRefusedAt: intake.lastRefusedAt, refused: intake.refused, error: intake.error }, 503);
+    return c.json({ ready: true });
   });
 
   registerGrafana(app, deps);

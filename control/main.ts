@@ -449,7 +449,7 @@ function banner(config: BugbotConfig, url: string, slack: boolean, localKey: str
     );
   }
   lines.push(`  POST ${url}/api/tickets              manual filing${authNote(Boolean(s.get(config.server.apiTokenEnv)))}`);
-  lines.push(`read: GET ${url}/api/tickets, ${url}/api/tickets/:id, ${url}/api/workers, ${url}/healthz`);
+  lines.push(`read: GET ${url}/api/tickets, ${url}/api/tickets/:id, ${url}/api/workers, ${url}/healthz, ${url}/readyz`);
   if (config.dashboard.enabled) {
     const open = isLoopback(config.server.host) && !config.dashboard.requireLogin && !s.get(config.dashboard.tokenEnv) && !s.get(config.dashboard.basicUserEnv);
     lines.push(

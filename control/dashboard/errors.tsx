@@ -15,7 +15,7 @@ import { ErrorPage } from './pages/error.tsx';
 import { LocalKeyHelp } from './pages/login.tsx';
 
 /** Paths that are machine interfaces, whatever the client's Accept says. */
-const MACHINE_PATHS = /^\/(api|triggers|slack|healthz)(\/|$)/;
+const MACHINE_PATHS = /^\/(api|triggers|slack|healthz|readyz)(\/|$)/;
 
 /** True when this request should get an error page rather than JSON. */
 export function wantsErrorPage(c: Context, config: BugbotConfig): boolean {

@@ -42,28 +42,37 @@ test('BUGBOT_HOME on a full disk: 507 naming the problem, nothing acknowledged i
   writeFileSync(filler, Buffer.alloc(Math.max(0, free - 400 * 1024)));
 
   const accepted: number[] = [];
-  let refusal: { status: number; body: { error?: { code: string; message: string } } } | undefined;
+  let refusal: { status: number; body: { error?: { code: string; message: string } }; retryAfter: string | null } | undefined;
   for (let i = 1; i <= 2000 && !refusal; i++) {
     const res = await fetch(`${bugbot.url}/triggers/grafana`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alert(i)) });
     const body = (await res.json()) as { error?: { code: string; message: string } };
     if (res.status === 200) accepted.push(i);
-    else refusal = { status: res.status, body };
+    else refusal = { status: res.status, body, retryAfter: res.headers.get('retry-after') };
   }
   assert.ok(refusal, 'the disk filled up');
   assert.ok(accepted.length > 5, `some alerts were stored first (${accepted.length})`);
   assert.equal(refusal.status, 507, JSON.stringify(refusal.body));
   assert.equal(refusal.body.error?.code, 'storage_full');
   assert.match(refusal.body.error?.message ?? '', /disk holding bugbot's home is full.*nothing was stored/);
+  assert.equal(refusal.retryAfter, '30', 'a sender that reads Retry-After waits');
 
-  // Still alive and readable while full.
+  // Still alive and readable while full (a restart would not free the disk), saying that
+  // intake is refusing; not ready to take events.
   const health = await fetch(`${bugbot.url}/healthz`);
   assert.equal(health.status, 200);
+  const healthBody = (await health.json()) as { intake: { ok: boolean; error?: { code: string } } };
+  assert.equal(healthBody.intake.ok, false);
+  assert.equal(healthBody.intake.error?.code, 'storage_full');
+  const ready = await fetch(`${bugbot.url}/readyz`);
+  assert.equal(ready.status, 503);
+  assert.equal(((await ready.json()) as { error: { code: string } }).error.code, 'storage_full');
 
   // Space back: the same process accepts again.
   rmSync(filler);
   const next = accepted.length + 1;
   const again = await fetch(`${bugbot.url}/triggers/grafana`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alert(next)) });
   assert.equal(again.status, 200, await again.text());
+  assert.equal((await fetch(`${bugbot.url}/readyz`)).status, 200, 'ready again once an event is stored');
   accepted.push(next);
   bugbot.proc.kill('SIGTERM');
   assert.equal((await bugbot.exited).code, 0, bugbot.output());

@@ -83,7 +83,7 @@ test('a browser gets dashboard errors as pages (status kept, message escaped, th
   assert.match(await typo.text(), /<h1>404<\/h1><p class="message">no route for GET \/approval<\/p>/);
   const hostile = await (await app.request('http://localhost/x%22%3Cb%3Ehi', { headers: HTML })).text();
   assert.doesNotMatch(hostile, /<b>hi/, 'the path is escaped');
-  for (const path of ['/approval', '/api/nope', '/triggers/nope', '/slack/nope', '/healthz/x']) {
+  for (const path of ['/approval', '/api/nope', '/triggers/nope', '/slack/nope', '/healthz/x', '/readyz/x']) {
     for (const headers of [{}, HTML]) {
       if (!path.startsWith('/approval') || headers !== HTML) {
         const res = await app.request(`http://localhost${path}`, { headers });

@@ -73,16 +73,27 @@ test("intake's writer thread, told to refuse, answers every request with that er
   assert.equal(s.store.countEvents(), 0);
 });
 
-test('/healthz answers 503 with the reason while the database is gone', async (t) => {
+test('/healthz and /readyz answer 503 with the reason while the database is gone, /readyz while the server stops', async (t) => {
   const s = services(t, false);
   let why: string | null = null;
-  const app = createApp({ config: s.config, store: s.store, intake: s.intake, logger: silentLogger, databaseGone: () => why });
+  const shutdown = new AbortController();
+  const app = createApp({ config: s.config, store: s.store, intake: s.intake, logger: silentLogger, databaseGone: () => why, shutdown: shutdown.signal });
   assert.equal((await app.request('/healthz')).status, 200);
+  assert.equal((await app.request('/readyz')).status, 200);
   why = "bugbot's database file was deleted";
   const res = await app.request('/healthz');
   assert.equal(res.status, 503);
   const body = (await res.json()) as { ok: boolean; error: { code: string; message: string } };
   assert.deepEqual([body.ok, body.error], [false, { code: 'database_gone', message: why }]);
+  const ready = await app.request('/readyz');
+  assert.equal(ready.status, 503);
+  assert.deepEqual(await ready.json(), { ready: false, error: { code: 'database_gone', message: why } });
+  why = null;
+  shutdown.abort();
+  const stopping = await app.request('/readyz');
+  assert.equal(stopping.status, 503);
+  assert.equal(((await stopping.json()) as { error: { code: string } }).error.code, 'unavailable');
+  assert.equal((await app.request('/healthz')).status, 200, 'alive while it stops');
 });
 
 // Review finding: with the home's file system read-only, a run's ticket folder failed as

@@ -201,6 +201,21 @@ test('a writer thread that dies under a storm: every webhook it held gets a 503 
   assert.equal(errors.length, 2, errors.join('\n'));
   assert.match(errors[0]!, /"msg":"intake writer thread stopped".*"requests":40/);
   assert.match(errors[1]!, /"msg":"request failed".*writer thread stopped.*"refused":1/);
+
+  // A monitor asking now: the process lives (/healthz 200, saying intake failed), but
+  // events sent now were refused (/readyz 503) until one is stored again.
+  const health = (await (await app.request('/healthz')).json()) as { ok: boolean; intake: { ok: boolean; refused?: number; error?: { code: string } } };
+  assert.equal(health.ok, true);
+  assert.equal(health.intake.ok, false);
+  assert.equal(health.intake.refused, 40);
+  assert.equal(health.intake.error?.code, 'unavailable');
+  const ready = await app.request('/readyz');
+  assert.equal(ready.status, 503);
+  assert.match(((await ready.json()) as { error: { message: string } }).error.message, /writer thread stopped/);
+  const stored = await postJson(app, '/triggers/grafana', { ...docs, alerts: [{ ...docs.alerts[0], fingerprint: 'after-the-storm' }] });
+  assert.equal(stored.status, 200, await stored.text());
+  assert.deepEqual(await (await app.request('/readyz')).json(), { ready: true });
+  assert.deepEqual(((await (await app.request('/healthz')).json()) as { intake: unknown }).intake, { ok: true });
 });
 
 test('close() lets submitted requests commit before the thread stops; later ones are refused', async (t) => {
