@@ -210,8 +210,17 @@ function sameReport(stored: TriggerEvent, ev: TriggerEvent, redact: (s: string) 
     (stored.route ?? '') === redact(ev.route ?? '') &&
     (stored.stack ?? '') === redact(ev.stack ?? '') &&
     (stored.service ?? '') === redact(ev.service ?? '') &&
-    stored.kind === ev.kind
+    stored.kind === ev.kind &&
+    sameLabels(stored.labels ?? {}, ev.labels, redact)
   );
+}
+
+/** The labels (filed_by among them, and a fingerprint label that groups the report elsewhere), redacted as stored: names and values. */
+function sameLabels(stored: Record<string, string>, labels: Record<string, string>, redact: (s: string) => string): boolean {
+  const sent: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels)) sent[redact(k)] = redact(v);
+  const keys = Object.keys(sent);
+  return keys.length === Object.keys(stored).length && keys.every((k) => Object.hasOwn(stored, k) && stored[k] === sent[k]);
 }
 
 /**

@@ -25,7 +25,7 @@ import { NOTIFICATIONS_LISTED, notificationCounts, notificationSummaries, recipi
 import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
-import { MANUAL_CLASSIFICATION, manualSchema, parseManual } from './triggers/manual.ts';
+import { MANUAL_CLASSIFICATION, MANUAL_TEXT_MAX, manualSchema, parseManual } from './triggers/manual.ts';
 import { EVENT_KINDS, severityDetail, severityText, TICKET_STATES, TRIGGER_SOURCES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent, type TriggerSource } from './types.ts';
 import type { BuildResult } from '../lib/bundle.ts';
 
@@ -287,7 +287,7 @@ export function buildProgram(): Command {
     .option('-m, --message <text>', 'what is wrong')
     .option('-s, --service <name>', 'service')
     .option('-r, --route <route>', 'e.g. "POST /api/pets/:id"')
-    .option('--stack-file <path>', 'file holding a stack trace')
+    .option('--stack-file <path>', `file holding a stack trace (at most ${MANUAL_TEXT_MAX} characters)`)
     .option('--by <name>', 'who is filing it', actorArg)
     .action((o: { title: string; message?: string; service?: string; route?: string; stackFile?: string; by?: string }, cmd: Command) => {
       const config = load(cmd);
@@ -297,6 +297,10 @@ export function buildProgram(): Command {
         const path = resolve(o.stackFile);
         if (!existsSync(path)) fail(`--stack-file ${path} does not exist`, 2);
         if (!statSync(path).isFile()) fail(`--stack-file ${path} is not a file`, 2);
+        // A UTF-16 unit is at most 3 bytes of UTF-8: a file past 3 × the limit is too long
+        // unread (a log named by mistake, read whole, took gigabytes, or failed with V8's error).
+        const size = statSync(path).size;
+        if (size > 3 * MANUAL_TEXT_MAX) fail(`--stack-file ${path} is ${size} bytes: a stack trace is at most ${MANUAL_TEXT_MAX} characters (give the trace, not the whole log)`, 2);
         stack = readFileSync(path, 'utf8');
       }
       const ev = manualEvent({ title: o.title, message: o.message, service: o.service, route: o.route, stack, filed_by: o.by });

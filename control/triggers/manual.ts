@@ -9,13 +9,16 @@ import { badRequest } from '../http-error.ts';
 import type { ClassifyResult } from '../intake/classify.ts';
 import { EVENT_KINDS, type TriggerEvent } from '../types.ts';
 
+/** The most characters of a report's message or stack. */
+export const MANUAL_TEXT_MAX = 100_000;
+
 export const manualSchema = z
   .object({
     title: z.string().trim().min(1, 'title is required').max(300),
-    message: z.string().max(100_000).optional(),
+    message: z.string().max(MANUAL_TEXT_MAX).optional(),
     service: z.string().max(200).optional(),
     route: z.string().max(500).optional(),
-    stack: z.string().max(100_000).optional(),
+    stack: z.string().max(MANUAL_TEXT_MAX).optional(),
     kind: z.enum(EVENT_KINDS).optional(),
     labels: z.record(z.string(), z.string()).optional(),
     filed_by: z.string().max(200).optional(),

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -908,6 +908,26 @@ test('enqueue names the flag whose value it refuses', (t) => {
   assert.equal(r.code, 2);
   assert.equal(r.stderr, 'bugbot: invalid ticket: --title: Too big: expected string to have <=300 characters; --stack-file: Too big: expected string to have <=100000 characters\n');
   assert.equal(existsSync(join(dir, '.bugbot')), false);
+});
+
+// Review finding: `--stack-file` read the file whole before checking its length: a log named
+// by mistake took a gigabyte of memory, and one past 512 MB failed (exit 1) with V8's "Cannot
+// create a string longer than 0x1fffffe8 characters".
+test('enqueue refuses a --stack-file too long to be a stack trace unread, by its size; one at the limit is filed', (t) => {
+  const dir = tempDir(t);
+  const log = join(dir, 'app.log');
+  writeFileSync(log, '');
+  truncateSync(log, 1024 ** 3);
+  const r = bugbot(['enqueue', '-t', 'Checkout is blank', '--stack-file', log], { cwd: dir });
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr, `bugbot: --stack-file ${log} is ${1024 ** 3} bytes: a stack trace is at most 100000 characters (give the trace, not the whole log)\n`);
+  assert.equal(existsSync(join(dir, '.bugbot')), false, 'a refused enqueue makes no home');
+  // 100,000 characters of three bytes each: the longest file that can be one.
+  const widest = join(dir, 'stack.txt');
+  writeFileSync(widest, '€'.repeat(100_000));
+  assert.equal(bugbot(['enqueue', '-t', 'Checkout is blank', '--stack-file', widest], { cwd: dir }).code, 0);
+  appendFileSync(widest, 'x');
+  assert.match(bugbot(['enqueue', '-t', 'Search is slow', '--stack-file', widest], { cwd: dir }).stderr, /is 300001 bytes: a stack trace is at most 100000 characters/);
 });
 
 // Review finding (a new user): `bugbot ticket 0` said "no ticket 0" (exit 1) and, with a

@@ -328,6 +328,24 @@ test('Idempotency-Key: a retry gets the ticket its first request filed; a differ
   assert.equal((await postJson(app, '/api/tickets', report, { 'idempotency-key': 'k2' })).status, 200);
 });
 
+// Review finding: the labels were not compared, so a report under a used key with another
+// fingerprint label (grouped elsewhere without the key) or another filer was answered as a
+// retry (200 duplicate) and dropped without a word.
+test('Idempotency-Key: a report that differs from the first only by its labels or filed_by is another report (422); the same labels in another order are a retry', async (t) => {
+  const { app, store } = buildTestApp(t);
+  const report = { title: 'Checkout is blank', labels: { fingerprint: 'checkout-a', token: 'ghp_abcdefghijklmnopqrstuvwxyz0123456789' }, filed_by: 'ops' };
+  const key = { 'idempotency-key': 'k-labels' };
+  assert.equal((await postJson(app, '/api/tickets', report, key)).status, 201);
+  const retry = await postJson(app, '/api/tickets', { ...report, labels: { token: report.labels.token, fingerprint: 'checkout-a' } }, key);
+  assert.equal(retry.status, 200, 'labels compared as stored (redacted), in any order');
+  for (const other of [{ ...report, labels: { fingerprint: 'checkout-b' } }, { ...report, labels: { ...report.labels, env: 'prod' } }, { ...report, filed_by: 'alice' }, { title: report.title, labels: report.labels }]) {
+    const res = await postJson(app, '/api/tickets', other, key);
+    assert.equal(res.status, 422, JSON.stringify(other));
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /already used for a different report \(ticket 1\)/);
+  }
+  assert.equal(store.countEvents(), 1);
+});
+
 test('latency: a measurement within its threshold is answered, not filed', async (t) => {
   const { app, store } = buildTestApp(t);
   const res = await postJson(app, '/triggers/latency', { service: 'api', route: 'GET /x', p95_ms: 100, threshold_ms: 500 });
