@@ -15,7 +15,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from './config.ts';
 import type { Logger } from './log.ts';
-import { markRunFolderRemoved, runsEndedBefore } from './queue/leases.ts';
+import { markRunFolderRemoved, runFolderExpired, runsEndedBefore } from './queue/leases.ts';
 import type { Store } from './queue/store.ts';
 import type { TicketState } from './types.ts';
 import { workspacePaths } from './dispatcher/workspace.ts';
@@ -69,35 +69,65 @@ function expiredRunFolders(config: BugbotConfig, store: Store, before: string): 
 const RUN_BRANCH = /^bot\/ticket-\d+-[0-9A-Za-z]+$/;
 /** Branches per `git branch -D`. */
 const BRANCH_BATCH = 200;
+/**
+ * Seconds a `git branch -D` waits for the workers' repository lock (a worker's fetch holds
+ * it for minutes at most, and confined code could hold it for good): past that, the
+ * branches are left to the next pass, not waited on (a stop of the control plane waits
+ * for the sweep).
+ */
+const LOCK_WAIT_S = 60;
+/** flock's exit status when its wait ran out. */
+const LOCK_TIMEOUT_EXIT = 75;
+/** What one git command of the sweep may take, past its wait for the lock, before it is stopped. */
+const GIT_TIMEOUT_MS = 60_000;
 
 /**
  * Delete the local branches of runs whose folders went, where the target repository still
  * has them, under the workers' repository lock (worktree.sh). Git refuses one checked
- * out in a worktree, and deletes the others.
+ * out in a worktree, and deletes the others. Each deleted branch is logged with its commit
+ * (`git branch <name> <commit>` brings it back while git has not collected it). `untried`:
+ * the branches git did not get to (the lock not had in time, git stopped or failing),
+ * which the next pass tries again.
  */
-async function deleteRunBranches(repo: string, branches: string[], logger: Logger): Promise<number> {
+async function deleteRunBranches(repo: string, branches: string[], logger: Logger, lockWaitS = LOCK_WAIT_S): Promise<{ deleted: number; untried: Set<string> }> {
   const names = branches.filter((b) => RUN_BRANCH.test(b));
-  if (!names.length || !isAbsolute(repo) || !existsSync(repo)) return 0;
+  if (!names.length || !isAbsolute(repo) || !existsSync(repo)) return { deleted: 0, untried: new Set() };
   const git = promisify(execFile);
-  const refs = await git('git', ['-C', repo, 'for-each-ref', '--format=%(refname:short)', 'refs/heads/bot/']).catch(() => null);
-  if (!refs) return 0;
-  const present = new Set(refs.stdout.split('\n'));
+  const heads = async (): Promise<Map<string, string> | null> => {
+    const out = await git('git', ['-C', repo, 'for-each-ref', '--format=%(refname:short) %(objectname)', 'refs/heads/bot/'], { timeout: GIT_TIMEOUT_MS }).catch(() => null);
+    return out && new Map(out.stdout.split('\n').filter(Boolean).map((l) => l.split(' ') as [string, string]));
+  };
+  const present = await heads();
+  const common = present && (await git('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { timeout: GIT_TIMEOUT_MS }).catch(() => null))?.stdout.trim();
+  if (!present || !common) {
+    logger.warn("could not read the target repository's branches; expired runs' branches are tried again next pass", { repo });
+    return { deleted: 0, untried: new Set(names) };
+  }
   const doomed = names.filter((b) => present.has(b));
-  if (!doomed.length) return 0;
-  const common = (await git('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'])).stdout.trim();
-  let deleted = 0;
+  const untried = new Set<string>();
   for (let i = 0; i < doomed.length; i += BRANCH_BATCH) {
     const batch = doomed.slice(i, i + BRANCH_BATCH);
-    try {
-      await git('flock', [join(common, 'bugbot.lock'), 'git', '-C', repo, 'branch', '-D', ...batch]);
-      deleted += batch.length;
-    } catch (err) {
-      const refused = (err as { stderr?: string }).stderr?.split('\n').filter((l) => l.startsWith('error:')) ?? [];
-      deleted += batch.length - refused.length;
-      logger.warn("could not delete some expired runs' branches; they are left as they are", { repo, refused: refused.slice(0, 5) });
+    const args = ['-E', String(LOCK_TIMEOUT_EXIT), '-w', String(lockWaitS), join(common, 'bugbot.lock'), 'git', '-C', repo, 'branch', '-D', ...batch];
+    const err = await git('flock', args, { timeout: lockWaitS * 1000 + GIT_TIMEOUT_MS }).then(
+      () => null,
+      (e: unknown) => e as { code?: number | string; stderr?: string },
+    );
+    // 1: git's refusal of some (checked out in a worktree), the others deleted.
+    if (err && err.code !== 1) {
+      for (const b of batch) untried.add(b);
+      logger.warn("could not delete expired runs' branches (the repository lock not had, or git stopped); tried again next pass", { repo, error: err.stderr?.trim().split('\n').at(-1) ?? String(err.code) });
     }
   }
-  return deleted;
+  if (!doomed.length) return { deleted: 0, untried };
+  // What is gone, read back rather than from git's messages (translated in other locales).
+  const after = (await heads()) ?? present;
+  const gone = doomed.filter((b) => !after.has(b));
+  const refused = doomed.filter((b) => after.has(b) && !untried.has(b));
+  for (let i = 0; i < gone.length; i += BRANCH_BATCH) {
+    logger.info("deleted expired runs' branches", { repo, branches: gone.slice(i, i + BRANCH_BATCH).map((b) => `${b} ${present.get(b)}`) });
+  }
+  if (refused.length) logger.warn("could not delete some expired runs' branches; they are left as they are", { repo, refused: refused.slice(0, 5) });
+  return { deleted: gone.length, untried };
 }
 
 /**
@@ -129,7 +159,8 @@ export class Retention {
   /** Where the walk over the events goes on (null: a new pass starts at the beginning). */
   private cursor: number | null = null;
 
-  constructor(private readonly deps: { config: BugbotConfig; store: Store; logger: Logger }) {}
+  /** `lockWaitSeconds`: how long a branch deletion waits for the repository lock (LOCK_WAIT_S). */
+  constructor(private readonly deps: { config: BugbotConfig; store: Store; logger: Logger; lockWaitSeconds?: number }) {}
 
   /** Sweep now, then every hour (a slice a second while a pass lasts). */
   start(): void {
@@ -155,10 +186,15 @@ export class Retention {
     let runFolders = 0;
     let branches = 0;
     if (this.cursor === null && runFoldersDays > 0) {
-      const expired: string[] = [];
-      for (const { runId, dir, branch } of expiredRunFolders(config, store, days(runFoldersDays))) {
+      const before = days(runFoldersDays);
+      // Asked again right before what goes of a run: a person may have claimed its ticket
+      // (or it waits again) since the pass began.
+      const stillExpired = (runId: number) => runFolderExpired(store, runId, before, KEEP_FOLDERS_OF);
+      const gone: Array<{ runId: number; branch: string | null }> = [];
+      for (const { runId, dir, branch } of expiredRunFolders(config, store, before)) {
         // A stop does not wait for the whole backlog: the next start's pass goes on with it.
         if (this.stopped) break;
+        if (!stillExpired(runId)) continue;
         if (existsSync(dir)) {
           try {
             await removeTree(dir);
@@ -171,10 +207,14 @@ export class Retention {
           await rmdir(dirname(dir)).catch(() => undefined);
           runFolders++;
         }
-        markRunFolderRemoved(store, runId, new Date(now).toISOString());
-        if (branch) expired.push(branch);
+        gone.push({ runId, branch });
       }
-      branches = await deleteRunBranches(config.target.repo, expired, this.deps.logger);
+      // A run is marked once its branch is dealt with too: a pass cut short (a crash, the
+      // lock not had) leaves the rest to the next, which finds the folder gone and goes on.
+      const due = gone.filter((g) => stillExpired(g.runId));
+      const deleted = await deleteRunBranches(config.target.repo, due.flatMap((g) => (g.branch ? [g.branch] : [])), this.deps.logger, this.deps.lockWaitSeconds);
+      branches = deleted.deleted;
+      for (const { runId, branch } of due) if (!(branch && deleted.untried.has(branch))) markRunFolderRemoved(store, runId, new Date(now).toISOString());
     }
     const more = branches ? { branches } : {};
     if (eventsDays === 0) return { events: 0, runFolders, ...more, done: true };

@@ -255,22 +255,28 @@ export function activeRuns(store: Store): RunRow[] {
   return store.stmt(`SELECT * FROM runs WHERE state = 'running' ORDER BY worker_id`).all() as RunRow[];
 }
 
+/** runsEndedBefore's conditions (runs r joined to their tickets t; parameters: before, keepStates as JSON). */
+const RUN_FOLDER_EXPIRED = `r.folder_removed_at IS NULL AND r.state != 'running' AND NOT (r.state = 'cancelled' AND r.finished_at IS NULL)
+          AND COALESCE(r.finished_at, r.heartbeat_at) < ?
+          AND t.state NOT IN (SELECT value FROM json_each(?)) AND NOT (t.state = 'pushed' AND t.pushed_at IS NULL) AND t.claimed_by IS NULL`;
+
 /**
  * Finished runs ended before `before` (ISO time) whose folders retention has not removed yet, their
- * tickets in none of `keepStates` and claimed by no one (a person on a ticket works from its
- * runs' branches and logs). Runs already handled are not looked at again (a
+ * tickets in none of `keepStates`, not waiting for their pull request's merge (`pushed` with
+ * no `pushed_at`: closed unmerged, it goes to a person) and claimed by no one (a person on
+ * a ticket works from its runs' branches and logs). Runs already handled are not looked at again (a
  * partial index holds the others), so a pass costs the runs of its days, not every run
  * ever.
  */
 export function runsEndedBefore(store: Store, before: string, keepStates: readonly TicketState[]): Array<Pick<RunRow, 'id' | 'ticket_id' | 'branch'>> {
   return store
-    .stmt(
-      `SELECT r.id, r.ticket_id, r.branch FROM runs r INDEXED BY runs_folder_kept JOIN tickets t ON t.id = r.ticket_id
-        WHERE r.folder_removed_at IS NULL AND r.state != 'running' AND NOT (r.state = 'cancelled' AND r.finished_at IS NULL)
-          AND COALESCE(r.finished_at, r.heartbeat_at) < ?
-          AND t.state NOT IN (SELECT value FROM json_each(?)) AND t.claimed_by IS NULL`,
-    )
+    .stmt(`SELECT r.id, r.ticket_id, r.branch FROM runs r INDEXED BY runs_folder_kept JOIN tickets t ON t.id = r.ticket_id WHERE ${RUN_FOLDER_EXPIRED}`)
     .all(before, JSON.stringify(keepStates)) as Array<Pick<RunRow, 'id' | 'ticket_id' | 'branch'>>;
+}
+
+/** Whether run `runId` is still one of runsEndedBefore's: asked again right before what a pass removes of it (a person may have claimed its ticket since the pass began). */
+export function runFolderExpired(store: Store, runId: number, before: string, keepStates: readonly TicketState[]): boolean {
+  return store.stmt(`SELECT 1 FROM runs r JOIN tickets t ON t.id = r.ticket_id WHERE r.id = ? AND ${RUN_FOLDER_EXPIRED}`).get(runId, before, JSON.stringify(keepStates)) !== undefined;
 }
 
 /** Retention removed the run's folder (or found it gone): later passes skip the run. */
