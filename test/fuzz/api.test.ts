@@ -27,6 +27,7 @@ interface Reply {
 test('POST /api/tickets: mutated tickets → 201/200 or a 400 naming the field', async (t) => {
   const { app, store } = buildTestApp(t);
   let n = 0;
+  let accepted = 0;
   await fc.assert(
     fc.asyncProperty(mutated(TICKET), async (m) => {
       const before = store.countEvents();
@@ -42,9 +43,12 @@ test('POST /api/tickets: mutated tickets → 201/200 or a 400 naming the field',
       assert.ok(status === 201 || status === 200, `status ${status}`);
       assert.ok(reply.ticket, 'the reply carries the ticket');
       assert.ok(!reply.ticket.title.includes('\n'), 'the title is one line');
+      accepted++;
     }),
     { numRuns: RUNS.http },
   );
+  // Refusing everything would pass every run above: the accepted tickets' checks must have run.
+  assert.ok(accepted >= 20, `only ${accepted} of ${RUNS.http} mutated tickets were accepted`);
 });
 
 test('POST /api/tickets: any JSON value, text or content type → no 5xx, a 4xx with a message', async (t) => {
@@ -79,6 +83,7 @@ test('parseManual: accepted input → a one-line bounded title, the same event f
     { requiredKeys: ['title'] },
   );
   const now = new Date('2026-11-21T10:00:00Z');
+  let accepted = 0;
   fc.assert(
     fc.property(input, fc.string({ minLength: 1, maxLength: 20 }), (body, key) => {
       let ev;
@@ -94,7 +99,9 @@ test('parseManual: accepted input → a one-line bounded title, the same event f
       // The schema counts characters (code points), not UTF-16 units.
       assert.ok(ev.title.trim().length > 0 && !ev.title.includes('\n') && [...ev.title].length <= 300, JSON.stringify(ev.title));
       assert.ok(!cutSurrogate(ev.title, body), 'title not cut inside a character');
+      accepted++;
     }),
     { numRuns: RUNS.pure },
   );
+  assert.ok(accepted >= 50, `only ${accepted} of ${RUNS.pure} inputs were accepted: the accepted-input checks barely ran`);
 });

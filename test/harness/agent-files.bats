@@ -48,7 +48,8 @@ teardown() { teardown_tmp; }
   ln -s "$TMP/bashrc" "$AGENT/diff.patch"
   printf 'diff --git a/x b/x\n' | harness_replace_file "$AGENT/diff.patch"
   [ "$(cat "$TMP/bashrc")" = 'export PS1=CANARY-bashrc' ]
-  [ ! -L "$AGENT/diff.patch" ] && [ -f "$AGENT/diff.patch" ]
+  [ ! -L "$AGENT/diff.patch" ]
+  [ -f "$AGENT/diff.patch" ]
   [ "$(cat "$AGENT/diff.patch")" = 'diff --git a/x b/x' ]
 
   # A link to a folder: plain mv would move the file into it.

@@ -46,7 +46,8 @@ teardown() { teardown_tmp; }
   run cat "$TICKET_DIR/status"
   [ "${#lines[@]}" -eq 2 ]
   IFS=$'\t' read -r at phase state detail <<<"${lines[0]}"
-  [ "$phase" = finished ] && [ "$state" = failed ]
+  [ "$phase" = finished ]
+  [ "$state" = failed ]
   [ "$detail" = 'could not push bot/1: remote: rejected by policy To /o.git  ! [remote rejected] HEAD -> bot/1 ' ]
   IFS=$'\t' read -r at phase state detail <<<"${lines[1]}"
   [ "$phase" = push ] && [ "$state" = 'fail ed' ] && [ "$detail" = 'a b  c' ]
@@ -105,7 +106,8 @@ teardown() { teardown_tmp; }
   [ $((EPOCHSECONDS - started)) -lt 10 ]
   # The ssh git started was stopped with it (git killed alone leaves it running).
   sleep 0.3
-  ! pgrep -f "sleep 7391" >/dev/null
+  # Not `! pgrep ...`: bash ignores a negated command's status under set -e, so it could not fail.
+  no_process "sleep 7391"
   flock -n "$TMP/netrepo/.git/bugbot.lock" true
 }
 

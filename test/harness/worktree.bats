@@ -60,12 +60,19 @@ teardown() { teardown_tmp; }
 }
 
 @test "ten workers adding worktrees at once all succeed (the shared checkout's git is serialised)" {
+  local pids=() pid failed=0
   for i in 1 2 3 4 5 6 7 8 9 10; do
     harness_worktree_add "$TMP/repo" origin main "bot/c$i" "$TMP/wts/w$i" 2>"$TMP/err$i" &
+    pids+=("$!")
   done
-  wait
+  # A bare `wait` returns 0 whatever its jobs exited with: wait for each by its PID.
+  for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+  [ "$failed" -eq 0 ]
   run ls "$TMP/wts"
   [ "${#lines[@]}" -eq 10 ]
+  # Each is a worktree of the shared checkout (the base checkout is the first line).
+  run git -C "$TMP/repo" worktree list
+  [ "${#lines[@]}" -eq 11 ]
   run ! grep -q . "$TMP"/err*
 }
 
