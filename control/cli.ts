@@ -154,9 +154,9 @@ export function buildProgram(): Command {
   program
     .command('init')
     .description('write a commented starter bugbot.config.json (or, with --target, starter docs into a target repo)')
-    .option('-o, --output <path>', 'where to write it, a file or a folder (default: the --config path, $BUGBOT_CONFIG, or ./bugbot.config.json)')
+    .option('-o, --output <path>', 'where to write it, a file or a folder (default: the --config path, $BUGBOT_CONFIG, or ./bugbot.config.json)', nonEmptyArg('path'))
     .option('-f, --force', 'overwrite an existing file')
-    .option('--target <path>', 'write a starter docs/ and CLAUDE.md auto-load table into this repository instead')
+    .option('--target <path>', 'write a starter docs/ and CLAUDE.md auto-load table into this repository instead', nonEmptyArg('path'))
     .action((o: { output?: string; force?: boolean; target?: string }, cmd: Command) => {
       if (o.target) {
         const dir = resolve(o.target);
@@ -625,6 +625,22 @@ export function buildProgram(): Command {
     });
 
   registerDocsCommands(program, (cmd) => load(cmd));
+
+  // Commander's own `help` answers a command it does not know with the whole usage, saying
+  // nothing of the name: this one says it, as `bugbot <unknown>` does (exit 2).
+  program
+    .command('help')
+    .description('display help for command')
+    .argument('[command...]', 'a command (and its subcommand: docs index)')
+    .action((names: string[]) => {
+      let cmd: Command = program;
+      for (const name of names) {
+        const sub = cmd.commands.find((c) => c.name() === name || c.aliases().includes(name));
+        if (!sub) cmd.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
+        cmd = sub;
+      }
+      cmd.help();
+    });
   return program;
 }
 

@@ -9,7 +9,7 @@
  * still real), and every line that reports a result says so.
  * Usage: npm run demo [-- --keep]
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,16 +42,40 @@ if (args.help) {
 const realModel = Boolean(process.env.ANTHROPIC_API_KEY || process.env.CLAUDE_CODE_OAUTH_TOKEN);
 const tag = realModel ? '' : ' (scripted model)';
 const say = (line: string) => process.stdout.write(`demo: ${line}\n`);
+/** Set by Ctrl-C or SIGTERM: the demo stops what it started and removes its folder. */
+let interrupted: string | null = null;
+
+/**
+ * The environment of the demo's `bugbot start`: the operator's, less bugbot's own
+ * variables. BUGBOT_HOME, BUGBOT_TARGET_REPO and the other overrides would beat the
+ * demo's config (its ticket stored in their home, a fix tried on their repository), and
+ * BUGBOT_API_TOKEN would make its API refuse the demo's own requests.
+ */
+function demoEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  // Set to undefined, not deleted: launchBugbot spreads process.env under these.
+  for (const name of Object.keys(base)) if (name.startsWith('BUGBOT_') && name !== 'BUGBOT_NO_BUNDLE') env[name] = undefined;
+  env.BUGBOT_LOG_LEVEL = 'warn';
+  return env;
+}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bugbot-demo-'));
   say(`working in ${dir}`);
   say('copying examples/ into a git repository with a bare origin, installing its dependencies...');
-  const target = createTargetRepo(dir);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (interrupted = sig));
+  let target: ReturnType<typeof createTargetRepo>;
+  try {
+    target = createTargetRepo(dir);
+  } catch (err) {
+    // Nothing ran yet: nothing in the folder to look at.
+    if (!args.keep) rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const home = join(dir, 'home');
 
   let model: ScriptedModel | undefined;
-  const env: NodeJS.ProcessEnv = { ...process.env, BUGBOT_LOG_LEVEL: 'warn' };
+  const env = demoEnv(process.env);
   if (!realModel) {
     model = await startScriptedModel();
     const pipelineEnv: PipelineEnv = { dir, target, model, configPath: '', home, env: {} };
@@ -77,14 +101,19 @@ async function main(): Promise<void> {
   try {
     state = await run(url, home, target);
   } finally {
-    bugbot.kill('SIGTERM');
-    await new Promise((r) => bugbot.once('exit', r));
+    // Gone already when it died, or stopped on the terminal's Ctrl-C: no exit to wait for.
+    if (bugbot.exitCode === null && bugbot.signalCode === null) {
+      bugbot.kill('SIGTERM');
+      await new Promise((r) => bugbot.once('exit', r));
+    }
     await model?.close();
   }
-  if (state !== 'pushed') process.exitCode = 1;
+  if (state !== 'pushed') process.exitCode = interrupted ? 130 : 1;
   // A run that did not land keeps its folder: its logs (worker.log, devserver.log, the
-  // phases' stream logs) say why.
-  if (args.keep || state !== 'pushed') say(`kept ${dir}${state !== 'pushed' ? ` (the run's logs: ${join(home, 'tickets', '1')})` : ''}`);
+  // phases' stream logs) say why. With no run (workers held, stopped before one), there
+  // is nothing to look at.
+  const logs = join(home, 'tickets', '1');
+  if (args.keep || (state !== 'pushed' && !interrupted && existsSync(logs))) say(`kept ${dir}${state !== 'pushed' ? ` (the run's logs: ${logs})` : ''}`);
   else rmSync(dir, { recursive: true, force: true });
 }
 
@@ -111,9 +140,28 @@ async function run(url: string, home: string, target: ReturnType<typeof createTa
   const deadline = Date.now() + 15 * 60_000;
   let state = '';
   while (Date.now() < deadline) {
-    const t = (await (await fetch(`${url}/api/tickets/1`)).json().catch(() => ({}))) as { ticket?: { state: string } };
+    if (interrupted) {
+      say(`${interrupted}: stopping bugbot and removing what the demo made${args.keep ? ' (--keep: the folder stays)' : ''}`);
+      return `interrupted (${state || 'settling'})`;
+    }
+    let t: { ticket?: { state: string } };
+    let workers: Array<{ phase: string | null; tokens: number; cost_usd: number }>;
+    let held: string | null;
+    try {
+      t = (await (await fetch(`${url}/api/tickets/1`)).json().catch(() => ({}))) as typeof t;
+      ({ workers, held } = (await (await fetch(`${url}/api/workers`)).json()) as { workers: typeof workers; held: string | null });
+    } catch (err) {
+      // The terminal's Ctrl-C stops bugbot too: it stops answering.
+      if (interrupted) continue;
+      throw err;
+    }
     state = t.ticket?.state ?? 'settling';
-    const { workers } = (await (await fetch(`${url}/api/workers`)).json()) as { workers: Array<{ phase: string | null; tokens: number; cost_usd: number }> };
+    // What this machine lacks (a command, a model): no run starts until it has it. A pause
+    // after a run the machine could not host ends by itself.
+    if (held && !held.startsWith('paused') && !workers.length) {
+      say(`the workers hold, so ticket 1 waits in the queue: ${held}`);
+      return state;
+    }
     const w = workers[0];
     const phase = w ? `${w.phase ?? 'starting'}` : state;
     if (phase !== lastPhase) {
@@ -124,7 +172,12 @@ async function run(url: string, home: string, target: ReturnType<typeof createTa
     await new Promise((r) => setTimeout(r, 500));
   }
 
-  const rows = readFileSync(join(home, 'outcomes.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const archive = join(home, 'outcomes.jsonl');
+  if (!existsSync(archive)) {
+    say(`ticket 1 is ${state}${Date.now() >= deadline ? ' after 15 minutes' : ''}: no run finished${tag}`);
+    return state;
+  }
+  const rows = readFileSync(archive, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const row = rows[rows.length - 1]!;
   say(`ticket 1 ended ${state}: ${String(row.reason)}${tag}`);
   if (state === 'pushed') {
