@@ -958,8 +958,11 @@ interface StatusWorker {
 }
 
 interface ServerStatus {
-  /** running: it answered; not-answering: its process is there, its API is not; stopped: no server for this home. */
-  state: 'running' | 'not-answering' | 'stopped';
+  /**
+   * running: it answered; not-answering: its process is there, its API is not; starting: a
+   * process holds the home's lock but names no address (server.json) yet; stopped: no server for this home.
+   */
+  state: 'running' | 'not-answering' | 'starting' | 'stopped';
   url: string | null;
   pid: number | null;
   /** Why its workers claim nothing (null: they do, or no server). */
@@ -976,7 +979,10 @@ interface ServerStatus {
 /** Whether this home's `bugbot start` runs and answers, and why its workers hold if they do. */
 async function serverStatus(config: BugbotConfig): Promise<ServerStatus> {
   const server = readServerInfo(config.home);
-  if (!server) return { state: 'stopped', url: null, pid: null, held: null };
+  // No server.json, but the home's lock is held: a start still starting up (building its
+  // bundles, stopping what a killed one left running), or one whose server.json is gone.
+  // Told "not running", the operator would start one, and be refused.
+  if (!server) return { state: homeLocked(config.home) ? 'starting' : 'stopped', url: null, pid: null, held: null };
   const token = config.secrets.get(config.server.apiTokenEnv) ?? server.key;
   const base = { url: server.url, pid: server.pid };
   try {
@@ -999,6 +1005,7 @@ async function serverStatus(config: BugbotConfig): Promise<ServerStatus> {
 
 function serverLine(s: ServerStatus): string {
   if (s.state === 'stopped') return 'not running (start it with bugbot start; queued tickets wait until then)';
+  if (s.state === 'starting') return "starting up (a bugbot start holds this home's lock, bugbot.lock.db, and does not listen yet; or its server.json was removed): run this again in a moment";
   if (s.state === 'not-answering') return `not answering at ${s.url} (pid ${s.pid}: ${s.problem})`;
   return `running at ${s.url} (pid ${s.pid})${s.problem ? `; ${s.problem}` : ''}`;
 }

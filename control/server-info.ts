@@ -11,7 +11,7 @@
  * sends) can ask it instead of acting on the database alone. Written by the lock's holder
  * when it listens, removed by that process when it stops; a file left by a killed server
  * names a dead process (or, its PID reused, another one: the file holds the server's
- * process identity) and is ignored.
+ * process identity) and is ignored, as is any file while no process holds the lock.
  *
  * It also holds the server's local key (readable by its owner only): on loopback without
  * an API token, the API's actions (approve, skip, requeue, cancel) need it, so code that
@@ -48,14 +48,21 @@ const file = (home: string) => join(home, 'server.json');
 const held = new Map<string, Database.Database>();
 
 /**
+ * How long a start waits for the home's lock: a command asking homeLocked() holds a shared
+ * lock on the file for one statement, and a start at that instant must not be turned away
+ * as if another control plane ran. A live one holds it for good: refused after this wait.
+ */
+const LOCK_WAIT_MS = 1_000;
+
+/**
  * Take the home's lock for this process, or null when another process holds it (a live
- * `bugbot start` of this home). Never waits.
+ * `bugbot start` of this home). Waits at most LOCK_WAIT_MS.
  */
 export function lockHome(home: string): HomeLock | null {
   if (held.has(home)) return null;
   mkdirSync(home, { recursive: true, mode: 0o700 });
-  // timeout 0: a held lock is SQLITE_BUSY at once, not after the default 5 s of retries.
-  const db = new Database(join(home, 'bugbot.lock.db'), { timeout: 0 });
+  // A held lock is SQLITE_BUSY after LOCK_WAIT_MS, not after the default 5 s of retries.
+  const db = new Database(join(home, 'bugbot.lock.db'), { timeout: LOCK_WAIT_MS });
   try {
     // The rollback journal (SQLite's default, never WAL here): EXCLUSIVE then keeps every
     // other connection out, readers included.
@@ -80,7 +87,7 @@ export function lockHome(home: string): HomeLock | null {
  * Whether a process holds the home's lock (a `bugbot start` of it is running or starting
  * up), asked without taking it and without making anything: false when there is no lock
  * file. A read of the file needs the shared lock the holder's exclusive one keeps out;
- * it holds that for one statement, so a start at that instant is not turned away.
+ * it holds that for one statement, which a start at that instant waits out (LOCK_WAIT_MS).
  */
 export function homeLocked(home: string): boolean {
   if (held.has(home)) return true;
@@ -114,7 +121,12 @@ export function removeServerInfo(home: string): void {
   if (readServerInfo(home)?.pid === process.pid) rmSync(file(home), { force: true });
 }
 
-/** The live server of this home, or null (none started, or it died without cleaning up). */
+/**
+ * The live server of this home, or null (none started, or it died without cleaning up).
+ * Only while a process holds the home's lock: a file a killed server left may name a PID
+ * its identity cannot rule out (written in another PID namespace: a container sharing the
+ * home; no /proc to read) that some other process has now.
+ */
 export function readServerInfo(home: string): ServerInfo | null {
   let info: ServerInfo;
   try {
@@ -123,6 +135,7 @@ export function readServerInfo(home: string): ServerInfo | null {
     return null;
   }
   if (!Number.isInteger(info.pid) || typeof info.url !== 'string' || typeof info.key !== 'string') return null;
+  if (!homeLocked(home)) return null;
   try {
     process.kill(info.pid, 0);
   } catch (err) {

@@ -36,6 +36,10 @@ test("a server.json whose PID now names another process is a dead server's", asy
   assert.ok(now, 'Linux /proc');
   // The same PID, started at another time: the killed server's.
   const killed = now.replace(/\/(\d+)$/, (_, ticks: string) => `/${Number(ticks) - 1}`);
+  // As while a start holds the home (without its lock, no server.json names a live server).
+  const lock = lockHome(home);
+  assert.ok(lock);
+  t.after(() => lock.release());
   writeFileSync(join(home, 'server.json'), JSON.stringify({ pid, url: 'http://127.0.0.1:7777', key: 'k', identity: killed }));
   assert.equal(readServerInfo(home), null);
   // A file written before server.json held an identity: as before, by its PID.
