@@ -754,7 +754,8 @@ function formatTicket(d: {
   ];
   if (t.classification) lines.push(`  classified   ${t.classification}`);
   if (t.settleDeadline) lines.push(`  settles at   ${t.settleDeadline}`);
-  for (const r of d.related) lines.push(`  ${r.relation === 'regression_of' ? 'regression of' : 'regressed by'} ticket ${r.id} (${r.state})`);
+  const relation: Record<string, string> = { regression_of: 'regression of', regressed_by: 'regressed by', cascade_of: 'held in the cascade of', cascade_member: 'holds in its cascade' };
+  for (const r of d.related) lines.push(`  ${relation[r.relation] ?? r.relation.replace(/_/g, ' ')} ticket ${r.id} (${r.state})`);
   lines.push('', 'message:', indent(t.message));
   if (t.stack) lines.push('', 'stack:', indent(t.stack));
   if (d.occurrences.length) {

@@ -341,6 +341,12 @@ export const configSchema = z
         settleSeconds: z.number().min(0).default(30),
         /** A cascade never delays a ticket by more than this, however often it recurs. */
         settleCapSeconds: z.number().min(0).default(300),
+        /**
+         * A new error of a service whose errors began at most this long after another's of
+         * the same service (both reported by machines) is held in that ticket's cascade:
+         * one fix run, not one per symptom. 0: every error is a ticket of its own.
+         */
+        cascadeSeconds: z.number().min(0).max(3600).default(60),
         /** In-app stack frames that go into a fingerprint. */
         stackFrames: z.number().int().min(0).max(20).default(5),
         /** Extra redaction patterns (regular expressions) on top of the built-in ones. */

@@ -105,6 +105,9 @@ export const STARTER_CONFIG = `// bugbot configuration (JSON with comments). Eve
     "settleSeconds": 30,
     // ...but never past this.
     "settleCapSeconds": 300,
+    // Errors of one service beginning this soon after another's wait for that one's fix
+    // (one run for a cascade, not one per symptom); 0 makes every error a ticket of its own.
+    "cascadeSeconds": 60,
     // In-app stack frames that go into a fingerprint.
     "stackFrames": 5,
     // Extra regular expressions to mask before anything is stored.

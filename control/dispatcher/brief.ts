@@ -69,7 +69,39 @@ function bounded(text: string): string {
   return `${text.slice(0, head)}\n[… ${text.length - head - tail} characters cut: the whole text is on the ticket …]\n${text.slice(-tail)}`;
 }
 
-export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: string; testCommand?: string } = {}): string {
+/** An error held in a ticket's cascade (intake.cascadeSeconds), as its brief shows it. */
+export interface CascadeError {
+  id: number;
+  title: string;
+  message: string;
+  route: string | null;
+  count: number;
+  first_seen: string;
+}
+
+/** Errors of a cascade the brief shows, and how much of each one's message. */
+const CASCADE_SHOWN = 10;
+const CASCADE_MESSAGE_CHARS = 2_000;
+
+function cascadeSection(source: string, t: Ticket, held: CascadeError[]): string {
+  if (!held.length) return '';
+  const items = held.slice(0, CASCADE_SHOWN).map((m) => {
+    const after = Math.max(0, Math.round((Date.parse(m.first_seen) - Date.parse(t.firstSeen)) / 1000));
+    const text = m.message.length > CASCADE_MESSAGE_CHARS ? `${m.message.slice(0, CASCADE_MESSAGE_CHARS)}\n[… cut: the whole text is on ticket ${m.id} …]` : m.message;
+    return `### Ticket ${m.id}: ${inlineFence(source, m.title)}\n\nBegan ${after} s after this ticket's error; ${m.count} occurrence${m.count === 1 ? '' : 's'}; route ${inlineFence(source, m.route)}.\n\n${fence(source, text || '(empty)')}`;
+  });
+  const more = held.length > CASCADE_SHOWN ? `\n\n(${held.length - CASCADE_SHOWN} more: \`bugbot ticket ${t.id}\` lists them.)` : '';
+  return (
+    `\n\n## Errors held in this ticket's cascade\n\n` +
+    `These errors of the same service began just after this one, so bugbot holds them while this ticket is worked on: ` +
+    `one cause often shows as several errors (a failing dependency, one bad change). Find the cause they share, if they share one; ` +
+    `say in plan.md which of them your fix explains. Any that recurs once the fix is live becomes a ticket of its own.\n\n` +
+    items.join('\n\n') +
+    more
+  );
+}
+
+export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: string; testCommand?: string; cascade?: CascadeError[] } = {}): string {
   const kind = briefKind(t);
   const template = readFileSync(join(promptsDir, 'tickets', `${kind}.md`), 'utf8');
   const labels = Object.entries(t.labels)
@@ -110,6 +142,7 @@ export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: s
   let out = template.replace(/\{\{(untrusted:)?(\w+)\}\}/g, (_m, u: string | undefined, k: string) =>
     u ? (untrusted[k] ?? '(none)') : (trusted[k] ?? ''),
   );
+  out += cascadeSection(t.source, t, extra.cascade ?? []);
   if (extra.planPath || extra.testCommand) out += '\n\n---\n';
   if (extra.planPath) out += `The research phase writes its plan to: \`${extra.planPath}\`\n`;
   // The operator's setting (target.testCommand), the command the push is gated on.

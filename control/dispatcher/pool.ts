@@ -339,7 +339,8 @@ export class Dispatcher {
     for (const f of guarded.failed) this.deps.logger.debug("could not make a missing start-up or git file of this user's home (nor can the agent's sandbox)", { path: f.path, error: f.error });
     let ws: PreparedWorkspace;
     try {
-      ws = prepareWorkspace(config, ticket, run);
+      // The errors held in its cascade are the agent's to look at too (brief.ts).
+      ws = prepareWorkspace(config, ticket, run, this.deps.store.cascadeMembers(ticket.id).filter((m) => m.state === 'deferred'));
     } catch (err) {
       notStarted(`could not prepare the ticket folder: ${homeWriteFailure(err)}`);
       return;

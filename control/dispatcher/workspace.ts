@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import type { BugbotConfig } from '../config.ts';
 import type { RunRow } from '../queue/leases.ts';
 import type { Ticket } from '../types.ts';
-import { renderBrief } from './brief.ts';
+import { renderBrief, type CascadeError } from './brief.ts';
 import { claudeBinary, mcpHostFiles, PHASES, phaseFiles, REPO_ROOT } from './phases.ts';
 
 export interface Workspace {
@@ -117,7 +117,7 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow): PreparedWorkspace {
+export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow, cascade: CascadeError[] = []): PreparedWorkspace {
   const paths = workspacePaths(cfg, ticket, run);
   // A run's folder that is there already is another database's run of the same numbers
   // (bugbot.db deleted, or a backup restored: ids are handed out again). What it holds
@@ -169,7 +169,7 @@ export function prepareWorkspace(cfg: BugbotConfig, ticket: Ticket, run: RunRow)
       '\n',
   );
   writeFileSync(join(ws.ticketDir, 'ticket.json'), JSON.stringify({ ticket, run: { id: run.id, attempt: run.attempt, worker: run.worker_id }, workspace: ws }, null, 2));
-  writeFileSync(join(ws.ticketDir, 'agent', 'ticket.md'), renderBrief(join(REPO_ROOT, 'prompts'), ticket, { planPath: join(ws.ticketDir, 'agent', 'plan.md'), testCommand: cfg.target.testCommand }));
+  writeFileSync(join(ws.ticketDir, 'agent', 'ticket.md'), renderBrief(join(REPO_ROOT, 'prompts'), ticket, { planPath: join(ws.ticketDir, 'agent', 'plan.md'), testCommand: cfg.target.testCommand, cascade }));
   // Phase 0 searches the docs with the ticket's own words: the brief's template around
   // them (its headings, the test command, the plan's path) would outrank them.
   writeFileSync(join(ws.ticketDir, 'query.txt'), docsQuery(ticket));

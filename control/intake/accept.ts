@@ -94,6 +94,8 @@ export class Batch {
   private readonly pending = new Map<number, Pending>();
   /** Tickets an alert resolution of this batch went to: when it was last seen, and its results to word. */
   private readonly resolutions = new Map<number, { at: string; results: AcceptResult[] }>();
+  /** Deferred tickets that occurred in this batch: decided again once it is finished, with their results to word. */
+  private readonly redecide = new Map<number, { fingerprint: string; results: AcceptResult[] }>();
 
   constructor(
     private readonly store: Store,
@@ -155,8 +157,25 @@ export class Batch {
     this.resolutions.set(ticketId, r);
   }
 
-  finish(): void {
+  /**
+   * A deferred ticket occurred: triage decides it again when the batch is finished, on all
+   * of the batch's occurrences, once, not once per event (a storm on a deferred ticket, or
+   * on those a cascade holds, would write its counters and its decision per event).
+   */
+  decideLater(ticketId: number, fingerprint: string, result: AcceptResult): void {
+    const r = this.redecide.get(ticketId) ?? { fingerprint, results: [] };
+    r.results.push(result);
+    this.redecide.set(ticketId, r);
+  }
+
+  finish(decide: (ticketId: number, batch: Batch) => { state: TicketState; reason: string }): void {
     for (const id of [...this.pending.keys()]) this.settle(id);
+    for (const [id, r] of this.redecide) {
+      const d = decide(id, this);
+      this.forget(r.fingerprint);
+      for (const result of r.results) Object.assign(result, { state: d.state, reason: d.reason });
+    }
+    this.redecide.clear();
     for (const [id, r] of this.resolutions) {
       const quiet = !this.store.alertStillFiring(id);
       if (quiet) this.store.markAlertResolved(id, r.at, this.nowIso);
@@ -239,10 +258,16 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
       store.addReporter(ref.id, e.reporter);
       store.audit(ref.id, actorOf(e), 'merged-report', e.title);
     }
-    if (state === 'deferred' || (state === 'settling' && e.human && !held)) {
+    if (state === 'settling' && e.human && !held) {
       const d = ctx.decide(ref.id, batch);
       batch.forget(fingerprint);
       return { ...base, status: 'merged', ticketId: ref.id, state: d.state, reason: d.reason };
+    }
+    if (state === 'deferred') {
+      // Worded when the batch is finished (Batch.decideLater).
+      const result: AcceptResult = { ...base, status: 'merged', ticketId: ref.id, state, reason: ref.triage_reason };
+      batch.decideLater(ref.id, fingerprint, result);
+      return result;
     }
     return { ...base, status: 'merged', ticketId: ref.id, state, reason: ref.triage_reason };
   }

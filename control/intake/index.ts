@@ -4,9 +4,9 @@
  * batch. The settle scheduler (settle.ts) triages tickets whose window has closed.
  */
 import type { BugbotConfig } from '../config.ts';
-import type { Store } from '../queue/store.ts';
+import type { Store, TicketRow } from '../queue/store.ts';
 import { classifyText } from './classify.ts';
-import { OPEN_STATES, severityRank, type Classification, type Severity, type TicketState, type TriggerEvent } from '../types.ts';
+import { FIXED_STATES, OPEN_STATES, severityRank, type Classification, type Severity, type TicketState, type TriggerEvent } from '../types.ts';
 import { acceptOne, Batch, MAX_HOLD_SECONDS, ReplayError, type AcceptOptions, type AcceptResult, type Prepared } from './accept.ts';
 import { fingerprintEvent } from './fingerprint.ts';
 import { redactEvent } from './redact-event.ts';
@@ -25,6 +25,8 @@ export interface IntakeDeps {
 
 /** States whose ticket triage (re)decides: a claim or its release goes back through it. */
 const TRIAGED_STATES: readonly TicketState[] = ['settling', 'queued', 'deferred'];
+/** A cascade's head in these is still to be worked on, or under way: what joins it waits for it. */
+const CASCADE_HEAD_STATES: readonly string[] = ['settling', 'queued', 'running', 'awaiting_approval'];
 
 const MAX_BATCH = 256;
 /** How far an event's time may lie from this clock: back (an old log read late), ahead (skew). */
@@ -173,7 +175,7 @@ export class Intake {
         if (n && !this.store.useNonce(n.scope, n.value, n.keepSeconds)) return new ReplayError(n);
         return it.prepared.map((p) => acceptOne(ctx, batch, this.inThread(p), it.opts));
       });
-      batch.finish();
+      batch.finish((id, b) => this.decide(id, b));
       return out;
     });
   }
@@ -249,6 +251,7 @@ export class Intake {
     batch?.settle(ticketId);
     const t = this.store.getTicketRow(ticketId);
     if (!t) throw new Error(`ticket ${ticketId} vanished during triage`);
+    const { head, linked } = this.cascadeHead(t);
     const d = this.triage.decide({
       kind: t.kind as TriggerEvent['kind'],
       service: t.service,
@@ -260,20 +263,76 @@ export class Intake {
       claimedBy: t.claimed_by,
       classification: t.classification as Classification | null,
       classifyReason: t.classify_reason,
+      // A head is as urgent as the worst error held in its cascade.
+      atLeast: head ? undefined : this.cascadeSeverity(t.id),
     });
-    const state: TicketState = d.decision === 'queue' ? 'queued' : d.decision === 'drop' ? 'dropped' : 'deferred';
+    // An error to act on, of a cascade whose head is to be worked on: it waits for that fix.
+    const held = d.decision === 'queue' && head ? head : undefined;
+    const decision = held ? 'defer' : d.decision;
+    const state: TicketState = decision === 'queue' ? 'queued' : decision === 'drop' ? 'dropped' : 'deferred';
     // A report that reads as something else is not called a bug: claimed, it is deferred, not dropped.
-    const reason = t.classification === 'bug' && t.classify_reason && d.decision !== 'drop' ? `${d.reason}; report reads as a bug (${t.classify_reason})` : d.reason;
-    this.store.setTriage(ticketId, state, d.severity, d.priority, d.decision, reason);
+    const reason = held
+      ? cascadeReason(t, held)
+      : t.classification === 'bug' && t.classify_reason && d.decision !== 'drop'
+        ? `${d.reason}; report reads as a bug (${t.classify_reason})`
+        : d.reason;
+    this.store.setTriage(ticketId, state, d.severity, d.priority, decision, reason);
+    if (held) {
+      if (linked !== held.id) this.store.setCascadeHead(ticketId, held.id);
+      this.raiseForCascade(held, d.severity, ticketId);
+    } else if (linked !== null) this.store.setCascadeHead(ticketId, null);
     // A deferred ticket is decided again at every occurrence (a claimed one for as long as
     // the claim holds): the trail records a decision, not each time it was made again.
-    if (state !== t.state || d.decision !== t.triage_decision || d.severity !== t.severity) this.store.audit(ticketId, 'triage', d.decision, reason);
+    if (state !== t.state || decision !== t.triage_decision || d.severity !== t.severity || (held?.id ?? null) !== linked) this.store.audit(ticketId, 'triage', decision, reason);
     return { state, reason };
+  }
+
+  /**
+   * The ticket whose cascade `t` is held in (intake.cascadeSeconds), when `t` is an error a
+   * machine reported for a service: the one it is held in while that one is worked on or
+   * its fix is not live yet (or `t` has not recurred since it went live), else the earliest
+   * ticket of the same service whose errors began at most cascadeSeconds before `t`'s and
+   * that is to be worked on or under way. `linked`: the ticket it was held in before.
+   */
+  private cascadeHead(t: TicketRow): { head: TicketRow | undefined; linked: number | null } {
+    const linked = this.store.cascadeHeadOf(t.id);
+    const window = this.cfg.intake.cascadeSeconds;
+    if (window === 0 || t.human === 1 || t.kind === 'report' || t.service === null) return { head: undefined, linked };
+    const before = linked === null ? undefined : this.store.getTicketRow(linked);
+    if (before && this.cascadeHolds(before, t)) return { head: before, linked };
+    return { head: this.store.cascadeHeadFor(t, window), linked };
+  }
+
+  private cascadeHolds(head: TicketRow, t: TicketRow): boolean {
+    // A person on the head is on its cascade too: the bot keeps off what it holds.
+    if (CASCADE_HEAD_STATES.includes(head.state) || head.claimed_by !== null) return true;
+    if (!FIXED_STATES.includes(head.state as TicketState)) return false;
+    // Pushed with no time: a pull request not merged yet (pr-watch.ts), the fix not live.
+    if (!head.pushed_at) return true;
+    return Date.parse(t.last_seen) <= Date.parse(head.pushed_at) + this.cfg.triage.regressionGraceSeconds * 1000;
+  }
+
+  /** The worst severity of the tickets held in `headId`'s cascade, and which. */
+  private cascadeSeverity(headId: number): { severity: Severity; why: string } | undefined {
+    let worst: { severity: Severity; why: string } | undefined;
+    for (const m of this.store.cascadeMembers(headId)) {
+      if (m.state !== 'deferred' || (worst && severityRank(m.severity as Severity) <= severityRank(worst.severity))) continue;
+      worst = { severity: m.severity as Severity, why: `ticket ${m.id}, held in its cascade, is ${m.severity}` };
+    }
+    return worst;
+  }
+
+  /** A queued head takes on the severity of an error held in its cascade when it is worse. */
+  private raiseForCascade(head: TicketRow, severity: Severity, memberId: number): void {
+    if (head.state !== 'queued' || severityRank(severity) <= severityRank(head.severity as Severity)) return;
+    this.store.setSeverity(head.id, severity, priorityOf(severity, head.count, head.human === 1));
+    this.store.audit(head.id, 'triage', 'severity-raised', `${head.severity} → ${severity} (ticket ${memberId}, held in its cascade, is ${severity})`);
   }
 
   /** Triage every ticket whose settle window has closed. Returns how many were decided. */
   settleDue(): number {
-    let n = 0;
+    // Tickets held in a cascade whose head ended unfixed are decided on their own.
+    let n = this.releaseCascades();
     // No window sets a deadline further ahead than this: one beyond it was set before the
     // wall clock was stepped back (NTP, a resumed VM), and would otherwise wait out the step.
     const horizon = () => new Date(this.store.now().getTime() + (Math.max(this.cfg.intake.settleSeconds, MAX_HOLD_SECONDS) + 5) * 1000).toISOString();
@@ -297,6 +356,18 @@ export class Intake {
       n += decided;
       // Every one of them had its deadline moved: they are not due now.
       if (!decided) return n;
+    }
+  }
+
+  private releaseCascades(): number {
+    let n = 0;
+    for (;;) {
+      const released = this.store.cascadesReleased(100);
+      if (!released.length) return n;
+      this.store.tx(() => {
+        for (const id of released) this.decide(id);
+      });
+      n += released.length;
     }
   }
 
@@ -345,4 +416,9 @@ export class Intake {
       return this.decide(ticketId);
     });
   }
+}
+
+function cascadeReason(t: TicketRow, head: TicketRow): string {
+  const after = Math.max(0, Math.round((Date.parse(t.first_seen) - Date.parse(head.first_seen)) / 1000));
+  return `held in the cascade of ticket ${head.id} (its errors in ${t.service} began ${after} s before this one's): one fix run for the cascade; decided on its own if it recurs once that fix is live, or if ticket ${head.id} ends unfixed`;
 }

@@ -21,6 +21,8 @@ export interface TriageInput {
   classification: Classification | null;
   /** What the classification read in the report (classify.ts), for the reason of a drop. */
   classifyReason?: string | null;
+  /** A severity the ticket has at least, and why (the worst of the tickets held in its cascade). */
+  atLeast?: { severity: Severity; why: string };
 }
 
 export type TriageDecision =
@@ -29,7 +31,7 @@ export type TriageDecision =
   | { decision: 'defer'; severity: Severity; priority: number; reason: string };
 
 export interface Triage {
-  severity(input: Pick<TriageInput, 'kind' | 'title' | 'message' | 'labels' | 'count'>): { severity: Severity; why: string };
+  severity(input: Pick<TriageInput, 'kind' | 'title' | 'message' | 'labels' | 'count' | 'atLeast'>): { severity: Severity; why: string };
   decide(input: TriageInput): TriageDecision;
 }
 
@@ -111,6 +113,7 @@ export function createTriage(cfg: BugbotConfig['triage']): Triage {
     if (input.count >= t.critical) raise('critical', `${input.count} occurrences (>= ${t.critical})`);
     else if (input.count >= t.high) raise('high', `${input.count} occurrences (>= ${t.high})`);
     else if (input.count >= t.medium) raise('medium', `${input.count} occurrences (>= ${t.medium})`);
+    if (input.atLeast) raise(input.atLeast.severity, input.atLeast.why);
     return { severity: sev, why };
   };
 

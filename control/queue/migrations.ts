@@ -222,6 +222,13 @@ const MIGRATIONS: string[] = [
   /* 15: a ticket's messages found by its id: the ticket page, the API and a latecomer's "fixed" notice read them, and scanned the whole outbox (every reporter of every ticket) to find them */ `
   CREATE INDEX IF NOT EXISTS notifications_ticket ON notifications(ticket_id, id);
   `,
+  /* 16: cascades (intake.cascadeSeconds): a ticket held while the ticket whose errors began just before it in the same service is worked on, by that head ticket's id (IF NOT EXISTS: a database set back to an older version, as tests do, keeps them) */ `
+  CREATE TABLE IF NOT EXISTS cascade_members (
+    ticket_id INTEGER PRIMARY KEY REFERENCES tickets(id),
+    head_id   INTEGER NOT NULL REFERENCES tickets(id)
+  );
+  CREATE INDEX IF NOT EXISTS cascade_members_head ON cascade_members(head_id);
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -72,6 +72,9 @@ export interface TicketRow {
   updated_at: string;
 }
 
+/** How a ticket is linked to another (relatedTickets). */
+export type TicketRelation = 'regression_of' | 'regressed_by' | 'cascade_of' | 'cascade_member';
+
 export type TicketRef = Pick<TicketRow, 'id' | 'state' | 'settle_cap' | 'triage_reason' | 'pushed_at' | 'human'>;
 
 export interface NewTicket {
@@ -461,6 +464,61 @@ export class Store {
     this.stmt('INSERT INTO held_reports (ticket_id, source, note_json) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(ticketId, source, JSON.stringify(note));
   }
 
+  /** The ticket whose cascade `ticketId` is held in (intake.cascadeSeconds), or null. */
+  cascadeHeadOf(ticketId: number): number | null {
+    return (this.stmt('SELECT head_id FROM cascade_members WHERE ticket_id = ?').get(ticketId) as { head_id: number } | undefined)?.head_id ?? null;
+  }
+
+  /** Hold `ticketId` in `headId`'s cascade (and its own members with it), or let it go (null). */
+  setCascadeHead(ticketId: number, headId: number | null): void {
+    if (headId === null) {
+      this.stmt('DELETE FROM cascade_members WHERE ticket_id = ?').run(ticketId);
+      return;
+    }
+    this.stmt('INSERT INTO cascade_members (ticket_id, head_id) VALUES (?, ?) ON CONFLICT (ticket_id) DO UPDATE SET head_id = excluded.head_id').run(ticketId, headId);
+    // A head that joins an earlier cascade brings its members: one head per cascade.
+    this.stmt('UPDATE cascade_members SET head_id = ? WHERE head_id = ?').run(headId, ticketId);
+  }
+
+  /** The tickets held in `headId`'s cascade, by when their errors began. */
+  cascadeMembers(headId: number, limit = 50): Array<Pick<TicketRow, 'id' | 'state' | 'severity' | 'kind' | 'title' | 'message' | 'route' | 'count' | 'first_seen'>> {
+    return this.stmt(
+      `SELECT t.id, t.state, t.severity, t.kind, t.title, t.message, t.route, t.count, t.first_seen FROM cascade_members c JOIN tickets t ON t.id = c.ticket_id
+        WHERE c.head_id = ? ORDER BY t.first_seen, t.id LIMIT ?`,
+    ).all(headId, limit) as Array<Pick<TicketRow, 'id' | 'state' | 'severity' | 'kind' | 'title' | 'message' | 'route' | 'count' | 'first_seen'>>;
+  }
+
+  /**
+   * The ticket a cascade of `t`'s would be held in: the earliest machine-reported ticket
+   * (not a person's, not a report) of the same service, itself in no cascade, whose errors
+   * began at most `windowSeconds` before `t`'s (ties go to the older ticket), and that is
+   * still to be worked on or under way.
+   */
+  cascadeHeadFor(t: Pick<TicketRow, 'id' | 'service' | 'first_seen'>, windowSeconds: number): TicketRow | undefined {
+    if (t.service === null) return undefined;
+    const from = new Date(Date.parse(t.first_seen) - windowSeconds * 1000).toISOString();
+    return this.stmt(
+      `SELECT * FROM tickets t WHERE t.state IN ('settling', 'queued', 'running', 'awaiting_approval') AND t.service = ? AND t.id != ?
+         AND t.human = 0 AND t.kind != 'report' AND t.first_seen >= ? AND (t.first_seen < ? OR (t.first_seen = ? AND t.id < ?))
+         AND NOT EXISTS (SELECT 1 FROM cascade_members c WHERE c.ticket_id = t.id)
+       ORDER BY t.first_seen, t.id LIMIT 1`,
+    ).get(t.service, t.id, from, t.first_seen, t.first_seen, t.id) as TicketRow | undefined;
+  }
+
+  /**
+   * Tickets held in a cascade whose head ended without a fix (dropped, deferred, failed,
+   * handed to a person, or its fix undone by a regression) and is claimed by no one:
+   * triage decides them on their own.
+   */
+  cascadesReleased(limit: number): number[] {
+    return (
+      this.stmt(
+        `SELECT c.ticket_id FROM cascade_members c JOIN tickets h ON h.id = c.head_id JOIN tickets m ON m.id = c.ticket_id
+          WHERE m.state = 'deferred' AND h.claimed_by IS NULL AND h.state NOT IN ('settling', 'queued', 'running', 'awaiting_approval', 'pushed', 'resolved') ORDER BY c.ticket_id LIMIT ?`,
+      ).all(limit) as { ticket_id: number }[]
+    ).map((r) => r.ticket_id);
+  }
+
   /** The reports a source's holder has not finished (a stop or a crash came first), oldest first. */
   heldReports(source: string): Array<{ ticketId: number; note: Record<string, unknown> }> {
     return (this.stmt('SELECT ticket_id, note_json FROM held_reports WHERE source = ? ORDER BY ticket_id').all(source) as { ticket_id: number; note_json: string }[]).map(
@@ -530,15 +588,19 @@ export class Store {
     ).all(ticketId, limit) as OccurrenceRow[];
   }
 
-  /** Tickets that point at this one (regressions of it). */
-  relatedTickets(ticketId: number): { id: number; relation: 'regression_of' | 'regressed_by'; state: string }[] {
-    const out: { id: number; relation: 'regression_of' | 'regressed_by'; state: string }[] = [];
+  /** Tickets linked to this one: the one it is a regression of, its regressions, the cascade it is held in, those held in its cascade. */
+  relatedTickets(ticketId: number): { id: number; relation: TicketRelation; state: string }[] {
+    const out: { id: number; relation: TicketRelation; state: string }[] = [];
     const row = this.getTicketRow(ticketId);
     if (row?.regression_of) {
       const prev = this.getTicketRow(row.regression_of);
       if (prev) out.push({ id: prev.id, relation: 'regression_of', state: prev.state });
     }
     for (const r of this.regressionsOf(ticketId)) out.push({ id: r.id, relation: 'regressed_by', state: r.state });
+    const head = this.cascadeHeadOf(ticketId);
+    const headRow = head === null ? undefined : this.getTicketRow(head);
+    if (headRow) out.push({ id: headRow.id, relation: 'cascade_of', state: headRow.state });
+    for (const m of this.cascadeMembers(ticketId)) out.push({ id: m.id, relation: 'cascade_member', state: m.state });
     return out;
   }
 
