@@ -432,6 +432,36 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('stop')
+    .description("stop this home's control plane as Ctrl-C does (runs under way stop and are requeued, not failed), and wait until it has")
+    .option('--timeout <seconds>', 'how long to wait for it', positiveIntArg, 120)
+    .action(async (o: { timeout: number }, cmd: Command) => {
+      const config = load(cmd);
+      const server = readServerInfo(config.home);
+      if (!server) {
+        // Holding the home without a server.json: starting up (its PID is named once it listens).
+        if (homeLocked(config.home)) fail("a bugbot start of this home is starting up and names no process yet (server.json): run this again in a moment", 1);
+        process.stdout.write('not running\n');
+        return;
+      }
+      try {
+        process.kill(server.pid, 'SIGTERM');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') fail(`could not signal the control plane (pid ${server.pid}): ${(err as Error).message}`, 1);
+      }
+      process.stdout.write(`stopping the control plane at ${server.url} (pid ${server.pid}): runs under way stop and go back to the queue...\n`);
+      const started = Date.now();
+      // Stopped once the lock is free: the OS drops it when the process ends, however it ends.
+      while (homeLocked(config.home)) {
+        if (Date.now() - started >= o.timeout * 1000) {
+          fail(`still running after ${o.timeout} s (pid ${server.pid}): bugbot stop waits again; kill -9 ${server.pid} ends it at once (the next start requeues its runs)`, 1);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      process.stdout.write(`stopped (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+    });
+
+  program
     .command('status')
     .description('queue counts and what each worker is doing (ticket, phase, elapsed, tokens, cost)')
     .option('--json', 'JSON output')

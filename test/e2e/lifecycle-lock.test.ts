@@ -127,3 +127,33 @@ test("a killed server's server.json is not a live server's, whatever process its
   assert.equal(s.code, 0, s.stderr);
   assert.deepEqual((JSON.parse(s.stdout) as { server: unknown }).server, { state: 'stopped', url: null, pid: null });
 });
+
+// Review finding: there was no way to stop a control plane but its terminal's Ctrl-C or a
+// signal sent by hand to the PID in server.json.
+test('bugbot stop: stops the running control plane as Ctrl-C does and waits until it has; not running is no error; one starting up is said', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'home');
+  const configPath = join(dir, 'bugbot.config.json');
+  writeFileSync(configPath, JSON.stringify({ home, workers: 1 }));
+  const a = await startBugbot(t, { configPath, cwd: dir, env: noModel });
+  const stop = bugbot(configPath, ['stop'], dir);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.match(stop.stdout, new RegExp(`^stopping the control plane at ${a.url.replace(/[.]/g, '\\.')} \\(pid ${a.proc.pid}\\): runs under way stop and go back to the queue\\.\\.\\.\\nstopped \\(\\d+\\.\\d s\\)\\n$`));
+  // The home free when stop returns (its server.json removed, a start may take it), the
+  // process ending as a graceful stop ends: exit 0.
+  assert.equal(existsSync(join(home, 'server.json')), false);
+  const next = lockHome(home);
+  assert.ok(next, 'a start may take the home');
+  next.release();
+  assert.deepEqual(await a.exited, { code: 0, signal: null }, a.output());
+
+  const again = bugbot(configPath, ['stop'], dir);
+  assert.deepEqual([again.code, again.stdout, again.stderr], [0, 'not running\n', '']);
+
+  // Holding the home but naming no process yet: nothing to signal.
+  const lock = lockHome(home)!;
+  t.after(() => lock.release());
+  const starting = bugbot(configPath, ['stop'], dir);
+  assert.equal(starting.code, 1);
+  assert.match(starting.stderr, /a bugbot start of this home is starting up and names no process yet \(server\.json\): run this again in a moment/);
+});
