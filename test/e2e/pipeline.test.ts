@@ -36,12 +36,19 @@ test('alert → six phases with the real Claude Code CLI → fix on staging, cle
   mkdirSync(systemTmp);
   const bugbot = await startBugbot(t, { configPath: env.configPath, env: { ...env.env, TMPDIR: systemTmp } });
 
-  const res = await fetch(`${bugbot.url}/triggers/grafana`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(strayOwnerAlert()),
-  });
+  // With it, a second error of the pet shop (its cascade: one webhook, as Grafana groups
+  // the alerts of a rule): held while ticket 1 is worked on, shown in its brief; one run, not two.
+  const body = strayOwnerAlert() as { alerts: Array<{ labels: Record<string, string>; annotations: Record<string, string>; fingerprint: string }> };
+  const cascade = structuredClone(body.alerts[0]!);
+  cascade.labels.route = '/api/orders/7';
+  cascade.annotations = { summary: 'Unhandled error on GET /api/orders/:id', message: 'ReferenceError: inventory is not defined' };
+  cascade.fingerprint = `cascade-${Date.now()}`;
+  body.alerts.push(cascade);
+  const res = await fetch(`${bugbot.url}/triggers/grafana`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   assert.equal(res.status, 200, await res.clone().text());
+  const accepted = (await res.json()) as { results: Array<{ ticket: number; state: string; reason: string }> };
+  assert.deepEqual(accepted.results.map((r) => [r.ticket, r.state]), [[1, 'queued'], [2, 'deferred']]);
+  assert.match(accepted.results[1]!.reason, /^held in the cascade of ticket 1 /);
 
   const final = await waitFor(
     async () => {
@@ -72,6 +79,11 @@ test('alert → six phases with the real Claude Code CLI → fix on staging, cle
   // Every phase ran through the real CLI against the scripted model.
   const phases = new Set(env.model.requests.map((r) => r.phase).filter(Boolean));
   assert.deepEqual([...phases].sort(), ['docs', 'implement', 'research', 'review']);
+  const research = promptOf(env.model.requests.find((r) => r.phase === 'research')!.body);
+  assert.match(research, /## Errors held in this ticket's cascade[\s\S]*### Ticket 2: [\s\S]*ReferenceError: inventory is not defined/);
+  const held = (await (await fetch(`${bugbot.url}/api/tickets/2`)).json()) as { ticket: { state: string }; related: unknown[] };
+  assert.equal(held.ticket.state, 'deferred', 'held still: its error has not recurred since the fix');
+  assert.deepEqual(held.related, [{ id: 1, relation: 'cascade_of', state: 'pushed' }]);
   // Every phase's prompt carries the repository's CLAUDE.md, its auto-load table with it.
   for (const phase of phases) {
     const first = env.model.requests.find((r) => r.phase === phase)!;
