@@ -3,7 +3,8 @@
  * edge, and passes it down. Exit codes: 0 ok, 1 failure, 2 usage/config error.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, configuredRedactor, isLoopback, loadConfig, secretNames, servingProblems, servingWarnings, type BugbotConfig, type ConfigFile } from './config.ts';
@@ -155,7 +156,7 @@ export function buildProgram(): Command {
     .command('init')
     .description('write a commented starter bugbot.config.json (or, with --target, starter docs into a target repo)')
     .option('-o, --output <path>', 'where to write it, a file or a folder (default: the --config path, $BUGBOT_CONFIG, or ./bugbot.config.json)', nonEmptyArg('path'))
-    .option('-f, --force', 'overwrite an existing file')
+    .option('-f, --force', 'overwrite an existing file (with --target: write into a folder that is not a repository\'s top level)')
     .option('--target <path>', 'write a starter docs/ and CLAUDE.md auto-load table into this repository instead', nonEmptyArg('path'))
     .action((o: { output?: string; force?: boolean; target?: string }, cmd: Command) => {
       if (o.target) {
@@ -163,6 +164,12 @@ export function buildProgram(): Command {
         if (!existsSync(dir)) fail(`--target ${dir} does not exist`, 2);
         if (!statSync(dir).isDirectory()) fail(`--target ${dir} is not a directory (give the repository's folder)`, 2);
         if (o.output !== undefined) fail('--output writes a config file; with --target, starter docs go into the repository: give one or the other', 2);
+        // Where retrieval and the agent look: a repository's top level. A mistyped path (a
+        // home folder, a subfolder) would get a docs/ and a CLAUDE.md of its own.
+        const top = spawnSync('git', ['-C', dir, 'rev-parse', '--show-toplevel'], { encoding: 'utf8' });
+        const root = top.status === 0 ? top.stdout.trim() : null;
+        if (!o.force && root === null) fail(`--target ${dir} is not a git repository (bugbot's target is one): check the path, or add --force to write there anyway`, 2);
+        if (!o.force && root !== null && realpathSync(root) !== realpathSync(dir)) fail(`--target ${dir} is inside the repository ${root}: give its top level (or add --force to write here anyway)`, 2);
         const r = initTargetDocs(dir);
         for (const w of r.written) process.stdout.write(`wrote ${w}\n`);
         for (const k of r.kept) process.stdout.write(`kept ${k.path}: ${k.reason}\n`);

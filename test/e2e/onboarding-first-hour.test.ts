@@ -23,6 +23,32 @@ test('init: an empty --target or --output (a variable not set) is a usage error,
   }
 });
 
+// Review finding: `init --target` wrote a docs/ and a CLAUDE.md into any folder it was given:
+// a mistyped path (a home folder, a repository's subfolder) got them.
+test("init --target writes only at a git repository's top level, unless --force", (t) => {
+  const dir = tempDir(t);
+  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: dir, encoding: 'utf8' });
+  const plain = join(dir, 'plain');
+  mkdirSync(plain);
+  const r = run('init', '--target', plain);
+  assert.equal(r.status, 2, r.stdout + r.stderr);
+  assert.equal(r.stderr, `bugbot: --target ${plain} is not a git repository (bugbot's target is one): check the path, or add --force to write there anyway\n`);
+  assert.deepEqual(readdirSync(plain), []);
+  const repo = join(dir, 'repo');
+  mkdirSync(join(repo, 'src'), { recursive: true });
+  assert.equal(spawnSync('git', ['init', '-q', repo]).status, 0);
+  const sub = run('init', '--target', join(repo, 'src'));
+  assert.equal(sub.status, 2);
+  assert.equal(sub.stderr, `bugbot: --target ${join(repo, 'src')} is inside the repository ${repo}: give its top level (or add --force to write here anyway)\n`);
+  assert.deepEqual(readdirSync(join(repo, 'src')), []);
+  const ok = run('init', '--target', repo);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(ok.stdout, 'wrote docs/README.md\nwrote CLAUDE.md\n');
+  const forced = run('init', '--target', plain, '--force');
+  assert.equal(forced.status, 0, forced.stderr);
+  assert.ok(existsSync(join(plain, 'CLAUDE.md')));
+});
+
 test('bugbot help <command> shows its help; an unknown one is named, exit 2, as bugbot <unknown> is', (t) => {
   const dir = tempDir(t);
   const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: dir, encoding: 'utf8' });
