@@ -13,7 +13,7 @@ import type { Store } from './queue/store.ts';
 import { credentialAuth } from './triggers/auth.ts';
 import { readJson } from './triggers/common.ts';
 import { MANUAL_CLASSIFICATION, parseManual } from './triggers/manual.ts';
-import { TICKET_STATES, type ApprovalActions, type ApprovalResult, type Reporter, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
+import { actorNameProblem, TICKET_STATES, type ApprovalActions, type ApprovalResult, type Reporter, type Ticket, type TicketState, type TriggerEvent } from './types.ts';
 import { redactLines } from '../lib/redact.ts';
 import { createScrub } from './scrub.ts';
 
@@ -231,8 +231,20 @@ function sameLabels(stored: Record<string, string>, labels: Record<string, strin
 function apiActor(c: Context): string {
   const raw = c.req.header('x-bugbot-user');
   if (raw === undefined) return 'api';
-  const name = raw.trim();
-  if (!name || name.length > 100 || /\p{Cc}/u.test(name)) throw badRequest('x-bugbot-user: a name of 1 to 100 characters without control characters');
-  if (/^(?:auto-approve|slack:|dashboard:)/i.test(name)) throw badRequest(`x-bugbot-user: "${name.slice(0, 40)}" is a name bugbot gives its own actors`);
-  return name;
+  const problem = actorNameProblem(headerText(raw).trim());
+  if (problem) throw badRequest(`x-bugbot-user: ${problem}`);
+  return headerText(raw).trim();
 }
+
+/**
+ * A header's text: its bytes read as UTF-8 when they are UTF-8 (how the CLI sends a name
+ * beyond Latin-1, which a header cannot carry as such), else as Latin-1, as they came.
+ */
+function headerText(raw: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(raw, 'latin1'));
+  } catch {
+    return raw;
+  }
+}
+

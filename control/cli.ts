@@ -27,7 +27,7 @@ import { registerDocsCommands } from './docs-search/cli.ts';
 import { initTargetDocs } from './docs-search/init-target.ts';
 import { STARTER_CONFIG } from './starter-config.ts';
 import { MANUAL_CLASSIFICATION, MANUAL_TEXT_MAX, manualSchema, parseManual } from './triggers/manual.ts';
-import { EVENT_KINDS, severityDetail, severityText, TICKET_STATES, TRIGGER_SOURCES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent, type TriggerSource } from './types.ts';
+import { actorNameProblem, EVENT_KINDS, severityDetail, severityText, TICKET_STATES, TRIGGER_SOURCES, type ApprovalResult, type Ticket, type TicketState, type TriggerEvent, type TriggerSource } from './types.ts';
 import type { BuildResult } from '../lib/bundle.ts';
 
 interface GlobalOpts {
@@ -63,8 +63,17 @@ function nonEmptyArg(what: string): (value: string) => string {
 function actorArg(value: string): string {
   const name = value.trim();
   if (!name) throw new InvalidArgumentError('expected a name');
+  // What the API refuses is refused here too, whether the server or the database takes it.
+  const problem = actorNameProblem(name);
+  if (problem) throw new InvalidArgumentError(problem);
   return name;
 }
+
+/**
+ * A name as an X-Bugbot-User header: its UTF-8 bytes, which a header carries whatever the
+ * script (fetch refuses a character beyond Latin-1; the API reads the bytes back as UTF-8).
+ */
+const actorHeader = (name: string) => Buffer.from(name, 'utf8').toString('latin1');
 
 /**
  * The configuration for a command. Only `start` serves: the others do not need the
@@ -1055,7 +1064,7 @@ async function cancelViaServer(config: BugbotConfig, server: ServerInfo, id: num
   try {
     res = await fetch(`${server.url}/api/tickets/${id}/cancel`, {
       method: 'POST',
-      headers: { 'x-bugbot-user': by, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: { 'x-bugbot-user': actorHeader(by), ...(token ? { authorization: `Bearer ${token}` } : {}) },
       signal: AbortSignal.timeout(10_000),
     });
   } catch (err) {
@@ -1090,7 +1099,7 @@ async function approvalViaServer(
   try {
     res = await fetch(`${url}/api/tickets/${id}/${action}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-bugbot-user': by, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: { 'content-type': 'application/json', 'x-bugbot-user': actorHeader(by), ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body: JSON.stringify({ ...(reason ? { reason } : {}), ...(run !== undefined ? { run } : {}) }),
       // An approval rebases and pushes (or opens a pull request): it may take a while, not forever.
       signal: AbortSignal.timeout(APPROVAL_TIMEOUT_MS),

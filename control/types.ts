@@ -83,6 +83,17 @@ export const OPEN_STATES: readonly TicketState[] = [
 ];
 
 /** States that mean "a fix went out": a later occurrence is a regression. */
+/**
+ * Why a person's name cannot be an actor's (the API's X-Bugbot-User, the CLI's --by), or
+ * null. The names bugbot gives its own actors (auto-approve, slack:…, dashboard:…) are
+ * refused: a caller could otherwise record its decision as the rules' or a Slack user's.
+ */
+export function actorNameProblem(name: string): string | null {
+  if (!name || name.length > 100 || /\p{Cc}/u.test(name)) return 'a name of 1 to 100 characters without control characters';
+  if (/^(?:auto-approve|slack:|dashboard:)/i.test(name)) return `"${name.slice(0, 40)}" is a name bugbot gives its own actors`;
+  return null;
+}
+
 /** Why a ticket a person claimed waits (triage's decision, and a run that sends one back). */
 export function claimedReason(who: string): string {
   return `claimed by ${who}: a person is on it`;

@@ -354,16 +354,34 @@ test('cancel goes through the running control plane with this shell\'s credentia
   const configPath = join(dir, 'bugbot.config.json');
   writeFileSync(configPath, JSON.stringify({ home: join(dir, 'home') }));
   const b = await startBugbot(t, { configPath, cwd: dir, env: { BUGBOT_API_TOKEN: 'tok-server-side-0123456789' } });
-  for (const title of ['Search is slow', 'Cart is empty']) assert.equal(bugbot(['--config', configPath, 'enqueue', '-t', title], { cwd: dir }).code, 0);
+  for (const title of ['Search is slow', 'Cart is empty', 'Login loops']) assert.equal(bugbot(['--config', configPath, 'enqueue', '-t', title], { cwd: dir }).code, 0);
   const done = bugbot(['--config', configPath, 'cancel', '1', '--by', 'alice'], { cwd: dir, env: { BUGBOT_API_TOKEN: 'tok-server-side-0123456789' } });
   assert.equal(done.code, 0, done.stderr);
   assert.equal(done.stdout, `ticket 1: queued → dropped (via the control plane at ${b.url})\n`);
   const detail = (await (await fetch(`${b.url}/api/tickets/1`, { headers: { authorization: 'Bearer tok-server-side-0123456789' } })).json()) as { audit: Array<{ actor: string; action: string }> };
   assert.ok(detail.audit.some((a) => a.actor === 'alice' && /cancel/.test(a.action)), JSON.stringify(detail.audit));
+  // Review finding: a name beyond Latin-1 made fetch throw (a header cannot carry it as
+  // such), and the cancel went to the database quietly, the worker stopped only at its
+  // next heartbeat; a name the API refuses was taken by that database cancel.
+  const wide = bugbot(['--config', configPath, 'cancel', '3', '--by', '张伟'], { cwd: dir, env: { BUGBOT_API_TOKEN: 'tok-server-side-0123456789' } });
+  assert.equal(wide.stdout, `ticket 3: queued → dropped (via the control plane at ${b.url})\n`, wide.stderr);
+  const third = (await (await fetch(`${b.url}/api/tickets/3`, { headers: { authorization: 'Bearer tok-server-side-0123456789' } })).json()) as { audit: Array<{ actor: string; action: string }> };
+  assert.ok(third.audit.some((a) => a.actor === '张伟' && /cancel/.test(a.action)), JSON.stringify(third.audit));
+  // A Latin-1 name sent as such by another client stays itself.
+  const latin = await fetch(`${b.url}/api/tickets/2/cancel`, { method: 'POST', headers: { authorization: 'Bearer tok-server-side-0123456789', 'x-bugbot-user': 'José' } });
+  assert.equal(latin.status, 200, await latin.text());
+  const second = (await (await fetch(`${b.url}/api/tickets/2`, { headers: { authorization: 'Bearer tok-server-side-0123456789' } })).json()) as { audit: Array<{ actor: string }> };
+  assert.ok(second.audit.some((a) => a.actor === 'José'), JSON.stringify(second.audit));
+  for (const name of ['slack:U123', 'x'.repeat(101)]) {
+    const refused = bugbot(['--config', configPath, 'cancel', '2', '--by', name], { cwd: dir, env: { BUGBOT_API_TOKEN: '' } });
+    assert.equal(refused.code, 2, refused.stdout);
+    assert.match(refused.stderr, /option '--by <name>' argument .* is invalid\. (".*" is a name bugbot gives its own actors|a name of 1 to 100 characters)/);
+  }
   // A shell without the server's API token: the cancel is made in the database, as with no control plane.
-  const local = bugbot(['--config', configPath, 'cancel', '2'], { cwd: dir, env: { BUGBOT_API_TOKEN: '' } });
+  assert.equal(bugbot(['--config', configPath, 'enqueue', '-t', 'Refunds fail'], { cwd: dir }).code, 0);
+  const local = bugbot(['--config', configPath, 'cancel', '4'], { cwd: dir, env: { BUGBOT_API_TOKEN: '' } });
   assert.equal(local.code, 0, local.stderr);
-  assert.equal(local.stdout, 'ticket 2: queued → dropped\n');
+  assert.equal(local.stdout, 'ticket 4: queued → dropped\n');
   b.proc.kill('SIGTERM');
   await b.exited;
 });
