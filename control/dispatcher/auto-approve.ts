@@ -30,11 +30,14 @@ export function readPushEnv(ticketDir: string): PushEnv {
 
 /**
  * A glob as a regular expression over repository-relative paths: `**` spans
- * directories, `*` and `?` stay within one. A glob without `/` matches a file or
- * directory name at any depth (as in .gitignore).
+ * directories, `*` and `?` stay within one. A glob without `/` (a trailing one aside)
+ * matches a file or directory name at any depth (as in .gitignore).
  */
 export function globToRegExp(glob: string): RegExp {
-  let g = glob.replace(/^\/+/, '');
+  // A trailing "/" names a directory (as in .gitignore: "infra/" is the folder, at any
+  // depth); kept, it would match only a path ending in "/", which git never names, and
+  // every file under the folder would pass as not sensitive.
+  let g = glob.replace(/^\/+/, '').replace(/\/+$/, '');
   if (!g.includes('/')) g = `**/${g}`;
   // "dir/**" is "dir" and everything under it: the suffix below says as much.
   g = g.replace(/\/\*\*$/, '');

@@ -153,10 +153,15 @@ export async function openPullRequest(
   });
   const owner = gh.owner;
   const repo = gh.repo;
-  /** The open pull request of this branch, if there is one. */
+  const base = gh.base ?? config.target.stagingBranch;
+  /**
+   * The open pull request of this branch into `base`, if there is one. Not one into another
+   * branch (opened by hand, or under an earlier approval.github.base): taken for this one,
+   * its merge would count as the fix going live where it never went.
+   */
   const findOpen = async (): Promise<PullRequest | null> => {
-    const res = await octokit.pulls.list({ owner, repo, head: `${owner}:${pr.head}`, state: 'open', request: { signal: AbortSignal.timeout(timeoutMs) } });
-    const found = res.data[0];
+    const res = await octokit.pulls.list({ owner, repo, head: `${owner}:${pr.head}`, base, state: 'open', request: { signal: AbortSignal.timeout(timeoutMs) } });
+    const found = res.data.find((p) => p.base.ref === base);
     return found ? { url: found.html_url, number: found.number } : null;
   };
   try {
@@ -169,7 +174,7 @@ export async function openPullRequest(
       owner,
       repo,
       head: pr.head,
-      base: gh.base ?? config.target.stagingBranch,
+      base,
       title: pr.title,
       body: pr.body,
       request: { signal: AbortSignal.timeout(timeoutMs) },

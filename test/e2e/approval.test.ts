@@ -243,7 +243,7 @@ interface SeenRequest {
 }
 
 /** GitHub's pull requests as documented: GET lists a branch's open ones, POST answers 201 with the new one, or 422 when it is refused. */
-async function fakeGitHub(t: TestContext, opts: { exists?: boolean; refuse?: boolean } = {}) {
+async function fakeGitHub(t: TestContext, opts: { exists?: boolean; existsInto?: string; refuse?: boolean } = {}) {
   const seen: SeenRequest[] = [];
   const listed: string[] = [];
   /** What GET /repos/{owner}/{repo}/pulls/{number} answers of each pull request (open until set). */
@@ -260,7 +260,13 @@ async function fakeGitHub(t: TestContext, opts: { exists?: boolean; refuse?: boo
     const head = c.req.query('head') ?? '';
     listed.push(head);
     const { owner, repo } = c.req.param();
-    const open = opts.exists ? [{ number: 9, html_url: `https://github.example.com/${owner}/${repo}/pull/9`, state: 'open', head: { ref: head.split(':')[1], label: head } }] : [];
+    // The open pull request of the branch (into existsInto, default staging); ?base= filters them as GitHub does.
+    const into = opts.existsInto ?? 'staging';
+    const wanted = c.req.query('base');
+    const open =
+      (opts.exists || opts.existsInto) && (!wanted || wanted === into)
+        ? [{ number: 9, html_url: `https://github.example.com/${owner}/${repo}/pull/9`, state: 'open', head: { ref: head.split(':')[1], label: head }, base: { ref: into, label: `${owner}:${into}` } }]
+        : [];
     return c.json(open);
   });
   app.post('/api/v3/repos/:owner/:repo/pulls', async (c) => {
@@ -392,6 +398,21 @@ test('approve (target pr): a pull request an earlier try opened (its answer lost
   assert.equal(r.prUrl, 'https://github.example.com/acme/petshop/pull/9');
   assert.deepEqual(gh.listed, [`acme:${fix.branch}`]);
   assert.equal(gh.seen.length, 0, 'no second pull request asked for');
+});
+
+// Review finding: an open pull request of the bot branch into another branch (opened by
+// hand, or under an earlier approval.github.base) was taken for the fix's: the ticket named
+// it, and its merge into that branch counted as the fix going live on staging.
+test('approve (target pr): an open pull request of the branch into another base is not taken for the fix\'s', async (t) => {
+  const gh = await fakeGitHub(t, { existsInto: 'experiments' });
+  const s = setup(t, PR_FLAGS(gh.apiUrl), { BUGBOT_TEST_GH_TOKEN: 't' });
+  const fix = s.awaiting('Open into another base');
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, true, r.message);
+  assert.equal(r.prUrl, 'https://github.example.com/acme/petshop/pull/17', 'a pull request into staging opened');
+  assert.equal(gh.seen.length, 1);
+  assert.equal(gh.seen[0]!.body.base, 'staging');
+  assert.equal(approvalsForTicket(s.store, fix.ticketId)[0]!.pr_url, r.prUrl);
 });
 
 test('approve (target pr): a branch pushed over since it was reviewed gets no pull request', async (t) => {

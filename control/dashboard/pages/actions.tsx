@@ -21,9 +21,9 @@ export function offered(action: Action, state: TicketState): boolean {
 }
 
 /**
- * `run`: the run whose fix the page shows. Approve, Skip and Requeue carry it, and are
- * refused when the ticket ran again by the time they are clicked (requeued meanwhile): a
- * stale page's Requeue would otherwise throw away a newer fix waiting for approval.
+ * `run`: the run whose fix the page shows. Approve, Skip, Requeue and Cancel carry it, and
+ * are refused when the ticket ran again by the time they are clicked (requeued meanwhile): a
+ * stale page's Requeue or Cancel would otherwise throw away a newer fix waiting for approval.
  */
 export function TicketActions(props: { viewer: Viewer; ticket: Ticket; approvalsEnabled: boolean; returnTo: string; run?: number }) {
   const { ticket: t } = props;
@@ -56,7 +56,7 @@ export function TicketActions(props: { viewer: Viewer; ticket: Ticket; approvals
         ? form('skip', 'Skip', undefined, [runField, <input type="text" name="reason" placeholder="reason (optional)" maxlength={500} />])
         : null}
       {shown.includes('requeue') ? form('requeue', 'Requeue', undefined, runField) : null}
-      {shown.includes('cancel') ? form('cancel', 'Cancel', 'danger') : null}
+      {shown.includes('cancel') ? form('cancel', 'Cancel', 'danger', runField) : null}
     </div>
   );
 }

@@ -67,7 +67,7 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
     const form = await c.req.parseBody();
     const back = localPath(form.return_to, '/approvals');
     const reason = typeof form.reason === 'string' && form.reason.trim() ? form.reason.trim().slice(0, 500) : undefined;
-    // The run the page showed (approve, skip and requeue forms carry it).
+    // The run the page showed (approve, skip, requeue and cancel forms carry it).
     const run = typeof form.run === 'string' && /^[1-9]\d{0,15}$/.test(form.run) ? Number(form.run) : undefined;
     const actor = `dashboard:${v.user}`;
     let result: Pick<ApprovalResult, 'ok' | 'message'>;
@@ -84,7 +84,16 @@ export function registerApprovalRoutes(app: Hono, dash: Dash): void {
 
   const act = async (action: Action, id: number, actor: string, reason: string | undefined, run: number | undefined): Promise<Pick<ApprovalResult, 'ok' | 'message'>> => {
     if (action === 'cancel') {
-      const r = cancelTicket(store, id, actor);
+      // Cancel drops a fix waiting for approval as Skip does: from a page of an earlier run
+      // (the ticket ran again since), it would drop the newer run's fix nobody looked at.
+      const r = store.tx(() => {
+        const latest = runsForTicket(store, id).at(-1)?.id;
+        if (run !== undefined && latest !== run) return { stale: latest ?? null };
+        return cancelTicket(store, id, actor);
+      });
+      if (r && 'stale' in r) {
+        return { ok: false, message: `ticket #${id}'s latest run is ${r.stale === null ? 'none' : `run ${r.stale}`}, not run ${run} that the page showed: look at it and cancel again` };
+      }
       if (!r) return { ok: false, message: `ticket #${id} is ${store.getTicket(id)?.state}: nothing to cancel` };
       if (r.refused) return { ok: false, message: r.refused };
       deps.dispatcher?.cancel(id, actor);
