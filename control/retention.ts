@@ -2,7 +2,8 @@
  * What piles up goes after `retention`'s days: events (one row per alert, report or log
  * line; an alert storm writes thousands a minute) and finished runs' folders (stream
  * logs, prompts, plans: megabytes a run) with their local branches in the target
- * repository (`bot/ticket-...`: a run's partial work, one more branch every run). Tickets,
+ * repository (`bot/ticket-...`: a run's partial work, one more branch every run) and their
+ * remote-tracking refs (one more for every fix pushed for approval). Tickets,
  * their counts, the outcomes archive and what was pushed stay. An event is kept while it keeps being re-sent (a firing alert comes back every few
  * hours with the same key): its key must keep answering "duplicate". The events are
  * walked in small transactions, so intake's writer (another connection) never waits long
@@ -34,6 +35,8 @@ export interface SweepResult {
   runFolders: number;
   /** Local branches of those runs deleted (present only when some were). */
   branches?: number;
+  /** Their remote-tracking branches deleted (`refs/remotes/<remote>/bot/...`; present only when some were). */
+  trackingBranches?: number;
   /** False when the slice ran out of time before the end of the events table. */
   done: boolean;
 }
@@ -85,49 +88,73 @@ const GIT_TIMEOUT_MS = 60_000;
  * Delete the local branches of runs whose folders went, where the target repository still
  * has them, under the workers' repository lock (worktree.sh). Git refuses one checked
  * out in a worktree, and deletes the others. Each deleted branch is logged with its commit
- * (`git branch <name> <commit>` brings it back while git has not collected it). `untried`:
- * the branches git did not get to (the lock not had in time, git stopped or failing),
- * which the next pass tries again.
+ * (`git branch <name> <commit>` brings it back while git has not collected it). Their
+ * remote-tracking refs (`refs/remotes/<remote>/bot/ticket-...`: approval mode's push of
+ * the branch and an approval's fetch of it leave one per fix, which would keep every run's
+ * commits for good) go the same way. `untried`: the branches git did not get to (the lock
+ * not had in time, git stopped or failing), which the next pass tries again.
  */
-async function deleteRunBranches(repo: string, branches: string[], logger: Logger, lockWaitS = LOCK_WAIT_S): Promise<{ deleted: number; untried: Set<string> }> {
+async function deleteRunBranches(
+  repo: string,
+  remote: string,
+  branches: string[],
+  logger: Logger,
+  lockWaitS = LOCK_WAIT_S,
+): Promise<{ deleted: number; tracking: number; untried: Set<string> }> {
   const names = branches.filter((b) => RUN_BRANCH.test(b));
-  if (!names.length || !isAbsolute(repo) || !existsSync(repo)) return { deleted: 0, untried: new Set() };
+  if (!names.length || !isAbsolute(repo) || !existsSync(repo)) return { deleted: 0, tracking: 0, untried: new Set() };
   const git = promisify(execFile);
-  const heads = async (): Promise<Map<string, string> | null> => {
-    const out = await git('git', ['-C', repo, 'for-each-ref', '--format=%(refname:short) %(objectname)', 'refs/heads/bot/'], { timeout: GIT_TIMEOUT_MS }).catch(() => null);
-    return out && new Map(out.stdout.split('\n').filter(Boolean).map((l) => l.split(' ') as [string, string]));
+  /** The `bot/` branches under `ns` (`refs/heads/`, `refs/remotes/<remote>/`), by their name past it, with their commits. */
+  const branchesUnder = async (ns: string): Promise<Map<string, string> | null> => {
+    const out = await git('git', ['-C', repo, 'for-each-ref', '--format=%(refname) %(objectname)', `${ns}bot/`], { timeout: GIT_TIMEOUT_MS }).catch(() => null);
+    return out && new Map(out.stdout.split('\n').filter((l) => l.startsWith(ns)).map((l) => l.slice(ns.length).split(' ') as [string, string]));
   };
+  const heads = () => branchesUnder('refs/heads/');
+  const trackingRefs = () => branchesUnder(`refs/remotes/${remote}/`);
   const present = await heads();
-  const common = present && (await git('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { timeout: GIT_TIMEOUT_MS }).catch(() => null))?.stdout.trim();
-  if (!present || !common) {
+  const presentTracking = await trackingRefs();
+  const common = present && presentTracking && (await git('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { timeout: GIT_TIMEOUT_MS }).catch(() => null))?.stdout.trim();
+  if (!present || !presentTracking || !common) {
     logger.warn("could not read the target repository's branches; expired runs' branches are tried again next pass", { repo });
-    return { deleted: 0, untried: new Set(names) };
+    return { deleted: 0, tracking: 0, untried: new Set(names) };
   }
-  const doomed = names.filter((b) => present.has(b));
   const untried = new Set<string>();
-  for (let i = 0; i < doomed.length; i += BRANCH_BATCH) {
-    const batch = doomed.slice(i, i + BRANCH_BATCH);
-    const args = ['-E', String(LOCK_TIMEOUT_EXIT), '-w', String(lockWaitS), join(common, 'bugbot.lock'), 'git', '-C', repo, 'branch', '-D', ...batch];
-    const err = await git('flock', args, { timeout: lockWaitS * 1000 + GIT_TIMEOUT_MS }).then(
-      () => null,
-      (e: unknown) => e as { code?: number | string; stderr?: string },
-    );
-    // 1: git's refusal of some (checked out in a worktree), the others deleted.
-    if (err && err.code !== 1) {
-      for (const b of batch) untried.add(b);
-      logger.warn("could not delete expired runs' branches (the repository lock not had, or git stopped); tried again next pass", { repo, error: err.stderr?.trim().split('\n').at(-1) ?? String(err.code) });
+  /** `git branch -D [extra...] <names>` a batch at a time, under the lock; what it did not get to goes to `untried`. */
+  const deleteAll = async (doomed: string[], extra: string[], refName: (b: string) => string): Promise<void> => {
+    for (let i = 0; i < doomed.length; i += BRANCH_BATCH) {
+      const batch = doomed.slice(i, i + BRANCH_BATCH);
+      const args = ['-E', String(LOCK_TIMEOUT_EXIT), '-w', String(lockWaitS), join(common, 'bugbot.lock'), 'git', '-C', repo, 'branch', '-D', ...extra, ...batch.map(refName)];
+      const err = await git('flock', args, { timeout: lockWaitS * 1000 + GIT_TIMEOUT_MS }).then(
+        () => null,
+        (e: unknown) => e as { code?: number | string; stderr?: string },
+      );
+      // 1: git's refusal of some (checked out in a worktree), the others deleted.
+      if (err && err.code !== 1) {
+        for (const b of batch) untried.add(b);
+        logger.warn("could not delete expired runs' branches (the repository lock not had, or git stopped); tried again next pass", { repo, error: err.stderr?.trim().split('\n').at(-1) ?? String(err.code) });
+      }
     }
-  }
-  if (!doomed.length) return { deleted: 0, untried };
+  };
+  const doomed = names.filter((b) => present.has(b));
+  const doomedTracking = names.filter((b) => presentTracking.has(b));
+  await deleteAll(doomed, [], (b) => b);
+  // Never checked out, so never refused; the branch on the remote itself is left as it is.
+  await deleteAll(doomedTracking, ['-r'], (b) => `${remote}/${b}`);
+  if (!doomed.length && !doomedTracking.length) return { deleted: 0, tracking: 0, untried };
   // What is gone, read back rather than from git's messages (translated in other locales).
-  const after = (await heads()) ?? present;
+  const after = (doomed.length ? await heads() : null) ?? present;
+  const afterTracking = (doomedTracking.length ? await trackingRefs() : null) ?? presentTracking;
   const gone = doomed.filter((b) => !after.has(b));
+  const goneTracking = doomedTracking.filter((b) => !afterTracking.has(b));
   const refused = doomed.filter((b) => after.has(b) && !untried.has(b));
   for (let i = 0; i < gone.length; i += BRANCH_BATCH) {
     logger.info("deleted expired runs' branches", { repo, branches: gone.slice(i, i + BRANCH_BATCH).map((b) => `${b} ${present.get(b)}`) });
   }
+  for (let i = 0; i < goneTracking.length; i += BRANCH_BATCH) {
+    logger.info("deleted expired runs' remote-tracking branches", { repo, branches: goneTracking.slice(i, i + BRANCH_BATCH).map((b) => `${remote}/${b} ${presentTracking.get(b)}`) });
+  }
   if (refused.length) logger.warn("could not delete some expired runs' branches; they are left as they are", { repo, refused: refused.slice(0, 5) });
-  return { deleted: gone.length, untried };
+  return { deleted: gone.length, tracking: goneTracking.length, untried };
 }
 
 /**
@@ -185,6 +212,7 @@ export class Retention {
     const { eventsDays, runFoldersDays } = config.retention;
     let runFolders = 0;
     let branches = 0;
+    let trackingBranches = 0;
     if (this.cursor === null && runFoldersDays > 0) {
       const before = days(runFoldersDays);
       // Asked again right before what goes of a run: a person may have claimed its ticket
@@ -212,11 +240,12 @@ export class Retention {
       // A run is marked once its branch is dealt with too: a pass cut short (a crash, the
       // lock not had) leaves the rest to the next, which finds the folder gone and goes on.
       const due = gone.filter((g) => stillExpired(g.runId));
-      const deleted = await deleteRunBranches(config.target.repo, due.flatMap((g) => (g.branch ? [g.branch] : [])), this.deps.logger, this.deps.lockWaitSeconds);
+      const deleted = await deleteRunBranches(config.target.repo, config.target.remote, due.flatMap((g) => (g.branch ? [g.branch] : [])), this.deps.logger, this.deps.lockWaitSeconds);
       branches = deleted.deleted;
+      trackingBranches = deleted.tracking;
       for (const { runId, branch } of due) if (!(branch && deleted.untried.has(branch))) markRunFolderRemoved(store, runId, new Date(now).toISOString());
     }
-    const more = branches ? { branches } : {};
+    const more = { ...(branches ? { branches } : {}), ...(trackingBranches ? { trackingBranches } : {}) };
     if (eventsDays === 0) return { events: 0, runFolders, ...more, done: true };
     const ev = pruneEvents(store, days(eventsDays), this.cursor ?? 0, performance.now() + sliceMs);
     this.cursor = ev.next;
@@ -229,7 +258,9 @@ export class Retention {
       this.timer = null;
       this.running = this.sweep()
         .then((r) => {
-          if (r.events || r.runFolders || r.branches) this.deps.logger.info('retention', { events: r.events, runFolders: r.runFolders, branches: r.branches ?? 0, more: !r.done });
+          if (r.events || r.runFolders || r.branches || r.trackingBranches) {
+            this.deps.logger.info('retention', { events: r.events, runFolders: r.runFolders, branches: r.branches ?? 0, trackingBranches: r.trackingBranches ?? 0, more: !r.done });
+          }
           this.schedule(r.done ? HOUR_MS : 1000);
         })
         .catch((err: Error) => {
