@@ -23,7 +23,7 @@ import { OutcomeArchive } from './outcomes/archive.ts';
 import { clearRunNotice, pendingRunNotices, type RunNotice } from './queue/leases.ts';
 import type { Ticket } from './types.ts';
 import { recheckRegressions } from './outcomes/regression.ts';
-import { checkPullRequests, PR_WATCH_MS } from './dispatcher/pr-watch.ts';
+import { checkPullRequests, PR_WATCH_MS, pullRequestsAwaitingMerge } from './dispatcher/pr-watch.ts';
 import { Retention } from './retention.ts';
 import { lockHome, newLocalKey, readServerInfo, removeServerInfo, writeServerInfo } from './server-info.ts';
 import { startWatchers, type Watchers } from './triggers/watch.ts';
@@ -309,9 +309,16 @@ export async function startServer(
       .catch((err: unknown) => logger.error('pull request check failed', { error: (err as Error).message }))
       .finally(() => (prBusy = false));
   };
-  const prTimer = config.approval.target === 'pr' ? setInterval(prWatch, PR_WATCH_MS) : undefined;
-  prTimer?.unref();
-  if (prTimer) prWatch();
+  // Whatever approval.target says now: pull requests opened while it was "pr" still wait to
+  // be merged (a pass with none waiting is one query).
+  const prTimer = setInterval(prWatch, PR_WATCH_MS);
+  prTimer.unref();
+  prWatch();
+  const waitingOnGitHub = pullRequestsAwaitingMerge(store).length;
+  const gh = config.approval.github;
+  if (waitingOnGitHub && (!config.secrets.get(gh.tokenEnv) || !gh.owner || !gh.repo)) {
+    logger.warn(`${waitingOnGitHub} fix(es) wait for their pull request's merge, but approval.github (${gh.tokenEnv}, owner, repo) is not set: they stay pushed and not live until it is`);
+  }
   // Old events and finished runs' folders go after retention's days.
   const retention = new Retention({ config, store, logger: logger.child({ component: 'retention' }) });
   retention.start();

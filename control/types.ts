@@ -85,12 +85,13 @@ export const OPEN_STATES: readonly TicketState[] = [
 /** States that mean "a fix went out": a later occurrence is a regression. */
 /**
  * Why a person's name cannot be an actor's (the API's X-Bugbot-User, the CLI's --by), or
- * null. The names bugbot gives its own actors (auto-approve, slack:…, dashboard:…) are
- * refused: a caller could otherwise record its decision as the rules' or a Slack user's.
+ * null. The names bugbot gives its own actors (auto-approve, github, slack:…, dashboard:…)
+ * are refused: a caller could otherwise record its decision as the rules', GitHub's or a
+ * Slack user's.
  */
 export function actorNameProblem(name: string): string | null {
   if (!name || name.length > 100 || /\p{Cc}/u.test(name)) return 'a name of 1 to 100 characters without control characters';
-  if (/^(?:auto-approve|slack:|dashboard:)/i.test(name)) return `"${name.slice(0, 40)}" is a name bugbot gives its own actors`;
+  if (/^(?:auto-approve|github$|slack:|dashboard:)/i.test(name)) return `"${name.slice(0, 40)}" is a name bugbot gives its own actors`;
   return null;
 }
 

@@ -681,3 +681,27 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+// Review finding: the pull-request watch ran only while approval.target was "pr": switched
+// back to "staging" with pull requests still open, their tickets stayed pushed and not live
+// for good (a recurrence never a regression, their run folders kept).
+test('pull requests opened under approval.target "pr" are still watched after it is switched to "staging"', { timeout: 60_000 }, async (t) => {
+  const gh = await fakeGitHub(t);
+  const s = setup(t, PR_FLAGS(gh.apiUrl), { BUGBOT_TEST_GH_TOKEN: 't' });
+  const fix = s.awaiting('Greeting is wrong');
+  assert.equal((await s.approvals.approve(fix.ticketId, 'alice')).ok, true);
+  assert.equal(s.store.getTicket(fix.ticketId)!.pushedAt, null);
+  const mergedAt = new Date(Date.now() - 60_000).toISOString();
+  gh.pulls.set(17, { state: 'closed', merged_at: mergedAt });
+
+  const configPath = join(s.dir, 'bugbot.config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({ home: s.home, workers: 1, target: { repo: s.target.repo }, harness: { pushMode: 'approve' }, approval: { target: 'staging', github: { apiUrl: gh.apiUrl, owner: 'acme', repo: 'petshop', tokenEnv: 'BUGBOT_TEST_GH_TOKEN' } } }),
+  );
+  const b = await startBugbot(t, { configPath, cwd: s.dir, env: { BUGBOT_TEST_GH_TOKEN: 't' } });
+  await waitFor(() => s.store.getTicket(fix.ticketId)!.pushedAt === mergedAt, 20_000, 'the merge noticed at start');
+  assert.ok(s.store.auditTrail(fix.ticketId).some((a) => a.actor === 'github' && a.action === 'pr-merged'));
+  b.proc.kill('SIGTERM');
+  assert.equal((await b.exited).code, 0, b.output());
+});

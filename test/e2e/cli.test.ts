@@ -372,7 +372,7 @@ test('cancel goes through the running control plane with this shell\'s credentia
   assert.equal(latin.status, 200, await latin.text());
   const second = (await (await fetch(`${b.url}/api/tickets/2`, { headers: { authorization: 'Bearer tok-server-side-0123456789' } })).json()) as { audit: Array<{ actor: string }> };
   assert.ok(second.audit.some((a) => a.actor === 'José'), JSON.stringify(second.audit));
-  for (const name of ['slack:U123', 'x'.repeat(101)]) {
+  for (const name of ['slack:U123', 'github', 'x'.repeat(101)]) {
     const refused = bugbot(['--config', configPath, 'cancel', '2', '--by', name], { cwd: dir, env: { BUGBOT_API_TOKEN: '' } });
     assert.equal(refused.code, 2, refused.stdout);
     assert.match(refused.stderr, /option '--by <name>' argument .* is invalid\. (".*" is a name bugbot gives its own actors|a name of 1 to 100 characters)/);
