@@ -304,7 +304,11 @@ export async function startServer(
     prBusy = true;
     prCheck = checkPullRequests(config, store, logger.child({ component: 'pr-watch' }), { signal: prStop.signal })
       .then((moved) => {
-        for (const m of moved.filter((x) => x.now !== 'open')) logger.info(`pull request ${m.now}`, { ticket: m.ticketId, pr: m.prUrl, ...(m.at ? { at: m.at } : {}) });
+        for (const m of moved.filter((x) => x.now !== 'open')) {
+          logger.info(`pull request ${m.now}`, { ticket: m.ticketId, pr: m.prUrl, ...(m.at ? { at: m.at } : {}) });
+          // Its reporters were told the fix is in that pull request: now that it will not be.
+          if (m.notice) void notifier.notify(m.notice);
+        }
       })
       .catch((err: unknown) => logger.error('pull request check failed', { error: (err as Error).message }))
       .finally(() => (prBusy = false));

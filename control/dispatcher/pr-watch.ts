@@ -10,6 +10,7 @@ import { Octokit } from '@octokit/rest';
 import type { BugbotConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../queue/store.ts';
+import type { TicketNotice } from '../types.ts';
 
 /** How often the open pull requests are asked after. */
 export const PR_WATCH_MS = 5 * 60_000;
@@ -32,6 +33,8 @@ export interface PullRequestCheck {
   /** merged: its fix is live from `at`; closed: closed without merging; open: nothing changed. */
   now: 'merged' | 'closed' | 'open';
   at?: string;
+  /** Closed: what its reporters, told the fix was in that pull request, are told now. */
+  notice?: TicketNotice;
 }
 
 /**
@@ -82,7 +85,8 @@ export async function checkPullRequests(
         if (r.changes) store.audit(ticketId, 'github', 'pr-closed', `${prUrl} was closed without merging: the fix never went live`);
         return r.changes > 0;
       });
-      if (moved) out.push({ ticketId, prUrl, now: 'closed' });
+      const ticket = moved ? store.getTicket(ticketId) : undefined;
+      if (ticket) out.push({ ticketId, prUrl, now: 'closed', notice: { kind: 'failed', ticket, prUrl, reason: `its pull request ${prUrl} was closed without merging, so the fix never went live` } });
     } else out.push({ ticketId, prUrl, now: 'open' });
   }
   return out;

@@ -384,7 +384,10 @@ test('approve (target pr): the fix is live once its pull request is merged: recu
   const other = s.awaiting('Farewell is wrong', 'farewell.txt');
   gh.pulls.set(17, { state: 'closed', merged_at: null });
   assert.equal((await s.approvals.approve(other.ticketId, 'alice')).ok, true);
-  assert.deepEqual(await checkPullRequests(s.config, s.store, silentLogger), [{ ticketId: other.ticketId, prUrl: r.prUrl!, now: 'closed' }]);
+  const [closed, ...rest] = await checkPullRequests(s.config, s.store, silentLogger);
+  assert.deepEqual([closed!.ticketId, closed!.prUrl, closed!.now, rest], [other.ticketId, r.prUrl!, 'closed', []]);
+  // Its reporters heard the fix was in that pull request: they hear it will not be.
+  assert.deepEqual([closed!.notice?.kind, closed!.notice?.ticket.id, closed!.notice?.reason], ['failed', other.ticketId, `its pull request ${r.prUrl!} was closed without merging, so the fix never went live`]);
   assert.equal(s.store.getTicket(other.ticketId)!.state, 'needs_human');
   assert.match(s.store.auditTrail(other.ticketId).at(-1)!.detail ?? '', /closed without merging: the fix never went live/);
 });
