@@ -248,6 +248,17 @@ export function acceptOne(ctx: AcceptContext, batch: Batch, p: Prepared, opts: A
         duplicate();
         return acceptOne(ctx, batch, { ...p, e: { ...e, sourceEventId: `${e.sourceEventId}${AFTER_FIX}${owner}` } }, opts);
       }
+      // An alert held in a cascade that still fires past the grace period after its head's
+      // fix went live (regressed since or not): the fix did not stop it, it recurs
+      // (Intake.decide lets it go), once per fix, as a fixed ticket's alert does below.
+      if (alert && state === 'deferred' && !e.sourceEventId.includes(AFTER_FIX)) {
+        const headId = store.cascadeHeadOf(ref.id);
+        const head = headId === null ? undefined : store.getTicketRow(headId);
+        if (head && (FIXED_STATES.includes(head.state as TicketState) || head.state === 'regressed') && pastGrace(config, head, e)) {
+          duplicate();
+          return acceptOne(ctx, batch, { ...p, e: { ...e, sourceEventId: `${e.sourceEventId}${AFTER_FIX}${head.id}` } }, opts);
+        }
+      }
       return duplicate();
     }
     // A person's report settling is one held for its thread (any other is triaged at once):

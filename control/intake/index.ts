@@ -278,8 +278,11 @@ export class Intake {
         : d.reason;
     this.store.setTriage(ticketId, state, d.severity, d.priority, decision, reason);
     if (held) {
+      // What it held comes along (setCascadeHead), worst severity and all.
+      const brought = linked !== held.id ? this.cascadeSeverity(ticketId) : undefined;
       if (linked !== held.id) this.store.setCascadeHead(ticketId, held.id);
-      this.raiseForCascade(held, d.severity, ticketId);
+      this.raiseForCascade(held, d.severity, `ticket ${ticketId}, held in its cascade, is ${d.severity}`);
+      if (brought) this.raiseForCascade(this.store.getTicketRow(held.id) ?? held, brought.severity, brought.why);
     } else if (linked !== null) this.store.setCascadeHead(ticketId, null);
     // A deferred ticket is decided again at every occurrence (a claimed one for as long as
     // the claim holds): the trail records a decision, not each time it was made again.
@@ -304,12 +307,14 @@ export class Intake {
   }
 
   private cascadeHolds(head: TicketRow, t: TicketRow): boolean {
+    const fixed = FIXED_STATES.includes(head.state as TicketState);
+    // Its fix went live (and may have regressed since): what recurs past the grace period
+    // was not cured by it, whoever claimed the head (a claim outlives the run it was made during).
+    if ((fixed || head.state === 'regressed') && head.pushed_at) return Date.parse(t.last_seen) <= Date.parse(head.pushed_at) + this.cfg.triage.regressionGraceSeconds * 1000;
     // A person on the head is on its cascade too: the bot keeps off what it holds.
     if (CASCADE_HEAD_STATES.includes(head.state) || head.claimed_by !== null) return true;
-    if (!FIXED_STATES.includes(head.state as TicketState)) return false;
     // Pushed with no time: a pull request not merged yet (pr-watch.ts), the fix not live.
-    if (!head.pushed_at) return true;
-    return Date.parse(t.last_seen) <= Date.parse(head.pushed_at) + this.cfg.triage.regressionGraceSeconds * 1000;
+    return fixed;
   }
 
   /** The worst severity of the tickets held in `headId`'s cascade, and which. */
@@ -323,10 +328,10 @@ export class Intake {
   }
 
   /** A queued head takes on the severity of an error held in its cascade when it is worse. */
-  private raiseForCascade(head: TicketRow, severity: Severity, memberId: number): void {
+  private raiseForCascade(head: TicketRow, severity: Severity, why: string): void {
     if (head.state !== 'queued' || severityRank(severity) <= severityRank(head.severity as Severity)) return;
     this.store.setSeverity(head.id, severity, priorityOf(severity, head.count, head.human === 1));
-    this.store.audit(head.id, 'triage', 'severity-raised', `${head.severity} → ${severity} (ticket ${memberId}, held in its cascade, is ${severity})`);
+    this.store.audit(head.id, 'triage', 'severity-raised', `${head.severity} → ${severity} (${why})`);
   }
 
   /** Triage every ticket whose settle window has closed. Returns how many were decided. */
@@ -361,13 +366,20 @@ export class Intake {
 
   private releaseCascades(): number {
     let n = 0;
-    for (;;) {
-      const released = this.store.cascadesReleased(100);
+    // Onwards from the last one seen: each is decided once a pass, even one that stays held.
+    for (let after = 0; ; ) {
+      const released = this.store.cascadesReleased(100, after);
       if (!released.length) return n;
+      after = released[released.length - 1]!;
       this.store.tx(() => {
-        for (const id of released) this.decide(id);
+        // Read again inside the transaction: another connection (the writer thread, a
+        // `bugbot cancel`) may have decided or dropped it since the scan.
+        for (const id of released) {
+          if (this.store.getTicketRow(id)?.state !== 'deferred') continue;
+          this.decide(id);
+          n++;
+        }
       });
-      n += released.length;
     }
   }
 

@@ -373,6 +373,8 @@ export class Store {
 
   setState(ticketId: number, state: TicketState): void {
     this.stmt('UPDATE tickets SET state = ?, updated_at = ? WHERE id = ?').run(state, this.nowIso(), ticketId);
+    // Held in a cascade is deferred: one a person moves on (a cancel) leaves it.
+    if (state !== 'deferred') this.stmt('DELETE FROM cascade_members WHERE ticket_id = ?').run(ticketId);
   }
 
   /** A report's free-text classification, made again (on a fuller text). */
@@ -507,15 +509,16 @@ export class Store {
 
   /**
    * Tickets held in a cascade whose head ended without a fix (dropped, deferred, failed,
-   * handed to a person, or its fix undone by a regression) and is claimed by no one:
-   * triage decides them on their own.
+   * handed to a person) and is claimed by no one: triage decides them on their own. A head
+   * whose fix went live and regressed since lets go of none: what it still holds has not
+   * recurred since that fix (a recurrence past its grace period is decided on its own).
    */
-  cascadesReleased(limit: number): number[] {
+  cascadesReleased(limit: number, afterId = 0): number[] {
     return (
       this.stmt(
         `SELECT c.ticket_id FROM cascade_members c JOIN tickets h ON h.id = c.head_id JOIN tickets m ON m.id = c.ticket_id
-          WHERE m.state = 'deferred' AND h.claimed_by IS NULL AND h.state NOT IN ('settling', 'queued', 'running', 'awaiting_approval', 'pushed', 'resolved') ORDER BY c.ticket_id LIMIT ?`,
-      ).all(limit) as { ticket_id: number }[]
+          WHERE c.ticket_id > ? AND m.state = 'deferred' AND h.claimed_by IS NULL AND h.state NOT IN ('settling', 'queued', 'running', 'awaiting_approval', 'pushed', 'resolved', 'regressed') ORDER BY c.ticket_id LIMIT ?`,
+      ).all(afterId, limit) as { ticket_id: number }[]
     ).map((r) => r.ticket_id);
   }
 

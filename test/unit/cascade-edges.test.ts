@@ -1,0 +1,208 @@
+/**
+ * Cascades (intake.cascadeSeconds), edge cases found in review: a claimed head whose fix
+ * went live, members brought along by a head that joins an earlier cascade, ...
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { Intake } from '../../control/intake/index.ts';
+import { cancelTicket, claimNext, finishRun } from '../../control/queue/leases.ts';
+import { requeueTicket } from '../../control/queue/approvals.ts';
+import { Store } from '../../control/queue/store.ts';
+import type { ConfigFile } from '../../control/config.ts';
+import type { TriggerEvent } from '../../control/types.ts';
+import { createRedactor } from '../../lib/redact.ts';
+import { alertEvent, FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+
+function setup(t: TestContext, flags: ConfigFile = {}) {
+  const home = tempDir(t);
+  const clock = new FakeClock();
+  const config = testConfig(home, { intake: { settleSeconds: 30 }, ...flags });
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 's' }) });
+  /** One occurrence of error `n` of `service`, seen now. */
+  const error = (n: number, over: Partial<TriggerEvent> = {}) => {
+    const at = clock.now().toISOString();
+    return intake.accept([alertEvent({ title: `Error ${n}`, message: `Error: failure number ${'abcdefgh'[n]} in the pet lookup`, route: `GET /api/e${'abcdefgh'[n]}`, labels: { severity: 'error' }, firstSeen: at, lastSeen: at, ...over })])[0]!;
+  };
+  return { clock, config, store, intake, error };
+}
+
+test('a held error that recurs after the fix of a head a person had claimed went live is decided on its own', (t) => {
+  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
+  const head = error(1).ticketId!;
+  clock.advance(10);
+  const member = error(2).ticketId!;
+  clock.advance(31);
+  intake.settleDue();
+  const run = claimNext(store, 1, 4001, 600)!;
+  assert.equal(run.ticket.id, head);
+  // A person takes the head while its run is under way (noted: the run goes on), and the run's fix goes live.
+  intake.claim(head, 'alice');
+  finishRun(store, run.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  assert.equal(store.getTicket(head)!.state, 'pushed');
+  clock.advance(120);
+  error(2);
+  assert.equal(store.getTicket(member)!.state, 'queued', 'the fix did not cure it: a bug of its own');
+  assert.deepEqual(store.relatedTickets(member), []);
+});
+
+test('a head that joins an earlier cascade brings the severity of what it held: the earlier head, queued already, takes the worst', (t) => {
+  const { clock, store, intake, error } = setup(t);
+  const first = error(1).ticketId!;
+  clock.advance(31);
+  intake.settleDue();
+  assert.deepEqual([store.getTicket(first)!.state, store.getTicket(first)!.severity], ['queued', 'high']);
+  // 40 s after the first error, a second begins and keeps recurring (its window stays open)...
+  clock.advance(9);
+  const second = error(2).ticketId!;
+  clock.advance(20);
+  error(2);
+  clock.advance(20);
+  error(2);
+  // ...and 50 s after it (90 s after the first: past the first's window) a critical one begins.
+  clock.advance(10);
+  const critical = error(3, { labels: { severity: 'critical' } }).ticketId!;
+  clock.advance(10);
+  error(2);
+  clock.advance(21);
+  intake.settleDue();
+  assert.match(store.getTicket(critical)!.triageReason ?? '', new RegExp(`^held in the cascade of ticket ${second} `));
+  clock.advance(10);
+  intake.settleDue();
+  // The second joins the first's cascade and brings the critical one with it.
+  assert.equal(store.getTicket(second)!.state, 'deferred');
+  assert.deepEqual(store.cascadeMembers(first).map((m) => m.id), [second, critical]);
+  assert.equal(store.getTicket(first)!.severity, 'critical', 'the worst error held in its cascade is critical');
+});
+
+test("a held alert that keeps firing past the grace period after its head's fix went live is decided on its own", (t) => {
+  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
+  const head = error(1).ticketId!;
+  clock.advance(10);
+  // Alertmanager's alert: re-sent (its repeat interval) under the key it first had while it fires.
+  const startsAt = clock.now().toISOString();
+  const firing = () => error(2, { source: 'alertmanager', sourceEventId: `fp-member:${startsAt}`, firstSeen: startsAt });
+  const member = firing().ticketId!;
+  clock.advance(31);
+  intake.settleDue();
+  assert.equal(store.getTicket(member)!.state, 'deferred');
+  const run = claimNext(store, 1, 4001, 600)!;
+  assert.equal(run.ticket.id, head);
+  finishRun(store, run.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  clock.advance(30);
+  assert.equal(firing().status, 'duplicate', 'within the grace period: the old code may still run');
+  assert.equal(store.getTicket(member)!.state, 'deferred');
+  clock.advance(120);
+  const again = firing();
+  assert.equal(again.state, 'queued', 'it fires on past the fix: the fix did not cure it');
+  assert.equal(store.getTicket(member)!.state, 'queued');
+  assert.equal(store.getTicket(member)!.count, 2);
+  assert.equal(firing().status, 'duplicate', 'once per fix');
+  assert.equal(store.getTicket(member)!.count, 2);
+});
+
+test('a held error cancelled (by another process) between the release scan and its transaction stays cancelled', (t) => {
+  const { clock, store, intake, error, config } = setup(t);
+  const head = error(1).ticketId!;
+  clock.advance(10);
+  const member = error(2).ticketId!;
+  clock.advance(31);
+  intake.settleDue();
+  const run = claimNext(store, 1, 4001, 600)!;
+  assert.equal(run.ticket.id, head);
+  finishRun(store, run.run.id, { ticketState: 'failed', outcome: 'failed', reason: 'no fix' });
+  // `bugbot cancel` in another process commits just after the scan read what to release.
+  const other = new Store(join(config.home, 'bugbot.db'), { now: clock.now });
+  t.after(() => other.close());
+  const scan = store.cascadesReleased.bind(store);
+  store.cascadesReleased = (limit: number, after?: number) => {
+    const ids = scan(limit, after);
+    if (ids.includes(member) && other.getTicketRow(member)!.state === 'deferred') cancelTicket(other, member, 'bob');
+    return ids;
+  };
+  intake.settleDue();
+  assert.equal(store.getTicket(member)!.state, 'dropped', "bob's cancel stands");
+  assert.equal(intake.settleDue(), 0);
+});
+
+test("a head whose fix went live and then regressed lets go of nothing that has not recurred since the fix: each is decided when it recurs", (t) => {
+  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
+  const head = error(1).ticketId!;
+  clock.advance(10);
+  const member = error(2).ticketId!;
+  clock.advance(31);
+  intake.settleDue();
+  const run = claimNext(store, 1, 4001, 600)!;
+  finishRun(store, run.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  // A week later the head's error comes back (a new change broke it again); the member's has not.
+  clock.advance(7 * 86_400);
+  const regression = error(1);
+  assert.equal(regression.status, 'regression');
+  assert.equal(store.getTicket(head)!.state, 'regressed');
+  clock.advance(31);
+  intake.settleDue();
+  assert.equal(store.getTicket(member)!.state, 'deferred', 'not seen since the fix went live: no run for it');
+  assert.equal(intake.settleDue(), 0, 'nothing to let go, nor to decide again at each pass');
+  // It recurs: the fix did not cure it after all, and it is decided on its own.
+  error(2);
+  assert.equal(store.getTicket(member)!.state, 'queued');
+  assert.equal(intake.settleDue(), 0);
+});
+
+test("a held alert that keeps firing after its head's fix went live and regressed is decided on its own", (t) => {
+  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
+  error(1);
+  clock.advance(10);
+  const startsAt = clock.now().toISOString();
+  const firing = () => error(2, { source: 'alertmanager', sourceEventId: `fp-member:${startsAt}`, firstSeen: startsAt });
+  const member = firing().ticketId!;
+  clock.advance(31);
+  intake.settleDue();
+  const run = claimNext(store, 1, 4001, 600)!;
+  finishRun(store, run.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  clock.advance(3600);
+  assert.equal(error(1).status, 'regression');
+  clock.advance(31);
+  intake.settleDue();
+  assert.equal(store.getTicket(member)!.state, 'deferred');
+  assert.equal(firing().state, 'queued', 'its alert fires on past the fix');
+});
+
+test("a held error that recurs after the fix of a head a person had claimed went live and regressed is decided on its own", (t) => {
+  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
+  const head = error(1).ticketId!;
+  clock.advance(10);
+  const member = error(2).ticketId!;
+  clock.advance(31);
+  intake.settleDue();
+  const run = claimNext(store, 1, 4001, 600)!;
+  finishRun(store, run.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  // A person takes the fixed head to watch it (a claim outlives the fix).
+  intake.claim(head, 'alice');
+  clock.advance(3600);
+  assert.equal(error(1).status, 'regression');
+  assert.equal(store.getTicket(head)!.state, 'regressed');
+  clock.advance(31);
+  intake.settleDue();
+  error(2);
+  assert.equal(store.getTicket(member)!.state, 'queued', 'the fix did not cure it: a bug of its own');
+});
+
+test('a held error a person cancels leaves the cascade: requeued, it is not shown held', (t) => {
+  const { clock, store, intake, error } = setup(t);
+  const head = error(1).ticketId!;
+  clock.advance(10);
+  const member = error(2).ticketId!;
+  clock.advance(31);
+  intake.settleDue();
+  assert.equal(store.getTicket(member)!.state, 'deferred');
+  cancelTicket(store, member, 'bob');
+  assert.deepEqual(store.relatedTickets(member), [], 'no longer held');
+  assert.deepEqual(store.relatedTickets(head), []);
+  // bob meant another ticket: he asks for a run of this one, which is not "held in the cascade" of the head.
+  assert.equal((requeueTicket(store, member, 'bob', 900) as { state: string }).state, 'queued');
+  assert.deepEqual(store.relatedTickets(member), []);
+  assert.deepEqual(store.cascadeMembers(head), []);
+});
