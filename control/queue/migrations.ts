@@ -229,6 +229,9 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX IF NOT EXISTS cascade_members_head ON cascade_members(head_id);
   `,
+  /* 17: a cascade's head looked up by its service and when its errors began (Store.cascadeHeadFor), not among every open ticket: at each triage decision, 1.3 ms with 10,000 open tickets (IF NOT EXISTS: see 13) */ `
+  CREATE INDEX IF NOT EXISTS tickets_service_first_seen ON tickets(service, first_seen) WHERE service IS NOT NULL;
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -500,7 +500,7 @@ export class Store {
     if (t.service === null) return undefined;
     const from = new Date(Date.parse(t.first_seen) - windowSeconds * 1000).toISOString();
     return this.stmt(
-      `SELECT * FROM tickets t WHERE t.state IN ('settling', 'queued', 'running', 'awaiting_approval') AND t.service = ? AND t.id != ?
+      `SELECT * FROM tickets t INDEXED BY tickets_service_first_seen WHERE t.state IN ('settling', 'queued', 'running', 'awaiting_approval') AND t.service = ? AND t.id != ?
          AND t.human = 0 AND t.kind != 'report' AND t.first_seen >= ? AND (t.first_seen < ? OR (t.first_seen = ? AND t.id < ?))
          AND NOT EXISTS (SELECT 1 FROM cascade_members c WHERE c.ticket_id = t.id)
        ORDER BY t.first_seen, t.id LIMIT 1`,

@@ -407,7 +407,7 @@ test('migration 14 gives a database of schema 13 its held reports, none', (t) =>
   const again = new Store(join(home, 'bugbot.db'));
   t.after(() => again.close());
   assert.equal(again.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-  assert.equal(SCHEMA_VERSION, 16);
+  assert.equal(SCHEMA_VERSION, 17);
   assert.deepEqual(again.heldReports('slack'), []);
 });
 

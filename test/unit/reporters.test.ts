@@ -65,7 +65,7 @@ test('migration 12 moves the reporters an older database kept in the ticket row,
     DROP TABLE ticket_reporters;
     PRAGMA user_version = 11;
   `);
-  assert.equal(SCHEMA_VERSION, 16);
+  assert.equal(SCHEMA_VERSION, 17);
   store.close();
 
   store = new Store(path);
