@@ -280,7 +280,13 @@ export class Intake {
     if (held) {
       // What it held comes along (setCascadeHead), worst severity and all.
       const brought = linked !== held.id ? this.cascadeSeverity(ticketId) : undefined;
+      const moved = linked !== held.id ? this.store.cascadeMembers(ticketId, Number.MAX_SAFE_INTEGER) : [];
       if (linked !== held.id) this.store.setCascadeHead(ticketId, held.id);
+      // Their reasons name the ticket they are held in now.
+      for (const m of moved) {
+        const row = m.state === 'deferred' ? this.store.getTicketRow(m.id) : undefined;
+        if (row) this.store.setTriage(m.id, 'deferred', row.severity as Severity, row.priority, 'defer', cascadeReason(row, held));
+      }
       this.raiseForCascade(held, d.severity, `ticket ${ticketId}, held in its cascade, is ${d.severity}`);
       if (brought) this.raiseForCascade(this.store.getTicketRow(held.id) ?? held, brought.severity, brought.why);
     } else if (linked !== null) this.store.setCascadeHead(ticketId, null);

@@ -206,3 +206,36 @@ test('a held error a person cancels leaves the cascade: requeued, it is not show
   assert.deepEqual(store.relatedTickets(member), []);
   assert.deepEqual(store.cascadeMembers(head), []);
 });
+
+test('what a head held, moved into the earlier cascade it joins, names the ticket it is held in now', (t) => {
+  const home = tempDir(t);
+  const clock = new FakeClock();
+  const config = testConfig(home, { intake: { settleSeconds: 30 } });
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 's' }) });
+  const at = () => clock.now().toISOString();
+  const error = (n: string, over: Partial<TriggerEvent> = {}) =>
+    intake.accept([alertEvent({ title: `Error ${n}`, message: `Error: failure ${n} in the pet lookup`, route: `GET /api/${n}`, labels: { severity: 'error' }, firstSeen: at(), lastSeen: at(), ...over })])[0]!.ticketId!;
+  // b begins; c just after it, held in b's cascade while b keeps recurring; a began before
+  // b, reported late (its first occurrence's time says so): b joins a's cascade, bringing c.
+  const b = error('b');
+  clock.advance(5);
+  const c = error('c');
+  clock.advance(15);
+  error('b');
+  clock.advance(16);
+  intake.settleDue();
+  assert.match(store.getTicket(c)!.triageReason ?? '', new RegExp(`^held in the cascade of ticket ${b} `));
+  clock.advance(4);
+  const early = new Date(clock.now().getTime() - 70_000).toISOString();
+  const a = error('a', { firstSeen: early, lastSeen: early });
+  clock.advance(11);
+  intake.settleDue();
+  clock.advance(20);
+  intake.settleDue();
+  assert.equal(store.getTicket(a)!.state, 'queued');
+  assert.match(store.getTicket(b)!.triageReason ?? '', new RegExp(`^held in the cascade of ticket ${a} `));
+  assert.match(store.getTicket(c)!.triageReason ?? '', new RegExp(`^held in the cascade of ticket ${a} `));
+  assert.deepEqual(store.relatedTickets(c), [{ id: a, relation: 'cascade_of', state: 'queued' }]);
+});
