@@ -72,6 +72,8 @@ function bounded(text: string): string {
 /** An error held in a ticket's cascade (intake.cascadeSeconds), as its brief shows it. */
 export interface CascadeError {
   id: number;
+  /** Where it came from (an alert, a log file): its fences say so. */
+  source: string;
   title: string;
   message: string;
   route: string | null;
@@ -83,12 +85,12 @@ export interface CascadeError {
 const CASCADE_SHOWN = 10;
 const CASCADE_MESSAGE_CHARS = 2_000;
 
-function cascadeSection(source: string, t: Ticket, held: CascadeError[]): string {
+function cascadeSection(t: Ticket, held: CascadeError[]): string {
   if (!held.length) return '';
   const items = held.slice(0, CASCADE_SHOWN).map((m) => {
     const after = Math.max(0, Math.round((Date.parse(m.first_seen) - Date.parse(t.firstSeen)) / 1000));
     const text = m.message.length > CASCADE_MESSAGE_CHARS ? `${m.message.slice(0, CASCADE_MESSAGE_CHARS)}\n[… cut: the whole text is on ticket ${m.id} …]` : m.message;
-    return `### Ticket ${m.id}: ${inlineFence(source, m.title)}\n\nBegan ${after} s after this ticket's error; ${m.count} occurrence${m.count === 1 ? '' : 's'}; route ${inlineFence(source, m.route)}.\n\n${fence(source, text || '(empty)')}`;
+    return `### Ticket ${m.id}: ${inlineFence(m.source, m.title)}\n\nBegan ${after} s after this ticket's error; ${m.count} occurrence${m.count === 1 ? '' : 's'}; route ${inlineFence(m.source, m.route)}.\n\n${fence(m.source, text || '(empty)')}`;
   });
   const more = held.length > CASCADE_SHOWN ? `\n\n(${held.length - CASCADE_SHOWN} more: \`bugbot ticket ${t.id}\` lists them.)` : '';
   return (
@@ -142,7 +144,7 @@ export function renderBrief(promptsDir: string, t: Ticket, extra: { planPath?: s
   let out = template.replace(/\{\{(untrusted:)?(\w+)\}\}/g, (_m, u: string | undefined, k: string) =>
     u ? (untrusted[k] ?? '(none)') : (trusted[k] ?? ''),
   );
-  out += cascadeSection(t.source, t, extra.cascade ?? []);
+  out += cascadeSection(t, extra.cascade ?? []);
   if (extra.planPath || extra.testCommand) out += '\n\n---\n';
   if (extra.planPath) out += `The research phase writes its plan to: \`${extra.planPath}\`\n`;
   // The operator's setting (target.testCommand), the command the push is gated on.

@@ -325,12 +325,8 @@ export class Intake {
 
   /** The worst severity of the tickets held in `headId`'s cascade, and which. */
   private cascadeSeverity(headId: number): { severity: Severity; why: string } | undefined {
-    let worst: { severity: Severity; why: string } | undefined;
-    for (const m of this.store.cascadeMembers(headId)) {
-      if (m.state !== 'deferred' || (worst && severityRank(m.severity as Severity) <= severityRank(worst.severity))) continue;
-      worst = { severity: m.severity as Severity, why: `ticket ${m.id}, held in its cascade, is ${m.severity}` };
-    }
-    return worst;
+    const m = this.store.cascadeWorst(headId);
+    return m && { severity: m.severity as Severity, why: `ticket ${m.id}, held in its cascade, is ${m.severity}` };
   }
 
   /** A queued head takes on the severity of an error held in its cascade when it is worse. */

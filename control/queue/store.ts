@@ -483,11 +483,19 @@ export class Store {
   }
 
   /** The tickets held in `headId`'s cascade, by when their errors began. */
-  cascadeMembers(headId: number, limit = 50): Array<Pick<TicketRow, 'id' | 'state' | 'severity' | 'kind' | 'title' | 'message' | 'route' | 'count' | 'first_seen'>> {
+  cascadeMembers(headId: number, limit = 50): Array<Pick<TicketRow, 'id' | 'state' | 'severity' | 'source' | 'kind' | 'title' | 'message' | 'route' | 'count' | 'first_seen'>> {
     return this.stmt(
-      `SELECT t.id, t.state, t.severity, t.kind, t.title, t.message, t.route, t.count, t.first_seen FROM cascade_members c JOIN tickets t ON t.id = c.ticket_id
+      `SELECT t.id, t.state, t.severity, t.source, t.kind, t.title, t.message, t.route, t.count, t.first_seen FROM cascade_members c JOIN tickets t ON t.id = c.ticket_id
         WHERE c.head_id = ? ORDER BY t.first_seen, t.id LIMIT ?`,
-    ).all(headId, limit) as Array<Pick<TicketRow, 'id' | 'state' | 'severity' | 'kind' | 'title' | 'message' | 'route' | 'count' | 'first_seen'>>;
+    ).all(headId, limit) as Array<Pick<TicketRow, 'id' | 'state' | 'severity' | 'source' | 'kind' | 'title' | 'message' | 'route' | 'count' | 'first_seen'>>;
+  }
+
+  /** The most severe ticket held in `headId`'s cascade (the oldest of those), however many it holds. */
+  cascadeWorst(headId: number): { id: number; severity: string } | undefined {
+    return this.stmt(
+      `SELECT t.id, t.severity FROM cascade_members c JOIN tickets t ON t.id = c.ticket_id WHERE c.head_id = ? AND t.state = 'deferred'
+        ORDER BY CASE t.severity WHEN 'critical' THEN 3 WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0 END DESC, t.id LIMIT 1`,
+    ).get(headId) as { id: number; severity: string } | undefined;
   }
 
   /**

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { renderBrief } from '../../control/dispatcher/brief.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { cancelTicket, claimNext, finishRun } from '../../control/queue/leases.ts';
 import { requeueTicket } from '../../control/queue/approvals.ts';
@@ -12,7 +13,7 @@ import { Store } from '../../control/queue/store.ts';
 import type { ConfigFile } from '../../control/config.ts';
 import type { TriggerEvent } from '../../control/types.ts';
 import { createRedactor } from '../../lib/redact.ts';
-import { alertEvent, FakeClock, tempDir, testConfig } from '../support/helpers.ts';
+import { alertEvent, FakeClock, repoRoot, tempDir, testConfig } from '../support/helpers.ts';
 
 function setup(t: TestContext, flags: ConfigFile = {}) {
   const home = tempDir(t);
@@ -238,4 +239,37 @@ test('what a head held, moved into the earlier cascade it joins, names the ticke
   assert.match(store.getTicket(b)!.triageReason ?? '', new RegExp(`^held in the cascade of ticket ${a} `));
   assert.match(store.getTicket(c)!.triageReason ?? '', new RegExp(`^held in the cascade of ticket ${a} `));
   assert.deepEqual(store.relatedTickets(c), [{ id: a, relation: 'cascade_of', state: 'queued' }]);
+});
+
+test('a head takes the worst severity of all it holds, past the first 50; the brief fences each held error as its own source', (t) => {
+  const home = tempDir(t);
+  const clock = new FakeClock();
+  const config = testConfig(home, { intake: { settleSeconds: 30 } });
+  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
+  t.after(() => store.close());
+  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 's' }) });
+  const at = () => clock.now().toISOString();
+  const name = (i: number) => `${'abcdefghijklmnopqrstuvwxyz'[i % 26]}${'abcdefghijklmnopqrstuvwxyz'[Math.floor(i / 26)]}`;
+  const error = (n: string, over: Partial<TriggerEvent> = {}) =>
+    intake.accept([alertEvent({ title: `Error ${n}`, message: `Error: failure ${n} in the pet lookup`, route: `GET /api/${n}`, labels: { severity: 'error' }, firstSeen: at(), lastSeen: at(), ...over })])[0]!.ticketId!;
+  const head = error('head');
+  clock.advance(1);
+  const held: number[] = [];
+  for (let i = 0; i < 55; i++) held.push(error(`m${name(i)}`));
+  const critical = error('crit', { labels: { severity: 'critical' } });
+  const logged = error('logged', { source: 'logfile' });
+  clock.advance(24);
+  error('head');
+  clock.advance(7);
+  intake.settleDue();
+  assert.equal(store.getTicket(critical)!.state, 'deferred');
+  assert.equal(store.cascadeMembers(head, 1000).length, 57);
+  clock.advance(30);
+  intake.settleDue();
+  const h = store.getTicket(head)!;
+  assert.equal(h.state, 'queued');
+  assert.equal(h.severity, 'critical', h.triageReason ?? '');
+  const brief = renderBrief(join(repoRoot, 'prompts'), h, { cascade: store.cascadeMembers(head, 1000).filter((m) => m.id === logged) });
+  assert.match(brief, new RegExp(`### Ticket ${logged}: <untrusted-data source="logfile">`));
+  assert.match(brief, /<untrusted-data source="logfile">[\s\S]*Error: failure logged in the pet lookup/);
 });
