@@ -703,11 +703,16 @@ describe('Slack Socket Mode', () => {
     const payload = fixture('event_callback_app_mention_in_thread_camunda_docs.json') as { event_id: string; event: { ts: string } };
     const other = { ...payload, event_id: 'Ev-not-stored', event: { ...payload.event, ts: '1687864999.000100' } };
     const accept = intake.accept.bind(intake);
+    let refused = 0;
     intake.accept = () => {
+      refused++;
       throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
     };
     const events = store.countEvents();
     stub.send({ ...envelope('env-3', 0), payload: other });
+    // The refusal itself is awaited (a slow machine may not have read the envelope yet when
+    // the store is made to work again); the window after it is for an ack that must not come.
+    await until('the store to refuse env-3', () => refused > 0, 30_000);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(stub.received.find((m) => m.envelope_id === 'env-3'), undefined, 'not acknowledged: Slack sends it again');
     intake.accept = accept;

@@ -58,7 +58,7 @@ test('a run with no worker on it goes back to the queue once its lease expires, 
 
   // claimedRun's claim leases the run for 600 s.
   clock.advance(601);
-  for (let i = 0; i < 100 && store.getTicket(run.ticket_id)!.state === 'running'; i++) await sleep(20);
+  await waitFor(() => store.getTicket(run.ticket_id)!.state !== 'running', 30_000, 'the expired lease to be swept');
   assert.equal(store.getTicket(run.ticket_id)!.state, 'queued');
   const row = store.stmt('SELECT state, finished_at FROM runs WHERE id = ?').get(run.id) as { state: string; finished_at: string | null };
   assert.equal(row.state, 'lost');
@@ -164,6 +164,8 @@ test('a run the machine cannot host pauses the workers after one claim, and one 
   const archive = new OutcomeArchive(home);
   const slow = new Dispatcher({ config, store, archive, logger: silentLogger, pollMs: 20 });
   slow.start();
+  // The pause is awaited; the window after it is for a second claim that must not come.
+  await waitFor(() => slow.held(), 30_000, 'the first failed launch and the pause');
   await sleep(300);
   await slow.stop(100);
   assert.equal((store.stmt('SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ?').get(ticket) as { n: number }).n, 1, 'one claim, then the pause');

@@ -26,7 +26,9 @@ test("a worker killed by the stop's SIGKILL (its trap ran past the wait) is requ
   const dispatcher = new Dispatcher({ config, store, archive: new OutcomeArchive(home), logger: silentLogger, held: () => 'held for the test' });
   // A worker that does not stop on SIGTERM (the signal ignored by its whole process group,
   // as a trap busy with its cleanup holds it off), in a process group of its own as the pool starts it.
-  const child = spawn('bash', ['-c', "trap '' TERM; sleep 30 & wait"], { detached: true, stdio: 'ignore' });
+  // It says when the signal is ignored: a SIGTERM before that (a slow start-up) would end it.
+  const trapped = join(home, 'trapped');
+  const child = spawn('bash', ['-c', `trap '' TERM; sleep 30 & : >"$0"; wait`, trapped], { detached: true, stdio: 'ignore' });
   t.after(() => {
     try {
       process.kill(-child.pid!, 'SIGKILL');
@@ -39,7 +41,7 @@ test("a worker killed by the stop's SIGKILL (its trap ran past the wait) is requ
   const pool = dispatcher as unknown as { active: Map<number, unknown>; finished(w: unknown, code: number | null, signal: NodeJS.Signals | null): void };
   pool.active.set(w.slot, w);
   child.on('close', (code, signal) => pool.finished(w, code, signal));
-  await new Promise((r) => setTimeout(r, 200));
+  await waitFor(() => existsSync(trapped), 30_000, 'the worker to ignore SIGTERM');
 
   await dispatcher.stop(300);
 

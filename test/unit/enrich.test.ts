@@ -296,7 +296,8 @@ describe('alert webhooks get log lines as the stack of the tickets they create (
     assert.equal(res.status, 200);
     const id = ((await res.json()) as { results: Array<{ ticket: number }> }).results[0]!.ticket;
     await waitFor(() => asked.length > 0, 5000, 'the Loki query');
-    assert.ok(took < 500, `answered after ${Math.round(took)} ms`);
+    // Far below the lookup's 5 s budget (enrich.ts) it would have waited out, with room for a loaded machine.
+    assert.ok(took < 2500, `answered after ${Math.round(took)} ms`);
     assert.equal(store.getTicket(id)!.stack, null);
     // Loki goes away: the lookup fails, is logged, and the ticket stays as it came.
     loki.closeAllConnections();
