@@ -2,7 +2,7 @@
  * Review finding: Requeue carried no run, so a Requeue clicked on a page (or typed from a
  * message) of an earlier run threw away a newer run's fix waiting for approval; Approve
  * and Skip were already refused there. Now it names the run the person saw, from the
- * backend, the API, the dashboard's form and the CLI alike.
+ * backend, the API, the dashboard's form and the CLI alike; so does the dashboard's Cancel.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -81,26 +81,49 @@ test('API: POST /requeue with {"run": N} is a 409 naming the newer run once the 
   assert.equal((await postJson(app, `/api/tickets/${other.id}/requeue`, {})).status, 200, 'no run named: as before');
 });
 
-test("dashboard: the Requeue form carries the run the page showed; posted once the ticket ran again, it throws nothing away", async (t) => {
+/**
+ * A ticket page open on a fix waiting for approval (its `action` form naming the run shown),
+ * then a requeue by someone else and a newer fix waiting: `post(run)` clicks that form.
+ */
+async function staleForm(t: TestContext, action: 'requeue' | 'cancel') {
   const { config, store, intake, approvals, app } = setup(t);
-  const id = fileTicket(intake, 'Dashboard requeue', 'Error: dashboard requeue');
+  const id = fileTicket(intake, `Dashboard ${action}`, `Error: dashboard ${action}`);
   const { run } = finishAwaiting({ store, config, ticketId: id });
   const first = await app.request(`http://localhost/tickets/${id}`, { headers: { accept: 'text/html' } });
   const session = cookieOf(first)!;
   const html = await first.text();
-  const requeueForm = new RegExp(`<form method="post" action="/approvals/${id}/requeue"[^>]*>(.*?)</form>`, 's').exec(html)?.[1];
-  assert.ok(requeueForm, 'a Requeue button');
-  assert.match(requeueForm, new RegExp(`<input type="hidden" name="run" value="${run.id}"/?>`), 'the form names the run shown');
+  const shown = new RegExp(`<form method="post" action="/approvals/${id}/${action}"[^>]*>(.*?)</form>`, 's').exec(html)?.[1];
+  assert.ok(shown, `a ${action} button`);
+  assert.match(shown, new RegExp(`<input type="hidden" name="run" value="${run.id}"/?>`), 'the form names the run shown');
   // While the page stays open, someone else requeues and a newer fix comes to wait.
   assert.equal(approvals.requeue(id, 'alice').ok, true);
   const newer = finishAwaiting({ store, config, ticketId: id });
-  const res = await app.request(`http://localhost/approvals/${id}/requeue`, {
-    method: 'POST',
-    headers: { cookie: `bugbot_session=${session}`, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ _csrf: csrfOf(html)!, return_to: `/tickets/${id}`, run: String(run.id) }).toString(),
-  });
-  assert.equal(res.status, 303);
+  const post = (runId: number) =>
+    app.request(`http://localhost/approvals/${id}/${action}`, {
+      method: 'POST',
+      headers: { cookie: `bugbot_session=${session}`, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrfOf(html)!, return_to: `/tickets/${id}`, run: String(runId) }).toString(),
+    });
+  const page = async () => (await app.request(`http://localhost/tickets/${id}`, { headers: { cookie: `bugbot_session=${session}` } })).text();
+  return { store, id, run: run.id, newer: newer.run.id, post, page };
+}
+
+test("dashboard: the Requeue form carries the run the page showed; posted once the ticket ran again, it throws nothing away", async (t) => {
+  const { store, id, run, newer, post, page } = await staleForm(t, 'requeue');
+  assert.equal((await post(run)).status, 303);
   assert.equal(store.getTicket(id)!.state, 'awaiting_approval', "the newer run's fix still waits");
-  const after = await (await app.request(`http://localhost/tickets/${id}`, { headers: { cookie: `bugbot_session=${session}` } })).text();
-  assert.match(after, new RegExp(`latest run is run ${newer.run.id}, not run ${run.id} that the requeue named`));
+  assert.match(await page(), new RegExp(`latest run is run ${newer}, not run ${run} that the requeue named`));
+});
+
+// Review finding: Cancel drops a fix waiting for approval as Skip does, but carried no run:
+// a stale page's Cancel dropped the newer run's fix nobody had looked at.
+test("dashboard: the Cancel form carries the run the page showed; posted once the ticket ran again, the newer fix still waits", async (t) => {
+  const { store, id, run, newer, post, page } = await staleForm(t, 'cancel');
+  assert.equal((await post(run)).status, 303);
+  assert.equal(store.getTicket(id)!.state, 'awaiting_approval', "the newer run's fix still waits");
+  assert.ok(!store.auditTrail(id).some((a) => a.action === 'cancelled'), 'nothing cancelled');
+  assert.match(await page(), new RegExp(`latest run is run ${newer}, not run ${run} that the page showed`));
+  // Naming the run it waits with, the cancel goes ahead.
+  assert.equal((await post(newer)).status, 303);
+  assert.equal(store.getTicket(id)!.state, 'dropped');
 });

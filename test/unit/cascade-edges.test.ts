@@ -4,39 +4,21 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { renderBrief } from '../../control/dispatcher/brief.ts';
-import { Intake } from '../../control/intake/index.ts';
 import { cancelTicket, claimNext, finishRun } from '../../control/queue/leases.ts';
 import { requeueTicket } from '../../control/queue/approvals.ts';
 import { Store } from '../../control/queue/store.ts';
-import type { ConfigFile } from '../../control/config.ts';
 import type { TriggerEvent } from '../../control/types.ts';
-import { createRedactor } from '../../lib/redact.ts';
-import { alertEvent, FakeClock, repoRoot, tempDir, testConfig } from '../support/helpers.ts';
+import { cascadeSetup as setup } from '../support/cascade.ts';
+import { repoRoot } from '../support/helpers.ts';
 
-function setup(t: TestContext, flags: ConfigFile = {}) {
-  const home = tempDir(t);
-  const clock = new FakeClock();
-  const config = testConfig(home, { intake: { settleSeconds: 30 }, ...flags });
-  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
-  t.after(() => store.close());
-  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 's' }) });
-  /** One occurrence of error `n` of `service`, seen now. */
-  const error = (n: number, over: Partial<TriggerEvent> = {}) => {
-    const at = clock.now().toISOString();
-    return intake.accept([alertEvent({ title: `Error ${n}`, message: `Error: failure number ${'abcdefgh'[n]} in the pet lookup`, route: `GET /api/e${'abcdefgh'[n]}`, labels: { severity: 'error' }, firstSeen: at, lastSeen: at, ...over })])[0]!;
-  };
-  return { clock, config, store, intake, error };
-}
+/** An Alertmanager alert that began at `at`: re-sent under the key it first had while it fires. */
+const alertmanager = (at: string): Partial<TriggerEvent> => ({ source: 'alertmanager', sourceEventId: `fp-member:${at}`, firstSeen: at });
 
 test('a held error that recurs after the fix of a head a person had claimed went live is decided on its own', (t) => {
-  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
-  const head = error(1).ticketId!;
-  clock.advance(10);
-  const member = error(2).ticketId!;
-  clock.advance(31);
-  intake.settleDue();
+  const { clock, store, intake, error, heldPair } = setup(t, { triage: { regressionGraceSeconds: 60 } });
+  const { head, member } = heldPair();
   const run = claimNext(store, 1, 4001, 600)!;
   assert.equal(run.ticket.id, head);
   // A person takes the head while its run is under way (noted: the run goes on), and the run's fix goes live.
@@ -79,15 +61,10 @@ test('a head that joins an earlier cascade brings the severity of what it held: 
 });
 
 test("a held alert that keeps firing past the grace period after its head's fix went live is decided on its own", (t) => {
-  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
-  const head = error(1).ticketId!;
-  clock.advance(10);
+  const { clock, store, error, heldPair } = setup(t, { triage: { regressionGraceSeconds: 60 } });
   // Alertmanager's alert: re-sent (its repeat interval) under the key it first had while it fires.
-  const startsAt = clock.now().toISOString();
-  const firing = () => error(2, { source: 'alertmanager', sourceEventId: `fp-member:${startsAt}`, firstSeen: startsAt });
-  const member = firing().ticketId!;
-  clock.advance(31);
-  intake.settleDue();
+  const { head, member, memberAt } = heldPair(alertmanager);
+  const firing = () => error(2, alertmanager(memberAt));
   assert.equal(store.getTicket(member)!.state, 'deferred');
   const run = claimNext(store, 1, 4001, 600)!;
   assert.equal(run.ticket.id, head);
@@ -105,15 +82,9 @@ test("a held alert that keeps firing past the grace period after its head's fix 
 });
 
 test('a held error cancelled (by another process) between the release scan and its transaction stays cancelled', (t) => {
-  const { clock, store, intake, error, config } = setup(t);
-  const head = error(1).ticketId!;
-  clock.advance(10);
-  const member = error(2).ticketId!;
-  clock.advance(31);
-  intake.settleDue();
-  const run = claimNext(store, 1, 4001, 600)!;
-  assert.equal(run.ticket.id, head);
-  finishRun(store, run.run.id, { ticketState: 'failed', outcome: 'failed', reason: 'no fix' });
+  const { clock, store, intake, config, heldPair, endRun } = setup(t);
+  const { head, member } = heldPair();
+  assert.equal(endRun('failed'), head);
   // `bugbot cancel` in another process commits just after the scan read what to release.
   const other = new Store(join(config.home, 'bugbot.db'), { now: clock.now });
   t.after(() => other.close());
@@ -129,14 +100,9 @@ test('a held error cancelled (by another process) between the release scan and i
 });
 
 test("a head whose fix went live and then regressed lets go of nothing that has not recurred since the fix: each is decided when it recurs", (t) => {
-  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
-  const head = error(1).ticketId!;
-  clock.advance(10);
-  const member = error(2).ticketId!;
-  clock.advance(31);
-  intake.settleDue();
-  const run = claimNext(store, 1, 4001, 600)!;
-  finishRun(store, run.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  const { clock, store, intake, error, heldPair, endRun } = setup(t, { triage: { regressionGraceSeconds: 60 } });
+  const { head, member } = heldPair();
+  assert.equal(endRun('pushed'), head);
   // A week later the head's error comes back (a new change broke it again); the member's has not.
   clock.advance(7 * 86_400);
   const regression = error(1);
@@ -153,16 +119,10 @@ test("a head whose fix went live and then regressed lets go of nothing that has 
 });
 
 test("a held alert that keeps firing after its head's fix went live and regressed is decided on its own", (t) => {
-  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
-  error(1);
-  clock.advance(10);
-  const startsAt = clock.now().toISOString();
-  const firing = () => error(2, { source: 'alertmanager', sourceEventId: `fp-member:${startsAt}`, firstSeen: startsAt });
-  const member = firing().ticketId!;
-  clock.advance(31);
-  intake.settleDue();
-  const run = claimNext(store, 1, 4001, 600)!;
-  finishRun(store, run.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  const { clock, store, intake, error, heldPair, endRun } = setup(t, { triage: { regressionGraceSeconds: 60 } });
+  const { member, memberAt } = heldPair(alertmanager);
+  const firing = () => error(2, alertmanager(memberAt));
+  endRun('pushed');
   clock.advance(3600);
   assert.equal(error(1).status, 'regression');
   clock.advance(31);
@@ -172,14 +132,9 @@ test("a held alert that keeps firing after its head's fix went live and regresse
 });
 
 test("a held error that recurs after the fix of a head a person had claimed went live and regressed is decided on its own", (t) => {
-  const { clock, store, intake, error } = setup(t, { triage: { regressionGraceSeconds: 60 } });
-  const head = error(1).ticketId!;
-  clock.advance(10);
-  const member = error(2).ticketId!;
-  clock.advance(31);
-  intake.settleDue();
-  const run = claimNext(store, 1, 4001, 600)!;
-  finishRun(store, run.run.id, { ticketState: 'pushed', outcome: 'clean', reason: 'pushed to staging' });
+  const { clock, store, intake, error, heldPair, endRun } = setup(t, { triage: { regressionGraceSeconds: 60 } });
+  const { head, member } = heldPair();
+  assert.equal(endRun('pushed'), head);
   // A person takes the fixed head to watch it (a claim outlives the fix).
   intake.claim(head, 'alice');
   clock.advance(3600);
@@ -192,12 +147,8 @@ test("a held error that recurs after the fix of a head a person had claimed went
 });
 
 test('a held error a person cancels leaves the cascade: requeued, it is not shown held', (t) => {
-  const { clock, store, intake, error } = setup(t);
-  const head = error(1).ticketId!;
-  clock.advance(10);
-  const member = error(2).ticketId!;
-  clock.advance(31);
-  intake.settleDue();
+  const { store, heldPair } = setup(t);
+  const { head, member } = heldPair();
   assert.equal(store.getTicket(member)!.state, 'deferred');
   cancelTicket(store, member, 'bob');
   assert.deepEqual(store.relatedTickets(member), [], 'no longer held');
@@ -209,15 +160,8 @@ test('a held error a person cancels leaves the cascade: requeued, it is not show
 });
 
 test('what a head held, moved into the earlier cascade it joins, names the ticket it is held in now', (t) => {
-  const home = tempDir(t);
-  const clock = new FakeClock();
-  const config = testConfig(home, { intake: { settleSeconds: 30 } });
-  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
-  t.after(() => store.close());
-  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 's' }) });
-  const at = () => clock.now().toISOString();
-  const error = (n: string, over: Partial<TriggerEvent> = {}) =>
-    intake.accept([alertEvent({ title: `Error ${n}`, message: `Error: failure ${n} in the pet lookup`, route: `GET /api/${n}`, labels: { severity: 'error' }, firstSeen: at(), lastSeen: at(), ...over })])[0]!.ticketId!;
+  const { clock, store, intake, error: report } = setup(t);
+  const error = (n: string, over: Partial<TriggerEvent> = {}) => report(n, over).ticketId!;
   // b begins; c just after it, held in b's cascade while b keeps recurring; a began before
   // b, reported late (its first occurrence's time says so): b joins a's cascade, bringing c.
   const b = error('b');
@@ -242,16 +186,9 @@ test('what a head held, moved into the earlier cascade it joins, names the ticke
 });
 
 test('a head takes the worst severity of all it holds, past the first 50; the brief fences each held error as its own source', (t) => {
-  const home = tempDir(t);
-  const clock = new FakeClock();
-  const config = testConfig(home, { intake: { settleSeconds: 30 } });
-  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
-  t.after(() => store.close());
-  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 's' }) });
-  const at = () => clock.now().toISOString();
+  const { clock, store, intake, error: report } = setup(t);
   const name = (i: number) => `${'abcdefghijklmnopqrstuvwxyz'[i % 26]}${'abcdefghijklmnopqrstuvwxyz'[Math.floor(i / 26)]}`;
-  const error = (n: string, over: Partial<TriggerEvent> = {}) =>
-    intake.accept([alertEvent({ title: `Error ${n}`, message: `Error: failure ${n} in the pet lookup`, route: `GET /api/${n}`, labels: { severity: 'error' }, firstSeen: at(), lastSeen: at(), ...over })])[0]!.ticketId!;
+  const error = (n: string, over: Partial<TriggerEvent> = {}) => report(n, over).ticketId!;
   const head = error('head');
   clock.advance(1);
   const held: number[] = [];
@@ -271,5 +208,5 @@ test('a head takes the worst severity of all it holds, past the first 50; the br
   assert.equal(h.severity, 'critical', h.triageReason ?? '');
   const brief = renderBrief(join(repoRoot, 'prompts'), h, { cascade: store.cascadeMembers(head, 1000).filter((m) => m.id === logged) });
   assert.match(brief, new RegExp(`### Ticket ${logged}: <untrusted-data source="logfile">`));
-  assert.match(brief, /<untrusted-data source="logfile">[\s\S]*Error: failure logged in the pet lookup/);
+  assert.match(brief, /<untrusted-data source="logfile">[\s\S]*Error: failure number logged in the pet lookup/);
 });

@@ -5,30 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { renderBrief } from '../../control/dispatcher/brief.ts';
-import { Intake } from '../../control/intake/index.ts';
 import { claimNext, finishRun } from '../../control/queue/leases.ts';
-import { Store } from '../../control/queue/store.ts';
-import type { ConfigFile } from '../../control/config.ts';
-import type { TriggerEvent } from '../../control/types.ts';
-import { createRedactor } from '../../lib/redact.ts';
-import { alertEvent, FakeClock, repoRoot, tempDir, testConfig } from '../support/helpers.ts';
-
-function setup(t: TestContext, flags: ConfigFile = {}) {
-  const home = tempDir(t);
-  const clock = new FakeClock();
-  const config = testConfig(home, { intake: { settleSeconds: 30 }, ...flags });
-  const store = new Store(join(home, 'bugbot.db'), { now: clock.now });
-  t.after(() => store.close());
-  const intake = new Intake({ store, config, redactor: createRedactor({ salt: 's' }) });
-  /** One occurrence of error `n` of `service`, seen now. */
-  const error = (n: number, over: Partial<TriggerEvent> = {}) => {
-    const at = clock.now().toISOString();
-    return intake.accept([alertEvent({ title: `Error ${n}`, message: `Error: failure number ${'abcdefgh'[n]} in the pet lookup`, route: `GET /api/e${'abcdefgh'[n]}`, labels: { severity: 'error' }, firstSeen: at, lastSeen: at, ...over })])[0]!;
-  };
-  return { clock, config, store, intake, error };
-}
+import { cascadeSetup as setup } from '../support/cascade.ts';
+import { alertEvent, repoRoot } from '../support/helpers.ts';
 
 test('errors of one service that begin within the window are held in the first one\'s cascade; later, or of another service, or filed by a person, they are not', (t) => {
   const { clock, store, intake, error } = setup(t);
