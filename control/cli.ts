@@ -496,11 +496,12 @@ export function buildProgram(): Command {
         // No control plane to ask: what a start from this shell (its PATH, its environment) would lack.
         const wouldHold = server.state === 'stopped' ? (await import('./dispatcher/requirements.ts')).workersHeld(config) : null;
         if (o.json) {
-          printJson({ home: config.home, readOnly, server: { state: server.state, url: server.url, pid: server.pid }, counts, slots, workers, held, pausedSlots: server.pausedSlots ?? [], wouldHold });
+          printJson({ home: config.home, readOnly, server: { state: server.state, url: server.url, pid: server.pid, ...(server.refusing ? { refusing: server.refusing } : {}) }, counts, slots, workers, held, pausedSlots: server.pausedSlots ?? [], wouldHold });
           return;
         }
         const states = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
         process.stdout.write(`control plane: ${serverLine(server)}\n`);
+        if (server.refusing) process.stdout.write(`  events are refused${server.refusing.since ? ` since ${server.refusing.since}` : ''} (${server.refusing.code}): ${terminalText(server.refusing.message)}\n`);
         // The dashboard's login link changes with every start: here as start printed it.
         const info = server.state === 'running' ? readServerInfo(config.home) : null;
         if (info && config.dashboard.enabled && isLoopback(config.server.host) && !config.dashboard.requireLogin && !config.secrets.get(config.dashboard.tokenEnv) && !config.secrets.get(config.dashboard.basicUserEnv)) {
@@ -1019,6 +1020,8 @@ interface ServerStatus {
   /** Slots paused on their own, with why and until when. */
   pausedSlots?: Array<{ worker: number; reason: string; until: string }>;
   workers?: StatusWorker[];
+  /** Why events sent now would not be stored (its /readyz), when they would not. */
+  refusing?: { since?: string; code: string; message: string };
   /** What went wrong asking it. */
   problem?: string;
 }
@@ -1036,9 +1039,17 @@ async function serverStatus(config: BugbotConfig): Promise<ServerStatus> {
     const res = await fetch(`${server.url}/api/workers`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
     if (res.status === 401) return { state: 'running', ...base, held: null, problem: `it refused this shell's credentials: ${refusedCredential(config)}` };
     const body = (await res.json()) as { held?: unknown; slots?: unknown; workers?: unknown; pausedSlots?: unknown };
+    // A full disk or a stopped writer: alive, but what senders send now is refused.
+    const ready = await fetch(`${server.url}/readyz`, { signal: AbortSignal.timeout(5000) }).catch(() => null);
+    const notReady = ready && ready.status === 503 ? ((await ready.json().catch(() => ({}))) as { since?: unknown; error?: { code?: unknown; message?: unknown } }) : null;
+    const refusing =
+      notReady && typeof notReady.error?.code === 'string' && typeof notReady.error.message === 'string'
+        ? { ...(typeof notReady.since === 'string' ? { since: notReady.since } : {}), code: notReady.error.code, message: notReady.error.message }
+        : undefined;
     return {
       state: 'running',
       ...base,
+      ...(refusing ? { refusing } : {}),
       held: typeof body.held === 'string' ? body.held : null,
       ...(typeof body.slots === 'number' ? { slots: body.slots } : {}),
       ...(Array.isArray(body.workers) ? { workers: body.workers as NonNullable<ServerStatus['workers']> } : {}),

@@ -66,6 +66,12 @@ test('BUGBOT_HOME on a full disk: 507 naming the problem, nothing acknowledged i
   const ready = await fetch(`${bugbot.url}/readyz`);
   assert.equal(ready.status, 503);
   assert.equal(((await ready.json()) as { error: { code: string } }).error.code, 'storage_full');
+  // As the operator sees it.
+  const status = spawnSync(process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', configPath, 'status'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(status.status, 0, status.stderr);
+  assert.match(status.stdout, /^control plane: running at .*\n {2}events are refused since \S+ \(storage_full\): could not store the request \(SQLITE_FULL\): the disk holding bugbot's home is full/m);
+  const statusJson = spawnSync(process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', configPath, 'status', '--json'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal((JSON.parse(statusJson.stdout) as { server: { refusing?: { code: string } } }).server.refusing?.code, 'storage_full');
 
   // Space back: the same process accepts again.
   rmSync(filler);
@@ -73,6 +79,7 @@ test('BUGBOT_HOME on a full disk: 507 naming the problem, nothing acknowledged i
   const again = await fetch(`${bugbot.url}/triggers/grafana`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alert(next)) });
   assert.equal(again.status, 200, await again.text());
   assert.equal((await fetch(`${bugbot.url}/readyz`)).status, 200, 'ready again once an event is stored');
+  assert.doesNotMatch(spawnSync(process.execPath, [join(repoRoot, 'bin/bugbot.js'), '--config', configPath, 'status'], { encoding: 'utf8', timeout: 30_000 }).stdout, /events are refused/);
   accepted.push(next);
   bugbot.proc.kill('SIGTERM');
   assert.equal((await bugbot.exited).code, 0, bugbot.output());
