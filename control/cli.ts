@@ -149,6 +149,8 @@ export function buildProgram(): Command {
             process.stdout.write('quitting now, before it finished starting up; the next bugbot start stops what is still running and requeues their tickets\n');
             process.exit(130);
           }
+          // Said at once: start-up can take a while (reconciling a killed start's runs, Slack).
+          if (!asked && signal !== 'SIGHUP') process.stdout.write(`${signal}: stopping once it has started up${signal === 'SIGINT' ? ' (Ctrl-C again quits now)' : ''}\n`);
           asked ??= signal;
           return;
         }

@@ -171,7 +171,8 @@ test('a second Ctrl-C while bugbot start is still starting up quits at once', { 
   await new Promise((r) => setTimeout(r, 300));
   assert.doesNotMatch(s.output(), /listening on/, 'still starting up');
   s.proc.kill('SIGINT');
-  await new Promise((r) => setTimeout(r, 300));
+  // Said at once, not once start-up is over (it printed nothing until then).
+  await waitFor(() => /^SIGINT: stopping once it has started up \(Ctrl-C again quits now\)$/m.test(s.output()), 15_000, 'the first Ctrl-C answered');
   s.proc.kill('SIGINT');
   const exited = await Promise.race([s.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 15_000))]);
   assert.deepEqual(exited, { code: 130, signal: null }, s.output());
