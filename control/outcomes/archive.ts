@@ -400,10 +400,15 @@ function isRow(v: unknown): v is OutcomeRow {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { run_id?: unknown }).run_id === 'number';
 }
 
+/** A finite number from a number or a numeric string (a hand-edited row's "1200"), else null. */
+function finite(v: unknown): number | null {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() ? Number(v) : Number.NaN;
+  return Number.isFinite(n) ? n : null;
+}
+
 /** A finite number from a number or a numeric string (a hand-edited row's "1200"), else 0. */
 function num(v: unknown): number {
-  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() ? Number(v) : Number.NaN;
-  return Number.isFinite(n) ? n : 0;
+  return finite(v) ?? 0;
 }
 
 /**
@@ -437,6 +442,10 @@ function readable(r: OutcomeRow): OutcomeRow {
     }),
   );
   row.cost_usd = num(row.cost_usd);
+  // A push time "600" is a push time (left out of the median otherwise), one that is no
+  // finite number (1e999 parses as Infinity) is none; a ticket "7" is ticket 7, not another.
+  row.trigger_to_push_s = finite(row.trigger_to_push_s);
+  if (finite(row.ticket_id) !== null) row.ticket_id = finite(row.ticket_id);
   if (!Array.isArray(row.denials)) row.denials = [];
   if (typeof row.tests !== 'object' || row.tests === null) row.tests = { passed: null, failed: null };
   return r;
@@ -448,21 +457,24 @@ function readable(r: OutcomeRow): OutcomeRow {
  * once `bugbot.db` is deleted or a backup restored the new one gives the old numbers
  * again. A later run of the same number is its own run, not a revision of the earlier one
  * (whose revision 2 would hide the new run's first row, and an approval would build on
- * it); the earlier one comes after the others, so that a look-up by number finds the run
- * this database has.
+ * it); the run whose row of that number came last is taken for the one this database
+ * has, and the others come after it, so that a look-up by number finds it.
  */
 export function latestRevisions(rows: OutcomeRow[]): OutcomeRow[] {
-  const byRun = new Map<number, OutcomeRow>();
-  const earlier: OutcomeRow[] = [];
+  // Keyed by the whole identity, not by the last row of the number: a restored backup's run
+  // archived again after another database's run of its number (its 24-hour revision) is a
+  // revision of its own first row, not a third run (counted twice, and re-checked again
+  // and again from its first row).
+  const byRun = new Map<string, OutcomeRow>();
+  // The identity whose row of that number came last: the run this database has.
+  const current = new Map<number, string>();
   for (const r of rows) {
-    const prev = byRun.get(r.run_id);
-    if (prev && (prev.ticket_id !== r.ticket_id || prev.started !== r.started)) {
-      earlier.push(prev);
-      byRun.delete(r.run_id);
-    } else if (prev && (r.revision ?? 1) < (prev.revision ?? 1)) {
-      continue;
-    }
-    byRun.set(r.run_id, r);
+    const key = JSON.stringify([r.run_id, r.ticket_id, r.started]);
+    const prev = byRun.get(key);
+    current.set(r.run_id, key);
+    if (prev && (r.revision ?? 1) < (prev.revision ?? 1)) continue;
+    byRun.set(key, r);
   }
-  return [...byRun.values(), ...earlier];
+  const all = [...byRun.entries()];
+  return [...all.filter(([k, r]) => current.get(r.run_id) === k), ...all.filter(([k, r]) => current.get(r.run_id) !== k)].map(([, r]) => r);
 }

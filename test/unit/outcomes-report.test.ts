@@ -78,3 +78,12 @@ test('the /outcomes page leaves out a run dated after now and says so; it counts
   assert.match(html, /clean<b>1 \(50%\)<\/b>/);
   assert.match(html, /cost of 1 run\(s\) unknown in part: sessions stopped before reporting it/);
 });
+
+test("the /outcomes page's runs table marks a run's cost known only in part as a lower bound, and only that run's", async (t) => {
+  const { app, config } = buildTestApp(t);
+  writeFileSync(join(config.home, 'outcomes.jsonl'), [row({ run_id: 2 }), killed(3)].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const html = await (await app.request('/outcomes')).text();
+  const cost = (run: number) => new RegExp(`<tr data-run="${run}">[\\s\\S]*?<td class="num"[^>]*>([^<]*)</td>\\s*</tr>`).exec(html)?.[1];
+  assert.equal(cost(3), '≥ $0.00');
+  assert.equal(cost(2), '$0.0100');
+});

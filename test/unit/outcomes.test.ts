@@ -153,6 +153,19 @@ function pushedFix(t: TestContext, over: Partial<OutcomeRow> = {}) {
   return { clock, store, intake, archive, ev, ticketId: a!.ticketId! };
 }
 
+test("a restored backup's run re-checked after another database's run of its number is one run, checked once, not a third run re-checked every pass", (t) => {
+  // Run 1 of ticket 1 (this database, restored from a backup); after its row, the row of run
+  // 1 that the database in between gave to another ticket.
+  const { clock, store, archive } = pushedFix(t);
+  archive.append(row({ run_id: 1, ticket_id: 9, fingerprint: 'the database in between', started: '2026-11-21T08:00:00.000Z', finished: '2026-11-21T08:10:00.000Z', cost_usd: 0.5 }));
+  clock.advance(26 * 3600);
+  assert.equal(recheckRegressions(store, archive, clock.now()).length, 1);
+  assert.deepEqual(recheckRegressions(store, archive, clock.now()), [], 'checked once');
+  assert.deepEqual(archive.latest().map((r) => [r.run_id, r.ticket_id, r.revision]), [[1, 1, 2], [1, 9, 1]]);
+  const s = summarize(archive.latest());
+  assert.deepEqual([s.runs, s.tickets, s.costUsd], [2, 2, 0.54]);
+});
+
 test('a recurrence within the 24 hours that reaches intake after the mark (an alert pipeline\'s waits) still counts: the flag waits for it (review: regression re-check)', (t) => {
   const { clock, store, intake, archive, ev, ticketId } = pushedFix(t);
   clock.advance(24 * 3600 + 600);
@@ -408,6 +421,25 @@ test('numbers in a hand-edited row are read as numbers: revision "10" beats "9",
   assert.equal(two.cost_usd, 0.5);
   assert.deepEqual(summarize(latest).tokensPerStage, { research: 1300, implement: 300 });
   assert.equal(nextRevision(two), 2);
+});
+
+test('a hand-edited push time "600" is in the median, one past a number\'s range is none (no Infinity shown), a ticket "7" is ticket 7', (t) => {
+  const home = tempDir(t);
+  // 1e999 parses as Infinity: written by hand, as a string cannot hold it.
+  const raw = (over: Record<string, unknown>) => JSON.stringify({ ...row({}), ...over }).replace('"INF"', '1e999') + '\n';
+  appendFileSync(
+    join(home, 'outcomes.jsonl'),
+    raw({ run_id: 1, ticket_id: 7, trigger_to_push_s: 300 }) +
+      raw({ run_id: 2, ticket_id: '7', trigger_to_push_s: '600' }) +
+      raw({ run_id: 3, ticket_id: 8, trigger_to_push_s: 'INF' }),
+  );
+  const latest = new OutcomeArchive(home).latest();
+  assert.deepEqual(latest.map((r) => [r.ticket_id, r.trigger_to_push_s]), [[7, 300], [7, 600], [8, null]]);
+  const s = summarize(latest);
+  assert.equal(s.medianTriggerToPushS, 450);
+  assert.equal(s.tickets, 2);
+  assert.equal(s.costPerTicketUsd, 0.06);
+  assert.deepEqual(perDay(latest).map((d) => d.medianPushS), [450]);
 });
 
 test('a fix approved today out of a run finished eight days ago is in the last 7 days, on today, on the dashboard too (review finding 8)', () => {

@@ -5,7 +5,7 @@
  * of the same slice.
  */
 import type { OutcomeRow } from '../../outcomes/archive.ts';
-import { summaryNotes, type OutcomeSummary } from '../../outcomes/summary.ts';
+import { costUnknown, summaryNotes, type OutcomeSummary } from '../../outcomes/summary.ts';
 import { BarList, ColumnChart } from '../charts.tsx';
 import { fmtCost, fmtDuration, fmtInt, Layout, OutcomeBadge, TicketLink, Time, type Viewer } from '../layout.tsx';
 import { filterQuery, type DayStats, type FingerprintStats, type OutcomeFilter } from '../outcome-stats.ts';
@@ -224,7 +224,10 @@ export function OutcomesPage(p: OutcomesPageProps) {
                         <OutcomeBadge outcome={r.outcome} />
                       </td>
                       <td class="num">{fmtDuration(r.trigger_to_push_s)}</td>
-                      <td class="num">{fmtCost(r.cost_usd)}</td>
+                      {/* A session stopped before it reported its cost: what is known, a lower bound. */}
+                      <td class="num" title={costUnknown(r) ? 'at least: a session stopped before reporting its cost' : undefined}>
+                        {`${costUnknown(r) ? '≥ ' : ''}${fmtCost(r.cost_usd)}`}
+                      </td>
                     </tr>
                   ))}
               </tbody>
