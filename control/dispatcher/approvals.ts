@@ -28,7 +28,7 @@ import {
 } from '../queue/approvals.ts';
 import { clearRunNotice, type RunNotice, type RunRow } from '../queue/leases.ts';
 import { toTicket, type Store } from '../queue/store.ts';
-import type { ApprovalActions, ApprovalResult, Ticket, TicketNotice } from '../types.ts';
+import type { ApprovalActions, ApprovalResult, Ticket, TicketNotice, TicketState } from '../types.ts';
 import { autoApprovalDecision, readPushEnv, type PushEnv } from './auto-approve.ts';
 import { REPO_ROOT } from './phases.ts';
 import { stopGivenUpMerge } from './reconcile.ts';
@@ -177,19 +177,7 @@ export class Approvals implements ApprovalActions {
     stopGivenUpMerge(this.deps.config, this.deps.store, ticketId, this.deps.logger);
     const r = skipTicket(this.deps.store, ticketId, actor, reason?.trim() || null, APPROVAL_STALE_SECONDS, opts.run);
     if (isRefusal(r)) return refused(ticketId, r);
-    const run = r.runId ? this.runRow(r.runId) : undefined;
-    if (run && r.was === 'awaiting_approval') {
-      const prev = this.latestRow(run.id);
-      // A fix a person turned down never shipped: not a clean (or messy) fix, and no time to push.
-      if (prev) {
-        this.appendRevision(run, {
-          state: 'dropped',
-          outcome: 'failed',
-          trigger_to_push_s: null,
-          reason: `${prev.reason}; skipped by ${actor}${reason ? `: ${reason}` : ''}`,
-        });
-      }
-    }
+    this.turnedDown(r, 'dropped', `skipped by ${actor}${reason ? `: ${reason}` : ''}`);
     return { ok: true, ticketId, state: r.state, message: `ticket ${ticketId} skipped (${r.was} → dropped)${reason ? `: ${reason}` : ''}` };
   }
 
@@ -197,7 +185,19 @@ export class Approvals implements ApprovalActions {
     stopGivenUpMerge(this.deps.config, this.deps.store, ticketId, this.deps.logger);
     const r = requeueTicket(this.deps.store, ticketId, actor, APPROVAL_STALE_SECONDS, opts.run);
     if (isRefusal(r)) return refused(ticketId, r);
+    this.turnedDown(r, 'queued', `requeued by ${actor} for another run`);
     return { ok: true, ticketId, state: r.state, message: `ticket ${ticketId} requeued (${r.was} → queued, attempts reset)` };
+  }
+
+  /**
+   * A fix a person turned down (skipped, or sent back for another run) never shipped: its
+   * run's row gets a revision saying so, not a clean (or messy) fix, no time to push (left
+   * as it was, it counted as a clean fix waiting for approval for good).
+   */
+  private turnedDown(r: { was: TicketState; runId: number | null }, state: TicketState, why: string): void {
+    const run = r.runId ? this.runRow(r.runId) : undefined;
+    const prev = run && r.was === 'awaiting_approval' ? this.latestRow(run.id) : undefined;
+    if (run && prev) this.appendRevision(run, { state, outcome: 'failed', trigger_to_push_s: null, reason: `${prev.reason}; ${why}` });
   }
 
   /**

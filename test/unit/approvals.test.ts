@@ -153,6 +153,19 @@ test('skip drops a fix awaiting approval, with the reason in the history and a n
   assert.equal(approvals.skip(id, 'bob').failure, 'state');
 });
 
+// Review finding: a requeued fix wrote no outcome revision: its run stayed a clean fix
+// waiting for approval in the rates and in the cost per clean fix for good.
+test('requeue of a fix awaiting approval gives its run an outcome revision: not a clean fix, no time to push', (t) => {
+  const { store, intake, config, archive, approvals } = setup(t);
+  const id = fileTicket(intake, 'Refund rounds wrong', 'Error: refund mismatch');
+  const fix = finishAwaiting({ store, config, archive, ticketId: id });
+  assert.equal(archive.latest().find((x) => x.run_id === fix.run.id)!.outcome, 'clean');
+  assert.equal(approvals.requeue(id, 'bob').ok, true);
+  const latest = archive.latest().find((x) => x.run_id === fix.run.id)!;
+  assert.deepEqual([latest.revision, latest.state, latest.outcome, latest.trigger_to_push_s], [2, 'queued', 'failed', null]);
+  assert.match(latest.reason, /requeued by bob for another run$/);
+});
+
 test('requeue sends awaiting_approval, needs_human and failed tickets back to the queue with attempts reset', (t) => {
   const { store, intake, config, approvals } = setup(t);
   const a = fileTicket(intake, 'A', 'Error: first distinct failure');
