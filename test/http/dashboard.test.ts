@@ -411,6 +411,30 @@ test('the outcomes export masks a secret holding a quote or a backslash (JSON es
   assert.ok(!text.includes('word1'), text);
 });
 
+// Review finding: the export filtered each revision by its own day: a run that ended on the
+// 10th and was approved on the 20th, exported with ?to=the 10th, came as its first row alone,
+// still waiting for approval (the page, going by the latest revision, showed no run); rows
+// dated after now, which the page leaves out, were exported.
+test('the outcomes export holds every revision of the runs the page shows, and only those', async (t) => {
+  const { app, config } = buildTestApp(t);
+  const base = { trigger_source: 'manual', service: null, reason: 'ok', denials: [], stages: {}, cost_usd: 0 };
+  const rows = [
+    { ...base, run_id: 1, ticket_id: 1, started: '2026-11-10T09:00:00.000Z', finished: '2026-11-10T10:00:00.000Z', outcome: 'clean', state: 'awaiting_approval', revision: 1 },
+    { ...base, run_id: 2, ticket_id: 2, started: '2026-11-10T11:00:00.000Z', finished: '2026-11-10T12:00:00.000Z', outcome: 'failed', state: 'failed', revision: 1 },
+    { ...base, run_id: 1, ticket_id: 1, started: '2026-11-10T09:00:00.000Z', finished: '2026-11-10T10:00:00.000Z', outcome: 'clean', state: 'pushed', approved_at: '2026-11-20T08:00:00.000Z', revision: 2 },
+    { ...base, run_id: 3, ticket_id: 3, started: '2999-01-01T00:00:00.000Z', finished: '2999-01-01T01:00:00.000Z', outcome: 'clean', state: 'pushed', revision: 1 },
+  ];
+  writeFileSync(join(config.home, 'outcomes.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const exported = async (query: string) =>
+    (await (await app.request(`/outcomes/export${query}`)).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { run_id: number; revision: number });
+  assert.deepEqual((await exported('?to=2026-11-10')).map((r) => [r.run_id, r.revision]), [[2, 1]], 'run 1 went out on the 20th');
+  assert.deepEqual((await exported('?from=2026-11-20')).map((r) => [r.run_id, r.revision]), [[1, 1], [1, 2]], 'run 1 whole, as archived');
+  assert.deepEqual((await exported('')).map((r) => r.run_id), [1, 2, 1], 'nothing dated after now');
+});
+
 // Review finding: the export was joined into one string: twice the archive in memory, and
 // past 512 MiB (V8's longest string) a failure instead of a file.
 test('the outcomes export is sent a few hundred rows at a time: every row, in order, none cut', async (t) => {

@@ -226,8 +226,13 @@ export function registerReadRoutes(app: Hono, dash: Dash): void {
   app.get('/outcomes/export', (c) => {
     const { filter, problems } = parseFilter(c.req.query());
     if (problems.length) throw badRequest(problems.join('; '));
-    // Every revision of the matching runs, as archived (readers keep the latest per run_id).
-    const rows = outcomes.all().filter((r) => matches(r, filter));
+    // Every revision of the runs the page shows (their latest revision matches, dated up to
+    // now), as archived: readers keep the latest per run. Filtered revision by revision, a
+    // run approved today was exported by its first row alone under a filter ending the day
+    // it ran, still waiting for approval.
+    const run = (r: OutcomeRow) => JSON.stringify([r.run_id, r.ticket_id, r.started]);
+    const shown = new Set(withoutFuture(outcomes.latest().filter((r) => matches(r, filter)), Date.now()).rows.map(run));
+    const rows = outcomes.all().filter((r) => shown.has(run(r)));
     const name = ['outcomes', filter.source, filter.service, filter.from, filter.to].filter(Boolean).join('-').replace(/[^\w.-]/g, '_');
     c.header('content-type', 'application/x-ndjson; charset=utf-8');
     c.header('content-disposition', `attachment; filename="${name}.jsonl"`);
