@@ -15,6 +15,7 @@ import { chmod, readdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from './config.ts';
+import { pinnedGitEnv } from './git-pin.ts';
 import type { Logger } from './log.ts';
 import { markRunFolderRemoved, runFolderExpired, runsEndedBefore } from './queue/leases.ts';
 import type { Store } from './queue/store.ts';
@@ -103,7 +104,16 @@ async function deleteRunBranches(
 ): Promise<{ deleted: number; tracking: number; untried: Set<string> }> {
   const names = branches.filter((b) => RUN_BRANCH.test(b));
   if (!names.length || !isAbsolute(repo) || !existsSync(repo)) return { deleted: 0, tracking: 0, untried: new Set() };
-  const git = promisify(execFile);
+  // None of the control plane's secrets, and the base checkout's own repository pinned
+  // (git-pin.ts): a `commondir` planted in its .git leaves the branches for the next pass.
+  let env: NodeJS.ProcessEnv;
+  try {
+    env = pinnedGitEnv(repo, { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: process.env.TMPDIR, GIT_TERMINAL_PROMPT: '0' });
+  } catch (err) {
+    logger.warn("expired runs' branches left for the next pass", { repo, error: (err as Error).message });
+    return { deleted: 0, tracking: 0, untried: new Set(names) };
+  }
+  const git = (file: string, args: string[], opts: { timeout: number }) => promisify(execFile)(file, args, { ...opts, env });
   /** The `bot/` branches under `ns` (`refs/heads/`, `refs/remotes/<remote>/`), by their name past it, with their commits. */
   const branchesUnder = async (ns: string): Promise<Map<string, string> | null> => {
     const out = await git('git', ['-C', repo, 'for-each-ref', '--format=%(refname) %(objectname)', `${ns}bot/`], { timeout: GIT_TIMEOUT_MS }).catch(() => null);

@@ -102,7 +102,7 @@ harness_deferred_stop() {
 # The sandbox's placeholders are excluded from every git command of this run, the
 # agent's included (the file is written below); the harness's own run no hooks.
 harness_git_env "$TICKET_DIR/config/git-excludes"
-harness_git_pin "$BUGBOT_REPO" || harness_fail_env "$BUGBOT_REPO is not a git repository"
+harness_git_pin "$BUGBOT_REPO" || harness_fail_env "$BUGBOT_REPO is not a git repository, or its .git holds a commondir (see above)"
 harness_status setup start
 if [ -n "${BUGBOT_DEV_COMMAND:-}" ] && harness_port_taken "$BUGBOT_PORT"; then
   harness_fail_env "port $BUGBOT_PORT (target.basePort + worker $BUGBOT_WORKER_ID) is taken by another process: the dev server could not listen there, and the browser would reach that process instead" slot

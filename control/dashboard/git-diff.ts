@@ -5,6 +5,7 @@
  * bytes and time, and parsed into files and hunks for the side-by-side view.
  */
 import { spawn } from 'node:child_process';
+import { pinnedGitEnv } from '../git-pin.ts';
 
 export interface DiffLine {
   kind: 'ctx' | 'add' | 'del';
@@ -46,11 +47,15 @@ interface GitResult {
 }
 
 function git(repo: string, args: string[], maxBytes = 64 * 1024, timeoutMs = 10_000): Promise<GitResult> {
+  let env: NodeJS.ProcessEnv;
+  try {
+    // The base checkout's own repository, never one a planted `commondir` names (git-pin.ts).
+    env = pinnedGitEnv(repo, { PATH: process.env.PATH, HOME: process.env.HOME, LC_ALL: 'C', GIT_OPTIONAL_LOCKS: '0', GIT_TERMINAL_PROMPT: '0' });
+  } catch (err) {
+    return Promise.resolve({ code: -1, stdout: '', stderr: (err as Error).message, truncated: false });
+  }
   return new Promise((resolve) => {
-    const child = spawn('git', ['-C', repo, '-c', 'core.quotePath=false', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, LC_ALL: 'C', GIT_OPTIONAL_LOCKS: '0', GIT_TERMINAL_PROMPT: '0' },
-    });
+    const child = spawn('git', ['-C', repo, '-c', 'core.quotePath=false', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     const chunks: Buffer[] = [];
     let bytes = 0;
     let truncated = false;

@@ -12,6 +12,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { configuredRedactor, type BugbotConfig } from '../config.ts';
+import { pinnedGitEnv } from '../git-pin.ts';
 import type { Logger } from '../log.ts';
 import { nextRevision, type OutcomeArchive, type OutcomeRow } from '../outcomes/archive.ts';
 import {
@@ -376,7 +377,7 @@ export async function changedFiles(config: BugbotConfig, commit: string, base?: 
     // outside printable ASCII (core.quotePath: "infra/d\303\251.yaml", quotes included),
     // which no glob anchored at the root matches.
     const args = ['-C', t.repo, 'diff', '-z', '--name-only', '--no-renames', `${from}...${commit}`];
-    const { stdout } = await run('git', args, { env: gitEnv(), timeout: 60_000 });
+    const { stdout } = await run('git', args, { env: pinnedGitEnv(t.repo, gitEnv()), timeout: 60_000 });
     const files = stdout.split('\0').filter(Boolean);
     return files.some((f) => f.includes('\n')) ? [] : files;
   } catch {
@@ -387,7 +388,7 @@ export async function changedFiles(config: BugbotConfig, commit: string, base?: 
 /** The commit at the tip of a branch on the target's remote, or null. */
 async function remoteHead(config: BugbotConfig, branch: string): Promise<string | null> {
   try {
-    const { stdout } = await run('git', ['-C', config.target.repo, 'ls-remote', config.target.remote, `refs/heads/${branch}`], { env: gitEnv(), timeout: 60_000 });
+    const { stdout } = await run('git', ['-C', config.target.repo, 'ls-remote', config.target.remote, `refs/heads/${branch}`], { env: pinnedGitEnv(config.target.repo, gitEnv()), timeout: 60_000 });
     return /^([0-9a-f]{40})/.exec(stdout)?.[1] ?? null;
   } catch {
     return null;

@@ -14,6 +14,7 @@ import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
+import { pinnedGitEnv } from '../git-pin.ts';
 import type { Logger } from '../log.ts';
 import { abandonApproval, approvalGiveUp, APPROVAL_STALE_SECONDS, type ApprovalRow } from '../queue/approvals.ts';
 import { activeRuns, finishRun, reclaimRuns, setRunNotice, stoppingRuns, type RunRow } from '../queue/leases.ts';
@@ -395,12 +396,27 @@ function stopRecordedGroup(path: string, paths: string[], logger?: Logger): void
   else logger?.warn('left a recorded process alone: not provably the one that wrote its pid file', { pid, file: path, reason: why });
 }
 
+/**
+ * What git needs to remove worktrees of the base checkout `repo`: none of the control
+ * plane's secrets, and that checkout's own repository pinned (git-pin.ts); null when its
+ * `.git` holds a planted `commondir` (the folders then go without git).
+ */
+function worktreeGitEnv(repo: string): NodeJS.ProcessEnv | null {
+  try {
+    return pinnedGitEnv(repo, { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: process.env.TMPDIR, GIT_TERMINAL_PROMPT: '0' });
+  } catch {
+    return null;
+  }
+}
+
 /** Remove one worktree (its branch stays), under the harness's lock on the shared checkout. */
 export function removeWorktree(repo: string, path: string): boolean {
   if (!existsSync(path)) return false;
+  const env = worktreeGitEnv(repo);
   const locked = (...args: string[]) => {
-    const common = execFileSync('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { encoding: 'utf8' }).trim();
-    execFileSync('flock', [join(common, 'bugbot.lock'), 'git', '-C', repo, ...args], { stdio: 'ignore' });
+    if (!env) throw new Error(`${repo}/.git holds a commondir`);
+    const common = execFileSync('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { encoding: 'utf8', env }).trim();
+    execFileSync('flock', [join(common, 'bugbot.lock'), 'git', '-C', repo, ...args], { stdio: 'ignore', env });
   };
   try {
     locked('worktree', 'remove', '--force', path);
@@ -428,10 +444,15 @@ export function removeWorktreeInBackground(repo: string, path: string, logger: L
   void (async () => {
     const keep = opts.keepWorkOf ? partialWorkCommand(opts.keepWorkOf, path) : null;
     if (keep) await run(keep.file, keep.args, keep.options).catch((err: Error) => logger.warn(KEEP_FAILED, { worktree: path, error: err.message }));
-    const common = (await run('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'])).stdout.trim();
+    const env = worktreeGitEnv(repo);
+    if (!env) {
+      for (const p of paths) await rm(p, { recursive: true, force: true });
+      return;
+    }
+    const common = (await run('git', ['-C', repo, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { env })).stdout.trim();
     const lock = join(common, 'bugbot.lock');
-    for (const p of paths) await run('flock', [lock, 'git', '-C', repo, 'worktree', 'remove', '--force', p]).catch(() => rm(p, { recursive: true, force: true }));
-    await run('flock', [lock, 'git', '-C', repo, 'worktree', 'prune']).catch(() => undefined);
+    for (const p of paths) await run('flock', [lock, 'git', '-C', repo, 'worktree', 'remove', '--force', p], { env }).catch(() => rm(p, { recursive: true, force: true }));
+    await run('flock', [lock, 'git', '-C', repo, 'worktree', 'prune'], { env }).catch(() => undefined);
   })().catch((err: Error) => logger.warn('could not remove a worktree', { path, error: err.message }));
 }
 
@@ -591,7 +612,8 @@ function removeOrphanWorktrees(config: BugbotConfig, store: Store, logger: Logge
     logger.warn('removed orphaned worktree', { path, ...(repo !== config.target.repo ? { repo } : {}) });
   }
   try {
-    execFileSync('git', ['-C', config.target.repo, 'worktree', 'prune'], { stdio: 'ignore' });
+    const env = worktreeGitEnv(config.target.repo);
+    if (env) execFileSync('git', ['-C', config.target.repo, 'worktree', 'prune'], { stdio: 'ignore', env });
   } catch {
     // not a git repository (no worktrees were ever made)
   }

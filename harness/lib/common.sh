@@ -247,9 +247,21 @@ harness_git_env() {
 }
 
 # harness_git_pin REPO : pin the shared repository of REPO (the base checkout) for every
-# git command the harness runs from now on (see git below).
+# git command the harness runs from now on (see git below). A checkout's own git dir
+# (REPO/.git, a folder) never holds a `commondir` file: git writes one only in a linked
+# worktree's. The agent's sandbox can write that folder (its worktrees commit there), and
+# git follows such a file to the repository it names, config and all, this pin's
+# rev-parse included: one there is refused, and the checkout's own .git pinned by path.
 HARNESS_GIT_COMMON=""
 harness_git_pin() {
+  if [ -d "$1/.git" ] && [ ! -L "$1/.git" ]; then
+    if [ -e "$1/.git/commondir" ] || [ -L "$1/.git/commondir" ]; then
+      harness_log "$1/.git/commondir is there, which a checkout's own .git never holds (a command may have planted it to send git to another repository): remove it"
+      return 1
+    fi
+    HARNESS_GIT_COMMON=$(cd "$1/.git" && pwd -P)
+    return
+  fi
   HARNESS_GIT_COMMON=$(command git -C "$1" rev-parse --path-format=absolute --git-common-dir) && [ -d "$HARNESS_GIT_COMMON" ]
 }
 

@@ -8,12 +8,12 @@ import { Hono } from 'hono';
 import assert from 'node:assert/strict';
 import { cancelTicket } from '../../control/queue/leases.ts';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createApp } from '../../control/app.ts';
 import type { ConfigFile } from '../../control/config.ts';
-import { Approvals } from '../../control/dispatcher/approvals.ts';
+import { Approvals, changedFiles } from '../../control/dispatcher/approvals.ts';
 import { checkPullRequests } from '../../control/dispatcher/pr-watch.ts';
 import { Intake } from '../../control/intake/index.ts';
 import { silentLogger } from '../../control/log.ts';
@@ -707,4 +707,31 @@ test('pull requests opened under approval.target "pr" are still watched after it
   assert.ok(s.store.auditTrail(fix.ticketId).some((a) => a.actor === 'github' && a.action === 'pr-merged'));
   b.proc.kill('SIGTERM');
   assert.equal((await b.exited).code, 0, b.output());
+});
+
+// Review finding: git follows a `commondir` file in a checkout's own .git (which the agent's
+// sandbox can write) to the repository it names, config and all: the control plane's own git
+// on the base checkout (an approval's ls-remote and diff, the reconciler's and retention's
+// clean-up, the dashboard's diffs) ran a command the agent's repository configured.
+test("a commondir planted in the base checkout's .git: the control plane's git refuses it, nothing the planted repository configures runs", async (t) => {
+  const gh = await fakeGitHub(t);
+  const s = setup(t, PR_FLAGS(gh.apiUrl), { BUGBOT_TEST_GH_TOKEN: 't' });
+  const fix = s.awaiting('Greeting is wrong');
+  const evil = join(s.dir, 'evil');
+  const marker = join(s.dir, 'ran');
+  spawnSync('git', ['init', '-q', '--bare', evil]);
+  spawnSync('git', ['-C', evil, 'config', 'protocol.ext.allow', 'always']);
+  spawnSync('git', ['-C', evil, 'config', 'remote.origin.url', `ext::sh -c touch% ${marker}`]);
+  writeFileSync(join(s.target.repo, '.git', 'commondir'), `${evil}\n`);
+  // What the planted repository would have git do, shown with plain git.
+  spawnSync('git', ['-C', s.target.repo, 'ls-remote', 'origin']);
+  assert.ok(existsSync(marker), 'the attack works on git unpinned');
+  rmSync(marker);
+
+  const r = await s.approvals.approve(fix.ticketId, 'alice');
+  assert.equal(r.ok, false, r.message);
+  assert.match(r.message, /could not read bot\//);
+  assert.equal(existsSync(marker), false, "the planted repository's command never ran");
+  assert.deepEqual(await changedFiles(s.config, 'HEAD'), [], 'no diff read through it either');
+  assert.equal(existsSync(marker), false);
 });

@@ -462,6 +462,34 @@ hold_pushes() {
   grep -q 'what is to be pushed touches protected paths: .gitattributes' "$TICKET_DIR/push.err"
 }
 
+# Review finding (secrets): the base checkout's own .git is writable to the agent's sandbox
+# (its worktrees commit there; only hooks/, config and info/ are denied), and git reads a
+# `commondir` file in any git dir, a checkout's own included. One planted there made the
+# next run's pin follow it to the agent's repository, whose config's ssh command the fetch
+# ran outside the sandbox, with the worker's environment (the model key; and /proc of the
+# control plane, same user, holds every secret).
+@test "a commondir planted in the base checkout's own .git is refused by the pin: nothing it names runs" {
+  harness_git_env "$TICKET_DIR/config/git-excludes"
+  harness_git_pin "$TMP/repo"
+  [ "$HARNESS_GIT_COMMON" = "$(cd "$TMP/repo/.git" && pwd -P)" ]
+  command git clone --quiet --bare "$TMP/origin.git" "$TMP/evil"
+  command git -C "$TMP/evil" config remote.origin.url ssh://example.invalid/x
+  command git -C "$TMP/evil" config core.sshCommand "touch $TMP/PWNED; false"
+  # Planted while a run goes on (its session's sandbox writes the shared .git).
+  printf '%s\n' "$TMP/evil" >"$TMP/repo/.git/commondir"
+  # The attack is real: git follows the file, and the fetch runs the command.
+  command git -C "$TMP/repo" fetch --quiet origin >/dev/null 2>&1 || true
+  [ -e "$TMP/PWNED" ]
+  rm -f "$TMP/PWNED"
+  # This run's git stays on the repository it pinned...
+  harness_fetch_locked "$TMP/repo" origin main
+  [ ! -e "$TMP/PWNED" ]
+  # ...and the next run's pin (merge.sh's, a stopped run's partial work) refuses the file.
+  run harness_git_pin "$TMP/repo"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"$TMP/repo/.git/commondir"* ]]
+}
+
 # Review finding: the gate's inner shell sourced the libraries afresh, which unpinned the
 # shared repository: its git followed a commondir the agent redirected, and a clean filter
 # named in that repository's config ran outside the sandbox.

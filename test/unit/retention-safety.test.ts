@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -208,4 +208,33 @@ test('each deleted branch is logged with its commit, so a person can bring it ba
 
   const logged = records.filter(([level]) => level === 'info').flatMap(([, , f]) => (f.branches as string[] | undefined) ?? []);
   assert.deepEqual(logged, [`${run.branch} ${commit}`]);
+});
+
+// Review finding: git follows a `commondir` planted in the base checkout's own .git (the
+// agent's sandbox can write there) to the repository it names, hooks and config and all:
+// the sweep's `git branch -D` ran that repository's reference-transaction hook, as bugbot's
+// user, with the control plane's environment.
+test("a commondir planted in the base checkout's .git: the sweep's git never follows it, and the branches wait until it is gone", async (t) => {
+  const records: Array<[string, string, Record<string, unknown>]> = [];
+  const { home, clock, repo, retention, runWith, marked } = setup(t, recordingLogger(records));
+  const run = runWith('planted', 'failed');
+  const evil = join(home, 'evil');
+  const marker = join(home, 'ran');
+  execFileSync('git', ['clone', '-q', '--bare', repo, evil]);
+  writeFileSync(join(evil, 'hooks', 'reference-transaction'), `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+  writeFileSync(join(repo, '.git', 'commondir'), `${evil}\n`);
+  // The checkout's own branches, read without following the file.
+  const own = () => execFileSync('git', ['-C', repo, 'for-each-ref', '--format=%(refname:short)', 'refs/heads/bot/'], { encoding: 'utf8', env: { ...process.env, GIT_COMMON_DIR: join(repo, '.git') } }).split('\n').filter(Boolean);
+  clock.advance(31 * 86_400);
+  await retention.sweep();
+  assert.equal(existsSync(marker), false, "the planted repository's hook never ran");
+  assert.deepEqual(own(), [run.branch]);
+  assert.equal(marked(run.runId), false, 'left for a later pass');
+  assert.ok(records.some(([level, , fields]) => level === 'warn' && /commondir is there/.test(String(fields.error))), JSON.stringify(records));
+
+  rmSync(join(repo, '.git', 'commondir'));
+  const next = await retention.sweep();
+  assert.equal(next.branches, 1);
+  assert.deepEqual(own(), []);
+  assert.equal(marked(run.runId), true);
 });
