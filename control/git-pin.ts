@@ -14,6 +14,11 @@
 import { lstatSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** What a git command of the control plane's needs of its environment: none of its secrets, and never a prompt. */
+export function plainGitEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: process.env.TMPDIR, GIT_TERMINAL_PROMPT: '0' };
+}
+
 /** `env` with the base checkout `repo`'s own repository pinned; throws when its `.git` holds a `commondir`. */
 export function pinnedGitEnv(repo: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const dotGit = join(repo, '.git');

@@ -15,7 +15,7 @@ import { chmod, readdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from './config.ts';
-import { pinnedGitEnv } from './git-pin.ts';
+import { pinnedGitEnv, plainGitEnv } from './git-pin.ts';
 import type { Logger } from './log.ts';
 import { markRunFolderRemoved, runFolderExpired, runsEndedBefore } from './queue/leases.ts';
 import type { Store } from './queue/store.ts';
@@ -108,7 +108,7 @@ async function deleteRunBranches(
   // (git-pin.ts): a `commondir` planted in its .git leaves the branches for the next pass.
   let env: NodeJS.ProcessEnv;
   try {
-    env = pinnedGitEnv(repo, { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: process.env.TMPDIR, GIT_TERMINAL_PROMPT: '0' });
+    env = pinnedGitEnv(repo, plainGitEnv());
   } catch (err) {
     logger.warn("expired runs' branches left for the next pass", { repo, error: (err as Error).message });
     return { deleted: 0, tracking: 0, untried: new Set(names) };

@@ -12,7 +12,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { configuredRedactor, type BugbotConfig } from '../config.ts';
-import { pinnedGitEnv } from '../git-pin.ts';
+import { pinnedGitEnv, plainGitEnv } from '../git-pin.ts';
 import type { Logger } from '../log.ts';
 import { nextRevision, type OutcomeArchive, type OutcomeRow } from '../outcomes/archive.ts';
 import {
@@ -316,14 +316,7 @@ function refused(ticketId: number, r: Refusal): ApprovalResult {
 
 /** What git needs for a merge: no secrets of the control plane, and never a prompt (nobody would answer it). */
 function gitEnv(): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    LANG: process.env.LANG ?? 'C.UTF-8',
-    TMPDIR: process.env.TMPDIR,
-    GIT_TERMINAL_PROMPT: '0',
-    GIT_SSH_COMMAND: 'ssh -o BatchMode=yes',
-  };
+  return { ...plainGitEnv(), GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' };
 }
 
 /**

@@ -14,7 +14,7 @@ import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BugbotConfig } from '../config.ts';
-import { pinnedGitEnv } from '../git-pin.ts';
+import { pinnedGitEnv, plainGitEnv } from '../git-pin.ts';
 import type { Logger } from '../log.ts';
 import { abandonApproval, approvalGiveUp, APPROVAL_STALE_SECONDS, type ApprovalRow } from '../queue/approvals.ts';
 import { activeRuns, finishRun, reclaimRuns, setRunNotice, stoppingRuns, type RunRow } from '../queue/leases.ts';
@@ -403,7 +403,7 @@ function stopRecordedGroup(path: string, paths: string[], logger?: Logger): void
  */
 function worktreeGitEnv(repo: string): NodeJS.ProcessEnv | null {
   try {
-    return pinnedGitEnv(repo, { PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? 'C.UTF-8', TMPDIR: process.env.TMPDIR, GIT_TERMINAL_PROMPT: '0' });
+    return pinnedGitEnv(repo, plainGitEnv());
   } catch {
     return null;
   }
